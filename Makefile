@@ -1,0 +1,34 @@
+# Two commands are all the set-up: `make demo` and `make test` create .venv when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: venv demo test test-container bench docs clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/python examples/demo.py
+
+test: venv
+	$(BIN)/python -m pytest -m "not container" tests
+
+test-container: venv
+	$(BIN)/python -m pytest -m container tests/container
+
+bench: venv
+	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/serving.py
+
+docs: venv
+	$(BIN)/python -m byoc.docs README.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info container/*.egg-info

@@ -1,0 +1,213 @@
+"""The model directory: ``model.joblib`` (the fitted pipeline) + ``model.json`` (what it is).
+
+``model.json`` makes the model self-describing: the server validates requests against its
+feature schema, maps predicted indices back to the original class labels, and refuses a
+``model.joblib`` whose sha256 differs from the one recorded at training time.
+
+Contract of the pipeline in ``model.joblib``: it takes a pandas DataFrame whose columns are
+``feature_names`` in order (numeric features as float64, categorical ones as object/str,
+missing values as NaN/None).  For classification ``predict`` returns class *indices* into
+``classes`` and ``predict_proba`` returns one column per entry of ``classes``; for regression
+``predict`` returns the value.
+
+Saving is atomic: files are staged in a hidden directory inside the model directory (same
+file system, so ``os.replace`` is a rename) and ``model.json`` is renamed last; it is the
+commit marker, and :func:`load` refuses a directory without it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import joblib
+
+from byoc.errors import ModelLoadError
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "model.json"
+STAGING_PREFIX = ".byoc-staging-"
+
+REGRESSION = "regression"
+BINARY = "binary_classification"
+MULTICLASS = "multiclass_classification"
+PROBLEM_TYPES = (REGRESSION, BINARY, MULTICLASS)
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that decide whether a pickled pipeline loads and predicts the same."""
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for dist in ("byoc", "scikit-learn", "numpy", "pandas", "scipy", "joblib", "pyarrow"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input column as the model expects it."""
+
+    name: str
+    kind: str  # "numeric" or "categorical"
+    dtype: str  # the training frame's dtype, for messages
+    categories: tuple[Any, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "dtype": self.dtype}
+        if self.kind == "categorical":
+            out["categories"] = list(self.categories)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "Feature":
+        return cls(name=str(raw["name"]), kind=str(raw["kind"]), dtype=str(raw.get("dtype", "")),
+                   categories=tuple(raw.get("categories") or ()))
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """A loaded model: the fitted pipeline and its description."""
+
+    estimator: Any
+    metadata: Mapping[str, Any]
+    path: Path | None = None
+
+    @property
+    def problem_type(self) -> str:
+        return str(self.metadata["problem_type"])
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.problem_type != REGRESSION
+
+    @property
+    def features(self) -> tuple[Feature, ...]:
+        return tuple(Feature.from_dict(f) for f in self.metadata["features"])
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [str(f["name"]) for f in self.metadata["features"]]
+
+    @property
+    def classes(self) -> list[Any]:
+        return list(self.metadata.get("classes") or [])
+
+    @property
+    def algorithm(self) -> str:
+        return str(self.metadata.get("algorithm", ""))
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars and arrays, paths and sets as plain JSON."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def save(model_dir: Path, estimator: Any, metadata: Mapping[str, Any]) -> Path:
+    """Write the model atomically and return the path of model.json.
+
+    ``metadata`` must hold at least problem_type, algorithm and features; format version,
+    timestamps, library versions and the checksum are added here.
+    """
+    missing = [k for k in ("problem_type", "algorithm", "features") if k not in metadata]
+    if missing:
+        raise ValueError(f"model metadata lacks {missing}")
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=model_dir))
+    try:
+        joblib_path = staging / MODEL_FILE
+        joblib.dump(estimator, joblib_path)
+        document = dict(metadata)
+        document.update(
+            format_version=FORMAT_VERSION,
+            created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            versions=library_versions(),
+            files={MODEL_FILE: {"sha256": sha256_of(joblib_path),
+                                "bytes": joblib_path.stat().st_size}},
+        )
+        json_path = staging / METADATA_FILE
+        json_path.write_text(json.dumps(document, indent=2, default=_json_default,
+                                        allow_nan=False) + "\n", encoding="utf-8")
+        for handle in (joblib_path, json_path):
+            with open(handle, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(joblib_path, model_dir / MODEL_FILE)
+        os.replace(json_path, model_dir / METADATA_FILE)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return model_dir / METADATA_FILE
+
+
+def discard_staging(model_dir: Path) -> None:
+    """Remove leftovers of an interrupted :func:`save` (called on failure paths)."""
+    model_dir = Path(model_dir)
+    if model_dir.is_dir():
+        for entry in model_dir.glob(STAGING_PREFIX + "*"):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def read_metadata(model_dir: Path) -> dict[str, Any]:
+    path = Path(model_dir) / METADATA_FILE
+    if not path.is_file():
+        raise ModelLoadError(
+            f"{path}: missing; the model directory must hold {METADATA_FILE} and {MODEL_FILE} "
+            "written by byoc's train")
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: not readable JSON ({exc})") from exc
+    if not isinstance(metadata, dict) or metadata.get("format_version") != FORMAT_VERSION:
+        raise ModelLoadError(
+            f"{path}: format_version {metadata.get('format_version') if isinstance(metadata, dict) else None!r}"
+            f" is not {FORMAT_VERSION}; retrain the model with this image")
+    return metadata
+
+
+def load(model_dir: Path, *, verify: bool = True) -> ModelArtifact:
+    """Load and check a model directory; every failure names the file at fault."""
+    model_dir = Path(model_dir)
+    metadata = read_metadata(model_dir)
+    joblib_path = model_dir / MODEL_FILE
+    if not joblib_path.is_file():
+        raise ModelLoadError(f"{joblib_path}: missing; {METADATA_FILE} refers to it")
+    if verify:
+        expected = metadata.get("files", {}).get(MODEL_FILE, {}).get("sha256")
+        actual = sha256_of(joblib_path)
+        if expected != actual:
+            raise ModelLoadError(
+                f"{joblib_path}: sha256 {actual[:12]}… does not match {expected!s:.12}… recorded in "
+                f"{METADATA_FILE}; the file is corrupt or was replaced")
+    try:
+        estimator = joblib.load(joblib_path)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a load failure
+        raise ModelLoadError(f"{joblib_path}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
+    return ModelArtifact(estimator=estimator, metadata=metadata, path=model_dir)

@@ -1,0 +1,342 @@
+"""The /opt/ml contract as values: paths, and the training job's environment.
+
+Nothing here touches the file system or ``os.environ`` at import time.  Every object is
+built from injectable dicts (``TrainingEnvironment.from_dicts``) so tests and user code can
+construct one without a container; ``from_files`` is the thin adapter that reads what
+SageMaker wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from byoc.errors import ConfigError
+
+DEFAULT_BASE_DIR = "/opt/ml"
+RESERVED_PREFIX = "sagemaker_"
+TUNING_OBJECTIVE_KEY = "_tuning_objective_metric"
+INPUT_MODES = ("File", "FastFile", "Pipe")
+
+
+@dataclass(frozen=True)
+class MLPaths:
+    """Where SageMaker puts things, rooted at /opt/ml or ``SAGEMAKER_BASE_DIR``."""
+
+    base: Path
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> "MLPaths":
+        environ = os.environ if environ is None else environ
+        return cls(Path(environ.get("SAGEMAKER_BASE_DIR") or DEFAULT_BASE_DIR))
+
+    @property
+    def input_dir(self) -> Path:
+        return self.base / "input"
+
+    @property
+    def input_config_dir(self) -> Path:
+        return self.input_dir / "config"
+
+    @property
+    def input_data_dir(self) -> Path:
+        return self.input_dir / "data"
+
+    @property
+    def hyperparameters_file(self) -> Path:
+        return self.input_config_dir / "hyperparameters.json"
+
+    @property
+    def inputdataconfig_file(self) -> Path:
+        return self.input_config_dir / "inputdataconfig.json"
+
+    @property
+    def resourceconfig_file(self) -> Path:
+        return self.input_config_dir / "resourceconfig.json"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base / "model"
+
+    @property
+    def models_dir(self) -> Path:
+        """Multi-model endpoints load models from here."""
+        return self.base / "models"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base / "output"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.output_dir / "data"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.output_dir / "failure"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.base / "checkpoints"
+
+    def channel_dir(self, name: str) -> Path:
+        return self.input_data_dir / name
+
+    def pipe_path(self, name: str, epoch: int = 0) -> Path:
+        """Pipe mode exposes each channel as a FIFO ``<channel>_<epoch>``."""
+        return self.input_data_dir / f"{name}_{epoch}"
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """One entry of inputdataconfig.json."""
+
+    name: str
+    content_type: str | None = None
+    input_mode: str = "File"
+    s3_distribution_type: str | None = None
+    record_wrapper_type: str | None = None
+
+    @classmethod
+    def from_dict(cls, name: str, raw: Mapping[str, Any]) -> "ChannelConfig":
+        if not isinstance(raw, Mapping):
+            raise ConfigError(
+                f"inputdataconfig.json: channel '{name}' must be a JSON object, got {type(raw).__name__}"
+            )
+        mode = raw.get("TrainingInputMode") or "File"
+        if mode not in INPUT_MODES:
+            raise ConfigError(
+                f"inputdataconfig.json: channel '{name}' has TrainingInputMode '{mode}'; "
+                f"use one of {', '.join(INPUT_MODES)}"
+            )
+        return cls(
+            name=name,
+            content_type=raw.get("ContentType") or None,
+            input_mode=mode,
+            s3_distribution_type=raw.get("S3DistributionType"),
+            record_wrapper_type=raw.get("RecordWrapperType"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"TrainingInputMode": self.input_mode}
+        if self.content_type:
+            out["ContentType"] = self.content_type
+        if self.s3_distribution_type:
+            out["S3DistributionType"] = self.s3_distribution_type
+        if self.record_wrapper_type:
+            out["RecordWrapperType"] = self.record_wrapper_type
+        return out
+
+
+def decode_hyperparameter_value(raw: Any) -> Any:
+    """Undo whatever encoding the client used, without guessing types.
+
+    SDK framework estimators ``json.dumps`` every value, the generic Estimator uses ``str()``
+    (``"True"``, ``"None"``), console users type anything: try JSON, then Python's literal
+    spellings of booleans and None, then keep the raw string.  Declared types are applied
+    later, by the hyperparameter declarations.
+    """
+    if not isinstance(raw, str):
+        return raw
+    text = raw.strip()
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    return raw
+
+
+def split_reserved(hyperparameters: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Separate the platform's keys (``sagemaker_*``, ``_tuning_objective_metric``) from the user's."""
+    user: dict[str, Any] = {}
+    reserved: dict[str, Any] = {}
+    for key, value in hyperparameters.items():
+        if key.startswith(RESERVED_PREFIX) or key == TUNING_OBJECTIVE_KEY:
+            reserved[key] = value
+        else:
+            user[key] = value
+    return user, reserved
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    if not path.exists():
+        return default
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from exc
+    if not text.strip():
+        return default
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            "SageMaker writes this file as a JSON object"
+        ) from exc
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class TrainingEnvironment:
+    """Everything a training job is told, decoded once.
+
+    ``hyperparameters`` holds the user's keys with values decoded by
+    :func:`decode_hyperparameter_value`; ``reserved`` holds the platform's keys.
+    """
+
+    paths: MLPaths
+    hyperparameters: Mapping[str, Any]
+    reserved: Mapping[str, Any]
+    channels: Mapping[str, ChannelConfig]
+    current_host: str = "algo-1"
+    hosts: tuple[str, ...] = ("algo-1",)
+    network_interface_name: str = "eth0"
+    current_instance_type: str = "local"
+    num_cpus: int = 1
+    num_gpus: int = 0
+    environ: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_dicts(
+        cls,
+        paths: MLPaths,
+        hyperparameters: Mapping[str, Any] | None = None,
+        inputdataconfig: Mapping[str, Any] | None = None,
+        resourceconfig: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+        num_cpus: int | None = None,
+    ) -> "TrainingEnvironment":
+        hyperparameters = dict(hyperparameters or {})
+        if not isinstance(hyperparameters, dict):
+            raise ConfigError("hyperparameters.json must hold a JSON object of name: value")
+        decoded = {str(k): decode_hyperparameter_value(v) for k, v in hyperparameters.items()}
+        user, reserved = split_reserved(decoded)
+        inputdataconfig = inputdataconfig or {}
+        if not isinstance(inputdataconfig, Mapping):
+            raise ConfigError("inputdataconfig.json must hold a JSON object keyed by channel name")
+        channels = {name: ChannelConfig.from_dict(name, raw) for name, raw in inputdataconfig.items()}
+        if not channels and paths.input_data_dir.is_dir():
+            # Hand-made ML roots often omit inputdataconfig.json: every directory is a channel.
+            channels = {
+                p.name: ChannelConfig(p.name)
+                for p in sorted(paths.input_data_dir.iterdir())
+                if p.is_dir() and not p.name.startswith((".", "_"))
+            }
+        resourceconfig = resourceconfig or {}
+        current_host = resourceconfig.get("current_host") or "algo-1"
+        hosts = tuple(sorted(resourceconfig.get("hosts") or [current_host]))
+        environ = dict(os.environ if environ is None else environ)
+        return cls(
+            paths=paths,
+            hyperparameters=user,
+            reserved=reserved,
+            channels=channels,
+            current_host=current_host,
+            hosts=hosts,
+            network_interface_name=resourceconfig.get("network_interface_name") or "eth0",
+            current_instance_type=resourceconfig.get("current_instance_type") or "local",
+            num_cpus=num_cpus or _cpu_count(),
+            num_gpus=0,
+            environ=environ,
+        )
+
+    @classmethod
+    def from_files(cls, paths: MLPaths | None = None,
+                   environ: Mapping[str, str] | None = None) -> "TrainingEnvironment":
+        environ = dict(os.environ if environ is None else environ)
+        paths = paths or MLPaths.from_environ(environ)
+        return cls.from_dicts(
+            paths,
+            hyperparameters=_read_json(paths.hyperparameters_file, {}),
+            inputdataconfig=_read_json(paths.inputdataconfig_file, {}),
+            resourceconfig=_read_json(paths.resourceconfig_file, {}),
+            environ=environ,
+        )
+
+    @property
+    def tuning_objective_metric(self) -> str | None:
+        value = self.reserved.get(TUNING_OBJECTIVE_KEY)
+        return str(value) if value else None
+
+    @property
+    def log_level(self) -> str:
+        raw = self.reserved.get("sagemaker_container_log_level") or self.environ.get(
+            "SM_LOG_LEVEL") or self.environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL")
+        return str(raw) if raw is not None else "20"
+
+    @property
+    def job_name(self) -> str | None:
+        return self.environ.get("TRAINING_JOB_NAME") or self.reserved.get("sagemaker_job_name")
+
+    def channel_dir(self, name: str) -> Path:
+        """A channel's directory; an SM_CHANNEL_<NAME> already set (user code, tests) wins."""
+        override = self.environ.get(f"SM_CHANNEL_{name.upper()}")
+        return Path(override) if override else self.paths.channel_dir(name)
+
+    def to_env_vars(self) -> dict[str, str]:
+        """The SM_* variables the AWS training toolkit exports, with its naming rules."""
+
+        def enc(value: Any) -> str:
+            return value if isinstance(value, str) else json.dumps(value)
+
+        hps = dict(self.hyperparameters)
+        channel_names = sorted(self.channels)
+        training_env = {
+            "channel_input_dirs": {c: str(self.channel_dir(c)) for c in channel_names},
+            "current_host": self.current_host,
+            "current_instance_type": self.current_instance_type,
+            "hosts": list(self.hosts),
+            "hyperparameters": hps,
+            "input_config_dir": str(self.paths.input_config_dir),
+            "input_data_config": {c: self.channels[c].to_dict() for c in channel_names},
+            "input_dir": str(self.paths.input_dir),
+            "job_name": self.job_name,
+            "log_level": int(self.log_level) if str(self.log_level).isdigit() else self.log_level,
+            "model_dir": str(self.paths.model_dir),
+            "network_interface_name": self.network_interface_name,
+            "num_cpus": self.num_cpus,
+            "num_gpus": self.num_gpus,
+            "output_data_dir": str(self.paths.output_data_dir),
+            "output_dir": str(self.paths.output_dir),
+            "resource_config": {"current_host": self.current_host, "hosts": list(self.hosts),
+                                "network_interface_name": self.network_interface_name},
+        }
+        env = {
+            "SM_MODEL_DIR": str(self.paths.model_dir),
+            "SM_OUTPUT_DIR": str(self.paths.output_dir),
+            "SM_OUTPUT_DATA_DIR": str(self.paths.output_data_dir),
+            "SM_INPUT_DIR": str(self.paths.input_dir),
+            "SM_INPUT_CONFIG_DIR": str(self.paths.input_config_dir),
+            "SM_CHANNELS": json.dumps(channel_names),
+            "SM_HPS": json.dumps(hps),
+            "SM_HOSTS": json.dumps(list(self.hosts)),
+            "SM_CURRENT_HOST": self.current_host,
+            "SM_CURRENT_INSTANCE_TYPE": self.current_instance_type,
+            "SM_NETWORK_INTERFACE_NAME": self.network_interface_name,
+            "SM_NUM_CPUS": str(self.num_cpus),
+            "SM_NUM_GPUS": str(self.num_gpus),
+            "SM_LOG_LEVEL": str(self.log_level),
+            "SM_USER_ARGS": json.dumps(
+                [arg for k, v in sorted(hps.items()) for arg in (f"--{k}", enc(v))]),
+            "SM_TRAINING_ENV": json.dumps(training_env),
+        }
+        for name in channel_names:
+            env[f"SM_CHANNEL_{name.upper()}"] = str(self.channel_dir(name))
+        for key, value in hps.items():
+            env[f"SM_HP_{key.upper()}"] = enc(value)
+        return env

@@ -1,0 +1,87 @@
+"""One small error hierarchy shared by training and serving.
+
+A ``UserError`` is the caller's to fix (bad data, bad hyperparameter, bad request): its
+message leads with the culprit and the fix, and it becomes the first line of
+``/opt/ml/output/failure`` or a 4xx JSON body.  Anything else is a fault of ours.
+"""
+
+from __future__ import annotations
+
+
+class ByocError(Exception):
+    """Base of every error byoc raises on purpose."""
+
+
+class UserError(ByocError):
+    """The input is wrong; the message names the culprit and how to fix it.
+
+    ``code`` is a short stable identifier (``bad_hyperparameter``, ``ragged_csv``...) that
+    clients and tests can match on; ``status`` is the HTTP status when it surfaces in the
+    server (400 unless a more precise one applies).
+    """
+
+    code = "bad_input"
+    status = 400
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 details: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.details = details
+
+
+class ConfigError(UserError):
+    """The job's configuration (config files, hyperparameters, channels) is invalid."""
+
+    code = "bad_config"
+
+
+class HyperparameterError(ConfigError):
+    """A hyperparameter is unknown, of the wrong type or out of range."""
+
+    code = "bad_hyperparameter"
+
+
+class DataError(UserError):
+    """Channel data or a request body cannot be read as declared."""
+
+    code = "bad_data"
+
+
+class SchemaError(DataError):
+    """Data does not match the schema the model was trained on."""
+
+    code = "schema_mismatch"
+
+
+class UnsupportedMediaType(UserError):
+    """Content-Type that no decoder handles."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
+class NotAcceptable(UserError):
+    """Accept header that no encoder can satisfy."""
+
+    code = "not_acceptable"
+    status = 406
+
+
+class PayloadTooLarge(UserError):
+    """Request body above the configured limit."""
+
+    code = "payload_too_large"
+    status = 413
+
+
+class ModelLoadError(ByocError):
+    """The model directory is missing, incomplete or fails its checksum."""
+
+
+class JobStopped(ByocError):
+    """SIGTERM arrived (StopTrainingJob or spot interruption)."""
