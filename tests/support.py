@@ -1,0 +1,258 @@
+"""Shared test helpers: build ML roots the way SageMaker does, and run the real entry points.
+
+Everything here is plain functions (no fixtures) so unit tests, integration tests and
+benchmarks can all import it.  Fixtures built on these live in ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip as _gzip
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+CONTAINER = REPO / "container"
+TRAIN = CONTAINER / "train"
+SERVE = CONTAINER / "serve"
+
+ChannelFiles = Mapping[str, Mapping[str, "bytes | str"]]
+
+
+def encode_hyperparameters(hyperparameters: Mapping[str, Any], encoding: str = "sdk-json") -> dict[str, Any]:
+    """Spell hyperparameter values as a given client does.
+
+    ``sdk-json``: framework estimators / source_dir (``json.dumps`` each value: ``"\\"gini\\""``);
+    ``str``: the generic ``Estimator(image_uri=...)`` (``str()``: ``"True"``, ``"None"``);
+    ``raw``: values written as given (boto3/console users, or deliberately broken files).
+    """
+    if encoding == "sdk-json":
+        return {k: json.dumps(v) for k, v in hyperparameters.items()}
+    if encoding == "str":
+        return {k: str(v) for k, v in hyperparameters.items()}
+    if encoding == "raw":
+        return dict(hyperparameters)
+    raise ValueError(f"unknown hyperparameter encoding {encoding!r}")
+
+
+def make_ml_root(base: Path, *, channels: ChannelFiles | None = None,
+                 hyperparameters: Mapping[str, Any] | None = None, encoding: str = "sdk-json",
+                 content_types: Mapping[str, str] | None = None, input_mode: str = "File",
+                 hosts: Sequence[str] = ("algo-1",),
+                 input_modes: Mapping[str, str] | None = None) -> Path:
+    """Lay out ``base`` like /opt/ml before ``docker run IMAGE train``.
+
+    Writes input/config/{hyperparameters,inputdataconfig,resourceconfig}.json and each
+    channel's files under input/data/<channel>/ (file names may contain ``/`` for
+    sub-directories; ``str`` content is UTF-8 encoded).  Channels in Pipe mode get no
+    directory: feed them with :func:`pipe_feeders`.  ``model/`` and ``output/`` exist and are
+    empty, as on the platform.
+    """
+    base = Path(base)
+    config = base / "input" / "config"
+    data = base / "input" / "data"
+    config.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
+    (base / "model").mkdir(exist_ok=True)
+    (base / "output").mkdir(exist_ok=True)
+    channels = channels or {}
+    content_types = content_types or {}
+    input_modes = input_modes or {}
+
+    (config / "hyperparameters.json").write_text(
+        json.dumps(encode_hyperparameters(hyperparameters or {}, encoding)), encoding="utf-8")
+    dataconfig: dict[str, dict[str, str]] = {}
+    for name in channels:
+        entry = {"TrainingInputMode": input_modes.get(name, input_mode),
+                 "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
+        if name in content_types:
+            entry["ContentType"] = content_types[name]
+        dataconfig[name] = entry
+    (config / "inputdataconfig.json").write_text(json.dumps(dataconfig), encoding="utf-8")
+    (config / "resourceconfig.json").write_text(json.dumps(
+        {"current_host": hosts[0], "hosts": list(hosts), "network_interface_name": "eth0"}),
+        encoding="utf-8")
+
+    for name, files in channels.items():
+        if dataconfig[name]["TrainingInputMode"] == "Pipe":
+            continue
+        channel_dir = data / name
+        channel_dir.mkdir(parents=True, exist_ok=True)
+        for rel, content in files.items():
+            path = channel_dir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return base
+
+
+@contextlib.contextmanager
+def pipe_feeders(root: Path, channels: ChannelFiles, *, epoch: int = 0,
+                 chunk: int = 64 * 1024) -> Iterator[None]:
+    """Create the FIFOs ``input/data/<channel>_<epoch>`` and feed each from its own thread.
+
+    Each channel's files are written to its FIFO one after another, in chunks, the way
+    SageMaker streams an S3 prefix.  A writer blocks in ``open`` until the reader opens the
+    FIFO; on exit, writers nobody read are released so the test never hangs.
+    """
+    data = Path(root) / "input" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    threads: list[threading.Thread] = []
+    fifos: list[Path] = []
+    for name, files in channels.items():
+        fifo = data / f"{name}_{epoch}"
+        os.mkfifo(fifo)
+        fifos.append(fifo)
+        payload = [c.encode("utf-8") if isinstance(c, str) else c for c in files.values()]
+
+        def feed(path: Path = fifo, blobs: list[bytes] = payload) -> None:
+            try:
+                with open(path, "wb") as fh:
+                    for blob in blobs:
+                        for start in range(0, len(blob), chunk):
+                            fh.write(blob[start:start + chunk])
+            except (BrokenPipeError, OSError):
+                pass
+
+        thread = threading.Thread(target=feed, daemon=True, name=f"pipe-{name}")
+        thread.start()
+        threads.append(thread)
+    try:
+        yield
+    finally:
+        for fifo, thread in zip(fifos, threads):
+            if thread.is_alive():  # nobody opened it for reading: open it ourselves to unblock
+                with contextlib.suppress(OSError):
+                    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+                    while thread.is_alive():
+                        with contextlib.suppress(BlockingIOError):
+                            if not os.read(fd, 1 << 16):
+                                time.sleep(0.01)
+                    os.close(fd)
+            thread.join(timeout=5)
+
+
+def csv_bytes(frame: pd.DataFrame, *, target: str | None, header: bool = False) -> bytes:
+    """CSV as the built-in algorithms expect it: target column first (when given), no header."""
+    if target is not None:
+        frame = frame[[target] + [c for c in frame.columns if c != target]]
+    return frame.to_csv(index=False, header=header).encode("utf-8")
+
+
+def gzip_bytes(data: bytes | str) -> bytes:
+    return _gzip.compress(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def jsonlines_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_json(orient="records", lines=True).encode("utf-8") + b"\n"
+
+
+def clean_environ(env: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """os.environ without SM_*/SAGEMAKER_* leftovers, plus ``env`` and ``extra``."""
+    out = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SM_", "SAGEMAKER_", "TRAINING_JOB_"))}
+    out["PYTHONUNBUFFERED"] = "1"
+    out.update(env or {})
+    out.update(extra)
+    return out
+
+
+def train_command(*args: str) -> list[str]:
+    return [sys.executable, str(TRAIN), *args]
+
+
+def run_train(root: Path, *args: str, env: Mapping[str, str] | None = None,
+              timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``container/train`` as a real process with SAGEMAKER_BASE_DIR=root."""
+    return subprocess.run(train_command(*args), cwd=str(REPO), capture_output=True, text=True,
+                          timeout=timeout,
+                          env=clean_environ(env, SAGEMAKER_BASE_DIR=str(root)))
+
+
+def start_train(root: Path, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start ``container/train`` without waiting (signals, pipes); stdout+stderr merged."""
+    return subprocess.Popen(train_command(*args), cwd=str(REPO), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env=clean_environ(env, SAGEMAKER_BASE_DIR=str(root)))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_serve(root: Path, *args: str, port: int | None = None,
+                env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen, int]:
+    """Start ``container/serve`` on a free port (SAGEMAKER_BIND_TO_PORT); returns (process, port)."""
+    port = port or free_port()
+    proc = subprocess.Popen([sys.executable, str(SERVE), *args], cwd=str(REPO),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=clean_environ(env, SAGEMAKER_BASE_DIR=str(root),
+                                              SAGEMAKER_BIND_TO_PORT=str(port)))
+    return proc, port
+
+
+def wait_for_ping(port: int, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    """Poll GET /ping until 200, failing early if the server process died."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise RuntimeError(f"server exited with {proc.returncode} before /ping passed:\n{out}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"/ping on port {port} did not pass within {timeout}s")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30) -> str:
+    """SIGTERM, wait, SIGKILL if needed; returns what the process printed."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.stdout.read() if proc.stdout else ""
+
+
+def read_failure(root: Path) -> str | None:
+    path = Path(root) / "output" / "failure"
+    return path.read_text(encoding="utf-8") if path.exists() else None
+
+
+def model_dir_entries(root: Path) -> list[str]:
+    """Everything (including hidden staging dirs) under model/, relative, sorted."""
+    model = Path(root) / "model"
+    if not model.exists():
+        return []
+    return sorted(str(p.relative_to(model)) for p in model.rglob("*"))
+
+
+def read_metrics(root: Path) -> dict[str, Any]:
+    return json.loads((Path(root) / "output" / "data" / "metrics.json").read_text(encoding="utf-8"))
