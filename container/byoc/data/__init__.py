@@ -1,0 +1,95 @@
+"""Training channels as pandas frames.
+
+``read_channel`` finds a channel's input (every regular file under its directory in File and
+FastFile mode, the FIFO ``<channel>_0`` in Pipe mode), decompresses gzip by magic bytes, and
+picks a reader by media type (the ``content_type`` argument, else the channel's ContentType,
+else text/csv).  Readers live in one module per format, registered in :mod:`byoc.data.readers`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pandas as pd
+
+from byoc.data import media
+from byoc.data.readers import READERS, supported_content_types
+from byoc.data.sources import Source, directory_sources, pipe_source
+from byoc.environment import ChannelConfig, TrainingEnvironment
+from byoc.errors import DataError
+
+__all__ = ["ChannelData", "read_channel", "find_channel", "supported_content_types", "TRAIN_CHANNELS"]
+
+TRAIN_CHANNELS = ("train", "training")
+
+
+@dataclass(frozen=True)
+class ChannelData:
+    """A channel read into one frame.
+
+    Without a header, columns are named "0", "1", ... (strings).  ``label_size`` comes from
+    ``text/csv;label_size=N`` (0: the data has no label column).
+    """
+
+    frame: pd.DataFrame
+    has_header: bool
+    label_size: int | None
+    files: tuple[str, ...]
+    content_type: str = media.CSV
+
+
+def find_channel(env: TrainingEnvironment, names: Sequence[str]) -> str | None:
+    """The first of ``names`` the job has (configured, or present on disk / via SM_CHANNEL_*)."""
+    for name in names:
+        if name in env.channels:
+            return name
+    for name in names:
+        if env.channel_dir(name).is_dir() or env.paths.pipe_path(name).exists():
+            return name
+    return None
+
+
+def _media_type(channel: str, config: ChannelConfig, override: str | None) -> media.MediaType:
+    mt = media.parse(override or config.content_type)
+    source = "the content_type hyperparameter" if override else \
+        f"ContentType of channel '{channel}'" if config.content_type else "the default"
+    if mt.essence not in READERS:
+        hint = ""
+        if "protobuf" in mt.essence:
+            hint = " (RecordIO-protobuf is the built-in algorithms' format; convert the data to CSV or Parquet)"
+        elif mt.essence == "application/json":
+            hint = " (for one JSON object per line use application/jsonlines)"
+        raise DataError(
+            f"{source} is '{mt.raw}', which byoc cannot read{hint}; use one of "
+            f"{', '.join(READERS)}", code="unsupported_content_type")
+    if "label_size" in mt.params and mt.label_size is None:
+        raise DataError(f"{source} '{mt.raw}': label_size must be an integer (0 = no label, 1 = "
+                        "label in the first column)", code="bad_content_type")
+    return mt
+
+
+def read_channel(env: TrainingEnvironment, channel: str, *, content_type: str | None = None,
+                 header: bool | None = None) -> ChannelData:
+    """Read every input of ``channel`` into one frame (see the module docstring)."""
+    config = env.channels.get(channel) or ChannelConfig(channel)
+    mt = _media_type(channel, config, content_type)
+    if config.input_mode == "Pipe":
+        sources: list[Source] = [pipe_source(channel, env.paths.pipe_path(channel, 0))]
+        where = str(env.paths.pipe_path(channel, 0))
+    else:
+        directory = env.channel_dir(channel)
+        sources = directory_sources(channel, directory)
+        where = str(directory)
+    if not sources:
+        raise DataError(
+            f"channel '{channel}': no data files in {where} (names starting with '.' or '_' are "
+            "skipped); check the S3 prefix given for this channel", code="empty_channel")
+    nonempty = [s for s in sources if not s.is_empty()]
+    if not nonempty:
+        raise DataError(
+            f"channel '{channel}': every file is empty ({', '.join(s.name for s in sources[:5])}); "
+            "upload the data again", code="empty_file")
+    frame, has_header = READERS[mt.essence](nonempty, channel=channel, header=header, params=mt.params)
+    return ChannelData(frame=frame, has_header=has_header, label_size=mt.label_size,
+                       files=tuple(s.name for s in nonempty), content_type=mt.essence)

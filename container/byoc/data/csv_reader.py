@@ -1,0 +1,199 @@
+"""text/csv: pyarrow's multithreaded reader, with messages that name the file and line.
+
+Like the built-in algorithms, files have no header by default; a header row is detected from
+a sample (or forced with ``header``).  When pyarrow rejects a file, the slow path re-scans it
+with the standard library only to say *where* (ragged row: which line, how many fields).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Mapping, Sequence
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from byoc.data.sources import SNIFF_BYTES, Source
+from byoc.data.tabular import check_same_columns, check_unique, plain_types, to_frame, unify_and_concat
+from byoc.errors import DataError
+
+# pyarrow's default null spellings, lower-cased, for the header sniffer.
+MISSING = frozenset({"", "#n/a", "#n/a n/a", "#na", "-1.#ind", "-1.#qnan", "-nan", "1.#ind",
+                     "1.#qnan", "n/a", "na", "null", "nan", "none"})
+SAMPLE_ROWS = 200
+NUL = b"\x00"
+_EXPECTED = re.compile(r"Expected (\d+) columns, got (\d+)")
+_CONVERSION = re.compile(r"In CSV column #(\d+): .*CSV conversion error to (\w+): invalid value '([^']*)'")
+
+
+def _is_missing(cell: str) -> bool:
+    return cell.strip().lower() in MISSING
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def detect_header(rows: Sequence[Sequence[str]]) -> bool:
+    """Is the first row a header?
+
+    Yes when some column holds numbers below the first row but text in it.  For all-text
+    data: yes when the first row's values are distinct, non-empty and never appear again in
+    their column while some column repeats values (so absence is meaningful).  A single row is
+    data.
+    """
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    if len(rows) < 2:
+        return False
+    first, body = rows[0], rows[1:]
+    numeric_columns = []
+    for j in range(len(first)):
+        values = [r[j] for r in body if j < len(r) and not _is_missing(r[j])]
+        if values and all(_is_number(v) for v in values):
+            numeric_columns.append(j)
+    if numeric_columns:
+        return any(not _is_missing(first[j]) and not _is_number(first[j]) for j in numeric_columns)
+    names = [c.strip() for c in first]
+    if any(not n for n in names) or len(set(names)) != len(names):
+        return False
+    informative = False
+    for j, name in enumerate(names):
+        column = [r[j].strip() for r in body if j < len(r)]
+        if name in column:
+            return False
+        informative = informative or len(set(column)) < len(column)
+    return informative
+
+
+def _decode_sample(source: Source) -> str:
+    head = source.head()
+    if NUL in head:
+        hint = ""
+        if head.startswith(b"PAR1"):
+            hint = " It looks like Parquet: set the channel's ContentType to application/x-parquet."
+        raise DataError(
+            f"{source.name}: binary content where text/csv was expected (NUL byte at offset "
+            f"{head.index(NUL)}).{hint} Upload CSV text, or set ContentType to the file's real "
+            "format (application/x-parquet, application/jsonlines, text/libsvm)", code="not_text")
+    if len(head) == SNIFF_BYTES and b"\n" in head:  # the sample may end inside a row
+        head = head[:head.rfind(b"\n") + 1]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 4:  # a multi-byte character cut by the sample's end
+            text = head[:exc.start].decode("utf-8")
+        else:
+            raise DataError(
+                f"{source.name}: not UTF-8 text (invalid byte 0x{head[exc.start]:02x} at offset "
+                f"{exc.start}); save the CSV as UTF-8", code="not_utf8") from exc
+    return text.lstrip("\ufeff")
+
+
+def sample_rows(source: Source) -> list[list[str]]:
+    """The first rows of a file, parsed by the csv module, for the header sniffer."""
+    rows: list[list[str]] = []
+    for row in csv.reader(io.StringIO(_decode_sample(source))):
+        rows.append(row)
+        if len(rows) > SAMPLE_ROWS:
+            break
+    return rows
+
+
+def _locate_ragged(source: Source, expected: int) -> DataError | None:
+    """Re-read a rejected file with the csv module to find the first row with the wrong width."""
+    with source.open() as fh:
+        text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
+        reader = csv.reader(text)
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != expected:
+                return DataError(
+                    f"{source.name}, line {reader.line_num}: {len(row)} fields where {expected} are "
+                    f"expected (as in the first row); every row needs the same number of "
+                    "comma-separated fields (quote values that contain commas)", code="ragged_csv")
+    return None
+
+
+def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Table:
+    column_types: dict[str, pa.DataType] = {}
+    for _ in range(64):  # each retry widens one column the sample mis-typed
+        read_options = pacsv.ReadOptions(column_names=None if header else names,
+                                         block_size=1 << 22)
+        convert = pacsv.ConvertOptions(column_types=column_types or None, strings_can_be_null=True,
+                                       true_values=[], false_values=[])
+        try:
+            table = pacsv.read_csv(source.arrow_input(), read_options=read_options,
+                                   parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                                   convert_options=convert)
+        except pa.ArrowInvalid as exc:
+            message = str(exc)
+            conversion = _CONVERSION.search(message)
+            if conversion:
+                index, kind, value = int(conversion.group(1)), conversion.group(2), conversion.group(3)
+                column = (names or _header_names(source))[index]
+                column_types[column] = pa.float64() if kind.startswith("int") and _is_number(value) \
+                    else pa.string()
+                continue
+            ragged = _EXPECTED.search(message)
+            if ragged:
+                located = _locate_ragged(source, int(ragged.group(1)))
+                if located:
+                    raise located from exc
+                raise DataError(
+                    f"{source.name}: a row has {ragged.group(2)} fields where {ragged.group(1)} are "
+                    "expected; every row needs the same number of fields", code="ragged_csv") from exc
+            if "UTF8" in message or "UTF-8" in message:
+                raise DataError(f"{source.name}: not UTF-8 text ({message}); save the CSV as UTF-8",
+                                code="not_utf8") from exc
+            if "Empty CSV file" in message:
+                raise DataError(f"{source.name}: the file is empty", code="empty_file") from exc
+            raise DataError(f"{source.name}: cannot be read as CSV ({message})", code="bad_csv") from exc
+        except (OSError, EOFError) as exc:
+            raise DataError(
+                f"{source.name}: cannot be read ({exc}); if it is gzip-compressed, the data is "
+                "corrupt or truncated: re-compress it or upload it uncompressed",
+                code="corrupt_gzip") from exc
+        return table
+    raise DataError(f"{source.name}: too many columns change type within the file", code="bad_csv")
+
+
+def _header_names(source: Source) -> list[str]:
+    rows = sample_rows(source)
+    return [c for c in rows[0]] if rows else []
+
+
+def read(sources: Sequence[Source], *, channel: str, header: bool | None,
+         params: Mapping[str, str]) -> tuple["pd.DataFrame", bool]:  # noqa: F821
+    first_rows = sample_rows(sources[0])
+    if not first_rows:
+        raise DataError(f"{sources[0].name}: holds no CSV rows", code="empty_file")
+    has_header = detect_header(first_rows) if header is None else bool(header)
+    width = len(first_rows[0])
+    names = None if has_header else [str(i) for i in range(width)]
+    tables: list[pa.Table] = []
+    first_columns: list[str] | None = None
+    for source in sources:
+        if source is not sources[0]:
+            sample_rows(source)  # same binary / encoding checks as the first file
+        table = _read_one(source, header=has_header, names=names)
+        columns = [str(c) for c in table.column_names]
+        if has_header:
+            check_unique(source.name, columns)
+            if first_columns is None:
+                first_columns = columns
+            else:
+                check_same_columns(channel, sources[0].name, first_columns, source.name, columns)
+        tables.append(plain_types(table))
+    table = unify_and_concat(tables)
+    if table.num_rows == 0:
+        raise DataError(
+            f"channel '{channel}': {', '.join(s.name for s in sources)} hold(s) a header row but no "
+            "data rows", code="empty_channel")
+    return to_frame(table), has_header

@@ -1,0 +1,57 @@
+"""application/x-parquet: pyarrow's reader; every file of a channel must share one schema."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from byoc.data.sources import Source
+from byoc.data.tabular import check_same_columns, plain_types, to_frame, unify_and_concat
+from byoc.errors import DataError
+
+MAGIC = b"PAR1"
+
+
+def _read_one(source: Source) -> pa.Table:
+    head = source.head(4)
+    if head != MAGIC:
+        raise DataError(
+            f"{source.name}: not a Parquet file (it does not start with the 'PAR1' magic bytes); "
+            "upload Parquet, or set the channel's ContentType to the file's real format "
+            "(text/csv, application/jsonlines, text/libsvm)", code="not_parquet")
+    try:
+        if source.path is not None and not source.compressed:
+            table = pq.read_table(str(source.path))
+        else:
+            table = pq.read_table(pa.BufferReader(source.read_all()))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataError(f"{source.name}: cannot be read as Parquet ({exc}); the file is corrupt or "
+                        "truncated: write it again", code="bad_parquet") from exc
+    index_columns = [c for c in table.column_names if c.startswith("__index_level_")]
+    if index_columns:  # a pandas index saved alongside the data is not a feature
+        table = table.drop_columns(index_columns)
+    return table
+
+
+def read(sources: Sequence[Source], *, channel: str, header: bool | None,
+         params: Mapping[str, str]) -> tuple[pd.DataFrame, bool]:
+    tables: list[pa.Table] = []
+    first: list[str] | None = None
+    for source in sources:
+        table = _read_one(source)
+        columns = [str(c) for c in table.column_names]
+        if first is None:
+            first = columns
+        else:
+            check_same_columns(channel, sources[0].name, first, source.name, columns)
+        try:
+            tables.append(plain_types(table))
+        except DataError as exc:
+            raise DataError(f"{source.name}: {exc.message}", code=exc.code) from exc
+    table = unify_and_concat(tables)
+    if table.num_rows == 0:
+        raise DataError(f"channel '{channel}': the Parquet files hold no rows", code="empty_channel")
+    return to_frame(table), True

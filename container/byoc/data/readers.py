@@ -1,0 +1,32 @@
+"""The reader registry: canonical media type -> function reading a channel's sources.
+
+A reader takes the channel's non-empty sources and returns ``(frame, has_header)``; every
+error it raises is a DataError naming the file (and the line or column when known).
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Mapping, Protocol, Sequence
+
+import pandas as pd
+
+from byoc.data import csv_reader, jsonlines_reader, libsvm_reader, media, parquet_reader
+from byoc.data.sources import Source
+
+
+class Reader(Protocol):
+    def __call__(self, sources: Sequence[Source], *, channel: str, header: bool | None,
+                 params: Mapping[str, str]) -> tuple[pd.DataFrame, bool]: ...
+
+
+READERS: Mapping[str, Reader] = MappingProxyType({
+    media.CSV: csv_reader.read,
+    media.PARQUET: parquet_reader.read,
+    media.JSONLINES: jsonlines_reader.read,
+    media.LIBSVM: libsvm_reader.read,
+})
+
+
+def supported_content_types() -> tuple[str, ...]:
+    return tuple(READERS)

@@ -1,0 +1,179 @@
+"""Where a channel's bytes come from: the files of a directory (File, FastFile) or a FIFO (Pipe).
+
+A :class:`Source` hides gzip (detected by its magic bytes, not by the file name) and the
+difference between a regular file, which can be opened many times and handed to pyarrow by
+path, and a FIFO, which can be read exactly once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import stat
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+from byoc.errors import DataError
+
+GZIP_MAGIC = b"\x1f\x8b"
+SNIFF_BYTES = 64 * 1024
+SKIPPED_PREFIXES = (".", "_")
+
+
+def corrupt_gzip(name: str, exc: BaseException) -> DataError:
+    return DataError(
+        f"{name}: the gzip data is corrupt or truncated ({exc}); re-compress the file with gzip "
+        "or upload it uncompressed", code="corrupt_gzip")
+
+
+def _read_up_to(stream: BinaryIO, n: int) -> bytes:
+    """Read n bytes or until EOF (pipes return short reads)."""
+    chunks: list[bytes] = []
+    remaining = n
+    while remaining > 0:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+@dataclass
+class Source:
+    """One input of a channel: a regular file, or what arrived through the channel's FIFO.
+
+    ``name`` is what messages show (the path relative to the channel directory, or the
+    FIFO's path).  ``path`` is set for regular files, which can be reopened and handed to
+    pyarrow by path; ``data`` holds a pipe's (decompressed) bytes, read once.
+    """
+
+    name: str
+    path: Path | None = None
+    data: bytes | None = None
+    _head: bytes | None = field(default=None, repr=False)
+    _gzip: bool | None = field(default=None, repr=False)
+
+    @property
+    def is_stream(self) -> bool:
+        return self.path is None
+
+    @property
+    def compressed(self) -> bool:
+        if self._gzip is None:
+            if self.path is not None:
+                with open(self.path, "rb") as fh:
+                    self._gzip = fh.read(2) == GZIP_MAGIC
+            else:
+                self._gzip = False
+        return bool(self._gzip)
+
+    def head(self, n: int = SNIFF_BYTES) -> bytes:
+        """The first ``n`` decompressed bytes, for sniffing headers and formats."""
+        if self.data is not None:
+            return self.data[:n]
+        if self._head is None or (len(self._head) < n and len(self._head) == SNIFF_BYTES):
+            with self.open() as fh:
+                self._head = _guarded(self.name, lambda: _read_up_to(fh, max(n, SNIFF_BYTES)))
+        return self._head[:n]
+
+    def is_empty(self) -> bool:
+        if self.path is not None and self.path.stat().st_size == 0:
+            return True
+        return self.head(1) == b""
+
+    def open(self) -> BinaryIO:
+        """A fresh readable, decompressed binary stream."""
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        assert self.path is not None
+        if self.compressed:
+            return gzip.open(self.path, "rb")  # type: ignore[return-value]
+        return open(self.path, "rb")
+
+    def arrow_input(self) -> Any:
+        """What pyarrow reads fastest: the path of a plain file, a native gzip stream, a buffer."""
+        import pyarrow as pa
+
+        if self.data is not None:
+            return pa.BufferReader(self.data)
+        if self.compressed:
+            return pa.input_stream(str(self.path), compression="gzip")
+        return str(self.path)
+
+    def read_all(self) -> bytes:
+        """The whole decompressed content (for formats that need random access)."""
+        if self.data is not None:
+            return self.data
+        with self.open() as fh:
+            return _guarded(self.name, fh.read)
+
+
+def _guarded(name: str, read: Any) -> Any:
+    try:
+        return read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise corrupt_gzip(name, exc) from exc
+
+
+def _skipped(rel: Path) -> bool:
+    return any(part.startswith(SKIPPED_PREFIXES) for part in rel.parts)
+
+
+def directory_sources(channel: str, directory: Path) -> list[Source]:
+    """Every regular file under ``directory``, recursively, in a stable (sorted) order.
+
+    Names starting with ``.`` or ``_`` (``_SUCCESS``, ``.ipynb_checkpoints``, ``_temporary``)
+    are skipped at any depth, as the built-in algorithms do.
+    """
+    if not directory.is_dir():
+        raise DataError(
+            f"channel '{channel}': directory {directory} does not exist; pass the channel to the "
+            "training job (estimator.fit({'" + channel + "': 's3://...'}))", code="missing_channel")
+    found: list[Source] = []
+    for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(SKIPPED_PREFIXES))
+        for filename in sorted(filenames):
+            path = Path(dirpath) / filename
+            rel = path.relative_to(directory)
+            if _skipped(rel):
+                continue
+            try:
+                mode = path.stat().st_mode
+            except OSError:
+                continue  # dangling link
+            if stat.S_ISREG(mode):
+                found.append(Source(name=str(Path(channel) / rel), path=path))
+    return found
+
+
+def pipe_source(channel: str, fifo: Path, chunk: int = 1 << 20) -> Source:
+    """Stream the channel's FIFO to its end (blocks until SageMaker's writer connects).
+
+    The FIFO can be read only once, and the model needs every row in memory anyway, so the
+    (decompressed) bytes are kept; gzip is detected from the stream's first bytes.
+    """
+    if not fifo.exists():
+        raise DataError(
+            f"channel '{channel}' is in Pipe mode but {fifo} does not exist; SageMaker creates "
+            f"'{channel}_0' for Pipe mode channels (check TrainingInputMode in inputdataconfig.json)",
+            code="missing_channel")
+    with open(fifo, "rb", buffering=0) as raw:
+        magic = _read_up_to(raw, 2)
+        parts = [magic]
+        while block := raw.read(chunk):
+            parts.append(block)
+    data = b"".join(parts)
+    del parts
+    if magic == GZIP_MAGIC:
+        data = _guarded(str(fifo), lambda: gzip.decompress(data))
+    return Source(name=str(fifo), data=data)
+
+
+def iter_nonempty(sources: list[Source]) -> Iterator[Source]:
+    for source in sources:
+        if not source.is_empty():
+            yield source
