@@ -1,0 +1,95 @@
+# byoc: scikit-learn for SageMaker's bring-your-own-container path.
+#
+#   docker build -t byoc-sklearn .
+#   docker run -v "$PWD/local_test/test_dir:/opt/ml" byoc-sklearn train
+#   docker run -p 8080:8080 -v "$PWD/local_test/test_dir:/opt/ml" byoc-sklearn serve
+#
+# No registry reachable (air-gapped)? Build a base with scripts/bootstrap-base-image.sh and pass
+#   --build-arg BASE_IMAGE=byoc-base:bookworm
+# The base only has to provide `python3` (>= 3.11, with the venv module) on PATH and Debian's apt.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+# --------------------------------------------------------------------------------------------
+# Stage 1: build wheels for the project and its runtime dependencies, install them into a venv.
+# Anything a wheel build needs (compilers, pip caches, build isolation envs) stays in this stage.
+# --------------------------------------------------------------------------------------------
+FROM ${BASE_IMAGE} AS build
+
+# Optional: a package mirror for networks without PyPI (pip reads these from the environment).
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_TRUSTED_HOST
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+# A venv works the same on the official python image (/usr/local/bin/python3) and on a Debian
+# base (/usr/bin/python3, where a system-wide pip install is refused by PEP 668).
+RUN python3 -m venv /opt/venv \
+ && /opt/venv/bin/python -m pip install --upgrade "pip>=24" wheel
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY container/byoc ./container/byoc
+# Only `dependencies` from pyproject.toml, never the test extras.
+RUN /opt/venv/bin/python -m pip wheel --wheel-dir /wheels . \
+ && /opt/venv/bin/python -m pip install --no-index --find-links /wheels byoc \
+ && /opt/venv/bin/python -m pip uninstall -y wheel
+
+# Drop what a training/serving runtime never imports (about 90 MB): test suites, C headers,
+# Cython sources, setuptools, and pyarrow's Arrow Flight RPC and S3 filesystem libraries (data
+# arrives under /opt/ml; pyarrow.fs reports S3FileSystem as unavailable instead of failing).
+# Byte-code stays: it is compiled at install time and speeds up every cold start.
+RUN site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
+ && for pkg in numpy scipy pandas sklearn pyarrow; do \
+        find "$site/$pkg" -depth -type d -name tests -exec rm -rf {} +; \
+    done \
+ && rm -rf "$site"/pyarrow/include "$site"/pyarrow/src "$site"/numpy/_core/include \
+           "$site"/pyarrow/_flight.* "$site"/pyarrow/libarrow_flight.* "$site"/pyarrow/libarrow_python_flight.* \
+           "$site"/pyarrow/_s3fs.* "$site"/pyarrow/libarrow_s3.* "$site"/pyarrow/_pyarrow_cpp_tests.* \
+ && find "$site" \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' -o -name '*.c' -o -name '*.cpp' \) -delete \
+ && /opt/venv/bin/python -m pip uninstall -y setuptools \
+ && /opt/venv/bin/python -c "import sklearn, scipy.sparse, pandas, pyarrow.parquet, pyarrow.fs, pyarrow.dataset, pyarrow.csv, numpy, flask, gunicorn, byoc; print('runtime imports ok')"
+
+# --------------------------------------------------------------------------------------------
+# Stage 2: the runtime. The same base, the venv, the entry points, tini as PID 1. No compilers.
+# --------------------------------------------------------------------------------------------
+FROM ${BASE_IMAGE} AS runtime
+
+# tini is PID 1: it forwards SIGTERM (docker stop / StopTrainingJob / endpoint shutdown) to the
+# Python process and reaps orphaned joblib/gunicorn children.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tini \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
+
+COPY --from=build /opt/venv /opt/venv
+COPY container/train container/serve container/predictor.py /opt/program/
+RUN chmod 0755 /opt/program/train /opt/program/serve \
+ && /opt/venv/bin/python -c "import byoc, sklearn, pandas, pyarrow.parquet" \
+ && test ! -e /opt/ml
+
+# HOME may be unset or unwritable under `docker run --user 1000:1000`: keep every library's
+# scratch space in /tmp. Nothing is written outside /opt/ml and /tmp.
+ENV PATH="/opt/program:/opt/venv/bin:${PATH}" \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONIOENCODING=utf-8 \
+    LANG=C.UTF-8 \
+    TMPDIR=/tmp \
+    JOBLIB_TEMP_FOLDER=/tmp \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    XDG_CACHE_HOME=/tmp/.cache
+
+LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
+      org.opencontainers.image.title="byoc-sklearn" \
+      org.opencontainers.image.description="scikit-learn for SageMaker bring-your-own-container: train, serve, batch transform" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+WORKDIR /opt/program
+EXPOSE 8080
+
+# `docker run IMAGE train` / `docker run IMAGE serve` run /opt/program/{train,serve} (on PATH);
+# any other command runs as given, e.g. `docker run IMAGE python -c 'import sklearn'`.
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["serve"]
