@@ -1,0 +1,221 @@
+"""The algorithm registry: name -> factory, preprocessing needs and hyperparameter declarations.
+
+:func:`build` turns a name, a problem type and resolved hyperparameters into an unfitted
+``Pipeline(preprocess -> model)`` that honours the ``byoc.artifact`` contract: fit on a
+DataFrame of raw features and encoded labels; predict class indices (classification) or
+values (regression).  :func:`describe` reports what a fitted pipeline learned (importances by
+original column, ensemble weights and CV scores) for model.json and the log.
+
+The registry is built by a function and returned as a read-only mapping: nothing is
+registered at import time.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from byoc.algorithms import builtin
+from byoc.artifact import REGRESSION, Feature
+from byoc.hyperparameters import Hyperparameter
+from byoc.preprocessing import build_preprocessor, categorical_positions, output_owners
+
+# The classic sample's switches, folded into ensemble_members by hyperparameters.resolve.
+ENSEMBLE_FLAGS = MappingProxyType({"ensemble_rf": "random_forest",
+                                   "ensemble_gb": "gradient_boosting",
+                                   "ensemble_lr": "linear"})
+DEFAULT_ENSEMBLE = ("random_forest", "gradient_boosting", "linear")
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """One algorithm: how to build it and what it accepts.
+
+    ``scale`` standardises numeric inputs (linear, knn); ``categorical`` picks the encoding
+    (``onehot`` or ``ordinal``); ``impute`` is False for models that handle NaN natively.
+    """
+
+    name: str
+    summary: str
+    hyperparameters: tuple[Hyperparameter, ...]
+    factory: Callable[..., Any] | None
+    scale: bool = False
+    categorical: str = "ordinal"
+    impute: bool = True
+    native_categorical: bool = False
+
+    def check(self, params: Mapping[str, Any]) -> None:
+        """Cross-hyperparameter checks that do not depend on the data (none yet)."""
+
+
+def _ensemble_hyperparameters() -> tuple[Hyperparameter, ...]:
+    return (
+        Hyperparameter("ensemble_members", "list", DEFAULT_ENSEMBLE,
+                       "Member algorithms, each fitted with its own preprocessing; members take "
+                       "their own hyperparameters (e.g. n_estimators for random_forest).",
+                       choices=ensemble_member_names()),
+        Hyperparameter("ensemble_rf", "bool", None,
+                       "Classic sample switch: add (true) or drop (false) random_forest.",
+                       nullable=True),
+        Hyperparameter("ensemble_gb", "bool", None,
+                       "Classic sample switch: add (true) or drop (false) gradient_boosting.",
+                       nullable=True),
+        Hyperparameter("ensemble_lr", "bool", None,
+                       "Classic sample switch: add (true) or drop (false) linear.",
+                       nullable=True),
+    )
+
+
+@functools.cache
+def registry() -> Mapping[str, AlgorithmSpec]:
+    """Every algorithm by name, in documentation order (read-only)."""
+    specs = (
+        AlgorithmSpec("decision_tree", "a single CART decision tree (the classic sample's model)",
+                      builtin.DECISION_TREE, builtin.decision_tree),
+        AlgorithmSpec("random_forest", "bagged decision trees (RandomForest)",
+                      builtin.RANDOM_FOREST, builtin.random_forest),
+        AlgorithmSpec("extra_trees", "extremely randomised trees (ExtraTrees)",
+                      builtin.EXTRA_TREES, builtin.extra_trees),
+        AlgorithmSpec("gradient_boosting", "histogram gradient boosting (HistGradientBoosting), "
+                      "native missing values and categories", builtin.GRADIENT_BOOSTING,
+                      builtin.gradient_boosting, impute=False, native_categorical=True),
+        AlgorithmSpec("linear", "logistic regression (classification) or ridge (regression) on "
+                      "standardised, one-hot encoded inputs", builtin.LINEAR, builtin.linear,
+                      scale=True, categorical="onehot"),
+        AlgorithmSpec("knn", "k-nearest neighbours on standardised, one-hot encoded inputs",
+                      builtin.KNN, builtin.knn, scale=True, categorical="onehot"),
+        AlgorithmSpec("ensemble", "members weighted by cross-validated score; soft voting "
+                      "(classification) or weighted mean (regression)",
+                      _ensemble_hyperparameters(), None),
+    )
+    return MappingProxyType({spec.name: spec for spec in specs})
+
+
+def names() -> tuple[str, ...]:
+    return tuple(registry())
+
+
+def ensemble_member_names() -> tuple[str, ...]:
+    return ("decision_tree", "random_forest", "extra_trees", "gradient_boosting", "linear", "knn")
+
+
+def get(name: str) -> AlgorithmSpec:
+    try:
+        return registry()[name]
+    except KeyError:
+        raise KeyError(f"unknown algorithm {name!r}; known: {', '.join(names())}") from None
+
+
+def _member_params(member: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A member's own defaults, overridden by the values given for the ensemble."""
+    out = {hp.name: hp.default for hp in get(member).hyperparameters}
+    out.update({k: v for k, v in params.items() if k in out})
+    out["random_state"] = params.get("random_state", 0)
+    out["n_jobs"] = params.get("n_jobs", -1)
+    return out
+
+
+def _single(name: str, problem_type: str, params: Mapping[str, Any],
+            features: Sequence[Feature]) -> Pipeline:
+    spec = get(name)
+    cap = max(2, int(params["max_bins"]) - 1) if spec.native_categorical else None
+    preprocess = build_preprocessor(features, scale=spec.scale, categorical=spec.categorical,
+                                    impute=spec.impute, max_categories=cap)
+    if spec.native_categorical:
+        model = spec.factory(problem_type, params,
+                             categorical_features=categorical_positions(features))
+    else:
+        model = spec.factory(problem_type, params)
+    return Pipeline([("preprocess", preprocess), ("model", model)])
+
+
+def build(problem_type: str, params: Mapping[str, Any], features: Sequence[Feature]) -> Pipeline:
+    """An unfitted Pipeline(preprocess -> model) for ``params["algorithm"]``."""
+    name = params.get("algorithm", "decision_tree")
+    if name != "ensemble":
+        full = {hp.name: hp.default for hp in get(name).hyperparameters}
+        full.update(params)
+        full.setdefault("random_state", 0)
+        full.setdefault("n_jobs", -1)
+        return _single(name, problem_type, full, features)
+    from byoc.algorithms.ensemble import EnsembleClassifier, EnsembleRegressor
+
+    members = [(member, _single(member, problem_type, _member_params(member, params), features))
+               for member in params.get("ensemble_members", DEFAULT_ENSEMBLE)]
+    cls = EnsembleRegressor if problem_type == REGRESSION else EnsembleClassifier
+    model = cls(members, cv=int(params.get("cv_folds", 3)),
+                random_state=params.get("random_state", 0))
+    return Pipeline([("preprocess", "passthrough"), ("model", model)])
+
+
+# -- after fitting -----------------------------------------------------------------------------
+def native_importances(pipeline: Any) -> dict[str, float] | None:
+    """Importances by original feature from the model's own attributes; None if it has none.
+
+    Tree models: impurity importances; linear models: |coefficient| on standardised inputs.
+    One-hot columns and missing-value indicators are summed onto their source column.
+    """
+    from byoc.algorithms.ensemble import _normalised
+
+    if not hasattr(pipeline, "steps"):
+        return None
+    preprocess, model = pipeline.steps[0][1], pipeline.steps[-1][1]
+    if preprocess == "passthrough" or not hasattr(preprocess, "transformers_"):
+        return None
+    if hasattr(model, "feature_importances_"):
+        values = np.asarray(model.feature_importances_, dtype=float)
+    elif hasattr(model, "coef_"):
+        coef = np.abs(np.atleast_2d(np.asarray(model.coef_, dtype=float)))
+        values = coef.mean(axis=0)
+    else:
+        return None
+    owners = output_owners(preprocess)
+    if len(owners) != len(values):
+        return None
+    total: dict[str, float] = {}
+    for owner, value in zip(owners, values):
+        total[owner] = total.get(owner, 0.0) + float(value)
+    return _normalised(total)
+
+
+def describe(pipeline: Any, X: Any = None, y: Any = None) -> dict[str, Any]:
+    """JSON-able facts about a fitted pipeline for model.json ``details`` and the log.
+
+    ``feature_importances`` (by original column, summing to 1) come from the model itself;
+    for models without them (gradient_boosting, knn) pass ``X`` and ``y`` (a sample of the
+    training data and encoded labels) to get permutation importances instead.
+    """
+    from byoc.algorithms.ensemble import _CVWeightedEnsemble, permutation_importances
+
+    model = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    facts: dict[str, Any] = {"estimator": type(model).__name__}
+    if isinstance(model, _CVWeightedEnsemble):
+        facts["ensemble"] = model.describe()
+        facts["feature_importances"] = model.feature_importances()
+        facts["importance_method"] = "weighted mean of the members' importances"
+        return facts
+    importances = native_importances(pipeline)
+    method = "impurity" if hasattr(model, "feature_importances_") else "|coefficient|"
+    if importances is None and X is not None and y is not None:
+        scoring = "r2" if not hasattr(model, "classes_") else "balanced_accuracy"
+        importances = permutation_importances(pipeline, X, np.asarray(y), scoring=scoring)
+        method = "permutation"
+    if importances is not None:
+        facts["feature_importances"] = importances
+        facts["importance_method"] = method
+    if hasattr(model, "get_depth"):
+        facts["tree_depth"] = int(model.get_depth())
+        facts["tree_leaves"] = int(model.get_n_leaves())
+    if hasattr(model, "n_iter_"):
+        facts["n_iter"] = int(np.max(model.n_iter_))
+    if hasattr(model, "estimators_") and isinstance(model.estimators_, list):
+        facts["n_estimators"] = len(model.estimators_)
+    preprocess = pipeline.steps[0][1] if hasattr(pipeline, "steps") else None
+    if preprocess is not None and hasattr(preprocess, "transformers_"):
+        facts["n_model_inputs"] = len(output_owners(preprocess))
+    return facts

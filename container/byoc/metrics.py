@@ -1,0 +1,133 @@
+"""Evaluation metrics, their log lines, and the SageMaker metric definitions that read them.
+
+SageMaker (and Automatic Model Tuning) extract metrics from the job's log with regular
+expressions: :func:`log_lines` prints one stable line per metric, ``<channel>:<metric>=<value>``
+(for example ``validation:auc=0.931200``), and :func:`metric_definitions` returns regexes that
+match exactly those lines.
+
+A metric that cannot be computed on a channel (AUC when the channel holds a single class,
+R² on fewer than two rows) is left out rather than recorded as NaN.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from typing import Mapping
+
+import numpy as np
+from sklearn import metrics as skm
+
+from byoc.artifact import BINARY, MULTICLASS, REGRESSION
+
+CHANNELS = ("train", "validation", "test")
+BINARY_METRICS = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "auc", "log_loss")
+MULTICLASS_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "precision", "recall", "auc",
+                      "log_loss")
+REGRESSION_METRICS = ("mse", "rmse", "mae", "r2")
+# Larger is better for these; the others are errors (smaller is better).
+MAXIMISE = frozenset({"accuracy", "balanced_accuracy", "f1", "f1_macro", "precision", "recall",
+                      "auc", "r2"})
+VALUE_PATTERN = r"([-+]?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
+
+
+def names(problem_type: str) -> tuple[str, ...]:
+    """The metrics computed for a problem type, in log order."""
+    return {BINARY: BINARY_METRICS, MULTICLASS: MULTICLASS_METRICS,
+            REGRESSION: REGRESSION_METRICS}[problem_type]
+
+
+def all_names() -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for name in (*BINARY_METRICS, *MULTICLASS_METRICS, *REGRESSION_METRICS):
+        seen.setdefault(name)
+    return tuple(seen)
+
+
+def compute(problem_type: str, y_true: np.ndarray, y_pred: np.ndarray,
+            proba: np.ndarray | None = None, n_classes: int | None = None) -> dict[str, float]:
+    """Metrics for one channel; classification expects encoded labels 0..n_classes-1."""
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    if len(y_true) == 0:
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if problem_type == REGRESSION:
+            out = _regression(y_true.astype(float), y_pred.astype(float))
+        elif problem_type in (BINARY, MULTICLASS):
+            out = _classification(problem_type, y_true, y_pred, proba,
+                                  n_classes or int(max(y_true.max(), y_pred.max())) + 1)
+        else:
+            raise ValueError(f"unknown problem type {problem_type!r}")
+    return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(v)}
+
+
+def _regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
+    mse = skm.mean_squared_error(y_true, y_pred)
+    return {"mse": mse, "rmse": math.sqrt(mse), "mae": skm.mean_absolute_error(y_true, y_pred),
+            "r2": skm.r2_score(y_true, y_pred) if len(y_true) >= 2 and np.ptp(y_true) > 0
+            else None}
+
+
+def _classification(problem_type: str, y_true: np.ndarray, y_pred: np.ndarray,
+                    proba: np.ndarray | None, n_classes: int) -> dict[str, float | None]:
+    labels = list(range(n_classes))
+    out: dict[str, float | None] = {
+        "accuracy": skm.accuracy_score(y_true, y_pred),
+        "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
+    }
+    if problem_type == BINARY:
+        out["f1"] = skm.f1_score(y_true, y_pred, pos_label=1, labels=labels, zero_division=0)
+        out["precision"] = skm.precision_score(y_true, y_pred, pos_label=1, labels=labels,
+                                               zero_division=0)
+        out["recall"] = skm.recall_score(y_true, y_pred, pos_label=1, labels=labels,
+                                         zero_division=0)
+    else:
+        present = sorted(set(np.unique(y_true).tolist()) | set(np.unique(y_pred).tolist()))
+        out["f1_macro"] = skm.f1_score(y_true, y_pred, average="macro", labels=present,
+                                       zero_division=0)
+        out["precision"] = skm.precision_score(y_true, y_pred, average="macro", labels=present,
+                                               zero_division=0)
+        out["recall"] = skm.recall_score(y_true, y_pred, average="macro", labels=present,
+                                         zero_division=0)
+    if proba is not None:
+        proba = np.asarray(proba, dtype=float)
+        out["auc"] = _auc(y_true, proba, n_classes)
+        clipped = np.clip(proba, 1e-15, 1.0)
+        out["log_loss"] = skm.log_loss(y_true, clipped / clipped.sum(axis=1, keepdims=True),
+                                       labels=labels)
+    return out
+
+
+def _auc(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> float | None:
+    """ROC AUC; one-vs-rest macro average over the classes present for multiclass."""
+    present = np.unique(y_true)
+    if len(present) < 2:
+        return None
+    if n_classes == 2:
+        return skm.roc_auc_score(y_true, proba[:, 1])
+    scores = [skm.roc_auc_score(y_true == k, proba[:, k]) for k in present]
+    return float(np.mean(scores))
+
+
+def log_lines(channel: str, metrics: Mapping[str, float]) -> list[str]:
+    """``<channel>:<metric>=<value>`` with six decimals, in the metrics' order."""
+    return [f"{channel}:{name}={value:.6f}" for name, value in metrics.items()]
+
+
+def regex(channel: str, metric: str) -> str:
+    """The regex whose group 1 is the value that :func:`log_lines` printed."""
+    return rf"{re.escape(channel)}:{re.escape(metric)}={VALUE_PATTERN}"
+
+
+def metric_definitions(channels: tuple[str, ...] = CHANNELS) -> list[dict[str, str]]:
+    """``[{"Name": "validation:auc", "Regex": ...}]`` for every channel and metric."""
+    return [{"Name": f"{channel}:{metric}", "Regex": regex(channel, metric)}
+            for channel in channels for metric in all_names()]
+
+
+def objective(metric_name: str) -> str:
+    """``Maximize`` or ``Minimize`` for a tuning objective such as ``validation:auc``."""
+    return "Maximize" if metric_name.rsplit(":", 1)[-1] in MAXIMISE else "Minimize"

@@ -1,0 +1,247 @@
+"""What to learn from the target column: the problem type (with its reason) and the labels.
+
+Automatic inference (``problem_type=auto``) follows simple rules a user can predict:
+
+- a text or boolean target is classification (binary when it has two distinct values);
+- a numeric target with a non-integer value is regression;
+- an integer-valued target with 2 distinct values is binary classification; with at most
+  ``MAX_INFERRED_CLASSES`` distinct values, each seen at least twice on average, it is
+  multiclass classification; otherwise regression.
+
+Rows whose target is missing are dropped with a warning that says how many
+(:func:`drop_missing_target`); a target with no values at all is an error.
+
+Class labels are kept JSON-native (str, int, float or bool) and sorted, so ``model.json``
+records them as the user wrote them and the server returns ``yes`` rather than ``1``; a
+numeric target read as floats ``0.0``/``1.0`` becomes the ints ``0``/``1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from byoc.artifact import BINARY, MULTICLASS, REGRESSION
+from byoc.errors import DataError
+
+AUTO = "auto"
+MAX_INFERRED_CLASSES = 20
+_TEXT_TRUE = {"true", "yes", "t", "y", "1"}
+_TEXT_FALSE = {"false", "no", "f", "n", "0"}
+
+
+def _target_name(y: pd.Series) -> str:
+    return str(y.name) if y.name is not None else "target"
+
+
+def _is_text(y: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(y.dtype) or pd.api.types.is_numeric_dtype(y.dtype):
+        return False
+    kind = pd.api.types.infer_dtype(y, skipna=True)
+    return kind not in ("integer", "floating", "mixed-integer-float", "decimal", "boolean")
+
+
+def _is_bool(y: pd.Series) -> bool:
+    return pd.api.types.is_bool_dtype(y.dtype) or pd.api.types.infer_dtype(
+        y, skipna=True) == "boolean"
+
+
+def _examples(values: pd.Series, n: int = 3) -> str:
+    return ", ".join(repr(v) for v in pd.unique(values)[:n])
+
+
+def drop_missing_target(y: pd.Series) -> tuple[np.ndarray, str | None]:
+    """Mask of rows to keep, and a warning for the log when some are dropped.
+
+    Raises DataError when no row has a target value.
+    """
+    present = y.notna().to_numpy()
+    if _is_text(y):
+        present &= ~y.astype(str).str.strip().isin(["", "nan", "NaN", "None", "null"]).to_numpy()
+    name = _target_name(y)
+    if not present.any():
+        raise DataError(
+            f"target column '{name}' has no values in any of its {len(y)} rows; set the "
+            "target hyperparameter to the label column (a name or 0-based index)",
+            code="empty_target")
+    dropped = int((~present).sum())
+    if not dropped:
+        return present, None
+    first = int(np.flatnonzero(~present)[0])
+    return present, (f"dropped {dropped} of {len(y)} rows whose target '{name}' is missing "
+                     f"(first: row {first + 1}); they cannot be learned from")
+
+
+def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
+    """-> (problem_type, a reason for the log).
+
+    Raises DataError naming the target column when it cannot be learned: no values, a single
+    class, text asked to be regression, more than two classes asked to be binary.
+    """
+    name = _target_name(y)
+    values = y.dropna()
+    if values.empty:
+        raise DataError(
+            f"target column '{name}' has no values; set the target hyperparameter to the label "
+            "column (a name or 0-based index)", code="empty_target")
+    n_distinct = int(values.nunique())
+    if n_distinct < 2:
+        raise DataError(
+            f"target column '{name}' has a single value ({values.iloc[0]!r}) in all "
+            f"{len(values)} rows; there is nothing to learn: check the target column "
+            "(hyperparameter target) or the data", code="single_class")
+    text = _is_text(values)
+    boolean = _is_bool(values)
+    numeric = not text and not boolean
+    if numeric:
+        numbers = pd.to_numeric(values, errors="coerce").astype(float)
+        if not np.isfinite(numbers.to_numpy()).all():
+            raise DataError(f"target column '{name}' holds infinite values; remove those rows",
+                            code="bad_target")
+        integral = bool((numbers % 1 == 0).all())
+    else:
+        integral = False
+
+    if requested == REGRESSION:
+        if not numeric:
+            raise DataError(
+                f"target column '{name}' holds {'text' if text else 'true/false'} values "
+                f"({_examples(values)}) but problem_type=regression needs numbers; use "
+                "problem_type=binary_classification or multiclass_classification, or auto",
+                code="bad_target")
+        return REGRESSION, f"problem_type=regression was requested for target '{name}'"
+    if requested == BINARY:
+        if n_distinct != 2:
+            raise DataError(
+                f"target column '{name}' has {n_distinct} distinct values ({_examples(values)}, "
+                "...) but problem_type=binary_classification needs exactly 2; use "
+                "multiclass_classification or auto", code="bad_target")
+        return BINARY, f"problem_type=binary_classification was requested for target '{name}'"
+    if requested == MULTICLASS:
+        return MULTICLASS, (f"problem_type=multiclass_classification was requested for target "
+                            f"'{name}' ({n_distinct} classes)")
+    if requested != AUTO:
+        raise ValueError(f"unknown problem_type {requested!r}")
+
+    kind = "text" if text else "true/false" if boolean else "integer" if integral else "numeric"
+    if text or boolean:
+        chosen = BINARY if n_distinct == 2 else MULTICLASS
+        return chosen, f"target '{name}' has {n_distinct} distinct {kind} values -> {chosen}"
+    if not integral:
+        return REGRESSION, f"target '{name}' has non-integer numeric values -> {REGRESSION}"
+    if n_distinct == 2:
+        return BINARY, f"target '{name}' has 2 distinct integer values -> {BINARY}"
+    if n_distinct <= MAX_INFERRED_CLASSES and len(values) >= 2 * n_distinct:
+        return MULTICLASS, (f"target '{name}' has {n_distinct} distinct integer values "
+                            f"(<= {MAX_INFERRED_CLASSES}) in {len(values)} rows -> {MULTICLASS}; "
+                            "set problem_type=regression if they are quantities")
+    return REGRESSION, (f"target '{name}' has {n_distinct} distinct integer values in "
+                        f"{len(values)} rows (too many for classes) -> {REGRESSION}; set "
+                        "problem_type=multiclass_classification if they are classes")
+
+
+# -- labels --------------------------------------------------------------------------------------
+def _label_kind(values: pd.Series) -> str:
+    if _is_bool(values):
+        return "bool"
+    if not _is_text(values):
+        numbers = pd.to_numeric(values, errors="coerce").astype(float)
+        return "int" if bool((numbers % 1 == 0).all()) else "float"
+    return "str"
+
+
+def _normalise(values: pd.Series, kind: str) -> list[Any]:
+    """Python values of ``kind``; None where a value cannot be read as that kind."""
+    out: list[Any] = []
+    for v in values.to_numpy(dtype=object):
+        out.append(_one(v, kind))
+    return out
+
+
+def _one(v: Any, kind: str) -> Any:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if kind == "str":
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            return str(int(v))
+        return str(v)
+    if kind == "bool":
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        text = str(v).strip().lower()
+        return True if text in _TEXT_TRUE else False if text in _TEXT_FALSE else None
+    try:
+        number = float(v)
+    except (TypeError, ValueError):
+        return None
+    if kind == "int":
+        return int(number) if number.is_integer() else None
+    return number
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Classification labels: sorted, JSON-native; the model predicts indices into them."""
+
+    classes: tuple[Any, ...]
+    kind: str = "str"  # str | int | float | bool: how other channels' labels are read
+    name: str = "target"
+
+    def encode(self, y: pd.Series, *, where: str) -> np.ndarray:
+        """Indices into ``classes``; DataError naming ``where`` for a label unseen in training."""
+        fast = self._fast_codes(y)
+        if fast is not None:
+            return fast
+        index = {c: i for i, c in enumerate(self.classes)}
+        out = np.empty(len(y), dtype=np.int64)
+        for pos, value in enumerate(_normalise(y, self.kind)):
+            code = index.get(value)
+            if code is None:
+                raw = y.iloc[pos]
+                shown = "a missing value" if value is None and pd.isna(raw) else repr(raw)
+                raise DataError(
+                    f"{where}: target '{self.name}' row {pos + 1} holds {shown}, which is not "
+                    f"among the classes seen in training ({_preview(self.classes)}); fix the "
+                    "label or add examples of it to the train channel", code="unseen_label")
+            out[pos] = code
+        return out
+
+    def _fast_codes(self, y: pd.Series) -> np.ndarray | None:
+        """Vectorised encoding for the common dtypes; None sends the caller the slow way."""
+        if self.kind == "str" and pd.api.types.is_string_dtype(y.dtype) and _is_text(y):
+            values: Any = y.to_numpy(dtype=object)
+        elif self.kind in ("int", "float") and pd.api.types.is_numeric_dtype(y.dtype) \
+                and not pd.api.types.is_bool_dtype(y.dtype):
+            values = y.to_numpy(dtype=float)
+        elif self.kind == "bool" and pd.api.types.is_bool_dtype(y.dtype):
+            values = y.to_numpy(dtype=bool)
+        else:
+            return None
+        codes = pd.Categorical(values, categories=list(self.classes)).codes.astype(np.int64)
+        return None if (codes < 0).any() else codes
+
+    def decode(self, idx: np.ndarray) -> np.ndarray:
+        """Original labels for predicted indices."""
+        return np.asarray(self.classes, dtype=object)[np.asarray(idx, dtype=np.int64)]
+
+    def to_list(self) -> list[Any]:
+        return list(self.classes)
+
+
+def _preview(classes: tuple[Any, ...], n: int = 10) -> str:
+    shown = ", ".join(repr(c) for c in classes[:n])
+    return shown + (f", ... {len(classes)} in all" if len(classes) > n else "")
+
+
+def fit_labels(y: pd.Series) -> Labels:
+    """The sorted distinct labels of a (missing-free) training target."""
+    values = y.dropna()
+    if values.empty:
+        raise DataError(f"target column '{_target_name(y)}' has no values", code="empty_target")
+    kind = _label_kind(values)
+    distinct = pd.Series(pd.unique(values.to_numpy(dtype=object)), dtype=object)
+    classes = sorted({v for v in _normalise(distinct, kind) if v is not None})
+    return Labels(classes=tuple(classes), kind=kind, name=_target_name(y))
