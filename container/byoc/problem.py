@@ -58,7 +58,7 @@ def drop_missing_target(y: pd.Series) -> tuple[np.ndarray, str | None]:
 
     Raises DataError when no row has a target value.
     """
-    present = y.notna().to_numpy()
+    present = y.notna().to_numpy(dtype=bool, copy=True)  # pyarrow-backed frames give read-only views
     if _is_text(y):
         present &= ~y.astype(str).str.strip().isin(["", "nan", "NaN", "None", "null"]).to_numpy()
     name = _target_name(y)
