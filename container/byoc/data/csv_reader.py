@@ -24,6 +24,7 @@ MISSING = frozenset({"", "#n/a", "#n/a n/a", "#na", "-1.#ind", "-1.#qnan", "-nan
                      "1.#qnan", "n/a", "na", "null", "nan", "none"})
 SAMPLE_ROWS = 200
 NUL = b"\x00"
+BLOCK_SIZE = 1 << 22  # pyarrow infers column types from the first block
 _EXPECTED = re.compile(r"Expected (\d+) columns, got (\d+)")
 _CONVERSION = re.compile(r"In CSV column #(\d+): .*CSV conversion error to (\w+): invalid value '([^']*)'")
 
@@ -125,7 +126,7 @@ def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Ta
     column_types: dict[str, pa.DataType] = {}
     for _ in range(64):  # each retry widens one column the sample mis-typed
         read_options = pacsv.ReadOptions(column_names=None if header else names,
-                                         block_size=1 << 22)
+                                         block_size=BLOCK_SIZE)
         convert = pacsv.ConvertOptions(column_types=column_types or None, strings_can_be_null=True,
                                        true_values=[], false_values=[])
         try:

@@ -100,9 +100,8 @@ class Source:
 
         if self.data is not None:
             return pa.BufferReader(self.data)
-        if self.compressed:
-            return pa.input_stream(str(self.path), compression="gzip")
-        return str(self.path)
+        # compression given explicitly: pyarrow would otherwise trust a ".gz" suffix
+        return pa.input_stream(str(self.path), compression="gzip" if self.compressed else None)
 
     def read_all(self) -> bytes:
         """The whole decompressed content (for formats that need random access)."""
@@ -124,7 +123,7 @@ def _skipped(rel: Path) -> bool:
 
 
 def directory_sources(channel: str, directory: Path) -> list[Source]:
-    """Every regular file under ``directory``, recursively, in a stable (sorted) order.
+    """Every regular file under ``directory``, recursively, sorted by relative path (S3 key order).
 
     Names starting with ``.`` or ``_`` (``_SUCCESS``, ``.ipynb_checkpoints``, ``_temporary``)
     are skipped at any depth, as the built-in algorithms do.
@@ -147,7 +146,7 @@ def directory_sources(channel: str, directory: Path) -> list[Source]:
                 continue  # dangling link
             if stat.S_ISREG(mode):
                 found.append(Source(name=str(Path(channel) / rel), path=path))
-    return found
+    return sorted(found, key=lambda s: s.name)  # S3 key order
 
 
 def pipe_source(channel: str, fifo: Path, chunk: int = 1 << 20) -> Source:

@@ -1,0 +1,317 @@
+"""Channel readers: discovery, gzip, every media type, Pipe FIFOs, and errors that name the culprit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from byoc.data import csv_reader, media, read_channel
+from byoc.environment import MLPaths, TrainingEnvironment
+from byoc.errors import DataError
+from support import (csv_bytes, gzip_bytes, jsonlines_bytes, make_ml_root, parquet_bytes,
+                     pipe_feeders)
+
+FRAME = pd.DataFrame({"label": ["yes", "no", "yes", "no"], "age": [30.5, 41.0, None, 22.0],
+                      "job": ["admin", None, "services", "admin"]})
+
+
+def env_for(root: Path, **environ: str) -> TrainingEnvironment:
+    return TrainingEnvironment.from_files(MLPaths(root), environ=environ)
+
+
+def read(tmp_path: Path, files: dict, channel_type: str | None = None, **kwargs):
+    root = make_ml_root(tmp_path / "ml", channels={"train": files},
+                        content_types={"train": channel_type} if channel_type else None)
+    return read_channel(env_for(root), "train", **kwargs)
+
+
+def expect_error(tmp_path: Path, files: dict, channel_type: str | None = None, **kwargs) -> DataError:
+    with pytest.raises(DataError) as info:
+        read(tmp_path, files, channel_type, **kwargs)
+    return info.value
+
+
+# -- media types -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw, essence", [
+    (None, "text/csv"), ("", "text/csv"), ("text/csv", "text/csv"), ("TEXT/CSV; charset=utf-8", "text/csv"),
+    ("application/parquet", "application/x-parquet"), ("application/x-parquet", "application/x-parquet"),
+    ("application/x-jsonlines", "application/jsonlines"), ("application/json-lines", "application/jsonlines"),
+    ("application/jsonlines", "application/jsonlines"), ("text/x-libsvm", "text/libsvm"),
+    ("text/libsvm", "text/libsvm")])
+def test_media_type_aliases(raw, essence):
+    assert media.parse(raw).essence == essence
+
+
+def test_media_type_label_size_parameter():
+    assert media.parse("text/csv;label_size=0").label_size == 0
+    assert media.parse("text/csv; label_size=1").label_size == 1
+    assert media.parse("text/csv").label_size is None
+
+
+# -- discovery and gzip ------------------------------------------------------------------------
+
+
+def test_recursive_discovery_skips_dot_and_underscore_names_and_sorts(tmp_path):
+    part = csv_bytes(FRAME, target="label")
+    data = read(tmp_path, {"b.csv": part, "a/nested.csv": part, "_SUCCESS": b"garbage,,,\n",
+                           ".hidden.csv": b"\x00\x01", "_temporary/x.csv": b"1,2\n",
+                           ".ipynb_checkpoints/c.csv": b"1\n"})
+    assert data.files == ("train/a/nested.csv", "train/b.csv")
+    assert len(data.frame) == 2 * len(FRAME)
+
+
+def test_gzip_detected_by_magic_bytes_not_suffix(tmp_path):
+    data = read(tmp_path, {"part-0000": gzip_bytes(csv_bytes(FRAME, target="label")),
+                           "plain.csv.gz": csv_bytes(FRAME, target="label")})
+    assert len(data.frame) == 2 * len(FRAME)
+    assert list(data.frame["0"]) == list(FRAME["label"]) * 2
+
+
+def test_corrupt_gzip_names_the_file(tmp_path):
+    broken = gzip_bytes(csv_bytes(FRAME, target="label") * 50)[:60]
+    error = expect_error(tmp_path, {"data.csv.gz": broken})
+    assert error.code == "corrupt_gzip"
+    assert "train/data.csv.gz" in error.message
+
+
+def test_empty_channel_and_empty_files(tmp_path):
+    assert expect_error(tmp_path / "a", {"_SUCCESS": b""}).code == "empty_channel"
+    error = expect_error(tmp_path / "b", {"a.csv": b"", "b.csv": gzip_bytes(b"")})
+    assert error.code == "empty_file" and "train/a.csv" in error.message
+    # a zero-byte object next to real data (an S3 "folder" marker) contributes no rows
+    assert len(read(tmp_path / "c", {"a.csv": b"", "b.csv": csv_bytes(FRAME, target="label")}).frame) == 4
+
+
+def test_missing_channel_directory(tmp_path):
+    root = make_ml_root(tmp_path, channels={})
+    with pytest.raises(DataError, match="channel 'train'.*does not exist"):
+        read_channel(env_for(root), "train")
+
+
+def test_sm_channel_variable_overrides_the_directory(tmp_path):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "x.csv").write_bytes(csv_bytes(FRAME, target="label"))
+    root = make_ml_root(tmp_path / "ml", channels={"train": {"a.csv": b"1,2\n3,4\n"}})
+    data = read_channel(env_for(root, SM_CHANNEL_TRAIN=str(other)), "train")
+    assert data.files == ("train/x.csv",) and len(data.frame) == 4
+
+
+# -- CSV -----------------------------------------------------------------------------------------
+
+
+def test_headerless_csv_columns_are_string_positions(tmp_path):
+    data = read(tmp_path, {"a.csv": csv_bytes(FRAME, target="label")})
+    assert not data.has_header
+    assert list(data.frame.columns) == ["0", "1", "2"]
+    assert data.frame["1"].dtype == np.float64
+    assert data.frame["1"].isna().sum() == 1 and data.frame["2"].isna().sum() == 1
+
+
+def test_header_detected_and_forced(tmp_path):
+    data = read(tmp_path / "a", {"a.csv": csv_bytes(FRAME, target="label", header=True)})
+    assert data.has_header and list(data.frame.columns) == ["label", "age", "job"]
+    forced = read(tmp_path / "b", {"a.csv": csv_bytes(FRAME, target="label", header=True)}, header=False)
+    assert not forced.has_header and len(forced.frame) == len(FRAME) + 1
+    assert forced.frame["0"].iloc[0] == "label"
+
+
+def test_all_text_dataset_header_detection(tmp_path):
+    text = "colour,size,label\nred,small,yes\nblue,large,no\nred,large,yes\nblue,small,no\n"
+    assert read(tmp_path / "a", {"a.csv": text}).has_header
+    body = "red,small,yes\nblue,large,no\nred,large,yes\nblue,small,no\n"
+    assert not read(tmp_path / "b", {"a.csv": body}).has_header
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([["a", "b"], ["1", "2"], ["3", "4"]], True),
+    ([["1", "2"], ["3", "4"]], False),
+    ([["", "x"], ["1", "2"], ["2", "3"]], True),        # pandas' unnamed index column
+    ([["yes", "1.5"], ["no", "2"], ["yes", "NA"]], False),
+    ([["only"]], False),
+    ([["id", "name"], ["a1", "x"], ["a2", "y"]], False),  # all distinct text: no evidence
+])
+def test_detect_header_rules(rows, expected):
+    assert csv_reader.detect_header(rows) is expected
+
+
+def test_ragged_row_names_file_line_and_counts(tmp_path):
+    good = csv_bytes(FRAME, target="label")
+    error = expect_error(tmp_path, {"a.csv": good, "b.csv": b"yes,1,admin\nno,2\nyes,3,admin\n"})
+    assert error.code == "ragged_csv"
+    assert "train/b.csv, line 2: 2 fields where 3 are expected" in error.message
+
+
+def test_header_files_must_agree(tmp_path):
+    other = FRAME.rename(columns={"job": "occupation"})
+    error = expect_error(tmp_path, {"a.csv": csv_bytes(FRAME, target="label", header=True),
+                                    "b.csv": csv_bytes(other, target="label", header=True)})
+    assert error.code == "columns_differ"
+    assert error.message.startswith("train/b.csv: columns differ from train/a.csv")
+    assert "occupation" in error.message
+
+
+def test_duplicate_header_names(tmp_path):
+    error = expect_error(tmp_path, {"a.csv": "a,b,a\n1,2,3\n4,5,6\n"}, header=True)
+    assert error.code == "duplicate_column" and "'a'" in error.message
+
+
+def test_binary_garbage_and_parquet_hint(tmp_path):
+    error = expect_error(tmp_path / "a", {"blob.bin": bytes(range(256)) * 4})
+    assert error.code == "not_text" and "train/blob.bin" in error.message
+    pq = expect_error(tmp_path / "b", {"x.parquet": parquet_bytes(FRAME)})
+    assert "application/x-parquet" in pq.message
+
+
+def test_invalid_utf8_names_the_offset(tmp_path):
+    error = expect_error(tmp_path, {"a.csv": b"yes,1,caf\xe9\nno,2,bar\n" + b"no,3,x\n" * 10})
+    assert error.code == "not_utf8" and "train/a.csv" in error.message
+
+
+def test_quoted_commas_newlines_crlf_and_bom(tmp_path):
+    text = '\ufefflabel,note,x\r\nyes,"a, b",1\r\nno,"two\nlines",2\r\nyes,plain,3\r\n'
+    data = read(tmp_path, {"a.csv": text.encode("utf-8")})
+    assert data.has_header and list(data.frame.columns) == ["label", "note", "x"]
+    assert list(data.frame["note"]) == ["a, b", "two\nlines", "plain"]
+
+
+def test_dates_and_booleans_stay_text(tmp_path):
+    data = read(tmp_path, {"a.csv": "y,d,b\n1,2024-01-01,true\n0,2024-02-01,false\n1,2024-03-01,true\n"})
+    assert list(data.frame["d"]) == ["2024-01-01", "2024-02-01", "2024-03-01"]
+    assert list(data.frame["b"]) == ["true", "false", "true"]
+
+
+def test_column_type_changing_after_first_block_is_widened(tmp_path, monkeypatch):
+    monkeypatch.setattr(csv_reader, "BLOCK_SIZE", 256)
+    lines = [f"{i % 2},{i}" for i in range(200)] + ["1,2.5", "0,n/a", "1,text"]
+    data = read(tmp_path, {"a.csv": "\n".join(lines) + "\n"})
+    assert len(data.frame) == 203
+    assert data.frame["1"].iloc[-1] == "text"
+
+
+def test_files_with_different_inferred_types_concatenate(tmp_path):
+    data = read(tmp_path, {"a.csv": "1,10\n0,20\n", "b.csv": "1,1.5\n0,x\n"})
+    assert list(data.frame["1"].astype(str)) == ["10", "20", "1.5", "x"]
+
+
+def test_header_only_is_an_empty_channel(tmp_path):
+    error = expect_error(tmp_path, {"a.csv": "a,b\n"}, header=True)
+    assert error.code == "empty_channel"
+
+
+def test_label_size_reaches_channel_data(tmp_path):
+    data = read(tmp_path, {"a.csv": "1,2\n3,4\n"}, "text/csv;label_size=0")
+    assert data.label_size == 0
+
+
+def test_unsupported_and_malformed_content_types(tmp_path):
+    error = expect_error(tmp_path / "a", {"a": b"x"}, "application/x-recordio-protobuf")
+    assert error.code == "unsupported_content_type" and "RecordIO" in error.message
+    assert "text/csv" in error.message
+    assert expect_error(tmp_path / "b", {"a": b"1\n"}, "text/csv;label_size=abc").code == "bad_content_type"
+
+
+def test_content_type_argument_overrides_the_channel(tmp_path):
+    data = read(tmp_path, {"a.parquet": parquet_bytes(FRAME)}, "text/csv",
+                content_type="application/parquet")
+    assert data.has_header and list(data.frame.columns) == list(FRAME.columns)
+
+
+# -- Parquet -------------------------------------------------------------------------------------
+
+
+def test_parquet_files_concatenate_in_order(tmp_path):
+    data = read(tmp_path, {"p0.parquet": parquet_bytes(FRAME), "p1.parquet": gzip_bytes(parquet_bytes(FRAME))},
+                "application/x-parquet")
+    assert data.has_header and len(data.frame) == 8
+    assert list(data.frame["label"]) == list(FRAME["label"]) * 2
+    assert data.frame["age"].dtype == np.float64
+
+
+def test_parquet_with_a_different_schema_names_the_file(tmp_path):
+    error = expect_error(tmp_path, {"p0.parquet": parquet_bytes(FRAME),
+                                    "p1.parquet": parquet_bytes(FRAME.drop(columns=["job"]))},
+                         "application/x-parquet")
+    assert error.code == "columns_differ" and error.message.startswith("train/p1.parquet")
+    assert "job" in error.message
+
+
+def test_not_parquet(tmp_path):
+    error = expect_error(tmp_path, {"p.parquet": csv_bytes(FRAME, target="label")}, "application/x-parquet")
+    assert error.code == "not_parquet" and "train/p.parquet" in error.message
+
+
+# -- JSON Lines ----------------------------------------------------------------------------------
+
+
+def test_jsonlines_objects_and_missing_keys(tmp_path):
+    data = read(tmp_path, {"a.jsonl": b'{"y": 1, "x": 2.5, "c": "a"}\n\n{"y": 0, "c": "b"}\n'},
+                "application/jsonlines")
+    assert data.has_header and list(data.frame.columns) == ["y", "x", "c"]
+    assert data.frame["x"].isna().sum() == 1
+
+
+def test_jsonlines_round_trip_of_a_frame(tmp_path):
+    data = read(tmp_path, {"a.jsonl": jsonlines_bytes(FRAME)}, "application/jsonlines")
+    pd.testing.assert_frame_equal(data.frame.astype(object), FRAME.astype(object), check_dtype=False)
+
+
+def test_jsonlines_arrays_are_headerless(tmp_path):
+    data = read(tmp_path, {"a.jsonl": b'["yes", 1, "a"]\n["no", 2, "b"]\n'}, "application/jsonlines")
+    assert not data.has_header and list(data.frame.columns) == ["0", "1", "2"]
+
+
+def test_jsonlines_bad_line_is_named(tmp_path):
+    error = expect_error(tmp_path, {"a.jsonl": b'{"y": 1}\n{"y": 2}\n{"y": 3,,}\n'}, "application/jsonlines")
+    assert error.code == "bad_jsonlines" and error.message.startswith("train/a.jsonl, line 3")
+
+
+def test_jsonlines_nested_values_are_rejected(tmp_path):
+    error = expect_error(tmp_path, {"a.jsonl": b'{"y": 1, "x": {"a": 1}}\n'}, "application/jsonlines")
+    assert error.code == "nested_column" and "'x'" in error.message
+
+
+def test_jsonlines_type_change_between_lines_is_read(tmp_path):
+    data = read(tmp_path, {"a.jsonl": b'{"y": 1, "x": 1}\n{"y": 0, "x": "many"}\n'}, "application/jsonlines")
+    assert list(data.frame["x"]) == [1, "many"]
+
+
+# -- LibSVM --------------------------------------------------------------------------------------
+
+
+def test_libsvm_one_based_indices_become_columns(tmp_path):
+    data = read(tmp_path, {"a.txt": b"1 1:0.5 3:2\n0 2:1\n", "b.txt": b"1 4:7\n"}, "text/libsvm")
+    assert not data.has_header
+    assert list(data.frame.columns) == ["0", "1", "2", "3", "4"]
+    assert data.frame.to_numpy().tolist() == [[1, 0.5, 0, 2, 0], [0, 0, 1, 0, 0], [1, 0, 0, 0, 7]]
+
+
+def test_libsvm_garbage(tmp_path):
+    error = expect_error(tmp_path, {"a.txt": b"1 1:0.5\nnot libsvm at all\n"}, "text/x-libsvm")
+    assert error.code == "bad_libsvm" and "train/a.txt" in error.message
+
+
+# -- Pipe mode -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_pipe_mode_reads_a_real_fifo(tmp_path, compress):
+    payload = csv_bytes(pd.concat([FRAME] * 5000), target="label")  # ~ 300 kB: several writes
+    files = {"part": gzip_bytes(payload) if compress else payload}
+    root = make_ml_root(tmp_path, channels={"train": files}, input_mode="Pipe")
+    assert not (root / "input" / "data" / "train").exists()
+    with pipe_feeders(root, {"train": files}):
+        data = read_channel(env_for(root), "train")
+    assert len(data.frame) == 20000 and data.files == (str(root / "input/data/train_0"),)
+
+
+def test_pipe_mode_missing_fifo(tmp_path):
+    root = make_ml_root(tmp_path, channels={"train": {"x": b"1"}}, input_mode="Pipe")
+    with pytest.raises(DataError, match="train_0"):
+        read_channel(env_for(root), "train")
+
