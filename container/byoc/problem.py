@@ -220,7 +220,7 @@ class Labels:
             values = y.to_numpy(dtype=bool)
         else:
             return None
-        codes = pd.Categorical(values, categories=list(self.classes)).codes.astype(np.int64)
+        codes = pd.Index(list(self.classes), dtype=object).get_indexer(values).astype(np.int64)
         return None if (codes < 0).any() else codes
 
     def decode(self, idx: np.ndarray) -> np.ndarray:

@@ -1,0 +1,224 @@
+"""Every algorithm x problem type: builds, fits on mixed data, predicts per the artifact contract."""
+
+from __future__ import annotations
+
+import io
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from byoc import algorithms
+from byoc.errors import HyperparameterError
+from byoc.hyperparameters import resolve
+from byoc.preprocessing import coerce_features, feature_schema
+from byoc.problem import fit_labels, infer_problem_type
+
+# Small models keep the whole matrix fast.
+TINY = {"random_forest": {"n_estimators": 8}, "extra_trees": {"n_estimators": 8},
+        "gradient_boosting": {"max_iter": 15}, "knn": {"n_neighbors": 3},
+        "ensemble": {"n_estimators": 8, "max_iter": 30, "cv_folds": 2}}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """OpenMP threads cost more than they save on these tiny fits (and the CI box is shared)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+def mixed(y: np.ndarray, seed: int = 0) -> pd.DataFrame:
+    """Numeric and text features, with missing values, that carry signal about ``y``."""
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    codes = pd.factorize(pd.Series(y))[0]
+    colour = np.array(["red", "green", "blue", "grey"], dtype=object)[(codes + rng.integers(0, 2, n)) % 4]
+    colour[rng.random(n) < 0.1] = None
+    signal = codes + rng.normal(0, 0.3, n) if y.dtype.kind in "OUb" or len(set(y)) < 10 else \
+        np.asarray(y, float) / 50 + rng.normal(0, 0.3, n)
+    signal[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame({"signal": signal, "noise": rng.normal(size=n),
+                         "colour": pd.Series(colour, dtype="str"),
+                         "flag": rng.random(n) < 0.5})
+
+
+@pytest.fixture(scope="module")
+def datasets(iris, diabetes, small_mixed):
+    """problem type -> (X, y as loaded)."""
+    yb = small_mixed["deposit"]
+    yb = pd.Series(yb.to_numpy(), name="deposit", dtype="str")
+    ym = iris["target"]
+    yr = diabetes["target"].iloc[:150].reset_index(drop=True)
+    return {"binary_classification": (mixed(yb.to_numpy()), yb),
+            "multiclass_classification": (mixed(ym.to_numpy(), 1), ym),
+            "regression": (mixed(yr.to_numpy(), 2), yr)}
+
+
+def fit(problem_type: str, algorithm: str, datasets, **extra):
+    X, y = datasets[problem_type]
+    params = resolve({"algorithm": algorithm, **TINY.get(algorithm, {}), **extra})
+    kind, _ = infer_problem_type(y)
+    assert kind == problem_type
+    schema = feature_schema(X)
+    Xc = coerce_features(X, schema, where="train")
+    if problem_type == "regression":
+        target = y.to_numpy(dtype=float)
+        labels = None
+    else:
+        labels = fit_labels(y)
+        target = labels.encode(y, where="train")
+    pipeline = algorithms.build(problem_type, params, schema).fit(Xc, target)
+    return pipeline, Xc, target, labels
+
+
+@pytest.fixture(scope="module")
+def fitted(datasets):
+    cache = {}
+
+    def get(problem_type, algorithm):
+        key = (problem_type, algorithm)
+        if key not in cache:
+            cache[key] = fit(problem_type, algorithm, datasets)
+        return cache[key]
+
+    return get
+
+
+MATRIX = [(p, a) for a in algorithms.names()
+          for p in ("binary_classification", "multiclass_classification", "regression")]
+
+
+def test_registry_names_match_the_interface():
+    assert algorithms.names() == ("decision_tree", "random_forest", "extra_trees",
+                                  "gradient_boosting", "linear", "knn", "ensemble")
+    with pytest.raises(KeyError, match="known: decision_tree"):
+        algorithms.get("xgboost")
+    with pytest.raises(TypeError):
+        algorithms.registry()["new"] = None  # read-only
+
+
+@pytest.mark.parametrize("problem_type, algorithm", MATRIX)
+def test_fit_predict_contract(problem_type, algorithm, fitted):
+    pipeline, X, target, labels = fitted(problem_type, algorithm)
+    assert [name for name, _ in pipeline.steps] == ["preprocess", "model"]
+    pred = pipeline.predict(X)
+    assert pred.shape == (len(X),)
+    if labels is None:
+        assert np.isfinite(pred).all()
+        assert np.corrcoef(pred, target)[0, 1] > 0.3  # learned something
+    else:
+        assert set(np.unique(pred)) <= set(range(len(labels.classes)))
+        proba = pipeline.predict_proba(X)
+        assert proba.shape == (len(X), len(labels.classes))
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+        assert (pred == target).mean() > 0.6
+
+
+@pytest.mark.parametrize("problem_type, algorithm", MATRIX)
+def test_unseen_categories_and_missing_values_at_prediction(problem_type, algorithm, fitted):
+    pipeline, X, _, _ = fitted(problem_type, algorithm)
+    odd = pd.DataFrame({"signal": [np.nan, 1.0], "noise": [0.0, np.nan],
+                        "colour": ["ultraviolet", None], "flag": [np.nan, 1.0]})
+    pred = pipeline.predict(coerce_features(odd, feature_schema(X), where="request"))
+    assert len(pred) == 2
+
+
+@pytest.mark.parametrize("algorithm", algorithms.names())
+def test_fitted_pipeline_survives_joblib_and_predicts_the_same(algorithm, fitted):
+    pipeline, X, _, _ = fitted("binary_classification", algorithm)
+    buffer = io.BytesIO()
+    joblib.dump(pipeline, buffer)
+    buffer.seek(0)
+    restored = joblib.load(buffer)
+    np.testing.assert_array_equal(restored.predict(X), pipeline.predict(X))
+
+
+@pytest.mark.parametrize("algorithm", algorithms.names())
+def test_unfitted_pipeline_is_cloneable(algorithm, datasets):
+    X, _ = datasets["binary_classification"]
+    params = resolve({"algorithm": algorithm})
+    pipeline = algorithms.build("binary_classification", params, feature_schema(X))
+    assert type(clone(pipeline)) is type(pipeline)
+
+
+def test_same_random_state_same_model_different_state_different_model(datasets):
+    a = fit("binary_classification", "random_forest", datasets, random_state=7)[0]
+    b = fit("binary_classification", "random_forest", datasets, random_state=7)[0]
+    c = fit("binary_classification", "random_forest", datasets, random_state=8)[0]
+    X = datasets["binary_classification"][0]
+    Xc = coerce_features(X, feature_schema(X), where="x")
+    np.testing.assert_array_equal(a.predict_proba(Xc), b.predict_proba(Xc))
+    assert not np.array_equal(a.predict_proba(Xc), c.predict_proba(Xc))
+
+
+def test_hyperparameters_reach_the_estimator(datasets):
+    X, _ = datasets["binary_classification"]
+    schema = feature_schema(X)
+
+    def model(algorithm, problem_type="binary_classification", **raw):
+        return algorithms.build(problem_type, resolve({"algorithm": algorithm, **raw}),
+                                schema).named_steps["model"]
+
+    tree = model("decision_tree", max_leaf_nodes=5, max_depth=3, criterion="entropy")
+    assert (tree.max_leaf_nodes, tree.max_depth, tree.criterion) == (5, 3, "entropy")
+    forest = model("random_forest", n_estimators=12, n_jobs=1, random_state=3)
+    assert (forest.n_estimators, forest.n_jobs, forest.random_state) == (12, 1, 3)
+    assert forest.max_features == "sqrt"
+    assert model("random_forest", "regression").max_features is None
+    assert model("extra_trees").bootstrap is False
+    boost = model("gradient_boosting", learning_rate=0.3, max_iter=7)
+    assert (boost.learning_rate, boost.max_iter) == (0.3, 7)
+    assert boost.categorical_features == [0]  # the one text column comes first
+    assert model("linear", C=0.25).C == 0.25
+    assert type(model("linear", "regression", alpha=3)).__name__ == "Ridge"
+    assert model("knn", n_neighbors=4, weights="distance").weights == "distance"
+
+
+def test_max_leaf_nodes_limits_the_fitted_tree(datasets):
+    pipeline = fit("binary_classification", "decision_tree", datasets, max_leaf_nodes=3)[0]
+    assert pipeline.named_steps["model"].get_n_leaves() <= 3
+
+
+@pytest.mark.parametrize("raw, problem_type, fragment", [
+    ({"criterion": "gini"}, "regression", "'criterion': 'gini' does not apply to regression"),
+    ({"criterion": "squared_error"}, "binary_classification", "does not apply"),
+    ({"class_weight": "balanced"}, "regression", "classification only"),
+    ({"algorithm": "random_forest", "max_samples": 0.5, "bootstrap": False},
+     "binary_classification", "needs bootstrap=true"),
+])
+def test_problem_dependent_hyperparameter_errors(raw, problem_type, fragment, datasets):
+    X, _ = datasets["binary_classification"]
+    with pytest.raises(HyperparameterError, match=fragment):
+        algorithms.build(problem_type, resolve(raw), feature_schema(X))
+
+
+@pytest.mark.parametrize("algorithm, method", [
+    ("decision_tree", "impurity"), ("random_forest", "impurity"), ("linear", "|coefficient|"),
+    ("gradient_boosting", "permutation"), ("knn", "permutation")])
+def test_describe_gives_importances_by_original_feature(algorithm, method, fitted):
+    pipeline, X, target, _ = fitted("binary_classification", algorithm)
+    facts = algorithms.describe(pipeline, X, target)
+    importances = facts["feature_importances"]
+    assert facts["importance_method"] == method
+    assert set(importances) <= set(X.columns)
+    assert sum(importances.values()) == pytest.approx(1.0, abs=1e-4)
+    assert max(importances, key=importances.get) in ("signal", "colour")
+
+
+def test_describe_without_data_omits_permutation_importances(fitted):
+    pipeline, _, _, _ = fitted("binary_classification", "gradient_boosting")
+    facts = algorithms.describe(pipeline)
+    assert facts["estimator"] == "HistGradientBoostingClassifier"
+    assert "feature_importances" not in facts and facts["n_iter"] >= 1
+
+
+def test_describe_is_json_serialisable_for_every_algorithm(fitted):
+    import json
+
+    for algorithm in algorithms.names():
+        pipeline, X, target, _ = fitted("multiclass_classification", algorithm)
+        json.dumps(algorithms.describe(pipeline, X, target), allow_nan=False)

@@ -1,0 +1,254 @@
+"""Hyperparameter declarations: every client's spelling, precise errors, the classic sample's keys."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from byoc import algorithms
+from byoc.environment import decode_hyperparameter_value
+from byoc.errors import HyperparameterError
+from byoc.hyperparameters import Hyperparameter, common, help_text, markdown_table, resolve
+
+
+def all_declarations() -> list[tuple[str, Hyperparameter]]:
+    out = [("common", hp) for hp in common()]
+    for name in algorithms.names():
+        out += [(name, hp) for hp in algorithms.get(name).hyperparameters]
+    return out
+
+
+def error_of(raw: dict) -> str:
+    with pytest.raises(HyperparameterError) as info:
+        resolve(raw)
+    return str(info.value)
+
+
+# -- defaults and spellings ---------------------------------------------------------------------
+def test_empty_gives_the_documented_defaults():
+    params = resolve({})
+    assert params["algorithm"] == "decision_tree"
+    assert params["problem_type"] == "auto"
+    assert params["target"] == 0
+    assert params["header"] is None and params["content_type"] is None
+    assert params["random_state"] == 0 and params["n_jobs"] == -1 and params["cv_folds"] == 3
+    assert params["max_leaf_nodes"] is None and params["max_depth"] is None
+    assert "use_custom_ensemble" not in params  # folded into algorithm
+
+
+@pytest.mark.parametrize("decl", [d for _, d in all_declarations()], ids=lambda d: d.name)
+def test_every_default_passes_its_own_validation(decl):
+    if decl.default is None:
+        assert decl.nullable
+    else:
+        assert decl.coerce(decl.default) == decl.default
+
+
+@pytest.mark.parametrize("value", [5, "5", 5.0, "5.0", " 5 "])
+def test_int_spellings(value):
+    assert resolve({"max_depth": value})["max_depth"] == 5
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("None", None), (None, None), ("null", None), ("7", 7)])
+def test_nullable_int(value, expected):
+    assert resolve({"max_leaf_nodes": value})["max_leaf_nodes"] == expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    (True, True), ("true", True), ("True", True), ("1", True), (1, True),
+    (False, False), ("false", False), ("False", False), ("no", False), (0, False)])
+def test_bool_spellings(value, expected):
+    params = resolve({"algorithm": "random_forest", "bootstrap": value})
+    assert params["bootstrap"] is expected
+
+
+@pytest.mark.parametrize("client", ["sdk-json", "str", "raw"])
+def test_every_client_encoding_resolves_the_same(client):
+    """hyperparameters.json as the SDK's json.dumps, the generic Estimator's str() or a human writes it."""
+    given = {"algorithm": "random_forest", "n_estimators": 50, "max_depth": None,
+             "criterion": "entropy", "bootstrap": False, "max_features": 0.5, "target": "deposit"}
+    encode = {"sdk-json": json.dumps, "str": str, "raw": lambda v: v}[client]
+    decoded = {k: decode_hyperparameter_value(encode(v)) for k, v in given.items()}
+    params = resolve(decoded)
+    for key, value in given.items():
+        assert params[key] == value, key
+
+
+def test_doubly_encoded_string_is_unwrapped():
+    assert resolve({"criterion": '"gini"'})["criterion"] == "gini"
+
+
+def test_choices_are_case_insensitive_and_canonical():
+    assert resolve({"algorithm": "Random_Forest"})["algorithm"] == "random_forest"
+    assert resolve({"problem_type": "REGRESSION"})["problem_type"] == "regression"
+
+
+def test_dash_and_underscore_are_alike_and_case_is_forgiven():
+    params = resolve({"max-depth": "3", "min-samples-leaf": 2})
+    assert params["max_depth"] == 3 and params["min_samples_leaf"] == 2
+    assert resolve({"algorithm": "linear", "c": "0.5"})["C"] == 0.5
+
+
+def test_two_spellings_with_different_values_are_rejected():
+    message = error_of({"max-depth": 3, "max_depth": 4})
+    assert "max_depth" in message and "max-depth" in message and "keep one" in message
+
+
+def test_two_spellings_with_the_same_value_are_fine():
+    assert resolve({"max-depth": 3, "max_depth": 3})["max_depth"] == 3
+
+
+def test_target_accepts_name_or_index():
+    assert resolve({"target": "deposit"})["target"] == "deposit"
+    assert resolve({"target": "2"})["target"] == 2
+    assert resolve({"target": 3})["target"] == 3
+    assert resolve({"label": "y"})["target"] == "y"  # alias
+
+
+def test_max_features_takes_fraction_or_keyword():
+    assert resolve({"algorithm": "random_forest", "max_features": "sqrt"})["max_features"] == "sqrt"
+    assert resolve({"algorithm": "random_forest", "max_features": "0.3"})["max_features"] == 0.3
+    assert "max_features" in error_of({"algorithm": "random_forest", "max_features": 1.5})
+
+
+def test_gradient_boosting_early_stopping_auto_or_bool():
+    assert resolve({"algorithm": "gradient_boosting"})["early_stopping"] == "auto"
+    assert resolve({"algorithm": "gradient_boosting",
+                    "early_stopping": "false"})["early_stopping"] is False
+
+
+# -- errors ----------------------------------------------------------------------------------------
+def test_unknown_name_suggests_the_closest():
+    message = error_of({"max_dept": 3})
+    assert "'max_dept' is unknown" in message and "did you mean 'max_depth'" in message
+
+
+def test_unknown_name_without_a_close_match_lists_what_is_accepted():
+    message = error_of({"zzzz": 3})
+    assert "'zzzz' is unknown" in message and "max_depth" in message and "--help" in message
+
+
+def test_key_of_another_algorithm_names_that_algorithm():
+    message = error_of({"n_neighbors": 3})
+    assert "'n_neighbors'" in message and "knn" in message and "decision_tree" in message
+    message = error_of({"algorithm": "knn", "n_estimators": 10})
+    assert "random_forest" in message and "extra_trees" in message
+
+
+@pytest.mark.parametrize("raw, fragments", [
+    ({"max_depth": "deep"}, ["'max_depth'", "'deep'", "an integer >= 1"]),
+    ({"max_depth": 2.5}, ["'max_depth'", "2.5", "integer"]),
+    ({"max_depth": 0}, ["'max_depth'", "got 0", ">= 1"]),
+    ({"max_depth": True}, ["'max_depth'", "true"]),
+    ({"random_state": -1}, ["'random_state'", "-1", "[0, 4294967295]"]),
+    ({"n_jobs": 0}, ["'n_jobs'", "except 0"]),
+    ({"cv_folds": 1}, ["'cv_folds'", "[2, 20]"]),
+    ({"criterion": "ginni"}, ["'criterion'", "'ginni'", "did you mean 'gini'"]),
+    ({"problem_type": "classification"}, ["'problem_type'", "binary_classification"]),
+    ({"algorithm": "xgboost"}, ["'algorithm'", "'xgboost'", "random_forest"]),
+    ({"algorithm": "gradient_boosting", "learning_rate": 0}, ["'learning_rate'", "(0, 10]"]),
+    ({"algorithm": "random_forest", "bootstrap": "maybe"}, ["'bootstrap'", "true or false"]),
+    ({"algorithm": "linear", "C": "nan"}, ["'C'", "'nan'"]),
+    ({"header": "sometimes"}, ["'header'", "'sometimes'"]),
+    ({"algorithm": "ensemble", "ensemble_members": "random_forest,xgb"}, ["'ensemble_members'", "'xgb'"]),
+])
+def test_bad_values_name_the_hyperparameter_the_value_and_what_is_allowed(raw, fragments):
+    message = error_of(raw)
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=-10_000, max_value=10_000))
+def test_int_range_is_enforced_exactly(value):
+    decl = Hyperparameter("n", "int", 5, "help", minimum=1, maximum=100)
+    if 1 <= value <= 100:
+        assert decl.coerce(value) == value and decl.coerce(str(value)) == value
+    else:
+        with pytest.raises(HyperparameterError, match=f"got {value}"):
+            decl.coerce(value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=12))
+def test_arbitrary_text_never_crashes_validation(text):
+    for _, decl in all_declarations():
+        try:
+            decl.coerce(text)
+        except HyperparameterError as exc:
+            assert decl.name in str(exc)
+
+
+# -- the classic sample's spellings -----------------------------------------------------------------
+def test_max_leaf_nodes_works_for_decision_tree():
+    assert resolve({"max_leaf_nodes": "5"})["max_leaf_nodes"] == 5
+
+
+def test_use_custom_ensemble_selects_the_ensemble_with_default_members():
+    params = resolve({"use-custom-ensemble": "true"})
+    assert params["algorithm"] == "ensemble"
+    assert params["ensemble_members"] == ("random_forest", "gradient_boosting", "linear")
+
+
+def test_ensemble_switches_add_and_remove_members():
+    params = resolve({"use-custom-ensemble": "True", "ensemble-rf": "true", "ensemble-gb": "false",
+                      "ensemble-lr": "true"})
+    assert params["ensemble_members"] == ("random_forest", "linear")
+    assert not {"ensemble_rf", "ensemble_gb", "ensemble_lr"} & set(params)
+    params = resolve({"algorithm": "ensemble", "ensemble_members": "knn", "ensemble_rf": True})
+    assert params["ensemble_members"] == ("knn", "random_forest")
+
+
+def test_use_custom_ensemble_false_keeps_the_chosen_algorithm():
+    assert resolve({"use_custom_ensemble": "false", "algorithm": "knn"})["algorithm"] == "knn"
+
+
+def test_every_member_switched_off_is_an_error():
+    message = error_of({"use-custom-ensemble": True, "ensemble-rf": False, "ensemble-gb": False,
+                        "ensemble-lr": False})
+    assert "no members" in message and "ensemble-rf" in message
+
+
+def test_use_custom_ensemble_contradicting_algorithm_is_an_error():
+    message = error_of({"use_custom_ensemble": True, "algorithm": "knn"})
+    assert "use_custom_ensemble" in message and "knn" in message
+
+
+@pytest.mark.parametrize("spelling", ["linear, knn", '["linear", "knn"]', ["linear", "knn"]])
+def test_ensemble_members_as_list_or_comma_text(spelling):
+    params = resolve({"algorithm": "ensemble", "ensemble_members": spelling})
+    assert params["ensemble_members"] == ("linear", "knn")
+
+
+def test_ensemble_accepts_its_members_hyperparameters_only():
+    params = resolve({"algorithm": "ensemble", "n_estimators": "20", "C": 0.1})
+    assert params["n_estimators"] == 20 and params["C"] == 0.1
+    message = error_of({"algorithm": "ensemble", "n_neighbors": 3})
+    assert "knn" in message and "ensemble_members" in message
+    assert resolve({"algorithm": "ensemble", "ensemble_members": "knn,linear",
+                    "n_neighbors": 3})["n_neighbors"] == 3
+
+
+def test_duplicate_ensemble_member_is_rejected():
+    assert "twice" in error_of({"algorithm": "ensemble", "ensemble_members": "knn,knn"})
+
+
+# -- documentation ------------------------------------------------------------------------------
+def test_help_text_lists_every_hyperparameter_with_default_and_range():
+    text = help_text()
+    for owner, decl in all_declarations():
+        assert decl.name in text
+    assert "max_leaf_nodes" in text and "an integer >= 2 or None" in text
+    for name in algorithms.names():
+        assert f"\n{name}:" in text
+
+
+def test_markdown_table_has_one_row_per_declaration():
+    rows = [line for line in markdown_table().splitlines() if line.startswith("| ")][1:]
+    assert len(rows) == len(all_declarations())
+    assert all(row.count(" | ") == 4 for row in rows)
+    assert any(row.startswith("| `knn` | `n_neighbors`") for row in rows)

@@ -1,0 +1,164 @@
+"""Feature schema, coercion of later frames against it, and the column transformer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from byoc.artifact import Feature
+from byoc.errors import SchemaError
+from byoc.preprocessing import (as_text, build_preprocessor, coerce_features, feature_schema,
+                                output_owners)
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "age": [30, 40, 50, 60, 35, 45],
+        "balance": [1.5, np.nan, 3.0, 4.5, 2.0, 1.0],
+        "job": pd.Series(["admin", "services", None, "admin", "retired", "services"], dtype="str"),
+        "contact": pd.Series(["cell", "tel", "cell", "cell", None, "tel"], dtype=object),
+        "default": [True, False, False, True, False, False],
+        "region": [1, 2, 1, 3, 2, 1],
+    })
+
+
+def test_schema_kinds_dtypes_and_sorted_categories(frame):
+    schema = {f.name: f for f in feature_schema(frame)}
+    assert [f.name for f in feature_schema(frame)] == list(frame.columns)
+    assert schema["age"].kind == "numeric" and schema["age"].dtype == "int64"
+    assert schema["balance"].kind == "numeric"
+    assert schema["default"].kind == "numeric" and schema["default"].dtype == "bool"
+    assert schema["job"].kind == "categorical"
+    assert schema["job"].categories == ("admin", "retired", "services")
+    assert schema["contact"].categories == ("cell", "tel")
+    json.dumps([f.to_dict() for f in schema.values()])  # model.json must hold it
+
+
+def test_object_column_of_numbers_is_numeric():
+    schema = feature_schema(pd.DataFrame({"x": pd.Series([1, None, 2.5], dtype=object)}))
+    assert schema[0].kind == "numeric"
+
+
+def test_as_text_unifies_int_float_and_text_spellings():
+    assert as_text(pd.Series([1.0, np.nan, 2.5])).tolist()[0::2] == ["1", "2.5"]
+    assert np.isnan(as_text(pd.Series([1.0, np.nan]))[1])
+    assert as_text(pd.Series([1, 2])).tolist() == ["1", "2"]
+    assert as_text(pd.Series(["1", None], dtype="str")).tolist()[0] == "1"
+    assert as_text(pd.Series([1, "a", 2.0, None], dtype=object)).tolist()[:3] == ["1", "a", "2"]
+
+
+# -- coercion ------------------------------------------------------------------------------------
+def test_coerce_reorders_and_types_columns(frame):
+    schema = feature_schema(frame)
+    shuffled = frame[list(reversed(frame.columns))]
+    out = coerce_features(shuffled, schema, where="validation channel")
+    assert list(out.columns) == list(frame.columns)
+    assert out["age"].dtype == "float64" and out["default"].dtype == "float64"
+    assert out["job"].dtype == object and out["job"].iloc[0] == "admin"
+
+
+def test_missing_column_names_where_and_column(frame):
+    schema = feature_schema(frame)
+    with pytest.raises(SchemaError) as info:
+        coerce_features(frame.drop(columns=["balance"]), schema, where="validation channel")
+    message = str(info.value)
+    assert message.startswith("validation channel: column 'balance' is missing")
+    assert "expects 6 columns" in message
+
+
+def test_extra_column_is_named(frame):
+    schema = feature_schema(frame)
+    with pytest.raises(SchemaError, match="column 'surprise' was not in the training data"):
+        coerce_features(frame.assign(surprise=1), schema, where="test channel")
+
+
+def test_text_in_numeric_column_names_column_row_and_value(frame):
+    schema = feature_schema(frame)
+    bad = frame.astype({"balance": object})
+    bad.loc[3, "balance"] = "lots"
+    with pytest.raises(SchemaError) as info:
+        coerce_features(bad, schema, where="validation channel")
+    assert str(info.value).startswith(
+        "validation channel: column 'balance' row 4 holds 'lots', but the column is numeric")
+
+
+def test_numeric_text_and_blanks_are_accepted_in_numeric_columns(frame):
+    schema = feature_schema(frame)
+    text = frame.astype(str).astype(object)
+    text.loc[0, "age"] = " "
+    text["default"] = ["true", "False", "no", "YES", "0", "1"]
+    out = coerce_features(text, schema, where="request")
+    assert np.isnan(out.loc[0, "age"]) and out.loc[1, "age"] == 40.0
+    assert out["default"].tolist() == [1.0, 0.0, 0.0, 1.0, 0.0, 1.0]
+
+
+def test_duplicate_column_is_rejected(frame):
+    schema = feature_schema(frame)
+    dup = pd.concat([frame, frame[["age"]]], axis=1)
+    with pytest.raises(SchemaError, match="'age' appears more than once"):
+        coerce_features(dup, schema, where="validation channel")
+
+
+def test_headerless_mismatch_hints_at_the_header_setting():
+    schema = [Feature("f0", "numeric", "float64"), Feature("f1", "numeric", "float64")]
+    with pytest.raises(SchemaError, match="header"):
+        coerce_features(pd.DataFrame({"0": [1], "1": [2]}), schema, where="validation channel")
+
+
+# -- transformer -------------------------------------------------------------------------------
+@pytest.mark.parametrize("categorical, scale, impute", [
+    ("onehot", True, True), ("ordinal", False, True), ("ordinal", False, False)])
+def test_unseen_and_missing_categories_never_crash(frame, categorical, scale, impute):
+    schema = feature_schema(frame)
+    pre = build_preprocessor(schema, scale=scale, categorical=categorical, impute=impute)
+    pre.fit(coerce_features(frame, schema, where="train"))
+    later = pd.DataFrame({"age": [np.nan, 99], "balance": [np.nan, 1.0],
+                          "job": ["astronaut", None], "contact": [None, "pigeon"],
+                          "default": [np.nan, 1.0], "region": [7, np.nan]})
+    out = pre.transform(coerce_features(later, schema, where="request"))
+    dense = out.toarray() if hasattr(out, "toarray") else np.asarray(out)
+    assert dense.shape[0] == 2
+    if impute:
+        assert np.isfinite(dense).all()
+
+
+def test_ordinal_codes_unknown_and_missing_distinctly(frame):
+    schema = feature_schema(frame)
+    pre = build_preprocessor(schema, scale=False, categorical="ordinal", impute=False)
+    pre.fit(coerce_features(frame, schema, where="train"))
+    later = frame.iloc[:2].copy()
+    later["job"] = pd.Series(["astronaut", None], dtype=object, index=later.index)
+    out = np.asarray(pre.transform(coerce_features(later, schema, where="request")))
+    assert out[0, 0] == -1 and out[1, 0] == -2  # categorical columns come first; job is first
+
+
+def test_all_missing_numeric_column_keeps_its_place():
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [np.nan] * 3})
+    schema = feature_schema(X)
+    pre = build_preprocessor(schema, scale=True).fit(X)
+    assert pre.transform(X).shape[1] == len(output_owners(pre))
+
+
+@pytest.mark.parametrize("categorical", ["onehot", "ordinal"])
+def test_output_owners_map_every_model_input_to_a_feature(frame, categorical):
+    schema = feature_schema(frame)
+    pre = build_preprocessor(schema, scale=categorical == "onehot", categorical=categorical)
+    out = pre.fit_transform(coerce_features(frame, schema, where="train"))
+    owners = output_owners(pre)
+    assert len(owners) == out.shape[1]
+    assert set(owners) == set(frame.columns)
+    if categorical == "onehot":
+        assert owners.count("job") == 4  # admin, retired, services + missing
+        assert owners.count("balance") == 2  # value + missing indicator
+
+
+def test_high_cardinality_is_capped_in_model_json_and_onehot():
+    X = pd.DataFrame({"id": [f"u{i}" for i in range(1500)]})
+    schema = feature_schema(X)
+    assert len(schema[0].categories) == 1000
+    pre = build_preprocessor(schema, scale=True).fit(X)
+    assert pre.transform(X).shape[1] <= 100

@@ -1,0 +1,158 @@
+"""Problem-type inference with its reason, and JSON-native label encoding."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from byoc.errors import DataError
+from byoc.problem import Labels, drop_missing_target, fit_labels, infer_problem_type
+
+
+def series(values, name="y", dtype=None) -> pd.Series:
+    return pd.Series(values, name=name, dtype=dtype)
+
+
+# -- inference ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["str", object])
+def test_text_target_with_two_values_is_binary_with_a_reason(dtype):
+    kind, reason = infer_problem_type(series(["yes", "no", "yes", None], "deposit", dtype))
+    assert kind == "binary_classification"
+    assert reason == "target 'deposit' has 2 distinct text values -> binary_classification"
+
+
+def test_text_target_with_many_values_is_multiclass(iris):
+    kind, reason = infer_problem_type(iris["target"])
+    assert kind == "multiclass_classification" and "3 distinct text values" in reason
+
+
+def test_bool_target_is_binary():
+    kind, reason = infer_problem_type(series([True, False, True]))
+    assert kind == "binary_classification" and "true/false" in reason
+
+
+def test_fractional_numbers_are_regression(diabetes):
+    kind, reason = infer_problem_type(series([0.5, 1.25, 3.0, 2.0]))
+    assert kind == "regression" and "non-integer" in reason
+
+
+def test_integer_valued_floats_with_two_values_are_binary():
+    kind, _ = infer_problem_type(series([1.0, 0.0, 1.0, np.nan, 0.0]))
+    assert kind == "binary_classification"
+
+
+def test_few_integer_values_are_multiclass_and_the_reason_says_how_to_override():
+    y = series(np.tile([0, 1, 2, 3], 10))
+    kind, reason = infer_problem_type(y)
+    assert kind == "multiclass_classification"
+    assert "4 distinct integer values" in reason and "problem_type=regression" in reason
+
+
+def test_many_integer_values_are_regression(diabetes):
+    kind, reason = infer_problem_type(diabetes["target"].round().astype(int))
+    assert kind == "regression" and "too many" in reason
+    assert "problem_type=multiclass_classification" in reason
+
+
+def test_few_rows_per_integer_value_are_regression():
+    kind, _ = infer_problem_type(series([1, 2, 3, 4, 5, 6]))
+    assert kind == "regression"
+
+
+def test_numbers_in_an_object_column_count_as_numbers():
+    kind, _ = infer_problem_type(series([0.5, 1.5, None, 2.25], dtype=object))
+    assert kind == "regression"
+
+
+@pytest.mark.parametrize("requested", ["regression", "binary_classification",
+                                       "multiclass_classification"])
+def test_requested_type_is_honoured_with_a_reason(requested):
+    kind, reason = infer_problem_type(series([0, 1, 0, 1, 1]), requested)
+    assert kind == requested and "requested" in reason
+
+
+@pytest.mark.parametrize("y, requested, fragments", [
+    (series([np.nan, np.nan], "label"), "auto", ["'label'", "no values", "target hyperparameter"]),
+    (series(["a", "a", "a"], "label"), "auto", ["'label'", "single value", "'a'"]),
+    (series([1, 1], "label"), "regression", ["'label'", "single value"]),
+    (series(["yes", "no"], "label"), "regression", ["'label'", "text", "regression needs numbers"]),
+    (series(["a", "b", "c"], "label"), "binary_classification", ["'label'", "3 distinct", "exactly 2"]),
+    (series([1.0, np.inf, 2.0], "label"), "auto", ["'label'", "infinite"]),
+])
+def test_unlearnable_targets_are_data_errors_naming_the_column(y, requested, fragments):
+    with pytest.raises(DataError) as info:
+        infer_problem_type(y, requested)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+# -- missing targets -----------------------------------------------------------------------------
+def test_rows_with_missing_target_are_counted_in_the_warning():
+    keep, warning = drop_missing_target(series(["yes", None, "no", "", "yes"], "deposit", "str"))
+    assert keep.tolist() == [True, False, True, False, True]
+    assert warning is not None and "dropped 2 of 5 rows" in warning and "'deposit'" in warning
+    assert "row 2" in warning
+
+
+def test_no_missing_target_means_no_warning():
+    keep, warning = drop_missing_target(series([1.0, 2.0]))
+    assert keep.all() and warning is None
+
+
+def test_all_missing_target_is_an_error():
+    with pytest.raises(DataError, match="'y' has no values in any of its 2 rows"):
+        drop_missing_target(series([None, None], dtype=object))
+
+
+# -- labels ------------------------------------------------------------------------------------
+def test_float_labels_become_json_native_ints():
+    labels = fit_labels(series([1.0, 0.0, 1.0]))
+    assert labels.classes == (0, 1)
+    assert all(type(c) is int for c in labels.classes)
+    assert json.dumps(labels.to_list()) == "[0, 1]"
+
+
+@pytest.mark.parametrize("dtype", ["str", object])
+def test_text_labels_sorted_and_round_trip(dtype):
+    y = series(["yes", "no", "maybe", "no"], dtype=dtype)
+    labels = fit_labels(y)
+    assert labels.classes == ("maybe", "no", "yes")
+    codes = labels.encode(y, where="train channel")
+    assert codes.tolist() == [2, 1, 0, 1]
+    assert labels.decode(codes).tolist() == ["yes", "no", "maybe", "no"]
+
+
+def test_bool_labels_stay_bool():
+    labels = fit_labels(series([True, False]))
+    assert labels.classes == (False, True)
+    assert labels.encode(series(["true", "False"], dtype=object), where="v").tolist() == [1, 0]
+
+
+def test_other_channels_may_spell_numeric_labels_differently():
+    labels = fit_labels(series([0.0, 1.0, 2.0]))
+    assert labels.encode(series(["1", "2", "0"], dtype=object), where="v").tolist() == [1, 2, 0]
+    assert labels.encode(series([1, 2, 0]), where="v").tolist() == [1, 2, 0]
+
+
+def test_unseen_label_names_where_row_value_and_known_classes():
+    labels = fit_labels(series(["no", "yes"], "deposit"))
+    with pytest.raises(DataError) as info:
+        labels.encode(series(["yes", "maybe"], "deposit"), where="validation channel")
+    message = str(info.value)
+    assert message.startswith("validation channel: target 'deposit' row 2 holds 'maybe'")
+    assert "'no', 'yes'" in message
+
+
+def test_missing_label_in_another_channel_is_reported():
+    labels = fit_labels(series([0, 1]))
+    with pytest.raises(DataError, match="row 1 holds a missing value"):
+        labels.encode(series([np.nan, 1.0]), where="test channel")
+
+
+def test_labels_are_frozen_values():
+    labels = Labels(classes=("a", "b"))
+    with pytest.raises(AttributeError):
+        labels.classes = ("c",)  # type: ignore[misc]
