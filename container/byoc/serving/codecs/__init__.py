@@ -1,0 +1,90 @@
+"""One codec per media type, in read-only registries (Seldon MLServer's codec-per-content-type design).
+
+Decoders: text/csv, application/json, application/jsonlines, application/x-npy,
+application/x-parquet.  Encoders: text/csv, application/json, application/jsonlines,
+application/x-npy.  Lookups ignore case and parameters (``text/csv; charset=utf-8`` is
+text/csv); Accept negotiation uses werkzeug's parser (lists, q-values, wildcards).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Mapping
+
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header, parse_options_header
+
+from byoc.errors import NotAcceptable, UnsupportedMediaType
+from byoc.serving.codecs import csv, json, jsonlines, npy, parquet
+from byoc.serving.codecs.base import Decoder, Encoder
+
+DEFAULT_CONTENT_TYPE = json.MEDIA_TYPE
+DEFAULT_ACCEPT = json.MEDIA_TYPE
+_TEXT_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+
+__all__ = ["Decoder", "Encoder", "decoders", "encoders", "supported_content_types",
+           "supported_accept_types", "find_decoder", "choose_encoder"]
+
+
+@lru_cache(maxsize=1)
+def decoders() -> Mapping[str, Decoder]:
+    """Media type (and alias) -> decoder."""
+    table: dict[str, Decoder] = {}
+    for decoder in (csv.DECODER, json.DECODER, jsonlines.DECODER, npy.DECODER, parquet.DECODER):
+        for name in (decoder.media_type, *decoder.aliases):
+            table[name] = decoder
+    return MappingProxyType(table)
+
+
+@lru_cache(maxsize=1)
+def encoders() -> Mapping[str, Encoder]:
+    return MappingProxyType({e.media_type: e for e in (csv.ENCODER, json.ENCODER, jsonlines.ENCODER,
+                                                        npy.ENCODER)})
+
+
+def supported_content_types() -> tuple[str, ...]:
+    return tuple(dict.fromkeys(d.media_type for d in decoders().values()))
+
+
+def supported_accept_types() -> tuple[str, ...]:
+    return tuple(encoders())
+
+
+@lru_cache(maxsize=64)
+def find_decoder(content_type: str | None) -> Decoder:
+    """The decoder for a Content-Type header; missing means JSON, as in the AWS toolkits."""
+    media_type, params = parse_options_header(content_type or "")
+    media_type = media_type.strip().lower() or DEFAULT_CONTENT_TYPE
+    decoder = decoders().get(media_type)
+    if decoder is None:
+        raise UnsupportedMediaType(
+            f"Content-Type {content_type!r} is not supported; use one of "
+            f"{', '.join(supported_content_types())}")
+    charset = params.get("charset", "").strip().lower()
+    if charset and charset not in _TEXT_CHARSETS:
+        raise UnsupportedMediaType(f"Content-Type {content_type!r}: charset {charset!r} is not supported; "
+                                   "send UTF-8 (charset=utf-8)")
+    return decoder
+
+
+@lru_cache(maxsize=256)
+def choose_encoder(accept: str | None, request_type: str, default: str | None = None) -> Encoder:
+    """The encoder for an Accept header.
+
+    Missing or ``*/*``: ``default`` (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT) if set, else the
+    request's own media type when we can write it, else JSON.  Parameters on the client's
+    media ranges (``text/csv; charset=utf-8``) do not prevent a match.
+    """
+    table = encoders()
+    preferred = default if default in table else (request_type if request_type in table else DEFAULT_ACCEPT)
+    if not accept or not accept.strip():
+        return table[preferred]
+    parsed = parse_accept_header(accept, MIMEAccept)
+    bare = MIMEAccept([(value.split(";", 1)[0].strip().lower(), quality) for value, quality in parsed])
+    candidates = [preferred] + [name for name in table if name != preferred]
+    match = bare.best_match(candidates)
+    if match is None:
+        raise NotAcceptable(f"Accept {accept!r} cannot be satisfied; use one of "
+                            f"{', '.join(supported_accept_types())}")
+    return table[match]

@@ -1,0 +1,136 @@
+"""text/csv: the built-in algorithms' inference format (features only, no label, no header).
+
+A first line whose fields are (mostly) the model's feature names is taken as a header, and
+its column order is honoured; the header is detected in the first line of every slice the
+decoder gets, and the app prepends a batch's header to its later slices.  Small bodies (single rows, the latency-critical case) are parsed with
+the stdlib csv module; large ones with pyarrow's multi-threaded C++ reader, falling back to
+the precise per-value path only to explain an error.
+"""
+
+from __future__ import annotations
+
+import csv as _csv
+import io
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from byoc.errors import DataError
+from byoc.serving.codecs.base import Decoder, Encoder
+from byoc.serving.output import LABELS, PROBABILITIES, Prediction
+from byoc.serving.schema import NA_TOKENS, Batch, RequestSchema
+
+MEDIA_TYPE = "text/csv"
+SMALL_BODY = 64 * 1024
+
+
+def _text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"the CSV body is not UTF-8 (byte {exc.start}: {exc.reason}); "
+                        "send UTF-8 text", code="undecodable_body") from None
+
+
+def _split_header(rows: list[list[str]], schema: RequestSchema) -> tuple[list[str] | None, list[list[str]]]:
+    first = rows[0]
+    named = sum(1 for value in first if value.strip() in schema.index)
+    if named and named >= max(1, (schema.width + 1) // 2):
+        return [value.strip() for value in first], rows[1:]
+    return None, rows
+
+
+def _parse_rows(text: str) -> list[list[str]]:
+    try:
+        return [row for row in _csv.reader(io.StringIO(text), strict=True) if row]
+    except _csv.Error as exc:
+        raise DataError(f"the CSV body cannot be parsed ({exc}); send comma-separated rows, quoting "
+                        "values that contain commas, quotes or newlines", code="undecodable_body") from None
+
+
+def _reorder(header: list[str], rows: list[list[str]], schema: RequestSchema) -> list[list[str]]:
+    schema.check_names(header, where="the CSV header")
+    if header == list(schema.names):
+        return rows
+    order = [header.index(name) for name in schema.names]
+    for number, row in enumerate(rows, start=1):
+        if len(row) != len(header):
+            raise schema.width_error(len(row), number)
+    return [[row[i] for i in order] for row in rows]
+
+
+def _decode_small(text: str, schema: RequestSchema, start_row: int) -> Batch:
+    rows = _parse_rows(text)
+    if not rows:
+        raise DataError("the CSV body holds no rows", code="empty_body")
+    header, rows = _split_header(rows, schema)
+    if header is not None:
+        rows = _reorder(header, rows, schema)
+        if not rows:
+            raise DataError("the CSV body holds a header but no rows", code="empty_body")
+    return schema.from_rows(rows, start_row=start_row)
+
+
+def _decode_fast(body: bytes, schema: RequestSchema, start_row: int) -> Batch | None:
+    """pyarrow's reader with the schema's types; None when the slow path must explain a problem."""
+    first_line, _, rest = body.partition(b"\n")
+    header, _ = _split_header(_parse_rows(_text(first_line)) or [[""]], schema)
+    if header is not None:
+        schema.check_names(header, where="the CSV header")
+        body = rest
+    names = header or list(schema.names)
+    numeric = {name: schema.numeric[schema.index[name]] for name in names}
+    types = {name: (pa.float64() if numeric[name] else pa.string()) for name in names}
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
+            convert_options=pacsv.ConvertOptions(column_types=types, null_values=sorted(NA_TOKENS),
+                                                 strings_can_be_null=True, quoted_strings_can_be_null=True))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if table.num_rows == 0:
+        return None
+    return schema.from_frame(table.to_pandas(), positional=False, start_row=start_row)
+
+
+def header_line(body: bytes, schema: RequestSchema) -> bytes | None:
+    """The first line, with its newline, when it is a header of feature names."""
+    first_line, newline, _ = body.partition(b"\n")
+    try:
+        rows = _parse_rows(first_line.decode("utf-8-sig"))
+    except (UnicodeDecodeError, DataError):
+        return None
+    if rows and _split_header(rows, schema)[0] is not None:
+        return first_line + newline
+    return None
+
+
+def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
+    if len(body) > SMALL_BODY:
+        frame = _decode_fast(body, schema, start_row)
+        if frame is not None:
+            return frame
+    return _decode_small(_text(body), schema, start_row)
+
+
+def encode(prediction: Prediction) -> bytes:
+    """One line per record, the fields as columns in the order asked for; no header."""
+    import json
+
+    columns = []
+    for field in prediction.fields:
+        column = prediction.column(field)
+        if field in (PROBABILITIES, LABELS):
+            column = [json.dumps(v, separators=(",", ":")) for v in column]
+        columns.append(column)
+    if len(columns) == 1 and columns[0] and isinstance(columns[0][0], float):
+        return ("\n".join(map(repr, columns[0])) + "\n").encode("utf-8")
+    out = io.StringIO()
+    _csv.writer(out, lineterminator="\n").writerows(zip(*columns))
+    return out.getvalue().encode("utf-8")
+
+
+DECODER = Decoder(MEDIA_TYPE, decode, line_oriented=True, aliases=("text/x-csv", "application/csv"), text=True,
+                  header=header_line)
+ENCODER = Encoder(MEDIA_TYPE, encode)

@@ -1,0 +1,126 @@
+"""What a prediction response contains, following SageMaker Autopilot's inference convention.
+
+Fields (chosen by ``SAGEMAKER_INFERENCE_OUTPUT`` for the endpoint, or per request with the
+custom attribute ``output=...`` in ``X-Amzn-SageMaker-Custom-Attributes``):
+
+- ``predicted_label``: the class in its original form (``"yes"``, not ``1``); for
+  regression the predicted value.  The default.
+- ``probability``: the probability of the predicted label (classification only).
+- ``probabilities``: one probability per class, in the order of ``labels``.
+- ``labels``: every class the model knows, in the order of ``probabilities``.
+
+Encoders lay the fields out in the order they were asked for: JSON
+``{"predictions": [{"predicted_label": "yes", "probability": 0.93}, ...]}``, JSON Lines one
+such object per line, CSV one row per record with the fields as columns in that order (list
+fields as a JSON array in one quoted cell) and no header, npy an array of the single field
+asked for (probabilities: rows x classes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from byoc.errors import ConfigError, UserError
+
+PREDICTED_LABEL = "predicted_label"
+PROBABILITY = "probability"
+PROBABILITIES = "probabilities"
+LABELS = "labels"
+FIELDS = (PREDICTED_LABEL, PROBABILITY, PROBABILITIES, LABELS)
+CLASSIFICATION_ONLY = frozenset({PROBABILITY, PROBABILITIES, LABELS})
+NEEDS_PROBA = frozenset({PROBABILITY, PROBABILITIES})
+DEFAULT_FIELDS = (PREDICTED_LABEL,)
+CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
+
+
+def parse_fields(text: str, *, available: Sequence[str], source: str) -> tuple[str, ...]:
+    """``"predicted_label, probabilities"`` -> a checked tuple; raises UserError naming ``source``."""
+    fields = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    if not fields:
+        raise UserError(f"{source} names no output field; use some of {', '.join(available)}",
+                        code="bad_output_fields")
+    unknown = [f for f in fields if f not in FIELDS]
+    if unknown:
+        raise UserError(f"{source}: unknown output field {', '.join(map(repr, unknown))}; "
+                        f"use some of {', '.join(available)}", code="bad_output_fields")
+    unavailable = [f for f in fields if f not in available]
+    if unavailable:
+        raise UserError(f"{source}: {', '.join(map(repr, unavailable))} not available for this model "
+                        f"(a regressor, or a classifier without predict_proba); use some of "
+                        f"{', '.join(available)}", code="bad_output_fields")
+    return fields
+
+
+def default_fields(inference_output: str | None, available: Sequence[str]) -> tuple[str, ...]:
+    """The endpoint's fields from SAGEMAKER_INFERENCE_OUTPUT; a bad value stops the server."""
+    if not inference_output:
+        return DEFAULT_FIELDS
+    try:
+        return parse_fields(inference_output, available=available, source="SAGEMAKER_INFERENCE_OUTPUT")
+    except UserError as exc:
+        raise ConfigError(exc.message) from None
+
+
+def parse_custom_attributes(header: str | None) -> dict[str, str]:
+    """``"output=predicted_label,probability;trace=abc"`` -> {"output": ..., "trace": ...}."""
+    out: dict[str, str] = {}
+    if not header:
+        return out
+    for part in header.split(";"):
+        key, sep, value = part.partition("=")
+        if sep:
+            out[key.strip().lower()] = value.strip()
+    return out
+
+
+def request_fields(custom_attributes: str | None, *, default: tuple[str, ...],
+                   available: Sequence[str]) -> tuple[str, ...]:
+    wanted = parse_custom_attributes(custom_attributes).get("output")
+    if wanted is None:
+        return default
+    return parse_fields(wanted, available=available, source=f"{CUSTOM_ATTRIBUTES_HEADER} output=")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Per-field results for ``n`` records.
+
+    ``values[predicted_label]``: list of labels (or float array for regression);
+    ``values[probability]``: float array (n,); ``values[probabilities]``: float array (n, k);
+    ``values[labels]``: the class list, the same for every record.
+    """
+
+    fields: tuple[str, ...]
+    values: Mapping[str, Any]
+    n: int
+
+    def column(self, field: str) -> list[Any]:
+        """One value per record as plain Python objects (JSON-ready)."""
+        value = self.values[field]
+        if field == LABELS:
+            return [value] * self.n
+        return value.tolist() if isinstance(value, np.ndarray) else list(value)
+
+    def records(self) -> list[dict[str, Any]]:
+        columns = [self.column(f) for f in self.fields]
+        return [dict(zip(self.fields, row)) for row in zip(*columns)]
+
+    @staticmethod
+    def concat(parts: Sequence["Prediction"]) -> "Prediction":
+        """Join the results of a chunked batch."""
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        values: dict[str, Any] = {}
+        for field in first.fields:
+            chunks = [p.values[field] for p in parts]
+            if field == LABELS:
+                values[field] = chunks[0]
+            elif isinstance(chunks[0], np.ndarray):
+                values[field] = np.concatenate(chunks)
+            else:
+                values[field] = [v for chunk in chunks for v in chunk]
+        return Prediction(first.fields, values, sum(p.n for p in parts))

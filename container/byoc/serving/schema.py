@@ -1,0 +1,343 @@
+"""Request data versus the model's feature schema: a ready-to-predict frame, or a precise 400.
+
+The model (see ``byoc.artifact``) takes a DataFrame with ``feature_names`` in order, numeric
+features as float64 and categorical ones as object holding text, missing values as NaN.
+Decoders hand over what they parsed in one of three shapes, and :class:`RequestSchema` turns
+each into a :class:`Batch` of typed columns (which builds that frame when needed):
+
+- ``from_rows``: positional rows (CSV lines, JSON lists) of Python scalars;
+- ``from_records``: records keyed by feature name (JSON objects);
+- ``from_frame``: a DataFrame, positional (headerless CSV, npy) or named (Parquet, CSV with
+  a header), checked column by column with vectorised pandas operations.
+
+Rows are numbered from 1 in the order they appear in the body (a CSV header not counted), so
+a message such as "row 12, column 'age'" points at the culprit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from byoc.artifact import Feature
+from byoc.errors import SchemaError
+
+# Tokens pandas' CSV reader (and so training) takes for a missing value.
+NA_TOKENS = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+# Trees predict in float32: anything larger would become infinity there.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+_NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Validated request rows as typed columns in the model's feature order.
+
+    Numeric columns are float64 arrays (NaN = missing), categorical ones object arrays of
+    text (NaN = missing).  :meth:`frame` is the DataFrame the pipeline in model.joblib takes;
+    the fast single-row path reads the columns directly and never builds it.
+    """
+
+    names: tuple[str, ...]
+    columns: tuple[np.ndarray, ...]
+
+    def __len__(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(dict(zip(self.names, self.columns)), copy=False)
+
+
+class _BadValue(Exception):
+    """A single value cannot be used; the caller adds row and column."""
+
+    def __init__(self, what: str, code: str = "not_a_number") -> None:
+        super().__init__(what)
+        self.what = what
+        self.code = code
+
+
+def _check_range(x: float) -> float:
+    if x != x:  # NaN: a missing value
+        return x
+    if math.isinf(x) or abs(x) > FLOAT32_MAX:
+        raise _BadValue(f"{x!r} is out of range (|x| must stay below {FLOAT32_MAX:.3g}); "
+                        "send a finite number, or an empty value for missing", code="out_of_range")
+    return x
+
+
+def to_number(value: Any) -> float:
+    """One request value for a numeric feature as float (NaN when missing)."""
+    kind = type(value)
+    if kind is float:
+        return _check_range(value)
+    if kind is int or kind is bool:
+        try:
+            return _check_range(float(value))
+        except OverflowError:
+            raise _BadValue(f"{value} is out of range; send a finite number", code="out_of_range") from None
+    if value is None:
+        return _NAN
+    if kind is str:
+        text = value.strip()
+        if text in NA_TOKENS:
+            return _NAN
+        try:
+            number = float(text)
+        except ValueError:
+            raise _BadValue(f"text {_shorten(value)!r} is not a number; send a number, or an empty value "
+                            "(null in JSON) for missing") from None
+        return _check_range(number)
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return to_number(value.item())
+    raise _BadValue(f"a {_json_type(value)} is not a number; send a number, or null for missing",
+                    code="bad_value")
+
+
+_FLAG_TEXT = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "t": 1.0, "f": 0.0}
+
+
+def to_flag(value: Any) -> float:
+    """A boolean feature (trained as 0/1) also takes true/false and yes/no as text."""
+    if type(value) is str:
+        flag = _FLAG_TEXT.get(value.strip().lower())
+        if flag is not None:
+            return flag
+    return to_number(value)
+
+
+def to_category(value: Any) -> Any:
+    """One request value for a categorical feature as text (NaN when missing)."""
+    kind = type(value)
+    if kind is str:
+        return _NAN if value in NA_TOKENS else value
+    if value is None:
+        return _NAN
+    if kind is float:
+        if value != value:
+            return _NAN
+        return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
+    if kind is int or kind is bool:
+        return str(value)
+    if isinstance(value, (np.generic,)):
+        return to_category(value.item())
+    raise _BadValue(f"a {_json_type(value)} is not a category; send text, or null for missing",
+                    code="bad_value")
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "JSON object"
+    if isinstance(value, (list, tuple)):
+        return "JSON list"
+    return type(value).__name__
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _names_list(names: Iterable[str], limit: int = 12) -> str:
+    names = list(names)
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    numeric: bool
+
+
+class RequestSchema:
+    """The model's features, precompiled for the per-request path."""
+
+    def __init__(self, features: Sequence[Feature]) -> None:
+        if not features:
+            raise ValueError("a model needs at least one feature")
+        self.features = tuple(features)
+        self.names: tuple[str, ...] = tuple(f.name for f in features)
+        self.numeric: tuple[bool, ...] = tuple(f.kind == "numeric" for f in features)
+        self.flags: tuple[bool, ...] = tuple(f.kind == "numeric" and f.dtype == "bool" for f in features)
+        self.index: Mapping[str, int] = {name: i for i, name in enumerate(self.names)}
+        self._converters = tuple(to_flag if flag else to_number if numeric else to_category
+                                 for numeric, flag in zip(self.numeric, self.flags))
+        self._dtypes = tuple(np.float64 if n else object for n in self.numeric)
+
+    @property
+    def width(self) -> int:
+        return len(self.names)
+
+    def describe(self) -> str:
+        return _names_list(f"{n} ({'numeric' if num else 'categorical'})"
+                           for n, num in zip(self.names, self.numeric))
+
+    # -- errors ---------------------------------------------------------------------------
+    def width_error(self, got: int, row: int) -> SchemaError:
+        hint = ""
+        if got == self.width + 1:
+            hint = " If the first value is the label, drop it: requests carry features only."
+        return SchemaError(
+            f"row {row} has {got} value{'s' if got != 1 else ''} but the model expects {self.width} "
+            f"features in this order: {_names_list(self.names)}.{hint}", code="wrong_column_count")
+
+    def _value_error(self, exc: _BadValue, column: int, row: int) -> SchemaError:
+        kind = "numeric" if self.numeric[column] else "categorical"
+        return SchemaError(f"row {row}, column '{self.names[column]}' ({kind}): {exc.what}", code=exc.code)
+
+    def check_names(self, given: Sequence[str], *, where: str) -> None:
+        """Missing or unknown keys/columns -> 400 naming them."""
+        given_set = set(given)
+        missing = [n for n in self.names if n not in given_set]
+        unknown = [g for g in given if g not in self.index]
+        if unknown:
+            raise SchemaError(
+                f"{where} has unknown column{'s' if len(unknown) > 1 else ''} {_names_list(unknown)}; "
+                f"the model's features are {_names_list(self.names)} (drop the label and any extra columns)",
+                code="unknown_columns")
+        if missing:
+            raise SchemaError(
+                f"{where} lacks column{'s' if len(missing) > 1 else ''} {_names_list(missing)}; "
+                "send every feature (null for a missing value)", code="missing_columns")
+        if len(given_set) != len(given):
+            dupes = sorted({g for g in given if list(given).count(g) > 1})
+            raise SchemaError(f"{where} repeats column {_names_list(dupes)}", code="duplicate_columns")
+
+    # -- Python values ---------------------------------------------------------------------
+    def _batch(self, columns: Sequence[list]) -> Batch:
+        return Batch(self.names, tuple(np.array(col, dtype=dtype) for col, dtype in zip(columns, self._dtypes)))
+
+    def from_rows(self, rows: Sequence[Any], *, start_row: int = 0) -> Batch:
+        """Positional rows of scalars (CSV fields as text, or JSON values)."""
+        width = self.width
+        converters = self._converters
+        columns: list[list] = [[] for _ in range(width)]
+        for number, row in enumerate(rows, start=start_row + 1):
+            if not isinstance(row, (list, tuple)):
+                raise SchemaError(f"row {number} is a {_json_type(row)}, not a list of {width} feature values",
+                                  code="bad_row")
+            if len(row) != width:
+                raise self.width_error(len(row), number)
+            j = 0
+            try:
+                for j in range(width):
+                    columns[j].append(converters[j](row[j]))
+            except _BadValue as exc:
+                raise self._value_error(exc, j, number) from None
+        return self._batch(columns)
+
+    def from_records(self, records: Sequence[Any], *, start_row: int = 0) -> Batch:
+        """Records keyed by feature name; every feature present, no others."""
+        names = self.names
+        converters = self._converters
+        columns: list[list] = [[] for _ in names]
+        for number, record in enumerate(records, start=start_row + 1):
+            if not isinstance(record, dict):
+                raise SchemaError(f"row {number} is a {_json_type(record)}, not an object of feature: value",
+                                  code="bad_row")
+            if len(record) != len(names) or not all(n in record for n in names):
+                self.check_names(list(record), where=f"row {number}")
+            j = 0
+            try:
+                for j, name in enumerate(names):
+                    columns[j].append(converters[j](record[name]))
+            except _BadValue as exc:
+                raise self._value_error(exc, j, number) from None
+        return self._batch(columns)
+
+    def from_columns(self, columns: Mapping[str, Any]) -> Batch:
+        """Column-oriented JSON: ``{"age": [30, 41], "job": ["admin", null]}``."""
+        self.check_names(list(columns), where="the column mapping")
+        lengths = set()
+        for name in self.names:
+            values = columns[name]
+            if not isinstance(values, list):
+                raise SchemaError(f"column '{name}' must be a list of values, got a {_json_type(values)}",
+                                  code="bad_row")
+            lengths.add(len(values))
+        if len(lengths) > 1:
+            raise SchemaError(f"columns have different lengths {sorted(lengths)}; every column needs one "
+                              "value per row", code="ragged_columns")
+        rows = list(zip(*(columns[name] for name in self.names)))
+        return self.from_rows(rows)
+
+    # -- frames ----------------------------------------------------------------------------
+    def from_frame(self, frame: pd.DataFrame, *, positional: bool, start_row: int = 0) -> Batch:
+        """A parsed table: positional columns (by order) or named ones (by name, any order)."""
+        if positional:
+            if frame.shape[1] != self.width:
+                raise self.width_error(frame.shape[1], start_row + 1)
+            frame = frame.set_axis(list(self.names), axis=1)
+        else:
+            given = [str(c) for c in frame.columns]
+            if given != list(self.names):
+                self.check_names(given, where="the table")
+                frame = frame.set_axis(given, axis=1)[list(self.names)]
+        columns = []
+        for j in range(self.width):
+            series = frame.iloc[:, j]
+            try:
+                columns.append(self._flag_column(series) if self.flags[j] else
+                               self._numeric_column(series) if self.numeric[j] else
+                               self._categorical_column(series))
+            except _RowError as exc:
+                raise self._value_error(exc.error, j, start_row + 1 + exc.position) from None
+        return Batch(self.names, tuple(columns))
+
+    @staticmethod
+    def _numeric_column(series: pd.Series) -> np.ndarray:
+        dtype = series.dtype
+        if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            raw = series.to_numpy(dtype=object, na_value=None)
+            values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            suspects = np.flatnonzero(np.isnan(values))
+            for pos in suspects:  # NaN from a missing token is fine; from text it is not
+                try:
+                    values[pos] = to_number(raw[pos])
+                except _BadValue as exc:
+                    raise _RowError(exc, int(pos)) from None
+        bad = np.flatnonzero(~(np.abs(values) <= FLOAT32_MAX) & ~np.isnan(values))
+        if bad.size:
+            pos = int(bad[0])
+            raise _RowError(_BadValue(f"{values[pos]!r} is out of range (|x| must stay below "
+                                      f"{FLOAT32_MAX:.3g})", code="out_of_range"), pos)
+        return values
+
+    @classmethod
+    def _flag_column(cls, series: pd.Series) -> np.ndarray:
+        if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
+            return _convert_each(series.to_numpy(dtype=object), to_flag, np.float64)
+        return cls._numeric_column(series)
+
+    @staticmethod
+    def _categorical_column(series: pd.Series) -> np.ndarray:
+        dtype = series.dtype
+        if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
+            values = series.to_numpy(dtype=object, na_value=_NAN)
+            return values
+        return _convert_each(series.to_numpy(dtype=object), to_category, object)
+
+
+def _convert_each(raw: np.ndarray, convert: Any, dtype: Any) -> np.ndarray:
+    out = np.empty(len(raw), dtype=dtype)
+    for pos, value in enumerate(raw):
+        try:
+            out[pos] = convert(value)
+        except _BadValue as exc:
+            raise _RowError(exc, pos) from None
+    return out
+
+
+class _RowError(Exception):
+    def __init__(self, error: _BadValue, position: int) -> None:
+        super().__init__(error.what)
+        self.error = error
+        self.position = position

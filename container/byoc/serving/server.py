@@ -1,0 +1,142 @@
+"""``serve``: gunicorn in front of the Flask app, configured from SageMaker's environment.
+
+Why these settings:
+
+- The model is loaded and sha256-verified once, in the master, before the workers fork
+  (``preload_app``); ``gc.freeze()`` keeps the model's pages out of the collector's reach
+  so forked workers keep sharing them instead of copying them on the first collection.
+  A missing or corrupt model stops ``serve`` at once with one line naming the file.
+- Sync workers: a prediction is CPU-bound Python/NumPy work holding the GIL, so one request
+  per process is the fastest use of a core and a slow request cannot starve others in its
+  process.  SAGEMAKER_MODEL_SERVER_WORKERS sets the count (default: one per CPU), each
+  worker pins its math libraries to one thread for the same reason.
+- SIGTERM (the platform's stop, SIGKILL 30 s later) is gunicorn's graceful shutdown: stop
+  accepting, let in-flight requests finish for up to 20 s, exit 0.  A worker that dies is
+  replaced by the master.
+- Access lines go to stdout except GET /ping, which appears only at DEBUG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import os
+import sys
+from typing import Any, Mapping
+
+from byoc.errors import ConfigError, ModelLoadError
+from byoc.serving.settings import GRACEFUL_TIMEOUT, ServingSettings
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
+
+
+def _quiet_ping_logger() -> type:
+    from gunicorn.glogging import Logger
+
+    class QuietPingLogger(Logger):
+        """gunicorn's logger without /ping access lines unless the level is DEBUG."""
+
+        def access(self, resp: Any, req: Any, environ: Mapping[str, Any], request_time: Any) -> None:
+            if environ.get("PATH_INFO") == "/ping" and self.error_log.getEffectiveLevel() > logging.DEBUG:
+                return
+            super().access(resp, req, environ, request_time)
+
+    return QuietPingLogger
+
+
+def _post_fork(server: Any, worker: Any) -> None:
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except Exception:  # noqa: BLE001 - an optimisation only
+        server.log.debug("threadpoolctl unavailable; math libraries keep their default threads")
+
+
+def gunicorn_options(settings: ServingSettings) -> dict[str, Any]:
+    """The gunicorn configuration derived from the environment (see the module docstring)."""
+    return {
+        "bind": [f"0.0.0.0:{settings.port}"],
+        "workers": settings.workers,
+        "worker_class": "sync",
+        "timeout": settings.timeout,
+        "graceful_timeout": GRACEFUL_TIMEOUT,
+        "keepalive": 5,
+        "preload_app": True,
+        "loglevel": settings.log_level,
+        "accesslog": "-",
+        "errorlog": "-",
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "logger_class": _quiet_ping_logger(),
+        "post_fork": _post_fork,
+        "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None,
+        "proc_name": "byoc-serve",
+        "limit_request_field_size": 16384,
+        "control_socket_disable": True,  # no extra listener in a SageMaker container
+    }
+
+
+def _gunicorn_application(app: Any, options: Mapping[str, Any]) -> Any:
+    from gunicorn.app.base import BaseApplication
+
+    class Application(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                if value is not None:
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return app
+
+    return Application()
+
+
+def build_app(environ: Mapping[str, str] | None = None) -> Any:
+    """Load the model and build the app in this (the master) process."""
+    from byoc.serving.app import create_app
+
+    return create_app(environ=environ)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="serve", description="Serve the model in $SAGEMAKER_BASE_DIR/model (default /opt/ml/model) "
+        "on 0.0.0.0:8080 or $SAGEMAKER_BIND_TO_PORT: GET /ping, GET /execution-parameters, POST /invocations.")
+    parser.add_argument("--check", action="store_true",
+                        help="load and verify the model and configuration, then exit (0 when servable)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:  # `docker run IMAGE serve` through an entry point that passes it on
+        argv = argv[1:]
+    args = parser.parse_args(argv)
+    for variable in THREAD_VARIABLES:
+        os.environ.setdefault(variable, "1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        settings = ServingSettings.from_environ()
+        app = build_app()
+    except (ModelLoadError, ConfigError) as exc:
+        print(f"serve: cannot start: {exc}", file=sys.stderr, flush=True)
+        return 1
+    logging.getLogger().setLevel(settings.log_level.upper())
+    predictor = app.extensions["byoc.predictor"]
+    try:
+        predictor.warm_up()
+    except Exception as exc:  # noqa: BLE001 - a model that cannot predict an all-missing row may still serve
+        logging.getLogger("byoc.serving").warning("warm-up prediction failed: %s", exc)
+    model = predictor.model
+    logging.getLogger("byoc.serving").info(
+        "serving %s %s model from %s: %d features, %d workers on port %d", model.algorithm,
+        model.problem_type, model.path, predictor.schema.width, settings.workers, settings.port)
+    if args.check:
+        return 0
+    gc.collect()
+    gc.freeze()
+    _gunicorn_application(app, gunicorn_options(settings)).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

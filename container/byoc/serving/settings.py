@@ -1,0 +1,92 @@
+"""The serving knobs SageMaker (and users) set through the environment, read once.
+
+Every value is parsed and checked here so that a bad setting stops ``serve`` at start-up
+with a message naming the variable, rather than surfacing as a failed request later.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+from byoc.environment import _cpu_count as cpu_count
+from byoc.errors import ConfigError
+
+DEFAULT_PORT = 8080
+DEFAULT_TIMEOUT = 60
+DEFAULT_BATCH_TIMEOUT = 600  # batch transform's own invocation timeout
+DEFAULT_MAX_PAYLOAD_MB = 6
+MAX_BATCH_PAYLOAD_MB = 100
+MB = 1024 * 1024
+GRACEFUL_TIMEOUT = 20  # SageMaker sends SIGKILL 30 s after SIGTERM
+
+_LOG_LEVELS = {"10": "debug", "20": "info", "30": "warning", "40": "error", "50": "critical",
+               "debug": "debug", "info": "info", "warning": "warning", "warn": "warning",
+               "error": "error", "critical": "critical", "fatal": "critical"}
+
+
+def parse_bool(raw: str | None, *, name: str, default: bool = False) -> bool:
+    """SageMaker's SDK writes ``"True"``; the API writes ``"true"``: accept both, case-insensitively."""
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int, *, upper: int | None = None) -> int:
+    raw = environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer; unset it or give a whole number") from None
+    if value < 1 or (upper is not None and value > upper):
+        bounds = f"between 1 and {upper}" if upper is not None else "at least 1"
+        raise ConfigError(f"{name}={value} is out of range; it must be {bounds}")
+    return value
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """What the server and the app need to know from the environment."""
+
+    port: int = DEFAULT_PORT
+    workers: int = 1
+    timeout: int = DEFAULT_TIMEOUT
+    log_level: str = "info"
+    batch: bool = False
+    max_payload_mb: int = DEFAULT_MAX_PAYLOAD_MB
+    default_accept: str | None = None
+    inference_output: str | None = None
+
+    @property
+    def max_payload_bytes(self) -> int:
+        return self.max_payload_mb * MB
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> "ServingSettings":
+        environ = os.environ if environ is None else environ
+        batch = parse_bool(environ.get("SAGEMAKER_BATCH"), name="SAGEMAKER_BATCH")
+        level_raw = (environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL") or environ.get("SM_LOG_LEVEL") or "20")
+        log_level = _LOG_LEVELS.get(level_raw.strip().lower())
+        if log_level is None:
+            raise ConfigError(f"log level {level_raw!r} (SAGEMAKER_CONTAINER_LOG_LEVEL / SM_LOG_LEVEL) is not "
+                              "one of 10, 20, 30, 40, 50 or DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return cls(
+            port=_positive_int(environ, "SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT, upper=65535),
+            workers=_positive_int(environ, "SAGEMAKER_MODEL_SERVER_WORKERS", cpu_count()),
+            timeout=_positive_int(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT",
+                                  DEFAULT_BATCH_TIMEOUT if batch else DEFAULT_TIMEOUT),
+            log_level=log_level,
+            batch=batch,
+            max_payload_mb=_positive_int(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB,
+                                         upper=MAX_BATCH_PAYLOAD_MB),
+            default_accept=(environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "").strip() or None,
+            inference_output=(environ.get("SAGEMAKER_INFERENCE_OUTPUT") or "").strip() or None,
+        )

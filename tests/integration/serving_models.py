@@ -1,0 +1,112 @@
+"""Models trained by the real ``container/train`` and servers started by the real ``container/serve``,
+shared by the tests/integration/test_serve*.py modules.
+
+Training a model takes a couple of seconds, so each kind is trained once per test session
+(cached here, in a temporary directory removed at exit); each test module starts the servers
+it needs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+import requests
+
+import support
+from conftest import diabetes_frame, iris_frame, mixed_frame
+
+# name -> (frame factory, target, hyperparameters)
+KINDS: Mapping[str, tuple[Any, str, dict[str, Any]]] = {
+    # text labels yes/no over numeric + text categorical features, with missing values
+    "binary": (mixed_frame, "deposit", {"algorithm": "decision_tree", "max_depth": 4}),
+    "multiclass": (iris_frame, "target", {"algorithm": "gradient_boosting", "max_iter": 20}),
+    "regression": (diabetes_frame, "target", {"algorithm": "decision_tree", "max_depth": 5}),
+}
+
+
+@lru_cache(maxsize=None)
+def _workdir() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="byoc-serve-tests-"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+def frame(kind: str) -> pd.DataFrame:
+    return KINDS[kind][0]()
+
+
+def features(kind: str) -> pd.DataFrame:
+    factory, target, _ = KINDS[kind]
+    return factory().drop(columns=[target])
+
+
+@lru_cache(maxsize=None)
+def trained_root(kind: str) -> Path:
+    """An ML root whose model/ was written by ``container/train`` (SDK-style hyperparameters)."""
+    factory, target, hyperparameters = KINDS[kind]
+    data = factory()
+    root = support.make_ml_root(
+        _workdir() / kind,
+        channels={"train": {"train.csv": support.csv_bytes(data, target=target, header=True)}},
+        hyperparameters={"target": target, **hyperparameters}, content_types={"train": "text/csv"})
+    result = support.run_train(root)
+    assert result.returncode == 0, f"training the {kind} model failed:\n{result.stdout}\n{result.stderr}"
+    return root
+
+
+def copy_root(kind: str, dest: Path) -> Path:
+    """A private copy of a trained ML root (for tests that damage the model)."""
+    shutil.copytree(trained_root(kind), dest)
+    return dest
+
+
+@dataclass
+class Server:
+    """A running ``container/serve`` process and an HTTP session to it."""
+
+    process: subprocess.Popen
+    port: int
+    session: requests.Session = field(default_factory=requests.Session)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def invoke(self, body: bytes | str, content_type: str | None = "text/csv", accept: str | None = None,
+               attributes: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = {}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        if accept is not None:
+            headers["Accept"] = accept
+        if attributes is not None:
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = attributes
+        headers.update(kwargs.pop("headers", {}))
+        return self.session.post(f"{self.url}/invocations", data=body, headers=headers,
+                                 timeout=kwargs.pop("timeout", 60), **kwargs)
+
+    def get(self, path: str) -> requests.Response:
+        return self.session.get(f"{self.url}{path}", timeout=10)
+
+    def stop(self, timeout: float = 30) -> str:
+        self.session.close()
+        return support.stop_process(self.process, timeout=timeout)
+
+
+def start(root: Path, *, workers: int = 2, env: Mapping[str, str] | None = None) -> Server:
+    merged = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(workers), **(env or {})}
+    process, port = support.start_serve(root, env=merged)
+    try:
+        support.wait_for_ping(port, process, timeout=60)
+    except BaseException:
+        support.stop_process(process, timeout=5)
+        raise
+    return Server(process, port)

@@ -1,0 +1,387 @@
+"""The real server (``container/serve`` under gunicorn, real sockets) on models trained by the real
+``container/train``: every content type and Accept, output fields, and every error status.
+
+Process-level behaviour (signals, workers, start-up failures, port) is in test_serve_process.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import serving_models as sm
+from byoc import artifact
+
+CUSTOM = "X-Amzn-SageMaker-Custom-Attributes"
+
+
+@pytest.fixture(scope="module")
+def binary():
+    server = sm.start(sm.trained_root("binary"), workers=2)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def multiclass():
+    server = sm.start(sm.trained_root("multiclass"), workers=1,
+                      env={"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability"})
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def regression():
+    server = sm.start(sm.trained_root("regression"), workers=1)
+    yield server
+    server.stop()
+
+
+def expected(kind: str, rows: pd.DataFrame) -> list:
+    """What the model predicts in-process for ``rows``: labels in original form, or values."""
+    model = artifact.load(sm.trained_root(kind) / "model")
+    X = rows[model.feature_names].copy()
+    for feature in model.features:
+        if feature.kind == "categorical":
+            X[feature.name] = X[feature.name].astype(object)
+    prediction = model.estimator.predict(X)
+    if model.is_classifier:
+        return [model.classes[int(i)] for i in prediction]
+    return [float(v) for v in prediction]
+
+
+def expected_proba(kind: str, rows: pd.DataFrame) -> np.ndarray:
+    model = artifact.load(sm.trained_root(kind) / "model")
+    X = rows[model.feature_names].copy()
+    for feature in model.features:
+        if feature.kind == "categorical":
+            X[feature.name] = X[feature.name].astype(object)
+    return model.estimator.predict_proba(X)
+
+
+def csv_body(rows: pd.DataFrame, header: bool = False) -> str:
+    return rows.to_csv(index=False, header=header)
+
+
+def records(rows: pd.DataFrame) -> list[dict]:
+    return json.loads(rows.to_json(orient="records"))
+
+
+def json_rows(rows: pd.DataFrame) -> list[list]:
+    return json.loads(rows.to_json(orient="values"))
+
+
+def labels_of(response) -> list:
+    assert response.status_code == 200, response.text
+    return [p["predicted_label"] for p in response.json()["predictions"]]
+
+
+def assert_error(response, status: int, code: str, *fragments: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["error"] == code, body
+    assert "Traceback" not in body["message"]
+    for fragment in fragments:
+        assert fragment in body["message"], body
+    assert body["request_id"] == response.headers["X-Request-Id"]
+    return body
+
+
+# -- routes ----------------------------------------------------------------------------------
+def test_ping_is_200_with_an_empty_body(binary):
+    response = binary.get("/ping")
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+def test_execution_parameters_describe_batch_settings(binary):
+    response = binary.get("/execution-parameters")
+    assert response.status_code == 200
+    assert response.json() == {"MaxConcurrentTransforms": 2, "BatchStrategy": "MultiRecord",
+                               "MaxPayloadInMB": 6}
+
+
+# -- decoding --------------------------------------------------------------------------------
+def test_headerless_csv_with_text_and_missing_values_predicts_original_labels(binary):
+    rows = sm.features("binary").iloc[:40]
+    response = binary.invoke(csv_body(rows), "text/csv", "application/json")
+    got = labels_of(response)
+    assert got == expected("binary", rows)
+    assert set(got) <= {"yes", "no"}
+    assert rows.isna().any().any(), "the sample must include missing values"
+
+
+def test_csv_header_row_in_any_order_is_accepted(binary):
+    rows = sm.features("binary").iloc[:25]
+    shuffled = rows[["contact", "balance", "job", "age"]]
+    response = binary.invoke(csv_body(shuffled, header=True), "text/csv; charset=utf-8", "application/json")
+    assert labels_of(response) == expected("binary", rows)
+
+
+def test_csv_charset_and_crlf_line_endings_are_harmless(binary):
+    rows = sm.features("binary").iloc[:5]
+    body = csv_body(rows).replace("\n", "\r\n")
+    response = binary.invoke(body, "text/csv; charset=UTF-8", "text/csv")
+    assert response.text.splitlines() == expected("binary", rows)
+
+
+JSON_SHAPES = {
+    "instances-rows": lambda r: {"instances": json_rows(r)},
+    "instances-records": lambda r: {"instances": records(r)},
+    "inputs-rows": lambda r: {"inputs": json_rows(r)},
+    "inputs-records": lambda r: {"inputs": records(r)},
+    "inputs-columns": lambda r: {"inputs": {c: json.loads(r[c].to_json(orient="values")) for c in r.columns}},
+    "dataframe_split": lambda r: {"dataframe_split": json.loads(r.to_json(orient="split", index=False))},
+    "dataframe_records": lambda r: {"dataframe_records": records(r)},
+    "bare-rows": json_rows,
+    "bare-records": records,
+    "builtin-features": lambda r: {"instances": [{"features": row} for row in json_rows(r)]},
+}
+
+
+@pytest.mark.parametrize("shape", sorted(JSON_SHAPES))
+def test_every_json_shape_gives_the_same_predictions(binary, shape):
+    rows = sm.features("binary").iloc[:12]
+    response = binary.invoke(json.dumps(JSON_SHAPES[shape](rows)), "application/json")
+    assert labels_of(response) == expected("binary", rows)
+
+
+@pytest.mark.parametrize("body", ["single-record", "single-row"])
+def test_a_single_json_record_or_row(binary, body):
+    rows = sm.features("binary").iloc[3:4]
+    payload = records(rows)[0] if body == "single-record" else json_rows(rows)[0]
+    response = binary.invoke(json.dumps(payload), "application/json")
+    assert labels_of(response) == expected("binary", rows)
+
+
+def test_missing_content_type_means_json(binary):
+    rows = sm.features("binary").iloc[:3]
+    response = binary.invoke(json.dumps({"instances": records(rows)}), content_type=None)
+    assert labels_of(response) == expected("binary", rows)
+    assert response.headers["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("layout", ["rows", "records"])
+def test_jsonlines_rows_or_records(binary, layout):
+    rows = sm.features("binary").iloc[:15]
+    items = json_rows(rows) if layout == "rows" else records(rows)
+    body = "\n".join(json.dumps(item) for item in items) + "\n"
+    response = binary.invoke(body, "application/jsonlines")
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith("application/jsonlines")
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert [line["predicted_label"] for line in lines] == expected("binary", rows)
+
+
+def test_npy_2d_and_1d_arrays(multiclass):
+    rows = sm.features("multiclass").iloc[::10]
+    buf = io.BytesIO()
+    np.save(buf, rows.to_numpy(dtype=np.float64))
+    response = multiclass.invoke(buf.getvalue(), "application/x-npy", "application/json",
+                                 attributes="output=predicted_label")
+    assert labels_of(response) == expected("multiclass", rows)
+    one = io.BytesIO()
+    np.save(one, rows.to_numpy(dtype=np.float32)[0])
+    response = multiclass.invoke(one.getvalue(), "application/x-npy", "application/json",
+                                 attributes="output=predicted_label")
+    assert labels_of(response) == expected("multiclass", rows)[:1]
+
+
+def test_npy_with_pickled_objects_is_refused(multiclass):
+    buf = io.BytesIO()
+    np.save(buf, np.array([[1.0, "x", None, 2]], dtype=object), allow_pickle=True)
+    response = multiclass.invoke(buf.getvalue(), "application/x-npy")
+    assert_error(response, 400, "undecodable_body", "never unpickled")
+
+
+def test_parquet_with_named_columns_in_any_order(binary):
+    rows = sm.features("binary").iloc[:30]
+    buf = io.BytesIO()
+    rows[["job", "age", "contact", "balance"]].to_parquet(buf, index=False)
+    response = binary.invoke(buf.getvalue(), "application/x-parquet")
+    assert labels_of(response) == expected("binary", rows)  # JSON: parquet is not an output format
+
+
+# -- encoding --------------------------------------------------------------------------------
+def decode_response(response) -> list:
+    kind = response.headers["Content-Type"].split(";")[0]
+    if kind == "text/csv":
+        return [row[0] for row in csv.reader(io.StringIO(response.text))]
+    if kind == "application/json":
+        return [p["predicted_label"] for p in response.json()["predictions"]]
+    if kind == "application/jsonlines":
+        return [json.loads(line)["predicted_label"] for line in response.text.splitlines()]
+    if kind == "application/x-npy":
+        return np.load(io.BytesIO(response.content), allow_pickle=False).tolist()
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("accept,media_type", [
+    ("text/csv", "text/csv"),
+    ("application/json", "application/json"),
+    ("application/jsonlines", "application/jsonlines"),
+    ("application/x-npy", "application/x-npy"),
+    ("text/csv; charset=utf-8", "text/csv"),
+    ("application/json;q=0.2, application/jsonlines;q=0.9", "application/jsonlines"),
+    ("image/png, application/x-npy;q=0.5", "application/x-npy"),
+    ("*/*", "text/csv"),
+    (None, "text/csv"),
+    ("application/*", "application/json"),
+])
+def test_accept_chooses_the_encoding(binary, accept, media_type):
+    rows = sm.features("binary").iloc[:7]
+    response = binary.invoke(csv_body(rows), "text/csv", accept)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].split(";")[0] == media_type
+    assert decode_response(response) == expected("binary", rows)
+
+
+def test_regression_returns_values_in_every_encoding(regression):
+    rows = sm.features("regression").iloc[:9]
+    want = expected("regression", rows)
+    for accept in ("text/csv", "application/json", "application/jsonlines", "application/x-npy"):
+        got = decode_response(regression.invoke(csv_body(rows), "text/csv", accept))
+        assert [float(v) for v in got] == pytest.approx(want), accept
+
+
+# -- output fields ---------------------------------------------------------------------------
+def test_all_output_fields_per_request_in_json(binary):
+    rows = sm.features("binary").iloc[:10]
+    response = binary.invoke(csv_body(rows), "text/csv", "application/json",
+                             attributes="output=predicted_label,probability,probabilities,labels")
+    assert response.headers[CUSTOM] == "output=predicted_label,probability,probabilities,labels"
+    predictions = response.json()["predictions"]
+    proba = expected_proba("binary", rows)
+    for p, want_label, want in zip(predictions, expected("binary", rows), proba):
+        assert list(p) == ["predicted_label", "probability", "probabilities", "labels"]
+        assert p["labels"] == ["no", "yes"]
+        assert p["probabilities"] == pytest.approx(want.tolist())
+        assert p["probability"] == pytest.approx(max(want))
+        assert p["predicted_label"] == want_label
+
+
+def test_output_fields_in_csv_keep_the_requested_column_order(binary):
+    rows = sm.features("binary").iloc[:6]
+    response = binary.invoke(csv_body(rows), "text/csv", "text/csv",
+                             attributes="output=probabilities,predicted_label,labels")
+    parsed = list(csv.reader(io.StringIO(response.text)))
+    assert [row[1] for row in parsed] == expected("binary", rows)
+    for row, want in zip(parsed, expected_proba("binary", rows)):
+        assert json.loads(row[0]) == pytest.approx(want.tolist())
+        assert json.loads(row[2]) == ["no", "yes"]
+
+
+def test_environment_chooses_default_fields_and_a_request_can_override(multiclass):
+    rows = sm.features("multiclass").iloc[::25]
+    response = multiclass.invoke(csv_body(rows), "text/csv", "application/jsonlines")
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert [list(line) for line in lines] == [["predicted_label", "probability"]] * len(rows)
+    assert [line["predicted_label"] for line in lines] == expected("multiclass", rows)
+    assert [line["probability"] for line in lines] == pytest.approx(
+        expected_proba("multiclass", rows).max(axis=1).tolist())
+    override = multiclass.invoke(csv_body(rows), "text/csv", "application/x-npy",
+                                 attributes="output=probabilities")
+    array = np.load(io.BytesIO(override.content), allow_pickle=False)
+    assert array.shape == (len(rows), 3)
+    assert array == pytest.approx(expected_proba("multiclass", rows))
+
+
+def test_probability_fields_on_a_regressor_are_a_400(regression):
+    rows = sm.features("regression").iloc[:2]
+    response = regression.invoke(csv_body(rows), "text/csv", attributes="output=probability")
+    assert_error(response, 400, "bad_output_fields", "probability", "predicted_label")
+
+
+def test_unknown_output_field_is_a_400(binary):
+    response = binary.invoke("40,100,admin,cellular\n", "text/csv", attributes="output=score")
+    assert_error(response, 400, "bad_output_fields", "'score'", "predicted_label")
+
+
+def test_npy_cannot_carry_several_fields(binary):
+    response = binary.invoke("40,100,admin,cellular\n", "text/csv", "application/x-npy",
+                             attributes="output=predicted_label,probability")
+    assert_error(response, 406, "not_acceptable", "one output field")
+
+
+def test_text_labels_come_back_as_npy_unicode_without_pickles(binary):
+    rows = sm.features("binary").iloc[:4]
+    response = binary.invoke(csv_body(rows), "text/csv", "application/x-npy")
+    array = np.load(io.BytesIO(response.content), allow_pickle=False)
+    assert array.dtype.kind == "U"
+    assert array.tolist() == expected("binary", rows)
+
+
+# -- client errors ---------------------------------------------------------------------------
+ERRORS = [
+    ("wrong number of columns", "40,100,admin\n", "text/csv", "wrong_column_count",
+     ["row 1", "3 values", "4 features", "'age'"]),
+    ("label column included", "yes,40,100,admin,cellular\n", "text/csv", "wrong_column_count",
+     ["drop it"]),
+    ("ragged second row", "40,100,admin,cellular\n41,100\n", "text/csv", "wrong_column_count", ["row 2"]),
+    ("text in a numeric column", "40,100,admin,cellular\n41,lots,admin,cellular\n", "text/csv",
+     "not_a_number", ["row 2", "'balance'", "'lots'"]),
+    ("infinity", '[[40, Infinity, "admin", "cellular"]]', "application/json", "out_of_range",
+     ["'balance'"]),
+    ("huge number", '[[1e999999, 1, "admin", "cellular"]]', "application/json", "out_of_range", ["'age'"]),
+    ("nested value", '[{"age": [1], "balance": 1, "job": "admin", "contact": "cellular"}]',
+     "application/json", "bad_value", ["'age'", "JSON list"]),
+    ("missing record key", '{"instances": [{"age": 40, "balance": 1, "job": "admin"}]}',
+     "application/json", "missing_columns", ["'contact'"]),
+    ("unknown record key", '[{"age": 40, "balance": 1, "job": "a", "contact": "c", "deposit": "yes"}]',
+     "application/json", "unknown_columns", ["'deposit'"]),
+    ("unknown csv header", "age,balance,job,contact,deposit\n40,1,a,c,yes\n", "text/csv",
+     "unknown_columns", ["'deposit'"]),
+    ("empty body", "", "text/csv", "empty_body", ["empty"]),
+    ("blank lines only", "\n\n  \n", "text/csv", "empty_body", ["empty"]),
+    ("empty json list", "[]", "application/json", "empty_body", ["no rows"]),
+    ("truncated json", '{"instances": [[40, 1', "application/json", "undecodable_body", ["not valid JSON"]),
+    ("not utf-8", b"\xff\xfe40,1,a,b\n", "text/csv", "undecodable_body", ["UTF-8"]),
+    ("json scalar", "42", "application/json", "bad_shape", []),
+    ("jsonlines scalar", "[40, 1, \"a\", \"b\"]\n7\n", "application/jsonlines", "bad_row", ["line 2"]),
+    ("garbage npy", b"\x93NUMPY garbage", "application/x-npy", "undecodable_body", ["npy"]),
+    ("garbage parquet", b"PAR1 not really", "application/x-parquet", "undecodable_body", ["Parquet"]),
+]
+
+
+@pytest.mark.parametrize("name,body,content_type,code,fragments", ERRORS, ids=[e[0] for e in ERRORS])
+def test_bad_requests_get_a_400_naming_the_culprit(binary, name, body, content_type, code, fragments):
+    assert_error(binary.invoke(body, content_type), 400, code, *fragments)
+
+
+def test_unsupported_content_type_is_415_listing_supported(binary):
+    body = assert_error(binary.invoke("x", "image/png"), 415, "unsupported_media_type")
+    for media_type in ("text/csv", "application/json", "application/jsonlines", "application/x-npy",
+                       "application/x-parquet"):
+        assert media_type in body["message"]
+
+
+def test_unsupported_accept_is_406_listing_supported(binary):
+    body = assert_error(binary.invoke("40,1,admin,cellular\n", "text/csv", "application/xml"), 406,
+                        "not_acceptable")
+    for media_type in ("text/csv", "application/json", "application/jsonlines", "application/x-npy"):
+        assert media_type in body["message"]
+
+
+def test_unknown_route_and_wrong_method_are_json(binary):
+    assert_error(binary.get("/predict"), 404, "not_found", "/invocations")
+    assert_error(binary.get("/invocations"), 405, "method_not_allowed")
+
+
+def test_a_body_above_the_payload_limit_is_413(tmp_path):
+    server = sm.start(sm.trained_root("binary"), workers=1, env={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"})
+    try:
+        assert server.get("/execution-parameters").json()["MaxPayloadInMB"] == 1
+        line = "40,1000.5,admin,cellular\n"
+        body = line * (2 * 1024 * 1024 // len(line))
+        assert_error(server.invoke(body, "text/csv"), 413, "payload_too_large", "1 MB")
+        chunked = server.invoke(iter([body[:len(body) // 2], body[len(body) // 2:]]), "text/csv")
+        assert_error(chunked, 413, "payload_too_large")
+        assert server.invoke(line * 1000, "text/csv").status_code == 200
+    finally:
+        server.stop()
