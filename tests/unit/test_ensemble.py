@@ -176,3 +176,14 @@ def test_regression_ensemble_from_registry(diabetes_xy):
     facts = algorithms.describe(pipeline)
     assert [m["name"] for m in facts["ensemble"]["members"]] == ["linear", "decision_tree"]
     assert set(facts["feature_importances"]) <= set(X.columns)
+
+
+def test_fit_logs_scores_weights_and_importances(cancer, caplog):
+    X, y = cancer
+    with caplog.at_level("INFO", logger="byoc.algorithms.ensemble"):
+        EnsembleClassifier([("tree", DecisionTreeClassifier(max_depth=2, random_state=0)),
+                            ("dummy", DummyClassifier())], cv=2).fit(X, y)
+    text = caplog.text
+    assert "ensemble member tree: cv balanced_accuracy=" in text
+    assert "ensemble weights" in text and "dummy=0.000000" in text
+    assert "ensemble member tree: top feature importances:" in text

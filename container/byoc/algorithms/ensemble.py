@@ -15,6 +15,7 @@ model's own importances where it has them, permutation importance on a sample ot
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Any, Sequence
 
@@ -24,6 +25,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
+
+log = logging.getLogger(__name__)
 
 
 class _CVWeightedEnsemble(BaseEstimator):
@@ -61,20 +64,27 @@ class _CVWeightedEnsemble(BaseEstimator):
         scores = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for _, estimator in members:
+            for name, estimator in members:
                 folds = cross_val_score(clone(estimator), X, y, cv=splitter,
                                         scoring=self._scoring, error_score=np.nan)
                 finite = folds[np.isfinite(folds)]
                 scores.append(float(finite.mean()) if finite.size else float("nan"))
+                log.info("ensemble member %s: cv %s=%.6f over %d folds", name, self._scoring,
+                         scores[-1], splitter.get_n_splits())
         self.cv_scores_ = np.asarray(scores, dtype=float)
         self.cv_metric_ = self._scoring
         self.weights_, self.weighting_ = self._weights(self.cv_scores_, self._chance(y))
+        log.info("ensemble weights (%s): %s", self.weighting_, ", ".join(
+            f"{name}={w:.6f}" for (name, _), w in zip(members, self.weights_)))
         self.estimators_ = [clone(estimator).fit(X, y) for _, estimator in members]
         self.named_estimators_ = Bunch(**{name: est for (name, _), est in
                                           zip(members, self.estimators_)})
         self.member_importances_ = {
             name: _importances(est, X, y, self._scoring, self.importance_rows, self.random_state)
             for (name, _), est in zip(members, self.estimators_)}
+        for name, values in self.member_importances_.items():
+            top = ", ".join(f"{k}={v:.4f}" for k, v in list(values.items())[:5])
+            log.info("ensemble member %s: top feature importances: %s", name, top or "n/a")
         if hasattr(X, "columns"):
             self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         self.n_features_in_ = X.shape[1]
