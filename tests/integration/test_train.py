@@ -1,0 +1,260 @@
+"""`container/train` as a real process against ML roots laid out the way SageMaker lays them out:
+every algorithm, every format, every input mode, both hyperparameter encodings.
+
+Each case checks the contract's outputs: exit 0, exactly model.joblib + model.json (no staging
+left), a model that artifact.load verifies and that predicts the training rows well above
+chance, metrics.json, and metric log lines that the published metric_definitions parse back to
+the same values.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from byoc import artifact, metrics
+from conftest import diabetes_frame, iris_frame, mixed_frame
+from support import (csv_bytes, gzip_bytes, jsonlines_bytes, make_ml_root, parquet_bytes,
+                     pipe_feeders, read_failure, read_metrics, run_train)
+
+MIXED = mixed_frame(240)
+IRIS = iris_frame()
+DIABETES = diabetes_frame()
+FAST = {"n_estimators": 8, "max_iter": 15, "cv_folds": 2, "n_jobs": 1}
+
+
+def trained(root: Path, result, *, problem_type: str, algorithm: str, frame: pd.DataFrame,
+            target: str, min_score: float, channels: tuple[str, ...] = ("train",)) -> dict[str, Any]:
+    """Assert everything a successful job promises; return model.json."""
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert read_failure(root) is None
+    assert sorted(p.name for p in (root / "model").iterdir()) == ["model.joblib", "model.json"]
+
+    model = artifact.load(root / "model")
+    meta = model.metadata
+    assert meta["problem_type"] == problem_type and meta["algorithm"] == algorithm
+    assert f"problem type: {problem_type} (" in output
+
+    X = frame.drop(columns=[target])
+    X.columns = model.feature_names
+    X = X.astype({f.name: float for f in model.features if f.kind == "numeric"})
+    predicted = model.estimator.predict(X)
+    assert len(predicted) == len(frame)
+    if problem_type == artifact.REGRESSION:
+        score = 1 - np.mean((predicted - frame[target]) ** 2) / np.var(frame[target])
+    else:
+        assert set(np.unique(predicted)) <= set(range(len(model.classes)))
+        labels = np.asarray(model.classes, dtype=object)[predicted]
+        score = np.mean([str(a) == str(b) for a, b in zip(labels, frame[target])])
+        assert model.estimator.predict_proba(X).shape == (len(frame), len(model.classes))
+    assert score >= min_score, f"{algorithm} scores {score:.3f} on its own training rows"
+
+    written = read_metrics(root)
+    assert set(written) == set(channels)
+    assert meta["metrics"] == written
+    definitions = metrics.metric_definitions()
+    for channel, values in written.items():
+        assert set(values) <= set(metrics.names(problem_type)) and values
+        for name, value in values.items():
+            regex = next(d["Regex"] for d in definitions if d["Name"] == f"{channel}:{name}")
+            found = re.findall(regex, output)
+            assert found, f"no log line for {channel}:{name}"
+            assert float(found[-1]) == pytest.approx(value, abs=1e-6)
+    return meta
+
+
+def csv_channels(frame: pd.DataFrame, target: str, *, header: bool = False, split: int = 200,
+                 test: bool = False) -> dict[str, dict[str, bytes]]:
+    channels = {"train": {"train.csv": csv_bytes(frame.iloc[:split], target=target, header=header)},
+                "validation": {"validation.csv": csv_bytes(frame.iloc[split:], target=target, header=header)}}
+    if test:
+        channels["test"] = {"test.csv": csv_bytes(frame.iloc[split:], target=target, header=header)}
+    return channels
+
+
+# -- every algorithm -------------------------------------------------------------------------------
+
+
+ALGORITHMS = {
+    "decision_tree": ({"max_leaf_nodes": 20}, 0.8),
+    "random_forest": ({"n_estimators": 10, "n_jobs": 1}, 0.8),
+    "extra_trees": ({"n_estimators": 10, "n_jobs": 1}, 0.8),
+    "gradient_boosting": ({"max_iter": 20}, 0.8),
+    "linear": ({"C": 1.0}, 0.7),
+    "knn": ({"n_neighbors": 5}, 0.7),
+    "ensemble": ({"ensemble_members": "random_forest,gradient_boosting,linear", **FAST}, 0.8),
+}
+
+
+@pytest.mark.parametrize("algorithm", list(ALGORITHMS))
+def test_every_algorithm_trains_from_headerless_csv(tmp_path, algorithm):
+    params, min_score = ALGORITHMS[algorithm]
+    root = make_ml_root(tmp_path, channels=csv_channels(MIXED, "deposit", test=True),
+                        hyperparameters={"algorithm": algorithm, **params},
+                        content_types={"train": "text/csv", "validation": "text/csv"})
+    result = run_train(root)
+    meta = trained(root, result, problem_type=artifact.BINARY, algorithm=algorithm, frame=MIXED,
+                   target="deposit", min_score=min_score, channels=("train", "validation", "test"))
+    assert meta["classes"] == ["no", "yes"]
+    assert [f["name"] for f in meta["features"]] == ["f0", "f1", "f2", "f3"]
+    assert [f["kind"] for f in meta["features"]] == ["numeric", "numeric", "categorical", "categorical"]
+    assert meta["target"] == {"name": None, "index": 0}
+    for key, value in params.items():
+        expected = tuple(value.split(",")) if key == "ensemble_members" else value
+        got = meta["hyperparameters"][key]
+        assert (tuple(got) if isinstance(got, list) else got) == expected
+    assert "feature_importances" in meta["details"]
+    if algorithm == "ensemble":
+        assert "ensemble" in meta["details"]
+        assert "ensemble" in result.stdout  # member weights are logged
+
+
+# -- every format ----------------------------------------------------------------------------------
+
+
+def _libsvm(frame: pd.DataFrame, target: str) -> bytes:
+    from sklearn.datasets import dump_svmlight_file
+    import io
+
+    codes = pd.Categorical(frame[target]).codes
+    buf = io.BytesIO()
+    dump_svmlight_file(frame.drop(columns=[target]).to_numpy(), codes, buf, zero_based=False)
+    return buf.getvalue()
+
+
+FORMATS = {
+    # name: (frame, target, files for train, content type, hyperparameters, problem type)
+    "csv_header": (MIXED, "deposit", {"part-0.csv": csv_bytes(MIXED.iloc[:120], target="deposit", header=True),
+                                      "part-1.csv": csv_bytes(MIXED.iloc[120:], target="deposit", header=True)},
+                   "text/csv", {"target": "deposit"}, artifact.BINARY),
+    "csv_gzip": (IRIS, "target", {"iris.csv.gz": gzip_bytes(csv_bytes(IRIS, target="target"))},
+                 None, {}, artifact.MULTICLASS),
+    "parquet": (DIABETES, "target", {"d.parquet": parquet_bytes(DIABETES)}, "application/x-parquet",
+                {"target": "target", "max_depth": 6}, artifact.REGRESSION),
+    "jsonlines": (MIXED, "deposit", {"m.jsonl": jsonlines_bytes(MIXED)}, "application/jsonlines",
+                  {"target": "deposit"}, artifact.BINARY),
+    "libsvm": (IRIS, "target", {"iris.libsvm": _libsvm(IRIS, "target")}, "text/libsvm", {},
+               artifact.MULTICLASS),
+    "content_type_hyperparameter": (DIABETES, "target", {"d.parquet": parquet_bytes(DIABETES)}, "text/csv",
+                                    {"target": "target", "content_type": "application/parquet",
+                                     "max_depth": 6}, artifact.REGRESSION),
+}
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_every_format(tmp_path, fmt):
+    frame, target, files, content_type, params, problem_type = FORMATS[fmt]
+    root = make_ml_root(tmp_path, channels={"train": files}, hyperparameters=params,
+                        content_types={"train": content_type} if content_type else None)
+    result = run_train(root)
+    if fmt == "libsvm":  # labels come back as the numeric codes libsvm stores
+        frame = frame.assign(target=pd.Categorical(frame[target]).codes)
+    meta = trained(root, result, problem_type=problem_type, algorithm="decision_tree", frame=frame,
+                   target=target, min_score=0.6)
+    assert meta["training"]["channels"]["train"]["files"] == [f"train/{n}" for n in sorted(files)]
+    if "target" in params:
+        assert meta["target"]["name"] == target
+
+
+# -- input modes -----------------------------------------------------------------------------------
+
+
+def test_fastfile_mode_reads_the_directory(tmp_path):
+    root = make_ml_root(tmp_path, channels=csv_channels(MIXED, "deposit"), input_mode="FastFile")
+    trained(root, run_train(root), problem_type=artifact.BINARY, algorithm="decision_tree",
+            frame=MIXED, target="deposit", min_score=0.8, channels=("train", "validation"))
+
+
+def test_pipe_mode_streams_fifos_fed_by_another_thread(tmp_path):
+    channels = {"train": {"a.csv.gz": gzip_bytes(csv_bytes(MIXED.iloc[:200], target="deposit"))},
+                "validation": {"b.csv": csv_bytes(MIXED.iloc[200:], target="deposit")}}
+    root = make_ml_root(tmp_path, channels=channels, input_mode="Pipe",
+                        hyperparameters={"algorithm": "random_forest", "n_estimators": 10})
+    with pipe_feeders(root, channels):
+        result = run_train(root)
+    meta = trained(root, result, problem_type=artifact.BINARY, algorithm="random_forest", frame=MIXED,
+                   target="deposit", min_score=0.8, channels=("train", "validation"))
+    assert meta["training"]["channels"]["train"]["files"] == [str(root / "input/data/train_0")]
+
+
+def test_pipe_mode_parquet(tmp_path):
+    channels = {"train": {"d.parquet": parquet_bytes(DIABETES)}}
+    root = make_ml_root(tmp_path, channels=channels, input_mode="Pipe",
+                        content_types={"train": "application/x-parquet"}, hyperparameters={"target": "target"})
+    with pipe_feeders(root, channels):
+        result = run_train(root)
+    trained(root, result, problem_type=artifact.REGRESSION, algorithm="decision_tree", frame=DIABETES,
+            target="target", min_score=0.6)
+
+
+# -- how clients spell hyperparameters --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["sdk-json", "str"])
+def test_sdk_hyperparameter_encodings(tmp_path, encoding):
+    params = {"algorithm": "random_forest", "n_estimators": 6, "bootstrap": True, "max_depth": None,
+              "criterion": "entropy", "sagemaker_program": "train.py",
+              "sagemaker_container_log_level": 20, "_tuning_objective_metric": "validation:auc"}
+    root = make_ml_root(tmp_path, channels=csv_channels(MIXED, "deposit"), hyperparameters=params,
+                        encoding=encoding)
+    result = run_train(root)
+    meta = trained(root, result, problem_type=artifact.BINARY, algorithm="random_forest", frame=MIXED,
+                   target="deposit", min_score=0.8, channels=("train", "validation"))
+    hp = meta["hyperparameters"]
+    assert (hp["n_estimators"], hp["bootstrap"], hp["max_depth"], hp["criterion"]) == (6, True, None, "entropy")
+    assert not any(k.startswith("sagemaker_") or k.startswith("_") for k in hp)
+    assert "tuning objective metric: validation:auc" in result.stdout
+    assert re.search(r"^validation:auc=[0-9.]+$", result.stdout, re.M)
+
+
+def test_classic_sample_spellings_and_training_alias(tmp_path):
+    channels = {"training": {"t.csv": csv_bytes(MIXED, target="deposit")},
+                "extra": {"notes.csv": b"1,2\n"}}
+    params = {"use-custom-ensemble": "true", "ensemble-rf": "true", "ensemble-gb": "false",
+              "ensemble-lr": "true", "n-estimators": "5", "cv-folds": "2"}
+    root = make_ml_root(tmp_path, channels=channels, hyperparameters=params, encoding="raw")
+    result = run_train(root)
+    meta = trained(root, result, problem_type=artifact.BINARY, algorithm="ensemble", frame=MIXED,
+                   target="deposit", min_score=0.8)
+    assert meta["hyperparameters"]["ensemble_members"] == ["random_forest", "linear"]
+    assert "channels extra are not used" in result.stdout
+
+
+def test_header_false_and_target_index(tmp_path):
+    """target given as a 0-based index picks a middle column of headerless data."""
+    frame = MIXED[["age", "deposit", "job", "balance"]]
+    root = make_ml_root(tmp_path, channels={"train": {"t.csv": csv_bytes(frame, target=None)}},
+                        hyperparameters={"target": 1, "header": False})
+    result = run_train(root)
+    meta = trained(root, result, problem_type=artifact.BINARY, algorithm="decision_tree", frame=frame,
+                   target="deposit", min_score=0.8)
+    assert meta["target"] == {"name": None, "index": 1}
+
+
+# -- commands ----------------------------------------------------------------------------------------
+
+
+def test_help_lists_every_hyperparameter(tmp_path):
+    result = run_train(tmp_path, "--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: train")
+    for name in ("algorithm", "target", "max_leaf_nodes", "n_estimators", "ensemble_members", "n_neighbors"):
+        assert name in result.stdout
+    assert not (tmp_path / "output").exists()  # --help touches nothing
+
+
+def test_metric_definitions_parse_real_log_lines(tmp_path):
+    result = run_train(tmp_path, "--metric-definitions")
+    assert result.returncode == 0
+    definitions = json.loads(result.stdout)
+    names = {d["Name"] for d in definitions}
+    assert {"validation:auc", "validation:accuracy", "test:rmse", "train:f1"} <= names
+    auc = next(d["Regex"] for d in definitions if d["Name"] == "validation:auc")
+    assert re.search(auc, "2026 INFO x\nvalidation:auc=0.931200\n").group(1) == "0.931200"
