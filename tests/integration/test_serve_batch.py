@@ -1,0 +1,87 @@
+"""Batch transform payloads: 100 MB CSV and large JSON Lines bodies, decoded and predicted in slices."""
+
+from __future__ import annotations
+
+import json
+
+import psutil
+import pytest
+
+import serving_models as sm
+
+BATCH_ENV = {"SAGEMAKER_BATCH": "True", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100",
+             "SAGEMAKER_BATCH_STRATEGY": "MULTI_RECORD"}
+
+
+@pytest.fixture(scope="module")
+def batch_server():
+    server = sm.start(sm.trained_root("binary"), workers=1, env=BATCH_ENV)
+    yield server
+    server.stop()
+
+
+def _peak_rss(pid: int) -> int:
+    """VmHWM: the process's peak resident set, in bytes (Linux)."""
+    for line in open(f"/proc/{pid}/status", encoding="ascii"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def _block(rows, header: bool = False) -> bytes:
+    return rows.to_csv(index=False, header=header).encode()
+
+
+def test_execution_parameters_follow_the_batch_environment(batch_server):
+    assert batch_server.get("/execution-parameters").json() == {
+        "MaxConcurrentTransforms": 1, "BatchStrategy": "MultiRecord", "MaxPayloadInMB": 100}
+
+
+@pytest.mark.slow
+def test_a_100_mb_csv_payload_is_predicted_in_full_with_bounded_memory(batch_server):
+    rows = sm.features("binary")
+    block = _block(rows)
+    repeats = 100_000_000 // len(block)
+    body = block * repeats
+    assert 99_000_000 < len(body) <= 100 * 1024 * 1024
+    worker = psutil.Process(batch_server.process.pid).children()[0]
+    response = batch_server.invoke(body, "text/csv", "text/csv", timeout=600)
+    assert response.status_code == 200, response.text[:500]
+    labels = response.text.splitlines()
+    assert len(labels) == len(rows) * repeats  # nothing lost or dropped
+    first = batch_server.invoke(block, "text/csv", "text/csv").text.splitlines()
+    assert labels[:len(rows)] == first and labels[-len(rows):] == first
+    # Several copies of a 100 MB body (or a frame of all of it) would take far more than this.
+    assert _peak_rss(worker.pid) < 1_000_000_000
+
+
+def test_a_large_header_csv_keeps_its_column_order_across_slices(batch_server):
+    rows = sm.features("binary")[["contact", "job", "balance", "age"]]
+    repeats = 12_000_000 // len(_block(rows))
+    body = _block(rows, header=True) + _block(rows) * (repeats - 1)
+    response = batch_server.invoke(body, "text/csv", "text/csv", timeout=300)
+    assert response.status_code == 200, response.text[:500]
+    labels = response.text.splitlines()
+    expected = batch_server.invoke(_block(sm.features("binary")), "text/csv", "text/csv").text.splitlines()
+    assert labels == expected * repeats
+
+
+def test_a_large_jsonlines_payload(batch_server):
+    rows = sm.features("binary")
+    lines = "".join(json.dumps(r) + "\n" for r in json.loads(rows.to_json(orient="records"))).encode()
+    repeats = 12_000_000 // len(lines)
+    response = batch_server.invoke(lines * repeats, "application/jsonlines", timeout=300)
+    assert response.status_code == 200, response.text[:500]
+    out = response.text.splitlines()
+    assert len(out) == len(rows) * repeats
+    assert json.loads(out[-1]).keys() == {"predicted_label"}
+
+
+def test_an_error_deep_in_a_batch_names_its_row(batch_server):
+    block = _block(sm.features("binary"))
+    good_rows = block.count(b"\n") * (10_000_000 // len(block))
+    body = block * (10_000_000 // len(block)) + b"41,plenty,admin,cellular\n" + block
+    response = batch_server.invoke(body, "text/csv", timeout=300)
+    assert response.status_code == 400
+    assert response.json()["error"] == "not_a_number"
+    assert f"row {good_rows + 1}, column 'balance'" in response.json()["message"]

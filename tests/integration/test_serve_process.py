@@ -1,0 +1,200 @@
+"""``container/serve`` as a process: start-up failures, port, logging, SIGTERM, killed workers, faults."""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+import requests
+
+import serving_models as sm
+import support
+from byoc import artifact
+
+ROW = "40,1000.5,admin,cellular\n"
+
+
+def run_serve(root: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(support.SERVE)], capture_output=True, text=True, timeout=60,
+                          env=support.clean_environ(env, SAGEMAKER_BASE_DIR=str(root),
+                                                    SAGEMAKER_BIND_TO_PORT=str(support.free_port())))
+
+
+def test_missing_model_stops_serve_at_once_naming_the_file(tmp_path):
+    (tmp_path / "model").mkdir()
+    result = run_serve(tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(tmp_path / "model" / "model.json") in lines[0]
+
+
+def test_corrupt_model_stops_serve_naming_the_file_and_checksum(tmp_path):
+    root = sm.copy_root("binary", tmp_path / "root")
+    joblib_file = root / "model" / "model.joblib"
+    data = bytearray(joblib_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    joblib_file.write_bytes(bytes(data))
+    result = run_serve(root)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(joblib_file) in lines[0] and "sha256" in lines[0]
+
+
+def test_bad_server_setting_stops_serve_naming_the_variable(tmp_path):
+    result = run_serve(sm.trained_root("regression"), SAGEMAKER_INFERENCE_OUTPUT="probabilities")
+    assert result.returncode != 0
+    assert "SAGEMAKER_INFERENCE_OUTPUT" in result.stderr
+    result = run_serve(sm.trained_root("regression"), SAGEMAKER_MODEL_SERVER_WORKERS="many")
+    assert result.returncode != 0 and "SAGEMAKER_MODEL_SERVER_WORKERS" in result.stderr
+
+
+def _listening_ports(pid: int) -> set[tuple[str, int]]:
+    return {(c.laddr.ip, c.laddr.port) for c in psutil.Process(pid).net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN}
+
+
+def test_binds_to_sagemaker_bind_to_port_loads_once_and_keeps_ping_out_of_the_log():
+    port = support.free_port()
+    process, _ = support.start_serve(sm.trained_root("binary"), port=port,
+                                     env={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"})
+    try:
+        support.wait_for_ping(port, process)
+        assert _listening_ports(process.pid) == {("0.0.0.0", port)}
+        workers = psutil.Process(process.pid).children()
+        assert len(workers) == 2
+        session = requests.Session()
+        for _ in range(3):
+            assert session.get(f"http://127.0.0.1:{port}/ping").status_code == 200
+        assert session.post(f"http://127.0.0.1:{port}/invocations", data=ROW,
+                            headers={"Content-Type": "text/csv"}).status_code == 200
+    finally:
+        output = support.stop_process(process)
+    assert process.returncode == 0
+    assert output.count("serving decision_tree binary_classification model") == 1  # loaded in the master only
+    assert "POST /invocations" in output
+    assert "/ping" not in output
+
+
+def test_debug_log_level_shows_ping():
+    port = support.free_port()
+    process, _ = support.start_serve(sm.trained_root("binary"), port=port,
+                                     env={"SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+                                          "SAGEMAKER_CONTAINER_LOG_LEVEL": "10"})
+    try:
+        support.wait_for_ping(port, process)
+        requests.get(f"http://127.0.0.1:{port}/ping", timeout=5)
+    finally:
+        output = support.stop_process(process)
+    assert "GET /ping" in output
+
+
+def _wait_for(condition, what: str, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout}s")
+
+
+def test_sigterm_finishes_the_in_flight_request_and_exits_0():
+    server = sm.start(sm.trained_root("binary"), workers=1)
+    first, rest = ROW * 50, ROW * 50
+    sent_first, proceed = threading.Event(), threading.Event()
+    result: dict = {}
+
+    def body():
+        yield first.encode()
+        sent_first.set()
+        proceed.wait(30)
+        yield rest.encode()
+
+    def call():
+        try:
+            result["response"] = requests.post(f"{server.url}/invocations", data=body(),
+                                               headers={"Content-Type": "text/csv",
+                                                        "Accept": "text/csv"}, timeout=60)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            result["error"] = exc
+
+    client = threading.Thread(target=call)
+    client.start()
+    try:
+        sent_first.wait(30)
+        worker = psutil.Process(server.process.pid).children()[0]
+        _wait_for(lambda: any(c.status == psutil.CONN_ESTABLISHED
+                              for c in worker.net_connections(kind="tcp")), "the worker accepting")
+        server.process.send_signal(signal.SIGTERM)
+        proceed.set()
+        client.join(30)
+        returncode = server.process.wait(timeout=25)
+    finally:
+        proceed.set()
+        output = server.stop()
+    assert "error" not in result, result.get("error")
+    assert result["response"].status_code == 200
+    assert len(result["response"].text.splitlines()) == 100
+    assert returncode == 0, output
+
+
+def test_a_killed_worker_is_replaced_and_the_others_keep_serving():
+    server = sm.start(sm.trained_root("binary"), workers=2)
+    try:
+        master = psutil.Process(server.process.pid)
+        before = {p.pid for p in master.children()}
+        assert len(before) == 2
+        victim = sorted(before)[0]
+        psutil.Process(victim).kill()
+        statuses = [server.invoke(ROW, "text/csv").status_code for _ in range(20)]
+        assert statuses == [200] * 20
+
+        def replaced():
+            pids = {p.pid for p in master.children() if p.status() != psutil.STATUS_ZOMBIE}
+            return pids if len(pids) == 2 and victim not in pids else None
+
+        after = _wait_for(replaced, "a replacement worker")
+        assert victim not in after and len(after - before) == 1
+        assert server.invoke(ROW, "text/csv").text.strip() in ("yes", "no")
+    finally:
+        output = server.stop()
+    assert server.process.returncode == 0, output
+
+
+def test_a_real_fault_is_a_500_with_a_request_id_that_is_logged(tmp_path):
+    """A model whose pipeline raises at predict time: our fault, not the client's."""
+    from sklearn.dummy import DummyRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    model = Pipeline([("broken", FunctionTransformer(math.sqrt)),
+                      ("model", DummyRegressor().fit(np.zeros((2, 1)), [0.0, 1.0]))])
+    root = tmp_path / "root"
+    artifact.save(root / "model", model, {
+        "problem_type": "regression", "algorithm": "broken",
+        "features": [artifact.Feature("x", "numeric", "float64").to_dict()]})
+    server = sm.start(root, workers=1)
+    try:
+        response = server.invoke("1.5\n", "text/csv")
+        assert server.invoke("abc\n", "text/csv").status_code == 400  # still a client error first
+    finally:
+        output = server.stop()
+    assert response.status_code == 500
+    body = response.json()
+    assert body["error"] == "internal_error"
+    request_id = response.headers["X-Request-Id"]
+    assert body["request_id"] == request_id and request_id in body["message"]
+    assert "Traceback" not in response.text and "sqrt" not in response.text
+    assert f"request {request_id} failed" in output
+    assert "Traceback" in output  # the log has the details the client does not
