@@ -66,7 +66,7 @@ RUN apt-get update \
 COPY --from=build /opt/venv /opt/venv
 COPY container/train container/serve container/predictor.py /opt/program/
 RUN chmod 0755 /opt/program/train /opt/program/serve \
- && /opt/venv/bin/python -c "import byoc, sklearn, pandas, pyarrow.parquet" \
+ && /opt/venv/bin/python -c "import byoc.training, byoc.serving.server, byoc.serving.app" \
  && test ! -e /opt/ml
 
 # HOME may be unset or unwritable under `docker run --user 1000:1000`: keep every library's
