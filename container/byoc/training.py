@@ -430,6 +430,7 @@ def train(env: Any, progress: Progress) -> dict[str, Any]:
         json.dumps(all_metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
     details = algorithms.describe(pipeline, X_train, y_train)
+    _log_details(details)
     metadata = {
         "problem_type": problem_type,
         "problem_type_reason": reason,
@@ -455,6 +456,21 @@ def train(env: Any, progress: Progress) -> dict[str, Any]:
     log.info("model saved to %s (%s, %s)", env.paths.model_dir, artifact.MODEL_FILE,
              artifact.METADATA_FILE)
     return metadata
+
+
+def _log_details(details: Mapping[str, Any]) -> None:
+    """Ensemble weights, CV scores and importances, one line each (also saved in model.json)."""
+    def top(importances: Mapping[str, float], n: int = 10) -> str:
+        ranked = sorted(importances.items(), key=lambda kv: -kv[1])[:n]
+        return ", ".join(f"{k}={v:.4f}" for k, v in ranked)
+
+    for member in (details.get("ensemble") or {}).get("members", []):
+        log.info("ensemble member %s: weight=%.4f cv_score=%.4f importances: %s", member.get("name"),
+                 member.get("weight", float("nan")), member.get("cv_score", float("nan")),
+                 top(member.get("feature_importances") or {}))
+    if details.get("feature_importances"):
+        log.info("feature importances (%s): %s", details.get("importance_method", ""),
+                 top(details["feature_importances"]))
 
 
 def _regression_target(y: Any, where: str) -> Any:

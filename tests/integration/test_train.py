@@ -111,9 +111,10 @@ def test_every_algorithm_trains_from_headerless_csv(tmp_path, algorithm):
         got = meta["hyperparameters"][key]
         assert (tuple(got) if isinstance(got, list) else got) == expected
     assert "feature_importances" in meta["details"]
+    assert "feature importances (" in result.stdout
     if algorithm == "ensemble":
         assert "ensemble" in meta["details"]
-        assert "ensemble" in result.stdout  # member weights are logged
+        assert re.search(r"ensemble member random_forest: weight=0\.\d+ cv_score=", result.stdout)
 
 
 # -- every format ----------------------------------------------------------------------------------

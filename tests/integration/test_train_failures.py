@@ -1,0 +1,137 @@
+"""The failure catalogue: bad inputs a SageMaker user really sends, each run through the real
+`container/train`.  Every case must exit 1 (a user error, not a crash), leave output/failure
+whose FIRST line names the culprit, and leave model/ empty (no partial model, no staging)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import mixed_frame
+from support import (csv_bytes, gzip_bytes, make_ml_root, model_dir_entries, parquet_bytes,
+                     read_failure, run_train)
+
+FRAME = mixed_frame(60)
+GOOD = csv_bytes(FRAME, target="deposit")
+GOOD_HEADER = csv_bytes(FRAME, target="deposit", header=True)
+
+# name: (make_ml_root keyword arguments, regexes the failure file's first line must match)
+CASES = {
+    "missing_train_channel": (dict(channels={"validation": {"v.csv": GOOD}}),
+                              [r"no 'train' channel", r"validation"]),
+    "empty_channel": (dict(channels={"train": {"_SUCCESS": b""}}),
+                      [r"channel 'train': no data files"]),
+    "empty_file": (dict(channels={"train": {"data.csv": b""}}),
+                   [r"every file is empty", r"train/data\.csv"]),
+    "corrupt_gzip": (dict(channels={"train": {"data.csv.gz": gzip_bytes(GOOD * 20)[:80]}}),
+                     [r"train/data\.csv\.gz", r"gzip"]),
+    "ragged_csv_rows": (dict(channels={"train": {"a.csv": GOOD + b"yes,1.0,2.0\n" + GOOD}}),
+                        [r"train/a\.csv, line 61: 3 fields where 5 are expected"]),
+    "target_column_missing": (dict(channels={"train": {"a.csv": GOOD_HEADER}},
+                                   hyperparameters={"target": "deposits"}),
+                              [r"'target'='deposits' is not a column", r"did you mean 'deposit'"]),
+    "target_index_out_of_range": (dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"target": 9}),
+                                  [r"'target'=9 is out of range", r"5 columns"]),
+    "target_name_without_header": (dict(channels={"train": {"a.csv": GOOD}},
+                                        hyperparameters={"target": "deposit"}),
+                                   [r"'target'='deposit' names a column", r"no header row"]),
+    "target_all_missing": (dict(channels={"train": {"a.csv": "\n".join(f",{i},x" for i in range(20)) + "\n"}}),
+                           [r"target column 'column 0' has no values"]),
+    "single_class": (dict(channels={"train": {"a.csv": "".join(f"yes,{i},a\n" for i in range(20))}}),
+                     [r"target column 'column 0' has a single value", r"'yes'"]),
+    "validation_columns_differ": (dict(channels={"train": {"a.csv": GOOD_HEADER},
+                                                 "validation": {"v.csv": csv_bytes(
+                                                     FRAME.rename(columns={"job": "occupation"}),
+                                                     target="deposit", header=True)}},
+                                       hyperparameters={"target": "deposit"}),
+                                  [r"channel 'validation'", r"job", r"occupation"]),
+    "validation_fewer_columns": (dict(channels={"train": {"a.csv": GOOD},
+                                                "validation": {"v.csv": csv_bytes(FRAME.drop(columns=["job"]),
+                                                                                  target="deposit")}}),
+                                 [r"channel 'validation'", r"3 feature columns where train has 4"]),
+    "validation_unseen_label": (dict(channels={"train": {"a.csv": GOOD},
+                                               "validation": {"v.csv": b"maybe,40,1000,admin,cellular\n"}}),
+                                [r"validation channel", r"'maybe'"]),
+    "unknown_hyperparameter": (dict(channels={"train": {"a.csv": GOOD}},
+                                    hyperparameters={"max_dept": 3}),
+                               [r"max_dept", r"did you mean 'max_depth'"]),
+    "wrong_type_hyperparameter": (dict(channels={"train": {"a.csv": GOOD}},
+                                       hyperparameters={"max_depth": "deep"}),
+                                  [r"max_depth", r"deep"]),
+    "out_of_range_hyperparameter": (dict(channels={"train": {"a.csv": GOOD}},
+                                         hyperparameters={"algorithm": "random_forest", "n_estimators": 0}),
+                                    [r"n_estimators", r"\b0\b"]),
+    "unknown_algorithm": (dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"algorithm": "xgboost"}),
+                          [r"algorithm", r"xgboost"]),
+    "label_size_zero": (dict(channels={"train": {"a.csv": GOOD}},
+                             content_types={"train": "text/csv;label_size=0"}),
+                        [r"label_size=0", r"no label"]),
+    "binary_garbage": (dict(channels={"train": {"blob": bytes(range(256)) * 8}}),
+                       [r"train/blob: binary content where text/csv was expected"]),
+    "parquet_different_schema": (dict(channels={"train": {"a.parquet": parquet_bytes(FRAME),
+                                                          "b.parquet": parquet_bytes(FRAME.drop(columns=["age"]))}},
+                                      content_types={"train": "application/x-parquet"},
+                                      hyperparameters={"target": "deposit"}),
+                                 [r"^train/b\.parquet: columns differ from train/a\.parquet", r"age"]),
+    "parquet_declared_but_csv": (dict(channels={"train": {"a.parquet": GOOD}},
+                                      content_types={"train": "application/x-parquet"}),
+                                 [r"train/a\.parquet: not a Parquet file"]),
+    "bad_jsonlines_line": (dict(channels={"train": {"a.jsonl": b'{"y": "a", "x": 1}\n{"y": "b", x: 2}\n'}},
+                                content_types={"train": "application/jsonlines"}),
+                           [r"^train/a\.jsonl, line 2: not valid JSON"]),
+    "unknown_content_type": (dict(channels={"train": {"a.rec": GOOD}},
+                                  content_types={"train": "application/x-recordio-protobuf"}),
+                             [r"application/x-recordio-protobuf", r"text/csv"]),
+    "multiple_hosts": (dict(channels={"train": {"a.csv": GOOD}}, hosts=("algo-1", "algo-2")),
+                       [r"2 hosts", r"instance_count=1"]),
+    "regression_on_text_target": (dict(channels={"train": {"a.csv": GOOD}},
+                                       hyperparameters={"problem_type": "regression"}),
+                                  [r"problem_type=regression needs numbers"]),
+    "only_a_target_column": (dict(channels={"train": {"a.csv": "yes\nno\nyes\n"}}),
+                             [r"holds only the target column"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_fails_with_the_culprit_first(tmp_path, case):
+    kwargs, patterns = CASES[case]
+    root = make_ml_root(tmp_path, **kwargs)
+    result = run_train(root)
+    failure = read_failure(root)
+    assert failure is not None, result.stdout + result.stderr
+    first_line = failure.splitlines()[0]
+    assert result.returncode == 1, failure
+    for pattern in patterns:
+        assert re.search(pattern, first_line), f"{pattern!r} not in {first_line!r}"
+    assert "Traceback" not in failure[:1024]
+    assert model_dir_entries(root) == []
+    assert not (root / "output" / "data" / "metrics.json").exists()
+    assert first_line in result.stdout  # the log says it too
+
+
+def test_bad_json_in_hyperparameters_file(tmp_path):
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    (root / "input/config/hyperparameters.json").write_text('{"max_depth": "3",}')
+    result = run_train(root)
+    first_line = read_failure(root).splitlines()[0]
+    assert result.returncode == 1
+    assert "hyperparameters.json: not valid JSON (line 1" in first_line
+    assert model_dir_entries(root) == []
+
+
+def test_existing_failure_file_is_never_overwritten(tmp_path):
+    root = make_ml_root(tmp_path, channels={"validation": {"v.csv": GOOD}})
+    (root / "output" / "failure").write_text("the platform's own reason\n")
+    result = run_train(root)
+    assert result.returncode == 1
+    assert read_failure(root) == "the platform's own reason\n"
+    assert "not overwriting" in result.stdout
+
+
+def test_failure_file_keeps_details_after_the_cause(tmp_path):
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv.gz": gzip_bytes(GOOD * 20)[:80]}})
+    run_train(root)
+    lines = read_failure(root).splitlines()
+    assert lines[1] == "" and lines[2].startswith("error code: ")
+    assert "train/a.csv.gz" in lines[0] and any(line.startswith("caused by: ") for line in lines)
