@@ -17,7 +17,9 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils.validation import check_is_fitted
 
 from byoc.artifact import Feature
 from byoc.errors import SchemaError
@@ -111,12 +113,67 @@ def _scalar_text(value: Any) -> str:
     return str(value)
 
 
-def _categorical_as_text(X: Any) -> np.ndarray:
-    """Pipeline step: every categorical column as text (pickled by reference: module level)."""
-    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
-    if frame.shape[1] == 0:
-        return np.empty((len(frame), 0), dtype=object)
-    return np.column_stack([as_text(frame.iloc[:, i]) for i in range(frame.shape[1])])
+def _columns(X: Any) -> list[pd.Series]:
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=object))
+    return [frame.iloc[:, i] for i in range(frame.shape[1])]
+
+
+class CategoryCoder(TransformerMixin, BaseEstimator):
+    """Text categories -> integer codes; unknown -> -1, missing -> -2; never raises on new values.
+
+    Codes follow the sorted categories seen in training.  With ``max_categories``, the most
+    frequent ``max_categories - 1`` keep their own code and the rest share the last one.
+    Counting and lookup use pandas hashing: scikit-learn's OrdinalEncoder counts object
+    columns element by element in Python, 20x slower on a million rows.
+    """
+
+    def __init__(self, max_categories: int | None = None) -> None:
+        self.max_categories = max_categories
+
+    def fit(self, X: Any, y: Any = None) -> "CategoryCoder":
+        if isinstance(X, pd.DataFrame):
+            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        columns = _columns(X)
+        self.n_features_in_ = len(columns)
+        self.categories_: list[np.ndarray] = []
+        self.infrequent_categories_: list[np.ndarray] = []
+        self._lookup: list[tuple[pd.Index, np.ndarray]] = []
+        for column in columns:
+            counts = pd.Series(as_text(column)).value_counts(dropna=True)
+            seen = sorted(counts.index.tolist())
+            limit = self.max_categories
+            if limit is not None and len(seen) > limit:
+                ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                kept = sorted(k for k, _ in ranked[:limit - 1])
+                rare = sorted(k for k, _ in ranked[limit - 1:])
+            else:
+                kept, rare = seen, []
+            codes = np.concatenate([np.arange(len(kept)), np.full(len(rare), len(kept))])
+            self.categories_.append(np.asarray(kept, dtype=object))
+            self.infrequent_categories_.append(np.asarray(rare, dtype=object))
+            self._lookup.append((pd.Index(kept + rare, dtype=object), codes.astype(np.float64)))
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "categories_")
+        columns = _columns(X)
+        if len(columns) != self.n_features_in_:
+            raise ValueError(f"expected {self.n_features_in_} categorical columns, got {len(columns)}")
+        out = np.empty((len(columns[0]) if columns else 0, len(columns)), dtype=np.float64)
+        for i, (column, (index, codes)) in enumerate(zip(columns, self._lookup)):
+            text = as_text(column)
+            position = index.get_indexer(text)
+            coded = np.where(position >= 0, codes[position], float(UNKNOWN_CODE))
+            coded[pd.isna(text)] = MISSING_CODE
+            out[:, i] = coded
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "categories_")
+        if input_features is None:
+            input_features = getattr(self, "feature_names_in_",
+                                     [f"x{i}" for i in range(self.n_features_in_)])
+        return np.asarray(input_features, dtype=object)
 
 
 def coerce_features(X: pd.DataFrame, features: Sequence[Feature], *, where: str) -> pd.DataFrame:
@@ -204,17 +261,15 @@ def build_preprocessor(features: Sequence[Feature], *, scale: bool, categorical:
     text = [f.name for f in features if f.kind == CATEGORICAL]
     transformers: list[tuple[str, Any, list[str]]] = []
     if text:
+        steps: list[tuple[str, Any]]
         if categorical == "onehot":
-            encoder: Any = OneHotEncoder(handle_unknown="infrequent_if_exist",
-                                         max_categories=MAX_ONEHOT_CATEGORIES)
+            # Codes first (fast, rare categories grouped), then one column per code; an
+            # unknown category (-1) was never seen in training, so it maps to all zeros.
+            steps = [("encode", CategoryCoder(max_categories=MAX_ONEHOT_CATEGORIES)),
+                     ("onehot", OneHotEncoder(handle_unknown="ignore"))]
         else:
-            encoder = OrdinalEncoder(handle_unknown="use_encoded_value",
-                                     unknown_value=UNKNOWN_CODE,
-                                     encoded_missing_value=MISSING_CODE,
-                                     max_categories=max_categories or MAX_ORDINAL_CATEGORIES)
-        steps: list[tuple[str, Any]] = [
-            ("text", FunctionTransformer(_categorical_as_text, feature_names_out="one-to-one")),
-            ("encode", encoder)]
+            steps = [("encode", CategoryCoder(max_categories=max_categories
+                                              or MAX_ORDINAL_CATEGORIES))]
         if scale and categorical == "ordinal":
             steps.append(("scale", StandardScaler()))
         transformers.append(("categorical", Pipeline(steps), text))
@@ -250,13 +305,10 @@ def output_owners(preprocessor: ColumnTransformer) -> list[str]:
         columns = [str(c) for c in columns]
         steps = dict(transformer.steps) if isinstance(transformer, Pipeline) else {}
         if name == "categorical":
-            encoder = steps["encode"]
-            if isinstance(encoder, OneHotEncoder):
-                infrequent = getattr(encoder, "infrequent_categories_", None) or [None] * len(
-                    columns)
-                for col, cats, rare in zip(columns, encoder.categories_, infrequent):
-                    n_rare = 0 if rare is None else len(rare)
-                    owners.extend([col] * (len(cats) - n_rare + (1 if n_rare else 0)))
+            onehot = steps.get("onehot")
+            if onehot is not None:
+                for col, cats in zip(columns, onehot.categories_):
+                    owners.extend([col] * len(cats))
             else:
                 owners.extend(columns)
         else:

@@ -162,3 +162,25 @@ def test_high_cardinality_is_capped_in_model_json_and_onehot():
     assert len(schema[0].categories) == 1000
     pre = build_preprocessor(schema, scale=True).fit(X)
     assert pre.transform(X).shape[1] <= 100
+
+
+def test_category_coder_groups_rare_categories_by_frequency():
+    from sklearn.base import clone
+
+    from byoc.preprocessing import CategoryCoder
+
+    X = pd.DataFrame({"c": ["a"] * 5 + ["b"] * 4 + ["c"] * 2 + ["d"] + [None]})
+    coder = CategoryCoder(max_categories=3).fit(X)
+    assert coder.categories_[0].tolist() == ["a", "b"]
+    assert coder.infrequent_categories_[0].tolist() == ["c", "d"]
+    later = pd.DataFrame({"c": ["b", "d", "c", "zzz", None]})
+    assert coder.transform(later)[:, 0].tolist() == [1, 2, 2, -1, -2]
+    assert coder.get_feature_names_out().tolist() == ["c"]
+    assert clone(coder).max_categories == 3
+
+
+def test_category_coder_matches_int_and_float_spellings_of_a_category():
+    from byoc.preprocessing import CategoryCoder
+
+    coder = CategoryCoder().fit(pd.DataFrame({"zip": pd.Series(["1", "2"], dtype="str")}))
+    assert coder.transform(pd.DataFrame({"zip": [2.0, 1.0]}))[:, 0].tolist() == [1, 0]
