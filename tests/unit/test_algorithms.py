@@ -222,3 +222,11 @@ def test_describe_is_json_serialisable_for_every_algorithm(fitted):
     for algorithm in algorithms.names():
         pipeline, X, target, _ = fitted("multiclass_classification", algorithm)
         json.dumps(algorithms.describe(pipeline, X, target), allow_nan=False)
+
+
+def test_knn_with_more_neighbours_than_rows_fails_at_fit_naming_the_hyperparameter():
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
+    pipeline = algorithms.build("regression", resolve({"algorithm": "knn", "n_neighbors": 5}),
+                                feature_schema(X))
+    with pytest.raises(HyperparameterError, match="'n_neighbors'=5 is more than the 3 training rows"):
+        pipeline.fit(X, np.array([1.0, 2.0, 3.0]))

@@ -200,7 +200,29 @@ def linear(problem_type: str, params: Mapping[str, Any]) -> Any:
                               **_class_weight(problem_type, params))
 
 
+class _EnoughNeighbours:
+    """Fails at fit, as a hyperparameter error, when there are fewer rows than n_neighbors.
+
+    scikit-learn would only fail later, at predict time, with a message about n_samples_fit.
+    """
+
+    def fit(self, X: Any, y: Any) -> Any:
+        if self.n_neighbors > X.shape[0]:  # type: ignore[attr-defined]
+            raise HyperparameterError(
+                f"hyperparameter 'n_neighbors'={self.n_neighbors} is more than the "  # type: ignore[attr-defined]
+                f"{X.shape[0]} training rows; lower n_neighbors or add rows")
+        return super().fit(X, y)  # type: ignore[misc]
+
+
+class NeighboursClassifier(_EnoughNeighbours, KNeighborsClassifier):
+    """KNeighborsClassifier that checks n_neighbors against the rows at fit time."""
+
+
+class NeighboursRegressor(_EnoughNeighbours, KNeighborsRegressor):
+    """KNeighborsRegressor that checks n_neighbors against the rows at fit time."""
+
+
 def knn(problem_type: str, params: Mapping[str, Any]) -> Any:
-    cls = KNeighborsRegressor if problem_type == REGRESSION else KNeighborsClassifier
+    cls = NeighboursRegressor if problem_type == REGRESSION else NeighboursClassifier
     return cls(n_neighbors=params["n_neighbors"], weights=params["weights"], p=params["p"],
                n_jobs=params["n_jobs"])
