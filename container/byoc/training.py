@@ -139,9 +139,9 @@ class StopWatcher:
 
 
 def stop_handler(paths: Any, progress: Progress) -> Callable[[int], None]:
-    from byoc import artifact
-
     def on_stop(signum: int) -> None:
+        from byoc import artifact
+
         name = signal.Signals(signum).name
         log.warning("%s received while %s: stopping", name, progress.phase)
         with progress.commit:  # wait for an artefact commit in flight: all or nothing
@@ -528,13 +528,17 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(metrics.metric_definitions(), indent=2))
         return EXIT_OK
 
-    from byoc import artifact
-    from byoc.environment import MLPaths, TrainingEnvironment
-    from byoc.errors import UserError
+    from byoc.environment import MLPaths  # stdlib only: no threads yet
 
     paths = MLPaths.from_environ()
     progress = Progress()
+    # Before anything imports numpy/pyarrow: their thread pools must inherit the blocked mask.
     StopWatcher(stop_handler(paths, progress)).start()
+
+    from byoc import artifact
+    from byoc.environment import TrainingEnvironment
+    from byoc.errors import UserError
+
     _configure_logging(os.environ.get("SM_LOG_LEVEL") or os.environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL")
                        or logging.INFO)
     log.info("ML root: %s", paths.base)

@@ -1,0 +1,89 @@
+"""StopTrainingJob / spot interruption: `docker stop -t 120` sends SIGTERM to a real training
+process in the middle of a long C-level fit.  It must stop inside the grace period, say so in
+output/failure, leave no model (not even staging files) and exit 143."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from support import csv_bytes, make_ml_root, model_dir_entries, read_failure, start_train
+
+GRACE_SECONDS = 120  # SIGKILL follows after this on SageMaker
+
+
+def big_frame(rows: int = 20000, cols: int = 20, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, cols))
+    y = (X[:, 0] + X[:, 1] * X[:, 2] + rng.normal(0, 0.5, rows) > 0).astype(int)
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(cols)])
+    frame.insert(0, "y", y)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def big_csv() -> bytes:
+    return csv_bytes(big_frame(), target="y")
+
+
+def _wait_for_fit(proc: subprocess.Popen) -> list[str]:
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "fitting started" in line:
+            return lines
+    raise AssertionError("training ended before fitting started:\n" + "".join(lines))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("params", [
+    {"algorithm": "random_forest", "n_estimators": 5000, "n_jobs": 2},
+    {"algorithm": "gradient_boosting", "max_iter": 100000, "early_stopping": False, "learning_rate": 0.001},
+], ids=["random_forest_threads", "hist_gradient_boosting_openmp"])
+def test_sigterm_mid_fit_stops_cleanly(tmp_path, big_csv, params):
+    root = make_ml_root(tmp_path, channels={"train": {"big.csv": big_csv}}, hyperparameters=params)
+    proc = start_train(root)
+    try:
+        lines = _wait_for_fit(proc)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=GRACE_SECONDS)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = "".join(lines) + out
+    assert proc.returncode == 128 + signal.SIGTERM, output
+    failure = read_failure(root)
+    assert failure is not None, output
+    first = failure.splitlines()[0]
+    assert first.startswith("Training job stopped by SIGTERM (StopTrainingJob or spot interruption)")
+    assert f"while fitting {params['algorithm']}" in first and "no model was saved" in first
+    assert model_dir_entries(root) == []
+    assert "SIGTERM received while fitting" in output
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True)
+    assert children.stdout.strip() == ""
+
+
+@pytest.mark.slow
+def test_sigterm_keeps_an_existing_failure_reason(tmp_path, big_csv):
+    """A stop after another failure was recorded must not replace the first reason."""
+    root = make_ml_root(tmp_path, channels={"train": {"big.csv": big_csv}},
+                        hyperparameters={"algorithm": "random_forest", "n_estimators": 5000, "n_jobs": 1})
+    proc = start_train(root)
+    try:
+        _wait_for_fit(proc)
+        (root / "output" / "failure").write_text("earlier reason\n")
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=GRACE_SECONDS)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143
+    assert read_failure(root) == "earlier reason\n"
+    assert model_dir_entries(root) == []
