@@ -465,9 +465,8 @@ def _log_details(details: Mapping[str, Any]) -> None:
         return ", ".join(f"{k}={v:.4f}" for k, v in ranked)
 
     for member in (details.get("ensemble") or {}).get("members", []):
-        log.info("ensemble member %s: weight=%.4f cv_score=%.4f importances: %s", member.get("name"),
-                 member.get("weight", float("nan")), member.get("cv_score", float("nan")),
-                 top(member.get("feature_importances") or {}))
+        log.info("ensemble member %s: weight=%.4f cv_score=%.4f", member.get("name"),
+                 member.get("weight", float("nan")), member.get("cv_score", float("nan")))
     if details.get("feature_importances"):
         log.info("feature importances (%s): %s", details.get("importance_method", ""),
                  top(details["feature_importances"]))

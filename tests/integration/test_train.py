@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 
 from byoc import artifact, metrics
 from conftest import diabetes_frame, iris_frame, mixed_frame
-from support import (csv_bytes, gzip_bytes, jsonlines_bytes, make_ml_root, parquet_bytes,
+from support import (REPO, csv_bytes, gzip_bytes, jsonlines_bytes, make_ml_root, parquet_bytes,
                      pipe_feeders, read_failure, read_metrics, run_train)
 
 MIXED = mixed_frame(240)
@@ -259,3 +260,15 @@ def test_metric_definitions_parse_real_log_lines(tmp_path):
     assert {"validation:auc", "validation:accuracy", "test:rmse", "train:f1"} <= names
     auc = next(d["Regex"] for d in definitions if d["Name"] == "validation:auc")
     assert re.search(auc, "2026 INFO x\nvalidation:auc=0.931200\n").group(1) == "0.931200"
+
+
+@pytest.mark.slow
+def test_bundled_sample_trains_as_make_demo_does(tmp_path):
+    """local_test/test_dir is a valid ML root: header CSV, text target, SDK-encoded ensemble."""
+    root = tmp_path / "ml"
+    shutil.copytree(REPO / "local_test" / "test_dir" / "input", root / "input")
+    frame = pd.read_csv(root / "input/data/train/bank.csv")
+    meta = trained(root, run_train(root), problem_type=artifact.BINARY, algorithm="ensemble",
+                   frame=frame, target="deposit", min_score=0.8, channels=("train", "validation"))
+    assert meta["classes"] == ["no", "yes"]
+    assert read_metrics(root)["validation"]["auc"] > 0.8
