@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -26,6 +27,7 @@ from byoc.errors import HyperparameterError
 KINDS = ("int", "float", "bool", "str", "list", "column")
 PROBLEM_TYPE_CHOICES = ("auto", "regression", "binary_classification", "multiclass_classification")
 DEFAULT_ALGORITHM = "decision_tree"
+HELP_WIDTH = 100
 
 _TRUE = ("true", "yes", "on", "1", "t", "y")
 _FALSE = ("false", "no", "off", "0", "f", "n")
@@ -88,8 +90,7 @@ class Hyperparameter:
                 parts[-1] += " except " + ", ".join(_fmt(v) for v in self.forbidden)
             parts.extend(self.choices)
         elif self.kind == "bool":
-            parts.append("true or false")
-            parts.extend(self.choices)
+            parts.extend(["true", "false", *self.choices])
         elif self.kind == "str":
             parts.extend(self.choices or ("a string",))
         elif self.kind == "list":
@@ -294,7 +295,9 @@ def common() -> tuple[Hyperparameter, ...]:
                        "Seed for every random choice (splits, bootstraps, CV folds).",
                        minimum=0, maximum=2**32 - 1, aliases=("seed",)),
         Hyperparameter("n_jobs", "int", -1,
-                       "CPU cores for fitting and cross-validation; -1 uses all.",
+                       "CPU cores for random_forest, extra_trees and knn (also as ensemble "
+                       "members); -1 uses all. gradient_boosting uses OpenMP threads, limited "
+                       "by OMP_NUM_THREADS.",
                        minimum=-1, forbidden=(0,)),
         Hyperparameter("cv_folds", "int", 3,
                        "Cross-validation folds that weight the ensemble's members.",
@@ -473,10 +476,14 @@ def help_text() -> str:
     for title, summary, decls in _sections():
         lines.append(f"{title}: {summary}" if title != "common" else "common (every algorithm):")
         width = max((len(d.name) for d in decls), default=0)
+        indent = " " * (width + 4)
         for decl in decls:
             alias = f" (also: {', '.join(decl.aliases)})" if decl.aliases else ""
-            lines.append(f"  {decl.name.ljust(width)}  {decl.help}{alias}")
-            lines.append(f"  {'':{width}}  accepts {decl.allowed()}; default {decl.default_text()}")
+            text = (f"{decl.help}{alias} Accepts {decl.allowed()}; "
+                    f"default {decl.default_text()}.")
+            lines.extend(textwrap.wrap(text, width=HELP_WIDTH,
+                                       initial_indent=f"  {decl.name.ljust(width)}  ",
+                                       subsequent_indent=indent, break_on_hyphens=False))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
