@@ -1,0 +1,73 @@
+"""Fixtures for tests that run the built image (all marked ``container``; `make test-container`).
+
+The image comes from BYOC_IMAGE (default ``byoc-sklearn``): build it first (see .ci/run). A missing
+image or engine fails the tests instead of skipping them: CI must not pass without the container.
+Every container started here carries the label ``byoc-test=<session>`` and is removed at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+import pytest
+from sklearn.datasets import load_iris
+
+from dockerutil import IMAGE, SESSION_LABEL, docker, run_container
+from support import csv_bytes, free_port, make_ml_root
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.container)
+
+
+@pytest.fixture(scope="session")
+def image() -> Iterator[str]:
+    if shutil.which("docker") is None:
+        pytest.fail("docker CLI not found: container tests need Docker (scripts/docker-engine.sh installs it)")
+    if docker("info", check=False, timeout=30).returncode != 0:
+        pytest.fail("cannot reach the Docker engine: start it (scripts/docker-engine.sh)")
+    if docker("image", "inspect", IMAGE, check=False).returncode != 0:
+        pytest.fail(f"image {IMAGE!r} not built: docker build -t {IMAGE} . (or set BYOC_IMAGE)")
+    yield IMAGE
+    ids = docker("ps", "-aq", "--filter", f"label={SESSION_LABEL}", check=False).stdout.split()
+    if ids:
+        docker("rm", "-f", *ids, check=False)
+
+
+@pytest.fixture(scope="session")
+def iris() -> pd.DataFrame:
+    data = load_iris(as_frame=True)
+    frame = data.frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    frame["target"] = data.target_names[data.target]
+    return frame
+
+
+@pytest.fixture(scope="session")
+def iris_root(tmp_path_factory: pytest.TempPathFactory, iris: pd.DataFrame) -> Path:
+    """An ML root like SageMaker's: headerless CSV, target first, JSON-encoded hyperparameters."""
+    root = tmp_path_factory.mktemp("iris-ml")
+    return make_ml_root(root, channels={
+        "train": {"iris.csv": csv_bytes(iris.iloc[::2], target="target")},
+        "validation": {"iris.csv": csv_bytes(iris.iloc[1::2], target="target")},
+    }, hyperparameters={"algorithm": "random_forest", "n_estimators": 50, "n_jobs": 1},
+        content_types={"train": "text/csv", "validation": "text/csv"})
+
+
+@pytest.fixture(scope="session")
+def trained_root(image: str, iris_root: Path) -> Path:
+    """iris_root after `docker run -v root:/opt/ml IMAGE train` succeeded (shared by serve tests)."""
+    result = run_container("-v", f"{iris_root}:/opt/ml", "IMAGE", "train")
+    assert result.returncode == 0, f"train failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    assert (iris_root / "model" / "model.joblib").is_file()
+    return iris_root
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
