@@ -315,3 +315,10 @@ def test_pipe_mode_missing_fifo(tmp_path):
     with pytest.raises(DataError, match="train_0"):
         read_channel(env_for(root), "train")
 
+
+
+def test_quoted_newline_beyond_the_sniffed_sample(tmp_path):
+    rows = "".join(f"{i % 2},{i},plain\n" for i in range(8000))  # > 64 kB without any quote
+    data = read(tmp_path, {"a.csv": rows + '1,8000,"two\nlines"\n0,8001,end\n'})
+    assert len(data.frame) == 8002
+    assert data.frame["2"].iloc[-2] == "two\nlines"

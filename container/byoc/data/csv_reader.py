@@ -24,7 +24,7 @@ MISSING = frozenset({"", "#n/a", "#n/a n/a", "#na", "-1.#ind", "-1.#qnan", "-nan
                      "1.#qnan", "n/a", "na", "null", "nan", "none"})
 SAMPLE_ROWS = 200
 NUL = b"\x00"
-BLOCK_SIZE = 1 << 22  # pyarrow infers column types from the first block
+BLOCK_SIZE = 1 << 21  # pyarrow infers column types from the first block
 _EXPECTED = re.compile(r"Expected (\d+) columns, got (\d+)")
 _CONVERSION = re.compile(r"In CSV column #(\d+): .*CSV conversion error to (\w+): invalid value '([^']*)'")
 
@@ -124,15 +124,18 @@ def _locate_ragged(source: Source, expected: int) -> DataError | None:
 
 def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Table:
     column_types: dict[str, pa.DataType] = {}
+    # Quoted newlines force pyarrow's slower serial chunking: only pay for it when the file
+    # quotes anything (or when a parse error says a value spans lines after all).
+    multiline = b'"' in source.head()
     for _ in range(64):  # each retry widens one column the sample mis-typed
         read_options = pacsv.ReadOptions(column_names=None if header else names,
                                          block_size=BLOCK_SIZE)
         convert = pacsv.ConvertOptions(column_types=column_types or None, strings_can_be_null=True,
                                        true_values=[], false_values=[])
         try:
-            table = pacsv.read_csv(source.arrow_input(), read_options=read_options,
-                                   parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                                   convert_options=convert)
+            return pacsv.read_csv(source.arrow_input(), read_options=read_options,
+                                  parse_options=pacsv.ParseOptions(newlines_in_values=multiline),
+                                  convert_options=convert)
         except pa.ArrowInvalid as exc:
             message = str(exc)
             conversion = _CONVERSION.search(message)
@@ -143,6 +146,9 @@ def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Ta
                     else pa.string()
                 continue
             ragged = _EXPECTED.search(message)
+            if ragged and not multiline:
+                multiline = True
+                continue
             if ragged:
                 located = _locate_ragged(source, int(ragged.group(1)))
                 if located:
@@ -161,7 +167,6 @@ def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Ta
                 f"{source.name}: cannot be read ({exc}); if it is gzip-compressed, the data is "
                 "corrupt or truncated: re-compress it or upload it uncompressed",
                 code="corrupt_gzip") from exc
-        return table
     raise DataError(f"{source.name}: too many columns change type within the file", code="bad_csv")
 
 

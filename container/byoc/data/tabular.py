@@ -78,8 +78,8 @@ def check_unique(name: str, columns: Sequence[str]) -> None:
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
-    """pyarrow -> pandas with the smallest peak memory pyarrow offers."""
+    """pyarrow -> pandas; split blocks avoid one consolidating copy of every column."""
     table = table.rename_columns([str(c) for c in table.column_names])
-    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    frame = table.to_pandas(split_blocks=True)
     del table
     return frame
