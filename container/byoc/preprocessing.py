@@ -69,12 +69,19 @@ def feature_schema(X: pd.DataFrame) -> list[Feature]:
         elif pd.api.types.is_numeric_dtype(s.dtype) or _numeric_object(s):
             features.append(Feature(str(name), NUMERIC, str(s.dtype)))
         else:
-            text = pd.Series(as_text(s)).dropna()
-            categories = sorted(pd.unique(text).tolist())
+            categories = _distinct_text(s)
             if len(categories) > MAX_LISTED_CATEGORIES:
                 categories = categories[:MAX_LISTED_CATEGORIES]
             features.append(Feature(str(name), CATEGORICAL, str(s.dtype), tuple(categories)))
     return features
+
+
+def _distinct_text(s: pd.Series) -> list[str]:
+    """Sorted distinct categories of a column, as :func:`as_text` spells them."""
+    if isinstance(s.dtype, pd.StringDtype):
+        return sorted(s.dropna().unique().tolist())
+    text = as_text(s)
+    return sorted(pd.unique(text[~pd.isna(text)]).tolist())
 
 
 # -- values ------------------------------------------------------------------------------------
@@ -177,7 +184,11 @@ class CategoryCoder(TransformerMixin, BaseEstimator):
 
 
 def coerce_features(X: pd.DataFrame, features: Sequence[Feature], *, where: str) -> pd.DataFrame:
-    """Columns in training order, numeric as float64, categorical as object.
+    """Columns in training order, numeric as float64, categorical as text.
+
+    Categorical columns come back as object (str values, NaN for missing), or unchanged when
+    they already have a pandas string dtype (pandas 3's default for text): converting those
+    to object would create one Python string per cell, several times the frame's memory.
 
     Raises SchemaError naming ``where``, the column and the first bad row for a missing
     column, an extra column, or text in a numeric column.
@@ -207,13 +218,14 @@ def coerce_features(X: pd.DataFrame, features: Sequence[Feature], *, where: str)
         raise SchemaError(
             f"{where}: {'; '.join(parts)}; the model expects {len(expected)} columns "
             f"[{', '.join(expected[:20])}{', ...' if len(expected) > 20 else ''}]{hint}")
-    frame = X.copy()
-    frame.columns = given
+    frame = X if list(X.columns) == given else X.set_axis(given, axis=1)  # no data copy
     out: dict[str, Any] = {}
     for feature in features:
         s = frame[feature.name]
         if feature.kind == NUMERIC:
             out[feature.name] = _numeric(s, feature, where)
+        elif isinstance(s.dtype, pd.StringDtype):
+            out[feature.name] = s  # already text; object would materialise a str per cell
         else:
             out[feature.name] = pd.Series(as_text(s), index=s.index, dtype=object)
     return pd.DataFrame(out, index=X.index)

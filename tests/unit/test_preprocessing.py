@@ -58,7 +58,9 @@ def test_coerce_reorders_and_types_columns(frame):
     out = coerce_features(shuffled, schema, where="validation channel")
     assert list(out.columns) == list(frame.columns)
     assert out["age"].dtype == "float64" and out["default"].dtype == "float64"
-    assert out["job"].dtype == object and out["job"].iloc[0] == "admin"
+    assert isinstance(out["job"].dtype, pd.StringDtype)  # text kept as text, not copied
+    assert out["job"].iloc[0] == "admin" and pd.isna(out["job"].iloc[2])
+    assert out["contact"].dtype == object and out["contact"].iloc[0] == "cell"
 
 
 def test_missing_column_names_where_and_column(frame):
