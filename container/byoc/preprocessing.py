@@ -146,7 +146,9 @@ class CategoryCoder(TransformerMixin, BaseEstimator):
         self.infrequent_categories_: list[np.ndarray] = []
         self._lookup: list[tuple[pd.Index, np.ndarray]] = []
         for column in columns:
-            counts = pd.Series(as_text(column)).value_counts(dropna=True)
+            text = column if isinstance(column.dtype, pd.StringDtype) else pd.Series(
+                as_text(column), dtype=object)
+            counts = text.value_counts(dropna=True)
             seen = sorted(counts.index.tolist())
             limit = self.max_categories
             if limit is not None and len(seen) > limit:
@@ -168,10 +170,15 @@ class CategoryCoder(TransformerMixin, BaseEstimator):
             raise ValueError(f"expected {self.n_features_in_} categorical columns, got {len(columns)}")
         out = np.empty((len(columns[0]) if columns else 0, len(columns)), dtype=np.float64)
         for i, (column, (index, codes)) in enumerate(zip(columns, self._lookup)):
-            text = as_text(column)
-            position = index.get_indexer(text)
+            if isinstance(column.dtype, pd.StringDtype):
+                position = index.get_indexer(column)
+                missing = column.isna().to_numpy()
+            else:
+                text = as_text(column)
+                position = index.get_indexer(text)
+                missing = pd.isna(text)
             coded = np.where(position >= 0, codes[position], float(UNKNOWN_CODE))
-            coded[pd.isna(text)] = MISSING_CODE
+            coded[missing] = MISSING_CODE
             out[:, i] = coded
         return out
 
