@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import math
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from byoc.errors import HyperparameterError
+
+log = logging.getLogger(__name__)
 
 KINDS = ("int", "float", "bool", "str", "list", "column")
 PROBLEM_TYPE_CHOICES = ("auto", "regression", "binary_classification", "multiclass_classification")
@@ -207,7 +210,7 @@ class Hyperparameter:
         if isinstance(value, float) and value.is_integer() and value >= 0:
             return int(value)
         if isinstance(value, str) and value:
-            return int(value) if value.isdigit() else value
+            return int(value) if value.isascii() and value.isdigit() else value
         raise self._error(value)
 
     def _check_range(self, number: float | int, given: Any) -> Any:
@@ -381,7 +384,10 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
         out[name] = decl.coerce(given[name][1]) if name in given else decl.default
 
     algorithm = out["algorithm"]
-    if out.pop("use_custom_ensemble"):
+    use_ensemble = out.pop("use_custom_ensemble")
+    # The classic sample sends ensemble-rf/-gb/-lr even with use-custom-ensemble=false.
+    flags_switched_off = "use_custom_ensemble" in given and not use_ensemble
+    if use_ensemble:
         if "algorithm" in given and algorithm != "ensemble":
             raise HyperparameterError(
                 f"hyperparameter 'use_custom_ensemble' is true but 'algorithm' is "
@@ -401,6 +407,11 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
         if name in catalogue.common:
             continue
         decl = accepted.get(name) or member_decls.get(name)
+        if decl is None and flags_switched_off and name in algorithms.ENSEMBLE_FLAGS:
+            catalogue.by_algorithm["ensemble"][name].coerce(value)
+            log.warning("hyperparameter '%s' is ignored: use_custom_ensemble is false and "
+                        "algorithm is %s", given_name, algorithm)
+            continue
         if decl is None:
             raise _unknown(name, given_name, algorithm, catalogue)
         out[name] = decl.coerce(value)

@@ -106,6 +106,7 @@ def test_target_accepts_name_or_index():
     assert resolve({"target": "deposit"})["target"] == "deposit"
     assert resolve({"target": "2"})["target"] == 2
     assert resolve({"target": 3})["target"] == 3
+    assert resolve({"target": "²"})["target"] == "²"  # a digit to str.isdigit, not to int()
     assert resolve({"label": "y"})["target"] == "y"  # alias
 
 
@@ -255,3 +256,18 @@ def test_markdown_table_has_one_row_per_declaration():
     assert len(rows) == len(all_declarations())
     assert all(row.count(" | ") == 4 for row in rows)
     assert any(row.startswith("| `knn` | `n_neighbors`") for row in rows)
+
+
+def test_classic_switches_with_use_custom_ensemble_false_are_ignored_with_a_warning(caplog):
+    raw = {"use-custom-ensemble": "false", "ensemble-rf": "true", "ensemble-gb": "true",
+           "ensemble-lr": "false", "max_leaf_nodes": "5"}
+    with caplog.at_level("WARNING", logger="byoc.hyperparameters"):
+        params = resolve(raw)
+    assert params["algorithm"] == "decision_tree" and params["max_leaf_nodes"] == 5
+    assert not {"ensemble_rf", "ensemble_gb", "ensemble_lr"} & set(params)
+    assert "'ensemble-rf' is ignored: use_custom_ensemble is false" in caplog.text
+    assert "'ensemble_rf': got 'maybe'" in error_of({**raw, "ensemble-rf": "maybe"})
+
+
+def test_ensemble_switch_without_use_custom_ensemble_names_the_ensemble():
+    assert "ensemble" in error_of({"ensemble_rf": True})
