@@ -1,7 +1,9 @@
 """Fixtures shared by every test: ML-root builders and small, generated or bundled datasets.
 
-Helpers are importable as ``from support import make_ml_root, run_train, ...`` (this file
-puts ``tests/`` on sys.path).  Data comes from scikit-learn's bundled datasets or is
+Helpers and dataset builders are importable as ``from support import make_ml_root, run_train,
+mixed_frame, ...`` (this file puts ``tests/`` on sys.path).  Import them from ``support``, not
+from ``conftest``: every directory's conftest.py is a module named ``conftest``, so
+``from conftest import ...`` gets whichever was loaded last.  Data comes from scikit-learn's bundled datasets or is
 generated: tests never read /work/shared.
 """
 
@@ -11,48 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import support  # noqa: E402
-
-
-def mixed_frame(n: int = 240, seed: int = 0) -> pd.DataFrame:
-    """Numeric + text categorical columns with missing values and a text (yes/no) target.
-
-    The target depends on the features, so a fitted model beats chance.
-    """
-    rng = np.random.default_rng(seed)
-    age = rng.integers(18, 80, n).astype(float)
-    balance = rng.normal(1000, 400, n).round(2)
-    job = rng.choice(["admin", "technician", "services", "retired"], n).astype(object)
-    contact = rng.choice(["cellular", "telephone"], n).astype(object)
-    score = (age - 45) / 15 + (balance - 1000) / 400 + np.where(job == "retired", 1.5, 0.0)
-    deposit = np.where(score + rng.normal(0, 0.5, n) > 0, "yes", "no")
-    age[rng.random(n) < 0.05] = np.nan
-    job[rng.random(n) < 0.05] = None
-    return pd.DataFrame({"deposit": deposit, "age": age, "balance": balance, "job": job,
-                         "contact": contact})
-
-
-def iris_frame() -> pd.DataFrame:
-    from sklearn.datasets import load_iris
-
-    data = load_iris(as_frame=True)
-    frame = data.frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
-    names = np.asarray(data.target_names)
-    frame["target"] = names[frame["target"].to_numpy()]
-    return frame[["target"] + [c for c in frame.columns if c != "target"]]
-
-
-def diabetes_frame() -> pd.DataFrame:
-    from sklearn.datasets import load_diabetes
-
-    frame = load_diabetes(as_frame=True).frame
-    return frame[["target"] + [c for c in frame.columns if c != "target"]]
+from support import diabetes_frame, iris_frame, mixed_frame  # noqa: E402,F401  (import them from support)
 
 
 @pytest.fixture

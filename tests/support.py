@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -256,3 +257,41 @@ def model_dir_entries(root: Path) -> list[str]:
 
 def read_metrics(root: Path) -> dict[str, Any]:
     return json.loads((Path(root) / "output" / "data" / "metrics.json").read_text(encoding="utf-8"))
+
+
+# -- small datasets (generated, or bundled with scikit-learn: never /work/shared) ---------------
+
+
+def mixed_frame(n: int = 240, seed: int = 0) -> pd.DataFrame:
+    """Numeric + text categorical columns with missing values and a text (yes/no) target.
+
+    The target depends on the features, so a fitted model beats chance.
+    """
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, n).astype(float)
+    balance = rng.normal(1000, 400, n).round(2)
+    job = rng.choice(["admin", "technician", "services", "retired"], n).astype(object)
+    contact = rng.choice(["cellular", "telephone"], n).astype(object)
+    score = (age - 45) / 15 + (balance - 1000) / 400 + np.where(job == "retired", 1.5, 0.0)
+    deposit = np.where(score + rng.normal(0, 0.5, n) > 0, "yes", "no")
+    age[rng.random(n) < 0.05] = np.nan
+    job[rng.random(n) < 0.05] = None
+    return pd.DataFrame({"deposit": deposit, "age": age, "balance": balance, "job": job,
+                         "contact": contact})
+
+
+def iris_frame() -> pd.DataFrame:
+    from sklearn.datasets import load_iris
+
+    data = load_iris(as_frame=True)
+    frame = data.frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    names = np.asarray(data.target_names)
+    frame["target"] = names[frame["target"].to_numpy()]
+    return frame[["target"] + [c for c in frame.columns if c != "target"]]
+
+
+def diabetes_frame() -> pd.DataFrame:
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True).frame
+    return frame[["target"] + [c for c in frame.columns if c != "target"]]

@@ -20,9 +20,10 @@ import pandas as pd
 import pytest
 
 from byoc import artifact, metrics
-from conftest import diabetes_frame, iris_frame, mixed_frame
-from support import (REPO, csv_bytes, gzip_bytes, jsonlines_bytes, make_ml_root, parquet_bytes,
-                     pipe_feeders, read_failure, read_metrics, run_train)
+
+from support import (REPO, csv_bytes, diabetes_frame, gzip_bytes, iris_frame, jsonlines_bytes,
+                     make_ml_root, mixed_frame, parquet_bytes, pipe_feeders, read_failure,
+                     read_metrics, run_train)
 
 MIXED = mixed_frame(240)
 IRIS = iris_frame()

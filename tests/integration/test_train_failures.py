@@ -8,9 +8,8 @@ import re
 
 import pytest
 
-from conftest import mixed_frame
-from support import (csv_bytes, gzip_bytes, make_ml_root, model_dir_entries, parquet_bytes,
-                     read_failure, run_train)
+from support import (csv_bytes, gzip_bytes, make_ml_root, mixed_frame, model_dir_entries,
+                     parquet_bytes, read_failure, run_train)
 
 FRAME = mixed_frame(60)
 GOOD = csv_bytes(FRAME, target="deposit")
