@@ -295,6 +295,8 @@ def read_channels(env: Any, params: Mapping[str, Any], progress: Progress) -> di
             code="missing_channel")
     channels: dict[str, Any] = {}
     progress.phase = f"reading channel '{train_name}'"
+    log.info("reading channel %s (%s mode)", train_name,
+             env.channels[train_name].input_mode if train_name in env.channels else "File")
     started = time.monotonic()
     channels["train"] = data.read_channel(env, train_name, content_type=params.get("content_type"),
                                           header=params.get("header"))

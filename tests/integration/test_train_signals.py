@@ -87,3 +87,23 @@ def test_sigterm_keeps_an_existing_failure_reason(tmp_path, big_csv):
     assert proc.returncode == 143
     assert read_failure(root) == "earlier reason\n"
     assert model_dir_entries(root) == []
+
+
+def test_sigterm_while_waiting_on_a_pipe_nobody_feeds(tmp_path):
+    """Stopped during Pipe-mode download: the main thread is blocked opening the FIFO."""
+    root = make_ml_root(tmp_path, channels={"train": {"x": b""}}, input_mode="Pipe")
+    os.mkfifo(root / "input" / "data" / "train_0")
+    proc = start_train(root)
+    try:
+        for line in proc.stdout:
+            if "reading channel train (Pipe mode)" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=GRACE_SECONDS)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143
+    assert "while reading channel 'train'" in read_failure(root).splitlines()[0]
+    assert model_dir_entries(root) == []
