@@ -40,7 +40,6 @@ EXIT_USER_ERROR = 1
 EXIT_FAULT = 2
 EXIT_STOPPED = 128 + signal.SIGTERM
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
-FAILURE_REASON_CHARS = 1024  # what DescribeTrainingJob shows as FailureReason
 EVAL_CHANNELS = ("validation", "test")
 IGNORED_OK = frozenset({"model", "code", "checkpoints"})
 

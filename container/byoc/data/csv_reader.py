@@ -12,6 +12,7 @@ import io
 import re
 from typing import Mapping, Sequence
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -176,7 +177,7 @@ def _header_names(source: Source) -> list[str]:
 
 
 def read(sources: Sequence[Source], *, channel: str, header: bool | None,
-         params: Mapping[str, str]) -> tuple["pd.DataFrame", bool]:  # noqa: F821
+         params: Mapping[str, str]) -> tuple[pd.DataFrame, bool]:
     first_rows = sample_rows(sources[0])
     if not first_rows:
         raise DataError(f"{sources[0].name}: holds no CSV rows", code="empty_file")

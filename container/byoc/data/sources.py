@@ -14,7 +14,7 @@ import stat
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 from byoc.errors import DataError
 
@@ -56,10 +56,6 @@ class Source:
     data: bytes | None = None
     _head: bytes | None = field(default=None, repr=False)
     _gzip: bool | None = field(default=None, repr=False)
-
-    @property
-    def is_stream(self) -> bool:
-        return self.path is None
 
     @property
     def compressed(self) -> bool:
@@ -170,9 +166,3 @@ def pipe_source(channel: str, fifo: Path, chunk: int = 1 << 20) -> Source:
     if magic == GZIP_MAGIC:
         data = _guarded(str(fifo), lambda: gzip.decompress(data))
     return Source(name=str(fifo), data=data)
-
-
-def iter_nonempty(sources: list[Source]) -> Iterator[Source]:
-    for source in sources:
-        if not source.is_empty():
-            yield source
