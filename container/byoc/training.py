@@ -80,15 +80,18 @@ def write_failure(path: Path, cause: str, details: str = "") -> bool:
     The first line is the cause, on one line; details (and tracebacks) come after a blank
     line, so the first 1024 characters SageMaker shows lead with what to fix.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = one_line(cause) + "\n"
     if details:
         text += "\n" + details.rstrip() + "\n"
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "x", encoding="utf-8") as fh:
             fh.write(text)
     except FileExistsError:
         log.warning("%s already exists; not overwriting it", path)
+        return False
+    except OSError as exc:  # the log still carries the cause; the exit code still fails the job
+        log.error("cannot write %s (%s)", path, exc.strerror or exc)
         return False
     return True
 
