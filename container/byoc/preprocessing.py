@@ -157,7 +157,9 @@ class CategoryCoder(TransformerMixin, BaseEstimator):
                 rare = sorted(k for k, _ in ranked[limit - 1:])
             else:
                 kept, rare = seen, []
-            codes = np.concatenate([np.arange(len(kept)), np.full(len(rare), len(kept))])
+            # get_indexer answers -1 for an unknown value: the trailing entry maps it.
+            codes = np.concatenate([np.arange(len(kept)), np.full(len(rare), len(kept)),
+                                    [UNKNOWN_CODE]])
             self.categories_.append(np.asarray(kept, dtype=object))
             self.infrequent_categories_.append(np.asarray(rare, dtype=object))
             self._lookup.append((pd.Index(kept + rare, dtype=object), codes.astype(np.float64)))
@@ -177,7 +179,7 @@ class CategoryCoder(TransformerMixin, BaseEstimator):
                 text = as_text(column)
                 position = index.get_indexer(text)
                 missing = pd.isna(text)
-            coded = np.where(position >= 0, codes[position], float(UNKNOWN_CODE))
+            coded = codes[position]
             coded[missing] = MISSING_CODE
             out[:, i] = coded
         return out

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from byoc.artifact import Feature
 from byoc.errors import SchemaError
@@ -186,3 +188,28 @@ def test_category_coder_matches_int_and_float_spellings_of_a_category():
 
     coder = CategoryCoder().fit(pd.DataFrame({"zip": pd.Series(["1", "2"], dtype="str")}))
     assert coder.transform(pd.DataFrame({"zip": [2.0, 1.0]}))[:, 0].tolist() == [1, 0]
+
+
+cells = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=False, width=32),
+                  st.integers(-5, 5), st.sampled_from(["a", "b", "", " ", "1", "x y", "é"]),
+                  st.booleans())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(cells, cells, cells), min_size=2, max_size=12),
+       st.lists(st.tuples(cells, cells, cells), min_size=1, max_size=4))
+def test_any_training_frame_and_any_later_rows_never_crash_the_transformer(rows, later_rows):
+    columns = ["p", "q", "r"]
+    train = pd.DataFrame(rows, columns=columns)
+    schema = feature_schema(train)
+    for categorical, scale in (("onehot", True), ("ordinal", False)):
+        pre = build_preprocessor(schema, scale=scale, categorical=categorical)
+        out = pre.fit_transform(coerce_features(train, schema, where="train"))
+        assert out.shape[1] == len(output_owners(pre))
+        later = pd.DataFrame(later_rows, columns=columns)
+        try:
+            X = coerce_features(later, schema, where="request")
+        except SchemaError as exc:  # text in a numeric column: named, never a crash
+            assert "request: column" in str(exc)
+            continue
+        assert pre.transform(X).shape == (len(later), out.shape[1])
