@@ -63,3 +63,15 @@ def trained_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = support.run_train(root)
     assert result.returncode == 0, result.stdout + result.stderr
     return root
+
+
+_THIS_MODULE = sys.modules[__name__]
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: Any) -> None:
+    """Keep ``from conftest import mixed_frame`` (published here first) working in test modules
+    outside tests/container: pytest binds the name ``conftest`` to whichever directory's
+    conftest.py it imported last, and tests/container has its own.  New code: import from
+    ``support``."""
+    if "container" not in module_path.relative_to(Path(__file__).parent).parts[:1]:
+        sys.modules["conftest"] = _THIS_MODULE
