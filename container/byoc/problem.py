@@ -87,7 +87,7 @@ def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
         raise DataError(
             f"target column '{name}' has no values; set the target hyperparameter to the label "
             "column (a name or 0-based index)", code="empty_target")
-    n_distinct = int(values.nunique())
+    n_distinct = len(_distinct_labels(values)[1])
     if n_distinct < 2:
         raise DataError(
             f"target column '{name}' has a single value ({values.iloc[0]!r}) in all "
@@ -182,6 +182,18 @@ def _one(v: Any, kind: str) -> Any:
     return number
 
 
+def _distinct_labels(values: pd.Series) -> tuple[str, set[Any]]:
+    """The label kind and the distinct labels as :class:`Labels` will spell them.
+
+    An object column is normalised value by value: hashing would merge ``0`` with ``False``
+    and keep ``"True"`` apart from ``True``, unlike the labels that encode them.
+    """
+    kind = _label_kind(values)
+    if values.dtype != object:
+        values = pd.Series(pd.unique(values.to_numpy()), dtype=object)
+    return kind, {v for v in _normalise(values, kind) if v is not None}
+
+
 @dataclass(frozen=True)
 class Labels:
     """Classification labels: sorted, JSON-native; the model predicts indices into them."""
@@ -241,7 +253,6 @@ def fit_labels(y: pd.Series) -> Labels:
     values = y.dropna()
     if values.empty:
         raise DataError(f"target column '{_target_name(y)}' has no values", code="empty_target")
-    kind = _label_kind(values)
-    distinct = pd.Series(pd.unique(values.to_numpy(dtype=object)), dtype=object)
-    classes = sorted({v for v in _normalise(distinct, kind) if v is not None})
+    kind, distinct = _distinct_labels(values)
+    classes = sorted(distinct)
     return Labels(classes=tuple(classes), kind=kind, name=_target_name(y))

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from byoc.errors import DataError
 from byoc.problem import Labels, drop_missing_target, fit_labels, infer_problem_type
@@ -156,3 +158,29 @@ def test_labels_are_frozen_values():
     labels = Labels(classes=("a", "b"))
     with pytest.raises(AttributeError):
         labels.classes = ("c",)  # type: ignore[misc]
+
+
+label_cells = st.one_of(st.none(), st.integers(-3, 3), st.floats(-3, 3), st.just(float("nan")),
+                        st.sampled_from(["yes", "no", "1", "0", "", "True"]), st.booleans())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(label_cells, min_size=1, max_size=30))
+def test_any_target_is_either_a_data_error_or_a_round_tripping_problem(values):
+    y = pd.Series(values, name="target", dtype=object)
+    try:
+        keep, _ = drop_missing_target(y)
+        y = y[keep]
+        kind, reason = infer_problem_type(y)
+    except DataError as exc:
+        assert "'target'" in str(exc)
+        return
+    assert kind in ("regression", "binary_classification", "multiclass_classification")
+    assert "'target'" in reason
+    if kind != "regression":
+        labels = fit_labels(y)
+        json.dumps(labels.to_list())
+        codes = labels.encode(y, where="train channel")
+        assert labels.decode(codes).shape == (len(y),)
+        if kind == "binary_classification":
+            assert len(labels.classes) == 2
