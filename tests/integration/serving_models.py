@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import atexit
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -70,11 +72,25 @@ def copy_root(kind: str, dest: Path) -> Path:
 
 @dataclass
 class Server:
-    """A running ``container/serve`` process and an HTTP session to it."""
+    """A running ``container/serve`` process and an HTTP session to it.
+
+    Its output is read continuously by a thread: an unread pipe fills up after a few
+    thousand access-log lines and would block the server.
+    """
 
     process: subprocess.Popen
     port: int
     session: requests.Session = field(default_factory=requests.Session)
+    output: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        def read() -> None:
+            for line in self.process.stdout:
+                self.output.append(line)
+
+        self.reader = threading.Thread(target=read, daemon=True)
+        self.reader.start()
 
     @property
     def url(self) -> str:
@@ -97,8 +113,18 @@ class Server:
         return self.session.get(f"{self.url}{path}", timeout=10)
 
     def stop(self, timeout: float = 30) -> str:
+        """SIGTERM (SIGKILL after ``timeout``); returns everything the server printed."""
         self.session.close()
-        return support.stop_process(self.process, timeout=timeout)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.reader is not None:
+            self.reader.join(10)
+        return "".join(self.output)
 
 
 def start(root: Path, *, workers: int = 2, env: Mapping[str, str] | None = None) -> Server:

@@ -59,6 +59,16 @@ def test_bad_server_setting_stops_serve_naming_the_variable(tmp_path):
     assert result.returncode != 0 and "SAGEMAKER_MODEL_SERVER_WORKERS" in result.stderr
 
 
+def _wait_for(condition, what: str, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout}s")
+
+
 def _listening_ports(pid: int) -> set[tuple[str, int]]:
     return {(c.laddr.ip, c.laddr.port) for c in psutil.Process(pid).net_connections(kind="tcp")
             if c.status == psutil.CONN_LISTEN}
@@ -71,8 +81,7 @@ def test_binds_to_sagemaker_bind_to_port_loads_once_and_keeps_ping_out_of_the_lo
     try:
         support.wait_for_ping(port, process)
         assert _listening_ports(process.pid) == {("0.0.0.0", port)}
-        workers = psutil.Process(process.pid).children()
-        assert len(workers) == 2
+        _wait_for(lambda: len(psutil.Process(process.pid).children()) == 2, "two workers booting")
         session = requests.Session()
         for _ in range(3):
             assert session.get(f"http://127.0.0.1:{port}/ping").status_code == 200
@@ -97,16 +106,6 @@ def test_debug_log_level_shows_ping():
     finally:
         output = support.stop_process(process)
     assert "GET /ping" in output
-
-
-def _wait_for(condition, what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout}s")
 
 
 def test_sigterm_finishes_the_in_flight_request_and_exits_0():
@@ -153,8 +152,8 @@ def test_a_killed_worker_is_replaced_and_the_others_keep_serving():
     server = sm.start(sm.trained_root("binary"), workers=2)
     try:
         master = psutil.Process(server.process.pid)
+        _wait_for(lambda: len(master.children()) == 2, "two workers booting")
         before = {p.pid for p in master.children()}
-        assert len(before) == 2
         victim = sorted(before)[0]
         psutil.Process(victim).kill()
         statuses = [server.invoke(ROW, "text/csv").status_code for _ in range(20)]
