@@ -125,7 +125,17 @@ def _columns(X: Any) -> list[pd.Series]:
     return [frame.iloc[:, i] for i in range(frame.shape[1])]
 
 
-class CategoryCoder(TransformerMixin, BaseEstimator):
+class _OneToOne(TransformerMixin, BaseEstimator):
+    """One output column per input column, named after it."""
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        if input_features is None:
+            input_features = getattr(self, "feature_names_in_",
+                                     [f"x{i}" for i in range(self.n_features_in_)])
+        return np.asarray(input_features, dtype=object)
+
+
+class CategoryCoder(_OneToOne):
     """Text categories -> integer codes; unknown -> -1, missing -> -2; never raises on new values.
 
     Codes follow the sorted categories seen in training.  With ``max_categories``, the most
@@ -184,12 +194,29 @@ class CategoryCoder(TransformerMixin, BaseEstimator):
             out[:, i] = coded
         return out
 
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        check_is_fitted(self, "categories_")
-        if input_features is None:
-            input_features = getattr(self, "feature_names_in_",
-                                     [f"x{i}" for i in range(self.n_features_in_)])
-        return np.asarray(input_features, dtype=object)
+
+class EmptyColumnFiller(_OneToOne):
+    """Passes numeric columns through, NaN included, except columns with no value in training.
+
+    For models that handle missing values natively (HistGradientBoosting), which cannot bin
+    a column that is missing in every training row: such a column becomes constant 0.
+    """
+
+    def fit(self, X: Any, y: Any = None) -> "EmptyColumnFiller":
+        values = np.asarray(X, dtype=np.float64)
+        if isinstance(X, pd.DataFrame):
+            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        self.n_features_in_ = values.shape[1]
+        self.empty_ = np.isnan(values).all(axis=0) if len(values) else np.ones(values.shape[1], bool)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "empty_")
+        values = np.asarray(X, dtype=np.float64)
+        if self.empty_.any():
+            values = values.copy()
+            values[:, self.empty_] = 0.0
+        return values
 
 
 def coerce_features(X: pd.DataFrame, features: Sequence[Feature], *, where: str) -> pd.DataFrame:
@@ -302,15 +329,20 @@ def build_preprocessor(features: Sequence[Feature], *, scale: bool, categorical:
         if scale:
             num_steps.append(("scale", StandardScaler()))
         if not num_steps:
-            num_steps.append(("keep", "passthrough"))
+            num_steps.append(("keep", EmptyColumnFiller()))
         transformers.append(("numeric", Pipeline(num_steps), numeric))
     return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.3,
                              verbose_feature_names_out=False)
 
 
 def categorical_positions(features: Sequence[Feature]) -> list[int]:
-    """Output positions of the categorical columns (they come first)."""
-    return list(range(sum(1 for f in features if f.kind == CATEGORICAL)))
+    """Output positions of the categorical columns (they come first) that have categories.
+
+    A text column with no value in training codes every row as missing; declared
+    categorical, HistGradientBoosting cannot bin it.
+    """
+    text = [f for f in features if f.kind == CATEGORICAL]
+    return [i for i, f in enumerate(text) if f.categories]
 
 
 def output_owners(preprocessor: ColumnTransformer) -> list[str]:

@@ -230,3 +230,21 @@ def test_knn_with_more_neighbours_than_rows_fails_at_fit_naming_the_hyperparamet
                                 feature_schema(X))
     with pytest.raises(HyperparameterError, match="'n_neighbors'=5 is more than the 3 training rows"):
         pipeline.fit(X, np.array([1.0, 2.0, 3.0]))
+
+
+def test_no_feature_columns_is_a_data_error():
+    from byoc.errors import DataError
+
+    with pytest.raises(DataError, match="no feature columns besides the target"):
+        algorithms.build("regression", resolve({}), [])
+
+
+@pytest.mark.parametrize("algorithm", ["decision_tree", "gradient_boosting", "linear", "knn"])
+def test_single_feature_that_is_all_missing_still_fits(algorithm):
+    X = pd.DataFrame({"empty": [np.nan] * 12, "text": pd.Series([None] * 12, dtype=object)})
+    y = np.array([0, 1] * 6)
+    schema = feature_schema(X)
+    params = resolve({"algorithm": algorithm, **({"n_neighbors": 3} if algorithm == "knn" else {})})
+    pipeline = algorithms.build("binary_classification", params, schema).fit(
+        coerce_features(X, schema, where="train"), y)
+    assert pipeline.predict_proba(X).shape == (12, 2)

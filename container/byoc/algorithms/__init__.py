@@ -22,6 +22,7 @@ from sklearn.pipeline import Pipeline
 
 from byoc.algorithms import builtin
 from byoc.artifact import REGRESSION, Feature
+from byoc.errors import DataError
 from byoc.hyperparameters import Hyperparameter
 from byoc.preprocessing import build_preprocessor, categorical_positions, output_owners
 
@@ -136,6 +137,10 @@ def _single(name: str, problem_type: str, params: Mapping[str, Any],
 
 def build(problem_type: str, params: Mapping[str, Any], features: Sequence[Feature]) -> Pipeline:
     """An unfitted Pipeline(preprocess -> model) for ``params["algorithm"]``."""
+    if not features:
+        raise DataError(
+            "the training data has no feature columns besides the target; check the target "
+            "hyperparameter and that the files hold more than one column", code="no_features")
     name = params.get("algorithm", "decision_tree")
     if name != "ensemble":
         full = {hp.name: hp.default for hp in get(name).hyperparameters}
