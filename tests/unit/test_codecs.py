@@ -1,0 +1,151 @@
+"""Codec registry, Content-Type/Accept negotiation, each decoder and encoder (pure, in-process)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from byoc.artifact import Feature
+from byoc.errors import DataError, NotAcceptable, SchemaError, UnsupportedMediaType
+from byoc.serving import codecs
+from byoc.serving.codecs import csv as csv_codec
+from byoc.serving.output import Prediction
+from byoc.serving.schema import RequestSchema
+
+SCHEMA = RequestSchema([Feature("age", "numeric", "float64"), Feature("job", "categorical", "str", ("a", "b")),
+                        Feature("flag", "numeric", "bool")])
+
+
+def test_registry_is_read_only_and_lists_supported_types():
+    assert codecs.supported_content_types() == ("text/csv", "application/json", "application/jsonlines",
+                                                "application/x-npy", "application/x-parquet")
+    assert codecs.supported_accept_types() == ("text/csv", "application/json", "application/jsonlines",
+                                               "application/x-npy")
+    with pytest.raises(TypeError):
+        codecs.decoders()["text/plain"] = codecs.decoders()["text/csv"]
+
+
+@pytest.mark.parametrize("header,media_type", [
+    ("text/csv", "text/csv"), ("Text/CSV; charset=UTF-8", "text/csv"), ("text/csv;label_size=0", "text/csv"),
+    (None, "application/json"), ("", "application/json"), ("application/x-jsonlines", "application/jsonlines"),
+    ("application/parquet", "application/x-parquet")])
+def test_find_decoder_ignores_case_and_harmless_parameters(header, media_type):
+    assert codecs.find_decoder(header).media_type == media_type
+
+
+@pytest.mark.parametrize("header", ["image/png", "text/plain", "text/csv; charset=utf-16"])
+def test_unsupported_content_types(header):
+    with pytest.raises(UnsupportedMediaType) as info:
+        codecs.find_decoder(header)
+    assert info.value.status == 415
+
+
+@pytest.mark.parametrize("accept,request_type,default,chosen", [
+    (None, "text/csv", None, "text/csv"),
+    ("*/*", "application/x-parquet", None, "application/json"),
+    ("*/*", "text/csv", "application/jsonlines", "application/jsonlines"),
+    (None, "application/json", "text/csv", "text/csv"),
+    ("text/csv; charset=utf-8", "application/json", None, "text/csv"),
+    ("application/json;q=0.1, text/csv;q=0.9", "application/json", None, "text/csv"),
+    ("text/*", "application/json", None, "text/csv"),
+    ("application/xml, application/x-npy", "text/csv", None, "application/x-npy"),
+])
+def test_choose_encoder(accept, request_type, default, chosen):
+    assert codecs.choose_encoder(accept, request_type, default).media_type == chosen
+
+
+@pytest.mark.parametrize("accept", ["application/xml", "text/csv;q=0", "image/*"])
+def test_not_acceptable(accept):
+    with pytest.raises(NotAcceptable) as info:
+        codecs.choose_encoder(accept, "text/csv")
+    assert "text/csv" in info.value.message and info.value.status == 406
+
+
+def _columns(batch):
+    return [list(col) for col in batch.columns]
+
+
+def test_csv_small_and_large_paths_agree():
+    line = '41,"a, quoted",true\n,b,0\n7.5,,NA\n'
+    small = csv_codec.decode(line.encode(), SCHEMA)
+    large = csv_codec.decode((line * 5000).encode(), SCHEMA)
+    assert len(large) == 15000
+    for got, want in zip(_columns(large), _columns(small)):
+        assert [repr(v) for v in got[:3]] == [repr(v) for v in want]
+    assert _columns(small)[1][:2] == ["a, quoted", "b"]
+    assert np.isnan(_columns(small)[0][1]) and np.isnan(_columns(small)[2][2])
+
+
+@pytest.mark.parametrize("size", [1, 5000])
+def test_csv_errors_name_row_and_column_on_both_paths(size):
+    body = ("1,a,1\n" * size + "2,b,zz\n").encode()
+    with pytest.raises(SchemaError) as info:
+        csv_codec.decode(body, SCHEMA)
+    assert f"row {size + 1}, column 'flag'" in info.value.message
+
+
+def test_csv_header_row_reorders_columns():
+    batch = csv_codec.decode(b"job,flag,age\nb,1,3\n", SCHEMA)
+    assert _columns(batch) == [[3.0], ["b"], [1.0]]
+    assert csv_codec.header_line(b"job,flag,age\nb,1,3\n", SCHEMA) == b"job,flag,age\n"
+    assert csv_codec.header_line(b"1,b,1\n", SCHEMA) is None
+
+
+def test_json_shapes():
+    decode = codecs.decoders()["application/json"].decode
+    for body in ([[1, "a", True]], {"instances": [{"age": 1, "job": "a", "flag": True}]}, {"age": 1, "job": "a",
+                 "flag": 1}, [1, "a", 1], {"inputs": {"age": [1], "job": ["a"], "flag": [1]}},
+                 {"dataframe_split": {"columns": ["flag", "job", "age"], "data": [[1, "a", 1]]}}):
+        assert _columns(decode(json.dumps(body).encode(), SCHEMA, 0)) == [[1.0], ["a"], [1.0]], body
+
+
+def test_json_numbers_for_categories_become_text_like_training():
+    decode = codecs.decoders()["application/json"].decode
+    assert _columns(decode(b"[[1, 2.0, 0], [1, 2.5, 0]]", SCHEMA, 0))[1] == ["2", "2.5"]
+
+
+def test_npy_refuses_pickles_and_text():
+    decode = codecs.decoders()["application/x-npy"].decode
+    buf = io.BytesIO()
+    np.save(buf, np.array([["a", "b", "c"]]))
+    with pytest.raises(SchemaError):
+        decode(buf.getvalue(), SCHEMA, 0)
+    buf = io.BytesIO()
+    np.save(buf, np.array([[1, object(), 2]], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match="never unpickled"):
+        decode(buf.getvalue(), SCHEMA, 0)
+
+
+def test_parquet_by_name():
+    buf = io.BytesIO()
+    pd.DataFrame({"flag": [True], "job": ["b"], "age": [4]}).to_parquet(buf)
+    batch = codecs.decoders()["application/x-parquet"].decode(buf.getvalue(), SCHEMA, 0)
+    assert _columns(batch) == [[4.0], ["b"], [1.0]]
+
+
+PREDICTION = Prediction(("predicted_label", "probability", "probabilities", "labels"),
+                        {"predicted_label": ["yes", 'a "b", c'], "probability": np.array([0.9, 0.6]),
+                         "probabilities": np.array([[0.1, 0.9], [0.6, 0.4]]), "labels": ["no", "yes"]}, 2)
+
+
+def test_encoders_keep_field_order_and_values():
+    as_json = json.loads(codecs.encoders()["application/json"].encode(PREDICTION))
+    assert as_json["predictions"][1] == {"predicted_label": 'a "b", c', "probability": 0.6,
+                                         "probabilities": [0.6, 0.4], "labels": ["no", "yes"]}
+    lines = codecs.encoders()["application/jsonlines"].encode(PREDICTION).decode().splitlines()
+    assert [json.loads(line) for line in lines] == as_json["predictions"]
+    rows = list(csv.reader(io.StringIO(codecs.encoders()["text/csv"].encode(PREDICTION).decode())))
+    assert rows[1] == ['a "b", c', "0.6", "[0.6,0.4]", '["no","yes"]']
+    with pytest.raises(NotAcceptable):
+        codecs.encoders()["application/x-npy"].encode(PREDICTION)
+
+
+def test_npy_encoder_single_field_without_pickles():
+    one = Prediction(("probabilities",), PREDICTION.values, 2)
+    array = np.load(io.BytesIO(codecs.encoders()["application/x-npy"].encode(one)), allow_pickle=False)
+    assert array.tolist() == [[0.1, 0.9], [0.6, 0.4]]

@@ -1,0 +1,78 @@
+"""Request values versus the model schema, and output-field and settings parsing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from byoc.artifact import Feature
+from byoc.errors import ConfigError, SchemaError, UserError
+from byoc.serving import output
+from byoc.serving.schema import RequestSchema, to_category, to_number
+from byoc.serving.server import gunicorn_options
+from byoc.serving.settings import ServingSettings
+
+SCHEMA = RequestSchema([Feature("age", "numeric", "float64"), Feature("job", "categorical", "str")])
+
+
+@pytest.mark.parametrize("value,expected", [(1, 1.0), ("2.5", 2.5), (" 3 ", 3.0), (True, 1.0), (None, None),
+                                            ("", None), ("NA", None), (float("nan"), None)])
+def test_to_number(value, expected):
+    got = to_number(value)
+    assert (math.isnan(got) if expected is None else got == expected)
+
+
+@pytest.mark.parametrize("value", [float("inf"), "1e999", 10 ** 400, 1e39])
+def test_out_of_range_numbers_are_refused(value):
+    with pytest.raises(SchemaError) as info:
+        SCHEMA.from_rows([[value, "x"]])
+    assert info.value.code == "out_of_range" and "'age'" in info.value.message
+
+
+def test_to_category():
+    assert [to_category(v) for v in ("x", 3, 3.0, 2.5, True)] == ["x", "3", "3", "2.5", "True"]
+    assert math.isnan(to_category(None)) and math.isnan(to_category(""))
+
+
+def test_records_check_keys():
+    with pytest.raises(SchemaError, match="lacks column 'job'"):
+        SCHEMA.from_records([{"age": 1}])
+    with pytest.raises(SchemaError, match="unknown column 'x'"):
+        SCHEMA.from_records([{"age": 1, "job": "a", "x": 2}])
+    with pytest.raises(SchemaError, match="row 2 is a JSON list"):
+        SCHEMA.from_records([{"age": 1, "job": "a"}, [1, "a"]])
+
+
+def test_output_fields_parsing():
+    available = ("predicted_label", "probability", "probabilities", "labels")
+    assert output.request_fields("trace=1; output=probability, labels", default=("predicted_label",),
+                                 available=available) == ("probability", "labels")
+    assert output.request_fields(None, default=("predicted_label",), available=available) == ("predicted_label",)
+    with pytest.raises(UserError, match="'score'"):
+        output.request_fields("output=score", default=(), available=available)
+    with pytest.raises(ConfigError, match="SAGEMAKER_INFERENCE_OUTPUT"):
+        output.default_fields("probability", ("predicted_label",))
+
+
+def test_settings_defaults_and_overrides():
+    default = ServingSettings.from_environ({})
+    assert (default.port, default.timeout, default.max_payload_mb, default.batch) == (8080, 60, 6, False)
+    assert default.workers >= 1
+    batch = ServingSettings.from_environ({"SAGEMAKER_BATCH": "True", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100",
+                                          "SAGEMAKER_BIND_TO_PORT": "9000", "SAGEMAKER_MODEL_SERVER_WORKERS": "3",
+                                          "SAGEMAKER_CONTAINER_LOG_LEVEL": "WARNING"})
+    assert (batch.port, batch.workers, batch.timeout, batch.max_payload_bytes, batch.log_level) == (
+        9000, 3, 600, 100 * 1024 * 1024, "warning")
+    options = gunicorn_options(batch)
+    assert options["bind"] == ["0.0.0.0:9000"] and options["workers"] == 3 and options["preload_app"] is True
+    assert gunicorn_options(default)["bind"] == ["0.0.0.0:8080"]
+
+
+@pytest.mark.parametrize("environ,name", [({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "101"}, "SAGEMAKER_MAX_PAYLOAD_IN_MB"),
+                                          ({"SAGEMAKER_BATCH": "maybe"}, "SAGEMAKER_BATCH"),
+                                          ({"SAGEMAKER_BIND_TO_PORT": "http"}, "SAGEMAKER_BIND_TO_PORT"),
+                                          ({"SM_LOG_LEVEL": "loud"}, "SM_LOG_LEVEL")])
+def test_bad_settings_name_the_variable(environ, name):
+    with pytest.raises(ConfigError, match=name):
+        ServingSettings.from_environ(environ)
