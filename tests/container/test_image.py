@@ -42,6 +42,21 @@ def test_nothing_is_baked_under_opt_ml_and_other_commands_run_as_given(image: st
     assert version.startswith("1.")
 
 
+def test_runtime_has_no_compilers_but_keeps_pip_for_extension(image: str) -> None:
+    result = run_container("IMAGE", "sh", "-c", "command -v gcc cc g++ || true; python -m pip --version")
+    assert result.returncode == 0, result.stderr
+    assert "gcc" not in result.stdout and "/opt/venv" in result.stdout
+
+
+def test_serve_without_a_model_fails_fast_with_a_message(image: str, tmp_path: Path) -> None:
+    root = tmp_path / "ml"
+    (root / "model").mkdir(parents=True)
+    result = run_container("-v", f"{root}:/opt/ml", "IMAGE", "serve", timeout=120)
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert "/opt/ml/model" in out and "Traceback" not in out, out
+
+
 def test_train_help_lists_hyperparameters(image: str) -> None:
     result = run_container("IMAGE", "train", "--help")
     assert result.returncode == 0, result.stderr
