@@ -426,8 +426,8 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
         if unused:
             owners = sorted({o for n in unused for o in catalogue.owners(canonical_key(n))})
             raise HyperparameterError(
-                f"hyperparameter '{unused[0]}' belongs to {', '.join(owners)}, which is not "
-                f"among the ensemble's members ({', '.join(members)}); add it to "
+                f"hyperparameter '{unused[0]}' is used by {', '.join(owners)}, none of which is "
+                f"among the ensemble's members ({', '.join(members)}); add one to "
                 "ensemble_members or remove the hyperparameter")
         out["ensemble_members"] = members
     spec.check(out)

@@ -8,6 +8,8 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.base import clone
 
 from byoc import algorithms
@@ -248,3 +250,27 @@ def test_single_feature_that_is_all_missing_still_fits(algorithm):
     pipeline = algorithms.build("binary_classification", params, schema).fit(
         coerce_features(X, schema, where="train"), y)
     assert pipeline.predict_proba(X).shape == (12, 2)
+
+
+mixed_cells = st.one_of(st.none(), st.floats(-100, 100), st.integers(-3, 3),
+                        st.sampled_from(["a", "b", "c", "", "é"]))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.tuples(mixed_cells, mixed_cells, st.floats(-5, 5)), min_size=8, max_size=20),
+       st.randoms(use_true_random=False))
+def test_every_algorithm_fits_arbitrary_small_mixed_frames(rows, rnd):
+    """Whatever mix of text, numbers and gaps a tiny frame holds, every algorithm fits and predicts."""
+    X = pd.DataFrame(rows, columns=["p", "q", "r"])
+    y = np.array([i % 2 for i in range(len(X))])
+    rnd.shuffle(y)
+    schema = feature_schema(X)
+    Xc = coerce_features(X, schema, where="train")
+    for algorithm in algorithms.names():
+        if algorithm == "ensemble":
+            continue  # made of the others; its own edge cases are in test_ensemble.py
+        raw = {"algorithm": algorithm, "n_jobs": 1, **TINY.get(algorithm, {})}
+        if algorithm == "knn":
+            raw["n_neighbors"] = 2
+        pipeline = algorithms.build("binary_classification", resolve(raw), schema).fit(Xc, y)
+        assert pipeline.predict_proba(Xc).shape == (len(X), 2), algorithm
