@@ -91,6 +91,7 @@ def test_binds_to_sagemaker_bind_to_port_loads_once_and_keeps_ping_out_of_the_lo
         output = support.stop_process(process)
     assert process.returncode == 0
     assert output.count("serving decision_tree binary_classification model") == 1  # loaded in the master only
+    assert "fast single-row path" in output  # the block path reproduced the pipeline on probe rows
     assert "POST /invocations" in output
     assert "/ping" not in output
 

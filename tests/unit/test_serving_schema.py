@@ -76,3 +76,35 @@ def test_settings_defaults_and_overrides():
 def test_bad_settings_name_the_variable(environ, name):
     with pytest.raises(ConfigError, match=name):
         ServingSettings.from_environ(environ)
+
+
+def test_fast_block_path_matches_the_pipeline_on_a_trained_model(tmp_path):
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.tree import DecisionTreeClassifier
+
+    from byoc import artifact
+    from byoc.serving.inference import Predictor
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"age": rng.normal(40, 10, 200), "job": rng.choice(["a", "b", "c"], 200).astype(object)})
+    X.loc[::7, "age"] = np.nan
+    y = (X["job"] == "a").astype(int).to_numpy()
+    pipe = Pipeline([("preprocess", ColumnTransformer([
+        ("numeric", SimpleImputer(add_indicator=True), ["age"]),
+        ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["job"])])),
+        ("model", DecisionTreeClassifier(random_state=0))]).fit(X, y)
+    features = [Feature("age", "numeric", "float64"), Feature("job", "categorical", "object", ("a", "b", "c"))]
+    model = artifact.ModelArtifact(pipe, {"problem_type": "binary_classification", "classes": ["no", "yes"],
+                                          "features": [f.to_dict() for f in features]})
+    fast, slow = Predictor(model), Predictor(model)
+    assert fast.enable_fast_path()
+    rows = [[None, "a"], [35.0, "z"], [50.0, None], [41.0, "b"]]
+    fields = ("predicted_label", "probabilities")
+    a, b = fast.predict(fast.schema.from_rows(rows), fields), slow.predict(slow.schema.from_rows(rows), fields)
+    assert a.values["predicted_label"] == b.values["predicted_label"]
+    assert np.array_equal(a.values["probabilities"], b.values["probabilities"])

@@ -41,7 +41,9 @@ def load_model(environ: Mapping[str, str] | None = None) -> artifact.ModelArtifa
 def prepare(model: artifact.ModelArtifact) -> Predictor:
     """A Predictor, with a model.json that cannot serve reported as a load error."""
     try:
-        return Predictor(model)
+        predictor = Predictor(model)
+        predictor.enable_fast_path()
+        return predictor
     except (KeyError, TypeError, ValueError) as exc:
         where = model.path / artifact.METADATA_FILE if model.path else artifact.METADATA_FILE
         raise ModelLoadError(f"{where}: cannot serve this model ({type(exc).__name__}: {exc})") from exc

@@ -122,14 +122,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     logging.getLogger().setLevel(settings.log_level.upper())
     predictor = app.extensions["byoc.predictor"]
+    fast = predictor.blocks is not None
     try:
         predictor.warm_up()
     except Exception as exc:  # noqa: BLE001 - a model that cannot predict an all-missing row may still serve
         logging.getLogger("byoc.serving").warning("warm-up prediction failed: %s", exc)
     model = predictor.model
     logging.getLogger("byoc.serving").info(
-        "serving %s %s model from %s: %d features, %d workers on port %d", model.algorithm,
-        model.problem_type, model.path, predictor.schema.width, settings.workers, settings.port)
+        "serving %s %s model from %s: %d features, %d workers on port %d, %s single-row path",
+        model.algorithm, model.problem_type, model.path, predictor.schema.width, settings.workers, settings.port,
+        "fast" if fast else "pipeline")
     if args.check:
         return 0
     gc.collect()
