@@ -362,7 +362,10 @@ def train(env: Any, progress: Progress) -> dict[str, Any]:
     log.info("hyperparameters: %s", json.dumps(_jsonable(params), sort_keys=True))
     if env.tuning_objective_metric:
         log.info("tuning objective metric: %s", env.tuning_objective_metric)
-    os.environ.update(env.to_env_vars())
+    exported = env.to_env_vars()
+    os.environ.update(exported)  # user code (later) sees what AWS's toolkit would give it
+    log.info("exported %d SM_* variables (SM_CHANNELS=%s, SM_MODEL_DIR=%s)", len(exported),
+             exported["SM_CHANNELS"], exported["SM_MODEL_DIR"])
 
     channels = read_channels(env, params, progress)
     spec = resolve_target(channels["train"], "train", params["target"])

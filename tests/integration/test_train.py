@@ -228,6 +228,7 @@ def test_classic_sample_spellings_and_training_alias(tmp_path):
                    target="deposit", min_score=0.8)
     assert meta["hyperparameters"]["ensemble_members"] == ["random_forest", "linear"]
     assert "channels extra are not used" in result.stdout
+    assert f'SM_CHANNELS=["extra", "training"], SM_MODEL_DIR={root / "model"}' in result.stdout
 
 
 def test_header_false_and_target_index(tmp_path):
