@@ -322,3 +322,8 @@ def test_quoted_newline_beyond_the_sniffed_sample(tmp_path):
     data = read(tmp_path, {"a.csv": rows + '1,8000,"two\nlines"\n0,8001,end\n'})
     assert len(data.frame) == 8002
     assert data.frame["2"].iloc[-2] == "two\nlines"
+
+
+def test_blank_header_cells_are_named_by_position(tmp_path):
+    data = read(tmp_path, {"a.csv": ",label,x\n0,yes,1.5\n1,no,2.5\n"})
+    assert data.has_header and list(data.frame.columns) == ["column_0", "label", "x"]

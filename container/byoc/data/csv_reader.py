@@ -191,6 +191,10 @@ def read(sources: Sequence[Source], *, channel: str, header: bool | None,
             sample_rows(source)  # same binary / encoding checks as the first file
         table = _read_one(source, header=has_header, names=names)
         columns = [str(c) for c in table.column_names]
+        if has_header and not all(c.strip() for c in columns):
+            # a blank header cell (pandas' unnamed index column): name it by position
+            columns = [c if c.strip() else f"column_{i}" for i, c in enumerate(columns)]
+            table = table.rename_columns(columns)
         if has_header:
             check_unique(source.name, columns)
             if first_columns is None:
