@@ -106,6 +106,8 @@ def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
         integral = False
 
     if requested == REGRESSION:
+        if text and pd.to_numeric(values, errors="coerce").notna().all():
+            numeric = True  # numbers written as text ("1.5"): fine when asked for regression
         if not numeric:
             raise DataError(
                 f"target column '{name}' holds {'text' if text else 'true/false'} values "

@@ -214,7 +214,7 @@ def test_describe_gives_importances_by_original_feature(algorithm, method, fitte
 def test_describe_without_data_omits_permutation_importances(fitted):
     pipeline, _, _, _ = fitted("binary_classification", "gradient_boosting")
     facts = algorithms.describe(pipeline)
-    assert facts["estimator"] == "HistGradientBoostingClassifier"
+    assert facts["estimator"].endswith("HistGradientBoostingClassifier")
     assert "feature_importances" not in facts and facts["n_iter"] >= 1
 
 
@@ -274,3 +274,14 @@ def test_every_algorithm_fits_arbitrary_small_mixed_frames(rows, rnd):
             raw["n_neighbors"] = 2
         pipeline = algorithms.build("binary_classification", resolve(raw), schema).fit(Xc, y)
         assert pipeline.predict_proba(Xc).shape == (len(X), 2), algorithm
+
+
+def test_gradient_boosting_early_stopping_with_a_single_row_class_explains_the_fix():
+    X = pd.DataFrame({"a": np.arange(40, dtype=float)})
+    y = np.array([0, 1] * 19 + [0, 2])  # class 2 has one row
+    params = resolve({"algorithm": "gradient_boosting", "early_stopping": True, "max_iter": 5})
+    pipeline = algorithms.build("multiclass_classification", params, feature_schema(X))
+    with pytest.raises(HyperparameterError, match="early_stopping=false"):
+        pipeline.fit(X, y)
+    params = resolve({"algorithm": "gradient_boosting", "early_stopping": False, "max_iter": 5})
+    algorithms.build("multiclass_classification", params, feature_schema(X)).fit(X, y)

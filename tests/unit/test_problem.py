@@ -184,3 +184,11 @@ def test_any_target_is_either_a_data_error_or_a_round_tripping_problem(values):
         assert labels.decode(codes).shape == (len(y),)
         if kind == "binary_classification":
             assert len(labels.classes) == 2
+
+
+def test_numbers_written_as_text_can_be_regression_when_asked():
+    y = series(["1.5", "2.25", "3"], dtype="str")
+    assert infer_problem_type(y)[0] == "multiclass_classification"  # text stays text on auto
+    assert infer_problem_type(y, "regression")[0] == "regression"
+    with pytest.raises(DataError, match="regression needs numbers"):
+        infer_problem_type(series(["1.5", "two"], dtype="str"), "regression")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import numpy as np
+
 from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor,
                               HistGradientBoostingClassifier, HistGradientBoostingRegressor,
                               RandomForestClassifier, RandomForestRegressor)
@@ -171,6 +173,27 @@ random_forest = _forest_factory(RandomForestClassifier, RandomForestRegressor)
 extra_trees = _forest_factory(ExtraTreesClassifier, ExtraTreesRegressor)
 
 
+class CheckedHistGradientBoostingClassifier(HistGradientBoostingClassifier):
+    """Explains, at fit, why early stopping cannot split off a validation set.
+
+    Early stopping (on by default above 10,000 rows) holds out a stratified split, which
+    needs at least two rows of every class; scikit-learn's own error does not say what to do.
+    """
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        codes = np.asarray(y)
+        stops_early = self.early_stopping is True or (
+            self.early_stopping == "auto" and codes.shape[0] > 10000)
+        if stops_early and len(codes):
+            _, counts = np.unique(codes, return_counts=True)
+            if counts.min() < 2:
+                raise HyperparameterError(
+                    f"gradient_boosting's early stopping holds out a stratified validation split, "
+                    f"but {int((counts < 2).sum())} class(es) have a single training row; set "
+                    "early_stopping=false, or add rows of the rare classes")
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
 def gradient_boosting(problem_type: str, params: Mapping[str, Any],
                       categorical_features: list[int] | None = None) -> Any:
     args = dict(
@@ -187,7 +210,7 @@ def gradient_boosting(problem_type: str, params: Mapping[str, Any],
         _class_weight(problem_type, params)
         return HistGradientBoostingRegressor(**args)
     args.update(_class_weight(problem_type, params))
-    return HistGradientBoostingClassifier(**args)
+    return CheckedHistGradientBoostingClassifier(**args)
 
 
 def linear(problem_type: str, params: Mapping[str, Any]) -> Any:
