@@ -5,8 +5,13 @@ expressions: :func:`log_lines` prints one stable line per metric, ``<channel>:<m
 (for example ``validation:auc=0.931200``), and :func:`metric_definitions` returns regexes that
 match exactly those lines.
 
+Multiclass precision, recall and f1_macro are macro averages over the classes that occur in
+the channel's labels or predictions; multiclass AUC is the one-vs-rest macro average over the
+classes present in the channel.  Binary precision/recall/f1 treat the second class (in sorted
+order, e.g. ``yes`` of ``no``/``yes``, ``1`` of ``0``/``1``) as positive.
+
 A metric that cannot be computed on a channel (AUC when the channel holds a single class,
-R² on fewer than two rows) is left out rather than recorded as NaN.
+R² on fewer than two rows or a constant target) is left out rather than recorded as NaN.
 """
 
 from __future__ import annotations
