@@ -327,3 +327,15 @@ def test_quoted_newline_beyond_the_sniffed_sample(tmp_path):
 def test_blank_header_cells_are_named_by_position(tmp_path):
     data = read(tmp_path, {"a.csv": ",label,x\n0,yes,1.5\n1,no,2.5\n"})
     assert data.has_header and list(data.frame.columns) == ["column_0", "label", "x"]
+
+
+def test_pipe_mode_header_files_streamed_back_to_back(tmp_path):
+    """SageMaker concatenates every object of the prefix into the FIFO: headers recur."""
+    part = csv_bytes(FRAME, target="label", header=True)
+    files = {"part-0.csv": part, "part-1.csv": b"\xef\xbb\xbf" + part, "part-2.csv": part}
+    root = make_ml_root(tmp_path, channels={"train": files}, input_mode="Pipe")
+    with pipe_feeders(root, {"train": files}):
+        data = read_channel(env_for(root), "train")
+    assert data.has_header and list(data.frame.columns) == ["label", "age", "job"]
+    assert len(data.frame) == 3 * len(FRAME)
+    assert data.frame["age"].dtype == np.float64

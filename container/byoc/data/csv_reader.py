@@ -25,6 +25,7 @@ MISSING = frozenset({"", "#n/a", "#n/a n/a", "#na", "-1.#ind", "-1.#qnan", "-nan
                      "1.#qnan", "n/a", "na", "null", "nan", "none"})
 SAMPLE_ROWS = 200
 NUL = b"\x00"
+BOM = b"\xef\xbb\xbf"
 BLOCK_SIZE = 1 << 21  # pyarrow infers column types from the first block
 _EXPECTED = re.compile(r"Expected (\d+) columns, got (\d+)")
 _CONVERSION = re.compile(r"In CSV column #(\d+): .*CSV conversion error to (\w+): invalid value '([^']*)'")
@@ -54,9 +55,11 @@ def detect_header(rows: Sequence[Sequence[str]]) -> bool:
     if len(rows) < 2:
         return False
     first, body = rows[0], rows[1:]
+    # Pipe mode streams header files back to back: repeats of the first row are not evidence.
+    distinct_body = [r for r in body if [c.lstrip("\ufeff") for c in r] != first]
     numeric_columns = []
     for j in range(len(first)):
-        values = [r[j] for r in body if j < len(r) and not _is_missing(r[j])]
+        values = [r[j] for r in distinct_body if j < len(r) and not _is_missing(r[j])]
         if values and all(_is_number(v) for v in values):
             numeric_columns.append(j)
     if numeric_columns:
@@ -121,6 +124,22 @@ def _locate_ragged(source: Source, expected: int) -> DataError | None:
                     f"expected (as in the first row); every row needs the same number of "
                     "comma-separated fields (quote values that contain commas)", code="ragged_csv")
     return None
+
+
+def drop_repeated_headers(data: bytes) -> bytes:
+    """Pipe mode streams every object of the S3 prefix back to back: with header files, the
+    header line recurs where each object starts.  Those repeats are not data: remove them."""
+    body = data[3:] if data.startswith(BOM) else data
+    end = body.find(b"\n")
+    if end < 0:
+        return data
+    header = body[:end + 1]
+    head, rest = data[:len(data) - len(body) + end + 1], body[end + 1:]
+    for repeat in (header, BOM + header):
+        rest = rest.replace(b"\n" + repeat, b"\n")
+        if rest.startswith(repeat):
+            rest = rest[len(repeat):]
+    return head + rest
 
 
 def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Table:
@@ -189,6 +208,8 @@ def read(sources: Sequence[Source], *, channel: str, header: bool | None,
     for source in sources:
         if source is not sources[0]:
             sample_rows(source)  # same binary / encoding checks as the first file
+        if has_header and source.data is not None:
+            source.data = drop_repeated_headers(source.data)
         table = _read_one(source, header=has_header, names=names)
         columns = [str(c) for c in table.column_names]
         if has_header and not all(c.strip() for c in columns):
