@@ -29,12 +29,16 @@ RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/python -m pip install --upgrade "pip>=24" wheel
 
 WORKDIR /src
+# Dependencies first, in their own layer: they change far less often than the code, so an edit
+# under container/byoc rebuilds only the small layer below. A placeholder package lets pip resolve
+# pyproject's `dependencies` (never the test extras) before the code is copied.
 COPY pyproject.toml README.md ./
-COPY container/byoc ./container/byoc
-# Only `dependencies` from pyproject.toml, never the test extras.
-RUN /opt/venv/bin/python -m pip wheel --wheel-dir /wheels . \
- && /opt/venv/bin/python -m pip install --no-index --find-links /wheels byoc \
- && /opt/venv/bin/python -m pip uninstall -y wheel
+RUN mkdir -p container/byoc && touch container/byoc/__init__.py \
+ && /opt/venv/bin/python -m pip wheel --wheel-dir /wheels . \
+ && rm -f /wheels/byoc-*.whl \
+ && /opt/venv/bin/python -m pip install --no-index /wheels/*.whl \
+ && /opt/venv/bin/python -m pip uninstall -y wheel \
+ && rm -rf /wheels container
 
 # Drop what a training/serving runtime never imports (about 90 MB): test suites, C headers,
 # Cython sources, setuptools, and pyarrow's Arrow Flight RPC and S3 filesystem libraries (data
@@ -49,7 +53,12 @@ RUN site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths(
            "$site"/pyarrow/_s3fs.* "$site"/pyarrow/libarrow_s3.* "$site"/pyarrow/_pyarrow_cpp_tests.* \
  && find "$site" \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' -o -name '*.c' -o -name '*.cpp' \) -delete \
  && /opt/venv/bin/python -m pip uninstall -y setuptools \
- && /opt/venv/bin/python -c "import sklearn, scipy.sparse, pandas, pyarrow.parquet, pyarrow.fs, pyarrow.dataset, pyarrow.csv, numpy, flask, gunicorn, byoc; print('runtime imports ok')"
+ && /opt/venv/bin/python -c "import sklearn, scipy.sparse, pandas, pyarrow.parquet, pyarrow.fs, pyarrow.dataset, pyarrow.csv, numpy, flask, gunicorn; print('runtime imports ok')"
+
+# The project itself (a regular, non-editable install of this checkout).
+COPY container/byoc ./container/byoc
+RUN /opt/venv/bin/python -m pip install --no-deps . \
+ && /opt/venv/bin/python -c "import byoc.training, byoc.serving.server, byoc.serving.app"
 
 # --------------------------------------------------------------------------------------------
 # Stage 2: the runtime. The same base, the venv, the entry points, tini as PID 1. No compilers.
