@@ -19,6 +19,7 @@ from dockerutil import IMAGE, SESSION_LABEL, docker, run_container
 from support import csv_bytes, free_port, make_ml_root
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: a test here without pytestmark is still a container test
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
