@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure a Docker engine answers, installing and starting one on a Debian/Ubuntu host if needed.
+# Make sure a Docker engine answers, installing and starting one on a Debian/Ubuntu host if needed,
+# together with the tools the container tests use (docker-compose, docker-registry, debootstrap).
 #
 # Why: CI machines (and fresh dev VMs) may have no engine, or one that is installed but not running
 # because there is no systemd. This starts dockerd in the background with its log in a file, and
@@ -9,38 +10,39 @@
 # Environment:
 #   DOCKERD_LOG          where dockerd logs (default: /var/log/byoc-dockerd.log)
 #   BYOC_NO_INSTALL=1    fail instead of apt-get installing missing packages
-#   BYOC_APT_PACKAGES    packages to install when docker is absent
-#                        (default: docker.io docker-compose docker-registry debootstrap)
 set -euo pipefail
 
 LOG="${DOCKERD_LOG:-/var/log/byoc-dockerd.log}"
-PACKAGES="${BYOC_APT_PACKAGES:-docker.io docker-compose docker-registry debootstrap}"
 
 say() { echo "docker-engine: $*" >&2; }
 die() { say "$*"; exit 1; }
 
 engine_answers() { timeout 20 docker info >/dev/null 2>&1; }
 
-if command -v docker >/dev/null && engine_answers; then
-    say "engine already running ($(docker version --format '{{.Server.Version}}' 2>/dev/null))"
-    exit 0
-fi
-
+# What the build and the container tests need, by command (an engine from docker-ce or Docker
+# Desktop counts: docker.io is only installed when there is no dockerd/docker at all).
 missing=()
-for pkg in $PACKAGES; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
+if ! command -v docker >/dev/null || { ! command -v dockerd >/dev/null && ! engine_answers; }; then
+    missing+=(docker.io)
+fi
+command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
 if ((${#missing[@]})); then
     [[ "${BYOC_NO_INSTALL:-0}" != 1 ]] || die "missing packages: ${missing[*]} (BYOC_NO_INSTALL=1 forbids installing)"
+    command -v apt-get >/dev/null || die "missing: ${missing[*]}, and no apt-get to install them; install them by hand"
     [[ $(id -u) -eq 0 ]] || die "missing packages: ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}"
-    command -v apt-get >/dev/null || die "missing packages: ${missing[*]}, and no apt-get to install them; install Docker by hand"
     say "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-command -v dockerd >/dev/null || die "dockerd not found after installing; install Docker by hand"
+if engine_answers; then
+    say "engine running ($(docker version --format '{{.Server.Version}}' 2>/dev/null))"
+    exit 0
+fi
+command -v dockerd >/dev/null || die "no Docker engine answers and dockerd is not installed; start Docker"
 [[ $(id -u) -eq 0 ]] || die "the engine is not running and starting dockerd needs root (sudo $0)"
 
 if ! pgrep -x dockerd >/dev/null; then
