@@ -135,6 +135,7 @@ def test_all_text_dataset_header_detection(tmp_path):
     ([["yes", "1.5"], ["no", "2"], ["yes", "NA"]], False),
     ([["only"]], False),
     ([["id", "name"], ["a1", "x"], ["a2", "y"]], False),  # all distinct text: no evidence
+    ([["b", "1.5"], ["a", ""], ["a", ""]], False),        # a number is no column name
 ])
 def test_detect_header_rules(rows, expected):
     assert csv_reader.detect_header(rows) is expected

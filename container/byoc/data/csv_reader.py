@@ -65,8 +65,8 @@ def detect_header(rows: Sequence[Sequence[str]]) -> bool:
     if numeric_columns:
         return any(not _is_missing(first[j]) and not _is_number(first[j]) for j in numeric_columns)
     names = [c.strip() for c in first]
-    if any(not n for n in names) or len(set(names)) != len(names):
-        return False
+    if any(not n or _is_number(n) for n in names) or len(set(names)) != len(names):
+        return False  # column names are distinct, non-empty and not numbers
     informative = False
     for j, name in enumerate(names):
         column = [r[j].strip() for r in body if j < len(r)]
