@@ -46,9 +46,8 @@ class ColumnBlocks:
     Used only when :meth:`compile` recognises the layout and :meth:`agrees` on sample rows.
     """
 
-    def __init__(self, blocks: list[tuple[Any, list[int], list[str]]], sparse: bool) -> None:
+    def __init__(self, blocks: list[tuple[Any, list[int], list[str]]]) -> None:
         self.blocks = blocks
-        self.sparse = sparse
 
     @classmethod
     def compile(cls, pipeline: Any, schema: RequestSchema) -> "ColumnBlocks | None":
@@ -71,7 +70,7 @@ class ColumnBlocks:
             if not all(isinstance(c, str) and c in schema.index for c in columns):
                 return None
             blocks.append((fitted, [schema.index[c] for c in columns], list(columns)))
-        return cls(blocks, sparse=False) if blocks else None
+        return cls(blocks) if blocks else None
 
     def transform(self, batch: Batch) -> np.ndarray:
         parts = []
