@@ -385,3 +385,17 @@ def test_a_body_above_the_payload_limit_is_413(tmp_path):
         assert server.invoke(line * 1000, "text/csv").status_code == 200
     finally:
         server.stop()
+
+
+def test_default_accept_from_the_environment_applies_to_missing_and_wildcard_accept():
+    server = sm.start(sm.trained_root("binary"), workers=1,
+                      env={"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/jsonlines"})
+    try:
+        rows = sm.features("binary").iloc[:3]
+        for accept in (None, "*/*"):
+            response = server.invoke(csv_body(rows), "text/csv", accept)
+            assert response.headers["Content-Type"].startswith("application/jsonlines")
+            assert decode_response(response) == expected("binary", rows)
+        assert server.invoke(csv_body(rows), "text/csv", "text/csv").headers["Content-Type"].startswith("text/csv")
+    finally:
+        server.stop()
