@@ -8,6 +8,7 @@ every 4xx carries the JSON error body, and no worker dies.
 from __future__ import annotations
 
 import json
+import time
 
 import psutil
 import pytest
@@ -75,7 +76,11 @@ def server():
 
 def test_fuzzed_requests_never_crash_or_5xx(server):
     master = psutil.Process(server.process.pid)
+    deadline = time.monotonic() + 60  # /ping passes once one worker is up; wait for both
+    while len(master.children()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     workers_before = {p.pid for p in master.children()}
+    assert len(workers_before) == 2, workers_before
     seen = {"count": 0, "statuses": set()}
 
     @settings(max_examples=2000, deadline=None, derandomize=True, database=None,
