@@ -194,6 +194,16 @@ class CategoryCoder(_OneToOne):
             out[:, i] = coded
         return out
 
+    def code_tables(self) -> list[dict[str, float]]:
+        """Per column, category -> code as a dict, for coding a few rows without pandas.
+
+        The codes are those :meth:`transform` gives (infrequent categories share theirs);
+        a value that is not a key is unknown (``UNKNOWN_CODE``), a missing one ``MISSING_CODE``.
+        Built from the fitted lookup on demand, so older pickles need no new attribute.
+        """
+        check_is_fitted(self, "categories_")
+        return [dict(zip(index.tolist(), codes[:-1].tolist())) for index, codes in self._lookup]
+
 
 class EmptyColumnFiller(_OneToOne):
     """Passes numeric columns through, NaN included, except columns with no value in training.
