@@ -108,3 +108,33 @@ def test_fast_block_path_matches_the_pipeline_on_a_trained_model(tmp_path):
     a, b = fast.predict(fast.schema.from_rows(rows), fields), slow.predict(slow.schema.from_rows(rows), fields)
     assert a.values["predicted_label"] == b.values["predicted_label"]
     assert np.array_equal(a.values["probabilities"], b.values["probabilities"])
+
+
+def test_compiled_blocks_match_the_pipeline_for_byoc_preprocessors():
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import Pipeline
+
+    from byoc import artifact
+    from byoc.preprocessing import build_preprocessor
+    from byoc.serving.inference import Predictor
+
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"age": rng.normal(40, 10, 300), "job": rng.choice(["a", "b", "c"], 300).astype(object)})
+    X.loc[::5, "age"] = np.nan
+    X.loc[::7, "job"] = np.nan
+    y = rng.normal(size=300)
+    features = [Feature("age", "numeric", "float64"), Feature("job", "categorical", "object", ("a", "b", "c"))]
+    for scale, categorical in ((True, "ordinal"), (False, "ordinal"), (True, "onehot")):
+        pre = build_preprocessor(features, scale=scale, categorical=categorical)
+        pre.set_params(sparse_threshold=0.0)
+        pipe = Pipeline([("preprocess", pre), ("model", LinearRegression())]).fit(X, y)
+        model = artifact.ModelArtifact(pipe, {"problem_type": "regression", "classes": [],
+                                              "features": [f.to_dict() for f in features]})
+        fast, slow = Predictor(model), Predictor(model)
+        assert fast.enable_fast_path() and fast.blocks.compiled == 2
+        rows = [[None, "a"], [35.0, "z"], [50.0, None], [41.0, "b"], [None, None]]
+        a = fast.predict(fast.schema.from_rows(rows), ("predicted_label",))
+        b = slow.predict(slow.schema.from_rows(rows), ("predicted_label",))
+        assert np.array_equal(a.values["predicted_label"], b.values["predicted_label"])
