@@ -195,10 +195,11 @@ def uss_bytes(pid: int) -> int:
 
 
 def model_memory_bytes(root: Path) -> int:
-    code = ("import resource, sys; sys.path.insert(0, %r); from byoc import artifact; import sklearn.ensemble;"
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
-            "artifact.load(%r);"
-            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)"
+    """Resident memory the loaded model adds to a fresh process (current RSS, not peak)."""
+    code = ("import sys, psutil; sys.path.insert(0, %r); from byoc import artifact; import sklearn.ensemble;"
+            "p = psutil.Process(); before = p.memory_info().rss;"
+            "m = artifact.load(%r);"
+            "print(p.memory_info().rss - before)"
             % (str(REPO / "container"), str(root / "model")))
     return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               check=True).stdout.strip())
