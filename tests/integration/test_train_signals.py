@@ -4,9 +4,11 @@ output/failure, leave no model (not even staging files) and exit 143."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -40,6 +42,25 @@ def _wait_for_fit(proc: subprocess.Popen) -> list[str]:
     raise AssertionError("training ended before fitting started:\n" + "".join(lines))
 
 
+@contextlib.contextmanager
+def _training(root) -> Iterator[subprocess.Popen]:
+    """A running `container/train`, killed on the way out if a test left it running."""
+    proc = start_train(root)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    """What `docker stop -t 120` does: SIGTERM, then wait out the grace period."""
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=GRACE_SECONDS)
+    return out
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("params", [
     {"algorithm": "random_forest", "n_estimators": 5000, "n_jobs": 2},
@@ -47,15 +68,9 @@ def _wait_for_fit(proc: subprocess.Popen) -> list[str]:
 ], ids=["random_forest_threads", "hist_gradient_boosting_openmp"])
 def test_sigterm_mid_fit_stops_cleanly(tmp_path, big_csv, params):
     root = make_ml_root(tmp_path, channels={"train": {"big.csv": big_csv}}, hyperparameters=params)
-    proc = start_train(root)
-    try:
+    with _training(root) as proc:
         lines = _wait_for_fit(proc)
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=GRACE_SECONDS)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        out = _stop(proc)
     output = "".join(lines) + out
     assert proc.returncode == 128 + signal.SIGTERM, output
     failure = read_failure(root)
@@ -74,16 +89,10 @@ def test_sigterm_keeps_an_existing_failure_reason(tmp_path, big_csv):
     """A stop after another failure was recorded must not replace the first reason."""
     root = make_ml_root(tmp_path, channels={"train": {"big.csv": big_csv}},
                         hyperparameters={"algorithm": "random_forest", "n_estimators": 5000, "n_jobs": 1})
-    proc = start_train(root)
-    try:
+    with _training(root) as proc:
         _wait_for_fit(proc)
         (root / "output" / "failure").write_text("earlier reason\n")
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.communicate(timeout=GRACE_SECONDS)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
     assert proc.returncode == 143
     assert read_failure(root) == "earlier reason\n"
     assert model_dir_entries(root) == []
@@ -93,17 +102,11 @@ def test_sigterm_while_waiting_on_a_pipe_nobody_feeds(tmp_path):
     """Stopped during Pipe-mode download: the main thread is blocked opening the FIFO."""
     root = make_ml_root(tmp_path, channels={"train": {"x": b""}}, input_mode="Pipe")
     os.mkfifo(root / "input" / "data" / "train_0")
-    proc = start_train(root)
-    try:
+    with _training(root) as proc:
         for line in proc.stdout:
             if "reading channel train (Pipe mode)" in line:
                 break
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=GRACE_SECONDS)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
     assert proc.returncode == 143
     assert "while reading channel 'train'" in read_failure(root).splitlines()[0]
     assert model_dir_entries(root) == []
