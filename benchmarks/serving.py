@@ -41,8 +41,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from benchmarks.synthetic import TARGET, synthetic_frame  # noqa: E402
-from support import (SERVE, clean_environ, free_port, make_ml_root, run_train,  # noqa: E402
-                           wait_for_ping)
+from support import SERVE, clean_environ, free_port, make_ml_root, run_train, wait_for_ping  # noqa: E402
 
 CONNECTIONS = 8
 WORKERS = os.cpu_count() or 1
@@ -71,8 +70,11 @@ BARE_APP = textwrap.dedent("""
 
 def train_model(root: Path, rows: int, hyperparameters: dict) -> Path:
     frame = synthetic_frame(rows, seed=1)
-    make_ml_root(root, channels={"train": {"train.csv": frame.to_csv(header=False, index=False)}},
-                 hyperparameters=hyperparameters)
+    make_ml_root(
+        root,
+        channels={"train": {"train.csv": frame.to_csv(header=False, index=False)}},
+        hyperparameters=hyperparameters,
+    )
     proc = run_train(root, timeout=1800)
     if proc.returncode != 0:
         raise SystemExit(f"train failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
@@ -85,8 +87,7 @@ class Server:
     def __init__(self, argv: list[str], env: dict[str, str], port: int) -> None:
         self.log = tempfile.TemporaryFile()
         self.port = port
-        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     cwd=str(REPO))
+        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=str(REPO))
         wait_for_ping(port, timeout=120)
 
     def pids(self) -> list[int]:
@@ -105,8 +106,13 @@ class Server:
 
 def byoc_server(root: Path, workers: int = WORKERS, **extra: str) -> Server:
     port = free_port()
-    env = clean_environ(None, SAGEMAKER_BASE_DIR=str(root), SAGEMAKER_BIND_TO_PORT=str(port),
-                        SAGEMAKER_MODEL_SERVER_WORKERS=str(workers), **extra)
+    env = clean_environ(
+        None,
+        SAGEMAKER_BASE_DIR=str(root),
+        SAGEMAKER_BIND_TO_PORT=str(port),
+        SAGEMAKER_MODEL_SERVER_WORKERS=str(workers),
+        **extra,
+    )
     return Server([sys.executable, str(SERVE)], env, port)
 
 
@@ -124,10 +130,23 @@ def wrk(port: int, body: bytes, content_type: str, accept: str, duration: int) -
             'wrk.method = "POST"\n'
             f"wrk.body = {json.dumps(body.decode('utf-8'))}\n"
             f'wrk.headers["Content-Type"] = "{content_type}"\n'
-            f'wrk.headers["Accept"] = "{accept}"\n')
+            f'wrk.headers["Accept"] = "{accept}"\n'
+        )
         out = subprocess.run(
-            ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "-s", str(script),
-             f"http://127.0.0.1:{port}/invocations"], capture_output=True, text=True, check=True).stdout
+            [
+                "wrk",
+                "-t2",
+                f"-c{CONNECTIONS}",
+                f"-d{duration}s",
+                "--latency",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}/invocations",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         raise SystemExit(f"wrk saw error responses:\n{out}")
 
@@ -135,8 +154,11 @@ def wrk(port: int, body: bytes, content_type: str, accept: str, duration: int) -
         value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
         return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50_ms": latency_ms("50"), "p99_ms": latency_ms("99")}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": latency_ms("50"),
+        "p99_ms": latency_ms("99"),
+    }
 
 
 def single_row_bodies(frame) -> dict[str, tuple[bytes, str]]:
@@ -153,7 +175,7 @@ def csv_payload(frame, size_mb: int) -> bytes:
     block = frame.drop(columns=[TARGET]).to_csv(header=False, index=False).encode()
     target = size_mb * 1024 * 1024
     payload = block * (target // len(block) + 1)
-    return payload[:payload.rfind(b"\n", 0, target) + 1]
+    return payload[: payload.rfind(b"\n", 0, target) + 1]
 
 
 def in_process_mb_s(root: Path, payload: bytes, repeats: int) -> float:
@@ -181,8 +203,12 @@ def post_mb_s(port: int, payload: bytes, repeats: int) -> float:
     with requests.Session() as session:
         for _ in range(repeats):
             start = time.perf_counter()
-            resp = session.post(f"http://127.0.0.1:{port}/invocations", data=payload, timeout=900,
-                                headers={"Content-Type": "text/csv", "Accept": "text/csv"})
+            resp = session.post(
+                f"http://127.0.0.1:{port}/invocations",
+                data=payload,
+                timeout=900,
+                headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+            )
             best = min(best, time.perf_counter() - start)
             if resp.status_code != 200:
                 raise SystemExit(f"batch request failed: {resp.status_code} {resp.text[:500]}")
@@ -190,19 +216,25 @@ def post_mb_s(port: int, payload: bytes, repeats: int) -> float:
 
 
 def uss_bytes(pid: int) -> int:
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:])
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+    )
     return sum(int(fields[k].split()[0]) * 1024 for k in ("Private_Clean", "Private_Dirty"))
 
 
 def model_memory_bytes(root: Path) -> int:
     """Resident memory the loaded model adds to a fresh process (current RSS, not peak)."""
-    code = ("import sys, psutil; sys.path.insert(0, %r); from byoc import artifact; import sklearn.ensemble;"
-            "p = psutil.Process(); before = p.memory_info().rss;"
-            "m = artifact.load(%r);"
-            "print(p.memory_info().rss - before)"
-            % (str(REPO / "container"), str(root / "model")))
-    return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              check=True).stdout.strip())
+    code = (
+        "import sys, psutil; sys.path.insert(0, %r); from byoc import artifact; import sklearn.ensemble;"
+        "p = psutil.Process(); before = p.memory_info().rss;"
+        "m = artifact.load(%r);"
+        "print(p.memory_info().rss - before)" % (str(REPO / "container"), str(root / "model"))
+    )
+    return int(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
 
 
 def main() -> int:
@@ -222,8 +254,10 @@ def main() -> int:
             "decision_tree": train_model(Path(tmp) / "tree", 20000, {"algorithm": "decision_tree"}),
             "gradient_boosting": train_model(Path(tmp) / "gb", 20000, {"algorithm": "gradient_boosting"}),
         }
-        print(f"wrk -t2 -c{CONNECTIONS} -d{args.duration}s --latency; {WORKERS} sync workers; "
-              f"{os.cpu_count()} CPUs shared by server and load generator\n")
+        print(
+            f"wrk -t2 -c{CONNECTIONS} -d{args.duration}s --latency; {WORKERS} sync workers; "
+            f"{os.cpu_count()} CPUs shared by server and load generator\n"
+        )
         print("| server | body | requests/s | p50 | p99 | share of ceiling |")
         print("|---|---|---|---|---|---|")
         bare = bare_server()
@@ -232,8 +266,11 @@ def main() -> int:
         finally:
             bare.stop()
         results["ceiling"] = ceiling
-        print(f"| bare Flask + gunicorn (constant) | csv row | {ceiling['rps']:,.0f} | "
-              f"{ceiling['p50_ms']:.2f} ms | {ceiling['p99_ms']:.2f} ms | 100% |", flush=True)
+        print(
+            f"| bare Flask + gunicorn (constant) | csv row | {ceiling['rps']:,.0f} | "
+            f"{ceiling['p50_ms']:.2f} ms | {ceiling['p99_ms']:.2f} ms | 100% |",
+            flush=True,
+        )
         for name, root in roots.items():
             server = byoc_server(root)
             try:
@@ -241,8 +278,11 @@ def main() -> int:
                     r = wrk(server.port, body, ctype, ctype, args.duration)
                     r["share"] = r["rps"] / ceiling["rps"]
                     results[f"{name} {label}"] = r
-                    print(f"| byoc {name} | {label} | {r['rps']:,.0f} | {r['p50_ms']:.2f} ms | "
-                          f"{r['p99_ms']:.2f} ms | {r['share']:.0%} |", flush=True)
+                    print(
+                        f"| byoc {name} | {label} | {r['rps']:,.0f} | {r['p50_ms']:.2f} ms | "
+                        f"{r['p99_ms']:.2f} ms | {r['share']:.0%} |",
+                        flush=True,
+                    )
             finally:
                 server.stop()
 
@@ -256,15 +296,18 @@ def main() -> int:
                 repeats = 3 if size < 100 else 2
                 served = post_mb_s(server.port, payload, repeats)
                 local = in_process_mb_s(root, payload, repeats)
-                results[f"batch {size} MB"] = {"server_mb_s": served, "in_process_mb_s": local,
-                                               "share": served / local}
-                print(f"| {size} MB | {served:.1f} MB/s | {local:.1f} MB/s | {served / local:.0%} |",
-                      flush=True)
+                results[f"batch {size} MB"] = {
+                    "server_mb_s": served,
+                    "in_process_mb_s": local,
+                    "share": served / local,
+                }
+                print(
+                    f"| {size} MB | {served:.1f} MB/s | {local:.1f} MB/s | {served / local:.0%} |", flush=True
+                )
         finally:
             server.stop()
 
-        big = train_model(Path(tmp) / "forest", 20000, {"algorithm": "random_forest",
-                                                          "n_estimators": 150})
+        big = train_model(Path(tmp) / "forest", 20000, {"algorithm": "random_forest", "n_estimators": 150})
         model_bytes = model_memory_bytes(big)
         server = byoc_server(big, workers=4)
         try:
@@ -272,21 +315,32 @@ def main() -> int:
 
             with requests.Session() as session:  # touch every worker's copy-on-write pages
                 for _ in range(200):
-                    session.post(f"http://127.0.0.1:{server.port}/invocations", data=bodies["csv row"][0],
-                                 headers={"Content-Type": "text/csv"}, timeout=30)
+                    session.post(
+                        f"http://127.0.0.1:{server.port}/invocations",
+                        data=bodies["csv row"][0],
+                        headers={"Content-Type": "text/csv"},
+                        timeout=30,
+                    )
             workers = server.pids()
             per_worker = [uss_bytes(pid) for pid in workers]
         finally:
             server.stop()
         worst = max(per_worker)
-        results["memory"] = {"model_bytes": model_bytes, "worker_uss": per_worker,
-                             "worst_share": worst / model_bytes}
-        print(f"\nmemory: random_forest (150 trees) takes {model_bytes / 1e6:.0f} MB loaded; "
-              f"private memory per worker (4 workers): "
-              f"{', '.join(f'{u / 1e6:.0f} MB' for u in per_worker)}; "
-              f"worst = {worst / model_bytes:.0%} of the model")
-    print("\ntargets: decision_tree csv row >= 60% of ceiling, p99 < 20 ms; batch >= 50% of in-process; "
-          "added worker < 30% of model size")
+        results["memory"] = {
+            "model_bytes": model_bytes,
+            "worker_uss": per_worker,
+            "worst_share": worst / model_bytes,
+        }
+        print(
+            f"\nmemory: random_forest (150 trees) takes {model_bytes / 1e6:.0f} MB loaded; "
+            f"private memory per worker (4 workers): "
+            f"{', '.join(f'{u / 1e6:.0f} MB' for u in per_worker)}; "
+            f"worst = {worst / model_bytes:.0%} of the model"
+        )
+    print(
+        "\ntargets: decision_tree csv row >= 60% of ceiling, p99 < 20 ms; batch >= 50% of in-process; "
+        "added worker < 30% of model size"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -44,13 +44,15 @@ def ml_root(base: Path, data_file: Path, fmt: str, hyperparameters: dict[str, st
     content_type = "text/csv" if fmt == "csv" else "application/x-parquet"
     from support import make_ml_root
 
-    root = make_ml_root(base, channels={"train": {}}, hyperparameters=hyperparameters,
-                        content_types={"train": content_type})
+    root = make_ml_root(
+        base, channels={"train": {}}, hyperparameters=hyperparameters, content_types={"train": content_type}
+    )
     (root / "input" / "data" / "train" / data_file.name).symlink_to(data_file)
     return root
 
 
 # --- measurements, each run in its own process ------------------------------------------------
+
 
 def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -63,11 +65,20 @@ def measure_raw(path: str, fmt: str) -> dict:
 
     timings = {}
     for name, read in (
-        ("pyarrow", (lambda: pacsv.read_csv(path, read_options=pacsv.ReadOptions(
-            autogenerate_column_names=True)).to_pandas()) if fmt == "csv"
-            else (lambda: pq.read_table(path).to_pandas())),
-        ("pandas", (lambda: pd.read_csv(path, header=None)) if fmt == "csv"
-            else (lambda: pd.read_parquet(path))),
+        (
+            "pyarrow",
+            (
+                lambda: pacsv.read_csv(
+                    path, read_options=pacsv.ReadOptions(autogenerate_column_names=True)
+                ).to_pandas()
+            )
+            if fmt == "csv"
+            else (lambda: pq.read_table(path).to_pandas()),
+        ),
+        (
+            "pandas",
+            (lambda: pd.read_csv(path, header=None)) if fmt == "csv" else (lambda: pd.read_parquet(path)),
+        ),
     ):
         best = float("inf")
         for _ in range(REPEATS):
@@ -97,9 +108,10 @@ def measure_byoc(path: str, fmt: str) -> dict:
 
 def measure_imports() -> dict:
     """RSS of a process that has imported what training imports: the floor of every run."""
-    import byoc.training  # noqa: F401
-    import sklearn.ensemble  # noqa: F401
+    import sklearn.ensemble
     import sklearn.tree  # noqa: F401
+
+    import byoc.training  # noqa: F401
 
     return {"peak_rss": _peak_rss_bytes()}
 
@@ -109,8 +121,9 @@ def measure_train(path: str, fmt: str, algorithm: str) -> dict:
         root = ml_root(Path(tmp), Path(path), fmt, {"algorithm": algorithm})
         env = dict(os.environ, SAGEMAKER_BASE_DIR=str(root))
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(REPO / "container" / "train")], env=env,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, str(REPO / "container" / "train")], env=env, capture_output=True, text=True
+        )
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             failure = root / "output" / "failure"
@@ -122,8 +135,9 @@ def measure_train(path: str, fmt: str, algorithm: str) -> dict:
 
 
 def _run(kind: str, *args: str) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--measure", kind, *args],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--measure", kind, *args], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise SystemExit(f"measurement {kind} {args} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -144,16 +158,24 @@ def main() -> int:
 
     if args.measure:
         kind, *rest = args.measure
-        result = {"raw": measure_raw, "byoc": measure_byoc, "train": measure_train,
-                  "imports": measure_imports}[kind](*rest)
+        result = {
+            "raw": measure_raw,
+            "byoc": measure_byoc,
+            "train": measure_train,
+            "imports": measure_imports,
+        }[kind](*rest)
         print(json.dumps(result))
         return 0
 
     floor = _run("imports")["peak_rss"]
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; import floor RSS {_mb(floor)}; "
-          f"algorithm {args.algorithm}; best of {REPEATS} reads")
-    header = ("| rows | format | file | raw read | byoc read | read ratio | fit (train process) "
-              "| frame in memory | peak RSS | (peak - floor) / frame |")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; import floor RSS {_mb(floor)}; "
+        f"algorithm {args.algorithm}; best of {REPEATS} reads"
+    )
+    header = (
+        "| rows | format | file | raw read | byoc read | read ratio | fit (train process) "
+        "| frame in memory | peak RSS | (peak - floor) / frame |"
+    )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     results = []
@@ -165,13 +187,25 @@ def main() -> int:
             train = _run("train", str(path), fmt, args.algorithm)
             ratio = ours["seconds"] / raw["seconds"]
             mem_ratio = (train["peak_rss"] - floor) / ours["frame_bytes"]
-            results.append({"rows": rows, "format": fmt, "file_bytes": path.stat().st_size,
-                            "raw": raw, "byoc": ours, "train": train, "import_floor": floor,
-                            "read_ratio": ratio, "memory_ratio": mem_ratio})
-            print(f"| {rows:,} | {fmt} | {_mb(path.stat().st_size)} | {raw['seconds']:.3f} s "
-                  f"| {ours['seconds']:.3f} s | {ratio:.2f}x | {train['seconds']:.1f} s "
-                  f"| {_mb(ours['frame_bytes'])} | {_mb(train['peak_rss'])} | {mem_ratio:.2f}x |",
-                  flush=True)
+            results.append(
+                {
+                    "rows": rows,
+                    "format": fmt,
+                    "file_bytes": path.stat().st_size,
+                    "raw": raw,
+                    "byoc": ours,
+                    "train": train,
+                    "import_floor": floor,
+                    "read_ratio": ratio,
+                    "memory_ratio": mem_ratio,
+                }
+            )
+            print(
+                f"| {rows:,} | {fmt} | {_mb(path.stat().st_size)} | {raw['seconds']:.3f} s "
+                f"| {ours['seconds']:.3f} s | {ratio:.2f}x | {train['seconds']:.1f} s "
+                f"| {_mb(ours['frame_bytes'])} | {_mb(train['peak_rss'])} | {mem_ratio:.2f}x |",
+                flush=True,
+            )
     print("\naims: read ratio <= 1.2x; (peak - floor) / frame < 3x")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

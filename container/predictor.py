@@ -2,6 +2,7 @@
 
 The model is loaded here, once, in the gunicorn master before the workers fork.
 """
+
 from byoc.serving.app import create_app
 
 app = create_app()

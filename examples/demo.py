@@ -50,7 +50,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def request(url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, str, str]:
+def request(
+    url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     req = urllib.request.Request(url, data=body, headers=headers or {}, method="POST" if body else "GET")
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
@@ -84,17 +86,22 @@ def train() -> None:
     section("metrics (output/data/metrics.json)")
     print(json.dumps(metrics, indent=2))
     model = ROOT / "model"
-    print(f"\nmodel written to {model.relative_to(REPO)}/: "
-          + ", ".join(f"{p.name} ({p.stat().st_size:,} bytes)" for p in sorted(model.iterdir())))
+    print(
+        f"\nmodel written to {model.relative_to(REPO)}/: "
+        + ", ".join(f"{p.name} ({p.stat().st_size:,} bytes)" for p in sorted(model.iterdir()))
+    )
 
 
 def serve_and_predict() -> None:
     port = free_port()
     section(f"serve: container/serve on 127.0.0.1:{port}")
     log = tempfile.TemporaryFile()
-    server = subprocess.Popen([sys.executable, str(REPO / "container" / "serve")], stdout=log,
-                              stderr=subprocess.STDOUT,
-                              env=environ(SAGEMAKER_BIND_TO_PORT=str(port), SAGEMAKER_MODEL_SERVER_WORKERS="2"))
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "container" / "serve")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=environ(SAGEMAKER_BIND_TO_PORT=str(port), SAGEMAKER_MODEL_SERVER_WORKERS="2"),
+    )
     try:
         wait_for_ping(port, server)
         print("GET /ping -> 200")

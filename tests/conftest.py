@@ -10,16 +10,17 @@ generated: tests never read /work/shared.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import support  # noqa: E402
-from support import diabetes_frame, iris_frame, mixed_frame  # noqa: E402,F401  (import them from support)
+import support
+from support import diabetes_frame, iris_frame, mixed_frame
 
 
 @pytest.fixture
@@ -55,11 +56,15 @@ def trained_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     frame = mixed_frame()
     root = support.make_ml_root(
         tmp_path_factory.mktemp("trained"),
-        channels={"train": {"train.csv": support.csv_bytes(frame.iloc[:200], target="deposit", header=True)},
-                  "validation": {"validation.csv": support.csv_bytes(frame.iloc[200:], target="deposit",
-                                                                     header=True)}},
-        hyperparameters={"target": "deposit"}, content_types={"train": "text/csv",
-                                                              "validation": "text/csv"})
+        channels={
+            "train": {"train.csv": support.csv_bytes(frame.iloc[:200], target="deposit", header=True)},
+            "validation": {
+                "validation.csv": support.csv_bytes(frame.iloc[200:], target="deposit", header=True)
+            },
+        },
+        hyperparameters={"target": "deposit"},
+        content_types={"train": "text/csv", "validation": "text/csv"},
+    )
     result = support.run_train(root)
     assert result.returncode == 0, result.stdout + result.stderr
     return root

@@ -16,8 +16,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,11 +47,17 @@ def encode_hyperparameters(hyperparameters: Mapping[str, Any], encoding: str = "
     raise ValueError(f"unknown hyperparameter encoding {encoding!r}")
 
 
-def make_ml_root(base: Path, *, channels: ChannelFiles | None = None,
-                 hyperparameters: Mapping[str, Any] | None = None, encoding: str = "sdk-json",
-                 content_types: Mapping[str, str] | None = None, input_mode: str = "File",
-                 hosts: Sequence[str] = ("algo-1",),
-                 input_modes: Mapping[str, str] | None = None) -> Path:
+def make_ml_root(
+    base: Path,
+    *,
+    channels: ChannelFiles | None = None,
+    hyperparameters: Mapping[str, Any] | None = None,
+    encoding: str = "sdk-json",
+    content_types: Mapping[str, str] | None = None,
+    input_mode: str = "File",
+    hosts: Sequence[str] = ("algo-1",),
+    input_modes: Mapping[str, str] | None = None,
+) -> Path:
     """Lay out ``base`` like /opt/ml before ``docker run IMAGE train``.
 
     Writes input/config/{hyperparameters,inputdataconfig,resourceconfig}.json and each
@@ -71,18 +78,23 @@ def make_ml_root(base: Path, *, channels: ChannelFiles | None = None,
     input_modes = input_modes or {}
 
     (config / "hyperparameters.json").write_text(
-        json.dumps(encode_hyperparameters(hyperparameters or {}, encoding)), encoding="utf-8")
+        json.dumps(encode_hyperparameters(hyperparameters or {}, encoding)), encoding="utf-8"
+    )
     dataconfig: dict[str, dict[str, str]] = {}
     for name in channels:
-        entry = {"TrainingInputMode": input_modes.get(name, input_mode),
-                 "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
+        entry = {
+            "TrainingInputMode": input_modes.get(name, input_mode),
+            "S3DistributionType": "FullyReplicated",
+            "RecordWrapperType": "None",
+        }
         if name in content_types:
             entry["ContentType"] = content_types[name]
         dataconfig[name] = entry
     (config / "inputdataconfig.json").write_text(json.dumps(dataconfig), encoding="utf-8")
-    (config / "resourceconfig.json").write_text(json.dumps(
-        {"current_host": hosts[0], "hosts": list(hosts), "network_interface_name": "eth0"}),
-        encoding="utf-8")
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": hosts[0], "hosts": list(hosts), "network_interface_name": "eth0"}),
+        encoding="utf-8",
+    )
 
     for name, files in channels.items():
         if dataconfig[name]["TrainingInputMode"] == "Pipe":
@@ -97,8 +109,9 @@ def make_ml_root(base: Path, *, channels: ChannelFiles | None = None,
 
 
 @contextlib.contextmanager
-def pipe_feeders(root: Path, channels: ChannelFiles, *, epoch: int = 0,
-                 chunk: int = 64 * 1024) -> Iterator[None]:
+def pipe_feeders(
+    root: Path, channels: ChannelFiles, *, epoch: int = 0, chunk: int = 64 * 1024
+) -> Iterator[None]:
     """Create the FIFOs ``input/data/<channel>_<epoch>`` and feed each from its own thread.
 
     Each channel's files are written to its FIFO one after another, in chunks, the way
@@ -120,7 +133,7 @@ def pipe_feeders(root: Path, channels: ChannelFiles, *, epoch: int = 0,
                 with open(path, "wb") as fh:
                     for blob in blobs:
                         for start in range(0, len(blob), chunk):
-                            fh.write(blob[start:start + chunk])
+                            fh.write(blob[start : start + chunk])
             except (BrokenPipeError, OSError):
                 pass
 
@@ -167,8 +180,7 @@ def jsonlines_bytes(frame: pd.DataFrame) -> bytes:
 
 def clean_environ(env: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
     """os.environ without SM_*/SAGEMAKER_* leftovers, plus ``env`` and ``extra``."""
-    out = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SM_", "SAGEMAKER_", "TRAINING_JOB_"))}
+    out = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_", "TRAINING_JOB_"))}
     out["PYTHONUNBUFFERED"] = "1"
     out.update(env or {})
     out.update(extra)
@@ -179,19 +191,30 @@ def train_command(*args: str) -> list[str]:
     return [sys.executable, str(TRAIN), *args]
 
 
-def run_train(root: Path, *args: str, env: Mapping[str, str] | None = None,
-              timeout: float = 300) -> subprocess.CompletedProcess:
+def run_train(
+    root: Path, *args: str, env: Mapping[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run ``container/train`` as a real process with SAGEMAKER_BASE_DIR=root."""
-    return subprocess.run(train_command(*args), cwd=str(REPO), capture_output=True, text=True,
-                          timeout=timeout,
-                          env=clean_environ(env, SAGEMAKER_BASE_DIR=str(root)))
+    return subprocess.run(
+        train_command(*args),
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=clean_environ(env, SAGEMAKER_BASE_DIR=str(root)),
+    )
 
 
 def start_train(root: Path, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen:
     """Start ``container/train`` without waiting (signals, pipes); stdout+stderr merged."""
-    return subprocess.Popen(train_command(*args), cwd=str(REPO), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            env=clean_environ(env, SAGEMAKER_BASE_DIR=str(root)))
+    return subprocess.Popen(
+        train_command(*args),
+        cwd=str(REPO),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=clean_environ(env, SAGEMAKER_BASE_DIR=str(root)),
+    )
 
 
 def free_port() -> int:
@@ -200,14 +223,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_serve(root: Path, *args: str, port: int | None = None,
-                env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen, int]:
+def start_serve(
+    root: Path, *args: str, port: int | None = None, env: Mapping[str, str] | None = None
+) -> tuple[subprocess.Popen, int]:
     """Start ``container/serve`` on a free port (SAGEMAKER_BIND_TO_PORT); returns (process, port)."""
     port = port or free_port()
-    proc = subprocess.Popen([sys.executable, str(SERVE), *args], cwd=str(REPO),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=clean_environ(env, SAGEMAKER_BASE_DIR=str(root),
-                                              SAGEMAKER_BIND_TO_PORT=str(port)))
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVE), *args],
+        cwd=str(REPO),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=clean_environ(env, SAGEMAKER_BASE_DIR=str(root), SAGEMAKER_BIND_TO_PORT=str(port)),
+    )
     return proc, port
 
 
@@ -276,8 +304,7 @@ def mixed_frame(n: int = 240, seed: int = 0) -> pd.DataFrame:
     deposit = np.where(score + rng.normal(0, 0.5, n) > 0, "yes", "no")
     age[rng.random(n) < 0.05] = np.nan
     job[rng.random(n) < 0.05] = None
-    return pd.DataFrame({"deposit": deposit, "age": age, "balance": balance, "job": job,
-                         "contact": contact})
+    return pd.DataFrame({"deposit": deposit, "age": age, "balance": balance, "job": job, "contact": contact})
 
 
 def iris_frame() -> pd.DataFrame:

@@ -24,9 +24,10 @@ import os
 import platform
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import joblib
 
@@ -80,9 +81,13 @@ class Feature:
         return out
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "Feature":
-        return cls(name=str(raw["name"]), kind=str(raw["kind"]), dtype=str(raw.get("dtype", "")),
-                   categories=tuple(raw.get("categories") or ()))
+    def from_dict(cls, raw: Mapping[str, Any]) -> Feature:
+        return cls(
+            name=str(raw["name"]),
+            kind=str(raw["kind"]),
+            dtype=str(raw.get("dtype", "")),
+            categories=tuple(raw.get("categories") or ()),
+        )
 
 
 @dataclass(frozen=True)
@@ -151,12 +156,12 @@ def save(model_dir: Path, estimator: Any, metadata: Mapping[str, Any]) -> Path:
             format_version=FORMAT_VERSION,
             created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             versions=library_versions(),
-            files={MODEL_FILE: {"sha256": sha256_of(joblib_path),
-                                "bytes": joblib_path.stat().st_size}},
+            files={MODEL_FILE: {"sha256": sha256_of(joblib_path), "bytes": joblib_path.stat().st_size}},
         )
         json_path = staging / METADATA_FILE
-        json_path.write_text(json.dumps(document, indent=2, default=_json_default,
-                                        allow_nan=False) + "\n", encoding="utf-8")
+        json_path.write_text(
+            json.dumps(document, indent=2, default=_json_default, allow_nan=False) + "\n", encoding="utf-8"
+        )
         for handle in (joblib_path, json_path):
             with open(handle, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -180,7 +185,8 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ModelLoadError(
             f"{path}: missing; the model directory must hold {METADATA_FILE} and {MODEL_FILE} "
-            "written by byoc's train")
+            "written by byoc's train"
+        )
     try:
         metadata = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -188,7 +194,8 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
     if not isinstance(metadata, dict) or metadata.get("format_version") != FORMAT_VERSION:
         raise ModelLoadError(
             f"{path}: format_version {metadata.get('format_version') if isinstance(metadata, dict) else None!r}"
-            f" is not {FORMAT_VERSION}; retrain the model with this image")
+            f" is not {FORMAT_VERSION}; retrain the model with this image"
+        )
     return metadata
 
 
@@ -205,9 +212,10 @@ def load(model_dir: Path, *, verify: bool = True) -> ModelArtifact:
         if expected != actual:
             raise ModelLoadError(
                 f"{joblib_path}: sha256 {actual[:12]}… does not match {expected!s:.12}… recorded in "
-                f"{METADATA_FILE}; the file is corrupt or was replaced")
+                f"{METADATA_FILE}; the file is corrupt or was replaced"
+            )
     try:
         estimator = joblib.load(joblib_path)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a load failure
+    except Exception as exc:
         raise ModelLoadError(f"{joblib_path}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
     return ModelArtifact(estimator=estimator, metadata=metadata, path=model_dir)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from byoc.errors import ConfigError
 
@@ -29,7 +30,7 @@ class MLPaths:
     base: Path
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> "MLPaths":
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> MLPaths:
         environ = os.environ if environ is None else environ
         return cls(Path(environ.get("SAGEMAKER_BASE_DIR") or DEFAULT_BASE_DIR))
 
@@ -101,7 +102,7 @@ class ChannelConfig:
     record_wrapper_type: str | None = None
 
     @classmethod
-    def from_dict(cls, name: str, raw: Mapping[str, Any]) -> "ChannelConfig":
+    def from_dict(cls, name: str, raw: Mapping[str, Any]) -> ChannelConfig:
         if not isinstance(raw, Mapping):
             raise ConfigError(
                 f"inputdataconfig.json: channel '{name}' must be a JSON object, got {type(raw).__name__}"
@@ -220,7 +221,7 @@ class TrainingEnvironment:
         resourceconfig: Mapping[str, Any] | None = None,
         environ: Mapping[str, str] | None = None,
         num_cpus: int | None = None,
-    ) -> "TrainingEnvironment":
+    ) -> TrainingEnvironment:
         hyperparameters = dict(hyperparameters or {})
         if not isinstance(hyperparameters, dict):
             raise ConfigError("hyperparameters.json must hold a JSON object of name: value")
@@ -256,8 +257,9 @@ class TrainingEnvironment:
         )
 
     @classmethod
-    def from_files(cls, paths: MLPaths | None = None,
-                   environ: Mapping[str, str] | None = None) -> "TrainingEnvironment":
+    def from_files(
+        cls, paths: MLPaths | None = None, environ: Mapping[str, str] | None = None
+    ) -> TrainingEnvironment:
         environ = dict(os.environ if environ is None else environ)
         paths = paths or MLPaths.from_environ(environ)
         return cls.from_dicts(
@@ -275,8 +277,11 @@ class TrainingEnvironment:
 
     @property
     def log_level(self) -> str:
-        raw = self.reserved.get("sagemaker_container_log_level") or self.environ.get(
-            "SM_LOG_LEVEL") or self.environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL")
+        raw = (
+            self.reserved.get("sagemaker_container_log_level")
+            or self.environ.get("SM_LOG_LEVEL")
+            or self.environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL")
+        )
         return str(raw) if raw is not None else "20"
 
     @property
@@ -313,8 +318,11 @@ class TrainingEnvironment:
             "num_gpus": self.num_gpus,
             "output_data_dir": str(self.paths.output_data_dir),
             "output_dir": str(self.paths.output_dir),
-            "resource_config": {"current_host": self.current_host, "hosts": list(self.hosts),
-                                "network_interface_name": self.network_interface_name},
+            "resource_config": {
+                "current_host": self.current_host,
+                "hosts": list(self.hosts),
+                "network_interface_name": self.network_interface_name,
+            },
         }
         env = {
             "SM_MODEL_DIR": str(self.paths.model_dir),
@@ -331,8 +339,7 @@ class TrainingEnvironment:
             "SM_NUM_CPUS": str(self.num_cpus),
             "SM_NUM_GPUS": str(self.num_gpus),
             "SM_LOG_LEVEL": str(self.log_level),
-            "SM_USER_ARGS": json.dumps(
-                [arg for k, v in sorted(hps.items()) for arg in (f"--{k}", enc(v))]),
+            "SM_USER_ARGS": json.dumps([arg for k, v in sorted(hps.items()) for arg in (f"--{k}", enc(v))]),
             "SM_TRAINING_ENV": json.dumps(training_env),
         }
         for name in channel_names:

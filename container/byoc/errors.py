@@ -23,8 +23,9 @@ class UserError(ByocError):
     code = "bad_input"
     status = 400
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 details: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, status: int | None = None, details: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:

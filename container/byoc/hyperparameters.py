@@ -20,8 +20,9 @@ import json
 import logging
 import math
 import textwrap
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from byoc.errors import HyperparameterError
 
@@ -189,12 +190,13 @@ class Hyperparameter:
             if self.choices and item not in self.choices:
                 hint = _did_you_mean(item, self.choices)
                 raise HyperparameterError(
-                    f"hyperparameter '{self.name}': '{raw}' is not one of "
-                    f"{', '.join(self.choices)}{hint}",
-                    code="bad_hyperparameter")
+                    f"hyperparameter '{self.name}': '{raw}' is not one of {', '.join(self.choices)}{hint}",
+                    code="bad_hyperparameter",
+                )
             if item in items:
                 raise HyperparameterError(
-                    f"hyperparameter '{self.name}': '{item}' is listed twice; list each once")
+                    f"hyperparameter '{self.name}': '{item}' is listed twice; list each once"
+                )
             items.append(item)
         if not items:
             raise self._error(value)
@@ -227,7 +229,8 @@ class Hyperparameter:
         hint = _did_you_mean(given.lower(), self.choices) if isinstance(given, str) else ""
         return HyperparameterError(
             f"hyperparameter '{self.name}': got {_show(given)}; expected {self.allowed()} "
-            f"(default {self.default_text()}){hint}")
+            f"(default {self.default_text()}){hint}"
+        )
 
 
 def _fmt(number: Any) -> str:
@@ -279,34 +282,76 @@ def common() -> tuple[Hyperparameter, ...]:
     from byoc import algorithms
 
     return (
-        Hyperparameter("algorithm", "str", DEFAULT_ALGORITHM,
-                       "Which scikit-learn model to train.", choices=algorithms.names()),
-        Hyperparameter("problem_type", "str", "auto",
-                       "What to learn; auto infers it from the target and logs why.",
-                       choices=PROBLEM_TYPE_CHOICES),
-        Hyperparameter("target", "column", 0,
-                       "The label column: a header name or a 0-based index (default: the first "
-                       "column, as SageMaker's built-in algorithms expect).",
-                       aliases=("label", "target_column", "label_column")),
-        Hyperparameter("header", "bool", None,
-                       "Whether CSV files start with a header row; None detects it.",
-                       nullable=True),
-        Hyperparameter("content_type", "str", None,
-                       "Overrides the channels' ContentType (text/csv, application/x-parquet, "
-                       "application/jsonlines, text/libsvm).", nullable=True),
-        Hyperparameter("random_state", "int", 0,
-                       "Seed for every random choice (splits, bootstraps, CV folds).",
-                       minimum=0, maximum=2**32 - 1, aliases=("seed",)),
-        Hyperparameter("n_jobs", "int", -1,
-                       "CPU cores for random_forest, extra_trees and knn (also as ensemble "
-                       "members); -1 uses all. gradient_boosting uses OpenMP threads, limited "
-                       "by OMP_NUM_THREADS.",
-                       minimum=-1, forbidden=(0,)),
-        Hyperparameter("cv_folds", "int", 3,
-                       "Cross-validation folds that weight the ensemble's members.",
-                       minimum=2, maximum=20),
-        Hyperparameter("use_custom_ensemble", "bool", False,
-                       "The classic sample's switch: true is the same as algorithm=ensemble."),
+        Hyperparameter(
+            "algorithm",
+            "str",
+            DEFAULT_ALGORITHM,
+            "Which scikit-learn model to train.",
+            choices=algorithms.names(),
+        ),
+        Hyperparameter(
+            "problem_type",
+            "str",
+            "auto",
+            "What to learn; auto infers it from the target and logs why.",
+            choices=PROBLEM_TYPE_CHOICES,
+        ),
+        Hyperparameter(
+            "target",
+            "column",
+            0,
+            "The label column: a header name or a 0-based index (default: the first "
+            "column, as SageMaker's built-in algorithms expect).",
+            aliases=("label", "target_column", "label_column"),
+        ),
+        Hyperparameter(
+            "header",
+            "bool",
+            None,
+            "Whether CSV files start with a header row; None detects it.",
+            nullable=True,
+        ),
+        Hyperparameter(
+            "content_type",
+            "str",
+            None,
+            "Overrides the channels' ContentType (text/csv, application/x-parquet, "
+            "application/jsonlines, text/libsvm).",
+            nullable=True,
+        ),
+        Hyperparameter(
+            "random_state",
+            "int",
+            0,
+            "Seed for every random choice (splits, bootstraps, CV folds).",
+            minimum=0,
+            maximum=2**32 - 1,
+            aliases=("seed",),
+        ),
+        Hyperparameter(
+            "n_jobs",
+            "int",
+            -1,
+            "CPU cores for random_forest, extra_trees and knn (also as ensemble "
+            "members); -1 uses all. gradient_boosting uses OpenMP threads, limited "
+            "by OMP_NUM_THREADS.",
+            minimum=-1,
+            forbidden=(0,),
+        ),
+        Hyperparameter(
+            "cv_folds",
+            "int",
+            3,
+            "Cross-validation folds that weight the ensemble's members.",
+            minimum=2,
+            maximum=20,
+        ),
+        Hyperparameter(
+            "use_custom_ensemble",
+            "bool",
+            False,
+            "The classic sample's switch: true is the same as algorithm=ensemble.",
+        ),
     )
 
 
@@ -320,15 +365,18 @@ class _Catalogue:
     aliases: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def build(cls) -> "_Catalogue":
+    def build(cls) -> _Catalogue:
         from byoc import algorithms
 
         common_decls = {hp.name: hp for hp in common()}
-        by_algorithm = {name: {hp.name: hp for hp in algorithms.get(name).hyperparameters}
-                        for name in algorithms.names()}
+        by_algorithm = {
+            name: {hp.name: hp for hp in algorithms.get(name).hyperparameters} for name in algorithms.names()
+        }
         aliases: dict[str, str] = {}
-        for decl in [*common_decls.values(),
-                     *(hp for decls in by_algorithm.values() for hp in decls.values())]:
+        for decl in [
+            *common_decls.values(),
+            *(hp for decls in by_algorithm.values() for hp in decls.values()),
+        ]:
             for alias in decl.aliases:
                 aliases[canonical_key(alias)] = decl.name
         return cls(common_decls, by_algorithm, aliases)
@@ -363,7 +411,8 @@ def _canonicalise(raw: Mapping[str, Any], catalogue: _Catalogue) -> dict[str, tu
             first = seen[name][0]
             raise HyperparameterError(
                 f"hyperparameter '{name}' is given twice with different values ('{first}'="
-                f"{_show(seen[name][1])} and '{given}'={_show(value)}); keep one of them")
+                f"{_show(seen[name][1])} and '{given}'={_show(value)}); keep one of them"
+            )
         seen[name] = (str(given), value)
     return seen
 
@@ -392,7 +441,8 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
             raise HyperparameterError(
                 f"hyperparameter 'use_custom_ensemble' is true but 'algorithm' is "
                 f"'{algorithm}'; remove one of them (use_custom_ensemble=true means "
-                "algorithm=ensemble)")
+                "algorithm=ensemble)"
+            )
         algorithm = out["algorithm"] = "ensemble"
 
     spec = algorithms.get(algorithm)
@@ -409,8 +459,11 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
         decl = accepted.get(name) or member_decls.get(name)
         if decl is None and flags_switched_off and name in algorithms.ENSEMBLE_FLAGS:
             catalogue.by_algorithm["ensemble"][name].coerce(value)
-            log.warning("hyperparameter '%s' is ignored: use_custom_ensemble is false and "
-                        "algorithm is %s", given_name, algorithm)
+            log.warning(
+                "hyperparameter '%s' is ignored: use_custom_ensemble is false and algorithm is %s",
+                given_name,
+                algorithm,
+            )
             continue
         if decl is None:
             raise _unknown(name, given_name, algorithm, catalogue)
@@ -420,15 +473,20 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
 
     if algorithm == "ensemble":
         members = _ensemble_members(out, given)
-        unused = [given[name][0] for name in given
-                  if name in member_decls and name not in accepted
-                  and not any(name in catalogue.by_algorithm[m] for m in members)]
+        unused = [
+            given[name][0]
+            for name in given
+            if name in member_decls
+            and name not in accepted
+            and not any(name in catalogue.by_algorithm[m] for m in members)
+        ]
         if unused:
             owners = sorted({o for n in unused for o in catalogue.owners(canonical_key(n))})
             raise HyperparameterError(
                 f"hyperparameter '{unused[0]}' is used by {', '.join(owners)}, none of which is "
                 f"among the ensemble's members ({', '.join(members)}); add one to "
-                "ensemble_members or remove the hyperparameter")
+                "ensemble_members or remove the hyperparameter"
+            )
         out["ensemble_members"] = members
     spec.check(out)
     return out
@@ -451,23 +509,25 @@ def _ensemble_members(out: dict[str, Any], given: Mapping[str, tuple[str, Any]])
             "the ensemble has no members: "
             + (f"{', '.join(switched)} switched every member off; " if switched else "")
             + "set ensemble_members (e.g. random_forest,gradient_boosting,linear) or turn "
-            "ensemble_rf / ensemble_gb / ensemble_lr on")
+            "ensemble_rf / ensemble_gb / ensemble_lr on"
+        )
     return tuple(members)
 
 
-def _unknown(name: str, given_name: str, algorithm: str,
-             catalogue: _Catalogue) -> HyperparameterError:
+def _unknown(name: str, given_name: str, algorithm: str, catalogue: _Catalogue) -> HyperparameterError:
     owners = catalogue.owners(name)
     if owners:
         return HyperparameterError(
             f"hyperparameter '{given_name}' is used by {' and '.join(owners)}, not by "
-            f"algorithm '{algorithm}'; set algorithm={owners[0]} or remove '{given_name}'")
+            f"algorithm '{algorithm}'; set algorithm={owners[0]} or remove '{given_name}'"
+        )
     accepted = set(catalogue.common) | set(catalogue.by_algorithm[algorithm])
     hint = _did_you_mean(name, accepted) or _did_you_mean(name, catalogue.all_names())
     return HyperparameterError(
         f"hyperparameter '{given_name}' is unknown{hint or '.'} "
         f"Run `train --help` for the list ({algorithm} accepts: "
-        f"{', '.join(sorted(accepted - {'use_custom_ensemble'}))})")
+        f"{', '.join(sorted(accepted - {'use_custom_ensemble'}))})"
+    )
 
 
 # -- documentation ------------------------------------------------------------------------------
@@ -490,23 +550,32 @@ def help_text() -> str:
         indent = " " * (width + 4)
         for decl in decls:
             alias = f" (also: {', '.join(decl.aliases)})" if decl.aliases else ""
-            text = (f"{decl.help}{alias} Accepts {decl.allowed()}; "
-                    f"default {decl.default_text()}.")
-            lines.extend(textwrap.wrap(text, width=HELP_WIDTH,
-                                       initial_indent=f"  {decl.name.ljust(width)}  ",
-                                       subsequent_indent=indent, break_on_hyphens=False))
+            text = f"{decl.help}{alias} Accepts {decl.allowed()}; default {decl.default_text()}."
+            lines.extend(
+                textwrap.wrap(
+                    text,
+                    width=HELP_WIDTH,
+                    initial_indent=f"  {decl.name.ljust(width)}  ",
+                    subsequent_indent=indent,
+                    break_on_hyphens=False,
+                )
+            )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 
 def markdown_table() -> str:
     """The same declarations as a README table (one table, grouped by algorithm)."""
-    rows = ["| algorithm | hyperparameter | default | accepts | description |",
-            "|---|---|---|---|---|"]
+    rows = ["| algorithm | hyperparameter | default | accepts | description |", "|---|---|---|---|---|"]
     for title, _summary, decls in _sections():
         for decl in decls:
             alias = f" (also `{'`, `'.join(decl.aliases)}`)" if decl.aliases else ""
-            cells = [f"`{title}`" if title != "common" else "all", f"`{decl.name}`{alias}",
-                     f"`{decl.default_text()}`", decl.allowed(), decl.help]
+            cells = [
+                f"`{title}`" if title != "common" else "all",
+                f"`{decl.name}`{alias}",
+                f"`{decl.default_text()}`",
+                decl.allowed(),
+                decl.help,
+            ]
             rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows) + "\n"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 from sklearn import metrics as skm
@@ -28,19 +28,18 @@ from byoc.artifact import BINARY, MULTICLASS, REGRESSION
 
 CHANNELS = ("train", "validation", "test")
 BINARY_METRICS = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "auc", "log_loss")
-MULTICLASS_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "precision", "recall", "auc",
-                      "log_loss")
+MULTICLASS_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "precision", "recall", "auc", "log_loss")
 REGRESSION_METRICS = ("mse", "rmse", "mae", "r2")
 # Larger is better for these; the others are errors (smaller is better).
-MAXIMISE = frozenset({"accuracy", "balanced_accuracy", "f1", "f1_macro", "precision", "recall",
-                      "auc", "r2"})
+MAXIMISE = frozenset({"accuracy", "balanced_accuracy", "f1", "f1_macro", "precision", "recall", "auc", "r2"})
 VALUE_PATTERN = r"([-+]?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
 
 
 def names(problem_type: str) -> tuple[str, ...]:
     """The metrics computed for a problem type, in log order."""
-    return {BINARY: BINARY_METRICS, MULTICLASS: MULTICLASS_METRICS,
-            REGRESSION: REGRESSION_METRICS}[problem_type]
+    return {BINARY: BINARY_METRICS, MULTICLASS: MULTICLASS_METRICS, REGRESSION: REGRESSION_METRICS}[
+        problem_type
+    ]
 
 
 def all_names() -> tuple[str, ...]:
@@ -50,8 +49,13 @@ def all_names() -> tuple[str, ...]:
     return tuple(seen)
 
 
-def compute(problem_type: str, y_true: np.ndarray, y_pred: np.ndarray,
-            proba: np.ndarray | None = None, n_classes: int | None = None) -> dict[str, float]:
+def compute(
+    problem_type: str,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None = None,
+    n_classes: int | None = None,
+) -> dict[str, float]:
     """Metrics for one channel; classification expects encoded labels 0..n_classes-1."""
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
@@ -62,8 +66,9 @@ def compute(problem_type: str, y_true: np.ndarray, y_pred: np.ndarray,
         if problem_type == REGRESSION:
             out = _regression(y_true.astype(float), y_pred.astype(float))
         elif problem_type in (BINARY, MULTICLASS):
-            out = _classification(problem_type, y_true, y_pred, proba,
-                                  n_classes or int(max(y_true.max(), y_pred.max())) + 1)
+            out = _classification(
+                problem_type, y_true, y_pred, proba, n_classes or int(max(y_true.max(), y_pred.max())) + 1
+            )
         else:
             raise ValueError(f"unknown problem type {problem_type!r}")
     return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(v)}
@@ -71,13 +76,17 @@ def compute(problem_type: str, y_true: np.ndarray, y_pred: np.ndarray,
 
 def _regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
     mse = skm.mean_squared_error(y_true, y_pred)
-    return {"mse": mse, "rmse": math.sqrt(mse), "mae": skm.mean_absolute_error(y_true, y_pred),
-            "r2": skm.r2_score(y_true, y_pred) if len(y_true) >= 2 and np.ptp(y_true) > 0
-            else None}
+    return {
+        "mse": mse,
+        "rmse": math.sqrt(mse),
+        "mae": skm.mean_absolute_error(y_true, y_pred),
+        "r2": skm.r2_score(y_true, y_pred) if len(y_true) >= 2 and np.ptp(y_true) > 0 else None,
+    }
 
 
-def _classification(problem_type: str, y_true: np.ndarray, y_pred: np.ndarray,
-                    proba: np.ndarray | None, n_classes: int) -> dict[str, float | None]:
+def _classification(
+    problem_type: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None, n_classes: int
+) -> dict[str, float | None]:
     labels = list(range(n_classes))
     out: dict[str, float | None] = {
         "accuracy": skm.accuracy_score(y_true, y_pred),
@@ -85,24 +94,20 @@ def _classification(problem_type: str, y_true: np.ndarray, y_pred: np.ndarray,
     }
     if problem_type == BINARY:
         out["f1"] = skm.f1_score(y_true, y_pred, pos_label=1, labels=labels, zero_division=0)
-        out["precision"] = skm.precision_score(y_true, y_pred, pos_label=1, labels=labels,
-                                               zero_division=0)
-        out["recall"] = skm.recall_score(y_true, y_pred, pos_label=1, labels=labels,
-                                         zero_division=0)
+        out["precision"] = skm.precision_score(y_true, y_pred, pos_label=1, labels=labels, zero_division=0)
+        out["recall"] = skm.recall_score(y_true, y_pred, pos_label=1, labels=labels, zero_division=0)
     else:
         present = sorted(set(np.unique(y_true).tolist()) | set(np.unique(y_pred).tolist()))
-        out["f1_macro"] = skm.f1_score(y_true, y_pred, average="macro", labels=present,
-                                       zero_division=0)
-        out["precision"] = skm.precision_score(y_true, y_pred, average="macro", labels=present,
-                                               zero_division=0)
-        out["recall"] = skm.recall_score(y_true, y_pred, average="macro", labels=present,
-                                         zero_division=0)
+        out["f1_macro"] = skm.f1_score(y_true, y_pred, average="macro", labels=present, zero_division=0)
+        out["precision"] = skm.precision_score(
+            y_true, y_pred, average="macro", labels=present, zero_division=0
+        )
+        out["recall"] = skm.recall_score(y_true, y_pred, average="macro", labels=present, zero_division=0)
     if proba is not None:
         proba = np.asarray(proba, dtype=float)
         out["auc"] = _auc(y_true, proba, n_classes)
         clipped = np.clip(proba, 1e-15, 1.0)
-        out["log_loss"] = skm.log_loss(y_true, clipped / clipped.sum(axis=1, keepdims=True),
-                                       labels=labels)
+        out["log_loss"] = skm.log_loss(y_true, clipped / clipped.sum(axis=1, keepdims=True), labels=labels)
     return out
 
 
@@ -129,8 +134,11 @@ def regex(channel: str, metric: str) -> str:
 
 def metric_definitions(channels: tuple[str, ...] = CHANNELS) -> list[dict[str, str]]:
     """``[{"Name": "validation:auc", "Regex": ...}]`` for every channel and metric."""
-    return [{"Name": f"{channel}:{metric}", "Regex": regex(channel, metric)}
-            for channel in channels for metric in all_names()]
+    return [
+        {"Name": f"{channel}:{metric}", "Regex": regex(channel, metric)}
+        for channel in channels
+        for metric in all_names()
+    ]
 
 
 def objective(metric_name: str) -> str:

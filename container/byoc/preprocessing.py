@@ -10,14 +10,15 @@ never crash at prediction time.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
@@ -37,8 +38,18 @@ MAX_ORDINAL_CATEGORIES = 250
 UNKNOWN_CODE = -1  # ordinal code of a category not seen in training
 MISSING_CODE = -2  # ordinal code of a missing value (HistGradientBoosting: negative = missing)
 
-_BOOL_TEXT = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "t": 1.0, "f": 0.0,
-              "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}
+_BOOL_TEXT = {
+    "true": 1.0,
+    "false": 0.0,
+    "yes": 1.0,
+    "no": 0.0,
+    "t": 1.0,
+    "f": 0.0,
+    "1": 1.0,
+    "0": 0.0,
+    "1.0": 1.0,
+    "0.0": 0.0,
+}
 
 
 # -- schema ------------------------------------------------------------------------------------
@@ -94,7 +105,9 @@ def as_text(s: pd.Series) -> np.ndarray:
     s = pd.Series(s)
     missing = s.isna().to_numpy()
     if pd.api.types.is_string_dtype(s.dtype) and pd.api.types.infer_dtype(s, skipna=True) in (
-            "string", "empty"):
+        "string",
+        "empty",
+    ):
         out = s.to_numpy(dtype=object, na_value=np.nan)
     elif pd.api.types.is_float_dtype(s.dtype):
         values = s.to_numpy(dtype=float, na_value=np.nan)
@@ -130,8 +143,7 @@ class _OneToOne(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         if input_features is None:
-            input_features = getattr(self, "feature_names_in_",
-                                     [f"x{i}" for i in range(self.n_features_in_)])
+            input_features = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
         return np.asarray(input_features, dtype=object)
 
 
@@ -147,7 +159,7 @@ class CategoryCoder(_OneToOne):
     def __init__(self, max_categories: int | None = None) -> None:
         self.max_categories = max_categories
 
-    def fit(self, X: Any, y: Any = None) -> "CategoryCoder":
+    def fit(self, X: Any, y: Any = None) -> CategoryCoder:
         if isinstance(X, pd.DataFrame):
             self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         columns = _columns(X)
@@ -156,20 +168,22 @@ class CategoryCoder(_OneToOne):
         self.infrequent_categories_: list[np.ndarray] = []
         self._lookup: list[tuple[pd.Index, np.ndarray]] = []
         for column in columns:
-            text = column if isinstance(column.dtype, pd.StringDtype) else pd.Series(
-                as_text(column), dtype=object)
+            text = (
+                column
+                if isinstance(column.dtype, pd.StringDtype)
+                else pd.Series(as_text(column), dtype=object)
+            )
             counts = text.value_counts(dropna=True)
             seen = sorted(counts.index.tolist())
             limit = self.max_categories
             if limit is not None and len(seen) > limit:
                 ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-                kept = sorted(k for k, _ in ranked[:limit - 1])
-                rare = sorted(k for k, _ in ranked[limit - 1:])
+                kept = sorted(k for k, _ in ranked[: limit - 1])
+                rare = sorted(k for k, _ in ranked[limit - 1 :])
             else:
                 kept, rare = seen, []
             # get_indexer answers -1 for an unknown value: the trailing entry maps it.
-            codes = np.concatenate([np.arange(len(kept)), np.full(len(rare), len(kept)),
-                                    [UNKNOWN_CODE]])
+            codes = np.concatenate([np.arange(len(kept)), np.full(len(rare), len(kept)), [UNKNOWN_CODE]])
             self.categories_.append(np.asarray(kept, dtype=object))
             self.infrequent_categories_.append(np.asarray(rare, dtype=object))
             self._lookup.append((pd.Index(kept + rare, dtype=object), codes.astype(np.float64)))
@@ -212,7 +226,7 @@ class EmptyColumnFiller(_OneToOne):
     a column that is missing in every training row: such a column becomes constant 0.
     """
 
-    def fit(self, X: Any, y: Any = None) -> "EmptyColumnFiller":
+    def fit(self, X: Any, y: Any = None) -> EmptyColumnFiller:
         values = np.asarray(X, dtype=np.float64)
         if isinstance(X, pd.DataFrame):
             self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
@@ -243,27 +257,34 @@ def coerce_features(X: pd.DataFrame, features: Sequence[Feature], *, where: str)
     given = [str(c) for c in X.columns]
     if len(set(given)) != len(given):
         dupes = sorted({c for c in given if given.count(c) > 1})
-        raise SchemaError(f"{where}: column '{dupes[0]}' appears more than once; "
-                          "give every column a distinct name")
+        raise SchemaError(
+            f"{where}: column '{dupes[0]}' appears more than once; give every column a distinct name"
+        )
     missing = [c for c in expected if c not in given]
     extra = [c for c in given if c not in expected]
     if missing or extra:
         if len(given) == len(expected) and all(c.isdigit() or c.startswith("f") for c in given):
-            hint = " (the data has no header row while training had one, or the reverse: " \
-                   "set the header hyperparameter)"
+            hint = (
+                " (the data has no header row while training had one, or the reverse: "
+                "set the header hyperparameter)"
+            )
         else:
             hint = ""
         parts = []
         if missing:
-            parts.append(f"column '{missing[0]}' is missing"
-                         + (f" (and {len(missing) - 1} more: {', '.join(missing[1:6])})"
-                            if len(missing) > 1 else ""))
+            parts.append(
+                f"column '{missing[0]}' is missing"
+                + (f" (and {len(missing) - 1} more: {', '.join(missing[1:6])})" if len(missing) > 1 else "")
+            )
         if extra:
-            parts.append(f"column '{extra[0]}' was not in the training data"
-                         + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+            parts.append(
+                f"column '{extra[0]}' was not in the training data"
+                + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+            )
         raise SchemaError(
             f"{where}: {'; '.join(parts)}; the model expects {len(expected)} columns "
-            f"[{', '.join(expected[:20])}{', ...' if len(expected) > 20 else ''}]{hint}")
+            f"[{', '.join(expected[:20])}{', ...' if len(expected) > 20 else ''}]{hint}"
+        )
     frame = X if list(X.columns) == given else X.set_axis(given, axis=1)  # no data copy
     out: dict[str, Any] = {}
     for feature in features:
@@ -284,10 +305,8 @@ def _numeric(s: pd.Series, feature: Feature, where: str) -> pd.Series:
         return s.astype("float64")
     values = s.to_numpy(dtype=object)
     if feature.dtype == "bool":
-        mapped = [(_BOOL_TEXT.get(str(v).strip().lower()) if isinstance(v, str) else v)
-                  for v in values]
-        values = np.array([float(v) if isinstance(v, (bool, np.bool_)) else v for v in mapped],
-                          dtype=object)
+        mapped = [(_BOOL_TEXT.get(str(v).strip().lower()) if isinstance(v, str) else v) for v in values]
+        values = np.array([float(v) if isinstance(v, (bool, np.bool_)) else v for v in mapped], dtype=object)
     converted = pd.to_numeric(pd.Series(values, index=s.index), errors="coerce")
     blank = pd.Series([isinstance(v, str) and not v.strip() for v in values], index=s.index)
     bad = converted.isna() & s.notna() & ~blank
@@ -296,14 +315,21 @@ def _numeric(s: pd.Series, feature: Feature, where: str) -> pd.Series:
         raise SchemaError(
             f"{where}: column '{feature.name}' row {position + 1} holds {values[position]!r}, "
             f"but the column is numeric in the training data; send a number or leave it "
-            f"empty for missing", code="bad_value")
+            f"empty for missing",
+            code="bad_value",
+        )
     return converted.astype("float64")
 
 
 # -- transformer -------------------------------------------------------------------------------
-def build_preprocessor(features: Sequence[Feature], *, scale: bool, categorical: str = "onehot",
-                       impute: bool = True,
-                       max_categories: int | None = None) -> ColumnTransformer:
+def build_preprocessor(
+    features: Sequence[Feature],
+    *,
+    scale: bool,
+    categorical: str = "onehot",
+    impute: bool = True,
+    max_categories: int | None = None,
+) -> ColumnTransformer:
     """Impute numeric columns (median, plus missing-value indicators), encode categorical ones.
 
     ``categorical`` is ``onehot`` (linear and distance-based models) or ``ordinal`` (trees;
@@ -323,26 +349,29 @@ def build_preprocessor(features: Sequence[Feature], *, scale: bool, categorical:
         if categorical == "onehot":
             # Codes first (fast, rare categories grouped), then one column per code; an
             # unknown category (-1) was never seen in training, so it maps to all zeros.
-            steps = [("encode", CategoryCoder(max_categories=MAX_ONEHOT_CATEGORIES)),
-                     ("onehot", OneHotEncoder(handle_unknown="ignore"))]
+            steps = [
+                ("encode", CategoryCoder(max_categories=MAX_ONEHOT_CATEGORIES)),
+                ("onehot", OneHotEncoder(handle_unknown="ignore")),
+            ]
         else:
-            steps = [("encode", CategoryCoder(max_categories=max_categories
-                                              or MAX_ORDINAL_CATEGORIES))]
+            steps = [("encode", CategoryCoder(max_categories=max_categories or MAX_ORDINAL_CATEGORIES))]
         if scale and categorical == "ordinal":
             steps.append(("scale", StandardScaler()))
         transformers.append(("categorical", Pipeline(steps), text))
     if numeric:
         num_steps: list[tuple[str, Any]] = []
         if impute:
-            num_steps.append(("impute", SimpleImputer(strategy="median", add_indicator=True,
-                                                      keep_empty_features=True)))
+            num_steps.append(
+                ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True))
+            )
         if scale:
             num_steps.append(("scale", StandardScaler()))
         if not num_steps:
             num_steps.append(("keep", EmptyColumnFiller()))
         transformers.append(("numeric", Pipeline(num_steps), numeric))
-    return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.3,
-                             verbose_feature_names_out=False)
+    return ColumnTransformer(
+        transformers, remainder="drop", sparse_threshold=0.3, verbose_feature_names_out=False
+    )
 
 
 def categorical_positions(features: Sequence[Feature]) -> list[int]:

@@ -45,8 +45,7 @@ def _is_text(y: pd.Series) -> bool:
 
 
 def _is_bool(y: pd.Series) -> bool:
-    return pd.api.types.is_bool_dtype(y.dtype) or pd.api.types.infer_dtype(
-        y, skipna=True) == "boolean"
+    return pd.api.types.is_bool_dtype(y.dtype) or pd.api.types.infer_dtype(y, skipna=True) == "boolean"
 
 
 def _examples(values: pd.Series, n: int = 3) -> str:
@@ -66,13 +65,16 @@ def drop_missing_target(y: pd.Series) -> tuple[np.ndarray, str | None]:
         raise DataError(
             f"target column '{name}' has no values in any of its {len(y)} rows; set the "
             "target hyperparameter to the label column (a name or 0-based index)",
-            code="empty_target")
+            code="empty_target",
+        )
     dropped = int((~present).sum())
     if not dropped:
         return present, None
     first = int(np.flatnonzero(~present)[0])
-    return present, (f"dropped {dropped} of {len(y)} rows whose target '{name}' is missing "
-                     f"(first: row {first + 1}); they cannot be learned from")
+    return present, (
+        f"dropped {dropped} of {len(y)} rows whose target '{name}' is missing "
+        f"(first: row {first + 1}); they cannot be learned from"
+    )
 
 
 def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
@@ -86,21 +88,26 @@ def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
     if values.empty:
         raise DataError(
             f"target column '{name}' has no values; set the target hyperparameter to the label "
-            "column (a name or 0-based index)", code="empty_target")
+            "column (a name or 0-based index)",
+            code="empty_target",
+        )
     n_distinct = len(_distinct_labels(values)[1])
     if n_distinct < 2:
         raise DataError(
             f"target column '{name}' has a single value ({values.iloc[0]!r}) in all "
             f"{len(values)} rows; there is nothing to learn: check the target column "
-            "(hyperparameter target) or the data", code="single_class")
+            "(hyperparameter target) or the data",
+            code="single_class",
+        )
     text = _is_text(values)
     boolean = _is_bool(values)
     numeric = not text and not boolean
     if numeric:
         numbers = pd.to_numeric(values, errors="coerce").astype(float)
         if not np.isfinite(numbers.to_numpy()).all():
-            raise DataError(f"target column '{name}' holds infinite values; remove those rows",
-                            code="bad_target")
+            raise DataError(
+                f"target column '{name}' holds infinite values; remove those rows", code="bad_target"
+            )
         integral = bool((numbers % 1 == 0).all())
     else:
         integral = False
@@ -113,18 +120,22 @@ def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
                 f"target column '{name}' holds {'text' if text else 'true/false'} values "
                 f"({_examples(values)}) but problem_type=regression needs numbers; use "
                 "problem_type=binary_classification or multiclass_classification, or auto",
-                code="bad_target")
+                code="bad_target",
+            )
         return REGRESSION, f"problem_type=regression was requested for target '{name}'"
     if requested == BINARY:
         if n_distinct != 2:
             raise DataError(
                 f"target column '{name}' has {n_distinct} distinct values ({_examples(values)}, "
                 "...) but problem_type=binary_classification needs exactly 2; use "
-                "multiclass_classification or auto", code="bad_target")
+                "multiclass_classification or auto",
+                code="bad_target",
+            )
         return BINARY, f"problem_type=binary_classification was requested for target '{name}'"
     if requested == MULTICLASS:
-        return MULTICLASS, (f"problem_type=multiclass_classification was requested for target "
-                            f"'{name}' ({n_distinct} classes)")
+        return MULTICLASS, (
+            f"problem_type=multiclass_classification was requested for target '{name}' ({n_distinct} classes)"
+        )
     if requested != AUTO:
         raise ValueError(f"unknown problem_type {requested!r}")
 
@@ -137,12 +148,16 @@ def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
     if n_distinct == 2:
         return BINARY, f"target '{name}' has 2 distinct integer values -> {BINARY}"
     if n_distinct <= MAX_INFERRED_CLASSES and len(values) >= 2 * n_distinct:
-        return MULTICLASS, (f"target '{name}' has {n_distinct} distinct integer values "
-                            f"(<= {MAX_INFERRED_CLASSES}) in {len(values)} rows -> {MULTICLASS}; "
-                            "set problem_type=regression if they are quantities")
-    return REGRESSION, (f"target '{name}' has {n_distinct} distinct integer values in "
-                        f"{len(values)} rows (too many for classes) -> {REGRESSION}; set "
-                        "problem_type=multiclass_classification if they are classes")
+        return MULTICLASS, (
+            f"target '{name}' has {n_distinct} distinct integer values "
+            f"(<= {MAX_INFERRED_CLASSES}) in {len(values)} rows -> {MULTICLASS}; "
+            "set problem_type=regression if they are quantities"
+        )
+    return REGRESSION, (
+        f"target '{name}' has {n_distinct} distinct integer values in "
+        f"{len(values)} rows (too many for classes) -> {REGRESSION}; set "
+        "problem_type=multiclass_classification if they are classes"
+    )
 
 
 # -- labels --------------------------------------------------------------------------------------
@@ -219,7 +234,9 @@ class Labels:
                 raise DataError(
                     f"{where}: target '{self.name}' row {pos + 1} holds {shown}, which is not "
                     f"among the classes seen in training ({_preview(self.classes)}); fix the "
-                    "label or add examples of it to the train channel", code="unseen_label")
+                    "label or add examples of it to the train channel",
+                    code="unseen_label",
+                )
             out[pos] = code
         return out
 
@@ -227,8 +244,11 @@ class Labels:
         """Vectorised encoding for the common dtypes; None sends the caller the slow way."""
         if self.kind == "str" and pd.api.types.is_string_dtype(y.dtype) and _is_text(y):
             values: Any = y.to_numpy(dtype=object)
-        elif self.kind in ("int", "float") and pd.api.types.is_numeric_dtype(y.dtype) \
-                and not pd.api.types.is_bool_dtype(y.dtype):
+        elif (
+            self.kind in ("int", "float")
+            and pd.api.types.is_numeric_dtype(y.dtype)
+            and not pd.api.types.is_bool_dtype(y.dtype)
+        ):
             values = y.to_numpy(dtype=float)
         elif self.kind == "bool" and pd.api.types.is_bool_dtype(y.dtype):
             values = y.to_numpy(dtype=bool)

@@ -31,9 +31,10 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
@@ -152,10 +153,12 @@ def stop_handler(paths: Any, progress: Progress) -> Callable[[int], None]:
                 return
             elapsed = time.monotonic() - progress.started
             why = "StopTrainingJob or spot interruption" if signum == signal.SIGTERM else "interrupted"
-            write_failure(paths.failure_file,
-                          f"Training job stopped by {name} ({why}) while {progress.phase}, "
-                          f"after {elapsed:.1f} s; no model was saved. Start a new training job "
-                          "to train again.")
+            write_failure(
+                paths.failure_file,
+                f"Training job stopped by {name} ({why}) while {progress.phase}, "
+                f"after {elapsed:.1f} s; no model was saved. Start a new training job "
+                "to train again.",
+            )
             artifact.discard_staging(paths.model_dir)
             for pid in _child_pids(os.getpid()):
                 try:
@@ -195,7 +198,9 @@ def check_hosts(env: Any) -> None:
         raise ConfigError(
             f"resourceconfig.json lists {len(env.hosts)} hosts ({', '.join(env.hosts)}); "
             "scikit-learn trains on one instance: set instance_count=1 (use a larger "
-            "instance type for more CPUs or memory)", code="multiple_hosts")
+            "instance type for more CPUs or memory)",
+            code="multiple_hosts",
+        )
 
 
 def resolve_target(data: Any, channel: str, target: int | str) -> TargetSpec:
@@ -203,20 +208,24 @@ def resolve_target(data: Any, channel: str, target: int | str) -> TargetSpec:
 
     columns = [str(c) for c in data.frame.columns]
     where = f"channel '{channel}' ({', '.join(data.files[:3])}{', ...' if len(data.files) > 3 else ''})"
-    if isinstance(target, int) or (isinstance(target, str) and target.isdigit() and
-                                   (not data.has_header or target not in columns)):
+    if isinstance(target, int) or (
+        isinstance(target, str) and target.isdigit() and (not data.has_header or target not in columns)
+    ):
         index = int(target)
         if not 0 <= index < len(columns):
             raise HyperparameterError(
                 f"hyperparameter 'target'={target} is out of range: {where} has {len(columns)} "
                 f"columns (indices 0..{len(columns) - 1}); set target to the label column's "
-                "0-based index or name", code="bad_target")
+                "0-based index or name",
+                code="bad_target",
+            )
         return TargetSpec(index, columns[index] if data.has_header else None)
     if not data.has_header:
         raise HyperparameterError(
             f"hyperparameter 'target'='{target}' names a column, but {where} has no header row; "
             "add a header row (or set header=true) or give target as a 0-based index",
-            code="bad_target")
+            code="bad_target",
+        )
     if target not in columns:
         import difflib
 
@@ -225,7 +234,8 @@ def resolve_target(data: Any, channel: str, target: int | str) -> TargetSpec:
         raise HyperparameterError(
             f"hyperparameter 'target'='{target}' is not a column of {where}{hint}; its columns "
             f"are {', '.join(columns[:20])}{', ...' if len(columns) > 20 else ''}",
-            code="bad_target")
+            code="bad_target",
+        )
     return TargetSpec(columns.index(target), str(target))
 
 
@@ -239,15 +249,21 @@ def split_target(data: Any, channel: str, spec: TargetSpec) -> Split:
             f"channel '{channel}' is declared 'text/csv;label_size=0' (no label column), but "
             "training needs the label: remove ';label_size=0' from the channel's ContentType and "
             "put the label in the first column (or set the target hyperparameter)",
-            code="no_label")
+            code="no_label",
+        )
     if spec.index >= frame.shape[1]:
-        raise SchemaError(f"channel '{channel}' has {frame.shape[1]} columns, too few to hold the "
-                          f"target at index {spec.index}", code="bad_target")
+        raise SchemaError(
+            f"channel '{channel}' has {frame.shape[1]} columns, too few to hold the "
+            f"target at index {spec.index}",
+            code="bad_target",
+        )
     if spec.name is not None:
         if spec.name not in frame.columns:
-            raise SchemaError(f"channel '{channel}' has no column '{spec.name}' (the target); "
-                              "every channel needs the train channel's columns",
-                              code="schema_mismatch")
+            raise SchemaError(
+                f"channel '{channel}' has no column '{spec.name}' (the target); "
+                "every channel needs the train channel's columns",
+                code="schema_mismatch",
+            )
         y = frame[spec.name]
         X = frame.drop(columns=[spec.name])
     else:
@@ -256,8 +272,9 @@ def split_target(data: Any, channel: str, spec: TargetSpec) -> Split:
         X.columns = [f"f{i}" for i in range(X.shape[1])]
         y = y.rename(f"column {spec.index}")
     if X.shape[1] == 0:
-        raise DataError(f"channel '{channel}' holds only the target column; add feature columns",
-                        code="no_features")
+        raise DataError(
+            f"channel '{channel}' holds only the target column; add feature columns", code="no_features"
+        )
     return Split(X=X, y=y, files=data.files)
 
 
@@ -277,9 +294,12 @@ def check_same_columns(train: Split, other: Split, channel: str) -> None:
             parts.append(f"has column(s) {', '.join(map(str, extra[:10]))} that train does not")
         if len(expected) != len(given):
             parts.append(f"{len(given)} feature columns where train has {len(expected)}")
-        raise SchemaError(f"channel '{channel}' ({', '.join(other.files[:3])}) "
-                          f"{'; '.join(parts)}; validation and test data need the train "
-                          "channel's columns", code="schema_mismatch")
+        raise SchemaError(
+            f"channel '{channel}' ({', '.join(other.files[:3])}) "
+            f"{'; '.join(parts)}; validation and test data need the train "
+            "channel's columns",
+            code="schema_mismatch",
+        )
     other.X = other.X[expected]
 
 
@@ -294,14 +314,19 @@ def read_channels(env: Any, params: Mapping[str, Any], progress: Progress) -> di
         raise DataError(
             f"no 'train' channel (channels given: {given}); pass the training data as the "
             "'train' (or 'training') channel, e.g. estimator.fit({'train': 's3://bucket/prefix'})",
-            code="missing_channel")
+            code="missing_channel",
+        )
     channels: dict[str, Any] = {}
     progress.phase = f"reading channel '{train_name}'"
-    log.info("reading channel %s (%s mode)", train_name,
-             env.channels[train_name].input_mode if train_name in env.channels else "File")
+    log.info(
+        "reading channel %s (%s mode)",
+        train_name,
+        env.channels[train_name].input_mode if train_name in env.channels else "File",
+    )
     started = time.monotonic()
-    channels["train"] = data.read_channel(env, train_name, content_type=params.get("content_type"),
-                                          header=params.get("header"))
+    channels["train"] = data.read_channel(
+        env, train_name, content_type=params.get("content_type"), header=params.get("header")
+    )
     _log_channel(train_name, channels["train"], started)
     header = params.get("header")
     if header is None:  # evaluation data is laid out like the training data
@@ -311,24 +336,34 @@ def read_channels(env: Any, params: Mapping[str, Any], progress: Progress) -> di
             continue
         progress.phase = f"reading channel '{name}'"
         started = time.monotonic()
-        channels[name] = data.read_channel(env, name, content_type=params.get("content_type"),
-                                           header=header)
+        channels[name] = data.read_channel(env, name, content_type=params.get("content_type"), header=header)
         _log_channel(name, channels[name], started)
     ignored = sorted(set(env.channels) - set(data.TRAIN_CHANNELS) - set(EVAL_CHANNELS) - IGNORED_OK)
     if ignored:
-        log.warning("channels %s are not used by the built-in algorithms (expected train, "
-                    "validation, test)", ", ".join(ignored))
+        log.warning(
+            "channels %s are not used by the built-in algorithms (expected train, validation, test)",
+            ", ".join(ignored),
+        )
     return channels
 
 
 def _log_channel(name: str, channel: Any, started: float) -> None:
     frame = channel.frame
-    log.info("channel %s: %d rows x %d columns from %d file(s) (%s, %s) in %.2f s", name,
-             frame.shape[0], frame.shape[1], len(channel.files), channel.content_type,
-             "header row" if channel.has_header else "no header", time.monotonic() - started)
+    log.info(
+        "channel %s: %d rows x %d columns from %d file(s) (%s, %s) in %.2f s",
+        name,
+        frame.shape[0],
+        frame.shape[1],
+        len(channel.files),
+        channel.content_type,
+        "header row" if channel.has_header else "no header",
+        time.monotonic() - started,
+    )
 
 
-def evaluate(problem_type: str, pipeline: Any, X: Any, y_encoded: Any, n_classes: int | None) -> dict[str, float]:
+def evaluate(
+    problem_type: str, pipeline: Any, X: Any, y_encoded: Any, n_classes: int | None
+) -> dict[str, float]:
     from byoc import metrics
     from byoc.artifact import REGRESSION
 
@@ -364,8 +399,12 @@ def train(env: Any, progress: Progress) -> dict[str, Any]:
         log.info("tuning objective metric: %s", env.tuning_objective_metric)
     exported = env.to_env_vars()
     os.environ.update(exported)  # user code (later) sees what AWS's toolkit would give it
-    log.info("exported %d SM_* variables (SM_CHANNELS=%s, SM_MODEL_DIR=%s)", len(exported),
-             exported["SM_CHANNELS"], exported["SM_MODEL_DIR"])
+    log.info(
+        "exported %d SM_* variables (SM_CHANNELS=%s, SM_MODEL_DIR=%s)",
+        len(exported),
+        exported["SM_CHANNELS"],
+        exported["SM_MODEL_DIR"],
+    )
 
     channels = read_channels(env, params, progress)
     spec = resolve_target(channels["train"], "train", params["target"])
@@ -406,14 +445,21 @@ def train(env: Any, progress: Progress) -> dict[str, Any]:
         else:
             y = _regression_target(y, where)
         encoded[name] = (X, y)
-    log.info("features (%d): %s", len(features),
-             ", ".join(f"{f.name}:{f.kind}" for f in features[:30]) + (" ..." if len(features) > 30 else ""))
+    log.info(
+        "features (%d): %s",
+        len(features),
+        ", ".join(f"{f.name}:{f.kind}" for f in features[:30]) + (" ..." if len(features) > 30 else ""),
+    )
 
     pipeline = algorithms.build(problem_type, params, features)
     X_train, y_train = encoded["train"]
     progress.phase = f"fitting {params['algorithm']}"
-    log.info("fitting started: %s on %d rows x %d features", params["algorithm"], X_train.shape[0],
-             X_train.shape[1])
+    log.info(
+        "fitting started: %s on %d rows x %d features",
+        params["algorithm"],
+        X_train.shape[0],
+        X_train.shape[1],
+    )
     started = time.monotonic()
     pipeline.fit(X_train, y_train)
     fit_seconds = time.monotonic() - started
@@ -430,11 +476,15 @@ def train(env: Any, progress: Progress) -> dict[str, Any]:
     if objective:
         channel, _, metric = objective.partition(":")
         if metric not in all_metrics.get(channel, {}):
-            log.warning("the tuning objective %s was not computed (channels evaluated: %s)",
-                        objective, ", ".join(all_metrics))
+            log.warning(
+                "the tuning objective %s was not computed (channels evaluated: %s)",
+                objective,
+                ", ".join(all_metrics),
+            )
     env.paths.output_data_dir.mkdir(parents=True, exist_ok=True)
     (env.paths.output_data_dir / "metrics.json").write_text(
-        json.dumps(all_metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        json.dumps(all_metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
 
     details = algorithms.describe(pipeline, X_train, y_train)
     _log_details(details)
@@ -450,9 +500,15 @@ def train(env: Any, progress: Progress) -> dict[str, Any]:
         "details": _jsonable(details),
         "training": {
             "fit_seconds": round(fit_seconds, 3),
-            "channels": {name: {"rows": int(encoded[name][0].shape[0]), "files": list(ch.files),
-                                "content_type": ch.content_type, "header": ch.has_header}
-                         for name, ch in channels.items()},
+            "channels": {
+                name: {
+                    "rows": int(encoded[name][0].shape[0]),
+                    "files": list(ch.files),
+                    "content_type": ch.content_type,
+                    "header": ch.has_header,
+                }
+                for name, ch in channels.items()
+            },
             "job_name": env.job_name,
         },
     }
@@ -460,23 +516,30 @@ def train(env: Any, progress: Progress) -> dict[str, Any]:
     with progress.commit:
         artifact.save(env.paths.model_dir, pipeline, metadata)
         progress.saved = True
-    log.info("model saved to %s (%s, %s)", env.paths.model_dir, artifact.MODEL_FILE,
-             artifact.METADATA_FILE)
+    log.info("model saved to %s (%s, %s)", env.paths.model_dir, artifact.MODEL_FILE, artifact.METADATA_FILE)
     return metadata
 
 
 def _log_details(details: Mapping[str, Any]) -> None:
     """Ensemble weights, CV scores and importances, one line each (also saved in model.json)."""
+
     def top(importances: Mapping[str, float], n: int = 10) -> str:
         ranked = sorted(importances.items(), key=lambda kv: -kv[1])[:n]
         return ", ".join(f"{k}={v:.4f}" for k, v in ranked)
 
     for member in (details.get("ensemble") or {}).get("members", []):
-        log.info("ensemble member %s: weight=%.4f cv_score=%.4f", member.get("name"),
-                 member.get("weight", float("nan")), member.get("cv_score", float("nan")))
+        log.info(
+            "ensemble member %s: weight=%.4f cv_score=%.4f",
+            member.get("name"),
+            member.get("weight", float("nan")),
+            member.get("cv_score", float("nan")),
+        )
     if details.get("feature_importances"):
-        log.info("feature importances (%s): %s", details.get("importance_method", ""),
-                 top(details["feature_importances"]))
+        log.info(
+            "feature importances (%s): %s",
+            details.get("importance_method", ""),
+            top(details["feature_importances"]),
+        )
 
 
 def _regression_target(y: Any, where: str) -> Any:
@@ -489,8 +552,11 @@ def _regression_target(y: Any, where: str) -> Any:
     bad = numbers.isna() & y.notna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{where}: target '{y.name}' row {row + 1} holds {y.iloc[row]!r}, not a "
-                        "number; regression needs numeric targets", code="bad_target")
+        raise DataError(
+            f"{where}: target '{y.name}' row {row + 1} holds {y.iloc[row]!r}, not a "
+            "number; regression needs numeric targets",
+            code="bad_target",
+        )
     return numbers.to_numpy(dtype=float)
 
 
@@ -545,8 +611,9 @@ def main(argv: list[str] | None = None) -> int:
     from byoc.environment import TrainingEnvironment
     from byoc.errors import UserError
 
-    _configure_logging(os.environ.get("SM_LOG_LEVEL") or os.environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL")
-                       or logging.INFO)
+    _configure_logging(
+        os.environ.get("SM_LOG_LEVEL") or os.environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL") or logging.INFO
+    )
     log.info("ML root: %s", paths.base)
     try:
         progress.phase = "reading the job configuration"
@@ -560,9 +627,11 @@ def main(argv: list[str] | None = None) -> int:
         with progress.commit:
             write_failure(paths.failure_file, exc.message, details)
         return EXIT_USER_ERROR
-    except Exception as exc:  # noqa: BLE001 - a fault of ours: report it, with the traceback
-        cause = (f"Internal error while {progress.phase}: {type(exc).__name__}: {exc}. This is a "
-                 "bug in byoc, not in your data; please report it with the details below")
+    except Exception as exc:
+        cause = (
+            f"Internal error while {progress.phase}: {type(exc).__name__}: {exc}. This is a "
+            "bug in byoc, not in your data; please report it with the details below"
+        )
         log.exception("training failed")
         with progress.commit:
             write_failure(paths.failure_file, cause, traceback.format_exc())

@@ -8,18 +8,20 @@ Every container started here carries the label ``byoc-test=<session>`` and is re
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pytest
+from dockerutil import IMAGE, SESSION_LABEL, docker, run_container
 from sklearn.datasets import load_iris
 
-from dockerutil import IMAGE, SESSION_LABEL, docker, run_container
 from support import csv_bytes, free_port, make_ml_root
 
 
-@pytest.hookimpl(tryfirst=True)  # before -m deselects: a test here without pytestmark is still a container test
+@pytest.hookimpl(
+    tryfirst=True
+)  # before -m deselects: a test here without pytestmark is still a container test
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
@@ -30,7 +32,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def image() -> Iterator[str]:
     if shutil.which("docker") is None:
-        pytest.fail("docker CLI not found: container tests need Docker (scripts/docker-engine.sh installs it)")
+        pytest.fail(
+            "docker CLI not found: container tests need Docker (scripts/docker-engine.sh installs it)"
+        )
     if docker("info", check=False, timeout=30).returncode != 0:
         pytest.fail("cannot reach the Docker engine: start it (scripts/docker-engine.sh)")
     if docker("image", "inspect", IMAGE, check=False).returncode != 0:
@@ -53,11 +57,15 @@ def iris() -> pd.DataFrame:
 def iris_root(tmp_path_factory: pytest.TempPathFactory, iris: pd.DataFrame) -> Path:
     """An ML root like SageMaker's: headerless CSV, target first, JSON-encoded hyperparameters."""
     root = tmp_path_factory.mktemp("iris-ml")
-    return make_ml_root(root, channels={
-        "train": {"iris.csv": csv_bytes(iris.iloc[::2], target="target")},
-        "validation": {"iris.csv": csv_bytes(iris.iloc[1::2], target="target")},
-    }, hyperparameters={"algorithm": "random_forest", "n_estimators": 50, "n_jobs": 1},
-        content_types={"train": "text/csv", "validation": "text/csv"})
+    return make_ml_root(
+        root,
+        channels={
+            "train": {"iris.csv": csv_bytes(iris.iloc[::2], target="target")},
+            "validation": {"iris.csv": csv_bytes(iris.iloc[1::2], target="target")},
+        },
+        hyperparameters={"algorithm": "random_forest", "n_estimators": 50, "n_jobs": 1},
+        content_types={"train": "text/csv", "validation": "text/csv"},
+    )
 
 
 @pytest.fixture(scope="session")

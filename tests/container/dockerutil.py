@@ -9,19 +9,22 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 IMAGE = os.environ.get("BYOC_IMAGE", "byoc-sklearn")
 SESSION_LABEL = f"byoc-test={uuid.uuid4().hex[:12]}"
 
 
-def docker(*args: str, check: bool = True, timeout: float = 600, input: str | None = None
-           ) -> subprocess.CompletedProcess:
+def docker(
+    *args: str, check: bool = True, timeout: float = 600, input: str | None = None
+) -> subprocess.CompletedProcess:
     """The docker CLI, output captured as text; a failure shows what docker said."""
     proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, input=input)
     if check and proc.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"docker {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -34,14 +37,16 @@ def writable_ml_root(root: Path) -> Path:
 
 def run_container(*args: str, image: str = IMAGE, timeout: float = 600) -> subprocess.CompletedProcess:
     """`docker run --rm` (labelled for cleanup) and wait; `args` hold the literal "IMAGE"."""
-    return docker("run", "--rm", "--label", SESSION_LABEL, *_split_image(args, image), check=False, timeout=timeout)
+    return docker(
+        "run", "--rm", "--label", SESSION_LABEL, *_split_image(args, image), check=False, timeout=timeout
+    )
 
 
 def _split_image(args: Sequence[str], image: str) -> list[str]:
     """`args` are docker-run options, then the literal "IMAGE", then the command."""
     args = list(args)
     i = args.index("IMAGE")
-    return [*args[:i], image, *args[i + 1:]]
+    return [*args[:i], image, *args[i + 1 :]]
 
 
 def start_container(*args: str, image: str = IMAGE) -> str:
@@ -90,13 +95,16 @@ def wait_for_ping(cid: str, port: int, timeout: float = 120) -> None:
     raise AssertionError(f"/ping did not pass within {timeout}s:\n{logs(cid)}")
 
 
-def post(port: int, body: bytes, content_type: str, accept: str | None = None,
-         path: str = "/invocations") -> tuple[int, str, bytes]:
+def post(
+    port: int, body: bytes, content_type: str, accept: str | None = None, path: str = "/invocations"
+) -> tuple[int, str, bytes]:
     """POST and return (status, content type, body) whatever the status."""
     headers = {"Content-Type": content_type}
     if accept:
         headers["Accept"] = accept
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, headers=headers, method="POST")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=body, headers=headers, method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as resp:
             return resp.status, resp.headers.get("Content-Type", ""), resp.read()

@@ -15,12 +15,12 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from dockerutil import docker
+
 from support import REPO, free_port
 
 pytestmark = pytest.mark.container
@@ -34,7 +34,9 @@ def _wait_http(url: str, what: str, proc: subprocess.Popen, timeout: float = 60)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"{what} exited {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+            raise AssertionError(
+                f"{what} exited {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
+            )
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
@@ -59,8 +61,12 @@ def moto_endpoint() -> Iterator[str]:
     if not moto.exists():
         pytest.fail("moto_server not found: pip install -e '.[test]' (moto[server] is a test extra)")
     port = free_port()
-    proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         _wait_http(f"http://127.0.0.1:{port}/moto-api/", "moto_server", proc)
         yield f"http://127.0.0.1:{port}"
@@ -73,14 +79,19 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Debian's docker-registry (distribution v2) on 127.0.0.1, storing in a temp dir."""
     binary = shutil.which("docker-registry") or os.environ.get("BYOC_REGISTRY_BIN")
     if not binary:
-        pytest.fail("docker-registry not found: apt-get install -y docker-registry (scripts/docker-engine.sh does)")
+        pytest.fail(
+            "docker-registry not found: apt-get install -y docker-registry (scripts/docker-engine.sh does)"
+        )
     port = free_port()
     base = tmp_path_factory.mktemp("registry")
     config = base / "config.yml"
-    config.write_text(f"version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {base / 'data'}}}\n"
-                      f"  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n")
-    proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    config.write_text(
+        f"version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {base / 'data'}}}\n"
+        f"  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n"
+    )
+    proc = subprocess.Popen(
+        [binary, "serve", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         _wait_http(f"http://127.0.0.1:{port}/v2/", "docker-registry", proc)
         yield f"127.0.0.1:{port}"
@@ -91,32 +102,57 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def base_image_args() -> dict[str, str]:
     """The base CI built the image from (python:3.11-slim-bookworm when pullable, else the debootstrap one)."""
     base = os.environ.get("BYOC_BASE_IMAGE")
-    if not base and docker("image", "inspect", "python:3.11-slim-bookworm", check=False).returncode != 0 \
-            and docker("image", "inspect", "byoc-base:bookworm", check=False).returncode == 0:
+    if (
+        not base
+        and docker("image", "inspect", "python:3.11-slim-bookworm", check=False).returncode != 0
+        and docker("image", "inspect", "byoc-base:bookworm", check=False).returncode == 0
+    ):
         base = "byoc-base:bookworm"
     return {"BASE_IMAGE": base} if base else {}
 
 
 def script_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "BYOC_", "SAGEMAKER_")) and k != "BASE_IMAGE"}
-    env.update(PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-               AWS_CONFIG_FILE=str(tmp_path / "aws-config"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "aws-creds"),
-               AWS_EC2_METADATA_DISABLED="true", DOCKER_CONFIG=str(tmp_path / "docker-config"))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "BYOC_", "SAGEMAKER_")) and k != "BASE_IMAGE"
+    }
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        AWS_CONFIG_FILE=str(tmp_path / "aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "aws-creds"),
+        AWS_EC2_METADATA_DISABLED="true",
+        DOCKER_CONFIG=str(tmp_path / "docker-config"),
+    )
     env.update(extra)
     return env
 
 
 def run_script(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=timeout,
-                          cwd=str(REPO))
+    return subprocess.run(
+        [str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=str(REPO)
+    )
 
 
 def path_without(tmp_path: Path, *missing: str) -> str:
     """A PATH with the commands the script needs, minus `missing` (to show its prerequisite messages)."""
     farm = tmp_path / "bin"
     farm.mkdir()
-    for cmd in ("bash", "env", "git", "sed", "grep", "tail", "mktemp", "rm", "dirname", "cat", "id", "docker", "aws"):
+    for cmd in (
+        "bash",
+        "env",
+        "git",
+        "sed",
+        "grep",
+        "tail",
+        "mktemp",
+        "rm",
+        "dirname",
+        "cat",
+        "id",
+        "docker",
+        "aws",
+    ):
         if cmd in missing:
             continue
         found = shutil.which(cmd, path=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
@@ -133,16 +169,28 @@ def registry_tags(registry: str, name: str) -> set[str]:
 def ecr_repositories(endpoint: str) -> list[str]:
     import boto3
 
-    ecr = boto3.client("ecr", region_name=REGION, endpoint_url=endpoint, aws_access_key_id="testing",
-                       aws_secret_access_key="testing")
+    ecr = boto3.client(
+        "ecr",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     return [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]]
 
 
-def test_builds_creates_repository_and_pushes_tag_and_latest(tmp_path: Path, image: str, moto_endpoint: str,
-                                                             registry: str) -> None:
+def test_builds_creates_repository_and_pushes_tag_and_latest(
+    tmp_path: Path, image: str, moto_endpoint: str, registry: str
+) -> None:
     name = f"byoc-push-{uuid.uuid4().hex[:8]}"
-    env = script_env(tmp_path, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                     AWS_ENDPOINT_URL=moto_endpoint, BYOC_REGISTRY=registry, **base_image_args())
+    env = script_env(
+        tmp_path,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_ENDPOINT_URL=moto_endpoint,
+        BYOC_REGISTRY=registry,
+        **base_image_args(),
+    )
     try:
         first = run_script(env, name, "v1", "--region", REGION)
         assert first.returncode == 0, first.stdout + first.stderr
@@ -156,8 +204,9 @@ def test_builds_creates_repository_and_pushes_tag_and_latest(tmp_path: Path, ima
         assert arch == "amd64"
 
         # Second push: the repository exists now, the image is reused (--no-build), the tag defaults to git's sha.
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                             text=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
         docker("tag", f"{name}:v1", f"{name}:{sha}")
         docker("tag", f"{name}:v1", f"{name}:{sha}-dirty")
         second = run_script(env, name, "--no-build", "--region", REGION)
@@ -174,34 +223,41 @@ def test_builds_creates_repository_and_pushes_tag_and_latest(tmp_path: Path, ima
 
 
 def test_dry_run_prints_every_command_and_needs_no_credentials(tmp_path: Path) -> None:
-    result = run_script(script_env(tmp_path), "byoc-sklearn", "v7", "--dry-run", "--region", "eu-west-1",
-                        "--profile", "ml")
+    result = run_script(
+        script_env(tmp_path), "byoc-sklearn", "v7", "--dry-run", "--region", "eu-west-1", "--profile", "ml"
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "sts get-caller-identity" in out
     assert "ecr create-repository --repository-name byoc-sklearn" in out
-    assert "aws --profile ml --region eu-west-1 ecr get-login-password | docker login --username AWS " \
-           "--password-stdin ${ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com" in out
+    assert (
+        "aws --profile ml --region eu-west-1 ecr get-login-password | docker login --username AWS "
+        "--password-stdin ${ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com" in out
+    )
     assert "docker build --platform linux/amd64" in out
     assert "docker push ${ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/byoc-sklearn:v7" in out
     assert "docker push ${ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/byoc-sklearn:latest" in out
 
 
 def test_never_picks_a_region_silently(tmp_path: Path) -> None:
-    result = run_script(script_env(tmp_path, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y"), "byoc-sklearn", "v1")
+    result = run_script(
+        script_env(tmp_path, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y"), "byoc-sklearn", "v1"
+    )
     assert result.returncode == 2
     assert "no AWS region" in result.stderr and "--region" in result.stderr
 
 
 def test_missing_credentials_are_named(tmp_path: Path, image: str, moto_endpoint: str) -> None:
-    result = run_script(script_env(tmp_path, AWS_ENDPOINT_URL=moto_endpoint), "byoc-sklearn", "v1",
-                        "--region", REGION)
+    result = run_script(
+        script_env(tmp_path, AWS_ENDPOINT_URL=moto_endpoint), "byoc-sklearn", "v1", "--region", REGION
+    )
     assert result.returncode == 1
     assert "no usable AWS credentials" in result.stderr and "aws configure" in result.stderr
 
 
-@pytest.mark.parametrize("missing, message", [("aws", "AWS CLI is not installed"),
-                                              ("docker", "Docker is not installed")])
+@pytest.mark.parametrize(
+    "missing, message", [("aws", "AWS CLI is not installed"), ("docker", "Docker is not installed")]
+)
 def test_missing_tools_are_named(tmp_path: Path, missing: str, message: str) -> None:
     env = script_env(tmp_path, PATH=path_without(tmp_path, missing))
     result = run_script(env, "byoc-sklearn", "v1", "--region", REGION)
@@ -209,10 +265,15 @@ def test_missing_tools_are_named(tmp_path: Path, missing: str, message: str) -> 
     assert message in result.stderr
 
 
-@pytest.mark.parametrize("args, message", [(["Bad_Name", "v1"], "not a valid ECR repository name"),
-                                           (["byoc-sklearn", "-bad"], "unknown option"),
-                                           (["byoc-sklearn", "latest"], "pushed anyway"),
-                                           (["byoc-sklearn", "v1", "--region", "moon"], "does not look like")])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["Bad_Name", "v1"], "not a valid ECR repository name"),
+        (["byoc-sklearn", "-bad"], "unknown option"),
+        (["byoc-sklearn", "latest"], "pushed anyway"),
+        (["byoc-sklearn", "v1", "--region", "moon"], "does not look like"),
+    ],
+)
 def test_bad_arguments_fail_before_any_work(tmp_path: Path, args: list[str], message: str) -> None:
     result = run_script(script_env(tmp_path), *args, "--dry-run")
     assert result.returncode == 2

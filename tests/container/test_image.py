@@ -11,11 +11,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from dockerutil import (
-    container_state, docker, host_port, logs, post, run_container, start_container, wait_for_log,
-    wait_for_ping, writable_ml_root,
+    container_state,
+    docker,
+    host_port,
+    logs,
+    post,
+    run_container,
+    start_container,
+    wait_for_log,
+    wait_for_ping,
+    writable_ml_root,
 )
+
 from support import REPO, csv_bytes, make_ml_root, model_dir_entries, parquet_bytes, read_failure
 
 pytestmark = pytest.mark.container
@@ -34,8 +42,12 @@ def test_image_declares_the_sagemaker_contract(image: str) -> None:
 
 
 def test_nothing_is_baked_under_opt_ml_and_other_commands_run_as_given(image: str) -> None:
-    result = run_container("IMAGE", "python", "-c",
-                           "import os, sklearn, pandas, pyarrow; print(os.path.exists('/opt/ml'), sklearn.__version__)")
+    result = run_container(
+        "IMAGE",
+        "python",
+        "-c",
+        "import os, sklearn, pandas, pyarrow; print(os.path.exists('/opt/ml'), sklearn.__version__)",
+    )
     assert result.returncode == 0, result.stderr
     exists, version = result.stdout.split()
     assert exists == "False"
@@ -87,17 +99,38 @@ def test_train_on_local_test_data(image: str, tmp_path: Path) -> None:
 
 def test_train_as_non_root_on_a_read_only_image(image: str, tmp_path: Path, iris: pd.DataFrame) -> None:
     """--user 1000:1000 with no HOME and a read-only root filesystem: only /opt/ml and /tmp are written."""
-    root = writable_ml_root(make_ml_root(tmp_path / "ml", channels={
-        "train": {"iris.csv": csv_bytes(iris, target="target")}}, hyperparameters={"n_jobs": 2}))
-    result = run_container("--user", "1000:1000", "--read-only", "--tmpfs", "/tmp", "-e", "HOME=/nonexistent",
-                           "-v", f"{root}:/opt/ml", "IMAGE", "train")
+    root = writable_ml_root(
+        make_ml_root(
+            tmp_path / "ml",
+            channels={"train": {"iris.csv": csv_bytes(iris, target="target")}},
+            hyperparameters={"n_jobs": 2},
+        )
+    )
+    result = run_container(
+        "--user",
+        "1000:1000",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "-e",
+        "HOME=/nonexistent",
+        "-v",
+        f"{root}:/opt/ml",
+        "IMAGE",
+        "train",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (root / "model" / "model.joblib").stat().st_uid == 1000
 
 
-def test_bad_input_writes_failure_file_and_exits_non_zero(image: str, tmp_path: Path, iris: pd.DataFrame) -> None:
-    root = make_ml_root(tmp_path / "ml", channels={"train": {"iris.csv": csv_bytes(iris, target="target")}},
-                        hyperparameters={"algorithm": "random_forest", "n_estimators": -3})
+def test_bad_input_writes_failure_file_and_exits_non_zero(
+    image: str, tmp_path: Path, iris: pd.DataFrame
+) -> None:
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"iris.csv": csv_bytes(iris, target="target")}},
+        hyperparameters={"algorithm": "random_forest", "n_estimators": -3},
+    )
     result = run_container("-v", f"{root}:/opt/ml", "IMAGE", "train")
     assert result.returncode == 1, result.stdout + result.stderr
     failure = read_failure(root)
@@ -110,8 +143,11 @@ def test_docker_stop_during_training_leaves_failure_file_and_no_model(image: str
     X = rng.normal(size=(20000, 20))
     frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(20)])
     frame.insert(0, "y", (X[:, 0] + rng.normal(size=20000) > 0).astype(int))
-    root = make_ml_root(tmp_path / "ml", channels={"train": {"big.csv": csv_bytes(frame, target="y")}},
-                        hyperparameters={"algorithm": "random_forest", "n_estimators": 5000, "n_jobs": 1})
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"big.csv": csv_bytes(frame, target="y")}},
+        hyperparameters={"algorithm": "random_forest", "n_estimators": 5000, "n_jobs": 1},
+    )
     cid = start_container("-v", f"{root}:/opt/ml", "IMAGE", "train")
     wait_for_log(cid, "fitting started")
     docker("stop", "-t", "30", cid, timeout=90)  # SIGTERM as StopTrainingJob sends it
@@ -168,9 +204,10 @@ def test_serve_jsonlines(server: tuple[str, int], iris: pd.DataFrame) -> None:
 
 
 def test_serve_parquet_and_npy(server: tuple[str, int], iris: pd.DataFrame) -> None:
-    table = iris[FEATURES].iloc[:10].set_axis([f"f{i}" for i in range(4)], axis=1)  # headerless training's names
-    status, _, out = post(server[1], parquet_bytes(table), "application/x-parquet",
-                          "application/json")
+    table = (
+        iris[FEATURES].iloc[:10].set_axis([f"f{i}" for i in range(4)], axis=1)
+    )  # headerless training's names
+    status, _, out = post(server[1], parquet_bytes(table), "application/x-parquet", "application/json")
     assert status == 200, out
     _check_labels([p["predicted_label"] for p in json.loads(out)["predictions"]], iris)
     buf = io.BytesIO()
@@ -199,8 +236,21 @@ def test_serve_stops_cleanly_on_docker_stop(trained_root: Path) -> None:
 
 def test_serve_as_non_root_read_only(trained_root: Path, iris: pd.DataFrame) -> None:
     writable_ml_root(trained_root)  # pytest's tmp dirs are 0700; SageMaker's /opt/ml is world-readable
-    cid = start_container("--user", "1000:1000", "--read-only", "--tmpfs", "/tmp", "-e", "HOME=/nonexistent",
-                          "-p", "127.0.0.1::8080", "-v", f"{trained_root}:/opt/ml:ro", "IMAGE", "serve")
+    cid = start_container(
+        "--user",
+        "1000:1000",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "-e",
+        "HOME=/nonexistent",
+        "-p",
+        "127.0.0.1::8080",
+        "-v",
+        f"{trained_root}:/opt/ml:ro",
+        "IMAGE",
+        "serve",
+    )
     port = host_port(cid)
     wait_for_ping(cid, port)
     body = iris[FEATURES].iloc[:10].to_csv(index=False, header=False).encode()
@@ -212,8 +262,18 @@ def test_serve_as_non_root_read_only(trained_root: Path, iris: pd.DataFrame) -> 
 
 
 def test_serve_honours_sagemaker_bind_to_port(trained_root: Path) -> None:
-    cid = start_container("-e", "SAGEMAKER_BIND_TO_PORT=9090", "-p", "127.0.0.1::9090", "-p", "127.0.0.1::8080",
-                          "-v", f"{trained_root}:/opt/ml", "IMAGE", "serve")
+    cid = start_container(
+        "-e",
+        "SAGEMAKER_BIND_TO_PORT=9090",
+        "-p",
+        "127.0.0.1::9090",
+        "-p",
+        "127.0.0.1::8080",
+        "-v",
+        f"{trained_root}:/opt/ml",
+        "IMAGE",
+        "serve",
+    )
     wait_for_ping(cid, host_port(cid, 9090))
     status, _, _ = _get_status(host_port(cid, 8080))
     assert status is None, "nothing may listen on 8080 when SAGEMAKER_BIND_TO_PORT is set"

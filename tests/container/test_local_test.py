@@ -14,8 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from dockerutil import SESSION_LABEL
+
 from support import REPO, free_port, wait_for_ping
 
 pytestmark = pytest.mark.container
@@ -39,14 +39,20 @@ def served(request: pytest.FixtureRequest, image: str, tmp_path_factory: pytest.
     port = free_port()
     env = script_env(test_dir, port)
 
-    trained = subprocess.run([str(LOCAL_TEST / "train_local.sh"), *mode_args], env=env,
-                             capture_output=True, text=True, timeout=600)
+    trained = subprocess.run(
+        [str(LOCAL_TEST / "train_local.sh"), *mode_args], env=env, capture_output=True, text=True, timeout=600
+    )
     assert trained.returncode == 0, trained.stdout + trained.stderr
     assert (test_dir / "model" / "model.joblib").is_file()
     assert not (test_dir / "output" / "failure").exists()
 
-    server = subprocess.Popen([str(LOCAL_TEST / "serve_local.sh"), *mode_args], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [str(LOCAL_TEST / "serve_local.sh"), *mode_args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_for_ping(port, server, timeout=120)
         yield request.param, env, server
@@ -61,8 +67,9 @@ def served(request: pytest.FixtureRequest, image: str, tmp_path_factory: pytest.
 
 
 def predict(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(LOCAL_TEST / "predict.sh"), *args], env=env, capture_output=True, text=True,
-                          timeout=90)
+    return subprocess.run(
+        [str(LOCAL_TEST / "predict.sh"), *args], env=env, capture_output=True, text=True, timeout=90
+    )
 
 
 def test_payloads_exist_in_several_content_types() -> None:
@@ -76,7 +83,7 @@ def test_predict_every_sample_payload(served, payload: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     body = result.stdout.strip()
     rows = 5
-    if body.startswith("{\"predictions\""):
+    if body.startswith('{"predictions"'):
         labels = [p["predicted_label"] for p in json.loads(body)["predictions"]]
     elif body.startswith("{"):
         labels = [json.loads(line)["predicted_label"] for line in body.splitlines()]
@@ -108,8 +115,9 @@ def test_scripts_explain_missing_prerequisites(tmp_path: Path) -> None:
     result = subprocess.run([str(LOCAL_TEST / "train_local.sh")], env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "not laid out like /opt/ml" in result.stderr
     env["BYOC_TEST_DIR"] = str(LOCAL_TEST / "test_dir")
-    result = subprocess.run([str(LOCAL_TEST / "train_local.sh"), "no-such-image-byoc"], env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(LOCAL_TEST / "train_local.sh"), "no-such-image-byoc"], env=env, capture_output=True, text=True
+    )
     assert result.returncode != 0 and "docker build -t no-such-image-byoc" in result.stderr
     result = predict(env, str(tmp_path / "missing.csv"))
     assert result.returncode != 0 and "no such payload file" in result.stderr

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import shutil
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
-
 from dockerutil import docker
+
 from support import csv_bytes, free_port
 
 pytestmark = pytest.mark.container
@@ -39,7 +40,9 @@ def sdk_env(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
     Local mode leaves its stopped compose containers and its network behind: removed afterwards.
     """
     if shutil.which("docker-compose") is None and docker("compose", "version", check=False).returncode != 0:
-        pytest.fail("docker compose is not installed: apt-get install -y docker-compose (scripts/docker-engine.sh)")
+        pytest.fail(
+            "docker compose is not installed: apt-get install -y docker-compose (scripts/docker-engine.sh)"
+        )
     base = tmp_path_factory.mktemp("sdk")
     config = base / "sagemaker-config.yaml"
     config.write_text(SDK_CONFIG)
@@ -74,8 +77,7 @@ def local_session(root: Path) -> Any:
     from sagemaker.local import LocalSession
 
     session = LocalSession()
-    session.config = {"local": {"local_code": True, "container_root": str(root),
-                                "serving_port": free_port()}}
+    session.config = {"local": {"local_code": True, "container_root": str(root), "serving_port": free_port()}}
     return session
 
 
@@ -108,16 +110,29 @@ def estimator(image: str, sdk_env: Path, iris_split: dict[str, Any]) -> Any:
     root = sdk_env / "containers"
     root.mkdir()
     est = Estimator(
-        image_uri=image, role=ROLE, instance_count=1, instance_type="local",
-        output_path=f"file://{sdk_env / 'output'}", sagemaker_session=local_session(root),
+        image_uri=image,
+        role=ROLE,
+        instance_count=1,
+        instance_type="local",
+        output_path=f"file://{sdk_env / 'output'}",
+        sagemaker_session=local_session(root),
         metric_definitions=metrics.metric_definitions(),
         # A user's mix: a value they JSON-encoded themselves, plain ints, None (the SDK str()s each).
-        hyperparameters={"algorithm": json.dumps("random_forest"), "n_estimators": 40, "max_depth": None,
-                         "random_state": 7},
+        hyperparameters={
+            "algorithm": json.dumps("random_forest"),
+            "n_estimators": 40,
+            "max_depth": None,
+            "random_state": 7,
+        },
     )
-    est.fit({"train": f"file://{iris_split['train']}",
-             "validation": TrainingInput(f"file://{iris_split['validation']}", content_type="text/csv")},
-            wait=True, logs=False)
+    est.fit(
+        {
+            "train": f"file://{iris_split['train']}",
+            "validation": TrainingInput(f"file://{iris_split['validation']}", content_type="text/csv"),
+        },
+        wait=True,
+        logs=False,
+    )
     return est
 
 
@@ -141,16 +156,21 @@ def test_fit_writes_model_tar_gz_with_the_hyperparameters_given(estimator: Any, 
     assert "validation" in flat and "accuracy" in flat
 
 
-def test_deploy_and_predict_with_csv_and_json_serializers(estimator: Any, sdk_env: Path,
-                                                          iris_split: dict[str, Any], iris: pd.DataFrame) -> None:
+def test_deploy_and_predict_with_csv_and_json_serializers(
+    estimator: Any, sdk_env: Path, iris_split: dict[str, Any], iris: pd.DataFrame
+) -> None:
     from sagemaker.deserializers import CSVDeserializer, JSONDeserializer
     from sagemaker.serializers import CSVSerializer, JSONSerializer
 
     features = iris.drop(columns=["target"])
     rows = features.iloc[[0, 1, 60, 61, 120, 121]].to_numpy().tolist()
     expected = iris["target"].iloc[[0, 1, 60, 61, 120, 121]].tolist()
-    predictor = estimator.deploy(initial_instance_count=1, instance_type="local",
-                                 serializer=CSVSerializer(), deserializer=CSVDeserializer())
+    predictor = estimator.deploy(
+        initial_instance_count=1,
+        instance_type="local",
+        serializer=CSVSerializer(),
+        deserializer=CSVDeserializer(),
+    )
     try:
         csv_rows = predictor.predict(rows)
         assert [r[0] for r in csv_rows] == expected
@@ -163,14 +183,22 @@ def test_deploy_and_predict_with_csv_and_json_serializers(estimator: Any, sdk_en
         predictor.delete_endpoint()
 
 
-def test_batch_transform_split_by_line(estimator: Any, sdk_env: Path, iris_split: dict[str, Any],
-                                      model_dir: Path) -> None:
+def test_batch_transform_split_by_line(
+    estimator: Any, sdk_env: Path, iris_split: dict[str, Any], model_dir: Path
+) -> None:
     out = sdk_env / "transform"
-    transformer = estimator.transformer(instance_count=1, instance_type="local", output_path=f"file://{out}",
-                                        accept="text/csv", assemble_with="Line", strategy="MultiRecord")
+    transformer = estimator.transformer(
+        instance_count=1,
+        instance_type="local",
+        output_path=f"file://{out}",
+        accept="text/csv",
+        assemble_with="Line",
+        strategy="MultiRecord",
+    )
     # logs=False: the SDK would otherwise read CloudWatch; local mode finishes the job before returning.
-    transformer.transform(f"file://{iris_split['batch']}", content_type="text/csv", split_type="Line",
-                          wait=True, logs=False)
+    transformer.transform(
+        f"file://{iris_split['batch']}", content_type="text/csv", split_type="Line", wait=True, logs=False
+    )
     result = (out / "holdout.csv.out").read_text().strip().splitlines()
     labels = [line.split(",")[0] for line in result]
     truth = iris_split["holdout_labels"]

@@ -14,16 +14,17 @@ import signal
 import subprocess
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 import requests
+from conftest import diabetes_frame, iris_frame, mixed_frame
 
 import support
-from conftest import diabetes_frame, iris_frame, mixed_frame
 
 # name -> (frame factory, target, hyperparameters)
 KINDS: Mapping[str, tuple[Any, str, dict[str, Any]]] = {
@@ -34,7 +35,7 @@ KINDS: Mapping[str, tuple[Any, str, dict[str, Any]]] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _workdir() -> Path:
     path = Path(tempfile.mkdtemp(prefix="byoc-serve-tests-"))
     atexit.register(shutil.rmtree, path, True)
@@ -50,7 +51,7 @@ def features(kind: str) -> pd.DataFrame:
     return factory().drop(columns=[target])
 
 
-@lru_cache(maxsize=None)
+@cache
 def trained_root(kind: str) -> Path:
     """An ML root whose model/ was written by ``container/train`` (SDK-style hyperparameters)."""
     factory, target, hyperparameters = KINDS[kind]
@@ -58,7 +59,9 @@ def trained_root(kind: str) -> Path:
     root = support.make_ml_root(
         _workdir() / kind,
         channels={"train": {"train.csv": support.csv_bytes(data, target=target, header=True)}},
-        hyperparameters={"target": target, **hyperparameters}, content_types={"train": "text/csv"})
+        hyperparameters={"target": target, **hyperparameters},
+        content_types={"train": "text/csv"},
+    )
     result = support.run_train(root)
     assert result.returncode == 0, f"training the {kind} model failed:\n{result.stdout}\n{result.stderr}"
     return root
@@ -96,8 +99,14 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def invoke(self, body: bytes | str, content_type: str | None = "text/csv", accept: str | None = None,
-               attributes: str | None = None, **kwargs: Any) -> requests.Response:
+    def invoke(
+        self,
+        body: bytes | str,
+        content_type: str | None = "text/csv",
+        accept: str | None = None,
+        attributes: str | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
         headers = {}
         if content_type is not None:
             headers["Content-Type"] = content_type
@@ -106,8 +115,9 @@ class Server:
         if attributes is not None:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = attributes
         headers.update(kwargs.pop("headers", {}))
-        return self.session.post(f"{self.url}/invocations", data=body, headers=headers,
-                                 timeout=kwargs.pop("timeout", 60), **kwargs)
+        return self.session.post(
+            f"{self.url}/invocations", data=body, headers=headers, timeout=kwargs.pop("timeout", 60), **kwargs
+        )
 
     def get(self, path: str) -> requests.Response:
         return self.session.get(f"{self.url}{path}", timeout=10)

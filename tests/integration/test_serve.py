@@ -13,8 +13,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 import serving_models as sm
+
 from byoc import artifact
 
 CUSTOM = "X-Amzn-SageMaker-Custom-Attributes"
@@ -29,8 +29,11 @@ def binary():
 
 @pytest.fixture(scope="module")
 def multiclass():
-    server = sm.start(sm.trained_root("multiclass"), workers=1,
-                      env={"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability"})
+    server = sm.start(
+        sm.trained_root("multiclass"),
+        workers=1,
+        env={"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability"},
+    )
     yield server
     server.stop()
 
@@ -103,8 +106,11 @@ def test_ping_is_200_with_an_empty_body(binary):
 def test_execution_parameters_describe_batch_settings(binary):
     response = binary.get("/execution-parameters")
     assert response.status_code == 200
-    assert response.json() == {"MaxConcurrentTransforms": 2, "BatchStrategy": "MultiRecord",
-                               "MaxPayloadInMB": 6}
+    assert response.json() == {
+        "MaxConcurrentTransforms": 2,
+        "BatchStrategy": "MultiRecord",
+        "MaxPayloadInMB": 6,
+    }
 
 
 # -- decoding --------------------------------------------------------------------------------
@@ -183,13 +189,15 @@ def test_npy_2d_and_1d_arrays(multiclass):
     rows = sm.features("multiclass").iloc[::10]
     buf = io.BytesIO()
     np.save(buf, rows.to_numpy(dtype=np.float64))
-    response = multiclass.invoke(buf.getvalue(), "application/x-npy", "application/json",
-                                 attributes="output=predicted_label")
+    response = multiclass.invoke(
+        buf.getvalue(), "application/x-npy", "application/json", attributes="output=predicted_label"
+    )
     assert labels_of(response) == expected("multiclass", rows)
     one = io.BytesIO()
     np.save(one, rows.to_numpy(dtype=np.float32)[0])
-    response = multiclass.invoke(one.getvalue(), "application/x-npy", "application/json",
-                                 attributes="output=predicted_label")
+    response = multiclass.invoke(
+        one.getvalue(), "application/x-npy", "application/json", attributes="output=predicted_label"
+    )
     assert labels_of(response) == expected("multiclass", rows)[:1]
 
 
@@ -222,18 +230,21 @@ def decode_response(response) -> list:
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("accept,media_type", [
-    ("text/csv", "text/csv"),
-    ("application/json", "application/json"),
-    ("application/jsonlines", "application/jsonlines"),
-    ("application/x-npy", "application/x-npy"),
-    ("text/csv; charset=utf-8", "text/csv"),
-    ("application/json;q=0.2, application/jsonlines;q=0.9", "application/jsonlines"),
-    ("image/png, application/x-npy;q=0.5", "application/x-npy"),
-    ("*/*", "text/csv"),
-    (None, "text/csv"),
-    ("application/*", "application/json"),
-])
+@pytest.mark.parametrize(
+    "accept,media_type",
+    [
+        ("text/csv", "text/csv"),
+        ("application/json", "application/json"),
+        ("application/jsonlines", "application/jsonlines"),
+        ("application/x-npy", "application/x-npy"),
+        ("text/csv; charset=utf-8", "text/csv"),
+        ("application/json;q=0.2, application/jsonlines;q=0.9", "application/jsonlines"),
+        ("image/png, application/x-npy;q=0.5", "application/x-npy"),
+        ("*/*", "text/csv"),
+        (None, "text/csv"),
+        ("application/*", "application/json"),
+    ],
+)
 def test_accept_chooses_the_encoding(binary, accept, media_type):
     rows = sm.features("binary").iloc[:7]
     response = binary.invoke(csv_body(rows), "text/csv", accept)
@@ -253,8 +264,12 @@ def test_regression_returns_values_in_every_encoding(regression):
 # -- output fields ---------------------------------------------------------------------------
 def test_all_output_fields_per_request_in_json(binary):
     rows = sm.features("binary").iloc[:10]
-    response = binary.invoke(csv_body(rows), "text/csv", "application/json",
-                             attributes="output=predicted_label,probability,probabilities,labels")
+    response = binary.invoke(
+        csv_body(rows),
+        "text/csv",
+        "application/json",
+        attributes="output=predicted_label,probability,probabilities,labels",
+    )
     assert response.headers[CUSTOM] == "output=predicted_label,probability,probabilities,labels"
     predictions = response.json()["predictions"]
     proba = expected_proba("binary", rows)
@@ -268,8 +283,9 @@ def test_all_output_fields_per_request_in_json(binary):
 
 def test_output_fields_in_csv_keep_the_requested_column_order(binary):
     rows = sm.features("binary").iloc[:6]
-    response = binary.invoke(csv_body(rows), "text/csv", "text/csv",
-                             attributes="output=probabilities,predicted_label,labels")
+    response = binary.invoke(
+        csv_body(rows), "text/csv", "text/csv", attributes="output=probabilities,predicted_label,labels"
+    )
     parsed = list(csv.reader(io.StringIO(response.text)))
     assert [row[1] for row in parsed] == expected("binary", rows)
     for row, want in zip(parsed, expected_proba("binary", rows)):
@@ -284,9 +300,11 @@ def test_environment_chooses_default_fields_and_a_request_can_override(multiclas
     assert [list(line) for line in lines] == [["predicted_label", "probability"]] * len(rows)
     assert [line["predicted_label"] for line in lines] == expected("multiclass", rows)
     assert [line["probability"] for line in lines] == pytest.approx(
-        expected_proba("multiclass", rows).max(axis=1).tolist())
-    override = multiclass.invoke(csv_body(rows), "text/csv", "application/x-npy",
-                                 attributes="output=probabilities")
+        expected_proba("multiclass", rows).max(axis=1).tolist()
+    )
+    override = multiclass.invoke(
+        csv_body(rows), "text/csv", "application/x-npy", attributes="output=probabilities"
+    )
     array = np.load(io.BytesIO(override.content), allow_pickle=False)
     assert array.shape == (len(rows), 3)
     assert array == pytest.approx(expected_proba("multiclass", rows))
@@ -304,8 +322,12 @@ def test_unknown_output_field_is_a_400(binary):
 
 
 def test_npy_cannot_carry_several_fields(binary):
-    response = binary.invoke("40,100,admin,cellular\n", "text/csv", "application/x-npy",
-                             attributes="output=predicted_label,probability")
+    response = binary.invoke(
+        "40,100,admin,cellular\n",
+        "text/csv",
+        "application/x-npy",
+        attributes="output=predicted_label,probability",
+    )
     assert_error(response, 406, "not_acceptable", "one output field")
 
 
@@ -319,31 +341,59 @@ def test_text_labels_come_back_as_npy_unicode_without_pickles(binary):
 
 # -- client errors ---------------------------------------------------------------------------
 ERRORS = [
-    ("wrong number of columns", "40,100,admin\n", "text/csv", "wrong_column_count",
-     ["row 1", "3 values", "4 features", "'age'"]),
-    ("label column included", "yes,40,100,admin,cellular\n", "text/csv", "wrong_column_count",
-     ["drop it"]),
+    (
+        "wrong number of columns",
+        "40,100,admin\n",
+        "text/csv",
+        "wrong_column_count",
+        ["row 1", "3 values", "4 features", "'age'"],
+    ),
+    ("label column included", "yes,40,100,admin,cellular\n", "text/csv", "wrong_column_count", ["drop it"]),
     ("ragged second row", "40,100,admin,cellular\n41,100\n", "text/csv", "wrong_column_count", ["row 2"]),
-    ("text in a numeric column", "40,100,admin,cellular\n41,lots,admin,cellular\n", "text/csv",
-     "not_a_number", ["row 2", "'balance'", "'lots'"]),
-    ("infinity", '[[40, Infinity, "admin", "cellular"]]', "application/json", "out_of_range",
-     ["'balance'"]),
+    (
+        "text in a numeric column",
+        "40,100,admin,cellular\n41,lots,admin,cellular\n",
+        "text/csv",
+        "not_a_number",
+        ["row 2", "'balance'", "'lots'"],
+    ),
+    ("infinity", '[[40, Infinity, "admin", "cellular"]]', "application/json", "out_of_range", ["'balance'"]),
     ("huge number", '[[1e999999, 1, "admin", "cellular"]]', "application/json", "out_of_range", ["'age'"]),
-    ("nested value", '[{"age": [1], "balance": 1, "job": "admin", "contact": "cellular"}]',
-     "application/json", "bad_value", ["'age'", "JSON list"]),
-    ("missing record key", '{"instances": [{"age": 40, "balance": 1, "job": "admin"}]}',
-     "application/json", "missing_columns", ["'contact'"]),
-    ("unknown record key", '[{"age": 40, "balance": 1, "job": "a", "contact": "c", "deposit": "yes"}]',
-     "application/json", "unknown_columns", ["'deposit'"]),
-    ("unknown csv header", "age,balance,job,contact,deposit\n40,1,a,c,yes\n", "text/csv",
-     "unknown_columns", ["'deposit'"]),
+    (
+        "nested value",
+        '[{"age": [1], "balance": 1, "job": "admin", "contact": "cellular"}]',
+        "application/json",
+        "bad_value",
+        ["'age'", "JSON list"],
+    ),
+    (
+        "missing record key",
+        '{"instances": [{"age": 40, "balance": 1, "job": "admin"}]}',
+        "application/json",
+        "missing_columns",
+        ["'contact'"],
+    ),
+    (
+        "unknown record key",
+        '[{"age": 40, "balance": 1, "job": "a", "contact": "c", "deposit": "yes"}]',
+        "application/json",
+        "unknown_columns",
+        ["'deposit'"],
+    ),
+    (
+        "unknown csv header",
+        "age,balance,job,contact,deposit\n40,1,a,c,yes\n",
+        "text/csv",
+        "unknown_columns",
+        ["'deposit'"],
+    ),
     ("empty body", "", "text/csv", "empty_body", ["empty"]),
     ("blank lines only", "\n\n  \n", "text/csv", "empty_body", ["empty"]),
     ("empty json list", "[]", "application/json", "empty_body", ["no rows"]),
     ("truncated json", '{"instances": [[40, 1', "application/json", "undecodable_body", ["not valid JSON"]),
     ("not utf-8", b"\xff\xfe40,1,a,b\n", "text/csv", "undecodable_body", ["UTF-8"]),
     ("json scalar", "42", "application/json", "bad_shape", []),
-    ("jsonlines scalar", "[40, 1, \"a\", \"b\"]\n7\n", "application/jsonlines", "bad_row", ["line 2"]),
+    ("jsonlines scalar", '[40, 1, "a", "b"]\n7\n', "application/jsonlines", "bad_row", ["line 2"]),
     ("garbage npy", b"\x93NUMPY garbage", "application/x-npy", "undecodable_body", ["npy"]),
     ("garbage parquet", b"PAR1 not really", "application/x-parquet", "undecodable_body", ["Parquet"]),
 ]
@@ -356,14 +406,20 @@ def test_bad_requests_get_a_400_naming_the_culprit(binary, name, body, content_t
 
 def test_unsupported_content_type_is_415_listing_supported(binary):
     body = assert_error(binary.invoke("x", "image/png"), 415, "unsupported_media_type")
-    for media_type in ("text/csv", "application/json", "application/jsonlines", "application/x-npy",
-                       "application/x-parquet"):
+    for media_type in (
+        "text/csv",
+        "application/json",
+        "application/jsonlines",
+        "application/x-npy",
+        "application/x-parquet",
+    ):
         assert media_type in body["message"]
 
 
 def test_unsupported_accept_is_406_listing_supported(binary):
-    body = assert_error(binary.invoke("40,1,admin,cellular\n", "text/csv", "application/xml"), 406,
-                        "not_acceptable")
+    body = assert_error(
+        binary.invoke("40,1,admin,cellular\n", "text/csv", "application/xml"), 406, "not_acceptable"
+    )
     for media_type in ("text/csv", "application/json", "application/jsonlines", "application/x-npy"):
         assert media_type in body["message"]
 
@@ -380,7 +436,7 @@ def test_a_body_above_the_payload_limit_is_413(tmp_path):
         line = "40,1000.5,admin,cellular\n"
         body = line * (2 * 1024 * 1024 // len(line))
         assert_error(server.invoke(body, "text/csv"), 413, "payload_too_large", "1 MB")
-        chunked = server.invoke(iter([body[:len(body) // 2], body[len(body) // 2:]]), "text/csv")
+        chunked = server.invoke(iter([body[: len(body) // 2], body[len(body) // 2 :]]), "text/csv")
         assert_error(chunked, 413, "payload_too_large")
         assert server.invoke(line * 1000, "text/csv").status_code == 200
     finally:
@@ -388,14 +444,21 @@ def test_a_body_above_the_payload_limit_is_413(tmp_path):
 
 
 def test_default_accept_from_the_environment_applies_to_missing_and_wildcard_accept():
-    server = sm.start(sm.trained_root("binary"), workers=1,
-                      env={"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/jsonlines"})
+    server = sm.start(
+        sm.trained_root("binary"),
+        workers=1,
+        env={"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/jsonlines"},
+    )
     try:
         rows = sm.features("binary").iloc[:3]
         for accept in (None, "*/*"):
             response = server.invoke(csv_body(rows), "text/csv", accept)
             assert response.headers["Content-Type"].startswith("application/jsonlines")
             assert decode_response(response) == expected("binary", rows)
-        assert server.invoke(csv_body(rows), "text/csv", "text/csv").headers["Content-Type"].startswith("text/csv")
+        assert (
+            server.invoke(csv_body(rows), "text/csv", "text/csv")
+            .headers["Content-Type"]
+            .startswith("text/csv")
+        )
     finally:
         server.stop()

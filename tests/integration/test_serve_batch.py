@@ -6,11 +6,13 @@ import json
 
 import psutil
 import pytest
-
 import serving_models as sm
 
-BATCH_ENV = {"SAGEMAKER_BATCH": "True", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100",
-             "SAGEMAKER_BATCH_STRATEGY": "MULTI_RECORD"}
+BATCH_ENV = {
+    "SAGEMAKER_BATCH": "True",
+    "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100",
+    "SAGEMAKER_BATCH_STRATEGY": "MULTI_RECORD",
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,10 @@ def _block(rows, header: bool = False) -> bytes:
 
 def test_execution_parameters_follow_the_batch_environment(batch_server):
     assert batch_server.get("/execution-parameters").json() == {
-        "MaxConcurrentTransforms": 1, "BatchStrategy": "MultiRecord", "MaxPayloadInMB": 100}
+        "MaxConcurrentTransforms": 1,
+        "BatchStrategy": "MultiRecord",
+        "MaxPayloadInMB": 100,
+    }
 
 
 @pytest.mark.slow
@@ -50,7 +55,7 @@ def test_a_100_mb_csv_payload_is_predicted_in_full_with_bounded_memory(batch_ser
     labels = response.text.splitlines()
     assert len(labels) == len(rows) * repeats  # nothing lost or dropped
     first = batch_server.invoke(block, "text/csv", "text/csv").text.splitlines()
-    assert labels[:len(rows)] == first and labels[-len(rows):] == first
+    assert labels[: len(rows)] == first and labels[-len(rows) :] == first
     # Several copies of a 100 MB body (or a frame of all of it) would take far more than this.
     assert _peak_rss(worker.pid) < 1_000_000_000
 

@@ -11,12 +11,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import psutil
-import pytest
 import requests
-
 import serving_models as sm
+
 import support
 from byoc import artifact
 
@@ -24,9 +22,15 @@ ROW = "40,1000.5,admin,cellular\n"
 
 
 def run_serve(root: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(support.SERVE)], capture_output=True, text=True, timeout=60,
-                          env=support.clean_environ(env, SAGEMAKER_BASE_DIR=str(root),
-                                                    SAGEMAKER_BIND_TO_PORT=str(support.free_port())))
+    return subprocess.run(
+        [sys.executable, str(support.SERVE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=support.clean_environ(
+            env, SAGEMAKER_BASE_DIR=str(root), SAGEMAKER_BIND_TO_PORT=str(support.free_port())
+        ),
+    )
 
 
 def test_missing_model_stops_serve_at_once_naming_the_file(tmp_path):
@@ -70,14 +74,18 @@ def _wait_for(condition, what: str, timeout: float = 30):
 
 
 def _listening_ports(pid: int) -> set[tuple[str, int]]:
-    return {(c.laddr.ip, c.laddr.port) for c in psutil.Process(pid).net_connections(kind="tcp")
-            if c.status == psutil.CONN_LISTEN}
+    return {
+        (c.laddr.ip, c.laddr.port)
+        for c in psutil.Process(pid).net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN
+    }
 
 
 def test_binds_to_sagemaker_bind_to_port_loads_once_and_keeps_ping_out_of_the_log():
     port = support.free_port()
-    process, _ = support.start_serve(sm.trained_root("binary"), port=port,
-                                     env={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"})
+    process, _ = support.start_serve(
+        sm.trained_root("binary"), port=port, env={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}
+    )
     try:
         support.wait_for_ping(port, process)
         assert _listening_ports(process.pid) == {("0.0.0.0", port)}
@@ -85,8 +93,12 @@ def test_binds_to_sagemaker_bind_to_port_loads_once_and_keeps_ping_out_of_the_lo
         session = requests.Session()
         for _ in range(3):
             assert session.get(f"http://127.0.0.1:{port}/ping").status_code == 200
-        assert session.post(f"http://127.0.0.1:{port}/invocations", data=ROW,
-                            headers={"Content-Type": "text/csv"}).status_code == 200
+        assert (
+            session.post(
+                f"http://127.0.0.1:{port}/invocations", data=ROW, headers={"Content-Type": "text/csv"}
+            ).status_code
+            == 200
+        )
     finally:
         output = support.stop_process(process)
     assert process.returncode == 0
@@ -98,9 +110,11 @@ def test_binds_to_sagemaker_bind_to_port_loads_once_and_keeps_ping_out_of_the_lo
 
 def test_debug_log_level_shows_ping():
     port = support.free_port()
-    process, _ = support.start_serve(sm.trained_root("binary"), port=port,
-                                     env={"SAGEMAKER_MODEL_SERVER_WORKERS": "1",
-                                          "SAGEMAKER_CONTAINER_LOG_LEVEL": "10"})
+    process, _ = support.start_serve(
+        sm.trained_root("binary"),
+        port=port,
+        env={"SAGEMAKER_MODEL_SERVER_WORKERS": "1", "SAGEMAKER_CONTAINER_LOG_LEVEL": "10"},
+    )
     try:
         support.wait_for_ping(port, process)
         requests.get(f"http://127.0.0.1:{port}/ping", timeout=5)
@@ -123,9 +137,12 @@ def test_sigterm_finishes_the_in_flight_request_and_exits_0():
 
     def call():
         try:
-            result["response"] = requests.post(f"{server.url}/invocations", data=body(),
-                                               headers={"Content-Type": "text/csv",
-                                                        "Accept": "text/csv"}, timeout=60)
+            result["response"] = requests.post(
+                f"{server.url}/invocations",
+                data=body(),
+                headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+                timeout=60,
+            )
         except Exception as exc:  # noqa: BLE001 - reported below
             result["error"] = exc
 
@@ -134,8 +151,10 @@ def test_sigterm_finishes_the_in_flight_request_and_exits_0():
     try:
         sent_first.wait(30)
         worker = psutil.Process(server.process.pid).children()[0]
-        _wait_for(lambda: any(c.status == psutil.CONN_ESTABLISHED
-                              for c in worker.net_connections(kind="tcp")), "the worker accepting")
+        _wait_for(
+            lambda: any(c.status == psutil.CONN_ESTABLISHED for c in worker.net_connections(kind="tcp")),
+            "the worker accepting",
+        )
         server.process.send_signal(signal.SIGTERM)
         proceed.set()
         client.join(30)
@@ -178,12 +197,22 @@ def test_a_real_fault_is_a_500_with_a_request_id_that_is_logged(tmp_path):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    model = Pipeline([("broken", FunctionTransformer(math.sqrt)),
-                      ("model", DummyRegressor().fit(np.zeros((2, 1)), [0.0, 1.0]))])
+    model = Pipeline(
+        [
+            ("broken", FunctionTransformer(math.sqrt)),
+            ("model", DummyRegressor().fit(np.zeros((2, 1)), [0.0, 1.0])),
+        ]
+    )
     root = tmp_path / "root"
-    artifact.save(root / "model", model, {
-        "problem_type": "regression", "algorithm": "broken",
-        "features": [artifact.Feature("x", "numeric", "float64").to_dict()]})
+    artifact.save(
+        root / "model",
+        model,
+        {
+            "problem_type": "regression",
+            "algorithm": "broken",
+            "features": [artifact.Feature("x", "numeric", "float64").to_dict()],
+        },
+    )
     server = sm.start(root, workers=1)
     try:
         response = server.invoke("1.5\n", "text/csv")

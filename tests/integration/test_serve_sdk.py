@@ -12,7 +12,6 @@ import os
 
 import numpy as np
 import pytest
-
 import serving_models as sm
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
@@ -41,8 +40,9 @@ def predictor(servers, monkeypatch):
     def make(kind: str, serializer, deserializer) -> Predictor:
         session = LocalSession()
         session.sagemaker_runtime_client.serving_port = servers[kind].port
-        return Predictor("byoc-local", sagemaker_session=session, serializer=serializer,
-                         deserializer=deserializer)
+        return Predictor(
+            "byoc-local", sagemaker_session=session, serializer=serializer, deserializer=deserializer
+        )
 
     return make
 
@@ -69,14 +69,17 @@ def test_csv_serializer_and_deserializer(predictor):
 
 def test_csv_serializer_with_a_numpy_array(predictor):
     array = sm.features("multiclass").iloc[:10].to_numpy()
-    result = predictor("multiclass", serializers.CSVSerializer(), deserializers.CSVDeserializer()).predict(array)
+    result = predictor("multiclass", serializers.CSVSerializer(), deserializers.CSVDeserializer()).predict(
+        array
+    )
     assert result == [[label] for label in _expected("multiclass", 10)]
 
 
 def test_json_serializer_and_deserializer(predictor):
     p = predictor("binary", serializers.JSONSerializer(), deserializers.JSONDeserializer())
-    result = p.predict({"instances": _records("binary", 15)},
-                       custom_attributes="output=predicted_label,probability")
+    result = p.predict(
+        {"instances": _records("binary", 15)}, custom_attributes="output=predicted_label,probability"
+    )
     assert [r["predicted_label"] for r in result["predictions"]] == _expected("binary", 15)
     assert all(0.5 <= r["probability"] <= 1.0 for r in result["predictions"])
 

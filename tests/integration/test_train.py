@@ -20,10 +20,21 @@ import pandas as pd
 import pytest
 
 from byoc import artifact, metrics
-
-from support import (REPO, csv_bytes, diabetes_frame, gzip_bytes, iris_frame, jsonlines_bytes,
-                     make_ml_root, mixed_frame, parquet_bytes, pipe_feeders, read_failure,
-                     read_metrics, run_train)
+from support import (
+    REPO,
+    csv_bytes,
+    diabetes_frame,
+    gzip_bytes,
+    iris_frame,
+    jsonlines_bytes,
+    make_ml_root,
+    mixed_frame,
+    parquet_bytes,
+    pipe_feeders,
+    read_failure,
+    read_metrics,
+    run_train,
+)
 
 MIXED = mixed_frame(240)
 IRIS = iris_frame()
@@ -31,8 +42,17 @@ DIABETES = diabetes_frame()
 FAST = {"n_estimators": 8, "max_iter": 15, "cv_folds": 2, "n_jobs": 1}
 
 
-def trained(root: Path, result, *, problem_type: str, algorithm: str, frame: pd.DataFrame,
-            target: str, min_score: float, channels: tuple[str, ...] = ("train",)) -> dict[str, Any]:
+def trained(
+    root: Path,
+    result,
+    *,
+    problem_type: str,
+    algorithm: str,
+    frame: pd.DataFrame,
+    target: str,
+    min_score: float,
+    channels: tuple[str, ...] = ("train",),
+) -> dict[str, Any]:
     """Assert everything a successful job promises; return model.json."""
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -72,10 +92,13 @@ def trained(root: Path, result, *, problem_type: str, algorithm: str, frame: pd.
     return meta
 
 
-def csv_channels(frame: pd.DataFrame, target: str, *, header: bool = False, split: int = 200,
-                 test: bool = False) -> dict[str, dict[str, bytes]]:
-    channels = {"train": {"train.csv": csv_bytes(frame.iloc[:split], target=target, header=header)},
-                "validation": {"validation.csv": csv_bytes(frame.iloc[split:], target=target, header=header)}}
+def csv_channels(
+    frame: pd.DataFrame, target: str, *, header: bool = False, split: int = 200, test: bool = False
+) -> dict[str, dict[str, bytes]]:
+    channels = {
+        "train": {"train.csv": csv_bytes(frame.iloc[:split], target=target, header=header)},
+        "validation": {"validation.csv": csv_bytes(frame.iloc[split:], target=target, header=header)},
+    }
     if test:
         channels["test"] = {"test.csv": csv_bytes(frame.iloc[split:], target=target, header=header)}
     return channels
@@ -98,12 +121,23 @@ ALGORITHMS = {
 @pytest.mark.parametrize("algorithm", list(ALGORITHMS))
 def test_every_algorithm_trains_from_headerless_csv(tmp_path, algorithm):
     params, min_score = ALGORITHMS[algorithm]
-    root = make_ml_root(tmp_path, channels=csv_channels(MIXED, "deposit", test=True),
-                        hyperparameters={"algorithm": algorithm, **params},
-                        content_types={"train": "text/csv", "validation": "text/csv"})
+    root = make_ml_root(
+        tmp_path,
+        channels=csv_channels(MIXED, "deposit", test=True),
+        hyperparameters={"algorithm": algorithm, **params},
+        content_types={"train": "text/csv", "validation": "text/csv"},
+    )
     result = run_train(root)
-    meta = trained(root, result, problem_type=artifact.BINARY, algorithm=algorithm, frame=MIXED,
-                   target="deposit", min_score=min_score, channels=("train", "validation", "test"))
+    meta = trained(
+        root,
+        result,
+        problem_type=artifact.BINARY,
+        algorithm=algorithm,
+        frame=MIXED,
+        target="deposit",
+        min_score=min_score,
+        channels=("train", "validation", "test"),
+    )
     assert meta["classes"] == ["no", "yes"]
     assert [f["name"] for f in meta["features"]] == ["f0", "f1", "f2", "f3"]
     assert [f["kind"] for f in meta["features"]] == ["numeric", "numeric", "categorical", "categorical"]
@@ -123,8 +157,9 @@ def test_every_algorithm_trains_from_headerless_csv(tmp_path, algorithm):
 
 
 def _libsvm(frame: pd.DataFrame, target: str) -> bytes:
-    from sklearn.datasets import dump_svmlight_file
     import io
+
+    from sklearn.datasets import dump_svmlight_file
 
     codes = pd.Categorical(frame[target]).codes
     buf = io.BytesIO()
@@ -134,33 +169,81 @@ def _libsvm(frame: pd.DataFrame, target: str) -> bytes:
 
 FORMATS = {
     # name: (frame, target, files for train, content type, hyperparameters, problem type)
-    "csv_header": (MIXED, "deposit", {"part-0.csv": csv_bytes(MIXED.iloc[:120], target="deposit", header=True),
-                                      "part-1.csv": csv_bytes(MIXED.iloc[120:], target="deposit", header=True)},
-                   "text/csv", {"target": "deposit"}, artifact.BINARY),
-    "csv_gzip": (IRIS, "target", {"iris.csv.gz": gzip_bytes(csv_bytes(IRIS, target="target"))},
-                 None, {}, artifact.MULTICLASS),
-    "parquet": (DIABETES, "target", {"d.parquet": parquet_bytes(DIABETES)}, "application/x-parquet",
-                {"target": "target", "max_depth": 6}, artifact.REGRESSION),
-    "jsonlines": (MIXED, "deposit", {"m.jsonl": jsonlines_bytes(MIXED)}, "application/jsonlines",
-                  {"target": "deposit"}, artifact.BINARY),
-    "libsvm": (IRIS, "target", {"iris.libsvm": _libsvm(IRIS, "target")}, "text/libsvm", {},
-               artifact.MULTICLASS),
-    "content_type_hyperparameter": (DIABETES, "target", {"d.parquet": parquet_bytes(DIABETES)}, "text/csv",
-                                    {"target": "target", "content_type": "application/parquet",
-                                     "max_depth": 6}, artifact.REGRESSION),
+    "csv_header": (
+        MIXED,
+        "deposit",
+        {
+            "part-0.csv": csv_bytes(MIXED.iloc[:120], target="deposit", header=True),
+            "part-1.csv": csv_bytes(MIXED.iloc[120:], target="deposit", header=True),
+        },
+        "text/csv",
+        {"target": "deposit"},
+        artifact.BINARY,
+    ),
+    "csv_gzip": (
+        IRIS,
+        "target",
+        {"iris.csv.gz": gzip_bytes(csv_bytes(IRIS, target="target"))},
+        None,
+        {},
+        artifact.MULTICLASS,
+    ),
+    "parquet": (
+        DIABETES,
+        "target",
+        {"d.parquet": parquet_bytes(DIABETES)},
+        "application/x-parquet",
+        {"target": "target", "max_depth": 6},
+        artifact.REGRESSION,
+    ),
+    "jsonlines": (
+        MIXED,
+        "deposit",
+        {"m.jsonl": jsonlines_bytes(MIXED)},
+        "application/jsonlines",
+        {"target": "deposit"},
+        artifact.BINARY,
+    ),
+    "libsvm": (
+        IRIS,
+        "target",
+        {"iris.libsvm": _libsvm(IRIS, "target")},
+        "text/libsvm",
+        {},
+        artifact.MULTICLASS,
+    ),
+    "content_type_hyperparameter": (
+        DIABETES,
+        "target",
+        {"d.parquet": parquet_bytes(DIABETES)},
+        "text/csv",
+        {"target": "target", "content_type": "application/parquet", "max_depth": 6},
+        artifact.REGRESSION,
+    ),
 }
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_every_format(tmp_path, fmt):
     frame, target, files, content_type, params, problem_type = FORMATS[fmt]
-    root = make_ml_root(tmp_path, channels={"train": files}, hyperparameters=params,
-                        content_types={"train": content_type} if content_type else None)
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": files},
+        hyperparameters=params,
+        content_types={"train": content_type} if content_type else None,
+    )
     result = run_train(root)
     if fmt == "libsvm":  # labels come back as the numeric codes libsvm stores
         frame = frame.assign(target=pd.Categorical(frame[target]).codes)
-    meta = trained(root, result, problem_type=problem_type, algorithm="decision_tree", frame=frame,
-                   target=target, min_score=0.6)
+    meta = trained(
+        root,
+        result,
+        problem_type=problem_type,
+        algorithm="decision_tree",
+        frame=frame,
+        target=target,
+        min_score=0.6,
+    )
     assert meta["training"]["channels"]["train"]["files"] == [f"train/{n}" for n in sorted(files)]
     if "target" in params:
         assert meta["target"]["name"] == target
@@ -171,30 +254,64 @@ def test_every_format(tmp_path, fmt):
 
 def test_fastfile_mode_reads_the_directory(tmp_path):
     root = make_ml_root(tmp_path, channels=csv_channels(MIXED, "deposit"), input_mode="FastFile")
-    trained(root, run_train(root), problem_type=artifact.BINARY, algorithm="decision_tree",
-            frame=MIXED, target="deposit", min_score=0.8, channels=("train", "validation"))
+    trained(
+        root,
+        run_train(root),
+        problem_type=artifact.BINARY,
+        algorithm="decision_tree",
+        frame=MIXED,
+        target="deposit",
+        min_score=0.8,
+        channels=("train", "validation"),
+    )
 
 
 def test_pipe_mode_streams_fifos_fed_by_another_thread(tmp_path):
-    channels = {"train": {"a.csv.gz": gzip_bytes(csv_bytes(MIXED.iloc[:200], target="deposit"))},
-                "validation": {"b.csv": csv_bytes(MIXED.iloc[200:], target="deposit")}}
-    root = make_ml_root(tmp_path, channels=channels, input_mode="Pipe",
-                        hyperparameters={"algorithm": "random_forest", "n_estimators": 10})
+    channels = {
+        "train": {"a.csv.gz": gzip_bytes(csv_bytes(MIXED.iloc[:200], target="deposit"))},
+        "validation": {"b.csv": csv_bytes(MIXED.iloc[200:], target="deposit")},
+    }
+    root = make_ml_root(
+        tmp_path,
+        channels=channels,
+        input_mode="Pipe",
+        hyperparameters={"algorithm": "random_forest", "n_estimators": 10},
+    )
     with pipe_feeders(root, channels):
         result = run_train(root)
-    meta = trained(root, result, problem_type=artifact.BINARY, algorithm="random_forest", frame=MIXED,
-                   target="deposit", min_score=0.8, channels=("train", "validation"))
+    meta = trained(
+        root,
+        result,
+        problem_type=artifact.BINARY,
+        algorithm="random_forest",
+        frame=MIXED,
+        target="deposit",
+        min_score=0.8,
+        channels=("train", "validation"),
+    )
     assert meta["training"]["channels"]["train"]["files"] == [str(root / "input/data/train_0")]
 
 
 def test_pipe_mode_parquet(tmp_path):
     channels = {"train": {"d.parquet": parquet_bytes(DIABETES)}}
-    root = make_ml_root(tmp_path, channels=channels, input_mode="Pipe",
-                        content_types={"train": "application/x-parquet"}, hyperparameters={"target": "target"})
+    root = make_ml_root(
+        tmp_path,
+        channels=channels,
+        input_mode="Pipe",
+        content_types={"train": "application/x-parquet"},
+        hyperparameters={"target": "target"},
+    )
     with pipe_feeders(root, channels):
         result = run_train(root)
-    trained(root, result, problem_type=artifact.REGRESSION, algorithm="decision_tree", frame=DIABETES,
-            target="target", min_score=0.6)
+    trained(
+        root,
+        result,
+        problem_type=artifact.REGRESSION,
+        algorithm="decision_tree",
+        frame=DIABETES,
+        target="target",
+        min_score=0.6,
+    )
 
 
 # -- how clients spell hyperparameters --------------------------------------------------------------
@@ -202,30 +319,63 @@ def test_pipe_mode_parquet(tmp_path):
 
 @pytest.mark.parametrize("encoding", ["sdk-json", "str"])
 def test_sdk_hyperparameter_encodings(tmp_path, encoding):
-    params = {"algorithm": "random_forest", "n_estimators": 6, "bootstrap": True, "max_depth": None,
-              "criterion": "entropy", "sagemaker_program": "train.py",
-              "sagemaker_container_log_level": 20, "_tuning_objective_metric": "validation:auc"}
-    root = make_ml_root(tmp_path, channels=csv_channels(MIXED, "deposit"), hyperparameters=params,
-                        encoding=encoding)
+    params = {
+        "algorithm": "random_forest",
+        "n_estimators": 6,
+        "bootstrap": True,
+        "max_depth": None,
+        "criterion": "entropy",
+        "sagemaker_program": "train.py",
+        "sagemaker_container_log_level": 20,
+        "_tuning_objective_metric": "validation:auc",
+    }
+    root = make_ml_root(
+        tmp_path, channels=csv_channels(MIXED, "deposit"), hyperparameters=params, encoding=encoding
+    )
     result = run_train(root)
-    meta = trained(root, result, problem_type=artifact.BINARY, algorithm="random_forest", frame=MIXED,
-                   target="deposit", min_score=0.8, channels=("train", "validation"))
+    meta = trained(
+        root,
+        result,
+        problem_type=artifact.BINARY,
+        algorithm="random_forest",
+        frame=MIXED,
+        target="deposit",
+        min_score=0.8,
+        channels=("train", "validation"),
+    )
     hp = meta["hyperparameters"]
-    assert (hp["n_estimators"], hp["bootstrap"], hp["max_depth"], hp["criterion"]) == (6, True, None, "entropy")
+    assert (hp["n_estimators"], hp["bootstrap"], hp["max_depth"], hp["criterion"]) == (
+        6,
+        True,
+        None,
+        "entropy",
+    )
     assert not any(k.startswith("sagemaker_") or k.startswith("_") for k in hp)
     assert "tuning objective metric: validation:auc" in result.stdout
     assert re.search(r"^validation:auc=[0-9.]+$", result.stdout, re.M)
 
 
 def test_classic_sample_spellings_and_training_alias(tmp_path):
-    channels = {"training": {"t.csv": csv_bytes(MIXED, target="deposit")},
-                "extra": {"notes.csv": b"1,2\n"}}
-    params = {"use-custom-ensemble": "true", "ensemble-rf": "true", "ensemble-gb": "false",
-              "ensemble-lr": "true", "n-estimators": "5", "cv-folds": "2"}
+    channels = {"training": {"t.csv": csv_bytes(MIXED, target="deposit")}, "extra": {"notes.csv": b"1,2\n"}}
+    params = {
+        "use-custom-ensemble": "true",
+        "ensemble-rf": "true",
+        "ensemble-gb": "false",
+        "ensemble-lr": "true",
+        "n-estimators": "5",
+        "cv-folds": "2",
+    }
     root = make_ml_root(tmp_path, channels=channels, hyperparameters=params, encoding="raw")
     result = run_train(root)
-    meta = trained(root, result, problem_type=artifact.BINARY, algorithm="ensemble", frame=MIXED,
-                   target="deposit", min_score=0.8)
+    meta = trained(
+        root,
+        result,
+        problem_type=artifact.BINARY,
+        algorithm="ensemble",
+        frame=MIXED,
+        target="deposit",
+        min_score=0.8,
+    )
     assert meta["hyperparameters"]["ensemble_members"] == ["random_forest", "linear"]
     assert "channels extra are not used" in result.stdout
     assert f'SM_CHANNELS=["extra", "training"], SM_MODEL_DIR={root / "model"}' in result.stdout
@@ -234,11 +384,21 @@ def test_classic_sample_spellings_and_training_alias(tmp_path):
 def test_header_false_and_target_index(tmp_path):
     """target given as a 0-based index picks a middle column of headerless data."""
     frame = MIXED[["age", "deposit", "job", "balance"]]
-    root = make_ml_root(tmp_path, channels={"train": {"t.csv": csv_bytes(frame, target=None)}},
-                        hyperparameters={"target": 1, "header": False})
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": {"t.csv": csv_bytes(frame, target=None)}},
+        hyperparameters={"target": 1, "header": False},
+    )
     result = run_train(root)
-    meta = trained(root, result, problem_type=artifact.BINARY, algorithm="decision_tree", frame=frame,
-                   target="deposit", min_score=0.8)
+    meta = trained(
+        root,
+        result,
+        problem_type=artifact.BINARY,
+        algorithm="decision_tree",
+        frame=frame,
+        target="deposit",
+        min_score=0.8,
+    )
     assert meta["target"] == {"name": None, "index": 1}
 
 
@@ -270,7 +430,15 @@ def test_bundled_sample_trains_as_make_demo_does(tmp_path):
     root = tmp_path / "ml"
     shutil.copytree(REPO / "local_test" / "test_dir" / "input", root / "input")
     frame = pd.read_csv(root / "input/data/train/bank.csv")
-    meta = trained(root, run_train(root), problem_type=artifact.BINARY, algorithm="ensemble",
-                   frame=frame, target="deposit", min_score=0.8, channels=("train", "validation"))
+    meta = trained(
+        root,
+        run_train(root),
+        problem_type=artifact.BINARY,
+        algorithm="ensemble",
+        frame=frame,
+        target="deposit",
+        min_score=0.8,
+        channels=("train", "validation"),
+    )
     assert meta["classes"] == ["no", "yes"]
     assert read_metrics(root)["validation"]["auc"] > 0.8

@@ -8,8 +8,16 @@ import re
 
 import pytest
 
-from support import (csv_bytes, gzip_bytes, make_ml_root, mixed_frame, model_dir_entries,
-                     parquet_bytes, read_failure, run_train)
+from support import (
+    csv_bytes,
+    gzip_bytes,
+    make_ml_root,
+    mixed_frame,
+    model_dir_entries,
+    parquet_bytes,
+    read_failure,
+    run_train,
+)
 
 FRAME = mixed_frame(60)
 GOOD = csv_bytes(FRAME, target="deposit")
@@ -17,78 +25,134 @@ GOOD_HEADER = csv_bytes(FRAME, target="deposit", header=True)
 
 # name: (make_ml_root keyword arguments, regexes the failure file's first line must match)
 CASES = {
-    "missing_train_channel": (dict(channels={"validation": {"v.csv": GOOD}}),
-                              [r"no 'train' channel", r"validation"]),
-    "empty_channel": (dict(channels={"train": {"_SUCCESS": b""}}),
-                      [r"channel 'train': no data files"]),
-    "empty_file": (dict(channels={"train": {"data.csv": b""}}),
-                   [r"every file is empty", r"train/data\.csv"]),
-    "corrupt_gzip": (dict(channels={"train": {"data.csv.gz": gzip_bytes(GOOD * 20)[:80]}}),
-                     [r"train/data\.csv\.gz", r"gzip"]),
-    "ragged_csv_rows": (dict(channels={"train": {"a.csv": GOOD + b"yes,1.0,2.0\n" + GOOD}}),
-                        [r"train/a\.csv, line 61: 3 fields where 5 are expected"]),
-    "target_column_missing": (dict(channels={"train": {"a.csv": GOOD_HEADER}},
-                                   hyperparameters={"target": "deposits"}),
-                              [r"'target'='deposits' is not a column", r"did you mean 'deposit'"]),
-    "target_index_out_of_range": (dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"target": 9}),
-                                  [r"'target'=9 is out of range", r"5 columns"]),
-    "target_name_without_header": (dict(channels={"train": {"a.csv": GOOD}},
-                                        hyperparameters={"target": "deposit"}),
-                                   [r"'target'='deposit' names a column", r"no header row"]),
-    "target_all_missing": (dict(channels={"train": {"a.csv": "\n".join(f",{i},x" for i in range(20)) + "\n"}}),
-                           [r"target column 'column 0' has no values"]),
-    "single_class": (dict(channels={"train": {"a.csv": "".join(f"yes,{i},a\n" for i in range(20))}}),
-                     [r"target column 'column 0' has a single value", r"'yes'"]),
-    "validation_columns_differ": (dict(channels={"train": {"a.csv": GOOD_HEADER},
-                                                 "validation": {"v.csv": csv_bytes(
-                                                     FRAME.rename(columns={"job": "occupation"}),
-                                                     target="deposit", header=True)}},
-                                       hyperparameters={"target": "deposit"}),
-                                  [r"channel 'validation'", r"job", r"occupation"]),
-    "validation_fewer_columns": (dict(channels={"train": {"a.csv": GOOD},
-                                                "validation": {"v.csv": csv_bytes(FRAME.drop(columns=["job"]),
-                                                                                  target="deposit")}}),
-                                 [r"channel 'validation'", r"3 feature columns where train has 4"]),
-    "validation_unseen_label": (dict(channels={"train": {"a.csv": GOOD},
-                                               "validation": {"v.csv": b"maybe,40,1000,admin,cellular\n"}}),
-                                [r"validation channel", r"'maybe'"]),
-    "unknown_hyperparameter": (dict(channels={"train": {"a.csv": GOOD}},
-                                    hyperparameters={"max_dept": 3}),
-                               [r"max_dept", r"did you mean 'max_depth'"]),
-    "wrong_type_hyperparameter": (dict(channels={"train": {"a.csv": GOOD}},
-                                       hyperparameters={"max_depth": "deep"}),
-                                  [r"max_depth", r"deep"]),
-    "out_of_range_hyperparameter": (dict(channels={"train": {"a.csv": GOOD}},
-                                         hyperparameters={"algorithm": "random_forest", "n_estimators": 0}),
-                                    [r"n_estimators", r"\b0\b"]),
-    "unknown_algorithm": (dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"algorithm": "xgboost"}),
-                          [r"algorithm", r"xgboost"]),
-    "label_size_zero": (dict(channels={"train": {"a.csv": GOOD}},
-                             content_types={"train": "text/csv;label_size=0"}),
-                        [r"label_size=0", r"no label"]),
-    "binary_garbage": (dict(channels={"train": {"blob": bytes(range(256)) * 8}}),
-                       [r"train/blob: binary content where text/csv was expected"]),
-    "parquet_different_schema": (dict(channels={"train": {"a.parquet": parquet_bytes(FRAME),
-                                                          "b.parquet": parquet_bytes(FRAME.drop(columns=["age"]))}},
-                                      content_types={"train": "application/x-parquet"},
-                                      hyperparameters={"target": "deposit"}),
-                                 [r"^train/b\.parquet: columns differ from train/a\.parquet", r"age"]),
-    "parquet_declared_but_csv": (dict(channels={"train": {"a.parquet": GOOD}},
-                                      content_types={"train": "application/x-parquet"}),
-                                 [r"train/a\.parquet: not a Parquet file"]),
-    "bad_jsonlines_line": (dict(channels={"train": {"a.jsonl": b'{"y": "a", "x": 1}\n{"y": "b", x: 2}\n'}},
-                                content_types={"train": "application/jsonlines"}),
-                           [r"^train/a\.jsonl, line 2: not valid JSON"]),
-    "unknown_content_type": (dict(channels={"train": {"a.rec": GOOD}},
-                                  content_types={"train": "application/x-recordio-protobuf"}),
-                             [r"application/x-recordio-protobuf", r"text/csv"]),
-    "multiple_hosts": (dict(channels={"train": {"a.csv": GOOD}}, hosts=("algo-1", "algo-2")),
-                       [r"2 hosts", r"instance_count=1"]),
-    "regression_on_text_target": (dict(channels={"train": {"a.csv": GOOD}},
-                                       hyperparameters={"problem_type": "regression"}),
-                                  [r"problem_type=regression needs numbers"]),
-    "only_a_target_column": (dict(channels={"train": {"a.csv": "yes\nno\nyes\n"}}),
-                             [r"holds only the target column"]),
+    "missing_train_channel": (
+        dict(channels={"validation": {"v.csv": GOOD}}),
+        [r"no 'train' channel", r"validation"],
+    ),
+    "empty_channel": (dict(channels={"train": {"_SUCCESS": b""}}), [r"channel 'train': no data files"]),
+    "empty_file": (dict(channels={"train": {"data.csv": b""}}), [r"every file is empty", r"train/data\.csv"]),
+    "corrupt_gzip": (
+        dict(channels={"train": {"data.csv.gz": gzip_bytes(GOOD * 20)[:80]}}),
+        [r"train/data\.csv\.gz", r"gzip"],
+    ),
+    "ragged_csv_rows": (
+        dict(channels={"train": {"a.csv": GOOD + b"yes,1.0,2.0\n" + GOOD}}),
+        [r"train/a\.csv, line 61: 3 fields where 5 are expected"],
+    ),
+    "target_column_missing": (
+        dict(channels={"train": {"a.csv": GOOD_HEADER}}, hyperparameters={"target": "deposits"}),
+        [r"'target'='deposits' is not a column", r"did you mean 'deposit'"],
+    ),
+    "target_index_out_of_range": (
+        dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"target": 9}),
+        [r"'target'=9 is out of range", r"5 columns"],
+    ),
+    "target_name_without_header": (
+        dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"target": "deposit"}),
+        [r"'target'='deposit' names a column", r"no header row"],
+    ),
+    "target_all_missing": (
+        dict(channels={"train": {"a.csv": "\n".join(f",{i},x" for i in range(20)) + "\n"}}),
+        [r"target column 'column 0' has no values"],
+    ),
+    "single_class": (
+        dict(channels={"train": {"a.csv": "".join(f"yes,{i},a\n" for i in range(20))}}),
+        [r"target column 'column 0' has a single value", r"'yes'"],
+    ),
+    "validation_columns_differ": (
+        dict(
+            channels={
+                "train": {"a.csv": GOOD_HEADER},
+                "validation": {
+                    "v.csv": csv_bytes(
+                        FRAME.rename(columns={"job": "occupation"}), target="deposit", header=True
+                    )
+                },
+            },
+            hyperparameters={"target": "deposit"},
+        ),
+        [r"channel 'validation'", r"job", r"occupation"],
+    ),
+    "validation_fewer_columns": (
+        dict(
+            channels={
+                "train": {"a.csv": GOOD},
+                "validation": {"v.csv": csv_bytes(FRAME.drop(columns=["job"]), target="deposit")},
+            }
+        ),
+        [r"channel 'validation'", r"3 feature columns where train has 4"],
+    ),
+    "validation_unseen_label": (
+        dict(channels={"train": {"a.csv": GOOD}, "validation": {"v.csv": b"maybe,40,1000,admin,cellular\n"}}),
+        [r"validation channel", r"'maybe'"],
+    ),
+    "unknown_hyperparameter": (
+        dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"max_dept": 3}),
+        [r"max_dept", r"did you mean 'max_depth'"],
+    ),
+    "wrong_type_hyperparameter": (
+        dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"max_depth": "deep"}),
+        [r"max_depth", r"deep"],
+    ),
+    "out_of_range_hyperparameter": (
+        dict(
+            channels={"train": {"a.csv": GOOD}},
+            hyperparameters={"algorithm": "random_forest", "n_estimators": 0},
+        ),
+        [r"n_estimators", r"\b0\b"],
+    ),
+    "unknown_algorithm": (
+        dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"algorithm": "xgboost"}),
+        [r"algorithm", r"xgboost"],
+    ),
+    "label_size_zero": (
+        dict(channels={"train": {"a.csv": GOOD}}, content_types={"train": "text/csv;label_size=0"}),
+        [r"label_size=0", r"no label"],
+    ),
+    "binary_garbage": (
+        dict(channels={"train": {"blob": bytes(range(256)) * 8}}),
+        [r"train/blob: binary content where text/csv was expected"],
+    ),
+    "parquet_different_schema": (
+        dict(
+            channels={
+                "train": {
+                    "a.parquet": parquet_bytes(FRAME),
+                    "b.parquet": parquet_bytes(FRAME.drop(columns=["age"])),
+                }
+            },
+            content_types={"train": "application/x-parquet"},
+            hyperparameters={"target": "deposit"},
+        ),
+        [r"^train/b\.parquet: columns differ from train/a\.parquet", r"age"],
+    ),
+    "parquet_declared_but_csv": (
+        dict(channels={"train": {"a.parquet": GOOD}}, content_types={"train": "application/x-parquet"}),
+        [r"train/a\.parquet: not a Parquet file"],
+    ),
+    "bad_jsonlines_line": (
+        dict(
+            channels={"train": {"a.jsonl": b'{"y": "a", "x": 1}\n{"y": "b", x: 2}\n'}},
+            content_types={"train": "application/jsonlines"},
+        ),
+        [r"^train/a\.jsonl, line 2: not valid JSON"],
+    ),
+    "unknown_content_type": (
+        dict(channels={"train": {"a.rec": GOOD}}, content_types={"train": "application/x-recordio-protobuf"}),
+        [r"application/x-recordio-protobuf", r"text/csv"],
+    ),
+    "multiple_hosts": (
+        dict(channels={"train": {"a.csv": GOOD}}, hosts=("algo-1", "algo-2")),
+        [r"2 hosts", r"instance_count=1"],
+    ),
+    "regression_on_text_target": (
+        dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"problem_type": "regression"}),
+        [r"problem_type=regression needs numbers"],
+    ),
+    "only_a_target_column": (
+        dict(channels={"train": {"a.csv": "yes\nno\nyes\n"}}),
+        [r"holds only the target column"],
+    ),
 }
 
 
@@ -144,14 +208,21 @@ def test_internal_fault_exits_2_with_cause_first_and_traceback_after(tmp_path):
     from support import CONTAINER, clean_environ
 
     root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
-    code = ("import sys, byoc.training as t\n"
-            "def broken(env, progress):\n"
-            "    progress.phase = 'fitting decision_tree'\n"
-            "    raise RuntimeError('boom')\n"
-            "t.train = broken\n"
-            "sys.exit(t.main([]))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            env=clean_environ(SAGEMAKER_BASE_DIR=str(root), PYTHONPATH=str(CONTAINER)))
+    code = (
+        "import sys, byoc.training as t\n"
+        "def broken(env, progress):\n"
+        "    progress.phase = 'fitting decision_tree'\n"
+        "    raise RuntimeError('boom')\n"
+        "t.train = broken\n"
+        "sys.exit(t.main([]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_environ(SAGEMAKER_BASE_DIR=str(root), PYTHONPATH=str(CONTAINER)),
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     lines = read_failure(root).splitlines()
     assert lines[0].startswith("Internal error while fitting decision_tree: RuntimeError: boom.")

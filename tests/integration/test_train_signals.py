@@ -8,7 +8,7 @@ import contextlib
 import os
 import signal
 import subprocess
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -62,10 +62,19 @@ def _stop(proc: subprocess.Popen) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("params", [
-    {"algorithm": "random_forest", "n_estimators": 5000, "n_jobs": 2},
-    {"algorithm": "gradient_boosting", "max_iter": 100000, "early_stopping": False, "learning_rate": 0.001},
-], ids=["random_forest_threads", "hist_gradient_boosting_openmp"])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"algorithm": "random_forest", "n_estimators": 5000, "n_jobs": 2},
+        {
+            "algorithm": "gradient_boosting",
+            "max_iter": 100000,
+            "early_stopping": False,
+            "learning_rate": 0.001,
+        },
+    ],
+    ids=["random_forest_threads", "hist_gradient_boosting_openmp"],
+)
 def test_sigterm_mid_fit_stops_cleanly(tmp_path, big_csv, params):
     root = make_ml_root(tmp_path, channels={"train": {"big.csv": big_csv}}, hyperparameters=params)
     with _training(root) as proc:
@@ -87,8 +96,11 @@ def test_sigterm_mid_fit_stops_cleanly(tmp_path, big_csv, params):
 @pytest.mark.slow
 def test_sigterm_keeps_an_existing_failure_reason(tmp_path, big_csv):
     """A stop after another failure was recorded must not replace the first reason."""
-    root = make_ml_root(tmp_path, channels={"train": {"big.csv": big_csv}},
-                        hyperparameters={"algorithm": "random_forest", "n_estimators": 5000, "n_jobs": 1})
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": {"big.csv": big_csv}},
+        hyperparameters={"algorithm": "random_forest", "n_estimators": 5000, "n_jobs": 1},
+    )
     with _training(root) as proc:
         _wait_for_fit(proc)
         (root / "output" / "failure").write_text("earlier reason\n")

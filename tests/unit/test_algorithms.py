@@ -19,9 +19,13 @@ from byoc.preprocessing import coerce_features, feature_schema
 from byoc.problem import fit_labels, infer_problem_type
 
 # Small models keep the whole matrix fast.
-TINY = {"random_forest": {"n_estimators": 8}, "extra_trees": {"n_estimators": 8},
-        "gradient_boosting": {"max_iter": 15}, "knn": {"n_neighbors": 3},
-        "ensemble": {"n_estimators": 8, "max_iter": 30, "cv_folds": 2}}
+TINY = {
+    "random_forest": {"n_estimators": 8},
+    "extra_trees": {"n_estimators": 8},
+    "gradient_boosting": {"max_iter": 15},
+    "knn": {"n_neighbors": 3},
+    "ensemble": {"n_estimators": 8, "max_iter": 30, "cv_folds": 2},
+}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -40,12 +44,20 @@ def mixed(y: np.ndarray, seed: int = 0) -> pd.DataFrame:
     codes = pd.factorize(pd.Series(y))[0]
     colour = np.array(["red", "green", "blue", "grey"], dtype=object)[(codes + rng.integers(0, 2, n)) % 4]
     colour[rng.random(n) < 0.1] = None
-    signal = codes + rng.normal(0, 0.3, n) if y.dtype.kind in "OUb" or len(set(y)) < 10 else \
-        np.asarray(y, float) / 50 + rng.normal(0, 0.3, n)
+    signal = (
+        codes + rng.normal(0, 0.3, n)
+        if y.dtype.kind in "OUb" or len(set(y)) < 10
+        else np.asarray(y, float) / 50 + rng.normal(0, 0.3, n)
+    )
     signal[rng.random(n) < 0.1] = np.nan
-    return pd.DataFrame({"signal": signal, "noise": rng.normal(size=n),
-                         "colour": pd.Series(colour, dtype="str"),
-                         "flag": rng.random(n) < 0.5})
+    return pd.DataFrame(
+        {
+            "signal": signal,
+            "noise": rng.normal(size=n),
+            "colour": pd.Series(colour, dtype="str"),
+            "flag": rng.random(n) < 0.5,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +67,11 @@ def datasets(iris, diabetes, small_mixed):
     yb = pd.Series(yb.to_numpy(), name="deposit", dtype="str")
     ym = iris["target"]
     yr = diabetes["target"].iloc[:150].reset_index(drop=True)
-    return {"binary_classification": (mixed(yb.to_numpy()), yb),
-            "multiclass_classification": (mixed(ym.to_numpy(), 1), ym),
-            "regression": (mixed(yr.to_numpy(), 2), yr)}
+    return {
+        "binary_classification": (mixed(yb.to_numpy()), yb),
+        "multiclass_classification": (mixed(ym.to_numpy(), 1), ym),
+        "regression": (mixed(yr.to_numpy(), 2), yr),
+    }
 
 
 def fit(problem_type: str, algorithm: str, datasets, **extra):
@@ -90,13 +104,23 @@ def fitted(datasets):
     return get
 
 
-MATRIX = [(p, a) for a in algorithms.names()
-          for p in ("binary_classification", "multiclass_classification", "regression")]
+MATRIX = [
+    (p, a)
+    for a in algorithms.names()
+    for p in ("binary_classification", "multiclass_classification", "regression")
+]
 
 
 def test_registry_names_match_the_interface():
-    assert algorithms.names() == ("decision_tree", "random_forest", "extra_trees",
-                                  "gradient_boosting", "linear", "knn", "ensemble")
+    assert algorithms.names() == (
+        "decision_tree",
+        "random_forest",
+        "extra_trees",
+        "gradient_boosting",
+        "linear",
+        "knn",
+        "ensemble",
+    )
     with pytest.raises(KeyError, match="known: decision_tree"):
         algorithms.get("xgboost")
     with pytest.raises(TypeError):
@@ -123,8 +147,14 @@ def test_fit_predict_contract(problem_type, algorithm, fitted):
 @pytest.mark.parametrize("problem_type, algorithm", MATRIX)
 def test_unseen_categories_and_missing_values_at_prediction(problem_type, algorithm, fitted):
     pipeline, X, _, _ = fitted(problem_type, algorithm)
-    odd = pd.DataFrame({"signal": [np.nan, 1.0], "noise": [0.0, np.nan],
-                        "colour": ["ultraviolet", None], "flag": [np.nan, 1.0]})
+    odd = pd.DataFrame(
+        {
+            "signal": [np.nan, 1.0],
+            "noise": [0.0, np.nan],
+            "colour": ["ultraviolet", None],
+            "flag": [np.nan, 1.0],
+        }
+    )
     pred = pipeline.predict(coerce_features(odd, feature_schema(X), where="request"))
     assert len(pred) == 2
 
@@ -162,8 +192,9 @@ def test_hyperparameters_reach_the_estimator(datasets):
     schema = feature_schema(X)
 
     def model(algorithm, problem_type="binary_classification", **raw):
-        return algorithms.build(problem_type, resolve({"algorithm": algorithm, **raw}),
-                                schema).named_steps["model"]
+        return algorithms.build(problem_type, resolve({"algorithm": algorithm, **raw}), schema).named_steps[
+            "model"
+        ]
 
     tree = model("decision_tree", max_leaf_nodes=5, max_depth=3, criterion="entropy")
     assert (tree.max_leaf_nodes, tree.max_depth, tree.criterion) == (5, 3, "entropy")
@@ -185,22 +216,35 @@ def test_max_leaf_nodes_limits_the_fitted_tree(datasets):
     assert pipeline.named_steps["model"].get_n_leaves() <= 3
 
 
-@pytest.mark.parametrize("raw, problem_type, fragment", [
-    ({"criterion": "gini"}, "regression", "'criterion': 'gini' does not apply to regression"),
-    ({"criterion": "squared_error"}, "binary_classification", "does not apply"),
-    ({"class_weight": "balanced"}, "regression", "classification only"),
-    ({"algorithm": "random_forest", "max_samples": 0.5, "bootstrap": False},
-     "binary_classification", "needs bootstrap=true"),
-])
+@pytest.mark.parametrize(
+    "raw, problem_type, fragment",
+    [
+        ({"criterion": "gini"}, "regression", "'criterion': 'gini' does not apply to regression"),
+        ({"criterion": "squared_error"}, "binary_classification", "does not apply"),
+        ({"class_weight": "balanced"}, "regression", "classification only"),
+        (
+            {"algorithm": "random_forest", "max_samples": 0.5, "bootstrap": False},
+            "binary_classification",
+            "needs bootstrap=true",
+        ),
+    ],
+)
 def test_problem_dependent_hyperparameter_errors(raw, problem_type, fragment, datasets):
     X, _ = datasets["binary_classification"]
     with pytest.raises(HyperparameterError, match=fragment):
         algorithms.build(problem_type, resolve(raw), feature_schema(X))
 
 
-@pytest.mark.parametrize("algorithm, method", [
-    ("decision_tree", "impurity"), ("random_forest", "impurity"), ("linear", "|coefficient|"),
-    ("gradient_boosting", "permutation"), ("knn", "permutation")])
+@pytest.mark.parametrize(
+    "algorithm, method",
+    [
+        ("decision_tree", "impurity"),
+        ("random_forest", "impurity"),
+        ("linear", "|coefficient|"),
+        ("gradient_boosting", "permutation"),
+        ("knn", "permutation"),
+    ],
+)
 def test_describe_gives_importances_by_original_feature(algorithm, method, fitted):
     pipeline, X, target, _ = fitted("binary_classification", algorithm)
     facts = algorithms.describe(pipeline, X, target)
@@ -228,8 +272,9 @@ def test_describe_is_json_serialisable_for_every_algorithm(fitted):
 
 def test_knn_with_more_neighbours_than_rows_fails_at_fit_naming_the_hyperparameter():
     X = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
-    pipeline = algorithms.build("regression", resolve({"algorithm": "knn", "n_neighbors": 5}),
-                                feature_schema(X))
+    pipeline = algorithms.build(
+        "regression", resolve({"algorithm": "knn", "n_neighbors": 5}), feature_schema(X)
+    )
     with pytest.raises(HyperparameterError, match="'n_neighbors'=5 is more than the 3 training rows"):
         pipeline.fit(X, np.array([1.0, 2.0, 3.0]))
 
@@ -248,17 +293,21 @@ def test_single_feature_that_is_all_missing_still_fits(algorithm):
     schema = feature_schema(X)
     params = resolve({"algorithm": algorithm, **({"n_neighbors": 3} if algorithm == "knn" else {})})
     pipeline = algorithms.build("binary_classification", params, schema).fit(
-        coerce_features(X, schema, where="train"), y)
+        coerce_features(X, schema, where="train"), y
+    )
     assert pipeline.predict_proba(X).shape == (12, 2)
 
 
-mixed_cells = st.one_of(st.none(), st.floats(-100, 100), st.integers(-3, 3),
-                        st.sampled_from(["a", "b", "c", "", "é"]))
+mixed_cells = st.one_of(
+    st.none(), st.floats(-100, 100), st.integers(-3, 3), st.sampled_from(["a", "b", "c", "", "é"])
+)
 
 
 @settings(max_examples=15, deadline=None)
-@given(st.lists(st.tuples(mixed_cells, mixed_cells, st.floats(-5, 5)), min_size=8, max_size=20),
-       st.randoms(use_true_random=False))
+@given(
+    st.lists(st.tuples(mixed_cells, mixed_cells, st.floats(-5, 5)), min_size=8, max_size=20),
+    st.randoms(use_true_random=False),
+)
 def test_every_algorithm_fits_arbitrary_small_mixed_frames(rows, rnd):
     """Whatever mix of text, numbers and gaps a tiny frame holds, every algorithm fits and predicts."""
     X = pd.DataFrame(rows, columns=["p", "q", "r"])

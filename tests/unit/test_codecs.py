@@ -17,23 +17,45 @@ from byoc.serving.codecs import csv as csv_codec
 from byoc.serving.output import Prediction
 from byoc.serving.schema import RequestSchema
 
-SCHEMA = RequestSchema([Feature("age", "numeric", "float64"), Feature("job", "categorical", "str", ("a", "b")),
-                        Feature("flag", "numeric", "bool")])
+SCHEMA = RequestSchema(
+    [
+        Feature("age", "numeric", "float64"),
+        Feature("job", "categorical", "str", ("a", "b")),
+        Feature("flag", "numeric", "bool"),
+    ]
+)
 
 
 def test_registry_is_read_only_and_lists_supported_types():
-    assert codecs.supported_content_types() == ("text/csv", "application/json", "application/jsonlines",
-                                                "application/x-npy", "application/x-parquet")
-    assert codecs.supported_accept_types() == ("text/csv", "application/json", "application/jsonlines",
-                                               "application/x-npy")
+    assert codecs.supported_content_types() == (
+        "text/csv",
+        "application/json",
+        "application/jsonlines",
+        "application/x-npy",
+        "application/x-parquet",
+    )
+    assert codecs.supported_accept_types() == (
+        "text/csv",
+        "application/json",
+        "application/jsonlines",
+        "application/x-npy",
+    )
     with pytest.raises(TypeError):
         codecs.decoders()["text/plain"] = codecs.decoders()["text/csv"]
 
 
-@pytest.mark.parametrize("header,media_type", [
-    ("text/csv", "text/csv"), ("Text/CSV; charset=UTF-8", "text/csv"), ("text/csv;label_size=0", "text/csv"),
-    (None, "application/json"), ("", "application/json"), ("application/x-jsonlines", "application/jsonlines"),
-    ("application/parquet", "application/x-parquet")])
+@pytest.mark.parametrize(
+    "header,media_type",
+    [
+        ("text/csv", "text/csv"),
+        ("Text/CSV; charset=UTF-8", "text/csv"),
+        ("text/csv;label_size=0", "text/csv"),
+        (None, "application/json"),
+        ("", "application/json"),
+        ("application/x-jsonlines", "application/jsonlines"),
+        ("application/parquet", "application/x-parquet"),
+    ],
+)
 def test_find_decoder_ignores_case_and_harmless_parameters(header, media_type):
     assert codecs.find_decoder(header).media_type == media_type
 
@@ -45,16 +67,19 @@ def test_unsupported_content_types(header):
     assert info.value.status == 415
 
 
-@pytest.mark.parametrize("accept,request_type,default,chosen", [
-    (None, "text/csv", None, "text/csv"),
-    ("*/*", "application/x-parquet", None, "application/json"),
-    ("*/*", "text/csv", "application/jsonlines", "application/jsonlines"),
-    (None, "application/json", "text/csv", "text/csv"),
-    ("text/csv; charset=utf-8", "application/json", None, "text/csv"),
-    ("application/json;q=0.1, text/csv;q=0.9", "application/json", None, "text/csv"),
-    ("text/*", "application/json", None, "text/csv"),
-    ("application/xml, application/x-npy", "text/csv", None, "application/x-npy"),
-])
+@pytest.mark.parametrize(
+    "accept,request_type,default,chosen",
+    [
+        (None, "text/csv", None, "text/csv"),
+        ("*/*", "application/x-parquet", None, "application/json"),
+        ("*/*", "text/csv", "application/jsonlines", "application/jsonlines"),
+        (None, "application/json", "text/csv", "text/csv"),
+        ("text/csv; charset=utf-8", "application/json", None, "text/csv"),
+        ("application/json;q=0.1, text/csv;q=0.9", "application/json", None, "text/csv"),
+        ("text/*", "application/json", None, "text/csv"),
+        ("application/xml, application/x-npy", "text/csv", None, "application/x-npy"),
+    ],
+)
 def test_choose_encoder(accept, request_type, default, chosen):
     assert codecs.choose_encoder(accept, request_type, default).media_type == chosen
 
@@ -98,9 +123,14 @@ def test_csv_header_row_reorders_columns():
 
 def test_json_shapes():
     decode = codecs.decoders()["application/json"].decode
-    for body in ([[1, "a", True]], {"instances": [{"age": 1, "job": "a", "flag": True}]}, {"age": 1, "job": "a",
-                 "flag": 1}, [1, "a", 1], {"inputs": {"age": [1], "job": ["a"], "flag": [1]}},
-                 {"dataframe_split": {"columns": ["flag", "job", "age"], "data": [[1, "a", 1]]}}):
+    for body in (
+        [[1, "a", True]],
+        {"instances": [{"age": 1, "job": "a", "flag": True}]},
+        {"age": 1, "job": "a", "flag": 1},
+        [1, "a", 1],
+        {"inputs": {"age": [1], "job": ["a"], "flag": [1]}},
+        {"dataframe_split": {"columns": ["flag", "job", "age"], "data": [[1, "a", 1]]}},
+    ):
         assert _columns(decode(json.dumps(body).encode(), SCHEMA, 0)) == [[1.0], ["a"], [1.0]], body
 
 
@@ -128,15 +158,26 @@ def test_parquet_by_name():
     assert _columns(batch) == [[4.0], ["b"], [1.0]]
 
 
-PREDICTION = Prediction(("predicted_label", "probability", "probabilities", "labels"),
-                        {"predicted_label": ["yes", 'a "b", c'], "probability": np.array([0.9, 0.6]),
-                         "probabilities": np.array([[0.1, 0.9], [0.6, 0.4]]), "labels": ["no", "yes"]}, 2)
+PREDICTION = Prediction(
+    ("predicted_label", "probability", "probabilities", "labels"),
+    {
+        "predicted_label": ["yes", 'a "b", c'],
+        "probability": np.array([0.9, 0.6]),
+        "probabilities": np.array([[0.1, 0.9], [0.6, 0.4]]),
+        "labels": ["no", "yes"],
+    },
+    2,
+)
 
 
 def test_encoders_keep_field_order_and_values():
     as_json = json.loads(codecs.encoders()["application/json"].encode(PREDICTION))
-    assert as_json["predictions"][1] == {"predicted_label": 'a "b", c', "probability": 0.6,
-                                         "probabilities": [0.6, 0.4], "labels": ["no", "yes"]}
+    assert as_json["predictions"][1] == {
+        "predicted_label": 'a "b", c',
+        "probability": 0.6,
+        "probabilities": [0.6, 0.4],
+        "labels": ["no", "yes"],
+    }
     lines = codecs.encoders()["application/jsonlines"].encode(PREDICTION).decode().splitlines()
     assert [json.loads(line) for line in lines] == as_json["predictions"]
     rows = list(csv.reader(io.StringIO(codecs.encoders()["text/csv"].encode(PREDICTION).decode())))

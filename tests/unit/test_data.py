@@ -11,11 +11,15 @@ import pytest
 from byoc.data import csv_reader, media, read_channel
 from byoc.environment import MLPaths, TrainingEnvironment
 from byoc.errors import DataError
-from support import (csv_bytes, gzip_bytes, jsonlines_bytes, make_ml_root, parquet_bytes,
-                     pipe_feeders)
+from support import csv_bytes, gzip_bytes, jsonlines_bytes, make_ml_root, parquet_bytes, pipe_feeders
 
-FRAME = pd.DataFrame({"label": ["yes", "no", "yes", "no"], "age": [30.5, 41.0, None, 22.0],
-                      "job": ["admin", None, "services", "admin"]})
+FRAME = pd.DataFrame(
+    {
+        "label": ["yes", "no", "yes", "no"],
+        "age": [30.5, 41.0, None, 22.0],
+        "job": ["admin", None, "services", "admin"],
+    }
+)
 
 
 def env_for(root: Path, **environ: str) -> TrainingEnvironment:
@@ -23,8 +27,11 @@ def env_for(root: Path, **environ: str) -> TrainingEnvironment:
 
 
 def read(tmp_path: Path, files: dict, channel_type: str | None = None, **kwargs):
-    root = make_ml_root(tmp_path / "ml", channels={"train": files},
-                        content_types={"train": channel_type} if channel_type else None)
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": files},
+        content_types={"train": channel_type} if channel_type else None,
+    )
     return read_channel(env_for(root), "train", **kwargs)
 
 
@@ -37,12 +44,22 @@ def expect_error(tmp_path: Path, files: dict, channel_type: str | None = None, *
 # -- media types -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw, essence", [
-    (None, "text/csv"), ("", "text/csv"), ("text/csv", "text/csv"), ("TEXT/CSV; charset=utf-8", "text/csv"),
-    ("application/parquet", "application/x-parquet"), ("application/x-parquet", "application/x-parquet"),
-    ("application/x-jsonlines", "application/jsonlines"), ("application/json-lines", "application/jsonlines"),
-    ("application/jsonlines", "application/jsonlines"), ("text/x-libsvm", "text/libsvm"),
-    ("text/libsvm", "text/libsvm")])
+@pytest.mark.parametrize(
+    "raw, essence",
+    [
+        (None, "text/csv"),
+        ("", "text/csv"),
+        ("text/csv", "text/csv"),
+        ("TEXT/CSV; charset=utf-8", "text/csv"),
+        ("application/parquet", "application/x-parquet"),
+        ("application/x-parquet", "application/x-parquet"),
+        ("application/x-jsonlines", "application/jsonlines"),
+        ("application/json-lines", "application/jsonlines"),
+        ("application/jsonlines", "application/jsonlines"),
+        ("text/x-libsvm", "text/libsvm"),
+        ("text/libsvm", "text/libsvm"),
+    ],
+)
 def test_media_type_aliases(raw, essence):
     assert media.parse(raw).essence == essence
 
@@ -58,16 +75,29 @@ def test_media_type_label_size_parameter():
 
 def test_recursive_discovery_skips_dot_and_underscore_names_and_sorts(tmp_path):
     part = csv_bytes(FRAME, target="label")
-    data = read(tmp_path, {"b.csv": part, "a/nested.csv": part, "_SUCCESS": b"garbage,,,\n",
-                           ".hidden.csv": b"\x00\x01", "_temporary/x.csv": b"1,2\n",
-                           ".ipynb_checkpoints/c.csv": b"1\n"})
+    data = read(
+        tmp_path,
+        {
+            "b.csv": part,
+            "a/nested.csv": part,
+            "_SUCCESS": b"garbage,,,\n",
+            ".hidden.csv": b"\x00\x01",
+            "_temporary/x.csv": b"1,2\n",
+            ".ipynb_checkpoints/c.csv": b"1\n",
+        },
+    )
     assert data.files == ("train/a/nested.csv", "train/b.csv")
     assert len(data.frame) == 2 * len(FRAME)
 
 
 def test_gzip_detected_by_magic_bytes_not_suffix(tmp_path):
-    data = read(tmp_path, {"part-0000": gzip_bytes(csv_bytes(FRAME, target="label")),
-                           "plain.csv.gz": csv_bytes(FRAME, target="label")})
+    data = read(
+        tmp_path,
+        {
+            "part-0000": gzip_bytes(csv_bytes(FRAME, target="label")),
+            "plain.csv.gz": csv_bytes(FRAME, target="label"),
+        },
+    )
     assert len(data.frame) == 2 * len(FRAME)
     assert list(data.frame["0"]) == list(FRAME["label"]) * 2
 
@@ -128,15 +158,18 @@ def test_all_text_dataset_header_detection(tmp_path):
     assert not read(tmp_path / "b", {"a.csv": body}).has_header
 
 
-@pytest.mark.parametrize("rows, expected", [
-    ([["a", "b"], ["1", "2"], ["3", "4"]], True),
-    ([["1", "2"], ["3", "4"]], False),
-    ([["", "x"], ["1", "2"], ["2", "3"]], True),        # pandas' unnamed index column
-    ([["yes", "1.5"], ["no", "2"], ["yes", "NA"]], False),
-    ([["only"]], False),
-    ([["id", "name"], ["a1", "x"], ["a2", "y"]], False),  # all distinct text: no evidence
-    ([["b", "1.5"], ["a", ""], ["a", ""]], False),        # a number is no column name
-])
+@pytest.mark.parametrize(
+    "rows, expected",
+    [
+        ([["a", "b"], ["1", "2"], ["3", "4"]], True),
+        ([["1", "2"], ["3", "4"]], False),
+        ([["", "x"], ["1", "2"], ["2", "3"]], True),  # pandas' unnamed index column
+        ([["yes", "1.5"], ["no", "2"], ["yes", "NA"]], False),
+        ([["only"]], False),
+        ([["id", "name"], ["a1", "x"], ["a2", "y"]], False),  # all distinct text: no evidence
+        ([["b", "1.5"], ["a", ""], ["a", ""]], False),  # a number is no column name
+    ],
+)
 def test_detect_header_rules(rows, expected):
     assert csv_reader.detect_header(rows) is expected
 
@@ -150,8 +183,13 @@ def test_ragged_row_names_file_line_and_counts(tmp_path):
 
 def test_header_files_must_agree(tmp_path):
     other = FRAME.rename(columns={"job": "occupation"})
-    error = expect_error(tmp_path, {"a.csv": csv_bytes(FRAME, target="label", header=True),
-                                    "b.csv": csv_bytes(other, target="label", header=True)})
+    error = expect_error(
+        tmp_path,
+        {
+            "a.csv": csv_bytes(FRAME, target="label", header=True),
+            "b.csv": csv_bytes(other, target="label", header=True),
+        },
+    )
     assert error.code == "columns_differ"
     assert error.message.startswith("train/b.csv: columns differ from train/a.csv")
     assert "occupation" in error.message
@@ -218,8 +256,7 @@ def test_unsupported_and_malformed_content_types(tmp_path):
 
 
 def test_content_type_argument_overrides_the_channel(tmp_path):
-    data = read(tmp_path, {"a.parquet": parquet_bytes(FRAME)}, "text/csv",
-                content_type="application/parquet")
+    data = read(tmp_path, {"a.parquet": parquet_bytes(FRAME)}, "text/csv", content_type="application/parquet")
     assert data.has_header and list(data.frame.columns) == list(FRAME.columns)
 
 
@@ -227,17 +264,22 @@ def test_content_type_argument_overrides_the_channel(tmp_path):
 
 
 def test_parquet_files_concatenate_in_order(tmp_path):
-    data = read(tmp_path, {"p0.parquet": parquet_bytes(FRAME), "p1.parquet": gzip_bytes(parquet_bytes(FRAME))},
-                "application/x-parquet")
+    data = read(
+        tmp_path,
+        {"p0.parquet": parquet_bytes(FRAME), "p1.parquet": gzip_bytes(parquet_bytes(FRAME))},
+        "application/x-parquet",
+    )
     assert data.has_header and len(data.frame) == 8
     assert list(data.frame["label"]) == list(FRAME["label"]) * 2
     assert data.frame["age"].dtype == np.float64
 
 
 def test_parquet_with_a_different_schema_names_the_file(tmp_path):
-    error = expect_error(tmp_path, {"p0.parquet": parquet_bytes(FRAME),
-                                    "p1.parquet": parquet_bytes(FRAME.drop(columns=["job"]))},
-                         "application/x-parquet")
+    error = expect_error(
+        tmp_path,
+        {"p0.parquet": parquet_bytes(FRAME), "p1.parquet": parquet_bytes(FRAME.drop(columns=["job"]))},
+        "application/x-parquet",
+    )
     assert error.code == "columns_differ" and error.message.startswith("train/p1.parquet")
     assert "job" in error.message
 
@@ -251,8 +293,11 @@ def test_not_parquet(tmp_path):
 
 
 def test_jsonlines_objects_and_missing_keys(tmp_path):
-    data = read(tmp_path, {"a.jsonl": b'{"y": 1, "x": 2.5, "c": "a"}\n\n{"y": 0, "c": "b"}\n'},
-                "application/jsonlines")
+    data = read(
+        tmp_path,
+        {"a.jsonl": b'{"y": 1, "x": 2.5, "c": "a"}\n\n{"y": 0, "c": "b"}\n'},
+        "application/jsonlines",
+    )
     assert data.has_header and list(data.frame.columns) == ["y", "x", "c"]
     assert data.frame["x"].isna().sum() == 1
 
@@ -315,7 +360,6 @@ def test_pipe_mode_missing_fifo(tmp_path):
     root = make_ml_root(tmp_path, channels={"train": {"x": b"1"}}, input_mode="Pipe")
     with pytest.raises(DataError, match="train_0"):
         read_channel(env_for(root), "train")
-
 
 
 def test_quoted_newline_beyond_the_sniffed_sample(tmp_path):

@@ -16,9 +16,12 @@ from byoc.environment import MLPaths, TrainingEnvironment
 from support import make_ml_root
 
 WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=6).filter(
-    lambda w: w not in {"nan", "na", "null", "none", "inf", "infinity"})
-NUMBERS = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64, min_value=-1e12,
-                              max_value=1e12), st.just(np.nan))
+    lambda w: w not in {"nan", "na", "null", "none", "inf", "infinity"}
+)
+NUMBERS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=64, min_value=-1e12, max_value=1e12),
+    st.just(np.nan),
+)
 
 
 @st.composite
@@ -39,7 +42,9 @@ def frames(draw) -> pd.DataFrame:
 
 def _read(frame: pd.DataFrame, header: bool, force: bool | None) -> tuple[pd.DataFrame, bool]:
     with tempfile.TemporaryDirectory() as tmp:
-        root = make_ml_root(Path(tmp), channels={"train": {"a.csv": frame.to_csv(index=False, header=header)}})
+        root = make_ml_root(
+            Path(tmp), channels={"train": {"a.csv": frame.to_csv(index=False, header=header)}}
+        )
         data = read_channel(TrainingEnvironment.from_files(MLPaths(root), environ={}), "train", header=force)
         return data.frame, data.has_header
 

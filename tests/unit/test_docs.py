@@ -85,10 +85,15 @@ def test_unreadable_file_is_reported(tmp_path, capsys):
 
 
 def test_runs_as_python_dash_m(readme):
-    result = subprocess.run([sys.executable, "-m", "byoc.docs", str(readme)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "byoc.docs", str(readme)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "updated" in result.stdout and "hyperparameters" in result.stdout
-    check = subprocess.run([sys.executable, "-m", "byoc.docs", str(readme), "--check"],
-                           capture_output=True, text=True, timeout=120)
+    check = subprocess.run(
+        [sys.executable, "-m", "byoc.docs", str(readme), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert check.returncode == 0, check.stderr

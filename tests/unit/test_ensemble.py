@@ -49,9 +49,11 @@ def good_classifier():
 @pytest.fixture(scope="module")
 def classifier(cancer):
     X, y = cancer
-    members = [("linear", good_classifier()),
-               ("tree", DecisionTreeClassifier(max_depth=3, random_state=0)),
-               ("dummy", DummyClassifier(strategy="most_frequent"))]
+    members = [
+        ("linear", good_classifier()),
+        ("tree", DecisionTreeClassifier(max_depth=3, random_state=0)),
+        ("dummy", DummyClassifier(strategy="most_frequent")),
+    ]
     return EnsembleClassifier(members, cv=3, random_state=0).fit(X, y)
 
 
@@ -74,15 +76,18 @@ def test_a_member_at_chance_gets_no_weight(classifier):
     assert scores["dummy"] == pytest.approx(0.5)
     # weights are proportional to the score above chance
     assert weights["linear"] / weights["tree"] == pytest.approx(
-        (scores["linear"] - 0.5) / (scores["tree"] - 0.5))
+        (scores["linear"] - 0.5) / (scores["tree"] - 0.5)
+    )
 
 
 def test_soft_voting_is_the_weighted_mean_of_member_probabilities(classifier, cancer):
     X, _ = cancer
-    expected = sum(w * est.predict_proba(X)
-                   for w, est in zip(classifier.weights_, classifier.estimators_) if w > 0)
-    np.testing.assert_allclose(classifier.predict_proba(X), expected / classifier.weights_[
-        classifier.weights_ > 0].sum())
+    expected = sum(
+        w * est.predict_proba(X) for w, est in zip(classifier.weights_, classifier.estimators_) if w > 0
+    )
+    np.testing.assert_allclose(
+        classifier.predict_proba(X), expected / classifier.weights_[classifier.weights_ > 0].sum()
+    )
 
 
 def test_get_params_clone_and_set_params(classifier):
@@ -102,8 +107,9 @@ def test_pickles_and_predicts_the_same(classifier, cancer):
 
 def test_all_members_at_chance_share_weight_equally(cancer):
     X, y = cancer
-    model = EnsembleClassifier([("a", DummyClassifier()), ("b", DummyClassifier(strategy="prior"))],
-                               cv=2).fit(X, y)
+    model = EnsembleClassifier(
+        [("a", DummyClassifier()), ("b", DummyClassifier(strategy="prior"))], cv=2
+    ).fit(X, y)
     np.testing.assert_allclose(model.weights_, [0.5, 0.5])
     assert model.weighting_.startswith("equal")
 
@@ -129,8 +135,9 @@ def test_describe_reports_members_weights_scores(classifier):
 
 def test_regressor_weighted_average(diabetes_xy):
     X, y = diabetes_xy
-    model = EnsembleRegressor([("ridge", Ridge()), ("tree", DecisionTreeRegressor(max_depth=3)),
-                               ("mean", DummyRegressor())], cv=3).fit(X, y)
+    model = EnsembleRegressor(
+        [("ridge", Ridge()), ("tree", DecisionTreeRegressor(max_depth=3)), ("mean", DummyRegressor())], cv=3
+    ).fit(X, y)
     assert is_regressor(model)
     weights = dict(zip(model.named_estimators_, model.weights_))
     assert weights["mean"] == 0.0 and weights["ridge"] > 0
@@ -143,8 +150,9 @@ def test_rare_class_does_not_break_cross_validation():
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.normal(size=40)})
     y = np.array([0] * 20 + [1] * 19 + [2])  # class 2 seen once
-    model = EnsembleClassifier([("tree", DecisionTreeClassifier()), ("lr", LogisticRegression())],
-                               cv=5).fit(X, y)
+    model = EnsembleClassifier([("tree", DecisionTreeClassifier()), ("lr", LogisticRegression())], cv=5).fit(
+        X, y
+    )
     assert model.predict_proba(X).shape == (40, 3)
 
 
@@ -156,8 +164,15 @@ def test_member_names_must_be_unique(cancer):
 
 def test_registry_builds_members_with_their_own_preprocessing_and_hyperparameters(cancer):
     X, _ = cancer
-    params = resolve({"use-custom-ensemble": "true", "ensemble-lr": "false", "ensemble_rf": True,
-                      "n_estimators": 5, "cv_folds": 4})
+    params = resolve(
+        {
+            "use-custom-ensemble": "true",
+            "ensemble-lr": "false",
+            "ensemble_rf": True,
+            "n_estimators": 5,
+            "cv_folds": 4,
+        }
+    )
     pipeline = algorithms.build("binary_classification", params, feature_schema(X))
     model = pipeline.named_steps["model"]
     assert isinstance(model, EnsembleClassifier) and model.cv == 4
@@ -169,8 +184,9 @@ def test_registry_builds_members_with_their_own_preprocessing_and_hyperparameter
 
 def test_regression_ensemble_from_registry(diabetes_xy):
     X, y = diabetes_xy
-    params = resolve({"algorithm": "ensemble", "ensemble_members": "linear,decision_tree",
-                      "max_depth": 3, "cv_folds": 2})
+    params = resolve(
+        {"algorithm": "ensemble", "ensemble_members": "linear,decision_tree", "max_depth": 3, "cv_folds": 2}
+    )
     pipeline = algorithms.build("regression", params, feature_schema(X)).fit(X, y)
     assert isinstance(pipeline.named_steps["model"], EnsembleRegressor)
     facts = algorithms.describe(pipeline)
@@ -181,8 +197,10 @@ def test_regression_ensemble_from_registry(diabetes_xy):
 def test_fit_logs_scores_weights_and_importances(cancer, caplog):
     X, y = cancer
     with caplog.at_level("INFO", logger="byoc.algorithms.ensemble"):
-        EnsembleClassifier([("tree", DecisionTreeClassifier(max_depth=2, random_state=0)),
-                            ("dummy", DummyClassifier())], cv=2).fit(X, y)
+        EnsembleClassifier(
+            [("tree", DecisionTreeClassifier(max_depth=2, random_state=0)), ("dummy", DummyClassifier())],
+            cv=2,
+        ).fit(X, y)
     text = caplog.text
     assert "ensemble member tree: cv balanced_accuracy=" in text
     assert "ensemble weights" in text and "dummy=0.000000" in text

@@ -12,24 +12,49 @@ from byoc.environment import MLPaths, TrainingEnvironment, decode_hyperparameter
 from byoc.errors import ConfigError
 from support import REPO, clean_environ, make_ml_root
 
-PARAMS = {"max_depth": 5, "criterion": "gini", "bootstrap": True, "max_samples": None,
-          "layers": [64, 32], "learning_rate": 0.05}
+PARAMS = {
+    "max_depth": 5,
+    "criterion": "gini",
+    "bootstrap": True,
+    "max_samples": None,
+    "layers": [64, 32],
+    "learning_rate": 0.05,
+}
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("5", 5), ("0.05", 0.05), ('"gini"', "gini"), ("gini", "gini"), ("true", True), ("True", True),
-    ("False", False), ("null", None), ("None", None), ("[64, 32]", [64, 32]), (" 7 ", 7), (3, 3),
-    ("random_forest,linear", "random_forest,linear")])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("5", 5),
+        ("0.05", 0.05),
+        ('"gini"', "gini"),
+        ("gini", "gini"),
+        ("true", True),
+        ("True", True),
+        ("False", False),
+        ("null", None),
+        ("None", None),
+        ("[64, 32]", [64, 32]),
+        (" 7 ", 7),
+        (3, 3),
+        ("random_forest,linear", "random_forest,linear"),
+    ],
+)
 def test_decode_every_client_spelling(raw, expected):
     assert decode_hyperparameter_value(raw) == expected
 
 
 @pytest.mark.parametrize("encoding", ["sdk-json", "str"])
 def test_from_files_decodes_sdk_encodings_and_strips_reserved_keys(tmp_path, encoding):
-    params = {**PARAMS, "sagemaker_program": "train.py", "sagemaker_region": "eu-west-1",
-              "_tuning_objective_metric": "validation:auc"}
-    root = make_ml_root(tmp_path, channels={"train": {"a.csv": "1,2\n"}}, hyperparameters=params,
-                        encoding=encoding)
+    params = {
+        **PARAMS,
+        "sagemaker_program": "train.py",
+        "sagemaker_region": "eu-west-1",
+        "_tuning_objective_metric": "validation:auc",
+    }
+    root = make_ml_root(
+        tmp_path, channels={"train": {"a.csv": "1,2\n"}}, hyperparameters=params, encoding=encoding
+    )
     env = TrainingEnvironment.from_files(MLPaths(root), environ={})
     assert dict(env.hyperparameters) == PARAMS
     assert env.tuning_objective_metric == "validation:auc"
@@ -37,9 +62,13 @@ def test_from_files_decodes_sdk_encodings_and_strips_reserved_keys(tmp_path, enc
 
 
 def test_channels_and_hosts_from_config(tmp_path):
-    root = make_ml_root(tmp_path, channels={"train": {"a": "1"}, "validation": {"b": "1"}},
-                        content_types={"train": "text/csv;label_size=1"}, input_mode="FastFile",
-                        hosts=("algo-1-abcde",))
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": {"a": "1"}, "validation": {"b": "1"}},
+        content_types={"train": "text/csv;label_size=1"},
+        input_mode="FastFile",
+        hosts=("algo-1-abcde",),
+    )
     env = TrainingEnvironment.from_files(MLPaths(root), environ={})
     assert env.channels["train"].content_type == "text/csv;label_size=1"
     assert env.channels["validation"].input_mode == "FastFile"
@@ -71,8 +100,12 @@ def test_base_dir_from_environment():
 
 
 def test_sm_variables_follow_the_training_toolkit(tmp_path):
-    root = make_ml_root(tmp_path, channels={"train": {"a": "1"}, "validation": {"b": "1"}},
-                        hyperparameters={"max_depth": 5, "criterion": "gini"}, hosts=("algo-1", "algo-2"))
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": {"a": "1"}, "validation": {"b": "1"}},
+        hyperparameters={"max_depth": 5, "criterion": "gini"},
+        hosts=("algo-1", "algo-2"),
+    )
     env = TrainingEnvironment.from_files(MLPaths(root), environ={})
     sm = env.to_env_vars()
     assert sm["SM_CHANNEL_TRAIN"] == str(root / "input/data/train")
@@ -86,8 +119,14 @@ def test_sm_variables_follow_the_training_toolkit(tmp_path):
     training_env = json.loads(sm["SM_TRAINING_ENV"])
     assert training_env["channel_input_dirs"]["validation"] == str(root / "input/data/validation")
     assert training_env["hyperparameters"] == {"max_depth": 5, "criterion": "gini"}
-    for key in ("SM_NUM_CPUS", "SM_NUM_GPUS", "SM_LOG_LEVEL", "SM_INPUT_DIR", "SM_INPUT_CONFIG_DIR",
-                "SM_OUTPUT_DIR"):
+    for key in (
+        "SM_NUM_CPUS",
+        "SM_NUM_GPUS",
+        "SM_LOG_LEVEL",
+        "SM_INPUT_DIR",
+        "SM_INPUT_CONFIG_DIR",
+        "SM_OUTPUT_DIR",
+    ):
         assert sm[key]
 
 
@@ -101,9 +140,16 @@ def test_sm_channel_already_set_wins(tmp_path):
 def test_importing_byoc_touches_nothing(tmp_path):
     """No files, directories or environment reads at import time: /opt/ml may not exist yet."""
     base = tmp_path / "not-yet"
-    code = ("import os, byoc, byoc.training, byoc.data, byoc.environment, byoc.artifact;"
-            "assert not any(k.startswith('SM_') for k in os.environ)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True, text=True,
-                            env=clean_environ(SAGEMAKER_BASE_DIR=str(base), PYTHONPATH=str(REPO / "container")))
+    code = (
+        "import os, byoc, byoc.training, byoc.data, byoc.environment, byoc.artifact;"
+        "assert not any(k.startswith('SM_') for k in os.environ)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        env=clean_environ(SAGEMAKER_BASE_DIR=str(base), PYTHONPATH=str(REPO / "container")),
+    )
     assert result.returncode == 0, result.stderr
     assert not base.exists()

@@ -52,15 +52,26 @@ def test_int_spellings(value):
     assert resolve({"max_depth": value})["max_depth"] == 5
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("None", None), (None, None), ("null", None), ("7", 7)])
+@pytest.mark.parametrize("value, expected", [("None", None), (None, None), ("null", None), ("7", 7)])
 def test_nullable_int(value, expected):
     assert resolve({"max_leaf_nodes": value})["max_leaf_nodes"] == expected
 
 
-@pytest.mark.parametrize("value, expected", [
-    (True, True), ("true", True), ("True", True), ("1", True), (1, True),
-    (False, False), ("false", False), ("False", False), ("no", False), (0, False)])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (True, True),
+        ("true", True),
+        ("True", True),
+        ("1", True),
+        (1, True),
+        (False, False),
+        ("false", False),
+        ("False", False),
+        ("no", False),
+        (0, False),
+    ],
+)
 def test_bool_spellings(value, expected):
     params = resolve({"algorithm": "random_forest", "bootstrap": value})
     assert params["bootstrap"] is expected
@@ -69,8 +80,15 @@ def test_bool_spellings(value, expected):
 @pytest.mark.parametrize("client", ["sdk-json", "str", "raw"])
 def test_every_client_encoding_resolves_the_same(client):
     """hyperparameters.json as the SDK's json.dumps, the generic Estimator's str() or a human writes it."""
-    given = {"algorithm": "random_forest", "n_estimators": 50, "max_depth": None,
-             "criterion": "entropy", "bootstrap": False, "max_features": 0.5, "target": "deposit"}
+    given = {
+        "algorithm": "random_forest",
+        "n_estimators": 50,
+        "max_depth": None,
+        "criterion": "entropy",
+        "bootstrap": False,
+        "max_features": 0.5,
+        "target": "deposit",
+    }
     encode = {"sdk-json": json.dumps, "str": str, "raw": lambda v: v}[client]
     decoded = {k: decode_hyperparameter_value(encode(v)) for k, v in given.items()}
     params = resolve(decoded)
@@ -118,8 +136,7 @@ def test_max_features_takes_fraction_or_keyword():
 
 def test_gradient_boosting_early_stopping_auto_or_bool():
     assert resolve({"algorithm": "gradient_boosting"})["early_stopping"] == "auto"
-    assert resolve({"algorithm": "gradient_boosting",
-                    "early_stopping": "false"})["early_stopping"] is False
+    assert resolve({"algorithm": "gradient_boosting", "early_stopping": "false"})["early_stopping"] is False
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -140,23 +157,26 @@ def test_key_of_another_algorithm_names_that_algorithm():
     assert "random_forest" in message and "extra_trees" in message
 
 
-@pytest.mark.parametrize("raw, fragments", [
-    ({"max_depth": "deep"}, ["'max_depth'", "'deep'", "an integer >= 1"]),
-    ({"max_depth": 2.5}, ["'max_depth'", "2.5", "integer"]),
-    ({"max_depth": 0}, ["'max_depth'", "got 0", ">= 1"]),
-    ({"max_depth": True}, ["'max_depth'", "true"]),
-    ({"random_state": -1}, ["'random_state'", "-1", "[0, 4294967295]"]),
-    ({"n_jobs": 0}, ["'n_jobs'", "except 0"]),
-    ({"cv_folds": 1}, ["'cv_folds'", "[2, 20]"]),
-    ({"criterion": "ginni"}, ["'criterion'", "'ginni'", "did you mean 'gini'"]),
-    ({"problem_type": "classification"}, ["'problem_type'", "binary_classification"]),
-    ({"algorithm": "xgboost"}, ["'algorithm'", "'xgboost'", "random_forest"]),
-    ({"algorithm": "gradient_boosting", "learning_rate": 0}, ["'learning_rate'", "(0, 10]"]),
-    ({"algorithm": "random_forest", "bootstrap": "maybe"}, ["'bootstrap'", "true or false"]),
-    ({"algorithm": "linear", "C": "nan"}, ["'C'", "'nan'"]),
-    ({"header": "sometimes"}, ["'header'", "'sometimes'"]),
-    ({"algorithm": "ensemble", "ensemble_members": "random_forest,xgb"}, ["'ensemble_members'", "'xgb'"]),
-])
+@pytest.mark.parametrize(
+    "raw, fragments",
+    [
+        ({"max_depth": "deep"}, ["'max_depth'", "'deep'", "an integer >= 1"]),
+        ({"max_depth": 2.5}, ["'max_depth'", "2.5", "integer"]),
+        ({"max_depth": 0}, ["'max_depth'", "got 0", ">= 1"]),
+        ({"max_depth": True}, ["'max_depth'", "true"]),
+        ({"random_state": -1}, ["'random_state'", "-1", "[0, 4294967295]"]),
+        ({"n_jobs": 0}, ["'n_jobs'", "except 0"]),
+        ({"cv_folds": 1}, ["'cv_folds'", "[2, 20]"]),
+        ({"criterion": "ginni"}, ["'criterion'", "'ginni'", "did you mean 'gini'"]),
+        ({"problem_type": "classification"}, ["'problem_type'", "binary_classification"]),
+        ({"algorithm": "xgboost"}, ["'algorithm'", "'xgboost'", "random_forest"]),
+        ({"algorithm": "gradient_boosting", "learning_rate": 0}, ["'learning_rate'", "(0, 10]"]),
+        ({"algorithm": "random_forest", "bootstrap": "maybe"}, ["'bootstrap'", "true or false"]),
+        ({"algorithm": "linear", "C": "nan"}, ["'C'", "'nan'"]),
+        ({"header": "sometimes"}, ["'header'", "'sometimes'"]),
+        ({"algorithm": "ensemble", "ensemble_members": "random_forest,xgb"}, ["'ensemble_members'", "'xgb'"]),
+    ],
+)
 def test_bad_values_name_the_hyperparameter_the_value_and_what_is_allowed(raw, fragments):
     message = error_of(raw)
     for fragment in fragments:
@@ -196,8 +216,9 @@ def test_use_custom_ensemble_selects_the_ensemble_with_default_members():
 
 
 def test_ensemble_switches_add_and_remove_members():
-    params = resolve({"use-custom-ensemble": "True", "ensemble-rf": "true", "ensemble-gb": "false",
-                      "ensemble-lr": "true"})
+    params = resolve(
+        {"use-custom-ensemble": "True", "ensemble-rf": "true", "ensemble-gb": "false", "ensemble-lr": "true"}
+    )
     assert params["ensemble_members"] == ("random_forest", "linear")
     assert not {"ensemble_rf", "ensemble_gb", "ensemble_lr"} & set(params)
     params = resolve({"algorithm": "ensemble", "ensemble_members": "knn", "ensemble_rf": True})
@@ -209,8 +230,9 @@ def test_use_custom_ensemble_false_keeps_the_chosen_algorithm():
 
 
 def test_every_member_switched_off_is_an_error():
-    message = error_of({"use-custom-ensemble": True, "ensemble-rf": False, "ensemble-gb": False,
-                        "ensemble-lr": False})
+    message = error_of(
+        {"use-custom-ensemble": True, "ensemble-rf": False, "ensemble-gb": False, "ensemble-lr": False}
+    )
     assert "no members" in message and "ensemble-rf" in message
 
 
@@ -230,8 +252,10 @@ def test_ensemble_accepts_its_members_hyperparameters_only():
     assert params["n_estimators"] == 20 and params["C"] == 0.1
     message = error_of({"algorithm": "ensemble", "n_neighbors": 3})
     assert "knn" in message and "ensemble_members" in message
-    assert resolve({"algorithm": "ensemble", "ensemble_members": "knn,linear",
-                    "n_neighbors": 3})["n_neighbors"] == 3
+    assert (
+        resolve({"algorithm": "ensemble", "ensemble_members": "knn,linear", "n_neighbors": 3})["n_neighbors"]
+        == 3
+    )
 
 
 def test_duplicate_ensemble_member_is_rejected():
@@ -245,8 +269,10 @@ def test_help_text_lists_every_hyperparameter_with_default_and_range():
     for owner, decl in all_declarations():
         assert decl.name in starts
     flat = " ".join(text.split())
-    assert "max_leaf_nodes Most leaves per tree (best-first growth); None: unlimited. Accepts an " \
-           "integer >= 2 or None; default None." in flat
+    assert (
+        "max_leaf_nodes Most leaves per tree (best-first growth); None: unlimited. Accepts an "
+        "integer >= 2 or None; default None." in flat
+    )
     for name in algorithms.names():
         assert f"\n{name}:" in text
 
@@ -259,8 +285,13 @@ def test_markdown_table_has_one_row_per_declaration():
 
 
 def test_classic_switches_with_use_custom_ensemble_false_are_ignored_with_a_warning(caplog):
-    raw = {"use-custom-ensemble": "false", "ensemble-rf": "true", "ensemble-gb": "true",
-           "ensemble-lr": "false", "max_leaf_nodes": "5"}
+    raw = {
+        "use-custom-ensemble": "false",
+        "ensemble-rf": "true",
+        "ensemble-gb": "true",
+        "ensemble-lr": "false",
+        "max_leaf_nodes": "5",
+    }
     with caplog.at_level("WARNING", logger="byoc.hyperparameters"):
         params = resolve(raw)
     assert params["algorithm"] == "decision_tree" and params["max_leaf_nodes"] == 5

@@ -17,7 +17,7 @@ from byoc import metrics
 def test_binary_metrics_names_and_values():
     y = np.array([0, 0, 1, 1, 1, 0])
     pred = np.array([0, 1, 1, 1, 0, 0])
-    proba = np.array([[.9, .1], [.4, .6], [.2, .8], [.3, .7], [.6, .4], [.8, .2]])
+    proba = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4], [0.8, 0.2]])
     out = metrics.compute("binary_classification", y, pred, proba, 2)
     assert tuple(out) == metrics.BINARY_METRICS
     assert out["accuracy"] == pytest.approx(4 / 6)
@@ -43,7 +43,7 @@ def test_regression_metrics():
 
 def test_single_class_channel_skips_auc_instead_of_nan():
     y = np.array([1, 1, 1])
-    proba = np.array([[.2, .8], [.6, .4], [.1, .9]])
+    proba = np.array([[0.2, 0.8], [0.6, 0.4], [0.1, 0.9]])
     out = metrics.compute("binary_classification", y, np.array([1, 0, 1]), proba, 2)
     assert "auc" not in out and "log_loss" in out
     assert all(math.isfinite(v) for v in out.values())
@@ -51,7 +51,7 @@ def test_single_class_channel_skips_auc_instead_of_nan():
 
 def test_multiclass_auc_averages_only_the_classes_present():
     y = np.array([0, 0, 1, 1])  # class 2 absent from this channel
-    proba = np.array([[.8, .1, .1], [.7, .2, .1], [.1, .8, .1], [.2, .7, .1]])
+    proba = np.array([[0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1]])
     out = metrics.compute("multiclass_classification", y, np.array([0, 0, 1, 1]), proba, 3)
     assert out["auc"] == 1.0
 
@@ -69,7 +69,9 @@ def test_constant_regression_target_skips_r2_and_empty_channel_gives_nothing():
 
 def test_log_lines_are_stable():
     assert metrics.log_lines("validation", {"auc": 0.9312, "log_loss": 0.25}) == [
-        "validation:auc=0.931200", "validation:log_loss=0.250000"]
+        "validation:auc=0.931200",
+        "validation:log_loss=0.250000",
+    ]
 
 
 def all_lines(value: float):
@@ -109,8 +111,14 @@ def test_definitions_are_the_json_sagemaker_expects():
     assert {"Name": "validation:auc", "Regex": metrics.regex("validation", "auc")} in definitions
 
 
-@pytest.mark.parametrize("name, direction", [
-    ("validation:auc", "Maximize"), ("validation:r2", "Maximize"),
-    ("validation:log_loss", "Minimize"), ("test:rmse", "Minimize")])
+@pytest.mark.parametrize(
+    "name, direction",
+    [
+        ("validation:auc", "Maximize"),
+        ("validation:r2", "Maximize"),
+        ("validation:log_loss", "Minimize"),
+        ("test:rmse", "Minimize"),
+    ],
+)
 def test_tuning_objective_direction(name, direction):
     assert metrics.objective(name) == direction

@@ -12,20 +12,21 @@ from hypothesis import strategies as st
 
 from byoc.artifact import Feature
 from byoc.errors import SchemaError
-from byoc.preprocessing import (as_text, build_preprocessor, coerce_features, feature_schema,
-                                output_owners)
+from byoc.preprocessing import as_text, build_preprocessor, coerce_features, feature_schema, output_owners
 
 
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "age": [30, 40, 50, 60, 35, 45],
-        "balance": [1.5, np.nan, 3.0, 4.5, 2.0, 1.0],
-        "job": pd.Series(["admin", "services", None, "admin", "retired", "services"], dtype="str"),
-        "contact": pd.Series(["cell", "tel", "cell", "cell", None, "tel"], dtype=object),
-        "default": [True, False, False, True, False, False],
-        "region": [1, 2, 1, 3, 2, 1],
-    })
+    return pd.DataFrame(
+        {
+            "age": [30, 40, 50, 60, 35, 45],
+            "balance": [1.5, np.nan, 3.0, 4.5, 2.0, 1.0],
+            "job": pd.Series(["admin", "services", None, "admin", "retired", "services"], dtype="str"),
+            "contact": pd.Series(["cell", "tel", "cell", "cell", None, "tel"], dtype=object),
+            "default": [True, False, False, True, False, False],
+            "region": [1, 2, 1, 3, 2, 1],
+        }
+    )
 
 
 def test_schema_kinds_dtypes_and_sorted_categories(frame):
@@ -87,7 +88,8 @@ def test_text_in_numeric_column_names_column_row_and_value(frame):
     with pytest.raises(SchemaError) as info:
         coerce_features(bad, schema, where="validation channel")
     assert str(info.value).startswith(
-        "validation channel: column 'balance' row 4 holds 'lots', but the column is numeric")
+        "validation channel: column 'balance' row 4 holds 'lots', but the column is numeric"
+    )
 
 
 def test_numeric_text_and_blanks_are_accepted_in_numeric_columns(frame):
@@ -114,15 +116,24 @@ def test_headerless_mismatch_hints_at_the_header_setting():
 
 
 # -- transformer -------------------------------------------------------------------------------
-@pytest.mark.parametrize("categorical, scale, impute", [
-    ("onehot", True, True), ("ordinal", False, True), ("ordinal", False, False)])
+@pytest.mark.parametrize(
+    "categorical, scale, impute",
+    [("onehot", True, True), ("ordinal", False, True), ("ordinal", False, False)],
+)
 def test_unseen_and_missing_categories_never_crash(frame, categorical, scale, impute):
     schema = feature_schema(frame)
     pre = build_preprocessor(schema, scale=scale, categorical=categorical, impute=impute)
     pre.fit(coerce_features(frame, schema, where="train"))
-    later = pd.DataFrame({"age": [np.nan, 99], "balance": [np.nan, 1.0],
-                          "job": ["astronaut", None], "contact": [None, "pigeon"],
-                          "default": [np.nan, 1.0], "region": [7, np.nan]})
+    later = pd.DataFrame(
+        {
+            "age": [np.nan, 99],
+            "balance": [np.nan, 1.0],
+            "job": ["astronaut", None],
+            "contact": [None, "pigeon"],
+            "default": [np.nan, 1.0],
+            "region": [7, np.nan],
+        }
+    )
     out = pre.transform(coerce_features(later, schema, where="request"))
     dense = out.toarray() if hasattr(out, "toarray") else np.asarray(out)
     assert dense.shape[0] == 2
@@ -190,14 +201,20 @@ def test_category_coder_matches_int_and_float_spellings_of_a_category():
     assert coder.transform(pd.DataFrame({"zip": [2.0, 1.0]}))[:, 0].tolist() == [1, 0]
 
 
-cells = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=False, width=32),
-                  st.integers(-5, 5), st.sampled_from(["a", "b", "", " ", "1", "x y", "é"]),
-                  st.booleans())
+cells = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=False, width=32),
+    st.integers(-5, 5),
+    st.sampled_from(["a", "b", "", " ", "1", "x y", "é"]),
+    st.booleans(),
+)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(cells, cells, cells), min_size=2, max_size=12),
-       st.lists(st.tuples(cells, cells, cells), min_size=1, max_size=4))
+@given(
+    st.lists(st.tuples(cells, cells, cells), min_size=2, max_size=12),
+    st.lists(st.tuples(cells, cells, cells), min_size=1, max_size=4),
+)
 def test_any_training_frame_and_any_later_rows_never_crash_the_transformer(rows, later_rows):
     columns = ["p", "q", "r"]
     train = pd.DataFrame(rows, columns=columns)

@@ -69,21 +69,23 @@ def test_numbers_in_an_object_column_count_as_numbers():
     assert kind == "regression"
 
 
-@pytest.mark.parametrize("requested", ["regression", "binary_classification",
-                                       "multiclass_classification"])
+@pytest.mark.parametrize("requested", ["regression", "binary_classification", "multiclass_classification"])
 def test_requested_type_is_honoured_with_a_reason(requested):
     kind, reason = infer_problem_type(series([0, 1, 0, 1, 1]), requested)
     assert kind == requested and "requested" in reason
 
 
-@pytest.mark.parametrize("y, requested, fragments", [
-    (series([np.nan, np.nan], "label"), "auto", ["'label'", "no values", "target hyperparameter"]),
-    (series(["a", "a", "a"], "label"), "auto", ["'label'", "single value", "'a'"]),
-    (series([1, 1], "label"), "regression", ["'label'", "single value"]),
-    (series(["yes", "no"], "label"), "regression", ["'label'", "text", "regression needs numbers"]),
-    (series(["a", "b", "c"], "label"), "binary_classification", ["'label'", "3 distinct", "exactly 2"]),
-    (series([1.0, np.inf, 2.0], "label"), "auto", ["'label'", "infinite"]),
-])
+@pytest.mark.parametrize(
+    "y, requested, fragments",
+    [
+        (series([np.nan, np.nan], "label"), "auto", ["'label'", "no values", "target hyperparameter"]),
+        (series(["a", "a", "a"], "label"), "auto", ["'label'", "single value", "'a'"]),
+        (series([1, 1], "label"), "regression", ["'label'", "single value"]),
+        (series(["yes", "no"], "label"), "regression", ["'label'", "text", "regression needs numbers"]),
+        (series(["a", "b", "c"], "label"), "binary_classification", ["'label'", "3 distinct", "exactly 2"]),
+        (series([1.0, np.inf, 2.0], "label"), "auto", ["'label'", "infinite"]),
+    ],
+)
 def test_unlearnable_targets_are_data_errors_naming_the_column(y, requested, fragments):
     with pytest.raises(DataError) as info:
         infer_problem_type(y, requested)
@@ -160,8 +162,14 @@ def test_labels_are_frozen_values():
         labels.classes = ("c",)  # type: ignore[misc]
 
 
-label_cells = st.one_of(st.none(), st.integers(-3, 3), st.floats(-3, 3), st.just(float("nan")),
-                        st.sampled_from(["yes", "no", "1", "0", "", "True"]), st.booleans())
+label_cells = st.one_of(
+    st.none(),
+    st.integers(-3, 3),
+    st.floats(-3, 3),
+    st.just(float("nan")),
+    st.sampled_from(["yes", "no", "1", "0", "", "True"]),
+    st.booleans(),
+)
 
 
 @settings(max_examples=150, deadline=None)

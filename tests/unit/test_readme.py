@@ -8,8 +8,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_generated_sections_are_current():
-    proc = subprocess.run([sys.executable, "-m", "byoc.docs", str(REPO / "README.md"), "--check"],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "byoc.docs", str(REPO / "README.md"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, f"README is stale; run `make docs`:\n{proc.stdout}{proc.stderr}"
 
 

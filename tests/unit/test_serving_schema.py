@@ -16,14 +16,25 @@ from byoc.serving.settings import ServingSettings
 SCHEMA = RequestSchema([Feature("age", "numeric", "float64"), Feature("job", "categorical", "str")])
 
 
-@pytest.mark.parametrize("value,expected", [(1, 1.0), ("2.5", 2.5), (" 3 ", 3.0), (True, 1.0), (None, None),
-                                            ("", None), ("NA", None), (float("nan"), None)])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (1, 1.0),
+        ("2.5", 2.5),
+        (" 3 ", 3.0),
+        (True, 1.0),
+        (None, None),
+        ("", None),
+        ("NA", None),
+        (float("nan"), None),
+    ],
+)
 def test_to_number(value, expected):
     got = to_number(value)
-    assert (math.isnan(got) if expected is None else got == expected)
+    assert math.isnan(got) if expected is None else got == expected
 
 
-@pytest.mark.parametrize("value", [float("inf"), "1e999", 10 ** 400, 1e39])
+@pytest.mark.parametrize("value", [float("inf"), "1e999", 10**400, 1e39])
 def test_out_of_range_numbers_are_refused(value):
     with pytest.raises(SchemaError) as info:
         SCHEMA.from_rows([[value, "x"]])
@@ -46,9 +57,12 @@ def test_records_check_keys():
 
 def test_output_fields_parsing():
     available = ("predicted_label", "probability", "probabilities", "labels")
-    assert output.request_fields("trace=1; output=probability, labels", default=("predicted_label",),
-                                 available=available) == ("probability", "labels")
-    assert output.request_fields(None, default=("predicted_label",), available=available) == ("predicted_label",)
+    assert output.request_fields(
+        "trace=1; output=probability, labels", default=("predicted_label",), available=available
+    ) == ("probability", "labels")
+    assert output.request_fields(None, default=("predicted_label",), available=available) == (
+        "predicted_label",
+    )
     with pytest.raises(UserError, match="'score'"):
         output.request_fields("output=score", default=(), available=available)
     with pytest.raises(ConfigError, match="SAGEMAKER_INFERENCE_OUTPUT"):
@@ -59,20 +73,36 @@ def test_settings_defaults_and_overrides():
     default = ServingSettings.from_environ({})
     assert (default.port, default.timeout, default.max_payload_mb, default.batch) == (8080, 60, 6, False)
     assert default.workers >= 1
-    batch = ServingSettings.from_environ({"SAGEMAKER_BATCH": "True", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100",
-                                          "SAGEMAKER_BIND_TO_PORT": "9000", "SAGEMAKER_MODEL_SERVER_WORKERS": "3",
-                                          "SAGEMAKER_CONTAINER_LOG_LEVEL": "WARNING"})
+    batch = ServingSettings.from_environ(
+        {
+            "SAGEMAKER_BATCH": "True",
+            "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100",
+            "SAGEMAKER_BIND_TO_PORT": "9000",
+            "SAGEMAKER_MODEL_SERVER_WORKERS": "3",
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": "WARNING",
+        }
+    )
     assert (batch.port, batch.workers, batch.timeout, batch.max_payload_bytes, batch.log_level) == (
-        9000, 3, 600, 100 * 1024 * 1024, "warning")
+        9000,
+        3,
+        600,
+        100 * 1024 * 1024,
+        "warning",
+    )
     options = gunicorn_options(batch)
     assert options["bind"] == ["0.0.0.0:9000"] and options["workers"] == 3 and options["preload_app"] is True
     assert gunicorn_options(default)["bind"] == ["0.0.0.0:8080"]
 
 
-@pytest.mark.parametrize("environ,name", [({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "101"}, "SAGEMAKER_MAX_PAYLOAD_IN_MB"),
-                                          ({"SAGEMAKER_BATCH": "maybe"}, "SAGEMAKER_BATCH"),
-                                          ({"SAGEMAKER_BIND_TO_PORT": "http"}, "SAGEMAKER_BIND_TO_PORT"),
-                                          ({"SM_LOG_LEVEL": "loud"}, "SM_LOG_LEVEL")])
+@pytest.mark.parametrize(
+    "environ,name",
+    [
+        ({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "101"}, "SAGEMAKER_MAX_PAYLOAD_IN_MB"),
+        ({"SAGEMAKER_BATCH": "maybe"}, "SAGEMAKER_BATCH"),
+        ({"SAGEMAKER_BIND_TO_PORT": "http"}, "SAGEMAKER_BIND_TO_PORT"),
+        ({"SM_LOG_LEVEL": "loud"}, "SM_LOG_LEVEL"),
+    ],
+)
 def test_bad_settings_name_the_variable(environ, name):
     with pytest.raises(ConfigError, match=name):
         ServingSettings.from_environ(environ)
@@ -94,18 +124,40 @@ def test_fast_block_path_matches_the_pipeline_on_a_trained_model(tmp_path):
     X = pd.DataFrame({"age": rng.normal(40, 10, 200), "job": rng.choice(["a", "b", "c"], 200).astype(object)})
     X.loc[::7, "age"] = np.nan
     y = (X["job"] == "a").astype(int).to_numpy()
-    pipe = Pipeline([("preprocess", ColumnTransformer([
-        ("numeric", SimpleImputer(add_indicator=True), ["age"]),
-        ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["job"])])),
-        ("model", DecisionTreeClassifier(random_state=0))]).fit(X, y)
-    features = [Feature("age", "numeric", "float64"), Feature("job", "categorical", "object", ("a", "b", "c"))]
-    model = artifact.ModelArtifact(pipe, {"problem_type": "binary_classification", "classes": ["no", "yes"],
-                                          "features": [f.to_dict() for f in features]})
+    pipe = Pipeline(
+        [
+            (
+                "preprocess",
+                ColumnTransformer(
+                    [
+                        ("numeric", SimpleImputer(add_indicator=True), ["age"]),
+                        ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["job"]),
+                    ]
+                ),
+            ),
+            ("model", DecisionTreeClassifier(random_state=0)),
+        ]
+    ).fit(X, y)
+    features = [
+        Feature("age", "numeric", "float64"),
+        Feature("job", "categorical", "object", ("a", "b", "c")),
+    ]
+    model = artifact.ModelArtifact(
+        pipe,
+        {
+            "problem_type": "binary_classification",
+            "classes": ["no", "yes"],
+            "features": [f.to_dict() for f in features],
+        },
+    )
     fast, slow = Predictor(model), Predictor(model)
     assert fast.enable_fast_path()
     rows = [[None, "a"], [35.0, "z"], [50.0, None], [41.0, "b"]]
     fields = ("predicted_label", "probabilities")
-    a, b = fast.predict(fast.schema.from_rows(rows), fields), slow.predict(slow.schema.from_rows(rows), fields)
+    a, b = (
+        fast.predict(fast.schema.from_rows(rows), fields),
+        slow.predict(slow.schema.from_rows(rows), fields),
+    )
     assert a.values["predicted_label"] == b.values["predicted_label"]
     assert np.array_equal(a.values["probabilities"], b.values["probabilities"])
 
@@ -125,13 +177,17 @@ def test_compiled_blocks_match_the_pipeline_for_byoc_preprocessors():
     X.loc[::5, "age"] = np.nan
     X.loc[::7, "job"] = np.nan
     y = rng.normal(size=300)
-    features = [Feature("age", "numeric", "float64"), Feature("job", "categorical", "object", ("a", "b", "c"))]
+    features = [
+        Feature("age", "numeric", "float64"),
+        Feature("job", "categorical", "object", ("a", "b", "c")),
+    ]
     for scale, categorical in ((True, "ordinal"), (False, "ordinal"), (True, "onehot")):
         pre = build_preprocessor(features, scale=scale, categorical=categorical)
         pre.set_params(sparse_threshold=0.0)
         pipe = Pipeline([("preprocess", pre), ("model", LinearRegression())]).fit(X, y)
-        model = artifact.ModelArtifact(pipe, {"problem_type": "regression", "classes": [],
-                                              "features": [f.to_dict() for f in features]})
+        model = artifact.ModelArtifact(
+            pipe, {"problem_type": "regression", "classes": [], "features": [f.to_dict() for f in features]}
+        )
         fast, slow = Predictor(model), Predictor(model)
         assert fast.enable_fast_path() and fast.blocks.compiled == 2
         rows = [[None, "a"], [35.0, "z"], [50.0, None], [41.0, "b"], [None, None]]

@@ -13,9 +13,10 @@ registered at import time.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.pipeline import Pipeline
@@ -27,9 +28,9 @@ from byoc.hyperparameters import Hyperparameter
 from byoc.preprocessing import build_preprocessor, categorical_positions, output_owners
 
 # The classic sample's switches, folded into ensemble_members by hyperparameters.resolve.
-ENSEMBLE_FLAGS = MappingProxyType({"ensemble_rf": "random_forest",
-                                   "ensemble_gb": "gradient_boosting",
-                                   "ensemble_lr": "linear"})
+ENSEMBLE_FLAGS = MappingProxyType(
+    {"ensemble_rf": "random_forest", "ensemble_gb": "gradient_boosting", "ensemble_lr": "linear"}
+)
 DEFAULT_ENSEMBLE = ("random_forest", "gradient_boosting", "linear")
 
 
@@ -56,19 +57,35 @@ class AlgorithmSpec:
 
 def _ensemble_hyperparameters() -> tuple[Hyperparameter, ...]:
     return (
-        Hyperparameter("ensemble_members", "list", DEFAULT_ENSEMBLE,
-                       "Member algorithms, each fitted with its own preprocessing; members take "
-                       "their own hyperparameters (e.g. n_estimators for random_forest).",
-                       choices=ensemble_member_names()),
-        Hyperparameter("ensemble_rf", "bool", None,
-                       "Classic sample switch: add (true) or drop (false) random_forest.",
-                       nullable=True),
-        Hyperparameter("ensemble_gb", "bool", None,
-                       "Classic sample switch: add (true) or drop (false) gradient_boosting.",
-                       nullable=True),
-        Hyperparameter("ensemble_lr", "bool", None,
-                       "Classic sample switch: add (true) or drop (false) linear.",
-                       nullable=True),
+        Hyperparameter(
+            "ensemble_members",
+            "list",
+            DEFAULT_ENSEMBLE,
+            "Member algorithms, each fitted with its own preprocessing; members take "
+            "their own hyperparameters (e.g. n_estimators for random_forest).",
+            choices=ensemble_member_names(),
+        ),
+        Hyperparameter(
+            "ensemble_rf",
+            "bool",
+            None,
+            "Classic sample switch: add (true) or drop (false) random_forest.",
+            nullable=True,
+        ),
+        Hyperparameter(
+            "ensemble_gb",
+            "bool",
+            None,
+            "Classic sample switch: add (true) or drop (false) gradient_boosting.",
+            nullable=True,
+        ),
+        Hyperparameter(
+            "ensemble_lr",
+            "bool",
+            None,
+            "Classic sample switch: add (true) or drop (false) linear.",
+            nullable=True,
+        ),
     )
 
 
@@ -76,23 +93,53 @@ def _ensemble_hyperparameters() -> tuple[Hyperparameter, ...]:
 def registry() -> Mapping[str, AlgorithmSpec]:
     """Every algorithm by name, in documentation order (read-only)."""
     specs = (
-        AlgorithmSpec("decision_tree", "a single CART decision tree (the classic sample's model)",
-                      builtin.DECISION_TREE, builtin.decision_tree),
-        AlgorithmSpec("random_forest", "bagged decision trees (RandomForest)",
-                      builtin.RANDOM_FOREST, builtin.random_forest),
-        AlgorithmSpec("extra_trees", "extremely randomised trees (ExtraTrees)",
-                      builtin.EXTRA_TREES, builtin.extra_trees),
-        AlgorithmSpec("gradient_boosting", "histogram gradient boosting (HistGradientBoosting), "
-                      "native missing values and categories", builtin.GRADIENT_BOOSTING,
-                      builtin.gradient_boosting, impute=False, native_categorical=True),
-        AlgorithmSpec("linear", "logistic regression (classification) or ridge (regression) on "
-                      "standardised, one-hot encoded inputs", builtin.LINEAR, builtin.linear,
-                      scale=True, categorical="onehot"),
-        AlgorithmSpec("knn", "k-nearest neighbours on standardised, one-hot encoded inputs",
-                      builtin.KNN, builtin.knn, scale=True, categorical="onehot"),
-        AlgorithmSpec("ensemble", "members weighted by cross-validated score; soft voting "
-                      "(classification) or weighted mean (regression)",
-                      _ensemble_hyperparameters(), None),
+        AlgorithmSpec(
+            "decision_tree",
+            "a single CART decision tree (the classic sample's model)",
+            builtin.DECISION_TREE,
+            builtin.decision_tree,
+        ),
+        AlgorithmSpec(
+            "random_forest",
+            "bagged decision trees (RandomForest)",
+            builtin.RANDOM_FOREST,
+            builtin.random_forest,
+        ),
+        AlgorithmSpec(
+            "extra_trees", "extremely randomised trees (ExtraTrees)", builtin.EXTRA_TREES, builtin.extra_trees
+        ),
+        AlgorithmSpec(
+            "gradient_boosting",
+            "histogram gradient boosting (HistGradientBoosting), native missing values and categories",
+            builtin.GRADIENT_BOOSTING,
+            builtin.gradient_boosting,
+            impute=False,
+            native_categorical=True,
+        ),
+        AlgorithmSpec(
+            "linear",
+            "logistic regression (classification) or ridge (regression) on "
+            "standardised, one-hot encoded inputs",
+            builtin.LINEAR,
+            builtin.linear,
+            scale=True,
+            categorical="onehot",
+        ),
+        AlgorithmSpec(
+            "knn",
+            "k-nearest neighbours on standardised, one-hot encoded inputs",
+            builtin.KNN,
+            builtin.knn,
+            scale=True,
+            categorical="onehot",
+        ),
+        AlgorithmSpec(
+            "ensemble",
+            "members weighted by cross-validated score; soft voting "
+            "(classification) or weighted mean (regression)",
+            _ensemble_hyperparameters(),
+            None,
+        ),
     )
     return MappingProxyType({spec.name: spec for spec in specs})
 
@@ -121,15 +168,14 @@ def _member_params(member: str, params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _single(name: str, problem_type: str, params: Mapping[str, Any],
-            features: Sequence[Feature]) -> Pipeline:
+def _single(name: str, problem_type: str, params: Mapping[str, Any], features: Sequence[Feature]) -> Pipeline:
     spec = get(name)
     cap = max(2, int(params["max_bins"]) - 1) if spec.native_categorical else None
-    preprocess = build_preprocessor(features, scale=spec.scale, categorical=spec.categorical,
-                                    impute=spec.impute, max_categories=cap)
+    preprocess = build_preprocessor(
+        features, scale=spec.scale, categorical=spec.categorical, impute=spec.impute, max_categories=cap
+    )
     if spec.native_categorical:
-        model = spec.factory(problem_type, params,
-                             categorical_features=categorical_positions(features))
+        model = spec.factory(problem_type, params, categorical_features=categorical_positions(features))
     else:
         model = spec.factory(problem_type, params)
     return Pipeline([("preprocess", preprocess), ("model", model)])
@@ -140,7 +186,9 @@ def build(problem_type: str, params: Mapping[str, Any], features: Sequence[Featu
     if not features:
         raise DataError(
             "the training data has no feature columns besides the target; check the target "
-            "hyperparameter and that the files hold more than one column", code="no_features")
+            "hyperparameter and that the files hold more than one column",
+            code="no_features",
+        )
     name = params.get("algorithm", "decision_tree")
     if name != "ensemble":
         full = {hp.name: hp.default for hp in get(name).hyperparameters}
@@ -150,11 +198,12 @@ def build(problem_type: str, params: Mapping[str, Any], features: Sequence[Featu
         return _single(name, problem_type, full, features)
     from byoc.algorithms.ensemble import EnsembleClassifier, EnsembleRegressor
 
-    members = [(member, _single(member, problem_type, _member_params(member, params), features))
-               for member in params.get("ensemble_members", DEFAULT_ENSEMBLE)]
+    members = [
+        (member, _single(member, problem_type, _member_params(member, params), features))
+        for member in params.get("ensemble_members", DEFAULT_ENSEMBLE)
+    ]
     cls = EnsembleRegressor if problem_type == REGRESSION else EnsembleClassifier
-    model = cls(members, cv=int(params.get("cv_folds", 3)),
-                random_state=params.get("random_state", 0))
+    model = cls(members, cv=int(params.get("cv_folds", 3)), random_state=params.get("random_state", 0))
     return Pipeline([("preprocess", "passthrough"), ("model", model)])
 
 

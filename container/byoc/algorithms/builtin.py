@@ -6,13 +6,18 @@ estimator; :mod:`byoc.algorithms` wraps it in the preprocessing pipeline.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
-
-from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor,
-                              HistGradientBoostingClassifier, HistGradientBoostingRegressor,
-                              RandomForestClassifier, RandomForestRegressor)
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
@@ -25,83 +30,160 @@ CLASSIFICATION_CRITERIA = ("gini", "entropy", "log_loss")
 REGRESSION_CRITERIA = ("squared_error", "friedman_mse", "absolute_error", "poisson")
 
 # -- declarations shared by several algorithms ---------------------------------------------------
-MAX_DEPTH = HP("max_depth", "int", None, "Deepest a tree may grow; None grows until leaves are pure.",
-               minimum=1, nullable=True)
-MIN_SAMPLES_SPLIT = HP("min_samples_split", "int", 2,
-                       "Fewest rows a node needs to be split.", minimum=2)
+MAX_DEPTH = HP(
+    "max_depth",
+    "int",
+    None,
+    "Deepest a tree may grow; None grows until leaves are pure.",
+    minimum=1,
+    nullable=True,
+)
+MIN_SAMPLES_SPLIT = HP("min_samples_split", "int", 2, "Fewest rows a node needs to be split.", minimum=2)
 MIN_SAMPLES_LEAF = HP("min_samples_leaf", "int", 1, "Fewest rows in a leaf.", minimum=1)
-MAX_LEAF_NODES = HP("max_leaf_nodes", "int", None,
-                    "Most leaves per tree (best-first growth); None: unlimited.",
-                    minimum=2, nullable=True)
-CRITERION = HP("criterion", "str", "auto",
-               "Split quality; auto: gini for classification, squared_error for regression.",
-               choices=("auto",) + CLASSIFICATION_CRITERIA + REGRESSION_CRITERIA)
-CCP_ALPHA = HP("ccp_alpha", "float", 0.0,
-               "Cost-complexity pruning strength; 0 prunes nothing.", minimum=0)
-CLASS_WEIGHT = HP("class_weight", "str", None,
-                  "balanced reweights classes inversely to their frequency (classification only).",
-                  choices=("balanced",), nullable=True)
-FOREST_CLASS_WEIGHT = HP("class_weight", "str", None,
-                         "balanced / balanced_subsample reweight classes inversely to their "
-                         "frequency (classification only).",
-                         choices=("balanced", "balanced_subsample"), nullable=True)
+MAX_LEAF_NODES = HP(
+    "max_leaf_nodes",
+    "int",
+    None,
+    "Most leaves per tree (best-first growth); None: unlimited.",
+    minimum=2,
+    nullable=True,
+)
+CRITERION = HP(
+    "criterion",
+    "str",
+    "auto",
+    "Split quality; auto: gini for classification, squared_error for regression.",
+    choices=("auto",) + CLASSIFICATION_CRITERIA + REGRESSION_CRITERIA,
+)
+CCP_ALPHA = HP("ccp_alpha", "float", 0.0, "Cost-complexity pruning strength; 0 prunes nothing.", minimum=0)
+CLASS_WEIGHT = HP(
+    "class_weight",
+    "str",
+    None,
+    "balanced reweights classes inversely to their frequency (classification only).",
+    choices=("balanced",),
+    nullable=True,
+)
+FOREST_CLASS_WEIGHT = HP(
+    "class_weight",
+    "str",
+    None,
+    "balanced / balanced_subsample reweight classes inversely to their frequency (classification only).",
+    choices=("balanced", "balanced_subsample"),
+    nullable=True,
+)
 N_ESTIMATORS = HP("n_estimators", "int", 100, "Number of trees.", minimum=1, maximum=10000)
 
 
 def _max_features(default: str) -> HP:
-    return HP("max_features", "float", default,
-              "Features considered per split: a fraction, sqrt, log2, or auto (sqrt for "
-              "classification forests, all otherwise).",
-              choices=("auto", "sqrt", "log2"), minimum=0, maximum=1, exclusive_minimum=True)
+    return HP(
+        "max_features",
+        "float",
+        default,
+        "Features considered per split: a fraction, sqrt, log2, or auto (sqrt for "
+        "classification forests, all otherwise).",
+        choices=("auto", "sqrt", "log2"),
+        minimum=0,
+        maximum=1,
+        exclusive_minimum=True,
+    )
 
 
 def _forest(bootstrap: bool) -> tuple[HP, ...]:
-    return (N_ESTIMATORS, MAX_DEPTH, MIN_SAMPLES_SPLIT, MIN_SAMPLES_LEAF, MAX_LEAF_NODES,
-            _max_features("auto"), CRITERION,
-            HP("bootstrap", "bool", bootstrap, "Fit each tree on a bootstrap sample of the rows."),
-            HP("max_samples", "float", None,
-               "Fraction of rows drawn per tree when bootstrap is on; None: all.",
-               minimum=0, maximum=1, exclusive_minimum=True, nullable=True),
-            FOREST_CLASS_WEIGHT, CCP_ALPHA)
+    return (
+        N_ESTIMATORS,
+        MAX_DEPTH,
+        MIN_SAMPLES_SPLIT,
+        MIN_SAMPLES_LEAF,
+        MAX_LEAF_NODES,
+        _max_features("auto"),
+        CRITERION,
+        HP("bootstrap", "bool", bootstrap, "Fit each tree on a bootstrap sample of the rows."),
+        HP(
+            "max_samples",
+            "float",
+            None,
+            "Fraction of rows drawn per tree when bootstrap is on; None: all.",
+            minimum=0,
+            maximum=1,
+            exclusive_minimum=True,
+            nullable=True,
+        ),
+        FOREST_CLASS_WEIGHT,
+        CCP_ALPHA,
+    )
 
 
-DECISION_TREE = (MAX_DEPTH, MIN_SAMPLES_SPLIT, MIN_SAMPLES_LEAF, MAX_LEAF_NODES,
-                 _max_features("auto"), CRITERION, CLASS_WEIGHT, CCP_ALPHA)
+DECISION_TREE = (
+    MAX_DEPTH,
+    MIN_SAMPLES_SPLIT,
+    MIN_SAMPLES_LEAF,
+    MAX_LEAF_NODES,
+    _max_features("auto"),
+    CRITERION,
+    CLASS_WEIGHT,
+    CCP_ALPHA,
+)
 RANDOM_FOREST = _forest(bootstrap=True)
 EXTRA_TREES = _forest(bootstrap=False)
 GRADIENT_BOOSTING = (
-    HP("learning_rate", "float", 0.1, "Shrinkage applied to each boosting iteration.",
-       minimum=0, maximum=10, exclusive_minimum=True),
+    HP(
+        "learning_rate",
+        "float",
+        0.1,
+        "Shrinkage applied to each boosting iteration.",
+        minimum=0,
+        maximum=10,
+        exclusive_minimum=True,
+    ),
     HP("max_iter", "int", 100, "Boosting iterations (trees per class).", minimum=1, maximum=100000),
-    HP("max_leaf_nodes", "int", 31, "Most leaves per tree; None: unlimited.", minimum=2,
-       nullable=True),
+    HP("max_leaf_nodes", "int", 31, "Most leaves per tree; None: unlimited.", minimum=2, nullable=True),
     MAX_DEPTH,
     HP("min_samples_leaf", "int", 20, "Fewest rows in a leaf.", minimum=1),
     HP("l2_regularization", "float", 0.0, "L2 penalty on leaf values.", minimum=0),
     HP("max_bins", "int", 255, "Histogram bins per numeric feature.", minimum=2, maximum=255),
-    HP("early_stopping", "bool", "auto",
-       "Stop when a held-out score stops improving; auto: on above 10,000 rows.",
-       choices=("auto",)),
-    HP("validation_fraction", "float", 0.1, "Rows held out for early stopping.",
-       minimum=0, maximum=1, exclusive_minimum=True),
-    HP("n_iter_no_change", "int", 10, "Iterations without improvement before stopping early.",
-       minimum=1),
+    HP(
+        "early_stopping",
+        "bool",
+        "auto",
+        "Stop when a held-out score stops improving; auto: on above 10,000 rows.",
+        choices=("auto",),
+    ),
+    HP(
+        "validation_fraction",
+        "float",
+        0.1,
+        "Rows held out for early stopping.",
+        minimum=0,
+        maximum=1,
+        exclusive_minimum=True,
+    ),
+    HP("n_iter_no_change", "int", 10, "Iterations without improvement before stopping early.", minimum=1),
     CLASS_WEIGHT,
 )
 LINEAR = (
-    HP("C", "float", 1.0, "Inverse L2 regularisation of logistic regression (classification).",
-       minimum=0, exclusive_minimum=True),
+    HP(
+        "C",
+        "float",
+        1.0,
+        "Inverse L2 regularisation of logistic regression (classification).",
+        minimum=0,
+        exclusive_minimum=True,
+    ),
     HP("alpha", "float", 1.0, "L2 regularisation of ridge regression (regression).", minimum=0),
     HP("max_iter", "int", 1000, "Solver iterations.", minimum=1, maximum=100000),
     CLASS_WEIGHT,
 )
 KNN = (
-    HP("n_neighbors", "int", 5, "Neighbours that vote for each prediction.", minimum=1,
-       maximum=10000),
-    HP("weights", "str", "uniform", "uniform votes, or distance-weighted votes.",
-       choices=("uniform", "distance")),
-    HP("p", "int", 2, "Minkowski power: 1 is Manhattan, 2 Euclidean distance.", minimum=1,
-       maximum=10),
+    HP("n_neighbors", "int", 5, "Neighbours that vote for each prediction.", minimum=1, maximum=10000),
+    HP(
+        "weights",
+        "str",
+        "uniform",
+        "uniform votes, or distance-weighted votes.",
+        choices=("uniform", "distance"),
+    ),
+    HP("p", "int", 2, "Minkowski power: 1 is Manhattan, 2 Euclidean distance.", minimum=1, maximum=10),
 )
 
 
@@ -114,7 +196,8 @@ def _criterion(problem_type: str, params: Mapping[str, Any]) -> dict[str, Any]:
     if value not in allowed:
         raise HyperparameterError(
             f"hyperparameter 'criterion': '{value}' does not apply to {problem_type}; use "
-            f"{', '.join(allowed)} or auto")
+            f"{', '.join(allowed)} or auto"
+        )
     return {"criterion": value}
 
 
@@ -125,7 +208,8 @@ def _class_weight(problem_type: str, params: Mapping[str, Any]) -> dict[str, Any
     if problem_type == REGRESSION:
         raise HyperparameterError(
             f"hyperparameter 'class_weight'={value} applies to classification only, but the "
-            "problem is regression; remove it or set problem_type")
+            "problem is regression; remove it or set problem_type"
+        )
     return {"class_weight": value}
 
 
@@ -160,10 +244,14 @@ def _forest_factory(classifier: type, regressor: type):
         args = _tree_args(problem_type, params, forest=True)
         if params["max_samples"] is not None and not params["bootstrap"]:
             raise HyperparameterError(
-                "hyperparameter 'max_samples' needs bootstrap=true; set bootstrap=true or "
-                "remove max_samples")
-        args.update(n_estimators=params["n_estimators"], bootstrap=params["bootstrap"],
-                    max_samples=params["max_samples"], n_jobs=params["n_jobs"])
+                "hyperparameter 'max_samples' needs bootstrap=true; set bootstrap=true or remove max_samples"
+            )
+        args.update(
+            n_estimators=params["n_estimators"],
+            bootstrap=params["bootstrap"],
+            max_samples=params["max_samples"],
+            n_jobs=params["n_jobs"],
+        )
         return (regressor if problem_type == REGRESSION else classifier)(**args)
 
     return factory
@@ -183,27 +271,34 @@ class CheckedHistGradientBoostingClassifier(HistGradientBoostingClassifier):
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
         codes = np.asarray(y)
         stops_early = self.early_stopping is True or (
-            self.early_stopping == "auto" and codes.shape[0] > 10000)
+            self.early_stopping == "auto" and codes.shape[0] > 10000
+        )
         if stops_early and len(codes):
             _, counts = np.unique(codes, return_counts=True)
             if counts.min() < 2:
                 raise HyperparameterError(
                     f"gradient_boosting's early stopping holds out a stratified validation split, "
                     f"but {int((counts < 2).sum())} class(es) have a single training row; set "
-                    "early_stopping=false, or add rows of the rare classes")
+                    "early_stopping=false, or add rows of the rare classes"
+                )
         return super().fit(X, y, sample_weight=sample_weight)
 
 
-def gradient_boosting(problem_type: str, params: Mapping[str, Any],
-                      categorical_features: list[int] | None = None) -> Any:
+def gradient_boosting(
+    problem_type: str, params: Mapping[str, Any], categorical_features: list[int] | None = None
+) -> Any:
     args = dict(
-        learning_rate=params["learning_rate"], max_iter=params["max_iter"],
-        max_leaf_nodes=params["max_leaf_nodes"], max_depth=params["max_depth"],
+        learning_rate=params["learning_rate"],
+        max_iter=params["max_iter"],
+        max_leaf_nodes=params["max_leaf_nodes"],
+        max_depth=params["max_depth"],
         min_samples_leaf=params["min_samples_leaf"],
-        l2_regularization=params["l2_regularization"], max_bins=params["max_bins"],
+        l2_regularization=params["l2_regularization"],
+        max_bins=params["max_bins"],
         early_stopping=params["early_stopping"],
         validation_fraction=params["validation_fraction"],
-        n_iter_no_change=params["n_iter_no_change"], random_state=params["random_state"],
+        n_iter_no_change=params["n_iter_no_change"],
+        random_state=params["random_state"],
         categorical_features=categorical_features or None,
     )
     if problem_type == REGRESSION:
@@ -216,11 +311,13 @@ def gradient_boosting(problem_type: str, params: Mapping[str, Any],
 def linear(problem_type: str, params: Mapping[str, Any]) -> Any:
     if problem_type == REGRESSION:
         _class_weight(problem_type, params)
-        return Ridge(alpha=params["alpha"], max_iter=params["max_iter"],
-                     random_state=params["random_state"])
-    return LogisticRegression(C=params["C"], max_iter=params["max_iter"],
-                              random_state=params["random_state"],
-                              **_class_weight(problem_type, params))
+        return Ridge(alpha=params["alpha"], max_iter=params["max_iter"], random_state=params["random_state"])
+    return LogisticRegression(
+        C=params["C"],
+        max_iter=params["max_iter"],
+        random_state=params["random_state"],
+        **_class_weight(problem_type, params),
+    )
 
 
 class _EnoughNeighbours:
@@ -233,7 +330,8 @@ class _EnoughNeighbours:
         if self.n_neighbors > X.shape[0]:  # type: ignore[attr-defined]
             raise HyperparameterError(
                 f"hyperparameter 'n_neighbors'={self.n_neighbors} is more than the "  # type: ignore[attr-defined]
-                f"{X.shape[0]} training rows; lower n_neighbors or add rows")
+                f"{X.shape[0]} training rows; lower n_neighbors or add rows"
+            )
         return super().fit(X, y)  # type: ignore[misc]
 
 
@@ -247,5 +345,6 @@ class NeighboursRegressor(_EnoughNeighbours, KNeighborsRegressor):
 
 def knn(problem_type: str, params: Mapping[str, Any]) -> Any:
     cls = NeighboursRegressor if problem_type == REGRESSION else NeighboursClassifier
-    return cls(n_neighbors=params["n_neighbors"], weights=params["weights"], p=params["p"],
-               n_jobs=params["n_jobs"])
+    return cls(
+        n_neighbors=params["n_neighbors"], weights=params["weights"], p=params["p"], n_jobs=params["n_jobs"]
+    )

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,8 +35,14 @@ class _CVWeightedEnsemble(BaseEstimator):
 
     _scoring = ""
 
-    def __init__(self, estimators: Sequence[tuple[str, Any]], *, cv: int = 3,
-                 random_state: int | None = 0, importance_rows: int = 1000) -> None:
+    def __init__(
+        self,
+        estimators: Sequence[tuple[str, Any]],
+        *,
+        cv: int = 3,
+        random_state: int | None = 0,
+        importance_rows: int = 1000,
+    ) -> None:
         self.estimators = estimators
         self.cv = cv
         self.random_state = random_state
@@ -58,30 +65,39 @@ class _CVWeightedEnsemble(BaseEstimator):
             raise ValueError(f"ensemble member names must be unique, got {names}")
         return members
 
-    def _fit_members(self, X: Any, y: np.ndarray) -> "_CVWeightedEnsemble":
+    def _fit_members(self, X: Any, y: np.ndarray) -> _CVWeightedEnsemble:
         members = self._check_members()
         splitter = self._splitter(y)
         scores = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for name, estimator in members:
-                folds = cross_val_score(clone(estimator), X, y, cv=splitter,
-                                        scoring=self._scoring, error_score=np.nan)
+                folds = cross_val_score(
+                    clone(estimator), X, y, cv=splitter, scoring=self._scoring, error_score=np.nan
+                )
                 finite = folds[np.isfinite(folds)]
                 scores.append(float(finite.mean()) if finite.size else float("nan"))
-                log.info("ensemble member %s: cv %s=%.6f over %d folds", name, self._scoring,
-                         scores[-1], splitter.get_n_splits())
+                log.info(
+                    "ensemble member %s: cv %s=%.6f over %d folds",
+                    name,
+                    self._scoring,
+                    scores[-1],
+                    splitter.get_n_splits(),
+                )
         self.cv_scores_ = np.asarray(scores, dtype=float)
         self.cv_metric_ = self._scoring
         self.weights_, self.weighting_ = self._weights(self.cv_scores_, self._chance(y))
-        log.info("ensemble weights (%s): %s", self.weighting_, ", ".join(
-            f"{name}={w:.6f}" for (name, _), w in zip(members, self.weights_)))
+        log.info(
+            "ensemble weights (%s): %s",
+            self.weighting_,
+            ", ".join(f"{name}={w:.6f}" for (name, _), w in zip(members, self.weights_)),
+        )
         self.estimators_ = [clone(estimator).fit(X, y) for _, estimator in members]
-        self.named_estimators_ = Bunch(**{name: est for (name, _), est in
-                                          zip(members, self.estimators_)})
+        self.named_estimators_ = Bunch(**{name: est for (name, _), est in zip(members, self.estimators_)})
         self.member_importances_ = {
             name: _importances(est, X, y, self._scoring, self.importance_rows, self.random_state)
-            for (name, _), est in zip(members, self.estimators_)}
+            for (name, _), est in zip(members, self.estimators_)
+        }
         for name, values in self.member_importances_.items():
             top = ", ".join(f"{k}={v:.4f}" for k, v in list(values.items())[:5])
             log.info("ensemble member %s: top feature importances: %s", name, top or "n/a")
@@ -95,7 +111,8 @@ class _CVWeightedEnsemble(BaseEstimator):
         gains = np.where(np.isfinite(scores), np.clip(scores - chance, 0, None), 0.0)
         if gains.sum() <= 0:
             return np.full(len(scores), 1.0 / len(scores)), (
-                "equal: no member scored above chance in cross-validation")
+                "equal: no member scored above chance in cross-validation"
+            )
         return gains / gains.sum(), f"cross-validated score above chance ({chance:.4g})"
 
     def feature_importances(self) -> dict[str, float]:
@@ -120,12 +137,15 @@ class _CVWeightedEnsemble(BaseEstimator):
             "cv_folds": self.cv,
             "weighting": self.weighting_,
             "members": [
-                {"name": name, "estimator": type(_final(est)).__name__,
-                 "weight": round(float(w), 6),
-                 "cv_score": round(float(s), 6) if np.isfinite(s) else None,
-                 "feature_importances": self.member_importances_.get(name) or {}}
-                for (name, est), w, s in zip(self.named_estimators_.items(), self.weights_,
-                                             self.cv_scores_)],
+                {
+                    "name": name,
+                    "estimator": type(_final(est)).__name__,
+                    "weight": round(float(w), 6),
+                    "cv_score": round(float(s), 6) if np.isfinite(s) else None,
+                    "feature_importances": self.member_importances_.get(name) or {},
+                }
+                for (name, est), w, s in zip(self.named_estimators_.items(), self.weights_, self.cv_scores_)
+            ],
         }
 
 
@@ -142,7 +162,7 @@ class EnsembleClassifier(ClassifierMixin, _CVWeightedEnsemble):
     def _chance(self, y: np.ndarray) -> float:
         return 1.0 / len(np.unique(y))
 
-    def fit(self, X: Any, y: Any) -> "EnsembleClassifier":
+    def fit(self, X: Any, y: Any) -> EnsembleClassifier:
         y = np.asarray(y)
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
@@ -173,7 +193,7 @@ class EnsembleRegressor(RegressorMixin, _CVWeightedEnsemble):
     def _chance(self, y: np.ndarray) -> float:
         return 0.0
 
-    def fit(self, X: Any, y: Any) -> "EnsembleRegressor":
+    def fit(self, X: Any, y: Any) -> EnsembleRegressor:
         return self._fit_members(X, np.asarray(y, dtype=float))
 
     def predict(self, X: Any) -> np.ndarray:
@@ -209,8 +229,9 @@ def _normalised(values: dict[str, float]) -> dict[str, float]:
     return {k: round(float(v) / float(total), 6) for k, v in ranked}
 
 
-def _importances(estimator: Any, X: Any, y: np.ndarray, scoring: str, rows: int,
-                 random_state: int | None) -> dict[str, float]:
+def _importances(
+    estimator: Any, X: Any, y: np.ndarray, scoring: str, rows: int, random_state: int | None
+) -> dict[str, float]:
     """Importances by original column: native when the model has them, permutation else."""
     from byoc.algorithms import native_importances
 
@@ -219,12 +240,18 @@ def _importances(estimator: Any, X: Any, y: np.ndarray, scoring: str, rows: int,
         return native
     if not isinstance(X, pd.DataFrame) or rows <= 0:
         return {}
-    return permutation_importances(estimator, X, y, scoring=scoring, rows=rows,
-                                   random_state=random_state)
+    return permutation_importances(estimator, X, y, scoring=scoring, rows=rows, random_state=random_state)
 
 
-def permutation_importances(estimator: Any, X: pd.DataFrame, y: np.ndarray, *, scoring: str,
-                            rows: int = 1000, random_state: int | None = 0) -> dict[str, float]:
+def permutation_importances(
+    estimator: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    scoring: str,
+    rows: int = 1000,
+    random_state: int | None = 0,
+) -> dict[str, float]:
     """Mean drop in ``scoring`` when a column is shuffled, on at most ``rows`` rows."""
     from sklearn.inspection import permutation_importance
 
@@ -233,7 +260,8 @@ def permutation_importances(estimator: Any, X: pd.DataFrame, y: np.ndarray, *, s
         X, y = X.iloc[np.sort(pick)], np.asarray(y)[np.sort(pick)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = permutation_importance(estimator, X, y, scoring=scoring, n_repeats=3,
-                                        random_state=random_state)
+        result = permutation_importance(
+            estimator, X, y, scoring=scoring, n_repeats=3, random_state=random_state
+        )
     values = {str(c): max(float(v), 0.0) for c, v in zip(X.columns, result.importances_mean)}
     return _normalised(values)

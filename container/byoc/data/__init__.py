@@ -8,8 +8,8 @@ else text/csv).  Readers live in one module per format, registered in :mod:`byoc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import pandas as pd
 
@@ -52,25 +52,37 @@ def find_channel(env: TrainingEnvironment, names: Sequence[str]) -> str | None:
 
 def _media_type(channel: str, config: ChannelConfig, override: str | None) -> media.MediaType:
     mt = media.parse(override or config.content_type)
-    source = "the content_type hyperparameter" if override else \
-        f"ContentType of channel '{channel}'" if config.content_type else "the default"
+    source = (
+        "the content_type hyperparameter"
+        if override
+        else f"ContentType of channel '{channel}'"
+        if config.content_type
+        else "the default"
+    )
     if mt.essence not in READERS:
         hint = ""
         if "protobuf" in mt.essence:
-            hint = " (RecordIO-protobuf is the built-in algorithms' format; convert the data to CSV or Parquet)"
+            hint = (
+                " (RecordIO-protobuf is the built-in algorithms' format; convert the data to CSV or Parquet)"
+            )
         elif mt.essence == "application/json":
             hint = " (for one JSON object per line use application/jsonlines)"
         raise DataError(
-            f"{source} is '{mt.raw}', which byoc cannot read{hint}; use one of "
-            f"{', '.join(READERS)}", code="unsupported_content_type")
+            f"{source} is '{mt.raw}', which byoc cannot read{hint}; use one of {', '.join(READERS)}",
+            code="unsupported_content_type",
+        )
     if "label_size" in mt.params and mt.label_size is None:
-        raise DataError(f"{source} '{mt.raw}': label_size must be an integer (0 = no label, 1 = "
-                        "label in the first column)", code="bad_content_type")
+        raise DataError(
+            f"{source} '{mt.raw}': label_size must be an integer (0 = no label, 1 = "
+            "label in the first column)",
+            code="bad_content_type",
+        )
     return mt
 
 
-def read_channel(env: TrainingEnvironment, channel: str, *, content_type: str | None = None,
-                 header: bool | None = None) -> ChannelData:
+def read_channel(
+    env: TrainingEnvironment, channel: str, *, content_type: str | None = None, header: bool | None = None
+) -> ChannelData:
     """Read every input of ``channel`` into one frame (see the module docstring)."""
     config = env.channels.get(channel) or ChannelConfig(channel)
     mt = _media_type(channel, config, content_type)
@@ -84,12 +96,21 @@ def read_channel(env: TrainingEnvironment, channel: str, *, content_type: str | 
     if not sources:
         raise DataError(
             f"channel '{channel}': no data files in {where} (names starting with '.' or '_' are "
-            "skipped); check the S3 prefix given for this channel", code="empty_channel")
+            "skipped); check the S3 prefix given for this channel",
+            code="empty_channel",
+        )
     nonempty = [s for s in sources if not s.is_empty()]
     if not nonempty:
         raise DataError(
             f"channel '{channel}': every file is empty ({', '.join(s.name for s in sources[:5])}); "
-            "upload the data again", code="empty_file")
+            "upload the data again",
+            code="empty_file",
+        )
     frame, has_header = READERS[mt.essence](nonempty, channel=channel, header=header, params=mt.params)
-    return ChannelData(frame=frame, has_header=has_header, label_size=mt.label_size,
-                       files=tuple(s.name for s in nonempty), content_type=mt.essence)
+    return ChannelData(
+        frame=frame,
+        has_header=has_header,
+        label_size=mt.label_size,
+        files=tuple(s.name for s in nonempty),
+        content_type=mt.essence,
+    )

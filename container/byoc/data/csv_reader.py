@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -21,8 +21,24 @@ from byoc.data.tabular import check_same_columns, check_unique, plain_types, to_
 from byoc.errors import DataError
 
 # pyarrow's default null spellings, lower-cased, for the header sniffer.
-MISSING = frozenset({"", "#n/a", "#n/a n/a", "#na", "-1.#ind", "-1.#qnan", "-nan", "1.#ind",
-                     "1.#qnan", "n/a", "na", "null", "nan", "none"})
+MISSING = frozenset(
+    {
+        "",
+        "#n/a",
+        "#n/a n/a",
+        "#na",
+        "-1.#ind",
+        "-1.#qnan",
+        "-nan",
+        "1.#ind",
+        "1.#qnan",
+        "n/a",
+        "na",
+        "null",
+        "nan",
+        "none",
+    }
+)
 SAMPLE_ROWS = 200
 NUL = b"\x00"
 BOM = b"\xef\xbb\xbf"
@@ -85,18 +101,22 @@ def _decode_sample(source: Source) -> str:
         raise DataError(
             f"{source.name}: binary content where text/csv was expected (NUL byte at offset "
             f"{head.index(NUL)}).{hint} Upload CSV text, or set ContentType to the file's real "
-            "format (application/x-parquet, application/jsonlines, text/libsvm)", code="not_text")
+            "format (application/x-parquet, application/jsonlines, text/libsvm)",
+            code="not_text",
+        )
     if len(head) == SNIFF_BYTES and b"\n" in head:  # the sample may end inside a row
-        head = head[:head.rfind(b"\n") + 1]
+        head = head[: head.rfind(b"\n") + 1]
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
         if exc.start >= len(head) - 4:  # a multi-byte character cut by the sample's end
-            text = head[:exc.start].decode("utf-8")
+            text = head[: exc.start].decode("utf-8")
         else:
             raise DataError(
                 f"{source.name}: not UTF-8 text (invalid byte 0x{head[exc.start]:02x} at offset "
-                f"{exc.start}); save the CSV as UTF-8", code="not_utf8") from exc
+                f"{exc.start}); save the CSV as UTF-8",
+                code="not_utf8",
+            ) from exc
     return text.lstrip("\ufeff")
 
 
@@ -122,7 +142,9 @@ def _locate_ragged(source: Source, expected: int) -> DataError | None:
                 return DataError(
                     f"{source.name}, line {reader.line_num}: {len(row)} fields where {expected} are "
                     f"expected (as in the first row); every row needs the same number of "
-                    "comma-separated fields (quote values that contain commas)", code="ragged_csv")
+                    "comma-separated fields (quote values that contain commas)",
+                    code="ragged_csv",
+                )
     return None
 
 
@@ -133,12 +155,12 @@ def drop_repeated_headers(data: bytes) -> bytes:
     end = body.find(b"\n")
     if end < 0:
         return data
-    header = body[:end + 1]
-    head, rest = data[:len(data) - len(body) + end + 1], body[end + 1:]
+    header = body[: end + 1]
+    head, rest = data[: len(data) - len(body) + end + 1], body[end + 1 :]
     for repeat in (header, BOM + header):
         rest = rest.replace(b"\n" + repeat, b"\n")
         if rest.startswith(repeat):
-            rest = rest[len(repeat):]
+            rest = rest[len(repeat) :]
     return head + rest
 
 
@@ -148,22 +170,26 @@ def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Ta
     # quotes anything (or when a parse error says a value spans lines after all).
     multiline = b'"' in source.head()
     for _ in range(64):  # each retry widens one column the sample mis-typed
-        read_options = pacsv.ReadOptions(column_names=None if header else names,
-                                         block_size=BLOCK_SIZE)
-        convert = pacsv.ConvertOptions(column_types=column_types or None, strings_can_be_null=True,
-                                       true_values=[], false_values=[])
+        read_options = pacsv.ReadOptions(column_names=None if header else names, block_size=BLOCK_SIZE)
+        convert = pacsv.ConvertOptions(
+            column_types=column_types or None, strings_can_be_null=True, true_values=[], false_values=[]
+        )
         try:
-            return pacsv.read_csv(source.arrow_input(), read_options=read_options,
-                                  parse_options=pacsv.ParseOptions(newlines_in_values=multiline),
-                                  convert_options=convert)
+            return pacsv.read_csv(
+                source.arrow_input(),
+                read_options=read_options,
+                parse_options=pacsv.ParseOptions(newlines_in_values=multiline),
+                convert_options=convert,
+            )
         except pa.ArrowInvalid as exc:
             message = str(exc)
             conversion = _CONVERSION.search(message)
             if conversion:
                 index, kind, value = int(conversion.group(1)), conversion.group(2), conversion.group(3)
                 column = (names or _header_names(source))[index]
-                column_types[column] = pa.float64() if kind.startswith("int") and _is_number(value) \
-                    else pa.string()
+                column_types[column] = (
+                    pa.float64() if kind.startswith("int") and _is_number(value) else pa.string()
+                )
                 continue
             ragged = _EXPECTED.search(message)
             if ragged and not multiline:
@@ -175,10 +201,13 @@ def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Ta
                     raise located from exc
                 raise DataError(
                     f"{source.name}: a row has {ragged.group(2)} fields where {ragged.group(1)} are "
-                    "expected; every row needs the same number of fields", code="ragged_csv") from exc
+                    "expected; every row needs the same number of fields",
+                    code="ragged_csv",
+                ) from exc
             if "UTF8" in message or "UTF-8" in message:
-                raise DataError(f"{source.name}: not UTF-8 text ({message}); save the CSV as UTF-8",
-                                code="not_utf8") from exc
+                raise DataError(
+                    f"{source.name}: not UTF-8 text ({message}); save the CSV as UTF-8", code="not_utf8"
+                ) from exc
             if "Empty CSV file" in message:
                 raise DataError(f"{source.name}: the file is empty", code="empty_file") from exc
             raise DataError(f"{source.name}: cannot be read as CSV ({message})", code="bad_csv") from exc
@@ -186,7 +215,8 @@ def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Ta
             raise DataError(
                 f"{source.name}: cannot be read ({exc}); if it is gzip-compressed, the data is "
                 "corrupt or truncated: re-compress it or upload it uncompressed",
-                code="corrupt_gzip") from exc
+                code="corrupt_gzip",
+            ) from exc
     raise DataError(f"{source.name}: too many columns change type within the file", code="bad_csv")
 
 
@@ -195,8 +225,9 @@ def _header_names(source: Source) -> list[str]:
     return [c for c in rows[0]] if rows else []
 
 
-def read(sources: Sequence[Source], *, channel: str, header: bool | None,
-         params: Mapping[str, str]) -> tuple[pd.DataFrame, bool]:
+def read(
+    sources: Sequence[Source], *, channel: str, header: bool | None, params: Mapping[str, str]
+) -> tuple[pd.DataFrame, bool]:
     first_rows = sample_rows(sources[0])
     if not first_rows:
         raise DataError(f"{sources[0].name}: holds no CSV rows", code="empty_file")
@@ -227,5 +258,7 @@ def read(sources: Sequence[Source], *, channel: str, header: bool | None,
     if table.num_rows == 0:
         raise DataError(
             f"channel '{channel}': {', '.join(s.name for s in sources)} hold(s) a header row but no "
-            "data rows", code="empty_channel")
+            "data rows",
+            code="empty_channel",
+        )
     return to_frame(table), has_header

@@ -8,7 +8,8 @@ by line, which either succeeds or says which line is wrong and why.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -23,7 +24,9 @@ def _cell(name: str, lineno: int, key: str, value: Any) -> Any:
     if isinstance(value, (dict, list)):
         raise DataError(
             f"{name}, line {lineno}: field '{key}' holds a nested {type(value).__name__}; each field "
-            "must be a number, text, true/false or null", code="nested_column")
+            "must be a number, text, true/false or null",
+            code="nested_column",
+        )
     if isinstance(value, bool):
         return "true" if value else "false"
     return value
@@ -37,8 +40,10 @@ def _read_lines(source: Source) -> tuple[pd.DataFrame, bool]:
             try:
                 line = raw.decode("utf-8").strip()
             except UnicodeDecodeError as exc:
-                raise DataError(f"{source.name}, line {lineno}: not UTF-8 text ({exc.reason}); save "
-                                "the file as UTF-8", code="not_utf8") from exc
+                raise DataError(
+                    f"{source.name}, line {lineno}: not UTF-8 text ({exc.reason}); save the file as UTF-8",
+                    code="not_utf8",
+                ) from exc
             if not line:
                 continue
             try:
@@ -46,7 +51,9 @@ def _read_lines(source: Source) -> tuple[pd.DataFrame, bool]:
             except ValueError as exc:
                 raise DataError(
                     f"{source.name}, line {lineno}: not valid JSON ({exc}); each line must hold one "
-                    "complete JSON object", code="bad_jsonlines") from exc
+                    "complete JSON object",
+                    code="bad_jsonlines",
+                ) from exc
             if isinstance(value, dict) and not rows:
                 records.append({str(k): _cell(source.name, lineno, str(k), v) for k, v in value.items()})
             elif isinstance(value, list) and not records:
@@ -54,12 +61,20 @@ def _read_lines(source: Source) -> tuple[pd.DataFrame, bool]:
                 if len(rows[-1]) != len(rows[0]):
                     raise DataError(
                         f"{source.name}, line {lineno}: {len(rows[-1])} values where line 1 has "
-                        f"{len(rows[0])}; every array must have the same length", code="ragged_jsonlines")
+                        f"{len(rows[0])}; every array must have the same length",
+                        code="ragged_jsonlines",
+                    )
             else:
-                expected = "a JSON object like the lines before it" if records or rows else \
-                    "a JSON object (or an array of values)"
-                raise DataError(f"{source.name}, line {lineno}: a JSON {type(value).__name__} where "
-                                f"{expected} is expected", code="bad_jsonlines")
+                expected = (
+                    "a JSON object like the lines before it"
+                    if records or rows
+                    else "a JSON object (or an array of values)"
+                )
+                raise DataError(
+                    f"{source.name}, line {lineno}: a JSON {type(value).__name__} where "
+                    f"{expected} is expected",
+                    code="bad_jsonlines",
+                )
     if rows:
         return pd.DataFrame(rows, columns=[str(i) for i in range(len(rows[0]))]), False
     return pd.DataFrame.from_records(records), True
@@ -67,34 +82,40 @@ def _read_lines(source: Source) -> tuple[pd.DataFrame, bool]:
 
 def _read_one(source: Source) -> tuple[pd.DataFrame, bool]:
     try:
-        table = pajson.read_json(source.arrow_input(),
-                                 read_options=pajson.ReadOptions(block_size=1 << 22))
+        table = pajson.read_json(source.arrow_input(), read_options=pajson.ReadOptions(block_size=1 << 22))
         return to_frame(plain_types(table)), True
     except (pa.ArrowException, DataError):
         return _read_lines(source)
     except (OSError, EOFError) as exc:
-        raise DataError(f"{source.name}: cannot be read ({exc}); if it is gzip-compressed, the "
-                        "data is corrupt or truncated", code="corrupt_gzip") from exc
+        raise DataError(
+            f"{source.name}: cannot be read ({exc}); if it is gzip-compressed, the "
+            "data is corrupt or truncated",
+            code="corrupt_gzip",
+        ) from exc
 
 
-def read(sources: Sequence[Source], *, channel: str, header: bool | None,
-         params: Mapping[str, str]) -> tuple[pd.DataFrame, bool]:
+def read(
+    sources: Sequence[Source], *, channel: str, header: bool | None, params: Mapping[str, str]
+) -> tuple[pd.DataFrame, bool]:
     frames: list[pd.DataFrame] = []
     has_header = True
     for source in sources:
         frame, named = _read_one(source)
         if frames:
             if named != has_header:
-                raise DataError(f"{source.name}: mixes JSON arrays and objects with "
-                                f"{sources[0].name}; use one form in every file", code="bad_jsonlines")
+                raise DataError(
+                    f"{source.name}: mixes JSON arrays and objects with "
+                    f"{sources[0].name}; use one form in every file",
+                    code="bad_jsonlines",
+                )
             if named and set(frame.columns) == set(frames[0].columns):
                 frame = frame[list(frames[0].columns)]
-            check_same_columns(channel, sources[0].name, list(frames[0].columns), source.name,
-                               list(frame.columns))
+            check_same_columns(
+                channel, sources[0].name, list(frames[0].columns), source.name, list(frame.columns)
+            )
         has_header = named
         frames.append(frame)
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     if frame.empty:
-        raise DataError(f"channel '{channel}': the JSON Lines files hold no records",
-                        code="empty_channel")
+        raise DataError(f"channel '{channel}': the JSON Lines files hold no records", code="empty_channel")
     return frame, has_header

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 CSV = "text/csv"
 PARQUET = "application/x-parquet"
@@ -13,16 +13,29 @@ LIBSVM = "text/libsvm"
 DEFAULT = CSV
 
 # Spellings seen in the wild (SDK, built-in algorithms, Autopilot, IANA) -> the canonical type.
-ALIASES: Mapping[str, str] = MappingProxyType({
-    "csv": CSV, "text/x-csv": CSV, "application/csv": CSV, "text/comma-separated-values": CSV,
-    "parquet": PARQUET, "application/parquet": PARQUET, "application/vnd.apache.parquet": PARQUET,
-    "application/x-parquet": PARQUET,
-    "jsonlines": JSONLINES, "jsonl": JSONLINES, "application/x-jsonlines": JSONLINES,
-    "application/json-lines": JSONLINES, "application/jsonl": JSONLINES,
-    "application/x-ndjson": JSONLINES, "application/ndjson": JSONLINES,
-    "libsvm": LIBSVM, "text/x-libsvm": LIBSVM, "application/x-libsvm": LIBSVM,
-    "text/svmlight": LIBSVM,
-})
+ALIASES: Mapping[str, str] = MappingProxyType(
+    {
+        "csv": CSV,
+        "text/x-csv": CSV,
+        "application/csv": CSV,
+        "text/comma-separated-values": CSV,
+        "parquet": PARQUET,
+        "application/parquet": PARQUET,
+        "application/vnd.apache.parquet": PARQUET,
+        "application/x-parquet": PARQUET,
+        "jsonlines": JSONLINES,
+        "jsonl": JSONLINES,
+        "application/x-jsonlines": JSONLINES,
+        "application/json-lines": JSONLINES,
+        "application/jsonl": JSONLINES,
+        "application/x-ndjson": JSONLINES,
+        "application/ndjson": JSONLINES,
+        "libsvm": LIBSVM,
+        "text/x-libsvm": LIBSVM,
+        "application/x-libsvm": LIBSVM,
+        "text/svmlight": LIBSVM,
+    }
+)
 
 
 @dataclass(frozen=True)

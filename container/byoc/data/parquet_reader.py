@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -21,23 +21,29 @@ def _read_one(source: Source) -> pa.Table:
         raise DataError(
             f"{source.name}: not a Parquet file (it does not start with the 'PAR1' magic bytes); "
             "upload Parquet, or set the channel's ContentType to the file's real format "
-            "(text/csv, application/jsonlines, text/libsvm)", code="not_parquet")
+            "(text/csv, application/jsonlines, text/libsvm)",
+            code="not_parquet",
+        )
     try:
         if source.path is not None and not source.compressed:
             table = pq.read_table(str(source.path))
         else:
             table = pq.read_table(pa.BufferReader(source.read_all()))
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise DataError(f"{source.name}: cannot be read as Parquet ({exc}); the file is corrupt or "
-                        "truncated: write it again", code="bad_parquet") from exc
+        raise DataError(
+            f"{source.name}: cannot be read as Parquet ({exc}); the file is corrupt or "
+            "truncated: write it again",
+            code="bad_parquet",
+        ) from exc
     index_columns = [c for c in table.column_names if c.startswith("__index_level_")]
     if index_columns:  # a pandas index saved alongside the data is not a feature
         table = table.drop_columns(index_columns)
     return table
 
 
-def read(sources: Sequence[Source], *, channel: str, header: bool | None,
-         params: Mapping[str, str]) -> tuple[pd.DataFrame, bool]:
+def read(
+    sources: Sequence[Source], *, channel: str, header: bool | None, params: Mapping[str, str]
+) -> tuple[pd.DataFrame, bool]:
     tables: list[pa.Table] = []
     first: list[str] | None = None
     for source in sources:

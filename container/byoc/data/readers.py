@@ -6,8 +6,9 @@ error it raises is a DataError naming the file (and the line or column when know
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol
 
 import pandas as pd
 
@@ -16,16 +17,19 @@ from byoc.data.sources import Source
 
 
 class Reader(Protocol):
-    def __call__(self, sources: Sequence[Source], *, channel: str, header: bool | None,
-                 params: Mapping[str, str]) -> tuple[pd.DataFrame, bool]: ...
+    def __call__(
+        self, sources: Sequence[Source], *, channel: str, header: bool | None, params: Mapping[str, str]
+    ) -> tuple[pd.DataFrame, bool]: ...
 
 
-READERS: Mapping[str, Reader] = MappingProxyType({
-    media.CSV: csv_reader.read,
-    media.PARQUET: parquet_reader.read,
-    media.JSONLINES: jsonlines_reader.read,
-    media.LIBSVM: libsvm_reader.read,
-})
+READERS: Mapping[str, Reader] = MappingProxyType(
+    {
+        media.CSV: csv_reader.read,
+        media.PARQUET: parquet_reader.read,
+        media.JSONLINES: jsonlines_reader.read,
+        media.LIBSVM: libsvm_reader.read,
+    }
+)
 
 
 def supported_content_types() -> tuple[str, ...]:

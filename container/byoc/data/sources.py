@@ -26,7 +26,9 @@ SKIPPED_PREFIXES = (".", "_")
 def corrupt_gzip(name: str, exc: BaseException) -> DataError:
     return DataError(
         f"{name}: the gzip data is corrupt or truncated ({exc}); re-compress the file with gzip "
-        "or upload it uncompressed", code="corrupt_gzip")
+        "or upload it uncompressed",
+        code="corrupt_gzip",
+    )
 
 
 def _read_up_to(stream: BinaryIO, n: int) -> bytes:
@@ -127,7 +129,9 @@ def directory_sources(channel: str, directory: Path) -> list[Source]:
     if not directory.is_dir():
         raise DataError(
             f"channel '{channel}': directory {directory} does not exist; pass the channel to the "
-            "training job (estimator.fit({'" + channel + "': 's3://...'}))", code="missing_channel")
+            "training job (estimator.fit({'" + channel + "': 's3://...'}))",
+            code="missing_channel",
+        )
     found: list[Source] = []
     for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(SKIPPED_PREFIXES))
@@ -155,7 +159,8 @@ def pipe_source(channel: str, fifo: Path, chunk: int = 1 << 20) -> Source:
         raise DataError(
             f"channel '{channel}' is in Pipe mode but {fifo} does not exist; SageMaker creates "
             f"'{channel}_0' for Pipe mode channels (check TrainingInputMode in inputdataconfig.json)",
-            code="missing_channel")
+            code="missing_channel",
+        )
     with open(fifo, "rb", buffering=0) as raw:
         magic = _read_up_to(raw, 2)
         parts = [magic]

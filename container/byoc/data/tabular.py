@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -16,8 +16,13 @@ def plain_types(table: pa.Table) -> pa.Table:
     (the server receives them as text too), all-missing columns become float NaN."""
     for i, column in enumerate(table.schema):
         t = column.type
-        if pat.is_temporal(t) or pat.is_boolean(t) or pat.is_decimal(t) or pat.is_large_string(t) \
-                or pat.is_dictionary(t):
+        if (
+            pat.is_temporal(t)
+            or pat.is_boolean(t)
+            or pat.is_decimal(t)
+            or pat.is_large_string(t)
+            or pat.is_dictionary(t)
+        ):
             target = pa.float64() if pat.is_decimal(t) else pa.string()
             table = table.set_column(i, column.name, table.column(i).cast(target))
         elif pat.is_null(t):
@@ -25,7 +30,9 @@ def plain_types(table: pa.Table) -> pa.Table:
         elif pat.is_nested(t):
             raise DataError(
                 f"column '{column.name}' holds nested values ({t}); flatten it into scalar "
-                "columns (numbers or text)", code="nested_column")
+                "columns (numbers or text)",
+                code="nested_column",
+            )
     return table
 
 
@@ -45,13 +52,16 @@ def unify_and_concat(tables: Sequence[pa.Table]) -> pa.Table:
         else:
             targets[name] = pa.string()
     if targets:
-        tables = [t.cast(pa.schema([pa.field(n, targets.get(n, t.schema.field(n).type)) for n in names]))
-                  for t in tables]
+        tables = [
+            t.cast(pa.schema([pa.field(n, targets.get(n, t.schema.field(n).type)) for n in names]))
+            for t in tables
+        ]
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def check_same_columns(channel: str, first_name: str, first: Sequence[str], name: str,
-                       columns: Sequence[str]) -> None:
+def check_same_columns(
+    channel: str, first_name: str, first: Sequence[str], name: str, columns: Sequence[str]
+) -> None:
     if list(columns) == list(first):
         return
     missing = [c for c in first if c not in columns]
@@ -65,15 +75,19 @@ def check_same_columns(channel: str, first_name: str, first: Sequence[str], name
         detail.append(f"orders them {list(columns)}")
     raise DataError(
         f"{name}: columns differ from {first_name} ({'; '.join(detail)}); every file of channel "
-        f"'{channel}' must have the same columns in the same order", code="columns_differ")
+        f"'{channel}' must have the same columns in the same order",
+        code="columns_differ",
+    )
 
 
 def check_unique(name: str, columns: Sequence[str]) -> None:
     seen: set[str] = set()
     for column in columns:
         if column in seen:
-            raise DataError(f"{name}: column name '{column}' appears more than once; give every "
-                            "column a distinct name", code="duplicate_column")
+            raise DataError(
+                f"{name}: column name '{column}' appears more than once; give every column a distinct name",
+                code="duplicate_column",
+            )
         seen.add(column)
 
 

@@ -13,7 +13,8 @@ import json
 import logging
 import os
 import uuid
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -62,7 +63,8 @@ def _error_response(status: int, code: str, message: str, request_id: str) -> Re
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"the request body is larger than {limit // (1024 * 1024)} MB (SAGEMAKER_MAX_PAYLOAD_IN_MB); "
-        "send fewer rows per request, or raise MaxPayloadInMB for batch transform (up to 100)")
+        "send fewer rows per request, or raise MaxPayloadInMB for batch transform (up to 100)"
+    )
 
 
 def _drain(stream: Any) -> None:
@@ -96,8 +98,8 @@ def line_slices(stream: Any, limit: int, size: int = CHUNK_BYTES) -> Iterator[by
         if cut < 0:
             pending = data
             continue
-        yield data[:cut + 1]
-        pending = data[cut + 1:]
+        yield data[: cut + 1]
+        pending = data[cut + 1 :]
     if pending:
         yield pending
 
@@ -115,8 +117,10 @@ class Invocations:
             try:
                 self.default_accept = codecs.choose_encoder(settings.default_accept, "").media_type
             except UserError:
-                raise ConfigError(f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={settings.default_accept!r} is not "
-                                  f"supported; use one of {', '.join(codecs.supported_accept_types())}") from None
+                raise ConfigError(
+                    f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={settings.default_accept!r} is not "
+                    f"supported; use one of {', '.join(codecs.supported_accept_types())}"
+                ) from None
 
     def predict_body(self, decoder: codecs.Decoder, fields: tuple[str, ...]) -> Prediction:
         limit = self.settings.max_payload_bytes
@@ -127,8 +131,11 @@ class Invocations:
         if not decoder.line_oriented:
             body = read_body(request.stream, limit)
             if not body.strip():
-                raise DataError(f"the request body is empty; send {decoder.media_type} rows of the "
-                                f"model's {self.schema.width} features", code="empty_body")
+                raise DataError(
+                    f"the request body is empty; send {decoder.media_type} rows of the "
+                    f"model's {self.schema.width} features",
+                    code="empty_body",
+                )
             return self.predictor.predict(decoder.decode(body, self.schema, 0), fields)
         parts: list[Prediction] = []
         rows = 0
@@ -144,15 +151,21 @@ class Invocations:
             rows += len(frame)
             parts.append(self.predictor.predict(frame, fields))
         if not parts:
-            raise DataError(f"the request body is empty; send {decoder.media_type} rows of the "
-                            f"model's {self.schema.width} features", code="empty_body")
+            raise DataError(
+                f"the request body is empty; send {decoder.media_type} rows of the "
+                f"model's {self.schema.width} features",
+                code="empty_body",
+            )
         return Prediction.concat(parts)
 
     def __call__(self) -> Response:
         headers = request.headers
         decoder = codecs.find_decoder(headers.get("Content-Type"))
-        fields = request_fields(headers.get(CUSTOM_ATTRIBUTES_HEADER), default=self.fields,
-                                available=self.predictor.available_fields)
+        fields = request_fields(
+            headers.get(CUSTOM_ATTRIBUTES_HEADER),
+            default=self.fields,
+            available=self.predictor.available_fields,
+        )
         encoder = codecs.choose_encoder(headers.get("Accept"), decoder.media_type, self.default_accept)
         body = encoder.encode(self.predict_body(decoder, fields))
         response = Response(body, status=200, content_type=encoder.media_type)
@@ -160,8 +173,9 @@ class Invocations:
         return response
 
 
-def create_app(model: artifact.ModelArtifact | None = None, *,
-               environ: Mapping[str, str] | None = None) -> Flask:
+def create_app(
+    model: artifact.ModelArtifact | None = None, *, environ: Mapping[str, str] | None = None
+) -> Flask:
     """The WSGI app; loads the model from the ML root when none is given.
 
     Raises ModelLoadError or ConfigError before any request is served, so ``serve`` can
@@ -172,9 +186,13 @@ def create_app(model: artifact.ModelArtifact | None = None, *,
     model = model if model is not None else load_model(environ)
     predictor = prepare(model)
     invocations = Invocations(predictor, settings)
-    execution_parameters = json.dumps({"MaxConcurrentTransforms": settings.workers,
-                                       "BatchStrategy": "MultiRecord",
-                                       "MaxPayloadInMB": settings.max_payload_mb})
+    execution_parameters = json.dumps(
+        {
+            "MaxConcurrentTransforms": settings.workers,
+            "BatchStrategy": "MultiRecord",
+            "MaxPayloadInMB": settings.max_payload_mb,
+        }
+    )
 
     app = Flask("byoc")
     app.config.update(MAX_CONTENT_LENGTH=None, PROPAGATE_EXCEPTIONS=False)
@@ -209,8 +227,10 @@ def create_app(model: artifact.ModelArtifact | None = None, *,
         status = exc.code or 500
         message = exc.description or exc.name
         if status == 404:
-            message = (f"{request.path} does not exist; use GET /ping, GET /execution-parameters "
-                       "or POST /invocations")
+            message = (
+                f"{request.path} does not exist; use GET /ping, GET /execution-parameters "
+                "or POST /invocations"
+            )
         elif status == 405:
             message = f"{request.method} is not allowed on {request.path}"
         return _error_response(status, code, message, current_request_id())
@@ -219,8 +239,11 @@ def create_app(model: artifact.ModelArtifact | None = None, *,
     def fault(exc: Exception) -> Response:
         request_id = current_request_id()
         log.exception("request %s failed: %s", request_id, exc)
-        return _error_response(500, "internal_error",
-                               f"the server failed to handle this request; quote request id {request_id} "
-                               "when reporting it", request_id)
+        return _error_response(
+            500,
+            "internal_error",
+            f"the server failed to handle this request; quote request id {request_id} when reporting it",
+            request_id,
+        )
 
     return app

@@ -6,14 +6,22 @@ a validated frame and a :class:`~byoc.serving.output.Prediction`.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from byoc.artifact import ModelArtifact
-from byoc.serving.output import (FIELDS, LABELS, NEEDS_PROBA, PREDICTED_LABEL, PROBABILITIES,
-                                 PROBABILITY, Prediction)
+from byoc.serving.output import (
+    FIELDS,
+    LABELS,
+    NEEDS_PROBA,
+    PREDICTED_LABEL,
+    PROBABILITIES,
+    PROBABILITY,
+    Prediction,
+)
 from byoc.serving.schema import Batch, RequestSchema
 
 
@@ -146,9 +154,13 @@ def _compile_imputer(imputer: Any, width: int) -> tuple[Step, int] | None:
 
 def _compile_onehot(encoder: Any, width: int) -> tuple[Step, int] | None:
     """OneHotEncoder on numeric codes (after CategoryCoder): unknown codes -> all zeros."""
-    if (getattr(encoder, "drop_idx_", None) is not None or getattr(encoder, "_infrequent_enabled", True)
-            or encoder.handle_unknown not in ("ignore", "infrequent_if_exist")
-            or np.dtype(encoder.dtype) != np.float64 or len(encoder.categories_) != width):
+    if (
+        getattr(encoder, "drop_idx_", None) is not None
+        or getattr(encoder, "_infrequent_enabled", True)
+        or encoder.handle_unknown not in ("ignore", "infrequent_if_exist")
+        or np.dtype(encoder.dtype) != np.float64
+        or len(encoder.categories_) != width
+    ):
         return None
     tables, offset = [], 0
     for categories in encoder.categories_:
@@ -214,7 +226,7 @@ class ColumnBlocks:
         self.blocks = blocks
 
     @classmethod
-    def compile(cls, pipeline: Any, schema: RequestSchema) -> "ColumnBlocks | None":
+    def compile(cls, pipeline: Any, schema: RequestSchema) -> ColumnBlocks | None:
         from sklearn.compose import ColumnTransformer
         from sklearn.pipeline import Pipeline
 
@@ -279,7 +291,9 @@ _NAN = float("nan")
 def _equal(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         a, b = np.asarray(a), np.asarray(b)
-        return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+        return (
+            a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+        )
     return a == b
 
 
@@ -300,8 +314,10 @@ class Predictor:
         self.final = None
         self._unchecked_tree = False
         self.available_fields: tuple[str, ...] = tuple(
-            f for f in FIELDS
-            if f == PREDICTED_LABEL or (self.is_classifier and (f == LABELS or self.has_proba)))
+            f
+            for f in FIELDS
+            if f == PREDICTED_LABEL or (self.is_classifier and (f == LABELS or self.has_proba))
+        )
 
     def _inputs(self, batch: Batch) -> tuple[Any, Any, dict[str, Any]]:
         """(estimator, its input, keyword arguments): the fast block path for small batches,
@@ -326,8 +342,9 @@ class Predictor:
     def predict(self, batch: Batch, fields: tuple[str, ...]) -> Prediction:
         return self._predict(*self._inputs(batch), len(batch), fields)
 
-    def _predict(self, estimator: Any, inputs: Any, kwargs: dict[str, Any], n: int,
-                 fields: tuple[str, ...]) -> Prediction:
+    def _predict(
+        self, estimator: Any, inputs: Any, kwargs: dict[str, Any], n: int, fields: tuple[str, ...]
+    ) -> Prediction:
         values: dict[str, Any] = {}
         if not self.is_classifier:
             values[PREDICTED_LABEL] = np.asarray(estimator.predict(inputs, **kwargs), dtype=np.float64)
@@ -359,8 +376,12 @@ class Predictor:
         blocks = ColumnBlocks.compile(self.estimator, self.schema)
         if blocks is None:
             return False
-        from sklearn.tree import (DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier,
-                                  ExtraTreeRegressor)
+        from sklearn.tree import (
+            DecisionTreeClassifier,
+            DecisionTreeRegressor,
+            ExtraTreeClassifier,
+            ExtraTreeRegressor,
+        )
 
         final = self.estimator.steps[-1][1]
         probe = self.schema.from_rows(self._check_rows())
@@ -368,11 +389,17 @@ class Predictor:
         try:
             expected = np.asarray(self.estimator.steps[0][1].transform(probe.frame()))
             got = blocks.transform(probe)
-            same = (expected.dtype == got.dtype and expected.shape == got.shape
-                    and np.array_equal(expected, got, equal_nan=True))
+            same = (
+                expected.dtype == got.dtype
+                and expected.shape == got.shape
+                and np.array_equal(expected, got, equal_nan=True)
+            )
             self.blocks, self.final = blocks, final
-            self._unchecked_tree = type(final) in (DecisionTreeClassifier, DecisionTreeRegressor,
-                                                   ExtraTreeClassifier, ExtraTreeRegressor) and final.n_outputs_ == 1
+            self._unchecked_tree = (
+                type(final)
+                in (DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor)
+                and final.n_outputs_ == 1
+            )
             for fields in [(field,) for field in self.available_fields]:
                 fast = self._predict(*self._final_inputs(got), n, fields)
                 slow = self._predict(self.estimator, probe.frame(), {}, n, fields)
@@ -389,9 +416,14 @@ class Predictor:
         sweep = max([len(f.categories) for f in self.schema.features] + [len(numbers)])
         rows = self._probe_rows()
         for k in range(sweep):
-            rows.append([numbers[(k + j) % len(numbers)] if feature.kind == "numeric"
-                         else (feature.categories[k % len(feature.categories)] if feature.categories else None)
-                         for j, feature in enumerate(self.schema.features)])
+            rows.append(
+                [
+                    numbers[(k + j) % len(numbers)]
+                    if feature.kind == "numeric"
+                    else (feature.categories[k % len(feature.categories)] if feature.categories else None)
+                    for j, feature in enumerate(self.schema.features)
+                ]
+            )
         return rows
 
     def _probe_rows(self) -> list[list[Any]]:

@@ -18,8 +18,9 @@ asked for (probabilities: rows x classes).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,17 +41,24 @@ def parse_fields(text: str, *, available: Sequence[str], source: str) -> tuple[s
     """``"predicted_label, probabilities"`` -> a checked tuple; raises UserError naming ``source``."""
     fields = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
     if not fields:
-        raise UserError(f"{source} names no output field; use some of {', '.join(available)}",
-                        code="bad_output_fields")
+        raise UserError(
+            f"{source} names no output field; use some of {', '.join(available)}", code="bad_output_fields"
+        )
     unknown = [f for f in fields if f not in FIELDS]
     if unknown:
-        raise UserError(f"{source}: unknown output field {', '.join(map(repr, unknown))}; "
-                        f"use some of {', '.join(available)}", code="bad_output_fields")
+        raise UserError(
+            f"{source}: unknown output field {', '.join(map(repr, unknown))}; "
+            f"use some of {', '.join(available)}",
+            code="bad_output_fields",
+        )
     unavailable = [f for f in fields if f not in available]
     if unavailable:
-        raise UserError(f"{source}: {', '.join(map(repr, unavailable))} not available for this model "
-                        f"(a regressor, or a classifier without predict_proba); use some of "
-                        f"{', '.join(available)}", code="bad_output_fields")
+        raise UserError(
+            f"{source}: {', '.join(map(repr, unavailable))} not available for this model "
+            f"(a regressor, or a classifier without predict_proba); use some of "
+            f"{', '.join(available)}",
+            code="bad_output_fields",
+        )
     return fields
 
 
@@ -76,8 +84,9 @@ def parse_custom_attributes(header: str | None) -> dict[str, str]:
     return out
 
 
-def request_fields(custom_attributes: str | None, *, default: tuple[str, ...],
-                   available: Sequence[str]) -> tuple[str, ...]:
+def request_fields(
+    custom_attributes: str | None, *, default: tuple[str, ...], available: Sequence[str]
+) -> tuple[str, ...]:
     wanted = parse_custom_attributes(custom_attributes).get("output")
     if wanted is None:
         return default
@@ -109,7 +118,7 @@ class Prediction:
         return [dict(zip(self.fields, row)) for row in zip(*columns)]
 
     @staticmethod
-    def concat(parts: Sequence["Prediction"]) -> "Prediction":
+    def concat(parts: Sequence[Prediction]) -> Prediction:
         """Join the results of a chunked batch."""
         if len(parts) == 1:
             return parts[0]

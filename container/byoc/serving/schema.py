@@ -17,8 +17,9 @@ a message such as "row 12, column 'age'" points at the culprit.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,9 +28,29 @@ from byoc.artifact import Feature
 from byoc.errors import SchemaError
 
 # Tokens pandas' CSV reader (and so training) takes for a missing value.
-NA_TOKENS = frozenset({
-    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+NA_TOKENS = frozenset(
+    {
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    }
+)
 # Trees predict in float32: anything larger would become infinity there.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NAN = float("nan")
@@ -67,8 +88,11 @@ def _check_range(x: float) -> float:
     if x != x:  # NaN: a missing value
         return x
     if math.isinf(x) or abs(x) > FLOAT32_MAX:
-        raise _BadValue(f"{x!r} is out of range (|x| must stay below {FLOAT32_MAX:.3g}); "
-                        "send a finite number, or an empty value for missing", code="out_of_range")
+        raise _BadValue(
+            f"{x!r} is out of range (|x| must stay below {FLOAT32_MAX:.3g}); "
+            "send a finite number, or an empty value for missing",
+            code="out_of_range",
+        )
     return x
 
 
@@ -91,13 +115,16 @@ def to_number(value: Any) -> float:
         try:
             number = float(text)
         except ValueError:
-            raise _BadValue(f"text {_shorten(value)!r} is not a number; send a number, or an empty value "
-                            "(null in JSON) for missing") from None
+            raise _BadValue(
+                f"text {_shorten(value)!r} is not a number; send a number, or an empty value "
+                "(null in JSON) for missing"
+            ) from None
         return _check_range(number)
     if isinstance(value, (np.integer, np.floating, np.bool_)):
         return to_number(value.item())
-    raise _BadValue(f"a {_json_type(value)} is not a number; send a number, or null for missing",
-                    code="bad_value")
+    raise _BadValue(
+        f"a {_json_type(value)} is not a number; send a number, or null for missing", code="bad_value"
+    )
 
 
 _FLAG_TEXT = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "t": 1.0, "f": 0.0}
@@ -127,8 +154,9 @@ def to_category(value: Any) -> Any:
         return str(value)
     if isinstance(value, (np.generic,)):
         return to_category(value.item())
-    raise _BadValue(f"a {_json_type(value)} is not a category; send text, or null for missing",
-                    code="bad_value")
+    raise _BadValue(
+        f"a {_json_type(value)} is not a category; send text, or null for missing", code="bad_value"
+    )
 
 
 def _json_type(value: Any) -> str:
@@ -166,8 +194,10 @@ class RequestSchema:
         self.numeric: tuple[bool, ...] = tuple(f.kind == "numeric" for f in features)
         self.flags: tuple[bool, ...] = tuple(f.kind == "numeric" and f.dtype == "bool" for f in features)
         self.index: Mapping[str, int] = {name: i for i, name in enumerate(self.names)}
-        self._converters = tuple(to_flag if flag else to_number if numeric else to_category
-                                 for numeric, flag in zip(self.numeric, self.flags))
+        self._converters = tuple(
+            to_flag if flag else to_number if numeric else to_category
+            for numeric, flag in zip(self.numeric, self.flags)
+        )
         self._dtypes = tuple(np.float64 if n else object for n in self.numeric)
 
     @property
@@ -175,8 +205,9 @@ class RequestSchema:
         return len(self.names)
 
     def describe(self) -> str:
-        return _names_list(f"{n} ({'numeric' if num else 'categorical'})"
-                           for n, num in zip(self.names, self.numeric))
+        return _names_list(
+            f"{n} ({'numeric' if num else 'categorical'})" for n, num in zip(self.names, self.numeric)
+        )
 
     # -- errors ---------------------------------------------------------------------------
     def width_error(self, got: int, row: int) -> SchemaError:
@@ -185,7 +216,9 @@ class RequestSchema:
             hint = " If the first value is the label, drop it: requests carry features only."
         return SchemaError(
             f"row {row} has {got} value{'s' if got != 1 else ''} but the model expects {self.width} "
-            f"features in this order: {_names_list(self.names)}.{hint}", code="wrong_column_count")
+            f"features in this order: {_names_list(self.names)}.{hint}",
+            code="wrong_column_count",
+        )
 
     def _value_error(self, exc: _BadValue, column: int, row: int) -> SchemaError:
         kind = "numeric" if self.numeric[column] else "categorical"
@@ -200,18 +233,23 @@ class RequestSchema:
             raise SchemaError(
                 f"{where} has unknown column{'s' if len(unknown) > 1 else ''} {_names_list(unknown)}; "
                 f"the model's features are {_names_list(self.names)} (drop the label and any extra columns)",
-                code="unknown_columns")
+                code="unknown_columns",
+            )
         if missing:
             raise SchemaError(
                 f"{where} lacks column{'s' if len(missing) > 1 else ''} {_names_list(missing)}; "
-                "send every feature (null for a missing value)", code="missing_columns")
+                "send every feature (null for a missing value)",
+                code="missing_columns",
+            )
         if len(given_set) != len(given):
             dupes = sorted({g for g in given if list(given).count(g) > 1})
             raise SchemaError(f"{where} repeats column {_names_list(dupes)}", code="duplicate_columns")
 
     # -- Python values ---------------------------------------------------------------------
     def _batch(self, columns: Sequence[list]) -> Batch:
-        return Batch(self.names, tuple(np.array(col, dtype=dtype) for col, dtype in zip(columns, self._dtypes)))
+        return Batch(
+            self.names, tuple(np.array(col, dtype=dtype) for col, dtype in zip(columns, self._dtypes))
+        )
 
     def from_rows(self, rows: Sequence[Any], *, start_row: int = 0) -> Batch:
         """Positional rows of scalars (CSV fields as text, or JSON values)."""
@@ -220,8 +258,10 @@ class RequestSchema:
         columns: list[list] = [[] for _ in range(width)]
         for number, row in enumerate(rows, start=start_row + 1):
             if not isinstance(row, (list, tuple)):
-                raise SchemaError(f"row {number} is a {_json_type(row)}, not a list of {width} feature values",
-                                  code="bad_row")
+                raise SchemaError(
+                    f"row {number} is a {_json_type(row)}, not a list of {width} feature values",
+                    code="bad_row",
+                )
             if len(row) != width:
                 raise self.width_error(len(row), number)
             j = 0
@@ -239,8 +279,9 @@ class RequestSchema:
         columns: list[list] = [[] for _ in names]
         for number, record in enumerate(records, start=start_row + 1):
             if not isinstance(record, dict):
-                raise SchemaError(f"row {number} is a {_json_type(record)}, not an object of feature: value",
-                                  code="bad_row")
+                raise SchemaError(
+                    f"row {number} is a {_json_type(record)}, not an object of feature: value", code="bad_row"
+                )
             if len(record) != len(names) or not all(n in record for n in names):
                 self.check_names(list(record), where=f"row {number}")
             j = 0
@@ -258,12 +299,15 @@ class RequestSchema:
         for name in self.names:
             values = columns[name]
             if not isinstance(values, list):
-                raise SchemaError(f"column '{name}' must be a list of values, got a {_json_type(values)}",
-                                  code="bad_row")
+                raise SchemaError(
+                    f"column '{name}' must be a list of values, got a {_json_type(values)}", code="bad_row"
+                )
             lengths.add(len(values))
         if len(lengths) > 1:
-            raise SchemaError(f"columns have different lengths {sorted(lengths)}; every column needs one "
-                              "value per row", code="ragged_columns")
+            raise SchemaError(
+                f"columns have different lengths {sorted(lengths)}; every column needs one value per row",
+                code="ragged_columns",
+            )
         rows = list(zip(*(columns[name] for name in self.names)))
         return self.from_rows(rows)
 
@@ -283,9 +327,13 @@ class RequestSchema:
         for j in range(self.width):
             series = frame.iloc[:, j]
             try:
-                columns.append(self._flag_column(series) if self.flags[j] else
-                               self._numeric_column(series) if self.numeric[j] else
-                               self._categorical_column(series))
+                columns.append(
+                    self._flag_column(series)
+                    if self.flags[j]
+                    else self._numeric_column(series)
+                    if self.numeric[j]
+                    else self._categorical_column(series)
+                )
             except _RowError as exc:
                 raise self._value_error(exc.error, j, start_row + 1 + exc.position) from None
         return Batch(self.names, tuple(columns))
@@ -307,8 +355,13 @@ class RequestSchema:
         bad = np.flatnonzero(~(np.abs(values) <= FLOAT32_MAX) & ~np.isnan(values))
         if bad.size:
             pos = int(bad[0])
-            raise _RowError(_BadValue(f"{values[pos]!r} is out of range (|x| must stay below "
-                                      f"{FLOAT32_MAX:.3g})", code="out_of_range"), pos)
+            raise _RowError(
+                _BadValue(
+                    f"{values[pos]!r} is out of range (|x| must stay below {FLOAT32_MAX:.3g})",
+                    code="out_of_range",
+                ),
+                pos,
+            )
         return values
 
     @classmethod

@@ -23,7 +23,8 @@ import gc
 import logging
 import os
 import sys
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from byoc.errors import ConfigError, ModelLoadError
 from byoc.serving.settings import GRACEFUL_TIMEOUT, ServingSettings
@@ -71,7 +72,9 @@ def gunicorn_options(settings: ServingSettings) -> dict[str, Any]:
         "access_log_format": ACCESS_LOG_FORMAT,
         "logger_class": _quiet_ping_logger(),
         "post_fork": _post_fork,
-        "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None,
+        "worker_tmp_dir": "/dev/shm"
+        if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
+        else None,
         "proc_name": "byoc-serve",
         "limit_request_field_size": 16384,
         "control_socket_disable": True,  # no extra listener in a SageMaker container
@@ -102,18 +105,24 @@ def build_app(environ: Mapping[str, str] | None = None) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="serve", description="Serve the model in $SAGEMAKER_BASE_DIR/model (default /opt/ml/model) "
-        "on 0.0.0.0:8080 or $SAGEMAKER_BIND_TO_PORT: GET /ping, GET /execution-parameters, POST /invocations.")
-    parser.add_argument("--check", action="store_true",
-                        help="load and verify the model and configuration, then exit (0 when servable)")
+        prog="serve",
+        description="Serve the model in $SAGEMAKER_BASE_DIR/model (default /opt/ml/model) "
+        "on 0.0.0.0:8080 or $SAGEMAKER_BIND_TO_PORT: GET /ping, GET /execution-parameters, POST /invocations.",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="load and verify the model and configuration, then exit (0 when servable)",
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:  # `docker run IMAGE serve` through an entry point that passes it on
         argv = argv[1:]
     args = parser.parse_args(argv)
     for variable in THREAD_VARIABLES:
         os.environ.setdefault(variable, "1")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     try:
         settings = ServingSettings.from_environ()
         app = build_app()
@@ -130,8 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     model = predictor.model
     logging.getLogger("byoc.serving").info(
         "serving %s %s model from %s: %d features, %d workers on port %d, %s single-row path",
-        model.algorithm, model.problem_type, model.path, predictor.schema.width, settings.workers, settings.port,
-        "fast" if fast else "pipeline")
+        model.algorithm,
+        model.problem_type,
+        model.path,
+        predictor.schema.width,
+        settings.workers,
+        settings.port,
+        "fast" if fast else "pipeline",
+    )
     if args.check:
         return 0
     gc.collect()

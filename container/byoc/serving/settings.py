@@ -7,8 +7,8 @@ with a message naming the variable, rather than surfacing as a failed request la
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from byoc.environment import _cpu_count as cpu_count
 from byoc.errors import ConfigError
@@ -21,9 +21,20 @@ MAX_BATCH_PAYLOAD_MB = 100
 MB = 1024 * 1024
 GRACEFUL_TIMEOUT = 20  # SageMaker sends SIGKILL 30 s after SIGTERM
 
-_LOG_LEVELS = {"10": "debug", "20": "info", "30": "warning", "40": "error", "50": "critical",
-               "debug": "debug", "info": "info", "warning": "warning", "warn": "warning",
-               "error": "error", "critical": "critical", "fatal": "critical"}
+_LOG_LEVELS = {
+    "10": "debug",
+    "20": "info",
+    "30": "warning",
+    "40": "error",
+    "50": "critical",
+    "debug": "debug",
+    "info": "info",
+    "warning": "warning",
+    "warn": "warning",
+    "error": "error",
+    "critical": "critical",
+    "fatal": "critical",
+}
 
 
 def parse_bool(raw: str | None, *, name: str, default: bool = False) -> bool:
@@ -70,23 +81,27 @@ class ServingSettings:
         return self.max_payload_mb * MB
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> "ServingSettings":
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
         environ = os.environ if environ is None else environ
         batch = parse_bool(environ.get("SAGEMAKER_BATCH"), name="SAGEMAKER_BATCH")
-        level_raw = (environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL") or environ.get("SM_LOG_LEVEL") or "20")
+        level_raw = environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL") or environ.get("SM_LOG_LEVEL") or "20"
         log_level = _LOG_LEVELS.get(level_raw.strip().lower())
         if log_level is None:
-            raise ConfigError(f"log level {level_raw!r} (SAGEMAKER_CONTAINER_LOG_LEVEL / SM_LOG_LEVEL) is not "
-                              "one of 10, 20, 30, 40, 50 or DEBUG, INFO, WARNING, ERROR, CRITICAL")
+            raise ConfigError(
+                f"log level {level_raw!r} (SAGEMAKER_CONTAINER_LOG_LEVEL / SM_LOG_LEVEL) is not "
+                "one of 10, 20, 30, 40, 50 or DEBUG, INFO, WARNING, ERROR, CRITICAL"
+            )
         return cls(
             port=_positive_int(environ, "SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT, upper=65535),
             workers=_positive_int(environ, "SAGEMAKER_MODEL_SERVER_WORKERS", cpu_count()),
-            timeout=_positive_int(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT",
-                                  DEFAULT_BATCH_TIMEOUT if batch else DEFAULT_TIMEOUT),
+            timeout=_positive_int(
+                environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT", DEFAULT_BATCH_TIMEOUT if batch else DEFAULT_TIMEOUT
+            ),
             log_level=log_level,
             batch=batch,
-            max_payload_mb=_positive_int(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB,
-                                         upper=MAX_BATCH_PAYLOAD_MB),
+            max_payload_mb=_positive_int(
+                environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB, upper=MAX_BATCH_PAYLOAD_MB
+            ),
             default_accept=(environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "").strip() or None,
             inference_output=(environ.get("SAGEMAKER_INFERENCE_OUTPUT") or "").strip() or None,
         )

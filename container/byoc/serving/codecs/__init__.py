@@ -8,9 +8,9 @@ text/csv); Accept negotiation uses werkzeug's parser (lists, q-values, wildcards
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Mapping
 
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header, parse_options_header
@@ -23,8 +23,16 @@ DEFAULT_CONTENT_TYPE = json.MEDIA_TYPE
 DEFAULT_ACCEPT = json.MEDIA_TYPE
 _TEXT_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 
-__all__ = ["Decoder", "Encoder", "decoders", "encoders", "supported_content_types",
-           "supported_accept_types", "find_decoder", "choose_encoder"]
+__all__ = [
+    "Decoder",
+    "Encoder",
+    "decoders",
+    "encoders",
+    "supported_content_types",
+    "supported_accept_types",
+    "find_decoder",
+    "choose_encoder",
+]
 
 
 @lru_cache(maxsize=1)
@@ -39,8 +47,9 @@ def decoders() -> Mapping[str, Decoder]:
 
 @lru_cache(maxsize=1)
 def encoders() -> Mapping[str, Encoder]:
-    return MappingProxyType({e.media_type: e for e in (csv.ENCODER, json.ENCODER, jsonlines.ENCODER,
-                                                        npy.ENCODER)})
+    return MappingProxyType(
+        {e.media_type: e for e in (csv.ENCODER, json.ENCODER, jsonlines.ENCODER, npy.ENCODER)}
+    )
 
 
 def supported_content_types() -> tuple[str, ...]:
@@ -60,11 +69,13 @@ def find_decoder(content_type: str | None) -> Decoder:
     if decoder is None:
         raise UnsupportedMediaType(
             f"Content-Type {content_type!r} is not supported; use one of "
-            f"{', '.join(supported_content_types())}")
+            f"{', '.join(supported_content_types())}"
+        )
     charset = params.get("charset", "").strip().lower()
     if charset and charset not in _TEXT_CHARSETS:
-        raise UnsupportedMediaType(f"Content-Type {content_type!r}: charset {charset!r} is not supported; "
-                                   "send UTF-8 (charset=utf-8)")
+        raise UnsupportedMediaType(
+            f"Content-Type {content_type!r}: charset {charset!r} is not supported; send UTF-8 (charset=utf-8)"
+        )
     return decoder
 
 
@@ -85,6 +96,7 @@ def choose_encoder(accept: str | None, request_type: str, default: str | None = 
     candidates = [preferred] + [name for name in table if name != preferred]
     match = bare.best_match(candidates)
     if match is None:
-        raise NotAcceptable(f"Accept {accept!r} cannot be satisfied; use one of "
-                            f"{', '.join(supported_accept_types())}")
+        raise NotAcceptable(
+            f"Accept {accept!r} cannot be satisfied; use one of {', '.join(supported_accept_types())}"
+        )
     return table[match]

@@ -28,8 +28,10 @@ def _text(body: bytes) -> str:
     try:
         return body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"the CSV body is not UTF-8 (byte {exc.start}: {exc.reason}); "
-                        "send UTF-8 text", code="undecodable_body") from None
+        raise DataError(
+            f"the CSV body is not UTF-8 (byte {exc.start}: {exc.reason}); send UTF-8 text",
+            code="undecodable_body",
+        ) from None
 
 
 def _split_header(rows: list[list[str]], schema: RequestSchema) -> tuple[list[str] | None, list[list[str]]]:
@@ -44,8 +46,11 @@ def _parse_rows(text: str) -> list[list[str]]:
     try:
         return [row for row in _csv.reader(io.StringIO(text), strict=True) if row]
     except _csv.Error as exc:
-        raise DataError(f"the CSV body cannot be parsed ({exc}); send comma-separated rows, quoting "
-                        "values that contain commas, quotes or newlines", code="undecodable_body") from None
+        raise DataError(
+            f"the CSV body cannot be parsed ({exc}); send comma-separated rows, quoting "
+            "values that contain commas, quotes or newlines",
+            code="undecodable_body",
+        ) from None
 
 
 def _reorder(header: list[str], rows: list[list[str]], schema: RequestSchema) -> list[list[str]]:
@@ -85,8 +90,13 @@ def _decode_fast(body: bytes, schema: RequestSchema, start_row: int) -> Batch | 
         table = pacsv.read_csv(
             io.BytesIO(body),
             read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
-            convert_options=pacsv.ConvertOptions(column_types=types, null_values=sorted(NA_TOKENS),
-                                                 strings_can_be_null=True, quoted_strings_can_be_null=True))
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                null_values=sorted(NA_TOKENS),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     if table.num_rows == 0:
@@ -131,6 +141,12 @@ def encode(prediction: Prediction) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-DECODER = Decoder(MEDIA_TYPE, decode, line_oriented=True, aliases=("text/x-csv", "application/csv"), text=True,
-                  header=header_line)
+DECODER = Decoder(
+    MEDIA_TYPE,
+    decode,
+    line_oriented=True,
+    aliases=("text/x-csv", "application/csv"),
+    text=True,
+    header=header_line,
+)
 ENCODER = Encoder(MEDIA_TYPE, encode)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json as _json
 from typing import Any
 
-
 from byoc.errors import DataError, SchemaError
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.output import Prediction
@@ -32,20 +31,27 @@ def loads(body: bytes | str, *, what: str = "the JSON body") -> Any:
     try:
         return _json.loads(body)
     except UnicodeDecodeError as exc:
-        raise DataError(f"{what} is not UTF-8 (byte {exc.start}: {exc.reason}); send UTF-8 JSON",
-                        code="undecodable_body") from None
+        raise DataError(
+            f"{what} is not UTF-8 (byte {exc.start}: {exc.reason}); send UTF-8 JSON", code="undecodable_body"
+        ) from None
     except ValueError as exc:
         position = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})" if hasattr(exc, "lineno") else ""
         raise DataError(f"{what} is not valid JSON{position}", code="undecodable_body") from None
     except RecursionError:
-        raise DataError(f"{what} nests too deeply; send rows or records of plain values",
-                        code="undecodable_body") from None
+        raise DataError(
+            f"{what} nests too deeply; send rows or records of plain values", code="undecodable_body"
+        ) from None
 
 
 def _unwrap_features(record: Any, schema: RequestSchema) -> Any:
     """The built-in algorithms' record ``{"features": [...]}`` is a positional row."""
-    if (type(record) is dict and len(record) == 1 and "features" in record
-            and "features" not in schema.index and isinstance(record["features"], list)):
+    if (
+        type(record) is dict
+        and len(record) == 1
+        and "features" in record
+        and "features" not in schema.index
+        and isinstance(record["features"], list)
+    ):
         return record["features"]
     return record
 
@@ -53,14 +59,18 @@ def _unwrap_features(record: Any, schema: RequestSchema) -> Any:
 def batch_from_items(items: list, schema: RequestSchema, start_row: int = 0) -> Batch:
     """A list of rows, or of records, or one flat row of scalars."""
     if not items:
-        raise DataError("the request holds no rows; send at least one row of feature values",
-                        code="empty_body")
+        raise DataError(
+            "the request holds no rows; send at least one row of feature values", code="empty_body"
+        )
     first = _unwrap_features(items[0], schema)
     if isinstance(first, _SCALARS):
         if all(isinstance(v, _SCALARS) for v in items):
             return schema.from_rows([items], start_row=start_row)
-        raise SchemaError("the list mixes plain values with rows or records; send a list of rows "
-                          "(lists) or of records (objects)", code="bad_row")
+        raise SchemaError(
+            "the list mixes plain values with rows or records; send a list of rows "
+            "(lists) or of records (objects)",
+            code="bad_row",
+        )
     if type(first) is dict:
         return schema.from_records([_unwrap_features(r, schema) for r in items], start_row=start_row)
     return schema.from_rows([_unwrap_features(r, schema) for r in items], start_row=start_row)
@@ -70,13 +80,17 @@ def batch_from_document(document: Any, schema: RequestSchema) -> Batch:
     if isinstance(document, list):
         return batch_from_items(document, schema)
     if not isinstance(document, dict):
-        raise SchemaError(f"the JSON body is a {type(document).__name__}; send an object such as "
-                          '{"instances": [[...]]} or a list of rows', code="bad_shape")
+        raise SchemaError(
+            f"the JSON body is a {type(document).__name__}; send an object such as "
+            '{"instances": [[...]]} or a list of rows',
+            code="bad_shape",
+        )
     if "dataframe_split" in document:
         split = document["dataframe_split"]
         if not isinstance(split, dict) or not isinstance(split.get("data"), list):
-            raise SchemaError('"dataframe_split" must be {"columns": [...], "data": [[...], ...]}',
-                              code="bad_shape")
+            raise SchemaError(
+                '"dataframe_split" must be {"columns": [...], "data": [[...], ...]}', code="bad_shape"
+            )
         columns = split.get("columns")
         if columns is None:
             return batch_from_items(split["data"], schema)
@@ -86,15 +100,18 @@ def batch_from_document(document: Any, schema: RequestSchema) -> Batch:
         rows = split["data"]
         for number, row in enumerate(rows, start=1):
             if not isinstance(row, list) or len(row) != len(columns):
-                raise SchemaError(f'"dataframe_split" row {number} must be a list of {len(columns)} values',
-                                  code="wrong_column_count")
+                raise SchemaError(
+                    f'"dataframe_split" row {number} must be a list of {len(columns)} values',
+                    code="wrong_column_count",
+                )
         return schema.from_records([dict(zip(columns, row)) for row in rows])
     for key in _WRAPPERS:
         if key in document:
             if len(document) > 1:
                 others = sorted(k for k in document if k != key)
-                raise SchemaError(f'"{key}" cannot be combined with {others}; send one of them',
-                                  code="bad_shape")
+                raise SchemaError(
+                    f'"{key}" cannot be combined with {others}; send one of them', code="bad_shape"
+                )
             inner = document[key]
             if isinstance(inner, list):
                 return batch_from_items(inner, schema)
@@ -102,8 +119,9 @@ def batch_from_document(document: Any, schema: RequestSchema) -> Batch:
                 if inner and all(isinstance(v, list) for v in inner.values()):
                     return schema.from_columns(inner)
                 return schema.from_records([inner])
-            raise SchemaError(f'"{key}" must hold a list of rows or records, got a {type(inner).__name__}',
-                              code="bad_shape")
+            raise SchemaError(
+                f'"{key}" must hold a list of rows or records, got a {type(inner).__name__}', code="bad_shape"
+            )
     return schema.from_records([document])  # a single record
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json as _json
 
-
 from byoc.errors import DataError
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.codecs.json import batch_from_items, loads
@@ -23,16 +22,19 @@ def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
         if line.strip():
             item = loads(line, what=f"line {start_row + len(items) + 1} of the JSON Lines body")
             if not isinstance(item, (list, dict)):
-                raise DataError(f"line {start_row + len(items) + 1} of the JSON Lines body is a "
-                                f"{type(item).__name__}; each line must be a row (list) or a record (object)",
-                                code="bad_row")
+                raise DataError(
+                    f"line {start_row + len(items) + 1} of the JSON Lines body is a "
+                    f"{type(item).__name__}; each line must be a row (list) or a record (object)",
+                    code="bad_row",
+                )
             items.append(item)
     if not items:
         raise DataError("the JSON Lines body holds no rows", code="empty_body")
     kinds = {type(item) for item in items}
     if len(kinds) > 1:
-        raise DataError("the JSON Lines body mixes rows (lists) and records (objects); use one kind",
-                        code="bad_row")
+        raise DataError(
+            "the JSON Lines body mixes rows (lists) and records (objects); use one kind", code="bad_row"
+        )
     return batch_from_items(items, schema, start_row=start_row)
 
 
@@ -41,7 +43,11 @@ def encode(prediction: Prediction) -> bytes:
     return "".join(dumps(record) + "\n" for record in prediction.records()).encode("utf-8")
 
 
-DECODER = Decoder(MEDIA_TYPE, decode, line_oriented=True,
-                  aliases=("application/x-jsonlines", "application/json-lines", "application/jsonl"),
-                  text=True)
+DECODER = Decoder(
+    MEDIA_TYPE,
+    decode,
+    line_oriented=True,
+    aliases=("application/x-jsonlines", "application/json-lines", "application/jsonl"),
+    text=True,
+)
 ENCODER = Encoder(MEDIA_TYPE, encode)

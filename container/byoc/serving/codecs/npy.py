@@ -28,23 +28,32 @@ def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
         array = np.load(io.BytesIO(body), allow_pickle=False)
     except ValueError as exc:
         if "pickle" in str(exc).lower():
-            raise DataError("the npy body holds Python objects, which are never unpickled; send a numeric "
-                            "array, or use text/csv or application/json for text features",
-                            code="undecodable_body") from None
-        raise DataError(f"the body is not a .npy array ({exc}); send the bytes numpy.save writes",
-                        code="undecodable_body") from None
+            raise DataError(
+                "the npy body holds Python objects, which are never unpickled; send a numeric "
+                "array, or use text/csv or application/json for text features",
+                code="undecodable_body",
+            ) from None
+        raise DataError(
+            f"the body is not a .npy array ({exc}); send the bytes numpy.save writes", code="undecodable_body"
+        ) from None
     except (OSError, EOFError, TypeError) as exc:
-        raise DataError(f"the body is not a .npy array ({exc}); send the bytes numpy.save writes",
-                        code="undecodable_body") from None
+        raise DataError(
+            f"the body is not a .npy array ({exc}); send the bytes numpy.save writes", code="undecodable_body"
+        ) from None
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
         kind = getattr(array, "dtype", type(array))
-        raise SchemaError(f"the npy array has dtype {kind}; only numeric arrays are accepted "
-                          "(use text/csv or application/json for text features)", code="bad_dtype")
+        raise SchemaError(
+            f"the npy array has dtype {kind}; only numeric arrays are accepted "
+            "(use text/csv or application/json for text features)",
+            code="bad_dtype",
+        )
     if array.ndim == 1:
         array = array.reshape(1, -1)
     if array.ndim != 2:
-        raise SchemaError(f"the npy array has shape {array.shape}; send one row (1-D) or rows x features "
-                          "(2-D)", code="bad_shape")
+        raise SchemaError(
+            f"the npy array has shape {array.shape}; send one row (1-D) or rows x features (2-D)",
+            code="bad_shape",
+        )
     if array.shape[0] == 0:
         raise DataError("the npy array holds no rows", code="empty_body")
     frame = pd.DataFrame(array.astype(np.float64) if array.dtype.kind == "b" else array, copy=False)
@@ -55,7 +64,8 @@ def encode(prediction: Prediction) -> bytes:
     if len(prediction.fields) != 1:
         raise NotAcceptable(
             f"application/x-npy carries one output field, and {len(prediction.fields)} were asked for "
-            f"({', '.join(prediction.fields)}); ask for one, or accept text/csv or application/json")
+            f"({', '.join(prediction.fields)}); ask for one, or accept text/csv or application/json"
+        )
     field = prediction.fields[0]
     value = prediction.values[field]
     if field == LABELS:
@@ -63,8 +73,11 @@ def encode(prediction: Prediction) -> bytes:
     array = value if isinstance(value, np.ndarray) else np.asarray(value)
     if array.dtype == object:
         try:
-            array = array.astype(np.float64) if all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                    for v in array.ravel()) else array.astype(str)
+            array = (
+                array.astype(np.float64)
+                if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in array.ravel())
+                else array.astype(str)
+            )
         except (TypeError, ValueError):
             array = array.astype(str)
     buf = io.BytesIO()

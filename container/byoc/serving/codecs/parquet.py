@@ -19,18 +19,23 @@ def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
     try:
         table = pq.read_table(io.BytesIO(body))
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise DataError(f"the body is not a Parquet file ({exc}); send the bytes DataFrame.to_parquet "
-                        "writes", code="undecodable_body") from None
+        raise DataError(
+            f"the body is not a Parquet file ({exc}); send the bytes DataFrame.to_parquet writes",
+            code="undecodable_body",
+        ) from None
     if table.num_rows == 0:
         raise DataError("the Parquet table holds no rows", code="empty_body")
     try:
         frame = table.to_pandas()
     except (pa.ArrowException, ValueError, TypeError) as exc:
-        raise DataError(f"the Parquet table cannot be converted ({exc}); use plain numeric and text "
-                        "columns", code="undecodable_body") from None
+        raise DataError(
+            f"the Parquet table cannot be converted ({exc}); use plain numeric and text columns",
+            code="undecodable_body",
+        ) from None
     if isinstance(frame.columns, pd.MultiIndex) or not all(isinstance(c, str) for c in frame.columns):
-        raise DataError("the Parquet table's column names must be the feature names as text",
-                        code="bad_shape")
+        raise DataError(
+            "the Parquet table's column names must be the feature names as text", code="bad_shape"
+        )
     return schema.from_frame(frame.reset_index(drop=True), positional=False, start_row=start_row)
 
 
