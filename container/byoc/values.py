@@ -1,0 +1,321 @@
+"""How a raw value becomes a feature value: the one place that says so.
+
+Every training reader (``byoc.data``) and every request decoder (``byoc.serving``) calls
+this module, so a cell means the same thing when ``train`` reads it and when the server
+receives it, whatever the format (CSV text, JSON scalar, Arrow/Parquet value, npy number).
+
+The rules (README, "Missing values, booleans and numbers written as text"):
+
+- **Missing** is only: an empty cell or one holding only spaces/tabs, JSON ``null``, an
+  Arrow/Parquet null, and a float NaN.  Every other text, ``"None"``, ``"NA"``, ``"null"``,
+  ``"NaN"`` and ``"<NA>"`` included, is data.
+- **Booleans** are the categories ``"true"`` and ``"false"``, whether they arrive as JSON
+  ``true``, an Arrow boolean, a NumPy bool or as text in any letter case (``TRUE``,
+  ``False``).  A boolean is not a number.
+- **Numbers written as text** are read as numbers when, after trimming spaces, they match
+  :data:`NUMBER_PATTERN` (decimal digits, an optional sign, point and exponent: ``007``,
+  ``1e3``, ``2.0``, ``.5``); ``nan``, ``inf``, ``1_000`` and ``0x10`` are text.  A training
+  column is numeric when every value that is not missing is a number or such text.
+- **A number as a category** (a numeric value in a column trained as categorical) is spelled
+  without a trailing ``.0`` when integral (``1.0`` -> ``"1"``), otherwise as Python's shortest
+  round-trip ``repr`` (``0.1``, ``1e+20``).  Text keeps its spelling: ``"1.0"`` and ``"007"``
+  are categories of their own.
+
+Scalar functions serve the single-row request path; column functions (pandas/Arrow,
+vectorised) serve readers and batches.  The two are tested to agree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.types as pat
+
+WHITESPACE = " \t\r\n\x0b\x0c"
+"""Characters trimmed before deciding whether text is missing, a boolean or a number."""
+TRUE, FALSE = "true", "false"
+NUMBER_PATTERN = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_NUMBER = re.compile(NUMBER_PATTERN)
+_NUMBER_RE2 = f"^{NUMBER_PATTERN}$"
+_EXACT_INT = 2**53  # integral floats below this are spelled as integers
+_NAN = float("nan")
+
+
+class BadValue(ValueError):
+    """A value that cannot be a feature value of the asked kind; callers add row and column."""
+
+    def __init__(self, what: str, code: str = "not_a_number") -> None:
+        super().__init__(what)
+        self.what = what
+        self.code = code
+
+
+# -- scalars (one value at a time: single-row requests) ----------------------------------------
+def is_missing(value: Any) -> bool:
+    """None, NaN, pandas' NA/NaT, or text that is empty once spaces are trimmed."""
+    if value is None:
+        return True
+    kind = type(value)
+    if kind is str:
+        return not value.strip(WHITESPACE)
+    if kind is float or isinstance(value, np.floating):
+        return value != value
+    return value is pd.NA or value is pd.NaT
+
+
+def number_text(text: str) -> float | None:
+    """The number ``text`` spells (after trimming spaces), or None when it spells none."""
+    text = text.strip(WHITESPACE)
+    if _NUMBER.fullmatch(text) is None:
+        return None
+    return float(text)
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _kind_name(value: Any) -> str:
+    if isinstance(value, dict):
+        return "JSON object"
+    if isinstance(value, (list, tuple)):
+        return "JSON list"
+    return type(value).__name__
+
+
+def number(value: Any) -> float:
+    """A value for a numeric feature as float; NaN when missing.  Raises :class:`BadValue`."""
+    kind = type(value)
+    if kind is float:
+        return value
+    if kind is int:
+        try:
+            return float(value)
+        except OverflowError:
+            raise BadValue(f"{value} is out of range; send a finite number", code="out_of_range") from None
+    if kind is str:
+        parsed = number_text(value)
+        if parsed is not None:
+            return parsed
+        if not value.strip(WHITESPACE):
+            return _NAN
+        raise BadValue(
+            f"text {_shorten(value)!r} is not a number; send a number, or an empty value "
+            "(null in JSON) for missing"
+        )
+    if value is None or value is pd.NA or value is pd.NaT:
+        return _NAN
+    if kind is bool or isinstance(value, np.bool_):
+        raise BadValue(
+            f"the boolean {str(bool(value)).lower()} is not a number (booleans are the categories "
+            "true/false); send a number, or null for missing",
+            code="bad_value",
+        )
+    if isinstance(value, (np.integer, np.floating)):
+        return number(value.item())
+    raise BadValue(
+        f"a {_kind_name(value)} is not a number; send a number, or null for missing", code="bad_value"
+    )
+
+
+def category(value: Any) -> Any:
+    """A value for a categorical feature as text (see the module rules); NaN when missing."""
+    kind = type(value)
+    if kind is str:
+        text = value.strip(WHITESPACE)
+        if not text:
+            return _NAN
+        if len(text) <= 5 and text.isascii():
+            lower = text.lower()
+            if lower == TRUE or lower == FALSE:
+                return lower
+        return value
+    if kind is bool or isinstance(value, np.bool_):
+        return TRUE if value else FALSE
+    if kind is int or isinstance(value, np.integer):
+        return str(int(value))
+    if kind is float or isinstance(value, np.floating):
+        x = float(value)
+        if x != x:
+            return _NAN
+        if x.is_integer() and abs(x) < _EXACT_INT:
+            return str(int(x))
+        return repr(x)
+    if value is None or value is pd.NA or value is pd.NaT:
+        return _NAN
+    raise BadValue(
+        f"a {_kind_name(value)} is not a category; send text, or null for missing", code="bad_value"
+    )
+
+
+def flag(value: Any) -> float:
+    """A boolean feature stored as 0/1 by models trained before booleans became categories."""
+    if type(value) is str:
+        word = category(value)
+        if word == TRUE or word == FALSE:
+            return 1.0 if word == TRUE else 0.0
+    elif type(value) is bool or isinstance(value, np.bool_):
+        return 1.0 if value else 0.0
+    return number(value)
+
+
+# -- columns (vectorised: readers and batches) --------------------------------------------------
+def _as_arrow_text(values: Any) -> pa.Array | None:
+    """A text column as an Arrow string array, or None when it holds anything but text."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values if pat.is_string(values.type) or pat.is_large_string(values.type) else None
+    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object))
+    if isinstance(series.dtype, pd.StringDtype):
+        return pa.array(series.array, from_pandas=True)
+    if series.dtype != object:
+        return None
+    if pd.api.types.infer_dtype(series, skipna=True) not in ("string", "empty"):
+        return None
+    array = series.to_numpy(dtype=object)
+    missing = pd.isna(array)
+    if missing.any():
+        array = array.copy()
+        array[missing] = None
+    return pa.array(array, type=pa.large_string())
+
+
+def _text_missing(text: pa.Array | pa.ChunkedArray) -> tuple[Any, Any]:
+    trimmed = pc.utf8_trim(text, characters=WHITESPACE)
+    missing = pc.or_kleene(pc.is_null(text), pc.equal(trimmed, ""))
+    return trimmed, pc.fill_null(missing, True)
+
+
+def text_categories(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """:func:`category` over an Arrow string column: missing -> null, boolean words -> true/false."""
+    trimmed, missing = _text_missing(text)
+    lower = pc.ascii_lower(trimmed)
+    is_bool = pc.fill_null(pc.is_in(lower, value_set=pa.array([TRUE, FALSE], type=lower.type)), False)
+    out = pc.if_else(is_bool, lower, text)
+    return pc.if_else(missing, pa.scalar(None, type=out.type), out)
+
+
+def text_numbers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int | None]:
+    """:func:`number` over an Arrow string column: (float64 with NaN for missing, the position
+    of the first value that is neither missing nor a number, or None)."""
+    trimmed, missing = _text_missing(text)
+    numeric = pc.fill_null(pc.match_substring_regex(trimmed, _NUMBER_RE2), False)
+    bad = pc.invert(pc.or_(numeric, missing))
+    if pc.any(bad).as_py():
+        return np.full(len(text), _NAN), int(pc.index(bad, True).as_py())
+    valid = pc.if_else(numeric, trimmed, pa.scalar(None, type=trimmed.type))
+    out = pc.cast(valid, pa.float64())
+    return np.asarray(out.to_numpy(zero_copy_only=False), dtype=np.float64), None
+
+
+def category_column(values: Any) -> pd.Series:
+    """:func:`category` over a whole column (pandas, NumPy or Arrow): text, NaN for missing.
+
+    A column with a pandas string dtype keeps it (no Python object per cell); any other
+    comes back as object.
+    """
+    series = values if isinstance(values, pd.Series) else None
+    index = series.index if series is not None else None
+    text = _as_arrow_text(values)
+    if text is not None:
+        spelled = text_categories(text)
+        if series is not None and isinstance(series.dtype, pd.StringDtype):
+            return pd.Series(pd.array(spelled, dtype=series.dtype), index=index, name=series.name)
+        out = np.asarray(spelled.to_numpy(zero_copy_only=False), dtype=object)
+        out[pd.isna(out)] = _NAN
+        return pd.Series(out, index=index, dtype=object, copy=False)
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        values = values.to_pandas()
+    s = pd.Series(values) if series is None else series
+    dtype = s.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        missing = s.isna().to_numpy()
+        out = np.where(s.fillna(False).to_numpy(dtype=bool), TRUE, FALSE).astype(object)
+        out[missing] = _NAN
+    elif pd.api.types.is_integer_dtype(dtype):
+        missing = s.isna().to_numpy()
+        out = s.astype(str).to_numpy(dtype=object)
+        out[missing] = _NAN
+    elif pd.api.types.is_float_dtype(dtype):
+        x = s.to_numpy(dtype=np.float64, na_value=_NAN)
+        with np.errstate(invalid="ignore"):
+            integral = np.isfinite(x) & (np.abs(x) < _EXACT_INT) & (np.mod(x, 1) == 0)
+        out = np.full(len(x), _NAN, dtype=object)
+        out[integral] = x[integral].astype(np.int64).astype(str)
+        other = ~integral & ~np.isnan(x)
+        if other.any():
+            out[other] = [repr(v) for v in x[other].tolist()]
+    else:
+        out = np.array([category(v) for v in s.to_numpy(dtype=object)], dtype=object)
+    return pd.Series(out, index=s.index, dtype=object, copy=False)
+
+
+def number_column(values: Any) -> tuple[np.ndarray, int | None]:
+    """:func:`number` over a whole column: (float64, NaN for missing; the position of the first
+    value that is not a number, or None).  Out-of-range checks are the caller's."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)) and (
+        pat.is_integer(values.type) or pat.is_floating(values.type)
+    ):
+        return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64), None
+    text = _as_arrow_text(values)
+    if text is not None:
+        return text_numbers(text)
+    s = values.to_pandas() if isinstance(values, (pa.Array, pa.ChunkedArray)) else pd.Series(values)
+    dtype = s.dtype
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        return s.to_numpy(dtype=np.float64, na_value=_NAN), None
+    raw = s.to_numpy(dtype=object)
+    out = np.empty(len(raw), dtype=np.float64)
+    for pos, value in enumerate(raw):
+        try:
+            out[pos] = number(value)
+        except BadValue:
+            return out, pos
+    return out, None
+
+
+# -- reading: what a training column is -------------------------------------------------------
+def plain_arrow(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """An Arrow column in the types features come in: numbers, text or booleans as text.
+
+    Dates and times become their ISO text, decimals float64, booleans ``true``/``false``,
+    dictionaries and large strings plain strings, an all-null column float64.  Nested types
+    are left for the caller to refuse.  Used on training tables and Parquet requests alike.
+    """
+    t = column.type
+    if pat.is_decimal(t) or pat.is_null(t):
+        return column.cast(pa.float64())
+    if pat.is_boolean(t):
+        return pc.if_else(column, TRUE, FALSE)
+    if pat.is_dictionary(t):
+        return plain_arrow(column.cast(t.value_type))
+    if pat.is_temporal(t) or pat.is_large_string(t):
+        return column.cast(pa.string())
+    return column
+
+
+def read_arrow(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """A training column: :func:`plain_arrow`, then text that is all numbers becomes float64
+    and other text is spelled as categories (missing -> null, boolean words -> true/false)."""
+    column = plain_arrow(column)
+    if not (pat.is_string(column.type) or pat.is_large_string(column.type)):
+        return column
+    numbers, bad = text_numbers(column)
+    if bad is None:
+        return pa.array(numbers, type=pa.float64(), from_pandas=True)
+    return text_categories(column)
+
+
+def read_python(values: Sequence[Any]) -> pa.Array:
+    """A training column of JSON scalars: each spelled by :func:`category`, then :func:`read_arrow`.
+
+    So ``[1, 2.5, null]`` is numeric, ``[1, "a"]`` the categories ``"1"``, ``"a"``, and
+    ``[true, false]`` the categories ``"true"``, ``"false"``.
+    """
+    spelled = [category(v) for v in values]
+    return read_arrow(pa.array([v if type(v) is str else None for v in spelled], type=pa.string()))

@@ -1,0 +1,215 @@
+"""byoc.values: the rules, and the vectorised column functions agreeing with the scalar ones."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from byoc import values
+
+HOSTILE_TEXT = [
+    "None",
+    "NA",
+    "<NA>",
+    "null",
+    "NULL",
+    "NaN",
+    "nan",
+    "n/a",
+    "#N/A",
+    "true",
+    "FALSE",
+    " True ",
+    "yes",
+    "no",
+    "007",
+    "1e3",
+    "2.0",
+    " 3 ",
+    "+4",
+    ".5",
+    "1.",
+    "inf",
+    "1_000",
+    "0x10",
+    "",
+    "  ",
+    "\t",
+    "café",
+    "a,b",
+    'say "hi"',
+    "12345678901234567890123",
+]
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return type(a) is type(b) and a == b
+
+
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("", None),
+        ("   ", None),
+        (None, None),
+        (float("nan"), None),
+        ("None", "None"),
+        ("NA", "NA"),
+        ("<NA>", "<NA>"),
+        ("null", "null"),
+        ("NaN", "NaN"),
+        ("TRUE", "true"),
+        (" False ", "false"),
+        (True, "true"),
+        (np.bool_(False), "false"),
+        ("yes", "yes"),
+        (1.0, "1"),
+        (np.float32(2.0), "2"),
+        (7, "7"),
+        (0.1, "0.1"),
+        (1e20, "1e+20"),
+        ("1.0", "1.0"),
+        ("007", "007"),
+        (" padded ", " padded "),
+    ],
+)
+def test_category_rule(raw, expected):
+    got = values.category(raw)
+    assert (isinstance(got, float) and math.isnan(got)) if expected is None else got == expected
+
+
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("", None),
+        (" ", None),
+        (None, None),
+        ("007", 7.0),
+        ("1e3", 1000.0),
+        (" 2.0 ", 2.0),
+        ("+4", 4.0),
+        (".5", 0.5),
+        ("1.", 1.0),
+        (3, 3.0),
+        (np.int64(5), 5.0),
+    ],
+)
+def test_number_rule(raw, expected):
+    got = values.number(raw)
+    assert math.isnan(got) if expected is None else got == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["None", "NA", "null", "NaN", "nan", "inf", "1_000", "0x10", "yes", True, [1]]
+)
+def test_not_numbers_are_refused(raw):
+    with pytest.raises(values.BadValue):
+        values.number(raw)
+
+
+def test_a_dict_is_not_a_category():
+    with pytest.raises(values.BadValue):
+        values.category({"a": 1})
+
+
+scalars = st.one_of(
+    st.sampled_from(HOSTILE_TEXT),
+    st.text(max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_infinity=False),
+)
+texts = st.one_of(st.sampled_from(HOSTILE_TEXT), st.text(max_size=8), st.none())
+
+
+@given(st.lists(scalars, min_size=1, max_size=12))
+def test_category_column_of_python_values_agrees_with_category(cells):
+    got = values.category_column(pd.Series(cells, dtype=object)).tolist()
+    assert all(_same(g, values.category(c)) for g, c in zip(got, cells, strict=True))
+
+
+@given(st.lists(texts, min_size=1, max_size=12))
+def test_category_column_of_text_agrees_with_category(cells):
+    expected = [values.category(c) for c in cells]
+    for column in (
+        pd.Series(cells, dtype=object),
+        pd.Series(cells, dtype="str"),
+        pa.array(cells, type=pa.string()),
+    ):
+        got = values.category_column(column).tolist()
+        assert all(_same(g, e) for g, e in zip(got, expected, strict=True)), column
+
+
+@given(st.lists(st.one_of(st.floats(allow_infinity=False), st.integers(-(2**60), 2**60)), min_size=1))
+def test_category_column_of_numbers_agrees_with_category(cells):
+    floats = pd.Series([float(c) for c in cells], dtype="float64")
+    assert all(
+        _same(g, values.category(c))
+        for g, c in zip(values.category_column(floats).tolist(), floats, strict=True)
+    )
+    ints = pd.Series([int(c) for c in cells if isinstance(c, int)], dtype="int64")
+    assert values.category_column(ints).tolist() == [str(c) for c in ints.tolist()]
+
+
+numeric_text = st.one_of(
+    st.sampled_from(HOSTILE_TEXT),
+    st.none(),
+    st.from_regex(values.NUMBER_PATTERN, fullmatch=True).map(lambda s: s[:60]),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.integers().map(str),
+    st.text(alphabet=" \t", max_size=2),
+).flatmap(lambda s: st.sampled_from([s, f" {s}", f"{s}\t"]) if isinstance(s, str) else st.just(s))
+
+
+@given(st.lists(numeric_text, min_size=1, max_size=12))
+def test_number_column_of_text_agrees_with_number(cells):
+    scalar: list[float] = []
+    first_bad = None
+    for pos, cell in enumerate(cells):
+        try:
+            scalar.append(values.number(cell))
+        except values.BadValue:
+            first_bad = pos
+            break
+    for column in (pd.Series(cells, dtype=object), pa.array(cells, type=pa.string())):
+        got, bad = values.number_column(column)
+        assert bad == first_bad
+        if bad is None:
+            np.testing.assert_array_equal(got, np.asarray(scalar, dtype=np.float64))
+
+
+@given(st.lists(st.one_of(st.sampled_from(HOSTILE_TEXT), st.text(max_size=6), st.none()), min_size=1))
+def test_read_arrow_types_a_text_column_by_the_scalar_rules(cells):
+    column = values.read_arrow(pa.array(cells, type=pa.string()))
+    try:
+        numbers = [values.number(c) for c in cells]
+    except values.BadValue:
+        assert pa.types.is_string(column.type)
+        assert all(
+            _same(g, values.category(c)) for g, c in zip(column.to_pandas().tolist(), cells, strict=True)
+        )
+    else:
+        assert column.type == pa.float64()
+        np.testing.assert_array_equal(column.to_numpy(zero_copy_only=False), np.asarray(numbers))
+
+
+def test_read_python_spells_json_scalars_as_categories_or_numbers():
+    assert values.read_python([1, 2.5, None]).to_pylist() == [1.0, 2.5, None]
+    assert values.read_python([1, "a", None, 2.0]).to_pylist() == ["1", "a", None, "2"]
+    assert values.read_python([True, False, None]).to_pylist() == ["true", "false", None]
+
+
+def test_plain_arrow_spells_booleans_and_dates():
+    assert values.plain_arrow(pa.array([True, None, False])).to_pylist() == ["true", None, "false"]
+    assert values.plain_arrow(pa.array([None, None])).type == pa.float64()
+    dictionary = pa.array(["a", "b", "a"]).dictionary_encode()
+    assert values.plain_arrow(dictionary).to_pylist() == ["a", "b", "a"]
