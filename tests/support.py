@@ -322,3 +322,33 @@ def diabetes_frame() -> pd.DataFrame:
 
     frame = load_diabetes(as_frame=True).frame
     return frame[["target"] + [c for c in frame.columns if c != "target"]]
+
+
+# -- multi-model endpoints ----------------------------------------------------------------------
+
+
+def save_constant_model(model_dir: Path, value: float, *, ballast_bytes: int = 0) -> Path:
+    """A byoc model (byoc's artifact format) that predicts ``value`` for every row of one
+    numeric feature ``x``: an answer that names the model that gave it.
+
+    ``ballast_bytes`` of float64 data ride along on the estimator, so the loaded model takes
+    that much memory (for memory-budget tests).
+    """
+    from sklearn.dummy import DummyRegressor
+
+    from byoc import artifact
+
+    estimator = DummyRegressor(strategy="constant", constant=float(value))
+    estimator.fit(pd.DataFrame({"x": [0.0, 1.0]}), [0.0, 0.0])
+    if ballast_bytes:
+        estimator.ballast_ = np.arange(ballast_bytes // 8, dtype=np.float64)
+    artifact.save(
+        Path(model_dir),
+        estimator,
+        {
+            "problem_type": "regression",
+            "algorithm": "constant",
+            "features": [{"name": "x", "kind": "numeric", "dtype": "float64"}],
+        },
+    )
+    return Path(model_dir)

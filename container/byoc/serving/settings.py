@@ -75,6 +75,8 @@ class ServingSettings:
     max_payload_mb: int = DEFAULT_MAX_PAYLOAD_MB
     default_accept: str | None = None
     inference_output: str | None = None
+    multi_model: bool = False
+    model_memory_mb: int | None = None  # multi-model endpoints: the budget for loaded models, all workers
 
     @property
     def max_payload_bytes(self) -> int:
@@ -104,4 +106,6 @@ class ServingSettings:
             ),
             default_accept=(environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "").strip() or None,
             inference_output=(environ.get("SAGEMAKER_INFERENCE_OUTPUT") or "").strip() or None,
+            multi_model=parse_bool(environ.get("SAGEMAKER_MULTI_MODEL"), name="SAGEMAKER_MULTI_MODEL"),
+            model_memory_mb=_positive_int(environ, "BYOC_MULTI_MODEL_MEMORY_MB", 0) or None,
         )

@@ -1,0 +1,475 @@
+"""Multi-model endpoints: which models are loaded, and each worker's cache of their handlers.
+
+SageMaker drives a multi-model container with POST /models (load), GET /models (list),
+GET /models/<name>, DELETE /models/<name> and POST /models/<name>/invoke.  gunicorn's
+workers are separate processes and SageMaker's calls land on whichever worker accepts
+them, so the answer to "is model X loaded?" cannot live in one worker's memory:
+
+- :class:`ModelIndex` is that answer, shared by all workers: a directory with one small
+  JSON file per loaded model, created with an atomic ``link`` (two loads of one name: one
+  wins, the other gets 409) and removed with an atomic ``rename`` (two unloads: one wins,
+  the other gets 404).  Each entry carries a token that changes on every load, so a worker
+  never mistakes a reloaded model for the copy it already holds.
+- :class:`ModelRegistry` is one worker's cache of *handlers* keyed by model name, built
+  by the handler factory it is given (byoc's own model, or a model with inference hooks).
+  It loads a model the first time that worker is asked for it, bounded by a memory budget
+  with least-recently-used eviction.  Eviction drops only the worker's copy: the model
+  stays loaded in the index and is read again from its directory on the next request, so
+  every worker gives the same answers whatever it happens to hold.
+
+A handler is published in the cache only once its factory returned, so a request never
+sees a half-loaded model; a request that holds a handler keeps it alive while an eviction
+or unload drops the cache's reference.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+from urllib.parse import unquote, urlparse
+
+from byoc.errors import UserError
+from byoc.serving import memory
+
+log = logging.getLogger("byoc.serving.multimodel")
+
+H = TypeVar("H")
+HandlerFactory = Callable[[Path], H]
+
+MAX_NAME_CHARS = 1024
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+# A loaded scikit-learn model takes about as much memory as its pickle holds bytes, plus
+# Python's object headers: benchmarks/multimodel.py measures the resident size of loaded
+# models against this estimate (see README, "Multi-model endpoints").
+MEMORY_PER_FILE_BYTE = 1.5
+MEMORY_PER_MODEL = 256 * 1024
+# Without BYOC_MULTI_MODEL_MEMORY_MB, loaded models may take this share of the container's
+# memory; the rest is each worker's Python, libraries and request buffers.
+DEFAULT_MEMORY_SHARE = 0.5
+
+
+class ModelNotLoaded(UserError):
+    """GET, DELETE or invoke of a model that is not loaded (SageMaker loads it and retries)."""
+
+    code = "model_not_loaded"
+    status = 404
+
+
+class ModelNotFound(UserError):
+    """POST /models with a url that holds no model."""
+
+    code = "model_not_found"
+    status = 404
+
+
+class ModelAlreadyLoaded(UserError):
+    code = "model_already_loaded"
+    status = 409
+
+
+class ModelRejected(UserError):
+    """The model directory exists but cannot be served: corrupt, incomplete or incompatible."""
+
+    code = "bad_model"
+    status = 400
+
+
+class InsufficientMemory(UserError):
+    """507: the model does not fit the memory budget even with every other model evicted."""
+
+    code = "insufficient_memory"
+    status = 507
+
+
+def mebibytes(size: float) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def memory_budget(model_memory_mb: int | None, container_bytes: int | None = None) -> int:
+    """Bytes all workers together may spend on loaded models (each worker gets its share)."""
+    if model_memory_mb:
+        return model_memory_mb * 1024 * 1024
+    if container_bytes is None:
+        container_bytes = memory.container_memory_bytes()
+    return int(container_bytes * DEFAULT_MEMORY_SHARE)
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One loaded model as every worker sees it."""
+
+    name: str
+    url: str
+    token: str
+
+    def describe(self) -> dict[str, str]:
+        return {"modelName": self.name, "modelUrl": self.url}
+
+
+class ModelIndex:
+    """The loaded models, shared by every worker process through a directory.
+
+    Entries are files named by the hash of the model name (names are opaque strings),
+    written in full under a hidden name and then linked into place, so a reader sees a
+    complete entry or none.
+    """
+
+    SUFFIX = ".json"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, name: str) -> Path:
+        return self.directory / (hashlib.sha256(name.encode("utf-8")).hexdigest() + self.SUFFIX)
+
+    def _hidden(self) -> Path:
+        return self.directory / f".{uuid.uuid4().hex}"
+
+    @staticmethod
+    def _read(path: Path) -> IndexEntry | None:
+        try:
+            raw = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        return IndexEntry(name=raw["modelName"], url=raw["modelUrl"], token=raw["token"])
+
+    def add(self, name: str, url: str) -> IndexEntry:
+        """Record ``name`` as loaded from ``url``; ModelAlreadyLoaded when it already is."""
+        entry = IndexEntry(name=name, url=url, token=uuid.uuid4().hex)
+        staged = self._hidden()
+        staged.write_text(json.dumps({"modelName": name, "modelUrl": url, "token": entry.token}))
+        try:
+            os.link(staged, self._path(name))
+        except FileExistsError:
+            raise ModelAlreadyLoaded(
+                f"model {name!r} is already loaded; unload it (DELETE /models/{name}) before loading it again"
+            ) from None
+        finally:
+            staged.unlink(missing_ok=True)
+        return entry
+
+    def get(self, name: str) -> IndexEntry | None:
+        return self._read(self._path(name))
+
+    def remove(self, name: str) -> IndexEntry:
+        """Take ``name`` out of the index; ModelNotLoaded when it is not in it."""
+        claimed = self._hidden()
+        try:
+            os.rename(self._path(name), claimed)
+        except FileNotFoundError:
+            raise ModelNotLoaded(f"model {name!r} is not loaded") from None
+        try:
+            entry = self._read(claimed)
+        finally:
+            claimed.unlink(missing_ok=True)
+        return entry or IndexEntry(name=name, url="", token="")
+
+    def entries(self) -> list[IndexEntry]:
+        """Every loaded model, sorted by name."""
+        found = []
+        for path in self.directory.glob("*" + self.SUFFIX):
+            entry = self._read(path)
+            if entry is not None:
+                found.append(entry)
+        return sorted(found, key=lambda e: e.name)
+
+    def version(self) -> int:
+        """Changes whenever an entry is added or removed (the directory's modification time)."""
+        return os.stat(self.directory).st_mtime_ns
+
+    def page(self, limit: int, token: str | None) -> tuple[list[IndexEntry], str | None]:
+        """Up to ``limit`` entries after the one ``token`` names, and the token for the next page."""
+        entries = self.entries()
+        if token:
+            after = decode_page_token(token)
+            entries = [e for e in entries if e.name > after]
+        page = entries[:limit]
+        more = len(entries) > limit
+        return page, (encode_page_token(page[-1].name) if more and page else None)
+
+
+def encode_page_token(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_page_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise UserError(
+            f"next_page_token {token[:64]!r} is not a token this server issued; "
+            "pass the nextPageToken of the previous GET /models unchanged",
+            code="bad_page_token",
+        ) from None
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise UserError('"model_name" must be a non-empty string', code="bad_model_name")
+    if len(name) > MAX_NAME_CHARS or any(ord(ch) < 32 for ch in name):
+        raise UserError(
+            f'"model_name" must be at most {MAX_NAME_CHARS} printable characters', code="bad_model_name"
+        )
+    return name
+
+
+def model_path(url: Any) -> Path:
+    """The local directory a load request names: an absolute path or a file:// URL."""
+    if not isinstance(url, str) or not url.strip():
+        raise UserError('"url" must be the model directory, e.g. /opt/ml/models/<name>/model', code="bad_url")
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        path = Path(unquote(parsed.path))
+    elif parsed.scheme:
+        raise UserError(
+            f'"url" {url!r}: only local directories can be loaded (SageMaker downloads the model '
+            "under /opt/ml/models first)",
+            code="bad_url",
+        )
+    else:
+        path = Path(url)
+    if not path.is_absolute():
+        raise UserError(f'"url" {url!r} must be an absolute path', code="bad_url")
+    return path
+
+
+def model_files(path: Path) -> Iterator[Path]:
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            yield Path(root) / name
+
+
+def estimated_bytes(path: Path) -> int:
+    """The memory a model directory will take once loaded (see MEMORY_PER_FILE_BYTE)."""
+    total = 0
+    for file in model_files(path):
+        try:
+            total += file.stat().st_size
+        except OSError:
+            continue
+    return int(total * MEMORY_PER_FILE_BYTE) + MEMORY_PER_MODEL
+
+
+@dataclass
+class Cached(Generic[H]):
+    entry: IndexEntry
+    handler: H
+    size: int
+    used_at: float
+
+
+class ModelRegistry(Generic[H]):
+    """One worker's handlers keyed by model name, consistent with the shared index.
+
+    Thread-safe: loads in this process are serialised (one lock), so the memory they
+    reserve is always accounted; lookups and evictions take a short lock on the cache.
+    """
+
+    def __init__(
+        self,
+        index: ModelIndex,
+        factory: HandlerFactory[H],
+        budget_bytes: int,
+        *,
+        size_of: Callable[[Path], int] = estimated_bytes,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.index = index
+        self.factory = factory
+        self.budget = budget_bytes
+        self.size_of = size_of
+        self.clock = clock
+        self._cache: OrderedDict[str, Cached[H]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self._seen_version = -1
+
+    # -- the cache ---------------------------------------------------------------------------
+
+    @property
+    def used_bytes(self) -> int:
+        with self._lock:
+            return sum(c.size for c in self._cache.values())
+
+    def cached_names(self) -> list[str]:
+        """Models this worker holds, least recently used first."""
+        with self._lock:
+            return list(self._cache)
+
+    def _drop(self, name: str, token: str | None = None) -> Cached[H] | None:
+        """Forget this worker's copy of ``name`` (only if it is ``token``'s, when given)."""
+        with self._lock:
+            cached = self._cache.get(name)
+            if cached is None or (token is not None and cached.entry.token != token):
+                return None
+            del self._cache[name]
+        return cached
+
+    def _sync(self) -> None:
+        """Drop copies of models that another worker unloaded or reloaded since we last looked."""
+        version = self.index.version()
+        if version == self._seen_version:
+            return
+        self._seen_version = version
+        with self._lock:
+            held = [(name, cached.entry.token) for name, cached in self._cache.items()]
+        dropped = False
+        for name, token in held:
+            current = self.index.get(name)
+            if current is None or current.token != token:
+                dropped = self._drop(name, token) is not None or dropped
+        if dropped:
+            memory.release_free_memory()
+
+    def _make_room(self, size: int, name: str) -> None:
+        """Evict least recently used models until ``size`` more bytes fit the budget."""
+        evicted = []
+        with self._lock:
+            used = sum(c.size for c in self._cache.values())
+            while self._cache and used + size > self.budget:
+                victim_name, victim = self._cache.popitem(last=False)
+                used -= victim.size
+                evicted.append((victim_name, victim))
+        now = self.clock()
+        for victim_name, victim in evicted:
+            log.info(
+                "evicted model %r (%s, idle %.1f s) to make room for %r (%s); %s of %s in use",
+                victim_name,
+                mebibytes(victim.size),
+                now - victim.used_at,
+                name,
+                mebibytes(size),
+                mebibytes(used),
+                mebibytes(self.budget),
+            )
+        if evicted:
+            del victim, evicted
+            memory.release_free_memory()
+
+    def _load(self, entry: IndexEntry) -> Cached[H]:
+        """Build ``entry``'s handler in this worker (caller holds the load lock)."""
+        path = model_path(entry.url)
+        if not path.is_dir() or next(model_files(path), None) is None:
+            raise ModelNotFound(
+                f"{path}: no model there (missing or empty directory); SageMaker extracts "
+                "model.tar.gz there before loading it"
+            )
+        size = self.size_of(path)
+        if size > self.budget:
+            raise InsufficientMemory(
+                f"model {entry.name!r} needs about {mebibytes(size)} but this worker's share of the "
+                f"model memory budget is {mebibytes(self.budget)}; raise BYOC_MULTI_MODEL_MEMORY_MB "
+                "or use an instance with more memory"
+            )
+        self._make_room(size, entry.name)
+        started = time.perf_counter()
+        try:
+            handler = self.factory(path)
+        except MemoryError:
+            raise InsufficientMemory(f"model {entry.name!r}: out of memory while loading {path}") from None
+        except UserError as exc:
+            raise ModelRejected(f"model {entry.name!r} at {path}: {exc.message}") from exc
+        except Exception as exc:
+            log.warning("model %r at %s cannot be loaded", entry.name, path, exc_info=True)
+            raise ModelRejected(
+                f"model {entry.name!r} at {path} cannot be loaded: {type(exc).__name__}: {exc}"
+            ) from exc
+        elapsed = time.perf_counter() - started
+        cached = Cached(entry=entry, handler=handler, size=size, used_at=self.clock())
+        with self._lock:
+            self._cache[entry.name] = cached
+            used = sum(c.size for c in self._cache.values())
+            count = len(self._cache)
+        log.info(
+            "loaded model %r from %s in %.1f ms (%s); this worker holds %d models, %s of %s",
+            entry.name,
+            path,
+            elapsed * 1000,
+            mebibytes(size),
+            count,
+            mebibytes(used),
+            mebibytes(self.budget),
+        )
+        return cached
+
+    # -- the API's operations ----------------------------------------------------------------
+
+    def load(self, name: Any, url: Any) -> IndexEntry:
+        """POST /models: load ``url`` as ``name`` in this worker, then publish it to all."""
+        name = check_name(name)
+        model_path(url)
+        self._sync()
+        if self.index.get(name) is not None:
+            raise ModelAlreadyLoaded(
+                f"model {name!r} is already loaded; unload it (DELETE /models/{name}) before loading it again"
+            )
+        with self._load_lock:
+            cached = self._load(IndexEntry(name=name, url=url, token=""))
+            try:
+                entry = self.index.add(name, url)
+            except ModelAlreadyLoaded:  # another worker loaded it meanwhile: keep theirs
+                self._drop(name, "")
+                memory.release_free_memory()
+                raise
+            with self._lock:
+                cached.entry = entry
+                self._cache[name] = cached
+                self._cache.move_to_end(name)
+        return entry
+
+    def handler(self, name: str) -> H:
+        """The handler for an invocation, loaded in this worker on first use; 404 when not loaded."""
+        self._sync()
+        entry = self.index.get(name)
+        if entry is None:
+            self._drop(name)
+            raise ModelNotLoaded(f"model {name!r} is not loaded; load it with POST /models first")
+        hit = self._lookup(entry)
+        if hit is not None:
+            return hit
+        with self._load_lock:
+            hit = self._lookup(entry)
+            if hit is not None:
+                return hit
+            self._drop(name)
+            return self._load(entry).handler
+
+    def _lookup(self, entry: IndexEntry) -> H | None:
+        with self._lock:
+            cached = self._cache.get(entry.name)
+            if cached is None or cached.entry.token != entry.token:
+                return None
+            self._cache.move_to_end(entry.name)
+            cached.used_at = self.clock()
+            return cached.handler
+
+    def describe(self, name: str) -> IndexEntry:
+        entry = self.index.get(name)
+        if entry is None:
+            raise ModelNotLoaded(f"model {name!r} is not loaded")
+        return entry
+
+    def unload(self, name: str) -> IndexEntry:
+        """DELETE /models/<name>: remove it for every worker; this one frees its copy now."""
+        entry = self.index.remove(name)
+        if self._drop(name) is not None:
+            memory.release_free_memory()
+        log.info("unloaded model %r (%s)", name, entry.url)
+        return entry
+
+    def page(self, limit: int, token: str | None) -> tuple[list[IndexEntry], str | None]:
+        return self.index.page(limit, token)

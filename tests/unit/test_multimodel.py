@@ -1,0 +1,202 @@
+"""The multi-model registry and its shared index, with a stand-in handler factory.
+
+Two registries on one index directory play two gunicorn workers: what one loads, unloads or
+reloads, the other sees.  The HTTP API on a real server is in
+tests/integration/test_serve_multimodel.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from byoc.serving import memory, multimodel
+from byoc.serving.multimodel import (
+    InsufficientMemory,
+    ModelAlreadyLoaded,
+    ModelIndex,
+    ModelNotFound,
+    ModelNotLoaded,
+    ModelRegistry,
+    ModelRejected,
+)
+
+KIB = 1024
+
+
+class Handler:
+    def __init__(self, path: Path) -> None:
+        text = (path / "value.txt").read_text()
+        if text == "corrupt":
+            raise ValueError("value.txt is corrupt")
+        self.value = text
+        self.path = path
+
+
+def model(tmp_path: Path, name: str, value: str | None = None, size: int = 10 * KIB) -> str:
+    directory = tmp_path / "models" / name / "model"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "value.txt").write_text(value if value is not None else name)
+    (directory / "ballast.bin").write_bytes(b"\0" * size)
+    return str(directory)
+
+
+def registry(tmp_path: Path, budget: int = 100 * KIB, **kwargs) -> ModelRegistry[Handler]:
+    return ModelRegistry(
+        ModelIndex(tmp_path / "index"),
+        Handler,
+        budget,
+        size_of=lambda p: sum(f.stat().st_size for f in multimodel.model_files(p)),
+        **kwargs,
+    )
+
+
+def test_load_invoke_unload_reload(tmp_path: Path) -> None:
+    reg = registry(tmp_path)
+    url = model(tmp_path, "a")
+    entry = reg.load("a", url)
+    assert entry.describe() == {"modelName": "a", "modelUrl": url}
+    assert reg.handler("a").value == "a"
+    with pytest.raises(ModelAlreadyLoaded):
+        reg.load("a", url)
+    reg.unload("a")
+    with pytest.raises(ModelNotLoaded):
+        reg.handler("a")
+    with pytest.raises(ModelNotLoaded):
+        reg.unload("a")
+    with pytest.raises(ModelNotLoaded):
+        reg.describe("a")
+    reg.load("a", model(tmp_path, "a2", value="second"))
+    assert reg.handler("a").value == "second"
+
+
+def test_second_worker_loads_on_demand_and_follows_unload_and_reload(tmp_path: Path) -> None:
+    first, second = registry(tmp_path), registry(tmp_path)
+    first.load("a", model(tmp_path, "a"))
+    assert second.cached_names() == []
+    assert second.handler("a").value == "a"  # loaded on first use in the other worker
+    with pytest.raises(ModelAlreadyLoaded):
+        second.load("a", model(tmp_path, "a"))
+    first.unload("a")
+    with pytest.raises(ModelNotLoaded):
+        second.handler("a")
+    first.load("a", model(tmp_path, "other", value="v2"))
+    assert second.handler("a").value == "v2"  # never the stale copy of the first load
+
+
+def test_unload_elsewhere_frees_this_workers_copy_on_its_next_request(tmp_path: Path) -> None:
+    first, second = registry(tmp_path), registry(tmp_path)
+    first.load("a", model(tmp_path, "a"))
+    first.load("b", model(tmp_path, "b"))
+    second.handler("a")
+    second.handler("b")
+    first.unload("a")
+    second.handler("b")
+    assert second.cached_names() == ["b"]
+
+
+def test_lru_eviction_keeps_the_budget_and_the_index(tmp_path: Path) -> None:
+    reg = registry(tmp_path, budget=35 * KIB)  # three 10 KiB models (+ their value files)
+    for name in "abc":
+        reg.load(name, model(tmp_path, name))
+    reg.handler("a")  # a is now the most recently used: b goes first
+    reg.load("d", model(tmp_path, "d"))
+    assert reg.cached_names() == ["c", "a", "d"]
+    assert reg.used_bytes <= reg.budget
+    assert [e.name for e in reg.index.entries()] == ["a", "b", "c", "d"]
+    assert reg.handler("b").value == "b"  # evicted, still loaded: read again on demand
+    assert reg.used_bytes <= reg.budget
+    assert "b" in reg.cached_names() and len(reg.cached_names()) == 3
+
+
+def test_507_only_when_the_model_alone_does_not_fit(tmp_path: Path) -> None:
+    reg = registry(tmp_path, budget=35 * KIB)
+    for name in "abc":
+        reg.load(name, model(tmp_path, name))
+    with pytest.raises(InsufficientMemory, match="big"):
+        reg.load("big", model(tmp_path, "big", size=40 * KIB))
+    assert reg.index.get("big") is None
+    reg.load("fits", model(tmp_path, "fits", size=30 * KIB))
+    assert reg.cached_names() == ["fits"]
+
+
+def test_missing_and_corrupt_models(tmp_path: Path) -> None:
+    reg = registry(tmp_path)
+    with pytest.raises(ModelNotFound):
+        reg.load("x", str(tmp_path / "nowhere"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotFound):
+        reg.load("x", str(tmp_path / "empty"))
+    with pytest.raises(ModelRejected, match="value.txt is corrupt"):
+        reg.load("x", model(tmp_path, "x", value="corrupt"))
+    assert reg.index.entries() == [] and reg.cached_names() == []
+    with pytest.raises(multimodel.UserError, match="absolute"):
+        reg.load("x", "relative/path")
+    with pytest.raises(multimodel.UserError, match="local directories"):
+        reg.load("x", "s3://bucket/model.tar.gz")
+    with pytest.raises(multimodel.UserError, match="model_name"):
+        reg.load("", model(tmp_path, "y"))
+    assert reg.load("y", "file://" + model(tmp_path, "y")).name == "y"
+
+
+def test_pages_cover_every_model_once(tmp_path: Path) -> None:
+    reg = registry(tmp_path, budget=10_000 * KIB)
+    names = [f"m{i:02d}" for i in range(23)] + ["name/with/slashes", "ünïcode"]
+    for name in names:
+        reg.load(name, model(tmp_path, f"d{len(name)}{abs(hash(name))}", size=10))
+    seen, token = [], None
+    while True:
+        page, token = reg.page(10, token)
+        assert len(page) <= 10
+        seen += [e.name for e in page]
+        if token is None:
+            break
+    assert seen == sorted(names)
+    with pytest.raises(multimodel.UserError, match="next_page_token"):
+        reg.page(10, "!!not-a-token!!")
+
+
+def test_racing_loads_of_one_name_have_one_winner(tmp_path: Path) -> None:
+    workers = [registry(tmp_path) for _ in range(8)]
+    url = model(tmp_path, "a")
+    outcomes: list[str] = []
+    barrier = threading.Barrier(len(workers))
+
+    def load(reg: ModelRegistry[Handler]) -> None:
+        barrier.wait()
+        try:
+            reg.load("a", url)
+            outcomes.append("loaded")
+        except ModelAlreadyLoaded:
+            outcomes.append("409")
+
+    threads = [threading.Thread(target=load, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["409"] * 7 + ["loaded"]
+    assert sum("a" in w.cached_names() for w in workers) == 1
+
+
+def test_container_memory_prefers_the_cgroup_limit(tmp_path: Path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16384000 kB\nMemFree: 1 kB\n")
+    v2, v1 = tmp_path / "memory.max", tmp_path / "limit_in_bytes"
+    v2.write_text("2147483648\n")
+    assert memory.container_memory_bytes(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo) == 2 << 30
+    v2.write_text("max\n")
+    v1.write_text("1073741824\n")
+    assert memory.container_memory_bytes(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo) == 1 << 30
+    v1.write_text("9223372036854771712\n")  # cgroup v1's "no limit"
+    assert memory.container_memory_bytes(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo) == 16384000 * 1024
+    v2.write_text(str(64 << 30))  # a limit above the host's memory is no limit
+    assert memory.container_memory_bytes(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo) == 16384000 * 1024
+
+
+def test_budget_is_the_setting_or_a_share_of_the_container() -> None:
+    assert multimodel.memory_budget(300, container_bytes=8 << 30) == 300 << 20
+    assert multimodel.memory_budget(None, container_bytes=8 << 30) == 4 << 30
+    assert multimodel.memory_budget(None) > 0
