@@ -1,8 +1,8 @@
 """The Flask app: /ping, /execution-parameters and /invocations on one straight request path.
 
-Request: Content-Type -> decoder -> frame checked against model.json -> predict -> output
-fields -> Accept -> encoder -> response.  Client mistakes are :class:`~byoc.errors.UserError`
-and become ``{"error": <code>, "message": ..., "request_id": ...}`` with their 4xx status;
+The app owns HTTP (request ids, the payload limit, errors as JSON) and hands each request to
+a :class:`~byoc.serving.handler.Handler`, without knowing which kind it runs.  Client
+mistakes are :class:`~byoc.errors.UserError` and become ``{"error": <code>, "message": ..., "request_id": ...}`` with their 4xx status;
 anything else is a fault of ours: logged with the request id, answered with a 500 that
 carries the same id (header ``X-Request-Id`` and the JSON body), and never a traceback.
 """
@@ -19,12 +19,11 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from byoc import artifact
 from byoc.environment import MLPaths
-from byoc.errors import ConfigError, DataError, ModelLoadError, PayloadTooLarge, UserError
-from byoc.serving import codecs
-from byoc.serving.inference import Predictor
-from byoc.serving.output import CUSTOM_ATTRIBUTES_HEADER, Prediction, default_fields, request_fields
+from byoc.errors import PayloadTooLarge, UserError
+from byoc.serving.handler import Handler, InferenceRequest
+from byoc.serving.handler import load as load_handler
+from byoc.serving.output import CUSTOM_ATTRIBUTES_HEADER
 from byoc.serving.settings import ServingSettings
 
 log = logging.getLogger("byoc.serving")
@@ -32,22 +31,6 @@ log = logging.getLogger("byoc.serving")
 REQUEST_ID_HEADER = "X-Request-Id"
 CHUNK_BYTES = 4 * 1024 * 1024  # line-oriented batch bodies are decoded and predicted in slices this big
 DRAIN_LIMIT = 128 * 1024 * 1024  # read (and drop) at most this much of an oversized body before answering
-
-
-def load_model(environ: Mapping[str, str] | None = None) -> artifact.ModelArtifact:
-    """Load and sha256-verify /opt/ml/model (or $SAGEMAKER_BASE_DIR/model)."""
-    return artifact.load(MLPaths.from_environ(environ).model_dir)
-
-
-def prepare(model: artifact.ModelArtifact) -> Predictor:
-    """A Predictor, with a model.json that cannot serve reported as a load error."""
-    try:
-        predictor = Predictor(model)
-        predictor.enable_fast_path()
-        return predictor
-    except (KeyError, TypeError, ValueError) as exc:
-        where = model.path / artifact.METADATA_FILE if model.path else artifact.METADATA_FILE
-        raise ModelLoadError(f"{where}: cannot serve this model ({type(exc).__name__}: {exc})") from exc
 
 
 def _error_body(code: str, message: str, request_id: str) -> str:
@@ -104,88 +87,33 @@ def line_slices(stream: Any, limit: int, size: int = CHUNK_BYTES) -> Iterator[by
         yield pending
 
 
-class Invocations:
-    """The /invocations handler with everything per-model prepared at start-up."""
+class FlaskBody:
+    """The request stream as a :class:`~byoc.serving.handler.RequestBody`, within ``limit`` bytes."""
 
-    def __init__(self, predictor: Predictor, settings: ServingSettings) -> None:
-        self.predictor = predictor
-        self.settings = settings
-        self.schema = predictor.schema
-        self.fields = default_fields(settings.inference_output, predictor.available_fields)
-        self.default_accept = None
-        if settings.default_accept:
-            try:
-                self.default_accept = codecs.choose_encoder(settings.default_accept, "").media_type
-            except UserError:
-                raise ConfigError(
-                    f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={settings.default_accept!r} is not "
-                    f"supported; use one of {', '.join(codecs.supported_accept_types())}"
-                ) from None
-
-    def predict_body(self, decoder: codecs.Decoder, fields: tuple[str, ...]) -> Prediction:
-        limit = self.settings.max_payload_bytes
-        length = request.content_length
-        if length is not None and length > limit:
-            _drain(request.stream)
+    def __init__(self, stream: Any, content_length: int | None, limit: int) -> None:
+        self.stream = stream
+        self.limit = limit
+        if content_length is not None and content_length > limit:
+            _drain(stream)
             raise _too_large(limit)
-        if not decoder.line_oriented:
-            body = read_body(request.stream, limit)
-            if not body.strip():
-                raise DataError(
-                    f"the request body is empty; send {decoder.media_type} rows of the "
-                    f"model's {self.schema.width} features",
-                    code="empty_body",
-                )
-            return self.predictor.predict(decoder.decode(body, self.schema, 0), fields)
-        parts: list[Prediction] = []
-        rows = 0
-        header: bytes | None = None
-        for index, piece in enumerate(line_slices(request.stream, limit)):
-            if not piece.strip():
-                continue
-            if header is not None:
-                piece = header + piece
-            elif index == 0 and decoder.header is not None:
-                header = decoder.header(piece, self.schema)
-            frame = decoder.decode(piece, self.schema, rows)
-            rows += len(frame)
-            parts.append(self.predictor.predict(frame, fields))
-        if not parts:
-            raise DataError(
-                f"the request body is empty; send {decoder.media_type} rows of the "
-                f"model's {self.schema.width} features",
-                code="empty_body",
-            )
-        return Prediction.concat(parts)
 
-    def __call__(self) -> Response:
-        headers = request.headers
-        decoder = codecs.find_decoder(headers.get("Content-Type"))
-        fields = request_fields(
-            headers.get(CUSTOM_ATTRIBUTES_HEADER),
-            default=self.fields,
-            available=self.predictor.available_fields,
-        )
-        encoder = codecs.choose_encoder(headers.get("Accept"), decoder.media_type, self.default_accept)
-        body = encoder.encode(self.predict_body(decoder, fields))
-        response = Response(body, status=200, content_type=encoder.media_type)
-        response.headers[CUSTOM_ATTRIBUTES_HEADER] = "output=" + ",".join(fields)
-        return response
+    def read(self) -> bytes:
+        return read_body(self.stream, self.limit)
+
+    def line_slices(self) -> Iterator[bytes]:
+        return line_slices(self.stream, self.limit)
 
 
-def create_app(
-    model: artifact.ModelArtifact | None = None, *, environ: Mapping[str, str] | None = None
-) -> Flask:
-    """The WSGI app; loads the model from the ML root when none is given.
+def create_app(handler: Handler | None = None, *, environ: Mapping[str, str] | None = None) -> Flask:
+    """The WSGI app around ``handler``; loads the model in the ML root when none is given.
 
     Raises ModelLoadError or ConfigError before any request is served, so ``serve`` can
     refuse to start with a one-line reason.
     """
     environ = dict(os.environ if environ is None else environ)
     settings = ServingSettings.from_environ(environ)
-    model = model if model is not None else load_model(environ)
-    predictor = prepare(model)
-    invocations = Invocations(predictor, settings)
+    if handler is None:
+        handler = load_handler(MLPaths.from_environ(environ).model_dir, settings, environ)
     execution_parameters = json.dumps(
         {
             "MaxConcurrentTransforms": settings.workers,
@@ -196,7 +124,7 @@ def create_app(
 
     app = Flask("byoc")
     app.config.update(MAX_CONTENT_LENGTH=None, PROPAGATE_EXCEPTIONS=False)
-    app.extensions["byoc.predictor"] = predictor
+    app.extensions["byoc.handler"] = handler
 
     @app.get("/ping")
     def ping() -> Response:
@@ -210,7 +138,18 @@ def create_app(
     def invoke() -> Response:
         request_id = uuid.uuid4().hex
         request.environ["byoc.request_id"] = request_id
-        response = invocations()
+        headers = request.headers
+        answer = handler.invoke(
+            InferenceRequest(
+                body=FlaskBody(request.stream, request.content_length, settings.max_payload_bytes),
+                content_type=headers.get("Content-Type"),
+                accept=headers.get("Accept"),
+                custom_attributes=headers.get(CUSTOM_ATTRIBUTES_HEADER),
+                request_id=request_id,
+            )
+        )
+        response = Response(answer.body, status=200, content_type=answer.content_type)
+        response.headers.update(answer.headers)
         response.headers[REQUEST_ID_HEADER] = request_id
         return response
 

@@ -130,22 +130,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"serve: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
     logging.getLogger().setLevel(settings.log_level.upper())
-    predictor = app.extensions["byoc.predictor"]
-    fast = predictor.blocks is not None
+    handler = app.extensions["byoc.handler"]
     try:
-        predictor.warm_up()
+        handler.warm_up()
     except Exception as exc:  # noqa: BLE001 - a model that cannot predict an all-missing row may still serve
         logging.getLogger("byoc.serving").warning("warm-up prediction failed: %s", exc)
-    model = predictor.model
     logging.getLogger("byoc.serving").info(
-        "serving %s %s model from %s: %d features, %d workers on port %d, %s single-row path",
-        model.algorithm,
-        model.problem_type,
-        model.path,
-        predictor.schema.width,
+        "serving %s (%.1f MB loaded); %d workers on port %d",
+        handler.describe(),
+        handler.memory_bytes / 2**20,
         settings.workers,
         settings.port,
-        "fast" if fast else "pipeline",
     )
     if args.check:
         return 0

@@ -1,0 +1,107 @@
+"""byoc's own model as a :class:`~byoc.serving.handler.Handler`.
+
+Content-Type -> decoder -> frame checked against model.json -> predict -> output fields ->
+Accept -> encoder.  Everything per-model (schema, fast path, default fields, default
+Accept) is prepared once, at load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from byoc import artifact
+from byoc.errors import ConfigError, DataError, ModelLoadError, UserError
+from byoc.serving import codecs
+from byoc.serving.handler import InferenceRequest, InferenceResponse, RequestBody
+from byoc.serving.inference import Predictor
+from byoc.serving.output import CUSTOM_ATTRIBUTES_HEADER, Prediction, default_fields, request_fields
+from byoc.serving.settings import ServingSettings
+
+
+def prepare(model: artifact.ModelArtifact) -> Predictor:
+    """A Predictor, with a model.json that cannot serve reported as a load error."""
+    try:
+        predictor = Predictor(model)
+        predictor.enable_fast_path()
+        return predictor
+    except (KeyError, TypeError, ValueError) as exc:
+        where = model.path / artifact.METADATA_FILE if model.path else artifact.METADATA_FILE
+        raise ModelLoadError(f"{where}: cannot serve this model ({type(exc).__name__}: {exc})") from exc
+
+
+class ModelHandler:
+    """The built-in handler: byoc's codecs, schema checks, Predictor and output fields."""
+
+    memory_bytes = 0
+
+    def __init__(self, predictor: Predictor, settings: ServingSettings) -> None:
+        self.predictor = predictor
+        self.schema = predictor.schema
+        self.available_fields = predictor.available_fields
+        self.fields = default_fields(settings.inference_output, predictor.available_fields)
+        self.default_accept = None
+        if settings.default_accept:
+            try:
+                self.default_accept = codecs.choose_encoder(settings.default_accept, "").media_type
+            except UserError:
+                raise ConfigError(
+                    f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={settings.default_accept!r} is not "
+                    f"supported; use one of {', '.join(codecs.supported_accept_types())}"
+                ) from None
+
+    @classmethod
+    def load(cls, model_dir: Path, settings: ServingSettings) -> ModelHandler:
+        """Load and sha256-verify model.joblib + model.json, and prepare them to serve."""
+        return cls(prepare(artifact.load(model_dir)), settings)
+
+    def _empty(self, decoder: codecs.Decoder) -> DataError:
+        return DataError(
+            f"the request body is empty; send {decoder.media_type} rows of the "
+            f"model's {self.schema.width} features",
+            code="empty_body",
+        )
+
+    def predict_body(self, body: RequestBody, decoder: codecs.Decoder, fields: tuple[str, ...]) -> Prediction:
+        if not decoder.line_oriented:
+            data = body.read()
+            if not data.strip():
+                raise self._empty(decoder)
+            return self.predictor.predict(decoder.decode(data, self.schema, 0), fields)
+        parts: list[Prediction] = []
+        rows = 0
+        header: bytes | None = None
+        for index, piece in enumerate(body.line_slices()):
+            if not piece.strip():
+                continue
+            if header is not None:
+                piece = header + piece
+            elif index == 0 and decoder.header is not None:
+                header = decoder.header(piece, self.schema)
+            frame = decoder.decode(piece, self.schema, rows)
+            rows += len(frame)
+            parts.append(self.predictor.predict(frame, fields))
+        if not parts:
+            raise self._empty(decoder)
+        return Prediction.concat(parts)
+
+    def invoke(self, request: InferenceRequest) -> InferenceResponse:
+        decoder = codecs.find_decoder(request.content_type)
+        fields = request_fields(
+            request.custom_attributes, default=self.fields, available=self.predictor.available_fields
+        )
+        encoder = codecs.choose_encoder(request.accept, decoder.media_type, self.default_accept)
+        body = encoder.encode(self.predict_body(request.body, decoder, fields))
+        return InferenceResponse(
+            body, encoder.media_type, {CUSTOM_ATTRIBUTES_HEADER: "output=" + ",".join(fields)}
+        )
+
+    def warm_up(self) -> None:
+        self.predictor.warm_up()
+
+    def describe(self) -> str:
+        model = self.predictor.model
+        return (
+            f"{model.algorithm} {model.problem_type} model from {model.path}: "
+            f"{self.schema.width} features, "
+            f"{'fast' if self.predictor.blocks is not None else 'pipeline'} single-row path"
+        )

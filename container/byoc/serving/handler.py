@@ -1,0 +1,111 @@
+"""The seam between the HTTP app and whatever answers /invocations: a :class:`Handler`.
+
+The app (``serving/app.py``) owns HTTP: routes, request ids, reading the body within the
+payload limit, turning errors into JSON.  A handler owns one model: it decodes the body,
+predicts and encodes the answer.  byoc's built-in model is one handler
+(:class:`byoc.serving.builtin.ModelHandler`); a user's ``inference.py`` hooks are another; a
+multi-model endpoint keeps one handler per model directory.  The app never asks which kind
+it runs.
+
+For writers of a new handler or of a registry of handlers (multi-model endpoints):
+
+- Build one with :func:`load` (model directory -> Handler).  It runs in the gunicorn master
+  before the workers fork, so whatever it loads is shared by every worker; it raises
+  :class:`~byoc.errors.ModelLoadError` (the directory cannot serve) or
+  :class:`~byoc.errors.ConfigError` (a setting is wrong), never a bare exception.
+- ``invoke(request)`` is called once per request, in a worker, possibly many times
+  concurrently across processes (never across threads: workers are sync).  Raise a
+  :class:`~byoc.errors.UserError` for a client mistake (its ``status`` and ``code`` become
+  the JSON error); anything else is logged with the request id and answered with a 500.
+- ``request.body`` reads the payload within the endpoint's limit (raising
+  :class:`~byoc.errors.PayloadTooLarge` past it): ``read()`` for the whole body, or
+  ``line_slices()`` for line-oriented formats, in slices that end at a newline, so a large
+  batch never sits in memory whole.  Read it once, one way.
+- ``warm_up()`` runs once in the master after loading (lazy imports, caches); a failure
+  there is logged as a warning, not fatal.
+- ``memory_bytes`` is what loading the model cost in resident memory (measured by
+  :func:`load`), for memory budgets and eviction.
+- ``describe()`` is the one line ``serve`` logs at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from byoc.serving.settings import ServingSettings
+
+
+class RequestBody(Protocol):
+    """The request payload, read within the endpoint's limit; read it once, one way."""
+
+    def read(self) -> bytes:
+        """The whole body (PayloadTooLarge past the limit)."""
+        ...
+
+    def line_slices(self) -> Iterator[bytes]:
+        """The body in slices that end at a newline (the last may not), each bounded in size."""
+        ...
+
+
+@dataclass(frozen=True)
+class InferenceRequest:
+    """One POST /invocations, as a handler sees it: headers already parsed out."""
+
+    body: RequestBody
+    content_type: str | None
+    accept: str | None
+    custom_attributes: str | None
+    request_id: str
+
+
+@dataclass
+class InferenceResponse:
+    """A handler's answer: status 200 with this body (bytes, or an iterable of byte chunks)."""
+
+    body: bytes | Iterable[bytes]
+    content_type: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Handler(Protocol):
+    """What the app needs from the thing that serves a model (see the module docstring)."""
+
+    memory_bytes: int
+
+    def invoke(self, request: InferenceRequest) -> InferenceResponse: ...
+
+    def warm_up(self) -> None: ...
+
+    def describe(self) -> str: ...
+
+
+def resident_bytes() -> int:
+    """This process's resident set size (0 where /proc is unavailable)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _disk_bytes(model_dir: Path) -> int:
+    return sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
+
+
+def load(model_dir: Path, settings: ServingSettings, environ: Mapping[str, str] | None = None) -> Handler:
+    """The handler for one model directory, with ``memory_bytes`` measured around the load.
+
+    The resident-memory growth is the measure; where it reads as nothing (memory the
+    allocator already held), the model's size on disk stands in.
+    """
+    from byoc.serving.builtin import ModelHandler
+
+    before = resident_bytes()
+    handler: Handler = ModelHandler.load(model_dir, settings)
+    grown = resident_bytes() - before
+    handler.memory_bytes = grown if grown > 0 else _disk_bytes(model_dir)
+    return handler

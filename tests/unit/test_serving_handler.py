@@ -1,0 +1,85 @@
+"""The app talks to any Handler the same way: request fields in, response and errors out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from byoc.errors import UserError
+from byoc.serving.app import REQUEST_ID_HEADER, create_app
+from byoc.serving.handler import InferenceRequest, InferenceResponse
+
+
+class EchoHandler:
+    """Answers with what it was given; raises what the body asks for."""
+
+    memory_bytes = 123
+
+    def __init__(self) -> None:
+        self.seen: list[InferenceRequest] = []
+
+    def invoke(self, request: InferenceRequest) -> InferenceResponse:
+        self.seen.append(request)
+        slices = list(request.body.line_slices())
+        if slices == [b"user-error"]:
+            raise UserError("no such thing", code="no_such_thing", status=422)
+        if slices == [b"fault"]:
+            raise RuntimeError("boom")
+        return InferenceResponse(iter(slices), "text/plain", {"X-Lines": str(len(slices))})
+
+    def warm_up(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return "echo"
+
+
+@pytest.fixture
+def served() -> tuple[EchoHandler, object]:
+    handler = EchoHandler()
+    app = create_app(handler, environ={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"})
+    return handler, app.test_client()
+
+
+def test_request_fields_reach_the_handler_and_its_response_reaches_the_client(served) -> None:
+    handler, client = served
+    reply = client.post(
+        "/invocations",
+        data=b"a\nb\n",
+        headers={
+            "Content-Type": "text/csv",
+            "Accept": "application/json",
+            "X-Amzn-SageMaker-Custom-Attributes": "output=probability",
+        },
+    )
+    assert reply.status_code == 200
+    assert reply.data == b"a\nb\n"
+    assert reply.headers["Content-Type"].startswith("text/plain")
+    assert reply.headers["X-Lines"] == "1"
+    (seen,) = handler.seen
+    assert (seen.content_type, seen.accept, seen.custom_attributes) == (
+        "text/csv",
+        "application/json",
+        "output=probability",
+    )
+    assert seen.request_id == reply.headers[REQUEST_ID_HEADER]
+
+
+def test_handler_errors_become_json_with_the_request_id(served) -> None:
+    _, client = served
+    user = client.post("/invocations", data=b"user-error")
+    assert user.status_code == 422
+    assert user.get_json()["error"] == "no_such_thing"
+    fault = client.post("/invocations", data=b"fault")
+    assert fault.status_code == 500
+    body = json.loads(fault.data)
+    assert body["request_id"] == fault.headers[REQUEST_ID_HEADER]
+    assert "boom" not in fault.get_data(as_text=True)
+
+
+def test_the_payload_limit_holds_before_the_handler_reads(served) -> None:
+    handler, client = served
+    reply = client.post("/invocations", data=b"x" * (1024 * 1024 + 1))
+    assert reply.status_code == 413
+    assert handler.seen == []
