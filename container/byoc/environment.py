@@ -167,22 +167,59 @@ def split_reserved(hyperparameters: Mapping[str, Any]) -> tuple[dict[str, Any], 
     return user, reserved
 
 
-def _read_json(path: Path, default: Any) -> Any:
+def _read_json(path: Path, default: dict[str, Any]) -> dict[str, Any]:
+    """A config file SageMaker writes as a JSON object; anything else is the job's to fix.
+
+    Every way the file can be wrong (unreadable, not UTF-8, not JSON, JSON but not an object)
+    is a ConfigError naming the file, so none of them surfaces as an internal fault.
+    """
     if not path.exists():
         return default
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from exc
+        raise ConfigError(
+            f"{path}: cannot be read ({exc.strerror}); make it readable by the training user"
+        ) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}, line {line}); "
+            "write the file as UTF-8 JSON"
+        ) from exc
     if not text.strip():
         return default
     try:
-        return json.loads(text)
-    except ValueError as exc:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
             "SageMaker writes this file as a JSON object"
         ) from exc
+    except ValueError as exc:  # e.g. an integer literal beyond Python's digit limit
+        raise ConfigError(
+            f"{path}: not valid JSON ({exc}); SageMaker writes this file as a JSON object"
+        ) from exc
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{path}: holds a JSON {_json_kind(value)}, not an object; write it as a JSON object of "
+            'name: value pairs, e.g. {"max_depth": "5"}'
+        )
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
 
 
 def _cpu_count() -> int:
@@ -222,9 +259,9 @@ class TrainingEnvironment:
         environ: Mapping[str, str] | None = None,
         num_cpus: int | None = None,
     ) -> TrainingEnvironment:
-        hyperparameters = dict(hyperparameters or {})
-        if not isinstance(hyperparameters, dict):
+        if not isinstance(hyperparameters or {}, Mapping):
             raise ConfigError("hyperparameters.json must hold a JSON object of name: value")
+        hyperparameters = dict(hyperparameters or {})
         decoded = {str(k): decode_hyperparameter_value(v) for k, v in hyperparameters.items()}
         user, reserved = split_reserved(decoded)
         inputdataconfig = inputdataconfig or {}
@@ -239,6 +276,8 @@ class TrainingEnvironment:
                 if p.is_dir() and not p.name.startswith((".", "_"))
             }
         resourceconfig = resourceconfig or {}
+        if not isinstance(resourceconfig, Mapping):
+            raise ConfigError("resourceconfig.json must hold a JSON object (current_host, hosts)")
         current_host = resourceconfig.get("current_host") or "algo-1"
         hosts = tuple(sorted(resourceconfig.get("hosts") or [current_host]))
         environ = dict(os.environ if environ is None else environ)

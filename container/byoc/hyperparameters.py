@@ -36,6 +36,9 @@ HELP_WIDTH = 100
 _TRUE = ("true", "yes", "on", "1", "t", "y")
 _FALSE = ("false", "no", "off", "0", "f", "n")
 _NONE = ("none", "null", "")
+# Integers without a declared maximum still end in compiled code (C long, intp, int32 seeds):
+# anything larger is refused here, with the hyperparameter's name, instead of overflowing there.
+INT_LIMIT = 2**31 - 1
 
 
 def canonical_key(name: str) -> str:
@@ -142,15 +145,30 @@ class Hyperparameter:
 
     def _as_int(self, value: Any) -> int:
         number = _to_number(value)
-        if number is None or isinstance(value, bool) or not float(number).is_integer():
+        if number is None or isinstance(value, bool):
             raise self._error(value)
-        return self._check_range(int(number), value)
+        if isinstance(number, float):
+            if not number.is_integer():
+                raise self._error(value)
+            number = int(number)
+        limit = self.maximum if self.maximum is not None else INT_LIMIT
+        if abs(number) > max(limit, INT_LIMIT):
+            raise HyperparameterError(
+                f"hyperparameter '{self.name}': got {_show(value)}, beyond the largest integer "
+                f"scikit-learn takes here ({INT_LIMIT}); expected {self.allowed()} "
+                f"(default {self.default_text()})"
+            )
+        return self._check_range(number, value)
 
     def _as_float(self, value: Any) -> float:
         number = _to_number(value)
+        try:
+            number = None if number is None else float(number)
+        except OverflowError:  # an integer beyond float64
+            number = math.inf
         if number is None or isinstance(value, bool) or not math.isfinite(number):
             raise self._error(value)
-        return self._check_range(float(number), value)
+        return self._check_range(number, value)
 
     def _as_bool(self, value: Any) -> bool:
         if isinstance(value, bool):
@@ -239,13 +257,13 @@ def _fmt(number: Any) -> str:
     return str(number)
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
+def _show(value: Any, limit: int = 60) -> str:
+    """A given value for a message, cut to ``limit`` characters (values can be megabytes long)."""
     try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
+        text = repr(value) if isinstance(value, str) else json.dumps(value)
+    except (TypeError, ValueError):  # not JSON, or an integer beyond Python's digit limit
+        text = f"a {type(value).__name__}" if not isinstance(value, int) else "an integer of over 4000 digits"
+    return text if len(text) <= limit else text[: limit - 5] + "[...]"
 
 
 def _join_or(parts: Sequence[str]) -> str:

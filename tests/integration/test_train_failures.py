@@ -149,6 +149,10 @@ CASES = {
         dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"problem_type": "regression"}),
         [r"problem_type=regression needs numbers"],
     ),
+    "integer_hyperparameter_beyond_int64": (
+        dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"max_depth": 10**30}),
+        [r"hyperparameter 'max_depth': got 1000000000000000000000000000000", r"2147483647"],
+    ),
     "only_a_target_column": (
         dict(channels={"train": {"a.csv": "yes\nno\nyes\n"}}),
         [r"holds only the target column"],
@@ -180,6 +184,31 @@ def test_bad_json_in_hyperparameters_file(tmp_path):
     first_line = read_failure(root).splitlines()[0]
     assert result.returncode == 1
     assert "hyperparameters.json: not valid JSON (line 1" in first_line
+    assert model_dir_entries(root) == []
+
+
+@pytest.mark.parametrize(
+    "body, patterns",
+    [
+        (b'["max_depth", 3]', [r"hyperparameters\.json: holds a JSON array, not an object"]),
+        (b'"max_depth=3"', [r"holds a JSON string, not an object"]),
+        (b"3", [r"holds a JSON number, not an object"]),
+        (
+            b'{"max_depth": "\xff"}',
+            [r"hyperparameters\.json: not UTF-8 text \(byte 0xff at offset 15, line 1\)"],
+        ),
+        (b'{"max_depth": ' + b"9" * 5000 + b"}", [r"hyperparameters\.json: not valid JSON"]),
+    ],
+    ids=["array", "string", "number", "not_utf8", "digit_limit"],
+)
+def test_hyperparameters_file_that_is_not_a_json_object(tmp_path, body, patterns):
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    (root / "input/config/hyperparameters.json").write_bytes(body)
+    result = run_train(root)
+    first_line = read_failure(root).splitlines()[0]
+    assert result.returncode == 1, first_line
+    for pattern in patterns:
+        assert re.search(pattern, first_line), f"{pattern!r} not in {first_line!r}"
     assert model_dir_entries(root) == []
 
 
