@@ -90,7 +90,9 @@ ENV PATH="/opt/program:/opt/venv/bin:${PATH}" \
     MPLCONFIGDIR=/tmp/matplotlib \
     XDG_CACHE_HOME=/tmp/.cache
 
+# multi-models: SageMaker may host this image as a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true).
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
+      com.amazonaws.sagemaker.capabilities.multi-models=true \
       org.opencontainers.image.title="byoc-sklearn" \
       org.opencontainers.image.description="scikit-learn for SageMaker bring-your-own-container: train, serve, batch transform" \
       org.opencontainers.image.licenses="Apache-2.0"

@@ -104,16 +104,68 @@ class FlaskBody:
         return line_slices(self.stream, self.limit)
 
 
+def answer(handler: Handler, settings: ServingSettings) -> Response:
+    """Hand the current request to ``handler`` and turn its answer into the HTTP response."""
+    request_id = request_id_of_current_request()
+    headers = request.headers
+    result = handler.invoke(
+        InferenceRequest(
+            body=FlaskBody(request.stream, request.content_length, settings.max_payload_bytes),
+            content_type=headers.get("Content-Type"),
+            accept=headers.get("Accept"),
+            custom_attributes=headers.get(CUSTOM_ATTRIBUTES_HEADER),
+            request_id=request_id,
+        )
+    )
+    response = Response(result.body, status=200, content_type=result.content_type)
+    response.headers.update(result.headers)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+def request_id_of_current_request() -> str:
+    """The id of the request being served, assigned on first use."""
+    request_id = request.environ.get("byoc.request_id")
+    if request_id is None:
+        request_id = request.environ["byoc.request_id"] = uuid.uuid4().hex
+    return request_id
+
+
+SINGLE_MODEL_ROUTES = "GET /ping, GET /execution-parameters or POST /invocations"
+
+
 def create_app(handler: Handler | None = None, *, environ: Mapping[str, str] | None = None) -> Flask:
     """The WSGI app around ``handler``; loads the model in the ML root when none is given.
+
+    With SAGEMAKER_MULTI_MODEL=true (and no handler given) it is a multi-model endpoint
+    instead (:mod:`byoc.serving.multimodel_app`): no model at start, /models routes.
 
     Raises ModelLoadError or ConfigError before any request is served, so ``serve`` can
     refuse to start with a one-line reason.
     """
     environ = dict(os.environ if environ is None else environ)
     settings = ServingSettings.from_environ(environ)
+    if handler is None and settings.multi_model:
+        from byoc.serving import multimodel_app
+
+        app = base_app(settings, multimodel_app.ROUTES)
+        multimodel_app.add_routes(app, settings, environ)
+        return app
     if handler is None:
         handler = load_handler(MLPaths.from_environ(environ).model_dir, settings, environ)
+    app = base_app(settings, SINGLE_MODEL_ROUTES)
+    app.extensions["byoc.handler"] = handler
+
+    @app.post("/invocations")
+    def invoke() -> Response:
+        return answer(handler, settings)
+
+    return app
+
+
+def base_app(settings: ServingSettings, routes: str) -> Flask:
+    """/ping, /execution-parameters and the error handlers every server has; ``routes`` is
+    what a 404 lists."""
     execution_parameters = json.dumps(
         {
             "MaxConcurrentTransforms": settings.workers,
@@ -124,7 +176,6 @@ def create_app(handler: Handler | None = None, *, environ: Mapping[str, str] | N
 
     app = Flask("byoc")
     app.config.update(MAX_CONTENT_LENGTH=None, PROPAGATE_EXCEPTIONS=False)
-    app.extensions["byoc.handler"] = handler
 
     @app.get("/ping")
     def ping() -> Response:
@@ -134,31 +185,9 @@ def create_app(handler: Handler | None = None, *, environ: Mapping[str, str] | N
     def get_execution_parameters() -> Response:
         return Response(execution_parameters, status=200, mimetype="application/json")
 
-    @app.post("/invocations")
-    def invoke() -> Response:
-        request_id = uuid.uuid4().hex
-        request.environ["byoc.request_id"] = request_id
-        headers = request.headers
-        answer = handler.invoke(
-            InferenceRequest(
-                body=FlaskBody(request.stream, request.content_length, settings.max_payload_bytes),
-                content_type=headers.get("Content-Type"),
-                accept=headers.get("Accept"),
-                custom_attributes=headers.get(CUSTOM_ATTRIBUTES_HEADER),
-                request_id=request_id,
-            )
-        )
-        response = Response(answer.body, status=200, content_type=answer.content_type)
-        response.headers.update(answer.headers)
-        response.headers[REQUEST_ID_HEADER] = request_id
-        return response
-
-    def current_request_id() -> str:
-        return request.environ.get("byoc.request_id") or uuid.uuid4().hex
-
     @app.errorhandler(UserError)
     def user_error(exc: UserError) -> Response:
-        return _error_response(exc.status, exc.code, exc.message, current_request_id())
+        return _error_response(exc.status, exc.code, exc.message, request_id_of_current_request())
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
@@ -166,17 +195,14 @@ def create_app(handler: Handler | None = None, *, environ: Mapping[str, str] | N
         status = exc.code or 500
         message = exc.description or exc.name
         if status == 404:
-            message = (
-                f"{request.path} does not exist; use GET /ping, GET /execution-parameters "
-                "or POST /invocations"
-            )
+            message = f"{request.path} does not exist; use {routes}"
         elif status == 405:
             message = f"{request.method} is not allowed on {request.path}"
-        return _error_response(status, code, message, current_request_id())
+        return _error_response(status, code, message, request_id_of_current_request())
 
     @app.errorhandler(Exception)
     def fault(exc: Exception) -> Response:
-        request_id = current_request_id()
+        request_id = request_id_of_current_request()
         log.exception("request %s failed: %s", request_id, exc)
         return _error_response(
             500,

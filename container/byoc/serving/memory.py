@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import os
 from functools import cache
 from pathlib import Path
 
@@ -62,15 +61,6 @@ def container_memory_bytes(
     physical = _physical_memory(meminfo)
     limits = [value for value in (_read_limit(cgroup_v2), _read_limit(cgroup_v1), physical) if value]
     return min(limits) if limits else 1 << 30
-
-
-def resident_bytes(pid: int | str = "self") -> int:
-    """Resident set size of a process, from /proc (0 where /proc is unavailable)."""
-    try:
-        fields = Path(f"/proc/{pid}/statm").read_text(encoding="ascii").split()
-        return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 @cache

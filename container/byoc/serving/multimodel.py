@@ -208,7 +208,8 @@ def encode_page_token(name: str) -> str:
 
 def decode_page_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("utf-8")
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+        return raw.decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise UserError(
             f"next_page_token {token[:64]!r} is not a token this server issued; "

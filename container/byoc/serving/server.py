@@ -22,6 +22,7 @@ import argparse
 import gc
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -56,9 +57,12 @@ def _post_fork(server: Any, worker: Any) -> None:
         server.log.debug("threadpoolctl unavailable; math libraries keep their default threads")
 
 
+MULTI_MODEL_THREADS = 4  # per worker: /ping and model management stay answered during a load
+
+
 def gunicorn_options(settings: ServingSettings) -> dict[str, Any]:
     """The gunicorn configuration derived from the environment (see the module docstring)."""
-    return {
+    options = {
         "bind": [f"0.0.0.0:{settings.port}"],
         "workers": settings.workers,
         "worker_class": "sync",
@@ -79,6 +83,16 @@ def gunicorn_options(settings: ServingSettings) -> dict[str, Any]:
         "limit_request_field_size": 16384,
         "control_socket_disable": True,  # no extra listener in a SageMaker container
     }
+    if settings.multi_model:
+        options.update(worker_class="gthread", threads=MULTI_MODEL_THREADS, post_fork=_post_fork_multi_model)
+    return options
+
+
+def _post_fork_multi_model(server: Any, worker: Any) -> None:
+    from byoc.serving.memory import use_fixed_mmap_threshold
+
+    _post_fork(server, worker)
+    use_fixed_mmap_threshold()
 
 
 def _gunicorn_application(app: Any, options: Mapping[str, Any]) -> Any:
@@ -130,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"serve: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
     logging.getLogger().setLevel(settings.log_level.upper())
+    if settings.multi_model:
+        return _serve_multi_model(app, settings, check=args.check)
     handler = app.extensions["byoc.handler"]
     try:
         handler.warm_up()
@@ -147,6 +163,23 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     gc.freeze()
     _gunicorn_application(app, gunicorn_options(settings)).run()
+    return 0
+
+
+def _serve_multi_model(app: Any, settings: ServingSettings, *, check: bool) -> int:
+    """Run a multi-model endpoint; the master removes the shared model index when it exits."""
+    from byoc.serving.multimodel_app import INDEX_EXTENSION
+
+    index_dir = app.extensions[INDEX_EXTENSION]
+    master = os.getpid()
+    try:
+        if not check:
+            gc.collect()
+            gc.freeze()
+            _gunicorn_application(app, gunicorn_options(settings)).run()
+    finally:
+        if os.getpid() == master:  # a worker leaves through here too, by SystemExit
+            shutil.rmtree(index_dir, ignore_errors=True)
     return 0
 
 

@@ -1,0 +1,161 @@
+"""The routes of a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true), on top of the base app.
+
+SageMaker's custom-container contract for multi-model endpoints:
+
+- ``POST /models`` ``{"model_name": ..., "url": ...}``: load (409 already loaded, 404 no model
+  at url, 507 does not fit even after evicting, 400 naming the problem for a corrupt or
+  incompatible model);
+- ``GET /models[?limit=N&next_page_token=T]``: ``{"models": [{"modelName", "modelUrl"}],
+  "nextPageToken": T}`` (the token only while more pages follow);
+- ``GET /models/<name>`` and ``DELETE /models/<name>`` (404 when not loaded);
+- ``POST /models/<name>/invoke``: exactly /invocations' request path (codecs, custom
+  attributes, output fields, errors) on that model's handler; 404 when not loaded, so
+  SageMaker loads it and retries.
+
+Which models are loaded, and how each worker caches them, is :mod:`byoc.serving.multimodel`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, request
+
+from byoc.errors import UserError
+from byoc.serving import handler as handlers
+from byoc.serving import multimodel
+from byoc.serving.app import answer, request_id_of_current_request
+from byoc.serving.handler import Handler
+from byoc.serving.settings import ServingSettings
+
+log = logging.getLogger("byoc.serving.multimodel")
+
+ROUTES = (
+    "GET /ping, POST /models, GET /models, GET /models/<name>, DELETE /models/<name> "
+    "or POST /models/<name>/invoke (this is a multi-model endpoint)"
+)
+TARGET_MODEL_HEADER = "X-Amzn-SageMaker-Target-Model"
+INDEX_EXTENSION = "byoc.model_index"
+
+
+def handler_factory(
+    settings: ServingSettings, environ: Mapping[str, str]
+) -> multimodel.HandlerFactory[Handler]:
+    """Model directory -> warmed-up handler: the same loader single-model serving uses."""
+
+    def load(model_dir: Path) -> Handler:
+        handler = handlers.load(model_dir, settings, environ)
+        try:
+            handler.warm_up()
+        except Exception as exc:  # noqa: BLE001 - as at start-up: a failed warm-up is not fatal
+            log.warning("warm-up prediction of %s failed: %s", model_dir, exc)
+        return handler
+
+    return load
+
+
+# Imported in the master before the workers fork, so a worker's first load is not also its
+# first import of scikit-learn's estimators (seconds) and every worker shares those pages.
+PREIMPORTS = ("byoc.serving.builtin", "byoc.algorithms", "byoc.algorithms.ensemble")
+
+
+def _json(document: Any, status: int = 200) -> Response:
+    return Response(json.dumps(document), status=status, mimetype="application/json")
+
+
+def _load_request() -> tuple[Any, Any]:
+    document = request.get_json(force=True, silent=True)
+    if not isinstance(document, dict):
+        raise UserError(
+            'POST /models takes a JSON object {"model_name": ..., "url": ...}', code="bad_load_request"
+        )
+    return document.get("model_name"), document.get("url")
+
+
+def _page_size(raw: str | None) -> int:
+    if raw is None or not raw.strip():
+        return multimodel.DEFAULT_PAGE_SIZE
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= multimodel.MAX_PAGE_SIZE:
+        raise UserError(
+            f"limit={raw!r}: give a whole number from 1 to {multimodel.MAX_PAGE_SIZE}", code="bad_limit"
+        )
+    return value
+
+
+def add_routes(
+    app: Flask, settings: ServingSettings, environ: Mapping[str, str], index_dir: Path | None = None
+) -> multimodel.ModelRegistry[Handler]:
+    """Add the /models routes to ``app``; the index lives in ``index_dir`` (a new temporary
+    directory by default, recorded in ``app.extensions`` for ``serve`` to remove at exit)."""
+    for module in PREIMPORTS:
+        importlib.import_module(module)
+    if index_dir is None:
+        index_dir = Path(tempfile.mkdtemp(prefix="byoc-models-"))
+    app.extensions[INDEX_EXTENSION] = index_dir
+    budget = multimodel.memory_budget(settings.model_memory_mb)
+    registry: multimodel.ModelRegistry[Handler] = multimodel.ModelRegistry(
+        multimodel.ModelIndex(index_dir), handler_factory(settings, environ), budget // settings.workers
+    )
+    app.extensions["byoc.model_registry"] = registry
+    # A worker serves /ping and the management calls from spare threads while one thread
+    # loads or predicts; handlers themselves see one request at a time, as under sync workers.
+    invoke_lock = threading.Lock()
+
+    @app.post("/models")
+    def load_model() -> Response:
+        name, url = _load_request()
+        entry = registry.load(name, url)
+        return _json({"status": f"model {entry.name} loaded", **entry.describe()})
+
+    @app.get("/models")
+    def list_models() -> Response:
+        token = request.args.get("next_page_token") or request.args.get("nextPageToken")
+        entries, next_token = registry.page(_page_size(request.args.get("limit")), token)
+        document: dict[str, Any] = {"models": [e.describe() for e in entries]}
+        if next_token is not None:
+            document["nextPageToken"] = next_token
+        return _json(document)
+
+    @app.get("/models/<path:name>")
+    def describe_model(name: str) -> Response:
+        return _json(registry.describe(name).describe())
+
+    @app.delete("/models/<path:name>")
+    def unload_model(name: str) -> Response:
+        entry = registry.unload(name)
+        return _json({"status": f"model {entry.name} unloaded", **entry.describe()})
+
+    @app.post("/models/<path:name>/invoke")
+    def invoke_model(name: str) -> Response:
+        request_id_of_current_request()
+        handler = registry.handler(name)
+        with invoke_lock:
+            return answer(handler, settings)
+
+    @app.post("/invocations")
+    def invocations() -> Response:
+        raise UserError(
+            "this is a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true): invoke a model with "
+            "POST /models/<name>/invoke, or call InvokeEndpoint with TargetModel",
+            code="multi_model_endpoint",
+            status=404,
+        )
+
+    log.info(
+        "multi-model endpoint: models may take %s in all, %s per worker; index in %s",
+        multimodel.mebibytes(budget),
+        multimodel.mebibytes(budget // settings.workers),
+        index_dir,
+    )
+    return registry

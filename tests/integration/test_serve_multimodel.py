@@ -1,0 +1,310 @@
+"""A multi-model endpoint on the real server (``container/serve`` with SAGEMAKER_MULTI_MODEL=true,
+gunicorn, real sockets), driven through SageMaker's container API with models trained by the
+real ``container/train``.
+
+/models/<name>/invoke must answer exactly as /invocations of a single-model server on the same
+model: the test sends every request to both and compares status, headers and body.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import serving_models as sm
+
+import support
+
+KINDS = ("binary", "multiclass", "regression")
+CUSTOM = "X-Amzn-SageMaker-Custom-Attributes"
+
+
+def model_url(kind: str) -> str:
+    return str(sm.trained_root(kind) / "model")
+
+
+def start_mme(workers: int = 2, **env: str) -> sm.Server:
+    return sm.start(
+        Path("/nonexistent-ml-root"), workers=workers, env={"SAGEMAKER_MULTI_MODEL": "true", **env}
+    )
+
+
+@pytest.fixture(scope="module")
+def mme():
+    server = start_mme()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def singles():
+    servers = {kind: sm.start(sm.trained_root(kind), workers=1) for kind in KINDS}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+def load(server: sm.Server, name: str, url: str) -> requests.Response:
+    return server.session.post(f"{server.url}/models", json={"model_name": name, "url": url}, timeout=60)
+
+
+def invoke(server: sm.Server, name: str, body, content_type="text/csv", accept=None, attributes=None):
+    headers = {"X-Amzn-SageMaker-Target-Model": f"{name}.tar.gz"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    if accept is not None:
+        headers["Accept"] = accept
+    if attributes is not None:
+        headers[CUSTOM] = attributes
+    return server.session.post(f"{server.url}/models/{name}/invoke", data=body, headers=headers, timeout=60)
+
+
+def assert_error(response: requests.Response, status: int, code: str, *fragments: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["error"] == code, body
+    for fragment in fragments:
+        assert fragment in body["message"], body
+    assert "Traceback" not in body["message"]
+    return body
+
+
+def ensure_loaded(server: sm.Server, name: str, url: str) -> None:
+    response = load(server, name, url)
+    assert response.status_code in (200, 409), response.text
+
+
+def npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def parquet(frame) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def requests_for(kind: str) -> list[tuple[str, bytes | str, str | None, str | None, str | None]]:
+    """(label, body, content type, accept, custom attributes): every decoder and encoder, the
+    output-field attribute, and client mistakes."""
+    rows = sm.features(kind).iloc[:12]
+    records = json.loads(rows.to_json(orient="records"))
+    values = json.loads(rows.to_json(orient="values"))
+    cases = [
+        ("csv", rows.to_csv(index=False, header=False), "text/csv", None, None),
+        ("csv header", rows.to_csv(index=False), "text/csv; charset=utf-8", "application/json", None),
+        ("json instances", json.dumps({"instances": records}), "application/json", "application/json", None),
+        ("json rows", json.dumps(values), "application/json", "text/csv", None),
+        ("json no content type", json.dumps({"instances": records}), None, None, None),
+        (
+            "jsonlines",
+            "\n".join(json.dumps(r) for r in records) + "\n",
+            "application/jsonlines",
+            "application/jsonlines",
+            None,
+        ),
+        ("parquet", parquet(rows), "application/x-parquet", "application/x-npy", None),
+        ("accept list", rows.to_csv(index=False, header=False), "text/csv", "image/png, */*;q=0.1", None),
+        ("empty body", "", "text/csv", None, None),
+        ("ragged csv", "1,2\n", "text/csv", None, None),
+        ("unsupported content type", "x", "image/png", None, None),
+        ("unsupported accept", rows.to_csv(index=False, header=False), "text/csv", "image/png", None),
+        ("bad json", "{", "application/json", None, None),
+        ("unknown field", rows.to_csv(index=False, header=False), "text/csv", None, "output=nonsense"),
+    ]
+    if kind != "binary":  # numbers only: npy
+        cases.append(
+            ("npy", npy(rows.to_numpy(dtype=np.float64)), "application/x-npy", "application/json", None)
+        )
+    if kind == "regression":
+        cases.append(("probability of a regressor", "1,2\n", "text/csv", None, "output=probability"))
+    else:
+        cases.append(
+            (
+                "every field",
+                json.dumps({"instances": records}),
+                "application/json",
+                "application/json",
+                "output=predicted_label,probability,probabilities,labels",
+            )
+        )
+        cases.append(
+            (
+                "fields as csv",
+                rows.to_csv(index=False, header=False),
+                "text/csv",
+                "text/csv",
+                "output=probability",
+            )
+        )
+    return cases
+
+
+def comparable(response: requests.Response) -> tuple:
+    content_type = response.headers.get("Content-Type")
+    if content_type and content_type.startswith("application/json") and response.status_code != 200:
+        document = response.json()
+        document.pop("request_id", None)
+        body: object = document
+    else:
+        body = response.content
+    return response.status_code, content_type, response.headers.get(CUSTOM), body
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_invoke_answers_exactly_as_invocations(mme, singles, kind):
+    ensure_loaded(mme, kind, model_url(kind))
+    statuses = set()
+    for label, body, content_type, accept, attributes in requests_for(kind):
+        single = singles[kind].invoke(body, content_type, accept, attributes)
+        multi = invoke(mme, kind, body, content_type, accept, attributes)
+        assert comparable(multi) == comparable(single), label
+        assert multi.status_code < 500, (label, multi.text)
+        statuses.add(multi.status_code)
+    assert {200, 400, 406, 415} <= statuses  # the cases reach both answers and errors
+
+
+def test_load_describe_list_unload_reload(mme):
+    url = model_url("binary")
+    response = load(mme, "lifecycle", url)
+    assert response.status_code == 200, response.text
+    described = mme.get("/models/lifecycle")
+    assert described.status_code == 200
+    assert described.json() == {"modelName": "lifecycle", "modelUrl": url}
+    assert {"modelName": "lifecycle", "modelUrl": url} in mme.get("/models?limit=1000").json()["models"]
+    assert_error(load(mme, "lifecycle", url), 409, "model_already_loaded", "lifecycle")
+    rows = sm.features("binary").iloc[:5].to_csv(index=False, header=False)
+    first = invoke(mme, "lifecycle", rows)
+    assert first.status_code == 200
+    # Every worker answers the same: some of these land on a worker that loads it on first use.
+    assert all(invoke(mme, "lifecycle", rows).content == first.content for _ in range(8))
+
+    unloaded = mme.session.delete(f"{mme.url}/models/lifecycle", timeout=10)
+    assert unloaded.status_code == 200, unloaded.text
+    for _ in range(6):  # on every worker, including those that held a copy
+        assert_error(invoke(mme, "lifecycle", rows), 404, "model_not_loaded", "lifecycle")
+    assert_error(mme.get("/models/lifecycle"), 404, "model_not_loaded")
+    assert_error(mme.session.delete(f"{mme.url}/models/lifecycle", timeout=10), 404, "model_not_loaded")
+    assert "lifecycle" not in [m["modelName"] for m in mme.get("/models?limit=1000").json()["models"]]
+
+    # Reloaded under the same name from another model: no worker may answer with its old copy.
+    assert load(mme, "lifecycle", model_url("regression")).status_code == 200
+    regression_rows = sm.features("regression").iloc[:5].to_csv(index=False, header=False)
+    want = invoke(mme, "lifecycle", regression_rows).content
+    assert want != first.content
+    assert all(invoke(mme, "lifecycle", regression_rows).content == want for _ in range(8))
+    assert mme.session.delete(f"{mme.url}/models/lifecycle", timeout=10).status_code == 200
+
+
+def test_list_is_paginated(mme, tmp_path):
+    names = [f"page-{i:02d}" for i in range(7)]
+    for name in names:
+        assert load(mme, name, str(support.save_constant_model(tmp_path / name, 1.0))).status_code == 200
+    seen, token, pages = [], None, 0
+    while True:
+        path = "/models?limit=3" + (f"&next_page_token={token}" if token else "")
+        document = mme.get(path).json()
+        assert len(document["models"]) <= 3
+        seen += [m["modelName"] for m in document["models"]]
+        pages += 1
+        token = document.get("nextPageToken")
+        if token is None:
+            break
+    assert [n for n in seen if n.startswith("page-")] == names
+    assert len(seen) == len(set(seen)) and pages >= 3
+    assert_error(mme.get("/models?limit=0"), 400, "bad_limit")
+    assert_error(mme.get("/models?next_page_token=%25%25"), 400, "bad_page_token")
+    for name in names:
+        assert mme.session.delete(f"{mme.url}/models/{name}", timeout=10).status_code == 200
+
+
+def test_load_errors_name_the_problem(mme, tmp_path):
+    assert_error(load(mme, "nowhere", str(tmp_path / "nowhere")), 404, "model_not_found", "nowhere")
+    (tmp_path / "empty").mkdir()
+    assert_error(load(mme, "empty", str(tmp_path / "empty")), 404, "model_not_found")
+
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(model_url("binary"), corrupt)
+    data = bytearray((corrupt / "model.joblib").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (corrupt / "model.joblib").write_bytes(bytes(data))
+    assert_error(load(mme, "corrupt", str(corrupt)), 400, "bad_model", "model.joblib", "sha256")
+
+    incompatible = tmp_path / "incompatible"
+    shutil.copytree(model_url("binary"), incompatible)
+    document = json.loads((incompatible / "model.json").read_text())
+    document["format_version"] = 99
+    (incompatible / "model.json").write_text(json.dumps(document))
+    assert_error(
+        load(mme, "incompatible", str(incompatible)), 400, "bad_model", "model.json", "format_version"
+    )
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "model.pth").write_bytes(b"\x80\x02weights")
+    assert_error(load(mme, "foreign", str(foreign)), 400, "bad_model", "model.json")
+
+    for name in ("nowhere", "empty", "corrupt", "incompatible", "foreign"):
+        assert_error(mme.get(f"/models/{name}"), 404, "model_not_loaded")
+    bad = mme.session.post(f"{mme.url}/models", data="not json", timeout=10)
+    assert_error(bad, 400, "bad_load_request", "model_name")
+    assert_error(load(mme, "", model_url("binary")), 400, "bad_model_name")
+    assert_error(load(mme, "s3", "s3://bucket/model.tar.gz"), 400, "bad_url")
+    assert_error(invoke(mme, "never-loaded", "1\n"), 404, "model_not_loaded", "never-loaded")
+    assert_error(
+        mme.session.post(f"{mme.url}/invocations", data="1\n", timeout=10), 404, "multi_model_endpoint"
+    )
+
+
+def test_507_only_when_one_model_alone_does_not_fit(tmp_path):
+    server = start_mme(workers=1, BYOC_MULTI_MODEL_MEMORY_MB="8")
+    try:
+        small = [support.save_constant_model(tmp_path / f"s{i}", i, ballast_bytes=2 << 20) for i in range(6)]
+        for i, path in enumerate(small):  # 6 x ~3.3 MiB > 8 MiB: older ones are evicted, none refused
+            assert load(server, f"s{i}", str(path)).status_code == 200
+        big = support.save_constant_model(tmp_path / "big", 99, ballast_bytes=8 << 20)
+        assert_error(load(server, "big", str(big)), 507, "insufficient_memory", "BYOC_MULTI_MODEL_MEMORY_MB")
+        for i in range(6):  # evicted models are still loaded: read again on demand
+            response = invoke(server, f"s{i}", "1\n")
+            assert response.status_code == 200 and float(response.text) == i
+    finally:
+        output = server.stop()
+    assert "evicted model 's0'" in output
+    assert "to make room for" in output
+
+
+def test_ping_answers_while_a_model_loads(tmp_path):
+    server = start_mme(workers=1)
+    try:
+        big = support.save_constant_model(tmp_path / "big", 7, ballast_bytes=400 << 20)
+        done = threading.Event()
+        result: list[requests.Response] = []
+
+        def slow_load() -> None:
+            result.append(load(server, "big", str(big)))
+            done.set()
+
+        loader = threading.Thread(target=slow_load)
+        loader.start()
+        pings_during_load = 0
+        while not done.is_set():
+            ping = requests.get(f"{server.url}/ping", timeout=2)
+            assert ping.status_code == 200
+            if not done.is_set():
+                pings_during_load += 1
+            time.sleep(0.02)
+        loader.join()
+        assert result[0].status_code == 200, result[0].text
+        assert pings_during_load >= 1
+    finally:
+        server.stop()
