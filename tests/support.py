@@ -143,7 +143,7 @@ def pipe_feeders(
     try:
         yield
     finally:
-        for fifo, thread in zip(fifos, threads):
+        for fifo, thread in zip(fifos, threads, strict=True):
             if thread.is_alive():  # nobody opened it for reading: open it ourselves to unblock
                 with contextlib.suppress(OSError):
                     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
@@ -191,10 +191,33 @@ def train_command(*args: str) -> list[str]:
     return [sys.executable, str(TRAIN), *args]
 
 
+def without_file_privileges() -> None:
+    """``preexec_fn``: file modes apply to the child even when the tests run as root.
+
+    Root keeps its uid (so it can still run the interpreter wherever it is installed) but
+    loses CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from its bounding set, so after exec it can
+    no longer read a chmod 000 file or write into a chmod 555 directory, like a non-root user.
+    """
+    if os.geteuid() != 0:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_capbset_drop, cap_dac_override, cap_dac_read_search = 24, 1, 2
+    for cap in (cap_dac_override, cap_dac_read_search):
+        if libc.prctl(pr_capbset_drop, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
 def run_train(
-    root: Path, *args: str, env: Mapping[str, str] | None = None, timeout: float = 300
+    root: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+    unprivileged: bool = False,
 ) -> subprocess.CompletedProcess:
-    """Run ``container/train`` as a real process with SAGEMAKER_BASE_DIR=root."""
+    """Run ``container/train`` as a real process with SAGEMAKER_BASE_DIR=root
+    (``unprivileged``: subject to file modes even as root, see :func:`without_file_privileges`)."""
     return subprocess.run(
         train_command(*args),
         cwd=str(REPO),
@@ -202,6 +225,7 @@ def run_train(
         text=True,
         timeout=timeout,
         env=clean_environ(env, SAGEMAKER_BASE_DIR=str(root)),
+        preexec_fn=without_file_privileges if unprivileged else None,
     )
 
 

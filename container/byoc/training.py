@@ -607,27 +607,46 @@ def main(argv: list[str] | None = None) -> int:
     # Before anything imports numpy/pyarrow: their thread pools must inherit the blocked mask.
     StopWatcher(stop_handler(paths, progress)).start()
 
-    from byoc import artifact
-    from byoc.environment import TrainingEnvironment
-    from byoc.errors import UserError
-
     _configure_logging(
         os.environ.get("SM_LOG_LEVEL") or os.environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL") or logging.INFO
     )
     log.info("ML root: %s", paths.base)
+    return run_job(paths, progress, configure_logging=True)
+
+
+def run_job(
+    paths: Any,
+    progress: Progress,
+    environ: Mapping[str, str] | None = None,
+    *,
+    configure_logging: bool = False,
+) -> int:
+    """Read the configuration, train, and turn every failure into output/failure + an exit code.
+
+    ``main`` adds the command line and the stop watcher; tests call this in-process with an
+    injected ``environ`` (the process's own SM_* variables are then ignored).
+    """
+    from byoc import artifact, oserrors
+    from byoc.environment import TrainingEnvironment
+    from byoc.errors import UserError
+
     try:
         progress.phase = "reading the job configuration"
-        env = TrainingEnvironment.from_files(paths)
-        _configure_logging(env.log_level)
+        env = TrainingEnvironment.from_files(paths, environ)
+        if configure_logging:
+            _configure_logging(env.log_level)
         train(env, progress)
         return EXIT_OK
-    except UserError as exc:
-        details = _user_error_details(exc)
-        log.error("training failed: %s", one_line(exc.message))
-        with progress.commit:
-            write_failure(paths.failure_file, exc.message, details)
-        return EXIT_USER_ERROR
     except Exception as exc:
+        user_error = (
+            exc if isinstance(exc, UserError) else oserrors.as_user_error(exc, paths.base, progress.phase)
+        )
+        if user_error is not None:
+            details = _user_error_details(user_error)
+            log.error("training failed: %s", one_line(user_error.message))
+            with progress.commit:
+                write_failure(paths.failure_file, user_error.message, details)
+            return EXIT_USER_ERROR
         cause = (
             f"Internal error while {progress.phase}: {type(exc).__name__}: {exc}. This is a "
             "bug in byoc, not in your data; please report it with the details below"

@@ -4,6 +4,7 @@ whose FIRST line names the culprit, and leave model/ empty (no partial model, no
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -210,6 +211,67 @@ def test_hyperparameters_file_that_is_not_a_json_object(tmp_path, body, patterns
     for pattern in patterns:
         assert re.search(pattern, first_line), f"{pattern!r} not in {first_line!r}"
     assert model_dir_entries(root) == []
+
+
+def _fails_as_user_error(root, result, *patterns):
+    failure = read_failure(root)
+    assert failure is not None, result.stdout + result.stderr
+    first_line = failure.splitlines()[0]
+    assert result.returncode == 1, failure
+    for pattern in patterns:
+        assert re.search(pattern, first_line), f"{pattern!r} not in {first_line!r}"
+    assert model_dir_entries(root) == []
+    return first_line
+
+
+def test_unreadable_data_file_is_named(tmp_path):
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD, "sub/b.csv": GOOD}})
+    (root / "input/data/train/sub/b.csv").chmod(0)
+    result = run_train(root, unprivileged=True)
+    _fails_as_user_error(
+        root, result, r"^train/sub/b\.csv: cannot be read \(Permission denied\)", "read access"
+    )
+
+
+def test_unlistable_directory_in_a_channel_is_named(tmp_path):
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD, "sub/b.csv": GOOD}})
+    (root / "input/data/train/sub").chmod(0)
+    try:
+        result = run_train(root, unprivileged=True)
+    finally:
+        (root / "input/data/train/sub").chmod(0o755)
+    _fails_as_user_error(root, result, r"directory .*train/sub cannot be listed \(Permission denied\)")
+
+
+def test_file_name_that_is_not_utf8_is_named(tmp_path):
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    with open(os.fsencode(root / "input/data/train") + b"/b\xff.csv", "wb") as fh:
+        fh.write(GOOD)
+    result = run_train(root)
+    _fails_as_user_error(root, result, r"file name train/b\\xff\.csv is not UTF-8", "rename it")
+
+
+def test_read_only_model_directory_is_the_environments_fault(tmp_path):
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    (root / "model").chmod(0o555)
+    try:
+        result = run_train(root, unprivileged=True)
+    finally:
+        (root / "model").chmod(0o755)
+    _fails_as_user_error(
+        root, result, r"/model: Permission denied while saving the model", "write for model/"
+    )
+
+
+def test_symlink_loop_reads_each_file_once(tmp_path):
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD, "sub/b.csv": GOOD}})
+    (root / "input/data/train/loop").symlink_to(".")
+    (root / "input/data/train/sub/up").symlink_to("..")
+    (root / "input/data/train/again.csv").symlink_to("a.csv")
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "channel train: 120 rows x 5 columns from 2 file(s)" in result.stdout
+    assert "train/again.csv is the same file as train/a.csv: read once" in result.stdout
 
 
 def test_existing_failure_file_is_never_overwritten(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import os
 import stat
 import zlib
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from byoc.errors import DataError
+from byoc.oserrors import display_path
+
+log = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
 SNIFF_BYTES = 64 * 1024
@@ -124,7 +128,10 @@ def directory_sources(channel: str, directory: Path) -> list[Source]:
     """Every regular file under ``directory``, recursively, sorted by relative path (S3 key order).
 
     Names starting with ``.`` or ``_`` (``_SUCCESS``, ``.ipynb_checkpoints``, ``_temporary``)
-    are skipped at any depth, as the built-in algorithms do.
+    are skipped at any depth, as the built-in algorithms do.  Symbolic links are followed, but
+    each directory and each file is read once however it is reached (a link loop such as
+    ``loop -> .`` adds nothing).  A file or directory the training user cannot read, or whose
+    name is not UTF-8, is a DataError naming it: skipping it would silently train on less.
     """
     if not directory.is_dir():
         raise DataError(
@@ -133,20 +140,70 @@ def directory_sources(channel: str, directory: Path) -> list[Source]:
             code="missing_channel",
         )
     found: list[Source] = []
-    for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
+    seen_dirs: set[str] = set()
+    seen_files: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(directory, followlinks=True, onerror=_walk_error(channel)):
+        real_dir = os.path.realpath(dirpath)
+        if real_dir in seen_dirs:  # reached again through a link: its files are already listed
+            dirnames[:] = []
+            continue
+        seen_dirs.add(real_dir)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(SKIPPED_PREFIXES))
         for filename in sorted(filenames):
             path = Path(dirpath) / filename
             rel = path.relative_to(directory)
             if _skipped(rel):
                 continue
+            _check_name(channel, rel)
             try:
                 mode = path.stat().st_mode
             except OSError:
                 continue  # dangling link
-            if stat.S_ISREG(mode):
-                found.append(Source(name=str(Path(channel) / rel), path=path))
+            if not stat.S_ISREG(mode):
+                continue
+            name = str(Path(channel) / rel)
+            real = os.path.realpath(path)
+            if real in seen_files:
+                log.info("%s is the same file as %s: read once", name, seen_files[real])
+                continue
+            seen_files[real] = name
+            found.append(_readable(Source(name=name, path=path)))
     return sorted(found, key=lambda s: s.name)  # S3 key order
+
+
+def _walk_error(channel: str) -> Any:
+    def raise_it(exc: OSError) -> None:
+        raise DataError(
+            f"channel '{channel}': directory {display_path(exc.filename)} cannot be listed "
+            f"({exc.strerror}); give the training user (uid {os.getuid()}) read and execute access",
+            code="unreadable_file",
+        ) from exc
+
+    return raise_it
+
+
+def _check_name(channel: str, rel: Path) -> None:
+    try:
+        str(rel).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DataError(
+            f"channel '{channel}': file name {display_path(Path(channel) / rel)} is not UTF-8; "
+            "rename it with UTF-8 characters (S3 keys are UTF-8)",
+            code="bad_file_name",
+        ) from exc
+
+
+def _readable(source: Source) -> Source:
+    """Open the file once now (sniffing gzip) so an unreadable file is named before any reading."""
+    try:
+        source.compressed  # noqa: B018 - opens the file
+    except OSError as exc:
+        raise DataError(
+            f"{source.name}: cannot be read ({exc.strerror}); give the training user "
+            f"(uid {os.getuid()}) read access to it",
+            code="unreadable_file",
+        ) from exc
+    return source
 
 
 def pipe_source(channel: str, fifo: Path, chunk: int = 1 << 20) -> Source:

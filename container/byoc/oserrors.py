@@ -1,0 +1,56 @@
+"""Which operating-system errors are the job's environment, not a bug of ours.
+
+An ``OSError`` about a file of the ML root (a data file the training user cannot read, a
+read-only model directory, a full disk) is the user's to fix: it becomes a :class:`UserError`
+naming the file, what the system said and what to change.  Anything else stays a fault.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from byoc.errors import UserError
+
+# errno -> what to do about it
+FIXES = {
+    errno.EACCES: "give the training user (uid {uid}) access to it (read for input, write for model/ and output/)",
+    errno.EPERM: "give the training user (uid {uid}) access to it (read for input, write for model/ and output/)",
+    errno.EROFS: "mount model/ and output/ writable",
+    errno.ENOSPC: "free disk space or choose a larger volume (VolumeSizeInGB)",
+    errno.EDQUOT: "free disk space or raise the quota",
+    errno.ELOOP: "remove the symbolic link loop",
+    errno.ENAMETOOLONG: "shorten the file or directory names",
+}
+
+
+def display_path(path: str | bytes | os.PathLike[str]) -> str:
+    """A path for a message: bytes that are not UTF-8 shown as \\xNN escapes, never surrogates."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
+
+
+def as_user_error(exc: BaseException, root: Path, doing: str) -> UserError | None:
+    """The UserError for an OSError about a file under ``root`` (the ML root), else None."""
+    if not isinstance(exc, OSError) or exc.errno not in FIXES or exc.filename is None:
+        return None
+    filename = exc.filename if isinstance(exc.filename, (str, bytes)) else str(exc.filename)
+    if not _inside(Path(os.fsdecode(filename)), root):
+        return None
+    fix = FIXES[exc.errno].format(uid=os.getuid())
+    if not os.path.lexists(filename):  # creating it failed: the culprit is its directory
+        filename = os.path.dirname(filename) or filename
+    error = UserError(
+        f"{display_path(filename)}: {exc.strerror or os.strerror(exc.errno)} while {doing}; {fix}",
+        code="environment",
+    )
+    error.__cause__ = exc
+    return error
