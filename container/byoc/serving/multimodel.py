@@ -336,6 +336,22 @@ class ModelRegistry(Generic[H]):
         if dropped:
             memory.release_free_memory()
 
+    def keep_in_sync(self, interval: float = 2.0) -> threading.Thread:
+        """Free copies of models unloaded elsewhere every ``interval`` seconds, even while this
+        worker gets no requests (a daemon thread; one per worker process)."""
+
+        def sweep() -> None:
+            while True:
+                time.sleep(interval)
+                try:
+                    self._sync()
+                except Exception:  # keep sweeping; the next request syncs too
+                    log.warning("model index sync failed", exc_info=True)
+
+        thread = threading.Thread(target=sweep, name="byoc-model-sync", daemon=True)
+        thread.start()
+        return thread
+
     def _make_room(self, size: int, name: str) -> None:
         """Evict least recently used models until ``size`` more bytes fit the budget."""
         evicted = []

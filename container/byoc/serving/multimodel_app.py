@@ -43,6 +43,7 @@ ROUTES = (
 )
 TARGET_MODEL_HEADER = "X-Amzn-SageMaker-Target-Model"
 INDEX_EXTENSION = "byoc.model_index"
+REGISTRY_EXTENSION = "byoc.model_registry"
 
 
 def handler_factory(
@@ -107,7 +108,7 @@ def add_routes(
     registry: multimodel.ModelRegistry[Handler] = multimodel.ModelRegistry(
         multimodel.ModelIndex(index_dir), handler_factory(settings, environ), budget // settings.workers
     )
-    app.extensions["byoc.model_registry"] = registry
+    app.extensions[REGISTRY_EXTENSION] = registry
     # A worker serves /ping and the management calls from spare threads while one thread
     # loads or predicts; handlers themselves see one request at a time, as under sync workers.
     invoke_lock = threading.Lock()

@@ -84,7 +84,12 @@ def gunicorn_options(settings: ServingSettings) -> dict[str, Any]:
         "control_socket_disable": True,  # no extra listener in a SageMaker container
     }
     if settings.multi_model:
-        options.update(worker_class="gthread", threads=MULTI_MODEL_THREADS, post_fork=_post_fork_multi_model)
+        options.update(
+            worker_class="gthread",
+            threads=MULTI_MODEL_THREADS,
+            post_fork=_post_fork_multi_model,
+            post_worker_init=_post_worker_init_multi_model,
+        )
     return options
 
 
@@ -93,6 +98,12 @@ def _post_fork_multi_model(server: Any, worker: Any) -> None:
 
     _post_fork(server, worker)
     use_fixed_mmap_threshold()
+
+
+def _post_worker_init_multi_model(worker: Any) -> None:
+    from byoc.serving.multimodel_app import REGISTRY_EXTENSION
+
+    worker.wsgi.extensions[REGISTRY_EXTENSION].keep_in_sync()
 
 
 def _gunicorn_application(app: Any, options: Mapping[str, Any]) -> Any:
