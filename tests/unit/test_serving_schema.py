@@ -97,7 +97,7 @@ def test_settings_defaults_and_overrides():
 @pytest.mark.parametrize(
     "environ,name",
     [
-        ({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "101"}, "SAGEMAKER_MAX_PAYLOAD_IN_MB"),
+        ({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "1025"}, "SAGEMAKER_MAX_PAYLOAD_IN_MB"),
         ({"SAGEMAKER_BATCH": "maybe"}, "SAGEMAKER_BATCH"),
         ({"SAGEMAKER_BIND_TO_PORT": "http"}, "SAGEMAKER_BIND_TO_PORT"),
         ({"SM_LOG_LEVEL": "loud"}, "SM_LOG_LEVEL"),

@@ -46,7 +46,8 @@ def _error_response(status: int, code: str, message: str, request_id: str) -> Re
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"the request body is larger than {limit // (1024 * 1024)} MB (SAGEMAKER_MAX_PAYLOAD_IN_MB); "
-        "send fewer rows per request, or raise MaxPayloadInMB for batch transform (up to 100)"
+        "send fewer rows per request, or raise the limit: MaxPayloadInMB for batch transform (up to 100), "
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB for asynchronous inference (up to 1024)"
     )
 
 

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from byoc.errors import ConfigError, ModelLoadError
+from byoc.errors import ModelLoadError, UserError
 from byoc.serving.settings import GRACEFUL_TIMEOUT, ServingSettings
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -151,10 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = ServingSettings.from_environ()
         app = build_app()
-    except (ModelLoadError, ConfigError) as exc:
+    except (ModelLoadError, UserError) as exc:
         print(f"serve: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
     logging.getLogger().setLevel(settings.log_level.upper())
+    for note in settings.notes:
+        logging.getLogger("byoc.serving").info("setting: %s", note)
     if settings.multi_model:
         return _serve_multi_model(app, settings, check=args.check)
     handler = app.extensions["byoc.handler"]

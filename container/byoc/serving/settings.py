@@ -17,7 +17,7 @@ DEFAULT_PORT = 8080
 DEFAULT_TIMEOUT = 60
 DEFAULT_BATCH_TIMEOUT = 600  # batch transform's own invocation timeout
 DEFAULT_MAX_PAYLOAD_MB = 6
-MAX_BATCH_PAYLOAD_MB = 100
+MAX_PAYLOAD_MB = 1024  # asynchronous inference takes payloads up to 1 GB (batch transform: 100 MB)
 MB = 1024 * 1024
 GRACEFUL_TIMEOUT = 20  # SageMaker sends SIGKILL 30 s after SIGTERM
 
@@ -49,6 +49,27 @@ def parse_bool(raw: str | None, *, name: str, default: bool = False) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean; use true or false")
 
 
+# The classic scikit_bring_your_own sample's names, honoured when the SAGEMAKER_ ones are absent.
+CLASSIC_NAMES = {
+    "SAGEMAKER_MODEL_SERVER_WORKERS": "MODEL_SERVER_WORKERS",
+    "SAGEMAKER_MODEL_SERVER_TIMEOUT": "MODEL_SERVER_TIMEOUT",
+}
+
+
+def _chosen(environ: Mapping[str, str], name: str) -> tuple[str, list[str]]:
+    """The variable that sets ``name``'s value (it, or its classic twin), and what to log about it."""
+    classic = CLASSIC_NAMES.get(name)
+    if classic is None or not (environ.get(classic) or "").strip():
+        return name, []
+    if (environ.get(name) or "").strip():
+        if environ[name].strip() == environ[classic].strip():
+            return name, []
+        return name, [f"{classic}={environ[classic].strip()} ignored: {name}={environ[name].strip()} is set"]
+    return classic, [
+        f"{classic}={environ[classic].strip()} used (the classic sample's name; {name} is unset)"
+    ]
+
+
 def _positive_int(environ: Mapping[str, str], name: str, default: int, *, upper: int | None = None) -> int:
     raw = environ.get(name)
     if raw is None or not raw.strip():
@@ -75,6 +96,7 @@ class ServingSettings:
     max_payload_mb: int = DEFAULT_MAX_PAYLOAD_MB
     default_accept: str | None = None
     inference_output: str | None = None
+    notes: tuple[str, ...] = ()  # how the settings were chosen, for the start-up log
     multi_model: bool = False
     model_memory_mb: int | None = None  # multi-model endpoints: the budget for loaded models, all workers
 
@@ -93,19 +115,20 @@ class ServingSettings:
                 f"log level {level_raw!r} (SAGEMAKER_CONTAINER_LOG_LEVEL / SM_LOG_LEVEL) is not "
                 "one of 10, 20, 30, 40, 50 or DEBUG, INFO, WARNING, ERROR, CRITICAL"
             )
+        workers_name, workers_notes = _chosen(environ, "SAGEMAKER_MODEL_SERVER_WORKERS")
+        timeout_name, timeout_notes = _chosen(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT")
         return cls(
             port=_positive_int(environ, "SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT, upper=65535),
-            workers=_positive_int(environ, "SAGEMAKER_MODEL_SERVER_WORKERS", cpu_count()),
-            timeout=_positive_int(
-                environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT", DEFAULT_BATCH_TIMEOUT if batch else DEFAULT_TIMEOUT
-            ),
+            workers=_positive_int(environ, workers_name, cpu_count()),
+            timeout=_positive_int(environ, timeout_name, DEFAULT_BATCH_TIMEOUT if batch else DEFAULT_TIMEOUT),
             log_level=log_level,
             batch=batch,
             max_payload_mb=_positive_int(
-                environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB, upper=MAX_BATCH_PAYLOAD_MB
+                environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB, upper=MAX_PAYLOAD_MB
             ),
             default_accept=(environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "").strip() or None,
             inference_output=(environ.get("SAGEMAKER_INFERENCE_OUTPUT") or "").strip() or None,
             multi_model=parse_bool(environ.get("SAGEMAKER_MULTI_MODEL"), name="SAGEMAKER_MULTI_MODEL"),
             model_memory_mb=_positive_int(environ, "BYOC_MULTI_MODEL_MEMORY_MB", 0) or None,
+            notes=tuple(workers_notes + timeout_notes),
         )

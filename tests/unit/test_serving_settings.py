@@ -1,0 +1,67 @@
+"""Which variable sets each serving knob: SageMaker's names first, the classic sample's next."""
+
+from __future__ import annotations
+
+import pytest
+
+from byoc.errors import ConfigError
+from byoc.serving.server import gunicorn_options
+from byoc.serving.settings import ServingSettings
+
+
+@pytest.mark.parametrize(
+    "environ,workers,timeout,note",
+    [
+        ({}, None, 60, None),
+        ({"MODEL_SERVER_WORKERS": "3", "MODEL_SERVER_TIMEOUT": "90"}, 3, 90, "MODEL_SERVER_WORKERS=3 used"),
+        (
+            {"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "MODEL_SERVER_WORKERS": "5"},
+            2,
+            60,
+            "MODEL_SERVER_WORKERS=5 ignored: SAGEMAKER_MODEL_SERVER_WORKERS=2 is set",
+        ),
+        ({"SAGEMAKER_MODEL_SERVER_TIMEOUT": "120", "MODEL_SERVER_TIMEOUT": "120"}, None, 120, None),
+        (
+            {"MODEL_SERVER_TIMEOUT": "300", "SAGEMAKER_BATCH": "true"},
+            None,
+            300,
+            "MODEL_SERVER_TIMEOUT=300 used",
+        ),
+        (
+            {"SAGEMAKER_MODEL_SERVER_WORKERS": " ", "MODEL_SERVER_WORKERS": "4"},
+            4,
+            60,
+            "MODEL_SERVER_WORKERS=4",
+        ),
+    ],
+)
+def test_sagemaker_names_win_and_the_classic_names_fill_in(environ, workers, timeout, note):
+    settings = ServingSettings.from_environ(environ)
+    default = ServingSettings.from_environ({})
+    assert settings.workers == (workers if workers is not None else default.workers)
+    assert settings.timeout == timeout
+    if note is None:
+        assert settings.notes == ()
+    else:
+        assert any(note in line for line in settings.notes), settings.notes
+
+
+def test_a_bad_classic_value_names_the_classic_variable():
+    with pytest.raises(ConfigError, match="MODEL_SERVER_WORKERS='lots'"):
+        ServingSettings.from_environ({"MODEL_SERVER_WORKERS": "lots"})
+
+
+def test_asynchronous_inference_limits_are_accepted_and_reach_gunicorn():
+    settings = ServingSettings.from_environ(
+        {"SAGEMAKER_MODEL_SERVER_TIMEOUT": "3600", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1024"}
+    )
+    assert settings.max_payload_bytes == 1024**3
+    assert gunicorn_options(settings)["timeout"] == 3600
+    with pytest.raises(ConfigError, match="SAGEMAKER_MAX_PAYLOAD_IN_MB=1025"):
+        ServingSettings.from_environ({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "1025"})
+
+
+def test_serverless_one_worker_setting():
+    settings = ServingSettings.from_environ({"SAGEMAKER_MODEL_SERVER_WORKERS": "1"})
+    options = gunicorn_options(settings)
+    assert options["workers"] == 1 and options["preload_app"] is True  # the master loads, the worker shares
