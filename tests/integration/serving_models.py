@@ -12,6 +12,7 @@ import atexit
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -135,6 +136,19 @@ class Server:
         if self.reader is not None:
             self.reader.join(10)
         return "".join(self.output)
+
+
+def run_serve(root: Path, **env: str) -> subprocess.CompletedProcess:
+    """Run ``container/serve`` to completion (for start-up failures); output captured as text."""
+    return subprocess.run(
+        [sys.executable, str(support.SERVE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=support.clean_environ(
+            env, SAGEMAKER_BASE_DIR=str(root), SAGEMAKER_BIND_TO_PORT=str(support.free_port())
+        ),
+    )
 
 
 def start(root: Path, *, workers: int = 2, env: Mapping[str, str] | None = None) -> Server:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import math
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import psutil
@@ -21,16 +18,7 @@ from byoc import artifact
 ROW = "40,1000.5,admin,cellular\n"
 
 
-def run_serve(root: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(support.SERVE)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=support.clean_environ(
-            env, SAGEMAKER_BASE_DIR=str(root), SAGEMAKER_BIND_TO_PORT=str(support.free_port())
-        ),
-    )
+run_serve = sm.run_serve
 
 
 def test_missing_model_stops_serve_at_once_naming_the_file(tmp_path):

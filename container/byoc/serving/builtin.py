@@ -7,6 +7,7 @@ Accept) is prepared once, at load.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from byoc import artifact
@@ -15,6 +16,7 @@ from byoc.serving import codecs
 from byoc.serving.handler import InferenceRequest, InferenceResponse, RequestBody
 from byoc.serving.inference import Predictor
 from byoc.serving.output import CUSTOM_ATTRIBUTES_HEADER, Prediction, default_fields, request_fields
+from byoc.serving.schema import Batch, RequestSchema
 from byoc.serving.settings import ServingSettings
 
 
@@ -29,6 +31,52 @@ def prepare(model: artifact.ModelArtifact) -> Predictor:
         raise ModelLoadError(f"{where}: cannot serve this model ({type(exc).__name__}: {exc})") from exc
 
 
+def default_accept(settings: ServingSettings) -> str | None:
+    """SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT as one of byoc's encoders; ConfigError when none writes it."""
+    if not settings.default_accept:
+        return None
+    try:
+        return codecs.choose_encoder(settings.default_accept, "").media_type
+    except UserError:
+        raise ConfigError(
+            f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={settings.default_accept!r} is not "
+            f"supported; use one of {', '.join(codecs.supported_accept_types())}"
+        ) from None
+
+
+def decode_batches(body: RequestBody, decoder: codecs.Decoder, schema: RequestSchema) -> Iterator[Batch]:
+    """The body as validated batches: one for whole-body formats, one per slice for line-oriented
+    ones (CSV's header line carried over to later slices); an empty body is a 400."""
+    if not decoder.line_oriented:
+        data = body.read()
+        if data.strip():
+            yield decoder.decode(data, schema, 0)
+            return
+        raise _empty(decoder, schema)
+    rows, decoded = 0, False
+    header: bytes | None = None
+    for index, piece in enumerate(body.line_slices()):
+        if not piece.strip():
+            continue
+        if header is not None:
+            piece = header + piece
+        elif index == 0 and decoder.header is not None:
+            header = decoder.header(piece, schema)
+        batch = decoder.decode(piece, schema, rows)
+        rows += len(batch)
+        decoded = True
+        yield batch
+    if not decoded:
+        raise _empty(decoder, schema)
+
+
+def _empty(decoder: codecs.Decoder, schema: RequestSchema) -> DataError:
+    return DataError(
+        f"the request body is empty; send {decoder.media_type} rows of the model's {schema.width} features",
+        code="empty_body",
+    )
+
+
 class ModelHandler:
     """The built-in handler: byoc's codecs, schema checks, Predictor and output fields."""
 
@@ -39,49 +87,18 @@ class ModelHandler:
         self.schema = predictor.schema
         self.available_fields = predictor.available_fields
         self.fields = default_fields(settings.inference_output, predictor.available_fields)
-        self.default_accept = None
-        if settings.default_accept:
-            try:
-                self.default_accept = codecs.choose_encoder(settings.default_accept, "").media_type
-            except UserError:
-                raise ConfigError(
-                    f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={settings.default_accept!r} is not "
-                    f"supported; use one of {', '.join(codecs.supported_accept_types())}"
-                ) from None
+        self.default_accept = default_accept(settings)
 
     @classmethod
     def load(cls, model_dir: Path, settings: ServingSettings) -> ModelHandler:
         """Load and sha256-verify model.joblib + model.json, and prepare them to serve."""
         return cls(prepare(artifact.load(model_dir)), settings)
 
-    def _empty(self, decoder: codecs.Decoder) -> DataError:
-        return DataError(
-            f"the request body is empty; send {decoder.media_type} rows of the "
-            f"model's {self.schema.width} features",
-            code="empty_body",
-        )
-
     def predict_body(self, body: RequestBody, decoder: codecs.Decoder, fields: tuple[str, ...]) -> Prediction:
-        if not decoder.line_oriented:
-            data = body.read()
-            if not data.strip():
-                raise self._empty(decoder)
-            return self.predictor.predict(decoder.decode(data, self.schema, 0), fields)
-        parts: list[Prediction] = []
-        rows = 0
-        header: bytes | None = None
-        for index, piece in enumerate(body.line_slices()):
-            if not piece.strip():
-                continue
-            if header is not None:
-                piece = header + piece
-            elif index == 0 and decoder.header is not None:
-                header = decoder.header(piece, self.schema)
-            frame = decoder.decode(piece, self.schema, rows)
-            rows += len(frame)
-            parts.append(self.predictor.predict(frame, fields))
-        if not parts:
-            raise self._empty(decoder)
+        """Decode and predict slice by slice, so a large line-oriented body never sits whole."""
+        parts = [
+            self.predictor.predict(batch, fields) for batch in decode_batches(body, decoder, self.schema)
+        ]
         return Prediction.concat(parts)
 
     def invoke(self, request: InferenceRequest) -> InferenceResponse:

@@ -99,13 +99,22 @@ def _disk_bytes(model_dir: Path) -> int:
 def load(model_dir: Path, settings: ServingSettings, environ: Mapping[str, str] | None = None) -> Handler:
     """The handler for one model directory, with ``memory_bytes`` measured around the load.
 
+    The user's inference hooks when they put a program there (see :mod:`byoc.serving.hooks`),
+    else byoc's own model.
+
     The resident-memory growth is the measure; where it reads as nothing (memory the
     allocator already held), the model's size on disk stands in.
     """
     from byoc.serving.builtin import ModelHandler
+    from byoc.serving.hooks import HooksHandler, find_program
 
     before = resident_bytes()
-    handler: Handler = ModelHandler.load(model_dir, settings)
+    program = find_program(model_dir, os.environ if environ is None else environ)
+    handler: Handler = (
+        ModelHandler.load(model_dir, settings)
+        if program is None
+        else HooksHandler.load(program, model_dir, settings)
+    )
     grown = resident_bytes() - before
     handler.memory_bytes = grown if grown > 0 else _disk_bytes(model_dir)
     return handler

@@ -1,0 +1,450 @@
+"""A user's inference hooks (``inference.py``) as a :class:`~byoc.serving.handler.Handler`.
+
+The contract of the SageMaker scikit-learn container, so scripts written for it run here:
+``model_fn(model_dir)``, ``input_fn(request_body, content_type)``, ``predict_fn(input_data,
+model)``, ``output_fn(prediction, accept)``, or ``transform_fn(model, request_body,
+content_type, accept)`` instead of the last three; each may take a trailing ``context``
+(:class:`Context`), and ``output_fn``/``transform_fn`` may return ``(body, content_type)``.
+``request_body`` is ``str`` for text media types (CSV, JSON, JSON Lines, ``text/*``) and
+``bytes`` otherwise; a missing Content-Type is ``application/json``; a missing or ``*/*``
+Accept is SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, else ``application/json``.
+
+Where byoc differs, on purpose:
+
+- A missing hook falls back to byoc's own (:class:`ByocHooks`): model.joblib + model.json
+  loaded and verified, requests decoded by byoc's codecs and checked against model.json's
+  features (never a blanket cast to float), Autopilot output fields encoded by Accept.  So a
+  user can replace only ``predict_fn``.
+- ``model_fn`` runs once, in the gunicorn master before the workers fork, so the workers
+  share the model; ``requirements.txt`` beside the program is installed before that, and a
+  failed install, import or ``model_fn`` stops ``serve`` at once with the cause.
+- An exception carrying an HTTP status (a :class:`~byoc.errors.UserError`, or any exception
+  whose ``status_code`` is in 400-499, such as the inference toolkit's errors) answers with
+  that status and the JSON error body; anything else is a 500 with the request id, logged with
+  its traceback.
+
+User code runs only when the user put it there: ``<model_dir>/code/inference.py`` (the SDK
+repacks model.tar.gz that way), or SAGEMAKER_PROGRAM in SAGEMAKER_SUBMIT_DIRECTORY (a local
+directory) or in ``<model_dir>/code``.
+"""
+
+from __future__ import annotations
+
+import http
+import importlib.util
+import inspect
+import logging
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from werkzeug.http import parse_options_header
+
+from byoc import artifact
+from byoc.errors import ConfigError, ModelLoadError, UserError
+from byoc.serving import codecs
+from byoc.serving.builtin import decode_batches, default_accept, prepare
+from byoc.serving.handler import InferenceRequest, InferenceResponse
+from byoc.serving.inference import Predictor
+from byoc.serving.output import (
+    CUSTOM_ATTRIBUTES_HEADER,
+    PREDICTED_LABEL,
+    Prediction,
+    default_fields,
+    request_fields,
+)
+from byoc.serving.schema import RequestSchema
+from byoc.serving.settings import ServingSettings
+
+log = logging.getLogger("byoc.serving")
+
+DEFAULT_PROGRAM = "inference.py"
+CODE_DIR = "code"
+REQUIREMENTS = "requirements.txt"
+DEFAULT_CONTENT_TYPE = "application/json"
+HOOK_ARGUMENTS: Mapping[str, tuple[str, ...]] = {
+    "model_fn": ("model_dir",),
+    "input_fn": ("request_body", "content_type"),
+    "predict_fn": ("input_data", "model"),
+    "output_fn": ("prediction", "accept"),
+    "transform_fn": ("model", "request_body", "content_type", "accept"),
+}
+_PIP_REQUIREMENT = re.compile(
+    r"(?:matching distribution found for|satisfies the requirement|Invalid requirement:) '?([^\s';]+)"
+)
+_TEXT_TYPES = frozenset({"application/json", "application/jsonlines", "application/x-jsonlines", "text/csv"})
+
+
+def find_program(model_dir: Path, environ: Mapping[str, str]) -> Path | None:
+    """The user's inference program, or None when the user gave none (byoc's model serves)."""
+    program = (environ.get("SAGEMAKER_PROGRAM") or "").strip()
+    submit = (environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or "").strip()
+    places = [model_dir / CODE_DIR]
+    if submit and "://" not in submit.removeprefix("file://"):
+        places.insert(0, Path(submit.removeprefix("file://")))
+    name = program or DEFAULT_PROGRAM
+    names = [name] if name.endswith(".py") else [name + ".py", name]
+    for place in places:
+        for candidate in names:
+            if (place / candidate).is_file():
+                return place / candidate
+    if program or submit:
+        where = " or ".join(str(p) for p in places)
+        remote = (
+            f"; SAGEMAKER_SUBMIT_DIRECTORY={submit} cannot be fetched by this image: deploy a "
+            "model.tar.gz that holds the code in code/ (the SDK repacks it so when the model has "
+            "an entry_point and source_dir)"
+            if "://" in submit.removeprefix("file://")
+            else ""
+        )
+        raise ConfigError(
+            f"SAGEMAKER_PROGRAM={name!r}: no such file in {where}{remote}; unset SAGEMAKER_PROGRAM "
+            "and SAGEMAKER_SUBMIT_DIRECTORY to serve byoc's own model"
+        )
+    return None
+
+
+@dataclass
+class Context:
+    """The optional trailing ``context`` argument of every hook.
+
+    ``system_properties["model_dir"]`` as in the inference toolkit; the request's headers as
+    sent; ``output_fields``, the Autopilot fields asked for (byoc's own model only); and
+    ``response_headers``, which a hook may fill (e.g. X-Amzn-SageMaker-Custom-Attributes to
+    return custom attributes to the caller).  At ``model_fn`` time only ``model_dir`` is set.
+    """
+
+    model_dir: str
+    request_id: str | None = None
+    content_type: str | None = None
+    accept: str | None = None
+    custom_attributes: str | None = None
+    output_fields: tuple[str, ...] = ()
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def system_properties(self) -> dict[str, Any]:
+        return {"model_dir": self.model_dir}
+
+
+def _status_error(exc: Exception) -> UserError | None:
+    """A UserError for an exception that carries a 4xx ``status_code``; None for any other."""
+    status = getattr(exc, "status_code", None)
+    if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 499:
+        return None
+    message = getattr(exc, "message", None)
+    message = message if isinstance(message, str) and message else str(exc) or type(exc).__name__
+    code = getattr(exc, "code", None)
+    if not isinstance(code, str) or not code:
+        try:
+            code = http.HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+        except ValueError:
+            code = "client_error"
+    return UserError(message, code=code, status=status)
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One hook, user-defined or byoc's, called with or without the trailing context."""
+
+    name: str
+    fn: Callable[..., Any]
+    takes_context: bool
+    builtin: bool
+    source: str
+
+    def __call__(self, *args: Any, context: Context) -> Any:
+        try:
+            return self.fn(*args, context) if self.takes_context else self.fn(*args)
+        except UserError:
+            raise
+        except Exception as exc:
+            mapped = _status_error(exc)
+            if mapped is not None:
+                raise mapped from exc
+            exc.add_note(f"raised by {self.name} of {self.source}")
+            raise
+
+    @classmethod
+    def bind(cls, module: ModuleType, name: str, source: str) -> Hook | None:
+        """The module's hook ``name``, its arity checked now rather than at the first request."""
+        fn = getattr(module, name, None)
+        if fn is None:
+            return None
+        expected = HOOK_ARGUMENTS[name]
+        usage = f"{name}({', '.join(expected)}[, context])"
+        if not callable(fn):
+            raise ConfigError(f"{source}: {name} is a {type(fn).__name__}, not a function; define {usage}")
+        try:
+            parameters = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):  # a builtin or C function: trust it
+            return cls(name, fn, False, False, source)
+        positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required = [p for p in positional if p.default is p.empty]
+        varargs = any(p.kind is p.VAR_POSITIONAL for p in parameters)
+        n = len(expected)
+        if len(required) == n + 1 or (
+            len(required) <= n + 1 and "context" in [p.name for p in positional[n:]]
+        ):
+            return cls(name, fn, True, False, source)
+        if len(required) <= n and (len(positional) >= n or varargs):
+            return cls(name, fn, False, False, source)
+        raise ConfigError(f"{source}: {name} takes {len(required)} required arguments; define {usage}")
+
+
+def _text_type(content_type: str) -> bool:
+    media_type = parse_options_header(content_type)[0].lower()
+    return media_type in _TEXT_TYPES or media_type.startswith("text/")
+
+
+def _as_body(data: bytes, content_type: str) -> str | bytes:
+    if not _text_type(content_type):
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"the {content_type} body is not UTF-8 (byte {exc.start}); send UTF-8 text", code="bad_encoding"
+        ) from None
+
+
+class _WholeBody:
+    """An already-read body as a RequestBody (byoc's input_fn decodes it in one piece)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self) -> bytes:
+        return self.data
+
+    def line_slices(self) -> Any:
+        return iter([self.data])
+
+
+class ByocHooks:
+    """byoc's own hooks: what a missing user hook falls back to."""
+
+    def __init__(self, settings: ServingSettings, schema: RequestSchema | None, default_accept: str | None):
+        self.settings = settings
+        self.schema = schema
+        self.default_accept = default_accept
+
+    @staticmethod
+    def model_fn(model_dir: str) -> Predictor:
+        return prepare(artifact.load(Path(model_dir)))
+
+    def input_fn(self, request_body: bytes, content_type: str) -> pd.DataFrame:
+        assert self.schema is not None, "checked at load"
+        decoder = codecs.find_decoder(content_type)
+        frames = [batch.frame() for batch in decode_batches(_WholeBody(request_body), decoder, self.schema)]
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    @staticmethod
+    def predict_fn(input_data: Any, model: Any, context: Context) -> Any:
+        if not isinstance(model, Predictor):
+            return model.predict(input_data)
+        schema = model.schema
+        if isinstance(input_data, pd.DataFrame):
+            named = all(isinstance(c, str) for c in input_data.columns)
+            batch = schema.from_frame(input_data, positional=not named)
+        else:
+            batch = schema.from_rows(np.asarray(input_data, dtype=object).tolist())
+        return model.predict(batch, context.output_fields)
+
+    def output_fn(self, prediction: Any, accept: str, context: Context) -> tuple[bytes, str]:
+        if not isinstance(prediction, Prediction):
+            values = np.asarray(prediction)
+            if values.ndim != 1:
+                raise TypeError(
+                    f"predict_fn returned {type(prediction).__name__} of shape {values.shape}; byoc's "
+                    "output_fn encodes one prediction per record (a 1-D array or list): define output_fn"
+                )
+            prediction = Prediction((PREDICTED_LABEL,), {PREDICTED_LABEL: values}, len(values))
+        request_type = parse_options_header(context.content_type or DEFAULT_CONTENT_TYPE)[0].lower()
+        encoder = codecs.choose_encoder(context.accept, request_type, self.default_accept)
+        context.response_headers[CUSTOM_ATTRIBUTES_HEADER] = "output=" + ",".join(prediction.fields)
+        return encoder.encode(prediction), encoder.media_type
+
+
+def _encoder_default(settings: ServingSettings) -> str | None:
+    """The default Accept for byoc's output_fn; one byoc cannot write may be the user's output_fn's."""
+    try:
+        return default_accept(settings)
+    except ConfigError:
+        return None
+
+
+def _import(program: Path) -> ModuleType:
+    """Import the user's program as a module named after the file, its folder first on sys.path."""
+    code_dir = str(program.parent)
+    if code_dir not in sys.path:
+        sys.path.insert(0, code_dir)
+    spec = importlib.util.spec_from_file_location(program.stem, program)
+    if spec is None or spec.loader is None:
+        raise ModelLoadError(f"{program}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[program.stem] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        log.exception("importing %s failed", program)
+        raise ModelLoadError(f"{program}: importing it failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def install_requirements(code_dir: Path) -> None:
+    """pip-install ``requirements.txt`` beside the program, pip's output in the log; a failure is
+    a ConfigError that names the requirement pip gave up on and pip's last error line."""
+    requirements = code_dir / REQUIREMENTS
+    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+    log.info("installing %s", requirements)
+    done = subprocess.run([*command, "-r", str(requirements)], cwd=code_dir, capture_output=True, text=True)
+    output = done.stdout + done.stderr
+    sys.stderr.write(output)
+    if done.returncode == 0:
+        return
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    last = ([line for line in lines if line.startswith("ERROR:")] or lines or ["pip printed nothing"])[-1]
+    named = _PIP_REQUIREMENT.search(output)
+    raise ConfigError(
+        f"{requirements}: pip could not install {named.group(1) if named else 'its requirements'}: {last}"
+    )
+
+
+def _schema_of(model: Any, model_dir: Path) -> RequestSchema | None:
+    if isinstance(model, Predictor):
+        return model.schema
+    if not (model_dir / artifact.METADATA_FILE).is_file():
+        return None
+    features = artifact.read_metadata(model_dir)["features"]
+    return RequestSchema([artifact.Feature.from_dict(f) for f in features])
+
+
+class HooksHandler:
+    """The user's hooks, with byoc's own standing in for the missing ones."""
+
+    memory_bytes = 0
+
+    def __init__(
+        self,
+        program: Path,
+        model: Any,
+        hooks: Mapping[str, Hook],
+        settings: ServingSettings,
+        model_dir: Path,
+    ) -> None:
+        self.program = program
+        self.model = model
+        self.hooks = hooks
+        self.model_dir = model_dir
+        self.default_accept = settings.default_accept or DEFAULT_CONTENT_TYPE
+        self.fields = (
+            default_fields(settings.inference_output, model.available_fields)
+            if isinstance(model, Predictor)
+            else ()
+        )
+
+    @classmethod
+    def load(cls, program: Path, model_dir: Path, settings: ServingSettings) -> HooksHandler:
+        """Install, import, check the hooks, and run model_fn: once, in the master."""
+        source = str(program)
+        if (program.parent / REQUIREMENTS).is_file():
+            install_requirements(program.parent)
+        module = _import(program)
+        user = {name: hook for name in HOOK_ARGUMENTS if (hook := Hook.bind(module, name, source))}
+        if "transform_fn" in user and user.keys() & {"input_fn", "predict_fn", "output_fn"}:
+            mixed = ", ".join(sorted(user.keys() & {"input_fn", "predict_fn", "output_fn"}))
+            raise ConfigError(
+                f"{source} defines transform_fn and {mixed}: transform_fn replaces input_fn, predict_fn "
+                "and output_fn; keep either transform_fn or those"
+            )
+        log.info("inference hooks from %s: %s", source, ", ".join(user) or "none (byoc's own serve)")
+        model_fn = user.get("model_fn") or Hook("model_fn", ByocHooks.model_fn, False, True, "byoc")
+        try:
+            model = model_fn(str(model_dir), context=Context(str(model_dir)))
+        except ModelLoadError:
+            raise
+        except Exception as exc:
+            log.exception("model_fn of %s failed", source)
+            raise ModelLoadError(f"{source}: model_fn failed: {type(exc).__name__}: {exc}") from exc
+        schema = _schema_of(model, model_dir)
+        hooks = dict(user)
+        if "transform_fn" not in user:
+            byoc_hooks = ByocHooks(settings, schema, _encoder_default(settings))
+            if "input_fn" not in user and schema is None:
+                raise ConfigError(
+                    f"{source} has no input_fn and {model_dir / artifact.METADATA_FILE} is missing, so "
+                    "byoc cannot check requests against the model's features; define "
+                    "input_fn(request_body, content_type)"
+                )
+            if "predict_fn" not in user and not hasattr(model, "predict"):
+                raise ConfigError(
+                    f"{source}: model_fn returned a {type(model).__name__}, which has no predict(); "
+                    "define predict_fn(input_data, model)"
+                )
+            hooks.setdefault("input_fn", Hook("input_fn", byoc_hooks.input_fn, False, True, "byoc"))
+            hooks.setdefault("predict_fn", Hook("predict_fn", byoc_hooks.predict_fn, True, True, "byoc"))
+            hooks.setdefault("output_fn", Hook("output_fn", byoc_hooks.output_fn, True, True, "byoc"))
+        return cls(program, model, hooks, settings, model_dir)
+
+    def invoke(self, request: InferenceRequest) -> InferenceResponse:
+        content_type = request.content_type or DEFAULT_CONTENT_TYPE
+        accept = request.accept if request.accept and request.accept.strip() != "*/*" else self.default_accept
+        fields = (
+            request_fields(
+                request.custom_attributes, default=self.fields, available=self.model.available_fields
+            )
+            if isinstance(self.model, Predictor)
+            else ()
+        )
+        context = Context(
+            str(self.model_dir),
+            request.request_id,
+            request.content_type,
+            request.accept,
+            request.custom_attributes,
+            fields,
+        )
+        data = request.body.read()
+        transform = self.hooks.get("transform_fn")
+        if transform is not None:
+            result = transform(
+                self.model, _as_body(data, content_type), content_type, accept, context=context
+            )
+        else:
+            input_fn = self.hooks["input_fn"]
+            body = data if input_fn.builtin else _as_body(data, content_type)
+            decoded = input_fn(body, content_type, context=context)
+            prediction = self.hooks["predict_fn"](decoded, self.model, context=context)
+            result = self.hooks["output_fn"](prediction, accept, context=context)
+        return self._response(result, accept, context)
+
+    def _response(self, result: Any, accept: str, context: Context) -> InferenceResponse:
+        body, content_type = result if isinstance(result, tuple) and len(result) == 2 else (result, None)
+        if content_type is None:
+            first = accept.split(",", 1)[0].strip()
+            content_type = first if first and "*" not in first else self.default_accept
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        elif isinstance(body, (bytearray, memoryview)):
+            body = bytes(body)
+        elif not isinstance(body, bytes):
+            raise TypeError(
+                f"the output of {self.program} is a {type(body).__name__}; return bytes or str "
+                "(or a (body, content_type) pair)"
+            )
+        return InferenceResponse(body, str(content_type), context.response_headers)
+
+    def warm_up(self) -> None:
+        """Nothing to warm: user code is not called without a request."""
+
+    def describe(self) -> str:
+        hooks = ", ".join(name for name, hook in self.hooks.items() if not hook.builtin)
+        return f"{type(self.model).__name__} model from {self.model_dir} with hooks {hooks} of {self.program}"

@@ -1,0 +1,285 @@
+"""User inference hooks (model/code/inference.py) through the real ``container/serve``.
+
+Each test writes an inference.py into a copy of a model trained by ``container/train``, starts
+the server (gunicorn, two workers, a real socket) and talks HTTP to it.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import serving_models as sm
+
+import support
+from byoc import artifact
+
+ROWS = sm.features("binary").head(5)
+CSV_ROWS = support.csv_bytes(ROWS, target=None)
+
+
+def _root(tmp_path: Path, code: str, **files: str) -> Path:
+    root = sm.copy_root("binary", tmp_path / "root")
+    code_dir = root / "model" / "code"
+    code_dir.mkdir()
+    (code_dir / "inference.py").write_text(textwrap.dedent(code), encoding="utf-8")
+    for name, text in files.items():
+        (code_dir / name.replace("__", ".")).write_text(textwrap.dedent(text), encoding="utf-8")
+    return root
+
+
+def _serve(root: Path, **env: str) -> sm.Server:
+    return sm.start(root, workers=2, env=env)
+
+
+def _refuses_to_start(root: Path, **env: str) -> str:
+    """Run serve expecting it to exit non-zero before serving; returns what it printed."""
+    result = sm.run_serve(root, **env)
+    assert result.returncode != 0, result.stdout + result.stderr
+    return result.stderr
+
+
+def _expected_labels(root: Path, frame) -> list:
+    model = artifact.load(root / "model")
+    return [model.classes[i] for i in model.estimator.predict(frame)]
+
+
+def test_predict_fn_alone_gets_the_checked_frame_and_byoc_encodes_its_answer(tmp_path):
+    root = _root(
+        tmp_path,
+        """
+        def predict_fn(input_data, model):
+            return ["|".join(input_data.columns) + f"|{len(input_data)}"] * len(input_data)
+        """,
+    )
+    server = _serve(root)
+    try:
+        reply = server.invoke(CSV_ROWS, "text/csv", "application/json")
+        bad = server.invoke(b"1,2\n", "text/csv")
+    finally:
+        server.stop()
+    assert reply.status_code == 200, reply.text
+    expected = "|".join(ROWS.columns) + f"|{len(ROWS)}"
+    assert reply.json() == {"predictions": [{"predicted_label": expected}] * len(ROWS)}
+    assert (
+        bad.status_code == 400 and bad.json()["error"] == "wrong_column_count"
+    )  # byoc's input_fn checked it
+
+
+def test_input_fn_alone_gets_text_or_bytes_and_byoc_predicts(tmp_path):
+    root = _root(
+        tmp_path,
+        """
+        import json
+        import pandas as pd
+
+        def input_fn(request_body, content_type):
+            if content_type == "application/x-rows":
+                assert isinstance(request_body, bytes), type(request_body)
+                return pd.DataFrame(json.loads(request_body)["rows"])
+            assert isinstance(request_body, str), type(request_body)
+            return pd.DataFrame(json.loads(request_body))
+        """,
+    )
+    server = _serve(root)
+    try:
+        as_bytes = server.invoke(json.dumps({"rows": ROWS.to_dict("records")}), "application/x-rows")
+        as_text = server.invoke(ROWS.to_json(orient="records"), "application/json")
+    finally:
+        server.stop()
+    expected = [{"predicted_label": label} for label in _expected_labels(root, ROWS)]
+    assert as_bytes.status_code == 200, as_bytes.text
+    assert as_bytes.json() == {"predictions": expected}
+    assert as_text.json() == {"predictions": expected}
+
+
+def test_output_fn_alone_may_return_body_and_content_type(tmp_path):
+    root = _root(
+        tmp_path,
+        """
+        def output_fn(prediction, accept):
+            labels = prediction.column("predicted_label")
+            return "\\n".join(f"label={label}" for label in labels), "text/x-labels"
+        """,
+    )
+    server = _serve(root)
+    try:
+        reply = server.invoke(CSV_ROWS, "text/csv", "text/x-labels")
+    finally:
+        server.stop()
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["Content-Type"].startswith("text/x-labels")
+    assert reply.text.splitlines() == [f"label={label}" for label in _expected_labels(root, ROWS)]
+
+
+def test_model_fn_alone_runs_once_in_the_master_for_all_workers(tmp_path):
+    pids = tmp_path / "model_fn.pids"
+    root = _root(
+        tmp_path,
+        f"""
+        import os
+
+        class Constant:
+            def predict(self, frame):
+                return [7.5] * len(frame)
+
+        def model_fn(model_dir):
+            with open({str(pids)!r}, "a") as out:
+                out.write(f"{{os.getpid()}}\\n")
+            return Constant()
+        """,
+    )
+    server = _serve(root)
+    try:
+        deadline = time.monotonic() + 30
+        while len(psutil.Process(server.process.pid).children()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = {child.pid for child in psutil.Process(server.process.pid).children()}
+        replies = [server.invoke(CSV_ROWS, "text/csv") for _ in range(6)]
+    finally:
+        server.stop()
+    assert len(workers) == 2
+    assert all(r.status_code == 200 for r in replies), replies[0].text
+    assert replies[0].text.splitlines() == ["7.5"] * len(ROWS)
+    assert pids.read_text().split() == [str(server.process.pid)]  # once, in the master
+
+
+def test_transform_fn_with_context_sees_the_request(tmp_path):
+    root = _root(
+        tmp_path,
+        """
+        import json
+
+        def transform_fn(model, request_body, content_type, accept, context):
+            return json.dumps({
+                "model": type(model).__name__,
+                "lines": len(request_body.splitlines()),
+                "content_type": content_type,
+                "accept": accept,
+                "request_id": context.request_id,
+                "model_dir": context.system_properties["model_dir"],
+            })
+        """,
+    )
+    server = _serve(root)
+    try:
+        reply = server.invoke(CSV_ROWS, "text/csv", "*/*")
+        untyped = server.invoke(b"{}", None)
+    finally:
+        server.stop()
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["Content-Type"].startswith("application/json")
+    assert reply.json() == {
+        "model": "Predictor",
+        "lines": len(ROWS),
+        "content_type": "text/csv",
+        "accept": "application/json",
+        "request_id": reply.headers["X-Request-Id"],
+        "model_dir": str(root / "model"),
+    }
+    assert untyped.json()["content_type"] == "application/json"
+
+
+def test_status_from_user_code_is_the_answer_and_other_errors_are_500_with_the_request_id(tmp_path):
+    root = _root(
+        tmp_path,
+        """
+        from byoc.errors import UserError
+
+        class Unprocessable(Exception):
+            status_code = 422
+
+        def predict_fn(input_data, model):
+            kind = input_data.iloc[0]["job"]
+            if kind == "admin":
+                raise Unprocessable("admins are not scored")
+            if kind == "blue-collar":
+                raise UserError("no blue collars today", code="no_blue", status=409)
+            raise RuntimeError("secret internal detail")
+        """,
+    )
+    server = _serve(root)
+    row = ROWS.head(1).copy()
+    try:
+        answers = {}
+        for job in ("admin", "blue-collar", "technician"):
+            row["job"] = job
+            answers[job] = server.invoke(support.csv_bytes(row, target=None), "text/csv")
+    finally:
+        log = server.stop()
+    admin, blue, other = answers["admin"], answers["blue-collar"], answers["technician"]
+    assert admin.status_code == 422
+    assert admin.json()["error"] == "unprocessable_entity"
+    assert admin.json()["message"] == "admins are not scored"
+    assert blue.status_code == 409 and blue.json()["error"] == "no_blue"
+    assert other.status_code == 500
+    request_id = other.headers["X-Request-Id"]
+    assert other.json()["request_id"] == request_id
+    assert "secret internal detail" not in other.text and "Traceback" not in other.text
+    assert request_id in log and "Traceback" in log and "RuntimeError: secret internal detail" in log
+    assert "raised by predict_fn of" in log
+
+
+def test_transform_fn_mixed_with_other_hooks_stops_serve(tmp_path):
+    root = _root(
+        tmp_path,
+        """
+        def transform_fn(model, request_body, content_type, accept):
+            return "x"
+
+        def predict_fn(input_data, model):
+            return []
+        """,
+    )
+    stderr = _refuses_to_start(root)
+    assert "transform_fn" in stderr and "predict_fn" in stderr and "inference.py" in stderr
+
+
+def test_a_hook_with_the_wrong_arguments_stops_serve(tmp_path):
+    root = _root(tmp_path, "def input_fn(request_body):\n    return request_body\n")
+    stderr = _refuses_to_start(root)
+    assert "input_fn(request_body, content_type[, context])" in stderr
+
+
+def test_broken_requirements_stop_serve_at_once_naming_the_package(tmp_path):
+    root = _root(
+        tmp_path,
+        "def predict_fn(input_data, model):\n    return []\n",
+        requirements__txt="--no-index\nbyoc-no-such-package-for-tests==1.0\n",
+    )
+    stderr = _refuses_to_start(root)
+    assert "byoc-no-such-package-for-tests" in stderr.strip().splitlines()[-1]
+
+
+def test_failing_model_fn_stops_serve_with_its_error(tmp_path):
+    root = _root(tmp_path, "def model_fn(model_dir):\n    raise FileNotFoundError('weights.bin')\n")
+    stderr = _refuses_to_start(root)
+    assert "model_fn failed: FileNotFoundError: weights.bin" in stderr
+
+
+@pytest.mark.parametrize("program", ["serve_me.py", "serve_me"])
+def test_sagemaker_program_names_the_module_in_the_submit_directory(tmp_path, program):
+    root = sm.copy_root("binary", tmp_path / "root")
+    code = tmp_path / "src"
+    code.mkdir()
+    (code / "serve_me.py").write_text(
+        "def transform_fn(model, request_body, content_type, accept):\n    return 'from serve_me'\n"
+    )
+    server = sm.start(
+        root, workers=1, env={"SAGEMAKER_PROGRAM": program, "SAGEMAKER_SUBMIT_DIRECTORY": str(code)}
+    )
+    try:
+        reply = server.invoke(CSV_ROWS, "text/csv", "text/plain")
+    finally:
+        server.stop()
+    assert reply.text == "from serve_me"
+
+
+def test_a_missing_program_stops_serve_naming_where_it_looked(tmp_path):
+    root = sm.copy_root("binary", tmp_path / "root")
+    stderr = _refuses_to_start(root, SAGEMAKER_PROGRAM="nowhere.py")
+    assert "nowhere.py" in stderr and str(root / "model" / "code") in stderr
