@@ -388,7 +388,7 @@ def train(env: Any, progress: Progress) -> dict[str, Any]:
     """The whole flow; returns the saved model's metadata."""
     import numpy as np
 
-    from byoc import algorithms, artifact, hyperparameters, metrics, preprocessing, problem
+    from byoc import algorithms, artifact, finite, hyperparameters, metrics, preprocessing, problem
 
     check_hosts(env)
     progress.phase = "validating hyperparameters"
@@ -430,10 +430,14 @@ def train(env: Any, progress: Progress) -> dict[str, Any]:
         log.info("classes (%d): %s", n_classes, ", ".join(map(str, labels.classes[:20])))
 
     features = preprocessing.feature_schema(train_split.X)
+    numeric = [f.name for f in features if f.kind == preprocessing.NUMERIC]
     encoded: dict[str, tuple[Any, Any]] = {}
     for name, split in splits.items():
         where = f"{name} channel"
         X = preprocessing.coerce_features(split.X, features, where=where)
+        finite.check_features(
+            X, numeric, locate=channels[name].locate, column_names=_file_column_names(X.columns, spec)
+        )
         y = split.y
         if name != "train":
             keep, warning = problem.drop_missing_target(y)
@@ -443,7 +447,9 @@ def train(env: Any, progress: Progress) -> dict[str, Any]:
         if labels is not None:
             y = labels.encode(y, where=where)
         else:
+            index = y.index
             y = _regression_target(y, where)
+            finite.check_regression_target(y, index, locate=channels[name].locate, name=_target_name(spec))
         encoded[name] = (X, y)
     log.info(
         "features (%d): %s",
@@ -540,6 +546,17 @@ def _log_details(details: Mapping[str, Any]) -> None:
             details.get("importance_method", ""),
             top(details["feature_importances"]),
         )
+
+
+def _file_column_names(columns: Sequence[str], spec: TargetSpec) -> dict[str, str]:
+    """Feature name -> how the file names it: headerless features f0, f1... skip the target."""
+    if spec.name is not None:
+        return {c: f"column '{c}'" for c in columns}
+    return {f"f{i}": f"column {i if i < spec.index else i + 1}" for i in range(len(columns))}
+
+
+def _target_name(spec: TargetSpec) -> str:
+    return f"column '{spec.name}'" if spec.name is not None else f"column {spec.index}"
 
 
 def _regression_target(y: Any, where: str) -> Any:

@@ -154,6 +154,51 @@ CASES = {
         dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"max_depth": 10**30}),
         [r"hyperparameter 'max_depth': got 1000000000000000000000000000000", r"2147483647"],
     ),
+    "infinite_feature": (
+        dict(channels={"train": {"a.csv": GOOD, "b.csv": GOOD[:200] + b"yes,inf,3,admin,cellular\n"}}),
+        [r"^train/b\.csv, row \d+, column 1: inf \(infinity", r"leave the cell empty"],
+    ),
+    "negative_infinite_feature_in_validation": (
+        dict(
+            channels={
+                "train": {"a.csv": GOOD_HEADER},
+                "validation": {"v.csv": GOOD_HEADER + b"no,40,-inf,admin,cellular\n"},
+            },
+            hyperparameters={"target": "deposit"},
+        ),
+        [r"^validation/v\.csv, row 61, column 'balance': -inf"],
+    ),
+    "feature_beyond_float64": (
+        dict(channels={"train": {"a.csv": GOOD + b"yes,1e400,3,admin,cellular\n"}}),
+        [r"^train/a\.csv, row 61, column 1: inf \(infinity, or a number beyond float64"],
+    ),
+    "feature_beyond_float32": (
+        dict(
+            channels={
+                "train": {
+                    "a.jsonl": b"".join(b'{"y": %d, "x": %d}\n' % (i % 2, i) for i in range(30))
+                    + b'{"y": 1, "x": 1e300}\n'
+                }
+            },
+            content_types={"train": "application/jsonlines"},
+            hyperparameters={"target": "y"},
+        ),
+        [r"^train/a\.jsonl, row 31, column 'x': 1e\+300 is not a usable feature value", r"3\.4e\+38"],
+    ),
+    "regression_target_near_the_float_limit": (
+        dict(
+            channels={"train": {"a.csv": b"".join(b"%d,%d\n" % (i, i) for i in range(30)) + b"1.7e308,3\n"}},
+            hyperparameters={"problem_type": "regression", "algorithm": "linear"},
+        ),
+        [r"^train/a\.csv, row 31, target column 0: 1\.7e\+308 is too large for regression", r"rescale"],
+    ),
+    "libsvm_index_beyond_int64": (
+        dict(
+            channels={"train": {"a.svm": b"1 1:2 3:1\n0 1:1 99999999999999999999999:3\n"}},
+            content_types={"train": "text/libsvm"},
+        ),
+        [r"^train/a\.svm, line 2: feature index 99999999999999999999999 is beyond 9223372036854775807"],
+    ),
     "only_a_target_column": (
         dict(channels={"train": {"a.csv": "yes\nno\nyes\n"}}),
         [r"holds only the target column"],
@@ -161,19 +206,24 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_fails_with_the_culprit_first(tmp_path, case):
-    kwargs, patterns = CASES[case]
-    root = make_ml_root(tmp_path, **kwargs)
-    result = run_train(root)
+def _fails_as_user_error(root, result, *patterns):
     failure = read_failure(root)
     assert failure is not None, result.stdout + result.stderr
     first_line = failure.splitlines()[0]
     assert result.returncode == 1, failure
     for pattern in patterns:
         assert re.search(pattern, first_line), f"{pattern!r} not in {first_line!r}"
-    assert "Traceback" not in failure[:1024]
     assert model_dir_entries(root) == []
+    return first_line
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_fails_with_the_culprit_first(tmp_path, case):
+    kwargs, patterns = CASES[case]
+    root = make_ml_root(tmp_path, **kwargs)
+    result = run_train(root)
+    first_line = _fails_as_user_error(root, result, *patterns)
+    assert "Traceback" not in read_failure(root)[:1024]
     assert not (root / "output" / "data" / "metrics.json").exists()
     assert first_line in result.stdout  # the log says it too
 
@@ -211,17 +261,6 @@ def test_hyperparameters_file_that_is_not_a_json_object(tmp_path, body, patterns
     for pattern in patterns:
         assert re.search(pattern, first_line), f"{pattern!r} not in {first_line!r}"
     assert model_dir_entries(root) == []
-
-
-def _fails_as_user_error(root, result, *patterns):
-    failure = read_failure(root)
-    assert failure is not None, result.stdout + result.stderr
-    first_line = failure.splitlines()[0]
-    assert result.returncode == 1, failure
-    for pattern in patterns:
-        assert re.search(pattern, first_line), f"{pattern!r} not in {first_line!r}"
-    assert model_dir_entries(root) == []
-    return first_line
 
 
 def test_unreadable_data_file_is_named(tmp_path):

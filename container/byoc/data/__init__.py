@@ -37,6 +37,18 @@ class ChannelData:
     label_size: int | None
     files: tuple[str, ...]
     content_type: str = media.CSV
+    file_rows: tuple[int | None, ...] = ()
+
+    def locate(self, row: int) -> str:
+        """'train/b.csv, row 12' for the frame's 0-based ``row`` (rows counted from 1 in each
+        file, after any header); the channel's row when the reader did not count per file."""
+        start = 0
+        if len(self.file_rows) == len(self.files) and None not in self.file_rows:
+            for name, count in zip(self.files, self.file_rows, strict=True):
+                if row < start + count:  # type: ignore[operator]
+                    return f"{name}, row {row - start + 1}"
+                start += count  # type: ignore[operator]
+        return f"{', '.join(self.files[:3])}{', ...' if len(self.files) > 3 else ''}, row {row + 1}"
 
 
 def find_channel(env: TrainingEnvironment, names: Sequence[str]) -> str | None:
@@ -113,4 +125,5 @@ def read_channel(
         label_size=mt.label_size,
         files=tuple(s.name for s in nonempty),
         content_type=mt.essence,
+        file_rows=tuple(s.rows for s in nonempty),
     )

@@ -242,6 +242,7 @@ def read(
         if has_header and source.data is not None:
             source.data = drop_repeated_headers(source.data)
         table = _read_one(source, header=has_header, names=names)
+        source.rows = table.num_rows
         columns = [str(c) for c in table.column_names]
         if has_header and not all(c.strip() for c in columns):
             # a blank header cell (pandas' unnamed index column): name it by position

@@ -101,6 +101,7 @@ def read(
     has_header = True
     for source in sources:
         frame, named = _read_one(source)
+        source.rows = len(frame)
         if frames:
             if named != has_header:
                 raise DataError(

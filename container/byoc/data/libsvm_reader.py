@@ -6,6 +6,7 @@ index 0 appears), so files that happen to lack feature 1 or 0 line up.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -16,6 +17,7 @@ from sklearn.datasets import load_svmlight_file
 from byoc.data.sources import Source
 from byoc.errors import DataError
 
+MAX_INDEX = 2**63 - 1  # scikit-learn's parser reads indices as C longs
 MAX_DENSE_CELLS = 500_000_000  # ~4 GB of float64: beyond this a dense frame is a mistake
 
 
@@ -31,19 +33,69 @@ def _read_one(source: Source) -> tuple[sp.csr_matrix, np.ndarray]:
     try:
         with source.open() as fh:
             X, y = load_svmlight_file(fh, zero_based=True, dtype=np.float64)
-    except (ValueError, TypeError, OSError, EOFError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, OverflowError, OSError, EOFError, UnicodeDecodeError) as exc:
+        where = _locate(source)
         raise DataError(
-            f"{source.name}: not valid libsvm ({exc}); each line must be "
+            f"{where or source.name}: not valid libsvm ({exc}); each line must be "
             "'<label> <index>:<value> ...' with increasing indices",
             code="bad_libsvm",
         ) from exc
     return X.tocsr(), y
 
 
+def _locate(source: Source) -> str | None:
+    """'<file>, line N: <what is wrong>' for the first line the standard library finds wrong.
+
+    scikit-learn's parser says what but not where; this slow re-scan runs only after it failed.
+    """
+    try:
+        with source.open() as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                problem = _line_problem(raw)
+                if problem:
+                    return f"{source.name}, line {lineno}: {problem}"
+    except (OSError, EOFError, zlib.error):
+        return None
+    return None
+
+
+def _line_problem(raw: bytes) -> str | None:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not UTF-8"
+    tokens = text.split("#", 1)[0].split()
+    if not tokens:
+        return None
+    try:
+        float(tokens[0].split(",")[0])
+    except ValueError:
+        return f"label {tokens[0][:40]!r} is not a number"
+    previous = -1
+    for token in tokens[1:]:
+        index, sep, value = token.partition(":")
+        if index == "qid":
+            continue
+        if not sep or not index.isdigit():
+            return f"{token[:40]!r} is not <index>:<value>"
+        if int(index) > MAX_INDEX:
+            return f"feature index {index[:40]} is beyond {MAX_INDEX}"
+        if int(index) <= previous:
+            return f"feature index {index} does not increase"
+        previous = int(index)
+        try:
+            float(value)
+        except ValueError:
+            return f"value {value[:40]!r} of feature {index} is not a number"
+    return None
+
+
 def read(
     sources: Sequence[Source], *, channel: str, header: bool | None, params: Mapping[str, str]
 ) -> tuple[pd.DataFrame, bool]:
     parts = [_read_one(s) for s in sources]
+    for source, (X, _) in zip(sources, parts, strict=True):
+        source.rows = X.shape[0]
     width = max(X.shape[1] for X, _ in parts)
     one_based = all(X.shape[0] == 0 or X.nnz == 0 or X.indices.min() >= 1 for X, _ in parts)
     matrices = [sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], width)) for X, _ in parts]

@@ -48,6 +48,7 @@ def read(
     first: list[str] | None = None
     for source in sources:
         table = _read_one(source)
+        source.rows = table.num_rows
         columns = [str(c) for c in table.column_names]
         if first is None:
             first = columns

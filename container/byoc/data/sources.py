@@ -60,6 +60,7 @@ class Source:
     name: str
     path: Path | None = None
     data: bytes | None = None
+    rows: int | None = None  # data rows the reader found in it (for messages naming a row)
     _head: bytes | None = field(default=None, repr=False)
     _gzip: bool | None = field(default=None, repr=False)
 
