@@ -122,7 +122,9 @@ def bare_server() -> Server:
     return Server([sys.executable, "-c", code], clean_environ(None), port)
 
 
-def wrk(port: int, body: bytes, content_type: str, accept: str, duration: int) -> dict:
+def wrk(
+    port: int, body: bytes, content_type: str, accept: str, duration: int, path: str = "/invocations"
+) -> dict:
     """requests/s, p50 and p99 from wrk --latency for one POST body."""
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "post.lua"
@@ -141,7 +143,7 @@ def wrk(port: int, body: bytes, content_type: str, accept: str, duration: int) -
                 "--latency",
                 "-s",
                 str(script),
-                f"http://127.0.0.1:{port}/invocations",
+                f"http://127.0.0.1:{port}{path}",
             ],
             capture_output=True,
             text=True,
@@ -204,7 +206,7 @@ def post_mb_s(port: int, payload: bytes, repeats: int) -> float:
         for _ in range(repeats):
             start = time.perf_counter()
             resp = session.post(
-                f"http://127.0.0.1:{port}/invocations",
+                f"http://127.0.0.1:{port}{path}",
                 data=payload,
                 timeout=900,
                 headers={"Content-Type": "text/csv", "Accept": "text/csv"},
