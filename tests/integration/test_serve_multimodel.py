@@ -308,3 +308,45 @@ def test_ping_answers_while_a_model_loads(tmp_path):
         assert pings_during_load >= 1
     finally:
         server.stop()
+
+
+HOOKS = """
+import json
+import os
+
+
+def model_fn(model_dir):
+    value = open(os.path.join(model_dir, "value.txt")).read()
+    if value == "broken":
+        raise RuntimeError("value.txt says broken")
+    return float(value)
+
+
+def transform_fn(model, request_body, content_type, accept):
+    rows = [line for line in request_body.splitlines() if line.strip()]
+    return json.dumps({"model": model, "rows": len(rows)}), "application/json"
+"""
+
+
+def hooks_model(directory: Path, value: str) -> Path:
+    (directory / "code").mkdir(parents=True)
+    (directory / "code" / "inference.py").write_text(HOOKS)
+    (directory / "value.txt").write_text(value)
+    return directory
+
+
+def test_models_with_inference_hooks_beside_byoc_models(mme, tmp_path):
+    for name, value in (("hooks-a", "1.5"), ("hooks-b", "2.5")):
+        assert load(mme, name, str(hooks_model(tmp_path / name, value))).status_code == 200
+    ensure_loaded(mme, "regression", model_url("regression"))
+    for _ in range(4):  # both workers, each with both programs (both named inference.py)
+        for name, value in (("hooks-a", 1.5), ("hooks-b", 2.5)):
+            response = invoke(mme, name, "1\n2\n3\n", accept="application/json")
+            assert response.status_code == 200, response.text
+            assert response.json() == {"model": value, "rows": 3}
+        byoc = invoke(mme, "regression", sm.features("regression").iloc[:2].to_csv(index=False, header=False))
+        assert byoc.status_code == 200 and len(byoc.text.split()) == 2
+    broken = hooks_model(tmp_path / "broken", "broken")
+    assert_error(load(mme, "broken", str(broken)), 400, "bad_model", "model_fn", "value.txt says broken")
+    for name in ("hooks-a", "hooks-b"):
+        assert mme.session.delete(f"{mme.url}/models/{name}", timeout=10).status_code == 200
