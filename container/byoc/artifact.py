@@ -57,7 +57,7 @@ def library_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
-    for dist in ("byoc", "scikit-learn", "numpy", "pandas", "scipy", "joblib", "pyarrow"):
+    for dist in ("byoc", "scikit-learn", "numpy", "pandas", "scipy", "joblib", "pyarrow", "treelite"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -136,11 +136,17 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def save(model_dir: Path, estimator: Any, metadata: Mapping[str, Any]) -> Path:
+def save(
+    model_dir: Path,
+    estimator: Any,
+    metadata: Mapping[str, Any],
+    extra_files: Mapping[str, bytes] | None = None,
+) -> Path:
     """Write the model atomically and return the path of model.json.
 
     ``metadata`` must hold at least problem_type, algorithm and features; format version,
-    timestamps, library versions and the checksum are added here.
+    timestamps, library versions and the checksums are added here.  ``extra_files`` (such as
+    the compiled form) are written beside model.joblib and listed with their sha256.
     """
     missing = [k for k in ("problem_type", "algorithm", "features") if k not in metadata]
     if missing:
@@ -151,21 +157,26 @@ def save(model_dir: Path, estimator: Any, metadata: Mapping[str, Any]) -> Path:
     try:
         joblib_path = staging / MODEL_FILE
         joblib.dump(estimator, joblib_path)
+        staged = [joblib_path]
+        for name, content in (extra_files or {}).items():
+            staged.append(staging / name)
+            staged[-1].write_bytes(content)
         document = dict(metadata)
         document.update(
             format_version=FORMAT_VERSION,
             created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             versions=library_versions(),
-            files={MODEL_FILE: {"sha256": sha256_of(joblib_path), "bytes": joblib_path.stat().st_size}},
+            files={path.name: {"sha256": sha256_of(path), "bytes": path.stat().st_size} for path in staged},
         )
         json_path = staging / METADATA_FILE
         json_path.write_text(
             json.dumps(document, indent=2, default=_json_default, allow_nan=False) + "\n", encoding="utf-8"
         )
-        for handle in (joblib_path, json_path):
+        for handle in (*staged, json_path):
             with open(handle, "rb") as fh:
                 os.fsync(fh.fileno())
-        os.replace(joblib_path, model_dir / MODEL_FILE)
+        for path in staged:
+            os.replace(path, model_dir / path.name)
         os.replace(json_path, model_dir / METADATA_FILE)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -207,13 +218,20 @@ def load(model_dir: Path, *, verify: bool = True) -> ModelArtifact:
     if not joblib_path.is_file():
         raise ModelLoadError(f"{joblib_path}: missing; {METADATA_FILE} refers to it")
     if verify:
-        expected = metadata.get("files", {}).get(MODEL_FILE, {}).get("sha256")
-        actual = sha256_of(joblib_path)
-        if expected != actual:
-            raise ModelLoadError(
-                f"{joblib_path}: sha256 {actual[:12]}… does not match {expected!s:.12}… recorded in "
-                f"{METADATA_FILE}; the file is corrupt or was replaced"
-            )
+        listed = metadata.get("files") or {}
+        for name in {MODEL_FILE, *listed}:
+            if Path(name).name != name:
+                raise ModelLoadError(f"{model_dir / METADATA_FILE}: lists {name!r}, which is not a file name")
+            path = model_dir / name
+            if not path.is_file():
+                raise ModelLoadError(f"{path}: missing; {METADATA_FILE} lists it")
+            expected = (listed.get(name) or {}).get("sha256")
+            actual = sha256_of(path)
+            if expected != actual:
+                raise ModelLoadError(
+                    f"{path}: sha256 {actual[:12]}… does not match {expected!s:.12}… recorded in "
+                    f"{METADATA_FILE}; the file is corrupt or was replaced"
+                )
     try:
         estimator = joblib.load(joblib_path)
     except Exception as exc:

@@ -1,0 +1,384 @@
+"""Compiled inference: the final estimator as a treelite model, checked against scikit-learn.
+
+Only the *final* estimator is compiled, on the matrix the feature encoder produces; the
+encoder itself stays the pipeline's own (training and serving call the same one).  The
+scikit-learn pipeline in ``model.joblib`` remains the reference: the compiled form is used
+only where it gives the same answers.
+
+Per algorithm (figures and the measurement command are in README's compiled-inference section):
+
+- random_forest, extra_trees: treelite's GTIL.  Treelite keeps the float64 thresholds and leaf
+  values; the input is rounded to float32 first, as scikit-learn's trees do, so the branch
+  taken is the same and the probabilities come out bit-identical in practice.
+- gradient_boosting (HistGradientBoosting) without categorical features: treelite's GTIL on
+  float64 input (HistGradientBoosting compares float64 values).  With categorical features
+  (byoc's default whenever a text column exists) treelite 4.8 answers differently from
+  scikit-learn 1.9, so those models stay on scikit-learn.
+- decision_tree, linear, knn: scikit-learn (a single tree and a linear model already predict a
+  row in tens of microseconds; treelite imports neither, and onnxruntime's nearest neighbours
+  were slower than scikit-learn's).
+- ensemble: each member as above; the ensemble's own weighting is unchanged.
+
+At training time :func:`build` converts the final estimators, stores the conversion and probe
+rows (encoded training/validation rows) in ``model.compiled.npz`` and checks the answers on
+those rows plus copies with each column set to the encoder's unknown (-1) and missing (-2)
+codes (and NaN where the model takes NaN); :func:`load` checks again before serving.  Checked:
+predicted labels equal exactly (argmax over the compiled probabilities, first index on ties,
+as scikit-learn), every probability and regression value within ``ATOL + RTOL * |reference|``.
+Any conversion error or disagreement keeps scikit-learn for that estimator, with the reason
+logged and recorded in model.json under ``compiled``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+log = logging.getLogger(__name__)
+
+COMPILED_FILE = "model.compiled.npz"
+ATOL = 1e-6  # probabilities and regression values: |compiled - scikit-learn| <= ATOL + RTOL * |scikit-learn|
+RTOL = 1e-6
+PROBE_ROWS = 500  # encoded rows kept per channel for the checks at training time and at load
+PERTURBED_ROWS = 8  # rows copied per column with the unknown/missing codes
+SCIKIT_LEARN = "scikit-learn"
+TREELITE = "treelite"
+
+_KEPT_ON_SCIKIT_LEARN = {
+    "DecisionTreeClassifier": "a single tree predicts a row in microseconds; treelite does not import it",
+    "DecisionTreeRegressor": "a single tree predicts a row in microseconds; treelite does not import it",
+    "LogisticRegression": "a linear model predicts a row in microseconds in scikit-learn",
+    "Ridge": "a linear model predicts a row in microseconds in scikit-learn",
+}
+
+
+def treelite_version() -> str:
+    from importlib import metadata
+
+    return metadata.version("treelite")
+
+
+# -- the compiled estimator ----------------------------------------------------------------------
+class TreeliteEstimator(BaseEstimator):
+    """A fitted tree ensemble's predict / predict_proba through treelite's GTIL.
+
+    Duck-types the scikit-learn estimator it replaces (``classes_``, ``n_features_in_``,
+    ``predict``, ``predict_proba``) so a Pipeline or the ensemble calls it unchanged.
+    ``input_dtype`` is the precision the original compares in (float32 for forests).
+    """
+
+    def __init__(self, model: Any, input_dtype: str, classes: Any, n_features: int) -> None:
+        self.model = model
+        self.input_dtype = input_dtype
+        self.classes = classes
+        self.n_features = n_features
+        self.classes_ = None if classes is None else np.asarray(classes)
+        self.n_features_in_ = int(n_features)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    def fit(self, X: Any, y: Any = None) -> TreeliteEstimator:
+        raise TypeError("a compiled estimator is fitted already; refit the scikit-learn pipeline instead")
+
+    def _scores(self, X: Any) -> np.ndarray:
+        import treelite
+
+        if hasattr(X, "toarray"):
+            X = X.toarray()
+        values = np.asarray(X, dtype=self.input_dtype)
+        if values.ndim != 2 or values.shape[1] != self.n_features_in_:
+            raise ValueError(f"expected a matrix of {self.n_features_in_} columns, got shape {values.shape}")
+        if not len(values):
+            width = 1 if self.classes_ is None else len(self.classes_)
+            return np.empty((0, width), dtype=np.float64)
+        out = treelite.gtil.predict(self.model, np.ascontiguousarray(values, dtype=np.float64), nthread=1)
+        return np.asarray(out, dtype=np.float64).reshape(len(values), -1)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        scores = self._scores(X)
+        if self.classes_ is not None and len(self.classes_) == 2 and scores.shape[1] == 1:
+            return np.hstack([1.0 - scores, scores])  # binary boosting gives P(class 1)
+        return scores
+
+    def predict(self, X: Any) -> np.ndarray:
+        if self.classes_ is None:
+            return self._scores(X)[:, 0]
+        return self.classes_.take(np.argmax(self.predict_proba(X), axis=1))
+
+
+def convert(estimator: Any) -> tuple[bytes, str] | str:
+    """(treelite model bytes, input dtype), or why this estimator stays on scikit-learn."""
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+
+    name = type(estimator).__name__
+    forests = (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor)
+    if isinstance(estimator, forests):
+        dtype = "float32"  # scikit-learn's trees round their input to float32
+    elif isinstance(estimator, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
+        if np.any(getattr(estimator, "is_categorical_", None) is not None and estimator.is_categorical_):
+            return (
+                f"{name} with categorical features: treelite {treelite_version()} answers "
+                "differently from scikit-learn on categorical splits"
+            )
+        dtype = "float64"
+    else:
+        return f"{name}: " + _KEPT_ON_SCIKIT_LEARN.get(name, "no compiled form is used for this estimator")
+    if getattr(estimator, "n_outputs_", 1) != 1:
+        return f"{name} with several outputs is not compiled"
+    import treelite.sklearn
+
+    try:
+        model = treelite.sklearn.import_model(estimator)
+    except Exception as exc:  # noqa: BLE001 - any converter failure means: keep scikit-learn
+        return f"{name}: treelite could not convert it ({type(exc).__name__}: {exc})"
+    return bytes(model.serialize_bytes()), dtype
+
+
+def restore(model_bytes: bytes, dtype: str, reference: Any) -> TreeliteEstimator:
+    import treelite
+
+    model = treelite.Model.deserialize_bytes(model_bytes)
+    return TreeliteEstimator(model, dtype, getattr(reference, "classes_", None), reference.n_features_in_)
+
+
+# -- checking ------------------------------------------------------------------------------------
+def takes_nan(estimator: Any) -> bool:
+    """Whether the encoder passes NaN to this estimator (models that handle missing values)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    return isinstance(estimator, (HistGradientBoostingClassifier, HistGradientBoostingRegressor))
+
+
+def probe_matrix(rows: np.ndarray, with_nan: bool) -> np.ndarray:
+    """The stored rows plus copies with each column set to the codes the encoder can emit."""
+    rows = np.asarray(rows, dtype=np.float64)
+    base = rows[:PERTURBED_ROWS]
+    if not len(base):
+        return rows
+    fills = [-1.0, -2.0] + ([np.nan] if with_nan else [])
+    parts = [rows]
+    for column in range(rows.shape[1]):
+        for fill in fills:
+            copy_ = base.copy()
+            copy_[:, column] = fill
+            parts.append(copy_)
+    return np.vstack(parts)
+
+
+def disagreement(reference: Any, compiled: Any, X: np.ndarray) -> str | None:
+    """None when ``compiled`` answers like ``reference`` on ``X``; else what differs, for the log."""
+    is_classifier = hasattr(reference, "classes_")
+    if is_classifier:
+        expected_labels = np.asarray(reference.predict(X))
+        got_labels = np.asarray(compiled.predict(X))
+        if got_labels.shape != expected_labels.shape or not np.array_equal(got_labels, expected_labels):
+            bad = (
+                int(np.sum(got_labels != expected_labels))
+                if got_labels.shape == expected_labels.shape
+                else -1
+            )
+            return f"predicted labels differ on {bad} of {len(X)} check rows"
+        expected = np.asarray(reference.predict_proba(X), dtype=np.float64)
+        got = np.asarray(compiled.predict_proba(X), dtype=np.float64)
+        what = "probabilities"
+    else:
+        expected = np.asarray(reference.predict(X), dtype=np.float64)
+        got = np.asarray(compiled.predict(X), dtype=np.float64)
+        what = "predicted values"
+    if got.shape != expected.shape:
+        return f"{what} have shape {got.shape}, scikit-learn's {expected.shape}"
+    if not np.allclose(got, expected, rtol=RTOL, atol=ATOL, equal_nan=True):
+        worst = float(np.nanmax(np.abs(got - expected)))
+        return f"{what} differ by up to {worst:.3g} (tolerance {ATOL:g} + {RTOL:g} x |value|)"
+    return None
+
+
+# -- the model's slots ---------------------------------------------------------------------------
+def _is_ensemble(estimator: Any) -> bool:
+    from byoc.algorithms.ensemble import _CVWeightedEnsemble
+
+    return isinstance(estimator, _CVWeightedEnsemble)
+
+
+def _final(pipeline: Any) -> Any:
+    return pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+
+
+def _encoder(pipeline: Any) -> Any:
+    return pipeline[:-1] if hasattr(pipeline, "steps") and len(pipeline.steps) > 1 else None
+
+
+def slots(pipeline: Any) -> list[tuple[str, Any]]:
+    """(name, sub-pipeline whose final step may be compiled): the model, or each ensemble member."""
+    final = _final(pipeline)
+    if _is_ensemble(final):
+        return [(f"member:{name}", member) for name, member in final.named_estimators_.items()]
+    return [("model", pipeline)]
+
+
+def _encoded(sub_pipeline: Any, frame: Any) -> np.ndarray:
+    encoder = _encoder(sub_pipeline)
+    X = frame if encoder is None else encoder.transform(frame)
+    X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
+    return np.asarray(X, dtype=np.float64)
+
+
+@dataclass
+class CompiledModel:
+    """What :func:`build` decided: the file's contents and model.json's ``compiled`` entry."""
+
+    entry: dict[str, Any]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def files(self) -> dict[str, bytes]:
+        """{file name: bytes} to store beside model.joblib (nothing when nothing compiled)."""
+        if not self.arrays:
+            return {}
+        buffer = io.BytesIO()
+        np.savez(buffer, **self.arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
+        return {COMPILED_FILE: buffer.getvalue()}
+
+
+def _summary(steps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    compiled = [s for s in steps if s["backend"] == TREELITE]
+    return {
+        "file": COMPILED_FILE if compiled else None,
+        "tolerance": {"atol": ATOL, "rtol": RTOL, "labels": "equal"},
+        "steps": list(steps),
+    }
+
+
+def build(pipeline: Any, frames: Sequence[Any], *, enabled: bool = True) -> CompiledModel:
+    """Convert and check the final estimator(s) of a fitted pipeline on sample rows of ``frames``.
+
+    ``frames`` are raw feature frames as the pipeline takes them (training, validation);
+    up to :data:`PROBE_ROWS` rows of each are encoded and kept for the check at load.
+    """
+    if not enabled:
+        return CompiledModel(
+            _summary([{"slot": "all", "backend": SCIKIT_LEARN, "reason": "compiled_inference=false"}])
+        )
+    steps: list[dict[str, Any]] = []
+    arrays: dict[str, np.ndarray] = {}
+    for index, (slot, sub) in enumerate(slots(pipeline)):
+        estimator = _final(sub)
+        step: dict[str, Any] = {"slot": slot, "estimator": type(estimator).__name__}
+        converted = convert(estimator)
+        if isinstance(converted, str):
+            reason: str | None = converted
+        else:
+            model_bytes, dtype = converted
+            try:
+                probe = np.vstack([_encoded(sub, frame.iloc[:PROBE_ROWS]) for frame in frames])
+                compiled = restore(model_bytes, dtype, estimator)
+                reason = disagreement(estimator, compiled, probe_matrix(probe, takes_nan(estimator)))
+            except Exception as exc:  # noqa: BLE001 - a failed check keeps scikit-learn
+                reason = f"the check failed ({type(exc).__name__}: {exc})"
+        if reason is None:
+            step.update(backend=TREELITE, version=treelite_version(), input_dtype=dtype, key=str(index))
+            arrays[f"model_{index}"] = np.frombuffer(model_bytes, dtype=np.uint8)
+            arrays[f"probe_{index}"] = probe
+            log.info("compiled inference for %s (%s): treelite", slot, step["estimator"])
+        else:
+            step.update(backend=SCIKIT_LEARN, reason=reason)
+            log.info("compiled inference for %s: scikit-learn (%s)", slot, reason)
+        steps.append(step)
+    return CompiledModel(_summary(steps), arrays)
+
+
+# -- at load -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Loaded:
+    """The pipeline to predict with and what was compiled (for the log and /ping-time checks)."""
+
+    pipeline: Any
+    compiled: tuple[str, ...]
+    reasons: Mapping[str, str]
+
+
+def _with_final(sub: Any, final: Any) -> Any:
+    from sklearn.pipeline import Pipeline
+
+    if not hasattr(sub, "steps"):
+        return final
+    return Pipeline(list(sub.steps[:-1]) + [(sub.steps[-1][0], final)])
+
+
+def attach(pipeline: Any, replacements: Mapping[str, Any]) -> Any:
+    """A copy of ``pipeline`` whose slots named in ``replacements`` predict with the compiled form.
+
+    The fitted scikit-learn objects are shared, not copied; only the containers are new.
+    """
+    if not replacements:
+        return pipeline
+    final = _final(pipeline)
+    if not _is_ensemble(final):
+        return _with_final(pipeline, replacements["model"])
+    ensemble = copy.copy(final)
+    members = list(final.named_estimators_.items())
+    ensemble.estimators_ = [
+        _with_final(member, replacements[f"member:{name}"]) if f"member:{name}" in replacements else member
+        for name, member in members
+    ]
+    return _with_final(pipeline, ensemble)
+
+
+def load(pipeline: Any, metadata: Mapping[str, Any], model_dir: Path | None) -> Loaded:
+    """The pipeline with every compiled step that still agrees with scikit-learn attached.
+
+    A model without a compiled file (trained before compiled inference, or with
+    compiled_inference=false) loads as it is.  The file's sha256 is checked by
+    :func:`byoc.artifact.load`, like model.joblib's.
+    """
+    entry = metadata.get("compiled") or {}
+    reasons = {
+        str(step.get("slot")): str(step.get("reason"))
+        for step in entry.get("steps", [])
+        if step.get("backend") != TREELITE
+    }
+    if not entry.get("file") or model_dir is None:
+        return Loaded(pipeline, (), reasons or {"all": "the model has no compiled form"})
+    replacements: dict[str, Any] = {}
+    with np.load(Path(model_dir) / str(entry["file"]), allow_pickle=False) as stored:
+        by_slot = dict(slots(pipeline))
+        for step in entry.get("steps", []):
+            if step.get("backend") != TREELITE:
+                continue
+            slot, key = str(step["slot"]), str(step["key"])
+            try:
+                reference = _final(by_slot[slot])
+                compiled = restore(stored[f"model_{key}"].tobytes(), str(step["input_dtype"]), reference)
+                probe = probe_matrix(stored[f"probe_{key}"], takes_nan(reference))
+                reason = disagreement(reference, compiled, probe)
+            except Exception as exc:  # noqa: BLE001 - any doubt: scikit-learn answers
+                reason = f"cannot be loaded ({type(exc).__name__}: {exc})"
+            if reason is None:
+                replacements[slot] = compiled
+            else:
+                reasons[slot] = reason
+                log.warning("compiled inference for %s is off: %s; scikit-learn answers", slot, reason)
+    return Loaded(attach(pipeline, replacements), tuple(replacements), reasons)
+
+
+def describe(loaded: Loaded) -> str:
+    """One log line: what predicts with what."""
+    parts = [f"{slot}=treelite" for slot in loaded.compiled]
+    parts += [f"{slot}=scikit-learn ({reason})" for slot, reason in loaded.reasons.items()]
+    return json.dumps(parts)

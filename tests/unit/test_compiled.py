@@ -1,0 +1,219 @@
+"""Compiled inference: the compiled pipeline answers like scikit-learn, or scikit-learn answers."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from byoc import algorithms, artifact, compiled
+from byoc.errors import ModelLoadError
+from byoc.hyperparameters import resolve
+from byoc.preprocessing import coerce_features, feature_schema
+
+TINY = {
+    "random_forest": {"n_estimators": 12},
+    "extra_trees": {"n_estimators": 12},
+    "gradient_boosting": {"max_iter": 20},
+    "knn": {"n_neighbors": 3},
+    "ensemble": {
+        "n_estimators": 8,
+        "max_iter": 15,
+        "cv_folds": 2,
+        "ensemble_members": ["random_forest", "extra_trees", "gradient_boosting", "linear"],
+    },
+}
+PROBLEMS = ("binary_classification", "multiclass_classification", "regression")
+COMPILED_ALGORITHMS = ("random_forest", "extra_trees", "gradient_boosting", "ensemble")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+def frame(n: int, seed: int, *, categorical: bool = True) -> pd.DataFrame:
+    """Numeric columns with missing values (and a text column unless ``categorical=False``)."""
+    rng = np.random.default_rng(seed)
+    columns: dict[str, object] = {
+        "a": rng.normal(size=n),
+        "b": np.where(rng.random(n) < 0.15, np.nan, rng.integers(0, 5, n).astype(float)),
+        "c": np.round(rng.exponential(size=n), 2),
+    }
+    if categorical:
+        text = rng.choice(["red", "green", "blue", "grey"], n).astype(object)
+        text[rng.random(n) < 0.1] = None
+        columns["colour"] = text
+    return pd.DataFrame(columns)
+
+
+def target(X: pd.DataFrame, problem_type: str, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed + 100)
+    score = X["a"].to_numpy() + np.nan_to_num(X["b"].to_numpy()) / 3 + rng.normal(0, 0.3, len(X))
+    if "colour" in X:
+        score = score + (X["colour"] == "red").to_numpy()
+    if problem_type == "regression":
+        return score
+    if problem_type == "binary_classification":
+        return (score > 0.5).astype(np.int64)
+    return np.digitize(score, [0.0, 1.0]).astype(np.int64)
+
+
+def fitted(algorithm: str, problem_type: str, seed: int, *, categorical: bool = True, **extra):
+    X = frame(300, seed, categorical=categorical)
+    features = feature_schema(X)
+    X = coerce_features(X, features, where="train")
+    params = resolve({"algorithm": algorithm, **TINY.get(algorithm, {}), **extra})
+    pipeline = algorithms.build(problem_type, params, features).fit(X, target(X, problem_type, seed))
+    fresh = frame(200, seed + 1, categorical=categorical)
+    if categorical:
+        fresh.loc[::7, "colour"] = "never-seen"
+    return pipeline, X, coerce_features(fresh, features, where="request")
+
+
+def roundtrip(pipeline, frames, tmp_path):
+    """build -> save beside the model -> artifact.load -> compiled.load, as train and serve do."""
+    built = compiled.build(pipeline, frames)
+    metadata = {"problem_type": "x", "algorithm": "x", "features": [], "compiled": built.entry}
+    artifact.save(tmp_path, pipeline, metadata, built.files())
+    model = artifact.load(tmp_path)
+    return built, compiled.load(model.estimator, model.metadata, model.path)
+
+
+def assert_same_answers(reference, candidate, X):
+    """Labels equal exactly; probabilities and regression values within the stated tolerance."""
+    if not hasattr(reference, "predict_proba"):
+        np.testing.assert_allclose(
+            candidate.predict(X), reference.predict(X), rtol=compiled.RTOL, atol=compiled.ATOL
+        )
+    else:
+        assert np.array_equal(candidate.predict(X), reference.predict(X))
+        got, expected = candidate.predict_proba(X), reference.predict_proba(X)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=compiled.RTOL, atol=compiled.ATOL)
+
+
+@pytest.mark.parametrize("problem_type", PROBLEMS)
+@pytest.mark.parametrize("algorithm", algorithms.names())
+def test_every_algorithm_answers_like_scikit_learn(algorithm, problem_type, tmp_path):
+    pipeline, X, fresh = fitted(algorithm, problem_type, seed=3)
+    built, loaded = roundtrip(pipeline, [X], tmp_path)
+    assert_same_answers(pipeline, loaded.pipeline, fresh)
+    backends = {step["slot"]: step["backend"] for step in built.entry["steps"]}
+    if algorithm in ("random_forest", "extra_trees"):
+        assert backends == {"model": "treelite"}
+        assert loaded.compiled == ("model",)
+        assert isinstance(loaded.pipeline.steps[-1][1], compiled.TreeliteEstimator)
+    elif algorithm == "ensemble":
+        assert backends["member:random_forest"] == backends["member:extra_trees"] == "treelite"
+        assert set(loaded.compiled) == {"member:random_forest", "member:extra_trees"}
+    else:  # gradient_boosting here has a categorical column: kept on scikit-learn, with the reason
+        assert set(backends.values()) == {"scikit-learn"}
+        assert all(step["reason"] for step in built.entry["steps"])
+        assert loaded.compiled == ()
+        assert not isinstance(loaded.pipeline.steps[-1][1], compiled.TreeliteEstimator)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    problem_type=st.sampled_from(PROBLEMS),
+    algorithm=st.sampled_from(["random_forest", "extra_trees", "gradient_boosting"]),
+)
+def test_random_numeric_models_compile_and_agree(seed, problem_type, algorithm, tmp_path_factory):
+    """Without text columns gradient_boosting compiles too; every answer on new rows agrees."""
+    pipeline, X, fresh = fitted(algorithm, problem_type, seed, categorical=False)
+    _, loaded = roundtrip(pipeline, [X], tmp_path_factory.mktemp("m"))
+    assert loaded.compiled == ("model",)
+    assert_same_answers(pipeline, loaded.pipeline, fresh)
+    assert_same_answers(pipeline, loaded.pipeline, fresh.iloc[:1])  # a single row
+
+
+def test_disagreement_at_load_falls_back_with_a_logged_reason(tmp_path, caplog):
+    pipeline, X, fresh = fitted("random_forest", "binary_classification", seed=5)
+    built = compiled.build(pipeline, [X])
+    artifact.save(
+        tmp_path,
+        pipeline,
+        {"problem_type": "x", "algorithm": "x", "features": [], "compiled": built.entry},
+        built.files(),
+    )
+    model = artifact.load(tmp_path)
+    tree = model.estimator.steps[-1][1].estimators_[0].tree_
+    tree.value[:] = tree.value[:, :, ::-1]  # the scikit-learn reference now answers otherwise
+    with caplog.at_level(logging.WARNING, logger="byoc.compiled"):
+        loaded = compiled.load(model.estimator, model.metadata, model.path)
+    assert loaded.compiled == ()
+    assert loaded.pipeline is model.estimator
+    assert "differ" in loaded.reasons["model"]
+    assert "compiled inference for model is off" in caplog.text
+
+
+def test_conversion_failure_keeps_scikit_learn_and_records_why(monkeypatch, caplog):
+    import treelite.sklearn
+
+    def broken(estimator):
+        raise RuntimeError("converter exploded")
+
+    monkeypatch.setattr(treelite.sklearn, "import_model", broken)
+    pipeline, X, _ = fitted("extra_trees", "regression", seed=6)
+    with caplog.at_level(logging.INFO, logger="byoc.compiled"):
+        built = compiled.build(pipeline, [X])
+    (step,) = built.entry["steps"]
+    assert step["backend"] == "scikit-learn"
+    assert "converter exploded" in step["reason"]
+    assert "converter exploded" in caplog.text
+    assert built.files() == {} and built.entry["file"] is None
+
+
+def test_disagreement_at_training_keeps_scikit_learn(monkeypatch):
+    pipeline, X, _ = fitted("random_forest", "multiclass_classification", seed=7)
+    real = compiled.TreeliteEstimator.predict_proba
+    monkeypatch.setattr(
+        compiled.TreeliteEstimator, "predict_proba", lambda self, X: real(self, X) * 0.9 + 0.1 / 3
+    )
+    built = compiled.build(pipeline, [X])
+    assert built.entry["steps"][0]["backend"] == "scikit-learn"
+    assert "probabilities differ" in built.entry["steps"][0]["reason"]
+
+
+def test_switched_off_compiles_nothing():
+    pipeline, X, _ = fitted("random_forest", "regression", seed=8)
+    built = compiled.build(pipeline, [X], enabled=False)
+    assert built.files() == {}
+    assert built.entry["steps"][0]["reason"] == "compiled_inference=false"
+
+
+def test_a_corrupt_compiled_file_fails_the_sha256_check(tmp_path):
+    pipeline, X, _ = fitted("random_forest", "binary_classification", seed=9)
+    built, _ = roundtrip(pipeline, [X], tmp_path)
+    path = tmp_path / compiled.COMPILED_FILE
+    assert artifact.read_metadata(tmp_path)["files"][compiled.COMPILED_FILE]["sha256"] == artifact.sha256_of(
+        path
+    )
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match=r"model\.compiled\.npz: sha256 .* does not match"):
+        artifact.load(tmp_path)
+    path.unlink()
+    with pytest.raises(ModelLoadError, match=r"model\.compiled\.npz: missing"):
+        artifact.load(tmp_path)
+
+
+def test_a_model_saved_before_compiled_inference_loads_and_predicts(tmp_path):
+    """model.json without a ``compiled`` entry and no compiled file: scikit-learn answers."""
+    pipeline, X, fresh = fitted("random_forest", "binary_classification", seed=10)
+    artifact.save(tmp_path, pipeline, {"problem_type": "x", "algorithm": "x", "features": []})
+    assert {p.name for p in tmp_path.iterdir()} == {artifact.METADATA_FILE, artifact.MODEL_FILE}
+    model = artifact.load(tmp_path)
+    loaded = compiled.load(model.estimator, model.metadata, model.path)
+    assert loaded.pipeline is model.estimator and loaded.compiled == ()
+    assert_same_answers(pipeline, loaded.pipeline, fresh)
