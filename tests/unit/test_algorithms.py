@@ -222,14 +222,10 @@ def test_max_leaf_nodes_limits_the_fitted_tree(datasets):
         ({"criterion": "gini"}, "regression", "'criterion': 'gini' does not apply to regression"),
         ({"criterion": "squared_error"}, "binary_classification", "does not apply"),
         ({"class_weight": "balanced"}, "regression", "classification only"),
-        (
-            {"algorithm": "random_forest", "max_samples": 0.5, "bootstrap": False},
-            "binary_classification",
-            "needs bootstrap=true",
-        ),
     ],
 )
 def test_problem_dependent_hyperparameter_errors(raw, problem_type, fragment, datasets):
+    """With problem_type=auto the problem is known only from the data: the check runs at build."""
     X, _ = datasets["binary_classification"]
     with pytest.raises(HyperparameterError, match=fragment):
         algorithms.build(problem_type, resolve(raw), feature_schema(X))

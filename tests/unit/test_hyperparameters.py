@@ -266,7 +266,7 @@ def test_duplicate_ensemble_member_is_rejected():
 def test_help_text_lists_every_hyperparameter_with_default_and_range():
     text = help_text()
     starts = {line.split()[0] for line in text.splitlines() if line.startswith("  ") and line[2] != " "}
-    for owner, decl in all_declarations():
+    for _owner, decl in all_declarations():
         assert decl.name in starts
     flat = " ".join(text.split())
     assert (
@@ -302,3 +302,26 @@ def test_classic_switches_with_use_custom_ensemble_false_are_ignored_with_a_warn
 
 def test_ensemble_switch_without_use_custom_ensemble_names_the_ensemble():
     assert "ensemble" in error_of({"ensemble_rf": True})
+
+
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        ({"algorithm": "random_forest", "max_samples": 0.5, "bootstrap": False}, "needs bootstrap=true"),
+        ({"algorithm": "extra_trees", "max_samples": 0.5}, "needs bootstrap=true"),  # its default: off
+        ({"algorithm": "ensemble", "ensemble_members": "extra_trees", "max_samples": 0.5}, "bootstrap"),
+        ({"criterion": "gini", "problem_type": "regression"}, "does not apply to regression"),
+        ({"algorithm": "linear", "class_weight": "balanced", "problem_type": "regression"}, "classification"),
+    ],
+)
+def test_cross_checks_fail_at_resolution_before_any_data_is_read(raw, fragment):
+    assert fragment in error_of(raw)
+
+
+def test_ensemble_members_get_their_own_defaults():
+    params = resolve({"algorithm": "ensemble", "ensemble_members": "gradient_boosting,random_forest"})
+    assert algorithms.member_params("gradient_boosting", params)["min_samples_leaf"] == 20
+    assert algorithms.member_params("random_forest", params)["min_samples_leaf"] == 1
+    given = resolve({"algorithm": "ensemble", "min_samples_leaf": 4, "random_state": 7})
+    assert algorithms.member_params("random_forest", given)["min_samples_leaf"] == 4
+    assert algorithms.member_params("random_forest", given)["random_state"] == 7

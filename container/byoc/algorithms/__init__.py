@@ -23,8 +23,8 @@ from sklearn.pipeline import Pipeline
 
 from byoc.algorithms import builtin
 from byoc.artifact import REGRESSION, Feature
+from byoc.declarations import Hyperparameter, with_defaults
 from byoc.errors import DataError
-from byoc.hyperparameters import Hyperparameter
 from byoc.preprocessing import build_preprocessor, categorical_positions, output_owners
 
 # The classic sample's switches, folded into ensemble_members by hyperparameters.resolve.
@@ -50,9 +50,12 @@ class AlgorithmSpec:
     categorical: str = "ordinal"
     impute: bool = True
     native_categorical: bool = False
+    checks: tuple[Callable[[Mapping[str, Any]], None], ...] = ()
 
     def check(self, params: Mapping[str, Any]) -> None:
-        """Cross-hyperparameter checks that do not depend on the data (none yet)."""
+        """Cross-hyperparameter checks that do not depend on the data (raise HyperparameterError)."""
+        for check in self.checks:
+            check(params)
 
 
 def _ensemble_hyperparameters() -> tuple[Hyperparameter, ...]:
@@ -98,15 +101,21 @@ def registry() -> Mapping[str, AlgorithmSpec]:
             "a single CART decision tree (the classic sample's model)",
             builtin.DECISION_TREE,
             builtin.decision_tree,
+            checks=(builtin.check_problem_type,),
         ),
         AlgorithmSpec(
             "random_forest",
             "bagged decision trees (RandomForest)",
             builtin.RANDOM_FOREST,
             builtin.random_forest,
+            checks=(builtin.check_problem_type, builtin.check_max_samples),
         ),
         AlgorithmSpec(
-            "extra_trees", "extremely randomised trees (ExtraTrees)", builtin.EXTRA_TREES, builtin.extra_trees
+            "extra_trees",
+            "extremely randomised trees (ExtraTrees)",
+            builtin.EXTRA_TREES,
+            builtin.extra_trees,
+            checks=(builtin.check_problem_type, builtin.check_max_samples),
         ),
         AlgorithmSpec(
             "gradient_boosting",
@@ -115,6 +124,7 @@ def registry() -> Mapping[str, AlgorithmSpec]:
             builtin.gradient_boosting,
             impute=False,
             native_categorical=True,
+            checks=(builtin.check_problem_type,),
         ),
         AlgorithmSpec(
             "linear",
@@ -124,6 +134,7 @@ def registry() -> Mapping[str, AlgorithmSpec]:
             builtin.linear,
             scale=True,
             categorical="onehot",
+            checks=(builtin.check_problem_type,),
         ),
         AlgorithmSpec(
             "knn",
@@ -159,17 +170,30 @@ def get(name: str) -> AlgorithmSpec:
         raise KeyError(f"unknown algorithm {name!r}; known: {', '.join(names())}") from None
 
 
-def _member_params(member: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """A member's own defaults, overridden by the values given for the ensemble."""
-    out = {hp.name: hp.default for hp in get(member).hyperparameters}
-    out.update({k: v for k, v in params.items() if k in out})
-    out["random_state"] = params.get("random_state", 0)
-    out["n_jobs"] = params.get("n_jobs", -1)
-    return out
+# Resolved common hyperparameters an ensemble passes on to each member.
+MEMBER_COMMON = ("random_state", "n_jobs", "problem_type")
+
+
+def member_params(member: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """An ensemble member's hyperparameters: the values given for the ensemble, else its own defaults."""
+    declarations = get(member).hyperparameters
+    own = {hp.name for hp in declarations}
+    return with_defaults(declarations, {k: v for k, v in params.items() if k in own or k in MEMBER_COMMON})
+
+
+def check(params: Mapping[str, Any]) -> None:
+    """The resolved hyperparameters' data-independent cross-checks (each member's, for the ensemble)."""
+    name = params["algorithm"]
+    if name != "ensemble":
+        get(name).check(params)
+        return
+    for member in params["ensemble_members"]:
+        get(member).check(member_params(member, params))
 
 
 def _single(name: str, problem_type: str, params: Mapping[str, Any], features: Sequence[Feature]) -> Pipeline:
     spec = get(name)
+    assert spec.factory is not None, f"{name} has no estimator factory"
     cap = max(2, int(params["max_bins"]) - 1) if spec.native_categorical else None
     preprocess = build_preprocessor(
         features, scale=spec.scale, categorical=spec.categorical, impute=spec.impute, max_categories=cap
@@ -182,28 +206,28 @@ def _single(name: str, problem_type: str, params: Mapping[str, Any], features: S
 
 
 def build(problem_type: str, params: Mapping[str, Any], features: Sequence[Feature]) -> Pipeline:
-    """An unfitted Pipeline(preprocess -> model) for ``params["algorithm"]``."""
+    """An unfitted Pipeline(preprocess -> model) for ``params["algorithm"]``.
+
+    ``params`` are resolved hyperparameters (:func:`byoc.hyperparameters.resolve`): complete,
+    defaults included; nothing is defaulted here.
+    """
     if not features:
         raise DataError(
             "the training data has no feature columns besides the target; check the target "
             "hyperparameter and that the files hold more than one column",
             code="no_features",
         )
-    name = params.get("algorithm", "decision_tree")
+    name = params["algorithm"]
     if name != "ensemble":
-        full = {hp.name: hp.default for hp in get(name).hyperparameters}
-        full.update(params)
-        full.setdefault("random_state", 0)
-        full.setdefault("n_jobs", -1)
-        return _single(name, problem_type, full, features)
+        return _single(name, problem_type, params, features)
     from byoc.algorithms.ensemble import EnsembleClassifier, EnsembleRegressor
 
     members = [
-        (member, _single(member, problem_type, _member_params(member, params), features))
-        for member in params.get("ensemble_members", DEFAULT_ENSEMBLE)
+        (member, _single(member, problem_type, member_params(member, params), features))
+        for member in params["ensemble_members"]
     ]
     cls = EnsembleRegressor if problem_type == REGRESSION else EnsembleClassifier
-    model = cls(members, cv=int(params.get("cv_folds", 3)), random_state=params.get("random_state", 0))
+    model = cls(members, cv=params["cv_folds"], random_state=params["random_state"])
     return Pipeline([("preprocess", "passthrough"), ("model", model)])
 
 

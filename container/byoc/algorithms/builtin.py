@@ -23,11 +23,15 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from byoc.artifact import REGRESSION
+from byoc.declarations import Hyperparameter as HP
 from byoc.errors import HyperparameterError
-from byoc.hyperparameters import Hyperparameter as HP
 
 CLASSIFICATION_CRITERIA = ("gini", "entropy", "log_loss")
-REGRESSION_CRITERIA = ("squared_error", "friedman_mse", "absolute_error", "poisson")
+REGRESSION_CRITERIA = (
+    "squared_error",
+    "absolute_error",
+    "poisson",
+)  # friedman_mse: deprecated (=squared_error)
 
 # -- declarations shared by several algorithms ---------------------------------------------------
 MAX_DEPTH = HP(
@@ -157,6 +161,7 @@ GRADIENT_BOOSTING = (
         minimum=0,
         maximum=1,
         exclusive_minimum=True,
+        exclusive_maximum=True,
     ),
     HP("n_iter_no_change", "int", 10, "Iterations without improvement before stopping early.", minimum=1),
     CLASS_WEIGHT,
@@ -187,9 +192,28 @@ KNN = (
 )
 
 
+# -- cross-checks that need no data (run by hyperparameters.resolve) -----------------------------
+def check_max_samples(params: Mapping[str, Any]) -> None:
+    if params["max_samples"] is not None and not params["bootstrap"]:
+        raise HyperparameterError(
+            "hyperparameter 'max_samples' needs bootstrap=true; set bootstrap=true or remove max_samples"
+        )
+
+
+def check_problem_type(params: Mapping[str, Any]) -> None:
+    """criterion and class_weight against an explicit problem_type (auto is known only from the data)."""
+    problem_type = params["problem_type"]
+    if problem_type == "auto":
+        return
+    if "criterion" in params:
+        _criterion(problem_type, params)
+    if "class_weight" in params:
+        _class_weight(problem_type, params)
+
+
 # -- factories -------------------------------------------------------------------------------
 def _criterion(problem_type: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    value = params.get("criterion", "auto")
+    value = params["criterion"]
     if value == "auto":
         return {}
     allowed = REGRESSION_CRITERIA if problem_type == REGRESSION else CLASSIFICATION_CRITERIA
@@ -202,7 +226,7 @@ def _criterion(problem_type: str, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _class_weight(problem_type: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    value = params.get("class_weight")
+    value = params["class_weight"]
     if value is None:
         return {}
     if problem_type == REGRESSION:
@@ -242,10 +266,6 @@ def decision_tree(problem_type: str, params: Mapping[str, Any]) -> Any:
 def _forest_factory(classifier: type, regressor: type):
     def factory(problem_type: str, params: Mapping[str, Any]) -> Any:
         args = _tree_args(problem_type, params, forest=True)
-        if params["max_samples"] is not None and not params["bootstrap"]:
-            raise HyperparameterError(
-                "hyperparameter 'max_samples' needs bootstrap=true; set bootstrap=true or remove max_samples"
-            )
         args.update(
             n_estimators=params["n_estimators"],
             bootstrap=params["bootstrap"],

@@ -1,0 +1,113 @@
+"""The fit step: prepared training data in, fitted pipeline + metrics + details out.
+
+The training flow (:mod:`byoc.training`) reads the channels, splits off and encodes the target
+and infers the problem type; it then hands a :class:`FitInput` to a fit step and saves what the
+:class:`FitOutput` holds.  A built-in algorithm is one fit step (:func:`builtin`); others (an
+AutoML search) plug in with the same signature, :data:`FitStep`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from byoc.artifact import Feature
+    from byoc.environment import TrainingEnvironment
+    from byoc.job import Progress
+
+log = logging.getLogger("byoc.training")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One channel ready for the model: raw feature columns and the encoded target."""
+
+    X: pd.DataFrame
+    y: np.ndarray  # class indices 0..n_classes-1, or floats for regression
+
+
+@dataclass(frozen=True)
+class FitInput:
+    """What every fit step gets.
+
+    ``channels`` holds ``train`` and, when given, ``validation`` and ``test``; ``params`` are
+    the resolved hyperparameters (every default filled in); ``features`` is the schema the
+    model will be served with.
+    """
+
+    env: TrainingEnvironment
+    params: Mapping[str, Any]
+    problem_type: str
+    features: tuple[Feature, ...]
+    channels: Mapping[str, Encoded]
+    n_classes: int | None
+    progress: Progress
+
+    @property
+    def train(self) -> Encoded:
+        return self.channels["train"]
+
+
+@dataclass(frozen=True)
+class FitOutput:
+    """What every fit step returns: the pipeline to save, metrics per channel, and details.
+
+    ``metrics`` maps channel -> metric -> value (see :mod:`byoc.metrics`); ``details`` are
+    JSON-able facts for model.json (importances, ensemble weights, ...).
+    """
+
+    pipeline: Pipeline
+    metrics: dict[str, dict[str, float]]
+    details: dict[str, Any]
+    fit_seconds: float
+
+
+FitStep = Callable[[FitInput], FitOutput]
+
+
+def evaluate(problem_type: str, pipeline: Pipeline, data: Encoded, n_classes: int | None) -> dict[str, float]:
+    """One channel's metrics for a fitted pipeline."""
+    from byoc import metrics
+    from byoc.artifact import REGRESSION
+
+    predicted = pipeline.predict(data.X)
+    proba = None
+    if problem_type != REGRESSION and hasattr(pipeline, "predict_proba"):
+        proba = pipeline.predict_proba(data.X)
+    return metrics.compute(problem_type, data.y, predicted, proba, n_classes)
+
+
+def builtin(inputs: FitInput) -> FitOutput:
+    """Build ``params["algorithm"]`` from the registry, fit it on train, evaluate every channel."""
+    from byoc import algorithms
+
+    params = inputs.params
+    pipeline = algorithms.build(inputs.problem_type, params, inputs.features)
+    train = inputs.train
+    inputs.progress.phase = f"fitting {params['algorithm']}"
+    log.info(
+        "fitting started: %s on %d rows x %d features",
+        params["algorithm"],
+        train.X.shape[0],
+        train.X.shape[1],
+    )
+    started = time.monotonic()
+    pipeline.fit(train.X, train.y)
+    fit_seconds = time.monotonic() - started
+    log.info("fitting finished in %.2f s", fit_seconds)
+
+    inputs.progress.phase = "evaluating"
+    scores = {
+        name: evaluate(inputs.problem_type, pipeline, data, inputs.n_classes)
+        for name, data in inputs.channels.items()
+    }
+    details = algorithms.describe(pipeline, train.X, train.y)
+    return FitOutput(pipeline=pipeline, metrics=scores, details=details, fit_seconds=fit_seconds)

@@ -1,0 +1,299 @@
+"""The training job's shell: what wraps any training "job" the same way.
+
+A job is a function ``(environment, progress) -> None`` (the built-in flow in
+:mod:`byoc.training`, a user script, ...).  The shell gives every job the same contract:
+
+- ``output/failure`` whose first line is the cause (naming the file, column, row or
+  hyperparameter) and how to fix it, never overwritten, and no model files on failure;
+- exit codes: 0 the model was saved; 1 the input is wrong (bad data, configuration or
+  hyperparameter); 2 an internal fault (a bug of ours: the failure file carries the traceback
+  after the cause); 143 (128 + SIGTERM) the job was stopped (StopTrainingJob, spot
+  interruption) or interrupted (SIGINT);
+- SIGTERM/SIGINT blocked in every thread and taken by a dedicated thread with
+  ``signal.sigwait``, so a long C-level fit cannot delay the stop: that thread writes the
+  failure file, removes the artefact's staging directory, kills child processes and exits.
+
+Nothing heavy is imported before the stop watcher starts: numpy's and pyarrow's thread pools
+must inherit the blocked signal mask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from byoc.environment import MLPaths, TrainingEnvironment
+    from byoc.errors import UserError
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 1
+EXIT_FAULT = 2
+EXIT_STOPPED = 128 + signal.SIGTERM
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+log = logging.getLogger("byoc.training")
+
+USAGE = """\
+usage: train [--help] [--metric-definitions]
+
+SageMaker training entry point (`docker run IMAGE train`). Reads the ML root (/opt/ml, or
+SAGEMAKER_BASE_DIR): input/config/{hyperparameters,inputdataconfig,resourceconfig}.json and the
+channels train (alias training), validation and test under input/data/ (File and FastFile
+read the directory, Pipe reads the FIFO <channel>_0). Writes model/model.joblib + model.json,
+output/data/metrics.json, and output/failure when it fails.
+
+Channel formats (ContentType, or the content_type hyperparameter): text/csv (default; no header
+and the target in the first column, like the built-in algorithms; a header row is detected),
+application/x-parquet, application/jsonlines, text/libsvm; gzip is read transparently.
+
+Exit codes: 0 saved; 1 bad input (see output/failure); 2 internal fault; 143 stopped (SIGTERM).
+
+options:
+  --help                 show this message and every hyperparameter, then exit
+  --metric-definitions   print the metric_definitions (Name, Regex) for the SageMaker
+                         Estimator / tuner as JSON, then exit
+"""
+
+
+# -- failure file ----------------------------------------------------------------------------
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def write_failure(path: Path, cause: str, details: str = "") -> bool:
+    """Write ``output/failure`` unless it exists (never overwrite: the first cause wins).
+
+    The first line is the cause, on one line; details (and tracebacks) come after a blank
+    line, so the first 1024 characters SageMaker shows lead with what to fix.
+    """
+    text = one_line(cause) + "\n"
+    if details:
+        text += "\n" + details.rstrip() + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "x", encoding="utf-8") as fh:
+            fh.write(text)
+    except FileExistsError:
+        log.warning("%s already exists; not overwriting it", path)
+        return False
+    except OSError as exc:  # the log still carries the cause; the exit code still fails the job
+        log.error("cannot write %s (%s)", path, exc.strerror or exc)
+        return False
+    return True
+
+
+def user_error_details(exc: UserError) -> str:
+    lines = [f"error code: {exc.code}"]
+    if exc.details:
+        lines.append(str(exc.details))
+    cause = exc.__cause__
+    if cause is not None:
+        lines.append(f"caused by: {type(cause).__name__}: {one_line(str(cause))[:2000]}")
+    return "\n".join(lines)
+
+
+# -- stop handling ---------------------------------------------------------------------------
+
+
+def child_pids(parent: int) -> list[int]:
+    """Direct children of ``parent`` (Linux /proc; empty elsewhere)."""
+    children = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = entry.read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent:
+            children.append(int(entry.parent.name))
+    return children
+
+
+@dataclass
+class Progress:
+    """What the job is doing, for log and stop messages; guards the artefact's commit."""
+
+    phase: str = "starting"
+    started: float = field(default_factory=time.monotonic)
+    saved: bool = False
+    commit: threading.Lock = field(default_factory=threading.Lock)
+
+
+Job = Callable[["TrainingEnvironment", Progress], object]
+
+
+class StopWatcher:
+    """Takes SIGTERM/SIGINT in a dedicated thread (see the module docstring)."""
+
+    def __init__(self, on_stop: Callable[[int], None]) -> None:
+        self._on_stop = on_stop
+
+    def start(self) -> None:
+        # Block first, in the main thread: threads started later (the watcher, joblib's and
+        # OpenMP's workers) inherit the mask, so the signal is only ever taken by sigwait.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        threading.Thread(target=self._wait, name="byoc-stop-watcher", daemon=True).start()
+
+    def _wait(self) -> None:
+        signum = signal.sigwait(STOP_SIGNALS)
+        self._on_stop(signum)
+
+
+def stop_handler(paths: MLPaths, progress: Progress) -> Callable[[int], None]:
+    def on_stop(signum: int) -> None:
+        from byoc import artifact
+
+        name = signal.Signals(signum).name
+        log.warning("%s received while %s: stopping", name, progress.phase)
+        with progress.commit:  # wait for an artefact commit in flight: all or nothing
+            if progress.saved:
+                log.warning("the model was already saved; finishing normally")
+                return
+            elapsed = time.monotonic() - progress.started
+            why = "StopTrainingJob or spot interruption" if signum == signal.SIGTERM else "interrupted"
+            write_failure(
+                paths.failure_file,
+                f"Training job stopped by {name} ({why}) while {progress.phase}, "
+                f"after {elapsed:.1f} s; no model was saved. Start a new training job "
+                "to train again.",
+            )
+            artifact.discard_staging(paths.model_dir)
+            for pid in child_pids(os.getpid()):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_STOPPED)
+
+    return on_stop
+
+
+# -- running a job -----------------------------------------------------------------------------
+
+
+def _configure_logging(level: object) -> None:
+    try:
+        numeric = int(str(level))
+    except ValueError:
+        named = logging.getLevelName(str(level).upper())
+        numeric = named if isinstance(named, int) else logging.INFO
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+
+
+def choose_job(env: TrainingEnvironment) -> Job:
+    """The job this environment asks for: the built-in training flow."""
+    from byoc import training
+
+    return training.train
+
+
+def run(choose: Callable[[TrainingEnvironment], Job] = choose_job) -> int:
+    """Run the job ``choose`` picks for the ML root's environment, with the stop watcher."""
+    from byoc.environment import MLPaths  # stdlib only: no threads yet
+
+    paths = MLPaths.from_environ()
+    progress = Progress()
+    # Before anything imports numpy/pyarrow: their thread pools must inherit the blocked mask.
+    StopWatcher(stop_handler(paths, progress)).start()
+    _configure_logging(
+        os.environ.get("SM_LOG_LEVEL") or os.environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL") or logging.INFO
+    )
+    log.info("ML root: %s", paths.base)
+    return run_job(paths, progress, configure_logging=True, choose=choose)
+
+
+def run_job(
+    paths: MLPaths,
+    progress: Progress,
+    environ: Mapping[str, str] | None = None,
+    *,
+    configure_logging: bool = False,
+    choose: Callable[[TrainingEnvironment], Job] = choose_job,
+) -> int:
+    """Read the configuration, run the job, and turn every failure into output/failure + an exit code.
+
+    :func:`run` adds the stop watcher; tests call this in-process with an injected ``environ``
+    (the process's own SM_* variables are then ignored).
+    """
+    from byoc import artifact, oserrors
+    from byoc.environment import TrainingEnvironment
+    from byoc.errors import UserError
+
+    try:
+        progress.phase = "reading the job configuration"
+        env = TrainingEnvironment.from_files(paths, environ)
+        if configure_logging:
+            _configure_logging(env.log_level)
+        choose(env)(env, progress)
+        return EXIT_OK
+    except Exception as exc:
+        user_error = (
+            exc if isinstance(exc, UserError) else oserrors.as_user_error(exc, paths.base, progress.phase)
+        )
+        if user_error is not None:
+            details = user_error_details(user_error)
+            log.error("training failed: %s", one_line(user_error.message))
+            with progress.commit:
+                write_failure(paths.failure_file, user_error.message, details)
+            return EXIT_USER_ERROR
+        cause = (
+            f"Internal error while {progress.phase}: {type(exc).__name__}: {exc}. This is a "
+            "bug in byoc, not in your data; please report it with the details below"
+        )
+        log.exception("training failed")
+        with progress.commit:
+            write_failure(paths.failure_file, cause, traceback.format_exc())
+        return EXIT_FAULT
+    finally:
+        if not progress.saved:
+            artifact.discard_staging(paths.model_dir)
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="train", add_help=False, usage=USAGE)
+    parser.add_argument("--help", "-h", action="store_true")
+    parser.add_argument("--metric-definitions", action="store_true")
+    # `docker run IMAGE train` may pass the word itself through an ENTRYPOINT: accept it.
+    parser.add_argument("command", nargs="?", choices=["train"])
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`container/train [--help | --metric-definitions]`; returns the exit code."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.help:
+        from byoc import hyperparameters
+
+        print(USAGE)
+        print(hyperparameters.help_text())
+        return EXIT_OK
+    if args.metric_definitions:
+        from byoc import metrics
+
+        print(json.dumps(metrics.metric_definitions(), indent=2))
+        return EXIT_OK
+    return run()

@@ -1,0 +1,103 @@
+"""Declarations versus scikit-learn: every declared range is one the mapped estimator accepts.
+
+For each built-in algorithm and problem type, each declared hyperparameter is set to the ends
+of its declared range (and each choice, None when nullable), resolved, built into the estimator
+and checked by the estimator's own ``_parameter_constraints`` (``_validate_params``).  A
+declaration wider than scikit-learn's fails here, before a training job could.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from byoc import algorithms
+from byoc.declarations import Hyperparameter
+from byoc.errors import HyperparameterError
+from byoc.hyperparameters import common, resolve
+from byoc.preprocessing import feature_schema
+
+PROBLEM_TYPES = ("regression", "binary_classification")  # multiclass builds the binary estimators
+LARGE = 10**6  # stands in for "unbounded above"
+FEATURES = feature_schema(pd.DataFrame({"number": [1.0, 2.0, None], "colour": ["a", "b", "a"]}))
+# Hyperparameters that configure byoc itself, not an estimator parameter.
+NOT_ESTIMATOR_PARAMETERS = {"algorithm", "problem_type", "target", "header", "content_type", "cv_folds"}
+NOT_ESTIMATOR_PARAMETERS |= {"use_custom_ensemble"}
+# What a value needs beside it to be valid at all (hyperparameters.resolve's cross-checks).
+COMPANIONS = {"max_samples": {"bootstrap": True}}
+
+
+def range_values(decl: Hyperparameter) -> list[Any]:
+    """The ends of the declared range, every choice, None when nullable, and the default."""
+    values: list[Any] = list(decl.choices)
+    if decl.kind in ("int", "float"):
+        step = 1 if decl.kind == "int" else None
+        if decl.minimum is not None:
+            low = decl.minimum
+            if decl.exclusive_minimum:
+                low = low + 1 if step else math.nextafter(low, math.inf)
+            values.append(low)
+        high = decl.maximum
+        if high is not None and decl.exclusive_maximum:
+            high = high - 1 if step else math.nextafter(high, -math.inf)
+        values.append(high if high is not None else LARGE)
+        values = [v for v in values if v not in decl.forbidden]
+    elif decl.kind == "bool":
+        values += [True, False]
+    if decl.nullable:
+        values.append(None)
+    values.append(decl.default)
+    return values
+
+
+def cases() -> list[tuple[str, str, Hyperparameter, Any]]:
+    out = []
+    for algorithm in algorithms.names():
+        if algorithm == "ensemble":  # byoc's own estimator; its members are covered one by one
+            continue
+        declarations = (*common(), *algorithms.get(algorithm).hyperparameters)
+        for decl in declarations:
+            if decl.name in NOT_ESTIMATOR_PARAMETERS:
+                continue
+            for problem_type in PROBLEM_TYPES:
+                out += [(algorithm, problem_type, decl, value) for value in range_values(decl)]
+    return out
+
+
+def estimator(algorithm: str, problem_type: str, raw: dict[str, Any]) -> Any:
+    params = resolve({"algorithm": algorithm, "problem_type": problem_type, **raw})
+    return algorithms.build(problem_type, params, FEATURES).named_steps["model"]
+
+
+@pytest.mark.parametrize(
+    "algorithm, problem_type, decl, value",
+    cases(),
+    ids=lambda v: v.name if isinstance(v, Hyperparameter) else repr(v),
+)
+def test_declared_range_is_accepted_by_the_estimator(algorithm, problem_type, decl, value):
+    try:
+        model = estimator(algorithm, problem_type, {decl.name: value, **COMPANIONS.get(decl.name, {})})
+    except HyperparameterError as exc:  # a value for the other problem type (criterion=gini)
+        assert problem_type in str(exc) or "classification only" in str(exc)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a deprecated value is drift too
+        model._validate_params()  # scikit-learn's own _parameter_constraints
+    given = model.get_params()
+    own = decl in algorithms.get(algorithm).hyperparameters  # common ones (n_jobs) serve only some
+    if own and decl.name in given and value != "auto":
+        assert given[decl.name] == value, f"{decl.name}={value!r} did not reach {type(model).__name__}"
+
+
+@pytest.mark.parametrize("algorithm", [a for a in algorithms.names() if a != "ensemble"])
+def test_every_declaration_maps_to_an_estimator_parameter(algorithm):
+    """Else the range test above would check nothing for it."""
+    accepted = set()
+    for problem_type in PROBLEM_TYPES:
+        accepted |= set(estimator(algorithm, problem_type, {}).get_params())
+    declared = {d.name for d in algorithms.get(algorithm).hyperparameters}
+    assert declared - accepted == set()
