@@ -161,13 +161,14 @@ def test_transform_fn_with_context_sees_the_request(tmp_path):
                 "content_type": content_type,
                 "accept": accept,
                 "request_id": context.request_id,
+                "attributes": context.custom_attributes,
                 "model_dir": context.system_properties["model_dir"],
             })
         """,
     )
     server = _serve(root)
     try:
-        reply = server.invoke(CSV_ROWS, "text/csv", "*/*")
+        reply = server.invoke(CSV_ROWS, "text/csv", "*/*", attributes="output=mine")
         untyped = server.invoke(b"{}", None)
     finally:
         server.stop()
@@ -179,6 +180,7 @@ def test_transform_fn_with_context_sees_the_request(tmp_path):
         "content_type": "text/csv",
         "accept": "application/json",
         "request_id": reply.headers["X-Request-Id"],
+        "attributes": "output=mine",  # the hook's own, not byoc's output fields
         "model_dir": str(root / "model"),
     }
     assert untyped.json()["content_type"] == "application/json"

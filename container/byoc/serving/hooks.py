@@ -169,7 +169,14 @@ class Hook:
             mapped = _status_error(exc)
             if mapped is not None:
                 raise mapped from exc
-            exc.add_note(f"raised by {self.name} of {self.source}")
+            log.error(
+                "request %s: %s: %s raised by %s of %s",
+                context.request_id,
+                type(exc).__name__,
+                exc,
+                self.name,
+                self.source,
+            )
             raise
 
     @classmethod
@@ -344,6 +351,7 @@ class HooksHandler:
         self.model = model
         self.hooks = hooks
         self.model_dir = model_dir
+        self._byoc_predicts = "predict_fn" in hooks and hooks["predict_fn"].builtin
         self.default_accept = settings.default_accept or DEFAULT_CONTENT_TYPE
         self.fields = (
             default_fields(settings.inference_output, model.available_fields)
@@ -401,7 +409,7 @@ class HooksHandler:
             request_fields(
                 request.custom_attributes, default=self.fields, available=self.model.available_fields
             )
-            if isinstance(self.model, Predictor)
+            if isinstance(self.model, Predictor) and self._byoc_predicts
             else ()
         )
         context = Context(
