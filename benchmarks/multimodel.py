@@ -11,7 +11,8 @@ Measured, all on this machine in this run (servers are the real ``container/serv
 3. warm-invoke throughput: wrk (8 connections, single-row CSV) against /invocations of a
    single-model server (sync workers) and /models/<name>/invoke of a multi-model endpoint on
    the same model, with as many workers and with one worker (one copy per model: the
-   alternative design), as a share of the single-model figure.
+   alternative design), as a share of the single-model figure; the servers take turns, five
+   rounds, medians.
 
     .venv/bin/python benchmarks/multimodel.py [--duration 5] [--json results.json]
 """
@@ -123,24 +124,24 @@ def memory_per_model(label: str, path: Path, body: bytes, copies: int = 10) -> d
     }
 
 
-def throughput(root: Path, body: bytes, duration: int) -> list[dict]:
+def throughput(root: Path, body: bytes, duration: int, rounds: int = 5) -> list[dict]:
+    """All three servers run at once and take turns, ``rounds`` times: the machine's load drifts
+    (it is shared), so each figure is a median over rounds spread across the same minutes."""
     import requests
 
-    rows = []
-    single = byoc_server(root, workers=WORKERS)
-    try:
-        wrk(single.port, body, "text/csv", "text/csv", 1)
-        rows.append(
-            {
-                "server": f"single-model /invocations, {WORKERS} sync workers",
-                **wrk(single.port, body, "text/csv", "text/csv", duration),
-            }
+    servers = {
+        f"single-model /invocations, {WORKERS} sync workers": (
+            byoc_server(root, workers=WORKERS),
+            "/invocations",
         )
-    finally:
-        single.stop()
-    for workers in (WORKERS, 1):
-        server = mme_server(workers)
-        try:
+    }
+    try:
+        for workers in (WORKERS, 1):
+            server = mme_server(workers)
+            servers[f"multi-model /models/m/invoke, {workers} gthread worker(s)"] = (
+                server,
+                "/models/m/invoke",
+            )
             with requests.Session() as session:
                 post(
                     session,
@@ -149,15 +150,27 @@ def throughput(root: Path, body: bytes, duration: int) -> list[dict]:
                     "/models",
                     json={"model_name": "m", "url": str(root / "model")},
                 )
-            wrk(
-                server.port, body, "text/csv", "text/csv", 1, path="/models/m/invoke"
-            )  # every worker loads it
-            result = wrk(server.port, body, "text/csv", "text/csv", duration, path="/models/m/invoke")
-            rows.append({"server": f"multi-model /models/m/invoke, {workers} gthread worker(s)", **result})
-        finally:
+        for server, path in servers.values():
+            wrk(server.port, body, "text/csv", "text/csv", 1, path=path)  # warm: every worker loads the model
+        runs: dict[str, list[dict]] = {label: [] for label in servers}
+        for _ in range(rounds):
+            for label, (server, path) in servers.items():
+                runs[label].append(wrk(server.port, body, "text/csv", "text/csv", duration, path=path))
+    finally:
+        for server, _ in servers.values():
             server.stop()
-    for row in rows:
-        row["share"] = row["rps"] / rows[0]["rps"]
+    baseline = [run["rps"] for run in next(iter(runs.values()))]
+    rows = []
+    for label, results in runs.items():
+        rows.append(
+            {
+                "server": label,
+                "rps": statistics.median(r["rps"] for r in results),
+                "p50_ms": statistics.median(r["p50_ms"] for r in results),
+                "p99_ms": statistics.median(r["p99_ms"] for r in results),
+                "share": statistics.median(r["rps"] / b for r, b in zip(results, baseline, strict=True)),
+            }
+        )
     return rows
 
 

@@ -8,6 +8,7 @@ tests/integration/test_serve_multimodel.py.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -86,15 +87,45 @@ def test_second_worker_loads_on_demand_and_follows_unload_and_reload(tmp_path: P
     assert second.handler("a").value == "v2"  # never the stale copy of the first load
 
 
-def test_unload_elsewhere_frees_this_workers_copy_on_its_next_request(tmp_path: Path) -> None:
+def test_unload_elsewhere_frees_this_workers_copy_on_its_next_sync(tmp_path: Path) -> None:
     first, second = registry(tmp_path), registry(tmp_path)
     first.load("a", model(tmp_path, "a"))
     first.load("b", model(tmp_path, "b"))
     second.handler("a")
     second.handler("b")
     first.unload("a")
-    second.handler("b")
+    second.sync()
     assert second.cached_names() == ["b"]
+
+
+@pytest.mark.parametrize("settle", [50_000_000, 10**15])
+def test_trusted_cache_and_entry_reads_agree(tmp_path: Path, monkeypatch, settle: int) -> None:
+    """Once the index has settled (50 ms here, after each change) a worker answers from its cache
+    without reading the model's entry; never settled, it reads the entry every time: both see
+    every unload and reload."""
+    monkeypatch.setattr(multimodel, "SETTLE_NS", settle)
+    first, second = registry(tmp_path), registry(tmp_path)
+
+    def change(action, *args) -> None:
+        action(*args)
+        time.sleep(0.06)
+
+    change(first.load, "a", model(tmp_path, "a"))
+    assert second.handler("a").value == "a"
+    assert second.handler("a").value == "a"
+    change(first.unload, "a")
+    with pytest.raises(ModelNotLoaded):
+        second.handler("a")
+    change(first.load, "a", model(tmp_path, "a-v2", value="v2"))
+    assert second.handler("a").value == "v2"
+    reads: list[str] = []
+    read = second.index.get
+    monkeypatch.setattr(second.index, "get", lambda name: reads.append(name) or read(name))
+    assert second.handler("a").value == "v2"
+    assert reads == ([] if settle < 10**9 else ["a"])  # the trusted path reads nothing
+    first.unload("a")
+    change(first.load, "a", model(tmp_path, "a-v3", value="v3"))
+    assert second.handler("a").value == "v3"
 
 
 def test_lru_eviction_keeps_the_budget_and_the_index(tmp_path: Path) -> None:

@@ -59,6 +59,9 @@ MEMORY_PER_MODEL = 256 * 1024
 # Without BYOC_MULTI_MODEL_MEMORY_MB, loaded models may take this share of the container's
 # memory; the rest is each worker's Python, libraries and request buffers.
 DEFAULT_MEMORY_SHARE = 0.5
+# A worker trusts its cache without reading a model's index entry only when its last sync came
+# this long after the index's last change (see ModelRegistry._sync).
+SETTLE_NS = 2_000_000_000
 
 
 class ModelNotLoaded(UserError):
@@ -298,6 +301,7 @@ class ModelRegistry(Generic[H]):
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._seen_version = -1
+        self._synced_at = 0
 
     # -- the cache ---------------------------------------------------------------------------
 
@@ -320,12 +324,11 @@ class ModelRegistry(Generic[H]):
             del self._cache[name]
         return cached
 
-    def _sync(self) -> None:
-        """Drop copies of models that another worker unloaded or reloaded since we last looked."""
+    def sync(self) -> int:
+        """Drop copies of models that another worker unloaded or reloaded; returns the index
+        version this cache now reflects."""
         version = self.index.version()
-        if version == self._seen_version:
-            return
-        self._seen_version = version
+        synced_at = time.time_ns()
         with self._lock:
             held = [(name, cached.entry.token) for name, cached in self._cache.items()]
         dropped = False
@@ -333,8 +336,31 @@ class ModelRegistry(Generic[H]):
             current = self.index.get(name)
             if current is None or current.token != token:
                 dropped = self._drop(name, token) is not None or dropped
+        with self._lock:
+            self._seen_version, self._synced_at = version, synced_at
         if dropped:
             memory.release_free_memory()
+        return version
+
+    def _sync(self) -> bool:
+        """Sync when the index changed (at most once a second inline; the sync thread catches up).
+
+        True when this worker's cache may be trusted without reading the model's entry: the
+        index has not changed since a sync that happened well after its last change.  The
+        index directory's modification time has coarse steps (a clock tick, or a second on
+        some file systems), so a change in the same step as the one before leaves it equal;
+        a sync SETTLE_NS after that step has seen both, and any later change moves the time.
+        """
+        version = self.index.version()
+        with self._lock:
+            seen, synced_at = self._seen_version, self._synced_at
+        if version != seen or synced_at - version < SETTLE_NS:
+            if time.time_ns() - synced_at < SETTLE_NS:
+                return False
+            self.sync()
+            with self._lock:
+                seen, synced_at = self._seen_version, self._synced_at
+        return version == seen and synced_at - version >= SETTLE_NS
 
     def keep_in_sync(self, interval: float = 2.0) -> threading.Thread:
         """Free copies of models unloaded elsewhere every ``interval`` seconds, even while this
@@ -344,7 +370,7 @@ class ModelRegistry(Generic[H]):
             while True:
                 time.sleep(interval)
                 try:
-                    self._sync()
+                    self.sync()
                 except Exception:  # keep sweeping; the next request syncs too
                     log.warning("model index sync failed", exc_info=True)
 
@@ -450,7 +476,13 @@ class ModelRegistry(Generic[H]):
 
     def handler(self, name: str) -> H:
         """The handler for an invocation, loaded in this worker on first use; 404 when not loaded."""
-        self._sync()
+        if self._sync():
+            with self._lock:
+                cached = self._cache.get(name)
+                if cached is not None and cached.entry.token:  # published, and the index is unchanged
+                    self._cache.move_to_end(name)
+                    cached.used_at = self.clock()
+                    return cached.handler
         entry = self.index.get(name)
         if entry is None:
             self._drop(name)

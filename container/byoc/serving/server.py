@@ -87,6 +87,7 @@ def gunicorn_options(settings: ServingSettings) -> dict[str, Any]:
         options.update(
             worker_class="gthread",
             threads=MULTI_MODEL_THREADS,
+            keepalive=0,
             post_fork=_post_fork_multi_model,
             post_worker_init=_post_worker_init_multi_model,
         )
