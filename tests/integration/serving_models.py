@@ -68,6 +68,34 @@ def trained_root(kind: str) -> Path:
     return root
 
 
+def broken_root(dest: Path, transform: Any) -> Path:
+    """An ML root whose regression model (one numeric feature ``x``) runs ``transform`` first:
+    for tests of models that load but fail to predict (``transform`` must be importable)."""
+    import numpy as np
+    from sklearn.dummy import DummyRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from byoc import artifact
+
+    model = Pipeline(
+        [
+            ("broken", FunctionTransformer(transform)),
+            ("model", DummyRegressor().fit(np.zeros((2, 1)), [0.0, 1.0])),
+        ]
+    )
+    artifact.save(
+        dest / "model",
+        model,
+        {
+            "problem_type": "regression",
+            "algorithm": "broken",
+            "features": [artifact.Feature("x", "numeric", "float64").to_dict()],
+        },
+    )
+    return dest
+
+
 def copy_root(kind: str, dest: Path) -> Path:
     """A private copy of a trained ML root (for tests that damage the model)."""
     shutil.copytree(trained_root(kind), dest)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import signal
 import threading
 import time
@@ -13,7 +12,6 @@ import requests
 import serving_models as sm
 
 import support
-from byoc import artifact
 
 ROW = "40,1000.5,admin,cellular\n"
 
@@ -180,27 +178,11 @@ def test_a_killed_worker_is_replaced_and_the_others_keep_serving():
 
 
 def test_a_real_fault_is_a_500_with_a_request_id_that_is_logged(tmp_path):
-    """A model whose pipeline raises at predict time: our fault, not the client's."""
-    from sklearn.dummy import DummyRegressor
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer
+    """A model whose pipeline raises at predict time on one row: our fault, not the client's.
 
-    model = Pipeline(
-        [
-            ("broken", FunctionTransformer(math.sqrt)),
-            ("model", DummyRegressor().fit(np.zeros((2, 1)), [0.0, 1.0])),
-        ]
-    )
-    root = tmp_path / "root"
-    artifact.save(
-        root / "model",
-        model,
-        {
-            "problem_type": "regression",
-            "algorithm": "broken",
-            "features": [artifact.Feature("x", "numeric", "float64").to_dict()],
-        },
-    )
+    (np.squeeze turns a one-row frame into a scalar the regressor refuses; the warm-up's
+    several rows pass, so the server starts.)"""
+    root = sm.broken_root(tmp_path / "root", np.squeeze)
     server = sm.start(root, workers=1)
     try:
         response = server.invoke("1.5\n", "text/csv")
@@ -212,6 +194,13 @@ def test_a_real_fault_is_a_500_with_a_request_id_that_is_logged(tmp_path):
     assert body["error"] == "internal_error"
     request_id = response.headers["X-Request-Id"]
     assert body["request_id"] == request_id and request_id in body["message"]
-    assert "Traceback" not in response.text and "sqrt" not in response.text
+    assert "Traceback" not in response.text and "squeeze" not in response.text
     assert f"request {request_id} failed" in output
     assert "Traceback" in output  # the log has the details the client does not
+
+
+def test_a_model_that_cannot_predict_fails_the_start_with_the_cause(tmp_path):
+    result = run_serve(sm.broken_root(tmp_path / "root", np.linalg.cholesky))  # every frame: LinAlgError
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("serve: cannot start: the model loads but cannot predict (LinAlgError"), last

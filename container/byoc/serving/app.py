@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from flask import Flask, Response, request
@@ -69,8 +69,16 @@ def read_body(stream: Any, limit: int) -> bytes:
     return b"".join(blocks)
 
 
-def line_slices(stream: Any, limit: int, size: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """The body in slices of about ``size`` bytes that end at a newline, counting against ``limit``."""
+def _after_last_newline(data: bytes) -> int:
+    return data.rfind(b"\n") + 1
+
+
+def line_slices(
+    stream: Any, limit: int, size: int = CHUNK_BYTES, whole_records: Callable[[bytes], int] | None = None
+) -> Iterator[bytes]:
+    """The body in slices of about ``size`` bytes that end at a record boundary (a newline, or
+    ``whole_records``' cut), counting against ``limit``."""
+    whole_records = whole_records or _after_last_newline
     pending, total = b"", 0
     while block := stream.read(size):
         total += len(block)
@@ -78,12 +86,12 @@ def line_slices(stream: Any, limit: int, size: int = CHUNK_BYTES) -> Iterator[by
             _drain(stream)
             raise _too_large(limit)
         data = pending + block if pending else block
-        cut = data.rfind(b"\n")
-        if cut < 0:
+        cut = whole_records(data)
+        if cut <= 0:
             pending = data
             continue
-        yield data[: cut + 1]
-        pending = data[cut + 1 :]
+        yield data[:cut]
+        pending = data[cut:]
     if pending:
         yield pending
 
@@ -101,8 +109,8 @@ class FlaskBody:
     def read(self) -> bytes:
         return read_body(self.stream, self.limit)
 
-    def line_slices(self) -> Iterator[bytes]:
-        return line_slices(self.stream, self.limit)
+    def line_slices(self, whole_records: Callable[[bytes], int] | None = None) -> Iterator[bytes]:
+        return line_slices(self.stream, self.limit, whole_records=whole_records)
 
 
 def answer(handler: Handler, settings: ServingSettings) -> Response:

@@ -55,7 +55,7 @@ def decode_batches(body: RequestBody, decoder: codecs.Decoder, schema: RequestSc
         raise _empty(decoder, schema)
     rows, decoded = 0, False
     header: bytes | None = None
-    for index, piece in enumerate(body.line_slices()):
+    for index, piece in enumerate(body.line_slices(decoder.whole_records)):
         if not piece.strip():
             continue
         if header is not None:

@@ -31,7 +31,7 @@ For writers of a new handler or of a registry of handlers (multi-model endpoints
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -46,8 +46,9 @@ class RequestBody(Protocol):
         """The whole body (PayloadTooLarge past the limit)."""
         ...
 
-    def line_slices(self) -> Iterator[bytes]:
-        """The body in slices that end at a newline (the last may not), each bounded in size."""
+    def line_slices(self, whole_records: Callable[[bytes], int] | None = None) -> Iterator[bytes]:
+        """The body in slices that end at a newline (the last may not), each bounded in size;
+        ``whole_records(data)``, when given, says where whole records end instead (CSV quoting)."""
         ...
 
 

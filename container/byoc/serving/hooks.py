@@ -231,7 +231,7 @@ class _WholeBody:
     def read(self) -> bytes:
         return self.data
 
-    def line_slices(self) -> Any:
+    def line_slices(self, whole_records: Any = None) -> Any:
         return iter([self.data])
 
 

@@ -345,7 +345,10 @@ class RequestSchema:
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         else:
             raw = series.to_numpy(dtype=object, na_value=None)
-            values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            # copy=True: pandas may hand out a read-only view (Arrow-backed frames), written below
+            values = pd.to_numeric(series, errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan, copy=True
+            )
             suspects = np.flatnonzero(np.isnan(values))
             for pos in suspects:  # NaN from a missing token is fine; from text it is not
                 try:

@@ -6,13 +6,21 @@ Why these settings:
   (``preload_app``); ``gc.freeze()`` keeps the model's pages out of the collector's reach
   so forked workers keep sharing them instead of copying them on the first collection.
   A missing or corrupt model stops ``serve`` at once with one line naming the file.
-- Sync workers: a prediction is CPU-bound Python/NumPy work holding the GIL, so one request
-  per process is the fastest use of a core and a slow request cannot starve others in its
-  process.  SAGEMAKER_MODEL_SERVER_WORKERS sets the count (default: one per CPU), each
-  worker pins its math libraries to one thread for the same reason.
+- gthread workers (``BYOC_WORKER_CLASS``, ``BYOC_WORKER_THREADS``): a sync worker is held by
+  one connection from accept to response, so as many clients as workers trickling their
+  bodies or headers kept every worker, and /ping, waiting (18 s to 60 s; SageMaker's /ping
+  allows 2 s).  A gthread worker reads each connection on one of its threads and keeps idle
+  ones on its poller, so slow clients hold threads, not workers.  Predictions stay CPU-bound
+  under the GIL; the cost on single-row requests is measured in benchmarks/serving.py.
+  SAGEMAKER_MODEL_SERVER_WORKERS sets the count (default: one per CPU); each worker pins its
+  math libraries to one thread.
 - SIGTERM (the platform's stop, SIGKILL 30 s later) is gunicorn's graceful shutdown: stop
-  accepting, let in-flight requests finish for up to 20 s, exit 0.  A worker that dies is
-  replaced by the master.
+  accepting, let in-flight requests finish within ``BYOC_GRACEFUL_TIMEOUT`` (default 30 s); a
+  request still running then is logged with its request id and ``serve`` exits non-zero
+  (see byoc.serving.worker).  A worker that dies is replaced by the master.
+- A model that loads but cannot predict fails the start: the warm-up prediction's error is
+  the reason ``serve`` prints, rather than /ping passing and every request failing.
+- Request bodies are framing-checked and gzip-decoded below the app (byoc.serving.body).
 - Access lines go to stdout except GET /ping, which appears only at DEBUG.
 """
 
@@ -21,6 +29,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import multiprocessing
 import os
 import shutil
 import sys
@@ -28,7 +37,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from byoc.errors import ModelLoadError, UserError
-from byoc.serving.settings import GRACEFUL_TIMEOUT, ServingSettings
+from byoc.serving.settings import ServingSettings
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
@@ -60,14 +69,20 @@ def _post_fork(server: Any, worker: Any) -> None:
 MULTI_MODEL_THREADS = 4  # per worker: /ping and model management stay answered during a load
 
 
-def gunicorn_options(settings: ServingSettings) -> dict[str, Any]:
-    """The gunicorn configuration derived from the environment (see the module docstring)."""
+def gunicorn_options(settings: ServingSettings, cut: Any = None) -> dict[str, Any]:
+    """The gunicorn configuration derived from the environment (see the module docstring).
+
+    ``cut``: a shared integer the workers raise when the grace period cuts requests.
+    """
+    from byoc.serving.worker import worker_class
+
     options = {
         "bind": [f"0.0.0.0:{settings.port}"],
         "workers": settings.workers,
-        "worker_class": "sync",
+        "worker_class": worker_class(settings.worker_class, cut, settings.graceful_timeout),
+        "threads": settings.threads if settings.worker_class == "gthread" else 1,
         "timeout": settings.timeout,
-        "graceful_timeout": GRACEFUL_TIMEOUT,
+        "graceful_timeout": settings.graceful_timeout,
         "keepalive": 5,
         "preload_app": True,
         "loglevel": settings.log_level,
@@ -85,7 +100,7 @@ def gunicorn_options(settings: ServingSettings) -> dict[str, Any]:
     }
     if settings.multi_model:
         options.update(
-            worker_class="gthread",
+            worker_class=worker_class("gthread", cut, settings.graceful_timeout),
             threads=MULTI_MODEL_THREADS,
             keepalive=0,
             post_fork=_post_fork_multi_model,
@@ -125,8 +140,12 @@ def _gunicorn_application(app: Any, options: Mapping[str, Any]) -> Any:
 def build_app(environ: Mapping[str, str] | None = None) -> Any:
     """Load the model and build the app in this (the master) process."""
     from byoc.serving.app import create_app
+    from byoc.serving.body import decode_body
 
-    return create_app(environ=environ)
+    app = create_app(environ=environ)
+    settings = ServingSettings.from_environ(environ)
+    app.wsgi_app = decode_body(app.wsgi_app, settings.max_payload_bytes)
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,8 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     handler = app.extensions["byoc.handler"]
     try:
         handler.warm_up()
-    except Exception as exc:  # noqa: BLE001 - a model that cannot predict an all-missing row may still serve
-        logging.getLogger("byoc.serving").warning("warm-up prediction failed: %s", exc)
+    except Exception as exc:  # noqa: BLE001 - any failure to predict is the reason not to serve
+        print(
+            f"serve: cannot start: the model loads but cannot predict ({type(exc).__name__}: {exc}); "
+            "the warm-up prediction on sample rows failed, so every request would fail",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
     logging.getLogger("byoc.serving").info(
         "serving %s (%.1f MB loaded); %d workers on port %d",
         handler.describe(),
@@ -176,8 +201,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     gc.collect()
     gc.freeze()
-    _gunicorn_application(app, gunicorn_options(settings)).run()
-    return 0
+    cut = multiprocessing.RawValue("i", 0)  # shared with the forked workers
+    try:
+        _gunicorn_application(app, gunicorn_options(settings, cut)).run()
+        status = 0
+    except SystemExit as exc:  # gunicorn's master ends with sys.exit
+        status = exc.code if isinstance(exc.code, int) else 1
+    if cut.value:
+        print(
+            f"serve: {cut.value} request(s) were still running when the {settings.graceful_timeout} s "
+            "grace period after SIGTERM ended (BYOC_GRACEFUL_TIMEOUT); see their request ids above",
+            file=sys.stderr,
+            flush=True,
+        )
+        return status or 1
+    return status
 
 
 def _serve_multi_model(app: Any, settings: ServingSettings, *, check: bool) -> int:

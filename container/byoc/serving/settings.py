@@ -19,7 +19,9 @@ DEFAULT_BATCH_TIMEOUT = 600  # batch transform's own invocation timeout
 DEFAULT_MAX_PAYLOAD_MB = 6
 MAX_PAYLOAD_MB = 1024  # asynchronous inference takes payloads up to 1 GB (batch transform: 100 MB)
 MB = 1024 * 1024
-GRACEFUL_TIMEOUT = 20  # SageMaker sends SIGKILL 30 s after SIGTERM
+DEFAULT_GRACEFUL_TIMEOUT = 30  # SageMaker sends SIGKILL 30 s after SIGTERM
+WORKER_CLASSES = ("gthread", "sync")
+DEFAULT_WORKER_THREADS = 8
 
 _LOG_LEVELS = {
     "10": "debug",
@@ -99,6 +101,9 @@ class ServingSettings:
     notes: tuple[str, ...] = ()  # how the settings were chosen, for the start-up log
     multi_model: bool = False
     model_memory_mb: int | None = None  # multi-model endpoints: the budget for loaded models, all workers
+    worker_class: str = WORKER_CLASSES[0]
+    threads: int = DEFAULT_WORKER_THREADS
+    graceful_timeout: int = DEFAULT_GRACEFUL_TIMEOUT
 
     @property
     def max_payload_bytes(self) -> int:
@@ -117,6 +122,12 @@ class ServingSettings:
             )
         workers_name, workers_notes = _chosen(environ, "SAGEMAKER_MODEL_SERVER_WORKERS")
         timeout_name, timeout_notes = _chosen(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT")
+        worker_class = (environ.get("BYOC_WORKER_CLASS") or WORKER_CLASSES[0]).strip().lower()
+        if worker_class not in WORKER_CLASSES:
+            raise ConfigError(
+                f"BYOC_WORKER_CLASS={worker_class!r} is not one of {', '.join(WORKER_CLASSES)}; "
+                "unset it for gthread (slow clients do not hold a worker)"
+            )
         return cls(
             port=_positive_int(environ, "SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT, upper=65535),
             workers=_positive_int(environ, workers_name, cpu_count()),
@@ -131,4 +142,9 @@ class ServingSettings:
             multi_model=parse_bool(environ.get("SAGEMAKER_MULTI_MODEL"), name="SAGEMAKER_MULTI_MODEL"),
             model_memory_mb=_positive_int(environ, "BYOC_MULTI_MODEL_MEMORY_MB", 0) or None,
             notes=tuple(workers_notes + timeout_notes),
+            worker_class=worker_class,
+            threads=_positive_int(environ, "BYOC_WORKER_THREADS", DEFAULT_WORKER_THREADS, upper=256),
+            graceful_timeout=_positive_int(
+                environ, "BYOC_GRACEFUL_TIMEOUT", DEFAULT_GRACEFUL_TIMEOUT, upper=3600
+            ),
         )

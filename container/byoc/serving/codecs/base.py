@@ -30,6 +30,9 @@ class Decoder:
     header: Callable[[bytes, RequestSchema], bytes | None] | None = None
     """For line-oriented formats with an optional header line (CSV): the header line of a
     body's first slice, which the caller prepends to later slices so they decode alike."""
+    whole_records: Callable[[bytes], int] | None = None
+    """For line-oriented formats whose records may span lines (CSV's quoted newlines): the
+    length of the longest prefix of whole records, where a slice may end.  None: at a newline."""
 
 
 @dataclass(frozen=True)

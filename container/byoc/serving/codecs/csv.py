@@ -64,6 +64,37 @@ def _reorder(header: list[str], rows: list[list[str]], schema: RequestSchema) ->
     return [[row[i] for i in order] for row in rows]
 
 
+def whole_records(data: bytes) -> int:
+    """The length of ``data``'s longest prefix that ends at a record boundary (0: none).
+
+    ``data`` starts at a record boundary.  A newline ends a record only outside quotes: with
+    RFC 4180 quoting every quote toggles the state (``""`` twice), so the newline must follow
+    an even number of quotes.  Used to cut large bodies into slices without cutting a quoted
+    newline.
+    """
+    cut = data.rfind(b"\n")
+    if cut < 0:
+        return 0
+    quotes = data.count(b'"', 0, cut)
+    while quotes % 2:
+        previous = data.rfind(b"\n", 0, cut)
+        if previous < 0:
+            return 0
+        quotes -= data.count(b'"', previous, cut)
+        cut = previous
+    return cut + 1
+
+
+def _first_record(body: bytes) -> tuple[bytes, bytes]:
+    """(the first record with its newline, the rest), respecting quoted newlines."""
+    cut = body.find(b"\n")
+    while cut >= 0 and body.count(b'"', 0, cut) % 2:
+        cut = body.find(b"\n", cut + 1)
+    if cut < 0:
+        return body, b""
+    return body[: cut + 1], body[cut + 1 :]
+
+
 def _decode_small(text: str, schema: RequestSchema, start_row: int) -> Batch:
     rows = _parse_rows(text)
     if not rows:
@@ -78,7 +109,7 @@ def _decode_small(text: str, schema: RequestSchema, start_row: int) -> Batch:
 
 def _decode_fast(body: bytes, schema: RequestSchema, start_row: int) -> Batch | None:
     """pyarrow's reader with the schema's types; None when the slow path must explain a problem."""
-    first_line, _, rest = body.partition(b"\n")
+    first_line, rest = _first_record(body)
     header, _ = _split_header(_parse_rows(_text(first_line)) or [[""]], schema)
     if header is not None:
         schema.check_names(header, where="the CSV header")
@@ -106,13 +137,13 @@ def _decode_fast(body: bytes, schema: RequestSchema, start_row: int) -> Batch | 
 
 def header_line(body: bytes, schema: RequestSchema) -> bytes | None:
     """The first line, with its newline, when it is a header of feature names."""
-    first_line, newline, _ = body.partition(b"\n")
+    first_line, _ = _first_record(body)
     try:
         rows = _parse_rows(first_line.decode("utf-8-sig"))
     except (UnicodeDecodeError, DataError):
         return None
     if rows and _split_header(rows, schema)[0] is not None:
-        return first_line + newline
+        return first_line
     return None
 
 
@@ -148,5 +179,6 @@ DECODER = Decoder(
     aliases=("text/x-csv", "application/csv"),
     text=True,
     header=header_line,
+    whole_records=whole_records,
 )
 ENCODER = Encoder(MEDIA_TYPE, encode)

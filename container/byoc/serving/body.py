@@ -1,0 +1,156 @@
+"""The request body as bytes the app can trust: framing faults and Content-Encoding, below Flask.
+
+Why a WSGI middleware: both concerns belong to HTTP transport, not to any codec.
+
+- A malformed or truncated chunked body makes gunicorn's body reader raise its own parse
+  errors in the middle of the app's ``read``; they are the client's mistake, so they become a
+  400 :class:`~byoc.errors.DataError` (and the connection is closed: what follows on it
+  cannot be framed).
+- ``Content-Encoding: gzip`` (or ``x-gzip``) is decoded as the app reads, never more than
+  the payload limit of output, so a gzip bomb is a 413 after at most that much work; any
+  other encoding (``br``, ``deflate``, ``compress``...) is a 415 naming it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from byoc.errors import DataError, PayloadTooLarge, UnsupportedMediaType
+
+CLOSE_CONNECTION = "byoc.close_connection"  # environ key: the body left the connection unusable
+GZIP_ENCODINGS = frozenset({"gzip", "x-gzip"})
+_BLOCK = 1 << 16
+
+
+def _framing_errors() -> tuple[type[BaseException], ...]:
+    from gunicorn.http.errors import NoMoreData, ParseException
+
+    return (ParseException, NoMoreData)
+
+
+class _FramedInput:
+    """``wsgi.input`` whose chunked-framing errors are the client's (400), not ours (500)."""
+
+    def __init__(self, raw: Any, environ: dict[str, Any]) -> None:
+        self.raw = raw
+        self.environ = environ
+        self.errors = _framing_errors()
+
+    def _call(self, method: str, *args: Any) -> Any:
+        try:
+            return getattr(self.raw, method)(*args)
+        except self.errors as exc:
+            self.environ[CLOSE_CONNECTION] = True
+            detail = str(exc) or type(exc).__name__
+            raise DataError(
+                f"the request body is malformed or ends early ({detail}); send a complete body, "
+                "with Content-Length or well-formed chunked transfer encoding",
+                code="bad_body_framing",
+            ) from None
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._call("read", size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._call("readline", size)
+
+    def __iter__(self) -> Any:
+        return iter(self.readline, b"")
+
+
+class _GzipInput:
+    """Decompresses a gzip body on the fly; never returns more than ``limit`` bytes in total."""
+
+    def __init__(self, raw: Any, limit: int) -> None:
+        self.raw = raw
+        self.limit = limit
+        self.produced = 0
+        self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.pending = b""  # compressed bytes not yet fed (the decoder's unconsumed tail)
+        self.member_open = False  # bytes of a gzip member were fed and its end is not reached
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"the gzip request body decompresses to more than {self.limit // (1024 * 1024)} MB "
+            "(SAGEMAKER_MAX_PAYLOAD_IN_MB); send fewer rows per request"
+        )
+
+    def _inflate(self, size: int) -> bytes:
+        while True:
+            if not self.pending:
+                self.pending = self.raw.read(_BLOCK)
+                if not self.pending:
+                    if self.member_open:
+                        raise DataError(
+                            "the gzip request body ends early; send the whole gzip stream",
+                            code="bad_encoding",
+                        )
+                    return b""
+            self.member_open = True
+            try:
+                out = self.inflater.decompress(self.pending, size)
+            except zlib.error as exc:
+                raise DataError(
+                    f"the request body is not valid gzip ({exc}); send gzip data or drop Content-Encoding",
+                    code="bad_encoding",
+                ) from None
+            self.pending = self.inflater.unconsumed_tail
+            if self.inflater.eof:  # a member ended: another may follow (concatenated gzip)
+                self.pending = self.inflater.unused_data + self.pending
+                self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self.member_open = False
+            if out:
+                return out
+
+    def read(self, size: int | None = -1) -> bytes:
+        unbounded = size is None or size < 0
+        want = self.limit + 1 - self.produced if unbounded else size
+        blocks: list[bytes] = []
+        while want > 0 and (block := self._inflate(min(want, 1 << 20))):
+            blocks.append(block)
+            self.produced += len(block)
+            if self.produced > self.limit:
+                raise self._too_large()
+            want -= len(block)
+            if not unbounded:
+                break
+        return b"".join(blocks)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        raise NotImplementedError("byoc reads request bodies in blocks")
+
+
+def decode_body(app: Callable[..., Iterable[bytes]], limit: int) -> Callable[..., Iterable[bytes]]:
+    """Wrap a WSGI app so it reads framing-checked, decoded request bodies (see the module doc)."""
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        stream: Any = _FramedInput(environ["wsgi.input"], environ)
+        encoding = environ.pop("HTTP_CONTENT_ENCODING", "").strip().lower()
+        if encoding in GZIP_ENCODINGS:
+            stream = _GzipInput(stream, limit)
+            environ.pop("CONTENT_LENGTH", None)  # the length on the wire is not the body's length
+            environ["wsgi.input_terminated"] = True
+        elif encoding not in ("", "identity"):
+            stream = _Refused(encoding)
+        environ["wsgi.input"] = stream
+        return app(environ, start_response)
+
+    return wrapped
+
+
+class _Refused:
+    """A body in an encoding byoc does not decode: reading it is a 415 naming the encoding."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise UnsupportedMediaType(
+            f"Content-Encoding {self.encoding!r} is not supported; send the body uncompressed or "
+            "gzip-compressed (Content-Encoding: gzip)",
+            code="unsupported_encoding",
+        )
+
+    readline = read

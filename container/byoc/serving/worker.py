@@ -1,0 +1,157 @@
+"""byoc's gunicorn workers: gunicorn's own errors as JSON, request ids, and a bounded SIGTERM grace.
+
+Why each piece:
+
+- gunicorn answers some requests before the app sees them (a bad request line, 414, 431, a
+  malformed chunked body): its stock answer is an HTML page.  ``handle_error`` answers with
+  the same ``{"error", "message", "request_id"}`` body every other error has.
+- Every request gets its id here, before the app runs, so the app, its error bodies and this
+  worker's shutdown log all quote the same one.
+- SIGTERM: the worker stops accepting and lets in-flight requests finish.  One second before
+  the grace period ends (``BYOC_GRACEFUL_TIMEOUT``, default SageMaker's 30 s before SIGKILL) it
+  logs every request still running, with its id, marks the shared ``cut`` flag so ``serve``
+  exits non-zero, and exits without waiting for them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from byoc.serving.body import CLOSE_CONNECTION
+
+REQUEST_ID_KEY = "byoc.request_id"
+EXIT_CUT = 3 + 70  # a worker that cut requests (not gunicorn's 3/4, which halt the master)
+LOG_MARGIN = 1.0  # seconds kept before the grace period's end to log and exit
+
+# gunicorn parse error class name -> (status, reason, code)
+_PARSE_ERRORS = {
+    "LimitRequestLine": (414, "URI Too Long", "uri_too_long"),
+    "LimitRequestHeaders": (431, "Request Header Fields Too Large", "headers_too_large"),
+    "UnsupportedTransferCoding": (501, "Not Implemented", "unsupported_transfer_coding"),
+    "ExpectationFailed": (417, "Expectation Failed", "expectation_failed"),
+    "ForbiddenProxyRequest": (403, "Forbidden", "forbidden"),
+    "InvalidChunkSize": (400, "Bad Request", "bad_body_framing"),
+    "ChunkMissingTerminator": (400, "Bad Request", "bad_body_framing"),
+    "InvalidChunkExtension": (400, "Bad Request", "bad_body_framing"),
+}
+
+
+def describe_error(exc: BaseException) -> tuple[int, str, str, str]:
+    """(status, reason phrase, error code, message) for an error gunicorn raised outside the app."""
+    from gunicorn.http.errors import ParseException
+
+    if isinstance(exc, ParseException):
+        for klass in type(exc).__mro__:
+            if klass.__name__ in _PARSE_ERRORS:
+                status, reason, code = _PARSE_ERRORS[klass.__name__]
+                break
+        else:
+            status, reason, code = 400, "Bad Request", "bad_request"
+        detail = str(exc) or type(exc).__name__
+        return status, reason, code, f"the HTTP request cannot be parsed: {detail}"
+    return 500, "Internal Server Error", "internal_error", "the server failed to read this request"
+
+
+def _write_json_error(sock: Any, status: int, reason: str, code: str, message: str, request_id: str) -> None:
+    from gunicorn import util
+
+    body = json.dumps({"error": code, "message": message, "request_id": request_id}).encode("utf-8")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"X-Request-Id: {request_id}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
+    util.write_nonblock(sock, head + body)
+
+
+class _Tracked:
+    """The WSGI app with a request id per request and a record of those in flight.
+
+    Attribute lookups go to the app itself (hooks reach ``worker.wsgi.extensions``)."""
+
+    def __init__(self, app: Any, in_flight: dict[str, tuple[str, float]]) -> None:
+        self.app = app
+        self.in_flight = in_flight
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request_id = uuid.uuid4().hex
+        environ[REQUEST_ID_KEY] = request_id
+        self.in_flight[request_id] = (
+            f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}",
+            time.monotonic(),
+        )
+        try:
+            return self.app(environ, start_response)
+        finally:
+            del self.in_flight[request_id]
+            if environ.get(CLOSE_CONNECTION):
+                # the body's framing is broken: nothing after it on this connection can be read
+                response = getattr(start_response, "__self__", None)  # gunicorn's Response
+                if response is not None:
+                    response.force_close()
+
+
+class _ByocWorker:
+    """Mixin over a gunicorn worker class; ``cut`` is a shared flag the master reads at exit."""
+
+    cut: Any = None  # multiprocessing.RawValue("i") shared with the master
+    grace: float = 30.0
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()  # type: ignore[misc]
+        self.in_flight: dict[str, tuple[str, float]] = {}
+        self.wsgi = _Tracked(self.wsgi, self.in_flight)  # type: ignore[has-type]
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        status, reason, code, message = describe_error(exc)
+        request_id = uuid.uuid4().hex
+        if status >= 500:
+            self.log.exception("request %s failed before reaching the app: %s", request_id, exc)  # type: ignore[attr-defined]
+        else:
+            ip = (addr or ("",))[0]
+            self.log.warning("request %s from %s refused with %d: %s", request_id, ip, status, exc)  # type: ignore[attr-defined]
+        try:
+            _write_json_error(client, status, reason, code, message, request_id)
+        except OSError:
+            self.log.debug("could not send the error response for request %s", request_id)  # type: ignore[attr-defined]
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)  # type: ignore[misc]
+        if signal.getitimer(signal.ITIMER_REAL)[0] == 0:  # a second SIGTERM keeps the first deadline
+            signal.signal(signal.SIGALRM, self._grace_over)
+            signal.setitimer(signal.ITIMER_REAL, max(self.grace - LOG_MARGIN, 0.1))
+
+    def _grace_over(self, sig: int, frame: Any) -> None:
+        now = time.monotonic()
+        running = list(getattr(self, "in_flight", {}).items())
+        for request_id, (what, started) in running:
+            self.log.error(  # type: ignore[attr-defined]
+                "request %s (%s, running %.1f s) cut: the %d s grace period after SIGTERM ended "
+                "(BYOC_GRACEFUL_TIMEOUT)",
+                request_id,
+                what,
+                now - started,
+                self.grace,
+            )
+        if running and self.cut is not None:
+            self.cut.value += len(running)
+        for handler in self.log.error_log.handlers:  # type: ignore[attr-defined]
+            handler.flush()
+        os._exit(EXIT_CUT if running else 0)
+
+
+def worker_class(name: str, cut: Any, grace: float) -> type:
+    """The byoc worker for gunicorn's ``name`` worker class (``gthread`` or ``sync``)."""
+    if name == "sync":
+        from gunicorn.workers.sync import SyncWorker as base
+    else:
+        from gunicorn.workers.gthread import ThreadWorker as base
+    return type(f"Byoc{base.__name__}", (_ByocWorker, base), {"cut": cut, "grace": float(grace)})

@@ -1,0 +1,308 @@
+"""Hostile clients and faulty models against the real server (gunicorn, real sockets), on models
+trained by the real ``container/train``: gunicorn's own errors, broken framing, Content-Encoding,
+slow clients, SIGTERM during a long request, Parquet missing values,
+CSV quoting across large bodies.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import signal
+import socket
+import threading
+import time
+
+import pandas as pd
+import pytest
+import requests
+import serving_models as sm
+
+import support
+
+ROW = b"40,1000.5,admin,cellular\n"
+
+
+@pytest.fixture(scope="module")
+def binary():
+    server = sm.start(sm.trained_root("binary"), workers=2)
+    yield server
+    server.stop()
+
+
+def exchange(port: int, data: bytes, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, half-close, read the whole answer: (status, headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    raw = b"".join(chunks)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+def assert_json_error(status: int, headers: dict[str, str], body: bytes, expected_status: int) -> dict:
+    assert status == expected_status, body[:300]
+    assert headers["content-type"].startswith("application/json"), headers
+    error = json.loads(body)
+    assert set(error) == {"error", "message", "request_id"}, error
+    assert error["message"] and "<html" not in body.decode().lower()
+    assert headers["x-request-id"] == error["request_id"]
+    return error
+
+
+# -- gunicorn's own answers and the body's framing ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (b"GARBAGE\r\n\r\n", 400, "bad_request"),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+        (b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", 431, "headers_too_large"),
+        (b"GET /ping HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400, "bad_request"),
+    ],
+    ids=["request-line", "uri-too-long", "header-too-large", "bad-header-name"],
+)
+def test_gunicorns_own_refusals_carry_the_json_error_body(binary, request_bytes, status, code):
+    error = assert_json_error(*exchange(binary.port, request_bytes), status)
+    assert error["error"] == code
+
+
+@pytest.mark.parametrize(
+    "chunked",
+    [
+        b"zz\r\nabc\r\n0\r\n\r\n",
+        b"10\r\n40,1000",
+        b"5\r\n40,10XX0\r\n0\r\n\r\n",
+        b"5;\x00=\r\n40,10\r\n0\r\n\r\n",
+    ],
+    ids=["bad-size", "truncated", "missing-terminator", "bad-extension"],
+)
+def test_a_malformed_or_truncated_chunked_body_is_a_400(binary, chunked):
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n"
+    error = assert_json_error(*exchange(binary.port, head + chunked), 400)
+    assert error["error"] == "bad_body_framing"
+    assert binary.get("/ping").status_code == 200  # the worker is fine
+
+
+def test_a_well_formed_chunked_body_is_predicted(binary):
+    body = ROW * 3
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:])) + b"0\r\n\r\n"
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n"
+    status, _, answer = exchange(binary.port, head + chunked)
+    assert status == 200 and answer.decode().splitlines() == binary.invoke(body).text.splitlines()
+
+
+# -- Content-Encoding ------------------------------------------------------------------------------
+
+
+def test_a_gzip_body_is_decoded(binary):
+    body = ROW * 1000 + b"55,-20,retired,telephone\n"
+    plain = binary.invoke(body, "text/csv")
+    for encoding in ("gzip", "x-gzip", "GZip"):
+        zipped = binary.invoke(support.gzip_bytes(body), "text/csv", headers={"Content-Encoding": encoding})
+        assert zipped.status_code == 200, zipped.text
+        assert zipped.text == plain.text
+    # concatenated members are one body (gzip's own rule)
+    two = gzip.compress(body[:100]) + gzip.compress(body[100:])
+    assert binary.invoke(two, "text/csv", headers={"Content-Encoding": "gzip"}).text == plain.text
+
+
+def test_a_gzip_bomb_stops_at_the_payload_limit(binary):
+    bomb = gzip.compress(b"1" * (64 * 1024 * 1024), compresslevel=9)  # 64 MB of output from ~64 KB
+    assert len(bomb) < 1024 * 1024
+    response = binary.invoke(bomb, "text/csv", headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 413, response.text
+    assert "decompresses to more than 6 MB" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [(gzip.compress(ROW * 100)[:40], "ends early"), (b"not gzip at all", "not valid gzip")],
+)
+def test_a_broken_gzip_body_is_a_400(binary, data, fragment):
+    response = binary.invoke(data, "text/csv", headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 400 and response.json()["error"] == "bad_encoding"
+    assert fragment in response.json()["message"]
+
+
+@pytest.mark.parametrize("encoding", ["br", "deflate", "compress", "zstd"])
+def test_another_content_encoding_is_a_415_naming_it(binary, encoding):
+    response = binary.invoke(b"\x00\x01\x02", "text/csv", headers={"Content-Encoding": encoding})
+    assert response.status_code == 415, response.text
+    assert response.json()["error"] == "unsupported_encoding"
+    assert repr(encoding) in response.json()["message"] and "gzip" in response.json()["message"]
+
+
+# -- Parquet requests with missing values ------------------------------------------------------------
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    return support.parquet_bytes(frame)
+
+
+def test_parquet_missing_tokens_and_all_null_columns_predict_like_csv(binary):
+    text = pd.DataFrame(
+        {
+            "age": ["NA", "", "41", None],
+            "balance": ["", "1000.5", "NaN", "-3"],
+            "job": ["admin", "admin", None, "retired"],
+            "contact": ["cellular", "telephone", "cellular", "cellular"],
+        }
+    )
+    csv_body = text.to_csv(index=False, header=False, na_rep="")
+    expected = binary.invoke(csv_body, "text/csv", "application/json").json()
+    response = binary.invoke(_parquet(text), "application/x-parquet", "application/json")
+    assert response.status_code == 200, response.text
+    assert response.json() == expected
+    all_null = text.assign(age=[None] * 4, balance=pd.Series([None] * 4, dtype=object))
+    response = binary.invoke(_parquet(all_null), "application/x-parquet", "application/json")
+    expected = binary.invoke(
+        ",,admin,cellular\n,,admin,telephone\n,,,cellular\n,,retired,cellular\n",
+        "text/csv",
+        "application/json",
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == expected.json()
+
+
+def test_parquet_text_in_a_numeric_column_is_a_400_naming_it(binary):
+    frame = pd.DataFrame(
+        {"age": ["40", "forty"], "balance": [1.0, 2.0], "job": ["admin"] * 2, "contact": ["cellular"] * 2}
+    )
+    response = binary.invoke(_parquet(frame), "application/x-parquet")
+    assert response.status_code == 400, response.text
+    assert "row 2, column 'age'" in response.json()["message"]
+
+
+# -- slow clients ---------------------------------------------------------------------------------
+
+
+class Trickler(threading.Thread):
+    """A client that sends its request one byte at a time, forever (until stopped)."""
+
+    def __init__(self, port: int, data: bytes) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.data = data
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        for byte in self.data:
+            if self.stopped.wait(0.2):
+                return
+            try:
+                self.sock.send(bytes([byte]))
+            except OSError:
+                return
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.sock.close()
+
+
+def test_slow_clients_do_not_hold_the_workers(binary):
+    """As many body-tricklers and as many header-tricklers as workers: /ping and a request still answer."""
+    headers = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+    body_tricklers = [Trickler(binary.port, ROW * 1000) for _ in range(2)]
+    for t in body_tricklers:
+        t.sock.sendall(headers + b"Content-Length: %d\r\n\r\n" % (len(ROW) * 1000))
+    header_tricklers = [Trickler(binary.port, headers + b"X-Slow: " + b"s" * 1000) for _ in range(2)]
+    tricklers = body_tricklers + header_tricklers
+    for t in tricklers:
+        t.start()
+    try:
+        time.sleep(1.0)  # every slow client is connected and has been read from
+        for _ in range(3):
+            # a hang shows as a timeout: a sync worker held by a trickler answers after 18-60 s
+            assert requests.get(f"{binary.url}/ping", timeout=1.0).status_code == 200
+            response = requests.post(
+                f"{binary.url}/invocations", data=ROW, headers={"Content-Type": "text/csv"}, timeout=1.0
+            )
+            assert response.status_code == 200 and response.text.strip() in ("yes", "no")
+        assert all(t.is_alive() for t in tricklers)  # they were still trickling all along
+    finally:
+        for t in tricklers:
+            t.stop()
+
+
+# -- SIGTERM during a long request -------------------------------------------------------------------
+
+
+def _slow_post(url: str, first: bytes, rest: bytes, pause: threading.Event, result: dict) -> threading.Thread:
+    def body():
+        yield first
+        pause.wait(60)
+        yield rest
+
+    def call():
+        try:
+            result["response"] = requests.post(
+                f"{url}/invocations", data=body(), headers={"Content-Type": "text/csv"}, timeout=60
+            )
+        except requests.RequestException as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.slow
+def test_sigterm_lets_a_request_finish_within_the_default_30_s_grace_period():
+    server = sm.start(sm.trained_root("binary"), workers=1)
+    release, result = threading.Event(), {}
+    client = _slow_post(server.url, ROW * 10, ROW * 10, release, result)
+    try:
+        time.sleep(1.0)  # the request is in the worker, reading its body
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(22.0)  # past gunicorn's former 20 s grace, within SageMaker's 30 s
+        release.set()
+        client.join(30)
+        returncode = server.process.wait(timeout=30)
+    finally:
+        release.set()
+        output = server.stop()
+    assert "error" not in result, (result.get("error"), output)
+    assert result["response"].status_code == 200 and len(result["response"].text.splitlines()) == 20
+    assert returncode == 0, output
+
+
+def test_a_request_cut_by_the_end_of_the_grace_period_is_logged_and_serve_exits_non_zero():
+    server = sm.start(sm.trained_root("binary"), workers=1, env={"BYOC_GRACEFUL_TIMEOUT": "3"})
+    release, result = threading.Event(), {}
+    client = _slow_post(server.url, ROW * 10, ROW * 10, release, result)
+    try:
+        time.sleep(1.0)
+        server.process.send_signal(signal.SIGTERM)
+        returncode = server.process.wait(timeout=30)  # the body never completes
+        release.set()
+        client.join(30)
+    finally:
+        release.set()
+        output = server.stop()
+    assert returncode != 0, output
+    cut = re.search(r"request ([0-9a-f]{32}) \(POST /invocations, running [\d.]+ s\) cut", output)
+    assert cut, output
+    assert "1 request(s) were still running when the 3 s grace period" in output
+    assert "response" not in result or result["response"].status_code != 200
+
+
+# -- CSV quoting across large bodies ---------------------------------------------------------------
+
+
+def test_a_quoted_newline_in_the_first_row_of_a_large_csv_body(binary):
+    first = b'40,1000.5,"ad\nmin",cellular\n'
+    body = first + ROW * 4000
+    assert len(body) > 64 * 1024
+    response = binary.invoke(body, "text/csv", "text/csv")
+    assert response.status_code == 200, response.text
+    labels = response.text.splitlines()
+    assert len(labels) == 4001
+    assert labels[0] == binary.invoke(first, "text/csv", "text/csv").text.strip()
