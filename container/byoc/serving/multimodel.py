@@ -515,9 +515,15 @@ class ModelRegistry(Generic[H]):
     def unload(self, name: str) -> IndexEntry:
         """DELETE /models/<name>: remove it for every worker; this one frees its copy now."""
         entry = self.index.remove(name)
-        if self._drop(name) is not None:
+        dropped = self._drop(name)
+        if dropped is not None:
             memory.release_free_memory()
-        log.info("unloaded model %r (%s)", name, entry.url)
+        log.info(
+            "unloaded model %r (%s); this worker freed %s",
+            name,
+            entry.url,
+            mebibytes(dropped.size if dropped is not None else 0),
+        )
         return entry
 
     def page(self, limit: int, token: str | None) -> tuple[list[IndexEntry], str | None]:
