@@ -22,6 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from byoc import values
 from byoc.artifact import Feature
 from byoc.errors import SchemaError
 
@@ -38,30 +39,8 @@ MAX_ORDINAL_CATEGORIES = 250
 UNKNOWN_CODE = -1  # ordinal code of a category not seen in training
 MISSING_CODE = -2  # ordinal code of a missing value (HistGradientBoosting: negative = missing)
 
-_BOOL_TEXT = {
-    "true": 1.0,
-    "false": 0.0,
-    "yes": 1.0,
-    "no": 0.0,
-    "t": 1.0,
-    "f": 0.0,
-    "1": 1.0,
-    "0": 0.0,
-    "1.0": 1.0,
-    "0.0": 0.0,
-}
-
 
 # -- schema ------------------------------------------------------------------------------------
-def _is_bool_series(s: pd.Series) -> bool:
-    if pd.api.types.is_bool_dtype(s.dtype):
-        return True
-    if s.dtype == object:
-        values = s.dropna()
-        return len(values) > 0 and all(isinstance(v, (bool, np.bool_)) for v in values)
-    return False
-
-
 def _numeric_object(s: pd.Series) -> bool:
     """An object column that only holds numbers (JSON Lines with ints and nulls)."""
     if s.dtype != object:
@@ -71,13 +50,16 @@ def _numeric_object(s: pd.Series) -> bool:
 
 
 def feature_schema(X: pd.DataFrame) -> list[Feature]:
-    """Numeric versus categorical per column, with the categories seen in training."""
+    """Numeric versus categorical per column, with the categories seen in training.
+
+    Booleans are categories (``true``/``false``, :mod:`byoc.values`), not numbers.
+    """
     features: list[Feature] = []
     for name in X.columns:
         s = X[name]
-        if _is_bool_series(s):
-            features.append(Feature(str(name), NUMERIC, "bool"))
-        elif pd.api.types.is_numeric_dtype(s.dtype) or _numeric_object(s):
+        if not pd.api.types.is_bool_dtype(s.dtype) and (
+            pd.api.types.is_numeric_dtype(s.dtype) or _numeric_object(s)
+        ):
             features.append(Feature(str(name), NUMERIC, str(s.dtype)))
         else:
             categories = _distinct_text(s)
@@ -88,49 +70,16 @@ def feature_schema(X: pd.DataFrame) -> list[Feature]:
 
 
 def _distinct_text(s: pd.Series) -> list[str]:
-    """Sorted distinct categories of a column, as :func:`as_text` spells them."""
-    if isinstance(s.dtype, pd.StringDtype):
-        return sorted(s.dropna().unique().tolist())
-    text = as_text(s)
-    return sorted(pd.unique(text[~pd.isna(text)]).tolist())
+    """Sorted distinct categories of a column, spelled by :func:`byoc.values.category`."""
+    return sorted(values.category_column(s).dropna().unique().tolist())
 
 
-# -- values ------------------------------------------------------------------------------------
-def as_text(s: pd.Series) -> np.ndarray:
-    """A categorical column as an object array of str, missing values as NaN.
-
-    Integral floats lose their ``.0`` so that a category ``1`` matches whether a reader
-    produced the int 1, the float 1.0 or the text "1".
-    """
-    s = pd.Series(s)
-    missing = s.isna().to_numpy()
-    if pd.api.types.is_string_dtype(s.dtype) and pd.api.types.infer_dtype(s, skipna=True) in (
-        "string",
-        "empty",
-    ):
-        out = s.to_numpy(dtype=object, na_value=np.nan)
-    elif pd.api.types.is_float_dtype(s.dtype):
-        values = s.to_numpy(dtype=float, na_value=np.nan)
-        with np.errstate(invalid="ignore"):
-            integral = np.isfinite(values) & (np.abs(values) < 2**53) & (np.mod(values, 1) == 0)
-        out = values.astype(str).astype(object)
-        if integral.any():
-            out[integral] = values[integral].astype(np.int64).astype(str)
-    elif pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
-        out = s.astype(str).to_numpy(dtype=object)
-    else:
-        out = np.array([_scalar_text(v) for v in s.to_numpy(dtype=object)], dtype=object)
-    out = np.array(out, dtype=object)  # a copy: pandas may hand out read-only views
-    out[missing] = np.nan
-    return out
-
-
-def _scalar_text(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (np.floating,)) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
+def as_text(s: Any) -> np.ndarray:
+    """A categorical column as an object array of str, missing values as NaN
+    (:func:`byoc.values.category_column`)."""
+    return values.category_column(pd.Series(s) if not isinstance(s, pd.Series) else s).to_numpy(
+        dtype=object, na_value=np.nan
+    )
 
 
 def _columns(X: Any) -> list[pd.Series]:
@@ -291,34 +240,25 @@ def coerce_features(X: pd.DataFrame, features: Sequence[Feature], *, where: str)
         s = frame[feature.name]
         if feature.kind == NUMERIC:
             out[feature.name] = _numeric(s, feature, where)
-        elif isinstance(s.dtype, pd.StringDtype):
-            out[feature.name] = s  # already text; object would materialise a str per cell
-        else:
-            out[feature.name] = pd.Series(as_text(s), index=s.index, dtype=object)
+        else:  # a pandas string dtype stays one: object would materialise a str per cell
+            out[feature.name] = values.category_column(s)
     return pd.DataFrame(out, index=X.index)
 
 
 def _numeric(s: pd.Series, feature: Feature, where: str) -> pd.Series:
-    if pd.api.types.is_bool_dtype(s.dtype):
-        return s.astype("float64")
-    if pd.api.types.is_numeric_dtype(s.dtype):
-        return s.astype("float64")
-    values = s.to_numpy(dtype=object)
-    if feature.dtype == "bool":
-        mapped = [(_BOOL_TEXT.get(str(v).strip().lower()) if isinstance(v, str) else v) for v in values]
-        values = np.array([float(v) if isinstance(v, (bool, np.bool_)) else v for v in mapped], dtype=object)
-    converted = pd.to_numeric(pd.Series(values, index=s.index), errors="coerce")
-    blank = pd.Series([isinstance(v, str) and not v.strip() for v in values], index=s.index)
-    bad = converted.isna() & s.notna() & ~blank
-    if bad.any():
-        position = int(np.flatnonzero(bad.to_numpy())[0])
+    convert = values.flag if feature.dtype == "bool" else None  # models from before booleans were text
+    if convert is not None:
+        numbers, bad = values.number_column(pd.Series([convert(v) for v in s.to_numpy(dtype=object)]))
+    else:
+        numbers, bad = values.number_column(s)
+    if bad is not None:
         raise SchemaError(
-            f"{where}: column '{feature.name}' row {position + 1} holds {values[position]!r}, "
+            f"{where}: column '{feature.name}' row {bad + 1} holds {s.iloc[bad]!r}, "
             f"but the column is numeric in the training data; send a number or leave it "
             f"empty for missing",
             code="bad_value",
         )
-    return converted.astype("float64")
+    return pd.Series(numbers, index=s.index, dtype="float64")
 
 
 # -- transformer -------------------------------------------------------------------------------

@@ -311,11 +311,11 @@ def read_arrow(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array
     return text_categories(column)
 
 
-def read_python(values: Sequence[Any]) -> pa.Array:
-    """A training column of JSON scalars: each spelled by :func:`category`, then :func:`read_arrow`.
+def spell_python(values: Sequence[Any]) -> pa.Array:
+    """A column of JSON scalars as text, each spelled by :func:`category` (null when missing).
 
-    So ``[1, 2.5, null]`` is numeric, ``[1, "a"]`` the categories ``"1"``, ``"a"``, and
-    ``[true, false]`` the categories ``"true"``, ``"false"``.
+    :func:`read_arrow` then types it like any text column: ``[1, 2.5, null]`` is numeric,
+    ``[1, "a"]`` the categories ``"1"``, ``"a"``, ``[true, false]`` the categories
+    ``"true"``, ``"false"``.
     """
-    spelled = [category(v) for v in values]
-    return read_arrow(pa.array([v if type(v) is str else None for v in spelled], type=pa.string()))
+    return pa.array([v if type(v) is str else None for v in map(category, values)], type=pa.string())

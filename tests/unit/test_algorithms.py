@@ -205,7 +205,7 @@ def test_hyperparameters_reach_the_estimator(datasets):
     assert model("extra_trees").bootstrap is False
     boost = model("gradient_boosting", learning_rate=0.3, max_iter=7)
     assert (boost.learning_rate, boost.max_iter) == (0.3, 7)
-    assert boost.categorical_features == [0]  # the one text column comes first
+    assert boost.categorical_features == [0, 1]  # text and boolean (true/false) columns come first
     assert model("linear", C=0.25).C == 0.25
     assert type(model("linear", "regression", alpha=3)).__name__ == "Ridge"
     assert model("knn", n_neighbors=4, weights="distance").weights == "distance"

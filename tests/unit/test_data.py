@@ -324,7 +324,47 @@ def test_jsonlines_nested_values_are_rejected(tmp_path):
 
 def test_jsonlines_type_change_between_lines_is_read(tmp_path):
     data = read(tmp_path, {"a.jsonl": b'{"y": 1, "x": 1}\n{"y": 0, "x": "many"}\n'}, "application/jsonlines")
-    assert list(data.frame["x"]) == [1, "many"]
+    # a number in a text column is the category spelled as byoc.values spells it
+    assert list(data.frame["x"]) == ["1", "many"]
+
+
+# -- value semantics (byoc.values) in every reader -----------------------------------------------
+
+HOSTILE = pd.DataFrame(
+    {
+        "y": ["a", "b", "a", "b", "a", "b"],
+        "word": ["None", "NA", "<NA>", "null", "NaN", None],
+        "flag": [True, False, None, True, False, True],
+        "text_flag": ["TRUE", " false ", "True", "", "FALSE", "true"],
+        "number_text": ["007", "1e3", " 2.0 ", "", ".5", "-3"],
+    }
+)
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet", "jsonlines"])
+def test_every_reader_applies_the_same_value_rules(tmp_path, kind):
+    files = {
+        "csv": ({"a.csv": csv_bytes(HOSTILE, target=None, header=True)}, None),
+        "parquet": ({"a.parquet": parquet_bytes(HOSTILE)}, "application/x-parquet"),
+        "jsonlines": ({"a.jsonl": jsonlines_bytes(HOSTILE)}, "application/jsonlines"),
+    }[kind]
+    frame = read(tmp_path, *files).frame
+    nan = float("nan")
+    got = {c: [v if isinstance(v, str) else (None if v != v else v) for v in frame[c]] for c in frame}
+    assert got["word"] == ["None", "NA", "<NA>", "null", "NaN", None]
+    assert got["flag"] == ["true", "false", None, "true", "false", "true"]
+    assert got["text_flag"] == ["true", "false", "true", None, "false", "true"]
+    assert frame["number_text"].dtype == np.float64
+    np.testing.assert_array_equal(frame["number_text"].to_numpy(), [7.0, 1000.0, 2.0, nan, 0.5, -3.0])
+
+
+def test_jsonlines_dates_stay_the_text_written(tmp_path):
+    data = read(
+        tmp_path,
+        {"a.jsonl": b'{"y": 1, "d": "2024-01-01"}\n{"y": 0, "d": "2024-02-01"}\n'},
+        "application/jsonlines",
+    )
+    assert list(data.frame["d"]) == ["2024-01-01", "2024-02-01"]
 
 
 # -- LibSVM --------------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ def test_schema_kinds_dtypes_and_sorted_categories(frame):
     assert [f.name for f in feature_schema(frame)] == list(frame.columns)
     assert schema["age"].kind == "numeric" and schema["age"].dtype == "int64"
     assert schema["balance"].kind == "numeric"
-    assert schema["default"].kind == "numeric" and schema["default"].dtype == "bool"
+    # booleans are the categories true/false (byoc.values), as every reader spells them
+    assert schema["default"].kind == "categorical" and schema["default"].categories == ("false", "true")
     assert schema["job"].kind == "categorical"
     assert schema["job"].categories == ("admin", "retired", "services")
     assert schema["contact"].categories == ("cell", "tel")
@@ -60,7 +61,7 @@ def test_coerce_reorders_and_types_columns(frame):
     shuffled = frame[list(reversed(frame.columns))]
     out = coerce_features(shuffled, schema, where="validation channel")
     assert list(out.columns) == list(frame.columns)
-    assert out["age"].dtype == "float64" and out["default"].dtype == "float64"
+    assert out["age"].dtype == "float64" and out["default"].tolist()[:2] == ["true", "false"]
     assert isinstance(out["job"].dtype, pd.StringDtype)  # text kept as text, not copied
     assert out["job"].iloc[0] == "admin" and pd.isna(out["job"].iloc[2])
     assert out["contact"].dtype == object and out["contact"].iloc[0] == "cell"
@@ -96,10 +97,17 @@ def test_numeric_text_and_blanks_are_accepted_in_numeric_columns(frame):
     schema = feature_schema(frame)
     text = frame.astype(str).astype(object)
     text.loc[0, "age"] = " "
-    text["default"] = ["true", "False", "no", "YES", "0", "1"]
+    text["default"] = ["true", "False", "no", " TRUE ", "0", "1"]
     out = coerce_features(text, schema, where="request")
     assert np.isnan(out.loc[0, "age"]) and out.loc[1, "age"] == 40.0
-    assert out["default"].tolist() == [1.0, 0.0, 0.0, 1.0, 0.0, 1.0]
+    # boolean words in any case are the categories true/false; other words are their own
+    assert out["default"].tolist() == ["true", "false", "no", "true", "0", "1"]
+
+
+def test_boolean_features_of_older_models_still_read_as_flags(frame):
+    old = [Feature("default", "numeric", "bool")]
+    out = coerce_features(pd.DataFrame({"default": ["true", "False", "1", True]}), old, where="request")
+    assert out["default"].tolist() == [1.0, 0.0, 1.0, 1.0]
 
 
 def test_duplicate_column_is_rejected(frame):

@@ -202,10 +202,14 @@ def test_read_arrow_types_a_text_column_by_the_scalar_rules(cells):
         np.testing.assert_array_equal(column.to_numpy(zero_copy_only=False), np.asarray(numbers))
 
 
-def test_read_python_spells_json_scalars_as_categories_or_numbers():
-    assert values.read_python([1, 2.5, None]).to_pylist() == [1.0, 2.5, None]
-    assert values.read_python([1, "a", None, 2.0]).to_pylist() == ["1", "a", None, "2"]
-    assert values.read_python([True, False, None]).to_pylist() == ["true", "false", None]
+def test_json_scalars_read_as_categories_or_numbers():
+    def read(cells):
+        return values.read_arrow(values.spell_python(cells)).to_pylist()
+
+    assert read([1, 2.5, None]) == [1.0, 2.5, None]
+    assert read([1, "a", None, 2.0]) == ["1", "a", None, "2"]
+    assert read([True, False, None]) == ["true", "false", None]
+    assert read(["7", 8]) == [7.0, 8.0]
 
 
 def test_plain_arrow_spells_booleans_and_dates():

@@ -16,47 +16,24 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from byoc import values
 from byoc.data.sources import SNIFF_BYTES, Source
 from byoc.data.tabular import check_same_columns, check_unique, plain_types, to_frame, unify_and_concat
 from byoc.errors import DataError
 
-# pyarrow's default null spellings, lower-cased, for the header sniffer.
-MISSING = frozenset(
-    {
-        "",
-        "#n/a",
-        "#n/a n/a",
-        "#na",
-        "-1.#ind",
-        "-1.#qnan",
-        "-nan",
-        "1.#ind",
-        "1.#qnan",
-        "n/a",
-        "na",
-        "null",
-        "nan",
-        "none",
-    }
-)
 SAMPLE_ROWS = 200
 NUL = b"\x00"
 BOM = b"\xef\xbb\xbf"
 BLOCK_SIZE = 1 << 21  # pyarrow infers column types from the first block
 _EXPECTED = re.compile(r"Expected (\d+) columns, got (\d+)")
-_CONVERSION = re.compile(r"In CSV column #(\d+): .*CSV conversion error to (\w+): invalid value '([^']*)'")
 
 
 def _is_missing(cell: str) -> bool:
-    return cell.strip().lower() in MISSING
+    return values.is_missing(cell)
 
 
 def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+    return values.number_text(cell) is not None
 
 
 def detect_header(rows: Sequence[Sequence[str]]) -> bool:
@@ -165,17 +142,23 @@ def drop_repeated_headers(data: bytes) -> bytes:
 
 
 def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Table:
-    column_types: dict[str, pa.DataType] = {}
+    """Every column as text: what text means (missing, number, boolean) is byoc.values' call."""
+    text_columns = names or _header_names(source)
     # Quoted newlines force pyarrow's slower serial chunking: only pay for it when the file
     # quotes anything (or when a parse error says a value spans lines after all).
     multiline = b'"' in source.head()
-    for _ in range(64):  # each retry widens one column the sample mis-typed
+    for _ in range(3):  # a retry may switch to multi-line parsing, or take pyarrow's header names
         read_options = pacsv.ReadOptions(column_names=None if header else names, block_size=BLOCK_SIZE)
         convert = pacsv.ConvertOptions(
-            column_types=column_types or None, strings_can_be_null=True, true_values=[], false_values=[]
+            column_types={name: pa.string() for name in text_columns},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            null_values=[],
+            true_values=[],
+            false_values=[],
         )
         try:
-            return pacsv.read_csv(
+            table = pacsv.read_csv(
                 source.arrow_input(),
                 read_options=read_options,
                 parse_options=pacsv.ParseOptions(newlines_in_values=multiline),
@@ -183,14 +166,6 @@ def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Ta
             )
         except pa.ArrowInvalid as exc:
             message = str(exc)
-            conversion = _CONVERSION.search(message)
-            if conversion:
-                index, kind, value = int(conversion.group(1)), conversion.group(2), conversion.group(3)
-                column = (names or _header_names(source))[index]
-                column_types[column] = (
-                    pa.float64() if kind.startswith("int") and _is_number(value) else pa.string()
-                )
-                continue
             ragged = _EXPECTED.search(message)
             if ragged and not multiline:
                 multiline = True
@@ -217,7 +192,10 @@ def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Ta
                 "corrupt or truncated: re-compress it or upload it uncompressed",
                 code="corrupt_gzip",
             ) from exc
-    raise DataError(f"{source.name}: too many columns change type within the file", code="bad_csv")
+        if all(pa.types.is_string(t) for t in table.schema.types):
+            return table
+        text_columns = [str(c) for c in table.column_names]  # pyarrow named the header differently
+    raise DataError(f"{source.name}: cannot be read as CSV text", code="bad_csv")
 
 
 def _header_names(source: Source) -> list[str]:

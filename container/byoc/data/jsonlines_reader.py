@@ -15,8 +15,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.json as pajson
 
+from byoc import values
 from byoc.data.sources import Source
-from byoc.data.tabular import check_same_columns, plain_types, to_frame
+from byoc.data.tabular import check_same_columns, plain_types, to_frame, unify_and_concat
 from byoc.errors import DataError
 
 
@@ -27,12 +28,10 @@ def _cell(name: str, lineno: int, key: str, value: Any) -> Any:
             "must be a number, text, true/false or null",
             code="nested_column",
         )
-    if isinstance(value, bool):
-        return "true" if value else "false"
     return value
 
 
-def _read_lines(source: Source) -> tuple[pd.DataFrame, bool]:
+def _read_lines(source: Source) -> tuple[pa.Table, bool]:
     records: list[dict[str, Any]] = []
     rows: list[list[Any]] = []
     with source.open() as fh:
@@ -76,14 +75,17 @@ def _read_lines(source: Source) -> tuple[pd.DataFrame, bool]:
                     code="bad_jsonlines",
                 )
     if rows:
-        return pd.DataFrame(rows, columns=[str(i) for i in range(len(rows[0]))]), False
-    return pd.DataFrame.from_records(records), True
+        names = [str(i) for i in range(len(rows[0]))]
+        columns = [[row[i] for row in rows] for i in range(len(names))]
+    else:
+        names = list(dict.fromkeys(key for record in records for key in record))
+        columns = [[record.get(name) for record in records] for name in names]
+    return pa.table([values.spell_python(column) for column in columns], names=names), not rows
 
 
-def _read_one(source: Source) -> tuple[pd.DataFrame, bool]:
+def _read_one(source: Source) -> tuple[pa.Table, bool]:
     try:
         table = pajson.read_json(source.arrow_input(), read_options=pajson.ReadOptions(block_size=1 << 22))
-        return to_frame(plain_types(table)), True
     except (pa.ArrowException, DataError):
         return _read_lines(source)
     except (OSError, EOFError) as exc:
@@ -92,31 +94,36 @@ def _read_one(source: Source) -> tuple[pd.DataFrame, bool]:
             "data is corrupt or truncated",
             code="corrupt_gzip",
         ) from exc
+    if any(pa.types.is_temporal(t) for t in table.schema.types):
+        return _read_lines(source)  # pyarrow parsed text as dates: keep the text as written
+    try:
+        return plain_types(table), True
+    except DataError:
+        return _read_lines(source)  # says which line holds the nested value
 
 
 def read(
     sources: Sequence[Source], *, channel: str, header: bool | None, params: Mapping[str, str]
 ) -> tuple[pd.DataFrame, bool]:
-    frames: list[pd.DataFrame] = []
+    tables: list[pa.Table] = []
     has_header = True
     for source in sources:
-        frame, named = _read_one(source)
-        source.rows = len(frame)
-        if frames:
+        table, named = _read_one(source)
+        source.rows = table.num_rows
+        if tables:
+            first = [str(c) for c in tables[0].column_names]
             if named != has_header:
                 raise DataError(
                     f"{source.name}: mixes JSON arrays and objects with "
                     f"{sources[0].name}; use one form in every file",
                     code="bad_jsonlines",
                 )
-            if named and set(frame.columns) == set(frames[0].columns):
-                frame = frame[list(frames[0].columns)]
-            check_same_columns(
-                channel, sources[0].name, list(frames[0].columns), source.name, list(frame.columns)
-            )
+            if named and set(table.column_names) == set(first):
+                table = table.select(first)
+            check_same_columns(channel, sources[0].name, first, source.name, list(table.column_names))
         has_header = named
-        frames.append(frame)
-    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        tables.append(table)
+    frame = to_frame(unify_and_concat(tables))
     if frame.empty:
         raise DataError(f"channel '{channel}': the JSON Lines files hold no records", code="empty_channel")
     return frame, has_header

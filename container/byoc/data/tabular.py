@@ -8,37 +8,29 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.types as pat
 
+from byoc import values
 from byoc.errors import DataError
 
 
 def plain_types(table: pa.Table) -> pa.Table:
-    """Keep the model's world to numbers and text: dates, times and booleans become text
-    (the server receives them as text too), all-missing columns become float NaN."""
+    """Keep the model's world to numbers and text (:func:`byoc.values.plain_arrow`: dates and
+    booleans become text, as the server receives them); refuse nested columns."""
     for i, column in enumerate(table.schema):
-        t = column.type
-        if (
-            pat.is_temporal(t)
-            or pat.is_boolean(t)
-            or pat.is_decimal(t)
-            or pat.is_large_string(t)
-            or pat.is_dictionary(t)
-        ):
-            target = pa.float64() if pat.is_decimal(t) else pa.string()
-            table = table.set_column(i, column.name, table.column(i).cast(target))
-        elif pat.is_null(t):
-            table = table.set_column(i, column.name, table.column(i).cast(pa.float64()))
-        elif pat.is_nested(t):
+        if pat.is_nested(column.type):
             raise DataError(
-                f"column '{column.name}' holds nested values ({t}); flatten it into scalar "
+                f"column '{column.name}' holds nested values ({column.type}); flatten it into scalar "
                 "columns (numbers or text)",
                 code="nested_column",
             )
+        plain = values.plain_arrow(table.column(i))
+        if plain is not table.column(i):
+            table = table.set_column(i, column.name, plain)
     return table
 
 
 def unify_and_concat(tables: Sequence[pa.Table]) -> pa.Table:
     """Concatenate same-named tables whose inferred types differ per file: int+float ->
-    float, anything else mixed -> text (the preprocessing decides what text means)."""
+    float, anything else mixed -> text (numbers spelled as :func:`byoc.values.category` does)."""
     if len(tables) == 1:
         return tables[0]
     names = tables[0].column_names
@@ -52,11 +44,23 @@ def unify_and_concat(tables: Sequence[pa.Table]) -> pa.Table:
         else:
             targets[name] = pa.string()
     if targets:
-        tables = [
-            t.cast(pa.schema([pa.field(n, targets.get(n, t.schema.field(n).type)) for n in names]))
-            for t in tables
-        ]
+        tables = [_cast_columns(t, targets) for t in tables]
     return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _cast_columns(table: pa.Table, targets: dict[str, pa.DataType]) -> pa.Table:
+    for name, target in targets.items():
+        i = table.column_names.index(name)
+        column = table.column(i)
+        if column.type == target:
+            continue
+        if target == pa.string():
+            spelled = values.category_column(column.to_pandas()).to_numpy(dtype=object, na_value=None)
+            column = pa.array(spelled, type=pa.string(), from_pandas=True)
+        else:
+            column = column.cast(target)
+        table = table.set_column(i, name, column)
+    return table
 
 
 def check_same_columns(
@@ -92,8 +96,13 @@ def check_unique(name: str, columns: Sequence[str]) -> None:
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
-    """pyarrow -> pandas; split blocks avoid one consolidating copy of every column."""
-    table = table.rename_columns([str(c) for c in table.column_names])
+    """pyarrow -> pandas, each column typed by :func:`byoc.values.read_arrow` (text that is all
+    numbers becomes float64, other text is spelled as categories); split blocks avoid one
+    consolidating copy of every column."""
+    table = pa.table(
+        [values.read_arrow(table.column(i)) for i in range(table.num_columns)],
+        names=[str(c) for c in table.column_names],
+    )
     frame = table.to_pandas(split_blocks=True)
     del table
     return frame
