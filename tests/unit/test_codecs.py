@@ -96,7 +96,7 @@ def _columns(batch):
 
 
 def test_csv_small_and_large_paths_agree():
-    line = '41,"a, quoted",true\n,b,0\n7.5,,NA\n'
+    line = '41,"a, quoted",true\n,b,0\n7.5,,\n'
     small = csv_codec.decode(line.encode(), SCHEMA)
     large = csv_codec.decode((line * 5000).encode(), SCHEMA)
     assert len(large) == 15000
@@ -190,3 +190,46 @@ def test_npy_encoder_single_field_without_pickles():
     one = Prediction(("probabilities",), PREDICTION.values, 2)
     array = np.load(io.BytesIO(codecs.encoders()["application/x-npy"].encode(one)), allow_pickle=False)
     assert array.tolist() == [[0.1, 0.9], [0.6, 0.4]]
+
+
+# -- value semantics (byoc.values) in every decoder ----------------------------------------------
+VALUES_SCHEMA = RequestSchema([Feature("word", "categorical", "str"), Feature("x", "numeric", "float64")])
+VALUE_ROWS = [["None", "007"], ["<NA>", " 1e3 "], [True, ""], [" TRUE ", None], ["NA", "2.0"], [None, "-.5"]]
+EXPECTED_WORDS = ["None", "<NA>", "true", "true", "NA", None]
+EXPECTED_X = [7.0, 1000.0, None, None, 2.0, -0.5]
+
+
+def _value_bodies() -> dict[str, bytes]:
+    frame = pd.DataFrame(VALUE_ROWS, columns=["word", "x"]).astype({"word": object})
+    frame.loc[2, "word"] = "True"  # a Parquet column holds one type: the boolean as text here
+    csv_text = "".join(
+        ",".join("" if v is None else str(v).lower() if isinstance(v, bool) else v for v in row) + "\n"
+        for row in VALUE_ROWS
+    )
+    return {
+        "text/csv": csv_text.encode(),
+        "text/csv large": (csv_text * 4000).encode(),
+        "application/json": json.dumps({"instances": VALUE_ROWS}).encode(),
+        "application/jsonlines": "".join(
+            json.dumps(dict(zip(["word", "x"], r))) + "\n" for r in VALUE_ROWS
+        ).encode(),
+        "application/x-parquet": frame.to_parquet(index=False),
+    }
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["text/csv", "text/csv large", "application/json", "application/jsonlines", "application/x-parquet"],
+)
+def test_every_decoder_applies_the_same_value_rules(kind):
+    batch = codecs.find_decoder(kind.split()[0]).decode(_value_bodies()[kind], VALUES_SCHEMA, 0)
+    words = [None if not isinstance(v, str) else v for v in batch.columns[0][: len(VALUE_ROWS)]]
+    numbers = [None if np.isnan(v) else v for v in batch.columns[1][: len(VALUE_ROWS)]]
+    assert words == EXPECTED_WORDS
+    assert numbers == EXPECTED_X
+
+
+def test_a_parquet_boolean_is_the_category_true():
+    frame = pd.DataFrame({"word": [True, False, None], "x": [1.0, 2.0, 3.0]}).astype({"word": "boolean"})
+    batch = codecs.find_decoder("application/x-parquet").decode(frame.to_parquet(), VALUES_SCHEMA, 0)
+    assert batch.columns[0][:2].tolist() == ["true", "false"] and np.isnan(batch.columns[0][2])

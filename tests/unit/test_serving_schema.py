@@ -22,16 +22,22 @@ SCHEMA = RequestSchema([Feature("age", "numeric", "float64"), Feature("job", "ca
         (1, 1.0),
         ("2.5", 2.5),
         (" 3 ", 3.0),
-        (True, 1.0),
         (None, None),
         ("", None),
-        ("NA", None),
+        ("  ", None),
         (float("nan"), None),
     ],
 )
 def test_to_number(value, expected):
     got = to_number(value)
     assert math.isnan(got) if expected is None else got == expected
+
+
+@pytest.mark.parametrize("value", ["NA", "None", "null", "NaN", True])
+def test_tokens_and_booleans_are_not_numbers(value):
+    # byoc.values: only empty/null/NaN is missing, and booleans are categories, as in training
+    with pytest.raises(SchemaError, match="row 1, column 'age'"):
+        SCHEMA.from_rows([[value, "x"]])
 
 
 @pytest.mark.parametrize("value", [float("inf"), "1e999", 10**400, 1e39])
@@ -42,8 +48,17 @@ def test_out_of_range_numbers_are_refused(value):
 
 
 def test_to_category():
-    assert [to_category(v) for v in ("x", 3, 3.0, 2.5, True)] == ["x", "3", "3", "2.5", "True"]
-    assert math.isnan(to_category(None)) and math.isnan(to_category(""))
+    assert [to_category(v) for v in ("x", 3, 3.0, 2.5, True, "None", "NA", "FALSE")] == [
+        "x",
+        "3",
+        "3",
+        "2.5",
+        "true",
+        "None",
+        "NA",
+        "false",
+    ]
+    assert math.isnan(to_category(None)) and math.isnan(to_category("")) and math.isnan(to_category(" "))
 
 
 def test_records_check_keys():

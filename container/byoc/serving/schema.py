@@ -24,33 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from byoc import values
 from byoc.artifact import Feature
 from byoc.errors import SchemaError
 
-# Tokens pandas' CSV reader (and so training) takes for a missing value.
-NA_TOKENS = frozenset(
-    {
-        "",
-        "#N/A",
-        "#N/A N/A",
-        "#NA",
-        "-1.#IND",
-        "-1.#QNAN",
-        "-NaN",
-        "-nan",
-        "1.#IND",
-        "1.#QNAN",
-        "<NA>",
-        "N/A",
-        "NA",
-        "NULL",
-        "NaN",
-        "None",
-        "n/a",
-        "nan",
-        "null",
-    }
-)
 # Trees predict in float32: anything larger would become infinity there.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NAN = float("nan")
@@ -75,13 +52,7 @@ class Batch:
         return pd.DataFrame(dict(zip(self.names, self.columns)), copy=False)
 
 
-class _BadValue(Exception):
-    """A single value cannot be used; the caller adds row and column."""
-
-    def __init__(self, what: str, code: str = "not_a_number") -> None:
-        super().__init__(what)
-        self.what = what
-        self.code = code
+_BadValue = values.BadValue  # a single value cannot be used; the caller adds row and column
 
 
 def _check_range(x: float) -> float:
@@ -97,66 +68,16 @@ def _check_range(x: float) -> float:
 
 
 def to_number(value: Any) -> float:
-    """One request value for a numeric feature as float (NaN when missing)."""
-    kind = type(value)
-    if kind is float:
-        return _check_range(value)
-    if kind is int or kind is bool:
-        try:
-            return _check_range(float(value))
-        except OverflowError:
-            raise _BadValue(f"{value} is out of range; send a finite number", code="out_of_range") from None
-    if value is None:
-        return _NAN
-    if kind is str:
-        text = value.strip()
-        if text in NA_TOKENS:
-            return _NAN
-        try:
-            number = float(text)
-        except ValueError:
-            raise _BadValue(
-                f"text {_shorten(value)!r} is not a number; send a number, or an empty value "
-                "(null in JSON) for missing"
-            ) from None
-        return _check_range(number)
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return to_number(value.item())
-    raise _BadValue(
-        f"a {_json_type(value)} is not a number; send a number, or null for missing", code="bad_value"
-    )
-
-
-_FLAG_TEXT = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "t": 1.0, "f": 0.0}
+    """One request value for a numeric feature as float (NaN when missing), within float32 range."""
+    return _check_range(values.number(value))
 
 
 def to_flag(value: Any) -> float:
-    """A boolean feature (trained as 0/1) also takes true/false and yes/no as text."""
-    if type(value) is str:
-        flag = _FLAG_TEXT.get(value.strip().lower())
-        if flag is not None:
-            return flag
-    return to_number(value)
+    """A boolean feature of a model trained before booleans became categories (0/1)."""
+    return _check_range(values.flag(value))
 
 
-def to_category(value: Any) -> Any:
-    """One request value for a categorical feature as text (NaN when missing)."""
-    kind = type(value)
-    if kind is str:
-        return _NAN if value in NA_TOKENS else value
-    if value is None:
-        return _NAN
-    if kind is float:
-        if value != value:
-            return _NAN
-        return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
-    if kind is int or kind is bool:
-        return str(value)
-    if isinstance(value, (np.generic,)):
-        return to_category(value.item())
-    raise _BadValue(
-        f"a {_json_type(value)} is not a category; send text, or null for missing", code="bad_value"
-    )
+to_category = values.category  # one request value for a categorical feature (NaN when missing)
 
 
 def _json_type(value: Any) -> str:
@@ -340,46 +261,35 @@ class RequestSchema:
 
     @staticmethod
     def _numeric_column(series: pd.Series) -> np.ndarray:
-        dtype = series.dtype
-        if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
-            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        else:
-            raw = series.to_numpy(dtype=object, na_value=None)
-            # copy=True: pandas may hand out a read-only view (Arrow-backed frames), written below
-            values = pd.to_numeric(series, errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan, copy=True
-            )
-            suspects = np.flatnonzero(np.isnan(values))
-            for pos in suspects:  # NaN from a missing token is fine; from text it is not
-                try:
-                    values[pos] = to_number(raw[pos])
-                except _BadValue as exc:
-                    raise _RowError(exc, int(pos)) from None
-        bad = np.flatnonzero(~(np.abs(values) <= FLOAT32_MAX) & ~np.isnan(values))
+        numbers, bad_position = values.number_column(series)
+        if bad_position is not None:
+            try:
+                to_number(series.iloc[bad_position])
+            except _BadValue as exc:
+                raise _RowError(exc, bad_position) from None
+            raise _RowError(_BadValue(f"{series.iloc[bad_position]!r} is not a number"), bad_position)
+        bad = np.flatnonzero(~(np.abs(numbers) <= FLOAT32_MAX) & ~np.isnan(numbers))
         if bad.size:
             pos = int(bad[0])
             raise _RowError(
                 _BadValue(
-                    f"{values[pos]!r} is out of range (|x| must stay below {FLOAT32_MAX:.3g})",
+                    f"{numbers[pos]!r} is out of range (|x| must stay below {FLOAT32_MAX:.3g})",
                     code="out_of_range",
                 ),
                 pos,
             )
-        return values
+        return numbers
 
     @classmethod
     def _flag_column(cls, series: pd.Series) -> np.ndarray:
-        if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
-            return _convert_each(series.to_numpy(dtype=object), to_flag, np.float64)
-        return cls._numeric_column(series)
+        return _convert_each(series.to_numpy(dtype=object), to_flag, np.float64)
 
     @staticmethod
     def _categorical_column(series: pd.Series) -> np.ndarray:
-        dtype = series.dtype
-        if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
-            values = series.to_numpy(dtype=object, na_value=_NAN)
-            return values
-        return _convert_each(series.to_numpy(dtype=object), to_category, object)
+        try:
+            return values.category_column(series).to_numpy(dtype=object, na_value=_NAN)
+        except _BadValue:
+            return _convert_each(series.to_numpy(dtype=object), to_category, object)  # finds the row
 
 
 def _convert_each(raw: np.ndarray, convert: Any, dtype: Any) -> np.ndarray:

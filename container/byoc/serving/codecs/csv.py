@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 from byoc.errors import DataError
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.output import LABELS, PROBABILITIES, Prediction
-from byoc.serving.schema import NA_TOKENS, Batch, RequestSchema
+from byoc.serving.schema import Batch, RequestSchema
 
 MEDIA_TYPE = "text/csv"
 SMALL_BODY = 64 * 1024
@@ -115,17 +115,15 @@ def _decode_fast(body: bytes, schema: RequestSchema, start_row: int) -> Batch | 
         schema.check_names(header, where="the CSV header")
         body = rest
     names = header or list(schema.names)
-    numeric = {name: schema.numeric[schema.index[name]] for name in names}
-    types = {name: (pa.float64() if numeric[name] else pa.string()) for name in names}
-    try:
+    try:  # every cell as text: what text means is byoc.values' call, as in training
         table = pacsv.read_csv(
             io.BytesIO(body),
             read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
             convert_options=pacsv.ConvertOptions(
-                column_types=types,
-                null_values=sorted(NA_TOKENS),
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
+                column_types={name: pa.string() for name in names},
+                null_values=[],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):

@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from byoc import values
 from byoc.errors import DataError
 from byoc.serving.codecs.base import Decoder
 from byoc.serving.schema import Batch, RequestSchema
@@ -25,7 +26,8 @@ def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
         ) from None
     if table.num_rows == 0:
         raise DataError("the Parquet table holds no rows", code="empty_body")
-    try:
+    try:  # dates, decimals, booleans and dictionaries as training reads them
+        table = pa.table([values.plain_arrow(column) for column in table.columns], names=table.column_names)
         frame = table.to_pandas()
     except (pa.ArrowException, ValueError, TypeError) as exc:
         raise DataError(
