@@ -6,16 +6,21 @@ receives it, whatever the format (CSV text, JSON scalar, Arrow/Parquet value, np
 
 The rules (README, "Missing values, booleans and numbers written as text"):
 
-- **Missing** is only: an empty cell or one holding only spaces/tabs, JSON ``null``, an
-  Arrow/Parquet null, and a float NaN.  Every other text, ``"None"``, ``"NA"``, ``"null"``,
-  ``"NaN"`` and ``"<NA>"`` included, is data.
+- **Missing** is: an empty cell or one holding only spaces/tabs, JSON ``null``, an
+  Arrow/Parquet null, and a float NaN.  In a **numeric** column the words of
+  :data:`MISSING_WORDS` (``NA``, ``N/A``, ``NaN``, ``null``, ``None``, ``<NA>``, ``#N/A``, in
+  any letter case) are missing too, as R, Excel and databases write them.  In a **text**
+  column every non-empty text is data: a job title ``None`` or a survey answer ``NA`` is a
+  category.  A training column is numeric when every value is a number, number text, missing
+  or one of those words; the server reads each feature by the kind training gave it, so both
+  sides apply the same rule.
 - **Booleans** are the categories ``"true"`` and ``"false"``, whether they arrive as JSON
   ``true``, an Arrow boolean, a NumPy bool or as text in any letter case (``TRUE``,
   ``False``).  A boolean is not a number.
 - **Numbers written as text** are read as numbers when, after trimming spaces, they match
   :data:`NUMBER_PATTERN` (decimal digits, an optional sign, point and exponent: ``007``,
-  ``1e3``, ``2.0``, ``.5``); ``nan``, ``inf``, ``1_000`` and ``0x10`` are text.  A training
-  column is numeric when every value that is not missing is a number or such text.
+  ``1e3``, ``2.0``, ``.5``) or spell infinity (``inf``, ``-Infinity``: refused later as not
+  finite); ``1_000`` and ``0x10`` are text.
 - **A number as a category** (a numeric value in a column trained as categorical) is spelled
   without a trailing ``.0`` when integral (``1.0`` -> ``"1"``), otherwise as Python's shortest
   round-trip ``repr`` (``0.1``, ``1e+20``).  Text keeps its spelling: ``"1.0"`` and ``"007"``
@@ -40,9 +45,11 @@ import pyarrow.types as pat
 WHITESPACE = " \t\r\n\x0b\x0c"
 """Characters trimmed before deciding whether text is missing, a boolean or a number."""
 TRUE, FALSE = "true", "false"
-NUMBER_PATTERN = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+NUMBER_PATTERN = r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:inf|infinity))"
 _NUMBER = re.compile(NUMBER_PATTERN)
 _NUMBER_RE2 = f"^{NUMBER_PATTERN}$"
+MISSING_WORDS = frozenset({"na", "n/a", "nan", "null", "none", "<na>", "#n/a"})
+"""Lower-cased words that mean missing in a numeric column (and only there)."""
 _EXACT_INT = 2**53  # integral floats below this are spelled as integers
 _NAN = float("nan")
 
@@ -67,6 +74,12 @@ def is_missing(value: Any) -> bool:
     if kind is float or isinstance(value, np.floating):
         return value != value
     return value is pd.NA or value is pd.NaT
+
+
+def missing_in_numbers(text: str) -> bool:
+    """Is this text missing in a numeric column (empty, or one of :data:`MISSING_WORDS`)?"""
+    text = text.strip(WHITESPACE)
+    return not text or (len(text) <= 4 and text.lower() in MISSING_WORDS)
 
 
 def number_text(text: str) -> float | None:
@@ -103,7 +116,7 @@ def number(value: Any) -> float:
         parsed = number_text(value)
         if parsed is not None:
             return parsed
-        if not value.strip(WHITESPACE):
+        if missing_in_numbers(value):
             return _NAN
         raise BadValue(
             f"text {_shorten(value)!r} is not a number; send a number, or an empty value "
@@ -204,6 +217,8 @@ def text_numbers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int | No
     """:func:`number` over an Arrow string column: (float64 with NaN for missing, the position
     of the first value that is neither missing nor a number, or None)."""
     trimmed, missing = _text_missing(text)
+    words = pa.array(sorted(MISSING_WORDS), type=trimmed.type)
+    missing = pc.or_(missing, pc.fill_null(pc.is_in(pc.utf8_lower(trimmed), value_set=words), False))
     numeric = pc.fill_null(pc.match_substring_regex(trimmed, _NUMBER_RE2), False)
     bad = pc.invert(pc.or_(numeric, missing))
     if pc.any(bad).as_py():

@@ -333,7 +333,8 @@ def test_jsonlines_type_change_between_lines_is_read(tmp_path):
 HOSTILE = pd.DataFrame(
     {
         "y": ["a", "b", "a", "b", "a", "b"],
-        "word": ["None", "NA", "<NA>", "null", "NaN", None],
+        "word": ["None", "NA", "<NA>", "null", "NaN", "admin"],
+        "number_words": ["1", "NA", "null", "None", "", "2"],
         "flag": [True, False, None, True, False, True],
         "text_flag": ["TRUE", " false ", "True", "", "FALSE", "true"],
         "number_text": ["007", "1e3", " 2.0 ", "", ".5", "-3"],
@@ -351,7 +352,9 @@ def test_every_reader_applies_the_same_value_rules(tmp_path, kind):
     frame = read(tmp_path, *files).frame
     nan = float("nan")
     got = {c: [v if isinstance(v, str) else (None if v != v else v) for v in frame[c]] for c in frame}
-    assert got["word"] == ["None", "NA", "<NA>", "null", "NaN", None]
+    assert got["word"] == ["None", "NA", "<NA>", "null", "NaN", "admin"]  # text column: words are data
+    assert frame["number_words"].dtype == np.float64  # numeric column: the words are missing
+    np.testing.assert_array_equal(frame["number_words"].to_numpy(), [1.0, nan, nan, nan, nan, 2.0])
     assert got["flag"] == ["true", "false", None, "true", "false", "true"]
     assert got["text_flag"] == ["true", "false", "true", None, "false", "true"]
     assert frame["number_text"].dtype == np.float64

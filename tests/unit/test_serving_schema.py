@@ -33,9 +33,14 @@ def test_to_number(value, expected):
     assert math.isnan(got) if expected is None else got == expected
 
 
-@pytest.mark.parametrize("value", ["NA", "None", "null", "NaN", True])
-def test_tokens_and_booleans_are_not_numbers(value):
-    # byoc.values: only empty/null/NaN is missing, and booleans are categories, as in training
+@pytest.mark.parametrize("value", ["NA", "None", "null", "NaN"])
+def test_missing_words_are_missing_in_numeric_features_and_data_in_categorical_ones(value):
+    batch = SCHEMA.from_rows([[value, value]])  # byoc.values, as in training
+    assert math.isnan(batch.columns[0][0]) and batch.columns[1][0] == value
+
+
+@pytest.mark.parametrize("value", [True, "yes", "1_000"])
+def test_booleans_and_words_are_not_numbers(value):
     with pytest.raises(SchemaError, match="row 1, column 'age'"):
         SCHEMA.from_rows([[value, "x"]])
 

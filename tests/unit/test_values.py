@@ -107,9 +107,18 @@ def test_number_rule(raw, expected):
     assert math.isnan(got) if expected is None else got == expected
 
 
-@pytest.mark.parametrize(
-    "raw", ["None", "NA", "null", "NaN", "nan", "inf", "1_000", "0x10", "yes", True, [1]]
-)
+@pytest.mark.parametrize("raw", ["NA", " None ", "null", "NaN", "nan", "<NA>", "#N/A", "n/a", "NULL"])
+def test_missing_words_are_missing_in_numbers_and_data_in_categories(raw):
+    assert math.isnan(values.number(raw))
+    assert values.category(raw) == raw
+
+
+@pytest.mark.parametrize("raw,expected", [("inf", math.inf), (" -Infinity", -math.inf), ("+INF", math.inf)])
+def test_infinity_is_a_number(raw, expected):
+    assert values.number(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["Nones", "nil", "1_000", "0x10", "yes", "infx", True, [1]])
 def test_not_numbers_are_refused(raw):
     with pytest.raises(values.BadValue):
         values.number(raw)

@@ -29,7 +29,7 @@ _EXPECTED = re.compile(r"Expected (\d+) columns, got (\d+)")
 
 
 def _is_missing(cell: str) -> bool:
-    return values.is_missing(cell)
+    return values.missing_in_numbers(cell)
 
 
 def _is_number(cell: str) -> bool:
