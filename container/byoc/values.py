@@ -225,7 +225,7 @@ def text_numbers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int | No
         return np.full(len(text), _NAN), int(pc.index(bad, True).as_py())
     valid = pc.if_else(numeric, trimmed, pa.scalar(None, type=trimmed.type))
     out = pc.cast(valid, pa.float64())
-    return np.asarray(out.to_numpy(zero_copy_only=False), dtype=np.float64), None
+    return np.array(out.to_numpy(zero_copy_only=False), dtype=np.float64), None
 
 
 def category_column(values: Any) -> pd.Series:
@@ -276,14 +276,14 @@ def number_column(values: Any) -> tuple[np.ndarray, int | None]:
     if isinstance(values, (pa.Array, pa.ChunkedArray)) and (
         pat.is_integer(values.type) or pat.is_floating(values.type)
     ):
-        return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64), None
+        return np.array(values.to_numpy(zero_copy_only=False), dtype=np.float64), None
     text = _as_arrow_text(values)
     if text is not None:
         return text_numbers(text)
     s = values.to_pandas() if isinstance(values, (pa.Array, pa.ChunkedArray)) else pd.Series(values)
     dtype = s.dtype
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
-        return s.to_numpy(dtype=np.float64, na_value=_NAN), None
+        return s.to_numpy(dtype=np.float64, na_value=_NAN, copy=True), None
     raw = s.to_numpy(dtype=object)
     out = np.empty(len(raw), dtype=np.float64)
     for pos, value in enumerate(raw):
