@@ -13,8 +13,9 @@ For writers of a new handler or of a registry of handlers (multi-model endpoints
   before the workers fork, so whatever it loads is shared by every worker; it raises
   :class:`~byoc.errors.ModelLoadError` (the directory cannot serve) or
   :class:`~byoc.errors.ConfigError` (a setting is wrong), never a bare exception.
-- ``invoke(request)`` is called once per request, in a worker, possibly many times
-  concurrently across processes (never across threads: workers are sync).  Raise a
+- ``invoke(request)`` is called once per request, in a worker, possibly concurrently: across
+  worker processes, and across the threads of one worker (gthread, ``BYOC_WORKER_THREADS``),
+  so whatever it changes per request must be local to the call.  Raise a
   :class:`~byoc.errors.UserError` for a client mistake (its ``status`` and ``code`` become
   the JSON error); anything else is logged with the request id and answered with a 500.
 - ``request.body`` reads the payload within the endpoint's limit (raising
