@@ -187,8 +187,8 @@ def clean_environ(env: Mapping[str, str] | None = None, **extra: str) -> dict[st
     return out
 
 
-def train_command(*args: str) -> list[str]:
-    return [sys.executable, str(TRAIN), *args]
+def train_command(*args: str, python: str | None = None) -> list[str]:
+    return [python or sys.executable, str(TRAIN), *args]
 
 
 def without_file_privileges() -> None:
@@ -215,11 +215,13 @@ def run_train(
     env: Mapping[str, str] | None = None,
     timeout: float = 300,
     unprivileged: bool = False,
+    python: str | None = None,
 ) -> subprocess.CompletedProcess:
     """Run ``container/train`` as a real process with SAGEMAKER_BASE_DIR=root
-    (``unprivileged``: subject to file modes even as root, see :func:`without_file_privileges`)."""
+    (``unprivileged``: subject to file modes even as root, see :func:`without_file_privileges`;
+    ``python``: another interpreter, e.g. a throwaway venv that user-code installs may change)."""
     return subprocess.run(
-        train_command(*args),
+        train_command(*args, python=python),
         cwd=str(REPO),
         capture_output=True,
         text=True,
@@ -229,10 +231,12 @@ def run_train(
     )
 
 
-def start_train(root: Path, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen:
+def start_train(
+    root: Path, *args: str, env: Mapping[str, str] | None = None, python: str | None = None
+) -> subprocess.Popen:
     """Start ``container/train`` without waiting (signals, pipes); stdout+stderr merged."""
     return subprocess.Popen(
-        train_command(*args),
+        train_command(*args, python=python),
         cwd=str(REPO),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -376,3 +380,26 @@ def save_constant_model(model_dir: Path, value: float, *, ballast_bytes: int = 0
         },
     )
     return Path(model_dir)
+
+
+# -- script mode ----------------------------------------------------------------------------------
+
+
+def overlay_venv(path: Path) -> str:
+    """A venv at ``path`` that sees this interpreter's packages (a .pth file) but installs into
+    itself: user-code tests pip-install there without touching the test venv.  Returns its python."""
+    import sysconfig
+    import venv
+
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(path)
+    python = path / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    parents = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    lines = [f"import site; site.addsitedir({parent!r})" for parent in sorted(parents)]
+    Path(purelib, "_parent_venv.pth").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(python)

@@ -248,6 +248,8 @@ class TrainingEnvironment:
     num_cpus: int = 1
     num_gpus: int = 0
     environ: Mapping[str, str] = field(default_factory=dict)
+    # The user's keys as the file spelled them: script mode decodes them the toolkit's way.
+    raw_hyperparameters: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dicts(
@@ -293,6 +295,7 @@ class TrainingEnvironment:
             num_cpus=num_cpus or _cpu_count(),
             num_gpus=0,
             environ=environ,
+            raw_hyperparameters=split_reserved({str(k): v for k, v in hyperparameters.items()})[0],
         )
 
     @classmethod
@@ -332,12 +335,12 @@ class TrainingEnvironment:
         override = self.environ.get(f"SM_CHANNEL_{name.upper()}")
         return Path(override) if override else self.paths.channel_dir(name)
 
-    def to_env_vars(self) -> dict[str, str]:
-        """The SM_* variables the AWS training toolkit exports, with its naming rules."""
+    def to_env_vars(self, *, module_dir: str | None = None, entry_point: str | None = None) -> dict[str, str]:
+        """The SM_* variables the AWS training toolkit exports, with its naming rules.
 
-        def enc(value: Any) -> str:
-            return value if isinstance(value, str) else json.dumps(value)
-
+        ``module_dir`` (where the user's code came from) and ``entry_point`` are set when a
+        user script runs; they add SM_MODULE_DIR, SM_MODULE_NAME and SM_USER_ENTRY_POINT.
+        """
         hps = dict(self.hyperparameters)
         channel_names = sorted(self.channels)
         training_env = {
@@ -378,11 +381,59 @@ class TrainingEnvironment:
             "SM_NUM_CPUS": str(self.num_cpus),
             "SM_NUM_GPUS": str(self.num_gpus),
             "SM_LOG_LEVEL": str(self.log_level),
-            "SM_USER_ARGS": json.dumps([arg for k, v in sorted(hps.items()) for arg in (f"--{k}", enc(v))]),
-            "SM_TRAINING_ENV": json.dumps(training_env),
+            "SM_USER_ARGS": json.dumps(to_cmd_args(hps)),
         }
+        if entry_point is not None:
+            module_name = entry_point[:-3] if entry_point.endswith(".py") else entry_point
+            training_env.update(
+                module_dir=module_dir or "",
+                module_name=module_name,
+                user_entry_point=entry_point,
+                additional_framework_parameters=dict(self.reserved),
+            )
+            env.update(
+                SM_MODULE_DIR=module_dir or "",
+                SM_MODULE_NAME=module_name,
+                SM_USER_ENTRY_POINT=entry_point,
+                SM_FRAMEWORK_PARAMS=json.dumps({}),
+            )
+        env["SM_TRAINING_ENV"] = json.dumps(training_env)
         for name in channel_names:
             env[f"SM_CHANNEL_{name.upper()}"] = str(self.channel_dir(name))
         for key, value in hps.items():
-            env[f"SM_HP_{key.upper()}"] = enc(value)
+            env[f"SM_HP_{key.upper()}"] = env_value(value)
         return env
+
+
+def env_value(value: Any) -> str:
+    """An SM_* variable's value as the training toolkit spells it: strings raw, None empty,
+    everything else compact JSON with sorted keys."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def to_cmd_args(hyperparameters: Mapping[str, Any]) -> list[str]:
+    """The user script's command line, exactly as the AWS training toolkit builds it.
+
+    Keys sorted; ``--key`` (``-k`` for a one-letter key), names as given; each value by
+    ``str()`` (so ``True``, ``[1, 2]``), a mapping as sorted ``k=v`` pairs joined by commas,
+    None as an empty string.  Scripts written for the AWS containers parse exactly this.
+    """
+
+    def value(raw: Any) -> str:
+        if raw is None:
+            return ""
+        if isinstance(raw, Mapping):
+            return ",".join(f"{k}={v}" for k, v in sorted(raw.items()))
+        if isinstance(raw, bytes):
+            return raw.decode("latin1")
+        return str(raw)
+
+    args: list[str] = []
+    for key in sorted(hyperparameters):
+        name = str(key)
+        args += [f"--{name}" if len(name) > 1 else f"-{name}", value(hyperparameters[key])]
+    return args

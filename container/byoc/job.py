@@ -131,6 +131,8 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     saved: bool = False
     commit: threading.Lock = field(default_factory=threading.Lock)
+    # Set while a user script runs: forwards the stop signal to it and waits its grace period.
+    forward_stop: Callable[[int], None] | None = None
 
 
 Job = Callable[["TrainingEnvironment", Progress], object]
@@ -163,6 +165,8 @@ def stop_handler(paths: MLPaths, progress: Progress) -> Callable[[int], None]:
             if progress.saved:
                 log.warning("the model was already saved; finishing normally")
                 return
+            if progress.forward_stop is not None:
+                progress.forward_stop(signum)
             elapsed = time.monotonic() - progress.started
             why = "StopTrainingJob or spot interruption" if signum == signal.SIGTERM else "interrupted"
             write_failure(
@@ -202,9 +206,16 @@ def _configure_logging(level: object) -> None:
 
 
 def choose_job(env: TrainingEnvironment) -> Job:
-    """The job this environment asks for: the built-in training flow."""
-    from byoc import training
+    """The job this environment asks for: the user's entry point when the job names one
+    (script mode: sagemaker_program / SAGEMAKER_PROGRAM), else the built-in training flow."""
+    from byoc import training, user_script
 
+    code = user_script.requested(env)
+    if code is not None:
+        log.info(
+            "script mode: running the user's entry point %s instead of a built-in algorithm", code.program
+        )
+        return user_script.job(code)
     return training.train
 
 
@@ -256,7 +267,8 @@ def run_job(
             log.error("training failed: %s", one_line(user_error.message))
             with progress.commit:
                 write_failure(paths.failure_file, user_error.message, details)
-            return EXIT_USER_ERROR
+            # A user script's own exit code passes through (ScriptFailed.exit_code).
+            return int(getattr(user_error, "exit_code", EXIT_USER_ERROR))
         cause = (
             f"Internal error while {progress.phase}: {type(exc).__name__}: {exc}. This is a "
             "bug in byoc, not in your data; please report it with the details below"

@@ -325,7 +325,7 @@ def test_sdk_hyperparameter_encodings(tmp_path, encoding):
         "bootstrap": True,
         "max_depth": None,
         "criterion": "entropy",
-        "sagemaker_program": "train.py",
+        "sagemaker_region": "us-east-1",  # sagemaker_program would select script mode
         "sagemaker_container_log_level": 20,
         "_tuning_objective_metric": "validation:auc",
     }

@@ -1,0 +1,484 @@
+"""Script mode: run the user's own training entry point instead of a built-in algorithm.
+
+What the AWS training toolkit does for the SageMaker framework containers, so scripts written
+for them run unchanged here (``SKLearn(entry_point="train.py", source_dir=..., image_uri=...)``):
+
+- the program comes from the ``sagemaker_program`` hyperparameter or ``SAGEMAKER_PROGRAM``;
+- the code comes from ``sagemaker_submit_directory`` / ``SAGEMAKER_SUBMIT_DIRECTORY`` (a local
+  directory, a tarball, ``file://``, or an ``s3://`` URI whose tarball the SDK also sends as
+  the ``code`` channel under network isolation) and is staged into ``<ML root>/code``;
+- ``requirements.txt`` is pip-installed, then a local package (setup.py / pyproject.toml);
+- the program runs with its working directory in the code directory, the SM_* environment,
+  and the user hyperparameters as ``--key value`` arguments (:func:`byoc.environment.to_cmd_args`).
+
+Where this differs from the toolkit, on purpose: the script runs in its own process group and
+SIGTERM (StopTrainingJob, spot interruption) is forwarded to that whole group with a grace
+period before SIGKILL; the failure file leads with the exception's last line, a failure file
+the script wrote is kept, and an out-of-memory kill says so.  Installing a local package uses
+the image's setuptools without build isolation, so it works with no network.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from byoc.environment import TrainingEnvironment, to_cmd_args
+from byoc.errors import ConfigError, UserError
+
+log = logging.getLogger("byoc.user_script")
+
+PROGRAM_KEY = "sagemaker_program"
+SUBMIT_DIR_KEY = "sagemaker_submit_directory"
+CODE_CHANNEL = "code"
+REQUIREMENTS = "requirements.txt"
+GRACE_ENV = "BYOC_STOP_GRACE_SECONDS"
+DEFAULT_GRACE_SECONDS = 100.0  # SageMaker sends SIGKILL 120 s after SIGTERM: leave time to report
+TAIL_BYTES = 64 * 1024
+OOM_EXIT = 137
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_REQUIREMENT_IN_ERROR = re.compile(r"(?:requirement|for|satisfies the requirement)\s+([^\s;(]+)", re.I)
+
+
+class ScriptFailed(UserError):
+    """The user's code failed: its exit code passes through to the job."""
+
+    code = "user_script_failed"
+
+    def __init__(self, message: str, *, exit_code: int, details: str | None = None) -> None:
+        super().__init__(message, details=details)
+        self.exit_code = exit_code
+
+
+class InstallFailed(UserError):
+    """pip could not install the user's requirements or local package."""
+
+    code = "install_failed"
+
+
+@dataclass(frozen=True)
+class UserCode:
+    """The user's entry point and where its code comes from."""
+
+    program: str
+    submit_directory: str | None
+    code_dir: Path
+
+
+def requested(env: TrainingEnvironment) -> UserCode | None:
+    """The user code the job asks for, or None for a built-in algorithm."""
+    program = env.reserved.get(PROGRAM_KEY) or env.environ.get("SAGEMAKER_PROGRAM")
+    if not program:
+        return None
+    submit = env.reserved.get(SUBMIT_DIR_KEY) or env.environ.get("SAGEMAKER_SUBMIT_DIRECTORY")
+    return UserCode(str(program), str(submit) if submit else None, env.paths.base / "code")
+
+
+# -- staging the code ------------------------------------------------------------------------
+
+
+def _local_path(env: TrainingEnvironment, location: str) -> Path:
+    """A submit directory as a path here; /opt/ml/... follows SAGEMAKER_BASE_DIR."""
+    location = location.removeprefix("file://")
+    if location.startswith("/opt/ml/"):
+        return env.paths.base / location[len("/opt/ml/") :]
+    return Path(location)
+
+
+def _code_channel_archive(env: TrainingEnvironment) -> Path | None:
+    channel = env.channel_dir(CODE_CHANNEL)
+    if not channel.is_dir():
+        return None
+    archives = sorted(channel.glob("*.tar.gz"))
+    return archives[0] if archives else None
+
+
+def _extract(archive: Path, into: Path) -> None:
+    try:
+        with tarfile.open(archive) as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(into, filter="data")
+            else:  # pragma: no cover - Python without PEP 706
+                for member in tar.getmembers():
+                    if member.name.startswith("/") or ".." in Path(member.name).parts:
+                        raise ConfigError(f"{archive}: member '{member.name}' points outside the archive")
+                tar.extractall(into)
+    except (tarfile.TarError, OSError) as exc:
+        raise ConfigError(
+            f"source code archive {archive} cannot be unpacked ({exc}); pass a .tar.gz of your "
+            "source directory (the SDK builds sourcedir.tar.gz) or a directory"
+        ) from exc
+
+
+def stage(env: TrainingEnvironment, code: UserCode) -> str:
+    """Put the user's code in ``code.code_dir``; returns where it came from (SM_MODULE_DIR)."""
+    code.code_dir.mkdir(parents=True, exist_ok=True)
+    location = code.submit_directory
+    if location and location.startswith("s3://"):
+        archive = _code_channel_archive(env)
+        if archive is not None:
+            log.info("source code %s: unpacking the '%s' channel's %s", location, CODE_CHANNEL, archive.name)
+            _extract(archive, code.code_dir)
+        elif not (code.code_dir / code.program).exists():
+            raise ConfigError(
+                f"sagemaker_submit_directory is {location}, but this image does not download from "
+                f"S3 and neither {code.code_dir} nor a '{CODE_CHANNEL}' channel holds the code; "
+                "train with enable_network_isolation=True (the SDK then sends the code as the "
+                f"'{CODE_CHANNEL}' channel) or use local mode's local code"
+            )
+        return location
+    if location:
+        path = _local_path(env, location)
+        if path.is_dir():
+            if path.resolve() != code.code_dir.resolve():
+                log.info("source code: copying %s to %s", path, code.code_dir)
+                shutil.copytree(path, code.code_dir, dirs_exist_ok=True)
+        elif path.is_file():
+            log.info("source code: unpacking %s into %s", path, code.code_dir)
+            _extract(path, code.code_dir)
+        else:
+            raise ConfigError(
+                f"sagemaker_submit_directory '{location}' does not exist; give the source "
+                "directory, its .tar.gz, or an s3:// URI of sourcedir.tar.gz"
+            )
+        return location
+    archive = _code_channel_archive(env)
+    if archive is not None:
+        log.info("source code: unpacking the '%s' channel's %s", CODE_CHANNEL, archive.name)
+        _extract(archive, code.code_dir)
+    return str(code.code_dir)
+
+
+# -- installing requirements -------------------------------------------------------------------
+
+
+class _Tee:
+    """Copy a child's output to one of our streams as it arrives, keeping the last bytes."""
+
+    def __init__(self, source: IO[bytes], sink: IO[bytes]) -> None:
+        self._source, self._sink = source, sink
+        self._tail: collections.deque[bytes] = collections.deque()
+        self._size = 0
+        self._thread = threading.Thread(target=self._copy, name="byoc-tee", daemon=True)
+        self._thread.start()
+
+    def _copy(self) -> None:
+        fd = self._source.fileno()
+        while chunk := os.read(fd, 65536):
+            try:
+                self._sink.write(chunk)
+                self._sink.flush()
+            except (OSError, ValueError):
+                pass
+            self._tail.append(chunk)
+            self._size += len(chunk)
+            while self._size > TAIL_BYTES and len(self._tail) > 1:
+                self._size -= len(self._tail.popleft())
+
+    def text(self) -> str:
+        self._thread.join(timeout=10)
+        return b"".join(self._tail).decode("utf-8", errors="replace")
+
+
+def _pip(args: Sequence[str], cwd: Path) -> tuple[int, str]:
+    """Run pip with its output streamed into the job's log; returns (exit code, output tail)."""
+    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", *args]
+    log.info("running: %s (in %s)", " ".join(command), cwd)
+    sys.stdout.flush()
+    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    tee = _Tee(proc.stdout, sys.stdout.buffer)
+    code = proc.wait()
+    return code, tee.text()
+
+
+def _last_error_line(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR:") or line.lower().startswith("error:")]
+    return (errors or lines or ["pip printed nothing"])[-1]
+
+
+def _install_failed(what: str, source: str, output: str) -> InstallFailed:
+    last = _last_error_line(output)
+    match = _REQUIREMENT_IN_ERROR.search(last)
+    package = match.group(1) if match and what == REQUIREMENTS else what
+    return InstallFailed(
+        f"pip could not install {package} (from {source}): {last}; fix {source} or make the package "
+        "reachable (with no network, vendor it in the source directory and refer to it by path, "
+        "e.g. ./wheels/name.whl)",
+        details="pip output (last lines):\n" + "\n".join(output.splitlines()[-40:]),
+    )
+
+
+def _can_build_locally() -> bool:
+    """setuptools that builds wheels by itself (70.1 added bdist_wheel), or with ``wheel``."""
+    from importlib import metadata
+
+    try:
+        version = tuple(int(p) for p in metadata.version("setuptools").split(".")[:2])
+    except (metadata.PackageNotFoundError, ValueError):
+        return False
+    return version >= (70, 1) or importlib.util.find_spec("wheel") is not None
+
+
+def _no_isolation() -> list[str]:
+    return ["--no-build-isolation"] if _can_build_locally() else []
+
+
+def _offline(requirements: Path) -> bool:
+    """No index to fetch build tools from: PIP_NO_INDEX, or --no-index in requirements.txt."""
+    if os.environ.get("PIP_NO_INDEX", "").lower() in ("1", "true", "yes", "on"):
+        return True
+    try:
+        text = requirements.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return any(line.split("#", 1)[0].strip() == "--no-index" for line in text.splitlines())
+
+
+def _build_isolation_args(package_dir: Path) -> list[str]:
+    """``--no-build-isolation`` when the image can build the package itself (setuptools), so a
+    local package installs with no network; otherwise pip's default isolated build."""
+    pyproject = package_dir / "pyproject.toml"
+    backend = "setuptools.build_meta"
+    if pyproject.is_file():
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10: let pip build it in isolation
+            return []
+        try:
+            backend = (
+                tomllib.loads(pyproject.read_text(encoding="utf-8"))
+                .get("build-system", {})
+                .get("build-backend", backend)
+            )
+        except (tomllib.TOMLDecodeError, OSError):
+            return []
+    return _no_isolation() if backend.startswith("setuptools") else []
+
+
+def install(code_dir: Path) -> None:
+    """requirements.txt first, then the source directory itself when it is a package."""
+    requirements = code_dir / REQUIREMENTS
+    if requirements.is_file():
+        offline = _offline(requirements)
+        status, output = _pip([*(_no_isolation() if offline else []), "-r", REQUIREMENTS], code_dir)
+        if status != 0:
+            raise _install_failed(REQUIREMENTS, REQUIREMENTS, output)
+    if (code_dir / "setup.py").is_file() or (code_dir / "pyproject.toml").is_file():
+        status, output = _pip([*_build_isolation_args(code_dir), "."], code_dir)
+        if status != 0:
+            raise _install_failed(
+                f"the source directory's package ({code_dir})", "setup.py/pyproject.toml", output
+            )
+
+
+# -- running the program -----------------------------------------------------------------------
+
+
+def command(code_dir: Path, program: str, args: Sequence[str]) -> list[str]:
+    """How to start the entry point: a .py file (as a module when the source dir is a package,
+    like the toolkit), a shell script, any executable file, or a module name."""
+    path = code_dir / program
+    is_package = (code_dir / "setup.py").is_file() or (code_dir / "pyproject.toml").is_file()
+    if program.endswith(".py") and path.is_file():
+        if is_package and "/" not in program:
+            return [sys.executable, "-m", program[:-3], *args]
+        return [sys.executable, program, *args]
+    if path.is_file():
+        with open(path, "rb") as fh:
+            has_shebang = fh.read(2) == b"#!"
+        if has_shebang:
+            path.chmod(path.stat().st_mode | 0o111)
+            return [str(path.resolve()), *args]
+        return ["/bin/sh", program, *args]
+    if _MODULE_NAME.match(program) and not program.endswith((".py", ".sh")):
+        return [sys.executable, "-m", program, *args]
+    shown = ", ".join(sorted(p.name for p in code_dir.iterdir())[:20]) or "nothing"
+    raise ConfigError(
+        f"entry point '{program}' is not in the source directory {code_dir} (it holds: {shown}); "
+        "set entry_point to a file of source_dir"
+    )
+
+
+def _reset_signals() -> None:  # runs in the child between fork and exec
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+@dataclass
+class UserProcess:
+    """The running user program: its own process group, so a stop reaches all its children."""
+
+    popen: subprocess.Popen
+    stderr: _Tee
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def start(cls, argv: Sequence[str], cwd: Path, environ: Mapping[str, str]) -> UserProcess:
+        sys.stdout.flush()
+        popen = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(environ),
+            stdout=None,  # inherited: the user's prints reach the log as they happen
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_reset_signals,  # only unblocks signals: takes no locks
+        )
+        assert popen.stderr is not None
+        return cls(popen, _Tee(popen.stderr, sys.stderr.buffer))
+
+    def stop(self, signum: int, grace: float) -> None:
+        """Forward ``signum`` to the whole group; SIGKILL what is left after ``grace`` seconds."""
+        self.stopping.set()
+        pgid = self.popen.pid
+        log.warning("forwarding %s to the user script's process group %d", signal.Signals(signum).name, pgid)
+        _killpg(pgid, signum)
+        try:
+            self.popen.wait(timeout=grace)
+            log.warning("the user script exited with %s after the stop", self.popen.returncode)
+        except subprocess.TimeoutExpired:
+            log.warning("the user script still runs %.0f s after the stop: killing its process group", grace)
+        _killpg(pgid, signal.SIGKILL)
+
+    def wait(self) -> int:
+        return self.popen.wait()
+
+
+def _killpg(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def grace_seconds(environ: Mapping[str, str]) -> float:
+    raw = environ.get(GRACE_ENV)
+    if not raw:
+        return DEFAULT_GRACE_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{GRACE_ENV}={raw!r} is not a number of seconds") from None
+    if value < 0:
+        raise ConfigError(f"{GRACE_ENV}={raw!r} must be 0 or more seconds")
+    return value
+
+
+def exception_line(stderr: str) -> str | None:
+    """The last line of the last Python traceback in ``stderr`` (``ValueError: ...``)."""
+    lines = stderr.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    if not starts:
+        return None
+    after = [line for line in lines[starts[-1] + 1 :] if line.strip() and not line[0].isspace()]
+    return after[-1].strip() if after else None
+
+
+def failure(program: str, status: int, stderr: str) -> ScriptFailed:
+    """The failure for a non-zero exit: the cause first, stderr's last lines after."""
+    details = "stderr (last lines):\n" + "\n".join(stderr.splitlines()[-40:])
+    if status in (OOM_EXIT, -signal.SIGKILL):
+        return ScriptFailed(
+            f"The user script {program} ran out of memory (killed by SIGKILL, exit code 137); use an "
+            "instance type with more memory or load less data at once",
+            exit_code=OOM_EXIT,
+            details=details,
+        )
+    exit_code = 128 - status if status < 0 else status
+    raised = exception_line(stderr)
+    if raised:
+        cause = f"{raised} (raised by the user script {program}, exit code {exit_code})"
+    elif status < 0:
+        cause = f"The user script {program} was killed by {signal.Signals(-status).name}"
+    else:
+        last = [line for line in stderr.splitlines() if line.strip()]
+        cause = f"The user script {program} exited with code {exit_code}" + (
+            f": {last[-1].strip()}" if last else ""
+        )
+    return ScriptFailed(cause, exit_code=exit_code, details=details)
+
+
+def job(code: UserCode) -> Callable[[TrainingEnvironment, Any], None]:
+    """The job shell's job (:mod:`byoc.job`) for ``code``: it reports phases on the shell's
+    ``progress`` and lets the shell forward a stop to the running script's process group."""
+
+    def run_user_code(env: TrainingEnvironment, progress: Any) -> None:
+        grace = grace_seconds(env.environ)
+
+        def started(process: UserProcess) -> None:
+            progress.forward_stop = lambda signum: process.stop(signum, grace)
+
+        try:
+            run(env, code, on_start=started, on_phase=lambda phase: setattr(progress, "phase", phase))
+        finally:
+            progress.forward_stop = None
+
+    return run_user_code
+
+
+def toolkit_hyperparameters(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Decode values as the AWS training toolkit does (JSON, else the raw string), which is
+    what scripts written for its containers expect: ``"None"`` stays the string ``None``."""
+    out = {}
+    for key, value in raw.items():
+        try:
+            out[key] = json.loads(value) if isinstance(value, str) else value
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def run(
+    env: TrainingEnvironment,
+    code: UserCode,
+    *,
+    on_start: Callable[[UserProcess], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+) -> None:
+    """Stage, install and run the user's program; raises :class:`ScriptFailed` when it fails.
+
+    ``on_start`` hands the running process to the job shell, which forwards a stop to it;
+    ``on_phase`` tells the shell what is happening, for its log and stop messages.
+    """
+    phase = on_phase or (lambda _: None)
+    phase(f"staging the user code for {code.program}")
+    module_dir = stage(env, code)
+    phase(f"installing the requirements of {code.program}")
+    install(code.code_dir)
+    env = dataclasses.replace(env, hyperparameters=toolkit_hyperparameters(env.raw_hyperparameters))
+    args = to_cmd_args(env.hyperparameters)
+    argv = command(code.code_dir, code.program, args)
+    environ: dict[str, Any] = dict(env.environ)
+    environ.update(env.to_env_vars(module_dir=module_dir, entry_point=code.program))
+    environ.update(SAGEMAKER_PROGRAM=code.program, SAGEMAKER_SUBMIT_DIRECTORY=module_dir)
+    log.info("running the user script: %s (in %s)", " ".join(argv), code.code_dir)
+    started = time.monotonic()
+    phase(f"running the user script {code.program}")
+    process = UserProcess.start(argv, code.code_dir, environ)
+    if on_start is not None:
+        on_start(process)
+    status = process.wait()
+    stderr = process.stderr.text()
+    if process.stopping.is_set():  # the job shell is reporting the stop; it exits for us
+        threading.Event().wait()
+    log.info("the user script exited with code %d after %.1f s", status, time.monotonic() - started)
+    if status != 0:
+        raise failure(code.program, status, stderr)

@@ -1,0 +1,364 @@
+"""Script mode through the real `container/train`: the user's entry point runs instead of a built-in
+algorithm, the way the AWS training toolkit runs it (code dir, SM_* environment, `--key value`
+arguments), with requirements and local packages installed first, failures reported by cause, and
+a stop forwarded to the script's whole process group.
+
+pip installs go into a throwaway venv layered over the test venv (support.overlay_venv), and
+PIP_NO_INDEX=1 proves they work with no network."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tarfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support import make_ml_root, overlay_venv, read_failure, run_train, start_train
+
+OFFLINE = {"PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+# Writes what the script was given to model/seen.json, so the tests can compare it exactly.
+RECORDER = textwrap.dedent(
+    """\
+    import json, os, sys
+    seen = {
+        "argv": sys.argv[1:],
+        "cwd": os.getcwd(),
+        "env": {k: v for k, v in os.environ.items() if k.startswith(("SM_", "SAGEMAKER_"))},
+    }
+    with open(os.path.join(os.environ["SM_MODEL_DIR"], "seen.json"), "w") as fh:
+        json.dump(seen, fh)
+    print("user script ran", flush=True)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return overlay_venv(tmp_path_factory.mktemp("venv") / "overlay")
+
+
+def write_tree(base: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = base / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return base
+
+
+def script_root(
+    tmp_path: Path, program: str, files: dict[str, str], hyperparameters: dict[str, Any] | None = None
+) -> Path:
+    """An ML root whose hyperparameters ask for ``program`` from a source dir holding ``files``,
+    spelled as SDK v2 framework estimators write them (json.dumps of every value)."""
+    source = write_tree(tmp_path / "source", files)
+    params = {"sagemaker_program": program, "sagemaker_submit_directory": str(source)}
+    params.update(hyperparameters or {})
+    return make_ml_root(
+        tmp_path / "ml", channels={"train": {"data.csv": "1,2\n3,4\n"}}, hyperparameters=params
+    )
+
+
+def seen(root: Path) -> dict[str, Any]:
+    return json.loads((root / "model" / "seen.json").read_text())
+
+
+def test_plain_script_gets_toolkit_arguments_and_environment(tmp_path, python):
+    hyperparameters = {
+        "n-estimators": 100,
+        "learning_rate": 0.05,
+        "use-custom-ensemble": True,
+        "verbose": False,
+        "criterion": "gini",
+        "layers": [64, 32],
+        "weights": {"rf": 2, "gb": 1},
+        "seed": None,
+        "k": 3,
+        "sagemaker_region": "us-east-1",
+        "sagemaker_container_log_level": 20,
+        "_tuning_objective_metric": "validation:auc",
+    }
+    root = script_root(tmp_path, "train.py", {"train.py": RECORDER}, hyperparameters)
+    result = run_train(root, python=python)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "user script ran" in result.stdout
+    got = seen(root)
+    # str() of each decoded value, sorted keys, dicts as k=v, None empty, one letter -> -k:
+    # exactly the AWS training toolkit's command line; reserved keys are not passed.
+    assert got["argv"] == [
+        "--criterion", "gini",
+        "-k", "3",
+        "--layers", "[64, 32]",
+        "--learning_rate", "0.05",
+        "--n-estimators", "100",
+        "--seed", "",
+        "--use-custom-ensemble", "True",
+        "--verbose", "False",
+        "--weights", "gb=1,rf=2",
+    ]  # fmt: skip
+    assert Path(got["cwd"]) == root / "code"
+    env = got["env"]
+    assert json.loads(env["SM_USER_ARGS"]) == got["argv"]
+    assert env["SM_MODULE_DIR"] == str(tmp_path / "source")
+    assert env["SM_USER_ENTRY_POINT"] == "train.py" and env["SAGEMAKER_PROGRAM"] == "train.py"
+    assert env["SM_MODEL_DIR"] == str(root / "model")
+    assert env["SM_CHANNEL_TRAIN"] == str(root / "input" / "data" / "train")
+    assert json.loads(env["SM_CHANNELS"]) == ["train"]
+    assert env["SM_HP_N-ESTIMATORS"] == "100" and env["SM_HP_CRITERION"] == "gini"
+    assert env["SM_HP_WEIGHTS"] == '{"gb":1,"rf":2}' and env["SM_HP_SEED"] == ""
+    assert json.loads(env["SM_HPS"])["use-custom-ensemble"] is True
+    assert not any(k.startswith("SM_HP_SAGEMAKER") or k == "SM_HP__TUNING_OBJECTIVE_METRIC" for k in env)
+    assert (root / "code" / "train.py").is_file()
+    assert read_failure(root) is None
+
+
+@pytest.mark.parametrize(
+    ("spelling", "expected"),
+    [
+        # The generic Estimator writes str(): JSON-decoding keeps "None" and "True" as text,
+        # as the toolkit does, and str() gives the same words back.
+        (
+            {"a1": "True", "a2": "None", "a3": "5", "a4": "gini", "a5": "[1, 2]"},
+            ["True", "None", "5", "gini", "[1, 2]"],
+        ),
+        # SDK v3 ModelTrainer: strings raw, everything else json.dumps'd.
+        (
+            {"a1": "true", "a2": "null", "a3": "5.0", "a4": '"x y"', "a5": '{"b": 1, "a": "z"}'},
+            ["True", "", "5.0", "x y", "a=z,b=1"],
+        ),
+    ],
+    ids=["str-spelling", "json-spelling"],
+)
+def test_every_client_spelling_reaches_the_script_as_the_toolkit_passes_it(
+    tmp_path, python, spelling, expected
+):
+    source = write_tree(tmp_path / "source", {"train.py": RECORDER})
+    params = {"sagemaker_program": "train.py", "sagemaker_submit_directory": str(source), **spelling}
+    root = make_ml_root(
+        tmp_path / "ml", channels={"train": {"a.csv": "1\n"}}, hyperparameters=params, encoding="raw"
+    )
+    result = run_train(root, python=python)
+    assert result.returncode == 0, result.stdout
+    argv = seen(root)["argv"]
+    assert argv[0::2] == ["--a1", "--a2", "--a3", "--a4", "--a5"]
+    assert argv[1::2] == expected
+
+
+def test_module_entry_point_from_a_package_source_dir(tmp_path, python):
+    """A source dir with setup.py is pip-installed (offline) and its entry point runs as a module."""
+    files = {
+        "setup.py": "from setuptools import setup\nsetup(name='byoltestpkg', version='0.1', packages=['byoltestpkg'])\n",
+        "byoltestpkg/__init__.py": "VALUE = 42\n",
+        "byoltestpkg/trainer.py": RECORDER
+        + "import byoltestpkg\nprint('package value', byoltestpkg.VALUE)\n",
+    }
+    root = script_root(tmp_path, "byoltestpkg.trainer", files, {"epochs": 2})
+    result = run_train(root, python=python, env=OFFLINE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "package value 42" in result.stdout
+    assert "Successfully installed byoltestpkg-0.1" in result.stdout  # pip's output is in the log
+    assert seen(root)["argv"] == ["--epochs", "2"]
+    check = subprocess.run(
+        [python, "-c", "import byoltestpkg, sys; print(byoltestpkg.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert "site-packages" in check.stdout  # installed, not just found in the working directory
+
+
+def test_shell_script_entry_point(tmp_path, python):
+    files = {
+        "train.sh": """\
+            echo "shell args: $*"
+            echo "$@" > "$SM_MODEL_DIR/args.txt"
+            pwd > "$SM_MODEL_DIR/cwd.txt"
+            """
+    }
+    root = script_root(tmp_path, "train.sh", files, {"alpha": 0.5, "name": "x"})
+    result = run_train(root, python=python)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "shell args: --alpha 0.5 --name x" in result.stdout
+    assert (root / "model" / "args.txt").read_text().split() == ["--alpha", "0.5", "--name", "x"]
+    assert Path((root / "model" / "cwd.txt").read_text().strip()) == root / "code"
+
+
+def test_requirements_and_local_package_install_offline(tmp_path, python):
+    """requirements.txt naming a vendored package by path, plus the source dir's own setup.py."""
+    files = {
+        "requirements.txt": "./vendor/byolhelper\n",
+        "vendor/byolhelper/setup.py": "from setuptools import setup\nsetup(name='byolhelper', version='1.2', py_modules=['byolhelper'])\n",
+        "vendor/byolhelper/byolhelper.py": "def greet():\n    return 'hello from byolhelper'\n",
+        "setup.py": "from setuptools import setup\nsetup(name='byolcustomlib', version='0.3', packages=['byolcustomlib'])\n",
+        "byolcustomlib/__init__.py": "NAME = 'custom'\n",
+        "train.py": RECORDER
+        + "import byolhelper, byolcustomlib\nprint(byolhelper.greet(), byolcustomlib.NAME)\n",
+    }
+    root = script_root(tmp_path, "train.py", files)
+    result = run_train(root, python=python, env=OFFLINE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hello from byolhelper custom" in result.stdout
+    assert result.stdout.index("byolhelper-1.2") < result.stdout.index(
+        "byolcustomlib-0.3"
+    )  # requirements first
+
+
+def test_requirements_failure_names_the_package_and_pips_error(tmp_path, python):
+    files = {"requirements.txt": "byoc-no-such-package-xyz==9.9\n", "train.py": RECORDER}
+    root = script_root(tmp_path, "train.py", files)
+    result = run_train(root, python=python, env=OFFLINE)
+    assert result.returncode == 1
+    first = read_failure(root).splitlines()[0]
+    assert first.startswith(
+        "pip could not install byoc-no-such-package-xyz==9.9 (from requirements.txt): ERROR:"
+    )
+    assert "No matching distribution found for byoc-no-such-package-xyz==9.9" in first
+    assert not (root / "model" / "seen.json").exists()  # the script never ran
+
+
+def test_tarball_and_code_channel_sources(tmp_path, python):
+    """sourcedir.tar.gz given as a path, and as an s3:// URI whose tarball arrives as the `code`
+    channel (SDK v2 under network isolation)."""
+    source = write_tree(tmp_path / "source", {"train.py": RECORDER})
+    archive = tmp_path / "sourcedir.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source / "train.py", arcname="train.py")
+    tar_root = make_ml_root(
+        tmp_path / "ml-tar",
+        channels={"train": {"a.csv": "1\n"}},
+        hyperparameters={"sagemaker_program": "train.py", "sagemaker_submit_directory": str(archive)},
+    )
+    assert run_train(tar_root, python=python).returncode == 0
+    assert Path(seen(tar_root)["cwd"]) == tar_root / "code"
+
+    channel_root = make_ml_root(
+        tmp_path / "ml-channel",
+        channels={"train": {"a.csv": "1\n"}, "code": {"sourcedir.tar.gz": archive.read_bytes()}},
+        hyperparameters={
+            "sagemaker_program": "train.py",
+            "sagemaker_submit_directory": "s3://bucket/job/source/sourcedir.tar.gz",
+        },
+    )
+    result = run_train(channel_root, python=python)
+    assert result.returncode == 0, result.stdout
+    assert seen(channel_root)["env"]["SM_MODULE_DIR"] == "s3://bucket/job/source/sourcedir.tar.gz"
+
+
+def test_sagemaker_program_environment_variable_selects_script_mode(tmp_path, python):
+    root = make_ml_root(tmp_path / "ml", channels={"train": {"a.csv": "1\n"}}, hyperparameters={"x": 1})
+    write_tree(root / "code", {"train.py": RECORDER})  # already staged where SageMaker puts it
+    result = run_train(root, python=python, env={"SAGEMAKER_PROGRAM": "train.py"})
+    assert result.returncode == 0, result.stdout
+    assert seen(root)["argv"] == ["-x", "1"]  # one letter: -x, as the toolkit does
+
+
+def test_uncaught_exception_leads_the_failure_file(tmp_path, python):
+    files = {
+        "train.py": "import sys\nprint('starting', flush=True)\nraise ValueError(\"column 'age' holds text\")\n"
+    }
+    root = script_root(tmp_path, "train.py", files)
+    result = run_train(root, python=python)
+    assert result.returncode == 1
+    assert "starting" in result.stdout  # the user's output reached the log
+    assert "Traceback (most recent call last)" in result.stderr  # stderr streamed too
+    failure = read_failure(root)
+    assert failure.splitlines()[0].startswith(
+        "ValueError: column 'age' holds text (raised by the user script train.py"
+    )
+    assert "Traceback" in failure  # the details follow the cause
+
+
+def test_exit_code_passes_through(tmp_path, python):
+    root = script_root(
+        tmp_path, "train.py", {"train.py": "import sys\nprint('bad config', file=sys.stderr)\nsys.exit(3)\n"}
+    )
+    result = run_train(root, python=python)
+    assert result.returncode == 3
+    assert read_failure(root).splitlines()[0] == "The user script train.py exited with code 3: bad config"
+
+
+def test_a_failure_file_the_script_wrote_is_kept(tmp_path, python):
+    script = """\
+        import os, sys
+        with open(os.path.join(os.environ["SM_OUTPUT_DIR"], "failure"), "w") as fh:
+            fh.write("my own reason: the label column is empty")
+        sys.exit(1)
+        """
+    root = script_root(tmp_path, "train.py", {"train.py": script})
+    result = run_train(root, python=python)
+    assert result.returncode == 1
+    assert read_failure(root) == "my own reason: the label column is empty"
+
+
+def test_sigkill_is_reported_as_out_of_memory(tmp_path, python):
+    script = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"
+    root = script_root(tmp_path, "train.py", {"train.py": script})
+    result = run_train(root, python=python)
+    assert result.returncode == 137
+    assert "ran out of memory" in read_failure(root).splitlines()[0]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+@pytest.mark.slow
+def test_sigterm_reaches_the_whole_process_group_then_kill_after_grace(tmp_path, python):
+    """The script ignores SIGTERM (after noting it) and has a child that ignores it too: both get
+    the signal, both are killed when the grace period ends, and the failure file says stopped."""
+    script = """\
+        import os, signal, subprocess, sys, time
+        marks = os.environ["SM_OUTPUT_DATA_DIR"]
+        os.makedirs(marks, exist_ok=True)
+        def noted(signum, frame):
+            open(os.path.join(marks, "script-got-sigterm"), "w").close()
+        signal.signal(signal.SIGTERM, noted)
+        child = subprocess.Popen([sys.executable, "-c",
+            "import os, signal, time\\n"
+            "signal.signal(signal.SIGTERM, lambda s, f: open(os.path.join(%r, 'child-got-sigterm'), 'w').close())\\n"
+            "time.sleep(600)" % marks])
+        with open(os.path.join(marks, "pids"), "w") as fh:
+            fh.write(f"{os.getpid()} {child.pid}")
+        print("ready", flush=True)
+        while True:
+            time.sleep(1)
+        """
+    root = script_root(tmp_path, "train.py", {"train.py": script})
+    proc = start_train(root, python=python, env={"BYOC_STOP_GRACE_SECONDS": "3"})
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.strip() == "ready":
+                break
+        pids_file = root / "output" / "data" / "pids"
+        deadline = time.monotonic() + 30
+        while not pids_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        script_pid, child_pid = map(int, pids_file.read_text().split())
+        time.sleep(0.5)  # let the child install its handler
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, "".join(lines) + out
+    marks = root / "output" / "data"
+    assert (marks / "script-got-sigterm").exists() and (marks / "child-got-sigterm").exists()
+    assert not _alive(script_pid) and not _alive(child_pid)
+    first = read_failure(root).splitlines()[0]
+    assert first.startswith("Training job stopped by SIGTERM") and "user script train.py" in first
+    assert "killing its process group" in out
