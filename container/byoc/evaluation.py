@@ -1,0 +1,354 @@
+"""`evaluate`: score a trained model on a test channel and write SageMaker's model-quality JSON.
+
+Meant for a Processing step (``ScriptProcessor(image_uri=<this image>, command=["evaluate"])``
+or the built-in ``container/evaluate``): it reads the model (a directory, or model.tar.gz as a
+training job leaves it) and the test data the same way training read its channels (same
+readers, same target position, same feature coercion and label encoding), predicts, and writes
+``evaluation.json`` in the model-quality format that Model Monitor produces and that the model
+registry's ``ModelMetrics`` and a Pipelines ``PropertyFile``/``JsonGet`` read::
+
+    {"binary_classification_metrics": {"accuracy": {"value": 0.91, "standard_deviation": 0.01},
+                                       "confusion_matrix": {"no": {"no": 50, "yes": 3}, ...}, ...}}
+
+``standard_deviation`` follows Model Monitor: with at least 200 rows, the standard deviation of
+the metric over five random 80 % samples; otherwise the string ``"NaN"``.  The positive class
+of binary metrics is the second class in sorted order (as in :mod:`byoc.metrics`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tarfile
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from byoc.artifact import BINARY, MULTICLASS, REGRESSION
+
+log = logging.getLogger("byoc.evaluation")
+
+PROCESSING_BASE = Path("/opt/ml/processing")
+DEFAULT_MODEL = PROCESSING_BASE / "model"
+DEFAULT_TEST = PROCESSING_BASE / "test"
+DEFAULT_OUTPUT = PROCESSING_BASE / "evaluation"
+REPORT_FILE = "evaluation.json"
+SECTION = {
+    BINARY: "binary_classification_metrics",
+    MULTICLASS: "multiclass_classification_metrics",
+    REGRESSION: "regression_metrics",
+}
+MIN_ROWS_FOR_DEVIATION = 200
+RESAMPLES = 5
+RESAMPLE_FRACTION = 0.8
+
+Metric = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], float]
+
+
+# -- the metrics ---------------------------------------------------------------------------------
+
+
+def _binary_metrics() -> dict[str, Metric]:
+    from sklearn import metrics as skm
+
+    def rate(numerator: tuple[int, int], denominator_true: int) -> Metric:
+        def compute(y: np.ndarray, p: np.ndarray, _: Any) -> float:
+            cm = skm.confusion_matrix(y, p, labels=[0, 1])
+            total = cm[denominator_true].sum()
+            return float(cm[numerator] / total) if total else float("nan")
+
+        return compute
+
+    def scored(fn: Callable[..., float], **kw: Any) -> Metric:
+        return lambda y, p, _: float(fn(y, p, labels=[0, 1], pos_label=1, zero_division=0, **kw))
+
+    return {
+        "accuracy": lambda y, p, _: float(skm.accuracy_score(y, p)),
+        "precision": scored(skm.precision_score),
+        "recall": scored(skm.recall_score),
+        "f0_5": scored(skm.fbeta_score, beta=0.5),
+        "f1": scored(skm.f1_score),
+        "f2": scored(skm.fbeta_score, beta=2.0),
+        "auc": lambda y, _, s: (
+            float(skm.roc_auc_score(y, s)) if s is not None and len(set(y)) == 2 else float("nan")
+        ),
+        "true_positive_rate": rate((1, 1), 1),
+        "true_negative_rate": rate((0, 0), 0),
+        "false_positive_rate": rate((0, 1), 0),
+        "false_negative_rate": rate((1, 0), 1),
+    }
+
+
+def _multiclass_metrics(n_classes: int) -> dict[str, Metric]:
+    from sklearn import metrics as skm
+
+    labels = list(range(n_classes))
+
+    def weighted(fn: Callable[..., float], **kw: Any) -> Metric:
+        return lambda y, p, _: float(fn(y, p, labels=labels, average="weighted", zero_division=0, **kw))
+
+    return {
+        "accuracy": lambda y, p, _: float(skm.accuracy_score(y, p)),
+        "weighted_precision": weighted(skm.precision_score),
+        "weighted_recall": weighted(skm.recall_score),
+        "weighted_f0_5": weighted(skm.fbeta_score, beta=0.5),
+        "weighted_f1": weighted(skm.f1_score),
+        "weighted_f2": weighted(skm.fbeta_score, beta=2.0),
+    }
+
+
+def _regression_metrics() -> dict[str, Metric]:
+    from sklearn import metrics as skm
+
+    return {
+        "mae": lambda y, p, _: float(skm.mean_absolute_error(y, p)),
+        "mse": lambda y, p, _: float(skm.mean_squared_error(y, p)),
+        "rmse": lambda y, p, _: float(np.sqrt(skm.mean_squared_error(y, p))),
+        "r2": lambda y, p, _: float(skm.r2_score(y, p)) if len(y) >= 2 else float("nan"),
+    }
+
+
+def _number(value: float) -> float | str:
+    return value if np.isfinite(value) else "NaN"
+
+
+def _with_deviation(metric: Metric, y: np.ndarray, p: np.ndarray, s: np.ndarray | None, seed: int) -> dict:
+    value = metric(y, p, s)
+    deviation: float | str = "NaN"
+    if len(y) >= MIN_ROWS_FOR_DEVIATION:
+        rng = np.random.default_rng(seed)
+        size = int(len(y) * RESAMPLE_FRACTION)
+        samples = []
+        for _ in range(RESAMPLES):
+            rows = rng.choice(len(y), size=size, replace=False)
+            samples.append(metric(y[rows], p[rows], None if s is None else s[rows]))
+        deviation = _number(float(np.std(samples)))
+    return {"value": _number(value), "standard_deviation": deviation}
+
+
+def _confusion(y: np.ndarray, p: np.ndarray, classes: Sequence[Any]) -> dict[str, dict[str, int]]:
+    """``{actual: {predicted: count}}`` keyed by the original class labels, as Model Monitor does."""
+    from sklearn.metrics import confusion_matrix
+
+    cm = confusion_matrix(y, p, labels=list(range(len(classes))))
+    names = [str(c) for c in classes]
+    return {names[i]: {names[j]: int(cm[i, j]) for j in range(len(names))} for i in range(len(names))}
+
+
+def model_quality(
+    problem_type: str,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None = None,
+    classes: Sequence[Any] | None = None,
+    *,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """The evaluation.json document for encoded labels (indices into ``classes``) or values."""
+    from sklearn import metrics as skm
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if problem_type == REGRESSION:
+        y_true, y_pred = y_true.astype(float), y_pred.astype(float)
+        table = _regression_metrics()
+        score = None
+    elif problem_type == BINARY:
+        table = _binary_metrics()
+        score = None if proba is None else np.asarray(proba, dtype=float)[:, 1]
+    elif problem_type == MULTICLASS:
+        table = _multiclass_metrics(len(classes or ()))
+        score = None
+    else:
+        raise ValueError(f"unknown problem type {problem_type!r}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        section: dict[str, Any] = {
+            name: _with_deviation(metric, y_true, y_pred, score, seed) for name, metric in table.items()
+        }
+        if problem_type != REGRESSION:
+            section["confusion_matrix"] = _confusion(y_true, y_pred, classes or ())
+        if score is not None and len(set(y_true.tolist())) == 2:
+            fpr, tpr, _ = skm.roc_curve(y_true, score)
+            precisions, recalls, _ = skm.precision_recall_curve(y_true, score)
+            section["receiver_operating_characteristic_curve"] = {
+                "false_positive_rates": fpr.tolist(),
+                "true_positive_rates": tpr.tolist(),
+            }
+            section["precision_recall_curve"] = {
+                "precisions": precisions.tolist(),
+                "recalls": recalls.tolist(),
+            }
+    return {SECTION[problem_type]: section}
+
+
+# -- reading the model and the test data ---------------------------------------------------------
+
+
+def model_directory(path: Path, scratch: Path) -> Path:
+    """A directory holding model.json: ``path`` itself, or model.tar.gz (given, or inside it) unpacked."""
+    from byoc.artifact import METADATA_FILE
+    from byoc.errors import ModelLoadError
+
+    archive = path if path.is_file() else path / "model.tar.gz"
+    if path.is_dir() and (path / METADATA_FILE).is_file():
+        return path
+    if not archive.is_file():
+        raise ModelLoadError(
+            f"{path}: neither a model directory ({METADATA_FILE}) nor model.tar.gz; pass the training "
+            "job's model artefact (ProcessingInput(source=estimator.model_data, destination="
+            f"'{DEFAULT_MODEL}')) or --model <directory or model.tar.gz>"
+        )
+    try:
+        with tarfile.open(archive) as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(scratch, filter="data")
+            else:  # pragma: no cover - Python without PEP 706
+                tar.extractall(scratch)
+    except (tarfile.TarError, OSError) as exc:
+        raise ModelLoadError(f"{archive}: cannot be unpacked ({exc})") from exc
+    found = sorted(p.parent for p in scratch.rglob(METADATA_FILE))
+    if not found:
+        raise ModelLoadError(f"{archive}: holds no {METADATA_FILE}; it was not written by byoc's train")
+    return found[0]
+
+
+def _labels(classes: Sequence[Any], name: str) -> Any:
+    from byoc.problem import Labels
+
+    if all(isinstance(c, bool) for c in classes):
+        kind = "bool"
+    elif all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        kind = "int"
+    elif all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes):
+        kind = "float"
+    else:
+        kind = "str"
+    return Labels(classes=tuple(classes), kind=kind, name=name)
+
+
+def score(
+    model_path: Path,
+    test_path: Path,
+    *,
+    content_type: str | None = None,
+    header: bool | None = None,
+    scratch: Path,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read the model and the test channel as training did; returns (report, summary)."""
+    import pandas as pd
+
+    from byoc import artifact, data, preprocessing, problem
+    from byoc.environment import MLPaths, TrainingEnvironment
+    from byoc.errors import DataError
+    from byoc.training import Split, TargetSpec, _regression_target, check_same_columns, split_target
+
+    model = artifact.load(model_directory(model_path, scratch))
+    meta = model.metadata
+    trained_on = (meta.get("training") or {}).get("channels", {}).get("train", {})
+    content_type = content_type or trained_on.get("content_type")
+    if header is None:
+        header = trained_on.get("header")
+    if not test_path.is_dir():
+        raise DataError(
+            f"test data directory {test_path} does not exist; pass --test <directory>", code="missing_channel"
+        )
+    env = TrainingEnvironment.from_dicts(
+        MLPaths(scratch / "ml"), environ={"SM_CHANNEL_TEST": str(test_path)}, num_cpus=1
+    )
+    channel = data.read_channel(env, "test", content_type=content_type, header=header)
+    target = meta.get("target") or {}
+    split = split_target(channel, "test", TargetSpec(int(target.get("index", 0)), target.get("name")))
+    reference = Split(X=pd.DataFrame(columns=model.feature_names), y=None, files=("model.json",))
+    check_same_columns(reference, split, "test")
+    keep, warning = problem.drop_missing_target(split.y)
+    if warning:
+        log.warning("test: %s", warning)
+    X = preprocessing.coerce_features(split.X[keep], model.features, where="test channel")
+    y_raw = split.y[keep]
+    where = f"test channel ({', '.join(channel.files[:3])})"
+    proba = None
+    if model.is_classifier:
+        labels = _labels(model.classes, str(target.get("name") or "target"))
+        y = labels.encode(y_raw, where=where)
+        if hasattr(model.estimator, "predict_proba"):
+            proba = model.estimator.predict_proba(X)
+    else:
+        y = _regression_target(y_raw, where)
+    predicted = model.estimator.predict(X)
+    report = model_quality(model.problem_type, y, predicted, proba, model.classes or None)
+    summary = {"problem_type": model.problem_type, "rows": int(len(y)), "files": list(channel.files)}
+    return report, summary
+
+
+# -- the command -------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="evaluate",
+        description="Score a byoc model on test data and write evaluation.json (SageMaker model-quality format).",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=DEFAULT_MODEL,
+        help=f"model directory or model.tar.gz (default {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--test", type=Path, default=DEFAULT_TEST, help=f"test data directory (default {DEFAULT_TEST})"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help=f"where evaluation.json goes (default {DEFAULT_OUTPUT})",
+    )
+    parser.add_argument("--content-type", help="media type of the test files (default: the train channel's)")
+    parser.add_argument(
+        "--header",
+        choices=["true", "false"],
+        help="whether CSV files have a header row (default: as in training)",
+    )
+    return parser.parse_args(list(argv))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 0 with evaluation.json written; 1 with the cause in /opt/ml/output/message (the
+    Processing job's ExitMessage) when the model or data are wrong."""
+    from byoc.environment import MLPaths
+    from byoc.errors import ByocError, UserError
+    from byoc.training import one_line, write_failure
+
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
+    )
+    message_file = MLPaths.from_environ().output_dir / "message"
+    header = None if args.header is None else args.header == "true"
+    try:
+        with tempfile.TemporaryDirectory(prefix="byoc-evaluate-") as scratch:
+            report, summary = score(
+                args.model, args.test, content_type=args.content_type, header=header, scratch=Path(scratch)
+            )
+    except (UserError, ByocError) as exc:
+        message = getattr(exc, "message", str(exc))
+        log.error("evaluation failed: %s", one_line(message))
+        write_failure(message_file, message)
+        return 1
+    args.output.mkdir(parents=True, exist_ok=True)
+    path = args.output / REPORT_FILE
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    log.info(
+        "%s on %d rows from %s", summary["problem_type"], summary["rows"], ", ".join(summary["files"][:3])
+    )
+    for name, metric in next(iter(report.values())).items():
+        if isinstance(metric, Mapping) and "value" in metric:
+            print(f"test:{name}={metric['value']}", flush=True)
+    log.info("wrote %s", path)
+    return 0

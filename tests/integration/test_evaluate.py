@@ -1,0 +1,203 @@
+"""`container/evaluate` (a Processing step's built-in command): a model trained by the real
+`container/train` is scored on a test directory; evaluation.json must have SageMaker's
+model-quality shape for its problem type and hold the values scikit-learn computes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from byoc import artifact
+from support import (
+    CONTAINER,
+    REPO,
+    clean_environ,
+    csv_bytes,
+    diabetes_frame,
+    iris_frame,
+    make_ml_root,
+    mixed_frame,
+    run_train,
+)
+
+EVALUATE = CONTAINER / "evaluate"
+METRIC = {"value", "standard_deviation"}
+# The documented keys (Model Monitor's model-quality metrics) that evaluate always writes.
+REQUIRED = {
+    "binary_classification_metrics": {
+        "accuracy", "precision", "recall", "f0_5", "f1", "f2", "auc", "true_positive_rate",
+        "true_negative_rate", "false_positive_rate", "false_negative_rate", "confusion_matrix",
+        "receiver_operating_characteristic_curve", "precision_recall_curve",
+    },
+    "multiclass_classification_metrics": {
+        "accuracy", "weighted_precision", "weighted_recall", "weighted_f0_5", "weighted_f1", "weighted_f2",
+        "confusion_matrix",
+    },
+    "regression_metrics": {"mae", "mse", "rmse", "r2"},
+}  # fmt: skip
+STRUCTURED = {"confusion_matrix", "receiver_operating_characteristic_curve", "precision_recall_curve"}
+
+
+def evaluate(*args: str, base: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(EVALUATE), *args],
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=clean_environ(SAGEMAKER_BASE_DIR=str(base)),
+    )
+
+
+def train_model(tmp_path: Path, frame: pd.DataFrame, target: str, split: int, header: bool) -> Path:
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"train.csv": csv_bytes(frame.iloc[:split], target=target, header=header)}},
+        hyperparameters={"algorithm": "random_forest", "n_estimators": 10, "n_jobs": 1, "random_state": 0},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root / "model"
+
+
+def check_shape(report: dict[str, Any], section: str) -> dict[str, Any]:
+    assert list(report) == [section]
+    metrics = report[section]
+    assert REQUIRED[section] <= set(metrics)
+    for name, metric in metrics.items():
+        if name in STRUCTURED:
+            continue
+        assert set(metric) == METRIC, name
+        for part in METRIC:
+            assert metric[part] == "NaN" or isinstance(metric[part], float), (name, metric)
+    return metrics
+
+
+def model_predictions(model_dir: Path, frame: pd.DataFrame, target: str) -> tuple[Any, Any, Any, Any]:
+    """Predictions straight from the pipeline in model.joblib (the reference path)."""
+    model = artifact.load(model_dir)
+    X = frame.drop(columns=[target])
+    X.columns = model.feature_names
+    predicted = model.estimator.predict(X)
+    proba = model.estimator.predict_proba(X) if model.is_classifier else None
+    if model.is_classifier:
+        index = {c: i for i, c in enumerate(model.classes)}
+        y = np.array([index[v] for v in frame[target]])
+    else:
+        y = frame[target].to_numpy(dtype=float)
+    return model, y, predicted, proba
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["model-dir", "model-tar-gz"])
+def test_binary_report_shape_and_values(tmp_path, packed):
+    frame = mixed_frame(700, seed=3)
+    model_dir = train_model(tmp_path, frame, "deposit", 400, header=True)
+    test = frame.iloc[400:]
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "test.csv").write_bytes(csv_bytes(test, target="deposit", header=True))
+    model_arg = model_dir
+    if packed:  # how a Processing input receives estimator.model_data
+        (tmp_path / "packed").mkdir()
+        with tarfile.open(tmp_path / "packed" / "model.tar.gz", "w:gz") as tar:
+            for path in model_dir.iterdir():
+                tar.add(path, arcname=path.name)
+        model_arg = tmp_path / "packed"
+    out = tmp_path / "evaluation"
+    result = evaluate(
+        "--model", str(model_arg), "--test", str(tmp_path / "test"), "--output", str(out), base=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    metrics = check_shape(json.loads((out / "evaluation.json").read_text()), "binary_classification_metrics")
+
+    model, y, predicted, proba = model_predictions(model_dir, test.reset_index(drop=True), "deposit")
+    assert model.classes == ["no", "yes"]
+    assert metrics["accuracy"]["value"] == pytest.approx(skm.accuracy_score(y, predicted))
+    assert metrics["precision"]["value"] == pytest.approx(skm.precision_score(y, predicted))
+    assert metrics["recall"]["value"] == pytest.approx(skm.recall_score(y, predicted))
+    assert metrics["f1"]["value"] == pytest.approx(skm.f1_score(y, predicted))
+    assert metrics["f2"]["value"] == pytest.approx(skm.fbeta_score(y, predicted, beta=2))
+    assert metrics["auc"]["value"] == pytest.approx(skm.roc_auc_score(y, proba[:, 1]))
+    tn, fp, fn, tp = skm.confusion_matrix(y, predicted).ravel()
+    assert metrics["confusion_matrix"] == {"no": {"no": tn, "yes": fp}, "yes": {"no": fn, "yes": tp}}
+    assert metrics["false_positive_rate"]["value"] == pytest.approx(fp / (fp + tn))
+    fpr, tpr, _ = skm.roc_curve(y, proba[:, 1])
+    assert metrics["receiver_operating_characteristic_curve"]["true_positive_rates"] == pytest.approx(
+        tpr.tolist()
+    )
+    # 300 rows >= 200: Model Monitor's standard deviation (five 80 % samples) is a number.
+    assert isinstance(metrics["accuracy"]["standard_deviation"], float)
+    assert "test:accuracy=" in result.stdout
+
+
+def test_multiclass_report_on_headerless_csv(tmp_path):
+    frame = iris_frame().sample(frac=1.0, random_state=0).reset_index(drop=True)
+    model_dir = train_model(tmp_path, frame, "target", 100, header=False)
+    test = frame.iloc[100:].reset_index(drop=True)
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "part-0.csv").write_bytes(csv_bytes(test, target="target"))
+    out = tmp_path / "evaluation"
+    result = evaluate(
+        "--model", str(model_dir), "--test", str(tmp_path / "test"), "--output", str(out), base=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    metrics = check_shape(
+        json.loads((out / "evaluation.json").read_text()), "multiclass_classification_metrics"
+    )
+    _, y, predicted, _ = model_predictions(model_dir, test, "target")
+    assert metrics["accuracy"]["value"] == pytest.approx(skm.accuracy_score(y, predicted))
+    assert metrics["weighted_f1"]["value"] == pytest.approx(skm.f1_score(y, predicted, average="weighted"))
+    assert metrics["weighted_recall"]["value"] == pytest.approx(
+        skm.recall_score(y, predicted, average="weighted")
+    )
+    assert sum(sum(row.values()) for row in metrics["confusion_matrix"].values()) == len(test)
+    assert metrics["accuracy"]["standard_deviation"] == "NaN"  # 50 rows: below Model Monitor's 200
+
+
+def test_regression_report(tmp_path):
+    frame = diabetes_frame()
+    model_dir = train_model(tmp_path, frame, "target", 300, header=True)
+    test = frame.iloc[300:].reset_index(drop=True)
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "test.csv").write_bytes(csv_bytes(test, target="target", header=True))
+    out = tmp_path / "evaluation"
+    result = evaluate(
+        "--model", str(model_dir), "--test", str(tmp_path / "test"), "--output", str(out), base=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    metrics = check_shape(json.loads((out / "evaluation.json").read_text()), "regression_metrics")
+    _, y, predicted, _ = model_predictions(model_dir, test, "target")
+    assert metrics["mse"]["value"] == pytest.approx(skm.mean_squared_error(y, predicted))
+    assert metrics["rmse"]["value"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, predicted)))
+    assert metrics["mae"]["value"] == pytest.approx(skm.mean_absolute_error(y, predicted))
+    assert metrics["r2"]["value"] == pytest.approx(skm.r2_score(y, predicted))
+
+
+def test_test_data_missing_a_column_is_the_processing_exit_message(tmp_path):
+    frame = mixed_frame(300)
+    model_dir = train_model(tmp_path, frame, "deposit", 200, header=True)
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "t.csv").write_bytes(
+        csv_bytes(frame.iloc[200:].drop(columns=["job"]), target="deposit", header=True)
+    )
+    result = evaluate(
+        "--model",
+        str(model_dir),
+        "--test",
+        str(tmp_path / "test"),
+        "--output",
+        str(tmp_path / "e"),
+        base=tmp_path,
+    )
+    assert result.returncode == 1
+    message = (tmp_path / "output" / "message").read_text()
+    assert "lacks column(s) job" in message.splitlines()[0]
+    assert not (tmp_path / "e" / "evaluation.json").exists()
