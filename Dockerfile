@@ -41,7 +41,7 @@ RUN mkdir -p container/byoc && touch container/byoc/__init__.py \
  && rm -rf /wheels container
 
 # Drop what a training/serving runtime never imports (about 90 MB): test suites, C headers,
-# Cython sources, setuptools, and pyarrow's Arrow Flight RPC and S3 filesystem libraries (data
+# Cython sources, and pyarrow's Arrow Flight RPC and S3 filesystem libraries (data
 # arrives under /opt/ml; pyarrow.fs reports S3FileSystem as unavailable instead of failing).
 # Byte-code stays: it is compiled at install time and speeds up every cold start.
 RUN site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
@@ -52,7 +52,6 @@ RUN site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths(
            "$site"/pyarrow/_flight.* "$site"/pyarrow/libarrow_flight.* "$site"/pyarrow/libarrow_python_flight.* \
            "$site"/pyarrow/_s3fs.* "$site"/pyarrow/libarrow_s3.* "$site"/pyarrow/_pyarrow_cpp_tests.* \
  && find "$site" \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' -o -name '*.c' -o -name '*.cpp' \) -delete \
- && /opt/venv/bin/python -m pip uninstall -y setuptools \
  && /opt/venv/bin/python -c "import sklearn, scipy.sparse, pandas, pyarrow.parquet, pyarrow.fs, pyarrow.dataset, pyarrow.csv, numpy, flask, gunicorn; print('runtime imports ok')"
 
 # The project itself (a regular, non-editable install of this checkout).
@@ -73,13 +72,14 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
 
 COPY --from=build /opt/venv /opt/venv
-COPY container/train container/serve container/predictor.py /opt/program/
-RUN chmod 0755 /opt/program/train /opt/program/serve \
- && /opt/venv/bin/python -c "import byoc.training, byoc.serving.server, byoc.serving.app" \
+COPY container/train container/serve container/evaluate container/start container/predictor.py /opt/program/
+RUN chmod 0755 /opt/program/train /opt/program/serve /opt/program/evaluate /opt/program/start \
+ && /opt/venv/bin/python -c "import byoc.training, byoc.serving.server, byoc.serving.app, byoc.evaluation" \
  && test ! -e /opt/ml
 
 # HOME may be unset or unwritable under `docker run --user 1000:1000`: keep every library's
-# scratch space in /tmp. Nothing is written outside /opt/ml and /tmp.
+# scratch space in /tmp. Nothing is written outside /opt/ml and /tmp (script mode's pip installs
+# excepted: they go into /opt/venv, like the AWS framework containers' installs).
 ENV PATH="/opt/program:/opt/venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -97,10 +97,19 @@ LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
       org.opencontainers.image.description="scikit-learn for SageMaker bring-your-own-container: train, serve, batch transform" \
       org.opencontainers.image.licenses="Apache-2.0"
 
+# Processing (ScriptProcessor command=["python3"]) and SDK v3's script-mode drivers run
+# python3, pip3 and bash from PATH: python3 and pip3 are the venv's, with the image's libraries.
+RUN test "$(command -v python3)" = /opt/venv/bin/python3 \
+ && test "$(command -v pip3)" = /opt/venv/bin/pip3 \
+ && command -v bash \
+ && python3 -c "import sklearn, pandas, byoc.evaluation"
+
 WORKDIR /opt/program
 EXPOSE 8080
 
 # `docker run IMAGE train` / `docker run IMAGE serve` run /opt/program/{train,serve} (on PATH);
-# any other command runs as given, e.g. `docker run IMAGE python -c 'import sklearn'`.
+# `evaluate` scores a model for a Processing job; any other command runs as given, e.g.
+# `docker run IMAGE python3 -c 'import sklearn'`. With no command (SDK v3 ModelTrainer without
+# source code), `start` trains when /opt/ml/input/config/*.json exists and serves otherwise.
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["serve"]
+CMD ["start"]
