@@ -1,16 +1,29 @@
 """examples/byol/ (the "bring your own library" quick start) trained by the real `container/train`
 in script mode, offline, the way an SKLearn-style estimator with source_dir runs it; its
-inference.py hooks then load the model and predict."""
+inference.py hooks then load the model and predict, in-process and behind the real `serve`."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import textwrap
+import urllib.request
 
 import pytest
 
-from support import REPO, csv_bytes, iris_frame, make_ml_root, overlay_venv, read_failure, run_train
+from support import (
+    REPO,
+    csv_bytes,
+    iris_frame,
+    make_ml_root,
+    overlay_venv,
+    read_failure,
+    run_train,
+    start_serve,
+    stop_process,
+    wait_for_ping,
+)
 
 EXAMPLE = REPO / "examples" / "byol"
 
@@ -66,5 +79,32 @@ def test_example_inference_hooks_predict(trained):
     assert content_type == "application/json"
     predicted = document["predictions"]
     assert len(predicted) == len(test)
+    accuracy = sum(p == t for p, t in zip(predicted, test["target"], strict=True)) / len(test)
+    assert accuracy > 0.85
+
+
+def test_example_serves_through_its_hooks(trained, tmp_path):
+    """model.tar.gz as the SDK repacks it for an entry_point + source_dir model: code/ beside the
+    artefacts; serve loads inference.py's model_fn (custom_ml_lib from code/) and answers CSV."""
+    root, _, test, _ = trained
+    shutil.copytree(root / "model", tmp_path / "model")
+    shutil.copytree(
+        EXAMPLE, tmp_path / "model" / "code", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
+    proc, port = start_serve(tmp_path, env={"PIP_NO_INDEX": "1"})
+    try:
+        wait_for_ping(port, proc, timeout=120)
+        body = csv_bytes(test.drop(columns=["target"]), target=None)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=body,
+            headers={"Content-Type": "text/csv", "Accept": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.headers["Content-Type"].startswith("application/json")
+            predicted = json.loads(response.read())["predictions"]
+    finally:
+        out = stop_process(proc)
+    assert len(predicted) == len(test), out
     accuracy = sum(p == t for p, t in zip(predicted, test["target"], strict=True)) / len(test)
     assert accuracy > 0.85
