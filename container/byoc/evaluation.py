@@ -323,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Processing job's ExitMessage) when the model or data are wrong."""
     from byoc.environment import MLPaths
     from byoc.errors import ByocError, UserError
-    from byoc.training import one_line, write_failure
+    from byoc.job import one_line, write_failure
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
