@@ -206,7 +206,7 @@ def post_mb_s(port: int, payload: bytes, repeats: int) -> float:
         for _ in range(repeats):
             start = time.perf_counter()
             resp = session.post(
-                f"http://127.0.0.1:{port}{path}",
+                f"http://127.0.0.1:{port}/invocations",
                 data=payload,
                 timeout=900,
                 headers={"Content-Type": "text/csv", "Accept": "text/csv"},
@@ -227,10 +227,10 @@ def uss_bytes(pid: int) -> int:
 def model_memory_bytes(root: Path) -> int:
     """Resident memory the loaded model adds to a fresh process (current RSS, not peak)."""
     code = (
-        "import sys, psutil; sys.path.insert(0, %r); from byoc import artifact; import sklearn.ensemble;"
-        "p = psutil.Process(); before = p.memory_info().rss;"
-        "m = artifact.load(%r);"
-        "print(p.memory_info().rss - before)" % (str(REPO / "container"), str(root / "model"))
+        f"import sys, psutil; sys.path.insert(0, {str(REPO / 'container')!r}); from byoc import artifact;"
+        "import sklearn.ensemble; p = psutil.Process(); before = p.memory_info().rss;"
+        f"m = artifact.load({str(root / 'model')!r});"
+        "print(p.memory_info().rss - before)"
     )
     return int(
         subprocess.run(

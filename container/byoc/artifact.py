@@ -164,7 +164,7 @@ def save(
         document = dict(metadata)
         document.update(
             format_version=FORMAT_VERSION,
-            created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             versions=library_versions(),
             files={path.name: {"sha256": sha256_of(path), "bytes": path.stat().st_size} for path in staged},
         )

@@ -206,8 +206,8 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
     for name, (given_name, value) in given.items():
         if name in catalogue.common:
             continue
-        decl = accepted.get(name) or member_decls.get(name)
-        if decl is None and flags_switched_off and name in algorithms.ENSEMBLE_FLAGS:
+        found = accepted.get(name) or member_decls.get(name)
+        if found is None and flags_switched_off and name in algorithms.ENSEMBLE_FLAGS:
             catalogue.by_algorithm["ensemble"][name].coerce(value)
             log.warning(
                 "hyperparameter '%s' is ignored: use_custom_ensemble is false and algorithm is %s",
@@ -215,9 +215,9 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
                 algorithm,
             )
             continue
-        if decl is None:
+        if found is None:
             raise _unknown(name, given_name, algorithm, catalogue)
-        out[name] = decl.coerce(value)
+        out[name] = found.coerce(value)
     out = with_defaults(accepted.values(), out)
 
     if algorithm == "ensemble":

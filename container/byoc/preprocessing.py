@@ -123,10 +123,11 @@ class CategoryCoder(_OneToOne):
                 else pd.Series(as_text(column), dtype=object)
             )
             counts = text.value_counts(dropna=True)
-            seen = sorted(counts.index.tolist())
+            seen: list[str] = sorted(counts.index.tolist())
             limit = self.max_categories
             if limit is not None and len(seen) > limit:
-                ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                pairs = [(str(k), int(n)) for k, n in counts.items()]
+                ranked = sorted(pairs, key=lambda kv: (-kv[1], kv[0]))
                 kept = sorted(k for k, _ in ranked[: limit - 1])
                 rare = sorted(k for k, _ in ranked[limit - 1 :])
             else:
@@ -144,13 +145,13 @@ class CategoryCoder(_OneToOne):
         if len(columns) != self.n_features_in_:
             raise ValueError(f"expected {self.n_features_in_} categorical columns, got {len(columns)}")
         out = np.empty((len(columns[0]) if columns else 0, len(columns)), dtype=np.float64)
-        for i, (column, (index, codes)) in enumerate(zip(columns, self._lookup)):
+        for i, (column, (index, codes)) in enumerate(zip(columns, self._lookup, strict=True)):
             if isinstance(column.dtype, pd.StringDtype):
-                position = index.get_indexer(column)
+                position = index.get_indexer(pd.Index(column))
                 missing = column.isna().to_numpy()
             else:
                 text = as_text(column)
-                position = index.get_indexer(text)
+                position = index.get_indexer(pd.Index(text))
                 missing = pd.isna(text)
             coded = codes[position]
             coded[missing] = MISSING_CODE
@@ -165,7 +166,7 @@ class CategoryCoder(_OneToOne):
         Built from the fitted lookup on demand, so older pickles need no new attribute.
         """
         check_is_fitted(self, "categories_")
-        return [dict(zip(index.tolist(), codes[:-1].tolist())) for index, codes in self._lookup]
+        return [dict(zip(index.tolist(), codes[:-1].tolist(), strict=True)) for index, codes in self._lookup]
 
 
 class EmptyColumnFiller(_OneToOne):
@@ -339,7 +340,7 @@ def output_owners(preprocessor: ColumnTransformer) -> list[str]:
         if name == "categorical":
             onehot = steps.get("onehot")
             if onehot is not None:
-                for col, cats in zip(columns, onehot.categories_):
+                for col, cats in zip(columns, onehot.categories_, strict=True):
                     owners.extend([col] * len(cats))
             else:
                 owners.extend(columns)

@@ -294,7 +294,7 @@ def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None
         where = f"{name} channel"
         X = preprocessing.coerce_features(split.X, features, where=where)
         finite.check_features(
-            X, numeric, locate=channels[name].locate, column_names=_file_column_names(X.columns, spec)
+            X, numeric, locate=channels[name].locate, column_names=_file_column_names(list(X.columns), spec)
         )
         y = split.y
         if name != "train":

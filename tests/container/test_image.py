@@ -171,7 +171,7 @@ def server(trained_root: Path) -> tuple[str, int]:
 def _check_labels(labels: list, iris: pd.DataFrame) -> None:
     expected = list(iris["target"].iloc[:10])
     assert len(labels) == 10
-    assert sum(a == b for a, b in zip(labels, expected)) >= 9, (labels, expected)
+    assert sum(a == b for a, b in zip(labels, expected, strict=True)) >= 9, (labels, expected)
 
 
 def test_serve_ping(server: tuple[str, int]) -> None:

@@ -211,4 +211,4 @@ def test_batch_transform_split_by_line(
     expected = [model.classes[i] for i in model.estimator.predict(holdout)]
     assert labels == expected
     # ...and that is a useful model, not a constant.
-    assert sum(a == b for a, b in zip(labels, truth)) >= 0.75 * len(truth)
+    assert sum(a == b for a, b in zip(labels, truth, strict=True)) >= 0.75 * len(truth)

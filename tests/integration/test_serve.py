@@ -273,7 +273,7 @@ def test_all_output_fields_per_request_in_json(binary):
     assert response.headers[CUSTOM] == "output=predicted_label,probability,probabilities,labels"
     predictions = response.json()["predictions"]
     proba = expected_proba("binary", rows)
-    for p, want_label, want in zip(predictions, expected("binary", rows), proba):
+    for p, want_label, want in zip(predictions, expected("binary", rows), proba, strict=True):
         assert list(p) == ["predicted_label", "probability", "probabilities", "labels"]
         assert p["labels"] == ["no", "yes"]
         assert p["probabilities"] == pytest.approx(want.tolist())
@@ -288,7 +288,7 @@ def test_output_fields_in_csv_keep_the_requested_column_order(binary):
     )
     parsed = list(csv.reader(io.StringIO(response.text)))
     assert [row[1] for row in parsed] == expected("binary", rows)
-    for row, want in zip(parsed, expected_proba("binary", rows)):
+    for row, want in zip(parsed, expected_proba("binary", rows), strict=True):
         assert json.loads(row[0]) == pytest.approx(want.tolist())
         assert json.loads(row[2]) == ["no", "yes"]
 

@@ -74,7 +74,7 @@ def trained(
     else:
         assert set(np.unique(predicted)) <= set(range(len(model.classes)))
         labels = np.asarray(model.classes, dtype=object)[predicted]
-        score = np.mean([str(a) == str(b) for a, b in zip(labels, frame[target])])
+        score = np.mean([str(a) == str(b) for a, b in zip(labels, frame[target], strict=True)])
         assert model.estimator.predict_proba(X).shape == (len(frame), len(model.classes))
     assert score >= min_score, f"{algorithm} scores {score:.3f} on its own training rows"
 

@@ -100,7 +100,7 @@ def test_csv_small_and_large_paths_agree():
     small = csv_codec.decode(line.encode(), SCHEMA)
     large = csv_codec.decode((line * 5000).encode(), SCHEMA)
     assert len(large) == 15000
-    for got, want in zip(_columns(large), _columns(small)):
+    for got, want in zip(_columns(large), _columns(small), strict=True):
         assert [repr(v) for v in got[:3]] == [repr(v) for v in want]
     assert _columns(small)[1][:2] == ["a, quoted", "b"]
     assert np.isnan(_columns(small)[0][1]) and np.isnan(_columns(small)[2][2])

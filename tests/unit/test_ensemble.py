@@ -69,10 +69,10 @@ def test_is_a_classifier_with_classes_and_normalised_weights(classifier, cancer)
 
 
 def test_a_member_at_chance_gets_no_weight(classifier):
-    weights = dict(zip(classifier.named_estimators_, classifier.weights_))
+    weights = dict(zip(classifier.named_estimators_, classifier.weights_, strict=True))
     assert weights["dummy"] == 0.0
     assert weights["linear"] > 0 and weights["tree"] > 0
-    scores = dict(zip(classifier.named_estimators_, classifier.cv_scores_))
+    scores = dict(zip(classifier.named_estimators_, classifier.cv_scores_, strict=True))
     assert scores["dummy"] == pytest.approx(0.5)
     # weights are proportional to the score above chance
     assert weights["linear"] / weights["tree"] == pytest.approx(
@@ -83,7 +83,9 @@ def test_a_member_at_chance_gets_no_weight(classifier):
 def test_soft_voting_is_the_weighted_mean_of_member_probabilities(classifier, cancer):
     X, _ = cancer
     expected = sum(
-        w * est.predict_proba(X) for w, est in zip(classifier.weights_, classifier.estimators_) if w > 0
+        w * est.predict_proba(X)
+        for w, est in zip(classifier.weights_, classifier.estimators_, strict=True)
+        if w > 0
     )
     np.testing.assert_allclose(
         classifier.predict_proba(X), expected / classifier.weights_[classifier.weights_ > 0].sum()
@@ -139,9 +141,9 @@ def test_regressor_weighted_average(diabetes_xy):
         [("ridge", Ridge()), ("tree", DecisionTreeRegressor(max_depth=3)), ("mean", DummyRegressor())], cv=3
     ).fit(X, y)
     assert is_regressor(model)
-    weights = dict(zip(model.named_estimators_, model.weights_))
+    weights = dict(zip(model.named_estimators_, model.weights_, strict=True))
     assert weights["mean"] == 0.0 and weights["ridge"] > 0
-    expected = sum(w * est.predict(X) for w, est in zip(model.weights_, model.estimators_))
+    expected = sum(w * est.predict(X) for w, est in zip(model.weights_, model.estimators_, strict=True))
     np.testing.assert_allclose(model.predict(X), expected)
     assert model.cv_metric_ == "r2"
 

@@ -256,7 +256,7 @@ def native_importances(pipeline: Any) -> dict[str, float] | None:
     if len(owners) != len(values):
         return None
     total: dict[str, float] = {}
-    for owner, value in zip(owners, values):
+    for owner, value in zip(owners, values, strict=True):
         total[owner] = total.get(owner, 0.0) + float(value)
     return _normalised(total)
 

@@ -90,13 +90,15 @@ class _CVWeightedEnsemble(BaseEstimator):
         log.info(
             "ensemble weights (%s): %s",
             self.weighting_,
-            ", ".join(f"{name}={w:.6f}" for (name, _), w in zip(members, self.weights_)),
+            ", ".join(f"{name}={w:.6f}" for (name, _), w in zip(members, self.weights_, strict=True)),
         )
         self.estimators_ = [clone(estimator).fit(X, y) for _, estimator in members]
-        self.named_estimators_ = Bunch(**{name: est for (name, _), est in zip(members, self.estimators_)})
+        self.named_estimators_ = Bunch(
+            **{name: est for (name, _), est in zip(members, self.estimators_, strict=True)}
+        )
         self.member_importances_ = {
             name: _importances(est, X, y, self._scoring, self.importance_rows, self.random_state)
-            for (name, _), est in zip(members, self.estimators_)
+            for (name, _), est in zip(members, self.estimators_, strict=True)
         }
         for name, values in self.member_importances_.items():
             top = ", ".join(f"{k}={v:.4f}" for k, v in list(values.items())[:5])
@@ -120,7 +122,7 @@ class _CVWeightedEnsemble(BaseEstimator):
         check_is_fitted(self, "estimators_")
         total: dict[str, float] = {}
         used = 0.0
-        for weight, (name, values) in zip(self.weights_, self.member_importances_.items()):
+        for weight, values in zip(self.weights_, self.member_importances_.values(), strict=True):
             if not values:
                 continue
             used += weight
@@ -144,7 +146,9 @@ class _CVWeightedEnsemble(BaseEstimator):
                     "cv_score": round(float(s), 6) if np.isfinite(s) else None,
                     "feature_importances": self.member_importances_.get(name) or {},
                 }
-                for (name, est), w, s in zip(self.named_estimators_.items(), self.weights_, self.cv_scores_)
+                for (name, est), w, s in zip(
+                    self.named_estimators_.items(), self.weights_, self.cv_scores_, strict=True
+                )
             ],
         }
 
@@ -172,7 +176,7 @@ class EnsembleClassifier(ClassifierMixin, _CVWeightedEnsemble):
     def predict_proba(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "estimators_")
         total = np.zeros((len(X), len(self.classes_)))
-        for weight, est in zip(self.weights_, self.estimators_):
+        for weight, est in zip(self.weights_, self.estimators_, strict=True):
             if weight > 0:
                 total += weight * _aligned_proba(est, X, self.classes_)
         return total / self.weights_[self.weights_ > 0].sum()
@@ -199,7 +203,7 @@ class EnsembleRegressor(RegressorMixin, _CVWeightedEnsemble):
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "estimators_")
         total = np.zeros(len(X))
-        for weight, est in zip(self.weights_, self.estimators_):
+        for weight, est in zip(self.weights_, self.estimators_, strict=True):
             if weight > 0:
                 total += weight * np.asarray(est.predict(X), dtype=float)
         return total / self.weights_[self.weights_ > 0].sum()
@@ -263,5 +267,5 @@ def permutation_importances(
         result = permutation_importance(
             estimator, X, y, scoring=scoring, n_repeats=3, random_state=random_state
         )
-    values = {str(c): max(float(v), 0.0) for c, v in zip(X.columns, result.importances_mean)}
+    values = {str(c): max(float(v), 0.0) for c, v in zip(X.columns, result.importances_mean, strict=True)}
     return _normalised(values)

@@ -80,7 +80,7 @@ def _compile_coder(coder: Any) -> Step | None:
         if len(columns) != len(tables):
             raise _Fallback
         out = np.empty((len(columns[0]), len(columns)), dtype=np.float64)
-        out.T[...] = [[code(v, table) for v in column] for column, table in zip(columns, tables)]
+        out.T[...] = [[code(v, table) for v in column] for column, table in zip(columns, tables, strict=True)]
         return out
 
     return run
@@ -174,7 +174,7 @@ def _compile_onehot(encoder: Any, width: int) -> tuple[Step, int] | None:
     def onehot(X: np.ndarray) -> np.ndarray:
         out = np.zeros((X.shape[0], total), dtype=np.float64)
         for i, row in enumerate(X.tolist()):
-            for value, table in zip(row, tables):
+            for value, table in zip(row, tables, strict=True):
                 position = table.get(value)
                 if position is not None:
                     out[i, position] = 1.0
@@ -238,7 +238,7 @@ class ColumnBlocks:
         if not _default_output(transformer):
             return None
         blocks = []
-        for name, fitted, columns in transformer.transformers_:
+        for _name, fitted, columns in transformer.transformers_:
             if fitted == "drop" or (isinstance(columns, (list, tuple)) and not len(columns)):
                 continue
             if fitted == "passthrough" or not isinstance(columns, (list, tuple)):
@@ -262,7 +262,9 @@ class ColumnBlocks:
 
     @staticmethod
     def _fitted(fitted: Any, positions: list[int], names: list[str], batch: Batch) -> np.ndarray:
-        frame = pd.DataFrame({name: batch.columns[i] for name, i in zip(names, positions)}, copy=False)
+        frame = pd.DataFrame(
+            {name: batch.columns[i] for name, i in zip(names, positions, strict=True)}, copy=False
+        )
         part = fitted.transform(frame)
         return part.toarray() if hasattr(part, "toarray") else np.asarray(part)
 
@@ -428,9 +430,9 @@ class Predictor:
 
     def _probe_rows(self) -> list[list[Any]]:
         """Rows mixing missing values, seen and unseen categories, for the fast-path check."""
-        rows = [[None] * self.schema.width]
+        rows: list[list[Any]] = [[None] * self.schema.width]
         for k in range(3):
-            row = []
+            row: list[Any] = []
             for feature in self.schema.features:
                 if feature.kind == "numeric":
                     row.append(float(k) - 1.5)

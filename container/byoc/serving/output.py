@@ -115,7 +115,7 @@ class Prediction:
 
     def records(self) -> list[dict[str, Any]]:
         columns = [self.column(f) for f in self.fields]
-        return [dict(zip(self.fields, row)) for row in zip(*columns)]
+        return [dict(zip(self.fields, row, strict=True)) for row in zip(*columns, strict=True)]
 
     @staticmethod
     def concat(parts: Sequence[Prediction]) -> Prediction:

@@ -49,7 +49,7 @@ class Batch:
         return len(self.columns[0]) if self.columns else 0
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(dict(zip(self.names, self.columns)), copy=False)
+        return pd.DataFrame(dict(zip(self.names, self.columns, strict=True)), copy=False)
 
 
 _BadValue = values.BadValue  # a single value cannot be used; the caller adds row and column
@@ -117,7 +117,7 @@ class RequestSchema:
         self.index: Mapping[str, int] = {name: i for i, name in enumerate(self.names)}
         self._converters = tuple(
             to_flag if flag else to_number if numeric else to_category
-            for numeric, flag in zip(self.numeric, self.flags)
+            for numeric, flag in zip(self.numeric, self.flags, strict=True)
         )
         self._dtypes = tuple(np.float64 if n else object for n in self.numeric)
 
@@ -127,7 +127,8 @@ class RequestSchema:
 
     def describe(self) -> str:
         return _names_list(
-            f"{n} ({'numeric' if num else 'categorical'})" for n, num in zip(self.names, self.numeric)
+            f"{n} ({'numeric' if num else 'categorical'})"
+            for n, num in zip(self.names, self.numeric, strict=True)
         )
 
     # -- errors ---------------------------------------------------------------------------
@@ -169,7 +170,8 @@ class RequestSchema:
     # -- Python values ---------------------------------------------------------------------
     def _batch(self, columns: Sequence[list]) -> Batch:
         return Batch(
-            self.names, tuple(np.array(col, dtype=dtype) for col, dtype in zip(columns, self._dtypes))
+            self.names,
+            tuple(np.array(col, dtype=dtype) for col, dtype in zip(columns, self._dtypes, strict=True)),
         )
 
     def from_rows(self, rows: Sequence[Any], *, start_row: int = 0) -> Batch:
@@ -229,7 +231,7 @@ class RequestSchema:
                 f"columns have different lengths {sorted(lengths)}; every column needs one value per row",
                 code="ragged_columns",
             )
-        rows = list(zip(*(columns[name] for name in self.names)))
+        rows = list(zip(*(columns[name] for name in self.names), strict=True))
         return self.from_rows(rows)
 
     # -- frames ----------------------------------------------------------------------------
@@ -270,13 +272,13 @@ class RequestSchema:
             raise _RowError(_BadValue(f"{series.iloc[bad_position]!r} is not a number"), bad_position)
         bad = np.flatnonzero(~(np.abs(numbers) <= FLOAT32_MAX) & ~np.isnan(numbers))
         if bad.size:
-            pos = int(bad[0])
+            first = int(bad[0])
             raise _RowError(
                 _BadValue(
-                    f"{numbers[pos]!r} is out of range (|x| must stay below {FLOAT32_MAX:.3g})",
+                    f"{numbers[first]!r} is out of range (|x| must stay below {FLOAT32_MAX:.3g})",
                     code="out_of_range",
                 ),
-                pos,
+                first,
             )
         return numbers
 

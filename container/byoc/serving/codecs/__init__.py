@@ -88,7 +88,10 @@ def choose_encoder(accept: str | None, request_type: str, default: str | None = 
     media ranges (``text/csv; charset=utf-8``) do not prevent a match.
     """
     table = encoders()
-    preferred = default if default in table else (request_type if request_type in table else DEFAULT_ACCEPT)
+    if default is not None and default in table:
+        preferred = default
+    else:
+        preferred = request_type if request_type in table else DEFAULT_ACCEPT
     if not accept or not accept.strip():
         return table[preferred]
     parsed = parse_accept_header(accept, MIMEAccept)

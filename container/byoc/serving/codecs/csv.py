@@ -166,7 +166,7 @@ def encode(prediction: Prediction) -> bytes:
     if len(columns) == 1 and columns[0] and isinstance(columns[0][0], float):
         return ("\n".join(map(repr, columns[0])) + "\n").encode("utf-8")
     out = io.StringIO()
-    _csv.writer(out, lineterminator="\n").writerows(zip(*columns))
+    _csv.writer(out, lineterminator="\n").writerows(zip(*columns, strict=True))
     return out.getvalue().encode("utf-8")
 
 

@@ -34,9 +34,11 @@ def loads(body: bytes | str, *, what: str = "the JSON body") -> Any:
         raise DataError(
             f"{what} is not UTF-8 (byte {exc.start}: {exc.reason}); send UTF-8 JSON", code="undecodable_body"
         ) from None
-    except ValueError as exc:
-        position = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})" if hasattr(exc, "lineno") else ""
+    except _json.JSONDecodeError as exc:
+        position = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         raise DataError(f"{what} is not valid JSON{position}", code="undecodable_body") from None
+    except ValueError:  # e.g. a number beyond Python's integer digit limit
+        raise DataError(f"{what} is not valid JSON", code="undecodable_body") from None
     except RecursionError:
         raise DataError(
             f"{what} nests too deeply; send rows or records of plain values", code="undecodable_body"
@@ -104,7 +106,7 @@ def batch_from_document(document: Any, schema: RequestSchema) -> Batch:
                     f'"dataframe_split" row {number} must be a list of {len(columns)} values',
                     code="wrong_column_count",
                 )
-        return schema.from_records([dict(zip(columns, row)) for row in rows])
+        return schema.from_records([dict(zip(columns, row, strict=True)) for row in rows])
     for key in _WRAPPERS:
         if key in document:
             if len(document) > 1:

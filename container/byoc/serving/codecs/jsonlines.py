@@ -17,8 +17,8 @@ MEDIA_TYPE = "application/jsonlines"
 
 
 def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
-    items = []
-    for number, line in enumerate(body.splitlines(), start=1):
+    items: list[object] = []
+    for line in body.splitlines():
         if line.strip():
             item = loads(line, what=f"line {start_row + len(items) + 1} of the JSON Lines body")
             if not isinstance(item, (list, dict)):
