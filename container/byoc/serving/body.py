@@ -106,7 +106,7 @@ class _GzipInput:
 
     def read(self, size: int | None = -1) -> bytes:
         unbounded = size is None or size < 0
-        want = self.limit + 1 - self.produced if unbounded else size
+        want = self.limit + 1 - self.produced if size is None or size < 0 else size
         blocks: list[bytes] = []
         while want > 0 and (block := self._inflate(min(want, 1 << 20))):
             blocks.append(block)
