@@ -211,7 +211,7 @@ def _value_bodies() -> dict[str, bytes]:
         "text/csv large": (csv_text * 4000).encode(),
         "application/json": json.dumps({"instances": VALUE_ROWS}).encode(),
         "application/jsonlines": "".join(
-            json.dumps(dict(zip(["word", "x"], r))) + "\n" for r in VALUE_ROWS
+            json.dumps(dict(zip(["word", "x"], r, strict=True))) + "\n" for r in VALUE_ROWS
         ).encode(),
         "application/x-parquet": frame.to_parquet(index=False),
     }

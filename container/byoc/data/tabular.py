@@ -55,7 +55,8 @@ def _cast_columns(table: pa.Table, targets: dict[str, pa.DataType]) -> pa.Table:
         if column.type == target:
             continue
         if target == pa.string():
-            spelled = values.category_column(column.to_pandas()).to_numpy(dtype=object, na_value=None)
+            categories = values.category_column(column.to_pandas())
+            spelled = categories.astype(object).where(categories.notna(), None).to_numpy()
             column = pa.array(spelled, type=pa.string(), from_pandas=True)
         else:
             column = column.cast(target)
