@@ -264,7 +264,9 @@ def score(
     channel = data.read_channel(env, "test", content_type=content_type, header=header)
     target = meta.get("target") or {}
     split = split_target(channel, "test", TargetSpec(int(target.get("index", 0)), target.get("name")))
-    reference = Split(X=pd.DataFrame(columns=model.feature_names), y=None, files=("model.json",))
+    reference = Split(
+        X=pd.DataFrame(columns=model.feature_names), y=pd.Series(dtype=object), files=("model.json",)
+    )
     check_same_columns(reference, split, "test")
     keep, warning = problem.drop_missing_target(split.y)
     if warning:
