@@ -174,8 +174,24 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
+def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready records: missing (None, NaN, pd.NA) -> None, NumPy scalars -> Python."""
+    out = []
+    for row in frame.to_dict(orient="records"):
+        record = {}
+        for key, value in row.items():
+            if isinstance(value, np.generic):
+                value = value.item()
+            if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+                value = None
+            record[str(key)] = value
+        out.append(record)
+    return out
+
+
 def jsonlines_bytes(frame: pd.DataFrame) -> bytes:
-    return frame.to_json(orient="records", lines=True).encode("utf-8") + b"\n"
+    """One JSON object per row; floats written exactly (pandas' to_json rounds to 10 digits)."""
+    return "".join(json.dumps(record) + "\n" for record in json_records(frame)).encode("utf-8")
 
 
 def clean_environ(env: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:

@@ -1,0 +1,256 @@
+"""Train/serve agreement: the served model answers exactly as the trained pipeline does.
+
+Hostile training frames (tokens such as None/NA/<NA>/null/NaN/true/FALSE/yes, real booleans,
+numbers written as text with leading zeros, exponents, a trailing ``.0`` and surrounding
+spaces, unicode, commas and quotes, empty cells, very large integers) are trained by the real
+``container/train`` from CSV, Parquet and JSON Lines.  The same rows, without the label, go to
+the real server (gunicorn, a real socket) as CSV, JSON records, JSON rows, JSON Lines and
+Parquet, as one batch and one row at a time.  Every served label and probability must equal
+the trained pipeline's own ``predict``/``predict_proba`` on the frame training read.
+
+Serving variants (e.g. compiled inference on/off) are an axis: add an entry to
+:data:`SERVING_VARIANTS` (environment for ``container/serve``) and every check runs under it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import serving_models
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import support
+from byoc import algorithms, artifact, preprocessing
+from byoc.data import read_channel
+from byoc.environment import MLPaths, TrainingEnvironment
+
+TARGET = "label"
+# Serving environments every check runs under (name -> environment for container/serve).
+SERVING_VARIANTS: Mapping[str, Mapping[str, str]] = {"default": {}}
+TRAIN_FORMATS = ("csv", "parquet", "jsonlines")
+CONTENT_TYPES = {
+    "csv": "text/csv",
+    "parquet": "application/x-parquet",
+    "jsonlines": "application/jsonlines",
+}
+OUTPUT = "output=predicted_label,probabilities"
+EXAMPLES = int(os.environ.get("BYOC_AGREEMENT_EXAMPLES", "3"))  # CI: 3 per format; raise locally
+
+TOKENS = ["None", "NA", "<NA>", "null", "NULL", "NaN", "nan", "n/a", "true", "FALSE", "True", "yes", "no"]
+ODD_TEXT = ["a,b", 'say "hi"', " padded ", "café", "日本", "emoji 🙂", "tab\tin", "007", "1.0", "-"]
+NUMBER_TEXT = ["007", "1e3", "2.0", " 3 ", "+4", ".5", "1.", "-0.25", "12345678901234567890", "9" * 25]
+
+
+# -- frames ---------------------------------------------------------------------------------------
+def _label(row: Mapping[str, Any]) -> str:
+    """A label the features decide (so trees split on them and probabilities vary)."""
+    word = row["word"]
+    number = row["amount"]
+    key = (len(word) if isinstance(word, str) else -1) + (0 if number is None or number != number else 1)
+    return ["red", "green", "blue"][key % 3]
+
+
+@st.composite
+def hostile_frames(draw: Callable[..., Any]) -> pd.DataFrame:
+    n = draw(st.integers(min_value=6, max_value=16))
+    text = st.one_of(
+        st.sampled_from(TOKENS + ODD_TEXT),
+        st.text(
+            alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")), max_size=6
+        ),
+        st.sampled_from(["", None]),
+    )
+    number_text = st.one_of(
+        st.sampled_from(NUMBER_TEXT),
+        st.integers(-(10**6), 10**6).map(str),
+        st.floats(-1e6, 1e6).map(repr),
+        st.sampled_from(["", None]),
+    )
+    amount = st.one_of(
+        st.floats(-1e9, 1e9), st.just(float("nan")), st.integers(-(2**62), 2**62).map(float), st.none()
+    )
+    rows = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {
+                    "word": text,
+                    "count text": number_text,
+                    "flag": st.sampled_from([True, False, None]),
+                    "amount": amount,
+                }
+            ),
+            min_size=n,
+            max_size=n,
+        )
+    )
+    frame = pd.DataFrame(rows, columns=["word", "count text", "flag", "amount"])
+    frame["flag"] = frame["flag"].astype("boolean")
+    frame["amount"] = frame["amount"].astype("float64")
+    frame.insert(0, TARGET, [_label(r) for r in rows])
+    if frame[TARGET].nunique() < 2:  # a classifier needs two classes
+        frame.loc[0, TARGET] = "other" if frame[TARGET].iloc[0] != "other" else "red"
+    return frame
+
+
+def fixed_hostile_frame() -> pd.DataFrame:
+    """One frame holding every hostile kind at once (for the every-algorithm check)."""
+    words = TOKENS + ODD_TEXT + ["", None]
+    n = len(words) * 2
+    numbers = (NUMBER_TEXT + ["", None]) * (n // len(NUMBER_TEXT) + 1)
+    rows = [
+        {
+            "word": words[i % len(words)],
+            "count text": numbers[i],
+            "flag": [True, False, None][i % 3],
+            "amount": [1.5, None, 2**60, -3.0, 1e9, 0.0][i % 6],
+        }
+        for i in range(n)
+    ]
+    frame = pd.DataFrame(rows, columns=["word", "count text", "flag", "amount"])
+    frame["flag"] = frame["flag"].astype("boolean")
+    frame["amount"] = frame["amount"].astype("float64")
+    frame.insert(0, TARGET, [_label(r) for r in rows])
+    return frame
+
+
+# -- bodies (training files and requests) ----------------------------------------------------------
+def training_file(frame: pd.DataFrame, kind: str) -> bytes:
+    if kind == "csv":
+        return support.csv_bytes(frame, target=TARGET, header=True)
+    if kind == "parquet":
+        return support.parquet_bytes(frame)
+    return support.jsonlines_bytes(frame)
+
+
+def request_bodies(features: pd.DataFrame) -> dict[str, tuple[str, bytes]]:
+    """The rows (no label) in every request format the server reads: name -> (type, body)."""
+    records = support.json_records(features)
+    names = list(features.columns)
+    rows = [[r[n] for n in names] for r in records]
+    return {
+        "csv": ("text/csv", features.to_csv(index=False, header=False).encode("utf-8")),
+        "json records": ("application/json", json.dumps({"instances": records}).encode("utf-8")),
+        "json rows": ("application/json", json.dumps({"instances": rows}).encode("utf-8")),
+        "jsonlines": (
+            "application/jsonlines",
+            "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"),
+        ),
+        "parquet": ("application/x-parquet", support.parquet_bytes(features)),
+    }
+
+
+# -- train, reference, serve -----------------------------------------------------------------------
+def train(base: Path, frame: pd.DataFrame, kind: str, hyperparameters: Mapping[str, Any]) -> Path:
+    root = support.make_ml_root(
+        base,
+        channels={"train": {f"train.{kind}": training_file(frame, kind)}},
+        hyperparameters={"target": TARGET, **({"header": True} if kind == "csv" else {}), **hyperparameters},
+        content_types={"train": CONTENT_TYPES[kind]},
+    )
+    result = support.run_train(root)
+    assert result.returncode == 0, f"{kind}: training failed\n{result.stdout}\n{result.stderr}"
+    return root
+
+
+def reference(root: Path) -> tuple[list[Any], np.ndarray, pd.DataFrame]:
+    """The trained pipeline's own labels and probabilities on the frame training read."""
+    env = TrainingEnvironment.from_files(MLPaths(root), environ={})
+    read = read_channel(env, "train").frame
+    model = artifact.load(root / "model")
+    X = preprocessing.coerce_features(read.drop(columns=[TARGET]), model.features, where="reference")
+    proba = np.asarray(model.estimator.predict_proba(X), dtype=np.float64)
+    classes = list(model.classes)
+    labels = [classes[i] for i in np.asarray(model.estimator.predict(X)).astype(int)]
+    return labels, proba, read
+
+
+def served(server: serving_models.Server, content_type: str, body: bytes) -> tuple[list[Any], np.ndarray]:
+    response = server.invoke(body, content_type=content_type, accept="application/json", attributes=OUTPUT)
+    assert response.status_code == 200, f"{content_type}: {response.status_code} {response.text[:500]}"
+    predictions = response.json()["predictions"]
+    return [p["predicted_label"] for p in predictions], np.asarray([p["probabilities"] for p in predictions])
+
+
+def single_row_bodies(features: pd.DataFrame) -> list[dict[str, tuple[str, bytes]]]:
+    return [request_bodies(features.iloc[[i]]) for i in range(len(features))]
+
+
+def disagreements(root: Path, features: pd.DataFrame, variant: Mapping[str, str]) -> list[str]:
+    """Every (format, batch or row) whose served answer differs from the pipeline's."""
+    labels, proba, _ = reference(root)
+    found: list[str] = []
+    server = serving_models.start(root, workers=1, env=variant)
+    try:
+        for name, (content_type, body) in request_bodies(features).items():
+            got_labels, got_proba = served(server, content_type, body)
+            if got_labels != labels or not np.array_equal(got_proba, proba):
+                rows = [
+                    i
+                    for i in range(len(labels))
+                    if got_labels[i] != labels[i] or not np.array_equal(got_proba[i], proba[i])
+                ]
+                found.append(
+                    f"{name} batch: rows {rows[:10]} differ, e.g. {features.iloc[rows[0]].to_dict()}"
+                )
+        for i, bodies in enumerate(single_row_bodies(features)):
+            for name, (content_type, body) in bodies.items():
+                got_labels, got_proba = served(server, content_type, body)
+                if got_labels != labels[i : i + 1] or not np.array_equal(got_proba, proba[i : i + 1]):
+                    found.append(
+                        f"{name} row {i}: served {got_labels} {got_proba.tolist()}, pipeline {labels[i]} "
+                        f"{proba[i].tolist()} for {features.iloc[i].to_dict()}"
+                    )
+    finally:
+        server.stop()
+    return found
+
+
+@pytest.mark.parametrize("variant", list(SERVING_VARIANTS))
+@pytest.mark.parametrize("kind", TRAIN_FORMATS)
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(frame=hostile_frames())
+def test_served_answers_equal_the_trained_pipeline(tmp_path_factory, kind, variant, frame):
+    root = train(tmp_path_factory.mktemp(f"agree-{kind}"), frame, kind, {"algorithm": "decision_tree"})
+    features = frame.drop(columns=[TARGET])
+    assert disagreements(root, features, SERVING_VARIANTS[variant]) == []
+
+
+@pytest.mark.parametrize("variant", list(SERVING_VARIANTS))
+@pytest.mark.parametrize("algorithm", algorithms.names())
+def test_every_algorithm_agrees_on_a_hostile_frame(tmp_path, algorithm, variant):
+    frame = fixed_hostile_frame()
+    hyperparameters = {"algorithm": algorithm}
+    if algorithm in ("random_forest", "extra_trees"):
+        hyperparameters["n_estimators"] = 20
+    root = train(tmp_path / "ml", frame, "jsonlines", hyperparameters)
+    features = frame.drop(columns=[TARGET])
+    assert disagreements(root, features, SERVING_VARIANTS[variant]) == []
+
+
+def test_the_frame_training_read_keeps_hostile_tokens_as_data(tmp_path):
+    """The rules the agreement rests on, seen from training's side (byoc.values)."""
+    frame = fixed_hostile_frame()
+    root = train(tmp_path / "ml", frame, "csv", {"algorithm": "decision_tree"})
+    _, _, read = reference(root)
+    words = set(read["word"].dropna())
+    assert {"None", "NA", "<NA>", "null", "NaN", "yes"} <= words
+    assert {"true", "false"} <= words and not {"True", "FALSE"} & words
+    assert read["count text"].dtype == np.float64
+    assert set(read["flag"].dropna()) == {"true", "false"}
