@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import re
 
+import numpy as np
 import pytest
 
 from support import (
     csv_bytes,
     gzip_bytes,
+    jsonlines_bytes,
     make_ml_root,
     mixed_frame,
     model_dir_entries,
@@ -23,6 +25,7 @@ from support import (
 FRAME = mixed_frame(60)
 GOOD = csv_bytes(FRAME, target="deposit")
 GOOD_HEADER = csv_bytes(FRAME, target="deposit", header=True)
+HEAD10 = b"".join(GOOD.splitlines(keepends=True)[:10])
 
 # name: (make_ml_root keyword arguments, regexes the failure file's first line must match)
 CASES = {
@@ -155,18 +158,34 @@ CASES = {
         [r"hyperparameter 'max_depth': got 1000000000000000000000000000000", r"2147483647"],
     ),
     "infinite_feature": (
-        dict(channels={"train": {"a.csv": GOOD, "b.csv": GOOD[:200] + b"yes,inf,3,admin,cellular\n"}}),
-        [r"^train/b\.csv, row \d+, column 1: inf \(infinity", r"leave the cell empty"],
+        dict(
+            channels={
+                "train": {
+                    "a.parquet": parquet_bytes(FRAME),
+                    "b.parquet": parquet_bytes(
+                        FRAME.assign(age=FRAME["age"].where(FRAME.index != 7, np.inf))
+                    ),
+                }
+            },
+            content_types={"train": "application/x-parquet"},
+            hyperparameters={"target": "deposit"},
+        ),
+        [r"^train/b\.parquet, row 8, column 'age': inf \(infinity", r"leave the cell empty"],
     ),
     "negative_infinite_feature_in_validation": (
         dict(
             channels={
-                "train": {"a.csv": GOOD_HEADER},
-                "validation": {"v.csv": GOOD_HEADER + b"no,40,-inf,admin,cellular\n"},
+                "train": {"a.parquet": parquet_bytes(FRAME)},
+                "validation": {"v.parquet": parquet_bytes(FRAME.assign(balance=-np.inf))},
             },
+            content_types={"train": "application/x-parquet", "validation": "application/x-parquet"},
             hyperparameters={"target": "deposit"},
         ),
-        [r"^validation/v\.csv, row 61, column 'balance': -inf"],
+        [r"^validation/v\.parquet, row 1, column 'balance': -inf"],
+    ),
+    "negative_feature_beyond_float64": (
+        dict(channels={"train": {"a.csv": GOOD, "b.csv": HEAD10 + b"yes,40,-1e999,admin,cellular\n"}}),
+        [r"^train/b\.csv, row \d+, column 2: -inf \(infinity, or a number beyond float64"],
     ),
     "feature_beyond_float64": (
         dict(channels={"train": {"a.csv": GOOD + b"yes,1e400,3,admin,cellular\n"}}),
@@ -198,6 +217,45 @@ CASES = {
             content_types={"train": "text/libsvm"},
         ),
         [r"^train/a\.svm, line 2: feature index 99999999999999999999999 is beyond 9223372036854775807"],
+    ),
+    "semicolon_delimited_csv": (
+        dict(channels={"train": {"a.csv": FRAME.to_csv(index=False, sep=";").encode()}}),
+        [r"^train/a\.csv: the fields are separated by ';', not commas", r"delimiter"],
+    ),
+    "semicolon_delimited_csv_with_decimal_commas": (
+        dict(channels={"train": {"a.csv": b"".join(b"yes;%d,5;x\n" % i for i in range(30))}}),
+        [r"^train/a\.csv: the fields are separated by ';'"],
+    ),
+    "twenty_megabyte_cell": (
+        dict(channels={"train": {"a.csv": GOOD + b"yes,40,3," + b"a" * (20 << 20) + b",cellular\n"}}),
+        [r"^train/a\.csv, row 61, column 3: a cell of 20\.0 MB", r"unclosed quote"],
+    ),
+    "invalid_utf8_after_the_sniffed_sample": (
+        dict(channels={"train": {"a.csv": GOOD * 400 + b"yes,40,3,adm\xffin,cellular\n" + GOOD}}),
+        [r"^train/a\.csv, line 24001: not UTF-8 text \(invalid byte 0xff at column 13\)"],
+    ),
+    "invalid_utf8_in_a_numeric_column_after_the_sample": (
+        dict(channels={"train": {"a.csv": GOOD * 400 + b"yes,4\xff0,3,admin,cellular\n"}}),
+        [r"^train/a\.csv, line 24001: not UTF-8 text"],
+    ),
+    "numbers_in_one_file_text_in_another": (
+        dict(
+            channels={"train": {"a.csv": GOOD, "b.csv": csv_bytes(FRAME.assign(age="old"), target="deposit")}}
+        ),
+        [r"^column '1' holds numbers in train/a\.csv but text in train/b\.csv \(e\.g\. 'old'\)"],
+    ),
+    "numbers_in_one_jsonlines_file_text_in_another": (
+        dict(
+            channels={
+                "train": {
+                    "a.jsonl": jsonlines_bytes(FRAME),
+                    "b.jsonl": jsonlines_bytes(FRAME.assign(age="old")),
+                }
+            },
+            content_types={"train": "application/jsonlines"},
+            hyperparameters={"target": "deposit"},
+        ),
+        [r"^column 'age' holds numbers in train/a\.jsonl but text in train/b\.jsonl \(e\.g\. 'old'\)"],
     ),
     "only_a_target_column": (
         dict(channels={"train": {"a.csv": "yes\nno\nyes\n"}}),

@@ -233,9 +233,22 @@ def test_column_type_changing_after_first_block_is_widened(tmp_path, monkeypatch
     assert data.frame["1"].iloc[-1] == "text"
 
 
-def test_files_with_different_inferred_types_concatenate(tmp_path):
-    data = read(tmp_path, {"a.csv": "1,10\n0,20\n", "b.csv": "1,1.5\n0,x\n"})
-    assert list(data.frame["1"].astype(str)) == ["10", "20", "1.5", "x"]
+def test_integer_and_float_files_concatenate_as_numbers(tmp_path):
+    data = read(tmp_path, {"a.csv": "1,10\n0,20\n", "b.csv": "1,1.5\n0,\n", "c.csv": "1,\n0,\n"})
+    assert data.frame["1"].tolist()[:3] == [10.0, 20.0, 1.5]
+    assert data.frame["1"].isna().sum() == 3
+
+
+def test_numbers_in_one_file_and_text_in_another_name_both_files(tmp_path):
+    with pytest.raises(
+        DataError, match=r"column '1' holds numbers in train/a\.csv but text in train/b\.csv \(e\.g\. 'x'\)"
+    ):
+        read(tmp_path, {"a.csv": "1,10\n0,20\n", "b.csv": "1,1.5\n0,x\n"})
+
+
+def test_text_in_one_file_and_all_missing_in_another_is_text(tmp_path):
+    data = read(tmp_path, {"a.csv": "1,a\n0,b\n", "b.csv": "1,\n0,\n"})
+    assert data.frame["1"].tolist()[:2] == ["a", "b"]
 
 
 def test_header_only_is_an_empty_channel(tmp_path):

@@ -10,21 +10,34 @@ from __future__ import annotations
 import csv
 import io
 import re
+import sys
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from byoc import values
 from byoc.data.sources import SNIFF_BYTES, Source
-from byoc.data.tabular import check_same_columns, check_unique, plain_types, to_frame, unify_and_concat
+from byoc.data.tabular import (
+    check_same_columns,
+    check_same_kinds,
+    check_unique,
+    plain_types,
+    to_frame,
+    unify_and_concat,
+)
 from byoc.errors import DataError
 
 SAMPLE_ROWS = 200
 NUL = b"\x00"
 BOM = b"\xef\xbb\xbf"
 BLOCK_SIZE = 1 << 21  # pyarrow infers column types from the first block
+MAX_ROW_BYTES = 1 << 24  # a longer row (one huge cell, an unclosed quote) is refused, named
+MAX_CELL_BYTES = 1 << 20  # likewise a longer text cell
+FOREIGN_DELIMITERS = {";": "';'", "\t": "tabs", "|": "'|'"}
 _EXPECTED = re.compile(r"Expected (\d+) columns, got (\d+)")
 
 
@@ -97,6 +110,31 @@ def _decode_sample(source: Source) -> str:
     return text.lstrip("\ufeff")
 
 
+def check_delimiter(source: Source) -> None:
+    """Refuse a file delimited by ';', tabs or '|': read with commas it would be one column
+    (or ragged rows, with decimal commas), which earlier gave a misleading message."""
+    lines = [line for line in _decode_sample(source).splitlines()[:SAMPLE_ROWS] if line.strip()]
+    if not lines:
+        return
+
+    def widths(delimiter: str) -> set[int]:
+        return {len(row) for row in csv.reader(lines, delimiter=delimiter)}
+
+    by_comma = widths(",")
+    comma_width = by_comma.pop() if len(by_comma) == 1 else 1  # 1: commas do not split rows alike
+    for delimiter, name in FOREIGN_DELIMITERS.items():
+        by_other = widths(delimiter)
+        # more fields, alike in every row (decimal commas make "1,5;2,5" split alike by commas too)
+        if len(by_other) == 1 and next(iter(by_other)) > comma_width:
+            raise DataError(
+                f"{source.name}: the fields are separated by {name}, not commas (every row splits "
+                f"into {by_other.pop()} fields at {name}); byoc reads comma-separated CSV: save the "
+                "file with ',' as the delimiter (pandas: df.to_csv(path, index=False); Excel: "
+                "'CSV (Comma delimited)')",
+                code="wrong_delimiter",
+            )
+
+
 def sample_rows(source: Source) -> list[list[str]]:
     """The first rows of a file, parsed by the csv module, for the header sniffer."""
     rows: list[list[str]] = []
@@ -147,8 +185,9 @@ def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Ta
     # Quoted newlines force pyarrow's slower serial chunking: only pay for it when the file
     # quotes anything (or when a parse error says a value spans lines after all).
     multiline = b'"' in source.head()
-    for _ in range(3):  # a retry may switch to multi-line parsing, or take pyarrow's header names
-        read_options = pacsv.ReadOptions(column_names=None if header else names, block_size=BLOCK_SIZE)
+    block_size = BLOCK_SIZE
+    for _ in range(4):  # a retry may parse multi-line, take pyarrow's header names or larger blocks
+        read_options = pacsv.ReadOptions(column_names=None if header else names, block_size=block_size)
         convert = pacsv.ConvertOptions(
             column_types={name: pa.string() for name in text_columns},
             strings_can_be_null=False,
@@ -166,6 +205,11 @@ def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Ta
             )
         except pa.ArrowInvalid as exc:
             message = str(exc)
+            if "straddl" in message:  # a row longer than the block
+                if block_size < MAX_ROW_BYTES:
+                    block_size = MAX_ROW_BYTES
+                    continue
+                raise _row_too_large(source) from exc
             ragged = _EXPECTED.search(message)
             if ragged and not multiline:
                 multiline = True
@@ -180,9 +224,7 @@ def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Ta
                     code="ragged_csv",
                 ) from exc
             if "UTF8" in message or "UTF-8" in message:
-                raise DataError(
-                    f"{source.name}: not UTF-8 text ({message}); save the CSV as UTF-8", code="not_utf8"
-                ) from exc
+                raise _invalid_utf8(source) from exc
             if "Empty CSV file" in message:
                 raise DataError(f"{source.name}: the file is empty", code="empty_file") from exc
             raise DataError(f"{source.name}: cannot be read as CSV ({message})", code="bad_csv") from exc
@@ -193,9 +235,62 @@ def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Ta
                 code="corrupt_gzip",
             ) from exc
         if all(pa.types.is_string(t) for t in table.schema.types):
+            _check_cell_sizes(source, table)
             return table
         text_columns = [str(c) for c in table.column_names]  # pyarrow named the header differently
     raise DataError(f"{source.name}: cannot be read as CSV text", code="bad_csv")
+
+
+def _invalid_utf8(source: Source) -> DataError:
+    """The first line that is not UTF-8, wherever it is in the file (not only in the sample)."""
+    with source.open() as fh:
+        for lineno, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return DataError(
+                    f"{source.name}, line {lineno}: not UTF-8 text (invalid byte 0x{line[exc.start]:02x} "
+                    f"at column {exc.start + 1}); save the CSV as UTF-8",
+                    code="not_utf8",
+                )
+    return DataError(f"{source.name}: not UTF-8 text; save the CSV as UTF-8", code="not_utf8")
+
+
+def _check_cell_sizes(source: Source, table: pa.Table) -> None:
+    """Refuse a text cell above MAX_CELL_BYTES: no category is that long; an unclosed quote is."""
+    for index, column in enumerate(table.columns):
+        if not pa.types.is_string(column.type) or column.null_count == len(column):
+            continue
+        lengths = pc.binary_length(column).to_numpy(zero_copy_only=False)
+        row = int(np.argmax(np.nan_to_num(lengths.astype(float))))
+        if lengths[row] > MAX_CELL_BYTES:
+            name = table.column_names[index]
+            raise DataError(
+                f"{source.name}, row {row + 1}, column {name if name.isdigit() else repr(name)}: a cell "
+                f"of {lengths[row] / 2**20:.1f} MB; cells above {MAX_CELL_BYTES >> 20} MB are not read "
+                '(no category is that long). It is usually an unclosed quote (") that swallowed '
+                "the lines after it: check the quoting from that row on; otherwise keep such values "
+                "out of the training data",
+                code="cell_too_large",
+            )
+
+
+def _row_too_large(source: Source) -> DataError:
+    """Name the first row longer than pyarrow's largest block (see MAX_ROW_BYTES)."""
+    csv.field_size_limit(sys.maxsize)
+    with source.open() as fh:
+        reader = csv.reader(io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline=""))
+        line = 1
+        for row in reader:
+            if sum(len(cell) for cell in row) >= MAX_ROW_BYTES:
+                break
+            line = reader.line_num + 1
+    return DataError(
+        f"{source.name}, line {line}: a row longer than {MAX_ROW_BYTES >> 20} MB is not read. It is "
+        'usually an unclosed quote (") that swallowed the lines after it: check the quoting from '
+        "that line on; otherwise keep such values out of the training data",
+        code="row_too_large",
+    )
 
 
 def _header_names(source: Source) -> list[str]:
@@ -206,6 +301,7 @@ def _header_names(source: Source) -> list[str]:
 def read(
     sources: Sequence[Source], *, channel: str, header: bool | None, params: Mapping[str, str]
 ) -> tuple[pd.DataFrame, bool]:
+    check_delimiter(sources[0])
     first_rows = sample_rows(sources[0])
     if not first_rows:
         raise DataError(f"{sources[0].name}: holds no CSV rows", code="empty_file")
@@ -216,7 +312,7 @@ def read(
     first_columns: list[str] | None = None
     for source in sources:
         if source is not sources[0]:
-            sample_rows(source)  # same binary / encoding checks as the first file
+            check_delimiter(source)  # same binary / encoding / delimiter checks as the first file
         if has_header and source.data is not None:
             source.data = drop_repeated_headers(source.data)
         table = _read_one(source, header=has_header, names=names)
@@ -233,6 +329,7 @@ def read(
             else:
                 check_same_columns(channel, sources[0].name, first_columns, source.name, columns)
         tables.append(plain_types(table))
+    check_same_kinds(tables, [source.name for source in sources])
     table = unify_and_concat(tables)
     if table.num_rows == 0:
         raise DataError(

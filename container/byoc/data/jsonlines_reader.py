@@ -17,7 +17,7 @@ import pyarrow.json as pajson
 
 from byoc import values
 from byoc.data.sources import Source
-from byoc.data.tabular import check_same_columns, plain_types, to_frame, unify_and_concat
+from byoc.data.tabular import check_same_columns, check_same_kinds, plain_types, to_frame, unify_and_concat
 from byoc.errors import DataError
 
 
@@ -123,6 +123,7 @@ def read(
             check_same_columns(channel, sources[0].name, first, source.name, list(table.column_names))
         has_header = named
         tables.append(table)
+    check_same_kinds(tables, [source.name for source in sources])
     frame = to_frame(unify_and_concat(tables))
     if frame.empty:
         raise DataError(f"channel '{channel}': the JSON Lines files hold no records", code="empty_channel")

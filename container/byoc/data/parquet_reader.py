@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from byoc.data.sources import Source
-from byoc.data.tabular import check_same_columns, plain_types, to_frame, unify_and_concat
+from byoc.data.tabular import check_same_columns, check_same_kinds, plain_types, to_frame, unify_and_concat
 from byoc.errors import DataError
 
 MAGIC = b"PAR1"
@@ -58,6 +58,7 @@ def read(
             tables.append(plain_types(table))
         except DataError as exc:
             raise DataError(f"{source.name}: {exc.message}", code=exc.code) from exc
+    check_same_kinds(tables, [source.name for source in sources])
     table = unify_and_concat(tables)
     if table.num_rows == 0:
         raise DataError(f"channel '{channel}': the Parquet files hold no rows", code="empty_channel")

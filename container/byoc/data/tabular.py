@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.types as pat
@@ -26,6 +27,49 @@ def plain_types(table: pa.Table) -> pa.Table:
         if plain is not table.column(i):
             table = table.set_column(i, column.name, plain)
     return table
+
+
+def check_same_kinds(tables: Sequence[pa.Table], files: Sequence[str]) -> None:
+    """A column whose values are all numbers in one file but hold text in another is a
+    DataError naming both files: concatenated, the text would silently turn a numeric feature
+    into categories.  Files where the column is all missing take no side; int and float files
+    agree."""
+    if len(tables) < 2:
+        return
+    for name in tables[0].column_names:
+        number_file: str | None = None
+        text: tuple[str, str] | None = None
+        for table, file in zip(tables, files, strict=True):
+            kind, example = _kind(table.column(name))
+            if kind == "number":
+                number_file = number_file or file
+            elif kind == "text" and text is None:
+                text = (file, example)
+            if number_file and text:
+                raise type_conflict(str(name), number_file, text[0], text[1])
+
+
+def _kind(column: pa.ChunkedArray) -> tuple[str | None, str]:
+    """('number' | 'text' | None for all missing, an example of the text) under byoc.values."""
+    column = values.plain_arrow(column)
+    if pat.is_integer(column.type) or pat.is_floating(column.type):
+        return ("number" if column.null_count < len(column) else None), ""
+    if not pat.is_string(column.type):
+        return None, ""
+    numbers, bad = values.text_numbers(column)
+    if bad is not None:
+        return "text", str(column[bad].as_py())
+    return ("number" if not np.isnan(numbers).all() else None), ""
+
+
+def type_conflict(column: str, number_file: str, text_file: str, example: str) -> DataError:
+    return DataError(
+        f"column '{column}' holds numbers in {number_file} but text in {text_file} (e.g. "
+        f"{example[:40]!r}); a column must hold the same kind of values in every file of a channel: "
+        f"correct the values in {text_file} (leave a missing value's cell empty), or, if the "
+        "column is categorical, write its values as text in every file (e.g. 'c1' rather than 1)",
+        code="column_type_conflict",
+    )
 
 
 def unify_and_concat(tables: Sequence[pa.Table]) -> pa.Table:
