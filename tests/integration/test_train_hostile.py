@@ -3,7 +3,7 @@ right party.  It never exits 2 (a bug of ours) and never ends without saying why
 output/failure whose first line is the cause (and no model), exit 0 leaves a model (fine when the
 generated input happens to be valid).
 
-Most examples run the real flow in-process (``byoc.training.run_job``, the entry point without
+Most examples run the real flow in-process (``byoc.job.run_job``, the entry point without
 the command line and the stop watcher); a few run the real ``container/train`` process.  The
 profile is deterministic (``derandomize``) so CI sees the same examples every run.
 """
@@ -251,12 +251,12 @@ def _assert_blames_the_right_party(root: Path, code: int, log: str = "") -> None
 
 
 def _in_process(root: Path) -> int:
-    from byoc import training
+    from byoc import job
     from byoc.environment import MLPaths
 
     saved = dict(os.environ)
     try:
-        return training.run_job(MLPaths(root), training.Progress(), environ={})
+        return job.run_job(MLPaths(root), job.Progress(), environ={})
     finally:  # train() exports SM_* variables for user code: keep them out of the next example
         os.environ.clear()
         os.environ.update(saved)

@@ -49,6 +49,7 @@ PROFILE = settings(
     max_examples=25,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
@@ -104,8 +105,8 @@ def _fresh(tmp_path: Path) -> Path:
 
 def _jsonlines(frame: pd.DataFrame, drop_missing: bool) -> bytes:
     lines = []
-    for record in frame.astype(object).where(frame.notna(), None).to_dict(orient="records"):
-        if drop_missing:
+    for index, record in enumerate(frame.astype(object).where(frame.notna(), None).to_dict(orient="records")):
+        if drop_missing and index > 0:  # the first line keeps every key: the file has the column
             record = {k: v for k, v in record.items() if v is not None}
         lines.append(json.dumps(record, ensure_ascii=False))
     return ("\n".join(lines) + "\n").encode("utf-8")
@@ -129,11 +130,9 @@ def test_parquet_files_read_back_as_written(tmp_path, frame, cuts, compress):
     drop_missing=st.booleans(),
 )
 def test_jsonlines_files_read_back_as_written(tmp_path, frame, cuts, compress, drop_missing):
-    # The first line of the first file carries every key, so the column order is the frame's.
+    # The first line of each file carries every key, so the column order is the frame's.
     parts = _split(frame, cuts)
-    files = {
-        f"part-{i}.jsonl": _jsonlines(p, drop_missing=drop_missing and i > 0) for i, p in enumerate(parts)
-    }
+    files = {f"part-{i}.jsonl": _jsonlines(p, drop_missing=drop_missing) for i, p in enumerate(parts)}
     if compress:
         files = {name: gzip.compress(body) for name, body in files.items()}
     _assert_same(_read(_fresh(tmp_path), files, "application/jsonlines"), frame)
@@ -186,6 +185,7 @@ def test_libsvm_reads_back_the_dense_matrix(tmp_path, data, compress):
     max_examples=10,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(frame=frames(), fmt=st.sampled_from(["text/csv", "application/jsonlines"]), compress=st.booleans())
