@@ -7,6 +7,7 @@ tests/integration/test_serve_multimodel.py.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -231,3 +232,27 @@ def test_budget_is_the_setting_or_a_share_of_the_container() -> None:
     assert multimodel.memory_budget(300, container_bytes=8 << 30) == 300 << 20
     assert multimodel.memory_budget(None, container_bytes=8 << 30) == 4 << 30
     assert multimodel.memory_budget(None) > 0
+
+
+def test_a_model_whose_files_vanished_is_unloaded_so_it_can_be_loaded_again(tmp_path: Path) -> None:
+    first, second = registry(tmp_path), registry(tmp_path)
+    url = model(tmp_path, "a")
+    first.load("a", url)
+    shutil.rmtree(url)
+    with pytest.raises(ModelNotLoaded, match="no longer"):
+        second.handler("a")  # this worker never held it: its on-demand load finds nothing
+    assert first.index.get("a") is None
+    model(tmp_path, "a")
+    first.load("a", url)  # not a 409
+    assert second.handler("a").value == "a"
+
+
+def test_discard_keeps_a_newer_load(tmp_path: Path) -> None:
+    index = ModelIndex(tmp_path / "index")
+    old = index.add("a", "/x")
+    index.remove("a")
+    new = index.add("a", "/y")
+    index.discard(old)
+    assert index.get("a") == new
+    index.discard(new)
+    assert index.get("a") is None

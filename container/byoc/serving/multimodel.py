@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import logging
@@ -180,6 +181,21 @@ class ModelIndex:
         finally:
             claimed.unlink(missing_ok=True)
         return entry or IndexEntry(name=name, url="", token="")
+
+    def discard(self, entry: IndexEntry) -> None:
+        """Remove ``entry`` if it is still the current one for its name (a newer load stays)."""
+        claimed = self._hidden()
+        try:
+            os.rename(self._path(entry.name), claimed)
+        except FileNotFoundError:
+            return
+        try:
+            current = self._read(claimed)
+            if current is not None and current.token != entry.token:
+                with contextlib.suppress(FileExistsError):
+                    os.link(claimed, self._path(entry.name))
+        finally:
+            claimed.unlink(missing_ok=True)
 
     def entries(self) -> list[IndexEntry]:
         """Every loaded model, sorted by name."""
@@ -495,7 +511,15 @@ class ModelRegistry(Generic[H]):
             if hit is not None:
                 return hit
             self._drop(name)
-            return self._load(entry).handler
+            try:
+                return self._load(entry).handler
+            except ModelNotFound:
+                # Its files are gone (removed from disk while loaded): unload it, so SageMaker's
+                # next load succeeds instead of meeting a 409 forever.
+                self.index.discard(entry)
+                raise ModelNotLoaded(
+                    f"model {name!r} is no longer at {entry.url}; load it again with POST /models"
+                ) from None
 
     def _lookup(self, entry: IndexEntry) -> H | None:
         with self._lock:
