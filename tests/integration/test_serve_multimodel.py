@@ -350,3 +350,27 @@ def test_models_with_inference_hooks_beside_byoc_models(mme, tmp_path):
     assert_error(load(mme, "broken", str(broken)), 400, "bad_model", "model_fn", "value.txt says broken")
     for name in ("hooks-a", "hooks-b"):
         assert mme.session.delete(f"{mme.url}/models/{name}", timeout=10).status_code == 200
+
+
+def test_racing_loads_and_unloads_of_one_model_have_one_winner(mme):
+    url = model_url("multiclass")
+    barrier = threading.Barrier(8)
+
+    def race(method: str) -> int:
+        with requests.Session() as session:
+            barrier.wait()
+            if method == "POST":
+                document = {"model_name": "race", "url": url}
+                return session.post(f"{mme.url}/models", json=document, timeout=60).status_code
+            return session.delete(f"{mme.url}/models/race", timeout=60).status_code
+
+    for method, winner, loser in (("POST", 200, 409), ("DELETE", 200, 404)) * 2:
+        results: list[int] = []
+        threads = [
+            threading.Thread(target=lambda m=method, out=results: out.append(race(m))) for _ in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert sorted(results) == [winner] + [loser] * 7, (method, results)
