@@ -274,14 +274,19 @@ def _build_isolation_args(package_dir: Path) -> list[str]:
     return _no_isolation() if backend.startswith("setuptools") else []
 
 
-def install(code_dir: Path) -> None:
-    """requirements.txt first, then the source directory itself when it is a package."""
+def install_requirements(code_dir: Path) -> None:
+    """pip-install ``code_dir/requirements.txt`` if there is one (serving installs only this)."""
     requirements = code_dir / REQUIREMENTS
     if requirements.is_file():
         offline = _offline(requirements)
         status, output = _pip([*(_no_isolation() if offline else []), "-r", REQUIREMENTS], code_dir)
         if status != 0:
             raise _install_failed(REQUIREMENTS, REQUIREMENTS, output)
+
+
+def install(code_dir: Path) -> None:
+    """requirements.txt first, then the source directory itself when it is a package."""
+    install_requirements(code_dir)
     if (code_dir / "setup.py").is_file() or (code_dir / "pyproject.toml").is_file():
         status, output = _pip([*_build_isolation_args(code_dir), "."], code_dir)
         if status != 0:

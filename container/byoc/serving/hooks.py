@@ -34,8 +34,6 @@ import http
 import importlib.util
 import inspect
 import logging
-import re
-import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -62,12 +60,12 @@ from byoc.serving.output import (
 )
 from byoc.serving.schema import RequestSchema
 from byoc.serving.settings import ServingSettings
+from byoc.user_script import install_requirements
 
 log = logging.getLogger("byoc.serving")
 
 DEFAULT_PROGRAM = "inference.py"
 CODE_DIR = "code"
-REQUIREMENTS = "requirements.txt"
 DEFAULT_CONTENT_TYPE = "application/json"
 HOOK_ARGUMENTS: Mapping[str, tuple[str, ...]] = {
     "model_fn": ("model_dir",),
@@ -76,9 +74,6 @@ HOOK_ARGUMENTS: Mapping[str, tuple[str, ...]] = {
     "output_fn": ("prediction", "accept"),
     "transform_fn": ("model", "request_body", "content_type", "accept"),
 }
-_PIP_REQUIREMENT = re.compile(
-    r"(?:matching distribution found for|satisfies the requirement|Invalid requirement:) '?([^\s';]+)"
-)
 _TEXT_TYPES = frozenset({"application/json", "application/jsonlines", "application/x-jsonlines", "text/csv"})
 
 
@@ -306,25 +301,6 @@ def _import(program: Path) -> ModuleType:
     return module
 
 
-def install_requirements(code_dir: Path) -> None:
-    """pip-install ``requirements.txt`` beside the program, pip's output in the log; a failure is
-    a ConfigError that names the requirement pip gave up on and pip's last error line."""
-    requirements = code_dir / REQUIREMENTS
-    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
-    log.info("installing %s", requirements)
-    done = subprocess.run([*command, "-r", str(requirements)], cwd=code_dir, capture_output=True, text=True)
-    output = done.stdout + done.stderr
-    sys.stderr.write(output)
-    if done.returncode == 0:
-        return
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    last = ([line for line in lines if line.startswith("ERROR:")] or lines or ["pip printed nothing"])[-1]
-    named = _PIP_REQUIREMENT.search(output)
-    raise ConfigError(
-        f"{requirements}: pip could not install {named.group(1) if named else 'its requirements'}: {last}"
-    )
-
-
 def _schema_of(model: Any, model_dir: Path) -> RequestSchema | None:
     if isinstance(model, Predictor):
         return model.schema
@@ -363,8 +339,7 @@ class HooksHandler:
     def load(cls, program: Path, model_dir: Path, settings: ServingSettings) -> HooksHandler:
         """Install, import, check the hooks, and run model_fn: once, in the master."""
         source = str(program)
-        if (program.parent / REQUIREMENTS).is_file():
-            install_requirements(program.parent)
+        install_requirements(program.parent)  # the code folder is on sys.path: no package install
         module = _import(program)
         user = {name: hook for name in HOOK_ARGUMENTS if (hook := Hook.bind(module, name, source))}
         if "transform_fn" in user and user.keys() & {"input_fn", "predict_fn", "output_fn"}:
