@@ -101,6 +101,14 @@ def common() -> tuple[Hyperparameter, ...]:
             maximum=20,
         ),
         Hyperparameter(
+            "compiled_inference",
+            "bool",
+            True,
+            "Also save a compiled form of the model (treelite, for forests and boosting without "
+            "text columns), checked against scikit-learn and used by serve; false keeps "
+            "scikit-learn only.",
+        ),
+        Hyperparameter(
             "use_custom_ensemble",
             "bool",
             False,

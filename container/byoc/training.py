@@ -246,7 +246,7 @@ def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None
     """The whole flow with ``fit_step`` (default: the built-in algorithms); returns model.json's content."""
     import numpy as np
 
-    from byoc import artifact, finite, fit, hyperparameters, metrics, preprocessing, problem
+    from byoc import artifact, compiled, finite, fit, hyperparameters, metrics, preprocessing, problem
 
     check_hosts(env)
     progress.phase = "validating hyperparameters"
@@ -371,9 +371,14 @@ def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None
             "job_name": env.job_name,
         },
     }
+    progress.phase = "compiling the model for serving"
+    compiled_form = compiled.build(
+        result.pipeline, [split.X for split in encoded.values()], enabled=params["compiled_inference"]
+    )
+    metadata["compiled"] = compiled_form.entry
     progress.phase = "saving the model"
     with progress.commit:
-        artifact.save(env.paths.model_dir, result.pipeline, metadata)
+        artifact.save(env.paths.model_dir, result.pipeline, metadata, compiled_form.files())
         progress.saved = True
     log.info("model saved to %s (%s, %s)", env.paths.model_dir, artifact.MODEL_FILE, artifact.METADATA_FILE)
     return metadata

@@ -57,10 +57,11 @@ def trained(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert read_failure(root) is None
-    assert sorted(p.name for p in (root / "model").iterdir()) == ["model.joblib", "model.json"]
-
     model = artifact.load(root / "model")
     meta = model.metadata
+    # model.json, model.joblib and whatever model.json lists (the compiled form); no staging left
+    assert sorted(p.name for p in (root / "model").iterdir()) == sorted({"model.json", *meta["files"]})
+    assert "model.joblib" in meta["files"]
     assert meta["problem_type"] == problem_type and meta["algorithm"] == algorithm
     assert f"problem type: {problem_type} (" in output
 
