@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import serving_models as sm
 
 from byoc import artifact, compiled
-from support import csv_bytes, iris_frame, make_ml_root, mixed_frame, run_train
+from support import csv_bytes, diabetes_frame, iris_frame, make_ml_root, mixed_frame, run_train
 
 IRIS = iris_frame()
+DIABETES = diabetes_frame()
 MIXED = mixed_frame(240)
 FAST = {
     "random_forest": {"n_estimators": 10, "n_jobs": 1},
@@ -68,3 +72,89 @@ def test_text_columns_keep_gradient_boosting_on_scikit_learn_with_the_reason(tmp
     (step,) = meta["compiled"]["steps"]
     assert step["backend"] == "scikit-learn" and "categorical" in step["reason"]
     assert meta["compiled"]["file"] is None
+
+
+# -- serving: the same answers with compiled inference on and forced off ---------------------------
+SERVED = {
+    "random_forest": (IRIS, "target"),
+    "extra_trees": (IRIS, "target"),
+    "gradient_boosting": (IRIS, "target"),
+    "ensemble": (IRIS, "target"),
+    "random_forest regression": (DIABETES, "target"),
+}
+
+
+def answers(server: sm.Server, rows: pd.DataFrame, fields: str) -> list[dict]:
+    """Every row as one CSV batch, then the first rows one request each."""
+    body = rows.to_csv(header=False, index=False)
+    batch = server.invoke(body, accept="application/json", attributes=f"output={fields}")
+    assert batch.status_code == 200, batch.text
+    out = batch.json()["predictions"]
+    for i in range(5):
+        single = server.invoke(
+            rows.iloc[[i]].to_csv(header=False, index=False),
+            accept="application/json",
+            attributes=f"output={fields}",
+        )
+        assert single.status_code == 200, single.text
+        assert single.json()["predictions"] == [out[i]]
+    return out
+
+
+@pytest.mark.parametrize("case", list(SERVED))
+def test_served_answers_equal_with_compiled_inference_on_and_off(tmp_path, case):
+    algorithm = case.split()[0]
+    frame, target = SERVED[case]
+    meta = train(tmp_path, frame, target, algorithm)
+    assert meta["compiled"]["file"] == compiled.COMPILED_FILE
+    classifier = meta["problem_type"] != artifact.REGRESSION
+    fields = "predicted_label,probabilities" if classifier else "predicted_label"
+    rows = frame.drop(columns=[target])
+    results, logs = {}, {}
+    for mode in ("on", "off"):
+        server = sm.start(tmp_path, workers=1, env={"BYOC_COMPILED_INFERENCE": mode})
+        try:
+            results[mode] = answers(server, rows, fields)
+        finally:
+            logs[mode] = server.stop()
+    assert "compiled inference: " in logs["on"] and "=treelite" in logs["on"]
+    assert "compiled inference: " not in logs["off"]
+    on, off = results["on"], results["off"]
+    if not classifier:
+        np.testing.assert_allclose(
+            [r["predicted_label"] for r in on],
+            [r["predicted_label"] for r in off],
+            rtol=compiled.RTOL,
+            atol=compiled.ATOL,
+        )
+    else:
+        assert [r["predicted_label"] for r in on] == [r["predicted_label"] for r in off]
+        np.testing.assert_allclose(
+            [r["probabilities"] for r in on],
+            [r["probabilities"] for r in off],
+            rtol=compiled.RTOL,
+            atol=compiled.ATOL,
+        )
+
+
+def test_a_model_saved_before_compiled_inference_still_serves(tmp_path):
+    """model.json without ``compiled`` and no compiled file, as every model trained before."""
+    train(tmp_path, IRIS, "target", "random_forest")
+    model_dir = tmp_path / "model"
+    meta = json.loads((model_dir / artifact.METADATA_FILE).read_text())
+    del meta["compiled"]
+    del meta["files"][compiled.COMPILED_FILE]
+    (model_dir / compiled.COMPILED_FILE).unlink()
+    (model_dir / artifact.METADATA_FILE).write_text(json.dumps(meta))
+    server = sm.start(tmp_path, workers=1)
+    try:
+        rows = IRIS.drop(columns=["target"])
+        reply = server.invoke(rows.to_csv(header=False, index=False), accept="application/json")
+        assert reply.status_code == 200, reply.text
+    finally:
+        log = server.stop()
+    expected = artifact.load(model_dir)
+    frame = rows.set_axis(expected.feature_names, axis=1).astype(float)
+    labels = np.asarray(expected.classes, dtype=object)[expected.estimator.predict(frame)]
+    assert [r["predicted_label"] for r in reply.json()["predictions"]] == labels.tolist()
+    assert "=treelite" not in log

@@ -65,3 +65,16 @@ def test_serverless_one_worker_setting():
     settings = ServingSettings.from_environ({"SAGEMAKER_MODEL_SERVER_WORKERS": "1"})
     options = gunicorn_options(settings)
     assert options["workers"] == 1 and options["preload_app"] is True  # the master loads, the worker shares
+
+
+@pytest.mark.parametrize(
+    "raw,expected", [(None, True), ("on", True), ("off", False), ("False", False), ("0", False)]
+)
+def test_compiled_inference_is_on_unless_switched_off(raw, expected):
+    environ = {} if raw is None else {"BYOC_COMPILED_INFERENCE": raw}
+    assert ServingSettings.from_environ(environ).compiled_inference is expected
+
+
+def test_a_bad_compiled_inference_value_names_the_variable():
+    with pytest.raises(ConfigError, match="BYOC_COMPILED_INFERENCE='fast' is not a boolean"):
+        ServingSettings.from_environ({"BYOC_COMPILED_INFERENCE": "fast"})

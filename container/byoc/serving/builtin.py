@@ -7,12 +7,14 @@ Accept) is prepared once, at load.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from byoc import artifact
 from byoc.errors import ConfigError, DataError, ModelLoadError, UserError
 from byoc.serving import codecs
+from byoc.serving import settings as settings_module
 from byoc.serving.handler import InferenceRequest, InferenceResponse, RequestBody
 from byoc.serving.inference import Predictor
 from byoc.serving.output import CUSTOM_ATTRIBUTES_HEADER, Prediction, default_fields, request_fields
@@ -20,10 +22,15 @@ from byoc.serving.schema import Batch, RequestSchema
 from byoc.serving.settings import ServingSettings
 
 
-def prepare(model: artifact.ModelArtifact) -> Predictor:
-    """A Predictor, with a model.json that cannot serve reported as a load error."""
+def prepare(model: artifact.ModelArtifact, compiled_inference: bool | None = None) -> Predictor:
+    """A Predictor, with a model.json that cannot serve reported as a load error.
+
+    ``compiled_inference`` None follows BYOC_COMPILED_INFERENCE (on unless set to off).
+    """
+    if compiled_inference is None:
+        compiled_inference = settings_module.compiled_inference(os.environ)
     try:
-        predictor = Predictor(model)
+        predictor = Predictor(model, compiled_inference=compiled_inference)
         predictor.enable_fast_path()
         return predictor
     except (KeyError, TypeError, ValueError) as exc:
@@ -92,7 +99,7 @@ class ModelHandler:
     @classmethod
     def load(cls, model_dir: Path, settings: ServingSettings) -> ModelHandler:
         """Load and sha256-verify model.joblib + model.json, and prepare them to serve."""
-        return cls(prepare(artifact.load(model_dir)), settings)
+        return cls(prepare(artifact.load(model_dir), settings.compiled_inference), settings)
 
     def predict_body(self, body: RequestBody, decoder: codecs.Decoder, fields: tuple[str, ...]) -> Prediction:
         """Decode and predict slice by slice, so a large line-oriented body never sits whole."""

@@ -6,12 +6,14 @@ a validated frame and a :class:`~byoc.serving.output.Prediction`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from byoc import compiled
 from byoc.artifact import ModelArtifact
 from byoc.serving.output import (
     FIELDS,
@@ -23,6 +25,8 @@ from byoc.serving.output import (
     Prediction,
 )
 from byoc.serving.schema import Batch, RequestSchema
+
+log = logging.getLogger("byoc.serving")
 
 
 def single_threaded(estimator: Any) -> Any:
@@ -302,9 +306,17 @@ def _equal(a: Any, b: Any) -> bool:
 class Predictor:
     """A model artifact plus everything the request path would otherwise recompute."""
 
-    def __init__(self, model: ModelArtifact) -> None:
+    def __init__(self, model: ModelArtifact, *, compiled_inference: bool = True) -> None:
         self.model = model
         self.estimator = single_threaded(model.estimator)
+        # The final estimator(s) predict through the compiled form saved at training time, when
+        # it is present, switched on and still agrees with scikit-learn (checked here, at load).
+        self.compiled = (
+            compiled.load(self.estimator, model.metadata, model.path) if compiled_inference else None
+        )
+        if self.compiled is not None:
+            self.estimator = self.compiled.pipeline
+            log.info("compiled inference: %s", compiled.describe(self.compiled))
         self.schema = RequestSchema(model.features)
         self.is_classifier = model.is_classifier
         self.classes = list(model.classes)

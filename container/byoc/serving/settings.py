@@ -86,6 +86,11 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int, *, upper:
     return value
 
 
+def compiled_inference(environ: Mapping[str, str]) -> bool:
+    """BYOC_COMPILED_INFERENCE=off serves with scikit-learn even where a compiled form was saved."""
+    return parse_bool(environ.get("BYOC_COMPILED_INFERENCE"), name="BYOC_COMPILED_INFERENCE", default=True)
+
+
 @dataclass(frozen=True)
 class ServingSettings:
     """What the server and the app need to know from the environment."""
@@ -98,6 +103,7 @@ class ServingSettings:
     max_payload_mb: int = DEFAULT_MAX_PAYLOAD_MB
     default_accept: str | None = None
     inference_output: str | None = None
+    compiled_inference: bool = True
     notes: tuple[str, ...] = ()  # how the settings were chosen, for the start-up log
     multi_model: bool = False
     model_memory_mb: int | None = None  # multi-model endpoints: the budget for loaded models, all workers
@@ -139,6 +145,7 @@ class ServingSettings:
             ),
             default_accept=(environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "").strip() or None,
             inference_output=(environ.get("SAGEMAKER_INFERENCE_OUTPUT") or "").strip() or None,
+            compiled_inference=compiled_inference(environ),
             multi_model=parse_bool(environ.get("SAGEMAKER_MULTI_MODEL"), name="SAGEMAKER_MULTI_MODEL"),
             model_memory_mb=_positive_int(environ, "BYOC_MULTI_MODEL_MEMORY_MB", 0) or None,
             notes=tuple(workers_notes + timeout_notes),
