@@ -23,10 +23,10 @@ lint: venv
 	$(BIN)/mypy
 
 test: venv
-	$(BIN)/python -m pytest -m "not container" tests
+	$(BIN)/python -m pytest --hypothesis-profile=ci -m "not container" tests
 
 test-container: venv
-	$(BIN)/python -m pytest -m container tests/container
+	$(BIN)/python -m pytest --hypothesis-profile=ci -m container tests/container
 
 bench: venv
 	$(BIN)/python benchmarks/training.py

@@ -34,9 +34,9 @@ sys.path.insert(0, str(REPO / "container"))
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from benchmarks.serving import WORKERS, byoc_server, single_row_bodies, train_model, wrk  # noqa: E402
-from benchmarks.synthetic import synthetic_frame  # noqa: E402
-from support import save_constant_model  # noqa: E402
+from benchmarks.serving import WORKERS, byoc_server, single_row_bodies, train_model, wrk
+from benchmarks.synthetic import synthetic_frame
+from support import save_constant_model
 
 MIB = 1 << 20
 

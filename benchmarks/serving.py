@@ -40,8 +40,8 @@ sys.path.insert(0, str(REPO / "container"))
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from benchmarks.synthetic import TARGET, synthetic_frame  # noqa: E402
-from support import SERVE, clean_environ, free_port, make_ml_root, run_train, wait_for_ping  # noqa: E402
+from benchmarks.synthetic import TARGET, synthetic_frame
+from support import SERVE, clean_environ, free_port, make_ml_root, run_train, wait_for_ping
 
 CONNECTIONS = 8
 WORKERS = os.cpu_count() or 1

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO / "container"))
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from benchmarks.synthetic import dataset  # noqa: E402
+from benchmarks.synthetic import dataset
 
 REPEATS = 3
 

@@ -10,14 +10,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,6 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 ROOT = REPO / "local_test" / "test_dir"
 PAYLOADS = REPO / "local_test" / "payloads"
+sys.path.insert(0, str(REPO / "tests"))
+
+import support  # the project's one set of helpers to start, wait for /ping and stop train/serve
 
 
 def section(title: str) -> None:
@@ -38,18 +35,6 @@ def reset_outputs(root: Path) -> None:
         (root / name).mkdir()
 
 
-def environ(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_"))}
-    env.update(PYTHONUNBUFFERED="1", SAGEMAKER_BASE_DIR=str(ROOT), **extra)
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def request(
     url: str, body: bytes | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, str, str]:
@@ -61,24 +46,11 @@ def request(
         return err.code, err.headers.get("Content-Type", ""), err.read().decode()
 
 
-def wait_for_ping(port: int, server: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"serve exited with {server.returncode} before /ping passed")
-        try:
-            if request(f"http://127.0.0.1:{port}/ping")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"/ping did not pass within {timeout:.0f}s")
-
-
 def train() -> None:
     section(f"train: SAGEMAKER_BASE_DIR={ROOT.relative_to(REPO)} container/train")
     reset_outputs(ROOT)
-    code = subprocess.call([sys.executable, str(REPO / "container" / "train")], env=environ())
+    result = support.run_train(ROOT, timeout=600, capture=False)
+    code = result.returncode
     if code != 0:
         failure = ROOT / "output" / "failure"
         raise SystemExit(f"train failed ({code}): {failure.read_text() if failure.exists() else ''}")
@@ -92,18 +64,12 @@ def train() -> None:
     )
 
 
-def serve_and_predict() -> None:
-    port = free_port()
+def serve_and_predict() -> int:
+    """Serve, send the requests, stop with SIGTERM; returns the server's exit code."""
+    server, port = support.start_serve(ROOT, env={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"})
     section(f"serve: container/serve on 127.0.0.1:{port}")
-    log = tempfile.TemporaryFile()
-    server = subprocess.Popen(
-        [sys.executable, str(REPO / "container" / "serve")],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=environ(SAGEMAKER_BIND_TO_PORT=str(port), SAGEMAKER_MODEL_SERVER_WORKERS="2"),
-    )
     try:
-        wait_for_ping(port, server)
+        support.wait_for_ping(port, server, timeout=120)
         print("GET /ping -> 200")
         status, _, body = request(f"http://127.0.0.1:{port}/execution-parameters")
         print(f"GET /execution-parameters -> {status} {body}")
@@ -125,20 +91,16 @@ def serve_and_predict() -> None:
                 raise SystemExit(f"{name}: unexpected status {status}")
     finally:
         section("stop: SIGTERM to the server")
-        server.send_signal(signal.SIGTERM)
-        try:
-            code = server.wait(timeout=35)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            code = server.wait()
-        print(f"serve exited with {code}")
-        log.close()
+        output = support.stop_process(server, timeout=35)
+        print(f"serve exited with {server.returncode}")
+    if server.returncode != 0:
+        print(output[-4000:])
+    return server.returncode
 
 
 def main() -> int:
     train()
-    serve_and_predict()
-    return 0
+    return 1 if serve_and_predict() != 0 else 0
 
 
 if __name__ == "__main__":

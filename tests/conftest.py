@@ -1,14 +1,19 @@
-"""Fixtures shared by every test: ML-root builders and small, generated or bundled datasets.
+"""Fixtures shared by every test, the hypothesis profiles, and the rule that nothing is skipped.
 
-Helpers and dataset builders are importable as ``from support import make_ml_root, run_train,
-mixed_frame, ...`` (this file puts ``tests/`` on sys.path).  Import them from ``support``, not
-from ``conftest``: every directory's conftest.py is a module named ``conftest``, so
-``from conftest import ...`` gets whichever was loaded last.  Data comes from scikit-learn's bundled datasets or is
-generated: tests never read /work/shared.
+Helpers and dataset builders live in ``support`` (``from support import make_ml_root, run_train,
+mixed_frame, ...``; this file puts ``tests/`` on sys.path).  Data comes from scikit-learn's
+bundled datasets or is generated: tests never read /work/shared.
+
+Hypothesis profiles: ``dev`` (the default: random examples, saved failures replayed) and ``ci``
+(derandomised, so a CI run is reproducible; no example database), chosen explicitly with
+``--hypothesis-profile=ci`` (``make test`` and ``.ci/run`` pass it).
+
+A skipped test fails the run: a skip would hide a missing module or service as a pass.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,11 +21,18 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import support
 from support import diabetes_frame, iris_frame, mixed_frame
+
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci", deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("dev")
 
 
 @pytest.fixture
@@ -70,13 +82,15 @@ def trained_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-_THIS_MODULE = sys.modules[__name__]
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")  # the SDK's banner on import
 
 
-def pytest_pycollect_makemodule(module_path: Path, parent: Any) -> None:
-    """Keep ``from conftest import mixed_frame`` (published here first) working in test modules
-    outside tests/container: pytest binds the name ``conftest`` to whichever directory's
-    conftest.py it imported last, and tests/container has its own.  New code: import from
-    ``support``."""
-    if "container" not in module_path.relative_to(Path(__file__).parent).parts[:1]:
-        sys.modules["conftest"] = _THIS_MODULE
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Turn a run with skipped tests into a failure (CI must not pass with parts unexercised)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if reporter is not None:
+            reporter.write_line(f"FAILED: {len(skipped)} test(s) skipped; nothing may be skipped", red=True)

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -106,6 +107,28 @@ def make_ml_root(
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
     return base
+
+
+def write_tree(base: Path, files: Mapping[str, str]) -> Path:
+    """``files`` (relative path -> text, dedented) written under ``base``."""
+    for rel, text in files.items():
+        path = base / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return base
+
+
+def script_root(
+    tmp_path: Path, program: str, files: Mapping[str, str], hyperparameters: Mapping[str, Any] | None = None
+) -> Path:
+    """An ML root whose hyperparameters ask for ``program`` from a source dir holding ``files``,
+    spelled as SDK v2 framework estimators write them (json.dumps of every value)."""
+    source = write_tree(tmp_path / "source", files)
+    params = {"sagemaker_program": program, "sagemaker_submit_directory": str(source)}
+    params.update(hyperparameters or {})
+    return make_ml_root(
+        tmp_path / "ml", channels={"train": {"data.csv": "1,2\n3,4\n"}}, hyperparameters=params
+    )
 
 
 @contextlib.contextmanager
@@ -232,14 +255,16 @@ def run_train(
     timeout: float = 300,
     unprivileged: bool = False,
     python: str | None = None,
+    capture: bool = True,
 ) -> subprocess.CompletedProcess:
     """Run ``container/train`` as a real process with SAGEMAKER_BASE_DIR=root
     (``unprivileged``: subject to file modes even as root, see :func:`without_file_privileges`;
-    ``python``: another interpreter, e.g. a throwaway venv that user-code installs may change)."""
+    ``python``: another interpreter, e.g. a throwaway venv that user-code installs may change;
+    ``capture=False``: the output goes to this process's own, as in ``make demo``)."""
     return subprocess.run(
         train_command(*args, python=python),
         cwd=str(REPO),
-        capture_output=True,
+        capture_output=capture,
         text=True,
         timeout=timeout,
         env=clean_environ(env, SAGEMAKER_BASE_DIR=str(root)),

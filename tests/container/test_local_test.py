@@ -107,7 +107,10 @@ def test_predict_reports_a_client_error_clearly(served, tmp_path: Path) -> None:
     bad.write_text("1,2\n")
     result = predict(env, str(bad))
     assert result.returncode != 0
-    assert "error" in result.stdout + result.stderr
+    assert "returned error: 400" in result.stderr, result.stderr  # curl --fail-with-body's status line
+    body = json.loads(result.stdout.strip())  # the server's JSON error, not a traceback
+    assert body["error"] == "wrong_column_count", body
+    assert "row 1 has 2 values" in body["message"] and body["request_id"], body
 
 
 def test_scripts_explain_missing_prerequisites(tmp_path: Path) -> None:

@@ -23,9 +23,9 @@ from typing import Any
 
 import pandas as pd
 import requests
-from conftest import diabetes_frame, iris_frame, mixed_frame
 
 import support
+from support import diabetes_frame, iris_frame, mixed_frame
 
 # name -> (frame factory, target, hyperparameters)
 KINDS: Mapping[str, tuple[Any, str, dict[str, Any]]] = {

@@ -8,17 +8,13 @@ server on localhost, so the bytes and headers (Content-Type, Accept) are exactly
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
 import serving_models as sm
-
-os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-sagemaker = pytest.importorskip("sagemaker")
-from sagemaker import deserializers, serializers  # noqa: E402
-from sagemaker.local import LocalSession, local_session  # noqa: E402
-from sagemaker.predictor import Predictor  # noqa: E402
+from sagemaker import deserializers, serializers
+from sagemaker.local import LocalSession, local_session
+from sagemaker.predictor import Predictor
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
-from support import csv_bytes, make_ml_root, model_dir_entries, read_failure, start_train
+from support import csv_bytes, make_ml_root, model_dir_entries, read_failure, script_root, start_train
 
 GRACE_SECONDS = 120  # SIGKILL follows after this on SageMaker
 
@@ -89,8 +90,36 @@ def test_sigterm_mid_fit_stops_cleanly(tmp_path, big_csv, params):
     assert f"while fitting {params['algorithm']}" in first and "no model was saved" in first
     assert model_dir_entries(root) == []
     assert "SIGTERM received while fitting" in output
-    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True)
-    assert children.stdout.strip() == ""
+
+
+POOL_SCRIPT = """\
+    import multiprocessing, time
+
+    def work(_):
+        time.sleep(600)
+
+    if __name__ == "__main__":
+        pool = multiprocessing.Pool(2)
+        pool.map_async(work, range(2))
+        print("ready", flush=True)
+        time.sleep(600)
+    """
+
+
+def test_sigterm_leaves_no_process_of_the_job_behind(tmp_path):
+    """A job that really starts processes (a user script with a multiprocessing pool): every
+    process under train, recorded before the signal, is gone once train has exited."""
+    root = script_root(tmp_path, "train.py", {"train.py": POOL_SCRIPT})
+    with _training(root) as proc:
+        for line in proc.stdout:
+            if line.strip() == "ready":
+                break
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        assert len(tree) >= 3, tree  # the script and its two pool workers
+        out = _stop(proc)
+    assert proc.returncode == 143, out
+    _, alive = psutil.wait_procs(tree, timeout=10)
+    assert alive == [], f"still running after train exited: {alive}"
 
 
 @pytest.mark.slow

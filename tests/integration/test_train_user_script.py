@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from support import make_ml_root, overlay_venv, read_failure, run_train, start_train
+from support import make_ml_root, overlay_venv, read_failure, run_train, script_root, start_train, write_tree
 
 OFFLINE = {"PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 
@@ -43,27 +43,6 @@ RECORDER = textwrap.dedent(
 @pytest.fixture(scope="module")
 def python(tmp_path_factory: pytest.TempPathFactory) -> str:
     return overlay_venv(tmp_path_factory.mktemp("venv") / "overlay")
-
-
-def write_tree(base: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = base / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return base
-
-
-def script_root(
-    tmp_path: Path, program: str, files: dict[str, str], hyperparameters: dict[str, Any] | None = None
-) -> Path:
-    """An ML root whose hyperparameters ask for ``program`` from a source dir holding ``files``,
-    spelled as SDK v2 framework estimators write them (json.dumps of every value)."""
-    source = write_tree(tmp_path / "source", files)
-    params = {"sagemaker_program": program, "sagemaker_submit_directory": str(source)}
-    params.update(hyperparameters or {})
-    return make_ml_root(
-        tmp_path / "ml", channels={"train": {"data.csv": "1,2\n3,4\n"}}, hyperparameters=params
-    )
 
 
 def seen(root: Path) -> dict[str, Any]:
