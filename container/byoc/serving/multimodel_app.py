@@ -17,12 +17,14 @@ Which models are loaded, and how each worker caches them, is :mod:`byoc.serving.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib
 import json
 import logging
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from flask import Flask, Response, request
 
 from byoc.errors import UserError
 from byoc.serving import handler as handlers
-from byoc.serving import multimodel
+from byoc.serving import hooks, multimodel
 from byoc.serving.app import answer, request_id_of_current_request
 from byoc.serving.handler import Handler
 from byoc.serving.settings import ServingSettings
@@ -46,13 +48,32 @@ INDEX_EXTENSION = "byoc.model_index"
 REGISTRY_EXTENSION = "byoc.model_registry"
 
 
+@contextlib.contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` across worker processes."""
+    with open(lock_file, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def handler_factory(
-    settings: ServingSettings, environ: Mapping[str, str]
+    settings: ServingSettings, environ: Mapping[str, str], install_lock: Path
 ) -> multimodel.HandlerFactory[Handler]:
-    """Model directory -> warmed-up handler: the same loader single-model serving uses."""
+    """Model directory -> warmed-up handler: the same loader single-model serving uses.
+
+    A model whose code brings a requirements.txt is loaded under ``install_lock``: workers load
+    on demand, and two pip processes must not install into one environment at once.
+    """
 
     def load(model_dir: Path) -> Handler:
-        handler = handlers.load(model_dir, settings, environ)
+        if any((model_dir / hooks.CODE_DIR).glob(hooks.REQUIREMENTS)):
+            with _exclusive(install_lock):
+                handler = handlers.load(model_dir, settings, environ)
+        else:
+            handler = handlers.load(model_dir, settings, environ)
         try:
             handler.warm_up()
         except Exception as exc:  # noqa: BLE001 - as at start-up: a failed warm-up is not fatal
@@ -106,7 +127,9 @@ def add_routes(
     app.extensions[INDEX_EXTENSION] = index_dir
     budget = multimodel.memory_budget(settings.model_memory_mb)
     registry: multimodel.ModelRegistry[Handler] = multimodel.ModelRegistry(
-        multimodel.ModelIndex(index_dir), handler_factory(settings, environ), budget // settings.workers
+        multimodel.ModelIndex(index_dir),
+        handler_factory(settings, environ, index_dir / ".install.lock"),
+        budget // settings.workers,
     )
     app.extensions[REGISTRY_EXTENSION] = registry
     # A worker serves /ping and the management calls from spare threads while one thread
