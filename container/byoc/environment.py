@@ -281,7 +281,15 @@ class TrainingEnvironment:
         if not isinstance(resourceconfig, Mapping):
             raise ConfigError("resourceconfig.json must hold a JSON object (current_host, hosts)")
         current_host = resourceconfig.get("current_host") or "algo-1"
-        hosts = tuple(sorted(resourceconfig.get("hosts") or [current_host]))
+        hosts = resourceconfig.get("hosts") or [current_host]
+        if not isinstance(current_host, str) or not (
+            isinstance(hosts, list) and all(isinstance(h, str) for h in hosts)
+        ):
+            raise ConfigError(
+                'resourceconfig.json: current_host must be a string and hosts a list of strings, e.g. {"current_host": '
+                '"algo-1", "hosts": ["algo-1"]}'
+            )
+        hosts = tuple(sorted(hosts))
         environ = dict(os.environ if environ is None else environ)
         return cls(
             paths=paths,

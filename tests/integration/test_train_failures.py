@@ -371,6 +371,14 @@ def test_symlink_loop_reads_each_file_once(tmp_path):
     assert "train/again.csv is the same file as train/a.csv: read once" in result.stdout
 
 
+@pytest.mark.parametrize("body", [b'{"current_host": "algo-1", "hosts": 2}', b'{"current_host": 1}', b"[]"])
+def test_resourceconfig_that_is_not_the_platforms_shape(tmp_path, body):
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    (root / "input/config/resourceconfig.json").write_bytes(body)
+    result = run_train(root)
+    _fails_as_user_error(root, result, r"resourceconfig\.json")
+
+
 def test_existing_failure_file_is_never_overwritten(tmp_path):
     root = make_ml_root(tmp_path, channels={"validation": {"v.csv": GOOD}})
     (root / "output" / "failure").write_text("the platform's own reason\n")
