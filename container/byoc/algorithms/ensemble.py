@@ -178,7 +178,7 @@ class EnsembleClassifier(ClassifierMixin, _CVWeightedEnsemble):
         total = np.zeros((len(X), len(self.classes_)))
         for weight, est in zip(self.weights_, self.estimators_, strict=True):
             if weight > 0:
-                total += weight * _aligned_proba(est, X, self.classes_)
+                total += weight * aligned_proba(est, X, self.classes_)
         return total / self.weights_[self.weights_ > 0].sum()
 
     def predict(self, X: Any) -> np.ndarray:
@@ -209,7 +209,7 @@ class EnsembleRegressor(RegressorMixin, _CVWeightedEnsemble):
         return total / self.weights_[self.weights_ > 0].sum()
 
 
-def _aligned_proba(estimator: Any, X: Any, classes: np.ndarray) -> np.ndarray:
+def aligned_proba(estimator: Any, X: Any, classes: np.ndarray) -> np.ndarray:
     """A member's probabilities with one column per ensemble class (absent classes: 0)."""
     proba = np.asarray(estimator.predict_proba(X), dtype=float)
     own = np.asarray(getattr(estimator, "classes_", classes))

@@ -1,0 +1,119 @@
+"""Finished candidates recorded under /opt/ml/checkpoints, so a restarted job does not repeat them.
+
+SageMaker syncs the checkpoint directory to S3 and restores it when a managed spot job resumes.
+Each finished candidate is two files: its result as JSON and its held-out predictions as .npy,
+written atomically (temp file + rename) under a fingerprint of the data, the evaluation plan and
+the objective — a job restarted on other data or with another objective starts afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pandas as pd
+
+from byoc.automl.candidates import Candidate
+from byoc.automl.search import COMPLETED, FAILED, Plan, Result
+
+log = logging.getLogger(__name__)
+FOLDER = "byoc-automl"
+
+
+def fingerprint(X: pd.DataFrame, y: np.ndarray, plan: Plan, objective: str, seed: int) -> str:
+    digest = hashlib.sha256()
+    digest.update(
+        json.dumps([list(map(str, X.columns)), X.shape, plan.description, objective, seed]).encode()
+    )
+    digest.update(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes())
+    digest.update(np.ascontiguousarray(y).tobytes())
+    return digest.hexdigest()[:20]
+
+
+class Checkpoints:
+    """Read and write finished candidates for one fingerprint."""
+
+    def __init__(self, root: Path, key: str) -> None:
+        self.folder = root / FOLDER / key
+
+    @staticmethod
+    def _stem(candidate: Candidate) -> str:
+        return hashlib.sha256(candidate.name.encode()).hexdigest()[:16]
+
+    def save(self, result: Result) -> None:
+        if result.status not in (COMPLETED, FAILED):
+            return  # stopped or skipped candidates are tried again after a restart
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stem = self._stem(result.candidate)
+        if result.oof is not None:
+            _atomic(self.folder / f"{stem}.npy", lambda fh: np.save(fh, result.oof, allow_pickle=False))
+        record = {
+            "family": result.candidate.family,
+            "encoding": result.candidate.encoding,
+            "params": dict(result.candidate.params),
+            "status": result.status,
+            "score": result.score,
+            "std": result.std,
+            "metrics": result.metrics,
+            "fit_seconds": result.fit_seconds,
+            "message": result.message,
+        }
+        _atomic(self.folder / f"{stem}.json", lambda fh: fh.write(json.dumps(record).encode()))
+
+    def load(self) -> list[Result]:
+        if not self.folder.is_dir():
+            return []
+        results: list[Result] = []
+        for path in sorted(self.folder.glob("*.json")):
+            try:
+                record = json.loads(path.read_text())
+                candidate = Candidate(record["family"], record["encoding"], record["params"])
+                oof = None
+                if record["status"] == COMPLETED:
+                    oof = np.load(path.with_suffix(".npy"), allow_pickle=False)
+                results.append(
+                    Result(
+                        candidate,
+                        record["status"],
+                        record["score"],
+                        record["std"],
+                        record["metrics"],
+                        record["fit_seconds"],
+                        0.0,
+                        record.get("message", "") + " (from a checkpoint)",
+                        oof,
+                    )
+                )
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("auto: ignoring checkpoint %s: %s", path.name, exc)
+        if results:
+            log.info("auto: resuming with %d finished candidate(s) from %s", len(results), self.folder)
+        return results
+
+
+def _atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def restore(checkpoints: Checkpoints | None, expected: Sequence[int]) -> list[Result]:
+    """Checkpointed results whose predictions cover the plan's held-out rows (``expected`` shape)."""
+    if checkpoints is None:
+        return []
+    kept = []
+    for result in checkpoints.load():
+        if result.oof is not None and tuple(result.oof.shape[:1]) != tuple(expected[:1]):
+            log.warning("auto: ignoring checkpointed %s: its predictions do not match the data", result.name)
+            continue
+        kept.append(result)
+    return kept

@@ -1,0 +1,343 @@
+"""The ``algorithm=auto`` fit step: explore, search, blend, refit, and write what a person reads.
+
+:func:`run` takes the frames the training flow already read and checked, and returns the
+estimator to save — a pipeline or a blend of pipelines that ``byoc.artifact`` saves and the
+server serves like any other model — with the leaderboard and the held-out metrics.  Budget:
+the whole job (reading included: ``started`` is the job's start) ends within
+``max_runtime_seconds``; the search stops early enough to leave time for the final refit and the
+report, which the cost model estimates from what the candidates cost.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from byoc import metrics
+from byoc.artifact import REGRESSION, Feature
+from byoc.automl import blend, candidates, checkpoints, explore, objective, report, search
+
+log = logging.getLogger(__name__)
+
+REPORT_RESERVE = 0.06  # share of the budget kept for the report and saving
+MIN_RESERVE_SECONDS = 3.0
+IMPORTANCE_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class AutoSettings:
+    """The hyperparameters of ``algorithm=auto``."""
+
+    max_runtime_seconds: float = 300.0
+    objective_metric: str | None = None
+    max_candidates: int | None = None
+    seed: int = 0
+    n_jobs: int = -1
+
+
+@dataclass
+class AutoResult:
+    """What the flow saves and logs."""
+
+    estimator: Any
+    objective: objective.Objective
+    held_out_metrics: dict[str, float]
+    leaderboard: list[dict[str, Any]]
+    details: dict[str, Any]
+    results: list[search.Result] = field(repr=False, default_factory=list)
+
+
+def _log_candidate(result: search.Result, number: int, left: float, started: float, name: str) -> None:
+    elapsed = time.monotonic() - started
+    if result.status == search.COMPLETED:
+        log.info(
+            "auto candidate %d: %s: %s=%.6f (±%.4f) in %.1f s; elapsed %.1f s, budget left %.1f s",
+            number,
+            result.name,
+            name,
+            result.score,
+            result.std,
+            result.fit_seconds,
+            elapsed,
+            left,
+        )
+    else:
+        log.info(
+            "auto candidate %d: %s: %s (%s); elapsed %.1f s, budget left %.1f s",
+            number,
+            result.name,
+            result.status.lower(),
+            result.message,
+            elapsed,
+            left,
+        )
+
+
+def leaderboard_rows(
+    results: Sequence[search.Result],
+    goal: objective.Objective,
+    weights: Mapping[str, float],
+    problem_type: str,
+) -> list[dict[str, Any]]:
+    """Every candidate, best first; Autopilot's candidate fields where they map."""
+
+    def order(r: search.Result) -> tuple[int, float]:
+        return (0 if r.status == search.COMPLETED else 1, goal.loss(r.score))
+
+    names = metrics.names(problem_type)
+    rows = []
+    for rank, result in enumerate(sorted(results, key=order), start=1):
+        row: dict[str, Any] = {
+            "rank": rank,
+            "candidate_name": result.name,
+            "candidate_status": result.status,
+            "family": result.candidate.family,
+            "preprocessing": f"{result.candidate.encoding} categories",
+            "hyperparameters": result.candidate.hyperparameters_json(),
+            "objective_metric": goal.name,
+            "objective_value": result.score if math.isfinite(result.score) else None,
+            "objective_std": result.std if math.isfinite(result.std) else None,
+        }
+        for name in names:
+            row[name] = result.metrics.get(name)
+        row.update(
+            fit_time_seconds=round(result.fit_seconds, 3),
+            finished_at_seconds=round(result.finished_at, 3),
+            ensemble_weight=round(weights.get(result.name, 0.0), 6),
+            message=result.message,
+        )
+        rows.append(row)
+    return rows
+
+
+def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    if not rows:
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_text(path, buffer.getvalue())
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _refit(
+    members: Sequence[tuple[search.Result, float]],
+    X: pd.DataFrame,
+    y: np.ndarray,
+    ctx: search.Context,
+    costs: search.CostModel,
+    deadline: float,
+) -> list[tuple[str, Any, float]]:
+    """Fit the chosen candidates on all rows, heaviest weight first, dropping members that
+    would overrun the deadline (the best one is always fitted: a job must leave a model)."""
+    fitted: list[tuple[str, Any, float]] = []
+    for result, weight in sorted(members, key=lambda m: -m[1]):
+        expected = costs.refit(result.candidate, ctx.plan.folds)
+        if fitted and (ctx.stop.is_set() or time.monotonic() + expected > deadline):
+            log.info(
+                "auto: leaving %s out of the blend: refitting it needs about %.1f s, %.1f s left",
+                result.name,
+                expected,
+                max(deadline - time.monotonic(), 0.0),
+            )
+            continue
+        started = time.monotonic()
+        model = candidates.build(
+            result.candidate, ctx.problem_type, ctx.features, random_state=ctx.seed, n_jobs=ctx.n_jobs
+        )
+        with threadpool_limits(limits=1, user_api="openmp"):  # as in the search: see byoc.automl.search
+            model.fit(X, y)
+        log.info("auto: refitted %s on %d rows in %.1f s", result.name, len(X), time.monotonic() - started)
+        fitted.append((result.name, model, weight))
+    total = sum(w for _, _, w in fitted)
+    return [(name, model, w / total) for name, model, w in fitted]
+
+
+def _importances(
+    estimator: Any, X: pd.DataFrame, y: np.ndarray, problem_type: str, seed: int, time_left: float
+) -> dict[str, float] | None:
+    from sklearn.inspection import permutation_importance
+
+    if time_left < 5:
+        return None
+    rows = np.random.default_rng(seed).choice(len(X), size=min(len(X), IMPORTANCE_ROWS), replace=False)
+    scoring = "r2" if problem_type == REGRESSION else "balanced_accuracy"
+    result = permutation_importance(
+        estimator, X.iloc[rows], y[rows], scoring=scoring, n_repeats=3, random_state=seed
+    )
+    return {str(c): float(v) for c, v in zip(X.columns, result.importances_mean, strict=True)}
+
+
+def run(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    problem_type: str,
+    features: Sequence[Feature],
+    classes: Sequence[Any] | None,
+    settings: AutoSettings,
+    output_dir: Path,
+    started: float,
+    validation: tuple[pd.DataFrame, np.ndarray] | None = None,
+    checkpoint_dir: Path | None = None,
+    stop: threading.Event | None = None,
+) -> AutoResult:
+    """Explore, search, blend, refit; write exploration.json, leaderboard.csv and report.html."""
+    stop = stop or threading.Event()
+    budget = float(settings.max_runtime_seconds)
+    hard_deadline = started + budget
+    goal = objective.resolve(settings.objective_metric, problem_type)
+    n_classes = 0 if problem_type == REGRESSION else len(classes or [])
+    log.info(
+        "auto: objective %s (%s), budget %.0f s (%.1f s used before the search)",
+        goal.name,
+        "maximise" if goal.maximise else "minimise",
+        budget,
+        time.monotonic() - started,
+    )
+
+    exploration = explore.explore(X, y, problem_type, features, classes, seed=settings.seed)
+    _write_text(output_dir / "exploration.json", json.dumps(exploration, indent=2, default=str))
+
+    if validation is not None:
+        X_all = pd.concat([X, validation[0]], ignore_index=True)
+        y_all = np.concatenate([y, validation[1]])
+        plan = search.make_plan(y_all, problem_type, seed=settings.seed, n_train=len(X))
+    else:
+        X_all, y_all = X.reset_index(drop=True), np.asarray(y)
+        plan = search.make_plan(y_all, problem_type, seed=settings.seed)
+    log.info("auto: candidates are scored on %s", plan.description)
+    ctx = search.Context(
+        X_all,
+        y_all,
+        problem_type,
+        features,
+        n_classes,
+        goal,
+        plan,
+        settings.seed,
+        settings.n_jobs,
+        started,
+        hard_deadline,
+        stop,
+    )
+
+    store = None
+    if checkpoint_dir is not None:
+        key = checkpoints.fingerprint(X_all, y_all, plan, goal.name, settings.seed)
+        store = checkpoints.Checkpoints(checkpoint_dir, key)
+    done = checkpoints.restore(store, (int(plan.covered.sum()),))
+    reserve_report = max(MIN_RESERVE_SECONDS, REPORT_RESERVE * budget)
+
+    def search_deadline(completed: list[search.Result]) -> float:
+        refit = sum(finder.costs.refit(r.candidate, plan.folds) for r in completed[:3])
+        return hard_deadline - reserve_report - refit
+
+    def on_result(result: search.Result, number: int, left: float) -> None:
+        _log_candidate(result, number, left, started, goal.name)
+        if store is not None:
+            store.save(result)
+
+    finder = search.Search(
+        ctx,
+        search_deadline=search_deadline,
+        done=done,
+        on_result=on_result,
+        max_candidates=settings.max_candidates,
+    )
+    has_text = any(f.kind == "categorical" for f in features)
+    results = finder.run(candidates.portfolio(problem_type, len(X), len(features), has_text))
+    ranked = finder.completed()
+    if not ranked:
+        failures = "; ".join(f"{r.name}: {r.message}" for r in results[:3])
+        raise RuntimeError(f"no AutoML candidate finished ({failures or 'the budget allowed none'})")
+
+    y_held = y_all[plan.covered]
+    weights, blend_score = blend.select(ranked, y_held, goal, problem_type, n_classes)
+    best = ranked[0]
+    if len(weights) > 1 and goal.better(blend_score, best.score):
+        log.info(
+            "auto: blend of %d candidates scores %s=%.6f against %.6f for the best alone",
+            len(weights),
+            goal.name,
+            blend_score,
+            best.score,
+        )
+        chosen = [(r, weights[r.name]) for r in ranked if r.name in weights]
+    else:
+        chosen, weights = [(best, 1.0)], {best.name: 1.0}
+    X_fit, y_fit = (X, np.asarray(y)) if validation is not None else (X_all, y_all)
+    members = _refit(chosen, X_fit, y_fit, ctx, finder.costs, hard_deadline - reserve_report / 2)
+    weights = {name: w for name, _, w in members}
+    estimator = blend.assemble(members, problem_type, n_classes)
+
+    by_name = {r.name: r for r in ranked}
+    held_out = sum(w * by_name[name].oof for name, w in weights.items())
+    held_out_metrics = search.score_predictions(y_held, np.asarray(held_out), problem_type, n_classes)
+    log.info(
+        "auto: chose %s; held-out %s=%.6f",
+        ", ".join(f"{n} ({w:.2f})" for n, w in weights.items()),
+        goal.name,
+        held_out_metrics.get(goal.key, float("nan")),
+    )
+
+    rows = leaderboard_rows(results, goal, weights, problem_type)
+    _write_csv(output_dir / "leaderboard.csv", rows)
+    importances = _importances(
+        estimator, X_fit, y_fit, problem_type, settings.seed, hard_deadline - time.monotonic()
+    )
+    summary = {
+        "problem type": problem_type,
+        "objective": f"{goal.name} ({'higher' if goal.maximise else 'lower'} is better)",
+        "held-out score of the chosen model": held_out_metrics.get(goal.key),
+        "chosen model": ", ".join(f"{n} (weight {w:.2f})" for n, w in weights.items()),
+        "evaluation": plan.description,
+        "candidates": f"{len(ranked)} completed of {len(results)}",
+        "budget": f"{budget:.0f} s, {time.monotonic() - started:.1f} s used before the report",
+    }
+    labels = [str(c) for c in classes] if classes is not None else []
+    page = report.render(
+        problem_type=problem_type,
+        objective=goal,
+        y=y_held,
+        held_out=np.asarray(held_out),
+        labels=labels,
+        results=results,
+        leaderboard=rows,
+        exploration=exploration,
+        importances=importances,
+        summary=summary,
+    )
+    _write_text(output_dir / "report.html", page)
+    details = {
+        "automl": {
+            "objective": goal.name,
+            "evaluation": plan.description,
+            "held_out_score": held_out_metrics.get(goal.key),
+            "members": [{"name": n, "weight": round(w, 6)} for n, w in weights.items()],
+            "candidates_completed": len(ranked),
+            "candidates_total": len(results),
+        }
+    }
+    return AutoResult(estimator, goal, held_out_metrics, rows, details, results)

@@ -1,0 +1,240 @@
+"""report.html: one self-contained page a person reads offline after the job.
+
+Plots are PNG images embedded as data URIs (matplotlib, Agg backend: no display, no network),
+drawn from the held-out predictions the search already has, so the report shows how the chosen
+model did on rows it was not fitted on.  Text comes from the data, so every string is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from byoc.artifact import REGRESSION
+from byoc.automl.search import COMPLETED, Result
+
+Figure = Any
+
+
+def _png(draw: Callable[[Any], None], *, width: float = 5.5, height: float = 4.0) -> str:
+    """A data URI of what ``draw(axes)`` plotted."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure as _Figure
+
+    figure = _Figure(figsize=(width, height), dpi=96)
+    axes = figure.subplots()
+    draw(axes)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _confusion(y: np.ndarray, predicted: np.ndarray, labels: Sequence[str]) -> Callable[[Any], None]:
+    from sklearn.metrics import confusion_matrix
+
+    matrix = confusion_matrix(y, predicted, labels=list(range(len(labels))))
+
+    def draw(ax: Any) -> None:
+        ax.imshow(matrix, cmap="Blues")
+        ticks = range(len(labels))
+        ax.set_xticks(list(ticks), [str(v)[:12] for v in labels], rotation=45, ha="right")
+        ax.set_yticks(list(ticks), [str(v)[:12] for v in labels])
+        for i in ticks:
+            for j in ticks:
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("actual")
+        ax.set_title("Confusion matrix (held-out rows)")
+
+    return draw
+
+
+def _curves(y: np.ndarray, proba: np.ndarray, labels: Sequence[str], kind: str) -> Callable[[Any], None]:
+    from sklearn.metrics import auc, precision_recall_curve, roc_curve
+
+    classes = [1] if proba.shape[1] == 2 else list(range(min(proba.shape[1], 10)))
+
+    def draw(ax: Any) -> None:
+        for k in classes:
+            truth = (y == k).astype(int)
+            if truth.min() == truth.max():
+                continue
+            if kind == "roc":
+                fpr, tpr, _ = roc_curve(truth, proba[:, k])
+                ax.plot(fpr, tpr, label=f"{str(labels[k])[:12]} (AUC {auc(fpr, tpr):.3f})")
+            else:
+                precision, recall, _ = precision_recall_curve(truth, proba[:, k])
+                ax.plot(recall, precision, label=str(labels[k])[:12])
+        if kind == "roc":
+            ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+            ax.set_xlabel("false positive rate")
+            ax.set_ylabel("true positive rate")
+            ax.set_title("ROC curve (held-out rows)")
+        else:
+            ax.set_xlabel("recall")
+            ax.set_ylabel("precision")
+            ax.set_title("Precision-recall curve (held-out rows)")
+        ax.legend(fontsize=7)
+
+    return draw
+
+
+def _scatter(y: np.ndarray, predicted: np.ndarray) -> Callable[[Any], None]:
+    def draw(ax: Any) -> None:
+        ax.scatter(y, predicted, s=6, alpha=0.5)
+        low, high = float(min(y.min(), predicted.min())), float(max(y.max(), predicted.max()))
+        ax.plot([low, high], [low, high], linestyle="--", color="grey")
+        ax.set_xlabel("actual")
+        ax.set_ylabel("predicted")
+        ax.set_title("Predicted vs actual (held-out rows)")
+
+    return draw
+
+
+def _residuals(y: np.ndarray, predicted: np.ndarray) -> Callable[[Any], None]:
+    def draw(ax: Any) -> None:
+        ax.scatter(predicted, y - predicted, s=6, alpha=0.5)
+        ax.axhline(0, linestyle="--", color="grey")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("actual - predicted")
+        ax.set_title("Residuals (held-out rows)")
+
+    return draw
+
+
+def _importances(importances: Mapping[str, float]) -> Callable[[Any], None]:
+    top = sorted(importances.items(), key=lambda kv: kv[1], reverse=True)[:20][::-1]
+
+    def draw(ax: Any) -> None:
+        ax.barh([str(k)[:24] for k, _ in top], [v for _, v in top])
+        ax.set_xlabel("mean score drop when shuffled")
+        ax.set_title("Permutation feature importance")
+
+    return draw
+
+
+def _timeline(results: Sequence[Result], objective: Any) -> Callable[[Any], None]:
+    done = sorted(
+        (r for r in results if r.status == COMPLETED and math.isfinite(r.score)), key=lambda r: r.finished_at
+    )
+    times = [r.finished_at for r in done]
+    scores = [r.score for r in done]
+    best: list[float] = []
+    for score in scores:
+        best.append(score if not best or objective.better(score, best[-1]) else best[-1])
+
+    def draw(ax: Any) -> None:
+        ax.scatter(times, scores, s=10, label="candidate")
+        ax.step(times, best, where="post", color="C1", label="best so far")
+        ax.set_xlabel("seconds since the job started")
+        ax.set_ylabel(objective.name)
+        ax.set_title("Score over time")
+        ax.legend(fontsize=7)
+
+    return draw
+
+
+def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in columns) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}" if math.isfinite(value) else ""
+    return str(value)
+
+
+def render(
+    *,
+    problem_type: str,
+    objective: Any,
+    y: np.ndarray,
+    held_out: np.ndarray,
+    labels: Sequence[str],
+    results: Sequence[Result],
+    leaderboard: Sequence[Mapping[str, Any]],
+    exploration: Mapping[str, Any],
+    importances: Mapping[str, float] | None,
+    summary: Mapping[str, Any],
+) -> str:
+    """The whole page as a string."""
+    images: list[tuple[str, str]] = []
+    if problem_type == REGRESSION:
+        images.append(("Predicted vs actual", _png(_scatter(y, held_out))))
+        images.append(("Residuals", _png(_residuals(y, held_out))))
+    else:
+        predicted = held_out.argmax(axis=1)
+        images.append(("Confusion matrix", _png(_confusion(y, predicted, labels))))
+        images.append(("ROC curve", _png(_curves(y, held_out, labels, "roc"))))
+        images.append(("Precision-recall curve", _png(_curves(y, held_out, labels, "pr"))))
+    if importances:
+        images.append(("Permutation feature importance", _png(_importances(importances), height=5.0)))
+    images.append(("Score over time", _png(_timeline(results, objective))))
+    figures = "".join(
+        f'<figure><img alt="{html.escape(title)}" src="{uri}"><figcaption>{html.escape(title)}</figcaption></figure>'
+        for title, uri in images
+    )
+    columns = [
+        "rank",
+        "candidate_name",
+        "candidate_status",
+        "family",
+        "preprocessing",
+        "objective_value",
+        "objective_std",
+        "fit_time_seconds",
+        "ensemble_weight",
+    ]
+    warnings = "".join(f"<li>{html.escape(w['message'])}</li>" for w in exploration.get("warnings", []))
+    feature_rows = [
+        {
+            k: v
+            for k, v in f.items()
+            if k in ("name", "type", "missing_share", "cardinality", "single_column_score")
+        }
+        for f in exploration.get("features", [])
+    ]
+    facts = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_cell(v))}</td></tr>" for k, v in summary.items()
+    )
+    target = html.escape(json.dumps(exploration.get("target", {}), indent=1))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>byoc AutoML report</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; }}
+figure {{ display: inline-block; margin: 0.5em; }}
+img {{ max-width: 560px; }}
+pre {{ background: #f6f6f6; padding: 0.5em; }}
+</style></head><body>
+<h1>byoc AutoML report</h1>
+<table>{facts}</table>
+<h2>Model quality</h2>
+{figures}
+<h2>Leaderboard</h2>
+{_table(leaderboard, columns)}
+<h2>Data exploration</h2>
+<ul>{warnings or "<li>no warnings</li>"}</ul>
+{_table(feature_rows, ["name", "type", "missing_share", "cardinality", "single_column_score"])}
+<h3>Target</h3>
+<pre>{target}</pre>
+</body></html>
+"""

@@ -1,0 +1,352 @@
+"""Scoring candidates under a time budget: the evaluation plan, one candidate's score, the search.
+
+The plan adapts to the data's size: small data gets repeated stratified k-fold (a single split
+of a few hundred rows is noise — the reason a plain default often beats a searched model there),
+larger data fewer folds, very large data one held-out split; a validation channel, when given,
+is the held-out split.  Every candidate is scored on the same splits, and its out-of-fold
+predictions are kept: they rank candidates, choose the blend and draw the report, all on rows
+the model did not see.
+
+The search spends the budget in two phases: the portfolio of known-good configurations, then a
+local search around the best families.  Before each candidate it estimates the cost from what
+the same family has cost so far and skips what cannot finish before the search deadline (the
+budget minus what the final refit and the report will need).  A stop request (SIGTERM) or the
+hard deadline ends a candidate between folds.  Folds run with one OpenMP thread: a fold is
+small, and HistGradientBoosting's OpenMP threads spin-wait, so on a busy or small machine
+they cost 10-50x more than they save.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import (
+    KFold,
+    RepeatedKFold,
+    RepeatedStratifiedKFold,
+    ShuffleSplit,
+    StratifiedKFold,
+    StratifiedShuffleSplit,
+)
+from threadpoolctl import threadpool_limits
+
+from byoc import metrics
+from byoc.algorithms.ensemble import aligned_proba
+from byoc.artifact import REGRESSION, Feature
+from byoc.automl import candidates as cands
+from byoc.automl.objective import Objective
+
+log = logging.getLogger(__name__)
+
+COMPLETED, FAILED, STOPPED, SKIPPED = "Completed", "Failed", "Stopped", "Skipped"
+SMALL_ROWS = 2000
+MEDIUM_ROWS = 20000
+LARGE_ROWS = 100000
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The splits every candidate is scored on; ``covered`` marks rows with a held-out prediction."""
+
+    splits: tuple[tuple[np.ndarray, np.ndarray], ...]
+    covered: np.ndarray
+    description: str
+
+    @property
+    def folds(self) -> int:
+        return len(self.splits)
+
+
+def make_plan(y: np.ndarray, problem_type: str, *, seed: int, n_train: int | None = None) -> Plan:
+    """Splits for ``len(y)`` rows; with ``n_train``, rows from ``n_train`` on are the validation channel."""
+    n = len(y)
+    if n_train is not None and n_train < n:
+        train, test = np.arange(n_train), np.arange(n_train, n)
+        covered = np.zeros(n, dtype=bool)
+        covered[test] = True
+        return Plan(((train, test),), covered, f"the validation channel ({n - n_train} rows)")
+    classify = problem_type != REGRESSION
+    smallest = int(np.bincount(np.asarray(y, dtype=np.intp)).min()) if classify else n
+    splitter: Any
+    if n > LARGE_ROWS:
+        kind = StratifiedShuffleSplit if classify else ShuffleSplit
+        splitter = kind(n_splits=1, test_size=0.2, random_state=seed)
+        description = "one stratified 80/20 split" if classify else "one 80/20 split"
+    else:
+        folds = 5 if n <= MEDIUM_ROWS else 3
+        repeats = 3 if n <= SMALL_ROWS else 1
+        folds = max(2, min(folds, smallest)) if classify else folds
+        if repeats > 1:
+            kind = RepeatedStratifiedKFold if classify else RepeatedKFold
+            splitter = kind(n_splits=folds, n_repeats=repeats, random_state=seed)
+        else:
+            kind = StratifiedKFold if classify else KFold
+            splitter = kind(n_splits=folds, shuffle=True, random_state=seed)
+        description = f"{'stratified ' if classify else ''}{folds}-fold cross-validation" + (
+            f" repeated {repeats} times" if repeats > 1 else ""
+        )
+    splits = tuple((np.asarray(a), np.asarray(b)) for a, b in splitter.split(np.zeros(n), y))
+    covered = np.zeros(n, dtype=bool)
+    for _, test in splits:
+        covered[test] = True
+    return Plan(splits, covered, description)
+
+
+@dataclass
+class Result:
+    """One candidate's outcome; ``oof`` holds its held-out predictions on ``plan.covered`` rows
+    (probabilities for classification, values for regression)."""
+
+    candidate: cands.Candidate
+    status: str
+    score: float = float("nan")
+    std: float = float("nan")
+    metrics: dict[str, float] = field(default_factory=dict)
+    fit_seconds: float = 0.0
+    finished_at: float = 0.0
+    message: str = ""
+    oof: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.candidate.name
+
+
+@dataclass
+class Context:
+    """Everything a candidate's evaluation needs besides the candidate."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    problem_type: str
+    features: Sequence[Feature]
+    n_classes: int
+    objective: Objective
+    plan: Plan
+    seed: int
+    n_jobs: int
+    started: float
+    hard_deadline: float
+    stop: threading.Event
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+def predict_held_out(model: Any, X: pd.DataFrame, problem_type: str, n_classes: int) -> np.ndarray:
+    if problem_type == REGRESSION:
+        return np.asarray(model.predict(X), dtype=float)
+    return aligned_proba(model, X, np.arange(n_classes))
+
+
+def score_predictions(
+    y: np.ndarray, predictions: np.ndarray, problem_type: str, n_classes: int
+) -> dict[str, float]:
+    """Every metric of ``byoc.metrics`` for held-out predictions (proba or values)."""
+    if problem_type == REGRESSION:
+        return metrics.compute(problem_type, y, predictions)
+    return metrics.compute(problem_type, y, predictions.argmax(axis=1), predictions, n_classes)
+
+
+def evaluate(candidate: cands.Candidate, ctx: Context, deadline: float | None = None) -> Result:
+    """Fit and score one candidate on every split of the plan.
+
+    Stops between folds on a stop request, past the hard deadline, or when the next fold is
+    expected (from the folds so far) to end after ``deadline``.
+    """
+    n = len(ctx.y)
+    shape = (n,) if ctx.problem_type == REGRESSION else (n, ctx.n_classes)
+    sums, counts = np.zeros(shape), np.zeros(n)
+    fold_scores: list[float] = []
+    fit_seconds = 0.0
+    for number, (train, test) in enumerate(ctx.plan.splits, start=1):
+        per_fold = fit_seconds / (number - 1) if number > 1 else 0.0
+        late = deadline is not None and time.monotonic() + per_fold > deadline
+        if ctx.stop.is_set() or time.monotonic() > ctx.hard_deadline or late:
+            why = "the job was asked to stop" if ctx.stop.is_set() else "the time budget ran out"
+            return Result(
+                candidate,
+                STOPPED,
+                fit_seconds=fit_seconds,
+                finished_at=ctx.elapsed(),
+                message=f"stopped after {number - 1} of {ctx.plan.folds} folds: {why}",
+            )
+        started = time.monotonic()
+        try:
+            with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="openmp"):
+                warnings.simplefilter("ignore")
+                model = cands.build(
+                    candidate, ctx.problem_type, ctx.features, random_state=ctx.seed, n_jobs=ctx.n_jobs
+                )
+                model.fit(ctx.X.iloc[train], ctx.y[train])
+                held_out = predict_held_out(model, ctx.X.iloc[test], ctx.problem_type, ctx.n_classes)
+        except Exception as exc:  # noqa: BLE001 - one candidate failing must not end the search
+            return Result(
+                candidate,
+                FAILED,
+                fit_seconds=fit_seconds + time.monotonic() - started,
+                finished_at=ctx.elapsed(),
+                message=f"{type(exc).__name__}: {exc}"[:500],
+            )
+        fit_seconds += time.monotonic() - started
+        sums[test] += held_out
+        counts[test] += 1
+        fold = score_predictions(ctx.y[test], held_out, ctx.problem_type, ctx.n_classes)
+        fold_scores.append(fold.get(ctx.objective.key, float("nan")))
+    covered = ctx.plan.covered
+    oof = sums[covered] / (counts[covered][:, None] if sums.ndim == 2 else counts[covered])
+    scores = score_predictions(ctx.y[covered], oof, ctx.problem_type, ctx.n_classes)
+    score = scores.get(ctx.objective.key, float("nan"))
+    finite = [s for s in fold_scores if math.isfinite(s)]
+    std = float(np.std(finite)) if len(finite) > 1 else 0.0
+    return Result(candidate, COMPLETED, score, std, scores, fit_seconds, ctx.elapsed(), oof=oof)
+
+
+class CostModel:
+    """Seconds per fold by family, learnt from finished candidates, scaled by their size knobs."""
+
+    _SIZE_KNOBS = {"n_estimators": 100, "max_iter": 100}
+
+    def __init__(self) -> None:
+        self._per_unit: dict[str, list[float]] = {}
+
+    def _units(self, candidate: cands.Candidate) -> float:
+        units = 1.0
+        for knob, base in self._SIZE_KNOBS.items():
+            if knob in candidate.params and candidate.family != "linear":
+                units *= max(float(candidate.params[knob]), 1.0) / base
+        return units
+
+    def record(self, result: Result, folds: int) -> None:
+        if result.status == COMPLETED and folds:
+            per_fold = result.fit_seconds / folds
+            self._per_unit.setdefault(result.candidate.family, []).append(
+                per_fold / self._units(result.candidate)
+            )
+
+    def estimate(self, candidate: cands.Candidate, folds: int) -> float | None:
+        """Expected seconds for all folds, or None for a family not seen yet."""
+        seen = self._per_unit.get(candidate.family)
+        if not seen:
+            return None
+        return float(np.median(seen)) * self._units(candidate) * folds
+
+    def refit(self, candidate: cands.Candidate, folds: int) -> float:
+        """Expected seconds to refit on all rows: one fold's cost, scaled up for the larger sample."""
+        per_fold = self.estimate(candidate, 1) or 0.0
+        share = 1.0 if folds <= 1 else folds / (folds - 1)
+        return per_fold * share * 1.2
+
+
+Reporter = Callable[[Result, int, float], None]
+
+
+class Search:
+    """Portfolio first, then local search around the best, within ``search_deadline``."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        search_deadline: Callable[[list[Result]], float],
+        done: Sequence[Result] = (),
+        on_result: Reporter | None = None,
+        max_candidates: int | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.search_deadline = search_deadline
+        self.results: list[Result] = list(done)
+        self.costs = CostModel()
+        for result in self.results:
+            self.costs.record(result, ctx.plan.folds)
+        self.on_result = on_result
+        self.max_candidates = max_candidates
+        self._seen = {r.name for r in self.results}
+        self.rng = np.random.default_rng(ctx.seed)
+
+    def completed(self) -> list[Result]:
+        done = [r for r in self.results if r.status == COMPLETED and math.isfinite(r.score)]
+        return sorted(done, key=lambda r: self.ctx.objective.loss(r.score))
+
+    def _finished(self) -> bool:
+        if self.ctx.stop.is_set():
+            return True
+        if self.max_candidates is not None and len(self.results) >= self.max_candidates:
+            return True
+        return time.monotonic() >= self.search_deadline(self.completed())
+
+    def _try(self, candidate: cands.Candidate) -> bool:
+        """Evaluate unless seen or too expensive for the time left; False when the search is over."""
+        if candidate.name in self._seen:
+            return True
+        if self._finished():
+            return False
+        self._seen.add(candidate.name)
+        left = self.search_deadline(self.completed()) - time.monotonic()
+        expected = self.costs.estimate(candidate, self.ctx.plan.folds)
+        if expected is not None and expected > left:
+            log.info(
+                "auto: skipping %s: expected %.1f s, %.1f s left for the search",
+                candidate.name,
+                expected,
+                max(left, 0.0),
+            )
+            self.results.append(
+                Result(
+                    candidate,
+                    SKIPPED,
+                    finished_at=self.ctx.elapsed(),
+                    message=f"expected {expected:.1f} s with {max(left, 0):.1f} s left",
+                )
+            )
+            return True
+        result = evaluate(candidate, self.ctx, self.search_deadline(self.completed()))
+        self.results.append(result)
+        self.costs.record(result, self.ctx.plan.folds)
+        if self.on_result is not None:
+            self.on_result(result, len(self.results), max(self.ctx.hard_deadline - time.monotonic(), 0.0))
+        return result.status != STOPPED
+
+    def run(self, portfolio: Sequence[cands.Candidate]) -> list[Result]:
+        for candidate in portfolio:
+            if not self._try(candidate):
+                return self.results
+        rounds = 0
+        while not self._finished() and rounds < 200:
+            rounds += 1
+            best = self._parents()
+            if not best:
+                break
+            progressed = False
+            for parent in best:
+                for child in cands.neighbours(parent.candidate, self.ctx.problem_type, self.rng, 2):
+                    if child.name in self._seen:
+                        continue
+                    progressed = True
+                    if not self._try(child):
+                        return self.results
+            if not progressed:
+                break
+        return self.results
+
+    def _parents(self) -> list[Result]:
+        """The best result of each of the three best families (diversity for the blend)."""
+        parents: list[Result] = []
+        families: set[str] = set()
+        for result in self.completed():
+            if result.candidate.family in families or result.candidate.family == "knn":
+                continue
+            families.add(result.candidate.family)
+            parents.append(result)
+            if len(parents) == 3:
+                break
+        return parents

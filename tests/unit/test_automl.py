@@ -1,0 +1,262 @@
+"""algorithm=auto, piece by piece: objective names, evaluation plans, candidates, blending,
+checkpoints and the report (the whole job runs through the real `train` in
+tests/integration/test_automl.py)."""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+
+from byoc import preprocessing
+from byoc.artifact import BINARY, MULTICLASS, REGRESSION
+from byoc.automl import blend, candidates, checkpoints, explore, job, objective, report, search
+from byoc.errors import HyperparameterError
+
+
+def _data(name: str) -> tuple[pd.DataFrame, np.ndarray, str, list]:
+    loader, problem_type = {
+        "binary": (load_breast_cancer, BINARY),
+        "multiclass": (load_iris, MULTICLASS),
+        "regression": (load_diabetes, REGRESSION),
+    }[name]
+    bunch = loader(as_frame=True)
+    X = bunch.data.iloc[:, :6].copy()
+    if name != "regression":
+        X["colour"] = np.where(bunch.target.to_numpy() % 2 == 0, "red", "blue")
+        X.loc[X.index[::7], "colour"] = None
+    features = preprocessing.feature_schema(X)
+    return (
+        preprocessing.coerce_features(X, features, where="test"),
+        bunch.target.to_numpy(),
+        problem_type,
+        features,
+    )
+
+
+# -- objective --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("problem_type", "default", "key"),
+    [(REGRESSION, "MSE", "mse"), (BINARY, "F1", "f1"), (MULTICLASS, "Accuracy", "accuracy")],
+)
+def test_each_problem_type_has_autopilots_default_objective(problem_type, default, key):
+    goal = objective.resolve(None, problem_type)
+    assert (goal.name, goal.key) == (default, key)
+
+
+def test_objective_names_are_case_insensitive_and_directional():
+    goal = objective.resolve("balancedaccuracy", BINARY)
+    assert goal.name == "BalancedAccuracy" and goal.maximise
+    assert objective.resolve("rmse", REGRESSION).maximise is False
+    assert objective.resolve("F1MACRO", MULTICLASS).key == "f1_macro"
+
+
+def test_an_objective_of_another_problem_type_names_the_choices():
+    with pytest.raises(
+        HyperparameterError, match=r"'objective_metric'='RMSE'.*binary_classification.*F1, Accuracy"
+    ):
+        objective.resolve("RMSE", BINARY)
+
+
+# -- plans ------------------------------------------------------------------------------------
+def test_small_data_is_scored_by_repeated_stratified_folds_covering_every_row():
+    y = np.array([0, 1] * 100)
+    plan = search.make_plan(y, BINARY, seed=0)
+    assert plan.folds == 15 and plan.covered.all()
+    for train, test in plan.splits:
+        assert not set(train) & set(test)
+        assert abs(y[test].mean() - 0.5) < 0.1
+
+
+def test_a_rare_class_limits_the_folds():
+    y = np.array([0] * 50 + [1] * 3)
+    assert {len(test) for _, test in search.make_plan(y, BINARY, seed=0).splits} and (
+        search.make_plan(y, BINARY, seed=0).folds == 9
+    )
+
+
+def test_the_validation_channel_is_the_held_out_split():
+    plan = search.make_plan(np.arange(30.0), REGRESSION, seed=0, n_train=20)
+    assert plan.folds == 1
+    assert plan.covered.sum() == 10 and plan.covered[20:].all()
+
+
+# -- candidates -------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_every_portfolio_candidate_builds_a_pipeline_that_fits(kind):
+    X, y, problem_type, features = _data(kind)
+    portfolio = candidates.portfolio(problem_type, len(X), len(features), has_text=kind != "regression")
+    assert len({c.name for c in portfolio}) == len(portfolio)
+    families = {c.family for c in portfolio}
+    assert {"linear", "gradient_boosting", "random_forest", "extra_trees"} <= families
+    for candidate in portfolio:
+        params = dict(candidate.params)
+        if "n_estimators" in params:
+            params["n_estimators"] = 5
+        small = candidates.Candidate(candidate.family, candidate.encoding, params)
+        model = candidates.build(small, problem_type, features, random_state=0, n_jobs=1).fit(X, y)
+        assert len(model.predict(X.iloc[:3])) == 3
+
+
+def test_neighbours_stay_in_the_family_and_move_its_hyperparameters():
+    parent = candidates.Candidate("gradient_boosting", candidates.ORDINAL, {"learning_rate": 0.1})
+    children = candidates.neighbours(parent, BINARY, np.random.default_rng(0), 5)
+    assert all(c.family == parent.family and c.encoding == parent.encoding for c in children)
+    rates = {c.params["learning_rate"] for c in children}
+    assert len(rates) > 1 and all(0.01 <= r <= 0.3 for r in rates)
+
+
+# -- evaluation, search and blend ---------------------------------------------------------------
+def _context(kind: str, budget: float = 60.0) -> search.Context:
+    X, y, problem_type, features = _data(kind)
+    n_classes = 0 if problem_type == REGRESSION else int(y.max()) + 1
+    goal = objective.resolve(None, problem_type)
+    plan = search.make_plan(y, problem_type, seed=0)
+    now = time.monotonic()
+    return search.Context(
+        X, y, problem_type, features, n_classes, goal, plan, 0, 1, now, now + budget, threading.Event()
+    )
+
+
+def test_a_candidates_score_is_the_objective_on_its_out_of_fold_predictions():
+    ctx = _context("binary")
+    result = search.evaluate(candidates.Candidate("linear", candidates.ONEHOT), ctx)
+    assert result.status == search.COMPLETED
+    assert result.oof.shape == (len(ctx.y), 2)
+    expected = search.score_predictions(ctx.y, result.oof, BINARY, 2)["f1"]
+    assert result.score == pytest.approx(expected) and 0.8 < result.score <= 1.0
+
+
+def test_a_stop_request_ends_a_candidate_between_folds():
+    ctx = _context("binary")
+    ctx.stop.set()
+    result = search.evaluate(candidates.Candidate("linear", candidates.ONEHOT), ctx)
+    assert result.status == search.STOPPED and "asked to stop" in result.message
+
+
+def test_a_failing_candidate_is_recorded_and_the_search_goes_on():
+    ctx = _context("regression")
+    broken = candidates.Candidate("gradient_boosting", candidates.ORDINAL, {"learning_rate": -1.0})
+    fine = candidates.Candidate("linear", candidates.ONEHOT)
+    finder = search.Search(ctx, search_deadline=lambda done: ctx.hard_deadline, max_candidates=2)
+    results = finder.run([broken, fine])
+    assert [r.status for r in results] == [search.FAILED, search.COMPLETED]
+    assert "learning_rate" in results[0].message
+
+
+def test_greedy_selection_never_scores_below_its_best_member():
+    ctx = _context("multiclass")
+    results = [
+        search.evaluate(candidates.Candidate(f, e, p), ctx)
+        for f, e, p in [
+            ("linear", candidates.ONEHOT, {"C": 0.01}),
+            ("knn", candidates.ONEHOT, {"n_neighbors": 15}),
+            ("random_forest", candidates.ORDINAL, {"n_estimators": 20}),
+        ]
+    ]
+    ranked = sorted(results, key=lambda r: ctx.objective.loss(r.score))
+    weights, score = blend.select(ranked, ctx.y, ctx.objective, MULTICLASS, 3)
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert score >= ranked[0].score
+
+
+def test_a_blend_predicts_the_weighted_mean_of_its_members():
+    X, y, problem_type, features = _data("binary")
+    a = candidates.build(
+        candidates.Candidate("linear", candidates.ONEHOT), problem_type, features, random_state=0, n_jobs=1
+    ).fit(X, y)
+    b = candidates.build(
+        candidates.Candidate("knn", candidates.ONEHOT), problem_type, features, random_state=0, n_jobs=1
+    ).fit(X, y)
+    model = blend.assemble([("a", a, 0.25), ("b", b, 0.75)], BINARY, 2)
+    expected = 0.25 * a.predict_proba(X) + 0.75 * b.predict_proba(X)
+    np.testing.assert_allclose(model.predict_proba(X), expected)
+    np.testing.assert_array_equal(model.predict(X), expected.argmax(axis=1))
+    assert blend.assemble([("a", a, 1.0)], BINARY, 2) is a
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+def test_finished_candidates_round_trip_through_checkpoints(tmp_path):
+    ctx = _context("binary")
+    result = search.evaluate(candidates.Candidate("linear", candidates.ONEHOT, {"C": 0.5}), ctx)
+    key = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0)
+    store = checkpoints.Checkpoints(tmp_path, key)
+    store.save(result)
+    store.save(search.Result(candidates.Candidate("knn", candidates.ONEHOT), search.STOPPED))
+    (restored,) = checkpoints.restore(store, (len(ctx.y),))
+    assert restored.name == result.name and restored.score == result.score
+    np.testing.assert_array_equal(restored.oof, result.oof)
+    other = checkpoints.fingerprint(ctx.X, ctx.y[::-1].copy(), ctx.plan, "F1", 0)
+    assert other != key and checkpoints.Checkpoints(tmp_path, other).load() == []
+
+
+# -- exploration and report ---------------------------------------------------------------------
+def test_exploration_warns_of_constant_id_like_and_leaking_columns():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    X = pd.DataFrame(
+        {
+            "noise": rng.normal(size=400),
+            "constant": np.ones(400),
+            "row_id": [f"id-{i}" for i in range(400)],
+            "leak": np.where(y == 1, "yes", "no"),
+        }
+    )
+    features = preprocessing.feature_schema(X)
+    X = preprocessing.coerce_features(X, features, where="test")
+    summary = explore.explore(X, y, BINARY, features, [0, 1])
+    kinds = {(w["column"], w["kind"]) for w in summary["warnings"]}
+    assert kinds == {("constant", "constant"), ("row_id", "id_like"), ("leak", "leakage_suspect")}
+    by_name = {f["name"]: f for f in summary["features"]}
+    assert by_name["row_id"]["cardinality"] == 400 and by_name["noise"]["type"] == "numeric"
+    assert sum(c["count"] for c in summary["target"]["classes"].values()) == 400
+
+
+@pytest.mark.parametrize("kind", ["binary", "regression"])
+def test_the_report_embeds_decodable_images_and_escapes_data(kind, tmp_path):
+    X, y, problem_type, features = _data(kind)
+    X = X.rename(columns={X.columns[0]: "<script>alert(1)</script>"})
+    features = preprocessing.feature_schema(X)
+    settings = job.AutoSettings(max_runtime_seconds=60, max_candidates=2)
+    result = job.run(
+        X,
+        y,
+        problem_type=problem_type,
+        features=features,
+        classes=None if kind == "regression" else [0, 1],
+        settings=settings,
+        output_dir=tmp_path,
+        started=time.monotonic(),
+    )
+    page = (tmp_path / "report.html").read_text()
+    assert "<script>" not in page
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) >= 4
+    for data in images:
+        assert base64.b64decode(data).startswith(b"\x89PNG")
+    assert (tmp_path / "leaderboard.csv").read_text().startswith("rank,candidate_name,candidate_status")
+    assert result.leaderboard[0]["candidate_status"] == search.COMPLETED
+
+
+def test_report_render_takes_the_held_out_predictions():
+    y = np.array([0, 1, 1, 0, 1])
+    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4], [0.1, 0.9]])
+    page = report.render(
+        problem_type=BINARY,
+        objective=objective.resolve(None, BINARY),
+        y=y,
+        held_out=proba,
+        labels=["no", "yes"],
+        results=[],
+        leaderboard=[],
+        exploration={},
+        importances={"a": 0.5},
+        summary={"k": "v"},
+    )
+    assert page.count("<img") == 5
