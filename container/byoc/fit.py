@@ -50,6 +50,7 @@ class FitInput:
     channels: Mapping[str, Encoded]
     n_classes: int | None
     progress: Progress
+    classes: tuple[Any, ...] | None = None  # the class labels, in the order of their codes
 
     @property
     def train(self) -> Encoded:

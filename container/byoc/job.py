@@ -133,6 +133,10 @@ class Progress:
     commit: threading.Lock = field(default_factory=threading.Lock)
     # Set while a user script runs: forwards the stop signal to it and waits its grace period.
     forward_stop: Callable[[int], None] | None = None
+    # Set by a job that can end early and still save a model (algorithm=auto): a stop signal
+    # then sets it and the job has ``stop_grace`` seconds to finish before the hard stop.
+    soft_stop: threading.Event | None = None
+    stop_grace: float = 25.0
 
 
 Job = Callable[["TrainingEnvironment", Progress], object]
@@ -160,6 +164,19 @@ def stop_handler(paths: MLPaths, progress: Progress) -> Callable[[int], None]:
         from byoc import artifact
 
         name = signal.Signals(signum).name
+        soft = progress.soft_stop
+        if soft is not None and not soft.is_set():
+            log.warning(
+                "%s received while %s: ending early and saving the best model so far (within %.0f s)",
+                name,
+                progress.phase,
+                progress.stop_grace,
+            )
+            soft.set()
+            timer = threading.Timer(progress.stop_grace, on_stop, args=(signum,))
+            timer.daemon = True
+            timer.start()
+            return
         log.warning("%s received while %s: stopping", name, progress.phase)
         with progress.commit:  # wait for an artefact commit in flight: all or nothing
             if progress.saved:

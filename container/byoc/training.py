@@ -242,6 +242,17 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _fit_step(algorithm: str) -> FitStep:
+    """The fit step an algorithm name asks for: the AutoML search for ``auto``, else the registry's."""
+    from byoc import fit
+
+    if algorithm == "auto":
+        from byoc.automl.job import fit_step
+
+        return fit_step
+    return fit.builtin
+
+
 def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None = None) -> dict[str, Any]:
     """The whole flow with ``fit_step`` (default: the built-in algorithms); returns model.json's content."""
     import numpy as np
@@ -317,7 +328,7 @@ def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None
         ", ".join(f"{f.name}:{f.kind}" for f in features[:30]) + (" ..." if len(features) > 30 else ""),
     )
 
-    step = fit_step or fit.builtin
+    step = fit_step or _fit_step(params["algorithm"])
     result = step(
         fit.FitInput(
             env=env,
@@ -327,6 +338,7 @@ def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None
             channels=encoded,
             n_classes=n_classes,
             progress=progress,
+            classes=tuple(labels.classes) if labels is not None else None,
         )
     )
     for name, values in result.metrics.items():

@@ -92,6 +92,39 @@ def _ensemble_hyperparameters() -> tuple[Hyperparameter, ...]:
     )
 
 
+def _auto_hyperparameters() -> tuple[Hyperparameter, ...]:
+    from byoc.automl.objective import all_names
+
+    return (
+        Hyperparameter(
+            "max_runtime_seconds",
+            "int",
+            300,
+            "Time budget of the whole job (reading, search, refit, report), like Autopilot's "
+            "MaxAutoMLJobRuntimeInSeconds.",
+            minimum=10,
+            maximum=28 * 24 * 3600,
+        ),
+        Hyperparameter(
+            "objective_metric",
+            "str",
+            None,
+            "Autopilot's objective name (case-insensitive); None: MSE for regression, F1 for "
+            "binary, Accuracy for multiclass.",
+            choices=all_names(),
+            nullable=True,
+        ),
+        Hyperparameter(
+            "max_candidates",
+            "int",
+            None,
+            "Most candidates to score (like Autopilot's MaxCandidates); None: as many as the budget allows.",
+            minimum=1,
+            nullable=True,
+        ),
+    )
+
+
 @functools.cache
 def registry() -> Mapping[str, AlgorithmSpec]:
     """Every algorithm by name, in documentation order (read-only)."""
@@ -149,6 +182,13 @@ def registry() -> Mapping[str, AlgorithmSpec]:
             "members weighted by cross-validated score; soft voting "
             "(classification) or weighted mean (regression)",
             _ensemble_hyperparameters(),
+            None,
+        ),
+        AlgorithmSpec(
+            "auto",
+            "AutoML: explores the data, searches preprocessing x model candidates under "
+            "max_runtime_seconds and blends the best (output/data: leaderboard.csv, report.html)",
+            _auto_hyperparameters(),
             None,
         ),
     )

@@ -84,8 +84,8 @@ def _leak_score(s: pd.Series, feature: Feature, y: np.ndarray, problem_type: str
     if feature.kind == CATEGORICAL:
         X = CategoryCoder().fit_transform(frame)
     else:
+        # NaN stays: scikit-learn's trees route missing values themselves
         X = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan).reshape(-1, 1)
-        X = np.where(np.isnan(X), -1e300, X)  # keep "missing" distinguishable without an imputer
     if problem_type == REGRESSION:
         model = DecisionTreeRegressor(max_depth=6, random_state=seed)
         cv = KFold(3, shuffle=True, random_state=seed)

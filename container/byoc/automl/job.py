@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from byoc import metrics
 from byoc.artifact import REGRESSION, Feature
 from byoc.automl import blend, candidates, checkpoints, explore, objective, report, search
+from byoc.fit import FitInput, FitOutput
 
 log = logging.getLogger(__name__)
 
@@ -341,3 +342,68 @@ def run(
         }
     }
     return AutoResult(estimator, goal, held_out_metrics, rows, details, results)
+
+
+STOP_GRACE_VARIABLE = "BYOC_STOP_GRACE_SECONDS"
+
+
+def fit_step(inputs: FitInput) -> FitOutput:
+    """``algorithm=auto`` as the training flow's fit step (see :mod:`byoc.fit`).
+
+    A stop signal ends the search (the job shell sets ``progress.soft_stop``); the best model so
+    far is then refitted and saved with the leaderboard and the report within the grace period
+    (``BYOC_STOP_GRACE_SECONDS``, default 25 s; SageMaker waits 120 s before SIGKILL).
+    """
+    from sklearn.pipeline import Pipeline
+
+    from byoc import fit
+
+    params, env, progress = inputs.params, inputs.env, inputs.progress
+    stop = threading.Event()
+    progress.stop_grace = float(env.environ.get(STOP_GRACE_VARIABLE, progress.stop_grace))
+    progress.soft_stop = stop
+    progress.phase = "searching candidates (algorithm=auto)"
+    settings = AutoSettings(
+        max_runtime_seconds=float(params["max_runtime_seconds"]),
+        objective_metric=params.get("objective_metric"),
+        max_candidates=params.get("max_candidates"),
+        seed=int(params.get("random_state") or 0),
+        n_jobs=int(params.get("n_jobs") or -1),
+    )
+    train = inputs.train
+    validation = inputs.channels.get("validation")
+    labels = None if inputs.n_classes is None else list(inputs.classes or range(inputs.n_classes))
+    checkpoint_dir = env.paths.checkpoints_dir if env.paths.checkpoints_dir.is_dir() else None
+    started = time.monotonic()
+    outcome = run(
+        train.X,
+        train.y,
+        problem_type=inputs.problem_type,
+        features=inputs.features,
+        classes=labels,
+        settings=settings,
+        output_dir=env.paths.output_data_dir,
+        started=progress.started,
+        validation=None if validation is None else (validation.X, validation.y),
+        checkpoint_dir=checkpoint_dir,
+        stop=stop,
+    )
+    fit_seconds = time.monotonic() - started
+    estimator = outcome.estimator
+    pipeline = (
+        estimator
+        if isinstance(estimator, Pipeline)
+        else Pipeline([("preprocess", "passthrough"), ("model", estimator)])
+    )
+    progress.phase = "evaluating"
+    scores = {
+        name: fit.evaluate(inputs.problem_type, pipeline, data, inputs.n_classes)
+        for name, data in inputs.channels.items()
+    }
+    if validation is None:  # the held-out estimate stands in for a validation channel
+        scores["validation"] = outcome.held_out_metrics
+    details = dict(outcome.details)
+    if stop.is_set():
+        details["automl"]["stopped_early"] = True
+        log.warning("auto: stopped early by a stop signal; saved the best model found so far")
+    return FitOutput(pipeline=pipeline, metrics=scores, details=details, fit_seconds=fit_seconds)

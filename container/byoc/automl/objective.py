@@ -69,6 +69,11 @@ class Objective:
         return self.key in ("auc", "log_loss")
 
 
+def all_names() -> tuple[str, ...]:
+    """Every objective name of every problem type, once (for the hyperparameter's declaration)."""
+    return tuple(dict.fromkeys(name for table in _OBJECTIVES.values() for name in table))
+
+
 def names(problem_type: str) -> tuple[str, ...]:
     return tuple(_OBJECTIVES[problem_type])
 

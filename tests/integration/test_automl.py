@@ -1,0 +1,173 @@
+"""algorithm=auto through the real `train`: every problem type end to end (leaderboard,
+exploration, report, model served by the real server), budget, checkpoints and SIGTERM."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from support import (
+    csv_bytes,
+    diabetes_frame,
+    iris_frame,
+    make_ml_root,
+    mixed_frame,
+    read_failure,
+    run_train,
+    start_serve,
+    start_train,
+    stop_process,
+    wait_for_ping,
+)
+
+pytestmark = pytest.mark.slow
+
+LEADERBOARD_COLUMNS = [
+    "rank",
+    "candidate_name",
+    "candidate_status",
+    "family",
+    "preprocessing",
+    "hyperparameters",
+    "objective_metric",
+    "objective_value",
+    "objective_std",
+]
+
+
+def _root(tmp_path: Path, frame: pd.DataFrame, target: str, **hyperparameters) -> Path:
+    return make_ml_root(
+        tmp_path,
+        channels={"train": {"train.csv": csv_bytes(frame, target=target, header=True)}},
+        hyperparameters={"algorithm": "auto", "target": target, **hyperparameters},
+        content_types={"train": "text/csv"},
+    )
+
+
+def _leaderboard(root: Path) -> list[dict[str, str]]:
+    text = (root / "output" / "data" / "leaderboard.csv").read_text()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+CASES = {
+    "binary": (mixed_frame, "deposit", "F1"),
+    "multiclass": (iris_frame, "target", "Accuracy"),
+    "regression": (diabetes_frame, "target", "MSE"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_auto_trains_explores_ranks_reports_and_serves(kind, tmp_path):
+    make, target, default_objective = CASES[kind]
+    frame = make()
+    budget = 40
+    root = _root(tmp_path, frame, target, max_runtime_seconds=budget, max_candidates=4)
+    started = time.monotonic()
+    result = run_train(root)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+
+    # progress: one line per candidate with score, elapsed time and budget left
+    lines = re.findall(r"auto candidate (\d+): (\S+): .*elapsed [\d.]+ s, budget left [\d.]+ s", out)
+    assert [int(n) for n, _ in lines] == list(range(1, len(lines) + 1)) and len(lines) >= 2
+    assert re.search(r"^validation:\w+=[-0-9.]+$", out, re.M), (
+        "the objective is logged as validation:<metric>="
+    )
+    assert elapsed < budget * 1.1 + 15, f"job took {elapsed:.1f} s for a {budget} s budget"
+
+    data = root / "output" / "data"
+    board = _leaderboard(root)
+    assert list(board[0])[: len(LEADERBOARD_COLUMNS)] == LEADERBOARD_COLUMNS
+    assert {row["candidate_name"] for row in board} == {name for _, name in lines}
+    assert board[0]["candidate_status"] == "Completed" and board[0]["objective_metric"] == default_objective
+    assert sum(float(row["ensemble_weight"]) for row in board) == pytest.approx(1.0, abs=1e-5)
+    exploration = json.loads((data / "exploration.json").read_text())
+    assert exploration["rows"] == len(frame)
+    assert {f["name"] for f in exploration["features"]} == set(frame.columns) - {target}
+    page = (data / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count("data:image/png;base64,") >= 4
+
+    model = json.loads((root / "model" / "model.json").read_text())
+    assert model["algorithm"] == "auto" and model["details"]["automl"]["objective"] == default_objective
+
+    proc, port = start_serve(root)
+    try:
+        wait_for_ping(port, proc)
+        features = frame.drop(columns=[target]).head(20)
+        body = features.to_csv(index=False, header=False)
+        response = requests.post(
+            f"http://127.0.0.1:{port}/invocations",
+            data=body,
+            headers={"Content-Type": "text/csv", "Accept": "application/json"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        predictions = response.json()["predictions"]
+        assert len(predictions) == 20
+        if kind != "regression":
+            truth = frame[target].head(20).astype(str).tolist()
+            labels = [str(p["predicted_label"]) for p in predictions]
+            assert np.mean([a == b for a, b in zip(labels, truth, strict=True)]) >= 0.7
+    finally:
+        stop_process(proc)
+
+
+def test_an_objective_that_does_not_fit_the_problem_is_a_user_error(tmp_path):
+    root = _root(tmp_path, iris_frame(), "target", objective_metric="RMSE", max_runtime_seconds=20)
+    result = run_train(root)
+    assert result.returncode == 1
+    failure = read_failure(root)
+    assert failure.startswith("hyperparameter 'objective_metric'='RMSE' does not apply to a multiclass")
+
+
+def test_an_unknown_objective_is_refused_before_any_data_is_read(tmp_path):
+    root = _root(tmp_path, iris_frame(), "target", objective_metric="Speed")
+    result = run_train(root)
+    assert result.returncode == 1
+    assert "objective_metric" in read_failure(root) and "reading channel" not in result.stdout
+
+
+def test_a_restarted_job_resumes_from_its_checkpoints(tmp_path):
+    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=60, max_candidates=3)
+    (root / "checkpoints").mkdir()
+    first = run_train(root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    saved = sorted(p.name for p in (root / "checkpoints").rglob("*.json"))
+    assert len(saved) == 3
+    second = run_train(root)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "resuming with 3 finished candidate(s)" in second.stdout
+    assert not re.search(r"auto candidate \d+:", second.stdout), "no candidate is scored twice"
+    assert all("from a checkpoint" in row["message"] for row in _leaderboard(root))
+
+
+def test_sigterm_ends_the_search_and_saves_the_best_model_so_far(tmp_path):
+    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=600)
+    proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": "60"})
+    seen = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append(line)
+        if re.search(r"auto candidate 2: .*=", line):
+            break
+    proc.send_signal(15)
+    rest = proc.communicate(timeout=90)[0]
+    out = "".join(seen) + rest
+    assert proc.returncode == 0, out
+    assert "ending early and saving the best model so far" in out
+    assert read_failure(root) is None
+    model = json.loads((root / "model" / "model.json").read_text())
+    assert model["details"]["automl"]["stopped_early"] is True
+    assert (root / "output" / "data" / "report.html").exists()
+    statuses = {row["candidate_status"] for row in _leaderboard(root)}
+    assert "Completed" in statuses
