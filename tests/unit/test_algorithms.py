@@ -104,9 +104,9 @@ def fitted(datasets):
     return get
 
 
-MATRIX = [
+MATRIX = [  # auto is a search over these, tested in test_automl.py
     (p, a)
-    for a in algorithms.names()
+    for a in algorithms.buildable()
     for p in ("binary_classification", "multiclass_classification", "regression")
 ]
 
@@ -120,6 +120,7 @@ def test_registry_names_match_the_interface():
         "linear",
         "knn",
         "ensemble",
+        "auto",
     )
     with pytest.raises(KeyError, match="known: decision_tree"):
         algorithms.get("xgboost")
@@ -159,7 +160,7 @@ def test_unseen_categories_and_missing_values_at_prediction(problem_type, algori
     assert len(pred) == 2
 
 
-@pytest.mark.parametrize("algorithm", algorithms.names())
+@pytest.mark.parametrize("algorithm", algorithms.buildable())
 def test_fitted_pipeline_survives_joblib_and_predicts_the_same(algorithm, fitted):
     pipeline, X, _, _ = fitted("binary_classification", algorithm)
     buffer = io.BytesIO()
@@ -169,7 +170,7 @@ def test_fitted_pipeline_survives_joblib_and_predicts_the_same(algorithm, fitted
     np.testing.assert_array_equal(restored.predict(X), pipeline.predict(X))
 
 
-@pytest.mark.parametrize("algorithm", algorithms.names())
+@pytest.mark.parametrize("algorithm", algorithms.buildable())
 def test_unfitted_pipeline_is_cloneable(algorithm, datasets):
     X, _ = datasets["binary_classification"]
     params = resolve({"algorithm": algorithm})
@@ -261,7 +262,7 @@ def test_describe_without_data_omits_permutation_importances(fitted):
 def test_describe_is_json_serialisable_for_every_algorithm(fitted):
     import json
 
-    for algorithm in algorithms.names():
+    for algorithm in algorithms.buildable():
         pipeline, X, target, _ = fitted("multiclass_classification", algorithm)
         json.dumps(algorithms.describe(pipeline, X, target), allow_nan=False)
 
@@ -311,7 +312,7 @@ def test_every_algorithm_fits_arbitrary_small_mixed_frames(rows, rnd):
     rnd.shuffle(y)
     schema = feature_schema(X)
     Xc = coerce_features(X, schema, where="train")
-    for algorithm in algorithms.names():
+    for algorithm in algorithms.buildable():
         if algorithm == "ensemble":
             continue  # made of the others; its own edge cases are in test_ensemble.py
         raw = {"algorithm": algorithm, "n_jobs": 1, **TINY.get(algorithm, {})}

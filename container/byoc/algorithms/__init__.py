@@ -199,6 +199,11 @@ def names() -> tuple[str, ...]:
     return tuple(registry())
 
 
+def buildable() -> tuple[str, ...]:
+    """The algorithms :func:`build` makes: all but ``auto``, the search that builds these."""
+    return tuple(name for name in registry() if name != "auto")
+
+
 def ensemble_member_names() -> tuple[str, ...]:
     return ("decision_tree", "random_forest", "extra_trees", "gradient_boosting", "linear", "knn")
 
