@@ -63,6 +63,9 @@ def build(
 ) -> Pipeline:
     """The unfitted pipeline a candidate describes."""
     spec = algorithms.get(candidate.family)
+    factory = spec.factory
+    if factory is None:
+        raise ValueError(f"{candidate.family} is not a single estimator and cannot be a candidate")
     params: dict[str, Any] = {hp.name: hp.default for hp in spec.hyperparameters}
     params.update(candidate.params)
     params["random_state"] = random_state
@@ -79,9 +82,9 @@ def build(
     )
     if spec.native_categorical:
         positions = categorical_positions(features) if native else []
-        model = spec.factory(problem_type, params, categorical_features=positions)
+        model = factory(problem_type, params, categorical_features=positions)
     else:
-        model = spec.factory(problem_type, params)
+        model = factory(problem_type, params)
     return Pipeline([("preprocess", preprocess), ("model", model)])
 
 

@@ -51,8 +51,9 @@ class Checkpoints:
             return  # stopped or skipped candidates are tried again after a restart
         self.folder.mkdir(parents=True, exist_ok=True)
         stem = self._stem(result.candidate)
-        if result.oof is not None:
-            _atomic(self.folder / f"{stem}.npy", lambda fh: np.save(fh, result.oof, allow_pickle=False))
+        oof = result.oof
+        if oof is not None:
+            _atomic(self.folder / f"{stem}.npy", lambda fh: np.save(fh, oof, allow_pickle=False))
         record = {
             "family": result.candidate.family,
             "encoding": result.candidate.encoding,

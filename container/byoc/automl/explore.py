@@ -113,7 +113,7 @@ def explore(
     n = len(X)
     columns = [_column(f.name, X[f.name], f) for f in features]
     warnings: list[dict[str, str]] = []
-    sample = np.random.default_rng(seed).choice(n, size=min(n, LEAK_ROWS), replace=False) if n else []
+    sample = np.random.default_rng(seed).choice(n, size=min(n, LEAK_ROWS), replace=False)
     y_sample = np.asarray(y)[sample]
     for info, feature in zip(columns, features, strict=True):
         name = feature.name
@@ -149,7 +149,7 @@ def explore(
                         "prediction time and is not derived from the label",
                     }
                 )
-    summary = {
+    summary: dict[str, Any] = {
         "rows": n,
         "columns": len(features),
         "numeric_columns": sum(1 for f in features if f.kind != CATEGORICAL),

@@ -294,7 +294,9 @@ def run(
     estimator = blend.assemble(members, problem_type, n_classes)
 
     by_name = {r.name: r for r in ranked}
-    held_out = sum(w * by_name[name].oof for name, w in weights.items())
+    held_out = np.zeros_like(ranked[0].oof, dtype=float)
+    for name, weight in weights.items():
+        held_out += weight * np.asarray(by_name[name].oof, dtype=float)
     held_out_metrics = search.score_predictions(y_held, np.asarray(held_out), problem_type, n_classes)
     log.info(
         "auto: chose %s; held-out %s=%.6f",
