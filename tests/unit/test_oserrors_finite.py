@@ -1,0 +1,64 @@
+"""The two classification rules behind training's exit codes, at their boundaries: which OS
+errors are the environment's (byoc.oserrors) and which numbers are usable (byoc.finite)."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from byoc import finite, oserrors
+
+
+def test_os_errors_about_the_ml_root_are_the_users(tmp_path):
+    (tmp_path / "input").mkdir()
+    inside = tmp_path / "input" / "data.csv"
+    inside.write_text("x")
+    error = oserrors.as_user_error(
+        PermissionError(errno.EACCES, "Permission denied", str(inside)), tmp_path, "reading"
+    )
+    assert error is not None and error.message.startswith(f"{inside}: Permission denied while reading;")
+    full = oserrors.as_user_error(
+        OSError(errno.ENOSPC, "No space left on device", str(inside)), tmp_path, "saving"
+    )
+    assert full is not None and "free disk space" in full.message
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        PermissionError(errno.EACCES, "Permission denied", "/etc/elsewhere"),  # outside the ML root
+        OSError(errno.EIO, "Input/output error", "IN_ROOT"),  # not something the user can fix
+        PermissionError(errno.EACCES, "Permission denied"),  # no file named
+        ValueError("not an OS error"),
+    ],
+)
+def test_other_errors_stay_faults(tmp_path, exc):
+    if isinstance(exc, OSError) and exc.filename == "IN_ROOT":
+        exc.filename = str(tmp_path / "model")
+    assert oserrors.as_user_error(exc, tmp_path, "saving") is None
+
+
+def test_a_path_that_was_never_created_is_named_by_its_directory(tmp_path):
+    missing = tmp_path / "model" / ".staging-x"
+    error = oserrors.as_user_error(
+        PermissionError(errno.EACCES, "Permission denied", str(missing)), tmp_path, "saving"
+    )
+    assert error is not None and error.message.startswith(f"{tmp_path / 'model'}: Permission denied")
+
+
+def test_display_path_escapes_bytes_that_are_not_utf8():
+    assert oserrors.display_path(b"/data/b\xff.csv") == "/data/b\\xff.csv"
+    assert oserrors.display_path(Path("/data/é.csv")) == "/data/é.csv"
+
+
+def test_finiteness_bounds():
+    limit = finite.FEATURE_LIMIT
+    values = np.array([np.nan, 1.0, -limit, limit, np.nextafter(limit, np.inf)])
+    assert finite.first_beyond(values, limit) == 4
+    assert finite.first_beyond(np.array([np.nan, 0.0]), limit) is None
+    assert finite.first_beyond(np.array([1.0, -np.inf]), finite.TARGET_LIMIT) == 1
+    assert finite.first_beyond(np.array([1e150, -1e150]), finite.TARGET_LIMIT) is None
+    assert np.isfinite(np.float64(finite.TARGET_LIMIT) ** 2 * 1e6)  # squares of a million rows still sum
