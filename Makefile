@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test test-container lint bench docs clean
+.PHONY: venv browser demo test test-container lint bench docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+browser:
+	scripts/install-browser.sh
+
 demo: venv
 	$(BIN)/python examples/demo.py
 
@@ -22,7 +25,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: venv
+test: venv browser
 	$(BIN)/python -m pytest --hypothesis-profile=ci -m "not container" tests
 
 test-container: venv
