@@ -256,3 +256,32 @@ def test_discard_keeps_a_newer_load(tmp_path: Path) -> None:
     assert index.get("a") == new
     index.discard(new)
     assert index.get("a") is None
+
+
+def test_models_with_requirements_load_under_a_lock_all_workers_share(tmp_path: Path, monkeypatch) -> None:
+    import fcntl
+
+    from byoc.serving import multimodel_app
+    from byoc.serving.settings import ServingSettings
+
+    lock = tmp_path / "install.lock"
+    held: dict[str, bool] = {}
+
+    def fake_load(model_dir: Path, settings, environ) -> Handler:
+        with open(lock, "a+b") as other:  # another worker's attempt, without waiting
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held[model_dir.parent.name] = False
+                fcntl.flock(other, fcntl.LOCK_UN)
+            except BlockingIOError:
+                held[model_dir.parent.name] = True
+        return Handler(model_dir)
+
+    monkeypatch.setattr(multimodel_app.handlers, "load", fake_load)
+    factory = multimodel_app.handler_factory(ServingSettings(), {}, lock)
+    plain, with_requirements = Path(model(tmp_path, "plain")), Path(model(tmp_path, "pip"))
+    (with_requirements / "code").mkdir()
+    (with_requirements / "code" / "requirements.txt").write_text("joblib\n")
+    for path in (plain, with_requirements):
+        factory(path)
+    assert held == {"plain": False, "pip": True}

@@ -30,6 +30,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from byoc import user_script
 from byoc.errors import UserError
 from byoc.serving import handler as handlers
 from byoc.serving import hooks, multimodel
@@ -69,7 +70,7 @@ def handler_factory(
     """
 
     def load(model_dir: Path) -> Handler:
-        if any((model_dir / hooks.CODE_DIR).glob(hooks.REQUIREMENTS)):
+        if (model_dir / hooks.CODE_DIR / user_script.REQUIREMENTS).is_file():
             with _exclusive(install_lock):
                 handler = handlers.load(model_dir, settings, environ)
         else:
