@@ -63,7 +63,7 @@ BARE_APP = textwrap.dedent("""
     def invocations():
         return Response("no\\n", mimetype="text/csv")
 
-    options = gunicorn_options(ServingSettings(port={port}, workers={workers}))
+    options = gunicorn_options(ServingSettings(port={port}, workers={workers}, worker_class={worker_class!r}))
     _gunicorn_application(app, options).run()
 """)
 
@@ -116,9 +116,11 @@ def byoc_server(root: Path, workers: int = WORKERS, **extra: str) -> Server:
     return Server([sys.executable, str(SERVE)], env, port)
 
 
-def bare_server() -> Server:
+def bare_server(worker_class: str) -> Server:
     port = free_port()
-    code = BARE_APP.format(container=str(REPO / "container"), port=port, workers=WORKERS)
+    code = BARE_APP.format(
+        container=str(REPO / "container"), port=port, workers=WORKERS, worker_class=worker_class
+    )
     return Server([sys.executable, "-c", code], clean_environ(None), port)
 
 
@@ -198,7 +200,7 @@ def in_process_mb_s(root: Path, payload: bytes, repeats: int) -> float:
     return len(payload) / 1e6 / best
 
 
-def post_mb_s(port: int, payload: bytes, repeats: int) -> float:
+def post_mb_s(port: int, payload: bytes, repeats: int, path: str = "/invocations") -> float:
     import requests
 
     best = float("inf")
@@ -244,6 +246,12 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--batch-mb", default="1,10,100")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--worker-classes",
+        default="gthread,sync",
+        help="gunicorn worker classes to measure single rows with (BYOC_WORKER_CLASS); the first is "
+        "byoc's default, the others are compared with it in the same run",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does it)")
@@ -256,37 +264,43 @@ def main() -> int:
             "decision_tree": train_model(Path(tmp) / "tree", 20000, {"algorithm": "decision_tree"}),
             "gradient_boosting": train_model(Path(tmp) / "gb", 20000, {"algorithm": "gradient_boosting"}),
         }
+        classes = args.worker_classes.split(",")
         print(
-            f"wrk -t2 -c{CONNECTIONS} -d{args.duration}s --latency; {WORKERS} sync workers; "
+            f"wrk -t2 -c{CONNECTIONS} -d{args.duration}s --latency; {WORKERS} workers; "
             f"{os.cpu_count()} CPUs shared by server and load generator\n"
         )
-        print("| server | body | requests/s | p50 | p99 | share of ceiling |")
-        print("|---|---|---|---|---|---|")
-        bare = bare_server()
-        try:
-            ceiling = wrk(bare.port, bodies["csv row"][0], "text/csv", "text/csv", args.duration)
-        finally:
-            bare.stop()
-        results["ceiling"] = ceiling
-        print(
-            f"| bare Flask + gunicorn (constant) | csv row | {ceiling['rps']:,.0f} | "
-            f"{ceiling['p50_ms']:.2f} ms | {ceiling['p99_ms']:.2f} ms | 100% |",
-            flush=True,
-        )
-        for name, root in roots.items():
-            server = byoc_server(root)
+        print("| server | workers | body | requests/s | p50 | p99 | share of ceiling | vs first class |")
+        print("|---|---|---|---|---|---|---|---|")
+        for worker_class in classes:
+            prefix = "" if worker_class == classes[0] else f"{worker_class} "
+            bare = bare_server(worker_class)
             try:
-                for label, (body, ctype) in bodies.items():
-                    r = wrk(server.port, body, ctype, ctype, args.duration)
-                    r["share"] = r["rps"] / ceiling["rps"]
-                    results[f"{name} {label}"] = r
-                    print(
-                        f"| byoc {name} | {label} | {r['rps']:,.0f} | {r['p50_ms']:.2f} ms | "
-                        f"{r['p99_ms']:.2f} ms | {r['share']:.0%} |",
-                        flush=True,
-                    )
+                ceiling = wrk(bare.port, bodies["csv row"][0], "text/csv", "text/csv", args.duration)
             finally:
-                server.stop()
+                bare.stop()
+            results[f"{prefix}ceiling"] = ceiling
+            print(
+                f"| bare Flask + gunicorn (constant) | {worker_class} | csv row | {ceiling['rps']:,.0f} | "
+                f"{ceiling['p50_ms']:.2f} ms | {ceiling['p99_ms']:.2f} ms | 100% | "
+                f"{ceiling['rps'] / results['ceiling']['rps']:.2f}x |",
+                flush=True,
+            )
+            for name, root in roots.items():
+                server = byoc_server(root, BYOC_WORKER_CLASS=worker_class)
+                try:
+                    for label, (body, ctype) in bodies.items():
+                        r = wrk(server.port, body, ctype, ctype, args.duration)
+                        r["share"] = r["rps"] / ceiling["rps"]
+                        results[f"{prefix}{name} {label}"] = r
+                        first = results[f"{name} {label}"]["rps"]
+                        print(
+                            f"| byoc {name} | {worker_class} | {label} | {r['rps']:,.0f} | "
+                            f"{r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['share']:.0%} | "
+                            f"{r['rps'] / first:.2f}x |",
+                            flush=True,
+                        )
+                finally:
+                    server.stop()
 
         print("\n| batch CSV body | byoc server | pandas + predict in-process | share |")
         print("|---|---|---|---|")
