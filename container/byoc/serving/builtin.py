@@ -54,6 +54,14 @@ def default_accept(settings: ServingSettings) -> str | None:
 def decode_batches(body: RequestBody, decoder: codecs.Decoder, schema: RequestSchema) -> Iterator[Batch]:
     """The body as validated batches: one for whole-body formats, one per slice for line-oriented
     ones (CSV's header line carried over to later slices); an empty body is a 400."""
+    if decoder.stream is not None:
+        decoded = False
+        for batch in decoder.stream(body.line_slices(len), schema):  # raw blocks: no record cuts
+            decoded = True
+            yield batch
+        if not decoded:
+            raise _empty(decoder, schema)
+        return
     if not decoder.line_oriented:
         data = body.read()
         if data.strip():
@@ -114,10 +122,18 @@ class ModelHandler:
             request.custom_attributes, default=self.fields, available=self.predictor.available_fields
         )
         encoder = codecs.choose_encoder(request.accept, decoder.media_type, self.default_accept)
-        body = encoder.encode(self.predict_body(request.body, decoder, fields))
-        return InferenceResponse(
-            body, encoder.media_type, {CUSTOM_ATTRIBUTES_HEADER: "output=" + ",".join(fields)}
-        )
+        headers = {CUSTOM_ATTRIBUTES_HEADER: "output=" + ",".join(fields)}
+        if encoder.join is None:
+            return InferenceResponse(
+                encoder.encode(self.predict_body(request.body, decoder, fields)), encoder.media_type, headers
+            )
+        # slice by slice: a large batch's answer is held once, as bytes, never as Python objects
+        batches = decode_batches(request.body, decoder, self.schema)
+        chunks = encoder.join([encoder.encode(self.predictor.predict(batch, fields)) for batch in batches])
+        if len(chunks) == 1:
+            return InferenceResponse(chunks[0], encoder.media_type, headers)
+        headers["Content-Length"] = str(sum(map(len, chunks)))
+        return InferenceResponse(chunks, encoder.media_type, headers)
 
     def warm_up(self) -> None:
         self.predictor.warm_up()

@@ -58,6 +58,9 @@ def _quiet_ping_logger() -> type:
 
 
 def _post_fork(server: Any, worker: Any) -> None:
+    from byoc.serving.memory import use_fixed_mmap_threshold
+
+    use_fixed_mmap_threshold()  # a batch's large arrays are mmapped, so freeing them returns them
     try:
         from threadpoolctl import threadpool_limits
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from byoc.serving.output import Prediction
@@ -30,6 +30,9 @@ class Decoder:
     header: Callable[[bytes, RequestSchema], bytes | None] | None = None
     """For line-oriented formats with an optional header line (CSV): the header line of a
     body's first slice, which the caller prepends to later slices so they decode alike."""
+    stream: Callable[[Iterable[bytes], RequestSchema], Iterator[Batch]] | None = None
+    """For whole-body formats that can be parsed as they arrive (JSON's lists of rows): the
+    batches decoded from the body's raw blocks, so a large body is never held whole."""
     whole_records: Callable[[bytes], int] | None = None
     """For line-oriented formats whose records may span lines (CSV's quoted newlines): the
     length of the longest prefix of whole records, where a slice may end.  None: at a newline."""
@@ -41,3 +44,7 @@ class Encoder:
 
     media_type: str
     encode: EncodeFn
+    join: Callable[[list[bytes]], list[bytes]] | None = None
+    """The response's chunks from the encodings of a batch's consecutive slices, so a large
+    batch is encoded slice by slice and its answer held once, as bytes (None: the slices'
+    predictions are concatenated, then encoded)."""

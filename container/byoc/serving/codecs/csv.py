@@ -179,4 +179,4 @@ DECODER = Decoder(
     header=header_line,
     whole_records=whole_records,
 )
-ENCODER = Encoder(MEDIA_TYPE, encode)
+ENCODER = Encoder(MEDIA_TYPE, encode, join=list)

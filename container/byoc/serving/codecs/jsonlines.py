@@ -50,4 +50,4 @@ DECODER = Decoder(
     aliases=("application/x-jsonlines", "application/json-lines", "application/jsonl"),
     text=True,
 )
-ENCODER = Encoder(MEDIA_TYPE, encode)
+ENCODER = Encoder(MEDIA_TYPE, encode, join=list)
