@@ -133,7 +133,9 @@ def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
     return batch_from_document(loads(body), schema)
 
 
-STREAM_BATCH_CHARS = 4 * 1024 * 1024  # a streamed list is predicted in batches of about this much text
+STREAM_BATCH_CHARS = (
+    1024 * 1024
+)  # a streamed list is decoded and predicted in batches of about this much text
 _STREAMED_KEYS = ("instances", "inputs", "dataframe_records")
 _SCANNER = _json.JSONDecoder()
 _WHITESPACE = " \t\n\r"

@@ -1,0 +1,212 @@
+"""Property tests for every serving codec: two paths that must agree, on generated text holding
+quotes, commas, spaces, newlines, unicode and empty values.
+
+Decoders: each format's bytes, written the standard way (csv module, json, pandas/pyarrow,
+numpy.save), decode to exactly what the schema makes of the same values directly
+(``RequestSchema.from_rows``/``from_records``: the one place the value rules live); CSV's fast
+(pyarrow) path, CSV sliced at record boundaries and JSON parsed as it arrives agree with the
+one-piece decode.  Encoders: each response parses back, with the standard parsers, to the
+prediction's own values.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from byoc.artifact import Feature
+from byoc.serving.codecs import csv as csv_codec
+from byoc.serving.codecs import json as json_codec
+from byoc.serving.codecs import jsonlines as jsonlines_codec
+from byoc.serving.codecs import npy as npy_codec
+from byoc.serving.codecs import parquet as parquet_codec
+from byoc.serving.output import LABELS, PREDICTED_LABEL, PROBABILITIES, PROBABILITY, Prediction
+from byoc.serving.schema import Batch, RequestSchema
+
+SCHEMA = RequestSchema(
+    [
+        Feature("age", "numeric", "float64"),
+        Feature("job", "categorical", "str", ("admin", "a, b")),
+        Feature("city", "categorical", "str", ()),
+    ]
+)
+NUMERIC = RequestSchema([Feature("x", "numeric", "float64"), Feature("y", "numeric", "float64")])
+NAMES = list(SCHEMA.names)
+
+# text a user may send: quotes, commas, spaces, newlines, unicode, empty; never a feature name
+TRICKY = st.sampled_from(['"', '""', ",", " ", "  padded  ", "\n", "line\nbreak", "é", "😀", "a,b", "", "'"])
+text = st.one_of(
+    TRICKY,
+    st.lists(
+        st.one_of(TRICKY, st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=6)),
+        max_size=4,
+    ).map("".join),
+).filter(lambda s: s.strip() not in NAMES)
+numbers = st.one_of(
+    st.none(),
+    st.integers(-(10**6), 10**6),
+    st.floats(-1e30, 1e30, allow_nan=False, allow_infinity=False),
+)
+rows = st.lists(st.tuples(numbers, text, text).map(list), min_size=1, max_size=30)
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def same(a: Batch, b: Batch) -> bool:
+    if a.names != b.names or len(a) != len(b):
+        return False
+    for x, y in zip(a.columns, b.columns, strict=True):
+        if x.dtype.kind == "f":
+            if not np.array_equal(x, y.astype(np.float64), equal_nan=True):
+                return False
+        elif [None if v != v else v for v in x] != [None if v != v else v for v in y]:  # NaN: missing
+            return False
+    return True
+
+
+def concat(batches: list[Batch]) -> Batch:
+    return Batch(
+        SCHEMA.names, tuple(np.concatenate(cols) for cols in zip(*(b.columns for b in batches), strict=True))
+    )
+
+
+def csv_text(table: list[list]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([["" if v is None else v for v in row] for row in table])
+    return out.getvalue().encode("utf-8")
+
+
+def as_csv_cells(table: list[list]) -> list[list[str]]:
+    """What CSV carries: every value as its text, a missing one as an empty cell."""
+    return [["" if v is None else str(v) for v in row] for row in table]
+
+
+@PROPERTY
+@given(rows)
+def test_csv_decodes_like_the_schema_reads_its_cells(table):
+    assert same(csv_codec.decode(csv_text(table), SCHEMA), SCHEMA.from_rows(as_csv_cells(table)))
+
+
+@PROPERTY
+@given(rows, st.integers(1, 40))
+def test_csv_fast_path_and_record_slices_agree_with_the_small_path(table, repeats):
+    block = csv_text(table)
+    copies = csv_codec.SMALL_BODY // len(block) + repeats  # above 64 KiB: pyarrow's path
+    body = block * copies
+    whole = SCHEMA.from_rows(as_csv_cells(table * copies))
+    assert same(csv_codec.decode(body, SCHEMA), whole)
+    # cut where the slicer cuts (at a record boundary, quotes respected), decode each piece
+    pieces, rest = [], body
+    while rest:
+        cut = csv_codec.whole_records(rest[: max(1, len(rest) // 3)]) or len(rest)
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    assert same(concat([csv_codec.decode(piece, SCHEMA) for piece in pieces]), whole)
+
+
+@PROPERTY
+@given(
+    rows,
+    st.sampled_from(["rows", "records", "instances", "inputs"]),
+    st.integers(1, 64),
+    st.sampled_from([1, 50, 4 * 1024 * 1024]),
+)
+def test_json_streamed_and_whole_decode_like_the_schema(table, shape, block, batch_chars):
+    records = [dict(zip(NAMES, row, strict=True)) for row in table]
+    document = {
+        "rows": table,
+        "records": records,
+        "instances": {"instances": table},
+        "inputs": {"inputs": records},
+    }[shape]
+    body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+    expected = SCHEMA.from_records(records)
+    assert same(json_codec.decode(body, SCHEMA), expected)
+    chunks = [body[i : i + block] for i in range(0, len(body), block)]
+    saved, json_codec.STREAM_BATCH_CHARS = json_codec.STREAM_BATCH_CHARS, batch_chars
+    try:
+        batches = list(json_codec.decode_stream(chunks, SCHEMA))
+    finally:
+        json_codec.STREAM_BATCH_CHARS = saved
+    assert same(concat(batches), expected)
+
+
+@PROPERTY
+@given(rows, st.booleans())
+def test_jsonlines_decodes_like_the_schema(table, as_records):
+    items = [dict(zip(NAMES, row, strict=True)) for row in table] if as_records else table
+    body = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items).encode("utf-8")
+    assert same(jsonlines_codec.decode(body, SCHEMA), SCHEMA.from_rows(table))
+
+
+@PROPERTY
+@given(rows)
+def test_parquet_decodes_like_the_schema(table):
+    frame = pd.DataFrame(table, columns=NAMES).astype({"job": object, "city": object})
+    frame["age"] = pd.to_numeric(frame["age"], errors="coerce")
+    buf = io.BytesIO()
+    frame[["city", "age", "job"]].to_parquet(buf, index=False)  # by name, in any order
+    expected = SCHEMA.from_rows([[None if pd.isna(a) else a, j, c] for a, j, c in table])
+    assert same(parquet_codec.decode(buf.getvalue(), SCHEMA), expected)
+
+
+@PROPERTY
+@given(st.lists(st.tuples(numbers, numbers), min_size=1, max_size=30))
+def test_npy_decodes_like_the_schema(pairs):
+    array = np.array([[np.nan if v is None else float(v) for v in pair] for pair in pairs])
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    assert same(npy_codec.decode(buf.getvalue(), NUMERIC), NUMERIC.from_rows(array.tolist()))
+
+
+labels = st.lists(text, min_size=1, max_size=20)
+
+
+def _prediction(values: list[str], fields: tuple[str, ...]) -> Prediction:
+    n = len(values)
+    classes = sorted(set(values))
+    proba = np.full((n, len(classes)), 1.0 / len(classes))
+    return Prediction(
+        fields,
+        {
+            PREDICTED_LABEL: values,
+            PROBABILITY: proba.max(axis=1),
+            PROBABILITIES: proba,
+            LABELS: classes,
+        },
+        n,
+    )
+
+
+@PROPERTY
+@given(labels)
+def test_encoders_give_back_the_labels(values):
+    prediction = _prediction(values, (PREDICTED_LABEL, PROBABILITY, LABELS))
+    rows = list(csv.reader(io.StringIO(csv_codec.encode(prediction).decode("utf-8"))))
+    assert [row[0] for row in rows] == values
+    assert [json.loads(row[2]) for row in rows] == [sorted(set(values))] * len(values)
+    records = json.loads(json_codec.encode(prediction))["predictions"]
+    assert [r[PREDICTED_LABEL] for r in records] == values
+    lines = jsonlines_codec.encode(prediction).decode("utf-8").split("\n")
+    assert lines[-1] == "" and [json.loads(line)[PREDICTED_LABEL] for line in lines[:-1]] == values
+    single = _prediction(values, (PREDICTED_LABEL,))
+    assert np.load(io.BytesIO(npy_codec.encode(single)), allow_pickle=False).tolist() == values
+
+
+@PROPERTY
+@given(st.lists(labels, min_size=1, max_size=5))
+def test_sliced_encodings_join_into_the_whole_answer(parts):
+    fields = (PREDICTED_LABEL,)
+    whole = _prediction([v for part in parts for v in part], fields)
+    for codec in (csv_codec, json_codec, jsonlines_codec):
+        sliced = [codec.ENCODER.encode(_prediction(part, fields)) for part in parts]
+        joined = b"".join(codec.ENCODER.join(sliced))
+        if codec is json_codec:
+            assert json.loads(joined) == json.loads(codec.ENCODER.encode(whole))
+        else:
+            assert joined == codec.ENCODER.encode(whole)
