@@ -31,9 +31,15 @@ test: venv browser
 test-container: venv
 	$(BIN)/python -m pytest --hypothesis-profile=ci -m container tests/container
 
+# The serving benchmarks drive the server with wrk: installed with apt-get when possible, else named.
 bench: venv
+	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+		&& echo "make bench: installing wrk (apt-get)" && apt-get install -y -q wrk >/dev/null; } \
+		|| { echo "make bench: wrk is missing: install it (Debian/Ubuntu: sudo apt-get install wrk;" \
+		"macOS: brew install wrk) and run make bench again" >&2; exit 1; }
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/multimodel.py
 
 docs: venv
 	$(BIN)/python -m byoc.docs README.md

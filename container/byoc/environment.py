@@ -326,13 +326,11 @@ class TrainingEnvironment:
         return str(value) if value else None
 
     @property
-    def log_level(self) -> str:
-        raw = (
-            self.reserved.get("sagemaker_container_log_level")
-            or self.environ.get("SM_LOG_LEVEL")
-            or self.environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL")
-        )
-        return str(raw) if raw is not None else "20"
+    def log_level(self) -> int:
+        """The logging level, by the rule serving follows too (:mod:`byoc.loglevel`)."""
+        from byoc import loglevel
+
+        return loglevel.resolve(self.environ, self.reserved.get(loglevel.HYPERPARAMETER))
 
     @property
     def job_name(self) -> str | None:
@@ -361,7 +359,7 @@ class TrainingEnvironment:
             "input_data_config": {c: self.channels[c].to_dict() for c in channel_names},
             "input_dir": str(self.paths.input_dir),
             "job_name": self.job_name,
-            "log_level": int(self.log_level) if str(self.log_level).isdigit() else self.log_level,
+            "log_level": self.log_level,
             "model_dir": str(self.paths.model_dir),
             "network_interface_name": self.network_interface_name,
             "num_cpus": self.num_cpus,

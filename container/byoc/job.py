@@ -209,17 +209,12 @@ def stop_handler(paths: MLPaths, progress: Progress) -> Callable[[int], None]:
 # -- running a job -----------------------------------------------------------------------------
 
 
-def _configure_logging(level: object) -> None:
-    try:
-        numeric = int(str(level))
-    except ValueError:
-        named = logging.getLevelName(str(level).upper())
-        numeric = named if isinstance(named, int) else logging.INFO
+def _configure_logging(level: int) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(numeric)
+    root.setLevel(level)
 
 
 def choose_job(env: TrainingEnvironment) -> Job:
@@ -244,9 +239,13 @@ def run(choose: Callable[[TrainingEnvironment], Job] = choose_job) -> int:
     progress = Progress()
     # Before anything imports numpy/pyarrow: their thread pools must inherit the blocked mask.
     StopWatcher(stop_handler(paths, progress)).start()
-    _configure_logging(
-        os.environ.get("SM_LOG_LEVEL") or os.environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL") or logging.INFO
-    )
+    from byoc import loglevel
+    from byoc.errors import ConfigError
+
+    try:
+        _configure_logging(loglevel.resolve(os.environ))
+    except ConfigError:  # reported as the job's failure once the configuration is read
+        _configure_logging(logging.INFO)
     log.info("ML root: %s", paths.base)
     return run_job(paths, progress, configure_logging=True, choose=choose)
 

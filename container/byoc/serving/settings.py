@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from byoc import loglevel
 from byoc.environment import _cpu_count as cpu_count
 from byoc.errors import ConfigError
 
@@ -22,21 +23,6 @@ MB = 1024 * 1024
 DEFAULT_GRACEFUL_TIMEOUT = 30  # SageMaker sends SIGKILL 30 s after SIGTERM
 WORKER_CLASSES = ("gthread", "sync")
 DEFAULT_WORKER_THREADS = 8
-
-_LOG_LEVELS = {
-    "10": "debug",
-    "20": "info",
-    "30": "warning",
-    "40": "error",
-    "50": "critical",
-    "debug": "debug",
-    "info": "info",
-    "warning": "warning",
-    "warn": "warning",
-    "error": "error",
-    "critical": "critical",
-    "fatal": "critical",
-}
 
 
 def parse_bool(raw: str | None, *, name: str, default: bool = False) -> bool:
@@ -119,13 +105,7 @@ class ServingSettings:
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
         environ = os.environ if environ is None else environ
         batch = parse_bool(environ.get("SAGEMAKER_BATCH"), name="SAGEMAKER_BATCH")
-        level_raw = environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL") or environ.get("SM_LOG_LEVEL") or "20"
-        log_level = _LOG_LEVELS.get(level_raw.strip().lower())
-        if log_level is None:
-            raise ConfigError(
-                f"log level {level_raw!r} (SAGEMAKER_CONTAINER_LOG_LEVEL / SM_LOG_LEVEL) is not "
-                "one of 10, 20, 30, 40, 50 or DEBUG, INFO, WARNING, ERROR, CRITICAL"
-            )
+        log_level = loglevel.name(loglevel.resolve(environ))  # the same rule as train's
         workers_name, workers_notes = _chosen(environ, "SAGEMAKER_MODEL_SERVER_WORKERS")
         timeout_name, timeout_notes = _chosen(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT")
         worker_class = (environ.get("BYOC_WORKER_CLASS") or WORKER_CLASSES[0]).strip().lower()
