@@ -278,6 +278,7 @@ def install_requirements(code_dir: Path) -> None:
     """pip-install ``code_dir/requirements.txt`` if there is one (serving installs only this)."""
     requirements = code_dir / REQUIREMENTS
     if requirements.is_file():
+        log.info("installing %s", requirements)
         offline = _offline(requirements)
         status, output = _pip([*(_no_isolation() if offline else []), "-r", REQUIREMENTS], code_dir)
         if status != 0:
