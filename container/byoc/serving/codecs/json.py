@@ -147,7 +147,7 @@ class _Text:
     def __init__(self, blocks: Iterable[bytes]) -> None:
         self.blocks = iter(blocks)
         self.utf8 = _codecs.getincrementaldecoder("utf-8")()
-        self.raw: list[bytes] = []  # every block, kept until streaming is certain (fallback)
+        self.raw: list[bytes] | None = []  # every block, kept until streaming is certain (fallback)
         self.text = ""
         self.pos = 0
         self.dropped = 0  # characters before self.text[0]
@@ -217,7 +217,7 @@ class _Text:
 
     def commit(self) -> None:
         """Drop what has been consumed: the items before the cursor are decoded."""
-        self.raw = None  # type: ignore[assignment] - streaming is certain now: no fallback
+        self.raw = None  # streaming is certain now: no fallback
         self.dropped += self.pos
         self.text = self.text[self.pos :]
         self.pos = 0
@@ -226,6 +226,7 @@ class _Text:
         """The whole body, for the one-piece decoder (only before the first commit)."""
         while self.more():
             pass
+        assert self.raw is not None, "rest_bytes after commit"
         return b"".join(self.raw)
 
 
