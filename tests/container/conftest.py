@@ -8,12 +8,23 @@ Every container started here carries the label ``byoc-test=<session>`` and is re
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from dockerutil import IMAGE, SESSION_LABEL, docker, run_container
+from dockerutil import (
+    IMAGE,
+    SDK_CONFIG,
+    SESSION_LABEL,
+    containers_of,
+    docker,
+    run_container,
+    stop_quietly,
+    wait_http,
+)
 from sklearn.datasets import load_iris
 
 from support import csv_bytes, free_port, make_ml_root
@@ -80,3 +91,58 @@ def trained_root(image: str, iris_root: Path) -> Path:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+@pytest.fixture(scope="module")
+def sdk_env(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Dummy AWS identity, telemetry off, compose on PATH; the SDK reads all of these from the environment.
+
+    Local mode leaves its stopped compose containers and its network behind: removed afterwards.
+    """
+    if shutil.which("docker-compose") is None and docker("compose", "version", check=False).returncode != 0:
+        pytest.fail(
+            "docker compose is not installed: apt-get install -y docker-compose (scripts/docker-engine.sh)"
+        )
+    base = tmp_path_factory.mktemp("sdk")
+    config = base / "sagemaker-config.yaml"
+    config.write_text(SDK_CONFIG)
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+            mp.delenv(key, raising=False)
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", "us-west-2")
+        mp.setenv("AWS_REGION", "us-west-2")
+        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        mp.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(config))
+        mp.setenv("SAGEMAKER_ADMIN_CONFIG_OVERRIDE", str(config))
+        mp.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+        before = set(containers_of(image))
+        had_network = docker("network", "inspect", "sagemaker-local", check=False).returncode == 0
+        try:
+            yield base
+        finally:
+            leftovers = [c for c in containers_of(image) if c not in before]
+            if leftovers:
+                docker("rm", "-f", *leftovers, check=False)
+            if not had_network:
+                docker("network", "rm", "sagemaker-local", check=False)
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    moto = Path(sys.executable).parent / "moto_server"
+    if not moto.exists():
+        pytest.fail("moto_server not found: pip install -e '.[test]' (moto[server] is a test extra)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/moto-api/", "moto_server", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_quietly(proc)

@@ -11,6 +11,9 @@ import urllib.request
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from support import free_port
 
 IMAGE = os.environ.get("BYOC_IMAGE", "byoc-sklearn")
 SESSION_LABEL = f"byoc-test={uuid.uuid4().hex[:12]}"
@@ -110,3 +113,52 @@ def post(
             return resp.status, resp.headers.get("Content-Type", ""), resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.headers.get("Content-Type", ""), err.read()
+
+
+def wait_http(url: str, what: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"{what} exited {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{what} did not answer at {url} within {timeout}s")
+
+
+def stop_quietly(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- the SageMaker Python SDK in local mode ------------------------------------------------------
+
+ROLE = "arn:aws:iam::111111111111:role/SageMakerRole"
+SDK_CONFIG = """\
+SchemaVersion: '1.0'
+SageMaker:
+  PythonSDK:
+    Modules:
+      TelemetryOptOut: true
+"""
+
+
+def containers_of(image: str) -> list[str]:
+    return docker("ps", "-aq", "--no-trunc", "--filter", f"ancestor={image}", check=False).stdout.split()
+
+
+def local_session(root: Path) -> Any:
+    from sagemaker.local import LocalSession
+
+    session = LocalSession()
+    session.config = {"local": {"local_code": True, "container_root": str(root), "serving_port": free_port()}}
+    return session

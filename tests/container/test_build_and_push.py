@@ -12,14 +12,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dockerutil import docker
+from dockerutil import docker, stop_quietly, wait_http
 
 from support import REPO, free_port
 
@@ -28,50 +27,6 @@ pytestmark = pytest.mark.container
 SCRIPT = REPO / "build_and_push.sh"
 VENV_BIN = Path(sys.executable).parent
 REGION = "us-west-2"
-
-
-def _wait_http(url: str, what: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"{what} exited {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{what} did not answer at {url} within {timeout}s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    moto = VENV_BIN / "moto_server"
-    if not moto.exists():
-        pytest.fail("moto_server not found: pip install -e '.[test]' (moto[server] is a test extra)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/moto-api/", "moto_server", proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +48,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         [binary, "serve", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        _wait_http(f"http://127.0.0.1:{port}/v2/", "docker-registry", proc)
+        wait_http(f"http://127.0.0.1:{port}/v2/", "docker-registry", proc)
         yield f"127.0.0.1:{port}"
     finally:
-        _stop(proc)
+        stop_quietly(proc)
 
 
 def base_image_args() -> dict[str, str]:

@@ -9,76 +9,17 @@ SDK's config file, file:// inputs and outputs, local code.
 from __future__ import annotations
 
 import json
-import shutil
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from dockerutil import docker
+from dockerutil import ROLE, local_session
 
-from support import csv_bytes, free_port
+from support import csv_bytes
 
 pytestmark = pytest.mark.container
-
-ROLE = "arn:aws:iam::111111111111:role/SageMakerRole"
-SDK_CONFIG = """\
-SchemaVersion: '1.0'
-SageMaker:
-  PythonSDK:
-    Modules:
-      TelemetryOptOut: true
-"""
-
-
-@pytest.fixture(scope="module")
-def sdk_env(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Dummy AWS identity, telemetry off, compose on PATH; the SDK reads all of these from the environment.
-
-    Local mode leaves its stopped compose containers and its network behind: removed afterwards.
-    """
-    if shutil.which("docker-compose") is None and docker("compose", "version", check=False).returncode != 0:
-        pytest.fail(
-            "docker compose is not installed: apt-get install -y docker-compose (scripts/docker-engine.sh)"
-        )
-    base = tmp_path_factory.mktemp("sdk")
-    config = base / "sagemaker-config.yaml"
-    config.write_text(SDK_CONFIG)
-    with pytest.MonkeyPatch.context() as mp:
-        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-            mp.delenv(key, raising=False)
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.setenv("AWS_DEFAULT_REGION", "us-west-2")
-        mp.setenv("AWS_REGION", "us-west-2")
-        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        mp.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(config))
-        mp.setenv("SAGEMAKER_ADMIN_CONFIG_OVERRIDE", str(config))
-        mp.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-        before = set(_containers_of(image))
-        had_network = docker("network", "inspect", "sagemaker-local", check=False).returncode == 0
-        try:
-            yield base
-        finally:
-            leftovers = [c for c in _containers_of(image) if c not in before]
-            if leftovers:
-                docker("rm", "-f", *leftovers, check=False)
-            if not had_network:
-                docker("network", "rm", "sagemaker-local", check=False)
-
-
-def _containers_of(image: str) -> list[str]:
-    return docker("ps", "-aq", "--no-trunc", "--filter", f"ancestor={image}", check=False).stdout.split()
-
-
-def local_session(root: Path) -> Any:
-    from sagemaker.local import LocalSession
-
-    session = LocalSession()
-    session.config = {"local": {"local_code": True, "container_root": str(root), "serving_port": free_port()}}
-    return session
 
 
 @pytest.fixture(scope="module")
