@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv venv-sdk3 browser demo test test-container test-container-sdk3 lint bench docs clean
+.PHONY: venv venv-sdk3 browser demo test test-container test-container-sdk3 lint bench bench-automl-venv bench-automl docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,8 +57,26 @@ bench: venv
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/multimodel.py
 
+# The AutoML benchmark's anchors (FLAML, AutoGluon) live in their own environment, never in .venv or the
+# image. torch==2.13.0 is installed first: it is the CPU wheel kept on disk, so nothing pulls a CUDA build.
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
+AUTOML_BENCH_ARGS ?= --datasets all --splits 5 --budgets 60,300
+
+$(BENCH_STAMP): pyproject.toml benchmarks/requirements-automl.txt
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(BENCH_VENV)/bin/python -m pip install -q -e . -r benchmarks/requirements-automl.txt
+	@touch $@
+
+bench-automl-venv: $(BENCH_STAMP)
+
+bench-automl: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python benchmarks/automl.py $(AUTOML_BENCH_ARGS)
+
 docs: venv
 	$(BIN)/python -m byoc.docs README.md
 
 clean:
-	rm -rf $(VENV) $(SDK3_VENV) .pytest_cache build *.egg-info container/*.egg-info
+	rm -rf $(VENV) $(SDK3_VENV) $(BENCH_VENV) .pytest_cache build *.egg-info container/*.egg-info

@@ -1,0 +1,410 @@
+"""AutoML benchmark: ``algorithm=auto`` against FLAML, AutoGluon-Tabular and the best default model.
+
+Every system sees the same 70/30 split (scikit-learn's ``train_test_split``, stratified for
+classification; split 0 uses random_state=1729, splits 1-4 use 1, 2, 3, 4) and is scored on the
+30 % test rows by the SAME metric function: ROC AUC on the positive class's probability for the
+binary sets, accuracy for wine and digits, RMSE for diabetes.
+
+- ``auto``: in-process through ``byoc.automl.job.run`` — the fit step ``container/train`` calls —
+  on features built by ``byoc.preprocessing.feature_schema`` + ``coerce_features`` (as training
+  does), with ``max_runtime_seconds`` = the budget and the objective set to the benchmark metric.
+  In-process rather than through ``container/train`` so the test rows are scored on the very
+  estimator the job returns, with no CSV round trip; the timer starts where train's would after
+  reading the channel.
+- ``flaml``: ``flaml.AutoML().fit(time_budget=budget, metric=...)``, text columns as pandas
+  categories.
+- ``ag-medium`` / ``ag-best``: ``autogluon.tabular.TabularPredictor(eval_metric=...)
+  .fit(time_limit=budget, presets="medium_quality" / "best_quality")``.
+- ``default``: HistGradientBoosting, random forest and a linear model (logistic regression /
+  ridge) with scikit-learn's defaults behind byoc's encoder, fitted with one OpenMP thread as
+  auto's candidates are (HistGradientBoosting's spinning OpenMP threads cost minutes on a busy
+  2-core machine); the table shows the best of the
+  three **picked on the test split** (hindsight: a strict bar no real system gets to see).
+
+FLAML and AutoGluon are not dependencies of byoc: they live in ``.venv-bench``, created by
+``make bench-automl-venv``. The benchmark is not part of ``make test`` or CI. Usage::
+
+    make bench-automl                                  # the full matrix (many hours on 2 cores)
+    .venv-bench/bin/python benchmarks/automl.py --datasets breast_cancer,wine --splits 1 \\
+        --budgets 60 --systems default,auto,flaml,ag-medium,ag-best
+
+Each finished run is appended to ``benchmarks/.data/automl-results.jsonl`` (git-ignored); the
+markdown table of means over the splits is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import datasets as skdata
+from sklearn.metrics import accuracy_score, mean_squared_error, roc_auc_score
+from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "container"))
+sys.path.insert(0, str(REPO))
+
+from benchmarks.synthetic import TARGET, synthetic_frame
+from byoc import preprocessing
+from byoc.artifact import BINARY, MULTICLASS, REGRESSION
+
+SPLIT_SEEDS = (1729, 1, 2, 3, 4)
+TEST_SIZE = 0.3
+RESULTS = HERE / ".data" / "automl-results.jsonl"
+SYSTEMS = ("default", "auto", "flaml", "ag-medium", "ag-best")
+BANK_MARKETING = ("shared/datasets/bank_marketing.csv",)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # as the table shows it
+    auto: str  # byoc's objective_metric
+    flaml: str
+    autogluon: str
+    maximise: bool
+
+
+AUC = Metric("ROC AUC", "AUC", "roc_auc", "roc_auc", True)
+ACCURACY = Metric("accuracy", "Accuracy", "accuracy", "accuracy", True)
+RMSE = Metric("RMSE", "RMSE", "rmse", "root_mean_squared_error", False)
+
+
+@dataclass
+class Data:
+    X: pd.DataFrame
+    y: np.ndarray  # classification: codes 0..k-1 (the positive class of a binary set is 1)
+    problem_type: str
+    metric: Metric
+
+
+def score(metric: Metric, y_true: np.ndarray, predicted: np.ndarray) -> float:
+    """The one metric function every system is scored with; ``predicted`` is the positive
+    class's probability for AUC, labels for accuracy, values for RMSE."""
+    if metric is AUC:
+        return float(roc_auc_score(y_true, predicted))
+    if metric is ACCURACY:
+        return float(accuracy_score(y_true, predicted))
+    return float(math.sqrt(mean_squared_error(y_true, predicted)))
+
+
+def _encoded(target: pd.Series) -> np.ndarray:
+    return np.unique(target.astype(str).to_numpy(), return_inverse=True)[1]
+
+
+def _sklearn(loader: Callable[..., Any], problem_type: str, metric: Metric) -> Data:
+    bunch = loader(as_frame=True)
+    return Data(bunch.data, bunch.target.to_numpy(), problem_type, metric)
+
+
+def _synthetic() -> Data:
+    frame = synthetic_frame(100_000, seed=7)
+    return Data(frame.drop(columns=[TARGET]), _encoded(frame[TARGET]), BINARY, AUC)
+
+
+def bank_marketing_path() -> Path | None:
+    """The shared UCI file when this checkout has ../shared beside it (or BYOC_BANK_MARKETING)."""
+    candidates = [Path(os.environ["BYOC_BANK_MARKETING"])] if "BYOC_BANK_MARKETING" in os.environ else []
+    for parent in (REPO.parent, Path("/work")):
+        candidates += [parent / p for p in BANK_MARKETING]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def _bank() -> Data:
+    path = bank_marketing_path()
+    if path is None:
+        raise FileNotFoundError("bank_marketing.csv not found (set BYOC_BANK_MARKETING)")
+    frame = pd.read_csv(path)
+    return Data(frame.drop(columns=["deposit"]), _encoded(frame["deposit"]), BINARY, AUC)
+
+
+LOADERS: dict[str, Callable[[], Data]] = {
+    "breast_cancer": lambda: _sklearn(skdata.load_breast_cancer, BINARY, AUC),
+    "wine": lambda: _sklearn(skdata.load_wine, MULTICLASS, ACCURACY),
+    "digits": lambda: _sklearn(skdata.load_digits, MULTICLASS, ACCURACY),
+    "diabetes": lambda: _sklearn(skdata.load_diabetes, REGRESSION, RMSE),
+    "synthetic_100k": _synthetic,
+    "bank_marketing": _bank,
+}
+
+
+def _output(data: Data, model: Any, X_test: Any) -> np.ndarray:
+    """What the metric takes from a fitted estimator with the scikit-learn interface."""
+    if data.metric is AUC:
+        return np.asarray(model.predict_proba(X_test))[:, 1]
+    return np.asarray(model.predict(X_test))
+
+
+# -- systems: each takes (data, train, test, budget, seed) and returns the test predictions ------
+def run_default(data: Data, X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFrame, seed: int):
+    """Each default model's test score; the caller keeps the best (hindsight)."""
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+
+    features = preprocessing.feature_schema(X_train)
+    train = preprocessing.coerce_features(X_train, features, where="train")
+    test = preprocessing.coerce_features(X_test, features, where="test")
+    regression = data.problem_type == REGRESSION
+    models = {
+        "hist_gradient_boosting": (
+            HistGradientBoostingRegressor(random_state=seed)
+            if regression
+            else HistGradientBoostingClassifier(random_state=seed),
+            "ordinal",
+            False,
+        ),
+        "random_forest": (
+            RandomForestRegressor(n_jobs=-1, random_state=seed)
+            if regression
+            else RandomForestClassifier(n_jobs=-1, random_state=seed),
+            "ordinal",
+            False,
+        ),
+        "linear": (Ridge() if regression else LogisticRegression(max_iter=1000), "onehot", True),
+    }
+    scores = {}
+    for name, (estimator, categorical, scale) in models.items():
+        pipeline = make_pipeline(
+            preprocessing.build_preprocessor(features, scale=scale, categorical=categorical), estimator
+        )
+        with threadpool_limits(
+            limits=1, user_api="openmp"
+        ):  # as auto's folds: OpenMP spin-waits on a busy machine
+            pipeline.fit(train, y_train)
+        scores[name] = _output(data, pipeline, test)
+    return scores
+
+
+def run_auto(data: Data, X_train, y_train, X_test, budget: float, seed: int, workdir: Path) -> np.ndarray:
+    from byoc.automl import job
+
+    started = time.monotonic()  # where train's timer would be once the channel is read
+    features = preprocessing.feature_schema(X_train)
+    train = preprocessing.coerce_features(X_train, features, where="train")
+    test = preprocessing.coerce_features(X_test, features, where="test")
+    classes = None if data.problem_type == REGRESSION else sorted(set(y_train.tolist()))
+    result = job.run(
+        train,
+        y_train,
+        problem_type=data.problem_type,
+        features=features,
+        classes=classes,
+        settings=job.AutoSettings(max_runtime_seconds=budget, objective_metric=data.metric.auto, seed=seed),
+        output_dir=workdir,
+        started=started,
+        stop=threading.Event(),
+    )
+    return _output(data, result.estimator, test)
+
+
+def _categories(X: pd.DataFrame) -> pd.DataFrame:
+    X = X.copy()
+    for column in X.columns:
+        if X[column].dtype == object:
+            X[column] = X[column].astype("category")
+    return X
+
+
+def run_flaml(data: Data, X_train, y_train, X_test, budget: float, seed: int, workdir: Path) -> np.ndarray:
+    from flaml import AutoML
+
+    automl = AutoML()
+    task = "regression" if data.problem_type == REGRESSION else "classification"
+    train = _categories(X_train)
+    test = _categories(X_test)
+    for column in train.columns:  # the test frame must carry the training categories
+        if isinstance(train[column].dtype, pd.CategoricalDtype):
+            test[column] = pd.Categorical(test[column], categories=train[column].cat.categories)
+    automl.fit(
+        train,
+        y_train,
+        task=task,
+        metric=data.metric.flaml,
+        time_budget=budget,
+        seed=seed,
+        verbose=0,
+        log_file_name=str(workdir / "flaml.log"),
+    )
+    return _output(data, automl, test)
+
+
+def _run_autogluon(preset: str):
+    def run(data: Data, X_train, y_train, X_test, budget: float, seed: int, workdir: Path) -> np.ndarray:
+        from autogluon.tabular import TabularPredictor
+
+        label = "__target__"
+        problem = {BINARY: "binary", MULTICLASS: "multiclass", REGRESSION: "regression"}[data.problem_type]
+        predictor = TabularPredictor(
+            label=label,
+            problem_type=problem,
+            eval_metric=data.metric.autogluon,
+            path=str(workdir / "autogluon"),
+            verbosity=0,
+        )
+        predictor.fit(X_train.assign(**{label: y_train}), time_limit=budget, presets=preset)
+        if data.metric is AUC:
+            return predictor.predict_proba(X_test, as_multiclass=False).to_numpy()
+        return predictor.predict(X_test).to_numpy()
+
+    return run
+
+
+BUDGETED = {
+    "auto": run_auto,
+    "flaml": run_flaml,
+    "ag-medium": _run_autogluon("medium_quality"),
+    "ag-best": _run_autogluon("best_quality"),
+}
+
+
+def _record(row: dict[str, Any]) -> None:
+    RESULTS.parent.mkdir(exist_ok=True)
+    with RESULTS.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(row) + "\n")
+    print(json.dumps(row), flush=True)
+
+
+def run_matrix(args: argparse.Namespace, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for name in args.datasets:
+        if name == "bank_marketing" and bank_marketing_path() is None:
+            print("bank_marketing: ../shared/datasets/bank_marketing.csv not present; skipped", flush=True)
+            continue
+        data = LOADERS[name]()
+        for split, split_seed in enumerate(SPLIT_SEEDS[: args.splits]):
+            X_train, X_test, y_train, y_test = train_test_split(
+                data.X,
+                data.y,
+                test_size=TEST_SIZE,
+                random_state=split_seed,
+                stratify=None if data.problem_type == REGRESSION else data.y,
+            )
+            base = {"dataset": name, "metric": data.metric.name, "split": split, "split_seed": split_seed}
+            if "default" in args.systems:
+                started = time.monotonic()
+                per_model = run_default(data, X_train, y_train, X_test, seed=args.seed)
+                seconds = time.monotonic() - started
+                for model, predicted in per_model.items():
+                    value = score(data.metric, y_test, predicted)
+                    rows.append({**base, **meta, "system": f"default:{model}", "budget": None,
+                                 "score": value, "seconds": round(seconds, 1)})  # fmt: skip
+                    _record(rows[-1])
+            for budget in args.budgets:
+                for system in (s for s in args.systems if s != "default"):
+                    started = time.monotonic()
+                    with tempfile.TemporaryDirectory(prefix=f"automl-bench-{system}-") as tmp:
+                        try:
+                            predicted = BUDGETED[system](
+                                data, X_train, y_train, X_test, float(budget), args.seed, Path(tmp)
+                            )
+                            value, error = score(data.metric, y_test, predicted), None
+                        except Exception as exc:  # noqa: BLE001 - a failing system is a result, the run goes on
+                            value, error = float("nan"), f"{type(exc).__name__}: {exc}"
+                    seconds = time.monotonic() - started
+                    rows.append({**base, **meta, "system": system, "budget": budget, "score": value,
+                                 "seconds": round(seconds, 1), "error": error})  # fmt: skip
+                    _record(rows[-1])
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one row per data set, the mean over splits per system and budget (wall seconds
+    of the budgeted systems in brackets)."""
+    frame = pd.DataFrame(rows)
+    columns: list[tuple[str, Any]] = []
+    if frame["system"].str.startswith("default:").any():
+        columns.append(("default", None))
+    budgets = sorted(b for b in frame["budget"].dropna().unique())
+    for budget in budgets:
+        columns += [(s, budget) for s in BUDGETED if ((frame.system == s) & (frame.budget == budget)).any()]
+    header = ["data (metric)", "splits"] + [
+        "best default (hindsight)" if s == "default" else f"{s} @{int(b)} s" for s, b in columns
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for dataset, group in frame.groupby("dataset", sort=False):
+        maximise = group["metric"].iloc[0] != RMSE.name
+        cells = [f"{dataset} ({group['metric'].iloc[0]})", str(group["split"].nunique())]
+        for system, budget in columns:
+            if system == "default":
+                per_split = group[group.system.str.startswith("default:")].groupby("split")["score"]
+                best = per_split.max() if maximise else per_split.min()
+                cells.append(_fmt(best.mean(), maximise))
+            else:
+                chosen = group[(group.system == system) & (group.budget == budget)]
+                cells.append(f"{_fmt(chosen['score'].mean(), maximise)} ({chosen['seconds'].mean():.0f} s)")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value: float, maximise: bool) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    return f"{value:.4f}" if maximise else f"{value:.2f}"
+
+
+def _versions() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("scikit-learn", "flaml", "autogluon.tabular", "lightgbm", "xgboost", "catboost", "torch"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", default="all", help=f"comma-separated, or all: {','.join(LOADERS)}")
+    parser.add_argument("--splits", type=int, default=5, help="how many of the five splits (seed 1729 first)")
+    parser.add_argument("--budgets", default="60,300", help="comma-separated seconds")
+    parser.add_argument("--systems", default="all", help=f"comma-separated, or all: {','.join(SYSTEMS)}")
+    parser.add_argument("--seed", type=int, default=0, help="the systems' own random seed")
+    parser.add_argument(
+        "--table", action="store_true", help="only print the table of the results recorded so far (all runs)"
+    )
+    args = parser.parse_args(argv)
+    if args.table:
+        print(table([json.loads(line) for line in RESULTS.read_text(encoding="utf-8").splitlines()]))
+        return
+    args.datasets = list(LOADERS) if args.datasets == "all" else args.datasets.split(",")
+    args.systems = list(SYSTEMS) if args.systems == "all" else args.systems.split(",")
+    args.budgets = [int(b) for b in args.budgets.split(",")]
+    unknown = (set(args.datasets) - set(LOADERS)) | (set(args.systems) - set(SYSTEMS))
+    if unknown or not 1 <= args.splits <= len(SPLIT_SEEDS):
+        parser.error(f"unknown {sorted(unknown)} or --splits outside 1..{len(SPLIT_SEEDS)}")
+    logging.basicConfig(level=logging.WARNING)
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    meta = {"commit": commit, "load_at_start": round(os.getloadavg()[0], 1), "cores": os.cpu_count()}
+    print(json.dumps({**meta, "versions": _versions(), "argv": sys.argv[1:]}), flush=True)
+    rows = run_matrix(args, meta)
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
