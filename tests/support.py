@@ -327,8 +327,8 @@ def wait_for_ping(port: int, proc: subprocess.Popen | None = None, timeout: floa
     raise TimeoutError(f"/ping on port {port} did not pass within {timeout}s")
 
 
-def stop_process(proc: subprocess.Popen, timeout: float = 30) -> str:
-    """SIGTERM, wait, SIGKILL if needed; returns what the process printed."""
+def terminate(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM (as SageMaker stops a container), SIGKILL after ``timeout``; reaps the process."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -336,6 +336,11 @@ def stop_process(proc: subprocess.Popen, timeout: float = 30) -> str:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30) -> str:
+    """:func:`terminate`; returns what the process printed."""
+    terminate(proc, timeout)
     return proc.stdout.read() if proc.stdout else ""
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -154,13 +153,7 @@ class Server:
     def stop(self, timeout: float = 30) -> str:
         """SIGTERM (SIGKILL after ``timeout``); returns everything the server printed."""
         self.session.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        support.terminate(self.process, timeout)
         if self.reader is not None:
             self.reader.join(10)
         return "".join(self.output)

@@ -42,6 +42,27 @@ DIABETES = diabetes_frame()
 FAST = {"n_estimators": 8, "max_iter": 15, "cv_folds": 2, "n_jobs": 1}
 
 
+def trained_on_mixed(
+    root: Path,
+    result,
+    algorithm: str,
+    *,
+    min_score: float = 0.8,
+    channels: tuple[str, ...] = ("train", "validation"),
+) -> dict[str, Any]:
+    """:func:`trained` for the mixed bank-like frame (binary target ``deposit``)."""
+    return trained(
+        root,
+        result,
+        problem_type=artifact.BINARY,
+        algorithm=algorithm,
+        frame=MIXED,
+        target="deposit",
+        min_score=min_score,
+        channels=channels,
+    )
+
+
 def trained(
     root: Path,
     result,
@@ -129,15 +150,8 @@ def test_every_algorithm_trains_from_headerless_csv(tmp_path, algorithm):
         content_types={"train": "text/csv", "validation": "text/csv"},
     )
     result = run_train(root)
-    meta = trained(
-        root,
-        result,
-        problem_type=artifact.BINARY,
-        algorithm=algorithm,
-        frame=MIXED,
-        target="deposit",
-        min_score=min_score,
-        channels=("train", "validation", "test"),
+    meta = trained_on_mixed(
+        root, result, algorithm, min_score=min_score, channels=("train", "validation", "test")
     )
     assert meta["classes"] == ["no", "yes"]
     assert [f["name"] for f in meta["features"]] == ["f0", "f1", "f2", "f3"]
@@ -255,16 +269,7 @@ def test_every_format(tmp_path, fmt):
 
 def test_fastfile_mode_reads_the_directory(tmp_path):
     root = make_ml_root(tmp_path, channels=csv_channels(MIXED, "deposit"), input_mode="FastFile")
-    trained(
-        root,
-        run_train(root),
-        problem_type=artifact.BINARY,
-        algorithm="decision_tree",
-        frame=MIXED,
-        target="deposit",
-        min_score=0.8,
-        channels=("train", "validation"),
-    )
+    trained_on_mixed(root, run_train(root), "decision_tree")
 
 
 def test_pipe_mode_streams_fifos_fed_by_another_thread(tmp_path):
@@ -280,16 +285,7 @@ def test_pipe_mode_streams_fifos_fed_by_another_thread(tmp_path):
     )
     with pipe_feeders(root, channels):
         result = run_train(root)
-    meta = trained(
-        root,
-        result,
-        problem_type=artifact.BINARY,
-        algorithm="random_forest",
-        frame=MIXED,
-        target="deposit",
-        min_score=0.8,
-        channels=("train", "validation"),
-    )
+    meta = trained_on_mixed(root, result, "random_forest")
     assert meta["training"]["channels"]["train"]["files"] == [str(root / "input/data/train_0")]
 
 
@@ -334,16 +330,7 @@ def test_sdk_hyperparameter_encodings(tmp_path, encoding):
         tmp_path, channels=csv_channels(MIXED, "deposit"), hyperparameters=params, encoding=encoding
     )
     result = run_train(root)
-    meta = trained(
-        root,
-        result,
-        problem_type=artifact.BINARY,
-        algorithm="random_forest",
-        frame=MIXED,
-        target="deposit",
-        min_score=0.8,
-        channels=("train", "validation"),
-    )
+    meta = trained_on_mixed(root, result, "random_forest")
     hp = meta["hyperparameters"]
     assert (hp["n_estimators"], hp["bootstrap"], hp["max_depth"], hp["criterion"]) == (
         6,
@@ -368,15 +355,7 @@ def test_classic_sample_spellings_and_training_alias(tmp_path):
     }
     root = make_ml_root(tmp_path, channels=channels, hyperparameters=params, encoding="raw")
     result = run_train(root)
-    meta = trained(
-        root,
-        result,
-        problem_type=artifact.BINARY,
-        algorithm="ensemble",
-        frame=MIXED,
-        target="deposit",
-        min_score=0.8,
-    )
+    meta = trained_on_mixed(root, result, "ensemble", channels=("train",))
     assert meta["hyperparameters"]["ensemble_members"] == ["random_forest", "linear"]
     assert "channels extra are not used" in result.stdout
     assert f'SM_CHANNELS=["extra", "training"], SM_MODEL_DIR={root / "model"}' in result.stdout

@@ -33,24 +33,22 @@ REGRESSION_CRITERIA = (
     "poisson",
 )  # friedman_mse: deprecated (=squared_error)
 
+
 # -- declarations shared by several algorithms ---------------------------------------------------
-MAX_DEPTH = HP(
-    "max_depth",
-    "int",
-    None,
-    "Deepest a tree may grow; None grows until leaves are pure.",
-    minimum=1,
-    nullable=True,
-)
+def _optional_count(name: str, help: str, minimum: int) -> HP:
+    """An integer hyperparameter where None means no limit."""
+    return HP(name, "int", None, help, minimum=minimum, nullable=True)
+
+
+def _class_weights(choices: tuple[str, ...], help: str) -> HP:
+    return HP("class_weight", "str", None, help, choices=choices, nullable=True)
+
+
+MAX_DEPTH = _optional_count("max_depth", "Deepest a tree may grow; None grows until leaves are pure.", 1)
 MIN_SAMPLES_SPLIT = HP("min_samples_split", "int", 2, "Fewest rows a node needs to be split.", minimum=2)
 MIN_SAMPLES_LEAF = HP("min_samples_leaf", "int", 1, "Fewest rows in a leaf.", minimum=1)
-MAX_LEAF_NODES = HP(
-    "max_leaf_nodes",
-    "int",
-    None,
-    "Most leaves per tree (best-first growth); None: unlimited.",
-    minimum=2,
-    nullable=True,
+MAX_LEAF_NODES = _optional_count(
+    "max_leaf_nodes", "Most leaves per tree (best-first growth); None: unlimited.", 2
 )
 CRITERION = HP(
     "criterion",
@@ -60,21 +58,12 @@ CRITERION = HP(
     choices=("auto",) + CLASSIFICATION_CRITERIA + REGRESSION_CRITERIA,
 )
 CCP_ALPHA = HP("ccp_alpha", "float", 0.0, "Cost-complexity pruning strength; 0 prunes nothing.", minimum=0)
-CLASS_WEIGHT = HP(
-    "class_weight",
-    "str",
-    None,
-    "balanced reweights classes inversely to their frequency (classification only).",
-    choices=("balanced",),
-    nullable=True,
+CLASS_WEIGHT = _class_weights(
+    ("balanced",), "balanced reweights classes inversely to their frequency (classification only)."
 )
-FOREST_CLASS_WEIGHT = HP(
-    "class_weight",
-    "str",
-    None,
+FOREST_CLASS_WEIGHT = _class_weights(
+    ("balanced", "balanced_subsample"),
     "balanced / balanced_subsample reweight classes inversely to their frequency (classification only).",
-    choices=("balanced", "balanced_subsample"),
-    nullable=True,
 )
 N_ESTIMATORS = HP("n_estimators", "int", 100, "Number of trees.", minimum=1, maximum=10000)
 
