@@ -17,6 +17,9 @@ from typing import Any
 
 from byoc.errors import ConfigError
 
+STOP_GRACE_VARIABLE = "BYOC_STOP_GRACE_SECONDS"
+DEFAULT_STOP_GRACE_SECONDS = 100.0  # SageMaker sends SIGKILL 120 s after SIGTERM: leave time to report
+
 DEFAULT_BASE_DIR = "/opt/ml"
 RESERVED_PREFIX = "sagemaker_"
 TUNING_OBJECTIVE_KEY = "_tuning_objective_metric"
@@ -335,6 +338,22 @@ class TrainingEnvironment:
     @property
     def job_name(self) -> str | None:
         return self.environ.get("TRAINING_JOB_NAME") or self.reserved.get("sagemaker_job_name")
+
+    @property
+    def stop_grace_seconds(self) -> float:
+        """How long a stopped job may take to finish (a user script's group before SIGKILL, an
+        AutoML search saving its best model): ``BYOC_STOP_GRACE_SECONDS``, default 100 s, within
+        the 120 s SageMaker allows between SIGTERM and SIGKILL."""
+        raw = self.environ.get(STOP_GRACE_VARIABLE)
+        if not raw:
+            return DEFAULT_STOP_GRACE_SECONDS
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{STOP_GRACE_VARIABLE}={raw!r} is not a number of seconds") from None
+        if not value >= 0:
+            raise ConfigError(f"{STOP_GRACE_VARIABLE}={raw!r} must be 0 or more seconds")
+        return value
 
     def channel_dir(self, name: str) -> Path:
         """A channel's directory; an SM_CHANNEL_<NAME> already set (user code, tests) wins."""

@@ -136,7 +136,7 @@ class Progress:
     # Set by a job that can end early and still save a model (algorithm=auto): a stop signal
     # then sets it and the job has ``stop_grace`` seconds to finish before the hard stop.
     soft_stop: threading.Event | None = None
-    stop_grace: float = 25.0
+    stop_grace: float = 0.0
 
 
 Job = Callable[["TrainingEnvironment", Progress], object]

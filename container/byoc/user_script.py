@@ -48,8 +48,6 @@ PROGRAM_KEY = "sagemaker_program"
 SUBMIT_DIR_KEY = "sagemaker_submit_directory"
 CODE_CHANNEL = "code"
 REQUIREMENTS = "requirements.txt"
-GRACE_ENV = "BYOC_STOP_GRACE_SECONDS"
-DEFAULT_GRACE_SECONDS = 100.0  # SageMaker sends SIGKILL 120 s after SIGTERM: leave time to report
 TAIL_BYTES = 64 * 1024
 OOM_EXIT = 137
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -375,19 +373,6 @@ def _killpg(pgid: int, signum: int) -> None:
         pass
 
 
-def grace_seconds(environ: Mapping[str, str]) -> float:
-    raw = environ.get(GRACE_ENV)
-    if not raw:
-        return DEFAULT_GRACE_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{GRACE_ENV}={raw!r} is not a number of seconds") from None
-    if value < 0:
-        raise ConfigError(f"{GRACE_ENV}={raw!r} must be 0 or more seconds")
-    return value
-
-
 def exception_line(stderr: str) -> str | None:
     """The last line of the last Python traceback in ``stderr`` (``ValueError: ...``)."""
     lines = stderr.splitlines()
@@ -427,7 +412,7 @@ def job(code: UserCode) -> Callable[[TrainingEnvironment, Any], None]:
     ``progress`` and lets the shell forward a stop to the running script's process group."""
 
     def run_user_code(env: TrainingEnvironment, progress: Any) -> None:
-        grace = grace_seconds(env.environ)
+        grace = env.stop_grace_seconds
 
         def started(process: UserProcess) -> None:
             progress.forward_stop = lambda signum: process.stop(signum, grace)

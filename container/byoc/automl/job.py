@@ -346,15 +346,12 @@ def run(
     return AutoResult(estimator, goal, held_out_metrics, rows, details, results)
 
 
-STOP_GRACE_VARIABLE = "BYOC_STOP_GRACE_SECONDS"
-
-
 def fit_step(inputs: FitInput) -> FitOutput:
     """``algorithm=auto`` as the training flow's fit step (see :mod:`byoc.fit`).
 
     A stop signal ends the search (the job shell sets ``progress.soft_stop``); the best model so
     far is then refitted and saved with the leaderboard and the report within the grace period
-    (``BYOC_STOP_GRACE_SECONDS``, default 25 s; SageMaker waits 120 s before SIGKILL).
+    (:attr:`~byoc.environment.TrainingEnvironment.stop_grace_seconds`).
     """
     from sklearn.pipeline import Pipeline
 
@@ -362,7 +359,7 @@ def fit_step(inputs: FitInput) -> FitOutput:
 
     params, env, progress = inputs.params, inputs.env, inputs.progress
     stop = threading.Event()
-    progress.stop_grace = float(env.environ.get(STOP_GRACE_VARIABLE, progress.stop_grace))
+    progress.stop_grace = env.stop_grace_seconds
     progress.soft_stop = stop
     progress.phase = "searching candidates (algorithm=auto)"
     settings = AutoSettings(
