@@ -329,27 +329,32 @@ def linear(problem_type: str, params: Mapping[str, Any]) -> Any:
     )
 
 
-class _EnoughNeighbours:
+def _check_enough_rows(n_neighbors: int, X: Any) -> None:
     """Fails at fit, as a hyperparameter error, when there are fewer rows than n_neighbors.
 
     scikit-learn would only fail later, at predict time, with a message about n_samples_fit.
     """
-
-    def fit(self, X: Any, y: Any) -> Any:
-        if self.n_neighbors > X.shape[0]:  # type: ignore[attr-defined]
-            raise HyperparameterError(
-                f"hyperparameter 'n_neighbors'={self.n_neighbors} is more than the "  # type: ignore[attr-defined]
-                f"{X.shape[0]} training rows; lower n_neighbors or add rows"
-            )
-        return super().fit(X, y)  # type: ignore[misc]
+    if n_neighbors > X.shape[0]:
+        raise HyperparameterError(
+            f"hyperparameter 'n_neighbors'={n_neighbors} is more than the "
+            f"{X.shape[0]} training rows; lower n_neighbors or add rows"
+        )
 
 
-class NeighboursClassifier(_EnoughNeighbours, KNeighborsClassifier):
+class NeighboursClassifier(KNeighborsClassifier):
     """KNeighborsClassifier that checks n_neighbors against the rows at fit time."""
 
+    def fit(self, X: Any, y: Any) -> Any:
+        _check_enough_rows(self.n_neighbors, X)
+        return super().fit(X, y)
 
-class NeighboursRegressor(_EnoughNeighbours, KNeighborsRegressor):
+
+class NeighboursRegressor(KNeighborsRegressor):
     """KNeighborsRegressor that checks n_neighbors against the rows at fit time."""
+
+    def fit(self, X: Any, y: Any) -> Any:
+        _check_enough_rows(self.n_neighbors, X)
+        return super().fit(X, y)
 
 
 def knn(problem_type: str, params: Mapping[str, Any]) -> Any:
