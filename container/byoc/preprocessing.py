@@ -10,16 +10,16 @@ never crash at prediction time.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from byoc import values
@@ -168,6 +168,22 @@ class CategoryCoder(_OneToOne):
         check_is_fitted(self, "categories_")
         return [dict(zip(index.tolist(), codes[:-1].tolist(), strict=True)) for index, codes in self._lookup]
 
+    def transform_columns(self, columns: Sequence[np.ndarray]) -> np.ndarray:
+        """:meth:`transform` for a few rows given as one array per column (request rows):
+        dict lookups instead of pandas indexing, the same codes."""
+        tables = self.__dict__.get("_tables")
+        if tables is None:
+            tables = self._tables = self.code_tables()
+        if len(columns) != len(tables):
+            raise ValueError(f"expected {len(tables)} categorical columns, got {len(columns)}")
+        unknown, missing = float(UNKNOWN_CODE), float(MISSING_CODE)
+        out = np.empty((len(columns[0]) if columns else 0, len(columns)), dtype=np.float64)
+        for j, (column, table) in enumerate(zip(columns, tables, strict=True)):
+            for i, cell in enumerate(column):
+                text = cell if type(cell) is str else values.category(cell)
+                out[i, j] = table.get(text, unknown) if type(text) is str else missing
+        return out
+
 
 class EmptyColumnFiller(_OneToOne):
     """Passes numeric columns through, NaN included, except columns with no value in training.
@@ -191,6 +207,235 @@ class EmptyColumnFiller(_OneToOne):
             values = values.copy()
             values[:, self.empty_] = 0.0
         return values
+
+
+# -- byoc's own fitted steps: one implementation for training batches and request rows ------------
+def _fit_names(step: Any, X: Any, width: int) -> None:
+    if isinstance(X, pd.DataFrame):
+        step.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+    step.n_features_in_ = width
+
+
+def _names_in(step: Any, input_features: Any) -> list[str]:
+    if input_features is None:
+        input_features = getattr(step, "feature_names_in_", [f"x{i}" for i in range(step.n_features_in_)])
+    return [str(name) for name in input_features]
+
+
+class MedianImputer(TransformerMixin, BaseEstimator):
+    """Missing numbers -> the column's training median (0 for a column with no value), followed
+    by one 0/1 indicator column per feature that had missing values in training.
+
+    byoc's own, in place of SimpleImputer(median, add_indicator, keep_empty_features): plain
+    NumPy on a float matrix, the same code for a million training rows and one request row.
+    """
+
+    def fit(self, X: Any, y: Any = None) -> MedianImputer:
+        values = np.asarray(X, dtype=np.float64)
+        _fit_names(self, X, values.shape[1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: 0 below
+            medians = np.nanmedian(values, axis=0) if len(values) else np.full(values.shape[1], np.nan)
+        self.statistics_ = np.where(np.isnan(medians), 0.0, medians)
+        self.indicator_features_ = np.flatnonzero(np.isnan(values).any(axis=0))
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "statistics_")
+        values = np.asarray(X, dtype=np.float64)
+        missing = np.isnan(values)
+        out = np.where(missing, self.statistics_, values)
+        if self.indicator_features_.size:
+            out = np.hstack([out, missing[:, self.indicator_features_].astype(np.float64)])
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        names = _names_in(self, input_features)
+        indicators = [f"missingindicator_{names[i]}" for i in self.indicator_features_]
+        return np.asarray(names + indicators, dtype=object)
+
+
+class Standardizer(_OneToOne):
+    """(x - mean) / standard deviation per column; a constant column becomes 0; NaN passes through.
+
+    byoc's own, in place of StandardScaler, for the same reason as :class:`MedianImputer`.
+    """
+
+    def fit(self, X: Any, y: Any = None) -> Standardizer:
+        values = np.asarray(X, dtype=np.float64)
+        _fit_names(self, X, values.shape[1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(values, axis=0)
+            scale = np.nanstd(values, axis=0)
+        mean = np.where(np.isfinite(mean), mean, 0.0)
+        tiny = ~(scale > 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0))
+        self.mean_ = mean
+        self.scale_ = np.where(tiny | ~np.isfinite(scale), 1.0, scale)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "scale_")
+        return (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
+
+
+class CodeOneHot(TransformerMixin, BaseEstimator):
+    """Integer codes (from :class:`CategoryCoder`) -> one 0/1 column per code seen in training;
+    a code not seen (an unknown category) -> all zeros.
+
+    byoc's own, in place of OneHotEncoder: sparse (CSR) for many rows, as a one-hot block of a
+    ColumnTransformer is; dense for a few (request rows), where building a sparse matrix costs
+    more than the rows.  The values are the same either way.
+    """
+
+    DENSE_ROWS = 64
+
+    def fit(self, X: Any, y: Any = None) -> CodeOneHot:
+        values = np.asarray(X, dtype=np.float64)
+        _fit_names(self, X, values.shape[1])
+        self.categories_ = [np.unique(column[~np.isnan(column)]) for column in values.T]
+        return self
+
+    def transform(self, X: Any) -> Any:
+        check_is_fitted(self, "categories_")
+        values = np.asarray(X, dtype=np.float64)
+        n = len(values)
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        offset = 0
+        for column, categories in zip(values.T, self.categories_, strict=True):
+            if len(categories):
+                position = np.searchsorted(categories, column)
+                clipped = np.minimum(position, len(categories) - 1)
+                hit = (position < len(categories)) & (categories[clipped] == column)
+                rows.append(np.flatnonzero(hit))
+                cols.append(offset + position[hit])
+            offset += len(categories)
+        r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.intp)
+        c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.intp)
+        if n <= self.DENSE_ROWS:
+            out = np.zeros((n, offset), dtype=np.float64)
+            out[r, c] = 1.0
+            return out
+        return sparse.csr_matrix((np.ones(len(r), dtype=np.float64), (r, c)), shape=(n, offset))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        names = _names_in(self, input_features)
+        return np.asarray(
+            [
+                f"{name}_{int(code)}"
+                for name, codes in zip(names, self.categories_, strict=True)
+                for code in codes
+            ],
+            dtype=object,
+        )
+
+
+_ROW_STEPS = (CategoryCoder, MedianImputer, Standardizer, CodeOneHot, EmptyColumnFiller)
+
+
+def own_step(step: Any) -> Any | None:
+    """byoc's own equivalent of a fitted step: the step itself, or, for the scikit-learn steps
+    that models trained before byoc had its own hold (SimpleImputer(median, add_indicator),
+    StandardScaler, OneHotEncoder on codes), one built from their documented fitted attributes
+    (``statistics_``, ``indicator_.features_``, ``mean_``, ``scale_``, ``categories_``).
+    None when there is no exact equivalent.  The caller checks the result against the original.
+    """
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    if type(step) in _ROW_STEPS:
+        return step
+    width = getattr(step, "n_features_in_", None)
+    if width is None:
+        return None
+    own: Any
+    if type(step) is SimpleImputer:
+        statistics = np.asarray(step.statistics_)
+        if not (isinstance(step.missing_values, float) and np.isnan(step.missing_values)):
+            return None
+        if statistics.dtype.kind != "f" or statistics.shape != (width,) or np.isnan(statistics).any():
+            return None
+        indicator = getattr(step, "indicator_", None) if step.add_indicator else None
+        if indicator is not None and (indicator.error_on_new or indicator.features != "missing-only"):
+            return None
+        own = MedianImputer()
+        own.statistics_ = statistics.astype(np.float64)
+        own.indicator_features_ = (
+            np.asarray(indicator.features_, dtype=np.intp) if indicator is not None else np.zeros(0, np.intp)
+        )
+    elif type(step) is StandardScaler:
+        own = Standardizer()
+        own.mean_ = np.asarray(step.mean_, dtype=np.float64) if step.with_mean else np.zeros(width)
+        own.scale_ = np.asarray(step.scale_, dtype=np.float64) if step.with_std else np.ones(width)
+    elif type(step) is OneHotEncoder:
+        if getattr(step, "drop_idx_", None) is not None or getattr(step, "_infrequent_enabled", True):
+            return None
+        if step.handle_unknown not in ("ignore", "infrequent_if_exist"):
+            return None
+        categories = [np.asarray(c) for c in step.categories_]
+        if any(c.dtype.kind not in "fiu" for c in categories):
+            return None
+        own = CodeOneHot()
+        own.categories_ = [c.astype(np.float64) for c in categories]
+    else:
+        return None
+    own.n_features_in_ = width
+    if hasattr(step, "feature_names_in_"):
+        own.feature_names_in_ = step.feature_names_in_
+    return own
+
+
+class RowEncoder:
+    """A fitted preprocessor run on request columns (a Batch's arrays) without a DataFrame.
+
+    Each block's own fitted steps (byoc's, above) run their own ``transform``; the parts are
+    stacked as the ColumnTransformer stacks them.  For small batches, where ColumnTransformer's
+    per-call frame checks and slicing cost more than the work.  Only for preprocessors whose
+    every step is byoc's own (or has an exact equivalent: :func:`own_step`) and whose output is
+    dense (:meth:`of` answers None otherwise).
+    """
+
+    def __init__(self, blocks: list[tuple[list[int], list[Any]]]) -> None:
+        self.blocks = blocks
+
+    @classmethod
+    def of(cls, preprocessor: Any, names: Sequence[str]) -> RowEncoder | None:
+        if type(preprocessor) is not ColumnTransformer or getattr(preprocessor, "sparse_output_", True):
+            return None
+        if getattr(preprocessor, "_sklearn_output_config", {}).get("transform", "default") != "default":
+            return None
+        index = {name: i for i, name in enumerate(names)}
+        blocks = []
+        for _name, fitted, columns in preprocessor.transformers_:
+            if isinstance(fitted, str) and fitted == "drop":
+                continue
+            if not isinstance(columns, (list, tuple)) or not all(c in index for c in columns):
+                return None
+            if not columns:
+                continue
+            if type(fitted) is not Pipeline:
+                return None
+            steps = [own_step(step) for _, step in fitted.steps]
+            if not steps or any(step is None for step in steps):
+                return None
+            if any(type(step) is CategoryCoder for step in steps[1:]):
+                return None
+            blocks.append(([index[c] for c in columns], steps))
+        return cls(blocks) if blocks else None
+
+    def transform(self, columns: Sequence[np.ndarray]) -> np.ndarray:
+        parts = []
+        for positions, steps in self.blocks:
+            first = steps[0]
+            if type(first) is CategoryCoder:
+                value: Any = first.transform_columns([columns[i] for i in positions])
+            else:
+                value = first.transform(np.stack([columns[i] for i in positions], axis=1))
+            for step in steps[1:]:
+                value = step.transform(value)
+            parts.append(value.toarray() if sparse.issparse(value) else value)
+        return np.hstack(parts) if len(parts) > 1 else parts[0]
 
 
 def coerce_features(X: pd.DataFrame, features: Sequence[Feature], *, where: str) -> pd.DataFrame:
@@ -292,21 +537,19 @@ def build_preprocessor(
             # unknown category (-1) was never seen in training, so it maps to all zeros.
             steps = [
                 ("encode", CategoryCoder(max_categories=MAX_ONEHOT_CATEGORIES)),
-                ("onehot", OneHotEncoder(handle_unknown="ignore")),
+                ("onehot", CodeOneHot()),
             ]
         else:
             steps = [("encode", CategoryCoder(max_categories=max_categories or MAX_ORDINAL_CATEGORIES))]
         if scale and categorical == "ordinal":
-            steps.append(("scale", StandardScaler()))
+            steps.append(("scale", Standardizer()))
         transformers.append(("categorical", Pipeline(steps), text))
     if numeric:
         num_steps: list[tuple[str, Any]] = []
         if impute:
-            num_steps.append(
-                ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True))
-            )
+            num_steps.append(("impute", MedianImputer()))
         if scale:
-            num_steps.append(("scale", StandardScaler()))
+            num_steps.append(("scale", Standardizer()))
         if not num_steps:
             num_steps.append(("keep", EmptyColumnFiller()))
         transformers.append(("numeric", Pipeline(num_steps), numeric))
@@ -347,7 +590,9 @@ def output_owners(preprocessor: ColumnTransformer) -> list[str]:
         else:
             owners.extend(columns)
             imputer = steps.get("impute")
-            indicator = getattr(imputer, "indicator_", None)
+            if isinstance(imputer, MedianImputer):
+                owners.extend(columns[i] for i in imputer.indicator_features_)
+            indicator = getattr(imputer, "indicator_", None)  # SimpleImputer in older models
             if indicator is not None:
                 owners.extend(columns[i] for i in indicator.features_)
     return owners

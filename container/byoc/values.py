@@ -141,6 +141,13 @@ def category(value: Any) -> Any:
     """A value for a categorical feature as text (see the module rules); NaN when missing."""
     kind = type(value)
     if kind is str:
+        size = len(value)
+        if size and value[0] not in WHITESPACE and value[-1] not in WHITESPACE:  # the usual case
+            if (size == 4 or size == 5) and value.isascii():
+                lower = value.lower()
+                if lower == TRUE or lower == FALSE:
+                    return lower
+            return value
         text = value.strip(WHITESPACE)
         if not text:
             return _NAN
@@ -198,6 +205,16 @@ def _as_arrow_text(values: Any) -> pa.Array | None:
     return pa.array(array, type=pa.large_string())
 
 
+FEW_ROWS = 256
+"""Object columns up to this long take the scalar functions (same rules, less set-up)."""
+
+
+def _few_objects(values: Any) -> bool:
+    if isinstance(values, pd.Series):
+        return values.dtype == object and len(values) <= FEW_ROWS
+    return isinstance(values, np.ndarray) and values.dtype == object and len(values) <= FEW_ROWS
+
+
 def _text_missing(text: pa.Array | pa.ChunkedArray) -> tuple[Any, Any]:
     trimmed = pc.utf8_trim(text, characters=WHITESPACE)
     missing = pc.or_kleene(pc.is_null(text), pc.equal(trimmed, ""))
@@ -236,6 +253,9 @@ def category_column(values: Any) -> pd.Series:
     """
     series = values if isinstance(values, pd.Series) else None
     index = series.index if series is not None else None
+    if _few_objects(values):  # a few request rows: the scalar rule costs less than Arrow's setup
+        out = np.array([category(v) for v in np.asarray(values, dtype=object).tolist()], dtype=object)
+        return pd.Series(out, index=index, dtype=object, copy=False)
     text = _as_arrow_text(values)
     if text is not None:
         spelled = text_categories(text)
@@ -277,6 +297,15 @@ def number_column(values: Any) -> tuple[np.ndarray, int | None]:
         pat.is_integer(values.type) or pat.is_floating(values.type)
     ):
         return np.array(values.to_numpy(zero_copy_only=False), dtype=np.float64), None
+    if _few_objects(values):
+        raw = np.asarray(values, dtype=object).tolist()
+        out = np.empty(len(raw), dtype=np.float64)
+        for pos, value in enumerate(raw):
+            try:
+                out[pos] = number(value)
+            except BadValue:
+                return out, pos
+        return out, None
     text = _as_arrow_text(values)
     if text is not None:
         return text_numbers(text)

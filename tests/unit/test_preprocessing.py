@@ -238,3 +238,71 @@ def test_any_training_frame_and_any_later_rows_never_crash_the_transformer(rows,
             assert "request: column" in str(exc)
             continue
         assert pre.transform(X).shape == (len(later), out.shape[1])
+
+
+# -- byoc's own fitted steps: rows and batches run the same code -----------------------------------
+encoder_frames = st.integers(min_value=0, max_value=2**32 - 1).map(lambda seed: _encoder_frame(seed))
+
+
+def _encoder_frame(seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(70, 150))  # above CodeOneHot.DENSE_ROWS: the batch takes the sparse path
+    age = rng.normal(40, 10, n)
+    age[rng.random(n) < 0.2] = np.nan
+    job = rng.choice(["a", "b", "c", "None", "true"], n).astype(object)
+    job[rng.random(n) < 0.2] = np.nan
+    return pd.DataFrame({"age": age, "const": np.full(n, 0.1), "empty": np.full(n, np.nan), "job": job})
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    encoder_frames,
+    st.sampled_from([(True, "onehot"), (False, "onehot"), (True, "ordinal"), (False, "ordinal")]),
+)
+def test_row_encoder_equals_the_column_transformer(frame, layout):
+    from byoc.preprocessing import RowEncoder
+
+    scale, categorical = layout
+    features = feature_schema(frame)
+    pre = build_preprocessor(features, scale=scale, categorical=categorical)
+    pre.set_params(sparse_threshold=0.0)  # dense output: the layout the row path serves
+    X = coerce_features(frame, features, where="train")
+    batch = np.asarray(pre.fit(X).transform(X))
+    encoder = RowEncoder.of(pre, [f.name for f in features])
+    assert encoder is not None
+    columns = [X[f.name].to_numpy(dtype=np.float64 if f.kind == "numeric" else object) for f in features]
+    for i in range(0, len(X), 9):
+        row = encoder.transform([c[i : i + 1] for c in columns])
+        assert row.dtype == batch.dtype and np.array_equal(row[0], batch[i]), i
+    unseen = encoder.transform(
+        [np.array([np.nan]), np.array([np.nan]), np.array([np.nan]), np.array(["zz"], object)]
+    )
+    assert np.isfinite(unseen).all()
+
+
+def test_own_steps_compute_what_scikit_learn_would():
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from byoc.preprocessing import CodeOneHot, MedianImputer, Standardizer
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 3))
+    X[rng.random((200, 3)) < 0.2] = np.nan
+    X[:, 2] = np.nan
+    ours = MedianImputer().fit(X).transform(X)
+    theirs = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True).fit_transform(X)
+    np.testing.assert_allclose(ours, theirs)
+    filled = ours[:, :3]
+    np.testing.assert_allclose(
+        Standardizer().fit(filled).transform(filled), StandardScaler().fit_transform(filled), atol=1e-12
+    )
+    codes = rng.integers(-2, 4, size=(200, 2)).astype(float)
+    ohe = OneHotEncoder(handle_unknown="ignore").fit(codes)
+    onehot = CodeOneHot().fit(codes)
+    test = np.array([[0.0, 1.0], [-1.0, 7.0], [3.0, -2.0]])
+    np.testing.assert_array_equal(onehot.transform(test), ohe.transform(test).toarray())
+    assert (
+        onehot.transform(np.repeat(test, 40, axis=0)).toarray().tolist()
+        == ohe.transform(np.repeat(test, 40, axis=0)).toarray().tolist()
+    )

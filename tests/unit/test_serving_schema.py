@@ -128,7 +128,9 @@ def test_bad_settings_name_the_variable(environ, name):
         ServingSettings.from_environ(environ)
 
 
-def test_fast_block_path_matches_the_pipeline_on_a_trained_model(tmp_path):
+def test_foreign_preprocessing_steps_serve_through_the_pipeline(tmp_path):
+    """scikit-learn's own imputer/one-hot (as in models trained before byoc's own steps) get no
+    row path built on their private attributes: the pipeline answers, and answers right."""
     import numpy as np
     import pandas as pd
     from sklearn.compose import ColumnTransformer
@@ -171,7 +173,7 @@ def test_fast_block_path_matches_the_pipeline_on_a_trained_model(tmp_path):
         },
     )
     fast, slow = Predictor(model), Predictor(model)
-    assert fast.enable_fast_path()
+    assert not fast.enable_fast_path() and fast.blocks is None
     rows = [[None, "a"], [35.0, "z"], [50.0, None], [41.0, "b"]]
     fields = ("predicted_label", "probabilities")
     a, b = (
@@ -182,7 +184,7 @@ def test_fast_block_path_matches_the_pipeline_on_a_trained_model(tmp_path):
     assert np.array_equal(a.values["probabilities"], b.values["probabilities"])
 
 
-def test_compiled_blocks_match_the_pipeline_for_byoc_preprocessors():
+def test_row_encoder_matches_the_pipeline_for_byoc_preprocessors():
     import numpy as np
     import pandas as pd
     from sklearn.linear_model import LinearRegression
@@ -209,8 +211,68 @@ def test_compiled_blocks_match_the_pipeline_for_byoc_preprocessors():
             pipe, {"problem_type": "regression", "classes": [], "features": [f.to_dict() for f in features]}
         )
         fast, slow = Predictor(model), Predictor(model)
-        assert fast.enable_fast_path() and fast.blocks.compiled == 2
+        assert fast.enable_fast_path() and fast.blocks is not None and len(fast.blocks.blocks) == 2
         rows = [[None, "a"], [35.0, "z"], [50.0, None], [41.0, "b"], [None, None]]
         a = fast.predict(fast.schema.from_rows(rows), ("predicted_label",))
         b = slow.predict(slow.schema.from_rows(rows), ("predicted_label",))
         assert np.array_equal(a.values["predicted_label"], b.values["predicted_label"])
+
+
+@pytest.mark.parametrize("layout", ["onehot", "ordinal-scaled"])
+def test_models_with_scikit_learn_steps_keep_a_verified_row_path(layout):
+    """Models trained before byoc had its own steps hold SimpleImputer/StandardScaler/OneHotEncoder:
+    they load, take byoc's equivalent steps (checked against the originals), and answer alike."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from byoc import artifact
+    from byoc.preprocessing import CategoryCoder
+    from byoc.serving.inference import Predictor
+
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame({"age": rng.normal(40, 10, 300), "job": rng.choice(["a", "b", "c"], 300).astype(object)})
+    X.loc[::5, "age"] = np.nan
+    X.loc[::7, "job"] = np.nan
+    y = (X["job"] == "a").astype(int).to_numpy()
+    if layout == "onehot":
+        text = [
+            ("encode", CategoryCoder(max_categories=100)),
+            ("onehot", OneHotEncoder(handle_unknown="ignore")),
+        ]
+    else:
+        text = [("encode", CategoryCoder(max_categories=250)), ("scale", StandardScaler())]
+    numeric = [
+        ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+        ("scale", StandardScaler()),
+    ]
+    pre = ColumnTransformer(
+        [("categorical", Pipeline(text), ["job"]), ("numeric", Pipeline(numeric), ["age"])],
+        sparse_threshold=0.0,
+        verbose_feature_names_out=False,
+    )
+    pipe = Pipeline([("preprocess", pre), ("model", LogisticRegression())]).fit(X, y)
+    features = [
+        Feature("job", "categorical", "object", ("a", "b", "c")),
+        Feature("age", "numeric", "float64"),
+    ]
+    model = artifact.ModelArtifact(
+        pipe,
+        {
+            "problem_type": "binary_classification",
+            "classes": ["no", "yes"],
+            "features": [f.to_dict() for f in features],
+        },
+    )
+    fast, slow = Predictor(model), Predictor(model)
+    assert fast.enable_fast_path() and fast.blocks is not None
+    rows = [["a", None], ["z", 35.0], [None, 50.0], ["b", 41.0], [None, None]]
+    fields = ("predicted_label", "probabilities")
+    a = fast.predict(fast.schema.from_rows(rows), fields)
+    b = slow.predict(slow.schema.from_rows(rows), fields)
+    assert a.values["predicted_label"] == b.values["predicted_label"]
+    assert np.array_equal(a.values["probabilities"], b.values["probabilities"])
