@@ -298,14 +298,7 @@ def number_column(values: Any) -> tuple[np.ndarray, int | None]:
     ):
         return np.array(values.to_numpy(zero_copy_only=False), dtype=np.float64), None
     if _few_objects(values):
-        raw = np.asarray(values, dtype=object).tolist()
-        out = np.empty(len(raw), dtype=np.float64)
-        for pos, value in enumerate(raw):
-            try:
-                out[pos] = number(value)
-            except BadValue:
-                return out, pos
-        return out, None
+        return _numbers_each(np.asarray(values, dtype=object).tolist())
     text = _as_arrow_text(values)
     if text is not None:
         return text_numbers(text)
@@ -313,7 +306,10 @@ def number_column(values: Any) -> tuple[np.ndarray, int | None]:
     dtype = s.dtype
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
         return s.to_numpy(dtype=np.float64, na_value=_NAN, copy=True), None
-    raw = s.to_numpy(dtype=object)
+    return _numbers_each(s.to_numpy(dtype=object).tolist())
+
+
+def _numbers_each(raw: list[Any]) -> tuple[np.ndarray, int | None]:
     out = np.empty(len(raw), dtype=np.float64)
     for pos, value in enumerate(raw):
         try:

@@ -139,8 +139,6 @@ def test_foreign_preprocessing_steps_serve_through_the_pipeline(tmp_path):
     from sklearn.preprocessing import OneHotEncoder
     from sklearn.tree import DecisionTreeClassifier
 
-    from byoc import artifact
-    from byoc.serving.inference import Predictor
 
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"age": rng.normal(40, 10, 200), "job": rng.choice(["a", "b", "c"], 200).astype(object)})
@@ -164,22 +162,27 @@ def test_foreign_preprocessing_steps_serve_through_the_pipeline(tmp_path):
         Feature("age", "numeric", "float64"),
         Feature("job", "categorical", "object", ("a", "b", "c")),
     ]
-    model = artifact.ModelArtifact(
-        pipe,
-        {
-            "problem_type": "binary_classification",
-            "classes": ["no", "yes"],
-            "features": [f.to_dict() for f in features],
-        },
-    )
-    fast, slow = Predictor(model), Predictor(model)
+    fast, slow = _binary_predictors(pipe, features)
     assert not fast.enable_fast_path() and fast.blocks is None
-    rows = [[None, "a"], [35.0, "z"], [50.0, None], [41.0, "b"]]
+    _assert_same_answers(fast, slow, [[None, "a"], [35.0, "z"], [50.0, None], [41.0, "b"]])
+
+
+def _binary_predictors(pipe, features):
+    """Two Predictors of one binary model: one to take the row path, one the pipeline."""
+    from byoc import artifact
+    from byoc.serving.inference import Predictor
+
+    metadata = {"problem_type": "binary_classification", "classes": ["no", "yes"]}
+    model = artifact.ModelArtifact(pipe, {**metadata, "features": [f.to_dict() for f in features]})
+    return Predictor(model), Predictor(model)
+
+
+def _assert_same_answers(fast, slow, rows):
+    import numpy as np
+
     fields = ("predicted_label", "probabilities")
-    a, b = (
-        fast.predict(fast.schema.from_rows(rows), fields),
-        slow.predict(slow.schema.from_rows(rows), fields),
-    )
+    a = fast.predict(fast.schema.from_rows(rows), fields)
+    b = slow.predict(slow.schema.from_rows(rows), fields)
     assert a.values["predicted_label"] == b.values["predicted_label"]
     assert np.array_equal(a.values["probabilities"], b.values["probabilities"])
 
@@ -230,9 +233,7 @@ def test_models_with_scikit_learn_steps_keep_a_verified_row_path(layout):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from byoc import artifact
     from byoc.preprocessing import CategoryCoder
-    from byoc.serving.inference import Predictor
 
     rng = np.random.default_rng(2)
     X = pd.DataFrame({"age": rng.normal(40, 10, 300), "job": rng.choice(["a", "b", "c"], 300).astype(object)})
@@ -260,19 +261,6 @@ def test_models_with_scikit_learn_steps_keep_a_verified_row_path(layout):
         Feature("job", "categorical", "object", ("a", "b", "c")),
         Feature("age", "numeric", "float64"),
     ]
-    model = artifact.ModelArtifact(
-        pipe,
-        {
-            "problem_type": "binary_classification",
-            "classes": ["no", "yes"],
-            "features": [f.to_dict() for f in features],
-        },
-    )
-    fast, slow = Predictor(model), Predictor(model)
+    fast, slow = _binary_predictors(pipe, features)
     assert fast.enable_fast_path() and fast.blocks is not None
-    rows = [["a", None], ["z", 35.0], [None, 50.0], ["b", 41.0], [None, None]]
-    fields = ("predicted_label", "probabilities")
-    a = fast.predict(fast.schema.from_rows(rows), fields)
-    b = slow.predict(slow.schema.from_rows(rows), fields)
-    assert a.values["predicted_label"] == b.values["predicted_label"]
-    assert np.array_equal(a.values["probabilities"], b.values["probabilities"])
+    _assert_same_answers(fast, slow, [["a", None], ["z", 35.0], [None, 50.0], ["b", 41.0], [None, None]])
