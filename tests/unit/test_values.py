@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from byoc import values
@@ -46,6 +47,17 @@ HOSTILE_TEXT = [
     'say "hi"',
     "12345678901234567890123",
 ]
+
+
+@contextlib.contextmanager
+def vectorised():
+    """Object columns take the Arrow path however short (they take the scalar rules up to FEW_ROWS)."""
+    saved = values.FEW_ROWS
+    values.FEW_ROWS = -1
+    try:
+        yield
+    finally:
+        values.FEW_ROWS = saved
 
 
 def _same(a, b) -> bool:
@@ -140,12 +152,15 @@ scalars = st.one_of(
 texts = st.one_of(st.sampled_from(HOSTILE_TEXT), st.text(max_size=8), st.none())
 
 
+@settings(deadline=None)
 @given(st.lists(scalars, min_size=1, max_size=12))
 def test_category_column_of_python_values_agrees_with_category(cells):
-    got = values.category_column(pd.Series(cells, dtype=object)).tolist()
+    with vectorised():
+        got = values.category_column(pd.Series(cells, dtype=object)).tolist()
     assert all(_same(g, values.category(c)) for g, c in zip(got, cells, strict=True))
 
 
+@settings(deadline=None)
 @given(st.lists(texts, min_size=1, max_size=12))
 def test_category_column_of_text_agrees_with_category(cells):
     expected = [values.category(c) for c in cells]
@@ -154,10 +169,12 @@ def test_category_column_of_text_agrees_with_category(cells):
         pd.Series(cells, dtype="str"),
         pa.array(cells, type=pa.string()),
     ):
-        got = values.category_column(column).tolist()
+        with vectorised():
+            got = values.category_column(column).tolist()
         assert all(_same(g, e) for g, e in zip(got, expected, strict=True)), column
 
 
+@settings(deadline=None)
 @given(st.lists(st.one_of(st.floats(allow_infinity=False), st.integers(-(2**60), 2**60)), min_size=1))
 def test_category_column_of_numbers_agrees_with_category(cells):
     floats = pd.Series([float(c) for c in cells], dtype="float64")
@@ -179,6 +196,7 @@ numeric_text = st.one_of(
 ).flatmap(lambda s: st.sampled_from([s, f" {s}", f"{s}\t"]) if isinstance(s, str) else st.just(s))
 
 
+@settings(deadline=None)
 @given(st.lists(numeric_text, min_size=1, max_size=12))
 def test_number_column_of_text_agrees_with_number(cells):
     scalar: list[float] = []
@@ -190,12 +208,14 @@ def test_number_column_of_text_agrees_with_number(cells):
             first_bad = pos
             break
     for column in (pd.Series(cells, dtype=object), pa.array(cells, type=pa.string())):
-        got, bad = values.number_column(column)
+        with vectorised():
+            got, bad = values.number_column(column)
         assert bad == first_bad
         if bad is None:
             np.testing.assert_array_equal(got, np.asarray(scalar, dtype=np.float64))
 
 
+@settings(deadline=None)
 @given(st.lists(st.one_of(st.sampled_from(HOSTILE_TEXT), st.text(max_size=6), st.none()), min_size=1))
 def test_read_arrow_types_a_text_column_by_the_scalar_rules(cells):
     column = values.read_arrow(pa.array(cells, type=pa.string()))
