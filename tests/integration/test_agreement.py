@@ -160,16 +160,23 @@ def train(base: Path, frame: pd.DataFrame, kind: str, hyperparameters: Mapping[s
     return root
 
 
-def reference(root: Path) -> tuple[list[Any], np.ndarray, pd.DataFrame]:
-    """The trained pipeline's own labels and probabilities on the frame training read."""
+def reference(root: Path) -> tuple[Any, pd.DataFrame, pd.DataFrame]:
+    """The trained model, the features of the frame training read (coerced as training did),
+    and that frame."""
     env = TrainingEnvironment.from_files(MLPaths(root), environ={})
     read = read_channel(env, "train").frame
     model = artifact.load(root / "model")
     X = preprocessing.coerce_features(read.drop(columns=[TARGET]), model.features, where="reference")
+    return model, X, read
+
+
+def pipeline_answers(model: Any, X: pd.DataFrame) -> tuple[list[Any], np.ndarray]:
+    """The trained pipeline's own labels and probabilities for the rows of ``X``.  Single-row
+    requests are compared with single-row predictions: a dense matrix product of one row may
+    differ from the same row's in a batch by a last bit."""
     proba = np.asarray(model.estimator.predict_proba(X), dtype=np.float64)
     classes = list(model.classes)
-    labels = [classes[i] for i in np.asarray(model.estimator.predict(X)).astype(int)]
-    return labels, proba, read
+    return [classes[i] for i in np.asarray(model.estimator.predict(X)).astype(int)], proba
 
 
 def served(server: serving_models.Server, content_type: str, body: bytes) -> tuple[list[Any], np.ndarray]:
@@ -185,7 +192,8 @@ def single_row_bodies(features: pd.DataFrame) -> list[dict[str, tuple[str, bytes
 
 def disagreements(root: Path, features: pd.DataFrame, variant: Mapping[str, str]) -> list[str]:
     """Every (format, batch or row) whose served answer differs from the pipeline's."""
-    labels, proba, _ = reference(root)
+    model, X, _ = reference(root)
+    labels, proba = pipeline_answers(model, X)
     found: list[str] = []
     server = serving_models.start(root, workers=1, env=variant)
     try:
@@ -201,12 +209,13 @@ def disagreements(root: Path, features: pd.DataFrame, variant: Mapping[str, str]
                     f"{name} batch: rows {rows[:10]} differ, e.g. {features.iloc[rows[0]].to_dict()}"
                 )
         for i, bodies in enumerate(single_row_bodies(features)):
+            labels, proba = pipeline_answers(model, X.iloc[i : i + 1])
             for name, (content_type, body) in bodies.items():
                 got_labels, got_proba = served(server, content_type, body)
-                if got_labels != labels[i : i + 1] or not np.array_equal(got_proba, proba[i : i + 1]):
+                if got_labels != labels or not np.array_equal(got_proba, proba):
                     found.append(
-                        f"{name} row {i}: served {got_labels} {got_proba.tolist()}, pipeline {labels[i]} "
-                        f"{proba[i].tolist()} for {features.iloc[i].to_dict()}"
+                        f"{name} row {i}: served {got_labels} {got_proba.tolist()}, pipeline {labels} "
+                        f"{proba.tolist()} for {features.iloc[i].to_dict()}"
                     )
     finally:
         server.stop()
