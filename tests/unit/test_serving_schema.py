@@ -139,7 +139,6 @@ def test_foreign_preprocessing_steps_serve_through_the_pipeline(tmp_path):
     from sklearn.preprocessing import OneHotEncoder
     from sklearn.tree import DecisionTreeClassifier
 
-
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"age": rng.normal(40, 10, 200), "job": rng.choice(["a", "b", "c"], 200).astype(object)})
     X.loc[::7, "age"] = np.nan
