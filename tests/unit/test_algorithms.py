@@ -104,7 +104,7 @@ def fitted(datasets):
     return get
 
 
-MATRIX = [  # auto is a search over these, tested in test_automl.py
+MATRIX = [  # auto is a search over these, tested in test_automl_parts.py
     (p, a)
     for a in algorithms.buildable()
     for p in ("binary_classification", "multiclass_classification", "regression")

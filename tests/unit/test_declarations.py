@@ -30,7 +30,7 @@ NOT_ESTIMATOR_PARAMETERS |= {"use_custom_ensemble"}
 # What a value needs beside it to be valid at all (hyperparameters.resolve's cross-checks).
 COMPANIONS = {"max_samples": {"bootstrap": True}}
 # byoc's own estimator (its members are covered one by one) and the AutoML search (tested in
-# test_automl.py): neither maps onto one scikit-learn estimator.
+# test_automl_parts.py): neither maps onto one scikit-learn estimator.
 NOT_ONE_ESTIMATOR = ("ensemble", "auto")
 
 
