@@ -35,6 +35,11 @@ from byoc.environment import MLPaths, TrainingEnvironment
 TARGET = "label"
 # Serving environments every check runs under (name -> environment for container/serve).
 SERVING_VARIANTS: Mapping[str, Mapping[str, str]] = {"default": {}}
+# Compiled inference (the default where a compiled form was saved) and scikit-learn forced.
+COMPILED_VARIANTS: Mapping[str, Mapping[str, str]] = {
+    "compiled": {},
+    "compiled-off": {"BYOC_COMPILED_INFERENCE": "off"},
+}
 TRAIN_FORMATS = ("csv", "parquet", "jsonlines")
 CONTENT_TYPES = {
     "csv": "text/csv",
@@ -241,16 +246,19 @@ def test_served_answers_equal_the_trained_pipeline(tmp_path_factory, kind, varia
     assert disagreements(root, features, SERVING_VARIANTS[variant]) == []
 
 
-@pytest.mark.parametrize("variant", list(SERVING_VARIANTS))
 @pytest.mark.parametrize("algorithm", algorithms.names())
-def test_every_algorithm_agrees_on_a_hostile_frame(tmp_path, algorithm, variant):
+def test_every_algorithm_agrees_on_a_hostile_frame(tmp_path, algorithm):
+    """Every algorithm (the AutoML search included), served with compiled inference on and off."""
     frame = fixed_hostile_frame()
-    hyperparameters = {"algorithm": algorithm}
+    hyperparameters: dict[str, object] = {"algorithm": algorithm}
     if algorithm in ("random_forest", "extra_trees"):
         hyperparameters["n_estimators"] = 20
+    if algorithm == "auto":
+        hyperparameters.update(max_runtime_seconds=60, max_candidates=3)
     root = train(tmp_path / "ml", frame, "jsonlines", hyperparameters)
     features = frame.drop(columns=[TARGET])
-    assert disagreements(root, features, SERVING_VARIANTS[variant]) == []
+    for name, environ in COMPILED_VARIANTS.items():
+        assert disagreements(root, features, {**SERVING_VARIANTS["default"], **environ}) == [], name
 
 
 def test_the_frame_training_read_keeps_hostile_tokens_as_data(tmp_path):
