@@ -85,6 +85,7 @@ def test_binds_to_sagemaker_bind_to_port_loads_once_and_keeps_ping_out_of_the_lo
             ).status_code
             == 200
         )
+        session.close()  # an idle keep-alive connection must not be what the stop waits for
     finally:
         output = support.stop_process(process)
     assert process.returncode == 0
