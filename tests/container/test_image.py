@@ -41,6 +41,10 @@ def test_image_declares_the_sagemaker_contract(image: str) -> None:
     assert not any(v.startswith("/opt/ml") for v in (config.get("Volumes") or {}))
 
 
+# SageMaker may run the image as a non-root uid on a read-only root file system.
+NON_ROOT_READ_ONLY = ("--user", "1000:1000", "--read-only", "--tmpfs", "/tmp", "-e", "HOME=/nonexistent")
+
+
 def test_nothing_is_baked_under_opt_ml_and_other_commands_run_as_given(image: str) -> None:
     result = run_container(
         "IMAGE",
@@ -107,13 +111,7 @@ def test_train_as_non_root_on_a_read_only_image(image: str, tmp_path: Path, iris
         )
     )
     result = run_container(
-        "--user",
-        "1000:1000",
-        "--read-only",
-        "--tmpfs",
-        "/tmp",
-        "-e",
-        "HOME=/nonexistent",
+        *NON_ROOT_READ_ONLY,
         "-v",
         f"{root}:/opt/ml",
         "IMAGE",
@@ -237,13 +235,7 @@ def test_serve_stops_cleanly_on_docker_stop(trained_root: Path) -> None:
 def test_serve_as_non_root_read_only(trained_root: Path, iris: pd.DataFrame) -> None:
     writable_ml_root(trained_root)  # pytest's tmp dirs are 0700; SageMaker's /opt/ml is world-readable
     cid = start_container(
-        "--user",
-        "1000:1000",
-        "--read-only",
-        "--tmpfs",
-        "/tmp",
-        "-e",
-        "HOME=/nonexistent",
+        *NON_ROOT_READ_ONLY,
         "-p",
         "127.0.0.1::8080",
         "-v",
