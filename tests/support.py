@@ -327,6 +327,56 @@ def wait_for_ping(port: int, proc: subprocess.Popen | None = None, timeout: floa
     raise TimeoutError(f"/ping on port {port} did not pass within {timeout}s")
 
 
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """A real moto server (``moto[server]``, in the test extra) on a free port of 127.0.0.1, standing
+    in for S3, STS, ECR...; yields its URL (pass it as AWS_ENDPOINT_URL) and stops it afterwards."""
+    import urllib.request
+
+    moto = Path(sys.executable).parent / "moto_server"
+    if not moto.exists():
+        raise AssertionError("moto_server not found: pip install -e '.[test]' (moto[server] is a test extra)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"moto_server exited {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
+                )
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"moto_server did not answer at {url} within 60 s") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        terminate(proc, timeout=10)
+
+
+def aws_test_environ(endpoint: str, **extra: str) -> dict[str, str]:
+    """What a process needs to reach the moto server at ``endpoint`` with dummy credentials (and no
+    instance-metadata lookups); ``extra`` overrides (e.g. no credentials at all)."""
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    env.update(extra)
+    return env
+
+
 def terminate(proc: subprocess.Popen, timeout: float = 30) -> None:
     """SIGTERM (as SageMaker stops a container), SIGKILL after ``timeout``; reaps the process."""
     if proc.poll() is None:

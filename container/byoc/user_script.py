@@ -5,8 +5,9 @@ for them run unchanged here (``SKLearn(entry_point="train.py", source_dir=..., i
 
 - the program comes from the ``sagemaker_program`` hyperparameter or ``SAGEMAKER_PROGRAM``;
 - the code comes from ``sagemaker_submit_directory`` / ``SAGEMAKER_SUBMIT_DIRECTORY`` (a local
-  directory, a tarball, ``file://``, or an ``s3://`` URI whose tarball the SDK also sends as
-  the ``code`` channel under network isolation) and is staged into ``<ML root>/code``;
+  directory, a tarball, ``file://``, or an ``s3://`` URI of the tarball, downloaded with the
+  job's credentials (:mod:`byoc.s3`) unless network isolation delivers it as the ``code``
+  channel) and is staged into ``<ML root>/code``;
 - ``requirements.txt`` is pip-installed, then a local package (setup.py / pyproject.toml);
 - the program runs with its working directory in the code directory, the SM_* environment,
   and the user hyperparameters as ``--key value`` arguments (:func:`byoc.environment.to_cmd_args`).
@@ -32,6 +33,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -108,7 +110,9 @@ def _code_channel_archive(env: TrainingEnvironment) -> Path | None:
     return archives[0] if archives else None
 
 
-def _extract(archive: Path, into: Path) -> None:
+def _extract(archive: Path, into: Path, source: str | None = None) -> None:
+    """Unpack ``archive`` (named ``source`` in messages: the URI it came from) into ``into``."""
+    source = source or str(archive)
     try:
         with tarfile.open(archive) as tar:
             if hasattr(tarfile, "data_filter"):
@@ -120,9 +124,26 @@ def _extract(archive: Path, into: Path) -> None:
                 tar.extractall(into)
     except (tarfile.TarError, OSError) as exc:
         raise ConfigError(
-            f"source code archive {archive} cannot be unpacked ({exc}); pass a .tar.gz of your "
+            f"source code archive {source} cannot be unpacked ({exc}); pass a .tar.gz of your "
             "source directory (the SDK builds sourcedir.tar.gz) or a directory"
         ) from exc
+
+
+def fetch(uri: str, into: Path) -> None:
+    """Download the ``s3://`` tarball of a source directory and unpack it into ``into``
+    (script mode's code directory, or serving's for inference hooks)."""
+    from byoc import s3
+
+    try:
+        into.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create {into} to unpack the source code {uri} into ({exc}); make it writable"
+        ) from None
+    with tempfile.TemporaryDirectory(prefix="byoc-sourcedir-") as scratch:
+        archive = s3.download(uri, Path(scratch))
+        log.info("source code: unpacking %s into %s", uri, into)
+        _extract(archive, into, source=uri)
 
 
 def stage(env: TrainingEnvironment, code: UserCode) -> str:
@@ -134,13 +155,8 @@ def stage(env: TrainingEnvironment, code: UserCode) -> str:
         if archive is not None:
             log.info("source code %s: unpacking the '%s' channel's %s", location, CODE_CHANNEL, archive.name)
             _extract(archive, code.code_dir)
-        elif not (code.code_dir / code.program).exists():
-            raise ConfigError(
-                f"sagemaker_submit_directory is {location}, but this image does not download from "
-                f"S3 and neither {code.code_dir} nor a '{CODE_CHANNEL}' channel holds the code; "
-                "train with enable_network_isolation=True (the SDK then sends the code as the "
-                f"'{CODE_CHANNEL}' channel) or use local mode's local code"
-            )
+        else:
+            fetch(location, code.code_dir)
         return location
     if location:
         path = _local_path(env, location)

@@ -8,8 +8,6 @@ Every container started here carries the label ``byoc-test=<session>`` and is re
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,12 +20,10 @@ from dockerutil import (
     containers_of,
     docker,
     run_container,
-    stop_quietly,
-    wait_http,
 )
 from sklearn.datasets import load_iris
 
-from support import csv_bytes, free_port, make_ml_root
+from support import csv_bytes, free_port, make_ml_root, moto_server
 
 
 @pytest.hookimpl(
@@ -131,18 +127,5 @@ def sdk_env(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    moto = Path(sys.executable).parent / "moto_server"
-    if not moto.exists():
-        pytest.fail("moto_server not found: pip install -e '.[test]' (moto[server] is a test extra)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/moto-api/", "moto_server", proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_quietly(proc)
+    with moto_server() as url:
+        yield url

@@ -161,7 +161,11 @@ def create_app(handler: Handler | None = None, *, environ: Mapping[str, str] | N
         multimodel_app.add_routes(app, settings, environ)
         return app
     if handler is None:
-        handler = load_handler(MLPaths.from_environ(environ).model_dir, settings, environ)
+        from byoc.serving.hooks import CODE_DIR, fetch_submit_directory
+
+        paths = MLPaths.from_environ(environ)
+        environ = fetch_submit_directory(paths.model_dir, paths.base / CODE_DIR, environ)
+        handler = load_handler(paths.model_dir, settings, environ)
     app = base_app(settings, SINGLE_MODEL_ROUTES)
     app.extensions["byoc.handler"] = handler
 

@@ -25,7 +25,8 @@ Where byoc differs, on purpose:
 
 User code runs only when the user put it there: ``<model_dir>/code/inference.py`` (the SDK
 repacks model.tar.gz that way), or SAGEMAKER_PROGRAM in SAGEMAKER_SUBMIT_DIRECTORY (a local
-directory) or in ``<model_dir>/code``.
+directory, or an ``s3://`` sourcedir.tar.gz that :func:`fetch_submit_directory` unpacks into
+``<ML root>/code``) or in ``<model_dir>/code``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import numpy as np
 import pandas as pd
 from werkzeug.http import parse_options_header
 
-from byoc import artifact
+from byoc import artifact, user_script
 from byoc.errors import ConfigError, ModelLoadError, UserError
 from byoc.serving import codecs
 from byoc.serving.builtin import decode_batches, default_accept, prepare
@@ -60,7 +61,6 @@ from byoc.serving.output import (
 )
 from byoc.serving.schema import RequestSchema
 from byoc.serving.settings import ServingSettings
-from byoc.user_script import install_requirements
 
 log = logging.getLogger("byoc.serving")
 
@@ -77,6 +77,30 @@ HOOK_ARGUMENTS: Mapping[str, tuple[str, ...]] = {
 _TEXT_TYPES = frozenset({"application/json", "application/jsonlines", "application/x-jsonlines", "text/csv"})
 
 
+def _program_names(environ: Mapping[str, str]) -> list[str]:
+    name = (environ.get("SAGEMAKER_PROGRAM") or "").strip() or DEFAULT_PROGRAM
+    return [name] if name.endswith(".py") else [name + ".py", name]
+
+
+def fetch_submit_directory(model_dir: Path, code_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` with an ``s3://`` SAGEMAKER_SUBMIT_DIRECTORY downloaded and unpacked into
+    ``code_dir`` and pointing there, as the SageMaker framework containers fetch it.  Unchanged
+    when the directory is not remote, or when the model's code/ already holds the program (the
+    SDK's repacked model.tar.gz: no network needed).  A failed download stops ``serve`` at start."""
+    submit = (environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or "").strip()
+    if not submit.startswith("s3://"):
+        return dict(environ)
+    if any((model_dir / CODE_DIR / name).is_file() for name in _program_names(environ)):
+        log.info(
+            "inference code: using %s (SAGEMAKER_SUBMIT_DIRECTORY=%s not downloaded)",
+            model_dir / CODE_DIR,
+            submit,
+        )
+        return dict(environ)
+    user_script.fetch(submit, code_dir)
+    return {**environ, "SAGEMAKER_SUBMIT_DIRECTORY": str(code_dir)}
+
+
 def find_program(model_dir: Path, environ: Mapping[str, str]) -> Path | None:
     """The user's inference program, or None when the user gave none (byoc's model serves)."""
     program = (environ.get("SAGEMAKER_PROGRAM") or "").strip()
@@ -85,7 +109,7 @@ def find_program(model_dir: Path, environ: Mapping[str, str]) -> Path | None:
     if submit and "://" not in submit.removeprefix("file://"):
         places.insert(0, Path(submit.removeprefix("file://")))
     name = program or DEFAULT_PROGRAM
-    names = [name] if name.endswith(".py") else [name + ".py", name]
+    names = _program_names(environ)
     for place in places:
         for candidate in names:
             if (place / candidate).is_file():
@@ -93,8 +117,8 @@ def find_program(model_dir: Path, environ: Mapping[str, str]) -> Path | None:
     if program or submit:
         where = " or ".join(str(p) for p in places)
         remote = (
-            f"; SAGEMAKER_SUBMIT_DIRECTORY={submit} cannot be fetched by this image: deploy a "
-            "model.tar.gz that holds the code in code/ (the SDK repacks it so when the model has "
+            f"; SAGEMAKER_SUBMIT_DIRECTORY={submit} is not downloaded for a multi-model endpoint: "
+            "put the code in each model.tar.gz's code/ (the SDK repacks it so when the model has "
             "an entry_point and source_dir)"
             if "://" in submit.removeprefix("file://")
             else ""
@@ -339,7 +363,7 @@ class HooksHandler:
     def load(cls, program: Path, model_dir: Path, settings: ServingSettings) -> HooksHandler:
         """Install, import, check the hooks, and run model_fn: once, in the master."""
         source = str(program)
-        install_requirements(program.parent)  # the code folder is on sys.path: no package install
+        user_script.install_requirements(program.parent)  # the code folder is on sys.path: no package install
         module = _import(program)
         user = {name: hook for name in HOOK_ARGUMENTS if (hook := Hook.bind(module, name, source))}
         if "transform_fn" in user and user.keys() & {"input_fn", "predict_fn", "output_fn"}:
