@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 
@@ -205,3 +206,71 @@ def test_a_model_that_cannot_predict_fails_the_start_with_the_cause(tmp_path):
     assert result.returncode == 1, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("serve: cannot start: the model loads but cannot predict (LinAlgError"), last
+
+
+def _read_response(sock, timeout: float = 60) -> tuple[int, bytes]:
+    """One HTTP/1.1 response with a Content-Length from a raw socket: (status, body)."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection closed before a response: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "the connection closed inside the response body"
+        body += chunk
+    return int(lines[0].split()[1]), body
+
+
+def test_sigterm_exits_once_in_flight_requests_are_done_whatever_idle_keep_alive_connections_remain():
+    """An idle keep-alive connection (a client's pooled session) must not hold a stopping server:
+    with a 120 s grace period, ``serve`` exits long before it, once the request in flight on a
+    second connection is answered, while the idle connection is still open."""
+    server = sm.start(sm.trained_root("binary"), workers=2, env={"BYOC_GRACEFUL_TIMEOUT": "120"})
+    address = ("127.0.0.1", server.port)
+    body = ROW.encode() * 20
+    with socket.create_connection(address) as idle, socket.create_connection(address) as busy:
+        try:
+            idle.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _read_response(idle)[0] == 200  # now idle, kept alive by the server
+            busy.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nAccept: text/csv\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body) + body[:50]
+            )
+            time.sleep(1.0)  # the request is in a worker, reading its body
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(1.0)
+            busy.sendall(body[50:])
+            status, answer = _read_response(busy)
+            returncode = server.process.wait(timeout=60)  # idle is still open: it must not count
+        finally:
+            output = server.stop()
+    assert status == 200 and len(answer.decode().splitlines()) == 20, answer[:300]
+    assert returncode == 0, output
+    assert "cut" not in output, output
+
+
+def test_sigterm_that_reaches_a_worker_while_it_boots_still_stops_it():
+    """The stop the master passes on to a worker that is still booting (here the replacement of a
+    killed worker, signalled the moment it is forked) is not lost: ``serve`` exits long before
+    the 120 s grace period, with an idle keep-alive connection open on the other worker."""
+    server = sm.start(sm.trained_root("binary"), workers=2, env={"BYOC_GRACEFUL_TIMEOUT": "120"})
+    master = psutil.Process(server.process.pid)
+    with socket.create_connection(("127.0.0.1", server.port)) as idle:
+        try:
+            idle.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _read_response(idle)[0] == 200
+            _wait_for(lambda: len(master.children()) == 2, "two workers booting")
+            before = {p.pid for p in master.children()}
+            psutil.Process(min(before)).kill()
+            _wait_for(lambda: {p.pid for p in master.children()} - before, "a replacement worker", timeout=30)
+            server.process.send_signal(signal.SIGTERM)  # the replacement is still booting
+            returncode = server.process.wait(timeout=60)
+        finally:
+            output = server.stop()
+    assert returncode == 0, output
+    assert output.count("Worker exiting") >= 2, output  # both live workers left on the stop

@@ -17,7 +17,8 @@ Why these settings:
 - SIGTERM (the platform's stop, SIGKILL 30 s later) is gunicorn's graceful shutdown: stop
   accepting, let in-flight requests finish within ``BYOC_GRACEFUL_TIMEOUT`` (default 30 s); a
   request still running then is logged with its request id and ``serve`` exits non-zero
-  (see byoc.serving.worker).  A worker that dies is replaced by the master.
+  (see byoc.serving.worker; a stop that reaches a worker while it boots is not lost there
+  either).  A worker that dies is replaced by the master.
 - A model that loads but cannot predict fails the start: the warm-up prediction's error is
   the reason ``serve`` prints, rather than /ping passing and every request failing.
 - Request bodies are framing-checked and gzip-decoded below the app (byoc.serving.body).
@@ -128,6 +129,8 @@ def _post_worker_init_multi_model(worker: Any) -> None:
 def _gunicorn_application(app: Any, options: Mapping[str, Any]) -> Any:
     from gunicorn.app.base import BaseApplication
 
+    from byoc.serving.worker import arbiter_class
+
     class Application(BaseApplication):
         def load_config(self) -> None:
             for key, value in options.items():
@@ -136,6 +139,13 @@ def _gunicorn_application(app: Any, options: Mapping[str, Any]) -> Any:
 
         def load(self) -> Any:
             return app
+
+        def run(self) -> None:
+            try:
+                arbiter_class()(self).run()
+            except RuntimeError as exc:  # gunicorn's own start-up errors, as BaseApplication reports them
+                print(f"serve: cannot start: {exc}", file=sys.stderr, flush=True)
+                sys.exit(1)
 
     return Application()
 

@@ -13,6 +13,12 @@ Why each piece:
   the grace period ends (``BYOC_GRACEFUL_TIMEOUT``, default SageMaker's 30 s before SIGKILL) it
   logs every request still running, with its id, marks the shared ``cut`` flag so ``serve``
   exits non-zero, and exits without waiting for them.
+- A stop signal that reaches a worker while it boots must not be lost.  Between gunicorn's
+  fork and the worker's own handlers the child still runs the master's handler, which only
+  queues the signal in the child's copy of the master: the worker then served on until the
+  master's SIGKILL at the end of the grace period (CI saw ``serve`` outlive a 30 s stop).
+  :func:`arbiter_class` forks with the stop signals blocked, and the worker unblocks them once
+  its handlers are in place, so a stop that came meanwhile is handled then.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from byoc.serving.memory import release_free_memory
 REQUEST_ID_KEY = "byoc.request_id"
 EXIT_CUT = 3 + 70  # a worker that cut requests (not gunicorn's 3/4, which halt the master)
 LOG_MARGIN = 1.0  # seconds kept before the grace period's end to log and exit
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 LARGE_BODY = 1 << 20  # after a request body at least this big, freed heap goes back to the system
 
 # gunicorn parse error class name -> (status, reason, code)
@@ -118,6 +125,10 @@ class _ByocWorker:
         self.in_flight: dict[str, tuple[str, float]] = {}
         self.wsgi = _Tracked(self.wsgi, self.in_flight)  # type: ignore[has-type]
 
+    def init_signals(self) -> None:
+        super().init_signals()  # type: ignore[misc]
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a stop sent while booting lands now
+
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         status, reason, code, message = describe_error(exc)
         request_id = uuid.uuid4().hex
@@ -163,3 +174,18 @@ def worker_class(name: str, cut: Any, grace: float) -> type:
     else:
         from gunicorn.workers.gthread import ThreadWorker as base
     return type(f"Byoc{base.__name__}", (_ByocWorker, base), {"cut": cut, "grace": float(grace)})
+
+
+def arbiter_class() -> type:
+    """gunicorn's master, forking each worker with the stop signals blocked (see the module doc)."""
+    from gunicorn.arbiter import Arbiter
+
+    class ByocArbiter(Arbiter):
+        def spawn_worker(self) -> int:
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            try:
+                return super().spawn_worker()  # the worker leaves through sys.exit, never returning
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    return ByocArbiter
