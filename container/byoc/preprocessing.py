@@ -283,12 +283,13 @@ class CodeOneHot(TransformerMixin, BaseEstimator):
     """Integer codes (from :class:`CategoryCoder`) -> one 0/1 column per code seen in training;
     a code not seen (an unknown category) -> all zeros.
 
-    byoc's own, in place of OneHotEncoder: sparse (CSR) for many rows, as a one-hot block of a
-    ColumnTransformer is; dense for a few (request rows), where building a sparse matrix costs
-    more than the rows.  The values are the same either way.
+    byoc's own, in place of OneHotEncoder.  :meth:`transform` always gives CSR, as
+    OneHotEncoder does: a ColumnTransformer decides at fit, from the kinds its blocks gave then,
+    whether it stacks sparse or dense, so a block whose kind changed with the number of rows
+    broke the stacking of a few request rows.  :meth:`transform_dense` gives the same values
+    as an array, for the single-row path (:class:`RowEncoder`), where building a sparse
+    matrix costs more than the rows.
     """
-
-    DENSE_ROWS = 64
 
     def fit(self, X: Any, y: Any = None) -> CodeOneHot:
         values = np.asarray(X, dtype=np.float64)
@@ -296,10 +297,10 @@ class CodeOneHot(TransformerMixin, BaseEstimator):
         self.categories_ = [np.unique(column[~np.isnan(column)]) for column in values.T]
         return self
 
-    def transform(self, X: Any) -> Any:
+    def _ones(self, X: Any) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """(rows, columns) of the ones, the number of rows and of output columns."""
         check_is_fitted(self, "categories_")
         values = np.asarray(X, dtype=np.float64)
-        n = len(values)
         rows: list[np.ndarray] = []
         cols: list[np.ndarray] = []
         offset = 0
@@ -313,11 +314,17 @@ class CodeOneHot(TransformerMixin, BaseEstimator):
             offset += len(categories)
         r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.intp)
         c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.intp)
-        if n <= self.DENSE_ROWS:
-            out = np.zeros((n, offset), dtype=np.float64)
-            out[r, c] = 1.0
-            return out
-        return sparse.csr_matrix((np.ones(len(r), dtype=np.float64), (r, c)), shape=(n, offset))
+        return r, c, len(values), offset
+
+    def transform(self, X: Any) -> sparse.csr_matrix:
+        r, c, n, width = self._ones(X)
+        return sparse.csr_matrix((np.ones(len(r), dtype=np.float64), (r, c)), shape=(n, width))
+
+    def transform_dense(self, X: Any) -> np.ndarray:
+        r, c, n, width = self._ones(X)
+        out = np.zeros((n, width), dtype=np.float64)
+        out[r, c] = 1.0
+        return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         names = _names_in(self, input_features)
@@ -390,18 +397,21 @@ class RowEncoder:
     """A fitted preprocessor run on request columns (a Batch's arrays) without a DataFrame.
 
     Each block's own fitted steps (byoc's, above) run their own ``transform``; the parts are
-    stacked as the ColumnTransformer stacks them.  For small batches, where ColumnTransformer's
-    per-call frame checks and slicing cost more than the work.  Only for preprocessors whose
-    every step is byoc's own (or has an exact equivalent: :func:`own_step`) and whose output is
-    dense (:meth:`of` answers None otherwise).
+    stacked as the ColumnTransformer stacks them: dense, or CSR when it was fitted to give
+    sparse output (the same stored values and column order, so a product with the final
+    estimator's coefficients sums the same terms in the same order).  For small batches, where
+    ColumnTransformer's per-call frame checks and slicing cost more than the work.  Only for
+    preprocessors whose every step is byoc's own (or has an exact equivalent: :func:`own_step`)
+    (:meth:`of` answers None otherwise).
     """
 
-    def __init__(self, blocks: list[tuple[list[int], list[Any]]]) -> None:
+    def __init__(self, blocks: list[tuple[list[int], list[Any]]], sparse_output: bool = False) -> None:
         self.blocks = blocks
+        self.sparse_output = sparse_output
 
     @classmethod
     def of(cls, preprocessor: Any, names: Sequence[str]) -> RowEncoder | None:
-        if type(preprocessor) is not ColumnTransformer or getattr(preprocessor, "sparse_output_", True):
+        if type(preprocessor) is not ColumnTransformer or not hasattr(preprocessor, "sparse_output_"):
             return None
         if getattr(preprocessor, "_sklearn_output_config", {}).get("transform", "default") != "default":
             return None
@@ -422,9 +432,9 @@ class RowEncoder:
             if any(type(step) is CategoryCoder for step in steps[1:]):
                 return None
             blocks.append(([index[c] for c in columns], steps))
-        return cls(blocks) if blocks else None
+        return cls(blocks, bool(preprocessor.sparse_output_)) if blocks else None
 
-    def transform(self, columns: Sequence[np.ndarray]) -> np.ndarray:
+    def transform(self, columns: Sequence[np.ndarray]) -> Any:
         parts = []
         for positions, steps in self.blocks:
             first = steps[0]
@@ -433,9 +443,10 @@ class RowEncoder:
             else:
                 value = first.transform(np.stack([columns[i] for i in positions], axis=1))
             for step in steps[1:]:
-                value = step.transform(value)
-            parts.append(value.toarray() if sparse.issparse(value) else value)
-        return np.hstack(parts) if len(parts) > 1 else parts[0]
+                value = step.transform_dense(value) if type(step) is CodeOneHot else step.transform(value)
+            parts.append(value)
+        dense = np.hstack(parts) if len(parts) > 1 else parts[0]
+        return sparse.csr_matrix(dense) if self.sparse_output else dense
 
 
 def coerce_features(X: pd.DataFrame, features: Sequence[Feature], *, where: str) -> pd.DataFrame:

@@ -275,6 +275,16 @@ def test_every_algorithm_agrees_on_a_hostile_frame(tmp_path, algorithm):
         assert disagreements(root, features, variant, exact=name == "compiled-off") == [], name
 
 
+@pytest.mark.parametrize("algorithm", ["linear", "knn"])
+def test_one_hot_models_agree_when_their_encoder_output_is_sparse(tmp_path, algorithm):
+    """Past 64 training rows the one-hot block, and so the encoder's output, is sparse: a request
+    of one or a few rows must still stack it as training did (it once failed with a 500)."""
+    frame = pd.concat([fixed_hostile_frame()] * 2, ignore_index=True)
+    root = train(tmp_path / "ml", frame, "jsonlines", {"algorithm": algorithm})
+    assert artifact.load(root / "model").estimator.steps[0][1].sparse_output_
+    assert disagreements(root, frame.drop(columns=[TARGET]), SERVING_VARIANTS["default"]) == []
+
+
 def test_the_frame_training_read_keeps_hostile_tokens_as_data(tmp_path):
     """The rules the agreement rests on, seen from training's side (byoc.values)."""
     frame = fixed_hostile_frame()

@@ -246,7 +246,7 @@ encoder_frames = st.integers(min_value=0, max_value=2**32 - 1).map(lambda seed: 
 
 def _encoder_frame(seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(70, 150))  # above CodeOneHot.DENSE_ROWS: the batch takes the sparse path
+    n = int(rng.integers(70, 150))
     age = rng.normal(40, 10, n)
     age[rng.random(n) < 0.2] = np.nan
     job = rng.choice(["a", "b", "c", "None", "true"], n).astype(object)
@@ -258,26 +258,38 @@ def _encoder_frame(seed: int) -> pd.DataFrame:
 @given(
     encoder_frames,
     st.sampled_from([(True, "onehot"), (False, "onehot"), (True, "ordinal"), (False, "ordinal")]),
+    st.sampled_from([0.0, 1.0]),
 )
-def test_row_encoder_equals_the_column_transformer(frame, layout):
+def test_row_encoder_equals_the_column_transformer(frame, layout, sparse_threshold):
+    """Row by row, the encoder gives what the ColumnTransformer gives for that row alone, dense
+    or (one-hot past its threshold) CSR with the same stored entries."""
+    from scipy import sparse
+
     from byoc.preprocessing import RowEncoder
 
     scale, categorical = layout
     features = feature_schema(frame)
     pre = build_preprocessor(features, scale=scale, categorical=categorical)
-    pre.set_params(sparse_threshold=0.0)  # dense output: the layout the row path serves
+    pre.set_params(sparse_threshold=sparse_threshold)
     X = coerce_features(frame, features, where="train")
-    batch = np.asarray(pre.fit(X).transform(X))
+    pre.fit(X)
+    assert pre.sparse_output_ == (sparse_threshold == 1.0 and categorical == "onehot")
     encoder = RowEncoder.of(pre, [f.name for f in features])
     assert encoder is not None
     columns = [X[f.name].to_numpy(dtype=np.float64 if f.kind == "numeric" else object) for f in features]
     for i in range(0, len(X), 9):
         row = encoder.transform([c[i : i + 1] for c in columns])
-        assert row.dtype == batch.dtype and np.array_equal(row[0], batch[i]), i
+        alone = pre.transform(X.iloc[i : i + 1])  # a one-row request through the pipeline
+        assert sparse.issparse(row) == sparse.issparse(alone) == pre.sparse_output_, i
+        if pre.sparse_output_:
+            for part in ("data", "indices", "indptr"):
+                assert np.array_equal(getattr(row, part), getattr(alone, part)), (i, part)
+            row, alone = row.toarray(), alone.toarray()
+        assert row.dtype == alone.dtype and np.array_equal(row, alone), i
     unseen = encoder.transform(
         [np.array([np.nan]), np.array([np.nan]), np.array([np.nan]), np.array(["zz"], object)]
     )
-    assert np.isfinite(unseen).all()
+    assert np.isfinite(unseen.toarray() if sparse.issparse(unseen) else unseen).all()
 
 
 def test_own_steps_compute_what_scikit_learn_would():
@@ -301,7 +313,8 @@ def test_own_steps_compute_what_scikit_learn_would():
     ohe = OneHotEncoder(handle_unknown="ignore").fit(codes)
     onehot = CodeOneHot().fit(codes)
     test = np.array([[0.0, 1.0], [-1.0, 7.0], [3.0, -2.0]])
-    np.testing.assert_array_equal(onehot.transform(test), ohe.transform(test).toarray())
+    np.testing.assert_array_equal(onehot.transform(test).toarray(), ohe.transform(test).toarray())
+    np.testing.assert_array_equal(onehot.transform_dense(test), ohe.transform(test).toarray())
     assert (
         onehot.transform(np.repeat(test, 40, axis=0)).toarray().tolist()
         == ohe.transform(np.repeat(test, 40, axis=0)).toarray().tolist()

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from byoc import compiled
 from byoc.artifact import ModelArtifact
@@ -59,6 +60,22 @@ def _equal(a: Any, b: Any) -> bool:
             a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
         )
     return a == b
+
+
+def _same_matrix(expected: Any, got: Any) -> bool:
+    """Equal values, dtype and shape, and for CSR the same stored entries in the same order."""
+    if sparse.issparse(expected) or sparse.issparse(got):
+        if not (sparse.isspmatrix_csr(expected) and sparse.isspmatrix_csr(got)):
+            return False
+        return expected.shape == got.shape and all(
+            _equal(getattr(expected, part), getattr(got, part)) for part in ("data", "indices", "indptr")
+        )
+    expected, got = np.asarray(expected), np.asarray(got)
+    return (
+        expected.dtype == got.dtype
+        and expected.shape == got.shape
+        and np.array_equal(expected, got, equal_nan=True)
+    )
 
 
 class Predictor:
@@ -165,13 +182,9 @@ class Predictor:
         probe = self.schema.from_rows(self._check_rows())
         n = len(probe)
         try:
-            expected = np.asarray(self.estimator.steps[0][1].transform(probe.frame()))
+            expected = self.estimator.steps[0][1].transform(probe.frame())
             got = blocks.transform(probe.columns)
-            same = (
-                expected.dtype == got.dtype
-                and expected.shape == got.shape
-                and np.array_equal(expected, got, equal_nan=True)
-            )
+            same = _same_matrix(expected, got)
             self.blocks, self.final = blocks, final
             self._unchecked_tree = (
                 type(final)
