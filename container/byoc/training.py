@@ -4,7 +4,8 @@ One straight line of small steps:
 
     environment -> hyperparameters -> channels -> target split -> problem type -> labels
     -> fit step (:mod:`byoc.fit`: build + fit + evaluate) -> metrics (log lines,
-    output/data/metrics.json) -> artefact (atomic)
+    output/data/metrics.json) -> artefact (atomic) -> the environment to deploy it with
+    (output/data/inference_environment.json)
 
 Errors are raised (``byoc.errors``); the shell turns them into the failure file and the exit
 code.  ``main`` stays here as the console entry point (``byoc-train``, ``container/train``).
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
     import pandas as pd
 
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 
 EVAL_CHANNELS = ("validation", "test")
 IGNORED_OK = frozenset({"model", "code", "checkpoints"})
+INFERENCE_ENVIRONMENT_FILE = "inference_environment.json"
 
 log = logging.getLogger("byoc.training")
 
@@ -258,6 +262,7 @@ def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None
     import numpy as np
 
     from byoc import artifact, compiled, finite, fit, hyperparameters, metrics, preprocessing, problem
+    from byoc.serving import output
 
     check_hosts(env)
     progress.phase = "validating hyperparameters"
@@ -383,6 +388,13 @@ def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None
             "job_name": env.job_name,
         },
     }
+    fields = output.available_fields(
+        problem_type != artifact.REGRESSION, hasattr(result.pipeline, "predict_proba")
+    )
+    metadata["inference"] = {
+        "output_fields": list(fields),
+        "environment": output.inference_environment(fields),
+    }
     progress.phase = "compiling the model for serving"
     compiled_form = compiled.build(
         result.pipeline, [split.X for split in encoded.values()], enabled=params["compiled_inference"]
@@ -393,7 +405,20 @@ def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None
         artifact.save(env.paths.model_dir, result.pipeline, metadata, compiled_form.files())
         progress.saved = True
     log.info("model saved to %s (%s, %s)", env.paths.model_dir, artifact.MODEL_FILE, artifact.METADATA_FILE)
+    _write_inference_environment(env.paths.output_data_dir, metadata["inference"]["environment"])
     return metadata
+
+
+def _write_inference_environment(output_data_dir: Path, environment: Mapping[str, str]) -> None:
+    """The environment to deploy this model with, as Autopilot hands it out with its containers:
+    ``Model(image_uri=..., model_data=..., env=json.load(open("inference_environment.json")))``."""
+    path = output_data_dir / INFERENCE_ENVIRONMENT_FILE
+    path.write_text(json.dumps(environment, indent=2) + "\n", encoding="utf-8")
+    log.info(
+        "inference environment for Model(env=...): %s (in output/data/%s)",
+        " ".join(f"{k}={v}" for k, v in environment.items()),
+        INFERENCE_ENVIRONMENT_FILE,
+    )
 
 
 def _log_details(details: Mapping[str, Any]) -> None:

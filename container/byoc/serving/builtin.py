@@ -17,7 +17,13 @@ from byoc.serving import codecs
 from byoc.serving import settings as settings_module
 from byoc.serving.handler import InferenceRequest, InferenceResponse, RequestBody
 from byoc.serving.inference import Predictor
-from byoc.serving.output import CUSTOM_ATTRIBUTES_HEADER, Prediction, default_fields, request_fields
+from byoc.serving.output import (
+    CUSTOM_ATTRIBUTES_HEADER,
+    Prediction,
+    default_fields,
+    request_fields,
+    supported_fields,
+)
 from byoc.serving.schema import Batch, RequestSchema
 from byoc.serving.settings import ServingSettings
 
@@ -101,7 +107,8 @@ class ModelHandler:
         self.predictor = predictor
         self.schema = predictor.schema
         self.available_fields = predictor.available_fields
-        self.fields = default_fields(settings.inference_output, predictor.available_fields)
+        self.supported = supported_fields(settings.inference_supported, predictor.available_fields)
+        self.fields = default_fields(settings.inference_output, predictor.available_fields, self.supported)
         self.default_accept = default_accept(settings)
 
     @classmethod
@@ -119,7 +126,10 @@ class ModelHandler:
     def invoke(self, request: InferenceRequest) -> InferenceResponse:
         decoder = codecs.find_decoder(request.content_type)
         fields = request_fields(
-            request.custom_attributes, default=self.fields, available=self.predictor.available_fields
+            request.custom_attributes,
+            default=self.fields,
+            available=self.predictor.available_fields,
+            supported=self.supported,
         )
         encoder = codecs.choose_encoder(request.accept, decoder.media_type, self.default_accept)
         headers = {CUSTOM_ATTRIBUTES_HEADER: "output=" + ",".join(fields)}

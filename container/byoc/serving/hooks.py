@@ -58,6 +58,7 @@ from byoc.serving.output import (
     Prediction,
     default_fields,
     request_fields,
+    supported_fields,
 )
 from byoc.serving.schema import RequestSchema
 from byoc.serving.settings import ServingSettings
@@ -353,11 +354,11 @@ class HooksHandler:
         self.model_dir = model_dir
         self._byoc_predicts = "predict_fn" in hooks and hooks["predict_fn"].builtin
         self.default_accept = settings.default_accept or DEFAULT_CONTENT_TYPE
-        self.fields = (
-            default_fields(settings.inference_output, model.available_fields)
-            if isinstance(model, Predictor)
-            else ()
-        )
+        self.supported: tuple[str, ...] | None = None
+        self.fields: tuple[str, ...] = ()
+        if isinstance(model, Predictor):
+            self.supported = supported_fields(settings.inference_supported, model.available_fields)
+            self.fields = default_fields(settings.inference_output, model.available_fields, self.supported)
 
     @classmethod
     def load(cls, program: Path, model_dir: Path, settings: ServingSettings) -> HooksHandler:
@@ -406,7 +407,10 @@ class HooksHandler:
         accept = request.accept if request.accept and request.accept.strip() != "*/*" else self.default_accept
         fields = (
             request_fields(
-                request.custom_attributes, default=self.fields, available=self.model.available_fields
+                request.custom_attributes,
+                default=self.fields,
+                available=self.model.available_fields,
+                supported=self.supported,
             )
             if isinstance(self.model, Predictor) and self._byoc_predicts
             else ()

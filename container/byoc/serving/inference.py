@@ -16,13 +16,13 @@ from byoc import compiled
 from byoc.artifact import ModelArtifact
 from byoc.preprocessing import RowEncoder
 from byoc.serving.output import (
-    FIELDS,
     LABELS,
     NEEDS_PROBA,
     PREDICTED_LABEL,
     PROBABILITIES,
     PROBABILITY,
     Prediction,
+    available_fields,
 )
 from byoc.serving.schema import Batch, RequestSchema
 
@@ -102,11 +102,7 @@ class Predictor:
         self.blocks: RowEncoder | None = None
         self.final = None
         self._unchecked_tree = False
-        self.available_fields: tuple[str, ...] = tuple(
-            f
-            for f in FIELDS
-            if f == PREDICTED_LABEL or (self.is_classifier and (f == LABELS or self.has_proba))
-        )
+        self.available_fields = available_fields(self.is_classifier, self.has_proba)
 
     def _inputs(self, batch: Batch) -> tuple[Any, Any, dict[str, Any]]:
         """(estimator, its input, keyword arguments): the fast block path for small batches,

@@ -9,6 +9,11 @@ custom attribute ``output=...`` in ``X-Amzn-SageMaker-Custom-Attributes``):
 - ``probabilities``: one probability per class, in the order of ``labels``.
 - ``labels``: every class the model knows, in the order of ``probabilities``.
 
+``SAGEMAKER_INFERENCE_SUPPORTED`` (Autopilot sets it beside ``SAGEMAKER_INFERENCE_OUTPUT``)
+advertises which fields the endpoint returns; when it is set, the server refuses at start an
+output setting outside it and answers 400 to a request that asks for a field outside it.
+``train`` writes the pair for each model (:func:`inference_environment`).
+
 Encoders lay the fields out in the order they were asked for: JSON
 ``{"predictions": [{"predicted_label": "yes", "probability": 0.93}, ...]}``, JSON Lines one
 such object per line, CSV one row per record with the fields as columns in that order (list
@@ -37,37 +42,78 @@ DEFAULT_FIELDS = (PREDICTED_LABEL,)
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 
 
-def parse_fields(text: str, *, available: Sequence[str], source: str) -> tuple[str, ...]:
-    """``"predicted_label, probabilities"`` -> a checked tuple; raises UserError naming ``source``."""
+def available_fields(is_classifier: bool, has_proba: bool) -> tuple[str, ...]:
+    """The fields a model can return: the label always, the class list for a classifier, the
+    probabilities when it has predict_proba.  ``train`` (for the recommended environment) and the
+    server both ask this one rule."""
+    return tuple(f for f in FIELDS if f == PREDICTED_LABEL or (is_classifier and (f == LABELS or has_proba)))
+
+
+def inference_environment(available: Sequence[str]) -> dict[str, str]:
+    """The container environment to deploy a model with (``Model(env=...)``), as Autopilot gives
+    its inference containers: the fields it supports, and the default answer."""
+    return {
+        "SAGEMAKER_INFERENCE_SUPPORTED": ",".join(available),
+        "SAGEMAKER_INFERENCE_OUTPUT": ",".join(DEFAULT_FIELDS),
+    }
+
+
+def parse_fields(
+    text: str, *, available: Sequence[str], source: str, supported: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """``"predicted_label, probabilities"`` -> a checked tuple; raises UserError naming ``source``.
+
+    ``supported`` (SAGEMAKER_INFERENCE_SUPPORTED, when set) narrows what may be asked for."""
+    allowed = ", ".join(available if supported is None else supported)
     fields = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
     if not fields:
-        raise UserError(
-            f"{source} names no output field; use some of {', '.join(available)}", code="bad_output_fields"
-        )
+        raise UserError(f"{source} names no output field; use some of {allowed}", code="bad_output_fields")
     unknown = [f for f in fields if f not in FIELDS]
     if unknown:
         raise UserError(
-            f"{source}: unknown output field {', '.join(map(repr, unknown))}; "
-            f"use some of {', '.join(available)}",
+            f"{source}: unknown output field {', '.join(map(repr, unknown))}; use some of {allowed}",
             code="bad_output_fields",
         )
     unavailable = [f for f in fields if f not in available]
     if unavailable:
         raise UserError(
             f"{source}: {', '.join(map(repr, unavailable))} not available for this model "
-            f"(a regressor, or a classifier without predict_proba); use some of "
-            f"{', '.join(available)}",
+            f"(a regressor, or a classifier without predict_proba); use some of {allowed}",
+            code="bad_output_fields",
+        )
+    unsupported = [f for f in fields if supported is not None and f not in supported]
+    if unsupported:
+        raise UserError(
+            f"{source}: {', '.join(map(repr, unsupported))} not supported by this endpoint "
+            f"(SAGEMAKER_INFERENCE_SUPPORTED={','.join(supported or ())}); use some of {allowed}",
             code="bad_output_fields",
         )
     return fields
 
 
-def default_fields(inference_output: str | None, available: Sequence[str]) -> tuple[str, ...]:
-    """The endpoint's fields from SAGEMAKER_INFERENCE_OUTPUT; a bad value stops the server."""
-    if not inference_output:
-        return DEFAULT_FIELDS
+def supported_fields(inference_supported: str | None, available: Sequence[str]) -> tuple[str, ...] | None:
+    """SAGEMAKER_INFERENCE_SUPPORTED as a checked tuple, None when unset (every available field may
+    be asked for).  A field the model cannot return stops the server: the advertisement would be false."""
+    if not inference_supported:
+        return None
     try:
-        return parse_fields(inference_output, available=available, source="SAGEMAKER_INFERENCE_OUTPUT")
+        return parse_fields(inference_supported, available=available, source="SAGEMAKER_INFERENCE_SUPPORTED")
+    except UserError as exc:
+        raise ConfigError(exc.message) from None
+
+
+def default_fields(
+    inference_output: str | None, available: Sequence[str], supported: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """The endpoint's fields from SAGEMAKER_INFERENCE_OUTPUT; a bad value, or one outside
+    SAGEMAKER_INFERENCE_SUPPORTED, stops the server."""
+    try:
+        return parse_fields(
+            inference_output or ",".join(DEFAULT_FIELDS),
+            available=available,
+            source="SAGEMAKER_INFERENCE_OUTPUT" + ("" if inference_output else " (unset: predicted_label)"),
+            supported=supported,
+        )
     except UserError as exc:
         raise ConfigError(exc.message) from None
 
@@ -85,12 +131,18 @@ def parse_custom_attributes(header: str | None) -> dict[str, str]:
 
 
 def request_fields(
-    custom_attributes: str | None, *, default: tuple[str, ...], available: Sequence[str]
+    custom_attributes: str | None,
+    *,
+    default: tuple[str, ...],
+    available: Sequence[str],
+    supported: Sequence[str] | None = None,
 ) -> tuple[str, ...]:
     wanted = parse_custom_attributes(custom_attributes).get("output")
     if wanted is None:
         return default
-    return parse_fields(wanted, available=available, source=f"{CUSTOM_ATTRIBUTES_HEADER} output=")
+    return parse_fields(
+        wanted, available=available, source=f"{CUSTOM_ATTRIBUTES_HEADER} output=", supported=supported
+    )
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,7 @@ class ServingSettings:
     max_payload_mb: int = DEFAULT_MAX_PAYLOAD_MB
     default_accept: str | None = None
     inference_output: str | None = None
+    inference_supported: str | None = None  # Autopilot's SAGEMAKER_INFERENCE_SUPPORTED
     compiled_inference: bool = True
     notes: tuple[str, ...] = ()  # how the settings were chosen, for the start-up log
     multi_model: bool = False
@@ -125,6 +126,7 @@ class ServingSettings:
             ),
             default_accept=(environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "").strip() or None,
             inference_output=(environ.get("SAGEMAKER_INFERENCE_OUTPUT") or "").strip() or None,
+            inference_supported=(environ.get("SAGEMAKER_INFERENCE_SUPPORTED") or "").strip() or None,
             compiled_inference=compiled_inference(environ),
             multi_model=parse_bool(environ.get("SAGEMAKER_MULTI_MODEL"), name="SAGEMAKER_MULTI_MODEL"),
             model_memory_mb=_positive_int(environ, "BYOC_MULTI_MODEL_MEMORY_MB", 0) or None,
