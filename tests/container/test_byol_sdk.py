@@ -1,7 +1,9 @@
 """Bring your own library with the SageMaker Python SDK v2 in local mode, against the built image:
 an SKLearn-style framework estimator (image_uri, entry_point, source_dir) trains examples/byol/
 in script mode, deploys it with its inference.py and predicts; a ScriptProcessor runs an
-evaluation script with the image's python3 and writes evaluation.json.
+evaluation script with the image's python3 and writes evaluation.json. Without the SDK, the image
+trains and serves examples/byol/ from an s3:// sourcedir.tar.gz, as on SageMaker without network
+isolation (the download goes to moto on the host's network).
 
 Local mode, dummy credentials and telemetry off come from the sdk_env fixture; Processing stages
 code and data through S3 even in local mode, so a moto server (moto_endpoint) stands in for S3."""
@@ -9,15 +11,16 @@ code and data through S3 even in local mode, so a moto server (moto_endpoint) st
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from dockerutil import ROLE, local_session
+from dockerutil import ROLE, docker, local_session, post, run_container, start_container, wait_for_ping
 
-from support import REPO, csv_bytes
+from support import REPO, aws_test_environ, csv_bytes, free_port, make_ml_root
 
 pytestmark = pytest.mark.container
 
@@ -144,3 +147,68 @@ def test_script_processor_runs_an_evaluation_script(
     metrics = report["multiclass_classification_metrics"]
     assert 0.8 < metrics["accuracy"]["value"] <= 1.0
     assert set(metrics["confusion_matrix"]) == {"setosa", "versicolor", "virginica"}
+
+
+def test_image_trains_and_serves_the_source_directory_from_s3(
+    image: str, tmp_path: Path, iris: pd.DataFrame, moto_endpoint: str
+) -> None:
+    """SageMaker without network isolation: the SDK has uploaded source_dir as sourcedir.tar.gz and
+    passes its s3:// URI; the container downloads it with the job's credentials (boto3 in the image,
+    AWS_ENDPOINT_URL pointing at moto), for train and again for serve."""
+    import tarfile
+
+    import boto3
+
+    archive = tmp_path / "sourcedir.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(
+            EXAMPLE,
+            arcname=".",
+            filter=lambda m: None if "__pycache__" in m.name or ".egg-info" in m.name else m,
+        )
+    environ = aws_test_environ(moto_endpoint)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name=environ["AWS_DEFAULT_REGION"],
+        aws_access_key_id=environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=environ["AWS_SECRET_ACCESS_KEY"],
+    )
+    s3.create_bucket(Bucket="byol-code")
+    s3.upload_file(str(archive), "byol-code", "byol-job/source/sourcedir.tar.gz")
+    uri = "s3://byol-code/byol-job/source/sourcedir.tar.gz"
+
+    shuffled = iris.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"iris.csv": csv_bytes(shuffled.iloc[:120], target="target", header=True)}},
+        hyperparameters={
+            "sagemaker_program": "train.py",
+            "sagemaker_submit_directory": uri,
+            "ensemble-gb": "false",
+        },
+    )
+    aws = [arg for key, value in environ.items() for arg in ("-e", f"{key}={value}")]
+    trained = run_container("--network", "host", *aws, "-v", f"{root}:/opt/ml", "IMAGE", "train")
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert f"downloading {uri}" in trained.stdout + trained.stderr
+    assert (root / "model" / "model.joblib").is_file()
+
+    shutil.rmtree(root / "code")  # serve must fetch the code itself
+    port = free_port()
+    cid = start_container(
+        "--network", "host", *aws, "-e", f"SAGEMAKER_BIND_TO_PORT={port}", "-e", "SAGEMAKER_PROGRAM=inference.py",
+        "-e", f"SAGEMAKER_SUBMIT_DIRECTORY={uri}", "-v", f"{root}:/opt/ml", "IMAGE", "serve",
+    )  # fmt: skip
+    try:
+        wait_for_ping(cid, port)
+        holdout = shuffled.iloc[120:]
+        status, _, body = post(
+            port, csv_bytes(holdout.drop(columns=["target"]), target=None), "text/csv", "application/json"
+        )
+    finally:
+        docker("rm", "-f", cid, check=False)
+    assert status == 200, body
+    predicted = json.loads(body)["predictions"]
+    assert sum(p == t for p, t in zip(predicted, holdout["target"], strict=True)) / len(holdout) > 0.85
+    assert (root / "code" / "inference.py").is_file()  # downloaded again by serve
