@@ -131,8 +131,13 @@ def test_train_honours_aws_region_when_aws_default_region_is_unset(tmp_path, end
             "no AWS credentials",
         ),
         ("s3://bucket-only", {}, "is not an S3 object URI"),
+        (
+            TRAIN_URI,
+            {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"},  # nothing listens on port 9
+            "Could not connect to the endpoint URL",
+        ),
     ],
-    ids=["missing-key", "wrong-bucket", "not-a-tarball", "no-credentials", "no-key"],
+    ids=["missing-key", "wrong-bucket", "not-a-tarball", "no-credentials", "no-key", "no-route"],
 )
 def test_a_source_that_cannot_be_fetched_is_a_user_error_naming_the_uri(
     tmp_path, endpoint, uri, env, expected
