@@ -45,14 +45,14 @@ RUN mkdir -p container/byoc && touch container/byoc/__init__.py \
 # arrives under /opt/ml; pyarrow.fs reports S3FileSystem as unavailable instead of failing).
 # Byte-code stays: it is compiled at install time and speeds up every cold start.
 RUN site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
- && for pkg in numpy scipy pandas sklearn pyarrow; do \
+ && for pkg in numpy scipy pandas sklearn pyarrow dask distributed; do \
         find "$site/$pkg" -depth -type d -name tests -exec rm -rf {} +; \
     done \
  && rm -rf "$site"/pyarrow/include "$site"/pyarrow/src "$site"/numpy/_core/include \
            "$site"/pyarrow/_flight.* "$site"/pyarrow/libarrow_flight.* "$site"/pyarrow/libarrow_python_flight.* \
            "$site"/pyarrow/_s3fs.* "$site"/pyarrow/libarrow_s3.* "$site"/pyarrow/_pyarrow_cpp_tests.* \
  && find "$site" \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' -o -name '*.c' -o -name '*.cpp' \) -delete \
- && /opt/venv/bin/python -c "import sklearn, scipy.sparse, pandas, pyarrow.parquet, pyarrow.fs, pyarrow.dataset, pyarrow.csv, numpy, flask, gunicorn; print('runtime imports ok')"
+ && /opt/venv/bin/python -c "import sklearn, scipy.sparse, pandas, pyarrow.parquet, pyarrow.fs, pyarrow.dataset, pyarrow.csv, numpy, flask, gunicorn, distributed.cli.dask_worker; print('runtime imports ok')"
 
 # The project itself (a regular, non-editable install of this checkout).
 COPY container/byoc ./container/byoc

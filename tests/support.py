@@ -58,6 +58,7 @@ def make_ml_root(
     input_mode: str = "File",
     hosts: Sequence[str] = ("algo-1",),
     input_modes: Mapping[str, str] | None = None,
+    current_host: str | None = None,
 ) -> Path:
     """Lay out ``base`` like /opt/ml before ``docker run IMAGE train``.
 
@@ -65,7 +66,7 @@ def make_ml_root(
     channel's files under input/data/<channel>/ (file names may contain ``/`` for
     sub-directories; ``str`` content is UTF-8 encoded).  Channels in Pipe mode get no
     directory: feed them with :func:`pipe_feeders`.  ``model/`` and ``output/`` exist and are
-    empty, as on the platform.
+    empty, as on the platform.  ``current_host`` defaults to the first of ``hosts``.
     """
     base = Path(base)
     config = base / "input" / "config"
@@ -93,7 +94,9 @@ def make_ml_root(
         dataconfig[name] = entry
     (config / "inputdataconfig.json").write_text(json.dumps(dataconfig), encoding="utf-8")
     (config / "resourceconfig.json").write_text(
-        json.dumps({"current_host": hosts[0], "hosts": list(hosts), "network_interface_name": "eth0"}),
+        json.dumps(
+            {"current_host": current_host or hosts[0], "hosts": list(hosts), "network_interface_name": "eth0"}
+        ),
         encoding="utf-8",
     )
 
@@ -284,6 +287,20 @@ def start_train(
         text=True,
         env=clean_environ(env, SAGEMAKER_BASE_DIR=str(root)),
     )
+
+
+def read_until(proc: subprocess.Popen, pattern: str) -> str:
+    """What ``proc`` (from :func:`start_train`) printed up to and including the first line
+    matching the regex ``pattern`` (or up to its end, when no line matches)."""
+    import re
+
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if re.search(pattern, line):
+            break
+    return "".join(seen)
 
 
 def free_port() -> int:

@@ -64,14 +64,16 @@ class Split:
     files: tuple[str, ...]
 
 
-def check_hosts(env: TrainingEnvironment) -> None:
+def check_hosts(env: TrainingEnvironment, algorithm: str) -> None:
+    """Only ``auto`` uses several hosts (its candidates spread over them); a single model cannot."""
     from byoc.errors import ConfigError
 
-    if len(env.hosts) > 1:
+    if len(env.hosts) > 1 and algorithm != "auto":
         raise ConfigError(
             f"resourceconfig.json lists {len(env.hosts)} hosts ({', '.join(env.hosts)}); "
-            "scikit-learn trains on one instance: set instance_count=1 (use a larger "
-            "instance type for more CPUs or memory)",
+            f"algorithm={algorithm} trains one scikit-learn model on one instance: set "
+            "instance_count=1 (use a larger instance type for more CPUs or memory), or use "
+            "algorithm=auto, which spreads its candidate models over every host",
             code="multiple_hosts",
         )
 
@@ -258,15 +260,35 @@ def _fit_step(algorithm: str) -> FitStep:
 
 
 def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None = None) -> dict[str, Any]:
-    """The whole flow with ``fit_step`` (default: the built-in algorithms); returns model.json's content."""
-    import numpy as np
+    """The whole flow with ``fit_step`` (default: the built-in algorithms); returns model.json's content.
 
-    from byoc import artifact, compiled, finite, fit, hyperparameters, metrics, preprocessing, problem
-    from byoc.serving import output
+    On several hosts (``auto`` only) the first host runs the flow beside a Dask scheduler and
+    the others serve as Dask workers and return an empty dict (:mod:`byoc.automl.cluster`).
+    """
+    from byoc import hyperparameters
 
-    check_hosts(env)
     progress.phase = "validating hyperparameters"
     params = hyperparameters.resolve(env.hyperparameters)
+    check_hosts(env, params["algorithm"])
+    if len(env.hosts) == 1:
+        return _train(env, progress, params, fit_step)
+    from byoc.automl import cluster
+
+    if not cluster.is_first_host(env):
+        cluster.run_worker(env, progress)
+        return {}
+    with cluster.scheduler(env):
+        return _train(env, progress, params, fit_step)
+
+
+def _train(
+    env: TrainingEnvironment, progress: Progress, params: Mapping[str, Any], fit_step: FitStep | None
+) -> dict[str, Any]:
+    import numpy as np
+
+    from byoc import artifact, compiled, finite, fit, metrics, preprocessing, problem
+    from byoc.serving import output
+
     log.info("algorithm: %s", params["algorithm"])
     log.info("hyperparameters: %s", json.dumps(_jsonable(params), sort_keys=True))
     if env.tuning_objective_metric:

@@ -22,6 +22,7 @@ from support import (
     make_ml_root,
     mixed_frame,
     read_failure,
+    read_until,
     run_train,
     start_serve,
     start_train,
@@ -154,15 +155,10 @@ def test_a_restarted_job_resumes_from_its_checkpoints(tmp_path):
 def test_sigterm_ends_the_search_and_saves_the_best_model_so_far(tmp_path):
     root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=600)
     proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": "60"})
-    seen = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        seen.append(line)
-        if re.search(r"auto candidate 2: .*=", line):
-            break
+    seen = read_until(proc, r"auto candidate 2: .*=")
     proc.send_signal(15)
     rest = proc.communicate(timeout=90)[0]
-    out = "".join(seen) + rest
+    out = seen + rest
     assert proc.returncode == 0, out
     assert "ending early and saving the best model so far" in out
     assert read_failure(root) is None

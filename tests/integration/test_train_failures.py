@@ -147,7 +147,7 @@ CASES = {
     ),
     "multiple_hosts": (
         dict(channels={"train": {"a.csv": GOOD}}, hosts=("algo-1", "algo-2")),
-        [r"2 hosts", r"instance_count=1"],
+        [r"2 hosts", r"instance_count=1", r"algorithm=auto"],
     ),
     "regression_on_text_target": (
         dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"problem_type": "regression"}),

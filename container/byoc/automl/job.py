@@ -10,6 +10,7 @@ report, which the cost model estimates from what the candidates cost.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -18,7 +19,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 REPORT_RESERVE = 0.06  # share of the budget kept for the report and saving
 MIN_RESERVE_SECONDS = 3.0
 IMPORTANCE_ROWS = 1000
+
+# Scores candidates somewhere other than here: given the search's context, a runner to use
+# for the search's duration (several hosts: byoc.automl.cluster.spread).
+Spread = Callable[[search.Context], contextlib.AbstractContextManager[search.Runner]]
 
 
 @dataclass(frozen=True)
@@ -64,25 +69,28 @@ class AutoResult:
 
 def _log_candidate(result: search.Result, number: int, left: float, started: float, name: str) -> None:
     elapsed = time.monotonic() - started
+    where = f" on {result.host}" if result.host else ""
     if result.status == search.COMPLETED:
         log.info(
-            "auto candidate %d: %s: %s=%.6f (±%.4f) in %.1f s; elapsed %.1f s, budget left %.1f s",
+            "auto candidate %d: %s: %s=%.6f (±%.4f) in %.1f s%s; elapsed %.1f s, budget left %.1f s",
             number,
             result.name,
             name,
             result.score,
             result.std,
             result.fit_seconds,
+            where,
             elapsed,
             left,
         )
     else:
         log.info(
-            "auto candidate %d: %s: %s (%s); elapsed %.1f s, budget left %.1f s",
+            "auto candidate %d: %s: %s (%s)%s; elapsed %.1f s, budget left %.1f s",
             number,
             result.name,
             result.status.lower(),
             result.message,
+            where,
             elapsed,
             left,
         )
@@ -120,6 +128,7 @@ def leaderboard_rows(
             finished_at_seconds=round(result.finished_at, 3),
             ensemble_weight=round(weights.get(result.name, 0.0), 6),
             message=result.message,
+            host=result.host,
         )
         rows.append(row)
     return rows
@@ -203,8 +212,14 @@ def run(
     validation: tuple[pd.DataFrame, np.ndarray] | None = None,
     checkpoint_dir: Path | None = None,
     stop: threading.Event | None = None,
+    host: str = "",
+    spread: Spread | None = None,
 ) -> AutoResult:
-    """Explore, search, blend, refit; write exploration.json, leaderboard.csv and report.html."""
+    """Explore, search, blend, refit; write exploration.json, leaderboard.csv and report.html.
+
+    ``spread`` scores the candidates elsewhere (several hosts: :mod:`byoc.automl.cluster`);
+    by default they are scored here, one at a time, and logged as run on ``host``.
+    """
     stop = stop or threading.Event()
     budget = float(settings.max_runtime_seconds)
     hard_deadline = started + budget
@@ -260,15 +275,19 @@ def run(
         if store is not None:
             store.save(result)
 
-    finder = search.Search(
-        ctx,
-        search_deadline=search_deadline,
-        done=done,
-        on_result=on_result,
-        max_candidates=settings.max_candidates,
-    )
     has_text = any(f.kind == "categorical" for f in features)
-    results = finder.run(candidates.portfolio(problem_type, len(X), len(features), has_text))
+    portfolio = candidates.portfolio(problem_type, len(X), len(features), has_text)
+    runners = spread(ctx) if spread is not None else contextlib.nullcontext(search.InProcess(ctx, host))
+    with runners as runner:
+        finder = search.Search(
+            ctx,
+            search_deadline=search_deadline,
+            done=done,
+            on_result=on_result,
+            max_candidates=settings.max_candidates,
+            runner=runner,
+        )
+        results = finder.run(portfolio)
     ranked = finder.completed()
     if not ranked:
         failures = "; ".join(f"{r.name}: {r.message}" for r in results[:3])
@@ -356,6 +375,7 @@ def fit_step(inputs: FitInput) -> FitOutput:
     from sklearn.pipeline import Pipeline
 
     from byoc import fit
+    from byoc.automl import cluster
 
     params, env, progress = inputs.params, inputs.env, inputs.progress
     stop = threading.Event()
@@ -386,6 +406,8 @@ def fit_step(inputs: FitInput) -> FitOutput:
         validation=None if validation is None else (validation.X, validation.y),
         checkpoint_dir=checkpoint_dir,
         stop=stop,
+        host=env.current_host,
+        spread=cluster.spread(env) if len(env.hosts) > 1 else None,
     )
     fit_seconds = time.monotonic() - started
     estimator = outcome.estimator

@@ -25,7 +25,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -115,6 +115,7 @@ class Result:
     finished_at: float = 0.0
     message: str = ""
     oof: np.ndarray | None = field(default=None, repr=False)
+    host: str = ""  # where it was scored (several hosts: the Dask worker's host)
 
     @property
     def name(self) -> str:
@@ -140,6 +141,15 @@ class Context:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Travels to another host without the stop event: each process has its own."""
+        state = dict(self.__dict__)
+        del state["stop"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, stop=threading.Event())
 
 
 def predict_held_out(model: Any, X: pd.DataFrame, problem_type: str, n_classes: int) -> np.ndarray:
@@ -211,6 +221,40 @@ def evaluate(candidate: cands.Candidate, ctx: Context, deadline: float | None = 
     return Result(candidate, COMPLETED, score, std, scores, fit_seconds, ctx.elapsed(), oof=oof)
 
 
+class Runner(Protocol):
+    """Where candidates are scored: up to ``slots`` at a time, results in the order they finish."""
+
+    slots: int
+
+    def submit(self, candidate: cands.Candidate, deadline: float) -> None: ...
+
+    def pending(self) -> int: ...
+
+    def next_result(self) -> Result: ...
+
+
+class InProcess:
+    """One candidate at a time, in this process (one host)."""
+
+    slots = 1
+
+    def __init__(self, ctx: Context, host: str = "") -> None:
+        self.ctx = ctx
+        self.host = host
+        self._done: list[Result] = []
+
+    def submit(self, candidate: cands.Candidate, deadline: float) -> None:
+        result = evaluate(candidate, self.ctx, deadline)
+        result.host = self.host
+        self._done.append(result)
+
+    def pending(self) -> int:
+        return len(self._done)
+
+    def next_result(self) -> Result:
+        return self._done.pop(0)
+
+
 class CostModel:
     """Seconds per fold by family, learnt from finished candidates, scaled by their size knobs."""
 
@@ -251,7 +295,12 @@ Reporter = Callable[[Result, int, float], None]
 
 
 class Search:
-    """Portfolio first, then local search around the best, within ``search_deadline``."""
+    """Portfolio first, then local search around the best, within ``search_deadline``.
+
+    Candidates are scored by ``runner`` (default: here, one at a time; on several hosts, Dask
+    workers, several at a time): the choice of what to score next, the cost estimates and the
+    deadline stay here whatever runs the fits.
+    """
 
     def __init__(
         self,
@@ -261,6 +310,7 @@ class Search:
         done: Sequence[Result] = (),
         on_result: Reporter | None = None,
         max_candidates: int | None = None,
+        runner: Runner | None = None,
     ) -> None:
         self.ctx = ctx
         self.search_deadline = search_deadline
@@ -270,8 +320,12 @@ class Search:
             self.costs.record(result, ctx.plan.folds)
         self.on_result = on_result
         self.max_candidates = max_candidates
+        self.runner: Runner = runner if runner is not None else InProcess(ctx)
         self._seen = {r.name for r in self.results}
         self.rng = np.random.default_rng(ctx.seed)
+        self._portfolio: list[cands.Candidate] = []
+        self._round: list[cands.Candidate] = []
+        self._rounds = 0
 
     def completed(self) -> list[Result]:
         done = [r for r in self.results if r.status == COMPLETED and math.isfinite(r.score)]
@@ -280,16 +334,35 @@ class Search:
     def _finished(self) -> bool:
         if self.ctx.stop.is_set():
             return True
-        if self.max_candidates is not None and len(self.results) >= self.max_candidates:
+        started = len(self.results) + self.runner.pending()
+        if self.max_candidates is not None and started >= self.max_candidates:
             return True
         return time.monotonic() >= self.search_deadline(self.completed())
 
-    def _try(self, candidate: cands.Candidate) -> bool:
-        """Evaluate unless seen or too expensive for the time left; False when the search is over."""
-        if candidate.name in self._seen:
-            return True
-        if self._finished():
-            return False
+    def _next(self) -> cands.Candidate | None:
+        """The next candidate not seen yet: the portfolio's, then a round of neighbours of the
+        best families; None when a round brings nothing new (or after 200 rounds)."""
+        while True:
+            queue = self._portfolio or self._round
+            if not queue:
+                if self._rounds >= 200:
+                    return None
+                self._rounds += 1
+                self._round = [
+                    child
+                    for parent in self._parents()
+                    for child in cands.neighbours(parent.candidate, self.ctx.problem_type, self.rng, 2)
+                ]
+                if not any(child.name not in self._seen for child in self._round):
+                    self._round = []
+                    return None
+                continue
+            candidate = queue.pop(0)
+            if candidate.name not in self._seen:
+                return candidate
+
+    def _submit(self, candidate: cands.Candidate) -> None:
+        """Hand ``candidate`` to the runner, unless it is too expensive for the time left."""
         self._seen.add(candidate.name)
         left = self.search_deadline(self.completed()) - time.monotonic()
         expected = self.costs.estimate(candidate, self.ctx.plan.folds)
@@ -308,35 +381,32 @@ class Search:
                     message=f"expected {expected:.1f} s with {max(left, 0):.1f} s left",
                 )
             )
-            return True
-        result = evaluate(candidate, self.ctx, self.search_deadline(self.completed()))
+            return
+        self.runner.submit(candidate, self.search_deadline(self.completed()))
+
+    def _record(self, result: Result) -> None:
         self.results.append(result)
         self.costs.record(result, self.ctx.plan.folds)
         if self.on_result is not None:
             self.on_result(result, len(self.results), max(self.ctx.hard_deadline - time.monotonic(), 0.0))
-        return result.status != STOPPED
 
     def run(self, portfolio: Sequence[cands.Candidate]) -> list[Result]:
-        for candidate in portfolio:
-            if not self._try(candidate):
+        self._portfolio = list(portfolio)
+        stopping = False
+        while True:
+            while not stopping and self.runner.pending() < self.runner.slots:
+                if self._finished():
+                    stopping = True
+                    break
+                candidate = self._next()
+                if candidate is None:
+                    break
+                self._submit(candidate)
+            if self.runner.pending() == 0:
                 return self.results
-        rounds = 0
-        while not self._finished() and rounds < 200:
-            rounds += 1
-            best = self._parents()
-            if not best:
-                break
-            progressed = False
-            for parent in best:
-                for child in cands.neighbours(parent.candidate, self.ctx.problem_type, self.rng, 2):
-                    if child.name in self._seen:
-                        continue
-                    progressed = True
-                    if not self._try(child):
-                        return self.results
-            if not progressed:
-                break
-        return self.results
+            result = self.runner.next_result()
+            self._record(result)
+            stopping = stopping or result.status == STOPPED
 
     def _parents(self) -> list[Result]:
         """The best result of each of the three best families (diversity for the blend)."""

@@ -1,0 +1,395 @@
+"""``algorithm=auto`` on several hosts: Dask distributed scores the candidates on every host.
+
+SageMaker starts the same container on each host of the job (resourceconfig.json lists them,
+sorted: algo-1, algo-2, ...).  The first host runs a Dask scheduler and a Dask worker as plain
+processes, reads the data, runs the search as the Dask client and writes the model, the
+leaderboard and the report; every other host runs only a Dask worker connected to the first
+host's scheduler, and exits 0 when that scheduler closes (the job is done).
+
+Each worker scores one candidate at a time with the same :func:`byoc.automl.search.evaluate`
+as a single host, so what to score next, the cost model and the deadlines stay in
+:class:`byoc.automl.search.Search`; :class:`DaskRunner` only carries candidates out and
+results back.  Only the first host reads the channels: the search's context (features,
+target, splits) goes to every worker once, with Dask's ``scatter``.  The channels must
+therefore be ``FullyReplicated`` (SageMaker's default): with ``ShardedByS3Key`` the first host
+would hold only its shard, and the model would silently be trained on part of the data.
+
+Settings (environment variables, e.g. the estimator's ``environment=``): the scheduler's port,
+each worker's port (0: any free port) and how long a host waits for the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from byoc.automl import search
+from byoc.automl.candidates import Candidate
+from byoc.errors import ConfigError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from byoc.environment import TrainingEnvironment
+    from byoc.job import Progress
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_PORT_VARIABLE = "BYOC_DASK_SCHEDULER_PORT"
+WORKER_PORT_VARIABLE = "BYOC_DASK_WORKER_PORT"
+TIMEOUT_VARIABLE = "BYOC_DASK_CONNECT_TIMEOUT"
+DEFAULT_SCHEDULER_PORT = 8786  # Dask's own default
+DEFAULT_WORKER_PORT = 0  # any free port: the worker tells the scheduler which one
+DEFAULT_TIMEOUT_SECONDS = 300.0
+POLL_SECONDS = 0.2
+PR_SET_PDEATHSIG = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Where the scheduler listens and how long hosts wait for each other."""
+
+    scheduler_port: int = DEFAULT_SCHEDULER_PORT
+    worker_port: int = DEFAULT_WORKER_PORT
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        return cls(
+            scheduler_port=int(_number(environ, SCHEDULER_PORT_VARIABLE, DEFAULT_SCHEDULER_PORT, port=True)),
+            worker_port=int(_number(environ, WORKER_PORT_VARIABLE, DEFAULT_WORKER_PORT, port=True)),
+            timeout=_number(environ, TIMEOUT_VARIABLE, DEFAULT_TIMEOUT_SECONDS),
+        )
+
+
+def _number(environ: Mapping[str, str], name: str, default: float, *, port: bool = False) -> float:
+    raw = environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw) if port else float(raw)
+    except ValueError:
+        kind = "a port number" if port else "a number of seconds"
+        raise ConfigError(f"{name}={raw!r} is not {kind}", code="bad_setting") from None
+    if port and not 0 <= value <= 65535:
+        raise ConfigError(f"{name}={raw!r} is not a port number (0-65535)", code="bad_setting")
+    if not port and not value > 0:
+        raise ConfigError(f"{name}={raw!r} must be more than 0 seconds", code="bad_setting")
+    return value
+
+
+def is_first_host(env: TrainingEnvironment) -> bool:
+    return env.current_host == env.hosts[0]
+
+
+def check_channels(env: TrainingEnvironment) -> None:
+    """Every host must see all the data: only the first host reads it (see the module docstring)."""
+    for name, channel in env.channels.items():
+        kind = channel.s3_distribution_type or "FullyReplicated"
+        if kind != "FullyReplicated":
+            raise ConfigError(
+                f"channel '{name}' is {kind}, but algorithm=auto on {len(env.hosts)} hosts needs "
+                "every channel FullyReplicated: the first host reads all the data and sends it to "
+                "the other hosts' Dask workers; set distribution='FullyReplicated' on the "
+                "TrainingInput (SageMaker's default)",
+                code="sharded_channel",
+            )
+
+
+# -- processes -----------------------------------------------------------------------------------
+
+
+def _child_setup() -> Callable[[], None]:
+    """``preexec_fn`` for the Dask processes: the stop signals unblocked (the job shell blocks
+    them in every thread, and a child inherits the mask), and killed when this process dies."""
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork: the child only calls it
+
+    def setup() -> None:
+        from byoc.job import STOP_SIGNALS
+
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    return setup
+
+
+def _start(command: list[str]) -> subprocess.Popen:
+    env = dict(os.environ, DASK_LOGGING__DISTRIBUTED="warning", PYTHONUNBUFFERED="1")
+    return subprocess.Popen(command, env=env, preexec_fn=_child_setup())
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _worker_command(address: str, host: str, settings: Settings) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "distributed.cli.dask_worker",
+        address,
+        "--name",
+        host,
+        "--host",
+        host,
+        "--worker-port",
+        str(settings.worker_port),
+        "--nthreads",
+        "1",  # one candidate at a time per host, as on a single host (it uses the cores itself)
+        "--no-nanny",
+        "--no-dashboard",
+        "--memory-limit",
+        "0",  # no pausing or spilling: the host's memory is the job's, as on a single host
+        "--death-timeout",
+        str(settings.timeout),
+    ]
+
+
+def wait_for_port(
+    host: str, port: int, timeout: float, *, who: str, stop: threading.Event | None = None
+) -> None:
+    """Until ``host:port`` accepts a TCP connection (names may resolve late at start-up)."""
+    deadline = time.monotonic() + timeout
+    last = "no attempt"
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=2):
+                return
+        except OSError as exc:
+            last = exc.strerror or str(exc)
+        if (stop is not None and stop.is_set()) or time.monotonic() >= deadline:
+            raise ConfigError(
+                f"host {who} could not reach the Dask scheduler on host {host} port {port} within "
+                f"{timeout:g} s ({last}); the first host of the job runs it (algorithm=auto on "
+                f"several hosts). Check that every host runs this image with the same "
+                f"hyperparameters and can reach {host}:{port} ({SCHEDULER_PORT_VARIABLE}), or "
+                f"raise {TIMEOUT_VARIABLE}",
+                code="scheduler_unreachable",
+            )
+        time.sleep(POLL_SECONDS)
+
+
+@contextlib.contextmanager
+def scheduler(env: TrainingEnvironment) -> Iterator[None]:
+    """On the first host, for the whole job: the Dask scheduler and this host's worker.
+
+    Started before the data is read, so the other hosts connect while this one reads; closed
+    when the job ends (the other hosts' workers then exit, and so do those hosts).
+    """
+    settings = Settings.from_environ(env.environ)
+    check_channels(env)
+    first = env.hosts[0]
+    log.info(
+        "auto on %d hosts (%s): starting the Dask scheduler on %s port %d",
+        len(env.hosts),
+        ", ".join(env.hosts),
+        first,
+        settings.scheduler_port,
+    )
+    processes = [
+        _start(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--port",
+                str(settings.scheduler_port),
+                "--no-dashboard",
+            ]
+        )
+    ]
+    try:
+        wait_for_port(first, settings.scheduler_port, settings.timeout, who=env.current_host)
+        processes.append(_start(_worker_command(address(env, settings), env.current_host, settings)))
+        yield
+    finally:
+        for proc in reversed(processes):
+            _stop(proc)
+
+
+def address(env: TrainingEnvironment, settings: Settings) -> str:
+    return f"tcp://{env.hosts[0]}:{settings.scheduler_port}"
+
+
+def run_worker(env: TrainingEnvironment, progress: Progress) -> None:
+    """On every host but the first: a Dask worker until the first host's scheduler closes.
+
+    Writes no model.  A stop signal ends the worker and the job (exit 0): the first host,
+    stopped too, saves the best model so far.
+    """
+    settings = Settings.from_environ(env.environ)
+    check_channels(env)
+    first = env.hosts[0]
+    stop = threading.Event()
+    progress.soft_stop = stop
+    progress.stop_grace = env.stop_grace_seconds
+    progress.phase = f"waiting for the Dask scheduler on {first} port {settings.scheduler_port}"
+    log.info(
+        "auto on %d hosts: host %s is a Dask worker for the scheduler on %s port %d (the first host "
+        "reads the data and writes the model)",
+        len(env.hosts),
+        env.current_host,
+        first,
+        settings.scheduler_port,
+    )
+    wait_for_port(first, settings.scheduler_port, settings.timeout, who=env.current_host, stop=stop)
+    progress.phase = "scoring candidates for the first host (Dask worker)"
+    worker = _start(_worker_command(address(env, settings), env.current_host, settings))
+    try:
+        while worker.poll() is None and not stop.is_set():
+            time.sleep(POLL_SECONDS)
+    finally:
+        _stop(worker)
+    if stop.is_set():
+        log.warning("host %s: stopped; the first host saves the best model so far", env.current_host)
+        return
+    if worker.returncode < 0:
+        raise RuntimeError(
+            f"the Dask worker on host {env.current_host} was killed by signal {-worker.returncode}"
+        )
+    log.info(
+        "host %s: the scheduler on %s closed (the job is done); this host writes no model",
+        env.current_host,
+        first,
+    )
+
+
+# -- the first host: the search's runner ---------------------------------------------------------
+
+
+def spread(env: TrainingEnvironment) -> Callable[[search.Context], contextlib.AbstractContextManager[Any]]:
+    """The runner factory :func:`byoc.automl.job.run` takes: a Dask client for the search."""
+    settings = Settings.from_environ(env.environ)
+    where = address(env, settings)
+
+    @contextlib.contextmanager
+    def runner(ctx: search.Context) -> Iterator[DaskRunner]:
+        from distributed import Client
+
+        client = Client(where, timeout=settings.timeout, set_as_default=False)
+        try:
+            _wait_for_workers(client, env, settings)
+            yield DaskRunner(client, ctx, slots=len(env.hosts))
+        finally:
+            client.close()
+
+    return runner
+
+
+def _wait_for_workers(client: Client, env: TrainingEnvironment, settings: Settings) -> None:
+    deadline = time.monotonic() + settings.timeout
+    while True:
+        joined = {str(w.get("name")) for w in client.scheduler_info()["workers"].values()}
+        missing = [h for h in env.hosts if h not in joined]
+        if not missing:
+            log.info("auto: Dask workers joined from every host (%s)", ", ".join(env.hosts))
+            return
+        if time.monotonic() >= deadline:
+            raise ConfigError(
+                f"the Dask worker of host(s) {', '.join(missing)} did not join the scheduler on "
+                f"host {env.hosts[0]} port {settings.scheduler_port} within {settings.timeout:g} s "
+                f"(joined: {', '.join(sorted(joined)) or 'none'}); every host of the job must run "
+                f"this image with algorithm=auto and reach {env.hosts[0]}:{settings.scheduler_port}, "
+                f"or raise {TIMEOUT_VARIABLE}",
+                code="workers_missing",
+            )
+        time.sleep(POLL_SECONDS)
+
+
+def score_remotely(
+    candidate: Candidate, ctx: search.Context, deadline_in: float, hard_deadline_in: float, elapsed: float
+) -> search.Result:
+    """:func:`~byoc.automl.search.evaluate` on a Dask worker.
+
+    Monotonic clocks are per host: the deadlines travel as seconds from now and are anchored
+    again here.
+    """
+    from distributed import get_worker
+
+    now = time.monotonic()
+    here = dataclasses.replace(ctx, started=now - elapsed, hard_deadline=now + hard_deadline_in)
+    result = search.evaluate(candidate, here, now + deadline_in)
+    result.host = str(get_worker().name)
+    return result
+
+
+class DaskRunner:
+    """Candidates out to the Dask workers (one per host, one candidate each), results back."""
+
+    def __init__(self, client: Client, ctx: search.Context, slots: int) -> None:
+        from distributed import as_completed
+
+        self.client = client
+        self.ctx = ctx
+        self.slots = slots
+        [self._context] = client.scatter([ctx], broadcast=True, hash=False)
+        self._running: dict[Any, Candidate] = {}
+        self._finished = as_completed(loop=client.loop)
+        self._stopped: list[search.Result] = []
+
+    def submit(self, candidate: Candidate, deadline: float) -> None:
+        now = time.monotonic()
+        future = self.client.submit(
+            score_remotely,
+            candidate,
+            self._context,
+            deadline - now,
+            self.ctx.hard_deadline - now,
+            now - self.ctx.started,
+            pure=False,
+        )
+        self._running[future] = candidate
+        self._finished.add(future)
+
+    def pending(self) -> int:
+        return len(self._running) + len(self._stopped)
+
+    def next_result(self) -> search.Result:
+        while not self._stopped and not self._finished.has_ready():
+            if self.ctx.stop.is_set() or time.monotonic() > self.ctx.hard_deadline:
+                self._stop_all()
+                break
+            time.sleep(POLL_SECONDS)
+        if self._stopped:
+            return self._stopped.pop(0)
+        future = next(self._finished)
+        candidate = self._running.pop(future)
+        try:
+            return future.result()
+        except Exception as exc:  # noqa: BLE001 - a lost worker fails one candidate, not the search
+            return search.Result(
+                candidate,
+                search.FAILED,
+                finished_at=self.ctx.elapsed(),
+                message=f"{type(exc).__name__}: {exc}"[:500],
+            )
+
+    def _stop_all(self) -> None:
+        """A stop request or the budget's end: running candidates are abandoned, not awaited."""
+        why = "the job was asked to stop" if self.ctx.stop.is_set() else "the time budget ran out"
+        for future, candidate in self._running.items():
+            future.cancel()
+            self._stopped.append(
+                search.Result(
+                    candidate, search.STOPPED, finished_at=self.ctx.elapsed(), message=f"stopped: {why}"
+                )
+            )
+        self._running.clear()
+        self._finished.clear()

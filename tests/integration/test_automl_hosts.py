@@ -1,0 +1,133 @@
+"""algorithm=auto on several hosts through the real `train`: two processes, each with its own ML
+root laid out as SageMaker lays out each host's, share the search over Dask distributed.
+
+The two hosts are "127.0.0.1" and "localhost": both names reach this machine's loopback without
+touching /etc/hosts, and sorted, "127.0.0.1" comes first (it runs the scheduler and writes the
+model).  The ports come from the settings, so parallel test runs do not collide.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import pytest
+import requests
+
+from support import (
+    csv_bytes,
+    free_port,
+    iris_frame,
+    make_ml_root,
+    model_dir_entries,
+    read_failure,
+    read_until,
+    run_train,
+    start_serve,
+    start_train,
+    stop_process,
+    wait_for_ping,
+)
+
+pytestmark = pytest.mark.slow
+
+HOSTS = ("127.0.0.1", "localhost")
+
+
+def _host_root(base: Path, current_host: str, **hyperparameters) -> Path:
+    frame = iris_frame()
+    return make_ml_root(
+        base / current_host,
+        channels={"train": {"iris.csv": csv_bytes(frame, target="target", header=True)}},
+        hyperparameters={"algorithm": "auto", "target": "target", **hyperparameters},
+        content_types={"train": "text/csv"},
+        hosts=HOSTS,
+        current_host=current_host,
+    )
+
+
+def test_two_hosts_share_the_search_and_the_first_writes_the_model(tmp_path):
+    settings = {"BYOC_DASK_SCHEDULER_PORT": str(free_port()), "BYOC_DASK_CONNECT_TIMEOUT": "60"}
+    params = {"max_runtime_seconds": 60, "max_candidates": 6}
+    first, second = (_host_root(tmp_path, host, **params) for host in HOSTS)
+    worker = start_train(second, env=settings)
+    try:
+        leader = run_train(first, env=settings, timeout=180)
+        worker_out = worker.communicate(timeout=60)[0]
+    finally:
+        if worker.poll() is None:
+            stop_process(worker)
+    out = leader.stdout + leader.stderr
+    assert leader.returncode == 0, out
+    assert worker.returncode == 0, worker_out
+    assert read_failure(first) is None and read_failure(second) is None
+
+    # every finished candidate names its host, and both hosts scored some
+    ran_on = dict(re.findall(r"auto candidate \d+: (\S+): .* on (\S+); elapsed", out))
+    assert set(ran_on.values()) == set(HOSTS), out
+    board = list(csv.DictReader(io.StringIO((first / "output/data/leaderboard.csv").read_text())))
+    assert {row["host"] for row in board if row["candidate_status"] == "Completed"} == set(HOSTS)
+    assert {row["candidate_name"]: row["host"] for row in board if row["host"]} == ran_on
+
+    # the first host writes the model; the second writes nothing and says why it is done
+    assert {"model.joblib", "model.json"} <= set(model_dir_entries(first))
+    assert model_dir_entries(second) == []
+    assert not (second / "output" / "data" / "leaderboard.csv").exists()
+    assert "the scheduler on 127.0.0.1 closed (the job is done)" in worker_out
+
+    proc, port = start_serve(first)
+    try:
+        wait_for_ping(port, proc)
+        rows = iris_frame().drop(columns=["target"]).iloc[[0, 60, 120]]
+        response = requests.post(
+            f"http://127.0.0.1:{port}/invocations",
+            data=rows.to_csv(index=False, header=False),
+            headers={"Content-Type": "text/csv", "Accept": "application/json"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        labels = [p["predicted_label"] for p in response.json()["predictions"]]
+        assert labels == ["setosa", "versicolor", "virginica"]
+    finally:
+        stop_process(proc)
+
+
+def test_a_host_that_cannot_reach_the_scheduler_fails_naming_host_and_port(tmp_path):
+    port = free_port()  # nobody listens there: the first host never started
+    root = _host_root(tmp_path, "localhost", max_runtime_seconds=30)
+    # run_train's own timeout (60 s) would fail the test if the wait ignored the 3 s setting
+    result = run_train(
+        root, env={"BYOC_DASK_SCHEDULER_PORT": str(port), "BYOC_DASK_CONNECT_TIMEOUT": "3"}, timeout=60
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    failure = read_failure(root)
+    assert failure is not None
+    assert failure.startswith(
+        f"host localhost could not reach the Dask scheduler on host 127.0.0.1 port {port} within 3 s"
+    ), failure
+    assert model_dir_entries(root) == []
+
+
+def test_sigterm_on_the_first_host_saves_the_best_so_far_and_closes_the_cluster(tmp_path):
+    settings = {"BYOC_DASK_SCHEDULER_PORT": str(free_port()), "BYOC_DASK_CONNECT_TIMEOUT": "60"}
+    first, second = (_host_root(tmp_path, host, max_runtime_seconds=600) for host in HOSTS)
+    worker = start_train(second, env=settings)
+    leader = start_train(first, env={**settings, "BYOC_STOP_GRACE_SECONDS": "60"})
+    try:
+        seen = read_until(leader, r"auto candidate 1: .*=")
+        leader.send_signal(15)
+        out = seen + leader.communicate(timeout=120)[0]
+        worker_out = worker.communicate(timeout=60)[0]
+    finally:
+        for proc in (leader, worker):
+            if proc.poll() is None:
+                stop_process(proc)
+    assert leader.returncode == 0, out
+    assert "ending early and saving the best model so far" in out
+    model = (first / "model" / "model.json").read_text()
+    assert '"stopped_early": true' in model
+    assert worker.returncode == 0, worker_out
+    assert "the scheduler on 127.0.0.1 closed (the job is done)" in worker_out
+    assert model_dir_entries(second) == [] and read_failure(second) is None
