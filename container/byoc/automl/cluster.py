@@ -159,6 +159,8 @@ def _worker_command(address: str, host: str, settings: Settings) -> list[str]:
         "0",  # no pausing or spilling: the host's memory is the job's, as on a single host
         "--death-timeout",
         str(settings.timeout),
+        "--preload",
+        "byoc.automl.search",  # scikit-learn and pandas imported before the worker joins, not on its first task
     ]
 
 
@@ -190,8 +192,9 @@ def wait_for_port(
 def scheduler(env: TrainingEnvironment) -> Iterator[None]:
     """On the first host, for the whole job: the Dask scheduler and this host's worker.
 
-    Started before the data is read, so the other hosts connect while this one reads; closed
-    when the job ends (the other hosts' workers then exit, and so do those hosts).
+    Started before the data is read, so the other hosts connect while this one reads.  The
+    search closes the cluster when it ends (:func:`spread`); leaving this context stops what
+    is left (a job that failed before its search).
     """
     settings = Settings.from_environ(env.environ)
     check_channels(env)
@@ -288,7 +291,10 @@ def spread(env: TrainingEnvironment) -> Callable[[search.Context], contextlib.Ab
             _wait_for_workers(client, env, settings)
             yield DaskRunner(client, ctx, slots=len(env.hosts))
         finally:
-            client.close()
+            # The search is over: the blend and the refit run here. Closing the scheduler and
+            # every worker now lets the other hosts end (exit 0) without waiting for the report.
+            log.info("auto: search over; closing the Dask cluster (the other hosts' workers end)")
+            client.shutdown()
 
     return runner
 
