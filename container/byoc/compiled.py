@@ -10,10 +10,15 @@ Per algorithm (figures and the measurement command are in README's compiled-infe
 - random_forest, extra_trees: treelite's GTIL.  Treelite keeps the float64 thresholds and leaf
   values; the input is rounded to float32 first, as scikit-learn's trees do, so the branch
   taken is the same and the probabilities come out bit-identical in practice.
-- gradient_boosting (HistGradientBoosting) without categorical features: treelite's GTIL on
-  float64 input (HistGradientBoosting compares float64 values).  With categorical features
-  (byoc's default whenever a text column exists) treelite 4.8 answers differently from
-  scikit-learn 1.9, so those models stay on scikit-learn.
+- gradient_boosting (HistGradientBoosting): treelite's GTIL on float64 input (HistGradientBoosting
+  compares float64 values), its raw scores turned into probabilities here by the same link as
+  scikit-learn's (expit, softmax; treelite's own rounds to about 1e-7).  Categorical features
+  (byoc's default whenever a text column exists): scikit-learn's model first maps each value
+  to its index among the categories it saw (an unseen value, such as the encoder's unknown
+  code -1, to missing), and its splits test those indices; treelite 4.8 tests the raw values
+  and sends a negative one (the encoder's missing code -2, a category of its own for
+  scikit-learn) the missing way.  So the value -> index mapping is done here
+  (:func:`category_index`) and treelite gets a model whose category i is i.
 - decision_tree, linear, knn: scikit-learn (a single tree and a linear model already predict a
   row in tens of microseconds; treelite imports neither, and onnxruntime's nearest neighbours
   were slower than scikit-learn's).
@@ -76,11 +81,21 @@ class TreeliteEstimator(BaseEstimator):
     ``input_dtype`` is the precision the original compares in (float32 for forests).
     """
 
-    def __init__(self, model: Any, input_dtype: str, classes: Any, n_features: int) -> None:
+    def __init__(
+        self,
+        model: Any,
+        input_dtype: str,
+        classes: Any,
+        n_features: int,
+        categories: Sequence[tuple[int, np.ndarray]] = (),
+        link: str | None = None,
+    ) -> None:
         self.model = model
         self.input_dtype = input_dtype
         self.classes = classes
         self.n_features = n_features
+        self.categories = categories
+        self.link = link
         self.classes_ = None if classes is None else np.asarray(classes)
         self.n_features_in_ = int(n_features)
 
@@ -101,11 +116,22 @@ class TreeliteEstimator(BaseEstimator):
         if not len(values):
             width = 1 if self.classes_ is None else len(self.classes_)
             return np.empty((0, width), dtype=np.float64)
-        out = treelite.gtil.predict(self.model, np.ascontiguousarray(values, dtype=np.float64), nthread=1)
+        values = np.array(values, dtype=np.float64, order="C")
+        for column, known in self.categories:
+            values[:, column] = category_index(values[:, column], known)
+        out = treelite.gtil.predict(self.model, values, nthread=1, pred_margin=self.link is not None)
         return np.asarray(out, dtype=np.float64).reshape(len(values), -1)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         scores = self._scores(X)
+        if self.link == "softmax":
+            from scipy.special import softmax
+
+            return softmax(scores, axis=1)
+        if self.link == "expit":
+            from scipy.special import expit
+
+            scores = expit(scores)
         if self.classes_ is not None and len(self.classes_) == 2 and scores.shape[1] == 1:
             return np.hstack([1.0 - scores, scores])  # binary boosting gives P(class 1)
         return scores
@@ -114,6 +140,57 @@ class TreeliteEstimator(BaseEstimator):
         if self.classes_ is None:
             return self._scores(X)[:, 0]
         return self.classes_.take(np.argmax(self.predict_proba(X), axis=1))
+
+
+def category_index(column: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Each value's position among ``known`` (sorted), NaN for a value not among them.
+
+    What HistGradientBoosting does to a categorical column before its trees see it (its
+    internal OrdinalEncoder: unknown -> missing); done here so treelite only ever sees
+    category indices 0..k-1 (it cannot take a negative category such as the encoder's
+    missing code -2, which scikit-learn keeps as a category of its own).
+    """
+    position = np.searchsorted(known, column)
+    hit = (position < len(known)) & (known[np.minimum(position, len(known) - 1)] == column)
+    return np.where(hit, position, np.nan)
+
+
+def _hist_categories(estimator: Any) -> list[tuple[int, np.ndarray]] | str:
+    """(column, sorted known categories) per categorical feature of a HistGradientBoosting
+    model, from its fitted internal OrdinalEncoder; or why it cannot be read."""
+    mask = getattr(estimator, "is_categorical_", None)
+    if mask is None or not np.any(mask):
+        return []
+    preprocessor = getattr(estimator, "_preprocessor", None)
+    encoder = getattr(preprocessor, "named_transformers_", {}).get("encoder")
+    categories = getattr(encoder, "categories_", None)
+    columns = np.flatnonzero(mask)
+    if categories is None or len(categories) != len(columns):
+        return "its categorical encoding is not the one byoc reads (scikit-learn >= 1.4's)"
+    known = [np.asarray(c, dtype=np.float64) for c in categories]
+    return [(int(j), k[~np.isnan(k)]) for j, k in zip(columns, known, strict=True)]
+
+
+def _indexed_categories(estimator: Any, categories: Sequence[tuple[int, np.ndarray]]) -> Any:
+    """A shallow copy of a HistGradientBoosting model whose internal encoder maps category i to
+    i, for treelite's importer: the model then takes :func:`category_index` of each value."""
+    if not categories:
+        return estimator
+    indexed = copy.copy(estimator)
+    indexed._preprocessor = copy.deepcopy(estimator._preprocessor)
+    encoder = indexed._preprocessor.named_transformers_["encoder"]
+    encoder.categories_ = [np.arange(len(known), dtype=np.float64) for _, known in categories]
+    return indexed
+
+
+def _link(estimator: Any) -> str | None:
+    """For HistGradientBoosting classifiers: the link applied to treelite's raw scores here, as
+    scikit-learn applies it (treelite's own transform rounds to about 1e-7)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    if not isinstance(estimator, HistGradientBoostingClassifier):
+        return None
+    return "expit" if len(estimator.classes_) == 2 else "softmax"
 
 
 def convert(estimator: Any) -> tuple[bytes, str] | str:
@@ -132,11 +209,10 @@ def convert(estimator: Any) -> tuple[bytes, str] | str:
     if isinstance(estimator, forests):
         dtype = "float32"  # scikit-learn's trees round their input to float32
     elif isinstance(estimator, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
-        if np.any(getattr(estimator, "is_categorical_", None) is not None and estimator.is_categorical_):
-            return (
-                f"{name} with categorical features: treelite {treelite_version()} answers "
-                "differently from scikit-learn on categorical splits"
-            )
+        categories = _hist_categories(estimator)
+        if isinstance(categories, str):
+            return f"{name} with categorical features: {categories}"
+        estimator = _indexed_categories(estimator, categories)
         dtype = "float64"
     else:
         return f"{name}: " + _KEPT_ON_SCIKIT_LEARN.get(name, "no compiled form is used for this estimator")
@@ -155,7 +231,17 @@ def restore(model_bytes: bytes, dtype: str, reference: Any) -> TreeliteEstimator
     import treelite
 
     model = treelite.Model.deserialize_bytes(model_bytes)
-    return TreeliteEstimator(model, dtype, getattr(reference, "classes_", None), reference.n_features_in_)
+    categories = _hist_categories(reference)
+    if isinstance(categories, str):
+        raise ValueError(categories)
+    return TreeliteEstimator(
+        model,
+        dtype,
+        getattr(reference, "classes_", None),
+        reference.n_features_in_,
+        categories,
+        _link(reference),
+    )
 
 
 # -- checking ------------------------------------------------------------------------------------
@@ -211,7 +297,7 @@ def disagreement(reference: Any, compiled: Any, X: np.ndarray) -> str | None:
 
 
 # -- the model's slots ---------------------------------------------------------------------------
-def _is_ensemble(estimator: Any) -> bool:
+def is_ensemble(estimator: Any) -> bool:
     from byoc.algorithms.ensemble import _CVWeightedEnsemble
 
     return isinstance(estimator, _CVWeightedEnsemble)
@@ -228,7 +314,7 @@ def _encoder(pipeline: Any) -> Any:
 def slots(pipeline: Any) -> list[tuple[str, Any]]:
     """(name, sub-pipeline whose final step may be compiled): the model, or each ensemble member."""
     final = _final(pipeline)
-    if _is_ensemble(final):
+    if is_ensemble(final):
         return [(f"member:{name}", member) for name, member in final.named_estimators_.items()]
     return [("model", pipeline)]
 
@@ -329,7 +415,7 @@ def attach(pipeline: Any, replacements: Mapping[str, Any]) -> Any:
     if not replacements:
         return pipeline
     final = _final(pipeline)
-    if not _is_ensemble(final):
+    if not is_ensemble(final):
         return _with_final(pipeline, replacements["model"])
     ensemble = copy.copy(final)
     members = list(final.named_estimators_.items())

@@ -67,11 +67,12 @@ def test_switched_off_at_training_writes_no_compiled_form(tmp_path):
     assert json.dumps(meta["compiled"]["steps"]).count("compiled_inference=false") == 1
 
 
-def test_text_columns_keep_gradient_boosting_on_scikit_learn_with_the_reason(tmp_path):
+def test_text_columns_compile_gradient_boosting_too(tmp_path):
+    """Its categorical splits: treelite sees category indices, as scikit-learn's trees do."""
     meta = train(tmp_path, MIXED, "deposit", algorithm="gradient_boosting")
     (step,) = meta["compiled"]["steps"]
-    assert step["backend"] == "scikit-learn" and "categorical" in step["reason"]
-    assert meta["compiled"]["file"] is None
+    assert step["backend"] == "treelite", step
+    assert meta["compiled"]["file"] == compiled.COMPILED_FILE
 
 
 # -- serving: the same answers with compiled inference on and forced off ---------------------------
@@ -81,6 +82,8 @@ SERVED = {
     "gradient_boosting": (IRIS, "target"),
     "ensemble": (IRIS, "target"),
     "random_forest regression": (DIABETES, "target"),
+    "gradient_boosting text": (MIXED, "deposit"),  # categorical splits, missing and unseen categories
+    "ensemble text": (MIXED, "deposit"),
 }
 
 

@@ -107,14 +107,15 @@ def test_every_algorithm_answers_like_scikit_learn(algorithm, problem_type, tmp_
     built, loaded = roundtrip(pipeline, [X], tmp_path)
     assert_same_answers(pipeline, loaded.pipeline, fresh)
     backends = {step["slot"]: step["backend"] for step in built.entry["steps"]}
-    if algorithm in ("random_forest", "extra_trees"):
+    if algorithm in ("random_forest", "extra_trees", "gradient_boosting"):  # with a text column
         assert backends == {"model": "treelite"}
         assert loaded.compiled == ("model",)
         assert isinstance(loaded.pipeline.steps[-1][1], compiled.TreeliteEstimator)
     elif algorithm == "ensemble":
-        assert backends["member:random_forest"] == backends["member:extra_trees"] == "treelite"
-        assert set(loaded.compiled) == {"member:random_forest", "member:extra_trees"}
-    else:  # gradient_boosting here has a categorical column: kept on scikit-learn, with the reason
+        trees = {"member:random_forest", "member:extra_trees", "member:gradient_boosting"}
+        assert {backends[slot] for slot in trees} == {"treelite"}
+        assert set(loaded.compiled) == trees
+    else:  # decision_tree, linear, knn: scikit-learn, with the reason
         assert set(backends.values()) == {"scikit-learn"}
         assert all(step["reason"] for step in built.entry["steps"])
         assert loaded.compiled == ()
@@ -126,10 +127,12 @@ def test_every_algorithm_answers_like_scikit_learn(algorithm, problem_type, tmp_
     seed=st.integers(0, 10_000),
     problem_type=st.sampled_from(PROBLEMS),
     algorithm=st.sampled_from(["random_forest", "extra_trees", "gradient_boosting"]),
+    categorical=st.booleans(),
 )
-def test_random_numeric_models_compile_and_agree(seed, problem_type, algorithm, tmp_path_factory):
-    """Without text columns gradient_boosting compiles too; every answer on new rows agrees."""
-    pipeline, X, fresh = fitted(algorithm, problem_type, seed, categorical=False)
+def test_random_models_compile_and_agree(seed, problem_type, algorithm, categorical, tmp_path_factory):
+    """With or without a text column (gradient_boosting's categorical splits: new rows hold
+    missing and never-seen categories), every answer on new rows agrees."""
+    pipeline, X, fresh = fitted(algorithm, problem_type, seed, categorical=categorical)
     _, loaded = roundtrip(pipeline, [X], tmp_path_factory.mktemp("m"))
     assert loaded.compiled == ("model",)
     assert_same_answers(pipeline, loaded.pipeline, fresh)
