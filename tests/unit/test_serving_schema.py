@@ -220,7 +220,7 @@ def test_row_encoder_matches_the_pipeline_for_byoc_preprocessors():
         assert np.array_equal(a.values["predicted_label"], b.values["predicted_label"])
 
 
-@pytest.mark.parametrize("layout", ["onehot", "ordinal-scaled"])
+@pytest.mark.parametrize("layout", ["onehot", "onehot-sparse", "ordinal-scaled"])
 def test_models_with_scikit_learn_steps_keep_a_verified_row_path(layout):
     """Models trained before byoc had its own steps hold SimpleImputer/StandardScaler/OneHotEncoder:
     they load, take byoc's equivalent steps (checked against the originals), and answer alike."""
@@ -239,7 +239,7 @@ def test_models_with_scikit_learn_steps_keep_a_verified_row_path(layout):
     X.loc[::5, "age"] = np.nan
     X.loc[::7, "job"] = np.nan
     y = (X["job"] == "a").astype(int).to_numpy()
-    if layout == "onehot":
+    if layout.startswith("onehot"):
         text = [
             ("encode", CategoryCoder(max_categories=100)),
             ("onehot", OneHotEncoder(handle_unknown="ignore")),
@@ -252,7 +252,7 @@ def test_models_with_scikit_learn_steps_keep_a_verified_row_path(layout):
     ]
     pre = ColumnTransformer(
         [("categorical", Pipeline(text), ["job"]), ("numeric", Pipeline(numeric), ["age"])],
-        sparse_threshold=0.0,
+        sparse_threshold=1.0 if layout == "onehot-sparse" else 0.0,
         verbose_feature_names_out=False,
     )
     pipe = Pipeline([("preprocess", pre), ("model", LogisticRegression())]).fit(X, y)
@@ -263,3 +263,35 @@ def test_models_with_scikit_learn_steps_keep_a_verified_row_path(layout):
     fast, slow = _binary_predictors(pipe, features)
     assert fast.enable_fast_path() and fast.blocks is not None
     _assert_same_answers(fast, slow, [["a", None], ["z", 35.0], [None, 50.0], ["b", 41.0], [None, None]])
+
+
+def test_an_ensemble_takes_the_row_path_through_every_member():
+    """Each member runs its own encoder's steps on the request columns, the ensemble's own
+    weighting combines them: the answers equal the pipeline's, unseen and missing values too."""
+    import numpy as np
+    import pandas as pd
+
+    from byoc import algorithms
+    from byoc.hyperparameters import resolve
+    from byoc.preprocessing import coerce_features, feature_schema
+
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame(
+        {"age": rng.normal(40, 10, 300), "job": rng.choice(list("abcdefghijkl"), 300).astype(object)}
+    )
+    X.loc[::5, "age"] = np.nan
+    X.loc[::7, "job"] = np.nan
+    y = ((X["job"] == "a") | (X["age"] > 45)).astype(int).to_numpy()
+    features = feature_schema(X)
+    params = resolve(
+        {"algorithm": "ensemble", "n_estimators": 8, "max_iter": 10, "cv_folds": 2, "n_jobs": 1}
+        | {"ensemble_members": ["random_forest", "gradient_boosting", "linear", "knn"]}
+    )
+    pipe = algorithms.build("binary_classification", params, features)
+    pipe.fit(coerce_features(X, features, where="train"), y)
+    assert pipe.steps[-1][1].estimators_[2].steps[0][1].sparse_output_  # linear's one-hot is CSR
+    fast, slow = _binary_predictors(pipe, features)
+    assert fast.enable_fast_path() and fast.row_ensemble is not None and fast.fast_path
+    rows = [[None, "a"], [35.0, "z"], [50.0, None], [41.0, "b"], [None, None]]
+    _assert_same_answers(fast, slow, rows)
+    _assert_same_answers(fast, slow, rows[1:2])

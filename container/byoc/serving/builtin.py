@@ -153,5 +153,5 @@ class ModelHandler:
         return (
             f"{model.algorithm} {model.problem_type} model from {model.path}: "
             f"{self.schema.width} features, "
-            f"{'fast' if self.predictor.blocks is not None else 'pipeline'} single-row path"
+            f"{'fast' if self.predictor.fast_path else 'pipeline'} single-row path"
         )

@@ -78,6 +78,26 @@ def _same_matrix(expected: Any, got: Any) -> bool:
     )
 
 
+class RowMember:
+    """An ensemble member's pipeline on a :class:`Batch`: its encoder's own fitted steps on the
+    batch's columns (:class:`~byoc.preprocessing.RowEncoder`), then its final estimator.
+
+    Stands in for the member pipeline inside a copy of the ensemble, so the ensemble's own
+    weighting runs unchanged on small batches."""
+
+    def __init__(self, encoder: RowEncoder, final: Any) -> None:
+        self.encoder = encoder
+        self.final = final
+        if hasattr(final, "classes_"):
+            self.classes_ = final.classes_
+
+    def predict_proba(self, batch: Batch) -> Any:
+        return self.final.predict_proba(self.encoder.transform(batch.columns))
+
+    def predict(self, batch: Batch) -> Any:
+        return self.final.predict(self.encoder.transform(batch.columns))
+
+
 class Predictor:
     """A model artifact plus everything the request path would otherwise recompute."""
 
@@ -102,14 +122,23 @@ class Predictor:
         self.blocks: RowEncoder | None = None
         self.final = None
         self._unchecked_tree = False
+        self.row_ensemble: Any = None  # the ensemble with RowMember members, for small batches
         self.available_fields = available_fields(self.is_classifier, self.has_proba)
 
     def _inputs(self, batch: Batch) -> tuple[Any, Any, dict[str, Any]]:
         """(estimator, its input, keyword arguments): the fast block path for small batches,
         else the whole pipeline."""
-        if self.blocks is not None and len(batch) <= FAST_PATH_ROWS:
-            return self._final_inputs(self.blocks.transform(batch.columns))
+        if len(batch) <= FAST_PATH_ROWS:
+            if self.blocks is not None:
+                return self._final_inputs(self.blocks.transform(batch.columns))
+            if self.row_ensemble is not None:
+                return self.row_ensemble, batch, {}
         return self.estimator, batch.frame(), {}
+
+    @property
+    def fast_path(self) -> bool:
+        """Whether small batches skip the pipeline's DataFrame path."""
+        return self.blocks is not None or self.row_ensemble is not None
 
     def _final_inputs(self, X: np.ndarray) -> tuple[Any, Any, dict[str, Any]]:
         """A single tree takes its float32 matrix unchecked when every value is finite.
@@ -164,6 +193,8 @@ class Predictor:
 
         if not isinstance(self.estimator, Pipeline) or len(self.estimator.steps) != 2:
             return False
+        if compiled.is_ensemble(self.estimator.steps[-1][1]):
+            return self._enable_ensemble_path(self.estimator.steps[-1][1])
         blocks = RowEncoder.of(self.estimator.steps[0][1], self.schema.names)
         if blocks is None:
             return False
@@ -176,7 +207,6 @@ class Predictor:
 
         final = self.estimator.steps[-1][1]
         probe = self.schema.from_rows(self._check_rows())
-        n = len(probe)
         try:
             expected = self.estimator.steps[0][1].transform(probe.frame())
             got = blocks.transform(probe.columns)
@@ -187,14 +217,44 @@ class Predictor:
                 in (DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor)
                 and final.n_outputs_ == 1
             )
-            for fields in [(field,) for field in self.available_fields]:
-                fast = self._predict(*self._final_inputs(got), n, fields)
-                slow = self._predict(self.estimator, probe.frame(), {}, n, fields)
-                same = same and all(_equal(fast.values[f], slow.values[f]) for f in fields)
+            same = same and self._answers_equal(self._final_inputs(got), probe)
         except Exception:  # noqa: BLE001 - any doubt: keep the pipeline path
             same = False
         if not same:
             self.blocks, self.final, self._unchecked_tree = None, None, False
+        return same
+
+    def _answers_equal(self, fast: tuple[Any, Any, dict[str, Any]], probe: Batch) -> bool:
+        """Whether (estimator, input, keyword arguments) answers ``probe`` as the pipeline does on
+        its frame, field by field."""
+        for field in self.available_fields:
+            got = self._predict(*fast, len(probe), (field,))
+            want = self._predict(self.estimator, probe.frame(), {}, len(probe), (field,))
+            if not _equal(got.values[field], want.values[field]):
+                return False
+        return True
+
+    def _enable_ensemble_path(self, ensemble: Any) -> bool:
+        """The ensemble's own predict / predict_proba over members that each run their encoder's
+        fitted steps and final estimator on the batch's columns (:class:`RowMember`), if every
+        member has such a path and the answers equal the pipeline's, field by field."""
+        import copy
+
+        members = []
+        for member in ensemble.estimators_:
+            steps = getattr(member, "steps", None)
+            encoder = RowEncoder.of(steps[0][1], self.schema.names) if steps and len(steps) == 2 else None
+            if encoder is None:
+                return False
+            members.append(RowMember(encoder, steps[-1][1]))
+        row_ensemble = copy.copy(ensemble)  # the fitted weights shared; only the member list is new
+        row_ensemble.estimators_ = members
+        probe = self.schema.from_rows(self._check_rows())
+        try:
+            same = self._answers_equal((row_ensemble, probe, {}), probe)
+        except Exception:  # noqa: BLE001 - any doubt: keep the pipeline path
+            same = False
+        self.row_ensemble = row_ensemble if same else None
         return same
 
     def _check_rows(self) -> list[list[Any]]:
