@@ -14,13 +14,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+from unittest import mock
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from byoc.artifact import Feature
+from byoc.errors import PayloadTooLarge
 from byoc.serving.codecs import csv as csv_codec
 from byoc.serving.codecs import json as json_codec
 from byoc.serving.codecs import jsonlines as jsonlines_codec
@@ -109,30 +112,64 @@ def test_csv_fast_path_and_record_slices_agree_with_the_small_path(table, repeat
     assert same(concat([csv_codec.decode(piece, SCHEMA) for piece in pieces]), whole)
 
 
-@PROPERTY
-@given(
-    rows,
-    st.sampled_from(["rows", "records", "instances", "inputs"]),
-    st.integers(1, 64),
-    st.sampled_from([1, 50, 4 * 1024 * 1024]),
-)
-def test_json_streamed_and_whole_decode_like_the_schema(table, shape, block, batch_chars):
+JSON_SHAPES = [
+    "rows",
+    "records",
+    "instances",
+    "inputs",
+    "split",
+    "split with index",
+    "split data first",
+    "columns",
+]
+STREAMED_WHEN_LARGE = {"rows", "records", "instances", "inputs", "split", "split with index"}
+
+
+def json_document(shape: str, table: list[list]) -> object:
+    """``table`` in one of the JSON shapes the server accepts (split: columns in another order)."""
     records = [dict(zip(NAMES, row, strict=True)) for row in table]
-    document = {
+    order = NAMES[::-1]
+    data = [[record[name] for name in order] for record in records]
+    return {
         "rows": table,
         "records": records,
         "instances": {"instances": table},
         "inputs": {"inputs": records},
+        "split": {"dataframe_split": {"columns": order, "data": data}},
+        "split with index": {
+            "params": {"note": [1, {"deep": [2, "x"]}]},
+            "dataframe_split": {"columns": order, "index": list(range(len(data))), "data": data},
+        },
+        "split data first": {"dataframe_split": {"data": data, "columns": order}},
+        "columns": {"inputs": {name: [record[name] for record in records] for name in NAMES}},
     }[shape]
-    body = json.dumps(document, ensure_ascii=False).encode("utf-8")
-    expected = SCHEMA.from_records(records)
+
+
+@PROPERTY
+@given(
+    rows,
+    st.sampled_from(JSON_SHAPES),
+    st.integers(1, 64),
+    st.sampled_from([1, 50, 4 * 1024 * 1024]),
+    st.booleans(),
+)
+def test_json_streamed_and_whole_decode_like_the_schema(table, shape, block, batch_chars, large):
+    """Every shape decodes whole and as it arrives alike; a body "larger" than the one-piece
+    limit (set to 1 character) is still streamed where it holds a list of rows, else a 413."""
+    body = json.dumps(json_document(shape, table), ensure_ascii=False).encode("utf-8")
+    expected = SCHEMA.from_records([dict(zip(NAMES, row, strict=True)) for row in table])
     assert same(json_codec.decode(body, SCHEMA), expected)
     chunks = [body[i : i + block] for i in range(0, len(body), block)]
-    saved, json_codec.STREAM_BATCH_CHARS = json_codec.STREAM_BATCH_CHARS, batch_chars
-    try:
+    whole_chars = 1 if large else json_codec.WHOLE_BODY_CHARS
+    with (
+        mock.patch.object(json_codec, "STREAM_BATCH_CHARS", batch_chars),
+        mock.patch.object(json_codec, "WHOLE_BODY_CHARS", whole_chars),
+    ):
+        if large and shape not in STREAMED_WHEN_LARGE:
+            with pytest.raises(PayloadTooLarge, match="send the rows as"):
+                list(json_codec.decode_stream(chunks, SCHEMA))
+            return
         batches = list(json_codec.decode_stream(chunks, SCHEMA))
-    finally:
-        json_codec.STREAM_BATCH_CHARS = saved
     assert same(concat(batches), expected)
 
 

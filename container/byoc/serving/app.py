@@ -58,12 +58,19 @@ def _drain(stream: Any) -> None:
         remaining -= len(block)
 
 
+def _drain_quietly(stream: Any) -> None:
+    """:func:`_drain` when the body may itself be what failed (framing, encoding, a gone client)."""
+    try:
+        _drain(stream)
+    except (UserError, OSError):
+        pass
+
+
 def read_body(stream: Any, limit: int) -> bytes:
     blocks, total = [], 0
     while block := stream.read(1 << 20):
         total += len(block)
         if total > limit:
-            _drain(stream)
             raise _too_large(limit)
         blocks.append(block)
     return b"".join(blocks)
@@ -83,7 +90,6 @@ def line_slices(
     while block := stream.read(size):
         total += len(block)
         if total > limit:
-            _drain(stream)
             raise _too_large(limit)
         data = pending + block if pending else block
         cut = whole_records(data)
@@ -103,7 +109,6 @@ class FlaskBody:
         self.stream = stream
         self.limit = limit
         if content_length is not None and content_length > limit:
-            _drain(stream)
             raise _too_large(limit)
 
     def read(self) -> bytes:
@@ -117,15 +122,19 @@ def answer(handler: Handler, settings: ServingSettings) -> Response:
     """Hand the current request to ``handler`` and turn its answer into the HTTP response."""
     request_id = request_id_of_current_request()
     headers = request.headers
-    result = handler.invoke(
-        InferenceRequest(
-            body=FlaskBody(request.stream, request.content_length, settings.max_payload_bytes),
-            content_type=headers.get("Content-Type"),
-            accept=headers.get("Accept"),
-            custom_attributes=headers.get(CUSTOM_ATTRIBUTES_HEADER),
-            request_id=request_id,
+    try:
+        result = handler.invoke(
+            InferenceRequest(
+                body=FlaskBody(request.stream, request.content_length, settings.max_payload_bytes),
+                content_type=headers.get("Content-Type"),
+                accept=headers.get("Accept"),
+                custom_attributes=headers.get(CUSTOM_ATTRIBUTES_HEADER),
+                request_id=request_id,
+            )
         )
-    )
+    except UserError:  # the client may still be sending: it must get this answer, not a reset
+        _drain_quietly(request.stream)
+        raise
     response = Response(result.body, status=200, content_type=result.content_type)
     response.headers.update(result.headers)
     response.headers[REQUEST_ID_HEADER] = request_id

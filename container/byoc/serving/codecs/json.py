@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import codecs as _codecs
 import json as _json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from byoc.errors import DataError, SchemaError
+from byoc.errors import DataError, PayloadTooLarge, SchemaError
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.output import Prediction
 from byoc.serving.schema import Batch, RequestSchema
@@ -27,6 +27,7 @@ from byoc.serving.schema import Batch, RequestSchema
 MEDIA_TYPE = "application/json"
 _WRAPPERS = ("instances", "inputs", "dataframe_records")
 _SCALARS = (str, int, float, bool, type(None))
+_SPLIT_SHAPE = '"dataframe_split" must be {"columns": [...], "data": [[...], ...]}'
 
 
 def loads(body: bytes | str, *, what: str = "the JSON body") -> Any:
@@ -90,25 +91,19 @@ def batch_from_document(document: Any, schema: RequestSchema) -> Batch:
             code="bad_shape",
         )
     if "dataframe_split" in document:
+        combined = [key for key in _WRAPPERS if key in document]
+        if combined:
+            raise SchemaError(
+                f'"dataframe_split" cannot be combined with "{combined[0]}"; send one of them',
+                code="bad_shape",
+            )
         split = document["dataframe_split"]
         if not isinstance(split, dict) or not isinstance(split.get("data"), list):
-            raise SchemaError(
-                '"dataframe_split" must be {"columns": [...], "data": [[...], ...]}', code="bad_shape"
-            )
+            raise SchemaError(_SPLIT_SHAPE, code="bad_shape")
         columns = split.get("columns")
         if columns is None:
             return batch_from_items(split["data"], schema)
-        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
-            raise SchemaError('"dataframe_split"."columns" must be a list of column names', code="bad_shape")
-        schema.check_names(columns, where='"dataframe_split"')
-        rows = split["data"]
-        for number, row in enumerate(rows, start=1):
-            if not isinstance(row, list) or len(row) != len(columns):
-                raise SchemaError(
-                    f'"dataframe_split" row {number} must be a list of {len(columns)} values',
-                    code="wrong_column_count",
-                )
-        return schema.from_records([dict(zip(columns, row, strict=True)) for row in rows])
+        return _split_rows(_split_columns(columns, schema), schema)(split["data"], 0)
     for key in _WRAPPERS:
         if key in document:
             if len(document) > 1:
@@ -136,6 +131,8 @@ def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
 STREAM_BATCH_CHARS = (
     1024 * 1024
 )  # a streamed list is decoded and predicted in batches of about this much text
+WHOLE_BODY_CHARS = 8 * 1024 * 1024  # the most JSON text decoded in one piece (above the 6 MB real-time limit)
+MAX_VALUE_CHARS = 8 * 1024 * 1024  # the largest single row, record or value of a streamed body
 _STREAMED_KEYS = ("instances", "inputs", "dataframe_records")
 _SCANNER = _json.JSONDecoder()
 _WHITESPACE = " \t\n\r"
@@ -187,6 +184,12 @@ class _Text:
             except ValueError as exc:
                 at = getattr(exc, "pos", self.pos)
                 cut_short = len(self.text) - at <= 16 or "Unterminated" in str(exc)
+                if cut_short and len(self.text) - self.pos > MAX_VALUE_CHARS:
+                    raise PayloadTooLarge(
+                        f"one row, record or value of the JSON body is larger than "
+                        f"{MAX_VALUE_CHARS // (1024 * 1024)} MB; send rows of feature values",
+                        code="json_value_too_large",
+                    ) from None
                 if cut_short and self.more():
                     continue  # the value goes on in the next block
                 raise DataError(
@@ -215,6 +218,12 @@ class _Text:
             )
         self.pos += 1
 
+    def fill(self, limit: int) -> bool:
+        """Read on until the body ends (True) or more than ``limit`` characters are held (False)."""
+        while not self.ended and len(self.text) <= limit:
+            self.more()
+        return self.ended and len(self.text) <= limit
+
     def commit(self) -> None:
         """Drop what has been consumed: the items before the cursor are decoded."""
         self.raw = None  # streaming is certain now: no fallback
@@ -230,18 +239,186 @@ class _Text:
         return b"".join(self.raw)
 
 
-def decode_stream(blocks: Iterable[bytes], schema: RequestSchema) -> Iterator[Batch]:
-    """Decode ``[...]``, ``{"instances": [...]}`` (or "inputs", "dataframe_records") item by item.
+def _too_large_to_decode_whole(what: str, fix: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"{what} is decoded in one piece, which byoc does for JSON bodies of up to "
+        f"{WHOLE_BODY_CHARS // (1024 * 1024)} MB, and this body is larger; {fix}",
+        code="json_shape_too_large",
+    )
 
-    A 100 MB batch body is never held whole, as bytes or as Python objects: rows are parsed
-    as they arrive and predicted in batches of about STREAM_BATCH_CHARS of text.  Any other
-    shape (columns, ``dataframe_split``, a single record or row) is decoded in one piece.
+
+_SEND_ROWS = 'send the rows as {"instances": [[...], ...]} or {"dataframe_records": [{...}, ...]}'
+
+
+def _items(text: _Text, to_batch: Callable[[list, int], Batch]) -> Iterator[Batch]:
+    """The items of the list whose ``[`` is at the cursor, as batches of about STREAM_BATCH_CHARS."""
+    text.expect("[", "to open the list")
+    items: list = []
+    rows, mark = 0, text.pos
+    while text.peek() != "]":
+        if items or rows:
+            text.expect(",", "between the list's items")
+        items.append(text.value())
+        if text.pos - mark >= STREAM_BATCH_CHARS:
+            yield to_batch(items, rows)
+            rows += len(items)
+            items = []
+            text.commit()
+            mark = text.pos
+    text.pos += 1
+    if items or not rows:
+        yield to_batch(items, rows)
+
+
+def _skip(text: _Text, depth: int = 0) -> None:
+    """Read past the value at the cursor without holding it (lists and objects item by item)."""
+    if depth > 64:
+        raise DataError(
+            "the JSON body nests too deeply; send rows or records of plain values", code="undecodable_body"
+        )
+    opening = text.peek()
+    if opening not in ("[", "{"):
+        text.value()
+        return
+    closing = "]" if opening == "[" else "}"
+    text.pos += 1
+    count = 0
+    while text.peek() != closing:
+        if count:
+            text.expect(",", "between items")
+        if opening == "{":
+            text.value()
+            text.expect(":", "after a key")
+        _skip(text, depth + 1)
+        count += 1
+        if text.pos >= STREAM_BATCH_CHARS:
+            text.commit()
+    text.pos += 1
+
+
+def _split_rows(columns: list[str], schema: RequestSchema) -> Callable[[list, int], Batch]:
+    """Rows of ``dataframe_split`` data in ``columns``' order -> a batch in the model's order."""
+    order = None if columns == list(schema.names) else [columns.index(name) for name in schema.names]
+
+    def to_batch(rows: list, start_row: int) -> Batch:
+        if not rows and not start_row:
+            raise DataError('"dataframe_split" holds no rows in "data"', code="empty_body")
+        for number, row in enumerate(rows, start=start_row + 1):
+            if not isinstance(row, list) or len(row) != len(columns):
+                raise SchemaError(
+                    f'"dataframe_split" row {number} must be a list of {len(columns)} values',
+                    code="wrong_column_count",
+                )
+        if order is not None:
+            rows = [[row[i] for i in order] for row in rows]
+        return schema.from_rows(rows, start_row=start_row)
+
+    return to_batch
+
+
+def _split_columns(value: Any, schema: RequestSchema) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise SchemaError('"dataframe_split"."columns" must be a list of column names', code="bad_shape")
+    schema.check_names(value, where='"dataframe_split"')
+    return value
+
+
+def _stream_split(text: _Text, schema: RequestSchema) -> Iterator[Batch]:
+    """``{"columns": [...], "index": [...], "data": [[...], ...]}``, its rows as they arrive."""
+    if text.peek() != "{":
+        raise SchemaError(_SPLIT_SHAPE, code="bad_shape")
+    text.pos += 1
+    columns: list[str] | None = None
+    found, count = False, 0
+    while text.peek() != "}":
+        if count:
+            text.expect(",", 'between the keys of "dataframe_split"')
+        key = text.value()
+        text.expect(":", "after a key")
+        if key == "columns":
+            columns = _split_columns(text.value(), schema)
+        elif key == "data":
+            if text.peek() != "[":
+                raise SchemaError(_SPLIT_SHAPE, code="bad_shape")
+            if columns is None:
+                raise _too_large_to_decode_whole(
+                    '"dataframe_split" with "data" before "columns" (or without "columns")',
+                    'put "columns" first, as pandas\' to_json(orient="split") does, or ' + _SEND_ROWS,
+                )
+            yield from _items(text, _split_rows(columns, schema))
+            found = True
+        else:
+            _skip(text)
+        count += 1
+    text.pos += 1
+    if not found:
+        raise SchemaError(_SPLIT_SHAPE, code="bad_shape")
+
+
+def _stream_object(text: _Text, schema: RequestSchema) -> Iterator[Batch]:
+    """A JSON object too large to decode whole: only ``dataframe_split`` can be read as it arrives
+    (other keys beside it are skipped, as in a small body); any other object shape is refused."""
+    text.expect("{", "to open the object")
+    found, others, count = False, [], 0
+    while text.peek() != "}":
+        if count:
+            text.expect(",", "between the object's keys")
+        key = text.value()
+        text.expect(":", "after a key")
+        if key in _WRAPPERS:
+            if count:
+                raise SchemaError(
+                    f'"{key}" cannot be combined with other keys; send one of them', code="bad_shape"
+                )
+            raise _too_large_to_decode_whole(f'"{key}" holding a {_kind(text.peek())}', _SEND_ROWS)
+        if key == "dataframe_split":
+            yield from _stream_split(text, schema)
+            found = True
+        else:
+            others.append(key)
+            _skip(text)
+        count += 1
+    text.pos += 1
+    if text.peek():
+        raise DataError(
+            f"the JSON body goes on after its value (character {text.dropped + text.pos})",
+            code="undecodable_body",
+        )
+    if not found:
+        raise _too_large_to_decode_whole("a single record", _SEND_ROWS)
+
+
+def _kind(opening: str) -> str:
+    return {"{": "mapping (columns or one record)", "[": "list"}.get(opening, "single value")
+
+
+def _decode_whole(text: _Text, schema: RequestSchema, start: int) -> Iterator[Batch]:
+    """A shape that holds no list of rows: decoded in one piece up to WHOLE_BODY_CHARS; a larger
+    ``dataframe_split`` is streamed, anything else larger refused (413)."""
+    if text.fill(WHOLE_BODY_CHARS):
+        yield decode(text.rest_bytes(), schema)
+        return
+    text.pos = start
+    if text.peek() != "{":
+        raise _too_large_to_decode_whole("a single row (a flat list of values) or value", _SEND_ROWS)
+    yield from _stream_object(text, schema)
+
+
+def decode_stream(blocks: Iterable[bytes], schema: RequestSchema) -> Iterator[Batch]:
+    """Decode a JSON body as it arrives, so a 100 MB batch body is never held whole.
+
+    Lists of rows or records (``[...]``, ``{"instances": [...]}``, "inputs", "dataframe_records")
+    and ``dataframe_split`` data with its "columns" first are parsed item by item and predicted
+    in batches of about STREAM_BATCH_CHARS of text.  The shapes that hold no list of rows
+    (columns, a single record or flat row, ``dataframe_split`` with "data" first) are decoded
+    in one piece, up to WHOLE_BODY_CHARS; above that they are a 413 saying how to send rows.
     """
     text = _Text(blocks)
     first = text.peek()
     if first == "\ufeff":
         text.pos += 1
         first = text.peek()
+    start = text.pos
     key = None
     if first == "{":
         text.pos += 1
@@ -253,26 +430,15 @@ def decode_stream(blocks: Iterable[bytes], schema: RequestSchema) -> Iterator[Ba
     if not first:
         return  # an empty body: the caller says so
     if first != "[" or (key is not None and key not in _STREAMED_KEYS):
-        yield decode(text.rest_bytes(), schema)
+        yield from _decode_whole(text, schema, start)
         return
+    mark = text.pos
     text.pos += 1
-    items: list = []
-    rows, mark = 0, text.pos
-    while text.peek() != "]":
-        if items or rows:
-            text.expect(",", "between the list's items")
-        item = text.value()
-        if not items and not rows and not isinstance(item, (list, dict)):
-            yield decode(text.rest_bytes(), schema)  # one flat row of scalars
-            return
-        items.append(item)
-        if text.pos - mark >= STREAM_BATCH_CHARS:
-            yield batch_from_items(items, schema, start_row=rows)
-            rows += len(items)
-            items = []
-            text.commit()
-            mark = text.pos
-    text.pos += 1
+    if text.peek() not in ("[", "{", "]"):  # one flat row of scalars
+        yield from _decode_whole(text, schema, start)
+        return
+    text.pos = mark
+    yield from _items(text, lambda items, rows: batch_from_items(items, schema, start_row=rows))
     if key is not None:
         if text.peek() != "}":
             raise SchemaError(
@@ -284,8 +450,6 @@ def decode_stream(blocks: Iterable[bytes], schema: RequestSchema) -> Iterator[Ba
             f"the JSON body goes on after its value (character {text.dropped + text.pos})",
             code="undecodable_body",
         )
-    if items or not rows:
-        yield batch_from_items(items, schema, start_row=rows)
 
 
 def encode(prediction: Prediction) -> bytes:
