@@ -22,19 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO / "container"))
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests"), str(REPO), str(REPO / "container")]  # run as a script from the checkout
 
-from benchmarks.serving import WORKERS, byoc_server, single_row_bodies, train_model, wrk
+from benchmarks.harness import WORKERS, byoc_server, commit
+from benchmarks.serving import single_row_bodies, train_model, wrk
 from benchmarks.synthetic import synthetic_frame
 from support import save_constant_model
 
@@ -172,11 +169,6 @@ def throughput(root: Path, body: bytes, duration: int, rounds: int = 5) -> list[
             }
         )
     return rows
-
-
-def commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
-    return out.stdout.strip() or "unknown"
 
 
 def main() -> int:

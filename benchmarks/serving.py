@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -39,17 +38,14 @@ import textwrap
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO / "container"))
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests"), str(REPO), str(REPO / "container")]  # run as a script from the checkout
 
+from benchmarks.harness import WORKERS, Server, byoc_server
 from benchmarks.synthetic import TARGET, synthetic_frame
-from support import SERVE, clean_environ, free_port, make_ml_root, run_train, wait_for_ping
+from support import clean_environ, free_port, make_ml_root, run_train
 
 CONNECTIONS = 8
-WORKERS = os.cpu_count() or 1
 
 BARE_APP = textwrap.dedent("""
     import sys
@@ -91,41 +87,6 @@ def train_model(root: Path, rows: int, hyperparameters: dict, numeric_only: bool
 
 def numeric_columns(frame):
     return frame[[c for c in frame.columns if c == TARGET or c.startswith("num_")]]
-
-
-class Server:
-    """A server process whose log goes to a file (a pipe nobody drains would block it)."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], port: int) -> None:
-        self.log = tempfile.TemporaryFile()
-        self.port = port
-        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=str(REPO))
-        wait_for_ping(port, timeout=120)
-
-    def pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
-        return [int(p) for p in out.stdout.split()]
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
-def byoc_server(root: Path, workers: int = WORKERS, **extra: str) -> Server:
-    port = free_port()
-    env = clean_environ(
-        None,
-        SAGEMAKER_BASE_DIR=str(root),
-        SAGEMAKER_BIND_TO_PORT=str(port),
-        SAGEMAKER_MODEL_SERVER_WORKERS=str(workers),
-        **extra,
-    )
-    return Server([sys.executable, str(SERVE)], env, port)
 
 
 def bare_server(worker_class: str) -> Server:

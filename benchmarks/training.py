@@ -20,6 +20,7 @@ Every measurement runs in a fresh subprocess so peak RSS is its own.  Usage::
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import resource
@@ -29,21 +30,17 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO / "container"))
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests"), str(REPO), str(REPO / "container")]  # run as a script from the checkout
 
 from benchmarks.synthetic import dataset
+from support import make_ml_root, run_train
 
 REPEATS = 3
 
 
 def ml_root(base: Path, data_file: Path, fmt: str, hyperparameters: dict[str, str]) -> Path:
     content_type = "text/csv" if fmt == "csv" else "application/x-parquet"
-    from support import make_ml_root
-
     root = make_ml_root(
         base, channels={"train": {}}, hyperparameters=hyperparameters, content_types={"train": content_type}
     )
@@ -108,22 +105,16 @@ def measure_byoc(path: str, fmt: str) -> dict:
 
 def measure_imports() -> dict:
     """RSS of a process that has imported what training imports: the floor of every run."""
-    import sklearn.ensemble
-    import sklearn.tree  # noqa: F401
-
-    import byoc.training  # noqa: F401
-
+    for module in ("sklearn.ensemble", "sklearn.tree", "byoc.training"):
+        importlib.import_module(module)
     return {"peak_rss": _peak_rss_bytes()}
 
 
 def measure_train(path: str, fmt: str, algorithm: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = ml_root(Path(tmp), Path(path), fmt, {"algorithm": algorithm})
-        env = dict(os.environ, SAGEMAKER_BASE_DIR=str(root))
         start = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, str(REPO / "container" / "train")], env=env, capture_output=True, text=True
-        )
+        proc = run_train(root, timeout=6 * 3600)
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             failure = root / "output" / "failure"

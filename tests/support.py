@@ -17,9 +17,10 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ TRAIN = CONTAINER / "train"
 SERVE = CONTAINER / "serve"
 
 ChannelFiles = Mapping[str, Mapping[str, "bytes | str"]]
+T = TypeVar("T")
 
 
 def encode_hyperparameters(hyperparameters: Mapping[str, Any], encoding: str = "sdk-json") -> dict[str, Any]:
@@ -325,31 +327,53 @@ def start_serve(
     return proc, port
 
 
+def wait_for(
+    condition: Callable[[], T], what: str, timeout: float = 30, *, detail: Callable[[], str] = lambda: ""
+) -> T:
+    """Call ``condition`` until it returns something truthy, and return that; AssertionError naming
+    ``what`` (and ``detail()``, e.g. a container's logs) after ``timeout`` seconds.  ``condition`` may
+    raise to fail early (the process it waits for has died)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} did not happen within {timeout}s\n{detail()}".rstrip())
+        time.sleep(0.05)
+
+
+def answers(url: str) -> bool:
+    """GET ``url`` gets a 2xx answer (no answer at all, or an error status: False)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:  # URLError and HTTPError are OSErrors
+        return False
+
+
+def still_running(proc: subprocess.Popen | None, what: str) -> bool:
+    """True while ``proc`` runs (or there is none); once it has exited, AssertionError with what it printed."""
+    if proc is None or proc.poll() is None:
+        return True
+    out = proc.stdout.read() if proc.stdout else ""
+    raise AssertionError(f"{what} exited with {proc.returncode}:\n{out}")
+
+
+def wait_for_url(url: str, what: str, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    """Poll GET ``url`` until it answers 2xx, failing early if ``proc`` (the server) died."""
+    wait_for(lambda: still_running(proc, what) and answers(url), f"{what} answering {url}", timeout)
+
+
 def wait_for_ping(port: int, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
     """Poll GET /ping until 200, failing early if the server process died."""
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            raise RuntimeError(f"server exited with {proc.returncode} before /ping passed:\n{out}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"/ping on port {port} did not pass within {timeout}s")
+    wait_for_url(f"http://127.0.0.1:{port}/ping", "the server", proc, timeout)
 
 
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
     """A real moto server (``moto[server]``, in the test extra) on a free port of 127.0.0.1, standing
     in for S3, STS, ECR...; yields its URL (pass it as AWS_ENDPOINT_URL) and stops it afterwards."""
-    import urllib.request
-
     moto = Path(sys.executable).parent / "moto_server"
     if not moto.exists():
         raise AssertionError("moto_server not found: pip install -e '.[test]' (moto[server] is a test extra)")
@@ -362,19 +386,7 @@ def moto_server() -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"moto_server exited {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
-                )
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"moto_server did not answer at {url} within 60 s") from None
-                time.sleep(0.2)
+        wait_for_url(f"{url}/moto-api/", "moto_server", proc)
         yield url
     finally:
         terminate(proc, timeout=10)

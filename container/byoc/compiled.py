@@ -195,20 +195,20 @@ def _link(estimator: Any) -> str | None:
 
 def convert(estimator: Any) -> tuple[bytes, str] | str:
     """(treelite model bytes, input dtype), or why this estimator stays on scikit-learn."""
-    from sklearn.ensemble import (
-        ExtraTreesClassifier,
-        ExtraTreesRegressor,
-        HistGradientBoostingClassifier,
-        HistGradientBoostingRegressor,
-        RandomForestClassifier,
-        RandomForestRegressor,
-    )
+    from sklearn import ensemble
 
     name = type(estimator).__name__
-    forests = (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor)
+    forests = (
+        ensemble.RandomForestClassifier,
+        ensemble.RandomForestRegressor,
+        ensemble.ExtraTreesClassifier,
+        ensemble.ExtraTreesRegressor,
+    )
     if isinstance(estimator, forests):
         dtype = "float32"  # scikit-learn's trees round their input to float32
-    elif isinstance(estimator, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
+    elif isinstance(
+        estimator, (ensemble.HistGradientBoostingClassifier, ensemble.HistGradientBoostingRegressor)
+    ):
         categories = _hist_categories(estimator)
         if isinstance(categories, str):
             return f"{name} with categorical features: {categories}"
@@ -222,7 +222,8 @@ def convert(estimator: Any) -> tuple[bytes, str] | str:
 
     try:
         model = treelite.sklearn.import_model(estimator)
-    except Exception as exc:  # noqa: BLE001 - any converter failure means: keep scikit-learn
+    except Exception as exc:  # any converter failure means: keep scikit-learn
+        log.debug("treelite could not convert %s", name, exc_info=True)
         return f"{name}: treelite could not convert it ({type(exc).__name__}: {exc})"
     return bytes(model.serialize_bytes()), dtype
 
@@ -338,7 +339,10 @@ class CompiledModel:
         if not self.arrays:
             return {}
         buffer = io.BytesIO()
-        np.savez(buffer, **self.arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
+        # numpy's stub types **kwds as if one could be savez's own allow_pickle (a bool); not every numpy
+        # this project allows has that parameter, so it cannot be passed: the arrays go in as a mapping.
+        arrays: dict[str, Any] = dict(self.arrays)
+        np.savez(buffer, **arrays)
         return {COMPILED_FILE: buffer.getvalue()}
 
 
@@ -375,7 +379,8 @@ def build(pipeline: Any, frames: Sequence[Any], *, enabled: bool = True) -> Comp
                 probe = np.vstack([_encoded(sub, frame.iloc[:PROBE_ROWS]) for frame in frames])
                 compiled = restore(model_bytes, dtype, estimator)
                 reason = disagreement(estimator, compiled, probe_matrix(probe, takes_nan(estimator)))
-            except Exception as exc:  # noqa: BLE001 - a failed check keeps scikit-learn
+            except Exception as exc:  # a failed check keeps scikit-learn
+                log.debug("the compiled form of step %s failed its check", index, exc_info=True)
                 reason = f"the check failed ({type(exc).__name__}: {exc})"
         if reason is None:
             step.update(backend=TREELITE, version=treelite_version(), input_dtype=dtype, key=str(index))
@@ -453,7 +458,8 @@ def load(pipeline: Any, metadata: Mapping[str, Any], model_dir: Path | None) -> 
                 compiled = restore(stored[f"model_{key}"].tobytes(), str(step["input_dtype"]), reference)
                 probe = probe_matrix(stored[f"probe_{key}"], takes_nan(reference))
                 reason = disagreement(reference, compiled, probe)
-            except Exception as exc:  # noqa: BLE001 - any doubt: scikit-learn answers
+            except Exception as exc:  # any doubt: scikit-learn answers
+                log.debug("the compiled form of %s cannot be loaded", slot, exc_info=True)
                 reason = f"cannot be loaded ({type(exc).__name__}: {exc})"
             if reason is None:
                 replacements[slot] = compiled

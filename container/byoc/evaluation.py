@@ -54,6 +54,20 @@ Metric = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], float]
 # -- the metrics ---------------------------------------------------------------------------------
 
 
+def _classification_metrics(prefix: str, score: Callable[..., Metric]) -> dict[str, Metric]:
+    """Accuracy and the precision/recall/F family, each scored by ``score(sklearn_metric, **kw)``."""
+    from sklearn import metrics as skm
+
+    return {
+        "accuracy": lambda y, p, _: float(skm.accuracy_score(y, p)),
+        f"{prefix}precision": score(skm.precision_score),
+        f"{prefix}recall": score(skm.recall_score),
+        f"{prefix}f0_5": score(skm.fbeta_score, beta=0.5),
+        f"{prefix}f1": score(skm.f1_score),
+        f"{prefix}f2": score(skm.fbeta_score, beta=2.0),
+    }
+
+
 def _binary_metrics() -> dict[str, Metric]:
     from sklearn import metrics as skm
 
@@ -69,12 +83,7 @@ def _binary_metrics() -> dict[str, Metric]:
         return lambda y, p, _: float(fn(y, p, labels=[0, 1], pos_label=1, zero_division=0, **kw))
 
     return {
-        "accuracy": lambda y, p, _: float(skm.accuracy_score(y, p)),
-        "precision": scored(skm.precision_score),
-        "recall": scored(skm.recall_score),
-        "f0_5": scored(skm.fbeta_score, beta=0.5),
-        "f1": scored(skm.f1_score),
-        "f2": scored(skm.fbeta_score, beta=2.0),
+        **_classification_metrics("", scored),
         "auc": lambda y, _, s: (
             float(skm.roc_auc_score(y, s)) if s is not None and len(set(y)) == 2 else float("nan")
         ),
@@ -86,21 +95,12 @@ def _binary_metrics() -> dict[str, Metric]:
 
 
 def _multiclass_metrics(n_classes: int) -> dict[str, Metric]:
-    from sklearn import metrics as skm
-
     labels = list(range(n_classes))
 
     def weighted(fn: Callable[..., float], **kw: Any) -> Metric:
         return lambda y, p, _: float(fn(y, p, labels=labels, average="weighted", zero_division=0, **kw))
 
-    return {
-        "accuracy": lambda y, p, _: float(skm.accuracy_score(y, p)),
-        "weighted_precision": weighted(skm.precision_score),
-        "weighted_recall": weighted(skm.recall_score),
-        "weighted_f0_5": weighted(skm.fbeta_score, beta=0.5),
-        "weighted_f1": weighted(skm.f1_score),
-        "weighted_f2": weighted(skm.fbeta_score, beta=2.0),
-    }
+    return _classification_metrics("weighted_", weighted)
 
 
 def _regression_metrics() -> dict[str, Metric]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -13,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from support import free_port
+from support import answers, free_port, wait_for
 
 IMAGE = os.environ.get("BYOC_IMAGE", "byoc-sklearn")
 SESSION_LABEL = f"byoc-test={uuid.uuid4().hex[:12]}"
@@ -66,16 +65,24 @@ def logs(cid: str) -> str:
     return proc.stdout + proc.stderr
 
 
+def running(cid: str, what: str) -> bool:
+    """True while the container runs; once it has exited, AssertionError with its logs."""
+    if container_state(cid)["Running"]:
+        return True
+    raise AssertionError(f"container exited before {what}:\n{logs(cid)}")
+
+
 def wait_for_log(cid: str, needle: str, timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    what = f"logging {needle!r}"
+
+    def logged() -> str:
         out = logs(cid)
         if needle in out:
             return out
-        if not container_state(cid)["Running"]:
-            raise AssertionError(f"container exited before logging {needle!r}:\n{out}")
-        time.sleep(0.2)
-    raise AssertionError(f"container did not log {needle!r} within {timeout}s:\n{logs(cid)}")
+        running(cid, what)  # raises once the container has exited
+        return ""
+
+    return wait_for(logged, what, timeout, detail=lambda: logs(cid))
 
 
 def host_port(cid: str, container_port: int = 8080) -> int:
@@ -84,18 +91,9 @@ def host_port(cid: str, container_port: int = 8080) -> int:
 
 
 def wait_for_ping(cid: str, port: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):
-            pass
-        if not container_state(cid)["Running"]:
-            raise AssertionError(f"serve exited before /ping passed:\n{logs(cid)}")
-        time.sleep(0.2)
-    raise AssertionError(f"/ping did not pass within {timeout}s:\n{logs(cid)}")
+    url = f"http://127.0.0.1:{port}/ping"
+    passing = f"/ping passing on port {port}"
+    wait_for(lambda: running(cid, passing) and answers(url), passing, timeout, detail=lambda: logs(cid))
 
 
 def post(
@@ -113,31 +111,6 @@ def post(
             return resp.status, resp.headers.get("Content-Type", ""), resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.headers.get("Content-Type", ""), err.read()
-
-
-def wait_http(url: str, what: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"{what} exited {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{what} did not answer at {url} within {timeout}s")
-
-
-def stop_quietly(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # -- the SageMaker Python SDK in local mode ------------------------------------------------------

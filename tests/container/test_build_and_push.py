@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dockerutil import docker, stop_quietly, wait_http
+from dockerutil import docker
 
-from support import REPO, free_port
+from support import REPO, free_port, terminate, wait_for_url
 
 pytestmark = pytest.mark.container
 
@@ -48,10 +48,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         [binary, "serve", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        wait_http(f"http://127.0.0.1:{port}/v2/", "docker-registry", proc)
+        wait_for_url(f"http://127.0.0.1:{port}/v2/", "docker-registry", proc)
         yield f"127.0.0.1:{port}"
     finally:
-        stop_quietly(proc)
+        terminate(proc, timeout=10)
 
 
 def base_image_args() -> dict[str, str]:

@@ -82,15 +82,21 @@ def _max_features(default: str) -> HP:
     )
 
 
+# How each tree of a decision tree or a forest grows.
+TREE_GROWTH = (
+    MAX_DEPTH,
+    MIN_SAMPLES_SPLIT,
+    MIN_SAMPLES_LEAF,
+    MAX_LEAF_NODES,
+    _max_features("auto"),
+    CRITERION,
+)
+
+
 def _forest(bootstrap: bool) -> tuple[HP, ...]:
     return (
         N_ESTIMATORS,
-        MAX_DEPTH,
-        MIN_SAMPLES_SPLIT,
-        MIN_SAMPLES_LEAF,
-        MAX_LEAF_NODES,
-        _max_features("auto"),
-        CRITERION,
+        *TREE_GROWTH,
         HP("bootstrap", "bool", bootstrap, "Fit each tree on a bootstrap sample of the rows."),
         HP(
             "max_samples",
@@ -107,16 +113,7 @@ def _forest(bootstrap: bool) -> tuple[HP, ...]:
     )
 
 
-DECISION_TREE = (
-    MAX_DEPTH,
-    MIN_SAMPLES_SPLIT,
-    MIN_SAMPLES_LEAF,
-    MAX_LEAF_NODES,
-    _max_features("auto"),
-    CRITERION,
-    CLASS_WEIGHT,
-    CCP_ALPHA,
-)
+DECISION_TREE = (*TREE_GROWTH, CLASS_WEIGHT, CCP_ALPHA)
 RANDOM_FOREST = _forest(bootstrap=True)
 EXTRA_TREES = _forest(bootstrap=False)
 GRADIENT_BOOSTING = (

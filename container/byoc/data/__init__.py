@@ -43,11 +43,12 @@ class ChannelData:
         """'train/b.csv, row 12' for the frame's 0-based ``row`` (rows counted from 1 in each
         file, after any header); the channel's row when the reader did not count per file."""
         start = 0
-        if len(self.file_rows) == len(self.files) and None not in self.file_rows:
-            for name, count in zip(self.files, self.file_rows, strict=True):
-                if row < start + count:  # type: ignore[operator]
+        counts = [count for count in self.file_rows if count is not None]
+        if len(counts) == len(self.files):
+            for name, count in zip(self.files, counts, strict=True):
+                if row < start + count:
                     return f"{name}, row {row - start + 1}"
-                start += count  # type: ignore[operator]
+                start += count
         return f"{', '.join(self.files[:3])}{', ...' if len(self.files) > 3 else ''}, row {row + 1}"
 
 

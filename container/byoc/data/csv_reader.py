@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from byoc import values
-from byoc.data.sources import SNIFF_BYTES, Source
+from byoc.data.sources import SNIFF_BYTES, Source, unreadable
 from byoc.data.tabular import (
     check_same_columns,
     check_same_kinds,
@@ -229,11 +229,7 @@ def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Ta
                 raise DataError(f"{source.name}: the file is empty", code="empty_file") from exc
             raise DataError(f"{source.name}: cannot be read as CSV ({message})", code="bad_csv") from exc
         except (OSError, EOFError) as exc:
-            raise DataError(
-                f"{source.name}: cannot be read ({exc}); if it is gzip-compressed, the data is "
-                "corrupt or truncated: re-compress it or upload it uncompressed",
-                code="corrupt_gzip",
-            ) from exc
+            raise unreadable(source.name, exc) from exc
         if all(pa.types.is_string(t) for t in table.schema.types):
             _check_cell_sizes(source, table)
             return table

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from byoc import values
-from byoc.data.sources import Source
+from byoc.data.sources import Source, unreadable
 from byoc.data.tabular import check_same_columns, check_same_kinds, plain_types, to_frame, unify_and_concat
 from byoc.errors import DataError
 
@@ -89,11 +89,7 @@ def _read_one(source: Source) -> tuple[pa.Table, bool]:
     except (pa.ArrowException, DataError):
         return _read_lines(source)
     except (OSError, EOFError) as exc:
-        raise DataError(
-            f"{source.name}: cannot be read ({exc}); if it is gzip-compressed, the "
-            "data is corrupt or truncated",
-            code="corrupt_gzip",
-        ) from exc
+        raise unreadable(source.name, exc) from exc
     if any(pa.types.is_temporal(t) for t in table.schema.types):
         return _read_lines(source)  # pyarrow parsed text as dates: keep the text as written
     try:

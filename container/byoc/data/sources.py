@@ -15,7 +15,7 @@ import stat
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from byoc.errors import DataError
 from byoc.oserrors import display_path
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 GZIP_MAGIC = b"\x1f\x8b"
 SNIFF_BYTES = 64 * 1024
 SKIPPED_PREFIXES = (".", "_")
+# What Source.open returns: a plain file, a pipe's bytes in memory, or a gzip stream over a file.
+Stream = io.BufferedReader | io.BytesIO | gzip.GzipFile
 
 
 def corrupt_gzip(name: str, exc: BaseException) -> DataError:
@@ -35,7 +37,17 @@ def corrupt_gzip(name: str, exc: BaseException) -> DataError:
     )
 
 
-def _read_up_to(stream: BinaryIO, n: int) -> bytes:
+def unreadable(name: str, exc: BaseException) -> DataError:
+    """A reader failed midway through a source (OSError, EOFError): most often gzip data that is
+    corrupt or truncated, which pyarrow reports as a plain I/O error."""
+    return DataError(
+        f"{name}: cannot be read ({exc}); if it is gzip-compressed, the data is corrupt or truncated: "
+        "re-compress it or upload it uncompressed",
+        code="corrupt_gzip",
+    )
+
+
+def _read_up_to(stream: Stream | io.FileIO, n: int) -> bytes:
     """Read n bytes or until EOF (pipes return short reads)."""
     chunks: list[bytes] = []
     remaining = n
@@ -88,13 +100,13 @@ class Source:
             return True
         return self.head(1) == b""
 
-    def open(self) -> BinaryIO:
+    def open(self) -> Stream:
         """A fresh readable, decompressed binary stream."""
         if self.data is not None:
             return io.BytesIO(self.data)
         assert self.path is not None
         if self.compressed:
-            return gzip.open(self.path, "rb")  # type: ignore[return-value]
+            return gzip.GzipFile(self.path, "rb")
         return open(self.path, "rb")
 
     def arrow_input(self) -> Any:
@@ -197,7 +209,8 @@ def _check_name(channel: str, rel: Path) -> None:
 def _readable(source: Source) -> Source:
     """Open the file once now (sniffing gzip) so an unreadable file is named before any reading."""
     try:
-        source.compressed  # noqa: B018 - opens the file
+        if source.compressed:  # reads the file's first bytes
+            log.debug("%s: gzip-compressed", source.name)
     except OSError as exc:
         raise DataError(
             f"{source.name}: cannot be read ({exc.strerror}); give the training user "

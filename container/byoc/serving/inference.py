@@ -38,7 +38,10 @@ def single_threaded(estimator: Any) -> Any:
     if hasattr(estimator, "get_params") and hasattr(estimator, "set_params"):
         try:
             params = estimator.get_params(deep=True)
-        except Exception:  # noqa: BLE001 - exotic estimators: leave them alone
+        except Exception:  # exotic estimators: leave them alone
+            log.debug(
+                "%s: get_params failed; its n_jobs stay as trained", type(estimator).__name__, exc_info=True
+            )
             return estimator
         updates = {k: 1 for k, v in params.items() if k.split("__")[-1] == "n_jobs" and v not in (None, 1)}
         if updates:
@@ -218,7 +221,8 @@ class Predictor:
                 and final.n_outputs_ == 1
             )
             same = same and self._answers_equal(self._final_inputs(got), probe)
-        except Exception:  # noqa: BLE001 - any doubt: keep the pipeline path
+        except Exception:  # any doubt: keep the pipeline path
+            log.debug("the single-row path's check failed; the pipeline answers", exc_info=True)
             same = False
         if not same:
             self.blocks, self.final, self._unchecked_tree = None, None, False

@@ -77,8 +77,8 @@ def handler_factory(
             handler = handlers.load(model_dir, settings, environ)
         try:
             handler.warm_up()
-        except Exception as exc:  # noqa: BLE001 - as at start-up: a failed warm-up is not fatal
-            log.warning("warm-up prediction of %s failed: %s", model_dir, exc)
+        except Exception as exc:  # as at start-up: a failed warm-up is not fatal
+            log.warning("warm-up prediction of %s failed: %s", model_dir, exc, exc_info=True)
         return handler
 
     return load

@@ -66,8 +66,10 @@ def _post_fork(server: Any, worker: Any) -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
-    except Exception:  # noqa: BLE001 - an optimisation only
-        server.log.debug("threadpoolctl unavailable; math libraries keep their default threads")
+    except Exception:  # an optimisation only
+        server.log.debug(
+            "threadpoolctl unavailable; math libraries keep their default threads", exc_info=True
+        )
 
 
 MULTI_MODEL_THREADS = 4  # per worker: /ping and model management stay answered during a load
@@ -195,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = app.extensions["byoc.handler"]
     try:
         handler.warm_up()
-    except Exception as exc:  # noqa: BLE001 - any failure to predict is the reason not to serve
+    except Exception as exc:  # any failure to predict is the reason not to serve
+        logging.getLogger("byoc.serving").debug("warm-up prediction failed", exc_info=True)
         print(
             f"serve: cannot start: the model loads but cannot predict ({type(exc).__name__}: {exc}); "
             "the warm-up prediction on sample rows failed, so every request would fail",

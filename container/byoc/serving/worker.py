@@ -31,6 +31,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from gunicorn.workers.base import Worker
+
 from byoc.serving.body import CLOSE_CONNECTION
 from byoc.serving.memory import release_free_memory
 
@@ -114,16 +116,19 @@ class _Tracked:
                     response.force_close()
 
 
-class _ByocWorker:
-    """Mixin over a gunicorn worker class; ``cut`` is a shared flag the master reads at exit."""
+class _ByocWorker(Worker):
+    """Mixin over a gunicorn worker class (sync or gthread, both subclasses of gunicorn's ``Worker``,
+    which it names as its base so that ``super()`` and ``self.log`` resolve); ``cut`` is a shared
+    flag the master reads at exit."""
 
     cut: Any = None  # multiprocessing.RawValue("i") shared with the master
     grace: float = 30.0
+    wsgi: Any  # the WSGI app gunicorn loaded (a Flask app), wrapped in _Tracked by load_wsgi
 
     def load_wsgi(self) -> None:
-        super().load_wsgi()  # type: ignore[misc]
+        super().load_wsgi()
         self.in_flight: dict[str, tuple[str, float]] = {}
-        self.wsgi = _Tracked(self.wsgi, self.in_flight)  # type: ignore[has-type]
+        self.wsgi = _Tracked(self.wsgi, self.in_flight)
 
     def init_signals(self) -> None:
         super().init_signals()  # type: ignore[misc]
@@ -133,17 +138,17 @@ class _ByocWorker:
         status, reason, code, message = describe_error(exc)
         request_id = uuid.uuid4().hex
         if status >= 500:
-            self.log.exception("request %s failed before reaching the app: %s", request_id, exc)  # type: ignore[attr-defined]
+            self.log.exception("request %s failed before reaching the app: %s", request_id, exc)
         else:
             ip = (addr or ("",))[0]
-            self.log.warning("request %s from %s refused with %d: %s", request_id, ip, status, exc)  # type: ignore[attr-defined]
+            self.log.warning("request %s from %s refused with %d: %s", request_id, ip, status, exc)
         try:
             _write_json_error(client, status, reason, code, message, request_id)
         except OSError:
-            self.log.debug("could not send the error response for request %s", request_id)  # type: ignore[attr-defined]
+            self.log.debug("could not send the error response for request %s", request_id)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        super().handle_exit(sig, frame)  # type: ignore[misc]
+        super().handle_exit(sig, frame)
         if signal.getitimer(signal.ITIMER_REAL)[0] == 0:  # a second SIGTERM keeps the first deadline
             signal.signal(signal.SIGALRM, self._grace_over)
             signal.setitimer(signal.ITIMER_REAL, max(self.grace - LOG_MARGIN, 0.1))
@@ -152,7 +157,7 @@ class _ByocWorker:
         now = time.monotonic()
         running = list(getattr(self, "in_flight", {}).items())
         for request_id, (what, started) in running:
-            self.log.error(  # type: ignore[attr-defined]
+            self.log.error(
                 "request %s (%s, running %.1f s) cut: the %d s grace period after SIGTERM ended "
                 "(BYOC_GRACEFUL_TIMEOUT)",
                 request_id,
@@ -162,7 +167,7 @@ class _ByocWorker:
             )
         if running and self.cut is not None:
             self.cut.value += len(running)
-        for handler in self.log.error_log.handlers:  # type: ignore[attr-defined]
+        for handler in self.log.error_log.handlers:
             handler.flush()
         os._exit(EXIT_CUT if running else 0)
 

@@ -1,0 +1,52 @@
+"""What the benchmark scripts share: the real ``container/serve`` processes they measure, and the
+commit they measured.  Process start-up, /ping and shutdown come from tests/support.py, as in the tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from support import REPO, SERVE, clean_environ, free_port, terminate, wait_for_ping
+
+WORKERS = os.cpu_count() or 1
+
+
+class Server:
+    """A server process whose log goes to a file (a pipe nobody drains would block it)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], port: int) -> None:
+        self.log = tempfile.TemporaryFile()
+        self.port = port
+        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=str(REPO))
+        wait_for_ping(port, self.proc, timeout=120)
+
+    def pids(self) -> list[int]:
+        """The server's workers (gunicorn's children)."""
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def stop(self) -> None:
+        terminate(self.proc, timeout=40)
+        self.log.close()
+
+
+def byoc_server(root: Path, workers: int = WORKERS, **extra: str) -> Server:
+    """``container/serve`` on ``root`` (an ML root) with ``workers`` workers and ``extra`` settings."""
+    port = free_port()
+    env = clean_environ(
+        None,
+        SAGEMAKER_BASE_DIR=str(root),
+        SAGEMAKER_BIND_TO_PORT=str(port),
+        SAGEMAKER_MODEL_SERVER_WORKERS=str(workers),
+        **extra,
+    )
+    return Server([sys.executable, str(SERVE)], env, port)
+
+
+def commit() -> str:
+    """The checkout's short commit, printed beside the figures."""
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
+    return out.stdout.strip() or "unknown"
