@@ -320,7 +320,8 @@ def run_matrix(args: argparse.Namespace, meta: dict[str, Any]) -> list[dict[str,
                                 data, X_train, y_train, X_test, float(budget), args.seed, Path(tmp)
                             )
                             value, error = score(data.metric, y_test, predicted), None
-                        except Exception as exc:  # noqa: BLE001 - a failing system is a result, the run goes on
+                        except Exception as exc:  # a failing system is a result, the run goes on
+                            logging.getLogger("benchmarks.automl").warning("%s failed", system, exc_info=True)
                             value, error = float("nan"), f"{type(exc).__name__}: {exc}"
                     seconds = time.monotonic() - started
                     rows.append({**base, **meta, "system": system, "budget": budget, "score": value,

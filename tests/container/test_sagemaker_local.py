@@ -23,10 +23,11 @@ pytestmark = pytest.mark.container
 
 
 @pytest.fixture(scope="module")
-def iris_split(sdk_env: Path, iris: pd.DataFrame) -> dict[str, Path]:
-    """train/validation channels as the built-in algorithms take them; a headerless batch input."""
+def iris_split(sdk_env: Path, iris: pd.DataFrame) -> dict[str, Any]:
+    """train/validation channels as the built-in algorithms take them (directories), a headerless batch
+    input, and the batch's true labels (a list)."""
     shuffled = iris.sample(frac=1.0, random_state=0).reset_index(drop=True)
-    dirs = {}
+    dirs: dict[str, Any] = {}
     for name, part in (("train", shuffled.iloc[:110]), ("validation", shuffled.iloc[110:130])):
         d = sdk_env / "data" / name
         d.mkdir(parents=True)
@@ -37,7 +38,7 @@ def iris_split(sdk_env: Path, iris: pd.DataFrame) -> dict[str, Path]:
     batch.mkdir()
     holdout.drop(columns=["target"]).to_csv(batch / "holdout.csv", index=False, header=False)
     dirs["batch"] = batch
-    dirs["holdout_labels"] = holdout["target"].tolist()  # type: ignore[assignment]
+    dirs["holdout_labels"] = holdout["target"].tolist()
     return dirs
 
 

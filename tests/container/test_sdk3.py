@@ -27,7 +27,13 @@ EXAMPLE = REPO / "examples" / "byol"
 def model_files(root: Path) -> dict[str, bytes]:
     """What ModelTrainer's local mode packed into compressed_artifacts/model.tar.gz."""
     with tarfile.open(root / "compressed_artifacts" / "model.tar.gz") as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+        return {m.name: _read(tar, m) for m in tar.getmembers() if m.isfile()}
+
+
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    extracted = tar.extractfile(member)  # None only for members that are not regular files
+    assert extracted is not None, member.name
+    return extracted.read()
 
 
 def trainer(image: str, root: Path, **kwargs: Any) -> Any:

@@ -159,7 +159,7 @@ def test_missing_label_in_another_channel_is_reported():
 def test_labels_are_frozen_values():
     labels = Labels(classes=("a", "b"))
     with pytest.raises(AttributeError):
-        labels.classes = ("c",)  # type: ignore[misc]
+        labels.classes = ("c",)
 
 
 label_cells = st.one_of(

@@ -199,7 +199,8 @@ def evaluate(candidate: cands.Candidate, ctx: Context, deadline: float | None = 
                 )
                 model.fit(ctx.X.iloc[train], ctx.y[train])
                 held_out = predict_held_out(model, ctx.X.iloc[test], ctx.problem_type, ctx.n_classes)
-        except Exception as exc:  # noqa: BLE001 - one candidate failing must not end the search
+        except Exception as exc:  # one candidate failing must not end the search
+            log.debug("candidate %s failed", candidate, exc_info=True)
             return Result(
                 candidate,
                 FAILED,

@@ -34,7 +34,7 @@ import multiprocessing
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from byoc.errors import ModelLoadError, UserError
@@ -50,7 +50,7 @@ def _quiet_ping_logger() -> type:
     class QuietPingLogger(Logger):
         """gunicorn's logger without /ping access lines unless the level is DEBUG."""
 
-        def access(self, resp: Any, req: Any, environ: Mapping[str, Any], request_time: Any) -> None:
+        def access(self, resp: Any, req: Any, environ: MutableMapping[str, Any], request_time: Any) -> None:
             if environ.get("PATH_INFO") == "/ping" and self.error_log.getEffectiveLevel() > logging.DEBUG:
                 return
             super().access(resp, req, environ, request_time)

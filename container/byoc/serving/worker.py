@@ -174,10 +174,10 @@ class _ByocWorker(Worker):
 
 def worker_class(name: str, cut: Any, grace: float) -> type:
     """The byoc worker for gunicorn's ``name`` worker class (``gthread`` or ``sync``)."""
-    if name == "sync":
-        from gunicorn.workers.sync import SyncWorker as base
-    else:
-        from gunicorn.workers.gthread import ThreadWorker as base
+    from gunicorn.workers.gthread import ThreadWorker
+    from gunicorn.workers.sync import SyncWorker
+
+    base: type[Worker] = SyncWorker if name == "sync" else ThreadWorker
     return type(f"Byoc{base.__name__}", (_ByocWorker, base), {"cut": cut, "grace": float(grace)})
 
 
