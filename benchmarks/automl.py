@@ -119,9 +119,10 @@ def _synthetic() -> Data:
 
 
 def bank_marketing_path() -> Path | None:
-    """The shared UCI file when this checkout has ../shared beside it (or BYOC_BANK_MARKETING)."""
+    """The shared UCI file when a shared/ folder stands beside this checkout or beside its parent (a git
+    worktree's), or BYOC_BANK_MARKETING names it."""
     candidates = [Path(os.environ["BYOC_BANK_MARKETING"])] if "BYOC_BANK_MARKETING" in os.environ else []
-    for parent in (REPO.parent, Path("/work")):
+    for parent in REPO.parents[:2]:
         candidates += [parent / p for p in BANK_MARKETING]
     return next((p for p in candidates if p.is_file()), None)
 

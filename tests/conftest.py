@@ -2,7 +2,7 @@
 
 Helpers and dataset builders live in ``support`` (``from support import make_ml_root, run_train,
 mixed_frame, ...``; this file puts ``tests/`` on sys.path).  Data comes from scikit-learn's
-bundled datasets or is generated: tests never read /work/shared.
+bundled datasets or is generated: tests never read files outside the checkout.
 
 Hypothesis profiles: ``dev`` (the default: random examples, saved failures replayed) and ``ci``
 (derandomised, so a CI run is reproducible; no example database), chosen explicitly with

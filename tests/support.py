@@ -440,7 +440,7 @@ def read_metrics(root: Path) -> dict[str, Any]:
     return json.loads((Path(root) / "output" / "data" / "metrics.json").read_text(encoding="utf-8"))
 
 
-# -- small datasets (generated, or bundled with scikit-learn: never /work/shared) ---------------
+# -- small datasets (generated, or bundled with scikit-learn: never files outside the checkout) ---
 
 
 def mixed_frame(n: int = 240, seed: int = 0) -> pd.DataFrame:
