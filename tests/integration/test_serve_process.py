@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 import threading
+import time
 
 import numpy as np
 import psutil
@@ -253,10 +254,12 @@ def test_sigterm_that_reaches_a_worker_while_it_boots_still_stops_it():
         try:
             idle.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
             assert _read_response(idle)[0] == 200
-            _wait_for(lambda: len(master.children()) == 2, "two workers booting")
+            support.wait_for(lambda: len(master.children()) == 2, "two workers booting")
             before = {p.pid for p in master.children()}
             psutil.Process(min(before)).kill()
-            _wait_for(lambda: {p.pid for p in master.children()} - before, "a replacement worker", timeout=30)
+            support.wait_for(
+                lambda: {p.pid for p in master.children()} - before, "a replacement worker", timeout=30
+            )
             server.process.send_signal(signal.SIGTERM)  # the replacement is still booting
             returncode = server.process.wait(timeout=60)
         finally:

@@ -58,7 +58,9 @@ def test_only_a_4xx_status_code_is_kept(status, kept):
 
 def test_no_program_means_byoc_serves_and_a_named_one_must_exist(tmp_path):
     assert find_program(tmp_path, {}) is None
-    with pytest.raises(ConfigError, match="s3://bucket/sourcedir.tar.gz is not downloaded for a multi-model endpoint"):
+    with pytest.raises(
+        ConfigError, match="s3://bucket/sourcedir.tar.gz is not downloaded for a multi-model endpoint"
+    ):
         find_program(
             tmp_path,
             {"SAGEMAKER_PROGRAM": "train.py", "SAGEMAKER_SUBMIT_DIRECTORY": "s3://bucket/sourcedir.tar.gz"},

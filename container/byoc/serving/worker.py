@@ -131,7 +131,7 @@ class _ByocWorker(Worker):
         self.wsgi = _Tracked(self.wsgi, self.in_flight)
 
     def init_signals(self) -> None:
-        super().init_signals()  # type: ignore[misc]
+        super().init_signals()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a stop sent while booting lands now
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
