@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -157,6 +157,47 @@ class Server:
         if self.reader is not None:
             self.reader.join(10)
         return "".join(self.output)
+
+
+class SlowPost:
+    """POST /invocations from a thread whose body stops after ``first`` until ``release`` is set: a
+    request in flight in a worker, for SIGTERM and grace-period tests.  ``result`` gets "response"
+    or "error" (a requests exception); leaving the ``with`` block releases the body."""
+
+    def __init__(self, url: str, first: bytes, rest: bytes) -> None:
+        self.sent_first, self.release = threading.Event(), threading.Event()
+        self.result: dict[str, Any] = {}
+
+        def body() -> Iterator[bytes]:
+            yield first
+            self.sent_first.set()
+            self.release.wait(60)
+            yield rest
+
+        def call() -> None:
+            try:
+                self.result["response"] = requests.post(
+                    f"{url}/invocations",
+                    data=body(),
+                    headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+                    timeout=60,
+                )
+            except requests.RequestException as exc:
+                self.result["error"] = exc
+
+        self.thread = threading.Thread(target=call, daemon=True)
+        self.thread.start()
+
+    def finish(self, timeout: float = 30) -> None:
+        """Send the rest of the body and wait for the answer."""
+        self.release.set()
+        self.thread.join(timeout)
+
+    def __enter__(self) -> SlowPost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
 
 
 def run_serve(root: Path, **env: str) -> subprocess.CompletedProcess:

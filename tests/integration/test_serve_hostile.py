@@ -235,63 +235,39 @@ def test_slow_clients_do_not_hold_the_workers(binary):
 # -- SIGTERM during a long request -------------------------------------------------------------------
 
 
-def _slow_post(url: str, first: bytes, rest: bytes, pause: threading.Event, result: dict) -> threading.Thread:
-    def body():
-        yield first
-        pause.wait(60)
-        yield rest
-
-    def call():
-        try:
-            result["response"] = requests.post(
-                f"{url}/invocations", data=body(), headers={"Content-Type": "text/csv"}, timeout=60
-            )
-        except requests.RequestException as exc:
-            result["error"] = exc
-
-    thread = threading.Thread(target=call, daemon=True)
-    thread.start()
-    return thread
-
-
 @pytest.mark.slow
 def test_sigterm_lets_a_request_finish_within_the_default_30_s_grace_period():
     server = sm.start(sm.trained_root("binary"), workers=1)
-    release, result = threading.Event(), {}
-    client = _slow_post(server.url, ROW * 10, ROW * 10, release, result)
     try:
-        time.sleep(1.0)  # the request is in the worker, reading its body
-        server.process.send_signal(signal.SIGTERM)
-        time.sleep(22.0)  # past gunicorn's former 20 s grace, within SageMaker's 30 s
-        release.set()
-        client.join(30)
-        returncode = server.process.wait(timeout=30)
+        with sm.SlowPost(server.url, ROW * 10, ROW * 10) as post:
+            time.sleep(1.0)  # the request is in the worker, reading its body
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(22.0)  # past gunicorn's former 20 s grace, within SageMaker's 30 s
+            post.finish()
+            returncode = server.process.wait(timeout=30)
     finally:
-        release.set()
         output = server.stop()
-    assert "error" not in result, (result.get("error"), output)
-    assert result["response"].status_code == 200 and len(result["response"].text.splitlines()) == 20
+    assert "error" not in post.result, (post.result.get("error"), output)
+    response = post.result["response"]
+    assert response.status_code == 200 and len(response.text.splitlines()) == 20
     assert returncode == 0, output
 
 
 def test_a_request_cut_by_the_end_of_the_grace_period_is_logged_and_serve_exits_non_zero():
     server = sm.start(sm.trained_root("binary"), workers=1, env={"BYOC_GRACEFUL_TIMEOUT": "3"})
-    release, result = threading.Event(), {}
-    client = _slow_post(server.url, ROW * 10, ROW * 10, release, result)
     try:
-        time.sleep(1.0)
-        server.process.send_signal(signal.SIGTERM)
-        returncode = server.process.wait(timeout=30)  # the body never completes
-        release.set()
-        client.join(30)
+        with sm.SlowPost(server.url, ROW * 10, ROW * 10) as post:
+            time.sleep(1.0)
+            server.process.send_signal(signal.SIGTERM)
+            returncode = server.process.wait(timeout=30)  # the body never completes
+            post.finish()
     finally:
-        release.set()
         output = server.stop()
     assert returncode != 0, output
     cut = re.search(r"request ([0-9a-f]{32}) \(POST /invocations, running [\d.]+ s\) cut", output)
     assert cut, output
     assert "1 request(s) were still running when the 3 s grace period" in output
-    assert "response" not in result or result["response"].status_code != 200
+    assert "response" not in post.result or post.result["response"].status_code != 200
 
 
 # -- CSV quoting across large bodies ---------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import threading
 import time
 
 import numpy as np
@@ -103,43 +102,20 @@ def test_debug_log_level_shows_ping():
 
 def test_sigterm_finishes_the_in_flight_request_and_exits_0():
     server = sm.start(sm.trained_root("binary"), workers=1)
-    first, rest = ROW * 50, ROW * 50
-    sent_first, proceed = threading.Event(), threading.Event()
-    result: dict = {}
-
-    def body():
-        yield first.encode()
-        sent_first.set()
-        proceed.wait(30)
-        yield rest.encode()
-
-    def call():
-        try:
-            result["response"] = requests.post(
-                f"{server.url}/invocations",
-                data=body(),
-                headers={"Content-Type": "text/csv", "Accept": "text/csv"},
-                timeout=60,
-            )
-        except requests.RequestException as exc:  # reported below
-            result["error"] = exc
-
-    client = threading.Thread(target=call)
-    client.start()
     try:
-        sent_first.wait(30)
-        worker = psutil.Process(server.process.pid).children()[0]
-        support.wait_for(
-            lambda: any(c.status == psutil.CONN_ESTABLISHED for c in worker.net_connections(kind="tcp")),
-            "the worker accepting",
-        )
-        server.process.send_signal(signal.SIGTERM)
-        proceed.set()
-        client.join(30)
-        returncode = server.process.wait(timeout=25)
+        with sm.SlowPost(server.url, (ROW * 50).encode(), (ROW * 50).encode()) as post:
+            post.sent_first.wait(30)
+            worker = psutil.Process(server.process.pid).children()[0]
+            support.wait_for(
+                lambda: any(c.status == psutil.CONN_ESTABLISHED for c in worker.net_connections(kind="tcp")),
+                "the worker accepting",
+            )
+            server.process.send_signal(signal.SIGTERM)
+            post.finish()
+            returncode = server.process.wait(timeout=25)
     finally:
-        proceed.set()
         output = server.stop()
+    result = post.result
     assert "error" not in result, result.get("error")
     assert result["response"].status_code == 200
     assert len(result["response"].text.splitlines()) == 100
