@@ -379,7 +379,8 @@ class DaskRunner:
         candidate = self._running.pop(future)
         try:
             return future.result()
-        except Exception as exc:  # noqa: BLE001 - a lost worker fails one candidate, not the search
+        except Exception as exc:  # a lost worker fails one candidate, not the search
+            log.debug("candidate %s failed on the cluster", candidate, exc_info=True)
             return search.Result(
                 candidate,
                 search.FAILED,
