@@ -246,8 +246,8 @@ class Predictor:
 
         members = []
         for member in ensemble.estimators_:
-            steps = getattr(member, "steps", None)
-            encoder = RowEncoder.of(steps[0][1], self.schema.names) if steps and len(steps) == 2 else None
+            steps = getattr(member, "steps", None) or []
+            encoder = RowEncoder.of(steps[0][1], self.schema.names) if len(steps) == 2 else None
             if encoder is None:
                 return False
             members.append(RowMember(encoder, steps[-1][1]))
@@ -256,7 +256,8 @@ class Predictor:
         probe = self.schema.from_rows(self._check_rows())
         try:
             same = self._answers_equal((row_ensemble, probe, {}), probe)
-        except Exception:  # noqa: BLE001 - any doubt: keep the pipeline path
+        except Exception:  # any doubt: keep the pipeline path
+            log.debug("the ensemble's single-row path failed its check; the pipeline answers", exc_info=True)
             same = False
         self.row_ensemble = row_ensemble if same else None
         return same
