@@ -77,9 +77,10 @@ def download(uri: str, into: Path, environ: Mapping[str, str] | None = None) -> 
     environ = os.environ if environ is None else environ
     bucket, key = split_uri(uri)
     target = Path(into) / (Path(key).name or "sourcedir.tar.gz")
-    log.info("source code: downloading %s", uri)
     try:
-        response = _client(environ).get_object(Bucket=bucket, Key=key)
+        client = _client(environ)
+        log.info("source code: downloading %s (region %s)", uri, client.meta.region_name or "unset")
+        response = client.get_object(Bucket=bucket, Key=key)
         with response["Body"] as body, open(target, "wb") as fh:
             shutil.copyfileobj(body, fh, 1024 * 1024)
     except (NoCredentialsError, PartialCredentialsError) as exc:

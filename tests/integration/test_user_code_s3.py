@@ -104,6 +104,14 @@ def test_train_honours_aws_region_when_aws_default_region_is_unset(tmp_path, end
     result = run_train(root, env=aws_test_environ(endpoint, AWS_DEFAULT_REGION="", AWS_REGION="eu-west-1"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "user script ran" in result.stdout
+    assert f"downloading {TRAIN_URI} (region eu-west-1)" in result.stdout + result.stderr
+    both = run_train(
+        script_root(tmp_path / "both", TRAIN_URI),
+        env=aws_test_environ(endpoint, AWS_DEFAULT_REGION="us-west-2", AWS_REGION="eu-west-1"),
+    )
+    assert (
+        f"downloading {TRAIN_URI} (region us-west-2)" in both.stdout + both.stderr
+    )  # boto3's own rule first
 
 
 @pytest.mark.parametrize(
