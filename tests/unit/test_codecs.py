@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from byoc.artifact import Feature
 from byoc.errors import DataError, NotAcceptable, SchemaError, UnsupportedMediaType
 from byoc.serving import codecs
 from byoc.serving.codecs import csv as csv_codec
+from byoc.serving.codecs import json as json_codec
 from byoc.serving.output import Prediction
 from byoc.serving.schema import RequestSchema
 
@@ -132,6 +134,31 @@ def test_json_shapes():
         {"dataframe_split": {"columns": ["flag", "job", "age"], "data": [[1, "a", 1]]}},
     ):
         assert _columns(decode(json.dumps(body).encode(), SCHEMA, 0)) == [[1.0], ["a"], [1.0]], body
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (
+            {"dataframe_split": {"columns": ["age", "job", "flag"], "data": [[1, "a", 1]]}, "instances": []},
+            "bad_shape",
+        ),
+        ({"dataframe_split": {"columns": ["age", "job", "flag"], "data": []}}, "empty_body"),
+        ({"dataframe_split": {"columns": ["age", "job", "flag"], "data": [[1, "a"]]}}, "wrong_column_count"),
+        ({"dataframe_split": {"columns": ["age", "job", "job"], "data": [[1, "a", 1]]}}, "missing_columns"),
+    ],
+    ids=["combined", "no_rows", "short_row", "repeated_column"],
+)
+def test_json_dataframe_split_mistakes_are_the_same_whole_and_streamed(body, code):
+    data = json.dumps(body).encode()
+    with pytest.raises((DataError, SchemaError)) as whole:
+        codecs.decoders()["application/json"].decode(data, SCHEMA, 0)
+    with (
+        pytest.raises((DataError, SchemaError)) as streamed,
+        mock.patch.object(json_codec, "WHOLE_BODY_CHARS", 1),
+    ):
+        list(json_codec.decode_stream([data], SCHEMA))
+    assert whole.value.code == streamed.value.code == code
 
 
 def test_json_numbers_for_categories_become_text_like_training():
