@@ -33,7 +33,7 @@ vectorised) serve readers and batches.  The two are tested to agree.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,8 +94,9 @@ def _shorten(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _kind_name(value: Any) -> str:
-    if isinstance(value, dict):
+def json_kind(value: Any) -> str:
+    """What a decoded JSON value is, for messages: "JSON object", "JSON list", or its type's name."""
+    if isinstance(value, Mapping):
         return "JSON object"
     if isinstance(value, (list, tuple)):
         return "JSON list"
@@ -133,7 +134,7 @@ def number(value: Any) -> float:
     if isinstance(value, (np.integer, np.floating)):
         return number(value.item())
     raise BadValue(
-        f"a {_kind_name(value)} is not a number; send a number, or null for missing", code="bad_value"
+        f"a {json_kind(value)} is not a number; send a number, or null for missing", code="bad_value"
     )
 
 
@@ -170,7 +171,7 @@ def category(value: Any) -> Any:
     if value is None or value is pd.NA or value is pd.NaT:
         return _NAN
     raise BadValue(
-        f"a {_kind_name(value)} is not a category; send text, or null for missing", code="bad_value"
+        f"a {json_kind(value)} is not a category; send text, or null for missing", code="bad_value"
     )
 
 

@@ -80,14 +80,6 @@ def to_flag(value: Any) -> float:
 to_category = values.category  # one request value for a categorical feature (NaN when missing)
 
 
-def _json_type(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "JSON object"
-    if isinstance(value, (list, tuple)):
-        return "JSON list"
-    return type(value).__name__
-
-
 def _shorten(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
@@ -182,7 +174,7 @@ class RequestSchema:
         for number, row in enumerate(rows, start=start_row + 1):
             if not isinstance(row, (list, tuple)):
                 raise SchemaError(
-                    f"row {number} is a {_json_type(row)}, not a list of {width} feature values",
+                    f"row {number} is a {values.json_kind(row)}, not a list of {width} feature values",
                     code="bad_row",
                 )
             if len(row) != width:
@@ -203,7 +195,8 @@ class RequestSchema:
         for number, record in enumerate(records, start=start_row + 1):
             if not isinstance(record, dict):
                 raise SchemaError(
-                    f"row {number} is a {_json_type(record)}, not an object of feature: value", code="bad_row"
+                    f"row {number} is a {values.json_kind(record)}, not an object of feature: value",
+                    code="bad_row",
                 )
             if len(record) != len(names) or not all(n in record for n in names):
                 self.check_names(list(record), where=f"row {number}")
@@ -223,7 +216,8 @@ class RequestSchema:
             values = columns[name]
             if not isinstance(values, list):
                 raise SchemaError(
-                    f"column '{name}' must be a list of values, got a {_json_type(values)}", code="bad_row"
+                    f"column '{name}' must be a list of values, got a {values.json_kind(values)}",
+                    code="bad_row",
                 )
             lengths.add(len(values))
         if len(lengths) > 1:
