@@ -192,9 +192,9 @@ def wait_for_port(
 def scheduler(env: TrainingEnvironment) -> Iterator[None]:
     """On the first host, for the whole job: the Dask scheduler and this host's worker.
 
-    Started before the data is read, so the other hosts connect while this one reads.  The
-    search closes the cluster when it ends (:func:`spread`); leaving this context stops what
-    is left (a job that failed before its search).
+    Started before the data is read, so the other hosts connect while this one reads; closed
+    when this host's job has ended (model saved, or failed), so the other hosts end after it:
+    SDK local mode stops every container as soon as one exits.
     """
     settings = Settings.from_environ(env.environ)
     check_channels(env)
@@ -223,7 +223,8 @@ def scheduler(env: TrainingEnvironment) -> Iterator[None]:
         processes.append(_start(_worker_command(address(env, settings), env.current_host, settings)))
         yield
     finally:
-        for proc in reversed(processes):
+        log.info("auto: closing the Dask cluster (the other hosts' workers end with it)")
+        for proc in processes:  # the scheduler first: every worker, this host's too, then ends
             _stop(proc)
 
 
@@ -291,10 +292,7 @@ def spread(env: TrainingEnvironment) -> Callable[[search.Context], contextlib.Ab
             _wait_for_workers(client, env, settings)
             yield DaskRunner(client, ctx, slots=len(env.hosts))
         finally:
-            # The search is over: the blend and the refit run here. Closing the scheduler and
-            # every worker now lets the other hosts end (exit 0) without waiting for the report.
-            log.info("auto: search over; closing the Dask cluster (the other hosts' workers end)")
-            client.shutdown()
+            client.close()
 
     return runner
 
