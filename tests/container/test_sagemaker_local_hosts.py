@@ -42,8 +42,9 @@ def test_auto_spreads_its_candidates_over_two_local_mode_hosts(
         hyperparameters={
             "algorithm": "auto",
             "target": "target",
-            "max_runtime_seconds": 120,
-            "max_candidates": 8,
+            # ends after 4 candidates; the budget covers two cold containers on a busy 2-core machine
+            "max_runtime_seconds": 300,
+            "max_candidates": 4,
         },
     )
     estimator.fit({"train": f"file://{train}"}, wait=True, logs=False)
