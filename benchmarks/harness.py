@@ -33,9 +33,39 @@ class Server:
         self.log.close()
 
 
-def byoc_server(root: Path, workers: int = WORKERS, **extra: str) -> Server:
-    """``container/serve`` on ``root`` (an ML root) with ``workers`` workers and ``extra`` settings."""
+class ContainerServer:
+    """``docker run --network host IMAGE serve`` on an ML root's model directory (read-only), as
+    SageMaker runs the image; stopped with ``docker stop`` (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, image: str, root: Path, env: dict[str, str], port: int) -> None:
+        self.port = port
+        flags = [f"--env={key}={value}" for key, value in env.items()]
+        mount = ["-v", f"{root / 'model'}:/opt/ml/model:ro"]
+        self.container = subprocess.run(
+            ["docker", "run", "-d", "--rm", "--network", "host", *mount, *flags, image, "serve"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        try:
+            wait_for_ping(port, timeout=180)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        subprocess.run(["docker", "stop", "-t", "30", self.container], capture_output=True, check=False)
+
+
+def byoc_server(
+    root: Path, workers: int = WORKERS, image: str | None = None, **extra: str
+) -> Server | ContainerServer:
+    """``container/serve`` on ``root`` (an ML root) with ``workers`` workers and ``extra`` settings;
+    inside the built ``image`` when one is named."""
     port = free_port()
+    if image is not None:
+        settings = {"SAGEMAKER_BIND_TO_PORT": str(port), "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers)}
+        return ContainerServer(image, root, {**settings, **extra}, port)
     env = clean_environ(
         None,
         SAGEMAKER_BASE_DIR=str(root),

@@ -20,7 +20,11 @@ server, equally for every row.  Measured, all on this machine in this run:
    each of 4 workers serving the random forest, against the model's own size (RSS growth from
    loading it in a fresh process).
 
-    .venv/bin/python benchmarks/serving.py [--duration 10] [--json results.json]
+5. with ``--image TAG``: the same single-row and batch measurements against the server inside
+   the built image (``docker run --network host``, the model directory mounted read-only), each
+   row beside this machine's, against the same ceiling.
+
+    .venv/bin/python benchmarks/serving.py [--duration 10] [--json results.json] [--image byoc-sklearn:TAG]
 """
 
 from __future__ import annotations
@@ -312,6 +316,11 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path)
     parser.add_argument(
+        "--image",
+        help="also measure the server inside this built image (docker run --network host IMAGE "
+        "serve), single rows and batches, against the same ceiling",
+    )
+    parser.add_argument(
         "--worker-classes",
         default="gthread,sync",
         help="gunicorn worker classes to measure single rows with (BYOC_WORKER_CLASS); the first is "
@@ -322,6 +331,7 @@ def main() -> int:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does it)")
 
     results: dict = {"workers": WORKERS, "connections": CONNECTIONS, "cpus": os.cpu_count()}
+    places: list[str | None] = [None] + ([args.image] if args.image else [])  # None: this machine
     sample = synthetic_frame(2000, seed=2)
     with tempfile.TemporaryDirectory() as tmp:
         roots = {}
@@ -381,18 +391,21 @@ def main() -> int:
                 modes = [("on", "treelite: " + ", ".join(slots) if slots else "scikit-learn")]
                 if slots:
                     modes.append(("off", "scikit-learn (BYOC_COMPILED_INFERENCE=off)"))
-                for mode, label in modes:
-                    server = byoc_server(root, BYOC_COMPILED_INFERENCE=mode, BYOC_WORKER_CLASS=worker_class)
+                for (mode, label), image in [(m, i) for m in modes for i in places]:
+                    server = byoc_server(
+                        root, image=image, BYOC_COMPILED_INFERENCE=mode, BYOC_WORKER_CLASS=worker_class
+                    )
                     try:
                         r = wrk(server.port, body, "text/csv", "text/csv", args.duration)
                     finally:
                         server.stop()
                     r["share"] = r["rps"] / ceiling["rps"]
                     r["handler_ms"], r["final_ms"] = per_row_ms(root, body, BYOC_COMPILED_INFERENCE=mode)
-                    results[f"{prefix}{name} compiled={mode}"] = r
+                    where = f" in {image}" if image else ""
+                    results[f"{prefix}{name}{where} compiled={mode}"] = r
                     row(
                         [
-                            f"byoc {name}, {worker_class}",
+                            f"byoc {name}{where}, {worker_class}",
                             label,
                             f"{r['rps']:,.0f}",
                             f"{r['p50_ms']:.2f} ms",
@@ -407,9 +420,10 @@ def main() -> int:
             "\n| batch CSV body | model | byoc server | same handler in-process | share | plain pandas + predict (reference) |"
         )
         print("|---|---|---|---|---|---|")
-        for name in [n for n in ("decision_tree", "random_forest") if n in roots]:
+        for name, image in [(n, i) for n in ("decision_tree", "random_forest") if n in roots for i in places]:
             root = roots[name]
-            server = byoc_server(root, SAGEMAKER_BATCH="true", SAGEMAKER_MAX_PAYLOAD_IN_MB="100")
+            server = byoc_server(root, image=image, SAGEMAKER_BATCH="true", SAGEMAKER_MAX_PAYLOAD_IN_MB="100")
+            where = f" in {image}" if image else ""
             try:
                 for size in (int(s) for s in args.batch_mb.split(",")):
                     payload = csv_payload(sample, size)
@@ -417,7 +431,7 @@ def main() -> int:
                     served = post_mb_s(server.port, payload, repeats)
                     local = handler_mb_s(root, payload, repeats)
                     plain = pandas_mb_s(root, payload, repeats)
-                    results[f"batch {name} {size} MB"] = {
+                    results[f"batch {name}{where} {size} MB"] = {
                         "server_mb_s": served,
                         "handler_mb_s": local,
                         "pandas_mb_s": plain,
@@ -426,7 +440,7 @@ def main() -> int:
                     row(
                         [
                             f"{size} MB",
-                            name,
+                            f"{name}{where}",
                             f"{served:.1f} MB/s",
                             f"{local:.1f} MB/s",
                             f"{served / local:.0%}",

@@ -220,3 +220,29 @@ def test_a_model_saved_before_compiled_inference_loads_and_predicts(tmp_path):
     loaded = compiled.load(model.estimator, model.metadata, model.path)
     assert loaded.pipeline is model.estimator and loaded.compiled == ()
     assert_same_answers(pipeline, loaded.pipeline, fresh)
+
+
+def test_small_batches_predict_compiled_and_large_ones_with_scikit_learn(tmp_path):
+    """Past COMPILED_MAX_ROWS rows scikit-learn's trees are the faster; both answer alike."""
+    from byoc.serving.inference import COMPILED_MAX_ROWS, Predictor
+
+    pipeline, X, fresh = fitted("random_forest", "binary_classification", seed=11)
+    built = compiled.build(pipeline, [X])
+    features = [f.to_dict() for f in feature_schema(X)]
+    metadata = {"problem_type": "binary_classification", "algorithm": "random_forest", "classes": ["0", "1"]}
+    metadata["features"] = features
+    artifact.save(tmp_path, pipeline, {**metadata, "compiled": built.entry}, built.files())
+    predictor = Predictor(artifact.load(tmp_path))
+    rows = pd.concat([fresh] * 3, ignore_index=True).iloc[: COMPILED_MAX_ROWS + 1]
+    large = predictor.schema.from_frame(rows, positional=False)
+    small = predictor.schema.from_frame(rows.iloc[:COMPILED_MAX_ROWS], positional=False)
+    assert isinstance(predictor._inputs(small)[0].steps[-1][1], compiled.TreeliteEstimator)
+    assert predictor._inputs(large)[0] is predictor.batch_estimator
+    assert not isinstance(predictor.batch_estimator.steps[-1][1], compiled.TreeliteEstimator)
+    fields = ("predicted_label", "probabilities")
+    whole = predictor.predict(large, fields)
+    part = predictor.predict(small, fields)
+    assert whole.values["predicted_label"][:COMPILED_MAX_ROWS] == part.values["predicted_label"]
+    np.testing.assert_allclose(
+        whole.values["probabilities"][:COMPILED_MAX_ROWS], part.values["probabilities"], rtol=1e-12, atol=1e-15
+    )
