@@ -244,5 +244,8 @@ def test_small_batches_predict_compiled_and_large_ones_with_scikit_learn(tmp_pat
     part = predictor.predict(small, fields)
     assert whole.values["predicted_label"][:COMPILED_MAX_ROWS] == part.values["predicted_label"]
     np.testing.assert_allclose(
-        whole.values["probabilities"][:COMPILED_MAX_ROWS], part.values["probabilities"], rtol=1e-12, atol=1e-15
+        whole.values["probabilities"][:COMPILED_MAX_ROWS],
+        part.values["probabilities"],
+        rtol=1e-12,
+        atol=1e-15,
     )
