@@ -277,6 +277,19 @@ def run_train(
     )
 
 
+def run_train_patched(root: Path, patch: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The real train entry point in a fresh interpreter after running ``patch`` (Python that
+    replaces a function with a broken one): how tests reach the paths only a bug of ours takes."""
+    code = f"import sys\n{patch}\nfrom byoc import training\nsys.exit(training.main([]))\n"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=clean_environ(SAGEMAKER_BASE_DIR=str(root), PYTHONPATH=str(CONTAINER)),
+    )
+
+
 def start_train(
     root: Path, *args: str, env: Mapping[str, str] | None = None, python: str | None = None
 ) -> subprocess.Popen:

@@ -21,9 +21,11 @@ from support import (
     iris_frame,
     make_ml_root,
     mixed_frame,
+    model_dir_entries,
     read_failure,
     read_until,
     run_train,
+    run_train_patched,
     start_serve,
     start_train,
     stop_process,
@@ -167,3 +169,48 @@ def test_sigterm_ends_the_search_and_saves_the_best_model_so_far(tmp_path):
     assert (root / "output" / "data" / "report.html").exists()
     statuses = {row["candidate_status"] for row in _leaderboard(root)}
     assert "Completed" in statuses
+
+
+def _heavy_frame() -> pd.DataFrame:
+    """30 classes, 100 features, 1,500 rows: the first candidate's 15 folds cost about two minutes
+    of CPU (HistGradientBoosting fits a tree per class per iteration), far past a 20 s budget."""
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 10, size=(1500, 100))
+    y = (X[:, :5].sum(axis=1) + rng.integers(0, 5, 1500)) % 30
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(100)])
+    frame.insert(0, "target", [f"class{v}" for v in y])
+    return frame
+
+
+def test_a_budget_too_small_for_any_candidate_is_a_user_error_naming_the_budget(tmp_path):
+    root = _root(tmp_path, _heavy_frame(), "target", max_runtime_seconds=20)
+    result = run_train(root, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    failure = read_failure(root)
+    assert failure is not None
+    cause = failure.splitlines()[0]
+    assert cause.startswith("no AutoML candidate finished within max_runtime_seconds=20: "), cause
+    # how long the quickest candidate needed, and the two ways out
+    assert re.search(r"the quickest candidate, \S+, needed (about|at least) \d+ s for the 15 folds", cause), (
+        cause
+    )
+    assert "Raise max_runtime_seconds (to about" in cause and "train on a sample of the data" in cause
+    assert model_dir_entries(root) == []
+
+
+def test_candidates_that_all_fail_are_named_with_their_errors(tmp_path):
+    """Every candidate failing is a fault (exit 2), and the failure says which and why."""
+    root = _root(tmp_path, iris_frame(), "target", max_runtime_seconds=30, max_candidates=3)
+    patch = (
+        "import byoc.automl.candidates as candidates\n"
+        "def broken(candidate, *args, **kwargs):\n"
+        "    raise ValueError(f'cannot build {candidate.family}')\n"
+        "candidates.build = broken\n"
+    )
+    result = run_train_patched(root, patch)
+    assert result.returncode == 2, result.stdout + result.stderr
+    cause = read_failure(root).splitlines()[0]
+    assert "no AutoML candidate finished: 3 failed (" in cause, cause
+    for family in ("gradient_boosting", "linear", "random_forest"):
+        assert re.search(rf"{family}-\S+: ValueError: cannot build {family}", cause), cause
+    assert model_dir_entries(root) == []

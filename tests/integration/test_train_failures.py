@@ -398,27 +398,17 @@ def test_failure_file_keeps_details_after_the_cause(tmp_path):
 
 def test_internal_fault_exits_2_with_cause_first_and_traceback_after(tmp_path):
     """A bug of ours (not the user's input) is told apart: exit 2, traceback after the cause."""
-    import subprocess
-    import sys
-
-    from support import CONTAINER, clean_environ
+    from support import run_train_patched
 
     root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
-    code = (
-        "import sys, byoc.training as t\n"
+    patch = (
+        "import byoc.training as t\n"
         "def broken(env, progress):\n"
         "    progress.phase = 'fitting decision_tree'\n"
         "    raise RuntimeError('boom')\n"
         "t.train = broken\n"
-        "sys.exit(t.main([]))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=clean_environ(SAGEMAKER_BASE_DIR=str(root), PYTHONPATH=str(CONTAINER)),
-    )
+    result = run_train_patched(root, patch)
     assert result.returncode == 2, result.stdout + result.stderr
     lines = read_failure(root).splitlines()
     assert lines[0].startswith("Internal error while fitting decision_tree: RuntimeError: boom.")

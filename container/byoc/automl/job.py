@@ -134,6 +134,65 @@ def leaderboard_rows(
     return rows
 
 
+def _needed(
+    result: search.Result, plan: search.Plan, costs: search.CostModel
+) -> tuple[float, str, str] | None:
+    """Seconds ``result``'s candidate needed for every fold ("about" or "at least"), and how
+    that is known."""
+    if result.status == search.STOPPED and result.folds_done:
+        per_fold = result.fit_seconds / result.folds_done
+        done = f"{result.folds_done} of {plan.folds} folds took {result.fit_seconds:.1f} s"
+        return per_fold * plan.folds, "about", done
+    if result.status == search.STOPPED and result.fit_seconds > 0:
+        first = f"its first fold had not ended after {result.fit_seconds:.1f} s"
+        return result.fit_seconds * plan.folds, "at least", first
+    expected = costs.estimate(result.candidate, plan.folds)
+    if expected is not None:
+        return expected, "about", "estimated from the candidates scored before it"
+    return None
+
+
+def nothing_finished(
+    results: Sequence[search.Result],
+    *,
+    budget: float,
+    before_search: float,
+    reserve: float,
+    plan: search.Plan,
+    costs: search.CostModel,
+) -> Exception:
+    """Why no candidate finished: failed candidates (a fault: named with their errors), or a
+    budget too small for the data (the user's to fix: exit 1, naming max_runtime_seconds)."""
+    from byoc.errors import HyperparameterError
+
+    failed = [r for r in results if r.status == search.FAILED]
+    if failed:
+        named = "; ".join(f"{r.name}: {r.message[:160]}" for r in failed[:5])
+        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        rest = len(results) - len(failed)
+        tail = f"; {rest} other candidate(s) were stopped or skipped when the time ran out" if rest else ""
+        return RuntimeError(f"no AutoML candidate finished: {len(failed)} failed ({named}{more}){tail}")
+    known = [(n, r) for r in results if (n := _needed(r, plan, costs)) is not None]
+    if known:
+        (seconds, bound, how), quickest = min(known, key=lambda item: item[0][0])
+        why = (
+            f"the quickest candidate, {quickest.name}, needed {bound} {seconds:.0f} s for the "
+            f"{plan.folds} folds of {plan.description} ({how}), but the search had "
+            f"{max(budget - before_search - reserve, 0.0):.0f} s"
+        )
+    else:
+        seconds = 0.0
+        why = "the search had no time left to start a candidate"
+    suggested = 10 * math.ceil((before_search + 1.5 * seconds + 2 * reserve) / 10 + 1)
+    return HyperparameterError(
+        f"no AutoML candidate finished within max_runtime_seconds={budget:g}: {why} "
+        f"({before_search:.0f} s went to starting, reading and exploring the data and {reserve:.0f} s "
+        f"are kept for the final refit and the report). Raise max_runtime_seconds (to about "
+        f"{max(suggested, budget + 10):g}) or train on a sample of the data",
+        code="budget_too_small",
+    )
+
+
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         return
@@ -275,6 +334,7 @@ def run(
         if store is not None:
             store.save(result)
 
+    search_started = time.monotonic()
     has_text = any(f.kind == "categorical" for f in features)
     portfolio = candidates.portfolio(problem_type, len(X), len(features), has_text)
     runners = spread(ctx) if spread is not None else contextlib.nullcontext(search.InProcess(ctx, host))
@@ -290,8 +350,14 @@ def run(
         results = finder.run(portfolio)
     ranked = finder.completed()
     if not ranked:
-        failures = "; ".join(f"{r.name}: {r.message}" for r in results[:3])
-        raise RuntimeError(f"no AutoML candidate finished ({failures or 'the budget allowed none'})")
+        raise nothing_finished(
+            results,
+            budget=budget,
+            before_search=search_started - started,
+            reserve=reserve_report,
+            plan=plan,
+            costs=finder.costs,
+        )
 
     y_held = y_all[plan.covered]
     weights, blend_score = blend.select(ranked, y_held, goal, problem_type, n_classes)

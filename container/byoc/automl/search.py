@@ -116,6 +116,7 @@ class Result:
     message: str = ""
     oof: np.ndarray | None = field(default=None, repr=False)
     host: str = ""  # where it was scored (several hosts: the Dask worker's host)
+    folds_done: int = 0  # folds scored before it completed, failed or was stopped
 
     @property
     def name(self) -> str:
@@ -167,11 +168,17 @@ def score_predictions(
     return metrics.compute(problem_type, y, predictions.argmax(axis=1), predictions, n_classes)
 
 
-def evaluate(candidate: cands.Candidate, ctx: Context, deadline: float | None = None) -> Result:
+def evaluate(
+    candidate: cands.Candidate,
+    ctx: Context,
+    deadline: float | None = None,
+    on_fold: Callable[[int, float], None] | None = None,
+) -> Result:
     """Fit and score one candidate on every split of the plan.
 
     Stops between folds on a stop request, past the hard deadline, or when the next fold is
-    expected (from the folds so far) to end after ``deadline``.
+    expected (from the folds so far) to end after ``deadline``.  ``on_fold(folds done, fit
+    seconds)`` hears of each finished fold (:mod:`byoc.automl.isolated` reports progress with it).
     """
     n = len(ctx.y)
     shape = (n,) if ctx.problem_type == REGRESSION else (n, ctx.n_classes)
@@ -189,6 +196,7 @@ def evaluate(candidate: cands.Candidate, ctx: Context, deadline: float | None = 
                 fit_seconds=fit_seconds,
                 finished_at=ctx.elapsed(),
                 message=f"stopped after {number - 1} of {ctx.plan.folds} folds: {why}",
+                folds_done=number - 1,
             )
         started = time.monotonic()
         try:
@@ -207,8 +215,11 @@ def evaluate(candidate: cands.Candidate, ctx: Context, deadline: float | None = 
                 fit_seconds=fit_seconds + time.monotonic() - started,
                 finished_at=ctx.elapsed(),
                 message=f"{type(exc).__name__}: {exc}"[:500],
+                folds_done=number - 1,
             )
         fit_seconds += time.monotonic() - started
+        if on_fold is not None:
+            on_fold(number, fit_seconds)
         sums[test] += held_out
         counts[test] += 1
         fold = score_predictions(ctx.y[test], held_out, ctx.problem_type, ctx.n_classes)
@@ -219,7 +230,17 @@ def evaluate(candidate: cands.Candidate, ctx: Context, deadline: float | None = 
     score = scores.get(ctx.objective.key, float("nan"))
     finite = [s for s in fold_scores if math.isfinite(s)]
     std = float(np.std(finite)) if len(finite) > 1 else 0.0
-    return Result(candidate, COMPLETED, score, std, scores, fit_seconds, ctx.elapsed(), oof=oof)
+    return Result(
+        candidate,
+        COMPLETED,
+        score,
+        std,
+        scores,
+        fit_seconds,
+        ctx.elapsed(),
+        oof=oof,
+        folds_done=ctx.plan.folds,
+    )
 
 
 class Runner(Protocol):
@@ -235,7 +256,8 @@ class Runner(Protocol):
 
 
 class InProcess:
-    """One candidate at a time, in this process (one host)."""
+    """One candidate at a time, on this host: in a forked child killed at the search deadline
+    (:mod:`byoc.automl.isolated`), so no fit carries the job past its budget."""
 
     slots = 1
 
@@ -245,7 +267,9 @@ class InProcess:
         self._done: list[Result] = []
 
     def submit(self, candidate: cands.Candidate, deadline: float) -> None:
-        result = evaluate(candidate, self.ctx, deadline)
+        from byoc.automl import isolated
+
+        result = isolated.evaluate(candidate, self.ctx, deadline, kill_at=deadline)
         result.host = self.host
         self._done.append(result)
 
