@@ -299,7 +299,9 @@ MODELS = {
 
 def compiled_slots(root: Path) -> list[str]:
     entry = json.loads((root / "model" / "model.json").read_text()).get("compiled") or {}
-    return [step["slot"] for step in entry.get("steps", []) if step.get("backend") == "treelite"]
+    return [
+        step["slot"] for step in entry.get("steps", []) if step.get("backend") not in (None, "scikit-learn")
+    ]
 
 
 def row(cells: list[str]) -> None:
@@ -388,7 +390,7 @@ def main() -> int:
                 frame = numeric_columns(sample) if MODELS[name][1] else sample
                 body = single_row_bodies(frame)["csv row"][0]
                 slots = compiled_slots(root)
-                modes = [("on", "treelite: " + ", ".join(slots) if slots else "scikit-learn")]
+                modes = [("on", "compiled: " + ", ".join(slots) if slots else "scikit-learn")]
                 if slots:
                     modes.append(("off", "scikit-learn (BYOC_COMPILED_INFERENCE=off)"))
                 for (mode, label), image in [(m, i) for m in modes for i in places]:

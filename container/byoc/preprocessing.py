@@ -38,6 +38,8 @@ MAX_ONEHOT_CATEGORIES = 100
 MAX_ORDINAL_CATEGORIES = 250
 UNKNOWN_CODE = -1  # ordinal code of a category not seen in training
 MISSING_CODE = -2  # ordinal code of a missing value (HistGradientBoosting: negative = missing)
+# CodeOneHot looks codes up in a table while every category is an integral code up to this.
+MAX_TABLE_CODE = 4096
 
 
 # -- schema ------------------------------------------------------------------------------------
@@ -295,12 +297,47 @@ class CodeOneHot(TransformerMixin, BaseEstimator):
         values = np.asarray(X, dtype=np.float64)
         _fit_names(self, X, values.shape[1])
         self.categories_ = [np.unique(column[~np.isnan(column)]) for column in values.T]
+        self.__dict__.pop("_code_table", None)
         return self
 
+    def _table(self) -> np.ndarray | None:
+        """Output column per (input column, code - MISSING_CODE), -1 where no category; None when
+        a category is not a small integral code (then :meth:`_ones` searches sorted categories).
+
+        Built from ``categories_`` on first use (older pickles need no new attribute)."""
+        table = self.__dict__.get("_code_table", False)
+        if table is not False:
+            return table
+        table = None
+        known = [c for c in self.categories_ if len(c)]
+        if all(np.array_equal(c, np.floor(c)) for c in known):
+            top = max((float(c[-1]) for c in known), default=float(MISSING_CODE))
+            low = min((float(c[0]) for c in known), default=float(MISSING_CODE))
+            if low >= MISSING_CODE and top <= MAX_TABLE_CODE:
+                table = np.full((len(self.categories_), int(top) - MISSING_CODE + 1), -1, dtype=np.intp)
+                offset = 0
+                for j, categories in enumerate(self.categories_):
+                    table[j, categories.astype(np.intp) - MISSING_CODE] = offset + np.arange(len(categories))
+                    offset += len(categories)
+        self._code_table = table
+        return table
+
     def _ones(self, X: Any) -> tuple[np.ndarray, np.ndarray, int, int]:
-        """(rows, columns) of the ones, the number of rows and of output columns."""
+        """(rows, columns) of the ones, the number of rows and of output columns.
+
+        Codes are looked up in :meth:`_table` (a few array operations for any number of rows
+        and columns), or, when it cannot hold the categories, searched column by column."""
         check_is_fitted(self, "categories_")
         values = np.asarray(X, dtype=np.float64)
+        table = self._table()
+        width = sum(len(c) for c in self.categories_)
+        if table is not None and values.ndim == 2 and values.shape[1] == len(table):
+            slot = values - MISSING_CODE
+            valid = (values == np.floor(values)) & (slot >= 0) & (slot < table.shape[1])
+            found = table[np.arange(len(table)), np.where(valid, slot, 0).astype(np.intp)]
+            found[~valid] = -1
+            r, j = np.nonzero(found >= 0)
+            return r, found[r, j], len(values), width
         rows: list[np.ndarray] = []
         cols: list[np.ndarray] = []
         offset = 0

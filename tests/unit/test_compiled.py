@@ -100,6 +100,14 @@ def assert_same_answers(reference, candidate, X):
         np.testing.assert_allclose(got, expected, rtol=compiled.RTOL, atol=compiled.ATOL)
 
 
+def assert_exactly_the_same(reference, candidate, X):
+    """Every answer equal to the bit, for the whole frame and row by row."""
+    method = "predict_proba" if hasattr(reference, "predict_proba") else "predict"
+    for rows in [X, *(X.iloc[[i]] for i in range(0, len(X), 17))]:
+        assert np.array_equal(candidate.predict(rows), reference.predict(rows))
+        assert np.array_equal(getattr(candidate, method)(rows), getattr(reference, method)(rows))
+
+
 @pytest.mark.parametrize("problem_type", PROBLEMS)
 @pytest.mark.parametrize("algorithm", algorithms.buildable())
 def test_every_algorithm_answers_like_scikit_learn(algorithm, problem_type, tmp_path):
@@ -114,8 +122,13 @@ def test_every_algorithm_answers_like_scikit_learn(algorithm, problem_type, tmp_
     elif algorithm == "ensemble":
         trees = {"member:random_forest", "member:extra_trees", "member:gradient_boosting"}
         assert {backends[slot] for slot in trees} == {"treelite"}
-        assert set(loaded.compiled) == trees
-    else:  # decision_tree, linear, knn: scikit-learn, with the reason
+        assert backends["member:linear"] == "numpy"
+        assert set(loaded.compiled) == trees | {"member:linear"}
+    elif algorithm == "linear":  # its own coefficients, multiplied out: the very same numbers
+        assert backends == {"model": "numpy"}
+        assert isinstance(loaded.pipeline.steps[-1][1], compiled.LinearEstimator)
+        assert_exactly_the_same(pipeline, loaded.pipeline, fresh)
+    else:  # decision_tree, knn: scikit-learn, with the reason
         assert set(backends.values()) == {"scikit-learn"}
         assert all(step["reason"] for step in built.entry["steps"])
         assert loaded.compiled == ()
@@ -249,3 +262,44 @@ def test_small_batches_predict_compiled_and_large_ones_with_scikit_learn(tmp_pat
         rtol=1e-12,
         atol=1e-15,
     )
+
+
+def test_a_linear_model_whose_product_disagrees_at_load_falls_back(tmp_path, monkeypatch, caplog):
+    """The multiplied-out linear model is checked at load like a treelite one (say a later
+    scikit-learn changed its link): on disagreement scikit-learn answers, with the reason."""
+    pipeline, X, fresh = fitted("linear", "multiclass_classification", seed=12)
+    built = compiled.build(pipeline, [X])
+    assert built.entry["steps"][0]["backend"] == "numpy"
+    artifact.save(
+        tmp_path,
+        pipeline,
+        {"problem_type": "x", "algorithm": "x", "features": [], "compiled": built.entry},
+        built.files(),
+    )
+    real = compiled.LinearEstimator.predict_proba
+    monkeypatch.setattr(compiled.LinearEstimator, "predict_proba", lambda self, X: real(self, X) ** 2)
+    model = artifact.load(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="byoc.compiled"):
+        loaded = compiled.load(model.estimator, model.metadata, model.path)
+    assert loaded.compiled == () and loaded.pipeline is model.estimator
+    assert "probabilities differ" in loaded.reasons["model"]
+    assert_same_answers(pipeline, loaded.pipeline, fresh)
+
+
+def test_a_linear_model_trained_before_it_was_multiplied_out_serves_with_scikit_learn(tmp_path):
+    """model.json recording LogisticRegression on scikit-learn (no probe rows for it) loads as it was."""
+    pipeline, X, fresh = fitted("linear", "binary_classification", seed=13)
+    entry = {
+        "file": None,
+        "tolerance": {"atol": compiled.ATOL, "rtol": compiled.RTOL, "labels": "equal"},
+        "steps": [
+            {"slot": "model", "estimator": "LogisticRegression", "backend": "scikit-learn", "reason": "old"}
+        ],
+    }
+    artifact.save(
+        tmp_path, pipeline, {"problem_type": "x", "algorithm": "x", "features": [], "compiled": entry}
+    )
+    model = artifact.load(tmp_path)
+    loaded = compiled.load(model.estimator, model.metadata, model.path)
+    assert loaded.compiled == () and loaded.pipeline is model.estimator
+    assert_exactly_the_same(pipeline, loaded.pipeline, fresh)

@@ -319,3 +319,33 @@ def test_own_steps_compute_what_scikit_learn_would():
         onehot.transform(np.repeat(test, 40, axis=0)).toarray().tolist()
         == ohe.transform(np.repeat(test, 40, axis=0)).toarray().tolist()
     )
+
+
+@pytest.mark.parametrize(
+    "train",
+    [
+        [[0.0, -2.0], [3.0, 1.0], [1.0, 5.0]],  # byoc's codes: looked up in the code table
+        [[0.0, -2.0], [3.5, 1.0], [1.0, 5.0]],  # a non-integral category: searched per column
+        [[0.0, -2.0], [3.0, 1.0], [5000.0, 5.0]],  # a code past the table's bound: searched
+        [[-7.0, 0.0], [3.0, 1.0], [1.0, 5.0]],  # a code below the missing code: searched
+    ],
+)
+def test_one_hot_codes_match_scikit_learn_on_both_sides_of_the_code_table(train):
+    """CodeOneHot's table lookup and its per-column search give OneHotEncoder's columns, for
+    odd values too (unknown, missing, NaN, non-integral, out of range)."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    from byoc.preprocessing import CodeOneHot
+
+    codes = np.asarray(train)
+    test = np.array(
+        [
+            [v, w]
+            for v in (0.0, -0.0, 3.0, 3.5, 1e-17, -1.0, -2.0, -7.0, 5000.0, 1e300, np.inf, np.nan)
+            for w in (5.0, -2.0, 4.999999999, 1.0, np.nan, 4097.0)
+        ]
+    )
+    theirs = OneHotEncoder(handle_unknown="ignore").fit(codes).transform(np.nan_to_num(test, nan=-99.0))
+    ours = CodeOneHot().fit(codes)
+    np.testing.assert_array_equal(ours.transform_dense(test), theirs.toarray())
+    np.testing.assert_array_equal(ours.transform(test).toarray(), theirs.toarray())
