@@ -222,8 +222,20 @@ def _text_missing(text: pa.Array | pa.ChunkedArray) -> tuple[Any, Any]:
     return trimmed, pc.fill_null(missing, True)
 
 
+DISTINCT_SHARE = 4
+"""A text column with at most one distinct value per this many rows is spelled value by value."""
+
+
 def text_categories(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """:func:`category` over an Arrow string column: missing -> null, boolean words -> true/false."""
+    """:func:`category` over an Arrow string column: missing -> null, boolean words -> true/false.
+
+    A column of few distinct values (a categorical column) takes :func:`category` itself on
+    each distinct value, then one ``take``: a single hashing pass instead of ten kernels, and
+    the column itself when no value changes spelling."""
+    if len(text) >= 2 * DISTINCT_SHARE:
+        spelled = _spell_distinct(text)
+        if spelled is not None:
+            return spelled
     trimmed, missing = _text_missing(text)
     lower = pc.ascii_lower(trimmed)
     is_bool = pc.fill_null(pc.is_in(lower, value_set=pa.array([TRUE, FALSE], type=lower.type)), False)
@@ -231,9 +243,28 @@ def text_categories(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedAr
     return pc.if_else(missing, pa.scalar(None, type=out.type), out)
 
 
+def _spell_distinct(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | None:
+    """:func:`text_categories` through :func:`category` on each distinct value; None when the
+    column has too many distinct values for that to pay."""
+    chunked = isinstance(text, pa.ChunkedArray)
+    encoded = pc.dictionary_encode(text.combine_chunks() if chunked else text)
+    distinct = encoded.dictionary.to_pylist()
+    if len(distinct) * DISTINCT_SHARE > len(text):
+        return None
+    spelled = [category(value) for value in distinct]
+    if all(type(new) is str and new == old for new, old in zip(spelled, distinct, strict=True)):
+        return text  # every value keeps its spelling
+    words = pa.array([value if type(value) is str else None for value in spelled], type=text.type)
+    out = words.take(encoded.indices)
+    return pa.chunked_array([out]) if chunked else out
+
+
 def text_numbers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int | None]:
     """:func:`number` over an Arrow string column: (float64 with NaN for missing, the position
     of the first value that is neither missing nor a number, or None)."""
+    if not text.null_count and pc.all(pc.match_substring_regex(text, _NUMBER_RE2)).as_py():
+        # every value a number as written (the usual column): no trimming or missing words
+        return np.array(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64), None
     trimmed, missing = _text_missing(text)
     words = pa.array(sorted(MISSING_WORDS), type=trimmed.type)
     missing = pc.or_(missing, pc.fill_null(pc.is_in(pc.utf8_lower(trimmed), value_set=words), False))

@@ -175,6 +175,20 @@ def test_category_column_of_text_agrees_with_category(cells):
 
 
 @settings(deadline=None)
+@given(st.lists(texts, min_size=1, max_size=6), st.integers(min_value=values.DISTINCT_SHARE, max_value=12))
+def test_a_column_of_few_distinct_texts_agrees_with_category(cells, times):
+    """Repeated values (a categorical column) are spelled once per distinct value, then taken."""
+    column = cells * times
+    expected = [values.category(c) for c in column]
+    whole = pa.array(column, type=pa.string())
+    for text in (whole, pa.chunked_array([whole[:3], whole[3:]])):
+        spelled = values.text_categories(text)
+        assert type(spelled) is type(text)
+        got = spelled.to_pylist()
+        assert got == [e if isinstance(e, str) else None for e in expected], text
+
+
+@settings(deadline=None)
 @given(st.lists(st.one_of(st.floats(allow_infinity=False), st.integers(-(2**60), 2**60)), min_size=1))
 def test_category_column_of_numbers_agrees_with_category(cells):
     floats = pd.Series([float(c) for c in cells], dtype="float64")

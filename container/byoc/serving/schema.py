@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from byoc import values
 from byoc.artifact import Feature
@@ -31,6 +32,8 @@ from byoc.errors import SchemaError
 # Trees predict in float32: anything larger would become infinity there.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NAN = float("nan")
+ARROW_TEXT = pd.StringDtype("pyarrow", na_value=_NAN)
+"""Text columns decoded from Arrow: pandas' ``str`` dtype, the one a frame of text infers."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class Batch:
     """Validated request rows as typed columns in the model's feature order.
 
     Numeric columns are float64 arrays (NaN = missing), categorical ones object arrays of
-    text (NaN = missing).  :meth:`frame` is the DataFrame the pipeline in model.joblib takes;
+    text (NaN = missing), or :data:`ARROW_TEXT` arrays when decoded from Arrow (large CSV).  :meth:`frame` is the DataFrame the pipeline in model.joblib takes;
     the fast single-row path reads the columns directly and never builds it.
     """
 
@@ -255,15 +258,47 @@ class RequestSchema:
                 raise self._value_error(exc.error, j, start_row + 1 + exc.position) from None
         return Batch(self.names, tuple(columns))
 
-    @staticmethod
-    def _numeric_column(series: pd.Series) -> np.ndarray:
+    def from_arrow(self, table: pa.Table, *, start_row: int = 0) -> Batch:
+        """Named Arrow text columns (CSV as pyarrow parsed it), read by each feature's kind with
+        byoc.values' column rules and no DataFrame in between.  Categorical columns stay Arrow
+        strings, as pandas' ``str`` dtype (what a frame of text columns would infer anyway), so
+        no Python object is made per cell."""
+        given = list(table.column_names)
+        if given != list(self.names):
+            self.check_names(given, where="the table")
+        columns: list[Any] = []
+        for j, name in enumerate(self.names):
+            text = table.column(name)
+            if self.flags[j]:
+                columns.append(self._flag_column(text.to_pandas()))
+                continue
+            try:
+                if self.numeric[j]:
+                    numbers, bad_position = values.text_numbers(text)
+                    columns.append(self._checked_numbers(numbers, bad_position, _arrow_value(text)))
+                elif text.null_count == len(text):  # no value at all: as a frame of them holds it
+                    columns.append(np.full(len(text), _NAN, dtype=object))
+                else:
+                    columns.append(pd.array(values.text_categories(text), dtype=ARROW_TEXT))
+            except _RowError as exc:
+                raise self._value_error(exc.error, j, start_row + 1 + exc.position) from None
+        return Batch(self.names, tuple(columns))
+
+    @classmethod
+    def _numeric_column(cls, series: pd.Series) -> np.ndarray:
         numbers, bad_position = values.number_column(series)
+        return cls._checked_numbers(numbers, bad_position, lambda k: series.iloc[k])
+
+    @staticmethod
+    def _checked_numbers(numbers: np.ndarray, bad_position: int | None, value_at: Any) -> np.ndarray:
+        """``numbers`` when every one is in range; else a _RowError for the first culprit
+        (``value_at(position)`` gives the value as sent)."""
         if bad_position is not None:
             try:
-                to_number(series.iloc[bad_position])
+                to_number(value_at(bad_position))
             except _BadValue as exc:
                 raise _RowError(exc, bad_position) from None
-            raise _RowError(_BadValue(f"{series.iloc[bad_position]!r} is not a number"), bad_position)
+            raise _RowError(_BadValue(f"{value_at(bad_position)!r} is not a number"), bad_position)
         bad = np.flatnonzero(~(np.abs(numbers) <= FLOAT32_MAX) & ~np.isnan(numbers))
         if bad.size:
             first = int(bad[0])
@@ -286,6 +321,11 @@ class RequestSchema:
             return values.category_column(series).to_numpy(dtype=object, na_value=_NAN)
         except _BadValue:
             return _convert_each(series.to_numpy(dtype=object), to_category, object)  # finds the row
+
+
+def _arrow_value(column: pa.ChunkedArray) -> Any:
+    """The value at a position of an Arrow column, as Python (for messages)."""
+    return lambda position: column[position].as_py()
 
 
 def _convert_each(raw: np.ndarray, convert: Any, dtype: Any) -> np.ndarray:

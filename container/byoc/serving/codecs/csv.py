@@ -3,8 +3,9 @@
 A first line whose fields are (mostly) the model's feature names is taken as a header, and
 its column order is honoured; the header is detected in the first line of every slice the
 decoder gets, and the app prepends a batch's header to its later slices.  Small bodies (single rows, the latency-critical case) are parsed with
-the stdlib csv module; large ones with pyarrow's multi-threaded C++ reader, falling back to
-the precise per-value path only to explain an error.
+the stdlib csv module; large ones with pyarrow's C++ reader (one thread: a worker owns one
+CPU) into Arrow text columns that byoc.values types without a DataFrame in between, falling
+back to the precise per-value path only to explain an error.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ def _decode_fast(body: bytes, schema: RequestSchema, start_row: int) -> Batch | 
     try:  # every cell as text: what text means is byoc.values' call, as in training
         table = pacsv.read_csv(
             io.BytesIO(body),
-            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
+            # one thread: a worker owns one CPU (serve pins its math libraries to one thread)
+            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22, use_threads=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in names},
                 null_values=[],
@@ -130,7 +132,7 @@ def _decode_fast(body: bytes, schema: RequestSchema, start_row: int) -> Batch | 
         return None
     if table.num_rows == 0:
         return None
-    return schema.from_frame(table.to_pandas(), positional=False, start_row=start_row)
+    return schema.from_arrow(table, start_row=start_row)
 
 
 def header_line(body: bytes, schema: RequestSchema) -> bytes | None:
