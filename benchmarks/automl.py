@@ -68,7 +68,7 @@ from byoc.artifact import BINARY, MULTICLASS, REGRESSION
 SPLIT_SEEDS = (1729, 1, 2, 3, 4)
 TEST_SIZE = 0.3
 RESULTS = HERE / ".data" / "automl-results.jsonl"
-SYSTEMS = ("default", "auto", "flaml", "ag-medium", "ag-best")
+SYSTEMS = ("default", "auto", "auto-nostack", "flaml", "ag-medium", "ag-best")
 BANK_MARKETING = ("shared/datasets/bank_marketing.csv",)
 
 
@@ -198,7 +198,27 @@ def run_default(data: Data, X_train: pd.DataFrame, y_train: np.ndarray, X_test: 
     return scores
 
 
-def run_auto(data: Data, X_train, y_train, X_test, budget: float, seed: int, workdir: Path) -> np.ndarray:
+def _run_auto(stack: bool, max_candidates: int | None):
+    def run(data: Data, X_train, y_train, X_test, budget: float, seed: int, workdir: Path) -> np.ndarray:
+        return run_auto(
+            data, X_train, y_train, X_test, budget, seed, workdir, stack=stack, max_candidates=max_candidates
+        )
+
+    return run
+
+
+def run_auto(
+    data: Data,
+    X_train,
+    y_train,
+    X_test,
+    budget: float,
+    seed: int,
+    workdir: Path,
+    *,
+    stack: bool = True,
+    max_candidates: int | None = None,
+) -> np.ndarray:
     from byoc.automl import job
 
     started = time.monotonic()  # where train's timer would be once the channel is read
@@ -212,7 +232,13 @@ def run_auto(data: Data, X_train, y_train, X_test, budget: float, seed: int, wor
         problem_type=data.problem_type,
         features=features,
         classes=classes,
-        settings=job.AutoSettings(max_runtime_seconds=budget, objective_metric=data.metric.auto, seed=seed),
+        settings=job.AutoSettings(
+            max_runtime_seconds=budget,
+            objective_metric=data.metric.auto,
+            seed=seed,
+            max_candidates=max_candidates,
+            stack=stack,
+        ),
         output_dir=workdir,
         started=started,
         stop=threading.Event(),
@@ -272,12 +298,15 @@ def _run_autogluon(preset: str):
     return run
 
 
-BUDGETED = {
-    "auto": run_auto,
-    "flaml": run_flaml,
-    "ag-medium": _run_autogluon("medium_quality"),
-    "ag-best": _run_autogluon("best_quality"),
-}
+def budgeted(max_candidates: int | None = None) -> dict[str, Callable[..., np.ndarray]]:
+    """The budgeted systems by name; ``max_candidates`` fixes auto's search (see --max-candidates)."""
+    return {
+        "auto": _run_auto(True, max_candidates),
+        "auto-nostack": _run_auto(False, max_candidates),
+        "flaml": run_flaml,
+        "ag-medium": _run_autogluon("medium_quality"),
+        "ag-best": _run_autogluon("best_quality"),
+    }
 
 
 def _record(row: dict[str, Any]) -> None:
@@ -289,6 +318,7 @@ def _record(row: dict[str, Any]) -> None:
 
 def run_matrix(args: argparse.Namespace, meta: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    systems = budgeted(args.max_candidates)
     for name in args.datasets:
         if name == "bank_marketing" and bank_marketing_path() is None:
             print("bank_marketing: ../shared/datasets/bank_marketing.csv not present; skipped", flush=True)
@@ -317,7 +347,7 @@ def run_matrix(args: argparse.Namespace, meta: dict[str, Any]) -> list[dict[str,
                     started = time.monotonic()
                     with tempfile.TemporaryDirectory(prefix=f"automl-bench-{system}-") as tmp:
                         try:
-                            predicted = BUDGETED[system](
+                            predicted = systems[system](
                                 data, X_train, y_train, X_test, float(budget), args.seed, Path(tmp)
                             )
                             value, error = score(data.metric, y_test, predicted), None
@@ -340,7 +370,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         columns.append(("default", None))
     budgets = sorted(b for b in frame["budget"].dropna().unique())
     for budget in budgets:
-        columns += [(s, budget) for s in BUDGETED if ((frame.system == s) & (frame.budget == budget)).any()]
+        columns += [(s, budget) for s in budgeted() if ((frame.system == s) & (frame.budget == budget)).any()]
     header = ["data (metric)", "splits"] + [
         "best default (hindsight)" if s == "default" else f"{s} @{int(b)} s" for s, b in columns
     ]
@@ -386,6 +416,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--systems", default="all", help=f"comma-separated, or all: {','.join(SYSTEMS)}")
     parser.add_argument("--seed", type=int, default=0, help="the systems' own random seed")
     parser.add_argument(
+        "--max-candidates",
+        type=int,
+        default=None,
+        help="auto: score this many candidates (with a budget large enough), so that auto's variants "
+        "are compared on the same search whatever the machine's load",
+    )
+    parser.add_argument(
         "--table", action="store_true", help="only print the table of the results recorded so far (all runs)"
     )
     args = parser.parse_args(argv)
@@ -402,7 +439,12 @@ def main(argv: list[str] | None = None) -> None:
     commit = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
-    meta = {"commit": commit, "load_at_start": round(os.getloadavg()[0], 1), "cores": os.cpu_count()}
+    meta = {
+        "commit": commit,
+        "load_at_start": round(os.getloadavg()[0], 1),
+        "cores": os.cpu_count(),
+        "max_candidates": args.max_candidates,
+    }
     print(json.dumps({**meta, "versions": _versions(), "argv": sys.argv[1:]}), flush=True)
     rows = run_matrix(args, meta)
     print(table(rows))

@@ -91,7 +91,8 @@ def test_auto_trains_explores_ranks_reports_and_serves(kind, tmp_path):
     data = root / "output" / "data"
     board = _leaderboard(root)
     assert list(board[0])[: len(LEADERBOARD_COLUMNS)] == LEADERBOARD_COLUMNS
-    assert {row["candidate_name"] for row in board} == {name for _, name in lines}
+    searched = {row["candidate_name"] for row in board if row["family"] != "stack"}
+    assert searched == {name for _, name in lines}
     assert board[0]["candidate_status"] == "Completed" and board[0]["objective_metric"] == default_objective
     assert sum(float(row["ensemble_weight"]) for row in board) == pytest.approx(1.0, abs=1e-5)
     exploration = json.loads((data / "exploration.json").read_text())
@@ -151,7 +152,8 @@ def test_a_restarted_job_resumes_from_its_checkpoints(tmp_path):
     assert second.returncode == 0, second.stdout + second.stderr
     assert "resuming with 3 finished candidate(s)" in second.stdout
     assert not re.search(r"auto candidate \d+:", second.stdout), "no candidate is scored twice"
-    assert all("from a checkpoint" in row["message"] for row in _leaderboard(root))
+    searched = [row for row in _leaderboard(root) if row["family"] != "stack"]  # the stack is recomputed
+    assert len(searched) == 3 and all("from a checkpoint" in row["message"] for row in searched)
 
 
 def test_sigterm_ends_the_search_and_saves_the_best_model_so_far(tmp_path):
@@ -214,3 +216,69 @@ def test_candidates_that_all_fail_are_named_with_their_errors(tmp_path):
     for family in ("gradient_boosting", "linear", "random_forest"):
         assert re.search(rf"{family}-\S+: ValueError: cannot build {family}", cause), cause
     assert model_dir_entries(root) == []
+
+
+def _xor_plus_linear_frame(n: int = 400, k: int = 12, seed: int = 0) -> pd.DataFrame:
+    """Log-odds that add an XOR of two columns (trees see it, a linear model cannot) to a linear
+    sum of twelve others (the linear model sees it; trees on 400 rows only roughly): a meta-model
+    that adds its members' log-odds beats each member and their average."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(size=n), rng.uniform(size=n)
+    z = rng.normal(size=(n, k))
+    log_odds = 2.0 * np.where((a > 0.5) ^ (b > 0.5), 1, -1) + z @ np.full(k, 0.6) + rng.normal(0, 0.5, n)
+    frame = pd.DataFrame(z, columns=[f"z{i}" for i in range(k)]).assign(a=a, b=b)
+    return frame.assign(label=np.where(log_odds > 0, "yes", "no"))
+
+
+def test_a_stacked_ensemble_is_chosen_when_it_scores_best_and_is_served_as_trained(tmp_path):
+    from byoc import artifact, preprocessing
+    from byoc.automl import stack
+    from byoc.serving.inference import single_threaded
+
+    frame = _xor_plus_linear_frame()
+    root = _root(tmp_path, frame, "label", max_runtime_seconds=600, max_candidates=3)
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(
+        r"auto ensemble: stack-oof-members=3-meta=logistic_regression: F1=[0-9.]+ ", result.stdout
+    )
+
+    board = _leaderboard(root)
+    stacked = [row for row in board if row["family"] == stack.FAMILY]
+    assert len(stacked) == 1 and stacked[0]["rank"] == "1", board
+    assert float(stacked[0]["ensemble_weight"]) == 1.0 and stacked[0]["preprocessing"] == "each member's own"
+    others = [float(row["objective_value"]) for row in board if row["family"] != stack.FAMILY]
+    assert len(others) == 3 and float(stacked[0]["objective_value"]) > max(others)
+
+    model = artifact.load(root / "model")
+    final = model.estimator.steps[-1][1]
+    assert isinstance(final, stack.StackClassifier) and len(final.members) == 3
+    described = json.loads((root / "model" / "model.json").read_text())
+    assert len(described["details"]["automl"]["stacked_members"]) == 3
+    assert {s["backend"] for s in described["compiled"]["steps"]} == {"scikit-learn"}
+
+    features = frame.drop(columns=["label"]).head(40)
+    X = preprocessing.coerce_features(features, model.features, where="test")
+    single_threaded(model.estimator)
+    want = np.asarray(model.estimator.predict_proba(X))
+    for environ in ({}, {"BYOC_COMPILED_INFERENCE": "off"}):
+        proc, port = start_serve(root, env=environ)
+        try:
+            wait_for_ping(port, proc)
+            response = requests.post(
+                f"http://127.0.0.1:{port}/invocations",
+                data=features.to_csv(index=False, header=False),
+                headers={
+                    "Content-Type": "text/csv",
+                    "Accept": "application/json",
+                    "X-Amzn-SageMaker-Custom-Attributes": "output=predicted_label,probabilities",
+                },
+                timeout=60,
+            )
+        finally:
+            stop_process(proc)
+        assert response.status_code == 200, response.text
+        served = response.json()["predictions"]
+        np.testing.assert_array_equal(np.asarray([p["probabilities"] for p in served]), want)
+        labels = [str(model.classes[i]) for i in want.argmax(axis=1)]
+        assert [str(p["predicted_label"]) for p in served] == labels

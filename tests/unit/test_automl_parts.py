@@ -16,7 +16,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
 from byoc import preprocessing
 from byoc.artifact import BINARY, MULTICLASS, REGRESSION
-from byoc.automl import blend, candidates, checkpoints, explore, job, objective, report, search
+from byoc.automl import blend, candidates, checkpoints, explore, job, objective, report, search, stack
 from byoc.errors import HyperparameterError
 
 
@@ -179,6 +179,65 @@ def test_a_blend_predicts_the_weighted_mean_of_its_members():
     np.testing.assert_allclose(model.predict_proba(X), expected)
     np.testing.assert_array_equal(model.predict(X), expected.argmax(axis=1))
     assert blend.assemble([("a", a, 1.0)], BINARY, 2) is a
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "regression"])
+def test_a_stacks_score_is_its_meta_models_cross_validated_predictions_on_out_of_fold_rows(kind):
+    ctx = _context(kind)
+    family_params = [
+        ("linear", candidates.ONEHOT, {}),
+        ("random_forest", candidates.ORDINAL, {"n_estimators": 20}),
+    ]
+    results = [search.evaluate(candidates.Candidate(f, e, p), ctx) for f, e, p in family_params]
+    scored = stack.evaluate(
+        results, ctx.y, ctx.objective, ctx.problem_type, ctx.n_classes, seed=0, finished_at=1.0
+    )
+    row = scored.result
+    assert row.candidate.family == stack.FAMILY and row.status == search.COMPLETED
+    assert row.oof.shape == results[0].oof.shape
+    expected = search.score_predictions(ctx.y, row.oof, ctx.problem_type, ctx.n_classes)[ctx.objective.key]
+    assert row.score == pytest.approx(expected)
+    assert all(r.name in row.message for r in results)
+    # the meta-model's predictions on rows it was fitted on would be better than its CV estimate:
+    meta = stack.fit_meta(results, ctx.y, ctx.problem_type)
+    Z = stack.meta_features([r.oof for r in results], ctx.problem_type == REGRESSION)
+    fitted = meta.predict(Z) if kind == "regression" else meta.predict_proba(Z)
+    assert not np.allclose(fitted, row.oof)
+    if kind == "regression":  # Breiman's stacked regression: no negative weight
+        assert (meta.coef_ >= 0).all()
+
+
+def test_a_stacked_model_feeds_its_members_predictions_through_the_same_rule_as_its_score():
+    X, y, problem_type, features = _data("multiclass")
+    ctx = _context("multiclass")
+    pool = [
+        search.evaluate(candidates.Candidate("linear", candidates.ONEHOT), ctx),
+        search.evaluate(candidates.Candidate("knn", candidates.ONEHOT), ctx),
+    ]
+    fitted = [
+        (r.name, candidates.build(r.candidate, problem_type, features, random_state=0, n_jobs=1).fit(X, y))
+        for r in pool
+    ]
+    meta = stack.fit_meta(pool, ctx.y, problem_type)
+    model = stack.assemble(fitted, meta, problem_type, 3)
+    Z = stack.meta_features([m.predict_proba(X) for _, m in fitted], False)
+    np.testing.assert_allclose(model.predict_proba(X), meta.predict_proba(Z))
+    np.testing.assert_array_equal(model.predict(X), meta.predict_proba(Z).argmax(axis=1))
+    with pytest.raises(TypeError, match="no fit"):
+        model.fit(X, y)
+
+
+def test_a_stack_draws_on_every_family_before_a_second_candidate_of_one():
+    ctx = _context("binary")
+    made = [
+        ("gradient_boosting", candidates.ORDINAL, {"max_iter": 20}),
+        ("gradient_boosting", candidates.ORDINAL, {"max_iter": 30}),
+        ("linear", candidates.ONEHOT, {}),
+    ]
+    results = [search.evaluate(candidates.Candidate(f, e, p), ctx) for f, e, p in made]
+    ranked = sorted(results, key=lambda r: ctx.objective.loss(r.score))
+    assert {r.candidate.family for r in stack.pool(ranked, 2)} == {"gradient_boosting", "linear"}
+    assert [r.name for r in stack.pool(ranked, 3)] == [r.name for r in ranked]
 
 
 # -- checkpoints ------------------------------------------------------------------------------

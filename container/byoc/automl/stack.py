@@ -1,0 +1,234 @@
+"""Stacked ensemble: a simple meta-model on the best candidates' out-of-fold predictions.
+
+The greedy blend (:mod:`.blend`) can only average its members; a meta-model can also learn that
+one member is sharper for some classes or that another's scores need rescaling — what
+AutoGluon's stacker layer does.  The search already holds every candidate's out-of-fold
+predictions, so the stack costs no extra fit of its members: the meta-model (logistic
+regression on the members' log-probabilities, or non-negative least squares on their
+predictions for regression) is scored by cross-validation on those predictions, and the stack
+is chosen only when that score beats both the blend and the best single candidate.  Its members
+are then refitted on all rows like a blend's; the meta-model is fitted on all out-of-fold rows.
+
+:func:`meta_features` is the one rule that turns members' predictions into the meta-model's
+input: the stack's CV score and the served model both call it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+
+from byoc.algorithms.ensemble import aligned_proba
+from byoc.artifact import REGRESSION
+from byoc.automl import candidates as cands
+from byoc.automl.objective import Objective
+from byoc.automl.search import COMPLETED, Context, CostModel, Result, score_predictions
+
+log = logging.getLogger(__name__)
+
+FAMILY = "stack"
+MAX_MEMBERS = 5
+META_FOLDS = 5
+_EPSILON = 1e-6
+
+
+def pool(ranked: Sequence[Result], limit: int = MAX_MEMBERS) -> list[Result]:
+    """Members for a stack: the best candidate of each family (diversity) best first, filled up
+    with the next best candidates to ``limit``; ``ranked`` is best first."""
+    usable = [r for r in ranked if r.oof is not None]
+    chosen: list[Result] = []
+    families: set[str] = set()
+    for result in usable:
+        if result.candidate.family not in families:
+            families.add(result.candidate.family)
+            chosen.append(result)
+    for result in usable:
+        if result not in chosen:
+            chosen.append(result)
+    chosen = chosen[:limit]
+    return sorted(chosen, key=lambda r: usable.index(r))
+
+
+def meta_features(predictions: Sequence[np.ndarray], regression: bool) -> np.ndarray:
+    """The meta-model's input from each member's predictions (probabilities over every class,
+    or values): log-probabilities (binary: the positive class's log-odds), or the values."""
+    if regression:
+        return np.column_stack([np.asarray(p, dtype=float) for p in predictions])
+    columns = []
+    for proba in predictions:
+        clipped = np.clip(np.asarray(proba, dtype=float), _EPSILON, 1.0 - _EPSILON)
+        if clipped.shape[1] == 2:
+            columns.append(np.log(clipped[:, 1:]) - np.log(clipped[:, :1]))
+        else:
+            columns.append(np.log(clipped))
+    return np.hstack(columns)
+
+
+def meta_model(problem_type: str) -> Any:
+    """Unfitted: logistic regression (its default L2 penalty keeps correlated members stable),
+    or least squares with non-negative weights (Breiman's stacked regression)."""
+    if problem_type == REGRESSION:
+        return LinearRegression(positive=True)
+    return LogisticRegression(C=1.0, max_iter=1000)
+
+
+def _describe(members: Sequence[Result], problem_type: str) -> cands.Candidate:
+    meta = "nonnegative_least_squares" if problem_type == REGRESSION else "logistic_regression"
+    return cands.Candidate(FAMILY, "oof", {"members": len(members), "meta": meta})
+
+
+def _meta_predict(model: Any, Z: np.ndarray, n_classes: int) -> np.ndarray:
+    if not n_classes:
+        return np.asarray(model.predict(Z), dtype=float)
+    return aligned_proba(model, Z, np.arange(n_classes))
+
+
+@dataclass
+class Scored:
+    """The stack's result (a leaderboard row; ``oof`` its cross-validated predictions) and its members."""
+
+    result: Result
+    members: list[Result]
+
+
+def evaluate(
+    members: Sequence[Result],
+    y: np.ndarray,
+    goal: Objective,
+    problem_type: str,
+    n_classes: int,
+    *,
+    seed: int,
+    finished_at: float,
+) -> Scored:
+    """Score the meta-model by ``META_FOLDS``-fold cross-validation on the members' out-of-fold
+    predictions (rows no member was fitted on, so the estimate is honest)."""
+    Z = meta_features([m.oof for m in members if m.oof is not None], problem_type == REGRESSION)
+    classify = problem_type != REGRESSION
+    if classify:
+        smallest = int(np.bincount(np.asarray(y, dtype=np.intp)).min())
+        folds: Any = StratifiedKFold(max(2, min(META_FOLDS, smallest)), shuffle=True, random_state=seed)
+    else:
+        folds = KFold(META_FOLDS, shuffle=True, random_state=seed)
+    predictions = np.zeros((len(y), n_classes)) if classify else np.zeros(len(y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if classify:  # aligned per fold: a fold may miss a rare class
+            for train, test in folds.split(Z, y):
+                model = meta_model(problem_type).fit(Z[train], y[train])
+                predictions[test] = _meta_predict(model, Z[test], n_classes)
+        else:
+            predictions = cross_val_predict(meta_model(problem_type), Z, y, cv=folds)
+    scores = score_predictions(y, predictions, problem_type, n_classes)
+    result = Result(
+        _describe(members, problem_type),
+        COMPLETED,
+        scores.get(goal.key, float("nan")),
+        0.0,
+        scores,
+        finished_at=finished_at,
+        message="meta-model on the out-of-fold predictions of " + ", ".join(m.name for m in members),
+        oof=np.asarray(predictions, dtype=float),
+    )
+    return Scored(result, list(members))
+
+
+def fit_meta(members: Sequence[Result], y: np.ndarray, problem_type: str) -> Any:
+    """The meta-model fitted on every out-of-fold row."""
+    Z = meta_features([m.oof for m in members if m.oof is not None], problem_type == REGRESSION)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return meta_model(problem_type).fit(Z, y)
+
+
+class Stack(BaseEstimator):
+    """Fitted member pipelines and a fitted meta-model; assembled by the AutoML job, never by ``fit``."""
+
+    def __init__(self, members: Sequence[tuple[str, Any]] = (), meta: Any = None) -> None:
+        self.members = members
+        self.meta = meta
+
+    def fit(self, X: Any, y: Any = None) -> Stack:
+        raise TypeError("a stack is assembled from fitted members by the AutoML job; it has no fit")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return bool(self.members) and self.meta is not None
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [{"name": name} for name, _ in self.members]
+
+
+class StackClassifier(ClassifierMixin, Stack):
+    """The meta-model's probabilities over classes 0..n_classes-1 from the members' probabilities."""
+
+    def __init__(self, members: Sequence[tuple[str, Any]] = (), meta: Any = None, n_classes: int = 2) -> None:
+        super().__init__(members, meta)
+        self.n_classes = n_classes
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.arange(self.n_classes)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        Z = meta_features([aligned_proba(model, X, self.classes_) for _, model in self.members], False)
+        return _meta_predict(self.meta, Z, self.n_classes)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.predict_proba(X).argmax(axis=1)
+
+
+class StackRegressor(RegressorMixin, Stack):
+    """The meta-model's value from the members' predictions."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        Z = meta_features([np.asarray(model.predict(X), dtype=float) for _, model in self.members], True)
+        return _meta_predict(self.meta, Z, 0)
+
+
+def assemble(members: Sequence[tuple[str, Any]], meta: Any, problem_type: str, n_classes: int) -> Any:
+    if problem_type == REGRESSION:
+        return StackRegressor(list(members), meta)
+    return StackClassifier(list(members), meta, n_classes=n_classes)
+
+
+def consider(
+    ranked: Sequence[Result], y: np.ndarray, ctx: Context, costs: CostModel, *, deadline: float
+) -> Scored | None:
+    """The stack of :func:`pool`'s members, scored; None when fewer than two candidates finished,
+    or when refitting every member (a stack needs them all) would not end before ``deadline``."""
+    members = pool(ranked)
+    if len(members) < 2:
+        return None
+    refit = sum(costs.refit(m.candidate, ctx.plan.folds) for m in members)
+    left = deadline - time.monotonic()
+    if ctx.stop.is_set() or refit > left:
+        log.info(
+            "auto: no stacked ensemble: refitting its %d members needs about %.1f s, %.1f s left",
+            len(members),
+            refit,
+            max(left, 0.0),
+        )
+        return None
+    scored = evaluate(
+        members, y, ctx.objective, ctx.problem_type, ctx.n_classes, seed=ctx.seed, finished_at=ctx.elapsed()
+    )
+    log.info(
+        "auto ensemble: %s: %s=%.6f (a meta-model on the out-of-fold predictions of %d candidates, "
+        "cross-validated); elapsed %.1f s, budget left %.1f s",
+        scored.result.name,
+        ctx.objective.name,
+        scored.result.score,
+        len(members),
+        ctx.elapsed(),
+        max(ctx.hard_deadline - time.monotonic(), 0.0),
+    )
+    return scored
