@@ -24,12 +24,18 @@ server, equally for every row.  Measured, all on this machine in this run:
    the built image (``docker run --network host``, the model directory mounted read-only), each
    row beside this machine's, against the same ceiling.
 
-    .venv/bin/python benchmarks/serving.py [--duration 10] [--json results.json] [--image byoc-sklearn:TAG]
+Models are trained once per training code and size and kept under ``--model-cache`` (default
+benchmarks/.data/models/COMMIT-ROWS, COMMIT the last change to container/ or the synthetic data;
+git-ignored), so a second run (``--image`` after a plain run, say) measures without training
+again; ``--retrain`` trains anew.
+
+    .venv/bin/python benchmarks/serving.py [--duration 5] [--json results.json] [--image byoc-sklearn:TAG]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -46,7 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO), str(REPO / "container")]  # run as a script from the checkout
 
 from benchmarks.harness import WORKERS, Server, byoc_server
-from benchmarks.synthetic import TARGET, synthetic_frame
+from benchmarks.synthetic import DATA, TARGET, synthetic_frame
 from support import clean_environ, free_port, make_ml_root, run_train
 
 CONNECTIONS = 8
@@ -74,6 +80,10 @@ BARE_APP = textwrap.dedent("""
 
 
 def train_model(root: Path, rows: int, hyperparameters: dict, numeric_only: bool = False) -> Path:
+    """``root`` as the real ``train`` left it; a root trained before (its model.json written last,
+    after every other file) is reused as it is."""
+    if (root / "model" / "model.json").is_file():
+        return root
     frame = synthetic_frame(rows, seed=1)
     if numeric_only:
         frame = numeric_columns(frame)
@@ -87,6 +97,17 @@ def train_model(root: Path, rows: int, hyperparameters: dict, numeric_only: bool
     if proc.returncode != 0:
         raise SystemExit(f"train failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     return root
+
+
+def training_commit() -> str:
+    """The last commit that changed what training produces here (the package, the data), plus
+    ``-dirty`` when those files have uncommitted changes: the key of the model cache."""
+    paths = ["container", "benchmarks/synthetic.py"]
+    last = subprocess.run(
+        ["git", "log", "-1", "--format=%h", "--", *paths], capture_output=True, text=True, cwd=REPO
+    ).stdout.strip()
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", *paths], cwd=REPO).returncode != 0
+    return (last or "unknown") + ("-dirty" if dirty else "")
 
 
 def numeric_columns(frame):
@@ -159,15 +180,21 @@ def csv_payload(frame, size_mb: int) -> bytes:
     return payload[: payload.rfind(b"\n", 0, target) + 1]
 
 
-def load_handler(root: Path, **environ: str):
-    """The handler the server runs, loaded in this process (same settings, same code)."""
+@functools.cache
+def _load_handler(root: Path, environ: tuple[tuple[str, str], ...]):
     from byoc.serving import handler
     from byoc.serving.settings import ServingSettings
 
     settings = ServingSettings.from_environ(
-        {"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100", **environ}
+        {"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100", **dict(environ)}
     )
     return handler.load(root / "model", settings, environ={}), settings
+
+
+def load_handler(root: Path, **environ: str):
+    """The handler the server runs, loaded in this process (same settings, same code); loaded
+    once per model and settings in a run."""
+    return _load_handler(root, tuple(sorted(environ.items())))
 
 
 def invoke_in_process(model_handler, settings, payload: bytes) -> bytes:
@@ -216,6 +243,10 @@ def pandas_mb_s(root: Path, payload: bytes, repeats: int) -> float:
     return len(payload) / 1e6 / best_seconds(run, repeats)
 
 
+def elapsed(started: float) -> str:
+    return f"{time.perf_counter() - started:.0f} s"
+
+
 def per_row_ms(root: Path, body: bytes, **environ: str) -> tuple[float, float]:
     """(handler.invoke, final estimator predict) for one row in this process, in ms (median of many)."""
     import statistics
@@ -229,7 +260,7 @@ def per_row_ms(root: Path, body: bytes, **environ: str) -> tuple[float, float]:
     X = frame if pipeline.steps[0][1] == "passthrough" else encoder.transform(frame)
     predict = getattr(final, "predict_proba", final.predict)
 
-    def median_ms(run, n: int = 300, budget_s: float = 3.0) -> float:
+    def median_ms(run, n: int = 300, budget_s: float = 2.0) -> float:
         """Median of up to ``n`` calls, stopping after ``budget_s`` (slow models)."""
         run()
         times: list[float] = []
@@ -310,7 +341,7 @@ def row(cells: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--train-rows", type=int, default=10000)
     parser.add_argument("--batch-mb", default="1,10")
     parser.add_argument(
@@ -318,15 +349,21 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path)
     parser.add_argument(
+        "--model-cache",
+        type=Path,
+        help="where trained model roots are kept and reused (default benchmarks/.data/models/COMMIT-ROWS)",
+    )
+    parser.add_argument("--retrain", action="store_true", help="train every model anew")
+    parser.add_argument(
         "--image",
         help="also measure the server inside this built image (docker run --network host IMAGE "
         "serve), single rows and batches, against the same ceiling",
     )
     parser.add_argument(
         "--worker-classes",
-        default="gthread,sync",
+        default="gthread",
         help="gunicorn worker classes to measure single rows with (BYOC_WORKER_CLASS); the first is "
-        "byoc's default, the others are compared with it in the same run",
+        "byoc's default, the others (e.g. gthread,sync) are compared with it in the same run",
     )
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -335,156 +372,162 @@ def main() -> int:
     results: dict = {"workers": WORKERS, "connections": CONNECTIONS, "cpus": os.cpu_count()}
     places: list[str | None] = [None] + ([args.image] if args.image else [])  # None: this machine
     sample = synthetic_frame(2000, seed=2)
-    with tempfile.TemporaryDirectory() as tmp:
-        roots = {}
-        for name in args.models.split(","):
-            hyperparameters, numeric_only = MODELS[name]
-            started = time.perf_counter()
-            roots[name] = train_model(
-                Path(tmp) / name.replace(" ", "_"), args.train_rows, hyperparameters, numeric_only
-            )
-            print(
-                f"trained {name} in {time.perf_counter() - started:.0f} s; compiled: {compiled_slots(roots[name]) or 'nothing'}",
-                flush=True,
-            )
-        print(
-            f"\nwrk -t2 -c{CONNECTIONS} -d{args.duration}s --latency; {WORKERS} workers; "
-            f"{os.cpu_count()} CPUs shared by server and load generator; {args.train_rows} training rows\n"
+    run_started = time.perf_counter()
+    cache = args.model_cache or DATA / "models" / f"{training_commit()}-{args.train_rows}"
+    if args.retrain and cache.exists():
+        shutil.rmtree(cache)
+    roots = {}
+    for name in args.models.split(","):
+        hyperparameters, numeric_only = MODELS[name]
+        started = time.perf_counter()
+        roots[name] = train_model(
+            cache / name.replace(" ", "_"), args.train_rows, hyperparameters, numeric_only
         )
+        print(
+            f"{name}: ready in {time.perf_counter() - started:.0f} s ({roots[name]}); "
+            f"compiled: {compiled_slots(roots[name]) or 'nothing'}",
+            flush=True,
+        )
+    print(
+        f"\nwrk -t2 -c{CONNECTIONS} -d{args.duration}s --latency; {WORKERS} workers; "
+        f"{os.cpu_count()} CPUs shared by server and load generator; {args.train_rows} training rows\n"
+    )
+    row(
+        [
+            "server (single-row CSV)",
+            "predicts with",
+            "requests/s",
+            "p50",
+            "p99",
+            "share of ceiling",
+            "handler in-process",
+            "final predict",
+        ]
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for worker_class in args.worker_classes.split(","):
+        prefix = "" if worker_class == args.worker_classes.split(",")[0] else f"{worker_class} "
+        bare = bare_server(worker_class)
+        try:
+            ceiling = wrk(
+                bare.port, single_row_bodies(sample)["csv row"][0], "text/csv", "text/csv", args.duration
+            )
+        finally:
+            bare.stop()
+        results[f"{prefix}ceiling"] = ceiling
         row(
             [
-                "server (single-row CSV)",
-                "predicts with",
-                "requests/s",
-                "p50",
-                "p99",
-                "share of ceiling",
-                "handler in-process",
-                "final predict",
+                f"bare Flask + gunicorn (constant), {worker_class}",
+                "-",
+                f"{ceiling['rps']:,.0f}",
+                f"{ceiling['p50_ms']:.2f} ms",
+                f"{ceiling['p99_ms']:.2f} ms",
+                "100%",
+                "-",
+                "-",
             ]
         )
-        print("|---|---|---|---|---|---|---|---|")
-        for worker_class in args.worker_classes.split(","):
-            prefix = "" if worker_class == args.worker_classes.split(",")[0] else f"{worker_class} "
-            bare = bare_server(worker_class)
-            try:
-                ceiling = wrk(
-                    bare.port, single_row_bodies(sample)["csv row"][0], "text/csv", "text/csv", args.duration
+        for name, root in roots.items():
+            frame = numeric_columns(sample) if MODELS[name][1] else sample
+            body = single_row_bodies(frame)["csv row"][0]
+            slots = compiled_slots(root)
+            modes = [("on", "compiled: " + ", ".join(slots) if slots else "scikit-learn")]
+            if slots:
+                modes.append(("off", "scikit-learn (BYOC_COMPILED_INFERENCE=off)"))
+            for (mode, label), image in [(m, i) for m in modes for i in places]:
+                server = byoc_server(
+                    root, image=image, BYOC_COMPILED_INFERENCE=mode, BYOC_WORKER_CLASS=worker_class
                 )
-            finally:
-                bare.stop()
-            results[f"{prefix}ceiling"] = ceiling
-            row(
-                [
-                    f"bare Flask + gunicorn (constant), {worker_class}",
-                    "-",
-                    f"{ceiling['rps']:,.0f}",
-                    f"{ceiling['p50_ms']:.2f} ms",
-                    f"{ceiling['p99_ms']:.2f} ms",
-                    "100%",
-                    "-",
-                    "-",
-                ]
-            )
-            for name, root in roots.items():
-                frame = numeric_columns(sample) if MODELS[name][1] else sample
-                body = single_row_bodies(frame)["csv row"][0]
-                slots = compiled_slots(root)
-                modes = [("on", "compiled: " + ", ".join(slots) if slots else "scikit-learn")]
-                if slots:
-                    modes.append(("off", "scikit-learn (BYOC_COMPILED_INFERENCE=off)"))
-                for (mode, label), image in [(m, i) for m in modes for i in places]:
-                    server = byoc_server(
-                        root, image=image, BYOC_COMPILED_INFERENCE=mode, BYOC_WORKER_CLASS=worker_class
-                    )
-                    try:
-                        r = wrk(server.port, body, "text/csv", "text/csv", args.duration)
-                    finally:
-                        server.stop()
-                    r["share"] = r["rps"] / ceiling["rps"]
-                    r["handler_ms"], r["final_ms"] = per_row_ms(root, body, BYOC_COMPILED_INFERENCE=mode)
-                    where = f" in {image}" if image else ""
-                    results[f"{prefix}{name}{where} compiled={mode}"] = r
-                    row(
-                        [
-                            f"byoc {name}{where}, {worker_class}",
-                            label,
-                            f"{r['rps']:,.0f}",
-                            f"{r['p50_ms']:.2f} ms",
-                            f"{r['p99_ms']:.2f} ms",
-                            f"{r['share']:.0%}",
-                            f"{r['handler_ms']:.3f} ms",
-                            f"{r['final_ms']:.3f} ms",
-                        ]
-                    )
+                try:
+                    r = wrk(server.port, body, "text/csv", "text/csv", args.duration)
+                finally:
+                    server.stop()
+                r["share"] = r["rps"] / ceiling["rps"]
+                r["handler_ms"], r["final_ms"] = per_row_ms(root, body, BYOC_COMPILED_INFERENCE=mode)
+                where = f" in {image}" if image else ""
+                results[f"{prefix}{name}{where} compiled={mode}"] = r
+                row(
+                    [
+                        f"byoc {name}{where}, {worker_class}",
+                        label,
+                        f"{r['rps']:,.0f}",
+                        f"{r['p50_ms']:.2f} ms",
+                        f"{r['p99_ms']:.2f} ms",
+                        f"{r['share']:.0%}",
+                        f"{r['handler_ms']:.3f} ms",
+                        f"{r['final_ms']:.3f} ms",
+                    ]
+                )
 
+    print(f"\n(single rows done after {elapsed(run_started)})")
+    print(
+        "\n| batch CSV body | model | byoc server | same handler in-process | share | plain pandas + predict (reference) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, image in [(n, i) for n in ("decision_tree", "random_forest") if n in roots for i in places]:
+        root = roots[name]
+        server = byoc_server(root, image=image, SAGEMAKER_BATCH="true", SAGEMAKER_MAX_PAYLOAD_IN_MB="100")
+        where = f" in {image}" if image else ""
+        try:
+            for size in (int(s) for s in args.batch_mb.split(",")):
+                payload = csv_payload(sample, size)
+                repeats = 3 if size < 10 else 2
+                served = post_mb_s(server.port, payload, repeats)
+                local = handler_mb_s(root, payload, repeats)
+                plain = pandas_mb_s(root, payload, repeats)
+                results[f"batch {name}{where} {size} MB"] = {
+                    "server_mb_s": served,
+                    "handler_mb_s": local,
+                    "pandas_mb_s": plain,
+                    "share": served / local,
+                }
+                row(
+                    [
+                        f"{size} MB",
+                        f"{name}{where}",
+                        f"{served:.1f} MB/s",
+                        f"{local:.1f} MB/s",
+                        f"{served / local:.0%}",
+                        f"{plain:.1f} MB/s",
+                    ]
+                )
+        finally:
+            server.stop()
+
+    print(f"\n(batches done after {elapsed(run_started)})")
+    if "random_forest" in roots:
+        forest = roots["random_forest"]
+        model_bytes = model_memory_bytes(forest)
+        server = byoc_server(forest, workers=4)
+        try:
+            import requests
+
+            with requests.Session() as session:  # touch every worker's copy-on-write pages
+                for _ in range(200):
+                    session.post(
+                        f"http://127.0.0.1:{server.port}/invocations",
+                        data=single_row_bodies(sample)["csv row"][0],
+                        headers={"Content-Type": "text/csv"},
+                        timeout=30,
+                    )
+            per_worker = [uss_bytes(pid) for pid in server.pids()]
+        finally:
+            server.stop()
+        worst = max(per_worker)
+        results["memory"] = {
+            "model_bytes": model_bytes,
+            "worker_uss": per_worker,
+            "worst_share": worst / model_bytes,
+        }
         print(
-            "\n| batch CSV body | model | byoc server | same handler in-process | share | plain pandas + predict (reference) |"
+            f"\nmemory: random_forest (100 trees) takes {model_bytes / 1e6:.0f} MB loaded; "
+            f"private memory per worker (4 workers): "
+            f"{', '.join(f'{u / 1e6:.0f} MB' for u in per_worker)}; "
+            f"worst = {worst / model_bytes:.0%} of the model"
         )
-        print("|---|---|---|---|---|---|")
-        for name, image in [(n, i) for n in ("decision_tree", "random_forest") if n in roots for i in places]:
-            root = roots[name]
-            server = byoc_server(root, image=image, SAGEMAKER_BATCH="true", SAGEMAKER_MAX_PAYLOAD_IN_MB="100")
-            where = f" in {image}" if image else ""
-            try:
-                for size in (int(s) for s in args.batch_mb.split(",")):
-                    payload = csv_payload(sample, size)
-                    repeats = 3 if size < 100 else 2
-                    served = post_mb_s(server.port, payload, repeats)
-                    local = handler_mb_s(root, payload, repeats)
-                    plain = pandas_mb_s(root, payload, repeats)
-                    results[f"batch {name}{where} {size} MB"] = {
-                        "server_mb_s": served,
-                        "handler_mb_s": local,
-                        "pandas_mb_s": plain,
-                        "share": served / local,
-                    }
-                    row(
-                        [
-                            f"{size} MB",
-                            f"{name}{where}",
-                            f"{served:.1f} MB/s",
-                            f"{local:.1f} MB/s",
-                            f"{served / local:.0%}",
-                            f"{plain:.1f} MB/s",
-                        ]
-                    )
-            finally:
-                server.stop()
-
-        if "random_forest" in roots:
-            forest = roots["random_forest"]
-            model_bytes = model_memory_bytes(forest)
-            server = byoc_server(forest, workers=4)
-            try:
-                import requests
-
-                with requests.Session() as session:  # touch every worker's copy-on-write pages
-                    for _ in range(200):
-                        session.post(
-                            f"http://127.0.0.1:{server.port}/invocations",
-                            data=single_row_bodies(sample)["csv row"][0],
-                            headers={"Content-Type": "text/csv"},
-                            timeout=30,
-                        )
-                per_worker = [uss_bytes(pid) for pid in server.pids()]
-            finally:
-                server.stop()
-            worst = max(per_worker)
-            results["memory"] = {
-                "model_bytes": model_bytes,
-                "worker_uss": per_worker,
-                "worst_share": worst / model_bytes,
-            }
-            print(
-                f"\nmemory: random_forest (100 trees) takes {model_bytes / 1e6:.0f} MB loaded; "
-                f"private memory per worker (4 workers): "
-                f"{', '.join(f'{u / 1e6:.0f} MB' for u in per_worker)}; "
-                f"worst = {worst / model_bytes:.0%} of the model"
-            )
     print(
         "\naims: every algorithm >= 60% of the ceiling with p99 < 10 ms; batch >= the same handler "
-        "in-process; an added worker < 30% of the model's size"
+        f"in-process; an added worker < 30% of the model's size (whole run: {elapsed(run_started)})"
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
