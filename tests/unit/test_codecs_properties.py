@@ -236,6 +236,14 @@ def test_encoders_give_back_the_labels(values):
 
 
 @PROPERTY
+@given(st.lists(st.text(max_size=6), min_size=1))
+def test_one_text_field_is_written_as_csv_writer_writes_it(values):
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([v] for v in values)
+    assert csv_codec.encode(_prediction(values, (PREDICTED_LABEL,))) == out.getvalue().encode("utf-8")
+
+
+@PROPERTY
 @given(st.lists(labels, min_size=1, max_size=5))
 def test_sliced_encodings_join_into_the_whole_answer(parts):
     fields = (PREDICTED_LABEL,)

@@ -167,9 +167,21 @@ def encode(prediction: Prediction) -> bytes:
         columns.append(column)
     if len(columns) == 1 and columns[0] and isinstance(columns[0][0], float):
         return ("\n".join(map(repr, columns[0])) + "\n").encode("utf-8")
+    if len(columns) == 1 and columns[0] and _plain_words(columns[0]):  # labels: no quoting needed
+        return ("\n".join(columns[0]) + "\n").encode("utf-8")
     out = io.StringIO()
     _csv.writer(out, lineterminator="\n").writerows(zip(*columns, strict=True))
     return out.getvalue().encode("utf-8")
+
+
+_QUOTED = frozenset(',"\r\n')
+
+
+def _plain_words(column: list) -> bool:
+    """Whether csv.writer would write every value as it is: non-empty text without a comma,
+    quote or line break (checked once per distinct value: a batch's labels repeat)."""
+    distinct = set(column) if all(type(v) is str for v in column) else None
+    return distinct is not None and all(v and _QUOTED.isdisjoint(v) for v in distinct)
 
 
 DECODER = Decoder(
