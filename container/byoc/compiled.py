@@ -431,16 +431,22 @@ def _summary(steps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def build(pipeline: Any, frames: Sequence[Any], *, enabled: bool = True) -> CompiledModel:
+def build(
+    pipeline: Any,
+    frames: Sequence[Any],
+    *,
+    enabled: bool = True,
+    disabled_because: str = "compiled_inference=false",
+) -> CompiledModel:
     """Convert and check the final estimator(s) of a fitted pipeline on sample rows of ``frames``.
 
     ``frames`` are raw feature frames as the pipeline takes them (training, validation);
     up to :data:`PROBE_ROWS` rows of each are encoded and kept for the check at load.
     """
     if not enabled:
-        return CompiledModel(
-            _summary([{"slot": "all", "backend": SCIKIT_LEARN, "reason": "compiled_inference=false"}])
-        )
+        if disabled_because != "compiled_inference=false":
+            log.info("compiled inference: scikit-learn (%s)", disabled_because)
+        return CompiledModel(_summary([{"slot": "all", "backend": SCIKIT_LEARN, "reason": disabled_because}]))
     steps: list[dict[str, Any]] = []
     arrays: dict[str, np.ndarray] = {}
     for index, (slot, sub) in enumerate(slots(pipeline)):

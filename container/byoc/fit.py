@@ -69,6 +69,8 @@ class FitOutput:
     metrics: dict[str, dict[str, float]]
     details: dict[str, Any]
     fit_seconds: float
+    # Why the model is not compiled for serving this time (auto near its deadline), or None.
+    compile_skipped: str | None = None
 
 
 FitStep = Callable[[FitInput], FitOutput]

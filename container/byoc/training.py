@@ -419,7 +419,10 @@ def _train(
     }
     progress.phase = "compiling the model for serving"
     compiled_form = compiled.build(
-        result.pipeline, [split.X for split in encoded.values()], enabled=params["compiled_inference"]
+        result.pipeline,
+        [split.X for split in encoded.values()],
+        enabled=params["compiled_inference"] and result.compile_skipped is None,
+        disabled_because=result.compile_skipped or "compiled_inference=false",
     )
     metadata["compiled"] = compiled_form.entry
     progress.phase = "saving the model"

@@ -72,7 +72,7 @@ CASES = {
 def test_auto_trains_explores_ranks_reports_and_serves(kind, tmp_path):
     make, target, default_objective = CASES[kind]
     frame = make()
-    budget = 40
+    budget = 90  # an upper bound for a busy machine: the search ends after 4 candidates
     root = _root(tmp_path, frame, target, max_runtime_seconds=budget, max_candidates=4)
     started = time.monotonic()
     result = run_train(root)
@@ -99,7 +99,13 @@ def test_auto_trains_explores_ranks_reports_and_serves(kind, tmp_path):
     assert exploration["rows"] == len(frame)
     assert {f["name"] for f in exploration["features"]} == set(frame.columns) - {target}
     page = (data / "report.html").read_text()
-    assert page.startswith("<!DOCTYPE html>") and page.count("data:image/png;base64,") >= 4
+    assert page.startswith("<!DOCTYPE html>")
+    # every plot is drawn, or listed as left out to keep the budget (a busy machine)
+    drawn = page.count("data:image/png;base64,")
+    left_out = re.search(r"Left out to keep the time budget:</p><ul>(.*?)</ul>", page)
+    assert drawn + (left_out.group(1).count("<li>") if left_out else 0) == (
+        4 if kind == "regression" else 5
+    ), page
 
     model = json.loads((root / "model" / "model.json").read_text())
     assert model["algorithm"] == "auto" and model["details"]["automl"]["objective"] == default_objective
@@ -126,6 +132,31 @@ def test_auto_trains_explores_ranks_reports_and_serves(kind, tmp_path):
         stop_process(proc)
 
 
+def test_the_whole_job_keeps_its_time_budget(tmp_path):
+    """Budget adherence is behaviour the issue specifies (the whole job within the budget +
+    10%), not a speed figure: with little data the search fills the budget and must stop early
+    enough for the refit, the report and the save.  The job's own account and the process's
+    wall time are both checked."""
+    budget = 30
+    root = _root(tmp_path, iris_frame(), "target", max_runtime_seconds=budget)
+    started = time.monotonic()
+    result = run_train(root, timeout=120)
+    wall = time.monotonic() - started
+    assert wall <= budget * 1.1, f"the train process took {wall:.1f} s for a {budget} s budget"
+    if result.returncode == 1:
+        # A machine so busy that starting and reading took the budget: the job must still say
+        # so in time, as the user error it is (seen with 8 test runs on 2 cores).
+        cause = read_failure(root).splitlines()[0]
+        assert cause.startswith("no AutoML candidate finished within max_runtime_seconds=30: "), cause
+        return
+    assert result.returncode == 0, result.stdout + result.stderr
+    reported = re.search(r"auto: elapsed ([\d.]+) s of the 30 s budget", result.stdout)
+    assert reported and float(reported.group(1)) <= budget, result.stdout
+    assert len(_leaderboard(root)) >= 2, "the search used the budget"
+    model = json.loads((root / "model" / "model.json").read_text())
+    assert model["details"]["automl"]["elapsed_seconds"] <= budget
+
+
 def test_an_objective_that_does_not_fit_the_problem_is_a_user_error(tmp_path):
     root = _root(tmp_path, iris_frame(), "target", objective_metric="RMSE", max_runtime_seconds=20)
     result = run_train(root)
@@ -142,7 +173,8 @@ def test_an_unknown_objective_is_refused_before_any_data_is_read(tmp_path):
 
 
 def test_a_restarted_job_resumes_from_its_checkpoints(tmp_path):
-    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=60, max_candidates=3)
+    # the budget is an upper bound for a busy machine: the job ends after 3 candidates
+    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=180, max_candidates=3)
     (root / "checkpoints").mkdir()
     first = run_train(root)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -192,10 +224,13 @@ def test_a_budget_too_small_for_any_candidate_is_a_user_error_naming_the_budget(
     assert failure is not None
     cause = failure.splitlines()[0]
     assert cause.startswith("no AutoML candidate finished within max_runtime_seconds=20: "), cause
-    # how long the quickest candidate needed, and the two ways out
-    assert re.search(r"the quickest candidate, \S+, needed (about|at least) \d+ s for the 15 folds", cause), (
-        cause
-    )
+    # how long the quickest candidate needed (on a machine so busy that starting and reading
+    # took the whole budget, that no candidate could start), and the two ways out
+    assert re.search(
+        r"the quickest candidate, \S+, needed (about|at least) \d+ s for the 15 folds"
+        r"|the search had no time left to start a candidate",
+        cause,
+    ), cause
     assert "Raise max_runtime_seconds (to about" in cause and "train on a sample of the data" in cause
     assert model_dir_entries(root) == []
 

@@ -5,6 +5,7 @@ tests/integration/test_automl.py)."""
 from __future__ import annotations
 
 import base64
+import multiprocessing
 import re
 import threading
 import time
@@ -16,7 +17,18 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
 from byoc import preprocessing
 from byoc.artifact import BINARY, MULTICLASS, REGRESSION
-from byoc.automl import blend, candidates, checkpoints, explore, job, objective, report, search, stack
+from byoc.automl import (
+    blend,
+    candidates,
+    checkpoints,
+    explore,
+    isolated,
+    job,
+    objective,
+    report,
+    search,
+    stack,
+)
 from byoc.errors import HyperparameterError
 
 
@@ -138,6 +150,34 @@ def test_a_stop_request_ends_a_candidate_between_folds():
     ctx.stop.set()
     result = search.evaluate(candidates.Candidate("linear", candidates.ONEHOT), ctx)
     assert result.status == search.STOPPED and "asked to stop" in result.message
+
+
+def test_a_candidate_in_its_own_process_agrees_with_one_scored_here():
+    """The forked child's result is the in-process one (same folds, same predictions)."""
+    ctx = _context("binary")
+    candidate = candidates.Candidate("linear", candidates.ONEHOT)
+    here = search.evaluate(candidate, ctx)
+    there = isolated.evaluate(candidate, ctx, ctx.hard_deadline, kill_at=ctx.hard_deadline)
+    assert there.status == search.COMPLETED and there.folds_done == ctx.plan.folds
+    assert there.score == pytest.approx(here.score) and np.allclose(there.oof, here.oof)
+
+
+def test_a_candidate_past_its_kill_time_is_stopped_and_its_process_ends():
+    ctx = _context("multiclass")
+    slow = candidates.Candidate("random_forest", candidates.ORDINAL, {"n_estimators": 5000})
+    result = isolated.evaluate(slow, ctx, ctx.hard_deadline, kill_at=time.monotonic() + 0.5)
+    assert result.status == search.STOPPED and "the time budget ran out" in result.message
+    assert result.folds_done < ctx.plan.folds
+    assert multiprocessing.active_children() == []
+
+
+def test_a_stop_request_kills_a_candidate_in_its_own_process():
+    ctx = _context("multiclass")
+    threading.Timer(0.5, ctx.stop.set).start()
+    slow = candidates.Candidate("random_forest", candidates.ORDINAL, {"n_estimators": 5000})
+    result = isolated.evaluate(slow, ctx, ctx.hard_deadline, kill_at=ctx.hard_deadline)
+    assert result.status == search.STOPPED and "asked to stop" in result.message
+    assert multiprocessing.active_children() == []
 
 
 def test_a_failing_candidate_is_recorded_and_the_search_goes_on():

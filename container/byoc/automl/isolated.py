@@ -15,8 +15,10 @@ predicts and sends one result back, then leaves with ``os._exit``.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import signal
 import time
 from multiprocessing.connection import Connection
 from typing import Any
@@ -28,9 +30,11 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1
 KILL_WAIT_SECONDS = 5.0
+PR_SET_PDEATHSIG = 1
 
 
-def _child(candidate: Candidate, ctx: search.Context, deadline: float, pipe: Connection) -> None:
+def _child(candidate: Candidate, ctx: search.Context, deadline: float, pipe: Connection, libc: Any) -> None:
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # a lost parent (host) takes it along
     try:
         result = search.evaluate(
             candidate, ctx, deadline, on_fold=lambda number, seconds: pipe.send(("fold", number, seconds))
@@ -44,9 +48,10 @@ def evaluate(candidate: Candidate, ctx: search.Context, deadline: float, kill_at
     """:func:`byoc.automl.search.evaluate` in a child process, killed at ``kill_at`` (monotonic)
     or as soon as ``ctx.stop`` is set."""
     fork = multiprocessing.get_context("fork")
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork: the child only calls it
     receive, send = fork.Pipe(duplex=False)
     started = time.monotonic()
-    child = fork.Process(target=_child, args=(candidate, ctx, deadline, send), daemon=True)
+    child = fork.Process(target=_child, args=(candidate, ctx, deadline, send, libc), daemon=True)
     child.start()
     send.close()
     folds, fit_seconds = 0, 0.0
@@ -55,8 +60,8 @@ def evaluate(candidate: Candidate, ctx: search.Context, deadline: float, kill_at
             if ctx.stop.is_set() or time.monotonic() >= kill_at:
                 why = "the job was asked to stop" if ctx.stop.is_set() else "the time budget ran out"
                 seconds = time.monotonic() - started
-                what = f"stopped after {seconds:.1f} s ({why})"
-                return _unfinished(candidate, ctx, search.STOPPED, folds, seconds, what)
+                after = f" after {seconds:.1f} s: {why}"
+                return _unfinished(candidate, ctx, search.STOPPED, folds, seconds, "stopped", after)
             try:
                 ready = receive.poll(min(POLL_SECONDS, max(kill_at - time.monotonic(), 0.0)))
                 message: Any = receive.recv() if ready else None
@@ -78,14 +83,20 @@ def evaluate(candidate: Candidate, ctx: search.Context, deadline: float, kill_at
 
 
 def _unfinished(
-    candidate: Candidate, ctx: search.Context, status: str, folds: int, seconds: float, what: str
+    candidate: Candidate,
+    ctx: search.Context,
+    status: str,
+    folds: int,
+    seconds: float,
+    what: str,
+    after: str = "",
 ) -> search.Result:
     return search.Result(
         candidate,
         status,
         fit_seconds=seconds,
         finished_at=ctx.elapsed(),
-        message=f"{what} during fold {folds + 1} of {ctx.plan.folds}",
+        message=f"{what} during fold {folds + 1} of {ctx.plan.folds}{after}",
         folds_done=folds,
     )
 

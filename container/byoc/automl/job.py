@@ -35,9 +35,16 @@ from byoc.fit import FitInput, FitOutput
 
 log = logging.getLogger(__name__)
 
-REPORT_RESERVE = 0.06  # share of the budget kept for the report and saving
-MIN_RESERVE_SECONDS = 3.0
+REPORT_RESERVE = 0.08  # share of the budget the search leaves for the report and saving
+MIN_RESERVE_SECONDS = 4.0
+SAVE_RESERVE = 0.03  # share of the budget left, after the report, to evaluate, compile and save
+MIN_SAVE_SECONDS = 1.5
+PLOT_SECONDS = 3.0  # what the report's plots need at least (matplotlib's import included)
+COMPILE_SHARE = 0.1  # compile the model for serving only with this share of the budget left
+MIN_COMPILE_SECONDS = 5.0
 IMPORTANCE_ROWS = 1000
+IMPORTANCE_REPEATS = 3
+FRESH_PROCESS_SECONDS = 120.0  # the job shell starts within this of the process (imports, under load)
 
 # Scores candidates somewhere other than here: given the search's context, a runner to use
 # for the search's duration (several hosts: byoc.automl.cluster.spread).
@@ -191,7 +198,8 @@ def nothing_finished(
     suggested = 10 * math.ceil((before_search + 1.5 * seconds + 2 * reserve) / 10 + 1)
     return HyperparameterError(
         f"no AutoML candidate finished within max_runtime_seconds={budget:g}: {why} "
-        f"({before_search:.0f} s went to starting, reading and exploring the data and {reserve:.0f} s "
+        f"({before_search:.0f} s went to starting, reading and exploring the data (and to waiting for "
+        f"the other hosts, if any), and {reserve:.0f} s "
         f"are kept for the final refit and the report). Raise max_runtime_seconds (to about "
         f"{max(suggested, budget + 10):g}) or train on a sample of the data",
         code="budget_too_small",
@@ -249,18 +257,32 @@ def _refit(
 
 
 def _importances(
-    estimator: Any, X: pd.DataFrame, y: np.ndarray, problem_type: str, seed: int, time_left: float
-) -> dict[str, float] | None:
+    estimator: Any, X: pd.DataFrame, y: np.ndarray, problem_type: str, seed: int, deadline: float
+) -> tuple[dict[str, float] | None, str]:
+    """Permutation importance on up to ``IMPORTANCE_ROWS`` rows, when its cost — one scoring
+    pass per feature and repeat, timed on the first — fits before ``deadline``; else None and why."""
     from sklearn.inspection import permutation_importance
+    from sklearn.metrics import get_scorer
 
-    if time_left < 5:
-        return None
+    if time.monotonic() >= deadline:
+        why = "the time budget ran out before it"
+        log.info("auto: permutation feature importance left out of the report: %s", why)
+        return None, why
     rows = np.random.default_rng(seed).choice(len(X), size=min(len(X), IMPORTANCE_ROWS), replace=False)
+    sample, target = X.iloc[rows], y[rows]
     scoring = "r2" if problem_type == REGRESSION else "balanced_accuracy"
+    timed = time.monotonic()
+    get_scorer(scoring)(estimator, sample, target)
+    expected = (time.monotonic() - timed) * (X.shape[1] * IMPORTANCE_REPEATS + 1)
+    left = deadline - time.monotonic()
+    if expected > left:
+        why = f"it needs about {expected:.1f} s and {max(left, 0.0):.1f} s of the budget were left for it"
+        log.info("auto: permutation feature importance left out of the report: %s", why)
+        return None, why
     result = permutation_importance(
-        estimator, X.iloc[rows], y[rows], scoring=scoring, n_repeats=3, random_state=seed
+        estimator, sample, target, scoring=scoring, n_repeats=IMPORTANCE_REPEATS, random_state=seed
     )
-    return {str(c): float(v) for c, v in zip(X.columns, result.importances_mean, strict=True)}
+    return {str(c): float(v) for c, v in zip(X.columns, result.importances_mean, strict=True)}, ""
 
 
 def run(
@@ -328,7 +350,9 @@ def run(
         key = checkpoints.fingerprint(X_all, y_all, plan, goal.name, settings.seed)
         store = checkpoints.Checkpoints(checkpoint_dir, key)
     done = checkpoints.restore(store, (int(plan.covered.sum()),))
-    reserve_report = max(MIN_RESERVE_SECONDS, REPORT_RESERVE * budget)
+    save_reserve = max(MIN_SAVE_SECONDS, SAVE_RESERVE * budget)
+    reserve_report = max(MIN_RESERVE_SECONDS, REPORT_RESERVE * budget) + save_reserve
+    finish = hard_deadline - save_reserve  # the report is written by then
 
     def search_deadline(completed: list[search.Result]) -> float:
         refit = sum(finder.costs.refit(r.candidate, plan.folds) for r in completed[:3])
@@ -339,11 +363,11 @@ def run(
         if store is not None:
             store.save(result)
 
-    search_started = time.monotonic()
     has_text = any(f.kind == "categorical" for f in features)
     portfolio = candidates.portfolio(problem_type, len(X), len(features), has_text)
     runners = spread(ctx) if spread is not None else contextlib.nullcontext(search.InProcess(ctx, host))
     with runners as runner:
+        search_started = time.monotonic()  # on several hosts, once every host's worker has joined
         finder = search.Search(
             ctx,
             search_deadline=search_deadline,
@@ -379,7 +403,7 @@ def run(
     else:
         chosen, weights, blend_score = [(best, 1.0)], {best.name: 1.0}, best.score
     X_fit, y_fit = (X, np.asarray(y)) if validation is not None else (X_all, y_all)
-    refit_deadline = hard_deadline - reserve_report / 2
+    refit_deadline = finish - PLOT_SECONDS
     stacked = (
         stack.consider(ranked, y_held, ctx, finder.costs, deadline=refit_deadline) if settings.stack else None
     )
@@ -411,10 +435,11 @@ def run(
         held_out_metrics.get(goal.key, float("nan")),
     )
 
+    report_started = time.monotonic()
     rows = leaderboard_rows(results, goal, weights, problem_type)
     _write_csv(output_dir / "leaderboard.csv", rows)
-    importances = _importances(
-        estimator, X_fit, y_fit, problem_type, settings.seed, hard_deadline - time.monotonic()
+    importances, left_out = _importances(
+        estimator, X_fit, y_fit, problem_type, settings.seed, finish - PLOT_SECONDS
     )
     summary = {
         "problem type": problem_type,
@@ -437,6 +462,8 @@ def run(
         exploration=exploration,
         importances=importances,
         summary=summary,
+        deadline=finish,
+        left_out={"Permutation feature importance": left_out} if left_out else None,
     )
     _write_text(output_dir / "report.html", page)
     details = {
@@ -450,6 +477,7 @@ def run(
             else [],
             "candidates_completed": len(ranked),
             "candidates_total": len(results),
+            "report_seconds": round(time.monotonic() - report_started, 3),
         }
     }
     return AutoResult(estimator, goal, held_out_metrics, rows, details, results)
@@ -483,6 +511,8 @@ def fit_step(inputs: FitInput) -> FitOutput:
     validation = inputs.channels.get("validation")
     labels = None if inputs.n_classes is None else list(inputs.classes or range(inputs.n_classes))
     checkpoint_dir = env.paths.checkpoints_dir if env.paths.checkpoints_dir.is_dir() else None
+    process = process_started()  # a train process's start; not a long-lived one's (tests in-process)
+    job_started = process if 0 <= progress.started - process < FRESH_PROCESS_SECONDS else progress.started
     started = time.monotonic()
     outcome = run(
         train.X,
@@ -492,7 +522,7 @@ def fit_step(inputs: FitInput) -> FitOutput:
         classes=labels,
         settings=settings,
         output_dir=env.paths.output_data_dir,
-        started=progress.started,
+        started=job_started,
         validation=None if validation is None else (validation.X, validation.y),
         checkpoint_dir=checkpoint_dir,
         stop=stop,
@@ -514,7 +544,39 @@ def fit_step(inputs: FitInput) -> FitOutput:
     if validation is None:  # the held-out estimate stands in for a validation channel
         scores["validation"] = outcome.held_out_metrics
     details = dict(outcome.details)
+    elapsed = time.monotonic() - job_started
+    left = settings.max_runtime_seconds - elapsed
+    compile_now = left >= max(MIN_COMPILE_SECONDS, COMPILE_SHARE * settings.max_runtime_seconds)
+    details["automl"]["elapsed_seconds"] = round(elapsed, 3)
+    log.info(
+        "auto: elapsed %.1f s of the %.0f s budget; %.1f s left to evaluate%s and save the model",
+        elapsed,
+        settings.max_runtime_seconds,
+        max(left, 0.0),
+        ", compile" if compile_now else "",
+    )
     if stop.is_set():
         details["automl"]["stopped_early"] = True
         log.warning("auto: stopped early by a stop signal; saved the best model found so far")
-    return FitOutput(pipeline=pipeline, metrics=scores, details=details, fit_seconds=fit_seconds)
+    return FitOutput(
+        pipeline=pipeline,
+        metrics=scores,
+        details=details,
+        fit_seconds=fit_seconds,
+        compile_skipped=None if compile_now else f"only {max(left, 0.0):.1f} s of the time budget were left",
+    )
+
+
+def process_started() -> float:
+    """When this process started, on the monotonic clock: the budget covers the whole job,
+    the interpreter's start and imports included (seconds on a busy machine).  Linux's
+    /proc gives the start in clock ticks since boot; elsewhere it is now."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        with open("/proc/uptime", encoding="ascii") as fh:
+            uptime = float(fh.read().split()[0])
+        age = uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.monotonic()
+    return time.monotonic() - max(age, 0.0)

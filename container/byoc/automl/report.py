@@ -11,7 +11,9 @@ import base64
 import html
 import io
 import json
+import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +23,7 @@ from byoc.artifact import REGRESSION
 from byoc.automl.search import COMPLETED, Result
 
 Figure = Any
+log = logging.getLogger(__name__)
 
 
 def _png(draw: Callable[[Any], None], *, width: float = 5.5, height: float = 4.0) -> str:
@@ -173,24 +176,53 @@ def render(
     exploration: Mapping[str, Any],
     importances: Mapping[str, float] | None,
     summary: Mapping[str, Any],
+    deadline: float | None = None,
+    left_out: Mapping[str, str] | None = None,
 ) -> str:
-    """The whole page as a string."""
+    """The whole page as a string.
+
+    Plots are drawn in order of use until ``deadline`` (monotonic): past it the rest are left
+    out, and the page says which, beside ``left_out`` (what the job left out before, and why).
+    """
     images: list[tuple[str, str]] = []
+    missing = dict(left_out or {})
+
+    spent: list[float] = []  # seconds per plot drawn: the next is expected to cost the most of them
+
+    def plot(title: str, draw: Callable[[Any], None], height: float = 4.0) -> None:
+        started = time.monotonic()
+        if deadline is not None and started + max(spent, default=0.0) > deadline:
+            missing[title] = "not drawn: the time budget ran out"
+            return
+        images.append((title, _png(draw, height=height)))
+        spent.append(time.monotonic() - started)
+
     if problem_type == REGRESSION:
-        images.append(("Predicted vs actual", _png(_scatter(y, held_out))))
-        images.append(("Residuals", _png(_residuals(y, held_out))))
+        plot("Predicted vs actual", _scatter(y, held_out))
+        plot("Residuals", _residuals(y, held_out))
     else:
         predicted = held_out.argmax(axis=1)
-        images.append(("Confusion matrix", _png(_confusion(y, predicted, labels))))
-        images.append(("ROC curve", _png(_curves(y, held_out, labels, "roc"))))
-        images.append(("Precision-recall curve", _png(_curves(y, held_out, labels, "pr"))))
+        plot("Confusion matrix", _confusion(y, predicted, labels))
+        plot("ROC curve", _curves(y, held_out, labels, "roc"))
+        plot("Precision-recall curve", _curves(y, held_out, labels, "pr"))
     if importances:
-        images.append(("Permutation feature importance", _png(_importances(importances), height=5.0)))
-    images.append(("Score over time", _png(_timeline(results, objective))))
+        plot("Permutation feature importance", _importances(importances), height=5.0)
+    plot("Score over time", _timeline(results, objective))
+    if len(missing) > len(left_out or {}):
+        log.info(
+            "auto: the report leaves out %s: the time budget ran out",
+            ", ".join(set(missing) - set(left_out or {})),
+        )
     figures = "".join(
         f'<figure><img alt="{html.escape(title)}" src="{uri}"><figcaption>{html.escape(title)}</figcaption></figure>'
         for title, uri in images
     )
+    if missing:
+        figures += (
+            "<p>Left out to keep the time budget:</p><ul>"
+            + "".join(f"<li>{html.escape(title)}: {html.escape(why)}</li>" for title, why in missing.items())
+            + "</ul>"
+        )
     columns = [
         "rank",
         "candidate_name",
