@@ -186,6 +186,10 @@ def test_a_restarted_job_resumes_from_its_checkpoints(tmp_path):
     assert not re.search(r"auto candidate \d+:", second.stdout), "no candidate is scored twice"
     searched = [row for row in _leaderboard(root) if row["family"] != "stack"]  # the stack is recomputed
     assert len(searched) == 3 and all("from a checkpoint" in row["message"] for row in searched)
+    # the host that scored each candidate survives the restart (one host here: algo-1)
+    assert {row["host"] for row in searched} == {"algo-1"}
+    records = [json.loads(p.read_text()) for p in (root / "checkpoints").rglob("*.json")]
+    assert {r["host"] for r in records} == {"algo-1"}
 
 
 def test_sigterm_ends_the_search_and_saves_the_best_model_so_far(tmp_path):

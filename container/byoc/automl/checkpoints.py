@@ -1,9 +1,10 @@
 """Finished candidates recorded under /opt/ml/checkpoints, so a restarted job does not repeat them.
 
 SageMaker syncs the checkpoint directory to S3 and restores it when a managed spot job resumes.
-Each finished candidate is two files: its result as JSON and its held-out predictions as .npy,
-written atomically (temp file + rename) under a fingerprint of the data, the evaluation plan and
-the objective — a job restarted on other data or with another objective starts afresh.
+Each finished candidate is two files: its result as JSON (with the host that scored it) and its
+held-out predictions as .npy, written atomically (temp file + rename) under a fingerprint of the
+data, the evaluation plan and the objective — a job restarted on other data or with another
+objective starts afresh.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class Checkpoints:
             "metrics": result.metrics,
             "fit_seconds": result.fit_seconds,
             "message": result.message,
+            "host": result.host,
         }
         _atomic(self.folder / f"{stem}.json", lambda fh: fh.write(json.dumps(record).encode()))
 
@@ -89,6 +91,7 @@ class Checkpoints:
                         0.0,
                         record.get("message", "") + " (from a checkpoint)",
                         oof,
+                        host=record.get("host", ""),
                     )
                 )
             except (OSError, ValueError, KeyError, TypeError) as exc:
