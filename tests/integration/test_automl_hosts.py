@@ -51,9 +51,9 @@ def _host_root(base: Path, current_host: str, **hyperparameters) -> Path:
 def test_two_hosts_share_the_search_and_the_first_writes_the_model(tmp_path):
     settings = {"BYOC_DASK_SCHEDULER_PORT": str(free_port()), "BYOC_DASK_CONNECT_TIMEOUT": "60"}
     params = {
-        "max_runtime_seconds": 120,
-        "max_candidates": 4,
-    }  # ends after 4: the budget is for a busy machine
+        "max_runtime_seconds": 240,
+        "max_candidates": 3,
+    }  # ends after 3: the budget is an upper bound for a busy machine
     first, second = (_host_root(tmp_path, host, **params) for host in HOSTS)
     worker = start_train(second, env=settings)
     try:
@@ -134,3 +134,32 @@ def test_sigterm_on_the_first_host_saves_the_best_so_far_and_closes_the_cluster(
     assert worker.returncode == 0, worker_out
     assert "the scheduler on 127.0.0.1 closed (the job is done)" in worker_out
     assert model_dir_entries(second) == [] and read_failure(second) is None
+
+
+def test_a_lost_worker_host_leaves_the_first_host_to_finish_the_job(tmp_path):
+    """The second host dies mid-search (its train process killed, its Dask worker with it): the
+    first host notices, scores the rest itself and saves the model — no hang, no fault."""
+    settings = {"BYOC_DASK_SCHEDULER_PORT": str(free_port()), "BYOC_DASK_CONNECT_TIMEOUT": "60"}
+    params = {"max_runtime_seconds": 240, "max_candidates": 5}  # the budget: for a busy machine
+    first, second = (_host_root(tmp_path, host, **params) for host in HOSTS)
+    worker = start_train(second, env=settings)
+    leader = start_train(first, env=settings)
+    try:
+        seen = read_until(leader, r"auto candidate \d+: .* on localhost; elapsed")
+        worker.kill()
+        worker.wait(timeout=30)
+        rest = leader.communicate(timeout=200)[0]
+    finally:
+        for proc in (leader, worker):
+            if proc.poll() is None:
+                stop_process(proc)
+    out = seen + rest
+    assert re.search(r"auto candidate \d+: .* on localhost; elapsed", seen), out
+    assert leader.returncode == 0, out
+    assert read_failure(first) is None
+    assert "auto: lost host(s) localhost" in rest, out
+    # the search went on without the lost host: candidates finished on the first host after it
+    assert re.search(r"auto candidate \d+: \S+: \w+=[-0-9.]+ .* on 127\.0\.0\.1; elapsed", rest), out
+    assert {"model.joblib", "model.json"} <= set(model_dir_entries(first))
+    board = list(csv.DictReader(io.StringIO((first / "output/data/leaderboard.csv").read_text())))
+    assert {row["host"] for row in board if row["candidate_status"] == "Completed"} == set(HOSTS)

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from byoc.automl import search
@@ -53,6 +53,7 @@ DEFAULT_SCHEDULER_PORT = 8786  # Dask's own default
 DEFAULT_WORKER_PORT = 0  # any free port: the worker tells the scheduler which one
 DEFAULT_TIMEOUT_SECONDS = 300.0
 POLL_SECONDS = 0.2
+CHECK_HOSTS_SECONDS = 1.0
 PR_SET_PDEATHSIG = 1
 
 
@@ -290,7 +291,7 @@ def spread(env: TrainingEnvironment) -> Callable[[search.Context], contextlib.Ab
         client = Client(where, timeout=settings.timeout, set_as_default=False)
         try:
             _wait_for_workers(client, env, settings)
-            yield DaskRunner(client, ctx, slots=len(env.hosts))
+            yield DaskRunner(client, ctx, slots=len(env.hosts), hosts=env.hosts)
         finally:
             client.close()
 
@@ -323,26 +324,38 @@ def score_remotely(
     """:func:`~byoc.automl.search.evaluate` on a Dask worker.
 
     Monotonic clocks are per host: the deadlines travel as seconds from now and are anchored
-    again here.
+    again here.  As on one host, the candidate is scored in a forked child killed at the search
+    deadline (:mod:`byoc.automl.isolated`), so an abandoned candidate stops using the host's CPU.
     """
     from distributed import get_worker
 
+    from byoc.automl import isolated
+
     now = time.monotonic()
     here = dataclasses.replace(ctx, started=now - elapsed, hard_deadline=now + hard_deadline_in)
-    result = search.evaluate(candidate, here, now + deadline_in)
+    result = isolated.evaluate(candidate, here, now + deadline_in, kill_at=now + deadline_in)
     result.host = str(get_worker().name)
     return result
 
 
 class DaskRunner:
-    """Candidates out to the Dask workers (one per host, one candidate each), results back."""
+    """Candidates out to the Dask workers (one per host, one candidate each), results back.
 
-    def __init__(self, client: Client, ctx: search.Context, slots: int) -> None:
+    A host that dies (its worker leaves the scheduler) is logged and leaves the search with one
+    slot less; Dask itself runs the candidate it was scoring again on another host, and a
+    candidate whose hosts all died (Dask's ``KilledWorker``) is recorded as failed with the cause.
+    """
+
+    def __init__(self, client: Client, ctx: search.Context, slots: int, hosts: Sequence[str] = ()) -> None:
         from distributed import as_completed
 
         self.client = client
         self.ctx = ctx
         self.slots = slots
+        self._hosts = set(hosts)
+        self._checked = time.monotonic()
+        self._deadlines: dict[str, float] = {}
+        self._retried: set[str] = set()
         [self._context] = client.scatter([ctx], broadcast=True, hash=False)
         self._running: dict[Any, Candidate] = {}
         self._finished = as_completed(loop=client.loop)
@@ -360,30 +373,84 @@ class DaskRunner:
             pure=False,
         )
         self._running[future] = candidate
+        self._deadlines[candidate.name] = deadline
         self._finished.add(future)
 
     def pending(self) -> int:
         return len(self._running) + len(self._stopped)
 
     def next_result(self) -> search.Result:
-        while not self._stopped and not self._finished.has_ready():
-            if self.ctx.stop.is_set() or time.monotonic() > self.ctx.hard_deadline:
-                self._stop_all()
-                break
-            time.sleep(POLL_SECONDS)
-        if self._stopped:
-            return self._stopped.pop(0)
-        future = next(self._finished)
-        candidate = self._running.pop(future)
+        while True:
+            while not self._stopped and not self._finished.has_ready():
+                if self.ctx.stop.is_set() or time.monotonic() > self.ctx.hard_deadline:
+                    self._stop_all()
+                    break
+                if time.monotonic() - self._checked > CHECK_HOSTS_SECONDS:
+                    self._check_hosts()
+                time.sleep(POLL_SECONDS)
+            if self._stopped:
+                return self._stopped.pop(0)
+            future = next(self._finished)
+            candidate = self._running.pop(future)
+            try:
+                return future.result()
+            except Exception as exc:  # a lost host fails one candidate at most, never the search
+                log.debug("candidate %s failed on the cluster", candidate, exc_info=True)
+                if self._retry(candidate, exc):
+                    continue
+                return search.Result(
+                    candidate,
+                    search.FAILED,
+                    finished_at=self.ctx.elapsed(),
+                    message=f"the host(s) scoring it were lost ({type(exc).__name__}: {exc})"[:500],
+                )
+
+    def _retry(self, candidate: Candidate, exc: Exception) -> bool:
+        """Score ``candidate`` once more after its host was lost (Dask's ``KilledWorker``, or the
+        task cancelled with the data the lost host held): the search's context is sent again to
+        the hosts left when none of them holds it any more."""
+        if candidate.name in self._retried or not self._hosts or self.ctx.stop.is_set():
+            return False
+        self._retried.add(candidate.name)
+        self._check_hosts()
         try:
-            return future.result()
-        except Exception as exc:  # a lost worker fails one candidate, not the search
-            log.debug("candidate %s failed on the cluster", candidate, exc_info=True)
-            return search.Result(
-                candidate,
-                search.FAILED,
-                finished_at=self.ctx.elapsed(),
-                message=f"{type(exc).__name__}: {exc}"[:500],
+            if not self.client.who_has([self._context]).get(self._context.key):
+                [self._context] = self.client.scatter([self.ctx], broadcast=True, hash=False)
+            self.submit(candidate, self._deadlines[candidate.name])
+        except Exception:  # the cluster cannot take it: the candidate is recorded as failed
+            log.debug("could not score %s again", candidate.name, exc_info=True)
+            return False
+        log.warning(
+            "auto: %s was lost with its host (%s: %s); scoring it again on %s",
+            candidate.name,
+            type(exc).__name__,
+            str(exc)[:200],
+            ", ".join(sorted(self._hosts)),
+        )
+        return True
+
+    def _check_hosts(self) -> None:
+        """Notice hosts whose worker left: fewer slots, and a warning naming them."""
+        self._checked = time.monotonic()
+        try:
+            scheduler = self.client.scheduler
+            if scheduler is None:
+                return
+            identity = self.client.sync(scheduler.identity, n_workers=-1)
+            workers = identity["workers"].values()
+        except Exception:  # the scheduler is on this host: if it cannot answer, the next poll will tell
+            log.debug("could not ask the Dask scheduler for its workers", exc_info=True)
+            return
+        live = {str(w.get("name")) for w in workers}
+        lost = self._hosts - live
+        if lost:
+            self._hosts -= lost
+            self.slots = max(len(self._hosts), 1)
+            log.warning(
+                "auto: lost host(s) %s (their Dask worker left the scheduler); the search goes on with %s, "
+                "and a candidate that was running there is scored again on the remaining host(s)",
+                ", ".join(sorted(lost)),
+                ", ".join(sorted(self._hosts)) or "no host",
             )
 
     def _stop_all(self) -> None:
