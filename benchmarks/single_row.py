@@ -47,6 +47,9 @@ def main() -> int:
     parser.add_argument("--retrain", action="store_true")
     args = parser.parse_args()
 
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # as each server worker does (byoc.serving.server._post_fork)
     body, _ = single_row_bodies(synthetic_frame(2000, seed=2))["csv row"]
     with tempfile.TemporaryDirectory() as tmp:
         base = args.keep or Path(tmp)
