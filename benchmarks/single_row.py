@@ -49,7 +49,6 @@ def main() -> int:
 
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(1)  # as each server worker does (byoc.serving.server._post_fork)
     body, _ = single_row_bodies(synthetic_frame(2000, seed=2))["csv row"]
     with tempfile.TemporaryDirectory() as tmp:
         base = args.keep or Path(tmp)
@@ -62,6 +61,9 @@ def main() -> int:
                 train_model(root, args.train_rows, hyperparameters, numeric_only)
             for switch in ("on", "off"):
                 model_handler, settings = load_handler(root, BYOC_COMPILED_INFERENCE=switch)
+                # One math-library thread, as each server worker after the model is loaded
+                # (byoc.serving.server._post_fork): threadpoolctl limits the libraries loaded by then.
+                threadpool_limits(1)
                 ms = cpu_ms_per_call(
                     functools.partial(invoke_in_process, model_handler, settings, body), args.calls
                 )

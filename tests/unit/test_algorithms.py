@@ -331,3 +331,56 @@ def test_gradient_boosting_early_stopping_with_a_single_row_class_explains_the_f
         pipeline.fit(X, y)
     params = resolve({"algorithm": "gradient_boosting", "early_stopping": False, "max_iter": 5})
     algorithms.build("multiclass_classification", params, feature_schema(X)).fit(X, y)
+
+
+@pytest.mark.parametrize("problem_type", ["binary_classification", "regression"])
+@pytest.mark.parametrize("cells", [0, 10**9])  # both sides of DENSE_NEIGHBOURS_MAX_CELLS
+def test_knn_searches_one_representation_on_either_side_of_the_dense_bound(problem_type, cells, monkeypatch):
+    """Below the bound knn fits and searches the dense form of its sparse one-hot matrix, above
+    it the sparse matrix itself; either way every answer is scikit-learn's own on that form,
+    sparse or dense request rows alike, one at a time or together."""
+    from scipy import sparse
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    from byoc.algorithms import builtin
+
+    monkeypatch.setattr(builtin, "DENSE_NEIGHBOURS_MAX_CELLS", cells)
+    rows = sparse.csr_matrix(np.round(np.random.default_rng(4).normal(size=(40, 6)), 1))
+    rows.data[rows.data < 0] = 0.0  # a sparse matrix with ties
+    rows.eliminate_zeros()
+    target = np.arange(40) % 3 if problem_type != "regression" else np.linspace(0, 1, 40)
+    ours = (builtin.NeighboursRegressor if problem_type == "regression" else builtin.NeighboursClassifier)(
+        n_neighbors=3
+    ).fit(rows, target)
+    assert ours.dense_input_ is (cells > 0)
+    form = rows.toarray() if cells else rows
+    theirs = (KNeighborsRegressor if problem_type == "regression" else KNeighborsClassifier)(
+        n_neighbors=3
+    ).fit(form, target)
+    for query in [rows, rows[:1], rows[17:18], rows.toarray()[5:6]]:
+        same_form = query.toarray() if cells and sparse.issparse(query) else query
+        assert np.array_equal(ours.predict(query), theirs.predict(same_form))
+        assert np.array_equal(ours.kneighbors(query)[1], theirs.kneighbors(same_form)[1])
+        if problem_type != "regression":
+            assert np.array_equal(ours.predict_proba(query), theirs.predict_proba(same_form))
+
+
+def test_knn_fitted_before_the_dense_bound_searches_as_it_did():
+    """A NeighboursClassifier pickled before ``dense_input_`` existed keeps its sparse search."""
+    from scipy import sparse
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from byoc.algorithms import builtin
+
+    rows = sparse.random(60, 12, density=0.3, random_state=5, format="csr")
+    target = np.arange(60) % 2
+    old = builtin.NeighboursClassifier(n_neighbors=3).fit(rows, target)
+    state = old.__getstate__()
+    del state["dense_input_"]
+    state["_fit_X"] = rows  # as fitted then: the sparse matrix itself
+    revived = builtin.NeighboursClassifier.__new__(builtin.NeighboursClassifier)
+    revived.__setstate__(state)
+    revived._fit_method = "brute"
+    theirs = KNeighborsClassifier(n_neighbors=3).fit(rows, target)
+    assert sparse.issparse(revived._fit_X)
+    assert np.array_equal(revived.predict_proba(rows), theirs.predict_proba(rows))
