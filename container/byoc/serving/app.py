@@ -118,22 +118,45 @@ class FlaskBody:
         return line_slices(self.stream, self.limit, whole_records=whole_records)
 
 
+CUSTOM_ATTRIBUTES_KEY = "HTTP_" + CUSTOM_ATTRIBUTES_HEADER.upper().replace("-", "_")
+
+
+def _input(environ: Mapping[str, Any]) -> Any:
+    """The body stream: gunicorn's own when it ends the stream at the body's end
+    (``wsgi.input_terminated``: werkzeug's ``request.stream`` returns it then too, after header
+    parsing that cost about 10 us a request), else werkzeug's bounded wrapper."""
+    return environ["wsgi.input"] if environ.get("wsgi.input_terminated") else request.stream
+
+
+def _content_length(environ: Mapping[str, Any]) -> int | None:
+    """Content-Length as werkzeug's ``request.content_length`` reads it: None for a chunked body
+    or none given, 0 for a value that is not a whole number."""
+    raw = environ.get("CONTENT_LENGTH")
+    if raw is None or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return None
+    raw = raw.strip()
+    return int(raw) if raw.isascii() and raw.isdigit() else 0
+
+
 def answer(handler: Handler, settings: ServingSettings) -> Response:
-    """Hand the current request to ``handler`` and turn its answer into the HTTP response."""
+    """Hand the current request to ``handler`` and turn its answer into the HTTP response.
+
+    Headers are read from the WSGI environ (the same values ``request.headers`` gives)."""
+    environ = request.environ
     request_id = request_id_of_current_request()
-    headers = request.headers
+    stream = _input(environ)
     try:
         result = handler.invoke(
             InferenceRequest(
-                body=FlaskBody(request.stream, request.content_length, settings.max_payload_bytes),
-                content_type=headers.get("Content-Type"),
-                accept=headers.get("Accept"),
-                custom_attributes=headers.get(CUSTOM_ATTRIBUTES_HEADER),
+                body=FlaskBody(stream, _content_length(environ), settings.max_payload_bytes),
+                content_type=environ.get("CONTENT_TYPE"),
+                accept=environ.get("HTTP_ACCEPT"),
+                custom_attributes=environ.get(CUSTOM_ATTRIBUTES_KEY),
                 request_id=request_id,
             )
         )
     except UserError:  # the client may still be sending: it must get this answer, not a reset
-        _drain_quietly(request.stream)
+        _drain_quietly(stream)
         raise
     response = Response(result.body, status=200, content_type=result.content_type)
     response.headers.update(result.headers)
