@@ -409,6 +409,7 @@ def run(
     )
     by_name = {r.name: r for r in ranked}
     if stacked is not None:
+        stacked.result.host = host  # the stack is fitted here, on the first host
         results = [*results, stacked.result]
         by_name[stacked.result.name] = stacked.result
     if stacked is not None and goal.better(stacked.result.score, blend_score):
