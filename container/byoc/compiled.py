@@ -180,6 +180,8 @@ class LinearEstimator(BaseEstimator):
         from scipy.special import expit
         from sklearn.utils.extmath import softmax
 
+        if self.classes_ is None:
+            raise AttributeError("a regression model has no predict_proba")
         scores = self.decision_function(X)
         if len(self.classes_) > 2:
             return softmax(scores, copy=False)

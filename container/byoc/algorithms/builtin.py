@@ -348,7 +348,11 @@ def _check_enough_rows(n_neighbors: int, X: Any) -> None:
 DENSE_NEIGHBOURS_MAX_CELLS = 2**25
 
 
-class _DenseWhenSmall:
+# scikit-learn is untyped (Any): the mixin below calls its neighbour estimators through super().
+_NeighboursBase: Any = object
+
+
+class _DenseWhenSmall(_NeighboursBase):
     """Fit and predict on the dense form of a sparse input matrix when the training matrix has at
     most DENSE_NEIGHBOURS_MAX_CELLS cells (``dense_input_``, decided once at fit).
 
@@ -364,14 +368,14 @@ class _DenseWhenSmall:
     def fit(self, X: Any, y: Any) -> Any:
         _check_enough_rows(self.n_neighbors, X)
         self.dense_input_ = sparse.issparse(X) and X.shape[0] * X.shape[1] <= DENSE_NEIGHBOURS_MAX_CELLS
-        return super().fit(self._fitted_form(X), y)  # type: ignore[misc]
+        return super().fit(self._fitted_form(X), y)
 
     def kneighbors(self, X: Any = None, n_neighbors: Any = None, return_distance: bool = True) -> Any:
         X = X if X is None else self._fitted_form(X)
-        return super().kneighbors(X, n_neighbors, return_distance)  # type: ignore[misc]
+        return super().kneighbors(X, n_neighbors, return_distance)
 
     def predict(self, X: Any) -> Any:
-        return super().predict(self._fitted_form(X))  # type: ignore[misc]
+        return super().predict(self._fitted_form(X))
 
 
 class NeighboursClassifier(_DenseWhenSmall, KNeighborsClassifier):
