@@ -62,6 +62,10 @@ def test_clients_loads_unloads_and_evictions_at_once(tmp_path: Path) -> None:
     peaks: dict[int, int] = {}
     stop = threading.Event()
     try:
+        # /ping passes once one worker is up, and gunicorn forks the next after a random pause of up
+        # to 0.1 s: a baseline taken before then missed the second worker, which then looked like a
+        # replacement (seen once in CI).
+        support.wait_for(lambda: len(worker_rss(server)) == WORKERS, f"{WORKERS} workers started", 60)
         session = requests.Session()
         for _ in range(4):  # every worker past its first requests before the baseline is taken
             session.post(f"{server.url}/models/none/invoke", data="1\n", timeout=10)
