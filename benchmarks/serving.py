@@ -5,7 +5,10 @@ Load generator: wrk (C, keep-alive, ``--latency`` for p50/p99), 8 connections, 2
 server, equally for every row.  Measured, all on this machine in this run:
 
 1. ceiling: a bare Flask app returning a constant, under gunicorn with the same worker count
-   and worker class byoc uses (``byoc.serving.server.gunicorn_options``);
+   and worker class byoc uses (``byoc.serving.server.gunicorn_options``), kept running and
+   measured again right before each model measurement (``--rounds`` pairs per row; a row's
+   share is the median of its pairs' ratios, since one ceiling sample alone moved 4x between
+   quiet runs);
 2. byoc single-row CSV requests for every built-in algorithm (trained by the real
    ``container/train`` on synthetic data: 10 numeric + 10 text categorical features; random
    forest and extra trees with 100 trees), with compiled inference as trained, and again with
@@ -342,6 +345,13 @@ def row(cells: list[str]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="single rows: (ceiling, model) wrk pairs per row, run back to back; the share is the "
+        "median of the pairs' ratios (one ceiling sample moved 1,366-5,879 requests/s between runs)",
+    )
     parser.add_argument("--train-rows", type=int, default=10000)
     parser.add_argument("--batch-mb", default="1,10")
     parser.add_argument(
@@ -408,16 +418,62 @@ def main() -> int:
     for worker_class in args.worker_classes.split(","):
         prefix = "" if worker_class == args.worker_classes.split(",")[0] else f"{worker_class} "
         bare = bare_server(worker_class)
+        ceiling_body = single_row_bodies(sample)["csv row"][0]
+        ceilings: list[dict] = []
+
+        def measure_ceiling(port: int = bare.port, body: bytes = ceiling_body, into: list = ceilings) -> dict:
+            r = wrk(port, body, "text/csv", "text/csv", args.duration)
+            into.append(r)
+            return r
+
         try:
-            ceiling = wrk(
-                bare.port, single_row_bodies(sample)["csv row"][0], "text/csv", "text/csv", args.duration
-            )
+            measure_ceiling()
+            for name, root in roots.items():
+                frame = numeric_columns(sample) if MODELS[name][1] else sample
+                body = single_row_bodies(frame)["csv row"][0]
+                slots = compiled_slots(root)
+                modes = [("on", "compiled: " + ", ".join(slots) if slots else "scikit-learn")]
+                if slots:
+                    modes.append(("off", "scikit-learn (BYOC_COMPILED_INFERENCE=off)"))
+                for (mode, label), image in [(m, i) for m in modes for i in places]:
+                    server = byoc_server(
+                        root, image=image, BYOC_COMPILED_INFERENCE=mode, BYOC_WORKER_CLASS=worker_class
+                    )
+                    try:  # rounds of (ceiling, model) pairs: the machine's drift hits both alike
+                        pairs = [
+                            (measure_ceiling(), wrk(server.port, body, "text/csv", "text/csv", args.duration))
+                            for _ in range(args.rounds)
+                        ]
+                    finally:
+                        server.stop()
+                    shares = sorted(m["rps"] / c["rps"] for c, m in pairs)
+                    r = sorted((m for _, m in pairs), key=lambda m: m["rps"])[len(pairs) // 2]
+                    r["share"] = shares[len(shares) // 2]
+                    r["shares"] = shares
+                    r["handler_ms"], r["final_ms"] = per_row_ms(root, body, BYOC_COMPILED_INFERENCE=mode)
+                    where = f" in {image}" if image else ""
+                    results[f"{prefix}{name}{where} compiled={mode}"] = r
+                    row(
+                        [
+                            f"byoc {name}{where}, {worker_class}",
+                            label,
+                            f"{r['rps']:,.0f}",
+                            f"{r['p50_ms']:.2f} ms",
+                            f"{r['p99_ms']:.2f} ms",
+                            f"{r['share']:.0%} ({', '.join(f'{x:.0%}' for x in shares)})",
+                            f"{r['handler_ms']:.3f} ms",
+                            f"{r['final_ms']:.3f} ms",
+                        ]
+                    )
         finally:
             bare.stop()
+        ceiling = sorted(ceilings, key=lambda c: c["rps"])[len(ceilings) // 2]
         results[f"{prefix}ceiling"] = ceiling
+        results[f"{prefix}ceiling_runs"] = [c["rps"] for c in ceilings]
         row(
             [
-                f"bare Flask + gunicorn (constant), {worker_class}",
+                f"bare Flask + gunicorn (constant), {worker_class}: median of {len(ceilings)} runs "
+                f"({min(c['rps'] for c in ceilings):,.0f}-{max(c['rps'] for c in ceilings):,.0f})",
                 "-",
                 f"{ceiling['rps']:,.0f}",
                 f"{ceiling['p50_ms']:.2f} ms",
@@ -427,37 +483,6 @@ def main() -> int:
                 "-",
             ]
         )
-        for name, root in roots.items():
-            frame = numeric_columns(sample) if MODELS[name][1] else sample
-            body = single_row_bodies(frame)["csv row"][0]
-            slots = compiled_slots(root)
-            modes = [("on", "compiled: " + ", ".join(slots) if slots else "scikit-learn")]
-            if slots:
-                modes.append(("off", "scikit-learn (BYOC_COMPILED_INFERENCE=off)"))
-            for (mode, label), image in [(m, i) for m in modes for i in places]:
-                server = byoc_server(
-                    root, image=image, BYOC_COMPILED_INFERENCE=mode, BYOC_WORKER_CLASS=worker_class
-                )
-                try:
-                    r = wrk(server.port, body, "text/csv", "text/csv", args.duration)
-                finally:
-                    server.stop()
-                r["share"] = r["rps"] / ceiling["rps"]
-                r["handler_ms"], r["final_ms"] = per_row_ms(root, body, BYOC_COMPILED_INFERENCE=mode)
-                where = f" in {image}" if image else ""
-                results[f"{prefix}{name}{where} compiled={mode}"] = r
-                row(
-                    [
-                        f"byoc {name}{where}, {worker_class}",
-                        label,
-                        f"{r['rps']:,.0f}",
-                        f"{r['p50_ms']:.2f} ms",
-                        f"{r['p99_ms']:.2f} ms",
-                        f"{r['share']:.0%}",
-                        f"{r['handler_ms']:.3f} ms",
-                        f"{r['final_ms']:.3f} ms",
-                    ]
-                )
 
     print(f"\n(single rows done after {elapsed(run_started)})")
     print(
