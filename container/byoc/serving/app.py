@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wsgi import get_content_length
 
 from byoc.environment import MLPaths
 from byoc.errors import PayloadTooLarge, UserError
@@ -128,27 +129,18 @@ def _input(environ: Mapping[str, Any]) -> Any:
     return environ["wsgi.input"] if environ.get("wsgi.input_terminated") else request.stream
 
 
-def _content_length(environ: Mapping[str, Any]) -> int | None:
-    """Content-Length as werkzeug's ``request.content_length`` reads it: None for a chunked body
-    or none given, 0 for a value that is not a whole number."""
-    raw = environ.get("CONTENT_LENGTH")
-    if raw is None or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-        return None
-    raw = raw.strip()
-    return int(raw) if raw.isascii() and raw.isdigit() else 0
-
-
 def answer(handler: Handler, settings: ServingSettings) -> Response:
     """Hand the current request to ``handler`` and turn its answer into the HTTP response.
 
-    Headers are read from the WSGI environ (the same values ``request.headers`` gives)."""
+    Headers are read from the WSGI environ (the same values ``request.headers`` gives), the
+    length by werkzeug's own ``get_content_length`` (what ``request.content_length`` returns)."""
     environ = request.environ
     request_id = request_id_of_current_request()
     stream = _input(environ)
     try:
         result = handler.invoke(
             InferenceRequest(
-                body=FlaskBody(stream, _content_length(environ), settings.max_payload_bytes),
+                body=FlaskBody(stream, get_content_length(environ), settings.max_payload_bytes),
                 content_type=environ.get("CONTENT_TYPE"),
                 accept=environ.get("HTTP_ACCEPT"),
                 custom_attributes=environ.get(CUSTOM_ATTRIBUTES_KEY),
