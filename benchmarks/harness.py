@@ -7,11 +7,58 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from support import REPO, SERVE, clean_environ, free_port, terminate, wait_for_ping
 
 WORKERS = os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which CPUs the measured server and the load generator run on.
+
+    Pinned (the default on >= 2 CPUs): the server -- gunicorn's master and so its workers, or the
+    container -- on every CPU but the last, one worker per CPU, and the load generator alone on the
+    last one.  Sharing the cores, wrk's threads waited for the CPUs the workers kept busy: responses
+    sat unread, the kernel's tail-loss probes fired after ~200 ms, and one ceiling sample moved 4x
+    between quiet runs.  ``shared`` keeps that older set-up for comparison."""
+
+    server_cpus: tuple[int, ...] | None  # None: not pinned
+    client_cpus: tuple[int, ...] | None
+    workers: int
+    client_threads: int
+
+    @classmethod
+    def choose(cls, shared: bool = False) -> Layout:
+        cpus = tuple(sorted(os.sched_getaffinity(0)))
+        if shared or len(cpus) < 2:
+            return cls(None, None, len(cpus), 2)
+        return cls(cpus[:-1], cpus[-1:], len(cpus) - 1, 1)
+
+    @property
+    def pinned(self) -> bool:
+        return self.server_cpus is not None
+
+    def describe(self) -> str:
+        if not self.pinned:
+            return f"{self.workers} workers; server and load generator share {self.workers} CPUs (not pinned)"
+        return (
+            f"server (gunicorn master, {self.workers} worker(s)) on CPU {cpu_list(self.server_cpus)}, "
+            f"load generator alone on CPU {cpu_list(self.client_cpus)}"
+        )
+
+
+def cpu_list(cpus: Sequence[int] | None) -> str:
+    """``cpus`` as taskset -c and docker --cpuset-cpus write them."""
+    return ",".join(str(c) for c in cpus or ())
+
+
+def on_cpus(argv: list[str], cpus: Sequence[int] | None) -> list[str]:
+    """``argv`` run on ``cpus`` only (taskset; its children inherit the mask), or as it is."""
+    return ["taskset", "-c", cpu_list(cpus), *argv] if cpus else argv
 
 
 class Server:
@@ -37,16 +84,24 @@ class ContainerServer:
     """``docker run --network host IMAGE serve`` on an ML root's model directory (read-only), as
     SageMaker runs the image; stopped with ``docker stop`` (SIGTERM, then SIGKILL)."""
 
-    def __init__(self, image: str, root: Path, env: dict[str, str], port: int) -> None:
+    def __init__(
+        self, image: str, root: Path, env: dict[str, str], port: int, cpus: Sequence[int] | None = None
+    ) -> None:
         self.port = port
         flags = [f"--env={key}={value}" for key, value in env.items()]
-        mount = ["-v", f"{root / 'model'}:/opt/ml/model:ro"]
-        self.container = subprocess.run(
-            ["docker", "run", "-d", "--rm", "--network", "host", *mount, *flags, image, "serve"],
+        mount = [
+            "-v",
+            f"{root.resolve() / 'model'}:/opt/ml/model:ro",
+        ]  # docker takes a relative one for a volume name
+        pin = [f"--cpuset-cpus={cpu_list(cpus)}"] if cpus else []
+        started = subprocess.run(
+            ["docker", "run", "-d", "--rm", "--network", "host", *pin, *mount, *flags, image, "serve"],
             capture_output=True,
             text=True,
-            check=True,
-        ).stdout.strip()
+        )
+        if started.returncode != 0:
+            raise SystemExit(f"docker run {image} failed: {started.stderr.strip()}")
+        self.container = started.stdout.strip()
         try:
             wait_for_ping(port, timeout=180)
         except BaseException:
@@ -58,14 +113,18 @@ class ContainerServer:
 
 
 def byoc_server(
-    root: Path, workers: int = WORKERS, image: str | None = None, **extra: str
+    root: Path,
+    workers: int = WORKERS,
+    image: str | None = None,
+    cpus: Sequence[int] | None = None,
+    **extra: str,
 ) -> Server | ContainerServer:
     """``container/serve`` on ``root`` (an ML root) with ``workers`` workers and ``extra`` settings;
-    inside the built ``image`` when one is named."""
+    inside the built ``image`` when one is named; on ``cpus`` only when given."""
     port = free_port()
     if image is not None:
         settings = {"SAGEMAKER_BIND_TO_PORT": str(port), "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers)}
-        return ContainerServer(image, root, {**settings, **extra}, port)
+        return ContainerServer(image, root, {**settings, **extra}, port, cpus)
     env = clean_environ(
         None,
         SAGEMAKER_BASE_DIR=str(root),
@@ -73,7 +132,7 @@ def byoc_server(
         SAGEMAKER_MODEL_SERVER_WORKERS=str(workers),
         **extra,
     )
-    return Server([sys.executable, str(SERVE)], env, port)
+    return Server(on_cpus([sys.executable, str(SERVE)], cpus), env, port)
 
 
 def commit() -> str:

@@ -1,14 +1,17 @@
 """Serving benchmark: byoc's server against the bare ceiling of its own stack, in one run.
 
-Load generator: wrk (C, keep-alive, ``--latency`` for p50/p99), 8 connections, 2 threads;
-``make bench`` installs it from Debian when missing.  It shares the machine's cores with the
-server, equally for every row.  Measured, all on this machine in this run:
+Load generator: wrk (C, keep-alive, ``--latency`` for p50/p99), 8 connections; ``make bench``
+installs it from Debian when missing.  On N >= 2 CPUs the server (gunicorn's master and so its
+workers; the container with ``--image``) runs on CPUs 0..N-2 with N-1 workers and wrk, one
+thread, alone on the last CPU (``taskset -c``; harness.Layout), so the client never waits for a
+core the workers keep busy.  ``--shared-cores`` restores the older set-up (N workers, wrk -t2,
+nothing pinned), where one ceiling sample moved 4x between quiet runs.  Measured, all on this
+machine in this run:
 
-1. ceiling: a bare Flask app returning a constant, under gunicorn with the same worker count
-   and worker class byoc uses (``byoc.serving.server.gunicorn_options``), kept running and
-   measured again right before each model measurement (``--rounds`` pairs per row; a row's
-   share is the median of its pairs' ratios, since one ceiling sample alone moved 4x between
-   quiet runs);
+1. ceiling: a bare Flask app returning a constant, under gunicorn with the same worker count,
+   worker class and threads byoc uses (``byoc.serving.server.gunicorn_options``), kept running
+   and measured again right before each model measurement (``--rounds`` pairs per row; a row's
+   share is the median of its pairs' ratios);
 2. byoc single-row CSV requests for every built-in algorithm (trained by the real
    ``container/train`` on synthetic data: 10 numeric + 10 text categorical features; random
    forest and extra trees with 100 trees), with compiled inference as trained, and again with
@@ -24,8 +27,14 @@ server, equally for every row.  Measured, all on this machine in this run:
    loading it in a fresh process).
 
 5. with ``--image TAG``: the same single-row and batch measurements against the server inside
-   the built image (``docker run --network host``, the model directory mounted read-only), each
-   row beside this machine's, against the same ceiling.
+   the built image (``docker run --network host --cpuset-cpus``, the model directory mounted
+   read-only), each row beside this machine's, against the same ceiling, and a table of each
+   row's share in the image against its share here (``--single-rows`` skips batches and memory:
+   ``--image TAG --models decision_tree,random_forest --single-rows`` takes about 3 minutes).
+
+``--threads 8,2`` (gthread threads per worker, BYOC_WORKER_THREADS) and ``--worker-classes
+gthread,sync`` measure each setting against its own ceiling, interleaved round by round, so a
+drift of the machine hits every setting alike.
 
 Models are trained once per training code and size and kept under ``--model-cache`` (default
 benchmarks/.data/models/COMMIT-ROWS, COMMIT the last change to container/ or the synthetic data;
@@ -33,6 +42,7 @@ git-ignored), so a second run (``--image`` after a plain run, say) measures with
 again; ``--retrain`` trains anew.
 
     .venv/bin/python benchmarks/serving.py [--duration 5] [--json results.json] [--image byoc-sklearn:TAG]
+        [--threads 8,2] [--shared-cores] [--single-rows]
 """
 
 from __future__ import annotations
@@ -44,17 +54,19 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO), str(REPO / "container")]  # run as a script from the checkout
 
-from benchmarks.harness import WORKERS, Server, byoc_server
+from benchmarks.harness import ContainerServer, Layout, Server, byoc_server, on_cpus
 from benchmarks.synthetic import DATA, TARGET, synthetic_frame
 from support import clean_environ, free_port, make_ml_root, run_train
 
@@ -77,7 +89,8 @@ BARE_APP = textwrap.dedent("""
     def invocations():
         return Response("no\\n", mimetype="text/csv")
 
-    options = gunicorn_options(ServingSettings(port={port}, workers={workers}, worker_class={worker_class!r}))
+    settings = ServingSettings(port={port}, workers={workers}, worker_class={worker_class!r}, threads={threads})
+    options = gunicorn_options(settings)
     _gunicorn_application(app, options).run()
 """)
 
@@ -117,18 +130,62 @@ def numeric_columns(frame):
     return frame[[c for c in frame.columns if c == TARGET or c.startswith("num_")]]
 
 
-def bare_server(worker_class: str) -> Server:
+@dataclass(frozen=True)
+class Variant:
+    """One gunicorn worker setting measured: its class and gthread threads per worker."""
+
+    worker_class: str
+    threads: int
+
+    @property
+    def label(self) -> str:
+        return f"gthread, {self.threads} threads" if self.worker_class == "gthread" else self.worker_class
+
+    def environ(self) -> dict[str, str]:
+        return {"BYOC_WORKER_CLASS": self.worker_class, "BYOC_WORKER_THREADS": str(self.threads)}
+
+
+def variants(worker_classes: str, threads: str) -> list[Variant]:
+    """Every class with every thread count (sync has one thread), the first being the baseline."""
+    out: list[Variant] = []
+    for worker_class in worker_classes.split(","):
+        for count in threads.split(","):
+            variant = Variant(worker_class, int(count) if worker_class == "gthread" else 1)
+            if variant not in out:
+                out.append(variant)
+    return out
+
+
+def bare_server(variant: Variant, layout: Layout) -> Server:
     port = free_port()
     code = BARE_APP.format(
-        container=str(REPO / "container"), port=port, workers=WORKERS, worker_class=worker_class
+        container=str(REPO / "container"),
+        port=port,
+        workers=layout.workers,
+        worker_class=variant.worker_class,
+        threads=variant.threads,
     )
-    return Server([sys.executable, "-c", code], clean_environ(None), port)
+    return Server(on_cpus([sys.executable, "-c", code], layout.server_cpus), clean_environ(None), port)
+
+
+def wrk_command(layout: Layout, duration: int) -> list[str]:
+    """wrk on the load generator's CPU (``layout``), with its target and script left to add."""
+    return on_cpus(
+        ["wrk", f"-t{layout.client_threads}", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency"],
+        layout.client_cpus,
+    )
 
 
 def wrk(
-    port: int, body: bytes, content_type: str, accept: str, duration: int, path: str = "/invocations"
+    port: int,
+    body: bytes,
+    content_type: str,
+    accept: str,
+    duration: int,
+    path: str = "/invocations",
+    layout: Layout | None = None,
 ) -> dict:
-    """requests/s, p50 and p99 from wrk --latency for one POST body."""
+    """requests/s, p50 and p99 from wrk --latency for one POST body, run as ``layout`` says."""
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(
@@ -139,11 +196,7 @@ def wrk(
         )
         out = subprocess.run(
             [
-                "wrk",
-                "-t2",
-                f"-c{CONNECTIONS}",
-                f"-d{duration}s",
-                "--latency",
+                *wrk_command(layout or Layout.choose(shared=True), duration),
                 "-s",
                 str(script),
                 f"http://127.0.0.1:{port}{path}",
@@ -342,15 +395,54 @@ def row(cells: list[str]) -> None:
     print("| " + " | ".join(cells) + " |", flush=True)
 
 
+def summarize(pairs: list[tuple[dict, dict]]) -> dict:
+    """A row from its (ceiling, model) wrk pairs: medians of the model's runs, and its share of the
+    ceiling as the median of the pairs' ratios (each pair ran back to back, so drift hits both)."""
+    runs = [m for _, m in pairs]
+    shares = sorted(m["rps"] / c["rps"] for c, m in pairs)
+    return {
+        "rps": statistics.median(m["rps"] for m in runs),
+        "p50_ms": statistics.median(m["p50_ms"] for m in runs),
+        "p99_ms": statistics.median(m["p99_ms"] for m in runs),
+        "p99_runs_ms": [m["p99_ms"] for m in runs],
+        "share": statistics.median(shares),
+        "shares": shares,
+    }
+
+
+def percent_list(values: list[float]) -> str:
+    return ", ".join(f"{x:.0%}" for x in values)
+
+
+def print_image_shares(results: dict, image: str) -> None:
+    """Each single-row row's share of the ceiling in the image beside its share on this machine."""
+    print(f"\n| single-row CSV (share of ceiling) | this machine | in {image} | image / this machine |")
+    print("|---|---|---|---|")
+    for key, plain in results.items():
+        inside = results.get(key.replace(" compiled=", f" in {image} compiled="))
+        if not isinstance(plain, dict) or "share" not in plain or f" in {image}" in key or inside is None:
+            continue
+        row(
+            [
+                key,
+                f"{plain['share']:.0%} (p99 {plain['p99_ms']:.1f} ms)",
+                f"{inside['share']:.0%} (p99 {inside['p99_ms']:.1f} ms)",
+                f"{inside['share'] / plain['share']:.2f}",
+            ]
+        )
+
+
 def main() -> int:
+    from byoc.serving.settings import DEFAULT_WORKER_THREADS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument(
         "--rounds",
         type=int,
         default=3,
-        help="single rows: (ceiling, model) wrk pairs per row, run back to back; the share is the "
-        "median of the pairs' ratios (one ceiling sample moved 1,366-5,879 requests/s between runs)",
+        help="single rows: (ceiling, model) wrk pairs per row and setting, interleaved; the share is "
+        "the median of the pairs' ratios",
     )
     parser.add_argument("--train-rows", type=int, default=10000)
     parser.add_argument("--batch-mb", default="1,10")
@@ -366,8 +458,9 @@ def main() -> int:
     parser.add_argument("--retrain", action="store_true", help="train every model anew")
     parser.add_argument(
         "--image",
-        help="also measure the server inside this built image (docker run --network host IMAGE "
-        "serve), single rows and batches, against the same ceiling",
+        help="also measure the server inside this built image (docker run --network host "
+        "--cpuset-cpus IMAGE serve), single rows and batches, against the same ceiling, and print "
+        "each row's share in the image beside its share here",
     )
     parser.add_argument(
         "--worker-classes",
@@ -375,11 +468,27 @@ def main() -> int:
         help="gunicorn worker classes to measure single rows with (BYOC_WORKER_CLASS); the first is "
         "byoc's default, the others (e.g. gthread,sync) are compared with it in the same run",
     )
+    parser.add_argument(
+        "--threads",
+        default=str(DEFAULT_WORKER_THREADS),
+        help="gthread threads per worker (BYOC_WORKER_THREADS) to measure single rows with, e.g. 8,2: "
+        f"each against its own ceiling, interleaved (default {DEFAULT_WORKER_THREADS}, byoc's default)",
+    )
+    parser.add_argument(
+        "--shared-cores",
+        action="store_true",
+        help="the older set-up: one worker per CPU and wrk -t2 on the same CPUs, nothing pinned",
+    )
+    parser.add_argument(
+        "--single-rows", action="store_true", help="only the single-row table (no batches, no memory)"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does it)")
 
-    results: dict = {"workers": WORKERS, "connections": CONNECTIONS, "cpus": os.cpu_count()}
+    layout = Layout.choose(shared=args.shared_cores)
+    settings = variants(args.worker_classes, args.threads)
+    results: dict = {"layout": asdict(layout), "connections": CONNECTIONS, "cpus": os.cpu_count()}
     places: list[str | None] = [None] + ([args.image] if args.image else [])  # None: this machine
     sample = synthetic_frame(2000, seed=2)
     run_started = time.perf_counter()
@@ -398,9 +507,13 @@ def main() -> int:
             f"compiled: {compiled_slots(roots[name]) or 'nothing'}",
             flush=True,
         )
+    if (
+        layout.pinned
+    ):  # this process's own work (in-process baselines, batch client) stays off the server's CPUs
+        os.sched_setaffinity(0, layout.client_cpus)
     print(
-        f"\nwrk -t2 -c{CONNECTIONS} -d{args.duration}s --latency; {WORKERS} workers; "
-        f"{os.cpu_count()} CPUs shared by server and load generator; {args.train_rows} training rows\n"
+        f"\n{' '.join(wrk_command(layout, args.duration))} -s post.lua URL; {layout.describe()}; "
+        f"{' / '.join(v.label for v in settings)}; {args.rounds} rounds; {args.train_rows} training rows\n"
     )
     row(
         [
@@ -409,71 +522,87 @@ def main() -> int:
             "requests/s",
             "p50",
             "p99",
-            "share of ceiling",
+            "share of ceiling (pairs)",
             "handler in-process",
             "final predict",
         ]
     )
     print("|---|---|---|---|---|---|---|---|")
-    for worker_class in args.worker_classes.split(","):
-        prefix = "" if worker_class == args.worker_classes.split(",")[0] else f"{worker_class} "
-        bare = bare_server(worker_class)
-        ceiling_body = single_row_bodies(sample)["csv row"][0]
-        ceilings: list[dict] = []
+    ceiling_body = single_row_bodies(sample)["csv row"][0]
+    bares: dict[Variant, Server] = {}
+    ceilings: dict[Variant, list[dict]] = {v: [] for v in settings}
 
-        def measure_ceiling(port: int = bare.port, body: bytes = ceiling_body, into: list = ceilings) -> dict:
-            r = wrk(port, body, "text/csv", "text/csv", args.duration)
-            into.append(r)
-            return r
+    def measure(port: int, body: bytes) -> dict:
+        return wrk(port, body, "text/csv", "text/csv", args.duration, layout=layout)
 
-        try:
-            measure_ceiling()
-            for name, root in roots.items():
-                frame = numeric_columns(sample) if MODELS[name][1] else sample
-                body = single_row_bodies(frame)["csv row"][0]
-                slots = compiled_slots(root)
-                modes = [("on", "compiled: " + ", ".join(slots) if slots else "scikit-learn")]
-                if slots:
-                    modes.append(("off", "scikit-learn (BYOC_COMPILED_INFERENCE=off)"))
-                for (mode, label), image in [(m, i) for m in modes for i in places]:
-                    server = byoc_server(
-                        root, image=image, BYOC_COMPILED_INFERENCE=mode, BYOC_WORKER_CLASS=worker_class
-                    )
-                    try:  # rounds of (ceiling, model) pairs: the machine's drift hits both alike
-                        pairs = [
-                            (measure_ceiling(), wrk(server.port, body, "text/csv", "text/csv", args.duration))
-                            for _ in range(args.rounds)
-                        ]
-                    finally:
+    try:
+        for variant in settings:
+            bares[variant] = bare_server(variant, layout)
+            ceilings[variant].append(measure(bares[variant].port, ceiling_body))  # a warm-up, kept
+        for name, root in roots.items():
+            frame = numeric_columns(sample) if MODELS[name][1] else sample
+            body = single_row_bodies(frame)["csv row"][0]
+            slots = compiled_slots(root)
+            modes = [("on", "compiled: " + ", ".join(slots) if slots else "scikit-learn")]
+            if slots:
+                modes.append(("off", "scikit-learn (BYOC_COMPILED_INFERENCE=off)"))
+            for (mode, label), image in [(m, i) for m in modes for i in places]:
+                servers: dict[Variant, Server | ContainerServer] = {}
+                pairs: dict[Variant, list[tuple[dict, dict]]] = {v: [] for v in settings}
+                try:
+                    for variant in settings:
+                        servers[variant] = byoc_server(
+                            root,
+                            workers=layout.workers,
+                            image=image,
+                            cpus=layout.server_cpus,
+                            BYOC_COMPILED_INFERENCE=mode,
+                            **variant.environ(),
+                        )
+                    for _ in range(args.rounds):  # every setting's pair in each round
+                        for variant in settings:
+                            ceiling = measure(bares[variant].port, ceiling_body)
+                            ceilings[variant].append(ceiling)
+                            pairs[variant].append((ceiling, measure(servers[variant].port, body)))
+                finally:
+                    for server in servers.values():
                         server.stop()
-                    shares = sorted(m["rps"] / c["rps"] for c, m in pairs)
-                    r = sorted((m for _, m in pairs), key=lambda m: m["rps"])[len(pairs) // 2]
-                    r["share"] = shares[len(shares) // 2]
-                    r["shares"] = shares
-                    r["handler_ms"], r["final_ms"] = per_row_ms(root, body, BYOC_COMPILED_INFERENCE=mode)
-                    where = f" in {image}" if image else ""
+                handler_ms, final_ms = per_row_ms(root, body, BYOC_COMPILED_INFERENCE=mode)
+                where = f" in {image}" if image else ""
+                for variant in settings:
+                    r = summarize(pairs[variant])
+                    r["handler_ms"], r["final_ms"] = handler_ms, final_ms
+                    prefix = "" if variant == settings[0] else f"{variant.label} "
                     results[f"{prefix}{name}{where} compiled={mode}"] = r
                     row(
                         [
-                            f"byoc {name}{where}, {worker_class}",
+                            f"byoc {name}{where}, {variant.label}",
                             label,
                             f"{r['rps']:,.0f}",
                             f"{r['p50_ms']:.2f} ms",
                             f"{r['p99_ms']:.2f} ms",
-                            f"{r['share']:.0%} ({', '.join(f'{x:.0%}' for x in shares)})",
-                            f"{r['handler_ms']:.3f} ms",
-                            f"{r['final_ms']:.3f} ms",
+                            f"{r['share']:.0%} ({percent_list(r['shares'])})",
+                            f"{handler_ms:.3f} ms",
+                            f"{final_ms:.3f} ms",
                         ]
                     )
-        finally:
+    finally:
+        for bare in bares.values():
             bare.stop()
-        ceiling = sorted(ceilings, key=lambda c: c["rps"])[len(ceilings) // 2]
-        results[f"{prefix}ceiling"] = ceiling
-        results[f"{prefix}ceiling_runs"] = [c["rps"] for c in ceilings]
+    for variant in settings:
+        runs = ceilings[variant]
+        prefix = "" if variant == settings[0] else f"{variant.label} "
+        results[f"{prefix}ceiling"] = {
+            "rps": statistics.median(c["rps"] for c in runs),
+            "p50_ms": statistics.median(c["p50_ms"] for c in runs),
+            "p99_ms": statistics.median(c["p99_ms"] for c in runs),
+        }
+        results[f"{prefix}ceiling_runs"] = [c["rps"] for c in runs]
+        ceiling = results[f"{prefix}ceiling"]
         row(
             [
-                f"bare Flask + gunicorn (constant), {worker_class}: median of {len(ceilings)} runs "
-                f"({min(c['rps'] for c in ceilings):,.0f}-{max(c['rps'] for c in ceilings):,.0f})",
+                f"bare Flask + gunicorn (constant), {variant.label}: median of {len(runs)} runs "
+                f"({min(c['rps'] for c in runs):,.0f}-{max(c['rps'] for c in runs):,.0f})",
                 "-",
                 f"{ceiling['rps']:,.0f}",
                 f"{ceiling['p50_ms']:.2f} ms",
@@ -483,15 +612,40 @@ def main() -> int:
                 "-",
             ]
         )
+    if args.image:
+        print_image_shares(results, args.image)
 
     print(f"\n(single rows done after {elapsed(run_started)})")
+    if not args.single_rows:
+        measure_batches(args, layout, roots, places, sample, results)
+        measure_memory(layout, roots, sample, results)
+    print(
+        "\naims: every algorithm >= 60% of the ceiling with p99 < 10 ms; batch >= the same handler "
+        f"in-process; an added worker < 30% of the model's size (whole run: {elapsed(run_started)})"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def measure_batches(
+    args: argparse.Namespace, layout: Layout, roots: dict, places: list, sample, results: dict
+) -> None:
+    """Batch bodies through the server against the same handler in this process."""
     print(
         "\n| batch CSV body | model | byoc server | same handler in-process | share | plain pandas + predict (reference) |"
     )
     print("|---|---|---|---|---|---|")
     for name, image in [(n, i) for n in ("decision_tree", "random_forest") if n in roots for i in places]:
         root = roots[name]
-        server = byoc_server(root, image=image, SAGEMAKER_BATCH="true", SAGEMAKER_MAX_PAYLOAD_IN_MB="100")
+        server = byoc_server(
+            root,
+            workers=layout.workers,
+            image=image,
+            cpus=layout.server_cpus,
+            SAGEMAKER_BATCH="true",
+            SAGEMAKER_MAX_PAYLOAD_IN_MB="100",
+        )
         where = f" in {image}" if image else ""
         try:
             for size in (int(s) for s in args.batch_mb.split(",")):
@@ -519,44 +673,40 @@ def main() -> int:
         finally:
             server.stop()
 
-    print(f"\n(batches done after {elapsed(run_started)})")
-    if "random_forest" in roots:
-        forest = roots["random_forest"]
-        model_bytes = model_memory_bytes(forest)
-        server = byoc_server(forest, workers=4)
-        try:
-            import requests
 
-            with requests.Session() as session:  # touch every worker's copy-on-write pages
-                for _ in range(200):
-                    session.post(
-                        f"http://127.0.0.1:{server.port}/invocations",
-                        data=single_row_bodies(sample)["csv row"][0],
-                        headers={"Content-Type": "text/csv"},
-                        timeout=30,
-                    )
-            per_worker = [uss_bytes(pid) for pid in server.pids()]
-        finally:
-            server.stop()
-        worst = max(per_worker)
-        results["memory"] = {
-            "model_bytes": model_bytes,
-            "worker_uss": per_worker,
-            "worst_share": worst / model_bytes,
-        }
-        print(
-            f"\nmemory: random_forest (100 trees) takes {model_bytes / 1e6:.0f} MB loaded; "
-            f"private memory per worker (4 workers): "
-            f"{', '.join(f'{u / 1e6:.0f} MB' for u in per_worker)}; "
-            f"worst = {worst / model_bytes:.0%} of the model"
-        )
+def measure_memory(layout: Layout, roots: dict, sample, results: dict) -> None:
+    """Private memory of each of 4 workers serving the random forest, against the model's size."""
+    if "random_forest" not in roots:
+        return
+    forest = roots["random_forest"]
+    model_bytes = model_memory_bytes(forest)
+    server = byoc_server(forest, workers=4, cpus=layout.server_cpus)
+    try:
+        import requests
+
+        with requests.Session() as session:  # touch every worker's copy-on-write pages
+            for _ in range(200):
+                session.post(
+                    f"http://127.0.0.1:{server.port}/invocations",
+                    data=single_row_bodies(sample)["csv row"][0],
+                    headers={"Content-Type": "text/csv"},
+                    timeout=30,
+                )
+        per_worker = [uss_bytes(pid) for pid in server.pids()]
+    finally:
+        server.stop()
+    worst = max(per_worker)
+    results["memory"] = {
+        "model_bytes": model_bytes,
+        "worker_uss": per_worker,
+        "worst_share": worst / model_bytes,
+    }
     print(
-        "\naims: every algorithm >= 60% of the ceiling with p99 < 10 ms; batch >= the same handler "
-        f"in-process; an added worker < 30% of the model's size (whole run: {elapsed(run_started)})"
+        f"\nmemory: random_forest (100 trees) takes {model_bytes / 1e6:.0f} MB loaded; "
+        f"private memory per worker (4 workers): "
+        f"{', '.join(f'{u / 1e6:.0f} MB' for u in per_worker)}; "
+        f"worst = {worst / model_bytes:.0%} of the model"
     )
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    return 0
 
 
 if __name__ == "__main__":
