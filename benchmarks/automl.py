@@ -42,7 +42,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -241,7 +240,7 @@ def run_auto(
         ),
         output_dir=workdir,
         started=started,
-        stop=threading.Event(),
+        stop=job.StopRequest(),
     )
     return _output(data, result.estimator, test)
 

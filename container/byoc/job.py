@@ -265,7 +265,7 @@ def run_job(
     """
     from byoc import artifact, oserrors
     from byoc.environment import TrainingEnvironment
-    from byoc.errors import UserError
+    from byoc.errors import JobStopped, UserError
 
     try:
         progress.phase = "reading the job configuration"
@@ -274,6 +274,17 @@ def run_job(
             _configure_logging(env.log_level)
         choose(env)(env, progress)
         return EXIT_OK
+    except JobStopped as exc:  # a soft stop (algorithm=auto) with nothing to save
+        elapsed = time.monotonic() - progress.started
+        log.warning("stopped with nothing to save: %s", exc)
+        with progress.commit:
+            write_failure(
+                paths.failure_file,
+                f"Training job stopped by a stop signal (StopTrainingJob or spot interruption) while "
+                f"{progress.phase}, after {elapsed:.1f} s: {exc}; no model was saved. Start a new "
+                "training job to train again.",
+            )
+        return EXIT_STOPPED
     except Exception as exc:
         user_error = (
             exc if isinstance(exc, UserError) else oserrors.as_user_error(exc, paths.base, progress.phase)

@@ -45,6 +45,8 @@ MIN_COMPILE_SECONDS = 5.0
 IMPORTANCE_ROWS = 1000
 IMPORTANCE_REPEATS = 3
 FRESH_PROCESS_SECONDS = 120.0  # the job shell starts within this of the process (imports, under load)
+STOP_SAVE_SHARE = 0.25  # after a stop signal, share of the grace period kept to evaluate and save
+STOPPED = "the job was stopped (SIGTERM) and saves within its grace period"
 
 # Scores candidates somewhere other than here: given the search's context, a runner to use
 # for the search's duration (several hosts: byoc.automl.cluster.spread).
@@ -61,6 +63,31 @@ class AutoSettings:
     seed: int = 0
     n_jobs: int = -1
     stack: bool = True  # consider a stacked ensemble after the search (the benchmark turns it off to compare)
+
+
+class StopRequest(threading.Event):
+    """The soft stop (SIGTERM: StopTrainingJob, spot interruption) that remembers when it came.
+
+    After it, what is left — refit, report, save — must end within ``grace`` seconds of it
+    (the job shell's hard stop follows; SageMaker's SIGKILL after 120 s), whatever the budget
+    still allows: :meth:`deadline` is when the report must be written, keeping
+    ``STOP_SAVE_SHARE`` of the grace period (at least ``MIN_SAVE_SECONDS``) to evaluate and save.
+    """
+
+    def __init__(self, grace: float = math.inf) -> None:
+        super().__init__()
+        self.grace = grace
+        self.at: float | None = None
+
+    def set(self) -> None:
+        if self.at is None:
+            self.at = time.monotonic()
+        super().set()
+
+    def deadline(self) -> float:
+        if self.at is None:
+            return math.inf
+        return self.at + self.grace - max(MIN_SAVE_SECONDS, STOP_SAVE_SHARE * self.grace)
 
 
 @dataclass
@@ -256,6 +283,18 @@ def _refit(
     return [(name, model, w / total) for name, model, w in fitted]
 
 
+def _stopped_choice(
+    ranked: Sequence[search.Result], costs: search.CostModel, folds: int, deadline: float
+) -> search.Result:
+    """After a stop signal, the one candidate to refit: the best whose refit is expected to end
+    before ``deadline``, else the one expected to refit quickest (no blend, no stack)."""
+    left = deadline - time.monotonic()
+    for result in ranked:
+        if costs.refit(result.candidate, folds) <= left:
+            return result
+    return min(ranked, key=lambda r: costs.refit(r.candidate, folds))
+
+
 def _importances(
     estimator: Any, X: pd.DataFrame, y: np.ndarray, problem_type: str, seed: int, deadline: float
 ) -> tuple[dict[str, float] | None, str]:
@@ -297,16 +336,17 @@ def run(
     started: float,
     validation: tuple[pd.DataFrame, np.ndarray] | None = None,
     checkpoint_dir: Path | None = None,
-    stop: threading.Event | None = None,
+    stop: StopRequest | None = None,
     host: str = "",
     spread: Spread | None = None,
 ) -> AutoResult:
     """Explore, search, blend, refit; write exploration.json, leaderboard.csv and report.html.
 
     ``spread`` scores the candidates elsewhere (several hosts: :mod:`byoc.automl.cluster`);
-    by default they are scored here, one at a time, and logged as run on ``host``.
+    by default they are scored here, one at a time, and logged as run on ``host``.  After
+    ``stop`` is set, the rest ends by its deadline (the grace period) rather than the budget's.
     """
-    stop = stop or threading.Event()
+    stop = stop or StopRequest()
     budget = float(settings.max_runtime_seconds)
     hard_deadline = started + budget
     goal = objective.resolve(settings.objective_metric, problem_type)
@@ -354,6 +394,10 @@ def run(
     reserve_report = max(MIN_RESERVE_SECONDS, REPORT_RESERVE * budget) + save_reserve
     finish = hard_deadline - save_reserve  # the report is written by then
 
+    def finish_by() -> float:
+        """When the report must be written: the budget's time, or sooner after a stop signal."""
+        return min(finish, stop.deadline())
+
     def search_deadline(completed: list[search.Result]) -> float:
         refit = sum(finder.costs.refit(r.candidate, plan.folds) for r in completed[:3])
         return hard_deadline - reserve_report - refit
@@ -378,6 +422,10 @@ def run(
         )
         results = finder.run(portfolio)
     ranked = finder.completed()
+    if not ranked and stop.is_set():
+        from byoc.errors import JobStopped
+
+        raise JobStopped(f"no AutoML candidate had finished ({len(results)} started)")
     if not ranked:
         raise nothing_finished(
             results,
@@ -391,6 +439,20 @@ def run(
     y_held = y_all[plan.covered]
     weights, blend_score = blend.select(ranked, y_held, goal, problem_type, n_classes)
     best = ranked[0]
+    left_out: dict[str, str] = {}
+    if stop.is_set():  # within the grace period: one refit, no blend or stack
+        best = _stopped_choice(ranked, finder.costs, plan.folds, finish_by() - PLOT_SECONDS)
+        weights, blend_score = {best.name: 1.0}, best.score
+        left_out["Blend and stacked ensemble"] = f"not considered: {STOPPED}"
+        log.warning(
+            "auto: stopped by a stop signal after %d candidate(s); %.1f s of the %.0f s grace period "
+            "left: refitting only %s (about %.1f s), no blend or stacked ensemble, no compiled inference",
+            len(results),
+            max(stop.deadline() - time.monotonic(), 0.0),
+            stop.grace,
+            best.name,
+            finder.costs.refit(best.candidate, plan.folds),
+        )
     if len(weights) > 1 and goal.better(blend_score, best.score):
         log.info(
             "auto: blend of %d candidates scores %s=%.6f against %.6f for the best alone",
@@ -403,9 +465,11 @@ def run(
     else:
         chosen, weights, blend_score = [(best, 1.0)], {best.name: 1.0}, best.score
     X_fit, y_fit = (X, np.asarray(y)) if validation is not None else (X_all, y_all)
-    refit_deadline = finish - PLOT_SECONDS
+    refit_deadline = finish_by() - PLOT_SECONDS
     stacked = (
-        stack.consider(ranked, y_held, ctx, finder.costs, deadline=refit_deadline) if settings.stack else None
+        stack.consider(ranked, y_held, ctx, finder.costs, deadline=refit_deadline)
+        if settings.stack and not stop.is_set()
+        else None
     )
     by_name = {r.name: r for r in ranked}
     if stacked is not None:
@@ -413,7 +477,9 @@ def run(
         results = [*results, stacked.result]
         by_name[stacked.result.name] = stacked.result
     if stacked is not None and goal.better(stacked.result.score, blend_score):
-        fitted = _refit([(m, 1.0) for m in stacked.members], X_fit, y_fit, ctx, finder.costs, refit_deadline)
+        fitted = _refit(
+            [(m, 1.0) for m in stacked.members], X_fit, y_fit, ctx, finder.costs, finish_by() - PLOT_SECONDS
+        )
         if len(fitted) == len(stacked.members):
             meta = stack.fit_meta(stacked.members, y_held, problem_type)
             estimator = stack.assemble([(n, m) for n, m, _ in fitted], meta, problem_type, n_classes)
@@ -421,7 +487,7 @@ def run(
         else:  # out of time for a member: the best candidate alone (refitted first)
             estimator, weights = fitted[0][1], {fitted[0][0]: 1.0}
     else:
-        members = _refit(chosen, X_fit, y_fit, ctx, finder.costs, refit_deadline)
+        members = _refit(chosen, X_fit, y_fit, ctx, finder.costs, finish_by() - PLOT_SECONDS)
         weights = {name: w for name, _, w in members}
         estimator = blend.assemble(members, problem_type, n_classes)
 
@@ -439,9 +505,11 @@ def run(
     report_started = time.monotonic()
     rows = leaderboard_rows(results, goal, weights, problem_type)
     _write_csv(output_dir / "leaderboard.csv", rows)
-    importances, left_out = _importances(
-        estimator, X_fit, y_fit, problem_type, settings.seed, finish - PLOT_SECONDS
+    importances, why_not = _importances(
+        estimator, X_fit, y_fit, problem_type, settings.seed, finish_by() - PLOT_SECONDS
     )
+    if why_not:
+        left_out["Permutation feature importance"] = why_not
     summary = {
         "problem type": problem_type,
         "objective": f"{goal.name} ({'higher' if goal.maximise else 'lower'} is better)",
@@ -451,6 +519,11 @@ def run(
         "candidates": f"{len(ranked)} completed of {len(results)}",
         "budget": f"{budget:.0f} s, {time.monotonic() - started:.1f} s used before the report",
     }
+    if stop.is_set():
+        summary["stopped"] = (
+            f"by a stop signal (SIGTERM) after {len(results)} candidate(s); {STOPPED}: the best "
+            "candidate that could be refitted in time was refitted alone"
+        )
     labels = [str(c) for c in classes] if classes is not None else []
     page = report.render(
         problem_type=problem_type,
@@ -463,8 +536,8 @@ def run(
         exploration=exploration,
         importances=importances,
         summary=summary,
-        deadline=finish,
-        left_out={"Permutation feature importance": left_out} if left_out else None,
+        deadline=finish_by(),
+        left_out=left_out or None,
     )
     _write_text(output_dir / "report.html", page)
     details = {
@@ -497,7 +570,7 @@ def fit_step(inputs: FitInput) -> FitOutput:
     from byoc.automl import cluster
 
     params, env, progress = inputs.params, inputs.env, inputs.progress
-    stop = threading.Event()
+    stop = StopRequest(env.stop_grace_seconds)
     progress.stop_grace = env.stop_grace_seconds
     progress.soft_stop = stop
     progress.phase = "searching candidates (algorithm=auto)"
@@ -547,7 +620,9 @@ def fit_step(inputs: FitInput) -> FitOutput:
     details = dict(outcome.details)
     elapsed = time.monotonic() - job_started
     left = settings.max_runtime_seconds - elapsed
-    compile_now = left >= max(MIN_COMPILE_SECONDS, COMPILE_SHARE * settings.max_runtime_seconds)
+    compile_now = not stop.is_set() and left >= max(
+        MIN_COMPILE_SECONDS, COMPILE_SHARE * settings.max_runtime_seconds
+    )
     details["automl"]["elapsed_seconds"] = round(elapsed, 3)
     log.info(
         "auto: elapsed %.1f s of the %.0f s budget; %.1f s left to evaluate%s and save the model",
@@ -556,15 +631,18 @@ def fit_step(inputs: FitInput) -> FitOutput:
         max(left, 0.0),
         ", compile" if compile_now else "",
     )
+    skipped = None if compile_now else f"only {max(left, 0.0):.1f} s of the time budget were left"
     if stop.is_set():
         details["automl"]["stopped_early"] = True
-        log.warning("auto: stopped early by a stop signal; saved the best model found so far")
+        skipped = STOPPED
+        log.warning(
+            "auto: stopped early by a stop signal; saving the best model found so far, %.1f s of the "
+            "%.0f s grace period left",
+            max((stop.at or 0.0) + stop.grace - time.monotonic(), 0.0),
+            stop.grace,
+        )
     return FitOutput(
-        pipeline=pipeline,
-        metrics=scores,
-        details=details,
-        fit_seconds=fit_seconds,
-        compile_skipped=None if compile_now else f"only {max(left, 0.0):.1f} s of the time budget were left",
+        pipeline=pipeline, metrics=scores, details=details, fit_seconds=fit_seconds, compile_skipped=skipped
     )
 
 
