@@ -19,9 +19,11 @@ Per algorithm (figures and the measurement command are in README's compiled-infe
   and sends a negative one (the encoder's missing code -2, a category of its own for
   scikit-learn) the missing way.  So the value -> index mapping is done here
   (:func:`category_index`) and treelite gets a model whose category i is i.
-- decision_tree, linear, knn: scikit-learn (a single tree and a linear model already predict a
-  row in tens of microseconds; treelite imports neither, and onnxruntime's nearest neighbours
-  were slower than scikit-learn's).
+- linear: its own coefficients multiplied out (:class:`LinearEstimator`, backend ``numpy``).
+- knn: its own training matrix searched exactly (:class:`byoc.compiled_knn.NeighboursEstimator`,
+  backend ``numpy``; scikit-learn answers the chunks of rows where rounding could decide).
+- decision_tree: scikit-learn (a single tree already predicts a row in microseconds; treelite
+  does not import it).
 - ensemble: each member as above; the ensemble's own weighting is unchanged.
 
 At training time :func:`build` converts the final estimators, stores the conversion and probe
@@ -48,6 +50,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from byoc import compiled_knn
+
 log = logging.getLogger(__name__)
 
 COMPILED_FILE = "model.compiled.npz"
@@ -57,7 +61,9 @@ PROBE_ROWS = 500  # encoded rows kept per channel for the checks at training tim
 PERTURBED_ROWS = 8  # rows copied per column with the unknown/missing codes
 SCIKIT_LEARN = "scikit-learn"
 TREELITE = "treelite"
-NUMPY = "numpy"  # a linear model's own coefficients, multiplied without scikit-learn's per-call checks
+NUMPY = (
+    "numpy"  # a linear model's coefficients or knn's training matrix, without scikit-learn's per-call checks
+)
 COMPILED_BACKENDS = (TREELITE, NUMPY)
 
 _KEPT_ON_SCIKIT_LEARN = {
@@ -263,13 +269,17 @@ def _link(estimator: Any) -> str | None:
 
 
 def convert(estimator: Any) -> tuple[bytes, str] | str:
-    """(treelite model bytes, input dtype) -- empty bytes and backend NUMPY for a linear model,
-    which needs nothing beyond its own coefficients -- or why this estimator stays on scikit-learn."""
+    """(treelite model bytes, input dtype) -- empty bytes and backend NUMPY for a linear or knn
+    model, which needs nothing beyond its own fitted arrays -- or why this estimator stays on
+    scikit-learn."""
     from sklearn import ensemble, linear_model
 
     name = type(estimator).__name__
     if isinstance(estimator, (linear_model.LogisticRegression, linear_model.Ridge)):
         why = _linear(estimator)
+        return why if why is not None else (b"", NUMPY)
+    if _is_neighbours(estimator):
+        why = compiled_knn.unsupported(estimator)
         return why if why is not None else (b"", NUMPY)
     forests = (
         ensemble.RandomForestClassifier,
@@ -301,7 +311,15 @@ def convert(estimator: Any) -> tuple[bytes, str] | str:
     return bytes(model.serialize_bytes()), dtype
 
 
-def restore(model_bytes: bytes, dtype: str, reference: Any) -> TreeliteEstimator | LinearEstimator:
+def _is_neighbours(estimator: Any) -> bool:
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    return isinstance(estimator, (KNeighborsClassifier, KNeighborsRegressor))
+
+
+def restore(model_bytes: bytes, dtype: str, reference: Any) -> BaseEstimator:
+    if dtype == NUMPY and _is_neighbours(reference):
+        return compiled_knn.NeighboursEstimator(reference)
     if dtype == NUMPY:
         why = _linear(reference)
         if why is not None:

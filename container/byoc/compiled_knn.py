@@ -1,0 +1,249 @@
+"""knn's compiled form: a fitted KNeighbors model's exact search without scikit-learn's per-call
+machinery (input validation, chunked pairwise-distance reductions: most of a one-row predict).
+
+The same model, the same training matrix (shared, not copied), the same rules:
+
+- squared Euclidean distances as scikit-learn's brute force computes them, ``||x||^2 - 2 x.y +
+  ||y||^2`` clipped at 0; the training matrix's 0/1 columns (one-hot codes) enter the product
+  as bits (popcount of the query's ones and each row's ones), the other columns by a matrix
+  product, so a request row reads a few hundred kilobytes instead of the whole matrix;
+- the k nearest by ``argpartition``, then scikit-learn's voting: uniform counts or 1/distance
+  weights (neighbours at distance 0 alone, weight 1, when there are any), probabilities in
+  ``classes_`` order, labels by its argmax / weighted mode (the first class on ties); regression
+  by the (weighted) mean.
+
+Where rounding could decide the answer, scikit-learn answers instead (:class:`Ambiguous`).  Both
+computations round: each is within ``E`` of the exact squared distance (a worst-case bound), so
+the k nearest are certain when no other row comes within ``4E`` of the k-th.  When several
+rows do (ties between equidistant neighbours), the answer is still certain if those contested
+all carry the same label or target; otherwise the rows' chunk goes to scikit-learn, whose
+choice among them is not predictable (:meth:`NeighboursEstimator._settle`).  With distance
+weights, a neighbour within rounding of distance 0 (unless every value is a small integer, where
+both computations are exact), or two classes' weighted votes within 1e-7, also sends it there.
+Every answer given here is therefore scikit-learn's, to the stated tolerance, whatever the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator
+
+EPS = float(np.finfo(np.float64).eps)
+MAX_CELLS = 2**25  # as algorithms.builtin.DENSE_NEIGHBOURS_MAX_CELLS: the dense training matrix's bound
+CHUNK_CELLS = 2**20  # query rows x training rows per distance block: 8 MiB of float64
+WEIGHT_RTOL = 1e-8  # distance weights: the largest relative error of a weight answered here
+VOTE_MARGIN = 1e-7  # distance weights: the smallest gap between the two best classes' shares
+EXACT_MAX = 2.0**50  # squared norms of integer rows up to this: every sum below 2^53, exact
+
+
+class Ambiguous(Exception):
+    """A chunk whose answer rounding could change: scikit-learn answers it."""
+
+
+def unsupported(estimator: Any) -> str | None:
+    """Why this fitted KNeighbors model keeps scikit-learn's own search, or None."""
+    name = type(estimator).__name__
+    fit_X = getattr(estimator, "_fit_X", None)
+    if fit_X is None or sparse.issparse(fit_X):
+        return (
+            f"{name}: its training matrix is sparse (the model was trained before knn kept it dense, "
+            f"or it has more than {MAX_CELLS} cells); scikit-learn searches it"
+        )
+    if fit_X.dtype != np.float64 or fit_X.ndim != 2:
+        return f"{name}: its training matrix is {fit_X.dtype}, not float64"
+    if fit_X.size > MAX_CELLS:
+        return f"{name}: its training matrix has {fit_X.size} cells, more than {MAX_CELLS}"
+    if getattr(estimator, "effective_metric_", None) != "euclidean":
+        p = getattr(estimator, "p", None)
+        return f"{name}: metric {estimator.effective_metric_} (p={p}); only p=2 (Euclidean) is computed here"
+    if estimator.weights not in ("uniform", "distance"):
+        return f"{name}: weights={estimator.weights!r}; only uniform and distance are computed here"
+    if getattr(estimator, "outputs_2d_", False):
+        return f"{name} with several outputs is not compiled"
+    if not 1 <= estimator.n_neighbors <= fit_X.shape[0]:
+        return f"{name}: n_neighbors={estimator.n_neighbors} for {fit_X.shape[0]} training rows"
+    return None
+
+
+class NeighboursEstimator(BaseEstimator):
+    """A fitted KNeighborsClassifier's / KNeighborsRegressor's predict and predict_proba (see the
+    module docstring); ``reference`` is the scikit-learn model, which answers ambiguous chunks."""
+
+    def __init__(self, reference: Any) -> None:
+        why = unsupported(reference)
+        if why is not None:
+            raise ValueError(why)
+        self.reference = reference
+        fit_X = np.ascontiguousarray(reference._fit_X)
+        self.k = int(reference.n_neighbors)
+        self.distance_weights = reference.weights == "distance"
+        self.lowest_index_on_ties = reference._fit_method == "brute"  # its heap keeps the first of equals
+        self.classes_ = getattr(reference, "classes_", None)
+        self.n_classes = 0 if self.classes_ is None else len(self.classes_)
+        self.n_features_in_ = int(fit_X.shape[1])
+        self.targets = np.asarray(reference._y).reshape(-1)
+        self.fit_X = fit_X
+        self.norms = np.einsum("ij,ij->i", fit_X, fit_X)
+        self.bound = 8.0 * (fit_X.shape[1] + 4) * EPS  # |computed - exact| <= bound * (||x||^2 + ||y||^2)
+        self.integral_rows = _small_integers(fit_X)
+        binary = np.flatnonzero(((fit_X == 0) | (fit_X == 1)).all(axis=0))
+        if 2 * len(binary) < fit_X.shape[1]:  # few 0/1 columns: one matrix product over all of them
+            binary = binary[:0]
+        self.binary = binary
+        self.other = np.setdiff1d(np.arange(fit_X.shape[1]), binary)
+        self.other_t = np.ascontiguousarray(fit_X[:, self.other].T) if len(binary) else None
+        self.words = _bit_words(fit_X[:, binary] == 1) if len(binary) else None
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    def fit(self, X: Any, y: Any = None) -> NeighboursEstimator:
+        raise TypeError("a compiled estimator is fitted already; refit the scikit-learn pipeline instead")
+
+    # -- the search --------------------------------------------------------------------------------
+    def _squared_distances(self, X: np.ndarray) -> np.ndarray:
+        if self.words is None:
+            dot = X @ self.fit_X.T
+        else:
+            query = X[:, self.binary]
+            ones = query == 1
+            dot = X[:, self.other] @ self.other_t
+            packed = _bit_words(ones)
+            for w, row_words in enumerate(self.words):
+                dot += np.bitwise_count(row_words[None, :] & packed[w][:, None])
+            if not (ones | (query == 0)).all():  # 0/1 columns holding another value (rare)
+                residual = np.where(ones, 0.0, query)
+                for r, c in zip(*np.nonzero(residual), strict=True):
+                    dot[r] += residual[r, c] * self.fit_X[:, self.binary[c]]
+        squared = dot
+        squared *= -2.0
+        squared += np.einsum("ij,ij->i", X, X)[:, None]
+        squared += self.norms[None, :]
+        return np.maximum(squared, 0.0, out=squared)
+
+    def _neighbours(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, squared distances) of each row's k nearest, nearest first; raises Ambiguous.
+
+        ``error`` bounds each computation's error on a squared distance near the k-th (both
+        within it of the exact value, so within 2 x error of each other): the k nearest are
+        certain when the next row is more than 4 x error beyond the k-th."""
+        squared = self._squared_distances(X)
+        rows = np.arange(len(X))[:, None]
+        k = self.k
+        nearest = np.argpartition(squared, k - 1, axis=1)[:, :k]
+        kth = squared[rows, nearest].max(axis=1)
+        norms = np.einsum("ij,ij->i", X, X)
+        # ||y||^2 <= 2||x||^2 + 2 d^2 for a row y at squared distance d^2 near the k-th
+        error = 1.01 * self.bound * (3.0 * norms + 2.0 * kth) + 1e-300
+        within = squared <= (kth + 4.0 * error)[:, None]
+        for r in np.flatnonzero(within.sum(axis=1) > k):
+            nearest[r] = self._settle(squared[r], np.flatnonzero(within[r]), 4.0 * error[r])
+        if self.distance_weights:  # integers: both distances exact, 0 included
+            sure = _small_integers(X) & self.integral_rows[nearest].all(axis=1)
+            near_zero = (squared[rows, nearest] <= error[:, None] / WEIGHT_RTOL).any(axis=1)
+            if (near_zero & ~sure).any():
+                raise Ambiguous
+        order = np.argsort(squared[rows, nearest], axis=1, kind="stable")
+        nearest = nearest[rows, order]
+        return nearest, squared[rows, nearest]
+
+    def _settle(self, squared: np.ndarray, candidates: np.ndarray, apart: float) -> np.ndarray:
+        """One row's k nearest among more than k candidates within ``apart`` of the k-th: certain
+        only when the contested ones (those not ``apart`` nearer than the (k+1)-th) vote alike.
+
+        Which of several equidistant rows scikit-learn keeps is not the lowest index, nor even
+        fixed by the distances: its heap, fed the rows in order, evicts whichever of the tied
+        farthest sits at its root when a nearer row arrives (seen: of 0, 2, 4, 6, 8 at distance
+        1 for 3 places, it kept 0, 4, 6); and copies of one training row get distances that
+        differ in the last bit with their position in its matrix product."""
+        by_distance = candidates[np.argsort(squared[candidates], kind="stable")]
+        contested = by_distance[squared[by_distance] >= squared[by_distance[self.k]] - apart]
+        if np.all(self.targets[contested] == self.targets[contested[0]]):
+            return by_distance[: self.k]
+        raise Ambiguous
+
+    def _weights(self, squared: np.ndarray) -> np.ndarray | None:
+        """scikit-learn's _get_weights on the neighbours' distances."""
+        if not self.distance_weights:
+            return None
+        with np.errstate(divide="ignore"):
+            weights = 1.0 / np.sqrt(squared)
+        infinite = np.isinf(weights)
+        at_zero = infinite.any(axis=1)
+        weights[at_zero] = infinite[at_zero]
+        return weights
+
+    # -- answers, by chunks of rows --------------------------------------------------------------
+    def _chunked(self, X: Any, method: str) -> np.ndarray:
+        X = _dense(X, self.n_features_in_)
+        if not np.isfinite(X).all():
+            return getattr(self.reference, method)(X)  # scikit-learn's own error message
+        step = max(1, CHUNK_CELLS // len(self.fit_X))
+        parts = []
+        for start in range(0, len(X), step):
+            chunk = X[start : start + step]
+            try:
+                parts.append(getattr(self, f"_{method}")(chunk))
+            except Ambiguous:
+                parts.append(np.asarray(getattr(self.reference, method)(chunk)))
+        if not parts:
+            return np.empty((0, self.n_classes)) if method == "predict_proba" else np.empty(0)
+        return np.concatenate(parts)
+
+    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
+        nearest, squared = self._neighbours(X)
+        weights = self._weights(squared)
+        labels = self.targets[nearest]
+        proba = np.zeros((len(X), self.n_classes))
+        rows = np.arange(len(X))
+        for i in range(self.k):  # scikit-learn's own accumulation, nearest first
+            proba[rows, labels[:, i]] += 1.0 if weights is None else weights[:, i]
+        proba /= proba.sum(axis=1)[:, None]
+        if weights is not None and self.n_classes > 1:
+            top = np.sort(proba, axis=1)[:, -2:]
+            if (top[:, 1] - top[:, 0] <= VOTE_MARGIN).any():
+                raise Ambiguous
+        return proba
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        if self.classes_ is None:
+            nearest, squared = self._neighbours(X)
+            values = self.targets[nearest]
+            weights = self._weights(squared)
+            if weights is None:
+                return np.mean(values, axis=1)
+            return np.sum(values * weights, axis=1) / np.sum(weights, axis=1)
+        return self.classes_.take(np.argmax(self._predict_proba(X), axis=1))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        if self.classes_ is None:
+            raise AttributeError("a regression model has no predict_proba")
+        return self._chunked(X, "predict_proba")
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self._chunked(X, "predict")
+
+
+def _dense(X: Any, width: int) -> np.ndarray:
+    X = X.toarray() if sparse.issparse(X) else X
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != width:
+        raise ValueError(f"expected a matrix of {width} columns, got shape {X.shape}")
+    return np.ascontiguousarray(X)
+
+
+def _small_integers(X: np.ndarray) -> np.ndarray:
+    """Per row: integers whose squares sum to at most EXACT_MAX, so that a squared norm, a dot
+    product with another such row and their sums are exact in float64, however summed."""
+    return (X == np.round(X)).all(axis=1) & (np.einsum("ij,ij->i", X, X) <= EXACT_MAX)
+
+
+def _bit_words(bits: np.ndarray) -> np.ndarray:
+    """Rows of booleans packed into uint64 words, one array per word: shape (words, rows)."""
+    n_bytes = (bits.shape[1] + 7) // 8
+    packed = np.zeros((bits.shape[0], -(-n_bytes // 8) * 8), dtype=np.uint8)
+    packed[:, :n_bytes] = np.packbits(bits, axis=1, bitorder="little")
+    return np.ascontiguousarray(packed.view(np.uint64).T)

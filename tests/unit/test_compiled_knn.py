@@ -1,0 +1,180 @@
+"""knn's compiled search answers as scikit-learn's KNeighbors model does, ties and copies included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import sparse
+
+from byoc import compiled, compiled_knn
+from byoc.algorithms.builtin import NeighboursClassifier, NeighboursRegressor
+from byoc.compiled_knn import NeighboursEstimator
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+def encoded(rng: np.random.Generator, n: int, numeric: int, groups: int, levels: int, integral: bool):
+    """Rows as byoc's knn encoder gives them: numeric columns then one-hot groups (a row of zeros
+    for an unknown category).  Few distinct numeric values, so that equidistant rows abound."""
+    values = rng.integers(-3, 4, size=(n, numeric)).astype(np.float64)
+    if not integral:
+        values = values * 0.37 + 0.1
+    onehot = np.zeros((n, groups * levels))
+    codes = rng.integers(-1, levels, size=(n, groups))
+    for g in range(groups):
+        known = codes[:, g] >= 0
+        onehot[np.flatnonzero(known), g * levels + codes[known, g]] = 1.0
+    return np.hstack([values, onehot])
+
+
+def assert_same(reference, candidate, X):
+    """Labels exactly, probabilities and values within compiled inference's stated tolerance."""
+    tolerance = {"rtol": compiled.RTOL, "atol": compiled.ATOL}
+    if hasattr(reference, "classes_"):
+        assert np.array_equal(candidate.predict(X), reference.predict(X))
+        np.testing.assert_allclose(candidate.predict_proba(X), reference.predict_proba(X), **tolerance)
+    else:
+        np.testing.assert_allclose(candidate.predict(X), reference.predict(X), **tolerance)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(4, 160),
+    numeric=st.integers(0, 6),
+    groups=st.integers(0, 4),
+    k=st.integers(1, 12),
+    weights=st.sampled_from(["uniform", "distance"]),
+    regression=st.booleans(),
+    integral=st.booleans(),
+    copies=st.integers(0, 3),
+    as_sparse=st.booleans(),
+)
+def test_the_compiled_search_answers_like_scikit_learn(
+    seed, n, numeric, groups, k, weights, regression, integral, copies, as_sparse
+):
+    """Random training matrices with duplicated rows (ties between equidistant neighbours of
+    different labels), integral or not, few or many columns (scikit-learn's tree or brute force),
+    new rows, training rows and near copies, as one batch and one row at a time."""
+    rng = np.random.default_rng(seed)
+    if numeric + groups == 0:
+        numeric = 1
+    X = encoded(rng, n, numeric, groups, 3, integral)
+    X = np.vstack([X] + [X[: n // 2]] * copies)
+    k = min(k, len(X))
+    if regression:
+        y = rng.integers(0, 4, len(X)) * 0.5
+        reference = NeighboursRegressor(n_neighbors=k, weights=weights, n_jobs=1)
+    else:
+        y = rng.integers(0, 3, len(X))
+        reference = NeighboursClassifier(n_neighbors=k, weights=weights, n_jobs=1)
+    reference.fit(sparse.csr_matrix(X) if as_sparse else X, y)
+    if compiled_knn.unsupported(reference) is not None:  # a sparse matrix kept sparse
+        assert not reference.dense_input_ and sparse.issparse(reference._fit_X)
+        return
+    candidate = NeighboursEstimator(reference)
+    fresh = encoded(rng, 30, numeric, groups, 3, integral)
+    queries = np.vstack([fresh, X[:20], X[:10] + 1e-12, X[:10] * (1 + 1e-15)])
+    assert_same(reference, candidate, queries)
+    for row in queries[::7]:
+        assert_same(reference, candidate, row[None, :])
+
+
+def fitted_classifier(seed: int = 0, n: int = 3000, weights: str = "uniform"):
+    """byoc's benchmark shape: 10 standardised numbers and 10 one-hot groups, 3 classes."""
+    rng = np.random.default_rng(seed)
+    X = np.hstack([rng.normal(size=(n, 10)), encoded(rng, n, 0, 10, 9, True)])
+    reference = NeighboursClassifier(n_neighbors=5, weights=weights, n_jobs=1)
+    return reference.fit(sparse.csr_matrix(X), rng.integers(0, 3, n)), X, rng
+
+
+class Counting:
+    """Counts the calls scikit-learn answers (the compiled form's fallbacks)."""
+
+    def __init__(self, estimator):
+        self.estimator, self.calls = estimator, 0
+
+    def __getattr__(self, name):
+        return getattr(self.estimator, name)
+
+    def predict_proba(self, X):
+        self.calls += 1
+        return self.estimator.predict_proba(X)
+
+    def predict(self, X):
+        self.calls += 1
+        return self.estimator.predict(X)
+
+
+@pytest.mark.parametrize("weights", ["uniform", "distance"])
+def test_new_rows_are_answered_without_scikit_learn(weights):
+    reference, X, rng = fitted_classifier(weights=weights)
+    candidate = NeighboursEstimator(reference)
+    assert candidate.words is not None and len(candidate.binary) == 90  # the one-hot columns as bits
+    fresh = np.hstack([rng.normal(size=(50, 10)), encoded(rng, 50, 0, 10, 9, True)])
+    candidate.reference = Counting(reference)
+    for row in fresh:
+        assert_same(reference, candidate, row[None, :])
+    assert_same(reference, candidate, fresh)
+    assert candidate.reference.calls == 0
+
+
+def test_equidistant_neighbours_of_different_labels_are_left_to_scikit_learn():
+    """Two copies of a training row at the k-th place, one of each label: which one scikit-learn
+    takes depends on the last bit of its matrix product, so it answers that row itself."""
+    reference, X, _ = fitted_classifier(n=400)
+    X = np.vstack([X, X[:1]])
+    y = np.append(reference._y, (reference._y[0] + 1) % 3)
+    reference = NeighboursClassifier(n_neighbors=1, n_jobs=1).fit(sparse.csr_matrix(X), y)
+    candidate = NeighboursEstimator(reference)
+    candidate.reference = Counting(reference)
+    query = X[:1] + np.r_[[0.3], np.zeros(X.shape[1] - 1)]  # nearest: the two copies, equidistant
+    np.testing.assert_array_equal(candidate.predict_proba(query), reference.predict_proba(query))
+    assert candidate.reference.calls == 1
+
+
+def test_batches_are_searched_in_chunks_and_only_ambiguous_chunks_fall_back(monkeypatch):
+    reference, X, rng = fitted_classifier(n=600)
+    monkeypatch.setattr(compiled_knn, "CHUNK_CELLS", 600 * 4)  # 4 rows per chunk
+    X = np.vstack([X, X[:1]])
+    y = np.append(reference._y, (reference._y[0] + 1) % 3)
+    reference = NeighboursClassifier(n_neighbors=1, n_jobs=1).fit(sparse.csr_matrix(X), y)
+    candidate = NeighboursEstimator(reference)
+    candidate.reference = Counting(reference)
+    fresh = np.hstack([rng.normal(size=(20, 10)), encoded(rng, 20, 0, 10, 9, True)])
+    fresh[9] = X[0] + np.r_[[0.3], np.zeros(X.shape[1] - 1)]  # in the third chunk of four rows
+    assert_same(reference, candidate, fresh)
+    assert candidate.reference.calls == 2  # that chunk, for predict and for predict_proba
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"p": 1}, "only p=2"),
+        ({"weights": lambda d: d}, "only uniform and distance"),
+    ],
+)
+def test_what_is_not_computed_here_stays_with_scikit_learn_with_a_reason(change, reason):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(50, 4))
+    reference = NeighboursClassifier(n_neighbors=3, n_jobs=1).set_params(**change)
+    reference.fit(X, rng.integers(0, 2, 50))
+    assert reason in compiled.convert(reference)
+
+
+def test_a_sparse_or_large_training_matrix_stays_with_scikit_learn(monkeypatch):
+    reference, X, _ = fitted_classifier(n=300)
+    reference.dense_input_ = False
+    reference._fit_X = sparse.csr_matrix(reference._fit_X)  # a model trained before knn kept it dense
+    assert "sparse" in compiled.convert(reference)
+    reference, _, _ = fitted_classifier(n=300)
+    monkeypatch.setattr(compiled_knn, "MAX_CELLS", 1000)
+    assert "more than 1000" in compiled.convert(reference)
