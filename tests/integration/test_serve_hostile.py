@@ -207,13 +207,15 @@ class Trickler(threading.Thread):
         self.sock.close()
 
 
-def test_slow_clients_do_not_hold_the_workers(binary):
-    """As many body-tricklers and as many header-tricklers as workers: /ping and a request still answer."""
+def assert_answers_while_trickling(server, tricklers_each: int) -> None:
+    """``tricklers_each`` body-tricklers and as many header-tricklers: /ping and a request still answer."""
     headers = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
-    body_tricklers = [Trickler(binary.port, ROW * 1000) for _ in range(2)]
+    body_tricklers = [Trickler(server.port, ROW * 1000) for _ in range(tricklers_each)]
     for t in body_tricklers:
         t.sock.sendall(headers + b"Content-Length: %d\r\n\r\n" % (len(ROW) * 1000))
-    header_tricklers = [Trickler(binary.port, headers + b"X-Slow: " + b"s" * 1000) for _ in range(2)]
+    header_tricklers = [
+        Trickler(server.port, headers + b"X-Slow: " + b"s" * 1000) for _ in range(tricklers_each)
+    ]
     tricklers = body_tricklers + header_tricklers
     for t in tricklers:
         t.start()
@@ -221,15 +223,33 @@ def test_slow_clients_do_not_hold_the_workers(binary):
         time.sleep(1.0)  # every slow client is connected and has been read from
         for _ in range(3):
             # a hang shows as a timeout: a sync worker held by a trickler answers after 18-60 s
-            assert requests.get(f"{binary.url}/ping", timeout=1.0).status_code == 200
+            assert requests.get(f"{server.url}/ping", timeout=1.0).status_code == 200
             response = requests.post(
-                f"{binary.url}/invocations", data=ROW, headers={"Content-Type": "text/csv"}, timeout=1.0
+                f"{server.url}/invocations", data=ROW, headers={"Content-Type": "text/csv"}, timeout=1.0
             )
             assert response.status_code == 200 and response.text.strip() in ("yes", "no")
         assert all(t.is_alive() for t in tricklers)  # they were still trickling all along
     finally:
         for t in tricklers:
             t.stop()
+
+
+def test_slow_clients_do_not_hold_the_workers(binary):
+    """As many body-tricklers and as many header-tricklers as workers."""
+    assert_answers_while_trickling(binary, 2)
+
+
+def test_slow_clients_do_not_hold_threads():
+    """More body-tricklers and more header-tricklers than the one worker has threads: a trickling
+    request waits on the worker's poller until it has arrived, not on a thread (gunicorn's own
+    gthread worker read it on a thread, so each worker needed a spare thread per trickler)."""
+    from byoc.serving.settings import DEFAULT_WORKER_THREADS
+
+    server = sm.start(sm.trained_root("binary"), workers=1)
+    try:
+        assert_answers_while_trickling(server, DEFAULT_WORKER_THREADS + 1)
+    finally:
+        server.stop()
 
 
 # -- SIGTERM during a long request -------------------------------------------------------------------

@@ -22,7 +22,7 @@ MAX_PAYLOAD_MB = 1024  # asynchronous inference takes payloads up to 1 GB (batch
 MB = 1024 * 1024
 DEFAULT_GRACEFUL_TIMEOUT = 30  # SageMaker sends SIGKILL 30 s after SIGTERM
 WORKER_CLASSES = ("gthread", "sync")
-DEFAULT_WORKER_THREADS = 8
+DEFAULT_WORKER_THREADS = 2  # few threads, few GIL hand-offs: see byoc.serving.worker and README "Settings"
 
 
 def parse_bool(raw: str | None, *, name: str, default: bool = False) -> bool:

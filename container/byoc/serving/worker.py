@@ -13,6 +13,13 @@ Why each piece:
   the grace period ends (``BYOC_GRACEFUL_TIMEOUT``, default SageMaker's 30 s before SIGKILL) it
   logs every request still running, with its id, marks the shared ``cut`` flag so ``serve``
   exits non-zero, and exits without waiting for them.
+- A gthread worker hands a connection to a thread only once its request has arrived (the whole
+  head, and the body up to ``Content-Length``), or 16 KiB of it have: until then the connection
+  waits on the worker's poller with gunicorn's own pending connections (closed after 5 s without
+  a byte).  gunicorn's thread reads a request blocking, so a client trickling its headers or body
+  held a thread for as long as it trickled, and each worker needed spare threads for them; with
+  none held, a few threads suffice, and few threads keep the GIL's hand-offs, and so the p99 of
+  single rows, down (``byoc.serving.settings.DEFAULT_WORKER_THREADS``).
 - A stop signal that reaches a worker while it boots must not be lost.  Between gunicorn's
   fork and the worker's own handlers the child still runs the master's handler, which only
   queues the signal in the child's copy of the master: the worker then served on until the
@@ -25,13 +32,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import selectors
 import signal
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from gunicorn.workers.base import Worker
+from gunicorn.workers.gthread import ThreadWorker
 
 from byoc.serving.body import CLOSE_CONNECTION
 from byoc.serving.memory import release_free_memory
@@ -41,6 +53,11 @@ EXIT_CUT = 3 + 70  # a worker that cut requests (not gunicorn's 3/4, which halt 
 LOG_MARGIN = 1.0  # seconds kept before the grace period's end to log and exit
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 LARGE_BODY = 1 << 20  # after a request body at least this big, freed heap goes back to the system
+# A request is handed to a thread once this much of it has arrived: a large body then streams in on
+# the thread, and every kernel receive buffer holds this much, so the wait cannot outlast the client.
+ARRIVED_BYTES = 16384
+PENDING_SECONDS = 5.0  # gunicorn's own wait for a new connection's first bytes
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d+)")
 
 # gunicorn parse error class name -> (status, reason, code)
 _PARSE_ERRORS = {
@@ -172,13 +189,63 @@ class _ByocWorker(Worker):
         os._exit(EXIT_CUT if running else 0)
 
 
+def request_arrived(data: bytes) -> bool:
+    """Whether ``data``, the bytes waiting on a connection, let a thread read the request without
+    waiting on its client: the whole head and ``Content-Length`` bytes of body, or ``ARRIVED_BYTES``
+    (the rest then streams in), or an end of file.  A head that asks for ``100 Continue`` or a
+    chunked body goes to a thread once the head is complete (gunicorn answers the one and reads
+    the other); anything unparsable goes at once, for gunicorn to refuse."""
+    if not data or len(data) >= ARRIVED_BYTES:
+        return True
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    head = data[: end + 2].lower()
+    if b"\r\nexpect:" in head or b"\r\ntransfer-encoding:" in head:
+        return True
+    length = _CONTENT_LENGTH.search(head)
+    return length is None or len(data) - end - 4 >= int(length.group(1))
+
+
+class _WholeRequestThreadWorker(ThreadWorker):
+    """gunicorn's gthread worker where a connection waits on the poller, not on a thread, until
+    its request has arrived (see the module doc and :func:`request_arrived`)."""
+
+    def enqueue_req(self, conn: Any) -> None:
+        if not self.alive or self.cfg.is_ssl or self._request_arrived(conn):
+            super().enqueue_req(conn)
+            return
+        # gunicorn's pending connections: readable -> on_pending_socket_readable -> here again
+        conn.sock.setblocking(False)
+        conn.timeout = time.monotonic() + max(self.cfg.keepalive, PENDING_SECONDS)
+        self.pending_conns.append(conn)
+        self.poller.register(
+            conn.sock,
+            selectors.EVENT_READ,
+            partial(self.on_pending_socket_readable, conn),
+        )
+
+    @staticmethod
+    def _request_arrived(conn: Any) -> bool:
+        parser = conn.parser
+        if parser is not None and parser.unreader.buf.getvalue():
+            return True  # gunicorn read the next request ahead: it is in its buffer, not the socket's
+        try:
+            data = conn.sock.recv(ARRIVED_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True  # the thread meets the error and closes the connection
+        return request_arrived(data)
+
+
 def worker_class(name: str, cut: Any, grace: float) -> type:
     """The byoc worker for gunicorn's ``name`` worker class (``gthread`` or ``sync``)."""
-    from gunicorn.workers.gthread import ThreadWorker
     from gunicorn.workers.sync import SyncWorker
 
-    base: type[Worker] = SyncWorker if name == "sync" else ThreadWorker
-    return type(f"Byoc{base.__name__}", (_ByocWorker, base), {"cut": cut, "grace": float(grace)})
+    base: type[Worker] = SyncWorker if name == "sync" else _WholeRequestThreadWorker
+    title = "ByocSyncWorker" if name == "sync" else "ByocThreadWorker"
+    return type(title, (_ByocWorker, base), {"cut": cut, "grace": float(grace)})
 
 
 def arbiter_class() -> type:
