@@ -277,8 +277,27 @@ def test_a_budget_too_small_for_any_candidate_is_a_user_error_naming_the_budget(
     assert model_dir_entries(root) == []
 
 
-def test_candidates_that_all_fail_are_named_with_their_errors(tmp_path):
-    """Every candidate failing is a fault (exit 2), and the failure says which and why."""
+def test_a_class_too_rare_to_cross_validate_is_a_user_error_naming_it(tmp_path):
+    """One row of a class: some fold's training rows lack it, and every family failed or the
+    stack crashed (exit 2, 'a bug in byoc').  It is the data's to fix: exit 1, naming the class."""
+    frame = mixed_frame()
+    frame["deposit"] = ["no"] * (len(frame) - 1) + ["yes"]
+    root = _root(tmp_path, frame, "deposit", max_runtime_seconds=60, max_candidates=3)
+    result = run_train(root, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    cause = read_failure(root).splitlines()[0]
+    assert cause.startswith(
+        "the target column 'deposit' has 1 class(es) with fewer than 2 rows ('yes': 1 row): "
+        "algorithm=auto scores its candidates by cross-validation"
+    ), cause
+    assert "add rows of those classes or remove theirs, or pass a validation channel" in cause
+    assert model_dir_entries(root) == []
+
+
+def test_candidates_that_all_fail_in_our_code_are_a_fault_named_with_their_errors(tmp_path):
+    """Every candidate failing in byoc's own code (here a ValueError from a broken build) is a
+    fault (exit 2), and the failure says which and why; only scikit-learn refusing the data is
+    the user's (tests/unit/test_automl_parts.py: blame)."""
     root = _root(tmp_path, iris_frame(), "target", max_runtime_seconds=30, max_candidates=3)
     patch = (
         "import byoc.automl.candidates as candidates\n"

@@ -29,7 +29,7 @@ from byoc.automl import (
     search,
     stack,
 )
-from byoc.errors import HyperparameterError
+from byoc.errors import DataError, HyperparameterError
 
 
 def _data(name: str) -> tuple[pd.DataFrame, np.ndarray, str, list]:
@@ -188,6 +188,63 @@ def test_a_failing_candidate_is_recorded_and_the_search_goes_on():
     results = finder.run([broken, fine])
     assert [r.status for r in results] == [search.FAILED, search.COMPLETED]
     assert "learning_rate" in results[0].message
+    # scikit-learn refusing a hyperparameter the search chose is not the data's fault
+    assert results[0].blame == ""
+
+
+def test_a_candidate_failing_on_data_scikit_learn_refuses_is_blamed_on_the_data():
+    """The rule that makes a job whose every candidate failed exit 1 (user error) rather than 2:
+    scikit-learn's input checks raised the error, not byoc's own code."""
+    ctx = _context("multiclass")
+    ctx.X = ctx.X.assign(**{ctx.X.columns[0]: np.where(np.arange(len(ctx.X)) % 5 == 0, np.inf, 1.0)})
+    result = search.evaluate(candidates.Candidate("random_forest", candidates.ORDINAL), ctx)
+    assert result.status == search.FAILED and "infinity" in result.message
+    assert result.blame == search.DATA
+    try:
+        raise ValueError("a fault of ours")
+    except ValueError as exc:
+        assert search.blame(exc) == ""
+
+
+def _failed(family: str, message: str, blame: str) -> search.Result:
+    return search.Result(
+        candidates.Candidate(family, candidates.ORDINAL), search.FAILED, message=message, blame=blame
+    )
+
+
+def test_every_candidate_refused_by_the_data_is_a_user_error_naming_their_errors():
+    ctx = _context("multiclass")
+    refused = [
+        _failed("random_forest", "ValueError: Input X contains infinity", search.DATA),
+        _failed("extra_trees", "ValueError: Input X contains infinity", search.DATA),
+    ]
+    costs, reserve = search.CostModel(), 5.0
+    error = job.nothing_finished(
+        refused, budget=60, before_search=1, reserve=reserve, plan=ctx.plan, costs=costs
+    )
+    assert isinstance(error, DataError) and error.code == "data_not_fittable"
+    assert error.message.startswith("no AutoML candidate could be fitted to the training data: ")
+    assert "random_forest-ordinal: ValueError: Input X contains infinity" in error.message
+    # one failure of ours among them: a fault (exit 2), never blamed on the data
+    ours = [*refused, _failed("linear", "TypeError: unexpected keyword", "")]
+    error = job.nothing_finished(
+        ours, budget=60, before_search=1, reserve=reserve, plan=ctx.plan, costs=costs
+    )
+    assert not isinstance(error, DataError) and "3 failed" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("y", "problem_type", "expected"),
+    [
+        (np.array([0] * 30 + [1]), BINARY, "has 1 class(es) with fewer than 2 rows ('b': 1 row)"),
+        (np.array([0, 1, 2] * 10), MULTICLASS, None),
+        (np.arange(4.0), REGRESSION, "has 4 rows"),
+        (np.arange(5.0), REGRESSION, None),
+    ],
+)
+def test_targets_cross_validation_cannot_split_are_named(y, problem_type, expected):
+    labels = ["a", "b", "c"][: int(y.max()) + 1] if problem_type != REGRESSION else []
+    assert search.too_few_rows(y, problem_type, labels) == expected
 
 
 def test_greedy_selection_never_scores_below_its_best_member():

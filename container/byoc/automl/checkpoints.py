@@ -66,6 +66,7 @@ class Checkpoints:
             "fit_seconds": result.fit_seconds,
             "message": result.message,
             "host": result.host,
+            "blame": result.blame,
         }
         _atomic(self.folder / f"{stem}.json", lambda fh: fh.write(json.dumps(record).encode()))
 
@@ -92,6 +93,7 @@ class Checkpoints:
                         record.get("message", "") + " (from a checkpoint)",
                         oof,
                         host=record.get("host", ""),
+                        blame=record.get("blame", ""),
                     )
                 )
             except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -200,9 +200,11 @@ def nothing_finished(
     plan: search.Plan,
     costs: search.CostModel,
 ) -> Exception:
-    """Why no candidate finished: failed candidates (a fault: named with their errors), or a
-    budget too small for the data (the user's to fix: exit 1, naming max_runtime_seconds)."""
-    from byoc.errors import HyperparameterError
+    """Why no candidate finished: failed candidates, named with their errors — the data's fault
+    when scikit-learn refused the data in every one of them (exit 1), else a fault of ours
+    (exit 2) — or a budget too small for the data (the user's to fix: exit 1, naming
+    max_runtime_seconds)."""
+    from byoc.errors import DataError, HyperparameterError
 
     failed = [r for r in results if r.status == search.FAILED]
     if failed:
@@ -210,6 +212,14 @@ def nothing_finished(
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
         rest = len(results) - len(failed)
         tail = f"; {rest} other candidate(s) were stopped or skipped when the time ran out" if rest else ""
+        if all(r.blame == search.DATA for r in failed):
+            return DataError(
+                f"no AutoML candidate could be fitted to the training data: scikit-learn refused "
+                f"it in each of the {len(failed)} failed candidate(s) ({named}{more}){tail}; fix the "
+                "feature or target values these errors name in the train channel (a candidate that "
+                "ran out of memory needs an instance type with more memory, or a sample of the data)",
+                code="data_not_fittable",
+            )
         return RuntimeError(f"no AutoML candidate finished: {len(failed)} failed ({named}{more}){tail}")
     known = [(n, r) for r in results if (n := _needed(r, plan, costs)) is not None]
     if known:
@@ -283,6 +293,26 @@ def _refit(
     return [(name, model, w / total) for name, model, w in fitted]
 
 
+def _check_rows(y: np.ndarray, problem_type: str, labels: Sequence[Any], target: str) -> None:
+    from byoc.errors import DataError
+
+    why = search.too_few_rows(y, problem_type, labels)
+    if why is None:
+        return
+    if problem_type == REGRESSION:
+        need = f"which needs at least {search.MIN_REGRESSION_ROWS} rows; add rows"
+    else:
+        need = (
+            f"stratified, which needs every class in every fold's training rows (at least "
+            f"{search.MIN_CLASS_ROWS} rows per class); add rows of those classes or remove theirs"
+        )
+    raise DataError(
+        f"{target} {why}: algorithm=auto scores its candidates by cross-validation on the train "
+        f"channel, {need}, or pass a validation channel to score them on instead",
+        code="too_few_rows",
+    )
+
+
 def _stopped_choice(
     ranked: Sequence[search.Result], costs: search.CostModel, folds: int, deadline: float
 ) -> search.Result:
@@ -339,6 +369,7 @@ def run(
     stop: StopRequest | None = None,
     host: str = "",
     spread: Spread | None = None,
+    target: str = "the target",
 ) -> AutoResult:
     """Explore, search, blend, refit; write exploration.json, leaderboard.csv and report.html.
 
@@ -362,6 +393,8 @@ def run(
     exploration = explore.explore(X, y, problem_type, features, classes, seed=settings.seed)
     _write_text(output_dir / "exploration.json", json.dumps(exploration, indent=2, default=str))
 
+    if validation is None:  # cross-validation: refuse a target it cannot split (a fault of the data)
+        _check_rows(y, problem_type, classes or [], target)
     if validation is not None:
         X_all = pd.concat([X, validation[0]], ignore_index=True)
         y_all = np.concatenate([y, validation[1]])
@@ -602,6 +635,7 @@ def fit_step(inputs: FitInput) -> FitOutput:
         stop=stop,
         host=env.current_host,
         spread=cluster.spread(env) if len(env.hosts) > 1 else None,
+        target=_describe_target(params["target"]),
     )
     fit_seconds = time.monotonic() - started
     estimator = outcome.estimator
@@ -644,6 +678,10 @@ def fit_step(inputs: FitInput) -> FitOutput:
     return FitOutput(
         pipeline=pipeline, metrics=scores, details=details, fit_seconds=fit_seconds, compile_skipped=skipped
     )
+
+
+def _describe_target(target: Any) -> str:
+    return f"the target (column {target})" if str(target).isdigit() else f"the target column '{target}'"
 
 
 def process_started() -> float:

@@ -48,6 +48,11 @@ from byoc.automl.objective import Objective
 log = logging.getLogger(__name__)
 
 COMPLETED, FAILED, STOPPED, SKIPPED = "Completed", "Failed", "Stopped", "Skipped"
+DATA = "data"  # Result.blame: the library refused the data (the user's to fix), not a bug of ours
+MIN_CLASS_ROWS = 2  # stratified k-fold: every fold's training rows must hold every class
+MIN_REGRESSION_ROWS = 5  # 5-fold cross-validation
+# Where scikit-learn checks its input: a ValueError raised there is about the data.
+_INPUT_CHECKS = ("sklearn.utils.validation", "sklearn.utils.multiclass")
 SMALL_ROWS = 2000
 MEDIUM_ROWS = 20000
 LARGE_ROWS = 100000
@@ -64,6 +69,34 @@ class Plan:
     @property
     def folds(self) -> int:
         return len(self.splits)
+
+
+def too_few_rows(y: np.ndarray, problem_type: str, labels: Sequence[Any]) -> str | None:
+    """What keeps cross-validation from scoring candidates on the encoded target ``y``, or None:
+    k-fold needs k rows, and a class with fewer than two rows leaves some fold's training rows
+    without it (every model then fails or predicts a different set of classes)."""
+    if problem_type == REGRESSION:
+        return f"has {len(y)} rows" if len(y) < MIN_REGRESSION_ROWS else None
+    counts = np.bincount(np.asarray(y, dtype=np.intp), minlength=len(labels))
+    rare = [f"'{labels[i]}': {int(c)} row" for i, c in enumerate(counts) if c < MIN_CLASS_ROWS]
+    if not rare:
+        return None
+    more = f" and {len(rare) - 5} more" if len(rare) > 5 else ""
+    return f"has {len(rare)} class(es) with fewer than {MIN_CLASS_ROWS} rows ({', '.join(rare[:5])}{more})"
+
+
+def blame(exc: BaseException) -> str:
+    """DATA when ``exc`` is scikit-learn refusing the data — a ValueError raised by its input
+    checks, or memory running out — else "" (a fault of ours, or not known to be the data's)."""
+    if isinstance(exc, MemoryError):
+        return DATA
+    if not isinstance(exc, ValueError):
+        return ""
+    tb, module = exc.__traceback__, ""
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        tb = tb.tb_next
+    return DATA if module in _INPUT_CHECKS else ""
 
 
 def make_plan(y: np.ndarray, problem_type: str, *, seed: int, n_train: int | None = None) -> Plan:
@@ -117,6 +150,7 @@ class Result:
     oof: np.ndarray | None = field(default=None, repr=False)
     host: str = ""  # where it was scored (several hosts: the Dask worker's host)
     folds_done: int = 0  # folds scored before it completed, failed or was stopped
+    blame: str = ""  # a failure's cause: DATA when scikit-learn refused the data (see :func:`blame`)
 
     @property
     def name(self) -> str:
@@ -216,6 +250,7 @@ def evaluate(
                 finished_at=ctx.elapsed(),
                 message=f"{type(exc).__name__}: {exc}"[:500],
                 folds_done=number - 1,
+                blame=blame(exc),
             )
         fit_seconds += time.monotonic() - started
         if on_fold is not None:
