@@ -1,4 +1,4 @@
-"""How much memory the container has, and giving freed memory back to the system.
+"""How much memory the container has, and when freed memory goes back to the system.
 
 A multi-model endpoint sizes its model cache from the container's limit, not the host's:
 under Docker or SageMaker the cgroup limit is what the OOM killer enforces, and
@@ -11,6 +11,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
+import sys
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -19,6 +22,7 @@ log = logging.getLogger("byoc.serving")
 CGROUP_V2_LIMIT = Path("/sys/fs/cgroup/memory.max")
 CGROUP_V1_LIMIT = Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")
 MEMINFO = Path("/proc/meminfo")
+STATM = Path("/proc/self/statm")
 UNLIMITED = 1 << 60  # cgroup v1 writes ~2**63 rounded to the page size when no limit is set
 
 
@@ -72,24 +76,80 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
+M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 
 
-def use_fixed_mmap_threshold(threshold: int = 128 * 1024) -> bool:
-    """Have glibc serve every allocation above ``threshold`` with its own mmap.
+def _mallopt(option: int, value: int) -> bool:
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(option, value))
+
+
+def use_fixed_mmap_threshold(threshold: int = 128 * 1024, trim_threshold: int | None = None) -> bool:
+    """Have glibc serve every allocation above ``threshold`` with its own mmap, and (when given)
+    keep up to ``trim_threshold`` bytes free at the top of its heap instead of shrinking it.
 
     glibc raises its mmap threshold each time a large block is freed, after which model
     arrays land on the heap and an evicted model's pages stay resident.  A fixed threshold
     keeps large arrays in mappings that are returned to the system when the model is freed.
+    Fixing it also fixes the trim threshold at glibc's 128 KiB unless ``trim_threshold`` says
+    otherwise: every free at the heap's top then hands pages back, to be faulted in again.
     """
-    libc = _libc()
-    if libc is None or not hasattr(libc, "mallopt"):
-        return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, threshold))
+    fixed = _mallopt(M_MMAP_THRESHOLD, threshold)
+    if trim_threshold is not None:
+        fixed = _mallopt(M_TRIM_THRESHOLD, trim_threshold) and fixed
+    return fixed
 
 
 def release_free_memory() -> None:
-    """Return freed heap pages to the system (glibc's malloc_trim); a no-op elsewhere."""
+    """Return freed memory to the system: glibc's heap (malloc_trim) and, when loaded, Arrow's
+    memory pool (its allocator otherwise keeps freed pages until its own purge delay ends)."""
     libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
+    arrow = sys.modules.get("pyarrow")
+    if arrow is not None:
+        arrow.default_memory_pool().release_unused()
+
+
+def anonymous_resident_bytes(statm: Path = STATM) -> int:
+    """This process's resident memory that no file backs (heap, arrays, copy-on-write pages of the
+    model); unlike the whole resident set it does not grow as library code is touched.  0 where
+    /proc is unavailable."""
+    try:
+        fields = statm.read_text(encoding="ascii").split()
+        return (int(fields[1]) - int(fields[2])) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class MemoryBound:
+    """The freed memory a worker keeps for its next requests: up to ``limit`` bytes above its
+    anonymous resident memory when it started, the rest handed back.
+
+    Handing everything back after each large request made the next one fault its arrays in
+    again (a 10 MB CSV body: ~25,000 page faults a request, ~10% of its CPU time); keeping it
+    all would leave a worker as large as its largest request for good.  A batch decoded in
+    slices needs about the same memory for every body size, so it stays below the limit and
+    is reused; a body that needed more (a JSON document read whole) is handed back after.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        measure: Callable[[], int] = anonymous_resident_bytes,
+        release: Callable[[], None] = release_free_memory,
+    ) -> None:
+        self.limit = limit
+        self.measure = measure
+        self.release = release
+        self.baseline = measure()
+
+    def settle(self) -> bool:
+        """Hand freed memory back if the process holds more than the limit above its start."""
+        if self.measure() - self.baseline <= self.limit:
+            return False
+        self.release()
+        return True

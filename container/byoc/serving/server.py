@@ -41,6 +41,10 @@ from byoc.errors import ModelLoadError, UserError
 from byoc.serving.settings import ServingSettings
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# Arrow's allocator (mimalloc) hands freed pages back 10 ms after they are freed, so every batch
+# request faulted its decoded columns in again; now they wait 10 s, and a worker holding too much
+# releases them at once (byoc.serving.memory.release_free_memory).  Read when pyarrow loads.
+ALLOCATOR_VARIABLES = {"MIMALLOC_PURGE_DELAY": "10000"}
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
 
 
@@ -76,16 +80,20 @@ def _quiet_ping_logger() -> type:
     return QuietPingLogger
 
 
-# Allocations above this get their own mmap, so a batch's large arrays go back to the system when
-# freed.  Not lower: a request's own buffers must stay on the heap, or each costs an mmap/munmap pair
-# and fresh page faults (the CSV writer's 128 KiB record buffer did, once per single-row request).
-WORKER_MMAP_THRESHOLD = 1 << 20
+# glibc keeps allocations up to this on its heap (the ceiling of its own sliding threshold) and
+# up to WORKER_TRIM_THRESHOLD free at the heap's top, so a batch slice's arrays are reused by the
+# next slice and request instead of being mapped and faulted in again each time (with 1 MiB and
+# the trim threshold of 128 KiB that fixing it implies, a 10 MB CSV body faulted ~25,000 pages);
+# how much freed memory a worker keeps is bounded by byoc.serving.worker.RETAINED_LIMIT.  Not
+# lower than 1 MiB: the CSV writer's 128 KiB record buffer was an mmap/munmap pair per request.
+WORKER_MMAP_THRESHOLD = 32 << 20
+WORKER_TRIM_THRESHOLD = 64 << 20
 
 
 def _post_fork(server: Any, worker: Any) -> None:
     from byoc.serving.memory import use_fixed_mmap_threshold
 
-    use_fixed_mmap_threshold(WORKER_MMAP_THRESHOLD)
+    use_fixed_mmap_threshold(WORKER_MMAP_THRESHOLD, WORKER_TRIM_THRESHOLD)
     try:
         from threadpoolctl import threadpool_limits
 
@@ -143,7 +151,7 @@ def _post_fork_multi_model(server: Any, worker: Any) -> None:
     from byoc.serving.memory import use_fixed_mmap_threshold
 
     _post_fork(server, worker)
-    use_fixed_mmap_threshold()
+    use_fixed_mmap_threshold(trim_threshold=128 * 1024)  # models come and go: glibc's defaults
 
 
 def _post_worker_init_multi_model(worker: Any) -> None:
@@ -204,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for variable in THREAD_VARIABLES:
         os.environ.setdefault(variable, "1")
+    for variable, value in ALLOCATOR_VARIABLES.items():
+        os.environ.setdefault(variable, value)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
