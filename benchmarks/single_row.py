@@ -1,19 +1,36 @@
-"""Single-row handler cost in CPU time: the server's own decode -> predict -> encode for one CSV
-row, in this process, no HTTP (the "handler in-process" column of benchmarks/serving.py, but CPU
-time, so it can be judged on a loaded machine), with compiled inference as trained and forced off.
+"""Single-row cost in CPU time, valid on a loaded machine.
+
+In-process (default): the server's own decode -> predict -> encode for one CSV row, in this
+process, no HTTP (the "handler in-process" column of benchmarks/serving.py, but CPU time), with
+compiled inference as trained and forced off.
+
+``--server``: CPU time per request of one server worker, the whole request (gunicorn, Flask,
+byoc, access log), against the bare ceiling (benchmarks/serving.py's constant Flask app under
+byoc's gunicorn settings) measured the same way in the same run.  Every server runs pinned to
+core 0 (``taskset -c 0``, one worker) and wrk to core 1 (``-t1 -c8``); the worker's CPU time
+(every thread, /proc/PID/task/*/schedstat) is read around each wrk run and divided by the
+requests wrk completed.  The servers of every ``--checkout`` (byoc's ``container/serve`` and
+the ceiling, each with that checkout's code) stay up and are measured in turn, ``--rounds``
+times, so an A/B of two commits sees the same machine; the figures are medians over rounds.
+"bare / byoc" is the share of the ceiling a server on a core of its own would reach
+(throughput is the reciprocal of CPU time per request there).
 
 Models are trained by the real ``container/train`` on the benchmarks' synthetic data (10 numeric
 + 10 text features), as benchmarks/serving.py trains them; ``--keep DIR`` keeps the trained ML
 roots there and reuses them in later runs (``--retrain`` trains again).
 
     .venv/bin/python benchmarks/single_row.py [--models knn,linear,ensemble] [--keep DIR]
+    .venv/bin/python benchmarks/single_row.py --server [--checkout /path/to/other/worktree] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,8 +39,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO), str(REPO / "container")]  # run as a script from the checkout
 
-from benchmarks.serving import MODELS, invoke_in_process, load_handler, single_row_bodies, train_model
+from benchmarks.batch_cpu import task_cpu_seconds
+from benchmarks.harness import Server
+from benchmarks.serving import (
+    BARE_APP,
+    MODELS,
+    invoke_in_process,
+    load_handler,
+    single_row_bodies,
+    train_model,
+)
 from benchmarks.synthetic import synthetic_frame
+from support import clean_environ, free_port
+
+SERVER_CORE, CLIENT_CORE = "0", "1"
 
 
 def cpu_ms_per_call(run, calls: int, rounds: int = 5) -> float:
@@ -38,37 +67,150 @@ def cpu_ms_per_call(run, calls: int, rounds: int = 5) -> float:
     return statistics.median(per_call) * 1e3
 
 
+def in_process(args: argparse.Namespace, base: Path, body: bytes) -> None:
+    from threadpoolctl import threadpool_limits
+
+    print("| model | compiled inference | handler CPU ms / row | fast path |")
+    print("|---|---|---|---|")
+    for name in args.models.split(","):
+        root = trained(base, name, args)
+        for switch in ("on", "off"):
+            model_handler, settings = load_handler(root, BYOC_COMPILED_INFERENCE=switch)
+            # One math-library thread, as each server worker after the model is loaded
+            # (byoc.serving.server._post_fork): threadpoolctl limits the libraries loaded by then.
+            threadpool_limits(1)
+            ms = cpu_ms_per_call(
+                functools.partial(invoke_in_process, model_handler, settings, body), args.calls
+            )
+            fast = getattr(model_handler.predictor, "fast_path", None)
+            print(f"| {name} | {switch} | {ms:.3f} | {fast} |", flush=True)
+
+
+def trained(base: Path, name: str, args: argparse.Namespace) -> Path:
+    hyperparameters, numeric_only = MODELS[name]
+    root = base / name.replace(" ", "_")
+    if args.retrain or not (root / "model" / "model.json").exists():
+        train_model(root, args.train_rows, hyperparameters, numeric_only)
+    return root
+
+
+# -- --server ------------------------------------------------------------------------------------
+def pinned_server(checkout: Path, root: Path | None, threads: int | None) -> Server:
+    """One worker on SERVER_CORE: ``checkout``'s ``container/serve`` on ``root``, or, without a
+    root, the bare ceiling under ``checkout``'s gunicorn settings."""
+    port = free_port()
+    extra = {"BYOC_WORKER_THREADS": str(threads)} if threads else {}
+    if root is None:
+        code = BARE_APP.format(
+            container=str(checkout / "container"), port=port, workers=1, worker_class="gthread"
+        )
+        argv, env = [sys.executable, "-c", code], clean_environ(None, **extra)
+    else:
+        argv = [sys.executable, str(checkout / "container" / "serve")]
+        env = clean_environ(
+            None,
+            SAGEMAKER_BASE_DIR=str(root),
+            SAGEMAKER_BIND_TO_PORT=str(port),
+            SAGEMAKER_MODEL_SERVER_WORKERS="1",
+            **extra,
+        )
+    return Server(["taskset", "-c", SERVER_CORE, *argv], env, port)
+
+
+def requests_by_wrk(port: int, body: bytes, duration: int) -> int:
+    """POST ``body`` (CSV) for ``duration`` seconds, wrk pinned to CLIENT_CORE; the number of
+    requests wrk completed, all answered 200."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "post.lua"
+        script.write_text(
+            f'wrk.method = "POST"\nwrk.body = {json.dumps(body.decode("utf-8"))}\n'
+            'wrk.headers["Content-Type"] = "text/csv"\nwrk.headers["Accept"] = "text/csv"\n'
+        )
+        out = subprocess.run(
+            ["taskset", "-c", CLIENT_CORE, "wrk", "-t1", "-c8", f"-d{duration}s", "-s", str(script)]
+            + [f"http://127.0.0.1:{port}/invocations"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    if "Non-2xx" in out:
+        raise SystemExit(f"wrk saw error responses:\n{out}")
+    return int(re.search(r"(\d+) requests in", out).group(1))
+
+
+def worker_ms_per_request(server: Server, body: bytes, duration: int) -> float:
+    (pid,) = server.pids()
+    before = task_cpu_seconds(pid)
+    requests = requests_by_wrk(server.port, body, duration)
+    return 1e3 * (task_cpu_seconds(pid) - before) / requests
+
+
+def on_server(args: argparse.Namespace, base: Path, body: bytes) -> None:
+    checkouts = [REPO, *args.checkout]
+    names = args.models.split(",")
+    roots = {name: trained(base, name, args) for name in names}
+    servers: dict[tuple[int, str], Server] = {}
+    try:
+        for k, checkout in enumerate(checkouts):
+            servers[k, "bare"] = pinned_server(checkout, None, args.threads)
+            for name in names:
+                servers[k, name] = pinned_server(checkout, roots[name], args.threads)
+        for server in servers.values():  # warm up: imports, caches, the first requests' allocations
+            requests_by_wrk(server.port, body, 1)
+        samples: dict[tuple[int, str], list[float]] = {key: [] for key in servers}
+        for _ in range(args.rounds):
+            for key, server in servers.items():
+                samples[key].append(worker_ms_per_request(server, body, args.duration))
+    finally:
+        for server in servers.values():
+            server.stop()
+    print(
+        f"server CPU per single-row CSV request, one worker on core {SERVER_CORE}, wrk -t1 -c8 on core "
+        f"{CLIENT_CORE}, {args.duration} s x {args.rounds} rounds, medians (all rounds in brackets)\n"
+    )
+    print("| checkout | server | CPU ms / request | bare / this |")
+    print("|---|---|---|---|")
+    for k, checkout in enumerate(checkouts):
+        label = describe(checkout)
+        bare = statistics.median(samples[k, "bare"])
+        for name in ["bare", *names]:
+            ms = statistics.median(samples[k, name])
+            rounds = ", ".join(f"{v:.3f}" for v in samples[k, name])
+            print(f"| {label} | {name} | {ms:.3f} ({rounds}) | {bare / ms:.0%} |", flush=True)
+
+
+def describe(checkout: Path) -> str:
+    out = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=checkout
+    ).stdout.strip()
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "container"], cwd=checkout).returncode
+    return f"{checkout.name}@{out or 'unknown'}{'-dirty' if dirty else ''}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="decision_tree,linear,knn,ensemble")
     parser.add_argument("--train-rows", type=int, default=10000)
-    parser.add_argument("--calls", type=int, default=200, help="calls per timed round")
+    parser.add_argument("--calls", type=int, default=200, help="calls per timed round (in-process)")
     parser.add_argument("--keep", type=Path, help="keep (and reuse) the trained ML roots here")
     parser.add_argument("--retrain", action="store_true")
+    parser.add_argument("--server", action="store_true", help="CPU per request of a pinned server worker")
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        action="append",
+        default=[],
+        help="--server: also measure this checkout's servers (another worktree or clone), interleaved",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="--server: rounds over every server")
+    parser.add_argument("--duration", type=int, default=5, help="--server: seconds per wrk run")
+    parser.add_argument("--threads", type=int, help="--server: BYOC_WORKER_THREADS (default: serve's)")
     args = parser.parse_args()
-
-    from threadpoolctl import threadpool_limits
 
     body, _ = single_row_bodies(synthetic_frame(2000, seed=2))["csv row"]
     with tempfile.TemporaryDirectory() as tmp:
         base = args.keep or Path(tmp)
-        print("| model | compiled inference | handler CPU ms / row | fast path |")
-        print("|---|---|---|---|")
-        for name in args.models.split(","):
-            hyperparameters, numeric_only = MODELS[name]
-            root = base / name.replace(" ", "_")
-            if args.retrain or not (root / "model" / "model.json").exists():
-                train_model(root, args.train_rows, hyperparameters, numeric_only)
-            for switch in ("on", "off"):
-                model_handler, settings = load_handler(root, BYOC_COMPILED_INFERENCE=switch)
-                # One math-library thread, as each server worker after the model is loaded
-                # (byoc.serving.server._post_fork): threadpoolctl limits the libraries loaded by then.
-                threadpool_limits(1)
-                ms = cpu_ms_per_call(
-                    functools.partial(invoke_in_process, model_handler, settings, body), args.calls
-                )
-                fast = getattr(model_handler.predictor, "fast_path", None)
-                print(f"| {name} | {switch} | {ms:.3f} | {fast} |", flush=True)
+        (on_server if args.server else in_process)(args, base, body)
     return 0
 
 

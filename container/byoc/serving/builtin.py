@@ -76,13 +76,16 @@ def decode_batches(body: RequestBody, decoder: codecs.Decoder, schema: RequestSc
         raise _empty(decoder, schema)
     rows, decoded = 0, False
     header: bytes | None = None
+    first: bytes | None = None  # the first slice, kept until a second one needs its header (if any)
     for index, piece in enumerate(body.line_slices(decoder.whole_records)):
-        if not piece.strip():
+        if not piece or piece.isspace():
             continue
+        if first is not None and decoder.header is not None:  # a body of one slice never asks
+            header, first = decoder.header(first, schema), None
         if header is not None:
             piece = header + piece
         elif index == 0 and decoder.header is not None:
-            header = decoder.header(piece, schema)
+            first = piece
         batch = decoder.decode(piece, schema, rows)
         rows += len(batch)
         decoded = True
