@@ -178,13 +178,16 @@ class CategoryCoder(_OneToOne):
             tables = self._tables = self.code_tables()
         if len(columns) != len(tables):
             raise ValueError(f"expected {len(tables)} categorical columns, got {len(columns)}")
-        unknown, missing = float(UNKNOWN_CODE), float(MISSING_CODE)
-        out = np.empty((len(columns[0]) if columns else 0, len(columns)), dtype=np.float64)
-        for j, (column, table) in enumerate(zip(columns, tables, strict=True)):
-            for i, cell in enumerate(column):
-                text = cell if type(cell) is str else values.category(cell)
-                out[i, j] = table.get(text, unknown) if type(text) is str else missing
-        return out
+        unknown, missing, category = float(UNKNOWN_CODE), float(MISSING_CODE), values.category
+        rows = len(columns[0]) if columns else 0
+        codes = [  # column after column, as one list: a numpy item assignment per cell cost more
+            table.get(text, unknown)
+            if type(text := cell if type(cell) is str else category(cell)) is str
+            else missing
+            for column, table in zip(columns, tables, strict=True)
+            for cell in column.tolist()
+        ]
+        return np.array(codes, dtype=np.float64).reshape(len(columns), rows).T.copy()
 
 
 class EmptyColumnFiller(_OneToOne):
