@@ -83,3 +83,40 @@ def test_the_payload_limit_holds_before_the_handler_reads(served) -> None:
     reply = client.post("/invocations", data=b"x" * (1024 * 1024 + 1))
     assert reply.status_code == 413
     assert handler.seen == []
+
+
+def _without_request_id(reply) -> tuple[int, list[tuple[str, str]], bytes]:
+    """(status, headers, body) with the request id (random per request) taken out."""
+    request_id = reply.headers.get(REQUEST_ID_HEADER, "")
+    headers = sorted((k, v) for k, v in reply.headers.items() if k != REQUEST_ID_HEADER)
+    body = reply.data.replace(request_id.encode(), b"ID") if request_id else reply.data
+    return reply.status_code, headers, body
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data", "headers"),
+    [
+        ("POST", "/invocations", b"a\nb\n", {"Content-Type": "text/csv", "Accept": "text/csv"}),
+        ("POST", "/invocations", b"user-error", {}),
+        ("POST", "/invocations", b"fault", {}),
+        ("POST", "/invocations", b"x" * (1024 * 1024 + 1), {"Content-Type": "text/csv"}),
+        ("POST", "/invocations", b"", {"X-Amzn-SageMaker-Custom-Attributes": "output=label"}),
+        ("GET", "/invocations", b"", {}),
+        ("PUT", "/invocations", b"a", {}),
+        ("POST", "/invocations/", b"a", {}),
+        ("POST", "/nowhere", b"a", {}),
+    ],
+)
+def test_post_invocations_answers_as_flasks_own_route_does(method, path, data, headers) -> None:
+    """POST /invocations skips Flask (DirectInvocations); Flask's own route for it, with the app's
+    error handlers, must give the same status, headers and body, request id aside."""
+    from werkzeug.test import Client
+    from werkzeug.wrappers import Response
+
+    app = create_app(EchoHandler(), environ={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"})
+    direct = app.test_client().open(path, method=method, data=data, headers=headers)
+    through_flask = Client(app.wsgi_app.flask_app, Response).open(
+        path, method=method, data=data, headers=headers
+    )
+    assert _without_request_id(direct) == _without_request_id(through_flask)
+    assert direct.headers[REQUEST_ID_HEADER] and through_flask.headers[REQUEST_ID_HEADER]
