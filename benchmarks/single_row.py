@@ -50,6 +50,7 @@ from benchmarks.serving import (
     train_model,
 )
 from benchmarks.synthetic import synthetic_frame
+from byoc.serving.settings import DEFAULT_WORKER_THREADS
 from support import clean_environ, free_port
 
 SERVER_CORE, CLIENT_CORE = "0", "1"
@@ -95,16 +96,19 @@ def trained(base: Path, name: str, args: argparse.Namespace) -> Path:
 
 
 # -- --server ------------------------------------------------------------------------------------
-def pinned_server(checkout: Path, root: Path | None, threads: int | None) -> Server:
-    """One worker on SERVER_CORE: ``checkout``'s ``container/serve`` on ``root``, or, without a
-    root, the bare ceiling under ``checkout``'s gunicorn settings."""
+def pinned_server(checkout: Path, root: Path | None, threads: int) -> Server:
+    """One worker with ``threads`` threads on SERVER_CORE: ``checkout``'s ``container/serve`` on
+    ``root``, or, without a root, the bare ceiling under ``checkout``'s gunicorn settings."""
     port = free_port()
-    extra = {"BYOC_WORKER_THREADS": str(threads)} if threads else {}
     if root is None:
         code = BARE_APP.format(
-            container=str(checkout / "container"), port=port, workers=1, worker_class="gthread"
+            container=str(checkout / "container"),
+            port=port,
+            workers=1,
+            worker_class="gthread",
+            threads=threads,
         )
-        argv, env = [sys.executable, "-c", code], clean_environ(None, **extra)
+        argv, env = [sys.executable, "-c", code], clean_environ(None)
     else:
         argv = [sys.executable, str(checkout / "container" / "serve")]
         env = clean_environ(
@@ -112,7 +116,7 @@ def pinned_server(checkout: Path, root: Path | None, threads: int | None) -> Ser
             SAGEMAKER_BASE_DIR=str(root),
             SAGEMAKER_BIND_TO_PORT=str(port),
             SAGEMAKER_MODEL_SERVER_WORKERS="1",
-            **extra,
+            BYOC_WORKER_THREADS=str(threads),
         )
     return Server(["taskset", "-c", SERVER_CORE, *argv], env, port)
 
@@ -166,7 +170,8 @@ def on_server(args: argparse.Namespace, base: Path, body: bytes) -> None:
             server.stop()
     print(
         f"server CPU per single-row CSV request, one worker on core {SERVER_CORE}, wrk -t1 -c8 on core "
-        f"{CLIENT_CORE}, {args.duration} s x {args.rounds} rounds, medians (all rounds in brackets)\n"
+        f"{CLIENT_CORE}, {args.threads} threads, {args.duration} s x {args.rounds} rounds, medians "
+        "(all rounds in brackets)\n"
     )
     print("| checkout | server | CPU ms / request | bare / this |")
     print("|---|---|---|---|")
@@ -204,7 +209,9 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=3, help="--server: rounds over every server")
     parser.add_argument("--duration", type=int, default=5, help="--server: seconds per wrk run")
-    parser.add_argument("--threads", type=int, help="--server: BYOC_WORKER_THREADS (default: serve's)")
+    parser.add_argument(
+        "--threads", type=int, default=DEFAULT_WORKER_THREADS, help="--server: threads of every worker"
+    )
     args = parser.parse_args()
 
     body, _ = single_row_bodies(synthetic_frame(2000, seed=2))["csv row"]
