@@ -26,6 +26,9 @@ class EchoHandler:
             raise UserError("no such thing", code="no_such_thing", status=422)
         if slices == [b"fault"]:
             raise RuntimeError("boom")
+        if slices and slices[0].startswith(b"bytes:"):  # an answer of bytes, the header given after it
+            name, _, value = slices[0][6:].decode().partition("=")
+            return InferenceResponse(b"1.0\n", "text/csv", {name: value} if name else {})
         return InferenceResponse(iter(slices), "text/plain", {"X-Lines": str(len(slices))})
 
     def warm_up(self) -> None:
@@ -86,9 +89,9 @@ def test_the_payload_limit_holds_before_the_handler_reads(served) -> None:
 
 
 def _without_request_id(reply) -> tuple[int, list[tuple[str, str]], bytes]:
-    """(status, headers, body) with the request id (random per request) taken out."""
+    """(status, headers in order, body) with the request id (random per request) taken out."""
     request_id = reply.headers.get(REQUEST_ID_HEADER, "")
-    headers = sorted((k, v) for k, v in reply.headers.items() if k != REQUEST_ID_HEADER)
+    headers = [(k, v) for k, v in reply.headers.items() if k != REQUEST_ID_HEADER]
     body = reply.data.replace(request_id.encode(), b"ID") if request_id else reply.data
     return reply.status_code, headers, body
 
@@ -99,6 +102,11 @@ def _without_request_id(reply) -> tuple[int, list[tuple[str, str]], bytes]:
         ("POST", "/invocations", b"a\nb\n", {"Content-Type": "text/csv", "Accept": "text/csv"}),
         ("POST", "/invocations", b"user-error", {}),
         ("POST", "/invocations", b"fault", {}),
+        ("POST", "/invocations", b"bytes:", {}),
+        ("POST", "/invocations", b"bytes:X-Amzn-SageMaker-Custom-Attributes=output=label", {}),
+        ("POST", "/invocations", b"bytes:content-type=text/plain", {}),
+        ("POST", "/invocations", b"bytes:X-Request-Id=forged", {}),
+        ("POST", "/invocations", b"bytes:X-Bad=a\nb", {}),
         ("POST", "/invocations", b"x" * (1024 * 1024 + 1), {"Content-Type": "text/csv"}),
         ("POST", "/invocations", b"", {"X-Amzn-SageMaker-Custom-Attributes": "output=label"}),
         ("GET", "/invocations", b"", {}),

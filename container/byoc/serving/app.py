@@ -17,12 +17,13 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from flask import Flask, Response, request
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from byoc.environment import MLPaths
 from byoc.errors import PayloadTooLarge, UserError
-from byoc.serving.handler import Handler, InferenceRequest
+from byoc.serving.handler import Handler, InferenceRequest, InferenceResponse
 from byoc.serving.handler import load as load_handler
 from byoc.serving.output import CUSTOM_ATTRIBUTES_HEADER
 from byoc.serving.settings import ServingSettings
@@ -138,14 +139,29 @@ def answer(handler: Handler, settings: ServingSettings) -> Response:
 
 
 def respond(handler: Handler, settings: ServingSettings, environ: dict[str, Any]) -> Response:
-    """Hand the request in ``environ`` to ``handler`` and turn its answer into the HTTP response.
+    """Hand the request in ``environ`` to ``handler`` and turn its answer into the HTTP response."""
+    request_id = request_id_of(environ)
+    return respond_with(invoke(handler, settings, environ, request_id), request_id)
+
+
+def respond_with(result: InferenceResponse, request_id: str) -> Response:
+    """The 200 response carrying a handler's answer."""
+    response = Response(result.body, status=200, content_type=result.content_type)
+    response.headers.update(result.headers)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+def invoke(
+    handler: Handler, settings: ServingSettings, environ: dict[str, Any], request_id: str
+) -> InferenceResponse:
+    """``handler``'s answer to the request in ``environ``; a client's mistake drains the body.
 
     Headers are read from the WSGI environ (the same values ``request.headers`` gives), the
     length by werkzeug's own ``get_content_length`` (what ``request.content_length`` returns)."""
-    request_id = request_id_of(environ)
     stream = _input(environ)
     try:
-        result = handler.invoke(
+        return handler.invoke(
             InferenceRequest(
                 body=FlaskBody(stream, get_content_length(environ), settings.max_payload_bytes),
                 content_type=environ.get("CONTENT_TYPE"),
@@ -157,10 +173,23 @@ def respond(handler: Handler, settings: ServingSettings, environ: dict[str, Any]
     except UserError:  # the client may still be sending: it must get this answer, not a reset
         _drain_quietly(stream)
         raise
-    response = Response(result.body, status=200, content_type=result.content_type)
-    response.headers.update(result.headers)
-    response.headers[REQUEST_ID_HEADER] = request_id
-    return response
+
+
+class BytesAnswer:
+    """The WSGI response :func:`respond_with` gives for a body of bytes (a single row's answer):
+    the same status, headers in the same order, checked by werkzeug's Headers as there, and body,
+    without building (and copying the headers of) a Response."""
+
+    def __init__(self, result: InferenceResponse, body: bytes, request_id: str) -> None:
+        headers = Headers([("Content-Type", result.content_type), ("Content-Length", str(len(body)))])
+        headers.update(result.headers)
+        headers[REQUEST_ID_HEADER] = request_id
+        self.headers = headers.to_wsgi_list()
+        self.body = body
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", self.headers)
+        return [self.body]
 
 
 def request_id_of(environ: dict[str, Any]) -> str:
@@ -222,12 +251,18 @@ class DirectInvocations:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if environ.get("PATH_INFO") != "/invocations" or environ.get("REQUEST_METHOD") != "POST":
             return self.flask_app(environ, start_response)
+        request_id = request_id_of(environ)
         try:
-            response = respond(self.handler, self.settings, environ)
+            result = invoke(self.handler, self.settings, environ, request_id)
+            body = result.body
+            response: Any = (
+                BytesAnswer(result, body, request_id)
+                if type(body) is bytes
+                else respond_with(result, request_id)
+            )
         except (UserError, HTTPException) as exc:
             response = error_response(exc, environ, SINGLE_MODEL_ROUTES)
         except Exception as exc:
-            request_id = request_id_of(environ)
             log.exception("request %s failed: %s", request_id, exc)
             response = fault_response(request_id)
         return response(environ, start_response)
