@@ -75,6 +75,12 @@ class Server:
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
         return [int(p) for p in out.stdout.split()]
 
+    def cpu_seconds(self) -> float:
+        """CPU time so far of the master and its workers, every thread."""
+        from benchmarks.batch_cpu import task_cpu_seconds  # batch_cpu imports serving, which imports this
+
+        return sum(task_cpu_seconds(pid) for pid in [self.proc.pid, *self.pids()])
+
     def stop(self) -> None:
         terminate(self.proc, timeout=40)
         self.log.close()
@@ -107,6 +113,17 @@ class ContainerServer:
         except BaseException:
             self.stop()
             raise
+
+    def cpu_seconds(self) -> float:
+        """CPU time so far of every process in the container (its cgroup's account, v1 or v2)."""
+        for path, scale in (
+            (f"/sys/fs/cgroup/cpuacct/docker/{self.container}/cpuacct.usage", 1e9),
+            (f"/sys/fs/cgroup/system.slice/docker-{self.container}.scope/cpu.stat", 1e6),
+        ):
+            if Path(path).is_file():
+                text = Path(path).read_text()
+                return int(text.split()[1] if text.startswith("usage_usec") else text) / scale
+        raise SystemExit(f"no CPU account found for container {self.container[:12]} (cgroup v1 or v2)")
 
     def stop(self) -> None:
         subprocess.run(["docker", "stop", "-t", "30", self.container], capture_output=True, check=False)

@@ -32,6 +32,10 @@ machine in this run:
    row's share in the image against its share here (``--single-rows`` skips batches and memory:
    ``--image TAG --models decision_tree,random_forest --single-rows`` takes about 3 minutes).
 
+Beside every single-row figure: the server's CPU time per request (master and workers, every
+thread, /proc/PID/task/*/schedstat; in an image the container's cgroup account), and the
+ceiling's as a share of it, which a loaded machine blurs far less than throughput.
+
 ``--threads 8,2`` (gthread threads per worker, BYOC_WORKER_THREADS) and ``--worker-classes
 gthread,sync`` measure each setting against its own ceiling, interleaved round by round, so a
 drift of the machine hits every setting alike.
@@ -214,9 +218,19 @@ def wrk(
 
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "p50_ms": latency_ms("50"),
         "p99_ms": latency_ms("99"),
     }
+
+
+def wrk_with_cpu(server: Server | ContainerServer, body: bytes, duration: int, layout: Layout) -> dict:
+    """``wrk`` on a single-row CSV body, with the server's CPU time per request (master, workers,
+    every thread; the whole container in an image): a cost that a loaded machine does not hide."""
+    before = server.cpu_seconds()
+    r = wrk(server.port, body, "text/csv", "text/csv", duration, layout=layout)
+    r["cpu_ms"] = 1e3 * (server.cpu_seconds() - before) / r["requests"]
+    return r
 
 
 def single_row_bodies(frame) -> dict[str, tuple[bytes, str]]:
@@ -405,6 +419,8 @@ def summarize(pairs: list[tuple[dict, dict]]) -> dict:
         "p50_ms": statistics.median(m["p50_ms"] for m in runs),
         "p99_ms": statistics.median(m["p99_ms"] for m in runs),
         "p99_runs_ms": [m["p99_ms"] for m in runs],
+        "cpu_ms": statistics.median(m["cpu_ms"] for m in runs),
+        "cpu_share": statistics.median(c["cpu_ms"] / m["cpu_ms"] for c, m in pairs),
         "share": statistics.median(shares),
         "shares": shares,
     }
@@ -416,7 +432,10 @@ def percent_list(values: list[float]) -> str:
 
 def print_image_shares(results: dict, image: str) -> None:
     """Each single-row row's share of the ceiling in the image beside its share on this machine."""
-    print(f"\n| single-row CSV (share of ceiling) | this machine | in {image} | image / this machine |")
+    print(
+        f"\n| single-row CSV: share of ceiling (p99; server CPU / request) | this machine | in {image} "
+        "| image / this machine: share, CPU / request |"
+    )
     print("|---|---|---|---|")
     for key, plain in results.items():
         inside = results.get(key.replace(" compiled=", f" in {image} compiled="))
@@ -425,9 +444,9 @@ def print_image_shares(results: dict, image: str) -> None:
         row(
             [
                 key,
-                f"{plain['share']:.0%} (p99 {plain['p99_ms']:.1f} ms)",
-                f"{inside['share']:.0%} (p99 {inside['p99_ms']:.1f} ms)",
-                f"{inside['share'] / plain['share']:.2f}",
+                f"{plain['share']:.0%} ({plain['p99_ms']:.1f} ms; {plain['cpu_ms']:.3f} ms)",
+                f"{inside['share']:.0%} ({inside['p99_ms']:.1f} ms; {inside['cpu_ms']:.3f} ms)",
+                f"{inside['share'] / plain['share']:.2f}, {inside['cpu_ms'] / plain['cpu_ms']:.2f}",
             ]
         )
 
@@ -523,22 +542,23 @@ def main() -> int:
             "p50",
             "p99",
             "share of ceiling (pairs)",
+            "server CPU / request (ceiling's / this)",
             "handler in-process",
             "final predict",
         ]
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     ceiling_body = single_row_bodies(sample)["csv row"][0]
     bares: dict[Variant, Server] = {}
     ceilings: dict[Variant, list[dict]] = {v: [] for v in settings}
 
-    def measure(port: int, body: bytes) -> dict:
-        return wrk(port, body, "text/csv", "text/csv", args.duration, layout=layout)
+    def measure(server: Server | ContainerServer, body: bytes) -> dict:
+        return wrk_with_cpu(server, body, args.duration, layout)
 
     try:
         for variant in settings:
             bares[variant] = bare_server(variant, layout)
-            ceilings[variant].append(measure(bares[variant].port, ceiling_body))  # a warm-up, kept
+            ceilings[variant].append(measure(bares[variant], ceiling_body))  # a warm-up, kept
         for name, root in roots.items():
             frame = numeric_columns(sample) if MODELS[name][1] else sample
             body = single_row_bodies(frame)["csv row"][0]
@@ -561,9 +581,9 @@ def main() -> int:
                         )
                     for _ in range(args.rounds):  # every setting's pair in each round
                         for variant in settings:
-                            ceiling = measure(bares[variant].port, ceiling_body)
+                            ceiling = measure(bares[variant], ceiling_body)
                             ceilings[variant].append(ceiling)
-                            pairs[variant].append((ceiling, measure(servers[variant].port, body)))
+                            pairs[variant].append((ceiling, measure(servers[variant], body)))
                 finally:
                     for server in servers.values():
                         server.stop()
@@ -582,6 +602,7 @@ def main() -> int:
                             f"{r['p50_ms']:.2f} ms",
                             f"{r['p99_ms']:.2f} ms",
                             f"{r['share']:.0%} ({percent_list(r['shares'])})",
+                            f"{r['cpu_ms']:.3f} ms ({r['cpu_share']:.0%})",
                             f"{handler_ms:.3f} ms",
                             f"{final_ms:.3f} ms",
                         ]
@@ -596,6 +617,7 @@ def main() -> int:
             "rps": statistics.median(c["rps"] for c in runs),
             "p50_ms": statistics.median(c["p50_ms"] for c in runs),
             "p99_ms": statistics.median(c["p99_ms"] for c in runs),
+            "cpu_ms": statistics.median(c["cpu_ms"] for c in runs),
         }
         results[f"{prefix}ceiling_runs"] = [c["rps"] for c in runs]
         ceiling = results[f"{prefix}ceiling"]
@@ -608,6 +630,7 @@ def main() -> int:
                 f"{ceiling['p50_ms']:.2f} ms",
                 f"{ceiling['p99_ms']:.2f} ms",
                 "100%",
+                f"{ceiling['cpu_ms']:.3f} ms",
                 "-",
                 "-",
             ]
