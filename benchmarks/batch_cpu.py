@@ -3,9 +3,10 @@
 Wall-clock throughput (benchmarks/serving.py) needs a quiet machine; CPU time does not.  For
 each body size this starts ``container/serve`` with one worker (SAGEMAKER_BATCH=true,
 MaxPayloadInMB 100), posts the body ``--repeats`` times and reads the worker's CPU time (every
-thread's, from /proc/PID/task/*/schedstat, nanoseconds) around each request; then runs the
-server's own handler in this process on the same body (decode -> predict -> encode, no HTTP)
-and reads this process's CPU time.  Beside each: minor page faults and voluntary context
+thread's, from /proc/PID/task/*/schedstat, nanoseconds) around each request; after each
+request it runs the server's own handler in this process on the same body (decode -> predict
+-> encode, no HTTP) and reads this process's CPU time, so the two alternate and a change in
+the machine's load touches both alike.  Beside each: minor page faults and voluntary context
 switches per request (hand-offs between threads, which a loaded machine turns into waits).
 The answers of both must be byte-identical.  Medians over the repeats; models trained as
 benchmarks/serving.py trains them (and from its model cache).
@@ -51,14 +52,35 @@ def proc_counters(pid: int) -> tuple[int, int]:
     return faults, switches
 
 
-def served(root: Path, payload: bytes, repeats: int) -> tuple[dict[str, float], bytes]:
+class Counters:
+    """CPU time (ms), minor page faults and voluntary context switches, one sample per request."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, int, int]] = []
+
+    def add(self, cpu_seconds: float, faults: int, switches: int) -> None:
+        self.samples.append((1e3 * cpu_seconds, faults, switches))
+
+    def medians(self) -> dict[str, float]:
+        cpu, faults, switches = zip(*self.samples, strict=True)
+        return {
+            "cpu_ms": statistics.median(cpu),
+            "faults": statistics.median(faults),
+            "switches": statistics.median(switches),
+        }
+
+
+def measure(root: Path, payload: bytes, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """(worker, in-process) medians over ``repeats`` pairs, one server request then the handler
+    in this process: interleaved, so a change in the machine's load touches both alike."""
+    model_handler, settings = serving.load_handler(root)
     server = byoc_server(root, workers=1, SAGEMAKER_BATCH="true", SAGEMAKER_MAX_PAYLOAD_IN_MB="100")
+    worker, local = Counters(), Counters()
     try:
         (pid,) = server.pids()
-        cpu, faults, switches, answer = [], [], [], b""
         with requests.Session() as session:
-            for k in range(repeats + 1):  # the first request warms the worker up
-                c0, (f0, s0) = task_cpu_seconds(pid), proc_counters(pid)
+
+            def post() -> bytes:
                 resp = session.post(
                     f"http://127.0.0.1:{server.port}/invocations",
                     data=payload,
@@ -67,38 +89,26 @@ def served(root: Path, payload: bytes, repeats: int) -> tuple[dict[str, float], 
                 )
                 if resp.status_code != 200:
                     raise SystemExit(f"batch request failed: {resp.status_code} {resp.text[:500]}")
+                return resp.content
+
+            served_answer = post()  # the first request warms the worker up
+            local_answer = serving.invoke_in_process(model_handler, settings, payload)
+            if served_answer != local_answer:
+                raise SystemExit("the server and the handler in-process answered differently")
+            for _ in range(repeats):
+                c0, (f0, s0) = task_cpu_seconds(pid), proc_counters(pid)
+                post()
                 f1, s1 = proc_counters(pid)
-                if k:
-                    cpu.append(task_cpu_seconds(pid) - c0)
-                    faults.append(f1 - f0)
-                    switches.append(s1 - s0)
-                answer = resp.content
+                worker.add(task_cpu_seconds(pid) - c0, f1 - f0, s1 - s0)
+                before = resource.getrusage(resource.RUSAGE_SELF)
+                start = time.process_time()
+                serving.invoke_in_process(model_handler, settings, payload)
+                seconds = time.process_time() - start
+                after = resource.getrusage(resource.RUSAGE_SELF)
+                local.add(seconds, after.ru_minflt - before.ru_minflt, after.ru_nvcsw - before.ru_nvcsw)
     finally:
         server.stop()
-    return {
-        "cpu_ms": 1e3 * statistics.median(cpu),
-        "faults": statistics.median(faults),
-        "switches": statistics.median(switches),
-    }, answer
-
-
-def in_process(root: Path, payload: bytes, repeats: int) -> tuple[dict[str, float], bytes]:
-    model_handler, settings = serving.load_handler(root)
-    answer = serving.invoke_in_process(model_handler, settings, payload)
-    cpu, faults, switches = [], [], []
-    for _ in range(repeats):
-        before = resource.getrusage(resource.RUSAGE_SELF)
-        start = time.process_time()
-        serving.invoke_in_process(model_handler, settings, payload)
-        cpu.append(time.process_time() - start)
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        faults.append(after.ru_minflt - before.ru_minflt)
-        switches.append(after.ru_nvcsw - before.ru_nvcsw)
-    return {
-        "cpu_ms": 1e3 * statistics.median(cpu),
-        "faults": statistics.median(faults),
-        "switches": statistics.median(switches),
-    }, answer
+    return worker.medians(), local.medians()
 
 
 def main() -> int:
@@ -122,12 +132,7 @@ def main() -> int:
         )
         for size in (int(s) for s in args.batch_mb.split(",")):
             payload = serving.csv_payload(sample, size)
-            worker, served_answer = served(root, payload, args.repeats)
-            local, local_answer = in_process(root, payload, args.repeats)
-            if served_answer != local_answer:
-                raise SystemExit(
-                    f"{name} {size} MB: the server and the handler in-process answered differently"
-                )
+            worker, local = measure(root, payload, args.repeats)
             print(
                 f"| {size} MB | {name} | {worker['cpu_ms']:.0f} ms | {local['cpu_ms']:.0f} ms | "
                 f"{local['cpu_ms'] / worker['cpu_ms']:.0%} | {worker['faults']:.0f} / {local['faults']:.0f} | "

@@ -70,7 +70,7 @@ def decode_batches(body: RequestBody, decoder: codecs.Decoder, schema: RequestSc
         return
     if not decoder.line_oriented:
         data = body.read()
-        if data.strip():
+        if not _blank(data):
             yield decoder.decode(data, schema, 0)
             return
         raise _empty(decoder, schema)
@@ -78,7 +78,7 @@ def decode_batches(body: RequestBody, decoder: codecs.Decoder, schema: RequestSc
     header: bytes | None = None
     first: bytes | None = None  # the first slice, kept until a second one needs its header (if any)
     for index, piece in enumerate(body.line_slices(decoder.whole_records)):
-        if not piece or piece.isspace():
+        if _blank(piece):
             continue
         if first is not None and decoder.header is not None:  # a body of one slice never asks
             header, first = decoder.header(first, schema), None
@@ -92,6 +92,12 @@ def decode_batches(body: RequestBody, decoder: codecs.Decoder, schema: RequestSc
         yield batch
     if not decoded:
         raise _empty(decoder, schema)
+
+
+def _blank(data: bytes) -> bool:
+    """Whether ``data`` is empty or only ASCII whitespace (what ``not data.strip()`` says, without
+    copying a slice of megabytes to say it)."""
+    return not data or data.isspace()
 
 
 def _empty(decoder: codecs.Decoder, schema: RequestSchema) -> DataError:

@@ -86,14 +86,13 @@ def whole_records(data: bytes) -> int:
     return cut + 1
 
 
-def _first_record(body: bytes) -> tuple[bytes, bytes]:
-    """(the first record with its newline, the rest), respecting quoted newlines."""
+def _first_record(body: bytes) -> bytes:
+    """The first record with its newline (the whole body when it has one record), respecting
+    quoted newlines."""
     cut = body.find(b"\n")
     while cut >= 0 and body.count(b'"', 0, cut) % 2:
         cut = body.find(b"\n", cut + 1)
-    if cut < 0:
-        return body, b""
-    return body[: cut + 1], body[cut + 1 :]
+    return body if cut < 0 else body[: cut + 1]
 
 
 def _decode_small(text: str, schema: RequestSchema, start_row: int) -> Batch:
@@ -110,15 +109,16 @@ def _decode_small(text: str, schema: RequestSchema, start_row: int) -> Batch:
 
 def _decode_fast(body: bytes, schema: RequestSchema, start_row: int) -> Batch | None:
     """pyarrow's reader with the schema's types; None when the slow path must explain a problem."""
-    first_line, rest = _first_record(body)
+    first_line = _first_record(body)
     header, _ = _split_header(_parse_rows(_text(first_line)) or [[""]], schema)
+    data = pa.py_buffer(body)  # read where it lies: a BytesIO's reads were copied into Arrow's buffers
     if header is not None:
         schema.check_names(header, where="the CSV header")
-        body = rest
+        data = data.slice(len(first_line))
     names = header or list(schema.names)
     try:  # every cell as text: what text means is byoc.values' call, as in training
         table = pacsv.read_csv(
-            io.BytesIO(body),
+            pa.BufferReader(data),
             # one thread: a worker owns one CPU (serve pins its math libraries to one thread)
             read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22, use_threads=False),
             convert_options=pacsv.ConvertOptions(
@@ -137,7 +137,7 @@ def _decode_fast(body: bytes, schema: RequestSchema, start_row: int) -> Batch | 
 
 def header_line(body: bytes, schema: RequestSchema) -> bytes | None:
     """The first line, with its newline, when it is a header of feature names."""
-    first_line, _ = _first_record(body)
+    first_line = _first_record(body)
     try:
         rows = _parse_rows(first_line.decode("utf-8-sig"))
     except (UnicodeDecodeError, DataError):
