@@ -330,13 +330,13 @@ def _importances(
 ) -> tuple[dict[str, float] | None, str]:
     """Permutation importance on up to ``IMPORTANCE_ROWS`` rows, when its cost — one scoring
     pass per feature and repeat, timed on the first — fits before ``deadline``; else None and why."""
-    from sklearn.inspection import permutation_importance
-    from sklearn.metrics import get_scorer
-
     if time.monotonic() >= deadline:
         why = "the time budget ran out before it"
         log.info("auto: permutation feature importance left out of the report: %s", why)
         return None, why
+    from sklearn.inspection import permutation_importance
+    from sklearn.metrics import get_scorer
+
     rows = np.random.default_rng(seed).choice(len(X), size=min(len(X), IMPORTANCE_ROWS), replace=False)
     sample, target = X.iloc[rows], y[rows]
     scoring = "r2" if problem_type == REGRESSION else "balanced_accuracy"
@@ -390,6 +390,7 @@ def run(
         time.monotonic() - started,
     )
 
+    log.info("auto: the report's plotting library loaded in %.1f s", report.load_plotting())
     exploration = explore.explore(X, y, problem_type, features, classes, seed=settings.seed)
     _write_text(output_dir / "exploration.json", json.dumps(exploration, indent=2, default=str))
 

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.datasets import load_svmlight_file
 
 from byoc.data.sources import Source
 from byoc.errors import DataError
@@ -30,6 +29,10 @@ def _read_one(source: Source) -> tuple[sp.csr_matrix, np.ndarray]:
             "format",
             code="not_text",
         )
+    # Imported here: sklearn.datasets costs a tenth of a second quiet, seconds under load, and
+    # only libsvm channels need it (the start-up counts against algorithm=auto's budget).
+    from sklearn.datasets import load_svmlight_file
+
     try:
         with source.open() as fh:
             X, y = load_svmlight_file(fh, zero_based=True, dtype=np.float64)
