@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -27,6 +26,7 @@ from byoc.serving.handler import Handler, InferenceRequest, InferenceResponse
 from byoc.serving.handler import load as load_handler
 from byoc.serving.output import CUSTOM_ATTRIBUTES_HEADER
 from byoc.serving.settings import ServingSettings
+from byoc.serving.worker import REQUEST_ID_KEY, new_request_id
 
 log = logging.getLogger("byoc.serving")
 
@@ -194,9 +194,9 @@ class BytesAnswer:
 
 def request_id_of(environ: dict[str, Any]) -> str:
     """The id of the request in ``environ``, assigned on first use."""
-    request_id = environ.get("byoc.request_id")
+    request_id = environ.get(REQUEST_ID_KEY)
     if request_id is None:
-        request_id = environ["byoc.request_id"] = uuid.uuid4().hex
+        request_id = environ[REQUEST_ID_KEY] = new_request_id()
     return request_id
 
 

@@ -13,6 +13,7 @@ Why a WSGI middleware: both concerns belong to HTTP transport, not to any codec.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -24,6 +25,7 @@ GZIP_ENCODINGS = frozenset({"gzip", "x-gzip"})
 _BLOCK = 1 << 16
 
 
+@functools.cache
 def _framing_errors() -> tuple[type[BaseException], ...]:
     from gunicorn.http.errors import NoMoreData, ParseException
 

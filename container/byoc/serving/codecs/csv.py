@@ -37,7 +37,7 @@ def _text(body: bytes) -> str:
 
 def _split_header(rows: list[list[str]], schema: RequestSchema) -> tuple[list[str] | None, list[list[str]]]:
     first = rows[0]
-    named = sum(1 for value in first if value.strip() in schema.index)
+    named = sum(map(schema.index.__contains__, map(str.strip, first)))
     if named and named >= max(1, (schema.width + 1) // 2):
         return [value.strip() for value in first], rows[1:]
     return None, rows
