@@ -340,7 +340,6 @@ class CodeOneHot(TransformerMixin, BaseEstimator):
 
         Codes are looked up in :meth:`_table` (a few array operations for any number of rows
         and columns), or, when it cannot hold the categories, searched column by column."""
-        check_is_fitted(self, "categories_")
         values = np.asarray(X, dtype=np.float64)
         table = self._table()
         width = sum(len(c) for c in self.categories_)
