@@ -104,6 +104,8 @@ class TreeliteEstimator(BaseEstimator):
         self.link = link
         self.classes_ = None if classes is None else np.asarray(classes)
         self.n_features_in_ = int(n_features)
+        self.category_table = CategoryTable.of(categories)
+        self.gtil = _gtil(pred_margin=link is not None)
 
     def __sklearn_is_fitted__(self) -> bool:
         return True
@@ -112,8 +114,6 @@ class TreeliteEstimator(BaseEstimator):
         raise TypeError("a compiled estimator is fitted already; refit the scikit-learn pipeline instead")
 
     def _scores(self, X: Any) -> np.ndarray:
-        import treelite
-
         if hasattr(X, "toarray"):
             X = X.toarray()
         values = np.asarray(X, dtype=self.input_dtype)
@@ -123,9 +123,12 @@ class TreeliteEstimator(BaseEstimator):
             width = 1 if self.classes_ is None else len(self.classes_)
             return np.empty((0, width), dtype=np.float64)
         values = np.array(values, dtype=np.float64, order="C")
-        for column, known in self.categories:
-            values[:, column] = category_index(values[:, column], known)
-        out = treelite.gtil.predict(self.model, values, nthread=1, pred_margin=self.link is not None)
+        if self.category_table is not None:
+            self.category_table.index(values)
+        else:
+            for column, known in self.categories:
+                values[:, column] = category_index(values[:, column], known)
+        out = self.gtil(self.model, values)
         return np.asarray(out, dtype=np.float64).reshape(len(values), -1)
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -228,6 +231,57 @@ def category_index(column: np.ndarray, known: np.ndarray) -> np.ndarray:
     position = np.searchsorted(known, column)
     hit = (position < len(known)) & (known[np.minimum(position, len(known) - 1)] == column)
     return np.where(hit, position, np.nan)
+
+
+def _gtil(*, pred_margin: bool) -> Any:
+    """treelite's GTIL predict on one thread, as ``f(model, rows)``.
+
+    ``treelite.gtil.predict`` builds and parses its configuration (a dataclass turned into JSON,
+    parsed by the C library) on every call: about 17 us of a 70 us one-row forest predict.  The
+    configuration is built once here and handed to the function ``predict`` itself calls; where
+    this treelite does not have those, the public ``predict``."""
+    import treelite
+
+    try:
+        from treelite.gtil.gtil import GTILConfig, _predict_impl
+
+        config = GTILConfig(nthread=1, predict_type="raw" if pred_margin else "default")
+    except (ImportError, TypeError, AttributeError):
+        return lambda model, rows: treelite.gtil.predict(model, rows, nthread=1, pred_margin=pred_margin)
+    return lambda model, rows: _predict_impl(model, rows, config=config)
+
+
+@dataclass(frozen=True)
+class CategoryTable:
+    """:func:`category_index` for every categorical column at once, by one table look-up:
+    ``table[j, value - low]`` is the value's position among column j's known categories (NaN for
+    none).  Only when every known category is an integer in a small range (the encoder's codes)."""
+
+    columns: np.ndarray
+    table: np.ndarray
+    low: float
+
+    @classmethod
+    def of(cls, categories: Sequence[tuple[int, np.ndarray]]) -> CategoryTable | None:
+        known = [np.asarray(k, dtype=np.float64) for _, k in categories]
+        if not known or not all(len(k) and np.array_equal(k, np.floor(k)) for k in known):
+            return None
+        low, high = min(float(k[0]) for k in known), max(float(k[-1]) for k in known)
+        if high - low > 4096:
+            return None
+        table = np.full((len(known), int(high - low) + 1), np.nan)
+        for j, k in enumerate(known):
+            table[j, (k - low).astype(np.intp)] = np.arange(len(k))
+        return cls(np.asarray([c for c, _ in categories], dtype=np.intp), table, low)
+
+    def index(self, values: np.ndarray) -> None:
+        """Replace the categorical columns of ``values`` (rows x features) by category positions."""
+        codes = values[:, self.columns]
+        slot = codes - self.low
+        valid = (codes == np.floor(codes)) & (slot >= 0) & (slot < self.table.shape[1])
+        found = self.table[np.arange(len(self.columns)), np.where(valid, slot, 0).astype(np.intp)]
+        found[~valid] = np.nan
+        values[:, self.columns] = found
 
 
 def _hist_categories(estimator: Any) -> list[tuple[int, np.ndarray]] | str:

@@ -72,6 +72,8 @@ class NeighboursEstimator(BaseEstimator):
     """A fitted KNeighborsClassifier's / KNeighborsRegressor's predict and predict_proba (see the
     module docstring); ``reference`` is the scikit-learn model, which answers ambiguous chunks."""
 
+    searches_dense_rows = True  # a CSR input is made dense first: the server's row path skips building it
+
     def __init__(self, reference: Any) -> None:
         why = unsupported(reference)
         if why is not None:
@@ -95,7 +97,8 @@ class NeighboursEstimator(BaseEstimator):
         self.binary = binary
         self.other = np.setdiff1d(np.arange(fit_X.shape[1]), binary)
         self.other_t = np.ascontiguousarray(fit_X[:, self.other].T) if len(binary) else None
-        self.words = _bit_words(fit_X[:, binary] == 1) if len(binary) else None
+        # one array of uint64 per 64 of those columns, over the training rows
+        self.words = np.ascontiguousarray(_bit_words(fit_X[:, binary] == 1).T) if len(binary) else None
 
     def __sklearn_is_fitted__(self) -> bool:
         return True
@@ -112,8 +115,8 @@ class NeighboursEstimator(BaseEstimator):
             ones = query == 1
             dot = X[:, self.other] @ self.other_t
             packed = _bit_words(ones)
-            for w, row_words in enumerate(self.words):
-                dot += np.bitwise_count(row_words[None, :] & packed[w][:, None])
+            for w, row_words in enumerate(self.words):  # ones in common: exact integers
+                dot += np.bitwise_count(row_words & packed[:, w : w + 1])
             if not (ones | (query == 0)).all():  # 0/1 columns holding another value (rare)
                 residual = np.where(ones, 0.0, query)
                 for r, c in zip(*np.nonzero(residual), strict=True):
@@ -196,11 +199,11 @@ class NeighboursEstimator(BaseEstimator):
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         nearest, squared = self._neighbours(X)
         weights = self._weights(squared)
-        labels = self.targets[nearest]
-        proba = np.zeros((len(X), self.n_classes))
-        rows = np.arange(len(X))
-        for i in range(self.k):  # scikit-learn's own accumulation, nearest first
-            proba[rows, labels[:, i]] += 1.0 if weights is None else weights[:, i]
+        # each row's votes per class, added nearest first from 0 as scikit-learn's loop adds them
+        slots = (self.targets[nearest] + self.n_classes * np.arange(len(X))[:, None]).ravel()
+        votes = None if weights is None else weights.ravel()
+        proba = np.bincount(slots, votes, minlength=len(X) * self.n_classes).astype(np.float64)
+        proba = proba.reshape(len(X), self.n_classes)
         proba /= proba.sum(axis=1)[:, None]
         if weights is not None and self.n_classes > 1:
             top = np.sort(proba, axis=1)[:, -2:]
@@ -242,8 +245,8 @@ def _small_integers(X: np.ndarray) -> np.ndarray:
 
 
 def _bit_words(bits: np.ndarray) -> np.ndarray:
-    """Rows of booleans packed into uint64 words, one array per word: shape (words, rows)."""
+    """Rows of booleans packed into uint64 words, little-endian: shape (rows, words)."""
     n_bytes = (bits.shape[1] + 7) // 8
     packed = np.zeros((bits.shape[0], -(-n_bytes // 8) * 8), dtype=np.uint8)
     packed[:, :n_bytes] = np.packbits(bits, axis=1, bitorder="little")
-    return np.ascontiguousarray(packed.view(np.uint64).T)
+    return packed.view(np.uint64)

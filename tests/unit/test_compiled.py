@@ -307,3 +307,28 @@ def test_a_linear_model_trained_before_it_was_multiplied_out_serves_with_scikit_
     loaded = compiled.load(model.estimator, model.metadata, model.path)
     assert loaded.compiled == () and loaded.pipeline is model.estimator
     assert_exactly_the_same(pipeline, loaded.pipeline, fresh)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    known=st.lists(
+        st.lists(st.integers(-2, 40), min_size=1, max_size=12, unique=True).map(sorted),
+        min_size=1,
+        max_size=4,
+    ),
+    cells=st.lists(
+        st.one_of(st.integers(-3, 45).map(float), st.sampled_from([np.nan, 0.5, -1e9, 1e12])), min_size=1
+    ),
+)
+def test_the_category_table_indexes_as_category_index_does(known, cells):
+    """One table look-up for all categorical columns gives each column's category_index."""
+    categories = [(2 * j, np.asarray(k, dtype=np.float64)) for j, k in enumerate(known)]
+    width = 2 * len(known)
+    values = np.resize(np.asarray(cells, dtype=np.float64), (5, width))
+    expected = values.copy()
+    for column, k in categories:
+        expected[:, column] = compiled.category_index(expected[:, column], k)
+    table = compiled.CategoryTable.of(categories)
+    assert table is not None
+    table.index(values)
+    np.testing.assert_array_equal(values, expected)
