@@ -143,7 +143,9 @@ class Variant:
 
     @property
     def label(self) -> str:
-        return f"gthread, {self.threads} threads" if self.worker_class == "gthread" else self.worker_class
+        if self.worker_class != "gthread":
+            return self.worker_class
+        return f"gthread, {self.threads} thread{'s' if self.threads > 1 else ''}"
 
     def environ(self) -> dict[str, str]:
         return {"BYOC_WORKER_CLASS": self.worker_class, "BYOC_WORKER_THREADS": str(self.threads)}
