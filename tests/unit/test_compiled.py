@@ -290,15 +290,16 @@ def test_a_linear_model_whose_product_disagrees_at_load_falls_back(tmp_path, mon
     assert_same_answers(pipeline, loaded.pipeline, fresh)
 
 
-def test_a_linear_model_trained_before_it_was_multiplied_out_serves_with_scikit_learn(tmp_path):
-    """model.json recording LogisticRegression on scikit-learn (no probe rows for it) loads as it was."""
-    pipeline, X, fresh = fitted("linear", "binary_classification", seed=13)
+@pytest.mark.parametrize("algorithm", ["linear", "knn"])
+def test_a_model_trained_before_its_numpy_form_serves_with_scikit_learn(tmp_path, algorithm):
+    """model.json recording the final estimator (LogisticRegression, knn's neighbours) on
+    scikit-learn, with no probe rows for it, as models trained before loads as it was."""
+    pipeline, X, fresh = fitted(algorithm, "binary_classification", seed=13)
+    name = type(pipeline.steps[-1][1]).__name__
     entry = {
         "file": None,
         "tolerance": {"atol": compiled.ATOL, "rtol": compiled.RTOL, "labels": "equal"},
-        "steps": [
-            {"slot": "model", "estimator": "LogisticRegression", "backend": "scikit-learn", "reason": "old"}
-        ],
+        "steps": [{"slot": "model", "estimator": name, "backend": "scikit-learn", "reason": "old"}],
     }
     artifact.save(
         tmp_path, pipeline, {"problem_type": "x", "algorithm": "x", "features": [], "compiled": entry}

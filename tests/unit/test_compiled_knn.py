@@ -181,28 +181,6 @@ def test_a_sparse_or_large_training_matrix_stays_with_scikit_learn(monkeypatch):
     assert "more than 1000" in compiled.convert(reference)
 
 
-def test_a_knn_model_trained_before_its_compiled_form_serves_with_scikit_learn(tmp_path):
-    """model.json recording knn on scikit-learn (no probe rows for it) loads and answers as it was."""
-    from byoc import artifact
-
-    reference, X, rng = fitted_classifier(n=300)
-    entry = {
-        "file": None,
-        "tolerance": {"atol": compiled.ATOL, "rtol": compiled.RTOL, "labels": "equal"},
-        "steps": [
-            {"slot": "model", "estimator": "NeighboursClassifier", "backend": "scikit-learn", "reason": "old"}
-        ],
-    }
-    artifact.save(
-        tmp_path, reference, {"problem_type": "x", "algorithm": "knn", "features": [], "compiled": entry}
-    )
-    model = artifact.load(tmp_path)
-    loaded = compiled.load(model.estimator, model.metadata, model.path)
-    assert loaded.compiled == () and loaded.pipeline is model.estimator
-    fresh = np.hstack([rng.normal(size=(20, 10)), encoded(rng, 20, 0, 10, 9, True)])
-    np.testing.assert_array_equal(loaded.pipeline.predict_proba(fresh), reference.predict_proba(fresh))
-
-
 def test_a_compiled_knn_that_disagrees_at_load_falls_back_with_the_reason(tmp_path, monkeypatch):
     from byoc import artifact
 
