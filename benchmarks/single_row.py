@@ -185,11 +185,15 @@ def on_server(args: argparse.Namespace, base: Path, body: bytes) -> None:
 
 
 def describe(checkout: Path) -> str:
+    """``checkout``'s directory name with its commit (``-dirty`` when container/ has changes), or
+    the name alone for a directory outside git (an exported snapshot)."""
     out = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=checkout
-    ).stdout.strip()
+    )
+    if out.returncode != 0:
+        return checkout.name
     dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "container"], cwd=checkout).returncode
-    return f"{checkout.name}@{out or 'unknown'}{'-dirty' if dirty else ''}"
+    return f"{checkout.name}@{out.stdout.strip()}{'-dirty' if dirty else ''}"
 
 
 def main() -> int:
