@@ -383,17 +383,14 @@ def run(
     goal = objective.resolve(settings.objective_metric, problem_type)
     n_classes = 0 if problem_type == REGRESSION else len(classes or [])
     log.info(
-        "auto: objective %s (%s), budget %.0f s (%.1f s used before the search)",
+        "auto: objective %s (%s), budget %.0f s (%.1f s used before the search, %.1f wall seconds "
+        "per CPU second)",
         goal.name,
         "maximise" if goal.maximise else "minimise",
         budget,
         time.monotonic() - started,
+        slowdown(started),
     )
-
-    log.info("auto: the report's plotting library loaded in %.1f s", report.load_plotting())
-    exploration = explore.explore(X, y, problem_type, features, classes, seed=settings.seed)
-    _write_text(output_dir / "exploration.json", json.dumps(exploration, indent=2, default=str))
-
     if validation is None:  # cross-validation: refuse a target it cannot split (a fault of the data)
         _check_rows(y, problem_type, classes or [], target)
     if validation is not None:
@@ -427,6 +424,20 @@ def run(
     save_reserve = max(MIN_SAVE_SECONDS, SAVE_RESERVE * budget)
     reserve_report = max(MIN_RESERVE_SECONDS, REPORT_RESERVE * budget) + save_reserve
     finish = hard_deadline - save_reserve  # the report is written by then
+    if hard_deadline - time.monotonic() <= reserve_report and not any(
+        r.status == search.COMPLETED for r in done
+    ):  # start-up (a busy machine) took the budget: say so now, not after exploring the data
+        raise nothing_finished(
+            done,
+            budget=budget,
+            before_search=time.monotonic() - started,
+            reserve=reserve_report,
+            plan=plan,
+            costs=search.CostModel(),
+        )
+    log.info("auto: the report's plotting library loaded in %.1f s", report.load_plotting())
+    exploration = explore.explore(X, y, problem_type, features, classes, seed=settings.seed)
+    _write_text(output_dir / "exploration.json", json.dumps(exploration, indent=2, default=str))
 
     def finish_by() -> float:
         """When the report must be written: the budget's time, or sooner after a stop signal."""
@@ -539,9 +550,10 @@ def run(
     report_started = time.monotonic()
     rows = leaderboard_rows(results, goal, weights, problem_type)
     _write_csv(output_dir / "leaderboard.csv", rows)
-    importances, why_not = _importances(
-        estimator, X_fit, y_fit, problem_type, settings.seed, finish_by() - PLOT_SECONDS
-    )
+    with threadpool_limits(limits=1, user_api="openmp"):  # as in the search
+        importances, why_not = _importances(
+            estimator, X_fit, y_fit, problem_type, settings.seed, finish_by() - PLOT_SECONDS
+        )
     if why_not:
         left_out["Permutation feature importance"] = why_not
     summary = {
@@ -646,10 +658,11 @@ def fit_step(inputs: FitInput) -> FitOutput:
         else Pipeline([("preprocess", "passthrough"), ("model", estimator)])
     )
     progress.phase = "evaluating"
-    scores = {
-        name: fit.evaluate(inputs.problem_type, pipeline, data, inputs.n_classes)
-        for name, data in inputs.channels.items()
-    }
+    with threadpool_limits(limits=1, user_api="openmp"):  # as in the search: spin-waiting threads
+        scores = {
+            name: fit.evaluate(inputs.problem_type, pipeline, data, inputs.n_classes)
+            for name, data in inputs.channels.items()
+        }
     if validation is None:  # the held-out estimate stands in for a validation channel
         scores["validation"] = outcome.held_out_metrics
     details = dict(outcome.details)
@@ -683,6 +696,18 @@ def fit_step(inputs: FitInput) -> FitOutput:
 
 def _describe_target(target: Any) -> str:
     return f"the target (column {target})" if str(target).isdigit() else f"the target column '{target}'"
+
+
+def slowdown(started: float) -> float:
+    """Wall seconds per CPU second of this process since ``started`` (its start), at least 1:
+    about 1 on a quiet machine, several when other processes share its cores (start-up is
+    CPU-bound imports and parsing); logged, so a budget eaten by start-up is explained.  Not
+    used to scale the reserves: tried, it kept 10 s of a 30 s budget at 4.9 and ended a search
+    before its first candidate finished.  A process that started before ``started`` (tests,
+    benchmarks in-process) has spent more CPU than that and measures 1."""
+    wall = time.monotonic() - started
+    cpu = time.process_time()
+    return max(1.0, wall / cpu) if cpu > 0 else 1.0
 
 
 def process_started() -> float:
