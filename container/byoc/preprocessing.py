@@ -98,6 +98,25 @@ class _OneToOne(TransformerMixin, BaseEstimator):
         return np.asarray(input_features, dtype=object)
 
 
+def _positions(index: pd.Index, column: pd.Series) -> np.ndarray:
+    """Each value's position in ``index`` (unique text), -1 when absent or missing.
+
+    Arrow-backed text (a request's CSV columns) is looked up in Arrow: pandas' get_indexer made a
+    Python string of every cell first (440,000 cells: 60 ms against 4 ms).  Both compare the
+    UTF-8 text exactly."""
+    if column.dtype.storage != "pyarrow":
+        return index.get_indexer(pd.Index(column))
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pa.array(column.array)
+    try:
+        found = pc.index_in(text, value_set=pa.array(index.tolist(), type=text.type))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a category that is not text (not made by fit)
+        return index.get_indexer(pd.Index(column))
+    return found.fill_null(-1).to_numpy()
+
+
 class CategoryCoder(_OneToOne):
     """Text categories -> integer codes; unknown -> -1, missing -> -2; never raises on new values.
 
@@ -149,7 +168,7 @@ class CategoryCoder(_OneToOne):
         out = np.empty((len(columns[0]) if columns else 0, len(columns)), dtype=np.float64)
         for i, (column, (index, codes)) in enumerate(zip(columns, self._lookup, strict=True)):
             if isinstance(column.dtype, pd.StringDtype):
-                position = index.get_indexer(pd.Index(column))
+                position = _positions(index, column)
                 missing = column.isna().to_numpy()
             else:
                 text = as_text(column)

@@ -209,6 +209,24 @@ def test_category_coder_matches_int_and_float_spellings_of_a_category():
     assert coder.transform(pd.DataFrame({"zip": [2.0, 1.0]}))[:, 0].tolist() == [1, 0]
 
 
+texts = st.one_of(st.none(), st.text(max_size=4), st.sampled_from(["None", "NA", "", " a", "é", "1.0"]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(texts, min_size=1, max_size=20), st.lists(texts, min_size=1, max_size=30), st.integers(2, 6))
+def test_category_coder_codes_arrow_text_as_it_codes_python_text(train, request, max_categories):
+    """A request's CSV text columns are Arrow-backed and looked up in Arrow; the same values as
+    Python strings (object dtype, the pandas path) must get the same codes."""
+    from byoc.preprocessing import CategoryCoder
+
+    arrow = pd.StringDtype("pyarrow", na_value=np.nan)
+    for limit in (None, max_categories):
+        coder = CategoryCoder(max_categories=limit).fit(pd.DataFrame({"c": pd.Series(train, dtype=arrow)}))
+        as_arrow = coder.transform(pd.DataFrame({"c": pd.Series(request, dtype=arrow)}))
+        as_python = coder.transform(pd.DataFrame({"c": pd.Series(request, dtype=pd.StringDtype("python"))}))
+        assert np.array_equal(as_arrow, as_python)
+
+
 cells = st.one_of(
     st.none(),
     st.floats(allow_nan=True, allow_infinity=False, width=32),
