@@ -68,7 +68,11 @@ class Server:
         self.log = tempfile.TemporaryFile()
         self.port = port
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=str(REPO))
-        wait_for_ping(port, self.proc, timeout=120)
+        try:
+            wait_for_ping(port, self.proc, timeout=120)
+        except BaseException:  # a server that never answered must not outlive the benchmark
+            self.stop()
+            raise
 
     def pids(self) -> list[int]:
         """The server's workers (gunicorn's children)."""
