@@ -231,8 +231,23 @@ def clean_environ(env: Mapping[str, str] | None = None, **extra: str) -> dict[st
     return out
 
 
-def train_command(*args: str, python: str | None = None) -> list[str]:
-    return [python or sys.executable, str(TRAIN), *args]
+def train_command(*args: str, python: str | None = None, patch: str | None = None) -> list[str]:
+    """The real train entry point; with ``patch`` (Python run first, e.g. replacing a function
+    with a slow or broken one), in a fresh interpreter: how tests reach paths only a bug or a
+    slow machine takes."""
+    if patch is None:
+        return [python or sys.executable, str(TRAIN), *args]
+    code = [
+        "import signal, sys",
+        # as the job shell does before its imports: the patch's imports may start threads
+        # (numpy's), which must not take the stop signals its watcher thread waits for
+        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})",
+        f"sys.path.insert(0, {str(CONTAINER)!r})",
+        patch,
+        "from byoc import training",
+        "sys.exit(training.main())",
+    ]
+    return [python or sys.executable, "-c", "\n".join(code), *args]
 
 
 def without_file_privileges() -> None:
@@ -280,9 +295,8 @@ def run_train(
 def run_train_patched(root: Path, patch: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """The real train entry point in a fresh interpreter after running ``patch`` (Python that
     replaces a function with a broken one): how tests reach the paths only a bug of ours takes."""
-    code = f"import sys\n{patch}\nfrom byoc import training\nsys.exit(training.main([]))\n"
     return subprocess.run(
-        [sys.executable, "-c", code],
+        train_command(patch=patch),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -291,11 +305,16 @@ def run_train_patched(root: Path, patch: str, timeout: float = 120) -> subproces
 
 
 def start_train(
-    root: Path, *args: str, env: Mapping[str, str] | None = None, python: str | None = None
+    root: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    python: str | None = None,
+    patch: str | None = None,
 ) -> subprocess.Popen:
-    """Start ``container/train`` without waiting (signals, pipes); stdout+stderr merged."""
+    """Start ``container/train`` without waiting (signals, pipes); stdout+stderr merged
+    (``patch``: see :func:`train_command`)."""
     return subprocess.Popen(
-        train_command(*args, python=python),
+        train_command(*args, python=python, patch=patch),
         cwd=str(REPO),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -197,6 +198,18 @@ def test_a_restarted_job_resumes_from_its_checkpoints(tmp_path):
     assert {r["host"] for r in records} == {"algo-1"}
 
 
+def _sigterm_when(proc, pattern: str, grace: float) -> tuple[str, str]:
+    """SIGTERM once ``proc`` has logged a line matching ``pattern``; what it printed before and
+    after, once it has ended within the grace period (+ 10%, as the budget)."""
+    seen = read_until(proc, pattern)
+    proc.send_signal(15)
+    signalled = time.monotonic()
+    rest = proc.communicate(timeout=grace * 3)[0]
+    after = time.monotonic() - signalled
+    assert after <= grace * 1.1, f"the job ended {after:.1f} s after SIGTERM (grace {grace} s): {seen + rest}"
+    return seen, rest
+
+
 def test_sigterm_ends_the_search_and_saves_the_best_model_within_the_grace_period(tmp_path):
     """SIGTERM with a long budget left: the refit, report and save keep to the grace period
     (BYOC_STOP_GRACE_SECONDS; SageMaker's SIGKILL follows 120 s after SIGTERM), not to the
@@ -207,14 +220,9 @@ def test_sigterm_ends_the_search_and_saves_the_best_model_within_the_grace_perio
     frame = mixed_frame()
     root = _root(tmp_path, frame, "deposit", max_runtime_seconds=3600)
     proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": str(grace)})
-    seen = read_until(proc, r"auto candidate 2: .*=")
-    proc.send_signal(15)
-    signalled = time.monotonic()
-    rest = proc.communicate(timeout=grace * 3)[0]
-    after = time.monotonic() - signalled
+    seen, rest = _sigterm_when(proc, r"auto candidate 2: .*=", grace)
     out = seen + rest
     assert proc.returncode == 0, out
-    assert after <= grace * 1.1, f"the job ended {after:.1f} s after SIGTERM (grace {grace} s)"
     assert "ending early and saving the best model so far" in out
     # what the short finish left out, in the log, the report and model.json
     assert re.search(r"auto: stopped by a stop signal after \d+ candidate\(s\); .* refitting only \S+", out)
@@ -244,6 +252,92 @@ def test_sigterm_before_any_candidate_finished_stops_without_a_model(tmp_path):
     cause = read_failure(root).splitlines()[0]
     assert cause.startswith("Training job stopped by a stop signal"), cause
     assert "no AutoML candidate had finished" in cause and "no model was saved" in cause, cause
+    assert model_dir_entries(root) == []
+
+
+# The final refit never ends (a refit too heavy for the time left, made deterministic): it runs
+# in its own child process, which the job kills at its deadline.
+ENDLESS_REFIT = """
+import time
+from byoc.automl import search
+search.refit = lambda *args: time.sleep(3600)
+"""
+
+
+def test_sigterm_during_the_final_refit_saves_the_model_cross_validation_kept_within_the_grace_period(
+    tmp_path,
+):
+    """The refit cannot end within the grace period: it is killed there, and the best
+    candidate's model from its last cross-validation fold is saved instead (exit 0, served),
+    with model.json, the leaderboard and the report saying so."""
+    grace = 20
+    frame = mixed_frame()
+    root = _root(tmp_path, frame, "deposit", max_runtime_seconds=3600, max_candidates=2)
+    proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": str(grace)}, patch=ENDLESS_REFIT)
+    seen, rest = _sigterm_when(proc, r"auto: refitting \S+ on \d+ rows", grace)
+    out = seen + rest
+    assert proc.returncode == 0, out
+    assert "received while refitting the chosen model on all rows" in rest, out
+    assert read_failure(root) is None
+    automl = json.loads((root / "model" / "model.json").read_text())["details"]["automl"]
+    assert automl["stopped_early"] is True and automl["saved_from_cross_validation"] is True
+    [member] = automl["members"]
+    assert re.match(
+        rf"the refit of {re.escape(member['name'])} on all 240 rows was stopped after [\d.]+ s: the grace "
+        rf"period after the stop signal ran out; saved instead: {re.escape(member['name'])} as fitted "
+        r"during cross-validation, on 192 of 240 rows$",
+        automl["refit_cut"],
+    ), automl["refit_cut"]
+    row = next(r for r in _leaderboard(root) if r["candidate_name"] == member["name"])
+    assert float(row["ensemble_weight"]) == 1.0 and "as fitted during cross-validation" in row["message"]
+    page = (root / "output" / "data" / "report.html").read_text()
+    assert "Refit on all rows: the refit of" in page
+    predictions = _served_predictions(root, frame, "deposit", 40)
+    truth = frame["deposit"].head(40).astype(str).tolist()
+    labels = [str(p["predicted_label"]) for p in predictions]
+    assert np.mean([a == b for a, b in zip(labels, truth, strict=True)]) >= 0.7
+
+
+def test_a_refit_past_the_budget_saves_the_model_cross_validation_kept_within_the_budget(tmp_path):
+    """No stop signal: the budget's end cuts the refit the same way (budget + 10% holds)."""
+    budget = 40
+    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=budget, max_candidates=2)
+    started = time.monotonic()
+    proc = start_train(root, patch=ENDLESS_REFIT)
+    out = proc.communicate(timeout=budget * 3)[0]
+    wall = time.monotonic() - started
+    assert proc.returncode == 0, out
+    assert wall <= budget * 1.1, f"the train process took {wall:.1f} s for a {budget} s budget"
+    automl = json.loads((root / "model" / "model.json").read_text())["details"]["automl"]
+    assert automl["saved_from_cross_validation"] is True
+    assert "was stopped after" in automl["refit_cut"] and "the time budget ran out" in automl["refit_cut"]
+    assert {"model.joblib", "model.json"} <= set(model_dir_entries(root))
+
+
+def test_sigterm_during_a_refit_with_no_model_kept_stops_naming_the_refit(tmp_path):
+    """A job resumed from checkpoints holds no fold model: when its refit cannot end within the
+    grace period, nothing can be saved — exit 143, and the failure says which refit and why."""
+    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=3600, max_candidates=2)
+    (root / "checkpoints").mkdir()
+    first = run_train(root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    shutil.rmtree(root / "model")  # the restarted job's host starts with an empty model directory
+    (root / "model").mkdir()
+    proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": "20"}, patch=ENDLESS_REFIT)
+    out = "".join(_sigterm_when(proc, r"auto: refitting \S+ on \d+ rows", 20))
+    assert "resuming with 2 finished candidate(s)" in out
+    assert proc.returncode == 143, out
+    cause = read_failure(root).splitlines()[0]
+    assert cause.startswith(
+        "Training job stopped by a stop signal (StopTrainingJob or spot interruption) while refitting "
+        "the chosen model on all rows"
+    ), cause
+    assert re.search(
+        r": the refit of \S+ on all 240 rows was stopped after [\d.]+ s: the grace period after the stop "
+        r"signal ran out, and no model fitted during the cross-validation was kept to save instead; no model "
+        r"was saved",
+        cause,
+    ), cause
     assert model_dir_entries(root) == []
 
 

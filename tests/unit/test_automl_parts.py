@@ -180,6 +180,46 @@ def test_a_stop_request_kills_a_candidate_in_its_own_process():
     assert multiprocessing.active_children() == []
 
 
+def test_a_refit_in_its_own_process_predicts_as_one_fitted_here():
+    """The refitted estimator comes back from the forked child (pickled by it) unchanged."""
+    ctx = _context("multiclass")
+    candidate = candidates.Candidate("gradient_boosting", candidates.ORDINAL, {"max_iter": 20})
+    here = search.refit(candidate, ctx, ctx.X, ctx.y)
+    there, why = isolated.refit(candidate, ctx, ctx.X, ctx.y, lambda: (ctx.hard_deadline, "never"))
+    assert why == "" and there is not here
+    assert np.array_equal(there.predict_proba(ctx.X), here.predict_proba(ctx.X))
+
+
+def test_a_refit_past_its_deadline_is_killed_and_says_why():
+    ctx = _context("multiclass")
+    slow = candidates.Candidate("random_forest", candidates.ORDINAL, {"n_estimators": 5000})
+    kill_at = time.monotonic() + 0.5
+    model, why = isolated.refit(slow, ctx, ctx.X, ctx.y, lambda: (kill_at, "the grace period ran out"))
+    assert model is None
+    assert re.fullmatch(r"stopped after [\d.]+ s: the grace period ran out", why), why
+    assert multiprocessing.active_children() == []
+
+
+def test_the_search_keeps_the_fold_model_of_its_best_candidate_only():
+    """What is saved when no refit ends in time: the best candidate's model from its last fold
+    (one only: they can be large), sent back from the child only when it is a new best."""
+    ctx = _context("binary")
+    weak = candidates.Candidate("knn", candidates.ONEHOT, {"n_neighbors": 1})
+    strong = candidates.Candidate("linear", candidates.ONEHOT)
+    finder = search.Search(ctx, search_deadline=lambda done: ctx.hard_deadline, max_candidates=2)
+    results = finder.run([weak, strong])
+    assert [r.status for r in results] == [search.COMPLETED, search.COMPLETED]
+    best = finder.completed()[0]
+    assert best.candidate == strong and best.model is not None
+    assert [r.model is not None for r in results] == [False, True]
+    last_train, _ = ctx.plan.splits[-1]
+    fold_model = search.fit_candidate(strong, ctx, ctx.X.iloc[last_train], ctx.y[last_train])
+    assert np.array_equal(best.model.predict(ctx.X), fold_model.predict(ctx.X))
+    # a candidate worse than the kept one is not asked for its model
+    worse = search.evaluate(weak, ctx, keep_model_below=finder._model_kept_loss())
+    assert worse.status == search.COMPLETED and worse.model is None
+
+
 def test_a_failing_candidate_is_recorded_and_the_search_goes_on():
     ctx = _context("regression")
     broken = candidates.Candidate("gradient_boosting", candidates.ORDINAL, {"learning_rate": -1.0})

@@ -319,7 +319,12 @@ def _wait_for_workers(client: Client, env: TrainingEnvironment, settings: Settin
 
 
 def score_remotely(
-    candidate: Candidate, ctx: search.Context, deadline_in: float, hard_deadline_in: float, elapsed: float
+    candidate: Candidate,
+    ctx: search.Context,
+    deadline_in: float,
+    hard_deadline_in: float,
+    elapsed: float,
+    keep_model_below: float,
 ) -> search.Result:
     """:func:`~byoc.automl.search.evaluate` on a Dask worker.
 
@@ -333,7 +338,7 @@ def score_remotely(
 
     now = time.monotonic()
     here = dataclasses.replace(ctx, started=now - elapsed, hard_deadline=now + hard_deadline_in)
-    result = isolated.evaluate(candidate, here, now + deadline_in, kill_at=now + deadline_in)
+    result = isolated.evaluate(candidate, here, now + deadline_in, now + deadline_in, keep_model_below)
     result.host = str(get_worker().name)
     return result
 
@@ -355,13 +360,14 @@ class DaskRunner:
         self._hosts = set(hosts)
         self._checked = time.monotonic()
         self._deadlines: dict[str, float] = {}
+        self._keep_below: dict[str, float] = {}
         self._retried: set[str] = set()
         [self._context] = client.scatter([ctx], broadcast=True, hash=False)
         self._running: dict[Any, Candidate] = {}
         self._finished = as_completed(loop=client.loop)
         self._stopped: list[search.Result] = []
 
-    def submit(self, candidate: Candidate, deadline: float) -> None:
+    def submit(self, candidate: Candidate, deadline: float, keep_model_below: float) -> None:
         now = time.monotonic()
         future = self.client.submit(
             score_remotely,
@@ -370,10 +376,12 @@ class DaskRunner:
             deadline - now,
             self.ctx.hard_deadline - now,
             now - self.ctx.started,
+            keep_model_below,
             pure=False,
         )
         self._running[future] = candidate
         self._deadlines[candidate.name] = deadline
+        self._keep_below[candidate.name] = keep_model_below
         self._finished.add(future)
 
     def pending(self) -> int:
@@ -416,7 +424,7 @@ class DaskRunner:
         try:
             if not self.client.who_has([self._context]).get(self._context.key):
                 [self._context] = self.client.scatter([self.ctx], broadcast=True, hash=False)
-            self.submit(candidate, self._deadlines[candidate.name])
+            self.submit(candidate, self._deadlines[candidate.name], self._keep_below[candidate.name])
         except Exception:  # the cluster cannot take it: the candidate is recorded as failed
             log.debug("could not score %s again", candidate.name, exc_info=True)
             return False

@@ -1,27 +1,36 @@
-"""One candidate scored in a forked process that is killed when its time is up.
+"""Work that may overrun its deadline, done in a forked process that is killed when time is up.
 
 A scikit-learn ``fit`` cannot be interrupted: a fold that runs longer than the cost model
-expected (a family not seen yet, a busy machine) would carry the job past its budget.  So each
-candidate is scored in a child forked from the search's process — it shares the data
-copy-on-write, nothing is pickled on the way in — and the parent waits for its result only
-until the search deadline or a stop request, then kills it.  The child reports each finished
-fold, so a stopped candidate still says how far it got and what it cost: the numbers the
-"no candidate finished" message and the cost model need.
+expected (a family not seen yet, a busy machine) would carry the job past its budget, and a
+final refit still running when a stop signal (SIGTERM) comes would carry it past its grace
+period.  So each candidate is scored, and each chosen model refitted, in a child forked from
+the job's process — it shares the data copy-on-write, nothing is pickled on the way in — and
+the parent waits for its result only until the deadline (which a stop signal may bring
+forward), then kills it.  A scoring child reports each finished fold, so a stopped candidate
+still says how far it got and what it cost: the numbers the "no candidate finished" message
+and the cost model need.  A refitting child sends the fitted estimator back (pickled by our
+own child, read by its parent: never data from a request).
 
 Fork rather than spawn: a spawned child would import scikit-learn and receive the data again
-for every candidate (seconds under load); a fork costs milliseconds.  The child only fits,
-predicts and sends one result back, then leaves with ``os._exit``.
+each time (seconds under load); a fork costs milliseconds.  The child only does its one piece
+of work, sends one result back, then leaves with ``os._exit``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import multiprocessing
 import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from byoc.automl import search
 from byoc.automl.candidates import Candidate
@@ -31,55 +40,114 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.1
 KILL_WAIT_SECONDS = 5.0
 PR_SET_PDEATHSIG = 1
+BUDGET_RAN_OUT = "the time budget ran out"
+ASKED_TO_STOP = "the job was asked to stop"
+
+# When to kill the child (monotonic seconds) and why, asked again at every poll: a stop signal
+# can bring the deadline forward while the child works.
+Deadline = Callable[[], tuple[float, str]]
+# The child's work: called with the function that reports its progress to the parent.
+Work = Callable[[Callable[..., None]], Any]
 
 
-def _child(candidate: Candidate, ctx: search.Context, deadline: float, pipe: Connection, libc: Any) -> None:
+@dataclass
+class Ended:
+    """How a child's work ended: its return value, or why there is none."""
+
+    value: Any = None
+    finished: bool = False
+    killed: str = ""  # why the parent killed it (the deadline's reason), when it did
+    crashed: str = ""  # how it ended without a result, when it did
+    seconds: float = 0.0
+    progress: tuple[Any, ...] = ()  # the last progress report
+
+
+def _child(work: Work, pipe: Connection, libc: Any) -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # a lost parent (host) takes it along
     try:
-        result = search.evaluate(
-            candidate, ctx, deadline, on_fold=lambda number, seconds: pipe.send(("fold", number, seconds))
-        )
-        pipe.send(("result", result))
+        pipe.send(("result", work(lambda *report: pipe.send(("progress", *report)))))
     finally:
         pipe.close()
 
 
-def evaluate(candidate: Candidate, ctx: search.Context, deadline: float, kill_at: float) -> search.Result:
-    """:func:`byoc.automl.search.evaluate` in a child process, killed at ``kill_at`` (monotonic)
-    or as soon as ``ctx.stop`` is set."""
+def run(work: Work, deadline: Deadline) -> Ended:
+    """``work`` in a forked child, killed when ``deadline()`` passes."""
     fork = multiprocessing.get_context("fork")
     libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork: the child only calls it
     receive, send = fork.Pipe(duplex=False)
     started = time.monotonic()
-    child = fork.Process(target=_child, args=(candidate, ctx, deadline, send, libc), daemon=True)
+    child = fork.Process(target=_child, args=(work, send, libc), daemon=True)
     child.start()
     send.close()
-    folds, fit_seconds = 0, 0.0
+    progress: tuple[Any, ...] = ()
     try:
         while True:
-            if ctx.stop.is_set() or time.monotonic() >= kill_at:
-                why = "the job was asked to stop" if ctx.stop.is_set() else "the time budget ran out"
-                seconds = time.monotonic() - started
-                after = f" after {seconds:.1f} s: {why}"
-                return _unfinished(candidate, ctx, search.STOPPED, folds, seconds, "stopped", after)
+            kill_at, why = deadline()
+            if time.monotonic() >= kill_at:
+                return Ended(killed=why, seconds=time.monotonic() - started, progress=progress)
             try:
                 ready = receive.poll(min(POLL_SECONDS, max(kill_at - time.monotonic(), 0.0)))
                 message: Any = receive.recv() if ready else None
             except (EOFError, OSError):  # the child ended without a result: it crashed or was killed
                 child.join(KILL_WAIT_SECONDS)
-                what = f"the process scoring it {_crash_cause(child.exitcode)}"
-                return _unfinished(candidate, ctx, search.FAILED, folds, fit_seconds, what)
+                return Ended(
+                    crashed=_crash_cause(child.exitcode),
+                    seconds=time.monotonic() - started,
+                    progress=progress,
+                )
             if message is None:
                 continue
-            if message[0] == "fold":
-                folds, fit_seconds = message[1], message[2]
+            if message[0] == "progress":
+                progress = tuple(message[1:])
                 continue
-            return message[1]
+            return Ended(message[1], finished=True, seconds=time.monotonic() - started, progress=progress)
     finally:
         receive.close()
         if child.is_alive():
             child.kill()
         child.join(KILL_WAIT_SECONDS)
+
+
+def evaluate(
+    candidate: Candidate,
+    ctx: search.Context,
+    deadline: float,
+    kill_at: float,
+    keep_model_below: float = math.inf,
+) -> search.Result:
+    """:func:`byoc.automl.search.evaluate` in a child process, killed at ``kill_at`` (monotonic)
+    or as soon as ``ctx.stop`` is set; the result carries the last fold's fitted model only when
+    its loss is below ``keep_model_below`` (a new best: the model is pickled back only then)."""
+
+    def work(report: Callable[..., None]) -> search.Result:
+        return search.evaluate(candidate, ctx, deadline, on_fold=report, keep_model_below=keep_model_below)
+
+    def until() -> tuple[float, str]:
+        return (-math.inf, ASKED_TO_STOP) if ctx.stop.is_set() else (kill_at, BUDGET_RAN_OUT)
+
+    ended = run(work, until)
+    if ended.finished:
+        return ended.value
+    folds, fit_seconds = ended.progress or (0, 0.0)
+    if ended.killed:
+        after = f" after {ended.seconds:.1f} s: {ended.killed}"
+        return _unfinished(candidate, ctx, search.STOPPED, folds, ended.seconds, "stopped", after)
+    what = f"the process scoring it {ended.crashed}"
+    return _unfinished(candidate, ctx, search.FAILED, folds, fit_seconds, what)
+
+
+def refit(
+    candidate: Candidate, ctx: search.Context, X: pd.DataFrame, y: np.ndarray, deadline: Deadline
+) -> tuple[Any, str]:
+    """:func:`byoc.automl.search.refit` in a child process killed when ``deadline()`` passes:
+    the fitted model and "", or None and why there is none."""
+    fit = search.refit  # looked up now, in the parent (tests slow it down by replacing it)
+    ended = run(lambda report: fit(candidate, ctx, X, y), deadline)
+    if ended.finished:
+        return ended.value, ""
+    if ended.killed:
+        return None, f"stopped after {ended.seconds:.1f} s: {ended.killed}"
+    return None, f"lost: the process refitting it {ended.crashed}"
 
 
 def _unfinished(

@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from byoc import metrics
 from byoc.artifact import REGRESSION, Feature
-from byoc.automl import blend, candidates, checkpoints, explore, objective, report, search, stack
+from byoc.automl import blend, candidates, checkpoints, explore, isolated, objective, report, search, stack
 from byoc.fit import FitInput, FitOutput
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ IMPORTANCE_REPEATS = 3
 FRESH_PROCESS_SECONDS = 120.0  # the job shell starts within this of the process (imports, under load)
 STOP_SAVE_SHARE = 0.25  # after a stop signal, share of the grace period kept to evaluate and save
 STOPPED = "the job was stopped (SIGTERM) and saves within its grace period"
+GRACE_RAN_OUT = "the grace period after the stop signal ran out"
+BUDGET_SLACK = 0.05  # share of the budget a refit may run past it when nothing else could be saved
 
 # Scores candidates somewhere other than here: given the search's context, a runner to use
 # for the search's duration (several hosts: byoc.automl.cluster.spread).
@@ -266,31 +268,72 @@ def _refit(
     y: np.ndarray,
     ctx: search.Context,
     costs: search.CostModel,
-    deadline: float,
-) -> list[tuple[str, Any, float]]:
-    """Fit the chosen candidates on all rows, heaviest weight first, dropping members that
-    would overrun the deadline (the best one is always fitted: a job must leave a model)."""
+    deadline: Callable[[bool], tuple[float, str]],
+    *,
+    fold_is_refit: bool = False,
+) -> tuple[list[tuple[str, Any, float]], str]:
+    """Fit the chosen candidates on all rows, heaviest weight first, each in a child process
+    killed when ``deadline(a member is fitted already)`` passes (a stop signal brings it
+    forward); members expected to overrun it are left out once one is fitted.  Returns the fitted members, weights summing to
+    1, and why a refit was cut ("" when none was).  ``fold_is_refit``: the search's one split
+    trained on exactly ``X`` (a validation channel), so a kept fold model is the refit already."""
     fitted: list[tuple[str, Any, float]] = []
+    cut = ""
     for result, weight in sorted(members, key=lambda m: -m[1]):
+        if fold_is_refit and result.model is not None:
+            log.info(
+                "auto: %s was fitted on the train channel while scored on validation: no refit", result.name
+            )
+            fitted.append((result.name, result.model, weight))
+            continue
         expected = costs.refit(result.candidate, ctx.plan.folds)
-        if fitted and (ctx.stop.is_set() or time.monotonic() + expected > deadline):
+        left = deadline(bool(fitted))[0] - time.monotonic()
+        if fitted and (ctx.stop.is_set() or expected > left):
             log.info(
                 "auto: leaving %s out of the blend: refitting it needs about %.1f s, %.1f s left",
                 result.name,
                 expected,
-                max(deadline - time.monotonic(), 0.0),
+                max(left, 0.0),
             )
             continue
-        started = time.monotonic()
-        model = candidates.build(
-            result.candidate, ctx.problem_type, ctx.features, random_state=ctx.seed, n_jobs=ctx.n_jobs
+        log.info(
+            "auto: refitting %s on %d rows (about %.1f s expected, %.1f s left for it)",
+            result.name,
+            len(X),
+            expected,
+            max(left, 0.0),
         )
-        with threadpool_limits(limits=1, user_api="openmp"):  # as in the search: see byoc.automl.search
-            model.fit(X, y)
+        started = time.monotonic()
+        model, why = isolated.refit(result.candidate, ctx, X, y, lambda: deadline(bool(fitted)))
+        if model is None:
+            cut = f"the refit of {result.name} on all {len(X)} rows was {why}"
+            log.warning("auto: %s", cut)
+            if time.monotonic() >= deadline(bool(fitted))[0]:
+                break
+            continue
         log.info("auto: refitted %s on %d rows in %.1f s", result.name, len(X), time.monotonic() - started)
         fitted.append((result.name, model, weight))
     total = sum(w for _, _, w in fitted)
-    return [(name, model, w / total) for name, model, w in fitted]
+    return [(name, model, w / total) for name, model, w in fitted], cut
+
+
+def _kept_fold_model(kept: search.Result | None, cut: str, stop: StopRequest, budget: float) -> search.Result:
+    """The candidate whose fold model is saved when no refit ended in time; with none kept
+    (candidates restored from checkpoints keep none), the job cannot save a model: a stop
+    ends as stopped (exit 143), the budget's end as a budget too small (exit 1)."""
+    if kept is not None and kept.model is not None:
+        return kept
+    from byoc.errors import HyperparameterError, JobStopped
+
+    if stop.is_set():
+        raise JobStopped(f"{cut}, and no model fitted during the cross-validation was kept to save instead")
+    return_to = max(budget * 1.5, budget + 60)
+    raise HyperparameterError(
+        f"{cut} within max_runtime_seconds={budget:g}, and no model fitted during the cross-validation "
+        f"was kept to save instead; raise max_runtime_seconds (to about {return_to:g}) or train on a "
+        "sample of the data",
+        code="budget_too_small",
+    )
 
 
 def _check_rows(y: np.ndarray, problem_type: str, labels: Sequence[Any], target: str) -> None:
@@ -370,12 +413,14 @@ def run(
     host: str = "",
     spread: Spread | None = None,
     target: str = "the target",
+    phase: Callable[[str], None] = lambda what: None,
 ) -> AutoResult:
     """Explore, search, blend, refit; write exploration.json, leaderboard.csv and report.html.
 
     ``spread`` scores the candidates elsewhere (several hosts: :mod:`byoc.automl.cluster`);
     by default they are scored here, one at a time, and logged as run on ``host``.  After
     ``stop`` is set, the rest ends by its deadline (the grace period) rather than the budget's.
+    ``phase`` hears what the job is doing (for the stop and failure messages).
     """
     stop = stop or StopRequest()
     budget = float(settings.max_runtime_seconds)
@@ -521,20 +566,47 @@ def run(
         stacked.result.host = host  # the stack is fitted here, on the first host
         results = [*results, stacked.result]
         by_name[stacked.result.name] = stacked.result
-    if stacked is not None and goal.better(stacked.result.score, blend_score):
-        fitted = _refit(
-            [(m, 1.0) for m in stacked.members], X_fit, y_fit, ctx, finder.costs, finish_by() - PLOT_SECONDS
+    fallback = next((r for r in ranked if r.model is not None), None)
+    phase("refitting the chosen model on all rows (algorithm=auto)")
+
+    def refit_until(fitted_one: bool) -> tuple[float, str]:
+        """Until when a refit may run: the report's time (minus its plots).  With nothing else
+        to save — no model kept from the cross-validation, no member fitted yet — a refit may
+        also take the plots' time and part of the budget's 10% slack (never the grace
+        period's time to save)."""
+        why = GRACE_RAN_OUT if stop.is_set() else isolated.BUDGET_RAN_OUT
+        if fallback is None and not fitted_one:
+            return min(finish + BUDGET_SLACK * budget, stop.deadline()), why
+        return finish_by() - PLOT_SECONDS, why
+
+    def refit(members: Sequence[tuple[search.Result, float]]) -> tuple[list[tuple[str, Any, float]], str]:
+        return _refit(
+            members, X_fit, y_fit, ctx, finder.costs, refit_until, fold_is_refit=validation is not None
         )
+
+    if stacked is not None and goal.better(stacked.result.score, blend_score):
+        fitted, cut = refit([(m, 1.0) for m in stacked.members])
         if len(fitted) == len(stacked.members):
             meta = stack.fit_meta(stacked.members, y_held, problem_type)
             estimator = stack.assemble([(n, m) for n, m, _ in fitted], meta, problem_type, n_classes)
             weights = {stacked.result.name: 1.0}
-        else:  # out of time for a member: the best candidate alone (refitted first)
+        elif fitted:  # out of time for a member: the best candidate alone (refitted first)
             estimator, weights = fitted[0][1], {fitted[0][0]: 1.0}
     else:
-        members = _refit(chosen, X_fit, y_fit, ctx, finder.costs, finish_by() - PLOT_SECONDS)
-        weights = {name: w for name, _, w in members}
-        estimator = blend.assemble(members, problem_type, n_classes)
+        fitted, cut = refit(chosen)
+        if fitted:
+            weights = {name: w for name, _, w in fitted}
+            estimator = blend.assemble(fitted, problem_type, n_classes)
+    if cut:
+        left_out["Refit on all rows"] = cut
+    if not fitted:  # no refit ended in time: the best model the cross-validation kept, if any
+        kept = _kept_fold_model(fallback, cut, stop, budget)
+        estimator, weights = kept.model, {kept.name: 1.0}
+        rows_used = len(plan.splits[-1][0])
+        saved = f"saved instead: {kept.name} as fitted during cross-validation, on {rows_used} of {len(X_all)} rows"
+        log.warning("auto: %s; %s", cut, saved)
+        left_out["Refit on all rows"] = f"{cut}; {saved}"
+        kept.message = f"{kept.message}; {saved}".lstrip("; ")
 
     held_out = np.zeros_like(ranked[0].oof, dtype=float)
     for name, weight in weights.items():
@@ -548,6 +620,7 @@ def run(
     )
 
     report_started = time.monotonic()
+    phase("writing the leaderboard and the report (algorithm=auto)")
     rows = leaderboard_rows(results, goal, weights, problem_type)
     _write_csv(output_dir / "leaderboard.csv", rows)
     with threadpool_limits(limits=1, user_api="openmp"):  # as in the search
@@ -570,6 +643,8 @@ def run(
             f"by a stop signal (SIGTERM) after {len(results)} candidate(s); {STOPPED}: the best "
             "candidate that could be refitted in time was refitted alone"
         )
+    if cut:
+        summary["refit on all rows"] = left_out["Refit on all rows"]
     labels = [str(c) for c in classes] if classes is not None else []
     page = report.render(
         problem_type=problem_type,
@@ -595,6 +670,8 @@ def run(
             "stacked_members": [n for n, _ in estimator.members]
             if isinstance(estimator, stack.Stack)
             else [],
+            "refit_cut": left_out.get("Refit on all rows"),
+            "saved_from_cross_validation": not fitted,
             "candidates_completed": len(ranked),
             "candidates_total": len(results),
             "report_seconds": round(time.monotonic() - report_started, 3),
@@ -649,6 +726,7 @@ def fit_step(inputs: FitInput) -> FitOutput:
         host=env.current_host,
         spread=cluster.spread(env) if len(env.hosts) > 1 else None,
         target=_describe_target(params["target"]),
+        phase=lambda what: setattr(progress, "phase", what),
     )
     fit_seconds = time.monotonic() - started
     estimator = outcome.estimator

@@ -151,6 +151,9 @@ class Result:
     host: str = ""  # where it was scored (several hosts: the Dask worker's host)
     folds_done: int = 0  # folds scored before it completed, failed or was stopped
     blame: str = ""  # a failure's cause: DATA when scikit-learn refused the data (see :func:`blame`)
+    # The model fitted on the last fold's training rows: what is saved when the final refit on
+    # every row cannot end in time (kept for the best candidate only; see Search._keep_one_model).
+    model: Any = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -207,18 +210,21 @@ def evaluate(
     ctx: Context,
     deadline: float | None = None,
     on_fold: Callable[[int, float], None] | None = None,
+    keep_model_below: float = math.inf,
 ) -> Result:
     """Fit and score one candidate on every split of the plan.
 
     Stops between folds on a stop request, past the hard deadline, or when the next fold is
     expected (from the folds so far) to end after ``deadline``.  ``on_fold(folds done, fit
     seconds)`` hears of each finished fold (:mod:`byoc.automl.isolated` reports progress with it).
+    A completed result whose loss is below ``keep_model_below`` carries its last fold's model.
     """
     n = len(ctx.y)
     shape = (n,) if ctx.problem_type == REGRESSION else (n, ctx.n_classes)
     sums, counts = np.zeros(shape), np.zeros(n)
     fold_scores: list[float] = []
     fit_seconds = 0.0
+    model: Any = None
     for number, (train, test) in enumerate(ctx.plan.splits, start=1):
         per_fold = fit_seconds / (number - 1) if number > 1 else 0.0
         late = deadline is not None and time.monotonic() + per_fold > deadline
@@ -236,10 +242,7 @@ def evaluate(
         try:
             with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="openmp"):
                 warnings.simplefilter("ignore")
-                model = cands.build(
-                    candidate, ctx.problem_type, ctx.features, random_state=ctx.seed, n_jobs=ctx.n_jobs
-                )
-                model.fit(ctx.X.iloc[train], ctx.y[train])
+                model = fit_candidate(candidate, ctx, ctx.X.iloc[train], ctx.y[train])
                 held_out = predict_held_out(model, ctx.X.iloc[test], ctx.problem_type, ctx.n_classes)
         except Exception as exc:  # one candidate failing must not end the search
             log.debug("candidate %s failed", candidate, exc_info=True)
@@ -275,7 +278,23 @@ def evaluate(
         ctx.elapsed(),
         oof=oof,
         folds_done=ctx.plan.folds,
+        model=model if ctx.objective.loss(score) < keep_model_below else None,
     )
+
+
+def fit_candidate(candidate: cands.Candidate, ctx: Context, X: pd.DataFrame, y: np.ndarray) -> Any:
+    """``candidate`` built and fitted on ``X``, ``y`` with one OpenMP thread (see the module docstring)."""
+    model = cands.build(candidate, ctx.problem_type, ctx.features, random_state=ctx.seed, n_jobs=ctx.n_jobs)
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="openmp"):
+        warnings.simplefilter("ignore")
+        model.fit(X, y)
+    return model
+
+
+def refit(candidate: cands.Candidate, ctx: Context, X: pd.DataFrame, y: np.ndarray) -> Any:
+    """The final refit of a chosen candidate on every row (run by :func:`byoc.automl.isolated.refit`
+    in a child killed at the deadline; its own name, so a test can make it slow)."""
+    return fit_candidate(candidate, ctx, X, y)
 
 
 class Runner(Protocol):
@@ -283,7 +302,7 @@ class Runner(Protocol):
 
     slots: int
 
-    def submit(self, candidate: cands.Candidate, deadline: float) -> None: ...
+    def submit(self, candidate: cands.Candidate, deadline: float, keep_model_below: float) -> None: ...
 
     def pending(self) -> int: ...
 
@@ -301,10 +320,10 @@ class InProcess:
         self.host = host
         self._done: list[Result] = []
 
-    def submit(self, candidate: cands.Candidate, deadline: float) -> None:
+    def submit(self, candidate: cands.Candidate, deadline: float, keep_model_below: float) -> None:
         from byoc.automl import isolated
 
-        result = isolated.evaluate(candidate, self.ctx, deadline, kill_at=deadline)
+        result = isolated.evaluate(candidate, self.ctx, deadline, deadline, keep_model_below)
         result.host = self.host
         self._done.append(result)
 
@@ -442,10 +461,23 @@ class Search:
                 )
             )
             return
-        self.runner.submit(candidate, self.search_deadline(self.completed()))
+        self.runner.submit(candidate, self.search_deadline(self.completed()), self._model_kept_loss())
+
+    def _model_kept_loss(self) -> float:
+        """The loss of the best candidate whose fold model is kept (inf when none is): only a
+        candidate that beats it sends its model back."""
+        kept = [self.ctx.objective.loss(r.score) for r in self.results if r.model is not None]
+        return min(kept, default=math.inf)
+
+    def _keep_one_model(self) -> None:
+        """Only the best candidate with a fold model keeps it (they can be large)."""
+        with_model = [r for r in self.completed() if r.model is not None]
+        for result in with_model[1:]:
+            result.model = None
 
     def _record(self, result: Result) -> None:
         self.results.append(result)
+        self._keep_one_model()
         self.costs.record(result, self.ctx.plan.folds)
         if self.on_result is not None:
             self.on_result(result, len(self.results), max(self.ctx.hard_deadline - time.monotonic(), 0.0))
