@@ -440,6 +440,32 @@ def test_the_report_embeds_decodable_images_and_escapes_data(kind, tmp_path):
     assert result.leaderboard[0]["candidate_status"] == search.COMPLETED
 
 
+def test_with_a_validation_channel_the_model_scored_on_it_is_saved_without_a_second_fit(tmp_path):
+    """The search's one split trains on exactly the train channel, so the refit would fit the
+    same model again: the model scored on the validation channel is saved as it is."""
+    X, y, problem_type, features = _data("multiclass")
+    train, held = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0
+    settings = job.AutoSettings(max_runtime_seconds=60, max_candidates=2, stack=False)
+    result = job.run(
+        X[train].reset_index(drop=True),
+        y[train],
+        problem_type=problem_type,
+        features=features,
+        classes=[0, 1, 2],
+        settings=settings,
+        output_dir=tmp_path,
+        started=time.monotonic(),
+        validation=(X[held].reset_index(drop=True), y[held]),
+    )
+    [member] = result.details["automl"]["members"]
+    [best] = [r for r in result.results if r.name == member["name"]]
+    assert result.estimator is best.model and not result.details["automl"]["saved_from_cross_validation"]
+    fresh = search.fit_candidate(
+        best.candidate, _context("multiclass"), X[train].reset_index(drop=True), y[train]
+    )
+    assert np.array_equal(result.estimator.predict_proba(X), fresh.predict_proba(X))
+
+
 def test_report_render_takes_the_held_out_predictions():
     y = np.array([0, 1, 1, 0, 1])
     proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4], [0.1, 0.9]])
