@@ -259,12 +259,43 @@ def _spell_distinct(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedAr
     return pa.chunked_array([out]) if chunked else out
 
 
+NUMBER_BYTES = b"0123456789+-.eE"
+"""The bytes a decimal number is written with.  For text made of these alone, Arrow's cast to
+float64 accepts exactly what :data:`NUMBER_PATTERN` matches and reads it as ``float()`` does
+(tests/unit/test_values.py checks both, exhaustively for short texts): so such a column is
+read by one cast, with no regular expression over every cell."""
+
+
+def _only_number_bytes(text: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether every value is non-empty, not null and written with :data:`NUMBER_BYTES` alone
+    (one pass over the column's character data, not one call per value)."""
+    if text.null_count:
+        return False
+    for chunk in text.chunks if isinstance(text, pa.ChunkedArray) else (text,):
+        if not len(chunk):
+            continue
+        if not pc.min(pc.binary_length(chunk)).as_py():
+            return False  # an empty value: missing
+        width = 8 if pat.is_large_string(chunk.type) else 4
+        offsets, data = chunk.buffers()[1:3]
+        bounds = np.frombuffer(offsets, np.int64 if width == 8 else np.int32, 2, chunk.offset * width)
+        first = int(bounds[0])
+        last = int(np.frombuffer(offsets, bounds.dtype, 1, (chunk.offset + len(chunk)) * width)[0])
+        if data.slice(first, last - first).to_pybytes().translate(None, NUMBER_BYTES):
+            return False
+    return True
+
+
 def text_numbers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int | None]:
     """:func:`number` over an Arrow string column: (float64 with NaN for missing, the position
     of the first value that is neither missing nor a number, or None)."""
-    if not text.null_count and pc.all(pc.match_substring_regex(text, _NUMBER_RE2)).as_py():
-        # every value a number as written (the usual column): no trimming or missing words
-        return np.array(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64), None
+    if _only_number_bytes(text):  # the usual column: numbers as written, no spaces or words
+        try:
+            numbers = pc.cast(text, pa.float64())
+        except pa.ArrowInvalid:
+            pass  # such as "1e" or "--1": the general path below names it
+        else:
+            return np.array(numbers.to_numpy(zero_copy_only=False), dtype=np.float64), None
     trimmed, missing = _text_missing(text)
     words = pa.array(sorted(MISSING_WORDS), type=trimmed.type)
     missing = pc.or_(missing, pc.fill_null(pc.is_in(pc.utf8_lower(trimmed), value_set=words), False))

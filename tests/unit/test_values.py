@@ -229,6 +229,59 @@ def test_number_column_of_text_agrees_with_number(cells):
             np.testing.assert_array_equal(got, np.asarray(scalar, dtype=np.float64))
 
 
+def _scalar_numbers(cells: list) -> tuple[list[float], int | None]:
+    """:func:`values.number` on each cell up to the first it refuses (and that cell's position)."""
+    numbers: list[float] = []
+    for pos, cell in enumerate(cells):
+        try:
+            numbers.append(values.number(cell))
+        except values.BadValue:
+            return numbers, pos
+    return numbers, None
+
+
+def test_every_short_text_of_number_bytes_reads_as_the_scalar_rule():
+    """The one-cast path (:data:`values.NUMBER_BYTES` alone) against :func:`values.number` on
+    every text of up to 5 such bytes: what it accepts, refuses and the value it reads."""
+    import itertools
+
+    alphabet = "0.eE+-1"
+    cells = ["".join(t) for size in range(1, 6) for t in itertools.product(alphabet, repeat=size)]
+    for cell in cells:
+        expected, bad = _scalar_numbers([cell])
+        got, got_bad = values.text_numbers(pa.array([cell], type=pa.string()))
+        assert got_bad == bad, cell
+        if bad is None:
+            np.testing.assert_array_equal(got, expected, err_msg=cell)
+
+
+number_bytes_text = st.one_of(
+    st.text(alphabet=values.NUMBER_BYTES.decode(), min_size=1, max_size=40),
+    st.from_regex(values.NUMBER_PATTERN, fullmatch=True).map(lambda s: s[:400]),
+    st.floats(allow_nan=False).map(repr),
+    st.integers(min_value=-(10**400), max_value=10**400).map(str),
+    st.integers(min_value=0, max_value=400).map(lambda n: "0" * n + "1"),  # leading zeros
+    st.integers(min_value=0, max_value=30).map(lambda n: f"{n}.0"),  # trailing .0
+    st.sampled_from(HOSTILE_TEXT),
+)
+
+
+@settings(deadline=None)
+@given(st.lists(number_bytes_text, min_size=1, max_size=12), st.integers(0, 3), st.booleans())
+def test_number_columns_of_number_bytes_agree_with_number(cells, cut, large):
+    """Columns that take the one-cast path (and hostile ones that must not): whole, chunked,
+    sliced, large_string, all against the scalar rule."""
+    expected, first_bad = _scalar_numbers(cells)
+    kind = pa.large_string() if large else pa.string()
+    whole = pa.array(["x", *cells], type=kind)[1:]  # a slice: offsets that do not start at 0
+    cut = min(cut, len(cells))
+    for text in (whole, pa.chunked_array([whole[:cut], whole[cut:]], type=kind)):
+        got, bad = values.text_numbers(text)
+        assert bad == first_bad, text
+        if bad is None:
+            np.testing.assert_array_equal(got, np.asarray(expected, dtype=np.float64))
+
+
 @settings(deadline=None)
 @given(st.lists(st.one_of(st.sampled_from(HOSTILE_TEXT), st.text(max_size=6), st.none()), min_size=1))
 def test_read_arrow_types_a_text_column_by_the_scalar_rules(cells):

@@ -76,6 +76,8 @@ def whole_records(data: bytes) -> int:
     cut = data.rfind(b"\n")
     if cut < 0:
         return 0
+    if data.find(b'"', 0, cut) < 0:  # no quote at all (the usual body): a search, not a count
+        return cut + 1
     quotes = data.count(b'"', 0, cut)
     while quotes % 2:
         previous = data.rfind(b"\n", 0, cut)
