@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -222,9 +223,11 @@ def test_category_coder_codes_arrow_text_as_it_codes_python_text(train, request,
     arrow = pd.StringDtype("pyarrow", na_value=np.nan)
     for limit in (None, max_categories):
         coder = CategoryCoder(max_categories=limit).fit(pd.DataFrame({"c": pd.Series(train, dtype=arrow)}))
-        as_arrow = coder.transform(pd.DataFrame({"c": pd.Series(request, dtype=arrow)}))
         as_python = coder.transform(pd.DataFrame({"c": pd.Series(request, dtype=pd.StringDtype("python"))}))
-        assert np.array_equal(as_arrow, as_python)
+        half = len(request) // 2
+        chunks = pa.chunked_array([request[:half], request[half:]], type=pa.large_string())
+        for column in (pd.Series(request, dtype=arrow), pd.Series(pd.array(chunks, dtype=arrow))):
+            assert np.array_equal(coder.transform(pd.DataFrame({"c": column})), as_python)
 
 
 cells = st.one_of(
