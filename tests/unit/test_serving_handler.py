@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from byoc.errors import UserError
 from byoc.serving.app import REQUEST_ID_HEADER, create_app
@@ -26,9 +28,9 @@ class EchoHandler:
             raise UserError("no such thing", code="no_such_thing", status=422)
         if slices == [b"fault"]:
             raise RuntimeError("boom")
-        if slices and slices[0].startswith(b"bytes:"):  # an answer of bytes, the header given after it
-            name, _, value = slices[0][6:].decode().partition("=")
-            return InferenceResponse(b"1.0\n", "text/csv", {name: value} if name else {})
+        if slices and slices[0].startswith(b"bytes:"):  # an answer of bytes, headers given after it
+            pairs = [pair.partition("=") for pair in slices[0][6:].decode().split("&") if pair]
+            return InferenceResponse(b"1.0\n", "text/csv", {name: value for name, _, value in pairs})
         return InferenceResponse(iter(slices), "text/plain", {"X-Lines": str(len(slices))})
 
     def warm_up(self) -> None:
@@ -107,6 +109,11 @@ def _without_request_id(reply) -> tuple[int, list[tuple[str, str]], bytes]:
         ("POST", "/invocations", b"bytes:content-type=text/plain", {}),
         ("POST", "/invocations", b"bytes:X-Request-Id=forged", {}),
         ("POST", "/invocations", b"bytes:X-Bad=a\nb", {}),
+        ("POST", "/invocations", b"bytes:X-Bad=a\rb", {}),
+        ("POST", "/invocations", b"bytes:X-A=1&X-B=2", {}),
+        ("POST", "/invocations", b"bytes:X-A=1&x-a=2", {}),
+        ("POST", "/invocations", b"bytes:content-length=4&X-A=1", {}),
+        ("POST", "/invocations", b"bytes:X-A=a\tb &x-request-id=forged", {}),
         ("POST", "/invocations", b"x" * (1024 * 1024 + 1), {"Content-Type": "text/csv"}),
         ("POST", "/invocations", b"", {"X-Amzn-SageMaker-Custom-Attributes": "output=label"}),
         ("GET", "/invocations", b"", {}),
@@ -128,3 +135,64 @@ def test_post_invocations_answers_as_flasks_own_route_does(method, path, data, h
     )
     assert _without_request_id(direct) == _without_request_id(through_flask)
     assert direct.headers[REQUEST_ID_HEADER] and through_flask.headers[REQUEST_ID_HEADER]
+
+
+_HEADER_NAMES = st.sampled_from(["X-A", "x-a", "X-B", "Content-Type", "content-length", "X-Request-Id"])
+_HEADER_VALUES = st.text(alphabet="ab \t\r\n=;", max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    content_type=st.one_of(_HEADER_VALUES, st.just("text/csv")),
+    extra=st.dictionaries(_HEADER_NAMES, st.one_of(_HEADER_VALUES, st.integers())),
+)
+def test_bytes_answer_headers_are_werkzeugs(content_type, extra) -> None:
+    """BytesAnswer's own header list (its common case) equals what werkzeug's Headers builds, and
+    refuses (ValueError) exactly what werkzeug refuses."""
+    from werkzeug.datastructures import Headers
+
+    from byoc.serving.app import BytesAnswer
+
+    result = InferenceResponse(b"1.0\n", content_type, extra)
+    try:
+        expected = Headers([("Content-Type", content_type), ("Content-Length", "4")])
+        expected.update(extra)
+        expected[REQUEST_ID_HEADER] = "id"
+    except ValueError:
+        with pytest.raises(ValueError):
+            BytesAnswer(result, b"1.0\n", "id")
+        return
+    assert BytesAnswer(result, b"1.0\n", "id").headers == expected.to_wsgi_list()
+
+
+class _EndlessAfter:
+    """A stream that gives ``data`` and then fails: whoever reads past the end is caught."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self, size: int = -1) -> bytes:
+        if self.data is None:
+            raise AssertionError("read past the body's length")
+        data, self.data = self.data, None
+        return data
+
+
+@pytest.mark.parametrize("read", ["read", "line_slices"])
+def test_a_body_of_known_length_is_not_read_past_its_end(read) -> None:
+    from byoc.serving.app import FlaskBody
+
+    body = FlaskBody(_EndlessAfter(b"1,2\n3,4\n"), 8, 1024, length=8)
+    got = body.read() if read == "read" else b"".join(body.line_slices())
+    assert got == b"1,2\n3,4\n"
+    empty = FlaskBody(_EndlessAfter(b""), 0, 1024, length=0)
+    assert (empty.read() if read == "read" else b"".join(empty.line_slices())) == b""
+
+
+def test_a_body_of_unknown_length_is_read_to_the_streams_end() -> None:
+    import io
+
+    from byoc.serving.app import FlaskBody
+
+    assert FlaskBody(io.BytesIO(b"a\nb"), None, 1024).read() == b"a\nb"
+    assert list(FlaskBody(io.BytesIO(b"a\nb"), None, 1024).line_slices()) == [b"a\n", b"b"]

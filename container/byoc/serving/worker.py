@@ -67,6 +67,11 @@ RETAINED_LIMIT = 128 << 20  # freed memory a worker keeps for its next requests 
 # the thread, and every kernel receive buffer holds this much, so the wait cannot outlast the client.
 ARRIVED_BYTES = 16384
 PENDING_SECONDS = 5.0  # gunicorn's own wait for a new connection's first bytes
+# Peek-only: how many body bytes to wait for, read from a copy of a lower-cased head that is still
+# in the kernel's buffer.  gunicorn parses Content-Length only while it consumes the request from
+# the socket (gunicorn.http.message, with its own checks of duplicates and signs), which a peek
+# cannot use; a value this finds wrong only changes when a thread starts reading, and gunicorn's
+# parser then answers the request as it would have anyway.
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d+)")
 
 # gunicorn parse error class name -> (status, reason, code)
