@@ -98,8 +98,8 @@ class _OneToOne(TransformerMixin, BaseEstimator):
         return np.asarray(input_features, dtype=object)
 
 
-def _arrow_codes(index: pd.Index, codes: np.ndarray, column: pd.Series) -> np.ndarray | None:
-    """The codes of an Arrow-backed text column (a request's CSV columns), looked up in Arrow:
+def _arrow_codes(index: pd.Index, codes: np.ndarray, column: Any) -> np.ndarray | None:
+    """The codes of an Arrow-backed text column or array (a request's CSV columns), looked up in Arrow:
     None for any other column, or when a category is not text (not made by fit).
 
     One ``index_in`` pass gives the code of every cell, missing ones included (a null in the
@@ -111,7 +111,7 @@ def _arrow_codes(index: pd.Index, codes: np.ndarray, column: pd.Series) -> np.nd
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    text = pa.array(column.array)
+    text = pa.array(column.array if isinstance(column, pd.Series) else column)
     try:
         value_set = pa.array([*index.tolist(), None], type=text.type)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -120,6 +120,10 @@ def _arrow_codes(index: pd.Index, codes: np.ndarray, column: pd.Series) -> np.nd
     # positions: the categories', then len(index) for missing; -1 (not found) is codes' last, unknown
     table = np.concatenate((codes[:-1], [float(MISSING_CODE)], codes[-1:]))
     return table[found.fill_null(-1).to_numpy()]
+
+
+FEW_CODED_ROWS = 256
+"""Up to this many rows, :meth:`CategoryCoder.transform_columns` looks codes up cell by cell."""
 
 
 class CategoryCoder(_OneToOne):
@@ -170,6 +174,10 @@ class CategoryCoder(_OneToOne):
         columns = _columns(X)
         if len(columns) != self.n_features_in_:
             raise ValueError(f"expected {self.n_features_in_} categorical columns, got {len(columns)}")
+        return self._code_columns(columns)
+
+    def _code_columns(self, columns: Sequence[Any]) -> np.ndarray:
+        """The codes of ``columns`` (Series or arrays, one per fitted column) as a float matrix."""
         out = np.empty((len(columns[0]) if columns else 0, len(columns)), dtype=np.float64)
         for i, (column, (index, codes)) in enumerate(zip(columns, self._lookup, strict=True)):
             coded = _arrow_codes(index, codes, column)
@@ -178,7 +186,7 @@ class CategoryCoder(_OneToOne):
                 continue
             if isinstance(column.dtype, pd.StringDtype):
                 position = index.get_indexer(pd.Index(column))
-                missing = column.isna().to_numpy()
+                missing = np.asarray(pd.isna(column))
             else:
                 text = as_text(column)
                 position = index.get_indexer(pd.Index(text))
@@ -198,14 +206,17 @@ class CategoryCoder(_OneToOne):
         check_is_fitted(self, "categories_")
         return [dict(zip(index.tolist(), codes[:-1].tolist(), strict=True)) for index, codes in self._lookup]
 
-    def transform_columns(self, columns: Sequence[np.ndarray]) -> np.ndarray:
-        """:meth:`transform` for a few rows given as one array per column (request rows):
-        dict lookups instead of pandas indexing, the same codes."""
+    def transform_columns(self, columns: Sequence[Any]) -> np.ndarray:
+        """:meth:`transform` for rows given as one array per column (a request's Batch): for a
+        few rows, dict lookups instead of pandas indexing; for more, :meth:`transform`'s own
+        column coding.  The same codes either way."""
+        if len(columns) != len(self._lookup):
+            raise ValueError(f"expected {len(self._lookup)} categorical columns, got {len(columns)}")
+        if columns and len(columns[0]) > FEW_CODED_ROWS:
+            return self._code_columns(columns)
         tables = self.__dict__.get("_tables")
         if tables is None:
             tables = self._tables = self.code_tables()
-        if len(columns) != len(tables):
-            raise ValueError(f"expected {len(tables)} categorical columns, got {len(columns)}")
         unknown, missing, category = float(UNKNOWN_CODE), float(MISSING_CODE), values.category
         rows = len(columns[0]) if columns else 0
         codes = [  # column after column, as one list: a numpy item assignment per cell cost more

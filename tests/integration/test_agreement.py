@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -205,27 +205,40 @@ def same_probabilities(got: np.ndarray, want: np.ndarray, exact: bool) -> bool:
     return got.shape == want.shape and bool(np.allclose(got, want, rtol=compiled.RTOL, atol=compiled.ATOL))
 
 
+def batch_disagreements(
+    server: serving_models.Server,
+    features: pd.DataFrame,
+    answers: tuple[list[Any], np.ndarray],
+    exact: bool,
+    formats: Sequence[str] | None = None,
+) -> list[str]:
+    """Every format (all, or ``formats``) whose served answer to ``features`` as one batch differs
+    from ``answers``, the pipeline's labels and probabilities."""
+    labels, proba = answers
+    found: list[str] = []
+    for name, (content_type, body) in request_bodies(features).items():
+        if formats is not None and name not in formats:
+            continue
+        got_labels, got_proba = served(server, content_type, body)
+        if got_labels != labels or not same_probabilities(got_proba, proba, exact):
+            rows = [
+                i
+                for i in range(len(labels))
+                if got_labels[i] != labels[i] or not same_probabilities(got_proba[i], proba[i], exact)
+            ]
+            found.append(f"{name} batch: rows {rows[:10]} differ, e.g. {features.iloc[rows[0]].to_dict()}")
+    return found
+
+
 def disagreements(
     root: Path, features: pd.DataFrame, variant: Mapping[str, str], *, exact: bool = True
 ) -> list[str]:
     """Every (format, batch or row) whose served answer differs from the pipeline's: labels
     always exactly, probabilities exactly unless ``exact`` is off (compiled inference)."""
     model, X, _ = reference(root)
-    labels, proba = pipeline_answers(model, X)
-    found: list[str] = []
     server = serving_models.start(root, workers=1, env=variant)
     try:
-        for name, (content_type, body) in request_bodies(features).items():
-            got_labels, got_proba = served(server, content_type, body)
-            if got_labels != labels or not same_probabilities(got_proba, proba, exact):
-                rows = [
-                    i
-                    for i in range(len(labels))
-                    if got_labels[i] != labels[i] or not same_probabilities(got_proba[i], proba[i], exact)
-                ]
-                found.append(
-                    f"{name} batch: rows {rows[:10]} differ, e.g. {features.iloc[rows[0]].to_dict()}"
-                )
+        found = batch_disagreements(server, features, pipeline_answers(model, X), exact)
         for i, bodies in enumerate(single_row_bodies(features)):
             labels, proba = pipeline_answers(model, X.iloc[i : i + 1])
             for name, (content_type, body) in bodies.items():
@@ -283,6 +296,28 @@ def test_one_hot_models_agree_when_their_encoder_output_is_sparse(tmp_path, algo
     root = train(tmp_path / "ml", frame, "jsonlines", {"algorithm": algorithm})
     assert artifact.load(root / "model").estimator.steps[0][1].sparse_output_
     assert disagreements(root, frame.drop(columns=[TARGET]), SERVING_VARIANTS["default"]) == []
+
+
+@pytest.mark.parametrize("algorithm", ["decision_tree", "gradient_boosting", "linear"])
+def test_large_batches_agree(tmp_path, algorithm):
+    """A batch large enough for the bulk paths (CSV above 64 KiB read by Arrow, thousands of rows
+    coded column by column, byoc's encoder in place of the ColumnTransformer) answers as the
+    pipeline does, compiled inference on and off."""
+    frame = fixed_hostile_frame()
+    root = train(tmp_path / "ml", frame, "jsonlines", {"algorithm": algorithm})
+    model, X, _ = reference(root)
+    copies = 80
+    features = pd.concat([frame.drop(columns=[TARGET])] * copies, ignore_index=True)
+    assert len(request_bodies(features)["csv"][1]) > 64 * 1024
+    labels, proba = pipeline_answers(model, X)
+    answers = (labels * copies, np.concatenate([proba] * copies))
+    for name, environ in COMPILED_VARIANTS.items():
+        server = serving_models.start(root, workers=1, env={**SERVING_VARIANTS["default"], **environ})
+        try:
+            found = batch_disagreements(server, features, answers, exact=name == "compiled-off")
+        finally:
+            server.stop()
+        assert found == [], name
 
 
 def test_the_frame_training_read_keeps_hostile_tokens_as_data(tmp_path):

@@ -313,6 +313,53 @@ def test_row_encoder_equals_the_column_transformer(frame, layout, sparse_thresho
     assert np.isfinite(unseen.toarray() if sparse.issparse(unseen) else unseen).all()
 
 
+@settings(max_examples=15, deadline=None)
+@given(
+    encoder_frames,
+    st.sampled_from([(True, "onehot"), (False, "onehot"), (True, "ordinal"), (False, "ordinal")]),
+    st.sampled_from([0.0, 1.0]),
+    st.integers(1, 4),
+)
+def test_row_encoder_on_a_whole_batch_equals_the_column_transformer(frame, layout, sparse_threshold, times):
+    """A batch of more than FEW_CODED_ROWS rows (coded column by column, as CategoryCoder.transform
+    codes them), its text as Python objects or Arrow (a large CSV body's), gives what the
+    ColumnTransformer gives for the whole frame."""
+    from scipy import sparse
+
+    from byoc import preprocessing
+    from byoc.preprocessing import RowEncoder
+    from byoc.serving.schema import ARROW_TEXT
+
+    scale, categorical = layout
+    features = feature_schema(frame)
+    pre = build_preprocessor(features, scale=scale, categorical=categorical)
+    pre.set_params(sparse_threshold=sparse_threshold)
+    pre.fit(coerce_features(frame, features, where="train"))
+    encoder = RowEncoder.of(pre, [f.name for f in features])
+    assert encoder is not None
+    X = coerce_features(pd.concat([frame] * times, ignore_index=True), features, where="request")
+    expected = pre.transform(X)
+    plain = [X[f.name].to_numpy(dtype=np.float64 if f.kind == "numeric" else object) for f in features]
+    arrow = [
+        c if f.kind == "numeric" else pd.array(c, dtype=ARROW_TEXT)
+        for c, f in zip(plain, features, strict=True)
+    ]
+    saved = preprocessing.FEW_CODED_ROWS
+    preprocessing.FEW_CODED_ROWS = len(X) - 1
+    try:
+        for columns in (plain, arrow):
+            got = encoder.transform(columns)
+            assert sparse.issparse(got) == sparse.issparse(expected)
+            if sparse.issparse(got):
+                for part in ("data", "indices", "indptr"):
+                    assert np.array_equal(getattr(got, part), getattr(expected, part)), part
+                got = got.toarray()
+            want = expected.toarray() if sparse.issparse(expected) else expected
+            assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True)
+    finally:
+        preprocessing.FEW_CODED_ROWS = saved
+
+
 def test_own_steps_compute_what_scikit_learn_would():
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
