@@ -19,6 +19,10 @@ Models are trained by the real ``container/train`` on the benchmarks' synthetic 
 + 10 text features), as benchmarks/serving.py trains them; ``--keep DIR`` keeps the trained ML
 roots there and reuses them in later runs (``--retrain`` trains again).
 
+``--evict-mb 0,1,4`` (in-process): also with that many MB of other memory read between two rows,
+as the server's request path does between two requests; the CPU time of the rows alone.  A
+model whose row reads much memory (a forest's trees) costs more the more is read in between.
+
     .venv/bin/python benchmarks/single_row.py [--models knn,linear,ensemble] [--keep DIR]
     .venv/bin/python benchmarks/single_row.py --server [--checkout /path/to/other/worktree] [--rounds 3]
 """
@@ -68,11 +72,33 @@ def cpu_ms_per_call(run, calls: int, rounds: int = 5) -> float:
     return statistics.median(per_call) * 1e3
 
 
+def cpu_ms_per_call_evicted(run, calls: int, evict_mb: float, rounds: int = 5) -> float:
+    """As :func:`cpu_ms_per_call`, with ``evict_mb`` MB of other memory read before each call
+    (not timed): the CPU time (this thread) of the calls alone."""
+    import numpy as np
+
+    other = np.ones(max(1, int(evict_mb * 2**20) // 8))
+    run()
+    per_call = []
+    for _ in range(rounds):
+        spent = 0
+        for _ in range(calls):
+            if evict_mb:
+                other.sum()
+            start = time.thread_time_ns()
+            run()
+            spent += time.thread_time_ns() - start
+        per_call.append(spent / calls)
+    return statistics.median(per_call) / 1e6
+
+
 def in_process(args: argparse.Namespace, base: Path, body: bytes) -> None:
     from threadpoolctl import threadpool_limits
 
-    print("| model | compiled inference | handler CPU ms / row | fast path |")
-    print("|---|---|---|---|")
+    evictions = [float(mb) for mb in args.evict_mb.split(",")] if args.evict_mb else []
+    extra = "".join(f" {mb:g} MB read between rows |" for mb in evictions)
+    print(f"| model | compiled inference | handler CPU ms / row | fast path |{extra}")
+    print("|---|---|---|---|" + "---|" * len(evictions))
     for name in args.models.split(","):
         root = trained(base, name, args)
         for switch in ("on", "off"):
@@ -80,11 +106,11 @@ def in_process(args: argparse.Namespace, base: Path, body: bytes) -> None:
             # One math-library thread, as each server worker after the model is loaded
             # (byoc.serving.server._post_fork): threadpoolctl limits the libraries loaded by then.
             threadpool_limits(1)
-            ms = cpu_ms_per_call(
-                functools.partial(invoke_in_process, model_handler, settings, body), args.calls
-            )
+            row = functools.partial(invoke_in_process, model_handler, settings, body)
+            ms = cpu_ms_per_call(row, args.calls)
             fast = getattr(model_handler.predictor, "fast_path", None)
-            print(f"| {name} | {switch} | {ms:.3f} | {fast} |", flush=True)
+            evicted = "".join(f" {cpu_ms_per_call_evicted(row, args.calls, mb):.3f} |" for mb in evictions)
+            print(f"| {name} | {switch} | {ms:.3f} | {fast} |{evicted}", flush=True)
 
 
 def trained(base: Path, name: str, args: argparse.Namespace) -> Path:
@@ -201,6 +227,9 @@ def main() -> int:
     parser.add_argument("--models", default="decision_tree,linear,knn,ensemble")
     parser.add_argument("--train-rows", type=int, default=10000)
     parser.add_argument("--calls", type=int, default=200, help="calls per timed round (in-process)")
+    parser.add_argument(
+        "--evict-mb", default="", help="in-process: also with these MB of memory read between rows (0,1,4)"
+    )
     parser.add_argument("--keep", type=Path, help="keep (and reuse) the trained ML roots here")
     parser.add_argument("--retrain", action="store_true")
     parser.add_argument("--server", action="store_true", help="CPU per request of a pinned server worker")

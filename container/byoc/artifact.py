@@ -57,7 +57,17 @@ def library_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
-    for dist in ("byoc", "scikit-learn", "numpy", "pandas", "scipy", "joblib", "pyarrow", "treelite"):
+    for dist in (
+        "byoc",
+        "scikit-learn",
+        "numpy",
+        "pandas",
+        "scipy",
+        "joblib",
+        "pyarrow",
+        "treelite",
+        "onnxruntime",
+    ):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

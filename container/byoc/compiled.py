@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from byoc import compiled_knn
+from byoc import compiled_knn, compiled_onnx
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,9 @@ TREELITE = "treelite"
 NUMPY = (
     "numpy"  # a linear model's coefficients or knn's training matrix, without scikit-learn's per-call checks
 )
-COMPILED_BACKENDS = (TREELITE, NUMPY)
+ONNXRUNTIME = "onnxruntime"  # forests: one ONNX TreeEnsemble in float64 (byoc.compiled_onnx)
+COMPILED_BACKENDS = (TREELITE, NUMPY, ONNXRUNTIME)
+MODEL_BACKENDS = (TREELITE, ONNXRUNTIME)  # those whose model bytes are stored in the compiled file
 
 _KEPT_ON_SCIKIT_LEARN = {
     "DecisionTreeClassifier": "a single tree predicts a row in microseconds; treelite does not import it",
@@ -322,27 +324,30 @@ def _link(estimator: Any) -> str | None:
     return "expit" if len(estimator.classes_) == 2 else "softmax"
 
 
-def convert(estimator: Any) -> tuple[bytes, str] | str:
-    """(treelite model bytes, input dtype) -- empty bytes and backend NUMPY for a linear or knn
-    model, which needs nothing beyond its own fitted arrays -- or why this estimator stays on
-    scikit-learn."""
+def convert(estimator: Any) -> tuple[str, bytes, str] | str:
+    """(backend, model bytes, input dtype) -- empty bytes for the NUMPY backend (a linear or knn
+    model needs nothing beyond its own fitted arrays) -- or why this estimator stays on
+    scikit-learn.  Forests go to onnxruntime where :mod:`byoc.compiled_onnx` takes them, else
+    to treelite."""
     from sklearn import ensemble, linear_model
 
     name = type(estimator).__name__
     if isinstance(estimator, (linear_model.LogisticRegression, linear_model.Ridge)):
         why = _linear(estimator)
-        return why if why is not None else (b"", NUMPY)
+        return why if why is not None else (NUMPY, b"", NUMPY)
     if _is_neighbours(estimator):
         why = compiled_knn.unsupported(estimator)
-        return why if why is not None else (b"", NUMPY)
-    forests = (
-        ensemble.RandomForestClassifier,
-        ensemble.RandomForestRegressor,
-        ensemble.ExtraTreesClassifier,
-        ensemble.ExtraTreesRegressor,
-    )
-    if isinstance(estimator, forests):
+        return why if why is not None else (NUMPY, b"", NUMPY)
+    if compiled_onnx.is_forest(estimator):
         dtype = "float32"  # scikit-learn's trees round their input to float32
+        why_not_onnx = compiled_onnx.unsupported(estimator)
+        if why_not_onnx is None:
+            try:
+                return ONNXRUNTIME, compiled_onnx.convert(estimator), dtype
+            except Exception as exc:  # the treelite form may still do
+                log.debug("the ONNX conversion of %s failed", name, exc_info=True)
+                why_not_onnx = f"{name}: the ONNX conversion failed ({type(exc).__name__}: {exc})"
+        log.info("compiled inference for %s: treelite, not onnxruntime (%s)", name, why_not_onnx)
     elif isinstance(
         estimator, (ensemble.HistGradientBoostingClassifier, ensemble.HistGradientBoostingRegressor)
     ):
@@ -362,7 +367,7 @@ def convert(estimator: Any) -> tuple[bytes, str] | str:
     except Exception as exc:  # any converter failure means: keep scikit-learn
         log.debug("treelite could not convert %s", name, exc_info=True)
         return f"{name}: treelite could not convert it ({type(exc).__name__}: {exc})"
-    return bytes(model.serialize_bytes()), dtype
+    return TREELITE, bytes(model.serialize_bytes()), dtype
 
 
 def _is_neighbours(estimator: Any) -> bool:
@@ -371,10 +376,12 @@ def _is_neighbours(estimator: Any) -> bool:
     return isinstance(estimator, (KNeighborsClassifier, KNeighborsRegressor))
 
 
-def restore(model_bytes: bytes, dtype: str, reference: Any) -> BaseEstimator:
-    if dtype == NUMPY and _is_neighbours(reference):
+def restore(backend: str, model_bytes: bytes, dtype: str, reference: Any) -> BaseEstimator:
+    if backend == ONNXRUNTIME:
+        return compiled_onnx.ForestEstimator(model_bytes, reference)
+    if backend == NUMPY and _is_neighbours(reference):
         return compiled_knn.NeighboursEstimator(reference)
-    if dtype == NUMPY:
+    if backend == NUMPY:
         why = _linear(reference)
         if why is not None:
             raise ValueError(why)
@@ -530,19 +537,19 @@ def build(
         if isinstance(converted, str):
             reason: str | None = converted
         else:
-            model_bytes, dtype = converted
+            backend, model_bytes, dtype = converted
             try:
                 probe = np.vstack([_encoded(sub, frame.iloc[:PROBE_ROWS]) for frame in frames])
-                compiled = restore(model_bytes, dtype, estimator)
+                compiled = restore(backend, model_bytes, dtype, estimator)
                 reason = disagreement(estimator, compiled, probe_matrix(probe, takes_nan(estimator)))
             except Exception as exc:  # a failed check keeps scikit-learn
                 log.debug("the compiled form of step %s failed its check", index, exc_info=True)
                 reason = f"the check failed ({type(exc).__name__}: {exc})"
         if reason is None:
-            if dtype == NUMPY:
-                step.update(backend=NUMPY, input_dtype=dtype, key=str(index))
-            else:
-                step.update(backend=TREELITE, version=treelite_version(), input_dtype=dtype, key=str(index))
+            step.update(backend=backend, input_dtype=dtype, key=str(index))
+            if backend in MODEL_BACKENDS:
+                version = treelite_version() if backend == TREELITE else compiled_onnx.onnxruntime_version()
+                step.update(version=version)
                 arrays[f"model_{index}"] = np.frombuffer(model_bytes, dtype=np.uint8)
             arrays[f"probe_{index}"] = probe
             log.info("compiled inference for %s (%s): %s", slot, step["estimator"], step["backend"])
@@ -615,8 +622,9 @@ def load(pipeline: Any, metadata: Mapping[str, Any], model_dir: Path | None) -> 
             slot, key = str(step["slot"]), str(step["key"])
             try:
                 reference = _final(by_slot[slot])
-                model_bytes = stored[f"model_{key}"].tobytes() if step["backend"] == TREELITE else b""
-                compiled = restore(model_bytes, str(step["input_dtype"]), reference)
+                backend = str(step["backend"])
+                model_bytes = stored[f"model_{key}"].tobytes() if backend in MODEL_BACKENDS else b""
+                compiled = restore(backend, model_bytes, str(step["input_dtype"]), reference)
                 probe = probe_matrix(stored[f"probe_{key}"], takes_nan(reference))
                 reason = disagreement(reference, compiled, probe)
             except Exception as exc:  # any doubt: scikit-learn answers

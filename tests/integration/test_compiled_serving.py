@@ -52,12 +52,14 @@ def test_train_writes_a_checked_compiled_form(tmp_path, algorithm):
     backends = {step["slot"]: step["backend"] for step in entry["steps"]}
     if algorithm == "ensemble":
         assert backends == {
-            "member:random_forest": "treelite",
+            "member:random_forest": "onnxruntime",  # float64 ONNX trees
             "member:gradient_boosting": "treelite",  # iris has no text column
             "member:linear": "numpy",  # its coefficients, multiplied out
         }
-    else:
+    elif algorithm == "gradient_boosting":
         assert backends == {"model": "treelite"}
+    else:
+        assert backends == {"model": "onnxruntime"}
 
 
 def test_switched_off_at_training_writes_no_compiled_form(tmp_path):
@@ -129,7 +131,8 @@ def test_served_answers_equal_with_compiled_inference_on_and_off(tmp_path, case)
             results[mode] = answers(server, rows, fields)
         finally:
             logs[mode] = server.stop()
-    assert "compiled inference: " in logs["on"] and "=treelite" in logs["on"]
+    backend = "=treelite" if algorithm == "gradient_boosting" else "=onnxruntime"
+    assert "compiled inference: " in logs["on"] and backend in logs["on"]
     assert "compiled inference: " not in logs["off"]
     on, off = results["on"], results["off"]
     if not classifier:
@@ -169,4 +172,4 @@ def test_a_model_saved_before_compiled_inference_still_serves(tmp_path):
     frame = rows.set_axis(expected.feature_names, axis=1).astype(float)
     labels = np.asarray(expected.classes, dtype=object)[expected.estimator.predict(frame)]
     assert [r["predicted_label"] for r in reply.json()["predictions"]] == labels.tolist()
-    assert "=treelite" not in log
+    assert "=treelite" not in log and "=onnxruntime" not in log

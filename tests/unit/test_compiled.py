@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from byoc import algorithms, artifact, compiled
+from byoc import algorithms, artifact, compiled, compiled_onnx
 from byoc.errors import ModelLoadError
 from byoc.hyperparameters import resolve
 from byoc.preprocessing import coerce_features, feature_schema
@@ -78,12 +78,17 @@ def fitted(algorithm: str, problem_type: str, seed: int, *, categorical: bool = 
     return pipeline, X, coerce_features(fresh, features, where="request")
 
 
+def saved(tmp_path, pipeline, built):
+    """The pipeline and what compiled.build made of it, saved as train saves them, loaded back."""
+    metadata = {"problem_type": "x", "algorithm": "x", "features": [], "compiled": built.entry}
+    artifact.save(tmp_path, pipeline, metadata, built.files())
+    return artifact.load(tmp_path)
+
+
 def roundtrip(pipeline, frames, tmp_path):
     """build -> save beside the model -> artifact.load -> compiled.load, as train and serve do."""
     built = compiled.build(pipeline, frames)
-    metadata = {"problem_type": "x", "algorithm": "x", "features": [], "compiled": built.entry}
-    artifact.save(tmp_path, pipeline, metadata, built.files())
-    model = artifact.load(tmp_path)
+    model = saved(tmp_path, pipeline, built)
     return built, compiled.load(model.estimator, model.metadata, model.path)
 
 
@@ -101,7 +106,11 @@ def assert_same_answers(reference, candidate, X):
 
 
 def assert_exactly_the_same(reference, candidate, X):
-    """Every answer equal to the bit, for the whole frame and row by row."""
+    """Every answer equal to the bit, for the whole frame and row by row (a forest's reference on
+    one thread, as served: on several, scikit-learn sums its trees in no fixed order)."""
+    from byoc.serving.inference import single_threaded
+
+    reference = single_threaded(reference)
     method = "predict_proba" if hasattr(reference, "predict_proba") else "predict"
     for rows in [X, *(X.iloc[[i]] for i in range(0, len(X), 17))]:
         assert np.array_equal(candidate.predict(rows), reference.predict(rows))
@@ -115,15 +124,21 @@ def test_every_algorithm_answers_like_scikit_learn(algorithm, problem_type, tmp_
     built, loaded = roundtrip(pipeline, [X], tmp_path)
     assert_same_answers(pipeline, loaded.pipeline, fresh)
     backends = {step["slot"]: step["backend"] for step in built.entry["steps"]}
-    if algorithm in ("random_forest", "extra_trees", "gradient_boosting"):  # with a text column
+    if algorithm in ("random_forest", "extra_trees"):  # float64 trees in onnxruntime: the very same numbers
+        assert backends == {"model": "onnxruntime"}
+        assert loaded.compiled == ("model",)
+        assert isinstance(loaded.pipeline.steps[-1][1], compiled_onnx.ForestEstimator)
+        assert_exactly_the_same(pipeline, loaded.pipeline, fresh)
+    elif algorithm == "gradient_boosting":  # with a text column
         assert backends == {"model": "treelite"}
         assert loaded.compiled == ("model",)
         assert isinstance(loaded.pipeline.steps[-1][1], compiled.TreeliteEstimator)
     elif algorithm == "ensemble":
-        trees = {"member:random_forest", "member:extra_trees", "member:gradient_boosting"}
-        assert {backends[slot] for slot in trees} == {"treelite"}
+        forests = {"member:random_forest", "member:extra_trees"}
+        assert {backends[slot] for slot in forests} == {"onnxruntime"}
+        assert backends["member:gradient_boosting"] == "treelite"
         assert backends["member:linear"] == "numpy"
-        assert set(loaded.compiled) == trees | {"member:linear"}
+        assert set(loaded.compiled) == forests | {"member:gradient_boosting", "member:linear"}
     elif algorithm == "linear":  # its own coefficients, multiplied out: the very same numbers
         assert backends == {"model": "numpy"}
         assert isinstance(loaded.pipeline.steps[-1][1], compiled.LinearEstimator)
@@ -154,18 +169,14 @@ def test_random_models_compile_and_agree(seed, problem_type, algorithm, categori
     assert loaded.compiled == ("model",)
     assert_same_answers(pipeline, loaded.pipeline, fresh)
     assert_same_answers(pipeline, loaded.pipeline, fresh.iloc[:1])  # a single row
+    if algorithm != "gradient_boosting":  # forests in onnxruntime: scikit-learn's own arithmetic
+        assert_exactly_the_same(pipeline, loaded.pipeline, fresh)
 
 
 def test_disagreement_at_load_falls_back_with_a_logged_reason(tmp_path, caplog):
     pipeline, X, fresh = fitted("random_forest", "binary_classification", seed=5)
     built = compiled.build(pipeline, [X])
-    artifact.save(
-        tmp_path,
-        pipeline,
-        {"problem_type": "x", "algorithm": "x", "features": [], "compiled": built.entry},
-        built.files(),
-    )
-    model = artifact.load(tmp_path)
+    model = saved(tmp_path, pipeline, built)
     tree = model.estimator.steps[-1][1].estimators_[0].tree_
     tree.value[:] = tree.value[:, :, ::-1]  # the scikit-learn reference now answers otherwise
     with caplog.at_level(logging.WARNING, logger="byoc.compiled"):
@@ -183,6 +194,7 @@ def test_conversion_failure_keeps_scikit_learn_and_records_why(monkeypatch, capl
         raise RuntimeError("converter exploded")
 
     monkeypatch.setattr(treelite.sklearn, "import_model", broken)
+    monkeypatch.setattr(compiled_onnx, "convert", broken)  # a forest's first choice, then treelite
     pipeline, X, _ = fitted("extra_trees", "regression", seed=6)
     with caplog.at_level(logging.INFO, logger="byoc.compiled"):
         built = compiled.build(pipeline, [X])
@@ -195,9 +207,9 @@ def test_conversion_failure_keeps_scikit_learn_and_records_why(monkeypatch, capl
 
 def test_disagreement_at_training_keeps_scikit_learn(monkeypatch):
     pipeline, X, _ = fitted("random_forest", "multiclass_classification", seed=7)
-    real = compiled.TreeliteEstimator.predict_proba
+    real = compiled_onnx.ForestEstimator.predict_proba
     monkeypatch.setattr(
-        compiled.TreeliteEstimator, "predict_proba", lambda self, X: real(self, X) * 0.9 + 0.1 / 3
+        compiled_onnx.ForestEstimator, "predict_proba", lambda self, X: real(self, X) * 0.9 + 0.1 / 3
     )
     built = compiled.build(pipeline, [X])
     assert built.entry["steps"][0]["backend"] == "scikit-learn"
@@ -253,9 +265,9 @@ def test_small_batches_predict_compiled_and_large_ones_with_scikit_learn(tmp_pat
     rows = pd.concat([fresh] * 3, ignore_index=True).iloc[: COMPILED_MAX_ROWS + 1]
     large = predictor.schema.from_frame(rows, positional=False)
     small = predictor.schema.from_frame(rows.iloc[:COMPILED_MAX_ROWS], positional=False)
-    assert isinstance(predictor._inputs(small)[0].steps[-1][1], compiled.TreeliteEstimator)
+    assert isinstance(predictor._inputs(small)[0].steps[-1][1], compiled_onnx.ForestEstimator)
     assert predictor._inputs(large)[0] is predictor.batch_estimator
-    assert not isinstance(predictor.batch_estimator.steps[-1][1], compiled.TreeliteEstimator)
+    assert not isinstance(predictor.batch_estimator.steps[-1][1], compiled_onnx.ForestEstimator)
     fields = ("predicted_label", "probabilities")
     whole = predictor.predict(large, fields)
     part = predictor.predict(small, fields)
@@ -274,15 +286,9 @@ def test_a_linear_model_whose_product_disagrees_at_load_falls_back(tmp_path, mon
     pipeline, X, fresh = fitted("linear", "multiclass_classification", seed=12)
     built = compiled.build(pipeline, [X])
     assert built.entry["steps"][0]["backend"] == "numpy"
-    artifact.save(
-        tmp_path,
-        pipeline,
-        {"problem_type": "x", "algorithm": "x", "features": [], "compiled": built.entry},
-        built.files(),
-    )
+    model = saved(tmp_path, pipeline, built)
     real = compiled.LinearEstimator.predict_proba
     monkeypatch.setattr(compiled.LinearEstimator, "predict_proba", lambda self, X: real(self, X) ** 2)
-    model = artifact.load(tmp_path)
     with caplog.at_level(logging.WARNING, logger="byoc.compiled"):
         loaded = compiled.load(model.estimator, model.metadata, model.path)
     assert loaded.compiled == () and loaded.pipeline is model.estimator
@@ -333,3 +339,46 @@ def test_the_category_table_indexes_as_category_index_does(known, cells):
     assert table is not None
     table.index(values)
     np.testing.assert_array_equal(values, expected)
+
+
+def test_a_forest_with_many_classes_stays_on_treelite(caplog):
+    """Each tree would be walked once per class in onnxruntime: past MAX_TARGETS, treelite."""
+    X = frame(300, 14)
+    features = feature_schema(X)
+    X = coerce_features(X, features, where="train")
+    y = np.arange(len(X)) % (compiled_onnx.MAX_TARGETS + 1)
+    params = resolve({"algorithm": "random_forest", **TINY["random_forest"]})
+    pipeline = algorithms.build("multiclass_classification", params, features).fit(X, y)
+    with caplog.at_level(logging.INFO, logger="byoc.compiled"):
+        built = compiled.build(pipeline, [X])
+    assert built.entry["steps"][0]["backend"] == "treelite"
+    assert f"{compiled_onnx.MAX_TARGETS + 1} classes" in caplog.text
+
+
+@pytest.mark.parametrize("problem_type", PROBLEMS)
+def test_a_forest_compiled_for_treelite_before_still_loads_with_treelite(tmp_path, monkeypatch, problem_type):
+    """Models trained before the onnxruntime form keep their treelite form, checked at load."""
+    pipeline, X, fresh = fitted("random_forest", problem_type, seed=15)
+    with monkeypatch.context() as patch:
+        patch.setattr(compiled_onnx, "unsupported", lambda forest: "as trained before")
+        built = compiled.build(pipeline, [X])
+    assert built.entry["steps"][0]["backend"] == "treelite"
+    model = saved(tmp_path, pipeline, built)
+    loaded = compiled.load(model.estimator, model.metadata, model.path)
+    assert loaded.backends == {"model": "treelite"}
+    assert isinstance(loaded.pipeline.steps[-1][1], compiled.TreeliteEstimator)
+    assert_same_answers(pipeline, loaded.pipeline, fresh)
+
+
+def test_an_onnx_forest_that_disagrees_at_load_falls_back(tmp_path, caplog):
+    """A forest whose stored ONNX trees no longer answer as scikit-learn: scikit-learn answers."""
+    pipeline, X, fresh = fitted("extra_trees", "regression", seed=16)
+    built, _ = roundtrip(pipeline, [X], tmp_path)
+    assert built.entry["steps"][0]["backend"] == "onnxruntime"
+    model = artifact.load(tmp_path)
+    model.estimator.steps[-1][1].estimators_[0].tree_.value[:] += 1.0
+    with caplog.at_level(logging.WARNING, logger="byoc.compiled"):
+        loaded = compiled.load(model.estimator, model.metadata, model.path)
+    assert loaded.compiled == () and loaded.pipeline is model.estimator
+    assert "predicted values differ" in loaded.reasons["model"]
+    assert "compiled inference for model is off" in caplog.text
