@@ -15,6 +15,13 @@ times, so an A/B of two commits sees the same machine; the figures are medians o
 "bare / byoc" is the share of the ceiling a server on a core of its own would reach
 (throughput is the reciprocal of CPU time per request there).
 
+``--constant-handler`` adds, per checkout, byoc's server with the model's handler replaced by one
+that reads the body and answers a constant CSV line with the model's headers: what byoc's server
+path (gunicorn, byoc's worker, the app, the access line) costs without the model's work.  A model's
+row minus that row is what its handler costs inside the server, to set beside the handler's CPU
+in-process (printed too): the difference is the price of running between other code (caches,
+branch predictors), which a loop calling the handler alone does not pay.
+
 Models are trained by the real ``container/train`` on the benchmarks' synthetic data (10 numeric
 + 10 text features), as benchmarks/serving.py trains them; ``--keep DIR`` keeps the trained ML
 roots there and reuses them in later runs (``--retrain`` trains again).
@@ -25,6 +32,7 @@ model whose row reads much memory (a forest's trees) costs more the more is read
 
     .venv/bin/python benchmarks/single_row.py [--models knn,linear,ensemble] [--keep DIR]
     .venv/bin/python benchmarks/single_row.py --server [--checkout /path/to/other/worktree] [--rounds 3]
+        [--constant-handler]
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -122,9 +131,32 @@ def trained(base: Path, name: str, args: argparse.Namespace) -> Path:
 
 
 # -- --server ------------------------------------------------------------------------------------
-def pinned_server(checkout: Path, root: Path | None, threads: int) -> Server:
+# byoc's ``serve`` (byoc.serving.server.main, as container/serve runs it) with the built-in handler's
+# invoke replaced: the body read as the CSV decoder reads it, a constant CSV answer with the headers
+# a model's answer carries.  Written against the seams every measured checkout has.
+CONSTANT_HANDLER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {container!r})
+    from byoc.serving import builtin, server
+    from byoc.serving.handler import InferenceResponse
+    from byoc.serving.output import CUSTOM_ATTRIBUTES_HEADER
+
+    def invoke(self, request):
+        for _ in request.body.line_slices(None):
+            pass
+        return InferenceResponse(b"no\\n", "text/csv", {{CUSTOM_ATTRIBUTES_HEADER: "output=predicted_label"}})
+
+    builtin.ModelHandler.invoke = invoke
+    sys.argv = ["serve"]
+    sys.exit(server.main())
+""")
+CONSTANT = "constant handler"
+
+
+def pinned_server(checkout: Path, root: Path | None, threads: int, constant: bool = False) -> Server:
     """One worker with ``threads`` threads on SERVER_CORE: ``checkout``'s ``container/serve`` on
-    ``root``, or, without a root, the bare ceiling under ``checkout``'s gunicorn settings."""
+    ``root`` (with ``constant``: its handler answering a constant, see CONSTANT_HANDLER), or, without
+    a root, the bare ceiling under ``checkout``'s gunicorn settings."""
     port = free_port()
     if root is None:
         code = BARE_APP.format(
@@ -137,6 +169,8 @@ def pinned_server(checkout: Path, root: Path | None, threads: int) -> Server:
         argv, env = [sys.executable, "-c", code], clean_environ(None)
     else:
         argv = [sys.executable, str(checkout / "container" / "serve")]
+        if constant:
+            argv = [sys.executable, "-c", CONSTANT_HANDLER.format(container=str(checkout / "container"))]
         env = clean_environ(
             None,
             SAGEMAKER_BASE_DIR=str(root),
@@ -175,6 +209,15 @@ def worker_ms_per_request(server: Server, body: bytes, duration: int) -> float:
     return 1e3 * (task_cpu_seconds(pid) - before) / requests
 
 
+def handler_in_process_ms(root: Path, body: bytes, calls: int) -> float:
+    """The handler's CPU per call in this process (this checkout's code), one math-library thread."""
+    from threadpoolctl import threadpool_limits
+
+    model_handler, settings = load_handler(root)
+    with threadpool_limits(1):
+        return cpu_ms_per_call(functools.partial(invoke_in_process, model_handler, settings, body), calls)
+
+
 def on_server(args: argparse.Namespace, base: Path, body: bytes) -> None:
     checkouts = [REPO, *args.checkout]
     names = args.models.split(",")
@@ -183,6 +226,8 @@ def on_server(args: argparse.Namespace, base: Path, body: bytes) -> None:
     try:
         for k, checkout in enumerate(checkouts):
             servers[k, "bare"] = pinned_server(checkout, None, args.threads)
+            if args.constant_handler:
+                servers[k, CONSTANT] = pinned_server(checkout, roots[names[0]], args.threads, constant=True)
             for name in names:
                 servers[k, name] = pinned_server(checkout, roots[name], args.threads)
         for server in servers.values():  # warm up: imports, caches, the first requests' allocations
@@ -199,15 +244,24 @@ def on_server(args: argparse.Namespace, base: Path, body: bytes) -> None:
         f"{CLIENT_CORE}, {args.threads} threads, {args.duration} s x {args.rounds} rounds, medians "
         "(all rounds in brackets)\n"
     )
-    print("| checkout | server | CPU ms / request | bare / this |")
-    print("|---|---|---|---|")
+    in_process = {name: handler_in_process_ms(roots[name], body, args.calls) for name in names}
+    print(
+        "| checkout | server | CPU ms / request | bare / this | this - constant handler | handler in-process |"
+    )
+    print("|---|---|---|---|---|---|")
     for k, checkout in enumerate(checkouts):
         label = describe(checkout)
         bare = statistics.median(samples[k, "bare"])
-        for name in ["bare", *names]:
+        constant = statistics.median(samples[k, CONSTANT]) if args.constant_handler else None
+        for name in ["bare", *([CONSTANT] if constant else []), *names]:
             ms = statistics.median(samples[k, name])
             rounds = ", ".join(f"{v:.3f}" for v in samples[k, name])
-            print(f"| {label} | {name} | {ms:.3f} ({rounds}) | {bare / ms:.0%} |", flush=True)
+            beyond = f"{ms - constant:.3f}" if constant and name in names else "-"
+            alone = f"{in_process[name]:.3f} ({describe(REPO)})" if name in names else "-"
+            print(
+                f"| {label} | {name} | {ms:.3f} ({rounds}) | {bare / ms:.0%} | {beyond} | {alone} |",
+                flush=True,
+            )
 
 
 def describe(checkout: Path) -> str:
@@ -239,6 +293,11 @@ def main() -> int:
         action="append",
         default=[],
         help="--server: also measure this checkout's servers (another worktree or clone), interleaved",
+    )
+    parser.add_argument(
+        "--constant-handler",
+        action="store_true",
+        help="--server: also byoc's server with its handler answering a constant (the server path alone)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="--server: rounds over every server")
     parser.add_argument("--duration", type=int, default=5, help="--server: seconds per wrk run")
