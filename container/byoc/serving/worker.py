@@ -41,7 +41,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterable
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 from gunicorn.workers.base import Worker
@@ -227,8 +227,14 @@ class _WholeRequestThreadWorker(ThreadWorker):
     """gunicorn's gthread worker where a connection waits on the poller, not on a thread, until
     its request has arrived (see the module doc and :func:`request_arrived`)."""
 
+    @cached_property
+    def _ssl(self) -> bool:
+        """``cfg.is_ssl``, read once: three lookups through gunicorn's Config on every request
+        otherwise, and a worker's configuration does not change (a reload starts new workers)."""
+        return bool(self.cfg.is_ssl)
+
     def enqueue_req(self, conn: Any) -> None:
-        if not self.alive or self.cfg.is_ssl or self._request_arrived(conn):
+        if not self.alive or self._ssl or self._request_arrived(conn):
             super().enqueue_req(conn)
             return
         # gunicorn's pending connections: readable -> on_pending_socket_readable -> here again
