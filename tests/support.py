@@ -337,6 +337,22 @@ def read_until(proc: subprocess.Popen, pattern: str) -> str:
     return "".join(seen)
 
 
+def processes_of(root: Path) -> list[str]:
+    """Processes still running with ``SAGEMAKER_BASE_DIR=root`` — a train process and what it
+    started (forked children, Dask's scheduler and workers inherit it) — as "pid command" lines."""
+    marker = f"SAGEMAKER_BASE_DIR={root}".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+        found.append(f"{entry.name} {command[:200]}")
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -136,6 +136,7 @@ class Progress:
     # Set by a job that can end early and still save a model (algorithm=auto): a stop signal
     # then sets it and the job has ``stop_grace`` seconds to finish before the hard stop.
     soft_stop: threading.Event | None = None
+    soft_stop_action: str = "ending early and saving the best model so far"
     stop_grace: float = 0.0
 
 
@@ -167,9 +168,10 @@ def stop_handler(paths: MLPaths, progress: Progress) -> Callable[[int], None]:
         soft = progress.soft_stop
         if soft is not None and not soft.is_set():
             log.warning(
-                "%s received while %s: ending early and saving the best model so far (within %.0f s)",
+                "%s received while %s: %s (within %.0f s)",
                 name,
                 progress.phase,
+                progress.soft_stop_action,
                 progress.stop_grace,
             )
             soft.set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -22,12 +23,14 @@ from support import (
     iris_frame,
     make_ml_root,
     model_dir_entries,
+    processes_of,
     read_failure,
     read_until,
     run_train,
     start_serve,
     start_train,
     stop_process,
+    wait_for,
     wait_for_ping,
 )
 
@@ -135,6 +138,97 @@ def test_sigterm_on_the_first_host_saves_the_best_so_far_and_closes_the_cluster(
     assert worker.returncode == 0, worker_out
     assert "the scheduler on 127.0.0.1 closed (the job is done)" in worker_out
     assert model_dir_entries(second) == [] and read_failure(second) is None
+
+
+def test_sigterm_on_every_host_mid_search_saves_on_the_first_and_leaves_no_process(tmp_path):
+    """SageMaker stops a job by sending SIGTERM to every host's container at once: the first
+    host saves the best model so far within the grace period (exit 0, served), the other host
+    exits 0 within it too, and no process of either host (forked candidate, Dask scheduler or
+    worker) is left behind."""
+    grace = 30
+    settings = {
+        "BYOC_DASK_SCHEDULER_PORT": str(free_port()),
+        "BYOC_DASK_CONNECT_TIMEOUT": "60",
+        "BYOC_STOP_GRACE_SECONDS": str(grace),
+    }
+    first, second = (_host_root(tmp_path, host, max_runtime_seconds=600) for host in HOSTS)
+    worker = start_train(second, env=settings)
+    leader = start_train(first, env=settings)
+    try:
+        seen = read_until(leader, r"auto candidate 1: .*=")
+        for proc in (leader, worker):
+            proc.send_signal(15)
+        signalled = time.monotonic()
+        out = seen + leader.communicate(timeout=grace * 3)[0]
+        leader_after = time.monotonic() - signalled
+        worker_out = worker.communicate(timeout=grace * 3)[0]
+        worker_after = time.monotonic() - signalled
+    finally:
+        for proc in (leader, worker):
+            if proc.poll() is None:
+                stop_process(proc)
+    assert leader.returncode == 0, out
+    assert worker.returncode == 0, worker_out
+    for host, after in (("first", leader_after), ("second", worker_after)):
+        assert after <= grace * 1.1, f"the {host} host ended {after:.1f} s after SIGTERM (grace {grace} s)"
+    assert "ending early and saving the best model so far" in out
+    assert (
+        "SIGTERM received while scoring candidates for the first host (Dask worker): ending this host's "
+        in (worker_out)
+    )
+    assert "host localhost: stopped; the first host saves the best model so far" in worker_out
+    assert '"stopped_early": true' in (first / "model" / "model.json").read_text()
+    assert read_failure(first) is None and read_failure(second) is None
+    assert model_dir_entries(second) == []
+    for root in (first, second):
+        wait_for(
+            lambda root=root: not processes_of(root),
+            f"every process of {root.name} ending",
+            timeout=10,
+            detail=lambda root=root: "\n".join(processes_of(root)),
+        )
+    proc, port = start_serve(first)
+    try:
+        wait_for_ping(port, proc)
+        response = requests.post(
+            f"http://127.0.0.1:{port}/invocations",
+            data=iris_frame().drop(columns=["target"]).head(3).to_csv(index=False, header=False),
+            headers={"Content-Type": "text/csv", "Accept": "application/json"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+    finally:
+        stop_process(proc)
+
+
+def test_sigterm_while_the_first_host_waits_for_the_others_stops_at_once_without_a_model(tmp_path):
+    """Nothing scored yet: the first host exits 143 with the cause at once, not at the grace
+    period's end (100 s here, past the wait below) nor after the hosts' connect timeout."""
+    settings = {
+        "BYOC_DASK_SCHEDULER_PORT": str(free_port()),
+        "BYOC_DASK_CONNECT_TIMEOUT": "300",
+        "BYOC_STOP_GRACE_SECONDS": "100",
+    }
+    first = _host_root(tmp_path, HOSTS[0], max_runtime_seconds=600)  # the other host never starts
+    leader = start_train(first, env=settings)
+    try:
+        seen = read_until(leader, r"auto: waiting up to 300 s for the Dask worker of host\(s\) .*localhost")
+        leader.send_signal(15)
+        out = seen + leader.communicate(timeout=60)[0]
+    finally:
+        if leader.poll() is None:
+            stop_process(leader)
+    assert leader.returncode == 143, out
+    cause = read_failure(first).splitlines()[0]
+    assert cause.startswith(
+        "Training job stopped by a stop signal (StopTrainingJob or spot interruption) while waiting for "
+        "every host's Dask worker to join"
+    ), cause
+    # this host's own worker may not have joined either on a busy machine
+    joined = r": the Dask worker of host\(s\) (127\.0\.0\.1, )?localhost had not joined the scheduler yet"
+    assert re.search(joined, cause), cause
+    assert model_dir_entries(first) == []
+    wait_for(lambda: not processes_of(first), "every process of the first host ending", timeout=10)
 
 
 def test_a_lost_worker_host_leaves_the_first_host_to_finish_the_job(tmp_path):

@@ -244,6 +244,7 @@ def run_worker(env: TrainingEnvironment, progress: Progress) -> None:
     first = env.hosts[0]
     stop = threading.Event()
     progress.soft_stop = stop
+    progress.soft_stop_action = "ending this host's Dask worker (the first host saves the model)"
     progress.stop_grace = env.stop_grace_seconds
     progress.phase = f"waiting for the Dask scheduler on {first} port {settings.scheduler_port}"
     log.info(
@@ -261,6 +262,8 @@ def run_worker(env: TrainingEnvironment, progress: Progress) -> None:
         while worker.poll() is None and not stop.is_set():
             time.sleep(POLL_SECONDS)
     finally:
+        if stop.is_set():  # the first host abandons what this host was scoring: no graceful close
+            worker.kill()  # (it waited 8-10 s for the candidate's thread); its forked child dies with it
         _stop(worker)
     if stop.is_set():
         log.warning("host %s: stopped; the first host saves the best model so far", env.current_host)
@@ -290,7 +293,7 @@ def spread(env: TrainingEnvironment) -> Callable[[search.Context], contextlib.Ab
 
         client = Client(where, timeout=settings.timeout, set_as_default=False)
         try:
-            _wait_for_workers(client, env, settings)
+            _wait_for_workers(client, env, settings, ctx.stop)
             yield DaskRunner(client, ctx, slots=len(env.hosts), hosts=env.hosts)
         finally:
             client.close()
@@ -298,14 +301,33 @@ def spread(env: TrainingEnvironment) -> Callable[[search.Context], contextlib.Ab
     return runner
 
 
-def _wait_for_workers(client: Client, env: TrainingEnvironment, settings: Settings) -> None:
+def _wait_for_workers(
+    client: Client, env: TrainingEnvironment, settings: Settings, stop: threading.Event
+) -> None:
+    """Until every host's worker has joined; a stop signal meanwhile ends the job at once
+    (nothing to save yet) rather than after the grace period."""
+    from byoc.errors import JobStopped
+
     deadline = time.monotonic() + settings.timeout
+    waiting = False
     while True:
         joined = {str(w.get("name")) for w in client.scheduler_info()["workers"].values()}
         missing = [h for h in env.hosts if h not in joined]
         if not missing:
             log.info("auto: Dask workers joined from every host (%s)", ", ".join(env.hosts))
             return
+        if stop.is_set():
+            raise JobStopped(
+                f"the Dask worker of host(s) {', '.join(missing)} had not joined the scheduler yet, and no "
+                "candidate had been scored"
+            )
+        if not waiting:
+            waiting = True
+            log.info(
+                "auto: waiting up to %g s for the Dask worker of host(s) %s to join",
+                settings.timeout,
+                ", ".join(missing),
+            )
         if time.monotonic() >= deadline:
             raise ConfigError(
                 f"the Dask worker of host(s) {', '.join(missing)} did not join the scheduler on "

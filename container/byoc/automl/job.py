@@ -500,7 +500,10 @@ def run(
     has_text = any(f.kind == "categorical" for f in features)
     portfolio = candidates.portfolio(problem_type, len(X), len(features), has_text)
     runners = spread(ctx) if spread is not None else contextlib.nullcontext(search.InProcess(ctx, host))
+    if spread is not None:
+        phase("waiting for every host's Dask worker to join (algorithm=auto)")
     with runners as runner:
+        phase("searching candidates (algorithm=auto)")
         search_started = time.monotonic()  # on several hosts, once every host's worker has joined
         finder = search.Search(
             ctx,
