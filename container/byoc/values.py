@@ -246,14 +246,14 @@ def text_categories(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedAr
 def _spell_distinct(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | None:
     """:func:`text_categories` through :func:`category` on each distinct value; None when the
     column has too many distinct values for that to pay."""
-    chunked = isinstance(text, pa.ChunkedArray)
-    encoded = pc.dictionary_encode(text.combine_chunks() if chunked else text)
-    distinct = encoded.dictionary.to_pylist()
+    distinct = pc.unique(text)  # a hash pass that, unlike dictionary_encode, writes no indices
     if len(distinct) * DISTINCT_SHARE > len(text):
         return None
-    spelled = [category(value) for value in distinct]
-    if all(type(new) is str and new == old for new, old in zip(spelled, distinct, strict=True)):
-        return text  # every value keeps its spelling
+    if all(category(old) == old for old in distinct.to_pylist() if old is not None):
+        return text  # every value keeps its spelling (nulls stay null; NaN, missing, equals no text)
+    chunked = isinstance(text, pa.ChunkedArray)
+    encoded = pc.dictionary_encode(text.combine_chunks() if chunked else text)
+    spelled = map(category, encoded.dictionary.to_pylist())
     words = pa.array([value if type(value) is str else None for value in spelled], type=text.type)
     out = words.take(encoded.indices)
     return pa.chunked_array([out]) if chunked else out
@@ -267,15 +267,14 @@ read by one cast, with no regular expression over every cell."""
 
 
 def _only_number_bytes(text: pa.Array | pa.ChunkedArray) -> bool:
-    """Whether every value is non-empty, not null and written with :data:`NUMBER_BYTES` alone
-    (one pass over the column's character data, not one call per value)."""
+    """Whether every value is not null and written with :data:`NUMBER_BYTES` alone (one pass
+    over the column's character data, not one call per value).  An empty value passes: the
+    cast refuses it."""
     if text.null_count:
         return False
     for chunk in text.chunks if isinstance(text, pa.ChunkedArray) else (text,):
         if not len(chunk):
             continue
-        if not pc.min(pc.binary_length(chunk)).as_py():
-            return False  # an empty value: missing
         width = 8 if pat.is_large_string(chunk.type) else 4
         offsets, data = chunk.buffers()[1:3]
         bounds = np.frombuffer(offsets, np.int64 if width == 8 else np.int32, 2, chunk.offset * width)

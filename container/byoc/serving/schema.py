@@ -299,9 +299,9 @@ class RequestSchema:
             except _BadValue as exc:
                 raise _RowError(exc, bad_position) from None
             raise _RowError(_BadValue(f"{value_at(bad_position)!r} is not a number"), bad_position)
-        bad = np.flatnonzero(~(np.abs(numbers) <= FLOAT32_MAX) & ~np.isnan(numbers))
-        if bad.size:
-            first = int(bad[0])
+        bad = np.abs(numbers) > FLOAT32_MAX  # infinities too; NaN (missing) compares False
+        if bad.any():
+            first = int(np.argmax(bad))
             raise _RowError(
                 _BadValue(
                     f"{numbers[first]!r} is out of range (|x| must stay below {FLOAT32_MAX:.3g})",

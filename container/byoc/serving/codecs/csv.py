@@ -124,7 +124,8 @@ def _decode_fast(body: bytes, schema: RequestSchema, start_row: int) -> Batch | 
             # one thread: a worker owns one CPU (serve pins its math libraries to one thread)
             read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22, use_threads=False),
             convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in names},
+                # large_string: the storage of the pandas str columns categorical features become
+                column_types={name: pa.large_string() for name in names},
                 null_values=[],
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
