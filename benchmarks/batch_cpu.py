@@ -8,18 +8,27 @@ request it runs the server's own handler in this process on the same body (decod
 -> encode, no HTTP) and reads this process's CPU time, so the two alternate and a change in
 the machine's load touches both alike.  Beside each: minor page faults and voluntary context
 switches per request (hand-offs between threads, which a loaded machine turns into waits).
-The answers of both must be byte-identical.  Medians over the repeats; models trained as
-benchmarks/serving.py trains them (and from its model cache).
+The answers of both must be byte-identical.  Also in each round, for reference: a plain
+pandas.read_csv + pipeline.predict of the same body in this process (no output encoding).
+With ``--baseline REV`` a second server runs another commit's ``container/`` (unpacked by
+``git archive`` into a temporary directory) on the same model and gets the same body in each
+round, so two commits compare by worker CPU time in one run.  Medians over the repeats; models
+trained as benchmarks/serving.py trains them (and from its model cache).
 
     .venv/bin/python benchmarks/batch_cpu.py [--models decision_tree,random_forest] [--batch-mb 1,10]
+        [--baseline a2cda56]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import resource
 import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,45 +79,92 @@ class Counters:
         }
 
 
-def measure(root: Path, payload: bytes, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
-    """(worker, in-process) medians over ``repeats`` pairs, one server request then the handler
-    in this process: interleaved, so a change in the machine's load touches both alike."""
+class Worker:
+    """The one worker of a server started on an ML root for batch CSV bodies: each request's
+    answer, and its CPU time, page faults and voluntary switches."""
+
+    def __init__(self, root: Path, serve: Path | None = None) -> None:
+        extra = {"serve": serve} if serve is not None else {}
+        self.server = byoc_server(
+            root, workers=1, SAGEMAKER_BATCH="true", SAGEMAKER_MAX_PAYLOAD_IN_MB="100", **extra
+        )
+        (self.pid,) = self.server.pids()
+        self.session = requests.Session()
+        self.counters = Counters()
+
+    def post(self, payload: bytes) -> bytes:
+        resp = self.session.post(
+            f"http://127.0.0.1:{self.server.port}/invocations",
+            data=payload,
+            headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+            timeout=900,
+        )
+        if resp.status_code != 200:
+            raise SystemExit(f"batch request failed: {resp.status_code} {resp.text[:500]}")
+        return resp.content
+
+    def measured_post(self, payload: bytes) -> None:
+        c0, (f0, s0) = task_cpu_seconds(self.pid), proc_counters(self.pid)
+        self.post(payload)
+        f1, s1 = proc_counters(self.pid)
+        self.counters.add(task_cpu_seconds(self.pid) - c0, f1 - f0, s1 - s0)
+
+    def stop(self) -> None:
+        self.session.close()
+        self.server.stop()
+
+
+def in_process(counters: Counters, run) -> None:
+    """``run()`` in this process, its CPU time, page faults and voluntary switches into ``counters``."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.process_time()
+    run()
+    seconds = time.process_time() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    counters.add(seconds, after.ru_minflt - before.ru_minflt, after.ru_nvcsw - before.ru_nvcsw)
+
+
+def export_serve(revision: str, into: Path) -> Path:
+    """``revision``'s ``container/`` unpacked under ``into``; its ``serve`` script."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", revision, "container"], cwd=REPO, capture_output=True
+    )
+    if archive.returncode != 0:
+        raise SystemExit(f"git archive {revision}: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "container" / "serve"
+
+
+def measure(
+    root: Path, payload: bytes, repeats: int, baseline: Path | None = None
+) -> dict[str, dict[str, float]]:
+    """Medians over ``repeats`` rounds of: one request to this checkout's server, one to the
+    ``baseline`` server (another commit's ``serve``) when given, the handler in this process and
+    the plain pandas reference: interleaved, so a change in the machine's load touches all alike."""
     model_handler, settings = serving.load_handler(root)
-    server = byoc_server(root, workers=1, SAGEMAKER_BATCH="true", SAGEMAKER_MAX_PAYLOAD_IN_MB="100")
-    worker, local = Counters(), Counters()
+    plain = serving.plain_pandas_predict(root)
+    workers = {"worker": Worker(root)}
     try:
-        (pid,) = server.pids()
-        with requests.Session() as session:
-
-            def post() -> bytes:
-                resp = session.post(
-                    f"http://127.0.0.1:{server.port}/invocations",
-                    data=payload,
-                    headers={"Content-Type": "text/csv", "Accept": "text/csv"},
-                    timeout=900,
-                )
-                if resp.status_code != 200:
-                    raise SystemExit(f"batch request failed: {resp.status_code} {resp.text[:500]}")
-                return resp.content
-
-            served_answer = post()  # the first request warms the worker up
-            local_answer = serving.invoke_in_process(model_handler, settings, payload)
-            if served_answer != local_answer:
-                raise SystemExit("the server and the handler in-process answered differently")
-            for _ in range(repeats):
-                c0, (f0, s0) = task_cpu_seconds(pid), proc_counters(pid)
-                post()
-                f1, s1 = proc_counters(pid)
-                worker.add(task_cpu_seconds(pid) - c0, f1 - f0, s1 - s0)
-                before = resource.getrusage(resource.RUSAGE_SELF)
-                start = time.process_time()
-                serving.invoke_in_process(model_handler, settings, payload)
-                seconds = time.process_time() - start
-                after = resource.getrusage(resource.RUSAGE_SELF)
-                local.add(seconds, after.ru_minflt - before.ru_minflt, after.ru_nvcsw - before.ru_nvcsw)
+        if baseline is not None:
+            workers["baseline"] = Worker(root, baseline)
+        answers = {name: worker.post(payload) for name, worker in workers.items()}  # warm-up
+        local_answer = serving.invoke_in_process(model_handler, settings, payload)
+        if answers["worker"] != local_answer:
+            raise SystemExit("the server and the handler in-process answered differently")
+        if answers.get("baseline", local_answer) != local_answer:
+            print("note: the baseline server's answer differs from this checkout's", file=sys.stderr)
+        local, reference = Counters(), Counters()
+        for _ in range(repeats):
+            for worker in workers.values():
+                worker.measured_post(payload)
+            in_process(local, lambda: serving.invoke_in_process(model_handler, settings, payload))
+            in_process(reference, lambda: plain(payload))
     finally:
-        server.stop()
-    return worker.medians(), local.medians()
+        for worker in workers.values():
+            worker.stop()
+    medians = {name: worker.counters.medians() for name, worker in workers.items()}
+    return {**medians, "local": local.medians(), "plain": reference.medians()}
 
 
 def main() -> int:
@@ -117,28 +173,41 @@ def main() -> int:
     parser.add_argument("--batch-mb", default="1,10")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--train-rows", type=int, default=10000)
+    parser.add_argument("--baseline", help="a commit whose server runs beside this checkout's")
     args = parser.parse_args()
     cache = DATA / "models" / f"{serving.training_commit()}-{args.train_rows}"
     sample = synthetic_frame(2000, seed=2)
-    print(f"commit {commit()}; medians of {args.repeats} requests; CPU time of every thread\n")
-    print(
-        "| body | model | worker CPU / request | handler in-process CPU | in-process / worker | page faults (worker / in-process) | voluntary switches (worker / in-process) |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for name in args.models.split(","):
-        hyperparameters, numeric_only = serving.MODELS[name]
-        root = serving.train_model(
-            cache / name.replace(" ", "_"), args.train_rows, hyperparameters, numeric_only
+    with tempfile.TemporaryDirectory(prefix="byoc-baseline-") as tmp:
+        baseline = export_serve(args.baseline, Path(tmp)) if args.baseline else None
+        against = f"; baseline: the server at {args.baseline}" if args.baseline else ""
+        print(f"commit {commit()}; medians of {args.repeats} requests; CPU time of every thread{against}\n")
+        extra = " baseline worker CPU | this / baseline |" if baseline else ""
+        print(
+            "| body | model | worker CPU / request | handler in-process CPU | in-process / worker | "
+            f"plain pandas + predict CPU (reference) | plain / worker |{extra} "
+            "page faults (worker / in-process) | voluntary switches (worker / in-process) |"
         )
-        for size in (int(s) for s in args.batch_mb.split(",")):
-            payload = serving.csv_payload(sample, size)
-            worker, local = measure(root, payload, args.repeats)
-            print(
-                f"| {size} MB | {name} | {worker['cpu_ms']:.0f} ms | {local['cpu_ms']:.0f} ms | "
-                f"{local['cpu_ms'] / worker['cpu_ms']:.0%} | {worker['faults']:.0f} / {local['faults']:.0f} | "
-                f"{worker['switches']:.0f} / {local['switches']:.0f} |",
-                flush=True,
+        print("|---|---|---|---|---|---|---|" + ("---|---|" if baseline else "") + "---|---|")
+        for name in args.models.split(","):
+            hyperparameters, numeric_only = serving.MODELS[name]
+            root = serving.train_model(
+                cache / name.replace(" ", "_"), args.train_rows, hyperparameters, numeric_only
             )
+            for size in (int(s) for s in args.batch_mb.split(",")):
+                m = measure(root, serving.csv_payload(sample, size), args.repeats, baseline)
+                worker, local, plain = m["worker"]["cpu_ms"], m["local"]["cpu_ms"], m["plain"]["cpu_ms"]
+                versus = (
+                    f" {m['baseline']['cpu_ms']:.0f} ms | {worker / m['baseline']['cpu_ms']:.2f} |"
+                    if baseline
+                    else ""
+                )
+                print(
+                    f"| {size} MB | {name} | {worker:.0f} ms | {local:.0f} ms | {local / worker:.0%} | "
+                    f"{plain:.0f} ms | {plain / worker:.0%} |{versus} "
+                    f"{m['worker']['faults']:.0f} / {m['local']['faults']:.0f} | "
+                    f"{m['worker']['switches']:.0f} / {m['local']['switches']:.0f} |",
+                    flush=True,
+                )
     return 0
 
 

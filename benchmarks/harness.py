@@ -138,10 +138,12 @@ def byoc_server(
     workers: int = WORKERS,
     image: str | None = None,
     cpus: Sequence[int] | None = None,
+    serve: Path = SERVE,
     **extra: str,
 ) -> Server | ContainerServer:
-    """``container/serve`` on ``root`` (an ML root) with ``workers`` workers and ``extra`` settings;
-    inside the built ``image`` when one is named; on ``cpus`` only when given."""
+    """``container/serve`` (or another checkout's ``serve``) on ``root`` (an ML root) with
+    ``workers`` workers and ``extra`` settings; inside the built ``image`` when one is named; on
+    ``cpus`` only when given."""
     port = free_port()
     if image is not None:
         settings = {"SAGEMAKER_BIND_TO_PORT": str(port), "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers)}
@@ -153,7 +155,7 @@ def byoc_server(
         SAGEMAKER_MODEL_SERVER_WORKERS=str(workers),
         **extra,
     )
-    return Server(on_cpus([sys.executable, str(SERVE)], cpus), env, port)
+    return Server(on_cpus([sys.executable, str(serve)], cpus), env, port)
 
 
 def commit() -> str:
