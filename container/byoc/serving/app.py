@@ -198,10 +198,11 @@ def _appended_headers(
     content_type: str, length: str, extra: Mapping[str, str], request_id: str
 ) -> list[tuple[str, str]] | None:
     """The header list werkzeug's Headers gives for Content-Type and Content-Length, updated by
-    ``extra``, then X-Request-Id, in the common case where that is a plain append: every value is
+    ``extra``, then X-Request-Id, in the common case where that is a plain append: ``extra`` is a
+    dict (werkzeug reads every value of a MultiDict's or Headers' repeated key), every value is
     text without a line break (which werkzeug refuses) and no name of ``extra`` repeats another
     (ignoring case) or one of the three (which werkzeug replaces in place).  None otherwise."""
-    if type(content_type) is not str:
+    if type(content_type) is not str or type(extra) is not dict:
         return None
     headers = [("Content-Type", content_type), ("Content-Length", length)]
     names = set(_OWN_HEADERS)
