@@ -200,6 +200,34 @@ def test_a_refit_past_its_deadline_is_killed_and_says_why():
     assert multiprocessing.active_children() == []
 
 
+class _SlowToSend:
+    """A "model" whose pickling takes a minute: still on its way at the kill time."""
+
+    def __reduce__(self):
+        time.sleep(60)
+        return (object, ())
+
+
+def test_a_model_still_on_its_way_at_the_kill_time_costs_the_model_not_the_score(monkeypatch):
+    ctx = _context("binary")
+    candidate = candidates.Candidate("linear", candidates.ONEHOT)
+    timed = time.monotonic()
+    search.evaluate(candidate, ctx)
+    scoring = time.monotonic() - timed
+    real = search.evaluate
+
+    def scored_with_a_slow_model(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result.model = _SlowToSend()
+        return result
+
+    monkeypatch.setattr(search, "evaluate", scored_with_a_slow_model)  # the forked child runs it
+    result = isolated.evaluate(candidate, ctx, ctx.hard_deadline, kill_at=time.monotonic() + 3 * scoring + 2)
+    assert result.status == search.COMPLETED and 0.8 < result.score <= 1.0
+    assert result.model is None and result.oof is not None
+    assert multiprocessing.active_children() == []
+
+
 def test_the_search_keeps_the_fold_model_of_its_best_candidate_only():
     """What is saved when no refit ends in time: the best candidate's model from its last fold
     (one only: they can be large), sent back from the child only when it is a new best."""

@@ -42,6 +42,7 @@ KILL_WAIT_SECONDS = 5.0
 PR_SET_PDEATHSIG = 1
 BUDGET_RAN_OUT = "the time budget ran out"
 ASKED_TO_STOP = "the job was asked to stop"
+FOLD, SCORED = "fold", "scored"  # a scoring child's progress reports
 
 # When to kill the child (monotonic seconds) and why, asked again at every poll: a stop signal
 # can bring the deadline forward while the child works.
@@ -119,16 +120,29 @@ def evaluate(
     or as soon as ``ctx.stop`` is set; the result carries the last fold's fitted model only when
     its loss is below ``keep_model_below`` (a new best: the model is pickled back only then)."""
 
-    def work(report: Callable[..., None]) -> search.Result:
-        return search.evaluate(candidate, ctx, deadline, on_fold=report, keep_model_below=keep_model_below)
+    def work(report: Callable[..., None]) -> Any:
+        """The result first, then its model (the larger message, pickled apart): a model still
+        on its way when time is up costs the model, not the candidate's score."""
+        result = search.evaluate(
+            candidate,
+            ctx,
+            deadline,
+            on_fold=lambda folds, seconds: report(FOLD, folds, seconds),
+            keep_model_below=keep_model_below,
+        )
+        model, result.model = result.model, None
+        report(SCORED, result)
+        return model
 
     def until() -> tuple[float, str]:
         return (-math.inf, ASKED_TO_STOP) if ctx.stop.is_set() else (kill_at, BUDGET_RAN_OUT)
 
     ended = run(work, until)
-    if ended.finished:
-        return ended.value
-    folds, fit_seconds = ended.progress or (0, 0.0)
+    if ended.progress[:1] == (SCORED,):
+        scored: search.Result = ended.progress[1]
+        scored.model = ended.value  # None when it was still on its way
+        return scored
+    _, folds, fit_seconds = ended.progress or (FOLD, 0, 0.0)
     if ended.killed:
         after = f" after {ended.seconds:.1f} s: {ended.killed}"
         return _unfinished(candidate, ctx, search.STOPPED, folds, ended.seconds, "stopped", after)
