@@ -607,7 +607,7 @@ def run(
         estimator, weights = kept.model, {kept.name: 1.0}
         rows_used = len(plan.splits[-1][0])
         saved = f"saved instead: {kept.name} as fitted during cross-validation, on {rows_used} of {len(X_all)} rows"
-        log.warning("auto: %s; %s", cut, saved)
+        log.warning("auto: no refit ended in time; %s", saved)
         left_out["Refit on all rows"] = f"{cut}; {saved}"
         kept.message = f"{kept.message}; {saved}".lstrip("; ")
 
