@@ -468,6 +468,26 @@ def test_the_report_embeds_decodable_images_and_escapes_data(kind, tmp_path):
     assert result.leaderboard[0]["candidate_status"] == search.COMPLETED
 
 
+def test_after_a_stop_a_refit_too_long_for_the_time_left_gives_way_to_the_model_kept_for_it():
+    """The best candidate's fold model (scored best) beats refitting a worse one; without one,
+    the best candidate whose refit fits the time left is refitted."""
+    costs = search.CostModel()
+    slow = candidates.Candidate("random_forest", candidates.ORDINAL, {"n_estimators": 300})
+    quick = candidates.Candidate("linear", candidates.ONEHOT)
+    best = search.Result(slow, search.COMPLETED, 0.95, fit_seconds=50.0, model=object())
+    second = search.Result(quick, search.COMPLETED, 0.90, fit_seconds=0.5)
+    for result in (best, second):
+        costs.record(result, 5)
+    deadline = time.monotonic() + 5  # the best's refit: 10 s a fold x 5/4 rows x 1.2 = 15 s
+    chosen, why = job._stopped_choice([best, second], costs, 5, deadline)
+    assert chosen is best
+    assert re.fullmatch(
+        r"not started after the stop signal: it needs about 15\.0 s and [\d.]+ s were left", why
+    )
+    best.model = None
+    assert job._stopped_choice([best, second], costs, 5, deadline) == (second, "")
+
+
 def test_with_a_validation_channel_the_model_scored_on_it_is_saved_without_a_second_fit(tmp_path):
     """The search's one split trains on exactly the train channel, so the refit would fit the
     same model again: the model scored on the validation channel is saved as it is."""

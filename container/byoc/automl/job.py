@@ -358,14 +358,21 @@ def _check_rows(y: np.ndarray, problem_type: str, labels: Sequence[Any], target:
 
 def _stopped_choice(
     ranked: Sequence[search.Result], costs: search.CostModel, folds: int, deadline: float
-) -> search.Result:
-    """After a stop signal, the one candidate to refit: the best whose refit is expected to end
-    before ``deadline``, else the one expected to refit quickest (no blend, no stack)."""
+) -> tuple[search.Result, str]:
+    """After a stop signal, the one model to save (no blend, no stack), best first: a candidate
+    whose refit is expected to end before ``deadline`` is refitted; one whose refit is not but
+    that kept its fold model is saved as that model, unrefitted (it scored better than the
+    next: its score is that of models fitted on the folds' rows); with neither, the one
+    expected to refit quickest.  Returns it and, when it is not refitted, why ("" otherwise)."""
     left = deadline - time.monotonic()
     for result in ranked:
-        if costs.refit(result.candidate, folds) <= left:
-            return result
-    return min(ranked, key=lambda r: costs.refit(r.candidate, folds))
+        needed = costs.refit(result.candidate, folds)
+        if needed <= left:
+            return result, ""
+        if result.model is not None:
+            why = f"not started after the stop signal: it needs about {needed:.1f} s and {max(left, 0):.1f} s were left"
+            return result, why
+    return min(ranked, key=lambda r: costs.refit(r.candidate, folds)), ""
 
 
 def _importances(
@@ -533,16 +540,18 @@ def run(
     weights, blend_score = blend.select(ranked, y_held, goal, problem_type, n_classes)
     best = ranked[0]
     left_out: dict[str, str] = {}
+    not_refitted = ""  # after a stop: why the model the cross-validation kept is saved unrefitted
     if stop.is_set():  # within the grace period: one refit, no blend or stack
-        best = _stopped_choice(ranked, finder.costs, plan.folds, finish_by() - PLOT_SECONDS)
+        best, not_refitted = _stopped_choice(ranked, finder.costs, plan.folds, finish_by() - PLOT_SECONDS)
         weights, blend_score = {best.name: 1.0}, best.score
         left_out["Blend and stacked ensemble"] = f"not considered: {STOPPED}"
         log.warning(
             "auto: stopped by a stop signal after %d candidate(s); %.1f s of the %.0f s grace period "
-            "left: refitting only %s (about %.1f s), no blend or stacked ensemble, no compiled inference",
+            "left: %s only %s (about %.1f s to refit), no blend or stacked ensemble, no compiled inference",
             len(results),
             max(stop.deadline() - time.monotonic(), 0.0),
             stop.grace,
+            "saving the model its cross-validation kept for" if not_refitted else "refitting",
             best.name,
             finder.costs.refit(best.candidate, plan.folds),
         )
@@ -595,6 +604,12 @@ def run(
             weights = {stacked.result.name: 1.0}
         elif fitted:  # out of time for a member: the best candidate alone (refitted first)
             estimator, weights = fitted[0][1], {fitted[0][0]: 1.0}
+    elif not_refitted:
+        fitted, cut, fallback = (
+            [],
+            f"the refit of {best.name} on all {len(X_fit)} rows was {not_refitted}",
+            best,
+        )
     else:
         fitted, cut = refit(chosen)
         if fitted:
