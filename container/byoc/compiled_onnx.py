@@ -15,15 +15,18 @@ the other way than scikit-learn's.  Here everything is float64, as in scikit-lea
 
 - the input is rounded to float32 first (scikit-learn's trees do) and compared, as float64,
   with the float64 thresholds (``x <= threshold``: the left child, as scikit-learn);
-- a classifier's leaf holds, per class, scikit-learn's own per-tree probability (the leaf's
-  ``value`` divided by its sum); ``TreeEnsemble`` gives one weight per leaf, so each tree is
+- a classifier's leaf holds, per class, scikit-learn's own per-tree probability (the class
+  fractions its tree stores in ``value``); ``TreeEnsemble`` gives one weight per leaf, so each tree is
   written once per class (class k's copy carries class k's weights).  The per-class sums over
   the trees in order are divided by the number of trees here, as scikit-learn's
   ``predict_proba`` does: the same numbers, to the bit in every check so far;
 - a regressor: its leaf values summed over the trees in order, divided by their number.
 
 A tree written once per class costs that many walks, so classifiers with more than
-:data:`MAX_TARGETS` classes stay on treelite (one walk, a vector per leaf).
+:data:`MAX_TARGETS` classes stay on treelite (one walk, a vector per leaf).  A binary forest
+whose per-tree probabilities are all multiples of 2^-20 (pure leaves: 0 and 1, the usual case
+of fully grown trees) is written once, for class 1: every partial sum of such numbers is exact,
+so class 0's sum is exactly the number of trees minus class 1's, as scikit-learn's own sum gives.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from sklearn.base import BaseEstimator
 MAX_TARGETS = 4  # classes per forest compiled here (each tree is walked once per class)
 _LEQ = 0  # TreeEnsemble's BRANCH_LEQ mode: x <= split goes the "true" way
 _SUM = 1  # TreeEnsemble's aggregate_function SUM (the mean is taken here, as scikit-learn)
+_EXACT_BITS = 20  # binary probabilities that are multiples of 2^-20 sum exactly (up to 2^33 trees)
 
 
 def onnxruntime_version() -> str:
@@ -74,22 +78,42 @@ def unsupported(forest: Any) -> str | None:
     return None
 
 
-def _leaf_weights(tree: Any, classifier: bool) -> np.ndarray:
-    """(nodes, targets): what each node answers as a leaf, as scikit-learn's tree computes it."""
-    value = tree.value[:, 0, :]
-    if not classifier:
-        return value
-    normalizer = value.sum(axis=1)[:, np.newaxis]  # DecisionTreeClassifier.predict_proba's arithmetic
-    normalizer[normalizer == 0.0] = 1.0
-    return value / normalizer
+def _leaf_weights(tree: Any) -> np.ndarray:
+    """(nodes, targets): what each node answers as a leaf.  A classifier's tree stores each
+    class's (weighted) fraction, which its predict_proba returns as it is (scikit-learn >= 1.4;
+    an older one that normalised again could differ in the last bit, within the checks'
+    tolerance)."""
+    return tree.value[:, 0, :]
+
+
+def _complements_exactly(weights: np.ndarray) -> bool:
+    """Whether binary per-tree probabilities ``weights`` (nodes x 2) are multiples of 2^-20 that
+    sum to exactly 1: then any sum of them over trees is exact, and class 0's total is the
+    number of trees minus class 1's."""
+    scaled = weights * 2.0**_EXACT_BITS
+    return bool(np.array_equal(scaled, np.round(scaled)) and np.all(weights.sum(axis=1) == 1.0))
+
+
+def targets(forest: Any) -> list[int]:
+    """The classes whose trees are written (all; class 1 alone for a binary forest whose
+    probabilities complement exactly), or [0] for a regressor."""
+    if not hasattr(forest, "classes_"):
+        return [0]
+    if len(forest.classes_) == 2 and all(
+        _complements_exactly(_leaf_weights(member.tree_)[member.tree_.children_left == -1])
+        for member in forest.estimators_
+    ):
+        return [1]
+    return list(range(len(forest.classes_)))
 
 
 def convert(forest: Any) -> bytes:
-    """The serialized ONNX model (input ``X``: float64 rows, output ``Y``: per-target sums)."""
+    """The serialized ONNX model (input ``X``: float64 rows, output ``Y``: the sum over trees
+    for each of :func:`targets`)."""
     from onnx import TensorProto, helper, numpy_helper
 
-    classifier = hasattr(forest, "classes_")
-    n_targets = len(forest.classes_) if classifier else 1
+    written = targets(forest)
+    n_targets = len(written)
     nodes: dict[str, list[Any]] = {
         k: [] for k in ("feature", "split", "true", "true_leaf", "false", "false_leaf", "missing")
     }
@@ -99,13 +123,13 @@ def convert(forest: Any) -> bytes:
     n_leaves = 0
     for member in forest.estimators_:
         tree = member.tree_
-        weights = _leaf_weights(tree, classifier)
+        weights = _leaf_weights(tree)
         left, right = tree.children_left, tree.children_right
         internal = left != -1
         splits = np.flatnonzero(internal)
         leaves = np.flatnonzero(~internal)
         missing_left = getattr(tree, "missing_go_to_left", np.zeros(tree.node_count, dtype=np.uint8))
-        for target in range(n_targets):
+        for target, weight_column in enumerate(written):
             node_index = np.cumsum(internal) - 1 + len(nodes["feature"])
             leaf_index = np.cumsum(~internal) - 1 + n_leaves
             roots.append(len(nodes["feature"]))
@@ -124,7 +148,7 @@ def convert(forest: Any) -> bytes:
                     nodes[way].extend(np.where(to_leaf, leaf_index[children], node_index[children]).tolist())
                     nodes[f"{way}_leaf"].extend(to_leaf.astype(int).tolist())
             leaf_targets.append(np.full(len(leaves), target))
-            leaf_weights.append(weights[leaves, target])
+            leaf_weights.append(weights[leaves, weight_column])
             n_leaves += len(leaves)
     node = helper.make_node(
         "TreeEnsemble",
@@ -182,6 +206,8 @@ class ForestEstimator(BaseEstimator):
         self.classes_ = getattr(reference, "classes_", None)
         self.n_features_in_ = int(reference.n_features_in_)
         self.n_trees = len(reference.estimators_)
+        # A binary forest written for class 1 alone: class 0's sum is n_trees minus class 1's.
+        self.complement = self.classes_ is not None and self.session.get_outputs()[0].shape[1] == 1
 
     def __sklearn_is_fitted__(self) -> bool:
         return True
@@ -199,6 +225,8 @@ class ForestEstimator(BaseEstimator):
             width = 1 if self.classes_ is None else len(self.classes_)
             return np.empty((0, width), dtype=np.float64)
         (sums,) = self.session.run(None, {"X": values.astype(np.float64)})
+        if self.complement:
+            sums = np.hstack([self.n_trees - sums, sums])
         sums /= self.n_trees  # as the forest's predict / predict_proba: the sum, then the mean
         return sums
 

@@ -382,3 +382,40 @@ def test_an_onnx_forest_that_disagrees_at_load_falls_back(tmp_path, caplog):
     assert loaded.compiled == () and loaded.pipeline is model.estimator
     assert "predicted values differ" in loaded.reasons["model"]
     assert "compiled inference for model is off" in caplog.text
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000), min_samples_leaf=st.sampled_from([1, 3, 7]), classes=st.sampled_from([2, 3])
+)
+def test_onnx_forests_answer_as_scikit_learn_to_the_bit(seed, min_samples_leaf, classes):
+    """Pure leaves (a binary forest then written for class 1 alone) or mixed ones (every class
+    written): the same probabilities and labels as scikit-learn, to the bit, on rows holding the
+    encoder's unknown (-1) and missing (-2) codes too."""
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.integers(-2, 4, 200), np.round(rng.normal(size=200), 1)]).astype(np.float64)
+    y = (X[:, 0] + X[:, 1] + rng.normal(0, 0.5, 200) > 0.5).astype(int) + (classes == 3) * (X[:, 1] > 1)
+    kind = RandomForestClassifier if seed % 2 else ExtraTreesClassifier
+    forest = kind(n_estimators=7, min_samples_leaf=min_samples_leaf, random_state=seed).fit(X, y)
+    compiled_form = compiled_onnx.ForestEstimator(compiled_onnx.convert(forest), forest)
+    probe = compiled.probe_matrix(X, with_nan=False)
+    assert np.array_equal(compiled_form.predict_proba(probe), forest.predict_proba(probe))
+    assert np.array_equal(compiled_form.predict(probe), forest.predict(probe))
+
+
+def test_a_binary_forest_with_pure_leaves_is_written_for_one_class():
+    """Unique training rows grow pure leaves: class 1's trees alone, class 0 by complement."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    X = np.arange(40, dtype=np.float64).reshape(20, 2)
+    y = np.arange(20) % 3 == 0
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    assert compiled_onnx.targets(forest) == [1]
+    impure = RandomForestClassifier(n_estimators=5, min_samples_leaf=3, random_state=0).fit(X, y)
+    assert compiled_onnx.targets(impure) == [0, 1]
+    for model in (forest, impure):
+        compiled_form = compiled_onnx.ForestEstimator(compiled_onnx.convert(model), model)
+        probe = compiled.probe_matrix(X, with_nan=False)
+        assert np.array_equal(compiled_form.predict_proba(probe), model.predict_proba(probe))
