@@ -1,4 +1,4 @@
-"""Compiled inference: the final estimator as a treelite model, checked against scikit-learn.
+"""Compiled inference: the final estimator in a faster form, checked against scikit-learn.
 
 Only the *final* estimator is compiled, on the matrix the feature encoder produces; the
 encoder itself stays the pipeline's own (training and serving call the same one).  The
@@ -7,10 +7,14 @@ only where it gives the same answers.
 
 Per algorithm (figures and the measurement command are in README's compiled-inference section):
 
-- random_forest, extra_trees: treelite's GTIL.  Treelite keeps the float64 thresholds and leaf
+- random_forest, extra_trees, gradient_boosting: onnxruntime, the trees as one float64 ONNX
+  ``TreeEnsemble`` (:mod:`byoc.compiled_onnx`: why, and how the sums stay scikit-learn's);
+  forests of more than 4 classes, and models trained before, on treelite's GTIL as below.
+- random_forest, extra_trees on treelite: GTIL keeps the float64 thresholds and leaf
   values; the input is rounded to float32 first, as scikit-learn's trees do, so the branch
   taken is the same and the probabilities come out bit-identical in practice.
-- gradient_boosting (HistGradientBoosting): treelite's GTIL on float64 input (HistGradientBoosting
+- gradient_boosting (HistGradientBoosting) on treelite (and, for the category indices and the
+  link, on onnxruntime too): GTIL on float64 input (HistGradientBoosting
   compares float64 values), its raw scores turned into probabilities here by the same link as
   scikit-learn's (expit, softmax; treelite's own rounds to about 1e-7).  Categorical features
   (byoc's default whenever a text column exists): scikit-learn's model first maps each value
@@ -42,7 +46,7 @@ import copy
 import io
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,8 +134,11 @@ class TreeliteEstimator(BaseEstimator):
         else:
             for column, known in self.categories:
                 values[:, column] = category_index(values[:, column], known)
-        out = self.gtil(self.model, values)
-        return np.asarray(out, dtype=np.float64).reshape(len(values), -1)
+        return np.asarray(self._raw(values), dtype=np.float64).reshape(len(values), -1)
+
+    def _raw(self, values: np.ndarray) -> np.ndarray:
+        """The trees' raw scores for float64 rows whose categorical columns hold category indices."""
+        return self.gtil(self.model, values)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         scores = self._scores(X)
@@ -151,6 +158,16 @@ class TreeliteEstimator(BaseEstimator):
         if self.classes_ is None:
             return self._scores(X)[:, 0]
         return self.classes_.take(np.argmax(self.predict_proba(X), axis=1))
+
+
+class OnnxBoostingEstimator(TreeliteEstimator):
+    """HistGradientBoosting's raw scores from onnxruntime (:func:`byoc.compiled_onnx.convert_boosting`:
+    the same sums as scikit-learn's, to the bit), with :class:`TreeliteEstimator`'s category
+    indices, link and predict around them."""
+
+    def _raw(self, values: np.ndarray) -> np.ndarray:
+        (scores,) = self.model.run(None, {"X": values})
+        return scores
 
 
 class LinearEstimator(BaseEstimator):
@@ -327,8 +344,8 @@ def _link(estimator: Any) -> str | None:
 def convert(estimator: Any) -> tuple[str, bytes, str] | str:
     """(backend, model bytes, input dtype) -- empty bytes for the NUMPY backend (a linear or knn
     model needs nothing beyond its own fitted arrays) -- or why this estimator stays on
-    scikit-learn.  Forests go to onnxruntime where :mod:`byoc.compiled_onnx` takes them, else
-    to treelite."""
+    scikit-learn.  Forests and HistGradientBoosting go to onnxruntime where
+    :mod:`byoc.compiled_onnx` takes them, else to treelite."""
     from sklearn import ensemble, linear_model
 
     name = type(estimator).__name__
@@ -340,22 +357,20 @@ def convert(estimator: Any) -> tuple[str, bytes, str] | str:
         return why if why is not None else (NUMPY, b"", NUMPY)
     if compiled_onnx.is_forest(estimator):
         dtype = "float32"  # scikit-learn's trees round their input to float32
-        why_not_onnx = compiled_onnx.unsupported(estimator)
-        if why_not_onnx is None:
-            try:
-                return ONNXRUNTIME, compiled_onnx.convert(estimator), dtype
-            except Exception as exc:  # the treelite form may still do
-                log.debug("the ONNX conversion of %s failed", name, exc_info=True)
-                why_not_onnx = f"{name}: the ONNX conversion failed ({type(exc).__name__}: {exc})"
-        log.info("compiled inference for %s: treelite, not onnxruntime (%s)", name, why_not_onnx)
+        form = _onnx_form(estimator, compiled_onnx.unsupported(estimator), compiled_onnx.convert)
+        if form is not None:
+            return ONNXRUNTIME, form, dtype
     elif isinstance(
         estimator, (ensemble.HistGradientBoostingClassifier, ensemble.HistGradientBoostingRegressor)
     ):
         categories = _hist_categories(estimator)
         if isinstance(categories, str):
             return f"{name} with categorical features: {categories}"
-        estimator = _indexed_categories(estimator, categories)
         dtype = "float64"
+        form = _onnx_form(estimator, compiled_onnx.missing(), compiled_onnx.convert_boosting)
+        if form is not None:
+            return ONNXRUNTIME, form, dtype
+        estimator = _indexed_categories(estimator, categories)
     else:
         return f"{name}: " + _KEPT_ON_SCIKIT_LEARN.get(name, "no compiled form is used for this estimator")
     if getattr(estimator, "n_outputs_", 1) != 1:
@@ -370,6 +385,19 @@ def convert(estimator: Any) -> tuple[str, bytes, str] | str:
     return TREELITE, bytes(model.serialize_bytes()), dtype
 
 
+def _onnx_form(estimator: Any, why_not: str | None, to_onnx: Callable[[Any], bytes]) -> bytes | None:
+    """A tree model's onnxruntime form, or None (the reason logged) when treelite's is to be used."""
+    name = type(estimator).__name__
+    if why_not is None:
+        try:
+            return to_onnx(estimator)
+        except Exception as exc:  # the treelite form may still do
+            log.debug("the ONNX conversion of %s failed", name, exc_info=True)
+            why_not = f"the ONNX conversion failed ({type(exc).__name__}: {exc})"
+    log.info("compiled inference for %s: treelite, not onnxruntime (%s)", name, why_not)
+    return None
+
+
 def _is_neighbours(estimator: Any) -> bool:
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
@@ -377,7 +405,7 @@ def _is_neighbours(estimator: Any) -> bool:
 
 
 def restore(backend: str, model_bytes: bytes, dtype: str, reference: Any) -> BaseEstimator:
-    if backend == ONNXRUNTIME:
+    if backend == ONNXRUNTIME and compiled_onnx.is_forest(reference):
         return compiled_onnx.ForestEstimator(model_bytes, reference)
     if backend == NUMPY and _is_neighbours(reference):
         return compiled_knn.NeighboursEstimator(reference)
@@ -386,13 +414,17 @@ def restore(backend: str, model_bytes: bytes, dtype: str, reference: Any) -> Bas
         if why is not None:
             raise ValueError(why)
         return LinearEstimator(reference)
-    import treelite
-
-    model = treelite.Model.deserialize_bytes(model_bytes)
     categories = _hist_categories(reference)
     if isinstance(categories, str):
         raise ValueError(categories)
-    return TreeliteEstimator(
+    if backend == ONNXRUNTIME:
+        kind: type[TreeliteEstimator] = OnnxBoostingEstimator
+        model = compiled_onnx.session(model_bytes)
+    else:
+        import treelite
+
+        kind, model = TreeliteEstimator, treelite.Model.deserialize_bytes(model_bytes)
+    return kind(
         model,
         dtype,
         getattr(reference, "classes_", None),

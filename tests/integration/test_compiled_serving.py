@@ -53,11 +53,9 @@ def test_train_writes_a_checked_compiled_form(tmp_path, algorithm):
     if algorithm == "ensemble":
         assert backends == {
             "member:random_forest": "onnxruntime",  # float64 ONNX trees
-            "member:gradient_boosting": "treelite",  # iris has no text column
+            "member:gradient_boosting": "onnxruntime",
             "member:linear": "numpy",  # its coefficients, multiplied out
         }
-    elif algorithm == "gradient_boosting":
-        assert backends == {"model": "treelite"}
     else:
         assert backends == {"model": "onnxruntime"}
 
@@ -70,10 +68,10 @@ def test_switched_off_at_training_writes_no_compiled_form(tmp_path):
 
 
 def test_text_columns_compile_gradient_boosting_too(tmp_path):
-    """Its categorical splits: treelite sees category indices, as scikit-learn's trees do."""
+    """Its categorical splits: onnxruntime sees category indices, as scikit-learn's trees do."""
     meta = train(tmp_path, MIXED, "deposit", algorithm="gradient_boosting")
     (step,) = meta["compiled"]["steps"]
-    assert step["backend"] == "treelite", step
+    assert step["backend"] == "onnxruntime", step
     assert meta["compiled"]["file"] == compiled.COMPILED_FILE
 
 
@@ -131,8 +129,7 @@ def test_served_answers_equal_with_compiled_inference_on_and_off(tmp_path, case)
             results[mode] = answers(server, rows, fields)
         finally:
             logs[mode] = server.stop()
-    backend = "=treelite" if algorithm == "gradient_boosting" else "=onnxruntime"
-    assert "compiled inference: " in logs["on"] and backend in logs["on"]
+    assert "compiled inference: " in logs["on"] and "=onnxruntime" in logs["on"]
     assert "compiled inference: " not in logs["off"]
     on, off = results["on"], results["off"]
     if not classifier:

@@ -129,14 +129,17 @@ def test_every_algorithm_answers_like_scikit_learn(algorithm, problem_type, tmp_
         assert loaded.compiled == ("model",)
         assert isinstance(loaded.pipeline.steps[-1][1], compiled_onnx.ForestEstimator)
         assert_exactly_the_same(pipeline, loaded.pipeline, fresh)
-    elif algorithm == "gradient_boosting":  # with a text column
-        assert backends == {"model": "treelite"}
+    elif algorithm == "gradient_boosting":  # with a text column: categorical splits
+        assert backends == {"model": "onnxruntime"}
         assert loaded.compiled == ("model",)
-        assert isinstance(loaded.pipeline.steps[-1][1], compiled.TreeliteEstimator)
+        assert isinstance(loaded.pipeline.steps[-1][1], compiled.OnnxBoostingEstimator)
+        final = loaded.pipeline.steps[-1][1]
+        encoded = pipeline[:-1].transform(fresh)
+        assert np.array_equal(final._scores(encoded), pipeline.steps[-1][1]._raw_predict(encoded))
     elif algorithm == "ensemble":
         forests = {"member:random_forest", "member:extra_trees"}
         assert {backends[slot] for slot in forests} == {"onnxruntime"}
-        assert backends["member:gradient_boosting"] == "treelite"
+        assert backends["member:gradient_boosting"] == "onnxruntime"
         assert backends["member:linear"] == "numpy"
         assert set(loaded.compiled) == forests | {"member:gradient_boosting", "member:linear"}
     elif algorithm == "linear":  # its own coefficients, multiplied out: the very same numbers
@@ -419,3 +422,18 @@ def test_a_binary_forest_with_pure_leaves_is_written_for_one_class():
         compiled_form = compiled_onnx.ForestEstimator(compiled_onnx.convert(model), model)
         probe = compiled.probe_matrix(X, with_nan=False)
         assert np.array_equal(compiled_form.predict_proba(probe), model.predict_proba(probe))
+
+
+@pytest.mark.parametrize("problem_type", PROBLEMS)
+def test_boosting_compiled_for_treelite_before_still_loads_with_treelite(tmp_path, monkeypatch, problem_type):
+    """gradient_boosting trained before its onnxruntime form keeps its treelite form."""
+    pipeline, X, fresh = fitted("gradient_boosting", problem_type, seed=17)
+    with monkeypatch.context() as patch:
+        patch.setattr(compiled_onnx, "missing", lambda: "as trained before")
+        built = compiled.build(pipeline, [X])
+    assert built.entry["steps"][0]["backend"] == "treelite"
+    model = saved(tmp_path, pipeline, built)
+    loaded = compiled.load(model.estimator, model.metadata, model.path)
+    assert loaded.backends == {"model": "treelite"}
+    assert type(loaded.pipeline.steps[-1][1]) is compiled.TreeliteEstimator
+    assert_same_answers(pipeline, loaded.pipeline, fresh)
