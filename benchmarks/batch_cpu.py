@@ -16,7 +16,7 @@ round, so two commits compare by worker CPU time in one run.  Medians over the r
 trained as benchmarks/serving.py trains them (and from its model cache).
 
     .venv/bin/python benchmarks/batch_cpu.py [--models decision_tree,random_forest] [--batch-mb 1,10]
-        [--baseline a2cda56]
+        [--baseline a2cda56] [--worker-allocator]
 """
 
 from __future__ import annotations
@@ -174,7 +174,17 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--train-rows", type=int, default=10000)
     parser.add_argument("--baseline", help="a commit whose server runs beside this checkout's")
+    parser.add_argument(
+        "--worker-allocator",
+        action="store_true",
+        help="this process takes a worker's glibc allocator settings, so in-process runs fault as it does",
+    )
     args = parser.parse_args()
+    if args.worker_allocator:
+        from byoc.serving.memory import use_fixed_mmap_threshold
+        from byoc.serving.server import WORKER_MMAP_THRESHOLD, WORKER_TRIM_THRESHOLD
+
+        use_fixed_mmap_threshold(WORKER_MMAP_THRESHOLD, WORKER_TRIM_THRESHOLD)
     cache = DATA / "models" / f"{serving.training_commit()}-{args.train_rows}"
     sample = synthetic_frame(2000, seed=2)
     with tempfile.TemporaryDirectory(prefix="byoc-baseline-") as tmp:
