@@ -29,7 +29,7 @@ from byoc.automl import (
     search,
     stack,
 )
-from byoc.errors import DataError, HyperparameterError
+from byoc.errors import DataError, HyperparameterError, JobStopped
 
 
 def _data(name: str) -> tuple[pd.DataFrame, np.ndarray, str, list]:
@@ -486,6 +486,25 @@ def test_after_a_stop_a_refit_too_long_for_the_time_left_gives_way_to_the_model_
     )
     best.model = None
     assert job._stopped_choice([best, second], costs, 5, deadline) == (second, "")
+
+
+def test_a_cut_refit_with_no_model_kept_is_a_budget_too_small_or_a_stop():
+    """Nothing to save: at the budget's end the user's to fix (exit 1, naming the budget); after
+    a stop signal the job was stopped (exit 143), the failure naming the refit."""
+    stop = job.StopRequest()
+    cut = "the refit of rf on all 10 rows was stopped after 1.0 s: the time budget ran out"
+    with pytest.raises(HyperparameterError) as raised:
+        job._kept_fold_model(None, cut, stop, 60)
+    assert raised.value.code == "budget_too_small"
+    assert str(raised.value).startswith(f"{cut} within max_runtime_seconds=60, and no model fitted")
+    assert "raise max_runtime_seconds (to about 120)" in str(raised.value)
+    stop.set()
+    with pytest.raises(
+        JobStopped, match=f"^{re.escape(cut)}, and no model fitted during the cross-validation"
+    ):
+        job._kept_fold_model(None, cut, stop, 60)
+    kept = search.Result(candidates.Candidate("linear", candidates.ONEHOT), search.COMPLETED, model=object())
+    assert job._kept_fold_model(kept, cut, stop, 60) is kept
 
 
 def test_with_a_validation_channel_the_model_scored_on_it_is_saved_without_a_second_fit(tmp_path):

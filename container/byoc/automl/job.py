@@ -274,8 +274,8 @@ def _refit(
 ) -> tuple[list[tuple[str, Any, float]], str]:
     """Fit the chosen candidates on all rows, heaviest weight first, each in a child process
     killed when ``deadline(a member is fitted already)`` passes (a stop signal brings it
-    forward); members expected to overrun it are left out once one is fitted.  Returns the fitted members, weights summing to
-    1, and why a refit was cut ("" when none was).  ``fold_is_refit``: the search's one split
+    forward); members expected to overrun it are left out once one is fitted.  Returns the
+    fitted members, weights summing to 1, and why a refit was cut ("" when none was).  ``fold_is_refit``: the search's one split
     trained on exactly ``X`` (a validation channel), so a kept fold model is the refit already."""
     fitted: list[tuple[str, Any, float]] = []
     cut = ""
@@ -327,10 +327,10 @@ def _kept_fold_model(kept: search.Result | None, cut: str, stop: StopRequest, bu
 
     if stop.is_set():
         raise JobStopped(f"{cut}, and no model fitted during the cross-validation was kept to save instead")
-    return_to = max(budget * 1.5, budget + 60)
+    suggested = max(budget * 1.5, budget + 60)
     raise HyperparameterError(
         f"{cut} within max_runtime_seconds={budget:g}, and no model fitted during the cross-validation "
-        f"was kept to save instead; raise max_runtime_seconds (to about {return_to:g}) or train on a "
+        f"was kept to save instead; raise max_runtime_seconds (to about {suggested:g}) or train on a "
         "sample of the data",
         code="budget_too_small",
     )
@@ -622,7 +622,7 @@ def run(
         estimator, weights = kept.model, {kept.name: 1.0}
         rows_used = len(plan.splits[-1][0])
         saved = f"saved instead: {kept.name} as fitted during cross-validation, on {rows_used} of {len(X_all)} rows"
-        log.warning("auto: no refit ended in time; %s", saved)
+        log.warning("auto: %s; %s", cut if not_refitted else "no refit ended in time", saved)
         left_out["Refit on all rows"] = f"{cut}; {saved}"
         kept.message = f"{kept.message}; {saved}".lstrip("; ")
 
