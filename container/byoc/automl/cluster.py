@@ -444,11 +444,14 @@ class DaskRunner:
         self._retried.add(candidate.name)
         self._check_hosts()
         try:
-            if not self.client.who_has([self._context]).get(self._context.key):
+            if not self._context_held():
                 [self._context] = self.client.scatter([self.ctx], broadcast=True, hash=False)
             self.submit(candidate, self._deadlines[candidate.name], self._keep_below[candidate.name])
-        except Exception:  # the cluster cannot take it: the candidate is recorded as failed
-            log.debug("could not score %s again", candidate.name, exc_info=True)
+        except Exception as again:  # the cluster cannot take it: the candidate is recorded as failed
+            log.warning(
+                "auto: could not score %s again (%s: %s)", candidate.name, type(again).__name__, again
+            )
+            log.debug("retry of %s", candidate.name, exc_info=True)
             return False
         log.warning(
             "auto: %s was lost with its host (%s: %s); scoring it again on %s",
@@ -458,6 +461,17 @@ class DaskRunner:
             ", ".join(sorted(self._hosts)),
         )
         return True
+
+    def _context_held(self) -> bool:
+        """Whether a live host still holds the search's context: a future Dask cancelled or
+        lost with its host (its status no longer "finished") cannot be sent with a task."""
+        if self._context.status != "finished":
+            return False
+        try:
+            return bool(self.client.who_has([self._context]).get(self._context.key))
+        except Exception:  # not known: send it again
+            log.debug("could not ask who holds the search's context", exc_info=True)
+            return False
 
     def _check_hosts(self) -> None:
         """Notice hosts whose worker left: fewer slots, and a warning naming them."""
