@@ -104,9 +104,9 @@ def common() -> tuple[Hyperparameter, ...]:
             "compiled_inference",
             "bool",
             True,
-            "Also save a compiled form of the model (treelite, for forests and boosting without "
-            "text columns), checked against scikit-learn and used by serve; false keeps "
-            "scikit-learn only.",
+            "Also save a compiled form of the model (onnxruntime for forests and gradient boosting, "
+            'numpy for linear and knn; README "Compiled inference"), checked against scikit-learn and '
+            "used by serve; false keeps scikit-learn only.",
         ),
         Hyperparameter(
             "use_custom_ensemble",
