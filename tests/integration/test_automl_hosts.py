@@ -69,6 +69,10 @@ def test_two_hosts_share_the_search_and_the_first_writes_the_model(tmp_path):
     assert leader.returncode == 0, out
     assert worker.returncode == 0, worker_out
     assert read_failure(first) is None and read_failure(second) is None
+    # the first host waited for the other host's worker to end before it exited (local mode stops
+    # every container as soon as one exits), and the other host saw the scheduler close
+    assert "auto: the other hosts' Dask workers have ended" in out, out
+    assert "the scheduler on 127.0.0.1 closed (the job is done)" in worker_out, worker_out
 
     # every finished candidate names its host, and both hosts scored some
     ran_on = dict(re.findall(r"auto candidate \d+: (\S+): .* on (\S+); elapsed", out))

@@ -53,6 +53,7 @@ DEFAULT_SCHEDULER_PORT = 8786  # Dask's own default
 DEFAULT_WORKER_PORT = 0  # any free port: the worker tells the scheduler which one
 DEFAULT_TIMEOUT_SECONDS = 300.0
 POLL_SECONDS = 0.2
+WORKERS_END_SECONDS = 10.0  # how long the first host waits for the others' workers to end
 CHECK_HOSTS_SECONDS = 1.0
 PR_SET_PDEATHSIG = 1
 
@@ -165,6 +166,53 @@ def _worker_command(address: str, host: str, settings: Settings) -> list[str]:
     ]
 
 
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _other_workers(scheduler: str, this_host: str) -> list[tuple[str, int]]:
+    """The other hosts' Dask workers (host, port) the scheduler knows; none if it cannot say."""
+    from distributed import Client
+    from distributed.comm import get_address_host_port
+
+    try:
+        with Client(scheduler, timeout=5, set_as_default=False) as client:
+            workers = client.scheduler_info()["workers"]
+        return [get_address_host_port(a) for a, w in workers.items() if str(w.get("name")) != this_host]
+    except Exception:  # the scheduler is gone or busy: nothing to wait for
+        log.debug("could not list the Dask workers", exc_info=True)
+        return []
+
+
+def _wait_for_workers_to_end(workers: Sequence[tuple[str, int]]) -> None:
+    """Until the other hosts' Dask workers no longer listen (at most WORKERS_END_SECONDS), then
+    long enough for each host's loop to see it and log that the job is done.
+
+    Why the first host waits: SageMaker SDK local mode (docker compose) stops every container
+    as soon as one exits, so without it the other hosts could be stopped before they ended on
+    their own and said so; on SageMaker it costs the job about a second.
+    """
+    deadline = time.monotonic() + WORKERS_END_SECONDS
+    remaining = list(workers)
+    while remaining and time.monotonic() < deadline:
+        remaining = [(host, port) for host, port in remaining if _accepts(host, port)]
+        if remaining:
+            time.sleep(POLL_SECONDS)
+    if remaining:
+        log.warning(
+            "auto: the Dask worker(s) at %s still listen %g s after the scheduler closed",
+            ", ".join(f"{host}:{port}" for host, port in remaining),
+            WORKERS_END_SECONDS,
+        )
+    elif workers:
+        log.info("auto: the other hosts' Dask workers have ended")
+        time.sleep(5 * POLL_SECONDS)  # each host polls its worker every POLL_SECONDS
+
+
 def wait_for_port(
     host: str, port: int, timeout: float, *, who: str, stop: threading.Event | None = None
 ) -> None:
@@ -224,9 +272,11 @@ def scheduler(env: TrainingEnvironment) -> Iterator[None]:
         processes.append(_start(_worker_command(address(env, settings), env.current_host, settings)))
         yield
     finally:
+        others = _other_workers(address(env, settings), env.current_host)
         log.info("auto: closing the Dask cluster (the other hosts' workers end with it)")
         for proc in processes:  # the scheduler first: every worker, this host's too, then ends
             _stop(proc)
+        _wait_for_workers_to_end(others)
 
 
 def address(env: TrainingEnvironment, settings: Settings) -> str:
