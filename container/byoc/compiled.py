@@ -55,6 +55,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from byoc import compiled_knn, compiled_onnx
+from byoc.compiled_estimator import CompiledEstimator, dense_matrix
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def treelite_version() -> str:
 
 
 # -- the compiled estimator ----------------------------------------------------------------------
-class TreeliteEstimator(BaseEstimator):
+class TreeliteEstimator(CompiledEstimator):
     """A fitted tree ensemble's predict / predict_proba through treelite's GTIL.
 
     Duck-types the scikit-learn estimator it replaces (``classes_``, ``n_features_in_``,
@@ -113,18 +114,8 @@ class TreeliteEstimator(BaseEstimator):
         self.category_table = CategoryTable.of(categories)
         self.gtil = _gtil(pred_margin=link is not None)
 
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
-    def fit(self, X: Any, y: Any = None) -> TreeliteEstimator:
-        raise TypeError("a compiled estimator is fitted already; refit the scikit-learn pipeline instead")
-
     def _scores(self, X: Any) -> np.ndarray:
-        if hasattr(X, "toarray"):
-            X = X.toarray()
-        values = np.asarray(X, dtype=self.input_dtype)
-        if values.ndim != 2 or values.shape[1] != self.n_features_in_:
-            raise ValueError(f"expected a matrix of {self.n_features_in_} columns, got shape {values.shape}")
+        values = dense_matrix(X, self.input_dtype, self.n_features_in_)
         if not len(values):
             width = 1 if self.classes_ is None else len(self.classes_)
             return np.empty((0, width), dtype=np.float64)
@@ -170,7 +161,7 @@ class OnnxBoostingEstimator(TreeliteEstimator):
         return scores
 
 
-class LinearEstimator(BaseEstimator):
+class LinearEstimator(CompiledEstimator):
     """A fitted LogisticRegression's or Ridge's predict / predict_proba without scikit-learn's
     per-call input validation (most of a one-row predict's time).
 
@@ -187,12 +178,6 @@ class LinearEstimator(BaseEstimator):
         self.intercept = reference.intercept_
         self.classes_ = getattr(reference, "classes_", None)
         self.n_features_in_ = int(reference.n_features_in_)
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
-    def fit(self, X: Any, y: Any = None) -> LinearEstimator:
-        raise TypeError("a compiled estimator is fitted already; refit the scikit-learn pipeline instead")
 
     def decision_function(self, X: Any) -> np.ndarray:
         if X.ndim != 2 or X.shape[1] != self.n_features_in_ or X.dtype != np.float64:

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sklearn.base import BaseEstimator
+
+from byoc.compiled_estimator import CompiledEstimator, dense_matrix
 
 EPS = float(np.finfo(np.float64).eps)
 MAX_CELLS = 2**25  # as algorithms.builtin.DENSE_NEIGHBOURS_MAX_CELLS: the dense training matrix's bound
@@ -68,7 +69,7 @@ def unsupported(estimator: Any) -> str | None:
     return None
 
 
-class NeighboursEstimator(BaseEstimator):
+class NeighboursEstimator(CompiledEstimator):
     """A fitted KNeighborsClassifier's / KNeighborsRegressor's predict and predict_proba (see the
     module docstring); ``reference`` is the scikit-learn model, which answers ambiguous chunks."""
 
@@ -100,12 +101,6 @@ class NeighboursEstimator(BaseEstimator):
         self.other_t = np.ascontiguousarray(fit_X[:, self.other].T) if len(binary) else None
         # one array of uint64 per 64 of those columns, over the training rows
         self.words = np.ascontiguousarray(_bit_words(fit_X[:, binary] == 1).T) if len(binary) else None
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
-    def fit(self, X: Any, y: Any = None) -> NeighboursEstimator:
-        raise TypeError("a compiled estimator is fitted already; refit the scikit-learn pipeline instead")
 
     # -- the search --------------------------------------------------------------------------------
     def _squared_distances(self, X: np.ndarray) -> np.ndarray:
@@ -232,11 +227,7 @@ class NeighboursEstimator(BaseEstimator):
 
 
 def _dense(X: Any, width: int) -> np.ndarray:
-    X = X.toarray() if sparse.issparse(X) else X
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[1] != width:
-        raise ValueError(f"expected a matrix of {width} columns, got shape {X.shape}")
-    return np.ascontiguousarray(X)
+    return np.ascontiguousarray(dense_matrix(X, np.float64, width))
 
 
 def _small_integers(X: np.ndarray) -> np.ndarray:

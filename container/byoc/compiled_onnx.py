@@ -44,7 +44,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
+
+from byoc.compiled_estimator import CompiledEstimator, dense_matrix
 
 MAX_TARGETS = 4  # classes per forest compiled here (each tree is walked once per class)
 _LEQ = 0  # TreeEnsemble's BRANCH_LEQ mode: x <= split goes the "true" way
@@ -306,7 +307,7 @@ def session(model_bytes: bytes) -> Any:
     return onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
-class ForestEstimator(BaseEstimator):
+class ForestEstimator(CompiledEstimator):
     """A fitted forest's predict / predict_proba through :func:`convert`'s model in onnxruntime.
 
     Duck-types the scikit-learn forest it replaces (``classes_``, ``n_features_in_``,
@@ -320,18 +321,10 @@ class ForestEstimator(BaseEstimator):
         # A binary forest written for class 1 alone: class 0's sum is n_trees minus class 1's.
         self.complement = self.classes_ is not None and self.session.get_outputs()[0].shape[1] == 1
 
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
-    def fit(self, X: Any, y: Any = None) -> ForestEstimator:
-        raise TypeError("a compiled estimator is fitted already; refit the scikit-learn pipeline instead")
-
     def _means(self, X: Any) -> np.ndarray:
-        if hasattr(X, "toarray"):
-            X = X.toarray()
-        values = np.asarray(X, dtype=np.float32)  # scikit-learn's trees compare float32 input
-        if values.ndim != 2 or values.shape[1] != self.n_features_in_:
-            raise ValueError(f"expected a matrix of {self.n_features_in_} columns, got shape {values.shape}")
+        values = dense_matrix(
+            X, np.float32, self.n_features_in_
+        )  # scikit-learn's trees compare float32 input
         if not len(values):
             width = 1 if self.classes_ is None else len(self.classes_)
             return np.empty((0, width), dtype=np.float64)
