@@ -61,7 +61,7 @@ bench: venv
 # image. torch==2.13.0 is installed first: it is the CPU wheel kept on disk, so nothing pulls a CUDA build.
 BENCH_VENV  := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
-AUTOML_BENCH_ARGS ?= --datasets all --splits 5 --budgets 60,300
+AUTOML_BENCH_ARGS ?= --datasets all --splits 5 --budgets 60,300 --resume
 
 $(BENCH_STAMP): pyproject.toml benchmarks/requirements-automl.txt
 	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)

@@ -28,13 +28,21 @@ FLAML and AutoGluon are not dependencies of byoc: they live in ``.venv-bench``, 
     .venv-bench/bin/python benchmarks/automl.py --datasets breast_cancer,wine --splits 1 \\
         --budgets 60 --systems default,auto,flaml,ag-medium,ag-best
 
-Each finished run is appended to ``benchmarks/.data/automl-results.jsonl`` (git-ignored); the
-markdown table of means over the splits is printed at the end.
+Each finished cell (a system on one split of one data set at one budget) is appended to
+``benchmarks/results/automl.jsonl``, which is committed: the full matrix is many hours, more than
+one sitting, so ``--resume`` (what ``make bench-automl`` passes) skips every cell already recorded
+for the current code and runs the rest; stop it at any time (a cell is recorded when it ends) and
+commit the file.  A row is valid for the current code when the byoc code it ran (a hash of
+``byoc.automl``, the algorithm registry and the encoder for ``auto``; of the encoder for the
+defaults; none for FLAML and AutoGluon) and the version of its own library are those installed
+now.  ``--table`` prints README's table from the recorded rows of the current code, with each
+cell's number of splits.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -43,7 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +74,18 @@ from byoc.artifact import BINARY, MULTICLASS, REGRESSION
 
 SPLIT_SEEDS = (1729, 1, 2, 3, 4)
 TEST_SIZE = 0.3
-RESULTS = HERE / ".data" / "automl-results.jsonl"
+RESULTS = HERE / "results" / "automl.jsonl"
+# What a system's result depends on besides its library: byoc's code (paths under container/byoc).
+AUTO_CODE = ("automl", "algorithms", "metrics.py", "preprocessing.py", "values.py")
+ENCODER_CODE = ("preprocessing.py", "values.py")
+LIBRARY = {
+    "default": "scikit-learn",
+    "auto": "scikit-learn",
+    "auto-nostack": "scikit-learn",
+    "flaml": "flaml",
+    "ag-medium": "autogluon.tabular",
+    "ag-best": "autogluon.tabular",
+}
 SYSTEMS = ("default", "auto", "auto-nostack", "flaml", "ag-medium", "ag-best")
 BANK_MARKETING = ("shared/datasets/bank_marketing.csv",)
 
@@ -308,85 +327,228 @@ def budgeted(max_candidates: int | None = None) -> dict[str, Callable[..., np.nd
     }
 
 
-def _record(row: dict[str, Any]) -> None:
-    RESULTS.parent.mkdir(exist_ok=True)
-    with RESULTS.open("a", encoding="utf-8") as out:
+def code_hash(parts: Iterable[str], root: Path = REPO / "container" / "byoc") -> str:
+    """A short hash of the Python files under ``root``/``parts``, as they are on disk (committed or not)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        path = root / part
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def depends(system: str, versions: dict[str, str | None]) -> dict[str, str | None]:
+    """What a system's result depends on: byoc's code for ``auto`` (search, registry, encoder)
+    and the defaults (the encoder), and the version of the system's own library."""
+    out: dict[str, str | None] = {LIBRARY[system]: versions.get(LIBRARY[system])}
+    if system.startswith("auto"):
+        out["byoc_auto"] = code_hash(AUTO_CODE)
+    elif system == "default":
+        out["byoc_encoder"] = code_hash(ENCODER_CODE)
+    return out
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of the matrix: a system on one split of one data set at one budget (None for the
+    defaults, which have no budget); ``max_candidates`` only for auto's fixed searches."""
+
+    dataset: str
+    split: int
+    system: str
+    budget: int | None
+    max_candidates: int | None = None
+
+
+def cell_of(row: dict[str, Any]) -> Cell:
+    system = "default" if row["system"].startswith("default:") else row["system"]
+    budget = None if system == "default" or row.get("budget") is None else int(row["budget"])
+    limit = row.get("max_candidates") if system.startswith("auto") else None
+    return Cell(row["dataset"], int(row["split"]), system, budget, limit)
+
+
+def cells(
+    datasets: list[str], splits: int, systems: list[str], budgets: list[int], max_candidates: int | None
+) -> Iterator[Cell]:
+    """The matrix in the order it runs: data set, split, the defaults, then budget x system."""
+    for dataset in datasets:
+        for split in range(splits):
+            if "default" in systems:
+                yield Cell(dataset, split, "default", None)
+            for budget in budgets:
+                for system in (s for s in systems if s != "default"):
+                    yield Cell(
+                        dataset, split, system, budget, max_candidates if system.startswith("auto") else None
+                    )
+
+
+def valid(row: dict[str, Any], current: Callable[[str], dict[str, str | None]]) -> bool:
+    """A finished row (no error) recorded with what its system depends on now."""
+    if row.get("error") or not math.isfinite(row.get("score", float("nan"))):
+        return False
+    return row.get("depends") == current(cell_of(row).system)
+
+
+def pending(
+    wanted: Iterable[Cell], rows: Iterable[dict[str, Any]], current: Callable[[str], dict[str, str | None]]
+) -> list[Cell]:
+    """The wanted cells no valid row records yet (``--resume``)."""
+    done = {cell_of(row) for row in rows if valid(row, current)}
+    return [cell for cell in wanted if cell not in done]
+
+
+def load(path: Path = RESULTS) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _record(row: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:
         out.write(json.dumps(row) + "\n")
     print(json.dumps(row), flush=True)
 
 
-def run_matrix(args: argparse.Namespace, meta: dict[str, Any]) -> list[dict[str, Any]]:
+def _split(data: Data, split: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
+    X_train, X_test, y_train, y_test = train_test_split(
+        data.X,
+        data.y,
+        test_size=TEST_SIZE,
+        random_state=SPLIT_SEEDS[split],
+        stratify=None if data.problem_type == REGRESSION else data.y,
+    )
+    return X_train, X_test, y_train, y_test
+
+
+def run_cell(
+    cell: Cell, data: Data, seed: int, systems: dict[str, Callable[..., np.ndarray]]
+) -> list[dict[str, Any]]:
+    """Run one cell; its rows (one per default model, else one) without the run's metadata."""
+    X_train, X_test, y_train, y_test = _split(data, cell.split)
+    base = {
+        "dataset": cell.dataset,
+        "metric": data.metric.name,
+        "split": cell.split,
+        "split_seed": SPLIT_SEEDS[cell.split],
+        "budget": cell.budget,
+        "max_candidates": cell.max_candidates,
+        "load_at_start": round(os.getloadavg()[0], 1),
+    }
+    started = time.monotonic()
+    if cell.system == "default":
+        per_model = run_default(data, X_train, y_train, X_test, seed=seed)
+        seconds = round(time.monotonic() - started, 1)
+        return [
+            {
+                **base,
+                "system": f"default:{model}",
+                "score": score(data.metric, y_test, predicted),
+                "seconds": seconds,
+                "error": None,
+            }
+            for model, predicted in per_model.items()
+        ]
+    with tempfile.TemporaryDirectory(prefix=f"automl-bench-{cell.system}-") as tmp:
+        try:
+            predicted = systems[cell.system](
+                data, X_train, y_train, X_test, float(cell.budget or 0), seed, Path(tmp)
+            )
+            value, error = score(data.metric, y_test, predicted), None
+        except Exception as exc:  # a failing system is a result (recorded, run again on --resume)
+            logging.getLogger("benchmarks.automl").warning("%s failed", cell.system, exc_info=True)
+            value, error = float("nan"), f"{type(exc).__name__}: {exc}"
+    return [
+        {
+            **base,
+            "system": cell.system,
+            "score": value,
+            "seconds": round(time.monotonic() - started, 1),
+            "error": error,
+        }
+    ]
+
+
+def run_matrix(
+    todo: list[Cell],
+    meta: dict[str, Any],
+    *,
+    seed: int = 0,
+    path: Path = RESULTS,
+    systems: Callable[[int | None], dict[str, Callable[..., np.ndarray]]] | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``todo`` in order, appending each cell's rows (with ``meta`` and what the system
+    depends on) to ``path`` as soon as the cell ends; ``systems(max_candidates)`` names the runners."""
     rows: list[dict[str, Any]] = []
-    systems = budgeted(args.max_candidates)
-    for name in args.datasets:
-        if name == "bank_marketing" and bank_marketing_path() is None:
+    loaded: dict[str, Data] = {}
+    for cell in todo:
+        if cell.dataset == "bank_marketing" and bank_marketing_path() is None:
             print("bank_marketing: ../shared/datasets/bank_marketing.csv not present; skipped", flush=True)
             continue
-        data = LOADERS[name]()
-        for split, split_seed in enumerate(SPLIT_SEEDS[: args.splits]):
-            X_train, X_test, y_train, y_test = train_test_split(
-                data.X,
-                data.y,
-                test_size=TEST_SIZE,
-                random_state=split_seed,
-                stratify=None if data.problem_type == REGRESSION else data.y,
-            )
-            base = {"dataset": name, "metric": data.metric.name, "split": split, "split_seed": split_seed}
-            if "default" in args.systems:
-                started = time.monotonic()
-                per_model = run_default(data, X_train, y_train, X_test, seed=args.seed)
-                seconds = time.monotonic() - started
-                for model, predicted in per_model.items():
-                    value = score(data.metric, y_test, predicted)
-                    rows.append({**base, **meta, "system": f"default:{model}", "budget": None,
-                                 "score": value, "seconds": round(seconds, 1)})  # fmt: skip
-                    _record(rows[-1])
-            for budget in args.budgets:
-                for system in (s for s in args.systems if s != "default"):
-                    started = time.monotonic()
-                    with tempfile.TemporaryDirectory(prefix=f"automl-bench-{system}-") as tmp:
-                        try:
-                            predicted = systems[system](
-                                data, X_train, y_train, X_test, float(budget), args.seed, Path(tmp)
-                            )
-                            value, error = score(data.metric, y_test, predicted), None
-                        except Exception as exc:  # a failing system is a result, the run goes on
-                            logging.getLogger("benchmarks.automl").warning("%s failed", system, exc_info=True)
-                            value, error = float("nan"), f"{type(exc).__name__}: {exc}"
-                    seconds = time.monotonic() - started
-                    rows.append({**base, **meta, "system": system, "budget": budget, "score": value,
-                                 "seconds": round(seconds, 1), "error": error})  # fmt: skip
-                    _record(rows[-1])
+        if cell.dataset not in loaded:
+            loaded[cell.dataset] = LOADERS[cell.dataset]()
+        runners = (systems or budgeted)(cell.max_candidates)
+        for row in run_cell(cell, loaded[cell.dataset], seed, runners):
+            row.update(meta, depends=depends(cell.system, meta["versions"]))
+            rows.append(row)
+            _record(row, path)
     return rows
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    """Markdown: one row per data set, the mean over splits per system and budget (wall seconds
-    of the budgeted systems in brackets)."""
-    frame = pd.DataFrame(rows)
-    columns: list[tuple[str, Any]] = []
-    if frame["system"].str.startswith("default:").any():
-        columns.append(("default", None))
-    budgets = sorted(b for b in frame["budget"].dropna().unique())
-    for budget in budgets:
-        columns += [(s, budget) for s in budgeted() if ((frame.system == s) & (frame.budget == budget)).any()]
-    header = ["data (metric)", "splits"] + [
-        "best default (hindsight)" if s == "default" else f"{s} @{int(b)} s" for s, b in columns
+def table(rows: list[dict[str, Any]], current: Callable[[str], dict[str, str | None]] | None = None) -> str:
+    """Markdown: one row per data set; per system and budget the mean over its splits, the number
+    of splits and (budgeted systems) the mean wall seconds.  With ``current``, only rows valid for
+    the code it describes count; a split recorded twice counts once (its latest row)."""
+    if current is not None:
+        rows = [row for row in rows if valid(row, current)]
+    latest: dict[tuple[Cell, str], dict[str, Any]] = {}
+    for row in rows:
+        latest[(cell_of(row), row["system"])] = row
+    frame = pd.DataFrame(list(latest.values()))
+    if frame.empty:
+        return "(no results recorded for the current code)"
+    frame["max_candidates"] = frame["max_candidates"].where(frame.system.str.startswith("auto"), None)
+    columns: list[tuple[str, Any, Any]] = []
+    if frame.system.str.startswith("default:").any():
+        columns.append(("default", None, None))
+    budgeted_rows = frame[~frame.system.str.startswith("default:")]
+    keys = {
+        (s, int(b), None if pd.isna(m) else int(m))
+        for s, b, m in budgeted_rows[["system", "budget", "max_candidates"]].itertuples(index=False)
+    }
+    order = list(SYSTEMS)
+    columns += sorted(keys, key=lambda k: (k[1], k[2] or 0, order.index(k[0])))
+    header = ["data (metric)"] + [
+        "best default (hindsight)" if s == "default" else f"{s} @{b} s" + (f", {m} candidates" if m else "")
+        for s, b, m in columns
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for dataset, group in frame.groupby("dataset", sort=False):
         maximise = group["metric"].iloc[0] != RMSE.name
-        cells = [f"{dataset} ({group['metric'].iloc[0]})", str(group["split"].nunique())]
-        for system, budget in columns:
+        cells_out = [f"{dataset} ({group['metric'].iloc[0]})"]
+        for system, budget, limit in columns:
             if system == "default":
                 per_split = group[group.system.str.startswith("default:")].groupby("split")["score"]
                 best = per_split.max() if maximise else per_split.min()
-                cells.append(_fmt(best.mean(), maximise))
+                cells_out.append(_cell(best, maximise))
             else:
                 chosen = group[(group.system == system) & (group.budget == budget)]
-                cells.append(f"{_fmt(chosen['score'].mean(), maximise)} ({chosen['seconds'].mean():.0f} s)")
-        lines.append("| " + " | ".join(cells) + " |")
+                chosen = (
+                    chosen[chosen.max_candidates.isna()]
+                    if limit is None
+                    else chosen[chosen.max_candidates == limit]
+                )
+                cells_out.append(_cell(chosen["score"], maximise, chosen["seconds"]))
+        lines.append("| " + " | ".join(cells_out) + " |")
     return "\n".join(lines)
+
+
+def _cell(scores: pd.Series, maximise: bool, seconds: pd.Series | None = None) -> str:
+    """``mean (n splits[, mean wall s])``, or a dash for a cell with no result."""
+    if scores.empty:
+        return "–"
+    wall = "" if seconds is None else f", {seconds.mean():.0f} s"
+    return f"{_fmt(scores.mean(), maximise)} ({len(scores)} split{'s' if len(scores) != 1 else ''}{wall})"
 
 
 def _fmt(value: float, maximise: bool) -> str:
@@ -398,7 +560,7 @@ def _fmt(value: float, maximise: bool) -> str:
 def _versions() -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
-    found = {}
+    found: dict[str, str | None] = {}
     for package in ("scikit-learn", "flaml", "autogluon.tabular", "lightgbm", "xgboost", "catboost", "torch"):
         try:
             found[package] = version(package)
@@ -422,31 +584,50 @@ def main(argv: list[str] | None = None) -> None:
         "are compared on the same search whatever the machine's load",
     )
     parser.add_argument(
-        "--table", action="store_true", help="only print the table of the results recorded so far (all runs)"
+        "--resume", action="store_true", help="skip the cells already recorded for the current code"
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help=f"the results file (default {RESULTS.relative_to(REPO)})",
+    )
+    parser.add_argument(
+        "--table", action="store_true", help="only print the table of the rows recorded for the current code"
     )
     args = parser.parse_args(argv)
+    versions = _versions()
+
+    def current(system: str) -> dict[str, str | None]:
+        return depends(system, versions)
+
     if args.table:
-        print(table([json.loads(line) for line in RESULTS.read_text(encoding="utf-8").splitlines()]))
+        print(table(load(args.results), current))
         return
-    args.datasets = list(LOADERS) if args.datasets == "all" else args.datasets.split(",")
-    args.systems = list(SYSTEMS) if args.systems == "all" else args.systems.split(",")
-    args.budgets = [int(b) for b in args.budgets.split(",")]
-    unknown = (set(args.datasets) - set(LOADERS)) | (set(args.systems) - set(SYSTEMS))
+    datasets = list(LOADERS) if args.datasets == "all" else args.datasets.split(",")
+    systems = list(SYSTEMS) if args.systems == "all" else args.systems.split(",")
+    budgets = [int(b) for b in args.budgets.split(",")]
+    unknown = (set(datasets) - set(LOADERS)) | (set(systems) - set(SYSTEMS))
     if unknown or not 1 <= args.splits <= len(SPLIT_SEEDS):
         parser.error(f"unknown {sorted(unknown)} or --splits outside 1..{len(SPLIT_SEEDS)}")
     logging.basicConfig(level=logging.WARNING)
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    meta = {
-        "commit": commit,
-        "load_at_start": round(os.getloadavg()[0], 1),
-        "cores": os.cpu_count(),
-        "max_candidates": args.max_candidates,
-    }
-    print(json.dumps({**meta, "versions": _versions(), "argv": sys.argv[1:]}), flush=True)
-    rows = run_matrix(args, meta)
+    wanted = list(cells(datasets, args.splits, systems, budgets, args.max_candidates))
+    todo = pending(wanted, load(args.results), current) if args.resume else wanted
+    meta = {"commit": _commit(), "cores": os.cpu_count(), "versions": versions}
+    print(json.dumps({**meta, "argv": sys.argv[1:], "cells": len(wanted), "to_run": len(todo)}), flush=True)
+    rows = run_matrix(todo, meta, seed=args.seed, path=args.results)
     print(table(rows))
+
+
+def _commit() -> str:
+    """HEAD's short hash, with ``+`` when byoc's code differs from it (the rows' ``depends``
+    hashes say exactly which code ran)."""
+    git = ["git", "-C", str(REPO)]
+    head = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "container/byoc"], capture_output=True)
+    return head + ("+" if dirty.returncode == 1 else "")
 
 
 if __name__ == "__main__":

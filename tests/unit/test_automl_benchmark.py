@@ -1,0 +1,180 @@
+"""benchmarks/automl.py's bookkeeping: which cells a resumed run skips, and the table it prints.
+
+No AutoML system runs here: the runners are stand-ins that return fixed predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks import automl as bench
+
+VERSIONS = {"scikit-learn": "1.9", "flaml": "2.8.0", "autogluon.tabular": None}
+
+
+def current(system: str) -> dict[str, Any]:
+    return bench.depends(system, VERSIONS)
+
+
+def row(
+    system: str,
+    dataset: str = "wine",
+    split: int = 0,
+    budget: int | None = 60,
+    score: float = 0.9,
+    **extra: Any,
+) -> dict[str, Any]:
+    family = "default" if system.startswith("default:") else system
+    return {
+        "system": system,
+        "dataset": dataset,
+        "metric": "accuracy",
+        "split": split,
+        "budget": budget,
+        "max_candidates": None,
+        "score": score,
+        "seconds": 61.0,
+        "error": None,
+        "depends": current(family),
+        **extra,
+    }
+
+
+def test_depends_ties_auto_to_byoc_code_and_anchors_to_their_library_only() -> None:
+    assert set(current("auto")) == {"scikit-learn", "byoc_auto"}
+    assert set(current("default")) == {"scikit-learn", "byoc_encoder"}
+    assert current("flaml") == {"flaml": "2.8.0"}
+    assert current("ag-best") == {"autogluon.tabular": None}
+
+
+def test_code_hash_changes_with_a_file_under_the_parts(tmp_path: Path) -> None:
+    (tmp_path / "automl").mkdir()
+    (tmp_path / "automl" / "search.py").write_text("A = 1\n")
+    (tmp_path / "other.py").write_text("B = 1\n")
+    before = bench.code_hash(["automl"], tmp_path)
+    (tmp_path / "other.py").write_text("B = 2\n")
+    assert bench.code_hash(["automl"], tmp_path) == before
+    (tmp_path / "automl" / "search.py").write_text("A = 2\n")
+    assert bench.code_hash(["automl"], tmp_path) != before
+
+
+def test_pending_skips_only_cells_recorded_for_the_current_code() -> None:
+    wanted = list(bench.cells(["wine"], 2, ["default", "auto", "flaml"], [60], None))
+    assert len(wanted) == 6
+    stale_auto = {**current("auto"), "byoc_auto": "another-code"}
+    rows = [
+        row("default:linear"),  # split 0's defaults: done
+        row("auto", depends=stale_auto),  # split 0's auto ran other code: run again
+        row("flaml", error="RuntimeError: boom", score=float("nan")),  # failed: run again
+        row("flaml", split=1, depends={"flaml": "2.7.0"}),  # another FLAML: run again
+        row("auto", split=1, budget=300),  # another budget: does not count
+        row("auto", split=1, dataset="digits"),  # another data set: does not count
+    ]
+    todo = bench.pending(wanted, rows, current)
+    assert [(c.split, c.system) for c in todo] == [
+        (0, "auto"),
+        (0, "flaml"),
+        (1, "default"),
+        (1, "auto"),
+        (1, "flaml"),
+    ]
+
+
+def test_a_fixed_search_is_its_own_cell() -> None:
+    wanted = list(bench.cells(["wine"], 1, ["default", "auto"], [3000], 12))
+    assert wanted[1] == bench.Cell("wine", 0, "auto", 3000, 12)
+    done = [row("auto", budget=3000, max_candidates=10), row("default:linear", budget=None)]
+    assert bench.pending(wanted, done, current) == [wanted[1]]
+    assert bench.pending(wanted, [*done, row("auto", budget=3000, max_candidates=12)], current) == []
+
+
+def test_a_resumed_run_records_each_cell_and_runs_nothing_twice(tmp_path: Path, monkeypatch) -> None:
+    results = tmp_path / "automl.jsonl"
+    calls: list[str] = []
+
+    def fake(name: str):
+        def run(data, X_train, y_train, X_test, budget, seed, workdir) -> np.ndarray:
+            calls.append(name)
+            return np.zeros(len(X_test), dtype=int)
+
+        return run
+
+    monkeypatch.setattr(bench, "_versions", lambda: VERSIONS)
+    monkeypatch.setattr(bench, "budgeted", lambda limit=None: {s: fake(s) for s in ("auto", "flaml")})
+    monkeypatch.setattr(
+        bench,
+        "run_default",
+        lambda data, X_train, y_train, X_test, seed: {"linear": np.zeros(len(X_test), dtype=int)},
+    )
+    argv = [
+        "--datasets",
+        "wine",
+        "--splits",
+        "2",
+        "--budgets",
+        "60",
+        "--systems",
+        "default,flaml",
+        "--resume",
+        "--results",
+        str(results),
+    ]
+    bench.main(argv)
+    assert calls == ["flaml", "flaml"]
+    recorded = bench.load(results)
+    assert [(r["system"], r["split"]) for r in recorded] == [
+        ("default:linear", 0),
+        ("flaml", 0),
+        ("default:linear", 1),
+        ("flaml", 1),
+    ]
+    first = recorded[1]
+    assert first["depends"] == {"flaml": "2.8.0"} and first["versions"] == VERSIONS
+    assert {"commit", "load_at_start", "seconds", "score", "split_seed", "cores"} <= set(first)
+    bench.main(argv)  # everything recorded: nothing runs
+    assert calls == ["flaml", "flaml"] and len(bench.load(results)) == 4
+    bench.main([*argv[:7], "default,flaml,auto", *argv[8:]])  # a new system: only its cells
+    assert calls == ["flaml", "flaml", "auto", "auto"] and len(bench.load(results)) == 6
+    assert json.loads(results.read_text().splitlines()[-1])["depends"] == current("auto")
+
+
+def test_table_means_each_cell_over_its_own_splits_and_drops_stale_rows() -> None:
+    rows = [
+        row("default:linear", budget=None, score=0.90),
+        row("default:random_forest", budget=None, score=0.95),
+        row("default:linear", budget=None, split=1, score=1.0),
+        row("auto", score=0.5),  # recorded again below: the latest row of a split counts
+        row("auto", score=0.96),
+        row("auto", split=1, score=0.98),
+        row("auto", split=2, score=0.1, depends={**current("auto"), "byoc_auto": "old"}),  # stale
+        row("flaml", score=0.93),
+        row("auto", budget=3000, max_candidates=12, score=0.97),
+        row("auto", dataset="diabetes", score=55.0, metric="RMSE"),
+    ]
+    lines = bench.table(rows, current).splitlines()
+    assert lines[0] == (
+        "| data (metric) | best default (hindsight) | auto @60 s | flaml @60 s "
+        "| auto @3000 s, 12 candidates |"
+    )
+    assert lines[2] == (
+        "| wine (accuracy) | 0.9750 (2 splits) | 0.9700 (2 splits, 61 s) | 0.9300 (1 split, 61 s) "
+        "| 0.9700 (1 split, 61 s) |"
+    )
+    assert lines[3] == "| diabetes (RMSE) | – | 55.00 (1 split, 61 s) | – | – |"
+
+
+def test_table_of_nothing_says_so() -> None:
+    assert "no results" in bench.table([row("auto", depends={"byoc_auto": "old"})], current)
+
+
+@pytest.mark.parametrize("system", bench.SYSTEMS)
+def test_every_system_names_its_library(system: str) -> None:
+    assert system in bench.LIBRARY
