@@ -184,18 +184,21 @@ class LinearEstimator(CompiledEstimator):
             raise ValueError(
                 f"expected float64 rows of {self.n_features_in_} columns, got {X.dtype} {X.shape}"
             )
-        scores = X @ self.coef_t + self.intercept
+        return self.shaped(X @ self.coef_t + self.intercept)
+
+    def shaped(self, scores: np.ndarray) -> np.ndarray:
+        """A binary classifier's one column of scores as a vector, as scikit-learn gives them."""
         if self.classes_ is not None and scores.ndim > 1 and scores.shape[1] == 1:
             return scores.reshape(-1)
         return scores
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def probabilities(self, scores: np.ndarray) -> np.ndarray:
+        """LogisticRegression's link on :meth:`decision_function`'s scores."""
         from scipy.special import expit
         from sklearn.utils.extmath import softmax
 
         if self.classes_ is None:
             raise AttributeError("a regression model has no predict_proba")
-        scores = self.decision_function(X)
         if len(self.classes_) > 2:
             return softmax(scores, copy=False)
         prob = expit(scores, out=scores)
@@ -203,12 +206,26 @@ class LinearEstimator(CompiledEstimator):
             return np.stack([1 - prob, prob], axis=1)
         return prob / prob.sum(axis=1).reshape((prob.shape[0], -1))  # never reached by byoc's models
 
-    def predict(self, X: Any) -> np.ndarray:
-        scores = self.decision_function(X)
+    def labels(self, scores: np.ndarray) -> np.ndarray:
+        """The predicted labels (or regression values) for :meth:`decision_function`'s scores."""
         if self.classes_ is None:
             return scores
         indices = (scores > 0).astype(np.intp) if scores.ndim == 1 else scores.argmax(axis=1)
         return self.classes_.take(indices, axis=0)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self.probabilities(self.decision_function(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.labels(self.decision_function(X))
+
+    def on_columns(self, encoder: Any) -> Any:
+        """This model behind ``encoder`` (a :class:`byoc.preprocessing.RowEncoder`) as one estimator
+        on a request's columns (:class:`byoc.compiled_linear.LinearRows`), or None where that
+        would not sum as scikit-learn does."""
+        from byoc.compiled_linear import LinearRows
+
+        return LinearRows.of(encoder, self)
 
 
 def _linear(estimator: Any) -> str | None:

@@ -136,6 +136,7 @@ class Predictor:
             raise ValueError(f"{model.path}: model.json lists no classes for a {model.problem_type} model")
         self.blocks: RowEncoder | None = None
         self.final = None
+        self.row_model: Any = None  # the final estimator on the batch's columns, encoder included
         self._unchecked_tree = False
         self.row_ensemble: Any = None  # the ensemble with RowMember members, for small batches
         self.available_fields = available_fields(self.is_classifier, self.has_proba)
@@ -148,6 +149,8 @@ class Predictor:
             or (self.estimator is self.batch_estimator and not self.blocks.sparse_output)
         ):  # a large batch too when dense and no compiled form predicts: the ColumnTransformer's
             # frame slicing, stacking and checks were a quarter of a 4 MB CSV slice's encoding
+            if self.row_model is not None and len(batch) <= FAST_PATH_ROWS:
+                return self.row_model, batch.columns, {}
             return self._final_inputs(self.blocks.transform(batch.columns))
         if len(batch) <= FAST_PATH_ROWS:
             if self.row_ensemble is not None:
@@ -243,11 +246,16 @@ class Predictor:
                 and final.n_outputs_ == 1
             )
             same = same and self._answers_equal(self._final_inputs(got), probe)
+            # a compiled linear model: its scores from the columns, no encoded matrix (compiled_linear)
+            on_columns = getattr(final, "on_columns", None)
+            row_model = on_columns(blocks) if same and on_columns is not None else None
+            if row_model is not None and self._answers_equal((row_model, probe.columns, {}), probe):
+                self.row_model = row_model
         except Exception:  # any doubt: keep the pipeline path
             log.debug("the single-row path's check failed; the pipeline answers", exc_info=True)
             same = False
         if not same:
-            self.blocks, self.final, self._unchecked_tree = None, None, False
+            self.blocks, self.final, self.row_model, self._unchecked_tree = None, None, None, False
         return same
 
     def _answers_equal(self, fast: tuple[Any, Any, dict[str, Any]], probe: Batch) -> bool:

@@ -1,0 +1,142 @@
+"""A linear model's scores straight from a request's columns, for the server's few-row path.
+
+The compiled linear form (:class:`byoc.compiled.LinearEstimator`) multiplies the encoder's matrix
+by the coefficients; for one request row, building that matrix (a one-hot block as wide as every
+category, then a CSR matrix of it) cost four times the product.  Here each block of the encoder
+gives its terms of the product directly: a one-hot block the coefficient rows of the categories
+its codes select (one table look-up, no one-hot row), a numeric block its values times their
+coefficients.
+
+The sum is scikit-learn's to the bit: for a sparse (CSR) encoder output, ``X @ coef_.T`` sums a
+row's stored entries one after another, from 0, in column order (scipy's ``csr_matvec(s)``), and
+so does :func:`numpy.cumsum` over the same terms in the same order (an unknown category's missing
+term and a zero value's ``±0`` term leave such a sum unchanged).  A dense encoder output is
+multiplied by BLAS, whose order of summation is its own: those models keep the matrix path
+(:meth:`LinearRows.of` answers None).  The server uses this form only when it answers its check
+rows exactly as the pipeline does (``Predictor.enable_fast_path``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from byoc.preprocessing import (
+    MISSING_CODE,
+    CategoryCoder,
+    CodeOneHot,
+    EmptyColumnFiller,
+    MedianImputer,
+    RowEncoder,
+    Standardizer,
+    _matrix,
+)
+
+_NUMERIC_STEPS = (MedianImputer, Standardizer, EmptyColumnFiller)
+
+
+@dataclass(frozen=True)
+class _OneHotTerms:
+    """A CategoryCoder + CodeOneHot block: per column and code, the coefficient row of its one-hot
+    column (``weights[j, code - MISSING_CODE]``; zeros where the code has none: unknown, or missing
+    when no training row missed).  Every code the coder gives has a slot."""
+
+    positions: list[int]
+    coder: CategoryCoder
+    weights: np.ndarray  # (columns, codes, outputs)
+
+    @classmethod
+    def of(
+        cls, positions: list[int], coder: CategoryCoder, onehot: CodeOneHot, coefficients: np.ndarray
+    ) -> _OneHotTerms | None:
+        table = onehot._table()  # output column per (column, code - MISSING_CODE), -1 for none
+        if table is None:
+            return None
+        top = max([int(codes.max()) for _, codes in coder._lookup] + [table.shape[1] - 1 + MISSING_CODE])
+        weights = np.zeros((len(positions), top - MISSING_CODE + 1, coefficients.shape[1]))
+        j, slot = np.nonzero(table >= 0)
+        weights[j, slot] = coefficients[table[j, slot]]
+        return cls(positions, coder, weights)
+
+    def terms(self, columns: Sequence[np.ndarray]) -> np.ndarray:
+        codes = self.coder.transform_columns([columns[i] for i in self.positions])
+        slot = codes.astype(np.intp) - MISSING_CODE
+        return self.weights[np.arange(len(self.positions)), slot]  # (rows, columns, outputs)
+
+
+@dataclass(frozen=True)
+class _NumericTerms:
+    """A numeric block (imputer, scaler): its values times their coefficients."""
+
+    positions: list[int]
+    steps: list[Any]
+    coefficients: np.ndarray  # (block width, outputs)
+
+    def terms(self, columns: Sequence[np.ndarray]) -> np.ndarray:
+        values = _matrix(columns, self.positions)
+        for step in self.steps:
+            values = step.transform_matrix(values)
+        return values[:, :, None] * self.coefficients
+
+
+def _width(steps: Sequence[Any], width: int) -> int | None:
+    """The output width of a numeric block of ``width`` input columns, or None for a step not known."""
+    for step in steps:
+        if type(step) is MedianImputer:
+            width += len(step.indicator_features_)
+        elif type(step) not in _NUMERIC_STEPS:
+            return None
+    return width
+
+
+class LinearRows:
+    """The few-row form of a :class:`byoc.compiled.LinearEstimator` behind a :class:`RowEncoder`:
+    ``predict`` / ``predict_proba`` take the request's columns (one array per feature)."""
+
+    def __init__(self, model: Any, parts: list[_OneHotTerms | _NumericTerms]) -> None:
+        self.model = model
+        self.parts = parts
+        self.classes_ = model.classes_
+        self.outputs = 1 if model.coef_t.ndim == 1 else model.coef_t.shape[1]
+
+    @classmethod
+    def of(cls, encoder: RowEncoder, model: Any) -> LinearRows | None:
+        """None unless the encoder's output is CSR (see the module docstring) and every block is
+        a one-hot block of codes or a numeric block whose width is known."""
+        if not encoder.sparse_output:
+            return None
+        coefficients = model.coef_t.reshape(model.coef_t.shape[0], -1)
+        if not np.isfinite(coefficients).all():
+            return None
+        parts: list[_OneHotTerms | _NumericTerms] = []
+        offset = 0
+        for positions, steps in encoder.blocks:
+            if [type(step) for step in steps] == [CategoryCoder, CodeOneHot]:
+                onehot = _OneHotTerms.of(positions, steps[0], steps[1], coefficients[offset:])
+                if onehot is None:
+                    return None
+                parts.append(onehot)
+                offset += sum(len(c) for c in steps[1].categories_)
+            else:
+                width = _width(steps, len(positions))
+                if width is None:
+                    return None
+                parts.append(_NumericTerms(positions, steps, coefficients[offset : offset + width]))
+                offset += width
+        return cls(model, parts) if offset == len(coefficients) else None
+
+    def decision_function(self, columns: Sequence[np.ndarray]) -> np.ndarray:
+        rows = len(columns[0])
+        zero = np.zeros((rows, 1, self.outputs))  # the sum starts from 0, as scipy's
+        terms = np.concatenate([zero, *(part.terms(columns) for part in self.parts)], axis=1)
+        scores = np.cumsum(terms, axis=1)[:, -1] + self.model.intercept
+        return scores.reshape(rows) if self.model.coef_t.ndim == 1 else self.model.shaped(scores)
+
+    def predict_proba(self, columns: Sequence[np.ndarray]) -> np.ndarray:
+        return self.model.probabilities(self.decision_function(columns))
+
+    def predict(self, columns: Sequence[np.ndarray]) -> np.ndarray:
+        return self.model.labels(self.decision_function(columns))
