@@ -536,14 +536,29 @@ class RowEncoder:
         scikit-learn's per-call fitted checks and output wrapping would only repeat themselves."""
         parts = []
         for positions, steps in self.blocks:
-            first = steps[0]
-            if type(first) is CategoryCoder:
-                value: Any = first.transform_columns([columns[i] for i in positions])
-            else:
-                value = first.transform_matrix(_matrix(columns, positions))
-            for step in steps[1:]:
-                value = step.transform_matrix(value)
+            value = self.block_input(steps[0], columns, positions)
+            for step in steps:
+                value = self.apply(step, value)
             parts.append(value)
+        return self.stack(parts)
+
+    @staticmethod
+    def block_input(first: Any, columns: Sequence[np.ndarray], positions: Sequence[int]) -> Any:
+        """What a block's first step reads: its text columns as they are (a CategoryCoder), else
+        their float matrix."""
+        if type(first) is CategoryCoder:
+            return [columns[i] for i in positions]
+        return _matrix(columns, positions)
+
+    @staticmethod
+    def apply(step: Any, value: Any) -> Any:
+        """One fitted step on what the step before it gave (the first: on :meth:`block_input`)."""
+        if type(step) is CategoryCoder:
+            return step.transform_columns(value)
+        return step.transform_matrix(value)
+
+    def stack(self, parts: Sequence[np.ndarray]) -> Any:
+        """The blocks' outputs side by side, as the ColumnTransformer stacks them."""
         dense = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
         return _csr(dense) if self.sparse_output else dense
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -108,6 +108,14 @@ class _CVWeightedEnsemble(BaseEstimator):
         self.n_features_in_ = X.shape[1]
         return self
 
+    def voting_members(self) -> list[tuple[float, Any]]:
+        """(weight, fitted member) for the members that vote: those of a positive weight."""
+        return [(w, est) for w, est in zip(self.weights_, self.estimators_, strict=True) if w > 0]
+
+    def total_weight(self) -> float:
+        """What the weighted sum of the voting members' answers is divided by."""
+        return self.weights_[self.weights_ > 0].sum()
+
     @staticmethod
     def _weights(scores: np.ndarray, chance: float) -> tuple[np.ndarray, str]:
         gains = np.where(np.isfinite(scores), np.clip(scores - chance, 0, None), 0.0)
@@ -175,11 +183,11 @@ class EnsembleClassifier(ClassifierMixin, _CVWeightedEnsemble):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "estimators_")
-        total = np.zeros((len(X), len(self.classes_)))
-        for weight, est in zip(self.weights_, self.estimators_, strict=True):
-            if weight > 0:
-                total += weight * aligned_proba(est, X, self.classes_)
-        return total / self.weights_[self.weights_ > 0].sum()
+        return weighted_mean(
+            ((weight, aligned_proba(est, X, self.classes_)) for weight, est in self.voting_members()),
+            (len(X), len(self.classes_)),
+            self.total_weight(),
+        )
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
@@ -202,21 +210,42 @@ class EnsembleRegressor(RegressorMixin, _CVWeightedEnsemble):
 
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "estimators_")
-        total = np.zeros(len(X))
-        for weight, est in zip(self.weights_, self.estimators_, strict=True):
-            if weight > 0:
-                total += weight * np.asarray(est.predict(X), dtype=float)
-        return total / self.weights_[self.weights_ > 0].sum()
+        return weighted_mean(
+            ((weight, np.asarray(est.predict(X), dtype=float)) for weight, est in self.voting_members()),
+            len(X),
+            self.total_weight(),
+        )
+
+
+def weighted_mean(answers: Iterable[tuple[float, np.ndarray]], shape: Any, total_weight: float) -> np.ndarray:
+    """The ensemble's answer from (weight, member's answer) pairs: their weighted sum, from zeros
+    in member order, over the total weight.  One implementation for the ensemble and for the
+    server's row path (byoc.serving.row_ensemble), so both give the same bits."""
+    total = np.zeros(shape)
+    for weight, answer in answers:
+        total += weight * answer
+    return total / total_weight
 
 
 def aligned_proba(estimator: Any, X: Any, classes: np.ndarray) -> np.ndarray:
     """A member's probabilities with one column per ensemble class (absent classes: 0)."""
     proba = np.asarray(estimator.predict_proba(X), dtype=float)
-    own = np.asarray(getattr(estimator, "classes_", classes))
+    return aligned(proba, class_positions(getattr(estimator, "classes_", classes), classes), len(classes))
+
+
+def class_positions(own: Any, classes: np.ndarray) -> np.ndarray | None:
+    """Where a member's classes sit among the ensemble's ``classes``; None when they are the same."""
+    own = np.asarray(own)
     if len(own) == len(classes) and np.array_equal(own, classes):
+        return None
+    return np.searchsorted(classes, own)
+
+
+def aligned(proba: np.ndarray, positions: np.ndarray | None, width: int) -> np.ndarray:
+    """``proba`` with one column per ensemble class (:func:`class_positions`; absent classes: 0)."""
+    if positions is None:
         return proba
-    out = np.zeros((proba.shape[0], len(classes)))
-    positions = np.searchsorted(classes, own)
+    out = np.zeros((proba.shape[0], width))
     out[:, positions] = proba
     return out
 

@@ -91,26 +91,6 @@ def _same_matrix(expected: Any, got: Any) -> bool:
     )
 
 
-class RowMember:
-    """An ensemble member's pipeline on a :class:`Batch`: its encoder's own fitted steps on the
-    batch's columns (:class:`~byoc.preprocessing.RowEncoder`), then its final estimator.
-
-    Stands in for the member pipeline inside a copy of the ensemble, so the ensemble's own
-    weighting runs unchanged on small batches."""
-
-    def __init__(self, encoder: RowEncoder, final: Any) -> None:
-        self.encoder = encoder
-        self.final = final
-        if hasattr(final, "classes_"):
-            self.classes_ = final.classes_
-
-    def predict_proba(self, batch: Batch) -> Any:
-        return self.final.predict_proba(self.encoder.transform(batch.columns))
-
-    def predict(self, batch: Batch) -> Any:
-        return self.final.predict(self.encoder.transform(batch.columns))
-
-
 class Predictor:
     """A model artifact plus everything the request path would otherwise recompute."""
 
@@ -138,7 +118,7 @@ class Predictor:
         self.final = None
         self.row_model: Any = None  # the final estimator on the batch's columns, encoder included
         self._unchecked_tree = False
-        self.row_ensemble: Any = None  # the ensemble with RowMember members, for small batches
+        self.row_ensemble: Any = None  # the ensemble's RowEnsemble, for small batches
         self.available_fields = available_fields(self.is_classifier, self.has_proba)
 
     def _inputs(self, batch: Batch) -> tuple[Any, Any, dict[str, Any]]:
@@ -269,10 +249,11 @@ class Predictor:
         return True
 
     def _enable_ensemble_path(self, ensemble: Any) -> bool:
-        """The ensemble's own predict / predict_proba over members that each run their encoder's
-        fitted steps and final estimator on the batch's columns (:class:`RowMember`), if every
-        member has such a path and the answers equal the pipeline's, field by field."""
-        import copy
+        """The ensemble's own vote over members that each run their encoder's fitted steps and final
+        estimator on the batch's columns, each distinct step once for all members
+        (:class:`~byoc.serving.row_ensemble.RowEnsemble`), if every member has such a path and
+        the answers equal the pipeline's, field by field."""
+        from byoc.serving.row_ensemble import RowEnsemble
 
         members = []
         for member in ensemble.estimators_:
@@ -280,11 +261,11 @@ class Predictor:
             encoder = RowEncoder.of(steps[0][1], self.schema.names) if len(steps) == 2 else None
             if encoder is None:
                 return False
-            members.append(RowMember(encoder, steps[-1][1]))
-        row_ensemble = copy.copy(ensemble)  # the fitted weights shared; only the member list is new
-        row_ensemble.estimators_ = members
+            members.append((encoder, steps[-1][1]))
         probe = self.schema.from_rows(self._check_rows())
+        row_ensemble = None
         try:
+            row_ensemble = RowEnsemble(ensemble, members)
             same = self._answers_equal((row_ensemble, probe, {}), probe)
         except Exception:  # any doubt: keep the pipeline path
             log.debug("the ensemble's single-row path failed its check; the pipeline answers", exc_info=True)

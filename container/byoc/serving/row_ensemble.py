@@ -1,0 +1,161 @@
+"""The ensemble's small batches in the server: every member's encoder and final estimator on the
+request's columns, each distinct piece of work done once.
+
+The members of byoc's ensemble each carry their own fitted preprocessor, and most of them are
+alike: every member codes the same text columns with a CategoryCoder fitted on the same rows
+(equal unless a column has more categories than one member's cap), and the forest and the
+linear model impute the same medians.  Run one after another (a :class:`RowEncoder` each), the
+members repeated that work for every request.  Here the members' encoders become one graph of
+step applications, a step shared by two members when it reads the same input and its fitted
+state is equal (:func:`same_fitted`), so each distinct step runs once per batch.  The members'
+final estimators then answer on their own matrices, and the ensemble's own vote
+(:func:`byoc.algorithms.ensemble.weighted_mean`) combines them: the same arithmetic in the same
+order as the ensemble's ``predict_proba`` / ``predict``, so the same bits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from byoc.algorithms.ensemble import aligned, class_positions, weighted_mean
+from byoc.preprocessing import CategoryCoder, RowEncoder
+from byoc.serving.inference import _equal
+
+_Op = Callable[[Sequence[np.ndarray], list[Any]], Any]
+
+
+def fitted_state(step: Any) -> dict[str, Any]:
+    """A fitted step's learned attributes (scikit-learn's trailing underscore): all that byoc's
+    own steps read when they transform (hyperparameters such as a coder's cap act only at fit)."""
+    return {k: v for k, v in vars(step).items() if k.endswith("_") and not k.startswith("_")}
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    return (isinstance(a, np.ndarray) or type(a) is type(b)) and bool(_equal(a, b))
+
+
+def same_fitted(a: Any, b: Any) -> bool:
+    """Whether two fitted steps transform alike: the same class and equal learned attributes."""
+    if type(a) is not type(b):
+        return False
+    state_a, state_b = fitted_state(a), fitted_state(b)
+    try:
+        return state_a.keys() == state_b.keys() and all(_same(state_a[k], state_b[k]) for k in state_a)
+    except (TypeError, ValueError):  # attributes that do not compare: not shared
+        return False
+
+
+def _input(first: Any, where: tuple[int, ...], columns: Sequence[np.ndarray], values: list[Any]) -> Any:
+    return RowEncoder.block_input(first, columns, where)
+
+
+def _step(step: Any, node: int, columns: Sequence[np.ndarray], values: list[Any]) -> Any:
+    return RowEncoder.apply(step, values[node])
+
+
+def _stack(
+    encoder: RowEncoder, parts: tuple[int, ...], columns: Sequence[np.ndarray], values: list[Any]
+) -> Any:
+    return encoder.stack([values[i] for i in parts])
+
+
+class SharedEncoding:
+    """Several :class:`RowEncoder` s run as one graph: each distinct (input, fitted step) once."""
+
+    def __init__(self) -> None:
+        self._ops: list[_Op] = []
+        self._nodes: dict[tuple[Any, ...], int] = {}
+        self._steps: list[Any] = []
+
+    def __len__(self) -> int:
+        return len(self._ops)
+
+    def add(self, encoder: RowEncoder) -> int:
+        """The node whose value is ``encoder.transform`` of the columns."""
+        leaves = []
+        for positions, steps in encoder.blocks:
+            first, where = steps[0], tuple(positions)
+            # the input: the block's text columns, or their float matrix (RowEncoder.block_input)
+            node = self._node(("input", type(first) is CategoryCoder, where), partial(_input, first, where))
+            for step in steps:
+                shared = self._shared(step)
+                node = self._node(("step", node, shared), partial(_step, self._steps[shared], node))
+            leaves.append(node)
+        parts = tuple(leaves)
+        return self._node(("stack", parts, encoder.sparse_output), partial(_stack, encoder, parts))
+
+    def _shared(self, step: Any) -> int:
+        for index, known in enumerate(self._steps):
+            if known is step or same_fitted(known, step):
+                return index
+        self._steps.append(step)
+        return len(self._steps) - 1
+
+    def _node(self, key: tuple[Any, ...], op: _Op) -> int:
+        if key not in self._nodes:
+            self._nodes[key] = len(self._ops)
+            self._ops.append(op)
+        return self._nodes[key]
+
+    def run(self, columns: Sequence[np.ndarray]) -> list[Any]:
+        """Every node's value for ``columns`` (one array per feature), in the order they were added."""
+        values: list[Any] = []
+        for op in self._ops:
+            values.append(op(columns, values))
+        return values
+
+
+class RowEnsemble:
+    """A fitted byoc ensemble's ``predict`` / ``predict_proba`` on a :class:`~byoc.serving.schema.Batch`.
+
+    ``members`` are each member's (RowEncoder, final estimator), in the ensemble's order; only
+    the members that vote (a positive weight) are run, as in the ensemble."""
+
+    def __init__(self, ensemble: Any, members: Sequence[tuple[RowEncoder, Any]]) -> None:
+        self.classes_ = getattr(ensemble, "classes_", None)
+        self.encoding = SharedEncoding()
+        voting = {id(est): weight for weight, est in ensemble.voting_members()}
+        self.members: list[tuple[int, Any, Any, np.ndarray | None]] = []
+        for est, (encoder, final) in zip(ensemble.estimators_, members, strict=True):
+            if id(est) in voting:
+                positions = None
+                if self.classes_ is not None:
+                    positions = class_positions(getattr(final, "classes_", self.classes_), self.classes_)
+                self.members.append((self.encoding.add(encoder), final, voting[id(est)], positions))
+        self.total_weight = ensemble.total_weight()
+
+    def predict_proba(self, batch: Any) -> np.ndarray:
+        if self.classes_ is None:
+            raise AttributeError("a regression ensemble has no predict_proba")
+        values = self.encoding.run(batch.columns)
+        width = len(self.classes_)
+        return weighted_mean(
+            (
+                (
+                    weight,
+                    aligned(np.asarray(final.predict_proba(values[node]), dtype=float), positions, width),
+                )
+                for node, final, weight, positions in self.members
+            ),
+            (len(batch), width),
+            self.total_weight,
+        )
+
+    def predict(self, batch: Any) -> np.ndarray:
+        if self.classes_ is not None:
+            return self.classes_[np.argmax(self.predict_proba(batch), axis=1)]
+        values = self.encoding.run(batch.columns)
+        return weighted_mean(
+            (
+                (weight, np.asarray(final.predict(values[node]), dtype=float))
+                for node, final, weight, _ in self.members
+            ),
+            len(batch),
+            self.total_weight,
+        )

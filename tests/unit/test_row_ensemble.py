@@ -1,0 +1,183 @@
+"""The ensemble's row path in the server (byoc.serving.row_ensemble) against its pipeline.
+
+byoc's ensembles are trained with every built-in member, their compiled forms attached as the
+server attaches them, on a frame whose text columns give the members' coders different fitted
+states (one column has more categories than the one-hot cap, one more than the trees' cap), so
+some steps are shared between members and some are not.  Hostile request rows (missing-value
+tokens, unseen categories, numbers as text, numbers for text, huge and tiny numbers, -0.0)
+must get, field by field and to the bit, the answers the pipeline gives on the same rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from byoc import algorithms, artifact, compiled
+from byoc.errors import SchemaError
+from byoc.hyperparameters import resolve
+from byoc.preprocessing import CategoryCoder, coerce_features, feature_schema
+from byoc.serving.inference import Predictor
+from byoc.serving.output import LABELS, PREDICTED_LABEL, PROBABILITIES, PROBABILITY
+from byoc.serving.row_ensemble import RowEnsemble, same_fitted
+
+MEMBERS = ["random_forest", "extra_trees", "gradient_boosting", "linear", "knn", "decision_tree"]
+ROWS = 400
+TOKENS = ["None", "NA", "<NA>", "null", "NaN", "nan", "true", "FALSE", "yes", "", " ", "007", "1.0", "café"]
+
+
+def training_frame(seed: int = 7) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "age": rng.normal(40, 10, ROWS),
+            "income": rng.lognormal(10, 1, ROWS),
+            "job": rng.choice(list("abcdefgh"), ROWS).astype(object),
+            "city": [f"c{k}" for k in rng.integers(0, 130, ROWS)],  # above the one-hot cap (100)
+            "shop": [f"s{k}" for k in rng.permutation(ROWS) % 300],  # above the trees' caps too
+        }
+    )
+    frame.loc[::6, "age"] = np.nan
+    frame.loc[::9, "job"] = np.nan
+    frame.loc[::11, "city"] = "None"
+    return frame
+
+
+@functools.cache
+def trained(problem_type: str, tmp: str) -> artifact.ModelArtifact:
+    """The ensemble of every member, trained once, its compiled forms loaded as the server does."""
+    frame = training_frame()
+    features = feature_schema(frame)
+    X = coerce_features(frame, features, where="train")
+    if problem_type == "regression":
+        y = X["age"].fillna(0).to_numpy() + (X["job"] == "a") * 5.0
+    else:
+        y = ((X["job"] == "a") | (X["age"] > 45)).astype(int).to_numpy() + (X["city"] == "c3")
+    params = resolve(
+        {"algorithm": "ensemble", "n_estimators": 6, "max_iter": 8, "cv_folds": 2, "n_jobs": 1}
+        | {"ensemble_members": MEMBERS}
+    )
+    pipe = algorithms.build(problem_type, params, features).fit(X, y)
+    built = compiled.build(pipe, [X])
+    directory = Path(tmp)
+    for name, data in built.files().items():
+        (directory / name).write_bytes(data)
+    loaded = compiled.load(pipe, {"compiled": built.entry}, directory)
+    classes = [] if problem_type == "regression" else [str(c) for c in np.unique(y)]
+    metadata = {"problem_type": problem_type, "classes": classes, "features": [f.to_dict() for f in features]}
+    return artifact.ModelArtifact(loaded.pipeline, metadata)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, tuple[Predictor, Predictor]]:
+    """Per problem type: a Predictor on the row path and one on the pipeline."""
+    out = {}
+    for problem_type in ("multiclass_classification", "regression"):
+        model = trained(problem_type, str(tmp_path_factory.mktemp(problem_type)))
+        fast, slow = Predictor(model), Predictor(model)
+        assert fast.enable_fast_path() and isinstance(fast.row_ensemble, RowEnsemble)
+        out[problem_type] = fast, slow
+    return out
+
+
+def cells(seen: list[str]) -> st.SearchStrategy:
+    return st.one_of(
+        st.sampled_from(seen),
+        st.sampled_from(TOKENS + [None, "byoc-unseen"]),
+        st.text(max_size=4),
+        st.integers(-(10**20), 10**20),
+        st.floats(allow_nan=True, allow_infinity=False, width=32),
+        st.sampled_from([-0.0, 0.0, 1e-300, -3.4e38, 3.4e38, True, False]),
+    )
+
+
+def rows_for(predictor: Predictor) -> st.SearchStrategy:
+    columns = [cells(list(feature.categories) or ["x"]) for feature in predictor.schema.features]
+    return st.lists(st.tuples(*columns).map(list), min_size=1, max_size=5)
+
+
+def answers(predictor: Predictor, rows: list[list[object]]) -> dict[str, object]:
+    fields = tuple(predictor.available_fields)
+    prediction = predictor.predict(predictor.schema.from_rows(rows), fields)
+    return {field: prediction.values[field] for field in fields}
+
+
+def assert_same(got: dict[str, object], want: dict[str, object]) -> None:
+    assert got.keys() == want.keys()
+    for field, value in want.items():
+        if field in (PROBABILITY, PROBABILITIES) or not isinstance(value, list):
+            a, b = np.asarray(got[field]), np.asarray(value)
+            assert a.dtype == b.dtype and np.array_equal(a, b), field  # bits: no tolerance
+            assert np.array_equal(np.signbit(a), np.signbit(b)), field
+        else:
+            assert got[field] == value, field
+
+
+@pytest.mark.parametrize("problem_type", ["multiclass_classification", "regression"])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_hostile_rows_get_the_pipelines_answers(models, problem_type, data):
+    fast, slow = models[problem_type]
+    rows = data.draw(rows_for(fast))
+    try:
+        want = answers(slow, rows)
+    except SchemaError:  # a value the schema refuses (e.g. a word for a number): refused alike
+        with pytest.raises(SchemaError):
+            answers(fast, rows)
+        return
+    assert_same(answers(fast, rows), want)
+
+
+def test_each_field_alone_gets_the_pipelines_answer(models):
+    fast, slow = models["multiclass_classification"]
+    rows = [[None, "1e3", "a", "c3", "s1"], [35.5, None, "zz", None, "None"], [-0.0, 12.0, "", "c7", "s299"]]
+    for field in (PREDICTED_LABEL, PROBABILITY, PROBABILITIES, LABELS):
+        got = fast.predict(fast.schema.from_rows(rows), (field,))
+        want = slow.predict(slow.schema.from_rows(rows), (field,))
+        assert_same(got.values, want.values)
+
+
+def _coders(row_ensemble: RowEnsemble) -> list[CategoryCoder]:
+    return [step for step in row_ensemble.encoding._steps if type(step) is CategoryCoder]
+
+
+def test_members_share_the_steps_they_fitted_alike(models):
+    """Six members, three distinct text codings (the caps of 100, 250 and 254 categories group
+    different rare categories), each run once; three distinct encoded matrices: the three
+    trees' (the same cap, the same imputed medians), boosting's, and linear's and knn's (the
+    same one-hot encoding and scaling)."""
+    fast, _ = models["multiclass_classification"]
+    coders = _coders(fast.row_ensemble)
+    assert len(coders) == 3
+    assert not any(same_fitted(a, b) for i, a in enumerate(coders) for b in coders[i + 1 :])
+    members = fast.estimator.steps[-1][1].estimators_
+    linear, knn = (dict(members[k].steps[0][1].named_transformers_["categorical"].steps) for k in (3, 4))
+    assert linear["onehot"] is not knn["onehot"] and same_fitted(linear["onehot"], knn["onehot"])
+    encoded = {node for node, *_ in fast.row_ensemble.members}
+    assert len(fast.row_ensemble.members) == 6 and len(encoded) == 3
+
+
+def test_a_member_without_weight_is_not_run(models, tmp_path):
+    """As in the ensemble: a member of weight 0 is not asked (its answer could be anything)."""
+    import copy
+
+    fast, _ = models["multiclass_classification"]
+    pipeline = fast.estimator
+    ensemble = copy.copy(pipeline.steps[-1][1])
+    ensemble.weights_ = np.array([0.4, 0.0, 0.3, 0.0, 0.3, 0.0])
+    model = artifact.ModelArtifact(
+        type(pipeline)([pipeline.steps[0], (pipeline.steps[-1][0], ensemble)]), fast.model.metadata
+    )
+    row_path, pipeline_path = Predictor(model), Predictor(model)
+    assert row_path.enable_fast_path()
+    assert len(row_path.row_ensemble.members) == 3
+    rows = [[None, "1e3", "a", "c3", "s1"], [35.5, None, "zz", None, "None"]]
+    assert_same(answers(row_path, rows), answers(pipeline_path, rows))
+    assert math.isclose(row_path.row_ensemble.total_weight, 1.0)
