@@ -151,8 +151,8 @@ def _coders(row_ensemble: RowEnsemble) -> list[CategoryCoder]:
 def test_members_share_the_steps_they_fitted_alike(models):
     """Six members, three distinct text codings (the caps of 100, 250 and 254 categories group
     different rare categories), each run once; three distinct encoded matrices: the three
-    trees' (the same cap, the same imputed medians), boosting's, and linear's and knn's (the
-    same one-hot encoding and scaling)."""
+    trees' (the same cap, the same imputed medians), boosting's and knn's (dense: it searches
+    dense rows); linear scores the columns themselves (LinearRows: no one-hot matrix)."""
     fast, _ = models["multiclass_classification"]
     coders = _coders(fast.row_ensemble)
     assert len(coders) == 3
@@ -161,7 +161,8 @@ def test_members_share_the_steps_they_fitted_alike(models):
     linear, knn = (dict(members[k].steps[0][1].named_transformers_["categorical"].steps) for k in (3, 4))
     assert linear["onehot"] is not knn["onehot"] and same_fitted(linear["onehot"], knn["onehot"])
     encoded = {node for node, *_ in fast.row_ensemble.members}
-    assert len(fast.row_ensemble.members) == 6 and len(encoded) == 3
+    assert len(fast.row_ensemble.members) == 6 and len(encoded) == 4
+    assert [type(final).__name__ for _, final, *_ in fast.row_ensemble.members].count("LinearRows") == 1
 
 
 def test_a_member_without_weight_is_not_run(models, tmp_path):

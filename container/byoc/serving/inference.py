@@ -91,6 +91,25 @@ def _same_matrix(expected: Any, got: Any) -> bool:
     )
 
 
+def _for_final(encoder: RowEncoder, final: Any) -> RowEncoder:
+    """The encoder as ``final`` takes its output: compiled knn densifies a CSR row, so it gets the
+    dense one without the CSR matrix being built."""
+    if getattr(final, "searches_dense_rows", False) and encoder.sparse_output:
+        return RowEncoder(encoder.blocks)
+    return encoder
+
+
+def _on_columns(encoder: Any, final: Any) -> Any:
+    """``final`` behind ``encoder`` as one estimator on a request's columns, where it has such a
+    form (a compiled linear model), else None."""
+    form = getattr(final, "on_columns", None)
+    try:
+        return form(encoder) if form is not None else None
+    except Exception:  # no such form then: the encoder's matrix path
+        log.debug("%s has no form on the request's columns", type(final).__name__, exc_info=True)
+        return None
+
+
 class Predictor:
     """A model artifact plus everything the request path would otherwise recompute."""
 
@@ -210,8 +229,7 @@ class Predictor:
         )
 
         final = self.estimator.steps[-1][1]
-        if getattr(final, "searches_dense_rows", False) and blocks.sparse_output:
-            blocks = RowEncoder(blocks.blocks)  # compiled knn densifies a CSR row: skip building it
+        blocks = _for_final(blocks, final)
         probe = self.schema.from_rows(self._check_rows())
         try:
             expected = self.estimator.steps[0][1].transform(probe.frame())
@@ -255,23 +273,32 @@ class Predictor:
         the answers equal the pipeline's, field by field."""
         from byoc.serving.row_ensemble import RowEnsemble
 
-        members = []
+        members: list[tuple[RowEncoder | None, Any]] = []
         for member in ensemble.estimators_:
             steps = getattr(member, "steps", None) or []
             encoder = RowEncoder.of(steps[0][1], self.schema.names) if len(steps) == 2 else None
             if encoder is None:
                 return False
-            members.append((encoder, steps[-1][1]))
+            members.append((_for_final(encoder, steps[-1][1]), steps[-1][1]))
+        # compiled linear members scored from the columns, no encoded matrix (compiled_linear); if
+        # that does not answer alike, every member on its encoder
+        on_columns = [_on_columns(encoder, final) for encoder, final in members]
+        candidates = [
+            [(None, row) if row is not None else pair for pair, row in zip(members, on_columns, strict=True)]
+        ]
+        if any(row is not None for row in on_columns):
+            candidates.append(members)
         probe = self.schema.from_rows(self._check_rows())
-        row_ensemble = None
-        try:
-            row_ensemble = RowEnsemble(ensemble, members)
-            same = self._answers_equal((row_ensemble, probe, {}), probe)
-        except Exception:  # any doubt: keep the pipeline path
-            log.debug("the ensemble's single-row path failed its check; the pipeline answers", exc_info=True)
-            same = False
-        self.row_ensemble = row_ensemble if same else None
-        return same
+        self.row_ensemble = None
+        for candidate in candidates:
+            try:
+                row_ensemble = RowEnsemble(ensemble, candidate)
+                if self._answers_equal((row_ensemble, probe, {}), probe):
+                    self.row_ensemble = row_ensemble
+                    return True
+            except Exception:  # any doubt: keep the pipeline path
+                log.debug("the ensemble's single-row path failed its check", exc_info=True)
+        return False
 
     def _check_rows(self) -> list[list[Any]]:
         """The probe rows plus a sweep through every listed category and assorted numbers."""

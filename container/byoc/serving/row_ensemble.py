@@ -59,6 +59,10 @@ def _step(step: Any, node: int, columns: Sequence[np.ndarray], values: list[Any]
     return RowEncoder.apply(step, values[node])
 
 
+def _columns(columns: Sequence[np.ndarray], values: list[Any]) -> Sequence[np.ndarray]:
+    return columns
+
+
 def _stack(
     encoder: RowEncoder, parts: tuple[int, ...], columns: Sequence[np.ndarray], values: list[Any]
 ) -> Any:
@@ -90,6 +94,10 @@ class SharedEncoding:
         parts = tuple(leaves)
         return self._node(("stack", parts, encoder.sparse_output), partial(_stack, encoder, parts))
 
+    def columns(self) -> int:
+        """The node whose value is the request's columns as they are (for a member that reads them)."""
+        return self._node(("columns",), _columns)
+
     def _shared(self, step: Any) -> int:
         for index, known in enumerate(self._steps):
             if known is step or same_fitted(known, step):
@@ -114,10 +122,12 @@ class SharedEncoding:
 class RowEnsemble:
     """A fitted byoc ensemble's ``predict`` / ``predict_proba`` on a :class:`~byoc.serving.schema.Batch`.
 
-    ``members`` are each member's (RowEncoder, final estimator), in the ensemble's order; only
-    the members that vote (a positive weight) are run, as in the ensemble."""
+    ``members`` are each member's (RowEncoder, final estimator), in the ensemble's order, or
+    (None, an estimator on the request's columns: a compiled linear model's
+    :class:`~byoc.compiled_linear.LinearRows`); only the members that vote (a positive weight)
+    are run, as in the ensemble."""
 
-    def __init__(self, ensemble: Any, members: Sequence[tuple[RowEncoder, Any]]) -> None:
+    def __init__(self, ensemble: Any, members: Sequence[tuple[RowEncoder | None, Any]]) -> None:
         self.classes_ = getattr(ensemble, "classes_", None)
         self.encoding = SharedEncoding()
         voting = {id(est): weight for weight, est in ensemble.voting_members()}
@@ -127,7 +137,8 @@ class RowEnsemble:
                 positions = None
                 if self.classes_ is not None:
                     positions = class_positions(getattr(final, "classes_", self.classes_), self.classes_)
-                self.members.append((self.encoding.add(encoder), final, voting[id(est)], positions))
+                node = self.encoding.columns() if encoder is None else self.encoding.add(encoder)
+                self.members.append((node, final, voting[id(est)], positions))
         self.total_weight = ensemble.total_weight()
 
     def predict_proba(self, batch: Any) -> np.ndarray:
