@@ -123,6 +123,7 @@ def test_new_rows_are_answered_without_scikit_learn(weights):
     fresh = np.hstack([rng.normal(size=(50, 10)), encoded(rng, 50, 0, 10, 9, True)])
     candidate.reference = Counting(reference)
     for row in fresh:
+        assert candidate._candidates(row, float(row @ row)) is not None  # among float32 candidates
         assert_same(reference, candidate, row[None, :])
     assert_same(reference, candidate, fresh)
     assert candidate.reference.calls == 0
@@ -194,3 +195,62 @@ def test_a_compiled_knn_that_disagrees_at_load_falls_back_with_the_reason(tmp_pa
     model = artifact.load(tmp_path)
     loaded = compiled.load(model.estimator, model.metadata, model.path)
     assert loaded.compiled == () and "differ" in loaded.reasons["model"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(40, 400),
+    numeric=st.integers(1, 4),
+    groups=st.integers(2, 6),
+    levels=st.integers(2, 6),
+    k=st.integers(1, 9),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+    integral=st.booleans(),
+    copies=st.integers(0, 3),
+    weights=st.sampled_from(["uniform", "distance"]),
+)
+def test_one_row_is_searched_among_float32_candidates_that_hold_every_contender(
+    seed, n, numeric, groups, levels, k, scale, integral, copies, weights
+):
+    """One row's float32 prefilter keeps every training row the float64 search could count at the
+    k-th place (within 4 x its error bound), duplicates and equidistant rows included; the answers
+    are scikit-learn's."""
+    rng = np.random.default_rng(seed)
+    X = encoded(rng, n, numeric, groups, levels, integral)
+    X[:, :numeric] *= scale
+    X = np.vstack([X] + [X[: n // 3]] * copies)
+    y = rng.integers(0, 3, len(X))
+    k = min(k, len(X))
+    reference = NeighboursClassifier(n_neighbors=k, weights=weights, n_jobs=1).fit(X, y)
+    candidate = NeighboursEstimator(reference)
+    assert candidate.other32 is not None  # the one-hot columns are the majority: bits and float32
+    fresh = encoded(rng, 20, numeric, groups, levels, integral)
+    fresh[:, :numeric] *= scale
+    fresh[::2, :numeric] = rng.normal(size=(10, numeric)) * scale  # fewer ties: the prefilter answers
+    queries = np.vstack([fresh, X[:10], X[:5] + 1e-9 * scale])
+    for x in queries:
+        norm = float(x @ x)
+        rows = candidate._candidates(x, norm)
+        squared = candidate._squared_distances(x[None, :])[0]
+        kth = np.partition(squared, k - 1)[k - 1]
+        error = 1.01 * candidate.bound * (3.0 * norm + 2.0 * kth) + 1e-300
+        contenders = np.flatnonzero(squared <= kth + 4.0 * error)
+        if rows is not None:  # None: more contenders than an eighth of the rows, all searched
+            assert np.isin(contenders, rows).all()
+        assert_same(reference, candidate, x[None, :])
+
+
+def test_one_row_equidistant_from_copies_of_different_labels_is_left_to_scikit_learn():
+    """The row path meets the tie too (the candidates hold both copies) and hands it over."""
+    reference, X, _ = fitted_classifier(n=2000)
+    X = np.vstack([X, X[:1]])
+    y = np.append(reference._y, (reference._y[0] + 1) % 3)
+    reference = NeighboursClassifier(n_neighbors=1, n_jobs=1).fit(X, y)
+    candidate = NeighboursEstimator(reference)
+    candidate.reference = Counting(reference)
+    query = X[:1] + np.r_[[0.3], np.zeros(X.shape[1] - 1)]
+    rows = candidate._candidates(query[0], float(query[0] @ query[0]))
+    assert rows is not None and {0, len(X) - 1} <= set(rows.tolist())
+    np.testing.assert_array_equal(candidate.predict_proba(query), reference.predict_proba(query))
+    assert candidate.reference.calls == 1
