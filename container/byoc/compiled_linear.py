@@ -61,8 +61,15 @@ class _OneHotTerms:
         weights[j, slot] = coefficients[table[j, slot]]
         return cls(positions, coder, weights)
 
+    @property
+    def steps(self) -> list[Any]:
+        """The encoder steps whose output :meth:`terms_of` takes: the coder (its codes)."""
+        return [self.coder]
+
     def terms(self, columns: Sequence[np.ndarray]) -> np.ndarray:
-        codes = self.coder.transform_columns([columns[i] for i in self.positions])
+        return self.terms_of(self.coder.transform_columns([columns[i] for i in self.positions]))
+
+    def terms_of(self, codes: np.ndarray) -> np.ndarray:
         slot = codes.astype(np.intp) - MISSING_CODE
         return self.weights[np.arange(len(self.positions)), slot]  # (rows, columns, outputs)
 
@@ -79,6 +86,10 @@ class _NumericTerms:
         values = _matrix(columns, self.positions)
         for step in self.steps:
             values = step.transform_matrix(values)
+        return self.terms_of(values)
+
+    def terms_of(self, values: np.ndarray) -> np.ndarray:
+        """The terms of the block's output ``values`` (after :attr:`steps`)."""
         return values[:, :, None] * self.coefficients
 
 
@@ -128,11 +139,23 @@ class LinearRows:
                 offset += width
         return cls(model, parts) if offset == len(coefficients) else None
 
+    def blocks(self) -> list[tuple[list[int], list[Any]]]:
+        """Per part, its columns and the encoder steps whose output it takes, as
+        :class:`RowEncoder` blocks: the ensemble's row path (byoc.serving.row_ensemble) runs them
+        once for all its members and hands their outputs to :meth:`decision_function_of`."""
+        return [(part.positions, part.steps) for part in self.parts]
+
     def decision_function(self, columns: Sequence[np.ndarray]) -> np.ndarray:
-        rows = len(columns[0])
+        return self._sum([part.terms(columns) for part in self.parts], len(columns[0]))
+
+    def decision_function_of(self, values: Sequence[np.ndarray]) -> np.ndarray:
+        """:meth:`decision_function` from the outputs of :meth:`blocks`, computed elsewhere."""
+        terms = [part.terms_of(value) for part, value in zip(self.parts, values, strict=True)]
+        return self._sum(terms, len(values[0]))
+
+    def _sum(self, terms: Sequence[np.ndarray], rows: int) -> np.ndarray:
         zero = np.zeros((rows, 1, self.outputs))  # the sum starts from 0, as scipy's
-        terms = np.concatenate([zero, *(part.terms(columns) for part in self.parts)], axis=1)
-        scores = np.cumsum(terms, axis=1)[:, -1] + self.model.intercept
+        scores = np.cumsum(np.concatenate([zero, *terms], axis=1), axis=1)[:, -1] + self.model.intercept
         return scores.reshape(rows) if self.model.coef_t.ndim == 1 else self.model.shaped(scores)
 
     def predict_proba(self, columns: Sequence[np.ndarray]) -> np.ndarray:

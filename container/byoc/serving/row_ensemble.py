@@ -63,6 +63,10 @@ def _columns(columns: Sequence[np.ndarray], values: list[Any]) -> Sequence[np.nd
     return columns
 
 
+def _gather(parts: tuple[int, ...], columns: Sequence[np.ndarray], values: list[Any]) -> list[Any]:
+    return [values[i] for i in parts]
+
+
 def _stack(
     encoder: RowEncoder, parts: tuple[int, ...], columns: Sequence[np.ndarray], values: list[Any]
 ) -> Any:
@@ -82,8 +86,17 @@ class SharedEncoding:
 
     def add(self, encoder: RowEncoder) -> int:
         """The node whose value is ``encoder.transform`` of the columns."""
+        parts = self._leaves(encoder.blocks)
+        return self._node(("stack", parts, encoder.sparse_output), partial(_stack, encoder, parts))
+
+    def add_blocks(self, blocks: Sequence[tuple[Sequence[int], Sequence[Any]]]) -> int:
+        """The node whose value is the list of each block's output (RowEncoder blocks, unstacked)."""
+        parts = self._leaves(blocks)
+        return self._node(("blocks", parts), partial(_gather, parts))
+
+    def _leaves(self, blocks: Sequence[tuple[Sequence[int], Sequence[Any]]]) -> tuple[int, ...]:
         leaves = []
-        for positions, steps in encoder.blocks:
+        for positions, steps in blocks:
             first, where = steps[0], tuple(positions)
             # the input: the block's text columns, or their float matrix (RowEncoder.block_input)
             node = self._node(("input", type(first) is CategoryCoder, where), partial(_input, first, where))
@@ -91,8 +104,7 @@ class SharedEncoding:
                 shared = self._shared(step)
                 node = self._node(("step", node, shared), partial(_step, self._steps[shared], node))
             leaves.append(node)
-        parts = tuple(leaves)
-        return self._node(("stack", parts, encoder.sparse_output), partial(_stack, encoder, parts))
+        return tuple(leaves)
 
     def columns(self) -> int:
         """The node whose value is the request's columns as they are (for a member that reads them)."""
@@ -119,6 +131,21 @@ class SharedEncoding:
         return values
 
 
+class _OnBlocks:
+    """A compiled linear member on the request's columns (:class:`~byoc.compiled_linear.LinearRows`)
+    answering from its blocks' outputs, which the shared graph computes."""
+
+    def __init__(self, rows: Any) -> None:
+        self.rows = rows
+        self.classes_ = rows.classes_
+
+    def predict_proba(self, values: Sequence[np.ndarray]) -> np.ndarray:
+        return self.rows.model.probabilities(self.rows.decision_function_of(values))
+
+    def predict(self, values: Sequence[np.ndarray]) -> np.ndarray:
+        return self.rows.model.labels(self.rows.decision_function_of(values))
+
+
 class RowEnsemble:
     """A fitted byoc ensemble's ``predict`` / ``predict_proba`` on a :class:`~byoc.serving.schema.Batch`.
 
@@ -137,7 +164,12 @@ class RowEnsemble:
                 positions = None
                 if self.classes_ is not None:
                     positions = class_positions(getattr(final, "classes_", self.classes_), self.classes_)
-                node = self.encoding.columns() if encoder is None else self.encoding.add(encoder)
+                if encoder is not None:
+                    node = self.encoding.add(encoder)
+                elif hasattr(final, "decision_function_of"):  # compiled linear: its blocks shared too
+                    node, final = self.encoding.add_blocks(final.blocks()), _OnBlocks(final)
+                else:
+                    node = self.encoding.columns()
                 self.members.append((node, final, voting[id(est)], positions))
         self.total_weight = ensemble.total_weight()
 
