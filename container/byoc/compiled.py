@@ -13,10 +13,11 @@ Per algorithm (figures and the measurement command are in README's compiled-infe
 - random_forest, extra_trees on treelite: GTIL keeps the float64 thresholds and leaf
   values; the input is rounded to float32 first, as scikit-learn's trees do, so the branch
   taken is the same and the probabilities come out bit-identical in practice.
-- gradient_boosting (HistGradientBoosting) on treelite (and, for the category indices and the
-  link, on onnxruntime too): GTIL on float64 input (HistGradientBoosting
-  compares float64 values), its raw scores turned into probabilities here by the same link as
-  scikit-learn's (expit, softmax; treelite's own rounds to about 1e-7).  Categorical features
+- gradient_boosting (HistGradientBoosting) on treelite (and, for the link and the category
+  indices of onnxruntime forms written before they took the codes, on onnxruntime too): GTIL
+  on float64 input (HistGradientBoosting compares float64 values), its raw scores turned into
+  probabilities here by the same link as scikit-learn's (expit, softmax; treelite's own rounds
+  to about 1e-7).  Categorical features
   (byoc's default whenever a text column exists): scikit-learn's model first maps each value
   to its index among the categories it saw (an unseen value, such as the encoder's unknown
   code -1, to missing), and its splits test those indices; treelite 4.8 tests the raw values
@@ -119,12 +120,15 @@ class TreeliteEstimator(CompiledEstimator):
         if not len(values):
             width = 1 if self.classes_ is None else len(self.classes_)
             return np.empty((0, width), dtype=np.float64)
-        values = np.array(values, dtype=np.float64, order="C")
         if self.category_table is not None:
+            values = np.array(values, dtype=np.float64, order="C")  # indexed in place
             self.category_table.index(values)
-        else:
+        elif self.categories:
+            values = np.array(values, dtype=np.float64, order="C")
             for column, known in self.categories:
                 values[:, column] = category_index(values[:, column], known)
+        else:
+            values = np.ascontiguousarray(values, dtype=np.float64)
         return np.asarray(self._raw(values), dtype=np.float64).reshape(len(values), -1)
 
     def _raw(self, values: np.ndarray) -> np.ndarray:
@@ -153,12 +157,16 @@ class TreeliteEstimator(CompiledEstimator):
 
 class OnnxBoostingEstimator(TreeliteEstimator):
     """HistGradientBoosting's raw scores from onnxruntime (:func:`byoc.compiled_onnx.convert_boosting`:
-    the same sums as scikit-learn's, to the bit), with :class:`TreeliteEstimator`'s category
-    indices, link and predict around them."""
+    the same sums as scikit-learn's, to the bit), with :class:`TreeliteEstimator`'s link and
+    predict around them.  Forms written since the model takes the encoder's codes take no
+    ``categories`` (:func:`restore`): no category indices to compute, which cost a request row
+    more than the trees' walk in the server; older forms take the indices."""
 
     def _raw(self, values: np.ndarray) -> np.ndarray:
-        (scores,) = self.model.run(None, {"X": values})
-        return scores
+        run = self.__dict__.get("run")
+        if run is None:  # made on first use (at load, by the checks); two racing threads both get one
+            run = self.run = compiled_onnx.Runner(self.model)
+        return run(values)
 
 
 class LinearEstimator(CompiledEstimator):
@@ -369,7 +377,11 @@ def convert(estimator: Any) -> tuple[str, bytes, str] | str:
         if isinstance(categories, str):
             return f"{name} with categorical features: {categories}"
         dtype = "float64"
-        form = _onnx_form(estimator, compiled_onnx.missing(), compiled_onnx.convert_boosting)
+        form = _onnx_form(
+            estimator,
+            compiled_onnx.missing(),
+            lambda boosting: compiled_onnx.convert_boosting(boosting, categories),
+        )
         if form is not None:
             return ONNXRUNTIME, form, dtype
         estimator = _indexed_categories(estimator, categories)
@@ -422,6 +434,8 @@ def restore(backend: str, model_bytes: bytes, dtype: str, reference: Any) -> Bas
     if backend == ONNXRUNTIME:
         kind: type[TreeliteEstimator] = OnnxBoostingEstimator
         model = compiled_onnx.session(model_bytes)
+        if compiled_onnx.input_kind(model) == compiled_onnx.TAKES_CODES:
+            categories = []  # its splits test the encoder's codes
     else:
         import treelite
 

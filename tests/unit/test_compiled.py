@@ -437,3 +437,119 @@ def test_boosting_compiled_for_treelite_before_still_loads_with_treelite(tmp_pat
     assert loaded.backends == {"model": "treelite"}
     assert type(loaded.pipeline.steps[-1][1]) is compiled.TreeliteEstimator
     assert_same_answers(pipeline, loaded.pipeline, fresh)
+
+
+def _forest_with_missing_values(seed: int, kind_index: int) -> tuple[object, np.ndarray]:
+    """A small forest fitted on rows with NaN (so its splits send missing values either way)."""
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, RandomForestRegressor
+
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.integers(-2, 4, 300), np.round(rng.normal(size=300), 1), rng.normal(size=300)])
+    X[rng.random(X.shape) < 0.15] = np.nan
+    y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1], nan=2.0) + rng.normal(0, 0.5, 300) > 0.5).astype(int)
+    kind = [RandomForestClassifier, ExtraTreesClassifier, RandomForestRegressor][kind_index]
+    target = y + X[:, 2] if kind is RandomForestRegressor else y
+    return kind(n_estimators=6, min_samples_leaf=1 + seed % 3, random_state=seed).fit(
+        X, np.nan_to_num(target)
+    ), X
+
+
+def _edge_rows(forest, X: np.ndarray) -> np.ndarray:
+    """Rows through every split's own threshold and the float32 values either side of it, plus NaN,
+    signed zeros and the largest float32 values in each column: where a flipped comparison
+    (``-x <= -t'``) could differ."""
+    rows = [X]
+    for member in forest.estimators_:
+        tree = member.tree_
+        for feature, threshold in zip(tree.feature, tree.threshold, strict=True):
+            if feature < 0 or not np.isfinite(threshold):  # a leaf, or a split of NaN from the rest
+                continue
+            t32 = np.float32(threshold)
+            for value in (
+                threshold,
+                t32,
+                np.nextafter(t32, np.float32(np.inf)),
+                np.nextafter(t32, np.float32(-np.inf)),
+            ):
+                row = X[len(rows) % len(X)].copy()
+                row[feature] = value
+                rows.append(row[None, :])
+    for fill in (np.nan, 0.0, -0.0, 3.4e38, -3.4e38):  # scikit-learn refuses infinities
+        for column in range(X.shape[1]):
+            copy = X[:8].copy()
+            copy[:, column] = fill
+            rows.append(copy)
+    return np.vstack(rows)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), kind_index=st.sampled_from([0, 1, 2]))
+def test_forests_laid_out_by_visits_answer_as_scikit_learn_with_missing_values(seed, kind_index):
+    """Splits whose left child is the more visited are written flipped (``-x <= -t'`` on the
+    negated row, NaN's way swapped): the same answers, to the bit, for NaN and values at and
+    beside every threshold."""
+    forest, X = _forest_with_missing_values(seed, kind_index)
+    assert any(compiled_onnx._heavier_left(member.tree_).any() for member in forest.estimators_)
+    compiled_form = compiled_onnx.ForestEstimator(compiled_onnx.convert(forest), forest)
+    assert compiled_form.rounds_input
+    rows = _edge_rows(forest, X)
+    for batch in (rows, rows[:1], rows[-1:]):
+        assert np.array_equal(compiled_form.predict(batch), forest.predict(batch))
+        if hasattr(forest, "classes_"):
+            assert np.array_equal(compiled_form.predict_proba(batch), forest.predict_proba(batch))
+
+
+def _forest_form_written_before(forest) -> bytes:
+    """A forest's ONNX form as written before the layout and the graph's rounding (no metadata:
+    the estimator rounds the rows)."""
+    writer = compiled_onnx._Writer()
+    written = compiled_onnx.targets(forest)
+    for member in forest.estimators_:
+        tree = member.tree_
+        weights = compiled_onnx._leaf_weights(tree)
+
+        def split(i, tree=tree):
+            return (
+                int(tree.feature[i]),
+                float(tree.threshold[i]),
+                compiled_onnx._LEQ,
+                tree.missing_go_to_left[i],
+                (),
+            )
+
+        for target, column in enumerate(written):
+            left = tree.children_left
+            writer.tree(left, tree.children_right, left == -1, split, weights[:, column], target)
+    return writer.model(int(forest.n_features_in_), len(written))
+
+
+def test_forms_written_before_still_answer_as_scikit_learn():
+    """Models trained before keep their stored forms: a forest's without the layout or the
+    graph's rounding, gradient boosting's over category indices; both still answer alike."""
+    forest, X = _forest_with_missing_values(3, 0)
+    before = compiled_onnx.ForestEstimator(_forest_form_written_before(forest), forest)
+    assert not before.rounds_input
+    rows = _edge_rows(forest, X)
+    assert np.array_equal(before.predict_proba(rows), forest.predict_proba(rows))
+    assert np.array_equal(before.predict_proba(rows[:1]), forest.predict_proba(rows[:1]))
+
+    pipeline, frame_, _ = fitted("gradient_boosting", "multiclass_classification", seed=5)
+    boosting = pipeline.steps[-1][1]
+    categories = compiled._hist_categories(boosting)
+    assert categories  # the colour column
+    indices, codes = (
+        compiled.restore(compiled.ONNXRUNTIME, form, "float64", boosting)
+        for form in (
+            compiled_onnx.convert_boosting(boosting),
+            compiled_onnx.convert_boosting(boosting, categories),
+        )
+    )
+    assert indices.category_table is not None and codes.category_table is None
+    encoded = compiled.probe_matrix(compiled._encoded(pipeline, frame_), with_nan=True)
+    column = categories[0][0]
+    odd = encoded[:6].copy()
+    odd[:, column] = [3.5, 999.0, -7.0, -1e300, -0.0, 1e300]  # never coded, yet each has a way
+    for rows in (np.vstack([encoded, odd]), encoded[:1], odd[:1]):
+        assert np.array_equal(codes._scores(rows), indices._scores(rows))
+        assert np.array_equal(codes.predict(rows), boosting.predict(rows))
+    np.testing.assert_allclose(codes.predict_proba(encoded), boosting.predict_proba(encoded), rtol=1e-12)
