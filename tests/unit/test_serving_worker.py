@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from byoc.serving.worker import ARRIVED_BYTES, request_arrived
+from byoc.serving.worker import ARRIVED_BYTES, new_request_id, request_arrived
 
 header_names = st.sampled_from(["Content-Type", "X-Amzn-SageMaker-Custom-Attributes", "Accept", "Host"])
 header_values = st.text(alphabet="abcdefghijklmnopqrstuvwxyz/0123456789=;,. -", max_size=40).map(str.strip)
@@ -49,3 +52,24 @@ def test_heads_a_thread_must_answer_go_at_once():
     assert request_arrived(b"")
     assert request_arrived(b"POST / HTTP/1.1\r\nContent-Length: ten\r\n\r\n")
     assert not request_arrived(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n")
+
+
+def test_request_ids_are_32_hex_digits_and_differ_between_forked_workers():
+    """Workers are forked from one master: each must draw its own ids, not replay the master's."""
+    new_request_id()  # the master's generator in use before the fork
+    read, write = os.pipe()
+    pids = []
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:  # a worker: report its first id
+            os.write(write, (new_request_id() + "\n").encode())
+            os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        ids = pipe.read().split()
+    ids.append(new_request_id())
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids), ids
+    assert len(set(ids)) == 3, ids
