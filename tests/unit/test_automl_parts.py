@@ -331,6 +331,25 @@ def test_greedy_selection_never_scores_below_its_best_member():
     assert score >= ranked[0].score
 
 
+def test_on_small_data_selection_starts_from_the_best_candidates_equally_weighted():
+    """Sorted initialisation: every one of the ``initial`` best is a member, even one that adds
+    nothing on the held-out rows; without it a candidate that adds nothing is left out."""
+    y = np.array([0, 1] * 20)
+    exact = np.column_stack([1.0 - y, y]).astype(float)
+    flat = np.full((len(y), 2), 0.5)
+    ranked = [
+        search.Result(candidates.Candidate(f"m{i}", candidates.ONEHOT), search.COMPLETED, 1.0, oof=oof)
+        for i, oof in enumerate([exact, exact, flat, flat])
+    ]
+    goal = objective.resolve("Accuracy", BINARY)
+    weights, score = blend.select(ranked, y, goal, BINARY, 2, initial=3)
+    assert set(weights) == {"m0-onehot", "m1-onehot", "m2-onehot"} and score == 1.0
+    assert weights["m2-onehot"] == pytest.approx(1 / 3)
+    assert list(blend.select(ranked, y, goal, BINARY, 2)[0]) == ["m0-onehot"]
+    assert blend.initial_members(search.SMALL_ROWS) == blend.SORTED_INIT
+    assert blend.initial_members(search.SMALL_ROWS + 1) == 1
+
+
 def test_a_blend_predicts_the_weighted_mean_of_its_members():
     X, y, problem_type, features = _data("binary")
     a = candidates.build(

@@ -537,7 +537,10 @@ def run(
         )
 
     y_held = y_all[plan.covered]
-    weights, blend_score = blend.select(ranked, y_held, goal, problem_type, n_classes)
+    # small data scored by cross-validation: a blend from the best few (a validation channel's
+    # held-out rows stay as they were: the model scored on them is saved without a second fit)
+    initial = blend.initial_members(len(y_held)) if validation is None else 1
+    weights, blend_score = blend.select(ranked, y_held, goal, problem_type, n_classes, initial=initial)
     best = ranked[0]
     left_out: dict[str, str] = {}
     not_refitted = ""  # after a stop: why the model the cross-validation kept is saved unrefitted
@@ -555,13 +558,14 @@ def run(
             best.name,
             finder.costs.refit(best.candidate, plan.folds),
         )
-    if len(weights) > 1 and goal.better(blend_score, best.score):
+    if len(weights) > 1 and (initial > 1 or goal.better(blend_score, best.score)):
         log.info(
-            "auto: blend of %d candidates scores %s=%.6f against %.6f for the best alone",
+            "auto: blend of %d candidates scores %s=%.6f against %.6f for the best alone%s",
             len(weights),
             goal.name,
             blend_score,
             best.score,
+            f" (small data: started from the {initial} best, kept whatever its score)" if initial > 1 else "",
         )
         chosen = [(r, weights[r.name]) for r in ranked if r.name in weights]
     else:
@@ -596,7 +600,11 @@ def run(
             members, X_fit, y_fit, ctx, finder.costs, refit_until, fold_is_refit=validation is not None
         )
 
-    if stacked is not None and goal.better(stacked.result.score, blend_score):
+    if (
+        stacked is not None
+        and goal.better(stacked.result.score, blend_score)
+        and goal.better(stacked.result.score, best.score)
+    ):
         fitted, cut = refit([(m, 1.0) for m in stacked.members])
         if len(fitted) == len(stacked.members):
             meta = stack.fit_meta(stacked.members, y_held, problem_type)
