@@ -114,7 +114,7 @@ class RequestSchema:
             to_flag if flag else to_number if numeric else to_category
             for numeric, flag in zip(self.numeric, self.flags, strict=True)
         )
-        self._dtypes = tuple(np.float64 if n else object for n in self.numeric)
+        self._numeric_at = tuple(i for i, n in enumerate(self.numeric) if n)
 
     @property
     def width(self) -> int:
@@ -163,10 +163,16 @@ class RequestSchema:
             raise SchemaError(f"{where} repeats column {_names_list(dupes)}", code="duplicate_columns")
 
     # -- Python values ---------------------------------------------------------------------
-    def _batch(self, columns: Sequence[list]) -> Batch:
+    def _batch(self, columns: Sequence[Sequence[Any]]) -> Batch:
+        """The numeric columns (of equal length) become the rows of one float64 array, made by one
+        conversion instead of one per column (a tenth of a single CSV row's decoding)."""
+        numeric = iter(np.array([columns[i] for i in self._numeric_at], dtype=np.float64))
         return Batch(
             self.names,
-            tuple(np.array(col, dtype=dtype) for col, dtype in zip(columns, self._dtypes, strict=True)),
+            tuple(
+                next(numeric) if num else np.array(col, dtype=object)
+                for col, num in zip(columns, self.numeric, strict=True)
+            ),
         )
 
     def from_rows(self, rows: Sequence[Any], *, start_row: int = 0) -> Batch:
