@@ -408,9 +408,16 @@ MODELS = {
 
 
 def compiled_slots(root: Path) -> list[str]:
+    """What predicts each compiled slot of the model in ``root``, as the table prints it: the
+    backend for the final estimator ("onnxruntime"), member and backend for an ensemble's
+    ("random_forest (onnxruntime)")."""
     entry = json.loads((root / "model" / "model.json").read_text()).get("compiled") or {}
     return [
-        step["slot"] for step in entry.get("steps", []) if step.get("backend") not in (None, "scikit-learn")
+        step["backend"]
+        if step["slot"] == "model"
+        else f"{step['slot'].removeprefix('member:')} ({step['backend']})"
+        for step in entry.get("steps", [])
+        if step.get("backend") not in (None, "scikit-learn")
     ]
 
 
