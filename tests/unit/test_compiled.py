@@ -424,6 +424,56 @@ def test_a_binary_forest_with_pure_leaves_is_written_for_one_class():
         assert np.array_equal(compiled_form.predict_proba(probe), model.predict_proba(probe))
 
 
+def _small_forest() -> tuple[compiled_onnx.ForestEstimator, np.ndarray]:
+    from sklearn.ensemble import RandomForestClassifier
+
+    X = np.column_stack([np.arange(60.0), np.arange(60.0) % 7])
+    forest = RandomForestClassifier(n_estimators=5, min_samples_leaf=3, random_state=0).fit(
+        X, np.arange(60) % 3
+    )
+    return compiled_onnx.ForestEstimator(compiled_onnx.convert(forest), forest), X
+
+
+def test_one_row_takes_onnxruntimes_direct_call_with_the_installed_onnxruntime(monkeypatch):
+    """The one-row path calls onnxruntime's private ``_sess`` / ``_iobinding``; an onnxruntime
+    upgrade that renames them would leave serving silently slower: it fails here instead."""
+    compiled_form, X = _small_forest()
+    assert compiled_form.run.direct, compiled_onnx.onnxruntime_version()
+    expected = compiled_form.run(X[:2])[:1]  # two rows: session.run
+
+    def public(*args: object) -> None:
+        raise AssertionError("the one-row path took the public run_with_iobinding")
+
+    monkeypatch.setattr(compiled_form.session, "run_with_iobinding", public)
+    for _ in range(2):  # the first call binds the arrays, the second reuses them
+        assert np.array_equal(compiled_form.run(X[:1]), expected)
+
+
+class _PublicOnly:
+    """An onnxruntime session without the private names (as after an upgrade that renamed them)."""
+
+    def __init__(self, session: object) -> None:
+        self._session = session
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._session, name)
+
+
+def test_without_onnxruntimes_private_names_one_row_answers_the_same_and_says_so_once(caplog):
+    compiled_form, X = _small_forest()
+    with caplog.at_level(logging.WARNING, logger="byoc.compiled_onnx"):
+        public = compiled_onnx.Runner(_PublicOnly(compiled_form.session))
+        answers = [public(X[i : i + 1]) for i in (0, 1, 0)]
+    assert not public.direct
+    for i, answer in zip((0, 1, 0), answers, strict=True):
+        assert np.array_equal(answer, compiled_form.run(X[i : i + 1]))
+    warnings = [r.getMessage() for r in caplog.records if r.name == "byoc.compiled_onnx"]
+    assert len(warnings) == 1, warnings  # at load, not per request
+    assert "one-row predictions take the public run_with_iobinding" in warnings[0]
+
+
 @pytest.mark.parametrize("problem_type", PROBLEMS)
 def test_boosting_compiled_for_treelite_before_still_loads_with_treelite(tmp_path, monkeypatch, problem_type):
     """gradient_boosting trained before its onnxruntime form keeps its treelite form."""
