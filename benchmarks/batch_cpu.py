@@ -9,14 +9,16 @@ request it runs the server's own handler in this process on the same body (decod
 the machine's load touches both alike.  Beside each: minor page faults and voluntary context
 switches per request (hand-offs between threads, which a loaded machine turns into waits).
 The answers of both must be byte-identical.  Also in each round, for reference: a plain
-pandas.read_csv + pipeline.predict of the same body in this process (no output encoding).
+pandas.read_csv + pipeline.predict of the same body in this process (no output encoding).  This
+process runs with the allocator settings a worker runs with (byoc.serving.memory.WORKER_ALLOCATOR,
+the definition ``serve`` uses), unless ``--default-allocator``.
 With ``--baseline REV`` a second server runs another commit's ``container/`` (unpacked by
 ``git archive`` into a temporary directory) on the same model and gets the same body in each
 round, so two commits compare by worker CPU time in one run.  Medians over the repeats; models
 trained as benchmarks/serving.py trains them (and from its model cache).
 
     .venv/bin/python benchmarks/batch_cpu.py [--models decision_tree,random_forest] [--batch-mb 1,10]
-        [--baseline a2cda56] [--worker-allocator]
+        [--baseline a2cda56] [--default-allocator]
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO), str(REPO / "container")]  # run 
 import requests
 
 from benchmarks import serving
-from benchmarks.harness import byoc_server, commit
+from benchmarks.harness import byoc_server, commit, take_worker_allocator
 from benchmarks.synthetic import DATA, synthetic_frame
 
 
@@ -175,16 +177,15 @@ def main() -> int:
     parser.add_argument("--train-rows", type=int, default=10000)
     parser.add_argument("--baseline", help="a commit whose server runs beside this checkout's")
     parser.add_argument(
-        "--worker-allocator",
+        "--default-allocator",
         action="store_true",
-        help="this process takes a worker's glibc allocator settings, so in-process runs fault as it does",
+        help="this process keeps glibc's and Arrow's default allocator settings instead of a worker's "
+        "(for comparison: the in-process runs then fault more than the worker)",
     )
+    parser.add_argument("--worker-allocator", action="store_true", help=argparse.SUPPRESS)  # the default now
     args = parser.parse_args()
-    if args.worker_allocator:
-        from byoc.serving.memory import use_fixed_mmap_threshold
-        from byoc.serving.server import WORKER_MMAP_THRESHOLD, WORKER_TRIM_THRESHOLD
-
-        use_fixed_mmap_threshold(WORKER_MMAP_THRESHOLD, WORKER_TRIM_THRESHOLD)
+    if not args.default_allocator:
+        take_worker_allocator()
     cache = DATA / "models" / f"{serving.training_commit()}-{args.train_rows}"
     sample = synthetic_frame(2000, seed=2)
     with tempfile.TemporaryDirectory(prefix="byoc-baseline-") as tmp:

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,6 +156,19 @@ def byoc_server(
         **extra,
     )
     return Server(on_cpus([sys.executable, str(serve)], cpus), env, port)
+
+
+def take_worker_allocator(execv: Callable[[str, Sequence[str]], object] = os.execv) -> None:
+    """This process's allocators set as a server's worker sets them (``WORKER_ALLOCATOR``, the
+    definition ``serve`` uses), so a handler run in-process is compared with the worker on equal
+    terms: glibc's thresholds here, and the environment Arrow's allocator reads when pyarrow loads,
+    so a process that loaded it without those variables starts again (same command) with them."""
+    from byoc.serving.memory import WORKER_ALLOCATOR
+
+    if WORKER_ALLOCATOR.set_environment(os.environ) and "pyarrow" in sys.modules:
+        sys.stdout.flush()
+        execv(sys.executable, sys.orig_argv)
+    WORKER_ALLOCATOR.apply()
 
 
 def commit() -> str:

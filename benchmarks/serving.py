@@ -21,7 +21,10 @@ machine in this run:
    own predict on the encoded row;
 3. batch: CSV bodies (SAGEMAKER_BATCH=true, MaxPayloadInMB 100), MB/s of the server against
    the same handler in this process (the same decode -> predict -> encode, no HTTP), and,
-   labelled as such, a plain pandas.read_csv + pipeline.predict;
+   labelled as such, a plain pandas.read_csv + pipeline.predict; this process runs with the
+   allocator settings a worker runs with (byoc.serving.memory.WORKER_ALLOCATOR, the definition
+   ``serve`` uses: glibc's thresholds, Arrow's purge delay), so the share measures the server,
+   not two allocators;
 4. memory: private memory (USS: Private_Clean + Private_Dirty from /proc/PID/smaps_rollup) of
    each of 4 workers serving the random forest, against the model's own size (RSS growth from
    loading it in a fresh process).
@@ -30,7 +33,8 @@ machine in this run:
    the built image (``docker run --network host --cpuset-cpus``, the model directory mounted
    read-only), each row beside this machine's, against the same ceiling, and a table of each
    row's share in the image against its share here (``--single-rows`` skips batches and memory:
-   ``--image TAG --models decision_tree,random_forest --single-rows`` takes about 3 minutes).
+   ``--image TAG --models decision_tree,random_forest --single-rows`` takes about 3 minutes;
+   ``--batches`` runs the batch table alone).
 
 Beside every single-row figure: the server's CPU time per request (master and workers, every
 thread, /proc/PID/task/*/schedstat; in an image the container's cgroup account), and the
@@ -46,7 +50,7 @@ git-ignored), so a second run (``--image`` after a plain run, say) measures with
 again; ``--retrain`` trains anew.
 
     .venv/bin/python benchmarks/serving.py [--duration 5] [--json results.json] [--image byoc-sklearn:TAG]
-        [--threads 8,2] [--shared-cores] [--single-rows]
+        [--threads 8,2] [--shared-cores] [--single-rows | --batches]
 """
 
 from __future__ import annotations
@@ -70,7 +74,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO), str(REPO / "container")]  # run as a script from the checkout
 
-from benchmarks.harness import ContainerServer, Layout, Server, byoc_server, on_cpus
+from benchmarks.harness import ContainerServer, Layout, Server, byoc_server, on_cpus, take_worker_allocator
 from benchmarks.synthetic import DATA, TARGET, synthetic_frame
 from support import clean_environ, free_port, make_ml_root, run_train
 
@@ -517,8 +521,12 @@ def main() -> int:
     parser.add_argument(
         "--single-rows", action="store_true", help="only the single-row table (no batches, no memory)"
     )
+    parser.add_argument(
+        "--batches", action="store_true", help="only the batch table (no single rows, no memory, no ceiling)"
+    )
     args = parser.parse_args()
-    if not shutil.which("wrk"):
+    take_worker_allocator()  # the in-process baselines run as a worker does
+    if not args.batches and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does it)")
 
     layout = Layout.choose(shared=args.shared_cores)
@@ -546,6 +554,11 @@ def main() -> int:
         layout.pinned
     ):  # this process's own work (in-process baselines, batch client) stays off the server's CPUs
         os.sched_setaffinity(0, layout.client_cpus)
+    if args.batches:
+        measure_batches(args, layout, roots, places, sample, results)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+        return 0
     print(
         f"\n{' '.join(wrk_command(layout, args.duration))} -s post.lua URL; {layout.describe()}; "
         f"{' / '.join(v.label for v in settings)}; {args.rounds} rounds; {args.train_rows} training rows\n"

@@ -13,7 +13,8 @@ import ctypes.util
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -101,6 +102,46 @@ def use_fixed_mmap_threshold(threshold: int = 128 * 1024, trim_threshold: int | 
     if trim_threshold is not None:
         fixed = _mallopt(M_TRIM_THRESHOLD, trim_threshold) and fixed
     return fixed
+
+
+@dataclass(frozen=True)
+class AllocatorSettings:
+    """How a process's allocators keep freed memory: glibc's mmap and trim thresholds, and the
+    environment Arrow's allocator reads when pyarrow loads.
+
+    One definition for the server's workers and for the benchmarks' in-process baselines, so a
+    benchmark comparing the two measures the server, not two allocator settings."""
+
+    mmap_threshold: int
+    trim_threshold: int
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+    def set_environment(self, environ: MutableMapping[str, str]) -> bool:
+        """Put the variables into ``environ`` where it has none of its own (an operator's value
+        wins, as ``serve`` lets it); whether anything was added."""
+        missing = {name: value for name, value in self.environment.items() if name not in environ}
+        environ.update(missing)
+        return bool(missing)
+
+    def apply(self) -> bool:
+        """Fix glibc's thresholds in this process (:func:`use_fixed_mmap_threshold`)."""
+        return use_fixed_mmap_threshold(self.mmap_threshold, self.trim_threshold)
+
+
+# A worker's allocators.  glibc keeps allocations up to 32 MiB on its heap (the ceiling of its own
+# sliding threshold) and up to 64 MiB free at the heap's top, so a batch slice's arrays are reused
+# by the next slice and request instead of being mapped and faulted in again each time (with 1 MiB
+# and the trim threshold of 128 KiB that fixing it implies, a 10 MB CSV body faulted ~25,000
+# pages); how much freed memory a worker keeps is bounded by byoc.serving.worker.RETAINED_LIMIT.
+# Not lower than 1 MiB: the CSV writer's 128 KiB record buffer was an mmap/munmap pair per request.
+# Arrow's allocator (mimalloc) hands freed pages back 10 ms after they are freed, so every batch
+# request faulted its decoded columns in again; MIMALLOC_PURGE_DELAY makes them wait 10 s, and a
+# worker holding too much releases them at once (:func:`release_free_memory`).
+WORKER_ALLOCATOR = AllocatorSettings(
+    mmap_threshold=32 << 20,
+    trim_threshold=64 << 20,
+    environment={"MIMALLOC_PURGE_DELAY": "10000"},
+)
 
 
 def release_free_memory() -> None:

@@ -38,13 +38,10 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from byoc.errors import ModelLoadError, UserError
+from byoc.serving.memory import WORKER_ALLOCATOR
 from byoc.serving.settings import ServingSettings
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-# Arrow's allocator (mimalloc) hands freed pages back 10 ms after they are freed, so every batch
-# request faulted its decoded columns in again; now they wait 10 s, and a worker holding too much
-# releases them at once (byoc.serving.memory.release_free_memory).  Read when pyarrow loads.
-ALLOCATOR_VARIABLES = {"MIMALLOC_PURGE_DELAY": "10000"}
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
 
 
@@ -83,20 +80,8 @@ def _quiet_ping_logger() -> type:
     return QuietPingLogger
 
 
-# glibc keeps allocations up to this on its heap (the ceiling of its own sliding threshold) and
-# up to WORKER_TRIM_THRESHOLD free at the heap's top, so a batch slice's arrays are reused by the
-# next slice and request instead of being mapped and faulted in again each time (with 1 MiB and
-# the trim threshold of 128 KiB that fixing it implies, a 10 MB CSV body faulted ~25,000 pages);
-# how much freed memory a worker keeps is bounded by byoc.serving.worker.RETAINED_LIMIT.  Not
-# lower than 1 MiB: the CSV writer's 128 KiB record buffer was an mmap/munmap pair per request.
-WORKER_MMAP_THRESHOLD = 32 << 20
-WORKER_TRIM_THRESHOLD = 64 << 20
-
-
 def _post_fork(server: Any, worker: Any) -> None:
-    from byoc.serving.memory import use_fixed_mmap_threshold
-
-    use_fixed_mmap_threshold(WORKER_MMAP_THRESHOLD, WORKER_TRIM_THRESHOLD)
+    WORKER_ALLOCATOR.apply()
     try:
         from threadpoolctl import threadpool_limits
 
@@ -215,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for variable in THREAD_VARIABLES:
         os.environ.setdefault(variable, "1")
-    for variable, value in ALLOCATOR_VARIABLES.items():
-        os.environ.setdefault(variable, value)
+    WORKER_ALLOCATOR.set_environment(os.environ)  # read when pyarrow loads, so before any import of it
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
