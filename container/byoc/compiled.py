@@ -53,7 +53,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
+from scipy.special import softmax as scipy_softmax
 from sklearn.base import BaseEstimator
+from sklearn.utils.extmath import softmax as sklearn_softmax
 
 from byoc import compiled_knn, compiled_onnx
 from byoc.compiled_estimator import CompiledEstimator, dense_matrix
@@ -138,15 +141,11 @@ class TreeliteEstimator(CompiledEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         scores = self._scores(X)
         if self.link == "softmax":
-            from scipy.special import softmax
-
-            return softmax(scores, axis=1)
+            return scipy_softmax(scores, axis=1)
         if self.link == "expit":
-            from scipy.special import expit
-
             scores = expit(scores)
         if self.classes_ is not None and len(self.classes_) == 2 and scores.shape[1] == 1:
-            return np.hstack([1.0 - scores, scores])  # binary boosting gives P(class 1)
+            return np.concatenate((1.0 - scores, scores), axis=1)  # binary boosting gives P(class 1)
         return scores
 
     def predict(self, X: Any) -> np.ndarray:
@@ -202,16 +201,16 @@ class LinearEstimator(CompiledEstimator):
 
     def probabilities(self, scores: np.ndarray) -> np.ndarray:
         """LogisticRegression's link on :meth:`decision_function`'s scores."""
-        from scipy.special import expit
-        from sklearn.utils.extmath import softmax
-
         if self.classes_ is None:
             raise AttributeError("a regression model has no predict_proba")
         if len(self.classes_) > 2:
-            return softmax(scores, copy=False)
+            return sklearn_softmax(scores, copy=False)
         prob = expit(scores, out=scores)
-        if prob.ndim == 1:
-            return np.stack([1 - prob, prob], axis=1)
+        if prob.ndim == 1:  # np.stack([1 - prob, prob], axis=1), without its cost on a request row
+            out = np.empty((len(prob), 2))
+            out[:, 0] = 1 - prob
+            out[:, 1] = prob
+            return out
         return prob / prob.sum(axis=1).reshape((prob.shape[0], -1))  # never reached by byoc's models
 
     def labels(self, scores: np.ndarray) -> np.ndarray:

@@ -479,7 +479,7 @@ class ForestEstimator(CompiledEstimator):
             return np.empty((0, width), dtype=np.float64)
         sums = self.run(values)
         if self.complement:
-            sums = np.hstack([self.n_trees - sums, sums])
+            sums = np.concatenate((self.n_trees - sums, sums), axis=1)
         sums /= self.n_trees  # as the forest's predict / predict_proba: the sum, then the mean
         return sums
 

@@ -226,6 +226,8 @@ class CategoryCoder(_OneToOne):
             for column, table in zip(columns, tables, strict=True)
             for cell in column.tolist()
         ]
+        if rows == 1:  # one request row: the list is the row already
+            return np.array([codes], dtype=np.float64)
         return np.array(codes, dtype=np.float64).reshape(len(columns), rows).T.copy()
 
 
@@ -534,13 +536,17 @@ class RowEncoder:
         Each step runs its fitted transformation directly (``transform_matrix``,
         ``transform_columns``): the steps were fitted and checked when this encoder was made, so
         scikit-learn's per-call fitted checks and output wrapping would only repeat themselves."""
+        return self.stack(self.outputs(columns))
+
+    def outputs(self, columns: Sequence[np.ndarray]) -> list[Any]:
+        """Each block's output for ``columns``, before :meth:`stack`."""
         parts = []
         for positions, steps in self.blocks:
             value = self.block_input(steps[0], columns, positions)
             for step in steps:
                 value = self.apply(step, value)
             parts.append(value)
-        return self.stack(parts)
+        return parts
 
     @staticmethod
     def block_input(first: Any, columns: Sequence[np.ndarray], positions: Sequence[int]) -> Any:
@@ -565,8 +571,12 @@ class RowEncoder:
 
 def _matrix(columns: Sequence[np.ndarray], positions: Sequence[int]) -> np.ndarray:
     """The float matrix of ``columns[positions]`` side by side (what ``np.stack(..., axis=1)``
-    gives, C-ordered, for a third of its cost on a request row)."""
-    out = np.empty((len(columns[positions[0]]), len(positions)), dtype=np.float64)
+    gives, C-ordered, for a third of its cost on a request row; one row, the most common request,
+    as one array of its cells: a third again)."""
+    rows = len(columns[positions[0]])
+    if rows == 1:
+        return np.array([[columns[i][0] for i in positions]], dtype=np.float64)
+    out = np.empty((rows, len(positions)), dtype=np.float64)
     for j, i in enumerate(positions):
         out[:, j] = columns[i]
     return out

@@ -30,6 +30,8 @@ from byoc.serving.row_ensemble import RowEnsemble, same_fitted
 
 MEMBERS = ["random_forest", "extra_trees", "gradient_boosting", "linear", "knn", "decision_tree"]
 ROWS = 400
+# binary: one score per row for linear (summed as Python floats), forests written for class 1 alone
+PROBLEMS = ["binary_classification", "multiclass_classification", "regression"]
 TOKENS = ["None", "NA", "<NA>", "null", "NaN", "nan", "true", "FALSE", "yes", "", " ", "007", "1.0", "café"]
 
 
@@ -58,6 +60,8 @@ def trained(problem_type: str, tmp: str) -> artifact.ModelArtifact:
     X = coerce_features(frame, features, where="train")
     if problem_type == "regression":
         y = X["age"].fillna(0).to_numpy() + (X["job"] == "a") * 5.0
+    elif problem_type == "binary_classification":
+        y = ((X["job"] == "a") | (X["age"] > 45)).astype(int).to_numpy()
     else:
         y = ((X["job"] == "a") | (X["age"] > 45)).astype(int).to_numpy() + (X["city"] == "c3")
     params = resolve(
@@ -79,7 +83,7 @@ def trained(problem_type: str, tmp: str) -> artifact.ModelArtifact:
 def models(tmp_path_factory) -> dict[str, tuple[Predictor, Predictor]]:
     """Per problem type: a Predictor on the row path and one on the pipeline."""
     out = {}
-    for problem_type in ("multiclass_classification", "regression"):
+    for problem_type in PROBLEMS:
         model = trained(problem_type, str(tmp_path_factory.mktemp(problem_type)))
         fast, slow = Predictor(model), Predictor(model)
         assert fast.enable_fast_path() and isinstance(fast.row_ensemble, RowEnsemble)
@@ -120,7 +124,7 @@ def assert_same(got: dict[str, object], want: dict[str, object]) -> None:
             assert got[field] == value, field
 
 
-@pytest.mark.parametrize("problem_type", ["multiclass_classification", "regression"])
+@pytest.mark.parametrize("problem_type", PROBLEMS)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_hostile_rows_get_the_pipelines_answers(models, problem_type, data):
