@@ -11,13 +11,18 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
+from byoc.automl import cluster, search
+from byoc.environment import MLPaths, TrainingEnvironment
 from support import (
+    clean_environ,
     csv_bytes,
     free_port,
     iris_frame,
@@ -103,6 +108,44 @@ def test_two_hosts_share_the_search_and_the_first_writes_the_model(tmp_path):
         assert labels == ["setosa", "versicolor", "virginica"]
     finally:
         stop_process(proc)
+
+
+def test_the_search_context_stays_on_every_host(tmp_path):
+    """The search's context is scattered to every host, so that Dask can score a lost host's
+    candidate again elsewhere.  Dask's active memory manager, by default, keeps one copy of such
+    data (its ReduceReplicas policy, every 2 s): candidates then go to the host holding it, and
+    when that host is lost, the context goes with it and the candidates waiting are cancelled."""
+    environ = clean_environ(BYOC_DASK_SCHEDULER_PORT=str(free_port()), BYOC_DASK_CONNECT_TIMEOUT="60")
+    first, second = (
+        TrainingEnvironment.from_files(MLPaths(_host_root(tmp_path, host)), environ=environ) for host in HOSTS
+    )
+    settings = cluster.Settings.from_environ(environ)
+    frame = iris_frame()
+    now = time.monotonic()
+    ctx = search.Context(  # what travels: the data; the search's other parts are not used here
+        X=frame.drop(columns=["target"]),
+        y=np.zeros(len(frame)),
+        problem_type="regression",
+        features=[],
+        n_classes=0,
+        objective=None,
+        plan=None,
+        seed=0,
+        n_jobs=1,
+        started=now,
+        hard_deadline=now + 120,
+        stop=threading.Event(),
+    )
+    with cluster.scheduler(first):
+        other = cluster._start(cluster._worker_command(cluster.address(second, settings), HOSTS[1], settings))
+        try:
+            with cluster.spread(first)(ctx) as runner:
+                runner.client.amm.run_once()  # what the scheduler would do every 2 s
+                names = {a: str(w["name"]) for a, w in runner.client.scheduler_info()["workers"].items()}
+                held = runner.client.who_has([runner._context])[runner._context.key]
+        finally:
+            cluster._stop(other)
+    assert {names[address] for address in held} == set(HOSTS)
 
 
 def test_a_host_that_cannot_reach_the_scheduler_fails_naming_host_and_port(tmp_path):

@@ -127,7 +127,16 @@ def _child_setup() -> Callable[[], None]:
 
 
 def _start(command: list[str]) -> subprocess.Popen:
-    env = dict(os.environ, DASK_LOGGING__DISTRIBUTED="warning", PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        DASK_LOGGING__DISTRIBUTED="warning",
+        # No active memory manager policy: its default (ReduceReplicas, every 2 s) keeps one copy
+        # of the search's context, scattered to every host; Dask then places candidates on the
+        # host holding it (work stealing moves some later), and a lost holder takes the context
+        # along ("lose scattered data, which can't be recovered"): its candidates are cancelled.
+        DASK_DISTRIBUTED__SCHEDULER__ACTIVE_MEMORY_MANAGER__POLICIES="[]",
+        PYTHONUNBUFFERED="1",
+    )
     return subprocess.Popen(command, env=env, preexec_fn=_child_setup())
 
 
