@@ -7,10 +7,12 @@ The same model, the same training matrix (shared, not copied), the same rules:
   ||y||^2`` clipped at 0; the training matrix's 0/1 columns (one-hot codes) enter the product
   as bits (popcount of the query's ones and each row's ones), the other columns by a matrix
   product, so a request row reads a few hundred kilobytes instead of the whole matrix;
-- one row (the server's single-row request) first finds its candidates in float32 (the numeric
-  columns' product on a float32 copy, the popcount, half the norms: about 600 KB read instead of
-  1 MB for 10,000 rows of 10 numeric + 95 one-hot columns) within a worst-case bound of the k-th,
-  then its exact squared distances to those few rows (:meth:`NeighboursEstimator._candidates`);
+- one row (the server's single-row request) first finds its candidates in float32 (one product
+  of the query's other columns and a 1 with a float32 copy of the training rows' other columns
+  and half their norms; the ones in common as the sum of the training rows' bytes at the query's
+  few ones, :meth:`NeighboursEstimator._common`: about 550 KB read for 10,000 rows of 10 numeric
+  + 95 one-hot columns, no bits to pack) within a worst-case bound of the k-th, then its exact
+  squared distances to those few rows (:meth:`NeighboursEstimator._candidates`);
 - the k nearest by ``argpartition``, then scikit-learn's voting: uniform counts or 1/distance
   weights (neighbours at distance 0 alone, weight 1, when there are any), probabilities in
   ``classes_`` order, labels by its argmax / weighted mode (the first class on ties); regression
@@ -103,18 +105,24 @@ class NeighboursEstimator(CompiledEstimator):
             binary = binary[:0]
         self.binary = binary
         self.other = np.setdiff1d(np.arange(fit_X.shape[1]), binary)
+        # one row's 0/1 and other values: a view where the columns are consecutive (the encoder's)
+        self.binary_at, self.other_at = _columns_at(binary), _columns_at(self.other)
         # a transposed copy of the other columns (a strided view of them took 60% longer a row)
         self.other_t = np.ascontiguousarray(fit_X[:, self.other].T) if len(binary) else None
         # one array of uint64 per 64 of those columns, over the training rows
         self.words = np.ascontiguousarray(_bit_words(fit_X[:, binary] == 1).T) if len(binary) else None
-        # one row's prefilter (:meth:`_candidates`): the other columns and half the norms in float32
+        # one row's prefilter (:meth:`_candidates`): the other columns with half the norms as one
+        # more row, in float32, so that one product gives ``||y||^2 / 2 - x.y`` (the query's -x, 1)
         self.other32: np.ndarray | None = None
         if self.other_t is not None and self.words is not None:
-            other32 = self.other_t.astype(np.float32)
+            half_norms = (0.5 * self.norms)[None, :]
+            other32 = np.concatenate((self.other_t, half_norms)).astype(np.float32)
             self.other32 = other32 if np.isfinite(other32).all() else None
-            self.half_norms32 = (0.5 * self.norms).astype(np.float32)
             self.max_norm = float(self.norms.max())
             self.common_dtype = np.uint8 if 64 * len(self.words) <= 255 else np.uint16
+            # the 0/1 columns' ones as bytes, a row of them per column: a query's few ones add up
+            # their rows (its ones in common with each training row) reading a byte per one and row
+            self.bits = np.ascontiguousarray((fit_X[:, binary] == 1).T).view(np.uint8)
 
     # -- the search --------------------------------------------------------------------------------
     def _squared_distances(self, X: np.ndarray) -> np.ndarray:
@@ -143,26 +151,23 @@ class NeighboursEstimator(CompiledEstimator):
 
         ``key = ||y||^2 - 2 x.y`` ranks the rows as their squared distances do; its float32 value
         is within ``e32`` of the exact one (a worst-case bound: the products and sums of
-        ``len(other) + 10`` roundings of at most ``eps32 (||x||^2 + max ||y||^2)`` each).  Every row
+        ``len(other) + 10`` roundings (the product has ``len(other) + 1`` terms, half the norm the
+        last; the conversions to float32 round once each) of at most ``eps32 (||x||^2 + max ||y||^2)`` each).  Every row
         the float64 selection (:meth:`_nearest`) could count at the k-th place lies within
         ``2 e32 + 8 error`` of the k-th key; twice that margin is kept.  None when the query holds
         other values than 0/1 in the 0/1 columns, is out of float32's range, or the margin leaves
         more than an eighth of the rows (then every row is searched in float64)."""
-        query = x[self.binary]
+        query = x[self.binary_at]
         ones = query == 1
-        words = self.words
-        if self.other32 is None or words is None or np.count_nonzero(query) != np.count_nonzero(ones):
+        if self.other32 is None or np.count_nonzero(query) != np.count_nonzero(ones):
             return None
-        x32 = x[self.other].astype(np.float32)
-        if not np.isfinite(x32).all():
+        xq = np.empty(len(self.other32), dtype=np.float32)
+        np.negative(x[self.other_at], out=xq[:-1], casting="same_kind")
+        xq[-1] = 1.0
+        if not np.isfinite(xq).all():
             return None
-        half = x32 @ self.other32  # x.y over the other columns, float32
-        packed = _bit_words(ones[None, :])[0]
-        common = np.bitwise_count(words[0] & packed[0]).astype(self.common_dtype, copy=False)
-        for w in range(1, len(words)):  # ones in common: exact integers
-            common += np.bitwise_count(words[w] & packed[w])
-        np.subtract(self.half_norms32, half, out=half)
-        np.subtract(half, common, out=half)  # key / 2
+        half = xq @ self.other32  # ||y||^2 / 2 - x.y over the other columns, float32
+        np.subtract(half, self._common(ones), out=half)  # key / 2
         k = self.k
         # the k-th key of the first SAMPLE_ROWS rows is at least the k-th of all: few rows below it
         bound = float(np.partition(half[: max(SAMPLE_ROWS, k)], k - 1)[k - 1])
@@ -173,6 +178,22 @@ class NeighboursEstimator(CompiledEstimator):
         limit = 0.5 * kth + 2.0 * e32 + 8.0 * error  # key / 2 within twice the margin of the k-th
         rows = below[half[below] <= limit] if limit <= bound else np.flatnonzero(half <= limit)
         return rows if len(rows) <= len(self.fit_X) // 8 else None
+
+    def _common(self, ones: np.ndarray) -> np.ndarray:
+        """How many ones each training row shares with one query row's 0/1 columns (``ones``, a
+        boolean per column): exact small integers.  The sum of the training rows' bytes at the
+        query's ones while they are few (the encoder's one-hot row has one per feature), else the
+        popcount of the bit words (which first packs the query's bits)."""
+        words = self.words
+        assert words is not None
+        positions = np.flatnonzero(ones)
+        if len(positions) <= 8 * len(words):  # a byte per one and row against 8 bytes per word
+            return self.bits[positions].sum(axis=0, dtype=self.common_dtype)
+        packed = _bit_words(ones[None, :])[0]
+        common = np.bitwise_count(words[0] & packed[0]).astype(self.common_dtype, copy=False)
+        for w in range(1, len(words)):  # ones in common: exact integers
+            common += np.bitwise_count(words[w] & packed[w])
+        return common
 
     def _row_neighbours(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """:meth:`_neighbours` of one row among its float32 candidates (:meth:`_candidates`), their
@@ -186,14 +207,18 @@ class NeighboursEstimator(CompiledEstimator):
             return None
         difference = self.fit_X[rows] - x
         squared = np.einsum("ij,ij->i", difference, difference)
-        order = np.argsort(squared, kind="stable")
-        ranked = squared[order]
+        # a few candidates: sorted (stably, as argsort) and counted in Python floats, the same values
+        values = squared.tolist()
+        order = sorted(range(len(values)), key=values.__getitem__)
         k = self.k
-        error = 1.01 * self.bound * (3.0 * norm + 2.0 * float(ranked[k - 1])) + 1e-300
-        within = int(np.searchsorted(ranked, ranked[k - 1] + 4.0 * error, side="right"))
-        chosen = order[:k]
+        kth = values[order[k - 1]]
+        error = 1.01 * self.bound * (3.0 * norm + 2.0 * kth) + 1e-300
+        within, reach = k, kth + 4.0 * error  # the candidates up to the k-th's distance + 4 x error
+        while within < len(order) and values[order[within]] <= reach:
+            within += 1
+        chosen: Any = order[:k]
         if within > k:
-            chosen = self._settle(squared, order[:within], 4.0 * error, self.targets[rows])
+            chosen = self._settle(squared, np.array(order[:within]), 4.0 * error, self.targets[rows])
         nearest, distances = rows[chosen], squared[chosen]
         if self.distance_weights and float(distances[0]) <= error / WEIGHT_RTOL:
             if not (_small_integers(X)[0] and self.integral_rows[nearest].all()):
@@ -265,22 +290,29 @@ class NeighboursEstimator(CompiledEstimator):
         if not np.isfinite(X).all():
             return getattr(self.reference, method)(X)  # scikit-learn's own error message
         step = max(1, CHUNK_CELLS // len(self.fit_X))
-        parts = []
-        for start in range(0, len(X), step):
-            chunk = X[start : start + step]
-            try:
-                parts.append(getattr(self, f"_{method}")(chunk))
-            except Ambiguous:
-                parts.append(np.asarray(getattr(self.reference, method)(chunk)))
+        if 0 < len(X) <= step:  # one chunk (the server's single row): nothing to put together
+            return self._answer(X, method)
+        parts = [self._answer(X[start : start + step], method) for start in range(0, len(X), step)]
         if not parts:
             return np.empty((0, self.n_classes)) if method == "predict_proba" else np.empty(0)
         return np.concatenate(parts)
+
+    def _answer(self, chunk: np.ndarray, method: str) -> np.ndarray:
+        """``method``'s answer for ``chunk``: computed here, or scikit-learn's when ambiguous."""
+        try:
+            answer: np.ndarray = getattr(self, f"_{method}")(chunk)
+            return answer
+        except Ambiguous:
+            return np.asarray(getattr(self.reference, method)(chunk))
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         nearest, squared = self._neighbours(X)
         weights = self._weights(squared)
         # each row's votes per class, added nearest first from 0 as scikit-learn's loop adds them
-        slots = (self.targets[nearest] + self.n_classes * np.arange(len(X))[:, None]).ravel()
+        slots = self.targets[nearest]
+        if len(X) > 1:  # row r's class c at r * n_classes + c
+            slots = slots + self.n_classes * np.arange(len(X))[:, None]
+        slots = slots.ravel()
         votes = None if weights is None else weights.ravel()
         proba = np.bincount(slots, votes, minlength=len(X) * self.n_classes).astype(np.float64)
         proba = proba.reshape(len(X), self.n_classes)
@@ -312,6 +344,13 @@ class NeighboursEstimator(CompiledEstimator):
 
 def _dense(X: Any, width: int) -> np.ndarray:
     return np.ascontiguousarray(dense_matrix(X, np.float64, width))
+
+
+def _columns_at(columns: np.ndarray) -> np.ndarray | slice:
+    """``columns`` (ascending) as a slice when they are consecutive: a view of a row, not a copy."""
+    if len(columns) and columns[-1] - columns[0] == len(columns) - 1:
+        return slice(int(columns[0]), int(columns[-1]) + 1)
+    return columns
 
 
 def _small_integers(X: np.ndarray) -> np.ndarray:

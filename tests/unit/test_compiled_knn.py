@@ -209,26 +209,32 @@ def test_a_compiled_knn_that_disagrees_at_load_falls_back_with_the_reason(tmp_pa
     integral=st.booleans(),
     copies=st.integers(0, 3),
     weights=st.sampled_from(["uniform", "distance"]),
+    shuffled=st.booleans(),
 )
 def test_one_row_is_searched_among_float32_candidates_that_hold_every_contender(
-    seed, n, numeric, groups, levels, k, scale, integral, copies, weights
+    seed, n, numeric, groups, levels, k, scale, integral, copies, weights, shuffled
 ):
     """One row's float32 prefilter keeps every training row the float64 search could count at the
     k-th place (within 4 x its error bound), duplicates and equidistant rows included; the answers
-    are scikit-learn's."""
+    are scikit-learn's.  The 0/1 columns consecutive (the encoder's order) or mixed among the
+    others (then gathered by index, not sliced)."""
     rng = np.random.default_rng(seed)
     X = encoded(rng, n, numeric, groups, levels, integral)
     X[:, :numeric] *= scale
     X = np.vstack([X] + [X[: n // 3]] * copies)
+    columns = rng.permutation(X.shape[1]) if shuffled else np.arange(X.shape[1])
+    X = X[:, columns]
     y = rng.integers(0, 3, len(X))
     k = min(k, len(X))
     reference = NeighboursClassifier(n_neighbors=k, weights=weights, n_jobs=1).fit(X, y)
     candidate = NeighboursEstimator(reference)
     assert candidate.other32 is not None  # the one-hot columns are the majority: bits and float32
+    consecutive = np.ptp(candidate.binary) == len(candidate.binary) - 1
+    assert isinstance(candidate.binary_at, slice) == consecutive and (consecutive or shuffled)
     fresh = encoded(rng, 20, numeric, groups, levels, integral)
     fresh[:, :numeric] *= scale
     fresh[::2, :numeric] = rng.normal(size=(10, numeric)) * scale  # fewer ties: the prefilter answers
-    queries = np.vstack([fresh, X[:10], X[:5] + 1e-9 * scale])
+    queries = np.vstack([fresh[:, columns], X[:10], X[:5] + 1e-9 * scale])
     for x in queries:
         norm = float(x @ x)
         rows = candidate._candidates(x, norm)
@@ -254,3 +260,28 @@ def test_one_row_equidistant_from_copies_of_different_labels_is_left_to_scikit_l
     assert rows is not None and {0, len(X) - 1} <= set(rows.tolist())
     np.testing.assert_array_equal(candidate.predict_proba(query), reference.predict_proba(query))
     assert candidate.reference.calls == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(8, 300),
+    groups=st.integers(1, 40),
+    levels=st.integers(2, 9),
+    extra_ones=st.integers(0, 80),
+)
+def test_one_rows_ones_in_common_are_counted_exactly_by_bytes_and_by_words(
+    seed, n, groups, levels, extra_ones
+):
+    """The ones a query shares with each training row: the bytes' sum for a few ones (a one-hot
+    row), the popcount for many (0/1 columns that are not one-hot), exactly the count either way."""
+    rng = np.random.default_rng(seed)
+    X = np.hstack([rng.normal(size=(n, 1)), encoded(rng, n, 0, groups, levels, True)])
+    reference = NeighboursClassifier(n_neighbors=1, n_jobs=1).fit(X, rng.integers(0, 2, n))
+    candidate = NeighboursEstimator(reference)
+    assert candidate.words is not None
+    bits = X[:, candidate.binary] == 1
+    one_hot = encoded(rng, 1, 0, groups, levels, True)[0] == 1
+    for ones in [one_hot, rng.random(bits.shape[1]) < extra_ones / 80]:
+        expected = (bits & ones).sum(axis=1)
+        np.testing.assert_array_equal(candidate._common(ones).astype(np.int64), expected)
