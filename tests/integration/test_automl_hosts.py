@@ -282,7 +282,11 @@ def test_a_lost_worker_host_leaves_the_first_host_to_finish_the_job(tmp_path):
     """The second host dies mid-search (its train process killed, its Dask worker with it): the
     first host notices, scores the rest itself and saves the model — no hang, no fault."""
     settings = {"BYOC_DASK_SCHEDULER_PORT": str(free_port()), "BYOC_DASK_CONNECT_TIMEOUT": "60"}
-    params = {"max_runtime_seconds": 240, "max_candidates": 5}  # the budget: for a busy machine
+    # The search ends after 5 candidates; the budget only bounds a machine so busy that a
+    # candidate takes a minute: at 240 s such a machine ran out of budget before the first host
+    # could finish a candidate after the loss (the budget stopped it, as it should).
+    budget = 600
+    params = {"max_runtime_seconds": budget, "max_candidates": 5}
     first, second = (_host_root(tmp_path, host, **params) for host in HOSTS)
     worker = start_train(second, env=settings)
     leader = start_train(first, env=settings)
@@ -290,7 +294,7 @@ def test_a_lost_worker_host_leaves_the_first_host_to_finish_the_job(tmp_path):
         seen = read_until(leader, r"auto candidate \d+: .* on localhost; elapsed")
         worker.kill()
         worker.wait(timeout=30)
-        rest = leader.communicate(timeout=200)[0]
+        rest = leader.communicate(timeout=budget + 60)[0]  # the job ends by its budget, then saves
     finally:
         for proc in (leader, worker):
             if proc.poll() is None:
