@@ -408,10 +408,11 @@ def test_candidates_that_all_fail_in_our_code_are_a_fault_named_with_their_error
     assert model_dir_entries(root) == []
 
 
-def _xor_plus_linear_frame(n: int = 400, k: int = 12, seed: int = 0) -> pd.DataFrame:
+def _xor_plus_linear_frame(n: int = 800, k: int = 12, seed: int = 0) -> pd.DataFrame:
     """Log-odds that add an XOR of two columns (trees see it, a linear model cannot) to a linear
-    sum of twelve others (the linear model sees it; trees on 400 rows only roughly): a meta-model
-    that adds its members' log-odds beats each member and their average."""
+    sum of twelve others (the linear model sees it; trees on 800 rows only roughly): a meta-model
+    that adds its members' log-odds beats each member and their average, by more than the
+    cross-validation noise (on 400 rows its F1 gain over the average, 0.011, was within it: 0.013)."""
     rng = np.random.default_rng(seed)
     a, b = rng.uniform(size=n), rng.uniform(size=n)
     z = rng.normal(size=(n, k))
@@ -420,7 +421,9 @@ def _xor_plus_linear_frame(n: int = 400, k: int = 12, seed: int = 0) -> pd.DataF
     return frame.assign(label=np.where(log_odds > 0, "yes", "no"))
 
 
-def test_a_stacked_ensemble_is_chosen_when_it_scores_best_and_is_served_as_trained(tmp_path):
+def test_a_stacked_ensemble_is_chosen_when_it_scores_best_beyond_the_noise_and_is_served_as_trained(
+    tmp_path,
+):
     from byoc import artifact, preprocessing
     from byoc.automl import stack
     from byoc.serving.inference import single_threaded

@@ -29,6 +29,7 @@ from byoc.automl import (
     search,
     stack,
 )
+from byoc.automl.choice import Option, choose, noise
 from byoc.errors import DataError, HyperparameterError, JobStopped
 
 
@@ -348,6 +349,61 @@ def test_on_small_data_selection_starts_from_the_best_candidates_equally_weighte
     assert list(blend.select(ranked, y, goal, BINARY, 2)[0]) == ["m0-onehot"]
     assert blend.initial_members(search.SMALL_ROWS) == blend.SORTED_INIT
     assert blend.initial_members(search.SMALL_ROWS + 1) == 1
+
+
+def _option(name: str, predictions: np.ndarray, y: np.ndarray, complexity: int) -> Option:
+    score = float(np.sqrt(np.mean((predictions - y) ** 2)))
+    return Option(name, predictions, score, complexity)
+
+
+def test_the_choice_is_the_simplest_option_within_the_noise_of_the_best():
+    """A simpler option a hair behind the best (well within the fold-to-fold noise) is chosen;
+    one behind by far more than the noise is not, however simple."""
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=300)
+    plan = search.make_plan(y, REGRESSION, seed=0)
+    goal = objective.resolve("RMSE", REGRESSION)
+    noisy = y + rng.normal(scale=1.0, size=300)
+    close = noisy + rng.normal(scale=0.05, size=300)  # the best's near twin
+    far = y + rng.normal(scale=2.0, size=300)  # clearly worse
+    best, twin = (noisy, close) if np.std(noisy - y) < np.std(close - y) else (close, noisy)
+    options = [_option("complex", best, y, 2), _option("simple", twin, y, 1), _option("simplest", far, y, 0)]
+    chosen, top, margin = choose(options, y, plan, goal, REGRESSION, 0)
+    assert top.name == "complex" and chosen.name == "simple"
+    assert 0 < options[0].score < options[1].score <= options[0].score + margin
+
+
+def test_an_ensemble_clearly_better_than_every_single_model_is_chosen():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=300)
+    a, b = y + rng.normal(size=300), y + rng.normal(size=300)
+    options = [_option("a", a, y, 0), _option("b", b, y, 0), _option("blend", (a + b) / 2, y, 1)]
+    plan = search.make_plan(y, REGRESSION, seed=0)
+    chosen, _, _ = choose(options, y, plan, objective.resolve("RMSE", REGRESSION), REGRESSION, 0)
+    assert chosen.name == "blend"
+
+
+def test_one_held_out_split_has_no_noise_estimate_so_the_best_score_wins():
+    y = np.arange(20.0)
+    plan = search.make_plan(y, REGRESSION, seed=0, n_train=10)
+    held = y[10:]
+    options = [
+        _option("simple", held + 1.0, held, 0),
+        _option("complex", held + 0.9, held, 1),
+        _option("tie", held + 0.9, held, 2),
+    ]
+    goal = objective.resolve("RMSE", REGRESSION)
+    chosen, _, margin = choose(options, held, plan, goal, REGRESSION, 0)
+    assert (chosen.name, margin) == ("complex", 0.0)
+
+
+def test_the_noise_is_the_standard_error_corrected_for_overlapping_training_sets():
+    """Nadeau and Bengio: var x (1/J + test/train); 5-fold x 3 on 100 rows: 1/15 + 20/80."""
+    plan = search.make_plan(np.arange(100.0), REGRESSION, seed=0)
+    differences = np.array([1.0, -1.0] * 7 + [0.0])
+    expected = np.sqrt((1 / 15 + 20 / 80) * np.var(differences, ddof=1))
+    assert noise(differences, plan) == pytest.approx(expected)
+    assert noise(np.array([0.3, np.nan]), plan) == 0.0
 
 
 def test_a_blend_predicts_the_weighted_mean_of_its_members():

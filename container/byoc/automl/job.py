@@ -30,7 +30,18 @@ from threadpoolctl import threadpool_limits
 
 from byoc import metrics
 from byoc.artifact import REGRESSION, Feature
-from byoc.automl import blend, candidates, checkpoints, explore, isolated, objective, report, search, stack
+from byoc.automl import (
+    blend,
+    candidates,
+    checkpoints,
+    choice,
+    explore,
+    isolated,
+    objective,
+    report,
+    search,
+    stack,
+)
 from byoc.fit import FitInput, FitOutput
 
 log = logging.getLogger(__name__)
@@ -375,6 +386,36 @@ def _stopped_choice(
     return min(ranked, key=lambda r: costs.refit(r.candidate, folds)), ""
 
 
+def _stack_beyond_noise(
+    stacked: stack.Scored,
+    chosen: Sequence[tuple[search.Result, float]],
+    score: float,
+    y_held: np.ndarray,
+    plan: search.Plan,
+    goal: objective.Objective,
+    problem_type: str,
+    n_classes: int,
+) -> bool:
+    """Does the stack beat the blend or candidate otherwise chosen (``chosen``, scoring ``score``)
+    by more than the cross-validation noise (:mod:`.choice`)?  Logged either way."""
+    held_out = sum(w * np.asarray(r.oof, dtype=float) for r, w in chosen)
+    simpler = choice.Option(
+        "the blend" if len(chosen) > 1 else chosen[0][0].name, np.asarray(held_out), score, 0
+    )
+    ensemble = choice.Option(stacked.result.name, np.asarray(stacked.result.oof), stacked.result.score, 1)
+    picked, _, margin = choice.choose([simpler, ensemble], y_held, plan, goal, problem_type, n_classes)
+    log.info(
+        "auto: %s: the stack scores %s=%.6f against %.6f for %s; noise of the difference %.6f",
+        "stacked ensemble chosen" if picked is ensemble else "no stacked ensemble",
+        goal.name,
+        ensemble.score,
+        simpler.score,
+        simpler.name,
+        margin,
+    )
+    return picked is ensemble
+
+
 def _importances(
     estimator: Any, X: pd.DataFrame, y: np.ndarray, problem_type: str, seed: int, deadline: float
 ) -> tuple[dict[str, float] | None, str]:
@@ -602,8 +643,8 @@ def run(
 
     if (
         stacked is not None
-        and goal.better(stacked.result.score, blend_score)
         and goal.better(stacked.result.score, best.score)
+        and _stack_beyond_noise(stacked, chosen, blend_score, y_held, plan, goal, problem_type, n_classes)
     ):
         fitted, cut = refit([(m, 1.0) for m in stacked.members])
         if len(fitted) == len(stacked.members):

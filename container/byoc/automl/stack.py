@@ -6,8 +6,9 @@ AutoGluon's stacker layer does.  The search already holds every candidate's out-
 predictions, so the stack costs no extra fit of its members: the meta-model (logistic
 regression on the members' log-probabilities, or non-negative least squares on their
 predictions for regression) is scored by cross-validation on those predictions, and the stack
-is chosen only when that score beats both the blend and the best single candidate.  Its members
-are then refitted on all rows like a blend's; the meta-model is fitted on all out-of-fold rows.
+is chosen only when that score beats the blend and every candidate by more than the
+cross-validation noise (:mod:`.choice`).  Its members are then refitted on all rows like a
+blend's; the meta-model is fitted on all out-of-fold rows.
 
 :func:`meta_features` is the one rule that turns members' predictions into the meta-model's
 input: the stack's CV score and the served model both call it.
