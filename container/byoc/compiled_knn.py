@@ -12,7 +12,9 @@ The same model, the same training matrix (shared, not copied), the same rules:
   and half their norms; the ones in common as the sum of the training rows' bytes at the query's
   few ones, :meth:`NeighboursEstimator._common`: about 550 KB read for 10,000 rows of 10 numeric
   + 95 one-hot columns, no bits to pack) within a worst-case bound of the k-th, then its exact
-  squared distances to those few rows (:meth:`NeighboursEstimator._candidates`);
+  squared distances to those few rows (:meth:`NeighboursEstimator._candidates`); the server's
+  request row takes that path from its columns (:class:`NeighbourRows`): its ones come from its
+  category codes through the one-hot step's own table, not from a one-hot row;
 - the k nearest by ``argpartition``, then scikit-learn's voting: uniform counts or 1/distance
   weights (neighbours at distance 0 alone, weight 1, when there are any), probabilities in
   ``classes_`` order, labels by its argmax / weighted mode (the first class on ties); regression
@@ -31,12 +33,15 @@ Every answer given here is therefore scikit-learn's, to the stated tolerance, wh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from scipy import sparse
 
 from byoc.compiled_estimator import CompiledEstimator, dense_matrix
+from byoc.compiled_linear import _width
+from byoc.preprocessing import MISSING_CODE, CategoryCoder, CodeOneHot, RowEncoder
 
 EPS = float(np.finfo(np.float64).eps)
 EPS32 = float(np.finfo(np.float32).eps)
@@ -104,6 +109,8 @@ class NeighboursEstimator(CompiledEstimator):
         if 2 * len(binary) < fit_X.shape[1]:  # few 0/1 columns: one matrix product over all of them
             binary = binary[:0]
         self.binary = binary
+        self.bit_of = np.full(fit_X.shape[1], -1, dtype=np.intp)  # a column's place among the 0/1 ones
+        self.bit_of[binary] = np.arange(len(binary))
         self.other = np.setdiff1d(np.arange(fit_X.shape[1]), binary)
         # one row's 0/1 and other values: a view where the columns are consecutive (the encoder's)
         self.binary_at, self.other_at = _columns_at(binary), _columns_at(self.other)
@@ -145,9 +152,11 @@ class NeighboursEstimator(CompiledEstimator):
         squared += self.norms[None, :]
         return np.maximum(squared, 0.0, out=squared)
 
-    def _candidates(self, x: np.ndarray, norm: float) -> np.ndarray | None:
+    def _candidates(self, x: np.ndarray, norm: float, ones: np.ndarray | None = None) -> np.ndarray | None:
         """The training rows (ascending) among which one query row ``x`` (1-D, squared norm
         ``norm``) finds its k nearest, found in float32: half the memory of the float64 search.
+        ``ones``: the rows of :attr:`bits` at the query's ones when the caller knows them (and
+        that its other 0/1 columns hold zeros: :class:`NeighbourRows`), else found in ``x``.
 
         ``key = ||y||^2 - 2 x.y`` ranks the rows as their squared distances do; its float32 value
         is within ``e32`` of the exact one (a worst-case bound: the products and sums of
@@ -157,10 +166,14 @@ class NeighboursEstimator(CompiledEstimator):
         ``2 e32 + 8 error`` of the k-th key; twice that margin is kept.  None when the query holds
         other values than 0/1 in the 0/1 columns, is out of float32's range, or the margin leaves
         more than an eighth of the rows (then every row is searched in float64)."""
-        query = x[self.binary_at]
-        ones = query == 1
-        if self.other32 is None or np.count_nonzero(query) != np.count_nonzero(ones):
+        if self.other32 is None:
             return None
+        if ones is None:
+            query = x[self.binary_at]
+            is_one = query == 1
+            if np.count_nonzero(query) != np.count_nonzero(is_one):
+                return None
+            ones = np.flatnonzero(is_one)
         xq = np.empty(len(self.other32), dtype=np.float32)
         np.negative(x[self.other_at], out=xq[:-1], casting="same_kind")
         xq[-1] = 1.0
@@ -180,29 +193,32 @@ class NeighboursEstimator(CompiledEstimator):
         return rows if len(rows) <= len(self.fit_X) // 8 else None
 
     def _common(self, ones: np.ndarray) -> np.ndarray:
-        """How many ones each training row shares with one query row's 0/1 columns (``ones``, a
-        boolean per column): exact small integers.  The sum of the training rows' bytes at the
-        query's ones while they are few (the encoder's one-hot row has one per feature), else the
-        popcount of the bit words (which first packs the query's bits)."""
+        """How many ones each training row shares with one query row's 0/1 columns (``ones``: the
+        positions of its ones among them, :attr:`bits`' rows): exact small integers.  The sum of
+        the training rows' bytes at the query's ones while they are few (the encoder's one-hot row
+        has one per feature), else the popcount of the bit words (which first packs the query's bits)."""
         words = self.words
         assert words is not None
-        positions = np.flatnonzero(ones)
-        if len(positions) <= 8 * len(words):  # a byte per one and row against 8 bytes per word
-            return self.bits[positions].sum(axis=0, dtype=self.common_dtype)
-        packed = _bit_words(ones[None, :])[0]
+        if len(ones) <= 8 * len(words):  # a byte per one and row against 8 bytes per word
+            return self.bits[ones].sum(axis=0, dtype=self.common_dtype)
+        is_one = np.zeros(len(self.bits), dtype=bool)
+        is_one[ones] = True
+        packed = _bit_words(is_one[None, :])[0]
         common = np.bitwise_count(words[0] & packed[0]).astype(self.common_dtype, copy=False)
         for w in range(1, len(words)):  # ones in common: exact integers
             common += np.bitwise_count(words[w] & packed[w])
         return common
 
-    def _row_neighbours(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    def _row_neighbours(
+        self, X: np.ndarray, ones: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """:meth:`_neighbours` of one row among its float32 candidates (:meth:`_candidates`), their
         squared distances computed directly (within the same bound as the full search's), then
         :meth:`_nearest`'s selection: sorted, the k-th, the rows within rounding of it
         (:meth:`_settle`), distance weights near 0.  None without candidates."""
         x = X[0]
         norm = float(x @ x)
-        rows = self._candidates(x, norm)
+        rows = self._candidates(x, norm, ones)
         if rows is None:
             return None
         difference = self.fit_X[rows] - x
@@ -225,10 +241,11 @@ class NeighboursEstimator(CompiledEstimator):
                 raise Ambiguous
         return nearest[None, :], distances[None, :]
 
-    def _neighbours(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _neighbours(self, X: np.ndarray, ones: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(indices, squared distances) of each row's k nearest, nearest first; raises Ambiguous.
-        One row is searched among its float32 candidates when it has them (:meth:`_row_neighbours`)."""
-        found = self._row_neighbours(X) if len(X) == 1 else None
+        One row is searched among its float32 candidates when it has them (:meth:`_row_neighbours`;
+        ``ones`` as :meth:`_candidates` takes them)."""
+        found = self._row_neighbours(X, ones) if len(X) == 1 else None
         return found if found is not None else self._nearest(X, self._squared_distances(X))
 
     def _nearest(self, X: np.ndarray, squared: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -297,16 +314,25 @@ class NeighboursEstimator(CompiledEstimator):
             return np.empty((0, self.n_classes)) if method == "predict_proba" else np.empty(0)
         return np.concatenate(parts)
 
-    def _answer(self, chunk: np.ndarray, method: str) -> np.ndarray:
+    def answer_row(self, X: np.ndarray, ones: np.ndarray, method: str) -> np.ndarray:
+        """``method``'s answer for one encoded row ``X`` (1 x features) whose 0/1 columns hold
+        zeros but at ``ones`` (:attr:`bits`' rows, given by :class:`NeighbourRows` from the
+        request's category codes): :meth:`predict`'s or :meth:`predict_proba`'s, without the
+        input's checks and the search for its ones."""
+        if not np.isfinite(X).all():
+            return self._chunked(X, method)
+        return self._answer(X, method, ones)
+
+    def _answer(self, chunk: np.ndarray, method: str, ones: np.ndarray | None = None) -> np.ndarray:
         """``method``'s answer for ``chunk``: computed here, or scikit-learn's when ambiguous."""
         try:
-            answer: np.ndarray = getattr(self, f"_{method}")(chunk)
+            answer: np.ndarray = getattr(self, f"_{method}")(chunk, ones)
             return answer
         except Ambiguous:
             return np.asarray(getattr(self.reference, method)(chunk))
 
-    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        nearest, squared = self._neighbours(X)
+    def _predict_proba(self, X: np.ndarray, ones: np.ndarray | None = None) -> np.ndarray:
+        nearest, squared = self._neighbours(X, ones)
         weights = self._weights(squared)
         # each row's votes per class, added nearest first from 0 as scikit-learn's loop adds them
         slots = self.targets[nearest]
@@ -323,15 +349,15 @@ class NeighboursEstimator(CompiledEstimator):
                 raise Ambiguous
         return proba
 
-    def _predict(self, X: np.ndarray) -> np.ndarray:
+    def _predict(self, X: np.ndarray, ones: np.ndarray | None = None) -> np.ndarray:
         if self.classes_ is None:
-            nearest, squared = self._neighbours(X)
+            nearest, squared = self._neighbours(X, ones)
             values = self.targets[nearest]
             weights = self._weights(squared)
             if weights is None:
                 return np.mean(values, axis=1)
             return np.sum(values * weights, axis=1) / np.sum(weights, axis=1)
-        return self.classes_.take(np.argmax(self._predict_proba(X), axis=1))
+        return self.classes_.take(np.argmax(self._predict_proba(X, ones), axis=1))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         if self.classes_ is None:
@@ -340,6 +366,118 @@ class NeighboursEstimator(CompiledEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         return self._chunked(X, "predict")
+
+    def on_columns(self, encoder: RowEncoder) -> NeighbourRows | None:
+        """This model behind ``encoder`` on a request's columns (:class:`NeighbourRows`), or None."""
+        return NeighbourRows.of(encoder, self)
+
+
+class NeighbourRows:
+    """A compiled knn model behind its :class:`RowEncoder`, on a request's columns (the server's
+    few-row path): one row's ones go from its category codes straight to the training rows' bytes
+    (:meth:`NeighboursEstimator._common`), looked up in the one-hot step's own code -> column
+    table (:meth:`CodeOneHot._table`, the encoding rule in one place), instead of the encoder
+    building a one-hot row for the model to search for its ones again.  The row itself (needed for
+    the candidates' exact distances) is zeros with a 1 at those columns and the numeric blocks'
+    outputs, as the encoder gives it.  Several rows: the encoder's matrix and the model's search."""
+
+    def __init__(
+        self,
+        model: NeighboursEstimator,
+        blocks: list[tuple[list[int], list[Any]]],
+        onehots: list[tuple[int, CodeOneHot, list[list[int]]]],
+        numbers: list[tuple[int, int, int]],
+        extra: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        self.model = model
+        self.classes_ = model.classes_
+        self.encoder = RowEncoder(blocks)  # one-hot blocks stop at their codes
+        self.onehots = (
+            onehots  # (block, its CodeOneHot, per column and code - MISSING_CODE: x's column or -1)
+        )
+        self.numbers = numbers  # (block, first and last + 1 of x's columns it fills)
+        self.bit_of = model.bit_of.tolist()  # x's column -> its row of model.bits
+        self.extra_columns, self.extra_bits = extra  # 0/1 columns of the numeric blocks (indicators)
+
+    @classmethod
+    def of(cls, encoder: RowEncoder, model: NeighboursEstimator) -> NeighbourRows | None:
+        """None unless the model searches one row among float32 candidates (0/1 columns as bytes)
+        and every one-hot column is among those it counts as bits."""
+        if model.other32 is None:
+            return None
+        blocks: list[tuple[list[int], list[Any]]] = []
+        onehots: list[tuple[int, CodeOneHot, list[list[int]]]] = []
+        numbers: list[tuple[int, int, int]] = []
+        offset = 0
+        for positions, steps in encoder.blocks:
+            if [type(step) for step in steps] == [CategoryCoder, CodeOneHot]:
+                coder, onehot = steps
+                table = onehot._table()  # column in the block per (column, code - MISSING_CODE), -1 for none
+                if table is None:
+                    return None
+                width = sum(len(c) for c in onehot.categories_)
+                if (model.bit_of[offset : offset + width] < 0).any():
+                    return None
+                top = max(
+                    [int(codes.max()) for _, codes in coder._lookup] + [table.shape[1] - 1 + MISSING_CODE]
+                )
+                at = np.full((len(positions), top - MISSING_CODE + 1), -1, dtype=np.intp)
+                at[:, : table.shape[1]] = np.where(table >= 0, offset + table, -1)
+                onehots.append((len(blocks), onehot, at.tolist()))
+                blocks.append((positions, [coder]))
+            else:
+                numeric_width = _width(steps, len(positions))
+                if numeric_width is None:
+                    return None
+                width = numeric_width
+                numbers.append((len(blocks), offset, offset + width))
+                blocks.append((positions, steps))
+            offset += width
+        if offset != model.n_features_in_:
+            return None
+        numeric = np.concatenate(
+            [np.arange(start, stop) for _, start, stop in numbers] + [np.zeros(0, np.intp)]
+        )
+        extra = numeric[model.bit_of[numeric] >= 0]
+        return cls(model, blocks, onehots, numbers, (extra, model.bit_of[extra]))
+
+    def _encoded(self, columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The encoder's matrix for ``columns`` and, for one row whose numeric 0/1 columns hold
+        0 or 1, the rows of the model's bits at its ones (else None)."""
+        values = self.encoder.outputs(columns)
+        if len(values[0]) != 1:
+            for block, onehot, _ in self.onehots:
+                values[block] = onehot.transform_matrix(values[block])
+            return self.encoder.stack(values), None
+        x = np.zeros((1, self.model.n_features_in_))
+        ones = [
+            column
+            for block, _, at in self.onehots
+            for slots, code in zip(at, values[block][0].tolist(), strict=True)
+            if (column := slots[int(code) - MISSING_CODE]) >= 0
+        ]
+        x[0, ones] = 1.0
+        for block, start, stop in self.numbers:
+            x[0, start:stop] = values[block][0]
+        bits = np.array([self.bit_of[column] for column in ones], dtype=np.intp)
+        if len(self.extra_columns):
+            extra = x[0, self.extra_columns]
+            if not ((extra == 0) | (extra == 1)).all():
+                return x, None
+            bits = np.concatenate((bits, self.extra_bits[extra == 1]))
+        return x, bits
+
+    def _answer(self, columns: Sequence[np.ndarray], method: str) -> np.ndarray:
+        X, ones = self._encoded(columns)
+        if ones is None:
+            return np.asarray(getattr(self.model, method)(X))
+        return self.model.answer_row(X, ones, method)
+
+    def predict_proba(self, columns: Sequence[np.ndarray]) -> np.ndarray:
+        return self._answer(columns, "predict_proba")
+
+    def predict(self, columns: Sequence[np.ndarray]) -> np.ndarray:
+        return self._answer(columns, "predict")
 
 
 def _dense(X: Any, width: int) -> np.ndarray:

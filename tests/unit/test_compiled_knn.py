@@ -191,7 +191,9 @@ def test_a_compiled_knn_that_disagrees_at_load_falls_back_with_the_reason(tmp_pa
     metadata = {"problem_type": "x", "algorithm": "knn", "features": [], "compiled": built.entry}
     artifact.save(tmp_path, reference, metadata, built.files())
     real = NeighboursEstimator._predict_proba
-    monkeypatch.setattr(NeighboursEstimator, "_predict_proba", lambda self, X: real(self, X)[:, ::-1])
+    monkeypatch.setattr(
+        NeighboursEstimator, "_predict_proba", lambda self, X, ones=None: real(self, X, ones)[:, ::-1]
+    )
     model = artifact.load(tmp_path)
     loaded = compiled.load(model.estimator, model.metadata, model.path)
     assert loaded.compiled == () and "differ" in loaded.reasons["model"]
@@ -284,4 +286,90 @@ def test_one_rows_ones_in_common_are_counted_exactly_by_bytes_and_by_words(
     one_hot = encoded(rng, 1, 0, groups, levels, True)[0] == 1
     for ones in [one_hot, rng.random(bits.shape[1]) < extra_ones / 80]:
         expected = (bits & ones).sum(axis=1)
-        np.testing.assert_array_equal(candidate._common(ones).astype(np.int64), expected)
+        np.testing.assert_array_equal(candidate._common(np.flatnonzero(ones)).astype(np.int64), expected)
+
+
+def request_frame(rng: np.random.Generator, n: int, levels: int, const: list[float]) -> pd.DataFrame:
+    """Raw rows as a request sends them: numbers with missing values on a coarse grid (ties), a
+    column constant in training (scaled to 0: a 0/1 column of the numeric block; 1 or neither in
+    a request), text with missing, rare and (past the one-hot cap) infrequent categories."""
+    numbers = rng.integers(-3, 4, n) * 0.5
+    numbers = np.where(rng.random(n) < 0.2, np.nan, numbers)
+    other = rng.normal(size=n)
+    many = rng.choice([f"v{i}" for i in range(levels)], n).astype(object)
+    many[rng.random(n) < 0.1] = None
+    few = rng.choice(["a", "b", "None"], n).astype(object)
+    few[rng.random(n) < 0.2] = None
+    return pd.DataFrame(
+        {"x": numbers, "const": rng.choice(const, n), "other": other, "many": many, "few": few}
+    )
+
+
+def columns_of(X: pd.DataFrame, features) -> list[np.ndarray]:
+    """A request's columns as the server's Batch holds them."""
+    return [X[f.name].to_numpy(dtype=np.float64 if f.kind == "numeric" else object) for f in features]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(20, 300),
+    levels=st.sampled_from([2, 7, 130]),
+    k=st.integers(1, 9),
+    weights=st.sampled_from(["uniform", "distance"]),
+    regression=st.booleans(),
+    copies=st.integers(0, 2),
+)
+def test_rows_from_their_category_codes_are_answered_as_scikit_learns_pipeline(
+    seed, n, levels, k, weights, regression, copies
+):
+    """The form on a request's columns (NeighbourRows): one row's ones found from its category codes
+    through the one-hot step's table are the encoded row's, the row it builds is the encoder's, and
+    the answers of each row alone and of the rows together are scikit-learn's pipeline's."""
+    from byoc import algorithms
+    from byoc.compiled_knn import NeighbourRows
+    from byoc.hyperparameters import resolve
+    from byoc.preprocessing import RowEncoder, coerce_features, feature_schema
+
+    rng = np.random.default_rng(seed)
+    raw = request_frame(rng, n, levels, [0.5])
+    raw = pd.concat([raw] + [raw.iloc[: n // 2]] * copies, ignore_index=True)  # equidistant rows
+    features = feature_schema(raw)
+    X = coerce_features(raw, features, where="train")
+    problem_type = "regression" if regression else "multiclass_classification"
+    params = resolve({"algorithm": "knn", "n_neighbors": str(min(k, len(X))), "weights": weights})
+    pipeline = algorithms.build(problem_type, params, features)
+    y = rng.integers(0, 4, len(X)) * 0.5 if regression else rng.integers(0, 3, len(X))
+    pipeline.fit(X, y)
+    preprocessor, reference = pipeline.steps[0][1], pipeline.steps[-1][1]
+    model = NeighboursEstimator(reference)
+    encoder = RowEncoder.of(preprocessor, [f.name for f in features])
+    rows = NeighbourRows.of(encoder, model)
+    assert rows is not None
+    fresh = request_frame(rng, 30, levels + 3, [0.5, 1.5, 2.0])  # unseen categories too
+    fresh = coerce_features(fresh, features, where="request")
+    fresh = pd.concat([fresh, X.iloc[:10]], ignore_index=True)
+    encoded = preprocessor.transform(fresh)
+    encoded = encoded.toarray() if sparse.issparse(encoded) else encoded
+    for i in range(len(fresh)):
+        row, ones = rows._encoded(columns_of(fresh.iloc[[i]], features))
+        assert np.array_equal(row, encoded[i : i + 1])
+        bits = encoded[i, model.binary]
+        if ((bits == 0) | (bits == 1)).all():  # else the model's own search (None)
+            assert ones is not None and np.array_equal(np.sort(ones), np.flatnonzero(bits == 1))
+        else:
+            assert ones is None
+    for batch in [fresh, *(fresh.iloc[[i]] for i in range(len(fresh)))]:
+        columns = columns_of(batch, features)
+        if regression:
+            np.testing.assert_allclose(
+                rows.predict(columns), pipeline.predict(batch), rtol=compiled.RTOL, atol=compiled.ATOL
+            )
+        else:
+            assert np.array_equal(rows.predict(columns), pipeline.predict(batch))
+            np.testing.assert_allclose(
+                rows.predict_proba(columns),
+                pipeline.predict_proba(batch),
+                rtol=compiled.RTOL,
+                atol=compiled.ATOL,
+            )
