@@ -14,6 +14,7 @@ Why a WSGI middleware: both concerns belong to HTTP transport, not to any codec.
 from __future__ import annotations
 
 import functools
+import io
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -32,13 +33,81 @@ def _framing_errors() -> tuple[type[BaseException], ...]:
     return (ParseException, NoMoreData)
 
 
+@functools.cache
+def _socket_body_types() -> tuple[Any, Any, Any]:
+    from gunicorn.http.body import Body, LengthReader
+    from gunicorn.http.unreader import SocketUnreader
+
+    return Body, LengthReader, SocketUnreader
+
+
+def _socket_reader(raw: Any) -> Any:
+    """gunicorn's ``LengthReader`` under ``raw`` when ``raw`` is gunicorn's body of a
+    Content-Length request read from a socket, with nothing of it buffered in the ``Body`` itself
+    (nothing read through it yet); else None."""
+    body, length_reader, socket_unreader = _socket_body_types()
+    if type(raw) is not body or raw.buf.getvalue():  # getvalue: a BytesIO's position may not be its end
+        return None
+    reader = raw.reader
+    if type(reader) is not length_reader or type(reader.unreader) is not socket_unreader:
+        return None
+    return reader
+
+
+def _recv_body_into(reader: Any, view: memoryview) -> int:
+    """Up to ``len(view)`` bytes of a Content-Length body into ``view``, straight from the socket.
+
+    gunicorn's own ``Body.read`` takes each ``recv`` as a new bytes object and copies it through
+    two BytesIO buffers (its unreader's and the body's) before the app gets it: reading and cutting
+    a 10 MB CSV body into slices took 6.6 ms of the worker's CPU that way, 4.4 ms this way (with
+    ``byoc.serving.app.line_slices``; thread CPU time, loaded machine).  This takes what gunicorn read ahead with
+    the request head from its unreader (never more than the body: a pipelined request stays
+    there), then ``recv_into``, and keeps gunicorn's count of the body bytes left, so gunicorn
+    finds the connection where it expects it after the response.  Fills ``view`` unless the body
+    ends first (or the client closes early: then short, as gunicorn's reader returns it)."""
+    want = min(len(view), reader.length)
+    filled = 0
+    unreader = reader.unreader
+    ahead = unreader.buf.getvalue() if want else b""
+    if ahead:
+        filled = min(len(ahead), want)
+        view[:filled] = memoryview(ahead)[:filled]
+        unreader.buf = io.BytesIO()
+        unreader.buf.write(memoryview(ahead)[filled:])
+    sock = unreader.sock
+    while filled < want:
+        got = sock.recv_into(view[filled:want])
+        if not got:
+            reader.length = 0  # the client is gone: nothing more will come, as gunicorn's reader has it
+            return filled
+        filled += got
+    reader.length -= want
+    return filled
+
+
 class _FramedInput:
-    """``wsgi.input`` whose chunked-framing errors are the client's (400), not ours (500)."""
+    """``wsgi.input`` whose chunked-framing errors are the client's (400), not ours (500), and
+    which reads a Content-Length body straight into the caller's buffer (:meth:`readinto`)."""
 
     def __init__(self, raw: Any, environ: dict[str, Any]) -> None:
         self.raw = raw
         self.environ = environ
         self.errors = _framing_errors()
+
+    def readinto(self, buffer: Any) -> int:
+        """Up to ``len(buffer)`` bytes of the body into ``buffer`` (a writable buffer): all of
+        them unless the body ends first; 0 at its end."""
+        view = memoryview(buffer).cast("B")
+        reader = _socket_reader(self.raw)  # per call: a read() before may have left bytes in the Body
+        if reader is not None:
+            try:
+                return _recv_body_into(reader, view)
+            except BaseException:
+                self.raw.failed = True  # as gunicorn's Body marks it: the connection is not reused
+                raise
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
 
     def _call(self, method: str, *args: Any) -> Any:
         try:

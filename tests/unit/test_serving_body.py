@@ -1,0 +1,116 @@
+"""Request bodies read into the app's buffers (readinto): the same bytes and slices as read()."""
+
+from __future__ import annotations
+
+import io
+import socket
+from unittest import mock
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from byoc.errors import PayloadTooLarge
+from byoc.serving import app
+from byoc.serving.app import line_slices
+from byoc.serving.body import _FramedInput, _socket_reader
+from byoc.serving.codecs.csv import whole_records
+
+
+class _ReadOnly:
+    """A stream with read() only: line_slices' path for streams without readinto."""
+
+    def __init__(self, data: bytes) -> None:
+        self.stream = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self.stream.read(size)
+
+
+class _Trickle(io.RawIOBase):
+    """readinto that returns at most ``step`` bytes a call, as a socket's can."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.stream = io.BytesIO(data)
+        self.step = step
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+        view = memoryview(buffer)[: self.step]
+        return self.stream.readinto(view)
+
+
+@given(
+    body=st.lists(st.sampled_from([b"1", b"a", b",", b"\n", b'"', b"\r\n", b"xyz"]), max_size=60).map(
+        b"".join
+    ),
+    size=st.integers(1, 12),
+    step=st.integers(1, 5),
+    known=st.booleans(),
+    records=st.sampled_from([None, whole_records, len]),
+)
+def test_slices_read_into_buffers_are_the_slices_read_in_blocks(body, size, step, known, records) -> None:
+    length = len(body) if known else None
+    expected = list(line_slices(_ReadOnly(body), 1 << 20, size, records, length))
+    assert b"".join(expected) == body
+    for stream in (io.BytesIO(body), _Trickle(body, step)):
+        with mock.patch.object(app, "READ_INTO_BYTES", 0):  # every body into buffers, however short
+            got = list(line_slices(stream, 1 << 20, size, records, length))
+        assert all(type(piece) is bytes for piece in got)
+        assert b"".join(got) == body
+        assert got == expected  # a trickling stream fills each slice all the same
+
+
+def test_a_body_read_into_buffers_past_the_limit_is_too_large() -> None:
+    with pytest.raises(PayloadTooLarge):
+        list(line_slices(io.BytesIO(b"1\n" * 100), 50, 16))
+
+
+def _gunicorn_body(sock: socket.socket, length: int, ahead: bytes = b""):
+    from gunicorn.http.body import Body, LengthReader
+    from gunicorn.http.unreader import SocketUnreader
+
+    unreader = SocketUnreader(sock)
+    if ahead:
+        unreader.unread(ahead)  # what gunicorn read past the request head
+    return Body(LengthReader(unreader, length)), unreader
+
+
+@pytest.mark.parametrize("ahead", [0, 3, 10, 14])  # none, part, all of the body, the body and more
+def test_a_content_length_body_is_read_from_the_socket_and_leaves_what_follows(ahead, monkeypatch) -> None:
+    monkeypatch.setattr(app, "READ_INTO_BYTES", 0)
+    body, following = b"1,2\n3,4\n5,6\n", b"GET /ping HTTP/1.1\r\n"
+    wire = body + following
+    client, server = socket.socketpair()
+    with client, server:
+        client.sendall(wire[ahead:])
+        raw, unreader = _gunicorn_body(server, len(body), wire[:ahead])
+        assert _socket_reader(raw) is raw.reader  # straight from the socket, not through Body.read
+        stream = _FramedInput(raw, {})
+        assert b"".join(line_slices(stream, 1 << 20, 5, None, len(body))) == body
+        assert raw.reader.length == 0
+        assert raw.read(1024) == b""  # gunicorn's drain after the response finds the body read
+        assert unreader.read(len(following)) == following  # the next request is where gunicorn expects it
+
+
+def test_a_body_cut_short_by_the_client_is_short_as_gunicorn_reads_it() -> None:
+    client, server = socket.socketpair()
+    with server:
+        client.sendall(b"1,2\n3,")
+        client.close()
+        raw, _ = _gunicorn_body(server, 100)
+        stream = _FramedInput(raw, {})
+        buffer = bytearray(100)
+        assert stream.readinto(buffer) == 6
+        assert bytes(buffer[:6]) == b"1,2\n3,"
+        assert stream.readinto(buffer) == 0
+
+
+def test_readinto_falls_back_to_read_for_other_streams() -> None:
+    stream = _FramedInput(io.BytesIO(b"abc"), {})
+    buffer = bytearray(5)
+    assert stream.readinto(buffer) == 3
+    assert bytes(buffer[:3]) == b"abc"
+    assert stream.readinto(buffer) == 0
