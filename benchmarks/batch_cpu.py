@@ -14,7 +14,11 @@ process runs with the allocator settings a worker runs with (byoc.serving.memory
 the definition ``serve`` uses), unless ``--default-allocator``.
 With ``--baseline REV`` a second server runs another commit's ``container/`` (unpacked by
 ``git archive`` into a temporary directory) on the same model and gets the same body in each
-round, so two commits compare by worker CPU time in one run.  Medians over the repeats; models
+round, so two commits compare by worker CPU time in one run; the two servers take turns at going
+first (right after the plain pandas run), and "this / baseline" is the median of the rounds'
+ratios, each of two requests made back to back (a ratio of two medians swung by ~10% on a loaded
+machine: an A/A run of one commit read 1.11); "in-process / worker" likewise is the median of each
+round's in-process run over that round's worker request.  Medians over the repeats; models
 trained as benchmarks/serving.py trains them (and from its model cache).
 
     .venv/bin/python benchmarks/batch_cpu.py [--models decision_tree,random_forest] [--batch-mb 1,10]
@@ -157,8 +161,9 @@ def measure(
         if answers.get("baseline", local_answer) != local_answer:
             print("note: the baseline server's answer differs from this checkout's", file=sys.stderr)
         local, reference = Counters(), Counters()
-        for _ in range(repeats):
-            for worker in workers.values():
+        order = list(workers.values())
+        for round_ in range(repeats):
+            for worker in order if round_ % 2 == 0 else order[::-1]:
                 worker.measured_post(payload)
             in_process(local, lambda: serving.invoke_in_process(model_handler, settings, payload))
             in_process(reference, lambda: plain(payload))
@@ -166,7 +171,15 @@ def measure(
         for worker in workers.values():
             worker.stop()
     medians = {name: worker.counters.medians() for name, worker in workers.items()}
+    medians["paired"] = {"local": paired_ratio(local, workers["worker"].counters)}
+    if baseline is not None:
+        medians["paired"]["baseline"] = paired_ratio(workers["worker"].counters, workers["baseline"].counters)
     return {**medians, "local": local.medians(), "plain": reference.medians()}
+
+
+def paired_ratio(this: Counters, other: Counters) -> float:
+    """The median over rounds of this CPU time / other's, each pair measured back to back."""
+    return statistics.median(a[0] / b[0] for a, b in zip(this.samples, other.samples, strict=True))
 
 
 def main() -> int:
@@ -192,7 +205,7 @@ def main() -> int:
         baseline = export_serve(args.baseline, Path(tmp)) if args.baseline else None
         against = f"; baseline: the server at {args.baseline}" if args.baseline else ""
         print(f"commit {commit()}; medians of {args.repeats} requests; CPU time of every thread{against}\n")
-        extra = " baseline worker CPU | this / baseline |" if baseline else ""
+        extra = " baseline worker CPU | this / baseline (paired) |" if baseline else ""
         print(
             "| body | model | worker CPU / request | handler in-process CPU | in-process / worker | "
             f"plain pandas + predict CPU (reference) | plain / worker |{extra} "
@@ -208,12 +221,10 @@ def main() -> int:
                 m = measure(root, serving.csv_payload(sample, size), args.repeats, baseline)
                 worker, local, plain = m["worker"]["cpu_ms"], m["local"]["cpu_ms"], m["plain"]["cpu_ms"]
                 versus = (
-                    f" {m['baseline']['cpu_ms']:.0f} ms | {worker / m['baseline']['cpu_ms']:.2f} |"
-                    if baseline
-                    else ""
+                    f" {m['baseline']['cpu_ms']:.0f} ms | {m['paired']['baseline']:.3f} |" if baseline else ""
                 )
                 print(
-                    f"| {size} MB | {name} | {worker:.0f} ms | {local:.0f} ms | {local / worker:.0%} | "
+                    f"| {size} MB | {name} | {worker:.0f} ms | {local:.0f} ms | {m['paired']['local']:.0%} | "
                     f"{plain:.0f} ms | {plain / worker:.0%} |{versus} "
                     f"{m['worker']['faults']:.0f} / {m['local']['faults']:.0f} | "
                     f"{m['worker']['switches']:.0f} / {m['local']['switches']:.0f} |",
