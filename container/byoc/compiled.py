@@ -123,6 +123,14 @@ class TreeliteEstimator(CompiledEstimator):
         if not len(values):
             width = 1 if self.classes_ is None else len(self.classes_)
             return np.empty((0, width), dtype=np.float64)
+        return self._shaped(self._raw(self._indexed(values)))
+
+    def rows(self, X: Any) -> np.ndarray:
+        """``X`` as the trees take it (one row or more)."""
+        return self._indexed(dense_matrix(X, self.input_dtype, self.n_features_in_))
+
+    def _indexed(self, values: np.ndarray) -> np.ndarray:
+        """Float64 rows, categorical columns as category indices where the model takes those."""
         if self.category_table is not None:
             values = np.array(values, dtype=np.float64, order="C")  # indexed in place
             self.category_table.index(values)
@@ -132,14 +140,31 @@ class TreeliteEstimator(CompiledEstimator):
                 values[:, column] = category_index(values[:, column], known)
         else:
             values = np.ascontiguousarray(values, dtype=np.float64)
-        return np.asarray(self._raw(values), dtype=np.float64).reshape(len(values), -1)
+        return values
+
+    @staticmethod
+    def _shaped(raw: Any) -> np.ndarray:
+        return np.asarray(raw, dtype=np.float64).reshape(len(raw), -1)
 
     def _raw(self, values: np.ndarray) -> np.ndarray:
         """The trees' raw scores for float64 rows whose categorical columns hold category indices."""
         return self.gtil(self.model, values)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        scores = self._scores(X)
+        return self._proba(self._scores(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self._labels(self._scores(X))
+
+    def proba_of(self, raw: np.ndarray) -> np.ndarray:
+        """:meth:`predict_proba` from the trees' raw scores on :meth:`rows` (one row or more)."""
+        return self._proba(self._shaped(raw))
+
+    def predict_of(self, raw: np.ndarray) -> np.ndarray:
+        """:meth:`predict` from the trees' raw scores on :meth:`rows` (one row or more)."""
+        return self._labels(self._shaped(raw))
+
+    def _proba(self, scores: np.ndarray) -> np.ndarray:
         if self.link == "softmax":
             return scipy_softmax(scores, axis=1)
         if self.link == "expit":
@@ -148,24 +173,26 @@ class TreeliteEstimator(CompiledEstimator):
             return np.concatenate((1.0 - scores, scores), axis=1)  # binary boosting gives P(class 1)
         return scores
 
-    def predict(self, X: Any) -> np.ndarray:
+    def _labels(self, scores: np.ndarray) -> np.ndarray:
         if self.classes_ is None:
-            return self._scores(X)[:, 0]
-        return self.classes_.take(np.argmax(self.predict_proba(X), axis=1))
+            return scores[:, 0]
+        return self.classes_.take(np.argmax(self._proba(scores), axis=1))
 
 
 class OnnxBoostingEstimator(TreeliteEstimator):
     """HistGradientBoosting's raw scores from onnxruntime (:func:`byoc.compiled_onnx.convert_boosting`:
     the same sums as scikit-learn's, to the bit), with :class:`TreeliteEstimator`'s link and
-    predict around them.  Forms written since the model takes the encoder's codes take no
-    ``categories`` (:func:`restore`): no category indices to compute, which cost a request row
-    more than the trees' walk in the server; older forms take the indices."""
+    predict around them; ``model`` is its :class:`byoc.compiled_onnx.Runner` (a session of its
+    own, or its part of a joint one).  Forms written since the model takes the encoder's codes
+    take no ``categories`` (:func:`restore`): no category indices to compute, which cost a request
+    row more than the trees' walk in the server; older forms take the indices."""
+
+    @property
+    def run(self) -> compiled_onnx.Runner:
+        return self.model
 
     def _raw(self, values: np.ndarray) -> np.ndarray:
-        run = self.__dict__.get("run")
-        if run is None:  # made on first use (at load, by the checks); two racing threads both get one
-            run = self.run = compiled_onnx.Runner(self.model)
-        return run(values)
+        return self.model(values)
 
 
 class LinearEstimator(CompiledEstimator):
@@ -417,9 +444,13 @@ def _is_neighbours(estimator: Any) -> bool:
     return isinstance(estimator, (KNeighborsClassifier, KNeighborsRegressor))
 
 
-def restore(backend: str, model_bytes: bytes, dtype: str, reference: Any) -> BaseEstimator:
+def restore(
+    backend: str, model_bytes: bytes, dtype: str, reference: Any, run: compiled_onnx.Runner | None = None
+) -> BaseEstimator:
+    """The compiled form of ``reference``; ``run``: an onnxruntime model's part of a
+    :class:`byoc.compiled_onnx.Joint` session (:func:`load`), else it gets a session of its own."""
     if backend == ONNXRUNTIME and compiled_onnx.is_forest(reference):
-        return compiled_onnx.ForestEstimator(model_bytes, reference)
+        return compiled_onnx.ForestEstimator(model_bytes, reference, run)
     if backend == NUMPY and _is_neighbours(reference):
         return compiled_knn.NeighboursEstimator(reference)
     if backend == NUMPY:
@@ -432,8 +463,8 @@ def restore(backend: str, model_bytes: bytes, dtype: str, reference: Any) -> Bas
         raise ValueError(categories)
     if backend == ONNXRUNTIME:
         kind: type[TreeliteEstimator] = OnnxBoostingEstimator
-        model = compiled_onnx.session(model_bytes)
-        if compiled_onnx.input_kind(model) == compiled_onnx.TAKES_CODES:
+        model: Any = run or compiled_onnx.Runner(compiled_onnx.session(model_bytes))
+        if model.kind == compiled_onnx.TAKES_CODES:
             categories = []  # its splits test the encoder's codes
     else:
         import treelite
@@ -663,6 +694,7 @@ def load(pipeline: Any, metadata: Mapping[str, Any], model_dir: Path | None) -> 
     replacements: dict[str, Any] = {}
     with np.load(Path(model_dir) / str(entry["file"]), allow_pickle=False) as stored:
         by_slot = dict(slots(pipeline))
+        parts = _joint_parts(stored, entry.get("steps", [])) if is_ensemble(_final(pipeline)) else {}
         for step in entry.get("steps", []):
             if step.get("backend") not in COMPILED_BACKENDS:
                 continue
@@ -671,7 +703,7 @@ def load(pipeline: Any, metadata: Mapping[str, Any], model_dir: Path | None) -> 
                 reference = _final(by_slot[slot])
                 backend = str(step["backend"])
                 model_bytes = stored[f"model_{key}"].tobytes() if backend in MODEL_BACKENDS else b""
-                compiled = restore(backend, model_bytes, str(step["input_dtype"]), reference)
+                compiled = restore(backend, model_bytes, str(step["input_dtype"]), reference, parts.get(slot))
                 probe = probe_matrix(stored[f"probe_{key}"], takes_nan(reference))
                 reason = disagreement(reference, compiled, probe)
             except Exception as exc:  # any doubt: scikit-learn answers
@@ -689,6 +721,21 @@ def load(pipeline: Any, metadata: Mapping[str, Any], model_dir: Path | None) -> 
         reasons,
         {slot: backends[slot] for slot in replacements},
     )
+
+
+def _joint_parts(stored: Any, steps: Sequence[Mapping[str, Any]]) -> dict[str, compiled_onnx.Runner]:
+    """An ensemble's onnxruntime members as one :class:`byoc.compiled_onnx.Joint` session, so its
+    row path runs them in one call: slot -> that member's part.  Empty for fewer than two such
+    members, or when the joint model cannot be made (each member then gets a session of its own)."""
+    onnx_steps = [step for step in steps if step.get("backend") == ONNXRUNTIME]
+    if len(onnx_steps) < 2:
+        return {}
+    try:
+        joint = compiled_onnx.Joint([stored[f"model_{step['key']}"].tobytes() for step in onnx_steps])
+    except Exception:  # each member on its own session, as before
+        log.warning("compiled inference: the ensemble's onnxruntime members run apart", exc_info=True)
+        return {}
+    return {str(step["slot"]): joint.part(i) for i, step in enumerate(onnx_steps)}
 
 
 def describe(loaded: Loaded) -> str:

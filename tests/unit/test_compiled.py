@@ -408,6 +408,54 @@ def test_onnx_forests_answer_as_scikit_learn_to_the_bit(seed, min_samples_leaf, 
     assert np.array_equal(compiled_form.predict(probe), forest.predict(probe))
 
 
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), classes=st.sampled_from([0, 2, 3]), rows=st.sampled_from([1, 2, 65]))
+def test_a_joint_session_answers_as_each_model_alone_and_as_scikit_learn_to_the_bit(seed, classes, rows):
+    """A forest and a gradient boosting (classifiers of 2 or 3 classes, or regressors: 0) in one
+    onnxruntime session: run together (the ensemble's row path), or each alone through its part
+    (the others given no rows), the same bits as each in a session of its own and as
+    scikit-learn's predict_proba / predict, on rows holding the encoder's codes -1, -2 and NaN."""
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.integers(-2, 4, 200), np.round(rng.normal(size=200), 1)]).astype(np.float64)
+    y = X[:, 0] + X[:, 1] + rng.normal(0, 0.5, 200)
+    if classes:
+        y = (y > 0.5).astype(int) + (classes == 3) * (X[:, 1] > 1)
+    forest_kind = RandomForestClassifier if classes else RandomForestRegressor
+    boosting_kind = HistGradientBoostingClassifier if classes else HistGradientBoostingRegressor
+    forest = forest_kind(n_estimators=7, min_samples_leaf=1 + seed % 4, random_state=seed).fit(X, y)
+    boosting = boosting_kind(max_iter=9, random_state=seed).fit(X, y)
+    models = [compiled_onnx.convert(forest), compiled_onnx.convert_boosting(boosting)]
+    joint = compiled_onnx.Joint(models)
+    apart = [
+        compiled_onnx.ForestEstimator(models[0], forest),
+        compiled.restore(compiled.ONNXRUNTIME, models[1], "float64", boosting),
+    ]
+    parts = [
+        compiled_onnx.ForestEstimator(b"", forest, joint.part(0)),
+        compiled.restore(compiled.ONNXRUNTIME, b"", "float64", boosting, joint.part(1)),
+    ]
+    probe = compiled.probe_matrix(X, with_nan=False)
+    probe[rng.random(probe.shape) < 0.05] = np.nan  # forests never see NaN from byoc's encoder; still alike
+    for start in range(0, 2 * rows, rows):
+        batch = probe[start : start + rows]
+        together = joint([part.rows(batch) for part in parts])
+        for model, part, alone, out in zip([forest, boosting], parts, apart, together, strict=True):
+            if classes:
+                want = model.predict_proba(batch)
+                for got in (part.proba_of(out), part.predict_proba(batch), alone.predict_proba(batch)):
+                    assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True)
+            want = model.predict(batch)
+            for got in (part.predict_of(out), part.predict(batch), alone.predict(batch)):
+                assert np.array_equal(got, want, equal_nan=True)
+
+
 def test_a_binary_forest_with_pure_leaves_is_written_for_one_class():
     """Unique training rows grow pure leaves: class 1's trees alone, class 0 by complement."""
     from sklearn.ensemble import RandomForestClassifier

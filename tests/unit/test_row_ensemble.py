@@ -139,6 +139,33 @@ def test_hostile_rows_get_the_pipelines_answers(models, problem_type, data):
     assert_same(answers(fast, rows), want)
 
 
+@pytest.mark.parametrize("problem_type", PROBLEMS)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_the_tree_members_run_in_one_session_with_the_same_bits(models, problem_type, data):
+    """The forests and the gradient boosting run as the parts of one onnxruntime session, the
+    only one the worker holds for them (the pipeline's members run alone through those parts):
+    together on a request's rows they answer, to the bit, as each member alone."""
+    fast, slow = models[problem_type]
+    row_ensemble = fast.row_ensemble
+    joint = row_ensemble.joint
+    assert joint is not None and len(joint.parts) == 3
+    assert sorted(part for *_, part in row_ensemble.members if part is not None) == [0, 1, 2]
+    members = [member.steps[-1][1] for member in slow.estimator.steps[-1][1].estimators_]
+    assert {id(final.run.session) for final in members if hasattr(final, "run")} == {id(joint.session)}
+    rows = data.draw(rows_for(fast))
+    try:
+        want = answers(slow, rows)
+    except SchemaError:
+        return
+    assert_same(answers(fast, rows), want)
+    try:
+        row_ensemble.joint = None  # each member alone, through its part
+        assert_same(answers(fast, rows), want)
+    finally:
+        row_ensemble.joint = joint
+
+
 def test_each_field_alone_gets_the_pipelines_answer(models):
     fast, slow = models["multiclass_classification"]
     rows = [[None, "1e3", "a", "c3", "s1"], [35.5, None, "zz", None, "None"], [-0.0, 12.0, "", "c7", "s299"]]

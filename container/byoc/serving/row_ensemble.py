@@ -15,7 +15,7 @@ order as the ensemble's ``predict_proba`` / ``predict``, so the same bits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -152,13 +152,17 @@ class RowEnsemble:
     ``members`` are each member's (RowEncoder, final estimator), in the ensemble's order, or
     (None, an estimator on the request's columns: a compiled linear model's
     :class:`~byoc.compiled_linear.LinearRows`); only the members that vote (a positive weight)
-    are run, as in the ensemble."""
+    are run, as in the ensemble.  Members whose compiled forms are the parts of one
+    :class:`~byoc.compiled_onnx.Joint` session (the forest and the gradient boosting) run in one
+    onnxruntime call, each then turning its own output into its answer (``proba_of`` /
+    ``predict_of``: the arithmetic of its ``predict_proba`` / ``predict``)."""
 
     def __init__(self, ensemble: Any, members: Sequence[tuple[RowEncoder | None, Any]]) -> None:
         self.classes_ = getattr(ensemble, "classes_", None)
         self.encoding = SharedEncoding()
         voting = {id(est): weight for weight, est in ensemble.voting_members()}
-        self.members: list[tuple[int, Any, Any, np.ndarray | None]] = []
+        # (node, final estimator, weight, class positions, its part of the joint session or None)
+        self.members: list[tuple[int, Any, Any, np.ndarray | None, int | None]] = []
         for est, (encoder, final) in zip(ensemble.estimators_, members, strict=True):
             if id(est) in voting:
                 positions = None
@@ -170,8 +174,39 @@ class RowEnsemble:
                     node, final = self.encoding.add_blocks(final.blocks()), _OnBlocks(final)
                 else:
                     node = self.encoding.columns()
-                self.members.append((node, final, voting[id(est)], positions))
+                self.members.append((node, final, voting[id(est)], positions, None))
         self.total_weight = ensemble.total_weight()
+        self.joint, self.joint_inputs = self._joint()
+
+    def _joint(self) -> tuple[Any, list[tuple[int, Any]]]:
+        """The joint session every one of whose parts is a voting member's, and (node, final)
+        per part; (None, []) if there is none."""
+        run: list[Any] = [getattr(final, "run", None) for _, final, _, _, _ in self.members]
+        joint = next((r.joint for r in run if getattr(r, "joint", None) is not None), None)
+        if joint is None:
+            return None, []
+        at = {id(r): i for i, r in enumerate(run) if r is not None}
+        if not all(id(part) in at for part in joint.parts):
+            return None, []
+        inputs = []
+        for index, part in enumerate(joint.parts):
+            member = at[id(part)]
+            node, final, weight, positions, _ = self.members[member]
+            self.members[member] = (node, final, weight, positions, index)
+            inputs.append((node, final))
+        return joint, inputs
+
+    def _answers(self, values: list[Any], rows: int, proba: bool) -> Iterator[tuple[Any, np.ndarray, Any]]:
+        """(weight, answer, class positions) per member, in the ensemble's order."""
+        outputs = []
+        if self.joint is not None and rows:
+            outputs = self.joint([final.rows(values[node]) for node, final in self.joint_inputs])
+        for node, final, weight, positions, part in self.members:
+            if part is not None and outputs:
+                answer = final.proba_of(outputs[part]) if proba else final.predict_of(outputs[part])
+            else:
+                answer = final.predict_proba(values[node]) if proba else final.predict(values[node])
+            yield weight, np.asarray(answer, dtype=float), positions
 
     def predict_proba(self, batch: Any) -> np.ndarray:
         if self.classes_ is None:
@@ -180,11 +215,8 @@ class RowEnsemble:
         width = len(self.classes_)
         return weighted_mean(
             (
-                (
-                    weight,
-                    aligned(np.asarray(final.predict_proba(values[node]), dtype=float), positions, width),
-                )
-                for node, final, weight, positions in self.members
+                (weight, aligned(answer, positions, width))
+                for weight, answer, positions in self._answers(values, len(batch), proba=True)
             ),
             (len(batch), width),
             self.total_weight,
@@ -195,10 +227,7 @@ class RowEnsemble:
             return self.classes_[np.argmax(self.predict_proba(batch), axis=1)]
         values = self.encoding.run(batch.columns)
         return weighted_mean(
-            (
-                (weight, np.asarray(final.predict(values[node]), dtype=float))
-                for node, final, weight, _ in self.members
-            ),
+            ((weight, answer) for weight, answer, _ in self._answers(values, len(batch), proba=False)),
             len(batch),
             self.total_weight,
         )
