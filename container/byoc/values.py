@@ -285,6 +285,28 @@ def _only_number_bytes(text: pa.Array | pa.ChunkedArray) -> bool:
     return True
 
 
+def number_texts(cells: Sequence[Any]) -> list[float] | None:
+    """:func:`number` of each cell when every one is text written with :data:`NUMBER_BYTES`
+    alone and spelling a number (a CSV row's numeric cells, as a rule), else None: then
+    :func:`number` reads each cell and says what is wrong with which.
+
+    For such text ``float`` accepts exactly what :data:`NUMBER_PATTERN` matches (Python's
+    float grammar without its underscores, words and spaces is that pattern without infinity;
+    tests/unit/test_values.py checks it exhaustively for short texts) and reads it as
+    :func:`number_text` does: one check of the bytes and ``float`` of each, without a call
+    and a regular expression per value."""
+    try:
+        data = "".join(cells).encode()
+    except (TypeError, UnicodeEncodeError):  # not all text (JSON values), or a lone surrogate
+        return None
+    if data.translate(None, NUMBER_BYTES):  # spaces, words, infinity...: value by value
+        return None
+    try:
+        return list(map(float, cells))
+    except ValueError:  # such as "", "1e" or "1-2"
+        return None
+
+
 def text_numbers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int | None]:
     """:func:`number` over an Arrow string column: (float64 with NaN for missing, the position
     of the first value that is neither missing nor a number, or None)."""

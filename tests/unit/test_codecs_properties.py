@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from byoc.artifact import Feature
-from byoc.errors import PayloadTooLarge
+from byoc.errors import PayloadTooLarge, SchemaError
 from byoc.serving.codecs import csv as csv_codec
 from byoc.serving.codecs import json as json_codec
 from byoc.serving.codecs import jsonlines as jsonlines_codec
@@ -110,6 +110,76 @@ def test_csv_fast_path_and_record_slices_agree_with_the_small_path(table, repeat
         pieces.append(rest[:cut])
         rest = rest[cut:]
     assert same(concat([csv_codec.decode(piece, SCHEMA) for piece in pieces]), whole)
+
+
+# A schema mixing the kinds, and cells a CSV row may hold in any of its columns
+MIXED = RequestSchema(
+    [
+        Feature("n0", "numeric", "float64"),
+        Feature("c0", "categorical", "str", ("None", "a, b")),
+        Feature("n1", "numeric", "float64"),
+        Feature("n2", "numeric", "float64"),
+        Feature("c1", "categorical", "str", ()),
+    ]
+)
+HOSTILE_CELLS = st.one_of(
+    st.sampled_from(
+        ["None", "NA", "N/A", "<NA>", "null", "NULL", "NaN", "#N/A", "true", "FALSE", " True ", "yes"]
+        + ["007", "-0012.50", "1e3", "1E-7", "+4", ".5", "1.", "2.0", " 3 ", "\t5\t", "inf", "-Infinity"]
+        + ["1_000", "0x10", "1e", "--1", "1,5", "a, b", 'say "hi"', "", "  ", "café", "٣", "😀", "1e40"]
+        + ["123456789012345678901234567890", "1" + "0" * 400, "0" * 30 + "1"]
+    ),
+    st.floats(allow_nan=False).map(repr),
+    st.integers(-(10**40), 10**40).map(str),
+    st.integers(0, 10**6).map(lambda n: f"{n}.0"),
+    st.text(max_size=6),
+).filter(lambda cell: cell.strip() not in MIXED.names and "\r" not in cell)  # csv_text leaves \r unquoted
+NUMBER_CELLS = st.one_of(
+    st.floats(-1e30, 1e30, allow_nan=False).map(repr),
+    st.integers(-(10**20), 10**20).map(str),
+    st.integers(0, 10**6).map(lambda n: f"00{n}.0"),
+    st.sampled_from(["1e3", "-2.5E-3", "+4", ".5", "1."]),
+)
+NUMBER_OR_HOSTILE = st.one_of(NUMBER_CELLS, NUMBER_CELLS, HOSTILE_CELLS)  # the row read at once, mostly
+
+
+def decoded(body: bytes, schema: RequestSchema) -> Batch | tuple[str, str]:
+    """The decoder's batch, or the (code, message) of the SchemaError it raises."""
+    try:
+        return csv_codec.decode(body, schema)
+    except SchemaError as exc:
+        return exc.code, exc.message
+
+
+@PROPERTY
+@given(st.tuples(NUMBER_OR_HOSTILE, HOSTILE_CELLS, NUMBER_OR_HOSTILE, NUMBER_OR_HOSTILE, HOSTILE_CELLS))
+def test_a_single_row_decodes_as_in_a_batch(row):
+    """A single-row CSV request (read at once where it can, :meth:`RequestSchema._text_row`)
+    against the same row in a batch read value by value (two rows) and in one read by Arrow's
+    column rules (a large body): the same typed values, or the same refusal."""
+    body = csv_text([list(row)])
+    single = decoded(body, MIXED)
+    by_value = decoded(body * 2, MIXED)
+    by_column = decoded(body * (csv_codec.SMALL_BODY // len(body) + 1), MIXED)
+    if isinstance(single, Batch):
+        for batch in (by_value, by_column):
+            assert isinstance(batch, Batch), batch
+            assert same(single, Batch(batch.names, tuple(column[:1] for column in batch.columns)))
+            assert [c.dtype for c in single.columns] == [c.dtype for c in by_value.columns]
+    else:
+        assert single == by_value
+        assert not isinstance(by_column, Batch) and by_column[0] == single[0]
+
+
+LINE_TEXT = st.text(alphabet=',"\r\n \t\x00\x0b\x85\u2028aé1', max_size=20)
+
+
+@PROPERTY
+@given(st.one_of(LINE_TEXT, st.tuples(LINE_TEXT, st.sampled_from(["", "\n", "\r\n"])).map("".join)))
+def test_a_line_without_quotes_splits_as_csv_reader_reads_it(text):
+    cells = csv_codec._unquoted_line(text)
+    if cells is not None:  # else csv.reader reads it
+        assert [cells] == [row for row in csv.reader(io.StringIO(text), strict=True) if row]
 
 
 JSON_SHAPES = [

@@ -255,6 +255,30 @@ def test_every_short_text_of_number_bytes_reads_as_the_scalar_rule():
             np.testing.assert_array_equal(got, expected, err_msg=cell)
 
 
+def test_number_texts_reads_every_short_text_of_number_bytes_as_number():
+    """A row's numbers at once (:func:`values.number_texts`) against :func:`values.number` on
+    every text of up to 5 of :data:`values.NUMBER_BYTES`: read alike when it reads them, and it
+    passes over (None) exactly the texts :func:`values.number` refuses, and the empty text."""
+    import itertools
+
+    alphabet = "0.eE+-1"
+    cells = ["".join(t) for size in range(6) for t in itertools.product(alphabet, repeat=size)]
+    for cell in cells:
+        expected, bad = _scalar_numbers([cell])
+        got = values.number_texts([cell])
+        assert (got is None) == (bad is not None or cell == ""), cell
+        if got is not None:
+            assert got == expected and type(got[0]) is float, cell
+
+
+def test_number_texts_passes_over_all_but_number_text():
+    assert values.number_texts([]) == []
+    assert values.number_texts(["1", "-2.5e3", ".5", "007"]) == [1.0, -2500.0, 0.5, 7.0]
+    passed_over = [["1", ""], ["1", " 2"], ["NA"], ["inf"], ["1,5"], ["1_000"], ["٣"], ["\ud800"]]
+    for cells in [*passed_over, [1.0], ["1", None]]:
+        assert values.number_texts(cells) is None, cells
+
+
 number_bytes_text = st.one_of(
     st.text(alphabet=values.NUMBER_BYTES.decode(), min_size=1, max_size=40),
     st.from_regex(values.NUMBER_PATTERN, fullmatch=True).map(lambda s: s[:400]),
@@ -280,6 +304,20 @@ def test_number_columns_of_number_bytes_agree_with_number(cells, cut, large):
         assert bad == first_bad, text
         if bad is None:
             np.testing.assert_array_equal(got, np.asarray(expected, dtype=np.float64))
+
+
+@settings(deadline=None)
+@given(st.lists(st.one_of(number_bytes_text, st.text(max_size=8)), max_size=12))
+def test_number_texts_agrees_with_number(cells):
+    """:func:`values.number_texts` reads a row of cells as :func:`values.number` reads each, or
+    passes it over (None), which it does only for a cell that is not number text alone."""
+    got = values.number_texts(cells)
+    expected, bad = _scalar_numbers(cells)
+    if got is not None:
+        assert bad is None
+        np.testing.assert_array_equal(np.array(got, dtype=np.float64), np.array(expected, dtype=np.float64))
+    else:
+        assert bad is not None or any(not c or c.encode().translate(None, values.NUMBER_BYTES) for c in cells)
 
 
 @settings(deadline=None)
