@@ -1,0 +1,401 @@
+"""Offline comparison of ``algorithm=auto``'s selection rules on cached candidate predictions.
+
+For each data set and split of ``benchmarks/automl.py`` (same 70/30 splits, same metric), every
+candidate of auto's portfolio is scored once on the search's cross-validation plan
+(``byoc.automl.search.evaluate``: its out-of-fold predictions) and refitted on all training rows
+(its test predictions); both are cached under ``--cache`` (an ``.npz`` per data set, split and
+plan), so selection rules — which candidate, blend or stack to save — can be compared on the
+test rows without refitting anything.  A rule sees only what auto sees (out-of-fold predictions
+on the training rows); the test score is the benchmark's.
+
+    .venv/bin/python benchmarks/automl_selection.py --datasets wine,breast_cancer,diabetes --splits 5
+
+prints, per data set, the mean test score over the splits of each rule and of the best default
+picked with hindsight on the test split (the benchmark's bar).  The candidate predictions depend
+on byoc's code; delete the cache after changing the candidates or the plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "container"))
+sys.path.insert(0, str(HERE.parent))
+
+from benchmarks.automl import AUC, LOADERS, SPLIT_SEEDS, TEST_SIZE, Data, run_default
+from benchmarks.automl import score as metric_score
+from byoc import preprocessing
+from byoc.artifact import REGRESSION
+from byoc.automl import blend, candidates, choice, search, stack
+from byoc.automl.objective import Objective, resolve
+
+Rule = Callable[["Split"], np.ndarray]
+
+
+class Split:
+    """One split's cached candidates: names, out-of-fold and test predictions, and the plan."""
+
+    def __init__(
+        self,
+        data: Data,
+        dataset: str,
+        names: list[str],
+        oof: list[np.ndarray],
+        test: list[np.ndarray],
+        y: np.ndarray,
+        plan: search.Plan,
+        y_test: np.ndarray,
+        defaults: dict[str, np.ndarray],
+        n_classes: int,
+    ) -> None:
+        self.data, self.dataset, self.names, self.oof, self.test = data, dataset, names, oof, test
+        self.y, self.plan, self.y_test, self.defaults, self.n_classes = y, plan, y_test, defaults, n_classes
+        self.goal = resolve(data.metric.auto, data.problem_type)
+        self.results = [
+            search.Result(_parse(name), search.COMPLETED, self._cv(p), oof=p)
+            for name, p in zip(names, oof, strict=True)
+        ]
+
+    def _cv(self, predictions: np.ndarray) -> float:
+        scores = search.score_predictions(self.y, predictions, self.data.problem_type, self.n_classes)
+        return scores.get(self.goal.key, float("nan"))
+
+    def judged_by(self, goal: Objective) -> Split:
+        """The same split with candidates scored (ranked, blended) by ``goal`` instead."""
+        other = copy.copy(self)
+        other.goal = goal
+        other.results = [
+            search.Result(r.candidate, search.COMPLETED, other._cv(r.oof), oof=r.oof) for r in self.results
+        ]
+        return other
+
+    def ranked(self, keep: Callable[[str], bool] = lambda _: True) -> list[search.Result]:
+        usable = [r for r in self.results if keep(r.name)]
+        return sorted(usable, key=lambda r: self.goal.loss(r.score))
+
+    def test_of(self, name: str) -> np.ndarray:
+        return self.test[self.names.index(name)]
+
+    def score(self, test_predictions: np.ndarray) -> float:
+        """The benchmark's test metric for test predictions (proba or values)."""
+        if self.data.problem_type == REGRESSION:
+            output = test_predictions
+        elif self.data.metric is AUC:
+            output = test_predictions[:, 1]
+        else:
+            output = test_predictions.argmax(axis=1)
+        return metric_score(self.data.metric, self.y_test, output)
+
+
+def _parse(name: str) -> candidates.Candidate:
+    return _BY_NAME[name]
+
+
+_BY_NAME: dict[str, candidates.Candidate] = {}
+
+
+def pool(data: Data, n_rows: int, n_features: int) -> list[candidates.Candidate]:
+    """Auto's portfolio and the exact scikit-learn default random forest (100 trees)."""
+    out = candidates.portfolio(data.problem_type, n_rows, n_features, has_text=False)
+    extra = [candidates.Candidate("random_forest", candidates.ORDINAL)]
+    return [*out, *(c for c in extra if c.name not in {o.name for o in out})]
+
+
+def load_split(data: Data, dataset: str, split: int, cache: Path, seed: int) -> Split:
+    X, y = data.X, data.y
+    stratify = None if data.problem_type == REGRESSION else y
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=TEST_SIZE, random_state=SPLIT_SEEDS[split], stratify=stratify
+    )
+    features = preprocessing.feature_schema(X_train)
+    train = preprocessing.coerce_features(X_train, features, where="train").reset_index(drop=True)
+    test = preprocessing.coerce_features(X_test, features, where="test")
+    classes = None if data.problem_type == REGRESSION else sorted(set(np.asarray(y_train).tolist()))
+    if classes is None:
+        y_enc = np.asarray(y_train, dtype=float)
+        n_classes = 0
+    else:
+        y_enc = np.searchsorted(classes, np.asarray(y_train))
+        n_classes = len(classes)
+    plan = search.make_plan(y_enc, data.problem_type, seed=seed)
+    goal = resolve(data.metric.auto, data.problem_type)
+    ctx = search.Context(
+        train, y_enc, data.problem_type, features, n_classes, goal, plan, seed, 1,
+        time.monotonic(), float("inf"), threading.Event(),
+    )  # fmt: skip
+    file = cache / f"{dataset}-{split}-{seed}-{plan.folds}folds.npz"
+    stored = dict(np.load(file, allow_pickle=False)) if file.exists() else {}
+    names, oofs, tests = [], [], []
+    for candidate in pool(data, len(train), len(features)):
+        _BY_NAME[candidate.name] = candidate
+        if f"oof:{candidate.name}" not in stored:
+            started = time.process_time()
+            result = search.evaluate(candidate, ctx)
+            model = search.fit_candidate(candidate, ctx, train, y_enc)
+            stored[f"oof:{candidate.name}"] = result.oof
+            stored[f"test:{candidate.name}"] = search.predict_held_out(
+                model, test, data.problem_type, n_classes
+            )
+            print(
+                f"  {dataset} split {split}: {candidate.name} {time.process_time() - started:.1f} CPU s",
+                flush=True,
+            )
+            np.savez(file, **stored)
+        names.append(candidate.name)
+        oofs.append(stored[f"oof:{candidate.name}"])
+        tests.append(stored[f"test:{candidate.name}"])
+    key = "defaults"
+    if f"{key}:linear" not in stored:
+        for model, predictions in run_default(data, X_train, np.asarray(y_train), X_test, seed).items():
+            stored[f"{key}:{model}"] = np.asarray(predictions)
+        np.savez(file, **stored)
+    defaults = {k.split(":", 1)[1]: v for k, v in stored.items() if k.startswith(f"{key}:")}
+    return Split(
+        data, dataset, names, oofs, tests, y_enc[plan.covered], plan, np.asarray(y_test), defaults, n_classes
+    )
+
+
+# -- rules: each returns the test predictions of what it would save ------------------------------
+def _weighted(split: Split, weights: dict[str, float]) -> np.ndarray:
+    return sum(w * split.test_of(n) for n, w in weights.items()) / sum(weights.values())
+
+
+def _held(split: Split, weights: dict[str, float]) -> np.ndarray:
+    by = {r.name: r.oof for r in split.results}
+    return sum(w * by[n] for n, w in weights.items()) / sum(weights.values())
+
+
+def _blend(split: Split, ranked: Sequence[search.Result], initial: int) -> dict[str, float]:
+    weights, _ = blend.select(
+        ranked, split.y, split.goal, split.data.problem_type, split.n_classes, initial=initial
+    )
+    return weights
+
+
+def _stack_or(split: Split, ranked: Sequence[search.Result], weights: dict[str, float]) -> np.ndarray:
+    """What job.run saves: the stack when it beats the best candidate and ``weights``' blend
+    by more than the noise, else the blend."""
+    members = stack.pool(ranked)
+    meta = None
+    if len(members) >= 2:
+        regression = split.data.problem_type == REGRESSION
+        Z = stack.meta_features([m.oof for m in members], regression)
+        from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+
+        folds = (KFold if regression else StratifiedKFold)(stack.META_FOLDS, shuffle=True, random_state=0)
+        model = stack.meta_model(split.data.problem_type)
+        method = "predict" if regression else "predict_proba"
+        oof = cross_val_predict(model, Z, split.y, cv=folds, method=method)
+        cv = split._cv(oof)
+        simpler = choice.Option("blend", _held(split, weights), split._cv(_held(split, weights)), 0)
+        stacked = choice.Option("stack", oof, cv, 1)
+        picked, _, _ = choice.choose(
+            [simpler, stacked], split.y, split.plan, split.goal, split.data.problem_type, split.n_classes
+        )
+        if picked is stacked and split.goal.better(cv, ranked[0].score):
+            meta = stack.fit_meta(members, split.y, split.data.problem_type)
+    if meta is None:
+        return _weighted(split, weights)
+    Zt = stack.meta_features([split.test_of(m.name) for m in members], split.data.problem_type == REGRESSION)
+    if split.data.problem_type == REGRESSION:
+        return meta.predict(Zt)
+    return meta.predict_proba(Zt)
+
+
+def first12(name: str) -> bool:
+    return name in FIRST12
+
+
+FIRST12: set[str] = set()
+
+
+def rule_current(split: Split) -> np.ndarray:
+    """job.run today on the first 12 candidates: sorted-init blend, then the stack if beyond noise."""
+    ranked = split.ranked(first12)
+    return _stack_or(split, ranked, _blend(split, ranked, blend.initial_members(len(split.y))))
+
+
+def rule_blend_only(split: Split) -> np.ndarray:
+    ranked = split.ranked(first12)
+    return _weighted(split, _blend(split, ranked, blend.initial_members(len(split.y))))
+
+
+def rule_best(split: Split) -> np.ndarray:
+    return split.test_of(split.ranked(first12)[0].name)
+
+
+def rule_greedy(split: Split) -> np.ndarray:
+    ranked = split.ranked(first12)
+    return _weighted(split, _blend(split, ranked, 1))
+
+
+def _defaults(split: Split) -> list[search.Result]:
+    """The candidates that are scikit-learn's defaults (HGB, RF 100 trees, linear C/alpha=1)."""
+    classify = split.data.problem_type != REGRESSION
+    names = {
+        candidates.Candidate("gradient_boosting", candidates.ORDINAL).name,
+        candidates.Candidate("random_forest", candidates.ORDINAL).name,
+        candidates.Candidate("linear", candidates.ONEHOT, {"C": 1.0} if classify else {"alpha": 1.0}).name,
+    }
+    return [r for r in split.results if r.name in names]
+
+
+def rule_sorted_init(k: int, keep: Callable[[str], bool] = first12) -> Rule:
+    def rule(split: Split) -> np.ndarray:
+        ranked = split.ranked(keep)
+        return _weighted(split, _blend(split, ranked, k))
+
+    return rule
+
+
+def rule_noise_vs_default(within: float, inner: Rule) -> Rule:
+    """``inner``'s choice unless the best default (by cross-validation) scores within ``within``
+    standard errors of the sorted-initialisation blend (then the best default alone; the
+    comparison uses the blend's held-out predictions, the stack's are not kept here)."""
+
+    def rule(split: Split) -> np.ndarray:
+        d = min(_defaults(split), key=lambda r: split.goal.loss(r.score))
+        chosen = inner(split)
+        ranked = split.ranked(first12)
+        weights = _blend(split, ranked, blend.initial_members(len(split.y)))
+        held = _held(split, weights)
+        options = [
+            choice.Option("default", d.oof, d.score, 0),
+            choice.Option("chosen", held, split._cv(held), 1),
+        ]
+        picked, _, _ = choice.choose(
+            options, split.y, split.plan, split.goal, split.data.problem_type, split.n_classes, within=within
+        )
+        return split.test_of(d.name) if picked.name == "default" else chosen
+
+    return rule
+
+
+def rule_best_default(split: Split) -> np.ndarray:
+    """The default model with the best cross-validated score (no hindsight)."""
+    d = min(_defaults(split), key=lambda r: split.goal.loss(r.score))
+    return split.test_of(d.name)
+
+
+def rule_blend_defaults(split: Split) -> np.ndarray:
+    """Greedy blend over the three defaults only."""
+    return _weighted(
+        split, _blend(split, sorted(_defaults(split), key=lambda r: split.goal.loss(r.score)), 1)
+    )
+
+
+def by_log_loss(inner: Rule) -> Rule:
+    """``inner`` with candidates ranked and blended by log loss (classification; a proper
+    scoring rule, smoother than accuracy on a few hundred rows)."""
+
+    def rule(split: Split) -> np.ndarray:
+        if split.data.problem_type == REGRESSION:
+            return inner(split)
+        return inner(split.judged_by(Objective("LogLoss", "log_loss", split.data.problem_type)))
+
+    return rule
+
+
+def rule_within_noise_mean(within: float) -> Rule:
+    """Equal-weight mean of every candidate within ``within`` standard errors of the best."""
+
+    def rule(split: Split) -> np.ndarray:
+        ranked = split.ranked(first12)
+        best_losses = choice.split_losses(
+            ranked[0].oof, split.y, split.plan, split.goal, split.data.problem_type, split.n_classes
+        )
+        keep = {}
+        for r in ranked:
+            losses = choice.split_losses(
+                r.oof, split.y, split.plan, split.goal, split.data.problem_type, split.n_classes
+            )
+            margin = within * choice.noise(losses - best_losses, split.plan)
+            if split.goal.loss(r.score) - split.goal.loss(ranked[0].score) <= margin:
+                keep[r.name] = 1.0
+        return _weighted(split, keep)
+
+    return rule
+
+
+def rules() -> dict[str, Rule]:
+    return {
+        "current (blend init5 + stack)": rule_current,
+        "blend init5, no stack": rule_blend_only,
+        "best candidate": rule_best,
+        "greedy blend init1": rule_greedy,
+        "blend init3": rule_sorted_init(3),
+        "blend init all12": rule_sorted_init(12),
+        "best default by CV": rule_best_default,
+        "greedy blend of defaults": rule_blend_defaults,
+        "init5 unless default within 1 SE": rule_noise_vs_default(1.0, rule_blend_only),
+        "current unless default within 1 SE": rule_noise_vs_default(1.0, rule_current),
+        "current unless default within 0.5 SE": rule_noise_vs_default(0.5, rule_current),
+        "LL: current": by_log_loss(rule_current),
+        "LL: blend init5": by_log_loss(rule_blend_only),
+        "LL: best candidate": by_log_loss(rule_best),
+        "LL: greedy init1": by_log_loss(rule_greedy),
+        "LL: blend init3": by_log_loss(rule_sorted_init(3)),
+        "mean within 1 SE": rule_within_noise_mean(1.0),
+        "LL: mean within 1 SE": by_log_loss(rule_within_noise_mean(1.0)),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--datasets", default="wine,breast_cancer,diabetes")
+    parser.add_argument("--splits", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0, help="auto's seed (the plan's folds)")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "byoc-automl-selection")
+    args = parser.parse_args(argv)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    table: dict[str, dict[str, list[float]]] = {}
+    for dataset in args.datasets.split(","):
+        data = LOADERS[dataset]()
+        for split_number in range(args.splits):
+            split = load_split(data, dataset, split_number, args.cache, args.seed)
+            FIRST12.clear()
+            FIRST12.update(split.names[:12])
+            column = table.setdefault(dataset, {})
+            hindsight = [
+                split.score(np.asarray(p) if p.ndim > 1 else _as_proba(split, p))
+                for p in split.defaults.values()
+            ]
+            pick = min if data.problem_type == REGRESSION else max
+            column.setdefault("best default (hindsight)", []).append(pick(hindsight))
+            for name, rule in rules().items():
+                column.setdefault(name, []).append(split.score(rule(split)))
+    rows = sorted({r for c in table.values() for r in c}, key=list(next(iter(table.values()))).index)
+    frame = pd.DataFrame({d: {r: np.mean(c[r]) for r in rows} for d, c in table.items()})
+    pd.set_option("display.width", 200)
+    print(frame.round(4).to_string())
+    for dataset, column in table.items():
+        print(dataset, {r: [round(s, 4) for s in v] for r, v in column.items()})
+
+
+def _as_proba(split: Split, output: np.ndarray) -> np.ndarray:
+    """run_default returns the metric's input (positive-class probability, labels or values)."""
+    if split.data.problem_type == REGRESSION:
+        return output
+    if split.data.metric is AUC:
+        return np.column_stack([1 - output, output])
+    onehot = np.zeros((len(output), split.n_classes))
+    onehot[np.arange(len(output)), np.searchsorted(sorted(set(split.y_test.tolist())), output)] = 1
+    return onehot
+
+
+if __name__ == "__main__":
+    main()
