@@ -51,6 +51,8 @@ CHUNK_CELLS = 2**20  # query rows x training rows per distance block: 8 MiB of f
 WEIGHT_RTOL = 1e-8  # distance weights: the largest relative error of a weight answered here
 VOTE_MARGIN = 1e-7  # distance weights: the smallest gap between the two best classes' shares
 EXACT_MAX = 2.0**50  # squared norms of integer rows up to this: every sum below 2^53, exact
+FLOAT32_NORMS = 1e76  # a row of squared norm up to this: every value below 1.0001e38, finite in float32
+ONE = np.ones(1)
 
 
 class Ambiguous(Exception):
@@ -118,12 +120,12 @@ class NeighboursEstimator(CompiledEstimator):
         self.other_t = np.ascontiguousarray(fit_X[:, self.other].T) if len(binary) else None
         # one array of uint64 per 64 of those columns, over the training rows
         self.words = np.ascontiguousarray(_bit_words(fit_X[:, binary] == 1).T) if len(binary) else None
-        # one row's prefilter (:meth:`_candidates`): the other columns with half the norms as one
-        # more row, in float32, so that one product gives ``||y||^2 / 2 - x.y`` (the query's -x, 1)
+        # one row's prefilter (:meth:`_candidates`): the other columns negated with half the norms
+        # as one more row, in float32, so that one product gives ``||y||^2 / 2 - x.y`` (the query's x, 1)
         self.other32: np.ndarray | None = None
         if self.other_t is not None and self.words is not None:
             half_norms = (0.5 * self.norms)[None, :]
-            other32 = np.concatenate((self.other_t, half_norms)).astype(np.float32)
+            other32 = np.concatenate((-self.other_t, half_norms)).astype(np.float32)
             self.other32 = other32 if np.isfinite(other32).all() else None
             self.max_norm = float(self.norms.max())
             self.common_dtype = np.uint8 if 64 * len(self.words) <= 255 else np.uint16
@@ -174,22 +176,21 @@ class NeighboursEstimator(CompiledEstimator):
             if np.count_nonzero(query) != np.count_nonzero(is_one):
                 return None
             ones = np.flatnonzero(is_one)
-        xq = np.empty(len(self.other32), dtype=np.float32)
-        np.negative(x[self.other_at], out=xq[:-1], casting="same_kind")
-        xq[-1] = 1.0
-        if not np.isfinite(xq).all():
+        if not norm <= FLOAT32_NORMS:  # a value out of float32's range (or not finite)
             return None
+        xq = np.concatenate((x[self.other_at], ONE), dtype=np.float32, casting="same_kind")
         half = xq @ self.other32  # ||y||^2 / 2 - x.y over the other columns, float32
         np.subtract(half, self._common(ones), out=half)  # key / 2
         k = self.k
         # the k-th key of the first SAMPLE_ROWS rows is at least the k-th of all: few rows below it
         bound = float(np.partition(half[: max(SAMPLE_ROWS, k)], k - 1)[k - 1])
         below = np.flatnonzero(half <= bound)
-        kth = 2.0 * float(np.partition(half[below], k - 1)[k - 1])  # the k-th key of all rows
+        below_half = half[below]
+        kth = 2.0 * float(np.partition(below_half, k - 1)[k - 1])  # the k-th key of all rows
         e32 = 2.0 * (len(self.other) + 10) * EPS32 * (norm + self.max_norm)
         error = 1.01 * self.bound * (3.0 * norm + 2.0 * max(kth + norm + e32, 0.0)) + 1e-300
         limit = 0.5 * kth + 2.0 * e32 + 8.0 * error  # key / 2 within twice the margin of the k-th
-        rows = below[half[below] <= limit] if limit <= bound else np.flatnonzero(half <= limit)
+        rows = below[below_half <= limit] if limit <= bound else np.flatnonzero(half <= limit)
         return rows if len(rows) <= len(self.fit_X) // 8 else None
 
     def _common(self, ones: np.ndarray) -> np.ndarray:
@@ -357,6 +358,11 @@ class NeighboursEstimator(CompiledEstimator):
             if weights is None:
                 return np.mean(values, axis=1)
             return np.sum(values * weights, axis=1) / np.sum(weights, axis=1)
+        if len(X) == 1 and not self.distance_weights:  # one row's label: the first most voted class
+            votes = [0] * self.n_classes  # (its share's argmax: equal counts, equal shares)
+            for target in self.targets[self._neighbours(X, ones)[0][0]].tolist():
+                votes[target] += 1
+            return self.classes_[[votes.index(max(votes))]]
         return self.classes_.take(np.argmax(self._predict_proba(X, ones), axis=1))
 
     def predict_proba(self, X: Any) -> np.ndarray:
