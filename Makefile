@@ -39,7 +39,7 @@ lint: venv
 	$(BIN)/mypy
 
 test: venv browser
-	$(BIN)/python -m pytest --hypothesis-profile=ci -m "not container" tests
+	$(BIN)/python -m pytest --hypothesis-profile=ci --durations=25 -m "not container" tests
 
 test-container: venv
 	$(BIN)/python -m pytest --hypothesis-profile=ci -m "container and not sdk3" tests/container
