@@ -50,17 +50,51 @@ class _Trickle(io.RawIOBase):
     step=st.integers(1, 5),
     known=st.booleans(),
     records=st.sampled_from([None, whole_records, len]),
+    probe=st.sampled_from([0, 1, 3, 5]),
 )
-def test_slices_read_into_buffers_are_the_slices_read_in_blocks(body, size, step, known, records) -> None:
+def test_slices_read_into_buffers_are_the_slices_read_in_blocks(body, size, step, known, records, probe) -> None:
     length = len(body) if known else None
     expected = list(line_slices(_ReadOnly(body), 1 << 20, size, records, length))
     assert b"".join(expected) == body
-    for stream in (io.BytesIO(body), _Trickle(body, step)):
-        with mock.patch.object(app, "READ_INTO_BYTES", 0):  # every body into buffers, however short
+    into = length is None or length > probe  # else read() (whose blocks a trickle would cut short)
+    for stream in (io.BytesIO(body), _Trickle(body, step)) if into else (io.BytesIO(body),):
+        # 0: every body into buffers, however short; else an unknown length is first read into that many bytes
+        with mock.patch.object(app, "READ_INTO_BYTES", probe):
             got = list(line_slices(stream, 1 << 20, size, records, length))
         assert all(type(piece) is bytes for piece in got)
         assert b"".join(got) == body
         assert got == expected  # a trickling stream fills each slice all the same
+
+
+class _Recording(io.BytesIO):
+    """A BytesIO that records the size of every buffer readinto is given."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.asked: list[int] = []
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+        self.asked.append(len(memoryview(buffer)))
+        return super().readinto(buffer)
+
+
+@pytest.mark.parametrize("length", [None, 8])
+def test_a_short_body_is_not_read_into_a_slice_sized_buffer(length) -> None:
+    """A single row of unknown length (chunked) went into a 4 MB zero-filled buffer, and a second
+    one to see the stream's end: 290 against 108 us of a decision_tree row's CPU."""
+    stream = _Recording(b"1,2\n3,4\n")
+    assert list(line_slices(stream, 1 << 30, app.CHUNK_BYTES, None, length)) == [b"1,2\n3,4\n"]
+    assert max(stream.asked, default=0) <= app.READ_INTO_BYTES
+    assert len(stream.asked) <= 2  # the bytes, then (unknown length) the end: no second buffer
+
+
+def test_a_long_body_of_unknown_length_is_sliced_as_before() -> None:
+    body = b"12345,abc\n" * 30_000  # 300 kB: past the first read, into slices of 128 kB
+    stream = _Recording(body)
+    got = list(line_slices(stream, 1 << 30, 1 << 17, None, None))
+    assert got == list(line_slices(_ReadOnly(body), 1 << 30, 1 << 17, None, None))
+    assert stream.asked[:2] == [app.READ_INTO_BYTES, (1 << 17) - app.READ_INTO_BYTES]  # one first slice
+    assert max(stream.asked) == 1 << 17
 
 
 def test_a_body_read_into_buffers_past_the_limit_is_too_large() -> None:
