@@ -163,3 +163,32 @@ def test_a_client_that_shuts_down_mid_request_goes_to_a_thread(pending):
     client.shutdown(socket.SHUT_WR)
     assert _dispatch(worker, 2.0) == 1
     assert worker.tpool.conns == [conn] and _lowat(conn.sock) == 1  # gunicorn meets the end there
+
+
+def test_a_request_begun_in_gunicorns_read_ahead_waits_for_its_rest_on_the_poller(pending):
+    """A client that sent the start of its next request behind the previous one: those bytes are in
+    gunicorn's buffer, not the socket's, and the request goes to a thread once the rest has come."""
+    import io
+
+    worker, client, conn = pending
+    conn.parser = SimpleNamespace(unreader=SimpleNamespace(buf=io.BytesIO(HEAD + b"12")))
+    client.sendall(b"345")
+    time.sleep(0.05)
+    worker.enqueue_req(conn)
+    assert list(worker.pending_conns) == [conn] and _lowat(conn.sock) == 4
+    client.sendall(b"67890")
+    assert _dispatch(worker, 2.0) == 1
+    assert worker.tpool.conns == [conn] and not worker.pending_conns and _lowat(conn.sock) == 1
+
+
+def test_a_request_begun_in_gunicorns_read_ahead_with_nothing_more_waits_for_a_byte(pending):
+    import io
+
+    worker, client, conn = pending
+    conn.parser = SimpleNamespace(unreader=SimpleNamespace(buf=io.BytesIO(HEAD[:20])))
+    worker.enqueue_req(conn)
+    assert list(worker.pending_conns) == [conn] and worker.tpool.conns == []
+    assert _dispatch(worker, 0.05) == 0  # no byte, no wake-up
+    client.sendall(HEAD[20:] + b"1234567890")
+    assert _dispatch(worker, 2.0) == 1
+    assert worker.tpool.conns == [conn]

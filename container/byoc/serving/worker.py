@@ -16,7 +16,8 @@ Why each piece:
   logs every request still running, with its id, marks the shared ``cut`` flag so ``serve``
   exits non-zero, and exits without waiting for them.
 - A gthread worker hands a connection to a thread only once its request has arrived (the whole
-  head, and the body up to ``Content-Length``), or 16 KiB of it have: until then the connection
+  head, and the body up to ``Content-Length``), or 16 KiB of it have, counting what gunicorn has
+  already read of it behind the connection's previous request: until then the connection
   waits on the worker's poller with gunicorn's own pending connections (closed after 5 s without
   a byte).  gunicorn's thread reads a request blocking, so a client trickling its headers or body
   held a thread for as long as it trickled, and each worker needed spare threads for them; with
@@ -280,17 +281,23 @@ class _WholeRequestThreadWorker(ThreadWorker):
     @staticmethod
     def _bytes_waiting(conn: Any) -> int | None:
         """None once ``conn``'s request has arrived (:func:`request_arrived`); until then, how
-        many of its bytes wait in the kernel's buffer."""
+        many of its bytes wait in the kernel's buffer.  The request's first bytes may be in
+        gunicorn's read-ahead already (a client that sent them behind its previous request):
+        they count towards the request, not towards the kernel's bytes."""
         parser = conn.parser
-        if parser is not None and parser.unreader.buf.getvalue():
-            return None  # gunicorn read the next request ahead: it is in its buffer, not the socket's
+        ahead = parser.unreader.buf.getvalue() if parser is not None else b""
         try:
             data = conn.sock.recv(ARRIVED_BYTES, PEEK_FLAGS)
         except BlockingIOError:
-            return 0
+            data = b""  # none in the kernel's buffer
+            if not ahead:
+                return 0
         except OSError:
             return None  # the thread meets the error and closes the connection
-        return None if request_arrived(data) else len(data)
+        else:
+            if not data:
+                return None  # an end of file, for the thread to meet
+        return None if request_arrived(ahead + data if ahead else data) else len(data)
 
 
 def worker_class(name: str, cut: Any, grace: float) -> type:
