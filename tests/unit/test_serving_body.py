@@ -52,7 +52,9 @@ class _Trickle(io.RawIOBase):
     records=st.sampled_from([None, whole_records, len]),
     probe=st.sampled_from([0, 1, 3, 5]),
 )
-def test_slices_read_into_buffers_are_the_slices_read_in_blocks(body, size, step, known, records, probe) -> None:
+def test_slices_read_into_buffers_are_the_slices_read_in_blocks(
+    body, size, step, known, records, probe
+) -> None:
     length = len(body) if known else None
     expected = list(line_slices(_ReadOnly(body), 1 << 20, size, records, length))
     assert b"".join(expected) == body
