@@ -8,10 +8,19 @@ core the workers keep busy.  ``--shared-cores`` restores the older set-up (N wor
 nothing pinned), where one ceiling sample moved 4x between quiet runs.  Measured, all on this
 machine in this run:
 
-1. ceiling: a bare Flask app returning a constant, under gunicorn with the same worker count,
-   worker class and threads byoc uses (``byoc.serving.server.gunicorn_options``), kept running
-   and measured again right before each model measurement (``--rounds`` pairs per row; a row's
-   share is the median of its pairs' ratios);
+1. ceiling: a bare Flask app returning a constant, served by byoc's own gunicorn set-up
+   (``byoc.serving.server.gunicorn_options`` and its arbiter: byoc's gthread worker subclass,
+   its access logger, the same worker count and threads as byoc), not by stock gunicorn; kept
+   running and measured again right before each model measurement (``--rounds`` pairs per row; a
+   row's share is the median of its pairs' ratios).  It is the baseline of the aim because its
+   gunicorn configuration is byoc's, so a share isolates the cost of byoc's app.  Reference rows,
+   measured right before every run of the (first setting's, gthread) ceiling so drift hits all
+   alike: the same app under stock gunicorn gthread with the same workers, threads and
+   keep-alive, (a) with an access log to stdout in gunicorn's default format, (b) without one;
+   a table gives each as a share of the ceiling (median of the paired ratios), and each model
+   row its share of (b).  byoc's worker and logger cost less CPU per request than (a) and a
+   little more than (b) (one worker, 2 threads, loaded machine, 4 rounds: 0.391 ms against 0.435
+   and 0.352);
 2. byoc single-row CSV requests for every built-in algorithm (trained by the real
    ``container/train`` on synthetic data: 10 numeric + 10 text categorical features; random
    forest and extra trees with 100 trees), with compiled inference as trained, and again with
@@ -105,8 +114,32 @@ BARE_APP = textwrap.dedent("""
 
     settings = ServingSettings(port={port}, workers={workers}, worker_class={worker_class!r}, threads={threads})
     options = gunicorn_options(settings)
-    _gunicorn_application(app, options).run()
+    stock = sys.argv[1] if len(sys.argv) > 1 else None  # a REFERENCES key: stock gunicorn, not byoc's set-up
+    if stock is None:
+        _gunicorn_application(app, options).run()
+    else:
+        from gunicorn.app.base import BaseApplication
+
+        class Stock(BaseApplication):
+            def load_config(self):
+                for key in ("bind", "workers", "threads", "keepalive", "timeout"):
+                    self.cfg.set(key, options[key])
+                self.cfg.set("worker_class", "gthread")
+                if stock == "access log":
+                    self.cfg.set("accesslog", "-")  # gunicorn's default access_log_format
+
+            def load(self):
+                return app
+
+        Stock().run()
 """)
+
+# Reference ceilings (BARE_APP's argument -> label): the same app under stock gunicorn gthread, with
+# byoc's bind, workers, threads, keep-alive and timeout but gunicorn's own worker, arbiter and logger.
+REFERENCES = {
+    "access log": "stock gunicorn gthread, access log (default format)",
+    "no log": "stock gunicorn gthread, no access log",
+}
 
 
 def train_model(root: Path, rows: int, hyperparameters: dict, numeric_only: bool = False) -> Path:
@@ -172,7 +205,8 @@ def variants(worker_classes: str, threads: str) -> list[Variant]:
     return out
 
 
-def bare_server(variant: Variant, layout: Layout) -> Server:
+def bare_server(variant: Variant, layout: Layout, stock: str | None = None) -> Server:
+    """The ceiling under byoc's gunicorn set-up, or with ``stock`` (a REFERENCES key) under stock gunicorn."""
     port = free_port()
     code = BARE_APP.format(
         container=str(REPO / "container"),
@@ -181,7 +215,8 @@ def bare_server(variant: Variant, layout: Layout) -> Server:
         worker_class=variant.worker_class,
         threads=variant.threads,
     )
-    return Server(on_cpus([sys.executable, "-c", code], layout.server_cpus), clean_environ(None), port)
+    argv = [sys.executable, "-c", code, *([stock] if stock else [])]
+    return Server(on_cpus(argv, layout.server_cpus), clean_environ(None), port)
 
 
 def wrk_command(layout: Layout, duration: int) -> list[str]:
@@ -539,6 +574,41 @@ def print_image_shares(results: dict, image: str) -> None:
         )
 
 
+def print_references(
+    base: Variant, ceiling: list[dict], references: dict[str, list[dict]], results: dict
+) -> None:
+    """The ceiling under byoc's gunicorn set-up beside the same app under stock gunicorn (REFERENCES),
+    each reference run right before a ceiling run: medians, and each figure as a share of the
+    ceiling's, the median of those pairs' ratios."""
+    print(
+        f"\n| ceiling variant (bare Flask app, constant answer; {base.label}) | requests/s | p99 "
+        "| server CPU / request | requests/s, p99, CPU / request: share of byoc-stack ceiling (pairs) |"
+    )
+    print("|---|---|---|---|---|")
+    rows = {"byoc-stack (the ceiling above: byoc's worker class, logger, options)": ceiling}
+    rows.update({REFERENCES[key]: runs for key, runs in references.items()})
+    out = results["ceiling references"] = {}
+    for label, runs in rows.items():
+        r = {
+            "rps": statistics.median(c["rps"] for c in runs),
+            "p99_ms": statistics.median(c["p99_ms"] for c in runs),
+            "cpu_ms": statistics.median(c["cpu_ms"] for c in runs),
+        }
+        for key in ("rps", "p99_ms", "cpu_ms"):
+            r[f"{key}_share"] = statistics.median(c[key] / b[key] for c, b in zip(runs, ceiling, strict=True))
+        r["runs"] = len(runs)
+        out[label] = r
+        row(
+            [
+                label,
+                f"{r['rps']:,.0f}",
+                f"{r['p99_ms']:.2f} ms",
+                f"{r['cpu_ms']:.3f} ms",
+                f"{r['rps_share']:.0%}, {r['p99_ms_share']:.0%}, {r['cpu_ms_share']:.0%} ({len(runs)})",
+            ]
+        )
+
+
 def main() -> int:
     from byoc.serving.settings import DEFAULT_WORKER_THREADS
 
@@ -648,20 +718,35 @@ def main() -> int:
             "server CPU / request (ceiling's / this)",
             "handler in-process",
             "final predict",
+            "share of stock no-log ceiling (pairs)",
         ]
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     ceiling_body = single_row_bodies(sample)["csv row"][0]
     bares: dict[Variant, Server] = {}
     ceilings: dict[Variant, list[dict]] = {v: [] for v in settings}
+    base = settings[0]
+    # The stock gunicorn references, measured right before every run of the baseline's ceiling (so
+    # references[k][i] and ceilings[base][i] ran back to back); with a gthread baseline only.
+    stocks: dict[str, Server] = {}
+    references: dict[str, list[dict]] = {k: [] for k in REFERENCES} if base.worker_class == "gthread" else {}
 
     def measure(server: Server | ContainerServer, body: bytes) -> dict:
         return wrk_with_cpu(server, body, args.duration, layout)
 
+    def measure_ceiling(variant: Variant) -> dict:
+        if variant == base:
+            for key, runs in references.items():
+                runs.append(measure(stocks[key], ceiling_body))
+        ceilings[variant].append(measure(bares[variant], ceiling_body))
+        return ceilings[variant][-1]
+
     try:
+        for key in references:
+            stocks[key] = bare_server(base, layout, stock=key)
         for variant in settings:
             bares[variant] = bare_server(variant, layout)
-            ceilings[variant].append(measure(bares[variant], ceiling_body))  # a warm-up, kept
+            measure_ceiling(variant)  # a warm-up, kept
         for name, root in roots.items():
             frame = numeric_columns(sample) if MODELS[name][1] else sample
             body = single_row_bodies(frame)["csv row"][0]
@@ -672,6 +757,7 @@ def main() -> int:
             for (mode, label), image in [(m, i) for m in modes for i in places]:
                 servers: dict[Variant, Server | ContainerServer] = {}
                 pairs: dict[Variant, list[tuple[dict, dict]]] = {v: [] for v in settings}
+                stock_pairs: list[tuple[dict, dict]] = []  # (stock no-log ceiling, baseline's model run)
                 try:
                     for variant in settings:
                         servers[variant] = byoc_server(
@@ -684,9 +770,10 @@ def main() -> int:
                         )
                     for _ in range(args.rounds):  # every setting's pair in each round
                         for variant in settings:
-                            ceiling = measure(bares[variant], ceiling_body)
-                            ceilings[variant].append(ceiling)
+                            ceiling = measure_ceiling(variant)
                             pairs[variant].append((ceiling, measure(servers[variant], body)))
+                            if variant == base and references:
+                                stock_pairs.append((references["no log"][-1], pairs[variant][-1][1]))
                 finally:
                     for server in servers.values():
                         server.stop()
@@ -695,6 +782,13 @@ def main() -> int:
                 for variant in settings:
                     r = summarize(pairs[variant])
                     r["handler_ms"], r["final_ms"] = handler_ms, final_ms
+                    stock_cell = "-"
+                    if variant == base and stock_pairs:
+                        r["stock_no_log_shares"] = sorted(m["rps"] / c["rps"] for c, m in stock_pairs)
+                        r["stock_no_log_share"] = statistics.median(r["stock_no_log_shares"])
+                        stock_cell = (
+                            f"{r['stock_no_log_share']:.0%} ({percent_list(r['stock_no_log_shares'])})"
+                        )
                     prefix = "" if variant == settings[0] else f"{variant.label} "
                     results[f"{prefix}{name}{where} compiled={mode}"] = r
                     row(
@@ -708,10 +802,11 @@ def main() -> int:
                             f"{r['cpu_ms']:.3f} ms ({r['cpu_share']:.0%})",
                             f"{handler_ms:.3f} ms",
                             f"{final_ms:.3f} ms",
+                            stock_cell,
                         ]
                     )
     finally:
-        for bare in bares.values():
+        for bare in [*bares.values(), *stocks.values()]:
             bare.stop()
     for variant in settings:
         runs = ceilings[variant]
@@ -724,6 +819,11 @@ def main() -> int:
         }
         results[f"{prefix}ceiling_runs"] = [c["rps"] for c in runs]
         ceiling = results[f"{prefix}ceiling"]
+        stock_cell = "-"
+        if variant == base and references:
+            shares = sorted(c["rps"] / s["rps"] for s, c in zip(references["no log"], runs, strict=True))
+            ceiling["stock_no_log_share"] = statistics.median(shares)
+            stock_cell = f"{ceiling['stock_no_log_share']:.0%} ({percent_list(shares)})"
         row(
             [
                 f"bare Flask + gunicorn (constant), {variant.label}: median of {len(runs)} runs "
@@ -736,8 +836,11 @@ def main() -> int:
                 f"{ceiling['cpu_ms']:.3f} ms",
                 "-",
                 "-",
+                stock_cell,
             ]
         )
+    if references:
+        print_references(base, ceilings[base], references, results)
     if args.image:
         print_image_shares(results, args.image)
 
