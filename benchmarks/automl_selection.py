@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import sys
 import tempfile
 import threading
@@ -114,7 +113,7 @@ def pool(data: Data, n_rows: int, n_features: int) -> list[candidates.Candidate]
     return [*out, *(c for c in extra if c.name not in {o.name for o in out})]
 
 
-def load_split(data: Data, dataset: str, split: int, cache: Path, seed: int, repeats: int) -> Split:
+def load_split(data: Data, dataset: str, split: int, cache: Path, seed: int) -> Split:
     X, y = data.X, data.y
     stratify = None if data.problem_type == REGRESSION else y
     X_train, X_test, y_train, y_test = train_test_split(
@@ -130,42 +129,32 @@ def load_split(data: Data, dataset: str, split: int, cache: Path, seed: int, rep
     else:
         y_enc = np.searchsorted(classes, np.asarray(y_train))
         n_classes = len(classes)
-    plan = search.make_plan(y_enc, data.problem_type, seed=seed, repeats=repeats)
+    plan = search.make_plan(y_enc, data.problem_type, seed=seed)
     goal = resolve(data.metric.auto, data.problem_type)
-    folds = plan.folds // repeats
-    # One cache per split and fold count; each repeat's out-of-fold predictions are stored apart,
-    # so a plan of more repeats reuses the first ones (RepeatedKFold's first repeats do not
-    # depend on how many follow) and the plan's average is theirs.
-    file = cache / f"{dataset}-{split}-{seed}-{folds}folds-by-repeat.npz"
+    ctx = search.Context(
+        train, y_enc, data.problem_type, features, n_classes, goal, plan, seed, 1,
+        time.monotonic(), float("inf"), threading.Event(),
+    )  # fmt: skip
+    file = cache / f"{dataset}-{split}-{seed}-{plan.folds}folds.npz"
     stored = dict(np.load(file, allow_pickle=False)) if file.exists() else {}
     names, oofs, tests = [], [], []
     for candidate in pool(data, len(train), len(features)):
         _BY_NAME[candidate.name] = candidate
-        per_repeat = []
-        for r in range(repeats):
-            key = f"oof{r}:{candidate.name}"
-            if key not in stored:
-                started = time.process_time()
-                one = search.Plan(plan.splits[r * folds : (r + 1) * folds], plan.covered, "one repeat")
-                ctx = search.Context(
-                    train, y_enc, data.problem_type, features, n_classes, goal, one, seed, 1,
-                    time.monotonic(), float("inf"), threading.Event(),
-                )  # fmt: skip
-                stored[key] = search.evaluate(candidate, ctx).oof
-                if f"test:{candidate.name}" not in stored:
-                    model = search.fit_candidate(candidate, ctx, train, y_enc)
-                    stored[f"test:{candidate.name}"] = search.predict_held_out(
-                        model, test, data.problem_type, n_classes
-                    )
-                print(
-                    f"  {dataset} split {split} repeat {r}: {candidate.name}"
-                    f" {time.process_time() - started:.1f} CPU s",
-                    flush=True,
-                )
-                np.savez(file, **stored)
-            per_repeat.append(stored[key])
+        if f"oof:{candidate.name}" not in stored:
+            started = time.process_time()
+            result = search.evaluate(candidate, ctx)
+            model = search.fit_candidate(candidate, ctx, train, y_enc)
+            stored[f"oof:{candidate.name}"] = result.oof
+            stored[f"test:{candidate.name}"] = search.predict_held_out(
+                model, test, data.problem_type, n_classes
+            )
+            print(
+                f"  {dataset} split {split}: {candidate.name} {time.process_time() - started:.1f} CPU s",
+                flush=True,
+            )
+            np.savez(file, **stored)
         names.append(candidate.name)
-        oofs.append(np.mean(per_repeat, axis=0))
+        oofs.append(stored[f"oof:{candidate.name}"])
         tests.append(stored[f"test:{candidate.name}"])
     key = "defaults"
     if f"{key}:linear" not in stored:
@@ -188,13 +177,9 @@ def _held(split: Split, weights: dict[str, float]) -> np.ndarray:
     return sum(w * by[n] for n, w in weights.items()) / sum(weights.values())
 
 
-def _blend(
-    split: Split, ranked: Sequence[search.Result], initial: int, shrink: float | None = 0.0
-) -> dict[str, float]:
-    """blend.select's weights; ``shrink``: None for job.run's (blend.SHRINK on small data),
-    0.0 (the rules measured before it) for none."""
+def _blend(split: Split, ranked: Sequence[search.Result], initial: int) -> dict[str, float]:
     weights, _ = blend.select(
-        ranked, split.y, split.goal, split.data.problem_type, split.n_classes, initial=initial, shrink=shrink
+        ranked, split.y, split.goal, split.data.problem_type, split.n_classes, initial=initial
     )
     return weights
 
@@ -237,14 +222,7 @@ FIRST12: set[str] = set()
 
 
 def rule_current(split: Split) -> np.ndarray:
-    """job.run today on the first 12 candidates: sorted-init blend, its weights shrunk by
-    blend.SHRINK, then the stack if beyond noise."""
-    ranked = split.ranked(first12)
-    return _stack_or(split, ranked, _blend(split, ranked, blend.initial_members(len(split.y)), None))
-
-
-def rule_unshrunk(split: Split) -> np.ndarray:
-    """job.run before blend.SHRINK: the sorted-init blend's hill-climbed weights as they are."""
+    """job.run today on the first 12 candidates: sorted-init blend, then the stack if beyond noise."""
     ranked = split.ranked(first12)
     return _stack_or(split, ranked, _blend(split, ranked, blend.initial_members(len(split.y))))
 
@@ -351,90 +329,9 @@ def rule_within_noise_mean(within: float) -> Rule:
     return rule
 
 
-def select_bagged(
-    results: Sequence[search.Result],
-    y: np.ndarray,
-    objective: Objective,
-    problem_type: str,
-    n_classes: int,
-    *,
-    initial: int = 1,
-    bags: int = 20,
-    seed: int = 0,
-) -> tuple[dict[str, float], float]:
-    """:func:`blend.select` on ``bags`` bootstrap samples of the held-out rows (stratified by class),
-    candidates re-ranked on each, the weights averaged (Caruana et al., 2006, bagged ensemble
-    selection); returns the weights and the averaged blend's score on every held-out row."""
-    pool = [r for r in results if r.oof is not None][: blend.MAX_POOL]
-    if not pool:
-        raise ValueError("no completed candidate to blend")
-    rng = np.random.default_rng(seed)
-    n = len(y)
-    if problem_type == REGRESSION:
-        groups = [np.arange(n)]
-    else:
-        groups = [np.flatnonzero(y == c) for c in np.unique(y)]
-
-    def score(target: np.ndarray, predictions: np.ndarray) -> float:
-        scores = search.score_predictions(target, predictions, problem_type, n_classes)
-        return scores.get(objective.key, float("nan"))
-
-    total: dict[str, float] = {}
-    for _ in range(bags):
-        rows = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
-        sample = [
-            dataclasses.replace(r, oof=r.oof[rows], score=score(y[rows], r.oof[rows]))  # type: ignore[index]
-            for r in pool
-        ]
-        sample.sort(key=lambda r: objective.loss(r.score))
-        weights, _ = blend.select(
-            sample, y[rows], objective, problem_type, n_classes, initial=initial, shrink=0.0
-        )
-        for name, w in weights.items():
-            total[name] = total.get(name, 0.0) + w / bags
-    by_name = {r.name: r for r in pool}
-    blended = sum(w * np.asarray(by_name[k].oof, dtype=float) for k, w in total.items())
-    return total, score(y, np.asarray(blended))
-
-
-def _bagged(split: Split, ranked: Sequence[search.Result], initial: int, bags: int) -> dict[str, float]:
-    weights, _ = select_bagged(
-        ranked, split.y, split.goal, split.data.problem_type, split.n_classes, initial=initial, bags=bags
-    )
-    return weights
-
-
-def rule_bagged(initial: int, bags: int, with_stack: bool) -> Rule:
-    """Caruana et al.'s (2006) bagged selection: the blend's weights averaged over ``bags``
-    bootstrap samples of the out-of-fold rows (then the stack beyond noise, as job.run does)."""
-
-    def rule(split: Split) -> np.ndarray:
-        ranked = split.ranked(first12)
-        weights = _bagged(split, ranked, initial, bags)
-        return _stack_or(split, ranked, weights) if with_stack else _weighted(split, weights)
-
-    return rule
-
-
-def rule_shrunk(toward: float, top: int, with_stack: bool) -> Rule:
-    """The sorted-init blend's weights shrunk by ``toward`` toward equal weights on the ``top``
-    best candidates."""
-
-    def rule(split: Split) -> np.ndarray:
-        ranked = split.ranked(first12)
-        weights = _blend(split, ranked, blend.initial_members(len(split.y)))
-        shrunk = {n: (1 - toward) * w for n, w in weights.items()}
-        for r in ranked[:top]:
-            shrunk[r.name] = shrunk.get(r.name, 0.0) + toward / top
-        return _stack_or(split, ranked, shrunk) if with_stack else _weighted(split, shrunk)
-
-    return rule
-
-
 def rules() -> dict[str, Rule]:
     return {
-        "current (blend init5 shrunk 0.25 + stack)": rule_current,
-        "before: blend init5 + stack, unshrunk": rule_unshrunk,
+        "current (blend init5 + stack)": rule_current,
         "blend init5, no stack": rule_blend_only,
         "best candidate": rule_best,
         "greedy blend init1": rule_greedy,
@@ -452,13 +349,6 @@ def rules() -> dict[str, Rule]:
         "LL: blend init3": by_log_loss(rule_sorted_init(3)),
         "mean within 1 SE": rule_within_noise_mean(1.0),
         "LL: mean within 1 SE": by_log_loss(rule_within_noise_mean(1.0)),
-        "bagged 20 init5 + stack": rule_bagged(5, 20, True),
-        "bagged 20 init5, no stack": rule_bagged(5, 20, False),
-        "bagged 20 init1 + stack": rule_bagged(1, 20, True),
-        "bagged 20 init1, no stack": rule_bagged(1, 20, False),
-        "shrunk 0.5 top5 + stack": rule_shrunk(0.5, 5, True),
-        "shrunk 0.25 top5 + stack": rule_shrunk(0.25, 5, True),
-        "shrunk 0.5 top5, no stack": rule_shrunk(0.5, 5, False),
     }
 
 
@@ -469,13 +359,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--datasets", default="wine,breast_cancer,diabetes")
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0, help="auto's seed (the plan's folds)")
-    parser.add_argument(
-        "--repeats",
-        type=int,
-        default=search.SMALL_REPEATS,
-        help="repeats of the plan's k-fold cross-validation on small data (auto's: %(default)s)",
-    )
-    parser.add_argument("--rules", default="", help="comma-separated substrings: only the rules matching one")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "byoc-automl-selection")
     args = parser.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -483,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for dataset in args.datasets.split(","):
         data = LOADERS[dataset]()
         for split_number in range(args.splits):
-            split = load_split(data, dataset, split_number, args.cache, args.seed, args.repeats)
+            split = load_split(data, dataset, split_number, args.cache, args.seed)
             FIRST12.clear()
             FIRST12.update(split.names[:12])
             column = table.setdefault(dataset, {})
@@ -493,15 +376,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             ]
             pick = min if data.problem_type == REGRESSION else max
             column.setdefault("best default (hindsight)", []).append(pick(hindsight))
-            wanted = [w for w in args.rules.split(",") if w]
             for name, rule in rules().items():
-                if wanted and not any(w in name for w in wanted):
-                    continue
                 column.setdefault(name, []).append(split.score(rule(split)))
     rows = sorted({r for c in table.values() for r in c}, key=list(next(iter(table.values()))).index)
     frame = pd.DataFrame({d: {r: np.mean(c[r]) for r in rows} for d, c in table.items()})
     pd.set_option("display.width", 200)
-    print(frame.round(5).to_string())
+    print(frame.round(4).to_string())
     for dataset, column in table.items():
         print(dataset, {r: [round(s, 4) for s in v] for r, v in column.items()})
 

@@ -351,30 +351,6 @@ def test_on_small_data_selection_starts_from_the_best_candidates_equally_weighte
     assert blend.initial_members(search.SMALL_ROWS + 1) == 1
 
 
-def test_on_small_data_the_hill_climbed_weights_are_shrunk_toward_the_best_equally():
-    """A ``SHRINK`` share of the weight goes equally to the ``initial`` best; the rest follows
-    the hill-climbing, and the score is the shrunk
-    blend's."""
-    y = np.array([0, 1] * 20, dtype=float)
-    exact = y.copy()
-    off = [y + 1.0, y + 2.0, y - 3.0]  # the 3 best average to y + 1; adding m3 makes it exact
-    ranked = [
-        search.Result(candidates.Candidate(f"m{i}", candidates.ONEHOT), search.COMPLETED, 1.0, oof=oof)
-        for i, oof in enumerate([exact, *off])
-    ]
-    goal = objective.resolve("RMSE", REGRESSION)
-    plain, _ = blend.select(ranked, y, goal, REGRESSION, 0, initial=3, shrink=0.0)
-    shrunk, score = blend.select(ranked, y, goal, REGRESSION, 0, initial=3)
-    assert plain == {f"m{i}-onehot": 0.25 for i in range(4)}
-    assert set(shrunk) == set(plain)
-    for name, weight in plain.items():
-        among_best = name in {"m0-onehot", "m1-onehot", "m2-onehot"}
-        assert shrunk[name] == pytest.approx((1 - blend.SHRINK) * weight + among_best * blend.SHRINK / 3)
-    held_out = sum(w * r.oof for r in ranked for n, w in shrunk.items() if n == r.name)
-    assert score == pytest.approx(float(np.sqrt(np.mean((held_out - y) ** 2))))
-    assert blend.select(ranked, y, goal, REGRESSION, 0)[0] == {"m0-onehot": 1.0}  # large data: none
-
-
 def _option(name: str, predictions: np.ndarray, y: np.ndarray, complexity: int) -> Option:
     score = float(np.sqrt(np.mean((predictions - y) ** 2)))
     return Option(name, predictions, score, complexity)

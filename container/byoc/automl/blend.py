@@ -10,11 +10,7 @@ three candidates tie at the best cross-validated accuracy, and the first of them
 the test rows where the others scored 1.0).  There selection starts from the ``SORTED_INIT``
 best candidates, equally weighted — Caruana et al.'s "sorted initialisation", their remedy for
 a small hill-climbing set — and the blend is kept even when its held-out score does not beat
-the best candidate's, since that score is the one being overfitted.  For the same reason the
-hill-climbed weights are then shrunk toward equal weights on those best candidates: a
-``SHRINK`` share of the weight is spread equally over them (on wine, breast_cancer and diabetes,
-5 splits of benchmarks/automl.py, ``benchmarks/automl_selection.py`` measured it equal or better
-than the unshrunk weights on all three; a share of 0.5 was worse on diabetes).
+the best candidate's, since that score is the one being overfitted.
 """
 
 from __future__ import annotations
@@ -33,7 +29,6 @@ from byoc.automl.search import SMALL_ROWS, Result, score_predictions
 MAX_POOL = 10  # best candidates the selection draws from
 ROUNDS = 25  # additions (with replacement)
 SORTED_INIT = 5  # small data: selection starts from this many best candidates (see the docstring)
-SHRINK = 0.25  # small data: share of the weight spread equally over the SORTED_INIT best (docstring)
 
 
 def initial_members(n_rows: int) -> int:
@@ -50,12 +45,9 @@ def select(
     n_classes: int,
     *,
     initial: int = 1,
-    shrink: float | None = None,
 ) -> tuple[dict[str, float], float]:
     """Weights by candidate name (summing to 1) and the blend's held-out score; ``results`` best
-    first, selection starting from the ``initial`` best, equally weighted, and the weights then
-    shrunk by ``shrink`` (default: ``SHRINK`` when ``initial`` > 1, else 0) toward equal
-    weights on those best."""
+    first, selection starting from the ``initial`` best, equally weighted."""
     pool = [r for r in results if r.oof is not None][:MAX_POOL]
     if not pool:
         raise ValueError("no completed candidate to blend")
@@ -80,15 +72,6 @@ def select(
         counts[pick] += 1
         total += pool[pick].oof
         best_score = trial_scores[pick]
-    share = (SHRINK if initial > 1 else 0.0) if shrink is None else shrink
-    if share > 0 and initial > 1:
-        fractions = (1 - share) * counts / counts.sum()
-        fractions[: min(initial, len(pool))] += share / min(initial, len(pool))
-        counts = fractions
-        held_out = np.sum(
-            [f * np.asarray(r.oof, dtype=float) for r, f in zip(pool, fractions, strict=True)], axis=0
-        )
-        best_score = score(held_out)
     weights = {r.name: float(c / counts.sum()) for r, c in zip(pool, counts, strict=True) if c > 0}
     return weights, best_score
 

@@ -56,7 +56,6 @@ _INPUT_CHECKS = ("sklearn.utils.validation", "sklearn.utils.multiclass")
 SMALL_ROWS = 2000
 MEDIUM_ROWS = 20000
 LARGE_ROWS = 100000
-SMALL_REPEATS = 3  # repeats of k-fold cross-validation on small data (up to SMALL_ROWS rows)
 
 
 @dataclass(frozen=True)
@@ -100,11 +99,8 @@ def blame(exc: BaseException) -> str:
     return DATA if module in _INPUT_CHECKS else ""
 
 
-def make_plan(
-    y: np.ndarray, problem_type: str, *, seed: int, n_train: int | None = None, repeats: int = SMALL_REPEATS
-) -> Plan:
-    """Splits for ``len(y)`` rows; with ``n_train``, rows from ``n_train`` on are the validation
-    channel; ``repeats``: how often small data's k-fold cross-validation is repeated."""
+def make_plan(y: np.ndarray, problem_type: str, *, seed: int, n_train: int | None = None) -> Plan:
+    """Splits for ``len(y)`` rows; with ``n_train``, rows from ``n_train`` on are the validation channel."""
     n = len(y)
     if n_train is not None and n_train < n:
         train, test = np.arange(n_train), np.arange(n_train, n)
@@ -120,7 +116,7 @@ def make_plan(
         description = "one stratified 80/20 split" if classify else "one 80/20 split"
     else:
         folds = 5 if n <= MEDIUM_ROWS else 3
-        repeats = repeats if n <= SMALL_ROWS else 1
+        repeats = 3 if n <= SMALL_ROWS else 1
         folds = max(2, min(folds, smallest)) if classify else folds
         if repeats > 1:
             kind = RepeatedStratifiedKFold if classify else RepeatedKFold
