@@ -30,23 +30,44 @@ log = logging.getLogger("byoc.serving")
 
 
 def single_threaded(estimator: Any) -> Any:
-    """Set every ``n_jobs`` in the pipeline to 1.
+    """Set every ``n_jobs`` in the model to 1, nested fitted estimators included.
 
     Training defaults to all CPUs; at serving time each gunicorn worker already owns a CPU,
-    and spawning a thread pool per request costs more than a small prediction itself.
+    and spawning a thread pool per request costs more than a small prediction itself.  One
+    thread is also what makes the answer the same bits every time: a forest predicting on
+    several threads adds its trees' probabilities in the order the threads finish, which moves
+    the last bit from one call to the next.  ``get_params`` does not reach the fitted members an
+    AutoML blend or stack holds in its ``members`` list, nor an ensemble's ``estimators_``
+    (a random forest in a blend kept ``n_jobs=-1``, and the served probabilities then differed
+    from the pipeline's by an ulp), so the estimators in attributes and in lists or tuples of
+    them are visited too.
     """
-    if hasattr(estimator, "get_params") and hasattr(estimator, "set_params"):
-        try:
-            params = estimator.get_params(deep=True)
-        except Exception:  # exotic estimators: leave them alone
-            log.debug(
-                "%s: get_params failed; its n_jobs stay as trained", type(estimator).__name__, exc_info=True
-            )
-            return estimator
-        updates = {k: 1 for k, v in params.items() if k.split("__")[-1] == "n_jobs" and v not in (None, 1)}
-        if updates:
-            estimator.set_params(**updates)
+    _single_threaded(estimator, set())
     return estimator
+
+
+def _single_threaded(obj: Any, seen: set[int]) -> None:
+    if id(obj) in seen or isinstance(obj, type):
+        return
+    seen.add(id(obj))
+    if isinstance(obj, (list, tuple)):
+        for item in obj:
+            if isinstance(item, (list, tuple)) or hasattr(item, "get_params"):
+                _single_threaded(item, seen)
+        return
+    if not (hasattr(obj, "get_params") and hasattr(obj, "set_params")):
+        return
+    try:
+        params = obj.get_params(deep=True)
+    except Exception:  # exotic estimators: leave them alone
+        log.debug("%s: get_params failed; its n_jobs stay as trained", type(obj).__name__, exc_info=True)
+        return
+    updates = {k: 1 for k, v in params.items() if k.split("__")[-1] == "n_jobs" and v not in (None, 1)}
+    if updates:
+        obj.set_params(**updates)
+    for value in getattr(obj, "__dict__", {}).values():
+        if isinstance(value, (list, tuple)) or hasattr(value, "get_params"):
+            _single_threaded(value, seen)
 
 
 FAST_PATH_ROWS = 64  # above this, the pipeline's own vectorised path is as fast
