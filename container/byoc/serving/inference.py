@@ -47,6 +47,10 @@ def single_threaded(estimator: Any) -> Any:
 
 
 def _single_threaded(obj: Any, seen: set[int]) -> None:
+    """Each estimator reachable from ``obj`` once, its own ``n_jobs`` set to 1: its parameters
+    that are estimators (a pipeline's steps, a column transformer's transformers) sit in its
+    attributes as well, so one walk over the attributes reaches them and the fitted members
+    that ``get_params`` does not."""
     if id(obj) in seen or isinstance(obj, type):
         return
     seen.add(id(obj))
@@ -58,13 +62,12 @@ def _single_threaded(obj: Any, seen: set[int]) -> None:
     if not (hasattr(obj, "get_params") and hasattr(obj, "set_params")):
         return
     try:
-        params = obj.get_params(deep=True)
+        n_jobs = obj.get_params(deep=False).get("n_jobs")
     except Exception:  # exotic estimators: leave them alone
         log.debug("%s: get_params failed; its n_jobs stay as trained", type(obj).__name__, exc_info=True)
         return
-    updates = {k: 1 for k, v in params.items() if k.split("__")[-1] == "n_jobs" and v not in (None, 1)}
-    if updates:
-        obj.set_params(**updates)
+    if n_jobs not in (None, 1):
+        obj.set_params(n_jobs=1)
     for value in getattr(obj, "__dict__", {}).values():
         if isinstance(value, (list, tuple)) or hasattr(value, "get_params"):
             _single_threaded(value, seen)
