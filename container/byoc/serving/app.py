@@ -130,41 +130,44 @@ def _line_slices_into(
     against 108 us of CPU (decision_tree, in-process); a longer body carries those bytes into a
     first slice of ``size`` bytes, so the slices are the same.  A read that comes back short is
     the stream's end (:func:`_fill`): no further buffer is made to see it."""
-    pending, total, ended = b"", 0, False
+    pending, total = b"", 0
     probing = length is None and 0 < READ_INTO_BYTES < size
     room = READ_INTO_BYTES if probing else size  # bytes the next read asks for after the carried ones
-    uncut = False  # pending holds the probe's bytes, not yet searched for a record's end
-    while total != length and not ended:
-        carried = len(pending)
+    while total != length:
         want = room if length is None else min(room, length - total)
-        buffer = bytearray(carried + want)
-        with memoryview(buffer) as view:
-            view[:carried] = pending
-            got = _fill(stream, view[carried:])
-        if not got and not uncut:
-            break
+        buffer, got = _read_behind(stream, pending, want)
         total += got
         if total > limit:
             raise _too_large(limit)
-        if got < want:  # the body ended here
-            del buffer[carried + got :]
-            ended = True
-        room, uncut = size, False
-        if probing:
-            probing = False
-            if not ended:  # longer than the probe: its bytes begin a slice of ``size``, as before
-                pending, uncut = bytes(buffer), True
-                room = size - len(pending)
-                continue
-        cut = whole_records(buffer)  # type: ignore[arg-type]  # a bytearray: the same searches
-        if cut <= 0:
-            pending = bytes(buffer)
+        ended = got < want  # a short read: the body ended here
+        if probing and not ended:  # longer than the probe: its bytes begin a slice of ``size``, as before
+            pending, room, probing = bytes(buffer), size - len(buffer), False
             continue
-        with memoryview(buffer) as view:
-            piece, pending = bytes(view[:cut]), bytes(view[cut:])
-        yield piece
+        probing, room = False, size
+        cut = whole_records(buffer)  # type: ignore[arg-type]  # a bytearray: the same searches
+        if cut > 0:
+            with memoryview(buffer) as view:
+                piece, pending = bytes(view[:cut]), bytes(view[cut:])
+            yield piece
+        else:
+            pending = bytes(buffer)
+        if ended:
+            break
     if pending:
         yield pending
+
+
+def _read_behind(stream: Any, pending: bytes, want: int) -> tuple[bytearray, int]:
+    """A buffer holding ``pending`` and then up to ``want`` bytes read from ``stream``, cut to
+    what was read, and how many were read."""
+    carried = len(pending)
+    buffer = bytearray(carried + want)
+    with memoryview(buffer) as view:
+        view[:carried] = pending
+        got = _fill(stream, view[carried:])
+    if got < want:
+        del buffer[carried + got :]
+    return buffer, got
 
 
 def _fill(stream: Any, view: memoryview) -> int:
