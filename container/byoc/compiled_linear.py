@@ -126,6 +126,8 @@ class LinearRows:
         self.parts = parts
         self.classes_ = model.classes_
         self.outputs = 1 if model.coef_t.ndim == 1 else model.coef_t.shape[1]
+        # the first output's intercept as a Python float (what :meth:`_scores` adds to its sums)
+        self.first_intercept = float(np.asarray(model.intercept, dtype=np.float64).reshape(-1)[0])
         self.encoder = RowEncoder(self.blocks())  # the encoder's steps that give the parts' input
 
     @classmethod
@@ -174,6 +176,15 @@ class LinearRows:
         terms = [part.terms_of(value) for part, value in zip(self.parts, values, strict=True)]
         zero = np.zeros((rows, 1, self.outputs))  # the sum starts from 0, as scipy's
         return self._scores(np.cumsum(np.concatenate([zero, *terms], axis=1), axis=1)[:, -1], rows)
+
+    def row_score(self, values: Sequence[np.ndarray]) -> float:
+        """One row's score of a one-output model (a binary classifier's, a regressor's) from the
+        outputs of :meth:`blocks`, as a Python float: :meth:`decision_function_of`'s number (the
+        same sum of the same terms, plus the intercept), without its arrays."""
+        row = chain.from_iterable(
+            part.row_terms(value) for part, value in zip(self.parts, values, strict=True)
+        )
+        return reduce(operator.add, row, 0.0) + self.first_intercept
 
     def _scores(self, sums: np.ndarray, rows: int) -> np.ndarray:
         """The scores from each row's sum of terms, (rows, outputs): plus the intercept, shaped as

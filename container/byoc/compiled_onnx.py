@@ -510,6 +510,18 @@ class Joint:
         run()
         return [out.copy() for out in outs]
 
+    def one(self, rows: Sequence[np.ndarray]) -> list[list[float]]:
+        """Every model's output on one row (model i on ``rows[i]``, each of one row), as Python
+        floats: what a call's outputs hold, read straight from the bound arrays (no copies)."""
+        bound = getattr(self._bound, "arrays", None)
+        if bound is None:
+            bound = self._bound.arrays = self._bind()
+        ins, outs, run = bound
+        for array, r in zip(ins, rows, strict=True):
+            np.copyto(array, r)
+        run()
+        return [out.tolist()[0] for out in outs]
+
     def _bind(self) -> tuple[list[np.ndarray], list[np.ndarray], Any]:
         ins = [np.zeros((1, p.width), dtype=np.float64) for p in self.parts]
         outs = [np.zeros((1, p.outputs), dtype=np.float64) for p in self.parts]

@@ -53,8 +53,9 @@ def training_frame(seed: int = 7) -> pd.DataFrame:
 
 
 @functools.cache
-def trained(problem_type: str, tmp: str) -> artifact.ModelArtifact:
-    """The ensemble of every member, trained once, its compiled forms loaded as the server does."""
+def trained(problem_type: str, tmp: str, members: tuple[str, ...] = tuple(MEMBERS)) -> artifact.ModelArtifact:
+    """The ensemble of ``members`` (every built-in one), trained once, its compiled forms loaded as
+    the server does."""
     frame = training_frame()
     features = feature_schema(frame)
     X = coerce_features(frame, features, where="train")
@@ -66,7 +67,7 @@ def trained(problem_type: str, tmp: str) -> artifact.ModelArtifact:
         y = ((X["job"] == "a") | (X["age"] > 45)).astype(int).to_numpy() + (X["city"] == "c3")
     params = resolve(
         {"algorithm": "ensemble", "n_estimators": 6, "max_iter": 8, "cv_folds": 2, "n_jobs": 1}
-        | {"ensemble_members": MEMBERS}
+        | {"ensemble_members": list(members)}
     )
     pipe = algorithms.build(problem_type, params, features).fit(X, y)
     built = compiled.build(pipe, [X])
@@ -213,3 +214,51 @@ def test_a_member_without_weight_is_not_run(models, tmp_path):
     rows = [[None, "1e3", "a", "c3", "s1"], [35.5, None, "zz", None, "None"]]
     assert_same(answers(row_path, rows), answers(pipeline_path, rows))
     assert math.isclose(row_path.row_ensemble.total_weight, 1.0)
+
+
+# byoc's default members: a binary classifier's or a regressor's single row is voted in Python floats
+ONE_ROW_MEMBERS = ("random_forest", "gradient_boosting", "linear")
+
+
+@pytest.fixture(scope="module")
+def one_row_models(tmp_path_factory) -> dict[str, tuple[Predictor, Predictor]]:
+    out = {}
+    for problem_type in ("binary_classification", "regression"):
+        model = trained(problem_type, str(tmp_path_factory.mktemp(problem_type)), ONE_ROW_MEMBERS)
+        fast, slow = Predictor(model), Predictor(model)
+        assert fast.enable_fast_path() and fast.row_ensemble.one_row is not None
+        out[problem_type] = fast, slow
+    return out
+
+
+@pytest.mark.parametrize("problem_type", ["binary_classification", "regression"])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_one_row_is_voted_in_python_floats_with_the_same_bits(one_row_models, problem_type, data):
+    """A single row (RowEnsemble._one_row_proba / _one_row_value): the pipeline's answer, field by
+    field and to the bit, as the arrays' way gives it."""
+    fast, slow = one_row_models[problem_type]
+    (row,) = data.draw(
+        st.lists(st.tuples(*(c for c in rows_for_columns(fast))).map(list), min_size=1, max_size=1)
+    )
+    try:
+        want = answers(slow, [row])
+    except SchemaError:
+        return
+    assert_same(answers(fast, [row]), want)
+    plan, fast.row_ensemble.one_row = fast.row_ensemble.one_row, None
+    try:
+        assert_same(answers(fast, [row]), want)  # the arrays' way, the same bits
+    finally:
+        fast.row_ensemble.one_row = plan
+
+
+def rows_for_columns(predictor: Predictor) -> list[st.SearchStrategy]:
+    return [cells(list(feature.categories) or ["x"]) for feature in predictor.schema.features]
+
+
+def test_one_row_plan_needs_every_member_known(models):
+    """With members it does not vote for in Python floats (knn, a single tree), every row takes
+    the arrays' way; so does a multiclass model."""
+    for fast, _ in models.values():
+        assert fast.row_ensemble.one_row is None

@@ -312,12 +312,20 @@ class Predictor:
         ]
         if any(row is not None for row in on_columns):
             candidates.append(members)
-        probe = self.schema.from_rows(self._check_rows())
+        check_rows = self._check_rows()
+        probe = self.schema.from_rows(check_rows)
         self.row_ensemble = None
         for candidate in candidates:
             try:
                 row_ensemble = RowEnsemble(ensemble, candidate)
                 if self._answers_equal((row_ensemble, probe, {}), probe):
+                    # its one-row vote in Python floats (RowEnsemble._one_row) on each row alone too;
+                    # if any differs, one row takes the arrays' way as the others
+                    if row_ensemble.one_row is not None and not all(
+                        self._answers_equal((row_ensemble, one, {}), one)
+                        for one in map(self.schema.from_rows, ([row] for row in check_rows))
+                    ):
+                        row_ensemble.one_row = None
                     self.row_ensemble = row_ensemble
                     return True
             except Exception:  # any doubt: keep the pipeline path
