@@ -170,7 +170,8 @@ class TreeliteEstimator(CompiledEstimator):
         if self.link == "expit":
             scores = expit(scores)
         if self.classes_ is not None and len(self.classes_) == 2 and scores.shape[1] == 1:
-            return np.concatenate((1.0 - scores, scores), axis=1)  # binary boosting gives P(class 1)
+            # binary boosting gives P(class 1); RowEnsemble._one_row: the same for one row in floats
+            return np.concatenate((1.0 - scores, scores), axis=1)
         return scores
 
     def _labels(self, scores: np.ndarray) -> np.ndarray:
@@ -232,7 +233,7 @@ class LinearEstimator(CompiledEstimator):
             raise AttributeError("a regression model has no predict_proba")
         if len(self.classes_) > 2:
             return sklearn_softmax(scores, copy=False)
-        prob = expit(scores, out=scores)
+        prob = expit(scores, out=scores)  # RowEnsemble._one_row: the same for one row in floats
         if prob.ndim == 1:  # np.stack([1 - prob, prob], axis=1), without its cost on a request row
             out = np.empty((len(prob), 2))
             out[:, 0] = 1 - prob

@@ -169,10 +169,7 @@ class LinearRows:
         """:meth:`decision_function` from the outputs of :meth:`blocks`, computed elsewhere."""
         rows = len(values[0])
         if rows == 1 and self.outputs == 1:  # the sum one term after another, from 0 (see above)
-            row = chain.from_iterable(
-                part.row_terms(value) for part, value in zip(self.parts, values, strict=True)
-            )
-            return self._scores(np.array([[reduce(operator.add, row, 0.0)]]), rows)
+            return self._scores(np.array([[self._row_sum(values)]]), rows)
         terms = [part.terms_of(value) for part, value in zip(self.parts, values, strict=True)]
         zero = np.zeros((rows, 1, self.outputs))  # the sum starts from 0, as scipy's
         return self._scores(np.cumsum(np.concatenate([zero, *terms], axis=1), axis=1)[:, -1], rows)
@@ -181,10 +178,15 @@ class LinearRows:
         """One row's score of a one-output model (a binary classifier's, a regressor's) from the
         outputs of :meth:`blocks`, as a Python float: :meth:`decision_function_of`'s number (the
         same sum of the same terms, plus the intercept), without its arrays."""
+        return self._row_sum(values) + self.first_intercept
+
+    def _row_sum(self, values: Sequence[np.ndarray]) -> float:
+        """One row's sum of its terms for the first output, one term after another from 0, as a
+        Python float (see the module docstring)."""
         row = chain.from_iterable(
             part.row_terms(value) for part, value in zip(self.parts, values, strict=True)
         )
-        return reduce(operator.add, row, 0.0) + self.first_intercept
+        return reduce(operator.add, row, 0.0)
 
     def _scores(self, sums: np.ndarray, rows: int) -> np.ndarray:
         """The scores from each row's sum of terms, (rows, outputs): plus the intercept, shaped as

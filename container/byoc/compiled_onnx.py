@@ -588,11 +588,20 @@ class ForestEstimator(CompiledEstimator):
         return self.means_of(self.run(values))
 
     def means_of(self, sums: np.ndarray) -> np.ndarray:
-        """The forest's answer (per class, or its one value) from the session's sums."""
+        """The forest's answer (per class, or its one value) from the session's sums
+        (:meth:`row_means`: the same for one row in Python floats)."""
         if self.complement:
             sums = np.concatenate((self.n_trees - sums, sums), axis=1)
         sums /= self.n_trees  # as the forest's predict / predict_proba: the sum, then the mean
         return sums
+
+    def row_means(self, sums: Sequence[float]) -> list[float]:
+        """:meth:`means_of` of one row's sums as Python floats (the same subtraction and division
+        per value, without arrays): keep the two alike."""
+        if self.complement:
+            (one,) = sums
+            return [(self.n_trees - one) / self.n_trees, one / self.n_trees]
+        return [value / self.n_trees for value in sums]
 
     def predict_proba(self, X: Any) -> np.ndarray:
         if self.classes_ is None:

@@ -185,7 +185,7 @@ class EnsembleClassifier(ClassifierMixin, _CVWeightedEnsemble):
         check_is_fitted(self, "estimators_")
         return weighted_mean(
             ((weight, aligned_proba(est, X, self.classes_)) for weight, est in self.voting_members()),
-            (len(X), len(self.classes_)),
+            np.zeros((len(X), len(self.classes_))),
             self.total_weight(),
         )
 
@@ -212,16 +212,18 @@ class EnsembleRegressor(RegressorMixin, _CVWeightedEnsemble):
         check_is_fitted(self, "estimators_")
         return weighted_mean(
             ((weight, np.asarray(est.predict(X), dtype=float)) for weight, est in self.voting_members()),
-            len(X),
+            np.zeros(len(X)),
             self.total_weight(),
         )
 
 
-def weighted_mean(answers: Iterable[tuple[float, np.ndarray]], shape: Any, total_weight: float) -> np.ndarray:
-    """The ensemble's answer from (weight, member's answer) pairs: their weighted sum, from zeros
-    in member order, over the total weight.  One implementation for the ensemble and for the
-    server's row path (byoc.serving.row_ensemble), so both give the same bits."""
-    total = np.zeros(shape)
+def weighted_mean(answers: Iterable[tuple[float, Any]], zero: Any, total_weight: float) -> Any:
+    """The ensemble's answer from (weight, member's answer) pairs: their weighted sum, from
+    ``zero`` in member order, over the total weight.  One implementation for the ensemble and
+    for the server's row path (byoc.serving.row_ensemble), so both give the same bits: ``zero``
+    is ``np.zeros(shape)`` for arrays of answers (summed in place) or ``0.0`` for one row's
+    answers as Python floats (``+=`` rebinds; the same IEEE products and sums, element by element)."""
+    total = zero
     for weight, answer in answers:
         total += weight * answer
     return total / total_weight

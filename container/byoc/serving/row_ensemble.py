@@ -27,11 +27,10 @@ from byoc.preprocessing import CategoryCoder, RowEncoder
 from byoc.serving.inference import _equal
 
 _Op = Callable[[Sequence[np.ndarray], list[Any]], Any]
-# RowEnsemble._one_row_plan's kinds of member: a forest's one sum (a regressor's, or a binary
-# classifier's class 1 written alone), its two sums, boosting's raw score (a regressor) or its
-# score through expit (a binary classifier), a compiled linear model's score (through expit for
-# a classifier)
-_FOREST, _FOREST_TWO, _RAW, _LINKED, _LINEAR = range(5)
+# RowEnsemble._one_row_plan's kinds of member: a forest (its means from the joint session's
+# sums), a gradient boosting (its score from the joint session), a compiled linear model (its
+# score from the shared graph's blocks)
+_FOREST, _BOOSTING, _LINEAR = range(3)
 
 
 def fitted_state(step: Any) -> dict[str, Any]:
@@ -204,11 +203,11 @@ class RowEnsemble:
         return joint, inputs
 
     def _one_row_plan(self) -> list[tuple[int, Any, Any, float]] | None:
-        """How :meth:`_one_row_proba` / :meth:`_one_row_value` vote on one row with Python floats, per voting member in order:
-        (kind, its part of the joint session or its LinearRows, its node or number of trees, its
+        """How :meth:`_one_row` votes on one row in Python floats, per voting member in order:
+        (kind, its final estimator or LinearRows, its part of the joint session or its node, its
         weight); None where a member is of another kind (then every row takes the arrays' way).
-        For a binary classifier or a regressor whose members are the joint session's forest and
-        gradient boosting and compiled linear models of one output."""
+        For a binary classifier or a regressor whose members are the joint session's forests and
+        gradient boosting and compiled linear models of one output (byoc's default members)."""
         from byoc.compiled import OnnxBoostingEstimator
         from byoc.compiled_onnx import ForestEstimator
 
@@ -221,16 +220,14 @@ class RowEnsemble:
                 return None
             width = None if part is None else self.joint.parts[part].outputs
             if type(final) is ForestEstimator and part is not None:
-                if (binary and width not in (1, 2)) or (not binary and width != 1):
+                # a binary forest's two sums, or class 1's alone (row_means's complement); a regressor's one
+                if width != (1 if not binary or final.complement else 2):
                     return None
-                kind = _FOREST if width == 1 else _FOREST_TWO
-                if binary and width == 1 and not final.complement:
-                    return None
-                plan.append((kind, part, final.n_trees, float(weight)))
+                plan.append((_FOREST, final, part, float(weight)))
             elif type(final) is OnnxBoostingEstimator and part is not None:
                 if width != 1 or final.link != ("expit" if binary else None):
                     return None
-                plan.append((_LINKED if binary else _RAW, part, None, float(weight)))
+                plan.append((_BOOSTING, final, part, float(weight)))
             elif type(final) is _OnBlocks and final.rows.outputs == 1:
                 model = final.rows.model
                 # its scores: a vector (a binary classifier's one column, a regressor's 1-d coef_)
@@ -241,60 +238,46 @@ class RowEnsemble:
                 return None
         return plan
 
-    def _one_row_outputs(self, columns: Sequence[np.ndarray]) -> tuple[list[Any], list[list[float]]]:
-        """The shared graph's values for one row and the joint session's outputs on it."""
-        values = self.encoding.run(columns)
-        if self.joint is None:
-            return values, []
-        return values, self.joint.one([final.rows(values[node]) for node, final in self.joint_inputs])
-
-    def _one_row_value(
+    def _one_row(
         self, columns: Sequence[np.ndarray], plan: Sequence[tuple[int, Any, Any, float]]
-    ) -> float:
-        """A regressor's :meth:`predict` of one row in Python floats (see :meth:`_one_row_proba`)."""
-        values, outs = self._one_row_outputs(columns)
-        total = 0.0
-        for kind, where, n, weight in plan:
-            if kind == _LINEAR:
-                answer = where.row_score(values[n])
-            elif kind == _FOREST:
-                answer = outs[where][0] / n
-            else:
-                answer = outs[where][0]
-            total += weight * answer
-        return total / self.total_weight
-
-    def _one_row_proba(
-        self, columns: Sequence[np.ndarray], plan: Sequence[tuple[int, Any, Any, float]]
-    ) -> tuple[float, float]:
-        """A binary classifier's :meth:`predict_proba` of one row (its two probabilities) in Python
-        floats, by the same arithmetic in the same order as the arrays' way: each member's
-        answer as its ``proba_of`` / ``predict_proba`` computes it (a forest's sums over its
-        number of trees, class 0's as that number minus class 1's when so written; the link,
-        scipy's ``expit``, the same ufunc, on the scores, then ``1 - p`` for class 0), summed
-        with its weight from 0 in member order, over the total weight (:func:`weighted_mean`).
+    ) -> list[Any]:
+        """One row's answer in Python floats: a binary classifier's two probabilities
+        (:meth:`predict_proba`'s row), a regressor's value (:meth:`predict`'s), by the arrays'
+        arithmetic in the arrays' order.  Each member's answer as its own ``proba_of`` /
+        ``predict_of`` computes it: a forest's :meth:`~byoc.compiled_onnx.ForestEstimator.row_means`
+        (its ``means_of``); boosting's score from the joint session and a linear model's
+        :meth:`~byoc.compiled_linear.LinearRows.row_score` as they are for a regressor and, for a
+        classifier, through scipy's ``expit`` (the same ufunc their ``predict_proba`` calls, once
+        for all those scores) as ``[1 - p, p]`` (TreeliteEstimator._proba,
+        LinearEstimator.probabilities); then, per class, :func:`weighted_mean` from ``0.0``.
         Every numpy call on a one-row array costs about a microsecond, more right after the
         trees' walk has pushed numpy out of the CPU's caches; the arrays' way made some 25."""
-        values, outs = self._one_row_outputs(columns)
-        scores = [
-            where.row_score(values[n]) if kind == _LINEAR else outs[where][0]
-            for kind, where, n, _ in plan
-            if kind in (_LINEAR, _LINKED)
-        ]
-        linked = iter(expit(np.array(scores)).tolist() if scores else ())
-        total0 = total1 = 0.0
-        for kind, where, n, weight in plan:
+        values = self.encoding.run(columns)
+        outs = (
+            self.joint.one([final.rows(values[node]) for node, final in self.joint_inputs])
+            if self.joint is not None
+            else []
+        )
+        means: list[list[float] | None] = []  # a forest's answer; None for a score
+        scores: list[float] = []
+        for kind, final, at, _ in plan:
             if kind == _FOREST:
-                sums = outs[where][0]
-                p0, p1 = (n - sums) / n, sums / n
-            elif kind == _FOREST_TWO:
-                p0, p1 = outs[where][0] / n, outs[where][1] / n
-            else:
-                p1 = next(linked)
-                p0 = 1.0 - p1
-            total0 += weight * p0
-            total1 += weight * p1
-        return total0 / self.total_weight, total1 / self.total_weight
+                means.append(final.row_means(outs[at]))
+                continue
+            scores.append(outs[at][0] if kind == _BOOSTING else final.row_score(values[at]))
+            means.append(None)
+        if self.classes_ is None:
+            answers = iter([score] for score in scores)
+        else:
+            answers = iter([1 - p, p] for p in (expit(np.array(scores)).tolist() if scores else ()))
+        voted = [
+            (weight, answer if answer is not None else next(answers))
+            for (_, _, _, weight), answer in zip(plan, means, strict=True)
+        ]
+        return [
+            weighted_mean(((weight, answer[k]) for weight, answer in voted), 0.0, self.total_weight)
+            for k in range(len(voted[0][1]))
+        ]
 
     def _answers(self, values: list[Any], rows: int, proba: bool) -> Iterator[tuple[Any, np.ndarray, Any]]:
         """(weight, answer, class positions) per member, in the ensemble's order."""
@@ -312,7 +295,7 @@ class RowEnsemble:
         if self.classes_ is None:
             raise AttributeError("a regression ensemble has no predict_proba")
         if self.one_row is not None and len(batch) == 1:
-            return np.array([self._one_row_proba(batch.columns, self.one_row)])
+            return np.array([self._one_row(batch.columns, self.one_row)])
         values = self.encoding.run(batch.columns)
         width = len(self.classes_)
         return weighted_mean(
@@ -320,15 +303,15 @@ class RowEnsemble:
                 (weight, aligned(answer, positions, width))
                 for weight, answer, positions in self._answers(values, len(batch), proba=True)
             ),
-            (len(batch), width),
+            np.zeros((len(batch), width)),
             self.total_weight,
         )
 
     def predict(self, batch: Any) -> np.ndarray:
         if self.one_row is not None and len(batch) == 1:
             if self.classes_ is None:
-                return np.array([self._one_row_value(batch.columns, self.one_row)])
-            p0, p1 = self._one_row_proba(batch.columns, self.one_row)
+                return np.array(self._one_row(batch.columns, self.one_row))
+            p0, p1 = self._one_row(batch.columns, self.one_row)
             # np.argmax's choice: the first NaN, else the first of the largest
             index = 0 if p0 != p0 else 1 if p1 != p1 else int(p1 > p0)
             return self.classes_[index : index + 1]
@@ -337,6 +320,6 @@ class RowEnsemble:
         values = self.encoding.run(batch.columns)
         return weighted_mean(
             ((weight, answer) for weight, answer, _ in self._answers(values, len(batch), proba=False)),
-            len(batch),
+            np.zeros(len(batch)),
             self.total_weight,
         )
