@@ -235,7 +235,7 @@ def one_row_models(tmp_path_factory) -> dict[str, tuple[Predictor, Predictor]]:
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_one_row_is_voted_in_python_floats_with_the_same_bits(one_row_models, problem_type, data):
-    """A single row (RowEnsemble._one_row_proba / _one_row_value): the pipeline's answer, field by
+    """A single row (RowEnsemble._one_row): the pipeline's answer, field by
     field and to the bit, as the arrays' way gives it."""
     fast, slow = one_row_models[problem_type]
     (row,) = data.draw(
@@ -257,8 +257,78 @@ def rows_for_columns(predictor: Predictor) -> list[st.SearchStrategy]:
     return [cells(list(feature.categories) or ["x"]) for feature in predictor.schema.features]
 
 
-def test_one_row_plan_needs_every_member_known(models):
-    """With members it does not vote for in Python floats (knn, a single tree), every row takes
-    the arrays' way; so does a multiclass model."""
-    for fast, _ in models.values():
-        assert fast.row_ensemble.one_row is None
+def _reweighted(fast: Predictor, weights: list[float]) -> tuple[Predictor, Predictor]:
+    """A Predictor on the row path and one on the pipeline for ``fast``'s model with the ensemble's
+    weights set to ``weights`` (a member of weight 0 does not vote)."""
+    import copy
+
+    pipeline = fast.estimator
+    ensemble = copy.copy(pipeline.steps[-1][1])
+    ensemble.weights_ = np.array(weights)
+    model = artifact.ModelArtifact(
+        type(pipeline)([pipeline.steps[0], (pipeline.steps[-1][0], ensemble)]), fast.model.metadata
+    )
+    row_path = Predictor(model)
+    assert row_path.enable_fast_path() and isinstance(row_path.row_ensemble, RowEnsemble)
+    return row_path, Predictor(model)
+
+
+ONE_ROWS = [[None, "1e3", "a", "c3", "s1"], [35.5, None, "zz", None, "None"], [-0.0, 12.0, "", "c7", "s299"]]
+
+
+@pytest.mark.parametrize(
+    ("problem_type", "weights", "planned"),
+    [
+        # MEMBERS: random_forest, extra_trees, gradient_boosting, linear, knn, decision_tree; the
+        # forests and boosting vote together (their joint session's parts all vote)
+        (
+            "binary_classification",
+            [0.3, 0.1, 0.3, 0.3, 0.0, 0.0],
+            True,
+        ),  # byoc's default members and extra_trees
+        ("regression", [0.3, 0.1, 0.3, 0.3, 0.0, 0.0], True),
+        ("binary_classification", [0.3, 0.1, 0.3, 0.1, 0.2, 0.0], False),  # knn votes
+        ("regression", [0.3, 0.1, 0.3, 0.1, 0.0, 0.2], False),  # a single tree votes
+        ("multiclass_classification", [0.3, 0.1, 0.3, 0.3, 0.0, 0.0], False),  # three classes
+    ],
+)
+def test_one_row_plan_needs_every_member_known(models, problem_type, weights, planned):
+    """Only a binary classifier or a regressor whose voting members are all of the kinds it knows
+    (the joint session's forests and boosting, compiled linear models) votes a single row in
+    Python floats; with knn or a single tree voting, or three classes, every row takes the
+    arrays' way.  Either way a single row gets the pipeline's answer."""
+    fast, _ = models[problem_type]
+    assert fast.row_ensemble.one_row is None  # all six members vote
+    row_path, pipeline_path = _reweighted(fast, weights)
+    assert (row_path.row_ensemble.one_row is not None) == planned
+    for row in ONE_ROWS:
+        assert_same(answers(row_path, [row]), answers(pipeline_path, [row]))
+
+
+@pytest.mark.parametrize("problem_type", ["binary_classification", "regression"])
+def test_a_one_row_vote_that_differs_at_load_is_dropped(one_row_models, problem_type, monkeypatch):
+    """The load-time check (Predictor._enable_ensemble_path) asks the one-row vote every check row
+    alone: a member's one-row answer one ulp off (a forest's means for a classifier, the linear
+    model's score for a regressor) and the one-row vote is dropped, while the arrays' way
+    stays; single rows still get the pipeline's answers."""
+    from byoc.compiled_linear import LinearRows
+    from byoc.compiled_onnx import ForestEstimator
+
+    fast, slow = one_row_models[problem_type]
+    if problem_type == "binary_classification":
+        means = ForestEstimator.row_means
+        monkeypatch.setattr(
+            ForestEstimator,
+            "row_means",
+            lambda self, sums: [np.nextafter(m, np.inf) for m in means(self, sums)],
+        )
+    else:
+        score = LinearRows.row_score
+        monkeypatch.setattr(
+            LinearRows, "row_score", lambda self, values: np.nextafter(score(self, values), np.inf)
+        )
+    perturbed = Predictor(fast.model)
+    assert perturbed.enable_fast_path() and isinstance(perturbed.row_ensemble, RowEnsemble)
+    assert perturbed.row_ensemble.one_row is None
+    for row in ONE_ROWS:
+        assert_same(answers(perturbed, [row]), answers(slow, [row]))
