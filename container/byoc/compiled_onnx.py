@@ -501,18 +501,16 @@ class Joint:
                 for p, r in zip(self.parts, rows, strict=True)
             }
             return [np.asarray(out) for out in self.session.run([p.output for p in self.parts], feeds)]
-        bound = getattr(self._bound, "arrays", None)
-        if bound is None:
-            bound = self._bound.arrays = self._bind()
-        ins, outs, run = bound
-        for array, r in zip(ins, rows, strict=True):
-            np.copyto(array, r)
-        run()
-        return [out.copy() for out in outs]
+        return [out.copy() for out in self._run_one(rows)]
 
     def one(self, rows: Sequence[np.ndarray]) -> list[list[float]]:
         """Every model's output on one row (model i on ``rows[i]``, each of one row), as Python
         floats: what a call's outputs hold, read straight from the bound arrays (no copies)."""
+        return [out.tolist()[0] for out in self._run_one(rows)]
+
+    def _run_one(self, rows: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """This thread's bound output arrays after one run on one row per model (reused by the
+        thread's next run: copy or convert before then)."""
         bound = getattr(self._bound, "arrays", None)
         if bound is None:
             bound = self._bound.arrays = self._bind()
@@ -520,7 +518,7 @@ class Joint:
         for array, r in zip(ins, rows, strict=True):
             np.copyto(array, r)
         run()
-        return [out.tolist()[0] for out in outs]
+        return outs
 
     def _bind(self) -> tuple[list[np.ndarray], list[np.ndarray], Any]:
         ins = [np.zeros((1, p.width), dtype=np.float64) for p in self.parts]
