@@ -29,6 +29,7 @@ Per algorithm (figures and the measurement command are in README's compiled-infe
   backend ``numpy``; scikit-learn answers the chunks of rows where rounding could decide).
 - decision_tree: scikit-learn (a single tree already predicts a row in microseconds; treelite
   does not import it).
+- svm: scikit-learn (no compiled form of a kernel SVM).
 - ensemble: each member as above; the ensemble's own weighting is unchanged.
 
 At training time :func:`build` converts the final estimators, stores the conversion and probe
@@ -77,9 +78,12 @@ ONNXRUNTIME = "onnxruntime"  # forests: one ONNX TreeEnsemble in float64 (byoc.c
 COMPILED_BACKENDS = (TREELITE, NUMPY, ONNXRUNTIME)
 MODEL_BACKENDS = (TREELITE, ONNXRUNTIME)  # those whose model bytes are stored in the compiled file
 
+_SVM = "a kernel SVM (svm) has no compiled form: scikit-learn's libsvm answers"
 _KEPT_ON_SCIKIT_LEARN = {
     "DecisionTreeClassifier": "a single tree predicts a row in microseconds; treelite does not import it",
     "DecisionTreeRegressor": "a single tree predicts a row in microseconds; treelite does not import it",
+    "CalibratedSVC": _SVM,
+    "SVR": _SVM,
 }
 
 

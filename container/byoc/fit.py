@@ -91,6 +91,7 @@ def evaluate(problem_type: str, pipeline: Pipeline, data: Encoded, n_classes: in
 def builtin(inputs: FitInput) -> FitOutput:
     """Build ``params["algorithm"]`` from the registry, fit it on train, evaluate every channel."""
     from byoc import algorithms
+    from byoc.algorithms.builtin import TooFewClassRows
 
     params = inputs.params
     pipeline = algorithms.build(inputs.problem_type, params, inputs.features)
@@ -103,7 +104,12 @@ def builtin(inputs: FitInput) -> FitOutput:
         train.X.shape[1],
     )
     started = time.monotonic()
-    pipeline.fit(train.X, train.y)
+    try:
+        pipeline.fit(train.X, train.y)
+    except TooFewClassRows as exc:  # raised with class codes: name the labels
+        if inputs.classes is None:
+            raise
+        raise exc.naming(inputs.classes) from None
     fit_seconds = time.monotonic() - started
     log.info("fitting finished in %.2f s", fit_seconds)
 

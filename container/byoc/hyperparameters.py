@@ -105,8 +105,8 @@ def common() -> tuple[Hyperparameter, ...]:
             "bool",
             True,
             "Also save a compiled form of the model (onnxruntime for forests and gradient boosting, "
-            'numpy for linear and knn; README "Compiled inference"), checked against scikit-learn and '
-            "used by serve; false keeps scikit-learn only.",
+            'numpy for linear and knn, none for decision_tree and svm; README "Compiled inference"), '
+            "checked against scikit-learn and used by serve; false keeps scikit-learn only.",
         ),
         Hyperparameter(
             "use_custom_ensemble",

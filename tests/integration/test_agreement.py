@@ -288,7 +288,7 @@ def test_every_algorithm_agrees_on_a_hostile_frame(tmp_path, algorithm):
         assert disagreements(root, features, variant, exact=name == "compiled-off") == [], name
 
 
-@pytest.mark.parametrize("algorithm", ["linear", "knn"])
+@pytest.mark.parametrize("algorithm", ["linear", "knn", "svm"])
 def test_one_hot_models_agree_when_their_encoder_output_is_sparse(tmp_path, algorithm):
     """Past 64 training rows the one-hot block, and so the encoder's output, is sparse: a request
     of one or a few rows must still stack it as training did (it once failed with a 500)."""

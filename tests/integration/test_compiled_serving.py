@@ -75,6 +75,21 @@ def test_text_columns_compile_gradient_boosting_too(tmp_path):
     assert meta["compiled"]["file"] == compiled.COMPILED_FILE
 
 
+@pytest.mark.parametrize("frame, target", [(IRIS, "target"), (DIABETES, "target")], ids=["svc", "svr"])
+def test_svm_has_no_compiled_form_and_says_scikit_learn_serves_it(tmp_path, frame, target):
+    meta = train(tmp_path, frame, target, "svm")
+    (step,) = meta["compiled"]["steps"]
+    assert meta["compiled"]["file"] is None and compiled.COMPILED_FILE not in meta["files"]
+    assert step["backend"] == "scikit-learn" and "no compiled form" in step["reason"], step
+    server = sm.start(tmp_path, workers=1)
+    try:
+        reply = server.invoke(frame.drop(columns=[target]).head(3).to_csv(header=False, index=False))
+        assert reply.status_code == 200, reply.text
+    finally:
+        log = server.stop()
+    assert "model=scikit-learn (" in log and "no compiled form" in log
+
+
 # -- serving: the same answers with compiled inference on and forced off ---------------------------
 SERVED = {
     "random_forest": (IRIS, "target"),

@@ -136,6 +136,7 @@ ALGORITHMS = {
     "gradient_boosting": ({"max_iter": 20}, 0.8),
     "linear": ({"C": 1.0}, 0.7),
     "knn": ({"n_neighbors": 5}, 0.7),
+    "svm": ({"C": 1.0}, 0.7),
     "ensemble": ({"ensemble_members": "random_forest,gradient_boosting,linear", **FAST}, 0.8),
 }
 

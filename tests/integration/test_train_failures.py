@@ -257,6 +257,13 @@ CASES = {
         ),
         [r"^column 'age' holds numbers in train/a\.jsonl but text in train/b\.jsonl \(e\.g\. 'old'\)"],
     ),
+    "svm_class_with_fewer_rows_than_calibration_folds": (
+        dict(
+            channels={"train": {"a.csv": GOOD + b"maybe,41,3,admin,cellular\n" * 3}},
+            hyperparameters={"algorithm": "svm"},
+        ),
+        [r"^hyperparameter 'calibration_folds'=5: .*'maybe': 3 rows.*lower calibration_folds"],
+    ),
     "only_a_target_column": (
         dict(channels={"train": {"a.csv": "yes\nno\nyes\n"}}),
         [r"holds only the target column"],

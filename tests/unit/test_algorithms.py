@@ -119,6 +119,7 @@ def test_registry_names_match_the_interface():
         "gradient_boosting",
         "linear",
         "knn",
+        "svm",
         "ensemble",
         "auto",
     )
@@ -210,6 +211,13 @@ def test_hyperparameters_reach_the_estimator(datasets):
     assert model("linear", C=0.25).C == 0.25
     assert type(model("linear", "regression", alpha=3)).__name__ == "Ridge"
     assert model("knn", n_neighbors=4, weights="distance").weights == "distance"
+    calibrated = model("svm", C=10, gamma=0.05, kernel="poly", degree=2, calibration_folds=3)
+    svc = calibrated.estimator
+    assert (svc.C, svc.gamma, svc.kernel, svc.degree, calibrated.cv) == (10.0, 0.05, "poly", 2, 3)
+    assert calibrated.ensemble is False  # one SVC on every row, calibrated on held-out folds
+    assert model("svm", class_weight="balanced").estimator.class_weight == "balanced"
+    svr = model("svm", "regression", epsilon=0.5, gamma="auto")
+    assert (type(svr).__name__, svr.epsilon, svr.gamma) == ("SVR", 0.5, "auto")
 
 
 def test_max_leaf_nodes_limits_the_fitted_tree(datasets):
@@ -240,6 +248,7 @@ def test_problem_dependent_hyperparameter_errors(raw, problem_type, fragment, da
         ("linear", "|coefficient|"),
         ("gradient_boosting", "permutation"),
         ("knn", "permutation"),
+        ("svm", "permutation"),
     ],
 )
 def test_describe_gives_importances_by_original_feature(algorithm, method, fitted):
@@ -276,6 +285,52 @@ def test_knn_with_more_neighbours_than_rows_fails_at_fit_naming_the_hyperparamet
         pipeline.fit(X, np.array([1.0, 2.0, 3.0]))
 
 
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        ({"C": 0}, "hyperparameter 'C': got 0; expected a number > 0"),
+        ({"C": "-1"}, "hyperparameter 'C'"),
+        ({"gamma": "often"}, "hyperparameter 'gamma': got 'often'; expected a number > 0, scale or auto"),
+        ({"gamma": 0}, "hyperparameter 'gamma': got 0"),
+        ({"kernel": "rfb"}, "hyperparameter 'kernel': got 'rfb'; expected rbf, linear, poly or sigmoid"),
+        ({"degree": 0}, "hyperparameter 'degree'"),
+        ({"epsilon": -0.1}, "hyperparameter 'epsilon'"),
+        (
+            {"calibration_folds": 1},
+            r"hyperparameter 'calibration_folds': got 1; expected an integer in \[2, 20\]",
+        ),
+        (
+            {"class_weight": "balanced", "problem_type": "regression"},
+            "'class_weight'=balanced applies to classification only",
+        ),
+    ],
+)
+def test_svm_hyperparameters_are_validated_by_name(raw, fragment):
+    with pytest.raises(HyperparameterError, match=fragment):
+        resolve({"algorithm": "svm", **raw})
+
+
+def test_svm_accepts_gamma_as_a_number_or_a_choice():
+    assert resolve({"algorithm": "svm", "gamma": "0.25"})["gamma"] == 0.25
+    assert resolve({"algorithm": "svm", "gamma": "AUTO"})["gamma"] == "auto"
+    assert resolve({"algorithm": "svm"})["gamma"] == "scale"
+
+
+def test_svm_with_fewer_rows_of_a_class_than_calibration_folds_names_the_fix():
+    X = pd.DataFrame({"a": np.arange(20, dtype=float)})
+    y = np.array([0] * 10 + [1] * 7 + [2] * 3)  # class 2: 3 rows, fewer than 5 folds
+    pipeline = algorithms.build("multiclass_classification", resolve({"algorithm": "svm"}), feature_schema(X))
+    with pytest.raises(HyperparameterError) as caught:
+        pipeline.fit(X, y)
+    assert "'calibration_folds'=5" in str(caught.value) and "2: 3 rows" in str(caught.value)
+    assert "lower calibration_folds" in str(caught.value)
+    assert "'rare': 3 rows" in str(caught.value.naming(("common", "middle", "rare")))
+    three = resolve({"algorithm": "svm", "calibration_folds": 3})
+    fitted = algorithms.build("multiclass_classification", three, feature_schema(X)).fit(X, y)
+    proba = fitted.predict_proba(X)
+    np.testing.assert_array_equal(fitted.predict(X), proba.argmax(axis=1))  # label and probability agree
+
+
 def test_no_feature_columns_is_a_data_error():
     from byoc.errors import DataError
 
@@ -283,7 +338,7 @@ def test_no_feature_columns_is_a_data_error():
         algorithms.build("regression", resolve({}), [])
 
 
-@pytest.mark.parametrize("algorithm", ["decision_tree", "gradient_boosting", "linear", "knn"])
+@pytest.mark.parametrize("algorithm", ["decision_tree", "gradient_boosting", "linear", "knn", "svm"])
 def test_single_feature_that_is_all_missing_still_fits(algorithm):
     X = pd.DataFrame({"empty": [np.nan] * 12, "text": pd.Series([None] * 12, dtype=object)})
     y = np.array([0, 1] * 6)
@@ -318,6 +373,8 @@ def test_every_algorithm_fits_arbitrary_small_mixed_frames(rows, rnd):
         raw = {"algorithm": algorithm, "n_jobs": 1, **TINY.get(algorithm, {})}
         if algorithm == "knn":
             raw["n_neighbors"] = 2
+        if algorithm == "svm":
+            raw["calibration_folds"] = 2  # 8 rows: 4 of each class
         pipeline = algorithms.build("binary_classification", resolve(raw), schema).fit(Xc, y)
         assert pipeline.predict_proba(Xc).shape == (len(X), 2), algorithm
 

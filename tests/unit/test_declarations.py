@@ -32,6 +32,8 @@ COMPANIONS = {"max_samples": {"bootstrap": True}}
 # byoc's own estimator (its members are covered one by one) and the AutoML search (tested in
 # test_automl_parts.py): neither maps onto one scikit-learn estimator.
 NOT_ONE_ESTIMATOR = ("ensemble", "auto")
+# byoc's names for a wrapper's own parameters (svm's CalibratedClassifierCV: its folds).
+RENAMED = {"cv": "calibration_folds"}
 
 
 def range_values(decl: Hyperparameter) -> list[Any]:
@@ -76,6 +78,20 @@ def estimator(algorithm: str, problem_type: str, raw: dict[str, Any]) -> Any:
     return algorithms.build(problem_type, params, FEATURES).named_steps["model"]
 
 
+def parts(model: Any) -> list[Any]:
+    """The estimator and, for a wrapper (svm's calibration), the estimator it wraps."""
+    inner = model.get_params(deep=False).get("estimator")
+    return [model] if inner is None else [model, inner]
+
+
+def parameters(model: Any) -> dict[str, Any]:
+    """Every part's parameters, by byoc's names."""
+    out: dict[str, Any] = {}
+    for part in parts(model):
+        out.update({RENAMED.get(k, k): v for k, v in part.get_params(deep=False).items()})
+    return out
+
+
 @pytest.mark.parametrize(
     "algorithm, problem_type, decl, value",
     cases(),
@@ -89,8 +105,9 @@ def test_declared_range_is_accepted_by_the_estimator(algorithm, problem_type, de
         return
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a deprecated value is drift too
-        model._validate_params()  # scikit-learn's own _parameter_constraints
-    given = model.get_params()
+        for part in parts(model):
+            part._validate_params()  # scikit-learn's own _parameter_constraints
+    given = parameters(model)
     own = decl in algorithms.get(algorithm).hyperparameters  # common ones (n_jobs) serve only some
     if own and decl.name in given and value != "auto":
         assert given[decl.name] == value, f"{decl.name}={value!r} did not reach {type(model).__name__}"
@@ -101,6 +118,6 @@ def test_every_declaration_maps_to_an_estimator_parameter(algorithm):
     """Else the range test above would check nothing for it."""
     accepted = set()
     for problem_type in PROBLEM_TYPES:
-        accepted |= set(estimator(algorithm, problem_type, {}).get_params())
+        accepted |= set(parameters(estimator(algorithm, problem_type, {})))
     declared = {d.name for d in algorithms.get(algorithm).hyperparameters}
     assert declared - accepted == set()

@@ -178,6 +178,16 @@ def registry() -> Mapping[str, AlgorithmSpec]:
             categorical="onehot",
         ),
         AlgorithmSpec(
+            "svm",
+            "kernel support vector machine (SVC with calibrated probabilities, or SVR) on "
+            "standardised, one-hot encoded inputs",
+            builtin.SVM,
+            builtin.svm,
+            scale=True,
+            categorical="onehot",
+            checks=(builtin.check_problem_type,),
+        ),
+        AlgorithmSpec(
             "ensemble",
             "members weighted by cross-validated score; soft voting "
             "(classification) or weighted mean (regression)",

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
@@ -21,6 +22,7 @@ from sklearn.ensemble import (
 )
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.svm import SVC, SVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from byoc.artifact import REGRESSION
@@ -176,6 +178,46 @@ KNN = (
         choices=("uniform", "distance"),
     ),
     HP("p", "int", 2, "Minkowski power: 1 is Manhattan, 2 Euclidean distance.", minimum=1, maximum=10),
+)
+SVM_KERNELS = ("rbf", "linear", "poly", "sigmoid")
+SVM = (
+    HP(
+        "C",
+        "float",
+        1.0,
+        "Inverse regularisation: larger fits the training rows more closely.",
+        minimum=0,
+        exclusive_minimum=True,
+    ),
+    HP("kernel", "str", "rbf", "Kernel function (poly uses degree).", choices=SVM_KERNELS),
+    HP(
+        "gamma",
+        "float",
+        "scale",
+        "Kernel coefficient of rbf, poly and sigmoid: a number, scale (1 / (inputs x their "
+        "variance)) or auto (1 / inputs).",
+        choices=("scale", "auto"),
+        minimum=0,
+        exclusive_minimum=True,
+    ),
+    HP("degree", "int", 3, "Degree of the poly kernel.", minimum=1, maximum=10),
+    HP(
+        "epsilon",
+        "float",
+        0.1,
+        "Regression: errors smaller than this (in the target's units) cost nothing.",
+        minimum=0,
+    ),
+    HP(
+        "calibration_folds",
+        "int",
+        5,
+        "Classification: folds whose held-out decision values calibrate the probabilities "
+        "(every class needs this many training rows).",
+        minimum=2,
+        maximum=20,
+    ),
+    CLASS_WEIGHT,
 )
 
 
@@ -396,3 +438,55 @@ def knn(problem_type: str, params: Mapping[str, Any]) -> Any:
     return cls(
         n_neighbors=params["n_neighbors"], weights=params["weights"], p=params["p"], n_jobs=params["n_jobs"]
     )
+
+
+class TooFewClassRows(HyperparameterError):
+    """A class has fewer training rows than svm's calibration folds.  Raised at fit, where only
+    the class codes are known; :meth:`naming` restates it with the labels, for the caller
+    that has them (:func:`byoc.fit.builtin`)."""
+
+    def __init__(self, folds: int, rare: Mapping[Any, int]) -> None:
+        self.folds, self.rare = folds, dict(rare)
+        shown = ", ".join(f"{label!r}: {rows} rows" for label, rows in list(self.rare.items())[:5])
+        more = f" and {len(self.rare) - 5} more" if len(self.rare) > 5 else ""
+        super().__init__(
+            f"hyperparameter 'calibration_folds'={folds}: svm calibrates its class probabilities on "
+            f"{folds} stratified folds, which needs at least {folds} training rows of every class, "
+            f"but {len(self.rare)} class(es) have fewer ({shown}{more}); lower calibration_folds "
+            "(at least 2) or add rows of those classes"
+        )
+
+    def naming(self, classes: Any) -> TooFewClassRows:
+        return TooFewClassRows(self.folds, {classes[int(code)]: rows for code, rows in self.rare.items()})
+
+
+class CalibratedSVC(CalibratedClassifierCV):
+    """An SVC whose probabilities are calibrated on held-out folds (sigmoid; one SVC refitted on
+    every row: ``ensemble=False``); predict is the argmax of predict_proba, so label and
+    probabilities agree (``SVC(probability=True)`` is deprecated in scikit-learn 1.9).
+
+    Checks at fit that every class has ``cv`` rows: scikit-learn's own error names neither the
+    hyperparameter nor the fix."""
+
+    def fit(self, X: Any, y: Any, **fit_params: Any) -> Any:
+        codes, counts = np.unique(np.asarray(y), return_counts=True)
+        rare = counts < self.cv
+        if rare.any():
+            raise TooFewClassRows(
+                self.cv, {code.item(): int(n) for code, n in zip(codes[rare], counts[rare], strict=True)}
+            )
+        return super().fit(X, y, **fit_params)
+
+
+def svm(problem_type: str, params: Mapping[str, Any]) -> Any:
+    kernel = {
+        "C": params["C"],
+        "kernel": params["kernel"],
+        "gamma": params["gamma"],
+        "degree": params["degree"],
+    }
+    if problem_type == REGRESSION:
+        _class_weight(problem_type, params)
+        return SVR(epsilon=params["epsilon"], **kernel)
+    svc = SVC(**kernel, **_class_weight(problem_type, params))
+    return CalibratedSVC(svc, cv=params["calibration_folds"], ensemble=False)
