@@ -149,6 +149,14 @@ CASES = {
         dict(channels={"train": {"a.csv": GOOD}}, hosts=("algo-1", "algo-2")),
         [r"2 hosts", r"instance_count=1", r"algorithm=auto"],
     ),
+    "multiple_hosts_svm": (
+        dict(
+            channels={"train": {"a.csv": GOOD}},
+            hosts=("algo-1", "algo-2"),
+            hyperparameters={"algorithm": "svm"},
+        ),
+        [r"2 hosts", r"instance_count=1", r"algorithm=auto"],
+    ),
     "regression_on_text_target": (
         dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"problem_type": "regression"}),
         [r"problem_type=regression needs numbers"],
