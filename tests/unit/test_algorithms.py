@@ -276,6 +276,18 @@ def test_describe_is_json_serialisable_for_every_algorithm(fitted):
         json.dumps(algorithms.describe(pipeline, X, target), allow_nan=False)
 
 
+@pytest.mark.parametrize("problem_type", ["regression", "multiclass_classification"])
+def test_describe_is_json_serialisable_for_every_algorithm_and_problem_type(problem_type, fitted):
+    """Ridge (linear regression) leaves n_iter_ None: describe once failed the whole job on it."""
+    import json
+
+    for algorithm in algorithms.buildable():
+        pipeline, X, target, _ = fitted(problem_type, algorithm)
+        facts = algorithms.describe(pipeline, X, target)
+        json.dumps(facts, allow_nan=False)
+        assert facts["estimator"]
+
+
 def test_knn_with_more_neighbours_than_rows_fails_at_fit_naming_the_hyperparameter():
     X = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
     pipeline = algorithms.build(

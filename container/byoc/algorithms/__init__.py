@@ -344,7 +344,7 @@ def describe(pipeline: Any, X: Any = None, y: Any = None) -> dict[str, Any]:
     if hasattr(model, "get_depth"):
         facts["tree_depth"] = int(model.get_depth())
         facts["tree_leaves"] = int(model.get_n_leaves())
-    if hasattr(model, "n_iter_"):
+    if getattr(model, "n_iter_", None) is not None:  # Ridge's direct solvers leave it None
         facts["n_iter"] = int(np.max(model.n_iter_))
     if hasattr(model, "estimators_") and isinstance(model.estimators_, list):
         facts["n_estimators"] = len(model.estimators_)
