@@ -510,6 +510,7 @@ MODELS = {
     "gradient_boosting numeric": ({"algorithm": "gradient_boosting"}, True),
     "linear": ({"algorithm": "linear"}, False),
     "knn": ({"algorithm": "knn"}, False),
+    "svm": ({"algorithm": "svm"}, False),
     "ensemble": ({"algorithm": "ensemble"}, False),
 }
 
