@@ -117,25 +117,6 @@ def test_every_portfolio_candidate_builds_a_pipeline_that_fits(kind):
         assert len(model.predict(X.iloc[:3])) == 3
 
 
-@pytest.mark.parametrize("problem_type", [BINARY, REGRESSION])
-def test_the_portfolio_has_svr_only_where_it_is_affordable(problem_type):
-    def svms(n_rows: int) -> list[dict]:
-        every = candidates.portfolio(problem_type, n_rows, n_features=10, has_text=False)
-        return [dict(c.params) for c in every if c.family == "svm"]
-
-    small = svms(candidates.SVM_MAX_ROWS)
-    assert small == ([] if problem_type == BINARY else [{"C": 10.0}])
-    assert svms(candidates.SVM_MAX_ROWS + 1) == []  # O(n^2): not past the cap
-
-
-def test_svm_neighbours_move_c_within_its_bounds():
-    parent = candidates.Candidate("svm", candidates.ONEHOT, {"C": 10.0})
-    children = candidates.neighbours(parent, REGRESSION, np.random.default_rng(0), 8)
-    values = {c.params["C"] for c in children}
-    assert len(values) > 1 and all(1e-2 <= v <= 1e3 for v in values)
-    assert all(set(c.params) == {"C"} for c in children)  # gamma stays scale
-
-
 def test_neighbours_stay_in_the_family_and_move_its_hyperparameters():
     parent = candidates.Candidate("gradient_boosting", candidates.ORDINAL, {"learning_rate": 0.1})
     children = candidates.neighbours(parent, BINARY, np.random.default_rng(0), 5)
