@@ -288,6 +288,70 @@ def test_every_algorithm_agrees_on_a_hostile_frame(tmp_path, algorithm):
         assert disagreements(root, features, variant, exact=name == "compiled-off") == [], name
 
 
+def hostile_regression_frame() -> pd.DataFrame:
+    """The fixed hostile frame with a numeric target the features decide (regressors and the
+    regression search: their answers are floats, compared to the bit with compiled inference off)."""
+    frame = fixed_hostile_frame()
+    key = frame[TARGET].map({"red": 0.0, "green": 1.0, "blue": 2.0})
+    amount = frame["amount"].fillna(0.0).clip(-10, 10)
+    frame[TARGET] = 10.0 * key + amount + 0.25 * frame["flag"].fillna(False).astype(float)
+    return frame
+
+
+def regression_disagreements(
+    root: Path, features: pd.DataFrame, variant: Mapping[str, str], exact: bool
+) -> list[str]:
+    """As :func:`disagreements`, for a regressor's ``predicted_label`` (a float)."""
+    model, X, _ = reference(root)
+    single_threaded(model.estimator)
+
+    def same(got: Any, want: np.ndarray) -> bool:
+        return same_probabilities(np.asarray(got, dtype=np.float64), want, exact)
+
+    def answer(content_type: str, body: bytes) -> list[float]:
+        response = server.invoke(
+            body, content_type=content_type, accept="application/json", attributes="output=predicted_label"
+        )
+        assert response.status_code == 200, f"{content_type}: {response.status_code} {response.text[:500]}"
+        return [p["predicted_label"] for p in response.json()["predictions"]]
+
+    found: list[str] = []
+    server = serving_models.start(root, workers=1, env=variant)
+    try:
+        want = np.asarray(model.estimator.predict(X), dtype=np.float64)
+        for name, (content_type, body) in request_bodies(features).items():
+            got = answer(content_type, body)
+            if not same(got, want):
+                found.append(f"{name} batch: served {got}, pipeline {want.tolist()}")
+        for i, bodies in enumerate(single_row_bodies(features)):
+            one = np.asarray(model.estimator.predict(X.iloc[i : i + 1]), dtype=np.float64)
+            for name, (content_type, body) in bodies.items():
+                got = answer(content_type, body)
+                if not same(got, one):
+                    found.append(f"{name} row {i}: served {got}, pipeline {one.tolist()}")
+    finally:
+        server.stop()
+    return found
+
+
+@pytest.mark.parametrize("algorithm", algorithms.names())
+def test_every_regressor_agrees_on_a_hostile_frame(tmp_path, algorithm):
+    """Every algorithm as a regressor (the AutoML search and its blends included), compiled
+    inference on and off: served values equal the pipeline's own ``predict``."""
+    frame = hostile_regression_frame()
+    hyperparameters: dict[str, object] = {"algorithm": algorithm, "problem_type": "regression"}
+    if algorithm in ("random_forest", "extra_trees"):
+        hyperparameters["n_estimators"] = 20
+    if algorithm == "auto":
+        hyperparameters.update(max_runtime_seconds=60, max_candidates=4)
+    root = train(tmp_path / "ml", frame, "jsonlines", hyperparameters)
+    assert json.loads((root / "model" / "model.json").read_text())["problem_type"] == "regression"
+    features = frame.drop(columns=[TARGET])
+    for name, environ in COMPILED_VARIANTS.items():
+        variant = {**SERVING_VARIANTS["default"], **environ}
+        assert regression_disagreements(root, features, variant, exact=name == "compiled-off") == [], name
+
+
 @pytest.mark.parametrize("algorithm", ["linear", "knn", "svm"])
 def test_one_hot_models_agree_when_their_encoder_output_is_sparse(tmp_path, algorithm):
     """Past 64 training rows the one-hot block, and so the encoder's output, is sparse: a request
