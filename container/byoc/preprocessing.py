@@ -248,7 +248,7 @@ class EmptyColumnFiller(_OneToOne):
 
     def transform(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "empty_")
-        return self.transform_matrix(np.asarray(X, dtype=np.float64))
+        return self.transform_matrix(_float_rows(X))
 
     def transform_matrix(self, values: np.ndarray) -> np.ndarray:
         """:meth:`transform` of a float matrix, without the fitted check (see :class:`RowEncoder`)."""
@@ -291,7 +291,7 @@ class MedianImputer(TransformerMixin, BaseEstimator):
 
     def transform(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "statistics_")
-        return self.transform_matrix(np.asarray(X, dtype=np.float64))
+        return self.transform_matrix(_float_rows(X))
 
     def transform_matrix(self, values: np.ndarray) -> np.ndarray:
         """:meth:`transform` of a float matrix, without the fitted check (see :class:`RowEncoder`)."""
@@ -328,7 +328,7 @@ class Standardizer(_OneToOne):
 
     def transform(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "scale_")
-        return self.transform_matrix(np.asarray(X, dtype=np.float64))
+        return self.transform_matrix(_float_rows(X))
 
     def transform_matrix(self, values: np.ndarray) -> np.ndarray:
         """:meth:`transform` of a float matrix, without the fitted check (see :class:`RowEncoder`)."""
@@ -413,7 +413,7 @@ class CodeOneHot(TransformerMixin, BaseEstimator):
 
     def transform_dense(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "categories_")
-        return self.transform_matrix(np.asarray(X, dtype=np.float64))
+        return self.transform_matrix(_float_rows(X))
 
     def transform_matrix(self, X: np.ndarray) -> np.ndarray:
         """:meth:`transform_dense` without the fitted check (see :class:`RowEncoder`)."""
@@ -567,6 +567,15 @@ class RowEncoder:
         """The blocks' outputs side by side, as the ColumnTransformer stacks them."""
         dense = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
         return _csr(dense) if self.sparse_output else dense
+
+
+def _float_rows(X: Any) -> np.ndarray:
+    """``X`` (a frame's columns, or a matrix) as a C-ordered float64 matrix, the layout
+    :func:`_matrix` gives a request's columns: a dense matrix product's last bits depend on its
+    input's layout (BLAS picks its kernel by it), and a frame's values come column-major, so
+    without this a linear model answered a batch through the pipeline and the same rows through
+    the server's row path with different last bits."""
+    return np.ascontiguousarray(X, dtype=np.float64)
 
 
 def _matrix(columns: Sequence[np.ndarray], positions: Sequence[int]) -> np.ndarray:
