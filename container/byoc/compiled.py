@@ -48,6 +48,7 @@ import copy
 import io
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,6 +224,8 @@ class LinearEstimator(CompiledEstimator):
             raise ValueError(
                 f"expected float64 rows of {self.n_features_in_} columns, got {X.dtype} {X.shape}"
             )
+        if not hasattr(X, "toarray"):  # a dense product's bits depend on the layout (BLAS kernel):
+            X = np.ascontiguousarray(X)  # one layout, so a row path and the pipeline's agree
         return self.shaped(X @ self.coef_t + self.intercept)
 
     def shaped(self, scores: np.ndarray) -> np.ndarray:
@@ -552,11 +555,15 @@ def _encoder(pipeline: Any) -> Any:
     return pipeline[:-1] if hasattr(pipeline, "steps") and len(pipeline.steps) > 1 else None
 
 
+MEMBER = "member:"  # a slot's prefix for a member of a model made of members
+
+
 def slots(pipeline: Any) -> list[tuple[str, Any]]:
-    """(name, sub-pipeline whose final step may be compiled): the model, or each ensemble member."""
-    final = _final(pipeline)
-    if is_ensemble(final):
-        return [(f"member:{name}", member) for name, member in final.named_estimators_.items()]
+    """(name, sub-pipeline whose final step may be compiled): the model, or each member of a model
+    made of members (the ``ensemble`` algorithm, an AutoML blend or stack: ``member_pipelines``)."""
+    members = getattr(_final(pipeline), "member_pipelines", None)
+    if members is not None:
+        return [(f"{MEMBER}{name}", member) for name, member in members()]
     return [("model", pipeline)]
 
 
@@ -601,11 +608,14 @@ def build(
     *,
     enabled: bool = True,
     disabled_because: str = "compiled_inference=false",
+    deadline: float | None = None,
 ) -> CompiledModel:
     """Convert and check the final estimator(s) of a fitted pipeline on sample rows of ``frames``.
 
     ``frames`` are raw feature frames as the pipeline takes them (training, validation);
-    up to :data:`PROBE_ROWS` rows of each are encoded and kept for the check at load.
+    up to :data:`PROBE_ROWS` rows of each are encoded and kept for the check at load.  Past
+    ``deadline`` (``time.monotonic()``; an AutoML job's budget) the slots not yet converted stay
+    scikit-learn's, each with that reason.
     """
     if not enabled:
         if disabled_because != "compiled_inference=false":
@@ -616,7 +626,11 @@ def build(
     for index, (slot, sub) in enumerate(slots(pipeline)):
         estimator = _final(sub)
         step: dict[str, Any] = {"slot": slot, "estimator": type(estimator).__name__}
-        converted = convert(estimator)
+        converted = (
+            "the time budget ran out before this step was compiled"
+            if deadline is not None and time.monotonic() >= deadline
+            else convert(estimator)
+        )
         if isinstance(converted, str):
             reason: str | None = converted
         else:
@@ -670,15 +684,14 @@ def attach(pipeline: Any, replacements: Mapping[str, Any]) -> Any:
     if not replacements:
         return pipeline
     final = _final(pipeline)
-    if not is_ensemble(final):
+    if not hasattr(final, "with_member_pipelines"):
         return _with_final(pipeline, replacements["model"])
-    ensemble = copy.copy(final)
-    members = list(final.named_estimators_.items())
-    ensemble.estimators_ = [
-        _with_final(member, replacements[f"member:{name}"]) if f"member:{name}" in replacements else member
-        for name, member in members
-    ]
-    return _with_final(pipeline, ensemble)
+    members = {
+        name: _with_final(member, replacements[f"{MEMBER}{name}"])
+        for name, member in final.member_pipelines()
+        if f"{MEMBER}{name}" in replacements
+    }
+    return _with_final(pipeline, final.with_member_pipelines(members))
 
 
 def load(pipeline: Any, metadata: Mapping[str, Any], model_dir: Path | None) -> Loaded:

@@ -71,6 +71,8 @@ class FitOutput:
     fit_seconds: float
     # Why the model is not compiled for serving this time (auto near its deadline), or None.
     compile_skipped: str | None = None
+    # time.monotonic() by which compiling stops: members not converted by then stay scikit-learn's.
+    compile_deadline: float | None = None
 
 
 FitStep = Callable[[FitInput], FitOutput]

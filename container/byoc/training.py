@@ -423,6 +423,7 @@ def _train(
         [split.X for split in encoded.values()],
         enabled=params["compiled_inference"] and result.compile_skipped is None,
         disabled_because=result.compile_skipped or "compiled_inference=false",
+        deadline=result.compile_deadline,
     )
     metadata["compiled"] = compiled_form.entry
     progress.phase = "saving the model"

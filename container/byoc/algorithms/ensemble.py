@@ -15,9 +15,10 @@ model's own importances where it has them, permutation importance on a sample ot
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,16 @@ class _CVWeightedEnsemble(BaseEstimator):
             self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         self.n_features_in_ = X.shape[1]
         return self
+
+    def member_pipelines(self) -> list[tuple[str, Any]]:
+        """(name, fitted member pipeline): what compiled inference converts, member by member."""
+        return list(self.named_estimators_.items())
+
+    def with_member_pipelines(self, replacements: Mapping[str, Any]) -> _CVWeightedEnsemble:
+        """A shallow copy whose members named in ``replacements`` are swapped (same weights)."""
+        ensemble = copy.copy(self)
+        ensemble.estimators_ = [replacements.get(name, est) for name, est in self.named_estimators_.items()]
+        return ensemble
 
     def voting_members(self) -> list[tuple[float, Any]]:
         """(weight, fitted member) for the members that vote: those of a positive weight."""

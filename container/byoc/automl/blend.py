@@ -15,7 +15,8 @@ the best candidate's, since that score is the one being overfitted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,16 @@ class _Blend(BaseEstimator):
 
     def describe(self) -> list[dict[str, Any]]:
         return [{"name": name, "weight": round(float(w), 6)} for name, _, w in self.members]
+
+    def member_pipelines(self) -> list[tuple[str, Any]]:
+        """(name, fitted member pipeline): what compiled inference converts, member by member."""
+        return [(name, model) for name, model, _ in self.members]
+
+    def with_member_pipelines(self, replacements: Mapping[str, Any]) -> _Blend:
+        """A shallow copy whose members named in ``replacements`` are swapped (same weights)."""
+        blend = copy.copy(self)
+        blend.members = [(name, replacements.get(name, model), w) for name, model, w in self.members]
+        return blend
 
     def __sklearn_is_fitted__(self) -> bool:
         return bool(self.members)

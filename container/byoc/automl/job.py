@@ -834,8 +834,15 @@ def fit_step(inputs: FitInput) -> FitOutput:
             max((stop.at or 0.0) + stop.grace - time.monotonic(), 0.0),
             stop.grace,
         )
+    budget = float(settings.max_runtime_seconds)
     return FitOutput(
-        pipeline=pipeline, metrics=scores, details=details, fit_seconds=fit_seconds, compile_skipped=skipped
+        pipeline=pipeline,
+        metrics=scores,
+        details=details,
+        fit_seconds=fit_seconds,
+        compile_skipped=skipped,
+        # a blend's or stack's members are compiled one by one; those left at this time are not
+        compile_deadline=job_started + budget - max(MIN_SAVE_SECONDS, SAVE_RESERVE * budget),
     )
 
 

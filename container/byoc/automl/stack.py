@@ -16,10 +16,11 @@ input: the stack's CV score and the served model both call it.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,6 +167,16 @@ class Stack(BaseEstimator):
 
     def describe(self) -> list[dict[str, Any]]:
         return [{"name": name} for name, _ in self.members]
+
+    def member_pipelines(self) -> list[tuple[str, Any]]:
+        """(name, fitted member pipeline): what compiled inference converts, member by member."""
+        return list(self.members)
+
+    def with_member_pipelines(self, replacements: Mapping[str, Any]) -> Stack:
+        """A shallow copy whose members named in ``replacements`` are swapped (same meta-model)."""
+        stack = copy.copy(self)
+        stack.members = [(name, replacements.get(name, model)) for name, model in self.members]
+        return stack
 
 
 class StackClassifier(ClassifierMixin, Stack):

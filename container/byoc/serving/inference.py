@@ -86,6 +86,7 @@ FAST_PATH_ROWS = 64  # above this, the pipeline's own vectorised path is as fast
 COMPILED_MAX_ROWS = 64
 
 
+SINGLE_CHECK_ROWS = 8  # check rows a blend's or stack's row path also answers one by one at load
 _UNCHECKED = {"check_input": False}
 _NAN = float("nan")
 
@@ -161,7 +162,8 @@ class Predictor:
         self.final = None
         self.row_model: Any = None  # the final estimator on the batch's columns, encoder included
         self._unchecked_tree = False
-        self.row_ensemble: Any = None  # the ensemble's RowEnsemble, for small batches
+        # small batches: the ensemble's RowEnsemble, or a blend/stack over row members (row_members)
+        self.row_ensemble: Any = None
         self.available_fields = available_fields(self.is_classifier, self.has_proba)
 
     def _inputs(self, batch: Batch) -> tuple[Any, Any, dict[str, Any]]:
@@ -242,6 +244,8 @@ class Predictor:
             return False
         if compiled.is_ensemble(self.estimator.steps[-1][1]):
             return self._enable_ensemble_path(self.estimator.steps[-1][1])
+        if hasattr(self.estimator.steps[-1][1], "with_member_pipelines"):  # an AutoML blend or stack
+            return self._enable_members_path(self.estimator.steps[-1][1])
         blocks = RowEncoder.of(self.estimator.steps[0][1], self.schema.names)
         if blocks is None:
             return False
@@ -330,6 +334,41 @@ class Predictor:
                     return True
             except Exception:  # any doubt: keep the pipeline path
                 log.debug("the ensemble's single-row path failed its check", exc_info=True)
+        return False
+
+    def _enable_members_path(self, model: Any) -> bool:
+        """A blend's or stack's own ``predict`` / ``predict_proba`` over members that each run their
+        encoder's fitted steps and final estimator on the batch's columns
+        (:mod:`byoc.serving.row_members`), if that answers the check rows as the pipeline does, as a
+        batch and one by one.  Compiled linear members read the columns themselves where that
+        answers alike too."""
+        from byoc.serving.row_members import row_model
+
+        check_rows = self._check_rows()
+        probe = self.schema.from_rows(check_rows)
+        # a sample of them alone too (every row alone would cost a load seconds for a column of
+        # hundreds of categories; a one-row matrix has one layout, so the batch is the real test)
+        step = max(1, len(check_rows) // SINGLE_CHECK_ROWS)
+        singles = [self.schema.from_rows([row]) for row in check_rows[::step][:SINGLE_CHECK_ROWS]]
+        self.row_ensemble = None
+        for on_columns in (True, False):
+            try:
+                candidate = row_model(
+                    model,
+                    self.schema.names,
+                    on_columns=on_columns,
+                    for_final=_for_final,
+                    columns_form=_on_columns,
+                )
+                if candidate is None:
+                    return False
+                if self._answers_equal((candidate, probe, {}), probe) and all(
+                    self._answers_equal((candidate, one, {}), one) for one in singles
+                ):
+                    self.row_ensemble = candidate
+                    return True
+            except Exception:  # any doubt: keep the pipeline path
+                log.debug("the blend's single-row path failed its check", exc_info=True)
         return False
 
     def _check_rows(self) -> list[list[Any]]:
