@@ -512,6 +512,8 @@ MODELS = {
     "knn": ({"algorithm": "knn"}, False),
     "svm": ({"algorithm": "svm"}, False),
     "ensemble": ({"algorithm": "ensemble"}, False),
+    # the AutoML search: its blend or stack of compiled members, served by their row path
+    "auto": ({"algorithm": "auto", "max_runtime_seconds": 120}, False),
 }
 
 
