@@ -7,6 +7,7 @@ a validated frame and a :class:`~byoc.serving.output.Prediction`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -122,6 +123,16 @@ def _for_final(encoder: RowEncoder, final: Any) -> RowEncoder:
     if getattr(final, "searches_dense_rows", False) and encoder.sparse_output:
         return RowEncoder(encoder.blocks)
     return encoder
+
+
+def _row_pair(member: Any, names: Sequence[str]) -> tuple[RowEncoder, Any] | None:
+    """A member pipeline's (RowEncoder adapted to its final estimator, final estimator), or None when
+    its preprocessing is not byoc's encoder (no row path)."""
+    steps = getattr(member, "steps", None) or []
+    encoder = RowEncoder.of(steps[0][1], names) if len(steps) == 2 else None
+    if encoder is None:
+        return None
+    return _for_final(encoder, steps[-1][1]), steps[-1][1]
 
 
 def _on_columns(encoder: Any, final: Any) -> Any:
@@ -303,11 +314,10 @@ class Predictor:
 
         members: list[tuple[RowEncoder | None, Any]] = []
         for member in ensemble.estimators_:
-            steps = getattr(member, "steps", None) or []
-            encoder = RowEncoder.of(steps[0][1], self.schema.names) if len(steps) == 2 else None
-            if encoder is None:
+            pair = _row_pair(member, self.schema.names)
+            if pair is None:
                 return False
-            members.append((_for_final(encoder, steps[-1][1]), steps[-1][1]))
+            members.append(pair)
         # compiled linear members scored from the columns, no encoded matrix (compiled_linear); if
         # that does not answer alike, every member on its encoder
         on_columns = [_on_columns(encoder, final) for encoder, final in members]
@@ -342,8 +352,18 @@ class Predictor:
         (:mod:`byoc.serving.row_members`), if that answers the check rows as the pipeline does, as a
         batch and one by one.  Compiled linear members read the columns themselves where that
         answers alike too."""
-        from byoc.serving.row_members import row_model
+        from byoc.serving.row_members import RowMember
 
+        pairs: dict[str, tuple[RowEncoder, Any]] = {}
+        for name, member in model.member_pipelines():
+            pair = _row_pair(member, self.schema.names)
+            if pair is None:
+                return False
+            pairs[name] = pair
+        rows = {name: _on_columns(*pair) for name, pair in pairs.items()}
+        # compiled linear members scored from the columns; if that does not answer alike (or there is
+        # no such member), every member on its encoder
+        candidates = [rows, {}] if any(row is not None for row in rows.values()) else [{}]
         check_rows = self._check_rows()
         probe = self.schema.from_rows(check_rows)
         # a sample of them alone too (every row alone would cost a load seconds for a column of
@@ -351,17 +371,11 @@ class Predictor:
         step = max(1, len(check_rows) // SINGLE_CHECK_ROWS)
         singles = [self.schema.from_rows([row]) for row in check_rows[::step][:SINGLE_CHECK_ROWS]]
         self.row_ensemble = None
-        for on_columns in (True, False):
+        for columns_forms in candidates:
             try:
-                candidate = row_model(
-                    model,
-                    self.schema.names,
-                    on_columns=on_columns,
-                    for_final=_for_final,
-                    columns_form=_on_columns,
+                candidate = model.with_member_pipelines(
+                    {name: RowMember(*pair, columns_forms.get(name)) for name, pair in pairs.items()}
                 )
-                if candidate is None:
-                    return False
                 if self._answers_equal((candidate, probe, {}), probe) and all(
                     self._answers_equal((candidate, one, {}), one) for one in singles
                 ):

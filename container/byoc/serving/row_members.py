@@ -14,7 +14,6 @@ does (``Predictor.enable_fast_path``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -43,22 +42,3 @@ class RowMember:
         if self.on_columns is not None:
             return np.asarray(self.on_columns.predict_proba(batch.columns))
         return np.asarray(self.final.predict_proba(self.encoder.transform(batch.columns)))
-
-
-def row_model(
-    model: Any, names: Sequence[str], *, on_columns: bool, for_final: Any, columns_form: Any
-) -> Any:
-    """``model`` (a blend or stack: ``member_pipelines`` / ``with_member_pipelines``) with every member
-    as a :class:`RowMember`; None when some member has no such path (its preprocessing is not
-    byoc's encoder).  ``for_final(encoder, final)`` adapts an encoder to its final estimator and
-    ``columns_form(encoder, final)`` gives a final's form on the columns, when ``on_columns``."""
-    members: dict[str, RowMember] = {}
-    for name, member in model.member_pipelines():
-        steps = getattr(member, "steps", None) or []
-        encoder = RowEncoder.of(steps[0][1], names) if len(steps) == 2 else None
-        if encoder is None:
-            return None
-        final = steps[-1][1]
-        encoder = for_final(encoder, final)
-        members[name] = RowMember(encoder, final, columns_form(encoder, final) if on_columns else None)
-    return model.with_member_pipelines(members)
