@@ -224,8 +224,6 @@ class LinearEstimator(CompiledEstimator):
             raise ValueError(
                 f"expected float64 rows of {self.n_features_in_} columns, got {X.dtype} {X.shape}"
             )
-        if not hasattr(X, "toarray"):  # a dense product's bits depend on the layout (BLAS kernel):
-            X = np.ascontiguousarray(X)  # one layout, so a row path and the pipeline's agree
         return self.shaped(X @ self.coef_t + self.intercept)
 
     def shaped(self, scores: np.ndarray) -> np.ndarray:
