@@ -81,6 +81,11 @@ class AutoSettings:
     stack: bool = True  # consider a stacked ensemble after the search (the benchmark turns it off to compare)
 
 
+def _save_reserve(budget: float) -> float:
+    """The seconds of the budget kept, after the report, to evaluate, compile and save."""
+    return max(MIN_SAVE_SECONDS, SAVE_RESERVE * budget)
+
+
 class StopRequest(threading.Event):
     """The soft stop (SIGTERM: StopTrainingJob, spot interruption) that remembers when it came.
 
@@ -517,7 +522,7 @@ def run(
         key = checkpoints.fingerprint(X_all, y_all, plan, goal.name, settings.seed)
         store = checkpoints.Checkpoints(checkpoint_dir, key)
     done = checkpoints.restore(store, (int(plan.covered.sum()),))
-    save_reserve = max(MIN_SAVE_SECONDS, SAVE_RESERVE * budget)
+    save_reserve = _save_reserve(budget)
     reserve_report = max(MIN_RESERVE_SECONDS, REPORT_RESERVE * budget) + save_reserve
     finish = hard_deadline - save_reserve  # the report is written by then
     if hard_deadline - time.monotonic() <= reserve_report and not any(
@@ -837,7 +842,6 @@ def fit_step(inputs: FitInput) -> FitOutput:
             max((stop.at or 0.0) + stop.grace - time.monotonic(), 0.0),
             stop.grace,
         )
-    budget = float(settings.max_runtime_seconds)
     return FitOutput(
         pipeline=pipeline,
         metrics=scores,
@@ -845,7 +849,9 @@ def fit_step(inputs: FitInput) -> FitOutput:
         fit_seconds=fit_seconds,
         compile_skipped=skipped,
         # a blend's or stack's members are compiled one by one; those left at this time are not
-        compile_deadline=job_started + budget - max(MIN_SAVE_SECONDS, SAVE_RESERVE * budget),
+        compile_deadline=job_started
+        + settings.max_runtime_seconds
+        - _save_reserve(settings.max_runtime_seconds),
     )
 
 
