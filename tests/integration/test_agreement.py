@@ -48,6 +48,7 @@ CONTENT_TYPES = {
     "jsonlines": "application/jsonlines",
 }
 OUTPUT = "output=predicted_label,probabilities"
+REGRESSION_OUTPUT = "output=predicted_label"  # a regressor's value, compared as probabilities are
 EXAMPLES = int(os.environ.get("BYOC_AGREEMENT_EXAMPLES", "3"))  # CI: 3 per format; raise locally
 
 TOKENS = ["None", "NA", "<NA>", "null", "NULL", "NaN", "nan", "n/a", "true", "FALSE", "True", "yes", "no"]
@@ -182,15 +183,22 @@ def pipeline_answers(model: Any, X: pd.DataFrame) -> tuple[list[Any], np.ndarray
     which moves the last bit).  Single-row requests are compared with single-row predictions: a
     dense matrix product of one row may differ from the same row's in a batch by a last bit."""
     single_threaded(model.estimator)
+    if not model.is_classifier:  # no labels; its values compared as probabilities are
+        return [], np.asarray(model.estimator.predict(X), dtype=np.float64)
     proba = np.asarray(model.estimator.predict_proba(X), dtype=np.float64)
     classes = list(model.classes)
     return [classes[i] for i in np.asarray(model.estimator.predict(X)).astype(int)], proba
 
 
-def served(server: serving_models.Server, content_type: str, body: bytes) -> tuple[list[Any], np.ndarray]:
-    response = server.invoke(body, content_type=content_type, accept="application/json", attributes=OUTPUT)
+def served(
+    server: serving_models.Server, content_type: str, body: bytes, output: str = OUTPUT
+) -> tuple[list[Any], np.ndarray]:
+    """Labels and probabilities as :func:`pipeline_answers` gives them (a regressor: none, values)."""
+    response = server.invoke(body, content_type=content_type, accept="application/json", attributes=output)
     assert response.status_code == 200, f"{content_type}: {response.status_code} {response.text[:500]}"
     predictions = response.json()["predictions"]
+    if output == REGRESSION_OUTPUT:
+        return [], np.asarray([p["predicted_label"] for p in predictions], dtype=np.float64)
     return [p["predicted_label"] for p in predictions], np.asarray([p["probabilities"] for p in predictions])
 
 
@@ -211,6 +219,7 @@ def batch_disagreements(
     answers: tuple[list[Any], np.ndarray],
     exact: bool,
     formats: Sequence[str] | None = None,
+    output: str = OUTPUT,
 ) -> list[str]:
     """Every format (all, or ``formats``) whose served answer to ``features`` as one batch differs
     from ``answers``, the pipeline's labels and probabilities."""
@@ -219,12 +228,13 @@ def batch_disagreements(
     for name, (content_type, body) in request_bodies(features).items():
         if formats is not None and name not in formats:
             continue
-        got_labels, got_proba = served(server, content_type, body)
+        got_labels, got_proba = served(server, content_type, body, output)
         if got_labels != labels or not same_probabilities(got_proba, proba, exact):
             rows = [
                 i
-                for i in range(len(labels))
-                if got_labels[i] != labels[i] or not same_probabilities(got_proba[i], proba[i], exact)
+                for i in range(len(proba))
+                if got_labels[i : i + 1] != labels[i : i + 1]  # a regressor: no labels
+                or not same_probabilities(got_proba[i], proba[i], exact)
             ]
             found.append(f"{name} batch: rows {rows[:10]} differ, e.g. {features.iloc[rows[0]].to_dict()}")
     return found
@@ -234,15 +244,17 @@ def disagreements(
     root: Path, features: pd.DataFrame, variant: Mapping[str, str], *, exact: bool = True
 ) -> list[str]:
     """Every (format, batch or row) whose served answer differs from the pipeline's: labels
-    always exactly, probabilities exactly unless ``exact`` is off (compiled inference)."""
+    always exactly, probabilities (a regressor's values) exactly unless ``exact`` is off
+    (compiled inference)."""
     model, X, _ = reference(root)
+    output = OUTPUT if model.is_classifier else REGRESSION_OUTPUT
     server = serving_models.start(root, workers=1, env=variant)
     try:
-        found = batch_disagreements(server, features, pipeline_answers(model, X), exact)
+        found = batch_disagreements(server, features, pipeline_answers(model, X), exact, output=output)
         for i, bodies in enumerate(single_row_bodies(features)):
             labels, proba = pipeline_answers(model, X.iloc[i : i + 1])
             for name, (content_type, body) in bodies.items():
-                got_labels, got_proba = served(server, content_type, body)
+                got_labels, got_proba = served(server, content_type, body, output)
                 if got_labels != labels or not same_probabilities(got_proba, proba, exact):
                     found.append(
                         f"{name} row {i}: served {got_labels} {got_proba.tolist()}, pipeline {labels} "
@@ -298,42 +310,6 @@ def hostile_regression_frame() -> pd.DataFrame:
     return frame
 
 
-def regression_disagreements(
-    root: Path, features: pd.DataFrame, variant: Mapping[str, str], exact: bool
-) -> list[str]:
-    """As :func:`disagreements`, for a regressor's ``predicted_label`` (a float)."""
-    model, X, _ = reference(root)
-    single_threaded(model.estimator)
-
-    def same(got: Any, want: np.ndarray) -> bool:
-        return same_probabilities(np.asarray(got, dtype=np.float64), want, exact)
-
-    def answer(content_type: str, body: bytes) -> list[float]:
-        response = server.invoke(
-            body, content_type=content_type, accept="application/json", attributes="output=predicted_label"
-        )
-        assert response.status_code == 200, f"{content_type}: {response.status_code} {response.text[:500]}"
-        return [p["predicted_label"] for p in response.json()["predictions"]]
-
-    found: list[str] = []
-    server = serving_models.start(root, workers=1, env=variant)
-    try:
-        want = np.asarray(model.estimator.predict(X), dtype=np.float64)
-        for name, (content_type, body) in request_bodies(features).items():
-            got = answer(content_type, body)
-            if not same(got, want):
-                found.append(f"{name} batch: served {got}, pipeline {want.tolist()}")
-        for i, bodies in enumerate(single_row_bodies(features)):
-            one = np.asarray(model.estimator.predict(X.iloc[i : i + 1]), dtype=np.float64)
-            for name, (content_type, body) in bodies.items():
-                got = answer(content_type, body)
-                if not same(got, one):
-                    found.append(f"{name} row {i}: served {got}, pipeline {one.tolist()}")
-    finally:
-        server.stop()
-    return found
-
-
 @pytest.mark.parametrize("algorithm", algorithms.names())
 def test_every_regressor_agrees_on_a_hostile_frame(tmp_path, algorithm):
     """Every algorithm as a regressor (the AutoML search and its blends included), compiled
@@ -349,7 +325,7 @@ def test_every_regressor_agrees_on_a_hostile_frame(tmp_path, algorithm):
     features = frame.drop(columns=[TARGET])
     for name, environ in COMPILED_VARIANTS.items():
         variant = {**SERVING_VARIANTS["default"], **environ}
-        assert regression_disagreements(root, features, variant, exact=name == "compiled-off") == [], name
+        assert disagreements(root, features, variant, exact=name == "compiled-off") == [], name
 
 
 @pytest.mark.parametrize("algorithm", ["linear", "knn", "svm"])
