@@ -41,6 +41,7 @@ import argparse
 import functools
 import json
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -125,7 +126,9 @@ def in_process(args: argparse.Namespace, base: Path, body: bytes) -> None:
 def trained(base: Path, name: str, args: argparse.Namespace) -> Path:
     hyperparameters, numeric_only = MODELS[name]
     root = base / name.replace(" ", "_")
-    if args.retrain or not (root / "model" / "model.json").exists():
+    if args.retrain and root.exists():
+        shutil.rmtree(root)  # train_model reuses any root that has a model
+    if not (root / "model" / "model.json").exists():
         train_model(root, args.train_rows, hyperparameters, numeric_only)
     return root
 

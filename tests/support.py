@@ -576,3 +576,29 @@ def overlay_venv(path: Path) -> str:
     lines = [f"import site; site.addsitedir({parent!r})" for parent in sorted(parents)]
     Path(purelib, "_parent_venv.pth").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return str(python)
+
+
+def one_hot_block(rng: np.random.Generator, n: int, groups: int, levels: int) -> np.ndarray:
+    """``groups`` one-hot groups of ``levels`` columns as byoc's encoder writes them (a row of
+    zeros for an unknown category, drawn as often as each known one)."""
+    onehot = np.zeros((n, groups * levels))
+    codes = rng.integers(-1, levels, size=(n, groups))
+    for g in range(groups):
+        known = codes[:, g] >= 0
+        onehot[np.flatnonzero(known), g * levels + codes[known, g]] = 1.0
+    return onehot
+
+
+def assert_compiled_answers(reference: Any, candidate: Any, X: Any) -> None:
+    """Labels equal exactly; probabilities and regression values within compiled inference's
+    stated tolerance."""
+    from byoc import compiled
+
+    tolerance = {"rtol": compiled.RTOL, "atol": compiled.ATOL}
+    if not hasattr(reference, "predict_proba"):
+        np.testing.assert_allclose(candidate.predict(X), reference.predict(X), **tolerance)
+        return
+    assert np.array_equal(candidate.predict(X), reference.predict(X))
+    got, expected = candidate.predict_proba(X), reference.predict_proba(X)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, **tolerance)

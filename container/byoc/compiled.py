@@ -29,7 +29,8 @@ Per algorithm (figures and the measurement command are in README's compiled-infe
   backend ``numpy``; scikit-learn answers the chunks of rows where rounding could decide).
 - decision_tree: scikit-learn (a single tree already predicts a row in microseconds; treelite
   does not import it).
-- svm: scikit-learn (no compiled form of a kernel SVM).
+- svm: its support vectors' kernel values in numpy (:class:`byoc.compiled_svm.KernelMachine`,
+  backend ``numpy``; scikit-learn answers the chunks of rows whose label rounding could change).
 - ensemble: each member as above; the ensemble's own weighting is unchanged.
 
 At training time :func:`build` converts the final estimators, stores the conversion and probe
@@ -60,7 +61,7 @@ from scipy.special import softmax as scipy_softmax
 from sklearn.base import BaseEstimator
 from sklearn.utils.extmath import softmax as sklearn_softmax
 
-from byoc import compiled_knn, compiled_onnx
+from byoc import compiled_knn, compiled_onnx, compiled_svm
 from byoc.compiled_estimator import CompiledEstimator, dense_matrix
 
 log = logging.getLogger(__name__)
@@ -73,18 +74,15 @@ PERTURBED_ROWS = 8  # rows copied per column with the unknown/missing codes
 SCIKIT_LEARN = "scikit-learn"
 TREELITE = "treelite"
 NUMPY = (
-    "numpy"  # a linear model's coefficients or knn's training matrix, without scikit-learn's per-call checks
+    "numpy"  # a linear model's coefficients, knn's training matrix, svm's support vectors: no per-call checks
 )
 ONNXRUNTIME = "onnxruntime"  # forests: one ONNX TreeEnsemble in float64 (byoc.compiled_onnx)
 COMPILED_BACKENDS = (TREELITE, NUMPY, ONNXRUNTIME)
 MODEL_BACKENDS = (TREELITE, ONNXRUNTIME)  # those whose model bytes are stored in the compiled file
 
-_SVM = "a kernel SVM (svm) has no compiled form: scikit-learn's libsvm answers"
 _KEPT_ON_SCIKIT_LEARN = {
     "DecisionTreeClassifier": "a single tree predicts a row in microseconds; treelite does not import it",
     "DecisionTreeRegressor": "a single tree predicts a row in microseconds; treelite does not import it",
-    "CalibratedSVC": _SVM,
-    "SVR": _SVM,
 }
 
 
@@ -384,7 +382,7 @@ def _link(estimator: Any) -> str | None:
 
 
 def convert(estimator: Any) -> tuple[str, bytes, str] | str:
-    """(backend, model bytes, input dtype) -- empty bytes for the NUMPY backend (a linear or knn
+    """(backend, model bytes, input dtype) -- empty bytes for the NUMPY backend (a linear, knn or svm
     model needs nothing beyond its own fitted arrays) -- or why this estimator stays on
     scikit-learn.  Forests and HistGradientBoosting go to onnxruntime where
     :mod:`byoc.compiled_onnx` takes them, else to treelite."""
@@ -396,6 +394,9 @@ def convert(estimator: Any) -> tuple[str, bytes, str] | str:
         return why if why is not None else (NUMPY, b"", NUMPY)
     if _is_neighbours(estimator):
         why = compiled_knn.unsupported(estimator)
+        return why if why is not None else (NUMPY, b"", NUMPY)
+    if compiled_svm.is_svm(estimator):
+        why = compiled_svm.unsupported(estimator)
         return why if why is not None else (NUMPY, b"", NUMPY)
     if compiled_onnx.is_forest(estimator):
         dtype = "float32"  # scikit-learn's trees round their input to float32
@@ -459,6 +460,8 @@ def restore(
         return compiled_onnx.ForestEstimator(model_bytes, reference, run)
     if backend == NUMPY and _is_neighbours(reference):
         return compiled_knn.NeighboursEstimator(reference)
+    if backend == NUMPY and compiled_svm.is_svm(reference):
+        return compiled_svm.KernelMachine(reference)
     if backend == NUMPY:
         why = _linear(reference)
         if why is not None:

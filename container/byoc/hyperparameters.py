@@ -105,7 +105,7 @@ def common() -> tuple[Hyperparameter, ...]:
             "bool",
             True,
             "Also save a compiled form of the model (onnxruntime for forests and gradient boosting, "
-            'numpy for linear and knn, none for decision_tree and svm; README "Compiled inference"), '
+            'numpy for linear, knn and svm, none for decision_tree; README "Compiled inference"), '
             "checked against scikit-learn and used by serve; false keeps scikit-learn only.",
         ),
         Hyperparameter(

@@ -76,18 +76,11 @@ def test_text_columns_compile_gradient_boosting_too(tmp_path):
 
 
 @pytest.mark.parametrize("frame, target", [(IRIS, "target"), (DIABETES, "target")], ids=["svc", "svr"])
-def test_svm_has_no_compiled_form_and_says_scikit_learn_serves_it(tmp_path, frame, target):
+def test_svm_is_compiled_from_its_support_vectors(tmp_path, frame, target):
     meta = train(tmp_path, frame, target, "svm")
     (step,) = meta["compiled"]["steps"]
-    assert meta["compiled"]["file"] is None and compiled.COMPILED_FILE not in meta["files"]
-    assert step["backend"] == "scikit-learn" and "no compiled form" in step["reason"], step
-    server = sm.start(tmp_path, workers=1)
-    try:
-        reply = server.invoke(frame.drop(columns=[target]).head(3).to_csv(header=False, index=False))
-        assert reply.status_code == 200, reply.text
-    finally:
-        log = server.stop()
-    assert "model=scikit-learn (" in log and "no compiled form" in log
+    assert step["backend"] == "numpy" and step["estimator"] in ("CalibratedSVC", "SVR"), step
+    assert meta["compiled"]["file"] == compiled.COMPILED_FILE
 
 
 # -- serving: the same answers with compiled inference on and forced off ---------------------------
@@ -100,8 +93,11 @@ SERVED = {
     "gradient_boosting text": (MIXED, "deposit"),  # categorical splits, missing and unseen categories
     "ensemble text": (MIXED, "deposit"),
     "knn text": (MIXED, "deposit"),  # one-hot rows: the float32 candidates, the ones in common by bytes
+    "svm": (IRIS, "target"),  # three classes: the pairwise votes
+    "svm text": (MIXED, "deposit"),  # fitted on a CSR matrix: sparse support vectors
+    "svm regression": (DIABETES, "target"),
 }
-BACKEND = {"knn": "=numpy"}  # every other case: onnxruntime
+BACKEND = {"knn": "=numpy", "svm": "=numpy"}  # every other case: onnxruntime
 
 
 def answers(server: sm.Server, rows: pd.DataFrame, fields: str) -> list[dict]:

@@ -14,6 +14,7 @@ from byoc import algorithms, artifact, compiled, compiled_onnx
 from byoc.errors import ModelLoadError
 from byoc.hyperparameters import resolve
 from byoc.preprocessing import coerce_features, feature_schema
+from support import assert_compiled_answers as assert_same_answers
 
 TINY = {
     "random_forest": {"n_estimators": 12},
@@ -92,19 +93,6 @@ def roundtrip(pipeline, frames, tmp_path):
     return built, compiled.load(model.estimator, model.metadata, model.path)
 
 
-def assert_same_answers(reference, candidate, X):
-    """Labels equal exactly; probabilities and regression values within the stated tolerance."""
-    if not hasattr(reference, "predict_proba"):
-        np.testing.assert_allclose(
-            candidate.predict(X), reference.predict(X), rtol=compiled.RTOL, atol=compiled.ATOL
-        )
-    else:
-        assert np.array_equal(candidate.predict(X), reference.predict(X))
-        got, expected = candidate.predict_proba(X), reference.predict_proba(X)
-        assert got.shape == expected.shape
-        np.testing.assert_allclose(got, expected, rtol=compiled.RTOL, atol=compiled.ATOL)
-
-
 def assert_exactly_the_same(reference, candidate, X):
     """Every answer equal to the bit, for the whole frame and row by row (a forest's reference on
     one thread, as served: on several, scikit-learn sums its trees in no fixed order)."""
@@ -149,6 +137,10 @@ def test_every_algorithm_answers_like_scikit_learn(algorithm, problem_type, tmp_
     elif algorithm == "knn":  # its own training matrix, searched here
         assert backends == {"model": "numpy"}
         assert isinstance(loaded.pipeline.steps[-1][1], compiled.compiled_knn.NeighboursEstimator)
+        assert_same_answers(pipeline, loaded.pipeline, fresh.iloc[:1])
+    elif algorithm == "svm":  # its support vectors' kernel values, summed here
+        assert backends == {"model": "numpy"}
+        assert isinstance(loaded.pipeline.steps[-1][1], compiled.compiled_svm.KernelMachine)
         assert_same_answers(pipeline, loaded.pipeline, fresh.iloc[:1])
     else:  # decision_tree: scikit-learn, with the reason
         assert set(backends.values()) == {"scikit-learn"}

@@ -12,6 +12,8 @@ from scipy import sparse
 from byoc import compiled, compiled_knn
 from byoc.algorithms.builtin import NeighboursClassifier, NeighboursRegressor
 from byoc.compiled_knn import NeighboursEstimator
+from support import assert_compiled_answers as assert_same
+from support import one_hot_block
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -28,22 +30,7 @@ def encoded(rng: np.random.Generator, n: int, numeric: int, groups: int, levels:
     values = rng.integers(-3, 4, size=(n, numeric)).astype(np.float64)
     if not integral:
         values = values * 0.37 + 0.1
-    onehot = np.zeros((n, groups * levels))
-    codes = rng.integers(-1, levels, size=(n, groups))
-    for g in range(groups):
-        known = codes[:, g] >= 0
-        onehot[np.flatnonzero(known), g * levels + codes[known, g]] = 1.0
-    return np.hstack([values, onehot])
-
-
-def assert_same(reference, candidate, X):
-    """Labels exactly, probabilities and values within compiled inference's stated tolerance."""
-    tolerance = {"rtol": compiled.RTOL, "atol": compiled.ATOL}
-    if hasattr(reference, "classes_"):
-        assert np.array_equal(candidate.predict(X), reference.predict(X))
-        np.testing.assert_allclose(candidate.predict_proba(X), reference.predict_proba(X), **tolerance)
-    else:
-        np.testing.assert_allclose(candidate.predict(X), reference.predict(X), **tolerance)
+    return np.hstack([values, one_hot_block(rng, n, groups, levels)])
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

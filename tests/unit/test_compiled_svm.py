@@ -1,0 +1,152 @@
+"""svm's compiled form answers as scikit-learn's libsvm does: labels exactly, values within the
+compiled checks' tolerance, for every kernel, two or more classes and regression, batch and one row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import sparse
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.svm import SVC, SVR
+
+from byoc import compiled, compiled_svm
+from byoc.algorithms.builtin import CalibratedSVC
+from byoc.compiled_svm import KernelMachine
+from support import assert_compiled_answers as assert_same
+from support import one_hot_block
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+def encoded(rng: np.random.Generator, n: int, numeric: int, groups: int, levels: int) -> np.ndarray:
+    """Rows as byoc's encoder gives svm: standardised numeric columns, then one-hot groups."""
+    return np.hstack([rng.normal(size=(n, numeric)), one_hot_block(rng, n, groups, levels)])
+
+
+def target(rng: np.random.Generator, X: np.ndarray, classes: int) -> np.ndarray:
+    """A target that depends on the rows (and noise), every class with at least 5 rows."""
+    score = X @ rng.normal(size=X.shape[1]) + rng.normal(scale=0.5, size=len(X))
+    if classes == 0:
+        return score * 10 + 3
+    ranks = np.argsort(np.argsort(score))
+    return ranks * classes // len(X)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(30, 140),
+    numeric=st.integers(0, 5),
+    groups=st.integers(0, 3),
+    classes=st.sampled_from([0, 2, 3, 4]),  # 0: regression
+    kernel=st.sampled_from(compiled_svm.KERNELS),
+    C=st.sampled_from([0.1, 1.0, 30.0]),
+    gamma=st.sampled_from(["scale", "auto", 0.05, 2.0]),
+    degree=st.integers(1, 4),
+    as_sparse=st.booleans(),
+)
+def test_answers_as_scikit_learn(seed, n, numeric, groups, classes, kernel, C, gamma, degree, as_sparse):
+    rng = np.random.default_rng(seed)
+
+    def rows(count: int) -> np.ndarray:
+        return (
+            encoded(rng, count, numeric, groups, levels=3)
+            if numeric or groups
+            else rng.normal(size=(count, 1))
+        )
+
+    X = rows(n)
+    y = target(rng, X, classes)
+    machine_args = {"kernel": kernel, "C": C, "gamma": gamma, "degree": degree}
+    fitted_on = sparse.csr_matrix(X) if as_sparse else X
+    if classes:
+        reference = CalibratedSVC(SVC(**machine_args), cv=3, ensemble=False).fit(fitted_on, y)
+    else:
+        reference = SVR(**machine_args).fit(fitted_on, y)
+    candidate = KernelMachine(reference)
+    queries = np.vstack([X, rows(20)])  # training rows (support vectors among them) and new ones
+    assert_same(reference, candidate, queries)
+    for row in queries[:8]:  # one row: the path over its non-zero columns
+        assert_same(reference, candidate, row[None, :])
+    assert compiled.disagreement(reference, candidate, compiled.probe_matrix(X, False)) is None
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_a_row_whose_label_rounding_could_turn_is_answered_by_scikit_learn(monkeypatch, classes):
+    """With the rounding bound made huge every chunk is ambiguous: scikit-learn answers, exactly."""
+    rng = np.random.default_rng(3)
+    X = encoded(rng, 80, 3, 2, 3)
+    reference = CalibratedSVC(SVC(), cv=3, ensemble=False).fit(X, target(rng, X, classes))
+    candidate = KernelMachine(reference)
+    original, calls = reference.predict_proba, []
+
+    def counted(rows: np.ndarray) -> np.ndarray:
+        calls.append(len(rows))
+        return original(rows)
+
+    monkeypatch.setattr(reference, "predict_proba", counted)
+    with monkeypatch.context() as patched:
+        patched.setattr(compiled_svm, "SAFETY", 1e30)
+        got = candidate.predict_proba(X)
+    assert calls == [len(X)]
+    assert np.array_equal(got, original(X))
+    calls.clear()
+    np.testing.assert_allclose(candidate.predict_proba(X), original(X), rtol=1e-9, atol=1e-12)
+    assert calls == []  # with the real bound, these rows are answered here
+
+
+def test_a_tie_between_two_classes_goes_to_scikit_learn():
+    """A row on the decision boundary (z = 0 exactly) is never answered by the compiled form."""
+    rng = np.random.default_rng(5)
+    X = encoded(rng, 60, 2, 1, 3)
+    reference = CalibratedSVC(SVC(kernel="linear"), cv=3, ensemble=False).fit(X, target(rng, X, 2))
+    candidate = KernelMachine(reference)
+    with pytest.raises(compiled_svm.Ambiguous):
+        candidate._proba_chunk(_on_the_boundary(candidate, X[0]))
+
+
+def _on_the_boundary(candidate: KernelMachine, row: np.ndarray) -> np.ndarray:
+    """``row`` moved along the linear kernel's weight vector until ``a f + b`` is 0."""
+    w = candidate.vectors_t @ candidate.weights[:, 0]
+    z0 = candidate.a[0] * (row @ w + candidate.intercept[0]) + candidate.b[0]
+    return (row - z0 / (candidate.a[0] * (w @ w)) * w)[None, :]
+
+
+def test_what_is_not_computed_here_says_why(monkeypatch):
+    rng = np.random.default_rng(0)
+    X = encoded(rng, 60, 3, 1, 3)
+    y = target(rng, X, 2)
+    several = CalibratedClassifierCV(SVC(), cv=3, ensemble=True).fit(X, y)
+    several.__class__ = CalibratedSVC
+    assert "ensemble=True" in compiled_svm.unsupported(several)
+    isotonic = CalibratedSVC(SVC(), cv=3, ensemble=False, method="isotonic").fit(X, y)
+    assert "isotonic" in compiled_svm.unsupported(isotonic)
+    precomputed = SVR(kernel="precomputed").fit(X @ X.T, y)
+    assert "precomputed" in compiled_svm.unsupported(precomputed)
+    monkeypatch.setattr(compiled_svm, "MAX_CELLS", 10)
+    assert "support-vector cells" in compiled_svm.unsupported(SVR().fit(X, y))
+    assert isinstance(compiled.convert(SVR().fit(X, y)), str)
+    with pytest.raises(ValueError, match="support-vector cells"):
+        KernelMachine(SVR().fit(X, y))
+
+
+def test_convert_and_restore_give_the_numpy_form():
+    rng = np.random.default_rng(1)
+    X = encoded(rng, 60, 3, 1, 3)
+    for reference in (
+        CalibratedSVC(SVC(), cv=3, ensemble=False).fit(X, target(rng, X, 3)),
+        SVR().fit(X, target(rng, X, 0)),
+    ):
+        backend, model_bytes, dtype = compiled.convert(reference)
+        assert (backend, model_bytes) == (compiled.NUMPY, b"")
+        restored = compiled.restore(backend, model_bytes, dtype, reference)
+        assert isinstance(restored, KernelMachine)
+        assert_same(reference, restored, X)
