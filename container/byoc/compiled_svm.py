@@ -219,16 +219,28 @@ class KernelMachine(CompiledEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         if self.classes_ is None:
             raise AttributeError("a regression model has no predict_proba")
+        chunks = self._finite(X)
+        if chunks is None:
+            return np.asarray(self.reference.predict_proba(X), dtype=np.float64)
         parts = []
-        for chunk in self._chunks(X):
+        for chunk in chunks:
             try:
                 parts.append(self._proba_chunk(chunk))
             except Ambiguous:
                 parts.append(np.asarray(self.reference.predict_proba(chunk), dtype=np.float64))
         return np.vstack(parts)
 
+    def _finite(self, X: Any) -> list[np.ndarray] | None:
+        """``X`` in chunks, or None when a value is not finite: scikit-learn then refuses it with
+        its own error, as it would without the compiled form (here it would answer NaN)."""
+        chunks = self._chunks(X)
+        return chunks if all(np.isfinite(chunk).all() for chunk in chunks) else None
+
     # -- labels and regression values ------------------------------------------------------------
     def predict(self, X: Any) -> np.ndarray:
         if self.classes_ is not None:
             return self.classes_.take(self.predict_proba(X).argmax(axis=1), axis=0)
-        return np.concatenate([self._decisions(chunk)[0][:, 0] for chunk in self._chunks(X)])
+        chunks = self._finite(X)
+        if chunks is None:
+            return np.asarray(self.reference.predict(X), dtype=np.float64)
+        return np.concatenate([self._decisions(chunk)[0][:, 0] for chunk in chunks])

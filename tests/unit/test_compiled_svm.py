@@ -150,3 +150,18 @@ def test_convert_and_restore_give_the_numpy_form():
         restored = compiled.restore(backend, model_bytes, dtype, reference)
         assert isinstance(restored, KernelMachine)
         assert_same(reference, restored, X)
+
+
+@pytest.mark.parametrize("classes", [0, 2])
+def test_a_value_that_is_not_finite_gets_scikit_learns_own_error(classes):
+    """A standardised overflow (inf) or NaN: refused as scikit-learn refuses it, never a NaN answer."""
+    rng = np.random.default_rng(2)
+    X = encoded(rng, 60, 3, 1, 3)
+    y = target(rng, X, classes)
+    reference = CalibratedSVC(SVC(), cv=3, ensemble=False).fit(X, y) if classes else SVR().fit(X, y)
+    candidate = KernelMachine(reference)
+    for bad in (np.inf, np.nan):
+        row = X[:1].copy()
+        row[0, 0] = bad
+        with pytest.raises(ValueError, match="infinity|NaN"):
+            candidate.predict(row)
