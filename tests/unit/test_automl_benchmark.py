@@ -172,6 +172,22 @@ def test_table_means_each_cell_over_its_own_splits_and_drops_stale_rows() -> Non
     assert lines[3] == "| diabetes (RMSE) | – | – | 55.00 (1 split, 61 s) | – | – |"
 
 
+def test_table_with_splits_counts_only_the_first_splits() -> None:
+    rows = [
+        row("default:linear", budget=None, score=0.90),
+        row("default:linear", budget=None, split=1, score=1.0),
+        row("auto", score=0.96),
+        row("auto", split=1, score=0.98),
+        row("auto", budget=300, score=0.99),
+    ]
+    lines = bench.table(rows, current, splits=1).splitlines()
+    assert lines[0].endswith("| auto @60 s | auto @300 s |")
+    assert lines[2] == (
+        "| wine (accuracy) | 0.9000 (1 split) | 0.9000 (linear, 1 split) | 0.9600 (1 split, 61 s) "
+        "| 0.9900 (1 split, 61 s) |"
+    )
+
+
 def test_table_of_nothing_says_so() -> None:
     assert "no results" in bench.table([row("auto", depends={"byoc_auto": "old"})], current)
 
