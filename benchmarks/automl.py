@@ -609,9 +609,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--splits",
         type=int,
-        default=None,
-        help="how many of the five splits (seed 1729 first; default all five); with --table, only "
-        "these splits count",
+        default=len(SPLIT_SEEDS),
+        help="how many of the five splits (seed 1729 first); with --table, only these splits count",
     )
     parser.add_argument("--budgets", default="60,300", help="comma-separated seconds")
     parser.add_argument("--systems", default="all", help=f"comma-separated, or all: {','.join(SYSTEMS)}")
@@ -641,16 +640,15 @@ def main(argv: list[str] | None = None) -> None:
     def current(system: str) -> dict[str, str | None]:
         return depends(system, versions)
 
-    if args.table:
-        print(table(load(args.results), current, args.splits))
-        return
     datasets = list(LOADERS) if args.datasets == "all" else args.datasets.split(",")
     systems = list(SYSTEMS) if args.systems == "all" else args.systems.split(",")
     budgets = [int(b) for b in args.budgets.split(",")]
-    args.splits = len(SPLIT_SEEDS) if args.splits is None else args.splits
     unknown = (set(datasets) - set(LOADERS)) | (set(systems) - set(SYSTEMS))
     if unknown or not 1 <= args.splits <= len(SPLIT_SEEDS):
         parser.error(f"unknown {sorted(unknown)} or --splits outside 1..{len(SPLIT_SEEDS)}")
+    if args.table:
+        print(table(load(args.results), current, args.splits))
+        return
     logging.basicConfig(level=logging.WARNING)
     wanted = list(cells(datasets, args.splits, systems, budgets, args.max_candidates))
     todo = pending(wanted, load(args.results), current) if args.resume else wanted
