@@ -30,13 +30,14 @@ class Layout:
     client_cpus: tuple[int, ...] | None
     workers: int
     client_threads: int
+    connections: int = 8  # wrk's keep-alive connections, each a closed loop (next request after the answer)
 
     @classmethod
-    def choose(cls, shared: bool = False) -> Layout:
+    def choose(cls, shared: bool = False, connections: int = 8) -> Layout:
         cpus = tuple(sorted(os.sched_getaffinity(0)))
         if shared or len(cpus) < 2:
-            return cls(None, None, len(cpus), 2)
-        return cls(cpus[:-1], cpus[-1:], len(cpus) - 1, 1)
+            return cls(None, None, len(cpus), 2, connections)
+        return cls(cpus[:-1], cpus[-1:], len(cpus) - 1, 1, connections)
 
     @property
     def pinned(self) -> bool:

@@ -1,6 +1,6 @@
 """Serving benchmark: byoc's server against the bare ceiling of its own stack, in one run.
 
-Load generator: wrk (C, keep-alive, ``--latency`` for p50/p99), 8 connections; ``make bench``
+Load generator: wrk (C, keep-alive, ``--latency`` for p50/p99), 8 connections by default (``--connections``); ``make bench``
 installs it from Debian when missing.  On N >= 2 CPUs the server (gunicorn's master and so its
 workers; the container with ``--image``) runs on CPUs 0..N-2 with N-1 workers and wrk, one
 thread, alone on the last CPU (``taskset -c``; harness.Layout), so the client never waits for a
@@ -92,8 +92,6 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO), str(REPO / "container")]  # run 
 from benchmarks.harness import ContainerServer, Layout, Server, byoc_server, on_cpus, take_worker_allocator
 from benchmarks.synthetic import DATA, TARGET, synthetic_frame
 from support import clean_environ, free_port, make_ml_root, run_train
-
-CONNECTIONS = 8
 
 BARE_APP = textwrap.dedent("""
     import sys
@@ -222,7 +220,7 @@ def bare_server(variant: Variant, layout: Layout, stock: str | None = None) -> S
 def wrk_command(layout: Layout, duration: int) -> list[str]:
     """wrk on the load generator's CPU (``layout``), with its target and script left to add."""
     return on_cpus(
-        ["wrk", f"-t{layout.client_threads}", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency"],
+        ["wrk", f"-t{layout.client_threads}", f"-c{layout.connections}", f"-d{duration}s", "--latency"],
         layout.client_cpus,
     )
 
@@ -666,6 +664,13 @@ def main() -> int:
         help="the older set-up: one worker per CPU and wrk -t2 on the same CPUs, nothing pinned",
     )
     parser.add_argument(
+        "--connections",
+        type=int,
+        default=8,
+        help="wrk's keep-alive connections (closed loops): past the few that keep the worker busy, each "
+        "adds its wait to every request's latency (p50, p99) and nothing to requests/s",
+    )
+    parser.add_argument(
         "--single-rows", action="store_true", help="only the single-row table (no batches, no memory)"
     )
     parser.add_argument(
@@ -676,9 +681,9 @@ def main() -> int:
     if not args.batches and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does it)")
 
-    layout = Layout.choose(shared=args.shared_cores)
+    layout = Layout.choose(shared=args.shared_cores, connections=args.connections)
     settings = variants(args.worker_classes, args.threads)
-    results: dict = {"layout": asdict(layout), "connections": CONNECTIONS, "cpus": os.cpu_count()}
+    results: dict = {"layout": asdict(layout), "connections": layout.connections, "cpus": os.cpu_count()}
     places: list[str | None] = [None] + ([args.image] if args.image else [])  # None: this machine
     sample = synthetic_frame(2000, seed=2)
     run_started = time.perf_counter()
