@@ -124,6 +124,9 @@ class KernelMachine(CompiledEstimator):
         binary_or_regression = dual.shape[0] == 1
         self.weights = dual.T.copy() if binary_or_regression else _pair_weights(dual, machine.n_support_)
         self.abs_weights = np.abs(self.weights)
+        # rbf: decision values, their magnitudes and the norm-weighted magnitudes in one product
+        # (kernel values are >= 0), in place of an errors row and two more products per request
+        self.rbf_weights = np.hstack([self.weights, self.abs_weights, self.norms[:, None] * self.abs_weights])
         self.intercept = np.asarray(machine.intercept_, dtype=np.float64)
         self.n_features_in_ = int(machine.n_features_in_)
         self.classes_ = getattr(reference, "classes_", None)
@@ -150,27 +153,37 @@ class KernelMachine(CompiledEstimator):
         else:
             dots = X @ self.vectors_t
         row_norms = np.einsum("ij,ij->i", X, X)[:, None]
+        outputs = self.weights.shape[1]
         if self.kernel == "rbf":
             distances = row_norms + self.norms - 2.0 * dots
             np.maximum(distances, 0.0, out=distances)
-            values = np.exp(-self.gamma * distances)
-            errors = values * (self.gamma * 2 * (width + 4) * EPS * (row_norms + self.norms) + 4 * EPS)
+            distances *= -self.gamma
+            values = np.exp(distances, out=distances)
+            # per support vector the kernel value errs by values * (c (||x||^2 + ||s||^2) + 4 EPS);
+            # weighed by |dual|, that is (c ||x||^2 + 4 EPS) sum(values |w|) + c sum(values ||s||^2 |w|)
+            c = self.gamma * 2 * (width + 4) * EPS
+            products = values @ self.rbf_weights
+            decisions = products[:, :outputs] + self.intercept
+            weighed = products[:, outputs : 2 * outputs]
+            errors_weighed = (c * row_norms + 4 * EPS) * weighed + c * products[:, 2 * outputs :]
+            magnitudes = weighed + np.abs(self.intercept)
+            bound = SAFETY * (errors_weighed + 2 * (len(self.norms) + 2) * EPS * magnitudes)
+            return decisions, bound
+        magnitude = np.sqrt(row_norms) * self.root_norms
+        dot_error = 2 * width * EPS * magnitude
+        if self.kernel == "linear":
+            values, errors = dots, dot_error
         else:
-            magnitude = np.sqrt(row_norms) * self.root_norms
-            dot_error = 2 * width * EPS * magnitude
-            if self.kernel == "linear":
-                values, errors = dots, dot_error
-            else:
-                base = self.gamma * dots + self.coef0
-                base_error = self.gamma * dot_error + 4 * EPS * (np.abs(self.gamma * dots) + abs(self.coef0))
-                if self.kernel == "poly":
-                    values = base**self.degree
-                    errors = self.degree * (np.abs(base) + base_error) ** (
-                        self.degree - 1
-                    ) * base_error + 4 * self.degree * EPS * np.abs(values)
-                else:  # sigmoid: tanh' <= 1
-                    values = np.tanh(base)
-                    errors = base_error + 4 * EPS
+            base = self.gamma * dots + self.coef0
+            base_error = self.gamma * dot_error + 4 * EPS * (np.abs(self.gamma * dots) + abs(self.coef0))
+            if self.kernel == "poly":
+                values = base**self.degree
+                errors = self.degree * (np.abs(base) + base_error) ** (
+                    self.degree - 1
+                ) * base_error + 4 * self.degree * EPS * np.abs(values)
+            else:  # sigmoid: tanh' <= 1
+                values = np.tanh(base)
+                errors = base_error + 4 * EPS
         decisions = values @ self.weights + self.intercept
         magnitudes = np.abs(values) @ self.abs_weights + np.abs(self.intercept)
         bound = SAFETY * (errors @ self.abs_weights + 2 * (len(self.norms) + 2) * EPS * magnitudes)

@@ -79,6 +79,37 @@ def test_answers_as_scikit_learn(seed, n, numeric, groups, classes, kernel, C, g
     assert compiled.disagreement(reference, candidate, compiled.probe_matrix(X, False)) is None
 
 
+@pytest.mark.parametrize("classes", [0, 2, 3])
+def test_the_rbf_bound_from_one_product_is_the_bound_summed_per_support_vector(classes):
+    """The rbf path weighs the kernel values' errors through one product (values >= 0); it must
+    be the documented bound: per support vector ``values (c (||x||^2 + ||s||^2) + 4 EPS)`` times
+    |dual|, plus the summing error, times SAFETY."""
+    rng = np.random.default_rng(7)
+    X = encoded(rng, 120, 4, 2, levels=3)
+    y = target(rng, X, classes)
+    reference = (
+        CalibratedSVC(SVC(kernel="rbf", C=3.0), cv=3, ensemble=False).fit(X, y)
+        if classes
+        else SVR(kernel="rbf", C=3.0).fit(X, y)
+    )
+    machine = KernelMachine(reference)
+    queries = np.vstack([X[:5], encoded(rng, 5, 4, 2, levels=3)])
+    for rows in [queries, queries[:1]]:
+        decisions, bound = machine._decisions(rows)
+        row_norms = np.einsum("ij,ij->i", rows, rows)[:, None]
+        squared = np.maximum(row_norms + machine.norms - 2.0 * rows @ machine.vectors_t, 0.0)
+        values = np.exp(-machine.gamma * squared)
+        c = machine.gamma * 2 * (machine.n_features_in_ + 4) * compiled_svm.EPS
+        errors = values * (c * (row_norms + machine.norms) + 4 * compiled_svm.EPS)
+        magnitudes = values @ machine.abs_weights + np.abs(machine.intercept)
+        summing = 2 * (len(machine.norms) + 2) * compiled_svm.EPS * magnitudes
+        expected = compiled_svm.SAFETY * (errors @ machine.abs_weights + summing)
+        np.testing.assert_allclose(bound, expected, rtol=1e-9)
+        np.testing.assert_allclose(
+            decisions, values @ machine.weights + machine.intercept, rtol=1e-9, atol=1e-12
+        )
+
+
 @pytest.mark.parametrize("classes", [2, 3])
 def test_a_row_whose_label_rounding_could_turn_is_answered_by_scikit_learn(monkeypatch, classes):
     """With the rounding bound made huge every chunk is ambiguous: scikit-learn answers, exactly."""
