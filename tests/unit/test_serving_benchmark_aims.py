@@ -43,3 +43,12 @@ def test_a_run_without_batches_or_memory_says_so():
         "single rows as trained, >= 60% of the ceiling with p99 < 10 ms: met by linear (92%, p99 6.4 ms)",
         "batch >= the same handler in-process (median of the rounds' ratios): not measured",
     ]
+
+
+def test_connections_reach_wrk_and_default_to_eight():
+    from benchmarks.harness import Layout
+    from benchmarks.serving import wrk_command
+
+    assert "-c8" in wrk_command(Layout.choose(), 5)
+    command = wrk_command(Layout.choose(connections=4), 5)
+    assert "-c4" in command and "-c8" not in command
