@@ -1,5 +1,6 @@
 """benchmarks/serving.py ends with a verdict per aim, from the run's own rows: which models and
-batches meet the aims of issue 7 and which miss them, so a run that misses one says so by name."""
+batches meet the aims of issue 7 and which miss them, so a run that misses one says so by name;
+and its load generator's connection count is the one asked for."""
 
 from __future__ import annotations
 
