@@ -16,6 +16,9 @@ from support import REPO, SERVE, clean_environ, free_port, terminate, wait_for_p
 WORKERS = os.cpu_count() or 1
 
 
+DEFAULT_CONNECTIONS = 8  # wrk's connections unless --connections says otherwise (README's tables: 8)
+
+
 @dataclass(frozen=True)
 class Layout:
     """Which CPUs the measured server and the load generator run on.
@@ -30,10 +33,10 @@ class Layout:
     client_cpus: tuple[int, ...] | None
     workers: int
     client_threads: int
-    connections: int = 8  # wrk's keep-alive connections, each a closed loop (next request after the answer)
+    connections: int = DEFAULT_CONNECTIONS  # wrk's keep-alive connections, each a closed loop
 
     @classmethod
-    def choose(cls, shared: bool = False, connections: int = 8) -> Layout:
+    def choose(cls, shared: bool = False, connections: int = DEFAULT_CONNECTIONS) -> Layout:
         cpus = tuple(sorted(os.sched_getaffinity(0)))
         if shared or len(cpus) < 2:
             return cls(None, None, len(cpus), 2, connections)

@@ -89,7 +89,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO), str(REPO / "container")]  # run as a script from the checkout
 
-from benchmarks.harness import ContainerServer, Layout, Server, byoc_server, on_cpus, take_worker_allocator
+from benchmarks.harness import (
+    DEFAULT_CONNECTIONS,
+    ContainerServer,
+    Layout,
+    Server,
+    byoc_server,
+    on_cpus,
+    take_worker_allocator,
+)
 from benchmarks.synthetic import DATA, TARGET, synthetic_frame
 from support import clean_environ, free_port, make_ml_root, run_train
 
@@ -666,7 +674,7 @@ def main() -> int:
     parser.add_argument(
         "--connections",
         type=int,
-        default=8,
+        default=DEFAULT_CONNECTIONS,
         help="wrk's keep-alive connections (closed loops): past the few that keep the worker busy, each "
         "adds its wait to every request's latency (p50, p99) and nothing to requests/s",
     )
@@ -683,7 +691,7 @@ def main() -> int:
 
     layout = Layout.choose(shared=args.shared_cores, connections=args.connections)
     settings = variants(args.worker_classes, args.threads)
-    results: dict = {"layout": asdict(layout), "connections": layout.connections, "cpus": os.cpu_count()}
+    results: dict = {"layout": asdict(layout), "cpus": os.cpu_count()}  # the layout holds the connections
     places: list[str | None] = [None] + ([args.image] if args.image else [])  # None: this machine
     sample = synthetic_frame(2000, seed=2)
     run_started = time.perf_counter()
@@ -872,22 +880,20 @@ def aim_verdicts(results: dict) -> list[str]:
     model served as trained (``compiled=on``) at >= 60% of the ceiling with p99 < 10 ms, every
     batch >= the same handler in-process, an added worker < 30% of the model's size."""
 
-    def verdict(aim: str, met: list[str], missed: list[str]) -> str:
+    def verdict(aim: str, judged: list[tuple[str, bool]]) -> str:
+        met = [text for text, ok in judged if ok]
+        missed = [text for text, ok in judged if not ok]
         parts = [f"met by {', '.join(met)}"] if met else []
         parts += [f"MISSED by {', '.join(missed)}"] if missed else []
         return f"{aim}: {'; '.join(parts) or 'not measured'}"
 
-    rows = {
-        key.removesuffix(" compiled=on"): r
-        for key, r in results.items()
-        if key.endswith(" compiled=on") and key.split(" ")[0] in MODELS
-    }
     single = [
         (
-            f"{name} ({r['share']:.0%}, p99 {r['p99_ms']:.1f} ms)",
+            f"{key.removesuffix(' compiled=on')} ({r['share']:.0%}, p99 {r['p99_ms']:.1f} ms)",
             r["share"] >= SHARE_AIM and r["p99_ms"] < P99_AIM_MS,
         )
-        for name, r in rows.items()
+        for key, r in results.items()
+        if key.endswith(" compiled=on") and key.split(" ")[0] in MODELS
     ]
     batches = [
         (f"{key.removeprefix('batch ')} ({r['share']:.0%})", r["share"] >= BATCH_AIM)
@@ -896,15 +902,9 @@ def aim_verdicts(results: dict) -> list[str]:
     ]
     lines = [
         verdict(
-            f"single rows as trained, >= {SHARE_AIM:.0%} of the ceiling with p99 < {P99_AIM_MS:g} ms",
-            [text for text, ok in single if ok],
-            [text for text, ok in single if not ok],
+            f"single rows as trained, >= {SHARE_AIM:.0%} of the ceiling with p99 < {P99_AIM_MS:g} ms", single
         ),
-        verdict(
-            "batch >= the same handler in-process (median of the rounds' ratios)",
-            [text for text, ok in batches if ok],
-            [text for text, ok in batches if not ok],
-        ),
+        verdict("batch >= the same handler in-process (median of the rounds' ratios)", batches),
     ]
     if "memory" in results:
         worst = results["memory"]["worst_share"]

@@ -153,8 +153,8 @@ class KernelMachine(CompiledEstimator):
         else:
             dots = X @ self.vectors_t
         row_norms = np.einsum("ij,ij->i", X, X)[:, None]
-        outputs = self.weights.shape[1]
         if self.kernel == "rbf":
+            outputs = self.weights.shape[1]
             distances = row_norms + self.norms - 2.0 * dots
             np.maximum(distances, 0.0, out=distances)
             distances *= -self.gamma
