@@ -329,6 +329,60 @@ def rule_within_noise_mean(within: float) -> Rule:
     return rule
 
 
+def _crossfit(
+    split: Split, pick: Callable[[list[search.Result], np.ndarray], dict[str, float]]
+) -> np.ndarray:
+    """Held-out predictions of a selection procedure: on each of 5 folds of the covered rows,
+    ``pick`` chooses weights from the other rows' out-of-fold predictions alone, and they are
+    applied to this fold's — so the procedure's own choice is scored on rows it did not see."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    regression = split.data.problem_type == REGRESSION
+    kind = KFold if regression else StratifiedKFold
+    pool = [r for r in split.results if first12(r.name)]
+    by = {r.name: np.asarray(r.oof, dtype=float) for r in pool}
+    out = np.zeros_like(by[pool[0].name])
+    for seen, held in kind(5, shuffle=True, random_state=0).split(np.zeros(len(split.y)), split.y):
+        y_seen = split.y[seen]
+        sub = []
+        for r in pool:
+            scores = search.score_predictions(y_seen, r.oof[seen], split.data.problem_type, split.n_classes)
+            sub.append(
+                search.Result(
+                    r.candidate, search.COMPLETED, scores.get(split.goal.key, float("nan")), oof=r.oof[seen]
+                )
+            )
+        sub.sort(key=lambda r: split.goal.loss(r.score))
+        weights = pick(sub, y_seen)
+        out[held] = sum(w * by[n][held] for n, w in weights.items()) / sum(weights.values())
+    return out
+
+
+def rule_crossfit(inner: Rule, within: float = 0.0) -> Rule:
+    """``inner`` (the blend) unless the blend procedure, cross-fitted, does not beat picking the
+    best candidate, cross-fitted the same way (then the best candidate)."""
+
+    def rule(split: Split) -> np.ndarray:
+        init = blend.initial_members(len(split.y))
+
+        def blend_pick(sub: list[search.Result], y: np.ndarray) -> dict[str, float]:
+            w, _ = blend.select(sub, y, split.goal, split.data.problem_type, split.n_classes, initial=init)
+            return w
+
+        honest_blend = _crossfit(split, blend_pick)
+        honest_best = _crossfit(split, lambda sub, y: {sub[0].name: 1.0})
+        options = [
+            choice.Option("best", honest_best, split._cv(honest_best), 0),
+            choice.Option("blend", honest_blend, split._cv(honest_blend), 1),
+        ]
+        picked, _, _ = choice.choose(
+            options, split.y, split.plan, split.goal, split.data.problem_type, split.n_classes, within=within
+        )
+        return inner(split) if picked.name == "blend" else rule_best(split)
+
+    return rule
+
+
 def rules() -> dict[str, Rule]:
     return {
         "current (blend init5 + stack)": rule_current,
@@ -349,6 +403,8 @@ def rules() -> dict[str, Rule]:
         "LL: blend init3": by_log_loss(rule_sorted_init(3)),
         "mean within 1 SE": rule_within_noise_mean(1.0),
         "LL: mean within 1 SE": by_log_loss(rule_within_noise_mean(1.0)),
+        "current unless cross-fitted best candidate wins": rule_crossfit(rule_current),
+        "current unless cross-fitted best within 1 SE": rule_crossfit(rule_current, 1.0),
     }
 
 
