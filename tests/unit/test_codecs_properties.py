@@ -306,11 +306,25 @@ def test_encoders_give_back_the_labels(values):
 
 
 @PROPERTY
-@given(st.lists(st.text(max_size=6), min_size=1))
-def test_one_text_field_is_written_as_csv_writer_writes_it(values):
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=6),
+            st.text(max_size=6).map(np.str_),
+            st.integers(-3, 3),
+            st.booleans(),
+            st.floats(allow_nan=False),
+            st.none(),
+        ),
+        min_size=1,
+    )
+)
+def test_one_field_is_written_as_csv_writer_writes_it(values):
+    """Text, numbers, None and their mixes (a hook's predict_fn may return any of them)."""
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows([v] for v in values)
-    assert csv_codec.encode(_prediction(values, (PREDICTED_LABEL,))) == out.getvalue().encode("utf-8")
+    prediction = Prediction((PREDICTED_LABEL,), {PREDICTED_LABEL: values}, len(values))
+    assert csv_codec.encode(prediction) == out.getvalue().encode("utf-8")
 
 
 @PROPERTY
