@@ -261,7 +261,7 @@ def score(
     env = TrainingEnvironment.from_dicts(
         MLPaths(scratch / "ml"), environ={"SM_CHANNEL_TEST": str(test_path)}, num_cpus=1
     )
-    channel = data.read_channel(env, "test", content_type=content_type, header=header)
+    channel = data.read_channel(env, "test", content_type=content_type, header=header, typed=False)
     target = meta.get("target") or {}
     split = split_target(channel, "test", TargetSpec(int(target.get("index", 0)), target.get("name")))
     reference = Split(

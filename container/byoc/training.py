@@ -150,7 +150,20 @@ def split_target(data: ChannelData, channel: str, spec: TargetSpec) -> Split:
         raise DataError(
             f"channel '{channel}' holds only the target column; add feature columns", code="no_features"
         )
+    if not data.typed:  # the label typed as a train channel's is (its features: by the schema)
+        y = _typed_label(y)
     return Split(X=X, y=y, files=data.files)
+
+
+def _typed_label(y: pd.Series) -> pd.Series:
+    """``y``, read as text as written, typed as the train channel's columns are (``to_frame``)."""
+    import pyarrow as pa
+
+    from byoc.data.tabular import to_frame
+
+    column = pa.array(y.to_numpy(dtype=object), from_pandas=True)
+    typed = to_frame(pa.table({"label": column}))["label"]
+    return typed.set_axis(y.index).rename(y.name)
 
 
 def check_same_columns(train: Split, other: Split, channel: str) -> None:
@@ -213,7 +226,9 @@ def read_channels(
             continue
         progress.phase = f"reading channel '{name}'"
         started = time.monotonic()
-        channels[name] = data.read_channel(env, name, content_type=params.get("content_type"), header=header)
+        channels[name] = data.read_channel(
+            env, name, content_type=params.get("content_type"), header=header, typed=False
+        )
         _log_channel(name, channels[name], started)
     ignored = sorted(set(env.channels) - set(data.TRAIN_CHANNELS) - set(EVAL_CHANNELS) - IGNORED_OK)
     if ignored:

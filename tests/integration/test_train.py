@@ -423,3 +423,51 @@ def test_bundled_sample_trains_as_make_demo_does(tmp_path):
     )
     assert meta["classes"] == ["no", "yes"]
     assert read_metrics(root)["validation"]["auc"] > 0.8
+
+
+def _number_like_categories() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A categorical column written 1.0/2.0/3.0 (categorical for the few 'unknown' rows), the
+    label 'yes' exactly where it is 1.0; validation rows hold only the number-like cells."""
+    rng = np.random.default_rng(0)
+    code = rng.choice(["1.0", "2.0", "3.0"], 200).astype(object)
+    code[:3] = "unknown"
+    train = pd.DataFrame({"y": np.where(code == "1.0", "yes", "no"), "code": code, "x": rng.random(200)})
+    held = rng.choice(["1.0", "2.0", "3.0"], 60)
+    validation = pd.DataFrame({"y": np.where(held == "1.0", "yes", "no"), "code": held, "x": rng.random(60)})
+    return train, validation
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_validation_cells_are_read_by_the_train_channels_kinds(tmp_path, fmt):
+    """A validation column of only number-like text feeds a categorical feature: its cells are
+    the categories as written (1.0), as a request's are, not numbers spelled 1 (a category
+    training never saw: validation accuracy 0.34 for a model right on every row)."""
+    train, validation = _number_like_categories()
+    if fmt == "csv":
+        files = {
+            "train": {"a.csv": train.to_csv(index=False, header=False)},
+            "validation": {"v.csv": validation.to_csv(index=False, header=False)},
+        }
+        content_types = None
+    else:
+        files = {"train": {"a.parquet": _parquet(train)}, "validation": {"v.parquet": _parquet(validation)}}
+        content_types = {"train": "application/x-parquet", "validation": "application/x-parquet"}
+    make_ml_root(
+        tmp_path,
+        channels=files,
+        hyperparameters={"algorithm": "decision_tree", **({"target": "y"} if fmt == "parquet" else {})},
+        content_types=content_types,
+    )
+    result = run_train(tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "validation:accuracy=1.000000" in result.stdout + result.stderr
+    model = artifact.load(tmp_path / "model")
+    assert sorted(model.features[0].categories) == ["1.0", "2.0", "3.0", "unknown"]
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()

@@ -38,6 +38,7 @@ class ChannelData:
     files: tuple[str, ...]
     content_type: str = media.CSV
     file_rows: tuple[int | None, ...] = ()
+    typed: bool = True  # False: text as written, for the train channel's schema to type
 
     def locate(self, row: int) -> str:
         """'train/b.csv, row 12' for the frame's 0-based ``row`` (rows counted from 1 in each
@@ -94,9 +95,15 @@ def _media_type(channel: str, config: ChannelConfig, override: str | None) -> me
 
 
 def read_channel(
-    env: TrainingEnvironment, channel: str, *, content_type: str | None = None, header: bool | None = None
+    env: TrainingEnvironment,
+    channel: str,
+    *,
+    content_type: str | None = None,
+    header: bool | None = None,
+    typed: bool = True,
 ) -> ChannelData:
-    """Read every input of ``channel`` into one frame (see the module docstring)."""
+    """Read every input of ``channel`` into one frame (see the module docstring); ``typed=False``
+    for a channel the train channel's schema types (validation, test: see ``tabular.to_frame``)."""
     config = env.channels.get(channel) or ChannelConfig(channel)
     mt = _media_type(channel, config, content_type)
     if config.input_mode == "Pipe":
@@ -119,7 +126,9 @@ def read_channel(
             "upload the data again",
             code="empty_file",
         )
-    frame, has_header = READERS[mt.essence](nonempty, channel=channel, header=header, params=mt.params)
+    frame, has_header = READERS[mt.essence](
+        nonempty, channel=channel, header=header, params=mt.params, typed=typed
+    )
     return ChannelData(
         frame=frame,
         has_header=has_header,
@@ -127,4 +136,5 @@ def read_channel(
         files=tuple(s.name for s in nonempty),
         content_type=mt.essence,
         file_rows=tuple(s.rows for s in nonempty),
+        typed=typed,
     )

@@ -295,7 +295,12 @@ def _header_names(source: Source) -> list[str]:
 
 
 def read(
-    sources: Sequence[Source], *, channel: str, header: bool | None, params: Mapping[str, str]
+    sources: Sequence[Source],
+    *,
+    channel: str,
+    header: bool | None,
+    params: Mapping[str, str],
+    typed: bool = True,
 ) -> tuple[pd.DataFrame, bool]:
     check_delimiter(sources[0])
     first_rows = sample_rows(sources[0])
@@ -325,7 +330,7 @@ def read(
             else:
                 check_same_columns(channel, sources[0].name, first_columns, source.name, columns)
         tables.append(plain_types(table))
-    check_same_kinds(tables, [source.name for source in sources])
+    check_same_kinds(tables, [source.name for source in sources], typed=typed)
     table = unify_and_concat(tables)
     if table.num_rows == 0:
         raise DataError(
@@ -333,4 +338,4 @@ def read(
             "data rows",
             code="empty_channel",
         )
-    return to_frame(table), has_header
+    return to_frame(table, typed=typed), has_header

@@ -99,7 +99,12 @@ def _read_one(source: Source) -> tuple[pa.Table, bool]:
 
 
 def read(
-    sources: Sequence[Source], *, channel: str, header: bool | None, params: Mapping[str, str]
+    sources: Sequence[Source],
+    *,
+    channel: str,
+    header: bool | None,
+    params: Mapping[str, str],
+    typed: bool = True,
 ) -> tuple[pd.DataFrame, bool]:
     tables: list[pa.Table] = []
     has_header = True
@@ -119,8 +124,8 @@ def read(
             check_same_columns(channel, sources[0].name, first, source.name, list(table.column_names))
         has_header = named
         tables.append(table)
-    check_same_kinds(tables, [source.name for source in sources])
-    frame = to_frame(unify_and_concat(tables))
+    check_same_kinds(tables, [source.name for source in sources], typed=typed)
+    frame = to_frame(unify_and_concat(tables), typed=typed)
     if frame.empty:
         raise DataError(f"channel '{channel}': the JSON Lines files hold no records", code="empty_channel")
     return frame, has_header

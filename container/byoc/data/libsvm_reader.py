@@ -94,7 +94,12 @@ def _line_problem(raw: bytes) -> str | None:
 
 
 def read(
-    sources: Sequence[Source], *, channel: str, header: bool | None, params: Mapping[str, str]
+    sources: Sequence[Source],
+    *,
+    channel: str,
+    header: bool | None,
+    params: Mapping[str, str],
+    typed: bool = True,
 ) -> tuple[pd.DataFrame, bool]:
     parts = [_read_one(s) for s in sources]
     for source, (X, _) in zip(sources, parts, strict=True):

@@ -42,7 +42,12 @@ def _read_one(source: Source) -> pa.Table:
 
 
 def read(
-    sources: Sequence[Source], *, channel: str, header: bool | None, params: Mapping[str, str]
+    sources: Sequence[Source],
+    *,
+    channel: str,
+    header: bool | None,
+    params: Mapping[str, str],
+    typed: bool = True,
 ) -> tuple[pd.DataFrame, bool]:
     tables: list[pa.Table] = []
     first: list[str] | None = None
@@ -58,8 +63,8 @@ def read(
             tables.append(plain_types(table))
         except DataError as exc:
             raise DataError(f"{source.name}: {exc.message}", code=exc.code) from exc
-    check_same_kinds(tables, [source.name for source in sources])
+    check_same_kinds(tables, [source.name for source in sources], typed=typed)
     table = unify_and_concat(tables)
     if table.num_rows == 0:
         raise DataError(f"channel '{channel}': the Parquet files hold no rows", code="empty_channel")
-    return to_frame(table), True
+    return to_frame(table, typed=typed), True

@@ -2,6 +2,8 @@
 
 A reader takes the channel's non-empty sources and returns ``(frame, has_header)``; every
 error it raises is a DataError naming the file (and the line or column when known).
+``typed=False`` leaves text as written, for the train channel's schema to type
+(:func:`byoc.data.tabular.to_frame`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ from byoc.data.sources import Source
 
 class Reader(Protocol):
     def __call__(
-        self, sources: Sequence[Source], *, channel: str, header: bool | None, params: Mapping[str, str]
+        self,
+        sources: Sequence[Source],
+        *,
+        channel: str,
+        header: bool | None,
+        params: Mapping[str, str],
+        typed: bool = True,
     ) -> tuple[pd.DataFrame, bool]: ...
 
 

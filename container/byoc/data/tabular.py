@@ -29,12 +29,13 @@ def plain_types(table: pa.Table) -> pa.Table:
     return table
 
 
-def check_same_kinds(tables: Sequence[pa.Table], files: Sequence[str]) -> None:
+def check_same_kinds(tables: Sequence[pa.Table], files: Sequence[str], *, typed: bool = True) -> None:
     """A column whose values are all numbers in one file but hold text in another is a
     DataError naming both files: concatenated, the text would silently turn a numeric feature
     into categories.  Files where the column is all missing take no side; int and float files
-    agree."""
-    if len(tables) < 2:
+    agree.  Nothing to check when the channel is not ``typed`` (the train channel's schema
+    types it: see :func:`to_frame`)."""
+    if len(tables) < 2 or not typed:
         return
     for name in tables[0].column_names:
         number_file: str | None = None
@@ -140,12 +141,18 @@ def check_unique(name: str, columns: Sequence[str]) -> None:
         seen.add(column)
 
 
-def to_frame(table: pa.Table) -> pd.DataFrame:
+def to_frame(table: pa.Table, *, typed: bool = True) -> pd.DataFrame:
     """pyarrow -> pandas, each column typed by :func:`byoc.values.read_arrow` (text that is all
     numbers becomes float64, other text is spelled as categories); split blocks avoid one
-    consolidating copy of every column."""
+    consolidating copy of every column.
+
+    ``typed=False`` (validation and test channels) leaves text as written: the train channel's
+    schema types those channels (:func:`byoc.preprocessing.coerce_features`), as it types a
+    request, so a category written ``1.0`` stays ``1.0`` where a column of only such cells would
+    have become the number 1, spelled ``1``: a category training never saw."""
+    convert = values.read_arrow if typed else values.plain_arrow
     table = pa.table(
-        [values.read_arrow(table.column(i)) for i in range(table.num_columns)],
+        [convert(table.column(i)) for i in range(table.num_columns)],
         names=[str(c) for c in table.column_names],
     )
     frame = table.to_pandas(split_blocks=True)
