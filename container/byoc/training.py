@@ -162,8 +162,9 @@ def _typed_label(y: pd.Series) -> pd.Series:
     from byoc.data.tabular import to_frame
 
     column = pa.array(y.to_numpy(dtype=object), from_pandas=True)
-    typed = to_frame(pa.table({"label": column}))["label"]
-    return typed.set_axis(y.index).rename(y.name)
+    typed = to_frame(pa.table({"label": column}))["label"].set_axis(y.index)
+    typed.name = y.name
+    return typed
 
 
 def check_same_columns(train: Split, other: Split, channel: str) -> None:
