@@ -272,6 +272,25 @@ CASES = {
         ),
         [r"^hyperparameter 'calibration_folds'=5: .*'maybe': 3 rows.*lower calibration_folds"],
     ),
+    "header_in_a_later_file_only": (
+        dict(
+            channels={
+                "train": {
+                    "a.csv": "".join(f"{'ab'[i % 2]},{'uvw'[i % 3]},{'pq'[i % 2]}\n" for i in range(40)),
+                    "b.csv": "y,c1,c2\n" + "".join(f"{'ab'[i % 2]},{'uvw'[i % 3]},p\n" for i in range(40)),
+                }
+            }
+        ),
+        [r"^train/b\.csv: its first line 'y,c1,c2' is a header row, but train/a\.csv starts with data"],
+    ),
+    "data_in_a_later_file_without_the_header": (
+        dict(channels={"train": {"a.csv": GOOD_HEADER, "b.csv": GOOD}}),
+        [r"^train/b\.csv: its first line '(yes|no),.*' is data, but train/a\.csv starts with the header"],
+    ),
+    "line_of_spaces": (
+        dict(channels={"train": {"a.csv": HEAD10 + b"   \n" + GOOD}}),
+        [r"^train/a\.csv, line 11: 1 fields where 5 are expected", r"only spaces"],
+    ),
     "only_a_target_column": (
         dict(channels={"train": {"a.csv": "yes\nno\nyes\n"}}),
         [r"holds only the target column"],

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from byoc.data import csv_reader, media, read_channel
+from byoc.data import csv_header, csv_reader, media, read_channel
 from byoc.environment import MLPaths, TrainingEnvironment
 from byoc.errors import DataError
 from support import csv_bytes, gzip_bytes, jsonlines_bytes, make_ml_root, parquet_bytes, pipe_feeders
@@ -171,7 +171,7 @@ def test_all_text_dataset_header_detection(tmp_path):
     ],
 )
 def test_detect_header_rules(rows, expected):
-    assert csv_reader.detect_header(rows) is expected
+    assert csv_header.detect_header(rows) is expected
 
 
 def test_ragged_row_names_file_line_and_counts(tmp_path):

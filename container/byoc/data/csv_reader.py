@@ -1,8 +1,9 @@
 """text/csv: pyarrow's multithreaded reader, with messages that name the file and line.
 
 Like the built-in algorithms, files have no header by default; a header row is detected from
-a sample (or forced with ``header``).  When pyarrow rejects a file, the slow path re-scans it
-with the standard library only to say *where* (ragged row: which line, how many fields).
+every file's first rows (:mod:`byoc.data.csv_header`; or forced with ``header``).  When
+pyarrow rejects a file, the slow path re-scans it with the standard library only to say
+*where* (ragged row: which line, how many fields).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from byoc import values
+from byoc.data import csv_header
 from byoc.data.sources import SNIFF_BYTES, Source, unreadable
 from byoc.data.tabular import (
     check_same_columns,
@@ -33,53 +34,11 @@ from byoc.errors import DataError
 
 SAMPLE_ROWS = 200
 NUL = b"\x00"
-BOM = b"\xef\xbb\xbf"
 BLOCK_SIZE = 1 << 21  # pyarrow infers column types from the first block
 MAX_ROW_BYTES = 1 << 24  # a longer row (one huge cell, an unclosed quote) is refused, named
 MAX_CELL_BYTES = 1 << 20  # likewise a longer text cell
 FOREIGN_DELIMITERS = {";": "';'", "\t": "tabs", "|": "'|'"}
 _EXPECTED = re.compile(r"Expected (\d+) columns, got (\d+)")
-
-
-def _is_missing(cell: str) -> bool:
-    return values.missing_in_numbers(cell)
-
-
-def _is_number(cell: str) -> bool:
-    return values.number_text(cell) is not None
-
-
-def detect_header(rows: Sequence[Sequence[str]]) -> bool:
-    """Is the first row a header?
-
-    Yes when some column holds numbers below the first row but text in it.  For all-text
-    data: yes when the first row's values are distinct, non-empty and never appear again in
-    their column while some column repeats values (so absence is meaningful).  A single row is
-    data.
-    """
-    rows = [r for r in rows if any(c.strip() for c in r)]
-    if len(rows) < 2:
-        return False
-    first, body = rows[0], rows[1:]
-    # Pipe mode streams header files back to back: repeats of the first row are not evidence.
-    distinct_body = [r for r in body if [c.lstrip("\ufeff") for c in r] != first]
-    numeric_columns = []
-    for j in range(len(first)):
-        values = [r[j] for r in distinct_body if j < len(r) and not _is_missing(r[j])]
-        if values and all(_is_number(v) for v in values):
-            numeric_columns.append(j)
-    if numeric_columns:
-        return any(not _is_missing(first[j]) and not _is_number(first[j]) for j in numeric_columns)
-    names = [c.strip() for c in first]
-    if any(not n or _is_number(n) for n in names) or len(set(names)) != len(names):
-        return False  # column names are distinct, non-empty and not numbers
-    informative = False
-    for j, name in enumerate(names):
-        column = [r[j].strip() for r in body if j < len(r)]
-        if name in column:
-            return False
-        informative = informative or len(set(column)) < len(column)
-    return informative
 
 
 def _decode_sample(source: Source) -> str:
@@ -94,8 +53,9 @@ def _decode_sample(source: Source) -> str:
             "format (application/x-parquet, application/jsonlines, text/libsvm)",
             code="not_text",
         )
-    if len(head) == SNIFF_BYTES and b"\n" in head:  # the sample may end inside a row
-        head = head[: head.rfind(b"\n") + 1]
+    end = max(head.rfind(b"\n"), head.rfind(b"\r"))  # CR alone ends lines too (old Mac Excel)
+    if len(head) == SNIFF_BYTES and end >= 0:  # the sample may end inside a row
+        head = head[: end + 1]
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -135,14 +95,37 @@ def check_delimiter(source: Source) -> None:
             )
 
 
-def sample_rows(source: Source) -> list[list[str]]:
-    """The first rows of a file, parsed by the csv module, for the header sniffer."""
+def sample_rows(source: Source, limit: int = SAMPLE_ROWS + 1) -> list[list[str]]:
+    """The first non-blank rows of a file, parsed by the csv module, for the header sniffer.
+
+    newline='' lets the csv module end lines at CR alone too, as pyarrow does."""
     rows: list[list[str]] = []
-    for row in csv.reader(io.StringIO(_decode_sample(source))):
-        rows.append(row)
-        if len(rows) > SAMPLE_ROWS:
-            break
+    reader = csv.reader(io.StringIO(_decode_sample(source), newline=""))
+    try:
+        for row in reader:
+            if not csv_header.is_blank(row):
+                rows.append(row)
+            if len(rows) >= limit:
+                break
+    except csv.Error as exc:
+        raise DataError(
+            f"{source.name}, line {reader.line_num}: cannot be read as CSV ({exc}); save it as "
+            "comma-separated UTF-8 text",
+            code="bad_csv",
+        ) from exc
     return rows
+
+
+def _samples(sources: Sequence[Source]) -> list[tuple[str, list[list[str]]]]:
+    """Every file's first rows for the header decision: up to csv_header.EVIDENCE_ROWS from
+    the first files, then each file's first record only (a channel may hold many files)."""
+    samples = []
+    budget = csv_header.EVIDENCE_ROWS
+    for source in sources:
+        rows = sample_rows(source, limit=min(SAMPLE_ROWS, budget) + 1)
+        budget = max(budget - len(rows) + 1, 0)
+        samples.append((source.name, rows))
+    return samples
 
 
 def _locate_ragged(source: Source, expected: int) -> DataError | None:
@@ -151,32 +134,17 @@ def _locate_ragged(source: Source, expected: int) -> DataError | None:
         text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
         reader = csv.reader(text)
         for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
+            if not row:  # an empty line, which pyarrow skips too (not one holding spaces)
                 continue
             if len(row) != expected:
+                spaces = " (it holds only spaces: delete it)" if csv_header.is_blank(row) else ""
                 return DataError(
                     f"{source.name}, line {reader.line_num}: {len(row)} fields where {expected} are "
-                    f"expected (as in the first row); every row needs the same number of "
+                    f"expected (as in the first row){spaces}; every row needs the same number of "
                     "comma-separated fields (quote values that contain commas)",
                     code="ragged_csv",
                 )
     return None
-
-
-def drop_repeated_headers(data: bytes) -> bytes:
-    """Pipe mode streams every object of the S3 prefix back to back: with header files, the
-    header line recurs where each object starts.  Those repeats are not data: remove them."""
-    body = data[3:] if data.startswith(BOM) else data
-    end = body.find(b"\n")
-    if end < 0:
-        return data
-    header = body[: end + 1]
-    head, rest = data[: len(data) - len(body) + end + 1], body[end + 1 :]
-    for repeat in (header, BOM + header):
-        rest = rest.replace(b"\n" + repeat, b"\n")
-        if rest.startswith(repeat):
-            rest = rest[len(repeat) :]
-    return head + rest
 
 
 def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Table:
@@ -302,21 +270,21 @@ def read(
     params: Mapping[str, str],
     typed: bool = True,
 ) -> tuple[pd.DataFrame, bool]:
-    check_delimiter(sources[0])
-    first_rows = sample_rows(sources[0])
+    for source in sources:
+        check_delimiter(source)  # binary / encoding / delimiter, before any file is read
+    samples = _samples(sources)
+    first_rows = samples[0][1]
     if not first_rows:
         raise DataError(f"{sources[0].name}: holds no CSV rows", code="empty_file")
-    has_header = detect_header(first_rows) if header is None else bool(header)
+    has_header = csv_header.decide(samples, channel) if header is None else bool(header)
     width = len(first_rows[0])
     names = None if has_header else [str(i) for i in range(width)]
     tables: list[pa.Table] = []
     first_columns: list[str] | None = None
     for source in sources:
-        if source is not sources[0]:
-            check_delimiter(source)  # same binary / encoding / delimiter checks as the first file
-        if has_header and source.data is not None:
-            source.data = drop_repeated_headers(source.data)
         table = _read_one(source, header=has_header, names=names)
+        if has_header:
+            table = csv_header.drop_header_copies(source, table, channel)
         source.rows = table.num_rows
         columns = [str(c) for c in table.column_names]
         if has_header and not all(c.strip() for c in columns):
