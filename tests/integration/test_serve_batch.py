@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 
+import numpy as np
+import pandas as pd
 import psutil
 import pytest
 import serving_models as sm
+
+import support
+from byoc import artifact
+from byoc.serving.app import line_slices
 
 BATCH_ENV = {
     "SAGEMAKER_BATCH": "True",
@@ -115,3 +122,52 @@ def test_a_worker_reuses_its_memory_from_one_batch_request_to_the_next(batch_ser
     faults = _minor_faults(worker.pid) - before
     assert answers[0] == answers[1] == answers[2]
     assert faults < 8 * len(body) // 4096, f"{faults} minor page faults in the third 10 MB request"
+
+
+@pytest.fixture(scope="module")
+def numbered_root(tmp_path_factory):
+    """A model whose features are named like values: "0", "1", "2" (a NumPy array's columns,
+    from Parquet), each holding the integers 0-5."""
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 6, size=(300, 3))
+    data = pd.DataFrame(values.astype(float), columns=["0", "1", "2"])
+    data.insert(0, "label", np.where(values @ [2, 1, -1] > 4, "hi", "lo"))
+    root = support.make_ml_root(
+        tmp_path_factory.mktemp("numbered"),
+        channels={"train": {"train.parquet": support.parquet_bytes(data)}},
+        hyperparameters={"target": "label", "algorithm": "decision_tree"},
+        content_types={"train": "application/x-parquet"},
+    )
+    result = support.run_train(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root
+
+
+def test_a_row_like_the_header_at_a_later_slices_start_is_a_row(numbered_root):
+    """A headerless batch whose later slices each start with a row that spells the feature names
+    (0,1,2 in some order): header detection ran again on every slice and dropped that row, so the
+    answer was one line short and every later answer joined to the wrong input."""
+    rng = np.random.default_rng(1)
+    rows = [",".join(map(str, row)) + "\n" for row in rng.integers(0, 6, size=(1_500_000, 3))]
+    rows[0] = "1,2,0\n"  # the body's first line: a valid row that also names every feature
+    body = "".join(rows).encode()
+    # where the server cuts this body (rows of one length: replacing rows moves no cut)
+    starts = np.cumsum(
+        [0] + [s.count(b"\n") for s in line_slices(io.BytesIO(body), len(body), length=len(body))]
+    )
+    assert len(starts) >= 3  # two later slices at least
+    for k, start in enumerate(starts[1:-1]):
+        rows[start] = ("0,1,2\n", "2,1,0\n")[k % 2]
+    body = "".join(rows).encode()
+    server = sm.start(numbered_root, workers=1, env=BATCH_ENV)
+    try:
+        response = server.invoke(body, "text/csv", "text/csv", timeout=300)
+    finally:
+        server.stop()
+    assert response.status_code == 200, response.text[:500]
+    answers = response.text.splitlines()
+    assert len(answers) == len(rows)
+    model = artifact.load(numbered_root / "model")
+    frame = pd.read_csv(io.BytesIO(body), header=None, names=["0", "1", "2"], dtype=float)
+    expected = [model.classes[i] for i in np.asarray(model.estimator.predict(frame)).astype(int)]
+    assert answers == expected

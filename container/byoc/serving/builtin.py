@@ -59,7 +59,8 @@ def default_accept(settings: ServingSettings) -> str | None:
 
 def decode_batches(body: RequestBody, decoder: codecs.Decoder, schema: RequestSchema) -> Iterator[Batch]:
     """The body as validated batches: one for whole-body formats, one per slice for line-oriented
-    ones (CSV's header line carried over to later slices); an empty body is a 400."""
+    ones (a CSV header only on the body's first line, its column order kept by later slices); an
+    empty body is a 400."""
     if decoder.stream is not None:
         decoded = False
         for batch in decoder.stream(body.line_slices(len), schema):  # raw blocks: no record cuts
@@ -77,16 +78,16 @@ def decode_batches(body: RequestBody, decoder: codecs.Decoder, schema: RequestSc
     rows, decoded = 0, False
     header: bytes | None = None
     first: bytes | None = None  # the first slice, kept until a second one needs its header (if any)
-    for index, piece in enumerate(body.line_slices(decoder.whole_records)):
+    for piece in body.line_slices(decoder.whole_records):
         if _blank(piece):
             continue
-        if first is not None and decoder.header is not None:  # a body of one slice never asks
-            header, first = decoder.header(first, schema), None
-        if header is not None:
-            piece = header + piece
-        elif index == 0 and decoder.header is not None:
-            first = piece
-        batch = decoder.decode(piece, schema, rows)
+        if decoded and decoder.continued is not None:  # only a body's first line may be a header
+            if first is not None and decoder.header is not None:  # a body of one slice never asks
+                header, first = decoder.header(first, schema), None
+            batch = decoder.continued(piece, schema, rows, header)
+        else:
+            first = piece if decoder.continued is not None else None
+            batch = decoder.decode(piece, schema, rows)
         rows += len(batch)
         decoded = True
         yield batch

@@ -87,6 +87,14 @@ def _shorten(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def _unique_keys(names: Sequence[str], key: Any) -> dict[str, str]:
+    """``key(name) -> name`` for the names no other name shares a key with."""
+    keyed: dict[str, list[str]] = {}
+    for name in names:
+        keyed.setdefault(key(name), []).append(name)
+    return {k: alike[0] for k, alike in keyed.items() if len(alike) == 1}
+
+
 def _names_list(names: Iterable[str], limit: int = 12) -> str:
     names = list(names)
     shown = ", ".join(repr(n) for n in names[:limit])
@@ -110,6 +118,11 @@ class RequestSchema:
         self.numeric: tuple[bool, ...] = tuple(f.kind == "numeric" for f in features)
         self.flags: tuple[bool, ...] = tuple(f.kind == "numeric" and f.dtype == "bool" for f in features)
         self.index: Mapping[str, int] = {name: i for i, name in enumerate(self.names)}
+        self._stripped = _unique_keys(self.names, str.strip)  # see feature_named
+        self._folded = _unique_keys(self.names, lambda name: name.strip().casefold())
+        # every name stripped and case-folded: a text that names a feature is one of these once
+        # stripped and case-folded too (a set test at C speed for a row's cells, see csv.py)
+        self.folded_names = frozenset(name.strip().casefold() for name in self.names)
         self._converters = tuple(
             to_flag if flag else to_number if numeric else to_category
             for numeric, flag in zip(self.numeric, self.flags, strict=True)
@@ -147,6 +160,17 @@ class RequestSchema:
     def _value_error(self, exc: _BadValue, column: int, row: int) -> SchemaError:
         kind = "numeric" if self.numeric[column] else "categorical"
         return SchemaError(f"row {row}, column '{self.names[column]}' ({kind}): {exc.what}", code=exc.code)
+
+    def feature_named(self, text: str) -> str | None:
+        """The feature ``text`` names: the one named ``text`` exactly, else the one whose name is
+        ``text`` once surrounding spaces are stripped from both, else once case is ignored too
+        (a relaxed comparison under which two features' names are alike names neither); None
+        when it names none."""
+        if text in self.index:
+            return text
+        key = text.strip()
+        name = self._stripped.get(key)
+        return name if name is not None else self._folded.get(key.casefold())
 
     def check_names(self, given: Sequence[str], *, where: str) -> None:
         """Missing or unknown keys/columns -> 400 naming them."""

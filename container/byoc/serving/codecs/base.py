@@ -29,7 +29,12 @@ class Decoder:
     text: bool = False
     header: Callable[[bytes, RequestSchema], bytes | None] | None = None
     """For line-oriented formats with an optional header line (CSV): the header line of a
-    body's first slice, which the caller prepends to later slices so they decode alike."""
+    body's first slice (None: it has none), which ``decode`` finds there by itself; only a
+    body's first line may be one."""
+    continued: Callable[[bytes, RequestSchema, int, bytes | None], Batch] | None = None
+    """With ``header``: ``continued(slice, schema, start_row, header)`` decodes a slice after a
+    body's first as rows only (a later slice's first line is never a header), in the column
+    order of the body's ``header`` line (None: the body had none)."""
     stream: Callable[[Iterable[bytes], RequestSchema], Iterator[Batch]] | None = None
     """For whole-body formats that can be parsed as they arrive (JSON's lists of rows): the
     batches decoded from the body's raw blocks, so a large body is never held whole."""

@@ -1,12 +1,13 @@
 """text/csv: the built-in algorithms' inference format (features only, no label, no header).
 
-A first line whose fields are (mostly) the model's feature names is taken as a header, and
-its column order is honoured; the header is detected in the first line of every slice the
-decoder gets, and the app prepends a batch's header to its later slices.  Small bodies (single
-rows, the latency-critical case) are parsed with the stdlib csv module (one line without quotes
-is split at its commas, as that module splits it); large ones with pyarrow's C++ reader (one
-thread: a worker owns one CPU) into Arrow text columns that byoc.values types without a
-DataFrame in between, falling back to the precise per-value path only to explain an error.
+Only a body's first line may be a header: one that names every feature (README "Content
+types"; :func:`_split_header`), whose column order is honoured; the app decodes a batch's later
+slices as rows in that order (:func:`decode_continued`), whatever their first lines look like.
+Small bodies (single rows, the latency-critical case) are parsed with the stdlib csv module (one
+line without quotes is split at its commas, as that module splits it); large ones with pyarrow's
+C++ reader (one thread: a worker owns one CPU) into Arrow text columns that byoc.values types
+without a DataFrame in between, falling back to the precise per-value path only to explain an
+error.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from byoc.errors import DataError
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.output import LABELS, PROBABILITIES, Prediction
 from byoc.serving.schema import Batch, RequestSchema
+from byoc.values import number_text
 
 MEDIA_TYPE = "text/csv"
 SMALL_BODY = 64 * 1024
@@ -39,11 +41,41 @@ def _text(body: bytes) -> str:
 
 
 def _split_header(rows: list[list[str]], schema: RequestSchema) -> tuple[list[str] | None, list[list[str]]]:
+    """The model's names for the columns of the first row when it is a header (None when it is
+    data), and the data rows.  The rule (README "Content types"): a header names every feature
+    once, each cell compared with the names exactly, else without surrounding spaces, else also
+    without case (:meth:`RequestSchema.feature_named`); a row that names features only as
+    numbers and is also a valid data row is data (it cannot be told from one: features named
+    0, 1, 2 holding small integers); a row that names at least half the features otherwise, but
+    not every one once, is a 400 rather than a row predicted or dropped."""
     first = rows[0]
-    named = sum(map(schema.index.__contains__, map(str.strip, first)))
-    if named and named >= max(1, (schema.width + 1) // 2):
-        return [value.strip() for value in first], rows[1:]
+    if schema.folded_names.isdisjoint(map(str.casefold, map(str.strip, first))):
+        return None, rows  # the usual data row: no cell names a feature (a third of the cost below)
+    named = list(map(schema.feature_named, first))
+    count = len(named) - named.count(None)
+    if _valid_row_of_numbered_names(first, named, schema):
+        return None, rows
+    if count == len(named) == schema.width and len(set(named)) == count:
+        return named, rows[1:]  # type: ignore[return-value]  # no None among them: count == len
+    if count >= max(1, (schema.width + 1) // 2):
+        schema.check_names(
+            [name if name is not None else cell.strip() for name, cell in zip(named, first, strict=True)],
+            where="the CSV header (a first line naming features)",
+        )
     return None, rows
+
+
+def _valid_row_of_numbered_names(cells: list[str], named: list[str | None], schema: RequestSchema) -> bool:
+    """Whether every cell that names a feature is a number and the cells are a valid row: a
+    first line both a header and a row can be only then (a text name is no value for a numeric
+    feature, and a text name in a categorical column is taken as a name)."""
+    if any(name is not None and number_text(cell) is None for name, cell in zip(named, cells, strict=True)):
+        return False
+    try:
+        schema.from_rows([cells])
+    except DataError:
+        return False
+    return True
 
 
 def _parse_rows(text: str) -> list[list[str]]:
@@ -113,26 +145,31 @@ def _first_record(body: bytes) -> bytes:
     return body if cut < 0 else body[: cut + 1]
 
 
-def _decode_small(text: str, schema: RequestSchema, start_row: int) -> Batch:
+def _decode_small(
+    text: str, schema: RequestSchema, start_row: int, header: list[str] | None, first: bool
+) -> Batch:
     rows = _parse_rows(text)
     if not rows:
         raise DataError("the CSV body holds no rows", code="empty_body")
-    header, rows = _split_header(rows, schema)
+    if first:
+        header, rows = _split_header(rows, schema)
+        if header is not None and not rows:
+            raise DataError("the CSV body holds a header but no rows", code="empty_body")
     if header is not None:
         rows = _reorder(header, rows, schema)
-        if not rows:
-            raise DataError("the CSV body holds a header but no rows", code="empty_body")
     return schema.from_rows(rows, start_row=start_row)
 
 
-def _decode_fast(body: bytes, schema: RequestSchema, start_row: int) -> Batch | None:
+def _decode_fast(
+    body: bytes, schema: RequestSchema, start_row: int, header: list[str] | None, first: bool
+) -> Batch | None:
     """pyarrow's reader with the schema's types; None when the slow path must explain a problem."""
-    first_line = _first_record(body)
-    header, _ = _split_header(_parse_rows(_text(first_line)) or [[""]], schema)
     data = pa.py_buffer(body)  # read where it lies: a BytesIO's reads were copied into Arrow's buffers
-    if header is not None:
-        schema.check_names(header, where="the CSV header")
-        data = data.slice(len(first_line))
+    if first:
+        first_line = _first_record(body)
+        header, _ = _split_header(_parse_rows(_text(first_line)) or [[""]], schema)
+        if header is not None:
+            data = data.slice(len(first_line))
     names = header or list(schema.names)
     try:  # every cell as text: what text means is byoc.values' call, as in training
         table = pacsv.read_csv(
@@ -155,23 +192,44 @@ def _decode_fast(body: bytes, schema: RequestSchema, start_row: int) -> Batch | 
 
 
 def header_line(body: bytes, schema: RequestSchema) -> bytes | None:
-    """The first line, with its newline, when it is a header of feature names."""
+    """The body's first line, with its newline, when it is a header (see :func:`_split_header`)."""
     first_line = _first_record(body)
     try:
         rows = _parse_rows(first_line.decode("utf-8-sig"))
+        if rows and _split_header(rows, schema)[0] is not None:
+            return first_line
     except (UnicodeDecodeError, DataError):
-        return None
-    if rows and _split_header(rows, schema)[0] is not None:
-        return first_line
+        pass
     return None
 
 
-def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
+def _decode(
+    body: bytes, schema: RequestSchema, start_row: int, header: list[str] | None, first: bool
+) -> Batch:
+    """``body``'s rows; ``first``: the body starts at the request's first line, which may be a
+    header; else ``header`` gives the model's names in the columns' order (None: the model's)."""
     if len(body) > SMALL_BODY:
-        frame = _decode_fast(body, schema, start_row)
+        frame = _decode_fast(body, schema, start_row, header, first)
         if frame is not None:
             return frame
-    return _decode_small(_text(body), schema, start_row)
+    return _decode_small(_text(body), schema, start_row, header, first)
+
+
+def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
+    """A whole body, or the first slice of one: its first line may be a header."""
+    return _decode(body, schema, start_row, None, first=True)
+
+
+def decode_continued(body: bytes, schema: RequestSchema, start_row: int, header: bytes | None) -> Batch:
+    """A slice after a body's first: rows only, whatever its first line looks like (only a body's
+    first line is a header), in the column order of the body's ``header`` line (None: it had
+    none)."""
+    names = None
+    if header is not None:
+        names, _ = _split_header(_parse_rows(_text(header)), schema)
+        if names is None:
+            raise ValueError(f"{header!r} is no header of this model's")
+    return _decode(body, schema, start_row, names, first=False)
 
 
 def encode(prediction: Prediction) -> bytes:
@@ -224,6 +282,7 @@ DECODER = Decoder(
     aliases=("text/x-csv", "application/csv"),
     text=True,
     header=header_line,
+    continued=decode_continued,
     whole_records=whole_records,
 )
 ENCODER = Encoder(MEDIA_TYPE, encode, join=list)
