@@ -113,6 +113,24 @@ CASES = {
         dict(channels={"train": {"a.csv": GOOD}}, content_types={"train": "text/csv;label_size=0"}),
         [r"label_size=0", r"no label"],
     ),
+    "label_size_two": (  # the second label column would become a feature: label leakage
+        dict(channels={"train": {"a.csv": GOOD}}, content_types={"train": "text/csv;label_size=2"}),
+        [
+            r"^ContentType of channel 'train' is 'text/csv;label_size=2'",
+            r"must be 0 .* or 1",
+            r"use label_size=1",
+        ],
+    ),
+    "label_size_one_with_another_target": (
+        dict(
+            channels={"train": {"a.csv": GOOD}},
+            content_types={"train": "text/csv;label_size=1"},
+            hyperparameters={"target": 2},
+        ),
+        [
+            r"^hyperparameter 'target' \(column 2\) contradicts the ContentType ';label_size=1' of channel 'train'"
+        ],
+    ),
     "binary_garbage": (
         dict(channels={"train": {"blob": bytes(range(256)) * 8}}),
         [r"train/blob: binary content where text/csv was expected"],
