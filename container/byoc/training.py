@@ -196,7 +196,15 @@ def read_channels(
     from byoc import data
     from byoc.errors import DataError
 
-    train_name = data.find_channel(env, data.TRAIN_CHANNELS)
+    given_names = [name for name in data.TRAIN_CHANNELS if data.find_channel(env, (name,))]
+    if len(given_names) > 1:  # reading one and ignoring the other would drop rows unannounced
+        raise DataError(
+            f"channels {' and '.join(repr(n) for n in given_names)} are both given, and they are "
+            "two names of the one training channel; keep one of them (put all the training "
+            "files under one prefix, or pass the other data as 'validation' or 'test')",
+            code="duplicate_channel",
+        )
+    train_name = given_names[0] if given_names else None
     if train_name is None:
         given = ", ".join(sorted(env.channels)) or "none"
         raise DataError(

@@ -131,6 +131,10 @@ CASES = {
             r"^hyperparameter 'target' \(column 2\) contradicts the ContentType ';label_size=1' of channel 'train'"
         ],
     ),
+    "train_and_training_channels": (  # one alias read, the other silently dropped
+        dict(channels={"train": {"a.csv": GOOD}, "training": {"b.csv": GOOD}}),
+        [r"^channels 'train' and 'training' are both given", r"keep one"],
+    ),
     "binary_garbage": (
         dict(channels={"train": {"blob": bytes(range(256)) * 8}}),
         [r"train/blob: binary content where text/csv was expected"],
