@@ -294,6 +294,27 @@ CASES = {
         ),
         [r"^hyperparameter 'calibration_folds'=5: .*'maybe': 3 rows.*lower calibration_folds"],
     ),
+    "gradient_boosting_hold_out_smaller_than_the_classes": (  # was scikit-learn's ValueError, exit 2
+        dict(
+            channels={"train": {"a.csv": csv_bytes(mixed_frame(40), target="deposit")}},
+            hyperparameters={
+                "algorithm": "gradient_boosting",
+                "early_stopping": True,
+                "validation_fraction": 0.01,
+            },
+        ),
+        [
+            r"^hyperparameters validation_fraction=0\.01 and early_stopping=true: .* holds out 1 of the 40 "
+            r"training rows, .* each of the 2 classes .*raise validation_fraction to at least 0\.05"
+        ],
+    ),
+    "gradient_boosting_hold_out_of_three_classes_at_the_default_fraction": (
+        dict(
+            channels={"train": {"a.csv": "".join(f"{'abc'[i % 3]},{i},{i * 7 % 5}\n" for i in range(20))}},
+            hyperparameters={"algorithm": "gradient_boosting", "early_stopping": True},
+        ),
+        [r"^hyperparameters validation_fraction=0\.1 and early_stopping=true: .* 2 of the 20 .* 3 classes"],
+    ),
     "only_a_target_column": (
         dict(channels={"train": {"a.csv": "yes\nno\nyes\n"}}),
         [r"holds only the target column"],

@@ -6,6 +6,7 @@ estimator; :mod:`byoc.algorithms` wraps it in the preprocessing pipeline.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -313,8 +314,9 @@ extra_trees = _forest_factory(ExtraTreesClassifier, ExtraTreesRegressor)
 class CheckedHistGradientBoostingClassifier(HistGradientBoostingClassifier):
     """Explains, at fit, why early stopping cannot split off a validation set.
 
-    Early stopping (on by default above 10,000 rows) holds out a stratified split, which
-    needs at least two rows of every class; scikit-learn's own error does not say what to do.
+    Early stopping (on by default above 10,000 rows) holds out a stratified split, which needs
+    at least two rows of every class and a row of every class on each side; scikit-learn's own
+    errors say neither which hyperparameter is at fault nor what to do.
     """
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
@@ -323,14 +325,33 @@ class CheckedHistGradientBoostingClassifier(HistGradientBoostingClassifier):
             self.early_stopping == "auto" and codes.shape[0] > 10000
         )
         if stops_early and len(codes):
-            _, counts = np.unique(codes, return_counts=True)
-            if counts.min() < 2:
-                raise HyperparameterError(
-                    f"gradient_boosting's early stopping holds out a stratified validation split, "
-                    f"but {int((counts < 2).sum())} class(es) have a single training row; set "
-                    "early_stopping=false, or add rows of the rare classes"
-                )
+            _check_stratified_holdout(codes, self.validation_fraction, str(self.early_stopping).lower())
         return super().fit(X, y, sample_weight=sample_weight)
+
+
+def _check_stratified_holdout(codes: np.ndarray, fraction: float, early_stopping: str) -> None:
+    """Refuse a hold-out scikit-learn's stratified split would refuse, naming the fix."""
+    _, counts = np.unique(codes, return_counts=True)
+    if counts.min() < 2:
+        raise HyperparameterError(
+            f"gradient_boosting's early stopping holds out a stratified validation split, "
+            f"but {int((counts < 2).sum())} class(es) have a single training row; set "
+            "early_stopping=false, or add rows of the rare classes"
+        )
+    rows, classes = len(codes), len(counts)
+    held_out = math.ceil(fraction * rows)  # as train_test_split sizes the test side
+    if classes <= held_out <= rows - classes:
+        return
+    if held_out < classes:  # two rows per class (checked above) leave a fraction that fits
+        fix = f"raise validation_fraction to at least {math.ceil(1000 * classes / rows) / 1000:g}"
+    else:
+        fix = f"lower validation_fraction to at most {math.floor(1000 * (rows - classes) / rows) / 1000:g}"
+    raise HyperparameterError(
+        f"hyperparameters validation_fraction={fraction:g} and early_stopping={early_stopping}: "
+        f"gradient_boosting's early stopping holds out {held_out} of the {rows} training rows, "
+        f"but its stratified split needs a row of each of the {classes} classes on both sides; "
+        f"{fix}, add rows, or set early_stopping=false"
+    )
 
 
 def gradient_boosting(
