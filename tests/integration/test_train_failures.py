@@ -315,6 +315,19 @@ CASES = {
         ),
         [r"^hyperparameters validation_fraction=0\.1 and early_stopping=true: .* 2 of the 20 .* 3 classes"],
     ),
+    "svm_epsilon_for_an_inferred_classification": (  # was silently ignored
+        dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"algorithm": "svm", "epsilon": 100}),
+        [
+            r"^hyperparameter 'epsilon'=100 applies to svm regression only, but the problem is binary_classification"
+        ],
+    ),
+    "linear_C_for_regression": (
+        dict(
+            channels={"train": {"a.csv": GOOD}},
+            hyperparameters={"algorithm": "linear", "problem_type": "regression", "target": 2, "C": 0.0001},
+        ),
+        [r"^hyperparameter 'C'=0\.0001 applies to linear classification only", r"use 'alpha'"],
+    ),
     "only_a_target_column": (
         dict(channels={"train": {"a.csv": "yes\nno\nyes\n"}}),
         [r"holds only the target column"],
