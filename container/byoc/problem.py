@@ -8,8 +8,8 @@ Automatic inference (``problem_type=auto``) follows simple rules a user can pred
   ``MAX_INFERRED_CLASSES`` distinct values, each seen at least twice on average, it is
   multiclass classification; otherwise regression.
 
-Rows whose target is missing are dropped with a warning that says how many
-(:func:`drop_missing_target`); a target with no values at all is an error.
+Rows whose target is missing (by the rules of :mod:`byoc.values`) are dropped with a warning
+that says how many (:func:`drop_missing_target`); a target with no values at all is an error.
 
 Class labels are kept JSON-native (str, int, float or bool) and sorted, so ``model.json``
 records them as the user wrote them and the server returns ``yes`` rather than ``1``; a
@@ -26,6 +26,7 @@ import pandas as pd
 
 from byoc.artifact import BINARY, MULTICLASS, REGRESSION
 from byoc.errors import DataError
+from byoc.values import category_column
 
 AUTO = "auto"
 MAX_INFERRED_CLASSES = 20
@@ -55,11 +56,15 @@ def _examples(values: pd.Series, n: int = 3) -> str:
 def drop_missing_target(y: pd.Series) -> tuple[np.ndarray, str | None]:
     """Mask of rows to keep, and a warning for the log when some are dropped.
 
+    Missing is what :mod:`byoc.values` says for the column's kind (README "Values"): in a
+    numeric target the words ``NA``, ``None``, ... were read as missing already; in a text
+    target only empty text, spaces and nulls are missing.
+
     Raises DataError when no row has a target value.
     """
     present = y.notna().to_numpy(dtype=bool, copy=True)  # pyarrow-backed frames give read-only views
-    if _is_text(y):
-        present &= ~y.astype(str).str.strip().isin(["", "nan", "NaN", "None", "null"]).to_numpy()
+    if _is_text(y):  # a text target is read as a text feature is: "NA" or "None" is a class
+        present &= category_column(y).notna().to_numpy(dtype=bool)
     name = _target_name(y)
     if not present.any():
         raise DataError(

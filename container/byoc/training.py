@@ -116,7 +116,7 @@ def resolve_target(data: ChannelData, channel: str, target: int | str) -> Target
 
 def split_target(data: ChannelData, channel: str, spec: TargetSpec) -> Split:
     """Features and label; headerless features are named f0, f1, ... after removing the label."""
-    from byoc.errors import DataError, SchemaError
+    from byoc.errors import DataError, HyperparameterError, SchemaError
 
     frame = data.frame
     if data.label_size == 0:
@@ -125,6 +125,17 @@ def split_target(data: ChannelData, channel: str, spec: TargetSpec) -> Split:
             "training needs the label: remove ';label_size=0' from the channel's ContentType and "
             "put the label in the first column (or set the target hyperparameter)",
             code="no_label",
+        )
+    if data.label_size == 1 and spec.index != 0:
+        # The ContentType and the target hyperparameter name different label columns: refuse
+        # rather than pick one, since either choice trains on a label column as a feature.
+        raise HyperparameterError(
+            f"hyperparameter 'target' ({_target_name(spec)}) contradicts the ContentType "
+            f"';label_size=1' of channel '{channel}', which puts the label in the first column "
+            "(column 0); "
+            "remove ';label_size=1' from the ContentType to use the target hyperparameter, or "
+            "move the label to the first column and leave target at 0",
+            code="bad_target",
         )
     if spec.index >= frame.shape[1]:
         raise SchemaError(
@@ -199,7 +210,15 @@ def read_channels(
     from byoc import data
     from byoc.errors import DataError
 
-    train_name = data.find_channel(env, data.TRAIN_CHANNELS)
+    given_names = [name for name in data.TRAIN_CHANNELS if data.find_channel(env, (name,))]
+    if len(given_names) > 1:  # reading one and ignoring the other would drop rows unannounced
+        raise DataError(
+            f"channels {' and '.join(repr(n) for n in given_names)} are both given, and they are "
+            "two names of the one training channel; keep one of them (put all the training "
+            "files under one prefix, or pass the other data as 'validation' or 'test')",
+            code="duplicate_channel",
+        )
+    train_name = given_names[0] if given_names else None
     if train_name is None:
         given = ", ".join(sorted(env.channels)) or "none"
         raise DataError(

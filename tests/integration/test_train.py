@@ -383,6 +383,27 @@ def test_header_false_and_target_index(tmp_path):
     assert meta["target"] == {"name": None, "index": 1}
 
 
+def test_target_missing_words_follow_the_values_rules(tmp_path):
+    """README "Values": in a text target the words NA, N/A, None, null, nan are classes (as in a
+    text feature), all five alike; in a numeric target they are missing and the rows dropped."""
+    words = ["None", "null", "NA", "N/A", "nan"]
+    text_rows = "".join(f"{label},{i},{i % 3}\n" for i, label in enumerate(["yes", "no"] * 20 + words * 2))
+    root = make_ml_root(tmp_path / "text", channels={"train": {"a.csv": text_rows}})
+    result = run_train(root)
+    assert result.returncode == 0, read_failure(root)
+    meta = json.loads((root / "model" / "model.json").read_text())
+    assert meta["classes"] == sorted(["yes", "no", *words])
+    assert "dropped" not in result.stdout + result.stderr
+
+    numeric_rows = "".join(f"{label},{i},{i % 3}\n" for i, label in enumerate([0, 1] * 20 + words))
+    root = make_ml_root(tmp_path / "numeric", channels={"train": {"a.csv": numeric_rows}})
+    result = run_train(root)
+    assert result.returncode == 0, read_failure(root)
+    meta = json.loads((root / "model" / "model.json").read_text())
+    assert meta["classes"] == [0, 1]
+    assert "dropped 5 of 45 rows whose target 'column 0' is missing" in result.stdout + result.stderr
+
+
 # -- commands ----------------------------------------------------------------------------------------
 
 

@@ -113,6 +113,28 @@ CASES = {
         dict(channels={"train": {"a.csv": GOOD}}, content_types={"train": "text/csv;label_size=0"}),
         [r"label_size=0", r"no label"],
     ),
+    "label_size_two": (  # the second label column would become a feature: label leakage
+        dict(channels={"train": {"a.csv": GOOD}}, content_types={"train": "text/csv;label_size=2"}),
+        [
+            r"^ContentType of channel 'train' is 'text/csv;label_size=2'",
+            r"must be 0 .* or 1",
+            r"use label_size=1",
+        ],
+    ),
+    "label_size_one_with_another_target": (
+        dict(
+            channels={"train": {"a.csv": GOOD}},
+            content_types={"train": "text/csv;label_size=1"},
+            hyperparameters={"target": 2},
+        ),
+        [
+            r"^hyperparameter 'target' \(column 2\) contradicts the ContentType ';label_size=1' of channel 'train'"
+        ],
+    ),
+    "train_and_training_channels": (  # one alias read, the other silently dropped
+        dict(channels={"train": {"a.csv": GOOD}, "training": {"b.csv": GOOD}}),
+        [r"^channels 'train' and 'training' are both given", r"keep one"],
+    ),
     "binary_garbage": (
         dict(channels={"train": {"blob": bytes(range(256)) * 8}}),
         [r"train/blob: binary content where text/csv was expected"],
@@ -290,6 +312,40 @@ CASES = {
     "line_of_spaces": (
         dict(channels={"train": {"a.csv": HEAD10 + b"   \n" + GOOD}}),
         [r"^train/a\.csv, line 11: 1 fields where 5 are expected", r"only spaces"],
+    ),
+    "gradient_boosting_hold_out_smaller_than_the_classes": (  # was scikit-learn's ValueError, exit 2
+        dict(
+            channels={"train": {"a.csv": csv_bytes(mixed_frame(40), target="deposit")}},
+            hyperparameters={
+                "algorithm": "gradient_boosting",
+                "early_stopping": True,
+                "validation_fraction": 0.01,
+            },
+        ),
+        [
+            r"^hyperparameters validation_fraction=0\.01 and early_stopping=true: .* holds out 1 of the 40 "
+            r"training rows, .* each of the 2 classes .*raise validation_fraction to at least 0\.05"
+        ],
+    ),
+    "gradient_boosting_hold_out_of_three_classes_at_the_default_fraction": (
+        dict(
+            channels={"train": {"a.csv": "".join(f"{'abc'[i % 3]},{i},{i * 7 % 5}\n" for i in range(20))}},
+            hyperparameters={"algorithm": "gradient_boosting", "early_stopping": True},
+        ),
+        [r"^hyperparameters validation_fraction=0\.1 and early_stopping=true: .* 2 of the 20 .* 3 classes"],
+    ),
+    "svm_epsilon_for_an_inferred_classification": (  # was silently ignored
+        dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"algorithm": "svm", "epsilon": 100}),
+        [
+            r"^hyperparameter 'epsilon'=100 applies to svm regression only, but the problem is binary_classification"
+        ],
+    ),
+    "linear_C_for_regression": (
+        dict(
+            channels={"train": {"a.csv": GOOD}},
+            hyperparameters={"algorithm": "linear", "problem_type": "regression", "target": 2, "C": 0.0001},
+        ),
+        [r"^hyperparameter 'C'=0\.0001 applies to linear classification only", r"use 'alpha'"],
     ),
     "only_a_target_column": (
         dict(channels={"train": {"a.csv": "yes\nno\nyes\n"}}),

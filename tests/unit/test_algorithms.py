@@ -240,6 +240,51 @@ def test_problem_dependent_hyperparameter_errors(raw, problem_type, fragment, da
         algorithms.build(problem_type, resolve(raw), feature_schema(X))
 
 
+ONE_PROBLEM_CASES = [
+    (
+        {"algorithm": "linear", "C": 0.5},
+        "regression",
+        r"'C'=0\.5 applies to linear classification only.*use 'alpha'",
+    ),
+    (
+        {"algorithm": "linear", "alpha": 3},
+        "binary_classification",
+        r"'alpha'=3 applies to linear regression only.*use 'C'",
+    ),
+    (
+        {"algorithm": "svm", "epsilon": 0},
+        "multiclass_classification",
+        r"'epsilon'=0 applies to svm regression only",
+    ),
+    ({"algorithm": "ensemble", "C": 2}, "regression", r"'C'=2 applies to linear classification only"),
+]
+
+
+@pytest.mark.parametrize("raw, problem_type, fragment", ONE_PROBLEM_CASES)
+def test_hyperparameter_of_the_other_problem_type_is_refused_not_ignored(
+    raw, problem_type, fragment, datasets
+):
+    """Like class_weight: at build for problem_type=auto, at resolve for an explicit one."""
+    X, _ = datasets["binary_classification"]
+    with pytest.raises(HyperparameterError, match=fragment):
+        algorithms.build(problem_type, resolve(raw), feature_schema(X))
+    with pytest.raises(HyperparameterError, match=fragment):
+        resolve({**raw, "problem_type": problem_type})
+
+
+def test_hyperparameters_of_one_problem_type_default_to_sklearns_values():
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
+
+    def model(algorithm, problem_type):
+        return algorithms.build(
+            problem_type, resolve({"algorithm": algorithm}), feature_schema(X)
+        ).named_steps["model"]
+
+    assert model("linear", "binary_classification").C == 1.0
+    assert model("linear", "regression").alpha == 1.0
+    assert model("svm", "regression").epsilon == 0.1
+
+
 @pytest.mark.parametrize(
     "algorithm, method",
     [

@@ -266,6 +266,9 @@ def test_unsupported_and_malformed_content_types(tmp_path):
     assert error.code == "unsupported_content_type" and "RecordIO" in error.message
     assert "text/csv" in error.message
     assert expect_error(tmp_path / "b", {"a": b"1\n"}, "text/csv;label_size=abc").code == "bad_content_type"
+    for n, label_size in enumerate(("2", "-1", "10")):  # SageMaker defines 0 and 1 only
+        error = expect_error(tmp_path / f"c{n}", {"a": b"1,2,3\n"}, f"text/csv;label_size={label_size}")
+        assert error.code == "bad_content_type" and "channel 'train'" in error.message
 
 
 def test_content_type_argument_overrides_the_channel(tmp_path):

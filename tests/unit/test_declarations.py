@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from byoc import algorithms
+from byoc.algorithms import builtin
 from byoc.declarations import Hyperparameter
 from byoc.errors import HyperparameterError
 from byoc.hyperparameters import common, resolve
@@ -109,7 +110,10 @@ def test_declared_range_is_accepted_by_the_estimator(algorithm, problem_type, de
             part._validate_params()  # scikit-learn's own _parameter_constraints
     given = parameters(model)
     own = decl in algorithms.get(algorithm).hyperparameters  # common ones (n_jobs) serve only some
-    if own and decl.name in given and value != "auto":
+    # None for a one-problem hyperparameter means "not given": scikit-learn's default is passed
+    # (test_algorithms.test_hyperparameters_of_one_problem_type_default_to_sklearns_values).
+    not_given = value is None and decl.name in builtin.ONE_PROBLEM_ONLY.get(algorithm, {})
+    if own and decl.name in given and value != "auto" and not not_given:
         assert given[decl.name] == value, f"{decl.name}={value!r} did not reach {type(model).__name__}"
 
 

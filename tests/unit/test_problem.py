@@ -101,6 +101,15 @@ def test_rows_with_missing_target_are_counted_in_the_warning():
     assert "row 2" in warning
 
 
+@pytest.mark.parametrize("dtype", ["str", object])
+def test_text_target_missing_is_a_text_columns_missing(dtype):
+    """byoc.values' rule for text: NA, None, null, nan are classes; empty, spaces, null are missing."""
+    y = series(["yes", "NA", "N/A", "None", "null", "nan", " \t", "", None, "no"], "deposit", dtype)
+    keep, warning = drop_missing_target(y)
+    assert keep.tolist() == [True] * 6 + [False] * 3 + [True]
+    assert warning is not None and "dropped 3 of 10 rows" in warning
+
+
 def test_no_missing_target_means_no_warning():
     keep, warning = drop_missing_target(series([1.0, 2.0]))
     assert keep.all() and warning is None

@@ -167,7 +167,7 @@ def registry() -> Mapping[str, AlgorithmSpec]:
             builtin.linear,
             scale=True,
             categorical="onehot",
-            checks=(builtin.check_problem_type,),
+            checks=(builtin.check_linear_problem_type,),
         ),
         AlgorithmSpec(
             "knn",
@@ -185,7 +185,7 @@ def registry() -> Mapping[str, AlgorithmSpec]:
             builtin.svm,
             scale=True,
             categorical="onehot",
-            checks=(builtin.check_problem_type,),
+            checks=(builtin.check_svm_problem_type,),
         ),
         AlgorithmSpec(
             "ensemble",

@@ -6,6 +6,7 @@ estimator; :mod:`byoc.algorithms` wraps it in the preprocessing pipeline.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -159,12 +160,20 @@ LINEAR = (
     HP(
         "C",
         "float",
-        1.0,
-        "Inverse L2 regularisation of logistic regression (classification).",
+        None,
+        "Inverse L2 regularisation of logistic regression (classification only; None: 1).",
         minimum=0,
         exclusive_minimum=True,
+        nullable=True,
     ),
-    HP("alpha", "float", 1.0, "L2 regularisation of ridge regression (regression).", minimum=0),
+    HP(
+        "alpha",
+        "float",
+        None,
+        "L2 regularisation of ridge regression (regression only; None: 1).",
+        minimum=0,
+        nullable=True,
+    ),
     HP("max_iter", "int", 1000, "Solver iterations.", minimum=1, maximum=100000),
     CLASS_WEIGHT,
 )
@@ -204,9 +213,10 @@ SVM = (
     HP(
         "epsilon",
         "float",
-        0.1,
-        "Regression: errors smaller than this (in the target's units) cost nothing.",
+        None,
+        "Regression only: errors smaller than this (in the target's units) cost nothing; None: 0.1.",
         minimum=0,
+        nullable=True,
     ),
     HP(
         "calibration_folds",
@@ -238,6 +248,42 @@ def check_problem_type(params: Mapping[str, Any]) -> None:
         _criterion(problem_type, params)
     if "class_weight" in params:
         _class_weight(problem_type, params)
+
+
+# Hyperparameters of one problem type (None: not given) -> (True: classification, use instead).
+# Given for the other problem type they would be ignored, so they are refused like class_weight.
+ONE_PROBLEM_ONLY: Mapping[str, Mapping[str, tuple[bool, str]]] = {
+    "linear": {"C": (True, "alpha"), "alpha": (False, "C")},
+    "svm": {"epsilon": (False, "C")},
+}
+
+
+def check_applies(algorithm: str, problem_type: str, params: Mapping[str, Any]) -> None:
+    """Refuse a hyperparameter of :data:`ONE_PROBLEM_ONLY` given for the other problem type."""
+    classify = problem_type != REGRESSION
+    for name, (for_classification, instead) in ONE_PROBLEM_ONLY.get(algorithm, {}).items():
+        value = params.get(name)
+        if value is None or for_classification == classify:
+            continue
+        kind = "classification" if for_classification else "regression"
+        raise HyperparameterError(
+            f"hyperparameter '{name}'={value:g} applies to {algorithm} {kind} only, but the "
+            f"problem is {problem_type}; use '{instead}' for {algorithm} "
+            f"{'regression' if for_classification else 'classification'}, or remove '{name}' "
+            "(or set problem_type)"
+        )
+
+
+def check_linear_problem_type(params: Mapping[str, Any]) -> None:
+    check_problem_type(params)
+    if params["problem_type"] != "auto":
+        check_applies("linear", params["problem_type"], params)
+
+
+def check_svm_problem_type(params: Mapping[str, Any]) -> None:
+    check_problem_type(params)
+    if params["problem_type"] != "auto":
+        check_applies("svm", params["problem_type"], params)
 
 
 # -- factories -------------------------------------------------------------------------------
@@ -313,8 +359,9 @@ extra_trees = _forest_factory(ExtraTreesClassifier, ExtraTreesRegressor)
 class CheckedHistGradientBoostingClassifier(HistGradientBoostingClassifier):
     """Explains, at fit, why early stopping cannot split off a validation set.
 
-    Early stopping (on by default above 10,000 rows) holds out a stratified split, which
-    needs at least two rows of every class; scikit-learn's own error does not say what to do.
+    Early stopping (on by default above 10,000 rows) holds out a stratified split, which needs
+    at least two rows of every class and a row of every class on each side; scikit-learn's own
+    errors say neither which hyperparameter is at fault nor what to do.
     """
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
@@ -323,14 +370,33 @@ class CheckedHistGradientBoostingClassifier(HistGradientBoostingClassifier):
             self.early_stopping == "auto" and codes.shape[0] > 10000
         )
         if stops_early and len(codes):
-            _, counts = np.unique(codes, return_counts=True)
-            if counts.min() < 2:
-                raise HyperparameterError(
-                    f"gradient_boosting's early stopping holds out a stratified validation split, "
-                    f"but {int((counts < 2).sum())} class(es) have a single training row; set "
-                    "early_stopping=false, or add rows of the rare classes"
-                )
+            _check_stratified_holdout(codes, self.validation_fraction, str(self.early_stopping).lower())
         return super().fit(X, y, sample_weight=sample_weight)
+
+
+def _check_stratified_holdout(codes: np.ndarray, fraction: float, early_stopping: str) -> None:
+    """Refuse a hold-out scikit-learn's stratified split would refuse, naming the fix."""
+    _, counts = np.unique(codes, return_counts=True)
+    if counts.min() < 2:
+        raise HyperparameterError(
+            f"gradient_boosting's early stopping holds out a stratified validation split, "
+            f"but {int((counts < 2).sum())} class(es) have a single training row; set "
+            "early_stopping=false, or add rows of the rare classes"
+        )
+    rows, classes = len(codes), len(counts)
+    held_out = math.ceil(fraction * rows)  # as train_test_split sizes the test side
+    if classes <= held_out <= rows - classes:
+        return
+    if held_out < classes:  # two rows per class (checked above) leave a fraction that fits
+        fix = f"raise validation_fraction to at least {math.ceil(1000 * classes / rows) / 1000:g}"
+    else:
+        fix = f"lower validation_fraction to at most {math.floor(1000 * (rows - classes) / rows) / 1000:g}"
+    raise HyperparameterError(
+        f"hyperparameters validation_fraction={fraction:g} and early_stopping={early_stopping}: "
+        f"gradient_boosting's early stopping holds out {held_out} of the {rows} training rows, "
+        f"but its stratified split needs a row of each of the {classes} classes on both sides; "
+        f"{fix}, add rows, or set early_stopping=false"
+    )
 
 
 def gradient_boosting(
@@ -358,11 +424,13 @@ def gradient_boosting(
 
 
 def linear(problem_type: str, params: Mapping[str, Any]) -> Any:
+    check_applies("linear", problem_type, params)
     if problem_type == REGRESSION:
         _class_weight(problem_type, params)
-        return Ridge(alpha=params["alpha"], max_iter=params["max_iter"], random_state=params["random_state"])
+        alpha = 1.0 if params["alpha"] is None else params["alpha"]
+        return Ridge(alpha=alpha, max_iter=params["max_iter"], random_state=params["random_state"])
     return LogisticRegression(
-        C=params["C"],
+        C=1.0 if params["C"] is None else params["C"],
         max_iter=params["max_iter"],
         random_state=params["random_state"],
         **_class_weight(problem_type, params),
@@ -479,6 +547,7 @@ class CalibratedSVC(CalibratedClassifierCV):
 
 
 def svm(problem_type: str, params: Mapping[str, Any]) -> Any:
+    check_applies("svm", problem_type, params)
     kernel = {
         "C": params["C"],
         "kernel": params["kernel"],
@@ -487,6 +556,6 @@ def svm(problem_type: str, params: Mapping[str, Any]) -> Any:
     }
     if problem_type == REGRESSION:
         _class_weight(problem_type, params)
-        return SVR(epsilon=params["epsilon"], **kernel)
+        return SVR(epsilon=0.1 if params["epsilon"] is None else params["epsilon"], **kernel)
     svc = SVC(**kernel, **_class_weight(problem_type, params))
     return CalibratedSVC(svc, cv=params["calibration_folds"], ensemble=False)

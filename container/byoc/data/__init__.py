@@ -29,7 +29,8 @@ class ChannelData:
     """A channel read into one frame.
 
     Without a header, columns are named "0", "1", ... (strings).  ``label_size`` comes from
-    ``text/csv;label_size=N`` (0: the data has no label column).
+    ``text/csv;label_size=N``: 0 (the data has no label column), 1 (the label is the first
+    column) or None (not given); other values are refused when the channel is read.
     """
 
     frame: pd.DataFrame
@@ -85,10 +86,14 @@ def _media_type(channel: str, config: ChannelConfig, override: str | None) -> me
             f"{source} is '{mt.raw}', which byoc cannot read{hint}; use one of {', '.join(READERS)}",
             code="unsupported_content_type",
         )
-    if "label_size" in mt.params and mt.label_size is None:
+    if "label_size" in mt.params and mt.label_size not in (0, 1):
+        # SageMaker's built-in algorithms define 0 and 1 only; a second label column read as a
+        # feature would leak the label into the model.
         raise DataError(
-            f"{source} '{mt.raw}': label_size must be an integer (0 = no label, 1 = "
-            "label in the first column)",
+            f"{source} is '{mt.raw}', but label_size must be 0 (no label column) or 1 (the "
+            "label in the first column), as for SageMaker's built-in algorithms; byoc learns "
+            "one label: use label_size=1 (or leave it out) and remove the other label columns "
+            "from the data",
             code="bad_content_type",
         )
     return mt
