@@ -281,6 +281,22 @@ def test_npy_refuses_pickles_and_text():
         decode(buf.getvalue(), SCHEMA, 0)
 
 
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("kind", ["i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8"])
+def test_npy_of_either_byte_order_reads_as_native(kind, order):
+    """A big-endian array ('>i8', as a big-endian machine or a Java client writes it) is read."""
+    decode = codecs.decoders()["application/x-npy"].decode
+    rows = np.array([[1, 2, 0], [30, 1, 1]])
+
+    def columns(array):
+        buf = io.BytesIO()
+        np.save(buf, array)
+        return [np.asarray(column).tolist() for column in decode(buf.getvalue(), SCHEMA, 0).columns]
+
+    assert columns(rows.astype(order + kind)) == columns(rows.astype(kind))
+    assert columns(rows.astype(kind))[1] == ["2", "1"]
+
+
 def test_parquet_by_name():
     buf = io.BytesIO()
     pd.DataFrame({"flag": [True], "job": ["b"], "age": [4]}).to_parquet(buf)

@@ -47,6 +47,8 @@ def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
             "(use text/csv or application/json for text features)",
             code="bad_dtype",
         )
+    if not array.dtype.isnative:  # '>i8' from a big-endian writer: pandas and Arrow take native only
+        array = array.astype(array.dtype.newbyteorder("="))
     if array.ndim == 1:
         array = array.reshape(1, -1)
     if array.ndim != 2:
