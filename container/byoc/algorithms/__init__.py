@@ -167,7 +167,7 @@ def registry() -> Mapping[str, AlgorithmSpec]:
             builtin.linear,
             scale=True,
             categorical="onehot",
-            checks=(builtin.check_linear_problem_type,),
+            checks=(builtin.problem_type_check("linear"),),
         ),
         AlgorithmSpec(
             "knn",
@@ -185,7 +185,7 @@ def registry() -> Mapping[str, AlgorithmSpec]:
             builtin.svm,
             scale=True,
             categorical="onehot",
-            checks=(builtin.check_svm_problem_type,),
+            checks=(builtin.problem_type_check("svm"),),
         ),
         AlgorithmSpec(
             "ensemble",

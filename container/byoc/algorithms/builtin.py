@@ -7,7 +7,7 @@ estimator; :mod:`byoc.algorithms` wraps it in the preprocessing pipeline.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -274,16 +274,16 @@ def check_applies(algorithm: str, problem_type: str, params: Mapping[str, Any]) 
         )
 
 
-def check_linear_problem_type(params: Mapping[str, Any]) -> None:
-    check_problem_type(params)
-    if params["problem_type"] != "auto":
-        check_applies("linear", params["problem_type"], params)
+def problem_type_check(algorithm: str) -> Callable[[Mapping[str, Any]], None]:
+    """:func:`check_problem_type` plus :func:`check_applies` for ``algorithm`` when the problem
+    type is given (with ``auto`` the factory checks once the data has told it)."""
 
+    def check(params: Mapping[str, Any]) -> None:
+        check_problem_type(params)
+        if params["problem_type"] != "auto":
+            check_applies(algorithm, params["problem_type"], params)
 
-def check_svm_problem_type(params: Mapping[str, Any]) -> None:
-    check_problem_type(params)
-    if params["problem_type"] != "auto":
-        check_applies("svm", params["problem_type"], params)
+    return check
 
 
 # -- factories -------------------------------------------------------------------------------

@@ -272,7 +272,8 @@ def read(
 ) -> tuple[pd.DataFrame, bool]:
     for source in sources:
         check_delimiter(source)  # binary / encoding / delimiter, before any file is read
-    samples = _samples(sources)
+    # every file's first rows when the header is to be detected; a forced one needs the first file's
+    samples = _samples(sources) if header is None else [(sources[0].name, sample_rows(sources[0]))]
     first_rows = samples[0][1]
     if not first_rows:
         raise DataError(f"{sources[0].name}: holds no CSV rows", code="empty_file")
