@@ -323,6 +323,7 @@ def _train(
 
     from byoc import artifact, compiled, finite, fit, metrics, preprocessing, problem
     from byoc.serving import output
+    from byoc.values import TIME_UNIT
 
     log.info("algorithm: %s", params["algorithm"])
     log.info("hyperparameters: %s", json.dumps(_jsonable(params), sort_keys=True))
@@ -429,6 +430,7 @@ def _train(
         "target": {"name": spec.name, "index": spec.index},
         "classes": labels.to_list() if labels is not None else None,
         "features": [f.to_dict() for f in features],
+        "time_unit": TIME_UNIT,  # how Parquet dates and times were spelled
         "metrics": result.metrics,
         "details": _jsonable(result.details),
         "training": {

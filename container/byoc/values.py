@@ -25,6 +25,9 @@ The rules (README, "Missing values, booleans and numbers written as text"):
   without a trailing ``.0`` when integral (``1.0`` -> ``"1"``), otherwise as Python's shortest
   round-trip ``repr`` (``0.1``, ``1e+20``).  Text keeps its spelling: ``"1.0"`` and ``"007"``
   are categories of their own.
+- **Dates and times** (Arrow/Parquet) are spelled by the instant, not by the file's unit
+  (:func:`temporal_text`): timestamps and times as ISO text in microseconds, durations as
+  microseconds.
 
 Scalar functions serve the single-row request path; column functions (pandas/Arrow,
 vectorised) serve readers and batches.  The two are tested to agree.
@@ -33,7 +36,7 @@ vectorised) serve readers and batches.  The two are tested to agree.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -403,11 +406,21 @@ def _numbers_each(raw: list[Any]) -> tuple[np.ndarray, int | None]:
     return out, None
 
 
+TIME_UNIT = "us"
+"""The unit dates, times and durations are spelled in, whatever unit a file stores them in:
+microseconds, the unit ``DataFrame.to_parquet`` writes (pandas 3, the container's pandas) and
+so the spelling models trained on such files hold.  Models record it (model.json
+``time_unit``); models trained before it was recorded spelled each file's own unit."""
+
+
 # -- reading: what a training column is -------------------------------------------------------
-def plain_arrow(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+def plain_arrow(
+    column: pa.ChunkedArray | pa.Array, time_unit: str | None = TIME_UNIT
+) -> pa.ChunkedArray | pa.Array:
     """An Arrow column in the types features come in: numbers, text or booleans as text.
 
-    Dates and times become their ISO text, decimals float64, booleans ``true``/``false``,
+    Dates and times become their ISO text (:func:`temporal_text`: one spelling per instant in
+    ``time_unit``, whatever the file's unit), durations a number of ``time_unit``, decimals float64, booleans ``true``/``false``,
     dictionaries and large strings plain strings, an all-null column float64.  Nested types
     are left for the caller to refuse.  Used on training tables and Parquet requests alike.
     """
@@ -417,10 +430,87 @@ def plain_arrow(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Arra
     if pat.is_boolean(t):
         return pc.if_else(column, TRUE, FALSE)
     if pat.is_dictionary(t):
-        return plain_arrow(column.cast(t.value_type))
-    if pat.is_temporal(t) or pat.is_large_string(t):
+        return plain_arrow(column.cast(t.value_type), time_unit)
+    if pat.is_temporal(t):
+        return temporal_text(column, time_unit)
+    if pat.is_large_string(t):
         return column.cast(pa.string())
     return column
+
+
+_UNITS = ("s", "ms", "us", "ns")
+_DIGITS = {0: "s", 3: "ms", 6: "us", 9: "ns"}
+_TEMPORAL_TEXT = re.compile(r"(?:\d{4,}-\d\d-\d\d )?\d\d:\d\d:\d\d(?:\.(\d+))?(?:Z|[+-]\d{4})?", re.ASCII)
+
+
+def time_unit_of(categories: Iterable[Any]) -> str | None:
+    """The unit a model's categories spell timestamps and times in, or None when they hold none.
+
+    Arrow's text of a timestamp carries as many second digits as its unit: none for seconds, 3,
+    6 or 9.  A model trained before :data:`TIME_UNIT` was recorded holds its file's unit, found
+    here so that a request in another unit is spelled as that model's categories are.  Mixed
+    digit counts (microseconds with finer nanoseconds kept, or text that only looks like times)
+    give None: the caller's default applies.
+    """
+    digits = set()
+    for category in categories:
+        if isinstance(category, str):
+            match = _TEMPORAL_TEXT.fullmatch(category)
+            if match:
+                digits.add(len(match.group(1) or ""))
+    if len(digits) == 1:
+        return _DIGITS.get(digits.pop())
+    return None
+
+
+def _finer_than(unit: str, other: str) -> bool:
+    return _UNITS.index(unit) > _UNITS.index(other)
+
+
+def temporal_text(
+    column: pa.ChunkedArray | pa.Array, unit: str | None = TIME_UNIT
+) -> pa.ChunkedArray | pa.Array:
+    """A date, time, timestamp or duration column spelled by the instant, not by its unit.
+
+    - A timestamp is Arrow's ISO text in ``unit`` (microseconds by default,
+      ``2020-01-04 00:00:00.000000``), whatever unit the file stores; a time likewise
+      (``01:02:03.000000``).  A value finer than ``unit`` (a nanosecond that is not a whole
+      microsecond) keeps its own digits rather than be truncated into another instant's
+      spelling; a value beyond ``unit``'s range keeps its own unit.
+    - A time-zone-aware timestamp is the wall time in its own zone with that zone's offset
+      (``+0100``, ``Z`` for UTC), as training has always spelled it: the same instant in
+      two zones is two spellings (a model trained on one zone knows that zone's).
+    - A date is ``2020-01-04`` (date32 or date64).
+    - A duration is its number of ``unit`` (fractional for finer values).
+    ``unit=None`` spells each value in the column's own unit (what models trained before
+    :data:`TIME_UNIT` was recorded hold).
+    """
+    t = column.type
+    if pat.is_date(t) or unit is None or not hasattr(t, "unit"):  # intervals: Arrow's own text
+        return column.cast(pa.string())
+    finer = _finer_than(t.unit, unit)
+    if pat.is_duration(t):
+        coarse = column.cast(pa.duration(unit), safe=False)  # coarser units: exact
+        out = coarse.cast(pa.int64()).cast(pa.float64(), safe=False)
+        if finer:
+            rest = pc.subtract(column.cast(pa.int64()), coarse.cast(t).cast(pa.int64()))
+            ratio = 1000.0 ** (_UNITS.index(t.unit) - _UNITS.index(unit))
+            out = pc.add(out, pc.divide(rest.cast(pa.float64()), ratio))
+        return out
+    if pat.is_timestamp(t):
+        target: pa.DataType = pa.timestamp(unit, tz=t.tz)
+    else:
+        target = pa.time32(unit) if unit in ("s", "ms") else pa.time64(unit)
+    if finer:
+        text = column.cast(target, safe=False).cast(pa.string())
+        kept = pc.not_equal(column.cast(target, safe=False).cast(t), column)
+        if pc.any(kept).as_py():
+            return pc.if_else(kept, column.cast(pa.string()), text)
+        return text
+    try:
+        return column.cast(target).cast(pa.string())
+    except pa.ArrowInvalid:  # out of the coarser unit's range
+        return column.cast(pa.string())
 
 
 def read_arrow(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:

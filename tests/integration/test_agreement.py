@@ -374,3 +374,132 @@ def test_the_frame_training_read_keeps_hostile_tokens_as_data(tmp_path):
     assert {"true", "false"} <= words and not {"True", "FALSE"} & words
     assert read["count text"].dtype == np.float64
     assert set(read["flag"].dropna()) == {"true", "false"}
+
+
+def test_parquet_datetimes_agree_in_every_unit(tmp_path):
+    """A datetime feature trained from DataFrame.to_parquet (categories spelled by byoc.values)
+    is the same category when a request's Parquet stores the instants in s, ms, us or ns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    days = pd.to_datetime([f"2020-01-0{d} 0{h}:30:00" for d in range(1, 7) for h in range(4)])
+    frame = pd.DataFrame(
+        {
+            "when": days,
+            "where": days.tz_localize("Europe/Paris"),
+            "amount": np.arange(len(days), dtype=np.float64) % 5,
+        }
+    )
+    frame[TARGET] = np.where(
+        frame["when"].dt.day % 3 == 0, "red", np.where(frame["when"].dt.hour < 2, "green", "blue")
+    )
+    root = train(tmp_path / "ml", frame, "parquet", {"algorithm": "decision_tree"})
+    model, X, _ = reference(root)
+    assert {f.name: f.kind for f in model.features}["when"] == preprocessing.CATEGORICAL
+    answers = pipeline_answers(model, X)
+    table = pa.Table.from_pandas(frame.drop(columns=[TARGET]), preserve_index=False)
+    server = serving_models.start(root, workers=1)
+    try:
+        for unit in ("s", "ms", "us", "ns"):
+            columns = [
+                column.cast(pa.timestamp(unit, tz=column.type.tz))
+                if pa.types.is_timestamp(column.type)
+                else column
+                for column in table.columns
+            ]
+            buf = pa.BufferOutputStream()
+            pq.write_table(pa.table(columns, names=table.column_names), buf)
+            labels, proba = served(server, "application/x-parquet", buf.getvalue().to_pybytes())
+            assert labels == answers[0], unit
+            assert np.array_equal(proba, answers[1]), unit
+    finally:
+        server.stop()
+
+
+def _parquet_in_unit(table: Any, unit: str) -> bytes:
+    """``table`` with its timestamps and durations stored in ``unit``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = []
+    for column in table.columns:
+        if pa.types.is_timestamp(column.type):
+            column = column.cast(pa.timestamp(unit, tz=column.type.tz))
+        elif pa.types.is_duration(column.type):
+            column = column.cast(pa.duration(unit))
+        columns.append(column)
+    buf = pa.BufferOutputStream()
+    pq.write_table(pa.table(columns, names=table.column_names), buf)
+    return bytes(buf.getvalue().to_pybytes())
+
+
+def test_models_trained_before_time_unit_keep_their_parquet_answers(tmp_path):
+    """A model trained by the code before model.json recorded ``time_unit`` holds its file's
+    spelling (nanoseconds here: nine digits, as pandas 2 wrote).  Requests in any unit are
+    spelled as its categories are, so it keeps answering what it answered."""
+    import pyarrow as pa
+
+    days = pd.to_datetime([f"2020-01-0{d} 0{h}:30:00" for d in range(1, 7) for h in range(4)])
+    frame = pd.DataFrame({"when": days, "amount": np.arange(len(days), dtype=np.float64) % 5})
+    frame[TARGET] = np.where(
+        frame["when"].dt.day % 3 == 0, "red", np.where(frame["when"].dt.hour < 2, "green", "blue")
+    )
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    root = support.make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"train.parquet": _parquet_in_unit(table, "ns")}},
+        hyperparameters={"target": TARGET, "algorithm": "decision_tree"},
+        content_types={"train": CONTENT_TYPES["parquet"]},
+    )
+    legacy = (  # the spelling of the code before this change: each file's own unit
+        "import pyarrow as pa\n"
+        "import byoc.values\n"
+        "byoc.values.temporal_text = lambda column, unit=None: column.cast(pa.string())\n"
+    )
+    result = support.run_train_patched(root, legacy)
+    assert result.returncode == 0, result.stderr
+    model_json = root / "model" / "model.json"
+    metadata = json.loads(model_json.read_text())
+    del metadata["time_unit"]  # not recorded then
+    model_json.write_text(json.dumps(metadata))
+    categories = next(f["categories"] for f in metadata["features"] if f["name"] == "when")
+    assert categories[0] == "2020-01-01 00:30:00.000000000"  # the old model's nine digits
+    features = table.drop_columns([TARGET])
+    server = serving_models.start(root, workers=1)
+    try:
+        for unit in ("s", "ms", "us", "ns"):
+            labels, _ = served(server, "application/x-parquet", _parquet_in_unit(features, unit))
+            assert labels == frame[TARGET].tolist(), unit
+    finally:
+        server.stop()
+
+
+def test_parquet_durations_agree_in_every_unit(tmp_path):
+    """A duration feature is a number of microseconds whatever unit training or a request uses."""
+    import pyarrow as pa
+
+    seconds = np.arange(40) * 90
+    frame = pd.DataFrame({"waited": pd.to_timedelta(seconds, unit="s"), "other": seconds % 7})
+    frame[TARGET] = np.where(seconds % 1000 < 450, "short", "long")
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    root = support.make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"train.parquet": _parquet_in_unit(table, "ms")}},
+        hyperparameters={"target": TARGET, "algorithm": "decision_tree"},
+        content_types={"train": CONTENT_TYPES["parquet"]},
+    )
+    result = support.run_train(root)
+    assert result.returncode == 0, result.stderr
+    model, X, _ = reference(root)
+    assert {f.name: f.kind for f in model.features}["waited"] == preprocessing.NUMERIC
+    assert X["waited"].tolist() == [float(s * 1_000_000) for s in seconds]  # microseconds
+    answers = pipeline_answers(model, X)
+    features = table.drop_columns([TARGET])
+    server = serving_models.start(root, workers=1)
+    try:
+        for unit in ("s", "ms", "us", "ns"):
+            labels, proba = served(server, "application/x-parquet", _parquet_in_unit(features, unit))
+            assert labels == answers[0], unit
+            assert np.array_equal(proba, answers[1]), unit
+    finally:
+        server.stop()

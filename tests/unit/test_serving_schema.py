@@ -295,3 +295,22 @@ def test_an_ensemble_takes_the_row_path_through_every_member():
     rows = [[None, "a"], [35.0, "z"], [50.0, None], [41.0, "b"], [None, None]]
     _assert_same_answers(fast, slow, rows)
     _assert_same_answers(fast, slow, rows[1:2])
+
+
+def test_time_unit_per_feature_follows_the_models_categories_then_the_model():
+    features = [
+        Feature("when", "categorical", "str", ("2020-01-04 00:00:00.000000000",)),
+        Feature("day", "categorical", "str", ("2020-01-04", "2020-01-05")),
+        Feature("waited", "numeric", "float64"),
+    ]
+    old = RequestSchema(features, time_unit=None)  # model.json without time_unit
+    assert [old.time_unit(n) for n in ("when", "day", "waited", " WHEN ", "unknown")] == [
+        "ns",
+        None,
+        None,
+        "ns",
+        None,
+    ]
+    new = RequestSchema(features, time_unit="us")
+    assert [new.time_unit(n) for n in ("when", "day", "waited", "unknown")] == ["ns", "us", "us", "us"]
+    assert RequestSchema(features).time_unit("waited") == "us"

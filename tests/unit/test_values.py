@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -351,3 +352,109 @@ def test_plain_arrow_spells_booleans_and_dates():
     assert values.plain_arrow(pa.array([None, None])).type == pa.float64()
     dictionary = pa.array(["a", "b", "a"]).dictionary_encode()
     assert values.plain_arrow(dictionary).to_pylist() == ["a", "b", "a"]
+
+
+UNITS = ("s", "ms", "us", "ns")
+ZONES = (None, "UTC", "Europe/Paris", "America/New_York", "+05:30")
+SECONDS = 2**33  # about 1698 to 2242: every unit, nanoseconds too, holds them
+MILLISECONDS = st.one_of(
+    st.integers(-SECONDS, SECONDS).map(lambda s: s * 1000), st.integers(-SECONDS * 1000, SECONDS * 1000)
+)
+
+
+def _instants(milliseconds, unit, tz):
+    column = pa.array(milliseconds + [None], pa.int64()).cast(pa.timestamp("ms", tz=tz))
+    return column.cast(pa.timestamp(unit, tz=tz))
+
+
+@settings(deadline=None)
+@given(st.lists(MILLISECONDS, min_size=1, max_size=8), st.sampled_from(ZONES))
+def test_a_timestamp_is_spelled_by_its_instant_whatever_its_unit(milliseconds, tz):
+    # Training's unit: DataFrame.to_parquet writes microseconds; its spelling is what models hold.
+    today = _instants(milliseconds, "us", tz).cast(pa.string()).to_pylist()
+    whole_seconds = all(ms % 1000 == 0 for ms in milliseconds)
+    for unit in UNITS if whole_seconds else UNITS[1:]:
+        assert values.plain_arrow(_instants(milliseconds, unit, tz)).to_pylist() == today, unit
+        chunked = pa.chunked_array([_instants(milliseconds, unit, tz)])
+        assert values.read_arrow(chunked).to_pylist() == today, unit
+
+
+@settings(deadline=None)
+@given(st.lists(st.integers(-(2**50), 2**50), min_size=1, max_size=8), st.sampled_from(ZONES))
+def test_finer_than_microseconds_keeps_its_digits(nanoseconds, tz):
+    column = pa.array(nanoseconds, pa.int64()).cast(pa.timestamp("ns", tz=tz))
+    spelled = values.plain_arrow(column).to_pylist()
+    for ns, text, own in zip(nanoseconds, spelled, column.cast(pa.string()).to_pylist(), strict=True):
+        if ns % 1000:
+            assert text == own  # nine digits: not truncated into another instant's spelling
+        else:
+            micro = pa.array([ns // 1000], pa.int64()).cast(pa.timestamp("us", tz=tz))
+            assert text == micro.cast(pa.string())[0].as_py()
+
+
+@settings(deadline=None)
+@given(st.lists(st.integers(-719162, 2932896), min_size=1, max_size=8))  # years 1 to 9999
+def test_a_date_or_time_is_spelled_by_its_value_whatever_its_unit(days):
+    date32 = pa.array(days, pa.int32()).cast(pa.date32())
+    today = date32.cast(pa.string()).to_pylist()
+    assert values.plain_arrow(date32).to_pylist() == today
+    assert values.plain_arrow(date32.cast(pa.date64())).to_pylist() == today
+    seconds = pa.array([d % 86400 for d in days], pa.int32()).cast(pa.time32("s"))
+    today = seconds.cast(pa.time64("us")).cast(pa.string()).to_pylist()
+    for time_type in (pa.time32("s"), pa.time32("ms"), pa.time64("us"), pa.time64("ns")):
+        assert values.plain_arrow(seconds.cast(time_type)).to_pylist() == today, time_type
+
+
+@settings(deadline=None)
+@given(st.lists(st.integers(-(2**32), 2**32), min_size=1, max_size=8))
+def test_a_duration_is_microseconds_whatever_its_unit(seconds):
+    column = pa.array(seconds, pa.int64()).cast(pa.duration("s"))
+    today = [float(int(x)) for x in column.cast(pa.duration("us")).cast(pa.string()).to_pylist()]
+    for unit in UNITS:
+        assert values.read_arrow(column.cast(pa.duration(unit))).to_pylist() == today, unit
+    assert values.plain_arrow(pa.array([1500], pa.duration("ns"))).to_pylist() == [1.5]
+
+
+def test_pandas_datetimes_keep_the_spelling_training_gave_them():
+    """What DataFrame.to_parquet writes reads as today's microsecond text; other units alike."""
+    frame = pd.DataFrame({"when": pd.to_datetime(["2020-01-04", "2021-06-30 12:00:01.5"], format="ISO8601")})
+    zoned = frame.assign(when=frame["when"].dt.tz_localize("Europe/Paris"))
+    naive = ["2020-01-04 00:00:00.000000", "2021-06-30 12:00:01.500000"]
+    paris = ["2020-01-04 00:00:00.000000+0100", "2021-06-30 12:00:01.500000+0200"]
+    for data, spelled in ((frame, naive), (zoned, paris)):
+        column = pq.read_table(pa.BufferReader(data.to_parquet())).column("when")
+        assert values.plain_arrow(column).to_pylist() == spelled
+        for unit in UNITS:
+            other = values.plain_arrow(column.cast(pa.timestamp(unit, tz=column.type.tz), safe=False))
+            held = 1 if unit == "s" else 2  # seconds cannot hold the half second
+            assert other.to_pylist()[:held] == spelled[:held], unit
+
+
+def test_time_unit_of_reads_the_digits_a_model_spelled_times_with():
+    assert values.time_unit_of(["2020-01-04 00:00:00.000000000", "x", None, 3]) == "ns"
+    assert values.time_unit_of(["2020-01-04 00:00:00.000+0100", "2020-01-05 10:00:00.500Z"]) == "ms"
+    assert values.time_unit_of(["2020-01-04 00:00:00", "01:02:03"]) == "s"
+    assert values.time_unit_of(["01:02:03.000000"]) == "us"
+    assert values.time_unit_of(["2020-01-04 00:00:00.000000", "2020-01-04 00:00:00.000000001"]) is None
+    assert values.time_unit_of(["2020-01-04", "red", "12:30"]) is None  # dates, text: no unit
+
+
+@settings(deadline=None)
+@given(
+    st.lists(MILLISECONDS, min_size=1, max_size=8),
+    st.sampled_from(ZONES),
+    st.sampled_from(UNITS),
+    st.sampled_from(UNITS),
+)
+def test_a_timestamp_in_any_unit_is_spelled_in_the_unit_asked(milliseconds, tz, stored, unit):
+    """Whatever unit a file stores, the text is the one the asked unit's column gives, and
+    time_unit_of reads that unit back from it (the round trip old models rely on)."""
+    coarsest = "s" if all(ms % 1000 == 0 for ms in milliseconds) else "ms"
+    if stored == "s" and coarsest != "s":
+        stored = "ms"
+    column = _instants(milliseconds, stored, tz)
+    spelled = values.plain_arrow(column, unit).to_pylist()
+    if UNITS.index(unit) >= UNITS.index(coarsest):
+        assert spelled == _instants(milliseconds, unit, tz).cast(pa.string()).to_pylist()
+        assert values.time_unit_of(spelled) == unit
+    assert values.plain_arrow(column, None).to_pylist() == column.cast(pa.string()).to_pylist()

@@ -331,8 +331,9 @@ def _schema_of(model: Any, model_dir: Path) -> RequestSchema | None:
         return model.schema
     if not (model_dir / artifact.METADATA_FILE).is_file():
         return None
-    features = artifact.read_metadata(model_dir)["features"]
-    return RequestSchema([artifact.Feature.from_dict(f) for f in features])
+    metadata = artifact.read_metadata(model_dir)
+    features = [artifact.Feature.from_dict(f) for f in metadata["features"]]
+    return RequestSchema(features, metadata.get("time_unit"))
 
 
 class HooksHandler:

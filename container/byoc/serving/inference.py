@@ -162,7 +162,7 @@ class Predictor:
         if self.compiled is not None:
             self.estimator = self.compiled.pipeline
             log.info("compiled inference: %s", compiled.describe(self.compiled))
-        self.schema = RequestSchema(model.features)
+        self.schema = RequestSchema(model.features, model.metadata.get("time_unit"))
         self.is_classifier = model.is_classifier
         self.classes = list(model.classes)
         self._class_array = np.array(self.classes + [None], dtype=object)[:-1]

@@ -110,10 +110,17 @@ class _Column:
 class RequestSchema:
     """The model's features, precompiled for the per-request path."""
 
-    def __init__(self, features: Sequence[Feature]) -> None:
+    def __init__(self, features: Sequence[Feature], time_unit: str | None = values.TIME_UNIT) -> None:
+        """``time_unit``: the unit the model spells Parquet dates and times in (model.json
+        ``time_unit``; None for models trained before it was recorded, which spelled each
+        file's own unit)."""
         if not features:
             raise ValueError("a model needs at least one feature")
         self.features = tuple(features)
+        # a feature whose categories spell times in one unit is spelled so (older models hold
+        # their training file's unit), any other in the model's unit
+        self._time_units = {f.name: values.time_unit_of(f.categories) or time_unit for f in features}
+        self._time_unit = time_unit
         self.names: tuple[str, ...] = tuple(f.name for f in features)
         self.numeric: tuple[bool, ...] = tuple(f.kind == "numeric" for f in features)
         self.flags: tuple[bool, ...] = tuple(f.kind == "numeric" and f.dtype == "bool" for f in features)
@@ -160,6 +167,11 @@ class RequestSchema:
     def _value_error(self, exc: _BadValue, column: int, row: int) -> SchemaError:
         kind = "numeric" if self.numeric[column] else "categorical"
         return SchemaError(f"row {row}, column '{self.names[column]}' ({kind}): {exc.what}", code=exc.code)
+
+    def time_unit(self, column: str) -> str | None:
+        """The unit a request's Parquet date/time column named ``column`` is spelled in."""
+        name = self.feature_named(column)
+        return self._time_units[name] if name is not None else self._time_unit
 
     def feature_named(self, text: str) -> str | None:
         """The feature ``text`` names: the one named ``text`` exactly, else the one whose name is

@@ -27,7 +27,11 @@ def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
     if table.num_rows == 0:
         raise DataError("the Parquet table holds no rows", code="empty_body")
     try:  # dates, decimals, booleans and dictionaries as training reads them
-        table = pa.table([values.plain_arrow(column) for column in table.columns], names=table.column_names)
+        columns = [
+            values.plain_arrow(column, schema.time_unit(str(name)))
+            for name, column in zip(table.column_names, table.columns, strict=True)
+        ]
+        table = pa.table(columns, names=table.column_names)
         frame = table.to_pandas()
     except (pa.ArrowException, ValueError, TypeError) as exc:
         raise DataError(
