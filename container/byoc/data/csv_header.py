@@ -157,9 +157,9 @@ class Evidence:
         marks it) or ``4o`` (a typo) in a column of numbers; either guess would silently train
         a wrong model (a class named like the label column; a row dropped and the features
         named after its values), so None: the caller refuses and asks for ``header``.  With no
-        clue at all (text columns of unique values), the line is a header when every cell is a
-        distinct name that never occurs below while some column repeats values (so absence is
-        meaningful), else data.  Rows below holding ``first``'s cells, in any order, are no
+        clue at all (new names over text columns that are not closed), the line is a header
+        when every cell is a distinct name that never occurs below while some column repeats
+        values (so absence is meaningful), else data.  Rows below holding ``first``'s cells, in any order, are no
         evidence: they are the header again (Pipe mode streams header files back to back;
         ``cat`` joins them), refused later if reordered."""
         again = self.by_cells.get(tuple(sorted(first)), [])
@@ -199,13 +199,14 @@ class Evidence:
                     )
                 elif once == 0:  # every value repeats, but too few rows to be sure
                     new.append((j, name))
-        for_header = [
-            f"{_columns(non_numbers)} {_verb(non_numbers)} numbers below but {_cells(non_numbers)} here"
-        ]
-        for_header = (for_header if non_numbers else []) + closed
-        for_data = (
-            [f"{_columns(numbers)} {_verb(numbers)} numbers as below ({_cells(numbers)})"] if numbers else []
-        )
+        for_header: list[str] = []
+        for_data: list[str] = []
+        if non_numbers:
+            texts = _cells(non_numbers)
+            for_header.append(f"{_columns(non_numbers)} {_verb(non_numbers)} numbers below but {texts} here")
+        for_header += closed
+        if numbers:
+            for_data.append(f"{_columns(numbers)} {_verb(numbers)} numbers as below ({_cells(numbers)})")
         if lone:
             for_data.append(f"{_columns(lone)} {_verb(lone)} a number ({_cells(lone)}), nothing below")
         if seen:
