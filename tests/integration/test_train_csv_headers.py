@@ -74,3 +74,88 @@ def test_pipe_mode_header_with_columns_in_another_order_is_refused(tmp_path, hyp
         first_line,
     ), first_line
     assert model_dir_entries(root) == []
+
+
+# -- line 1 that could be a header or data: refused, naming file, line 1 and `header` ----------
+
+LABELLED = "".join(f"{('yes', 'no')[i % 2]},{i},{i * 1.5}\n" for i in range(40))  # label, int, float
+
+
+def refused_as_ambiguous(root, result, line_one: str) -> str:
+    """Exit 1, no model, and output/failure leads with the file, line 1, the line and the fix."""
+    failure = read_failure(root) or ""
+    first_line = failure.splitlines()[0] if failure else ""
+    assert result.returncode == 1, (first_line or result.stdout[-2000:]) + result.stderr[-2000:]
+    assert first_line.startswith(
+        f"train/a.csv, line 1: cannot tell whether {line_one!r} is a header row or data"
+    ), first_line
+    assert "Set the hyperparameter 'header' to true if line 1 names the columns, or to false" in first_line
+    assert model_dir_entries(root) == []
+    return first_line
+
+
+@pytest.mark.parametrize("cell", ["?", "4o"], ids=["missing_mark", "typo"])
+def test_first_data_row_with_text_in_a_numeric_column_is_refused_not_dropped(tmp_path, cell):
+    """UCI data marks a missing value '?'; in line 1 it made the row a header: the row was
+    silently dropped, the features named '?' and '3.5', the target 'yes' (exit 0)."""
+    data = f"yes,{cell},3.5\n" + LABELLED
+    root = make_ml_root(tmp_path / "detected", channels={"train": {"a.csv": data}})
+    first_line = refused_as_ambiguous(root, run_train(root), f"yes,{cell},3.5")
+    assert f"column 1 holds numbers below but {cell!r} here" in first_line
+    assert f"if {cell!r} marks a missing value, leave such cells empty or write NA" in first_line
+
+    # header=false, as the message says: every row is trained on, nothing is lost
+    forced = make_ml_root(
+        tmp_path / "forced", channels={"train": {"a.csv": data}}, hyperparameters={"header": False}
+    )
+    result = run_train(forced)
+    assert result.returncode == 0, read_failure(forced)
+    meta = json.loads((forced / "model" / "model.json").read_text())
+    assert meta["classes"] == ["no", "yes"] and meta["target"]["index"] == 0
+    assert "channel train: 41 rows x 3 columns" in result.stdout
+
+
+def test_header_naming_columns_by_numbers_is_refused_not_trained_as_data(tmp_path):
+    """label,2019,2020,2021 over integers was read as a data row: a class 'label' (exit 0)."""
+    rows = [(100 + i, 150 + i % 7, 120 + i % 5) for i in range(60)]
+    body = "".join(f"{'up' if c > a - 10 else 'down'},{a},{b},{c}\n" for a, b, c in rows)
+    data = "label,2019,2020,2021\n" + body
+    root = make_ml_root(tmp_path / "detected", channels={"train": {"a.csv": data}})
+    first_line = refused_as_ambiguous(root, run_train(root), "label,2019,2020,2021")
+    assert "column 0 holds only 2 distinct values in 60 rows below, not 'label'" in first_line
+    assert "columns 1, 2, 3 hold numbers as below ('2019', '2020', '2021')" in first_line
+
+    forced = make_ml_root(
+        tmp_path / "forced", channels={"train": {"a.csv": data}}, hyperparameters={"header": True}
+    )
+    result = run_train(forced)
+    assert result.returncode == 0, read_failure(forced)
+    meta = json.loads((forced / "model" / "model.json").read_text())
+    assert meta["classes"] == ["down", "up"]
+    assert [f["name"] for f in meta["features"]] == ["2019", "2020", "2021"]
+
+
+def test_ambiguous_first_line_of_a_later_file_is_refused_naming_it(tmp_path):
+    """Pooled evidence: b.csv's line 1 is judged against every file's rows, and named."""
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": LABELLED, "b.csv": "no,?,7.5\n" + LABELLED}})
+    result = run_train(root)
+    first_line = (read_failure(root) or "").splitlines()[0]
+    assert result.returncode == 1, first_line
+    assert first_line.startswith(
+        "train/b.csv, line 1: cannot tell whether 'no,?,7.5' is a header row or data (train/a.csv "
+        "starts with data ('yes,0,0.0'))"
+    ), first_line
+    assert "'header' to true" in first_line and model_dir_entries(root) == []
+
+
+def test_header_decision_is_logged_with_its_reason(tmp_path):
+    root = make_ml_root(tmp_path / "header", channels={"train": {"a.csv": HEADER}})
+    log = trained_right(root, run_train(root), rows=60, names=["age", "balance", "job", "contact"])
+    assert (
+        "train/a.csv: line 1 read as a header row (columns 1, 2 hold numbers below but 'age', 'balance' here"
+        in log
+    )
+    root = make_ml_root(tmp_path / "data", channels={"train": {"a.csv": HEADERLESS, "b.csv": HEADERLESS}})
+    log = trained_right(root, run_train(root), rows=120, names=["f0", "f1", "f2", "f3"])
+    assert re.search(r"train/a\.csv: line 1 read as data \(columns 1, 2 hold numbers as below \(.*", log)
+    assert "the channel's 1 other file(s) start alike" in log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +173,101 @@ def test_all_text_dataset_header_detection(tmp_path):
 )
 def test_detect_header_rules(rows, expected):
     assert csv_header.detect_header(rows) is expected
+
+
+def lines(text: str) -> list[list[str]]:
+    return [line.split(",") for line in text.splitlines()]
+
+
+LABELLED = "".join(f"{('yes', 'no')[i % 2]},{i},{i * 1.5}\n" for i in range(40))  # label, int, float
+YEARS = "".join(f"{('up', 'down')[i % 3 == 0]},{100 + i},{150 + i % 7},{120 + i % 5}\n" for i in range(60))
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # a text cell in a numeric column, the other cells data-like: a missing mark, a typo, or
+        # a header with a column named by a number: cannot be told
+        ("yes,?,3.5\n" + LABELLED, None),
+        ("yes,4o,3.5\n" + LABELLED, None),
+        ("label,age,2019\n" + LABELLED, None),
+        # a new name over a closed text column, numbers over numbers: a header naming years
+        ("label,2019,2020,2021\n" + YEARS, None),
+        ("b,1.5\n" + "a,\n" * 60, None),  # a new class over 60 rows of one, a number in an empty column
+        # one side's clues only
+        ("label,x,y\n" + LABELLED, True),
+        ("label,,\n" + LABELLED * 2, True),  # a new name over yes/no of 80 rows: closed
+        ("label,,\n" + LABELLED, False),  # over 40 rows: not closed; blank names are no clue
+        ("label,2019,2020,2021\n" + YEARS[: YEARS.index("\n", 300)], False),  # too few rows: a doubt
+        ("maybe,1,1.5\n" + LABELLED, False),  # a new class over 40 rows: not closed, so data
+        ("yes,,\n" + LABELLED, False),  # missing numbers are no clue
+        (",x,y\n" + LABELLED.replace("yes", "1").replace("no", "0"), True),  # pandas' index column
+    ],
+)
+def test_judge_first_line_clues(text, expected):
+    assert csv_header.detect_header(lines(text)) is expected
+
+
+def test_judge_says_why():
+    header = csv_header.judge(lines("label,x,y\n" + LABELLED))
+    assert header.reason == "columns 1, 2 hold numbers below but 'x', 'y' here"
+    data = csv_header.judge(lines(LABELLED))
+    assert (
+        data.reason == "columns 1, 2 hold numbers as below ('0', '0.0'); 'yes' in column 0 also occurs below"
+    )
+    both = csv_header.judge(lines("yes,?,3.5\n" + LABELLED))
+    assert both.for_header == ("column 1 holds numbers below but '?' here",)
+    assert both.for_data == ("column 2 holds numbers as below ('3.5')", "'yes' in column 0 also occurs below")
+    assert both.marker == (1, "?")
+    years = csv_header.judge(lines("label,2019,2020,2021\n" + YEARS))
+    assert years.for_header == ("column 0 holds only 2 distinct values in 60 rows below, not 'label'",)
+    few = csv_header.judge(lines("label,2019,2020,2021\n" + YEARS[: YEARS.index("\n", 300)]))
+    assert few.header is False and few.doubt == "'label' in column 0 never occurs below"
+
+
+def test_decide_refuses_an_ambiguous_first_line_naming_file_line_and_header():
+    with pytest.raises(DataError) as info:
+        csv_header.decide([("train/a.csv", lines("yes,?,3.5\n" + LABELLED))], "train")
+    assert info.value.code == "ambiguous_header"
+    message = info.value.message
+    assert message.startswith("train/a.csv, line 1: cannot tell whether 'yes,?,3.5' is a header row or data.")
+    assert "Like a header: column 1 holds numbers below but '?' here." in message
+    assert (
+        "Like data: column 2 holds numbers as below ('3.5'); 'yes' in column 0 also occurs below." in message
+    )
+    assert "Set the hyperparameter 'header' to true if line 1 names the columns, or to false" in message
+    assert "if '?' marks a missing value, leave such cells empty or write NA" in message
+
+
+def test_decide_ambiguous_later_file_against_a_header_is_refused_as_not_the_header():
+    header = "label,x,y\n" + LABELLED
+    with pytest.raises(DataError) as info:
+        csv_header.decide(
+            [("train/a.csv", lines(header)), ("train/b.csv", lines("yes,?,3.5\n" + LABELLED))], "train"
+        )
+    assert info.value.code == "mixed_header"
+    assert info.value.message.startswith(
+        "train/b.csv: its first line 'yes,?,3.5' is not the header row 'label,x,y' that train/a.csv "
+        "starts with; add that header line to train/b.csv"
+    )
+
+
+def test_decide_logs_the_decision_and_a_doubt(caplog):
+    with caplog.at_level(logging.INFO, logger="byoc.data.csv_header"):
+        assert csv_header.decide([("train/a.csv", lines("label,x,y\n" + LABELLED))], "train") is True
+        few = "label,2019,2020,2021\n" + YEARS[: YEARS.index("\n", 300)]
+        assert csv_header.decide([("train/b.csv", lines(few))], "train") is False
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert (
+        "INFO",
+        "train/a.csv: line 1 read as a header row (columns 1, 2 hold numbers below but 'x', 'y' here)",
+    ) in messages
+    assert (
+        "WARNING",
+        "train/b.csv: line 1 'label,2019,2020,2021' was read as data, but 'label' in column 0 never "
+        "occurs below: if it is a header row naming columns by numbers (years, codes), set the "
+        "hyperparameter 'header' to true",
+    ) in messages
 
 
 def test_ragged_row_names_file_line_and_counts(tmp_path):

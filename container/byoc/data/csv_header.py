@@ -4,9 +4,12 @@ Deciding from the first file alone read a header-only first file as data (and so
 file's header too), and read a later file's header as data when the first file had none.  So
 the evidence (the rows below each file's first line) is pooled from every file, each file's
 first record is judged against it, and the files must agree: one starting with a data row where
-the others start with the header, or the reverse, is refused, naming it.  Within a file
-(``cat a.csv b.csv``) or a Pipe-mode stream, copies of the header row are dropped, and a header
-with the columns in another order is refused, as File mode refuses such a file.
+the others start with the header, or the reverse, is refused, naming it.  A first line that
+holds clues of both a header and data (:meth:`Evidence.judge`) is refused, naming the file and
+line 1 and asking for the ``header`` hyperparameter; the decision is logged with its reason.
+Within a file (``cat a.csv b.csv``) or a Pipe-mode stream, copies of the header row are
+dropped, and a header with the columns in another order is refused, as File mode refuses such a
+file.
 """
 
 from __future__ import annotations
@@ -52,8 +55,10 @@ class _Column:
     cells: Counter[str] = field(default_factory=Counter)  # stripped cells, for all-text data
     present: int = 0  # cells that are not missing
     text: int = 0  # of those, cells that are not numbers
+    spread_: tuple[int, int, int] | None = None  # see spread()
 
     def count(self, cell: str, sign: int = 1) -> None:
+        self.spread_ = None
         self.cells[cell.strip()] += sign
         if not _is_missing(cell):
             self.present += sign
@@ -61,6 +66,13 @@ class _Column:
 
     def repeats(self) -> bool:
         return sum(self.cells.values()) > sum(1 for n in self.cells.values() if n > 0)
+
+    def spread(self) -> tuple[int, int, int]:
+        """(distinct values, cells, values seen once) of the non-blank cells, counted once."""
+        if self.spread_ is None:
+            counts = [n for v, n in self.cells.items() if n > 0 and v]
+            self.spread_ = (len(counts), sum(counts), sum(1 for n in counts if n == 1))
+        return self.spread_
 
 
 def _counted(columns: list[_Column], rows: Sequence[Row], sign: int = 1) -> list[_Column]:
@@ -71,9 +83,53 @@ def _counted(columns: list[_Column], rows: Sequence[Row], sign: int = 1) -> list
     return columns
 
 
+CLOSED_UNSEEN = 0.02
+"""A text column is *closed* when a data row would hold a value new to it in fewer than 1 row
+in 50, by the Good-Turing estimate with add-one smoothing, (values seen once + 1) / (cells +
+1): at least 49 cells below, none of them unique, or proportionally more.  A new value on line 1
+of a closed column is evidence of a header; in a column of many rare values it is no evidence."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What line 1 is: ``header`` True (a header row), False (data) or None (cannot tell), the
+    ``reason`` (for the log), and the clues of each side (for the message when it cannot tell).
+    ``doubt``: the line was read as data although it could be a header with columns named by
+    numbers (only numbers agree with the rows below, its other cells are new names)."""
+
+    header: bool | None
+    reason: str
+    for_header: tuple[str, ...] = ()
+    for_data: tuple[str, ...] = ()
+    doubt: str | None = None
+    marker: tuple[int, str] | None = None  # a non-number in a numeric column: (column, cell)
+
+
+def _listed(clues: Sequence[str]) -> str:
+    return "; ".join(clues[:3]) + ("; ..." if len(clues) > 3 else "")
+
+
+SHOWN = 4  # columns and cells named in a clue
+
+
+def _columns(cells: Sequence[tuple[int, str]]) -> str:
+    more = ", ..." if len(cells) > SHOWN else ""
+    if len(cells) == 1:
+        return f"column {cells[0][0]}"
+    return "columns " + ", ".join(str(j) for j, _ in cells[:SHOWN]) + more
+
+
+def _cells(cells: Sequence[tuple[int, str]]) -> str:
+    return ", ".join(repr(c) for _, c in cells[:SHOWN]) + (", ..." if len(cells) > SHOWN else "")
+
+
+def _verb(cells: Sequence[tuple[int, str]]) -> str:
+    return "holds" if len(cells) == 1 else "hold"
+
+
 class Evidence:
     """Column statistics of data rows, computed once to judge many candidate header rows
-    (every file's first record) by the rules of :func:`detect_header`."""
+    (every file's first record) by the rules of :meth:`judge`."""
 
     def __init__(self, body: Sequence[Row]) -> None:
         rows = [[r[0].lstrip(BOM), *r[1:]] for r in body if not is_blank(r)]
@@ -83,48 +139,180 @@ class Evidence:
             self.by_cells.setdefault(tuple(sorted(row)), []).append(row)
         self.columns = _counted([], rows)
 
-    def is_header(self, first: Row) -> bool:
-        """Yes when some column holds numbers below but text in ``first``.  For all-text data:
-        yes when ``first``'s values are distinct, non-empty and never appear in their column
-        while some column repeats values (so absence is meaningful).  Rows below holding
-        ``first``'s cells, in any order, are no evidence: they are the header again (Pipe mode
-        streams header files back to back; ``cat`` joins them), refused later if reordered."""
+    def judge(self, first: Row) -> Verdict:
+        """Is ``first`` a header row (True), a data row (False), or cannot it be told (None)?
+        Each cell of ``first`` is a clue, judged against its column in the rows below:
+
+        - in a column of numbers: a text (not a missing word) is a header's clue, a column name;
+          a number is data's (a header may name a column by a number, a year, but rarely);
+        - in a column of only missing cells: a number is data's clue;
+        - in a column of text: a value that occurs below is data's clue; a name (not a number)
+          that never occurs below is a header's when the column is closed (:data:`CLOSED_UNSEEN`)
+          (a data row would hold a value new to it once in 50 rows or less); in a column with
+          fewer rows, all repeated, it is a weak clue, which only raises a doubt;
+        - a missing cell is no clue.
+
+        Clues of one side decide.  Clues of both sides cannot be told apart: a header naming a
+        column ``2019`` over numbers, or a data row holding ``?`` (a missing number, as UCI data
+        marks it) or ``4o`` (a typo) in a column of numbers; either guess would silently train
+        a wrong model (a class named like the label column; a row dropped and the features
+        named after its values), so None: the caller refuses and asks for ``header``.  With no
+        clue at all (new names over text columns that are not closed), the line is a header
+        when every cell is a distinct name that never occurs below while some column repeats
+        values (so absence is meaningful), else data.  Rows below holding ``first``'s cells, in any order, are no
+        evidence: they are the header again (Pipe mode streams header files back to back;
+        ``cat`` joins them), refused later if reordered."""
         again = self.by_cells.get(tuple(sorted(first)), [])
-        if not first or self.size == len(again):
-            return False
+        if not first or self.size == 0:
+            return Verdict(False, "no other line to compare it with")
+        if self.size == len(again):
+            return Verdict(False, "every other line repeats it")
         columns = self.columns[: len(first)]
         if again:  # uncount them, on copies
             copies = [_Column(Counter(c.cells), c.present, c.text) for c in columns]
             columns = _counted(copies, again, -1)[: len(first)]
-        numeric = [j for j, column in enumerate(columns) if column.present and not column.text]
-        if numeric:
-            return any(not _is_missing(first[j]) and not _is_number(first[j]) for j in numeric)
+        non_numbers: list[tuple[int, str]] = []  # in a column of numbers: a header's clue
+        numbers: list[tuple[int, str]] = []  # in a column of numbers: data's clue
+        lone: list[tuple[int, str]] = []  # a number over a column of missing cells: data's clue
+        seen: list[tuple[int, str]] = []  # a text that occurs below: data's clue
+        closed: list[str] = []  # a new name in a closed column: a header's clue
+        new: list[tuple[int, str]] = []  # a new name in a column of repeated values: a weak one
+        for j, (cell, column) in enumerate(zip(first, columns, strict=False)):
+            name = cell.strip()
+            if not column.text:  # numbers below, or only missing cells
+                if _is_missing(name):
+                    continue
+                if _is_number(name):
+                    (numbers if column.present else lone).append((j, name))
+                elif column.present:
+                    non_numbers.append((j, name))
+            elif not name:
+                continue
+            elif column.cells[name] > 0:
+                seen.append((j, name))
+            elif not _is_number(name):
+                distinct, cells, once = column.spread()
+                if (once + 1) / (cells + 1) <= CLOSED_UNSEEN:
+                    closed.append(
+                        f"column {j} holds only {distinct} distinct value{'s' if distinct > 1 else ''} in "
+                        f"{cells} rows below, not {name!r}"
+                    )
+                elif once == 0:  # every value repeats, but too few rows to be sure
+                    new.append((j, name))
+        for_header: list[str] = []
+        for_data: list[str] = []
+        if non_numbers:
+            texts = _cells(non_numbers)
+            for_header.append(f"{_columns(non_numbers)} {_verb(non_numbers)} numbers below but {texts} here")
+        for_header += closed
+        if numbers:
+            for_data.append(f"{_columns(numbers)} {_verb(numbers)} numbers as below ({_cells(numbers)})")
+        if lone:
+            for_data.append(f"{_columns(lone)} {_verb(lone)} a number ({_cells(lone)}), nothing below")
+        if seen:
+            for_data.append(
+                f"{_cells(seen)} in {_columns(seen)} also occur{'s' if len(seen) == 1 else ''} below"
+            )
+        marker = non_numbers[0] if non_numbers else None
+        if for_header and for_data:
+            return Verdict(None, "it holds clues of both", tuple(for_header), tuple(for_data), marker=marker)
+        if for_header:
+            return Verdict(True, _listed(for_header), tuple(for_header))
+        if for_data:
+            doubt = None
+            if new and not seen:
+                doubt = f"{_cells(new)} in {_columns(new)} never occur{'s' if len(new) == 1 else ''} below"
+            return Verdict(False, _listed(for_data), (), tuple(for_data), doubt=doubt)
         names = [c.strip() for c in first]
         if any(not n or _is_number(n) for n in names) or len(set(names)) != len(names):
-            return False  # column names are distinct, non-empty and not numbers
+            return Verdict(False, "nothing in it tells a header row from data")
         if any(column.cells[name] > 0 for name, column in zip(names, columns, strict=False)):
-            return False
-        return any(column.repeats() for column in columns)
+            return Verdict(False, "nothing in it tells a header row from data")
+        repeating = [j for j, column in enumerate(columns) if column.repeats()]
+        if not repeating:
+            return Verdict(False, "nothing in it tells a header row from data")
+        return Verdict(
+            True,
+            f"every cell is a distinct name that never occurs in its column below, and column "
+            f"{repeating[0]} repeats values",
+        )
 
 
-def detect_header(rows: Sequence[Row]) -> bool:
-    """Is the first row of one file's rows a header?  (A single row is data.)"""
+def detect_header(rows: Sequence[Row]) -> bool | None:
+    """Is the first row of one file's rows a header?  None: it cannot be told (see
+    :meth:`Evidence.judge`).  A single row is data."""
+    return judge(rows).header
+
+
+def judge(rows: Sequence[Row]) -> Verdict:
+    """The verdict on the first row of one file's rows, judged against the rows below it."""
     rows = [r for r in rows if not is_blank(r)]
-    return len(rows) >= 2 and Evidence(rows[1:]).is_header(rows[0])
+    if not rows:
+        return Verdict(False, "no lines")
+    return Evidence(rows[1:]).judge(rows[0])
 
 
 def decide(samples: Sequence[tuple[str, Sequence[Row]]], channel: str) -> bool:
     """Whether the channel's files start with a header row, from every file's first rows
-    (``(name, rows)`` in file order, blank rows left out); refuses files that disagree."""
+    (``(name, rows)`` in file order, blank rows left out), logged with the reason; refuses
+    files that disagree, and a first line that cannot be told (set ``header``)."""
     firsts = [rows[0] if rows else None for _, rows in samples]
     evidence = Evidence(list(islice(chain.from_iterable(rows[1:] for _, rows in samples), EVIDENCE_ROWS)))
     first_name, header = samples[0][0], firsts[0]
-    has_header = header is not None and evidence.is_header(header)
+    verdict = evidence.judge(header) if header is not None else Verdict(False, "no lines")
+    if verdict.header is None:
+        raise ambiguous(first_name, header or [], verdict)
+    has_header = verdict.header
     for (name, _), first in zip(samples[1:], firsts[1:], strict=True):
-        if first is None or first == header or evidence.is_header(first) == has_header:
+        if first is None or first == header:
+            continue
+        other = evidence.judge(first)
+        if other.header is None and not has_header:
+            raise ambiguous(
+                name, first, other, context=f"{first_name} starts with data ({_shown(header or [])})"
+            )
+        if other.header == has_header or (other.header is None and sorted(first) == sorted(header or [])):
             continue  # a different header is refused with the columns it lacks or adds
-        raise mixed_headers(channel, name, first, first_name, header or [], data_first=has_header)
+        raise mixed_headers(
+            channel, name, first, first_name, header or [], data_first=has_header, unsure=other.header is None
+        )
+    others = sum(1 for first in firsts[1:] if first is not None)
+    alike = f"; the channel's {others} other file(s) start alike" if others else ""
+    log.info(
+        "%s: line 1 read as %s (%s)%s",
+        first_name,
+        "a header row" if has_header else "data",
+        verdict.reason,
+        alike,
+    )
+    if verdict.doubt:
+        log.warning(
+            "%s: line 1 %s was read as data, but %s: if it is a header row naming columns by "
+            "numbers (years, codes), set the hyperparameter 'header' to true",
+            first_name,
+            _shown(header or []),
+            verdict.doubt,
+        )
     return has_header
+
+
+def ambiguous(name: str, first: Row, verdict: Verdict, context: str = "") -> DataError:
+    """Line 1 of ``name`` holds clues of a header and of data: the user must say which."""
+    hint = ""
+    if verdict.marker:
+        column, cell = verdict.marker
+        hint = (
+            f" (if {cell!r} marks a missing value, leave such cells empty or write NA: other text "
+            f"makes column {column} categorical)"
+        )
+    where = f" ({context})" if context else ""
+    return DataError(
+        f"{name}, line 1: cannot tell whether {_shown(first)} is a header row or data{where}. "
+        f"Like a header: {_listed(verdict.for_header)}. Like data: {_listed(verdict.for_data)}. "
+        f"Set the hyperparameter 'header' to true if line 1 names the columns, or to false if "
+        f"it is a data row{hint}; columns are counted from 0",
+        code="ambiguous_header",
+    )
 
 
 def _shown(row: Row) -> str:
@@ -133,9 +321,21 @@ def _shown(row: Row) -> str:
 
 
 def mixed_headers(
-    channel: str, name: str, first: Row, first_name: str, header: Row, *, data_first: bool
+    channel: str,
+    name: str,
+    first: Row,
+    first_name: str,
+    header: Row,
+    *,
+    data_first: bool,
+    unsure: bool = False,
 ) -> DataError:
-    if data_first:
+    if data_first and unsure:  # line 1 of `name` may be data or another header: either is wrong
+        cause = (
+            f"{name}: its first line {_shown(first)} is not the header row {_shown(header)} that "
+            f"{first_name} starts with; add that header line to {name}"
+        )
+    elif data_first:
         cause = (
             f"{name}: its first line {_shown(first)} is data, but {first_name} starts with the header "
             f"row {_shown(header)}; add that header line to {name}"
