@@ -246,7 +246,14 @@ def score(
     from byoc import artifact, data, preprocessing, problem
     from byoc.environment import MLPaths, TrainingEnvironment
     from byoc.errors import DataError
-    from byoc.training import Split, TargetSpec, _regression_target, check_same_columns, split_target
+    from byoc.training import (
+        Split,
+        TargetSpec,
+        _regression_target,
+        _typed_label,
+        check_same_columns,
+        split_target,
+    )
 
     model = artifact.load(model_directory(model_path, scratch))
     meta = model.metadata
@@ -268,15 +275,17 @@ def score(
         X=pd.DataFrame(columns=model.feature_names), y=pd.Series(dtype=object), files=("model.json",)
     )
     check_same_columns(reference, split, "test")
-    keep, warning = problem.drop_missing_target(split.y)
+    labels = _labels(model.classes, str(target.get("name") or "target")) if model.is_classifier else None
+    # the labels read as training read the validation channel's: text classes keep spellings
+    y_read = _typed_label(split.y, as_text=labels is not None and labels.kind == "str")
+    keep, warning = problem.drop_missing_target(y_read)
     if warning:
         log.warning("test: %s", warning)
     X = preprocessing.coerce_features(split.X[keep], model.features, where="test channel")
-    y_raw = split.y[keep]
+    y_raw = y_read[keep]
     where = f"test channel ({', '.join(channel.files[:3])})"
     proba = None
-    if model.is_classifier:
-        labels = _labels(model.classes, str(target.get("name") or "target"))
+    if labels is not None:
         y = labels.encode(y_raw, where=where)
         if hasattr(model.estimator, "predict_proba"):
             proba = model.estimator.predict_proba(X)

@@ -151,6 +151,40 @@ def test_header_detected_and_forced(tmp_path):
     assert forced.frame["0"].iloc[0] == "label"
 
 
+CODES = pd.DataFrame({"code": ["01", "1", "002", "01"], "x": ["1.5", "2", "007", "3"]})
+
+
+@pytest.mark.parametrize(
+    "name, files, content_type, label, column",
+    [
+        ("headerless", {"a.csv": csv_bytes(CODES, target="code")}, None, 0, "0"),
+        ("headerless index text", {"a.csv": csv_bytes(CODES, target="code")}, None, "0", "0"),
+        ("header", {"a.csv": csv_bytes(CODES, target="code", header=True)}, None, "code", "code"),
+        ("jsonlines", {"a.jsonl": jsonlines_bytes(CODES)}, "application/jsonlines", "code", "code"),
+        ("parquet", {"a.parquet": parquet_bytes(CODES)}, "application/x-parquet", "code", "code"),
+    ],
+)
+def test_the_label_column_is_left_as_written(tmp_path, name, files, content_type, label, column):
+    """The column the target hyperparameter names keeps its text for training to type as labels
+    (byoc.problem.keep_spellings): read as numbers, '01' and '1' would be one class.  The other
+    columns are typed as ever."""
+    data = read(tmp_path, files, content_type, label=label)
+    assert data.frame[column].tolist() == ["01", "1", "002", "01"]
+    feature = [c for c in data.frame.columns if c != column][0]
+    assert data.frame[feature].dtype == np.float64 and data.frame[feature].tolist() == [1.5, 2, 7, 3]
+    typed = read(tmp_path / "typed", files, content_type)  # no label given: every column typed
+    assert typed.frame[column].tolist() == [1.0, 1.0, 2.0, 1.0]
+
+
+def test_a_label_naming_no_column_leaves_every_column_typed(tmp_path):
+    """resolve_target refuses such a target; the reader only leaves a column it names as written."""
+    for label in (7, "nothing"):
+        data = read(
+            tmp_path / str(label), {"a.csv": csv_bytes(CODES, target="code", header=True)}, label=label
+        )
+        assert data.frame["code"].dtype == np.float64
+
+
 def test_all_text_dataset_header_detection(tmp_path):
     text = "colour,size,label\nred,small,yes\nblue,large,no\nred,large,yes\nblue,small,no\n"
     assert read(tmp_path / "a", {"a.csv": text}).has_header

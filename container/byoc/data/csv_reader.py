@@ -26,6 +26,7 @@ from byoc.data.tabular import (
     check_same_columns,
     check_same_kinds,
     check_unique,
+    label_column,
     plain_types,
     to_frame,
     unify_and_concat,
@@ -269,6 +270,7 @@ def read(
     header: bool | None,
     params: Mapping[str, str],
     typed: bool = True,
+    label: int | str | None = None,
 ) -> tuple[pd.DataFrame, bool]:
     for source in sources:
         check_delimiter(source)  # binary / encoding / delimiter, before any file is read
@@ -307,4 +309,4 @@ def read(
             "data rows",
             code="empty_channel",
         )
-    return to_frame(table, typed=typed), has_header
+    return to_frame(table, typed=typed, as_written=label_column(table, has_header, label)), has_header
