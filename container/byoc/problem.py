@@ -163,11 +163,12 @@ def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
     if text or boolean:
         chosen = BINARY if n_distinct == 2 else MULTICLASS
         return chosen, f"target '{name}' has {n_distinct} distinct {kind} values -> {chosen}"
+    chosen = _numbers_kind(integral, n_distinct, len(values))
     if not integral:
         return REGRESSION, f"target '{name}' has non-integer numeric values -> {REGRESSION}"
-    if n_distinct == 2:
+    if chosen == BINARY:
         return BINARY, f"target '{name}' has 2 distinct integer values -> {BINARY}"
-    if n_distinct <= MAX_INFERRED_CLASSES and len(values) >= 2 * n_distinct:
+    if chosen == MULTICLASS:
         return MULTICLASS, (
             f"target '{name}' has {n_distinct} distinct integer values "
             f"(<= {MAX_INFERRED_CLASSES}) in {len(values)} rows -> {MULTICLASS}; "
@@ -178,6 +179,17 @@ def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
         f"{len(values)} rows (too many for classes) -> {REGRESSION}; set "
         "problem_type=multiclass_classification if they are classes"
     )
+
+
+def _numbers_kind(integral: bool, n_distinct: int, rows: int) -> str:
+    """``problem_type=auto``'s choice for a numeric target of ``rows`` values (module docstring)."""
+    if not integral:
+        return REGRESSION
+    if n_distinct == 2:
+        return BINARY
+    if n_distinct <= MAX_INFERRED_CLASSES and rows >= 2 * n_distinct:
+        return MULTICLASS
+    return REGRESSION
 
 
 # -- spellings -----------------------------------------------------------------------------------
@@ -219,24 +231,21 @@ def keep_spellings(
     spelled = written_labels(written, typed)
     if spelled is None or requested == REGRESSION:
         return typed, None
-    if np.isinf(typed.to_numpy(dtype=float, na_value=np.nan)).any():
+    numbers = typed.dropna().to_numpy(dtype=float)
+    if np.isinf(numbers).any():
         return typed, None  # refused as not finite (infer_problem_type), whatever the spelling
+    codes = bool(spelled.str.match(_LEADING_ZERO.pattern, na=False).any())
+    if requested == AUTO and not codes:  # vectorised: a regression's millions of values stay numbers
+        integral = bool((numbers % 1 == 0).all())
+        n_distinct = len(np.unique(numbers)) if integral else 0
+        if _numbers_kind(integral, n_distinct, len(numbers)) == REGRESSION:
+            return typed, None
     distinct = sorted(spelled.dropna().unique().tolist())
     odd = [text for text in distinct if not _values.number_spelled_back(text)]
     if not odd:
         return typed, None
-    codes = [text for text in odd if _LEADING_ZERO.match(text)]
-    if requested == AUTO and not codes and _kind_of_numbers(typed) == REGRESSION:
-        return typed, None
-    return spelled, _kept_reason(_target_name(typed), distinct, odd, codes, requested)
-
-
-def _kind_of_numbers(typed: pd.Series) -> str:
-    """What ``problem_type=auto`` makes of the target read as numbers."""
-    try:
-        return infer_problem_type(typed, AUTO)[0]
-    except DataError:  # one number in every row, spelled several ways: those are the classes
-        return MULTICLASS
+    leading = [text for text in odd if _LEADING_ZERO.match(text)]
+    return spelled, _kept_reason(_target_name(typed), distinct, odd, leading, requested)
 
 
 def _kept_reason(name: str, distinct: list[str], odd: list[str], codes: list[str], requested: str) -> str:
