@@ -246,7 +246,14 @@ def score(
     from byoc import artifact, data, preprocessing, problem
     from byoc.environment import MLPaths, TrainingEnvironment
     from byoc.errors import DataError
-    from byoc.training import Split, TargetSpec, _regression_target, check_same_columns, split_target
+    from byoc.training import (
+        Split,
+        TargetSpec,
+        _regression_target,
+        _typed_label,
+        check_same_columns,
+        split_target,
+    )
 
     model = artifact.load(model_directory(model_path, scratch))
     meta = model.metadata
@@ -268,15 +275,17 @@ def score(
         X=pd.DataFrame(columns=model.feature_names), y=pd.Series(dtype=object), files=("model.json",)
     )
     check_same_columns(reference, split, "test")
-    keep, warning = problem.drop_missing_target(split.y)
+    labels = _labels(model.classes, str(target.get("name") or "target")) if model.is_classifier else None
+    # the labels read as training read the validation channel's: text classes keep spellings
+    y_read = _typed_label(split.y, as_text=labels is not None and labels.kind == "str")
+    keep, warning = problem.drop_missing_target(y_read)
     if warning:
         log.warning("test: %s", warning)
     X = preprocessing.coerce_features(split.X[keep], model.features, where="test channel")
-    y_raw = split.y[keep]
+    y_raw = y_read[keep]
     where = f"test channel ({', '.join(channel.files[:3])})"
     proba = None
-    if model.is_classifier:
-        labels = _labels(model.classes, str(target.get("name") or "target"))
+    if labels is not None:
         y = labels.encode(y_raw, where=where)
         if hasattr(model.estimator, "predict_proba"):
             proba = model.estimator.predict_proba(X)
@@ -323,10 +332,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 with evaluation.json written; 1 with the cause in /opt/ml/output/message (the
     Processing job's ExitMessage) when the model or data are wrong."""
+    from byoc import csvfields
     from byoc.environment import MLPaths
     from byoc.errors import ByocError, UserError
     from byoc.job import one_line, write_failure
 
+    csvfields.allow_fields(csvfields.TRAINING_ROW_BYTES)  # the test channel is read as training reads
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout

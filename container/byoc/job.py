@@ -282,10 +282,11 @@ def run_job(
     :func:`run` adds the stop watcher; tests call this in-process with an injected ``environ``
     (the process's own SM_* variables are then ignored).
     """
-    from byoc import artifact, oserrors
+    from byoc import artifact, csvfields, oserrors
     from byoc.environment import TrainingEnvironment
     from byoc.errors import JobStopped, UserError
 
+    csvfields.allow_fields(csvfields.TRAINING_ROW_BYTES)  # the csv module reads any row training reads
     try:
         progress.phase = "reading the job configuration"
         env = TrainingEnvironment.from_files(paths, environ)

@@ -14,16 +14,30 @@ that says how many (:func:`drop_missing_target`); a target with no values at all
 Class labels are kept JSON-native (str, int, float or bool) and sorted, so ``model.json``
 records them as the user wrote them and the server returns ``yes`` rather than ``1``; a
 numeric target read as floats ``0.0``/``1.0`` becomes the ints ``0``/``1``.
+
+Labels written as text keep their spelling when reading them as numbers would lose it
+(:func:`keep_spellings`): a classification target whose number-like labels do not survive
+being read as numbers and spelled back (``01`` and ``1`` both the number 1; ``007``, ``1.50``,
+``+3``, ``1.0``: not how :func:`byoc.values.category` spells the number) has the labels as
+written, spaces trimmed, as its classes.  A regression target is numbers.  With
+``problem_type=auto`` such a target is classification when the numbers would be classes by
+the rules above, and also, whatever the count, when a label has leading zeros (``01``,
+``007``: codes such as ZIP or product codes, not quantities).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.types as pat
 
+from byoc import values as _values
 from byoc.artifact import BINARY, MULTICLASS, REGRESSION
 from byoc.errors import DataError
 from byoc.values import category_column
@@ -32,6 +46,7 @@ AUTO = "auto"
 MAX_INFERRED_CLASSES = 20
 _TEXT_TRUE = {"true", "yes", "t", "y", "1"}
 _TEXT_FALSE = {"false", "no", "f", "n", "0"}
+_LEADING_ZERO = re.compile(r"[+-]?0[0-9]")
 
 
 def _target_name(y: pd.Series) -> str:
@@ -148,11 +163,12 @@ def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
     if text or boolean:
         chosen = BINARY if n_distinct == 2 else MULTICLASS
         return chosen, f"target '{name}' has {n_distinct} distinct {kind} values -> {chosen}"
+    chosen = _numbers_kind(integral, n_distinct, len(values))
     if not integral:
         return REGRESSION, f"target '{name}' has non-integer numeric values -> {REGRESSION}"
-    if n_distinct == 2:
+    if chosen == BINARY:
         return BINARY, f"target '{name}' has 2 distinct integer values -> {BINARY}"
-    if n_distinct <= MAX_INFERRED_CLASSES and len(values) >= 2 * n_distinct:
+    if chosen == MULTICLASS:
         return MULTICLASS, (
             f"target '{name}' has {n_distinct} distinct integer values "
             f"(<= {MAX_INFERRED_CLASSES}) in {len(values)} rows -> {MULTICLASS}; "
@@ -163,6 +179,102 @@ def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
         f"{len(values)} rows (too many for classes) -> {REGRESSION}; set "
         "problem_type=multiclass_classification if they are classes"
     )
+
+
+def _numbers_kind(integral: bool, n_distinct: int, rows: int) -> str:
+    """``problem_type=auto``'s choice for a numeric target of ``rows`` values (module docstring)."""
+    if not integral:
+        return REGRESSION
+    if n_distinct == 2:
+        return BINARY
+    if n_distinct <= MAX_INFERRED_CLASSES and rows >= 2 * n_distinct:
+        return MULTICLASS
+    return REGRESSION
+
+
+# -- spellings -----------------------------------------------------------------------------------
+def written_labels(written: pd.Series, typed: pd.Series) -> pd.Series | None:
+    """The labels of a numeric ``typed`` target as ``written`` spells them (spaces trimmed),
+    missing where ``typed`` is (empty cells, and the words ``NA``, ``None``, ... a numeric
+    column reads as missing); None when there is no spelling to keep: ``typed`` is no number
+    column, or the reader gave numbers (Parquet, JSON numbers) rather than text."""
+    if not pd.api.types.is_numeric_dtype(typed.dtype) or pd.api.types.is_bool_dtype(typed.dtype):
+        return None
+    if isinstance(written.dtype, pd.StringDtype):
+        text = pa.array(written.array)
+    elif written.dtype == object:
+        try:
+            text = pa.array(written.to_numpy(dtype=object), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None
+    else:
+        return None
+    if not (pat.is_string(text.type) or pat.is_large_string(text.type)):
+        return None
+    present = pa.array(typed.notna().to_numpy(dtype=bool))
+    trimmed = pc.utf8_trim(text, characters=_values.WHITESPACE)
+    spelled = pc.if_else(present, trimmed, pa.scalar(None, type=trimmed.type)).to_pandas()
+    return pd.Series(spelled.array, index=typed.index, name=typed.name)
+
+
+def keep_spellings(
+    written: pd.Series, typed: pd.Series, requested: str = AUTO
+) -> tuple[pd.Series, str | None]:
+    """The train target's labels: ``typed`` (read as :mod:`byoc.values` reads a column), or the
+    labels as written (:func:`written_labels`) when they are class labels that would not survive
+    being numbers (the module docstring's rule); with the reason for the log when it keeps them.
+
+    ``requested`` is the problem_type hyperparameter: regression keeps numbers, binary and
+    multiclass keep the spellings, auto keeps them when the target is classes (leading zeros,
+    or numbers few enough to be classes).
+    """
+    spelled = written_labels(written, typed)
+    if spelled is None or requested == REGRESSION:
+        return typed, None
+    numbers = typed.dropna().to_numpy(dtype=float)
+    if np.isinf(numbers).any():
+        return typed, None  # refused as not finite (infer_problem_type), whatever the spelling
+    codes = bool(spelled.str.match(_LEADING_ZERO.pattern, na=False).any())
+    if requested == AUTO and not codes:  # vectorised: a regression's millions of values stay numbers
+        integral = bool((numbers % 1 == 0).all())
+        n_distinct = len(np.unique(numbers)) if integral else 0
+        if _numbers_kind(integral, n_distinct, len(numbers)) == REGRESSION:
+            return typed, None
+    distinct = sorted(spelled.dropna().unique().tolist())
+    odd = [text for text in distinct if not _values.number_spelled_back(text)]
+    if not odd:
+        return typed, None
+    leading = [text for text in odd if _LEADING_ZERO.match(text)]
+    return spelled, _kept_reason(_target_name(typed), distinct, odd, leading, requested)
+
+
+def _kept_reason(name: str, distinct: list[str], odd: list[str], codes: list[str], requested: str) -> str:
+    by_number: dict[float, list[str]] = {}
+    for text in distinct:
+        by_number.setdefault(float(text), []).append(text)
+    reasons = [
+        f"{' and '.join(repr(t) for t in texts[:3])} would {'both' if len(texts) == 2 else 'all'} be "
+        f"the number {_values.category(number)}"
+        for number, texts in by_number.items()
+        if len(texts) > 1
+    ][:2]
+    merged = {t for texts in by_number.values() if len(texts) > 1 for t in texts}
+    reasons += [
+        f"{text!r} would be the number {_values.category(float(text))}" for text in odd if text not in merged
+    ][: max(0, 3 - len(reasons))]
+    reason = (
+        f"target '{name}' keeps its {len(distinct)} labels as text, as written "
+        f"({_preview(tuple(distinct), 5)}), for its classes and the server's answers: read as "
+        f"numbers, {'; '.join(reasons)}"
+    )
+    if requested != AUTO:
+        return reason
+    if codes:
+        reason += (
+            f"; labels with leading zeros ({', '.join(repr(t) for t in codes[:3])}) are codes, not "
+            "quantities, so the target is classes"
+        )
+    return reason + "; set problem_type=regression if they are quantities"
 
 
 # -- labels --------------------------------------------------------------------------------------

@@ -79,39 +79,36 @@ def check_hosts(env: TrainingEnvironment, algorithm: str) -> None:
 
 
 def resolve_target(data: ChannelData, channel: str, target: int | str) -> TargetSpec:
+    from byoc.data.tabular import label_position
     from byoc.errors import HyperparameterError
 
     columns = [str(c) for c in data.frame.columns]
+    found = label_position(columns, data.has_header, target)  # what the reader left as written
+    if found is not None:
+        return TargetSpec(found, columns[found] if data.has_header else None)
     where = f"channel '{channel}' ({', '.join(data.files[:3])}{', ...' if len(data.files) > 3 else ''})"
-    if isinstance(target, int) or (
-        isinstance(target, str) and target.isdigit() and (not data.has_header or target not in columns)
-    ):
-        index = int(target)
-        if not 0 <= index < len(columns):
-            raise HyperparameterError(
-                f"hyperparameter 'target'={target} is out of range: {where} has {len(columns)} "
-                f"columns (indices 0..{len(columns) - 1}); set target to the label column's "
-                "0-based index or name",
-                code="bad_target",
-            )
-        return TargetSpec(index, columns[index] if data.has_header else None)
+    if isinstance(target, int) or target.isdigit():  # an index (label_position's rule): out of range
+        raise HyperparameterError(
+            f"hyperparameter 'target'={target} is out of range: {where} has {len(columns)} "
+            f"columns (indices 0..{len(columns) - 1}); set target to the label column's "
+            "0-based index or name",
+            code="bad_target",
+        )
     if not data.has_header:
         raise HyperparameterError(
             f"hyperparameter 'target'='{target}' names a column, but {where} has no header row; "
             "add a header row (or set header=true) or give target as a 0-based index",
             code="bad_target",
         )
-    if target not in columns:
-        import difflib
+    import difflib
 
-        close = difflib.get_close_matches(str(target), columns, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise HyperparameterError(
-            f"hyperparameter 'target'='{target}' is not a column of {where}{hint}; its columns "
-            f"are {', '.join(columns[:20])}{', ...' if len(columns) > 20 else ''}",
-            code="bad_target",
-        )
-    return TargetSpec(columns.index(target), str(target))
+    close = difflib.get_close_matches(str(target), columns, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise HyperparameterError(
+        f"hyperparameter 'target'='{target}' is not a column of {where}{hint}; its columns "
+        f"are {', '.join(columns[:20])}{', ...' if len(columns) > 20 else ''}",
+        code="bad_target",
+    )
 
 
 def split_target(data: ChannelData, channel: str, spec: TargetSpec) -> Split:
@@ -161,20 +158,30 @@ def split_target(data: ChannelData, channel: str, spec: TargetSpec) -> Split:
         raise DataError(
             f"channel '{channel}' holds only the target column; add feature columns", code="no_features"
         )
-    if not data.typed:  # the label typed as a train channel's is (its features: by the schema)
-        y = _typed_label(y)
-    return Split(X=X, y=y, files=data.files)
+    return Split(X=X, y=y, files=data.files)  # y as the reader left it: _typed_label types it
 
 
-def _typed_label(y: pd.Series) -> pd.Series:
-    """``y``, read as text as written, typed as the train channel's columns are (``to_frame``)."""
+def _typed_label(y: pd.Series, *, as_text: bool = False) -> pd.Series:
+    """``y`` as the reader left it (the label's text as written; Parquet's or JSON's numbers)
+    typed as the train channel's columns are (``to_frame``: text that is all numbers becomes
+    numbers).  ``as_text``: number-like labels keep their spellings instead
+    (:func:`byoc.problem.written_labels`), for a channel scored against classes kept as text."""
+    import pandas as pd
     import pyarrow as pa
 
+    from byoc import problem
     from byoc.data.tabular import to_frame
 
-    column = pa.array(y.to_numpy(dtype=object), from_pandas=True)
+    if isinstance(y.dtype, pd.StringDtype):
+        column = pa.array(y.array)
+    else:
+        column = pa.array(y.to_numpy(dtype=object), from_pandas=True)
     typed = to_frame(pa.table({"label": column}))["label"].set_axis(y.index)
     typed.name = y.name
+    if as_text:
+        spelled = problem.written_labels(y, typed)
+        if spelled is not None:
+            return spelled
     return typed
 
 
@@ -235,7 +242,11 @@ def read_channels(
     )
     started = time.monotonic()
     channels["train"] = data.read_channel(
-        env, train_name, content_type=params.get("content_type"), header=params.get("header")
+        env,
+        train_name,
+        content_type=params.get("content_type"),
+        header=params.get("header"),
+        label=params.get("target"),
     )
     _log_channel(train_name, channels["train"], started)
     header = params.get("header")
@@ -347,6 +358,11 @@ def _train(
 
     progress.phase = "inferring the problem type"
     train_split = splits["train"]
+    train_split.y, kept = problem.keep_spellings(
+        train_split.y, _typed_label(train_split.y), params["problem_type"]
+    )
+    if kept:
+        log.info("train: %s", kept)
     keep, warning = problem.drop_missing_target(train_split.y)
     if warning:
         log.warning("train: %s", warning)
@@ -371,7 +387,8 @@ def _train(
             X, numeric, locate=channels[name].locate, column_names=_file_column_names(list(X.columns), spec)
         )
         y = split.y
-        if name != "train":
+        if name != "train":  # its labels read as the train channel's are: text kept as written
+            y = _typed_label(y, as_text=labels is not None and labels.kind == "str")
             keep, warning = problem.drop_missing_target(y)
             if warning:
                 log.warning("%s: %s", name, warning)

@@ -137,6 +137,27 @@ def test_csv_charset_and_crlf_line_endings_are_harmless(binary):
     assert response.text.splitlines() == expected("binary", rows)
 
 
+LONG_CELL = "b" * (1 << 20)  # 1 MiB: a category no model knows, far past the csv module's default limit
+
+
+@pytest.mark.parametrize("position", ["only record", "first record", "later record", "after a header"])
+def test_a_long_quoted_csv_cell_is_an_unknown_category_anywhere(binary, position):
+    """A quoted 1 MiB cell in a categorical feature is decoded (an unseen category, answered as
+    such) wherever it is in the body: in the first record it was a 400, the csv module's
+    process-wide field limit (128 KiB) being lower than the body's (byoc.csvfields)."""
+    rows = sm.features("binary").iloc[:4].reset_index(drop=True)
+    at = {"only record": 0, "first record": 0, "later record": 2, "after a header": 0}[position]
+    if position == "only record":
+        rows = rows.iloc[:1]
+    long_rows, unseen = rows.copy(), rows.copy()
+    long_rows.loc[at, "job"], unseen.loc[at, "job"] = LONG_CELL, "a job no model has seen"
+    body = long_rows.to_csv(index=False, header=position == "after a header", quoting=csv.QUOTE_NONNUMERIC)
+    assert f'"{LONG_CELL}"' in body
+    response = binary.invoke(body, "text/csv", "application/json")
+    assert response.status_code == 200, response.text[:300]
+    assert labels_of(response) == expected("binary", unseen)
+
+
 JSON_SHAPES = {
     "instances-rows": lambda r: {"instances": json_rows(r)},
     "instances-records": lambda r: {"instances": records(r)},

@@ -404,6 +404,30 @@ def test_target_missing_words_follow_the_values_rules(tmp_path):
     assert "dropped 5 of 45 rows whose target 'column 0' is missing" in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("header", [False, True], ids=["headerless", "header"])
+def test_a_long_quoted_cell_in_the_first_row_is_a_category(tmp_path, header):
+    """A quoted 1 MiB cell (the longest text cell read) in the first data row: the job raises
+    the csv module's process-wide field limit when it starts (byoc.csvfields) and the sniffing
+    sample holds that row whole.  Headerless, the job failed with "Internal error" (the first
+    row cut short counted a column too few); after a header, the header was trained on as data."""
+    long_cell = "b" * (1 << 20)
+    rows = [f"{'yes' if i % 3 else 'no'},{'x' if i % 3 else 'y'},{i}" for i in range(60)]
+    lines = (["deposit,job,age"] if header else []) + [f'yes,"{long_cell}",5', *rows]
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": {"a.csv": "\n".join(lines) + "\n"}},
+        hyperparameters={"algorithm": "decision_tree"},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, read_failure(root)
+    meta = json.loads((root / "model" / "model.json").read_text())
+    assert meta["classes"] == ["no", "yes"]
+    kinds = {f["name"]: f["kind"] for f in meta["features"]}
+    assert kinds == (
+        {"job": "categorical", "age": "numeric"} if header else {"f0": "categorical", "f1": "numeric"}
+    )
+
+
 # -- commands ----------------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from byoc import csvfields
 from byoc.data import csv_header, csv_reader, media, read_channel
 from byoc.environment import MLPaths, TrainingEnvironment
 from byoc.errors import DataError
@@ -150,6 +152,101 @@ def test_header_detected_and_forced(tmp_path):
     forced = read(tmp_path / "b", {"a.csv": csv_bytes(FRAME, target="label", header=True)}, header=False)
     assert not forced.has_header and len(forced.frame) == len(FRAME) + 1
     assert forced.frame["0"].iloc[0] == "label"
+
+
+CODES = pd.DataFrame({"code": ["01", "1", "002", "01"], "x": ["1.5", "2", "007", "3"]})
+
+
+@pytest.mark.parametrize(
+    "name, files, content_type, label, column",
+    [
+        ("headerless", {"a.csv": csv_bytes(CODES, target="code")}, None, 0, "0"),
+        ("headerless index text", {"a.csv": csv_bytes(CODES, target="code")}, None, "0", "0"),
+        ("header", {"a.csv": csv_bytes(CODES, target="code", header=True)}, None, "code", "code"),
+        ("jsonlines", {"a.jsonl": jsonlines_bytes(CODES)}, "application/jsonlines", "code", "code"),
+        ("parquet", {"a.parquet": parquet_bytes(CODES)}, "application/x-parquet", "code", "code"),
+    ],
+)
+def test_the_label_column_is_left_as_written(tmp_path, name, files, content_type, label, column):
+    """The column the target hyperparameter names keeps its text for training to type as labels
+    (byoc.problem.keep_spellings): read as numbers, '01' and '1' would be one class.  The other
+    columns are typed as ever."""
+    data = read(tmp_path, files, content_type, label=label)
+    assert data.frame[column].tolist() == ["01", "1", "002", "01"]
+    feature = [c for c in data.frame.columns if c != column][0]
+    assert data.frame[feature].dtype == np.float64 and data.frame[feature].tolist() == [1.5, 2, 7, 3]
+    typed = read(tmp_path / "typed", files, content_type)  # no label given: every column typed
+    assert typed.frame[column].tolist() == [1.0, 1.0, 2.0, 1.0]
+
+
+def test_a_label_naming_no_column_leaves_every_column_typed(tmp_path):
+    """resolve_target refuses such a target; the reader only leaves a column it names as written."""
+    for label in (7, "nothing"):
+        data = read(
+            tmp_path / str(label), {"a.csv": csv_bytes(CODES, target="code", header=True)}, label=label
+        )
+        assert data.frame["code"].dtype == np.float64
+
+
+@pytest.fixture
+def job_field_limit():
+    """The csv module's field limit as the train job sets it when it starts (byoc.csvfields)."""
+    before = csv.field_size_limit()
+    csvfields.allow_fields(csvfields.TRAINING_ROW_BYTES)
+    yield
+    csv.field_size_limit(before)
+
+
+LONG_CELL = "b" * (1 << 20)  # 1 MiB, the longest text cell training reads
+
+
+@pytest.mark.parametrize("where", ["first record", "first row under a header", "later row"])
+def test_a_long_quoted_cell_is_read_wherever_it_is(tmp_path, job_field_limit, where):
+    """A first record longer than the 64 KiB sniffing sample was cut short (one column too
+    few, then a ragged-row error from the csv module's 128 KiB field limit: "Internal error");
+    a header followed by such a row had no data row to be told by, and was trained on as data."""
+    rows = [f"{i % 2},{'x' if i % 3 else 'y'},{i}" for i in range(30)]
+    long_row = f'1,"{LONG_CELL}",5'
+    lines = {
+        "first record": [long_row, *rows],
+        "first row under a header": ["label,cat,num", long_row, *rows],
+        "later row": [*rows[:10], long_row, *rows[10:]],
+    }[where]
+    data = read(tmp_path, {"a.csv": "\n".join(lines) + "\n"})
+    assert data.has_header == (where == "first row under a header")
+    assert data.frame.shape == (31, 3)
+    assert (data.frame.iloc[:, 1].str.len() == len(LONG_CELL)).sum() == 1
+    assert data.frame.iloc[:, 2].dtype == np.float64 and data.frame.iloc[:, 2].sum() == sum(range(30)) + 5
+
+
+def test_a_ragged_row_after_a_long_cell_is_named(tmp_path, job_field_limit):
+    lines = [f'1,"{LONG_CELL}",5', *(f"{i % 2},x,{i}" for i in range(30)), "1,2"]
+    error = expect_error(tmp_path, {"a.csv": "\n".join(lines) + "\n"})
+    assert error.code == "ragged_csv" and error.message.startswith("train/a.csv, line 32: 2 fields where 3")
+
+
+@pytest.mark.parametrize("case", ["long line", "unclosed quote"])
+def test_a_value_past_the_longest_row_is_named_by_its_line(tmp_path, monkeypatch, case):
+    """A value longer than the longest row (here 256 KiB) is named by the line its row starts
+    on: the csv module stops at the field limit the job set rather than reading the rest of the
+    file into one value (an unclosed quote swallows the lines after it; pyarrow reads that as
+    one short row at the end of the file)."""
+    monkeypatch.setattr(csv_reader, "MAX_ROW_BYTES", 1 << 18)
+    monkeypatch.setattr(csv_reader, "BLOCK_SIZE", 1 << 16)
+    before = csv.field_size_limit()
+    csv.field_size_limit(1 << 18)
+    try:
+        odd = "1," + "c" * 600_000 + ",2" if case == "long line" else '1,"opens here,2'
+        lines = ["1,a,2"] * 5 + [odd] + ["1,b,2"] * 60000
+        error = expect_error(tmp_path, {"a.csv": "\n".join(lines) + "\n"})
+    finally:
+        csv.field_size_limit(before)
+    if case == "long line":
+        assert error.code == "row_too_large"
+        assert error.message.startswith("train/a.csv, line 6: a row longer than 0 MB")
+    else:
+        assert error.code == "ragged_csv"
+        assert error.message.startswith("train/a.csv, line 6: the row starting on this line holds a value")
 
 
 def test_all_text_dataset_header_detection(tmp_path):

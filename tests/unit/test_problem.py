@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from byoc.errors import DataError
-from byoc.problem import Labels, drop_missing_target, fit_labels, infer_problem_type
+from byoc.problem import Labels, drop_missing_target, fit_labels, infer_problem_type, keep_spellings
+from byoc.training import _typed_label
 
 
 def series(values, name="y", dtype=None) -> pd.Series:
@@ -169,6 +170,115 @@ def test_labels_are_frozen_values():
     labels = Labels(classes=("a", "b"))
     with pytest.raises(AttributeError):
         labels.classes = ("c",)
+
+
+# -- spellings: number-like class labels that reading as numbers would lose ------------------------
+def train_labels(cells, requested="auto", dtype="str"):
+    """The train target as training reads it: the label column as written, typed, spellings kept."""
+    written = series(cells, "code", dtype)
+    return keep_spellings(written, _typed_label(written), requested)
+
+
+@pytest.mark.parametrize("dtype", ["str", object])
+def test_codes_with_leading_zeros_keep_their_spellings(dtype):
+    """'01' and '1' are two classes, '002' is not 2: as numbers two classes merged silently."""
+    y, reason = train_labels(["01", "1", "002", "01", "1", "002"] * 5, dtype=dtype)
+    assert y.tolist() == ["01", "1", "002", "01", "1", "002"] * 5
+    assert reason is not None and reason.startswith("target 'code' keeps its 3 labels as text, as written")
+    assert "'01' and '1' would both be the number 1" in reason and "leading zeros" in reason
+    kind, why = infer_problem_type(y)
+    assert kind == "multiclass_classification" and "3 distinct text values" in why
+    labels = fit_labels(y)
+    assert labels.classes == ("002", "01", "1") and labels.kind == "str"
+    assert labels.decode(labels.encode(y, where="train channel")).tolist() == y.tolist()
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        ["1.0", "1", "2"],  # two spellings of one number
+        ["0.0", "1.0"],  # not how the numbers are spelled: the classes are as written
+        ["+1", "-1"],
+        ["1.50", "2.25", "1.50"] * 4,  # classes asked for below: as written
+    ],
+)
+def test_classes_keep_any_spelling_that_numbers_would_not_give_back(cells):
+    y, reason = train_labels(cells * 10, requested="multiclass_classification")
+    assert y.tolist() == cells * 10 and reason is not None
+    assert "set problem_type=regression" not in reason  # the user asked for classes
+    auto, _ = train_labels(cells * 10)
+    assert auto.tolist() == (cells * 10 if "1.50" not in cells else [float(c) for c in cells * 10])
+
+
+@pytest.mark.parametrize("dtype", ["str", object])
+def test_plain_numeric_labels_stay_numbers(dtype):
+    y, reason = train_labels(["0", "1", "2", " 1", "NA", ""] * 5, dtype=dtype)
+    assert reason is None and pd.api.types.is_float_dtype(y.dtype)
+    keep, _ = drop_missing_target(y)
+    assert fit_labels(y[keep]).classes == (0, 1, 2)
+
+
+def test_regression_targets_are_numbers_whatever_their_spelling():
+    prices = ["1.50", "2.25", "3.10", "4.75"] * 5
+    y, reason = train_labels(prices)  # auto: non-integer numbers, regression
+    assert reason is None and y.tolist() == [float(p) for p in prices]
+    zips = [f"{i:05d}" for i in range(200)] * 2
+    y, reason = train_labels(zips, requested="regression")
+    assert reason is None and y.tolist() == [float(z) for z in zips]
+
+
+def test_many_codes_with_leading_zeros_are_classes_not_a_regression():
+    """200 ZIP-like codes in 400 rows: as integers too many for classes (regression); the leading
+    zeros say they are codes, so auto makes them classes, as written."""
+    zips = [f"{i:05d}" for i in range(200)] * 2
+    assert infer_problem_type(series([float(z) for z in zips]))[0] == "regression"
+    y, reason = train_labels(zips)
+    assert y.tolist() == zips
+    assert reason is not None and "codes, not quantities" in reason and "problem_type=regression" in reason
+    kind, _ = infer_problem_type(y)
+    assert kind == "multiclass_classification" and len(fit_labels(y).classes) == 200
+
+
+def test_many_plain_integers_stay_a_regression():
+    y, reason = train_labels([str(i) for i in range(200)] * 2)
+    assert reason is None and infer_problem_type(y)[0] == "regression"
+
+
+def test_missing_words_stay_missing_when_spellings_are_kept():
+    """A number-like target reads NA as missing (README "Values"); keeping the other labels'
+    spellings does not make NA a class."""
+    y, reason = train_labels(["01", "1", "NA", " ", "002"] * 4)
+    assert reason is not None
+    keep, warning = drop_missing_target(y)
+    assert warning is not None and "dropped 8 of 20 rows" in warning
+    assert fit_labels(y[keep]).classes == ("002", "01", "1")
+
+
+def test_labels_that_are_numbers_already_have_no_spelling_to_keep():
+    """Parquet or JSON numbers: the reader gave numbers, the classes are numbers."""
+    for written in (series([1, 2, 1, 2]), series([1.0, 2.0, 1.0, 2.0]), series([True, False])):
+        y, reason = keep_spellings(written, _typed_label(written))
+        assert reason is None
+
+
+def test_infinite_labels_are_refused_whatever_their_spelling():
+    y, reason = train_labels(["01", "1", "Infinity"] * 3)
+    assert reason is None
+    with pytest.raises(DataError, match="infinite"):
+        infer_problem_type(y)
+
+
+def test_other_channels_keep_spellings_for_text_classes():
+    """A validation label '01' scored against text classes is '01', not the number 1 spelled '1'."""
+    labels = fit_labels(train_labels(["01", "1", "002"] * 3)[0])
+    held = series(["1", "01", "002", "NA"], "code")
+    y = _typed_label(held, as_text=True)
+    assert y.iloc[:3].tolist() == ["1", "01", "002"] and pd.isna(y.iloc[3])
+    assert labels.encode(y.iloc[:3], where="validation channel").tolist() == [2, 1, 0]
+    with pytest.raises(DataError, match="holds '2', which is not among the classes"):
+        labels.encode(_typed_label(series(["2"], "code"), as_text=True), where="validation channel")
+    numbers = _typed_label(held)  # number classes: the channel's labels read as numbers
+    assert numbers.iloc[:3].tolist() == [1.0, 1.0, 2.0]
 
 
 label_cells = st.one_of(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from hypothesis import assume, given, settings
@@ -11,6 +15,7 @@ from hypothesis import strategies as st
 from byoc.errors import UserError
 from byoc.serving.app import REQUEST_ID_HEADER, create_app
 from byoc.serving.handler import InferenceRequest, InferenceResponse
+from support import CONTAINER
 
 
 class EchoHandler:
@@ -135,6 +140,30 @@ def test_post_invocations_answers_as_flasks_own_route_does(method, path, data, h
     )
     assert _without_request_id(direct) == _without_request_id(through_flask)
     assert direct.headers[REQUEST_ID_HEADER] and through_flask.headers[REQUEST_ID_HEADER]
+
+
+def test_the_app_lets_a_csv_field_be_as_long_as_a_body():
+    """The csv module's field limit is process-wide: the app raises it to the payload limit
+    when it is built (before gunicorn forks the workers), never lowers it, and importing byoc
+    leaves it alone (byoc.csvfields)."""
+    before = csv.field_size_limit()
+    try:
+        csv.field_size_limit(131072)
+        create_app(EchoHandler(), environ={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "3"})
+        assert csv.field_size_limit() == 3 * 2**20
+        create_app(EchoHandler(), environ={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"})
+        assert csv.field_size_limit() == 3 * 2**20
+    finally:
+        csv.field_size_limit(before)
+    imports = (
+        "import csv, byoc.serving.app, byoc.serving.server, byoc.serving.codecs.csv, byoc.job, "
+        "byoc.training, byoc.evaluation, byoc.data.csv_reader; print(csv.field_size_limit())"
+    )
+    environ = {**os.environ, "PYTHONPATH": str(CONTAINER)}
+    result = subprocess.run(
+        [sys.executable, "-c", imports], capture_output=True, text=True, check=True, env=environ
+    )
+    assert result.stdout.strip() == "131072"
 
 
 _HEADER_NAMES = st.sampled_from(["X-A", "x-a", "X-B", "Content-Type", "content-length", "X-Request-Id"])

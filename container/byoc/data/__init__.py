@@ -106,9 +106,12 @@ def read_channel(
     content_type: str | None = None,
     header: bool | None = None,
     typed: bool = True,
+    label: int | str | None = None,
 ) -> ChannelData:
     """Read every input of ``channel`` into one frame (see the module docstring); ``typed=False``
-    for a channel the train channel's schema types (validation, test: see ``tabular.to_frame``)."""
+    for a channel the train channel's schema types (validation, test: see ``tabular.to_frame``);
+    ``label``, the target hyperparameter: the column it names is left as written, for training
+    to type as labels (``byoc.training._typed_label``)."""
     config = env.channels.get(channel) or ChannelConfig(channel)
     mt = _media_type(channel, config, content_type)
     if config.input_mode == "Pipe":
@@ -132,7 +135,7 @@ def read_channel(
             code="empty_file",
         )
     frame, has_header = READERS[mt.essence](
-        nonempty, channel=channel, header=header, params=mt.params, typed=typed
+        nonempty, channel=channel, header=header, params=mt.params, typed=typed, label=label
     )
     return ChannelData(
         frame=frame,

@@ -394,8 +394,11 @@ def _line_of(source: Source, row: list[str]) -> int | None:
     """The line (counted from 1) where the record ``row`` first appears after line 1."""
     with source.open() as fh:
         reader = csv.reader(io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline=""))
-        next(reader, None)
-        for record in reader:
-            if record and [record[0].lstrip(BOM), *record[1:]] == row:
-                return reader.line_num
+        try:
+            next(reader, None)
+            for record in reader:
+                if record and [record[0].lstrip(BOM), *record[1:]] == row:
+                    return reader.line_num
+        except csv.Error:  # a field past the csv module's limit (byoc.csvfields): no line to name
+            return None
     return None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sys
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -20,12 +19,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from byoc import csvfields
 from byoc.data import csv_header
 from byoc.data.sources import SNIFF_BYTES, Source, unreadable
 from byoc.data.tabular import (
     check_same_columns,
     check_same_kinds,
     check_unique,
+    label_column,
     plain_types,
     to_frame,
     unify_and_concat,
@@ -35,10 +36,37 @@ from byoc.errors import DataError
 SAMPLE_ROWS = 200
 NUL = b"\x00"
 BLOCK_SIZE = 1 << 21  # pyarrow infers column types from the first block
-MAX_ROW_BYTES = 1 << 24  # a longer row (one huge cell, an unclosed quote) is refused, named
+MAX_ROW_BYTES = csvfields.TRAINING_ROW_BYTES  # a longer row (a huge cell, an unclosed quote) is refused
 MAX_CELL_BYTES = 1 << 20  # likewise a longer text cell
 FOREIGN_DELIMITERS = {";": "';'", "\t": "tabs", "|": "'|'"}
 _EXPECTED = re.compile(r"Expected (\d+) columns, got (\d+)")
+SAMPLE_RECORDS = 2  # the first record, which may be a header, and a data row to tell it by
+
+
+def _head(source: Source) -> tuple[bytes, bool]:
+    """The file's first bytes, for sniffing: SNIFF_BYTES, or as many more as it takes to hold
+    the first SAMPLE_RECORDS records whole (up to MAX_ROW_BYTES each); and whether the file goes
+    on after them.  A first record cut short counted too few columns, and a header followed by
+    a long row was told from no data row: read as data."""
+    size = SNIFF_BYTES
+    head = source.head(size)
+    limit = SAMPLE_RECORDS * MAX_ROW_BYTES
+    while len(head) == size and size < limit and not _holds_records(head, SAMPLE_RECORDS):
+        size = min(size * 8, limit)
+        head = source.head(size)
+    return head, len(head) == size
+
+
+def _holds_records(head: bytes, count: int) -> bool:
+    """Whether the csv module reads more than ``count`` non-blank records from ``head`` (so the
+    first ``count`` end before it does).  Its own reading, not a count of quotes: a quote inside
+    an unquoted value (``5" screen``) is a character to it."""
+    reader = csv.reader(io.StringIO(head.decode("utf-8", errors="replace"), newline=""))
+    try:
+        rows = (row for row in reader if not csv_header.is_blank(row))
+        return sum(1 for _ in zip(range(count + 1), rows, strict=False)) > count
+    except csv.Error:  # past the module's field limit: sample_rows says so
+        return True
 
 
 def _decode_sample(source: Source) -> str:
@@ -53,8 +81,9 @@ def _decode_sample(source: Source) -> str:
             "format (application/x-parquet, application/jsonlines, text/libsvm)",
             code="not_text",
         )
+    head, more = _head(source)
     end = max(head.rfind(b"\n"), head.rfind(b"\r"))  # CR alone ends lines too (old Mac Excel)
-    if len(head) == SNIFF_BYTES and end >= 0:  # the sample may end inside a row
+    if more and end >= 0:  # the sample may end inside a row
         head = head[: end + 1]
     try:
         text = head.decode("utf-8")
@@ -78,7 +107,10 @@ def check_delimiter(source: Source) -> None:
         return
 
     def widths(delimiter: str) -> set[int]:
-        return {len(row) for row in csv.reader(lines, delimiter=delimiter)}
+        try:
+            return {len(row) for row in csv.reader(lines, delimiter=delimiter)}
+        except csv.Error:  # a field past the csv module's limit (byoc.csvfields): no evidence
+            return set()
 
     by_comma = widths(",")
     comma_width = by_comma.pop() if len(by_comma) == 1 else 1  # 1: commas do not split rows alike
@@ -129,21 +161,31 @@ def _samples(sources: Sequence[Source]) -> list[tuple[str, list[list[str]]]]:
 
 
 def _locate_ragged(source: Source, expected: int) -> DataError | None:
-    """Re-read a rejected file with the csv module to find the first row with the wrong width."""
+    """Re-read a rejected file with the csv module to find the first row with the wrong width,
+    or the row whose value runs past the csv module's field limit (an unclosed quote that
+    swallowed the rest of the file, which pyarrow reads as one short row at its end)."""
     with source.open() as fh:
         text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
         reader = csv.reader(text)
-        for row in reader:
-            if not row:  # an empty line, which pyarrow skips too (not one holding spaces)
-                continue
-            if len(row) != expected:
-                spaces = " (it holds only spaces: delete it)" if csv_header.is_blank(row) else ""
-                return DataError(
-                    f"{source.name}, line {reader.line_num}: {len(row)} fields where {expected} are "
-                    f"expected (as in the first row){spaces}; every row needs the same number of "
-                    "comma-separated fields (quote values that contain commas)",
-                    code="ragged_csv",
-                )
+        line = 1  # where the row being read starts
+        try:
+            for row in reader:
+                if row and len(row) != expected:  # an empty line pyarrow skips too (not spaces)
+                    spaces = " (it holds only spaces: delete it)" if csv_header.is_blank(row) else ""
+                    return DataError(
+                        f"{source.name}, line {reader.line_num}: {len(row)} fields where {expected} "
+                        f"are expected (as in the first row){spaces}; every row needs the same number "
+                        "of comma-separated fields (quote values that contain commas)",
+                        code="ragged_csv",
+                    )
+                line = reader.line_num + 1
+        except csv.Error:  # past the field limit (byoc.csvfields): no value of a row read is so long
+            return DataError(
+                f"{source.name}, line {line}: the row starting on this line holds a value longer "
+                f'than {csv.field_size_limit():,} characters. It is usually an unclosed quote (") '
+                "that swallowed the lines after it: check the quoting from that line on",
+                code="ragged_csv",
+            )
     return None
 
 
@@ -240,19 +282,34 @@ def _check_cell_sizes(source: Source, table: pa.Table) -> None:
 
 
 def _row_too_large(source: Source) -> DataError:
-    """Name the first row longer than pyarrow's largest block (see MAX_ROW_BYTES)."""
-    csv.field_size_limit(sys.maxsize)
+    """Name the first row longer than pyarrow's largest block (see MAX_ROW_BYTES).  A field the
+    csv module refuses is past the limit the job set at its start (byoc.csvfields): the row
+    holding it is that row, and the module stops there rather than reading the rest of the file
+    into it."""
     with source.open() as fh:
         reader = csv.reader(io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline=""))
         line = 1
-        for row in reader:
-            if sum(len(cell) for cell in row) >= MAX_ROW_BYTES:
-                break
-            line = reader.line_num + 1
+        try:
+            for row in reader:
+                if sum(len(cell) for cell in row) >= MAX_ROW_BYTES:
+                    break
+                line = reader.line_num + 1
+        except csv.Error:
+            if csv.field_size_limit() < MAX_ROW_BYTES:  # not started as a job: which row is unknown
+                return _row_too_large_somewhere(source)
     return DataError(
         f"{source.name}, line {line}: a row longer than {MAX_ROW_BYTES >> 20} MB is not read. It is "
         'usually an unclosed quote (") that swallowed the lines after it: check the quoting from '
         "that line on; otherwise keep such values out of the training data",
+        code="row_too_large",
+    )
+
+
+def _row_too_large_somewhere(source: Source) -> DataError:
+    return DataError(
+        f"{source.name}: a row longer than {MAX_ROW_BYTES >> 20} MB is not read. It is usually an "
+        'unclosed quote (") that swallowed the lines after it: check the quoting; otherwise keep '
+        "such values out of the training data",
         code="row_too_large",
     )
 
@@ -269,6 +326,7 @@ def read(
     header: bool | None,
     params: Mapping[str, str],
     typed: bool = True,
+    label: int | str | None = None,
 ) -> tuple[pd.DataFrame, bool]:
     for source in sources:
         check_delimiter(source)  # binary / encoding / delimiter, before any file is read
@@ -307,4 +365,4 @@ def read(
             "data rows",
             code="empty_channel",
         )
-    return to_frame(table, typed=typed), has_header
+    return to_frame(table, typed=typed, as_written=label_column(table, has_header, label)), has_header

@@ -17,7 +17,14 @@ import pyarrow.json as pajson
 
 from byoc import values
 from byoc.data.sources import Source, unreadable
-from byoc.data.tabular import check_same_columns, check_same_kinds, plain_types, to_frame, unify_and_concat
+from byoc.data.tabular import (
+    check_same_columns,
+    check_same_kinds,
+    label_column,
+    plain_types,
+    to_frame,
+    unify_and_concat,
+)
 from byoc.errors import DataError
 
 
@@ -105,6 +112,7 @@ def read(
     header: bool | None,
     params: Mapping[str, str],
     typed: bool = True,
+    label: int | str | None = None,
 ) -> tuple[pd.DataFrame, bool]:
     tables: list[pa.Table] = []
     has_header = True
@@ -125,7 +133,8 @@ def read(
         has_header = named
         tables.append(table)
     check_same_kinds(tables, [source.name for source in sources], typed=typed)
-    frame = to_frame(unify_and_concat(tables), typed=typed)
+    table = unify_and_concat(tables)
+    frame = to_frame(table, typed=typed, as_written=label_column(table, has_header, label))
     if frame.empty:
         raise DataError(f"channel '{channel}': the JSON Lines files hold no records", code="empty_channel")
     return frame, has_header

@@ -100,6 +100,7 @@ def read(
     header: bool | None,
     params: Mapping[str, str],
     typed: bool = True,
+    label: int | str | None = None,  # libsvm labels are numbers by the format
 ) -> tuple[pd.DataFrame, bool]:
     parts = [_read_one(s) for s in sources]
     for source, (X, _) in zip(sources, parts, strict=True):

@@ -9,7 +9,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from byoc.data.sources import Source
-from byoc.data.tabular import check_same_columns, check_same_kinds, plain_types, to_frame, unify_and_concat
+from byoc.data.tabular import (
+    check_same_columns,
+    check_same_kinds,
+    label_column,
+    plain_types,
+    to_frame,
+    unify_and_concat,
+)
 from byoc.errors import DataError
 
 MAGIC = b"PAR1"
@@ -48,6 +55,7 @@ def read(
     header: bool | None,
     params: Mapping[str, str],
     typed: bool = True,
+    label: int | str | None = None,
 ) -> tuple[pd.DataFrame, bool]:
     tables: list[pa.Table] = []
     first: list[str] | None = None
@@ -67,4 +75,4 @@ def read(
     table = unify_and_concat(tables)
     if table.num_rows == 0:
         raise DataError(f"channel '{channel}': the Parquet files hold no rows", code="empty_channel")
-    return to_frame(table, typed=typed), True
+    return to_frame(table, typed=typed, as_written=label_column(table, True, label)), True

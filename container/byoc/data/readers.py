@@ -3,7 +3,8 @@
 A reader takes the channel's non-empty sources and returns ``(frame, has_header)``; every
 error it raises is a DataError naming the file (and the line or column when known).
 ``typed=False`` leaves text as written, for the train channel's schema to type
-(:func:`byoc.data.tabular.to_frame`).
+(:func:`byoc.data.tabular.to_frame`); ``label`` (the target hyperparameter) leaves the label
+column as written, for training to type as labels.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Reader(Protocol):
         header: bool | None,
         params: Mapping[str, str],
         typed: bool = True,
+        label: int | str | None = None,
     ) -> tuple[pd.DataFrame, bool]: ...
 
 

@@ -87,12 +87,17 @@ class Source:
         return bool(self._gzip)
 
     def head(self, n: int = SNIFF_BYTES) -> bytes:
-        """The first ``n`` decompressed bytes, for sniffing headers and formats."""
+        """The first ``n`` decompressed bytes, for sniffing headers and formats.  The first
+        SNIFF_BYTES are kept; a longer head (a CSV whose first record is longer) is read afresh
+        each time rather than kept for the whole read, in every file."""
         if self.data is not None:
             return self.data[:n]
-        if self._head is None or (len(self._head) < n and len(self._head) == SNIFF_BYTES):
+        if n > SNIFF_BYTES:
             with self.open() as fh:
-                self._head = _guarded(self.name, lambda: _read_up_to(fh, max(n, SNIFF_BYTES)))
+                return _guarded(self.name, lambda: _read_up_to(fh, n))
+        if self._head is None:
+            with self.open() as fh:
+                self._head = _guarded(self.name, lambda: _read_up_to(fh, SNIFF_BYTES))
         return self._head[:n]
 
     def is_empty(self) -> bool:

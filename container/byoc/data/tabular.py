@@ -141,7 +141,26 @@ def check_unique(name: str, columns: Sequence[str]) -> None:
         seen.add(column)
 
 
-def to_frame(table: pa.Table, *, typed: bool = True) -> pd.DataFrame:
+def label_position(columns: Sequence[str], has_header: bool, target: int | str) -> int | None:
+    """The 0-based column the ``target`` hyperparameter names, or None when it names none
+    (``byoc.training.resolve_target`` says why): an int, or digits that are not a header's
+    column name, is an index; other text is a header's column name."""
+    if isinstance(target, int) or (target.isdigit() and (not has_header or target not in columns)):
+        index = int(target)
+        return index if 0 <= index < len(columns) else None
+    if not has_header or target not in columns:
+        return None
+    return list(columns).index(target)
+
+
+def label_column(table: pa.Table, has_header: bool, label: int | str | None) -> int | None:
+    """:func:`label_position` in ``table``; None without a ``label`` (the target hyperparameter)."""
+    if label is None:
+        return None
+    return label_position([str(c) for c in table.column_names], has_header, label)
+
+
+def to_frame(table: pa.Table, *, typed: bool = True, as_written: int | None = None) -> pd.DataFrame:
     """pyarrow -> pandas, each column typed by :func:`byoc.values.read_arrow` (text that is all
     numbers becomes float64, other text is spelled as categories); split blocks avoid one
     consolidating copy of every column.
@@ -149,10 +168,16 @@ def to_frame(table: pa.Table, *, typed: bool = True) -> pd.DataFrame:
     ``typed=False`` (validation and test channels) leaves text as written: the train channel's
     schema types those channels (:func:`byoc.preprocessing.coerce_features`), as it types a
     request, so a category written ``1.0`` stays ``1.0`` where a column of only such cells would
-    have become the number 1, spelled ``1``: a category training never saw."""
-    convert = values.read_arrow if typed else values.plain_arrow
+    have become the number 1, spelled ``1``: a category training never saw.
+
+    ``as_written`` (the label column's position) is left as written in a typed channel too:
+    training types the labels (``byoc.training._typed_label``), and class labels ``01`` and
+    ``1`` must not both become the number 1 before it can see them (``byoc.problem``)."""
     table = pa.table(
-        [convert(table.column(i)) for i in range(table.num_columns)],
+        [
+            (values.read_arrow if typed and i != as_written else values.plain_arrow)(table.column(i))
+            for i in range(table.num_columns)
+        ],
         names=[str(c) for c in table.column_names],
     )
     frame = table.to_pandas(split_blocks=True)

@@ -20,6 +20,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_content_length, get_input_stream
 
+from byoc import csvfields
 from byoc.environment import MLPaths
 from byoc.errors import PayloadTooLarge, UserError
 from byoc.serving.handler import Handler, InferenceRequest, InferenceResponse
@@ -433,6 +434,9 @@ def base_app(settings: ServingSettings, routes: str) -> Flask:
         }
     )
 
+    # a CSV field may be as long as a body may be (process-wide: set at the app's start, before
+    # the workers fork, not at import; byoc.csvfields)
+    csvfields.allow_fields(settings.max_payload_bytes)
     app = Flask("byoc")
     app.config.update(MAX_CONTENT_LENGTH=None, PROPAGATE_EXCEPTIONS=False)
 

@@ -1,0 +1,97 @@
+"""Class labels that are numbers written otherwise than numbers are ("01", "002" beside "1"),
+trained by the real ``container/train``, scored by ``container/evaluate`` and served by the real
+``container/serve``: the classes are the labels as written, and so are the answers.
+
+Read as numbers, "01" and "1" were one class and "002" was 2: the model answered 1 or 2, a
+plausible answer to a question nobody asked, with no message (byoc.problem.keep_spellings).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import serving_models
+
+from support import CONTAINER, REPO, clean_environ, csv_bytes, jsonlines_bytes, make_ml_root, run_train
+
+CODES = ("01", "1", "002")
+
+
+def coded(n: int, seed: int) -> pd.DataFrame:
+    """A code decided by ``x`` alone: below -0.5 "01", below 0.5 "1", else "002"."""
+    x = np.random.default_rng(seed).uniform(-1.5, 1.5, n)
+    x = x[np.abs(np.abs(x) - 0.5) > 0.05]  # no row at a boundary: every tree learns the same cuts
+    code = np.select([x < -0.5, x < 0.5], [CODES[0], CODES[1]], CODES[2])
+    return pd.DataFrame({"code": code, "x": x})
+
+
+FORMATS = {
+    "csv": ("text/csv", "train.csv", lambda frame: csv_bytes(frame, target="code"), {}),
+    "jsonlines": (
+        "application/jsonlines",
+        "train.jsonl",
+        jsonlines_bytes,  # the codes as JSON strings
+        {"target": "code"},
+    ),
+}
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_codes_are_trained_scored_and_served_as_written(tmp_path, fmt):
+    content_type, name, encode, hyperparameters = FORMATS[fmt]
+    train, held = coded(150, seed=0), coded(60, seed=1)
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {name: encode(train)}, "validation": {name: encode(held)}},
+        hyperparameters={"algorithm": "decision_tree", **hyperparameters},
+        content_types={"train": content_type, "validation": content_type},
+    )
+    result = run_train(root)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    meta = json.loads((root / "model" / "model.json").read_text())
+    assert meta["classes"] == ["002", "01", "1"]
+    assert meta["problem_type"] == "multiclass_classification"
+    assert "keeps its 3 labels as text, as written ('002', '01', '1')" in output
+    assert "'01' and '1' would both be the number 1" in output
+    # the validation channel's "01" is the class "01", not the number 1 spelled "1"
+    assert "validation:accuracy=1.000000" in output
+
+    if fmt == "csv":  # evaluate reads the test labels as training read the validation channel's
+        (tmp_path / "test").mkdir()
+        (tmp_path / "test" / name).write_bytes(encode(held))
+        scored = subprocess.run(
+            [sys.executable, str(CONTAINER / "evaluate"), "--model", str(root / "model")]
+            + ["--test", str(tmp_path / "test"), "--output", str(tmp_path / "evaluation")],
+            cwd=str(REPO),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=clean_environ(SAGEMAKER_BASE_DIR=str(tmp_path)),
+        )
+        assert scored.returncode == 0, scored.stdout + scored.stderr
+        report = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+        assert report["multiclass_classification_metrics"]["accuracy"]["value"] == 1.0
+
+    server = serving_models.start(root, workers=1)
+    try:
+        response = server.invoke(
+            json.dumps({"instances": [[-1.0], [0.0], [1.0]]}),
+            "application/json",
+            "application/json",
+            attributes="output=predicted_label,labels",
+        )
+        assert response.status_code == 200, response.text
+        answers = response.json()["predictions"]
+        assert [a["predicted_label"] for a in answers] == ["01", "1", "002"]
+        assert all(a["labels"] == ["002", "01", "1"] for a in answers)
+        response = server.invoke("-1.0\n0.0\n1.0\n", "text/csv", "text/csv")
+        assert response.status_code == 200, response.text
+        assert response.text == "01\n1\n002\n"
+    finally:
+        server.stop()
