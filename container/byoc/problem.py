@@ -16,10 +16,10 @@ records them as the user wrote them and the server returns ``yes`` rather than `
 numeric target read as floats ``0.0``/``1.0`` becomes the ints ``0``/``1``.
 
 Labels written as text keep their spelling when reading them as numbers would lose it
-(:func:`keep_spellings`): a classification target whose number-like labels do not survive
-being read as numbers and spelled back (``01`` and ``1`` both the number 1; ``007``, ``1.50``,
-``+3``, ``1.0``: not how :func:`byoc.values.category` spells the number) has the labels as
-written, spaces trimmed, as its classes.  A regression target is numbers.  With
+(:func:`keep_spellings`): a classification target whose number-like labels would lose
+information as numbers (``01`` and ``1`` both the number 1; ``007``, a code with leading
+zeros; an integer past float precision) has the labels as written, spaces trimmed, as its
+classes.  Other spellings (``1.0``, ``+3``) are the number, as ever.  A regression target is numbers.  With
 ``problem_type=auto`` such a target is classification when the numbers would be classes by
 the rules above, and also, whatever the count, when a label has leading zeros (``01``,
 ``007``: codes such as ZIP or product codes, not quantities).
@@ -241,11 +241,31 @@ def keep_spellings(
         if _numbers_kind(integral, n_distinct, len(numbers)) == REGRESSION:
             return typed, None
     distinct = sorted(spelled.dropna().unique().tolist())
-    odd = [text for text in distinct if not _values.number_spelled_back(text)]
+    odd = _lossy(distinct)
     if not odd:
         return typed, None
     leading = [text for text in odd if _LEADING_ZERO.match(text)]
     return spelled, _kept_reason(_target_name(typed), distinct, odd, leading, requested)
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _lossy(distinct: list[str]) -> list[str]:
+    """The spellings that reading as numbers would lose: two spellings of one number (``01`` and
+    ``1``, ``1.0`` and ``1``), leading zeros (``007``: a code), integers past float precision.
+    A spelling that is only not byoc's own (``1.0`` alone, ``+3``, ``1.50``) loses nothing: the
+    class is that number, as before."""
+    by_number: dict[float, list[str]] = {}
+    for text in distinct:
+        by_number.setdefault(float(text), []).append(text)
+    return [
+        text
+        for text in distinct
+        if len(by_number[float(text)]) > 1
+        or _LEADING_ZERO.match(text)
+        or (_INTEGER.fullmatch(text) and int(text) != int(float(text)))
+    ]
 
 
 def _kept_reason(name: str, distinct: list[str], odd: list[str], codes: list[str], requested: str) -> str:

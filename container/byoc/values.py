@@ -93,18 +93,6 @@ def number_text(text: str) -> float | None:
     return float(text)
 
 
-def number_spelled_back(text: str) -> bool:
-    """Whether ``text`` (spaces trimmed) is a finite number written as :func:`category` spells
-    that number (``7``, ``-2.5``, ``0.1``, ``1e+20``): whether it survives being read as a
-    number and spelled back.  ``007``, ``1.0``, ``1.50``, ``+3``, ``.5``, ``1e3``, ``-0`` and
-    integers past 2**53 do not (nor does text that is no number)."""
-    text = text.strip(WHITESPACE)
-    parsed = number_text(text)
-    if parsed is None or parsed in (float("inf"), float("-inf")):
-        return False
-    return category(parsed) == text
-
-
 def _shorten(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 

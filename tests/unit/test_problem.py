@@ -197,17 +197,30 @@ def test_codes_with_leading_zeros_keep_their_spellings(dtype):
     "cells",
     [
         ["1.0", "1", "2"],  # two spellings of one number
-        ["0.0", "1.0"],  # not how the numbers are spelled: the classes are as written
-        ["+1", "-1"],
-        ["1.50", "2.25", "1.50"] * 4,  # classes asked for below: as written
+        ["-0", "0", "1"],
+        ["9007199254740993", "9007199254740992"],  # one float past 2**53
+        ["1.50", "1.5", "2.25"] * 4,
     ],
 )
-def test_classes_keep_any_spelling_that_numbers_would_not_give_back(cells):
+def test_classes_keep_spellings_that_numbers_would_merge(cells):
     y, reason = train_labels(cells * 10, requested="multiclass_classification")
     assert y.tolist() == cells * 10 and reason is not None
     assert "set problem_type=regression" not in reason  # the user asked for classes
     auto, _ = train_labels(cells * 10)
-    assert auto.tolist() == (cells * 10 if "1.50" not in cells else [float(c) for c in cells * 10])
+    assert auto.tolist() == (cells * 10 if "2.25" not in cells else [float(c) for c in cells * 10])
+
+
+@pytest.mark.parametrize("cells", [["0.0", "1.0"], ["+1", "-1"], ["1e3", "2e3", "5"], ["1.50", "2.25"]])
+def test_labels_spelled_otherwise_than_byoc_are_still_their_numbers(cells):
+    """Nothing is lost reading them: each spelling is one number, so the class is that number
+    (a CSV written from a float label column, ``0.0``/``1.0``, answers 0/1 as it always did)."""
+    y, reason = train_labels(cells * 10, requested="multiclass_classification")
+    assert reason is None and y.tolist() == [float(c) for c in cells * 10]
+
+
+def test_an_integer_label_past_float_precision_keeps_its_digits():
+    y, reason = train_labels(["12345678901234567891", "7"] * 10, requested="binary_classification")
+    assert reason is not None and y.tolist() == ["12345678901234567891", "7"] * 10
 
 
 @pytest.mark.parametrize("dtype", ["str", object])

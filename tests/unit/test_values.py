@@ -137,41 +137,6 @@ def test_not_numbers_are_refused(raw):
         values.number(raw)
 
 
-@pytest.mark.parametrize(
-    "text, kept",
-    [
-        ("7", True),
-        ("-2.5", True),
-        ("0", True),
-        ("0.1", True),
-        ("1e+20", True),
-        (" 12 ", True),  # spaces are no part of a number's spelling
-        ("007", False),
-        ("01", False),
-        ("1.0", False),
-        ("1.50", False),
-        ("+3", False),
-        (".5", False),
-        ("1e3", False),
-        ("-0", False),
-        ("9007199254740993", False),  # past 2**53: another number once read
-        ("inf", False),
-        ("yes", False),
-    ],
-)
-def test_number_spelled_back_is_whether_text_survives_as_a_number(text, kept):
-    """The text a number keeps when read and spelled back by category: labels that do not are
-    kept as text (byoc.problem.keep_spellings)."""
-    assert values.number_spelled_back(text) is kept
-    if kept:
-        assert values.category(values.number(text)) == text.strip()
-
-
-@given(st.floats(allow_nan=False, allow_infinity=False))
-def test_every_finite_number_as_category_spells_itself_back(x):
-    assert values.number_spelled_back(values.category(x))
-
-
 def test_a_dict_is_not_a_category():
     with pytest.raises(values.BadValue):
         values.category({"a": 1})
