@@ -340,6 +340,15 @@ CASES = {
             r"^hyperparameter 'epsilon'=100 applies to svm regression only, but the problem is binary_classification"
         ],
     ),
+    "svm_calibration_folds_for_an_inferred_regression": (  # was silently ignored
+        dict(
+            channels={"train": {"a.csv": GOOD}},
+            hyperparameters={"algorithm": "svm", "target": 2, "calibration_folds": 3},
+        ),
+        [
+            r"^hyperparameter 'calibration_folds'=3 applies to svm classification only, but the problem is regression"
+        ],
+    ),
     "linear_C_for_regression": (
         dict(
             channels={"train": {"a.csv": GOOD}},
