@@ -27,6 +27,22 @@ GOOD = csv_bytes(FRAME, target="deposit")
 GOOD_HEADER = csv_bytes(FRAME, target="deposit", header=True)
 HEAD10 = b"".join(GOOD.splitlines(keepends=True)[:10])
 
+
+def _repeated_column_parquet() -> bytes:
+    """FRAME with its balance column named 'age' too (pandas refuses to write that; pyarrow does)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(FRAME, preserve_index=False)
+    buffer = io.BytesIO()
+    pq.write_table(table.rename_columns(["deposit", "age", "age", "job", "contact"]), buffer)
+    return buffer.getvalue()
+
+
+REPEATED_COLUMN_PARQUET = _repeated_column_parquet()
+
 # name: (make_ml_root keyword arguments, regexes the failure file's first line must match)
 CASES = {
     "missing_train_channel": (
@@ -286,6 +302,14 @@ CASES = {
             hyperparameters={"target": "deposit"},
         ),
         [r"^column 'age' holds numbers in train/a\.jsonl but text in train/b\.jsonl \(e\.g\. 'old'\)"],
+    ),
+    "parquet_with_a_repeated_column_name": (  # was "corrupt or truncated: write it again"
+        dict(
+            channels={"train": {"a.parquet": REPEATED_COLUMN_PARQUET}},
+            content_types={"train": "application/x-parquet"},
+            hyperparameters={"target": "deposit"},
+        ),
+        [r"^train/a\.parquet: column name 'age' appears 2 times; rename the copies"],
     ),
     "svm_class_with_fewer_rows_than_calibration_folds": (
         dict(

@@ -293,7 +293,7 @@ def test_header_files_must_agree(tmp_path):
 
 def test_duplicate_header_names(tmp_path):
     error = expect_error(tmp_path, {"a.csv": "a,b,a\n1,2,3\n4,5,6\n"}, header=True)
-    assert error.code == "duplicate_column" and "'a'" in error.message
+    assert error.code == "duplicate_column" and "column name 'a' appears 2 times" in error.message
 
 
 def test_binary_garbage_and_parquet_hint(tmp_path):
@@ -394,6 +394,28 @@ def test_parquet_with_a_different_schema_names_the_file(tmp_path):
     )
     assert error.code == "columns_differ" and error.message.startswith("train/p1.parquet")
     assert "job" in error.message
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_parquet_with_repeated_column_names_names_them(tmp_path, compress):
+    """pyarrow reads such a file only as "Multiple matches for FieldRef": it is not corrupt."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = [pa.array(["yes", "no"]), pa.array([1.0, 2.0]), pa.array([3.0, 4.0]), pa.array(["a", "b"])]
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(columns, names=["label", "x", "x", "job"]), buffer)
+    body = gzip_bytes(buffer.getvalue()) if compress else buffer.getvalue()
+    error = expect_error(tmp_path, {"p.parquet": body}, "application/x-parquet")
+    assert error.code == "duplicate_column"
+    assert error.message.startswith("train/p.parquet: column name 'x' appears 2 times; rename the copies")
+    assert "corrupt" not in error.message
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(columns * 2, names=["a", "b", "a", "c", "a", "b", "a", "c"]), buffer)
+    error = expect_error(tmp_path / "many", {"p.parquet": buffer.getvalue()}, "application/x-parquet")
+    assert "column names 'a' (4 times), 'b' (2 times), 'c' (2 times) repeat" in error.message
 
 
 def test_not_parquet(tmp_path):

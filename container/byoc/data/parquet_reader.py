@@ -9,10 +9,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from byoc.data.sources import Source
-from byoc.data.tabular import check_same_columns, check_same_kinds, plain_types, to_frame, unify_and_concat
+from byoc.data.tabular import (
+    check_same_columns,
+    check_same_kinds,
+    check_unique,
+    plain_types,
+    to_frame,
+    unify_and_concat,
+)
 from byoc.errors import DataError
 
 MAGIC = b"PAR1"
+DUPLICATE_FIX = "rename the copies so that every column has a distinct name, and write the file again"
 
 
 def _read_one(source: Source) -> pa.Table:
@@ -25,10 +33,15 @@ def _read_one(source: Source) -> pa.Table:
             code="not_parquet",
         )
     try:
-        if source.path is not None and not source.compressed:
-            table = pq.read_table(str(source.path))
-        else:
-            table = pq.read_table(pa.BufferReader(source.read_all()))
+        data = None if source.path is not None and not source.compressed else source.read_all()
+
+        def handle() -> str | pa.BufferReader:
+            return str(source.path) if data is None else pa.BufferReader(data)
+
+        # pyarrow's reader cannot tell two columns of one name apart ("Multiple matches for
+        # FieldRef"): name them from the footer, as the CSV reader does, not call the file corrupt.
+        check_unique(source.name, [str(name) for name in pq.read_schema(handle()).names], fix=DUPLICATE_FIX)
+        table = pq.read_table(handle())
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(
             f"{source.name}: cannot be read as Parquet ({exc}); the file is corrupt or "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -130,15 +131,19 @@ def check_same_columns(
     )
 
 
-def check_unique(name: str, columns: Sequence[str]) -> None:
-    seen: set[str] = set()
-    for column in columns:
-        if column in seen:
-            raise DataError(
-                f"{name}: column name '{column}' appears more than once; give every column a distinct name",
-                code="duplicate_column",
-            )
-        seen.add(column)
+def check_unique(name: str, columns: Sequence[str], fix: str = "give every column a distinct name") -> None:
+    """A DataError naming every column name of file ``name`` that repeats (and how often), then ``fix``."""
+    counts = Counter(columns)
+    repeated = [column for column in counts if counts[column] > 1]  # in the file's order
+    if not repeated:
+        return
+    if len(repeated) == 1:
+        what = f"column name '{repeated[0]}' appears {counts[repeated[0]]} times"
+    else:
+        shown = [f"'{column}' ({counts[column]} times)" for column in repeated[:10]]
+        more = f", and {len(repeated) - 10} more" if len(repeated) > 10 else ""
+        what = f"column names {', '.join(shown)}{more} repeat"
+    raise DataError(f"{name}: {what}; {fix}", code="duplicate_column")
 
 
 def to_frame(table: pa.Table, *, typed: bool = True) -> pd.DataFrame:
