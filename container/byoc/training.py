@@ -78,16 +78,49 @@ def check_hosts(env: TrainingEnvironment, algorithm: str) -> None:
         )
 
 
-def resolve_target(data: ChannelData, channel: str, target: int | str) -> TargetSpec:
+def resolve_target(data: ChannelData, channel: str, target: int | str, *, given: bool = True) -> TargetSpec:
+    """Where the ``target`` hyperparameter puts the label in the train channel.
+
+    ``target`` is a header name or a 0-based index.  Digits can be both: a client that spells
+    values with ``str()`` writes target=0 and target="0" alike, so a number that is also the
+    header name of ANOTHER column is refused when ``given``, saying how to pick each (the
+    default, 0, stays the first column, as documented).  A string (a JSON string in
+    hyperparameters.json: ``"\"0\""``) is the name first; either reading alone is taken.
+    """
     from byoc.errors import HyperparameterError
 
     columns = [str(c) for c in data.frame.columns]
     where = f"channel '{channel}' ({', '.join(data.files[:3])}{', ...' if len(data.files) > 3 else ''})"
-    if isinstance(target, int) or (
-        isinstance(target, str) and target.isdigit() and (not data.has_header or target not in columns)
-    ):
-        index = int(target)
-        if not 0 <= index < len(columns):
+    text = str(target)
+    named = columns.index(text) if data.has_header and text in columns else None
+    index = int(text) if text.isascii() and text.isdigit() else None
+    if named is not None and index is not None and index != named and index < len(columns):
+        if isinstance(target, str):
+            log.info(
+                "target '%s' is the column named so (column %d), not column index %d", text, named, index
+            )
+            return TargetSpec(named, text)
+        if given:
+            raise HyperparameterError(
+                f"hyperparameter 'target'={index} is ambiguous: {where} has a column named '{text}' "
+                f"(column {named}), and column index {index} is '{columns[index]}'; for the column "
+                f'named \'{text}\', give the name as a JSON string: "target": "\\"{text}\\"" in '
+                f'hyperparameters.json (SageMaker Python SDK: hyperparameters={{"target": '
+                f"'\"{text}\"'}}); for column index {index}, give its name: "
+                f"{_target_spelling(columns[index])}",
+                code="bad_target",
+            )
+        log.info(
+            "target: the default, column 0 ('%s'); the header also names a column '0' (column %d): "
+            "set the target hyperparameter to train on that one",
+            columns[0],
+            named,
+        )
+        return TargetSpec(index, columns[index])
+    if named is not None:
+        return TargetSpec(named, text)
+    if index is not None:
+        if index >= len(columns):
             raise HyperparameterError(
                 f"hyperparameter 'target'={target} is out of range: {where} has {len(columns)} "
                 f"columns (indices 0..{len(columns) - 1}); set target to the label column's "
@@ -101,17 +134,22 @@ def resolve_target(data: ChannelData, channel: str, target: int | str) -> Target
             "add a header row (or set header=true) or give target as a 0-based index",
             code="bad_target",
         )
-    if target not in columns:
-        import difflib
+    import difflib
 
-        close = difflib.get_close_matches(str(target), columns, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise HyperparameterError(
-            f"hyperparameter 'target'='{target}' is not a column of {where}{hint}; its columns "
-            f"are {', '.join(columns[:20])}{', ...' if len(columns) > 20 else ''}",
-            code="bad_target",
-        )
-    return TargetSpec(columns.index(target), str(target))
+    close = difflib.get_close_matches(text, columns, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise HyperparameterError(
+        f"hyperparameter 'target'='{target}' is not a column of {where}{hint}; its columns "
+        f"are {', '.join(columns[:20])}{', ...' if len(columns) > 20 else ''}",
+        code="bad_target",
+    )
+
+
+def _target_spelling(name: str) -> str:
+    """How to give ``name`` as the target: as it is, or as a JSON string when it is digits."""
+    if name.isascii() and name.isdigit():
+        return f'"target": "\\"{name}\\"" (a JSON string)'
+    return f"target={name}"
 
 
 def split_target(data: ChannelData, channel: str, spec: TargetSpec) -> Split:
@@ -321,7 +359,7 @@ def _train(
 ) -> dict[str, Any]:
     import numpy as np
 
-    from byoc import artifact, compiled, finite, fit, metrics, preprocessing, problem
+    from byoc import artifact, compiled, finite, fit, hyperparameters, metrics, preprocessing, problem
     from byoc.serving import output
     from byoc.values import TIME_UNIT
 
@@ -339,7 +377,8 @@ def _train(
     )
 
     channels = read_channels(env, params, progress)
-    spec = resolve_target(channels["train"], "train", params["target"])
+    target_given = "target" in hyperparameters.given_names(env.hyperparameters)
+    spec = resolve_target(channels["train"], "train", params["target"], given=target_given)
     splits = {name: split_target(ch, name, spec) for name, ch in channels.items()}
     for name in EVAL_CHANNELS:
         if name in splits:
@@ -402,6 +441,7 @@ def _train(
             n_classes=n_classes,
             progress=progress,
             classes=tuple(labels.classes) if labels is not None else None,
+            target=_target_name(spec),
         )
     )
     for name, values in result.metrics.items():

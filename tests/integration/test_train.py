@@ -383,6 +383,28 @@ def test_header_false_and_target_index(tmp_path):
     assert meta["target"] == {"name": None, "index": 1}
 
 
+@pytest.mark.parametrize(
+    "encoding, target",
+    [("sdk-json", "0"), ("raw", '"0"'), ("str", '"0"')],
+    ids=["framework-estimator", "json-string", "generic-estimator-quoted"],
+)
+def test_target_named_like_an_index_is_the_named_column(tmp_path, encoding, target):
+    """Header x,0,z: a JSON string "0" is the column named 0, not index 0 (it was 'x')."""
+    rows = "x,0,z\n" + "".join(f"a{i % 3},{i % 2},{i * 1.5}\n" for i in range(40))
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": {"a.csv": rows}},
+        hyperparameters={"target": target, "header": True},  # a header named like data: say so
+        encoding=encoding,
+    )
+    result = run_train(root)
+    assert result.returncode == 0, read_failure(root)
+    meta = json.loads((root / "model" / "model.json").read_text())
+    assert meta["target"] == {"name": "0", "index": 1}
+    assert [f["name"] for f in meta["features"]] == ["x", "z"]
+    assert "target '0' is the column named so (column 1), not column index 0" in result.stdout
+
+
 def test_target_missing_words_follow_the_values_rules(tmp_path):
     """README "Values": in a text target the words NA, N/A, None, null, nan are classes (as in a
     text feature), all five alike; in a numeric target they are missing and the rows dropped."""

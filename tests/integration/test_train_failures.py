@@ -67,6 +67,18 @@ CASES = {
         dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"target": 9}),
         [r"'target'=9 is out of range", r"5 columns"],
     ),
+    "target_number_that_also_names_another_column": (  # index 0 ('x') was taken silently
+        dict(
+            channels={"train": {"a.csv": "x,0,z\n" + "".join(f"a{i % 3},{i % 2},{i}\n" for i in range(40))}},
+            hyperparameters={"target": 0, "header": True},
+            encoding="str",  # the generic Estimator spells target=0 and target="0" both 0
+        ),
+        [
+            r"^hyperparameter 'target'=0 is ambiguous: channel 'train' \(train/a\.csv\) has a column named "
+            r"'0' \(column 1\), and column index 0 is 'x'; for the column named '0', give the name as a "
+            r"JSON string: .* for column index 0, give its name: target=x"
+        ],
+    ),
     "target_name_without_header": (
         dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"target": "deposit"}),
         [r"'target'='deposit' names a column", r"no header row"],
