@@ -13,6 +13,7 @@ code.  ``main`` stays here as the console entry point (``byoc-train``, ``contain
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -285,7 +286,12 @@ def read_channels(
         progress.phase = f"reading channel '{name}'"
         started = time.monotonic()
         channels[name] = data.read_channel(
-            env, name, content_type=params.get("content_type"), header=header, typed=False
+            env,
+            name,
+            content_type=params.get("content_type"),
+            header=header,
+            typed=False,
+            like=channels["train"].layout,
         )
         _log_channel(name, channels[name], started)
     ignored = sorted(set(env.channels) - set(data.TRAIN_CHANNELS) - set(EVAL_CHANNELS) - IGNORED_OK)
@@ -481,6 +487,7 @@ def _train(
                     "files": list(ch.files),
                     "content_type": ch.content_type,
                     "header": ch.has_header,
+                    **({"layout": dataclasses.asdict(ch.layout)} if ch.layout is not None else {}),
                 }
                 for name, ch in channels.items()
             },

@@ -29,6 +29,7 @@ from support import (
     jsonlines_bytes,
     make_ml_root,
     mixed_frame,
+    model_dir_entries,
     parquet_bytes,
     pipe_feeders,
     read_failure,
@@ -263,6 +264,36 @@ def test_every_format(tmp_path, fmt):
     assert meta["training"]["channels"]["train"]["files"] == [f"train/{n}" for n in sorted(files)]
     if "target" in params:
         assert meta["target"]["name"] == target
+
+
+def test_libsvm_validation_without_the_highest_feature_is_read_at_the_train_width(tmp_path):
+    """libsvm omits zeros: validation rows that never reach train's highest index are valid (the
+    channel was refused as lacking a column); the test channel's index beyond it is refused."""
+    train = _libsvm(IRIS.iloc[::2], "target")
+    narrow = IRIS.iloc[1::2].assign(**{"petal width (cm)": 0.0})  # feature 4 left out of every line
+    root = make_ml_root(
+        tmp_path / "ok",
+        channels={"train": {"t.libsvm": train}, "validation": {"v.libsvm": _libsvm(narrow, "target")}},
+        content_types={"train": "text/libsvm", "validation": "text/libsvm"},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, read_failure(root)
+    assert "channel validation: 75 rows x 5 columns" in result.stdout
+    assert "validation:accuracy=" in result.stdout
+    meta = json.loads((root / "model" / "model.json").read_text())
+    assert meta["training"]["channels"]["train"]["layout"] == {"first_index": 1, "features": 4}
+
+    root = make_ml_root(
+        tmp_path / "wide",
+        channels={"train": {"t.libsvm": train}, "test": {"t.libsvm": b"0 1:5.1 5:1\n"}},
+        content_types={"train": "text/libsvm", "test": "text/libsvm"},
+    )
+    result = run_train(root)
+    assert result.returncode == 1 and model_dir_entries(root) == []
+    assert read_failure(root).startswith(
+        "test/t.libsvm, row 1: feature index 5 of channel 'test' is beyond the train channel's "
+        "highest feature index, 4"
+    )
 
 
 # -- input modes -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from byoc.data import csv_header, csv_reader, media, read_channel
+from byoc.data.tabular import SparseLayout
 from byoc.environment import MLPaths, TrainingEnvironment
 from byoc.errors import DataError
 from support import csv_bytes, gzip_bytes, jsonlines_bytes, make_ml_root, parquet_bytes, pipe_feeders
@@ -512,6 +513,57 @@ def test_libsvm_one_based_indices_become_columns(tmp_path):
     assert not data.has_header
     assert list(data.frame.columns) == ["0", "1", "2", "3", "4"]
     assert data.frame.to_numpy().tolist() == [[1, 0.5, 0, 2, 0], [0, 0, 1, 0, 0], [1, 0, 0, 0, 7]]
+
+
+def read_like(tmp_path: Path, files: dict, like):
+    """An evaluation channel read as training reads one: laid out like the train channel."""
+    root = make_ml_root(
+        tmp_path / "ml", channels={"validation": files}, content_types={"validation": "text/libsvm"}
+    )
+    return read_channel(env_for(root), "validation", typed=False, like=like)
+
+
+def test_libsvm_evaluation_channel_takes_the_train_channels_width(tmp_path):
+    """libsvm leaves zeros out: a validation file that never mentions feature 4 is valid."""
+    train = read(tmp_path / "train", {"a.txt": b"1 1:0.5 3:2\n0 4:7\n"}, "text/libsvm")
+    assert train.layout == SparseLayout(first_index=1, features=4)
+    validation = read_like(tmp_path / "v", {"v.txt": b"0 2:1\n1 1:3\n"}, train.layout)
+    assert list(validation.frame.columns) == ["0", "1", "2", "3", "4"]
+    assert validation.frame.to_numpy().tolist() == [[0, 0, 1, 0, 0], [1, 3, 0, 0, 0]]
+    assert validation.layout == train.layout
+
+
+def test_libsvm_evaluation_channel_without_index_0_follows_a_zero_based_train_channel(tmp_path):
+    """Read on its own, the validation file below looks 1-based: its 1:3 would be the train
+    channel's feature 0 (one column to the left)."""
+    train = read(tmp_path / "train", {"a.txt": b"1 0:0.5 2:2\n0 3:7\n"}, "text/libsvm")
+    assert train.layout == SparseLayout(first_index=0, features=4)
+    validation = read_like(tmp_path / "v", {"v.txt": b"1 1:3\n"}, train.layout)
+    assert validation.frame.to_numpy().tolist() == [[1, 0, 3, 0, 0]]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            b"0 1:1\n1 2:1 5:0.5\n",
+            "validation/v.txt, row 2: feature index 5 of channel 'validation' is beyond the train "
+            "channel's highest feature index, 4; the model has no such feature",
+        ),
+        (b"0 2:1 9:0\n", "validation/v.txt, row 1: feature index 9"),  # an explicit zero: still unknown
+        (
+            b"0 1:1\n0 0:1\n",
+            "validation/v.txt, row 2: feature index 0 of channel 'validation' is not one of the train "
+            "channel's, whose feature indices start at 1",
+        ),
+    ],
+)
+def test_libsvm_evaluation_index_the_train_channel_lacks_is_refused(tmp_path, body, message):
+    from byoc.errors import SchemaError
+
+    with pytest.raises(SchemaError) as info:
+        read_like(tmp_path, {"v.txt": body}, SparseLayout(first_index=1, features=4))
+    assert info.value.message.startswith(message)
 
 
 def test_libsvm_garbage(tmp_path):

@@ -16,6 +16,7 @@ import pandas as pd
 from byoc.data import media
 from byoc.data.readers import READERS, supported_content_types
 from byoc.data.sources import Source, directory_sources, pipe_source
+from byoc.data.tabular import SparseLayout
 from byoc.environment import ChannelConfig, TrainingEnvironment
 from byoc.errors import DataError
 
@@ -40,6 +41,7 @@ class ChannelData:
     content_type: str = media.CSV
     file_rows: tuple[int | None, ...] = ()
     typed: bool = True  # False: text as written, for the train channel's schema to type
+    layout: SparseLayout | None = None  # libsvm: where its features start and how many (see like)
 
     def locate(self, row: int) -> str:
         """'train/b.csv, row 12' for the frame's 0-based ``row`` (rows counted from 1 in each
@@ -106,9 +108,11 @@ def read_channel(
     content_type: str | None = None,
     header: bool | None = None,
     typed: bool = True,
+    like: SparseLayout | None = None,
 ) -> ChannelData:
     """Read every input of ``channel`` into one frame (see the module docstring); ``typed=False``
-    for a channel the train channel's schema types (validation, test: see ``tabular.to_frame``)."""
+    for a channel the train channel's schema types (validation, test: see ``tabular.to_frame``),
+    ``like`` the train channel's libsvm layout for such a channel to follow (``ChannelData.layout``)."""
     config = env.channels.get(channel) or ChannelConfig(channel)
     mt = _media_type(channel, config, content_type)
     if config.input_mode == "Pipe":
@@ -131,12 +135,13 @@ def read_channel(
             "upload the data again",
             code="empty_file",
         )
-    frame, has_header = READERS[mt.essence](
-        nonempty, channel=channel, header=header, params=mt.params, typed=typed
+    frame, has_header, layout = READERS[mt.essence](
+        nonempty, channel=channel, header=header, params=mt.params, typed=typed, like=like
     )
     return ChannelData(
         frame=frame,
         has_header=has_header,
+        layout=layout,
         label_size=mt.label_size,
         files=tuple(s.name for s in nonempty),
         content_type=mt.essence,

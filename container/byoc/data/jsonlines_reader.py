@@ -11,13 +11,20 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.json as pajson
 
 from byoc import values
 from byoc.data.sources import Source, unreadable
-from byoc.data.tabular import check_same_columns, check_same_kinds, plain_types, to_frame, unify_and_concat
+from byoc.data.tabular import (
+    Read,
+    SparseLayout,
+    check_same_columns,
+    check_same_kinds,
+    plain_types,
+    to_frame,
+    unify_and_concat,
+)
 from byoc.errors import DataError
 
 
@@ -105,7 +112,8 @@ def read(
     header: bool | None,
     params: Mapping[str, str],
     typed: bool = True,
-) -> tuple[pd.DataFrame, bool]:
+    like: SparseLayout | None = None,
+) -> Read:
     tables: list[pa.Table] = []
     has_header = True
     for source in sources:
@@ -128,4 +136,4 @@ def read(
     frame = to_frame(unify_and_concat(tables), typed=typed)
     if frame.empty:
         raise DataError(f"channel '{channel}': the JSON Lines files hold no records", code="empty_channel")
-    return frame, has_header
+    return Read(frame, has_header)

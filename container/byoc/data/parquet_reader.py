@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from byoc.data.sources import Source
 from byoc.data.tabular import (
+    Read,
+    SparseLayout,
     check_same_columns,
     check_same_kinds,
     check_unique,
@@ -61,7 +62,8 @@ def read(
     header: bool | None,
     params: Mapping[str, str],
     typed: bool = True,
-) -> tuple[pd.DataFrame, bool]:
+    like: SparseLayout | None = None,
+) -> Read:
     tables: list[pa.Table] = []
     first: list[str] | None = None
     for source in sources:
@@ -80,4 +82,4 @@ def read(
     table = unify_and_concat(tables)
     if table.num_rows == 0:
         raise DataError(f"channel '{channel}': the Parquet files hold no rows", code="empty_channel")
-    return to_frame(table, typed=typed), True
+    return Read(to_frame(table, typed=typed), True)

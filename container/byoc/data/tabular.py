@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,24 @@ import pyarrow.types as pat
 
 from byoc import values
 from byoc.errors import DataError
+
+
+@dataclass(frozen=True)
+class SparseLayout:
+    """A libsvm channel's feature columns: the feature index of the first (1, or 0 when some
+    index 0 appears: libsvm files are 1-based) and how many there are (through the highest index)."""
+
+    first_index: int
+    features: int
+
+
+class Read(NamedTuple):
+    """What a reader returns: the channel as one frame, whether its files had a header row and,
+    for libsvm, its layout (an evaluation channel's libsvm reader follows the train channel's)."""
+
+    frame: pd.DataFrame
+    has_header: bool
+    layout: SparseLayout | None = None
 
 
 def plain_types(table: pa.Table) -> pa.Table:
