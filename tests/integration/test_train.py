@@ -34,6 +34,7 @@ from support import (
     pipe_feeders,
     read_failure,
     read_metrics,
+    recordio_record,
     run_train,
 )
 
@@ -321,18 +322,28 @@ def test_pipe_mode_streams_fifos_fed_by_another_thread(tmp_path):
     assert meta["training"]["channels"]["train"]["files"] == [str(root / "input/data/train_0")]
 
 
-def test_pipe_mode_parquet(tmp_path):
-    channels = {"train": {"d.parquet": parquet_bytes(DIABETES)}}
+@pytest.mark.parametrize("wrapper", ["None", "RecordIO"])
+def test_pipe_mode_parquet(tmp_path, wrapper):
+    """RecordWrapperType RecordIO (TrainingInput(record_wrapping="RecordIO")): each object is one
+    record, read as a file of its own, so two Parquet objects train together; the framing was
+    blamed on the data ("not a Parquet file", "binary content where text/csv was expected")."""
+    if wrapper == "RecordIO":
+        parts = (DIABETES.iloc[:200], DIABETES.iloc[200:])
+        files = {f"d{i}.parquet": recordio_record(parquet_bytes(part)) for i, part in enumerate(parts)}
+    else:
+        files = {"d.parquet": parquet_bytes(DIABETES)}
+    channels = {"train": files}
     root = make_ml_root(
         tmp_path,
         channels=channels,
         input_mode="Pipe",
         content_types={"train": "application/x-parquet"},
+        record_wrappers={"train": wrapper},
         hyperparameters={"target": "target"},
     )
     with pipe_feeders(root, channels):
         result = run_train(root)
-    trained(
+    meta = trained(
         root,
         result,
         problem_type=artifact.REGRESSION,
@@ -340,6 +351,21 @@ def test_pipe_mode_parquet(tmp_path):
         frame=DIABETES,
         target="target",
         min_score=0.6,
+    )
+    fifo = root / "input/data/train_0"
+    names = [f"{fifo} (RecordIO record {n})" for n in (1, 2)] if wrapper == "RecordIO" else [str(fifo)]
+    assert meta["training"]["channels"]["train"]["files"] == names
+
+
+def test_pipe_mode_stream_declared_recordio_but_not_wrapped_names_the_setting(tmp_path):
+    channels = {"train": {"a.csv": csv_bytes(MIXED, target="deposit")}}
+    root = make_ml_root(tmp_path, channels=channels, input_mode="Pipe", record_wrappers={"train": "RecordIO"})
+    with pipe_feeders(root, channels):
+        result = run_train(root)
+    assert result.returncode == 1 and model_dir_entries(root) == []
+    assert read_failure(root).startswith(
+        f"channel 'train' has RecordWrapperType RecordIO, but {root}/input/data/train_0, byte 0 "
+        "(RecordIO record 1) does not start with a RecordIO record header"
     )
 
 

@@ -13,7 +13,16 @@ from byoc.data import csv_header, csv_reader, media, read_channel
 from byoc.data.tabular import SparseLayout
 from byoc.environment import MLPaths, TrainingEnvironment
 from byoc.errors import DataError
-from support import csv_bytes, gzip_bytes, jsonlines_bytes, make_ml_root, parquet_bytes, pipe_feeders
+from support import (
+    RECORDIO_MAGIC,
+    csv_bytes,
+    gzip_bytes,
+    jsonlines_bytes,
+    make_ml_root,
+    parquet_bytes,
+    pipe_feeders,
+    recordio_record,
+)
 
 FRAME = pd.DataFrame(
     {
@@ -601,6 +610,92 @@ def test_quoted_newline_beyond_the_sniffed_sample(tmp_path):
 def test_blank_header_cells_are_named_by_position(tmp_path):
     data = read(tmp_path, {"a.csv": ",label,x\n0,yes,1.5\n1,no,2.5\n"})
     assert data.has_header and list(data.frame.columns) == ["column_0", "label", "x"]
+
+
+def test_pipe_mode_recordio_records_are_read_as_files(tmp_path):
+    """RecordWrapperType RecordIO: SageMaker wraps each object in a record; each record is read as
+    a file of its own (the NUL bytes of the framing were blamed on the data)."""
+    header = "label,age,job\n"
+    objects = {
+        "a.csv": recordio_record(header + "yes,1.5,admin\nno,2,x"),  # no final newline; padded
+        "b.csv.gz": recordio_record(gzip_bytes(header + "no,3,services\n")),  # gzip inside a record
+        "c.csv": recordio_record(b""),  # an empty object: skipped as an empty file is
+        "d.csv": recordio_record(header + "yes,4,y\n"),
+    }
+    root = make_ml_root(
+        tmp_path, channels={"train": objects}, input_mode="Pipe", record_wrappers={"train": "RecordIO"}
+    )
+    with pipe_feeders(root, {"train": objects}):
+        data = read_channel(env_for(root), "train")
+    fifo = root / "input/data/train_0"
+    assert data.files == tuple(f"{fifo} (RecordIO record {n})" for n in (1, 2, 4))
+    assert data.has_header and data.frame.to_numpy().tolist() == [
+        ["yes", 1.5, "admin"],
+        ["no", 2.0, "x"],
+        ["no", 3.0, "services"],
+        ["yes", 4.0, "y"],
+    ]
+    assert data.locate(2) == f"{fifo} (RecordIO record 2), row 1"
+
+
+def test_recordio_record_split_where_its_payload_held_the_magic_is_joined():
+    from byoc.data.sources import Source, recordio_sources
+
+    parts = [b"yes,1\n", b"ab", b"no,2\n"]  # the writer cut the payload at two copies of the magic
+    stream = b"".join(recordio_record(part, flag) for part, flag in zip(parts, (1, 2, 3), strict=True))
+    (source,) = recordio_sources("train", Source(name="train_0", data=stream + recordio_record("")))[:1]
+    assert source.data == RECORDIO_MAGIC.join(parts)
+
+
+@pytest.mark.parametrize(
+    "stream, message",
+    [
+        (
+            b"yes,1\nno,2\n",
+            "channel 'train' has RecordWrapperType RecordIO, but train_0, byte 0 (RecordIO record 1) "
+            "does not start with a RecordIO record header (magic 0xced7230a); SageMaker wraps every "
+            "object of a RecordIO channel, so these objects are not wrapped: set the channel's "
+            "RecordWrapperType to None",
+        ),
+        (
+            recordio_record("yes,1\n") + b"no,2\n",
+            "channel 'train' has RecordWrapperType RecordIO, but train_0, byte 16 (RecordIO record 2) "
+            "is not a RecordIO record header (magic 0xced7230a); the stream is cut or corrupt",
+        ),
+        (
+            recordio_record("yes,1\nno,2\n")[:12],
+            "channel 'train': train_0, byte 0 (RecordIO record 1) holds 11 bytes, but the stream ends after 4",
+        ),
+        (recordio_record("yes,1\n", flag=1), "channel 'train': train_0 ends inside RecordIO record 1"),
+    ],
+)
+def test_recordio_stream_that_is_not_recordio_names_the_channel_and_the_fix(stream, message):
+    from byoc.data.sources import Source, recordio_sources
+
+    with pytest.raises(DataError) as info:
+        recordio_sources("train", Source(name="train_0", data=stream))
+    assert info.value.code == "bad_recordio" and info.value.message.startswith(message)
+
+
+def test_unknown_record_wrapper_type_is_refused():
+    from byoc.environment import ChannelConfig
+    from byoc.errors import ConfigError
+
+    assert ChannelConfig.from_dict("train", {"RecordWrapperType": "RecordIO"}).recordio
+    assert not ChannelConfig.from_dict("train", {"RecordWrapperType": "None"}).recordio
+    with pytest.raises(ConfigError, match="channel 'train' has RecordWrapperType \"Protobuf\"; use None"):
+        ChannelConfig.from_dict("train", {"RecordWrapperType": "Protobuf"})
+
+
+def test_recordio_in_file_mode_unwraps_only_wrapped_files(tmp_path, caplog):
+    """SageMaker documents RecordWrapperType as Pipe mode's; in File mode a file that starts with
+    a record is unwrapped all the same, the others read as they are, and the log says so."""
+    files = {"a.csv": recordio_record("yes,1\nno,2\n"), "b.csv": "yes,3\n"}
+    root = make_ml_root(tmp_path, channels={"train": files}, record_wrappers={"train": "RecordIO"})
+    data = read_channel(env_for(root), "train")
+    assert data.files == ("train/a.csv (RecordIO record 1)", "train/b.csv")
+    assert data.frame.to_numpy().tolist() == [["yes", 1], ["no", 2], ["yes", 3]]
+    assert "1 of 2 file(s) start with a RecordIO record and are unwrapped" in caplog.text
 
 
 def test_pipe_mode_header_files_streamed_back_to_back(tmp_path):
