@@ -61,6 +61,7 @@ def make_ml_root(
     hosts: Sequence[str] = ("algo-1",),
     input_modes: Mapping[str, str] | None = None,
     current_host: str | None = None,
+    record_wrappers: Mapping[str, str] | None = None,
 ) -> Path:
     """Lay out ``base`` like /opt/ml before ``docker run IMAGE train``.
 
@@ -68,7 +69,9 @@ def make_ml_root(
     channel's files under input/data/<channel>/ (file names may contain ``/`` for
     sub-directories; ``str`` content is UTF-8 encoded).  Channels in Pipe mode get no
     directory: feed them with :func:`pipe_feeders`.  ``model/`` and ``output/`` exist and are
-    empty, as on the platform.  ``current_host`` defaults to the first of ``hosts``.
+    empty, as on the platform.  ``current_host`` defaults to the first of ``hosts``;
+    ``record_wrappers`` sets a channel's RecordWrapperType (default "None"): feed a RecordIO
+    channel with :func:`recordio_record` per object.
     """
     base = Path(base)
     config = base / "input" / "config"
@@ -89,7 +92,7 @@ def make_ml_root(
         entry = {
             "TrainingInputMode": input_modes.get(name, input_mode),
             "S3DistributionType": "FullyReplicated",
-            "RecordWrapperType": "None",
+            "RecordWrapperType": (record_wrappers or {}).get(name, "None"),
         }
         if name in content_types:
             entry["ContentType"] = content_types[name]
@@ -181,6 +184,19 @@ def pipe_feeders(
                                 time.sleep(0.01)
                     os.close(fd)
             thread.join(timeout=5)
+
+
+RECORDIO_MAGIC = (0xCED7230A).to_bytes(4, "little")
+
+
+def recordio_record(payload: bytes | str, flag: int = 0) -> bytes:
+    """One RecordIO record as SageMaker wraps an S3 object in Pipe mode (RecordWrapperType
+    RecordIO): the magic, a little-endian word of 3 flag bits and a 29-bit length, the payload
+    padded to 4 bytes.  ``flag`` 1, 2, 3 make the first, a middle and the last part of a record
+    split where its payload held the magic."""
+    data = payload.encode("utf-8") if isinstance(payload, str) else payload
+    word = (flag << 29) | len(data)
+    return RECORDIO_MAGIC + word.to_bytes(4, "little") + data + b"\0" * (-len(data) % 4)
 
 
 def csv_bytes(frame: pd.DataFrame, *, target: str | None, header: bool = False) -> bytes:

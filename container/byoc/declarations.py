@@ -218,7 +218,10 @@ class Hyperparameter:
         if isinstance(value, float) and value.is_integer() and value >= 0:
             return int(value)
         if isinstance(value, str) and value:
-            return int(value) if value.isascii() and value.isdigit() else value
+            # A string stays a string, digits too: a JSON string ('"0"' in hyperparameters.json)
+            # can name a header column "0", where a bare number is an index
+            # (byoc.training.resolve_target decides against the data).
+            return value
         raise self._error(value)
 
     def _check_range(self, number: float | int, given: Any) -> Any:

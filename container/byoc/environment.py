@@ -24,6 +24,7 @@ DEFAULT_BASE_DIR = "/opt/ml"
 RESERVED_PREFIX = "sagemaker_"
 TUNING_OBJECTIVE_KEY = "_tuning_objective_metric"
 INPUT_MODES = ("File", "FastFile", "Pipe")
+RECORD_WRAPPERS = ("none", "recordio")  # inputdataconfig.json's RecordWrapperType, case aside
 
 
 @dataclass(frozen=True)
@@ -116,13 +117,24 @@ class ChannelConfig:
                 f"inputdataconfig.json: channel '{name}' has TrainingInputMode '{mode}'; "
                 f"use one of {', '.join(INPUT_MODES)}"
             )
+        wrapper = raw.get("RecordWrapperType")
+        if wrapper is not None and str(wrapper).lower() not in RECORD_WRAPPERS:
+            raise ConfigError(
+                f"inputdataconfig.json: channel '{name}' has RecordWrapperType {json.dumps(wrapper)}; "
+                "use None (the objects as they are) or RecordIO (each object wrapped in a RecordIO record)"
+            )
         return cls(
             name=name,
             content_type=raw.get("ContentType") or None,
             input_mode=mode,
             s3_distribution_type=raw.get("S3DistributionType"),
-            record_wrapper_type=raw.get("RecordWrapperType"),
+            record_wrapper_type=wrapper,
         )
+
+    @property
+    def recordio(self) -> bool:
+        """SageMaker wraps each S3 object of this channel in a RecordIO record (Pipe mode only)."""
+        return str(self.record_wrapper_type).lower() == "recordio"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"TrainingInputMode": self.input_mode}

@@ -244,6 +244,7 @@ def score(
     import pandas as pd
 
     from byoc import artifact, data, preprocessing, problem
+    from byoc.data.tabular import SparseLayout
     from byoc.environment import MLPaths, TrainingEnvironment
     from byoc.errors import DataError
     from byoc.training import (
@@ -268,7 +269,9 @@ def score(
     env = TrainingEnvironment.from_dicts(
         MLPaths(scratch / "ml"), environ={"SM_CHANNEL_TEST": str(test_path)}, num_cpus=1
     )
-    channel = data.read_channel(env, "test", content_type=content_type, header=header, typed=False)
+    layout = trained_on.get("layout")  # libsvm: the test files take the train channel's width
+    like = SparseLayout(int(layout["first_index"]), int(layout["features"])) if layout else None
+    channel = data.read_channel(env, "test", content_type=content_type, header=header, typed=False, like=like)
     target = meta.get("target") or {}
     split = split_target(channel, "test", TargetSpec(int(target.get("index", 0)), target.get("name")))
     reference = Split(

@@ -51,6 +51,7 @@ class FitInput:
     n_classes: int | None
     progress: Progress
     classes: tuple[Any, ...] | None = None  # the class labels, in the order of their codes
+    target: str = "column 0"  # the label column, for messages: "column 'deposit'", "column 0"
 
     @property
     def train(self) -> Encoded:

@@ -23,7 +23,7 @@ from byoc import algorithms
 from byoc.declarations import Hyperparameter, canonical_key, did_you_mean, show, with_defaults
 from byoc.errors import HyperparameterError
 
-__all__ = ["Hyperparameter", "common", "help_text", "markdown_table", "resolve"]
+__all__ = ["Hyperparameter", "common", "given_names", "help_text", "markdown_table", "resolve"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,9 @@ def common() -> tuple[Hyperparameter, ...]:
             "column",
             0,
             "The label column: a header name or a 0-based index (default: the first "
-            "column, as SageMaker's built-in algorithms expect).",
+            "column, as SageMaker's built-in algorithms expect). A number that is also the "
+            'header name of another column is refused as ambiguous: a JSON string ("\\"0\\"") '
+            "is the name.",
             aliases=("label", "target_column", "label_column"),
         ),
         Hyperparameter(
@@ -247,6 +249,12 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
         out["ensemble_members"] = members
     algorithms.check(out)  # cross-checks that need no data: fail before any channel is read
     return out
+
+
+def given_names(raw: Mapping[str, Any]) -> frozenset[str]:
+    """The declared names of the hyperparameters ``raw`` gives (aliases and spellings folded):
+    what the job set, as opposed to a default :func:`resolve` filled in."""
+    return frozenset(_canonicalise(raw, _Catalogue.build()))
 
 
 def _ensemble_members(out: dict[str, Any], given: Mapping[str, tuple[str, Any]]) -> tuple[str, ...]:

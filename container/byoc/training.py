@@ -13,6 +13,7 @@ code.  ``main`` stays here as the console entry point (``byoc-train``, ``contain
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -78,16 +79,51 @@ def check_hosts(env: TrainingEnvironment, algorithm: str) -> None:
         )
 
 
-def resolve_target(data: ChannelData, channel: str, target: int | str) -> TargetSpec:
-    from byoc.data.tabular import label_position
+def resolve_target(data: ChannelData, channel: str, target: int | str, *, given: bool = True) -> TargetSpec:
+    """Where the ``target`` hyperparameter puts the label in the train channel.
+
+    ``target`` is a header name or a 0-based index (:func:`byoc.data.tabular.target_readings`,
+    the rule the readers also follow to leave the label column as written).  Digits can be
+    both: a client that spells values with ``str()`` writes target=0 and target="0" alike, so a
+    number that is also the header name of ANOTHER column is refused when ``given``, saying how
+    to pick each (the default, 0, stays the first column, as documented).  A string (a JSON
+    string in hyperparameters.json: ``"\"0\""``) is the name first; either reading alone is taken.
+    """
+    from byoc.data.tabular import target_readings
     from byoc.errors import HyperparameterError
 
     columns = [str(c) for c in data.frame.columns]
-    found = label_position(columns, data.has_header, target)  # what the reader left as written
-    if found is not None:
-        return TargetSpec(found, columns[found] if data.has_header else None)
+    text = str(target)
+    named, index = target_readings(columns, data.has_header, target)
     where = f"channel '{channel}' ({', '.join(data.files[:3])}{', ...' if len(data.files) > 3 else ''})"
-    if isinstance(target, int) or target.isdigit():  # an index (label_position's rule): out of range
+    if named is not None and index is not None and index != named:
+        if isinstance(target, str):
+            log.info(
+                "target '%s' is the column named so (column %d), not column index %d", text, named, index
+            )
+            return TargetSpec(named, text)
+        if given:
+            raise HyperparameterError(
+                f"hyperparameter 'target'={index} is ambiguous: {where} has a column named '{text}' "
+                f"(column {named}), and column index {index} is '{columns[index]}'; for the column "
+                f'named \'{text}\', give the name as a JSON string: "target": "\\"{text}\\"" in '
+                f'hyperparameters.json (SageMaker Python SDK: hyperparameters={{"target": '
+                f"'\"{text}\"'}}); for column index {index}, give its name: "
+                f"{_target_spelling(columns[index])}",
+                code="bad_target",
+            )
+        log.info(
+            "target: the default, column 0 ('%s'); the header also names a column '0' (column %d): "
+            "set the target hyperparameter to train on that one",
+            columns[0],
+            named,
+        )
+        return TargetSpec(index, columns[index])
+    if named is not None:
+        return TargetSpec(named, text)
+    if index is not None:
+        return TargetSpec(index, columns[index] if data.has_header else None)
+    if text.isascii() and text.isdigit():
         raise HyperparameterError(
             f"hyperparameter 'target'={target} is out of range: {where} has {len(columns)} "
             f"columns (indices 0..{len(columns) - 1}); set target to the label column's "
@@ -102,13 +138,20 @@ def resolve_target(data: ChannelData, channel: str, target: int | str) -> Target
         )
     import difflib
 
-    close = difflib.get_close_matches(str(target), columns, n=1)
+    close = difflib.get_close_matches(text, columns, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     raise HyperparameterError(
         f"hyperparameter 'target'='{target}' is not a column of {where}{hint}; its columns "
         f"are {', '.join(columns[:20])}{', ...' if len(columns) > 20 else ''}",
         code="bad_target",
     )
+
+
+def _target_spelling(name: str) -> str:
+    """How to give ``name`` as the target: as it is, or as a JSON string when it is digits."""
+    if name.isascii() and name.isdigit():
+        return f'"target": "\\"{name}\\"" (a JSON string)'
+    return f"target={name}"
 
 
 def split_target(data: ChannelData, channel: str, spec: TargetSpec) -> Split:
@@ -258,7 +301,12 @@ def read_channels(
         progress.phase = f"reading channel '{name}'"
         started = time.monotonic()
         channels[name] = data.read_channel(
-            env, name, content_type=params.get("content_type"), header=header, typed=False
+            env,
+            name,
+            content_type=params.get("content_type"),
+            header=header,
+            typed=False,
+            like=channels["train"].layout,
         )
         _log_channel(name, channels[name], started)
     ignored = sorted(set(env.channels) - set(data.TRAIN_CHANNELS) - set(EVAL_CHANNELS) - IGNORED_OK)
@@ -332,7 +380,7 @@ def _train(
 ) -> dict[str, Any]:
     import numpy as np
 
-    from byoc import artifact, compiled, finite, fit, metrics, preprocessing, problem
+    from byoc import artifact, compiled, finite, fit, hyperparameters, metrics, preprocessing, problem
     from byoc.serving import output
     from byoc.values import TIME_UNIT
 
@@ -350,7 +398,8 @@ def _train(
     )
 
     channels = read_channels(env, params, progress)
-    spec = resolve_target(channels["train"], "train", params["target"])
+    target_given = "target" in hyperparameters.given_names(env.hyperparameters)
+    spec = resolve_target(channels["train"], "train", params["target"], given=target_given)
     splits = {name: split_target(ch, name, spec) for name, ch in channels.items()}
     for name in EVAL_CHANNELS:
         if name in splits:
@@ -419,6 +468,7 @@ def _train(
             n_classes=n_classes,
             progress=progress,
             classes=tuple(labels.classes) if labels is not None else None,
+            target=_target_name(spec),
         )
     )
     for name, values in result.metrics.items():
@@ -458,6 +508,7 @@ def _train(
                     "files": list(ch.files),
                     "content_type": ch.content_type,
                     "header": ch.has_header,
+                    **({"layout": dataclasses.asdict(ch.layout)} if ch.layout is not None else {}),
                 }
                 for name, ch in channels.items()
             },

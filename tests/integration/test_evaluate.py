@@ -4,6 +4,7 @@ model-quality shape for its problem type and hold the values scikit-learn comput
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -179,6 +180,39 @@ def test_regression_report(tmp_path):
     assert metrics["rmse"]["value"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, predicted)))
     assert metrics["mae"]["value"] == pytest.approx(skm.mean_absolute_error(y, predicted))
     assert metrics["r2"]["value"] == pytest.approx(skm.r2_score(y, predicted))
+
+
+def test_libsvm_test_data_takes_the_train_channels_width(tmp_path):
+    """libsvm omits zeros: test rows that never reach train's highest index are scored, not refused."""
+    from sklearn.datasets import dump_svmlight_file
+
+    frame = iris_frame().sample(frac=1.0, random_state=0).reset_index(drop=True)
+    X, y = frame.drop(columns=["target"]).to_numpy(), pd.Categorical(frame["target"]).codes  # libsvm: numbers
+    X_test = X[100:].copy()
+    X_test[:, 3] = 0.0  # feature 4 left out of every test line
+    bodies = []
+    for rows, labels in ((X[:100], y[:100]), (X_test, y[100:])):
+        buffer = io.BytesIO()
+        dump_svmlight_file(rows, labels, buffer, zero_based=False)
+        bodies.append(buffer.getvalue())
+    root = make_ml_root(
+        tmp_path / "ml", channels={"train": {"t.libsvm": bodies[0]}}, content_types={"train": "text/libsvm"}
+    )
+    assert run_train(root).returncode == 0
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "t.libsvm").write_bytes(bodies[1])
+    out = tmp_path / "evaluation"
+    result = evaluate(
+        "--model", str(root / "model"), "--test", str(tmp_path / "test"), "--output", str(out), base=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    metrics = check_shape(
+        json.loads((out / "evaluation.json").read_text()), "multiclass_classification_metrics"
+    )
+    model = artifact.load(root / "model")
+    features = pd.DataFrame(X_test, columns=model.feature_names)
+    expected = skm.accuracy_score(y[100:], model.estimator.predict(features))
+    assert metrics["accuracy"]["value"] == pytest.approx(expected)
 
 
 def test_test_data_missing_a_column_is_the_processing_exit_message(tmp_path):

@@ -29,10 +29,12 @@ from support import (
     jsonlines_bytes,
     make_ml_root,
     mixed_frame,
+    model_dir_entries,
     parquet_bytes,
     pipe_feeders,
     read_failure,
     read_metrics,
+    recordio_record,
     run_train,
 )
 
@@ -265,6 +267,36 @@ def test_every_format(tmp_path, fmt):
         assert meta["target"]["name"] == target
 
 
+def test_libsvm_validation_without_the_highest_feature_is_read_at_the_train_width(tmp_path):
+    """libsvm omits zeros: validation rows that never reach train's highest index are valid (the
+    channel was refused as lacking a column); the test channel's index beyond it is refused."""
+    train = _libsvm(IRIS.iloc[::2], "target")
+    narrow = IRIS.iloc[1::2].assign(**{"petal width (cm)": 0.0})  # feature 4 left out of every line
+    root = make_ml_root(
+        tmp_path / "ok",
+        channels={"train": {"t.libsvm": train}, "validation": {"v.libsvm": _libsvm(narrow, "target")}},
+        content_types={"train": "text/libsvm", "validation": "text/libsvm"},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, read_failure(root)
+    assert "channel validation: 75 rows x 5 columns" in result.stdout
+    assert "validation:accuracy=" in result.stdout
+    meta = json.loads((root / "model" / "model.json").read_text())
+    assert meta["training"]["channels"]["train"]["layout"] == {"first_index": 1, "features": 4}
+
+    root = make_ml_root(
+        tmp_path / "wide",
+        channels={"train": {"t.libsvm": train}, "test": {"t.libsvm": b"0 1:5.1 5:1\n"}},
+        content_types={"train": "text/libsvm", "test": "text/libsvm"},
+    )
+    result = run_train(root)
+    assert result.returncode == 1 and model_dir_entries(root) == []
+    assert read_failure(root).startswith(
+        "test/t.libsvm, row 1: feature index 5 of channel 'test' is beyond the train channel's "
+        "highest feature index, 4"
+    )
+
+
 # -- input modes -----------------------------------------------------------------------------------
 
 
@@ -290,18 +322,28 @@ def test_pipe_mode_streams_fifos_fed_by_another_thread(tmp_path):
     assert meta["training"]["channels"]["train"]["files"] == [str(root / "input/data/train_0")]
 
 
-def test_pipe_mode_parquet(tmp_path):
-    channels = {"train": {"d.parquet": parquet_bytes(DIABETES)}}
+@pytest.mark.parametrize("wrapper", ["None", "RecordIO"])
+def test_pipe_mode_parquet(tmp_path, wrapper):
+    """RecordWrapperType RecordIO (TrainingInput(record_wrapping="RecordIO")): each object is one
+    record, read as a file of its own, so two Parquet objects train together; the framing was
+    blamed on the data ("not a Parquet file", "binary content where text/csv was expected")."""
+    if wrapper == "RecordIO":
+        parts = (DIABETES.iloc[:200], DIABETES.iloc[200:])
+        files = {f"d{i}.parquet": recordio_record(parquet_bytes(part)) for i, part in enumerate(parts)}
+    else:
+        files = {"d.parquet": parquet_bytes(DIABETES)}
+    channels = {"train": files}
     root = make_ml_root(
         tmp_path,
         channels=channels,
         input_mode="Pipe",
         content_types={"train": "application/x-parquet"},
+        record_wrappers={"train": wrapper},
         hyperparameters={"target": "target"},
     )
     with pipe_feeders(root, channels):
         result = run_train(root)
-    trained(
+    meta = trained(
         root,
         result,
         problem_type=artifact.REGRESSION,
@@ -309,6 +351,21 @@ def test_pipe_mode_parquet(tmp_path):
         frame=DIABETES,
         target="target",
         min_score=0.6,
+    )
+    fifo = root / "input/data/train_0"
+    names = [f"{fifo} (RecordIO record {n})" for n in (1, 2)] if wrapper == "RecordIO" else [str(fifo)]
+    assert meta["training"]["channels"]["train"]["files"] == names
+
+
+def test_pipe_mode_stream_declared_recordio_but_not_wrapped_names_the_setting(tmp_path):
+    channels = {"train": {"a.csv": csv_bytes(MIXED, target="deposit")}}
+    root = make_ml_root(tmp_path, channels=channels, input_mode="Pipe", record_wrappers={"train": "RecordIO"})
+    with pipe_feeders(root, channels):
+        result = run_train(root)
+    assert result.returncode == 1 and model_dir_entries(root) == []
+    assert read_failure(root).startswith(
+        f"channel 'train' has RecordWrapperType RecordIO, but {root}/input/data/train_0, byte 0 "
+        "(RecordIO record 1) does not start with a RecordIO record header"
     )
 
 
@@ -383,6 +440,28 @@ def test_header_false_and_target_index(tmp_path):
     assert meta["target"] == {"name": None, "index": 1}
 
 
+@pytest.mark.parametrize(
+    "encoding, target",
+    [("sdk-json", "0"), ("raw", '"0"'), ("str", '"0"')],
+    ids=["framework-estimator", "json-string", "generic-estimator-quoted"],
+)
+def test_target_named_like_an_index_is_the_named_column(tmp_path, encoding, target):
+    """Header x,0,z: a JSON string "0" is the column named 0, not index 0 (it was 'x')."""
+    rows = "x,0,z\n" + "".join(f"a{i % 3},{i % 2},{i * 1.5}\n" for i in range(40))
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": {"a.csv": rows}},
+        hyperparameters={"target": target, "header": True},  # a header named like data: say so
+        encoding=encoding,
+    )
+    result = run_train(root)
+    assert result.returncode == 0, read_failure(root)
+    meta = json.loads((root / "model" / "model.json").read_text())
+    assert meta["target"] == {"name": "0", "index": 1}
+    assert [f["name"] for f in meta["features"]] == ["x", "z"]
+    assert "target '0' is the column named so (column 1), not column index 0" in result.stdout
+
+
 def test_target_missing_words_follow_the_values_rules(tmp_path):
     """README "Values": in a text target the words NA, N/A, None, null, nan are classes (as in a
     text feature), all five alike; in a numeric target they are missing and the rows dropped."""
@@ -411,7 +490,7 @@ def test_a_long_quoted_cell_in_the_first_row_is_a_category(tmp_path, header):
     sample holds that row whole.  Headerless, the job failed with "Internal error" (the first
     row cut short counted a column too few); after a header, the header was trained on as data."""
     long_cell = "b" * (1 << 20)
-    rows = [f"{'yes' if i % 3 else 'no'},{'x' if i % 3 else 'y'},{i}" for i in range(60)]
+    rows = [f"{'yes' if i % 3 else 'no'},job{i},{i}" for i in range(60)]  # every job new: no header clue
     lines = (["deposit,job,age"] if header else []) + [f'yes,"{long_cell}",5', *rows]
     root = make_ml_root(
         tmp_path,

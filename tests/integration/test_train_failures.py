@@ -27,6 +27,22 @@ GOOD = csv_bytes(FRAME, target="deposit")
 GOOD_HEADER = csv_bytes(FRAME, target="deposit", header=True)
 HEAD10 = b"".join(GOOD.splitlines(keepends=True)[:10])
 
+
+def _repeated_column_parquet() -> bytes:
+    """FRAME with its balance column named 'age' too (pandas refuses to write that; pyarrow does)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(FRAME, preserve_index=False)
+    buffer = io.BytesIO()
+    pq.write_table(table.rename_columns(["deposit", "age", "age", "job", "contact"]), buffer)
+    return buffer.getvalue()
+
+
+REPEATED_COLUMN_PARQUET = _repeated_column_parquet()
+
 # name: (make_ml_root keyword arguments, regexes the failure file's first line must match)
 CASES = {
     "missing_train_channel": (
@@ -50,6 +66,18 @@ CASES = {
     "target_index_out_of_range": (
         dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"target": 9}),
         [r"'target'=9 is out of range", r"5 columns"],
+    ),
+    "target_number_that_also_names_another_column": (  # index 0 ('x') was taken silently
+        dict(
+            channels={"train": {"a.csv": "x,0,z\n" + "".join(f"a{i % 3},{i % 2},{i}\n" for i in range(40))}},
+            hyperparameters={"target": 0, "header": True},
+            encoding="str",  # the generic Estimator spells target=0 and target="0" both 0
+        ),
+        [
+            r"^hyperparameter 'target'=0 is ambiguous: channel 'train' \(train/a\.csv\) has a column named "
+            r"'0' \(column 1\), and column index 0 is 'x'; for the column named '0', give the name as a "
+            r"JSON string: .* for column index 0, give its name: target=x"
+        ],
     ),
     "target_name_without_header": (
         dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"target": "deposit"}),
@@ -287,6 +315,14 @@ CASES = {
         ),
         [r"^column 'age' holds numbers in train/a\.jsonl but text in train/b\.jsonl \(e\.g\. 'old'\)"],
     ),
+    "parquet_with_a_repeated_column_name": (  # was "corrupt or truncated: write it again"
+        dict(
+            channels={"train": {"a.parquet": REPEATED_COLUMN_PARQUET}},
+            content_types={"train": "application/x-parquet"},
+            hyperparameters={"target": "deposit"},
+        ),
+        [r"^train/a\.parquet: column name 'age' appears 2 times; rename the copies"],
+    ),
     "svm_class_with_fewer_rows_than_calibration_folds": (
         dict(
             channels={"train": {"a.csv": GOOD + b"maybe,41,3,admin,cellular\n" * 3}},
@@ -338,6 +374,15 @@ CASES = {
         dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"algorithm": "svm", "epsilon": 100}),
         [
             r"^hyperparameter 'epsilon'=100 applies to svm regression only, but the problem is binary_classification"
+        ],
+    ),
+    "svm_calibration_folds_for_an_inferred_regression": (  # was silently ignored
+        dict(
+            channels={"train": {"a.csv": GOOD}},
+            hyperparameters={"algorithm": "svm", "target": 2, "calibration_folds": 3},
+        ),
+        [
+            r"^hyperparameter 'calibration_folds'=3 applies to svm classification only, but the problem is regression"
         ],
     ),
     "linear_C_for_regression": (

@@ -257,6 +257,12 @@ ONE_PROBLEM_CASES = [
         r"'epsilon'=0 applies to svm regression only",
     ),
     ({"algorithm": "ensemble", "C": 2}, "regression", r"'C'=2 applies to linear classification only"),
+    (  # nothing takes its place in regression: the message says to remove it
+        {"algorithm": "svm", "calibration_folds": 3},
+        "regression",
+        r"'calibration_folds'=3 applies to svm classification only, but the problem is regression; "
+        r"remove 'calibration_folds'",
+    ),
 ]
 
 
@@ -283,6 +289,7 @@ def test_hyperparameters_of_one_problem_type_default_to_sklearns_values():
     assert model("linear", "binary_classification").C == 1.0
     assert model("linear", "regression").alpha == 1.0
     assert model("svm", "regression").epsilon == 0.1
+    assert model("svm", "binary_classification").cv == 5
 
 
 @pytest.mark.parametrize(

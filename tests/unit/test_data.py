@@ -12,9 +12,19 @@ import pytest
 
 from byoc import csvfields
 from byoc.data import csv_header, csv_reader, media, read_channel
+from byoc.data.tabular import SparseLayout
 from byoc.environment import MLPaths, TrainingEnvironment
 from byoc.errors import DataError
-from support import csv_bytes, gzip_bytes, jsonlines_bytes, make_ml_root, parquet_bytes, pipe_feeders
+from support import (
+    RECORDIO_MAGIC,
+    csv_bytes,
+    gzip_bytes,
+    jsonlines_bytes,
+    make_ml_root,
+    parquet_bytes,
+    pipe_feeders,
+    recordio_record,
+)
 
 FRAME = pd.DataFrame(
     {
@@ -336,6 +346,16 @@ def test_decide_refuses_an_ambiguous_first_line_naming_file_line_and_header():
     assert "if '?' marks a missing value, leave such cells empty or write NA" in message
 
 
+def test_an_ambiguous_line_with_a_huge_cell_is_named_in_a_short_message():
+    huge = "b" * (1 << 20)
+    with pytest.raises(DataError) as info:
+        csv_header.decide([("train/a.csv", lines(f"yes,{huge},3.5\n" + LABELLED))], "train")
+    assert info.value.code == "ambiguous_header"
+    assert (
+        len(info.value.message) < 1500 and "'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb...'" in info.value.message
+    )
+
+
 def test_decide_ambiguous_later_file_against_a_header_is_refused_as_not_the_header():
     header = "label,x,y\n" + LABELLED
     with pytest.raises(DataError) as info:
@@ -390,7 +410,7 @@ def test_header_files_must_agree(tmp_path):
 
 def test_duplicate_header_names(tmp_path):
     error = expect_error(tmp_path, {"a.csv": "a,b,a\n1,2,3\n4,5,6\n"}, header=True)
-    assert error.code == "duplicate_column" and "'a'" in error.message
+    assert error.code == "duplicate_column" and "column name 'a' appears 2 times" in error.message
 
 
 def test_binary_garbage_and_parquet_hint(tmp_path):
@@ -493,6 +513,28 @@ def test_parquet_with_a_different_schema_names_the_file(tmp_path):
     assert "job" in error.message
 
 
+@pytest.mark.parametrize("compress", [False, True])
+def test_parquet_with_repeated_column_names_names_them(tmp_path, compress):
+    """pyarrow reads such a file only as "Multiple matches for FieldRef": it is not corrupt."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = [pa.array(["yes", "no"]), pa.array([1.0, 2.0]), pa.array([3.0, 4.0]), pa.array(["a", "b"])]
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(columns, names=["label", "x", "x", "job"]), buffer)
+    body = gzip_bytes(buffer.getvalue()) if compress else buffer.getvalue()
+    error = expect_error(tmp_path, {"p.parquet": body}, "application/x-parquet")
+    assert error.code == "duplicate_column"
+    assert error.message.startswith("train/p.parquet: column name 'x' appears 2 times; rename the copies")
+    assert "corrupt" not in error.message
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(columns * 2, names=["a", "b", "a", "c", "a", "b", "a", "c"]), buffer)
+    error = expect_error(tmp_path / "many", {"p.parquet": buffer.getvalue()}, "application/x-parquet")
+    assert "column names 'a' (4 times), 'b' (2 times), 'c' (2 times) repeat" in error.message
+
+
 def test_not_parquet(tmp_path):
     error = expect_error(tmp_path, {"p.parquet": csv_bytes(FRAME, target="label")}, "application/x-parquet")
     assert error.code == "not_parquet" and "train/p.parquet" in error.message
@@ -589,6 +631,57 @@ def test_libsvm_one_based_indices_become_columns(tmp_path):
     assert data.frame.to_numpy().tolist() == [[1, 0.5, 0, 2, 0], [0, 0, 1, 0, 0], [1, 0, 0, 0, 7]]
 
 
+def read_like(tmp_path: Path, files: dict, like):
+    """An evaluation channel read as training reads one: laid out like the train channel."""
+    root = make_ml_root(
+        tmp_path / "ml", channels={"validation": files}, content_types={"validation": "text/libsvm"}
+    )
+    return read_channel(env_for(root), "validation", typed=False, like=like)
+
+
+def test_libsvm_evaluation_channel_takes_the_train_channels_width(tmp_path):
+    """libsvm leaves zeros out: a validation file that never mentions feature 4 is valid."""
+    train = read(tmp_path / "train", {"a.txt": b"1 1:0.5 3:2\n0 4:7\n"}, "text/libsvm")
+    assert train.layout == SparseLayout(first_index=1, features=4)
+    validation = read_like(tmp_path / "v", {"v.txt": b"0 2:1\n1 1:3\n"}, train.layout)
+    assert list(validation.frame.columns) == ["0", "1", "2", "3", "4"]
+    assert validation.frame.to_numpy().tolist() == [[0, 0, 1, 0, 0], [1, 3, 0, 0, 0]]
+    assert validation.layout == train.layout
+
+
+def test_libsvm_evaluation_channel_without_index_0_follows_a_zero_based_train_channel(tmp_path):
+    """Read on its own, the validation file below looks 1-based: its 1:3 would be the train
+    channel's feature 0 (one column to the left)."""
+    train = read(tmp_path / "train", {"a.txt": b"1 0:0.5 2:2\n0 3:7\n"}, "text/libsvm")
+    assert train.layout == SparseLayout(first_index=0, features=4)
+    validation = read_like(tmp_path / "v", {"v.txt": b"1 1:3\n"}, train.layout)
+    assert validation.frame.to_numpy().tolist() == [[1, 0, 3, 0, 0]]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            b"0 1:1\n1 2:1 5:0.5\n",
+            "validation/v.txt, row 2: feature index 5 of channel 'validation' is beyond the train "
+            "channel's highest feature index, 4; the model has no such feature",
+        ),
+        (b"0 2:1 9:0\n", "validation/v.txt, row 1: feature index 9"),  # an explicit zero: still unknown
+        (
+            b"0 1:1\n0 0:1\n",
+            "validation/v.txt, row 2: feature index 0 of channel 'validation' is not one of the train "
+            "channel's, whose feature indices start at 1",
+        ),
+    ],
+)
+def test_libsvm_evaluation_index_the_train_channel_lacks_is_refused(tmp_path, body, message):
+    from byoc.errors import SchemaError
+
+    with pytest.raises(SchemaError) as info:
+        read_like(tmp_path, {"v.txt": body}, SparseLayout(first_index=1, features=4))
+    assert info.value.message.startswith(message)
+
+
 def test_libsvm_garbage(tmp_path):
     error = expect_error(tmp_path, {"a.txt": b"1 1:0.5\nnot libsvm at all\n"}, "text/x-libsvm")
     assert error.code == "bad_libsvm" and "train/a.txt" in error.message
@@ -624,6 +717,92 @@ def test_quoted_newline_beyond_the_sniffed_sample(tmp_path):
 def test_blank_header_cells_are_named_by_position(tmp_path):
     data = read(tmp_path, {"a.csv": ",label,x\n0,yes,1.5\n1,no,2.5\n"})
     assert data.has_header and list(data.frame.columns) == ["column_0", "label", "x"]
+
+
+def test_pipe_mode_recordio_records_are_read_as_files(tmp_path):
+    """RecordWrapperType RecordIO: SageMaker wraps each object in a record; each record is read as
+    a file of its own (the NUL bytes of the framing were blamed on the data)."""
+    header = "label,age,job\n"
+    objects = {
+        "a.csv": recordio_record(header + "yes,1.5,admin\nno,2,x"),  # no final newline; padded
+        "b.csv.gz": recordio_record(gzip_bytes(header + "no,3,services\n")),  # gzip inside a record
+        "c.csv": recordio_record(b""),  # an empty object: skipped as an empty file is
+        "d.csv": recordio_record(header + "yes,4,y\n"),
+    }
+    root = make_ml_root(
+        tmp_path, channels={"train": objects}, input_mode="Pipe", record_wrappers={"train": "RecordIO"}
+    )
+    with pipe_feeders(root, {"train": objects}):
+        data = read_channel(env_for(root), "train")
+    fifo = root / "input/data/train_0"
+    assert data.files == tuple(f"{fifo} (RecordIO record {n})" for n in (1, 2, 4))
+    assert data.has_header and data.frame.to_numpy().tolist() == [
+        ["yes", 1.5, "admin"],
+        ["no", 2.0, "x"],
+        ["no", 3.0, "services"],
+        ["yes", 4.0, "y"],
+    ]
+    assert data.locate(2) == f"{fifo} (RecordIO record 2), row 1"
+
+
+def test_recordio_record_split_where_its_payload_held_the_magic_is_joined():
+    from byoc.data.sources import Source, recordio_sources
+
+    parts = [b"yes,1\n", b"ab", b"no,2\n"]  # the writer cut the payload at two copies of the magic
+    stream = b"".join(recordio_record(part, flag) for part, flag in zip(parts, (1, 2, 3), strict=True))
+    (source,) = recordio_sources("train", Source(name="train_0", data=stream + recordio_record("")))[:1]
+    assert source.data == RECORDIO_MAGIC.join(parts)
+
+
+@pytest.mark.parametrize(
+    "stream, message",
+    [
+        (
+            b"yes,1\nno,2\n",
+            "channel 'train' has RecordWrapperType RecordIO, but train_0, byte 0 (RecordIO record 1) "
+            "does not start with a RecordIO record header (magic 0xced7230a); SageMaker wraps every "
+            "object of a RecordIO channel, so these objects are not wrapped: set the channel's "
+            "RecordWrapperType to None",
+        ),
+        (
+            recordio_record("yes,1\n") + b"no,2\n",
+            "channel 'train' has RecordWrapperType RecordIO, but train_0, byte 16 (RecordIO record 2) "
+            "is not a RecordIO record header (magic 0xced7230a); the stream is cut or corrupt",
+        ),
+        (
+            recordio_record("yes,1\nno,2\n")[:12],
+            "channel 'train': train_0, byte 0 (RecordIO record 1) holds 11 bytes, but the stream ends after 4",
+        ),
+        (recordio_record("yes,1\n", flag=1), "channel 'train': train_0 ends inside RecordIO record 1"),
+    ],
+)
+def test_recordio_stream_that_is_not_recordio_names_the_channel_and_the_fix(stream, message):
+    from byoc.data.sources import Source, recordio_sources
+
+    with pytest.raises(DataError) as info:
+        recordio_sources("train", Source(name="train_0", data=stream))
+    assert info.value.code == "bad_recordio" and info.value.message.startswith(message)
+
+
+def test_unknown_record_wrapper_type_is_refused():
+    from byoc.environment import ChannelConfig
+    from byoc.errors import ConfigError
+
+    assert ChannelConfig.from_dict("train", {"RecordWrapperType": "RecordIO"}).recordio
+    assert not ChannelConfig.from_dict("train", {"RecordWrapperType": "None"}).recordio
+    with pytest.raises(ConfigError, match="channel 'train' has RecordWrapperType \"Protobuf\"; use None"):
+        ChannelConfig.from_dict("train", {"RecordWrapperType": "Protobuf"})
+
+
+def test_recordio_in_file_mode_unwraps_only_wrapped_files(tmp_path, caplog):
+    """SageMaker documents RecordWrapperType as Pipe mode's; in File mode a file that starts with
+    a record is unwrapped all the same, the others read as they are, and the log says so."""
+    files = {"a.csv": recordio_record("yes,1\nno,2\n"), "b.csv": "yes,3\n"}
+    root = make_ml_root(tmp_path, channels={"train": files}, record_wrappers={"train": "RecordIO"})
+    data = read_channel(env_for(root), "train")
+    assert data.files == ("train/a.csv (RecordIO record 1)", "train/b.csv")
+    assert data.frame.to_numpy().tolist() == [["yes", 1], ["no", 2], ["yes", 3]]
+    assert "1 of 2 file(s) start with a RecordIO record and are unwrapped" in caplog.text
 
 
 def test_pipe_mode_header_files_streamed_back_to_back(tmp_path):

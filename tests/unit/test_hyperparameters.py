@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from byoc import algorithms
+from byoc.data import ChannelData
 from byoc.environment import decode_hyperparameter_value
 from byoc.errors import HyperparameterError
 from byoc.hyperparameters import Hyperparameter, common, help_text, markdown_table, resolve
@@ -122,10 +124,68 @@ def test_two_spellings_with_the_same_value_are_fine():
 
 def test_target_accepts_name_or_index():
     assert resolve({"target": "deposit"})["target"] == "deposit"
-    assert resolve({"target": "2"})["target"] == 2
+    # a string (a JSON string in hyperparameters.json) stays one: it may name a column "2"
+    # (training.resolve_target reads it as an index when the header has no such name)
+    assert resolve({"target": "2"})["target"] == "2"
+    assert resolve({"target": '"2"'})["target"] == "2"  # a doubly encoded string
     assert resolve({"target": 3})["target"] == 3
     assert resolve({"target": "²"})["target"] == "²"  # a digit to str.isdigit, not to int()
     assert resolve({"label": "y"})["target"] == "y"  # alias
+
+
+def _channel(columns: list[str], *, header: bool = True) -> ChannelData:
+    return ChannelData(
+        frame=pd.DataFrame(columns=columns), has_header=header, label_size=None, files=("train/a.csv",)
+    )
+
+
+@pytest.mark.parametrize(
+    "columns, target, given, expected",
+    [
+        (["x", "0", "z"], "0", True, (1, "0")),  # the JSON string '"0"': the column named 0
+        (["x", "0", "z"], 2, True, (2, "z")),  # the header has no column '2': the index
+        (["x", "0", "z"], "2", True, (2, "z")),  # likewise for a string of digits
+        (["x", "0", "z"], 0, False, (0, "x")),  # the default: the first column, as documented
+        (["0", "1", "y"], 1, True, (1, "1")),  # both readings are the same column
+        (["a", "b", "5"], 5, True, (2, "5")),  # no column 5: the name is the only reading
+        (["1", "0"], "1", True, (0, "1")),
+        (["x", "0"], 1, True, (1, "0")),
+        (["x", "y"], "²", True, None),  # not an index: a name, and not a column
+    ],
+)
+def test_target_against_the_header(columns, target, given, expected):
+    from byoc.training import TargetSpec, resolve_target
+
+    if expected is None:
+        with pytest.raises(HyperparameterError, match="is not a column"):
+            resolve_target(_channel(columns), "train", target, given=given)
+        return
+    assert resolve_target(_channel(columns), "train", target, given=given) == TargetSpec(*expected)
+
+
+def test_target_number_naming_another_column_is_refused_saying_how_to_pick_each():
+    from byoc.training import resolve_target
+
+    with pytest.raises(HyperparameterError) as info:
+        resolve_target(_channel(["x", "0", "z"]), "train", 0)
+    message = str(info.value)
+    assert message.startswith(
+        "hyperparameter 'target'=0 is ambiguous: channel 'train' (train/a.csv) has a column named '0' "
+        "(column 1), and column index 0 is 'x'"
+    )
+    assert """for the column named '0', give the name as a JSON string: "target": "\\"0\\"" in""" in message
+    assert "for column index 0, give its name: target=x" in message
+    with pytest.raises(HyperparameterError) as info:  # the index's column is named with digits too
+        resolve_target(_channel(["1", "0"]), "train", 0)
+    assert str(info.value).endswith('give its name: "target": "\\"1\\"" (a JSON string)')
+
+
+def test_target_digits_without_a_header_are_an_index():
+    from byoc.training import TargetSpec, resolve_target
+
+    assert resolve_target(_channel(["0", "1", "2"], header=False), "train", "1") == TargetSpec(1, None)
+    with pytest.raises(HyperparameterError, match="'target'='²' names a column, but"):
+        resolve_target(_channel(["0", "1"], header=False), "train", "²")  # was int('²'): exit 2
 
 
 def test_max_features_takes_fraction_or_keyword():

@@ -189,6 +189,7 @@ KNN = (
     HP("p", "int", 2, "Minkowski power: 1 is Manhattan, 2 Euclidean distance.", minimum=1, maximum=10),
 )
 SVM_KERNELS = ("rbf", "linear", "poly", "sigmoid")
+CALIBRATION_FOLDS = 5  # svm classification's calibration folds when calibration_folds is None
 SVM = (
     HP(
         "C",
@@ -221,11 +222,12 @@ SVM = (
     HP(
         "calibration_folds",
         "int",
-        5,
-        "Classification: folds whose held-out decision values calibrate the probabilities "
-        "(every class needs this many training rows).",
+        None,
+        "Classification only: folds whose held-out decision values calibrate the probabilities "
+        "(every class needs this many training rows); None: 5.",
         minimum=2,
         maximum=20,
+        nullable=True,
     ),
     CLASS_WEIGHT,
 )
@@ -250,11 +252,12 @@ def check_problem_type(params: Mapping[str, Any]) -> None:
         _class_weight(problem_type, params)
 
 
-# Hyperparameters of one problem type (None: not given) -> (True: classification, use instead).
-# Given for the other problem type they would be ignored, so they are refused like class_weight.
-ONE_PROBLEM_ONLY: Mapping[str, Mapping[str, tuple[bool, str]]] = {
+# Hyperparameters of one problem type (None: not given) -> (True: classification, the one to use
+# instead on the other problem type, or None when nothing takes its place there).  Given for the
+# other problem type they would be ignored, so they are refused like class_weight.
+ONE_PROBLEM_ONLY: Mapping[str, Mapping[str, tuple[bool, str | None]]] = {
     "linear": {"C": (True, "alpha"), "alpha": (False, "C")},
-    "svm": {"epsilon": (False, "C")},
+    "svm": {"epsilon": (False, "C"), "calibration_folds": (True, None)},
 }
 
 
@@ -265,12 +268,13 @@ def check_applies(algorithm: str, problem_type: str, params: Mapping[str, Any]) 
         value = params.get(name)
         if value is None or for_classification == classify:
             continue
-        kind = "classification" if for_classification else "regression"
+        kind, other = (
+            ("classification", "regression") if for_classification else ("regression", "classification")
+        )
+        use = f"use '{instead}' for {algorithm} {other}, or " if instead else ""
         raise HyperparameterError(
             f"hyperparameter '{name}'={value:g} applies to {algorithm} {kind} only, but the "
-            f"problem is {problem_type}; use '{instead}' for {algorithm} "
-            f"{'regression' if for_classification else 'classification'}, or remove '{name}' "
-            "(or set problem_type)"
+            f"problem is {problem_type}; {use}remove '{name}' (or set problem_type)"
         )
 
 
@@ -558,4 +562,5 @@ def svm(problem_type: str, params: Mapping[str, Any]) -> Any:
         _class_weight(problem_type, params)
         return SVR(epsilon=0.1 if params["epsilon"] is None else params["epsilon"], **kernel)
     svc = SVC(**kernel, **_class_weight(problem_type, params))
-    return CalibratedSVC(svc, cv=params["calibration_folds"], ensemble=False)
+    folds = params["calibration_folds"]
+    return CalibratedSVC(svc, cv=CALIBRATION_FOLDS if folds is None else folds, ensemble=False)

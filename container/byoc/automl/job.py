@@ -800,7 +800,7 @@ def fit_step(inputs: FitInput) -> FitOutput:
         stop=stop,
         host=env.current_host,
         spread=cluster.spread(env) if len(env.hosts) > 1 else None,
-        target=_describe_target(params["target"]),
+        target=f"the target {inputs.target}",
         phase=lambda what: setattr(progress, "phase", what),
     )
     fit_seconds = time.monotonic() - started
@@ -853,10 +853,6 @@ def fit_step(inputs: FitInput) -> FitOutput:
         + settings.max_runtime_seconds
         - _save_reserve(settings.max_runtime_seconds),
     )
-
-
-def _describe_target(target: Any) -> str:
-    return f"the target (column {target})" if str(target).isdigit() else f"the target column '{target}'"
 
 
 def slowdown(started: float) -> float:

@@ -8,6 +8,7 @@ else text/csv).  Readers live in one module per format, registered in :mod:`byoc
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,13 +16,16 @@ import pandas as pd
 
 from byoc.data import media
 from byoc.data.readers import READERS, supported_content_types
-from byoc.data.sources import Source, directory_sources, pipe_source
+from byoc.data.sources import RECORDIO_MAGIC, Source, directory_sources, pipe_source, recordio_sources
+from byoc.data.tabular import SparseLayout
 from byoc.environment import ChannelConfig, TrainingEnvironment
 from byoc.errors import DataError
 
 __all__ = ["ChannelData", "read_channel", "find_channel", "supported_content_types", "TRAIN_CHANNELS"]
 
 TRAIN_CHANNELS = ("train", "training")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class ChannelData:
     content_type: str = media.CSV
     file_rows: tuple[int | None, ...] = ()
     typed: bool = True  # False: text as written, for the train channel's schema to type
+    layout: SparseLayout | None = None  # libsvm: where its features start and how many (see like)
 
     def locate(self, row: int) -> str:
         """'train/b.csv, row 12' for the frame's 0-based ``row`` (rows counted from 1 in each
@@ -99,6 +104,30 @@ def _media_type(channel: str, config: ChannelConfig, override: str | None) -> me
     return mt
 
 
+def _unwrap_files(channel: str, mode: str, sources: list[Source]) -> list[Source]:
+    """RecordWrapperType RecordIO in File or FastFile mode, where SageMaker documents it as unused
+    ("leave this field unset or set it to None"): a file that starts with a RecordIO record is
+    unwrapped all the same, the others are read as they are; the log says which."""
+    out: list[Source] = []
+    wrapped = 0
+    for source in sources:
+        if not source.is_empty() and source.head(4) == RECORDIO_MAGIC:
+            out.extend(recordio_sources(channel, source))
+            wrapped += 1
+        else:
+            out.append(source)
+    log.warning(
+        "channel %s has RecordWrapperType RecordIO in %s mode, where SageMaker wraps nothing (Pipe "
+        "mode only): %d of %d file(s) start with a RecordIO record and are unwrapped, the others "
+        "are read as they are",
+        channel,
+        mode,
+        wrapped,
+        len(sources),
+    )
+    return out
+
+
 def read_channel(
     env: TrainingEnvironment,
     channel: str,
@@ -107,20 +136,26 @@ def read_channel(
     header: bool | None = None,
     typed: bool = True,
     label: int | str | None = None,
+    like: SparseLayout | None = None,
 ) -> ChannelData:
     """Read every input of ``channel`` into one frame (see the module docstring); ``typed=False``
     for a channel the train channel's schema types (validation, test: see ``tabular.to_frame``);
     ``label``, the target hyperparameter: the column it names is left as written, for training
-    to type as labels (``byoc.training._typed_label``)."""
+    to type as labels (``byoc.training._typed_label``); ``like`` the train channel's libsvm
+    layout for an evaluation channel to follow (``ChannelData.layout``)."""
     config = env.channels.get(channel) or ChannelConfig(channel)
     mt = _media_type(channel, config, content_type)
     if config.input_mode == "Pipe":
         sources: list[Source] = [pipe_source(channel, env.paths.pipe_path(channel, 0))]
+        if config.recordio:
+            sources = recordio_sources(channel, sources[0])
         where = str(env.paths.pipe_path(channel, 0))
     else:
         directory = env.channel_dir(channel)
         sources = directory_sources(channel, directory)
         where = str(directory)
+        if config.recordio:
+            sources = _unwrap_files(channel, config.input_mode, sources)
     if not sources:
         raise DataError(
             f"channel '{channel}': no data files in {where} (names starting with '.' or '_' are "
@@ -134,12 +169,13 @@ def read_channel(
             "upload the data again",
             code="empty_file",
         )
-    frame, has_header = READERS[mt.essence](
-        nonempty, channel=channel, header=header, params=mt.params, typed=typed, label=label
+    frame, has_header, layout = READERS[mt.essence](
+        nonempty, channel=channel, header=header, params=mt.params, typed=typed, label=label, like=like
     )
     return ChannelData(
         frame=frame,
         has_header=has_header,
+        layout=layout,
         label_size=mt.label_size,
         files=tuple(s.name for s in nonempty),
         content_type=mt.essence,

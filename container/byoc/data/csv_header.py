@@ -119,8 +119,13 @@ def _columns(cells: Sequence[tuple[int, str]]) -> str:
     return "columns " + ", ".join(str(j) for j, _ in cells[:SHOWN]) + more
 
 
+def _quoted(cell: str, limit: int = 40) -> str:
+    """A cell for a message: quoted, cut short (a cell may hold megabytes)."""
+    return repr(cell if len(cell) <= limit else cell[: limit - 3] + "...")
+
+
 def _cells(cells: Sequence[tuple[int, str]]) -> str:
-    return ", ".join(repr(c) for _, c in cells[:SHOWN]) + (", ..." if len(cells) > SHOWN else "")
+    return ", ".join(_quoted(c) for _, c in cells[:SHOWN]) + (", ..." if len(cells) > SHOWN else "")
 
 
 def _verb(cells: Sequence[tuple[int, str]]) -> str:
@@ -195,7 +200,7 @@ class Evidence:
                 if (once + 1) / (cells + 1) <= CLOSED_UNSEEN:
                     closed.append(
                         f"column {j} holds only {distinct} distinct value{'s' if distinct > 1 else ''} in "
-                        f"{cells} rows below, not {name!r}"
+                        f"{cells} rows below, not {_quoted(name)}"
                     )
                 elif once == 0:  # every value repeats, but too few rows to be sure
                     new.append((j, name))
@@ -302,7 +307,7 @@ def ambiguous(name: str, first: Row, verdict: Verdict, context: str = "") -> Dat
     if verdict.marker:
         column, cell = verdict.marker
         hint = (
-            f" (if {cell!r} marks a missing value, leave such cells empty or write NA: other text "
+            f" (if {_quoted(cell)} marks a missing value, leave such cells empty or write NA: other text "
             f"makes column {column} categorical)"
         )
     where = f" ({context})" if context else ""

@@ -14,7 +14,6 @@ import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -23,6 +22,8 @@ from byoc import csvfields
 from byoc.data import csv_header
 from byoc.data.sources import SNIFF_BYTES, Source, unreadable
 from byoc.data.tabular import (
+    Read,
+    SparseLayout,
     check_same_columns,
     check_same_kinds,
     check_unique,
@@ -327,7 +328,8 @@ def read(
     params: Mapping[str, str],
     typed: bool = True,
     label: int | str | None = None,
-) -> tuple[pd.DataFrame, bool]:
+    like: SparseLayout | None = None,
+) -> Read:
     for source in sources:
         check_delimiter(source)  # binary / encoding / delimiter, before any file is read
     # every file's first rows when the header is to be detected; a forced one needs the first file's
@@ -365,4 +367,4 @@ def read(
             "data rows",
             code="empty_channel",
         )
-    return to_frame(table, typed=typed, as_written=label_column(table, has_header, label)), has_header
+    return Read(to_frame(table, typed=typed, as_written=label_column(table, has_header, label)), has_header)

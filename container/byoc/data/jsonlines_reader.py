@@ -11,13 +11,14 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.json as pajson
 
 from byoc import values
 from byoc.data.sources import Source, unreadable
 from byoc.data.tabular import (
+    Read,
+    SparseLayout,
     check_same_columns,
     check_same_kinds,
     label_column,
@@ -113,7 +114,8 @@ def read(
     params: Mapping[str, str],
     typed: bool = True,
     label: int | str | None = None,
-) -> tuple[pd.DataFrame, bool]:
+    like: SparseLayout | None = None,
+) -> Read:
     tables: list[pa.Table] = []
     has_header = True
     for source in sources:
@@ -137,4 +139,4 @@ def read(
     frame = to_frame(table, typed=typed, as_written=label_column(table, has_header, label))
     if frame.empty:
         raise DataError(f"channel '{channel}': the JSON Lines files hold no records", code="empty_channel")
-    return frame, has_header
+    return Read(frame, has_header)

@@ -1,7 +1,10 @@
 """text/libsvm: scikit-learn's svmlight reader; the label becomes column "0", feature i column "i".
 
-Index base is decided once for the whole channel (libsvm files are 1-based unless some
-index 0 appears), so files that happen to lack feature 1 or 0 line up.
+Index base and width are decided once for the whole train channel (libsvm files are 1-based
+unless some index 0 appears; the width runs to the highest index), so files that happen to
+lack feature 1 or 0, or the highest features, line up.  An evaluation channel takes the train
+channel's layout (``like``): libsvm leaves zeros out, so a validation file that never mentions
+the highest features is valid; an index the train channel does not have is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from byoc.data.sources import Source
-from byoc.errors import DataError
+from byoc.data.tabular import Read, SparseLayout
+from byoc.errors import DataError, SchemaError
 
 MAX_INDEX = 2**63 - 1  # scikit-learn's parser reads indices as C longs
 MAX_DENSE_CELLS = 500_000_000  # ~4 GB of float64: beyond this a dense frame is a mistake
@@ -93,6 +97,35 @@ def _line_problem(raw: bytes) -> str | None:
     return None
 
 
+def _layout(parts: Sequence[tuple[sp.csr_matrix, np.ndarray]]) -> SparseLayout:
+    """The channel's own layout: 1-based unless an index 0 appears, through its highest index."""
+    width = max(X.shape[1] for X, _ in parts)  # the highest index + 1 (read zero-based)
+    one_based = all(X.shape[0] == 0 or X.nnz == 0 or X.indices.min() >= 1 for X, _ in parts)
+    first = 1 if one_based and width > 0 else 0
+    return SparseLayout(first_index=first, features=width - first)
+
+
+def _check_within(source: Source, X: sp.csr_matrix, like: SparseLayout, channel: str) -> None:
+    """Every index of ``source`` is one of the train channel's features (``like``)."""
+    last = like.first_index + like.features - 1
+    outside = np.flatnonzero((X.indices < like.first_index) | (X.indices > last))
+    if not len(outside):
+        return
+    index = int(X.indices[outside[0]])
+    row = int(np.searchsorted(X.indptr, outside[0], side="right"))  # 1-based
+    if index < like.first_index:
+        why = (
+            "not one of the train channel's, whose feature indices start at 1 (libsvm files are "
+            "1-based unless an index 0 appears): number the features as the train channel does"
+        )
+    else:
+        why = (
+            f"beyond the train channel's highest feature index, {last}; the model has no such "
+            "feature: remove it, or add the feature to the train channel's data"
+        )
+    raise SchemaError(f"{source.name}, row {row}: feature index {index} of channel '{channel}' is {why}")
+
+
 def read(
     sources: Sequence[Source],
     *,
@@ -101,16 +134,20 @@ def read(
     params: Mapping[str, str],
     typed: bool = True,
     label: int | str | None = None,  # libsvm labels are numbers by the format
-) -> tuple[pd.DataFrame, bool]:
+    like: SparseLayout | None = None,
+) -> Read:
     parts = [_read_one(s) for s in sources]
     for source, (X, _) in zip(sources, parts, strict=True):
         source.rows = X.shape[0]
-    width = max(X.shape[1] for X, _ in parts)
-    one_based = all(X.shape[0] == 0 or X.nnz == 0 or X.indices.min() >= 1 for X, _ in parts)
+    layout = like or _layout(parts)
+    if like is not None:
+        for source, (X, _) in zip(sources, parts, strict=True):
+            _check_within(source, X, like, channel)
+    width = layout.first_index + layout.features
     matrices = [sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], width)) for X, _ in parts]
     X = sp.vstack(matrices, format="csr")
-    if one_based and width > 0:
-        X = X[:, 1:]
+    if layout.first_index:
+        X = X[:, layout.first_index :]
     y = np.concatenate([y for _, y in parts])
     if X.shape[0] == 0:
         raise DataError(f"channel '{channel}': the libsvm files hold no rows", code="empty_channel")
@@ -122,4 +159,4 @@ def read(
         )
     frame = pd.DataFrame(X.toarray(), columns=[str(i) for i in range(1, X.shape[1] + 1)])
     frame.insert(0, "0", y)
-    return frame, False
+    return Read(frame, False, layout)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from byoc.data.sources import Source
 from byoc.data.tabular import (
+    Read,
+    SparseLayout,
     check_same_columns,
     check_same_kinds,
+    check_unique,
     label_column,
     plain_types,
     to_frame,
@@ -20,6 +22,7 @@ from byoc.data.tabular import (
 from byoc.errors import DataError
 
 MAGIC = b"PAR1"
+DUPLICATE_FIX = "rename the copies so that every column has a distinct name, and write the file again"
 
 
 def _read_one(source: Source) -> pa.Table:
@@ -32,10 +35,15 @@ def _read_one(source: Source) -> pa.Table:
             code="not_parquet",
         )
     try:
-        if source.path is not None and not source.compressed:
-            table = pq.read_table(str(source.path))
-        else:
-            table = pq.read_table(pa.BufferReader(source.read_all()))
+        data = None if source.path is not None and not source.compressed else source.read_all()
+
+        def handle() -> str | pa.BufferReader:
+            return str(source.path) if data is None else pa.BufferReader(data)
+
+        # pyarrow's reader cannot tell two columns of one name apart ("Multiple matches for
+        # FieldRef"): name them from the footer, as the CSV reader does, not call the file corrupt.
+        check_unique(source.name, [str(name) for name in pq.read_schema(handle()).names], fix=DUPLICATE_FIX)
+        table = pq.read_table(handle())
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(
             f"{source.name}: cannot be read as Parquet ({exc}); the file is corrupt or "
@@ -56,7 +64,8 @@ def read(
     params: Mapping[str, str],
     typed: bool = True,
     label: int | str | None = None,
-) -> tuple[pd.DataFrame, bool]:
+    like: SparseLayout | None = None,
+) -> Read:
     tables: list[pa.Table] = []
     first: list[str] | None = None
     for source in sources:
@@ -75,4 +84,4 @@ def read(
     table = unify_and_concat(tables)
     if table.num_rows == 0:
         raise DataError(f"channel '{channel}': the Parquet files hold no rows", code="empty_channel")
-    return to_frame(table, typed=typed, as_written=label_column(table, True, label)), True
+    return Read(to_frame(table, typed=typed, as_written=label_column(table, True, label)), True)

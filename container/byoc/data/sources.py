@@ -23,6 +23,8 @@ from byoc.oserrors import display_path
 log = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
+RECORDIO_MAGIC = (0xCED7230A).to_bytes(4, "little")
+RECORDIO_HEADER = 8  # the magic and the flag-and-length word
 SNIFF_BYTES = 64 * 1024
 SKIPPED_PREFIXES = (".", "_")
 # What Source.open returns: a plain file, a pipe's bytes in memory, or a gzip stream over a file.
@@ -238,12 +240,75 @@ def pipe_source(channel: str, fifo: Path, chunk: int = 1 << 20) -> Source:
             code="missing_channel",
         )
     with open(fifo, "rb", buffering=0) as raw:
-        magic = _read_up_to(raw, 2)
-        parts = [magic]
+        parts = []
         while block := raw.read(chunk):
             parts.append(block)
     data = b"".join(parts)
     del parts
-    if magic == GZIP_MAGIC:
-        data = _guarded(str(fifo), lambda: gzip.decompress(data))
-    return Source(name=str(fifo), data=data)
+    return _in_memory(str(fifo), data)
+
+
+def _in_memory(name: str, data: bytes) -> Source:
+    """A source held in memory (a pipe's bytes, a RecordIO record), gunzipped when it is gzip."""
+    if data[:2] == GZIP_MAGIC:
+        data = _guarded(name, lambda: gzip.decompress(data))
+    return Source(name=name, data=data)
+
+
+def recordio_sources(channel: str, stream: Source) -> list[Source]:
+    """The records of a Pipe mode channel whose RecordWrapperType is RecordIO: SageMaker wraps each
+    S3 object in one record (MXNet/dmlc RecordIO: the magic 0xced7230a, a little-endian word of
+    3 flag bits and a 29-bit length, the payload padded to 4 bytes; flags 1, 2, 3 mark the first,
+    middle and last parts of a record split where its payload held the magic, which goes back in
+    between).  Each record is a source of its own, as each file is in File mode."""
+    data = stream.read_all()
+    view = memoryview(data)
+    found: list[Source] = []
+    parts: list[bytes] = []
+    offset = 0
+    while offset < len(data):
+        where = f"{stream.name}, byte {offset} (RecordIO record {len(found) + 1})"
+        if len(data) - offset < RECORDIO_HEADER or view[offset : offset + 4] != RECORDIO_MAGIC:
+            first = offset == 0
+            raise DataError(
+                f"channel '{channel}' has RecordWrapperType RecordIO, but {where} "
+                + ("does not start with" if first else "is not")
+                + " a RecordIO record header (magic 0xced7230a)"
+                + (
+                    "; SageMaker wraps every object of a RecordIO channel, so these objects are not "
+                    "wrapped: set the channel's RecordWrapperType to None (the SDK's "
+                    "TrainingInput(record_wrapping=None)) to read them as they are"
+                    if first
+                    else "; the stream is cut or corrupt: run the job again"
+                ),
+                code="bad_recordio",
+            )
+        word = int.from_bytes(view[offset + 4 : offset + 8], "little")
+        flag, length = word >> 29, word & ((1 << 29) - 1)
+        start = offset + RECORDIO_HEADER
+        end = start + length
+        if flag > 3 or end > len(data):
+            raise DataError(
+                f"channel '{channel}': {where} "
+                + (
+                    f"has the unknown flag {flag}"
+                    if flag > 3
+                    else f"holds {length} bytes, but the stream ends after {len(data) - start}"
+                )
+                + "; the stream is cut or corrupt: run the job again",
+                code="bad_recordio",
+            )
+        parts.append(bytes(view[start:end]))
+        offset = start + (length + 3) // 4 * 4
+        if flag in (0, 3):  # a whole record, or the last part of one
+            found.append(
+                _in_memory(f"{stream.name} (RecordIO record {len(found) + 1})", RECORDIO_MAGIC.join(parts))
+            )
+            parts = []
+    if parts:
+        raise DataError(
+            f"channel '{channel}': {stream.name} ends inside RecordIO record {len(found) + 1} (its last "
+            "part is missing); the stream is cut or corrupt: run the job again",
+            code="bad_recordio",
+        )
+    return found

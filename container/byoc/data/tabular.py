@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -11,6 +14,24 @@ import pyarrow.types as pat
 
 from byoc import values
 from byoc.errors import DataError
+
+
+@dataclass(frozen=True)
+class SparseLayout:
+    """A libsvm channel's feature columns: the feature index of the first (1, or 0 when some
+    index 0 appears: libsvm files are 1-based) and how many there are (through the highest index)."""
+
+    first_index: int
+    features: int
+
+
+class Read(NamedTuple):
+    """What a reader returns: the channel as one frame, whether its files had a header row and,
+    for libsvm, its layout (an evaluation channel's libsvm reader follows the train channel's)."""
+
+    frame: pd.DataFrame
+    has_header: bool
+    layout: SparseLayout | None = None
 
 
 def plain_types(table: pa.Table) -> pa.Table:
@@ -130,27 +151,40 @@ def check_same_columns(
     )
 
 
-def check_unique(name: str, columns: Sequence[str]) -> None:
-    seen: set[str] = set()
-    for column in columns:
-        if column in seen:
-            raise DataError(
-                f"{name}: column name '{column}' appears more than once; give every column a distinct name",
-                code="duplicate_column",
-            )
-        seen.add(column)
+def check_unique(name: str, columns: Sequence[str], fix: str = "give every column a distinct name") -> None:
+    """A DataError naming every column name of file ``name`` that repeats (and how often), then ``fix``."""
+    counts = Counter(columns)
+    repeated = [column for column in counts if counts[column] > 1]  # in the file's order
+    if not repeated:
+        return
+    if len(repeated) == 1:
+        what = f"column name '{repeated[0]}' appears {counts[repeated[0]]} times"
+    else:
+        shown = [f"'{column}' ({counts[column]} times)" for column in repeated[:10]]
+        more = f", and {len(repeated) - 10} more" if len(repeated) > 10 else ""
+        what = f"column names {', '.join(shown)}{more} repeat"
+    raise DataError(f"{name}: {what}; {fix}", code="duplicate_column")
+
+
+def target_readings(
+    columns: Sequence[str], has_header: bool, target: int | str
+) -> tuple[int | None, int | None]:
+    """The two ways the ``target`` hyperparameter can name a column: (the header column named
+    its text, the column at its 0-based index), each None when it names none.  Digits can be
+    both (``byoc.training.resolve_target`` decides when they differ)."""
+    text = str(target)
+    named = list(columns).index(text) if has_header and text in columns else None
+    index = int(text) if text.isascii() and text.isdigit() else None
+    return named, index if index is not None and index < len(columns) else None
 
 
 def label_position(columns: Sequence[str], has_header: bool, target: int | str) -> int | None:
-    """The 0-based column the ``target`` hyperparameter names, or None when it names none
-    (``byoc.training.resolve_target`` says why): an int, or digits that are not a header's
-    column name, is an index; other text is a header's column name."""
-    if isinstance(target, int) or (target.isdigit() and (not has_header or target not in columns)):
-        index = int(target)
-        return index if 0 <= index < len(columns) else None
-    if not has_header or target not in columns:
-        return None
-    return list(columns).index(target)
+    """The 0-based column the ``target`` hyperparameter names, or None when it names none: the
+    name for text (a JSON string), the index for a number, when the two readings differ."""
+    named, index = target_readings(columns, has_header, target)
+    if named is not None and index is not None:
+        return named if isinstance(target, str) else index
+    return named if named is not None else index
 
 
 def label_column(table: pa.Table, has_header: bool, label: int | str | None) -> int | None:
