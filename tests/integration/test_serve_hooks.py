@@ -70,6 +70,42 @@ def test_predict_fn_alone_gets_the_checked_frame_and_byoc_encodes_its_answer(tmp
     )  # byoc's input_fn checked it
 
 
+def test_predict_fn_alone_may_call_model_predict_and_predict_proba_as_in_scikit_learn(tmp_path):
+    """The SageMaker scikit-learn container's own predict_fn, ``model.predict(input_data)``, on
+    byoc's model: the labels as trained (not the pipeline's encoded class indices), and
+    predict_proba's columns in the order of ``model.classes_``."""
+    root = _root(
+        tmp_path,
+        """
+        import json
+
+        def predict_fn(input_data, model, context):
+            if context.custom_attributes == "proba":
+                proba = model.predict_proba(input_data)
+                return [json.dumps(dict(zip(model.classes_.tolist(), row.tolist()))) for row in proba]
+            assert list(model.feature_names_in_) == list(input_data.columns)
+            return model.predict(input_data)
+        """,
+    )
+    server = _serve(root)
+    try:
+        as_json = server.invoke(CSV_ROWS, "text/csv", "application/json")
+        as_csv = server.invoke(CSV_ROWS, "text/csv", "text/csv")
+        proba = server.invoke(CSV_ROWS, "text/csv", "application/json", attributes="proba")
+    finally:
+        server.stop()
+    labels = _expected_labels(root, ROWS)
+    assert set(labels) <= {"yes", "no"}
+    assert as_json.status_code == 200, as_json.text
+    assert as_json.json() == {"predictions": [{"predicted_label": label} for label in labels]}
+    assert as_csv.text.splitlines() == labels
+    model = artifact.load(root / "model")
+    want = model.estimator.predict_proba(ROWS)
+    got = [json.loads(p["predicted_label"]) for p in proba.json()["predictions"]]
+    assert [list(g) for g in got] == [model.classes] * len(ROWS)
+    assert [[g[c] for c in model.classes] for g in got] == want.tolist()
+
+
 def test_input_fn_alone_gets_text_or_bytes_and_byoc_predicts(tmp_path):
     root = _root(
         tmp_path,
@@ -175,7 +211,7 @@ def test_transform_fn_with_context_sees_the_request(tmp_path):
     assert reply.status_code == 200, reply.text
     assert reply.headers["Content-Type"].startswith("application/json")
     assert reply.json() == {
-        "model": "Predictor",
+        "model": "ByocModel",
         "lines": len(ROWS),
         "content_type": "text/csv",
         "accept": "application/json",

@@ -14,7 +14,9 @@ Where byoc differs, on purpose:
 - A missing hook falls back to byoc's own (:class:`ByocHooks`): model.joblib + model.json
   loaded and verified, requests decoded by byoc's codecs and checked against model.json's
   features (never a blanket cast to float), Autopilot output fields encoded by Accept.  So a
-  user can replace only ``predict_fn``.
+  user can replace only ``predict_fn``: byoc's ``model_fn`` gives a
+  :class:`~byoc.serving.byoc_model.ByocModel`, whose ``predict``/``predict_proba`` answer
+  scikit-learn's calls on the DataFrame byoc's ``input_fn`` gives.
 - ``model_fn`` runs once, in the gunicorn master before the workers fork, so the workers
   share the model; ``requirements.txt`` beside the program is installed before that, and a
   failed install, import or ``model_fn`` stops ``serve`` at once with the cause.
@@ -50,8 +52,8 @@ from byoc import artifact, user_script
 from byoc.errors import ConfigError, ModelLoadError, UserError
 from byoc.serving import codecs
 from byoc.serving.builtin import decode_batches, default_accept, prepare
+from byoc.serving.byoc_model import ByocModel
 from byoc.serving.handler import InferenceRequest, InferenceResponse
-from byoc.serving.inference import Predictor
 from byoc.serving.output import (
     CUSTOM_ATTRIBUTES_HEADER,
     PREDICTED_LABEL,
@@ -264,8 +266,8 @@ class ByocHooks:
         self.default_accept = default_accept
 
     @staticmethod
-    def model_fn(model_dir: str) -> Predictor:
-        return prepare(artifact.load(Path(model_dir)))
+    def model_fn(model_dir: str) -> ByocModel:
+        return ByocModel(prepare(artifact.load(Path(model_dir))))
 
     def input_fn(self, request_body: bytes, content_type: str) -> pd.DataFrame:
         assert self.schema is not None, "checked at load"
@@ -275,15 +277,9 @@ class ByocHooks:
 
     @staticmethod
     def predict_fn(input_data: Any, model: Any, context: Context) -> Any:
-        if not isinstance(model, Predictor):
+        if not isinstance(model, ByocModel):
             return model.predict(input_data)
-        schema = model.schema
-        if isinstance(input_data, pd.DataFrame):
-            named = all(isinstance(c, str) for c in input_data.columns)
-            batch = schema.from_frame(input_data, positional=not named)
-        else:
-            batch = schema.from_rows(np.asarray(input_data, dtype=object).tolist())
-        return model.predict(batch, context.output_fields)
+        return model.predictor.predict(model.batch(input_data, "input_fn returned"), context.output_fields)
 
     def output_fn(self, prediction: Any, accept: str, context: Context) -> tuple[bytes, str]:
         if not isinstance(prediction, Prediction):
@@ -327,8 +323,8 @@ def _import(program: Path) -> ModuleType:
 
 
 def _schema_of(model: Any, model_dir: Path) -> RequestSchema | None:
-    if isinstance(model, Predictor):
-        return model.schema
+    if isinstance(model, ByocModel):
+        return model.predictor.schema
     if not (model_dir / artifact.METADATA_FILE).is_file():
         return None
     metadata = artifact.read_metadata(model_dir)
@@ -357,9 +353,10 @@ class HooksHandler:
         self.default_accept = settings.default_accept or DEFAULT_CONTENT_TYPE
         self.supported: tuple[str, ...] | None = None
         self.fields: tuple[str, ...] = ()
-        if isinstance(model, Predictor):
-            self.supported = supported_fields(settings.inference_supported, model.available_fields)
-            self.fields = default_fields(settings.inference_output, model.available_fields, self.supported)
+        if isinstance(model, ByocModel):
+            available = model.predictor.available_fields
+            self.supported = supported_fields(settings.inference_supported, available)
+            self.fields = default_fields(settings.inference_output, available, self.supported)
 
     @classmethod
     def load(cls, program: Path, model_dir: Path, settings: ServingSettings) -> HooksHandler:
@@ -410,10 +407,10 @@ class HooksHandler:
             request_fields(
                 request.custom_attributes,
                 default=self.fields,
-                available=self.model.available_fields,
+                available=self.model.predictor.available_fields,
                 supported=self.supported,
             )
-            if isinstance(self.model, Predictor) and self._byoc_predicts
+            if isinstance(self.model, ByocModel) and self._byoc_predicts
             else ()
         )
         context = Context(
