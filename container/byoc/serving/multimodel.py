@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import unquote, urlparse
 
-from byoc.errors import UserError
+from byoc.errors import ModelLoadError, UserError
 from byoc.serving import memory
 
 log = logging.getLogger("byoc.serving.multimodel")
@@ -442,6 +442,9 @@ class ModelRegistry(Generic[H]):
             raise InsufficientMemory(f"model {entry.name!r}: out of memory while loading {path}") from None
         except UserError as exc:
             raise ModelRejected(f"model {entry.name!r} at {path}: {exc.message}") from exc
+        except ModelLoadError as exc:  # its message names the file or the failed warm-up prediction
+            log.warning("model %r at %s cannot be loaded", entry.name, path, exc_info=True)
+            raise ModelRejected(f"model {entry.name!r} at {path}: {exc}") from exc
         except Exception as exc:
             log.warning("model %r at %s cannot be loaded", entry.name, path, exc_info=True)
             raise ModelRejected(
