@@ -262,6 +262,41 @@ def test_status_from_user_code_is_the_answer_and_other_errors_are_500_with_the_r
     assert "raised by predict_fn of" in log
 
 
+def test_a_predict_fn_answer_byoc_cannot_encode_is_a_500_naming_the_hook_and_the_counts(tmp_path):
+    """3 records in, 1 prediction out: in batch transform the answers would join the wrong inputs.
+    The endpoint's code is at fault (a 500), and the body says how, without a traceback."""
+    root = _root(
+        tmp_path,
+        """
+        def predict_fn(input_data, model, context):
+            if context.custom_attributes == "one":
+                return ["only-one"]
+            if context.custom_attributes == "table":
+                return [[1, 2]] * len(input_data)
+            return ["ok"] * len(input_data)
+        """,
+    )
+    server = _serve(root)
+    three = support.csv_bytes(ROWS.head(3), target=None)
+    try:
+        one = server.invoke(three, "text/csv", "text/csv", attributes="one")
+        table = server.invoke(three, "text/csv", "application/json", attributes="table")
+        right = server.invoke(three, "text/csv", "text/csv")
+    finally:
+        log = server.stop()
+    assert right.status_code == 200 and right.text.splitlines() == ["ok"] * 3
+    for reply, code, fragments in (
+        (one, "prediction_count_mismatch", ("predict_fn returned 1 predictions", "request's 3 records")),
+        (table, "bad_prediction", ("predict_fn returned a list of shape (3, 2)", "define output_fn")),
+    ):
+        assert reply.status_code == 500, reply.text
+        body = reply.json()
+        assert body["error"] == code and body["request_id"] == reply.headers["X-Request-Id"], body
+        assert all(fragment in body["message"] for fragment in fragments), body
+        assert "Traceback" not in reply.text
+        assert f"request {body['request_id']}: {code}: " in log
+
+
 def test_transform_fn_mixed_with_other_hooks_stops_serve(tmp_path):
     root = _root(
         tmp_path,

@@ -49,7 +49,7 @@ import pandas as pd
 from werkzeug.http import parse_options_header
 
 from byoc import artifact, user_script
-from byoc.errors import ConfigError, ModelLoadError, UserError
+from byoc.errors import ConfigError, HookError, ModelLoadError, UserError
 from byoc.serving import codecs
 from byoc.serving.builtin import decode_batches, default_accept, prepare
 from byoc.serving.byoc_model import ByocModel
@@ -140,7 +140,9 @@ class Context:
     ``system_properties["model_dir"]`` as in the inference toolkit; the request's headers as
     sent; ``output_fields``, the Autopilot fields asked for (byoc's own model only); and
     ``response_headers``, which a hook may fill (e.g. X-Amzn-SageMaker-Custom-Attributes to
-    return custom attributes to the caller).  At ``model_fn`` time only ``model_dir`` is set.
+    return custom attributes to the caller); ``records``, how many records byoc's ``input_fn``
+    decoded (None when the user's decoded the body).  At ``model_fn`` time only ``model_dir``
+    is set.
     """
 
     model_dir: str
@@ -150,6 +152,7 @@ class Context:
     custom_attributes: str | None = None
     output_fields: tuple[str, ...] = ()
     response_headers: dict[str, str] = field(default_factory=dict)
+    records: int | None = None
 
     @property
     def system_properties(self) -> dict[str, Any]:
@@ -285,11 +288,20 @@ class ByocHooks:
         if not isinstance(prediction, Prediction):
             values = np.asarray(prediction)
             if values.ndim != 1:
-                raise TypeError(
-                    f"predict_fn returned {type(prediction).__name__} of shape {values.shape}; byoc's "
-                    "output_fn encodes one prediction per record (a 1-D array or list): define output_fn"
+                raise HookError(
+                    f"predict_fn returned a {type(prediction).__name__} of shape {values.shape}; byoc's "
+                    "output_fn encodes one prediction per record (a 1-D array or list): return that, "
+                    "or define output_fn",
+                    code="bad_prediction",
                 )
             prediction = Prediction((PREDICTED_LABEL,), {PREDICTED_LABEL: values}, len(values))
+        if context.records is not None and prediction.n != context.records:
+            raise HookError(
+                f"predict_fn returned {prediction.n} predictions for the request's {context.records} "
+                "records; byoc's output_fn writes one answer per record, in order, so return one "
+                "prediction per row of input_data (other counts would join answers to the wrong records)",
+                code="prediction_count_mismatch",
+            )
         request_type = parse_options_header(context.content_type or DEFAULT_CONTENT_TYPE)[0].lower()
         encoder = codecs.choose_encoder(context.accept, request_type, self.default_accept)
         context.response_headers[CUSTOM_ATTRIBUTES_HEADER] = "output=" + ",".join(prediction.fields)
@@ -431,6 +443,8 @@ class HooksHandler:
             input_fn = self.hooks["input_fn"]
             body = data if input_fn.builtin else _as_body(data, content_type)
             decoded = input_fn(body, content_type, context=context)
+            if input_fn.builtin:
+                context.records = len(decoded)
             prediction = self.hooks["predict_fn"](decoded, self.model, context=context)
             result = self.hooks["output_fn"](prediction, accept, context=context)
         return self._response(result, accept, context)
