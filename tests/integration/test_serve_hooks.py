@@ -133,6 +133,37 @@ def test_input_fn_alone_gets_text_or_bytes_and_byoc_predicts(tmp_path):
     assert as_text.json() == {"predictions": expected}
 
 
+def test_an_input_fn_result_byoc_cannot_predict_on_names_the_hook_not_the_clients_row(tmp_path):
+    """A record decoded as a dict: iterating it gives its keys, which byoc reported as the client's
+    "row 1 is a str".  The client sent a valid record; the hook's return type is at fault."""
+    root = _root(
+        tmp_path,
+        """
+        import json
+
+        def input_fn(request_body, content_type):
+            return json.loads(request_body)
+        """,
+    )
+    server = _serve(root)
+    record = support.json_records(ROWS.head(1))[0]
+    try:
+        one = server.invoke(json.dumps(record), "application/json")
+        rows = server.invoke(json.dumps(json.loads(ROWS.to_json(orient="values"))), "application/json")
+    finally:
+        server.stop()
+    assert one.status_code == 500, one.text
+    assert one.json()["error"] == "bad_input_data"
+    assert one.json()["message"].startswith(
+        "input_fn returned a dict; byoc's model predicts on a pandas DataFrame or a list of rows"
+    ), one.json()
+    assert "row 1" not in one.text and "Traceback" not in one.text
+    assert rows.status_code == 200, rows.text  # a list of rows is what byoc's predict_fn takes
+    assert rows.json() == {
+        "predictions": [{"predicted_label": label} for label in _expected_labels(root, ROWS)]
+    }
+
+
 def test_output_fn_alone_may_return_body_and_content_type(tmp_path):
     root = _root(
         tmp_path,

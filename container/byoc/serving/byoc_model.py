@@ -21,6 +21,10 @@ from byoc.serving.output import PREDICTED_LABEL, PROBABILITIES
 from byoc.serving.schema import Batch
 
 
+class NotRows(TypeError):
+    """What was given to predict on is neither a DataFrame nor rows (a dict, text, a scalar)."""
+
+
 class ByocModel:
     """A byoc model (model.joblib + model.json) with scikit-learn's ``predict``/``predict_proba``.
 
@@ -39,7 +43,8 @@ class ByocModel:
             self.classes_ = _objects(predictor.classes)
 
     def batch(self, X: Any, what: str = "X is") -> Batch:
-        """``X`` as a checked batch; a TypeError saying ``what`` it is when it is neither a frame nor rows."""
+        """``X`` as a checked batch; :class:`NotRows` saying ``what`` it is when it is neither a frame
+        nor rows (iterating a dict's keys as rows would blame the client's record for it)."""
         schema = self.predictor.schema
         if isinstance(X, pd.DataFrame):
             named = all(isinstance(c, str) for c in X.columns)
@@ -51,7 +56,7 @@ class ByocModel:
             return schema.from_rows(list(rows))  # rows of differing lengths: each one's width checked
         of = f" of {type(rows.flat[0]).__name__}" if rows is not None and rows.size else ""
         shape = f" of shape {rows.shape}" if rows is not None and rows.ndim != 1 else ""
-        raise TypeError(
+        raise NotRows(
             f"{what} a {type(X).__name__}{of}{shape}; byoc's model predicts on a pandas DataFrame "
             f"or a list of rows (one list of the {schema.width} feature values per record)"
         )

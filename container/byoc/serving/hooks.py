@@ -52,7 +52,7 @@ from byoc import artifact, user_script
 from byoc.errors import ConfigError, HookError, ModelLoadError, UserError
 from byoc.serving import codecs
 from byoc.serving.builtin import decode_batches, default_accept, prepare
-from byoc.serving.byoc_model import ByocModel
+from byoc.serving.byoc_model import ByocModel, NotRows
 from byoc.serving.handler import InferenceRequest, InferenceResponse
 from byoc.serving.output import (
     CUSTOM_ATTRIBUTES_HEADER,
@@ -282,7 +282,11 @@ class ByocHooks:
     def predict_fn(input_data: Any, model: Any, context: Context) -> Any:
         if not isinstance(model, ByocModel):
             return model.predict(input_data)
-        return model.predictor.predict(model.batch(input_data, "input_fn returned"), context.output_fields)
+        try:
+            batch = model.batch(input_data, "input_fn returned")
+        except NotRows as exc:  # the hook's result, not the client's record, is at fault
+            raise HookError(str(exc), code="bad_input_data") from None
+        return model.predictor.predict(batch, context.output_fields)
 
     def output_fn(self, prediction: Any, accept: str, context: Context) -> tuple[bytes, str]:
         if not isinstance(prediction, Prediction):
