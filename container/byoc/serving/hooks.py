@@ -46,7 +46,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from werkzeug.http import parse_options_header
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header, parse_options_header
 
 from byoc import artifact, user_script
 from byoc.errors import ConfigError, HookError, ModelLoadError, UserError
@@ -456,8 +457,9 @@ class HooksHandler:
     def _response(self, result: Any, accept: str, context: Context) -> InferenceResponse:
         body, content_type = result if isinstance(result, tuple) and len(result) == 2 else (result, None)
         if content_type is None:
-            first = accept.split(",", 1)[0].strip()
-            content_type = first if first and "*" not in first else self.default_accept
+            # the most preferred entry, as werkzeug weighs them: its q is no media type parameter
+            best = parse_accept_header(accept, MIMEAccept).best
+            content_type = best if best and "*" not in best else self.default_accept
         if isinstance(body, str):
             body = body.encode("utf-8")
         elif isinstance(body, (bytearray, memoryview)):
