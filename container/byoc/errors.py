@@ -80,6 +80,16 @@ class PayloadTooLarge(UserError):
     status = 413
 
 
+class HookError(UserError):
+    """A user's inference hook gave byoc what it cannot use (predict_fn's answer for the wrong
+    number of records, input_fn's result of a kind byoc's predict_fn does not take).  The
+    endpoint's own code is at fault, not the request: a 500, logged with the request id, whose
+    body names the hook and what it returned (never a traceback)."""
+
+    code = "hook_error"
+    status = 500
+
+
 class ModelLoadError(ByocError):
     """The model directory is missing, incomplete or fails its checksum."""
 

@@ -23,6 +23,7 @@ import logging
 import sys
 import tarfile
 import tempfile
+import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -232,6 +233,22 @@ def _labels(classes: Sequence[Any], name: str) -> Any:
     return Labels(classes=tuple(classes), kind=kind, name=name)
 
 
+def _predicted(method: Callable[[Any], Any], X: Any, where: str) -> Any:
+    """``method(X)``; whatever the model raises is the model's failure (a UserError leading with
+    its cause, the traceback in the log), not a crash without the Processing job's message."""
+    from byoc.errors import UserError
+
+    try:
+        return method(X)
+    except Exception as exc:
+        log.error("the model's %s failed", method.__name__, exc_info=True)
+        raise UserError(
+            f"the model cannot predict: {type(exc).__name__}: {exc} (raised by its {method.__name__} "
+            f"on the {len(X)} rows of the {where}); the model, or the code it needs, is at fault",
+            code="model_cannot_predict",
+        ) from exc
+
+
 def score(
     model_path: Path,
     test_path: Path,
@@ -291,10 +308,10 @@ def score(
     if labels is not None:
         y = labels.encode(y_raw, where=where)
         if hasattr(model.estimator, "predict_proba"):
-            proba = model.estimator.predict_proba(X)
+            proba = _predicted(model.estimator.predict_proba, X, where)
     else:
         y = _regression_target(y_raw, where)
-    predicted = model.estimator.predict(X)
+    predicted = _predicted(model.estimator.predict, X, where)
     report = model_quality(model.problem_type, y, predicted, proba, model.classes or None)
     summary = {"problem_type": model.problem_type, "rows": int(len(y)), "files": list(channel.files)}
     return report, summary
@@ -334,7 +351,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 with evaluation.json written; 1 with the cause in /opt/ml/output/message (the
-    Processing job's ExitMessage) when the model or data are wrong."""
+    Processing job's ExitMessage) when the model or data are wrong (a model whose predict
+    raises included); 2, with the message too, for a fault of byoc's."""
     from byoc import csvfields
     from byoc.environment import MLPaths
     from byoc.errors import ByocError, UserError
@@ -357,6 +375,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("evaluation failed: %s", one_line(message))
         write_failure(message_file, message)
         return 1
+    except Exception as exc:  # a fault of ours: the job still gets its message, leading with the cause
+        log.exception("evaluation failed")
+        write_failure(
+            message_file,
+            f"Internal error while evaluating: {type(exc).__name__}: {exc}. This is a bug in byoc; "
+            "please report it with the details below",
+            traceback.format_exc(),
+        )
+        return 2
     args.output.mkdir(parents=True, exist_ok=True)
     path = args.output / REPORT_FILE
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -52,6 +52,10 @@ CODE_CHANNEL = "code"
 REQUIREMENTS = "requirements.txt"
 TAIL_BYTES = 64 * 1024
 OOM_EXIT = 137
+UNCAUGHT_EXIT = 1  # Python's exit status when an exception ends the program
+_TRACEBACK = "Traceback (most recent call last):"
+_GROUP_TRACEBACK = "  + Exception Group Traceback (most recent call last):"
+_GROUP_MARGIN = "  | "
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _REQUIREMENT_IN_ERROR = re.compile(r"(?:requirement|for|satisfies the requirement)\s+([^\s;(]+)", re.I)
@@ -390,13 +394,26 @@ def _killpg(pgid: int, signum: int) -> None:
 
 
 def exception_line(stderr: str) -> str | None:
-    """The last line of the last Python traceback in ``stderr`` (``ValueError: ...``)."""
+    """The header of the last Python traceback in ``stderr``: the exception's type and the first
+    line of its message (``ValueError: ...``); None without a traceback.
+
+    A traceback is its start line, the frames (indented), then the header; the lines after the
+    header are the rest of a multi-line message (and notes), so the header is the first line
+    after the frames, never the last line.  The last traceback is the one that ended a chain
+    ("During handling of the above exception ...").  An exception group's lines carry a
+    ``  | `` margin."""
     lines = stderr.splitlines()
-    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    starts = [i for i, line in enumerate(lines) if line.startswith((_TRACEBACK, _GROUP_TRACEBACK))]
     if not starts:
         return None
-    after = [line for line in lines[starts[-1] + 1 :] if line.strip() and not line[0].isspace()]
-    return after[-1].strip() if after else None
+    margin = _GROUP_MARGIN if lines[starts[-1]].startswith(_GROUP_TRACEBACK) else ""
+    for line in lines[starts[-1] + 1 :]:
+        if not line.startswith(margin):
+            break
+        text = line[len(margin) :]
+        if text.strip() and not text[0].isspace():
+            return text.strip()
+    return None
 
 
 def failure(program: str, status: int, stderr: str) -> ScriptFailed:
@@ -410,7 +427,9 @@ def failure(program: str, status: int, stderr: str) -> ScriptFailed:
             details=details,
         )
     exit_code = 128 - status if status < 0 else status
-    raised = exception_line(stderr)
+    # Only an exit with Python's status for an uncaught exception is blamed on a traceback: one a
+    # script logged and handled (logging.exception) before exiting on purpose did not end it.
+    raised = exception_line(stderr) if status == UNCAUGHT_EXIT else None
     if raised:
         cause = f"{raised} (raised by the user script {program}, exit code {exit_code})"
     elif status < 0:
@@ -418,7 +437,7 @@ def failure(program: str, status: int, stderr: str) -> ScriptFailed:
     else:
         last = [line for line in stderr.splitlines() if line.strip()]
         cause = f"The user script {program} exited with code {exit_code}" + (
-            f": {last[-1].strip()}" if last else ""
+            f"; the last line of its stderr: {last[-1].strip()}" if last else " (its stderr is empty)"
         )
     return ScriptFailed(cause, exit_code=exit_code, details=details)
 

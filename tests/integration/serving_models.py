@@ -68,8 +68,9 @@ def trained_root(kind: str) -> Path:
 
 
 def broken_root(dest: Path, transform: Any) -> Path:
-    """An ML root whose regression model (one numeric feature ``x``) runs ``transform`` first:
-    for tests of models that load but fail to predict (``transform`` must be importable)."""
+    """An ML root whose regression model (one numeric feature ``x``, trained on target ``y``) runs
+    ``transform`` first: for tests of models that load but fail to predict (``transform`` must be
+    importable)."""
     import numpy as np
     from sklearn.dummy import DummyRegressor
     from sklearn.pipeline import Pipeline
@@ -90,6 +91,7 @@ def broken_root(dest: Path, transform: Any) -> Path:
             "problem_type": "regression",
             "algorithm": "broken",
             "features": [artifact.Feature("x", "numeric", "float64").to_dict()],
+            "target": {"name": "y", "index": 0},
         },
     )
     return dest

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import serving_models as sm
 from sklearn import metrics as skm
 
 from byoc import artifact
@@ -234,4 +235,29 @@ def test_test_data_missing_a_column_is_the_processing_exit_message(tmp_path):
     assert result.returncode == 1
     message = (tmp_path / "output" / "message").read_text()
     assert "lacks column(s) job" in message.splitlines()[0]
+    assert not (tmp_path / "e" / "evaluation.json").exists()
+
+
+def test_a_model_whose_predict_raises_is_the_processing_exit_message(tmp_path):
+    """A model that loads but raises in predict (a FunctionTransformer in its pipeline): exit 1 with
+    the model's exception first in the message, no traceback on the console's last line."""
+    model_dir = sm.broken_root(tmp_path / "broken", np.linalg.cholesky) / "model"
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "t.csv").write_text("y,x\n1.0,2.0\n0.0,3.0\n")
+    result = evaluate(
+        "--model",
+        str(model_dir),
+        "--test",
+        str(tmp_path / "test"),
+        "--output",
+        str(tmp_path / "e"),
+        "--header",
+        "true",
+        base=tmp_path,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = (tmp_path / "output" / "message").read_text().splitlines()[0]
+    assert first.startswith("the model cannot predict: LinAlgError: "), first
+    assert "raised by its predict on the 2 rows of the test channel" in first, first
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "e" / "evaluation.json").exists()

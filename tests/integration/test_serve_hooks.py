@@ -70,6 +70,42 @@ def test_predict_fn_alone_gets_the_checked_frame_and_byoc_encodes_its_answer(tmp
     )  # byoc's input_fn checked it
 
 
+def test_predict_fn_alone_may_call_model_predict_and_predict_proba_as_in_scikit_learn(tmp_path):
+    """The SageMaker scikit-learn container's own predict_fn, ``model.predict(input_data)``, on
+    byoc's model: the labels as trained (not the pipeline's encoded class indices), and
+    predict_proba's columns in the order of ``model.classes_``."""
+    root = _root(
+        tmp_path,
+        """
+        import json
+
+        def predict_fn(input_data, model, context):
+            if context.custom_attributes == "proba":
+                proba = model.predict_proba(input_data)
+                return [json.dumps(dict(zip(model.classes_.tolist(), row.tolist()))) for row in proba]
+            assert list(model.feature_names_in_) == list(input_data.columns)
+            return model.predict(input_data)
+        """,
+    )
+    server = _serve(root)
+    try:
+        as_json = server.invoke(CSV_ROWS, "text/csv", "application/json")
+        as_csv = server.invoke(CSV_ROWS, "text/csv", "text/csv")
+        proba = server.invoke(CSV_ROWS, "text/csv", "application/json", attributes="proba")
+    finally:
+        server.stop()
+    labels = _expected_labels(root, ROWS)
+    assert set(labels) <= {"yes", "no"}
+    assert as_json.status_code == 200, as_json.text
+    assert as_json.json() == {"predictions": [{"predicted_label": label} for label in labels]}
+    assert as_csv.text.splitlines() == labels
+    model = artifact.load(root / "model")
+    want = model.estimator.predict_proba(ROWS)
+    got = [json.loads(p["predicted_label"]) for p in proba.json()["predictions"]]
+    assert [list(g) for g in got] == [model.classes] * len(ROWS)
+    assert [[g[c] for c in model.classes] for g in got] == want.tolist()
+
+
 def test_input_fn_alone_gets_text_or_bytes_and_byoc_predicts(tmp_path):
     root = _root(
         tmp_path,
@@ -95,6 +131,37 @@ def test_input_fn_alone_gets_text_or_bytes_and_byoc_predicts(tmp_path):
     assert as_bytes.status_code == 200, as_bytes.text
     assert as_bytes.json() == {"predictions": expected}
     assert as_text.json() == {"predictions": expected}
+
+
+def test_an_input_fn_result_byoc_cannot_predict_on_names_the_hook_not_the_clients_row(tmp_path):
+    """A record decoded as a dict: iterating it gives its keys, which byoc reported as the client's
+    "row 1 is a str".  The client sent a valid record; the hook's return type is at fault."""
+    root = _root(
+        tmp_path,
+        """
+        import json
+
+        def input_fn(request_body, content_type):
+            return json.loads(request_body)
+        """,
+    )
+    server = _serve(root)
+    record = support.json_records(ROWS.head(1))[0]
+    try:
+        one = server.invoke(json.dumps(record), "application/json")
+        rows = server.invoke(json.dumps(json.loads(ROWS.to_json(orient="values"))), "application/json")
+    finally:
+        server.stop()
+    assert one.status_code == 500, one.text
+    assert one.json()["error"] == "bad_input_data"
+    assert one.json()["message"].startswith(
+        "input_fn returned a dict; byoc's model predicts on a pandas DataFrame or a list of rows"
+    ), one.json()
+    assert "row 1" not in one.text and "Traceback" not in one.text
+    assert rows.status_code == 200, rows.text  # a list of rows is what byoc's predict_fn takes
+    assert rows.json() == {
+        "predictions": [{"predicted_label": label} for label in _expected_labels(root, ROWS)]
+    }
 
 
 def test_output_fn_alone_may_return_body_and_content_type(tmp_path):
@@ -175,7 +242,7 @@ def test_transform_fn_with_context_sees_the_request(tmp_path):
     assert reply.status_code == 200, reply.text
     assert reply.headers["Content-Type"].startswith("application/json")
     assert reply.json() == {
-        "model": "Predictor",
+        "model": "ByocModel",
         "lines": len(ROWS),
         "content_type": "text/csv",
         "accept": "application/json",
@@ -224,6 +291,41 @@ def test_status_from_user_code_is_the_answer_and_other_errors_are_500_with_the_r
     assert "secret internal detail" not in other.text and "Traceback" not in other.text
     assert request_id in log and "Traceback" in log and "RuntimeError: secret internal detail" in log
     assert "raised by predict_fn of" in log
+
+
+def test_a_predict_fn_answer_byoc_cannot_encode_is_a_500_naming_the_hook_and_the_counts(tmp_path):
+    """3 records in, 1 prediction out: in batch transform the answers would join the wrong inputs.
+    The endpoint's code is at fault (a 500), and the body says how, without a traceback."""
+    root = _root(
+        tmp_path,
+        """
+        def predict_fn(input_data, model, context):
+            if context.custom_attributes == "one":
+                return ["only-one"]
+            if context.custom_attributes == "table":
+                return [[1, 2]] * len(input_data)
+            return ["ok"] * len(input_data)
+        """,
+    )
+    server = _serve(root)
+    three = support.csv_bytes(ROWS.head(3), target=None)
+    try:
+        one = server.invoke(three, "text/csv", "text/csv", attributes="one")
+        table = server.invoke(three, "text/csv", "application/json", attributes="table")
+        right = server.invoke(three, "text/csv", "text/csv")
+    finally:
+        log = server.stop()
+    assert right.status_code == 200 and right.text.splitlines() == ["ok"] * 3
+    for reply, code, fragments in (
+        (one, "prediction_count_mismatch", ("predict_fn returned 1 predictions", "request's 3 records")),
+        (table, "bad_prediction", ("predict_fn returned a list of shape (3, 2)", "define output_fn")),
+    ):
+        assert reply.status_code == 500, reply.text
+        body = reply.json()
+        assert body["error"] == code and body["request_id"] == reply.headers["X-Request-Id"], body
+        assert all(fragment in body["message"] for fragment in fragments), body
+        assert "Traceback" not in reply.text
+        assert f"request {body['request_id']}: {code}: " in log
 
 
 def test_transform_fn_mixed_with_other_hooks_stops_serve(tmp_path):

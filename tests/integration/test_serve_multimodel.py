@@ -266,6 +266,16 @@ def test_load_errors_name_the_problem(mme, tmp_path):
     )
 
 
+def test_a_model_that_cannot_predict_is_refused_as_serve_refuses_it(mme, tmp_path):
+    """The single-model server does not start with such a model; loading it is a 400 naming the
+    cause, not a 200 followed by a 500 on every invoke."""
+    broken = sm.broken_root(tmp_path / "root", np.linalg.cholesky) / "model"  # every frame: LinAlgError
+    body = assert_error(load(mme, "cannot-predict", str(broken)), 400, "bad_model", "cannot-predict")
+    assert "the model loads but cannot predict (LinAlgError" in body["message"], body
+    assert_error(mme.get("/models/cannot-predict"), 404, "model_not_loaded")
+    assert_error(invoke(mme, "cannot-predict", "1.0\n"), 404, "model_not_loaded")
+
+
 def test_507_only_when_one_model_alone_does_not_fit(tmp_path):
     server = start_mme(workers=1, BYOC_MULTI_MODEL_MEMORY_MB="8")
     try:

@@ -260,7 +260,37 @@ def test_exit_code_passes_through(tmp_path, python):
     )
     result = run_train(root, python=python)
     assert result.returncode == 3
-    assert read_failure(root).splitlines()[0] == "The user script train.py exited with code 3: bad config"
+    assert read_failure(root).splitlines()[0] == (
+        "The user script train.py exited with code 3; the last line of its stderr: bad config"
+    )
+
+
+def test_the_failure_names_the_exception_that_ended_the_script(tmp_path, python):
+    """A multi-line message: its type and first line, not its last line.  A handled exception
+    (logged with its traceback) before a deliberate exit: the exit code, not that exception."""
+    multiline = 'raise ValueError("All the 5 fits failed.\\nBelow are more details:\\n  bad label")\n'
+    handled = """\
+        import logging, sys
+        try:
+            import byoc_no_such_accelerator
+        except ImportError:
+            logging.exception("no accelerator, falling back")
+        print("accuracy 0.41 is below the 0.8 gate", file=sys.stderr)
+        sys.exit(2)
+        """
+    first = {}
+    for name, script in (("multiline", multiline), ("handled", textwrap.dedent(handled))):
+        root = script_root(tmp_path / name, "train.py", {"train.py": script})
+        result = run_train(root, python=python)
+        assert result.returncode == {"multiline": 1, "handled": 2}[name], result.stdout + result.stderr
+        first[name] = read_failure(root).splitlines()[0]
+    assert first["multiline"] == (
+        "ValueError: All the 5 fits failed. (raised by the user script train.py, exit code 1)"
+    )
+    assert first["handled"] == (
+        "The user script train.py exited with code 2; the last line of its stderr: accuracy 0.41 is below "
+        "the 0.8 gate"
+    )
 
 
 def test_a_failure_file_the_script_wrote_is_kept(tmp_path, python):

@@ -197,7 +197,7 @@ def test_serve_downloads_the_hooks_from_s3(tmp_path, endpoint):
     finally:
         server.stop()
     assert reply.status_code == 200, reply.text
-    assert reply.text == "hooks from s3: Predictor"  # byoc's own model_fn loaded the model for the hook
+    assert reply.text == "hooks from s3: ByocModel"  # byoc's own model_fn loaded the model for the hook
     assert (root / "code" / "inference.py").is_file()
 
 
@@ -236,5 +236,5 @@ def test_serve_prefers_the_repacked_code_to_a_download(tmp_path):
         reply = server.invoke(b"1,2\n", "text/csv", "text/plain")
     finally:
         server.stop()
-    assert reply.text == "hooks from s3: Predictor"
+    assert reply.text == "hooks from s3: ByocModel"
     assert not (root / "code").exists()

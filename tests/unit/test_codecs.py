@@ -332,6 +332,40 @@ def test_encoders_keep_field_order_and_values():
         codecs.encoders()["application/x-npy"].encode(PREDICTION)
 
 
+def _strict(text: str) -> object:
+    """JSON as RFC 8259 has it: NaN, Infinity and -Infinity are no tokens of it."""
+
+    def refuse(token: str) -> object:
+        raise ValueError(f"{token} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_encoders_write_non_finite_numbers_as_null():
+    """A hook's predict_fn may return NaN (a row it cannot score): strict parsers (JSON.parse,
+    Jackson, Go) refuse a body holding NaN, so it is null, as a missing value is in requests."""
+    nan, inf = float("nan"), float("inf")
+    prediction = Prediction(
+        ("predicted_label", "probabilities"),
+        {
+            "predicted_label": np.array([nan, 1.5, -inf]),
+            "probabilities": np.array([[nan, 1.0], [0.5, 0.5], [inf, 0]]),
+        },
+        3,
+    )
+    as_json = _strict(codecs.encoders()["application/json"].encode(prediction).decode())
+    expected = [
+        {"predicted_label": None, "probabilities": [None, 1.0]},
+        {"predicted_label": 1.5, "probabilities": [0.5, 0.5]},
+        {"predicted_label": None, "probabilities": [None, 0.0]},
+    ]
+    assert as_json == {"predictions": expected}
+    lines = codecs.encoders()["application/jsonlines"].encode(prediction).decode().splitlines()
+    assert [_strict(line) for line in lines] == expected
+    rows = list(csv.reader(io.StringIO(codecs.encoders()["text/csv"].encode(prediction).decode())))
+    assert [_strict(row[1]) for row in rows] == [[None, 1.0], [0.5, 0.5], [None, 0.0]]
+
+
 def test_npy_encoder_single_field_without_pickles():
     one = Prediction(("probabilities",), PREDICTION.values, 2)
     array = np.load(io.BytesIO(codecs.encoders()["application/x-npy"].encode(one)), allow_pickle=False)

@@ -36,6 +36,9 @@ class Handler:
         self.value = text
         self.path = path
 
+    def warm_up(self) -> None:
+        """Predicts: the loader's warm-up check passes."""
+
 
 def model(tmp_path: Path, name: str, value: str | None = None, size: int = 10 * KIB) -> str:
     directory = tmp_path / "models" / name / "model"
@@ -211,6 +214,65 @@ def test_racing_loads_of_one_name_have_one_winner(tmp_path: Path) -> None:
         t.join()
     assert sorted(outcomes) == ["409"] * 7 + ["loaded"]
     assert sum("a" in w.cached_names() for w in workers) == 1
+
+
+def test_losers_of_a_race_in_one_worker_neither_load_nor_evict(tmp_path: Path, monkeypatch) -> None:
+    """Six loads of one new name reach a worker holding two warm models at once (room for two):
+    the winner evicts the least recently used one to load it once; the losers, which waited for
+    the load lock, get their 409 without loading it again or evicting anything."""
+    loads: list[str] = []
+    arrived = threading.Semaphore(0)
+    racers = 6
+
+    class CountingLock:
+        """The registry's load lock, counting who reached it."""
+
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+
+        def __enter__(self) -> None:
+            arrived.release()
+            self.lock.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            self.lock.release()
+
+    def factory(path: Path) -> Handler:
+        loads.append(path.parent.name)
+        if loads.count("race") == 1:  # the first load: every racer is past the first check by now
+            for _ in range(racers):
+                assert arrived.acquire(timeout=30)
+        return Handler(path)
+
+    reg = ModelRegistry(
+        ModelIndex(tmp_path / "index"),
+        factory,
+        25 * KIB,
+        size_of=lambda p: sum(f.stat().st_size for f in multimodel.model_files(p)),
+    )
+    monkeypatch.setattr(reg, "_load_lock", CountingLock())
+    for name in ("m1", "m2"):
+        reg.load(name, model(tmp_path, name))
+    for _ in range(2):
+        assert arrived.acquire(timeout=1)  # the two loads above reached the lock too
+    url = model(tmp_path, "race")
+    outcomes: list[str] = []
+
+    def load() -> None:
+        try:
+            reg.load("race", url)
+            outcomes.append("loaded")
+        except ModelAlreadyLoaded:
+            outcomes.append("409")
+
+    threads = [threading.Thread(target=load) for _ in range(racers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes) == ["409"] * (racers - 1) + ["loaded"]
+    assert loads == ["m1", "m2", "race"]
+    assert reg.cached_names() == ["m2", "race"]  # m1, the least recently used, made room once
 
 
 def test_container_memory_prefers_the_cgroup_limit(tmp_path: Path) -> None:

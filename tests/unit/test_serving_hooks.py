@@ -7,7 +7,9 @@ import types
 import pytest
 
 from byoc.errors import ConfigError, UserError
-from byoc.serving.hooks import Context, Hook, find_program
+from byoc.serving.handler import InferenceRequest
+from byoc.serving.hooks import Context, Hook, HooksHandler, find_program
+from byoc.serving.settings import ServingSettings
 
 
 def _module(**functions) -> types.ModuleType:
@@ -72,3 +74,35 @@ def test_no_program_means_byoc_serves_and_a_named_one_must_exist(tmp_path):
         {"SAGEMAKER_PROGRAM": "train.py", "SAGEMAKER_SUBMIT_DIRECTORY": "s3://bucket/sourcedir.tar.gz"},
     )
     assert found == tmp_path / "code" / "train.py"  # the repacked copy wins over an unreachable URL
+
+
+class _Body:
+    def read(self) -> bytes:
+        return b"1,2\n"
+
+    def line_slices(self, whole_records=None):
+        return iter([self.read()])
+
+
+@pytest.mark.parametrize(
+    "accept,content_type",
+    [
+        ("application/json;q=0.9, text/csv;q=0.5", "application/json"),
+        ("text/csv;q=0.5, application/json;q=0.9", "application/json"),
+        ("text/plain; charset=utf-8; q=0.8", "text/plain; charset=utf-8"),
+        ("text/csv, application/json", "text/csv"),
+        ("*/*", "application/json"),
+        ("application/*;q=0.5", "application/json"),
+    ],
+)
+def test_a_hooks_body_without_a_type_gets_the_accepted_media_type_without_accept_weights(
+    tmp_path, accept, content_type
+):
+    """q weighs an Accept entry (the most preferred one is the type); it is no media type
+    parameter, so Content-Type does not copy it."""
+    transform = Hook("transform_fn", lambda model, body, content_type, accept: "answer", False, False, "x.py")
+    handler = HooksHandler(
+        tmp_path / "x.py", object(), {"transform_fn": transform}, ServingSettings(), tmp_path
+    )
+    response = handler.invoke(InferenceRequest(_Body(), "text/csv", accept, None, "id"))
+    assert (response.body, response.content_type) == (b"answer", content_type)

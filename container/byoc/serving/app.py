@@ -325,9 +325,12 @@ def request_id_of_current_request() -> str:
 
 def error_response(exc: UserError | HTTPException, environ: dict[str, Any], routes: str) -> Response:
     """The JSON answer to a client's mistake (UserError, or werkzeug's HTTP errors) made in the
-    request in ``environ``, with its 4xx; ``routes`` is what a 404 lists."""
+    request in ``environ``, with its 4xx (a 5xx for a UserError that says the endpoint's own code
+    is at fault, such as a HookError); ``routes`` is what a 404 lists."""
     request_id = request_id_of(environ)
     if isinstance(exc, UserError):
+        if exc.status >= 500:  # the endpoint's own fault (a broken hook, no memory): the log has it too
+            log.error("request %s: %s: %s", request_id, exc.code, exc.message)
         return _error_response(exc.status, exc.code, exc.message, request_id)
     code = (exc.name or "http_error").lower().replace(" ", "_")
     status = exc.code or 500

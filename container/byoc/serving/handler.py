@@ -22,8 +22,9 @@ For writers of a new handler or of a registry of handlers (multi-model endpoints
   :class:`~byoc.errors.PayloadTooLarge` past it): ``read()`` for the whole body, or
   ``line_slices()`` for line-oriented formats, in slices that end at a newline, so a large
   batch never sits in memory whole.  Read it once, one way.
-- ``warm_up()`` runs once in the master after loading (lazy imports, caches); a failure
-  there is logged as a warning, not fatal.
+- ``warm_up()`` runs once after loading (lazy imports, caches), through :func:`warm_up`: a
+  failure there means the model cannot predict, so ``serve`` refuses to start and a
+  multi-model endpoint refuses the load, rather than every request failing.
 - ``memory_bytes`` is what loading the model cost in resident memory (measured by
   :func:`load`), for memory budgets and eviction.
 - ``describe()`` is the one line ``serve`` logs at start-up.
@@ -31,13 +32,17 @@ For writers of a new handler or of a registry of handlers (multi-model endpoints
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from byoc.errors import ModelLoadError
 from byoc.serving.settings import ServingSettings
+
+log = logging.getLogger("byoc.serving")
 
 
 class RequestBody(Protocol):
@@ -83,6 +88,19 @@ class Handler(Protocol):
     def warm_up(self) -> None: ...
 
     def describe(self) -> str: ...
+
+
+def warm_up(handler: Handler) -> None:
+    """``handler.warm_up()``, its failure a ModelLoadError: a model that loads but cannot predict
+    on sample rows would fail every request, so it must not serve (the cause is the message)."""
+    try:
+        handler.warm_up()
+    except Exception as exc:
+        log.debug("warm-up prediction failed", exc_info=True)
+        raise ModelLoadError(
+            f"the model loads but cannot predict ({type(exc).__name__}: {exc}); "
+            "the warm-up prediction on sample rows failed, so every request would fail"
+        ) from exc
 
 
 def resident_bytes() -> int:

@@ -14,7 +14,9 @@ Where byoc differs, on purpose:
 - A missing hook falls back to byoc's own (:class:`ByocHooks`): model.joblib + model.json
   loaded and verified, requests decoded by byoc's codecs and checked against model.json's
   features (never a blanket cast to float), Autopilot output fields encoded by Accept.  So a
-  user can replace only ``predict_fn``.
+  user can replace only ``predict_fn``: byoc's ``model_fn`` gives a
+  :class:`~byoc.serving.byoc_model.ByocModel`, whose ``predict``/``predict_proba`` answer
+  scikit-learn's calls on the DataFrame byoc's ``input_fn`` gives.
 - ``model_fn`` runs once, in the gunicorn master before the workers fork, so the workers
   share the model; ``requirements.txt`` beside the program is installed before that, and a
   failed install, import or ``model_fn`` stops ``serve`` at once with the cause.
@@ -44,14 +46,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from werkzeug.http import parse_options_header
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header, parse_options_header
 
 from byoc import artifact, user_script
-from byoc.errors import ConfigError, ModelLoadError, UserError
+from byoc.errors import ConfigError, HookError, ModelLoadError, UserError
 from byoc.serving import codecs
 from byoc.serving.builtin import decode_batches, default_accept, prepare
+from byoc.serving.byoc_model import ByocModel, NotRows
 from byoc.serving.handler import InferenceRequest, InferenceResponse
-from byoc.serving.inference import Predictor
 from byoc.serving.output import (
     CUSTOM_ATTRIBUTES_HEADER,
     PREDICTED_LABEL,
@@ -138,7 +141,9 @@ class Context:
     ``system_properties["model_dir"]`` as in the inference toolkit; the request's headers as
     sent; ``output_fields``, the Autopilot fields asked for (byoc's own model only); and
     ``response_headers``, which a hook may fill (e.g. X-Amzn-SageMaker-Custom-Attributes to
-    return custom attributes to the caller).  At ``model_fn`` time only ``model_dir`` is set.
+    return custom attributes to the caller); ``records``, how many records byoc's ``input_fn``
+    decoded (None when the user's decoded the body).  At ``model_fn`` time only ``model_dir``
+    is set.
     """
 
     model_dir: str
@@ -148,6 +153,7 @@ class Context:
     custom_attributes: str | None = None
     output_fields: tuple[str, ...] = ()
     response_headers: dict[str, str] = field(default_factory=dict)
+    records: int | None = None
 
     @property
     def system_properties(self) -> dict[str, Any]:
@@ -264,8 +270,8 @@ class ByocHooks:
         self.default_accept = default_accept
 
     @staticmethod
-    def model_fn(model_dir: str) -> Predictor:
-        return prepare(artifact.load(Path(model_dir)))
+    def model_fn(model_dir: str) -> ByocModel:
+        return ByocModel(prepare(artifact.load(Path(model_dir))))
 
     def input_fn(self, request_body: bytes, content_type: str) -> pd.DataFrame:
         assert self.schema is not None, "checked at load"
@@ -275,25 +281,32 @@ class ByocHooks:
 
     @staticmethod
     def predict_fn(input_data: Any, model: Any, context: Context) -> Any:
-        if not isinstance(model, Predictor):
+        if not isinstance(model, ByocModel):
             return model.predict(input_data)
-        schema = model.schema
-        if isinstance(input_data, pd.DataFrame):
-            named = all(isinstance(c, str) for c in input_data.columns)
-            batch = schema.from_frame(input_data, positional=not named)
-        else:
-            batch = schema.from_rows(np.asarray(input_data, dtype=object).tolist())
-        return model.predict(batch, context.output_fields)
+        try:
+            batch = model.batch(input_data, "input_fn returned")
+        except NotRows as exc:  # the hook's result, not the client's record, is at fault
+            raise HookError(str(exc), code="bad_input_data") from None
+        return model.predictor.predict(batch, context.output_fields)
 
     def output_fn(self, prediction: Any, accept: str, context: Context) -> tuple[bytes, str]:
         if not isinstance(prediction, Prediction):
             values = np.asarray(prediction)
             if values.ndim != 1:
-                raise TypeError(
-                    f"predict_fn returned {type(prediction).__name__} of shape {values.shape}; byoc's "
-                    "output_fn encodes one prediction per record (a 1-D array or list): define output_fn"
+                raise HookError(
+                    f"predict_fn returned a {type(prediction).__name__} of shape {values.shape}; byoc's "
+                    "output_fn encodes one prediction per record (a 1-D array or list): return that, "
+                    "or define output_fn",
+                    code="bad_prediction",
                 )
             prediction = Prediction((PREDICTED_LABEL,), {PREDICTED_LABEL: values}, len(values))
+        if context.records is not None and prediction.n != context.records:
+            raise HookError(
+                f"predict_fn returned {prediction.n} predictions for the request's {context.records} "
+                "records; byoc's output_fn writes one answer per record, in order, so return one "
+                "prediction per row of input_data (other counts would join answers to the wrong records)",
+                code="prediction_count_mismatch",
+            )
         request_type = parse_options_header(context.content_type or DEFAULT_CONTENT_TYPE)[0].lower()
         encoder = codecs.choose_encoder(context.accept, request_type, self.default_accept)
         context.response_headers[CUSTOM_ATTRIBUTES_HEADER] = "output=" + ",".join(prediction.fields)
@@ -327,8 +340,8 @@ def _import(program: Path) -> ModuleType:
 
 
 def _schema_of(model: Any, model_dir: Path) -> RequestSchema | None:
-    if isinstance(model, Predictor):
-        return model.schema
+    if isinstance(model, ByocModel):
+        return model.predictor.schema
     if not (model_dir / artifact.METADATA_FILE).is_file():
         return None
     metadata = artifact.read_metadata(model_dir)
@@ -357,9 +370,10 @@ class HooksHandler:
         self.default_accept = settings.default_accept or DEFAULT_CONTENT_TYPE
         self.supported: tuple[str, ...] | None = None
         self.fields: tuple[str, ...] = ()
-        if isinstance(model, Predictor):
-            self.supported = supported_fields(settings.inference_supported, model.available_fields)
-            self.fields = default_fields(settings.inference_output, model.available_fields, self.supported)
+        if isinstance(model, ByocModel):
+            available = model.predictor.available_fields
+            self.supported = supported_fields(settings.inference_supported, available)
+            self.fields = default_fields(settings.inference_output, available, self.supported)
 
     @classmethod
     def load(cls, program: Path, model_dir: Path, settings: ServingSettings) -> HooksHandler:
@@ -410,10 +424,10 @@ class HooksHandler:
             request_fields(
                 request.custom_attributes,
                 default=self.fields,
-                available=self.model.available_fields,
+                available=self.model.predictor.available_fields,
                 supported=self.supported,
             )
-            if isinstance(self.model, Predictor) and self._byoc_predicts
+            if isinstance(self.model, ByocModel) and self._byoc_predicts
             else ()
         )
         context = Context(
@@ -434,6 +448,8 @@ class HooksHandler:
             input_fn = self.hooks["input_fn"]
             body = data if input_fn.builtin else _as_body(data, content_type)
             decoded = input_fn(body, content_type, context=context)
+            if input_fn.builtin:
+                context.records = len(decoded)
             prediction = self.hooks["predict_fn"](decoded, self.model, context=context)
             result = self.hooks["output_fn"](prediction, accept, context=context)
         return self._response(result, accept, context)
@@ -441,8 +457,9 @@ class HooksHandler:
     def _response(self, result: Any, accept: str, context: Context) -> InferenceResponse:
         body, content_type = result if isinstance(result, tuple) and len(result) == 2 else (result, None)
         if content_type is None:
-            first = accept.split(",", 1)[0].strip()
-            content_type = first if first and "*" not in first else self.default_accept
+            # the most preferred entry, as werkzeug weighs them: its q is no media type parameter
+            best = parse_accept_header(accept, MIMEAccept).best
+            content_type = best if best and "*" not in best else self.default_accept
         if isinstance(body, str):
             body = body.encode("utf-8")
         elif isinstance(body, (bytearray, memoryview)):

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import unquote, urlparse
 
-from byoc.errors import UserError
+from byoc.errors import ModelLoadError, UserError
 from byoc.serving import memory
 
 log = logging.getLogger("byoc.serving.multimodel")
@@ -442,6 +442,9 @@ class ModelRegistry(Generic[H]):
             raise InsufficientMemory(f"model {entry.name!r}: out of memory while loading {path}") from None
         except UserError as exc:
             raise ModelRejected(f"model {entry.name!r} at {path}: {exc.message}") from exc
+        except ModelLoadError as exc:  # its message names the file or the failed warm-up prediction
+            log.warning("model %r at %s cannot be loaded", entry.name, path, exc_info=True)
+            raise ModelRejected(f"model {entry.name!r} at {path}: {exc}") from exc
         except Exception as exc:
             log.warning("model %r at %s cannot be loaded", entry.name, path, exc_info=True)
             raise ModelRejected(
@@ -472,11 +475,11 @@ class ModelRegistry(Generic[H]):
         name = check_name(name)
         model_path(url)
         self._sync()
-        if self.index.get(name) is not None:
-            raise ModelAlreadyLoaded(
-                f"model {name!r} is already loaded; unload it (DELETE /models/{name}) before loading it again"
-            )
+        self._refuse_loaded(name)
         with self._load_lock:
+            # again: a racing load in this worker may have won while this one waited, and a loser
+            # must not evict warm models (or replace the winner's copy) loading what gets a 409
+            self._refuse_loaded(name)
             cached = self._load(IndexEntry(name=name, url=url, token=""))
             try:
                 entry = self.index.add(name, url)
@@ -489,6 +492,12 @@ class ModelRegistry(Generic[H]):
                 self._cache[name] = cached
                 self._cache.move_to_end(name)
         return entry
+
+    def _refuse_loaded(self, name: str) -> None:
+        if self.index.get(name) is not None:
+            raise ModelAlreadyLoaded(
+                f"model {name!r} is already loaded; unload it (DELETE /models/{name}) before loading it again"
+            )
 
     def handler(self, name: str) -> H:
         """The handler for an invocation, loaded in this worker on first use; 404 when not loaded."""

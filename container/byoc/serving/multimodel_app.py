@@ -63,7 +63,8 @@ def _exclusive(lock_file: Path) -> Iterator[None]:
 def handler_factory(
     settings: ServingSettings, environ: Mapping[str, str], install_lock: Path
 ) -> multimodel.HandlerFactory[Handler]:
-    """Model directory -> warmed-up handler: the same loader single-model serving uses.
+    """Model directory -> warmed-up handler: the same loader and warm-up check single-model
+    serving uses.
 
     A model whose code brings a requirements.txt is loaded under ``install_lock``: workers load
     on demand, and two pip processes must not install into one environment at once.
@@ -75,10 +76,7 @@ def handler_factory(
                 handler = handlers.load(model_dir, settings, environ)
         else:
             handler = handlers.load(model_dir, settings, environ)
-        try:
-            handler.warm_up()
-        except Exception as exc:  # as at start-up: a failed warm-up is not fatal
-            log.warning("warm-up prediction of %s failed: %s", model_dir, exc, exc_info=True)
+        handlers.warm_up(handler)  # as at start-up: a model that cannot predict is refused
         return handler
 
     return load

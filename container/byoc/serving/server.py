@@ -215,17 +215,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("byoc.serving").info("setting: %s", note)
     if settings.multi_model:
         return _serve_multi_model(app, settings, check=args.check)
+    from byoc.serving.handler import warm_up
+
     handler = app.extensions["byoc.handler"]
     try:
-        handler.warm_up()
-    except Exception as exc:  # any failure to predict is the reason not to serve
-        logging.getLogger("byoc.serving").debug("warm-up prediction failed", exc_info=True)
-        print(
-            f"serve: cannot start: the model loads but cannot predict ({type(exc).__name__}: {exc}); "
-            "the warm-up prediction on sample rows failed, so every request would fail",
-            file=sys.stderr,
-            flush=True,
-        )
+        warm_up(handler)
+    except ModelLoadError as exc:  # any failure to predict is the reason not to serve
+        print(f"serve: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
     logging.getLogger("byoc.serving").info(
         "serving %s (%.1f MB loaded); %d workers on port %d",

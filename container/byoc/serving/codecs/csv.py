@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv as _csv
 import io
-import json
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +21,7 @@ import pyarrow.csv as pacsv
 
 from byoc.errors import DataError
 from byoc.serving.codecs.base import Decoder, Encoder
+from byoc.serving.codecs.json import dumps
 from byoc.serving.output import LABELS, PROBABILITIES, Prediction
 from byoc.serving.schema import Batch, RequestSchema
 from byoc.values import number_text
@@ -238,7 +238,7 @@ def encode(prediction: Prediction) -> bytes:
     for field in prediction.fields:
         column = prediction.column(field)
         if field in (PROBABILITIES, LABELS):
-            column = [json.dumps(v, separators=(",", ":")) for v in column]
+            column = [dumps(v) for v in column]
         columns.append(column)
     if len(columns) == 1 and columns[0] and _floats(prediction.values[prediction.fields[0]], columns[0]):
         return ("\n".join(map(repr, columns[0])) + "\n").encode("utf-8")

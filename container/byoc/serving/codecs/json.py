@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs as _codecs
 import json as _json
+import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -28,6 +29,28 @@ MEDIA_TYPE = "application/json"
 _WRAPPERS = ("instances", "inputs", "dataframe_records")
 _SCALARS = (str, int, float, bool, type(None))
 _SPLIT_SHAPE = '"dataframe_split" must be {"columns": [...], "data": [[...], ...]}'
+
+
+_STRICT = _json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def dumps(value: Any) -> str:
+    """``value`` as compact JSON (RFC 8259): NaN and infinities, which JSON cannot spell, as
+    ``null`` (a missing value, as in requests), never the ``NaN`` tokens strict parsers refuse."""
+    try:
+        return _STRICT(value)
+    except ValueError:  # a non-finite float somewhere: only then is every value visited
+        return _STRICT(_finite(value))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def loads(body: bytes | str, *, what: str = "the JSON body") -> Any:
@@ -453,7 +476,7 @@ def decode_stream(blocks: Iterable[bytes], schema: RequestSchema) -> Iterator[Ba
 
 
 def encode(prediction: Prediction) -> bytes:
-    return _json.dumps({"predictions": prediction.records()}, separators=(",", ":")).encode("utf-8")
+    return dumps({"predictions": prediction.records()}).encode("utf-8")
 
 
 _PREFIX, _SUFFIX = b'{"predictions":[', b"]}"

@@ -5,11 +5,9 @@ Responses: one ``{"predicted_label": ..., ...}`` object per line, in request ord
 
 from __future__ import annotations
 
-import json as _json
-
 from byoc.errors import DataError
 from byoc.serving.codecs.base import Decoder, Encoder
-from byoc.serving.codecs.json import batch_from_items, loads
+from byoc.serving.codecs.json import batch_from_items, dumps, loads
 from byoc.serving.output import Prediction
 from byoc.serving.schema import Batch, RequestSchema
 
@@ -39,7 +37,6 @@ def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
 
 
 def encode(prediction: Prediction) -> bytes:
-    dumps = _json.JSONEncoder(separators=(",", ":")).encode
     return "".join(dumps(record) + "\n" for record in prediction.records()).encode("utf-8")
 
 
