@@ -134,6 +134,16 @@ def test_header_naming_columns_by_numbers_is_refused_not_trained_as_data(tmp_pat
     assert meta["classes"] == ["down", "up"]
     assert [f["name"] for f in meta["features"]] == ["2019", "2020", "2021"]
 
+    named = make_ml_root(
+        tmp_path / "named", channels={"train": {"a.csv": data}}, hyperparameters={"target": "label"}
+    )
+    result = run_train(named)  # a name resolves only in a header: no header=true needed
+    assert result.returncode == 0, read_failure(named)
+    meta = json.loads((named / "model" / "model.json").read_text())
+    assert meta["classes"] == ["down", "up"] and meta["target"] == {"name": "label", "index": 0}
+    assert [f["name"] for f in meta["features"]] == ["2019", "2020", "2021"]
+    assert "the target hyperparameter names its column 0, 'label'" in result.stdout + result.stderr
+
 
 def test_ambiguous_first_line_of_a_later_file_is_refused_naming_it(tmp_path):
     """Pooled evidence: b.csv's line 1 is judged against every file's rows, and named."""

@@ -346,6 +346,22 @@ def test_decide_refuses_an_ambiguous_first_line_naming_file_line_and_header():
     assert "if '?' marks a missing value, leave such cells empty or write NA" in message
 
 
+def test_a_target_named_on_line_1_makes_it_the_header(caplog):
+    """A name can only be resolved in a header: target=label settles `label,2019,2020,2021`
+    (ambiguous without it) and the too-few-rows doubt; a number or a name line 1 lacks does not."""
+    ambiguous_years = [("train/a.csv", lines("label,2019,2020,2021\n" + YEARS))]
+    with caplog.at_level(logging.INFO, logger="byoc"):
+        assert csv_header.decide(ambiguous_years, "train", "label") is True
+    assert "the target hyperparameter names its column 0, 'label'" in caplog.text
+    few = [("train/a.csv", lines("label,2019,2020,2021\n" + YEARS[: YEARS.index("\n", 300)]))]
+    assert csv_header.decide(few, "train", "label") is True
+    assert csv_header.decide(few, "train", "2019") is True  # a JSON string: a name
+    assert csv_header.decide(few, "train", 0) is False  # a number is an index: no clue
+    for target in (None, 1, "price"):
+        with pytest.raises(DataError):
+            csv_header.decide(ambiguous_years, "train", target)
+
+
 def test_an_ambiguous_line_with_a_huge_cell_is_named_in_a_short_message():
     huge = "b" * (1 << 20)
     with pytest.raises(DataError) as info:

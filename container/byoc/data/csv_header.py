@@ -257,14 +257,24 @@ def judge(rows: Sequence[Row]) -> Verdict:
     return Evidence(rows[1:]).judge(rows[0])
 
 
-def decide(samples: Sequence[tuple[str, Sequence[Row]]], channel: str) -> bool:
+def decide(
+    samples: Sequence[tuple[str, Sequence[Row]]], channel: str, target: int | str | None = None
+) -> bool:
     """Whether the channel's files start with a header row, from every file's first rows
     (``(name, rows)`` in file order, blank rows left out), logged with the reason; refuses
-    files that disagree, and a first line that cannot be told (set ``header``)."""
+    files that disagree, and a first line that cannot be told (set ``header``).
+
+    ``target``, the hyperparameter, settles it when it is a name (text) that line 1 holds: a
+    name can only be resolved in a header, so no other reading lets the job go on (a header
+    naming columns by years, ``label,2019,2020`` with ``target=label``)."""
     firsts = [rows[0] if rows else None for _, rows in samples]
     evidence = Evidence(list(islice(chain.from_iterable(rows[1:] for _, rows in samples), EVIDENCE_ROWS)))
     first_name, header = samples[0][0], firsts[0]
     verdict = evidence.judge(header) if header is not None else Verdict(False, "no lines")
+    if isinstance(target, str) and header is not None and target in header and verdict.header is not True:
+        verdict = Verdict(
+            True, f"the target hyperparameter names its column {header.index(target)}, {_quoted(target)}"
+        )
     if verdict.header is None:
         raise ambiguous(first_name, header or [], verdict)
     has_header = verdict.header

@@ -337,7 +337,7 @@ def read(
     first_rows = samples[0][1]
     if not first_rows:
         raise DataError(f"{sources[0].name}: holds no CSV rows", code="empty_file")
-    has_header = csv_header.decide(samples, channel) if header is None else bool(header)
+    has_header = csv_header.decide(samples, channel, label) if header is None else bool(header)
     width = len(first_rows[0])
     names = None if has_header else [str(i) for i in range(width)]
     tables: list[pa.Table] = []
