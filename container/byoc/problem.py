@@ -241,24 +241,24 @@ def keep_spellings(
         if _numbers_kind(integral, n_distinct, len(numbers)) == REGRESSION:
             return typed, None
     distinct = sorted(spelled.dropna().unique().tolist())
-    odd = _lossy(distinct)
+    by_number: dict[float, list[str]] = {}
+    for text in distinct:
+        by_number.setdefault(float(text), []).append(text)
+    odd = _lossy(distinct, by_number)
     if not odd:
         return typed, None
     leading = [text for text in odd if _LEADING_ZERO.match(text)]
-    return spelled, _kept_reason(_target_name(typed), distinct, odd, leading, requested)
+    return spelled, _kept_reason(_target_name(typed), distinct, by_number, odd, leading, requested)
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
-def _lossy(distinct: list[str]) -> list[str]:
+def _lossy(distinct: list[str], by_number: dict[float, list[str]]) -> list[str]:
     """The spellings that reading as numbers would lose: two spellings of one number (``01`` and
-    ``1``, ``1.0`` and ``1``), leading zeros (``007``: a code), integers past float precision.
-    A spelling that is only not byoc's own (``1.0`` alone, ``+3``, ``1.50``) loses nothing: the
-    class is that number, as before."""
-    by_number: dict[float, list[str]] = {}
-    for text in distinct:
-        by_number.setdefault(float(text), []).append(text)
+    ``1``, ``1.0`` and ``1``: ``by_number`` groups them), leading zeros (``007``: a code),
+    integers past float precision.  A spelling that is only not byoc's own (``1.0`` alone,
+    ``+3``, ``1.50``) loses nothing: the class is that number, as before."""
     return [
         text
         for text in distinct
@@ -268,10 +268,14 @@ def _lossy(distinct: list[str]) -> list[str]:
     ]
 
 
-def _kept_reason(name: str, distinct: list[str], odd: list[str], codes: list[str], requested: str) -> str:
-    by_number: dict[float, list[str]] = {}
-    for text in distinct:
-        by_number.setdefault(float(text), []).append(text)
+def _kept_reason(
+    name: str,
+    distinct: list[str],
+    by_number: dict[float, list[str]],
+    odd: list[str],
+    codes: list[str],
+    requested: str,
+) -> str:
     reasons = [
         f"{' and '.join(repr(t) for t in texts[:3])} would {'both' if len(texts) == 2 else 'all'} be "
         f"the number {_values.category(number)}"
