@@ -146,6 +146,16 @@ class KernelMachine(CompiledEstimator):
         the dual coefficients' magnitudes, and each side's error of summing ``m`` terms
         (``m EPS`` of their magnitudes), times :data:`SAFETY`."""
         width = self.n_features_in_
+        if self.kernel == "rbf":
+            if len(X) == 1:
+                products, norm = self._rbf_row(X[0])
+                return self._rbf_bounded(np.asarray(products)[None, :], norm)
+            row_norms = np.einsum("ij,ij->i", X, X)[:, None]
+            distances = row_norms + self.norms - 2.0 * (X @ self.vectors_t)
+            np.maximum(distances, 0.0, out=distances)
+            distances *= -self.gamma
+            values = np.exp(distances, out=distances)
+            return self._rbf_bounded(values @ self.rbf_weights, row_norms)
         if len(X) == 1:  # one request row: only its non-zero columns
             row = X[0]
             columns = np.flatnonzero(row)
@@ -153,22 +163,6 @@ class KernelMachine(CompiledEstimator):
         else:
             dots = X @ self.vectors_t
         row_norms = np.einsum("ij,ij->i", X, X)[:, None]
-        if self.kernel == "rbf":
-            outputs = self.weights.shape[1]
-            distances = row_norms + self.norms - 2.0 * dots
-            np.maximum(distances, 0.0, out=distances)
-            distances *= -self.gamma
-            values = np.exp(distances, out=distances)
-            # per support vector the kernel value errs by values * (c (||x||^2 + ||s||^2) + 4 EPS);
-            # weighed by |dual|, that is (c ||x||^2 + 4 EPS) sum(values |w|) + c sum(values ||s||^2 |w|)
-            c = self.gamma * 2 * (width + 4) * EPS
-            products = values @ self.rbf_weights
-            decisions = products[:, :outputs] + self.intercept
-            weighed = products[:, outputs : 2 * outputs]
-            errors_weighed = (c * row_norms + 4 * EPS) * weighed + c * products[:, 2 * outputs :]
-            magnitudes = weighed + np.abs(self.intercept)
-            bound = SAFETY * (errors_weighed + 2 * (len(self.norms) + 2) * EPS * magnitudes)
-            return decisions, bound
         magnitude = np.sqrt(row_norms) * self.root_norms
         dot_error = 2 * width * EPS * magnitude
         if self.kernel == "linear":
@@ -189,6 +183,61 @@ class KernelMachine(CompiledEstimator):
         bound = SAFETY * (errors @ self.abs_weights + 2 * (len(self.norms) + 2) * EPS * magnitudes)
         return decisions, bound
 
+    def _rbf_row(self, row: np.ndarray) -> tuple[list[float], float]:
+        """One request row's ``values @ rbf_weights`` (as floats) and its squared norm.
+
+        Only the row's non-zero columns enter the product (a one-hot block is mostly zeros), and
+        the squared distances are formed in place: for one row the arrays' allocation, not the
+        arithmetic, was what took the time after the product itself."""
+        columns = np.flatnonzero(row)
+        x = row[columns]
+        distances = x @ self.vectors_t[columns]
+        norm = float(x @ x)
+        distances *= -2.0
+        distances += self.norms
+        distances += norm
+        np.maximum(distances, 0.0, out=distances)
+        distances *= -self.gamma
+        np.exp(distances, out=distances)
+        return (distances @ self.rbf_weights).tolist(), norm
+
+    def _rbf_bounded(self, products: Any, row_norms: Any) -> tuple[Any, Any]:
+        """rbf decision values and their rounding bound (see :meth:`_decisions`) from the
+        products with :attr:`rbf_weights`: arrays (rows, 3 outputs) or, for one binary or
+        regression row, three floats -- the same formula either way.
+
+        Per support vector the kernel value errs by values * (c (||x||^2 + ||s||^2) + 4 EPS);
+        weighed by |dual|, that is (c ||x||^2 + 4 EPS) sum(values |w|) + c sum(values ||s||^2 |w|)."""
+        outputs = self.weights.shape[1]
+        intercept: Any
+        if isinstance(products, list):
+            (total, weighed, norm_weighed), intercept = products, float(self.intercept[0])
+        else:
+            total, intercept = products[:, :outputs], self.intercept
+            weighed, norm_weighed = products[:, outputs : 2 * outputs], products[:, 2 * outputs :]
+        c = self.gamma * 2 * (self.n_features_in_ + 4) * EPS
+        errors_weighed = (c * row_norms + 4 * EPS) * weighed + c * norm_weighed
+        magnitudes = weighed + abs(intercept)
+        bound = SAFETY * (errors_weighed + 2 * (len(self.norms) + 2) * EPS * magnitudes)
+        return total + intercept, bound
+
+    def _sigmoid_input(self, scores: Any, bound: Any) -> tuple[Any, Any]:
+        """Two classes: the calibrator's ``a f + b`` and a bound on its rounding difference."""
+        a, b = float(self.a[0]), float(self.b[0])
+        z = a * scores + b
+        return z, abs(a) * bound + 4 * EPS * (abs(a * scores) + abs(b))
+
+    def _one_rbf_row(self, X: Any) -> np.ndarray | None:
+        """``X``'s one row, when it is a single finite row of an rbf machine with one output
+        (two classes, or regression): :meth:`predict_proba` and :meth:`predict` then answer it
+        in floats, without the batch path's arrays of one element."""
+        if self.kernel != "rbf" or self.weights.shape[1] != 1 or hasattr(X, "toarray"):
+            return None
+        values = np.asarray(X, dtype=np.float64)
+        if values.shape != (1, self.n_features_in_) or not np.isfinite(values).all():
+            return None
+        return values[0]
+
     def _chunks(self, X: Any) -> list[np.ndarray]:
         values = dense_matrix(X, np.float64, self.n_features_in_)
         step = max(1, CHUNK_CELLS // max(1, len(self.norms)))
@@ -201,9 +250,7 @@ class KernelMachine(CompiledEstimator):
         classes = len(self.classes_)
         proba = np.zeros((len(X), classes))
         if classes == 2:
-            scores = decisions[:, 0]
-            z = self.a[0] * scores + self.b[0]
-            z_error = abs(self.a[0]) * bound[:, 0] + 4 * EPS * (np.abs(self.a[0] * scores) + abs(self.b[0]))
+            z, z_error = self._sigmoid_input(decisions[:, 0], bound[:, 0])
             if np.any(np.abs(z) <= 2 * z_error + TIE):
                 raise Ambiguous
             proba[:, 1] = expit(-z)
@@ -232,6 +279,14 @@ class KernelMachine(CompiledEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         if self.classes_ is None:
             raise AttributeError("a regression model has no predict_proba")
+        row = self._one_rbf_row(X)
+        if row is not None:
+            products, norm = self._rbf_row(row)
+            z, z_error = self._sigmoid_input(*self._rbf_bounded(products, norm))
+            if abs(z) > 2 * z_error + TIE:
+                positive = float(expit(-z))
+                return np.array([[1.0 - positive, positive]])
+            return np.asarray(self.reference.predict_proba(row[None, :]), dtype=np.float64)
         chunks = self._finite(X)
         if chunks is None:
             return np.asarray(self.reference.predict_proba(X), dtype=np.float64)
@@ -253,6 +308,9 @@ class KernelMachine(CompiledEstimator):
     def predict(self, X: Any) -> np.ndarray:
         if self.classes_ is not None:
             return self.classes_.take(self.predict_proba(X).argmax(axis=1), axis=0)
+        row = self._one_rbf_row(X)
+        if row is not None:
+            return np.array([self._rbf_bounded(*self._rbf_row(row))[0]])
         chunks = self._finite(X)
         if chunks is None:
             return np.asarray(self.reference.predict(X), dtype=np.float64)
