@@ -352,7 +352,6 @@ class CodeOneHot(TransformerMixin, BaseEstimator):
         _fit_names(self, X, values.shape[1])
         self.categories_ = [np.unique(column[~np.isnan(column)]) for column in values.T]
         self.__dict__.pop("_code_table", None)
-        self.__dict__.pop("_width", None)
         return self
 
     def _table(self) -> np.ndarray | None:
@@ -384,14 +383,12 @@ class CodeOneHot(TransformerMixin, BaseEstimator):
         and columns), or, when it cannot hold the categories, searched column by column."""
         values = np.asarray(X, dtype=np.float64)
         table = self._table()
-        width = self.__dict__.get("_width") or self.__dict__.setdefault(
-            "_width", sum(len(c) for c in self.categories_)
-        )
+        width = sum(len(c) for c in self.categories_)
         if table is not None and values.ndim == 2 and values.shape[1] == len(table):
             slot = values - MISSING_CODE
-            index = np.where((slot >= 0) & (slot < table.shape[1]), slot, 0).astype(np.intp)
-            found = table[np.arange(len(table)), index]
-            found[index + MISSING_CODE != values] = -1  # not a whole code (1e-17, NaN) or not in the table
+            valid = (values == np.floor(values)) & (slot >= 0) & (slot < table.shape[1])
+            found = table[np.arange(len(table)), np.where(valid, slot, 0).astype(np.intp)]
+            found[~valid] = -1
             r, j = np.nonzero(found >= 0)
             return r, found[r, j], len(values), width
         rows: list[np.ndarray] = []
