@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from byoc.data import media
+from byoc.data import media, parquet_stream
 from byoc.data.readers import READERS, supported_content_types
 from byoc.data.sources import RECORDIO_MAGIC, Source, directory_sources, pipe_source, recordio_sources
 from byoc.data.tabular import SparseLayout
@@ -149,6 +149,8 @@ def read_channel(
         sources: list[Source] = [pipe_source(channel, env.paths.pipe_path(channel, 0))]
         if config.recordio:
             sources = recordio_sources(channel, sources[0])
+        elif mt.essence == media.PARQUET:  # the objects back to back: cut them apart
+            sources = parquet_stream.split(channel, sources[0])
         where = str(env.paths.pipe_path(channel, 0))
     else:
         directory = env.channel_dir(channel)
