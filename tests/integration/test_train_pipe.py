@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from support import (
@@ -76,3 +77,42 @@ def test_parquet_stream_with_a_non_parquet_object_names_its_offset_and_pipe_mode
         f"{root}/input/data/train_0, byte {len(first)}: not a whole Parquet file, after 1 that are; "
         "channel 'train' is in Pipe mode"
     )
+
+
+def _libsvm(rows: int, seed: int) -> str:
+    rnd = np.random.default_rng(seed)
+    return "\n".join(f"{i % 2} " + " ".join(f"{j}:{rnd.random():.3f}" for j in (1, 2, 3)) for i in range(rows))
+
+
+def test_text_objects_without_a_final_newline_are_named_as_the_likely_cause(tmp_path):
+    """a's last line and b's first become one line whose indices restart: the parse error blamed
+    the data ('does not increase: not valid libsvm') and said nothing of the Pipe stream."""
+    channels = {"train": {"a.svm": _libsvm(40, 1), "b.svm": _libsvm(40, 2)}}
+    root = make_ml_root(
+        tmp_path, channels=channels, input_mode="Pipe", content_types={"train": "text/libsvm"}
+    )
+    result, _ = _train_pipe(root, channels)
+    assert result.returncode == 1 and model_dir_entries(root) == []
+    failure = read_failure(root)
+    assert failure is not None
+    first = failure.splitlines()[0]
+    assert first.startswith(f"{root}/input/data/train_0, line 40: feature index 1 does not increase")
+    assert first.endswith(
+        "channel 'train' is in Pipe mode, where SageMaker streams the S3 objects back to back, so an "
+        "object that does not end with a newline has its last line joined to the next object's first "
+        "line (a likely cause here): end every object with a newline, or set the channel's "
+        "RecordWrapperType to RecordIO (TrainingInput(record_wrapping='RecordIO')), or use File mode"
+    )
+    assert f"{root}/input/data/train_0 does not end with a newline" in result.stdout + result.stderr
+
+
+def test_csv_objects_without_a_final_newline_name_pipe_mode(tmp_path):
+    text = csv_bytes(MIXED, target="deposit").decode()
+    channels = {"train": {"a.csv": text[: text.index("\n", 2000)], "b.csv": text[text.index("\n", 2000) + 1 :]}}
+    root = make_ml_root(tmp_path, channels=channels, input_mode="Pipe")
+    result, _ = _train_pipe(root, channels)
+    assert result.returncode == 1 and model_dir_entries(root) == []
+    failure = read_failure(root)
+    assert failure is not None
+    assert "fields where" in failure.splitlines()[0]
+    assert "channel 'train' is in Pipe mode, where SageMaker streams the S3 objects back to back" in failure
