@@ -32,7 +32,9 @@ def _train_pipe(root: Path, channels: dict) -> tuple[object, dict | None]:
     return result, json.loads(meta_path.read_text()) if meta_path.exists() else None
 
 
-@pytest.mark.parametrize("cuts", [(221, 442), (100, 300)], ids=["halves-and-an-empty-object", "different-sizes"])
+@pytest.mark.parametrize(
+    "cuts", [(221, 442), (100, 300)], ids=["halves-and-an-empty-object", "different-sizes"]
+)
 def test_parquet_objects_back_to_back_are_all_read(tmp_path, cuts):
     """Read as one file, the stream gave the last object's rows only (exit 0), or 'corrupt'."""
     a, b = cuts
@@ -81,7 +83,9 @@ def test_parquet_stream_with_a_non_parquet_object_names_its_offset_and_pipe_mode
 
 def _libsvm(rows: int, seed: int) -> str:
     rnd = np.random.default_rng(seed)
-    return "\n".join(f"{i % 2} " + " ".join(f"{j}:{rnd.random():.3f}" for j in (1, 2, 3)) for i in range(rows))
+    return "\n".join(
+        f"{i % 2} " + " ".join(f"{j}:{rnd.random():.3f}" for j in (1, 2, 3)) for i in range(rows)
+    )
 
 
 def test_text_objects_without_a_final_newline_are_named_as_the_likely_cause(tmp_path):
@@ -108,7 +112,9 @@ def test_text_objects_without_a_final_newline_are_named_as_the_likely_cause(tmp_
 
 def test_csv_objects_without_a_final_newline_name_pipe_mode(tmp_path):
     text = csv_bytes(MIXED, target="deposit").decode()
-    channels = {"train": {"a.csv": text[: text.index("\n", 2000)], "b.csv": text[text.index("\n", 2000) + 1 :]}}
+    channels = {
+        "train": {"a.csv": text[: text.index("\n", 2000)], "b.csv": text[text.index("\n", 2000) + 1 :]}
+    }
     root = make_ml_root(tmp_path, channels=channels, input_mode="Pipe")
     result, _ = _train_pipe(root, channels)
     assert result.returncode == 1 and model_dir_entries(root) == []

@@ -29,7 +29,10 @@ def test_magic_bytes_inside_the_data_are_not_object_boundaries():
     ]
     parts = parquet_stream.split("train", Source(name="train_0", data=b"".join(objects)))
     assert [p.data for p in parts] == objects
-    assert parts[1].name == f"train_0 (Parquet object 2, bytes {len(objects[0])}-{len(objects[0]) + len(objects[1])})"
+    assert (
+        parts[1].name
+        == f"train_0 (Parquet object 2, bytes {len(objects[0])}-{len(objects[0]) + len(objects[1])})"
+    )
     assert sum(pq.read_table(pa.BufferReader(p.data)).num_rows for p in parts) == 121
 
 
