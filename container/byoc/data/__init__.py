@@ -114,7 +114,10 @@ def _unwrap_files(channel: str, mode: str, sources: list[Source]) -> list[Source
     wrapped = 0
     for source in sources:
         if not source.is_empty() and source.head(4) == RECORDIO_MAGIC:
-            out.extend(recordio_sources(channel, source))
+            records = recordio_sources(channel, source)
+            for record in records:
+                record.partitions = source.partitions
+            out.extend(records)
             wrapped += 1
         else:
             out.append(source)
