@@ -37,6 +37,19 @@ def _features(root: Path) -> dict[str, dict]:
     return {f["name"]: f for f in meta["features"]}
 
 
+def _trained_parquet(tmp_path: Path, files: dict[str, bytes | str]) -> Path:
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": files},
+        content_types={"train": "application/x-parquet"},
+        hyperparameters={"target": TARGET, "algorithm": "decision_tree"},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, read_failure(root)
+    assert "restored from the partition directories" in result.stdout
+    return root
+
+
 def _categorical_key() -> str:
     return "contact"
 
@@ -51,31 +64,16 @@ def test_parquet_partition_column_is_a_feature(tmp_path):
         files[f"{key}={value}/year={year}/part-00000.snappy.parquet"] = parquet_bytes(
             group.drop(columns=[key, "year"])
         )
-    root = make_ml_root(
-        tmp_path,
-        channels={"train": files},
-        content_types={"train": "application/x-parquet"},
-        hyperparameters={"target": TARGET, "algorithm": "decision_tree"},
-    )
-    result = run_train(root)
-    assert result.returncode == 0, read_failure(root)
+    root = _trained_parquet(tmp_path, files)
     features = _features(root)
     assert features[key]["kind"] == "categorical"
     assert sorted(features[key]["categories"]) == sorted(MIXED[key].dropna().unique())
     assert features["year"]["kind"] == "numeric"  # typed as its values are, like any column
-    assert f"column(s) '{key}', 'year' restored from the partition directories" in result.stdout
 
 
 def test_partition_column_can_be_the_target(tmp_path):
     files = _partitioned(MIXED, TARGET, parquet_bytes, ".parquet")
-    root = make_ml_root(
-        tmp_path,
-        channels={"train": files},
-        content_types={"train": "application/x-parquet"},
-        hyperparameters={"target": TARGET, "algorithm": "decision_tree"},
-    )
-    result = run_train(root)
-    assert result.returncode == 0, read_failure(root)
+    root = _trained_parquet(tmp_path, files)
     meta = json.loads((root / "model" / "model.json").read_text())
     assert meta["training"]["channels"]["train"]["rows"] == len(MIXED)
 
