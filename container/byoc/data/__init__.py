@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from byoc.data import media
+from byoc.data import media, parquet_stream
 from byoc.data.readers import READERS, supported_content_types
 from byoc.data.sources import RECORDIO_MAGIC, Source, directory_sources, pipe_source, recordio_sources
 from byoc.data.tabular import SparseLayout
@@ -24,6 +24,8 @@ from byoc.errors import DataError
 __all__ = ["ChannelData", "read_channel", "find_channel", "supported_content_types", "TRAIN_CHANNELS"]
 
 TRAIN_CHANNELS = ("train", "training")
+# What a line joined across two Pipe mode objects looks like to the text readers.
+SEAM_CODES = frozenset({"bad_csv", "ragged_csv", "bad_jsonlines", "ragged_jsonlines", "bad_libsvm"})
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +114,10 @@ def _unwrap_files(channel: str, mode: str, sources: list[Source]) -> list[Source
     wrapped = 0
     for source in sources:
         if not source.is_empty() and source.head(4) == RECORDIO_MAGIC:
-            out.extend(recordio_sources(channel, source))
+            records = recordio_sources(channel, source)
+            for record in records:
+                record.partitions = source.partitions
+            out.extend(records)
             wrapped += 1
         else:
             out.append(source)
@@ -149,6 +154,8 @@ def read_channel(
         sources: list[Source] = [pipe_source(channel, env.paths.pipe_path(channel, 0))]
         if config.recordio:
             sources = recordio_sources(channel, sources[0])
+        elif mt.essence == media.PARQUET:  # the objects back to back: cut them apart
+            sources = parquet_stream.split(channel, sources[0])
         where = str(env.paths.pipe_path(channel, 0))
     else:
         directory = env.channel_dir(channel)
@@ -169,9 +176,17 @@ def read_channel(
             "upload the data again",
             code="empty_file",
         )
-    frame, has_header, layout = READERS[mt.essence](
-        nonempty, channel=channel, header=header, params=mt.params, typed=typed, label=label, like=like
-    )
+    plain_pipe = config.input_mode == "Pipe" and not config.recordio and mt.essence != media.PARQUET
+    if plain_pipe:
+        _check_final_newline(channel, nonempty[0])
+    try:
+        frame, has_header, layout = READERS[mt.essence](
+            nonempty, channel=channel, header=header, params=mt.params, typed=typed, label=label, like=like
+        )
+    except DataError as exc:
+        if plain_pipe and exc.code in SEAM_CODES:
+            raise _at_seam(channel, exc) from exc
+        raise
     return ChannelData(
         frame=frame,
         has_header=has_header,
@@ -182,3 +197,33 @@ def read_channel(
         file_rows=tuple(s.rows for s in nonempty),
         typed=typed,
     )
+
+
+PIPE_SEAMS = (
+    "channel '{channel}' is in Pipe mode, where SageMaker streams the S3 objects back to back, so "
+    "an object that does not end with a newline has its last line joined to the next object's "
+    "first line{likely}: end every object with a newline, or set the channel's "
+    "RecordWrapperType to RecordIO (TrainingInput(record_wrapping='RecordIO')), or use File mode"
+)
+
+
+def _at_seam(channel: str, exc: DataError) -> DataError:
+    """A text reader's parse error in a plain Pipe stream, with the cause the stream hides."""
+    return DataError(
+        f"{exc.message}; {PIPE_SEAMS.format(channel=channel, likely=' (a likely cause here)')}",
+        code=exc.code,
+        status=exc.status,
+        details=exc.details,
+    )
+
+
+def _check_final_newline(channel: str, stream: Source) -> None:
+    """A Pipe text stream whose last object lacks its final newline was likely written by a tool
+    that leaves it out of every object: say so, as joined lines can still parse (libsvm)."""
+    data = stream.read_all()
+    if data and not data.endswith(b"\n"):
+        log.warning(
+            "%s does not end with a newline, so its last S3 object does not; %s",
+            stream.name,
+            PIPE_SEAMS.format(channel=channel, likely=""),
+        )

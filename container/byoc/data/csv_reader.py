@@ -20,6 +20,7 @@ import pyarrow.csv as pacsv
 
 from byoc import csvfields
 from byoc.data import csv_header
+from byoc.data.partitions import with_partitions
 from byoc.data.sources import SNIFF_BYTES, Source, unreadable
 from byoc.data.tabular import (
     Read,
@@ -352,6 +353,8 @@ def read(
             # a blank header cell (pandas' unnamed index column): name it by position
             columns = [c if c.strip() else f"column_{i}" for i, c in enumerate(columns)]
             table = table.rename_columns(columns)
+        table = with_partitions(table, source, named=has_header)
+        columns = [str(c) for c in table.column_names]
         if has_header:
             check_unique(source.name, columns)
             if first_columns is None:

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from byoc import values
+from byoc.data.partitions import with_partitions
 from byoc.data.sources import Source, unreadable
 from byoc.data.tabular import (
     Read,
@@ -120,6 +121,7 @@ def read(
     has_header = True
     for source in sources:
         table, named = _read_one(source)
+        table = with_partitions(table, source, named=named)
         source.rows = table.num_rows
         if tables:
             first = [str(c) for c in tables[0].column_names]

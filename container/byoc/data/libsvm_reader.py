@@ -126,6 +126,21 @@ def _check_within(source: Source, X: sp.csr_matrix, like: SparseLayout, channel:
     raise SchemaError(f"{source.name}, row {row}: feature index {index} of channel '{channel}' is {why}")
 
 
+def _check_unpartitioned(sources: Sequence[Source]) -> None:
+    """A partition directory's value would be a column, but libsvm has numbered features only:
+    refused rather than lost."""
+    for source in sources:
+        if source.partitions:
+            key, value = source.partitions[0]
+            raise DataError(
+                f"{source.name}: its directory '{key}={value}' holds the value of a column '{key}' "
+                "(Hive partitioning, as Spark's partitionBy writes), but libsvm has numbered features "
+                "only; write the value into each line as a feature index, or use CSV or Parquet, "
+                "whose partition directories become columns",
+                code="bad_partitions",
+            )
+
+
 def read(
     sources: Sequence[Source],
     *,
@@ -136,6 +151,7 @@ def read(
     label: int | str | None = None,  # libsvm labels are numbers by the format
     like: SparseLayout | None = None,
 ) -> Read:
+    _check_unpartitioned(sources)
     parts = [_read_one(s) for s in sources]
     for source, (X, _) in zip(sources, parts, strict=True):
         source.rows = X.shape[0]

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from byoc.data.partitions import with_partitions
 from byoc.data.sources import Source
 from byoc.data.tabular import (
     Read,
@@ -69,7 +70,7 @@ def read(
     tables: list[pa.Table] = []
     first: list[str] | None = None
     for source in sources:
-        table = _read_one(source)
+        table = with_partitions(_read_one(source), source, named=True)
         source.rows = table.num_rows
         columns = [str(c) for c in table.column_names]
         if first is None:

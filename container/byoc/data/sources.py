@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from byoc.data.partitions import Partitions, check_same_keys, hive_partitions
 from byoc.errors import DataError
 from byoc.oserrors import display_path
 
@@ -75,6 +76,7 @@ class Source:
     path: Path | None = None
     data: bytes | None = None
     rows: int | None = None  # data rows the reader found in it (for messages naming a row)
+    partitions: Partitions = ()  # its key=value directories (byoc.data.partitions)
     _head: bytes | None = field(default=None, repr=False)
     _gzip: bool | None = field(default=None, repr=False)
 
@@ -148,7 +150,8 @@ def directory_sources(channel: str, directory: Path) -> list[Source]:
     """Every regular file under ``directory``, recursively, sorted by relative path (S3 key order).
 
     Names starting with ``.`` or ``_`` (``_SUCCESS``, ``.ipynb_checkpoints``, ``_temporary``)
-    are skipped at any depth, as the built-in algorithms do.  Symbolic links are followed, but
+    are skipped at any depth, as the built-in algorithms do; ``key=value`` directories are kept
+    as each file's partitions (:mod:`byoc.data.partitions`).  Symbolic links are followed, but
     each directory and each file is read once however it is reached (a link loop such as
     ``loop -> .`` adds nothing).  A file or directory the training user cannot read, or whose
     name is not UTF-8, is a DataError naming it: skipping it would silently train on less.
@@ -187,8 +190,12 @@ def directory_sources(channel: str, directory: Path) -> list[Source]:
                 log.info("%s is the same file as %s: read once", name, seen_files[real])
                 continue
             seen_files[real] = name
-            found.append(_readable(Source(name=name, path=path)))
-    return sorted(found, key=lambda s: s.name)  # S3 key order
+            found.append(
+                _readable(Source(name=name, path=path, partitions=hive_partitions(Path(channel) / rel)))
+            )
+    found.sort(key=lambda s: s.name)  # S3 key order
+    check_same_keys(channel, found)
+    return found
 
 
 def _walk_error(channel: str) -> Any:
