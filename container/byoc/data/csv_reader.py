@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from byoc import csvfields
-from byoc.data import csv_header
+from byoc.data import csv_header, sniff
 from byoc.data.sources import SNIFF_BYTES, Source, unreadable
 from byoc.data.tabular import (
     Read,
@@ -72,13 +72,13 @@ def _holds_records(head: bytes, count: int) -> bool:
 
 def _decode_sample(source: Source) -> str:
     head = source.head()
+    foreign = sniff.binary(head)
+    if foreign:
+        raise DataError(foreign.message(source.name), code=foreign.code)
     if NUL in head:
-        hint = ""
-        if head.startswith(b"PAR1"):
-            hint = " It looks like Parquet: set the channel's ContentType to application/x-parquet."
         raise DataError(
             f"{source.name}: binary content where text/csv was expected (NUL byte at offset "
-            f"{head.index(NUL)}).{hint} Upload CSV text, or set ContentType to the file's real "
+            f"{head.index(NUL)}). Upload CSV text, or set ContentType to the file's real "
             "format (application/x-parquet, application/jsonlines, text/libsvm)",
             code="not_text",
         )
@@ -101,11 +101,15 @@ def _decode_sample(source: Source) -> str:
 
 
 def check_delimiter(source: Source) -> None:
-    """Refuse a file delimited by ';', tabs or '|': read with commas it would be one column
-    (or ragged rows, with decimal commas), which earlier gave a misleading message."""
+    """Refuse a file in another format (:mod:`byoc.data.sniff`: JSON, libsvm, space-separated)
+    or delimited by ';', tabs or '|': read with commas it would be one column (or ragged rows,
+    with decimal commas), which earlier gave a misleading message or a nonsense model."""
     lines = [line for line in _decode_sample(source).splitlines()[:SAMPLE_ROWS] if line.strip()]
     if not lines:
         return
+    foreign = sniff.text(lines)
+    if foreign:
+        raise DataError(foreign.message(source.name), code=foreign.code)
 
     def widths(delimiter: str) -> set[int]:
         try:
