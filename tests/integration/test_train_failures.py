@@ -357,6 +357,25 @@ CASES = {
         dict(channels={"train": {"a.csv": "".join(f"{i % 2:.6e} {i:.6e} {i / 7:.6e}\n" for i in range(30))}}),
         [rf"^train/a\.csv: {NO_CONTENT_TYPE} numbers separated by spaces", r"delimiter=','"],
     ),
+    "pandas_index_column": (  # was the default target: a regression on row numbers, exit 0
+        dict(channels={"train": {"a.csv": FRAME.sample(frac=1, random_state=0).to_csv()}}),
+        [r"^train/a\.csv: column 0 has no name in the header row", r"index=False"],
+    ),
+    "pandas_index_column_with_a_named_target": (  # was a feature
+        dict(channels={"train": {"a.csv": FRAME.to_csv()}}, hyperparameters={"target": "deposit"}),
+        [r"^train/a\.csv: column 0 has no name .* it is the row index", r"index=False"],
+    ),
+    "r_write_csv_row_names": (
+        dict(
+            channels={
+                "train": {
+                    "a.csv": '"","deposit","age"\n'
+                    + "".join(f'"{i + 1}","{"ab"[i % 2]}",{i % 9}\n' for i in range(30))
+                }
+            }
+        ),
+        [r"^train/a\.csv: column 0 has no name", r"row\.names = FALSE"],
+    ),
     "twenty_megabyte_cell": (
         dict(channels={"train": {"a.csv": GOOD + b"yes,40,3," + b"a" * (20 << 20) + b",cellular\n"}}),
         [r"^train/a\.csv, row 61, column 3: a cell of 20\.0 MB", r"unclosed quote"],

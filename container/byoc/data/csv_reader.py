@@ -319,6 +319,31 @@ def _row_too_large_somewhere(source: Source) -> DataError:
     )
 
 
+def _refuse_row_labels(source: Source, table: pa.Table, columns: list[str]) -> None:
+    """Refuse the row labels pandas' ``df.to_csv(path)`` (index=True, its default) and R's
+    ``write.csv`` write: a first column with a blank header cell and a distinct value in every
+    row.  It is no data: as the default target it trained a regression on row numbers, as a
+    feature it leaked the file's order into the model, and endpoint requests never carry it.
+    Dropping it would guess; the fix is one argument where the file is written."""
+    if columns[0].strip() or table.num_rows == 0:
+        return
+    cells = table.column(0)
+    if pc.count_distinct(cells).as_py() != table.num_rows:
+        return
+    if pc.any(pc.equal(pc.utf8_trim_whitespace(cells), "")).as_py():
+        return
+    shown = ", ".join(repr(v) for v in cells.slice(0, 3).to_pylist())
+    raise DataError(
+        f"{source.name}: column 0 has no name in the header row and a different value in every row "
+        f"({shown}, ...): it is the row index that pandas' df.to_csv(path) writes by default (or R's "
+        "write.csv row names), not data, and byoc will not train on it (as the target it predicts "
+        "row numbers; as a feature, requests to the endpoint would have to carry it). Write the file "
+        "with df.to_csv(path, index=False) (R: write.csv(df, path, row.names = FALSE)); if the "
+        "column is data, give it a name in the header row",
+        code="index_column",
+    )
+
+
 def _header_names(source: Source) -> list[str]:
     rows = sample_rows(source)
     return [c for c in rows[0]] if rows else []
@@ -353,7 +378,8 @@ def read(
         source.rows = table.num_rows
         columns = [str(c) for c in table.column_names]
         if has_header and not all(c.strip() for c in columns):
-            # a blank header cell (pandas' unnamed index column): name it by position
+            _refuse_row_labels(source, table, columns)
+            # another blank header cell: name it by position
             columns = [c if c.strip() else f"column_{i}" for i, c in enumerate(columns)]
             table = table.rename_columns(columns)
         if has_header:
