@@ -376,6 +376,10 @@ CASES = {
         ),
         [r"^train/a\.csv: column 0 has no name", r"row\.names = FALSE"],
     ),
+    "every_file_blank": (
+        dict(channels={"train": {"a.csv": "\n", "b.csv": "\r\n  \n"}}),
+        [r"^channel 'train': every file is empty or holds only blank lines \(train/a\.csv, train/b\.csv\)"],
+    ),
     "twenty_megabyte_cell": (
         dict(channels={"train": {"a.csv": GOOD + b"yes,40,3," + b"a" * (20 << 20) + b",cellular\n"}}),
         [r"^train/a\.csv, row 61, column 3: a cell of 20\.0 MB", r"unclosed quote"],

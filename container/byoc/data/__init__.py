@@ -128,6 +128,26 @@ def _unwrap_files(channel: str, mode: str, sources: list[Source]) -> list[Source
     return out
 
 
+def _with_records(channel: str, sources: list[Source]) -> list[Source]:
+    """The sources that hold something: empty ones (an S3 "folder" marker) and ones holding only
+    line breaks or spaces (``echo > f``; pandas' empty frame) are skipped alike, the latter with
+    a log line; a channel of nothing else is refused."""
+    nonempty = []
+    for source in sources:
+        if not source.is_blank():
+            nonempty.append(source)
+        elif not source.is_empty():
+            log.info("%s holds only line breaks or spaces: skipped, as an empty file is", source.name)
+    if not nonempty:
+        raise DataError(
+            f"channel '{channel}': every file is empty or holds only blank lines "
+            f"({', '.join(s.name for s in sources[:5])}{', ...' if len(sources) > 5 else ''}); "
+            "upload the data again (check the S3 prefix given for this channel)",
+            code="empty_file",
+        )
+    return nonempty
+
+
 def read_channel(
     env: TrainingEnvironment,
     channel: str,
@@ -162,13 +182,7 @@ def read_channel(
             "skipped); check the S3 prefix given for this channel",
             code="empty_channel",
         )
-    nonempty = [s for s in sources if not s.is_empty()]
-    if not nonempty:
-        raise DataError(
-            f"channel '{channel}': every file is empty ({', '.join(s.name for s in sources[:5])}); "
-            "upload the data again",
-            code="empty_file",
-        )
+    nonempty = _with_records(channel, sources)
     frame, has_header, layout = READERS[mt.essence](
         nonempty, channel=channel, header=header, params=mt.params, typed=typed, label=label, like=like
     )
