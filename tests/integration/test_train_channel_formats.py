@@ -1,5 +1,6 @@
 """Channel files the real ``container/train`` must read, not refuse: files holding only line
-breaks (skipped as 0-byte files are, whether or not the channel has a header)."""
+breaks (skipped as 0-byte files are, whether or not the channel has a header), and an
+evaluation channel without ContentType next to a train channel that has one (read as train's)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 
 import pytest
 
-from support import csv_bytes, make_ml_root, mixed_frame, read_failure, run_train
+from support import csv_bytes, jsonlines_bytes, make_ml_root, mixed_frame, read_failure, run_train
 
 FRAME = mixed_frame(60)
 
@@ -32,3 +33,22 @@ def test_a_file_of_line_breaks_is_skipped_like_an_empty_file(tmp_path, header, b
     meta, output = _trained(root)
     assert meta["training"]["channels"]["train"]["rows"] == len(FRAME)
     assert "train/a.csv holds only line breaks or spaces: skipped" in output
+
+
+def test_validation_without_content_type_is_read_like_train(tmp_path):
+    """The SDK's TrainingInput leaves ContentType out unless given: set on train alone, the
+    validation channel was read as CSV ("channel 'validation' has no column 'deposit'")."""
+    root = make_ml_root(
+        tmp_path,
+        channels={
+            "train": {"a.jsonl": jsonlines_bytes(FRAME)},
+            "validation": {"v.jsonl": jsonlines_bytes(mixed_frame(20, seed=5))},
+        },
+        content_types={"train": "application/jsonlines"},
+        hyperparameters={"target": "deposit"},
+    )
+    meta, output = _trained(root)
+    assert meta["training"]["channels"]["validation"]["rows"] == 20
+    assert (
+        "channel validation has no ContentType: read as application/jsonlines, like channel train" in output
+    )

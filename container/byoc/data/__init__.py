@@ -70,7 +70,12 @@ def find_channel(env: TrainingEnvironment, names: Sequence[str]) -> str | None:
     return None
 
 
-def _media_type(channel: str, config: ChannelConfig, override: str | None) -> media.MediaType:
+def _media_type(
+    channel: str, config: ChannelConfig, override: str | None, like: tuple[str, str] | None = None
+) -> media.MediaType:
+    if like and not override and not config.content_type and like[1] != media.DEFAULT:
+        log.info("channel %s has no ContentType: read as %s, like channel %s", channel, like[1], like[0])
+        return media.parse(like[1])
     mt = media.parse(override or config.content_type)
     source = (
         "the content_type hyperparameter"
@@ -157,14 +162,17 @@ def read_channel(
     typed: bool = True,
     label: int | str | None = None,
     like: SparseLayout | None = None,
+    like_type: tuple[str, str] | None = None,
 ) -> ChannelData:
     """Read every input of ``channel`` into one frame (see the module docstring); ``typed=False``
     for a channel the train channel's schema types (validation, test: see ``tabular.to_frame``);
     ``label``, the target hyperparameter: the column it names is left as written, for training
     to type as labels (``byoc.training._typed_label``); ``like`` the train channel's libsvm
-    layout for an evaluation channel to follow (``ChannelData.layout``)."""
+    layout for an evaluation channel to follow (``ChannelData.layout``); ``like_type``, the train
+    channel's (name, media type), which an evaluation channel without ContentType takes: its
+    columns are train's, and SageMaker users set ContentType on the train input and forget the rest."""
     config = env.channels.get(channel) or ChannelConfig(channel)
-    mt = _media_type(channel, config, content_type)
+    mt = _media_type(channel, config, content_type, like_type)
     if config.input_mode == "Pipe":
         sources: list[Source] = [pipe_source(channel, env.paths.pipe_path(channel, 0))]
         if config.recordio:
