@@ -307,6 +307,7 @@ def read_channels(
             header=header,
             typed=False,
             like=channels["train"].layout,
+            like_type=(train_name, channels["train"].content_type),
         )
         _log_channel(name, channels[name], started)
     ignored = sorted(set(env.channels) - set(data.TRAIN_CHANNELS) - set(EVAL_CHANNELS) - IGNORED_OK)

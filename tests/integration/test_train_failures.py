@@ -43,6 +43,36 @@ def _repeated_column_parquet() -> bytes:
 
 REPEATED_COLUMN_PARQUET = _repeated_column_parquet()
 
+
+def _archives() -> dict[str, bytes]:
+    """GOOD_HEADER as a ZIP, a .tar.gz, bzip2 and xz (Spark's codecs), and UTF-16 (Excel's
+    'Unicode Text', PowerShell): each was 'binary content ... set ContentType to Parquet'."""
+    import bz2
+    import io
+    import lzma
+    import tarfile
+    import zipfile
+
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.csv", GOOD_HEADER)
+    tarred = io.BytesIO()
+    with tarfile.open(fileobj=tarred, mode="w:gz") as archive:
+        info = tarfile.TarInfo("a.csv")
+        info.size = len(GOOD_HEADER)
+        archive.addfile(info, io.BytesIO(GOOD_HEADER))
+    return {
+        "zip": zipped.getvalue(),
+        "tar.gz": tarred.getvalue(),
+        "bz2": bz2.compress(GOOD_HEADER),
+        "xz": lzma.compress(GOOD_HEADER),
+        "utf16": GOOD_HEADER.decode().encode("utf-16"),
+    }
+
+
+ARCHIVES = _archives()
+NO_CONTENT_TYPE = "read as CSV \\(text/csv, the default without a ContentType\\), but this is"
+
 # name: (make_ml_root keyword arguments, regexes the failure file's first line must match)
 CASES = {
     "missing_train_channel": (
@@ -283,6 +313,72 @@ CASES = {
     "semicolon_delimited_csv_with_decimal_commas": (
         dict(channels={"train": {"a.csv": b"".join(b"yes;%d,5;x\n" % i for i in range(30))}}),
         [r"^train/a\.csv: the fields are separated by ';'"],
+    ),
+    "zip_archive": (
+        dict(channels={"train": {"a.zip": ARCHIVES["zip"]}}),
+        [rf"^train/a\.zip: {NO_CONTENT_TYPE} a ZIP archive", r"unzipped"],
+    ),
+    "tar_gz_archive": (
+        dict(channels={"train": {"a.tar.gz": ARCHIVES["tar.gz"]}}),
+        [rf"^train/a\.tar\.gz: {NO_CONTENT_TYPE} a tar archive", r"upload the CSV files themselves"],
+    ),
+    "bzip2_part_file": (
+        dict(channels={"train": {"part-00000.csv.bz2": ARCHIVES["bz2"]}}),
+        [r"^train/part-00000\.csv\.bz2: .* bzip2-compressed data; byoc decompresses gzip only"],
+    ),
+    "xz_part_file": (
+        dict(channels={"train": {"part-00000.csv.xz": ARCHIVES["xz"]}}),
+        [r"^train/part-00000\.csv\.xz: .* xz-compressed data; byoc decompresses gzip only"],
+    ),
+    "utf16_csv": (
+        dict(channels={"train": {"a.csv": ARCHIVES["utf16"]}}),
+        [rf"^train/a\.csv: {NO_CONTENT_TYPE} UTF-16 text; byoc reads UTF-8: save the file as UTF-8"],
+    ),
+    "jsonlines_without_content_type": (  # was trained: classes '{"deposit":"no"', exit 0
+        dict(channels={"train": {"a.jsonl": jsonlines_bytes(FRAME)}}, hyperparameters={"target": "deposit"}),
+        [rf"^train/a\.jsonl: {NO_CONTENT_TYPE} JSON Lines", r"ContentType to application/jsonlines"],
+    ),
+    "json_array_without_content_type": (
+        dict(channels={"train": {"a.json": FRAME.to_json(orient="records")}}),
+        [rf"^train/a\.json: {NO_CONTENT_TYPE} one JSON document", r"lines=True", r"application/jsonlines"],
+    ),
+    "json_array_declared_jsonlines": (  # was "field '0' holds a nested dict"
+        dict(
+            channels={"train": {"a.json": FRAME.to_json(orient="records")}},
+            content_types={"train": "application/jsonlines"},
+        ),
+        [r"^train/a\.json, line 1: a JSON array of objects, one JSON document", r"lines=True"],
+    ),
+    "libsvm_without_content_type": (  # was "holds only the target column"
+        dict(channels={"train": {"a.svm": "".join(f"{i % 2} 1:{i} 3:{i % 7}\n" for i in range(30))}}),
+        [rf"^train/a\.svm: {NO_CONTENT_TYPE} libsvm", r"ContentType to text/libsvm"],
+    ),
+    "space_separated_numbers": (  # np.savetxt's default delimiter; was "holds only the target column"
+        dict(channels={"train": {"a.csv": "".join(f"{i % 2:.6e} {i:.6e} {i / 7:.6e}\n" for i in range(30))}}),
+        [rf"^train/a\.csv: {NO_CONTENT_TYPE} numbers separated by spaces", r"delimiter=','"],
+    ),
+    "pandas_index_column": (  # was the default target: a regression on row numbers, exit 0
+        dict(channels={"train": {"a.csv": FRAME.sample(frac=1, random_state=0).to_csv()}}),
+        [r"^train/a\.csv: column 0 has no name in the header row", r"index=False"],
+    ),
+    "pandas_index_column_with_a_named_target": (  # was a feature
+        dict(channels={"train": {"a.csv": FRAME.to_csv()}}, hyperparameters={"target": "deposit"}),
+        [r"^train/a\.csv: column 0 has no name .* it is the row index", r"index=False"],
+    ),
+    "r_write_csv_row_names": (
+        dict(
+            channels={
+                "train": {
+                    "a.csv": '"","deposit","age"\n'
+                    + "".join(f'"{i + 1}","{"ab"[i % 2]}",{i % 9}\n' for i in range(30))
+                }
+            }
+        ),
+        [r"^train/a\.csv: column 0 has no name", r"row\.names = FALSE"],
+    ),
+    "every_file_blank": (
+        dict(channels={"train": {"a.csv": "\n", "b.csv": "\r\n  \n"}}),
+        [r"^channel 'train': every file is empty or holds only blank lines \(train/a\.csv, train/b\.csv\)"],
     ),
     "twenty_megabyte_cell": (
         dict(channels={"train": {"a.csv": GOOD + b"yes,40,3," + b"a" * (20 << 20) + b",cellular\n"}}),

@@ -731,8 +731,23 @@ def test_quoted_newline_beyond_the_sniffed_sample(tmp_path):
 
 
 def test_blank_header_cells_are_named_by_position(tmp_path):
-    data = read(tmp_path, {"a.csv": ",label,x\n0,yes,1.5\n1,no,2.5\n"})
+    data = read(tmp_path, {"a.csv": ",label,x\na,yes,1.5\na,no,2.5\nb,no,2\n"})
     assert data.has_header and list(data.frame.columns) == ["column_0", "label", "x"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ",label,x\n0,yes,1.5\n1,no,2.5\n2,no,2\n",  # pandas' df.to_csv(path)
+        ",label,x\n17,yes,1.5\n3,no,2.5\n9,no,2\n",  # ... after train_test_split
+        '"","label","x"\n"1","yes",1.5\n"2","no",2.5\n"3","no",2\n',  # R's write.csv
+    ],
+)
+def test_row_labels_with_a_blank_header_cell_are_refused(tmp_path, text):
+    error = expect_error(tmp_path, {"a.csv": text})
+    assert error.code == "index_column"
+    assert error.message.startswith("train/a.csv: column 0 has no name in the header row")
+    assert "df.to_csv(path, index=False)" in error.message
 
 
 def test_pipe_mode_recordio_records_are_read_as_files(tmp_path):

@@ -72,7 +72,12 @@ def find_channel(env: TrainingEnvironment, names: Sequence[str]) -> str | None:
     return None
 
 
-def _media_type(channel: str, config: ChannelConfig, override: str | None) -> media.MediaType:
+def _media_type(
+    channel: str, config: ChannelConfig, override: str | None, like: tuple[str, str] | None = None
+) -> media.MediaType:
+    if like and not override and not config.content_type and like[1] != media.DEFAULT:
+        log.info("channel %s has no ContentType: read as %s, like channel %s", channel, like[1], like[0])
+        return media.parse(like[1])
     mt = media.parse(override or config.content_type)
     source = (
         "the content_type hyperparameter"
@@ -133,6 +138,26 @@ def _unwrap_files(channel: str, mode: str, sources: list[Source]) -> list[Source
     return out
 
 
+def _with_records(channel: str, sources: list[Source]) -> list[Source]:
+    """The sources that hold something: empty ones (an S3 "folder" marker) and ones holding only
+    line breaks or spaces (``echo > f``; pandas' empty frame) are skipped alike, the latter with
+    a log line; a channel of nothing else is refused."""
+    nonempty = []
+    for source in sources:
+        if not source.is_blank():
+            nonempty.append(source)
+        elif not source.is_empty():
+            log.info("%s holds only line breaks or spaces: skipped, as an empty file is", source.name)
+    if not nonempty:
+        raise DataError(
+            f"channel '{channel}': every file is empty or holds only blank lines "
+            f"({', '.join(s.name for s in sources[:5])}{', ...' if len(sources) > 5 else ''}); "
+            "upload the data again (check the S3 prefix given for this channel)",
+            code="empty_file",
+        )
+    return nonempty
+
+
 def read_channel(
     env: TrainingEnvironment,
     channel: str,
@@ -142,14 +167,17 @@ def read_channel(
     typed: bool = True,
     label: int | str | None = None,
     like: SparseLayout | None = None,
+    like_type: tuple[str, str] | None = None,
 ) -> ChannelData:
     """Read every input of ``channel`` into one frame (see the module docstring); ``typed=False``
     for a channel the train channel's schema types (validation, test: see ``tabular.to_frame``);
     ``label``, the target hyperparameter: the column it names is left as written, for training
     to type as labels (``byoc.training._typed_label``); ``like`` the train channel's libsvm
-    layout for an evaluation channel to follow (``ChannelData.layout``)."""
+    layout for an evaluation channel to follow (``ChannelData.layout``); ``like_type``, the train
+    channel's (name, media type), which an evaluation channel without ContentType takes: its
+    columns are train's, and SageMaker users set ContentType on the train input and forget the rest."""
     config = env.channels.get(channel) or ChannelConfig(channel)
-    mt = _media_type(channel, config, content_type)
+    mt = _media_type(channel, config, content_type, like_type)
     if config.input_mode == "Pipe":
         sources: list[Source] = [pipe_source(channel, env.paths.pipe_path(channel, 0))]
         if config.recordio:
@@ -169,13 +197,7 @@ def read_channel(
             "skipped); check the S3 prefix given for this channel",
             code="empty_channel",
         )
-    nonempty = [s for s in sources if not s.is_empty()]
-    if not nonempty:
-        raise DataError(
-            f"channel '{channel}': every file is empty ({', '.join(s.name for s in sources[:5])}); "
-            "upload the data again",
-            code="empty_file",
-        )
+    nonempty = _with_records(channel, sources)
     plain_pipe = config.input_mode == "Pipe" and not config.recordio and mt.essence != media.PARQUET
     if plain_pipe:
         _check_final_newline(channel, nonempty[0])

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from byoc import csvfields
-from byoc.data import csv_header
+from byoc.data import csv_header, sniff
 from byoc.data.partitions import with_partitions
 from byoc.data.sources import SNIFF_BYTES, Source, unreadable
 from byoc.data.tabular import (
@@ -73,13 +73,13 @@ def _holds_records(head: bytes, count: int) -> bool:
 
 def _decode_sample(source: Source) -> str:
     head = source.head()
+    foreign = sniff.binary(head)
+    if foreign:
+        raise DataError(foreign.message(source.name), code=foreign.code)
     if NUL in head:
-        hint = ""
-        if head.startswith(b"PAR1"):
-            hint = " It looks like Parquet: set the channel's ContentType to application/x-parquet."
         raise DataError(
             f"{source.name}: binary content where text/csv was expected (NUL byte at offset "
-            f"{head.index(NUL)}).{hint} Upload CSV text, or set ContentType to the file's real "
+            f"{head.index(NUL)}). Upload CSV text, or set ContentType to the file's real "
             "format (application/x-parquet, application/jsonlines, text/libsvm)",
             code="not_text",
         )
@@ -102,11 +102,15 @@ def _decode_sample(source: Source) -> str:
 
 
 def check_delimiter(source: Source) -> None:
-    """Refuse a file delimited by ';', tabs or '|': read with commas it would be one column
-    (or ragged rows, with decimal commas), which earlier gave a misleading message."""
+    """Refuse a file in another format (:mod:`byoc.data.sniff`: JSON, libsvm, space-separated)
+    or delimited by ';', tabs or '|': read with commas it would be one column (or ragged rows,
+    with decimal commas), which earlier gave a misleading message or a nonsense model."""
     lines = [line for line in _decode_sample(source).splitlines()[:SAMPLE_ROWS] if line.strip()]
     if not lines:
         return
+    foreign = sniff.text(lines)
+    if foreign:
+        raise DataError(foreign.message(source.name), code=foreign.code)
 
     def widths(delimiter: str) -> set[int]:
         try:
@@ -316,6 +320,31 @@ def _row_too_large_somewhere(source: Source) -> DataError:
     )
 
 
+def _refuse_row_labels(source: Source, table: pa.Table, columns: list[str]) -> None:
+    """Refuse the row labels pandas' ``df.to_csv(path)`` (index=True, its default) and R's
+    ``write.csv`` write: a first column with a blank header cell and a distinct value in every
+    row.  It is no data: as the default target it trained a regression on row numbers, as a
+    feature it leaked the file's order into the model, and endpoint requests never carry it.
+    Dropping it would guess; the fix is one argument where the file is written."""
+    if columns[0].strip() or table.num_rows == 0:
+        return
+    cells = table.column(0)
+    if pc.count_distinct(cells).as_py() != table.num_rows:
+        return
+    if pc.any(pc.equal(pc.utf8_trim_whitespace(cells), "")).as_py():
+        return
+    shown = ", ".join(repr(v) for v in cells.slice(0, 3).to_pylist())
+    raise DataError(
+        f"{source.name}: column 0 has no name in the header row and a different value in every row "
+        f"({shown}, ...): it is the row index that pandas' df.to_csv(path) writes by default (or R's "
+        "write.csv row names), not data, and byoc will not train on it (as the target it predicts "
+        "row numbers; as a feature, requests to the endpoint would have to carry it). Write the file "
+        "with df.to_csv(path, index=False) (R: write.csv(df, path, row.names = FALSE)); if the "
+        "column is data, give it a name in the header row",
+        code="index_column",
+    )
+
+
 def _header_names(source: Source) -> list[str]:
     rows = sample_rows(source)
     return [c for c in rows[0]] if rows else []
@@ -350,7 +379,8 @@ def read(
         source.rows = table.num_rows
         columns = [str(c) for c in table.column_names]
         if has_header and not all(c.strip() for c in columns):
-            # a blank header cell (pandas' unnamed index column): name it by position
+            _refuse_row_labels(source, table, columns)
+            # another blank header cell: name it by position
             columns = [c if c.strip() else f"column_{i}" for i, c in enumerate(columns)]
             table = table.rename_columns(columns)
         table = with_partitions(table, source, named=has_header)

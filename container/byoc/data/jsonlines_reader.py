@@ -64,6 +64,13 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
                 ) from exc
             if isinstance(value, dict) and not rows:
                 records.append({str(k): _cell(source.name, lineno, str(k), v) for k, v in value.items()})
+            elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+                raise DataError(
+                    f"{source.name}, line {lineno}: a JSON array of objects, one JSON document (as "
+                    "pandas' df.to_json(path, orient='records') writes), not JSON Lines; write one "
+                    "object per line: df.to_json(path, orient='records', lines=True)",
+                    code="bad_jsonlines",
+                )
             elif isinstance(value, list) and not records:
                 rows.append([_cell(source.name, lineno, str(i), v) for i, v in enumerate(value)])
                 if len(rows[-1]) != len(rows[0]):

@@ -24,6 +24,7 @@ from byoc.oserrors import display_path
 log = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
 RECORDIO_MAGIC = (0xCED7230A).to_bytes(4, "little")
 RECORDIO_HEADER = 8  # the magic and the flag-and-length word
 SNIFF_BYTES = 64 * 1024
@@ -108,6 +109,15 @@ class Source:
         if self.path is not None and self.path.stat().st_size == 0:
             return True
         return self.head(1) == b""
+
+    def is_blank(self) -> bool:
+        """Empty, or only line breaks and spaces (``echo > f``; pandas writes an empty frame
+        as one line break): no record in any format, so skipped as an empty file is.  Judged
+        on the first SNIFF_BYTES, so a blank file longer than that is read (and refused)."""
+        if self.is_empty():
+            return True
+        head = self.head()
+        return len(head) < SNIFF_BYTES and not head.removeprefix(UTF8_BOM).strip()
 
     def open(self) -> Stream:
         """A fresh readable, decompressed binary stream."""

@@ -1,0 +1,166 @@
+"""What a file that was to be read as CSV really holds, when it is plainly something else.
+
+A channel without ContentType is read as text/csv (the SDK's ``TrainingInput`` leaves it out by
+default), so JSON Lines, libsvm, Parquet, archives and other encodings land in the CSV reader.
+Read as CSV they either trained a nonsense model (JSON objects split at their commas) or failed
+with a message blaming the data ("holds only the target column").  These checks name the format
+and the fix instead.  Each answer is a :class:`Foreign`: what the file is, and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from byoc import values
+
+SET_JSONLINES = (
+    "set the channel's ContentType to application/jsonlines (TrainingInput(..., "
+    "content_type='application/jsonlines'), or the content_type hyperparameter)"
+)
+SET_LIBSVM = (
+    "set the channel's ContentType to text/libsvm (TrainingInput(..., content_type='text/libsvm'), "
+    "or the content_type hyperparameter)"
+)
+ONLY_GZIP = "byoc decompresses gzip only: upload the files uncompressed or gzip-compressed"
+UTF8 = (
+    "byoc reads UTF-8: save the file as UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)'; PowerShell: "
+    "Export-Csv -Encoding utf8; pandas: df.to_csv(path, index=False, encoding='utf-8'))"
+)
+
+
+@dataclass(frozen=True)
+class Foreign:
+    """A file in another format than CSV: ``what`` it is, the ``fix``, and the error ``code``."""
+
+    what: str
+    fix: str
+    code: str
+
+    def message(self, name: str) -> str:
+        return f"{name}: read as CSV (text/csv, the default without a ContentType), but this is {self.what}; {self.fix}"
+
+
+# (magic bytes, offset) -> what the file is; checked on the decompressed head (gzip is read)
+_MAGIC: tuple[tuple[bytes, int, Foreign], ...] = (
+    (
+        b"PAR1",
+        0,
+        Foreign(
+            "Parquet",
+            "set the channel's ContentType to application/x-parquet (or the content_type hyperparameter)",
+            "not_text",
+        ),
+    ),
+    (
+        b"PK\x03\x04",
+        0,
+        Foreign(
+            "a ZIP archive, which byoc does not unpack",
+            "upload the CSV files themselves (unzipped; gzip-compressing each file is fine)",
+            "archive",
+        ),
+    ),
+    (
+        b"PK\x05\x06",
+        0,
+        Foreign("an empty ZIP archive", "upload the CSV files themselves, unzipped", "archive"),
+    ),
+    (
+        b"ustar",
+        257,
+        Foreign(
+            "a tar archive (a .tar.gz is gunzipped, but tar is not unpacked)",
+            "upload the CSV files themselves under the channel's prefix (gzip-compressing each file is fine)",
+            "archive",
+        ),
+    ),
+    (
+        b"BZh",
+        0,
+        Foreign(
+            "bzip2-compressed data", ONLY_GZIP + " (Spark: option('compression', 'gzip'))", "compression"
+        ),
+    ),
+    (b"\xfd7zXZ\x00", 0, Foreign("xz-compressed data", ONLY_GZIP, "compression")),
+    (b"\x28\xb5\x2f\xfd", 0, Foreign("zstd-compressed data", ONLY_GZIP, "compression")),
+    (b"\xff\xfe\x00\x00", 0, Foreign("UTF-32 text", UTF8, "not_utf8")),
+    (b"\xff\xfe", 0, Foreign("UTF-16 text", UTF8, "not_utf8")),
+    (b"\xfe\xff", 0, Foreign("UTF-16 text", UTF8, "not_utf8")),
+)
+_BZIP2_BLOCK = b"1AY&SY"  # bzip2's block magic after "BZh" and the level digit: not text's
+_UTF16_PROBE = 64  # bytes of a BOM-less file whose every other byte is NUL: UTF-16 text
+
+
+def binary(head: bytes) -> Foreign | None:
+    """The format of a file's first (decompressed) bytes, by magic number or byte-order mark."""
+    for magic, offset, foreign in _MAGIC:
+        if head[offset : offset + len(magic)] != magic:
+            continue
+        if magic == b"BZh" and head[4:10] != _BZIP2_BLOCK:
+            continue
+        return foreign
+    probe = head[:_UTF16_PROBE]
+    if len(probe) >= 4 and (set(probe[0::2]) == {0} or set(probe[1::2]) == {0}):
+        return Foreign("UTF-16 text (every other byte is NUL)", UTF8, "not_utf8")
+    return None
+
+
+_LIBSVM_PAIR = re.compile(r"qid:\d+|\d+:\S+")
+
+
+def text(lines: Sequence[str]) -> Foreign | None:
+    """The format of a file's first non-blank lines, when they are not CSV: JSON Lines, a JSON
+    document, libsvm, or numbers separated by spaces (numpy's savetxt)."""
+    if not lines:
+        return None
+    first = lines[0].lstrip("\ufeff").strip()
+    if all(_json_object(line) for line in lines):
+        return Foreign("JSON Lines (every line is a JSON object)", SET_JSONLINES, "jsonlines_as_csv")
+    if first in ("[", "{") or first.startswith(("[{", "[[", '{"')):
+        return Foreign(
+            "one JSON document (an array or object spanning the file), not JSON Lines",
+            "write one JSON object per line (pandas: df.to_json(path, orient='records', lines=True)) and "
+            + SET_JSONLINES,
+            "json_as_csv",
+        )
+    if any("," in line for line in lines):
+        return None
+    if all(_libsvm(line) for line in lines) and any(":" in line for line in lines):
+        return Foreign("libsvm ('<label> <index>:<value> ...' on every line)", SET_LIBSVM, "libsvm_as_csv")
+    if _space_separated(lines):
+        return Foreign(
+            "numbers separated by spaces, not commas",
+            "save the file with ',' as the delimiter (numpy: np.savetxt(path, array, delimiter=','); "
+            "pandas: df.to_csv(path, index=False))",
+            "wrong_delimiter",
+        )
+    return None
+
+
+def _json_object(line: str) -> bool:
+    line = line.lstrip("\ufeff").strip()
+    if not (line.startswith("{") and line.endswith("}")):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def _libsvm(line: str) -> bool:
+    label, *pairs = line.split()
+    return values.number_text(label) is not None and all(_LIBSVM_PAIR.fullmatch(p) for p in pairs)
+
+
+def _space_separated(lines: Sequence[str]) -> bool:
+    """Every row (a header row aside) splits at whitespace into the same number (two or more)
+    of numbers."""
+    rows = [line.split() for line in lines]
+    widths = {len(row) for row in rows}
+    if len(widths) != 1 or widths.pop() < 2:
+        return False
+    body = rows[1:] if len(rows) > 1 else rows
+    return all(values.number_text(cell) is not None for row in body for cell in row)
