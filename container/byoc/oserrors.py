@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from byoc.errors import UserError
@@ -36,6 +38,22 @@ def _inside(path: Path, root: Path) -> bool:
     except (ValueError, OSError, RuntimeError):
         return False
     return True
+
+
+@contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Give an OSError that names no file the ``path`` being written.
+
+    A full disk is often met when buffered data is flushed or a file closed (joblib's dump,
+    ``write_text``), and Python's error then carries no file name: without one,
+    :func:`as_user_error` cannot tell the user's volume from a fault of ours.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
 
 
 def as_user_error(exc: BaseException, root: Path, doing: str) -> UserError | None:

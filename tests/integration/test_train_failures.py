@@ -549,3 +549,24 @@ def test_internal_fault_exits_2_with_cause_first_and_traceback_after(tmp_path):
     assert lines[0].startswith("Internal error while fitting decision_tree: RuntimeError: boom.")
     assert "Traceback (most recent call last):" in lines[2:]
     assert model_dir_entries(root) == []
+
+
+def test_a_full_disk_while_saving_is_the_users_naming_the_model_directory(tmp_path):
+    """joblib meets a full disk when its file is flushed, and Python's error then names no file:
+    still exit 1 naming the model directory and the fix, with no model files left."""
+    from support import run_train_patched
+
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    patch = (
+        "import errno, joblib\n"
+        "def full(value, filename, *args, **kwargs):\n"
+        "    open(filename, 'wb').write(b'partial')\n"
+        "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "joblib.dump = full\n"
+    )
+    result = run_train_patched(root, patch)
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = read_failure(root).splitlines()[0]
+    assert first.startswith(f"{root / 'model'}: No space left on device while saving the model;"), first
+    assert "VolumeSizeInGB" in first
+    assert model_dir_entries(root) == []
