@@ -176,7 +176,11 @@ def save(
 
 
 def _stage_and_commit(
-    staging: Path, model_dir: Path, estimator: Any, metadata: Mapping[str, Any], extra_files: Mapping[str, bytes]
+    staging: Path,
+    model_dir: Path,
+    estimator: Any,
+    metadata: Mapping[str, Any],
+    extra_files: Mapping[str, bytes],
 ) -> None:
     """Write every file into ``staging``, fsync them, then rename them in, model.json last."""
     joblib_path = staging / MODEL_FILE

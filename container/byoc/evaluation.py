@@ -18,7 +18,6 @@ of binary metrics is the second class in sorted order (as in :mod:`byoc.metrics`
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import tarfile
@@ -39,7 +38,6 @@ PROCESSING_BASE = Path("/opt/ml/processing")
 DEFAULT_MODEL = PROCESSING_BASE / "model"
 DEFAULT_TEST = PROCESSING_BASE / "test"
 DEFAULT_OUTPUT = PROCESSING_BASE / "evaluation"
-REPORT_FILE = "evaluation.json"
 SECTION = {
     BINARY: "binary_classification_metrics",
     MULTICLASS: "multiclass_classification_metrics",
@@ -356,6 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from byoc import csvfields
     from byoc.environment import MLPaths
     from byoc.errors import ByocError, UserError
+    from byoc.evaluation_report import write_report
     from byoc.job import one_line, write_failure
 
     csvfields.allow_fields(csvfields.TRAINING_ROW_BYTES)  # the test channel is read as training reads
@@ -370,6 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report, summary = score(
                 args.model, args.test, content_type=args.content_type, header=header, scratch=Path(scratch)
             )
+        path = write_report(args.output, report)
     except (UserError, ByocError) as exc:
         message = getattr(exc, "message", str(exc))
         log.error("evaluation failed: %s", one_line(message))
@@ -384,9 +384,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.format_exc(),
         )
         return 2
-    args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / REPORT_FILE
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     log.info(
         "%s on %d rows from %s", summary["problem_type"], summary["rows"], ", ".join(summary["files"][:3])
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,14 +56,19 @@ def naming(path: Path) -> Iterator[None]:
         raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
 
 
-def as_user_error(exc: BaseException, root: Path, doing: str) -> UserError | None:
-    """The UserError for an OSError about a file under ``root`` (the ML root), else None."""
-    if not isinstance(exc, OSError) or exc.errno not in FIXES or exc.filename is None:
+def as_user_error(
+    exc: BaseException, root: Path, doing: str, fixes: Mapping[int, str] = FIXES
+) -> UserError | None:
+    """The UserError for an OSError about a file under ``root`` (the ML root), else None;
+    ``fixes`` (errno -> what to do) for a command whose fixes differ from training's."""
+    if not isinstance(exc, OSError) or exc.errno is None or exc.filename is None:
+        return None
+    if exc.errno not in fixes:
         return None
     filename = exc.filename if isinstance(exc.filename, (str, bytes)) else str(exc.filename)
     if not _inside(Path(os.fsdecode(filename)), root):
         return None
-    fix = FIXES[exc.errno].format(uid=os.getuid())
+    fix = fixes[exc.errno].format(uid=os.getuid())
     if not os.path.lexists(filename):  # creating it failed: the culprit is its directory
         filename = os.path.dirname(filename) or filename
     error = UserError(

@@ -1,0 +1,136 @@
+"""`container/evaluate`'s failures as a Processing user meets them: each exits 1 (2 only for a
+bug of byoc's) with /opt/ml/output/message whose first line names the culprit (path, file,
+row, column) and the fix in evaluate's own terms (its flags), and leaves no evaluation.json."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import (
+    CONTAINER,
+    REPO,
+    clean_environ,
+    csv_bytes,
+    make_ml_root,
+    mixed_frame,
+    run_train,
+    without_file_privileges,
+)
+
+FRAME = mixed_frame(300)
+TEST = FRAME.iloc[200:].reset_index(drop=True)
+
+
+def run_evaluate(
+    *args: str, base: Path, patch: str | None = None, unprivileged: bool = False
+) -> subprocess.CompletedProcess:
+    """The real evaluate entry point with SAGEMAKER_BASE_DIR=base (``patch``: Python run first in
+    the fresh interpreter, to reach what only the environment causes, such as a full disk)."""
+    command = [sys.executable, str(CONTAINER / "evaluate"), *args]
+    if patch is not None:
+        code = f"import sys\nsys.path.insert(0, {str(CONTAINER)!r})\n{patch}\nfrom byoc.evaluation import main\nsys.exit(main())"
+        command = [sys.executable, "-c", code, *args]
+    return subprocess.run(
+        command,
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=clean_environ(SAGEMAKER_BASE_DIR=str(base)),
+        preexec_fn=without_file_privileges if unprivileged else None,
+    )
+
+
+def trained(root: Path, channel: dict[str, bytes], **hyperparameters: str | int) -> Path:
+    root = make_ml_root(
+        root,
+        channels={"train": channel},
+        hyperparameters={"n_estimators": 10, "n_jobs": 1, **hyperparameters},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root / "model"
+
+
+@pytest.fixture(scope="module")
+def header_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random forest trained on CSV with a header row (target 'deposit', first)."""
+    root = tmp_path_factory.mktemp("header-model")
+    return trained(
+        root, {"a.csv": csv_bytes(FRAME.iloc[:200], target="deposit", header=True)}, algorithm="random_forest"
+    )
+
+
+def data_dir(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    test = tmp_path / "test"
+    test.mkdir()
+    for name, body in files.items():
+        (test / name).write_bytes(body)
+    return test
+
+
+def message(base: Path) -> str:
+    return (base / "output" / "message").read_text().splitlines()[0]
+
+
+# -- the report cannot be written --------------------------------------------------------------
+
+
+def test_an_output_that_is_a_file_names_it_and_asks_for_a_directory(tmp_path, header_model):
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    out = tmp_path / "out"
+    out.write_text("in the way")
+    result = run_evaluate(
+        "--model", str(header_model), "--test", str(test), "--output", str(out), base=tmp_path
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = message(tmp_path)
+    assert first.startswith(f"{out}: Not a directory while writing {out / 'evaluation.json'};"), first
+    assert "--output" in first
+    assert "Traceback" not in result.stderr and out.read_text() == "in the way"
+
+
+def test_a_read_only_output_names_the_directory(tmp_path, header_model):
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o555)
+    result = run_evaluate(
+        "--model",
+        str(header_model),
+        "--test",
+        str(test),
+        "--output",
+        str(out),
+        base=tmp_path,
+        unprivileged=True,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = message(tmp_path)
+    assert first.startswith(f"{out}: Permission denied while writing"), first
+    assert "--output" in first
+    assert os.listdir(out) == []
+
+
+def test_a_full_disk_leaves_no_half_report(tmp_path, header_model):
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    out = tmp_path / "out"
+    patch = (
+        "import errno, os\n"
+        "def full(fd):\n"
+        "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "os.fsync = full\n"
+    )
+    result = run_evaluate(
+        "--model", str(header_model), "--test", str(test), "--output", str(out), base=tmp_path, patch=patch
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = message(tmp_path)
+    assert first.startswith(f"{out}: No space left on device while writing"), first
+    assert "VolumeSizeInGB" in first
+    assert os.listdir(out) == []
