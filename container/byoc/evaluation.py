@@ -44,6 +44,10 @@ SECTION = {
     REGRESSION: "regression_metrics",
 }
 MIN_ROWS_FOR_DEVIATION = 200
+# Added when row 1 of a CSV test file read without a header row breaks the model's schema.
+HEADER_HINT = (
+    " (is row 1 a header row? The model was trained on CSV without one: pass --header true to read past it)"
+)
 RESAMPLES = 5
 RESAMPLE_FRACTION = 0.8
 
@@ -258,14 +262,15 @@ def score(
     """Read the model and the test channel as training did; returns (report, summary)."""
     import pandas as pd
 
-    from byoc import artifact, data, preprocessing, problem
+    from byoc import artifact, channel_rows, data, problem
     from byoc.data.tabular import SparseLayout
     from byoc.environment import MLPaths, TrainingEnvironment
     from byoc.errors import DataError
     from byoc.training import (
         Split,
         TargetSpec,
-        _regression_target,
+        _file_column_names,
+        _target_name,
         _typed_label,
         check_same_columns,
         split_target,
@@ -288,7 +293,8 @@ def score(
     like = SparseLayout(int(layout["first_index"]), int(layout["features"])) if layout else None
     channel = data.read_channel(env, "test", content_type=content_type, header=header, typed=False, like=like)
     target = meta.get("target") or {}
-    split = split_target(channel, "test", TargetSpec(int(target.get("index", 0)), target.get("name")))
+    spec = TargetSpec(int(target.get("index", 0)), target.get("name"))
+    split = split_target(channel, "test", spec)
     reference = Split(
         X=pd.DataFrame(columns=model.feature_names), y=pd.Series(dtype=object), files=("model.json",)
     )
@@ -296,19 +302,26 @@ def score(
     labels = _labels(model.classes, str(target.get("name") or "target")) if model.is_classifier else None
     # the labels read as training read the validation channel's: text classes keep spellings
     y_read = _typed_label(split.y, as_text=labels is not None and labels.kind == "str")
+    rows = channel_rows.Rows(
+        "test",
+        channel,
+        _file_column_names(list(split.X.columns), spec),
+        _target_name(spec),
+        header_hint=HEADER_HINT,
+    )
+    X = channel_rows.coerce_features(split.X, model.features, rows)
     keep, warning = problem.drop_missing_target(y_read)
     if warning:
         log.warning("test: %s", warning)
-    X = preprocessing.coerce_features(split.X[keep], model.features, where="test channel")
-    y_raw = y_read[keep]
+        X, y_read = X[keep], y_read[keep]
     where = f"test channel ({', '.join(channel.files[:3])})"
     proba = None
     if labels is not None:
-        y = labels.encode(y_raw, where=where)
+        y = channel_rows.encode_labels(labels, y_read, rows)
         if hasattr(model.estimator, "predict_proba"):
             proba = _predicted(model.estimator.predict_proba, X, where)
     else:
-        y = _regression_target(y_raw, where)
+        y = channel_rows.regression_target(y_read, rows)
     predicted = _predicted(model.estimator.predict, X, where)
     report = model_quality(model.problem_type, y, predicted, proba, model.classes or None)
     summary = {"problem_type": model.problem_type, "rows": int(len(y)), "files": list(channel.files)}

@@ -134,3 +134,83 @@ def test_a_full_disk_leaves_no_half_report(tmp_path, header_model):
     assert first.startswith(f"{out}: No space left on device while writing"), first
     assert "VolumeSizeInGB" in first
     assert os.listdir(out) == []
+
+
+# -- the culprit named by file and row ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def headerless_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same data without a header row, as the built-in algorithms take it (target first)."""
+    root = tmp_path_factory.mktemp("headerless-model")
+    return trained(root, {"a.csv": csv_bytes(FRAME.iloc[:200], target="deposit")}, algorithm="random_forest")
+
+
+def evaluate_on(tmp_path: Path, model: Path, files: dict[str, bytes], *args: str) -> tuple[int, str]:
+    """(exit code, the message's first line) of evaluate on a test directory holding ``files``."""
+    out = tmp_path / "out"
+    result = run_evaluate(
+        "--model",
+        str(model),
+        "--test",
+        str(data_dir(tmp_path, files)),
+        "--output",
+        str(out),
+        *args,
+        base=tmp_path,
+    )
+    assert not (out / "evaluation.json").exists()
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, message(tmp_path)
+
+
+def test_a_bad_cell_is_named_by_its_file_and_its_row_there(tmp_path, header_model):
+    """Rows count from 1 in each file after its header, as the train channel's do: the missing
+    label in row 3 (dropped) and the file before it do not shift the number."""
+    bad = TEST.iloc[:20].astype(object)
+    bad.loc[2, "deposit"] = None
+    bad.loc[9, "age"] = "abc"
+    code, first = evaluate_on(
+        tmp_path,
+        header_model,
+        {
+            "a.csv": csv_bytes(TEST.iloc[20:], target="deposit", header=True),
+            "t.csv": csv_bytes(bad, target="deposit", header=True),
+        },
+    )
+    assert code == 1
+    assert first == (
+        "test/t.csv, row 10, column 'age': holds 'abc', but the column is numeric in the training data; "
+        "write a number there, or leave the cell empty for a missing value"
+    )
+
+
+def test_an_unseen_label_is_named_by_its_file_and_its_row_there(tmp_path, header_model):
+    bad = TEST.iloc[:20].astype(object)
+    bad.loc[2, "deposit"] = None
+    bad.loc[6, "deposit"] = "maybe"
+    code, first = evaluate_on(
+        tmp_path, header_model, {"t.csv": csv_bytes(bad, target="deposit", header=True)}
+    )
+    assert code == 1
+    assert first.startswith(
+        "test/t.csv, row 7, target column 'deposit': holds 'maybe', which is not among the classes seen in "
+        "training ('no', 'yes')"
+    ), first
+
+
+def test_a_header_row_the_model_was_trained_without_points_to_the_header_flag(tmp_path, headerless_model):
+    files = {"t.csv": csv_bytes(TEST, target="deposit", header=True)}
+    code, first = evaluate_on(tmp_path, headerless_model, files)
+    assert code == 1
+    assert first.startswith("test/t.csv, row 1, column 1: holds 'age', but the column is numeric"), first
+    assert first.endswith(
+        "(is row 1 a header row? The model was trained on CSV without one: pass --header true to read past it)"
+    )
+    out = tmp_path / "out"
+    result = run_evaluate(
+        "--model", str(headerless_model), "--test", str(tmp_path / "test"), "--output", str(out), "--header", "true",
+        base=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (out / "evaluation.json").is_file()

@@ -26,6 +26,9 @@ FRAME = mixed_frame(60)
 GOOD = csv_bytes(FRAME, target="deposit")
 GOOD_HEADER = csv_bytes(FRAME, target="deposit", header=True)
 HEAD10 = b"".join(GOOD.splitlines(keepends=True)[:10])
+VALIDATION_MAYBE = b"no,40,1000,admin,cellular\n,41,1000,admin,cellular\nyes,42,1000,admin,cellular\nmaybe,43,1,admin,cellular\n"
+VALIDATION_FORTY = b"no,40,1000,admin,cellular\n,41,1000,admin,cellular\nyes,forty,1000,admin,cellular\n"
+REGRESSION = b"".join(f"{i * 0.5 + 0.25},{i % 7}\n".encode() for i in range(40))
 
 
 def _repeated_column_parquet() -> bytes:
@@ -114,9 +117,29 @@ CASES = {
         ),
         [r"channel 'validation'", r"3 feature columns where train has 4"],
     ),
-    "validation_unseen_label": (
-        dict(channels={"train": {"a.csv": GOOD}, "validation": {"v.csv": b"maybe,40,1000,admin,cellular\n"}}),
-        [r"validation channel", r"'maybe'"],
+    "validation_unseen_label": (  # counted in its own file, before the missing label is dropped
+        dict(channels={"train": {"a.csv": GOOD}, "validation": {"v1.csv": GOOD, "v2.csv": VALIDATION_MAYBE}}),
+        [r"^validation/v2\.csv, row 4, target column 0: holds 'maybe', which is not among the classes"],
+    ),
+    "validation_text_in_numeric_column": (
+        dict(channels={"train": {"a.csv": GOOD}, "validation": {"v1.csv": GOOD, "v2.csv": VALIDATION_FORTY}}),
+        [
+            r"^validation/v2\.csv, row 3, column 1: holds 'forty', but the column is numeric in the "
+            r"training data; write a number there, or leave the cell empty for a missing value$"
+        ],
+    ),
+    "validation_header_row_train_without": (
+        dict(channels={"train": {"a.csv": GOOD}, "validation": {"v.csv": GOOD_HEADER}}),
+        [
+            r"^validation/v\.csv, row 1, column 1: holds 'age', .* \(is row 1 a header row\? .*header hyperparameter"
+        ],
+    ),
+    "validation_text_regression_target": (
+        dict(
+            channels={"train": {"a.csv": REGRESSION}, "validation": {"v.csv": b"1.5,2\n,3\nabc,4\n"}},
+            hyperparameters={"problem_type": "regression"},
+        ),
+        [r"^validation/v\.csv, row 3, target column 0: holds 'abc', not a number; regression needs numeric"],
     ),
     "unknown_hyperparameter": (
         dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"max_dept": 3}),
