@@ -262,10 +262,9 @@ def score(
     """Read the model and the test channel as training did; returns (report, summary)."""
     import pandas as pd
 
-    from byoc import artifact, channel_rows, data, problem
+    from byoc import artifact, channel_rows, data, evaluation_inputs, problem
     from byoc.data.tabular import SparseLayout
     from byoc.environment import MLPaths, TrainingEnvironment
-    from byoc.errors import DataError
     from byoc.training import (
         Split,
         TargetSpec,
@@ -279,21 +278,21 @@ def score(
     model = artifact.load(model_directory(model_path, scratch))
     meta = model.metadata
     trained_on = (meta.get("training") or {}).get("channels", {}).get("train", {})
+    given, header_flag = content_type is not None, header
     content_type = content_type or trained_on.get("content_type")
     if header is None:
         header = trained_on.get("header")
-    if not test_path.is_dir():
-        raise DataError(
-            f"test data directory {test_path} does not exist; pass --test <directory>", code="missing_channel"
-        )
+    test_dir = evaluation_inputs.directory_of(test_path, scratch)
+    evaluation_inputs.check_format(test_dir, content_type, given)
     env = TrainingEnvironment.from_dicts(
-        MLPaths(scratch / "ml"), environ={"SM_CHANNEL_TEST": str(test_path)}, num_cpus=1
+        MLPaths(scratch / "ml"), environ={"SM_CHANNEL_TEST": str(test_dir)}, num_cpus=1
     )
     layout = trained_on.get("layout")  # libsvm: the test files take the train channel's width
     like = SparseLayout(int(layout["first_index"]), int(layout["features"])) if layout else None
     channel = data.read_channel(env, "test", content_type=content_type, header=header, typed=False, like=like)
     target = meta.get("target") or {}
     spec = TargetSpec(int(target.get("index", 0)), target.get("name"))
+    evaluation_inputs.check_label_column(channel, spec, model.feature_names, header_flag)
     split = split_target(channel, "test", spec)
     reference = Split(
         X=pd.DataFrame(columns=model.feature_names), y=pd.Series(dtype=object), files=("model.json",)
@@ -343,7 +342,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help=f"model directory or model.tar.gz (default {DEFAULT_MODEL})",
     )
     parser.add_argument(
-        "--test", type=Path, default=DEFAULT_TEST, help=f"test data directory (default {DEFAULT_TEST})"
+        "--test",
+        type=Path,
+        default=DEFAULT_TEST,
+        help=f"test data directory, or one test file (default {DEFAULT_TEST})",
     )
     parser.add_argument(
         "--output",

@@ -18,6 +18,7 @@ from support import (
     csv_bytes,
     make_ml_root,
     mixed_frame,
+    parquet_bytes,
     run_train,
     without_file_privileges,
 )
@@ -214,3 +215,80 @@ def test_a_header_row_the_model_was_trained_without_points_to_the_header_flag(tm
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert (out / "evaluation.json").is_file()
+
+
+# -- evaluate's own flags as the fix -----------------------------------------------------------
+
+
+def test_test_data_without_the_label_column_says_the_label_is_missing(tmp_path, headerless_model):
+    """Batch transform's input layout (features only) handed to evaluate: the first feature must
+    not be taken for the label."""
+    code, first = evaluate_on(
+        tmp_path, headerless_model, {"t.csv": csv_bytes(TEST.drop(columns=["deposit"]), target=None)}
+    )
+    assert code == 1
+    assert first.startswith(
+        "test/t.csv: 4 columns, one fewer than the model was trained on (the label in column 0 and 4 "
+        "features): the label column seems missing"
+    ), first
+
+
+def test_named_test_data_without_the_label_column_names_it(tmp_path, header_model):
+    files = {"t.csv": csv_bytes(TEST.drop(columns=["deposit"]), target=None, header=True)}
+    code, first = evaluate_on(tmp_path, header_model, files)
+    assert code == 1
+    assert first.startswith("test/t.csv: no column 'deposit' (the label);"), first
+
+
+def test_headerless_test_data_for_a_model_trained_with_a_header_row_asks_for_it(tmp_path, header_model):
+    code, first = evaluate_on(tmp_path, header_model, {"t.csv": csv_bytes(TEST, target="deposit")})
+    assert code == 1
+    assert first.startswith(
+        "test/t.csv: none of the model's columns (deposit, age, balance, job, contact)"
+    ), first
+    assert first.endswith("The model was trained on CSV with a header row: add it to the test files"), first
+
+
+def test_csv_test_data_for_a_parquet_model_points_to_content_type(tmp_path):
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"a.parquet": parquet_bytes(FRAME.iloc[:200])}},
+        content_types={"train": "application/x-parquet"},
+        hyperparameters={"target": "deposit", "algorithm": "decision_tree"},
+    )
+    assert run_train(root).returncode == 0
+    files = {"t.csv": csv_bytes(TEST, target="deposit", header=True)}
+    code, first = evaluate_on(tmp_path, root / "model", files)
+    assert code == 1
+    assert first.startswith(
+        "test/t.csv: not Parquet, but evaluate reads the test files as application/x-parquet, the model's "
+        "training format: pass evaluate --content-type text/csv"
+    ), first
+    assert "ContentType" not in first
+    out = tmp_path / "out"
+    result = run_evaluate(
+        "--model", str(root / "model"), "--test", str(tmp_path / "test"), "--output", str(out),
+        "--content-type", "text/csv", base=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_test_file_is_read_as_the_test_data(tmp_path, header_model):
+    """Run by hand, --test names one file: that file is the test data."""
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True), "other.csv": b"junk"})
+    out = tmp_path / "out"
+    result = run_evaluate(
+        "--model", str(header_model), "--test", str(test / "t.csv"), "--output", str(out), base=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (out / "evaluation.json").is_file()
+    assert f"on {len(TEST)} rows from test/t.csv" in result.stdout
+
+
+def test_a_missing_test_path_says_what_to_pass(tmp_path, header_model):
+    missing = tmp_path / "nowhere"
+    result = run_evaluate(
+        "--model", str(header_model), "--test", str(missing), "--output", str(tmp_path / "out"), base=tmp_path
+    )
+    assert result.returncode == 1
+    assert message(tmp_path).startswith(f"--test {missing}: no such file or directory; pass the directory")
