@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -554,11 +555,20 @@ def test_failure_file_keeps_details_after_the_cause(tmp_path):
     assert "train/a.csv.gz" in lines[0] and any(line.startswith("caused by: ") for line in lines)
 
 
-def test_internal_fault_exits_2_with_cause_first_and_traceback_after(tmp_path):
-    """A bug of ours (not the user's input) is told apart: exit 2, traceback after the cause."""
+def _patched_failure(tmp_path: Path, patch: str, code: int) -> tuple[Path, list[str]]:
+    """Train with ``patch`` run first (see support.run_train_patched); the exit code must be
+    ``code`` with no model files left. Returns the root and the failure file's lines."""
     from support import run_train_patched
 
     root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    result = run_train_patched(root, patch)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert model_dir_entries(root) == []
+    return root, read_failure(root).splitlines()
+
+
+def test_internal_fault_exits_2_with_cause_first_and_traceback_after(tmp_path):
+    """A bug of ours (not the user's input) is told apart: exit 2, traceback after the cause."""
     patch = (
         "import byoc.training as t\n"
         "def broken(env, progress):\n"
@@ -566,20 +576,14 @@ def test_internal_fault_exits_2_with_cause_first_and_traceback_after(tmp_path):
         "    raise RuntimeError('boom')\n"
         "t.train = broken\n"
     )
-    result = run_train_patched(root, patch)
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = read_failure(root).splitlines()
+    _, lines = _patched_failure(tmp_path, patch, 2)
     assert lines[0].startswith("Internal error while fitting decision_tree: RuntimeError: boom.")
     assert "Traceback (most recent call last):" in lines[2:]
-    assert model_dir_entries(root) == []
 
 
 def test_a_full_disk_while_saving_is_the_users_naming_the_model_directory(tmp_path):
     """joblib meets a full disk when its file is flushed, and Python's error then names no file:
     still exit 1 naming the model directory and the fix, with no model files left."""
-    from support import run_train_patched
-
-    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
     patch = (
         "import errno, joblib\n"
         "def full(value, filename, *args, **kwargs):\n"
@@ -587,9 +591,6 @@ def test_a_full_disk_while_saving_is_the_users_naming_the_model_directory(tmp_pa
         "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
         "joblib.dump = full\n"
     )
-    result = run_train_patched(root, patch)
-    assert result.returncode == 1, result.stdout + result.stderr
-    first = read_failure(root).splitlines()[0]
-    assert first.startswith(f"{root / 'model'}: No space left on device while saving the model;"), first
-    assert "VolumeSizeInGB" in first
-    assert model_dir_entries(root) == []
+    root, lines = _patched_failure(tmp_path, patch, 1)
+    assert lines[0].startswith(f"{root / 'model'}: No space left on device while saving the model;"), lines[0]
+    assert "VolumeSizeInGB" in lines[0]
