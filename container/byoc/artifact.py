@@ -31,6 +31,7 @@ from typing import Any
 
 import joblib
 
+from byoc import oserrors
 from byoc.errors import ModelLoadError
 
 FORMAT_VERSION = 1
@@ -165,32 +166,46 @@ def save(
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=model_dir))
     try:
-        joblib_path = staging / MODEL_FILE
-        joblib.dump(estimator, joblib_path)
-        staged = [joblib_path]
-        for name, content in (extra_files or {}).items():
-            staged.append(staging / name)
-            staged[-1].write_bytes(content)
-        document = dict(metadata)
-        document.update(
-            format_version=FORMAT_VERSION,
-            created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            versions=library_versions(),
-            files={path.name: {"sha256": sha256_of(path), "bytes": path.stat().st_size} for path in staged},
-        )
-        json_path = staging / METADATA_FILE
-        json_path.write_text(
-            json.dumps(document, indent=2, default=_json_default, allow_nan=False) + "\n", encoding="utf-8"
-        )
-        for handle in (*staged, json_path):
-            with open(handle, "rb") as fh:
-                os.fsync(fh.fileno())
-        for path in staged:
-            os.replace(path, model_dir / path.name)
-        os.replace(json_path, model_dir / METADATA_FILE)
+        # A full disk met while a staged file is flushed names no file, and the staging
+        # directory is gone with the failure: the model directory is the path to name.
+        with oserrors.naming(model_dir):
+            _stage_and_commit(staging, model_dir, estimator, metadata, extra_files or {})
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return model_dir / METADATA_FILE
+
+
+def _stage_and_commit(
+    staging: Path,
+    model_dir: Path,
+    estimator: Any,
+    metadata: Mapping[str, Any],
+    extra_files: Mapping[str, bytes],
+) -> None:
+    """Write every file into ``staging``, fsync them, then rename them in, model.json last."""
+    joblib_path = staging / MODEL_FILE
+    joblib.dump(estimator, joblib_path)
+    staged = [joblib_path]
+    for name, content in extra_files.items():
+        staged.append(staging / name)
+        staged[-1].write_bytes(content)
+    document = dict(metadata)
+    document.update(
+        format_version=FORMAT_VERSION,
+        created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        versions=library_versions(),
+        files={path.name: {"sha256": sha256_of(path), "bytes": path.stat().st_size} for path in staged},
+    )
+    json_path = staging / METADATA_FILE
+    json_path.write_text(
+        json.dumps(document, indent=2, default=_json_default, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    for handle in (*staged, json_path):
+        with open(handle, "rb") as fh:
+            os.fsync(fh.fileno())
+    for path in staged:
+        os.replace(path, model_dir / path.name)
+    os.replace(json_path, model_dir / METADATA_FILE)
 
 
 def discard_staging(model_dir: Path) -> None:

@@ -18,7 +18,6 @@ of binary metrics is the second class in sorted order (as in :mod:`byoc.metrics`
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import tarfile
@@ -39,13 +38,16 @@ PROCESSING_BASE = Path("/opt/ml/processing")
 DEFAULT_MODEL = PROCESSING_BASE / "model"
 DEFAULT_TEST = PROCESSING_BASE / "test"
 DEFAULT_OUTPUT = PROCESSING_BASE / "evaluation"
-REPORT_FILE = "evaluation.json"
 SECTION = {
     BINARY: "binary_classification_metrics",
     MULTICLASS: "multiclass_classification_metrics",
     REGRESSION: "regression_metrics",
 }
 MIN_ROWS_FOR_DEVIATION = 200
+# Added when row 1 of a CSV test file read without a header row breaks the model's schema.
+HEADER_HINT = (
+    " (is row 1 a header row? The model was trained on CSV without one: pass --header true to read past it)"
+)
 RESAMPLES = 5
 RESAMPLE_FRACTION = 0.8
 
@@ -260,14 +262,14 @@ def score(
     """Read the model and the test channel as training did; returns (report, summary)."""
     import pandas as pd
 
-    from byoc import artifact, data, preprocessing, problem
+    from byoc import artifact, channel_rows, data, evaluation_inputs, problem
     from byoc.data.tabular import SparseLayout
     from byoc.environment import MLPaths, TrainingEnvironment
-    from byoc.errors import DataError
     from byoc.training import (
         Split,
         TargetSpec,
-        _regression_target,
+        _file_column_names,
+        _target_name,
         _typed_label,
         check_same_columns,
         split_target,
@@ -276,21 +278,22 @@ def score(
     model = artifact.load(model_directory(model_path, scratch))
     meta = model.metadata
     trained_on = (meta.get("training") or {}).get("channels", {}).get("train", {})
+    given, header_flag = content_type is not None, header
     content_type = content_type or trained_on.get("content_type")
     if header is None:
         header = trained_on.get("header")
-    if not test_path.is_dir():
-        raise DataError(
-            f"test data directory {test_path} does not exist; pass --test <directory>", code="missing_channel"
-        )
+    test_dir = evaluation_inputs.directory_of(test_path, scratch)
+    evaluation_inputs.check_format(test_dir, content_type, given)
     env = TrainingEnvironment.from_dicts(
-        MLPaths(scratch / "ml"), environ={"SM_CHANNEL_TEST": str(test_path)}, num_cpus=1
+        MLPaths(scratch / "ml"), environ={"SM_CHANNEL_TEST": str(test_dir)}, num_cpus=1
     )
     layout = trained_on.get("layout")  # libsvm: the test files take the train channel's width
     like = SparseLayout(int(layout["first_index"]), int(layout["features"])) if layout else None
     channel = data.read_channel(env, "test", content_type=content_type, header=header, typed=False, like=like)
     target = meta.get("target") or {}
-    split = split_target(channel, "test", TargetSpec(int(target.get("index", 0)), target.get("name")))
+    spec = TargetSpec(int(target.get("index", 0)), target.get("name"))
+    evaluation_inputs.check_label_column(channel, spec, model.feature_names, header_flag)
+    split = split_target(channel, "test", spec)
     reference = Split(
         X=pd.DataFrame(columns=model.feature_names), y=pd.Series(dtype=object), files=("model.json",)
     )
@@ -298,19 +301,26 @@ def score(
     labels = _labels(model.classes, str(target.get("name") or "target")) if model.is_classifier else None
     # the labels read as training read the validation channel's: text classes keep spellings
     y_read = _typed_label(split.y, as_text=labels is not None and labels.kind == "str")
+    rows = channel_rows.Rows(
+        "test",
+        channel,
+        _file_column_names(list(split.X.columns), spec),
+        _target_name(spec),
+        header_hint=HEADER_HINT,
+    )
+    X = channel_rows.coerce_features(split.X, model.features, rows)
     keep, warning = problem.drop_missing_target(y_read)
     if warning:
         log.warning("test: %s", warning)
-    X = preprocessing.coerce_features(split.X[keep], model.features, where="test channel")
-    y_raw = y_read[keep]
+        X, y_read = X[keep], y_read[keep]
     where = f"test channel ({', '.join(channel.files[:3])})"
     proba = None
     if labels is not None:
-        y = labels.encode(y_raw, where=where)
+        y = channel_rows.encode_labels(labels, y_read, rows)
         if hasattr(model.estimator, "predict_proba"):
             proba = _predicted(model.estimator.predict_proba, X, where)
     else:
-        y = _regression_target(y_raw, where)
+        y = channel_rows.regression_target(y_read, rows)
     predicted = _predicted(model.estimator.predict, X, where)
     report = model_quality(model.problem_type, y, predicted, proba, model.classes or None)
     summary = {"problem_type": model.problem_type, "rows": int(len(y)), "files": list(channel.files)}
@@ -332,7 +342,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help=f"model directory or model.tar.gz (default {DEFAULT_MODEL})",
     )
     parser.add_argument(
-        "--test", type=Path, default=DEFAULT_TEST, help=f"test data directory (default {DEFAULT_TEST})"
+        "--test",
+        type=Path,
+        default=DEFAULT_TEST,
+        help=f"test data directory, or one test file (default {DEFAULT_TEST})",
     )
     parser.add_argument(
         "--output",
@@ -356,6 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from byoc import csvfields
     from byoc.environment import MLPaths
     from byoc.errors import ByocError, UserError
+    from byoc.evaluation_report import write_report
     from byoc.job import one_line, write_failure
 
     csvfields.allow_fields(csvfields.TRAINING_ROW_BYTES)  # the test channel is read as training reads
@@ -370,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report, summary = score(
                 args.model, args.test, content_type=args.content_type, header=header, scratch=Path(scratch)
             )
+        path = write_report(args.output, report)
     except (UserError, ByocError) as exc:
         message = getattr(exc, "message", str(exc))
         log.error("evaluation failed: %s", one_line(message))
@@ -384,9 +399,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.format_exc(),
         )
         return 2
-    args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / REPORT_FILE
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     log.info(
         "%s on %d rows from %s", summary["problem_type"], summary["rows"], ", ".join(summary["files"][:3])
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from byoc.errors import UserError
@@ -38,14 +40,35 @@ def _inside(path: Path, root: Path) -> bool:
     return True
 
 
-def as_user_error(exc: BaseException, root: Path, doing: str) -> UserError | None:
-    """The UserError for an OSError about a file under ``root`` (the ML root), else None."""
-    if not isinstance(exc, OSError) or exc.errno not in FIXES or exc.filename is None:
+@contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Give an OSError that names no file the ``path`` being written.
+
+    A full disk is often met when buffered data is flushed or a file closed (joblib's dump,
+    ``write_text``), and Python's error then carries no file name: without one,
+    :func:`as_user_error` cannot tell the user's volume from a fault of ours.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
+
+
+def as_user_error(
+    exc: BaseException, root: Path, doing: str, fixes: Mapping[int, str] = FIXES
+) -> UserError | None:
+    """The UserError for an OSError about a file under ``root`` (the ML root), else None;
+    ``fixes`` (errno -> what to do) for a command whose fixes differ from training's."""
+    if not isinstance(exc, OSError) or exc.errno is None or exc.filename is None:
+        return None
+    if exc.errno not in fixes:
         return None
     filename = exc.filename if isinstance(exc.filename, (str, bytes)) else str(exc.filename)
     if not _inside(Path(os.fsdecode(filename)), root):
         return None
-    fix = FIXES[exc.errno].format(uid=os.getuid())
+    fix = fixes[exc.errno].format(uid=os.getuid())
     if not os.path.lexists(filename):  # creating it failed: the culprit is its directory
         filename = os.path.dirname(filename) or filename
     error = UserError(

@@ -365,21 +365,41 @@ class Labels:
         fast = self._fast_codes(y)
         if fast is not None:
             return fast
-        index = {c: i for i, c in enumerate(self.classes)}
-        out = np.empty(len(y), dtype=np.int64)
-        for pos, value in enumerate(_normalise(y, self.kind)):
-            code = index.get(value)
-            if code is None:
-                raw = y.iloc[pos]
-                shown = "a missing value" if value is None and pd.isna(raw) else repr(raw)
-                raise DataError(
-                    f"{where}: target '{self.name}' row {pos + 1} holds {shown}, which is not "
-                    f"among the classes seen in training ({_preview(self.classes)}); fix the "
-                    "label or add examples of it to the train channel",
-                    code="unseen_label",
-                )
-            out[pos] = code
+        out = self._codes(y)
+        pos = self.first_unseen(y, out)
+        if pos is not None:
+            raise DataError(
+                f"{where}: target '{self.name}' row {pos + 1} holds {self.shown(y, pos)}, {self.not_seen}",
+                code="unseen_label",
+            )
         return out
+
+    @property
+    def not_seen(self) -> str:
+        """What is wrong with a label :meth:`first_unseen` finds, and the fix."""
+        return (
+            f"which is not among the classes seen in training ({_preview(self.classes)}); fix the "
+            "label or add examples of it to the train channel"
+        )
+
+    def first_unseen(self, y: pd.Series, codes: np.ndarray | None = None) -> int | None:
+        """Position of the first label that is not among ``classes`` (None when all are), for a
+        caller that names its row its own way (the file and the row in it)."""
+        codes = self._codes(y) if codes is None else codes
+        bad = np.flatnonzero(codes < 0)
+        return int(bad[0]) if bad.size else None
+
+    def shown(self, y: pd.Series, pos: int) -> str:
+        """The label at ``pos`` for a message: as written, or "a missing value"."""
+        raw = y.iloc[pos]
+        return "a missing value" if _one(raw, self.kind) is None and pd.isna(raw) else repr(raw)
+
+    def _codes(self, y: pd.Series) -> np.ndarray:
+        """Indices into ``classes``, -1 where a label is not among them."""
+        index = {c: i for i, c in enumerate(self.classes)}
+        return np.fromiter(
+            (index.get(value, -1) for value in _normalise(y, self.kind)), dtype=np.int64, count=len(y)
+        )
 
     def _fast_codes(self, y: pd.Series) -> np.ndarray | None:
         """Vectorised encoding for the common dtypes; None sends the caller the slow way."""

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-    import numpy as np
     import pandas as pd
 
     from byoc.data import ChannelData
@@ -36,6 +35,11 @@ if TYPE_CHECKING:
 EVAL_CHANNELS = ("validation", "test")
 IGNORED_OK = frozenset({"model", "code", "checkpoints"})
 INFERENCE_ENVIRONMENT_FILE = "inference_environment.json"
+# Added when row 1 of a CSV file read without a header row breaks the train channel's schema.
+HEADER_HINT = (
+    " (is row 1 a header row? The file was read without one, as the train channel is: give "
+    "every channel's files the same layout, or set the header hyperparameter)"
+)
 
 log = logging.getLogger("byoc.training")
 
@@ -381,7 +385,17 @@ def _train(
 ) -> dict[str, Any]:
     import numpy as np
 
-    from byoc import artifact, compiled, finite, fit, hyperparameters, metrics, preprocessing, problem
+    from byoc import (
+        artifact,
+        channel_rows,
+        compiled,
+        finite,
+        fit,
+        hyperparameters,
+        metrics,
+        preprocessing,
+        problem,
+    )
     from byoc.serving import output
     from byoc.values import TIME_UNIT
 
@@ -431,11 +445,15 @@ def _train(
     numeric = [f.name for f in features if f.kind == preprocessing.NUMERIC]
     encoded: dict[str, Encoded] = {}
     for name, split in splits.items():
-        where = f"{name} channel"
-        X = preprocessing.coerce_features(split.X, features, where=where)
-        finite.check_features(
-            X, numeric, locate=channels[name].locate, column_names=_file_column_names(list(X.columns), spec)
+        rows = channel_rows.Rows(
+            name,
+            channels[name],
+            _file_column_names(list(split.X.columns), spec),
+            _target_name(spec),
+            header_hint=HEADER_HINT,
         )
+        X = channel_rows.coerce_features(split.X, features, rows)
+        finite.check_features(X, numeric, locate=channels[name].locate, column_names=rows.columns)
         y = split.y
         if name != "train":  # its labels read as the train channel's are: text kept as written
             y = _typed_label(y, as_text=labels is not None and labels.kind == "str")
@@ -444,10 +462,10 @@ def _train(
                 log.warning("%s: %s", name, warning)
                 X, y = X[keep], y[keep]
         if labels is not None:
-            target = labels.encode(y, where=where)
+            target = channel_rows.encode_labels(labels, y, rows)
         else:
             index = y.index
-            target = _regression_target(y, where)
+            target = channel_rows.regression_target(y, rows)
             finite.check_regression_target(
                 target, index, locate=channels[name].locate, name=_target_name(spec)
             )
@@ -584,21 +602,3 @@ def _file_column_names(columns: Sequence[str], spec: TargetSpec) -> dict[str, st
 
 def _target_name(spec: TargetSpec) -> str:
     return f"column '{spec.name}'" if spec.name is not None else f"column {spec.index}"
-
-
-def _regression_target(y: pd.Series, where: str) -> np.ndarray:
-    import numpy as np
-    import pandas as pd
-
-    from byoc.errors import DataError
-
-    numbers = pd.to_numeric(y, errors="coerce")
-    bad = numbers.isna() & y.notna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(
-            f"{where}: target '{y.name}' row {row + 1} holds {y.iloc[row]!r}, not a "
-            "number; regression needs numeric targets",
-            code="bad_target",
-        )
-    return numbers.to_numpy(dtype=float)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +27,9 @@ FRAME = mixed_frame(60)
 GOOD = csv_bytes(FRAME, target="deposit")
 GOOD_HEADER = csv_bytes(FRAME, target="deposit", header=True)
 HEAD10 = b"".join(GOOD.splitlines(keepends=True)[:10])
+VALIDATION_MAYBE = b"no,40,1000,admin,cellular\n,41,1000,admin,cellular\nyes,42,1000,admin,cellular\nmaybe,43,1,admin,cellular\n"
+VALIDATION_FORTY = b"no,40,1000,admin,cellular\n,41,1000,admin,cellular\nyes,forty,1000,admin,cellular\n"
+REGRESSION = b"".join(f"{i * 0.5 + 0.25},{i % 7}\n".encode() for i in range(40))
 
 
 def _repeated_column_parquet() -> bytes:
@@ -144,9 +148,29 @@ CASES = {
         ),
         [r"channel 'validation'", r"3 feature columns where train has 4"],
     ),
-    "validation_unseen_label": (
-        dict(channels={"train": {"a.csv": GOOD}, "validation": {"v.csv": b"maybe,40,1000,admin,cellular\n"}}),
-        [r"validation channel", r"'maybe'"],
+    "validation_unseen_label": (  # counted in its own file, before the missing label is dropped
+        dict(channels={"train": {"a.csv": GOOD}, "validation": {"v1.csv": GOOD, "v2.csv": VALIDATION_MAYBE}}),
+        [r"^validation/v2\.csv, row 4, target column 0: holds 'maybe', which is not among the classes"],
+    ),
+    "validation_text_in_numeric_column": (
+        dict(channels={"train": {"a.csv": GOOD}, "validation": {"v1.csv": GOOD, "v2.csv": VALIDATION_FORTY}}),
+        [
+            r"^validation/v2\.csv, row 3, column 1: holds 'forty', but the column is numeric in the "
+            r"training data; write a number there, or leave the cell empty for a missing value$"
+        ],
+    ),
+    "validation_header_row_train_without": (
+        dict(channels={"train": {"a.csv": GOOD}, "validation": {"v.csv": GOOD_HEADER}}),
+        [
+            r"^validation/v\.csv, row 1, column 1: holds 'age', .* \(is row 1 a header row\? .*header hyperparameter"
+        ],
+    ),
+    "validation_text_regression_target": (
+        dict(
+            channels={"train": {"a.csv": REGRESSION}, "validation": {"v.csv": b"1.5,2\n,3\nabc,4\n"}},
+            hyperparameters={"problem_type": "regression"},
+        ),
+        [r"^validation/v\.csv, row 3, target column 0: holds 'abc', not a number; regression needs numeric"],
     ),
     "unknown_hyperparameter": (
         dict(channels={"train": {"a.csv": GOOD}}, hyperparameters={"max_dept": 3}),
@@ -627,11 +651,20 @@ def test_failure_file_keeps_details_after_the_cause(tmp_path):
     assert "train/a.csv.gz" in lines[0] and any(line.startswith("caused by: ") for line in lines)
 
 
-def test_internal_fault_exits_2_with_cause_first_and_traceback_after(tmp_path):
-    """A bug of ours (not the user's input) is told apart: exit 2, traceback after the cause."""
+def _patched_failure(tmp_path: Path, patch: str, code: int) -> tuple[Path, list[str]]:
+    """Train with ``patch`` run first (see support.run_train_patched); the exit code must be
+    ``code`` with no model files left. Returns the root and the failure file's lines."""
     from support import run_train_patched
 
     root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    result = run_train_patched(root, patch)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert model_dir_entries(root) == []
+    return root, read_failure(root).splitlines()
+
+
+def test_internal_fault_exits_2_with_cause_first_and_traceback_after(tmp_path):
+    """A bug of ours (not the user's input) is told apart: exit 2, traceback after the cause."""
     patch = (
         "import byoc.training as t\n"
         "def broken(env, progress):\n"
@@ -639,9 +672,21 @@ def test_internal_fault_exits_2_with_cause_first_and_traceback_after(tmp_path):
         "    raise RuntimeError('boom')\n"
         "t.train = broken\n"
     )
-    result = run_train_patched(root, patch)
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = read_failure(root).splitlines()
+    _, lines = _patched_failure(tmp_path, patch, 2)
     assert lines[0].startswith("Internal error while fitting decision_tree: RuntimeError: boom.")
     assert "Traceback (most recent call last):" in lines[2:]
-    assert model_dir_entries(root) == []
+
+
+def test_a_full_disk_while_saving_is_the_users_naming_the_model_directory(tmp_path):
+    """joblib meets a full disk when its file is flushed, and Python's error then names no file:
+    still exit 1 naming the model directory and the fix, with no model files left."""
+    patch = (
+        "import errno, joblib\n"
+        "def full(value, filename, *args, **kwargs):\n"
+        "    open(filename, 'wb').write(b'partial')\n"
+        "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "joblib.dump = full\n"
+    )
+    root, lines = _patched_failure(tmp_path, patch, 1)
+    assert lines[0].startswith(f"{root / 'model'}: No space left on device while saving the model;"), lines[0]
+    assert "VolumeSizeInGB" in lines[0]

@@ -62,3 +62,12 @@ def test_finiteness_bounds():
     assert finite.first_beyond(np.array([1.0, -np.inf]), finite.TARGET_LIMIT) == 1
     assert finite.first_beyond(np.array([1e150, -1e150]), finite.TARGET_LIMIT) is None
     assert np.isfinite(np.float64(finite.TARGET_LIMIT) ** 2 * 1e6)  # squares of a million rows still sum
+
+
+def test_naming_gives_a_nameless_os_error_the_path_being_written(tmp_path):
+    with pytest.raises(OSError) as caught, oserrors.naming(tmp_path / "model"):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert caught.value.filename == str(tmp_path / "model") and caught.value.errno == errno.ENOSPC
+    with pytest.raises(OSError) as kept, oserrors.naming(tmp_path / "model"):
+        raise OSError(errno.EACCES, "Permission denied", "/elsewhere")
+    assert kept.value.filename == "/elsewhere"

@@ -51,14 +51,20 @@ class ChannelData:
     def locate(self, row: int) -> str:
         """'train/b.csv, row 12' for the frame's 0-based ``row`` (rows counted from 1 in each
         file, after any header); the channel's row when the reader did not count per file."""
+        where, number = self.position(row)
+        return f"{where}, row {number}"
+
+    def position(self, row: int) -> tuple[str, int]:
+        """(file, row counted from 1 in it) for the frame's 0-based ``row``, as :meth:`locate`
+        words it; the first files and the channel's row when the reader did not count per file."""
         start = 0
         counts = [count for count in self.file_rows if count is not None]
         if len(counts) == len(self.files):
             for name, count in zip(self.files, counts, strict=True):
                 if row < start + count:
-                    return f"{name}, row {row - start + 1}"
+                    return name, row - start + 1
                 start += count
-        return f"{', '.join(self.files[:3])}{', ...' if len(self.files) > 3 else ''}, row {row + 1}"
+        return f"{', '.join(self.files[:3])}{', ...' if len(self.files) > 3 else ''}", row + 1
 
 
 def find_channel(env: TrainingEnvironment, names: Sequence[str]) -> str | None:

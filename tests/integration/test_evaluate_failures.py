@@ -1,0 +1,294 @@
+"""`container/evaluate`'s failures as a Processing user meets them: each exits 1 (2 only for a
+bug of byoc's) with /opt/ml/output/message whose first line names the culprit (path, file,
+row, column) and the fix in evaluate's own terms (its flags), and leaves no evaluation.json."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import (
+    CONTAINER,
+    REPO,
+    clean_environ,
+    csv_bytes,
+    make_ml_root,
+    mixed_frame,
+    parquet_bytes,
+    run_train,
+    without_file_privileges,
+)
+
+FRAME = mixed_frame(300)
+TEST = FRAME.iloc[200:].reset_index(drop=True)
+
+
+def run_evaluate(
+    *args: str, base: Path, patch: str | None = None, unprivileged: bool = False
+) -> subprocess.CompletedProcess:
+    """The real evaluate entry point with SAGEMAKER_BASE_DIR=base (``patch``: Python run first in
+    the fresh interpreter, to reach what only the environment causes, such as a full disk)."""
+    command = [sys.executable, str(CONTAINER / "evaluate"), *args]
+    if patch is not None:
+        code = f"import sys\nsys.path.insert(0, {str(CONTAINER)!r})\n{patch}\nfrom byoc.evaluation import main\nsys.exit(main())"
+        command = [sys.executable, "-c", code, *args]
+    return subprocess.run(
+        command,
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=clean_environ(SAGEMAKER_BASE_DIR=str(base)),
+        preexec_fn=without_file_privileges if unprivileged else None,
+    )
+
+
+def trained(root: Path, channel: dict[str, bytes], **hyperparameters: str | int) -> Path:
+    root = make_ml_root(
+        root,
+        channels={"train": channel},
+        hyperparameters={"n_estimators": 10, "n_jobs": 1, **hyperparameters},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root / "model"
+
+
+@pytest.fixture(scope="module")
+def header_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random forest trained on CSV with a header row (target 'deposit', first)."""
+    root = tmp_path_factory.mktemp("header-model")
+    return trained(
+        root, {"a.csv": csv_bytes(FRAME.iloc[:200], target="deposit", header=True)}, algorithm="random_forest"
+    )
+
+
+def data_dir(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    test = tmp_path / "test"
+    test.mkdir()
+    for name, body in files.items():
+        (test / name).write_bytes(body)
+    return test
+
+
+def message(base: Path) -> str:
+    return (base / "output" / "message").read_text().splitlines()[0]
+
+
+# -- the report cannot be written --------------------------------------------------------------
+
+
+def test_an_output_that_is_a_file_names_it_and_asks_for_a_directory(tmp_path, header_model):
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    out = tmp_path / "out"
+    out.write_text("in the way")
+    result = run_evaluate(
+        "--model", str(header_model), "--test", str(test), "--output", str(out), base=tmp_path
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = message(tmp_path)
+    assert first.startswith(f"{out}: Not a directory while writing {out / 'evaluation.json'};"), first
+    assert "--output" in first
+    assert "Traceback" not in result.stderr and out.read_text() == "in the way"
+
+
+def test_a_read_only_output_names_the_directory(tmp_path, header_model):
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o555)
+    result = run_evaluate(
+        "--model",
+        str(header_model),
+        "--test",
+        str(test),
+        "--output",
+        str(out),
+        base=tmp_path,
+        unprivileged=True,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = message(tmp_path)
+    assert first.startswith(f"{out}: Permission denied while writing"), first
+    assert "--output" in first
+    assert os.listdir(out) == []
+
+
+def test_a_full_disk_leaves_no_half_report(tmp_path, header_model):
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    out = tmp_path / "out"
+    patch = (
+        "import errno, os\n"
+        "def full(fd):\n"
+        "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "os.fsync = full\n"
+    )
+    result = run_evaluate(
+        "--model", str(header_model), "--test", str(test), "--output", str(out), base=tmp_path, patch=patch
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = message(tmp_path)
+    assert first.startswith(f"{out}: No space left on device while writing"), first
+    assert "VolumeSizeInGB" in first
+    assert os.listdir(out) == []
+
+
+# -- the culprit named by file and row ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def headerless_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same data without a header row, as the built-in algorithms take it (target first)."""
+    root = tmp_path_factory.mktemp("headerless-model")
+    return trained(root, {"a.csv": csv_bytes(FRAME.iloc[:200], target="deposit")}, algorithm="random_forest")
+
+
+def evaluate_on(tmp_path: Path, model: Path, files: dict[str, bytes], *args: str) -> tuple[int, str]:
+    """(exit code, the message's first line) of evaluate on a test directory holding ``files``."""
+    out = tmp_path / "out"
+    result = run_evaluate(
+        "--model",
+        str(model),
+        "--test",
+        str(data_dir(tmp_path, files)),
+        "--output",
+        str(out),
+        *args,
+        base=tmp_path,
+    )
+    assert not (out / "evaluation.json").exists()
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, message(tmp_path)
+
+
+def test_a_bad_cell_is_named_by_its_file_and_its_row_there(tmp_path, header_model):
+    """Rows count from 1 in each file after its header, as the train channel's do: the missing
+    label in row 3 (dropped) and the file before it do not shift the number."""
+    bad = TEST.iloc[:20].astype(object)
+    bad.loc[2, "deposit"] = None
+    bad.loc[9, "age"] = "abc"
+    code, first = evaluate_on(
+        tmp_path,
+        header_model,
+        {
+            "a.csv": csv_bytes(TEST.iloc[20:], target="deposit", header=True),
+            "t.csv": csv_bytes(bad, target="deposit", header=True),
+        },
+    )
+    assert code == 1
+    assert first == (
+        "test/t.csv, row 10, column 'age': holds 'abc', but the column is numeric in the training data; "
+        "write a number there, or leave the cell empty for a missing value"
+    )
+
+
+def test_an_unseen_label_is_named_by_its_file_and_its_row_there(tmp_path, header_model):
+    bad = TEST.iloc[:20].astype(object)
+    bad.loc[2, "deposit"] = None
+    bad.loc[6, "deposit"] = "maybe"
+    code, first = evaluate_on(
+        tmp_path, header_model, {"t.csv": csv_bytes(bad, target="deposit", header=True)}
+    )
+    assert code == 1
+    assert first.startswith(
+        "test/t.csv, row 7, target column 'deposit': holds 'maybe', which is not among the classes seen in "
+        "training ('no', 'yes')"
+    ), first
+
+
+def test_a_header_row_the_model_was_trained_without_points_to_the_header_flag(tmp_path, headerless_model):
+    files = {"t.csv": csv_bytes(TEST, target="deposit", header=True)}
+    code, first = evaluate_on(tmp_path, headerless_model, files)
+    assert code == 1
+    assert first.startswith("test/t.csv, row 1, column 1: holds 'age', but the column is numeric"), first
+    assert first.endswith(
+        "(is row 1 a header row? The model was trained on CSV without one: pass --header true to read past it)"
+    )
+    out = tmp_path / "out"
+    result = run_evaluate(
+        "--model", str(headerless_model), "--test", str(tmp_path / "test"), "--output", str(out), "--header", "true",
+        base=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (out / "evaluation.json").is_file()
+
+
+# -- evaluate's own flags as the fix -----------------------------------------------------------
+
+
+def test_test_data_without_the_label_column_says_the_label_is_missing(tmp_path, headerless_model):
+    """Batch transform's input layout (features only) handed to evaluate: the first feature must
+    not be taken for the label."""
+    code, first = evaluate_on(
+        tmp_path, headerless_model, {"t.csv": csv_bytes(TEST.drop(columns=["deposit"]), target=None)}
+    )
+    assert code == 1
+    assert first.startswith(
+        "test/t.csv: 4 columns, one fewer than the model was trained on (the label in column 0 and 4 "
+        "features): the label column seems missing"
+    ), first
+
+
+def test_named_test_data_without_the_label_column_names_it(tmp_path, header_model):
+    files = {"t.csv": csv_bytes(TEST.drop(columns=["deposit"]), target=None, header=True)}
+    code, first = evaluate_on(tmp_path, header_model, files)
+    assert code == 1
+    assert first.startswith("test/t.csv: no column 'deposit' (the label);"), first
+
+
+def test_headerless_test_data_for_a_model_trained_with_a_header_row_asks_for_it(tmp_path, header_model):
+    code, first = evaluate_on(tmp_path, header_model, {"t.csv": csv_bytes(TEST, target="deposit")})
+    assert code == 1
+    assert first.startswith(
+        "test/t.csv: none of the model's columns (deposit, age, balance, job, contact)"
+    ), first
+    assert first.endswith("The model was trained on CSV with a header row: add it to the test files"), first
+
+
+def test_csv_test_data_for_a_parquet_model_points_to_content_type(tmp_path):
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"a.parquet": parquet_bytes(FRAME.iloc[:200])}},
+        content_types={"train": "application/x-parquet"},
+        hyperparameters={"target": "deposit", "algorithm": "decision_tree"},
+    )
+    assert run_train(root).returncode == 0
+    files = {"t.csv": csv_bytes(TEST, target="deposit", header=True)}
+    code, first = evaluate_on(tmp_path, root / "model", files)
+    assert code == 1
+    assert first.startswith(
+        "test/t.csv: not Parquet, but evaluate reads the test files as application/x-parquet, the model's "
+        "training format: pass evaluate --content-type text/csv"
+    ), first
+    assert "ContentType" not in first
+    out = tmp_path / "out"
+    result = run_evaluate(
+        "--model", str(root / "model"), "--test", str(tmp_path / "test"), "--output", str(out),
+        "--content-type", "text/csv", base=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_test_file_is_read_as_the_test_data(tmp_path, header_model):
+    """Run by hand, --test names one file: that file is the test data."""
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True), "other.csv": b"junk"})
+    out = tmp_path / "out"
+    result = run_evaluate(
+        "--model", str(header_model), "--test", str(test / "t.csv"), "--output", str(out), base=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (out / "evaluation.json").is_file()
+    assert f"on {len(TEST)} rows from test/t.csv" in result.stdout
+
+
+def test_a_missing_test_path_says_what_to_pass(tmp_path, header_model):
+    missing = tmp_path / "nowhere"
+    result = run_evaluate(
+        "--model", str(header_model), "--test", str(missing), "--output", str(tmp_path / "out"), base=tmp_path
+    )
+    assert result.returncode == 1
+    assert message(tmp_path).startswith(f"--test {missing}: no such file or directory; pass the directory")
