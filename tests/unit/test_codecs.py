@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from unittest import mock
 
@@ -330,6 +331,30 @@ def test_encoders_keep_field_order_and_values():
     assert rows[1] == ['a "b", c', "0.6", "[0.6,0.4]", '["no","yes"]']
     with pytest.raises(NotAcceptable):
         codecs.encoders()["application/x-npy"].encode(PREDICTION)
+
+
+def _csv_cell(field: str, cell: str) -> object:
+    """A CSV response cell read back as README "What a response holds" describes it: list
+    fields a JSON array in one cell, probability a number, a label as written."""
+    if field in ("probabilities", "labels"):
+        return json.loads(cell)
+    return float(cell) if field == "probability" else cell
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [fields for k in range(1, 5) for fields in itertools.permutations(PREDICTION.fields, k)],
+    ids="-".join,
+)
+def test_csv_encoder_writes_every_field_combination_as_json_says(fields):
+    """output=probabilities alone wrote Python reprs ('[0.1, 0.9]' in single quotes), which no
+    parser reads as a list: every combination's cells must hold the JSON encoder's values."""
+    prediction = Prediction(fields, PREDICTION.values, PREDICTION.n)
+    expected = json.loads(codecs.encoders()["application/json"].encode(prediction))["predictions"]
+    rows = list(csv.reader(io.StringIO(codecs.encoders()["text/csv"].encode(prediction).decode())))
+    assert [
+        {field: _csv_cell(field, cell) for field, cell in zip(fields, row, strict=True)} for row in rows
+    ] == expected
 
 
 def _strict(text: str) -> object:

@@ -240,7 +240,13 @@ def encode(prediction: Prediction) -> bytes:
         if field in (PROBABILITIES, LABELS):
             column = [dumps(v) for v in column]
         columns.append(column)
-    if len(columns) == 1 and columns[0] and _floats(prediction.values[prediction.fields[0]], columns[0]):
+    lists = prediction.fields[0] in (PROBABILITIES, LABELS)  # JSON arrays as text: csv.writer quotes them
+    if (
+        len(columns) == 1
+        and columns[0]
+        and not lists
+        and _floats(prediction.values[prediction.fields[0]], columns[0])
+    ):
         return ("\n".join(map(repr, columns[0])) + "\n").encode("utf-8")
     if len(columns) == 1 and columns[0] and _plain_words(columns[0]):  # labels: no quoting needed
         return ("\n".join(columns[0]) + "\n").encode("utf-8")
