@@ -117,6 +117,18 @@ def test_csv_errors_name_row_and_column_on_both_paths(size):
     assert f"row {size + 1}, column 'flag'" in info.value.message
 
 
+@pytest.mark.parametrize("size", [1, 5000])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_csv_empty_line_of_a_wider_model_is_a_400_naming_its_row_on_both_paths(size, newline):
+    """An empty line is a record (batch transform answers lines by position), not skipped: for a
+    model of several features a 400 naming its row, on the small path and pyarrow's."""
+    body = ("1,a,1" + newline) * size + newline + "2,b,1" + newline
+    with pytest.raises(SchemaError) as info:
+        csv_codec.decode(body.encode(), SCHEMA)
+    assert info.value.code == "wrong_column_count"
+    assert f"row {size + 1} is empty" in info.value.message and "delete the line" in info.value.message
+
+
 def test_csv_header_row_reorders_columns():
     batch = csv_codec.decode(b"job,flag,age\nb,1,3\n", SCHEMA)
     assert _columns(batch) == [[3.0], ["b"], [1.0]]

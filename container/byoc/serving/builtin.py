@@ -79,7 +79,7 @@ def decode_batches(body: RequestBody, decoder: codecs.Decoder, schema: RequestSc
     header: bytes | None = None
     first: bytes | None = None  # the first slice, kept until a second one needs its header (if any)
     for piece in body.line_slices(decoder.whole_records):
-        if _blank(piece):
+        if not piece or (not decoder.blank_records and _blank(piece)):
             continue
         if decoded and decoder.continued is not None:  # only a body's first line may be a header
             if first is not None and decoder.header is not None:  # a body of one slice never asks

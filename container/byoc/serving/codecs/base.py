@@ -41,6 +41,10 @@ class Decoder:
     whole_records: Callable[[bytes], int] | None = None
     """For line-oriented formats whose records may span lines (CSV's quoted newlines): the
     length of the longest prefix of whole records, where a slice may end.  None: at a newline."""
+    blank_records: bool = False
+    """For line-oriented formats: whether a line that holds nothing or only spaces is a record
+    (CSV: one value, answered in its place) rather than skipped (JSON Lines), so a slice of such
+    lines is decoded, not dropped."""
 
 
 @dataclass(frozen=True)

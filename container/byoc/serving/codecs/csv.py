@@ -8,6 +8,15 @@ line without quotes is split at its commas, as that module splits it); large one
 C++ reader (one thread: a worker owns one CPU) into Arrow text columns that byoc.values types
 without a DataFrame in between, falling back to the precise per-value path only to explain an
 error.
+
+Every line of a body is a record, an empty one too; a final newline ends the last record and
+starts none.  Batch transform (SplitType=Line, AssembleWith=Line, JoinSource=Input) pairs the
+answers with the input's lines by position, so a line skipped would shift every later answer
+onto the wrong record.  An empty line is one empty value: for a one-feature model a record whose
+value is missing (as its quoted form ``""`` is), for a wider model a 400 naming the row
+(:func:`_empty_row_error`).  Training skips empty lines (pyarrow's default, byoc.data): it pairs
+nothing with them.  Both parsers here keep them: :func:`_parse_rows`, and pyarrow with
+``ignore_empty_lines=False``.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from byoc.errors import DataError
+from byoc.errors import DataError, SchemaError
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.codecs.json import dumps
 from byoc.serving.output import LABELS, PROBABILITIES, Prediction
@@ -83,7 +92,8 @@ def _parse_rows(text: str) -> list[list[str]]:
     if cells is not None:
         return [cells]
     try:
-        return [row for row in _csv.reader(io.StringIO(text), strict=True) if row]
+        # csv.reader reads an empty line as no cells: it is a record of one empty value (module doc)
+        return [row or [""] for row in _csv.reader(io.StringIO(text), strict=True)]
     except _csv.Error as exc:
         raise DataError(
             f"the CSV body cannot be parsed ({exc}); send comma-separated rows, quoting "
@@ -155,9 +165,32 @@ def _decode_small(
         header, rows = _split_header(rows, schema)
         if header is not None and not rows:
             raise DataError("the CSV body holds a header but no rows", code="empty_body")
-    if header is not None:
-        rows = _reorder(header, rows, schema)
-    return schema.from_rows(rows, start_row=start_row)
+    try:
+        if header is not None:
+            rows = _reorder(header, rows, schema)
+        return schema.from_rows(rows, start_row=start_row)
+    except SchemaError as exc:
+        raise _empty_row_error(exc, rows, schema, start_row) or exc from None
+
+
+def _empty_row_error(
+    exc: SchemaError, rows: list[list[str]], schema: RequestSchema, start_row: int
+) -> SchemaError | None:
+    """For a wrong count of values that is an empty line (one empty value) in a model of several
+    features, the error that says so and why it is not skipped (module doc); else None."""
+    if exc.code != "wrong_column_count" or schema.width == 1:
+        return None
+    for number, row in enumerate(rows, start=start_row + 1):
+        if len(row) != schema.width:
+            if row != [""]:
+                return None
+            return SchemaError(
+                f"row {number} is empty (an empty line): every line of a CSV body is a record, "
+                "answered in order (batch transform pairs answers with lines by position), so an empty "
+                f"line is not skipped; send the model's {schema.width} features on it, or delete the line",
+                code="wrong_column_count",
+            )
+    return None
 
 
 def _decode_fast(
@@ -176,6 +209,7 @@ def _decode_fast(
             pa.BufferReader(data),
             # one thread: a worker owns one CPU (serve pins its math libraries to one thread)
             read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22, use_threads=False),
+            parse_options=pacsv.ParseOptions(ignore_empty_lines=False),  # a record (module doc)
             convert_options=pacsv.ConvertOptions(
                 # large_string: the storage of the pandas str columns categorical features become
                 column_types={name: pa.large_string() for name in names},
@@ -290,5 +324,6 @@ DECODER = Decoder(
     header=header_line,
     continued=decode_continued,
     whole_records=whole_records,
+    blank_records=True,
 )
 ENCODER = Encoder(MEDIA_TYPE, encode, join=list)
