@@ -450,3 +450,12 @@ def test_a_parquet_boolean_is_the_category_true():
     frame = pd.DataFrame({"word": [True, False, None], "x": [1.0, 2.0, 3.0]}).astype({"word": "boolean"})
     batch = codecs.find_decoder("application/x-parquet").decode(frame.to_parquet(), VALUES_SCHEMA, 0)
     assert batch.columns[0][:2].tolist() == ["true", "false"] and np.isnan(batch.columns[0][2])
+
+
+@pytest.mark.parametrize("header", ["", "age,job,flag\n"])
+def test_csv_unclosed_quote_names_the_row_and_line_it_opens_in(header):
+    body = header + "1,a,1\n\n" + '2,"b,1\n' + "3,c,1\n"
+    with pytest.raises(DataError) as info:
+        csv_codec.decode(body.encode(), SCHEMA)
+    line = 3 + bool(header)
+    assert f"row 3 (line {line} of the body) is never closed" in info.value.message, info.value.message

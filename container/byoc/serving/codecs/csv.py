@@ -21,6 +21,7 @@ nothing with them.  Both parsers here keep them: :func:`_parse_rows`, and pyarro
 
 from __future__ import annotations
 
+import contextlib
 import csv as _csv
 import io
 
@@ -87,7 +88,11 @@ def _valid_row_of_numbered_names(cells: list[str], named: list[str | None], sche
     return True
 
 
-def _parse_rows(text: str) -> list[list[str]]:
+def _parse_rows(
+    text: str, start_row: int = 0, first: bool = True, schema: RequestSchema | None = None
+) -> list[list[str]]:
+    """``text``'s records as cells; ``start_row``, ``first`` as for :func:`_decode` and the
+    ``schema`` (to tell a header) name the record a parse error starts in."""
     cells = _unquoted_line(text)
     if cells is not None:
         return [cells]
@@ -95,11 +100,34 @@ def _parse_rows(text: str) -> list[list[str]]:
         # csv.reader reads an empty line as no cells: it is a record of one empty value (module doc)
         return [row or [""] for row in _csv.reader(io.StringIO(text), strict=True)]
     except _csv.Error as exc:
-        raise DataError(
-            f"the CSV body cannot be parsed ({exc}); send comma-separated rows, quoting "
-            "values that contain commas, quotes or newlines",
-            code="undecodable_body",
-        ) from None
+        raise _unparsable(text, exc, start_row, first, schema) from None
+
+
+def _unparsable(
+    text: str, exc: _csv.Error, start_row: int, first: bool, schema: RequestSchema | None
+) -> DataError:
+    """The error for a body the csv module cannot read, naming the record it stopped in: its row,
+    numbered as every CSV error numbers rows (a header is none), and in a body's first slice also
+    the line it starts on.  An unclosed quote is read to the end of the body: only where it
+    opens tells the client where to look."""
+    reader = _csv.reader(io.StringIO(text), strict=True)
+    line, rows, top = 0, 0, None
+    with contextlib.suppress(_csv.Error):
+        for row in reader:
+            line, rows, top = reader.line_num, rows + 1, top or [row or [""]]
+    if first and top is not None and schema is not None and _split_header(top, schema)[0] is not None:
+        rows -= 1  # the header: data rows are numbered after it
+    where = f"row {start_row + rows + 1}" + (f" (line {line + 1} of the body)" if first else "")
+    cause = (
+        f'a quote (") opened in {where} is never closed'
+        if "unexpected end of data" in str(exc)
+        else f"{where}: {exc}"
+    )
+    return DataError(
+        f"the CSV body cannot be parsed ({cause}); send comma-separated rows, quoting values that "
+        'contain commas, quotes or newlines, closing every quote and doubling a quote inside one ("")',
+        code="undecodable_body",
+    )
 
 
 def _unquoted_line(text: str) -> list[str] | None:
@@ -158,7 +186,7 @@ def _first_record(body: bytes) -> bytes:
 def _decode_small(
     text: str, schema: RequestSchema, start_row: int, header: list[str] | None, first: bool
 ) -> Batch:
-    rows = _parse_rows(text)
+    rows = _parse_rows(text, start_row, first, schema)
     if not rows:
         raise DataError("the CSV body holds no rows", code="empty_body")
     if first:
@@ -200,7 +228,7 @@ def _decode_fast(
     data = pa.py_buffer(body)  # read where it lies: a BytesIO's reads were copied into Arrow's buffers
     if first:
         first_line = _first_record(body)
-        header, _ = _split_header(_parse_rows(_text(first_line)) or [[""]], schema)
+        header, _ = _split_header(_parse_rows(_text(first_line), start_row, first, schema) or [[""]], schema)
         if header is not None:
             data = data.slice(len(first_line))
     names = header or list(schema.names)
