@@ -49,8 +49,8 @@ def decode_lines(body: bytes, schema: RequestSchema, start_row: int, start_line:
     return batch_from_items(items, schema, start_row=start_row)
 
 
-_ONE = {list: "row (list)", dict: "record (object)"}
-_MANY = {list: "rows (lists)", dict: "records (objects)"}
+_ONE: dict[type, str] = {list: "row (list)", dict: "record (object)"}
+_MANY: dict[type, str] = {list: "rows (lists)", dict: "records (objects)"}
 
 
 def encode(prediction: Prediction) -> bytes:
