@@ -409,7 +409,7 @@ ERRORS = [
         ["'deposit'"],
     ),
     ("empty body", "", "text/csv", "empty_body", ["empty"]),
-    ("blank lines only", "\n\n  \n", "text/csv", "empty_body", ["empty"]),
+    ("blank lines only", "\n\n  \n", "text/csv", "wrong_column_count", ["row 1 is empty", "delete the line"]),
     ("empty json list", "[]", "application/json", "empty_body", ["no rows"]),
     ("truncated json", '{"instances": [[40, 1', "application/json", "undecodable_body", ["not valid JSON"]),
     ("not utf-8", b"\xff\xfe40,1,a,b\n", "text/csv", "undecodable_body", ["UTF-8"]),

@@ -171,3 +171,15 @@ def test_a_row_like_the_header_at_a_later_slices_start_is_a_row(numbered_root):
     frame = pd.read_csv(io.BytesIO(body), header=None, names=["0", "1", "2"], dtype=float)
     expected = [model.classes[i] for i in np.asarray(model.estimator.predict(frame)).astype(int)]
     assert answers == expected
+
+
+@pytest.mark.parametrize(("before", "after"), [(3, 3), (1000, 700_000)])
+def test_an_unclosed_quote_is_a_400_naming_the_row_it_opens_in(batch_server, before, after):
+    """An unclosed quote swallows the rest of the body: the 400 said "unexpected end of data" and
+    named no row, in a small body or deep in one sliced at 4 MB."""
+    good = b"40,1000.5,admin,cellular\n"
+    body = good * before + b'41,"1000.5,admin,cellular\n' + good * after
+    response = batch_server.invoke(body, "text/csv", "text/csv", timeout=120)
+    assert response.status_code == 400, response.text[:300]
+    message = response.json()["message"]
+    assert f"row {before + 1}" in message and "never closed" in message, message

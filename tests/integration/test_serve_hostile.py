@@ -7,6 +7,7 @@ CSV quoting across large bodies.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import re
 import signal
@@ -14,6 +15,7 @@ import socket
 import threading
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import requests
@@ -304,3 +306,16 @@ def test_a_quoted_newline_in_the_first_row_of_a_large_csv_body(binary):
     labels = response.text.splitlines()
     assert len(labels) == 4001
     assert labels[0] == binary.invoke(first, "text/csv", "text/csv").text.strip()
+
+
+@pytest.mark.parametrize("shape", [(99_999_999_999, 4), (2, 4_000_000_000), (9, 4)])
+def test_an_npy_header_claiming_more_than_the_body_holds_is_a_400_naming_the_shape(binary, shape):
+    """np.load allocates what the header claims before reading: a 200-byte body claiming terabytes
+    was a 500 MemoryError (one that fits was already a 400)."""
+    buf = io.BytesIO()
+    np.save(buf, np.ones((2, 4)))
+    body = buf.getvalue().replace(b"(2, 4)", str(shape).encode())
+    response = binary.invoke(body, "application/x-npy")
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()
+    assert error["error"] == "undecodable_body" and str(shape) in error["message"], error

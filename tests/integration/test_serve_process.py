@@ -242,3 +242,24 @@ def test_sigterm_that_reaches_a_worker_while_it_boots_still_stops_it():
             output = server.stop()
     assert returncode == 0, output
     assert output.count("Worker exiting") >= 2, output  # both live workers left on the stop
+
+
+def test_sigterm_stops_workers_that_hold_onnxruntime_promptly_none_killed_by_a_signal():
+    """The forked workers of a model compiled to onnxruntime (gradient boosting) leave without the
+    master's C++ exit handlers: onnxruntime's, waiting for a thread only the master has, aborted
+    one worker (std::system_error, SIGABRT) and hung another until the grace period ended."""
+    grace = 120
+    server = sm.start(sm.trained_root("multiclass"), workers=2, env={"BYOC_GRACEFUL_TIMEOUT": str(grace)})
+    try:
+        workers = psutil.Process(server.process.pid).children()
+        assert any("onnxruntime" in m.path for m in workers[0].memory_maps()), (
+            "the premise: onnxruntime loaded"
+        )
+        assert server.invoke("5.1,3.5,1.4,0.2\n", accept="text/csv").status_code == 200
+        server.process.send_signal(signal.SIGTERM)
+        returncode = server.process.wait(timeout=grace / 4)  # a hung worker holds it for the whole grace
+    finally:
+        output = server.stop()
+    assert returncode == 0, output
+    assert "terminate called" not in output and "was sent" not in output, output
+    assert output.count("Worker exiting") == 2, output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from unittest import mock
 
@@ -114,6 +115,18 @@ def test_csv_errors_name_row_and_column_on_both_paths(size):
     with pytest.raises(SchemaError) as info:
         csv_codec.decode(body, SCHEMA)
     assert f"row {size + 1}, column 'flag'" in info.value.message
+
+
+@pytest.mark.parametrize("size", [1, 5000])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_csv_empty_line_of_a_wider_model_is_a_400_naming_its_row_on_both_paths(size, newline):
+    """An empty line is a record (batch transform answers lines by position), not skipped: for a
+    model of several features a 400 naming its row, on the small path and pyarrow's."""
+    body = ("1,a,1" + newline) * size + newline + "2,b,1" + newline
+    with pytest.raises(SchemaError) as info:
+        csv_codec.decode(body.encode(), SCHEMA)
+    assert info.value.code == "wrong_column_count"
+    assert f"row {size + 1} is empty" in info.value.message and "delete the line" in info.value.message
 
 
 def test_csv_header_row_reorders_columns():
@@ -332,6 +345,30 @@ def test_encoders_keep_field_order_and_values():
         codecs.encoders()["application/x-npy"].encode(PREDICTION)
 
 
+def _csv_cell(field: str, cell: str) -> object:
+    """A CSV response cell read back as README "What a response holds" describes it: list
+    fields a JSON array in one cell, probability a number, a label as written."""
+    if field in ("probabilities", "labels"):
+        return json.loads(cell)
+    return float(cell) if field == "probability" else cell
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [fields for k in range(1, 5) for fields in itertools.permutations(PREDICTION.fields, k)],
+    ids="-".join,
+)
+def test_csv_encoder_writes_every_field_combination_as_json_says(fields):
+    """output=probabilities alone wrote Python reprs ('[0.1, 0.9]' in single quotes), which no
+    parser reads as a list: every combination's cells must hold the JSON encoder's values."""
+    prediction = Prediction(fields, PREDICTION.values, PREDICTION.n)
+    expected = json.loads(codecs.encoders()["application/json"].encode(prediction))["predictions"]
+    rows = list(csv.reader(io.StringIO(codecs.encoders()["text/csv"].encode(prediction).decode())))
+    assert [
+        {field: _csv_cell(field, cell) for field, cell in zip(fields, row, strict=True)} for row in rows
+    ] == expected
+
+
 def _strict(text: str) -> object:
     """JSON as RFC 8259 has it: NaN, Infinity and -Infinity are no tokens of it."""
 
@@ -413,3 +450,12 @@ def test_a_parquet_boolean_is_the_category_true():
     frame = pd.DataFrame({"word": [True, False, None], "x": [1.0, 2.0, 3.0]}).astype({"word": "boolean"})
     batch = codecs.find_decoder("application/x-parquet").decode(frame.to_parquet(), VALUES_SCHEMA, 0)
     assert batch.columns[0][:2].tolist() == ["true", "false"] and np.isnan(batch.columns[0][2])
+
+
+@pytest.mark.parametrize("header", ["", "age,job,flag\n"])
+def test_csv_unclosed_quote_names_the_row_and_line_it_opens_in(header):
+    body = header + "1,a,1\n\n" + '2,"b,1\n' + "3,c,1\n"
+    with pytest.raises(DataError) as info:
+        csv_codec.decode(body.encode(), SCHEMA)
+    line = 3 + bool(header)
+    assert f"row 3 (line {line} of the body) is never closed" in info.value.message, info.value.message

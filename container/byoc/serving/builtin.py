@@ -75,16 +75,22 @@ def decode_batches(body: RequestBody, decoder: codecs.Decoder, schema: RequestSc
             yield decoder.decode(data, schema, 0)
             return
         raise _empty(decoder, schema)
-    rows, decoded = 0, False
+    rows, lines, decoded = 0, 0, False
     header: bytes | None = None
     first: bytes | None = None  # the first slice, kept until a second one needs its header (if any)
+    before = b""  # the previous slice, whose lines are counted once a next one comes (if any)
     for piece in body.line_slices(decoder.whole_records):
-        if _blank(piece):
+        if decoder.lines is not None and before:
+            lines += before.count(b"\n")
+        before = piece
+        if not piece or (not decoder.blank_records and _blank(piece)):
             continue
         if decoded and decoder.continued is not None:  # only a body's first line may be a header
             if first is not None and decoder.header is not None:  # a body of one slice never asks
                 header, first = decoder.header(first, schema), None
             batch = decoder.continued(piece, schema, rows, header)
+        elif decoder.lines is not None:
+            batch = decoder.lines(piece, schema, rows, lines)
         else:
             first = piece if decoder.continued is not None else None
             batch = decoder.decode(piece, schema, rows)

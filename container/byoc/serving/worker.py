@@ -48,10 +48,11 @@ import re
 import selectors
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterable
 from functools import cached_property, partial
-from typing import Any
+from typing import Any, NoReturn
 
 from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import ThreadWorker
@@ -309,15 +310,35 @@ def worker_class(name: str, cut: Any, grace: float) -> type:
     return type(title, (_ByocWorker, base), {"cut": cut, "grace": float(grace)})
 
 
+def leave_worker(code: object) -> NoReturn:
+    """End a worker as ``multiprocessing`` ends the children it forks: Python's exit handlers run
+    (logging's flush), the C and C++ ones do not.  Those belong to the master's state: onnxruntime
+    starts a thread when it is imported (in the master, which loads the model before forking),
+    and its static destructors wait for that thread, which the worker's copy lacks: at exit one
+    worker aborted (std::system_error) and another hung on a futex until the master's SIGKILL at
+    the end of the grace period, so every stop of a compiled forest took the whole grace period."""
+    from byoc.job import exit_now
+
+    if code is None or isinstance(code, int):
+        exit_now(code or 0)
+    print(code, file=sys.stderr)  # sys.exit("message"): Python prints it and exits with 1
+    exit_now(1)
+
+
 def arbiter_class() -> type:
     """gunicorn's master, forking each worker with the stop signals blocked (see the module doc)."""
     from gunicorn.arbiter import Arbiter
 
     class ByocArbiter(Arbiter):
         def spawn_worker(self) -> int:
+            master = os.getpid()
             previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
             try:
                 return super().spawn_worker()  # the worker leaves through sys.exit, never returning
+            except SystemExit as stop:
+                if os.getpid() == master:
+                    raise
+                leave_worker(stop.code)
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 

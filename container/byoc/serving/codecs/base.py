@@ -41,6 +41,14 @@ class Decoder:
     whole_records: Callable[[bytes], int] | None = None
     """For line-oriented formats whose records may span lines (CSV's quoted newlines): the
     length of the longest prefix of whole records, where a slice may end.  None: at a newline."""
+    lines: Callable[[bytes, RequestSchema, int, int], Batch] | None = None
+    """For line-oriented formats whose errors name lines (JSON Lines, which skips blank lines, so
+    its records are not its lines): ``lines(slice, schema, start_row, start_line)`` decodes as
+    ``decode`` does, ``start_line`` the number of the body's lines before the slice."""
+    blank_records: bool = False
+    """For line-oriented formats: whether a line that holds nothing or only spaces is a record
+    (CSV: one value, answered in its place) rather than skipped (JSON Lines), so a slice of such
+    lines is decoded, not dropped."""
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,20 @@ line without quotes is split at its commas, as that module splits it); large one
 C++ reader (one thread: a worker owns one CPU) into Arrow text columns that byoc.values types
 without a DataFrame in between, falling back to the precise per-value path only to explain an
 error.
+
+Every line of a body is a record, an empty one too; a final newline ends the last record and
+starts none.  Batch transform (SplitType=Line, AssembleWith=Line, JoinSource=Input) pairs the
+answers with the input's lines by position, so a line skipped would shift every later answer
+onto the wrong record.  An empty line is one empty value: for a one-feature model a record whose
+value is missing (as its quoted form ``""`` is), for a wider model a 400 naming the row
+(:func:`_empty_row_error`).  Training skips empty lines (pyarrow's default, byoc.data): it pairs
+nothing with them.  Both parsers here keep them: :func:`_parse_rows`, and pyarrow with
+``ignore_empty_lines=False``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv as _csv
 import io
 
@@ -19,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from byoc.errors import DataError
+from byoc.errors import DataError, SchemaError
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.codecs.json import dumps
 from byoc.serving.output import LABELS, PROBABILITIES, Prediction
@@ -78,18 +88,46 @@ def _valid_row_of_numbered_names(cells: list[str], named: list[str | None], sche
     return True
 
 
-def _parse_rows(text: str) -> list[list[str]]:
+def _parse_rows(
+    text: str, start_row: int = 0, first: bool = True, schema: RequestSchema | None = None
+) -> list[list[str]]:
+    """``text``'s records as cells; ``start_row``, ``first`` as for :func:`_decode` and the
+    ``schema`` (to tell a header) name the record a parse error starts in."""
     cells = _unquoted_line(text)
     if cells is not None:
         return [cells]
     try:
-        return [row for row in _csv.reader(io.StringIO(text), strict=True) if row]
+        # csv.reader reads an empty line as no cells: it is a record of one empty value (module doc)
+        return [row or [""] for row in _csv.reader(io.StringIO(text), strict=True)]
     except _csv.Error as exc:
-        raise DataError(
-            f"the CSV body cannot be parsed ({exc}); send comma-separated rows, quoting "
-            "values that contain commas, quotes or newlines",
-            code="undecodable_body",
-        ) from None
+        raise _unparsable(text, exc, start_row, first, schema) from None
+
+
+def _unparsable(
+    text: str, exc: _csv.Error, start_row: int, first: bool, schema: RequestSchema | None
+) -> DataError:
+    """The error for a body the csv module cannot read, naming the record it stopped in: its row,
+    numbered as every CSV error numbers rows (a header is none), and in a body's first slice also
+    the line it starts on.  An unclosed quote is read to the end of the body: only where it
+    opens tells the client where to look."""
+    reader = _csv.reader(io.StringIO(text), strict=True)
+    line, rows, top = 0, 0, None
+    with contextlib.suppress(_csv.Error):
+        for row in reader:
+            line, rows, top = reader.line_num, rows + 1, top or [row or [""]]
+    if first and top is not None and schema is not None and _split_header(top, schema)[0] is not None:
+        rows -= 1  # the header: data rows are numbered after it
+    where = f"row {start_row + rows + 1}" + (f" (line {line + 1} of the body)" if first else "")
+    cause = (
+        f'a quote (") opened in {where} is never closed'
+        if "unexpected end of data" in str(exc)
+        else f"{where}: {exc}"
+    )
+    return DataError(
+        f"the CSV body cannot be parsed ({cause}); send comma-separated rows, quoting values that "
+        'contain commas, quotes or newlines, closing every quote and doubling a quote inside one ("")',
+        code="undecodable_body",
+    )
 
 
 def _unquoted_line(text: str) -> list[str] | None:
@@ -148,16 +186,39 @@ def _first_record(body: bytes) -> bytes:
 def _decode_small(
     text: str, schema: RequestSchema, start_row: int, header: list[str] | None, first: bool
 ) -> Batch:
-    rows = _parse_rows(text)
+    rows = _parse_rows(text, start_row, first, schema)
     if not rows:
         raise DataError("the CSV body holds no rows", code="empty_body")
     if first:
         header, rows = _split_header(rows, schema)
         if header is not None and not rows:
             raise DataError("the CSV body holds a header but no rows", code="empty_body")
-    if header is not None:
-        rows = _reorder(header, rows, schema)
-    return schema.from_rows(rows, start_row=start_row)
+    try:
+        if header is not None:
+            rows = _reorder(header, rows, schema)
+        return schema.from_rows(rows, start_row=start_row)
+    except SchemaError as exc:
+        raise _empty_row_error(exc, rows, schema, start_row) or exc from None
+
+
+def _empty_row_error(
+    exc: SchemaError, rows: list[list[str]], schema: RequestSchema, start_row: int
+) -> SchemaError | None:
+    """For a wrong count of values that is an empty line (one empty value) in a model of several
+    features, the error that says so and why it is not skipped (module doc); else None."""
+    if exc.code != "wrong_column_count" or schema.width == 1:
+        return None
+    for number, row in enumerate(rows, start=start_row + 1):
+        if len(row) != schema.width:
+            if row != [""]:
+                return None
+            return SchemaError(
+                f"row {number} is empty (an empty line): every line of a CSV body is a record, "
+                "answered in order (batch transform pairs answers with lines by position), so an empty "
+                f"line is not skipped; send the model's {schema.width} features on it, or delete the line",
+                code="wrong_column_count",
+            )
+    return None
 
 
 def _decode_fast(
@@ -167,7 +228,7 @@ def _decode_fast(
     data = pa.py_buffer(body)  # read where it lies: a BytesIO's reads were copied into Arrow's buffers
     if first:
         first_line = _first_record(body)
-        header, _ = _split_header(_parse_rows(_text(first_line)) or [[""]], schema)
+        header, _ = _split_header(_parse_rows(_text(first_line), start_row, first, schema) or [[""]], schema)
         if header is not None:
             data = data.slice(len(first_line))
     names = header or list(schema.names)
@@ -176,6 +237,7 @@ def _decode_fast(
             pa.BufferReader(data),
             # one thread: a worker owns one CPU (serve pins its math libraries to one thread)
             read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22, use_threads=False),
+            parse_options=pacsv.ParseOptions(ignore_empty_lines=False),  # a record (module doc)
             convert_options=pacsv.ConvertOptions(
                 # large_string: the storage of the pandas str columns categorical features become
                 column_types={name: pa.large_string() for name in names},
@@ -240,7 +302,13 @@ def encode(prediction: Prediction) -> bytes:
         if field in (PROBABILITIES, LABELS):
             column = [dumps(v) for v in column]
         columns.append(column)
-    if len(columns) == 1 and columns[0] and _floats(prediction.values[prediction.fields[0]], columns[0]):
+    lists = prediction.fields[0] in (PROBABILITIES, LABELS)  # JSON arrays as text: csv.writer quotes them
+    if (
+        len(columns) == 1
+        and columns[0]
+        and not lists
+        and _floats(prediction.values[prediction.fields[0]], columns[0])
+    ):
         return ("\n".join(map(repr, columns[0])) + "\n").encode("utf-8")
     if len(columns) == 1 and columns[0] and _plain_words(columns[0]):  # labels: no quoting needed
         return ("\n".join(columns[0]) + "\n").encode("utf-8")
@@ -284,5 +352,6 @@ DECODER = Decoder(
     header=header_line,
     continued=decode_continued,
     whole_records=whole_records,
+    blank_records=True,
 )
 ENCODER = Encoder(MEDIA_TYPE, encode, join=list)

@@ -15,25 +15,42 @@ MEDIA_TYPE = "application/jsonlines"
 
 
 def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
+    return decode_lines(body, schema, start_row, 0)
+
+
+def decode_lines(body: bytes, schema: RequestSchema, start_row: int, start_line: int) -> Batch:
+    """``body``'s rows or records, one per line; ``start_line``: the number of the request body's
+    lines before this slice.  Lines end at LF only (a trailing CR is JSON whitespace; a bare CR
+    inside a line is too, so it splits nothing, as the app's slicing splits nothing there), blank
+    lines are skipped, and errors name the line as the body numbers it, blank lines counted."""
     items: list[object] = []
-    for line in body.splitlines():
-        if line.strip():
-            item = loads(line, what=f"line {start_row + len(items) + 1} of the JSON Lines body")
+    kind: type | None = None
+    for number, line in enumerate(body.split(b"\n"), start=start_line + 1):
+        if not line.strip():
+            continue
+        item = loads(line, what=f"line {number} of the JSON Lines body")
+        if type(item) is not kind:  # json.loads gives exact lists and dicts: the previous line's type
             if not isinstance(item, (list, dict)):
                 raise DataError(
-                    f"line {start_row + len(items) + 1} of the JSON Lines body is a "
-                    f"{type(item).__name__}; each line must be a row (list) or a record (object)",
+                    f"line {number} of the JSON Lines body is a {type(item).__name__}; "
+                    "each line must be a row (list) or a record (object)",
                     code="bad_row",
                 )
-            items.append(item)
+            if kind is not None:
+                raise DataError(
+                    f"line {number} of the JSON Lines body is a {_ONE[type(item)]} where the lines "
+                    f"before it hold {_MANY[kind]}; use one kind in a body",
+                    code="bad_row",
+                )
+            kind = type(item)
+        items.append(item)
     if not items:
         raise DataError("the JSON Lines body holds no rows", code="empty_body")
-    kinds = {type(item) for item in items}
-    if len(kinds) > 1:
-        raise DataError(
-            "the JSON Lines body mixes rows (lists) and records (objects); use one kind", code="bad_row"
-        )
     return batch_from_items(items, schema, start_row=start_row)
+
+
+_ONE: dict[type, str] = {list: "row (list)", dict: "record (object)"}
+_MANY: dict[type, str] = {list: "rows (lists)", dict: "records (objects)"}
 
 
 def encode(prediction: Prediction) -> bytes:
@@ -46,5 +63,6 @@ DECODER = Decoder(
     line_oriented=True,
     aliases=("application/x-jsonlines", "application/json-lines", "application/jsonl"),
     text=True,
+    lines=decode_lines,
 )
 ENCODER = Encoder(MEDIA_TYPE, encode, join=list)

@@ -11,9 +11,11 @@ classes).  Several fields need CSV or JSON.
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import pandas as pd
+from numpy.lib import format as npformat
 
 from byoc.errors import DataError, NotAcceptable, SchemaError
 from byoc.serving.codecs.base import Decoder, Encoder
@@ -23,7 +25,32 @@ from byoc.serving.schema import Batch, RequestSchema
 MEDIA_TYPE = "application/x-npy"
 
 
+def _check_claimed_size(body: bytes) -> None:
+    """Refuse an npy header whose shape needs more bytes than the body holds, before np.load
+    allocates the array for it (a 186-byte body claiming 99999999999 x 3 floats was a 500
+    MemoryError); any other header is left to np.load to read or refuse."""
+    if not body.startswith(npformat.MAGIC_PREFIX):
+        return
+    stream = io.BytesIO(body)
+    try:
+        version = npformat.read_magic(stream)
+        read = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+        shape, _, dtype = read(stream)
+    except (ValueError, OSError, EOFError, TypeError):
+        return
+    if dtype.hasobject:
+        return  # refused as a pickle by np.load
+    needed = math.prod(shape) * dtype.itemsize
+    if needed > len(body) - stream.tell():
+        raise DataError(
+            f"the npy header claims shape {tuple(shape)} of {dtype} ({needed:,} bytes), but the body "
+            f"holds {len(body) - stream.tell():,} bytes of data; send the bytes numpy.save writes",
+            code="undecodable_body",
+        )
+
+
 def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
+    _check_claimed_size(body)
     try:
         array = np.load(io.BytesIO(body), allow_pickle=False)
     except ValueError as exc:
