@@ -5,6 +5,7 @@ tests/integration/test_automl.py)."""
 from __future__ import annotations
 
 import base64
+import json
 import multiprocessing
 import re
 import threading
@@ -493,6 +494,26 @@ def test_finished_candidates_round_trip_through_checkpoints(tmp_path):
     np.testing.assert_array_equal(restored.oof, result.oof)
     other = checkpoints.fingerprint(ctx.X, ctx.y[::-1].copy(), ctx.plan, "F1", 0)
     assert other != key and checkpoints.Checkpoints(tmp_path, other).load() == []
+
+
+@pytest.mark.parametrize("damage", ["empty_predictions", "null_score", "string_time", "not_an_object"])
+def test_a_corrupt_checkpoint_is_ignored_and_its_candidate_scored_again(tmp_path, damage, caplog):
+    ctx = _context("binary")
+    result = search.evaluate(candidates.Candidate("linear", candidates.ONEHOT, {"C": 0.5}), ctx)
+    store = checkpoints.Checkpoints(tmp_path, "key")
+    store.save(result)
+    (record_file,) = store.folder.glob("*.json")
+    record = json.loads(record_file.read_text())
+    if damage == "empty_predictions":  # a partial restore from S3, a full disk
+        record_file.with_suffix(".npy").write_bytes(b"")
+    elif damage == "null_score":
+        record_file.write_text(json.dumps({**record, "score": None}))
+    elif damage == "string_time":
+        record_file.write_text(json.dumps({**record, "fit_seconds": "3"}))
+    else:
+        record_file.write_text("[1, 2]")
+    assert checkpoints.restore(store, (len(ctx.y),)) == []
+    assert "ignoring checkpoint" in caplog.text
 
 
 # -- exploration and report ---------------------------------------------------------------------
