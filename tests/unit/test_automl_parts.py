@@ -303,6 +303,26 @@ def test_every_candidate_refused_by_the_data_is_a_user_error_naming_their_errors
     assert not isinstance(error, DataError) and "3 failed" in str(error)
 
 
+def test_the_quickest_candidate_named_is_one_whose_cost_was_measured():
+    # seen in a job: the second candidate started as the search's time ran out and was killed at once
+    ctx = _context("binary")
+    measured = search.Result(
+        candidates.Candidate("gradient_boosting", candidates.ORDINAL),
+        search.STOPPED,
+        fit_seconds=2.3,
+        folds_done=ctx.plan.folds - 2,
+    )
+    killed = search.Result(
+        candidates.Candidate("linear", candidates.ONEHOT, {"C": 1.0}), search.STOPPED, fit_seconds=0.02
+    )
+    error = job.nothing_finished(
+        [measured, killed], budget=15, before_search=7, reserve=6, plan=ctx.plan, costs=search.CostModel()
+    )
+    assert isinstance(error, HyperparameterError) and error.code == "budget_too_small"
+    assert "the quickest candidate, gradient_boosting-ordinal, needed about" in error.message
+    assert "at least 0 s" not in error.message and "linear" not in error.message
+
+
 @pytest.mark.parametrize(
     ("y", "problem_type", "expected"),
     [

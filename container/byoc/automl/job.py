@@ -242,13 +242,19 @@ def nothing_finished(
                 code="data_not_fittable",
             )
         return RuntimeError(f"no AutoML candidate finished: {len(failed)} failed ({named}{more}){tail}")
-    known = [(n, r) for r in results if (n := _needed(r, plan, costs)) is not None]
+    had = max(budget - before_search - reserve, 0.0)
+    # measured ("about") costs first; a lower bound ("at least", a candidate killed during its
+    # first fold) within the time the search had explains nothing (one killed at once: "0 s")
+    known = [
+        (n, r)
+        for r in results
+        if (n := _needed(r, plan, costs)) is not None and (n[1] == "about" or n[0] > had)
+    ]
     if known:
-        (seconds, bound, how), quickest = min(known, key=lambda item: item[0][0])
+        (seconds, bound, how), quickest = min(known, key=lambda item: (item[0][1] != "about", item[0][0]))
         why = (
             f"the quickest candidate, {quickest.name}, needed {bound} {seconds:.0f} s for the "
-            f"{plan.folds} folds of {plan.description} ({how}), but the search had "
-            f"{max(budget - before_search - reserve, 0.0):.0f} s"
+            f"{plan.folds} folds of {plan.description} ({how}), but the search had {had:.0f} s"
         )
     else:
         seconds = 0.0
