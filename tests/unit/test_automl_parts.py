@@ -545,6 +545,7 @@ def test_exploration_warns_of_constant_id_like_and_leaking_columns():
             "noise": rng.normal(size=400),
             "constant": np.ones(400),
             "row_id": [f"id-{i}" for i in range(400)],
+            "customer": rng.permutation(400) + 10_000,  # whole numbers, float64 once coerced
             "leak": np.where(y == 1, "yes", "no"),
         }
     )
@@ -552,7 +553,12 @@ def test_exploration_warns_of_constant_id_like_and_leaking_columns():
     X = preprocessing.coerce_features(X, features, where="test")
     summary = explore.explore(X, y, BINARY, features, [0, 1])
     kinds = {(w["column"], w["kind"]) for w in summary["warnings"]}
-    assert kinds == {("constant", "constant"), ("row_id", "id_like"), ("leak", "leakage_suspect")}
+    assert kinds == {
+        ("constant", "constant"),
+        ("row_id", "id_like"),
+        ("customer", "id_like"),
+        ("leak", "leakage_suspect"),
+    }
     by_name = {f["name"]: f for f in summary["features"]}
     assert by_name["row_id"]["cardinality"] == 400 and by_name["noise"]["type"] == "numeric"
     assert sum(c["count"] for c in summary["target"]["classes"].values()) == 400

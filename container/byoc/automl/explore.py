@@ -55,6 +55,16 @@ def _column(name: str, s: pd.Series, feature: Feature) -> dict[str, Any]:
     return info
 
 
+def _integral(s: pd.Series) -> bool:
+    """Whether a numeric column holds whole numbers only (IDs, counts): the values, not the dtype —
+    the training flow hands numeric columns over as float64."""
+    if pd.api.types.is_integer_dtype(s.dtype):
+        return True
+    values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    finite = values[np.isfinite(values)]
+    return bool(finite.size) and bool(np.all(finite == np.round(finite)))
+
+
 def _target(y: np.ndarray, problem_type: str, classes: Sequence[Any] | None) -> dict[str, Any]:
     if problem_type == REGRESSION:
         values = np.asarray(y, dtype=float)
@@ -126,7 +136,7 @@ def explore(
                 }
             )
             continue
-        integral_or_text = feature.kind == CATEGORICAL or pd.api.types.is_integer_dtype(X[name].dtype)
+        integral_or_text = feature.kind == CATEGORICAL or _integral(X[name])
         if integral_or_text and n >= MIN_ROWS_FOR_CHECKS and info["cardinality"] >= ID_LIKE_SHARE * n:
             warnings.append(
                 {
