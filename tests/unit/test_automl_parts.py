@@ -22,6 +22,7 @@ from byoc.automl import (
     blend,
     candidates,
     checkpoints,
+    choice,
     explore,
     isolated,
     job,
@@ -402,6 +403,30 @@ def test_an_ensemble_clearly_better_than_every_single_model_is_chosen():
     plan = search.make_plan(y, REGRESSION, seed=0)
     chosen, _, _ = choose(options, y, plan, objective.resolve("RMSE", REGRESSION), REGRESSION, 0)
     assert chosen.name == "blend"
+
+
+def test_the_log_of_a_chosen_stack_gives_the_noise_of_its_difference(caplog):
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=600)
+    plan = search.make_plan(y, REGRESSION, seed=0)
+    goal = objective.resolve("MSE", REGRESSION)
+    simple, stacked = y + rng.normal(scale=1.0, size=600), y + rng.normal(scale=0.7, size=600)
+
+    def result(name: str, oof: np.ndarray) -> search.Result:
+        return search.Result(
+            candidates.Candidate(name, candidates.ORDINAL),
+            search.COMPLETED,
+            score=float(np.mean((oof - y) ** 2)),
+            oof=oof,
+        )
+
+    best = result("linear", simple)
+    scored = stack.Scored(result(stack.FAMILY, stacked), [best])
+    caplog.set_level("INFO")
+    assert job._stack_beyond_noise(scored, [(best, 1.0)], best.score, y, plan, goal, REGRESSION, 0)
+    losses = [choice.split_losses(p, y, plan, goal, REGRESSION, 0) for p in (simple, stacked)]
+    expected = choice.noise(losses[0] - losses[1], plan)
+    assert expected > 0 and f"noise of the difference {expected:.6f}" in caplog.text
 
 
 def test_one_held_out_split_has_no_noise_estimate_so_the_best_score_wins():
