@@ -255,6 +255,60 @@ def test_sigterm_before_any_candidate_finished_stops_without_a_model(tmp_path):
     assert model_dir_entries(root) == []
 
 
+# The exploration's leakage check costs 1.5 s a column (as on a table of thousands of columns,
+# made deterministic): 20 columns take 30 s unless the exploration keeps to its share.
+SLOW_LEAKAGE_CHECK = """
+import time
+from byoc.automl import explore
+def slow(*args, **kwargs):
+    time.sleep(1.5)
+    return None
+explore._leak_score = slow
+"""
+
+
+def _wide_iris() -> pd.DataFrame:
+    frame = iris_frame()
+    noise = np.random.default_rng(0).normal(size=(len(frame), 16))
+    return pd.concat([frame, pd.DataFrame(noise, columns=[f"noise_{i}" for i in range(16)])], axis=1)
+
+
+def test_the_exploration_keeps_to_its_share_of_the_budget_and_says_what_it_left_out(tmp_path):
+    budget = 25
+    root = _root(tmp_path, _wide_iris(), "target", max_runtime_seconds=budget)
+    started = time.monotonic()
+    proc = start_train(root, patch=SLOW_LEAKAGE_CHECK)
+    out = proc.communicate(timeout=budget * 4)[0]
+    wall = time.monotonic() - started
+    assert wall <= budget * 1.1, f"the train process took {wall:.1f} s for a {budget} s budget: {out}"
+    assert "exploration: the leakage check covered" in out, out
+    exploration = json.loads((root / "output" / "data" / "exploration.json").read_text())
+    assert re.match(
+        r"the leakage check covered \d+ of 20 columns: its share of the time budget ran out",
+        exploration["incomplete"],
+    ), exploration
+    if proc.returncode == 1:  # a machine so busy that the budget went to starting and reading
+        assert read_failure(root).startswith("no AutoML candidate finished within"), out
+        return
+    assert proc.returncode == 0, out
+    assert "Leakage check of the exploration" in (root / "output" / "data" / "report.html").read_text()
+
+
+def test_sigterm_during_the_exploration_stops_at_once(tmp_path):
+    root = _root(tmp_path, _wide_iris(), "target", max_runtime_seconds=3600)
+    proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": "60"}, patch=SLOW_LEAKAGE_CHECK)
+    seen = read_until(proc, r"auto: the report's plotting library loaded")
+    proc.send_signal(15)
+    signalled = time.monotonic()
+    out = seen + proc.communicate(timeout=120)[0]
+    after = time.monotonic() - signalled
+    assert proc.returncode == 143, out
+    assert after <= 10, f"the job ended {after:.1f} s after SIGTERM: {out}"
+    cause = read_failure(root).splitlines()[0]
+    assert cause.startswith("Training job stopped by a stop signal") and "no AutoML candidate had finished" in cause
+    assert model_dir_entries(root) == []
+
+
 # The final refit never ends (a refit too heavy for the time left, made deterministic): it runs
 # in its own child process, which the job kills at its deadline.
 ENDLESS_REFIT = """

@@ -589,6 +589,27 @@ def test_exploration_warns_of_constant_id_like_and_leaking_columns():
     assert sum(c["count"] for c in summary["target"]["classes"].values()) == 400
 
 
+def test_the_leakage_check_ends_at_its_deadline_or_a_stop_and_says_so(caplog):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    X = pd.DataFrame(rng.normal(size=(200, 6)), columns=[f"c{i}" for i in range(6)])
+    features = preprocessing.feature_schema(X)
+    X = preprocessing.coerce_features(X, features, where="test")
+    calls = iter(range(100))
+    cases = {
+        "its share of the time budget ran out": {"deadline": time.monotonic() - 1},
+        "the job was stopped": {"stopped": lambda: next(calls) >= 2},  # two columns checked first
+    }
+    for why, bound in cases.items():
+        summary = explore.explore(X, y, BINARY, features, [0, 1], **bound)
+        checked = [f for f in summary["features"] if "single_column_score" in f]
+        assert len(checked) == (0 if "deadline" in bound else 2)
+        assert summary["incomplete"].startswith(f"the leakage check covered {len(checked)} of 6 columns: {why}")
+        assert summary["incomplete"] in caplog.text
+        assert len(summary["features"]) == 6  # every column is still described
+    assert "incomplete" not in explore.explore(X, y, BINARY, features, [0, 1])
+
+
 @pytest.mark.parametrize("kind", ["binary", "regression"])
 def test_the_report_embeds_decodable_images_and_escapes_data(kind, tmp_path):
     X, y, problem_type, features = _data(kind)
