@@ -395,6 +395,56 @@ def test_sigterm_during_a_refit_with_no_model_kept_stops_naming_the_refit(tmp_pa
     assert model_dir_entries(root) == []
 
 
+# The conversion for serving never ends (onnx's conversion of a large boosting model, made
+# deterministic): it cannot be interrupted, so the job must stop waiting for it.
+ENDLESS_COMPILATION = """
+import time
+from byoc import compiled
+def endless(estimator):
+    print("test: converting the model for serving", flush=True)
+    time.sleep(3600)
+compiled.convert = endless
+"""
+
+
+def _compile_skipped(root: Path) -> str:
+    model = json.loads((root / "model" / "model.json").read_text())
+    [step] = model["compiled"]["steps"]
+    assert step["backend"] == "scikit-learn" and model["compiled"]["file"] is None, model["compiled"]
+    return str(step["reason"])
+
+
+def test_sigterm_during_the_compilation_for_serving_saves_the_model_uncompiled(tmp_path):
+    grace = 20
+    frame = iris_frame()
+    root = _root(tmp_path, frame, "target", max_runtime_seconds=3600, max_candidates=1)
+    proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": str(grace)}, patch=ENDLESS_COMPILATION)
+    seen, rest = _sigterm_when(proc, r"test: converting the model for serving", grace)
+    assert proc.returncode == 0, seen + rest
+    assert "received while compiling the model for serving" in rest, rest
+    assert read_failure(root) is None
+    reason = _compile_skipped(root)
+    assert reason.startswith(
+        "the job was stopped (SIGTERM) while the model was compiled for serving: its compilation was abandoned"
+    ), reason
+    model = json.loads((root / "model" / "model.json").read_text())
+    assert model["details"]["automl"]["stopped_early"] is True
+    assert len(_served_predictions(root, frame, "target", 5)) == 5
+
+
+def test_a_compilation_past_the_budget_is_abandoned_and_the_model_saved_within_it(tmp_path):
+    budget = 30
+    root = _root(tmp_path, iris_frame(), "target", max_runtime_seconds=budget, max_candidates=1)
+    started = time.monotonic()
+    proc = start_train(root, patch=ENDLESS_COMPILATION)
+    out = proc.communicate(timeout=budget * 4)[0]
+    wall = time.monotonic() - started
+    assert proc.returncode == 0, out
+    assert wall <= budget * 1.1, f"the train process took {wall:.1f} s for a {budget} s budget: {out}"
+    reason = _compile_skipped(root)
+    assert reason.startswith("the time budget ran out: its compilation was abandoned after"), reason
+
+
 def _heavy_frame() -> pd.DataFrame:
     """30 classes, 100 features, 1,500 rows: the first candidate's 15 folds cost about two minutes
     of CPU (HistGradientBoosting fits a tree per class per iteration), far past a 20 s budget."""
