@@ -171,6 +171,48 @@ def test_an_objective_that_does_not_fit_the_problem_is_a_user_error(tmp_path):
     assert failure.startswith("hyperparameter 'objective_metric'='RMSE' does not apply to a multiclass")
 
 
+@pytest.mark.parametrize(
+    ("objective", "validation_rows", "why"),
+    [
+        ("AUC", lambda frame: frame[frame["deposit"] == "yes"].head(30), "holds a single class ('yes')"),
+        ("R2", lambda frame: frame.head(1), "holds 1 row(s): R2 needs at least 2"),
+    ],
+)
+def test_an_objective_the_validation_channel_cannot_score_is_refused_naming_it(
+    tmp_path, objective, validation_rows, why
+):
+    """Every candidate would score NaN (AUC of one class, R2 of one row): not a budget too small."""
+    frame = mixed_frame()
+    target = "deposit"
+    if objective == "R2":
+        frame = frame.assign(deposit=np.random.default_rng(0).normal(size=len(frame)))
+    root = make_ml_root(
+        tmp_path,
+        channels={
+            "train": {"train.csv": csv_bytes(frame, target=target, header=True)},
+            "validation": {"validation.csv": csv_bytes(validation_rows(frame), target=target, header=True)},
+        },
+        hyperparameters={
+            "algorithm": "auto",
+            "target": target,
+            "objective_metric": objective,
+            "max_runtime_seconds": 60,
+            "max_candidates": 2,
+        },
+        content_types={"train": "text/csv", "validation": "text/csv"},
+    )
+    result = run_train(root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    cause = read_failure(root).splitlines()[0]
+    assert cause.startswith(
+        f"objective_metric={objective} cannot be computed on the validation channel, where algorithm=auto "
+        f"scores its candidates: it {why}"
+    ), cause
+    assert "another objective_metric" in cause and "max_runtime_seconds" not in cause, cause
+    assert not re.search(r"auto candidate \d+:", result.stdout), "refused before the search"
+    assert model_dir_entries(root) == []
+
+
 def test_an_unknown_objective_is_refused_before_any_data_is_read(tmp_path):
     root = _root(tmp_path, iris_frame(), "target", objective_metric="Speed")
     result = run_train(root)

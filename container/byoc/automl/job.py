@@ -384,6 +384,31 @@ def _check_rows(y: np.ndarray, problem_type: str, labels: Sequence[Any], target:
     )
 
 
+def _objective_undefined(
+    y_held: np.ndarray, goal: objective.Objective, labels: Sequence[Any], where: str
+) -> Exception | None:
+    """A user error when ``goal`` cannot be computed on the held-out rows ``y_held`` (every
+    candidate would score NaN, whatever the budget), else None.  ``where`` names those rows."""
+    from byoc.errors import DataError
+
+    values = np.asarray(y_held)
+    if goal.key == "auc" and len(np.unique(values)) < 2:
+        present = [str(labels[int(v)]) if int(v) < len(labels) else str(v) for v in np.unique(values)]
+        why = f"holds a single class ({', '.join(repr(p) for p in present) or 'none'}): AUC needs both"
+    elif goal.key == "r2" and len(values) < 2:
+        why = f"holds {len(values)} row(s): R2 needs at least 2"
+    elif goal.key == "r2" and np.ptp(values.astype(float)) == 0:
+        why = f"holds a single target value ({float(values[0]):g}): R2 is undefined without variance"
+    else:
+        return None
+    return DataError(
+        f"objective_metric={goal.name} cannot be computed on {where}, where algorithm=auto scores its "
+        f"candidates: it {why}. Give a validation channel with more rows of every kind, or choose "
+        f"another objective_metric (one of {', '.join(objective.names(goal.problem_type))})",
+        code="objective_undefined",
+    )
+
+
 def _stopped_choice(
     ranked: Sequence[search.Result], costs: search.CostModel, folds: int, deadline: float
 ) -> tuple[search.Result, str]:
@@ -517,6 +542,12 @@ def run(
         X_all, y_all = X.reset_index(drop=True), np.asarray(y)
         plan = search.make_plan(y_all, problem_type, seed=settings.seed)
     log.info("auto: candidates are scored on %s", plan.description)
+    held_out_rows = (
+        "the validation channel" if validation is not None else "the train channel's rows held out"
+    )
+    undefined = _objective_undefined(y_all[plan.covered], goal, classes or [], held_out_rows)
+    if undefined is not None:
+        raise undefined
     ctx = search.Context(
         X_all,
         y_all,
@@ -600,6 +631,17 @@ def run(
         from byoc.errors import JobStopped
 
         raise JobStopped(f"no AutoML candidate had finished ({len(results)} started)")
+    unscored = [r for r in results if r.status == search.COMPLETED and not math.isfinite(r.score)]
+    if not ranked and unscored:  # every fold's rows, or one of them, leave the objective undefined
+        from byoc.errors import DataError
+
+        raise DataError(
+            f"objective_metric={goal.name} could not be computed on {held_out_rows} for any of the "
+            f"{len(unscored)} candidate(s) that finished (NaN: e.g. a cross-validation fold whose "
+            "held-out rows hold a single class or target value); add rows, give a validation channel, "
+            f"or choose another objective_metric (one of {', '.join(objective.names(goal.problem_type))})",
+            code="objective_undefined",
+        )
     if not ranked:
         raise nothing_finished(
             results,
