@@ -554,6 +554,29 @@ def test_candidates_that_all_fail_in_our_code_are_a_fault_named_with_their_error
     assert model_dir_entries(root) == []
 
 
+def test_candidates_killed_for_memory_are_a_user_error_naming_memory_and_retried_after_a_restart(tmp_path):
+    """The kernel's OOM killer SIGKILLs the forked child that ran out of memory (simulated: the
+    fit kills its own process): the instance's memory, not a bug of byoc's (exit 1, not 2); and
+    such a failure is not checkpointed, so a job restarted on a larger instance scores it again."""
+    root = _root(tmp_path, iris_frame(), "target", max_runtime_seconds=30, max_candidates=3)
+    (root / "checkpoints").mkdir()
+    patch = (
+        "import os, signal\n"
+        "import byoc.automl.search as search\n"
+        "search.fit_candidate = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    result = run_train_patched(root, patch)
+    assert result.returncode == 1, result.stdout + result.stderr
+    cause = read_failure(root).splitlines()[0]
+    assert cause.startswith(
+        "no AutoML candidate could be fitted to the training data: the process scoring each of the 3 "
+        "failed candidate(s) was killed by signal 9"
+    ), cause
+    assert "use an instance type with more memory, or train on a sample of the data" in cause, cause
+    assert list((root / "checkpoints").rglob("*.json")) == []
+    assert model_dir_entries(root) == []
+
+
 def _xor_plus_linear_frame(n: int = 800, k: int = 12, seed: int = 0) -> pd.DataFrame:
     """Log-odds that add an XOR of two columns (trees see it, a linear model cannot) to a linear
     sum of twelve others (the linear model sees it; trees on 800 rows only roughly): a meta-model

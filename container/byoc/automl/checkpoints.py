@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from byoc.automl.candidates import Candidate
-from byoc.automl.search import COMPLETED, FAILED, Plan, Result
+from byoc.automl.search import COMPLETED, FAILED, MEMORY, Plan, Result
 
 log = logging.getLogger(__name__)
 FOLDER = "byoc-automl"
@@ -48,8 +48,10 @@ class Checkpoints:
         return hashlib.sha256(candidate.name.encode()).hexdigest()[:16]
 
     def save(self, result: Result) -> None:
-        if result.status not in (COMPLETED, FAILED):
-            return  # stopped or skipped candidates are tried again after a restart
+        if result.status not in (COMPLETED, FAILED) or result.blame == MEMORY:
+            # stopped or skipped candidates are tried again after a restart, and so are those
+            # killed for memory (the job may be restarted on an instance with more)
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
         stem = self._stem(result.candidate)
         oof = result.oof

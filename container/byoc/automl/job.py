@@ -236,7 +236,16 @@ def nothing_finished(
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
         rest = len(results) - len(failed)
         tail = f"; {rest} other candidate(s) were stopped or skipped when the time ran out" if rest else ""
-        if all(r.blame == search.DATA for r in failed):
+        if all(r.blame == search.MEMORY for r in failed):
+            return DataError(
+                f"no AutoML candidate could be fitted to the training data: the process scoring each "
+                f"of the {len(failed)} failed candidate(s) was killed by signal 9 — how the kernel "
+                f"ends a process when the instance runs out of memory ({named}{more}){tail}; use an "
+                "instance type with more memory, or train on a sample of the data (a restarted job "
+                "scores these candidates again)",
+                code="data_not_fittable",
+            )
+        if all(r.blame in (search.DATA, search.MEMORY) for r in failed):
             return DataError(
                 f"no AutoML candidate could be fitted to the training data: scikit-learn refused "
                 f"it in each of the {len(failed)} failed candidate(s) ({named}{more}){tail}; fix the "
