@@ -590,6 +590,33 @@ def _xor_plus_linear_frame(n: int = 800, k: int = 12, seed: int = 0) -> pd.DataF
     return frame.assign(label=np.where(log_odds > 0, "yes", "no"))
 
 
+def test_a_stack_chosen_on_a_validation_channel_reports_its_cross_validated_validation_score(tmp_path):
+    """The stack's meta-model is fitted on the validation rows' predictions: the logged
+    validation:<metric> is its cross-validated score there, not its in-sample one."""
+    from byoc.automl import stack
+
+    frame = _xor_plus_linear_frame(n=1200)
+    train, validation = frame.iloc[:800], frame.iloc[800:]
+    root = make_ml_root(
+        tmp_path,
+        channels={
+            "train": {"train.csv": csv_bytes(train, target="label", header=True)},
+            "validation": {"validation.csv": csv_bytes(validation, target="label", header=True)},
+        },
+        hyperparameters={"algorithm": "auto", "target": "label", "max_runtime_seconds": 600, "max_candidates": 3},
+        content_types={"train": "text/csv", "validation": "text/csv"},
+    )
+    result = run_train(root, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    model = json.loads((root / "model" / "model.json").read_text())
+    automl = model["details"]["automl"]
+    [member] = automl["members"]
+    assert member["name"].startswith(f"{stack.FAMILY}-"), automl  # the stack won on these rows
+    assert "meta-model was fitted on the validation channel" in result.stdout
+    assert model["metrics"]["validation"]["f1"] == pytest.approx(automl["held_out_score"])
+    assert f"validation:f1={automl['held_out_score']:.6f}" in result.stdout
+
+
 def test_a_stacked_ensemble_is_chosen_when_it_scores_best_beyond_the_noise_and_is_served_as_trained(
     tmp_path,
 ):

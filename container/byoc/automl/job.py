@@ -896,6 +896,17 @@ def fit_step(inputs: FitInput) -> FitOutput:
         }
     if validation is None:  # the held-out estimate stands in for a validation channel
         scores["validation"] = outcome.held_out_metrics
+    elif isinstance(estimator, stack.Stack):
+        # the stack's meta-model was fitted on the validation rows' predictions: scoring it there
+        # again is in-sample; its cross-validated score on those rows (what chose it) is not
+        log.info(
+            "auto: the stacked ensemble's meta-model was fitted on the validation channel: its "
+            "validation metrics are its cross-validated score there (%s=%.6f), not its in-sample %.6f",
+            outcome.objective.name,
+            outcome.held_out_metrics.get(outcome.objective.key, float("nan")),
+            scores["validation"].get(outcome.objective.key, float("nan")),
+        )
+        scores["validation"] = outcome.held_out_metrics
     details = dict(outcome.details)
     elapsed = time.monotonic() - job_started
     left = settings.max_runtime_seconds - elapsed
