@@ -686,12 +686,13 @@ def _until(
     import threading
 
     outcome: list[_Slot] = []
-    failure: list[BaseException] = []
+    failure: list[Exception] = []
 
     def run() -> None:
         try:
             outcome.append(work())
-        except BaseException as exc:  # raised in the caller's thread, as without one
+        except Exception as exc:  # raised again in the caller's thread, as without one
+            log.debug("compiling a step raised", exc_info=True)
             failure.append(exc)
 
     thread = threading.Thread(target=run, name="byoc-compile", daemon=True)

@@ -531,7 +531,9 @@ def _train(
         enabled=params["compiled_inference"] and result.compile_skipped is None,
         disabled_because=result.compile_skipped or "compiled_inference=false",
         deadline=result.compile_deadline,
-        stopped=None if soft_stop is None else lambda: STOPPED_WHILE_COMPILING if soft_stop.is_set() else None,
+        stopped=None
+        if soft_stop is None
+        else lambda: STOPPED_WHILE_COMPILING if soft_stop.is_set() else None,
     )
     if soft_stop is not None and soft_stop.is_set() and isinstance(metadata["details"].get("automl"), dict):
         metadata["details"]["automl"]["stopped_early"] = True

@@ -347,7 +347,10 @@ def test_sigterm_during_the_exploration_stops_at_once(tmp_path):
     assert proc.returncode == 143, out
     assert after <= 10, f"the job ended {after:.1f} s after SIGTERM: {out}"
     cause = read_failure(root).splitlines()[0]
-    assert cause.startswith("Training job stopped by a stop signal") and "no AutoML candidate had finished" in cause
+    assert (
+        cause.startswith("Training job stopped by a stop signal")
+        and "no AutoML candidate had finished" in cause
+    )
     assert model_dir_entries(root) == []
 
 
@@ -394,16 +397,22 @@ def test_sigterm_during_the_final_refit_saves_the_model_cross_validation_kept_wi
     assert np.mean([a == b for a, b in zip(labels, truth, strict=True)]) >= 0.7
 
 
+def _saved_within_the_budget(root: Path, budget: float, patch: str) -> str:
+    """Run ``train`` with ``patch``; it must save a model (exit 0) within the budget + 10%."""
+    started = time.monotonic()
+    proc = start_train(root, patch=patch)
+    out = proc.communicate(timeout=budget * 4)[0]
+    wall = time.monotonic() - started
+    assert proc.returncode == 0, out
+    assert wall <= budget * 1.1, f"the train process took {wall:.1f} s for a {budget} s budget: {out}"
+    return out
+
+
 def test_a_refit_past_the_budget_saves_the_model_cross_validation_kept_within_the_budget(tmp_path):
     """No stop signal: the budget's end cuts the refit the same way (budget + 10% holds)."""
     budget = 40
     root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=budget, max_candidates=2)
-    started = time.monotonic()
-    proc = start_train(root, patch=ENDLESS_REFIT)
-    out = proc.communicate(timeout=budget * 3)[0]
-    wall = time.monotonic() - started
-    assert proc.returncode == 0, out
-    assert wall <= budget * 1.1, f"the train process took {wall:.1f} s for a {budget} s budget"
+    _saved_within_the_budget(root, budget, ENDLESS_REFIT)
     automl = json.loads((root / "model" / "model.json").read_text())["details"]["automl"]
     assert automl["saved_from_cross_validation"] is True
     assert "was stopped after" in automl["refit_cut"] and "the time budget ran out" in automl["refit_cut"]
@@ -477,12 +486,7 @@ def test_sigterm_during_the_compilation_for_serving_saves_the_model_uncompiled(t
 def test_a_compilation_past_the_budget_is_abandoned_and_the_model_saved_within_it(tmp_path):
     budget = 30
     root = _root(tmp_path, iris_frame(), "target", max_runtime_seconds=budget, max_candidates=1)
-    started = time.monotonic()
-    proc = start_train(root, patch=ENDLESS_COMPILATION)
-    out = proc.communicate(timeout=budget * 4)[0]
-    wall = time.monotonic() - started
-    assert proc.returncode == 0, out
-    assert wall <= budget * 1.1, f"the train process took {wall:.1f} s for a {budget} s budget: {out}"
+    _saved_within_the_budget(root, budget, ENDLESS_COMPILATION)
     reason = _compile_skipped(root)
     assert reason.startswith("the time budget ran out: its compilation was abandoned after"), reason
 
@@ -534,6 +538,14 @@ def test_a_class_too_rare_to_cross_validate_is_a_user_error_naming_it(tmp_path):
     assert model_dir_entries(root) == []
 
 
+def _failed_with_patch(root: Path, patch: str, returncode: int) -> str:
+    """Run ``train`` with ``patch``: it must fail with ``returncode`` and no model; the cause line."""
+    result = run_train_patched(root, patch)
+    assert result.returncode == returncode, result.stdout + result.stderr
+    assert model_dir_entries(root) == []
+    return read_failure(root).splitlines()[0]
+
+
 def test_candidates_that_all_fail_in_our_code_are_a_fault_named_with_their_errors(tmp_path):
     """Every candidate failing in byoc's own code (here a ValueError from a broken build) is a
     fault (exit 2), and the failure says which and why; only scikit-learn refusing the data is
@@ -545,13 +557,10 @@ def test_candidates_that_all_fail_in_our_code_are_a_fault_named_with_their_error
         "    raise ValueError(f'cannot build {candidate.family}')\n"
         "candidates.build = broken\n"
     )
-    result = run_train_patched(root, patch)
-    assert result.returncode == 2, result.stdout + result.stderr
-    cause = read_failure(root).splitlines()[0]
+    cause = _failed_with_patch(root, patch, 2)
     assert "no AutoML candidate finished: 3 failed (" in cause, cause
     for family in ("gradient_boosting", "linear", "random_forest"):
         assert re.search(rf"{family}-\S+: ValueError: cannot build {family}", cause), cause
-    assert model_dir_entries(root) == []
 
 
 def test_candidates_killed_for_memory_are_a_user_error_naming_memory_and_retried_after_a_restart(tmp_path):
@@ -565,16 +574,13 @@ def test_candidates_killed_for_memory_are_a_user_error_naming_memory_and_retried
         "import byoc.automl.search as search\n"
         "search.fit_candidate = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    result = run_train_patched(root, patch)
-    assert result.returncode == 1, result.stdout + result.stderr
-    cause = read_failure(root).splitlines()[0]
+    cause = _failed_with_patch(root, patch, 1)
     assert cause.startswith(
         "no AutoML candidate could be fitted to the training data: the process scoring each of the 3 "
         "failed candidate(s) was killed by signal 9"
     ), cause
     assert "use an instance type with more memory, or train on a sample of the data" in cause, cause
     assert list((root / "checkpoints").rglob("*.json")) == []
-    assert model_dir_entries(root) == []
 
 
 def _xor_plus_linear_frame(n: int = 800, k: int = 12, seed: int = 0) -> pd.DataFrame:
@@ -603,7 +609,12 @@ def test_a_stack_chosen_on_a_validation_channel_reports_its_cross_validated_vali
             "train": {"train.csv": csv_bytes(train, target="label", header=True)},
             "validation": {"validation.csv": csv_bytes(validation, target="label", header=True)},
         },
-        hyperparameters={"algorithm": "auto", "target": "label", "max_runtime_seconds": 600, "max_candidates": 3},
+        hyperparameters={
+            "algorithm": "auto",
+            "target": "label",
+            "max_runtime_seconds": 600,
+            "max_candidates": 3,
+        },
         content_types={"train": "text/csv", "validation": "text/csv"},
     )
     result = run_train(root, timeout=600)

@@ -604,7 +604,9 @@ def test_the_leakage_check_ends_at_its_deadline_or_a_stop_and_says_so(caplog):
         summary = explore.explore(X, y, BINARY, features, [0, 1], **bound)
         checked = [f for f in summary["features"] if "single_column_score" in f]
         assert len(checked) == (0 if "deadline" in bound else 2)
-        assert summary["incomplete"].startswith(f"the leakage check covered {len(checked)} of 6 columns: {why}")
+        assert summary["incomplete"].startswith(
+            f"the leakage check covered {len(checked)} of 6 columns: {why}"
+        )
         assert summary["incomplete"] in caplog.text
         assert len(summary["features"]) == 6  # every column is still described
     assert "incomplete" not in explore.explore(X, y, BINARY, features, [0, 1])
