@@ -324,6 +324,35 @@ def test_the_quickest_candidate_named_is_one_whose_cost_was_measured():
     assert "at least 0 s" not in error.message and "linear" not in error.message
 
 
+def test_finished_candidates_that_all_scored_nan_are_named_as_the_objective_not_the_budget(
+    tmp_path, monkeypatch
+):
+    X, y, problem_type, features = _data("regression")
+    real = search.score_predictions
+
+    def without_the_objective(*args, **kwargs):  # R2 left out, as metrics does when it is undefined
+        return {k: v for k, v in real(*args, **kwargs).items() if k != "r2"}
+
+    monkeypatch.setattr(search, "score_predictions", without_the_objective)  # the forked children too
+    settings = job.AutoSettings(max_runtime_seconds=60, objective_metric="R2", max_candidates=2)
+    with pytest.raises(DataError) as raised:
+        job.run(
+            X,
+            y,
+            problem_type=problem_type,
+            features=features,
+            classes=None,
+            settings=settings,
+            output_dir=tmp_path,
+            started=time.monotonic(),
+        )
+    assert raised.value.code == "objective_undefined"
+    assert raised.value.message.startswith(
+        "objective_metric=R2 could not be computed on the train channel's rows held out for any of the 2 "
+        "candidate(s) that finished"
+    ), raised.value.message
+
+
 @pytest.mark.parametrize(
     ("y", "problem_type", "expected"),
     [
