@@ -240,6 +240,25 @@ def test_a_restarted_job_resumes_from_its_checkpoints(tmp_path):
     assert {r["host"] for r in records} == {"algo-1"}
 
 
+def test_a_restarted_job_scores_again_the_candidates_whose_checkpoints_are_corrupt(tmp_path):
+    """A partial restore or a full disk (an empty predictions file), a foreign writer (a null
+    score): each such checkpoint is ignored with a warning and its candidate scored again."""
+    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=180, max_candidates=3)
+    (root / "checkpoints").mkdir()
+    first = run_train(root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    empty, nulled, kept = sorted((root / "checkpoints").rglob("*.json"))
+    empty.with_suffix(".npy").write_bytes(b"")
+    nulled.write_text(json.dumps({**json.loads(nulled.read_text()), "score": None}))
+    second = run_train(root)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"ignoring checkpoint {empty.name}: No data left in file" in second.stdout
+    assert f"ignoring checkpoint {nulled.name}: score is None, not a number" in second.stdout
+    assert "resuming with 1 finished candidate(s)" in second.stdout
+    assert len(re.findall(r"auto candidate \d+:", second.stdout)) == 2, "the two are scored again"
+    assert kept.exists()
+
+
 def _sigterm_when(proc, pattern: str, grace: float) -> tuple[str, str]:
     """SIGTERM once ``proc`` has logged a line matching ``pattern``; what it printed before and
     after, once it has ended within the grace period (+ 10%, as the budget)."""

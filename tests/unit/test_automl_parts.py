@@ -335,17 +335,9 @@ def test_finished_candidates_that_all_scored_nan_are_named_as_the_objective_not_
 
     monkeypatch.setattr(search, "score_predictions", without_the_objective)  # the forked children too
     settings = job.AutoSettings(max_runtime_seconds=60, objective_metric="R2", max_candidates=2)
+    problem = {"problem_type": problem_type, "features": features, "classes": None}
     with pytest.raises(DataError) as raised:
-        job.run(
-            X,
-            y,
-            problem_type=problem_type,
-            features=features,
-            classes=None,
-            settings=settings,
-            output_dir=tmp_path,
-            started=time.monotonic(),
-        )
+        job.run(X, y, **problem, settings=settings, output_dir=tmp_path, started=time.monotonic())
     assert raised.value.code == "objective_undefined"
     assert raised.value.message.startswith(
         "objective_metric=R2 could not be computed on the train channel's rows held out for any of the 2 "
