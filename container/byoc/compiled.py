@@ -46,6 +46,7 @@ logged and recorded in model.json under ``compiled``.
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
 import logging
@@ -610,13 +611,17 @@ def build(
     enabled: bool = True,
     disabled_because: str = "compiled_inference=false",
     deadline: float | None = None,
+    stopped: Callable[[], str | None] | None = None,
 ) -> CompiledModel:
     """Convert and check the final estimator(s) of a fitted pipeline on sample rows of ``frames``.
 
     ``frames`` are raw feature frames as the pipeline takes them (training, validation);
     up to :data:`PROBE_ROWS` rows of each are encoded and kept for the check at load.  Past
     ``deadline`` (``time.monotonic()``; an AutoML job's budget) the slots not yet converted stay
-    scikit-learn's, each with that reason.
+    scikit-learn's, each with that reason.  With a deadline or ``stopped`` (why the job was
+    stopped, None while it was not: an AutoML job's SIGTERM), a slot's conversion — which cannot
+    be interrupted, and took 5-7 s for one boosting model — runs in a thread that is abandoned
+    when either comes: that slot and the rest stay scikit-learn's and the model is saved.
     """
     if not enabled:
         if disabled_because != "compiled_inference=false":
@@ -627,22 +632,17 @@ def build(
     for index, (slot, sub) in enumerate(slots(pipeline)):
         estimator = _final(sub)
         step: dict[str, Any] = {"slot": slot, "estimator": type(estimator).__name__}
-        converted = (
-            "the time budget ran out before this step was compiled"
-            if deadline is not None and time.monotonic() >= deadline
-            else convert(estimator)
-        )
-        if isinstance(converted, str):
-            reason: str | None = converted
+        why_stopped = stopped() if stopped is not None else None
+        if why_stopped is not None:
+            reason: str | None = f"{why_stopped}: this step was not compiled"
+        elif deadline is not None and time.monotonic() >= deadline:
+            reason = "the time budget ran out before this step was compiled"
+        elif deadline is None and stopped is None:
+            reason, backend, model_bytes, dtype, probe = _compile_slot(index, sub, estimator, frames)
         else:
-            backend, model_bytes, dtype = converted
-            try:
-                probe = np.vstack([_encoded(sub, frame.iloc[:PROBE_ROWS]) for frame in frames])
-                compiled = restore(backend, model_bytes, dtype, estimator)
-                reason = disagreement(estimator, compiled, probe_matrix(probe, takes_nan(estimator)))
-            except Exception as exc:  # a failed check keeps scikit-learn
-                log.debug("the compiled form of step %s failed its check", index, exc_info=True)
-                reason = f"the check failed ({type(exc).__name__}: {exc})"
+            reason, backend, model_bytes, dtype, probe = _until(
+                functools.partial(_compile_slot, index, sub, estimator, frames), deadline, stopped
+            )
         if reason is None:
             step.update(backend=backend, input_dtype=dtype, key=str(index))
             if backend in MODEL_BACKENDS:
@@ -656,6 +656,60 @@ def build(
             log.info("compiled inference for %s: scikit-learn (%s)", slot, reason)
         steps.append(step)
     return CompiledModel(_summary(steps), arrays)
+
+
+_Slot = tuple[str | None, str, bytes, str, np.ndarray]
+
+
+def _compile_slot(index: int, sub: Any, estimator: Any, frames: Sequence[Any]) -> _Slot:
+    """(why not compiled or None, backend, model bytes, input dtype, probe rows) for one slot."""
+    converted = convert(estimator)
+    if isinstance(converted, str):
+        return converted, SCIKIT_LEARN, b"", "", np.empty(0)
+    backend, model_bytes, dtype = converted
+    probe = np.empty(0)
+    try:
+        probe = np.vstack([_encoded(sub, frame.iloc[:PROBE_ROWS]) for frame in frames])
+        compiled = restore(backend, model_bytes, dtype, estimator)
+        reason = disagreement(estimator, compiled, probe_matrix(probe, takes_nan(estimator)))
+    except Exception as exc:  # a failed check keeps scikit-learn
+        log.debug("the compiled form of step %s failed its check", index, exc_info=True)
+        reason = f"the check failed ({type(exc).__name__}: {exc})"
+    return reason, backend, model_bytes, dtype, probe
+
+
+def _until(
+    work: Callable[[], _Slot], deadline: float | None, stopped: Callable[[], str | None] | None
+) -> _Slot:
+    """``work()``'s result, or a reason to keep scikit-learn when ``deadline`` passes or
+    ``stopped`` says why first (the thread is left to end on its own: a daemon, its result unused)."""
+    import threading
+
+    outcome: list[_Slot] = []
+    failure: list[Exception] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except Exception as exc:  # raised again in the caller's thread, as without one
+            log.debug("compiling a step raised", exc_info=True)
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="byoc-compile", daemon=True)
+    started = time.monotonic()
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.05)
+        if thread.is_alive():
+            why = stopped() if stopped is not None else None
+            if why is None and deadline is not None and time.monotonic() >= deadline:
+                why = "the time budget ran out"
+            if why is not None:
+                abandoned = f"{why}: its compilation was abandoned after {time.monotonic() - started:.1f} s"
+                return abandoned, SCIKIT_LEARN, b"", "", np.empty(0)
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 # -- at load -------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ HEADER_HINT = (
     " (is row 1 a header row? The file was read without one, as the train channel is: give "
     "every channel's files the same layout, or set the header hyperparameter)"
 )
+STOPPED_WHILE_COMPILING = "the job was stopped (SIGTERM) while the model was compiled for serving"
 
 log = logging.getLogger("byoc.training")
 
@@ -542,13 +543,19 @@ def _train(
         "environment": output.inference_environment(fields),
     }
     progress.phase = "compiling the model for serving"
+    soft_stop = progress.soft_stop  # algorithm=auto: SIGTERM abandons a conversion, the model is saved
     compiled_form = compiled.build(
         result.pipeline,
         [split.X for split in encoded.values()],
         enabled=params["compiled_inference"] and result.compile_skipped is None,
         disabled_because=result.compile_skipped or "compiled_inference=false",
         deadline=result.compile_deadline,
+        stopped=None
+        if soft_stop is None
+        else lambda: STOPPED_WHILE_COMPILING if soft_stop.is_set() else None,
     )
+    if soft_stop is not None and soft_stop.is_set() and isinstance(metadata["details"].get("automl"), dict):
+        metadata["details"]["automl"]["stopped_early"] = True
     metadata["compiled"] = compiled_form.entry
     progress.phase = "saving the model"
     with progress.commit:

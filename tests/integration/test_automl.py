@@ -171,6 +171,48 @@ def test_an_objective_that_does_not_fit_the_problem_is_a_user_error(tmp_path):
     assert failure.startswith("hyperparameter 'objective_metric'='RMSE' does not apply to a multiclass")
 
 
+@pytest.mark.parametrize(
+    ("objective", "validation_rows", "why"),
+    [
+        ("AUC", lambda frame: frame[frame["deposit"] == "yes"].head(30), "holds a single class ('yes')"),
+        ("R2", lambda frame: frame.head(1), "holds 1 row(s): R2 needs at least 2"),
+    ],
+)
+def test_an_objective_the_validation_channel_cannot_score_is_refused_naming_it(
+    tmp_path, objective, validation_rows, why
+):
+    """Every candidate would score NaN (AUC of one class, R2 of one row): not a budget too small."""
+    frame = mixed_frame()
+    target = "deposit"
+    if objective == "R2":
+        frame = frame.assign(deposit=np.random.default_rng(0).normal(size=len(frame)))
+    root = make_ml_root(
+        tmp_path,
+        channels={
+            "train": {"train.csv": csv_bytes(frame, target=target, header=True)},
+            "validation": {"validation.csv": csv_bytes(validation_rows(frame), target=target, header=True)},
+        },
+        hyperparameters={
+            "algorithm": "auto",
+            "target": target,
+            "objective_metric": objective,
+            "max_runtime_seconds": 60,
+            "max_candidates": 2,
+        },
+        content_types={"train": "text/csv", "validation": "text/csv"},
+    )
+    result = run_train(root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    cause = read_failure(root).splitlines()[0]
+    assert cause.startswith(
+        f"objective_metric={objective} cannot be computed on the validation channel, where algorithm=auto "
+        f"scores its candidates: it {why}"
+    ), cause
+    assert "another objective_metric" in cause and "max_runtime_seconds" not in cause, cause
+    assert not re.search(r"auto candidate \d+:", result.stdout), "refused before the search"
+    assert model_dir_entries(root) == []
+
+
 def test_an_unknown_objective_is_refused_before_any_data_is_read(tmp_path):
     root = _root(tmp_path, iris_frame(), "target", objective_metric="Speed")
     result = run_train(root)
@@ -196,6 +238,25 @@ def test_a_restarted_job_resumes_from_its_checkpoints(tmp_path):
     assert {row["host"] for row in searched} == {"algo-1"}
     records = [json.loads(p.read_text()) for p in (root / "checkpoints").rglob("*.json")]
     assert {r["host"] for r in records} == {"algo-1"}
+
+
+def test_a_restarted_job_scores_again_the_candidates_whose_checkpoints_are_corrupt(tmp_path):
+    """A partial restore or a full disk (an empty predictions file), a foreign writer (a null
+    score): each such checkpoint is ignored with a warning and its candidate scored again."""
+    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=180, max_candidates=3)
+    (root / "checkpoints").mkdir()
+    first = run_train(root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    empty, nulled, kept = sorted((root / "checkpoints").rglob("*.json"))
+    empty.with_suffix(".npy").write_bytes(b"")
+    nulled.write_text(json.dumps({**json.loads(nulled.read_text()), "score": None}))
+    second = run_train(root)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"ignoring checkpoint {empty.name}: No data left in file" in second.stdout
+    assert f"ignoring checkpoint {nulled.name}: score is None, not a number" in second.stdout
+    assert "resuming with 1 finished candidate(s)" in second.stdout
+    assert len(re.findall(r"auto candidate \d+:", second.stdout)) == 2, "the two are scored again"
+    assert kept.exists()
 
 
 def _sigterm_when(proc, pattern: str, grace: float) -> tuple[str, str]:
@@ -255,6 +316,63 @@ def test_sigterm_before_any_candidate_finished_stops_without_a_model(tmp_path):
     assert model_dir_entries(root) == []
 
 
+# The exploration's leakage check costs 1.5 s a column (as on a table of thousands of columns,
+# made deterministic): 20 columns take 30 s unless the exploration keeps to its share.
+SLOW_LEAKAGE_CHECK = """
+import time
+from byoc.automl import explore
+def slow(*args, **kwargs):
+    time.sleep(1.5)
+    return None
+explore._leak_score = slow
+"""
+
+
+def _wide_iris() -> pd.DataFrame:
+    frame = iris_frame()
+    noise = np.random.default_rng(0).normal(size=(len(frame), 16))
+    return pd.concat([frame, pd.DataFrame(noise, columns=[f"noise_{i}" for i in range(16)])], axis=1)
+
+
+def test_the_exploration_keeps_to_its_share_of_the_budget_and_says_what_it_left_out(tmp_path):
+    budget = 25
+    root = _root(tmp_path, _wide_iris(), "target", max_runtime_seconds=budget)
+    started = time.monotonic()
+    proc = start_train(root, patch=SLOW_LEAKAGE_CHECK)
+    out = proc.communicate(timeout=budget * 4)[0]
+    wall = time.monotonic() - started
+    assert wall <= budget * 1.1, f"the train process took {wall:.1f} s for a {budget} s budget: {out}"
+    assert "exploration: the leakage check covered" in out, out
+    exploration = json.loads((root / "output" / "data" / "exploration.json").read_text())
+    assert re.match(
+        r"the leakage check covered \d+ of 20 columns: its share of the time budget ran out",
+        exploration["incomplete"],
+    ), exploration
+    if proc.returncode == 1:  # a machine so busy that the budget went to starting and reading
+        assert read_failure(root).startswith("no AutoML candidate finished within"), out
+        return
+    assert proc.returncode == 0, out
+    assert "Leakage check of the exploration" in (root / "output" / "data" / "report.html").read_text()
+
+
+def test_sigterm_during_the_exploration_stops_at_once(tmp_path):
+    root = _root(tmp_path, _wide_iris(), "target", max_runtime_seconds=3600)
+    proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": "60"}, patch=SLOW_LEAKAGE_CHECK)
+    seen = read_until(proc, r"auto: the report's plotting library loaded")
+    proc.send_signal(15)
+    signalled = time.monotonic()
+    out = seen + proc.communicate(timeout=120)[0]
+    after = time.monotonic() - signalled
+    assert proc.returncode == 143, out
+    assert after <= 10, f"the job ended {after:.1f} s after SIGTERM: {out}"
+    cause = read_failure(root).splitlines()[0]
+    assert (
+        cause.startswith("Training job stopped by a stop signal")
+        and "no AutoML candidate had finished" in cause
+    )
+    assert model_dir_entries(root) == []
+
+
 # The final refit never ends (a refit too heavy for the time left, made deterministic): it runs
 # in its own child process, which the job kills at its deadline.
 ENDLESS_REFIT = """
@@ -298,16 +416,22 @@ def test_sigterm_during_the_final_refit_saves_the_model_cross_validation_kept_wi
     assert np.mean([a == b for a, b in zip(labels, truth, strict=True)]) >= 0.7
 
 
+def _saved_within_the_budget(root: Path, budget: float, patch: str) -> str:
+    """Run ``train`` with ``patch``; it must save a model (exit 0) within the budget + 10%."""
+    started = time.monotonic()
+    proc = start_train(root, patch=patch)
+    out = proc.communicate(timeout=budget * 4)[0]
+    wall = time.monotonic() - started
+    assert proc.returncode == 0, out
+    assert wall <= budget * 1.1, f"the train process took {wall:.1f} s for a {budget} s budget: {out}"
+    return out
+
+
 def test_a_refit_past_the_budget_saves_the_model_cross_validation_kept_within_the_budget(tmp_path):
     """No stop signal: the budget's end cuts the refit the same way (budget + 10% holds)."""
     budget = 40
     root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=budget, max_candidates=2)
-    started = time.monotonic()
-    proc = start_train(root, patch=ENDLESS_REFIT)
-    out = proc.communicate(timeout=budget * 3)[0]
-    wall = time.monotonic() - started
-    assert proc.returncode == 0, out
-    assert wall <= budget * 1.1, f"the train process took {wall:.1f} s for a {budget} s budget"
+    _saved_within_the_budget(root, budget, ENDLESS_REFIT)
     automl = json.loads((root / "model" / "model.json").read_text())["details"]["automl"]
     assert automl["saved_from_cross_validation"] is True
     assert "was stopped after" in automl["refit_cut"] and "the time budget ran out" in automl["refit_cut"]
@@ -339,6 +463,51 @@ def test_sigterm_during_a_refit_with_no_model_kept_stops_naming_the_refit(tmp_pa
         cause,
     ), cause
     assert model_dir_entries(root) == []
+
+
+# The conversion for serving never ends (onnx's conversion of a large boosting model, made
+# deterministic): it cannot be interrupted, so the job must stop waiting for it.
+ENDLESS_COMPILATION = """
+import time
+from byoc import compiled
+def endless(estimator):
+    print("test: converting the model for serving", flush=True)
+    time.sleep(3600)
+compiled.convert = endless
+"""
+
+
+def _compile_skipped(root: Path) -> str:
+    model = json.loads((root / "model" / "model.json").read_text())
+    [step] = model["compiled"]["steps"]
+    assert step["backend"] == "scikit-learn" and model["compiled"]["file"] is None, model["compiled"]
+    return str(step["reason"])
+
+
+def test_sigterm_during_the_compilation_for_serving_saves_the_model_uncompiled(tmp_path):
+    grace = 20
+    frame = iris_frame()
+    root = _root(tmp_path, frame, "target", max_runtime_seconds=3600, max_candidates=1)
+    proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": str(grace)}, patch=ENDLESS_COMPILATION)
+    seen, rest = _sigterm_when(proc, r"test: converting the model for serving", grace)
+    assert proc.returncode == 0, seen + rest
+    assert "received while compiling the model for serving" in rest, rest
+    assert read_failure(root) is None
+    reason = _compile_skipped(root)
+    assert reason.startswith(
+        "the job was stopped (SIGTERM) while the model was compiled for serving: its compilation was abandoned"
+    ), reason
+    model = json.loads((root / "model" / "model.json").read_text())
+    assert model["details"]["automl"]["stopped_early"] is True
+    assert len(_served_predictions(root, frame, "target", 5)) == 5
+
+
+def test_a_compilation_past_the_budget_is_abandoned_and_the_model_saved_within_it(tmp_path):
+    budget = 30
+    root = _root(tmp_path, iris_frame(), "target", max_runtime_seconds=budget, max_candidates=1)
+    _saved_within_the_budget(root, budget, ENDLESS_COMPILATION)
+    reason = _compile_skipped(root)
+    assert reason.startswith("the time budget ran out: its compilation was abandoned after"), reason
 
 
 def _heavy_frame() -> pd.DataFrame:
@@ -388,6 +557,14 @@ def test_a_class_too_rare_to_cross_validate_is_a_user_error_naming_it(tmp_path):
     assert model_dir_entries(root) == []
 
 
+def _failed_with_patch(root: Path, patch: str, returncode: int) -> str:
+    """Run ``train`` with ``patch``: it must fail with ``returncode`` and no model; the cause line."""
+    result = run_train_patched(root, patch)
+    assert result.returncode == returncode, result.stdout + result.stderr
+    assert model_dir_entries(root) == []
+    return read_failure(root).splitlines()[0]
+
+
 def test_candidates_that_all_fail_in_our_code_are_a_fault_named_with_their_errors(tmp_path):
     """Every candidate failing in byoc's own code (here a ValueError from a broken build) is a
     fault (exit 2), and the failure says which and why; only scikit-learn refusing the data is
@@ -399,13 +576,30 @@ def test_candidates_that_all_fail_in_our_code_are_a_fault_named_with_their_error
         "    raise ValueError(f'cannot build {candidate.family}')\n"
         "candidates.build = broken\n"
     )
-    result = run_train_patched(root, patch)
-    assert result.returncode == 2, result.stdout + result.stderr
-    cause = read_failure(root).splitlines()[0]
+    cause = _failed_with_patch(root, patch, 2)
     assert "no AutoML candidate finished: 3 failed (" in cause, cause
     for family in ("gradient_boosting", "linear", "random_forest"):
         assert re.search(rf"{family}-\S+: ValueError: cannot build {family}", cause), cause
-    assert model_dir_entries(root) == []
+
+
+def test_candidates_killed_for_memory_are_a_user_error_naming_memory_and_retried_after_a_restart(tmp_path):
+    """The kernel's OOM killer SIGKILLs the forked child that ran out of memory (simulated: the
+    fit kills its own process): the instance's memory, not a bug of byoc's (exit 1, not 2); and
+    such a failure is not checkpointed, so a job restarted on a larger instance scores it again."""
+    root = _root(tmp_path, iris_frame(), "target", max_runtime_seconds=30, max_candidates=3)
+    (root / "checkpoints").mkdir()
+    patch = (
+        "import os, signal\n"
+        "import byoc.automl.search as search\n"
+        "search.fit_candidate = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    cause = _failed_with_patch(root, patch, 1)
+    assert cause.startswith(
+        "no AutoML candidate could be fitted to the training data: the process scoring each of the 3 "
+        "failed candidate(s) was killed by signal 9"
+    ), cause
+    assert "use an instance type with more memory, or train on a sample of the data" in cause, cause
+    assert list((root / "checkpoints").rglob("*.json")) == []
 
 
 def _xor_plus_linear_frame(n: int = 800, k: int = 12, seed: int = 0) -> pd.DataFrame:
@@ -419,6 +613,38 @@ def _xor_plus_linear_frame(n: int = 800, k: int = 12, seed: int = 0) -> pd.DataF
     log_odds = 2.0 * np.where((a > 0.5) ^ (b > 0.5), 1, -1) + z @ np.full(k, 0.6) + rng.normal(0, 0.5, n)
     frame = pd.DataFrame(z, columns=[f"z{i}" for i in range(k)]).assign(a=a, b=b)
     return frame.assign(label=np.where(log_odds > 0, "yes", "no"))
+
+
+def test_a_stack_chosen_on_a_validation_channel_reports_its_cross_validated_validation_score(tmp_path):
+    """The stack's meta-model is fitted on the validation rows' predictions: the logged
+    validation:<metric> is its cross-validated score there, not its in-sample one."""
+    from byoc.automl import stack
+
+    frame = _xor_plus_linear_frame(n=1200)
+    train, validation = frame.iloc[:800], frame.iloc[800:]
+    root = make_ml_root(
+        tmp_path,
+        channels={
+            "train": {"train.csv": csv_bytes(train, target="label", header=True)},
+            "validation": {"validation.csv": csv_bytes(validation, target="label", header=True)},
+        },
+        hyperparameters={
+            "algorithm": "auto",
+            "target": "label",
+            "max_runtime_seconds": 600,
+            "max_candidates": 3,
+        },
+        content_types={"train": "text/csv", "validation": "text/csv"},
+    )
+    result = run_train(root, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    model = json.loads((root / "model" / "model.json").read_text())
+    automl = model["details"]["automl"]
+    [member] = automl["members"]
+    assert member["name"].startswith(f"{stack.FAMILY}-"), automl  # the stack won on these rows
+    assert "meta-model was fitted on the validation channel" in result.stdout
+    assert model["metrics"]["validation"]["f1"] == pytest.approx(automl["held_out_score"])
+    assert f"validation:f1={automl['held_out_score']:.6f}" in result.stdout
 
 
 def test_a_stacked_ensemble_is_chosen_when_it_scores_best_beyond_the_noise_and_is_served_as_trained(

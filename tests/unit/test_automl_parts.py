@@ -5,6 +5,7 @@ tests/integration/test_automl.py)."""
 from __future__ import annotations
 
 import base64
+import json
 import multiprocessing
 import re
 import threading
@@ -21,6 +22,7 @@ from byoc.automl import (
     blend,
     candidates,
     checkpoints,
+    choice,
     explore,
     isolated,
     job,
@@ -302,6 +304,47 @@ def test_every_candidate_refused_by_the_data_is_a_user_error_naming_their_errors
     assert not isinstance(error, DataError) and "3 failed" in str(error)
 
 
+def test_the_quickest_candidate_named_is_one_whose_cost_was_measured():
+    # seen in a job: the second candidate started as the search's time ran out and was killed at once
+    ctx = _context("binary")
+    measured = search.Result(
+        candidates.Candidate("gradient_boosting", candidates.ORDINAL),
+        search.STOPPED,
+        fit_seconds=2.3,
+        folds_done=ctx.plan.folds - 2,
+    )
+    killed = search.Result(
+        candidates.Candidate("linear", candidates.ONEHOT, {"C": 1.0}), search.STOPPED, fit_seconds=0.02
+    )
+    error = job.nothing_finished(
+        [measured, killed], budget=15, before_search=7, reserve=6, plan=ctx.plan, costs=search.CostModel()
+    )
+    assert isinstance(error, HyperparameterError) and error.code == "budget_too_small"
+    assert "the quickest candidate, gradient_boosting-ordinal, needed about" in error.message
+    assert "at least 0 s" not in error.message and "linear" not in error.message
+
+
+def test_finished_candidates_that_all_scored_nan_are_named_as_the_objective_not_the_budget(
+    tmp_path, monkeypatch
+):
+    X, y, problem_type, features = _data("regression")
+    real = search.score_predictions
+
+    def without_the_objective(*args, **kwargs):  # R2 left out, as metrics does when it is undefined
+        return {k: v for k, v in real(*args, **kwargs).items() if k != "r2"}
+
+    monkeypatch.setattr(search, "score_predictions", without_the_objective)  # the forked children too
+    settings = job.AutoSettings(max_runtime_seconds=60, objective_metric="R2", max_candidates=2)
+    problem = {"problem_type": problem_type, "features": features, "classes": None}
+    with pytest.raises(DataError) as raised:
+        job.run(X, y, **problem, settings=settings, output_dir=tmp_path, started=time.monotonic())
+    assert raised.value.code == "objective_undefined"
+    assert raised.value.message.startswith(
+        "objective_metric=R2 could not be computed on the train channel's rows held out for any of the 2 "
+        "candidate(s) that finished"
+    ), raised.value.message
+
+
 @pytest.mark.parametrize(
     ("y", "problem_type", "expected"),
     [
@@ -381,6 +424,30 @@ def test_an_ensemble_clearly_better_than_every_single_model_is_chosen():
     plan = search.make_plan(y, REGRESSION, seed=0)
     chosen, _, _ = choose(options, y, plan, objective.resolve("RMSE", REGRESSION), REGRESSION, 0)
     assert chosen.name == "blend"
+
+
+def test_the_log_of_a_chosen_stack_gives_the_noise_of_its_difference(caplog):
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=600)
+    plan = search.make_plan(y, REGRESSION, seed=0)
+    goal = objective.resolve("MSE", REGRESSION)
+    simple, stacked = y + rng.normal(scale=1.0, size=600), y + rng.normal(scale=0.7, size=600)
+
+    def result(name: str, oof: np.ndarray) -> search.Result:
+        return search.Result(
+            candidates.Candidate(name, candidates.ORDINAL),
+            search.COMPLETED,
+            score=float(np.mean((oof - y) ** 2)),
+            oof=oof,
+        )
+
+    best = result("linear", simple)
+    scored = stack.Scored(result(stack.FAMILY, stacked), [best])
+    caplog.set_level("INFO")
+    assert job._stack_beyond_noise(scored, [(best, 1.0)], best.score, y, plan, goal, REGRESSION, 0)
+    losses = [choice.split_losses(p, y, plan, goal, REGRESSION, 0) for p in (simple, stacked)]
+    expected = choice.noise(losses[0] - losses[1], plan)
+    assert expected > 0 and f"noise of the difference {expected:.6f}" in caplog.text
 
 
 def test_one_held_out_split_has_no_noise_estimate_so_the_best_score_wins():
@@ -495,6 +562,26 @@ def test_finished_candidates_round_trip_through_checkpoints(tmp_path):
     assert other != key and checkpoints.Checkpoints(tmp_path, other).load() == []
 
 
+@pytest.mark.parametrize("damage", ["empty_predictions", "null_score", "string_time", "not_an_object"])
+def test_a_corrupt_checkpoint_is_ignored_and_its_candidate_scored_again(tmp_path, damage, caplog):
+    ctx = _context("binary")
+    result = search.evaluate(candidates.Candidate("linear", candidates.ONEHOT, {"C": 0.5}), ctx)
+    store = checkpoints.Checkpoints(tmp_path, "key")
+    store.save(result)
+    (record_file,) = store.folder.glob("*.json")
+    record = json.loads(record_file.read_text())
+    if damage == "empty_predictions":  # a partial restore from S3, a full disk
+        record_file.with_suffix(".npy").write_bytes(b"")
+    elif damage == "null_score":
+        record_file.write_text(json.dumps({**record, "score": None}))
+    elif damage == "string_time":
+        record_file.write_text(json.dumps({**record, "fit_seconds": "3"}))
+    else:
+        record_file.write_text("[1, 2]")
+    assert checkpoints.restore(store, (len(ctx.y),)) == []
+    assert "ignoring checkpoint" in caplog.text
+
+
 # -- exploration and report ---------------------------------------------------------------------
 def test_exploration_warns_of_constant_id_like_and_leaking_columns():
     rng = np.random.default_rng(0)
@@ -504,6 +591,7 @@ def test_exploration_warns_of_constant_id_like_and_leaking_columns():
             "noise": rng.normal(size=400),
             "constant": np.ones(400),
             "row_id": [f"id-{i}" for i in range(400)],
+            "customer": rng.permutation(400) + 10_000,  # whole numbers, float64 once coerced
             "leak": np.where(y == 1, "yes", "no"),
         }
     )
@@ -511,10 +599,38 @@ def test_exploration_warns_of_constant_id_like_and_leaking_columns():
     X = preprocessing.coerce_features(X, features, where="test")
     summary = explore.explore(X, y, BINARY, features, [0, 1])
     kinds = {(w["column"], w["kind"]) for w in summary["warnings"]}
-    assert kinds == {("constant", "constant"), ("row_id", "id_like"), ("leak", "leakage_suspect")}
+    assert kinds == {
+        ("constant", "constant"),
+        ("row_id", "id_like"),
+        ("customer", "id_like"),
+        ("leak", "leakage_suspect"),
+    }
     by_name = {f["name"]: f for f in summary["features"]}
     assert by_name["row_id"]["cardinality"] == 400 and by_name["noise"]["type"] == "numeric"
     assert sum(c["count"] for c in summary["target"]["classes"].values()) == 400
+
+
+def test_the_leakage_check_ends_at_its_deadline_or_a_stop_and_says_so(caplog):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    X = pd.DataFrame(rng.normal(size=(200, 6)), columns=[f"c{i}" for i in range(6)])
+    features = preprocessing.feature_schema(X)
+    X = preprocessing.coerce_features(X, features, where="test")
+    calls = iter(range(100))
+    cases = {
+        "its share of the time budget ran out": {"deadline": time.monotonic() - 1},
+        "the job was stopped": {"stopped": lambda: next(calls) >= 2},  # two columns checked first
+    }
+    for why, bound in cases.items():
+        summary = explore.explore(X, y, BINARY, features, [0, 1], **bound)
+        checked = [f for f in summary["features"] if "single_column_score" in f]
+        assert len(checked) == (0 if "deadline" in bound else 2)
+        assert summary["incomplete"].startswith(
+            f"the leakage check covered {len(checked)} of 6 columns: {why}"
+        )
+        assert summary["incomplete"] in caplog.text
+        assert len(summary["features"]) == 6  # every column is still described
+    assert "incomplete" not in explore.explore(X, y, BINARY, features, [0, 1])
 
 
 @pytest.mark.parametrize("kind", ["binary", "regression"])

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from byoc.automl.candidates import Candidate
-from byoc.automl.search import COMPLETED, FAILED, Plan, Result
+from byoc.automl.search import COMPLETED, FAILED, MEMORY, Plan, Result
 
 log = logging.getLogger(__name__)
 FOLDER = "byoc-automl"
@@ -48,8 +48,10 @@ class Checkpoints:
         return hashlib.sha256(candidate.name.encode()).hexdigest()[:16]
 
     def save(self, result: Result) -> None:
-        if result.status not in (COMPLETED, FAILED):
-            return  # stopped or skipped candidates are tried again after a restart
+        if result.status not in (COMPLETED, FAILED) or result.blame == MEMORY:
+            # stopped or skipped candidates are tried again after a restart, and so are those
+            # killed for memory (the job may be restarted on an instance with more)
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
         stem = self._stem(result.candidate)
         oof = result.oof
@@ -77,10 +79,14 @@ class Checkpoints:
         for path in sorted(self.folder.glob("*.json")):
             try:
                 record = json.loads(path.read_text())
+                _check(record)
                 candidate = Candidate(record["family"], record["encoding"], record["params"])
                 oof = None
                 if record["status"] == COMPLETED:
+                    # an empty or truncated file (a partial restore, a full disk) raises EOFError
                     oof = np.load(path.with_suffix(".npy"), allow_pickle=False)
+                    if oof.ndim not in (1, 2) or not np.issubdtype(oof.dtype, np.number):
+                        raise ValueError(f"its predictions are a {oof.ndim}-d {oof.dtype} array")
                 results.append(
                     Result(
                         candidate,
@@ -96,11 +102,32 @@ class Checkpoints:
                         blame=record.get("blame", ""),
                     )
                 )
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+            except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
                 log.warning("auto: ignoring checkpoint %s: %s", path.name, exc)
         if results:
             log.info("auto: resuming with %d finished candidate(s) from %s", len(results), self.folder)
         return results
+
+
+def _check(record: object) -> None:
+    """Refuse a record whose fields are not what :meth:`Checkpoints.save` writes (an older or
+    foreign writer, a hand edit): a null score or time would fail later, as a bug of ours."""
+    if not isinstance(record, dict):
+        raise TypeError("not a JSON object")
+    if record.get("status") not in (COMPLETED, FAILED):
+        raise ValueError(f"status {record.get('status')!r}")
+    for name in ("family", "encoding", "message"):
+        if not isinstance(record.get(name, ""), str):
+            raise TypeError(f"{name} is not a string")
+    if not isinstance(record.get("params"), dict):
+        raise TypeError("params is not an object")
+    numbers = ["fit_seconds"] + (["score", "std"] if record["status"] == COMPLETED else [])
+    for name in numbers:
+        value = record.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} is {value!r}, not a number")
+    if not isinstance(record.get("metrics"), dict):
+        raise TypeError("metrics is not an object")
 
 
 def _atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:

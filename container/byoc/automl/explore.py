@@ -10,7 +10,9 @@ output/data/exploration.json and summarised in the log.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import math
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,6 +55,16 @@ def _column(name: str, s: pd.Series, feature: Feature) -> dict[str, Any]:
         top = s.value_counts(dropna=True).head(5)
         info["top_values"] = {str(k): int(v) for k, v in top.items()}
     return info
+
+
+def _integral(s: pd.Series) -> bool:
+    """Whether a numeric column holds whole numbers only (IDs, counts): the values, not the dtype —
+    the training flow hands numeric columns over as float64."""
+    if pd.api.types.is_integer_dtype(s.dtype):
+        return True
+    values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    finite = values[np.isfinite(values)]
+    return bool(finite.size) and bool(np.all(finite == np.round(finite)))
 
 
 def _target(y: np.ndarray, problem_type: str, classes: Sequence[Any] | None) -> dict[str, Any]:
@@ -108,9 +120,17 @@ def explore(
     classes: Sequence[Any] | None = None,
     *,
     seed: int = 0,
+    deadline: float = math.inf,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> dict[str, Any]:
-    """The exploration summary (JSON-able) with its warnings."""
+    """The exploration summary (JSON-able) with its warnings.
+
+    The leakage check (a tree fit per column: most of the time on a wide table) ends at
+    ``deadline`` (``time.monotonic()``) or when ``stopped()``: the columns not reached get no
+    leakage check, and the summary's ``incomplete`` says so."""
     n = len(X)
+    cut = ""
+    checked = 0
     columns = [_column(f.name, X[f.name], f) for f in features]
     warnings: list[dict[str, str]] = []
     sample = np.random.default_rng(seed).choice(n, size=min(n, LEAK_ROWS), replace=False)
@@ -126,7 +146,7 @@ def explore(
                 }
             )
             continue
-        integral_or_text = feature.kind == CATEGORICAL or pd.api.types.is_integer_dtype(X[name].dtype)
+        integral_or_text = feature.kind == CATEGORICAL or _integral(X[name])
         if integral_or_text and n >= MIN_ROWS_FOR_CHECKS and info["cardinality"] >= ID_LIKE_SHARE * n:
             warnings.append(
                 {
@@ -136,7 +156,13 @@ def explore(
                     f"({info['cardinality']} of {n}): an ID cannot generalise; drop it",
                 }
             )
-        if n >= MIN_ROWS_FOR_CHECKS:
+        if n >= MIN_ROWS_FOR_CHECKS and not cut:
+            if stopped():
+                cut = "the job was stopped (SIGTERM)"
+            elif time.monotonic() >= deadline:
+                cut = "its share of the time budget ran out"
+        if n >= MIN_ROWS_FOR_CHECKS and not cut:
+            checked += 1
             score = _leak_score(X[name].iloc[sample], feature, y_sample, problem_type, seed)
             info["single_column_score"] = None if score is None else round(score, 6)
             if score is not None and score >= LEAK_SCORE:
@@ -158,6 +184,11 @@ def explore(
         "features": columns,
         "warnings": warnings,
     }
+    if cut:
+        summary["incomplete"] = (
+            f"the leakage check covered {checked} of {len(features)} columns: {cut} "
+            "(the search goes on without it)"
+        )
     log.info(
         "exploration: %d rows, %d columns (%d numeric, %d categorical); target: %s",
         n,
@@ -168,6 +199,8 @@ def explore(
     )
     for warning in warnings:
         log.warning("exploration: %s", warning["message"])
+    if cut:
+        log.warning("exploration: %s", summary["incomplete"])
     return summary
 
 

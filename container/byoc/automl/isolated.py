@@ -61,6 +61,7 @@ class Ended:
     crashed: str = ""  # how it ended without a result, when it did
     seconds: float = 0.0
     progress: tuple[Any, ...] = ()  # the last progress report
+    exitcode: int | None = None  # a crashed child's (negative: the signal that killed it)
 
 
 def _child(work: Work, pipe: Connection, libc: Any) -> None:
@@ -95,6 +96,7 @@ def run(work: Work, deadline: Deadline) -> Ended:
                     crashed=_crash_cause(child.exitcode),
                     seconds=time.monotonic() - started,
                     progress=progress,
+                    exitcode=child.exitcode,
                 )
             if message is None:
                 continue
@@ -147,7 +149,10 @@ def evaluate(
         after = f" after {ended.seconds:.1f} s: {ended.killed}"
         return _unfinished(candidate, ctx, search.STOPPED, folds, ended.seconds, "stopped", after)
     what = f"the process scoring it {ended.crashed}"
-    return _unfinished(candidate, ctx, search.FAILED, folds, fit_seconds, what)
+    failed = _unfinished(candidate, ctx, search.FAILED, folds, fit_seconds, what)
+    if ended.exitcode == -signal.SIGKILL:  # not killed by us (that is ended.killed): the OOM killer
+        failed.blame = search.MEMORY
+    return failed
 
 
 def refit(

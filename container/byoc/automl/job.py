@@ -56,6 +56,9 @@ PLOT_SECONDS = 3.0  # what the report's plots need at least (matplotlib's import
 # on 10,000 rows ended with 10.2 s left and its blend was served uncompiled
 COMPILE_SHARE = 0.05
 MIN_COMPILE_SECONDS = 5.0
+# the exploration's leakage check ends after this share of the budget: 2 s of explore() on
+# 70,000 x 20 or 1,257 x 64 (a loaded 2-CPU machine) against 9 s of a 60 s budget
+EXPLORE_SHARE = 0.15
 IMPORTANCE_ROWS = 1000
 IMPORTANCE_REPEATS = 3
 FRESH_PROCESS_SECONDS = 120.0  # the job shell starts within this of the process (imports, under load)
@@ -233,7 +236,16 @@ def nothing_finished(
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
         rest = len(results) - len(failed)
         tail = f"; {rest} other candidate(s) were stopped or skipped when the time ran out" if rest else ""
-        if all(r.blame == search.DATA for r in failed):
+        if all(r.blame == search.MEMORY for r in failed):
+            return DataError(
+                f"no AutoML candidate could be fitted to the training data: the process scoring each "
+                f"of the {len(failed)} failed candidate(s) was killed by signal 9 — how the kernel "
+                f"ends a process when the instance runs out of memory ({named}{more}){tail}; use an "
+                "instance type with more memory, or train on a sample of the data (a restarted job "
+                "scores these candidates again)",
+                code="data_not_fittable",
+            )
+        if all(r.blame in (search.DATA, search.MEMORY) for r in failed):
             return DataError(
                 f"no AutoML candidate could be fitted to the training data: scikit-learn refused "
                 f"it in each of the {len(failed)} failed candidate(s) ({named}{more}){tail}; fix the "
@@ -242,13 +254,19 @@ def nothing_finished(
                 code="data_not_fittable",
             )
         return RuntimeError(f"no AutoML candidate finished: {len(failed)} failed ({named}{more}){tail}")
-    known = [(n, r) for r in results if (n := _needed(r, plan, costs)) is not None]
+    had = max(budget - before_search - reserve, 0.0)
+    # measured ("about") costs first; a lower bound ("at least", a candidate killed during its
+    # first fold) within the time the search had explains nothing (one killed at once: "0 s")
+    known = [
+        (n, r)
+        for r in results
+        if (n := _needed(r, plan, costs)) is not None and (n[1] == "about" or n[0] > had)
+    ]
     if known:
-        (seconds, bound, how), quickest = min(known, key=lambda item: item[0][0])
+        (seconds, bound, how), quickest = min(known, key=lambda item: (item[0][1] != "about", item[0][0]))
         why = (
             f"the quickest candidate, {quickest.name}, needed {bound} {seconds:.0f} s for the "
-            f"{plan.folds} folds of {plan.description} ({how}), but the search had "
-            f"{max(budget - before_search - reserve, 0.0):.0f} s"
+            f"{plan.folds} folds of {plan.description} ({how}), but the search had {had:.0f} s"
         )
     else:
         seconds = 0.0
@@ -375,6 +393,31 @@ def _check_rows(y: np.ndarray, problem_type: str, labels: Sequence[Any], target:
     )
 
 
+def _objective_undefined(
+    y_held: np.ndarray, goal: objective.Objective, labels: Sequence[Any], where: str
+) -> Exception | None:
+    """A user error when ``goal`` cannot be computed on the held-out rows ``y_held`` (every
+    candidate would score NaN, whatever the budget), else None.  ``where`` names those rows."""
+    from byoc.errors import DataError
+
+    values = np.asarray(y_held)
+    if goal.key == "auc" and len(np.unique(values)) < 2:
+        present = [str(labels[int(v)]) if int(v) < len(labels) else str(v) for v in np.unique(values)]
+        why = f"holds a single class ({', '.join(repr(p) for p in present) or 'none'}): AUC needs both"
+    elif goal.key == "r2" and len(values) < 2:
+        why = f"holds {len(values)} row(s): R2 needs at least 2"
+    elif goal.key == "r2" and np.ptp(values.astype(float)) == 0:
+        why = f"holds a single target value ({float(values[0]):g}): R2 is undefined without variance"
+    else:
+        return None
+    return DataError(
+        f"objective_metric={goal.name} cannot be computed on {where}, where algorithm=auto scores its "
+        f"candidates: it {why}. Give a validation channel with more rows of every kind, or choose "
+        f"another objective_metric (one of {', '.join(objective.names(goal.problem_type))})",
+        code="objective_undefined",
+    )
+
+
 def _stopped_choice(
     ranked: Sequence[search.Result], costs: search.CostModel, folds: int, deadline: float
 ) -> tuple[search.Result, str]:
@@ -411,7 +454,13 @@ def _stack_beyond_noise(
         "the blend" if len(chosen) > 1 else chosen[0][0].name, np.asarray(held_out), score, 0
     )
     ensemble = choice.Option(stacked.result.name, np.asarray(stacked.result.oof), stacked.result.score, 1)
-    picked, _, margin = choice.choose([simpler, ensemble], y_held, plan, goal, problem_type, n_classes)
+    picked, _, _ = choice.choose([simpler, ensemble], y_held, plan, goal, problem_type, n_classes)
+    # choose() returns the chosen option's own margin (0 for the best): log the difference's noise
+    losses = [
+        choice.split_losses(o.predictions, y_held, plan, goal, problem_type, n_classes)
+        for o in (simpler, ensemble)
+    ]
+    margin = choice.ONE_STANDARD_ERROR * choice.noise(losses[0] - losses[1], plan)
     log.info(
         "auto: %s: the stack scores %s=%.6f against %.6f for %s; noise of the difference %.6f",
         "stacked ensemble chosen" if picked is ensemble else "no stacked ensemble",
@@ -502,6 +551,12 @@ def run(
         X_all, y_all = X.reset_index(drop=True), np.asarray(y)
         plan = search.make_plan(y_all, problem_type, seed=settings.seed)
     log.info("auto: candidates are scored on %s", plan.description)
+    held_out_rows = (
+        "the validation channel" if validation is not None else "the train channel's rows held out"
+    )
+    undefined = _objective_undefined(y_all[plan.covered], goal, classes or [], held_out_rows)
+    if undefined is not None:
+        raise undefined
     ctx = search.Context(
         X_all,
         y_all,
@@ -537,7 +592,17 @@ def run(
             costs=search.CostModel(),
         )
     log.info("auto: the report's plotting library loaded in %.1f s", report.load_plotting())
-    exploration = explore.explore(X, y, problem_type, features, classes, seed=settings.seed)
+    exploration = explore.explore(
+        X,
+        y,
+        problem_type,
+        features,
+        classes,
+        seed=settings.seed,
+        # a share of the budget (a wide table's leakage check took 39 s of a 15 s budget)
+        deadline=min(time.monotonic() + EXPLORE_SHARE * budget, hard_deadline - reserve_report),
+        stopped=stop.is_set,
+    )
     _write_text(output_dir / "exploration.json", json.dumps(exploration, indent=2, default=str))
 
     def finish_by() -> float:
@@ -575,6 +640,17 @@ def run(
         from byoc.errors import JobStopped
 
         raise JobStopped(f"no AutoML candidate had finished ({len(results)} started)")
+    unscored = [r for r in results if r.status == search.COMPLETED and not math.isfinite(r.score)]
+    if not ranked and unscored:  # every fold's rows, or one of them, leave the objective undefined
+        from byoc.errors import DataError
+
+        raise DataError(
+            f"objective_metric={goal.name} could not be computed on {held_out_rows} for any of the "
+            f"{len(unscored)} candidate(s) that finished (NaN: e.g. a cross-validation fold whose "
+            "held-out rows hold a single class or target value); add rows, give a validation channel, "
+            f"or choose another objective_metric (one of {', '.join(objective.names(goal.problem_type))})",
+            code="objective_undefined",
+        )
     if not ranked:
         raise nothing_finished(
             results,
@@ -592,6 +668,8 @@ def run(
     weights, blend_score = blend.select(ranked, y_held, goal, problem_type, n_classes, initial=initial)
     best = ranked[0]
     left_out: dict[str, str] = {}
+    if "incomplete" in exploration:
+        left_out["Leakage check of the exploration"] = exploration["incomplete"]
     not_refitted = ""  # after a stop: why the model the cross-validation kept is saved unrefitted
     if stop.is_set():  # within the grace period: one refit, no blend or stack
         best, not_refitted = _stopped_choice(ranked, finder.costs, plan.folds, finish_by() - PLOT_SECONDS)
@@ -817,6 +895,17 @@ def fit_step(inputs: FitInput) -> FitOutput:
             for name, data in inputs.channels.items()
         }
     if validation is None:  # the held-out estimate stands in for a validation channel
+        scores["validation"] = outcome.held_out_metrics
+    elif isinstance(estimator, stack.Stack):
+        # the stack's meta-model was fitted on the validation rows' predictions: scoring it there
+        # again is in-sample; its cross-validated score on those rows (what chose it) is not
+        log.info(
+            "auto: the stacked ensemble's meta-model was fitted on the validation channel: its "
+            "validation metrics are its cross-validated score there (%s=%.6f), not its in-sample %.6f",
+            outcome.objective.name,
+            outcome.held_out_metrics.get(outcome.objective.key, float("nan")),
+            scores["validation"].get(outcome.objective.key, float("nan")),
+        )
         scores["validation"] = outcome.held_out_metrics
     details = dict(outcome.details)
     elapsed = time.monotonic() - job_started

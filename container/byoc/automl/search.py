@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 COMPLETED, FAILED, STOPPED, SKIPPED = "Completed", "Failed", "Stopped", "Skipped"
 DATA = "data"  # Result.blame: the library refused the data (the user's to fix), not a bug of ours
+# Result.blame: the process scoring it was SIGKILLed, not by the job — the kernel's OOM killer:
+# the instance's memory, the user's to fix (not checkpointed: a restart on a larger one retries it)
+MEMORY = "memory"
 MIN_CLASS_ROWS = 2  # stratified k-fold: every fold's training rows must hold every class
 MIN_REGRESSION_ROWS = 5  # 5-fold cross-validation
 # Where scikit-learn checks its input: a ValueError raised there is about the data.
