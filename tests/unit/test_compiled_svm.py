@@ -196,3 +196,19 @@ def test_a_value_that_is_not_finite_gets_scikit_learns_own_error(classes):
         row[0, 0] = bad
         with pytest.raises(ValueError, match="infinity|NaN"):
             candidate.predict(row)
+
+
+@pytest.mark.parametrize("value", [1.0, 0.5, -1.0, 3.0])
+def test_one_rows_dots_take_the_one_hot_count_only_for_zeros_and_ones(value):
+    """A row's one-hot part is counted from the support vectors' bytes when it holds only 0s and
+    1s; any other value there (a hand-made matrix) takes the general product. Both give
+    scikit-learn's answers."""
+    rng = np.random.default_rng(11)
+    X = encoded(rng, 90, 3, 2, levels=3)
+    reference = CalibratedSVC(SVC(kernel="rbf", C=3.0), cv=3, ensemble=False).fit(X, target(rng, X, 2))
+    candidate = KernelMachine(reference)
+    assert list(candidate.indicator_columns) == [3, 4, 5, 6, 7, 8]  # the two one-hot groups
+    row = X[0].copy()
+    row[4] = value
+    np.testing.assert_allclose(candidate._row_dots(row), row @ candidate.vectors_t, rtol=1e-12, atol=1e-12)
+    assert_same(reference, candidate, row[None, :])
