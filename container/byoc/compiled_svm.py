@@ -204,14 +204,14 @@ class KernelMachine(CompiledEstimator):
             dots += np.add.reduce(chosen, axis=0, dtype=np.int8 if len(chosen) < 128 else np.int64)
             return dots
         columns = np.flatnonzero(row)
-        return np.asarray(row[columns] @ self.vectors_t[columns])
+        return row[columns] @ self.vectors_t[columns]
 
     def _rbf_row(self, row: np.ndarray) -> tuple[list[float], float]:
         """One request row's ``values @ rbf_weights`` (as floats) and its squared norm.
 
-        Only the row's non-zero columns enter the product (a one-hot block is mostly zeros), and
-        the squared distances are formed in place: for one row the arrays' allocation, not the
-        arithmetic, was what took the time after the product itself."""
+        The dots come from :meth:`_row_dots` and the squared distances are formed in place: for
+        one row the arrays' allocation, not the arithmetic, was what took the time after the
+        dots themselves."""
         distances = self._row_dots(row)
         norm = float(row @ row)
         distances *= -2.0

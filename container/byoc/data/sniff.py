@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from byoc import values
+from byoc.data import parquet_stream
+from byoc.data.csv_header import BOM
 
 SET_JSONLINES = (
     "set the channel's ContentType to application/jsonlines (TrainingInput(..., "
@@ -46,7 +48,7 @@ class Foreign:
 # (magic bytes, offset) -> what the file is; checked on the decompressed head (gzip is read)
 _MAGIC: tuple[tuple[bytes, int, Foreign], ...] = (
     (
-        b"PAR1",
+        parquet_stream.MAGIC,
         0,
         Foreign(
             "Parquet",
@@ -116,7 +118,7 @@ def text(lines: Sequence[str]) -> Foreign | None:
     document, libsvm, or numbers separated by spaces (numpy's savetxt)."""
     if not lines:
         return None
-    first = lines[0].lstrip("\ufeff").strip()
+    first = lines[0].lstrip(BOM).strip()
     if all(_json_object(line) for line in lines):
         return Foreign("JSON Lines (every line is a JSON object)", SET_JSONLINES, "jsonlines_as_csv")
     if first in ("[", "{") or first.startswith(("[{", "[[", '{"')):
@@ -141,7 +143,7 @@ def text(lines: Sequence[str]) -> Foreign | None:
 
 
 def _json_object(line: str) -> bool:
-    line = line.lstrip("\ufeff").strip()
+    line = line.lstrip(BOM).strip()
     if not (line.startswith("{") and line.endswith("}")):
         return False
     try:
