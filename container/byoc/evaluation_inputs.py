@@ -79,7 +79,7 @@ def check_label_column(
     that the first feature is the label."""
     from byoc.data import media
 
-    files = f"{', '.join(channel.files[:3])}{', ...' if len(channel.files) > 3 else ''}"
+    files = channel.files_shown
     columns = [str(c) for c in channel.frame.columns]
     if channel.content_type == media.LIBSVM or (spec.name is not None and spec.name in columns):
         return

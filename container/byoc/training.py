@@ -100,7 +100,7 @@ def resolve_target(data: ChannelData, channel: str, target: int | str, *, given:
     columns = [str(c) for c in data.frame.columns]
     text = str(target)
     named, index = target_readings(columns, data.has_header, target)
-    where = f"channel '{channel}' ({', '.join(data.files[:3])}{', ...' if len(data.files) > 3 else ''})"
+    where = f"channel '{channel}' ({data.files_shown})"
     if named is not None and index is not None and index != named:
         if isinstance(target, str):
             log.info(

@@ -64,7 +64,12 @@ class ChannelData:
                 if row < start + count:
                     return name, row - start + 1
                 start += count
-        return f"{', '.join(self.files[:3])}{', ...' if len(self.files) > 3 else ''}", row + 1
+        return self.files_shown, row + 1
+
+    @property
+    def files_shown(self) -> str:
+        """The channel's first three files, as messages name a channel's files."""
+        return f"{', '.join(self.files[:3])}{', ...' if len(self.files) > 3 else ''}"
 
 
 def find_channel(env: TrainingEnvironment, names: Sequence[str]) -> str | None:

@@ -16,12 +16,12 @@ import logging
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from byoc.data.parquet_reader import MAGIC
 from byoc.data.sources import Source
 from byoc.errors import DataError
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"PAR1"
 SMALLEST = 12  # the leading magic, a footer length and the trailing magic
 
 

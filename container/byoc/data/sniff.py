@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from byoc import values
-from byoc.data import parquet_stream
 from byoc.data.csv_header import BOM
+from byoc.data.parquet_reader import MAGIC as PARQUET_MAGIC
 
 SET_JSONLINES = (
     "set the channel's ContentType to application/jsonlines (TrainingInput(..., "
@@ -48,7 +48,7 @@ class Foreign:
 # (magic bytes, offset) -> what the file is; checked on the decompressed head (gzip is read)
 _MAGIC: tuple[tuple[bytes, int, Foreign], ...] = (
     (
-        parquet_stream.MAGIC,
+        PARQUET_MAGIC,
         0,
         Foreign(
             "Parquet",
