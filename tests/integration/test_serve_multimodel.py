@@ -385,3 +385,44 @@ def test_racing_loads_and_unloads_of_one_model_have_one_winner(mme):
         for thread in threads:
             thread.join(60)
         assert sorted(results) == [winner] + [loser] * 7, (method, results)
+
+
+def test_user_code_that_exits_fails_its_own_load_or_request_and_no_worker(mme, tmp_path):
+    """sys.exit in one model's code (argparse at import, model_fn, a hook) ended the gunicorn
+    worker after a 60 s hang: the caller got no answer and every model in that worker was lost."""
+    exits = {
+        "exits-on-import": "import argparse\nparser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--epochs', required=True)\nargs = parser.parse_args()\n",
+        "exits-in-model-fn": "import sys\ndef model_fn(model_dir):\n    sys.exit('no model')\n",
+        "exits-in-transform-fn": "import sys\ndef model_fn(model_dir):\n    return 1\n"
+        "def transform_fn(model, body, content_type, accept):\n    sys.exit(3)\n",
+    }
+    for name, program in exits.items():
+        (tmp_path / name / "code").mkdir(parents=True)
+        if "transform_fn" not in program:
+            program += "def transform_fn(model, body, content_type, accept):\n    return ''\n"
+        (tmp_path / name / "code" / "inference.py").write_text(program)
+    ensure_loaded(mme, "regression", model_url("regression"))
+    rows = sm.features("regression").iloc[:2].to_csv(index=False, header=False)
+    assert_error(
+        load(mme, "exits-on-import", str(tmp_path / "exits-on-import")),
+        400,
+        "bad_model",
+        "called sys.exit(2)",
+        "__main__",
+    )
+    assert_error(
+        load(mme, "exits-in-model-fn", str(tmp_path / "exits-in-model-fn")),
+        400,
+        "bad_model",
+        "model_fn",
+        "called sys.exit('no model')",
+    )
+    assert load(mme, "exits-in-transform-fn", str(tmp_path / "exits-in-transform-fn")).status_code == 200
+    for _ in range(4):  # both workers
+        assert_error(
+            invoke(mme, "exits-in-transform-fn", "1\n"), 500, "hook_exited", "transform_fn", "sys.exit(3)"
+        )
+        assert invoke(mme, "regression", rows).status_code == 200
+    assert mme.session.delete(f"{mme.url}/models/exits-in-transform-fn", timeout=10).status_code == 200
+    assert not [line for line in mme.output if "Worker exiting" in line or "WORKER TIMEOUT" in line]

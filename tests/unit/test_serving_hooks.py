@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import types
 
 import pytest
 
-from byoc.errors import ConfigError, UserError
+from byoc.errors import ConfigError, HookError, ModelLoadError, UserError
 from byoc.serving.handler import InferenceRequest
 from byoc.serving.hooks import Context, Hook, HooksHandler, find_program
 from byoc.serving.settings import ServingSettings
@@ -106,3 +107,41 @@ def test_a_hooks_body_without_a_type_gets_the_accepted_media_type_without_accept
     )
     response = handler.invoke(InferenceRequest(_Body(), "text/csv", accept, None, "id"))
     assert (response.body, response.content_type) == (b"answer", content_type)
+
+
+def test_a_hook_that_exits_is_a_hook_error_not_the_end_of_the_worker():
+    """sys.exit in a hook would end the gunicorn worker (and every request and model it holds),
+    leaving the client without an answer: it is the hook's fault, a 500 naming the hook."""
+
+    def transform_fn(model, body, content_type, accept):
+        raise SystemExit(3)
+
+    hook = Hook.bind(_module(transform_fn=transform_fn), "transform_fn", "/opt/ml/model/code/inference.py")
+    with pytest.raises(HookError) as caught:
+        hook(None, "1", "text/csv", "text/csv", context=Context("/opt/ml/model"))
+    assert caught.value.status == 500
+    assert "transform_fn of /opt/ml/model/code/inference.py called sys.exit(3)" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "program,fragment",
+    [
+        (  # a training script reused for inference: argparse runs at import
+            "import argparse\nparser = argparse.ArgumentParser()\n"
+            "parser.add_argument('--epochs', required=True)\nargs = parser.parse_args([])\n",
+            "importing it failed: it called sys.exit(2)",
+        ),
+        (
+            "import sys\ndef model_fn(model_dir):\n    sys.exit('no model here')\n",
+            "sys.exit('no model here')",
+        ),
+    ],
+)
+def test_a_program_that_exits_while_loading_is_a_load_error(tmp_path, program, fragment):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "inference.py").write_text(
+        program + "\ndef transform_fn(model, body, content_type, accept):\n    return ''\n"
+    )
+    with pytest.raises(ModelLoadError, match=re.escape(fragment)):
+        HooksHandler.load(code / "inference.py", tmp_path, ServingSettings())

@@ -160,6 +160,13 @@ class Context:
         return {"model_dir": self.model_dir}
 
 
+def _exited(exc: SystemExit) -> str:
+    """What user code did that raised ``exc``: caught, since a SystemExit would end the gunicorn
+    worker, dropping its requests without an answer (and, in a multi-model endpoint, every model
+    it holds) instead of failing the one hook, import or load."""
+    return f"called sys.exit({exc.code!r})"
+
+
 def _status_error(exc: Exception) -> UserError | None:
     """A UserError for an exception that carries a 4xx ``status_code``; None for any other."""
     status = getattr(exc, "status_code", None)
@@ -191,6 +198,11 @@ class Hook:
             return self.fn(*args, context) if self.takes_context else self.fn(*args)
         except UserError:
             raise
+        except SystemExit as exc:
+            raise HookError(
+                f"{self.name} of {self.source} {_exited(exc)}; a hook must return or raise",
+                code="hook_exited",
+            ) from None
         except Exception as exc:
             mapped = _status_error(exc)
             if mapped is not None:
@@ -333,6 +345,11 @@ def _import(program: Path) -> ModuleType:
     sys.modules[program.stem] = module
     try:
         spec.loader.exec_module(module)
+    except SystemExit as exc:
+        raise ModelLoadError(
+            f"{program}: importing it failed: it {_exited(exc)} (argparse at module level? run a training "
+            'script\'s main code only under `if __name__ == "__main__":`)'
+        ) from None
     except Exception as exc:
         log.exception("importing %s failed", program)
         raise ModelLoadError(f"{program}: importing it failed: {type(exc).__name__}: {exc}") from exc
