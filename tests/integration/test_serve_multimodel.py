@@ -426,3 +426,25 @@ def test_user_code_that_exits_fails_its_own_load_or_request_and_no_worker(mme, t
         assert invoke(mme, "regression", rows).status_code == 200
     assert mme.session.delete(f"{mme.url}/models/exits-in-transform-fn", timeout=10).status_code == 200
     assert not [line for line in mme.output if "Worker exiting" in line or "WORKER TIMEOUT" in line]
+
+
+def test_models_whose_programs_share_helper_names_each_run_their_own(mme, tmp_path):
+    """Two versions of one model, each with code/inference.py importing its own code/helper.py:
+    the second answered with the first's helper (Python caches modules by name), silently."""
+    for version in ("1", "2"):
+        code = tmp_path / f"v{version}" / "code"
+        code.mkdir(parents=True)
+        (code / "helper.py").write_text(f"VERSION = 'helper-v{version}'\n")
+        (code / "inference.py").write_text(
+            "import json\nimport helper\n\ndef model_fn(model_dir):\n    return None\n\n"
+            "def transform_fn(model, body, content_type, accept):\n"
+            "    return json.dumps(helper.VERSION), 'application/json'\n"
+        )
+        response = load(mme, f"helpers-v{version}", str(tmp_path / f"v{version}"))
+        assert response.status_code == 200, response.text
+    for _ in range(4):  # both workers, whichever order each loaded them in
+        for version in ("2", "1"):
+            response = invoke(mme, f"helpers-v{version}", "1\n")
+            assert response.status_code == 200 and response.json() == f"helper-v{version}", response.text
+    for version in ("1", "2"):
+        assert mme.session.delete(f"{mme.url}/models/helpers-v{version}", timeout=10).status_code == 200

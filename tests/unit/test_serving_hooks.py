@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import types
 
 import pytest
@@ -145,3 +146,34 @@ def test_a_program_that_exits_while_loading_is_a_load_error(tmp_path, program, f
     )
     with pytest.raises(ModelLoadError, match=re.escape(fragment)):
         HooksHandler.load(code / "inference.py", tmp_path, ServingSettings())
+
+
+def _program_with_helper(directory, version: str):
+    code = directory / "code"
+    code.mkdir(parents=True)
+    (code / "helper.py").write_text(f"VERSION = {version!r}\n")
+    (code / "inference.py").write_text(
+        "import helper\n\ndef model_fn(model_dir):\n    return None\n\n"
+        "def transform_fn(model, body, content_type, accept):\n    return helper.VERSION\n"
+    )
+    return code / "inference.py"
+
+
+def test_each_program_imports_its_own_helpers_though_they_share_a_name(tmp_path):
+    """A multi-model endpoint imports many models' programs into one process; the second model's
+    `import helper` got the first model's helper.py (cached by name), silently answering with the
+    other model's code, and which one won depended on the order each worker loaded them."""
+    programs = {v: _program_with_helper(tmp_path / v, v) for v in ("v1", "v2")}
+
+    def answer(version: str) -> bytes:
+        handler = HooksHandler.load(programs[version], programs[version].parent.parent, ServingSettings())
+        return handler.invoke(InferenceRequest(_Body(), "text/csv", "text/plain", None, "id")).body
+
+    try:
+        assert [answer(v) for v in ("v1", "v2", "v1")] == [b"v1", b"v2", b"v1"]
+    finally:
+        for name in ("helper", "inference"):
+            sys.modules.pop(name, None)
+        for program in programs.values():
+            while str(program.parent) in sys.path:
+                sys.path.remove(str(program.parent))

@@ -37,6 +37,7 @@ import http
 import importlib.util
 import inspect
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -333,11 +334,34 @@ def _encoder_default(settings: ServingSettings) -> str | None:
         return None
 
 
+# The code directories of the programs this process imported (a multi-model endpoint: many).
+_code_dirs: set[str] = set()
+
+
+def _forget_user_modules() -> None:
+    """Drop the modules earlier programs loaded from their code directories from sys.modules.
+
+    Python caches modules by name, so a second model's ``import helper`` would get the first
+    model's helper.py: a multi-model endpoint would answer with the other model's code, silently,
+    and which copy won would depend on the order each worker happened to load them.  The earlier
+    programs keep the modules they imported at their top level (their globals hold them).
+    """
+    prefixes = tuple(d + os.sep for d in _code_dirs)
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and file.startswith(prefixes):
+            del sys.modules[name]
+
+
 def _import(program: Path) -> ModuleType:
-    """Import the user's program as a module named after the file, its folder first on sys.path."""
+    """Import the user's program as a module named after the file, its folder first on sys.path
+    and its imports its own (see :func:`_forget_user_modules`)."""
     code_dir = str(program.parent)
-    if code_dir not in sys.path:
-        sys.path.insert(0, code_dir)
+    _forget_user_modules()
+    _code_dirs.add(code_dir)
+    if code_dir in sys.path:
+        sys.path.remove(code_dir)
+    sys.path.insert(0, code_dir)
     spec = importlib.util.spec_from_file_location(program.stem, program)
     if spec is None or spec.loader is None:
         raise ModelLoadError(f"{program}: cannot be imported as a Python module")
