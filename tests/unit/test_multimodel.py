@@ -176,6 +176,19 @@ def test_missing_and_corrupt_models(tmp_path: Path) -> None:
     assert reg.load("y", "file://" + model(tmp_path, "y")).name == "y"
 
 
+def test_urls_the_file_system_or_the_url_rules_refuse_are_client_errors(tmp_path: Path) -> None:
+    """A path longer than the file system takes was a 500 (OSError from the directory check), and
+    a file URL with a host silently loaded another path (file://models/x is /x, on host models)."""
+    reg = registry(tmp_path)
+    with pytest.raises(ModelNotFound, match="File name too long"):
+        reg.load("x", "/" + "a" * 5000)
+    with pytest.raises(multimodel.UserError, match="file:///opt/ml/models/x") as caught:
+        reg.load("x", "file://opt/ml/models/x")
+    assert caught.value.code == "bad_url"
+    assert reg.load("y", "file://localhost" + model(tmp_path, "y")).name == "y"
+    assert reg.index.entries()[0].url == "file://localhost" + model(tmp_path, "y")
+
+
 def test_pages_cover_every_model_once(tmp_path: Path) -> None:
     reg = registry(tmp_path, budget=10_000 * KIB)
     names = [f"m{i:02d}" for i in range(23)] + ["name/with/slashes", "ünïcode"]
