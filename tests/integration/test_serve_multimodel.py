@@ -448,3 +448,30 @@ def test_models_whose_programs_share_helper_names_each_run_their_own(mme, tmp_pa
             assert response.status_code == 200 and response.json() == f"helper-v{version}", response.text
     for version in ("1", "2"):
         assert mme.session.delete(f"{mme.url}/models/helpers-v{version}", timeout=10).status_code == 200
+
+
+def test_models_larger_in_memory_than_on_disk_are_evicted_by_what_they_took(tmp_path):
+    """A model_fn reading a compressed pickle: a few KiB of files, 24 MiB once loaded. The budget
+    counted only the files, so a worker held every such model past its budget (until the OOM
+    killer ended it); what the load took in memory now counts."""
+    import joblib
+
+    program = (
+        "import os\nimport joblib\n\ndef model_fn(model_dir):\n"
+        "    return joblib.load(os.path.join(model_dir, 'model.joblib'))\n\n"
+        "def transform_fn(model, body, content_type, accept):\n    return str(model[0])\n"
+    )
+    server = start_mme(workers=1, BYOC_MULTI_MODEL_MEMORY_MB="60")
+    try:
+        for i in range(3):
+            directory = tmp_path / f"packed-{i}"
+            (directory / "code").mkdir(parents=True)
+            (directory / "code" / "inference.py").write_text(program)
+            joblib.dump(np.full(3 << 20, float(i)), directory / "model.joblib", compress=3)
+            assert load(server, f"packed-{i}", str(directory)).status_code == 200
+        for i in range(3):
+            response = invoke(server, f"packed-{i}", "1\n")
+            assert response.status_code == 200 and float(response.text) == i
+    finally:
+        output = server.stop()
+    assert "evicted model 'packed-0'" in output

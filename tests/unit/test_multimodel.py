@@ -146,6 +146,28 @@ def test_lru_eviction_keeps_the_budget_and_the_index(tmp_path: Path) -> None:
     assert "b" in reg.cached_names() and len(reg.cached_names()) == 3
 
 
+class Inflating(Handler):
+    """A model that takes far more memory once loaded than its files hold (a compressed pickle
+    read by a user's model_fn), as handler.load measures it."""
+
+    memory_bytes = 30 * KIB
+
+
+def test_what_a_load_took_in_memory_counts_when_it_beats_the_files_estimate(tmp_path: Path) -> None:
+    """Models of a few bytes on disk that took 30 KiB each once loaded all stayed cached under
+    a 70 KiB budget (in a real worker: 400 MB of models under a 200 MB budget, no eviction)."""
+    reg = ModelRegistry(
+        ModelIndex(tmp_path / "index"),
+        Inflating,
+        70 * KIB,
+        size_of=lambda p: sum(f.stat().st_size for f in multimodel.model_files(p)),
+    )
+    for name in "abcd":
+        reg.load(name, model(tmp_path, name, size=0))
+    assert reg.cached_names() == ["c", "d"]
+    assert reg.used_bytes == 60 * KIB
+
+
 def test_507_only_when_the_model_alone_does_not_fit(tmp_path: Path) -> None:
     reg = registry(tmp_path, budget=35 * KIB)
     for name in "abc":

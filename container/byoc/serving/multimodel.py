@@ -469,6 +469,12 @@ class ModelRegistry(Generic[H]):
                 f"model {entry.name!r} at {path} cannot be loaded: {type(exc).__name__}: {exc}"
             ) from exc
         elapsed = time.perf_counter() - started
+        measured = getattr(handler, "memory_bytes", 0)
+        if isinstance(measured, int) and measured > size:
+            # what the load took in resident memory (handler.load measures it) beats the files'
+            # estimate: a compressed pickle, or a model_fn that builds more than it reads
+            size = measured
+            self._make_room(size, entry.name)
         cached = Cached(entry=entry, handler=handler, size=size, used_at=self.clock())
         with self._lock:
             self._cache[entry.name] = cached
