@@ -385,3 +385,93 @@ def test_racing_loads_and_unloads_of_one_model_have_one_winner(mme):
         for thread in threads:
             thread.join(60)
         assert sorted(results) == [winner] + [loser] * 7, (method, results)
+
+
+def test_user_code_that_exits_fails_its_own_load_or_request_and_no_worker(mme, tmp_path):
+    """sys.exit in one model's code (argparse at import, model_fn, a hook) ended the gunicorn
+    worker after a 60 s hang: the caller got no answer and every model in that worker was lost."""
+    exits = {
+        "exits-on-import": "import argparse\nparser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--epochs', required=True)\nargs = parser.parse_args()\n",
+        "exits-in-model-fn": "import sys\ndef model_fn(model_dir):\n    sys.exit('no model')\n",
+        "exits-in-transform-fn": "import sys\ndef model_fn(model_dir):\n    return 1\n"
+        "def transform_fn(model, body, content_type, accept):\n    sys.exit(3)\n",
+    }
+    for name, program in exits.items():
+        (tmp_path / name / "code").mkdir(parents=True)
+        if "transform_fn" not in program:
+            program += "def transform_fn(model, body, content_type, accept):\n    return ''\n"
+        (tmp_path / name / "code" / "inference.py").write_text(program)
+    ensure_loaded(mme, "regression", model_url("regression"))
+    rows = sm.features("regression").iloc[:2].to_csv(index=False, header=False)
+    assert_error(
+        load(mme, "exits-on-import", str(tmp_path / "exits-on-import")),
+        400,
+        "bad_model",
+        "called sys.exit(2)",
+        "__main__",
+    )
+    assert_error(
+        load(mme, "exits-in-model-fn", str(tmp_path / "exits-in-model-fn")),
+        400,
+        "bad_model",
+        "model_fn",
+        "called sys.exit('no model')",
+    )
+    assert load(mme, "exits-in-transform-fn", str(tmp_path / "exits-in-transform-fn")).status_code == 200
+    for _ in range(4):  # both workers
+        assert_error(
+            invoke(mme, "exits-in-transform-fn", "1\n"), 500, "hook_exited", "transform_fn", "sys.exit(3)"
+        )
+        assert invoke(mme, "regression", rows).status_code == 200
+    assert mme.session.delete(f"{mme.url}/models/exits-in-transform-fn", timeout=10).status_code == 200
+    assert not [line for line in mme.output if "Worker exiting" in line or "WORKER TIMEOUT" in line]
+
+
+def test_models_whose_programs_share_helper_names_each_run_their_own(mme, tmp_path):
+    """Two versions of one model, each with code/inference.py importing its own code/helper.py:
+    the second answered with the first's helper (Python caches modules by name), silently."""
+    for version in ("1", "2"):
+        code = tmp_path / f"v{version}" / "code"
+        code.mkdir(parents=True)
+        (code / "helper.py").write_text(f"VERSION = 'helper-v{version}'\n")
+        (code / "inference.py").write_text(
+            "import json\nimport helper\n\ndef model_fn(model_dir):\n    return None\n\n"
+            "def transform_fn(model, body, content_type, accept):\n"
+            "    return json.dumps(helper.VERSION), 'application/json'\n"
+        )
+        response = load(mme, f"helpers-v{version}", str(tmp_path / f"v{version}"))
+        assert response.status_code == 200, response.text
+    for _ in range(4):  # both workers, whichever order each loaded them in
+        for version in ("2", "1"):
+            response = invoke(mme, f"helpers-v{version}", "1\n")
+            assert response.status_code == 200 and response.json() == f"helper-v{version}", response.text
+    for version in ("1", "2"):
+        assert mme.session.delete(f"{mme.url}/models/helpers-v{version}", timeout=10).status_code == 200
+
+
+def test_models_larger_in_memory_than_on_disk_are_evicted_by_what_they_took(tmp_path):
+    """A model_fn reading a compressed pickle: a few KiB of files, 24 MiB once loaded. The budget
+    counted only the files, so a worker held every such model past its budget (until the OOM
+    killer ended it); what the load took in memory now counts."""
+    import joblib
+
+    program = (
+        "import os\nimport joblib\n\ndef model_fn(model_dir):\n"
+        "    return joblib.load(os.path.join(model_dir, 'model.joblib'))\n\n"
+        "def transform_fn(model, body, content_type, accept):\n    return str(model[0])\n"
+    )
+    server = start_mme(workers=1, BYOC_MULTI_MODEL_MEMORY_MB="60")
+    try:
+        for i in range(3):
+            directory = tmp_path / f"packed-{i}"
+            (directory / "code").mkdir(parents=True)
+            (directory / "code" / "inference.py").write_text(program)
+            joblib.dump(np.full(3 << 20, float(i)), directory / "model.joblib", compress=3)
+            assert load(server, f"packed-{i}", str(directory)).status_code == 200
+        for i in range(3):
+            response = invoke(server, f"packed-{i}", "1\n")
+            assert response.status_code == 200 and float(response.text) == i
+    finally:
+        output = server.stop()
+    assert "evicted model 'packed-0'" in output

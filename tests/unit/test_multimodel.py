@@ -146,6 +146,28 @@ def test_lru_eviction_keeps_the_budget_and_the_index(tmp_path: Path) -> None:
     assert "b" in reg.cached_names() and len(reg.cached_names()) == 3
 
 
+class Inflating(Handler):
+    """A model that takes far more memory once loaded than its files hold (a compressed pickle
+    read by a user's model_fn), as handler.load measures it."""
+
+    memory_bytes = 30 * KIB
+
+
+def test_what_a_load_took_in_memory_counts_when_it_beats_the_files_estimate(tmp_path: Path) -> None:
+    """Models of a few bytes on disk that took 30 KiB each once loaded all stayed cached under
+    a 70 KiB budget (in a real worker: 400 MB of models under a 200 MB budget, no eviction)."""
+    reg = ModelRegistry(
+        ModelIndex(tmp_path / "index"),
+        Inflating,
+        70 * KIB,
+        size_of=lambda p: sum(f.stat().st_size for f in multimodel.model_files(p)),
+    )
+    for name in "abcd":
+        reg.load(name, model(tmp_path, name, size=0))
+    assert reg.cached_names() == ["c", "d"]
+    assert reg.used_bytes == 60 * KIB
+
+
 def test_507_only_when_the_model_alone_does_not_fit(tmp_path: Path) -> None:
     reg = registry(tmp_path, budget=35 * KIB)
     for name in "abc":
@@ -174,6 +196,19 @@ def test_missing_and_corrupt_models(tmp_path: Path) -> None:
     with pytest.raises(multimodel.UserError, match="model_name"):
         reg.load("", model(tmp_path, "y"))
     assert reg.load("y", "file://" + model(tmp_path, "y")).name == "y"
+
+
+def test_urls_the_file_system_or_the_url_rules_refuse_are_client_errors(tmp_path: Path) -> None:
+    """A path longer than the file system takes was a 500 (OSError from the directory check), and
+    a file URL with a host silently loaded another path (file://models/x is /x, on host models)."""
+    reg = registry(tmp_path)
+    with pytest.raises(ModelNotFound, match="File name too long"):
+        reg.load("x", "/" + "a" * 5000)
+    with pytest.raises(multimodel.UserError, match="file:///opt/ml/models/x") as caught:
+        reg.load("x", "file://opt/ml/models/x")
+    assert caught.value.code == "bad_url"
+    assert reg.load("y", "file://localhost" + model(tmp_path, "y")).name == "y"
+    assert reg.index.entries()[0].url == "file://localhost" + model(tmp_path, "y")
 
 
 def test_pages_cover_every_model_once(tmp_path: Path) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import sys
 import types
 
 import pytest
 
-from byoc.errors import ConfigError, UserError
+from byoc.errors import ConfigError, HookError, ModelLoadError, UserError
 from byoc.serving.handler import InferenceRequest
 from byoc.serving.hooks import Context, Hook, HooksHandler, find_program
 from byoc.serving.settings import ServingSettings
@@ -106,3 +108,72 @@ def test_a_hooks_body_without_a_type_gets_the_accepted_media_type_without_accept
     )
     response = handler.invoke(InferenceRequest(_Body(), "text/csv", accept, None, "id"))
     assert (response.body, response.content_type) == (b"answer", content_type)
+
+
+def test_a_hook_that_exits_is_a_hook_error_not_the_end_of_the_worker():
+    """sys.exit in a hook would end the gunicorn worker (and every request and model it holds),
+    leaving the client without an answer: it is the hook's fault, a 500 naming the hook."""
+
+    def transform_fn(model, body, content_type, accept):
+        raise SystemExit(3)
+
+    hook = Hook.bind(_module(transform_fn=transform_fn), "transform_fn", "/opt/ml/model/code/inference.py")
+    with pytest.raises(HookError) as caught:
+        hook(None, "1", "text/csv", "text/csv", context=Context("/opt/ml/model"))
+    assert caught.value.status == 500
+    assert "transform_fn of /opt/ml/model/code/inference.py called sys.exit(3)" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "program,fragment",
+    [
+        (  # a training script reused for inference: argparse runs at import
+            "import argparse\nparser = argparse.ArgumentParser()\n"
+            "parser.add_argument('--epochs', required=True)\nargs = parser.parse_args([])\n",
+            "importing it failed: it called sys.exit(2)",
+        ),
+        (
+            "import sys\ndef model_fn(model_dir):\n    sys.exit('no model here')\n",
+            "sys.exit('no model here')",
+        ),
+    ],
+)
+def test_a_program_that_exits_while_loading_is_a_load_error(tmp_path, program, fragment):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "inference.py").write_text(
+        program + "\ndef transform_fn(model, body, content_type, accept):\n    return ''\n"
+    )
+    with pytest.raises(ModelLoadError, match=re.escape(fragment)):
+        HooksHandler.load(code / "inference.py", tmp_path, ServingSettings())
+
+
+def _program_with_helper(directory, version: str):
+    code = directory / "code"
+    code.mkdir(parents=True)
+    (code / "helper.py").write_text(f"VERSION = {version!r}\n")
+    (code / "inference.py").write_text(
+        "import helper\n\ndef model_fn(model_dir):\n    return None\n\n"
+        "def transform_fn(model, body, content_type, accept):\n    return helper.VERSION\n"
+    )
+    return code / "inference.py"
+
+
+def test_each_program_imports_its_own_helpers_though_they_share_a_name(tmp_path):
+    """A multi-model endpoint imports many models' programs into one process; the second model's
+    `import helper` got the first model's helper.py (cached by name), silently answering with the
+    other model's code, and which one won depended on the order each worker loaded them."""
+    programs = {v: _program_with_helper(tmp_path / v, v) for v in ("v1", "v2")}
+
+    def answer(version: str) -> bytes:
+        handler = HooksHandler.load(programs[version], programs[version].parent.parent, ServingSettings())
+        return handler.invoke(InferenceRequest(_Body(), "text/csv", "text/plain", None, "id")).body
+
+    try:
+        assert [answer(v) for v in ("v1", "v2", "v1")] == [b"v1", b"v2", b"v1"]
+    finally:
+        for name in ("helper", "inference"):
+            sys.modules.pop(name, None)
+        for program in programs.values():
+            while str(program.parent) in sys.path:
+                sys.path.remove(str(program.parent))

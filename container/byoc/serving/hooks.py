@@ -37,6 +37,7 @@ import http
 import importlib.util
 import inspect
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -160,6 +161,13 @@ class Context:
         return {"model_dir": self.model_dir}
 
 
+def _exited(exc: SystemExit) -> str:
+    """What user code did that raised ``exc``: caught, since a SystemExit would end the gunicorn
+    worker, dropping its requests without an answer (and, in a multi-model endpoint, every model
+    it holds) instead of failing the one hook, import or load."""
+    return f"called sys.exit({exc.code!r})"
+
+
 def _status_error(exc: Exception) -> UserError | None:
     """A UserError for an exception that carries a 4xx ``status_code``; None for any other."""
     status = getattr(exc, "status_code", None)
@@ -191,6 +199,11 @@ class Hook:
             return self.fn(*args, context) if self.takes_context else self.fn(*args)
         except UserError:
             raise
+        except SystemExit as exc:
+            raise HookError(
+                f"{self.name} of {self.source} {_exited(exc)}; a hook must return or raise",
+                code="hook_exited",
+            ) from None
         except Exception as exc:
             mapped = _status_error(exc)
             if mapped is not None:
@@ -321,11 +334,34 @@ def _encoder_default(settings: ServingSettings) -> str | None:
         return None
 
 
+# The code directories of the programs this process imported (a multi-model endpoint: many).
+_code_dirs: set[str] = set()
+
+
+def _forget_user_modules() -> None:
+    """Drop the modules earlier programs loaded from their code directories from sys.modules.
+
+    Python caches modules by name, so a second model's ``import helper`` would get the first
+    model's helper.py: a multi-model endpoint would answer with the other model's code, silently,
+    and which copy won would depend on the order each worker happened to load them.  The earlier
+    programs keep the modules they imported at their top level (their globals hold them).
+    """
+    prefixes = tuple(d + os.sep for d in _code_dirs)
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and file.startswith(prefixes):
+            del sys.modules[name]
+
+
 def _import(program: Path) -> ModuleType:
-    """Import the user's program as a module named after the file, its folder first on sys.path."""
+    """Import the user's program as a module named after the file, its folder first on sys.path
+    and its imports its own (see :func:`_forget_user_modules`)."""
     code_dir = str(program.parent)
-    if code_dir not in sys.path:
-        sys.path.insert(0, code_dir)
+    _forget_user_modules()
+    _code_dirs.add(code_dir)
+    if code_dir in sys.path:
+        sys.path.remove(code_dir)
+    sys.path.insert(0, code_dir)
     spec = importlib.util.spec_from_file_location(program.stem, program)
     if spec is None or spec.loader is None:
         raise ModelLoadError(f"{program}: cannot be imported as a Python module")
@@ -333,6 +369,11 @@ def _import(program: Path) -> ModuleType:
     sys.modules[program.stem] = module
     try:
         spec.loader.exec_module(module)
+    except SystemExit as exc:
+        raise ModelLoadError(
+            f"{program}: importing it failed: it {_exited(exc)} (argparse at module level? run a training "
+            'script\'s main code only under `if __name__ == "__main__":`)'
+        ) from None
     except Exception as exc:
         log.exception("importing %s failed", program)
         raise ModelLoadError(f"{program}: importing it failed: {type(exc).__name__}: {exc}") from exc

@@ -252,6 +252,12 @@ def model_path(url: Any) -> Path:
     if not isinstance(url, str) or not url.strip():
         raise UserError('"url" must be the model directory, e.g. /opt/ml/models/<name>/model', code="bad_url")
     parsed = urlparse(url)
+    if parsed.scheme == "file" and parsed.netloc not in ("", "localhost"):
+        raise UserError(
+            f'"url" {url!r} names the host {parsed.netloc!r}: a file URL takes three slashes, '
+            f"file:///{parsed.netloc}{parsed.path} (or give the path itself)",
+            code="bad_url",
+        )
     if parsed.scheme == "file":
         path = Path(unquote(parsed.path))
     elif parsed.scheme:
@@ -265,6 +271,22 @@ def model_path(url: Any) -> Path:
     if not path.is_absolute():
         raise UserError(f'"url" {url!r} must be an absolute path', code="bad_url")
     return path
+
+
+def check_model_dir(path: Path) -> None:
+    """ModelNotFound unless ``path`` is a directory holding files (a path the file system
+    refuses, e.g. too long, is not found either: the caller's mistake, not a fault of ours)."""
+    try:
+        found = path.is_dir() and next(model_files(path), None) is not None
+    except OSError as exc:
+        raise ModelNotFound(
+            f"{path}: {exc.strerror or exc}; give the directory SageMaker extracted the model to"
+        ) from None
+    if not found:
+        raise ModelNotFound(
+            f"{path}: no model there (missing or empty directory); SageMaker extracts "
+            "model.tar.gz there before loading it"
+        )
 
 
 def model_files(path: Path) -> Iterator[Path]:
@@ -422,11 +444,7 @@ class ModelRegistry(Generic[H]):
     def _load(self, entry: IndexEntry) -> Cached[H]:
         """Build ``entry``'s handler in this worker (caller holds the load lock)."""
         path = model_path(entry.url)
-        if not path.is_dir() or next(model_files(path), None) is None:
-            raise ModelNotFound(
-                f"{path}: no model there (missing or empty directory); SageMaker extracts "
-                "model.tar.gz there before loading it"
-            )
+        check_model_dir(path)
         size = self.size_of(path)
         if size > self.budget:
             raise InsufficientMemory(
@@ -451,6 +469,12 @@ class ModelRegistry(Generic[H]):
                 f"model {entry.name!r} at {path} cannot be loaded: {type(exc).__name__}: {exc}"
             ) from exc
         elapsed = time.perf_counter() - started
+        measured = getattr(handler, "memory_bytes", 0)
+        if isinstance(measured, int) and measured > size:
+            # what the load took in resident memory (handler.load measures it) beats the files'
+            # estimate: a compressed pickle, or a model_fn that builds more than it reads
+            size = measured
+            self._make_room(size, entry.name)
         cached = Cached(entry=entry, handler=handler, size=size, used_at=self.clock())
         with self._lock:
             self._cache[entry.name] = cached
