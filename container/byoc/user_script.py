@@ -59,6 +59,12 @@ _GROUP_MARGIN = "  | "
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _REQUIREMENT_IN_ERROR = re.compile(r"(?:requirement|for|satisfies the requirement)\s+([^\s;(]+)", re.I)
+# pip's resolver ends a conflict with this generic line; the line naming the packages comes first
+_RESOLUTION_IMPOSSIBLE = "ERROR: ResolutionImpossible"
+_CONFLICT = re.compile(r"Cannot install (.+?) because these package versions have conflicting dependencies")
+_CONFLICT_CAUSES = "The conflict is caused by:"
+_INVALID_REQUIREMENT = re.compile(r"Invalid requirement: '([^']*)'")
+_FROM_LINE = re.compile(r"\(from line (\d+) of ")
 
 
 class ScriptFailed(UserError):
@@ -228,20 +234,57 @@ def _pip(args: Sequence[str], cwd: Path) -> tuple[int, str]:
 
 
 def _last_error_line(output: str) -> str:
+    """pip's last specific error: a resolver conflict's generic last line says nothing of the packages."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("ERROR:") or line.lower().startswith("error:")]
-    return (errors or lines or ["pip printed nothing"])[-1]
+    specific = [line for line in errors if not line.startswith(_RESOLUTION_IMPOSSIBLE)]
+    return (specific or errors or lines or ["pip printed nothing"])[-1]
+
+
+def _conflict_causes(output: str) -> list[str]:
+    """The lines pip lists under "The conflict is caused by:" (who asked for which version)."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == _CONFLICT_CAUSES), None)
+    if start is None:
+        return []
+    causes = []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        causes.append(line.strip())
+    return causes
 
 
 def _install_failed(what: str, source: str, output: str) -> InstallFailed:
+    """The failure naming what pip could not install and how to fix it: a conflict names the
+    clashing requirements, a line pip cannot parse its line number, anything else the package."""
     last = _last_error_line(output)
+    details = "pip output (last lines):\n" + "\n".join(output.splitlines()[-40:])
+    conflict = _CONFLICT.search(last)
+    invalid = _INVALID_REQUIREMENT.search(last)
+    if conflict:
+        causes = "; ".join(_conflict_causes(output))
+        return InstallFailed(
+            f"pip could not install {conflict.group(1)} (from {source}): they conflict"
+            + (f" ({causes})" if causes else "")
+            + f"; change the versions in {source} so they agree",
+            details=details,
+        )
+    if invalid and what == REQUIREMENTS:
+        line = _FROM_LINE.search(output)
+        where = f"{source} line {line.group(1)}" if line else source
+        return InstallFailed(
+            f"pip could not install {source}: {where} is not a requirement pip understands: {last}; "
+            "write it as name, name==version or a path such as ./wheels/name.whl",
+            details=details,
+        )
     match = _REQUIREMENT_IN_ERROR.search(last)
     package = match.group(1) if match and what == REQUIREMENTS else what
     return InstallFailed(
         f"pip could not install {package} (from {source}): {last}; fix {source} or make the package "
         "reachable (with no network, vendor it in the source directory and refer to it by path, "
         "e.g. ./wheels/name.whl)",
-        details="pip output (last lines):\n" + "\n".join(output.splitlines()[-40:]),
+        details=details,
     )
 
 

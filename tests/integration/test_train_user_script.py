@@ -189,17 +189,41 @@ def test_requirements_and_local_package_install_offline(tmp_path, python):
     )  # requirements first
 
 
-def test_requirements_failure_names_the_package_and_pips_error(tmp_path, python):
-    files = {"requirements.txt": "byoc-no-such-package-xyz==9.9\n", "train.py": RECORDER}
-    root = script_root(tmp_path, "train.py", files)
+def _install_failure(tmp_path: Path, python: str, requirements: str) -> str:
+    """The failure file's first line after installing ``requirements`` offline failed; the
+    script must not have run."""
+    root = script_root(tmp_path, "train.py", {"requirements.txt": requirements, "train.py": RECORDER})
     result = run_train(root, python=python, env=OFFLINE)
-    assert result.returncode == 1
-    first = read_failure(root).splitlines()[0]
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert not (root / "model" / "seen.json").exists()  # the script never ran
+    return read_failure(root).splitlines()[0]
+
+
+def test_requirements_failure_names_the_package_and_pips_error(tmp_path, python):
+    first = _install_failure(tmp_path, python, "byoc-no-such-package-xyz==9.9\n")
     assert first.startswith(
         "pip could not install byoc-no-such-package-xyz==9.9 (from requirements.txt): ERROR:"
     )
     assert "No matching distribution found for byoc-no-such-package-xyz==9.9" in first
-    assert not (root / "model" / "seen.json").exists()  # the script never ran
+
+
+def test_requirements_that_conflict_name_both_and_not_pips_help_link(tmp_path, python):
+    """pip's last line for a conflict is a generic "ResolutionImpossible: for help visit ...": the
+    failure named a package "help". It names the clashing requirements and who asked for them."""
+    from importlib import metadata
+
+    pinned = f"numpy=={metadata.version('numpy')}"  # installed: pip sees the clash offline
+    first = _install_failure(tmp_path, python, f"{pinned}\nnumpy<1\n")
+    assert first.startswith("pip could not install "), first
+    assert "numpy<1" in first and pinned in first and "conflict" in first, first
+    assert "help" not in first.split(":")[0], first
+    assert f"The user requested {pinned}" in first, first
+
+
+def test_a_requirements_line_pip_cannot_parse_is_named_by_its_line(tmp_path, python):
+    first = _install_failure(tmp_path, python, "# pinned\nnumpy\npandas>=>1\n")
+    assert "requirements.txt line 3 is not a requirement pip understands" in first, first
+    assert "'pandas>=>1'" in first and "make the package reachable" not in first, first
 
 
 def test_tarball_and_code_channel_sources(tmp_path, python):
