@@ -539,6 +539,7 @@ def run(
     environ.update(env.to_env_vars(module_dir=module_dir, entry_point=code.program))
     environ.update(SAGEMAKER_PROGRAM=code.program, SAGEMAKER_SUBMIT_DIRECTORY=module_dir)
     log.info("running the user script: %s (in %s)", " ".join(argv), code.code_dir)
+    before = _files(code.code_dir)  # to name what the script writes there instead of the model dir
     started = time.monotonic()
     phase(f"running the user script {code.program}")
     process = UserProcess.start(argv, code.code_dir, environ)
@@ -551,3 +552,42 @@ def run(
     log.info("the user script exited with code %d after %.1f s", status, time.monotonic() - started)
     if status != 0:
         raise failure(code.program, status, stderr)
+    if env.current_host == env.hosts[0]:  # the other hosts of a distributed job often save nothing
+        _warn_if_no_model(env.paths.model_dir, code, before)
+
+
+def _files(folder: Path) -> dict[Path, int]:
+    """Each file under ``folder`` with its modification time (ns); empty when it cannot be read."""
+    try:
+        return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    except OSError:
+        return {}
+
+
+def _warn_if_no_model(model_dir: Path, code: UserCode, before: Mapping[Path, int]) -> None:
+    """A WARNING when the script saved nothing in the model directory: the job still completes
+    (the toolkit's rule) but its model.tar.gz is empty, which only deploying would reveal.  Files
+    the script wrote into its working directory instead, which SageMaker never uploads, are named."""
+    try:
+        if any(model_dir.iterdir()):
+            return
+    except OSError:
+        return
+    written = sorted(
+        str(path.relative_to(code.code_dir))
+        for path, mtime in _files(code.code_dir).items()
+        if before.get(path) != mtime and "__pycache__" not in path.parts
+    )
+    stray = (
+        f"; it wrote {', '.join(written[:5])}{' ...' if len(written) > 5 else ''} into its working "
+        f"directory {code.code_dir}, which is not uploaded"
+        if written
+        else ""
+    )
+    log.warning(
+        "the user script %s saved nothing in %s (SM_MODEL_DIR): the job's model.tar.gz will be empty%s; "
+        "save the model under os.environ['SM_MODEL_DIR']",
+        code.program,
+        model_dir,
+        stray,
+    )

@@ -189,6 +189,23 @@ def test_requirements_and_local_package_install_offline(tmp_path, python):
     )  # requirements first
 
 
+def test_a_script_that_saves_no_model_is_warned_naming_what_it_wrote_instead(tmp_path, python):
+    """The job completes, as with the toolkit, but an empty model.tar.gz would only show when
+    deploying: the log says so, and names a model saved to the working directory by mistake."""
+    files = {"train.py": "import pickle\npickle.dump({'w': 1}, open('model.pkl', 'wb'))\n"}
+    root = script_root(tmp_path, "train.py", files)
+    result = run_train(root, python=python)
+    assert result.returncode == 0, result.stdout + result.stderr
+    warnings = [line for line in result.stdout.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, result.stdout
+    assert f"the user script train.py saved nothing in {root / 'model'} (SM_MODEL_DIR)" in warnings[0]
+    assert f"it wrote model.pkl into its working directory {root / 'code'}, which is not" in warnings[0]
+
+    saved = script_root(tmp_path / "saved", "train.py", {"train.py": RECORDER})
+    result = run_train(saved, python=python)
+    assert result.returncode == 0 and "WARNING" not in result.stdout, result.stdout
+
+
 def _install_failure(tmp_path: Path, python: str, requirements: str) -> str:
     """The failure file's first line after installing ``requirements`` offline failed; the
     script must not have run."""
