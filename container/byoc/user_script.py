@@ -9,8 +9,9 @@ for them run unchanged here (``SKLearn(entry_point="train.py", source_dir=..., i
   job's credentials (:mod:`byoc.s3`) unless network isolation delivers it as the ``code``
   channel) and is staged into ``<ML root>/code``;
 - ``requirements.txt`` is pip-installed, then a local package (setup.py / pyproject.toml);
-- the program runs with its working directory in the code directory, the SM_* environment,
-  and the user hyperparameters as ``--key value`` arguments (:func:`byoc.environment.to_cmd_args`).
+- the program runs with its working directory in the code directory, which is also first on
+  PYTHONPATH, the SM_* environment, and the user hyperparameters as ``--key value`` arguments
+  (:func:`byoc.environment.to_cmd_args`).
 
 Where this differs from the toolkit, on purpose: the script runs in its own process group and
 SIGTERM (StopTrainingJob, spot interruption) is forwarded to that whole group with a grace
@@ -56,6 +57,7 @@ UNCAUGHT_EXIT = 1  # Python's exit status when an exception ends the program
 _TRACEBACK = "Traceback (most recent call last):"
 _GROUP_TRACEBACK = "  + Exception Group Traceback (most recent call last):"
 _GROUP_MARGIN = "  | "
+_RELATIVE_IMPORT = "ImportError: attempted relative import with no known parent package"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _REQUIREMENT_IN_ERROR = re.compile(r"(?:requirement|for|satisfies the requirement)\s+([^\s;(]+)", re.I)
@@ -475,6 +477,11 @@ def failure(program: str, status: int, stderr: str) -> ScriptFailed:
     raised = exception_line(stderr) if status == UNCAUGHT_EXIT else None
     if raised:
         cause = f"{raised} (raised by the user script {program}, exit code {exit_code})"
+        if raised.startswith(_RELATIVE_IMPORT):
+            cause += (
+                f"; the entry point runs as a file (python {program}), not as a module of a package: "
+                "import absolutely from the source directory, which is on PYTHONPATH (from pkg import util)"
+            )
     elif status < 0:
         cause = f"The user script {program} was killed by {signal.Signals(-status).name}"
     else:
@@ -538,6 +545,9 @@ def run(
     environ: dict[str, Any] = dict(env.environ)
     environ.update(env.to_env_vars(module_dir=module_dir, entry_point=code.program))
     environ.update(SAGEMAKER_PROGRAM=code.program, SAGEMAKER_SUBMIT_DIRECTORY=module_dir)
+    # The toolkit puts the code directory first on PYTHONPATH: a script in a sub-folder
+    # (scripts/train.py) or a shell entry point's python imports the source directory's modules.
+    environ["PYTHONPATH"] = os.pathsep.join([str(code.code_dir), *filter(None, [environ.get("PYTHONPATH")])])
     log.info("running the user script: %s (in %s)", " ".join(argv), code.code_dir)
     before = _files(code.code_dir)  # to name what the script writes there instead of the model dir
     started = time.monotonic()

@@ -153,6 +153,30 @@ def test_module_entry_point_from_a_package_source_dir(tmp_path, python):
     assert "site-packages" in check.stdout  # installed, not just found in the working directory
 
 
+def test_the_source_directory_is_on_pythonpath_as_the_toolkit_puts_it(tmp_path, python):
+    """A script in a sub-folder imports the source directory's packages, as under the toolkit
+    (PYTHONPATH starts with /opt/ml/code); a relative import in it says how to fix that."""
+    files = {
+        "common/__init__.py": "",
+        "common/util.py": "X = 7\n",
+        "scripts/train.py": "from common import util\nprint('util says', util.X)\n",
+        "pkg/__init__.py": "",
+        "pkg/helper.py": "",
+        "pkg/train.py": "from . import helper\n",
+    }
+    root = script_root(tmp_path, "scripts/train.py", files)
+    result = run_train(root, python=python)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "util says 7" in result.stdout
+
+    relative = script_root(tmp_path / "relative", "pkg/train.py", files)
+    result = run_train(relative, python=python)
+    assert result.returncode == 1
+    first = read_failure(relative).splitlines()[0]
+    assert first.startswith("ImportError: attempted relative import with no known parent package"), first
+    assert "import absolutely from the source directory, which is on PYTHONPATH" in first, first
+
+
 def test_shell_script_entry_point(tmp_path, python):
     files = {
         "train.sh": """\
