@@ -80,6 +80,12 @@ class MLPaths:
         return self.output_dir / "data"
 
     @property
+    def output_intermediate_dir(self) -> Path:
+        """Where the toolkit tells scripts to put files synced to S3 while the job runs
+        (SM_OUTPUT_INTERMEDIATE_DIR); named for scripts that expect it, created by them."""
+        return self.output_dir / "intermediate"
+
+    @property
     def failure_file(self) -> Path:
         return self.output_dir / "failure"
 
@@ -380,6 +386,13 @@ class TrainingEnvironment:
         """
         hps = dict(self.hyperparameters)
         channel_names = sorted(self.channels)
+        input_data_config = {c: self.channels[c].to_dict() for c in channel_names}
+        resource_config = {
+            "current_host": self.current_host,
+            "current_instance_type": self.current_instance_type,
+            "hosts": list(self.hosts),
+            "network_interface_name": self.network_interface_name,
+        }
         training_env = {
             "channel_input_dirs": {c: str(self.channel_dir(c)) for c in channel_names},
             "current_host": self.current_host,
@@ -387,7 +400,7 @@ class TrainingEnvironment:
             "hosts": list(self.hosts),
             "hyperparameters": hps,
             "input_config_dir": str(self.paths.input_config_dir),
-            "input_data_config": {c: self.channels[c].to_dict() for c in channel_names},
+            "input_data_config": input_data_config,
             "input_dir": str(self.paths.input_dir),
             "job_name": self.job_name,
             "log_level": self.log_level,
@@ -397,21 +410,22 @@ class TrainingEnvironment:
             "num_gpus": self.num_gpus,
             "output_data_dir": str(self.paths.output_data_dir),
             "output_dir": str(self.paths.output_dir),
-            "resource_config": {
-                "current_host": self.current_host,
-                "hosts": list(self.hosts),
-                "network_interface_name": self.network_interface_name,
-            },
+            "output_intermediate_dir": str(self.paths.output_intermediate_dir),
+            "resource_config": resource_config,
         }
         env = {
             "SM_MODEL_DIR": str(self.paths.model_dir),
             "SM_OUTPUT_DIR": str(self.paths.output_dir),
             "SM_OUTPUT_DATA_DIR": str(self.paths.output_data_dir),
+            "SM_OUTPUT_INTERMEDIATE_DIR": str(self.paths.output_intermediate_dir),
             "SM_INPUT_DIR": str(self.paths.input_dir),
             "SM_INPUT_CONFIG_DIR": str(self.paths.input_config_dir),
             "SM_CHANNELS": json.dumps(channel_names),
             "SM_HPS": json.dumps(hps),
             "SM_HOSTS": json.dumps(list(self.hosts)),
+            # scripts written for the toolkit read these two as JSON (json.loads(os.environ[...]))
+            "SM_RESOURCE_CONFIG": env_value(resource_config),
+            "SM_INPUT_DATA_CONFIG": env_value(input_data_config),
             "SM_CURRENT_HOST": self.current_host,
             "SM_CURRENT_INSTANCE_TYPE": self.current_instance_type,
             "SM_NETWORK_INTERFACE_NAME": self.network_interface_name,

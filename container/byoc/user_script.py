@@ -9,8 +9,9 @@ for them run unchanged here (``SKLearn(entry_point="train.py", source_dir=..., i
   job's credentials (:mod:`byoc.s3`) unless network isolation delivers it as the ``code``
   channel) and is staged into ``<ML root>/code``;
 - ``requirements.txt`` is pip-installed, then a local package (setup.py / pyproject.toml);
-- the program runs with its working directory in the code directory, the SM_* environment,
-  and the user hyperparameters as ``--key value`` arguments (:func:`byoc.environment.to_cmd_args`).
+- the program runs with its working directory in the code directory, which is also first on
+  PYTHONPATH, the SM_* environment, and the user hyperparameters as ``--key value`` arguments
+  (:func:`byoc.environment.to_cmd_args`).
 
 Where this differs from the toolkit, on purpose: the script runs in its own process group and
 SIGTERM (StopTrainingJob, spot interruption) is forwarded to that whole group with a grace
@@ -56,9 +57,16 @@ UNCAUGHT_EXIT = 1  # Python's exit status when an exception ends the program
 _TRACEBACK = "Traceback (most recent call last):"
 _GROUP_TRACEBACK = "  + Exception Group Traceback (most recent call last):"
 _GROUP_MARGIN = "  | "
+_RELATIVE_IMPORT = "ImportError: attempted relative import with no known parent package"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _REQUIREMENT_IN_ERROR = re.compile(r"(?:requirement|for|satisfies the requirement)\s+([^\s;(]+)", re.I)
+# pip's resolver ends a conflict with this generic line; the line naming the packages comes first
+_RESOLUTION_IMPOSSIBLE = "ERROR: ResolutionImpossible"
+_CONFLICT = re.compile(r"Cannot install (.+?) because these package versions have conflicting dependencies")
+_CONFLICT_CAUSES = "The conflict is caused by:"
+_INVALID_REQUIREMENT = re.compile(r"Invalid requirement: '([^']*)'")
+_FROM_LINE = re.compile(r"\(from line (\d+) of ")
 
 
 class ScriptFailed(UserError):
@@ -228,20 +236,57 @@ def _pip(args: Sequence[str], cwd: Path) -> tuple[int, str]:
 
 
 def _last_error_line(output: str) -> str:
+    """pip's last specific error: a resolver conflict's generic last line says nothing of the packages."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("ERROR:") or line.lower().startswith("error:")]
-    return (errors or lines or ["pip printed nothing"])[-1]
+    specific = [line for line in errors if not line.startswith(_RESOLUTION_IMPOSSIBLE)]
+    return (specific or errors or lines or ["pip printed nothing"])[-1]
+
+
+def _conflict_causes(output: str) -> list[str]:
+    """The lines pip lists under "The conflict is caused by:" (who asked for which version)."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == _CONFLICT_CAUSES), None)
+    if start is None:
+        return []
+    causes = []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        causes.append(line.strip())
+    return causes
 
 
 def _install_failed(what: str, source: str, output: str) -> InstallFailed:
+    """The failure naming what pip could not install and how to fix it: a conflict names the
+    clashing requirements, a line pip cannot parse its line number, anything else the package."""
     last = _last_error_line(output)
+    details = "pip output (last lines):\n" + "\n".join(output.splitlines()[-40:])
+    conflict = _CONFLICT.search(last)
+    invalid = _INVALID_REQUIREMENT.search(last)
+    if conflict:
+        causes = "; ".join(_conflict_causes(output))
+        return InstallFailed(
+            f"pip could not install {conflict.group(1)} (from {source}): they conflict"
+            + (f" ({causes})" if causes else "")
+            + f"; change the versions in {source} so they agree",
+            details=details,
+        )
+    if invalid and what == REQUIREMENTS:
+        line = _FROM_LINE.search(output)
+        where = f"{source} line {line.group(1)}" if line else source
+        return InstallFailed(
+            f"pip could not install {source}: {where} is not a requirement pip understands: {last}; "
+            "write it as name, name==version or a path such as ./wheels/name.whl",
+            details=details,
+        )
     match = _REQUIREMENT_IN_ERROR.search(last)
     package = match.group(1) if match and what == REQUIREMENTS else what
     return InstallFailed(
         f"pip could not install {package} (from {source}): {last}; fix {source} or make the package "
         "reachable (with no network, vendor it in the source directory and refer to it by path, "
         "e.g. ./wheels/name.whl)",
-        details="pip output (last lines):\n" + "\n".join(output.splitlines()[-40:]),
+        details=details,
     )
 
 
@@ -432,6 +477,11 @@ def failure(program: str, status: int, stderr: str) -> ScriptFailed:
     raised = exception_line(stderr) if status == UNCAUGHT_EXIT else None
     if raised:
         cause = f"{raised} (raised by the user script {program}, exit code {exit_code})"
+        if raised.startswith(_RELATIVE_IMPORT):
+            cause += (
+                f"; the entry point runs as a file (python {program}), not as a module of a package: "
+                "import absolutely from the source directory, which is on PYTHONPATH (from pkg import util)"
+            )
     elif status < 0:
         cause = f"The user script {program} was killed by {signal.Signals(-status).name}"
     else:
@@ -495,7 +545,11 @@ def run(
     environ: dict[str, Any] = dict(env.environ)
     environ.update(env.to_env_vars(module_dir=module_dir, entry_point=code.program))
     environ.update(SAGEMAKER_PROGRAM=code.program, SAGEMAKER_SUBMIT_DIRECTORY=module_dir)
+    # The toolkit puts the code directory first on PYTHONPATH: a script in a sub-folder
+    # (scripts/train.py) or a shell entry point's python imports the source directory's modules.
+    environ["PYTHONPATH"] = os.pathsep.join([str(code.code_dir), *filter(None, [environ.get("PYTHONPATH")])])
     log.info("running the user script: %s (in %s)", " ".join(argv), code.code_dir)
+    before = _files(code.code_dir)  # to name what the script writes there instead of the model dir
     started = time.monotonic()
     phase(f"running the user script {code.program}")
     process = UserProcess.start(argv, code.code_dir, environ)
@@ -508,3 +562,42 @@ def run(
     log.info("the user script exited with code %d after %.1f s", status, time.monotonic() - started)
     if status != 0:
         raise failure(code.program, status, stderr)
+    if env.current_host == env.hosts[0]:  # the other hosts of a distributed job often save nothing
+        _warn_if_no_model(env.paths.model_dir, code, before)
+
+
+def _files(folder: Path) -> dict[Path, int]:
+    """Each file under ``folder`` with its modification time (ns); empty when it cannot be read."""
+    try:
+        return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    except OSError:
+        return {}
+
+
+def _warn_if_no_model(model_dir: Path, code: UserCode, before: Mapping[Path, int]) -> None:
+    """A WARNING when the script saved nothing in the model directory: the job still completes
+    (the toolkit's rule) but its model.tar.gz is empty, which only deploying would reveal.  Files
+    the script wrote into its working directory instead, which SageMaker never uploads, are named."""
+    try:
+        if any(model_dir.iterdir()):
+            return
+    except OSError:
+        return
+    written = sorted(
+        str(path.relative_to(code.code_dir))
+        for path, mtime in _files(code.code_dir).items()
+        if before.get(path) != mtime and "__pycache__" not in path.parts
+    )
+    stray = (
+        f"; it wrote {', '.join(written[:5])}{' ...' if len(written) > 5 else ''} into its working "
+        f"directory {code.code_dir}, which is not uploaded"
+        if written
+        else ""
+    )
+    log.warning(
+        "the user script %s saved nothing in %s (SM_MODEL_DIR): the job's model.tar.gz will be empty%s; "
+        "save the model under os.environ['SM_MODEL_DIR']",
+        code.program,
+        model_dir,
+        stray,
+    )

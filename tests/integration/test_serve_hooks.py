@@ -289,6 +289,9 @@ def test_status_from_user_code_is_the_answer_and_other_errors_are_500_with_the_r
     request_id = other.headers["X-Request-Id"]
     assert other.json()["request_id"] == request_id
     assert "secret internal detail" not in other.text and "Traceback" not in other.text
+    # which hook failed, how and where: the client need not search the log to know it is model code
+    assert other.json()["error"] == "hook_failed"
+    assert other.json()["message"].startswith("predict_fn raised RuntimeError at inference.py line 13;")
     assert request_id in log and "Traceback" in log and "RuntimeError: secret internal detail" in log
     assert "raised by predict_fn of" in log
 

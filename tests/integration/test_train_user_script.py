@@ -153,6 +153,30 @@ def test_module_entry_point_from_a_package_source_dir(tmp_path, python):
     assert "site-packages" in check.stdout  # installed, not just found in the working directory
 
 
+def test_the_source_directory_is_on_pythonpath_as_the_toolkit_puts_it(tmp_path, python):
+    """A script in a sub-folder imports the source directory's packages, as under the toolkit
+    (PYTHONPATH starts with /opt/ml/code); a relative import in it says how to fix that."""
+    files = {
+        "common/__init__.py": "",
+        "common/util.py": "X = 7\n",
+        "scripts/train.py": "from common import util\nprint('util says', util.X)\n",
+        "pkg/__init__.py": "",
+        "pkg/helper.py": "",
+        "pkg/train.py": "from . import helper\n",
+    }
+    root = script_root(tmp_path, "scripts/train.py", files)
+    result = run_train(root, python=python)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "util says 7" in result.stdout
+
+    relative = script_root(tmp_path / "relative", "pkg/train.py", files)
+    result = run_train(relative, python=python)
+    assert result.returncode == 1
+    first = read_failure(relative).splitlines()[0]
+    assert first.startswith("ImportError: attempted relative import with no known parent package"), first
+    assert "import absolutely from the source directory, which is on PYTHONPATH" in first, first
+
+
 def test_shell_script_entry_point(tmp_path, python):
     files = {
         "train.sh": """\
@@ -189,17 +213,58 @@ def test_requirements_and_local_package_install_offline(tmp_path, python):
     )  # requirements first
 
 
-def test_requirements_failure_names_the_package_and_pips_error(tmp_path, python):
-    files = {"requirements.txt": "byoc-no-such-package-xyz==9.9\n", "train.py": RECORDER}
+def test_a_script_that_saves_no_model_is_warned_naming_what_it_wrote_instead(tmp_path, python):
+    """The job completes, as with the toolkit, but an empty model.tar.gz would only show when
+    deploying: the log says so, and names a model saved to the working directory by mistake."""
+    files = {"train.py": "import pickle\npickle.dump({'w': 1}, open('model.pkl', 'wb'))\n"}
     root = script_root(tmp_path, "train.py", files)
+    result = run_train(root, python=python)
+    assert result.returncode == 0, result.stdout + result.stderr
+    warnings = [line for line in result.stdout.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, result.stdout
+    assert f"the user script train.py saved nothing in {root / 'model'} (SM_MODEL_DIR)" in warnings[0]
+    assert f"it wrote model.pkl into its working directory {root / 'code'}, which is not" in warnings[0]
+
+    saved = script_root(tmp_path / "saved", "train.py", {"train.py": RECORDER})
+    result = run_train(saved, python=python)
+    assert result.returncode == 0 and "WARNING" not in result.stdout, result.stdout
+
+
+def _install_failure(tmp_path: Path, python: str, requirements: str) -> str:
+    """The failure file's first line after installing ``requirements`` offline failed; the
+    script must not have run."""
+    root = script_root(tmp_path, "train.py", {"requirements.txt": requirements, "train.py": RECORDER})
     result = run_train(root, python=python, env=OFFLINE)
-    assert result.returncode == 1
-    first = read_failure(root).splitlines()[0]
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert not (root / "model" / "seen.json").exists()  # the script never ran
+    return read_failure(root).splitlines()[0]
+
+
+def test_requirements_failure_names_the_package_and_pips_error(tmp_path, python):
+    first = _install_failure(tmp_path, python, "byoc-no-such-package-xyz==9.9\n")
     assert first.startswith(
         "pip could not install byoc-no-such-package-xyz==9.9 (from requirements.txt): ERROR:"
     )
     assert "No matching distribution found for byoc-no-such-package-xyz==9.9" in first
-    assert not (root / "model" / "seen.json").exists()  # the script never ran
+
+
+def test_requirements_that_conflict_name_both_and_not_pips_help_link(tmp_path, python):
+    """pip's last line for a conflict is a generic "ResolutionImpossible: for help visit ...": the
+    failure named a package "help". It names the clashing requirements and who asked for them."""
+    from importlib import metadata
+
+    pinned = f"numpy=={metadata.version('numpy')}"  # installed: pip sees the clash offline
+    first = _install_failure(tmp_path, python, f"{pinned}\nnumpy<1\n")
+    assert first.startswith("pip could not install "), first
+    assert "numpy<1" in first and pinned in first and "conflict" in first, first
+    assert "help" not in first.split(":")[0], first
+    assert f"The user requested {pinned}" in first, first
+
+
+def test_a_requirements_line_pip_cannot_parse_is_named_by_its_line(tmp_path, python):
+    first = _install_failure(tmp_path, python, "# pinned\nnumpy\npandas>=>1\n")
+    assert "requirements.txt line 3 is not a requirement pip understands" in first, first
+    assert "'pandas>=>1'" in first and "make the package reachable" not in first, first
 
 
 def test_tarball_and_code_channel_sources(tmp_path, python):

@@ -119,6 +119,15 @@ def test_sm_variables_follow_the_training_toolkit(tmp_path):
     training_env = json.loads(sm["SM_TRAINING_ENV"])
     assert training_env["channel_input_dirs"]["validation"] == str(root / "input/data/validation")
     assert training_env["hyperparameters"] == {"max_depth": 5, "criterion": "gini"}
+    # scripts written for the toolkit read these without a default (json.loads(os.environ[...]))
+    resource_config = json.loads(sm["SM_RESOURCE_CONFIG"])
+    assert resource_config["hosts"] == ["algo-1", "algo-2"] and resource_config["current_host"] == "algo-1"
+    assert resource_config == training_env["resource_config"]
+    input_data_config = json.loads(sm["SM_INPUT_DATA_CONFIG"])
+    assert input_data_config["train"]["TrainingInputMode"] == "File"
+    assert input_data_config == training_env["input_data_config"]
+    assert sm["SM_OUTPUT_INTERMEDIATE_DIR"] == str(root / "output/intermediate")
+    assert training_env["output_intermediate_dir"] == sm["SM_OUTPUT_INTERMEDIATE_DIR"]
     for key in (
         "SM_NUM_CPUS",
         "SM_NUM_GPUS",

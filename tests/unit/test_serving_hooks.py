@@ -1,16 +1,23 @@
-"""How user hooks are bound (context or not) and which exceptions keep their HTTP status."""
+"""How user hooks are bound (context or not), which exceptions keep their HTTP status, and how a
+hook's failure or unusable answer is named to the client."""
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import logging
 import re
 import sys
+import textwrap
 import types
+from pathlib import Path
 
 import pytest
 
 from byoc.errors import ConfigError, HookError, ModelLoadError, UserError
+from byoc.serving import hooks
 from byoc.serving.handler import InferenceRequest
-from byoc.serving.hooks import Context, Hook, HooksHandler, find_program
+from byoc.serving.hooks import ByocHooks, Context, Hook, HooksHandler, find_program
 from byoc.serving.settings import ServingSettings
 
 
@@ -53,11 +60,100 @@ def test_only_a_4xx_status_code_is_kept(status, kept):
         raise _Status(status)
 
     hook = Hook.bind(_module(predict_fn=predict_fn), "predict_fn", "inference.py")
-    expected = UserError if kept else _Status
-    with pytest.raises(expected) as caught:
+    with pytest.raises(UserError) as caught:
         hook(None, None, context=Context("/opt/ml/model"))
     if kept:
         assert caught.value.status == status and caught.value.message == "nope"
+    else:  # the hook's own failure: a 500 naming it
+        assert isinstance(caught.value, HookError) and caught.value.code == "hook_failed"
+        assert caught.value.status == 500 and "nope" not in caught.value.message
+
+
+def _program(tmp_path: Path, code: str, **helpers: str) -> Path:
+    for name, text in helpers.items():
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(text), encoding="utf-8")
+    program = tmp_path / "inference.py"
+    program.write_text(textwrap.dedent(code), encoding="utf-8")
+    return program
+
+
+def test_a_hook_that_raises_is_a_500_naming_the_hook_the_type_and_the_line_not_the_message(tmp_path, caplog):
+    """The client learns which hook failed, how and where, so it is no anonymous internal error;
+    the message (which may hold data) and the traceback stay in the log, under the request id."""
+    program = _program(
+        tmp_path,
+        """\
+        import parsing_helper_x1
+
+        def input_fn(request_body, content_type):
+            if request_body == "helper":
+                return parsing_helper_x1.parse(request_body)
+            raise ValueError("secret customer 42")
+        """,
+        parsing_helper_x1="def parse(body):\n    return int(body)\n",
+    )
+    hook = Hook.bind(hooks._import(program), "input_fn", str(program))
+    assert hook is not None
+    for body, kind, where in (
+        ("direct", "ValueError", "inference.py line 6"),
+        ("helper", "ValueError", "parsing_helper_x1.py line 2"),
+    ):
+        with caplog.at_level(logging.ERROR, logger="byoc.serving"), pytest.raises(HookError) as caught:
+            hook(body, "text/csv", context=Context(str(tmp_path), request_id="req-1"))
+        error = caught.value
+        assert (error.status, error.code) == (500, "hook_failed")
+        assert error.message.startswith(f"input_fn raised {kind} at {where};"), error.message
+        assert "secret" not in error.message and "invalid literal" not in error.message
+    assert "req-1" in caplog.text and "secret customer 42" in caplog.text and "Traceback" in caplog.text
+
+
+def test_a_failing_model_fn_is_not_turned_into_a_request_error(tmp_path):
+    """model_fn runs at start-up, where HooksHandler.load stops serve with the exception itself."""
+    program = _program(tmp_path, "def model_fn(model_dir):\n    raise OSError('no weights')\n")
+    hook = Hook.bind(hooks._import(program), "model_fn", str(program))
+    assert hook is not None
+    with pytest.raises(OSError, match="no weights"):
+        hook(str(tmp_path), context=Context(str(tmp_path)))
+
+
+@pytest.mark.parametrize(
+    "output,said",
+    [
+        ({"predictions": [1]}, "output_fn of x.py returned a dict; "),
+        (None, "output_fn of x.py returned a NoneType; "),
+        (("a", "text/plain", 200), "output_fn of x.py returned a tuple of 3 items; "),
+        (("a", 5), "output_fn of x.py returned the content type 5 (int, not str); "),
+    ],
+)
+def test_an_output_fn_answer_that_is_no_body_is_a_500_naming_the_hook(tmp_path, output, said):
+    """Was a TypeError: an anonymous internal error for the client, and a log without the hook."""
+    fns = {
+        "input_fn": lambda body, content_type: body,
+        "predict_fn": lambda data, model: data,
+        "output_fn": lambda prediction, accept: output,
+    }
+    user = {name: Hook(name, fn, False, False, str(tmp_path / "x.py")) for name, fn in fns.items()}
+    handler = HooksHandler(tmp_path / "x.py", object(), user, ServingSettings(), tmp_path)
+    with pytest.raises(HookError) as caught:
+        handler.invoke(InferenceRequest(_Body(), "text/csv", "application/json", None, "id"))
+    assert (caught.value.status, caught.value.code) == (500, "bad_output")
+    assert caught.value.message.startswith(said), caught.value.message
+
+
+@pytest.mark.parametrize(
+    "values", [[datetime.datetime(2020, 1, 1)], [decimal.Decimal("1.5")], [b"bytes"]], ids=repr
+)
+def test_predict_fn_values_byocs_output_fn_cannot_write_name_predict_fn(tmp_path, values):
+    """Was an internal error blamed on byoc's output_fn: the values are predict_fn's to fix."""
+    byoc_hooks = ByocHooks(ServingSettings(), None, None)
+    context = Context(str(tmp_path), content_type="text/csv", accept="application/json")
+    with pytest.raises(HookError) as caught:
+        byoc_hooks.output_fn(values, "application/json", context)
+    assert (caught.value.status, caught.value.code) == (500, "bad_prediction")
+    assert caught.value.message.startswith(
+        "predict_fn returned values byoc's output_fn cannot write as application/json ("
+    ), caught.value.message
+    assert "is not JSON serializable" in caught.value.message
 
 
 def test_no_program_means_byoc_serves_and_a_named_one_must_exist(tmp_path):

@@ -22,8 +22,9 @@ Where byoc differs, on purpose:
   failed install, import or ``model_fn`` stops ``serve`` at once with the cause.
 - An exception carrying an HTTP status (a :class:`~byoc.errors.UserError`, or any exception
   whose ``status_code`` is in 400-499, such as the inference toolkit's errors) answers with
-  that status and the JSON error body; anything else is a 500 with the request id, logged with
-  its traceback.
+  that status and the JSON error body; anything else is a 500 ``hook_failed`` with the request
+  id, naming the hook, the exception's type and its line (never its message), logged with its
+  traceback.  A hook's answer byoc cannot send is a 500 naming the hook too.
 
 User code runs only when the user put it there: ``<model_dir>/code/inference.py`` (the SDK
 repacks model.tar.gz that way), or SAGEMAKER_PROGRAM in SAGEMAKER_SUBMIT_DIRECTORY (a local
@@ -39,6 +40,7 @@ import inspect
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,6 +210,9 @@ class Hook:
             mapped = _status_error(exc)
             if mapped is not None:
                 raise mapped from exc
+            # A request-time hook of the user's answers a 500 naming it; byoc's own hooks are the
+            # app's to log, and a failing model_fn stops serve (HooksHandler.load reports it).
+            answers = not self.builtin and self.name != "model_fn"
             log.error(
                 "request %s: %s: %s raised by %s of %s",
                 context.request_id,
@@ -215,8 +220,26 @@ class Hook:
                 exc,
                 self.name,
                 self.source,
+                exc_info=answers,
             )
-            raise
+            if not answers:
+                raise
+            raise HookError(
+                f"{self.name} raised {type(exc).__name__} at {self._where(exc)}; the endpoint's log has "
+                "its message and traceback under this request id (raise byoc.errors.UserError(message, "
+                "status=400) from a hook to answer a bad request with a 4xx)",
+                code="hook_failed",
+            ) from exc
+
+    def _where(self, exc: BaseException) -> str:
+        """``file line N`` of the deepest frame in the user's code folder (the hook's own file,
+        or a helper module beside it), relative to that folder: the client learns where, not what."""
+        folder = Path(self.source).parent
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            path = Path(frame.filename)
+            if path.is_relative_to(folder):
+                return f"{path.relative_to(folder)} line {frame.lineno}"
+        return Path(self.source).name
 
     @classmethod
     def bind(cls, module: ModuleType, name: str, source: str) -> Hook | None:
@@ -303,7 +326,8 @@ class ByocHooks:
         return model.predictor.predict(batch, context.output_fields)
 
     def output_fn(self, prediction: Any, accept: str, context: Context) -> tuple[bytes, str]:
-        if not isinstance(prediction, Prediction):
+        users = not isinstance(prediction, Prediction)  # a user predict_fn's values
+        if users:
             values = np.asarray(prediction)
             if values.ndim != 1:
                 raise HookError(
@@ -322,8 +346,18 @@ class ByocHooks:
             )
         request_type = parse_options_header(context.content_type or DEFAULT_CONTENT_TYPE)[0].lower()
         encoder = codecs.choose_encoder(context.accept, request_type, self.default_accept)
+        try:
+            body = encoder.encode(prediction)
+        except (TypeError, ValueError) as exc:
+            if not users:
+                raise
+            raise HookError(
+                f"predict_fn returned values byoc's output_fn cannot write as {encoder.media_type} "
+                f"({exc}); return numbers, strings, booleans or None, one per record, or define output_fn",
+                code="bad_prediction",
+            ) from exc
         context.response_headers[CUSTOM_ATTRIBUTES_HEADER] = "output=" + ",".join(prediction.fields)
-        return encoder.encode(prediction), encoder.media_type
+        return body, encoder.media_type
 
 
 def _encoder_default(settings: ServingSettings) -> str | None:
@@ -493,24 +527,35 @@ class HooksHandler:
                 context.records = len(decoded)
             prediction = self.hooks["predict_fn"](decoded, self.model, context=context)
             result = self.hooks["output_fn"](prediction, accept, context=context)
-        return self._response(result, accept, context)
+        return self._response(result, accept, context, "transform_fn" if transform else "output_fn")
 
-    def _response(self, result: Any, accept: str, context: Context) -> InferenceResponse:
+    def _response(self, result: Any, accept: str, context: Context, hook: str) -> InferenceResponse:
+        """The HTTP answer from what ``hook`` returned; anything but a body (and a media type)
+        is the hook's fault, named as such (a 500 whose body says what it returned)."""
         body, content_type = result if isinstance(result, tuple) and len(result) == 2 else (result, None)
+        usage = "return bytes or str, or a (body, content_type) pair"
         if content_type is None:
             # the most preferred entry, as werkzeug weighs them: its q is no media type parameter
             best = parse_accept_header(accept, MIMEAccept).best
             content_type = best if best and "*" not in best else self.default_accept
+        elif not isinstance(content_type, str):
+            raise HookError(
+                f"{hook} of {self.program.name} returned the content type {content_type!r} "
+                f"({type(content_type).__name__}, not str); {usage}",
+                code="bad_output",
+            )
         if isinstance(body, str):
             body = body.encode("utf-8")
         elif isinstance(body, (bytearray, memoryview)):
             body = bytes(body)
         elif not isinstance(body, bytes):
-            raise TypeError(
-                f"the output of {self.program} is a {type(body).__name__}; return bytes or str "
-                "(or a (body, content_type) pair)"
+            shape = f" of {len(result)} items" if isinstance(result, tuple) else ""
+            raise HookError(
+                f"{hook} of {self.program.name} returned a {type(body).__name__}{shape}; {usage} "
+                "(encode it yourself, e.g. json.dumps(...))",
+                code="bad_output",
             )
-        return InferenceResponse(body, str(content_type), context.response_headers)
+        return InferenceResponse(body, content_type, context.response_headers)
 
     def warm_up(self) -> None:
         """Nothing to warm: user code is not called without a request."""
