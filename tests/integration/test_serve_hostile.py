@@ -76,6 +76,26 @@ def test_gunicorns_own_refusals_carry_the_json_error_body(binary, request_bytes,
     assert error["error"] == code
 
 
+def test_a_head_with_bare_lf_line_ends_is_refused_at_once(binary):
+    """A hand-typed request (``\\n`` line ends) from a client that keeps its side open: it was held
+    5 s waiting for a CRLF CRLF that never comes, then closed without an answer."""
+    with socket.create_connection(("127.0.0.1", binary.port), timeout=3) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /ping HTTP/1.1\nHost: x\n\n")
+        raw = b""
+        while b"\r\n\r\n" not in raw or not raw.endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+    assert time.monotonic() - started < 2, raw
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:])}
+    error = assert_json_error(int(lines[0].split()[1]), headers, body, 400)
+    assert "bare LF" in error["message"]
+
+
 @pytest.mark.parametrize(
     "chunked",
     [

@@ -60,6 +60,16 @@ def test_heads_a_thread_must_answer_go_at_once():
     assert request_arrived(b"")
     assert request_arrived(b"POST / HTTP/1.1\r\nContent-Length: ten\r\n\r\n")
     assert not request_arrived(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n")
+    assert not request_arrived(b"POST / HTTP/1.1\r\nContent-Length: 10\r")  # its LF is on the way
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"GET /ping HTTP/1.1\nHost: x\n\n", b"GET /ping HTTP/1.1\r\nHost: x\n\n", b"GET /ping\n"],
+)
+def test_a_head_with_a_bare_lf_goes_at_once_for_gunicorn_to_refuse(head):
+    """It never ends in CRLF CRLF: waiting for that closed the connection after 5 s, unanswered."""
+    assert request_arrived(head)
 
 
 def test_request_ids_are_32_hex_digits_and_differ_between_forked_workers():

@@ -229,12 +229,14 @@ def request_arrived(data: bytes) -> bool:
     waiting on its client: the whole head and ``Content-Length`` bytes of body, or ``ARRIVED_BYTES``
     (the rest then streams in), or an end of file.  A head that asks for ``100 Continue`` or a
     chunked body goes to a thread once the head is complete (gunicorn answers the one and reads
-    the other); anything unparsable goes at once, for gunicorn to refuse."""
+    the other); anything unparsable goes at once, for gunicorn to refuse.  So does a head with a
+    bare LF (``\n`` without ``\r``, a hand-typed request), by gunicorn's own test: it never ends
+    in CRLF CRLF, and waiting for that closed the connection after 5 s without an answer."""
     if not data or len(data) >= ARRIVED_BYTES:
         return True
     end = data.find(b"\r\n\r\n")
     if end < 0:
-        return False
+        return data.count(b"\n") != data.count(b"\r\n")
     head = data[: end + 2].lower()
     if b"\r\nexpect:" in head or b"\r\ntransfer-encoding:" in head:
         return True
