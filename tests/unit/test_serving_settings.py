@@ -101,3 +101,20 @@ def test_the_largest_sensible_worker_count_and_timeout_are_accepted():
         {"SAGEMAKER_MODEL_SERVER_WORKERS": "1024", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "31536000"}
     )
     assert (settings.workers, settings.timeout) == (1024, 31536000)
+
+
+@pytest.mark.parametrize(
+    "raw,media_type",
+    [
+        ("*/*", None),  # no preference: each request answers in its own type, as when unset
+        ("*/*;q=0.5", None),
+        ("text/*", "text/csv"),
+        ("application/*", "application/json"),
+        ("*/*;q=0.1, application/jsonlines", "application/jsonlines"),
+    ],
+)
+def test_a_default_accept_that_states_no_preference_leaves_the_choice_to_the_request(raw, media_type):
+    from byoc.serving.builtin import default_accept
+
+    settings = ServingSettings.from_environ({"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": raw})
+    assert default_accept(settings) == media_type
