@@ -464,17 +464,24 @@ def test_a_body_above_the_payload_limit_is_413(tmp_path):
         server.stop()
 
 
-def test_default_accept_from_the_environment_applies_to_missing_and_wildcard_accept():
+@pytest.mark.parametrize(
+    "default,answered",
+    [
+        ("application/jsonlines", "application/jsonlines"),
+        ("*/*", "text/csv"),  # no preference: the request's own type, as unset (it was always JSON)
+    ],
+)
+def test_default_accept_from_the_environment_applies_to_missing_and_wildcard_accept(default, answered):
     server = sm.start(
         sm.trained_root("binary"),
         workers=1,
-        env={"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/jsonlines"},
+        env={"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": default},
     )
     try:
         rows = sm.features("binary").iloc[:3]
         for accept in (None, "*/*"):
             response = server.invoke(csv_body(rows), "text/csv", accept)
-            assert response.headers["Content-Type"].startswith("application/jsonlines")
+            assert response.headers["Content-Type"].startswith(answered)
             assert decode_response(response) == expected("binary", rows)
         assert (
             server.invoke(csv_body(rows), "text/csv", "text/csv")

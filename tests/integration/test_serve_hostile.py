@@ -33,11 +33,15 @@ def binary():
     server.stop()
 
 
-def exchange(port: int, data: bytes, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
-    """Send raw bytes, half-close, read the whole answer: (status, headers, body)."""
+def exchange(
+    port: int, data: bytes, timeout: float = 10, *, half_close: bool = True
+) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, half-close (unless told not to: a client that waits with its side open),
+    read the whole answer: (status, headers, body)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
         chunks = []
         while chunk := sock.recv(65536):
             chunks.append(chunk)
@@ -74,6 +78,23 @@ def assert_json_error(status: int, headers: dict[str, str], body: bytes, expecte
 def test_gunicorns_own_refusals_carry_the_json_error_body(binary, request_bytes, status, code):
     error = assert_json_error(*exchange(binary.port, request_bytes), status)
     assert error["error"] == code
+
+
+def test_a_head_with_bare_lf_line_ends_is_refused_at_once(binary):
+    """A hand-typed request (``\\n`` line ends) from a client that keeps its side open: it was held
+    5 s waiting for a CRLF CRLF that never comes, then closed without an answer."""
+    error = assert_json_error(
+        *exchange(binary.port, b"GET /ping HTTP/1.1\nHost: x\n\n", 3, half_close=False), 400
+    )
+    assert "bare LF" in error["message"]
+
+
+def test_a_body_shorter_than_its_content_length_is_answered_408(binary):
+    """The client stops sending with bytes still owed: a JSON 408 saying what came, not a reset."""
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 100\r\n\r\n"
+    error = assert_json_error(*exchange(binary.port, head + ROW, 15, half_close=False), 408)
+    assert "Content-Length: 100 announced, 25 bytes of body came" in error["message"]
+    assert binary.get("/ping").status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -78,3 +78,43 @@ def test_compiled_inference_is_on_unless_switched_off(raw, expected):
 def test_a_bad_compiled_inference_value_names_the_variable():
     with pytest.raises(ConfigError, match="BYOC_COMPILED_INFERENCE='fast' is not a boolean"):
         ServingSettings.from_environ({"BYOC_COMPILED_INFERENCE": "fast"})
+
+
+@pytest.mark.parametrize(
+    "name,raw,bounds",
+    [
+        ("SAGEMAKER_MODEL_SERVER_WORKERS", "99999999999999999999", "between 1 and 1024"),
+        ("MODEL_SERVER_WORKERS", "1025", "between 1 and 1024"),
+        ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "99999999999999999999", "between 1 and 31536000"),
+        ("MODEL_SERVER_TIMEOUT", "31536001", "between 1 and 31536000"),
+    ],
+)
+def test_an_absurd_worker_count_or_timeout_is_refused_naming_the_variable_and_bounds(name, raw, bounds):
+    """Unbounded, gunicorn's master forked workers without end (handling no signal meanwhile), and
+    a sync worker's select() overflowed on the timeout after its first request, in a loop."""
+    with pytest.raises(ConfigError, match=f"{name}={raw} is out of range; it must be {bounds}"):
+        ServingSettings.from_environ({name: raw})
+
+
+def test_the_largest_sensible_worker_count_and_timeout_are_accepted():
+    settings = ServingSettings.from_environ(
+        {"SAGEMAKER_MODEL_SERVER_WORKERS": "1024", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "31536000"}
+    )
+    assert (settings.workers, settings.timeout) == (1024, 31536000)
+
+
+@pytest.mark.parametrize(
+    "raw,media_type",
+    [
+        ("*/*", None),  # no preference: each request answers in its own type, as when unset
+        ("*/*;q=0.5", None),
+        ("text/*", "text/csv"),
+        ("application/*", "application/json"),
+        ("*/*;q=0.1, application/jsonlines", "application/jsonlines"),
+    ],
+)
+def test_a_default_accept_that_states_no_preference_leaves_the_choice_to_the_request(raw, media_type):
+    from byoc.serving.builtin import default_accept
+
+    settings = ServingSettings.from_environ({"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": raw})
+    assert default_accept(settings) == media_type

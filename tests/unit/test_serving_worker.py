@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import selectors
@@ -60,6 +61,16 @@ def test_heads_a_thread_must_answer_go_at_once():
     assert request_arrived(b"")
     assert request_arrived(b"POST / HTTP/1.1\r\nContent-Length: ten\r\n\r\n")
     assert not request_arrived(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n")
+    assert not request_arrived(b"POST / HTTP/1.1\r\nContent-Length: 10\r")  # its LF is on the way
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"GET /ping HTTP/1.1\nHost: x\n\n", b"GET /ping HTTP/1.1\r\nHost: x\n\n", b"GET /ping\n"],
+)
+def test_a_head_with_a_bare_lf_goes_at_once_for_gunicorn_to_refuse(head):
+    """It never ends in CRLF CRLF: waiting for that closed the connection after 5 s, unanswered."""
+    assert request_arrived(head)
 
 
 def test_request_ids_are_32_hex_digits_and_differ_between_forked_workers():
@@ -192,3 +203,48 @@ def test_a_request_begun_in_gunicorns_read_ahead_with_nothing_more_waits_for_a_b
     client.sendall(HEAD[20:] + b"1234567890")
     assert _dispatch(worker, 2.0) == 1
     assert worker.tpool.conns == [conn]
+
+
+def _stalled(worker: Any, conn: Any) -> None:
+    """``conn``'s time on the poller is up: the worker's main loop runs murder_pending."""
+    conn.timeout = time.monotonic() - 1
+    conn.close = conn.sock.close
+    worker.nr_conns = 1
+    worker.log = SimpleNamespace(warning=lambda *args: None)
+    worker.murder_pending()
+    assert not worker.pending_conns and worker.nr_conns == 0
+
+
+def _answer(client: socket.socket) -> bytes:
+    client.settimeout(2)
+    answer = b""
+    while chunk := client.recv(65536):
+        answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    "sent,fragment",
+    [
+        (HEAD + b"12", "Content-Length: 10 announced, 2 bytes of body came, then nothing for 5 s"),
+        (HEAD[:30], "its head (30 bytes) never ended with an empty line"),
+    ],
+)
+def test_a_request_that_stops_arriving_is_answered_408_before_the_close(pending, sent, fragment):
+    """It was closed without a word: a reset the client could not tell from a crash."""
+    worker, client, conn = pending
+    client.sendall(sent)
+    time.sleep(0.05)
+    worker.enqueue_req(conn)
+    _stalled(worker, conn)
+    head, _, body = _answer(client).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), head
+    error = json.loads(body)
+    assert error["error"] == "request_timeout" and fragment in error["message"], error
+
+
+def test_an_idle_connection_is_closed_without_an_answer(pending):
+    worker, client, conn = pending
+    worker.enqueue_req(conn)
+    _stalled(worker, conn)
+    assert _answer(client) == b""

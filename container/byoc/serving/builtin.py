@@ -45,10 +45,17 @@ def prepare(model: artifact.ModelArtifact, compiled_inference: bool | None = Non
 
 
 def default_accept(settings: ServingSettings) -> str | None:
-    """SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT as one of byoc's encoders; ConfigError when none writes it."""
+    """SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT as one of byoc's encoders; ConfigError when none writes it.
+
+    None when it states no preference (``*/*``: every request type would answer in its own), as
+    when it is unset: resolved once with no request type, ``*/*`` answered every request in JSON."""
     if not settings.default_accept:
         return None
     try:
+        if all(
+            codecs.choose_encoder(settings.default_accept, own).media_type == own for own in codecs.encoders()
+        ):
+            return None
         return codecs.choose_encoder(settings.default_accept, "").media_type
     except UserError:
         raise ConfigError(

@@ -23,6 +23,12 @@ MB = 1024 * 1024
 DEFAULT_GRACEFUL_TIMEOUT = 30  # SageMaker sends SIGKILL 30 s after SIGTERM
 WORKER_CLASSES = ("gthread", "sync")
 DEFAULT_WORKER_THREADS = 2  # few threads, few GIL hand-offs: see byoc.serving.worker and README "Settings"
+# Above these a value is a typo, and an unbounded one breaks the server rather than being refused:
+# gunicorn's master forks the worker count in one loop that handles no signal until it ends, and a
+# sync worker's select() overflows on a timeout beyond time_t, dies after its first request, and is
+# replaced, forever.  The largest SageMaker instances have 192 vCPUs; its longest invocation is an hour.
+MAX_WORKERS = 1024
+MAX_TIMEOUT = 365 * 24 * 3600  # a year
 
 
 def parse_bool(raw: str | None, *, name: str, default: bool = False) -> bool:
@@ -117,8 +123,13 @@ class ServingSettings:
             )
         return cls(
             port=_positive_int(environ, "SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT, upper=65535),
-            workers=_positive_int(environ, workers_name, cpu_count()),
-            timeout=_positive_int(environ, timeout_name, DEFAULT_BATCH_TIMEOUT if batch else DEFAULT_TIMEOUT),
+            workers=_positive_int(environ, workers_name, cpu_count(), upper=MAX_WORKERS),
+            timeout=_positive_int(
+                environ,
+                timeout_name,
+                DEFAULT_BATCH_TIMEOUT if batch else DEFAULT_TIMEOUT,
+                upper=MAX_TIMEOUT,
+            ),
             log_level=log_level,
             batch=batch,
             max_payload_mb=_positive_int(

@@ -19,7 +19,7 @@ Why each piece:
   head, and the body up to ``Content-Length``), or 16 KiB of it have, counting what gunicorn has
   already read of it behind the connection's previous request: until then the connection
   waits on the worker's poller with gunicorn's own pending connections (closed after 5 s without
-  a byte).  gunicorn's thread reads a request blocking, so a client trickling its headers or body
+  a byte; one that holds part of a request is first answered 408, see ``murder_pending``).  gunicorn's thread reads a request blocking, so a client trickling its headers or body
   held a thread for as long as it trickled, and each worker needed spare threads for them; with
   none held, a few threads suffice, and few threads keep the GIL's hand-offs, and so the p99 of
   single rows, down (``byoc.serving.settings.DEFAULT_WORKER_THREADS``).  A connection that waits
@@ -229,17 +229,34 @@ def request_arrived(data: bytes) -> bool:
     waiting on its client: the whole head and ``Content-Length`` bytes of body, or ``ARRIVED_BYTES``
     (the rest then streams in), or an end of file.  A head that asks for ``100 Continue`` or a
     chunked body goes to a thread once the head is complete (gunicorn answers the one and reads
-    the other); anything unparsable goes at once, for gunicorn to refuse."""
+    the other); anything unparsable goes at once, for gunicorn to refuse.  So does a head with a
+    bare LF (``\n`` without ``\r``, a hand-typed request), by gunicorn's own test: it never ends
+    in CRLF CRLF, and waiting for that closed the connection after 5 s without an answer."""
     if not data or len(data) >= ARRIVED_BYTES:
         return True
     end = data.find(b"\r\n\r\n")
     if end < 0:
-        return False
+        return data.count(b"\n") != data.count(b"\r\n")
     head = data[: end + 2].lower()
     if b"\r\nexpect:" in head or b"\r\ntransfer-encoding:" in head:
         return True
     length = _CONTENT_LENGTH.search(head)
     return length is None or len(data) - end - 4 >= int(length.group(1))
+
+
+def stalled_request_message(arrived: bytes, seconds: float) -> str:
+    """What a client whose request stopped arriving after ``arrived`` is told (see murder_pending)."""
+    end = arrived.find(b"\r\n\r\n")
+    if end < 0:
+        what = f"its head ({len(arrived)} bytes) never ended with an empty line"
+    else:
+        length = _CONTENT_LENGTH.search(arrived[: end + 2].lower())
+        announced = f"Content-Length: {int(length.group(1))} announced" if length else "a body announced"
+        what = f"{announced}, {len(arrived) - end - 4} bytes of body came"
+    return (
+        f"the request stopped arriving: {what}, then nothing for {seconds:g} s; send the whole "
+        "request, with a Content-Length that counts the body's bytes"
+    )
 
 
 class _WholeRequestThreadWorker(ThreadWorker):
@@ -278,6 +295,42 @@ class _WholeRequestThreadWorker(ThreadWorker):
             selectors.EVENT_READ,
             partial(self.on_pending_socket_readable, conn),
         )
+
+    def murder_pending(self) -> None:
+        """gunicorn's: close the pending connections whose time is up.  One that holds part of a
+        request (a Content-Length above the bytes sent, a head that never ended) is first answered
+        a 408 saying what came: it was closed without a word, a reset the client could not tell
+        from a crash."""
+        now = time.monotonic()
+        conn: Any
+        for conn in self.pending_conns:  # in the order of their deadlines, as gunicorn reads them
+            if conn.timeout > now:
+                break
+            self._refuse_stalled(conn)
+        super().murder_pending()
+
+    def _refuse_stalled(self, conn: Any) -> None:
+        """Answer 408 on ``conn`` if part of a request waits on it (else it is idle: nothing to say)."""
+        parser = conn.parser
+        arrived = parser.unreader.buf.getvalue() if parser is not None else b""
+        with contextlib.suppress(OSError):  # nothing in the kernel's buffer, or a closed socket
+            arrived += conn.sock.recv(ARRIVED_BYTES, PEEK_FLAGS)
+        if not arrived:
+            return
+        with contextlib.suppress(OSError):  # read what came, so that closing does not reset the answer
+            while conn.sock.recv(1 << 16, socket.MSG_DONTWAIT):
+                pass
+        message = stalled_request_message(arrived, max(self.cfg.keepalive, PENDING_SECONDS))
+        request_id = new_request_id()
+        self.log.warning(
+            "request %s from %s refused with 408: %s",
+            request_id,
+            (getattr(conn, "client", None) or ("",))[0],
+            message,
+        )
+        with contextlib.suppress(OSError):
+            _write_json_error(conn.sock, 408, "Request Timeout", "request_timeout", message, request_id)
+            conn.sock.shutdown(socket.SHUT_WR)
 
     @staticmethod
     def _bytes_waiting(conn: Any) -> int | None:
