@@ -182,6 +182,14 @@ def split_reserved(hyperparameters: Mapping[str, Any]) -> tuple[dict[str, Any], 
     return user, reserved
 
 
+# What each config file holds, for the message when it holds something else.
+CONFIG_EXAMPLES = {
+    "hyperparameters.json": 'name: value pairs, e.g. {"max_depth": "5"}',
+    "inputdataconfig.json": 'its channels, e.g. {"train": {"TrainingInputMode": "File", "ContentType": "text/csv"}}',
+    "resourceconfig.json": 'its hosts, e.g. {"current_host": "algo-1", "hosts": ["algo-1"]}',
+}
+
+
 def _read_json(path: Path, default: dict[str, Any]) -> dict[str, Any]:
     """A config file SageMaker writes as a JSON object; anything else is the job's to fix.
 
@@ -220,7 +228,21 @@ def _read_json(path: Path, default: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(
             f"{path}: holds a JSON {_json_kind(value)}, not an object; write it as a JSON object of "
-            'name: value pairs, e.g. {"max_depth": "5"}'
+            f"{CONFIG_EXAMPLES.get(path.name, 'name: value pairs')}"
+        )
+    return value
+
+
+def _optional_text(config: Mapping[str, Any], key: str, default: str) -> str:
+    """A string entry of resourceconfig.json, ``default`` when absent: it ends up in SM_* variables,
+    which hold text only."""
+    value = config.get(key)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"resourceconfig.json: {key} must be a string, got {json.dumps(value)}; e.g. "
+            f'{{"{key}": "{default if key != "current_instance_type" else "ml.m5.xlarge"}"}}'
         )
     return value
 
@@ -265,6 +287,8 @@ class TrainingEnvironment:
     environ: Mapping[str, str] = field(default_factory=dict)
     # The user's keys as the file spelled them: script mode decodes them the toolkit's way.
     raw_hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    # resourceconfig.json as written (instance_groups, current_group_name...): SM_RESOURCE_CONFIG.
+    resource_config: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dicts(
@@ -304,7 +328,16 @@ class TrainingEnvironment:
                 'resourceconfig.json: current_host must be a string and hosts a list of strings, e.g. {"current_host": '
                 '"algo-1", "hosts": ["algo-1"]}'
             )
+        if current_host not in hosts:  # which host leads a multi-host job is decided from both
+            raise ConfigError(
+                f"resourceconfig.json: current_host '{current_host}' is not among hosts "
+                f"({', '.join(hosts)}); SageMaker lists every host, this one included: add "
+                f'\'{current_host}\' to hosts or correct current_host, e.g. {{"current_host": "algo-1", '
+                '"hosts": ["algo-1", "algo-2"]}'
+            )
         hosts = tuple(sorted(hosts))
+        network_interface_name = _optional_text(resourceconfig, "network_interface_name", "eth0")
+        current_instance_type = _optional_text(resourceconfig, "current_instance_type", "local")
         environ = dict(os.environ if environ is None else environ)
         return cls(
             paths=paths,
@@ -313,8 +346,9 @@ class TrainingEnvironment:
             channels=channels,
             current_host=current_host,
             hosts=hosts,
-            network_interface_name=resourceconfig.get("network_interface_name") or "eth0",
-            current_instance_type=resourceconfig.get("current_instance_type") or "local",
+            network_interface_name=network_interface_name,
+            current_instance_type=current_instance_type,
+            resource_config=dict(resourceconfig),
             num_cpus=num_cpus or _cpu_count(),
             num_gpus=0,
             environ=environ,
@@ -398,6 +432,7 @@ class TrainingEnvironment:
             "output_data_dir": str(self.paths.output_data_dir),
             "output_dir": str(self.paths.output_dir),
             "resource_config": {
+                **self.resource_config,
                 "current_host": self.current_host,
                 "hosts": list(self.hosts),
                 "network_interface_name": self.network_interface_name,
@@ -419,6 +454,9 @@ class TrainingEnvironment:
             "SM_NUM_GPUS": str(self.num_gpus),
             "SM_LOG_LEVEL": str(self.log_level),
             "SM_USER_ARGS": json.dumps(to_cmd_args(hps)),
+            # Documented by the toolkit beside SM_TRAINING_ENV; scripts read them directly.
+            "SM_RESOURCE_CONFIG": json.dumps(training_env["resource_config"]),
+            "SM_INPUT_DATA_CONFIG": json.dumps(training_env["input_data_config"]),
         }
         if entry_point is not None:
             module_name = entry_point[:-3] if entry_point.endswith(".py") else entry_point
