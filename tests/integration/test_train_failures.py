@@ -75,7 +75,9 @@ def _archives() -> dict[str, bytes]:
 
 
 ARCHIVES = _archives()
-NO_CONTENT_TYPE = "read as CSV \\(text/csv, the default without a ContentType\\), but this is"
+NO_CONTENT_TYPE = (
+    "read as CSV \\(text/csv: the channel's ContentType, or the default without one\\), but this is"
+)
 
 # name: (make_ml_root keyword arguments, regexes the failure file's first line must match)
 CASES = {
@@ -357,6 +359,10 @@ CASES = {
     "utf16_csv": (
         dict(channels={"train": {"a.csv": ARCHIVES["utf16"]}}),
         [rf"^train/a\.csv: {NO_CONTENT_TYPE} UTF-16 text; byoc reads UTF-8: save the file as UTF-8"],
+    ),
+    "utf16_declared_csv": (  # was "(text/csv, the default without a ContentType)": it had one
+        dict(channels={"train": {"a.csv": ARCHIVES["utf16"]}}, content_types={"train": "text/csv"}),
+        [rf"^train/a\.csv: {NO_CONTENT_TYPE} UTF-16 text"],
     ),
     "jsonlines_without_content_type": (  # was trained: classes '{"deposit":"no"', exit 0
         dict(channels={"train": {"a.jsonl": jsonlines_bytes(FRAME)}}, hyperparameters={"target": "deposit"}),
