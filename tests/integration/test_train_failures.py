@@ -91,6 +91,14 @@ CASES = {
         dict(channels={"train": {"data.csv.gz": gzip_bytes(GOOD * 20)[:80]}}),
         [r"train/data\.csv\.gz", r"gzip"],
     ),
+    "readme_beside_the_data": (  # was "add that header line ('This folder holds ...') to train/a.csv"
+        dict(channels={"train": {"README.txt": "This folder holds the bank data.\n", "a.csv": GOOD}}),
+        [
+            r"^train/a\.csv: line 1 has 5 field\(s\) \('.*'\), but line 1 of train/README\.txt has 1 "
+            r"\('This folder holds the bank data\.'\)",
+            r"remove any file that is not data",
+        ],
+    ),
     "ragged_csv_rows": (
         dict(channels={"train": {"a.csv": GOOD + b"yes,1.0,2.0\n" + GOOD}}),
         [r"train/a\.csv, line 61: 3 fields where 5 are expected"],
