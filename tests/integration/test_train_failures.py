@@ -640,6 +640,19 @@ def test_symlink_loop_reads_each_file_once(tmp_path):
     assert "train/again.csv is the same file as train/a.csv: read once" in result.stdout
 
 
+def test_dangling_symlink_is_named_not_skipped(tmp_path):
+    """It was skipped without a word: the job trained on less than the channel named."""
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    (root / "input/data/train/b.csv").symlink_to(tmp_path / "unmounted" / "b.csv")
+    result = run_train(root)
+    _fails_as_user_error(
+        root,
+        result,
+        r"^train/b\.csv: cannot be read \(No such file or directory; it is a symbolic link to "
+        r".*/unmounted/b\.csv\); restore what it points to, or remove the link",
+    )
+
+
 @pytest.mark.parametrize("body", [b'{"current_host": "algo-1", "hosts": 2}', b'{"current_host": 1}', b"[]"])
 def test_resourceconfig_that_is_not_the_platforms_shape(tmp_path, body):
     root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
