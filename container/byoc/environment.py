@@ -188,6 +188,14 @@ def split_reserved(hyperparameters: Mapping[str, Any]) -> tuple[dict[str, Any], 
     return user, reserved
 
 
+# What each config file holds, for the message when it holds something else.
+CONFIG_EXAMPLES = {
+    "hyperparameters.json": 'name: value pairs, e.g. {"max_depth": "5"}',
+    "inputdataconfig.json": 'its channels, e.g. {"train": {"TrainingInputMode": "File", "ContentType": "text/csv"}}',
+    "resourceconfig.json": 'its hosts, e.g. {"current_host": "algo-1", "hosts": ["algo-1"]}',
+}
+
+
 def _read_json(path: Path, default: dict[str, Any]) -> dict[str, Any]:
     """A config file SageMaker writes as a JSON object; anything else is the job's to fix.
 
@@ -226,7 +234,21 @@ def _read_json(path: Path, default: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(
             f"{path}: holds a JSON {_json_kind(value)}, not an object; write it as a JSON object of "
-            'name: value pairs, e.g. {"max_depth": "5"}'
+            f"{CONFIG_EXAMPLES.get(path.name, 'name: value pairs')}"
+        )
+    return value
+
+
+def _optional_text(config: Mapping[str, Any], key: str, default: str) -> str:
+    """A string entry of resourceconfig.json, ``default`` when absent: it ends up in SM_* variables,
+    which hold text only."""
+    value = config.get(key)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"resourceconfig.json: {key} must be a string, got {json.dumps(value)}; e.g. "
+            f'{{"{key}": "{default if key != "current_instance_type" else "ml.m5.xlarge"}"}}'
         )
     return value
 
@@ -271,6 +293,8 @@ class TrainingEnvironment:
     environ: Mapping[str, str] = field(default_factory=dict)
     # The user's keys as the file spelled them: script mode decodes them the toolkit's way.
     raw_hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    # resourceconfig.json as written (instance_groups, current_group_name...): SM_RESOURCE_CONFIG.
+    resource_config: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dicts(
@@ -310,7 +334,16 @@ class TrainingEnvironment:
                 'resourceconfig.json: current_host must be a string and hosts a list of strings, e.g. {"current_host": '
                 '"algo-1", "hosts": ["algo-1"]}'
             )
+        if current_host not in hosts:  # which host leads a multi-host job is decided from both
+            raise ConfigError(
+                f"resourceconfig.json: current_host '{current_host}' is not among hosts "
+                f"({', '.join(hosts)}); SageMaker lists every host, this one included: add "
+                f'\'{current_host}\' to hosts or correct current_host, e.g. {{"current_host": "algo-1", '
+                '"hosts": ["algo-1", "algo-2"]}'
+            )
         hosts = tuple(sorted(hosts))
+        network_interface_name = _optional_text(resourceconfig, "network_interface_name", "eth0")
+        current_instance_type = _optional_text(resourceconfig, "current_instance_type", "local")
         environ = dict(os.environ if environ is None else environ)
         return cls(
             paths=paths,
@@ -319,8 +352,9 @@ class TrainingEnvironment:
             channels=channels,
             current_host=current_host,
             hosts=hosts,
-            network_interface_name=resourceconfig.get("network_interface_name") or "eth0",
-            current_instance_type=resourceconfig.get("current_instance_type") or "local",
+            network_interface_name=network_interface_name,
+            current_instance_type=current_instance_type,
+            resource_config=dict(resourceconfig),
             num_cpus=num_cpus or _cpu_count(),
             num_gpus=0,
             environ=environ,
@@ -388,6 +422,7 @@ class TrainingEnvironment:
         channel_names = sorted(self.channels)
         input_data_config = {c: self.channels[c].to_dict() for c in channel_names}
         resource_config = {
+            **self.resource_config,
             "current_host": self.current_host,
             "current_instance_type": self.current_instance_type,
             "hosts": list(self.hosts),

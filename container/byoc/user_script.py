@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import difflib
 import importlib.util
 import json
 import logging
@@ -49,6 +50,7 @@ log = logging.getLogger("byoc.user_script")
 
 PROGRAM_KEY = "sagemaker_program"
 SUBMIT_DIR_KEY = "sagemaker_submit_directory"
+PROGRAM_KEY_LIKENESS = 0.85  # difflib's ratio: sagemaker_progam 0.97, sagemaker_region 0.73
 CODE_CHANNEL = "code"
 REQUIREMENTS = "requirements.txt"
 TAIL_BYTES = 64 * 1024
@@ -98,9 +100,25 @@ def requested(env: TrainingEnvironment) -> UserCode | None:
     """The user code the job asks for, or None for a built-in algorithm."""
     program = env.reserved.get(PROGRAM_KEY) or env.environ.get("SAGEMAKER_PROGRAM")
     if not program:
+        _refuse_misspelt_program(env)
         return None
     submit = env.reserved.get(SUBMIT_DIR_KEY) or env.environ.get("SAGEMAKER_SUBMIT_DIRECTORY")
     return UserCode(str(program), str(submit) if submit else None, env.paths.base / "code")
+
+
+def _refuse_misspelt_program(env: TrainingEnvironment) -> None:
+    """A hyperparameter that reads as ``sagemaker_program`` misspelt (``sagemaker_progam``,
+    ``SAGEMAKER_PROGRAM``): ignored as a platform key, it let the built-in algorithm train and
+    the job succeed without ever running the user's script."""
+    for key in [*env.reserved, *env.hyperparameters]:
+        folded = key.lower().replace("-", "_")
+        if difflib.SequenceMatcher(None, folded, PROGRAM_KEY).ratio() >= PROGRAM_KEY_LIKENESS:
+            raise ConfigError(
+                f"hyperparameter '{key}' looks like '{PROGRAM_KEY}' misspelt, and no entry point is "
+                f"given, so a built-in algorithm would train instead of your script: name the "
+                f"script with '{PROGRAM_KEY}' (the SageMaker Python SDK sets it from entry_point), "
+                f"or remove '{key}' to train a built-in algorithm"
+            )
 
 
 # -- staging the code ------------------------------------------------------------------------

@@ -81,6 +81,13 @@ def test_pipe_mode_header_with_columns_in_another_order_is_refused(tmp_path, hyp
 LABELLED = "".join(f"{('yes', 'no')[i % 2]},{i},{i * 1.5}\n" for i in range(40))  # label, int, float
 
 
+_YEAR_ROWS = [(100 + i, 150 + i % 7, 120 + i % 5) for i in range(60)]
+# A header naming columns by numbers, over integers: the detection cannot tell it from data.
+YEARS = "label,2019,2020,2021\n" + "".join(
+    f"{'up' if c > a - 10 else 'down'},{a},{b},{c}\n" for a, b, c in _YEAR_ROWS
+)
+
+
 def refused_as_ambiguous(root, result, line_one: str) -> str:
     """Exit 1, no model, and output/failure leads with the file, line 1, the line and the fix."""
     failure = read_failure(root) or ""
@@ -117,9 +124,7 @@ def test_first_data_row_with_text_in_a_numeric_column_is_refused_not_dropped(tmp
 
 def test_header_naming_columns_by_numbers_is_refused_not_trained_as_data(tmp_path):
     """label,2019,2020,2021 over integers was read as a data row: a class 'label' (exit 0)."""
-    rows = [(100 + i, 150 + i % 7, 120 + i % 5) for i in range(60)]
-    body = "".join(f"{'up' if c > a - 10 else 'down'},{a},{b},{c}\n" for a, b, c in rows)
-    data = "label,2019,2020,2021\n" + body
+    data = YEARS
     root = make_ml_root(tmp_path / "detected", channels={"train": {"a.csv": data}})
     first_line = refused_as_ambiguous(root, run_train(root), "label,2019,2020,2021")
     assert "column 0 holds only 2 distinct values in 60 rows below, not 'label'" in first_line
@@ -143,6 +148,69 @@ def test_header_naming_columns_by_numbers_is_refused_not_trained_as_data(tmp_pat
     assert meta["classes"] == ["down", "up"] and meta["target"] == {"name": "label", "index": 0}
     assert [f["name"] for f in meta["features"]] == ["2019", "2020", "2021"]
     assert "the target hyperparameter names its column 0, 'label'" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "content_type, data, rows, names",
+    [
+        ("text/csv; header=present", YEARS, 60, ["2019", "2020", "2021"]),
+        ("text/csv;header=absent", "yes,?,3.5\n" + LABELLED, 41, ["f0", "f1"]),
+    ],
+    ids=["present", "absent"],
+)
+def test_content_type_header_parameter_is_the_header_row(tmp_path, content_type, data, rows, names):
+    """RFC 4180's text/csv;header=present|absent was ignored: the job still refused line 1 as
+    ambiguous, asking for the header hyperparameter the ContentType already gave."""
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": data}}, content_types={"train": content_type})
+    result = run_train(root)
+    assert result.returncode == 0, read_failure(root)
+    meta = json.loads((root / "model" / "model.json").read_text())
+    assert [f["name"] for f in meta["features"]] == names
+    assert f"channel train: {rows} rows x {len(names) + 1} columns" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "content_type, hyperparameters, validation_type, expected",
+    [
+        (
+            "text/csv;header=yes",
+            {},
+            None,
+            "ContentType of channel 'train' is 'text/csv;header=yes', but text/csv's header parameter "
+            "is 'present' (the files start with a header row) or 'absent'",
+        ),
+        (
+            "text/csv;header=present",
+            {"header": False},
+            None,
+            "channel 'train': ContentType 'text/csv;header=present' declares header=present, but the "
+            "channel is read without a header row, as the header hyperparameter (false) says",
+        ),
+        (
+            "text/csv",
+            {},
+            "text/csv;header=absent",
+            "channel 'validation': ContentType 'text/csv;header=absent' declares header=absent, but "
+            "the channel is read with a header row, as the train channel is",
+        ),
+    ],
+    ids=["bad_value", "contradicts_hyperparameter", "contradicts_train"],
+)
+def test_content_type_header_parameter_that_cannot_be_followed_is_refused(
+    tmp_path, content_type, hyperparameters, validation_type, expected
+):
+    types = {"train": content_type, **({"validation": validation_type} if validation_type else {})}
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": {"a.csv": HEADER}, "validation": {"v.csv": HEADER}},
+        content_types=types,
+        hyperparameters={"target": "deposit", **hyperparameters},
+    )
+    result = run_train(root)
+    first_line = (read_failure(root) or "").splitlines()[0]
+    assert result.returncode == 1, first_line or result.stdout[-2000:]
+    assert first_line.startswith(expected), first_line
+    assert model_dir_entries(root) == []
 
 
 def test_ambiguous_first_line_of_a_later_file_is_refused_naming_it(tmp_path):

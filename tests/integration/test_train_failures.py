@@ -75,7 +75,9 @@ def _archives() -> dict[str, bytes]:
 
 
 ARCHIVES = _archives()
-NO_CONTENT_TYPE = "read as CSV \\(text/csv, the default without a ContentType\\), but this is"
+NO_CONTENT_TYPE = (
+    "read as CSV \\(text/csv: the channel's ContentType, or the default without one\\), but this is"
+)
 
 # name: (make_ml_root keyword arguments, regexes the failure file's first line must match)
 CASES = {
@@ -88,6 +90,14 @@ CASES = {
     "corrupt_gzip": (
         dict(channels={"train": {"data.csv.gz": gzip_bytes(GOOD * 20)[:80]}}),
         [r"train/data\.csv\.gz", r"gzip"],
+    ),
+    "readme_beside_the_data": (  # was "add that header line ('This folder holds ...') to train/a.csv"
+        dict(channels={"train": {"README.txt": "This folder holds the bank data.\n", "a.csv": GOOD}}),
+        [
+            r"^train/a\.csv: line 1 has 5 field\(s\) \('.*'\), but line 1 of train/README\.txt has 1 "
+            r"\('This folder holds the bank data\.'\)",
+            r"remove any file that is not data",
+        ],
     ),
     "ragged_csv_rows": (
         dict(channels={"train": {"a.csv": GOOD + b"yes,1.0,2.0\n" + GOOD}}),
@@ -358,6 +368,10 @@ CASES = {
         dict(channels={"train": {"a.csv": ARCHIVES["utf16"]}}),
         [rf"^train/a\.csv: {NO_CONTENT_TYPE} UTF-16 text; byoc reads UTF-8: save the file as UTF-8"],
     ),
+    "utf16_declared_csv": (  # was "(text/csv, the default without a ContentType)": it had one
+        dict(channels={"train": {"a.csv": ARCHIVES["utf16"]}}, content_types={"train": "text/csv"}),
+        [rf"^train/a\.csv: {NO_CONTENT_TYPE} UTF-16 text"],
+    ),
     "jsonlines_without_content_type": (  # was trained: classes '{"deposit":"no"', exit 0
         dict(channels={"train": {"a.jsonl": jsonlines_bytes(FRAME)}}, hyperparameters={"target": "deposit"}),
         [rf"^train/a\.jsonl: {NO_CONTENT_TYPE} JSON Lines", r"ContentType to application/jsonlines"],
@@ -624,6 +638,19 @@ def test_symlink_loop_reads_each_file_once(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:]
     assert "channel train: 120 rows x 5 columns from 2 file(s)" in result.stdout
     assert "train/again.csv is the same file as train/a.csv: read once" in result.stdout
+
+
+def test_dangling_symlink_is_named_not_skipped(tmp_path):
+    """It was skipped without a word: the job trained on less than the channel named."""
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    (root / "input/data/train/b.csv").symlink_to(tmp_path / "unmounted" / "b.csv")
+    result = run_train(root)
+    _fails_as_user_error(
+        root,
+        result,
+        r"^train/b\.csv: cannot be read \(No such file or directory; it is a symbolic link to "
+        r".*/unmounted/b\.csv\); restore what it points to, or remove the link",
+    )
 
 
 @pytest.mark.parametrize("body", [b'{"current_host": "algo-1", "hosts": 2}', b'{"current_host": 1}', b"[]"])

@@ -90,6 +90,9 @@ def test_plain_script_gets_toolkit_arguments_and_environment(tmp_path, python):
     assert env["SM_MODEL_DIR"] == str(root / "model")
     assert env["SM_CHANNEL_TRAIN"] == str(root / "input" / "data" / "train")
     assert json.loads(env["SM_CHANNELS"]) == ["train"]
+    # documented by the toolkit beside SM_TRAINING_ENV; a script reading them got a KeyError
+    assert json.loads(env["SM_RESOURCE_CONFIG"])["hosts"] == ["algo-1"]
+    assert json.loads(env["SM_INPUT_DATA_CONFIG"])["train"]["TrainingInputMode"] == "File"
     assert env["SM_HP_N-ESTIMATORS"] == "100" and env["SM_HP_CRITERION"] == "gini"
     assert env["SM_HP_WEIGHTS"] == '{"gb":1,"rf":2}' and env["SM_HP_SEED"] == ""
     assert json.loads(env["SM_HPS"])["use-custom-ensemble"] is True
@@ -301,6 +304,25 @@ def test_sagemaker_program_environment_variable_selects_script_mode(tmp_path, py
     result = run_train(root, python=python, env={"SAGEMAKER_PROGRAM": "train.py"})
     assert result.returncode == 0, result.stdout
     assert seen(root)["argv"] == ["-x", "1"]  # one letter: -x, as the toolkit does
+
+
+@pytest.mark.parametrize("key", ["sagemaker_progam", "SAGEMAKER_PROGRAM"])
+def test_misspelt_sagemaker_program_is_refused_not_replaced_by_a_builtin(tmp_path, key):
+    """A reserved-looking key is stripped: the built-in decision tree trained (exit 0) and the
+    user's script never ran."""
+    source = write_tree(tmp_path / "source", {"train.py": RECORDER})
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"a.csv": "".join(f"{i % 2},{i}\n" for i in range(40))}},
+        hyperparameters={key: "train.py", "sagemaker_submit_directory": str(source)},
+    )
+    result = run_train(root)
+    first_line = (read_failure(root) or "").splitlines()[0]
+    assert result.returncode == 1, first_line or result.stdout[-2000:]
+    assert first_line.startswith(
+        f"hyperparameter '{key}' looks like 'sagemaker_program' misspelt, and no entry point is given"
+    ), first_line
+    assert list((root / "model").iterdir()) == []
 
 
 def test_uncaught_exception_leads_the_failure_file(tmp_path, python):

@@ -93,6 +93,36 @@ def test_bad_config_files_name_the_file(tmp_path):
         TrainingEnvironment.from_files(MLPaths(root), environ={})
 
 
+def test_current_host_must_be_among_hosts(tmp_path):
+    """Which host leads algo=auto's cluster is decided from both: a host missing from the list
+    waited 300 s for a scheduler and then blamed the network."""
+    root = make_ml_root(
+        tmp_path, channels={"train": {"a": "1"}}, hosts=("algo-1", "algo-2"), current_host="algo-3"
+    )
+    with pytest.raises(ConfigError, match=r"current_host 'algo-3' is not among hosts \(algo-1, algo-2\)"):
+        TrainingEnvironment.from_files(MLPaths(root), environ={})
+
+
+@pytest.mark.parametrize("key", ["network_interface_name", "current_instance_type"])
+def test_resourceconfig_text_entries_must_be_strings(tmp_path, key):
+    """They become SM_* variables: a number there was an internal error when they were exported."""
+    root = make_ml_root(tmp_path, channels={"train": {"a": "1"}})
+    (root / "input/config/resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], key: 5})
+    )
+    with pytest.raises(ConfigError, match=rf"resourceconfig\.json: {key} must be a string, got 5"):
+        TrainingEnvironment.from_files(MLPaths(root), environ={})
+
+
+def test_a_config_file_that_is_not_an_object_gets_its_own_example(tmp_path):
+    root = make_ml_root(tmp_path, channels={"train": {"a": "1"}})
+    (root / "input/config/resourceconfig.json").write_text('["algo-1"]')
+    with pytest.raises(
+        ConfigError, match=r"resourceconfig\.json: holds a JSON array.*\"current_host\": \"algo-1\""
+    ):
+        TrainingEnvironment.from_files(MLPaths(root), environ={})
+
+
 def test_base_dir_from_environment():
     assert MLPaths.from_environ({}).base.as_posix() == "/opt/ml"
     assert MLPaths.from_environ({"SAGEMAKER_BASE_DIR": "/tmp/x"}).model_dir.as_posix() == "/tmp/x/model"
@@ -118,6 +148,11 @@ def test_sm_variables_follow_the_training_toolkit(tmp_path):
     assert json.loads(sm["SM_USER_ARGS"]) == ["--criterion", "gini", "--max_depth", "5"]
     training_env = json.loads(sm["SM_TRAINING_ENV"])
     assert training_env["channel_input_dirs"]["validation"] == str(root / "input/data/validation")
+    # the toolkit documents these two beside SM_TRAINING_ENV: the config files' contents
+    assert json.loads(sm["SM_RESOURCE_CONFIG"]) == training_env["resource_config"]
+    assert json.loads(sm["SM_RESOURCE_CONFIG"])["hosts"] == ["algo-1", "algo-2"]
+    assert json.loads(sm["SM_INPUT_DATA_CONFIG"]) == training_env["input_data_config"]
+    assert json.loads(sm["SM_INPUT_DATA_CONFIG"])["train"]["TrainingInputMode"] == "File"
     assert training_env["hyperparameters"] == {"max_depth": 5, "criterion": "gini"}
     # scripts written for the toolkit read these without a default (json.loads(os.environ[...]))
     resource_config = json.loads(sm["SM_RESOURCE_CONFIG"])

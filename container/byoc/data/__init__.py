@@ -119,7 +119,36 @@ def _media_type(
             "from the data",
             code="bad_content_type",
         )
+    if "header" in mt.params and mt.essence == media.CSV and mt.header is None:
+        raise DataError(
+            f"{source} is '{mt.raw}', but text/csv's header parameter is 'present' (the files "
+            "start with a header row) or 'absent' (they do not); write one of those, or leave "
+            "the parameter out to have the header row detected",
+            code="bad_content_type",
+        )
     return mt
+
+
+def _declared_header(channel: str, mt: media.MediaType, header: bool | None, like: bool) -> bool | None:
+    """The header row as the channel's ContentType declares it (``text/csv;header=present``),
+    taken when nothing else says; one that contradicts ``header`` (the hyperparameter, or for
+    validation and test the train channel's) is refused: either way a row would be lost or
+    trained on."""
+    declared = mt.header if mt.essence == media.CSV else None
+    if declared is None or header is None or declared == header:
+        return header if declared is None else declared
+    said = "present" if declared else "absent"
+    read = "with a header row" if header else "without a header row"
+    why = (
+        "as the train channel is: validation and test files are laid out like the train channel's"
+        if like
+        else f"as the header hyperparameter ({str(header).lower()}) says"
+    )
+    raise DataError(
+        f"channel '{channel}': ContentType '{mt.raw}' declares header={said}, but the channel is read "
+        f"{read}, {why}; make the two agree (remove one of them)",
+        code="bad_content_type",
+    )
 
 
 def _unwrap_files(channel: str, mode: str, sources: list[Source]) -> list[Source]:
@@ -189,6 +218,7 @@ def read_channel(
     columns are train's, and SageMaker users set ContentType on the train input and forget the rest."""
     config = env.channels.get(channel) or ChannelConfig(channel)
     mt = _media_type(channel, config, content_type, like_type)
+    header = _declared_header(channel, mt, header, like_type is not None)
     if config.input_mode == "Pipe":
         sources: list[Source] = [pipe_source(channel, env.paths.pipe_path(channel, 0))]
         if config.recordio:

@@ -288,6 +288,8 @@ def decide(
             )
         if other.header == has_header or (other.header is None and sorted(first) == sorted(header or [])):
             continue  # a different header is refused with the columns it lacks or adds
+        if len(first) != len(header or []):  # not a header and its data: not the same columns at all
+            raise widths_differ(channel, name, first, first_name, header or [])
         raise mixed_headers(
             channel, name, first, first_name, header or [], data_first=has_header, unsure=other.header is None
         )
@@ -333,6 +335,20 @@ def ambiguous(name: str, first: Row, verdict: Verdict, context: str = "") -> Dat
 def _shown(row: Row) -> str:
     text = ",".join(row)
     return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def widths_differ(channel: str, name: str, first: Row, first_name: str, header: Row) -> DataError:
+    """Line 1 of two files with different numbers of fields, one read as a header row and the
+    other as data: told as a header missing from one of them, it blamed a data file for lacking
+    a README's first line as its header."""
+    return DataError(
+        f"{name}: line 1 has {len(first)} field(s) ({_shown(first)}), but line 1 of {first_name} "
+        f"has {len(header)} ({_shown(header)}); the files of channel '{channel}' do not have the "
+        "same columns: remove any file that is not data (a README, notes, a manifest) from the "
+        "channel's S3 prefix (names starting with '.' or '_' are skipped), and give every file "
+        "the same columns",
+        code="columns_differ",
+    )
 
 
 def mixed_headers(

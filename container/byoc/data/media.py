@@ -56,6 +56,18 @@ class MediaType:
         except ValueError:
             return None
 
+    @property
+    def header(self) -> bool | None:
+        """text/csv's ``header`` parameter (RFC 4180: ``present`` or ``absent``; ``true`` and
+        ``false`` too); None when it is not given or not one of those (see HEADER_VALUES)."""
+        return HEADER_VALUES.get(self.params.get("header", "").lower())
+
+
+# RFC 4180's spellings of text/csv's header parameter, and the boolean ones users write.
+HEADER_VALUES: Mapping[str, bool] = MappingProxyType(
+    {"present": True, "absent": False, "true": True, "false": False}
+)
+
 
 def parse(raw: str | None) -> MediaType:
     """Parse a ContentType; ``None`` or empty means text/csv, like the built-in algorithms."""

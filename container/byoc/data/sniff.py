@@ -42,7 +42,11 @@ class Foreign:
     code: str
 
     def message(self, name: str) -> str:
-        return f"{name}: read as CSV (text/csv, the default without a ContentType), but this is {self.what}; {self.fix}"
+        """Why the file was read as CSV is not known here: a ContentType of text/csv said so too."""
+        return (
+            f"{name}: read as CSV (text/csv: the channel's ContentType, or the default without one), "
+            f"but this is {self.what}; {self.fix}"
+        )
 
 
 # (magic bytes, offset) -> what the file is; checked on the decompressed head (gzip is read)

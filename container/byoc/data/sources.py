@@ -190,8 +190,8 @@ def directory_sources(channel: str, directory: Path) -> list[Source]:
             _check_name(channel, rel)
             try:
                 mode = path.stat().st_mode
-            except OSError:
-                continue  # dangling link
+            except OSError as exc:  # a dangling link: skipping it would train on less, unannounced
+                raise _unstattable(channel, rel, path, exc) from exc
             if not stat.S_ISREG(mode):
                 continue
             name = str(Path(channel) / rel)
@@ -206,6 +206,16 @@ def directory_sources(channel: str, directory: Path) -> list[Source]:
     found.sort(key=lambda s: s.name)  # S3 key order
     check_same_keys(channel, found)
     return found
+
+
+def _unstattable(channel: str, rel: Path, path: Path, exc: OSError) -> DataError:
+    """A listed name that cannot be looked at: most often a symbolic link to nothing."""
+    link = f"; it is a symbolic link to {display_path(os.readlink(path))}" if path.is_symlink() else ""
+    fix = "restore what it points to, or remove the link" if link else "make it readable by the training user"
+    return DataError(
+        f"{display_path(Path(channel) / rel)}: cannot be read ({exc.strerror}{link}); {fix}",
+        code="unreadable_file",
+    )
 
 
 def _walk_error(channel: str) -> Any:
