@@ -331,6 +331,8 @@ def _one(v: Any, kind: str) -> Any:
             return bool(v)
         text = str(v).strip().lower()
         return True if text in _TEXT_TRUE else False if text in _TEXT_FALSE else None
+    if kind == "int" and isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        return int(v)  # not through float: ids past 2**53 (Parquet int64, JSON) would merge
     try:
         number = float(v)
     except (TypeError, ValueError):
@@ -405,6 +407,8 @@ class Labels:
         """Vectorised encoding for the common dtypes; None sends the caller the slow way."""
         if self.kind == "str" and pd.api.types.is_string_dtype(y.dtype) and _is_text(y):
             values: Any = y.to_numpy(dtype=object)
+        elif self.kind == "int" and pd.api.types.is_integer_dtype(y.dtype) and not y.hasnans:
+            values = y.to_numpy(dtype=np.int64)  # exact: float would merge ids past 2**53
         elif (
             self.kind in ("int", "float")
             and pd.api.types.is_numeric_dtype(y.dtype)

@@ -332,3 +332,19 @@ def test_numbers_written_as_text_can_be_regression_when_asked():
     assert infer_problem_type(y, "regression")[0] == "regression"
     with pytest.raises(DataError, match="regression needs numbers"):
         infer_problem_type(series(["1.5", "two"], dtype="str"), "regression")
+
+
+@pytest.mark.parametrize("dtype", ["int64", object])
+def test_integer_labels_past_float_precision_stay_distinct_classes(dtype):
+    """Parquet int64 or JSON integer labels (ids) 2**53 and 2**53 + 1 are two classes: read
+    through float they were one, so training refused them as a single class, or (beside a
+    third label) trained a binary model that answered 2**53 for every 2**53 + 1 row."""
+    big = [2**53, 2**53 + 1, 7]
+    y = series(big * 4, dtype=dtype)
+    kind, _ = infer_problem_type(y)
+    assert kind == "multiclass_classification"
+    labels = fit_labels(y)
+    assert labels.classes == (7, 2**53, 2**53 + 1) and labels.kind == "int"
+    assert labels.decode(labels.encode(y, where="train")).tolist() == big * 4
+    held = series([2**53 + 1, 2**53, 7], dtype="int64")  # a validation channel's Parquet ids
+    assert labels.decode(labels.encode(held, where="validation")).tolist() == [2**53 + 1, 2**53, 7]
