@@ -28,6 +28,7 @@ the rules above, and also, whatever the count, when a label has leading zeros (`
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ import pyarrow.types as pat
 from byoc import values as _values
 from byoc.artifact import BINARY, MULTICLASS, REGRESSION
 from byoc.errors import DataError
+from byoc.finite import describe
 from byoc.values import category_column
 
 AUTO = "auto"
@@ -65,7 +67,11 @@ def _is_bool(y: pd.Series) -> bool:
 
 
 def _examples(values: pd.Series, n: int = 3) -> str:
-    return ", ".join(repr(v) for v in pd.unique(values)[:n])
+    """Up to ``n`` distinct labels for a message, spelled as the classes would be (``1``, not
+    ``np.float64(1.0)``), and ``...`` only when there are more."""
+    distinct = pd.unique(values.to_numpy(dtype=object))
+    shown = _normalise(pd.Series(distinct[:n], dtype=object), _label_kind(values))
+    return ", ".join(map(repr, shown)) + (", ..." if len(distinct) > n else "")
 
 
 def drop_missing_target(y: pd.Series) -> tuple[np.ndarray, str | None]:
@@ -97,11 +103,15 @@ def drop_missing_target(y: pd.Series) -> tuple[np.ndarray, str | None]:
     )
 
 
-def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
+def infer_problem_type(
+    y: pd.Series, requested: str = AUTO, *, locate: Callable[[int], str] | None = None
+) -> tuple[str, str]:
     """-> (problem_type, a reason for the log).
 
     Raises DataError naming the target column when it cannot be learned: no values, a single
-    class, text asked to be regression, more than two classes asked to be binary.
+    class, an infinite number (with ``locate``, the channel's file and row for ``y``'s index:
+    one ``inf`` among thousands of rows is otherwise hard to find), text asked to be regression,
+    more than two classes asked to be binary.
     """
     name = _target_name(y)
     values = y.dropna()
@@ -114,7 +124,7 @@ def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
     n_distinct = len(_distinct_labels(values)[1])
     if n_distinct < 2:
         raise DataError(
-            f"target column '{name}' has a single value ({values.iloc[0]!r}) in all "
+            f"target column '{name}' has a single value ({_examples(values, 1)}) in all "
             f"{len(values)} rows; there is nothing to learn: check the target column "
             "(hyperparameter target) or the data",
             code="single_class",
@@ -124,9 +134,14 @@ def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
     numeric = not text and not boolean
     if numeric:
         numbers = pd.to_numeric(values, errors="coerce").astype(float)
-        if not np.isfinite(numbers.to_numpy()).all():
+        infinite = np.flatnonzero(~np.isfinite(numbers.to_numpy()))
+        if infinite.size:
+            at = int(infinite[0])
+            where = f"{locate(int(values.index[at]))}, " if locate is not None else ""
             raise DataError(
-                f"target column '{name}' holds infinite values; remove those rows", code="bad_target"
+                f"{where}target column '{name}' holds {describe(numbers.iloc[at])}, which is not a "
+                "usable target: leave the cell empty to drop the row, or fix the value",
+                code="bad_target",
             )
         integral = bool((numbers % 1 == 0).all())
     else:
@@ -146,8 +161,8 @@ def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
     if requested == BINARY:
         if n_distinct != 2:
             raise DataError(
-                f"target column '{name}' has {n_distinct} distinct values ({_examples(values)}, "
-                "...) but problem_type=binary_classification needs exactly 2; use "
+                f"target column '{name}' has {n_distinct} distinct values ({_examples(values)}) "
+                "but problem_type=binary_classification needs exactly 2; use "
                 "multiclass_classification or auto",
                 code="bad_target",
             )

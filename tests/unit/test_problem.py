@@ -82,9 +82,25 @@ def test_requested_type_is_honoured_with_a_reason(requested):
         (series([np.nan, np.nan], "label"), "auto", ["'label'", "no values", "target hyperparameter"]),
         (series(["a", "a", "a"], "label"), "auto", ["'label'", "single value", "'a'"]),
         (series([1, 1], "label"), "regression", ["'label'", "single value"]),
+        # labels spelled as the classes are, not as NumPy scalars' reprs (np.float64(1.0))
+        (series([1.0, 1.0], "label"), "auto", ["single value (1) in all 2 rows"]),
+        (
+            series([0.5, 1.5, 2.5], "label"),
+            "binary_classification",
+            ["3 distinct values (0.5, 1.5, 2.5) but"],
+        ),
+        (
+            series([1.0, 2.0, 3.0, 4.0], "label"),
+            "binary_classification",
+            ["4 distinct values (1, 2, 3, ...) but"],
+        ),
         (series(["yes", "no"], "label"), "regression", ["'label'", "text", "regression needs numbers"]),
         (series(["a", "b", "c"], "label"), "binary_classification", ["'label'", "3 distinct", "exactly 2"]),
-        (series([1.0, np.inf, 2.0], "label"), "auto", ["'label'", "infinite"]),
+        (
+            series([1.0, np.inf, 2.0], "label"),
+            "auto",
+            ["'label'", "holds inf (infinity", "leave the cell empty"],
+        ),
     ],
 )
 def test_unlearnable_targets_are_data_errors_naming_the_column(y, requested, fragments):
@@ -277,7 +293,7 @@ def test_labels_that_are_numbers_already_have_no_spelling_to_keep():
 def test_infinite_labels_are_refused_whatever_their_spelling():
     y, reason = train_labels(["01", "1", "Infinity"] * 3)
     assert reason is None
-    with pytest.raises(DataError, match="infinite"):
+    with pytest.raises(DataError, match="holds inf"):
         infer_problem_type(y)
 
 
