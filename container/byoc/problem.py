@@ -17,9 +17,10 @@ numeric target read as floats ``0.0``/``1.0`` becomes the ints ``0``/``1``.
 
 Labels written as text keep their spelling when reading them as numbers would lose it
 (:func:`keep_spellings`): a classification target whose number-like labels would lose
-information as numbers (``01`` and ``1`` both the number 1; ``007``, a code with leading
-zeros; an integer past float precision) has the labels as written, spaces trimmed, as its
-classes.  Other spellings (``1.0``, ``+3``) are the number, as ever.  A regression target is numbers.  With
+information as numbers (``01`` and ``1`` both the number 1; ``1.10`` and ``1.1`` both 1.1;
+``007``, a code with leading zeros; an integer past float precision) has the labels as written,
+spaces trimmed, as its classes.  Other spellings (``1.0``, ``+3``, and ``1`` beside ``1.0``) are
+the number, as ever.  A regression target is numbers.  With
 ``problem_type=auto`` such a target is classification when the numbers would be classes by
 the rules above, and also, whatever the count, when a label has leading zeros (``01``,
 ``007``: codes such as ZIP or product codes, not quantities).
@@ -267,17 +268,21 @@ def keep_spellings(
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+_WHOLE = re.compile(r"[+-]?[0-9]+(?:\.0*)?")  # an integer, with or without a zero fraction
 
 
 def _lossy(distinct: list[str], by_number: dict[float, list[str]]) -> list[str]:
-    """The spellings that reading as numbers would lose: two spellings of one number (``01`` and
-    ``1``, ``1.0`` and ``1``: ``by_number`` groups them), leading zeros (``007``: a code),
-    integers past float precision.  A spelling that is only not byoc's own (``1.0`` alone,
-    ``+3``, ``1.50``) loses nothing: the class is that number, as before."""
+    """The spellings that reading as numbers would lose: two spellings of one number that are
+    not all whole numbers (``1.10`` and ``1.1``, versions: ``by_number`` groups them), leading
+    zeros (``007``: a code; ``01`` beside ``1`` too), integers past float precision.  A spelling
+    that is only not byoc's own (``1.0`` alone, ``+3``, ``1.50``) loses nothing: the class is
+    that number, as before; so are ``1`` and ``1.0`` together, the same class written by two
+    writers (a float column, or pandas' integer column with a missing value, beside an
+    integer one), not two classes."""
     return [
         text
         for text in distinct
-        if len(by_number[float(text)]) > 1
+        if (len(by_number[float(text)]) > 1 and not all(map(_WHOLE.fullmatch, by_number[float(text)])))
         or _LEADING_ZERO.match(text)
         or (_INTEGER.fullmatch(text) and int(text) != int(float(text)))
     ]

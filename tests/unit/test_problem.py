@@ -212,8 +212,8 @@ def test_codes_with_leading_zeros_keep_their_spellings(dtype):
 @pytest.mark.parametrize(
     "cells",
     [
-        ["1.0", "1", "2"],  # two spellings of one number
-        ["-0", "0", "1"],
+        ["1.10", "1.1", "2"],  # two spellings of one number: versions
+        ["1.0", "1", "01"],  # a code beside them keeps every spelling
         ["9007199254740993", "9007199254740992"],  # one float past 2**53
         ["1.50", "1.5", "2.25"] * 4,
     ],
@@ -223,13 +223,27 @@ def test_classes_keep_spellings_that_numbers_would_merge(cells):
     assert y.tolist() == cells * 10 and reason is not None
     assert "set problem_type=regression" not in reason  # the user asked for classes
     auto, _ = train_labels(cells * 10)
-    assert auto.tolist() == (cells * 10 if "2.25" not in cells else [float(c) for c in cells * 10])
+    classes = all(float(c).is_integer() for c in cells)  # auto: fractions are a regression
+    assert auto.tolist() == (cells * 10 if classes else [float(c) for c in cells * 10])
 
 
-@pytest.mark.parametrize("cells", [["0.0", "1.0"], ["+1", "-1"], ["1e3", "2e3", "5"], ["1.50", "2.25"]])
+@pytest.mark.parametrize(
+    "cells",
+    [
+        ["0.0", "1.0"],
+        ["+1", "-1"],
+        ["1e3", "2e3", "5"],
+        ["1.50", "2.25"],
+        ["0", "1", "0.0", "1.0"],  # one file from an integer column, one from a float column
+        ["-0", "0", "1"],
+    ],
+)
 def test_labels_spelled_otherwise_than_byoc_are_still_their_numbers(cells):
     """Nothing is lost reading them: each spelling is one number, so the class is that number
-    (a CSV written from a float label column, ``0.0``/``1.0``, answers 0/1 as it always did)."""
+    (a CSV written from a float label column, ``0.0``/``1.0``, answers 0/1 as it always did).
+    Whole numbers written with and without ``.0`` are one class: two files, one written by pandas
+    from an integer column holding a missing value (so floats), were four classes ``0``, ``0.0``,
+    ``1``, ``1.0`` where the user had two."""
     y, reason = train_labels(cells * 10, requested="multiclass_classification")
     assert reason is None and y.tolist() == [float(c) for c in cells * 10]
 
