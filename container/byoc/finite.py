@@ -28,7 +28,8 @@ def first_beyond(values: np.ndarray, limit: float) -> int | None:
     return int(bad[0]) if bad.size else None
 
 
-def _describe(value: float) -> str:
+def describe(value: float) -> str:
+    """A number for a message: ``inf`` says what it may have been written as (``1e400``)."""
     if np.isinf(value):
         sign = "-" if value < 0 else ""
         return f"{sign}inf (infinity, or a number beyond float64's ±1.8e308)"
@@ -50,7 +51,7 @@ def check_features(
             continue
         raise DataError(
             f"{locate(int(X.index[at]))}, {column_names.get(column, column)}: "
-            f"{_describe(values[at])} is not a usable feature value; numeric features must be "
+            f"{describe(values[at])} is not a usable feature value; numeric features must be "
             f"finite and within ±{FEATURE_LIMIT:.3g} (float32, which tree models compute in): "
             "leave the cell empty to mark it missing, or rescale the column",
             code="not_finite",
@@ -65,7 +66,7 @@ def check_regression_target(
     if at is None:
         return
     raise DataError(
-        f"{locate(int(index[at]))}, target {name}: {_describe(y[at])} is too large for "
+        f"{locate(int(index[at]))}, target {name}: {describe(y[at])} is too large for "
         f"regression; targets must be finite and within ±{TARGET_LIMIT:.0e} (squared errors "
         "must fit in float64): rescale the target (e.g. divide it by a power of ten or take "
         "its logarithm)",

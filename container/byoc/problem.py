@@ -17,9 +17,10 @@ numeric target read as floats ``0.0``/``1.0`` becomes the ints ``0``/``1``.
 
 Labels written as text keep their spelling when reading them as numbers would lose it
 (:func:`keep_spellings`): a classification target whose number-like labels would lose
-information as numbers (``01`` and ``1`` both the number 1; ``007``, a code with leading
-zeros; an integer past float precision) has the labels as written, spaces trimmed, as its
-classes.  Other spellings (``1.0``, ``+3``) are the number, as ever.  A regression target is numbers.  With
+information as numbers (``01`` and ``1`` both the number 1; ``1.10`` and ``1.1`` both 1.1;
+``007``, a code with leading zeros; an integer past float precision) has the labels as written,
+spaces trimmed, as its classes.  Other spellings (``1.0``, ``+3``, and ``1`` beside ``1.0``) are
+the number, as ever.  A regression target is numbers.  With
 ``problem_type=auto`` such a target is classification when the numbers would be classes by
 the rules above, and also, whatever the count, when a label has leading zeros (``01``,
 ``007``: codes such as ZIP or product codes, not quantities).
@@ -28,6 +29,7 @@ the rules above, and also, whatever the count, when a label has leading zeros (`
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +42,7 @@ import pyarrow.types as pat
 from byoc import values as _values
 from byoc.artifact import BINARY, MULTICLASS, REGRESSION
 from byoc.errors import DataError
+from byoc.finite import describe
 from byoc.values import category_column
 
 AUTO = "auto"
@@ -65,7 +68,11 @@ def _is_bool(y: pd.Series) -> bool:
 
 
 def _examples(values: pd.Series, n: int = 3) -> str:
-    return ", ".join(repr(v) for v in pd.unique(values)[:n])
+    """Up to ``n`` distinct labels for a message, spelled as the classes would be (``1``, not
+    ``np.float64(1.0)``), and ``...`` only when there are more."""
+    distinct = pd.unique(values.to_numpy(dtype=object))
+    shown = _normalise(pd.Series(distinct[:n], dtype=object), _label_kind(values))
+    return ", ".join(map(repr, shown)) + (", ..." if len(distinct) > n else "")
 
 
 def drop_missing_target(y: pd.Series) -> tuple[np.ndarray, str | None]:
@@ -97,11 +104,15 @@ def drop_missing_target(y: pd.Series) -> tuple[np.ndarray, str | None]:
     )
 
 
-def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
+def infer_problem_type(
+    y: pd.Series, requested: str = AUTO, *, locate: Callable[[int], str] | None = None
+) -> tuple[str, str]:
     """-> (problem_type, a reason for the log).
 
     Raises DataError naming the target column when it cannot be learned: no values, a single
-    class, text asked to be regression, more than two classes asked to be binary.
+    class, an infinite number (with ``locate``, the channel's file and row for ``y``'s index:
+    one ``inf`` among thousands of rows is otherwise hard to find), text asked to be regression,
+    more than two classes asked to be binary.
     """
     name = _target_name(y)
     values = y.dropna()
@@ -114,7 +125,7 @@ def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
     n_distinct = len(_distinct_labels(values)[1])
     if n_distinct < 2:
         raise DataError(
-            f"target column '{name}' has a single value ({values.iloc[0]!r}) in all "
+            f"target column '{name}' has a single value ({_examples(values, 1)}) in all "
             f"{len(values)} rows; there is nothing to learn: check the target column "
             "(hyperparameter target) or the data",
             code="single_class",
@@ -124,9 +135,14 @@ def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
     numeric = not text and not boolean
     if numeric:
         numbers = pd.to_numeric(values, errors="coerce").astype(float)
-        if not np.isfinite(numbers.to_numpy()).all():
+        infinite = np.flatnonzero(~np.isfinite(numbers.to_numpy()))
+        if infinite.size:
+            at = int(infinite[0])
+            where = f"{locate(int(values.index[at]))}, " if locate is not None else ""
             raise DataError(
-                f"target column '{name}' holds infinite values; remove those rows", code="bad_target"
+                f"{where}target column '{name}' holds {describe(numbers.iloc[at])}, which is not a "
+                "usable target: leave the cell empty to drop the row, or fix the value",
+                code="bad_target",
             )
         integral = bool((numbers % 1 == 0).all())
     else:
@@ -146,8 +162,8 @@ def infer_problem_type(y: pd.Series, requested: str = AUTO) -> tuple[str, str]:
     if requested == BINARY:
         if n_distinct != 2:
             raise DataError(
-                f"target column '{name}' has {n_distinct} distinct values ({_examples(values)}, "
-                "...) but problem_type=binary_classification needs exactly 2; use "
+                f"target column '{name}' has {n_distinct} distinct values ({_examples(values)}) "
+                "but problem_type=binary_classification needs exactly 2; use "
                 "multiclass_classification or auto",
                 code="bad_target",
             )
@@ -252,17 +268,21 @@ def keep_spellings(
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+_WHOLE = re.compile(r"[+-]?[0-9]+(?:\.0*)?")  # an integer, with or without a zero fraction
 
 
 def _lossy(distinct: list[str], by_number: dict[float, list[str]]) -> list[str]:
-    """The spellings that reading as numbers would lose: two spellings of one number (``01`` and
-    ``1``, ``1.0`` and ``1``: ``by_number`` groups them), leading zeros (``007``: a code),
-    integers past float precision.  A spelling that is only not byoc's own (``1.0`` alone,
-    ``+3``, ``1.50``) loses nothing: the class is that number, as before."""
+    """The spellings that reading as numbers would lose: two spellings of one number that are
+    not all whole numbers (``1.10`` and ``1.1``, versions: ``by_number`` groups them), leading
+    zeros (``007``: a code; ``01`` beside ``1`` too), integers past float precision.  A spelling
+    that is only not byoc's own (``1.0`` alone, ``+3``, ``1.50``) loses nothing: the class is
+    that number, as before; so are ``1`` and ``1.0`` together, the same class written by two
+    writers (a float column, or pandas' integer column with a missing value, beside an
+    integer one), not two classes."""
     return [
         text
         for text in distinct
-        if len(by_number[float(text)]) > 1
+        if (len(by_number[float(text)]) > 1 and not all(map(_WHOLE.fullmatch, by_number[float(text)])))
         or _LEADING_ZERO.match(text)
         or (_INTEGER.fullmatch(text) and int(text) != int(float(text)))
     ]
@@ -331,6 +351,8 @@ def _one(v: Any, kind: str) -> Any:
             return bool(v)
         text = str(v).strip().lower()
         return True if text in _TEXT_TRUE else False if text in _TEXT_FALSE else None
+    if kind == "int" and isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        return int(v)  # not through float: ids past 2**53 (Parquet int64, JSON) would merge
     try:
         number = float(v)
     except (TypeError, ValueError):
@@ -405,6 +427,8 @@ class Labels:
         """Vectorised encoding for the common dtypes; None sends the caller the slow way."""
         if self.kind == "str" and pd.api.types.is_string_dtype(y.dtype) and _is_text(y):
             values: Any = y.to_numpy(dtype=object)
+        elif self.kind == "int" and pd.api.types.is_integer_dtype(y.dtype) and not y.hasnans:
+            values = y.to_numpy(dtype=np.int64)  # exact: float would merge ids past 2**53
         elif (
             self.kind in ("int", "float")
             and pd.api.types.is_numeric_dtype(y.dtype)

@@ -432,7 +432,9 @@ def _train(
     if warning:
         log.warning("train: %s", warning)
         train_split.X, train_split.y = train_split.X[keep], train_split.y[keep]
-    problem_type, reason = problem.infer_problem_type(train_split.y, params["problem_type"])
+    problem_type, reason = problem.infer_problem_type(
+        train_split.y, params["problem_type"], locate=channels["train"].locate
+    )
     log.info("problem type: %s (%s)", problem_type, reason)
 
     labels = None

@@ -17,7 +17,16 @@ import pandas as pd
 import pytest
 import serving_models
 
-from support import CONTAINER, REPO, clean_environ, csv_bytes, jsonlines_bytes, make_ml_root, run_train
+from support import (
+    CONTAINER,
+    REPO,
+    clean_environ,
+    csv_bytes,
+    jsonlines_bytes,
+    make_ml_root,
+    parquet_bytes,
+    run_train,
+)
 
 CODES = ("01", "1", "002")
 
@@ -95,3 +104,57 @@ def test_codes_are_trained_scored_and_served_as_written(tmp_path, fmt):
         assert response.text == "01\n1\n002\n"
     finally:
         server.stop()
+
+
+def _served(root, rows: str) -> tuple[list, str]:
+    """JSON labels and the CSV body the real server answers for ``rows`` (one value of x each)."""
+    server = serving_models.start(root, workers=1)
+    try:
+        response = server.invoke(rows, "text/csv", "application/json")
+        assert response.status_code == 200, response.text
+        as_csv = server.invoke(rows, "text/csv", "text/csv")
+        assert as_csv.status_code == 200, as_csv.text
+        return [a["predicted_label"] for a in response.json()["predictions"]], as_csv.text
+    finally:
+        server.stop()
+
+
+def test_integer_labels_from_an_integer_and_a_float_file_are_one_set_of_classes(tmp_path):
+    """pandas writes an integer label column holding a missing value as floats (1.0): beside a
+    file written without one (1), the labels were four classes '0', '0.0', '1', '1.0', and the
+    server answered "1.0" for some rows and "1" for others of one class."""
+    x = np.random.default_rng(0).uniform(-1, 1, 120)
+    whole = pd.DataFrame({"y": (x[:60] > 0).astype(int), "x": x[:60]})
+    floats = pd.DataFrame({"y": (x[60:] > 0).astype(float), "x": x[60:]})
+    floats.loc[floats.index[3], "y"] = np.nan
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"a.csv": whole.to_csv(index=False), "b.csv": floats.to_csv(index=False)}},
+        hyperparameters={"target": "y", "algorithm": "decision_tree"},
+        content_types={"train": "text/csv"},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    meta = json.loads((root / "model" / "model.json").read_text())
+    assert meta["classes"] == [0, 1] and meta["problem_type"] == "binary_classification"
+    labels, as_csv = _served(root, "-0.5\n0.5\n")
+    assert labels == [0, 1] and as_csv == "0\n1\n"
+
+
+def test_integer_ids_past_float_precision_are_distinct_classes(tmp_path):
+    """Parquet int64 ids 2**53 and 2**53 + 1 were compared as floats: one class, refused as a
+    single value (or, beside other ids, one answer for both)."""
+    x = np.random.default_rng(1).uniform(-1, 1, 90)
+    ids = np.select([x < -0.3, x < 0.3], [2**53, 2**53 + 1], 7).astype(np.int64)
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"a.parquet": parquet_bytes(pd.DataFrame({"id": ids, "x": x}))}},
+        hyperparameters={"target": "id", "algorithm": "decision_tree"},
+        content_types={"train": "application/x-parquet"},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    meta = json.loads((root / "model" / "model.json").read_text())
+    assert meta["classes"] == [7, 2**53, 2**53 + 1]
+    labels, as_csv = _served(root, "-0.9\n0.0\n0.9\n")
+    assert labels == [2**53, 2**53 + 1, 7] and as_csv == f"{2**53}\n{2**53 + 1}\n7\n"

@@ -333,6 +333,23 @@ CASES = {
         ),
         [r"^train/a\.csv, row 31, target column 0: 1\.7e\+308 is too large for regression", r"rescale"],
     ),
+    "regression_target_infinite": (  # was "holds infinite values; remove those rows": which file, row?
+        dict(channels={"train": {"a.csv": REGRESSION, "b.csv": b"1.5,2\n-1e999,3\n" + REGRESSION}}),
+        [r"^train/b\.csv, row 2, target column 'column 0' holds -inf \(infinity", r"leave the cell empty"],
+    ),
+    "class_target_infinite": (  # integer classes and one inf, in a JSON Lines file
+        dict(
+            channels={
+                "train": {
+                    "a.jsonl": b"".join(b'{"y": %d, "x": %d}\n' % (i % 2, i) for i in range(30))
+                    + b'{"y": 1e400, "x": 3}\n'
+                }
+            },
+            content_types={"train": "application/jsonlines"},
+            hyperparameters={"target": "y"},
+        ),
+        [r"^train/a\.jsonl, row 31, target column 'y' holds inf \(infinity"],
+    ),
     "libsvm_index_beyond_int64": (
         dict(
             channels={"train": {"a.svm": b"1 1:2 3:1\n0 1:1 99999999999999999999999:3\n"}},

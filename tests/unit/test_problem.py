@@ -82,9 +82,25 @@ def test_requested_type_is_honoured_with_a_reason(requested):
         (series([np.nan, np.nan], "label"), "auto", ["'label'", "no values", "target hyperparameter"]),
         (series(["a", "a", "a"], "label"), "auto", ["'label'", "single value", "'a'"]),
         (series([1, 1], "label"), "regression", ["'label'", "single value"]),
+        # labels spelled as the classes are, not as NumPy scalars' reprs (np.float64(1.0))
+        (series([1.0, 1.0], "label"), "auto", ["single value (1) in all 2 rows"]),
+        (
+            series([0.5, 1.5, 2.5], "label"),
+            "binary_classification",
+            ["3 distinct values (0.5, 1.5, 2.5) but"],
+        ),
+        (
+            series([1.0, 2.0, 3.0, 4.0], "label"),
+            "binary_classification",
+            ["4 distinct values (1, 2, 3, ...) but"],
+        ),
         (series(["yes", "no"], "label"), "regression", ["'label'", "text", "regression needs numbers"]),
         (series(["a", "b", "c"], "label"), "binary_classification", ["'label'", "3 distinct", "exactly 2"]),
-        (series([1.0, np.inf, 2.0], "label"), "auto", ["'label'", "infinite"]),
+        (
+            series([1.0, np.inf, 2.0], "label"),
+            "auto",
+            ["'label'", "holds inf (infinity", "leave the cell empty"],
+        ),
     ],
 )
 def test_unlearnable_targets_are_data_errors_naming_the_column(y, requested, fragments):
@@ -196,8 +212,8 @@ def test_codes_with_leading_zeros_keep_their_spellings(dtype):
 @pytest.mark.parametrize(
     "cells",
     [
-        ["1.0", "1", "2"],  # two spellings of one number
-        ["-0", "0", "1"],
+        ["1.10", "1.1", "2"],  # two spellings of one number: versions
+        ["1.0", "1", "01"],  # a code beside them keeps every spelling
         ["9007199254740993", "9007199254740992"],  # one float past 2**53
         ["1.50", "1.5", "2.25"] * 4,
     ],
@@ -207,13 +223,27 @@ def test_classes_keep_spellings_that_numbers_would_merge(cells):
     assert y.tolist() == cells * 10 and reason is not None
     assert "set problem_type=regression" not in reason  # the user asked for classes
     auto, _ = train_labels(cells * 10)
-    assert auto.tolist() == (cells * 10 if "2.25" not in cells else [float(c) for c in cells * 10])
+    classes = all(float(c).is_integer() for c in cells)  # auto: fractions are a regression
+    assert auto.tolist() == (cells * 10 if classes else [float(c) for c in cells * 10])
 
 
-@pytest.mark.parametrize("cells", [["0.0", "1.0"], ["+1", "-1"], ["1e3", "2e3", "5"], ["1.50", "2.25"]])
+@pytest.mark.parametrize(
+    "cells",
+    [
+        ["0.0", "1.0"],
+        ["+1", "-1"],
+        ["1e3", "2e3", "5"],
+        ["1.50", "2.25"],
+        ["0", "1", "0.0", "1.0"],  # one file from an integer column, one from a float column
+        ["-0", "0", "1"],
+    ],
+)
 def test_labels_spelled_otherwise_than_byoc_are_still_their_numbers(cells):
     """Nothing is lost reading them: each spelling is one number, so the class is that number
-    (a CSV written from a float label column, ``0.0``/``1.0``, answers 0/1 as it always did)."""
+    (a CSV written from a float label column, ``0.0``/``1.0``, answers 0/1 as it always did).
+    Whole numbers written with and without ``.0`` are one class: two files, one written by pandas
+    from an integer column holding a missing value (so floats), were four classes ``0``, ``0.0``,
+    ``1``, ``1.0`` where the user had two."""
     y, reason = train_labels(cells * 10, requested="multiclass_classification")
     assert reason is None and y.tolist() == [float(c) for c in cells * 10]
 
@@ -277,7 +307,7 @@ def test_labels_that_are_numbers_already_have_no_spelling_to_keep():
 def test_infinite_labels_are_refused_whatever_their_spelling():
     y, reason = train_labels(["01", "1", "Infinity"] * 3)
     assert reason is None
-    with pytest.raises(DataError, match="infinite"):
+    with pytest.raises(DataError, match="holds inf"):
         infer_problem_type(y)
 
 
@@ -332,3 +362,19 @@ def test_numbers_written_as_text_can_be_regression_when_asked():
     assert infer_problem_type(y, "regression")[0] == "regression"
     with pytest.raises(DataError, match="regression needs numbers"):
         infer_problem_type(series(["1.5", "two"], dtype="str"), "regression")
+
+
+@pytest.mark.parametrize("dtype", ["int64", object])
+def test_integer_labels_past_float_precision_stay_distinct_classes(dtype):
+    """Parquet int64 or JSON integer labels (ids) 2**53 and 2**53 + 1 are two classes: read
+    through float they were one, so training refused them as a single class, or (beside a
+    third label) trained a binary model that answered 2**53 for every 2**53 + 1 row."""
+    big = [2**53, 2**53 + 1, 7]
+    y = series(big * 4, dtype=dtype)
+    kind, _ = infer_problem_type(y)
+    assert kind == "multiclass_classification"
+    labels = fit_labels(y)
+    assert labels.classes == (7, 2**53, 2**53 + 1) and labels.kind == "int"
+    assert labels.decode(labels.encode(y, where="train")).tolist() == big * 4
+    held = series([2**53 + 1, 2**53, 7], dtype="int64")  # a validation channel's Parquet ids
+    assert labels.decode(labels.encode(held, where="validation")).tolist() == [2**53 + 1, 2**53, 7]
