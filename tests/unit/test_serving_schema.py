@@ -89,6 +89,20 @@ def test_output_fields_parsing():
         output.default_fields("probability", ("predicted_label",))
 
 
+def test_output_inside_another_custom_attribute_is_refused_not_ignored():
+    """``x=1,output=labels`` is one attribute ``x``: answering the default fields would silently
+    not be what was asked for."""
+    available = ("predicted_label", "probability", "probabilities", "labels")
+    with pytest.raises(UserError, match=r"inside the value of attribute 'x'.*separate attributes with ';'"):
+        output.request_fields("x=1,output=labels", default=("predicted_label",), available=available)
+    with pytest.raises(UserError, match="attribute 'trace'"):
+        output.request_fields("trace=abc OUTPUT=labels", default=("predicted_label",), available=available)
+    # a value that merely ends in "output" or names another key is no request for fields
+    assert output.request_fields(
+        "model_output=3;trace=myoutput", default=("predicted_label",), available=available
+    ) == ("predicted_label",)
+
+
 def test_settings_defaults_and_overrides():
     default = ServingSettings.from_environ({})
     assert (default.port, default.timeout, default.max_payload_mb, default.batch) == (8080, 60, 6, False)

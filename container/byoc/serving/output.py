@@ -23,6 +23,7 @@ asked for (probabilities: rows x classes).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -130,6 +131,22 @@ def parse_custom_attributes(header: str | None) -> dict[str, str]:
     return out
 
 
+_HIDDEN_OUTPUT = re.compile(r"(?:^|[,\s])output\s*=", re.IGNORECASE)
+
+
+def _refuse_hidden_output(attributes: Mapping[str, str]) -> None:
+    """400 for ``output=`` inside another attribute's value (``x=1,output=labels``): attributes
+    are separated by ``;`` (``output``'s own value holds commas), so it was read as part of
+    ``x`` and the fields asked for were silently not the ones returned."""
+    for key, value in attributes.items():
+        if _HIDDEN_OUTPUT.search(value):
+            raise UserError(
+                f"{CUSTOM_ATTRIBUTES_HEADER}: 'output=' is inside the value of attribute '{key}' "
+                f"({key}={value}); separate attributes with ';', e.g. {key}=...;output=predicted_label,probability",
+                code="bad_output_fields",
+            )
+
+
 def request_fields(
     custom_attributes: str | None,
     *,
@@ -137,8 +154,10 @@ def request_fields(
     available: Sequence[str],
     supported: Sequence[str] | None = None,
 ) -> tuple[str, ...]:
-    wanted = parse_custom_attributes(custom_attributes).get("output")
+    attributes = parse_custom_attributes(custom_attributes)
+    wanted = attributes.get("output")
     if wanted is None:
+        _refuse_hidden_output(attributes)
         return default
     return parse_fields(
         wanted, available=available, source=f"{CUSTOM_ATTRIBUTES_HEADER} output=", supported=supported
