@@ -17,6 +17,7 @@ import logging
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from byoc import algorithms
@@ -277,7 +278,33 @@ def _ensemble_members(out: dict[str, Any], given: Mapping[str, tuple[str, Any]])
     return tuple(members)
 
 
+# Names other AutoML tools give a hyperparameter byoc has under its own name: spelling is no
+# guide there (``time_budget`` is nowhere near ``max_runtime_seconds``), so they are named here.
+OTHER_TOOLS_NAMES: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "time_budget": ("max_runtime_seconds", "FLAML's time_budget"),
+        "time_limit": ("max_runtime_seconds", "AutoGluon's time_limit"),
+        "max_auto_ml_job_runtime_in_seconds": (
+            "max_runtime_seconds",
+            "Autopilot's MaxAutoMLJobRuntimeInSeconds",
+        ),
+        "maxautomljobruntimeinseconds": ("max_runtime_seconds", "Autopilot's MaxAutoMLJobRuntimeInSeconds"),
+        "metric": ("objective_metric", "FLAML's metric"),
+        "eval_metric": ("objective_metric", "AutoGluon's eval_metric"),
+        "task": ("problem_type", "FLAML's task"),
+        "target_attribute_name": ("target", "Autopilot's TargetAttributeName"),
+        "targetattributename": ("target", "Autopilot's TargetAttributeName"),
+    }
+)
+
+
 def _unknown(name: str, given_name: str, algorithm: str, catalogue: _Catalogue) -> HyperparameterError:
+    if name.lower() in OTHER_TOOLS_NAMES:
+        ours, theirs = OTHER_TOOLS_NAMES[name.lower()]
+        return HyperparameterError(
+            f"hyperparameter '{given_name}' is unknown: byoc's name for {theirs} is '{ours}'; "
+            f"rename '{given_name}' to '{ours}' (`train --help` lists every name)"
+        )
     owners = catalogue.owners(name)
     if owners:
         return HyperparameterError(

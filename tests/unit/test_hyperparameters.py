@@ -385,3 +385,20 @@ def test_ensemble_members_get_their_own_defaults():
     given = resolve({"algorithm": "ensemble", "min_samples_leaf": 4, "random_state": 7})
     assert algorithms.member_params("random_forest", given)["min_samples_leaf"] == 4
     assert algorithms.member_params("random_forest", given)["random_state"] == 7
+
+
+@pytest.mark.parametrize(
+    ("given", "ours"),
+    [
+        ({"algorithm": "auto", "time_budget": "60"}, "max_runtime_seconds"),
+        ({"algorithm": "auto", "time-limit": "60"}, "max_runtime_seconds"),
+        ({"algorithm": "auto", "MaxAutoMLJobRuntimeInSeconds": "60"}, "max_runtime_seconds"),
+        ({"algorithm": "auto", "metric": "AUC"}, "objective_metric"),
+        ({"task": "regression"}, "problem_type"),
+        ({"TargetAttributeName": "y"}, "target"),
+    ],
+)
+def test_other_automl_tools_names_point_to_byocs(given, ours):
+    """A name from FLAML, AutoGluon or Autopilot is nothing like byoc's, so difflib cannot hint it."""
+    with pytest.raises(HyperparameterError, match=rf"byoc's name for .* is '{ours}'"):
+        resolve(given)
