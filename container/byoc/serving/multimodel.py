@@ -449,8 +449,9 @@ class ModelRegistry(Generic[H]):
         if size > self.budget:
             raise InsufficientMemory(
                 f"model {entry.name!r} needs about {mebibytes(size)} but this worker's share of the "
-                f"model memory budget is {mebibytes(self.budget)}; raise BYOC_MULTI_MODEL_MEMORY_MB "
-                "or use an instance with more memory"
+                f"model memory budget is {mebibytes(self.budget)}; raise BYOC_MULTI_MODEL_MEMORY_MB, "
+                "run fewer workers (SAGEMAKER_MODEL_SERVER_WORKERS: each worker holds its own copy "
+                "and gets an equal share) or use an instance with more memory"
             )
         self._make_room(size, entry.name)
         started = time.perf_counter()
