@@ -332,8 +332,22 @@ def run_job(
 # -- command line ------------------------------------------------------------------------------
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse whose error is the job's failure: one line in output/failure and exit 1 (bad
+    input), not argparse's exit 2 (an internal fault here) after the whole USAGE, which
+    ``usage=`` printed as "usage: usage: train ..."."""
+
+    def error(self, message: str) -> NoReturn:
+        from byoc.environment import MLPaths
+
+        cause = f"train: {message}; usage: {USAGE.splitlines()[0].removeprefix('usage: ')} (see train --help)"
+        print(cause, file=sys.stderr, flush=True)
+        write_failure(MLPaths.from_environ().failure_file, cause)
+        sys.exit(EXIT_USER_ERROR)
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="train", add_help=False, usage=USAGE)
+    parser = _ArgumentParser(prog="train", add_help=False, usage=USAGE)
     parser.add_argument("--help", "-h", action="store_true")
     parser.add_argument("--metric-definitions", action="store_true")
     # `docker run IMAGE train` may pass the word itself through an ENTRYPOINT: accept it.
