@@ -14,7 +14,8 @@
 #   --region REGION       AWS region (AWS_REGION, AWS_DEFAULT_REGION, or the profile's region).
 #                         There is no default: a region is never picked silently.
 #   --profile PROFILE     AWS CLI profile (AWS_PROFILE)
-#   --account ID          AWS account id (AWS_ACCOUNT_ID; default: from sts get-caller-identity)
+#   --account ID          the AWS account whose ECR registry gets the image (AWS_ACCOUNT_ID; default:
+#                         your own, from sts get-caller-identity; another account's needs its permission)
 #   --registry HOST[:PORT] push to this registry instead of the ECR repository's URI
 #                         (BYOC_REGISTRY; for mirrors and for tests against a local registry)
 #   --platform PLATFORM   build platform (BYOC_PLATFORM; default linux/amd64: SageMaker's hosts
@@ -34,6 +35,20 @@ PROG="build_and_push.sh"
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 say() { echo "$PROG: $*" >&2; }
 die() { echo "$PROG: error: $1" >&2; exit "${2:-1}"; }
+# What the AWS CLI said (its stderr, in file $1) on one line, and what to do when the cause is not
+# the credentials or the repository: a profile that does not exist, or AWS out of reach.
+aws_cause() {
+    local cause
+    cause="$(grep -v '^[[:space:]]*$' "$1" | tail -n 2 | tr '\n' ' ')"
+    cause="${cause% }"
+    case "$cause" in
+        *"profile ("*") could not be found"*)
+            echo "$cause: check the name (aws configure list-profiles) or drop --profile/AWS_PROFILE" ;;
+        *"Could not connect to the endpoint URL"*|*"Connect timeout on endpoint URL"*|*"Read timeout on endpoint URL"*)
+            echo "$cause: AWS is not reachable from here; check the network and proxy (HTTPS_PROXY), or AWS_ENDPOINT_URL" ;;
+        *) echo "$cause" ;;
+    esac
+}
 
 # ---------------------------------------------------------------------------------- arguments
 REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-}}"
@@ -115,7 +130,10 @@ if ((!DRY_RUN)); then
 fi
 
 if [[ -z "$REGION" ]] && ((!DRY_RUN)); then
-    REGION="$("${AWS[@]}" configure get region 2>/dev/null || true)"
+    errfile="$(mktemp)"
+    REGION="$("${AWS[@]}" configure get region 2>"$errfile" || true)"
+    cause="$(aws_cause "$errfile")"; rm -f "$errfile"
+    [[ "$cause" != *"could not be found"* ]] || die "cannot read the region of AWS profile ${PROFILE:-default}: $cause" 2
     REGION_SOURCE="profile ${PROFILE:-default}"
 fi
 [[ -n "$REGION" ]] \
@@ -128,21 +146,27 @@ if [[ -z "$ACCOUNT" ]]; then
         echo "ACCOUNT=\$($(quote "${AWS[@]}" sts get-caller-identity --query Account --output text))"
         ACCOUNT='${ACCOUNT}'
     else
-        if ! ACCOUNT="$("${AWS[@]}" sts get-caller-identity --query Account --output text 2>/tmp/byoc-sts.$$)"; then
-            cause="$(tail -n 2 /tmp/byoc-sts.$$)"; rm -f /tmp/byoc-sts.$$
+        errfile="$(mktemp)"
+        if ! ACCOUNT="$("${AWS[@]}" sts get-caller-identity --query Account --output text 2>"$errfile")"; then
+            cause="$(aws_cause "$errfile")"; rm -f "$errfile"
+            case "$cause" in  # not the credentials: say so rather than send the user to fix them
+                *"could not be found"*|*"not reachable from here"*)
+                    die "cannot look up the AWS account (sts get-caller-identity): $cause" ;;
+            esac
             die "no usable AWS credentials${PROFILE:+ for profile $PROFILE}: $cause
-Configure them with 'aws configure'${PROFILE:+ --profile $PROFILE}, 'aws sso login', or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY."
+Configure them with 'aws configure${PROFILE:+ --profile $PROFILE}', 'aws sso login${PROFILE:+ --profile $PROFILE}', or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY."
         fi
-        rm -f /tmp/byoc-sts.$$
+        rm -f "$errfile"
     fi
 elif [[ ! "$ACCOUNT" =~ ^[0-9]{12}$ ]]; then
     die "account '$ACCOUNT' is not a 12-digit AWS account id" 2
 fi
 say "region $REGION (from $REGION_SOURCE), account $ACCOUNT${PROFILE:+, profile $PROFILE}"
 
-# 1. The ECR repository (created when missing; other errors, e.g. access denied, stop here).
-ECR_DESCRIBE=("${AWS[@]}" ecr describe-repositories --repository-names "$IMAGE_NAME" --query 'repositories[0].repositoryUri' --output text)
-ECR_CREATE=("${AWS[@]}" ecr create-repository --repository-name "$IMAGE_NAME" --image-scanning-configuration scanOnPush=true --query 'repository.repositoryUri' --output text)
+# 1. The ECR repository (created when missing; other errors, e.g. access denied, stop here), in
+# ACCOUNT's registry: --account names another account's registry (cross-account push), not a label.
+ECR_DESCRIBE=("${AWS[@]}" ecr describe-repositories --repository-names "$IMAGE_NAME" --registry-id "$ACCOUNT" --query 'repositories[0].repositoryUri' --output text)
+ECR_CREATE=("${AWS[@]}" ecr create-repository --repository-name "$IMAGE_NAME" --registry-id "$ACCOUNT" --image-scanning-configuration scanOnPush=true --query 'repository.repositoryUri' --output text)
 if ((DRY_RUN)); then
     echo "$(quote "${ECR_DESCRIBE[@]}") || $(quote "${ECR_CREATE[@]}")"
     REPO_URI="$ACCOUNT.dkr.ecr.$REGION.amazonaws.com/$IMAGE_NAME"
@@ -154,8 +178,8 @@ else
         say "creating ECR repository $IMAGE_NAME"
         REPO_URI="$(run "${ECR_CREATE[@]}")" || { rm -f "$errfile"; die "could not create ECR repository $IMAGE_NAME"; }
     else
-        cause="$(tail -n 2 "$errfile")"; rm -f "$errfile"
-        die "could not look up ECR repository $IMAGE_NAME: $cause"
+        cause="$(aws_cause "$errfile")"; rm -f "$errfile"
+        die "could not look up ECR repository $IMAGE_NAME in account $ACCOUNT ($REGION): $cause"
     fi
     rm -f "$errfile"
 fi

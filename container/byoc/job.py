@@ -292,6 +292,8 @@ def run_job(
         env = TrainingEnvironment.from_files(paths, environ)
         if configure_logging:
             _configure_logging(env.log_level)
+        progress.phase = "checking that model/ and output/ can be written"
+        check_writable(paths)
         choose(env)(env, progress)
         return EXIT_OK
     except JobStopped as exc:  # a soft stop (algorithm=auto) with nothing to save
@@ -329,11 +331,42 @@ def run_job(
             artifact.discard_staging(paths.model_dir)
 
 
+def check_writable(paths: MLPaths) -> None:
+    """Create and remove a file in model/, output/ and output/data/ before the job runs.
+
+    Under ``docker run --user`` with a root-owned /opt/ml, or a read-only mount, the first write
+    used to come after the fit (hours, billed) and name one directory at a time.  The OSError
+    names the directory; :func:`run_job` turns it into the message saying what to change.
+    """
+    from byoc import oserrors
+
+    for directory in (paths.model_dir, paths.output_dir, paths.output_data_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".byoc-write-check-{os.getpid()}"
+        with oserrors.naming(probe):
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
+
+
 # -- command line ------------------------------------------------------------------------------
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse whose error is the job's failure: one line in output/failure and exit 1 (bad
+    input), not argparse's exit 2 (an internal fault here) after the whole USAGE, which
+    ``usage=`` printed as "usage: usage: train ..."."""
+
+    def error(self, message: str) -> NoReturn:
+        from byoc.environment import MLPaths
+
+        cause = f"train: {message}; usage: {USAGE.splitlines()[0].removeprefix('usage: ')} (see train --help)"
+        print(cause, file=sys.stderr, flush=True)
+        write_failure(MLPaths.from_environ().failure_file, cause)
+        sys.exit(EXIT_USER_ERROR)
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="train", add_help=False, usage=USAGE)
+    parser = _ArgumentParser(prog="train", add_help=False, usage=USAGE)
     parser.add_argument("--help", "-h", action="store_true")
     parser.add_argument("--metric-definitions", action="store_true")
     # `docker run IMAGE train` may pass the word itself through an ENTRYPOINT: accept it.

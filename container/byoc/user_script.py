@@ -34,6 +34,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import tempfile
 import threading
@@ -301,10 +302,29 @@ def _install_failed(what: str, source: str, output: str) -> InstallFailed:
     match = _REQUIREMENT_IN_ERROR.search(last)
     package = match.group(1) if match and what == REQUIREMENTS else what
     return InstallFailed(
-        f"pip could not install {package} (from {source}): {last}; fix {source} or make the package "
-        "reachable (with no network, vendor it in the source directory and refer to it by path, "
-        "e.g. ./wheels/name.whl)",
+        f"pip could not install {package} (from {source}): {last}; "
+        + (_unwritable_site_fix(source, output) or _MISSING_PACKAGE_FIX.format(source=source)),
         details=details,
+    )
+
+
+_MISSING_PACKAGE_FIX = (
+    "fix {source} or make the package reachable (with no network, vendor it in the source "
+    "directory and refer to it by path, e.g. ./wheels/name.whl)"
+)
+
+
+def _unwritable_site_fix(source: str, output: str) -> str | None:
+    """What to do when pip failed to write the image's site-packages (``docker run --user``, a
+    read-only image): not "fix requirements.txt", which is not what is wrong.  None otherwise."""
+    site = sysconfig.get_paths()["purelib"]
+    denied = "Permission denied" in output or "Read-only file system" in output
+    if not denied or os.access(site, os.W_OK):
+        return None
+    return (
+        f"{site} (the image's packages) is not writable by uid {os.getuid()}: run the container "
+        "as root (SageMaker's default) without --read-only, or install the packages in an image "
+        f"built FROM this one (RUN pip install ...) and leave {source} out of the source directory"
     )
 
 

@@ -233,3 +233,51 @@ def test_bad_arguments_fail_before_any_work(tmp_path: Path, args: list[str], mes
     result = run_script(script_env(tmp_path), *args, "--dry-run")
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_unreachable_aws_is_not_called_a_credentials_problem(tmp_path: Path, image: str) -> None:
+    """Credentials are set; STS cannot be reached (no network, a wrong AWS_ENDPOINT_URL)."""
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    env = script_env(tmp_path, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y", AWS_ENDPOINT_URL=endpoint)
+    result = run_script(env, "byoc-sklearn", "v1", "--region", REGION)
+    assert result.returncode == 1
+    assert "no usable AWS credentials" not in result.stderr, result.stderr
+    assert "not reachable" in result.stderr and endpoint in result.stderr, result.stderr
+    # With --account the first call is ECR's: the same cause, on one line.
+    result = run_script(env, "byoc-sklearn", "v1", "--region", REGION, "--account", "123456789012")
+    assert result.returncode == 1
+    error = result.stderr.strip().splitlines()[-1]
+    assert "could not look up ECR repository byoc-sklearn" in error and "not reachable" in error, (
+        result.stderr
+    )
+
+
+def test_a_profile_that_does_not_exist_is_named(tmp_path: Path, image: str) -> None:
+    """Not "no AWS region" (the region lookup read the missing profile) nor a credentials hint."""
+    result = run_script(script_env(tmp_path), "byoc-sklearn", "v1", "--profile", "nosuch")
+    assert result.returncode == 2
+    assert "no AWS region" not in result.stderr, result.stderr
+    assert "(nosuch) could not be found" in result.stderr and "list-profiles" in result.stderr
+    result = run_script(script_env(tmp_path), "byoc-sklearn", "v1", "--profile", "nosuch", "--region", REGION)
+    assert result.returncode == 1
+    assert "no usable AWS credentials" not in result.stderr, result.stderr
+    assert "(nosuch) could not be found" in result.stderr
+
+
+def test_account_override_names_the_registry_everywhere(tmp_path: Path) -> None:
+    """--account 222...: the repository is looked up and created in that account's registry,
+    not in the caller's (which the push would then not go to)."""
+    result = run_script(
+        script_env(tmp_path),
+        "byoc-sklearn",
+        "v1",
+        "--dry-run",
+        "--region",
+        "eu-west-1",
+        "--account",
+        "2" * 12,
+    )
+    assert result.returncode == 0, result.stderr
+    ecr = [line for line in result.stdout.splitlines() if " ecr describe-repositories " in line]
+    assert len(ecr) == 1 and ecr[0].count(f"--registry-id {'2' * 12}") == 2, result.stdout
+    assert "sts get-caller-identity" not in result.stdout

@@ -519,6 +519,18 @@ def test_help_lists_every_hyperparameter(tmp_path):
     assert not (tmp_path / "output").exists()  # --help touches nothing
 
 
+@pytest.mark.parametrize("args", [("--foo",), ("serve",), ("train", "extra")])
+def test_a_wrong_argument_is_a_one_line_failure_not_a_fault(tmp_path, args):
+    """argparse's exit 2 is what the exit codes call an internal fault, and its error repeated
+    the whole usage text ("usage: usage: train ...") with no failure file for SageMaker to show."""
+    result = run_train(tmp_path, *args)
+    assert result.returncode == 1, result.stderr
+    assert "usage: usage" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and args[-1] in lines[0] and "train --help" in lines[0], lines
+    assert read_failure(tmp_path) == lines[0] + "\n"
+
+
 def test_metric_definitions_parse_real_log_lines(tmp_path):
     result = run_train(tmp_path, "--metric-definitions")
     assert result.returncode == 0

@@ -642,8 +642,28 @@ def test_read_only_model_directory_is_the_environments_fault(tmp_path):
     finally:
         (root / "model").chmod(0o755)
     _fails_as_user_error(
-        root, result, r"/model: Permission denied while saving the model", "write for model/"
+        root,
+        result,
+        r"/model: Permission denied while checking that model/ and output/ can be written",
+        "write for model/",
     )
+    assert "fitting started" not in result.stdout  # found before the fit, not after it
+
+
+@pytest.mark.parametrize("directory", ["output", "output/data"])
+def test_unwritable_output_directory_fails_before_the_fit(tmp_path, directory):
+    """A root-owned /opt/ml under `docker run --user 1000`: output/ was first written after the fit."""
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    (root / directory).mkdir(exist_ok=True)
+    (root / directory).chmod(0o555)
+    try:
+        result = run_train(root, unprivileged=True)
+    finally:
+        (root / directory).chmod(0o755)
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert f"{root / directory}: Permission denied while checking that model/ and output/" in result.stdout
+    assert "fitting started" not in result.stdout
+    assert model_dir_entries(root) == []
 
 
 def test_symlink_loop_reads_each_file_once(tmp_path):

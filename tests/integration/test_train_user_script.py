@@ -270,6 +270,38 @@ def test_a_requirements_line_pip_cannot_parse_is_named_by_its_line(tmp_path, pyt
     assert "'pandas>=>1'" in first and "make the package reachable" not in first, first
 
 
+def test_requirements_into_an_unwritable_image_name_the_site_packages_not_the_file(tmp_path):
+    """`docker run --user 1000` cannot write the image's /opt/venv: pip's Permission denied was
+    followed by "fix requirements.txt or make the package reachable", which is not what is wrong."""
+    python = overlay_venv(tmp_path / "venv")
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    files = {
+        "requirements.txt": "./vendor/byolhelper\n",
+        "vendor/byolhelper/setup.py": "from setuptools import setup\nsetup(name='byolhelper', version='1.2', py_modules=['byolhelper'])\n",
+        "vendor/byolhelper/byolhelper.py": "X = 1\n",
+        "train.py": RECORDER,
+    }
+    root = script_root(tmp_path, "train.py", files)
+    Path(site).chmod(0o555)
+    try:
+        result = run_train(root, python=python, env=OFFLINE, unprivileged=True)
+    finally:
+        Path(site).chmod(0o755)
+    assert result.returncode == 1, result.stdout[-3000:]
+    first = read_failure(root).splitlines()[0]
+    assert first.startswith("pip could not install requirements.txt (from requirements.txt): ERROR:"), first
+    assert (
+        f"{site} (the image's packages) is not writable by uid {os.getuid()}: run the container as root"
+        in first
+    )
+    assert "make the package reachable" not in first
+
+
 def test_tarball_and_code_channel_sources(tmp_path, python):
     """sourcedir.tar.gz given as a path, and as an s3:// URI whose tarball arrives as the `code`
     channel (SDK v2 under network isolation)."""
