@@ -265,11 +265,37 @@ def _json_kind(value: Any) -> str:
     return "number"
 
 
-def _cpu_count() -> int:
+def cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """CPUs the container's CFS quota allows (``docker run --cpus 1.5``: 2), None when unlimited.
+
+    ``--cpus`` limits time, not which CPUs run: sched_getaffinity still sees every host CPU, and
+    a worker per host CPU on a 2-CPU quota made the workers queue for it.  cgroup v2's
+    ``cpu.max`` ("quota period" or "max period"), else v1's cfs_quota_us / cfs_period_us."""
     try:
-        return len(os.sched_getaffinity(0))
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:  # "max": no quota
+        return None
+    if q <= 0 or p <= 0:  # v1 writes -1 for no quota
+        return None
+    return max(1, -(-q // p))
+
+
+def cpu_count() -> int:
+    """CPUs this process may use: its affinity (``--cpuset-cpus``) within its CFS quota (``--cpus``)."""
+    try:
+        count = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - non-Linux
-        return os.cpu_count() or 1
+        count = os.cpu_count() or 1
+    quota = cpu_quota()
+    return min(count, quota) if quota else count
 
 
 @dataclass(frozen=True)
@@ -355,7 +381,7 @@ class TrainingEnvironment:
             network_interface_name=network_interface_name,
             current_instance_type=current_instance_type,
             resource_config=dict(resourceconfig),
-            num_cpus=num_cpus or _cpu_count(),
+            num_cpus=num_cpus or cpu_count(),
             num_gpus=0,
             environ=environ,
             raw_hyperparameters=split_reserved({str(k): v for k, v in hyperparameters.items()})[0],

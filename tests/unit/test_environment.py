@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from byoc import environment
 from byoc.environment import MLPaths, TrainingEnvironment, decode_hyperparameter_value
 from byoc.errors import ConfigError
 from support import REPO, clean_environ, make_ml_root
@@ -197,3 +198,33 @@ def test_importing_byoc_touches_nothing(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert not base.exists()
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu.max": "150000 100000\n"}, 2),
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu.max": "400000 100000\n"}, 4),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2),
+        ({}, None),
+    ],
+)
+def test_cpu_quota_reads_cgroup_v2_and_v1(tmp_path, files, expected):
+    """`docker run --cpus` limits CPU time, which sched_getaffinity does not see."""
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert environment.cpu_quota(tmp_path) == expected
+
+
+def test_cpu_count_is_the_affinity_within_the_quota(monkeypatch):
+    monkeypatch.setattr(environment.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
+    monkeypatch.setattr(environment, "cpu_quota", lambda: 2)
+    assert environment.cpu_count() == 2
+    monkeypatch.setattr(environment, "cpu_quota", lambda: None)
+    assert environment.cpu_count() == 8
+    monkeypatch.setattr(environment, "cpu_quota", lambda: 16)
+    assert environment.cpu_count() == 8

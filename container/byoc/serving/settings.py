@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from byoc import loglevel
-from byoc.environment import _cpu_count as cpu_count
+from byoc.environment import cpu_count
 from byoc.errors import ConfigError
 
 DEFAULT_PORT = 8080
