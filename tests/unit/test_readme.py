@@ -32,6 +32,19 @@ def test_readme_opens_with_the_two_setup_commands():
     assert text.index("make test") < text.index("## Docker")
 
 
+def test_readme_setup_names_every_step_make_demo_and_make_test_take():
+    """`make test` depends on `browser` (Chromium, installed with apt as root), which README's
+    set-up did not mention: a user without root or on macOS saw it stop before any test."""
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    setup = text[text.index("## Set-up") : text.index("## Docker")]
+    for target in ("demo", "test"):
+        found = re.search(rf"^{target}:(.*)$", makefile, re.M)
+        assert found, f"Makefile has no {target} target"
+        for step in found.group(1).split():
+            assert step == "venv" or f"make {step}" in setup, f"README's set-up does not name `make {step}`"
+
+
 def _python_blocks() -> list[str]:
     text = (REPO / "README.md").read_text(encoding="utf-8")
     return re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
