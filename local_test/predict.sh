@@ -27,6 +27,12 @@ fi
 headers=(-H "Content-Type: $CONTENT_TYPE")
 [[ -n "${3:-}" ]] && headers+=(-H "Accept: $3")
 
+status=0
 curl -sS --fail-with-body --max-time 70 "${headers[@]}" --data-binary "@$PAYLOAD" "$ENDPOINT/invocations" \
-    || die "request failed (is the server running? start it with local_test/serve_local.sh [IMAGE])"
-echo
+    || status=$?
+case $status in
+    0) echo ;;
+    # curl's exit code for an HTTP status >= 400: the server answered, its JSON body says what is wrong
+    22) echo; die "the server answered with an error: its JSON body above says what is wrong" ;;
+    *) die "no answer from $ENDPOINT (curl exit $status; is the server running? start it with local_test/serve_local.sh [IMAGE])" ;;
+esac

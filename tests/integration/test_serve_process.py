@@ -85,19 +85,39 @@ def test_binds_to_sagemaker_bind_to_port_loads_once_and_keeps_ping_out_of_the_lo
     assert "/ping" not in output
 
 
-def test_debug_log_level_shows_ping():
+def _log_at(level: str) -> tuple[int, str]:
+    """serve's exit code and output at ``level`` after GET /ping and one CSV row."""
     port = support.free_port()
     process, _ = support.start_serve(
         sm.trained_root("binary"),
         port=port,
-        env={"SAGEMAKER_MODEL_SERVER_WORKERS": "1", "SAGEMAKER_CONTAINER_LOG_LEVEL": "10"},
+        env={"SAGEMAKER_MODEL_SERVER_WORKERS": "1", "SAGEMAKER_CONTAINER_LOG_LEVEL": level},
     )
     try:
         support.wait_for_ping(port, process)
         requests.get(f"http://127.0.0.1:{port}/ping", timeout=5)
+        answer = requests.post(
+            f"http://127.0.0.1:{port}/invocations", data=ROW, headers={"Content-Type": "text/csv"}, timeout=30
+        )
+        assert answer.status_code == 200
     finally:
         output = support.stop_process(process)
+    return process.returncode, output
+
+
+def test_debug_log_level_shows_ping():
+    _, output = _log_at("10")
     assert "GET /ping" in output
+
+
+def test_warning_log_level_keeps_info_lines_out_of_the_log():
+    """README: SAGEMAKER_CONTAINER_LOG_LEVEL sets the log level. At WARNING the model load's INFO
+    lines (set before the model loaded) and an access line per request (gunicorn logs them at
+    INFO whatever its level) were still written."""
+    returncode, output = _log_at("WARNING")
+    assert returncode == 0, output
+    assert " INFO " not in output and "[INFO]" not in output, output
+    assert "POST /invocations" not in output, output
 
 
 def test_sigterm_finishes_the_in_flight_request_and_exits_0():

@@ -273,3 +273,17 @@ def test_each_program_imports_its_own_helpers_though_they_share_a_name(tmp_path)
         for program in programs.values():
             while str(program.parent) in sys.path:
                 sys.path.remove(str(program.parent))
+
+
+@pytest.mark.parametrize("name", ["X-Amzn-SageMaker-Custom-Attributes", "x-amzn-sagemaker-custom-attributes"])
+def test_custom_attributes_a_predict_fn_sets_are_not_replaced_by_byocs_output_fn(tmp_path, name):
+    """README: a hook returns custom attributes to the caller through ``context.response_headers``.
+    byoc's output_fn used to overwrite them with its own ``output=predicted_label``."""
+    byoc_hooks = ByocHooks(ServingSettings(), None, None)
+    context = Context(str(tmp_path), content_type="text/csv", accept="text/csv")
+    context.response_headers[name] = "model_version=7"
+    byoc_hooks.output_fn(["yes", "no"], "text/csv", context)
+    assert context.response_headers == {name: "model_version=7"}
+    untouched = Context(str(tmp_path), content_type="text/csv", accept="text/csv")
+    byoc_hooks.output_fn(["yes"], "text/csv", untouched)
+    assert untouched.response_headers == {"X-Amzn-SageMaker-Custom-Attributes": "output=predicted_label"}

@@ -356,7 +356,10 @@ class ByocHooks:
                 f"({exc}); return numbers, strings, booleans or None, one per record, or define output_fn",
                 code="bad_prediction",
             ) from exc
-        context.response_headers[CUSTOM_ATTRIBUTES_HEADER] = "output=" + ",".join(prediction.fields)
+        # custom attributes a user hook set are its answer to the caller: byoc's own note of the
+        # fields written must not replace them (header names are case-insensitive)
+        if CUSTOM_ATTRIBUTES_HEADER.lower() not in {name.lower() for name in context.response_headers}:
+            context.response_headers[CUSTOM_ATTRIBUTES_HEADER] = "output=" + ",".join(prediction.fields)
         return body, encoder.media_type
 
 

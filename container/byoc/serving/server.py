@@ -49,15 +49,17 @@ def _quiet_ping_logger() -> type:
     from gunicorn.glogging import Logger
 
     class QuietPingLogger(Logger):
-        """gunicorn's logger without /ping access lines unless the level is DEBUG.
+        """gunicorn's logger without /ping access lines unless the level is DEBUG, and without any
+        access line above INFO (WARNING, ERROR: the level asks for no per-request lines).
 
         byoc's access line is built from the five values it prints: gunicorn's own ``access``
         gathers every request header, response header and environ entry for any format, which
         cost about 50 us a request, a tenth of a bare single-row request's CPU time."""
 
         def access(self, resp: Any, req: Any, environ: MutableMapping[str, Any], request_time: Any) -> None:
-            if environ.get("PATH_INFO") == "/ping" and self.error_log.getEffectiveLevel() > logging.DEBUG:
-                return
+            level = self.error_log.getEffectiveLevel()
+            if level > logging.INFO or (environ.get("PATH_INFO") == "/ping" and level > logging.DEBUG):
+                return  # an access line is an INFO line: a WARNING level keeps them out of the log
             if self.cfg.access_log_format != ACCESS_LOG_FORMAT:
                 super().access(resp, req, environ, request_time)
                 return
@@ -206,11 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         settings = ServingSettings.from_environ()
+        # before the model loads, so its INFO lines follow the level asked for too
+        logging.getLogger().setLevel(settings.log_level.upper())
         app = build_app()
     except (ModelLoadError, UserError) as exc:
         print(f"serve: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
-    logging.getLogger().setLevel(settings.log_level.upper())
     for note in settings.notes:
         logging.getLogger("byoc.serving").info("setting: %s", note)
     if settings.multi_model:
