@@ -587,11 +587,12 @@ class ForestEstimator(CompiledEstimator):
 
     def means_of(self, sums: np.ndarray) -> np.ndarray:
         """The forest's answer (per class, or its one value) from the session's sums
-        (:meth:`row_means`: the same for one row in Python floats)."""
+        (:meth:`row_means`: the same for one row in Python floats).  ``sums`` is left as it
+        is: dividing it in place made a second answer from the same output (``proba_of`` then
+        ``predict_of``) divide it twice, which can turn a 1-ulp lead into a tie and the label."""
         if self.complement:
             sums = np.concatenate((self.n_trees - sums, sums), axis=1)
-        sums /= self.n_trees  # as the forest's predict / predict_proba: the sum, then the mean
-        return sums
+        return sums / self.n_trees  # as the forest's predict / predict_proba: the sum, then the mean
 
     def row_means(self, sums: Sequence[float]) -> list[float]:
         """:meth:`means_of` of one row's sums as Python floats (the same subtraction and division

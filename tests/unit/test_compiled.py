@@ -643,3 +643,22 @@ def test_forms_written_before_still_answer_as_scikit_learn():
         assert np.array_equal(codes._scores(rows), indices._scores(rows))
         assert np.array_equal(codes.predict(rows), boosting.predict(rows))
     np.testing.assert_allclose(codes.predict_proba(encoded), boosting.predict_proba(encoded), rtol=1e-12)
+
+
+def test_a_forests_answers_from_one_session_output_leave_it_as_it_was():
+    """proba_of then predict_of on the same output: the second answer must not see the first's
+    arithmetic (an in-place mean divided the sums twice and could turn a 1-ulp lead into a tie,
+    and the label with it)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(1194)
+    X = np.column_stack([rng.integers(-2, 4, 200), np.round(rng.normal(size=200), 1)]).astype(np.float64)
+    y = np.digitize(X[:, 0] + X[:, 1] + rng.normal(0, 0.5, 200), [0.0, 1.0])  # 3 classes
+    forest = RandomForestClassifier(n_estimators=7, min_samples_leaf=4, random_state=1194).fit(X, y)
+    model = compiled_onnx.ForestEstimator(compiled_onnx.convert(forest), forest)
+    out = model.run(model.rows(X[:50]))
+    before = out.copy()
+    proba = model.proba_of(out)
+    assert np.array_equal(out, before)
+    assert np.array_equal(proba, forest.predict_proba(X[:50]))
+    assert np.array_equal(model.predict_of(out), forest.predict(X[:50]))
