@@ -415,6 +415,13 @@ ERRORS = [
     ("not utf-8", b"\xff\xfe40,1,a,b\n", "text/csv", "undecodable_body", ["UTF-8"]),
     ("json scalar", "42", "application/json", "bad_shape", []),
     ("jsonlines scalar", '[40, 1, "a", "b"]\n7\n', "application/jsonlines", "bad_row", ["line 2"]),
+    (
+        "jsonlines blank line",  # skipped, it shifted every later answer onto the wrong input line
+        '[40, 1, "a", "b"]\n  \r\n[41, 2, "a", "b"]\n',
+        "application/jsonlines",
+        "bad_row",
+        ["line 2 of the JSON Lines body is empty", "delete the line"],
+    ),
     ("garbage npy", b"\x93NUMPY garbage", "application/x-npy", "undecodable_body", ["npy"]),
     ("garbage parquet", b"PAR1 not really", "application/x-parquet", "undecodable_body", ["Parquet"]),
 ]

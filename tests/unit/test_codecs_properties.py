@@ -151,7 +151,8 @@ class _Slices:
         return iter(self.pieces)
 
 
-JSONL_LINE = st.sampled_from(["[1.5, 2]", "[-1,\r3]", "[0, 0]\r", "", "  ", "\r"])
+JSONL_LINE = st.sampled_from(["[1.5, 2]", "[-1,\r3]", "[0, 0]\r"])
+JSONL_BLANK = st.sampled_from(["", "  ", "\r", " \t\r"])
 
 
 @PROPERTY
@@ -163,8 +164,8 @@ JSONL_LINE = st.sampled_from(["[1.5, 2]", "[-1,\r3]", "[0, 0]\r", "", "  ", "\r"
 )
 def test_jsonlines_errors_name_the_bodys_own_line_across_slices(before, bad, after, data):
     """Lines end at LF only (a CR, trailing or inside, is JSON whitespace) and are numbered as the
-    body numbers them, blank lines counted, also in a later slice: blank lines were not counted,
-    a bare CR split a line, and a record among rows named no line."""
+    body numbers them, also in a later slice: a bare CR split a line, and a record among rows
+    named no line."""
     before = ["[2, 3]", *before]  # a row first: a record after it mixes the kinds
     lines = [line + "\n" for line in [*before, bad, *after]]
     body = "".join(lines).encode()
@@ -181,8 +182,35 @@ def test_jsonlines_errors_name_the_bodys_own_line_across_slices(before, bad, aft
             info.value.message
         )
     good = "".join(line + "\n" for line in before).encode()
-    rows = [json.loads(line) for line in before if line.strip()]
+    rows = [json.loads(line) for line in before]
     assert same(jsonlines_codec.decode(good, NUMERIC), NUMERIC.from_rows(rows))
+
+
+@PROPERTY
+@given(
+    st.lists(JSONL_LINE, max_size=20),
+    JSONL_BLANK,
+    st.lists(st.one_of(JSONL_LINE, JSONL_BLANK), max_size=5),
+    st.booleans(),
+    st.data(),
+)
+def test_a_blank_jsonlines_line_is_a_400_naming_it_across_slices(before, blank, after, final, data):
+    """Batch transform pairs answers with lines by position: a blank line (spaces, a CR) is a 400
+    naming it, in any slice, even a slice of blank lines only; a final newline ends the last line.
+    Blank lines were skipped, so every later answer was paired with the wrong input line."""
+    lines = [line + "\n" for line in ["[2, 3]", *before, blank, *after]]
+    if not final and lines[-1] != "\n":  # (an empty last line without its newline would be none)
+        lines[-1] = lines[-1][:-1]
+    body = "".join(lines).encode()
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, len(lines)), max_size=3))))
+    pieces = ["".join(lines[a:b]).encode() for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True)]
+    for request in ([body], pieces):
+        with pytest.raises(DataError) as info:
+            list(decode_batches(_Slices(request), jsonlines_codec.DECODER, NUMERIC))
+        assert info.value.message.startswith(f"line {len(before) + 2} of the JSON Lines body is empty"), (
+            info.value.message
+        )
+        assert info.value.code == "bad_row"
 
 
 # A schema mixing the kinds, and cells a CSV row may hold in any of its columns
