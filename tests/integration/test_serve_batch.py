@@ -49,6 +49,23 @@ def test_execution_parameters_follow_the_batch_environment(batch_server):
     }
 
 
+def test_a_transform_with_max_payload_0_is_served_chunked_bodies_above_6_mb():
+    """MaxPayloadInMB=0 ("no limit", bodies sent chunked) stopped serve at start: the job failed."""
+    server = sm.start(
+        sm.trained_root("binary"), workers=1, env={**BATCH_ENV, "SAGEMAKER_MAX_PAYLOAD_IN_MB": "0"}
+    )
+    try:
+        assert server.get("/execution-parameters").json()["MaxPayloadInMB"] == 0
+        block = _block(sm.features("binary"))
+        repeats = 7 * 1024 * 1024 // len(block) + 1
+        response = server.invoke(iter([block] * repeats), "text/csv", "text/csv", timeout=300)  # chunked
+        assert response.status_code == 200, response.text[:500]
+        assert len(response.text.splitlines()) == block.count(b"\n") * repeats
+    finally:
+        output = server.stop()
+    assert "setting: SAGEMAKER_MAX_PAYLOAD_IN_MB=0" in output
+
+
 @pytest.mark.slow
 def test_a_100_mb_csv_payload_is_predicted_in_full_with_bounded_memory(batch_server):
     rows = sm.features("binary")
