@@ -66,6 +66,33 @@ def test_a_transform_with_max_payload_0_is_served_chunked_bodies_above_6_mb():
     assert "setting: SAGEMAKER_MAX_PAYLOAD_IN_MB=0" in output
 
 
+def test_a_csv_answer_keeps_one_line_per_record_when_a_label_holds_a_line_break(tmp_path):
+    """A label trained as "no\\nway" was quoted over two lines of a text/csv answer: 3 input lines
+    got 5 answer lines, and SageMaker joined every later answer to the wrong input line."""
+    frame = support.mixed_frame()
+    frame["deposit"] = frame["deposit"].map({"yes": "yes", "no": "no\nway"})
+    root = support.make_ml_root(
+        tmp_path,
+        channels={"train": {"train.csv": support.csv_bytes(frame, target="deposit", header=True)}},
+        hyperparameters={"target": "deposit", "algorithm": "decision_tree", "max_depth": 4},
+        content_types={"train": "text/csv"},
+    )
+    assert support.run_train(root).returncode == 0
+    server = sm.start(root, workers=1, env=BATCH_ENV)
+    try:
+        body = _block(frame.drop(columns=["deposit"]).iloc[:40])
+        response = server.invoke(body, "text/csv", "text/csv")
+        assert response.status_code == 406, response.text[:300]
+        assert "'no\\nway' holds a line break" in response.json()["message"]
+        lines = server.invoke(body, "text/csv", "application/jsonlines").text.splitlines()
+        assert len(lines) == 40 and {json.loads(line)["predicted_label"] for line in lines} == {
+            "yes",
+            "no\nway",
+        }
+    finally:
+        server.stop()
+
+
 @pytest.mark.slow
 def test_a_100_mb_csv_payload_is_predicted_in_full_with_bounded_memory(batch_server):
     rows = sm.features("binary")

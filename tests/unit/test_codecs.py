@@ -345,6 +345,22 @@ def test_encoders_keep_field_order_and_values():
         codecs.encoders()["application/x-npy"].encode(PREDICTION)
 
 
+@pytest.mark.parametrize("label", ["no\nway", "a\r\nb", "cr\r"])
+@pytest.mark.parametrize("fields", [("predicted_label",), ("probability", "predicted_label")])
+def test_a_csv_answer_never_spans_lines_a_label_with_a_line_break_is_a_406(label, fields):
+    """A label holding a line break was quoted over two lines: a batch transform's answer had more
+    lines than its input, and SageMaker joined every later answer to the wrong input line."""
+    prediction = Prediction(
+        fields, {"predicted_label": ["yes", label, "yes"], "probability": np.array([0.9, 0.6, 0.7])}, 3
+    )
+    with pytest.raises(NotAcceptable, match="holds a line break.*application/jsonlines"):
+        codecs.encoders()["text/csv"].encode(prediction)
+    lines = codecs.encoders()["application/jsonlines"].encode(prediction).decode().split("\n")
+    assert json.loads(lines[1])["predicted_label"] == label and lines[3:] == [""]
+    labels_only = Prediction(("labels",), {"labels": ["yes", label]}, 3)  # JSON text: escaped
+    assert codecs.encoders()["text/csv"].encode(labels_only).decode().count("\n") == 3
+
+
 def _csv_cell(field: str, cell: str) -> object:
     """A CSV response cell read back as README "What a response holds" describes it: list
     fields a JSON array in one cell, probability a number, a label as written."""
