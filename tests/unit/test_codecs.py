@@ -294,6 +294,24 @@ def test_npy_refuses_pickles_and_text():
         decode(buf.getvalue(), SCHEMA, 0)
 
 
+@pytest.mark.parametrize("value", [np.inf, -np.inf, 1e39])
+def test_an_out_of_range_npy_value_is_named_as_in_csv(value):
+    """The npy path said "np.float64(inf) is out of range" (numpy's repr) and no way to fix it."""
+    decode = codecs.decoders()["application/x-npy"].decode
+    rows = np.ones((50, 2))
+    rows[36, 0] = value
+    buf = io.BytesIO()
+    np.save(buf, rows)
+    with pytest.raises(SchemaError) as info:
+        decode(buf.getvalue(), NUMBERED_TWO, 0)
+    assert info.value.code == "out_of_range"
+    assert info.value.message.startswith(f"row 37, column 'x' (numeric): {float(value)!r} is out of range")
+    assert "np." not in info.value.message and "send a finite number" in info.value.message
+
+
+NUMBERED_TWO = RequestSchema([Feature("x", "numeric", "float64"), Feature("y", "numeric", "float64")])
+
+
 @pytest.mark.parametrize("order", ["<", ">"])
 @pytest.mark.parametrize("kind", ["i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8"])
 def test_npy_of_either_byte_order_reads_as_native(kind, order):
