@@ -14,6 +14,7 @@ import serving_models as sm
 import support
 from byoc import artifact
 from byoc.serving.app import line_slices
+from byoc.serving.builtin import MINI_BATCH_NOTE
 
 BATCH_ENV = {
     "SAGEMAKER_BATCH": "True",
@@ -141,6 +142,22 @@ def test_an_error_deep_in_a_batch_names_its_row(batch_server):
     assert response.status_code == 400
     assert response.json()["error"] == "not_a_number"
     assert f"row {good_rows + 1}, column 'balance'" in response.json()["message"]
+    # a mini-batch's row 37 is not the file's line 37: the message says so, and how to find it
+    assert "counted from this request's first line" in response.json()["message"]
+    assert "search the file for the record described" in response.json()["message"]
+
+
+def test_only_a_batch_servers_row_numbers_say_they_count_from_the_mini_batch(batch_server):
+    bad = b'[41, 1, "admin", "cellular"]\n[41, "plenty", "admin", "cellular"]\n'
+    message = batch_server.invoke(bad, "application/jsonlines").json()["message"]
+    assert message.startswith("row 2, column 'balance'") and message.endswith(MINI_BATCH_NOTE)
+    empty = batch_server.invoke(b"", "text/csv").json()["message"]
+    assert MINI_BATCH_NOTE not in empty  # no row number in it: no note
+    server = sm.start(sm.trained_root("binary"), workers=1)
+    try:
+        assert MINI_BATCH_NOTE not in server.invoke(bad, "application/jsonlines").json()["message"]
+    finally:
+        server.stop()
 
 
 def _minor_faults(pid: int) -> int:
