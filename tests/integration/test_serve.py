@@ -414,7 +414,28 @@ ERRORS = [
     ("truncated json", '{"instances": [[40, 1', "application/json", "undecodable_body", ["not valid JSON"]),
     ("not utf-8", b"\xff\xfe40,1,a,b\n", "text/csv", "undecodable_body", ["UTF-8"]),
     ("json scalar", "42", "application/json", "bad_shape", []),
+    (  # a SplitType=Line transform's mini-batch of JSON documents: say what to send instead
+        "json values one per line",
+        '[40, 1, "a", "b"]\n[41, 2, "a", "b"]\n',
+        "application/json",
+        "undecodable_body",
+        ["line 2", "Content-Type application/jsonlines"],
+    ),
+    (
+        "json documents one per line",
+        '{"instances": [[40, 1, "a", "b"]]}\n{"instances": [[41, 2, "a", "b"]]}\n',
+        "application/json",
+        "undecodable_body",
+        ["goes on after its value", "Content-Type application/jsonlines"],
+    ),
     ("jsonlines scalar", '[40, 1, "a", "b"]\n7\n', "application/jsonlines", "bad_row", ["line 2"]),
+    (
+        "jsonlines blank line",  # skipped, it shifted every later answer onto the wrong input line
+        '[40, 1, "a", "b"]\n  \r\n[41, 2, "a", "b"]\n',
+        "application/jsonlines",
+        "bad_row",
+        ["line 2 of the JSON Lines body is empty", "delete the line"],
+    ),
     ("garbage npy", b"\x93NUMPY garbage", "application/x-npy", "undecodable_body", ["npy"]),
     ("garbage parquet", b"PAR1 not really", "application/x-parquet", "undecodable_body", ["Parquet"]),
 ]

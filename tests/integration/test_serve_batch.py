@@ -14,6 +14,7 @@ import serving_models as sm
 import support
 from byoc import artifact
 from byoc.serving.app import line_slices
+from byoc.serving.builtin import MINI_BATCH_NOTE
 
 BATCH_ENV = {
     "SAGEMAKER_BATCH": "True",
@@ -47,6 +48,50 @@ def test_execution_parameters_follow_the_batch_environment(batch_server):
         "BatchStrategy": "MultiRecord",
         "MaxPayloadInMB": 100,
     }
+
+
+def test_a_transform_with_max_payload_0_is_served_chunked_bodies_above_6_mb():
+    """MaxPayloadInMB=0 ("no limit", bodies sent chunked) stopped serve at start: the job failed."""
+    server = sm.start(
+        sm.trained_root("binary"), workers=1, env={**BATCH_ENV, "SAGEMAKER_MAX_PAYLOAD_IN_MB": "0"}
+    )
+    try:
+        assert server.get("/execution-parameters").json()["MaxPayloadInMB"] == 0
+        block = _block(sm.features("binary"))
+        repeats = 7 * 1024 * 1024 // len(block) + 1
+        response = server.invoke(iter([block] * repeats), "text/csv", "text/csv", timeout=300)  # chunked
+        assert response.status_code == 200, response.text[:500]
+        assert len(response.text.splitlines()) == block.count(b"\n") * repeats
+    finally:
+        output = server.stop()
+    assert "setting: SAGEMAKER_MAX_PAYLOAD_IN_MB=0" in output
+
+
+def test_a_csv_answer_keeps_one_line_per_record_when_a_label_holds_a_line_break(tmp_path):
+    """A label trained as "no\\nway" was quoted over two lines of a text/csv answer: 3 input lines
+    got 5 answer lines, and SageMaker joined every later answer to the wrong input line."""
+    frame = support.mixed_frame()
+    frame["deposit"] = frame["deposit"].map({"yes": "yes", "no": "no\nway"})
+    root = support.make_ml_root(
+        tmp_path,
+        channels={"train": {"train.csv": support.csv_bytes(frame, target="deposit", header=True)}},
+        hyperparameters={"target": "deposit", "algorithm": "decision_tree", "max_depth": 4},
+        content_types={"train": "text/csv"},
+    )
+    assert support.run_train(root).returncode == 0
+    server = sm.start(root, workers=1, env=BATCH_ENV)
+    try:
+        body = _block(frame.drop(columns=["deposit"]).iloc[:40])
+        response = server.invoke(body, "text/csv", "text/csv")
+        assert response.status_code == 406, response.text[:300]
+        assert "'no\\nway' holds a line break" in response.json()["message"]
+        lines = server.invoke(body, "text/csv", "application/jsonlines").text.splitlines()
+        assert len(lines) == 40 and {json.loads(line)["predicted_label"] for line in lines} == {
+            "yes",
+            "no\nway",
+        }
+    finally:
+        server.stop()
 
 
 @pytest.mark.slow
@@ -97,6 +142,22 @@ def test_an_error_deep_in_a_batch_names_its_row(batch_server):
     assert response.status_code == 400
     assert response.json()["error"] == "not_a_number"
     assert f"row {good_rows + 1}, column 'balance'" in response.json()["message"]
+    # a mini-batch's row 37 is not the file's line 37: the message says so, and how to find it
+    assert "counted from this request's first line" in response.json()["message"]
+    assert "search the file for the record described" in response.json()["message"]
+
+
+def test_only_a_batch_servers_row_numbers_say_they_count_from_the_mini_batch(batch_server):
+    bad = b'[41, 1, "admin", "cellular"]\n[41, "plenty", "admin", "cellular"]\n'
+    message = batch_server.invoke(bad, "application/jsonlines").json()["message"]
+    assert message.startswith("row 2, column 'balance'") and message.endswith(MINI_BATCH_NOTE)
+    empty = batch_server.invoke(b"", "text/csv").json()["message"]
+    assert MINI_BATCH_NOTE not in empty  # no row number in it: no note
+    server = sm.start(sm.trained_root("binary"), workers=1)
+    try:
+        assert MINI_BATCH_NOTE not in server.invoke(bad, "application/jsonlines").json()["message"]
+    finally:
+        server.stop()
 
 
 def _minor_faults(pid: int) -> int:

@@ -294,6 +294,24 @@ def test_npy_refuses_pickles_and_text():
         decode(buf.getvalue(), SCHEMA, 0)
 
 
+@pytest.mark.parametrize("value", [np.inf, -np.inf, 1e39])
+def test_an_out_of_range_npy_value_is_named_as_in_csv(value):
+    """The npy path said "np.float64(inf) is out of range" (numpy's repr) and no way to fix it."""
+    decode = codecs.decoders()["application/x-npy"].decode
+    rows = np.ones((50, 2))
+    rows[36, 0] = value
+    buf = io.BytesIO()
+    np.save(buf, rows)
+    with pytest.raises(SchemaError) as info:
+        decode(buf.getvalue(), NUMBERED_TWO, 0)
+    assert info.value.code == "out_of_range"
+    assert info.value.message.startswith(f"row 37, column 'x' (numeric): {float(value)!r} is out of range")
+    assert "np." not in info.value.message and "send a finite number" in info.value.message
+
+
+NUMBERED_TWO = RequestSchema([Feature("x", "numeric", "float64"), Feature("y", "numeric", "float64")])
+
+
 @pytest.mark.parametrize("order", ["<", ">"])
 @pytest.mark.parametrize("kind", ["i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8"])
 def test_npy_of_either_byte_order_reads_as_native(kind, order):
@@ -343,6 +361,22 @@ def test_encoders_keep_field_order_and_values():
     assert rows[1] == ['a "b", c', "0.6", "[0.6,0.4]", '["no","yes"]']
     with pytest.raises(NotAcceptable):
         codecs.encoders()["application/x-npy"].encode(PREDICTION)
+
+
+@pytest.mark.parametrize("label", ["no\nway", "a\r\nb", "cr\r"])
+@pytest.mark.parametrize("fields", [("predicted_label",), ("probability", "predicted_label")])
+def test_a_csv_answer_never_spans_lines_a_label_with_a_line_break_is_a_406(label, fields):
+    """A label holding a line break was quoted over two lines: a batch transform's answer had more
+    lines than its input, and SageMaker joined every later answer to the wrong input line."""
+    prediction = Prediction(
+        fields, {"predicted_label": ["yes", label, "yes"], "probability": np.array([0.9, 0.6, 0.7])}, 3
+    )
+    with pytest.raises(NotAcceptable, match="holds a line break.*application/jsonlines"):
+        codecs.encoders()["text/csv"].encode(prediction)
+    lines = codecs.encoders()["application/jsonlines"].encode(prediction).decode().split("\n")
+    assert json.loads(lines[1])["predicted_label"] == label and lines[3:] == [""]
+    labels_only = Prediction(("labels",), {"labels": ["yes", label]}, 3)  # JSON text: escaped
+    assert codecs.encoders()["text/csv"].encode(labels_only).decode().count("\n") == 3
 
 
 def _csv_cell(field: str, cell: str) -> object:

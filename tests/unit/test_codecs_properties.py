@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from byoc.artifact import Feature
-from byoc.errors import DataError, PayloadTooLarge, SchemaError
+from byoc.errors import DataError, NotAcceptable, PayloadTooLarge, SchemaError
 from byoc.serving.builtin import decode_batches
 from byoc.serving.codecs import csv as csv_codec
 from byoc.serving.codecs import json as json_codec
@@ -151,7 +151,8 @@ class _Slices:
         return iter(self.pieces)
 
 
-JSONL_LINE = st.sampled_from(["[1.5, 2]", "[-1,\r3]", "[0, 0]\r", "", "  ", "\r"])
+JSONL_LINE = st.sampled_from(["[1.5, 2]", "[-1,\r3]", "[0, 0]\r"])
+JSONL_BLANK = st.sampled_from(["", "  ", "\r", " \t\r"])
 
 
 @PROPERTY
@@ -163,8 +164,8 @@ JSONL_LINE = st.sampled_from(["[1.5, 2]", "[-1,\r3]", "[0, 0]\r", "", "  ", "\r"
 )
 def test_jsonlines_errors_name_the_bodys_own_line_across_slices(before, bad, after, data):
     """Lines end at LF only (a CR, trailing or inside, is JSON whitespace) and are numbered as the
-    body numbers them, blank lines counted, also in a later slice: blank lines were not counted,
-    a bare CR split a line, and a record among rows named no line."""
+    body numbers them, also in a later slice: a bare CR split a line, and a record among rows
+    named no line."""
     before = ["[2, 3]", *before]  # a row first: a record after it mixes the kinds
     lines = [line + "\n" for line in [*before, bad, *after]]
     body = "".join(lines).encode()
@@ -181,8 +182,35 @@ def test_jsonlines_errors_name_the_bodys_own_line_across_slices(before, bad, aft
             info.value.message
         )
     good = "".join(line + "\n" for line in before).encode()
-    rows = [json.loads(line) for line in before if line.strip()]
+    rows = [json.loads(line) for line in before]
     assert same(jsonlines_codec.decode(good, NUMERIC), NUMERIC.from_rows(rows))
+
+
+@PROPERTY
+@given(
+    st.lists(JSONL_LINE, max_size=20),
+    JSONL_BLANK,
+    st.lists(st.one_of(JSONL_LINE, JSONL_BLANK), max_size=5),
+    st.booleans(),
+    st.data(),
+)
+def test_a_blank_jsonlines_line_is_a_400_naming_it_across_slices(before, blank, after, final, data):
+    """Batch transform pairs answers with lines by position: a blank line (spaces, a CR) is a 400
+    naming it, in any slice, even a slice of blank lines only; a final newline ends the last line.
+    Blank lines were skipped, so every later answer was paired with the wrong input line."""
+    lines = [line + "\n" for line in ["[2, 3]", *before, blank, *after]]
+    if not final and lines[-1] != "\n":  # (an empty last line without its newline would be none)
+        lines[-1] = lines[-1][:-1]
+    body = "".join(lines).encode()
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, len(lines)), max_size=3))))
+    pieces = ["".join(lines[a:b]).encode() for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True)]
+    for request in ([body], pieces):
+        with pytest.raises(DataError) as info:
+            list(decode_batches(_Slices(request), jsonlines_codec.DECODER, NUMERIC))
+        assert info.value.message.startswith(f"line {len(before) + 2} of the JSON Lines body is empty"), (
+            info.value.message
+        )
+        assert info.value.code == "bad_row"
 
 
 # A schema mixing the kinds, and cells a CSV row may hold in any of its columns
@@ -347,6 +375,12 @@ def test_npy_decodes_like_the_schema(pairs):
 labels = st.lists(text, min_size=1, max_size=20)
 
 
+def _line_break(values: list) -> bool:
+    """Whether a text value holds a line break: a text/csv answer refuses it (406), as it would
+    span lines and shift a batch transform's answers."""
+    return any(isinstance(v, str) and ("\n" in v or "\r" in v) for v in values)
+
+
 def _prediction(values: list[str], fields: tuple[str, ...]) -> Prediction:
     n = len(values)
     classes = sorted(set(values))
@@ -367,9 +401,13 @@ def _prediction(values: list[str], fields: tuple[str, ...]) -> Prediction:
 @given(labels)
 def test_encoders_give_back_the_labels(values):
     prediction = _prediction(values, (PREDICTED_LABEL, PROBABILITY, LABELS))
-    rows = list(csv.reader(io.StringIO(csv_codec.encode(prediction).decode("utf-8"))))
-    assert [row[0] for row in rows] == values
-    assert [json.loads(row[2]) for row in rows] == [sorted(set(values))] * len(values)
+    if _line_break(values):
+        with pytest.raises(NotAcceptable, match="holds a line break"):
+            csv_codec.encode(prediction)
+    else:
+        rows = list(csv.reader(io.StringIO(csv_codec.encode(prediction).decode("utf-8"))))
+        assert [row[0] for row in rows] == values
+        assert [json.loads(row[2]) for row in rows] == [sorted(set(values))] * len(values)
     records = json.loads(json_codec.encode(prediction))["predictions"]
     assert [r[PREDICTED_LABEL] for r in records] == values
     lines = jsonlines_codec.encode(prediction).decode("utf-8").split("\n")
@@ -393,11 +431,16 @@ def test_encoders_give_back_the_labels(values):
     )
 )
 def test_one_field_is_written_as_csv_writer_writes_it(values):
-    """Text, numbers, None and their mixes (a hook's predict_fn may return any of them)."""
+    """Text, numbers, None and their mixes (a hook's predict_fn may return any of them); text
+    with a line break is refused, not written over two lines."""
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows([v] for v in values)
     prediction = Prediction((PREDICTED_LABEL,), {PREDICTED_LABEL: values}, len(values))
-    assert csv_codec.encode(prediction) == out.getvalue().encode("utf-8")
+    if _line_break(values):
+        with pytest.raises(NotAcceptable):
+            csv_codec.encode(prediction)
+    else:
+        assert csv_codec.encode(prediction) == out.getvalue().encode("utf-8")
 
 
 @PROPERTY
@@ -405,7 +448,15 @@ def test_one_field_is_written_as_csv_writer_writes_it(values):
 def test_sliced_encodings_join_into_the_whole_answer(parts):
     fields = (PREDICTED_LABEL,)
     whole = _prediction([v for part in parts for v in part], fields)
-    for codec in (csv_codec, json_codec, jsonlines_codec):
+    for codec in (
+        (json_codec, jsonlines_codec)
+        if _line_break(whole.values[PREDICTED_LABEL])
+        else (
+            csv_codec,
+            json_codec,
+            jsonlines_codec,
+        )
+    ):
         sliced = [codec.ENCODER.encode(_prediction(part, fields)) for part in parts]
         joined = b"".join(codec.ENCODER.join(sliced))
         if codec is json_codec:

@@ -61,6 +61,17 @@ def test_asynchronous_inference_limits_are_accepted_and_reach_gunicorn():
         ServingSettings.from_environ({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "1025"})
 
 
+def test_a_transform_jobs_max_payload_of_0_is_no_limit_not_a_refusal_to_start():
+    """MaxPayloadInMB=0 is a transform job's "no limit, bodies sent chunked" (the SDK's local mode
+    passes it on as "0"): serve refused it as out of range, so the job failed before any request."""
+    settings = ServingSettings.from_environ({"SAGEMAKER_MAX_PAYLOAD_IN_MB": " 0", "SAGEMAKER_BATCH": "True"})
+    assert settings.max_payload_bytes == 1024**3 and settings.advertised_max_payload_mb == 0
+    assert any("SAGEMAKER_MAX_PAYLOAD_IN_MB=0" in note and "1024 MB" in note for note in settings.notes)
+    assert ServingSettings.from_environ({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "6"}).advertised_max_payload_mb == 6
+    with pytest.raises(ConfigError, match="SAGEMAKER_MAX_PAYLOAD_IN_MB=-1 is out of range"):
+        ServingSettings.from_environ({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "-1"})
+
+
 def test_serverless_one_worker_setting():
     settings = ServingSettings.from_environ({"SAGEMAKER_MODEL_SERVER_WORKERS": "1"})
     options = gunicorn_options(settings)

@@ -433,7 +433,7 @@ def base_app(settings: ServingSettings, routes: str) -> Flask:
         {
             "MaxConcurrentTransforms": settings.workers,
             "BatchStrategy": "MultiRecord",
-            "MaxPayloadInMB": settings.max_payload_mb,
+            "MaxPayloadInMB": settings.advertised_max_payload_mb,
         }
     )
 

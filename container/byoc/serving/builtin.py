@@ -8,6 +8,7 @@ Accept) is prepared once, at load.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,6 +109,22 @@ def decode_batches(body: RequestBody, decoder: codecs.Decoder, schema: RequestSc
         raise _empty(decoder, schema)
 
 
+_NUMBERED = re.compile(r"\b(?:row|line) \d")
+MINI_BATCH_NOTE = (
+    " (counted from this request's first line: a batch transform's mini-batch may start anywhere in "
+    "the input file, so search the file for the record described rather than going to that line)"
+)
+
+
+def in_mini_batch(exc: DataError) -> None:
+    """Add :data:`MINI_BATCH_NOTE` to ``exc`` when it names a row or line by number: in a batch
+    transform that number counts from the mini-batch's first line, not the file's, and a user who
+    looked at that line of the file found a good record there."""
+    if _NUMBERED.search(exc.message) and not exc.message.endswith(MINI_BATCH_NOTE):
+        exc.message += MINI_BATCH_NOTE
+        exc.args = (exc.message,)
+
+
 def _blank(data: bytes) -> bool:
     """Whether ``data`` is empty or only ASCII whitespace (what ``not data.strip()`` says, without
     copying a slice of megabytes to say it)."""
@@ -133,6 +150,7 @@ class ModelHandler:
         self.supported = supported_fields(settings.inference_supported, predictor.available_fields)
         self.fields = default_fields(settings.inference_output, predictor.available_fields, self.supported)
         self.default_accept = default_accept(settings)
+        self.batch = settings.batch
 
     @classmethod
     def load(cls, model_dir: Path, settings: ServingSettings) -> ModelHandler:
@@ -147,6 +165,14 @@ class ModelHandler:
         return Prediction.concat(parts)
 
     def invoke(self, request: InferenceRequest) -> InferenceResponse:
+        try:
+            return self._invoke(request)
+        except DataError as exc:
+            if self.batch:
+                in_mini_batch(exc)
+            raise
+
+    def _invoke(self, request: InferenceRequest) -> InferenceResponse:
         decoder = codecs.find_decoder(request.content_type)
         fields = request_fields(
             request.custom_attributes,

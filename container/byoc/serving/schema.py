@@ -369,15 +369,12 @@ class RequestSchema:
                 raise _RowError(exc, bad_position) from None
             raise _RowError(_BadValue(f"{value_at(bad_position)!r} is not a number"), bad_position)
         bad = np.abs(numbers) > FLOAT32_MAX  # infinities too; NaN (missing) compares False
-        if bad.any():
+        if bad.any():  # the one message for it (a numpy scalar's repr read "np.float64(inf)")
             first = int(np.argmax(bad))
-            raise _RowError(
-                _BadValue(
-                    f"{numbers[first]!r} is out of range (|x| must stay below {FLOAT32_MAX:.3g})",
-                    code="out_of_range",
-                ),
-                first,
-            )
+            try:
+                _check_range(float(numbers[first]))
+            except _BadValue as exc:
+                raise _RowError(exc, first) from None
         return numbers
 
     @classmethod

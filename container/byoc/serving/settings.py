@@ -78,6 +78,25 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int, *, upper:
     return value
 
 
+PAYLOAD_NAME = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
+
+
+def _max_payload_mb(environ: Mapping[str, str]) -> tuple[int, bool, list[str]]:
+    """(limit in MB, whether the job set no limit, what to log).  A transform job's MaxPayloadInMB
+    may be 0: "no limit, bodies sent chunked" (the SDK's local mode passes it on as "0"); refused,
+    it stopped ``serve`` and failed the job.  It gets the largest limit the server takes."""
+    if (environ.get(PAYLOAD_NAME) or "").strip() == "0":
+        return (
+            MAX_PAYLOAD_MB,
+            True,
+            [
+                f"{PAYLOAD_NAME}=0 (a transform job's MaxPayloadInMB=0: no limit, bodies sent chunked): "
+                f"bodies up to {MAX_PAYLOAD_MB} MB are taken"
+            ],
+        )
+    return _positive_int(environ, PAYLOAD_NAME, DEFAULT_MAX_PAYLOAD_MB, upper=MAX_PAYLOAD_MB), False, []
+
+
 def compiled_inference(environ: Mapping[str, str]) -> bool:
     """BYOC_COMPILED_INFERENCE=off serves with scikit-learn even where a compiled form was saved."""
     return parse_bool(environ.get("BYOC_COMPILED_INFERENCE"), name="BYOC_COMPILED_INFERENCE", default=True)
@@ -93,6 +112,7 @@ class ServingSettings:
     log_level: str = "info"
     batch: bool = False
     max_payload_mb: int = DEFAULT_MAX_PAYLOAD_MB
+    unlimited_payload: bool = False  # SAGEMAKER_MAX_PAYLOAD_IN_MB=0: the job set no limit
     default_accept: str | None = None
     inference_output: str | None = None
     inference_supported: str | None = None  # Autopilot's SAGEMAKER_INFERENCE_SUPPORTED
@@ -108,6 +128,11 @@ class ServingSettings:
     def max_payload_bytes(self) -> int:
         return self.max_payload_mb * MB
 
+    @property
+    def advertised_max_payload_mb(self) -> int:
+        """MaxPayloadInMB for /execution-parameters: the job's own 0 when it set no limit."""
+        return 0 if self.unlimited_payload else self.max_payload_mb
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
         environ = os.environ if environ is None else environ
@@ -115,6 +140,7 @@ class ServingSettings:
         log_level = loglevel.name(loglevel.resolve(environ))  # the same rule as train's
         workers_name, workers_notes = _chosen(environ, "SAGEMAKER_MODEL_SERVER_WORKERS")
         timeout_name, timeout_notes = _chosen(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT")
+        max_payload_mb, unlimited_payload, payload_notes = _max_payload_mb(environ)
         worker_class = (environ.get("BYOC_WORKER_CLASS") or WORKER_CLASSES[0]).strip().lower()
         if worker_class not in WORKER_CLASSES:
             raise ConfigError(
@@ -132,16 +158,15 @@ class ServingSettings:
             ),
             log_level=log_level,
             batch=batch,
-            max_payload_mb=_positive_int(
-                environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB, upper=MAX_PAYLOAD_MB
-            ),
+            max_payload_mb=max_payload_mb,
+            unlimited_payload=unlimited_payload,
             default_accept=(environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "").strip() or None,
             inference_output=(environ.get("SAGEMAKER_INFERENCE_OUTPUT") or "").strip() or None,
             inference_supported=(environ.get("SAGEMAKER_INFERENCE_SUPPORTED") or "").strip() or None,
             compiled_inference=compiled_inference(environ),
             multi_model=parse_bool(environ.get("SAGEMAKER_MULTI_MODEL"), name="SAGEMAKER_MULTI_MODEL"),
             model_memory_mb=_positive_int(environ, "BYOC_MULTI_MODEL_MEMORY_MB", 0) or None,
-            notes=tuple(workers_notes + timeout_notes),
+            notes=tuple(workers_notes + timeout_notes + payload_notes),
             worker_class=worker_class,
             threads=_positive_int(environ, "BYOC_WORKER_THREADS", DEFAULT_WORKER_THREADS, upper=256),
             graceful_timeout=_positive_int(

@@ -47,8 +47,8 @@ class Decoder:
     ``decode`` does, ``start_line`` the number of the body's lines before the slice."""
     blank_records: bool = False
     """For line-oriented formats: whether a line that holds nothing or only spaces is a record
-    (CSV: one value, answered in its place) rather than skipped (JSON Lines), so a slice of such
-    lines is decoded, not dropped."""
+    (CSV: one value, answered in its place; JSON Lines: a 400 naming it) rather than skipped, so
+    a slice of such lines is decoded, not dropped."""
 
 
 @dataclass(frozen=True)

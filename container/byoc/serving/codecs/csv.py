@@ -24,12 +24,13 @@ from __future__ import annotations
 import contextlib
 import csv as _csv
 import io
+from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from byoc.errors import DataError, SchemaError
+from byoc.errors import DataError, NotAcceptable, SchemaError
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.codecs.json import dumps
 from byoc.serving.output import LABELS, PROBABILITIES, Prediction
@@ -312,9 +313,29 @@ def encode(prediction: Prediction) -> bytes:
         return ("\n".join(map(repr, columns[0])) + "\n").encode("utf-8")
     if len(columns) == 1 and columns[0] and _plain_words(columns[0]):  # labels: no quoting needed
         return ("\n".join(columns[0]) + "\n").encode("utf-8")
+    for field, column in zip(prediction.fields, columns, strict=True):
+        if field not in (PROBABILITIES, LABELS):  # those are JSON text: a line break is escaped there
+            _refuse_line_breaks(field, column)
     out = io.StringIO()
     _csv.writer(out, lineterminator="\n").writerows(zip(*columns, strict=True))
     return out.getvalue().encode("utf-8")
+
+
+def _refuse_line_breaks(field: str, column: list) -> None:
+    """A 406 for a text value holding a line break (a label trained as ``"no\nway"``): csv.writer
+    quotes it over two lines, so a batch transform's answer had more lines than its input, and
+    SageMaker paired every later answer line with the wrong input line."""
+    try:
+        values: Iterable[object] = set(column)  # a batch's labels repeat: each checked once
+    except TypeError:
+        values = column
+    for value in values:
+        if isinstance(value, str) and ("\n" in value or "\r" in value):
+            raise NotAcceptable(
+                f"the {field} {value!r} holds a line break, which a text/csv answer cannot put on one "
+                "line (batch transform pairs answer lines with input lines by position); ask for "
+                "application/jsonlines or application/json (Accept), where it is escaped"
+            )
 
 
 _QUOTED = frozenset(',"\r\n')

@@ -53,6 +53,21 @@ def _finite(value: Any) -> Any:
     return value
 
 
+# A batch transform with SplitType=Line joins a mini-batch's lines into one request: JSON values one
+# per line sent as application/json are one JSON body that goes on after its first value.
+JSON_LINES_HINT = (
+    "; a body of one JSON value per line (as a batch transform with SplitType=Line sends a mini-batch) "
+    "is JSON Lines: send it with Content-Type application/jsonlines"
+)
+
+
+def _goes_on(position: int) -> DataError:
+    return DataError(
+        f"the JSON body goes on after its value (character {position}){JSON_LINES_HINT}",
+        code="undecodable_body",
+    )
+
+
 def loads(body: bytes | str, *, what: str = "the JSON body") -> Any:
     try:
         return _json.loads(body)
@@ -62,7 +77,8 @@ def loads(body: bytes | str, *, what: str = "the JSON body") -> Any:
         ) from None
     except _json.JSONDecodeError as exc:
         position = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        raise DataError(f"{what} is not valid JSON{position}", code="undecodable_body") from None
+        hint = JSON_LINES_HINT if exc.msg == "Extra data" and exc.lineno > 1 else ""  # values on more lines
+        raise DataError(f"{what} is not valid JSON{position}{hint}", code="undecodable_body") from None
     except ValueError:  # e.g. a number beyond Python's integer digit limit
         raise DataError(f"{what} is not valid JSON", code="undecodable_body") from None
     except RecursionError:
@@ -403,10 +419,7 @@ def _stream_object(text: _Text, schema: RequestSchema) -> Iterator[Batch]:
         count += 1
     text.pos += 1
     if text.peek():
-        raise DataError(
-            f"the JSON body goes on after its value (character {text.dropped + text.pos})",
-            code="undecodable_body",
-        )
+        raise _goes_on(text.dropped + text.pos)
     if not found:
         raise _too_large_to_decode_whole("a single record", _SEND_ROWS)
 
@@ -469,10 +482,7 @@ def decode_stream(blocks: Iterable[bytes], schema: RequestSchema) -> Iterator[Ba
             )
         text.pos += 1
     if text.peek():
-        raise DataError(
-            f"the JSON body goes on after its value (character {text.dropped + text.pos})",
-            code="undecodable_body",
-        )
+        raise _goes_on(text.dropped + text.pos)
 
 
 def encode(prediction: Prediction) -> bytes:

@@ -21,13 +21,23 @@ def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
 def decode_lines(body: bytes, schema: RequestSchema, start_row: int, start_line: int) -> Batch:
     """``body``'s rows or records, one per line; ``start_line``: the number of the request body's
     lines before this slice.  Lines end at LF only (a trailing CR is JSON whitespace; a bare CR
-    inside a line is too, so it splits nothing, as the app's slicing splits nothing there), blank
-    lines are skipped, and errors name the line as the body numbers it, blank lines counted."""
+    inside a line is too, so it splits nothing, as the app's slicing splits nothing there), and
+    errors name the line as the body numbers it.  A blank line is a 400, not skipped: batch
+    transform pairs answers with lines by position, so a skipped line shifted every later answer
+    onto the wrong input (as CSV's empty lines did); a final newline ends the last line."""
     items: list[object] = []
     kind: type | None = None
-    for number, line in enumerate(body.split(b"\n"), start=start_line + 1):
+    lines = body.split(b"\n")
+    if not lines[-1]:
+        lines.pop()  # after the final newline: no line
+    for number, line in enumerate(lines, start=start_line + 1):
         if not line.strip():
-            continue
+            raise DataError(
+                f"line {number} of the JSON Lines body is empty: every line is a record, answered in "
+                "order (batch transform pairs answers with lines by position), so a blank line is not "
+                "skipped; delete the line, or send a row or record on it",
+                code="bad_row",
+            )
         item = loads(line, what=f"line {number} of the JSON Lines body")
         if type(item) is not kind:  # json.loads gives exact lists and dicts: the previous line's type
             if not isinstance(item, (list, dict)):
@@ -64,5 +74,6 @@ DECODER = Decoder(
     aliases=("application/x-jsonlines", "application/json-lines", "application/jsonl"),
     text=True,
     lines=decode_lines,
+    blank_records=True,  # a slice of blank lines is decoded, so its first blank line is named
 )
 ENCODER = Encoder(MEDIA_TYPE, encode, join=list)
