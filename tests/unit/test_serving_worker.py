@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from byoc.serving.worker import ARRIVED_BYTES, new_request_id, request_arrived
+from byoc.serving.worker import ARRIVED_BYTES, new_request_id, plain_ping, request_arrived
 
 header_names = st.sampled_from(["Content-Type", "X-Amzn-SageMaker-Custom-Attributes", "Accept", "Host"])
 header_values = st.text(alphabet="abcdefghijklmnopqrstuvwxyz/0123456789=;,. -", max_size=40).map(str.strip)
@@ -71,6 +71,43 @@ def test_heads_a_thread_must_answer_go_at_once():
 def test_a_head_with_a_bare_lf_goes_at_once_for_gunicorn_to_refuse(head):
     """It never ends in CRLF CRLF: waiting for that closed the connection after 5 s, unanswered."""
     assert request_arrived(head)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /ping HTTP/1.1\r\n\r\n",
+        b"GET /ping HTTP/1.1\r\nHost: x\r\nUser-Agent: ELB-HealthChecker/2.0\r\n\r\n",
+        b"GET /ping HTTP/1.1\r\ncontent-length:0\r\n\r\n",
+        b"GET /ping HTTP/1.0\r\n\r\n",
+    ],
+)
+def test_a_whole_ping_and_nothing_more_is_for_the_main_thread(head):
+    assert plain_ping(head) and request_arrived(head)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /ping HTTP/1.1\r\nHost: x\r\n",  # the head has not ended
+        b"GET /ping HTTP/1.1\r\n\r\nGET /ping HTTP/1.1\r\n\r\n",  # pipelined: a thread reads on
+        b"GET /ping HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+        b"GET /ping HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",  # its body would be waited for
+        b"GET /ping HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+        b"GET /ping?x=1 HTTP/1.1\r\n\r\n",
+        b"GET /pings HTTP/1.1\r\n\r\n",
+        b"HEAD /ping HTTP/1.1\r\n\r\n",
+        b"POST /invocations HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        b"GET /ping HTTP/1.1\r\nX-Big: " + b"a" * ARRIVED_BYTES + b"\r\n\r\n",
+    ],
+)
+def test_anything_else_goes_to_a_thread(head):
+    assert not plain_ping(head)
+
+
+@given(requests())
+def test_no_invocation_is_taken_for_a_ping(request):
+    assert not plain_ping(request)
 
 
 def test_request_ids_are_32_hex_digits_and_differ_between_forked_workers():
