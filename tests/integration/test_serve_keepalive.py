@@ -96,6 +96,27 @@ def test_a_next_request_that_has_arrived_in_part_waits_on_the_poller_not_on_a_th
             sock.close()
 
 
+def test_clients_that_keep_their_side_open_after_a_closing_answer_do_not_hold_the_worker(binary):
+    """gunicorn closed such a connection gracefully (FIN, then reading until the client closed, 2 s at
+    most) on the worker's main thread: each client that kept its side open stopped the worker from
+    accepting and answering for 2 s, so 30 of them held a /ping for a minute."""
+    holders = []
+    try:
+        for _ in range(30):
+            sock = socket.create_connection(("127.0.0.1", binary.port), timeout=20)
+            sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            holders.append(sock)
+        assert requests.get(f"{binary.url}/ping", timeout=10.0).status_code == 200  # a hang: a timeout
+        for sock in holders:  # each was answered and closed by the server, none reset
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and b"Connection: close" in answer, answer
+    finally:
+        for sock in holders:
+            sock.close()
+
+
 def _held_root(tmp_path: Path) -> Path:
     """The binary model with an input_fn that holds a request whose body starts with "hold" until
     the file ``release`` exists, having written a file ``held-*`` (orderings, not timings)."""

@@ -285,3 +285,45 @@ def test_an_idle_connection_is_closed_without_an_answer(pending):
     worker.enqueue_req(conn)
     _stalled(worker, conn)
     assert _answer(client) == b""
+
+
+# -- a connection closed after its answer lingers on the poller, not on the main thread ------------------
+
+
+def _closed_after_answer(worker: Any, server_side: socket.socket) -> Any:
+    """gunicorn's finish_request for a connection whose answer said ``Connection: close``."""
+    from concurrent.futures import Future
+
+    from byoc.serving.worker import _Conn
+
+    conn = _Conn(worker.linger, SimpleNamespace(), server_side, ("127.0.0.1", 1), ("127.0.0.1", 2))
+    worker.nr_conns = 1
+    done: Future[bool] = Future()
+    done.set_result(False)
+    worker.finish_request(conn, done)  # it used to wait here (2 s at most) for the client to close
+    assert worker.nr_conns == 0
+    return conn
+
+
+def test_a_connection_closed_after_its_answer_lingers_on_the_poller_until_the_client_closes(pending):
+    """gunicorn's graceful close (FIN, then read until the client closes, so no reset cuts an unread
+    answer) waited on the worker's main thread: a client that kept its side open stopped the worker
+    from accepting and answering /ping for 2 s."""
+    worker, client, conn = pending
+    _closed_after_answer(worker, conn.sock)
+    assert conn.sock.fileno() != -1 and client.recv(10) == b""  # FIN sent, the socket still open
+    client.sendall(b"late bytes")
+    assert _dispatch(worker, 2.0) == 1 and conn.sock.fileno() != -1  # read, and still waiting
+    client.close()
+    assert _dispatch(worker, 2.0) == 1 and conn.sock.fileno() == -1
+    worker.murder_pending()
+    assert not worker._lingering
+
+
+def test_a_lingering_connection_is_closed_when_its_time_is_up(pending):
+    worker, client, conn = pending
+    _closed_after_answer(worker, conn.sock)
+    worker._lingering[0].deadline = time.monotonic() - 1
+    worker.murder_pending()
+    assert conn.sock.fileno() == -1 and not worker._lingering
+    assert not worker.poller.get_map()

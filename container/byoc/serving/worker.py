@@ -37,6 +37,12 @@ Why each piece:
   worker beside it), and an instance whose pings fail is taken out of service.  The check is on
   the bytes the main thread peeks at anyway; its socket stays non-blocking, so a client that
   does not read its answers fails its own connection rather than stall the worker.
+- A connection closed after its answer (``Connection: close``, HTTP/1.0, every answer of a
+  multi-model endpoint, which keeps no connection alive) gets gunicorn's graceful close (RFC 9112
+  9.6: FIN, then the client's late bytes read until it closes, at most 64 KiB for 2 s, so the
+  kernel does not reset an answer still unread) from the poller (``linger``).  gunicorn ran it on the worker's main thread, blocking: each client that kept its side
+  open after such an answer stopped the worker from accepting, dispatching and answering /ping
+  for 2 s (three such clients: a ping answered after 4 s).
 - A stop signal that reaches a worker while it boots must not be lost.  Between gunicorn's
   fork and the worker's own handlers the child still runs the master's handler, which only
   queues the signal in the child's copy of the master: the worker then served on until the
@@ -48,6 +54,7 @@ Why each piece:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import random
@@ -57,6 +64,7 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from functools import cached_property, partial
@@ -64,7 +72,7 @@ from typing import Any, NoReturn
 
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.base import Worker
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from byoc.serving.body import CLOSE_CONNECTION
 from byoc.serving.memory import MemoryBound
@@ -101,6 +109,8 @@ LOWAT_MARK = "byoc_lowat"  # a pending connection's attribute: the SO_RCVLOWAT i
 # cannot use; a value this finds wrong only changes when a thread starts reading, and gunicorn's
 # parser then answers the request as it would have anyway.
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d+)")
+LINGER_SECONDS = 2.0  # gunicorn's close_graceful: how long a closed connection's late bytes are read
+LINGER_BYTES = 65536  # and at most how many of them
 PING_LINE = b"GET /ping HTTP/1."  # how a plain_ping starts
 PING_HERE = -1  # _bytes_waiting: the request is a plain_ping, for the main thread to answer
 
@@ -286,6 +296,31 @@ def stalled_request_message(arrived: bytes, seconds: float) -> str:
     )
 
 
+class _Lingering:
+    """A connection whose answer is sent and whose side is shut: read until the client closes."""
+
+    __slots__ = ("deadline", "drained", "sock")
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock: socket.socket | None = sock
+        self.deadline = deadline
+        self.drained = 0
+
+
+class _Conn(TConn):
+    """gunicorn's connection whose graceful close is ``linger`` (the worker's), not a wait."""
+
+    def __init__(self, linger: Callable[[socket.socket], None], *args: Any) -> None:
+        super().__init__(*args)
+        self.linger = linger
+
+    def close(self, graceful: bool = False) -> None:
+        if graceful:
+            self.linger(self.sock)
+        else:
+            super().close()
+
+
 class _WholeRequestThreadWorker(ThreadWorker):
     """gunicorn's gthread worker where a connection waits on the poller, not on a thread, until
     its request has arrived (see the module doc and :func:`request_arrived`)."""
@@ -295,6 +330,57 @@ class _WholeRequestThreadWorker(ThreadWorker):
         """``cfg.is_ssl``, read once: three lookups through gunicorn's Config on every request
         otherwise, and a worker's configuration does not change (a reload starts new workers)."""
         return bool(self.cfg.is_ssl)
+
+    @cached_property
+    def _lingering(self) -> deque[_Lingering]:
+        """Connections closed after their answer, in the order of their deadlines (see linger)."""
+        return deque()
+
+    def accept(self, listener: socket.socket) -> None:
+        """gunicorn's, with a :class:`_Conn` (an SSL connection keeps gunicorn's own)."""
+        try:
+            client_sock, client_addr = listener.accept()
+            self.nr_conns += 1
+            args = (self.cfg, client_sock, client_addr, listener.getsockname())
+            self.enqueue_req(TConn(*args) if self._ssl else _Conn(self.linger, *args))
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+
+    def linger(self, sock: socket.socket) -> None:
+        """gunicorn's ``close_graceful`` (RFC 9112 9.6): FIN, then read what the client still sends
+        until it closes (at most ``LINGER_BYTES``, for ``LINGER_SECONDS``), then close, so that the
+        kernel does not reset an answer the client has not read yet; the reads happen when the
+        poller finds bytes, not in a wait of the main thread (see the module doc)."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            sock.close()
+            return
+        lingering = _Lingering(sock, time.monotonic() + LINGER_SECONDS)
+        self._lingering.append(lingering)
+        self.poller.register(sock, selectors.EVENT_READ, partial(self._drain, lingering))
+
+    def _drain(self, lingering: _Lingering, sock: socket.socket) -> None:
+        """Read a lingering connection's late bytes; close it at its end or once enough came."""
+        try:
+            while lingering.drained < LINGER_BYTES:
+                data = sock.recv(LINGER_BYTES, socket.MSG_DONTWAIT)
+                if not data:
+                    break
+                lingering.drained += len(data)
+        except BlockingIOError:
+            return  # more may come
+        except OSError:
+            pass  # reset: nothing more to wait for
+        self._close_lingering(lingering)
+
+    def _close_lingering(self, lingering: _Lingering) -> None:
+        sock, lingering.sock = lingering.sock, None
+        if sock is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.poller.unregister(sock)
+            sock.close()
 
     def enqueue_req(self, conn: Any) -> None:
         waiting = None if not self.alive or self._ssl else self._bytes_waiting(conn)
@@ -360,6 +446,9 @@ class _WholeRequestThreadWorker(ThreadWorker):
                 break
             self._refuse_stalled(conn)
         super().murder_pending()
+        lingering = self._lingering  # and the lingering connections whose time is up, or closed
+        while lingering and (lingering[0].sock is None or lingering[0].deadline <= now):
+            self._close_lingering(lingering.popleft())
 
     def _refuse_stalled(self, conn: Any) -> None:
         """Answer 408 on ``conn`` if part of a request waits on it (else it is idle: nothing to say)."""
