@@ -164,12 +164,14 @@ def test_ping_is_answered_while_every_thread_of_the_worker_runs_a_long_request(t
 
     server = sm.start(_held_root(tmp_path), workers=1, env={"SAGEMAKER_CONTAINER_LOG_LEVEL": "DEBUG"})
     answers: list[requests.Response] = []
-    posts = [
-        threading.Thread(
-            target=lambda: answers.append(server.invoke(b"hold" + ROW, accept="text/csv", timeout=150))
+
+    def held_post() -> None:  # a connection of its own each (a Session is not for threads)
+        headers = {"Content-Type": "text/csv", "Accept": "text/csv"}
+        answers.append(
+            requests.post(f"{server.url}/invocations", data=b"hold" + ROW, headers=headers, timeout=150)
         )
-        for _ in range(DEFAULT_WORKER_THREADS)
-    ]
+
+    posts = [threading.Thread(target=held_post) for _ in range(DEFAULT_WORKER_THREADS)]
     try:
         for post in posts:
             post.start()
@@ -183,7 +185,9 @@ def test_ping_is_answered_while_every_thread_of_the_worker_runs_a_long_request(t
         (tmp_path / "release").touch()
         for post in posts:
             post.join(60)
-        assert [(a.status_code, a.text.strip() in ("yes", "no")) for a in answers] == [(200, True)] * 2
+        assert [(a.status_code, a.text.strip() in ("yes", "no")) for a in answers] == [
+            (200, True)
+        ] * DEFAULT_WORKER_THREADS
         with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
             here = _ping_head(sock, b"/ping")
             on_thread = _ping_head(sock, b"/ping?on=thread")  # not a plain ping: a thread answers it
