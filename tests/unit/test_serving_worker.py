@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from byoc.serving.worker import ARRIVED_BYTES, new_request_id, request_arrived
+from byoc.serving.worker import ARRIVED_BYTES, new_request_id, plain_ping, request_arrived
 
 header_names = st.sampled_from(["Content-Type", "X-Amzn-SageMaker-Custom-Attributes", "Accept", "Host"])
 header_values = st.text(alphabet="abcdefghijklmnopqrstuvwxyz/0123456789=;,. -", max_size=40).map(str.strip)
@@ -71,6 +71,43 @@ def test_heads_a_thread_must_answer_go_at_once():
 def test_a_head_with_a_bare_lf_goes_at_once_for_gunicorn_to_refuse(head):
     """It never ends in CRLF CRLF: waiting for that closed the connection after 5 s, unanswered."""
     assert request_arrived(head)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /ping HTTP/1.1\r\n\r\n",
+        b"GET /ping HTTP/1.1\r\nHost: x\r\nUser-Agent: ELB-HealthChecker/2.0\r\n\r\n",
+        b"GET /ping HTTP/1.1\r\ncontent-length:0\r\n\r\n",
+        b"GET /ping HTTP/1.0\r\n\r\n",
+    ],
+)
+def test_a_whole_ping_and_nothing_more_is_for_the_main_thread(head):
+    assert plain_ping(head) and request_arrived(head)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /ping HTTP/1.1\r\nHost: x\r\n",  # the head has not ended
+        b"GET /ping HTTP/1.1\r\n\r\nGET /ping HTTP/1.1\r\n\r\n",  # pipelined: a thread reads on
+        b"GET /ping HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+        b"GET /ping HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",  # its body would be waited for
+        b"GET /ping HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+        b"GET /ping?x=1 HTTP/1.1\r\n\r\n",
+        b"GET /pings HTTP/1.1\r\n\r\n",
+        b"HEAD /ping HTTP/1.1\r\n\r\n",
+        b"POST /invocations HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        b"GET /ping HTTP/1.1\r\nX-Big: " + b"a" * ARRIVED_BYTES + b"\r\n\r\n",
+    ],
+)
+def test_anything_else_goes_to_a_thread(head):
+    assert not plain_ping(head)
+
+
+@given(requests())
+def test_no_invocation_is_taken_for_a_ping(request):
+    assert not plain_ping(request)
 
 
 def test_request_ids_are_32_hex_digits_and_differ_between_forked_workers():
@@ -248,3 +285,45 @@ def test_an_idle_connection_is_closed_without_an_answer(pending):
     worker.enqueue_req(conn)
     _stalled(worker, conn)
     assert _answer(client) == b""
+
+
+# -- a connection closed after its answer lingers on the poller, not on the main thread ------------------
+
+
+def _closed_after_answer(worker: Any, server_side: socket.socket) -> Any:
+    """gunicorn's finish_request for a connection whose answer said ``Connection: close``."""
+    from concurrent.futures import Future
+
+    from byoc.serving.worker import _Conn
+
+    conn = _Conn(worker.linger, SimpleNamespace(), server_side, ("127.0.0.1", 1), ("127.0.0.1", 2))
+    worker.nr_conns = 1
+    done: Future[bool] = Future()
+    done.set_result(False)
+    worker.finish_request(conn, done)  # it used to wait here (2 s at most) for the client to close
+    assert worker.nr_conns == 0
+    return conn
+
+
+def test_a_connection_closed_after_its_answer_lingers_on_the_poller_until_the_client_closes(pending):
+    """gunicorn's graceful close (FIN, then read until the client closes, so no reset cuts an unread
+    answer) waited on the worker's main thread: a client that kept its side open stopped the worker
+    from accepting and answering /ping for 2 s."""
+    worker, client, conn = pending
+    _closed_after_answer(worker, conn.sock)
+    assert conn.sock.fileno() != -1 and client.recv(10) == b""  # FIN sent, the socket still open
+    client.sendall(b"late bytes")
+    assert _dispatch(worker, 2.0) == 1 and conn.sock.fileno() != -1  # read, and still waiting
+    client.close()
+    assert _dispatch(worker, 2.0) == 1 and conn.sock.fileno() == -1
+    worker.murder_pending()
+    assert not worker._lingering
+
+
+def test_a_lingering_connection_is_closed_when_its_time_is_up(pending):
+    worker, client, conn = pending
+    _closed_after_answer(worker, conn.sock)
+    worker._lingering[0].deadline = time.monotonic() - 1
+    worker.murder_pending()
+    assert conn.sock.fileno() == -1 and not worker._lingering
+    assert not worker.poller.get_map()

@@ -30,6 +30,19 @@ Why each piece:
   cost 58 peeks and about a quarter of the request's CPU time on a loaded machine.  The mark is
   set back to 1 before a thread reads the connection; a wake-up with no byte more (the client
   shut its side down, or a kernel without the mark for polls) hands the connection to a thread.
+- A plain ``GET /ping`` (the whole request, nothing announced or pipelined behind it, see
+  :func:`plain_ping`) is answered by the worker's main thread itself, through the app as a thread
+  would answer it: a worker goes on accepting while all its threads run long requests, so a ping
+  that landed there waited for one of them to finish (5 s against SageMaker's 2 s, with an idle
+  worker beside it), and an instance whose pings fail is taken out of service.  The check is on
+  the bytes the main thread peeks at anyway; its socket stays non-blocking, so a client that
+  does not read its answers fails its own connection rather than stall the worker.
+- A connection closed after its answer (``Connection: close``, HTTP/1.0, every answer of a
+  multi-model endpoint, which keeps no connection alive) gets gunicorn's graceful close (RFC 9112
+  9.6: FIN, then the client's late bytes read until it closes, at most 64 KiB for 2 s, so the
+  kernel does not reset an answer still unread) from the poller (``linger``).  gunicorn ran it on the worker's main thread, blocking: each client that kept its side
+  open after such an answer stopped the worker from accepting, dispatching and answering /ping
+  for 2 s (three such clients: a ping answered after 4 s).
 - A stop signal that reaches a worker while it boots must not be lost.  Between gunicorn's
   fork and the worker's own handlers the child still runs the master's handler, which only
   queues the signal in the child's copy of the master: the worker then served on until the
@@ -41,6 +54,7 @@ Why each piece:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import random
@@ -50,12 +64,15 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from functools import cached_property, partial
 from typing import Any, NoReturn
 
+from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.base import Worker
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from byoc.serving.body import CLOSE_CONNECTION
 from byoc.serving.memory import MemoryBound
@@ -92,6 +109,10 @@ LOWAT_MARK = "byoc_lowat"  # a pending connection's attribute: the SO_RCVLOWAT i
 # cannot use; a value this finds wrong only changes when a thread starts reading, and gunicorn's
 # parser then answers the request as it would have anyway.
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d+)")
+LINGER_SECONDS = 2.0  # gunicorn's close_graceful: how long a closed connection's late bytes are read
+LINGER_BYTES = 65536  # and at most how many of them
+PING_LINE = b"GET /ping HTTP/1."  # how a plain_ping starts
+PING_HERE = -1  # _bytes_waiting: the request is a plain_ping, for the main thread to answer
 
 # gunicorn parse error class name -> (status, reason, code)
 _PARSE_ERRORS = {
@@ -244,6 +265,22 @@ def request_arrived(data: bytes) -> bool:
     return length is None or len(data) - end - 4 >= int(length.group(1))
 
 
+def plain_ping(data: bytes) -> bool:
+    """Whether ``data``, the bytes waiting on a connection, are one whole ``GET /ping`` and nothing
+    more: the head has ended, no body is announced (a ``Content-Length`` of 0 at most, no
+    ``Transfer-Encoding``, no ``Expect``) and no other request is pipelined behind it.  Reading it
+    then never waits on the client, so the worker's main thread can answer it (see the module doc)."""
+    if not data.startswith(PING_LINE) or len(data) >= ARRIVED_BYTES:
+        return False
+    if data.find(b"\r\n\r\n") != len(data) - 4:
+        return False
+    head = data.lower()
+    if b"\r\ntransfer-encoding:" in head or b"\r\nexpect:" in head:
+        return False
+    length = _CONTENT_LENGTH.search(head)
+    return length is None or int(length.group(1)) == 0
+
+
 def stalled_request_message(arrived: bytes, seconds: float) -> str:
     """What a client whose request stopped arriving after ``arrived`` is told (see murder_pending)."""
     end = arrived.find(b"\r\n\r\n")
@@ -259,6 +296,31 @@ def stalled_request_message(arrived: bytes, seconds: float) -> str:
     )
 
 
+class _Lingering:
+    """A connection whose answer is sent and whose side is shut: read until the client closes."""
+
+    __slots__ = ("deadline", "drained", "sock")
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock: socket.socket | None = sock
+        self.deadline = deadline
+        self.drained = 0
+
+
+class _Conn(TConn):
+    """gunicorn's connection whose graceful close is ``linger`` (the worker's), not a wait."""
+
+    def __init__(self, linger: Callable[[socket.socket], None], *args: Any) -> None:
+        super().__init__(*args)
+        self.linger = linger
+
+    def close(self, graceful: bool = False) -> None:
+        if graceful:
+            self.linger(self.sock)
+        else:
+            super().close()
+
+
 class _WholeRequestThreadWorker(ThreadWorker):
     """gunicorn's gthread worker where a connection waits on the poller, not on a thread, until
     its request has arrived (see the module doc and :func:`request_arrived`)."""
@@ -269,17 +331,71 @@ class _WholeRequestThreadWorker(ThreadWorker):
         otherwise, and a worker's configuration does not change (a reload starts new workers)."""
         return bool(self.cfg.is_ssl)
 
+    @cached_property
+    def _lingering(self) -> deque[_Lingering]:
+        """Connections closed after their answer, in the order of their deadlines (see linger)."""
+        return deque()
+
+    def accept(self, listener: socket.socket) -> None:
+        """gunicorn's, with a :class:`_Conn` (an SSL connection keeps gunicorn's own)."""
+        try:
+            client_sock, client_addr = listener.accept()
+            self.nr_conns += 1
+            args = (self.cfg, client_sock, client_addr, listener.getsockname())
+            self.enqueue_req(TConn(*args) if self._ssl else _Conn(self.linger, *args))
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+
+    def linger(self, sock: socket.socket) -> None:
+        """gunicorn's ``close_graceful`` (RFC 9112 9.6): FIN, then read what the client still sends
+        until it closes (at most ``LINGER_BYTES``, for ``LINGER_SECONDS``), then close, so that the
+        kernel does not reset an answer the client has not read yet; the reads happen when the
+        poller finds bytes, not in a wait of the main thread (see the module doc)."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            sock.close()
+            return
+        lingering = _Lingering(sock, time.monotonic() + LINGER_SECONDS)
+        self._lingering.append(lingering)
+        self.poller.register(sock, selectors.EVENT_READ, partial(self._drain, lingering))
+
+    def _drain(self, lingering: _Lingering, sock: socket.socket) -> None:
+        """Read a lingering connection's late bytes; close it at its end or once enough came."""
+        try:
+            while lingering.drained < LINGER_BYTES:
+                data = sock.recv(LINGER_BYTES, socket.MSG_DONTWAIT)
+                if not data:
+                    break
+                lingering.drained += len(data)
+        except BlockingIOError:
+            return  # more may come
+        except OSError:
+            pass  # reset: nothing more to wait for
+        self._close_lingering(lingering)
+
+    def _close_lingering(self, lingering: _Lingering) -> None:
+        sock, lingering.sock = lingering.sock, None
+        if sock is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.poller.unregister(sock)
+            sock.close()
+
     def enqueue_req(self, conn: Any) -> None:
         waiting = None if not self.alive or self._ssl else self._bytes_waiting(conn)
         marked = getattr(conn, LOWAT_MARK, 0)
-        if waiting and waiting < marked:
-            waiting = None  # readable without a byte more: the client shut down, for a thread to see
-        if waiting is None:
+        # arrived, a plain ping, or readable without a byte more (the client shut down, for a
+        # thread to see)
+        if waiting is None or waiting < 0 or (waiting and waiting < marked):
             if marked:  # a thread's blocking reads return once a byte has come, as before
                 with contextlib.suppress(OSError):  # a closed socket: the thread meets it
                     conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
                 setattr(conn, LOWAT_MARK, 0)
-            super().enqueue_req(conn)
+            if waiting == PING_HERE:
+                self._answer_ping(conn)
+            else:
+                super().enqueue_req(conn)
             return
         # gunicorn's pending connections: readable -> on_pending_socket_readable -> here again
         conn.sock.setblocking(False)
@@ -296,6 +412,28 @@ class _WholeRequestThreadWorker(ThreadWorker):
             partial(self.on_pending_socket_readable, conn),
         )
 
+    def _answer_ping(self, conn: Any) -> None:
+        """Answer the :func:`plain_ping` waiting on ``conn`` here, on the main thread, as a thread
+        would: gunicorn's parser and ``handle_request`` (the app's answer, the access line), then
+        ``finish_request`` (kept alive or closed).  The socket stays non-blocking: the request is
+        all in the kernel's buffer, and an answer that does not fit in the send buffer (a client
+        that leaves its answers unread) fails the connection instead of blocking the worker."""
+        req = None
+        keepalive = False
+        try:
+            conn.init()
+            conn.sock.setblocking(False)
+            req = next(conn.parser)
+            keepalive = self.handle_request(req, conn)
+        except (NoMoreData, StopIteration, OSError) as exc:
+            self.log.debug("GET /ping from %s not answered: %s", conn.client, exc)
+        except Exception as exc:  # noqa: BLE001 - handle_error logs it; as on gunicorn's thread, a head
+            # it refuses gets its error answer, and nothing ends the worker's main loop
+            self.handle_error(req, conn.sock, conn.client, exc)
+        done: Future[bool] = Future()
+        done.set_result(keepalive)
+        self.finish_request(conn, done)
+
     def murder_pending(self) -> None:
         """gunicorn's: close the pending connections whose time is up.  One that holds part of a
         request (a Content-Length above the bytes sent, a head that never ended) is first answered
@@ -308,6 +446,9 @@ class _WholeRequestThreadWorker(ThreadWorker):
                 break
             self._refuse_stalled(conn)
         super().murder_pending()
+        lingering = self._lingering  # and the lingering connections whose time is up, or closed
+        while lingering and (lingering[0].sock is None or lingering[0].deadline <= now):
+            self._close_lingering(lingering.popleft())
 
     def _refuse_stalled(self, conn: Any) -> None:
         """Answer 408 on ``conn`` if part of a request waits on it (else it is idle: nothing to say)."""
@@ -334,8 +475,8 @@ class _WholeRequestThreadWorker(ThreadWorker):
 
     @staticmethod
     def _bytes_waiting(conn: Any) -> int | None:
-        """None once ``conn``'s request has arrived (:func:`request_arrived`); until then, how
-        many of its bytes wait in the kernel's buffer.  The request's first bytes may be in
+        """None once ``conn``'s request has arrived (:func:`request_arrived`), ``PING_HERE`` if it
+        is a :func:`plain_ping`; until then, how many of its bytes wait in the kernel's buffer.  The request's first bytes may be in
         gunicorn's read-ahead already (a client that sent them behind its previous request):
         they count towards the request, not towards the kernel's bytes."""
         parser = conn.parser
@@ -351,7 +492,10 @@ class _WholeRequestThreadWorker(ThreadWorker):
         else:
             if not data:
                 return None  # an end of file, for the thread to meet
-        return None if request_arrived(ahead + data if ahead else data) else len(data)
+        waiting = ahead + data if ahead else data
+        if not request_arrived(waiting):
+            return len(data)
+        return PING_HERE if waiting.startswith(PING_LINE) and plain_ping(waiting) else None
 
 
 def worker_class(name: str, cut: Any, grace: float) -> type:
