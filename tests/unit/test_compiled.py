@@ -643,3 +643,29 @@ def test_forms_written_before_still_answer_as_scikit_learn():
         assert np.array_equal(codes._scores(rows), indices._scores(rows))
         assert np.array_equal(codes.predict(rows), boosting.predict(rows))
     np.testing.assert_allclose(codes.predict_proba(encoded), boosting.predict_proba(encoded), rtol=1e-12)
+
+
+def test_gradient_boostings_label_within_rounding_of_a_tie_is_scikit_learns():
+    """scikit-learn labels a binary HistGradientBoosting by ``raw > 0``; a raw score in
+    (0, 2.2e-16) has probabilities [0.5, 0.5], whose argmax the compiled form took: the other class."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    boosting = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(
+        X, (X[:, 0] + rng.normal(0, 0.5, 300) > 0).astype(int)
+    )
+    row = X[:1]
+    for _ in range(20):  # the baseline moved until the row's raw score is in (0, 2.2e-16)
+        boosting._baseline_prediction = boosting._baseline_prediction - boosting._raw_predict(row) + 1e-17
+        if 0 < boosting._raw_predict(row)[0, 0] < 2.2e-16:
+            break
+    assert 0 < boosting._raw_predict(row)[0, 0] < 2.2e-16
+    assert boosting.predict_proba(row).tolist() == [[0.5, 0.5]]
+    backend, model_bytes, dtype = compiled.convert(boosting)
+    assert backend == compiled.ONNXRUNTIME
+    candidate = compiled.restore(backend, model_bytes, dtype, boosting)
+    rows = np.vstack([row, X[:5]])
+    assert np.array_equal(candidate.predict(rows), boosting.predict(rows))
+    assert np.array_equal(candidate.predict(row), boosting.predict(row))
+    assert np.array_equal(candidate.predict_proba(rows), boosting.predict_proba(rows))
