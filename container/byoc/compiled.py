@@ -181,6 +181,11 @@ class TreeliteEstimator(CompiledEstimator):
     def _labels(self, scores: np.ndarray) -> np.ndarray:
         if self.classes_ is None:
             return scores[:, 0]
+        if self.link is not None:
+            # HistGradientBoosting labels by its raw scores, as scikit-learn does: a binary score in
+            # (0, 2.2e-16) has probabilities [0.5, 0.5], whose argmax would be the other class
+            index = (scores[:, 0] > 0).astype(np.intp) if scores.shape[1] == 1 else np.argmax(scores, axis=1)
+            return self.classes_.take(index)
         return self.classes_.take(np.argmax(self._proba(scores), axis=1))
 
 
@@ -549,7 +554,8 @@ def is_ensemble(estimator: Any) -> bool:
     return isinstance(estimator, _CVWeightedEnsemble)
 
 
-def _final(pipeline: Any) -> Any:
+def final_estimator(pipeline: Any) -> Any:
+    """The pipeline's last step (the estimator that may be compiled), or the estimator itself."""
     return pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
 
 
@@ -563,7 +569,7 @@ MEMBER = "member:"  # a slot's prefix for a member of a model made of members
 def slots(pipeline: Any) -> list[tuple[str, Any]]:
     """(name, sub-pipeline whose final step may be compiled): the model, or each member of a model
     made of members (the ``ensemble`` algorithm, an AutoML blend or stack: ``member_pipelines``)."""
-    members = getattr(_final(pipeline), "member_pipelines", None)
+    members = getattr(final_estimator(pipeline), "member_pipelines", None)
     if members is not None:
         return [(f"{MEMBER}{name}", member) for name, member in members()]
     return [("model", pipeline)]
@@ -630,7 +636,7 @@ def build(
     steps: list[dict[str, Any]] = []
     arrays: dict[str, np.ndarray] = {}
     for index, (slot, sub) in enumerate(slots(pipeline)):
-        estimator = _final(sub)
+        estimator = final_estimator(sub)
         step: dict[str, Any] = {"slot": slot, "estimator": type(estimator).__name__}
         why_stopped = stopped() if stopped is not None else None
         if why_stopped is not None:
@@ -738,7 +744,7 @@ def attach(pipeline: Any, replacements: Mapping[str, Any]) -> Any:
     """
     if not replacements:
         return pipeline
-    final = _final(pipeline)
+    final = final_estimator(pipeline)
     if not hasattr(final, "with_member_pipelines"):
         return _with_final(pipeline, replacements["model"])
     members = {
@@ -767,13 +773,13 @@ def load(pipeline: Any, metadata: Mapping[str, Any], model_dir: Path | None) -> 
     replacements: dict[str, Any] = {}
     with np.load(Path(model_dir) / str(entry["file"]), allow_pickle=False) as stored:
         by_slot = dict(slots(pipeline))
-        parts = _joint_parts(stored, entry.get("steps", [])) if is_ensemble(_final(pipeline)) else {}
+        parts = _joint_parts(stored, entry.get("steps", [])) if is_ensemble(final_estimator(pipeline)) else {}
         for step in entry.get("steps", []):
             if step.get("backend") not in COMPILED_BACKENDS:
                 continue
             slot, key = str(step["slot"]), str(step["key"])
             try:
-                reference = _final(by_slot[slot])
+                reference = final_estimator(by_slot[slot])
                 backend = str(step["backend"])
                 model_bytes = stored[f"model_{key}"].tobytes() if backend in MODEL_BACKENDS else b""
                 compiled = restore(backend, model_bytes, str(step["input_dtype"]), reference, parts.get(slot))

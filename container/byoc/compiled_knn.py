@@ -287,7 +287,8 @@ class NeighboursEstimator(CompiledEstimator):
         differ in the last bit with their position in its matrix product."""
         by_distance = candidates[np.argsort(squared[candidates], kind="stable")]
         contested = by_distance[squared[by_distance] >= squared[by_distance[self.k]] - apart]
-        if np.all(targets[contested] == targets[contested[0]]):
+        # none contested: the distances overflowed (inf - inf is NaN), a tie scikit-learn breaks
+        if len(contested) and np.all(targets[contested] == targets[contested[0]]):
             return by_distance[: self.k]
         raise Ambiguous
 

@@ -26,6 +26,7 @@ scikit-learn's and every probability or value is within the compiled checks' tol
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -187,6 +188,16 @@ class KernelMachine(CompiledEstimator):
         bound = SAFETY * (errors @ self.abs_weights + 2 * (len(self.norms) + 2) * EPS * magnitudes)
         return decisions, bound
 
+    def _checked_decisions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_decisions`, or Ambiguous where one is not finite: a finite row whose squared
+        norm or kernel value overflows (``|x|`` past about 1e154) makes ``inf - inf`` here, NaN,
+        which no bound test catches (NaN compares false), where libsvm's own order of operations
+        gives a number."""
+        decisions, bound = self._decisions(X)
+        if not (np.isfinite(decisions).all() and np.isfinite(bound).all()):
+            raise Ambiguous
+        return decisions, bound
+
     def _row_dots(self, row: np.ndarray) -> np.ndarray:
         """One request row's dot product with every support vector.
 
@@ -266,7 +277,7 @@ class KernelMachine(CompiledEstimator):
 
     # -- classification --------------------------------------------------------------------------
     def _proba_chunk(self, X: np.ndarray) -> np.ndarray:
-        decisions, bound = self._decisions(X)
+        decisions, bound = self._checked_decisions(X)
         assert self.classes_ is not None  # predict_proba refuses a regressor before
         classes = len(self.classes_)
         proba = np.zeros((len(X), classes))
@@ -331,8 +342,17 @@ class KernelMachine(CompiledEstimator):
             return self.classes_.take(self.predict_proba(X).argmax(axis=1), axis=0)
         row = self._one_rbf_row(X)
         if row is not None:
-            return np.array([self._rbf_bounded(*self._rbf_row(row))[0]])
+            value = self._rbf_bounded(*self._rbf_row(row))[0]
+            if math.isfinite(value):
+                return np.array([value])
+            return np.asarray(self.reference.predict(row[None, :]), dtype=np.float64)
         chunks = self._finite(X)
         if chunks is None:
             return np.asarray(self.reference.predict(X), dtype=np.float64)
-        return np.concatenate([self._decisions(chunk)[0][:, 0] for chunk in chunks])
+        parts = []
+        for chunk in chunks:
+            try:
+                parts.append(self._checked_decisions(chunk)[0][:, 0])
+            except Ambiguous:  # overflowed: libsvm's value
+                parts.append(np.asarray(self.reference.predict(chunk), dtype=np.float64))
+        return np.concatenate(parts)

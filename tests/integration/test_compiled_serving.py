@@ -183,3 +183,57 @@ def test_a_model_saved_before_compiled_inference_still_serves(tmp_path):
     labels = np.asarray(expected.classes, dtype=object)[expected.estimator.predict(frame)]
     assert [r["predicted_label"] for r in reply.json()["predictions"]] == labels.tolist()
     assert "=treelite" not in log and "=onnxruntime" not in log
+
+
+def _tied_row(model: artifact.ModelArtifact) -> float:
+    """An ``x`` whose score is a tiny positive: predict says the second class, predict_proba
+    ``[0.5, 0.5]`` (expit rounds 0.5 + s / 4 to 0.5), whose argmax is the first."""
+    from byoc import preprocessing
+
+    def frame(x: float) -> pd.DataFrame:
+        raw = pd.DataFrame({"x": [x], "z": [0.0]})
+        return preprocessing.coerce_features(raw, model.features, where="test")
+
+    lo, hi = -10.0, 10.0
+    for _ in range(200):  # the root of the score, to the last bit
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if model.estimator.decision_function(frame(mid))[0] > 0 else (mid, hi)
+    for _ in range(64):
+        x = float(hi)
+        proba = model.estimator.predict_proba(frame(x))[0]
+        if model.estimator.decision_function(frame(x))[0] > 0 and proba[0] == proba[1]:
+            return x
+        hi = np.nextafter(hi, np.inf)
+    raise AssertionError("no row with a score in (0, 2.2e-16) near the root")
+
+
+def test_a_linear_label_within_rounding_of_a_tie_is_predicts_whatever_the_output_fields(tmp_path):
+    """LogisticRegression labels by its score's sign; its probabilities of a score just above 0
+    are [0.5, 0.5]. The served label was their argmax (the first class) when probabilities were
+    asked for and predict's (the second) when not: it now is predict's either way, compiled or not."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=400)
+    frame = pd.DataFrame(
+        {"target": np.where(x + rng.normal(0, 0.5, 400) > 0, "pos", "neg"), "x": x, "z": rng.normal(size=400)}
+    )
+    train(tmp_path, frame, "target", "linear")
+    model = artifact.load(tmp_path / "model")
+    tied = _tied_row(model)
+    assert model.classes == ["neg", "pos"]
+    for mode in ("on", "off"):
+        server = sm.start(tmp_path, workers=1, env={"BYOC_COMPILED_INFERENCE": mode})
+        try:
+            for rows in (1, 3, 70):  # one row, the compiled path's batch, scikit-learn's batch
+                body = f"{tied!r},0\n" * rows
+                for fields in (
+                    "predicted_label",
+                    "predicted_label,probabilities",
+                    "predicted_label,probability",
+                ):
+                    reply = server.invoke(body, accept="application/json", attributes=f"output={fields}")
+                    assert reply.status_code == 200, reply.text
+                    first = reply.json()["predictions"][0]
+                    assert first["predicted_label"] == "pos", (mode, rows, fields, first)
+                    assert first.get("probabilities", [0.5, 0.5]) == [0.5, 0.5]
+        finally:
+            server.stop()

@@ -662,3 +662,84 @@ def test_a_forests_answers_from_one_session_output_leave_it_as_it_was():
     assert np.array_equal(out, before)
     assert np.array_equal(proba, forest.predict_proba(X[:50]))
     assert np.array_equal(model.predict_of(out), forest.predict(X[:50]))
+
+
+def _split_values(final) -> list[float]:
+    """Every numeric split threshold of a tree model (a forest's trees, HistGradientBoosting's
+    predictors; none for other models) and the float64 and float32 values either side of it, with
+    the float64 midpoints between float32 neighbours (they round to float32 one way or the other)."""
+    thresholds: set[float] = set()
+    for tree in getattr(final, "estimators_", None) or []:
+        if hasattr(tree, "tree_"):
+            thresholds |= {
+                float(t) for f, t in zip(tree.tree_.feature, tree.tree_.threshold, strict=True) if f >= 0
+            }
+    for iteration in getattr(final, "_predictors", None) or []:
+        for predictor in iteration:
+            nodes = predictor.nodes
+            split = (nodes["is_leaf"] == 0) & (nodes["is_categorical"] == 0)
+            thresholds |= set(nodes["num_threshold"][split].tolist())
+    values = []
+    for t in sorted(thresholds)[:200]:
+        t32 = np.float32(t)
+        up, down = np.nextafter(t32, np.float32(np.inf)), np.nextafter(t32, np.float32(-np.inf))
+        values += [t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf), float(t32), float(up), float(down)]
+        values += [(float(t32) + float(up)) / 2, (float(t32) + float(down)) / 2]
+    return [float(v) for v in values]
+
+
+ADVERSARIAL = [-0.0, 0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1e-40, 3.4e38, -3.4e38, np.nan, 0.5, 1e15]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    problem_type=st.sampled_from(PROBLEMS),
+    algorithm=st.sampled_from(["random_forest", "extra_trees", "gradient_boosting", "linear", "knn", "svm"]),
+    data=st.data(),
+)
+def test_adversarial_rows_get_scikit_learns_answers(seed, problem_type, algorithm, data, tmp_path_factory):
+    """Rows at and one float64 / float32 step beside every split threshold, float32 midpoints,
+    signed zeros, subnormals, the float32 extremes, NaN, unseen and missing categories: the
+    compiled pipeline answers as scikit-learn's, as a batch and one row at a time."""
+    pipeline, X, fresh = fitted(algorithm, problem_type, seed)
+    _, loaded = roundtrip(pipeline, [X], tmp_path_factory.mktemp("m"))
+    assert loaded.compiled == ("model",)
+    values = _split_values(pipeline.steps[-1][1]) + ADVERSARIAL
+    cells = st.sampled_from(values)
+    rows = data.draw(st.lists(st.tuples(cells, cells, cells), min_size=1, max_size=40))
+    colours = data.draw(
+        st.lists(st.sampled_from(["red", "grey", None, "never-seen"]), min_size=len(rows), max_size=len(rows))
+    )
+    frame = fresh.iloc[: len(rows)].copy()
+    frame[["a", "b", "c"]] = np.array(rows, dtype=np.float64)
+    frame["colour"] = colours
+    assert_same_answers(pipeline, loaded.pipeline, frame)
+    for i in range(min(len(frame), 5)):
+        assert_same_answers(pipeline, loaded.pipeline, frame.iloc[[i]])
+
+
+def test_gradient_boostings_label_within_rounding_of_a_tie_is_scikit_learns():
+    """scikit-learn labels a binary HistGradientBoosting by ``raw > 0``; a raw score in
+    (0, 2.2e-16) has probabilities [0.5, 0.5], whose argmax the compiled form took: the other class."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    boosting = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(
+        X, (X[:, 0] + rng.normal(0, 0.5, 300) > 0).astype(int)
+    )
+    row = X[:1]
+    for _ in range(20):  # the baseline moved until the row's raw score is in (0, 2.2e-16)
+        boosting._baseline_prediction = boosting._baseline_prediction - boosting._raw_predict(row) + 1e-17
+        if 0 < boosting._raw_predict(row)[0, 0] < 2.2e-16:
+            break
+    assert 0 < boosting._raw_predict(row)[0, 0] < 2.2e-16
+    assert boosting.predict_proba(row).tolist() == [[0.5, 0.5]]
+    backend, model_bytes, dtype = compiled.convert(boosting)
+    assert backend == compiled.ONNXRUNTIME
+    candidate = compiled.restore(backend, model_bytes, dtype, boosting)
+    rows = np.vstack([row, X[:5]])
+    assert np.array_equal(candidate.predict(rows), boosting.predict(rows))
+    assert np.array_equal(candidate.predict(row), boosting.predict(row))
+    assert np.array_equal(candidate.predict_proba(rows), boosting.predict_proba(rows))

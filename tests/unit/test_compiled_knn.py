@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -360,3 +362,29 @@ def test_rows_from_their_category_codes_are_answered_as_scikit_learns_pipeline(
                 rtol=compiled.RTOL,
                 atol=compiled.ATOL,
             )
+
+
+@pytest.mark.parametrize("weights", ["uniform", "distance"])
+@pytest.mark.parametrize("regression", [False, True])
+def test_a_finite_row_whose_distances_overflow_gets_scikit_learns_answer(regression, weights):
+    """A row finite but past about 1e154 (a request value over a column standardised by a tiny
+    scale): every squared distance overflows to inf, a tie of all rows whose bound is inf too;
+    the contested rows were then none (``inf - inf`` is NaN) and the search raised IndexError.
+    scikit-learn answers, or refuses as it refuses (distance weights: every weight 0)."""
+    rng = np.random.default_rng(3)
+    X = encoded(rng, 40, 3, 1, 3, integral=False)
+    y = rng.integers(0, 4, len(X)) * 0.5 if regression else rng.integers(0, 3, len(X))
+    kind = NeighboursRegressor if regression else NeighboursClassifier
+    reference = kind(n_neighbors=3, weights=weights, n_jobs=1).fit(X, y)
+    candidate = NeighboursEstimator(reference)
+    for huge in (1e155, -1e200, 1e308):
+        rows = X[:3].copy()
+        rows[:, 0] = huge
+        for batch in (rows, rows[:1]):
+            try:
+                reference.predict(batch)
+            except ValueError as refused:
+                with pytest.raises(ValueError, match=re.escape(str(refused)[:30])):
+                    candidate.predict(batch)
+                continue
+            assert_same(reference, candidate, batch)

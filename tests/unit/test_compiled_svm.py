@@ -212,3 +212,22 @@ def test_one_rows_dots_take_the_one_hot_count_only_for_zeros_and_ones(value):
     row[4] = value
     np.testing.assert_allclose(candidate._row_dots(row), row @ candidate.vectors_t, rtol=1e-12, atol=1e-12)
     assert_same(reference, candidate, row[None, :])
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "poly", "linear"])
+@pytest.mark.parametrize("classes", [0, 2, 3])
+def test_a_finite_row_whose_kernel_values_overflow_gets_libsvms_answer(classes, kernel):
+    """A row finite but past about 1e154 (a request value over a column standardised by a tiny
+    scale): its squared norm overflows here and ``inf - inf`` made NaN, which no bound test
+    catches, so NaN probabilities and regression values were served; libsvm answers a number."""
+    rng = np.random.default_rng(5)
+    X = encoded(rng, 60, 3, 1, 3)
+    y = target(rng, X, classes)
+    machine = SVC(kernel=kernel) if classes else SVR(kernel=kernel)
+    reference = CalibratedSVC(machine, cv=3, ensemble=False).fit(X, y) if classes else machine.fit(X, y)
+    candidate = KernelMachine(reference)
+    for huge in (1e155, -1e200, 1e308):
+        rows = X[:3].copy()
+        rows[:, 0] = huge
+        for batch in (rows, rows[:1]):
+            assert_same(reference, candidate, batch)  # NaN only where libsvm's own is

@@ -146,6 +146,32 @@ def _on_columns(encoder: Any, final: Any) -> Any:
         return None
 
 
+def _labels_from_scores(pipeline: Any) -> bool:
+    """Whether the model's predict is not the argmax of its predict_proba: a LinearClassifierMixin
+    (LogisticRegression) and HistGradientBoosting label by the sign or argmax of their scores, and
+    a score within rounding of a tie gives equal probabilities (expit of 2.8e-17 is 0.5:
+    ``[0.5, 0.5]``) whose argmax is the first class where predict says the other."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model._base import LinearClassifierMixin
+
+    final = compiled.final_estimator(pipeline)
+    return isinstance(final, (LinearClassifierMixin, HistGradientBoostingClassifier))
+
+
+def _tied_from_predict(
+    estimator: Any, inputs: Any, kwargs: dict[str, Any], proba: np.ndarray, index: np.ndarray
+) -> np.ndarray:
+    """``index`` (the argmax of ``proba``) with the rows whose highest probability is tied taking
+    ``estimator.predict``'s label instead, so the label does not depend on whether probabilities
+    were asked for (a second predict only for a request holding such a row)."""
+    top = proba[np.arange(len(proba)), index]
+    tied = np.count_nonzero(proba == top[:, None], axis=1) > 1
+    if not tied.any():
+        return index
+    labels = np.asarray(estimator.predict(inputs, **kwargs)).astype(np.intp, copy=False)
+    return np.where(tied, labels, index)
+
+
 class Predictor:
     """A model artifact plus everything the request path would otherwise recompute."""
 
@@ -167,6 +193,7 @@ class Predictor:
         self.classes = list(model.classes)
         self._class_array = np.array(self.classes + [None], dtype=object)[:-1]
         self.has_proba = self.is_classifier and hasattr(self.estimator, "predict_proba")
+        self.labels_from_scores = self.is_classifier and _labels_from_scores(model.estimator)
         if self.is_classifier and not self.classes:
             raise ValueError(f"{model.path}: model.json lists no classes for a {model.problem_type} model")
         self.blocks: RowEncoder | None = None
@@ -226,6 +253,8 @@ class Predictor:
         if NEEDS_PROBA.intersection(fields):
             proba = np.asarray(estimator.predict_proba(inputs, **kwargs), dtype=np.float64)
             index = proba.argmax(axis=1)
+            if self.labels_from_scores and PREDICTED_LABEL in fields:
+                index = _tied_from_predict(estimator, inputs, kwargs, proba, index)
             if PROBABILITY in fields:
                 values[PROBABILITY] = proba[np.arange(n), index]
             if PROBABILITIES in fields:
