@@ -32,6 +32,17 @@ VALIDATION_FORTY = b"no,40,1000,admin,cellular\n,41,1000,admin,cellular\nyes,for
 REGRESSION = b"".join(f"{i * 0.5 + 0.25},{i % 7}\n".encode() for i in range(40))
 
 
+def _jsonl_train(last_line: bytes) -> dict:
+    """A JSON Lines train channel of 30 good rows (target y: 0/1, feature x) and ``last_line``,
+    so a bad value sits at row 31, far from the file's start."""
+    rows = b"".join(b'{"y": %d, "x": %d}\n' % (i % 2, i) for i in range(30))
+    return dict(
+        channels={"train": {"a.jsonl": rows + last_line}},
+        content_types={"train": "application/jsonlines"},
+        hyperparameters={"target": "y"},
+    )
+
+
 def _repeated_column_parquet() -> bytes:
     """FRAME with its balance column named 'age' too (pandas refuses to write that; pyarrow does)."""
     import io
@@ -314,16 +325,7 @@ CASES = {
         [r"^train/a\.csv, row 61, column 1: inf \(infinity, or a number beyond float64"],
     ),
     "feature_beyond_float32": (
-        dict(
-            channels={
-                "train": {
-                    "a.jsonl": b"".join(b'{"y": %d, "x": %d}\n' % (i % 2, i) for i in range(30))
-                    + b'{"y": 1, "x": 1e300}\n'
-                }
-            },
-            content_types={"train": "application/jsonlines"},
-            hyperparameters={"target": "y"},
-        ),
+        _jsonl_train(b'{"y": 1, "x": 1e300}\n'),
         [r"^train/a\.jsonl, row 31, column 'x': 1e\+300 is not a usable feature value", r"3\.4e\+38"],
     ),
     "regression_target_near_the_float_limit": (
@@ -338,16 +340,7 @@ CASES = {
         [r"^train/b\.csv, row 2, target column 'column 0' holds -inf \(infinity", r"leave the cell empty"],
     ),
     "class_target_infinite": (  # integer classes and one inf, in a JSON Lines file
-        dict(
-            channels={
-                "train": {
-                    "a.jsonl": b"".join(b'{"y": %d, "x": %d}\n' % (i % 2, i) for i in range(30))
-                    + b'{"y": 1e400, "x": 3}\n'
-                }
-            },
-            content_types={"train": "application/jsonlines"},
-            hyperparameters={"target": "y"},
-        ),
+        _jsonl_train(b'{"y": 1e400, "x": 3}\n'),
         [r"^train/a\.jsonl, row 31, target column 'y' holds inf \(infinity"],
     ),
     "libsvm_index_beyond_int64": (
