@@ -36,16 +36,17 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 say() { echo "$PROG: $*" >&2; }
 die() { echo "$PROG: error: $1" >&2; exit "${2:-1}"; }
 # What the AWS CLI said (its stderr, in file $1) on one line, and what to do when the cause is not
-# the credentials or the repository: a profile that does not exist, or AWS out of reach.
+# the credentials or the repository: a profile that does not exist, or AWS out of reach; those
+# two return 1, so a caller can tell them from a credentials or repository problem.
 aws_cause() {
     local cause
     cause="$(grep -v '^[[:space:]]*$' "$1" | tail -n 2 | tr '\n' ' ')"
     cause="${cause% }"
     case "$cause" in
         *"profile ("*") could not be found"*)
-            echo "$cause: check the name (aws configure list-profiles) or drop --profile/AWS_PROFILE" ;;
+            echo "$cause: check the name (aws configure list-profiles) or drop --profile/AWS_PROFILE"; return 1 ;;
         *"Could not connect to the endpoint URL"*|*"Connect timeout on endpoint URL"*|*"Read timeout on endpoint URL"*)
-            echo "$cause: AWS is not reachable from here; check the network and proxy (HTTPS_PROXY), or AWS_ENDPOINT_URL" ;;
+            echo "$cause: AWS is not reachable from here; check the network and proxy (HTTPS_PROXY), or AWS_ENDPOINT_URL"; return 1 ;;
         *) echo "$cause" ;;
     esac
 }
@@ -132,8 +133,8 @@ fi
 if [[ -z "$REGION" ]] && ((!DRY_RUN)); then
     errfile="$(mktemp)"
     REGION="$("${AWS[@]}" configure get region 2>"$errfile" || true)"
-    cause="$(aws_cause "$errfile")"; rm -f "$errfile"
-    [[ "$cause" != *"could not be found"* ]] || die "cannot read the region of AWS profile ${PROFILE:-default}: $cause" 2
+    cause="$(aws_cause "$errfile")" || { rm -f "$errfile"; die "cannot read the region of AWS profile ${PROFILE:-default}: $cause" 2; }
+    rm -f "$errfile"
     REGION_SOURCE="profile ${PROFILE:-default}"
 fi
 [[ -n "$REGION" ]] \
@@ -148,11 +149,9 @@ if [[ -z "$ACCOUNT" ]]; then
     else
         errfile="$(mktemp)"
         if ! ACCOUNT="$("${AWS[@]}" sts get-caller-identity --query Account --output text 2>"$errfile")"; then
-            cause="$(aws_cause "$errfile")"; rm -f "$errfile"
-            case "$cause" in  # not the credentials: say so rather than send the user to fix them
-                *"could not be found"*|*"not reachable from here"*)
-                    die "cannot look up the AWS account (sts get-caller-identity): $cause" ;;
-            esac
+            # not the credentials (aws_cause returns 1): say so rather than send the user to fix them
+            cause="$(aws_cause "$errfile")" || { rm -f "$errfile"; die "cannot look up the AWS account (sts get-caller-identity): $cause"; }
+            rm -f "$errfile"
             die "no usable AWS credentials${PROFILE:+ for profile $PROFILE}: $cause
 Configure them with 'aws configure${PROFILE:+ --profile $PROFILE}', 'aws sso login${PROFILE:+ --profile $PROFILE}', or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY."
         fi
@@ -178,7 +177,7 @@ else
         say "creating ECR repository $IMAGE_NAME"
         REPO_URI="$(run "${ECR_CREATE[@]}")" || { rm -f "$errfile"; die "could not create ECR repository $IMAGE_NAME"; }
     else
-        cause="$(aws_cause "$errfile")"; rm -f "$errfile"
+        cause="$(aws_cause "$errfile")" || true; rm -f "$errfile"
         die "could not look up ECR repository $IMAGE_NAME in account $ACCOUNT ($REGION): $cause"
     fi
     rm -f "$errfile"
