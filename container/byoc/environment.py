@@ -239,16 +239,16 @@ def _read_json(path: Path, default: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-def _optional_text(config: Mapping[str, Any], key: str, default: str) -> str:
+def _optional_text(config: Mapping[str, Any], key: str, default: str, example: str | None = None) -> str:
     """A string entry of resourceconfig.json, ``default`` when absent: it ends up in SM_* variables,
-    which hold text only."""
+    which hold text only.  ``example``: the value the error shows (``default`` unless given)."""
     value = config.get(key)
     if value is None or value == "":
         return default
     if not isinstance(value, str):
         raise ConfigError(
             f"resourceconfig.json: {key} must be a string, got {json.dumps(value)}; e.g. "
-            f'{{"{key}": "{default if key != "current_instance_type" else "ml.m5.xlarge"}"}}'
+            f'{{"{key}": "{example or default}"}}'
         )
     return value
 
@@ -369,7 +369,9 @@ class TrainingEnvironment:
             )
         hosts = tuple(sorted(hosts))
         network_interface_name = _optional_text(resourceconfig, "network_interface_name", "eth0")
-        current_instance_type = _optional_text(resourceconfig, "current_instance_type", "local")
+        current_instance_type = _optional_text(
+            resourceconfig, "current_instance_type", "local", "ml.m5.xlarge"
+        )
         environ = dict(os.environ if environ is None else environ)
         return cls(
             paths=paths,
