@@ -115,10 +115,11 @@ class _FramedInput:
         self.raw = raw
         self.environ = environ
         self.errors = _framing_errors()
-        # gunicorn's rule (it skips HTTP/1.0, refuses other expectations); defer_continue stopped its 100
+        # gunicorn's rule (HTTP/1.0 ignores it, other expectations are refused; HTTP/2 has its own
+        # framing and gunicorn's own handling); defer_continue stopped gunicorn's 100
         self.awaiting = (
             environ.get("HTTP_EXPECT", "").lower() == "100-continue"
-            and environ.get("SERVER_PROTOCOL") != "HTTP/1.0"
+            and environ.get("SERVER_PROTOCOL") == "HTTP/1.1"
             and "gunicorn.socket" in environ
         )
         if self.awaiting:
