@@ -249,7 +249,6 @@ def run(choose: Callable[[TrainingEnvironment], Job] = choose_job) -> NoReturn:
         _configure_logging(loglevel.resolve(os.environ))
     except ConfigError:  # reported as the job's failure once the configuration is read
         _configure_logging(logging.INFO)
-    log.info("ML root: %s", paths.base)
     exit_now(run_job(paths, progress, configure_logging=True, choose=choose))
 
 
@@ -292,6 +291,8 @@ def run_job(
         env = TrainingEnvironment.from_files(paths, environ)
         if configure_logging:
             _configure_logging(env.log_level)
+        # only now: the hyperparameter sagemaker_container_log_level may ask for less than INFO
+        log.info("ML root: %s", paths.base)
         progress.phase = "checking that model/ and output/ can be written"
         check_writable(paths)
         choose(env)(env, progress)

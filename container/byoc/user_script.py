@@ -23,8 +23,10 @@ the image's setuptools without build isolation, so it works with no network.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import difflib
+import hashlib
 import importlib.util
 import json
 import logging
@@ -375,15 +377,59 @@ def _build_isolation_args(package_dir: Path) -> list[str]:
     return _no_isolation() if backend.startswith("setuptools") else []
 
 
+# a requirement line naming a local file or directory (./wheels/x.whl, /opt/x, file:..., -e .) or
+# another requirements file (-r base.txt, -c constraints.txt)
+_LOCAL_REFERENCE = re.compile(
+    r"(?:^|[\s@=])(?:\.{1,2}/|/|file:|\.(?:\s|$))|^\s*(?:-[rc]|--requirement|--constraint)\b"
+)
+
+
+def _installed_marker(code_dir: Path, requirements: bytes) -> Path | None:
+    """The file that says ``requirements`` are installed into this interpreter, or None when there
+    is no private place for it.  Keyed by the file's sha256, the interpreter and its
+    site-packages (and ``code_dir`` when a line names a local path or another file, whose content
+    the text does not show), in a directory of this uid's under the temporary directory: writable
+    whoever the container runs as, and gone with the container, as are the packages pip put in
+    its site-packages."""
+    key = hashlib.sha256(requirements)
+    site = sysconfig.get_paths()["purelib"]
+    try:  # a virtual environment made again at the same path is another one
+        site_id = os.stat(site).st_ino
+    except OSError:
+        site_id = 0
+    key.update(f"\0{sys.executable}\0{sys.version}\0{site}\0{site_id}".encode())
+    text = requirements.decode("utf-8", errors="replace")
+    if any(_LOCAL_REFERENCE.search(line.split("#", 1)[0]) for line in text.splitlines()):
+        key.update(f"\0{code_dir.resolve()}".encode())
+    folder = Path(tempfile.gettempdir()) / f"byoc-requirements-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        if folder.stat().st_uid != os.getuid():  # another user's: its markers prove nothing
+            return None
+    except OSError:
+        return None
+    return folder / key.hexdigest()
+
+
 def install_requirements(code_dir: Path) -> None:
-    """pip-install ``code_dir/requirements.txt`` if there is one (serving installs only this)."""
+    """pip-install ``code_dir/requirements.txt`` if there is one (serving installs only this),
+    unless the same file was installed into this interpreter already: a multi-model endpoint
+    loads a model in every worker and again after each eviction, and each load ran pip (seconds,
+    and the network for an index) for packages it had installed the first time."""
     requirements = code_dir / REQUIREMENTS
     if requirements.is_file():
+        marker = _installed_marker(code_dir, requirements.read_bytes())
+        if marker is not None and marker.is_file():
+            log.info("%s: already installed into this interpreter", requirements)
+            return
         log.info("installing %s", requirements)
         offline = _offline(requirements)
         status, output = _pip([*(_no_isolation() if offline else []), "-r", REQUIREMENTS], code_dir)
         if status != 0:
             raise _install_failed(REQUIREMENTS, REQUIREMENTS, output)
+        if marker is not None:
+            with contextlib.suppress(OSError):  # not remembered: the next load runs pip again
+                marker.write_text(f"{requirements}\n", encoding="utf-8")
 
 
 def install(code_dir: Path) -> None:

@@ -97,6 +97,25 @@ def test_a_body_shorter_than_its_content_length_is_answered_408(binary):
     assert binary.get("/ping").status_code == 200
 
 
+def test_expect_100_continue_above_the_payload_limit_is_refused_before_the_body(binary):
+    """A client that asks before uploading (``Expect: 100-continue``: curl, the AWS SDKs for large
+    bodies) a Content-Length above the limit gets the 413 instead of ``100 Continue``, and the
+    connection closes: gunicorn sent ``100 Continue`` first, so the whole body was uploaded (here:
+    the client waited, and the server waited for the body it had asked for)."""
+    head = (
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nExpect: 100-continue\r\n"
+        b"Content-Length: %d\r\n\r\n"
+    )
+    error = assert_json_error(*exchange(binary.port, head % (7 << 20), 10, half_close=False), 413)
+    assert error["error"] == "payload_too_large"
+    assert "6 MB (SAGEMAKER_MAX_PAYLOAD_IN_MB)" in error["message"], error
+    with socket.create_connection(("127.0.0.1", binary.port), timeout=10) as sock:  # within the limit
+        sock.sendall(head % len(ROW))
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(ROW)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
 @pytest.mark.parametrize(
     "chunked",
     [

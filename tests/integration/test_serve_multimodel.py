@@ -363,6 +363,27 @@ def test_models_with_inference_hooks_beside_byoc_models(mme, tmp_path):
         assert mme.session.delete(f"{mme.url}/models/{name}", timeout=10).status_code == 200
 
 
+def test_a_hook_models_requirements_are_installed_once_not_on_every_load(tmp_path):
+    """Every worker loads a model on demand, and again after an unload or an eviction: each load
+    ran pip on the model's requirements.txt (seconds, and the index's network), under a lock all
+    workers share.  The same file is installed once into the interpreter; a model with the same
+    requirements in another directory does not install them again."""
+    server = start_mme(workers=2, TMPDIR=str(tmp_path))  # where the install is remembered
+    try:
+        for name in ("req-a", "req-b"):
+            directory = hooks_model(tmp_path / name, "1.5")
+            (directory / "code" / "requirements.txt").write_text("--no-index\njoblib\n")
+        for name in ("req-a", "req-a", "req-b"):  # req-a again after an unload
+            assert load(server, name, str(tmp_path / name)).status_code == 200
+            for _ in range(4):  # both workers, likely
+                assert invoke(server, name, "1\n").json() == {"model": 1.5, "rows": 1}
+            assert server.session.delete(f"{server.url}/models/{name}", timeout=10).status_code == 200
+    finally:
+        output = server.stop()
+    assert output.count("pip install") == 1, output
+    assert "requirements.txt: already installed into this interpreter" in output, output
+
+
 def test_racing_loads_and_unloads_of_one_model_have_one_winner(mme):
     url = model_url("multiclass")
     barrier = threading.Barrier(8)

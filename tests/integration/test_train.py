@@ -401,6 +401,22 @@ def test_sdk_hyperparameter_encodings(tmp_path, encoding):
     assert re.search(r"^validation:auc=[0-9.]+$", result.stdout, re.M)
 
 
+@pytest.mark.parametrize(
+    ("hyperparameters", "env"),
+    [({"sagemaker_container_log_level": "WARNING"}, {}), ({}, {"SAGEMAKER_CONTAINER_LOG_LEVEL": "30"})],
+    ids=["hyperparameter", "variable"],
+)
+def test_a_warning_log_level_writes_no_info_line(tmp_path, hyperparameters, env):
+    """The level the job asks for holds from the first line: with the hyperparameter (the SDK's
+    container_log_level), "ML root: ..." was written at INFO before hyperparameters.json was read."""
+    params = {"algorithm": "decision_tree", **hyperparameters}
+    root = make_ml_root(tmp_path, channels=csv_channels(MIXED, "deposit"), hyperparameters=params)
+    result = run_train(root, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (root / "model" / "model.json").is_file()
+    assert " INFO " not in result.stdout + result.stderr, result.stdout + result.stderr
+
+
 def test_classic_sample_spellings_and_training_alias(tmp_path):
     channels = {"training": {"t.csv": csv_bytes(MIXED, target="deposit")}, "extra": {"notes.csv": b"1,2\n"}}
     params = {

@@ -150,3 +150,47 @@ def test_readinto_falls_back_to_read_for_other_streams() -> None:
     assert stream.readinto(buffer) == 3
     assert bytes(buffer[:3]) == b"abc"
     assert stream.readinto(buffer) == 0
+
+
+class _Sent:
+    """A socket that records what is sent on it."""
+
+    def __init__(self) -> None:
+        self.sent = b""
+
+    def sendall(self, data: bytes) -> None:
+        self.sent += data
+
+
+@pytest.mark.parametrize("reads", [True, False])
+def test_100_continue_is_sent_on_the_bodys_first_read_and_an_unread_one_closes(reads) -> None:
+    """gunicorn's own 100 Continue is turned off (defer_continue): the body asks for itself when the
+    app reads it, so a request refused unread (a Content-Length above the limit) is answered before
+    the client uploads; the connection then closes, since the client may still send that body."""
+    from byoc.serving.body import CLOSE_CONNECTION, decode_body, defer_continue
+
+    request = mock.Mock(_expected_100_continue=True)
+    defer_continue(mock.Mock(), request)
+    assert request._expected_100_continue is False
+    sock = _Sent()
+
+    def request_environ(protocol: str) -> dict:
+        return {
+            "wsgi.input": io.BytesIO(b"1,2\n"),
+            "HTTP_EXPECT": "100-Continue",
+            "SERVER_PROTOCOL": protocol,
+            "gunicorn.socket": sock,
+        }
+
+    def application(environ, start_response):  # type: ignore[no-untyped-def]
+        body = [environ["wsgi.input"].read(), environ["wsgi.input"].read()] if reads else []
+        return [b"".join(body)]
+
+    environ = request_environ("HTTP/1.1")
+    assert decode_body(application, 100)(environ, None) == [b"1,2\n" if reads else b""]
+    assert sock.sent == (b"HTTP/1.1 100 Continue\r\n\r\n" if reads else b"")
+    assert bool(environ.get(CLOSE_CONNECTION)) is not reads
+    sock.sent = b""
+    environ = request_environ("HTTP/1.0")
+    decode_body(application, 100)(environ, None)  # HTTP/1.0 ignores the expectation, as gunicorn does
+    assert sock.sent == b"" and CLOSE_CONNECTION not in environ

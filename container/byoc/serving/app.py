@@ -23,6 +23,7 @@ from werkzeug.wsgi import get_content_length, get_input_stream
 from byoc import csvfields
 from byoc.environment import MLPaths
 from byoc.errors import PayloadTooLarge, UserError
+from byoc.serving.body import awaits_continue
 from byoc.serving.handler import Handler, InferenceRequest, InferenceResponse
 from byoc.serving.handler import load as load_handler
 from byoc.serving.output import CUSTOM_ATTRIBUTES_HEADER
@@ -256,7 +257,8 @@ def invoke(
             )
         )
     except UserError:  # the client may still be sending: it must get this answer, not a reset
-        _drain_quietly(stream)
+        if not awaits_continue(environ):  # one that waits for 100 Continue sends nothing
+            _drain_quietly(stream)
         raise
 
 

@@ -9,6 +9,11 @@ Why a WSGI middleware: both concerns belong to HTTP transport, not to any codec.
 - ``Content-Encoding: gzip`` (or ``x-gzip``) is decoded as the app reads, never more than
   the payload limit of output, so a gzip bomb is a 413 after at most that much work; any
   other encoding (``br``, ``deflate``, ``compress``...) is a 415 naming it.
+- ``Expect: 100-continue``: gunicorn answers ``100 Continue`` while it builds the environ, before
+  the app has seen the request, so a client announcing a body above the payload limit uploaded it
+  all before its 413.  gunicorn's is turned off (:func:`defer_continue`) and the body sends it on
+  its first read: a request the app refuses unread is answered at once, the client never sends its
+  body, and the connection is closed (what the client sends next cannot be told from that body).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from typing import Any
 from byoc.errors import DataError, PayloadTooLarge, UnsupportedMediaType
 
 CLOSE_CONNECTION = "byoc.close_connection"  # environ key: the body left the connection unusable
+# environ key: the client waits for ``100 Continue`` before sending its body (see defer_continue)
+AWAITS_CONTINUE = "byoc.awaits_continue"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 GZIP_ENCODINGS = frozenset({"gzip", "x-gzip"})
 _BLOCK = 1 << 16
 
@@ -85,18 +93,49 @@ def _recv_body_into(reader: Any, view: memoryview) -> int:
     return filled
 
 
+def defer_continue(worker: Any, req: Any) -> None:
+    """gunicorn's ``pre_request`` hook: its own debug line, and no ``100 Continue`` from gunicorn;
+    the body sends it when the app first reads (see the module doc)."""
+    worker.log.debug("%s %s", req.method, req.path)
+    req._expected_100_continue = False
+
+
+def awaits_continue(environ: dict[str, Any]) -> bool:
+    """Whether the client still waits for ``100 Continue``: it has sent none of its body, and
+    draining it would only ask for what the answer refuses."""
+    return bool(environ.get(AWAITS_CONTINUE))
+
+
 class _FramedInput:
-    """``wsgi.input`` whose chunked-framing errors are the client's (400), not ours (500), and
-    which reads a Content-Length body straight into the caller's buffer (:meth:`readinto`)."""
+    """``wsgi.input`` whose chunked-framing errors are the client's (400), not ours (500), which
+    reads a Content-Length body straight into the caller's buffer (:meth:`readinto`), and which
+    sends ``100 Continue`` before its first read when the client waits for it."""
 
     def __init__(self, raw: Any, environ: dict[str, Any]) -> None:
         self.raw = raw
         self.environ = environ
         self.errors = _framing_errors()
+        # gunicorn's rule (HTTP/1.0 ignores it, other expectations are refused; HTTP/2 has its own
+        # framing and gunicorn's own handling); defer_continue stopped gunicorn's 100
+        self.awaiting = (
+            environ.get("HTTP_EXPECT", "").lower() == "100-continue"
+            and environ.get("SERVER_PROTOCOL") == "HTTP/1.1"
+            and "gunicorn.socket" in environ
+        )
+        if self.awaiting:
+            environ[AWAITS_CONTINUE] = True
+
+    def _continue(self) -> None:
+        """Tell the waiting client to send its body: the app reads it."""
+        self.awaiting = False
+        self.environ[AWAITS_CONTINUE] = False
+        self.environ["gunicorn.socket"].sendall(CONTINUE)
 
     def readinto(self, buffer: Any) -> int:
         """Up to ``len(buffer)`` bytes of the body into ``buffer`` (a writable buffer): all of
         them unless the body ends first; 0 at its end."""
+        if self.awaiting:
+            self._continue()
         view = memoryview(buffer).cast("B")
         reader = _socket_reader(self.raw)  # per call: a read() before may have left bytes in the Body
         if reader is not None:
@@ -110,6 +149,8 @@ class _FramedInput:
         return len(data)
 
     def _call(self, method: str, *args: Any) -> Any:
+        if self.awaiting:
+            self._continue()
         try:
             return getattr(self.raw, method)(*args)
         except self.errors as exc:
@@ -206,7 +247,10 @@ def decode_body(app: Callable[..., Iterable[bytes]], limit: int) -> Callable[...
         elif encoding not in ("", "identity"):
             stream = _Refused(encoding)
         environ["wsgi.input"] = stream
-        return app(environ, start_response)
+        answer = app(environ, start_response)
+        if environ.get(AWAITS_CONTINUE):  # answered unread: the client may or may not send it now
+            environ[CLOSE_CONNECTION] = True
+        return answer
 
     return wrapped
 

@@ -102,6 +102,7 @@ def gunicorn_options(settings: ServingSettings, cut: Any = None) -> dict[str, An
 
     ``cut``: a shared integer the workers raise when the grace period cuts requests.
     """
+    from byoc.serving.body import defer_continue
     from byoc.serving.worker import worker_class
 
     options = {
@@ -119,6 +120,7 @@ def gunicorn_options(settings: ServingSettings, cut: Any = None) -> dict[str, An
         "access_log_format": ACCESS_LOG_FORMAT,
         "logger_class": _quiet_ping_logger(),
         "post_fork": _post_fork,
+        "pre_request": defer_continue,
         "worker_tmp_dir": "/dev/shm"
         if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
         else None,
