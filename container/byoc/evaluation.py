@@ -275,6 +275,7 @@ def score(
         split_target,
     )
 
+    evaluation_inputs.check_one_report(MLPaths.from_environ(), {"--model": model_path, "--test": test_path})
     model = artifact.load(model_directory(model_path, scratch))
     meta = model.metadata
     trained_on = (meta.get("training") or {}).get("channels", {}).get("train", {})

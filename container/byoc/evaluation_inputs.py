@@ -9,17 +9,64 @@ channel's ContentType or "columns differ".
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from byoc.errors import DataError, SchemaError
+from byoc.errors import ConfigError, DataError, SchemaError
 
 if TYPE_CHECKING:
     from byoc.data import ChannelData
+    from byoc.environment import MLPaths
     from byoc.training import TargetSpec
 
 CHANNEL = "test"
+SHARDED = "ShardedByS3Key"
+
+
+def check_one_report(paths: MLPaths, inputs: dict[str, Path]) -> None:
+    """Refuse a Processing job on several instances whose test data or model is ShardedByS3Key.
+
+    Each instance would score only its own shard and upload its own evaluation.json to the same
+    S3 key, the last one overwriting the others: a report on a fraction of the test data that
+    looks whole. ``inputs`` maps evaluate's flag (``--test``) to the path it was given; the
+    job's inputs come from /opt/ml/config/processingjobconfig.json, its hosts from
+    resourceconfig.json beside it (neither exists outside a Processing job: nothing to check).
+    """
+    from byoc.environment import read_config
+
+    config = paths.processing_config_dir
+    hosts = read_config(config / "resourceconfig.json", {}).get("hosts")
+    if not isinstance(hosts, list) or len(hosts) < 2:
+        return
+    for entry in read_config(config / "processingjobconfig.json", {}).get("ProcessingInputs") or []:
+        if not isinstance(entry, dict):
+            continue
+        source = entry.get("S3Input") or entry.get("DatasetDefinition")
+        if not isinstance(source, dict):
+            continue
+        sharding = source.get("S3DataDistributionType") or source.get("DataDistributionType")
+        local = source.get("LocalPath")
+        if sharding != SHARDED or not isinstance(local, str):
+            continue
+        for flag, path in inputs.items():
+            if _within(path, Path(local)):
+                name = entry.get("InputName") or local
+                raise ConfigError(
+                    f"ProcessingInput '{name}' ({local}, {flag}) is {SHARDED} across {len(hosts)} "
+                    "instances: each would score only its own shard and upload its own "
+                    "evaluation.json to the same S3 key, the last overwriting the others. evaluate "
+                    "scores the whole test set on one instance: run the Processing job with "
+                    "instance_count=1 (or the input's s3_data_distribution_type='FullyReplicated')",
+                    code="sharded_evaluation",
+                )
+
+
+def _within(path: Path, directory: Path) -> bool:
+    """``path`` is ``directory`` or inside it (paths as given: SageMaker's are absolute)."""
+    path, directory = Path(os.path.abspath(path)), Path(os.path.abspath(directory))
+    return path == directory or directory in path.parents
 
 
 def directory_of(path: Path, scratch: Path) -> Path:

@@ -4,6 +4,7 @@ row, column) and the fix in evaluate's own terms (its flags), and leaves no eval
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -292,3 +293,61 @@ def test_a_missing_test_path_says_what_to_pass(tmp_path, header_model):
     )
     assert result.returncode == 1
     assert message(tmp_path).startswith(f"--test {missing}: no such file or directory; pass the directory")
+
+
+# -- the Processing job's own configuration ---------------------------------------------------
+
+
+def processing_config(base: Path, test: Path, distribution: str, hosts: list[str]) -> None:
+    """/opt/ml/config/ as a Processing job on ``hosts`` writes it, the test input distributed so."""
+    config = base / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "resourceconfig.json").write_text(json.dumps({"current_host": hosts[0], "hosts": hosts}))
+    test_input = {
+        "InputName": "test",
+        "S3Input": {
+            "S3Uri": "s3://bucket/test/",
+            "LocalPath": str(test),
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+            "S3DataDistributionType": distribution,
+        },
+    }
+    cluster = {"InstanceCount": len(hosts), "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}
+    (config / "processingjobconfig.json").write_text(
+        json.dumps({"ProcessingInputs": [test_input], "ProcessingResources": {"ClusterConfig": cluster}})
+    )
+
+
+def test_test_data_sharded_across_instances_is_refused(tmp_path, header_model):
+    """Two instances, each with half the test files, would each upload an evaluation.json of
+    their half to the same S3 key: a report on half the data that looks whole."""
+    test = tmp_path / "test"
+    processing_config(tmp_path, test, "ShardedByS3Key", ["algo-1", "algo-2"])
+    code, first = evaluate_on(
+        tmp_path, header_model, {"t.csv": csv_bytes(TEST, target="deposit", header=True)}
+    )
+    assert code == 1
+    assert first.startswith(
+        f"ProcessingInput 'test' ({test}, --test) is ShardedByS3Key across 2 instances: each would score "
+        "only its own shard"
+    ), first
+    assert first.endswith(
+        "run the Processing job with instance_count=1 (or the input's s3_data_distribution_type='FullyReplicated')"
+    ), first
+
+
+@pytest.mark.parametrize(
+    ("distribution", "hosts"),
+    [("FullyReplicated", ["algo-1", "algo-2"]), ("ShardedByS3Key", ["algo-1"])],
+    ids=["replicated-on-two", "sharded-on-one"],
+)
+def test_test_data_every_instance_sees_whole_is_scored(tmp_path, header_model, distribution, hosts):
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    processing_config(tmp_path, test, distribution, hosts)
+    out = tmp_path / "out"
+    result = run_evaluate(
+        "--model", str(header_model), "--test", str(test), "--output", str(out), base=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (out / "evaluation.json").is_file()
