@@ -107,14 +107,15 @@ def _multiclass_metrics(n_classes: int) -> dict[str, Metric]:
 
 
 def _regression_metrics() -> dict[str, Metric]:
-    from sklearn import metrics as skm
+    """Training's own regression metrics (:mod:`byoc.metrics`), in Model Monitor's order; one it
+    leaves out as undefined (R² of fewer than two rows or of a constant target, where scikit-learn
+    says 0.0 or 1.0) is NaN."""
+    from byoc import metrics
 
-    return {
-        "mae": lambda y, p, _: float(skm.mean_absolute_error(y, p)),
-        "mse": lambda y, p, _: float(skm.mean_squared_error(y, p)),
-        "rmse": lambda y, p, _: float(np.sqrt(skm.mean_squared_error(y, p))),
-        "r2": lambda y, p, _: float(skm.r2_score(y, p)) if len(y) >= 2 else float("nan"),
-    }
+    def named(name: str) -> Metric:
+        return lambda y, p, _: metrics.compute(REGRESSION, y, p).get(name, float("nan"))
+
+    return {name: named(name) for name in ("mae", "mse", "rmse", "r2")}
 
 
 def _number(value: float) -> float | str:
