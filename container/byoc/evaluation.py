@@ -49,6 +49,9 @@ HEADER_HINT = (
     " (is row 1 a header row? The model was trained on CSV without one: pass --header true to read past it)"
 )
 RESAMPLES = 5
+# Points kept of each curve: scikit-learn's has one per distinct score (a million rows of a
+# linear model: a 73 MB evaluation.json that Studio charts and every JsonGet downloads).
+MAX_CURVE_POINTS = 1001
 RESAMPLE_FRACTION = 0.8
 
 Metric = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], float]
@@ -136,6 +139,16 @@ def _with_deviation(metric: Metric, y: np.ndarray, p: np.ndarray, s: np.ndarray 
     return {"value": _number(value), "standard_deviation": deviation}
 
 
+def _thinned(*coordinates: np.ndarray) -> list[list[float]]:
+    """A curve's coordinate arrays at no more than MAX_CURVE_POINTS of its own points, evenly
+    spaced along it, both ends kept (the metrics themselves come from every row)."""
+    count = len(coordinates[0])
+    if count > MAX_CURVE_POINTS:
+        kept = np.unique(np.linspace(0, count - 1, MAX_CURVE_POINTS).round().astype(int))
+        coordinates = tuple(axis[kept] for axis in coordinates)
+    return [axis.tolist() for axis in coordinates]
+
+
 def _confusion(y: np.ndarray, p: np.ndarray, classes: Sequence[Any]) -> dict[str, dict[str, int]]:
     """``{actual: {predicted: count}}`` keyed by the original class labels, as Model Monitor does."""
     from sklearn.metrics import confusion_matrix
@@ -178,16 +191,13 @@ def model_quality(
         if problem_type != REGRESSION:
             section["confusion_matrix"] = _confusion(y_true, y_pred, classes or ())
         if score is not None and len(set(y_true.tolist())) == 2:
-            fpr, tpr, _ = skm.roc_curve(y_true, score)
-            precisions, recalls, _ = skm.precision_recall_curve(y_true, score)
+            fpr, tpr = _thinned(*skm.roc_curve(y_true, score)[:2])
+            precisions, recalls = _thinned(*skm.precision_recall_curve(y_true, score)[:2])
             section["receiver_operating_characteristic_curve"] = {
-                "false_positive_rates": fpr.tolist(),
-                "true_positive_rates": tpr.tolist(),
+                "false_positive_rates": fpr,
+                "true_positive_rates": tpr,
             }
-            section["precision_recall_curve"] = {
-                "precisions": precisions.tolist(),
-                "recalls": recalls.tolist(),
-            }
+            section["precision_recall_curve"] = {"precisions": precisions, "recalls": recalls}
     return {SECTION[problem_type]: section}
 
 
