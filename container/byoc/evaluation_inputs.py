@@ -141,9 +141,16 @@ def check_label_column(
             )
         return
     if set(features) <= set(columns):
+        unknown = [c for c in columns if c not in features]
+        renamed = (
+            f", or, if their column '{unknown[0]}' (which the model does not know) holds the labels, "
+            f"rename it '{spec.name}'"
+            if len(unknown) == 1
+            else ""
+        )
         raise SchemaError(
             f"{files}: no column '{spec.name}' (the label); evaluate scores the predictions "
-            f"against the true labels: add the '{spec.name}' column to every test file",
+            f"against the true labels: add the '{spec.name}' column to every test file{renamed}",
             code="no_label",
         )
     if channel.content_type == media.CSV and not set(columns) & {spec.name, *features}:

@@ -239,6 +239,20 @@ def test_named_test_data_without_the_label_column_names_it(tmp_path, header_mode
     code, first = evaluate_on(tmp_path, header_model, files)
     assert code == 1
     assert first.startswith("test/t.csv: no column 'deposit' (the label);"), first
+    assert first.endswith("add the 'deposit' column to every test file"), first
+
+
+def test_a_label_column_named_otherwise_is_named_with_the_rename(tmp_path, header_model):
+    """The labels are there under another name: the one column the model does not know is the
+    likely culprit, and renaming it is the fix."""
+    files = {"t.csv": csv_bytes(TEST.rename(columns={"deposit": "y"}), target="y", header=True)}
+    code, first = evaluate_on(tmp_path, header_model, files)
+    assert code == 1
+    assert first == (
+        "test/t.csv: no column 'deposit' (the label); evaluate scores the predictions against the true "
+        "labels: add the 'deposit' column to every test file, or, if their column 'y' (which the model "
+        "does not know) holds the labels, rename it 'deposit'"
+    ), first
 
 
 def test_headerless_test_data_for_a_model_trained_with_a_header_row_asks_for_it(tmp_path, header_model):
