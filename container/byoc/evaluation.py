@@ -321,7 +321,11 @@ def score(
         header_hint=HEADER_HINT,
     )
     X = channel_rows.coerce_features(split.X, model.features, rows)
-    keep, warning = problem.drop_missing_target(y_read)
+    keep, warning = problem.drop_missing_target(
+        y_read,
+        fix=f"evaluate scores the predictions against the true labels: write them into that column of {channel.files_shown}",
+        use="scored",
+    )
     if warning:
         log.warning("test: %s", warning)
         X, y_read = X[keep], y_read[keep]

@@ -365,3 +365,31 @@ def test_test_data_every_instance_sees_whole_is_scored(tmp_path, header_model, d
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (out / "evaluation.json").is_file()
+
+
+def test_an_empty_label_column_asks_for_the_labels_not_a_hyperparameter(tmp_path, header_model):
+    """evaluate has no target hyperparameter: the fix is the labels themselves; rows without one
+    are dropped from the score (not "from learning"), as the log says."""
+    unlabelled = TEST.astype(object).assign(deposit=None)
+    code, first = evaluate_on(
+        tmp_path, header_model, {"t.csv": csv_bytes(unlabelled, target="deposit", header=True)}
+    )
+    assert code == 1
+    assert first == (
+        f"target column 'deposit' has no values in any of its {len(TEST)} rows; evaluate scores the "
+        "predictions against the true labels: write them into that column of test/t.csv"
+    ), first
+    partly = TEST.astype(object)
+    partly.loc[3, "deposit"] = None
+    out = tmp_path / "partly"
+    test = tmp_path / "partly-test"
+    test.mkdir()
+    (test / "t.csv").write_bytes(csv_bytes(partly, target="deposit", header=True))
+    result = run_evaluate(
+        "--model", str(header_model), "--test", str(test), "--output", str(out), base=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        "dropped 1 of 100 rows whose target 'deposit' is missing (first: row 4); they cannot be scored"
+        in (result.stdout)
+    )
