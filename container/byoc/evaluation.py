@@ -12,7 +12,8 @@ registry's ``ModelMetrics`` and a Pipelines ``PropertyFile``/``JsonGet`` read::
 
 ``standard_deviation`` follows Model Monitor: with at least 200 rows, the standard deviation of
 the metric over five random 80 % samples; otherwise the string ``"NaN"``.  The positive class
-of binary metrics is the second class in sorted order (as in :mod:`byoc.metrics`).
+of binary metrics is ``--positive-class``, by default the second class in sorted order (as in
+:mod:`byoc.metrics`); the log says which it is.
 """
 
 from __future__ import annotations
@@ -262,12 +263,40 @@ def _predicted(method: Callable[[Any], Any], X: Any, where: str) -> Any:
         ) from exc
 
 
+def positive_class(classes: Sequence[Any], problem_type: str, asked: str | None) -> int:
+    """The index in ``classes`` of the class binary metrics count as positive: ``asked``
+    (``--positive-class``, a class as model.json spells it, or its text), else the second in
+    sorted order, as training's metrics take it (``yes`` of no/yes, but also ``legit`` of
+    fraud/legit, which is why the flag exists)."""
+    import json
+
+    from byoc.errors import UserError
+
+    if asked is None:
+        return 1
+    if problem_type != BINARY:
+        raise UserError(
+            f"--positive-class {asked}: only a binary classifier has a positive class, and this model "
+            f"is {problem_type}; leave the flag out",
+            code="bad_argument",
+        )
+    for index, label in enumerate(classes):
+        if asked in (str(label), json.dumps(label)):
+            return index
+    raise UserError(
+        f"--positive-class {asked}: not one of the model's classes ({', '.join(map(repr, classes))}); "
+        "pass one of them as written",
+        code="bad_argument",
+    )
+
+
 def score(
     model_path: Path,
     test_path: Path,
     *,
     content_type: str | None = None,
     header: bool | None = None,
+    positive: str | None = None,
     scratch: Path,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read the model and the test channel as training did; returns (report, summary)."""
@@ -288,6 +317,8 @@ def score(
 
     evaluation_inputs.check_one_report(MLPaths.from_environ(), {"--model": model_path, "--test": test_path})
     model = artifact.load(model_directory(model_path, scratch))
+    classes = list(model.classes or ())
+    positive_index = positive_class(classes, model.problem_type, positive)
     meta = model.metadata
     trained_on = (meta.get("training") or {}).get("channels", {}).get("train", {})
     given, header_flag = content_type is not None, header
@@ -338,7 +369,18 @@ def score(
     else:
         y = channel_rows.regression_target(y_read, rows)
     predicted = _predicted(model.estimator.predict, X, where)
-    report = model_quality(model.problem_type, y, predicted, proba, model.classes or None)
+    if model.problem_type == BINARY:
+        if positive_index == 0:  # model_quality counts encoded class 1 as positive: swap the two
+            y, predicted = 1 - np.asarray(y), 1 - np.asarray(predicted)
+            proba = None if proba is None else np.asarray(proba)[:, ::-1]
+            classes.reverse()
+        how = (
+            "--positive-class"
+            if positive is not None
+            else "the second in sorted order; --positive-class names another"
+        )
+        log.info("binary metrics count %r as the positive class of %s (%s)", classes[1], classes, how)
+    report = model_quality(model.problem_type, y, predicted, proba, classes or None)
     summary = {"problem_type": model.problem_type, "rows": int(len(y)), "files": list(channel.files)}
     return report, summary
 
@@ -375,6 +417,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         choices=["true", "false"],
         help="whether CSV files have a header row (default: as in training)",
     )
+    parser.add_argument(
+        "--positive-class",
+        help="the class binary metrics count as positive (default: the second of the model's classes in sorted order)",
+    )
     return parser.parse_args(list(argv))
 
 
@@ -398,7 +444,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="byoc-evaluate-") as scratch:
             report, summary = score(
-                args.model, args.test, content_type=args.content_type, header=header, scratch=Path(scratch)
+                args.model,
+                args.test,
+                content_type=args.content_type,
+                header=header,
+                positive=args.positive_class,
+                scratch=Path(scratch),
             )
         path = write_report(args.output, report)
     except (UserError, ByocError) as exc:

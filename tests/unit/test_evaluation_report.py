@@ -10,7 +10,8 @@ import pytest
 from sklearn import metrics as skm
 
 from byoc.artifact import BINARY, REGRESSION
-from byoc.evaluation import MAX_CURVE_POINTS, model_quality
+from byoc.errors import UserError
+from byoc.evaluation import MAX_CURVE_POINTS, model_quality, positive_class
 
 
 def test_r2_of_a_constant_target_is_not_a_number():
@@ -82,3 +83,26 @@ def test_curves_of_a_small_test_set_are_scikit_learns():
         "precisions": precisions.tolist(),
         "recalls": recalls.tolist(),
     }
+
+
+@pytest.mark.parametrize(
+    ("classes", "asked", "index"),
+    [
+        (["fraud", "legit"], None, 1),
+        (["fraud", "legit"], "fraud", 0),
+        ([0, 1], "0", 0),
+        ([False, True], "false", 0),
+        ([False, True], "True", 1),
+    ],
+)
+def test_positive_class_is_a_class_as_written(classes, asked, index):
+    assert positive_class(classes, BINARY, asked) == index
+
+
+def test_positive_class_of_a_model_without_one_is_refused():
+    with pytest.raises(
+        UserError, match="only a binary classifier has a positive class, and this model is regression"
+    ):
+        positive_class([], REGRESSION, "1")
+    with pytest.raises(UserError, match=r"not one of the model's classes \(0, 1\)"):
+        positive_class([0, 1], BINARY, "yes")
