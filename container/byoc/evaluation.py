@@ -315,7 +315,9 @@ def score(
         split_target,
     )
 
-    evaluation_inputs.check_one_report(MLPaths.from_environ(), {"--model": model_path, "--test": test_path})
+    evaluation_inputs.check_processing_inputs(
+        MLPaths.from_environ(), {"--model": model_path, "--test": test_path}
+    )
     model = artifact.load(model_directory(model_path, scratch))
     classes = list(model.classes or ())
     positive_index = positive_class(classes, model.problem_type, positive)

@@ -23,44 +23,51 @@ if TYPE_CHECKING:
 
 CHANNEL = "test"
 SHARDED = "ShardedByS3Key"
+PIPE = "Pipe"
 
 
-def check_one_report(paths: MLPaths, inputs: dict[str, Path]) -> None:
-    """Refuse a Processing job on several instances whose test data or model is ShardedByS3Key.
+def check_processing_inputs(paths: MLPaths, inputs: dict[str, Path]) -> None:
+    """Refuse the Processing set-ups evaluate cannot score right, from the job's own configuration.
 
-    Each instance would score only its own shard and upload its own evaluation.json to the same
-    S3 key, the last one overwriting the others: a report on a fraction of the test data that
-    looks whole. ``inputs`` maps evaluate's flag (``--test``) to the path it was given; the
-    job's inputs come from /opt/ml/config/processingjobconfig.json, its hosts from
-    resourceconfig.json beside it (neither exists outside a Processing job: nothing to check).
+    ``inputs`` maps evaluate's flag (``--test``) to the path it was given; the job's inputs come
+    from /opt/ml/config/processingjobconfig.json, its hosts from resourceconfig.json beside it
+    (neither exists outside a Processing job: nothing to check). Refused, for the test data or
+    the model: Pipe mode (a stream where evaluate reads files: it would find no file at the
+    path, and say only that), and ShardedByS3Key on several instances (each would score only its
+    own shard and upload its own evaluation.json to the same S3 key, the last one overwriting
+    the others: a report on a fraction of the test data that looks whole).
     """
     from byoc.environment import read_config
 
     config = paths.processing_config_dir
     hosts = read_config(config / "resourceconfig.json", {}).get("hosts")
-    if not isinstance(hosts, list) or len(hosts) < 2:
-        return
+    count = len(hosts) if isinstance(hosts, list) else 1
     for entry in read_config(config / "processingjobconfig.json", {}).get("ProcessingInputs") or []:
         if not isinstance(entry, dict):
             continue
         source = entry.get("S3Input") or entry.get("DatasetDefinition")
-        if not isinstance(source, dict):
+        if not isinstance(source, dict) or not isinstance(source.get("LocalPath"), str):
             continue
+        local = source["LocalPath"]
+        flags = [flag for flag, path in inputs.items() if _within(path, Path(local))]
+        if not flags:
+            continue
+        what = f"ProcessingInput '{entry.get('InputName') or local}' ({local}, {flags[0]})"
+        if PIPE in (source.get("S3InputMode"), source.get("InputMode")):
+            raise ConfigError(
+                f"{what} is in Pipe mode, a stream, but evaluate reads files: give the input "
+                "s3_input_mode='File' (the default)",
+                code="pipe_input",
+            )
         sharding = source.get("S3DataDistributionType") or source.get("DataDistributionType")
-        local = source.get("LocalPath")
-        if sharding != SHARDED or not isinstance(local, str):
-            continue
-        for flag, path in inputs.items():
-            if _within(path, Path(local)):
-                name = entry.get("InputName") or local
-                raise ConfigError(
-                    f"ProcessingInput '{name}' ({local}, {flag}) is {SHARDED} across {len(hosts)} "
-                    "instances: each would score only its own shard and upload its own "
-                    "evaluation.json to the same S3 key, the last overwriting the others. evaluate "
-                    "scores the whole test set on one instance: run the Processing job with "
-                    "instance_count=1 (or the input's s3_data_distribution_type='FullyReplicated')",
-                    code="sharded_evaluation",
-                )
+        if count > 1 and sharding == SHARDED:
+            raise ConfigError(
+                f"{what} is {SHARDED} across {count} instances: each would score only its own "
+                "shard and upload its own evaluation.json to the same S3 key, the last overwriting "
+                "the others. evaluate scores the whole test set on one instance: run the Processing "
+                "job with instance_count=1 (or the input's s3_data_distribution_type='FullyReplicated')",
+                code="sharded_evaluation",
+            )
 
 
 def _within(path: Path, directory: Path) -> bool:

@@ -312,7 +312,9 @@ def test_a_missing_test_path_says_what_to_pass(tmp_path, header_model):
 # -- the Processing job's own configuration ---------------------------------------------------
 
 
-def processing_config(base: Path, test: Path, distribution: str, hosts: list[str]) -> None:
+def processing_config(
+    base: Path, test: Path, distribution: str, hosts: list[str], mode: str = "File"
+) -> None:
     """/opt/ml/config/ as a Processing job on ``hosts`` writes it, the test input distributed so."""
     config = base / "config"
     config.mkdir(parents=True, exist_ok=True)
@@ -323,7 +325,7 @@ def processing_config(base: Path, test: Path, distribution: str, hosts: list[str
             "S3Uri": "s3://bucket/test/",
             "LocalPath": str(test),
             "S3DataType": "S3Prefix",
-            "S3InputMode": "File",
+            "S3InputMode": mode,
             "S3DataDistributionType": distribution,
         },
     }
@@ -392,4 +394,19 @@ def test_an_empty_label_column_asks_for_the_labels_not_a_hyperparameter(tmp_path
     assert (
         "dropped 1 of 100 rows whose target 'deposit' is missing (first: row 4); they cannot be scored"
         in (result.stdout)
+    )
+
+
+def test_test_data_in_pipe_mode_asks_for_file_mode(tmp_path, header_model):
+    """In Pipe mode the test data is a stream, not files under the path: evaluate would say only
+    that there is no such directory."""
+    test = tmp_path / "test"
+    processing_config(tmp_path, test, "FullyReplicated", ["algo-1"], mode="Pipe")
+    result = run_evaluate(
+        "--model", str(header_model), "--test", str(test), "--output", str(tmp_path / "out"), base=tmp_path
+    )
+    assert result.returncode == 1
+    assert message(tmp_path) == (
+        f"ProcessingInput 'test' ({test}, --test) is in Pipe mode, a stream, but evaluate reads files: "
+        "give the input s3_input_mode='File' (the default)"
     )
