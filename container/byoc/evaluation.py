@@ -337,7 +337,7 @@ def score(
     channel = data.read_channel(env, "test", content_type=content_type, header=header, typed=False, like=like)
     target = meta.get("target") or {}
     spec = TargetSpec(int(target.get("index", 0)), target.get("name"))
-    evaluation_inputs.check_label_column(channel, spec, model.feature_names, header_flag)
+    evaluation_inputs.check_label_column(channel, spec, model.feature_names, header_flag, classes)
     split = split_target(channel, "test", spec)
     reference = Split(
         X=pd.DataFrame(columns=model.feature_names), y=pd.Series(dtype=object), files=("model.json",)

@@ -126,11 +126,15 @@ def check_format(directory: Path, content_type: str | None, given: bool) -> None
 
 
 def check_label_column(
-    channel: ChannelData, spec: TargetSpec, features: Sequence[str], header_flag: bool | None
+    channel: ChannelData,
+    spec: TargetSpec,
+    features: Sequence[str],
+    header_flag: bool | None,
+    classes: Sequence[object] = (),
 ) -> None:
-    """Test data without the label column (the layout batch transform takes), or CSV without
-    the header row the model was trained with: say so, rather than that columns differ or
-    that the first feature is the label."""
+    """Test data without the label column (the layout batch transform takes), with a classifier's
+    labels in another column than training's, or CSV without the header row the model was
+    trained with: say so, rather than that columns differ or that a feature cell is wrong."""
     from byoc.data import media
 
     files = channel.files_shown
@@ -146,6 +150,7 @@ def check_label_column(
                 f"true labels: put them in column {spec.index} of every test file",
                 code="no_label",
             )
+        _check_label_position(channel, spec.index, classes)
         return
     if set(features) <= set(columns):
         unknown = [c for c in columns if c not in features]
@@ -169,3 +174,36 @@ def check_label_column(
             f"The model was trained on CSV with a header row: add it to the test files{unflag}",
             code="no_header",
         )
+
+
+def _check_label_position(channel: ChannelData, index: int, classes: Sequence[object]) -> None:
+    """Headerless test data whose column ``index`` (training's label column) holds none of the
+    classifier's classes while exactly one other column holds nothing else: the labels were
+    written elsewhere (last, as pandas' ``to_csv`` leaves them), and the first feature cell out
+    of place would otherwise be blamed."""
+    names = {str(c) for c in classes}
+    frame = channel.frame
+    if not names or not -frame.shape[1] <= index < frame.shape[1]:
+        return
+    index %= frame.shape[1]
+
+    def labels_in(column: int) -> tuple[int, int]:
+        values = frame.iloc[:, column].dropna().astype(str).str.strip()
+        values = values[values != ""]
+        return int(values.isin(names).sum()), len(values)
+
+    found, total = labels_in(index)
+    if found or not total:
+        return
+    holding = [c for c in range(frame.shape[1]) if c != index and labels_in(c)[0] == labels_in(c)[1] > 0]
+    if len(holding) != 1:
+        return
+    first = frame.iloc[:, index].dropna().astype(str).iloc[0]
+    shown = ", ".join(map(repr, list(classes)[:6])) + (", ..." if len(classes) > 6 else "")
+    raise SchemaError(
+        f"{channel.files_shown}: column {index}, where the model reads the label (as in training), "
+        f"holds none of its classes ({shown}; it starts with {first!r}), but column {holding[0]} "
+        f"holds nothing else: the labels seem to be in column {holding[0]}; move them to column "
+        f"{index} of every test file",
+        code="label_elsewhere",
+    )

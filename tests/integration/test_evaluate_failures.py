@@ -234,6 +234,19 @@ def test_test_data_without_the_label_column_says_the_label_is_missing(tmp_path, 
     ), first
 
 
+def test_headerless_labels_in_another_column_are_found_there(tmp_path, headerless_model):
+    """pandas' to_csv writes the label where the frame has it (last, here), while the model reads
+    it from column 0: the column holding the classes is named, not a feature cell out of place."""
+    last = TEST[["age", "balance", "job", "contact", "deposit"]]
+    code, first = evaluate_on(tmp_path, headerless_model, {"t.csv": csv_bytes(last, target=None)})
+    assert code == 1
+    assert first == (
+        "test/t.csv: column 0, where the model reads the label (as in training), holds none of its "
+        f"classes ('no', 'yes'; it starts with {str(last.iloc[0, 0])!r}), but column 4 holds nothing else: the "
+        "labels seem to be in column 4; move them to column 0 of every test file"
+    ), first
+
+
 def test_named_test_data_without_the_label_column_names_it(tmp_path, header_model):
     files = {"t.csv": csv_bytes(TEST.drop(columns=["deposit"]), target=None, header=True)}
     code, first = evaluate_on(tmp_path, header_model, files)
