@@ -1,9 +1,10 @@
 """`evaluate`: score a trained model on a test channel and write SageMaker's model-quality JSON.
 
-Meant for a Processing step (``ScriptProcessor(image_uri=<this image>, command=["evaluate"])``
-or the built-in ``container/evaluate``): it reads the model (a directory, or model.tar.gz as a
-training job leaves it) and the test data the same way training read its channels (same
-readers, same target position, same feature coercion and label encoding), predicts, and writes
+Meant for a Processing step (``Processor(image_uri=<this image>, entrypoint=["evaluate"])``, its
+flags as ``arguments``; a ScriptProcessor would pass its code file to it): it reads the model (a
+directory, or model.tar.gz as a training job leaves it) and the test data the same way training
+read its channels (same readers, same target position, same feature coercion and label
+encoding), predicts, and writes
 ``evaluation.json`` in the model-quality format that Model Monitor produces and that the model
 registry's ``ModelMetrics`` and a Pipelines ``PropertyFile``/``JsonGet`` read::
 
@@ -27,7 +28,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -390,8 +391,27 @@ def score(
 # -- the command -------------------------------------------------------------------------------
 
 
+class _Flags(argparse.ArgumentParser):
+    """evaluate's flags. A mistake in them is the caller's like any other: a UserError, so it
+    reaches /opt/ml/output/message (the Processing job's ExitMessage) and exits 1, where
+    argparse printed to stderr only and exited 2, evaluate's code for a fault of byoc's."""
+
+    def error(self, message: str) -> NoReturn:
+        from byoc.errors import UserError
+
+        hint = ""
+        extra = message.split(":", 1)[1].split() if message.startswith("unrecognized arguments:") else []
+        if any(arg.endswith(".py") for arg in extra):  # ScriptProcessor appends its code file
+            hint = (
+                " (ScriptProcessor passes its code file to the command; evaluate takes none: run "
+                "it with Processor(image_uri=..., entrypoint=['evaluate'], ...) and its flags as arguments)"
+            )
+        usage = " ".join(self.format_usage().split())
+        raise UserError(f"evaluate: {message}{hint}; {usage}", code="bad_argument")
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _Flags(
         prog="evaluate",
         description="Score a byoc model on test data and write evaluation.json (SageMaker model-quality format).",
     )
@@ -437,13 +457,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from byoc.job import one_line, write_failure
 
     csvfields.allow_fields(csvfields.TRAINING_ROW_BYTES)  # the test channel is read as training reads
-    args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
     )
     message_file = MLPaths.from_environ().output_dir / "message"
-    header = None if args.header is None else args.header == "true"
     try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+        header = None if args.header is None else args.header == "true"
         with tempfile.TemporaryDirectory(prefix="byoc-evaluate-") as scratch:
             report, summary = score(
                 args.model,

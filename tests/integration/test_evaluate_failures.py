@@ -423,3 +423,29 @@ def test_test_data_in_pipe_mode_asks_for_file_mode(tmp_path, header_model):
         f"ProcessingInput 'test' ({test}, --test) is in Pipe mode, a stream, but evaluate reads files: "
         "give the input s3_input_mode='File' (the default)"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "cause"),
+    [
+        (
+            ("--header", "yes"),
+            "evaluate: argument --header: invalid choice: 'yes' (choose from 'true', 'false'); usage: evaluate",
+        ),
+        (
+            ("/opt/ml/processing/input/code/evaluate.py",),
+            "evaluate: unrecognized arguments: /opt/ml/processing/input/code/evaluate.py (ScriptProcessor passes "
+            "its code file to the command; evaluate takes none: run it with Processor(image_uri=..., "
+            "entrypoint=['evaluate'], ...) and its flags as arguments); usage: evaluate",
+        ),
+    ],
+    ids=["bad-choice", "script-processor-code"],
+)
+def test_a_bad_flag_is_the_processing_exit_message(tmp_path, args, cause):
+    """argparse wrote its error to stderr only and exited 2 (evaluate's code for a bug of its
+    own): the job's ExitMessage said nothing. ScriptProcessor(command=['evaluate']) appends its
+    code file, which evaluate cannot take: the message says what to use instead."""
+    result = run_evaluate(*args, base=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert message(tmp_path).startswith(cause), message(tmp_path)
+    assert "Traceback" not in result.stderr
