@@ -359,6 +359,7 @@ def score(
         y_read,
         fix=f"evaluate scores the predictions against the true labels: write them into that column of {channel.files_shown}",
         use="scored",
+        locate=channel.locate,
     )
     if warning:
         log.warning("test: %s", warning)

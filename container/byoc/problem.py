@@ -79,12 +79,18 @@ TARGET_FIX = "set the target hyperparameter to the label column (a name or 0-bas
 
 
 def drop_missing_target(
-    y: pd.Series, *, fix: str = TARGET_FIX, use: str = "learned from"
+    y: pd.Series,
+    *,
+    fix: str = TARGET_FIX,
+    use: str = "learned from",
+    locate: Callable[[int], str] | None = None,
 ) -> tuple[np.ndarray, str | None]:
     """Mask of rows to keep, and a warning for the log when some are dropped.
 
     ``fix`` (for a target with no value at all) and ``use`` (what dropped rows cannot be) are
-    training's; evaluate, which scores labels rather than learns them, passes its own.
+    training's; evaluate, which scores labels rather than learns them, passes its own. With
+    ``locate`` (the channel's file and row for ``y``'s index), the first dropped row is named
+    in its file, as a bad cell is; without, by its place in ``y``.
 
     Missing is what :mod:`byoc.values` says for the column's kind (README "Values"): in a
     numeric target the words ``NA``, ``None``, ... were read as missing already; in a text
@@ -105,9 +111,10 @@ def drop_missing_target(
     if not dropped:
         return present, None
     first = int(np.flatnonzero(~present)[0])
+    where = locate(int(y.index[first])) if locate is not None else f"row {first + 1}"
     return present, (
         f"dropped {dropped} of {len(y)} rows whose target '{name}' is missing "
-        f"(first: row {first + 1}); they cannot be {use}"
+        f"(first: {where}); they cannot be {use}"
     )
 
 

@@ -384,7 +384,8 @@ def test_test_data_every_instance_sees_whole_is_scored(tmp_path, header_model, d
 
 def test_an_empty_label_column_asks_for_the_labels_not_a_hyperparameter(tmp_path, header_model):
     """evaluate has no target hyperparameter: the fix is the labels themselves; rows without one
-    are dropped from the score (not "from learning"), as the log says."""
+    are dropped from the score (not "from learning"), as the log says, naming the first by its
+    file and its row there (as a bad cell is), not by its place in the channel."""
     unlabelled = TEST.astype(object).assign(deposit=None)
     code, first = evaluate_on(
         tmp_path, header_model, {"t.csv": csv_bytes(unlabelled, target="deposit", header=True)}
@@ -399,13 +400,14 @@ def test_an_empty_label_column_asks_for_the_labels_not_a_hyperparameter(tmp_path
     out = tmp_path / "partly"
     test = tmp_path / "partly-test"
     test.mkdir()
+    (test / "a.csv").write_bytes(csv_bytes(TEST.iloc[:20], target="deposit", header=True))
     (test / "t.csv").write_bytes(csv_bytes(partly, target="deposit", header=True))
     result = run_evaluate(
         "--model", str(header_model), "--test", str(test), "--output", str(out), base=tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (
-        "dropped 1 of 100 rows whose target 'deposit' is missing (first: row 4); they cannot be scored"
+        "dropped 1 of 120 rows whose target 'deposit' is missing (first: test/t.csv, row 4); they cannot be scored"
         in (result.stdout)
     )
 
