@@ -303,9 +303,10 @@ def score(
     """Read the model and the test channel as training did; returns (report, summary)."""
     import pandas as pd
 
-    from byoc import artifact, channel_rows, data, evaluation_inputs, problem
+    from byoc import artifact, channel_rows, data, evaluation_inputs, finite, problem
     from byoc.data.tabular import SparseLayout
     from byoc.environment import MLPaths, TrainingEnvironment
+    from byoc.preprocessing import NUMERIC
     from byoc.training import (
         Split,
         TargetSpec,
@@ -355,6 +356,9 @@ def score(
         header_hint=HEADER_HINT,
     )
     X = channel_rows.coerce_features(split.X, model.features, rows)
+    # as training checks every channel: an infinity is the data's fault, not the model's
+    numeric = [f.name for f in model.features if f.kind == NUMERIC]
+    finite.check_features(X, numeric, locate=channel.locate, column_names=rows.columns)
     keep, warning = problem.drop_missing_target(
         y_read,
         fix=f"evaluate scores the predictions against the true labels: write them into that column of {channel.files_shown}",
@@ -372,6 +376,7 @@ def score(
             proba = _predicted(model.estimator.predict_proba, X, where)
     else:
         y = channel_rows.regression_target(y_read, rows)
+        finite.check_regression_target(y, y_read.index, locate=channel.locate, name=_target_name(spec))
     predicted = _predicted(model.estimator.predict, X, where)
     if model.problem_type == BINARY:
         if positive_index == 0:  # model_quality counts encoded class 1 as positive: swap the two

@@ -17,6 +17,7 @@ from support import (
     REPO,
     clean_environ,
     csv_bytes,
+    diabetes_frame,
     make_ml_root,
     mixed_frame,
     parquet_bytes,
@@ -451,3 +452,41 @@ def test_a_bad_flag_is_the_processing_exit_message(tmp_path, args, cause):
     assert result.returncode == 1, result.stdout + result.stderr
     assert message(tmp_path).startswith(cause), message(tmp_path)
     assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def regression_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("regression-model")
+    return trained(
+        root,
+        {"a.csv": csv_bytes(diabetes_frame().iloc[:300], target="target", header=True)},
+        algorithm="random_forest",
+    )
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "cause"),
+    [
+        (
+            "target",
+            "inf",
+            "test/t.csv, row 6, target column 'target': inf (infinity, or a number beyond float64's ±1.8e308) "
+            "is too large for regression",
+        ),
+        ("bmi", "1e308", "test/t.csv, row 6, column 'bmi': 1e+308 is not a usable feature value"),
+    ],
+    ids=["infinite-target", "feature-beyond-float32"],
+)
+def test_a_number_out_of_range_is_the_datas_fault_named_by_file_and_row(
+    tmp_path, regression_model, column, value, cause
+):
+    """Training refuses these by file, row and column; evaluate crashed ("a bug in byoc", exit 2)
+    on an infinite target in scikit-learn's metric, and blamed the model for a feature value its
+    predict cannot take."""
+    test = diabetes_frame().iloc[300:320].astype(object).reset_index(drop=True)
+    test.loc[5, column] = value
+    code, first = evaluate_on(
+        tmp_path, regression_model, {"t.csv": csv_bytes(test, target="target", header=True)}
+    )
+    assert code == 1
+    assert first.startswith(cause), first
