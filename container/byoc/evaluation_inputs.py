@@ -94,8 +94,9 @@ def directory_of(path: Path, scratch: Path) -> Path:
 
 
 def check_format(directory: Path, content_type: str | None, given: bool) -> None:
-    """A Parquet file read as text, or a text file read as Parquet: the fix is evaluate's
-    ``--content-type`` (a Processing job has no channel ContentType)."""
+    """A Parquet file read as text, a text file read as Parquet, or JSON Lines, a JSON document
+    or libsvm read as CSV: the fix is evaluate's ``--content-type`` (a Processing job has no
+    channel ContentType, which training's readers would point to)."""
     from byoc.data import media
     from byoc.data.parquet_reader import MAGIC
     from byoc.data.readers import READERS
@@ -104,25 +105,51 @@ def check_format(directory: Path, content_type: str | None, given: bool) -> None
     expected = media.parse(content_type)
     if expected.essence not in READERS:  # read_channel says which types there are
         return
+    how = f"--content-type {expected.raw}" if given else f"{expected.essence}, the model's training format"
     for source in directory_sources(CHANNEL, directory):
         if source.is_empty():
             continue
         parquet = source.head(len(MAGIC)) == MAGIC
-        if parquet == (expected.essence == media.PARQUET):
-            continue
-        if parquet:
-            actual = media.PARQUET
+        if parquet != (expected.essence == media.PARQUET):
+            if parquet:
+                actual = media.PARQUET
+            else:
+                actual = media.JSONLINES if source.head().lstrip()[:1] == b"{" else media.CSV
+            what, fix = ("Parquet" if parquet else "not Parquet"), f"pass evaluate --content-type {actual}"
+        elif expected.essence == media.CSV and (found := _text_format(source.head())) is not None:
+            what, fix = found
         else:
-            actual = media.JSONLINES if source.head().lstrip()[:1] == b"{" else media.CSV
-        how = (
-            f"--content-type {expected.raw}" if given else f"{expected.essence}, the model's training format"
-        )
+            continue
         raise DataError(
-            f"{source.name}: {'Parquet' if parquet else 'not Parquet'}, but evaluate reads the test "
-            f"files as {how}: pass evaluate --content-type {actual} (or the files' format: one of "
-            f"{', '.join(READERS)})",
+            f"{source.name}: {what}, but evaluate reads the test files as {how}: {fix} (or the "
+            f"files' format: one of {', '.join(READERS)})",
             code="wrong_content_type",
         )
+
+
+def _text_format(head: bytes) -> tuple[str, str] | None:
+    """(what the file is, evaluate's fix) for a text file that training's sniffing
+    (:mod:`byoc.data.sniff`) finds to be JSON Lines, a JSON document or libsvm, not CSV."""
+    from byoc.data import media, sniff
+    from byoc.data.sources import SNIFF_BYTES
+
+    lines = head.decode("utf-8", errors="replace").splitlines()
+    if len(head) >= SNIFF_BYTES:
+        lines = lines[:-1]  # cut short by the sniffed head
+    found = sniff.text([line for line in lines[:20] if line.strip()])
+    if found is None:
+        return None
+    if found.code == "jsonlines_as_csv":
+        return "JSON Lines", f"pass evaluate --content-type {media.JSONLINES}"
+    if found.code == "libsvm_as_csv":
+        return "libsvm", f"pass evaluate --content-type {media.LIBSVM}"
+    if found.code == "json_as_csv":
+        return (
+            "one JSON document, not JSON Lines",
+            "write one JSON object per line (pandas: df.to_json(path, orient='records', lines=True)) "
+            f"and pass evaluate --content-type {media.JSONLINES}",
+        )
+    return None
 
 
 def check_label_column(

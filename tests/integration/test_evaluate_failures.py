@@ -18,6 +18,7 @@ from support import (
     clean_environ,
     csv_bytes,
     diabetes_frame,
+    jsonlines_bytes,
     make_ml_root,
     mixed_frame,
     parquet_bytes,
@@ -300,6 +301,34 @@ def test_csv_test_data_for_a_parquet_model_points_to_content_type(tmp_path):
         "--content-type", "text/csv", base=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "cause"),
+    [
+        (
+            "t.jsonl",
+            jsonlines_bytes(TEST),
+            "test/t.jsonl: JSON Lines, but evaluate reads the test files as text/csv, the model's training "
+            "format: pass evaluate --content-type application/jsonlines",
+        ),
+        (
+            "t.json",
+            json.dumps(TEST.to_dict(orient="records")).encode(),
+            "test/t.json: one JSON document, not JSON Lines, but evaluate reads the test files as text/csv, "
+            "the model's training format: write one JSON object per line (pandas: df.to_json(path, "
+            "orient='records', lines=True)) and pass evaluate --content-type application/jsonlines",
+        ),
+    ],
+    ids=["jsonlines", "json-document"],
+)
+def test_json_test_data_for_a_csv_model_points_to_content_type(tmp_path, header_model, name, body, cause):
+    """Training's sniffing knew the format but pointed to a channel ContentType and a
+    hyperparameter, which a Processing job does not have."""
+    code, first = evaluate_on(tmp_path, header_model, {name: body})
+    assert code == 1
+    assert first.startswith(cause), first
+    assert "ContentType" not in first and "hyperparameter" not in first
 
 
 def test_a_test_file_is_read_as_the_test_data(tmp_path, header_model):
