@@ -26,6 +26,7 @@ import tarfile
 import tempfile
 import traceback
 import warnings
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -226,8 +227,11 @@ def model_directory(path: Path, scratch: Path) -> Path:
                 tar.extractall(scratch, filter="data")
             else:  # pragma: no cover - Python without PEP 706
                 tar.extractall(scratch)
-    except (tarfile.TarError, OSError) as exc:
-        raise ModelLoadError(f"{archive}: cannot be unpacked ({exc})") from exc
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:  # EOFError, zlib: cut short, corrupt
+        raise ModelLoadError(
+            f"{archive}: cannot be unpacked ({type(exc).__name__}: {exc}); pass the model.tar.gz the "
+            "training job wrote (estimator.model_data), whole"
+        ) from exc
     found = sorted(p.parent for p in scratch.rglob(METADATA_FILE))
     if not found:
         raise ModelLoadError(f"{archive}: holds no {METADATA_FILE}; it was not written by byoc's train")

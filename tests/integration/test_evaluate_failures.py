@@ -4,10 +4,12 @@ row, column) and the fix in evaluate's own terms (its flags), and leaves no eval
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -519,3 +521,26 @@ def test_a_number_out_of_range_is_the_datas_fault_named_by_file_and_row(
     )
     assert code == 1
     assert first.startswith(cause), first
+
+
+def test_a_truncated_model_archive_is_the_callers_to_fix(tmp_path, header_model):
+    """Half a model.tar.gz (an interrupted copy): gzip's EOFError escaped as "a bug in byoc",
+    exit 2."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in header_model.iterdir():
+            tar.add(path, arcname=path.name)
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    (packed / "model.tar.gz").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    result = run_evaluate(
+        "--model", str(packed), "--test", str(test), "--output", str(tmp_path / "out"), base=tmp_path
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert message(tmp_path) == (
+        f"{packed / 'model.tar.gz'}: cannot be unpacked (EOFError: Compressed file ended before the "
+        "end-of-stream marker was reached); pass the model.tar.gz the training job wrote "
+        "(estimator.model_data), whole"
+    )
+    assert not (tmp_path / "out").exists()
