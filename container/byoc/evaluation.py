@@ -52,10 +52,10 @@ HEADER_HINT = (
     " (is row 1 a header row? The model was trained on CSV without one: pass --header true to read past it)"
 )
 RESAMPLES = 5
+RESAMPLE_FRACTION = 0.8
 # Points kept of each curve: scikit-learn's has one per distinct score (a million rows of a
 # linear model: a 73 MB evaluation.json that Studio charts and every JsonGet downloads).
 MAX_CURVE_POINTS = 1001
-RESAMPLE_FRACTION = 0.8
 
 Metric = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], float]
 
