@@ -207,17 +207,28 @@ def _check_label_position(channel: ChannelData, index: int, classes: Sequence[ob
     """Headerless test data whose column ``index`` (training's label column) holds none of the
     classifier's classes while exactly one other column holds nothing else: the labels were
     written elsewhere (last, as pandas' ``to_csv`` leaves them), and the first feature cell out
-    of place would otherwise be blamed."""
+    of place would otherwise be blamed. Numeric classes match by value (``1.0`` is class 1, as
+    label encoding reads it); boolean ones, with their many spellings, are not checked."""
+    import pandas as pd
+
     names = {str(c) for c in classes}
+    numbers = {float(c) for c in classes if isinstance(c, (int, float)) and not isinstance(c, bool)}
     frame = channel.frame
-    if not names or not -frame.shape[1] <= index < frame.shape[1]:
+    if (
+        not names
+        or any(isinstance(c, bool) for c in classes)
+        or not -frame.shape[1] <= index < frame.shape[1]
+    ):
         return
     index %= frame.shape[1]
 
     def labels_in(column: int) -> tuple[int, int]:
         values = frame.iloc[:, column].dropna().astype(str).str.strip()
         values = values[values != ""]
-        return int(values.isin(names).sum()), len(values)
+        match = values.isin(names)
+        if numbers:
+            match |= pd.to_numeric(values, errors="coerce").isin(numbers)
+        return int(match.sum()), len(values)
 
     found, total = labels_in(index)
     if found or not total:

@@ -12,6 +12,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from support import (
@@ -249,6 +251,25 @@ def test_headerless_labels_in_another_column_are_found_there(tmp_path, headerles
         f"classes ('no', 'yes'; it starts with {str(last.iloc[0, 0])!r}), but column 4 holds nothing else: the "
         "labels seem to be in column 4; move them to column 0 of every test file"
     ), first
+
+
+def test_numeric_labels_spelled_as_floats_are_not_taken_for_labels_elsewhere(tmp_path):
+    """Classes 0/1 written 0.0/1.0 in column 0, beside a 0/1 flag feature: the labels are where
+    the model reads them (label encoding takes 1.0 for 1), so the file is scored."""
+    rng = np.random.default_rng(0)
+    x, flag = rng.normal(size=300), rng.integers(0, 2, 300)
+    frame = pd.DataFrame({"y": ((x + flag) > 0.5).astype(int), "x": x, "flag": flag})
+    model = trained(
+        tmp_path / "ml", {"a.csv": csv_bytes(frame.iloc[:200], target="y")}, algorithm="random_forest"
+    )
+    test = frame.iloc[200:].assign(y=lambda f: f["y"].astype(float))
+    out = tmp_path / "out"
+    result = run_evaluate(
+        "--model", str(model), "--test", str(data_dir(tmp_path, {"t.csv": csv_bytes(test, target="y")})),
+        "--output", str(out), base=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (out / "evaluation.json").is_file()
 
 
 def test_named_test_data_without_the_label_column_names_it(tmp_path, header_model):
