@@ -63,6 +63,11 @@ class MLPaths:
         return self.input_config_dir / "resourceconfig.json"
 
     @property
+    def processing_config_dir(self) -> Path:
+        """A Processing job's processingjobconfig.json and resourceconfig.json (not input/config)."""
+        return self.base / "config"
+
+    @property
     def model_dir(self) -> Path:
         return self.base / "model"
 
@@ -196,7 +201,7 @@ CONFIG_EXAMPLES = {
 }
 
 
-def _read_json(path: Path, default: dict[str, Any]) -> dict[str, Any]:
+def read_config(path: Path, default: dict[str, Any]) -> dict[str, Any]:
     """A config file SageMaker writes as a JSON object; anything else is the job's to fix.
 
     Every way the file can be wrong (unreadable, not UTF-8, not JSON, JSON but not an object)
@@ -397,9 +402,9 @@ class TrainingEnvironment:
         paths = paths or MLPaths.from_environ(environ)
         return cls.from_dicts(
             paths,
-            hyperparameters=_read_json(paths.hyperparameters_file, {}),
-            inputdataconfig=_read_json(paths.inputdataconfig_file, {}),
-            resourceconfig=_read_json(paths.resourceconfig_file, {}),
+            hyperparameters=read_config(paths.hyperparameters_file, {}),
+            inputdataconfig=read_config(paths.inputdataconfig_file, {}),
+            resourceconfig=read_config(paths.resourceconfig_file, {}),
             environ=environ,
         )
 

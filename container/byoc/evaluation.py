@@ -1,9 +1,10 @@
 """`evaluate`: score a trained model on a test channel and write SageMaker's model-quality JSON.
 
-Meant for a Processing step (``ScriptProcessor(image_uri=<this image>, command=["evaluate"])``
-or the built-in ``container/evaluate``): it reads the model (a directory, or model.tar.gz as a
-training job leaves it) and the test data the same way training read its channels (same
-readers, same target position, same feature coercion and label encoding), predicts, and writes
+Meant for a Processing step (``Processor(image_uri=<this image>, entrypoint=["evaluate"])``, its
+flags as ``arguments``; a ScriptProcessor would pass its code file to it): it reads the model (a
+directory, or model.tar.gz as a training job leaves it) and the test data the same way training
+read its channels (same readers, same target position, same feature coercion and label
+encoding), predicts, and writes
 ``evaluation.json`` in the model-quality format that Model Monitor produces and that the model
 registry's ``ModelMetrics`` and a Pipelines ``PropertyFile``/``JsonGet`` read::
 
@@ -12,7 +13,8 @@ registry's ``ModelMetrics`` and a Pipelines ``PropertyFile``/``JsonGet`` read::
 
 ``standard_deviation`` follows Model Monitor: with at least 200 rows, the standard deviation of
 the metric over five random 80 % samples; otherwise the string ``"NaN"``.  The positive class
-of binary metrics is the second class in sorted order (as in :mod:`byoc.metrics`).
+of binary metrics is ``--positive-class``, by default the second class in sorted order (as in
+:mod:`byoc.metrics`); the log says which it is.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import tarfile
 import tempfile
 import traceback
 import warnings
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -50,6 +53,9 @@ HEADER_HINT = (
 )
 RESAMPLES = 5
 RESAMPLE_FRACTION = 0.8
+# Points kept of each curve: scikit-learn's has one per distinct score (a million rows of a
+# linear model: a 73 MB evaluation.json that Studio charts and every JsonGet downloads).
+MAX_CURVE_POINTS = 1001
 
 Metric = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], float]
 
@@ -107,14 +113,15 @@ def _multiclass_metrics(n_classes: int) -> dict[str, Metric]:
 
 
 def _regression_metrics() -> dict[str, Metric]:
-    from sklearn import metrics as skm
+    """Training's own regression metrics (:mod:`byoc.metrics`), in Model Monitor's order; one it
+    leaves out as undefined (R² of fewer than two rows or of a constant target, where scikit-learn
+    says 0.0 or 1.0) is NaN."""
+    from byoc import metrics
 
-    return {
-        "mae": lambda y, p, _: float(skm.mean_absolute_error(y, p)),
-        "mse": lambda y, p, _: float(skm.mean_squared_error(y, p)),
-        "rmse": lambda y, p, _: float(np.sqrt(skm.mean_squared_error(y, p))),
-        "r2": lambda y, p, _: float(skm.r2_score(y, p)) if len(y) >= 2 else float("nan"),
-    }
+    def named(name: str) -> Metric:
+        return lambda y, p, _: metrics.compute(REGRESSION, y, p).get(name, float("nan"))
+
+    return {name: named(name) for name in ("mae", "mse", "rmse", "r2")}
 
 
 def _number(value: float) -> float | str:
@@ -133,6 +140,16 @@ def _with_deviation(metric: Metric, y: np.ndarray, p: np.ndarray, s: np.ndarray 
             samples.append(metric(y[rows], p[rows], None if s is None else s[rows]))
         deviation = _number(float(np.std(samples)))
     return {"value": _number(value), "standard_deviation": deviation}
+
+
+def _thinned(*coordinates: np.ndarray) -> list[list[float]]:
+    """A curve's coordinate arrays at no more than MAX_CURVE_POINTS of its own points, evenly
+    spaced along it, both ends kept (the metrics themselves come from every row)."""
+    count = len(coordinates[0])
+    if count > MAX_CURVE_POINTS:
+        kept = np.unique(np.linspace(0, count - 1, MAX_CURVE_POINTS).round().astype(int))
+        coordinates = tuple(axis[kept] for axis in coordinates)
+    return [axis.tolist() for axis in coordinates]
 
 
 def _confusion(y: np.ndarray, p: np.ndarray, classes: Sequence[Any]) -> dict[str, dict[str, int]]:
@@ -177,16 +194,13 @@ def model_quality(
         if problem_type != REGRESSION:
             section["confusion_matrix"] = _confusion(y_true, y_pred, classes or ())
         if score is not None and len(set(y_true.tolist())) == 2:
-            fpr, tpr, _ = skm.roc_curve(y_true, score)
-            precisions, recalls, _ = skm.precision_recall_curve(y_true, score)
+            fpr, tpr = _thinned(*skm.roc_curve(y_true, score)[:2])
+            precisions, recalls = _thinned(*skm.precision_recall_curve(y_true, score)[:2])
             section["receiver_operating_characteristic_curve"] = {
-                "false_positive_rates": fpr.tolist(),
-                "true_positive_rates": tpr.tolist(),
+                "false_positive_rates": fpr,
+                "true_positive_rates": tpr,
             }
-            section["precision_recall_curve"] = {
-                "precisions": precisions.tolist(),
-                "recalls": recalls.tolist(),
-            }
+            section["precision_recall_curve"] = {"precisions": precisions, "recalls": recalls}
     return {SECTION[problem_type]: section}
 
 
@@ -213,8 +227,11 @@ def model_directory(path: Path, scratch: Path) -> Path:
                 tar.extractall(scratch, filter="data")
             else:  # pragma: no cover - Python without PEP 706
                 tar.extractall(scratch)
-    except (tarfile.TarError, OSError) as exc:
-        raise ModelLoadError(f"{archive}: cannot be unpacked ({exc})") from exc
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:  # EOFError, zlib: cut short, corrupt
+        raise ModelLoadError(
+            f"{archive}: cannot be unpacked ({type(exc).__name__}: {exc}); pass the model.tar.gz the "
+            "training job wrote (estimator.model_data), whole"
+        ) from exc
     found = sorted(p.parent for p in scratch.rglob(METADATA_FILE))
     if not found:
         raise ModelLoadError(f"{archive}: holds no {METADATA_FILE}; it was not written by byoc's train")
@@ -251,20 +268,49 @@ def _predicted(method: Callable[[Any], Any], X: Any, where: str) -> Any:
         ) from exc
 
 
+def positive_class(classes: Sequence[Any], problem_type: str, asked: str | None) -> int:
+    """The index in ``classes`` of the class binary metrics count as positive: ``asked``
+    (``--positive-class``, a class as model.json spells it, or its text), else the second in
+    sorted order, as training's metrics take it (``yes`` of no/yes, but also ``legit`` of
+    fraud/legit, which is why the flag exists)."""
+    import json
+
+    from byoc.errors import UserError
+
+    if asked is None:
+        return 1
+    if problem_type != BINARY:
+        raise UserError(
+            f"--positive-class {asked}: only a binary classifier has a positive class, and this model "
+            f"is {problem_type}; leave the flag out",
+            code="bad_argument",
+        )
+    for index, label in enumerate(classes):
+        if asked in (str(label), json.dumps(label)):
+            return index
+    raise UserError(
+        f"--positive-class {asked}: not one of the model's classes ({', '.join(map(repr, classes))}); "
+        "pass one of them as written",
+        code="bad_argument",
+    )
+
+
 def score(
     model_path: Path,
     test_path: Path,
     *,
     content_type: str | None = None,
     header: bool | None = None,
+    positive: str | None = None,
     scratch: Path,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read the model and the test channel as training did; returns (report, summary)."""
     import pandas as pd
 
-    from byoc import artifact, channel_rows, data, evaluation_inputs, problem
+    from byoc import artifact, channel_rows, data, evaluation_inputs, finite, problem
     from byoc.data.tabular import SparseLayout
     from byoc.environment import MLPaths, TrainingEnvironment
+    from byoc.preprocessing import NUMERIC
     from byoc.training import (
         Split,
         TargetSpec,
@@ -275,7 +321,12 @@ def score(
         split_target,
     )
 
+    evaluation_inputs.check_processing_inputs(
+        MLPaths.from_environ(), {"--model": model_path, "--test": test_path}
+    )
     model = artifact.load(model_directory(model_path, scratch))
+    classes = list(model.classes or ())
+    positive_index = positive_class(classes, model.problem_type, positive)
     meta = model.metadata
     trained_on = (meta.get("training") or {}).get("channels", {}).get("train", {})
     given, header_flag = content_type is not None, header
@@ -292,7 +343,7 @@ def score(
     channel = data.read_channel(env, "test", content_type=content_type, header=header, typed=False, like=like)
     target = meta.get("target") or {}
     spec = TargetSpec(int(target.get("index", 0)), target.get("name"))
-    evaluation_inputs.check_label_column(channel, spec, model.feature_names, header_flag)
+    evaluation_inputs.check_label_column(channel, spec, model.feature_names, header_flag, classes)
     split = split_target(channel, "test", spec)
     reference = Split(
         X=pd.DataFrame(columns=model.feature_names), y=pd.Series(dtype=object), files=("model.json",)
@@ -309,7 +360,15 @@ def score(
         header_hint=HEADER_HINT,
     )
     X = channel_rows.coerce_features(split.X, model.features, rows)
-    keep, warning = problem.drop_missing_target(y_read)
+    # as training checks every channel: an infinity is the data's fault, not the model's
+    numeric = [f.name for f in model.features if f.kind == NUMERIC]
+    finite.check_features(X, numeric, locate=channel.locate, column_names=rows.columns)
+    keep, warning = problem.drop_missing_target(
+        y_read,
+        fix=f"evaluate scores the predictions against the true labels: write them into that column of {channel.files_shown}",
+        use="scored",
+        locate=channel.locate,
+    )
     if warning:
         log.warning("test: %s", warning)
         X, y_read = X[keep], y_read[keep]
@@ -321,8 +380,20 @@ def score(
             proba = _predicted(model.estimator.predict_proba, X, where)
     else:
         y = channel_rows.regression_target(y_read, rows)
+        finite.check_regression_target(y, y_read.index, locate=channel.locate, name=_target_name(spec))
     predicted = _predicted(model.estimator.predict, X, where)
-    report = model_quality(model.problem_type, y, predicted, proba, model.classes or None)
+    if model.problem_type == BINARY:
+        if positive_index == 0:  # model_quality counts encoded class 1 as positive: swap the two
+            y, predicted = 1 - np.asarray(y), 1 - np.asarray(predicted)
+            proba = None if proba is None else np.asarray(proba)[:, ::-1]
+            classes.reverse()
+        how = (
+            "--positive-class"
+            if positive is not None
+            else "the second in sorted order; --positive-class names another"
+        )
+        log.info("binary metrics count %r as the positive class of %s (%s)", classes[1], classes, how)
+    report = model_quality(model.problem_type, y, predicted, proba, classes or None)
     summary = {"problem_type": model.problem_type, "rows": int(len(y)), "files": list(channel.files)}
     return report, summary
 
@@ -330,8 +401,27 @@ def score(
 # -- the command -------------------------------------------------------------------------------
 
 
+class _Flags(argparse.ArgumentParser):
+    """evaluate's flags. A mistake in them is the caller's like any other: a UserError, so it
+    reaches /opt/ml/output/message (the Processing job's ExitMessage) and exits 1, where
+    argparse printed to stderr only and exited 2, evaluate's code for a fault of byoc's."""
+
+    def error(self, message: str) -> NoReturn:
+        from byoc.errors import UserError
+
+        hint = ""
+        extra = message.split(":", 1)[1].split() if message.startswith("unrecognized arguments:") else []
+        if any(arg.endswith(".py") for arg in extra):  # ScriptProcessor appends its code file
+            hint = (
+                " (ScriptProcessor passes its code file to the command; evaluate takes none: run "
+                "it with Processor(image_uri=..., entrypoint=['evaluate'], ...) and its flags as arguments)"
+            )
+        usage = " ".join(self.format_usage().split())
+        raise UserError(f"evaluate: {message}{hint}; {usage}", code="bad_argument")
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _Flags(
         prog="evaluate",
         description="Score a byoc model on test data and write evaluation.json (SageMaker model-quality format).",
     )
@@ -359,6 +449,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         choices=["true", "false"],
         help="whether CSV files have a header row (default: as in training)",
     )
+    parser.add_argument(
+        "--positive-class",
+        help="the class binary metrics count as positive (default: the second of the model's classes in sorted order)",
+    )
     return parser.parse_args(list(argv))
 
 
@@ -373,16 +467,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from byoc.job import one_line, write_failure
 
     csvfields.allow_fields(csvfields.TRAINING_ROW_BYTES)  # the test channel is read as training reads
-    args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
     )
     message_file = MLPaths.from_environ().output_dir / "message"
-    header = None if args.header is None else args.header == "true"
     try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+        header = None if args.header is None else args.header == "true"
         with tempfile.TemporaryDirectory(prefix="byoc-evaluate-") as scratch:
             report, summary = score(
-                args.model, args.test, content_type=args.content_type, header=header, scratch=Path(scratch)
+                args.model,
+                args.test,
+                content_type=args.content_type,
+                header=header,
+                positive=args.positive_class,
+                scratch=Path(scratch),
             )
         path = write_report(args.output, report)
     except (UserError, ByocError) as exc:

@@ -9,17 +9,71 @@ channel's ContentType or "columns differ".
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from byoc.errors import DataError, SchemaError
+from byoc.errors import ConfigError, DataError, SchemaError
 
 if TYPE_CHECKING:
     from byoc.data import ChannelData
+    from byoc.environment import MLPaths
     from byoc.training import TargetSpec
 
 CHANNEL = "test"
+SHARDED = "ShardedByS3Key"
+PIPE = "Pipe"
+
+
+def check_processing_inputs(paths: MLPaths, inputs: dict[str, Path]) -> None:
+    """Refuse the Processing set-ups evaluate cannot score right, from the job's own configuration.
+
+    ``inputs`` maps evaluate's flag (``--test``) to the path it was given; the job's inputs come
+    from /opt/ml/config/processingjobconfig.json, its hosts from resourceconfig.json beside it
+    (neither exists outside a Processing job: nothing to check). Refused, for the test data or
+    the model: Pipe mode (a stream where evaluate reads files: it would find no file at the
+    path, and say only that), and ShardedByS3Key on several instances (each would score only its
+    own shard and upload its own evaluation.json to the same S3 key, the last one overwriting
+    the others: a report on a fraction of the test data that looks whole).
+    """
+    from byoc.environment import read_config
+
+    config = paths.processing_config_dir
+    hosts = read_config(config / "resourceconfig.json", {}).get("hosts")
+    count = len(hosts) if isinstance(hosts, list) else 1
+    for entry in read_config(config / "processingjobconfig.json", {}).get("ProcessingInputs") or []:
+        if not isinstance(entry, dict):
+            continue
+        source = entry.get("S3Input") or entry.get("DatasetDefinition")
+        if not isinstance(source, dict) or not isinstance(source.get("LocalPath"), str):
+            continue
+        local = source["LocalPath"]
+        flags = [flag for flag, path in inputs.items() if _within(path, Path(local))]
+        if not flags:
+            continue
+        what = f"ProcessingInput '{entry.get('InputName') or local}' ({local}, {flags[0]})"
+        if PIPE in (source.get("S3InputMode"), source.get("InputMode")):
+            raise ConfigError(
+                f"{what} is in Pipe mode, a stream, but evaluate reads files: give the input "
+                "s3_input_mode='File' (the default)",
+                code="pipe_input",
+            )
+        sharding = source.get("S3DataDistributionType") or source.get("DataDistributionType")
+        if count > 1 and sharding == SHARDED:
+            raise ConfigError(
+                f"{what} is {SHARDED} across {count} instances: each would score only its own "
+                "shard and upload its own evaluation.json to the same S3 key, the last overwriting "
+                "the others. evaluate scores the whole test set on one instance: run the Processing "
+                "job with instance_count=1 (or the input's s3_data_distribution_type='FullyReplicated')",
+                code="sharded_evaluation",
+            )
+
+
+def _within(path: Path, directory: Path) -> bool:
+    """``path`` is ``directory`` or inside it (paths as given: SageMaker's are absolute)."""
+    path, directory = Path(os.path.abspath(path)), Path(os.path.abspath(directory))
+    return path == directory or directory in path.parents
 
 
 def directory_of(path: Path, scratch: Path) -> Path:
@@ -40,8 +94,9 @@ def directory_of(path: Path, scratch: Path) -> Path:
 
 
 def check_format(directory: Path, content_type: str | None, given: bool) -> None:
-    """A Parquet file read as text, or a text file read as Parquet: the fix is evaluate's
-    ``--content-type`` (a Processing job has no channel ContentType)."""
+    """A Parquet file read as text, a text file read as Parquet, or JSON Lines, a JSON document
+    or libsvm read as CSV: the fix is evaluate's ``--content-type`` (a Processing job has no
+    channel ContentType, which training's readers would point to)."""
     from byoc.data import media
     from byoc.data.parquet_reader import MAGIC
     from byoc.data.readers import READERS
@@ -50,33 +105,63 @@ def check_format(directory: Path, content_type: str | None, given: bool) -> None
     expected = media.parse(content_type)
     if expected.essence not in READERS:  # read_channel says which types there are
         return
+    how = f"--content-type {expected.raw}" if given else f"{expected.essence}, the model's training format"
     for source in directory_sources(CHANNEL, directory):
         if source.is_empty():
             continue
         parquet = source.head(len(MAGIC)) == MAGIC
-        if parquet == (expected.essence == media.PARQUET):
-            continue
-        if parquet:
-            actual = media.PARQUET
+        if parquet != (expected.essence == media.PARQUET):
+            if parquet:
+                actual = media.PARQUET
+            else:
+                actual = media.JSONLINES if source.head().lstrip()[:1] == b"{" else media.CSV
+            what, fix = ("Parquet" if parquet else "not Parquet"), f"pass evaluate --content-type {actual}"
+        elif expected.essence == media.CSV and (found := _text_format(source.head())) is not None:
+            what, fix = found
         else:
-            actual = media.JSONLINES if source.head().lstrip()[:1] == b"{" else media.CSV
-        how = (
-            f"--content-type {expected.raw}" if given else f"{expected.essence}, the model's training format"
-        )
+            continue
         raise DataError(
-            f"{source.name}: {'Parquet' if parquet else 'not Parquet'}, but evaluate reads the test "
-            f"files as {how}: pass evaluate --content-type {actual} (or the files' format: one of "
-            f"{', '.join(READERS)})",
+            f"{source.name}: {what}, but evaluate reads the test files as {how}: {fix} (or the "
+            f"files' format: one of {', '.join(READERS)})",
             code="wrong_content_type",
         )
 
 
+def _text_format(head: bytes) -> tuple[str, str] | None:
+    """(what the file is, evaluate's fix) for a text file that training's sniffing
+    (:mod:`byoc.data.sniff`) finds to be JSON Lines, a JSON document or libsvm, not CSV."""
+    from byoc.data import media, sniff
+    from byoc.data.sources import SNIFF_BYTES
+
+    lines = head.decode("utf-8", errors="replace").splitlines()
+    if len(head) >= SNIFF_BYTES:
+        lines = lines[:-1]  # cut short by the sniffed head
+    found = sniff.text([line for line in lines[:20] if line.strip()])
+    if found is None:
+        return None
+    if found.code == "jsonlines_as_csv":
+        return "JSON Lines", f"pass evaluate --content-type {media.JSONLINES}"
+    if found.code == "libsvm_as_csv":
+        return "libsvm", f"pass evaluate --content-type {media.LIBSVM}"
+    if found.code == "json_as_csv":
+        return (
+            "one JSON document, not JSON Lines",
+            "write one JSON object per line (pandas: df.to_json(path, orient='records', lines=True)) "
+            f"and pass evaluate --content-type {media.JSONLINES}",
+        )
+    return None
+
+
 def check_label_column(
-    channel: ChannelData, spec: TargetSpec, features: Sequence[str], header_flag: bool | None
+    channel: ChannelData,
+    spec: TargetSpec,
+    features: Sequence[str],
+    header_flag: bool | None,
+    classes: Sequence[object] = (),
 ) -> None:
-    """Test data without the label column (the layout batch transform takes), or CSV without
-    the header row the model was trained with: say so, rather than that columns differ or
-    that the first feature is the label."""
+    """Test data without the label column (the layout batch transform takes), with a classifier's
+    labels in another column than training's, or CSV without the header row the model was
+    trained with: say so, rather than that columns differ or that a feature cell is wrong."""
     from byoc.data import media
 
     files = channel.files_shown
@@ -92,11 +177,19 @@ def check_label_column(
                 f"true labels: put them in column {spec.index} of every test file",
                 code="no_label",
             )
+        _check_label_position(channel, spec.index, classes)
         return
     if set(features) <= set(columns):
+        unknown = [c for c in columns if c not in features]
+        renamed = (
+            f", or, if their column '{unknown[0]}' (which the model does not know) holds the labels, "
+            f"rename it '{spec.name}'"
+            if len(unknown) == 1
+            else ""
+        )
         raise SchemaError(
             f"{files}: no column '{spec.name}' (the label); evaluate scores the predictions "
-            f"against the true labels: add the '{spec.name}' column to every test file",
+            f"against the true labels: add the '{spec.name}' column to every test file{renamed}",
             code="no_label",
         )
     if channel.content_type == media.CSV and not set(columns) & {spec.name, *features}:
@@ -108,3 +201,47 @@ def check_label_column(
             f"The model was trained on CSV with a header row: add it to the test files{unflag}",
             code="no_header",
         )
+
+
+def _check_label_position(channel: ChannelData, index: int, classes: Sequence[object]) -> None:
+    """Headerless test data whose column ``index`` (training's label column) holds none of the
+    classifier's classes while exactly one other column holds nothing else: the labels were
+    written elsewhere (last, as pandas' ``to_csv`` leaves them), and the first feature cell out
+    of place would otherwise be blamed. Numeric classes match by value (``1.0`` is class 1, as
+    label encoding reads it); boolean ones, with their many spellings, are not checked."""
+    import pandas as pd
+
+    names = {str(c) for c in classes}
+    numbers = {float(c) for c in classes if isinstance(c, (int, float)) and not isinstance(c, bool)}
+    frame = channel.frame
+    if (
+        not names
+        or any(isinstance(c, bool) for c in classes)
+        or not -frame.shape[1] <= index < frame.shape[1]
+    ):
+        return
+    index %= frame.shape[1]
+
+    def labels_in(column: int) -> tuple[int, int]:
+        values = frame.iloc[:, column].dropna().astype(str).str.strip()
+        values = values[values != ""]
+        match = values.isin(names)
+        if numbers:
+            match |= pd.to_numeric(values, errors="coerce").isin(numbers)
+        return int(match.sum()), len(values)
+
+    found, total = labels_in(index)
+    if found or not total:
+        return
+    holding = [c for c in range(frame.shape[1]) if c != index and labels_in(c)[0] == labels_in(c)[1] > 0]
+    if len(holding) != 1:
+        return
+    first = frame.iloc[:, index].dropna().astype(str).iloc[0]
+    shown = ", ".join(map(repr, list(classes)[:6])) + (", ..." if len(classes) > 6 else "")
+    raise SchemaError(
+        f"{channel.files_shown}: column {index}, where the model reads the label (as in training), "
+        f"holds none of its classes ({shown}; it starts with {first!r}), but column {holding[0]} "
+        f"holds nothing else: the labels seem to be in column {holding[0]}; move them to column "
+        f"{index} of every test file",
+        code="label_elsewhere",
+    )

@@ -75,8 +75,22 @@ def _examples(values: pd.Series, n: int = 3) -> str:
     return ", ".join(map(repr, shown)) + (", ..." if len(distinct) > n else "")
 
 
-def drop_missing_target(y: pd.Series) -> tuple[np.ndarray, str | None]:
+TARGET_FIX = "set the target hyperparameter to the label column (a name or 0-based index)"
+
+
+def drop_missing_target(
+    y: pd.Series,
+    *,
+    fix: str = TARGET_FIX,
+    use: str = "learned from",
+    locate: Callable[[int], str] | None = None,
+) -> tuple[np.ndarray, str | None]:
     """Mask of rows to keep, and a warning for the log when some are dropped.
+
+    ``fix`` (for a target with no value at all) and ``use`` (what dropped rows cannot be) are
+    training's; evaluate, which scores labels rather than learns them, passes its own. With
+    ``locate`` (the channel's file and row for ``y``'s index), the first dropped row is named
+    in its file, as a bad cell is; without, by its place in ``y``.
 
     Missing is what :mod:`byoc.values` says for the column's kind (README "Values"): in a
     numeric target the words ``NA``, ``None``, ... were read as missing already; in a text
@@ -90,17 +104,17 @@ def drop_missing_target(y: pd.Series) -> tuple[np.ndarray, str | None]:
     name = _target_name(y)
     if not present.any():
         raise DataError(
-            f"target column '{name}' has no values in any of its {len(y)} rows; set the "
-            "target hyperparameter to the label column (a name or 0-based index)",
+            f"target column '{name}' has no values in any of its {len(y)} rows; {fix}",
             code="empty_target",
         )
     dropped = int((~present).sum())
     if not dropped:
         return present, None
     first = int(np.flatnonzero(~present)[0])
+    where = locate(int(y.index[first])) if locate is not None else f"row {first + 1}"
     return present, (
         f"dropped {dropped} of {len(y)} rows whose target '{name}' is missing "
-        f"(first: row {first + 1}); they cannot be learned from"
+        f"(first: {where}); they cannot be {use}"
     )
 
 

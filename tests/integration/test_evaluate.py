@@ -261,3 +261,52 @@ def test_a_model_whose_predict_raises_is_the_processing_exit_message(tmp_path):
     assert "raised by its predict on the 2 rows of the test channel" in first, first
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "e" / "evaluation.json").exists()
+
+
+def test_the_positive_class_is_said_and_can_be_named(tmp_path):
+    """fraud/legit: the second class in sorted order is `legit`, so by default precision and recall
+    are legit's; the log says so, and --positive-class fraud scores fraud's, as scikit-learn does
+    with pos_label='fraud' on the same predictions."""
+    frame = mixed_frame(500, seed=3)
+    frame["deposit"] = frame["deposit"].map({"yes": "fraud", "no": "legit"})
+    model_dir = train_model(tmp_path, frame, "deposit", 300, header=True)
+    test = frame.iloc[300:].reset_index(drop=True)
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "test.csv").write_bytes(csv_bytes(test, target="deposit", header=True))
+    model, y, predicted, proba = model_predictions(model_dir, test, "deposit")
+    assert model.classes == ["fraud", "legit"]
+    truth = test["deposit"].to_numpy()
+    labels = np.asarray(model.classes)[predicted]
+    for asked, positive in ((None, "legit"), ("fraud", "fraud")):
+        out = tmp_path / f"evaluation-{positive}"
+        flag = () if asked is None else ("--positive-class", asked)
+        result = evaluate(
+            "--model", str(model_dir), "--test", str(tmp_path / "test"), "--output", str(out), *flag,
+            base=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"binary metrics count '{positive}' as the positive class" in result.stdout
+        metrics = check_shape(
+            json.loads((out / "evaluation.json").read_text()), "binary_classification_metrics"
+        )
+        assert metrics["precision"]["value"] == pytest.approx(
+            skm.precision_score(truth, labels, pos_label=positive)
+        )
+        assert metrics["recall"]["value"] == pytest.approx(
+            skm.recall_score(truth, labels, pos_label=positive)
+        )
+        score = proba[:, model.classes.index(positive)]
+        assert metrics["auc"]["value"] == pytest.approx(skm.roc_auc_score(truth == positive, score))
+        assert metrics["confusion_matrix"]["fraud"]["legit"] == int(
+            ((truth == "fraud") & (labels == "legit")).sum()
+        )
+
+    result = evaluate(
+        "--model", str(model_dir), "--test", str(tmp_path / "test"), "--output", str(tmp_path / "bad"),
+        "--positive-class", "Fraud", base=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert (tmp_path / "output" / "message").read_text().splitlines()[0] == (
+        "--positive-class Fraud: not one of the model's classes ('fraud', 'legit'); pass one of them as written"
+    )
+    assert not (tmp_path / "bad").exists()

@@ -4,11 +4,16 @@ row, column) and the fix in evaluate's own terms (its flags), and leaves no eval
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from support import (
@@ -16,6 +21,8 @@ from support import (
     REPO,
     clean_environ,
     csv_bytes,
+    diabetes_frame,
+    jsonlines_bytes,
     make_ml_root,
     mixed_frame,
     parquet_bytes,
@@ -233,11 +240,57 @@ def test_test_data_without_the_label_column_says_the_label_is_missing(tmp_path, 
     ), first
 
 
+def test_headerless_labels_in_another_column_are_found_there(tmp_path, headerless_model):
+    """pandas' to_csv writes the label where the frame has it (last, here), while the model reads
+    it from column 0: the column holding the classes is named, not a feature cell out of place."""
+    last = TEST[["age", "balance", "job", "contact", "deposit"]]
+    code, first = evaluate_on(tmp_path, headerless_model, {"t.csv": csv_bytes(last, target=None)})
+    assert code == 1
+    assert first == (
+        "test/t.csv: column 0, where the model reads the label (as in training), holds none of its "
+        f"classes ('no', 'yes'; it starts with {str(last.iloc[0, 0])!r}), but column 4 holds nothing else: the "
+        "labels seem to be in column 4; move them to column 0 of every test file"
+    ), first
+
+
+def test_numeric_labels_spelled_as_floats_are_not_taken_for_labels_elsewhere(tmp_path):
+    """Classes 0/1 written 0.0/1.0 in column 0, beside a 0/1 flag feature: the labels are where
+    the model reads them (label encoding takes 1.0 for 1), so the file is scored."""
+    rng = np.random.default_rng(0)
+    x, flag = rng.normal(size=300), rng.integers(0, 2, 300)
+    frame = pd.DataFrame({"y": ((x + flag) > 0.5).astype(int), "x": x, "flag": flag})
+    model = trained(
+        tmp_path / "ml", {"a.csv": csv_bytes(frame.iloc[:200], target="y")}, algorithm="random_forest"
+    )
+    test = frame.iloc[200:].assign(y=lambda f: f["y"].astype(float))
+    out = tmp_path / "out"
+    result = run_evaluate(
+        "--model", str(model), "--test", str(data_dir(tmp_path, {"t.csv": csv_bytes(test, target="y")})),
+        "--output", str(out), base=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (out / "evaluation.json").is_file()
+
+
 def test_named_test_data_without_the_label_column_names_it(tmp_path, header_model):
     files = {"t.csv": csv_bytes(TEST.drop(columns=["deposit"]), target=None, header=True)}
     code, first = evaluate_on(tmp_path, header_model, files)
     assert code == 1
     assert first.startswith("test/t.csv: no column 'deposit' (the label);"), first
+    assert first.endswith("add the 'deposit' column to every test file"), first
+
+
+def test_a_label_column_named_otherwise_is_named_with_the_rename(tmp_path, header_model):
+    """The labels are there under another name: the one column the model does not know is the
+    likely culprit, and renaming it is the fix."""
+    files = {"t.csv": csv_bytes(TEST.rename(columns={"deposit": "y"}), target="y", header=True)}
+    code, first = evaluate_on(tmp_path, header_model, files)
+    assert code == 1
+    assert first == (
+        "test/t.csv: no column 'deposit' (the label); evaluate scores the predictions against the true "
+        "labels: add the 'deposit' column to every test file, or, if their column 'y' (which the model "
+        "does not know) holds the labels, rename it 'deposit'"
+    ), first
 
 
 def test_headerless_test_data_for_a_model_trained_with_a_header_row_asks_for_it(tmp_path, header_model):
@@ -273,6 +326,34 @@ def test_csv_test_data_for_a_parquet_model_points_to_content_type(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "body", "cause"),
+    [
+        (
+            "t.jsonl",
+            jsonlines_bytes(TEST),
+            "test/t.jsonl: JSON Lines, but evaluate reads the test files as text/csv, the model's training "
+            "format: pass evaluate --content-type application/jsonlines",
+        ),
+        (
+            "t.json",
+            json.dumps(TEST.to_dict(orient="records")).encode(),
+            "test/t.json: one JSON document, not JSON Lines, but evaluate reads the test files as text/csv, "
+            "the model's training format: write one JSON object per line (pandas: df.to_json(path, "
+            "orient='records', lines=True)) and pass evaluate --content-type application/jsonlines",
+        ),
+    ],
+    ids=["jsonlines", "json-document"],
+)
+def test_json_test_data_for_a_csv_model_points_to_content_type(tmp_path, header_model, name, body, cause):
+    """Training's sniffing knew the format but pointed to a channel ContentType and a
+    hyperparameter, which a Processing job does not have."""
+    code, first = evaluate_on(tmp_path, header_model, {name: body})
+    assert code == 1
+    assert first.startswith(cause), first
+    assert "ContentType" not in first and "hyperparameter" not in first
+
+
 def test_a_test_file_is_read_as_the_test_data(tmp_path, header_model):
     """Run by hand, --test names one file: that file is the test data."""
     test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True), "other.csv": b"junk"})
@@ -292,3 +373,195 @@ def test_a_missing_test_path_says_what_to_pass(tmp_path, header_model):
     )
     assert result.returncode == 1
     assert message(tmp_path).startswith(f"--test {missing}: no such file or directory; pass the directory")
+
+
+# -- the Processing job's own configuration ---------------------------------------------------
+
+
+def processing_config(
+    base: Path, test: Path, distribution: str, hosts: list[str], mode: str = "File"
+) -> None:
+    """/opt/ml/config/ as a Processing job on ``hosts`` writes it, the test input distributed so."""
+    config = base / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "resourceconfig.json").write_text(json.dumps({"current_host": hosts[0], "hosts": hosts}))
+    test_input = {
+        "InputName": "test",
+        "S3Input": {
+            "S3Uri": "s3://bucket/test/",
+            "LocalPath": str(test),
+            "S3DataType": "S3Prefix",
+            "S3InputMode": mode,
+            "S3DataDistributionType": distribution,
+        },
+    }
+    cluster = {"InstanceCount": len(hosts), "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}
+    (config / "processingjobconfig.json").write_text(
+        json.dumps({"ProcessingInputs": [test_input], "ProcessingResources": {"ClusterConfig": cluster}})
+    )
+
+
+def test_test_data_sharded_across_instances_is_refused(tmp_path, header_model):
+    """Two instances, each with half the test files, would each upload an evaluation.json of
+    their half to the same S3 key: a report on half the data that looks whole."""
+    test = tmp_path / "test"
+    processing_config(tmp_path, test, "ShardedByS3Key", ["algo-1", "algo-2"])
+    code, first = evaluate_on(
+        tmp_path, header_model, {"t.csv": csv_bytes(TEST, target="deposit", header=True)}
+    )
+    assert code == 1
+    assert first.startswith(
+        f"ProcessingInput 'test' ({test}, --test) is ShardedByS3Key across 2 instances: each would score "
+        "only its own shard"
+    ), first
+    assert first.endswith(
+        "run the Processing job with instance_count=1 (or the input's s3_data_distribution_type='FullyReplicated')"
+    ), first
+
+
+@pytest.mark.parametrize(
+    ("distribution", "hosts"),
+    [("FullyReplicated", ["algo-1", "algo-2"]), ("ShardedByS3Key", ["algo-1"])],
+    ids=["replicated-on-two", "sharded-on-one"],
+)
+def test_test_data_every_instance_sees_whole_is_scored(tmp_path, header_model, distribution, hosts):
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    processing_config(tmp_path, test, distribution, hosts)
+    out = tmp_path / "out"
+    result = run_evaluate(
+        "--model", str(header_model), "--test", str(test), "--output", str(out), base=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (out / "evaluation.json").is_file()
+
+
+def test_an_empty_label_column_asks_for_the_labels_not_a_hyperparameter(tmp_path, header_model):
+    """evaluate has no target hyperparameter: the fix is the labels themselves; rows without one
+    are dropped from the score (not "from learning"), as the log says, naming the first by its
+    file and its row there (as a bad cell is), not by its place in the channel."""
+    unlabelled = TEST.astype(object).assign(deposit=None)
+    code, first = evaluate_on(
+        tmp_path, header_model, {"t.csv": csv_bytes(unlabelled, target="deposit", header=True)}
+    )
+    assert code == 1
+    assert first == (
+        f"target column 'deposit' has no values in any of its {len(TEST)} rows; evaluate scores the "
+        "predictions against the true labels: write them into that column of test/t.csv"
+    ), first
+    partly = TEST.astype(object)
+    partly.loc[3, "deposit"] = None
+    out = tmp_path / "partly"
+    test = tmp_path / "partly-test"
+    test.mkdir()
+    (test / "a.csv").write_bytes(csv_bytes(TEST.iloc[:20], target="deposit", header=True))
+    (test / "t.csv").write_bytes(csv_bytes(partly, target="deposit", header=True))
+    result = run_evaluate(
+        "--model", str(header_model), "--test", str(test), "--output", str(out), base=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        "dropped 1 of 120 rows whose target 'deposit' is missing (first: test/t.csv, row 4); they cannot be scored"
+        in (result.stdout)
+    )
+
+
+def test_test_data_in_pipe_mode_asks_for_file_mode(tmp_path, header_model):
+    """In Pipe mode the test data is a stream, not files under the path: evaluate would say only
+    that there is no such directory."""
+    test = tmp_path / "test"
+    processing_config(tmp_path, test, "FullyReplicated", ["algo-1"], mode="Pipe")
+    result = run_evaluate(
+        "--model", str(header_model), "--test", str(test), "--output", str(tmp_path / "out"), base=tmp_path
+    )
+    assert result.returncode == 1
+    assert message(tmp_path) == (
+        f"ProcessingInput 'test' ({test}, --test) is in Pipe mode, a stream, but evaluate reads files: "
+        "give the input s3_input_mode='File' (the default)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "cause"),
+    [
+        (
+            ("--header", "yes"),
+            "evaluate: argument --header: invalid choice: 'yes' (choose from 'true', 'false'); usage: evaluate",
+        ),
+        (
+            ("/opt/ml/processing/input/code/evaluate.py",),
+            "evaluate: unrecognized arguments: /opt/ml/processing/input/code/evaluate.py (ScriptProcessor passes "
+            "its code file to the command; evaluate takes none: run it with Processor(image_uri=..., "
+            "entrypoint=['evaluate'], ...) and its flags as arguments); usage: evaluate",
+        ),
+    ],
+    ids=["bad-choice", "script-processor-code"],
+)
+def test_a_bad_flag_is_the_processing_exit_message(tmp_path, args, cause):
+    """argparse wrote its error to stderr only and exited 2 (evaluate's code for a bug of its
+    own): the job's ExitMessage said nothing. ScriptProcessor(command=['evaluate']) appends its
+    code file, which evaluate cannot take: the message says what to use instead."""
+    result = run_evaluate(*args, base=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert message(tmp_path).startswith(cause), message(tmp_path)
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def regression_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("regression-model")
+    return trained(
+        root,
+        {"a.csv": csv_bytes(diabetes_frame().iloc[:300], target="target", header=True)},
+        algorithm="random_forest",
+    )
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "cause"),
+    [
+        (
+            "target",
+            "inf",
+            "test/t.csv, row 6, target column 'target': inf (infinity, or a number beyond float64's ±1.8e308) "
+            "is too large for regression",
+        ),
+        ("bmi", "1e308", "test/t.csv, row 6, column 'bmi': 1e+308 is not a usable feature value"),
+    ],
+    ids=["infinite-target", "feature-beyond-float32"],
+)
+def test_a_number_out_of_range_is_the_datas_fault_named_by_file_and_row(
+    tmp_path, regression_model, column, value, cause
+):
+    """Training refuses these by file, row and column; evaluate crashed ("a bug in byoc", exit 2)
+    on an infinite target in scikit-learn's metric, and blamed the model for a feature value its
+    predict cannot take."""
+    test = diabetes_frame().iloc[300:320].astype(object).reset_index(drop=True)
+    test.loc[5, column] = value
+    code, first = evaluate_on(
+        tmp_path, regression_model, {"t.csv": csv_bytes(test, target="target", header=True)}
+    )
+    assert code == 1
+    assert first.startswith(cause), first
+
+
+def test_a_truncated_model_archive_is_the_callers_to_fix(tmp_path, header_model):
+    """Half a model.tar.gz (an interrupted copy): gzip's EOFError escaped as "a bug in byoc",
+    exit 2."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in header_model.iterdir():
+            tar.add(path, arcname=path.name)
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    (packed / "model.tar.gz").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    result = run_evaluate(
+        "--model", str(packed), "--test", str(test), "--output", str(tmp_path / "out"), base=tmp_path
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert message(tmp_path) == (
+        f"{packed / 'model.tar.gz'}: cannot be unpacked (EOFError: Compressed file ended before the "
+        "end-of-stream marker was reached); pass the model.tar.gz the training job wrote "
+        "(estimator.model_data), whole"
+    )
+    assert not (tmp_path / "out").exists()
