@@ -84,6 +84,60 @@ def check_hosts(env: TrainingEnvironment, algorithm: str) -> None:
         )
 
 
+def byoc_metric(name: str | None) -> tuple[str, str] | None:
+    """(channel, metric) when ``name`` is one of the lines byoc logs (``validation:auc``), else None."""
+    from byoc import metrics
+
+    channel, _, metric = (name or "").partition(":")
+    if channel in metrics.CHANNELS and metric in metrics.all_names():
+        return channel, metric
+    return None
+
+
+def check_tuning_objective(
+    objective: str | None, algorithm: str, problem_type: str, channels: Sequence[str]
+) -> None:
+    """Refuse, before fitting, an Automatic Model Tuning objective this job will never log.
+
+    AMT reads ``_tuning_objective_metric`` from the log; a job that never prints it still
+    trains to the end, and then every training job of the tuning job is scored as failed.
+    Only byoc's own names (``<channel>:<metric>``) are checked: another name may be a metric
+    definition of the user's.  ``auto`` logs ``validation:`` from cross-validation without a
+    validation channel.  A metric the data leaves undefined (AUC on one class) is warned about
+    after evaluation instead.
+    """
+    from byoc import metrics
+    from byoc.errors import ConfigError
+
+    named = byoc_metric(objective)
+    if named is None:
+        return
+    channel, metric = named
+    logged = metrics.names(problem_type)
+    if metric not in logged:
+        raise ConfigError(
+            f"the tuning objective {objective} (_tuning_objective_metric) is never logged for a "
+            f"{problem_type} problem, so Automatic Model Tuning would find no objective value in any "
+            f"training job; use one of {', '.join(f'{channel}:{m}' for m in logged)} as the "
+            "objective metric, or set problem_type if the target was read as the wrong kind",
+            code="bad_tuning_objective",
+        )
+    if channel not in channels and not (channel == "validation" and algorithm == "auto"):
+        raise ConfigError(
+            f"the tuning objective {objective} (_tuning_objective_metric) needs a '{channel}' "
+            f"channel, and this job has only {', '.join(sorted(channels))}: no {channel}:{metric} "
+            "line would be logged, so Automatic Model Tuning would find no objective value in any "
+            f"training job; add a '{channel}' channel to the tuning job's inputs (tuner.fit({{'train': "
+            f"..., '{channel}': ...}}))"
+            + (
+                ", or use algorithm=auto, which logs validation: from cross-validation"
+                if channel == "validation"
+                else ""
+            ),
+            code="bad_tuning_objective",
+        )
+
+
 def resolve_target(data: ChannelData, channel: str, target: int | str, *, given: bool = True) -> TargetSpec:
     """Where the ``target`` hyperparameter puts the label in the train channel.
 
@@ -436,6 +490,7 @@ def _train(
         train_split.y, params["problem_type"], locate=channels["train"].locate
     )
     log.info("problem type: %s (%s)", problem_type, reason)
+    check_tuning_objective(env.tuning_objective_metric, params["algorithm"], problem_type, list(channels))
 
     labels = None
     n_classes = None
@@ -496,13 +551,13 @@ def _train(
     for name, values in result.metrics.items():
         for line in metrics.log_lines(name, values):
             print(line, flush=True)
-    objective = env.tuning_objective_metric
-    if objective:
-        channel, _, metric = objective.partition(":")
+    objective = byoc_metric(env.tuning_objective_metric)  # another name: the user's own definition
+    if objective is not None:
+        channel, metric = objective
         if metric not in result.metrics.get(channel, {}):
             log.warning(
                 "the tuning objective %s was not computed (channels evaluated: %s)",
-                objective,
+                env.tuning_objective_metric,
                 ", ".join(result.metrics),
             )
     env.paths.output_data_dir.mkdir(parents=True, exist_ok=True)

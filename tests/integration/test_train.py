@@ -401,6 +401,44 @@ def test_sdk_hyperparameter_encodings(tmp_path, encoding):
     assert re.search(r"^validation:auc=[0-9.]+$", result.stdout, re.M)
 
 
+@pytest.mark.parametrize(
+    ("objective", "channels", "frame", "target", "says"),
+    [
+        (
+            "validation:auc",
+            ("train",),
+            MIXED,
+            "deposit",
+            "needs a 'validation' channel, and this job has only train",
+        ),
+        (
+            "validation:f1",
+            ("train", "validation"),
+            IRIS,
+            "target",
+            "never logged for a multiclass_classification",
+        ),
+        ("validation:accuracy", ("train", "validation"), DIABETES, "target", "use one of validation:mse"),
+    ],
+)
+def test_a_tuning_objective_the_job_cannot_log_fails_before_fitting(
+    tmp_path, objective, channels, frame, target, says
+):
+    """AMT would otherwise run every training job to the end and find no objective value in any."""
+    both = csv_channels(frame, target, header=True, split=int(len(frame) * 0.8))
+    params = {"algorithm": "decision_tree", "target": target, "_tuning_objective_metric": objective}
+    root = make_ml_root(
+        tmp_path, channels={c: both[c] for c in channels}, hyperparameters=params, encoding="str"
+    )
+    result = run_train(root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    failure = read_failure(root)
+    assert failure is not None and failure.startswith(f"the tuning objective {objective} ")
+    assert says in failure.splitlines()[0]
+    assert "fitting started" not in result.stdout + result.stderr
+    assert model_dir_entries(root) == []
+
+
 def test_classic_sample_spellings_and_training_alias(tmp_path):
     channels = {"training": {"t.csv": csv_bytes(MIXED, target="deposit")}, "extra": {"notes.csv": b"1,2\n"}}
     params = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -402,3 +403,45 @@ def test_other_automl_tools_names_point_to_byocs(given, ours):
     """A name from FLAML, AutoGluon or Autopilot is nothing like byoc's, so difflib cannot hint it."""
     with pytest.raises(HyperparameterError, match=rf"byoc's name for .* is '{ours}'"):
         resolve(given)
+
+
+@pytest.mark.parametrize(
+    ("objective", "algorithm", "problem_type", "channels", "fragment"),
+    [
+        (
+            "validation:auc",
+            "random_forest",
+            "binary_classification",
+            ("train",),
+            "needs a 'validation' channel",
+        ),
+        ("test:auc", "auto", "binary_classification", ("train", "validation"), "needs a 'test' channel"),
+        ("validation:f1", "knn", "multiclass_classification", ("train", "validation"), "validation:f1_macro"),
+        (
+            "train:r2",
+            "linear",
+            "binary_classification",
+            ("train",),
+            "never logged for a binary_classification",
+        ),
+        # what the job logs: nothing to refuse
+        ("validation:auc", "auto", "binary_classification", ("train",), None),
+        ("train:rmse", "svm", "regression", ("train",), None),
+        ("validation:f1_macro", "ensemble", "multiclass_classification", ("train", "validation"), None),
+        # not one of byoc's names: a metric definition of the user's own
+        ("val-acc", "decision_tree", "binary_classification", ("train",), None),
+        ("validation:acc", "decision_tree", "binary_classification", ("train",), None),
+    ],
+)
+def test_a_tuning_objective_that_would_never_be_logged_is_refused(
+    objective, algorithm, problem_type, channels, fragment
+):
+    from byoc.errors import ConfigError
+    from byoc.training import check_tuning_objective
+
+    if fragment is None:
+        check_tuning_objective(objective, algorithm, problem_type, channels)
+        return
+    with pytest.raises(ConfigError, match=re.escape(fragment)) as raised:
+        check_tuning_objective(objective, algorithm, problem_type, channels)
+    assert raised.value.code == "bad_tuning_objective"
