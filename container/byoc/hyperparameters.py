@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -208,16 +208,19 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
         algorithm = out["algorithm"] = "ensemble"
 
     accepted: dict[str, Hyperparameter] = dict(catalogue.by_algorithm[algorithm])
-    member_decls: dict[str, Hyperparameter] = {}
+    member_names: set[str] = set()
     if algorithm == "ensemble":
         for member in algorithms.ensemble_member_names():
-            for name, decl in catalogue.by_algorithm[member].items():
-                member_decls.setdefault(name, decl)
+            member_names |= set(catalogue.by_algorithm[member])
+    for_members: dict[str, tuple[str, Any]] = {}  # coerced once the members are known
 
     for name, (given_name, value) in given.items():
         if name in catalogue.common:
             continue
-        found = accepted.get(name) or member_decls.get(name)
+        found = accepted.get(name)
+        if found is None and name in member_names:
+            for_members[name] = (given_name, value)
+            continue
         if found is None and flags_switched_off and name in algorithms.ENSEMBLE_FLAGS:
             catalogue.by_algorithm["ensemble"][name].coerce(value)
             log.warning(
@@ -234,11 +237,9 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
     if algorithm == "ensemble":
         members = _ensemble_members(out, given)
         unused = [
-            given[name][0]
-            for name in given
-            if name in member_decls
-            and name not in accepted
-            and not any(name in catalogue.by_algorithm[m] for m in members)
+            given_name
+            for name, (given_name, _value) in for_members.items()
+            if not any(name in catalogue.by_algorithm[m] for m in members)
         ]
         if unused:
             owners = sorted({o for n in unused for o in catalogue.owners(canonical_key(n))})
@@ -247,6 +248,8 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
                 f"among the ensemble's members ({', '.join(members)}); add one to "
                 "ensemble_members or remove the hyperparameter"
             )
+        for name, (_given_name, value) in for_members.items():
+            out[name] = _member_value(name, value, members, catalogue)
         out["ensemble_members"] = members
     algorithms.check(out)  # cross-checks that need no data: fail before any channel is read
     return out
@@ -256,6 +259,36 @@ def given_names(raw: Mapping[str, Any]) -> frozenset[str]:
     """The declared names of the hyperparameters ``raw`` gives (aliases and spellings folded):
     what the job set, as opposed to a default :func:`resolve` filled in."""
     return frozenset(_canonicalise(raw, _Catalogue.build()))
+
+
+def _member_value(name: str, value: Any, members: Sequence[str], catalogue: _Catalogue) -> Any:
+    """A member hyperparameter given to the ensemble, coerced by each member that takes it.
+
+    Members can differ in what they accept (class_weight=balanced_subsample suits random_forest
+    and extra_trees, not gradient_boosting or linear): the value must suit every one of them.
+    """
+    declarations = {m: catalogue.by_algorithm[m][name] for m in members if name in catalogue.by_algorithm[m]}
+    takers = [m for m, decl in declarations.items() if _accepts(decl, value)]
+    refusing = [m for m in declarations if m not in takers]
+    if not refusing:
+        return next(iter(declarations.values())).coerce(value)
+    if not takers:  # no member takes it: the declaration's own message says what would do
+        declarations[refusing[0]].coerce(value)
+    member = refusing[0]
+    raise HyperparameterError(
+        f"hyperparameter '{name}': ensemble member {member} does not take {show(value)} (it "
+        f"expects {declarations[member].allowed()}), while {' and '.join(takers)} "
+        f"{'does' if len(takers) == 1 else 'do'}; give a value every member takes, or drop "
+        f"{', '.join(refusing)} from ensemble_members"
+    )
+
+
+def _accepts(decl: Hyperparameter, value: Any) -> bool:
+    try:
+        decl.coerce(value)
+    except HyperparameterError:
+        return False
+    return True
 
 
 def _ensemble_members(out: dict[str, Any], given: Mapping[str, tuple[str, Any]]) -> tuple[str, ...]:

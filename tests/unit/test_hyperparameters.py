@@ -445,3 +445,18 @@ def test_a_tuning_objective_that_would_never_be_logged_is_refused(
     with pytest.raises(ConfigError, match=re.escape(fragment)) as raised:
         check_tuning_objective(objective, algorithm, problem_type, channels)
     assert raised.value.code == "bad_tuning_objective"
+
+
+def test_an_ensemble_member_hyperparameter_is_checked_by_the_members_that_take_it():
+    """class_weight=balanced_subsample suits the forests, not gradient_boosting or linear: it was
+    checked against decision_tree's declaration whatever the members were."""
+    forests = {"algorithm": "ensemble", "ensemble_members": "random_forest,extra_trees"}
+    params = resolve({**forests, "class_weight": "balanced_subsample"})
+    assert algorithms.member_params("extra_trees", params)["class_weight"] == "balanced_subsample"
+    message = error_of({"algorithm": "ensemble", "class_weight": "balanced_subsample"})
+    assert message.startswith(
+        "hyperparameter 'class_weight': ensemble member gradient_boosting does not take "
+        "'balanced_subsample' (it expects balanced or None), while random_forest does;"
+    )
+    assert "drop gradient_boosting, linear from ensemble_members" in message
+    assert "expected an integer in [1, 100000]" in error_of({"algorithm": "ensemble", "max_iter": 0})
