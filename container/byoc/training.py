@@ -138,6 +138,38 @@ def check_tuning_objective(
         )
 
 
+def searched_objective(
+    params: Mapping[str, Any], tuning_objective: str | None, problem_type: str
+) -> Mapping[str, Any]:
+    """``params`` with auto's objective_metric set to what the tuning job ranks by, when unset.
+
+    Without it auto searches for its default (F1 for binary) while Automatic Model Tuning ranks
+    its jobs by, say, validation:accuracy: each job would pick its model by the wrong measure.
+    """
+    named = byoc_metric(tuning_objective)
+    if params["algorithm"] != "auto" or params["objective_metric"] is not None or named is None:
+        return params
+    from byoc.automl import objective
+
+    for name in objective.names(problem_type):
+        if objective.resolve(name, problem_type).key == named[1]:
+            log.info(
+                "auto: objective_metric=%s, the tuning objective %s (objective_metric not set)",
+                name,
+                tuning_objective,
+            )
+            return {**params, "objective_metric": name}
+    log.warning(
+        "auto: the tuning objective %s is not one auto can search for a %s problem (%s); it searches "
+        "for its default, %s: set objective_metric to one of those to choose",
+        tuning_objective,
+        problem_type,
+        ", ".join(objective.names(problem_type)),
+        objective.names(problem_type)[0],
+    )
+    return params
+
+
 def resolve_target(data: ChannelData, channel: str, target: int | str, *, given: bool = True) -> TargetSpec:
     """Where the ``target`` hyperparameter puts the label in the train channel.
 
@@ -491,6 +523,7 @@ def _train(
     )
     log.info("problem type: %s (%s)", problem_type, reason)
     check_tuning_objective(env.tuning_objective_metric, params["algorithm"], problem_type, list(channels))
+    params = searched_objective(params, env.tuning_objective_metric, problem_type)
 
     labels = None
     n_classes = None

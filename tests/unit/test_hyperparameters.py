@@ -460,3 +460,24 @@ def test_an_ensemble_member_hyperparameter_is_checked_by_the_members_that_take_i
     )
     assert "drop gradient_boosting, linear from ensemble_members" in message
     assert "expected an integer in [1, 100000]" in error_of({"algorithm": "ensemble", "max_iter": 0})
+
+
+@pytest.mark.parametrize(
+    ("given", "tuning", "problem_type", "searched"),
+    [
+        (None, "validation:accuracy", "binary_classification", "Accuracy"),
+        (None, "validation:f1_macro", "multiclass_classification", "F1macro"),
+        (None, "validation:rmse", "regression", "RMSE"),
+        (None, "validation:log_loss", "binary_classification", None),  # auto cannot search for it
+        (None, "val-acc", "binary_classification", None),  # a user's own metric definition
+        ("AUC", "validation:accuracy", "binary_classification", "AUC"),  # given: kept
+    ],
+)
+def test_auto_searches_for_the_tuning_objective_unless_told_otherwise(given, tuning, problem_type, searched):
+    """Tuned on validation:accuracy, auto searched for its default (F1) and picked its model by it."""
+    from byoc.training import searched_objective
+
+    params = resolve({"algorithm": "auto", **({"objective_metric": given} if given else {})})
+    assert searched_objective(params, tuning, problem_type)["objective_metric"] == searched
+    assert searched_objective(resolve({}), tuning, problem_type) == resolve({})  # other algorithms
+
