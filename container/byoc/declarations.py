@@ -136,8 +136,11 @@ class Hyperparameter:
         if number is None or isinstance(value, bool):
             raise self._error(value)
         if isinstance(number, float):
-            if not number.is_integer():
-                raise self._error(value)
+            if not number.is_integer():  # never rounded: 5.5 trees is a mistake, not 5 or 6
+                raise HyperparameterError(
+                    f"{self._error(value)}; a fraction is not rounded: give a whole number (a tuning "
+                    "job's range for it must be an IntegerParameter, not a ContinuousParameter)"
+                )
             number = int(number)
         limit = self.maximum if self.maximum is not None else INT_LIMIT
         if abs(number) > max(limit, INT_LIMIT):

@@ -481,3 +481,11 @@ def test_auto_searches_for_the_tuning_objective_unless_told_otherwise(given, tun
     assert searched_objective(params, tuning, problem_type)["objective_metric"] == searched
     assert searched_objective(resolve({}), tuning, problem_type) == resolve({})  # other algorithms
 
+
+@pytest.mark.parametrize("value", ["57.38291", 57.38291, "5.5", "1e-3"])
+def test_a_fraction_for_an_integer_says_it_is_not_rounded_and_how_to_tune_it(value):
+    """Automatic Model Tuning's ContinuousParameter sends fractions; they are refused, never rounded."""
+    message = error_of({"algorithm": "random_forest", "n_estimators": decode_hyperparameter_value(value)})
+    assert message.startswith("hyperparameter 'n_estimators': got ")
+    assert "expected an integer in [1, 10000]" in message
+    assert "must be an IntegerParameter, not a ContinuousParameter" in message
