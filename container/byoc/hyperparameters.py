@@ -180,12 +180,15 @@ def _canonicalise(raw: Mapping[str, Any], catalogue: _Catalogue) -> dict[str, tu
     return seen
 
 
-def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
+def resolve(raw: Mapping[str, Any], *, tuning: bool = False) -> dict[str, Any]:
     """Validate the user's hyperparameters; return canonical names with defaults filled in.
 
     ``raw`` is ``TrainingEnvironment.hyperparameters`` (decoded, reserved keys stripped).
     The result holds the common hyperparameters and those of the chosen algorithm (for the
     ensemble: its own plus those of its members, and ``ensemble_members`` as a tuple).
+    ``tuning`` (the job belongs to a tuning job): a hyperparameter of another algorithm is
+    checked and ignored with a warning instead of refused, as Automatic Model Tuning sends
+    every range to every job, whichever ``algorithm`` a CategoricalParameter picked for it.
     """
     catalogue = _Catalogue.build()
     given = _canonicalise(raw, catalogue)
@@ -229,6 +232,9 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
                 algorithm,
             )
             continue
+        if found is None and tuning and catalogue.owners(name):
+            _ignore_in_tuning(name, given_name, value, algorithm, catalogue)
+            continue
         if found is None:
             raise _unknown(name, given_name, algorithm, catalogue)
         out[name] = found.coerce(value)
@@ -236,16 +242,14 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
 
     if algorithm == "ensemble":
         members = _ensemble_members(out, given)
-        unused = [
-            given_name
-            for name, (given_name, _value) in for_members.items()
-            if not any(name in catalogue.by_algorithm[m] for m in members)
-        ]
-        if unused:
-            owners = sorted({o for n in unused for o in catalogue.owners(canonical_key(n))})
+        unused = [name for name in for_members if not any(name in catalogue.by_algorithm[m] for m in members)]
+        for name in unused if tuning else ():
+            _ignore_in_tuning(name, for_members.pop(name)[0], given[name][1], "ensemble", catalogue)
+        if unused and not tuning:
+            owners = sorted({o for name in unused for o in catalogue.owners(name)})
             raise HyperparameterError(
-                f"hyperparameter '{unused[0]}' is used by {', '.join(owners)}, none of which is "
-                f"among the ensemble's members ({', '.join(members)}); add one to "
+                f"hyperparameter '{for_members[unused[0]][0]}' is used by {', '.join(owners)}, none of "
+                f"which is among the ensemble's members ({', '.join(members)}); add one to "
                 "ensemble_members or remove the hyperparameter"
             )
         for name, (_given_name, value) in for_members.items():
@@ -280,6 +284,26 @@ def _member_value(name: str, value: Any, members: Sequence[str], catalogue: _Cat
         f"expects {declarations[member].allowed()}), while {' and '.join(takers)} "
         f"{'does' if len(takers) == 1 else 'do'}; give a value every member takes, or drop "
         f"{', '.join(refusing)} from ensemble_members"
+    )
+
+
+def _ignore_in_tuning(name: str, given_name: str, value: Any, algorithm: str, catalogue: _Catalogue) -> None:
+    """Check a hyperparameter the job's algorithm does not use, then leave it out with a warning.
+
+    A tuning job sends every range to every training job: tuning ``algorithm`` beside
+    ``n_estimators`` gives gradient_boosting jobs an n_estimators too.  The value must still
+    suit an algorithm that takes it (a typo in a range fails the job, as elsewhere).
+    """
+    owners = catalogue.owners(name)
+    declarations = [catalogue.by_algorithm[o][name] for o in owners]
+    if not any(_accepts(decl, value) for decl in declarations):
+        declarations[0].coerce(value)  # raises, naming what the hyperparameter accepts
+    log.warning(
+        "hyperparameter '%s' is ignored: it is used by %s, not by %s (a tuning job gives every "
+        "training job every hyperparameter of its ranges)",
+        given_name,
+        " and ".join(owners),
+        algorithm if algorithm != "ensemble" else "the ensemble's members",
     )
 
 

@@ -454,7 +454,7 @@ def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None
     from byoc import hyperparameters
 
     progress.phase = "validating hyperparameters"
-    params = hyperparameters.resolve(env.hyperparameters)
+    params = hyperparameters.resolve(env.hyperparameters, tuning=env.tuning_objective_metric is not None)
     check_hosts(env, params["algorithm"])
     if len(env.hosts) == 1:
         return _train(env, progress, params, fit_step)

@@ -439,6 +439,27 @@ def test_a_tuning_objective_the_job_cannot_log_fails_before_fitting(
     assert model_dir_entries(root) == []
 
 
+def test_a_tuning_job_tuning_the_algorithm_trains_each_with_its_own_hyperparameters(tmp_path):
+    """AMT sends every range to every job: a gradient_boosting job of a tuning job over
+    algorithm and n_estimators gets n_estimators too, and must train (it used to fail)."""
+    params = {
+        "algorithm": "gradient_boosting",
+        "n_estimators": "57",
+        "max_iter": "20",
+        "target": "deposit",
+        "_tuning_objective_metric": "validation:accuracy",
+    }
+    root = make_ml_root(
+        tmp_path, channels=csv_channels(MIXED, "deposit", header=True), hyperparameters=params, encoding="raw"
+    )
+    result = run_train(root)
+    meta = trained_on_mixed(root, result, "gradient_boosting")
+    assert "n_estimators" not in meta["hyperparameters"] and meta["hyperparameters"]["max_iter"] == 20
+    assert "hyperparameter 'n_estimators' is ignored: it is used by random_forest and extra_trees" in (
+        result.stdout + result.stderr
+    )
+
+
 def test_classic_sample_spellings_and_training_alias(tmp_path):
     channels = {"training": {"t.csv": csv_bytes(MIXED, target="deposit")}, "extra": {"notes.csv": b"1,2\n"}}
     params = {

@@ -489,3 +489,28 @@ def test_a_fraction_for_an_integer_says_it_is_not_rounded_and_how_to_tune_it(val
     assert message.startswith("hyperparameter 'n_estimators': got ")
     assert "expected an integer in [1, 10000]" in message
     assert "must be an IntegerParameter, not a ContinuousParameter" in message
+
+
+def test_a_tuning_job_may_give_a_job_the_hyperparameters_of_other_algorithms(caplog):
+    """AMT sends every range to every job: tuning algorithm beside n_estimators gives
+    gradient_boosting jobs an n_estimators, which failed each of them."""
+    raw = {"algorithm": "gradient_boosting", "n_estimators": 50, "kernel": "rbf", "max_depth": 3}
+    assert "used by random_forest and extra_trees" in error_of(raw)
+    with caplog.at_level("WARNING", logger="byoc.hyperparameters"):
+        params = resolve(raw, tuning=True)
+    assert params["max_depth"] == 3 and "n_estimators" not in params and "kernel" not in params
+    assert (
+        "hyperparameter 'n_estimators' is ignored: it is used by random_forest and extra_trees" in caplog.text
+    )
+    ensemble = resolve({"algorithm": "ensemble", "n_neighbors": 3}, tuning=True)
+    assert "n_neighbors" not in ensemble
+    # still checked: a bad value, or a name nobody uses, fails the job as it does outside tuning
+    with pytest.raises(HyperparameterError, match="'n_estimators': got 0"):
+        resolve({"algorithm": "gradient_boosting", "n_estimators": 0}, tuning=True)
+    with pytest.raises(HyperparameterError, match="'max_dept' is unknown"):
+        resolve({"algorithm": "gradient_boosting", "max_dept": 3}, tuning=True)
+
+
+def test_an_unused_ensemble_hyperparameter_names_its_owners_whatever_its_spelling():
+    message = error_of({"algorithm": "ensemble", "N-Neighbors": 3})
+    assert message.startswith("hyperparameter 'N-Neighbors' is used by knn, none of which")
