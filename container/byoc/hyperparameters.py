@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 PROBLEM_TYPE_CHOICES = ("auto", "regression", "binary_classification", "multiclass_classification")
 DEFAULT_ALGORITHM = "decision_tree"
 HELP_WIDTH = 100
+N_JOBS_LIMIT = 1024
 
 
 # -- common declarations ---------------------------------------------------------------------
@@ -93,6 +94,9 @@ def common() -> tuple[Hyperparameter, ...]:
             "members); -1 uses all. gradient_boosting uses OpenMP threads, limited "
             "by OMP_NUM_THREADS.",
             minimum=-1,
+            # joblib starts a thread per job at once (and fails past 500000 with an error of its
+            # own): no instance has more than a few hundred CPUs
+            maximum=N_JOBS_LIMIT,
             forbidden=(0,),
         ),
         Hyperparameter(

@@ -227,6 +227,8 @@ def test_key_of_another_algorithm_names_that_algorithm():
         ({"max_depth": True}, ["'max_depth'", "true"]),
         ({"random_state": -1}, ["'random_state'", "-1", "[0, 4294967295]"]),
         ({"n_jobs": 0}, ["'n_jobs'", "except 0"]),
+        # joblib failed inside the fit ("Numeric literal 2147483647 is too large"): exit 2
+        ({"n_jobs": 2147483647}, ["'n_jobs'", "got 2147483647", "[-1, 1024] except 0"]),
         ({"cv_folds": 1}, ["'cv_folds'", "[2, 20]"]),
         ({"criterion": "ginni"}, ["'criterion'", "'ginni'", "did you mean 'gini'"]),
         ({"problem_type": "classification"}, ["'problem_type'", "binary_classification"]),
