@@ -282,7 +282,17 @@ def _to_number(value: Any) -> float | int | None:
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    """``; did you mean 'x'?`` for the closest candidates, letter case aside, or ``""``.
+
+    A name written as AMT spells metrics (``validation:accuracy``) is matched by its last part,
+    and a beginning of a candidate (``binary`` for binary_classification) counts as close.
+    """
+    folded = {str(c).lower(): str(c) for c in candidates}
+    wanted = name.lower().rpartition(":")[2].strip()
+    matches = difflib.get_close_matches(wanted, list(folded), n=3, cutoff=0.6)
+    if not matches and len(wanted) >= 3:
+        matches = [c for c in folded if c.startswith(wanted)][:3]
+    close = [folded[m] for m in matches]
     if not close:
         return ""
     return "; did you mean " + " or ".join(f"'{c}'" for c in close) + "?"

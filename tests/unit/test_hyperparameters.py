@@ -516,3 +516,17 @@ def test_a_tuning_job_may_give_a_job_the_hyperparameters_of_other_algorithms(cap
 def test_an_unused_ensemble_hyperparameter_names_its_owners_whatever_its_spelling():
     message = error_of({"algorithm": "ensemble", "N-Neighbors": 3})
     assert message.startswith("hyperparameter 'N-Neighbors' is used by knn, none of which")
+
+
+@pytest.mark.parametrize(
+    ("raw", "hint"),
+    [
+        ({"problem_type": "binary"}, "did you mean 'binary_classification'?"),
+        ({"problem_type": "multiclass"}, "did you mean 'multiclass_classification'?"),
+        # AMT's spelling of a metric for Autopilot's objective name: it pointed to BalancedAccuracy
+        ({"algorithm": "auto", "objective_metric": "validation:accuracy"}, "did you mean 'Accuracy' or 'BalancedAccuracy'?"),
+        ({"algorithm": "auto", "objective_metric": "f1_macro"}, "did you mean 'F1macro'?"),
+    ],
+)
+def test_hints_match_beginnings_letter_case_aside_and_the_metric_of_an_amt_name(raw, hint):
+    assert error_of(raw).endswith(hint)
