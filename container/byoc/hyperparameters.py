@@ -162,6 +162,16 @@ class _Catalogue:
     def owners(self, name: str) -> list[str]:
         return [algo for algo, decls in self.by_algorithm.items() if name in decls]
 
+    def choice_of(self, value: str) -> tuple[str, str] | None:
+        """(hyperparameter, choice) when ``value`` is one of its choices (``random_forest``:
+        algorithm), ``auto`` aside: several hyperparameters take it."""
+        for decls in (self.common, *self.by_algorithm.values()):
+            for decl in decls.values():
+                for choice in decl.choices:
+                    if choice.lower() == value.lower() != "auto":
+                        return decl.name, choice
+        return None
+
     def all_names(self) -> set[str]:
         names = set(self.common) | set(self.aliases)
         for decls in self.by_algorithm.values():
@@ -371,6 +381,13 @@ def _unknown(name: str, given_name: str, algorithm: str, catalogue: _Catalogue) 
         return HyperparameterError(
             f"hyperparameter '{given_name}' is used by {' and '.join(owners)}, not by "
             f"algorithm '{algorithm}'; set algorithm={owners[0]} or remove '{given_name}'"
+        )
+    value_of = catalogue.choice_of(name)
+    if value_of is not None:  # {"random_forest": "true"}: a value written where the name goes
+        holder, choice = value_of
+        return HyperparameterError(
+            f"hyperparameter '{given_name}' is unknown: '{given_name}' is a value of '{holder}'; "
+            f'write it as "{holder}": "{choice}"'
         )
     accepted = set(catalogue.common) | set(catalogue.by_algorithm[algorithm])
     hint = did_you_mean(name, accepted) or did_you_mean(name, catalogue.all_names())

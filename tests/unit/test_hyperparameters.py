@@ -524,9 +524,26 @@ def test_an_unused_ensemble_hyperparameter_names_its_owners_whatever_its_spellin
         ({"problem_type": "binary"}, "did you mean 'binary_classification'?"),
         ({"problem_type": "multiclass"}, "did you mean 'multiclass_classification'?"),
         # AMT's spelling of a metric for Autopilot's objective name: it pointed to BalancedAccuracy
-        ({"algorithm": "auto", "objective_metric": "validation:accuracy"}, "did you mean 'Accuracy' or 'BalancedAccuracy'?"),
+        (
+            {"algorithm": "auto", "objective_metric": "validation:accuracy"},
+            "did you mean 'Accuracy' or 'BalancedAccuracy'?",
+        ),
         ({"algorithm": "auto", "objective_metric": "f1_macro"}, "did you mean 'F1macro'?"),
     ],
 )
 def test_hints_match_beginnings_letter_case_aside_and_the_metric_of_an_amt_name(raw, hint):
     assert error_of(raw).endswith(hint)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fix"),
+    [
+        ({"random_forest": "true"}, '"algorithm": "random_forest"'),  # was: did you mean 'random_state'?
+        ({"Random-Forest": "1"}, '"algorithm": "random_forest"'),
+        ({"gini": "true"}, '"criterion": "gini"'),
+        ({"F1": "1"}, '"objective_metric": "F1"'),
+    ],
+)
+def test_a_value_written_as_a_name_says_which_hyperparameter_takes_it(raw, fix):
+    message = error_of(raw)
+    assert f"is a value of '{fix.split(':')[0].strip(chr(34))}'; write it as {fix}" in message
