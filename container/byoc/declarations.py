@@ -180,17 +180,18 @@ class Hyperparameter:
         return value
 
     def _as_list(self, value: Any) -> tuple[str, ...]:
+        written = value
         if isinstance(value, str):
             text = value.strip()
-            if text.startswith("["):
+            if text.startswith(("[", "(")):  # JSON, or str() of a Python list or tuple
                 try:
                     value = json.loads(text)
                 except ValueError:
-                    value = text.strip("[]").split(",")
+                    value = text.strip("[]()").split(",")
             else:
                 value = text.split(",")
         if not isinstance(value, (list, tuple)):
-            raise self._error(value)
+            raise self._error(written)
         items: list[str] = []
         for raw in value:
             item = canonical_key(str(raw).strip().strip("\"'")).lower()
@@ -208,7 +209,7 @@ class Hyperparameter:
                 )
             items.append(item)
         if not items:
-            raise self._error(value)
+            raise self._error(written)
         return tuple(items)
 
     def _as_column(self, value: Any) -> int | str:

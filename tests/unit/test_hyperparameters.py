@@ -547,3 +547,18 @@ def test_hints_match_beginnings_letter_case_aside_and_the_metric_of_an_amt_name(
 def test_a_value_written_as_a_name_says_which_hyperparameter_takes_it(raw, fix):
     message = error_of(raw)
     assert f"is a value of '{fix.split(':')[0].strip(chr(34))}'; write it as {fix}" in message
+
+
+@pytest.mark.parametrize(
+    ("members", "expected"),
+    [
+        (("random_forest", "linear"), ("random_forest", "linear")),
+        (("knn",), ("knn",)),
+    ],
+)
+def test_ensemble_members_as_the_generic_estimator_spells_a_tuple(members, expected):
+    """Estimator(hyperparameters={"ensemble_members": ("random_forest", "linear")}) writes str():
+    "('random_forest', 'linear')", refused as "'('random_forest'' is not one of ..."."""
+    raw = {"algorithm": "ensemble", "ensemble_members": decode_hyperparameter_value(str(members))}
+    assert resolve(raw)["ensemble_members"] == expected
+    assert "got '()'" in error_of({"algorithm": "ensemble", "ensemble_members": "()"})
