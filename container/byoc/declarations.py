@@ -136,8 +136,11 @@ class Hyperparameter:
         if number is None or isinstance(value, bool):
             raise self._error(value)
         if isinstance(number, float):
-            if not number.is_integer():
-                raise self._error(value)
+            if not number.is_integer():  # never rounded: 5.5 trees is a mistake, not 5 or 6
+                raise HyperparameterError(
+                    f"{self._error(value)}; a fraction is not rounded: give a whole number (a tuning "
+                    "job's range for it must be an IntegerParameter, not a ContinuousParameter)"
+                )
             number = int(number)
         limit = self.maximum if self.maximum is not None else INT_LIMIT
         if abs(number) > max(limit, INT_LIMIT):
@@ -177,17 +180,18 @@ class Hyperparameter:
         return value
 
     def _as_list(self, value: Any) -> tuple[str, ...]:
+        written = value
         if isinstance(value, str):
             text = value.strip()
-            if text.startswith("["):
+            if text.startswith(("[", "(")):  # JSON, or str() of a Python list or tuple
                 try:
                     value = json.loads(text)
                 except ValueError:
-                    value = text.strip("[]").split(",")
+                    value = text.strip("[]()").split(",")
             else:
                 value = text.split(",")
         if not isinstance(value, (list, tuple)):
-            raise self._error(value)
+            raise self._error(written)
         items: list[str] = []
         for raw in value:
             item = canonical_key(str(raw).strip().strip("\"'")).lower()
@@ -205,7 +209,7 @@ class Hyperparameter:
                 )
             items.append(item)
         if not items:
-            raise self._error(value)
+            raise self._error(written)
         return tuple(items)
 
     def _as_column(self, value: Any) -> int | str:
@@ -279,7 +283,17 @@ def _to_number(value: Any) -> float | int | None:
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    """``; did you mean 'x'?`` for the closest candidates, letter case aside, or ``""``.
+
+    A name written as AMT spells metrics (``validation:accuracy``) is matched by its last part,
+    and a beginning of a candidate (``binary`` for binary_classification) counts as close.
+    """
+    folded = {str(c).lower(): str(c) for c in candidates}
+    wanted = name.lower().rpartition(":")[2].strip()
+    matches = difflib.get_close_matches(wanted, list(folded), n=3, cutoff=0.6)
+    if not matches and len(wanted) >= 3:
+        matches = [c for c in folded if c.startswith(wanted)][:3]
+    close = [folded[m] for m in matches]
     if not close:
         return ""
     return "; did you mean " + " or ".join(f"'{c}'" for c in close) + "?"

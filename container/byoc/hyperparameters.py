@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 PROBLEM_TYPE_CHOICES = ("auto", "regression", "binary_classification", "multiclass_classification")
 DEFAULT_ALGORITHM = "decision_tree"
 HELP_WIDTH = 100
+N_JOBS_LIMIT = 1024
 
 
 # -- common declarations ---------------------------------------------------------------------
@@ -93,6 +94,9 @@ def common() -> tuple[Hyperparameter, ...]:
             "members); -1 uses all. gradient_boosting uses OpenMP threads, limited "
             "by OMP_NUM_THREADS.",
             minimum=-1,
+            # joblib starts a thread per job at once (and fails past 500000 with an error of its
+            # own): no instance has more than a few hundred CPUs
+            maximum=N_JOBS_LIMIT,
             forbidden=(0,),
         ),
         Hyperparameter(
@@ -158,6 +162,16 @@ class _Catalogue:
     def owners(self, name: str) -> list[str]:
         return [algo for algo, decls in self.by_algorithm.items() if name in decls]
 
+    def choice_of(self, value: str) -> tuple[str, str] | None:
+        """(hyperparameter, choice) when ``value`` is one of its choices (``random_forest``:
+        algorithm), ``auto`` aside: several hyperparameters take it."""
+        for decls in (self.common, *self.by_algorithm.values()):
+            for decl in decls.values():
+                for choice in decl.choices:
+                    if choice.lower() == value.lower() != "auto":
+                        return decl.name, choice
+        return None
+
     def all_names(self) -> set[str]:
         names = set(self.common) | set(self.aliases)
         for decls in self.by_algorithm.values():
@@ -180,12 +194,15 @@ def _canonicalise(raw: Mapping[str, Any], catalogue: _Catalogue) -> dict[str, tu
     return seen
 
 
-def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
+def resolve(raw: Mapping[str, Any], *, tuning: bool = False) -> dict[str, Any]:
     """Validate the user's hyperparameters; return canonical names with defaults filled in.
 
     ``raw`` is ``TrainingEnvironment.hyperparameters`` (decoded, reserved keys stripped).
     The result holds the common hyperparameters and those of the chosen algorithm (for the
     ensemble: its own plus those of its members, and ``ensemble_members`` as a tuple).
+    ``tuning`` (the job belongs to a tuning job): a hyperparameter of another algorithm is
+    checked and ignored with a warning instead of refused, as Automatic Model Tuning sends
+    every range to every job, whichever ``algorithm`` a CategoricalParameter picked for it.
     """
     catalogue = _Catalogue.build()
     given = _canonicalise(raw, catalogue)
@@ -208,16 +225,19 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
         algorithm = out["algorithm"] = "ensemble"
 
     accepted: dict[str, Hyperparameter] = dict(catalogue.by_algorithm[algorithm])
-    member_decls: dict[str, Hyperparameter] = {}
+    member_names: set[str] = set()
     if algorithm == "ensemble":
         for member in algorithms.ensemble_member_names():
-            for name, decl in catalogue.by_algorithm[member].items():
-                member_decls.setdefault(name, decl)
+            member_names |= set(catalogue.by_algorithm[member])
+    for_members: dict[str, tuple[str, Any]] = {}  # coerced once the members are known
 
     for name, (given_name, value) in given.items():
         if name in catalogue.common:
             continue
-        found = accepted.get(name) or member_decls.get(name)
+        found = accepted.get(name)
+        if found is None and name in member_names:
+            for_members[name] = (given_name, value)
+            continue
         if found is None and flags_switched_off and name in algorithms.ENSEMBLE_FLAGS:
             catalogue.by_algorithm["ensemble"][name].coerce(value)
             log.warning(
@@ -226,6 +246,9 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
                 algorithm,
             )
             continue
+        if found is None and tuning and catalogue.owners(name):
+            _ignore_in_tuning(name, given_name, value, algorithm, catalogue)
+            continue
         if found is None:
             raise _unknown(name, given_name, algorithm, catalogue)
         out[name] = found.coerce(value)
@@ -233,20 +256,18 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
 
     if algorithm == "ensemble":
         members = _ensemble_members(out, given)
-        unused = [
-            given[name][0]
-            for name in given
-            if name in member_decls
-            and name not in accepted
-            and not any(name in catalogue.by_algorithm[m] for m in members)
-        ]
-        if unused:
-            owners = sorted({o for n in unused for o in catalogue.owners(canonical_key(n))})
+        unused = [name for name in for_members if not any(name in catalogue.by_algorithm[m] for m in members)]
+        for name in unused if tuning else ():
+            _ignore_in_tuning(name, for_members.pop(name)[0], given[name][1], "ensemble", catalogue)
+        if unused and not tuning:
+            owners = sorted({o for name in unused for o in catalogue.owners(name)})
             raise HyperparameterError(
-                f"hyperparameter '{unused[0]}' is used by {', '.join(owners)}, none of which is "
-                f"among the ensemble's members ({', '.join(members)}); add one to "
+                f"hyperparameter '{for_members[unused[0]][0]}' is used by {', '.join(owners)}, none of "
+                f"which is among the ensemble's members ({', '.join(members)}); add one to "
                 "ensemble_members or remove the hyperparameter"
             )
+        for name, (_given_name, value) in for_members.items():
+            out[name] = _member_value(name, value, members, catalogue)
         out["ensemble_members"] = members
     algorithms.check(out)  # cross-checks that need no data: fail before any channel is read
     return out
@@ -256,6 +277,56 @@ def given_names(raw: Mapping[str, Any]) -> frozenset[str]:
     """The declared names of the hyperparameters ``raw`` gives (aliases and spellings folded):
     what the job set, as opposed to a default :func:`resolve` filled in."""
     return frozenset(_canonicalise(raw, _Catalogue.build()))
+
+
+def _member_value(name: str, value: Any, members: Sequence[str], catalogue: _Catalogue) -> Any:
+    """A member hyperparameter given to the ensemble, coerced by each member that takes it.
+
+    Members can differ in what they accept (class_weight=balanced_subsample suits random_forest
+    and extra_trees, not gradient_boosting or linear): the value must suit every one of them.
+    """
+    declarations = {m: catalogue.by_algorithm[m][name] for m in members if name in catalogue.by_algorithm[m]}
+    takers = [m for m, decl in declarations.items() if _accepts(decl, value)]
+    refusing = [m for m in declarations if m not in takers]
+    if not refusing:
+        return next(iter(declarations.values())).coerce(value)
+    if not takers:  # no member takes it: the declaration's own message says what would do
+        declarations[refusing[0]].coerce(value)
+    member = refusing[0]
+    raise HyperparameterError(
+        f"hyperparameter '{name}': ensemble member {member} does not take {show(value)} (it "
+        f"expects {declarations[member].allowed()}), while {' and '.join(takers)} "
+        f"{'does' if len(takers) == 1 else 'do'}; give a value every member takes, or drop "
+        f"{', '.join(refusing)} from ensemble_members"
+    )
+
+
+def _ignore_in_tuning(name: str, given_name: str, value: Any, algorithm: str, catalogue: _Catalogue) -> None:
+    """Check a hyperparameter the job's algorithm does not use, then leave it out with a warning.
+
+    A tuning job sends every range to every training job: tuning ``algorithm`` beside
+    ``n_estimators`` gives gradient_boosting jobs an n_estimators too.  The value must still
+    suit an algorithm that takes it (a typo in a range fails the job, as elsewhere).
+    """
+    owners = catalogue.owners(name)
+    declarations = [catalogue.by_algorithm[o][name] for o in owners]
+    if not any(_accepts(decl, value) for decl in declarations):
+        declarations[0].coerce(value)  # raises, naming what the hyperparameter accepts
+    log.warning(
+        "hyperparameter '%s' is ignored: it is used by %s, not by %s (a tuning job gives every "
+        "training job every hyperparameter of its ranges)",
+        given_name,
+        " and ".join(owners),
+        algorithm if algorithm != "ensemble" else "the ensemble's members",
+    )
+
+
+def _accepts(decl: Hyperparameter, value: Any) -> bool:
+    try:
+        decl.coerce(value)
+    except HyperparameterError:
+        return False
+    return True
 
 
 def _ensemble_members(out: dict[str, Any], given: Mapping[str, tuple[str, Any]]) -> tuple[str, ...]:
@@ -310,6 +381,13 @@ def _unknown(name: str, given_name: str, algorithm: str, catalogue: _Catalogue) 
         return HyperparameterError(
             f"hyperparameter '{given_name}' is used by {' and '.join(owners)}, not by "
             f"algorithm '{algorithm}'; set algorithm={owners[0]} or remove '{given_name}'"
+        )
+    value_of = catalogue.choice_of(name)
+    if value_of is not None:  # {"random_forest": "true"}: a value written where the name goes
+        holder, choice = value_of
+        return HyperparameterError(
+            f"hyperparameter '{given_name}' is unknown: '{given_name}' is a value of '{holder}'; "
+            f'write it as "{holder}": "{choice}"'
         )
     accepted = set(catalogue.common) | set(catalogue.by_algorithm[algorithm])
     hint = did_you_mean(name, accepted) or did_you_mean(name, catalogue.all_names())

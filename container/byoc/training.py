@@ -84,6 +84,92 @@ def check_hosts(env: TrainingEnvironment, algorithm: str) -> None:
         )
 
 
+def byoc_metric(name: str | None) -> tuple[str, str] | None:
+    """(channel, metric) when ``name`` is one of the lines byoc logs (``validation:auc``), else None."""
+    from byoc import metrics
+
+    channel, _, metric = (name or "").partition(":")
+    if channel in metrics.CHANNELS and metric in metrics.all_names():
+        return channel, metric
+    return None
+
+
+def check_tuning_objective(
+    objective: str | None, algorithm: str, problem_type: str, channels: Sequence[str]
+) -> None:
+    """Refuse, before fitting, an Automatic Model Tuning objective this job will never log.
+
+    AMT reads ``_tuning_objective_metric`` from the log; a job that never prints it still
+    trains to the end, and then every training job of the tuning job is scored as failed.
+    Only byoc's own names (``<channel>:<metric>``) are checked: another name may be a metric
+    definition of the user's.  ``auto`` logs ``validation:`` from cross-validation without a
+    validation channel.  A metric the data leaves undefined (AUC on one class) is warned about
+    after evaluation instead.
+    """
+    from byoc import metrics
+    from byoc.errors import ConfigError
+
+    named = byoc_metric(objective)
+    if named is None:
+        return
+    channel, metric = named
+    logged = metrics.names(problem_type)
+    if metric not in logged:
+        raise ConfigError(
+            f"the tuning objective {objective} (_tuning_objective_metric) is never logged for a "
+            f"{problem_type} problem, so Automatic Model Tuning would find no objective value in any "
+            f"training job; use one of {', '.join(f'{channel}:{m}' for m in logged)} as the "
+            "objective metric, or set problem_type if the target was read as the wrong kind",
+            code="bad_tuning_objective",
+        )
+    if channel not in channels and not (channel == "validation" and algorithm == "auto"):
+        raise ConfigError(
+            f"the tuning objective {objective} (_tuning_objective_metric) needs a '{channel}' "
+            f"channel, and this job has only {', '.join(sorted(channels))}: no {channel}:{metric} "
+            "line would be logged, so Automatic Model Tuning would find no objective value in any "
+            f"training job; add a '{channel}' channel to the tuning job's inputs (tuner.fit({{'train': "
+            f"..., '{channel}': ...}}))"
+            + (
+                ", or use algorithm=auto, which logs validation: from cross-validation"
+                if channel == "validation"
+                else ""
+            ),
+            code="bad_tuning_objective",
+        )
+
+
+def searched_objective(
+    params: Mapping[str, Any], tuning_objective: str | None, problem_type: str
+) -> Mapping[str, Any]:
+    """``params`` with auto's objective_metric set to what the tuning job ranks by, when unset.
+
+    Without it auto searches for its default (F1 for binary) while Automatic Model Tuning ranks
+    its jobs by, say, validation:accuracy: each job would pick its model by the wrong measure.
+    """
+    named = byoc_metric(tuning_objective)
+    if params["algorithm"] != "auto" or params["objective_metric"] is not None or named is None:
+        return params
+    from byoc.automl import objective
+
+    for name in objective.names(problem_type):
+        if objective.resolve(name, problem_type).key == named[1]:
+            log.info(
+                "auto: objective_metric=%s, the tuning objective %s (objective_metric not set)",
+                name,
+                tuning_objective,
+            )
+            return {**params, "objective_metric": name}
+    log.warning(
+        "auto: the tuning objective %s is not one auto can search for a %s problem (%s); it searches "
+        "for its default, %s: set objective_metric to one of those to choose",
+        tuning_objective,
+        problem_type,
+        ", ".join(objective.names(problem_type)),
+        objective.names(problem_type)[0],
+    )
+    return params
+
+
 def resolve_target(data: ChannelData, channel: str, target: int | str, *, given: bool = True) -> TargetSpec:
     """Where the ``target`` hyperparameter puts the label in the train channel.
 
@@ -368,7 +454,7 @@ def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None
     from byoc import hyperparameters
 
     progress.phase = "validating hyperparameters"
-    params = hyperparameters.resolve(env.hyperparameters)
+    params = hyperparameters.resolve(env.hyperparameters, tuning=env.tuning_objective_metric is not None)
     check_hosts(env, params["algorithm"])
     if len(env.hosts) == 1:
         return _train(env, progress, params, fit_step)
@@ -436,6 +522,8 @@ def _train(
         train_split.y, params["problem_type"], locate=channels["train"].locate
     )
     log.info("problem type: %s (%s)", problem_type, reason)
+    check_tuning_objective(env.tuning_objective_metric, params["algorithm"], problem_type, list(channels))
+    params = searched_objective(params, env.tuning_objective_metric, problem_type)
 
     labels = None
     n_classes = None
@@ -496,13 +584,13 @@ def _train(
     for name, values in result.metrics.items():
         for line in metrics.log_lines(name, values):
             print(line, flush=True)
-    objective = env.tuning_objective_metric
-    if objective:
-        channel, _, metric = objective.partition(":")
+    objective = byoc_metric(env.tuning_objective_metric)  # another name: the user's own definition
+    if objective is not None:
+        channel, metric = objective
         if metric not in result.metrics.get(channel, {}):
             log.warning(
                 "the tuning objective %s was not computed (channels evaluated: %s)",
-                objective,
+                env.tuning_objective_metric,
                 ", ".join(result.metrics),
             )
     env.paths.output_data_dir.mkdir(parents=True, exist_ok=True)

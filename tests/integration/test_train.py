@@ -417,6 +417,65 @@ def test_a_warning_log_level_writes_no_info_line(tmp_path, hyperparameters, env)
     assert " INFO " not in result.stdout + result.stderr, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("objective", "channels", "frame", "target", "says"),
+    [
+        (
+            "validation:auc",
+            ("train",),
+            MIXED,
+            "deposit",
+            "needs a 'validation' channel, and this job has only train",
+        ),
+        (
+            "validation:f1",
+            ("train", "validation"),
+            IRIS,
+            "target",
+            "never logged for a multiclass_classification",
+        ),
+        ("validation:accuracy", ("train", "validation"), DIABETES, "target", "use one of validation:mse"),
+    ],
+)
+def test_a_tuning_objective_the_job_cannot_log_fails_before_fitting(
+    tmp_path, objective, channels, frame, target, says
+):
+    """AMT would otherwise run every training job to the end and find no objective value in any."""
+    both = csv_channels(frame, target, header=True, split=int(len(frame) * 0.8))
+    params = {"algorithm": "decision_tree", "target": target, "_tuning_objective_metric": objective}
+    root = make_ml_root(
+        tmp_path, channels={c: both[c] for c in channels}, hyperparameters=params, encoding="str"
+    )
+    result = run_train(root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    failure = read_failure(root)
+    assert failure is not None and failure.startswith(f"the tuning objective {objective} ")
+    assert says in failure.splitlines()[0]
+    assert "fitting started" not in result.stdout + result.stderr
+    assert model_dir_entries(root) == []
+
+
+def test_a_tuning_job_tuning_the_algorithm_trains_each_with_its_own_hyperparameters(tmp_path):
+    """AMT sends every range to every job: a gradient_boosting job of a tuning job over
+    algorithm and n_estimators gets n_estimators too, and must train (it used to fail)."""
+    params = {
+        "algorithm": "gradient_boosting",
+        "n_estimators": "57",
+        "max_iter": "20",
+        "target": "deposit",
+        "_tuning_objective_metric": "validation:accuracy",
+    }
+    root = make_ml_root(
+        tmp_path, channels=csv_channels(MIXED, "deposit", header=True), hyperparameters=params, encoding="raw"
+    )
+    result = run_train(root)
+    meta = trained_on_mixed(root, result, "gradient_boosting")
+    assert "n_estimators" not in meta["hyperparameters"] and meta["hyperparameters"]["max_iter"] == 20
+    assert "hyperparameter 'n_estimators' is ignored: it is used by random_forest and extra_trees" in (
+        result.stdout + result.stderr
+    )
+
+
 def test_classic_sample_spellings_and_training_alias(tmp_path):
     channels = {"training": {"t.csv": csv_bytes(MIXED, target="deposit")}, "extra": {"notes.csv": b"1,2\n"}}
     params = {

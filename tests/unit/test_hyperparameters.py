@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -226,6 +227,8 @@ def test_key_of_another_algorithm_names_that_algorithm():
         ({"max_depth": True}, ["'max_depth'", "true"]),
         ({"random_state": -1}, ["'random_state'", "-1", "[0, 4294967295]"]),
         ({"n_jobs": 0}, ["'n_jobs'", "except 0"]),
+        # joblib failed inside the fit ("Numeric literal 2147483647 is too large"): exit 2
+        ({"n_jobs": 2147483647}, ["'n_jobs'", "got 2147483647", "[-1, 1024] except 0"]),
         ({"cv_folds": 1}, ["'cv_folds'", "[2, 20]"]),
         ({"criterion": "ginni"}, ["'criterion'", "'ginni'", "did you mean 'gini'"]),
         ({"problem_type": "classification"}, ["'problem_type'", "binary_classification"]),
@@ -402,3 +405,160 @@ def test_other_automl_tools_names_point_to_byocs(given, ours):
     """A name from FLAML, AutoGluon or Autopilot is nothing like byoc's, so difflib cannot hint it."""
     with pytest.raises(HyperparameterError, match=rf"byoc's name for .* is '{ours}'"):
         resolve(given)
+
+
+@pytest.mark.parametrize(
+    ("objective", "algorithm", "problem_type", "channels", "fragment"),
+    [
+        (
+            "validation:auc",
+            "random_forest",
+            "binary_classification",
+            ("train",),
+            "needs a 'validation' channel",
+        ),
+        ("test:auc", "auto", "binary_classification", ("train", "validation"), "needs a 'test' channel"),
+        ("validation:f1", "knn", "multiclass_classification", ("train", "validation"), "validation:f1_macro"),
+        (
+            "train:r2",
+            "linear",
+            "binary_classification",
+            ("train",),
+            "never logged for a binary_classification",
+        ),
+        # what the job logs: nothing to refuse
+        ("validation:auc", "auto", "binary_classification", ("train",), None),
+        ("train:rmse", "svm", "regression", ("train",), None),
+        ("validation:f1_macro", "ensemble", "multiclass_classification", ("train", "validation"), None),
+        # not one of byoc's names: a metric definition of the user's own
+        ("val-acc", "decision_tree", "binary_classification", ("train",), None),
+        ("validation:acc", "decision_tree", "binary_classification", ("train",), None),
+    ],
+)
+def test_a_tuning_objective_that_would_never_be_logged_is_refused(
+    objective, algorithm, problem_type, channels, fragment
+):
+    from byoc.errors import ConfigError
+    from byoc.training import check_tuning_objective
+
+    if fragment is None:
+        check_tuning_objective(objective, algorithm, problem_type, channels)
+        return
+    with pytest.raises(ConfigError, match=re.escape(fragment)) as raised:
+        check_tuning_objective(objective, algorithm, problem_type, channels)
+    assert raised.value.code == "bad_tuning_objective"
+
+
+def test_an_ensemble_member_hyperparameter_is_checked_by_the_members_that_take_it():
+    """class_weight=balanced_subsample suits the forests, not gradient_boosting or linear: it was
+    checked against decision_tree's declaration whatever the members were."""
+    forests = {"algorithm": "ensemble", "ensemble_members": "random_forest,extra_trees"}
+    params = resolve({**forests, "class_weight": "balanced_subsample"})
+    assert algorithms.member_params("extra_trees", params)["class_weight"] == "balanced_subsample"
+    message = error_of({"algorithm": "ensemble", "class_weight": "balanced_subsample"})
+    assert message.startswith(
+        "hyperparameter 'class_weight': ensemble member gradient_boosting does not take "
+        "'balanced_subsample' (it expects balanced or None), while random_forest does;"
+    )
+    assert "drop gradient_boosting, linear from ensemble_members" in message
+    assert "expected an integer in [1, 100000]" in error_of({"algorithm": "ensemble", "max_iter": 0})
+
+
+@pytest.mark.parametrize(
+    ("given", "tuning", "problem_type", "searched"),
+    [
+        (None, "validation:accuracy", "binary_classification", "Accuracy"),
+        (None, "validation:f1_macro", "multiclass_classification", "F1macro"),
+        (None, "validation:rmse", "regression", "RMSE"),
+        (None, "validation:log_loss", "binary_classification", None),  # auto cannot search for it
+        (None, "val-acc", "binary_classification", None),  # a user's own metric definition
+        ("AUC", "validation:accuracy", "binary_classification", "AUC"),  # given: kept
+    ],
+)
+def test_auto_searches_for_the_tuning_objective_unless_told_otherwise(given, tuning, problem_type, searched):
+    """Tuned on validation:accuracy, auto searched for its default (F1) and picked its model by it."""
+    from byoc.training import searched_objective
+
+    params = resolve({"algorithm": "auto", **({"objective_metric": given} if given else {})})
+    assert searched_objective(params, tuning, problem_type)["objective_metric"] == searched
+    assert searched_objective(resolve({}), tuning, problem_type) == resolve({})  # other algorithms
+
+
+@pytest.mark.parametrize("value", ["57.38291", 57.38291, "5.5", "1e-3"])
+def test_a_fraction_for_an_integer_says_it_is_not_rounded_and_how_to_tune_it(value):
+    """Automatic Model Tuning's ContinuousParameter sends fractions; they are refused, never rounded."""
+    message = error_of({"algorithm": "random_forest", "n_estimators": decode_hyperparameter_value(value)})
+    assert message.startswith("hyperparameter 'n_estimators': got ")
+    assert "expected an integer in [1, 10000]" in message
+    assert "must be an IntegerParameter, not a ContinuousParameter" in message
+
+
+def test_a_tuning_job_may_give_a_job_the_hyperparameters_of_other_algorithms(caplog):
+    """AMT sends every range to every job: tuning algorithm beside n_estimators gives
+    gradient_boosting jobs an n_estimators, which failed each of them."""
+    raw = {"algorithm": "gradient_boosting", "n_estimators": 50, "kernel": "rbf", "max_depth": 3}
+    assert "used by random_forest and extra_trees" in error_of(raw)
+    with caplog.at_level("WARNING", logger="byoc.hyperparameters"):
+        params = resolve(raw, tuning=True)
+    assert params["max_depth"] == 3 and "n_estimators" not in params and "kernel" not in params
+    assert (
+        "hyperparameter 'n_estimators' is ignored: it is used by random_forest and extra_trees" in caplog.text
+    )
+    ensemble = resolve({"algorithm": "ensemble", "n_neighbors": 3}, tuning=True)
+    assert "n_neighbors" not in ensemble
+    # still checked: a bad value, or a name nobody uses, fails the job as it does outside tuning
+    with pytest.raises(HyperparameterError, match="'n_estimators': got 0"):
+        resolve({"algorithm": "gradient_boosting", "n_estimators": 0}, tuning=True)
+    with pytest.raises(HyperparameterError, match="'max_dept' is unknown"):
+        resolve({"algorithm": "gradient_boosting", "max_dept": 3}, tuning=True)
+
+
+def test_an_unused_ensemble_hyperparameter_names_its_owners_whatever_its_spelling():
+    message = error_of({"algorithm": "ensemble", "N-Neighbors": 3})
+    assert message.startswith("hyperparameter 'N-Neighbors' is used by knn, none of which")
+
+
+@pytest.mark.parametrize(
+    ("raw", "hint"),
+    [
+        ({"problem_type": "binary"}, "did you mean 'binary_classification'?"),
+        ({"problem_type": "multiclass"}, "did you mean 'multiclass_classification'?"),
+        # AMT's spelling of a metric for Autopilot's objective name: it pointed to BalancedAccuracy
+        (
+            {"algorithm": "auto", "objective_metric": "validation:accuracy"},
+            "did you mean 'Accuracy' or 'BalancedAccuracy'?",
+        ),
+        ({"algorithm": "auto", "objective_metric": "f1_macro"}, "did you mean 'F1macro'?"),
+    ],
+)
+def test_hints_match_beginnings_letter_case_aside_and_the_metric_of_an_amt_name(raw, hint):
+    assert error_of(raw).endswith(hint)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fix"),
+    [
+        ({"random_forest": "true"}, '"algorithm": "random_forest"'),  # was: did you mean 'random_state'?
+        ({"Random-Forest": "1"}, '"algorithm": "random_forest"'),
+        ({"gini": "true"}, '"criterion": "gini"'),
+        ({"F1": "1"}, '"objective_metric": "F1"'),
+    ],
+)
+def test_a_value_written_as_a_name_says_which_hyperparameter_takes_it(raw, fix):
+    message = error_of(raw)
+    assert f"is a value of '{fix.split(':')[0].strip(chr(34))}'; write it as {fix}" in message
+
+
+@pytest.mark.parametrize(
+    ("members", "expected"),
+    [
+        (("random_forest", "linear"), ("random_forest", "linear")),
+        (("knn",), ("knn",)),
+    ],
+)
+def test_ensemble_members_as_the_generic_estimator_spells_a_tuple(members, expected):
+    """Estimator(hyperparameters={"ensemble_members": ("random_forest", "linear")}) writes str():
+    "('random_forest', 'linear')", refused as "'('random_forest'' is not one of ..."."""
+    raw = {"algorithm": "ensemble", "ensemble_members": decode_hyperparameter_value(str(members))}
+    assert resolve(raw)["ensemble_members"] == expected
+    assert "got '()'" in error_of({"algorithm": "ensemble", "ensemble_members": "()"})
