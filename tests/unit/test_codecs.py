@@ -210,7 +210,7 @@ class _Slices:
 def _batches(schema, *slices):
     from byoc.serving.builtin import decode_batches
 
-    batches = list(decode_batches(_Slices(*slices), codecs.find_decoder("text/csv"), schema))
+    batches = list(decode_batches(_Slices(*slices), codecs.find_decoder("text/csv"), schema, 1 << 30))
     return [[v for batch in batches for v in batch.columns[j]] for j in range(schema.width)]
 
 
