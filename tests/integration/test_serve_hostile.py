@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 import requests
 import serving_models as sm
@@ -359,3 +360,61 @@ def test_an_npy_header_claiming_more_than_the_body_holds_is_a_400_naming_the_sha
     assert response.status_code == 400, response.text[:300]
     error = response.json()
     assert error["error"] == "undecodable_body" and str(shape) in error["message"], error
+
+
+# -- Parquet bodies that decode to far more than they weigh ------------------------------------------
+
+
+def _repeated_parquet(rows: int, job: str) -> bytes:
+    """``rows`` copies of one row, as a run-length-encoded file of a few KB."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    same = np.zeros(rows, np.int32)
+    table = pa.table(
+        {
+            "age": np.full(rows, 40.0),
+            "balance": np.full(rows, 1000.5),
+            "job": pa.DictionaryArray.from_arrays(same, [job]),
+            "contact": pa.DictionaryArray.from_arrays(same, ["cellular"]),
+        }
+    )
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="zstd", row_group_size=rows)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("rows", "job", "fragment"),
+    [
+        (10_000_000, "admin", "10,000,000 rows of 4 columns"),
+        (3000, "x" * 1024 * 1024, "bytes of text in rows 1 to"),
+    ],
+    ids=["ten million rows", "a megabyte of text repeated"],
+)
+def test_a_parquet_body_decoding_to_gigabytes_is_a_413_naming_the_limit(binary, rows, job, fragment):
+    """152 KB of Parquet (10 million rows) took a worker 4.5 GB and 140 s; 1.4 KB (one 1 MB text on
+    3000 rows), 2.2 GB.  Both are refused from the file's footer or first slice, at once."""
+    body = _repeated_parquet(rows, job)
+    assert len(body) < 256 * 1024
+    workers = {child.pid for child in psutil.Process(binary.process.pid).children()}
+    started = time.monotonic()
+    response = binary.invoke(body, "application/x-parquet")
+    assert time.monotonic() - started < 10
+    status, headers = response.status_code, {k.lower(): v for k, v in response.headers.items()}
+    error = assert_json_error(status, headers, response.content, 413)
+    assert error["error"] == "parquet_too_large" and fragment in error["message"], error
+    assert "SAGEMAKER_MAX_PAYLOAD_IN_MB" in error["message"] and "MaxPayloadInMB" in error["message"]
+    assert {child.pid for child in psutil.Process(binary.process.pid).children()} == workers
+
+
+def test_a_parquet_body_of_many_slices_is_answered_row_for_row_like_csv(binary):
+    from byoc.serving.codecs import parquet
+
+    rows = 3 * parquet.SLICE_VALUES // 4 + 5  # four columns: four slices
+    frame = sm.features("binary")
+    frame = pd.concat([frame] * (rows // len(frame) + 1), ignore_index=True).iloc[:rows]
+    expected = binary.invoke(frame.to_csv(index=False, header=False), "text/csv", "text/csv", timeout=120)
+    response = binary.invoke(support.parquet_bytes(frame), "application/x-parquet", "text/csv", timeout=120)
+    assert response.status_code == 200, response.text[:300]
+    assert response.text == expected.text and len(response.text.splitlines()) == rows

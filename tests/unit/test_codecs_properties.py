@@ -133,7 +133,7 @@ def test_every_csv_line_is_a_record_empty_lines_too(cells, large, newline, data)
     lines = body.splitlines(keepends=True)
     cuts = sorted(set(data.draw(st.lists(st.integers(1, max(1, len(lines) - 1)), max_size=4))))
     pieces = [b"".join(lines[a:b]) for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True)]
-    batches = list(decode_batches(_Slices(pieces), csv_codec.DECODER, ONE))
+    batches = list(decode_batches(_Slices(pieces), csv_codec.DECODER, ONE, 1 << 30))
     got = Batch(ONE.names, (np.concatenate([b.columns[0] for b in batches]),))
     assert same(got, expected)
 
@@ -177,7 +177,7 @@ def test_jsonlines_errors_name_the_bodys_own_line_across_slices(before, bad, aft
     alone = bad.startswith("{") and not any(line.strip() for line in before[start:])
     for request in ([body], [body] if alone else pieces):
         with pytest.raises(DataError) as info:
-            list(decode_batches(_Slices(request), jsonlines_codec.DECODER, NUMERIC))
+            list(decode_batches(_Slices(request), jsonlines_codec.DECODER, NUMERIC, 1 << 30))
         assert info.value.message.startswith(f"line {len(before) + 1} of the JSON Lines body"), (
             info.value.message
         )
@@ -206,7 +206,7 @@ def test_a_blank_jsonlines_line_is_a_400_naming_it_across_slices(before, blank, 
     pieces = ["".join(lines[a:b]).encode() for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True)]
     for request in ([body], pieces):
         with pytest.raises(DataError) as info:
-            list(decode_batches(_Slices(request), jsonlines_codec.DECODER, NUMERIC))
+            list(decode_batches(_Slices(request), jsonlines_codec.DECODER, NUMERIC, 1 << 30))
         assert info.value.message.startswith(f"line {len(before) + 2} of the JSON Lines body is empty"), (
             info.value.message
         )

@@ -27,7 +27,7 @@ from byoc.serving.body import awaits_continue
 from byoc.serving.handler import Handler, InferenceRequest, InferenceResponse
 from byoc.serving.handler import load as load_handler
 from byoc.serving.output import CUSTOM_ATTRIBUTES_HEADER
-from byoc.serving.settings import ServingSettings
+from byoc.serving.settings import RAISE_PAYLOAD_LIMIT, ServingSettings
 from byoc.serving.worker import REQUEST_ID_KEY, new_request_id
 
 log = logging.getLogger("byoc.serving")
@@ -53,8 +53,7 @@ def _error_response(status: int, code: str, message: str, request_id: str) -> Re
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"the request body is larger than {limit // (1024 * 1024)} MB (SAGEMAKER_MAX_PAYLOAD_IN_MB); "
-        "send fewer rows per request, or raise the limit: MaxPayloadInMB for batch transform (up to 100), "
-        "SAGEMAKER_MAX_PAYLOAD_IN_MB for asynchronous inference (up to 1024)"
+        + RAISE_PAYLOAD_LIMIT
     )
 
 

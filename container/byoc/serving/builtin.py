@@ -65,10 +65,13 @@ def default_accept(settings: ServingSettings) -> str | None:
         ) from None
 
 
-def decode_batches(body: RequestBody, decoder: codecs.Decoder, schema: RequestSchema) -> Iterator[Batch]:
-    """The body as validated batches: one for whole-body formats, one per slice for line-oriented
-    ones (a CSV header only on the body's first line, its column order kept by later slices); an
-    empty body is a 400."""
+def decode_batches(
+    body: RequestBody, decoder: codecs.Decoder, schema: RequestSchema, limit: int
+) -> Iterator[Batch]:
+    """The body as validated batches: one for whole-body formats (one per slice of rows for those
+    that decode to far more than the body, such as Parquet, within what ``limit``, the payload
+    limit, allows), one per slice for line-oriented ones (a CSV header only on the body's first
+    line, its column order kept by later slices); an empty body is a 400."""
     if decoder.stream is not None:
         decoded = False
         for batch in decoder.stream(body.line_slices(len), schema):  # raw blocks: no record cuts
@@ -80,7 +83,10 @@ def decode_batches(body: RequestBody, decoder: codecs.Decoder, schema: RequestSc
     if not decoder.line_oriented:
         data = body.read()
         if not _blank(data):
-            yield decoder.decode(data, schema, 0)
+            if decoder.batches is not None:
+                yield from decoder.batches(data, schema, limit)
+            else:
+                yield decoder.decode(data, schema, 0)
             return
         raise _empty(decoder, schema)
     rows, lines, decoded = 0, 0, False
@@ -151,6 +157,7 @@ class ModelHandler:
         self.fields = default_fields(settings.inference_output, predictor.available_fields, self.supported)
         self.default_accept = default_accept(settings)
         self.batch = settings.batch
+        self.max_payload_bytes = settings.max_payload_bytes
 
     @classmethod
     def load(cls, model_dir: Path, settings: ServingSettings) -> ModelHandler:
@@ -160,7 +167,8 @@ class ModelHandler:
     def predict_body(self, body: RequestBody, decoder: codecs.Decoder, fields: tuple[str, ...]) -> Prediction:
         """Decode and predict slice by slice, so a large line-oriented body never sits whole."""
         parts = [
-            self.predictor.predict(batch, fields) for batch in decode_batches(body, decoder, self.schema)
+            self.predictor.predict(batch, fields)
+            for batch in decode_batches(body, decoder, self.schema, self.max_payload_bytes)
         ]
         return Prediction.concat(parts)
 
@@ -187,7 +195,7 @@ class ModelHandler:
                 encoder.encode(self.predict_body(request.body, decoder, fields)), encoder.media_type, headers
             )
         # slice by slice: a large batch's answer is held once, as bytes, never as Python objects
-        batches = decode_batches(request.body, decoder, self.schema)
+        batches = decode_batches(request.body, decoder, self.schema, self.max_payload_bytes)
         chunks = encoder.join([encoder.encode(self.predictor.predict(batch, fields)) for batch in batches])
         if len(chunks) == 1:
             return InferenceResponse(chunks[0], encoder.media_type, headers)

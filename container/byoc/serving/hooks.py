@@ -312,7 +312,12 @@ class ByocHooks:
     def input_fn(self, request_body: bytes, content_type: str) -> pd.DataFrame:
         assert self.schema is not None, "checked at load"
         decoder = codecs.find_decoder(content_type)
-        frames = [batch.frame() for batch in decode_batches(_WholeBody(request_body), decoder, self.schema)]
+        frames = [
+            batch.frame()
+            for batch in decode_batches(
+                _WholeBody(request_body), decoder, self.schema, self.settings.max_payload_bytes
+            )
+        ]
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
     @staticmethod

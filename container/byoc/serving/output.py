@@ -24,7 +24,7 @@ asked for (probabilities: rows x classes).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,6 +164,9 @@ def request_fields(
     )
 
 
+RECORDS_AT_ONCE = 1 << 14  # records an encoder makes dicts of at a time (Prediction.record_runs)
+
+
 @dataclass(frozen=True)
 class Prediction:
     """Per-field results for ``n`` records.
@@ -185,8 +188,16 @@ class Prediction:
         return value.tolist() if isinstance(value, np.ndarray) else list(value)
 
     def records(self) -> list[dict[str, Any]]:
+        return [record for run in self.record_runs() for record in run]
+
+    def record_runs(self, size: int = RECORDS_AT_ONCE) -> Iterator[list[dict[str, Any]]]:
+        """The records, ``size`` at a time: an encoder that made every record's dict at once held
+        about 230 bytes a record (300 MB of a worker for a 3.3 MB CSV body of a million rows
+        answered in JSON), where its answer took 24."""
         columns = [self.column(f) for f in self.fields]
-        return [dict(zip(self.fields, row, strict=True)) for row in zip(*columns, strict=True)]
+        for start in range(0, self.n, size):
+            rows = zip(*(column[start : start + size] for column in columns), strict=True)
+            yield [dict(zip(self.fields, row, strict=True)) for row in rows]
 
     @staticmethod
     def concat(parts: Sequence[Prediction]) -> Prediction:

@@ -20,6 +20,11 @@ DEFAULT_BATCH_TIMEOUT = 600  # batch transform's own invocation timeout
 DEFAULT_MAX_PAYLOAD_MB = 6
 MAX_PAYLOAD_MB = 1024  # asynchronous inference takes payloads up to 1 GB (batch transform: 100 MB)
 MB = 1024 * 1024
+RAISE_PAYLOAD_LIMIT = (
+    "send fewer rows per request, or raise the limit: MaxPayloadInMB for batch transform (up to 100), "
+    "SAGEMAKER_MAX_PAYLOAD_IN_MB for asynchronous inference (up to 1024)"
+)
+"""How a client whose request is above SAGEMAKER_MAX_PAYLOAD_IN_MB gets it through."""
 DEFAULT_GRACEFUL_TIMEOUT = 30  # SageMaker sends SIGKILL 30 s after SIGTERM
 WORKER_CLASSES = ("gthread", "sync")
 DEFAULT_WORKER_THREADS = 2  # few threads, few GIL hand-offs: see byoc.serving.worker and README "Settings"

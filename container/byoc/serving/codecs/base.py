@@ -38,6 +38,10 @@ class Decoder:
     stream: Callable[[Iterable[bytes], RequestSchema], Iterator[Batch]] | None = None
     """For whole-body formats that can be parsed as they arrive (JSON's lists of rows): the
     batches decoded from the body's raw blocks, so a large body is never held whole."""
+    batches: Callable[[bytes, RequestSchema, int], Iterator[Batch]] | None = None
+    """For whole-body formats of many rows that may decode to far more than the body (Parquet):
+    ``batches(body, schema, limit)`` gives its rows in slices, each predicted before the next is
+    decoded, refusing (413) a body that decodes to more than ``limit``, the payload limit, allows."""
     whole_records: Callable[[bytes], int] | None = None
     """For line-oriented formats whose records may span lines (CSV's quoted newlines): the
     length of the longest prefix of whole records, where a slice may end.  None: at a newline."""

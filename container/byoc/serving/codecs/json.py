@@ -486,7 +486,9 @@ def decode_stream(blocks: Iterable[bytes], schema: RequestSchema) -> Iterator[Ba
 
 
 def encode(prediction: Prediction) -> bytes:
-    return dumps({"predictions": prediction.records()}).encode("utf-8")
+    """``{"predictions": [...]}``, its records made and written a run at a time (record_runs)."""
+    runs = (dumps(run)[1:-1] for run in prediction.record_runs())  # a run's records, without [ ]
+    return ('{"predictions":[' + ",".join(runs) + "]}").encode("utf-8")
 
 
 _PREFIX, _SUFFIX = b'{"predictions":[', b"]}"

@@ -64,7 +64,7 @@ _MANY: dict[type, str] = {list: "rows (lists)", dict: "records (objects)"}
 
 
 def encode(prediction: Prediction) -> bytes:
-    return "".join(dumps(record) + "\n" for record in prediction.records()).encode("utf-8")
+    return "".join(dumps(record) + "\n" for run in prediction.record_runs() for record in run).encode("utf-8")
 
 
 DECODER = Decoder(
