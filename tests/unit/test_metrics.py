@@ -74,6 +74,21 @@ def test_log_lines_are_stable():
     ]
 
 
+@pytest.mark.parametrize("value", [2.1e-5, 6.0e-5, 4.4e-10, 0.012345678, 3.2e-7])
+def test_small_values_keep_six_significant_digits_and_no_exponent(value):
+    """Six decimals alone logged every mse below 5e-7 as 0.000000 (a tie for a tuning job); an
+    exponent would be cut at the 'e' by the ([0-9\\.]+) regexes of AWS's samples."""
+    line = metrics.log_lines("validation", {"mse": value})[0]
+    captured = re.search(r"validation:mse=([0-9\.]+)", line).group(1)
+    assert "e" not in line.split("=")[1].lower()
+    assert float(captured) == pytest.approx(value, rel=1e-5)
+
+
+def test_two_small_but_different_scores_log_differently():
+    lines = [metrics.log_lines("validation", {"mse": v})[0] for v in (2.1e-7, 6.0e-7)]
+    assert lines[0] != lines[1] and "0.000000" not in (lines[0][-8:], lines[1][-8:])
+
+
 def all_lines(value: float):
     for channel in metrics.CHANNELS:
         for name in metrics.all_names():
@@ -102,7 +117,7 @@ def test_no_definition_matches_another_metrics_line():
 def test_any_finite_value_round_trips_through_line_and_regex(value):
     line = metrics.log_lines("test", {"rmse": value})[0]
     match = re.search(metrics.regex("test", "rmse"), line)
-    assert match and float(match.group(1)) == pytest.approx(value, abs=1e-6)
+    assert match and float(match.group(1)) == pytest.approx(value, rel=1e-5, abs=1e-6)
 
 
 def test_definitions_are_the_json_sagemaker_expects():
