@@ -259,6 +259,18 @@ def test_a_restarted_job_scores_again_the_candidates_whose_checkpoints_are_corru
     assert kept.exists()
 
 
+def test_a_read_only_checkpoint_directory_does_not_end_the_job(tmp_path):
+    """A checkpoint that cannot be written failed the whole job after its first candidate (exit
+    1, no model); checkpoints only spare a restart work, so the job warns once and goes on."""
+    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=180, max_candidates=2)
+    (root / "checkpoints").mkdir(mode=0o555)
+    result = run_train(root, unprivileged=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("auto: checkpoints are not saved from") == 1
+    assert "Permission denied" in result.stdout and (root / "model" / "model.json").exists()
+    assert len(re.findall(r"auto candidate \d+:", result.stdout)) == 2
+
+
 def _sigterm_when(proc, pattern: str, grace: float) -> tuple[str, str]:
     """SIGTERM once ``proc`` has logged a line matching ``pattern``; what it printed before and
     after, once it has ended within the grace period (+ 10%, as the budget)."""

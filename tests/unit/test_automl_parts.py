@@ -551,15 +551,35 @@ def test_a_stack_draws_on_every_family_before_a_second_candidate_of_one():
 def test_finished_candidates_round_trip_through_checkpoints(tmp_path):
     ctx = _context("binary")
     result = search.evaluate(candidates.Candidate("linear", candidates.ONEHOT, {"C": 0.5}), ctx)
-    key = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0)
+    key = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0, problem_type=BINARY)
     store = checkpoints.Checkpoints(tmp_path, key)
     store.save(result)
     store.save(search.Result(candidates.Candidate("knn", candidates.ONEHOT), search.STOPPED))
     (restored,) = checkpoints.restore(store, (len(ctx.y),))
     assert restored.name == result.name and restored.score == result.score
     np.testing.assert_array_equal(restored.oof, result.oof)
-    other = checkpoints.fingerprint(ctx.X, ctx.y[::-1].copy(), ctx.plan, "F1", 0)
+    other = checkpoints.fingerprint(ctx.X, ctx.y[::-1].copy(), ctx.plan, "F1", 0, problem_type=BINARY)
     assert other != key and checkpoints.Checkpoints(tmp_path, other).load() == []
+
+
+def test_a_checkpoint_scored_as_another_problem_type_is_not_resumed():
+    """A two-class target forced to multiclass has the same codes, rows and plan as binary, and
+    Accuracy is an objective of both: a multiclass job resumed the binary job's candidates, whose
+    leaderboard rows then held binary precision and recall under the macro averages' columns."""
+    ctx = _context("binary")
+    as_binary = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "Accuracy", 0, problem_type=BINARY)
+    as_multiclass = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "Accuracy", 0, problem_type=MULTICLASS)
+    assert as_binary != as_multiclass
+
+
+def test_a_checkpoint_that_cannot_be_written_is_warned_of_once_and_not_tried_again(tmp_path, caplog):
+    ctx = _context("binary")
+    result = search.evaluate(candidates.Candidate("linear", candidates.ONEHOT, {"C": 0.5}), ctx)
+    (tmp_path / checkpoints.FOLDER).write_text("a file where the folder goes")
+    store = checkpoints.Checkpoints(tmp_path, "key")
+    store.save(result)
+    store.save(result)
+    assert store.unwritable and caplog.text.count("checkpoints are not saved") == 1
 
 
 @pytest.mark.parametrize("damage", ["empty_predictions", "null_score", "string_time", "not_an_object"])

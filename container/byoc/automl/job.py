@@ -574,7 +574,7 @@ def run(
 
     store = None
     if checkpoint_dir is not None:
-        key = checkpoints.fingerprint(X_all, y_all, plan, goal.name, settings.seed)
+        key = checkpoints.fingerprint(X_all, y_all, plan, goal.name, settings.seed, problem_type=problem_type)
         store = checkpoints.Checkpoints(checkpoint_dir, key)
     done = checkpoints.restore(store, (int(plan.covered.sum()),))
     save_reserve = _save_reserve(budget)
