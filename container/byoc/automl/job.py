@@ -268,6 +268,14 @@ def nothing_finished(
             f"the quickest candidate, {quickest.name}, needed {bound} {seconds:.0f} s for the "
             f"{plan.folds} folds of {plan.description} ({how}), but the search had {had:.0f} s"
         )
+        others = sorted(
+            (r for r in results if r is not quickest and r.fit_seconds > 0), key=lambda r: -r.fit_seconds
+        )
+        if seconds <= had and others:  # it fitted alone: the others took the time (one at a time)
+            took = sum(r.fit_seconds for r in others)
+            named = ", ".join(f"{r.name}: {r.fit_seconds:.0f} s, {r.status.lower()}" for r in others[:2])
+            why += f", of which the other candidates took {took:.0f} s ({named})"
+            seconds += took
     else:
         seconds = 0.0
         why = "the search had no time left to start a candidate"
