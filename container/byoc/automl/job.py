@@ -269,7 +269,7 @@ def nothing_finished(
             f"{plan.folds} folds of {plan.description} ({how}), but the search had {had:.0f} s"
         )
         others = sorted(
-            (r for r in results if r is not quickest and r.fit_seconds > 0), key=lambda r: -r.fit_seconds
+            (r for r in results if r is not quickest and r.fit_seconds >= 0.5), key=lambda r: -r.fit_seconds
         )
         if seconds <= had and others:  # it fitted alone: the others took the time (one at a time)
             took = sum(r.fit_seconds for r in others)
