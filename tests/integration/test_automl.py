@@ -48,12 +48,22 @@ LEADERBOARD_COLUMNS = [
 ]
 
 
-def _root(tmp_path: Path, frame: pd.DataFrame, target: str, **hyperparameters) -> Path:
+def _root(
+    tmp_path: Path,
+    frame: pd.DataFrame,
+    target: str,
+    validation: pd.DataFrame | None = None,
+    **hyperparameters,
+) -> Path:
+    """An ML root for ``algorithm=auto`` on ``frame``, with a validation channel when given."""
+    channels = {"train": {"train.csv": csv_bytes(frame, target=target, header=True)}}
+    if validation is not None:
+        channels["validation"] = {"validation.csv": csv_bytes(validation, target=target, header=True)}
     return make_ml_root(
         tmp_path,
-        channels={"train": {"train.csv": csv_bytes(frame, target=target, header=True)}},
+        channels=channels,
         hyperparameters={"algorithm": "auto", "target": target, **hyperparameters},
-        content_types={"train": "text/csv"},
+        content_types={name: "text/csv" for name in channels},
     )
 
 
@@ -257,6 +267,36 @@ def test_a_restarted_job_scores_again_the_candidates_whose_checkpoints_are_corru
     assert "resuming with 1 finished candidate(s)" in second.stdout
     assert len(re.findall(r"auto candidate \d+:", second.stdout)) == 2, "the two are scored again"
     assert kept.exists()
+
+
+def test_a_validation_channel_too_small_for_the_stack_trains_without_one(tmp_path):
+    """The stack's meta-model is cross-validated on the validation channel's rows: with 3 of
+    them (fewer than its 5 folds) scikit-learn refused, and the job failed as a bug of byoc's
+    (exit 2) after scoring every candidate.  It is left out, said in the log and the report."""
+    frame = diabetes_frame()
+    root = _root(
+        tmp_path, frame.head(120), "target", frame.tail(3), max_runtime_seconds=120, max_candidates=3
+    )
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    why = "no stacked ensemble: its meta-model could not be cross-validated on the 3 row(s) of the validation channel"
+    assert why in result.stdout
+    assert (
+        "its meta-model could not be cross-validated"
+        in (root / "output" / "data" / "report.html").read_text()
+    )
+
+
+def test_a_read_only_checkpoint_directory_does_not_end_the_job(tmp_path):
+    """A checkpoint that cannot be written failed the whole job after its first candidate (exit
+    1, no model); checkpoints only spare a restart work, so the job warns once and goes on."""
+    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=180, max_candidates=2)
+    (root / "checkpoints").mkdir(mode=0o555)
+    result = run_train(root, unprivileged=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("auto: checkpoints are not saved from") == 1
+    assert "Permission denied" in result.stdout and (root / "model" / "model.json").exists()
+    assert len(re.findall(r"auto candidate \d+:", result.stdout)) == 2
 
 
 def _sigterm_when(proc, pattern: str, grace: float) -> tuple[str, str]:
@@ -622,20 +662,7 @@ def test_a_stack_chosen_on_a_validation_channel_reports_its_cross_validated_vali
 
     frame = _xor_plus_linear_frame(n=1200)
     train, validation = frame.iloc[:800], frame.iloc[800:]
-    root = make_ml_root(
-        tmp_path,
-        channels={
-            "train": {"train.csv": csv_bytes(train, target="label", header=True)},
-            "validation": {"validation.csv": csv_bytes(validation, target="label", header=True)},
-        },
-        hyperparameters={
-            "algorithm": "auto",
-            "target": "label",
-            "max_runtime_seconds": 600,
-            "max_candidates": 3,
-        },
-        content_types={"train": "text/csv", "validation": "text/csv"},
-    )
+    root = _root(tmp_path, train, "label", validation, max_runtime_seconds=600, max_candidates=3)
     result = run_train(root, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     model = json.loads((root / "model" / "model.json").read_text())

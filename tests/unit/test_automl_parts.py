@@ -324,6 +324,36 @@ def test_the_quickest_candidate_named_is_one_whose_cost_was_measured():
     assert "at least 0 s" not in error.message and "linear" not in error.message
 
 
+def test_a_quickest_candidate_that_fitted_the_search_alone_names_what_took_the_time():
+    """50 classes of 3 rows, 30 s: gradient boosting took 17 s of the search's 19 s and was
+    stopped; linear, needing 3 s, started after it.  "needed about 3 s, but the search had 19 s"
+    left the reader without a cause, and the suggested budget (40 s) ignored the 17 s."""
+    ctx = _context("binary")
+    slow = search.Result(
+        candidates.Candidate("gradient_boosting", candidates.ORDINAL),
+        search.STOPPED,
+        fit_seconds=17.4,
+        folds_done=6,
+        message="stopped after 6 of 9 folds: the time budget ran out",
+    )
+    quick = search.Result(
+        candidates.Candidate("linear", candidates.ONEHOT, {"C": 1.0}),
+        search.STOPPED,
+        fit_seconds=0.7,
+        folds_done=2,
+    )
+    error = job.nothing_finished(
+        [slow, quick], budget=30, before_search=6, reserve=6, plan=ctx.plan, costs=search.CostModel()
+    )
+    assert "the quickest candidate, linear-onehot-C=1, needed about" in error.message
+    assert (
+        "but the search had 18 s, of which the other candidates took 17 s (gradient_boosting-ordinal: 17 s, stopped)"
+        in error.message
+    )
+    suggested = float(re.search(r"to about (\d+)", error.message).group(1))
+    assert suggested >= 6 + 17.4 + 2 * 6
+
+
 def test_finished_candidates_that_all_scored_nan_are_named_as_the_objective_not_the_budget(
     tmp_path, monkeypatch
 ):
@@ -551,15 +581,35 @@ def test_a_stack_draws_on_every_family_before_a_second_candidate_of_one():
 def test_finished_candidates_round_trip_through_checkpoints(tmp_path):
     ctx = _context("binary")
     result = search.evaluate(candidates.Candidate("linear", candidates.ONEHOT, {"C": 0.5}), ctx)
-    key = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0)
+    key = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0, problem_type=BINARY)
     store = checkpoints.Checkpoints(tmp_path, key)
     store.save(result)
     store.save(search.Result(candidates.Candidate("knn", candidates.ONEHOT), search.STOPPED))
     (restored,) = checkpoints.restore(store, (len(ctx.y),))
     assert restored.name == result.name and restored.score == result.score
     np.testing.assert_array_equal(restored.oof, result.oof)
-    other = checkpoints.fingerprint(ctx.X, ctx.y[::-1].copy(), ctx.plan, "F1", 0)
+    other = checkpoints.fingerprint(ctx.X, ctx.y[::-1].copy(), ctx.plan, "F1", 0, problem_type=BINARY)
     assert other != key and checkpoints.Checkpoints(tmp_path, other).load() == []
+
+
+def test_a_checkpoint_scored_as_another_problem_type_is_not_resumed():
+    """A two-class target forced to multiclass has the same codes, rows and plan as binary, and
+    Accuracy is an objective of both: a multiclass job resumed the binary job's candidates, whose
+    leaderboard rows then held binary precision and recall under the macro averages' columns."""
+    ctx = _context("binary")
+    as_binary = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "Accuracy", 0, problem_type=BINARY)
+    as_multiclass = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "Accuracy", 0, problem_type=MULTICLASS)
+    assert as_binary != as_multiclass
+
+
+def test_a_checkpoint_that_cannot_be_written_is_warned_of_once_and_not_tried_again(tmp_path, caplog):
+    ctx = _context("binary")
+    result = search.evaluate(candidates.Candidate("linear", candidates.ONEHOT, {"C": 0.5}), ctx)
+    (tmp_path / checkpoints.FOLDER).write_text("a file where the folder goes")
+    store = checkpoints.Checkpoints(tmp_path, "key")
+    store.save(result)
+    store.save(result)
+    assert store.unwritable and caplog.text.count("checkpoints are not saved") == 1
 
 
 @pytest.mark.parametrize("damage", ["empty_predictions", "null_score", "string_time", "not_an_object"])
@@ -740,6 +790,21 @@ def test_report_render_takes_the_held_out_predictions():
         summary={"k": "v"},
     )
     assert page.count("<img") == 5
+
+
+@pytest.mark.parametrize("classes", [3, 150])
+def test_the_confusion_matrix_writes_its_counts_only_for_few_classes(classes):
+    """matplotlib lays out each count on its own: 150 classes' 22,500 counts took 42 s, drawn
+    past the budget's end (the plot's cost is only known once one is drawn); the colours stay."""
+    from matplotlib.figure import Figure
+
+    y = np.arange(2 * classes) % classes
+    ax = Figure().subplots()
+    report._confusion(y, y[::-1], [f"class {k}" for k in range(classes)])(ax)
+    assert len(ax.images) == 1
+    assert len(ax.texts) == (classes * classes if classes <= report.COUNTED_CLASSES else 0)
+    named = {label.get_text() for label in ax.get_xticklabels()}
+    assert ("class 0" in named) == (classes <= report.NAMED_CLASSES)
 
 
 class _ScriptedRunner:

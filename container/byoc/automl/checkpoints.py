@@ -3,8 +3,8 @@
 SageMaker syncs the checkpoint directory to S3 and restores it when a managed spot job resumes.
 Each finished candidate is two files: its result as JSON (with the host that scored it) and its
 held-out predictions as .npy, written atomically (temp file + rename) under a fingerprint of the
-data, the evaluation plan and the objective — a job restarted on other data or with another
-objective starts afresh.
+data, the problem type, the evaluation plan and the objective — a job restarted on other data,
+as another problem type or with another objective starts afresh.
 """
 
 from __future__ import annotations
@@ -22,15 +22,24 @@ import pandas as pd
 
 from byoc.automl.candidates import Candidate
 from byoc.automl.search import COMPLETED, FAILED, MEMORY, Plan, Result
+from byoc.oserrors import display_path
 
 log = logging.getLogger(__name__)
 FOLDER = "byoc-automl"
 
 
-def fingerprint(X: pd.DataFrame, y: np.ndarray, plan: Plan, objective: str, seed: int) -> str:
+def fingerprint(
+    X: pd.DataFrame, y: np.ndarray, plan: Plan, objective: str, seed: int, *, problem_type: str
+) -> str:
+    """What a checkpointed score depends on.  ``problem_type`` too: a two-class target's codes,
+    rows and plan are the same as binary and as multiclass, and Accuracy is an objective of
+    both, but the other metrics differ (binary F1, precision and recall are the positive
+    class's, multiclass ones are macro averages)."""
     digest = hashlib.sha256()
     digest.update(
-        json.dumps([list(map(str, X.columns)), X.shape, plan.description, objective, seed]).encode()
+        json.dumps(
+            [list(map(str, X.columns)), X.shape, plan.description, objective, seed, problem_type]
+        ).encode()
     )
     digest.update(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes())
     digest.update(np.ascontiguousarray(y).tobytes())
@@ -42,12 +51,31 @@ class Checkpoints:
 
     def __init__(self, root: Path, key: str) -> None:
         self.folder = root / FOLDER / key
+        self.unwritable = ""  # why saving stopped (the first error), "" while it works
+
+    def save(self, result: Result) -> None:
+        """:meth:`_save`, but a checkpoint that cannot be written (a read-only or full volume)
+        does not end the job: checkpoints only spare a restarted job the candidates already
+        scored, and the search's model is what the job is for.  Warned once, then not tried."""
+        if self.unwritable:
+            return
+        try:
+            self._save(result)
+        except OSError as exc:
+            self.unwritable = f"{exc.strerror or exc} ({display_path(exc.filename or self.folder)})"
+            log.warning(
+                "auto: checkpoints are not saved from %s on: %s; the search goes on, but a restarted "
+                "job scores every candidate again (make the checkpoint directory writable, or free "
+                "space on its volume)",
+                result.name,
+                self.unwritable,
+            )
 
     @staticmethod
     def _stem(candidate: Candidate) -> str:
         return hashlib.sha256(candidate.name.encode()).hexdigest()[:16]
 
-    def save(self, result: Result) -> None:
+    def _save(self, result: Result) -> None:
         if result.status not in (COMPLETED, FAILED) or result.blame == MEMORY:
             # stopped or skipped candidates are tried again after a restart, and so are those
             # killed for memory (the job may be restarted on an instance with more)

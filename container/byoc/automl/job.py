@@ -268,6 +268,14 @@ def nothing_finished(
             f"the quickest candidate, {quickest.name}, needed {bound} {seconds:.0f} s for the "
             f"{plan.folds} folds of {plan.description} ({how}), but the search had {had:.0f} s"
         )
+        others = sorted(
+            (r for r in results if r is not quickest and r.fit_seconds >= 0.5), key=lambda r: -r.fit_seconds
+        )
+        if seconds <= had and others:  # it fitted alone: the others took the time (one at a time)
+            took = sum(r.fit_seconds for r in others)
+            named = ", ".join(f"{r.name}: {r.fit_seconds:.0f} s, {r.status.lower()}" for r in others[:2])
+            why += f", of which the other candidates took {took:.0f} s ({named})"
+            seconds += took
     else:
         seconds = 0.0
         why = "the search had no time left to start a candidate"
@@ -437,6 +445,29 @@ def _stopped_choice(
     return min(ranked, key=lambda r: costs.refit(r.candidate, folds)), ""
 
 
+def _consider_stack(
+    ranked: Sequence[search.Result],
+    y_held: np.ndarray,
+    ctx: search.Context,
+    costs: search.CostModel,
+    deadline: float,
+    where: str,
+) -> tuple[stack.Scored | None, str]:
+    """:func:`stack.consider`, and why no stack when scikit-learn refuses to cross-validate its
+    meta-model on the ``len(y_held)`` held-out rows (``where``): a validation channel of a few
+    rows has fewer rows than the meta-model's folds, or a fold whose training rows hold one
+    class.  The stack is an option on top of candidates already scored: that fails no job."""
+    try:
+        return stack.consider(ranked, y_held, ctx, costs, deadline=deadline), ""
+    except ValueError as exc:
+        why = (
+            f"its meta-model could not be cross-validated on the {len(y_held)} row(s) of {where} "
+            f"({exc}); more rows there allow one"
+        )
+        log.warning("auto: no stacked ensemble: %s", why)
+        return None, why
+
+
 def _stack_beyond_noise(
     stacked: stack.Scored,
     chosen: Sequence[tuple[search.Result, float]],
@@ -574,7 +605,7 @@ def run(
 
     store = None
     if checkpoint_dir is not None:
-        key = checkpoints.fingerprint(X_all, y_all, plan, goal.name, settings.seed)
+        key = checkpoints.fingerprint(X_all, y_all, plan, goal.name, settings.seed, problem_type=problem_type)
         store = checkpoints.Checkpoints(checkpoint_dir, key)
     done = checkpoints.restore(store, (int(plan.covered.sum()),))
     save_reserve = _save_reserve(budget)
@@ -699,11 +730,13 @@ def run(
         chosen, weights, blend_score = [(best, 1.0)], {best.name: 1.0}, best.score
     X_fit, y_fit = (X, np.asarray(y)) if validation is not None else (X_all, y_all)
     refit_deadline = finish_by() - PLOT_SECONDS
-    stacked = (
-        stack.consider(ranked, y_held, ctx, finder.costs, deadline=refit_deadline)
-        if settings.stack and not stop.is_set()
-        else None
-    )
+    stacked = None
+    if settings.stack and not stop.is_set():
+        stacked, why_no_stack = _consider_stack(
+            ranked, y_held, ctx, finder.costs, refit_deadline, held_out_rows
+        )
+        if why_no_stack:
+            left_out["Stacked ensemble"] = why_no_stack
     by_name = {r.name: r for r in ranked}
     if stacked is not None:
         stacked.result.host = host  # the stack is fitted here, on the first host
