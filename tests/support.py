@@ -17,6 +17,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -424,9 +425,36 @@ def still_running(proc: subprocess.Popen | None, what: str) -> bool:
     raise AssertionError(f"{what} exited with {proc.returncode}:\n{out}")
 
 
+def listens_on(proc: subprocess.Popen | None, port: int | None) -> bool:
+    """Whether ``proc`` (or a process it started: gunicorn's workers) listens on ``port``; true
+    when there is no process or port to check.  A port from :func:`free_port` can be taken by
+    another test's server before ``proc`` binds it (two xdist processes, other jobs on the
+    machine): that server's 200 would have a test talk to another model, and fail as if the
+    served answer were wrong."""
+    import psutil
+
+    if proc is None or port is None:
+        return True
+    try:
+        parent = psutil.Process(proc.pid)
+        family = [parent, *parent.children(recursive=True)]
+        return any(
+            conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
+            for member in family
+            for conn in member.net_connections("tcp")
+        )
+    except psutil.Error:  # gone, or exiting: still_running says which
+        return False
+
+
 def wait_for_url(url: str, what: str, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
-    """Poll GET ``url`` until it answers 2xx, failing early if ``proc`` (the server) died."""
-    wait_for(lambda: still_running(proc, what) and answers(url), f"{what} answering {url}", timeout)
+    """Poll GET ``url`` until ``proc`` (the server) answers it 2xx, failing early if it died."""
+    port = urllib.parse.urlsplit(url).port
+    wait_for(
+        lambda: still_running(proc, what) and answers(url) and listens_on(proc, port),
+        f"{what} answering {url}",
+        timeout,
+    )
 
 
 def wait_for_ping(port: int, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:

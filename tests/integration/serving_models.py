@@ -216,11 +216,19 @@ def run_serve(root: Path, **env: str) -> subprocess.CompletedProcess:
 
 
 def start(root: Path, *, workers: int = 2, env: Mapping[str, str] | None = None) -> Server:
+    """The server of ``root``, answering /ping on a port of its own.  Started again on another
+    port when another process took the free port first (see ``support.listens_on``)."""
     merged = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(workers), **(env or {})}
-    process, port = support.start_serve(root, env=merged)
-    try:
-        support.wait_for_ping(port, process, timeout=60)
-    except BaseException:
-        support.stop_process(process, timeout=5)
-        raise
-    return Server(process, port)
+    for attempt in range(3):
+        process, port = support.start_serve(root, env=merged)
+        try:
+            support.wait_for_ping(port, process, timeout=60)
+            return Server(process, port)
+        except AssertionError as exc:
+            support.stop_process(process, timeout=5)
+            if "Connection in use" not in str(exc) or attempt == 2:  # gunicorn, port taken
+                raise
+        except BaseException:
+            support.stop_process(process, timeout=5)
+            raise
+    raise AssertionError("unreachable")
