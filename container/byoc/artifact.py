@@ -18,13 +18,15 @@ commit marker, and :func:`load` refuses a directory without it.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,17 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "model.json"
 STAGING_PREFIX = ".byoc-staging-"
+
+# errno -> what to do when a model file cannot be read (serve, evaluate: not the training user)
+READ_FIXES = {
+    errno.EACCES: "make the model's files readable by uid {uid}, the user this container runs as "
+    "(model.tar.gz keeps the modes they had when it was packed: chmod -R a+rX the model directory "
+    "before packing), or run the container as root",
+    errno.EPERM: "make the model's files readable by uid {uid}, the user this container runs as, "
+    "or run the container as root",
+    errno.ELOOP: "remove the symbolic link loop",
+    errno.ENAMETOOLONG: "shorten the file or directory names",
+}
 
 REGRESSION = "regression"
 BINARY = "binary_classification"
@@ -216,6 +229,20 @@ def discard_staging(model_dir: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+@contextmanager
+def reading(model_dir: Path) -> Iterator[None]:
+    """Report a model file the system will not let this process read (another uid's 0600 file
+    in model.tar.gz, an unreadable directory) as a ModelLoadError naming it and the fix, not a
+    traceback."""
+    try:
+        yield
+    except OSError as exc:
+        error = oserrors.as_user_error(exc, Path(model_dir), "loading the model", READ_FIXES)
+        if error is None:
+            raise
+        raise ModelLoadError(error.message) from exc
+
+
 def read_metadata(model_dir: Path) -> dict[str, Any]:
     path = Path(model_dir) / METADATA_FILE
     if not path.is_file():
@@ -223,9 +250,11 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
             f"{path}: missing; the model directory must hold {METADATA_FILE} and {MODEL_FILE} "
             "written by byoc's train"
         )
-    try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    with reading(model_dir):
+        raw = path.read_bytes()
+    try:  # a byte order mark is what an editor may add to a hand-edited model.json
+        metadata = json.loads(raw.decode("utf-8-sig"))
+    except ValueError as exc:
         raise ModelLoadError(f"{path}: not readable JSON ({exc})") from exc
     if not isinstance(metadata, dict) or metadata.get("format_version") != FORMAT_VERSION:
         raise ModelLoadError(
@@ -238,6 +267,11 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
 def load(model_dir: Path, *, verify: bool = True) -> ModelArtifact:
     """Load and check a model directory; every failure names the file at fault."""
     model_dir = Path(model_dir)
+    with reading(model_dir):
+        return _load(model_dir, verify)
+
+
+def _load(model_dir: Path, verify: bool) -> ModelArtifact:
     metadata = read_metadata(model_dir)
     joblib_path = model_dir / MODEL_FILE
     if not joblib_path.is_file():
@@ -260,5 +294,7 @@ def load(model_dir: Path, *, verify: bool = True) -> ModelArtifact:
     try:
         estimator = joblib.load(joblib_path)
     except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno in READ_FIXES:
+            raise  # the environment's, reported by reading()
         raise ModelLoadError(f"{joblib_path}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
     return ModelArtifact(estimator=estimator, metadata=metadata, path=model_dir)

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import psutil
+import pytest
 import requests
 import serving_models as sm
 
@@ -39,6 +40,24 @@ def test_corrupt_model_stops_serve_naming_the_file_and_checksum(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert str(joblib_file) in lines[0] and "sha256" in lines[0]
+
+
+@pytest.mark.parametrize("culprit", ["model.json", "model.joblib", "."])
+def test_a_model_file_the_serving_user_cannot_read_stops_serve_naming_it_and_the_fix(tmp_path, culprit):
+    """model.tar.gz keeps its files' modes: another uid's 0600 file, or a directory this uid
+    cannot search, is one line naming it and what to change, not a PermissionError traceback."""
+    root = sm.copy_root("binary", tmp_path / "root")
+    target = (root / "model" / culprit).resolve()
+    target.chmod(0)
+    try:
+        result = run_serve(root, unprivileged=True)
+    finally:
+        target.chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(f"serve: cannot start: {target}: Permission denied"), lines[0]
+    assert "readable by uid" in lines[0] and "run the container as root" in lines[0]
 
 
 def test_bad_server_setting_stops_serve_naming_the_variable(tmp_path):
