@@ -297,4 +297,42 @@ def _load(model_dir: Path, verify: bool) -> ModelArtifact:
         if isinstance(exc, OSError) and exc.errno in READ_FIXES:
             raise  # the environment's, reported by reading()
         raise ModelLoadError(f"{joblib_path}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
+    check_agrees(estimator, metadata, model_dir / METADATA_FILE)
     return ModelArtifact(estimator=estimator, metadata=metadata, path=model_dir)
+
+
+def check_agrees(estimator: Any, metadata: Mapping[str, Any], where: Path) -> None:
+    """Refuse a model.json that does not describe ``estimator``: the server maps predicted indices
+    to model.json's classes and reads its problem type, so a mismatch (a hand edit, files of two
+    jobs) would answer wrong labels or class indices as regression values, not fail."""
+    from sklearn.base import is_regressor
+
+    problem_type = metadata.get("problem_type")
+    if problem_type not in PROBLEM_TYPES:
+        raise ModelLoadError(
+            f"{where}: problem_type {problem_type!r} is not one of {', '.join(PROBLEM_TYPES)}; "
+            "restore model.json from the training job's model.tar.gz"
+        )
+    try:
+        predicted: int | None = len(estimator.classes_)
+    except (AttributeError, TypeError):  # a regressor, or a classifier that does not say
+        predicted = None
+    classes = metadata.get("classes") or []
+    if problem_type == REGRESSION and predicted is not None:
+        raise ModelLoadError(
+            f"{where}: problem_type is {REGRESSION} but {MODEL_FILE} holds a classifier of {predicted} "
+            "classes; the two files come from different training jobs or model.json was edited: "
+            "restore both from one model.tar.gz"
+        )
+    if problem_type != REGRESSION and predicted is None and is_regressor(estimator):
+        raise ModelLoadError(
+            f"{where}: problem_type is {problem_type} but {MODEL_FILE} holds a regressor; the two "
+            "files come from different training jobs or model.json was edited: restore both from "
+            "one model.tar.gz"
+        )
+    if problem_type != REGRESSION and predicted is not None and predicted != len(classes):
+        raise ModelLoadError(
+            f"{where}: lists {len(classes)} classes {list(classes)[:10]!r} but {MODEL_FILE}'s classifier "
+            f"predicts {predicted}; the two files come from different training jobs or model.json "
+            "was edited: restore both from one model.tar.gz"
+        )

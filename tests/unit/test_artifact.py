@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pytest
 from sklearn.pipeline import Pipeline
-from sklearn.tree import DecisionTreeClassifier
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from byoc import artifact
+from byoc.errors import ModelLoadError
+
+
+def _model_dir(tmp_path: Path, estimator: Any, y: list[Any], problem_type: str, **extra: Any) -> Path:
+    """``estimator`` fitted on one numeric feature ``x`` and saved as train saves a model."""
+    X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    pipeline = Pipeline([("model", estimator.fit(X, y))])
+    features = [artifact.Feature("x", "numeric", "float64").to_dict()]
+    metadata = {"problem_type": problem_type, "algorithm": "decision_tree", "features": features, **extra}
+    artifact.save(tmp_path / "model", pipeline, metadata)
+    return tmp_path / "model"
 
 
 def _classifier_dir(tmp_path: Path) -> Path:
-    X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
-    pipeline = Pipeline([("model", DecisionTreeClassifier().fit(X, [0, 0, 1, 1]))])
-    artifact.save(
-        tmp_path / "model",
-        pipeline,
-        {
-            "problem_type": artifact.BINARY,
-            "algorithm": "decision_tree",
-            "classes": ["no", "yes"],
-            "features": [artifact.Feature("x", "numeric", "float64").to_dict()],
-        },
+    return _model_dir(
+        tmp_path, DecisionTreeClassifier(), [0, 0, 1, 1], artifact.BINARY, classes=["no", "yes"]
     )
-    return tmp_path / "model"
+
+
+def _regressor_dir(tmp_path: Path) -> Path:
+    return _model_dir(tmp_path, DecisionTreeRegressor(), [0.0, 0.5, 1.0, 1.5], artifact.REGRESSION)
 
 
 def test_a_model_json_an_editor_saved_with_a_byte_order_mark_loads(tmp_path):
@@ -32,3 +40,41 @@ def test_a_model_json_an_editor_saved_with_a_byte_order_mark_loads(tmp_path):
     path = model_dir / artifact.METADATA_FILE
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     assert artifact.load(model_dir).classes == ["no", "yes"]
+
+
+def _edit(model_dir: Path, **changes: Any) -> None:
+    path = model_dir / artifact.METADATA_FILE
+    document = json.loads(path.read_text(encoding="utf-8"))
+    document.update(changes)
+    path.write_text(json.dumps(document), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("make", "changes", "fragments"),
+    [
+        # three labels for two columns of probabilities; one label for an index of 1 (a 500)
+        (_classifier_dir, {"classes": ["no", "yes", "maybe"]}, ["lists 3 classes", "predicts 2"]),
+        (_classifier_dir, {"classes": ["no"]}, ["lists 1 classes", "predicts 2"]),
+        # class indices served as regression values
+        (_classifier_dir, {"problem_type": "regression"}, ["regression", "holds a classifier of 2 classes"]),
+        (
+            _regressor_dir,
+            {"problem_type": "binary_classification", "classes": ["a", "b"]},
+            ["holds a regressor"],
+        ),
+        (_classifier_dir, {"problem_type": "classification"}, ["'classification' is not one of"]),
+    ],
+)
+def test_a_model_json_that_does_not_describe_model_joblib_is_refused_naming_it(
+    tmp_path, make, changes, fragments
+):
+    """The server labels answers from model.json: one that disagrees with the pickled estimator
+    would answer wrong labels that look right, so it is refused at load."""
+    model_dir = make(tmp_path)
+    _edit(model_dir, **changes)
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert message.startswith(f"{model_dir / artifact.METADATA_FILE}: "), message
+    assert all(fragment in message for fragment in fragments), message
+    assert "restore both from one model.tar.gz" in message or "restore model.json" in message
