@@ -243,12 +243,36 @@ def reading(model_dir: Path) -> Iterator[None]:
         raise ModelLoadError(error.message) from exc
 
 
+def _instead(model_dir: Path) -> str:
+    """What the model directory holds instead of model.json, and what to do about it: a
+    model.tar.gz packed with a top-level folder, an empty one, or another program's model."""
+    try:
+        nested = sorted(model_dir.glob(f"*/{METADATA_FILE}"))
+        entries = sorted(p.name for p in model_dir.iterdir() if not p.name.startswith(STAGING_PREFIX))
+    except OSError:  # no directory, or one this uid cannot list: the path says enough
+        return ""
+    if nested:
+        folder = nested[0].parent.name
+        return (
+            f"; {nested[0]} is there, one folder down: model.tar.gz holds the model under a "
+            f"top-level folder {folder!r}, so pack the folder's files at its top instead "
+            f"(tar -czf model.tar.gz -C {folder} .)"
+        )
+    if not entries:
+        return "; the directory is empty: the training job saved no model (model.tar.gz was empty)"
+    shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+    return (
+        f"; it holds {shown}: a model your own training script saved is served by a model_fn in "
+        'code/inference.py (README "Inference hooks")'
+    )
+
+
 def read_metadata(model_dir: Path) -> dict[str, Any]:
     path = Path(model_dir) / METADATA_FILE
     if not path.is_file():
         raise ModelLoadError(
             f"{path}: missing; the model directory must hold {METADATA_FILE} and {MODEL_FILE} "
-            "written by byoc's train"
+            f"written by byoc's train{_instead(Path(model_dir))}"
         )
     with reading(model_dir):
         raw = path.read_bytes()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
+import subprocess
+import sys
+import tarfile
 import time
 
 import numpy as np
@@ -58,6 +62,35 @@ def test_a_model_file_the_serving_user_cannot_read_stops_serve_naming_it_and_the
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert lines[0].startswith(f"serve: cannot start: {target}: Permission denied"), lines[0]
     assert "readable by uid" in lines[0] and "run the container as root" in lines[0]
+
+
+def test_a_model_tar_gz_packed_with_its_top_level_folder_names_where_the_model_is(tmp_path):
+    """``tar -czf model.tar.gz model`` unpacked by SageMaker into /opt/ml/model: the line names the
+    model.json one folder down and how to pack it; packed that way, the same files serve."""
+    trained = sm.trained_root("binary") / "model"
+    archive, root = tmp_path / "model.tar.gz", tmp_path / "root"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(trained, arcname="model")
+    with tarfile.open(archive) as tar:
+        tar.extractall(root / "model", filter="data")
+    result = run_serve(root)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"{root / 'model' / 'model' / 'model.json'} is there, one folder down" in lines[0]
+    assert "tar -czf model.tar.gz -C model ." in lines[0]
+    subprocess.run(["tar", "-czf", str(archive), "-C", str(root / "model" / "model"), "."], check=True)
+    shutil.rmtree(root / "model")
+    with tarfile.open(archive) as tar:
+        tar.extractall(root / "model", filter="data")
+    check = subprocess.run(
+        [sys.executable, str(support.SERVE), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=support.clean_environ(None, SAGEMAKER_BASE_DIR=str(root)),
+    )
+    assert check.returncode == 0, check.stderr
 
 
 def test_bad_server_setting_stops_serve_naming_the_variable(tmp_path):

@@ -78,3 +78,28 @@ def test_a_model_json_that_does_not_describe_model_joblib_is_refused_naming_it(
     assert message.startswith(f"{model_dir / artifact.METADATA_FILE}: "), message
     assert all(fragment in message for fragment in fragments), message
     assert "restore both from one model.tar.gz" in message or "restore model.json" in message
+
+
+def test_a_model_under_a_top_level_folder_is_refused_naming_where_it_is_and_how_to_pack_it(tmp_path):
+    """``tar -czf model.tar.gz model/`` unpacks to /opt/ml/model/model/: say so, not just 'missing'."""
+    _classifier_dir(tmp_path / "model")  # tmp_path/model/model/model.json
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(tmp_path / "model")
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path / 'model' / artifact.METADATA_FILE}: missing"), message
+    assert f"{tmp_path / 'model' / 'model' / artifact.METADATA_FILE} is there, one folder down" in message
+    assert "tar -czf model.tar.gz -C model ." in message
+
+
+def test_a_model_directory_without_model_json_says_what_it_holds_instead(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="the directory is empty: the training job saved no model"):
+        artifact.load(tmp_path / "empty")
+    (tmp_path / "pickle").mkdir()
+    (tmp_path / "pickle" / "decision-tree-model.pkl").write_bytes(b"\x80\x04N.")
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(tmp_path / "pickle")
+    assert (
+        "it holds decision-tree-model.pkl: a model your own training script saved is served by a model_fn"
+        in str(raised.value)
+    )
