@@ -302,13 +302,24 @@ def _load(model_dir: Path, verify: bool) -> ModelArtifact:
         raise ModelLoadError(f"{joblib_path}: missing; {METADATA_FILE} refers to it")
     if verify:
         listed = metadata.get("files") or {}
-        for name in {MODEL_FILE, *listed}:
+        if not isinstance(listed, dict):
+            raise ModelLoadError(
+                f"{model_dir / METADATA_FILE}: 'files' is not an object of file name -> sha256; "
+                "restore model.json from the training job's model.tar.gz"
+            )
+        for name in sorted({MODEL_FILE, *listed, *_compiled_file(metadata)}):
             if Path(name).name != name:
                 raise ModelLoadError(f"{model_dir / METADATA_FILE}: lists {name!r}, which is not a file name")
             path = model_dir / name
             if not path.is_file():
                 raise ModelLoadError(f"{path}: missing; {METADATA_FILE} lists it")
-            expected = (listed.get(name) or {}).get("sha256")
+            record = listed.get(name)
+            expected = record.get("sha256") if isinstance(record, dict) else None
+            if expected is None:
+                raise ModelLoadError(
+                    f"{path}: {METADATA_FILE} records no sha256 for it, so it cannot be checked; "
+                    "restore model.json from the training job's model.tar.gz"
+                )
             actual = sha256_of(path)
             if expected != actual:
                 raise ModelLoadError(
@@ -323,6 +334,14 @@ def _load(model_dir: Path, verify: bool) -> ModelArtifact:
         raise ModelLoadError(f"{joblib_path}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
     check_agrees(estimator, metadata, model_dir / METADATA_FILE)
     return ModelArtifact(estimator=estimator, metadata=metadata, path=model_dir)
+
+
+def _compiled_file(metadata: Mapping[str, Any]) -> list[str]:
+    """The compiled form's file (byoc.compiled reads it), checked like the listed files even when
+    model.json's ``files`` leaves it out, so it is never loaded unverified or from outside."""
+    entry = metadata.get("compiled")
+    name = entry.get("file") if isinstance(entry, dict) else None
+    return [str(name)] if name else []
 
 
 def check_agrees(estimator: Any, metadata: Mapping[str, Any], where: Path) -> None:

@@ -103,3 +103,23 @@ def test_a_model_directory_without_model_json_says_what_it_holds_instead(tmp_pat
         "it holds decision-tree-model.pkl: a model your own training script saved is served by a model_fn"
         in str(raised.value)
     )
+
+
+@pytest.mark.parametrize(
+    ("compiled_file", "fragment"),
+    [
+        ("model.compiled.npz", "model.json records no sha256 for it"),
+        ("../model.compiled.npz", "which is not a file name"),
+    ],
+)
+def test_a_compiled_file_model_json_does_not_list_is_never_loaded_unverified(
+    tmp_path, compiled_file, fragment
+):
+    """byoc.compiled loads model.json's ``compiled.file``: one left out of ``files`` (or a path
+    outside the model directory) would be read without its sha256 check."""
+    model_dir = _classifier_dir(tmp_path)
+    (model_dir / "model.compiled.npz").write_bytes(b"not what training wrote")
+    (tmp_path / "model.compiled.npz").write_bytes(b"not what training wrote")
+    _edit(model_dir, compiled={"file": compiled_file, "steps": []})
+    with pytest.raises(ModelLoadError, match=fragment):
+        artifact.load(model_dir)
