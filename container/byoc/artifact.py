@@ -21,6 +21,7 @@ import datetime as _dt
 import errno
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -35,6 +36,8 @@ import joblib
 
 from byoc import oserrors
 from byoc.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.joblib"
@@ -326,14 +329,43 @@ def _load(model_dir: Path, verify: bool) -> ModelArtifact:
                     f"{path}: sha256 {actual[:12]}… does not match {expected!s:.12}… recorded in "
                     f"{METADATA_FILE}; the file is corrupt or was replaced"
                 )
+    differ = _versions_differ(metadata)
     try:
         estimator = joblib.load(joblib_path)
     except Exception as exc:
         if isinstance(exc, OSError) and exc.errno in READ_FIXES:
             raise  # the environment's, reported by reading()
-        raise ModelLoadError(f"{joblib_path}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
+        versions = f"; it was written with {differ}: serve it with an image of those versions or retrain"
+        raise ModelLoadError(
+            f"{joblib_path}: cannot be loaded ({type(exc).__name__}: {exc}){versions if differ else ''}"
+        ) from exc
+    if differ:
+        log.warning(
+            "%s was written with %s: answers may differ from training's; retrain with this image, or "
+            "serve with one of those versions",
+            joblib_path,
+            differ,
+        )
     check_agrees(estimator, metadata, model_dir / METADATA_FILE)
     return ModelArtifact(estimator=estimator, metadata=metadata, path=model_dir)
+
+
+# the libraries whose versions decide whether a pickled pipeline loads and predicts the same
+PICKLE_LIBRARIES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib")
+
+
+def _versions_differ(metadata: Mapping[str, Any]) -> str:
+    """'scikit-learn 1.3.2 (this image: 1.9.1), ...' for the libraries whose version in model.json
+    is not this image's; empty when they agree or model.json does not say."""
+    recorded = metadata.get("versions")
+    if not isinstance(recorded, dict):
+        return ""
+    current = library_versions()
+    return ", ".join(
+        f"{name} {recorded[name]} (this image: {current[name]})"
+        for name in PICKLE_LIBRARIES
+        if name in recorded and name in current and str(recorded[name]) != current[name]
+    )
 
 
 def _compiled_file(metadata: Mapping[str, Any]) -> list[str]:

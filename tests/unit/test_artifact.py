@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
@@ -123,3 +125,23 @@ def test_a_compiled_file_model_json_does_not_list_is_never_loaded_unverified(
     _edit(model_dir, compiled={"file": compiled_file, "steps": []})
     with pytest.raises(ModelLoadError, match=fragment):
         artifact.load(model_dir)
+
+
+def test_a_model_written_with_other_library_versions_names_them(tmp_path, caplog):
+    """A pickle of another scikit-learn may not load, or load and answer otherwise: the line that
+    refuses it, or a warning when it loads, names the versions on both sides."""
+    model_dir = _classifier_dir(tmp_path)
+    _edit(model_dir, versions={"scikit-learn": "0.0.1", "numpy": np.__version__})
+    with caplog.at_level(logging.WARNING, logger="byoc.artifact"):
+        artifact.load(model_dir)
+    assert "scikit-learn 0.0.1 (this image: " in caplog.text and "numpy" not in caplog.text
+    joblib_file = model_dir / artifact.MODEL_FILE
+    joblib_file.write_bytes(b"csklearn.module_of_a_later_release\nEstimator\n.")
+    digest = artifact.sha256_of(joblib_file)
+    _edit(model_dir, files={artifact.MODEL_FILE: {"sha256": digest}})
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert (
+        "ModuleNotFoundError" in message and "it was written with scikit-learn 0.0.1 (this image: " in message
+    )
