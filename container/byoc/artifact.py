@@ -283,10 +283,15 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
         metadata = json.loads(raw.decode("utf-8-sig"))
     except ValueError as exc:
         raise ModelLoadError(f"{path}: not readable JSON ({exc})") from exc
-    if not isinstance(metadata, dict) or metadata.get("format_version") != FORMAT_VERSION:
+    if not isinstance(metadata, dict):
         raise ModelLoadError(
-            f"{path}: format_version {metadata.get('format_version') if isinstance(metadata, dict) else None!r}"
-            f" is not {FORMAT_VERSION}; retrain the model with this image"
+            f"{path}: holds a JSON {type(metadata).__name__}, not the object byoc's train writes; "
+            "restore model.json from the training job's model.tar.gz"
+        )
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise ModelLoadError(
+            f"{path}: format_version {metadata.get('format_version')!r} is not {FORMAT_VERSION}; "
+            "retrain the model with this image"
         )
     return metadata
 
