@@ -410,6 +410,17 @@ def check_agrees(estimator: Any, metadata: Mapping[str, Any], where: Path) -> No
             "files come from different training jobs or model.json was edited: restore both from "
             "one model.tar.gz"
         )
+    names = [str(f.get("name")) if isinstance(f, Mapping) else None for f in metadata.get("features") or []]
+    try:
+        fitted = [str(name) for name in estimator.feature_names_in_]
+    except (AttributeError, TypeError):  # fitted on an array, or a pipeline that does not say
+        fitted = None
+    if fitted is not None and names != fitted:
+        raise ModelLoadError(
+            f"{where}: its features {names[:10]!r} are not the {len(fitted)} columns {MODEL_FILE} was "
+            f"fitted on, in order ({fitted[:10]!r}); a request's columns would be read as others: "
+            "restore both from one model.tar.gz"
+        )
     if problem_type != REGRESSION and predicted is not None and predicted != len(classes):
         raise ModelLoadError(
             f"{where}: lists {len(classes)} classes {list(classes)[:10]!r} but {MODEL_FILE}'s classifier "

@@ -44,6 +44,22 @@ def test_a_model_json_an_editor_saved_with_a_byte_order_mark_loads(tmp_path):
     assert artifact.load(model_dir).classes == ["no", "yes"]
 
 
+def _features(*names: str) -> list[dict[str, Any]]:
+    return [artifact.Feature(name, "numeric", "float64").to_dict() for name in names]
+
+
+def _two_feature_dir(tmp_path: Path) -> Path:
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    pipeline = Pipeline([("model", DecisionTreeRegressor().fit(X, [0.0, 0.5, 1.0, 1.5]))])
+    metadata = {
+        "problem_type": artifact.REGRESSION,
+        "algorithm": "decision_tree",
+        "features": _features("a", "b"),
+    }
+    artifact.save(tmp_path / "model", pipeline, metadata)
+    return tmp_path / "model"
+
+
 def _edit(model_dir: Path, **changes: Any) -> None:
     path = model_dir / artifact.METADATA_FILE
     document = json.loads(path.read_text(encoding="utf-8"))
@@ -65,6 +81,13 @@ def _edit(model_dir: Path, **changes: Any) -> None:
             ["holds a regressor"],
         ),
         (_classifier_dir, {"problem_type": "classification"}, ["'classification' is not one of"]),
+        # headerless CSV columns are read in model.json's order: another order or name misreads them
+        (
+            _two_feature_dir,
+            {"features": _features("b", "a")},
+            ["['b', 'a'] are not the 2 columns", "['a', 'b']"],
+        ),
+        (_two_feature_dir, {"features": _features("a")}, ["['a'] are not the 2 columns"]),
     ],
 )
 def test_a_model_json_that_does_not_describe_model_joblib_is_refused_naming_it(
