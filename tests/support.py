@@ -572,6 +572,17 @@ def diabetes_frame() -> pd.DataFrame:
 # -- multi-model endpoints ----------------------------------------------------------------------
 
 
+def described(estimator: Any) -> dict[str, Any]:
+    """model.json's problem_type and classes for a fitted ``estimator`` (classes as its indices),
+    which byoc.artifact.load checks against the estimator."""
+    try:
+        count = len(estimator.classes_)
+    except AttributeError:
+        return {"problem_type": "regression"}
+    problem_type = "binary_classification" if count == 2 else "multiclass_classification"
+    return {"problem_type": problem_type, "classes": list(range(count))}
+
+
 def save_constant_model(model_dir: Path, value: float, *, ballast_bytes: int = 0) -> Path:
     """A byoc model (byoc's artifact format) that predicts ``value`` for every row of one
     numeric feature ``x``: an answer that names the model that gave it.

@@ -18,13 +18,16 @@ commit marker, and :func:`load` refuses a directory without it.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +37,23 @@ import joblib
 from byoc import oserrors
 from byoc.errors import ModelLoadError
 
+log = logging.getLogger(__name__)
+
 FORMAT_VERSION = 1
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "model.json"
 STAGING_PREFIX = ".byoc-staging-"
+
+# errno -> what to do when a model file cannot be read (serve, evaluate: not the training user)
+READ_FIXES = {
+    errno.EACCES: "make the model's files readable by uid {uid}, the user this container runs as "
+    "(model.tar.gz keeps the modes they had when it was packed: chmod -R a+rX the model directory "
+    "before packing), or run the container as root",
+    errno.EPERM: "make the model's files readable by uid {uid}, the user this container runs as, "
+    "or run the container as root",
+    errno.ELOOP: "remove the symbolic link loop",
+    errno.ENAMETOOLONG: "shorten the file or directory names",
+}
 
 REGRESSION = "regression"
 BINARY = "binary_classification"
@@ -216,21 +232,66 @@ def discard_staging(model_dir: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+@contextmanager
+def reading(model_dir: Path) -> Iterator[None]:
+    """Report a model file the system will not let this process read (another uid's 0600 file
+    in model.tar.gz, an unreadable directory) as a ModelLoadError naming it and the fix, not a
+    traceback."""
+    try:
+        yield
+    except OSError as exc:
+        error = oserrors.as_user_error(exc, Path(model_dir), "loading the model", READ_FIXES)
+        if error is None:
+            raise
+        raise ModelLoadError(error.message) from exc
+
+
+def _instead(model_dir: Path) -> str:
+    """What the model directory holds instead of model.json, and what to do about it: a
+    model.tar.gz packed with a top-level folder, an empty one, or another program's model."""
+    try:
+        nested = sorted(model_dir.glob(f"*/{METADATA_FILE}"))
+        entries = sorted(p.name for p in model_dir.iterdir() if not p.name.startswith(STAGING_PREFIX))
+    except OSError:  # no directory, or one this uid cannot list: the path says enough
+        return ""
+    if nested:
+        folder = nested[0].parent.name
+        return (
+            f"; {nested[0]} is there, one folder down: model.tar.gz holds the model under a "
+            f"top-level folder {folder!r}, so pack the folder's files at its top instead "
+            f"(tar -czf model.tar.gz -C {folder} .)"
+        )
+    if not entries:
+        return "; the directory is empty: the training job saved no model (model.tar.gz was empty)"
+    shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+    return (
+        f"; it holds {shown}: a model your own training script saved is served by a model_fn in "
+        'code/inference.py (README "Inference hooks")'
+    )
+
+
 def read_metadata(model_dir: Path) -> dict[str, Any]:
     path = Path(model_dir) / METADATA_FILE
     if not path.is_file():
         raise ModelLoadError(
             f"{path}: missing; the model directory must hold {METADATA_FILE} and {MODEL_FILE} "
-            "written by byoc's train"
+            f"written by byoc's train{_instead(Path(model_dir))}"
         )
-    try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    with reading(model_dir):
+        raw = path.read_bytes()
+    try:  # a byte order mark is what an editor may add to a hand-edited model.json
+        metadata = json.loads(raw.decode("utf-8-sig"))
+    except ValueError as exc:
         raise ModelLoadError(f"{path}: not readable JSON ({exc})") from exc
-    if not isinstance(metadata, dict) or metadata.get("format_version") != FORMAT_VERSION:
+    if not isinstance(metadata, dict):
         raise ModelLoadError(
-            f"{path}: format_version {metadata.get('format_version') if isinstance(metadata, dict) else None!r}"
-            f" is not {FORMAT_VERSION}; retrain the model with this image"
+            f"{path}: holds a JSON {type(metadata).__name__}, not the object byoc's train writes; "
+            "restore model.json from the training job's model.tar.gz"
+        )
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise ModelLoadError(
+            f"{path}: format_version {metadata.get('format_version')!r} is not {FORMAT_VERSION}; "
+            "retrain the model with this image"
         )
     return metadata
 
@@ -238,27 +299,131 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
 def load(model_dir: Path, *, verify: bool = True) -> ModelArtifact:
     """Load and check a model directory; every failure names the file at fault."""
     model_dir = Path(model_dir)
+    with reading(model_dir):
+        return _load(model_dir, verify)
+
+
+def _load(model_dir: Path, verify: bool) -> ModelArtifact:
     metadata = read_metadata(model_dir)
     joblib_path = model_dir / MODEL_FILE
     if not joblib_path.is_file():
         raise ModelLoadError(f"{joblib_path}: missing; {METADATA_FILE} refers to it")
     if verify:
         listed = metadata.get("files") or {}
-        for name in {MODEL_FILE, *listed}:
+        if not isinstance(listed, dict):
+            raise ModelLoadError(
+                f"{model_dir / METADATA_FILE}: 'files' is not an object of file name -> sha256; "
+                "restore model.json from the training job's model.tar.gz"
+            )
+        for name in sorted({MODEL_FILE, *listed, *_compiled_file(metadata)}):
             if Path(name).name != name:
                 raise ModelLoadError(f"{model_dir / METADATA_FILE}: lists {name!r}, which is not a file name")
             path = model_dir / name
             if not path.is_file():
                 raise ModelLoadError(f"{path}: missing; {METADATA_FILE} lists it")
-            expected = (listed.get(name) or {}).get("sha256")
+            record = listed.get(name)
+            expected = record.get("sha256") if isinstance(record, dict) else None
+            if expected is None:
+                raise ModelLoadError(
+                    f"{path}: {METADATA_FILE} records no sha256 for it, so it cannot be checked; "
+                    "restore model.json from the training job's model.tar.gz"
+                )
             actual = sha256_of(path)
             if expected != actual:
                 raise ModelLoadError(
                     f"{path}: sha256 {actual[:12]}… does not match {expected!s:.12}… recorded in "
                     f"{METADATA_FILE}; the file is corrupt or was replaced"
                 )
+    differ = _versions_differ(metadata)
     try:
         estimator = joblib.load(joblib_path)
     except Exception as exc:
-        raise ModelLoadError(f"{joblib_path}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
+        if isinstance(exc, OSError) and exc.errno in READ_FIXES:
+            raise  # the environment's, reported by reading()
+        versions = f"; it was written with {differ}: serve it with an image of those versions or retrain"
+        raise ModelLoadError(
+            f"{joblib_path}: cannot be loaded ({type(exc).__name__}: {exc}){versions if differ else ''}"
+        ) from exc
+    if differ:
+        log.warning(
+            "%s was written with %s: answers may differ from training's; retrain with this image, or "
+            "serve with one of those versions",
+            joblib_path,
+            differ,
+        )
+    check_agrees(estimator, metadata, model_dir / METADATA_FILE)
     return ModelArtifact(estimator=estimator, metadata=metadata, path=model_dir)
+
+
+# the libraries whose versions decide whether a pickled pipeline loads and predicts the same
+PICKLE_LIBRARIES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib")
+
+
+def _versions_differ(metadata: Mapping[str, Any]) -> str:
+    """'scikit-learn 1.3.2 (this image: 1.9.1), ...' for the libraries whose version in model.json
+    is not this image's; empty when they agree or model.json does not say."""
+    recorded = metadata.get("versions")
+    if not isinstance(recorded, dict):
+        return ""
+    current = library_versions()
+    return ", ".join(
+        f"{name} {recorded[name]} (this image: {current[name]})"
+        for name in PICKLE_LIBRARIES
+        if name in recorded and name in current and str(recorded[name]) != current[name]
+    )
+
+
+def _compiled_file(metadata: Mapping[str, Any]) -> list[str]:
+    """The compiled form's file (byoc.compiled reads it), checked like the listed files even when
+    model.json's ``files`` leaves it out, so it is never loaded unverified or from outside."""
+    entry = metadata.get("compiled")
+    name = entry.get("file") if isinstance(entry, dict) else None
+    return [str(name)] if name else []
+
+
+def check_agrees(estimator: Any, metadata: Mapping[str, Any], where: Path) -> None:
+    """Refuse a model.json that does not describe ``estimator``: the server maps predicted indices
+    to model.json's classes and reads its problem type, so a mismatch (a hand edit, files of two
+    jobs) would answer wrong labels or class indices as regression values, not fail."""
+    from sklearn.base import is_regressor
+
+    problem_type = metadata.get("problem_type")
+    if problem_type not in PROBLEM_TYPES:
+        raise ModelLoadError(
+            f"{where}: problem_type {problem_type!r} is not one of {', '.join(PROBLEM_TYPES)}; "
+            "restore model.json from the training job's model.tar.gz"
+        )
+    try:
+        predicted: int | None = len(estimator.classes_)
+    except (AttributeError, TypeError):  # a regressor, or a classifier that does not say
+        predicted = None
+    classes = metadata.get("classes") or []
+    if problem_type == REGRESSION and predicted is not None:
+        raise ModelLoadError(
+            f"{where}: problem_type is {REGRESSION} but {MODEL_FILE} holds a classifier of {predicted} "
+            "classes; the two files come from different training jobs or model.json was edited: "
+            "restore both from one model.tar.gz"
+        )
+    if problem_type != REGRESSION and predicted is None and is_regressor(estimator):
+        raise ModelLoadError(
+            f"{where}: problem_type is {problem_type} but {MODEL_FILE} holds a regressor; the two "
+            "files come from different training jobs or model.json was edited: restore both from "
+            "one model.tar.gz"
+        )
+    names = [str(f.get("name")) if isinstance(f, Mapping) else None for f in metadata.get("features") or []]
+    try:
+        fitted = [str(name) for name in estimator.feature_names_in_]
+    except (AttributeError, TypeError):  # fitted on an array, or a pipeline that does not say
+        fitted = None
+    if fitted is not None and names != fitted:
+        raise ModelLoadError(
+            f"{where}: its features {names[:10]!r} are not the {len(fitted)} columns {MODEL_FILE} was "
+            f"fitted on, in order ({fitted[:10]!r}); a request's columns would be read as others: "
+            "restore both from one model.tar.gz"
+        )
+    if problem_type != REGRESSION and predicted is not None and predicted != len(classes):
+        raise ModelLoadError(
+            f"{where}: lists {len(classes)} classes {list(classes)[:10]!r} but {MODEL_FILE}'s classifier "
+            f"predicts {predicted}; the two files come from different training jobs or model.json "
+            "was edited: restore both from one model.tar.gz"
+        )

@@ -40,6 +40,22 @@ def _inside(path: Path, root: Path) -> bool:
     return True
 
 
+def _culprit(filename: str | bytes) -> str | bytes:
+    """``filename``, or the directory at fault: the one it was to be created in, or the
+    nearest one that can be seen when a directory above it cannot be searched."""
+    while True:
+        try:
+            os.lstat(filename)
+            return filename
+        except PermissionError:  # a directory above cannot be searched: go up to it
+            parent = os.path.dirname(filename)
+            if parent in ("", b"", filename):
+                return filename
+            filename = parent
+        except OSError:  # creating it failed: the culprit is its directory
+            return os.path.dirname(filename) or filename
+
+
 @contextmanager
 def naming(path: Path) -> Iterator[None]:
     """Give an OSError that names no file the ``path`` being written.
@@ -69,8 +85,7 @@ def as_user_error(
     if not _inside(Path(os.fsdecode(filename)), root):
         return None
     fix = fixes[exc.errno].format(uid=os.getuid())
-    if not os.path.lexists(filename):  # creating it failed: the culprit is its directory
-        filename = os.path.dirname(filename) or filename
+    filename = _culprit(filename)
     error = UserError(
         f"{display_path(filename)}: {exc.strerror or os.strerror(exc.errno)} while {doing}; {fix}",
         code="environment",

@@ -202,8 +202,9 @@ class SlowPost:
         self.release.set()
 
 
-def run_serve(root: Path, **env: str) -> subprocess.CompletedProcess:
-    """Run ``container/serve`` to completion (for start-up failures); output captured as text."""
+def run_serve(root: Path, *, unprivileged: bool = False, **env: str) -> subprocess.CompletedProcess:
+    """Run ``container/serve`` to completion (for start-up failures); output captured as text
+    (``unprivileged``: subject to file modes even as root, see :func:`support.without_file_privileges`)."""
     return subprocess.run(
         [sys.executable, str(support.SERVE)],
         capture_output=True,
@@ -212,6 +213,7 @@ def run_serve(root: Path, **env: str) -> subprocess.CompletedProcess:
         env=support.clean_environ(
             env, SAGEMAKER_BASE_DIR=str(root), SAGEMAKER_BIND_TO_PORT=str(support.free_port())
         ),
+        preexec_fn=support.without_file_privileges if unprivileged else None,
     )
 
 

@@ -390,3 +390,41 @@ def test_a_missing_program_stops_serve_naming_where_it_looked(tmp_path):
     root = sm.copy_root("binary", tmp_path / "root")
     stderr = _refuses_to_start(root, SAGEMAKER_PROGRAM="nowhere.py")
     assert "nowhere.py" in stderr and str(root / "model" / "code") in stderr
+
+
+def test_a_model_json_of_the_users_own_training_script_does_not_stop_their_hooks(tmp_path):
+    """A script-mode model may save a model.json of its own (a common name): with the user's
+    model_fn and input_fn byoc never reads it, so it is no reason to refuse the model; without
+    an input_fn the line says byoc's needs byoc's model.json, and what to define."""
+    root = _root(
+        tmp_path,
+        """
+        import io, json, os
+        import joblib
+        import pandas as pd
+
+        def model_fn(model_dir):
+            return joblib.load(os.path.join(model_dir, "model.joblib"))
+
+        def input_fn(request_body, content_type):
+            text = request_body.decode() if isinstance(request_body, bytes) else request_body
+            return pd.read_csv(io.StringIO(text), header=None, names=["age", "balance", "job", "contact"])
+        """,
+    )
+    (root / "model" / "model.json").write_text(json.dumps({"accuracy": 0.93}), encoding="utf-8")
+    server = _serve(root)
+    try:
+        response = server.invoke(CSV_ROWS, accept="application/json")
+        assert response.status_code == 200, response.text
+        indices = [row["predicted_label"] for row in response.json()["predictions"]]
+        assert len(indices) == len(ROWS)
+    finally:
+        server.stop()
+    code = root / "model" / "code" / "inference.py"
+    code.write_text(code.read_text().replace("def input_fn(", "def not_input_fn("), encoding="utf-8")
+    stderr = _refuses_to_start(root)
+    assert (
+        f"{code} has no input_fn, and byoc's needs the features of a model.json written by byoc's train"
+        in stderr
+    )
+    assert "define input_fn(request_body, content_type)" in stderr and "Traceback" not in stderr

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
+import subprocess
+import sys
+import tarfile
 import time
 
 import numpy as np
 import psutil
+import pytest
 import requests
 import serving_models as sm
 
@@ -39,6 +44,53 @@ def test_corrupt_model_stops_serve_naming_the_file_and_checksum(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert str(joblib_file) in lines[0] and "sha256" in lines[0]
+
+
+@pytest.mark.parametrize("culprit", ["model.json", "model.joblib", "."])
+def test_a_model_file_the_serving_user_cannot_read_stops_serve_naming_it_and_the_fix(tmp_path, culprit):
+    """model.tar.gz keeps its files' modes: another uid's 0600 file, or a directory this uid
+    cannot search, is one line naming it and what to change, not a PermissionError traceback."""
+    root = sm.copy_root("binary", tmp_path / "root")
+    target = (root / "model" / culprit).resolve()
+    target.chmod(0)
+    try:
+        result = run_serve(root, unprivileged=True)
+    finally:
+        target.chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(f"serve: cannot start: {target}: Permission denied"), lines[0]
+    assert "readable by uid" in lines[0] and "run the container as root" in lines[0]
+
+
+def test_a_model_tar_gz_packed_with_its_top_level_folder_names_where_the_model_is(tmp_path):
+    """``tar -czf model.tar.gz model`` unpacked by SageMaker into /opt/ml/model: the line names the
+    model.json one folder down and how to pack it; packed that way, the same files serve."""
+    trained = sm.trained_root("binary") / "model"
+    archive, root = tmp_path / "model.tar.gz", tmp_path / "root"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(trained, arcname="model")
+    with tarfile.open(archive) as tar:
+        tar.extractall(root / "model", filter="data")
+    result = run_serve(root)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"{root / 'model' / 'model' / 'model.json'} is there, one folder down" in lines[0]
+    assert "tar -czf model.tar.gz -C model ." in lines[0]
+    subprocess.run(["tar", "-czf", str(archive), "-C", str(root / "model" / "model"), "."], check=True)
+    shutil.rmtree(root / "model")
+    with tarfile.open(archive) as tar:
+        tar.extractall(root / "model", filter="data")
+    check = subprocess.run(
+        [sys.executable, str(support.SERVE), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=support.clean_environ(None, SAGEMAKER_BASE_DIR=str(root)),
+    )
+    assert check.returncode == 0, check.stderr
 
 
 def test_bad_server_setting_stops_serve_naming_the_variable(tmp_path):

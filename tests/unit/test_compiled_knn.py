@@ -15,7 +15,7 @@ from byoc import compiled, compiled_knn
 from byoc.algorithms.builtin import NeighboursClassifier, NeighboursRegressor
 from byoc.compiled_knn import NeighboursEstimator
 from support import assert_compiled_answers as assert_same
-from support import one_hot_block
+from support import described, one_hot_block
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -177,7 +177,7 @@ def test_a_compiled_knn_that_disagrees_at_load_falls_back_with_the_reason(tmp_pa
     reference, X, _ = fitted_classifier(n=300)
     built = compiled.build(reference, [pd.DataFrame(X[:200])])
     assert built.entry["steps"][0]["backend"] == "numpy"
-    metadata = {"problem_type": "x", "algorithm": "knn", "features": [], "compiled": built.entry}
+    metadata = {**described(reference), "algorithm": "knn", "features": [], "compiled": built.entry}
     artifact.save(tmp_path, reference, metadata, built.files())
     real = NeighboursEstimator._predict_proba
     monkeypatch.setattr(

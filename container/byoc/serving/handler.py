@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from byoc import artifact
 from byoc.errors import ModelLoadError
 from byoc.serving.settings import ServingSettings
 
@@ -129,12 +130,13 @@ def load(model_dir: Path, settings: ServingSettings, environ: Mapping[str, str] 
     from byoc.serving.hooks import HooksHandler, find_program
 
     before = resident_bytes()
-    program = find_program(model_dir, os.environ if environ is None else environ)
-    handler: Handler = (
-        ModelHandler.load(model_dir, settings)
-        if program is None
-        else HooksHandler.load(program, model_dir, settings)
-    )
+    with artifact.reading(model_dir):  # a directory this uid cannot read fails here first
+        program = find_program(model_dir, os.environ if environ is None else environ)
+        handler: Handler = (
+            ModelHandler.load(model_dir, settings)
+            if program is None
+            else HooksHandler.load(program, model_dir, settings)
+        )
     grown = resident_bytes() - before
     handler.memory_bytes = grown if grown > 0 else _disk_bytes(model_dir)
     return handler

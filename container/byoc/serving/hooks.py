@@ -422,13 +422,28 @@ def _import(program: Path) -> ModuleType:
     return module
 
 
-def _schema_of(model: Any, model_dir: Path) -> RequestSchema | None:
+def _schema_of(model: Any, model_dir: Path, source: str) -> RequestSchema | None:
+    """The features byoc's input_fn checks requests against: the ByocModel's, else model.json's
+    (None without one).  Asked only when byoc's input_fn is used: a model.json the user's own
+    training script wrote (any other content) is none of byoc's business otherwise."""
     if isinstance(model, ByocModel):
         return model.predictor.schema
-    if not (model_dir / artifact.METADATA_FILE).is_file():
+    path = model_dir / artifact.METADATA_FILE
+    if not path.is_file():
         return None
-    metadata = artifact.read_metadata(model_dir)
-    features = [artifact.Feature.from_dict(f) for f in metadata["features"]]
+    try:
+        metadata = artifact.read_metadata(model_dir)
+        features = [artifact.Feature.from_dict(f) for f in metadata["features"]]
+    except (ModelLoadError, KeyError, TypeError, ValueError) as exc:
+        reason = (
+            exc
+            if isinstance(exc, ModelLoadError)
+            else f"{path}: no byoc feature list ({type(exc).__name__}: {exc})"
+        )
+        raise ConfigError(
+            f"{source} has no input_fn, and byoc's needs the features of a model.json written by "
+            f"byoc's train ({reason}); define input_fn(request_body, content_type)"
+        ) from exc
     return RequestSchema(features, metadata.get("time_unit"))
 
 
@@ -480,9 +495,9 @@ class HooksHandler:
         except Exception as exc:
             log.exception("model_fn of %s failed", source)
             raise ModelLoadError(f"{source}: model_fn failed: {type(exc).__name__}: {exc}") from exc
-        schema = _schema_of(model, model_dir)
         hooks = dict(user)
         if "transform_fn" not in user:
+            schema = None if "input_fn" in user else _schema_of(model, model_dir, source)
             byoc_hooks = ByocHooks(settings, schema, _encoder_default(settings))
             if "input_fn" not in user and schema is None:
                 raise ConfigError(

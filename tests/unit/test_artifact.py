@@ -1,0 +1,178 @@
+"""byoc.artifact.load: what a model directory must hold, and every refusal naming the file."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.pipeline import Pipeline
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from byoc import artifact
+from byoc.errors import ModelLoadError
+
+
+def _model_dir(tmp_path: Path, estimator: Any, y: list[Any], problem_type: str, **extra: Any) -> Path:
+    """``estimator`` fitted on one numeric feature ``x`` and saved as train saves a model."""
+    X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    pipeline = Pipeline([("model", estimator.fit(X, y))])
+    features = [artifact.Feature("x", "numeric", "float64").to_dict()]
+    metadata = {"problem_type": problem_type, "algorithm": "decision_tree", "features": features, **extra}
+    artifact.save(tmp_path / "model", pipeline, metadata)
+    return tmp_path / "model"
+
+
+def _classifier_dir(tmp_path: Path) -> Path:
+    return _model_dir(
+        tmp_path, DecisionTreeClassifier(), [0, 0, 1, 1], artifact.BINARY, classes=["no", "yes"]
+    )
+
+
+def _regressor_dir(tmp_path: Path) -> Path:
+    return _model_dir(tmp_path, DecisionTreeRegressor(), [0.0, 0.5, 1.0, 1.5], artifact.REGRESSION)
+
+
+def test_a_model_json_an_editor_saved_with_a_byte_order_mark_loads(tmp_path):
+    model_dir = _classifier_dir(tmp_path)
+    path = model_dir / artifact.METADATA_FILE
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert artifact.load(model_dir).classes == ["no", "yes"]
+
+
+def _features(*names: str) -> list[dict[str, Any]]:
+    return [artifact.Feature(name, "numeric", "float64").to_dict() for name in names]
+
+
+def _two_feature_dir(tmp_path: Path) -> Path:
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    pipeline = Pipeline([("model", DecisionTreeRegressor().fit(X, [0.0, 0.5, 1.0, 1.5]))])
+    metadata = {
+        "problem_type": artifact.REGRESSION,
+        "algorithm": "decision_tree",
+        "features": _features("a", "b"),
+    }
+    artifact.save(tmp_path / "model", pipeline, metadata)
+    return tmp_path / "model"
+
+
+def _edit(model_dir: Path, **changes: Any) -> None:
+    path = model_dir / artifact.METADATA_FILE
+    document = json.loads(path.read_text(encoding="utf-8"))
+    document.update(changes)
+    path.write_text(json.dumps(document), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("make", "changes", "fragments"),
+    [
+        # three labels for two columns of probabilities; one label for an index of 1 (a 500)
+        (_classifier_dir, {"classes": ["no", "yes", "maybe"]}, ["lists 3 classes", "predicts 2"]),
+        (_classifier_dir, {"classes": ["no"]}, ["lists 1 classes", "predicts 2"]),
+        # class indices served as regression values
+        (_classifier_dir, {"problem_type": "regression"}, ["regression", "holds a classifier of 2 classes"]),
+        (
+            _regressor_dir,
+            {"problem_type": "binary_classification", "classes": ["a", "b"]},
+            ["holds a regressor"],
+        ),
+        (_classifier_dir, {"problem_type": "classification"}, ["'classification' is not one of"]),
+        # headerless CSV columns are read in model.json's order: another order or name misreads them
+        (
+            _two_feature_dir,
+            {"features": _features("b", "a")},
+            ["['b', 'a'] are not the 2 columns", "['a', 'b']"],
+        ),
+        (_two_feature_dir, {"features": _features("a")}, ["['a'] are not the 2 columns"]),
+    ],
+)
+def test_a_model_json_that_does_not_describe_model_joblib_is_refused_naming_it(
+    tmp_path, make, changes, fragments
+):
+    """The server labels answers from model.json: one that disagrees with the pickled estimator
+    would answer wrong labels that look right, so it is refused at load."""
+    model_dir = make(tmp_path)
+    _edit(model_dir, **changes)
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert message.startswith(f"{model_dir / artifact.METADATA_FILE}: "), message
+    assert all(fragment in message for fragment in fragments), message
+    assert "restore both from one model.tar.gz" in message or "restore model.json" in message
+
+
+def test_a_model_under_a_top_level_folder_is_refused_naming_where_it_is_and_how_to_pack_it(tmp_path):
+    """``tar -czf model.tar.gz model/`` unpacks to /opt/ml/model/model/: say so, not just 'missing'."""
+    _classifier_dir(tmp_path / "model")  # tmp_path/model/model/model.json
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(tmp_path / "model")
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path / 'model' / artifact.METADATA_FILE}: missing"), message
+    assert f"{tmp_path / 'model' / 'model' / artifact.METADATA_FILE} is there, one folder down" in message
+    assert "tar -czf model.tar.gz -C model ." in message
+
+
+def test_a_model_directory_without_model_json_says_what_it_holds_instead(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="the directory is empty: the training job saved no model"):
+        artifact.load(tmp_path / "empty")
+    (tmp_path / "pickle").mkdir()
+    (tmp_path / "pickle" / "decision-tree-model.pkl").write_bytes(b"\x80\x04N.")
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(tmp_path / "pickle")
+    assert (
+        "it holds decision-tree-model.pkl: a model your own training script saved is served by a model_fn"
+        in str(raised.value)
+    )
+
+
+@pytest.mark.parametrize(
+    ("compiled_file", "fragment"),
+    [
+        ("model.compiled.npz", "model.json records no sha256 for it"),
+        ("../model.compiled.npz", "which is not a file name"),
+    ],
+)
+def test_a_compiled_file_model_json_does_not_list_is_never_loaded_unverified(
+    tmp_path, compiled_file, fragment
+):
+    """byoc.compiled loads model.json's ``compiled.file``: one left out of ``files`` (or a path
+    outside the model directory) would be read without its sha256 check."""
+    model_dir = _classifier_dir(tmp_path)
+    (model_dir / "model.compiled.npz").write_bytes(b"not what training wrote")
+    (tmp_path / "model.compiled.npz").write_bytes(b"not what training wrote")
+    _edit(model_dir, compiled={"file": compiled_file, "steps": []})
+    with pytest.raises(ModelLoadError, match=fragment):
+        artifact.load(model_dir)
+
+
+def test_a_model_written_with_other_library_versions_names_them(tmp_path, caplog):
+    """A pickle of another scikit-learn may not load, or load and answer otherwise: the line that
+    refuses it, or a warning when it loads, names the versions on both sides."""
+    model_dir = _classifier_dir(tmp_path)
+    _edit(model_dir, versions={"scikit-learn": "0.0.1", "numpy": np.__version__})
+    with caplog.at_level(logging.WARNING, logger="byoc.artifact"):
+        artifact.load(model_dir)
+    assert "scikit-learn 0.0.1 (this image: " in caplog.text and "numpy" not in caplog.text
+    joblib_file = model_dir / artifact.MODEL_FILE
+    joblib_file.write_bytes(b"csklearn.module_of_a_later_release\nEstimator\n.")
+    digest = artifact.sha256_of(joblib_file)
+    _edit(model_dir, files={artifact.MODEL_FILE: {"sha256": digest}})
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert (
+        "ModuleNotFoundError" in message and "it was written with scikit-learn 0.0.1 (this image: " in message
+    )
+
+
+def test_a_model_json_that_is_not_an_object_says_so(tmp_path):
+    """An array or a string is not a model.json with a wrong format_version: "retrain" would not help."""
+    model_dir = _classifier_dir(tmp_path)
+    (model_dir / artifact.METADATA_FILE).write_text("[]", encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="holds a JSON list, not the object byoc's train writes"):
+        artifact.load(model_dir)
