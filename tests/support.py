@@ -573,14 +573,17 @@ def diabetes_frame() -> pd.DataFrame:
 
 
 def described(estimator: Any) -> dict[str, Any]:
-    """model.json's problem_type and classes for a fitted ``estimator`` (classes as its indices),
-    which byoc.artifact.load checks against the estimator."""
+    """model.json's problem_type, classes (as the estimator's indices) and features (the columns
+    it was fitted on, in order) for a fitted ``estimator``: what byoc.artifact.load checks
+    against the estimator."""
+    names = getattr(estimator, "feature_names_in_", None)
+    features = {"features": [{"name": str(name)} for name in names] if names is not None else []}
     try:
         count = len(estimator.classes_)
     except AttributeError:
-        return {"problem_type": "regression"}
+        return {"problem_type": "regression", **features}
     problem_type = "binary_classification" if count == 2 else "multiclass_classification"
-    return {"problem_type": problem_type, "classes": list(range(count))}
+    return {"problem_type": problem_type, "classes": list(range(count)), **features}
 
 
 def save_constant_model(model_dir: Path, value: float, *, ballast_bytes: int = 0) -> Path:

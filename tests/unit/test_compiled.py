@@ -82,7 +82,7 @@ def fitted(algorithm: str, problem_type: str, seed: int, *, categorical: bool = 
 
 def saved(tmp_path, pipeline, built):
     """The pipeline and what compiled.build made of it, saved as train saves them, loaded back."""
-    metadata = {**described(pipeline), "algorithm": "x", "features": [], "compiled": built.entry}
+    metadata = {**described(pipeline), "algorithm": "x", "compiled": built.entry}
     artifact.save(tmp_path, pipeline, metadata, built.files())
     return artifact.load(tmp_path)
 
@@ -239,7 +239,7 @@ def test_a_corrupt_compiled_file_fails_the_sha256_check(tmp_path):
 def test_a_model_saved_before_compiled_inference_loads_and_predicts(tmp_path):
     """model.json without a ``compiled`` entry and no compiled file: scikit-learn answers."""
     pipeline, X, fresh = fitted("random_forest", "binary_classification", seed=10)
-    artifact.save(tmp_path, pipeline, {**described(pipeline), "algorithm": "x", "features": []})
+    artifact.save(tmp_path, pipeline, {**described(pipeline), "algorithm": "x"})
     assert {p.name for p in tmp_path.iterdir()} == {artifact.METADATA_FILE, artifact.MODEL_FILE}
     model = artifact.load(tmp_path)
     loaded = compiled.load(model.estimator, model.metadata, model.path)
@@ -303,9 +303,7 @@ def test_a_model_trained_before_its_numpy_form_serves_with_scikit_learn(tmp_path
         "tolerance": {"atol": compiled.ATOL, "rtol": compiled.RTOL, "labels": "equal"},
         "steps": [{"slot": "model", "estimator": name, "backend": "scikit-learn", "reason": "old"}],
     }
-    artifact.save(
-        tmp_path, pipeline, {**described(pipeline), "algorithm": "x", "features": [], "compiled": entry}
-    )
+    artifact.save(tmp_path, pipeline, {**described(pipeline), "algorithm": "x", "compiled": entry})
     model = artifact.load(tmp_path)
     loaded = compiled.load(model.estimator, model.metadata, model.path)
     assert loaded.compiled == () and loaded.pipeline is model.estimator

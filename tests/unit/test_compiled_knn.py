@@ -177,7 +177,7 @@ def test_a_compiled_knn_that_disagrees_at_load_falls_back_with_the_reason(tmp_pa
     reference, X, _ = fitted_classifier(n=300)
     built = compiled.build(reference, [pd.DataFrame(X[:200])])
     assert built.entry["steps"][0]["backend"] == "numpy"
-    metadata = {**described(reference), "algorithm": "knn", "features": [], "compiled": built.entry}
+    metadata = {**described(reference), "algorithm": "knn", "compiled": built.entry}
     artifact.save(tmp_path, reference, metadata, built.files())
     real = NeighboursEstimator._predict_proba
     monkeypatch.setattr(
