@@ -447,9 +447,13 @@ def listens_on(proc: subprocess.Popen | None, port: int | None) -> bool:
         return False
 
 
-def wait_for_url(url: str, what: str, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
-    """Poll GET ``url`` until ``proc`` (the server) answers it 2xx, failing early if it died."""
-    port = urllib.parse.urlsplit(url).port
+def wait_for_url(
+    url: str, what: str, proc: subprocess.Popen | None = None, timeout: float = 60, *, own_port: bool = True
+) -> None:
+    """Poll GET ``url`` until ``proc`` (the server) answers it 2xx, failing early if it died.
+    ``own_port=False`` when the port belongs to another process by design (``docker run -p``:
+    dockerd's proxy listens, not the client ``proc``)."""
+    port = urllib.parse.urlsplit(url).port if own_port else None
     wait_for(
         lambda: still_running(proc, what) and answers(url) and listens_on(proc, port),
         f"{what} answering {url}",
@@ -457,9 +461,11 @@ def wait_for_url(url: str, what: str, proc: subprocess.Popen | None = None, time
     )
 
 
-def wait_for_ping(port: int, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
-    """Poll GET /ping until 200, failing early if the server process died."""
-    wait_for_url(f"http://127.0.0.1:{port}/ping", "the server", proc, timeout)
+def wait_for_ping(
+    port: int, proc: subprocess.Popen | None = None, timeout: float = 60, *, own_port: bool = True
+) -> None:
+    """Poll GET /ping until 200, failing early if the server process died (see wait_for_url)."""
+    wait_for_url(f"http://127.0.0.1:{port}/ping", "the server", proc, timeout, own_port=own_port)
 
 
 @contextlib.contextmanager

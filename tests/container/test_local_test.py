@@ -54,7 +54,8 @@ def served(request: pytest.FixtureRequest, image: str, tmp_path_factory: pytest.
         text=True,
     )
     try:
-        wait_for_ping(port, server, timeout=120)
+        # in docker mode dockerd's proxy holds the port, not serve_local.sh's `docker run`
+        wait_for_ping(port, server, timeout=120, own_port=request.param != "docker")
         yield request.param, env, server
     finally:
         if server.poll() is None:
