@@ -55,6 +55,12 @@ READ_FIXES = {
     errno.ENAMETOOLONG: "shorten the file or directory names",
 }
 
+# what a model.json that contradicts model.joblib asks of the user
+FROM_ONE_JOB = (
+    "the two files come from different training jobs or model.json was edited: restore both from "
+    "one model.tar.gz"
+)
+
 REGRESSION = "regression"
 BINARY = "binary_classification"
 MULTICLASS = "multiclass_classification"
@@ -271,14 +277,19 @@ def _instead(model_dir: Path) -> str:
 
 
 def read_metadata(model_dir: Path) -> dict[str, Any]:
-    path = Path(model_dir) / METADATA_FILE
+    """model.json of ``model_dir``, checked to be byoc's; a file this uid cannot read named."""
+    with reading(model_dir):
+        return _read_metadata(Path(model_dir))
+
+
+def _read_metadata(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / METADATA_FILE
     if not path.is_file():
         raise ModelLoadError(
             f"{path}: missing; the model directory must hold {METADATA_FILE} and {MODEL_FILE} "
-            f"written by byoc's train{_instead(Path(model_dir))}"
+            f"written by byoc's train{_instead(model_dir)}"
         )
-    with reading(model_dir):
-        raw = path.read_bytes()
+    raw = path.read_bytes()
     try:  # a byte order mark is what an editor may add to a hand-edited model.json
         metadata = json.loads(raw.decode("utf-8-sig"))
     except ValueError as exc:
@@ -304,7 +315,7 @@ def load(model_dir: Path, *, verify: bool = True) -> ModelArtifact:
 
 
 def _load(model_dir: Path, verify: bool) -> ModelArtifact:
-    metadata = read_metadata(model_dir)
+    metadata = _read_metadata(model_dir)
     joblib_path = model_dir / MODEL_FILE
     if not joblib_path.is_file():
         raise ModelLoadError(f"{joblib_path}: missing; {METADATA_FILE} refers to it")
@@ -401,14 +412,11 @@ def check_agrees(estimator: Any, metadata: Mapping[str, Any], where: Path) -> No
     if problem_type == REGRESSION and predicted is not None:
         raise ModelLoadError(
             f"{where}: problem_type is {REGRESSION} but {MODEL_FILE} holds a classifier of {predicted} "
-            "classes; the two files come from different training jobs or model.json was edited: "
-            "restore both from one model.tar.gz"
+            f"classes; {FROM_ONE_JOB}"
         )
     if problem_type != REGRESSION and predicted is None and is_regressor(estimator):
         raise ModelLoadError(
-            f"{where}: problem_type is {problem_type} but {MODEL_FILE} holds a regressor; the two "
-            "files come from different training jobs or model.json was edited: restore both from "
-            "one model.tar.gz"
+            f"{where}: problem_type is {problem_type} but {MODEL_FILE} holds a regressor; {FROM_ONE_JOB}"
         )
     names = [str(f.get("name")) if isinstance(f, Mapping) else None for f in metadata.get("features") or []]
     try:
@@ -424,6 +432,5 @@ def check_agrees(estimator: Any, metadata: Mapping[str, Any], where: Path) -> No
     if problem_type != REGRESSION and predicted is not None and predicted != len(classes):
         raise ModelLoadError(
             f"{where}: lists {len(classes)} classes {list(classes)[:10]!r} but {MODEL_FILE}'s classifier "
-            f"predicts {predicted}; the two files come from different training jobs or model.json "
-            "was edited: restore both from one model.tar.gz"
+            f"predicts {predicted}; {FROM_ONE_JOB}"
         )
