@@ -252,21 +252,58 @@ def reading(model_dir: Path) -> Iterator[None]:
         raise ModelLoadError(error.message) from exc
 
 
+def locate(directory: Path) -> Path:
+    """The model directory in an unpacked model.tar.gz: ``directory`` itself when it holds
+    model.json, else the one folder under it, at any depth, that does (``tar -czf model.tar.gz
+    model`` unpacks to ``<directory>/model/model.json``); ``directory`` when none does, for
+    :func:`load` to say what is there instead.  serve, multi-model loads and evaluate all find
+    the model here."""
+    directory = Path(directory)
+    if (directory / METADATA_FILE).is_file():
+        return directory
+    found = _folders_holding_metadata(directory)
+    if len(found) > 1:
+        shown = ", ".join(str(folder) for folder in found[:5]) + (
+            f" and {len(found) - 5} more" if len(found) > 5 else ""
+        )
+        raise ModelLoadError(
+            f"{directory}: no {METADATA_FILE} at its top but {len(found)} folders holding one ({shown}), "
+            "so which model to load is unclear; put one model in each model.tar.gz, its files at the "
+            "top (tar -czf model.tar.gz -C <folder> .)"
+        )
+    if not found:
+        return directory
+    log.info(
+        "model found in %s, not at the top of %s: model.tar.gz holds it under a top-level folder",
+        found[0],
+        directory,
+    )
+    return found[0]
+
+
+def _folders_holding_metadata(directory: Path) -> list[Path]:
+    """Folders below ``directory`` holding model.json, symbolic links followed once each (a link
+    loop ends), hidden folders (interrupted saves' staging, .git) left out."""
+    found, seen = [], set()
+    for root, dirs, files in os.walk(directory, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if METADATA_FILE in files and Path(root) != directory:
+            found.append(Path(root))
+    return sorted(found)
+
+
 def _instead(model_dir: Path) -> str:
-    """What the model directory holds instead of model.json, and what to do about it: a
-    model.tar.gz packed with a top-level folder, an empty one, or another program's model."""
+    """What the model directory holds instead of model.json, and what to do about it: an empty
+    one, or another program's model (:func:`locate` has found no model.json below it)."""
     try:
-        nested = sorted(model_dir.glob(f"*/{METADATA_FILE}"))
         entries = sorted(p.name for p in model_dir.iterdir() if not p.name.startswith(STAGING_PREFIX))
     except OSError:  # no directory, or one this uid cannot list: the path says enough
         return ""
-    if nested:
-        folder = nested[0].parent.name
-        return (
-            f"; {nested[0]} is there, one folder down: model.tar.gz holds the model under a "
-            f"top-level folder {folder!r}, so pack the folder's files at its top instead "
-            f"(tar -czf model.tar.gz -C {folder} .)"
-        )
     if not entries:
         return "; the directory is empty: the training job saved no model (model.tar.gz was empty)"
     shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
@@ -308,10 +345,11 @@ def _read_metadata(model_dir: Path) -> dict[str, Any]:
 
 
 def load(model_dir: Path, *, verify: bool = True) -> ModelArtifact:
-    """Load and check a model directory; every failure names the file at fault."""
+    """Load and check the model in an unpacked model.tar.gz (see :func:`locate`); every failure
+    names the file at fault."""
     model_dir = Path(model_dir)
     with reading(model_dir):
-        return _load(model_dir, verify)
+        return _load(locate(model_dir), verify)
 
 
 def _load(model_dir: Path, verify: bool) -> ModelArtifact:

@@ -105,15 +105,37 @@ def test_a_model_json_that_does_not_describe_model_joblib_is_refused_naming_it(
     assert "restore both from one model.tar.gz" in message or "restore model.json" in message
 
 
-def test_a_model_under_a_top_level_folder_is_refused_naming_where_it_is_and_how_to_pack_it(tmp_path):
-    """``tar -czf model.tar.gz model/`` unpacks to /opt/ml/model/model/: say so, not just 'missing'."""
+def test_a_model_under_a_top_level_folder_loads_and_the_log_says_where(tmp_path, caplog):
+    """``tar -czf model.tar.gz model/`` unpacks to /opt/ml/model/model/: the model is there."""
     _classifier_dir(tmp_path / "model")  # tmp_path/model/model/model.json
+    (tmp_path / "model" / ".byoc-staging-x").mkdir()  # hidden folders are never a model
+    (tmp_path / "model" / ".byoc-staging-x" / artifact.METADATA_FILE).write_text("{}")
+    with caplog.at_level(logging.INFO, logger="byoc.artifact"):
+        model = artifact.load(tmp_path / "model")
+    assert model.path == tmp_path / "model" / "model" and model.classes == ["no", "yes"]
+    assert f"model found in {tmp_path / 'model' / 'model'}, not at the top of {tmp_path / 'model'}" in (
+        caplog.text
+    )
+    assert artifact.locate(tmp_path / "model" / "model") == tmp_path / "model" / "model"
+
+
+def test_a_model_folder_reached_by_a_symbolic_link_is_found_and_a_link_loop_ends(tmp_path):
+    _classifier_dir(tmp_path / "elsewhere")
+    (tmp_path / "unpacked").mkdir()
+    (tmp_path / "unpacked" / "model").symlink_to(tmp_path / "elsewhere" / "model")
+    (tmp_path / "unpacked" / "loop").symlink_to(tmp_path / "unpacked")
+    assert artifact.locate(tmp_path / "unpacked") == tmp_path / "unpacked" / "model"
+
+
+def test_several_model_folders_and_none_at_the_top_are_refused_naming_them(tmp_path):
+    _classifier_dir(tmp_path / "unpacked" / "a")
+    _regressor_dir(tmp_path / "unpacked" / "b")
     with pytest.raises(ModelLoadError) as raised:
-        artifact.load(tmp_path / "model")
+        artifact.load(tmp_path / "unpacked")
     message = str(raised.value)
-    assert message.startswith(f"{tmp_path / 'model' / artifact.METADATA_FILE}: missing"), message
-    assert f"{tmp_path / 'model' / 'model' / artifact.METADATA_FILE} is there, one folder down" in message
-    assert "tar -czf model.tar.gz -C model ." in message
+    assert message.startswith(f"{tmp_path / 'unpacked'}: no model.json at its top but 2 folders"), message
+    assert f"{tmp_path / 'unpacked' / 'a' / 'model'}, {tmp_path / 'unpacked' / 'b' / 'model'}" in message
+    assert "put one model in each model.tar.gz" in message
 
 
 def test_a_model_directory_without_model_json_says_what_it_holds_instead(tmp_path):
