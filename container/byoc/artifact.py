@@ -55,6 +55,11 @@ READ_FIXES = {
     errno.ENAMETOOLONG: "shorten the file or directory names",
 }
 
+# what a model file shorter than it was written asks of the user
+CUT_SHORT = (
+    "cut short by an interrupted copy, upload or download: restore it from the training job's "
+    "model.tar.gz, whole"
+)
 # what a model.json that contradicts model.joblib asks of the user
 FROM_ONE_JOB = (
     "the two files come from different training jobs or model.json was edited: restore both from "
@@ -300,6 +305,11 @@ def _folders_holding_metadata(directory: Path) -> list[Path]:
 def _instead(model_dir: Path) -> str:
     """What the model directory holds instead of model.json, and what to do about it: an empty
     one, or another program's model (:func:`locate` has found no model.json below it)."""
+    if model_dir.is_symlink() and not model_dir.exists():
+        return (
+            f"; {model_dir} is a symbolic link to {os.readlink(model_dir)}, which does not exist: "
+            "point it at the unpacked model directory"
+        )
     try:
         entries = sorted(p.name for p in model_dir.iterdir() if not p.name.startswith(STAGING_PREFIX))
     except OSError:  # no directory, or one this uid cannot list: the path says enough
@@ -336,12 +346,32 @@ def _read_metadata(model_dir: Path) -> dict[str, Any]:
             f"{path}: holds a JSON {type(metadata).__name__}, not the object byoc's train writes; "
             "restore model.json from the training job's model.tar.gz"
         )
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise ModelLoadError(
-            f"{path}: format_version {metadata.get('format_version')!r} is not {FORMAT_VERSION}; "
-            "retrain the model with this image"
-        )
+    version = metadata.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelLoadError(f"{path}: {_format_mismatch(version, metadata)}")
     return metadata
+
+
+def _format_mismatch(version: Any, metadata: Mapping[str, Any]) -> str:
+    """Why a model.json's format_version is not this image's, and the fix that works: a newer
+    byoc's model is served by that image (retraining is the other way), none at all is not byoc's."""
+    if version is None:
+        return (
+            "has no format_version, so byoc's train did not write it; restore model.json from the "
+            "training job's model.tar.gz, or serve a model your own training script saved with a "
+            'model_fn in code/inference.py (README "Inference hooks")'
+        )
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        versions = metadata.get("versions")
+        writer = versions.get("byoc") if isinstance(versions, dict) else None
+        current = library_versions().get("byoc", "?")
+        by = f" (byoc {writer})" if writer and writer != current else ""
+        return (
+            f"format_version {version} is a newer byoc's{by} than this image's (byoc {current}, "
+            f"format_version {FORMAT_VERSION}); serve it with the image that trained it, or retrain "
+            "the model with this image"
+        )
+    return f"format_version {version!r} is not {FORMAT_VERSION}; retrain the model with this image"
 
 
 def load(model_dir: Path, *, verify: bool = True) -> ModelArtifact:
@@ -356,7 +386,10 @@ def _load(model_dir: Path, verify: bool) -> ModelArtifact:
     metadata = _read_metadata(model_dir)
     joblib_path = model_dir / MODEL_FILE
     if not joblib_path.is_file():
-        raise ModelLoadError(f"{joblib_path}: missing; {METADATA_FILE} refers to it")
+        raise ModelLoadError(
+            f"{joblib_path}: missing; {METADATA_FILE} refers to it: restore both from one "
+            "model.tar.gz of the training job"
+        )
     if verify:
         listed = metadata.get("files") or {}
         if not isinstance(listed, dict):
@@ -371,28 +404,20 @@ def _load(model_dir: Path, verify: bool) -> ModelArtifact:
             if not path.is_file():
                 raise ModelLoadError(f"{path}: missing; {METADATA_FILE} lists it")
             record = listed.get(name)
-            expected = record.get("sha256") if isinstance(record, dict) else None
-            if expected is None:
-                raise ModelLoadError(
-                    f"{path}: {METADATA_FILE} records no sha256 for it, so it cannot be checked; "
-                    "restore model.json from the training job's model.tar.gz"
-                )
-            actual = sha256_of(path)
-            if expected != actual:
-                raise ModelLoadError(
-                    f"{path}: sha256 {actual[:12]}… does not match {expected!s:.12}… recorded in "
-                    f"{METADATA_FILE}; the file is corrupt or was replaced"
-                )
+            _check_sha256(path, record if isinstance(record, dict) else {})
     differ = _versions_differ(metadata)
     try:
         estimator = joblib.load(joblib_path)
     except Exception as exc:
         if isinstance(exc, OSError) and exc.errno in READ_FIXES:
             raise  # the environment's, reported by reading()
-        versions = f"; it was written with {differ}: serve it with an image of those versions or retrain"
-        raise ModelLoadError(
-            f"{joblib_path}: cannot be loaded ({type(exc).__name__}: {exc}){versions if differ else ''}"
-        ) from exc
+        if _cut_short(joblib_path, exc):
+            hint = f"; the file ends early, {CUT_SHORT}"
+        elif differ:
+            hint = f"; it was written with {differ}: serve it with an image of those versions or retrain"
+        else:
+            hint = ""
+        raise ModelLoadError(f"{joblib_path}: cannot be loaded ({type(exc).__name__}: {exc}){hint}") from exc
     if differ:
         log.warning(
             "%s was written with %s: answers may differ from training's; retrain with this image, or "
@@ -402,6 +427,41 @@ def _load(model_dir: Path, verify: bool) -> ModelArtifact:
         )
     check_agrees(estimator, metadata, model_dir / METADATA_FILE)
     return ModelArtifact(estimator=estimator, metadata=metadata, path=model_dir)
+
+
+def _check_sha256(path: Path, record: Mapping[str, Any]) -> None:
+    """Refuse a file whose sha256 is not the one model.json recorded for it (``record``), saying
+    when it is shorter than recorded: an interrupted copy, not a replaced file."""
+    expected = record.get("sha256")
+    if expected is None:
+        raise ModelLoadError(
+            f"{path}: {METADATA_FILE} records no sha256 for it, so it cannot be checked; "
+            "restore model.json from the training job's model.tar.gz"
+        )
+    actual = sha256_of(path)
+    if expected == actual:
+        return
+    size, recorded = path.stat().st_size, record.get("bytes")
+    cause = (
+        f"it has {size} of the {recorded} bytes recorded, {CUT_SHORT}"
+        if isinstance(recorded, int) and size < recorded
+        else "the file is corrupt or was replaced"
+    )
+    raise ModelLoadError(
+        f"{path}: sha256 {actual[:12]}… does not match {expected!s:.12}… recorded in {METADATA_FILE}; {cause}"
+    )
+
+
+def _cut_short(path: Path, exc: Exception) -> bool:
+    """Whether unpickling failed because the file ends early: an EOFError (an empty or compressed
+    file), or a plain pickle (protocol 2 or later) without its closing STOP opcode, whatever
+    error the cut made the unpickler raise (IndexError, ValueError, UnpicklingError)."""
+    if isinstance(exc, EOFError):
+        return True
+    with open(path, "rb") as fh:
+        head = fh.read(1)
+        fh.seek(-1, os.SEEK_END)
+        return head == b"\x80" and fh.read(1) != b"."
 
 
 # the libraries whose versions decide whether a pickled pipeline loads and predicts the same
