@@ -287,29 +287,41 @@ def locate(directory: Path) -> Path:
 
 
 def _folders_holding_metadata(directory: Path) -> list[Path]:
-    """Folders below ``directory`` holding model.json, symbolic links followed once each (a link
-    loop ends), hidden folders (interrupted saves' staging, .git) left out."""
-    found, seen = [], set()
+    """Folders below ``directory`` holding model.json, hidden folders (interrupted saves'
+    staging, .git) left out."""
+    found = []
+    for root, dirs, files in walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if METADATA_FILE in files and root != directory:
+            found.append(root)
+    return sorted(found)
+
+
+def walk(directory: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
+    """``os.walk`` of an unpacked model that follows symbolic links (a model folder may be one),
+    each real directory once, so a link loop ends; prune ``dirs`` in place as with os.walk."""
+    seen: set[str] = set()
     for root, dirs, files in os.walk(directory, followlinks=True):
         real = os.path.realpath(root)
         if real in seen:
             dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        if METADATA_FILE in files and Path(root) != directory:
-            found.append(Path(root))
-    return sorted(found)
+        yield Path(root), dirs, files
+
+
+def dangling_link(path: Path) -> str:
+    """'<path> is a symbolic link to <target>, which does not exist', or '' when it is not one."""
+    if path.is_symlink() and not path.exists():
+        return f"{path} is a symbolic link to {os.readlink(path)}, which does not exist"
+    return ""
 
 
 def _instead(model_dir: Path) -> str:
     """What the model directory holds instead of model.json, and what to do about it: an empty
     one, or another program's model (:func:`locate` has found no model.json below it)."""
-    if model_dir.is_symlink() and not model_dir.exists():
-        return (
-            f"; {model_dir} is a symbolic link to {os.readlink(model_dir)}, which does not exist: "
-            "point it at the unpacked model directory"
-        )
+    if dangling := dangling_link(model_dir):
+        return f"; {dangling}: point it at the unpacked model directory"
     try:
         entries = sorted(p.name for p in model_dir.iterdir() if not p.name.startswith(STAGING_PREFIX))
     except OSError:  # no directory, or one this uid cannot list: the path says enough

@@ -267,7 +267,8 @@ def test_load_errors_name_the_problem(mme, tmp_path):
 
 
 def test_a_model_under_a_top_level_folder_loads_as_serve_finds_it(mme, tmp_path):
-    """SageMaker unpacks ``tar -czf model.tar.gz model`` to <url>/model/: the same rule as serve's."""
+    """SageMaker unpacks ``tar -czf model.tar.gz model`` to <url>/model/: the same rule as serve's,
+    also when that folder is a symbolic link."""
     shutil.copytree(model_url("regression"), tmp_path / "unpacked" / "model")
     assert load(mme, "nested", str(tmp_path / "unpacked")).status_code == 200
     try:
@@ -276,6 +277,10 @@ def test_a_model_under_a_top_level_folder_loads_as_serve_finds_it(mme, tmp_path)
         assert float(answer.text)
     finally:
         mme.session.delete(f"{mme.url}/models/nested", timeout=10)
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "model").symlink_to(model_url("regression"))
+    assert load(mme, "linked", str(tmp_path / "linked")).status_code == 200
+    mme.session.delete(f"{mme.url}/models/linked", timeout=10)
     shutil.copytree(model_url("regression"), tmp_path / "unpacked" / "second")
     body = assert_error(load(mme, "two", str(tmp_path / "unpacked")), 400, "bad_model", "2 folders")
     assert str(tmp_path / "unpacked" / "second") in body["message"], body
