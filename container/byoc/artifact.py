@@ -471,9 +471,10 @@ def _cut_short(path: Path, exc: Exception) -> bool:
     if isinstance(exc, EOFError):
         return True
     with open(path, "rb") as fh:
-        head = fh.read(1)
+        if fh.read(1) != b"\x80":  # not a plain pickle (compressed, or another format): cannot tell
+            return False
         fh.seek(-1, os.SEEK_END)
-        return head == b"\x80" and fh.read(1) != b"."
+        return fh.read(1) != b"."
 
 
 # the libraries whose versions decide whether a pickled pipeline loads and predicts the same
