@@ -55,6 +55,17 @@ READ_FIXES = {
     errno.ENAMETOOLONG: "shorten the file or directory names",
 }
 
+# what a model file shorter than it was written asks of the user
+CUT_SHORT = (
+    "cut short by an interrupted copy, upload or download: restore it from the training job's "
+    "model.tar.gz, whole"
+)
+# what a model.json that contradicts model.joblib asks of the user
+FROM_ONE_JOB = (
+    "the two files come from different training jobs or model.json was edited: restore both from "
+    "one model.tar.gz"
+)
+
 REGRESSION = "regression"
 BINARY = "binary_classification"
 MULTICLASS = "multiclass_classification"
@@ -246,21 +257,75 @@ def reading(model_dir: Path) -> Iterator[None]:
         raise ModelLoadError(error.message) from exc
 
 
+def locate(directory: Path) -> Path:
+    """The model directory in an unpacked model.tar.gz: ``directory`` itself when it holds
+    model.json, else the one folder under it, at any depth, that does (``tar -czf model.tar.gz
+    model`` unpacks to ``<directory>/model/model.json``); ``directory`` when none does, for
+    :func:`load` to say what is there instead.  serve, multi-model loads and evaluate all find
+    the model here."""
+    directory = Path(directory)
+    if (directory / METADATA_FILE).is_file():
+        return directory
+    found = _folders_holding_metadata(directory)
+    if len(found) > 1:
+        shown = ", ".join(str(folder) for folder in found[:5]) + (
+            f" and {len(found) - 5} more" if len(found) > 5 else ""
+        )
+        raise ModelLoadError(
+            f"{directory}: no {METADATA_FILE} at its top but {len(found)} folders holding one ({shown}), "
+            "so which model to load is unclear; put one model in each model.tar.gz, its files at the "
+            "top (tar -czf model.tar.gz -C <folder> .)"
+        )
+    if not found:
+        return directory
+    log.info(
+        "model found in %s, not at the top of %s: model.tar.gz holds it under a top-level folder",
+        found[0],
+        directory,
+    )
+    return found[0]
+
+
+def _folders_holding_metadata(directory: Path) -> list[Path]:
+    """Folders below ``directory`` holding model.json, hidden folders (interrupted saves'
+    staging, .git) left out."""
+    found = []
+    for root, dirs, files in walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if METADATA_FILE in files and root != directory:
+            found.append(root)
+    return sorted(found)
+
+
+def walk(directory: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
+    """``os.walk`` of an unpacked model that follows symbolic links (a model folder may be one),
+    each real directory once, so a link loop ends; prune ``dirs`` in place as with os.walk."""
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(directory, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        yield Path(root), dirs, files
+
+
+def dangling_link(path: Path) -> str:
+    """'<path> is a symbolic link to <target>, which does not exist', or '' when it is not one."""
+    if path.is_symlink() and not path.exists():
+        return f"{path} is a symbolic link to {os.readlink(path)}, which does not exist"
+    return ""
+
+
 def _instead(model_dir: Path) -> str:
-    """What the model directory holds instead of model.json, and what to do about it: a
-    model.tar.gz packed with a top-level folder, an empty one, or another program's model."""
+    """What the model directory holds instead of model.json, and what to do about it: an empty
+    one, or another program's model (:func:`locate` has found no model.json below it)."""
+    if dangling := dangling_link(model_dir):
+        return f"; {dangling}: point it at the unpacked model directory"
     try:
-        nested = sorted(model_dir.glob(f"*/{METADATA_FILE}"))
         entries = sorted(p.name for p in model_dir.iterdir() if not p.name.startswith(STAGING_PREFIX))
     except OSError:  # no directory, or one this uid cannot list: the path says enough
         return ""
-    if nested:
-        folder = nested[0].parent.name
-        return (
-            f"; {nested[0]} is there, one folder down: model.tar.gz holds the model under a "
-            f"top-level folder {folder!r}, so pack the folder's files at its top instead "
-            f"(tar -czf model.tar.gz -C {folder} .)"
-        )
     if not entries:
         return "; the directory is empty: the training job saved no model (model.tar.gz was empty)"
     shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
@@ -271,14 +336,19 @@ def _instead(model_dir: Path) -> str:
 
 
 def read_metadata(model_dir: Path) -> dict[str, Any]:
-    path = Path(model_dir) / METADATA_FILE
+    """model.json of ``model_dir``, checked to be byoc's; a file this uid cannot read named."""
+    with reading(model_dir):
+        return _read_metadata(Path(model_dir))
+
+
+def _read_metadata(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / METADATA_FILE
     if not path.is_file():
         raise ModelLoadError(
             f"{path}: missing; the model directory must hold {METADATA_FILE} and {MODEL_FILE} "
-            f"written by byoc's train{_instead(Path(model_dir))}"
+            f"written by byoc's train{_instead(model_dir)}"
         )
-    with reading(model_dir):
-        raw = path.read_bytes()
+    raw = path.read_bytes()
     try:  # a byte order mark is what an editor may add to a hand-edited model.json
         metadata = json.loads(raw.decode("utf-8-sig"))
     except ValueError as exc:
@@ -288,26 +358,50 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
             f"{path}: holds a JSON {type(metadata).__name__}, not the object byoc's train writes; "
             "restore model.json from the training job's model.tar.gz"
         )
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise ModelLoadError(
-            f"{path}: format_version {metadata.get('format_version')!r} is not {FORMAT_VERSION}; "
-            "retrain the model with this image"
-        )
+    version = metadata.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelLoadError(f"{path}: {_format_mismatch(version, metadata)}")
     return metadata
 
 
+def _format_mismatch(version: Any, metadata: Mapping[str, Any]) -> str:
+    """Why a model.json's format_version is not this image's, and the fix that works: a newer
+    byoc's model is served by that image (retraining is the other way), none at all is not byoc's."""
+    if version is None:
+        return (
+            "has no format_version, so byoc's train did not write it; restore model.json from the "
+            "training job's model.tar.gz, or serve a model your own training script saved with a "
+            'model_fn in code/inference.py (README "Inference hooks")'
+        )
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        versions = metadata.get("versions")
+        writer = versions.get("byoc") if isinstance(versions, dict) else None
+        current = library_versions().get("byoc", "?")
+        by = f" (byoc {writer})" if writer and writer != current else ""
+        return (
+            f"format_version {version} is a newer byoc's{by} than this image's (byoc {current}, "
+            f"format_version {FORMAT_VERSION}); serve it with the image that trained it, or retrain "
+            "the model with this image"
+        )
+    return f"format_version {version!r} is not {FORMAT_VERSION}; retrain the model with this image"
+
+
 def load(model_dir: Path, *, verify: bool = True) -> ModelArtifact:
-    """Load and check a model directory; every failure names the file at fault."""
+    """Load and check the model in an unpacked model.tar.gz (see :func:`locate`); every failure
+    names the file at fault."""
     model_dir = Path(model_dir)
     with reading(model_dir):
-        return _load(model_dir, verify)
+        return _load(locate(model_dir), verify)
 
 
 def _load(model_dir: Path, verify: bool) -> ModelArtifact:
-    metadata = read_metadata(model_dir)
+    metadata = _read_metadata(model_dir)
     joblib_path = model_dir / MODEL_FILE
     if not joblib_path.is_file():
-        raise ModelLoadError(f"{joblib_path}: missing; {METADATA_FILE} refers to it")
+        raise ModelLoadError(
+            f"{joblib_path}: missing; {METADATA_FILE} refers to it: restore both from one "
+            "model.tar.gz of the training job"
+        )
     if verify:
         listed = metadata.get("files") or {}
         if not isinstance(listed, dict):
@@ -322,28 +416,20 @@ def _load(model_dir: Path, verify: bool) -> ModelArtifact:
             if not path.is_file():
                 raise ModelLoadError(f"{path}: missing; {METADATA_FILE} lists it")
             record = listed.get(name)
-            expected = record.get("sha256") if isinstance(record, dict) else None
-            if expected is None:
-                raise ModelLoadError(
-                    f"{path}: {METADATA_FILE} records no sha256 for it, so it cannot be checked; "
-                    "restore model.json from the training job's model.tar.gz"
-                )
-            actual = sha256_of(path)
-            if expected != actual:
-                raise ModelLoadError(
-                    f"{path}: sha256 {actual[:12]}… does not match {expected!s:.12}… recorded in "
-                    f"{METADATA_FILE}; the file is corrupt or was replaced"
-                )
+            _check_sha256(path, record if isinstance(record, dict) else {})
     differ = _versions_differ(metadata)
     try:
         estimator = joblib.load(joblib_path)
     except Exception as exc:
         if isinstance(exc, OSError) and exc.errno in READ_FIXES:
             raise  # the environment's, reported by reading()
-        versions = f"; it was written with {differ}: serve it with an image of those versions or retrain"
-        raise ModelLoadError(
-            f"{joblib_path}: cannot be loaded ({type(exc).__name__}: {exc}){versions if differ else ''}"
-        ) from exc
+        if _cut_short(joblib_path, exc):
+            hint = f"; the file ends early, {CUT_SHORT}"
+        elif differ:
+            hint = f"; it was written with {differ}: serve it with an image of those versions or retrain"
+        else:
+            hint = ""
+        raise ModelLoadError(f"{joblib_path}: cannot be loaded ({type(exc).__name__}: {exc}){hint}") from exc
     if differ:
         log.warning(
             "%s was written with %s: answers may differ from training's; retrain with this image, or "
@@ -353,6 +439,42 @@ def _load(model_dir: Path, verify: bool) -> ModelArtifact:
         )
     check_agrees(estimator, metadata, model_dir / METADATA_FILE)
     return ModelArtifact(estimator=estimator, metadata=metadata, path=model_dir)
+
+
+def _check_sha256(path: Path, record: Mapping[str, Any]) -> None:
+    """Refuse a file whose sha256 is not the one model.json recorded for it (``record``), saying
+    when it is shorter than recorded: an interrupted copy, not a replaced file."""
+    expected = record.get("sha256")
+    if expected is None:
+        raise ModelLoadError(
+            f"{path}: {METADATA_FILE} records no sha256 for it, so it cannot be checked; "
+            "restore model.json from the training job's model.tar.gz"
+        )
+    actual = sha256_of(path)
+    if expected == actual:
+        return
+    size, recorded = path.stat().st_size, record.get("bytes")
+    cause = (
+        f"it has {size} of the {recorded} bytes recorded, {CUT_SHORT}"
+        if isinstance(recorded, int) and size < recorded
+        else "the file is corrupt or was replaced"
+    )
+    raise ModelLoadError(
+        f"{path}: sha256 {actual[:12]}… does not match {expected!s:.12}… recorded in {METADATA_FILE}; {cause}"
+    )
+
+
+def _cut_short(path: Path, exc: Exception) -> bool:
+    """Whether unpickling failed because the file ends early: an EOFError (an empty or compressed
+    file), or a plain pickle (protocol 2 or later) without its closing STOP opcode, whatever
+    error the cut made the unpickler raise (IndexError, ValueError, UnpicklingError)."""
+    if isinstance(exc, EOFError):
+        return True
+    with open(path, "rb") as fh:
+        if fh.read(1) != b"\x80":  # not a plain pickle (compressed, or another format): cannot tell
+            return False
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) != b"."
 
 
 # the libraries whose versions decide whether a pickled pipeline loads and predicts the same
@@ -401,14 +523,11 @@ def check_agrees(estimator: Any, metadata: Mapping[str, Any], where: Path) -> No
     if problem_type == REGRESSION and predicted is not None:
         raise ModelLoadError(
             f"{where}: problem_type is {REGRESSION} but {MODEL_FILE} holds a classifier of {predicted} "
-            "classes; the two files come from different training jobs or model.json was edited: "
-            "restore both from one model.tar.gz"
+            f"classes; {FROM_ONE_JOB}"
         )
     if problem_type != REGRESSION and predicted is None and is_regressor(estimator):
         raise ModelLoadError(
-            f"{where}: problem_type is {problem_type} but {MODEL_FILE} holds a regressor; the two "
-            "files come from different training jobs or model.json was edited: restore both from "
-            "one model.tar.gz"
+            f"{where}: problem_type is {problem_type} but {MODEL_FILE} holds a regressor; {FROM_ONE_JOB}"
         )
     names = [str(f.get("name")) if isinstance(f, Mapping) else None for f in metadata.get("features") or []]
     try:
@@ -424,6 +543,5 @@ def check_agrees(estimator: Any, metadata: Mapping[str, Any], where: Path) -> No
     if problem_type != REGRESSION and predicted is not None and predicted != len(classes):
         raise ModelLoadError(
             f"{where}: lists {len(classes)} classes {list(classes)[:10]!r} but {MODEL_FILE}'s classifier "
-            f"predicts {predicted}; the two files come from different training jobs or model.json "
-            "was edited: restore both from one model.tar.gz"
+            f"predicts {predicted}; {FROM_ONE_JOB}"
         )

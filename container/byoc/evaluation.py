@@ -208,13 +208,14 @@ def model_quality(
 
 
 def model_directory(path: Path, scratch: Path) -> Path:
-    """A directory holding model.json: ``path`` itself, or model.tar.gz (given, or inside it) unpacked."""
-    from byoc.artifact import METADATA_FILE
+    """The model directory (see :func:`byoc.artifact.locate`) in ``path`` itself, or in
+    model.tar.gz (given, or inside ``path``) unpacked into ``scratch``."""
+    from byoc.artifact import METADATA_FILE, locate
     from byoc.errors import ModelLoadError
 
     archive = path if path.is_file() else path / "model.tar.gz"
-    if path.is_dir() and (path / METADATA_FILE).is_file():
-        return path
+    if path.is_dir() and ((found := locate(path)) / METADATA_FILE).is_file():
+        return found
     if not archive.is_file():
         raise ModelLoadError(
             f"{path}: neither a model directory ({METADATA_FILE}) nor model.tar.gz; pass the training "
@@ -232,10 +233,10 @@ def model_directory(path: Path, scratch: Path) -> Path:
             f"{archive}: cannot be unpacked ({type(exc).__name__}: {exc}); pass the model.tar.gz the "
             "training job wrote (estimator.model_data), whole"
         ) from exc
-    found = sorted(p.parent for p in scratch.rglob(METADATA_FILE))
-    if not found:
+    found = locate(scratch)
+    if not (found / METADATA_FILE).is_file():
         raise ModelLoadError(f"{archive}: holds no {METADATA_FILE}; it was not written by byoc's train")
-    return found[0]
+    return found
 
 
 def _labels(classes: Sequence[Any], name: str) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -99,7 +100,9 @@ def model_predictions(model_dir: Path, frame: pd.DataFrame, target: str) -> tupl
     return model, y, predicted, proba
 
 
-@pytest.mark.parametrize("packed", [False, True], ids=["model-dir", "model-tar-gz"])
+@pytest.mark.parametrize(
+    "packed", [False, True, "under-a-folder"], ids=["model-dir", "model-tar-gz", "unpacked-under-a-folder"]
+)
 def test_binary_report_shape_and_values(tmp_path, packed):
     frame = mixed_frame(700, seed=3)
     model_dir = train_model(tmp_path, frame, "deposit", 400, header=True)
@@ -107,7 +110,10 @@ def test_binary_report_shape_and_values(tmp_path, packed):
     (tmp_path / "test").mkdir()
     (tmp_path / "test" / "test.csv").write_bytes(csv_bytes(test, target="deposit", header=True))
     model_arg = model_dir
-    if packed:  # how a Processing input receives estimator.model_data
+    if packed == "under-a-folder":  # tar -czf model.tar.gz model/, unpacked: the same rule as serve's
+        shutil.copytree(model_dir, tmp_path / "unpacked" / "model")
+        model_arg = tmp_path / "unpacked"
+    elif packed:  # how a Processing input receives estimator.model_data
         (tmp_path / "packed").mkdir()
         with tarfile.open(tmp_path / "packed" / "model.tar.gz", "w:gz") as tar:
             for path in model_dir.iterdir():

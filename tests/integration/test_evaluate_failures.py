@@ -565,3 +565,22 @@ def test_a_truncated_model_archive_is_the_callers_to_fix(tmp_path, header_model)
         "(estimator.model_data), whole"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_archive_of_several_models_names_them_not_scores_the_first(tmp_path, header_model):
+    """evaluate took the first model.json its unpacking held; it now finds the model by the rule
+    serve uses (artifact.locate), which refuses to guess between folders."""
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    with tarfile.open(packed / "model.tar.gz", "w:gz") as tar:
+        tar.add(header_model, arcname="first")
+        tar.add(header_model, arcname="second")
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    result = run_evaluate(
+        "--model", str(packed), "--test", str(test), "--output", str(tmp_path / "out"), base=tmp_path
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = message(tmp_path)
+    assert "no model.json at its top but 2 folders holding one (" in first, first
+    assert "/first, " in first and first.count("/second") == 1, first
+    assert not (tmp_path / "out").exists()

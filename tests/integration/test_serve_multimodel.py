@@ -266,6 +266,26 @@ def test_load_errors_name_the_problem(mme, tmp_path):
     )
 
 
+def test_a_model_under_a_top_level_folder_loads_as_serve_finds_it(mme, tmp_path):
+    """SageMaker unpacks ``tar -czf model.tar.gz model`` to <url>/model/: the same rule as serve's,
+    also when that folder is a symbolic link."""
+    shutil.copytree(model_url("regression"), tmp_path / "unpacked" / "model")
+    assert load(mme, "nested", str(tmp_path / "unpacked")).status_code == 200
+    try:
+        answer = invoke(mme, "nested", "0.1,0.05,0.06,0.02,-0.04,-0.03,-0.04,0.0,0.02,-0.01\n")
+        assert answer.status_code == 200, answer.text
+        assert float(answer.text)
+    finally:
+        mme.session.delete(f"{mme.url}/models/nested", timeout=10)
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "model").symlink_to(model_url("regression"))
+    assert load(mme, "linked", str(tmp_path / "linked")).status_code == 200
+    mme.session.delete(f"{mme.url}/models/linked", timeout=10)
+    shutil.copytree(model_url("regression"), tmp_path / "unpacked" / "second")
+    body = assert_error(load(mme, "two", str(tmp_path / "unpacked")), 400, "bad_model", "2 folders")
+    assert str(tmp_path / "unpacked" / "second") in body["message"], body
+
+
 def test_a_model_that_cannot_predict_is_refused_as_serve_refuses_it(mme, tmp_path):
     """The single-model server does not start with such a model; loading it is a 400 naming the
     cause, not a 200 followed by a 500 on every invoke."""

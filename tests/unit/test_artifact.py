@@ -105,15 +105,37 @@ def test_a_model_json_that_does_not_describe_model_joblib_is_refused_naming_it(
     assert "restore both from one model.tar.gz" in message or "restore model.json" in message
 
 
-def test_a_model_under_a_top_level_folder_is_refused_naming_where_it_is_and_how_to_pack_it(tmp_path):
-    """``tar -czf model.tar.gz model/`` unpacks to /opt/ml/model/model/: say so, not just 'missing'."""
+def test_a_model_under_a_top_level_folder_loads_and_the_log_says_where(tmp_path, caplog):
+    """``tar -czf model.tar.gz model/`` unpacks to /opt/ml/model/model/: the model is there."""
     _classifier_dir(tmp_path / "model")  # tmp_path/model/model/model.json
+    (tmp_path / "model" / ".byoc-staging-x").mkdir()  # hidden folders are never a model
+    (tmp_path / "model" / ".byoc-staging-x" / artifact.METADATA_FILE).write_text("{}")
+    with caplog.at_level(logging.INFO, logger="byoc.artifact"):
+        model = artifact.load(tmp_path / "model")
+    assert model.path == tmp_path / "model" / "model" and model.classes == ["no", "yes"]
+    assert f"model found in {tmp_path / 'model' / 'model'}, not at the top of {tmp_path / 'model'}" in (
+        caplog.text
+    )
+    assert artifact.locate(tmp_path / "model" / "model") == tmp_path / "model" / "model"
+
+
+def test_a_model_folder_reached_by_a_symbolic_link_is_found_and_a_link_loop_ends(tmp_path):
+    _classifier_dir(tmp_path / "elsewhere")
+    (tmp_path / "unpacked").mkdir()
+    (tmp_path / "unpacked" / "model").symlink_to(tmp_path / "elsewhere" / "model")
+    (tmp_path / "unpacked" / "loop").symlink_to(tmp_path / "unpacked")
+    assert artifact.locate(tmp_path / "unpacked") == tmp_path / "unpacked" / "model"
+
+
+def test_several_model_folders_and_none_at_the_top_are_refused_naming_them(tmp_path):
+    _classifier_dir(tmp_path / "unpacked" / "a")
+    _regressor_dir(tmp_path / "unpacked" / "b")
     with pytest.raises(ModelLoadError) as raised:
-        artifact.load(tmp_path / "model")
+        artifact.load(tmp_path / "unpacked")
     message = str(raised.value)
-    assert message.startswith(f"{tmp_path / 'model' / artifact.METADATA_FILE}: missing"), message
-    assert f"{tmp_path / 'model' / 'model' / artifact.METADATA_FILE} is there, one folder down" in message
-    assert "tar -czf model.tar.gz -C model ." in message
+    assert message.startswith(f"{tmp_path / 'unpacked'}: no model.json at its top but 2 folders"), message
+    assert f"{tmp_path / 'unpacked' / 'a' / 'model'}, {tmp_path / 'unpacked' / 'b' / 'model'}" in message
+    assert "put one model in each model.tar.gz" in message
 
 
 def test_a_model_directory_without_model_json_says_what_it_holds_instead(tmp_path):
@@ -176,3 +198,81 @@ def test_a_model_json_that_is_not_an_object_says_so(tmp_path):
     (model_dir / artifact.METADATA_FILE).write_text("[]", encoding="utf-8")
     with pytest.raises(ModelLoadError, match="holds a JSON list, not the object byoc's train writes"):
         artifact.load(model_dir)
+
+
+@pytest.mark.parametrize(
+    ("version", "fragments"),
+    [
+        (
+            2,
+            [
+                "format_version 2 is a newer byoc's (byoc 9.0.0) than this image's (byoc ",
+                "serve it with the image",
+            ],
+        ),
+        (None, ["has no format_version, so byoc's train did not write it", "model_fn"]),
+        (0, ["format_version 0 is not 1; retrain the model with this image"]),
+    ],
+)
+def test_a_model_json_of_another_format_says_which_fix_works(tmp_path, version, fragments):
+    """A newer byoc's model is not fixed by retraining with this older image: say who wrote it."""
+    model_dir = _classifier_dir(tmp_path)
+    path = model_dir / artifact.METADATA_FILE
+    document = json.loads(path.read_text(encoding="utf-8"))
+    document["versions"]["byoc"] = "9.0.0"
+    document.pop("format_version")
+    if version is not None:
+        document["format_version"] = version
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: ") and all(fragment in message for fragment in fragments), message
+
+
+def test_a_model_directory_with_only_model_json_asks_for_both_files(tmp_path):
+    model_dir = _classifier_dir(tmp_path)
+    (model_dir / artifact.MODEL_FILE).unlink()
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    assert str(raised.value) == (
+        f"{model_dir / artifact.MODEL_FILE}: missing; model.json refers to it: restore both from one "
+        "model.tar.gz of the training job"
+    )
+
+
+@pytest.mark.parametrize("keep", [0, 0.1, 0.3, 0.5, 0.6, 0.75, 0.9, 0.99])
+def test_a_cut_short_model_joblib_says_it_ends_early(tmp_path, keep):
+    """An interrupted copy whose sha256 was recorded again (or a model.json edited to match) fails
+    to unpickle with an empty EOFError or a ValueError from joblib's arrays: say what happened."""
+    model_dir = _classifier_dir(tmp_path)
+    joblib_file = model_dir / artifact.MODEL_FILE
+    data = joblib_file.read_bytes()
+    joblib_file.write_bytes(data[: int(len(data) * keep)])
+    _edit(model_dir, files={artifact.MODEL_FILE: {"sha256": artifact.sha256_of(joblib_file)}})
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert message.startswith(f"{joblib_file}: cannot be loaded ("), message
+    assert "the file ends early, cut short by an interrupted copy" in message, message
+
+
+def test_a_cut_short_model_joblib_whose_sha256_differs_says_how_much_is_there(tmp_path):
+    model_dir = _classifier_dir(tmp_path)
+    joblib_file = model_dir / artifact.MODEL_FILE
+    whole = joblib_file.stat().st_size
+    joblib_file.write_bytes(joblib_file.read_bytes()[:100])
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert message.startswith(f"{joblib_file}: sha256 "), message
+    assert f"it has 100 of the {whole} bytes recorded, cut short by an interrupted copy" in message
+
+
+def test_a_model_directory_that_is_a_dangling_link_names_the_link_and_its_target(tmp_path):
+    (tmp_path / "model").symlink_to(tmp_path / "gone")
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(tmp_path / "model")
+    assert f"{tmp_path / 'model'} is a symbolic link to {tmp_path / 'gone'}, which does not exist" in str(
+        raised.value
+    )

@@ -198,6 +198,22 @@ def test_missing_and_corrupt_models(tmp_path: Path) -> None:
     assert reg.load("y", "file://" + model(tmp_path, "y")).name == "y"
 
 
+def test_a_model_folder_reached_by_a_link_is_a_model_and_a_link_to_nothing_is_named(tmp_path: Path) -> None:
+    """SageMaker's url may hold its model in a linked folder: it is there, and counted (a link
+    loop counted once); a url that links to nothing says so, not "empty directory"."""
+    reg = registry(tmp_path)
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "model").symlink_to(Path(model(tmp_path, "real")))
+    (tmp_path / "linked" / "loop").symlink_to(tmp_path / "linked")
+    files = sorted(f.name for f in multimodel.model_files(tmp_path / "linked"))
+    assert files == sorted(f.name for f in multimodel.model_files(Path(model(tmp_path, "real"))))
+    assert files
+    multimodel.check_model_dir(tmp_path / "linked")  # ModelNotFound before: no file without following
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    with pytest.raises(ModelNotFound, match="is a symbolic link to .*gone, which does not exist"):
+        reg.load("dangling", str(tmp_path / "dangling"))
+
+
 def test_urls_the_file_system_or_the_url_rules_refuse_are_client_errors(tmp_path: Path) -> None:
     """A path longer than the file system takes was a 500 (OSError from the directory check), and
     a file URL with a host silently loaded another path (file://models/x is /x, on host models)."""

@@ -19,6 +19,7 @@ from byoc.serving import hooks
 from byoc.serving.handler import InferenceRequest
 from byoc.serving.hooks import ByocHooks, Context, Hook, HooksHandler, find_program
 from byoc.serving.settings import ServingSettings
+from support import save_constant_model
 
 
 def _module(**functions) -> types.ModuleType:
@@ -287,3 +288,16 @@ def test_custom_attributes_a_predict_fn_sets_are_not_replaced_by_byocs_output_fn
     untouched = Context(str(tmp_path), content_type="text/csv", accept="text/csv")
     byoc_hooks.output_fn(["yes"], "text/csv", untouched)
     assert untouched.response_headers == {"X-Amzn-SageMaker-Custom-Attributes": "output=predicted_label"}
+
+
+def test_hooks_in_a_model_under_a_top_level_folder_are_that_models(tmp_path):
+    """``tar -czf model.tar.gz model`` of a model with code/inference.py: the hooks come with the
+    model found one folder down (artifact.locate), not byoc's built-in handler ignoring them."""
+    from byoc.serving import handler as handlers
+
+    nested = save_constant_model(tmp_path / "model" / "model", 7.0)
+    (nested / "code").mkdir()
+    _program(nested / "code", "def output_fn(prediction, accept):\n    return 'hooked', accept\n")
+    loaded = handlers.load(tmp_path / "model", ServingSettings(), {})
+    assert isinstance(loaded, HooksHandler) and loaded.program == nested / "code" / "inference.py"
+    assert loaded.model_dir == nested

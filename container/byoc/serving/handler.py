@@ -130,8 +130,12 @@ def load(model_dir: Path, settings: ServingSettings, environ: Mapping[str, str] 
     from byoc.serving.hooks import HooksHandler, find_program
 
     before = resident_bytes()
+    environ = os.environ if environ is None else environ
     with artifact.reading(model_dir):  # a directory this uid cannot read fails here first
-        program = find_program(model_dir, os.environ if environ is None else environ)
+        program = find_program(model_dir, environ)
+        # a model.tar.gz packed with its top-level folder: the model, and its code/, are there
+        if program is None and (found := artifact.locate(model_dir)) != model_dir:
+            model_dir, program = found, find_program(found, environ)
         handler: Handler = (
             ModelHandler.load(model_dir, settings)
             if program is None

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import unquote, urlparse
 
+from byoc import artifact
 from byoc.errors import ModelLoadError, UserError
 from byoc.serving import memory
 
@@ -283,16 +284,17 @@ def check_model_dir(path: Path) -> None:
             f"{path}: {exc.strerror or exc}; give the directory SageMaker extracted the model to"
         ) from None
     if not found:
+        why = artifact.dangling_link(path) or "missing or empty directory"
         raise ModelNotFound(
-            f"{path}: no model there (missing or empty directory); SageMaker extracts "
-            "model.tar.gz there before loading it"
+            f"{path}: no model there ({why}); SageMaker extracts model.tar.gz there before loading it"
         )
 
 
 def model_files(path: Path) -> Iterator[Path]:
-    for root, _dirs, files in os.walk(path):
+    """Every file of a model directory, in folders reached by a symbolic link too."""
+    for root, _dirs, files in artifact.walk(path):
         for name in files:
-            yield Path(root) / name
+            yield root / name
 
 
 def estimated_bytes(path: Path) -> int:
