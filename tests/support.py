@@ -666,3 +666,24 @@ def assert_compiled_answers(reference: Any, candidate: Any, X: Any) -> None:
     got, expected = candidate.predict_proba(X), reference.predict_proba(X)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, **tolerance)
+
+
+def request_frame(rng: np.random.Generator, n: int, levels: int, const: list[float]) -> pd.DataFrame:
+    """Raw rows as a request sends them: numbers with missing values on a coarse grid (ties), a
+    column constant in training (scaled to 0: a 0/1 column of the numeric block; 1 or neither in
+    a request), text with missing, rare and (past the one-hot cap) infrequent categories."""
+    numbers = rng.integers(-3, 4, n) * 0.5
+    numbers = np.where(rng.random(n) < 0.2, np.nan, numbers)
+    other = rng.normal(size=n)
+    many = rng.choice([f"v{i}" for i in range(levels)], n).astype(object)
+    many[rng.random(n) < 0.1] = None
+    few = rng.choice(["a", "b", "None"], n).astype(object)
+    few[rng.random(n) < 0.2] = None
+    return pd.DataFrame(
+        {"x": numbers, "const": rng.choice(const, n), "other": other, "many": many, "few": few}
+    )
+
+
+def columns_of(X: pd.DataFrame, features: Sequence[Any]) -> list[np.ndarray]:
+    """A request's columns as the server's Batch holds them."""
+    return [X[f.name].to_numpy(dtype=np.float64 if f.kind == "numeric" else object) for f in features]

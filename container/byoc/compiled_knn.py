@@ -33,15 +33,14 @@ Every answer given here is therefore scikit-learn's, to the stated tolerance, wh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from scipy import sparse
 
 from byoc.compiled_estimator import CompiledEstimator, dense_matrix
-from byoc.compiled_linear import _width
-from byoc.preprocessing import MISSING_CODE, CategoryCoder, CodeOneHot, RowEncoder
+from byoc.compiled_rows import OnColumns, OneHotRows
+from byoc.preprocessing import RowEncoder
 
 EPS = float(np.finfo(np.float64).eps)
 EPS32 = float(np.finfo(np.float32).eps)
@@ -379,32 +378,11 @@ class NeighboursEstimator(CompiledEstimator):
         return NeighbourRows.of(encoder, self)
 
 
-class NeighbourRows:
+class NeighbourRows(OnColumns):
     """A compiled knn model behind its :class:`RowEncoder`, on a request's columns (the server's
-    few-row path): one row's ones go from its category codes straight to the training rows' bytes
-    (:meth:`NeighboursEstimator._common`), looked up in the one-hot step's own code -> column
-    table (:meth:`CodeOneHot._table`, the encoding rule in one place), instead of the encoder
-    building a one-hot row for the model to search for its ones again.  The row itself (needed for
-    the candidates' exact distances) is zeros with a 1 at those columns and the numeric blocks'
-    outputs, as the encoder gives it.  Several rows: the encoder's matrix and the model's search."""
-
-    def __init__(
-        self,
-        model: NeighboursEstimator,
-        blocks: list[tuple[list[int], list[Any]]],
-        onehots: list[tuple[int, CodeOneHot, list[list[int]]]],
-        numbers: list[tuple[int, int, int]],
-        extra: tuple[np.ndarray, np.ndarray],
-    ) -> None:
-        self.model = model
-        self.classes_ = model.classes_
-        self.encoder = RowEncoder(blocks)  # one-hot blocks stop at their codes
-        self.onehots = (
-            onehots  # (block, its CodeOneHot, per column and code - MISSING_CODE: x's column or -1)
-        )
-        self.numbers = numbers  # (block, first and last + 1 of x's columns it fills)
-        self.bit_of = model.bit_of.tolist()  # x's column -> its row of model.bits
-        self.extra_columns, self.extra_bits = extra  # 0/1 columns of the numeric blocks (indicators)
+    few-row path): one row's ones (:class:`~byoc.compiled_rows.OneHotRows`, the rows of the
+    model's bits) go straight to the training rows' bytes (:meth:`NeighboursEstimator._common`).
+    Several rows: the encoder's matrix and the model's search."""
 
     @classmethod
     def of(cls, encoder: RowEncoder, model: NeighboursEstimator) -> NeighbourRows | None:
@@ -412,79 +390,8 @@ class NeighbourRows:
         and every one-hot column is among those it counts as bits."""
         if model.other32 is None:
             return None
-        blocks: list[tuple[list[int], list[Any]]] = []
-        onehots: list[tuple[int, CodeOneHot, list[list[int]]]] = []
-        numbers: list[tuple[int, int, int]] = []
-        offset = 0
-        for positions, steps in encoder.blocks:
-            if [type(step) for step in steps] == [CategoryCoder, CodeOneHot]:
-                coder, onehot = steps
-                table = onehot._table()  # column in the block per (column, code - MISSING_CODE), -1 for none
-                if table is None:
-                    return None
-                width = sum(len(c) for c in onehot.categories_)
-                if (model.bit_of[offset : offset + width] < 0).any():
-                    return None
-                top = max(
-                    [int(codes.max()) for _, codes in coder._lookup] + [table.shape[1] - 1 + MISSING_CODE]
-                )
-                at = np.full((len(positions), top - MISSING_CODE + 1), -1, dtype=np.intp)
-                at[:, : table.shape[1]] = np.where(table >= 0, offset + table, -1)
-                onehots.append((len(blocks), onehot, at.tolist()))
-                blocks.append((positions, [coder]))
-            else:
-                numeric_width = _width(steps, len(positions))
-                if numeric_width is None:
-                    return None
-                width = numeric_width
-                numbers.append((len(blocks), offset, offset + width))
-                blocks.append((positions, steps))
-            offset += width
-        if offset != model.n_features_in_:
-            return None
-        numeric = np.concatenate(
-            [np.arange(start, stop) for _, start, stop in numbers] + [np.zeros(0, np.intp)]
-        )
-        extra = numeric[model.bit_of[numeric] >= 0]
-        return cls(model, blocks, onehots, numbers, (extra, model.bit_of[extra]))
-
-    def _encoded(self, columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
-        """The encoder's matrix for ``columns`` and, for one row whose numeric 0/1 columns hold
-        0 or 1, the rows of the model's bits at its ones (else None)."""
-        values = self.encoder.outputs(columns)
-        if len(values[0]) != 1:
-            for block, onehot, _ in self.onehots:
-                values[block] = onehot.transform_matrix(values[block])
-            return self.encoder.stack(values), None
-        x = np.zeros((1, self.model.n_features_in_))
-        ones = [
-            column
-            for block, _, at in self.onehots
-            for slots, code in zip(at, values[block][0].tolist(), strict=True)
-            if (column := slots[int(code) - MISSING_CODE]) >= 0
-        ]
-        x[0, ones] = 1.0
-        for block, start, stop in self.numbers:
-            x[0, start:stop] = values[block][0]
-        bits = np.array([self.bit_of[column] for column in ones], dtype=np.intp)
-        if len(self.extra_columns):
-            extra = x[0, self.extra_columns]
-            if not ((extra == 0) | (extra == 1)).all():
-                return x, None
-            bits = np.concatenate((bits, self.extra_bits[extra == 1]))
-        return x, bits
-
-    def _answer(self, columns: Sequence[np.ndarray], method: str) -> np.ndarray:
-        X, ones = self._encoded(columns)
-        if ones is None:
-            return np.asarray(getattr(self.model, method)(X))
-        return self.model.answer_row(X, ones, method)
-
-    def predict_proba(self, columns: Sequence[np.ndarray]) -> np.ndarray:
-        return self._answer(columns, "predict_proba")
-
-    def predict(self, columns: Sequence[np.ndarray]) -> np.ndarray:
-        return self._answer(columns, "predict")
+        rows = OneHotRows.of(encoder, model.bit_of)
+        return None if rows is None else cls(model, rows)
 
 
 def _dense(X: Any, width: int) -> np.ndarray:

@@ -33,6 +33,8 @@ import numpy as np
 from scipy.special import expit
 
 from byoc.compiled_estimator import CompiledEstimator, dense_matrix
+from byoc.compiled_rows import OnColumns, OneHotRows
+from byoc.preprocessing import RowEncoder
 
 EPS = float(np.finfo(np.float64).eps)
 MAX_CELLS = 2**22  # support vectors x columns held dense per worker: 32 MiB of float64
@@ -121,6 +123,9 @@ class KernelMachine(CompiledEstimator):
         indicator = ((vectors == 0.0) | (vectors == 1.0)).all(axis=0)
         self.indicator_columns = np.flatnonzero(indicator)
         self.indicators_t = self.vectors_t[self.indicator_columns].astype(np.int8)
+        # per input column, its place among the one-hot columns (a row of indicators_t), or -1
+        self.indicator_place = np.full(vectors.shape[1], -1, dtype=np.intp)
+        self.indicator_place[self.indicator_columns] = np.arange(len(self.indicator_columns))
         self.other_columns = np.flatnonzero(~indicator)
         self.others_t = np.ascontiguousarray(self.vectors_t[self.other_columns])
         self.norms = np.einsum("ij,ij->i", vectors, vectors)
@@ -198,32 +203,37 @@ class KernelMachine(CompiledEstimator):
             raise Ambiguous
         return decisions, bound
 
-    def _row_dots(self, row: np.ndarray) -> np.ndarray:
+    def _row_dots(self, row: np.ndarray, ones: np.ndarray | None = None) -> np.ndarray:
         """One request row's dot product with every support vector.
 
         A one-hot block is mostly zeros, and its ones meet support vectors' 0s and 1s: where the
         row holds only 0s and 1s in the one-hot columns, their part of the dots is a count of
         the support vectors' ones (exact), summed over the few columns set, from bytes -- an
         eighth of the memory a float64 copy of those columns would move -- plus one product over
-        the other columns.  Otherwise only the row's non-zero columns enter one product."""
-        ones = row[self.indicator_columns]
-        set_ = ones == 1.0
-        if np.count_nonzero(set_) + np.count_nonzero(ones == 0.0) == len(ones):
+        the other columns.  Otherwise only the row's non-zero columns enter one product.
+        ``ones``: the places of the row's ones among those columns, when the caller knows them
+        and that the others hold 0 (:class:`KernelRows`)."""
+        if ones is None:
+            indicators = row[self.indicator_columns]
+            set_ = indicators == 1.0
+            if np.count_nonzero(set_) + np.count_nonzero(indicators == 0.0) == len(indicators):
+                ones = np.flatnonzero(set_)
+        if ones is not None:
             dots = row[self.other_columns] @ self.others_t
-            chosen = self.indicators_t[set_]
+            chosen = self.indicators_t[ones]
             # summed as bytes while the count fits (a reduction that casts to float is 8x slower)
             dots += np.add.reduce(chosen, axis=0, dtype=np.int8 if len(chosen) < 128 else np.int64)
             return dots
         columns = np.flatnonzero(row)
         return row[columns] @ self.vectors_t[columns]
 
-    def _rbf_row(self, row: np.ndarray) -> tuple[list[float], float]:
+    def _rbf_row(self, row: np.ndarray, ones: np.ndarray | None = None) -> tuple[list[float], float]:
         """One request row's ``values @ rbf_weights`` (as floats) and its squared norm.
 
         The dots come from :meth:`_row_dots` and the squared distances are formed in place: for
         one row the arrays' allocation, not the arithmetic, was what took the time after the
         dots themselves."""
-        distances = self._row_dots(row)
+        distances = self._row_dots(row, ones)
         norm = float(row @ row)
         distances *= -2.0
         distances += self.norms
@@ -308,17 +318,45 @@ class KernelMachine(CompiledEstimator):
             raise Ambiguous
         return normalised
 
+    def _rbf_proba_row(self, row: np.ndarray, ones: np.ndarray | None = None) -> np.ndarray:
+        """Two classes' probabilities of one rbf row (:meth:`_one_rbf_row`), in floats."""
+        products, norm = self._rbf_row(row, ones)
+        z, z_error = self._sigmoid_input(*self._rbf_bounded(products, norm))
+        if abs(z) > 2 * z_error + TIE:
+            positive = float(expit(-z))
+            return np.array([[1.0 - positive, positive]])
+        return np.asarray(self.reference.predict_proba(row[None, :]), dtype=np.float64)
+
+    def _rbf_value_row(self, row: np.ndarray, ones: np.ndarray | None = None) -> np.ndarray:
+        """A regression's value of one rbf row (:meth:`_one_rbf_row`), in floats."""
+        value = self._rbf_bounded(*self._rbf_row(row, ones))[0]
+        if math.isfinite(value):
+            return np.array([value])
+        return np.asarray(self.reference.predict(row[None, :]), dtype=np.float64)
+
+    def answer_row(self, X: np.ndarray, ones: np.ndarray, method: str) -> np.ndarray:
+        """``method`` (predict or predict_proba) of one encoded row ``X`` whose one-hot columns
+        are zeros but at ``ones`` (their places among them, from :class:`KernelRows`): the
+        float path without looking for its ones again, where the model has one."""
+        row = self._one_rbf_row(X)
+        if row is None or (method == "predict_proba" and self.classes_ is None):
+            return np.asarray(getattr(self, method)(X))
+        if self.classes_ is None:
+            return self._rbf_value_row(row, ones)
+        proba = self._rbf_proba_row(row, ones)
+        return proba if method == "predict_proba" else self.classes_.take(proba.argmax(axis=1), axis=0)
+
+    def on_columns(self, encoder: RowEncoder) -> KernelRows | None:
+        """This model behind ``encoder`` on a request's columns (:class:`KernelRows`), or None."""
+        rows = OneHotRows.of(encoder, self.indicator_place)
+        return None if rows is None else KernelRows(self, rows)
+
     def predict_proba(self, X: Any) -> np.ndarray:
         if self.classes_ is None:
             raise AttributeError("a regression model has no predict_proba")
         row = self._one_rbf_row(X)
         if row is not None:
-            products, norm = self._rbf_row(row)
-            z, z_error = self._sigmoid_input(*self._rbf_bounded(products, norm))
-            if abs(z) > 2 * z_error + TIE:
-                positive = float(expit(-z))
-                return np.array([[1.0 - positive, positive]])
-            return np.asarray(self.reference.predict_proba(row[None, :]), dtype=np.float64)
+            return self._rbf_proba_row(row)
         chunks = self._finite(X)
         if chunks is None:
             return np.asarray(self.reference.predict_proba(X), dtype=np.float64)
@@ -342,10 +380,7 @@ class KernelMachine(CompiledEstimator):
             return self.classes_.take(self.predict_proba(X).argmax(axis=1), axis=0)
         row = self._one_rbf_row(X)
         if row is not None:
-            value = self._rbf_bounded(*self._rbf_row(row))[0]
-            if math.isfinite(value):
-                return np.array([value])
-            return np.asarray(self.reference.predict(row[None, :]), dtype=np.float64)
+            return self._rbf_value_row(row)
         chunks = self._finite(X)
         if chunks is None:
             return np.asarray(self.reference.predict(X), dtype=np.float64)
@@ -356,3 +391,10 @@ class KernelMachine(CompiledEstimator):
             except Ambiguous:  # overflowed: libsvm's value
                 parts.append(np.asarray(self.reference.predict(chunk), dtype=np.float64))
         return np.concatenate(parts)
+
+
+class KernelRows(OnColumns):
+    """A compiled svm model behind its :class:`RowEncoder`, on a request's columns: one row's ones
+    (:class:`~byoc.compiled_rows.OneHotRows`, from its category codes) pick the support vectors'
+    one-hot bytes directly (:meth:`KernelMachine._row_dots`), so no one-hot row is built for the
+    model to search for its ones again."""

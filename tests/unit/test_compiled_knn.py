@@ -15,7 +15,7 @@ from byoc import compiled, compiled_knn
 from byoc.algorithms.builtin import NeighboursClassifier, NeighboursRegressor
 from byoc.compiled_knn import NeighboursEstimator
 from support import assert_compiled_answers as assert_same
-from support import described, one_hot_block
+from support import columns_of, described, one_hot_block, request_frame
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -276,27 +276,6 @@ def test_one_rows_ones_in_common_are_counted_exactly_by_bytes_and_by_words(
     for ones in [one_hot, rng.random(bits.shape[1]) < extra_ones / 80]:
         expected = (bits & ones).sum(axis=1)
         np.testing.assert_array_equal(candidate._common(np.flatnonzero(ones)).astype(np.int64), expected)
-
-
-def request_frame(rng: np.random.Generator, n: int, levels: int, const: list[float]) -> pd.DataFrame:
-    """Raw rows as a request sends them: numbers with missing values on a coarse grid (ties), a
-    column constant in training (scaled to 0: a 0/1 column of the numeric block; 1 or neither in
-    a request), text with missing, rare and (past the one-hot cap) infrequent categories."""
-    numbers = rng.integers(-3, 4, n) * 0.5
-    numbers = np.where(rng.random(n) < 0.2, np.nan, numbers)
-    other = rng.normal(size=n)
-    many = rng.choice([f"v{i}" for i in range(levels)], n).astype(object)
-    many[rng.random(n) < 0.1] = None
-    few = rng.choice(["a", "b", "None"], n).astype(object)
-    few[rng.random(n) < 0.2] = None
-    return pd.DataFrame(
-        {"x": numbers, "const": rng.choice(const, n), "other": other, "many": many, "few": few}
-    )
-
-
-def columns_of(X: pd.DataFrame, features) -> list[np.ndarray]:
-    """A request's columns as the server's Batch holds them."""
-    return [X[f.name].to_numpy(dtype=np.float64 if f.kind == "numeric" else object) for f in features]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -4,6 +4,7 @@ compiled checks' tolerance, for every kernel, two or more classes and regression
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +16,7 @@ from byoc import compiled, compiled_svm
 from byoc.algorithms.builtin import CalibratedSVC
 from byoc.compiled_svm import KernelMachine
 from support import assert_compiled_answers as assert_same
-from support import one_hot_block
+from support import columns_of, one_hot_block, request_frame
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -231,3 +232,98 @@ def test_a_finite_row_whose_kernel_values_overflow_gets_libsvms_answer(classes, 
         rows[:, 0] = huge
         for batch in (rows, rows[:1]):
             assert_same(reference, candidate, batch)  # NaN only where libsvm's own is
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(40, 120),
+    levels=st.sampled_from([2, 7]),
+    classes=st.sampled_from([0, 2, 3]),  # 0: regression
+    kernel=st.sampled_from(["rbf", "rbf", "poly"]),
+)
+def test_rows_from_their_category_codes_are_answered_as_scikit_learns_pipeline(
+    seed, n, levels, classes, kernel
+):
+    """The form on a request's columns (KernelRows): one row's ones found from its category codes
+    are the encoded row's 0/1 columns set (their places among the support vectors' one-hot
+    columns), the row it builds is the encoder's, and the answers of each row alone and of the
+    rows together are scikit-learn's pipeline's (labels equal, values within the tolerance)."""
+    from byoc import algorithms
+    from byoc.compiled_svm import KernelRows
+    from byoc.hyperparameters import resolve
+    from byoc.preprocessing import RowEncoder, coerce_features, feature_schema
+
+    rng = np.random.default_rng(seed)
+    raw = request_frame(rng, n, levels, [0.5])
+    features = feature_schema(raw)
+    X = coerce_features(raw, features, where="train")
+    problem_type = {0: "regression", 2: "binary_classification"}.get(classes, "multiclass_classification")
+    folds = {"calibration_folds": "3"} if classes else {}
+    params = resolve({"algorithm": "svm", "kernel": kernel, **folds})
+    pipeline = algorithms.build(problem_type, params, features)
+    y = rng.normal(size=n) if classes == 0 else rng.permutation(np.arange(n) % classes)
+    pipeline.fit(X, y)
+    preprocessor, reference = pipeline.steps[0][1], pipeline.steps[-1][1]
+    model = KernelMachine(reference)
+    rows = model.on_columns(RowEncoder.of(preprocessor, [f.name for f in features]))
+    assert isinstance(rows, KernelRows)
+    fresh = request_frame(rng, 25, levels + 3, [0.5, 1.5, 2.0])  # unseen categories, a 0/1 column's 1 and 1.5
+    fresh = pd.concat([coerce_features(fresh, features, where="request"), X.iloc[:8]], ignore_index=True)
+    encoded_rows = preprocessor.transform(fresh)
+    encoded_rows = encoded_rows.toarray() if sparse.issparse(encoded_rows) else encoded_rows
+    indicators = encoded_rows[:, model.indicator_columns]
+    for i in range(len(fresh)):
+        row, ones = rows._encoded(columns_of(fresh.iloc[[i]], features))
+        assert np.array_equal(row, encoded_rows[i : i + 1])
+        if ((indicators[i] == 0) | (indicators[i] == 1)).all():
+            assert ones is not None and np.array_equal(np.sort(ones), np.flatnonzero(indicators[i] == 1))
+        else:  # a 0/1 column of the numeric block holding another value: the model's own path
+            assert ones is None
+    for batch in [fresh, *(fresh.iloc[[i]] for i in range(len(fresh)))]:
+        columns = columns_of(batch, features)
+        if classes == 0:
+            np.testing.assert_allclose(
+                rows.predict(columns), pipeline.predict(batch), rtol=compiled.RTOL, atol=compiled.ATOL
+            )
+            continue
+        assert np.array_equal(rows.predict(columns), pipeline.predict(batch))
+        np.testing.assert_allclose(
+            rows.predict_proba(columns), pipeline.predict_proba(batch), rtol=compiled.RTOL, atol=compiled.ATOL
+        )
+
+
+@pytest.mark.parametrize("problem_type", ["binary_classification", "regression"])
+def test_the_server_answers_a_row_from_its_columns(tmp_path, problem_type):
+    """The server's row path takes the form on a request's columns (KernelRows) for a compiled svm
+    behind byoc's encoder (checked against the pipeline when the model loads), and its one-row
+    answers are the pipeline's."""
+    from byoc import algorithms, artifact
+    from byoc.compiled_svm import KernelRows
+    from byoc.hyperparameters import resolve
+    from byoc.preprocessing import coerce_features, feature_schema
+    from byoc.serving.inference import Predictor
+
+    rng = np.random.default_rng(4)
+    raw = request_frame(rng, 80, 7, [0.5])
+    features = feature_schema(raw)
+    X = coerce_features(raw, features, where="train")
+    classifier = problem_type != "regression"
+    y = rng.permutation(np.arange(len(X)) % 2) if classifier else rng.normal(size=len(X))
+    params = resolve({"algorithm": "svm", **({"calibration_folds": "3"} if classifier else {})})
+    pipeline = algorithms.build(problem_type, params, features).fit(X, y)
+    built = compiled.build(pipeline, [X])
+    for name, data in built.files().items():
+        (tmp_path / name).write_bytes(data)
+    loaded = compiled.load(pipeline, {"compiled": built.entry}, tmp_path)
+    classes = ["0", "1"] if classifier else []
+    metadata = {"problem_type": problem_type, "classes": classes, "features": [f.to_dict() for f in features]}
+    predictor = Predictor(artifact.ModelArtifact(loaded.pipeline, metadata))
+    assert predictor.enable_fast_path()
+    assert isinstance(predictor.row_model, KernelRows)
+    fresh = coerce_features(request_frame(rng, 10, 10, [0.5]), features, where="request")
+    for i in range(len(fresh)):
+        got = predictor.row_model.predict(columns_of(fresh.iloc[[i]], features))
+        np.testing.assert_allclose(
+            got, pipeline.predict(fresh.iloc[[i]]), rtol=compiled.RTOL, atol=compiled.ATOL
+        )
