@@ -10,6 +10,7 @@ import multiprocessing
 import re
 import threading
 import time
+import types
 
 import numpy as np
 import pandas as pd
@@ -424,6 +425,25 @@ def test_on_small_data_selection_starts_from_the_best_candidates_equally_weighte
     assert blend.initial_members(search.SMALL_ROWS + 1) == 1
 
 
+def test_blend_selection_past_its_deadline_keeps_what_its_first_round_chose():
+    """The selection's time belongs to the final refit after its deadline: it stops adding
+    members (each round's blend is a valid one) rather than eat the refit's time."""
+    y = np.array([0, 1] * 20)
+    right = np.column_stack([1.0 - y, y]).astype(float)
+    unsure = np.column_stack([0.4 + 0.2 * y, 0.6 - 0.2 * y])  # 0.4 on the true class: wrong
+    half = np.arange(len(y)) < len(y) // 2
+    ranked = [
+        search.Result(candidates.Candidate(f"m{i}", candidates.ONEHOT), search.COMPLETED, 0.5, oof=oof)
+        for i, oof in enumerate(
+            [np.where(half[:, None], right, unsure), np.where(half[:, None], unsure, right)]
+        )
+    ]
+    goal = objective.resolve("Accuracy", BINARY)
+    assert blend.select(ranked, y, goal, BINARY, 2) == ({"m0-onehot": 0.5, "m1-onehot": 0.5}, 1.0)
+    cut = blend.select(ranked, y, goal, BINARY, 2, deadline=time.monotonic() - 1.0)
+    assert cut == ({"m0-onehot": 1.0}, 0.5)
+
+
 def _option(name: str, predictions: np.ndarray, y: np.ndarray, complexity: int) -> Option:
     score = float(np.sqrt(np.mean((predictions - y) ** 2)))
     return Option(name, predictions, score, complexity)
@@ -562,6 +582,64 @@ def test_a_stacked_model_feeds_its_members_predictions_through_the_same_rule_as_
     np.testing.assert_array_equal(model.predict(X), meta.predict_proba(Z).argmax(axis=1))
     with pytest.raises(TypeError, match="no fit"):
         model.fit(X, y)
+
+
+def _stack_pool(ctx: search.Context) -> list[search.Result]:
+    made = [("linear", candidates.ONEHOT, {}), ("random_forest", candidates.ORDINAL, {"n_estimators": 20})]
+    results = [search.evaluate(candidates.Candidate(f, e, p), ctx) for f, e, p in made]
+    return sorted(results, key=lambda r: ctx.objective.loss(r.score))
+
+
+def test_the_stacks_scoring_is_cut_where_it_would_eat_the_final_refits_time(monkeypatch, caplog):
+    """Wine at 60 s saved a fold's model: the stack's scoring took the time the final refit of
+    the blend needed.  Each meta-model fit here takes 10 s of a fake clock; with 100 s to the
+    refit's deadline, 60 s of which are the chosen blend's refit, the 5 folds (50 s) do not fit."""
+    caplog.set_level("INFO")
+    ctx = _context("multiclass")
+    ranked = _stack_pool(ctx)
+    clock = [1000.0]
+    monkeypatch.setattr(stack, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    unfitted = stack.meta_model
+
+    def slow_meta_model(problem_type: str) -> object:
+        model = unfitted(problem_type)
+        fit = model.fit
+
+        def ten_seconds(*args: object) -> object:
+            clock[0] += 10.0
+            return fit(*args)
+
+        model.fit = ten_seconds
+        return model
+
+    monkeypatch.setattr(stack, "meta_model", slow_meta_model)
+    scored, why = stack.consider(ranked, ctx.y, ctx, search.CostModel(), deadline=1100.0, reserve=60.0)
+    assert scored is None and why.startswith("its scoring was cut")
+    assert "60.0 s kept to refit the model chosen without it" in why
+    assert clock[0] <= 1040.0  # the fold that would have run into the reserve never started
+    assert f"no stacked ensemble: {why}" in caplog.text
+    clock[0] = 1000.0
+    scored, why = stack.consider(ranked, ctx.y, ctx, search.CostModel(), deadline=1100.0, reserve=0.0)
+    assert scored is not None and why == "" and clock[0] == 1050.0
+
+
+def test_a_stack_without_time_beyond_the_refits_is_not_scored_and_says_why():
+    """The reserve is the expected refit of what is saved without a stack (the cost model's)."""
+    ctx = _context("multiclass")
+    ranked = _stack_pool(ctx)
+    costs = search.CostModel()
+    costs.record(search.Result(ranked[0].candidate, search.COMPLETED, fit_seconds=500.0), ctx.plan.folds)
+    reserve = job._refit_seconds([(ranked[0], 1.0)], costs, ctx.plan.folds, False)
+    assert reserve == pytest.approx(costs.refit(ranked[0].candidate, ctx.plan.folds)) and reserve > 10
+    assert (
+        job._refit_seconds([(ranked[0], 1.0)], costs, ctx.plan.folds, True) == 0.0
+    )  # its fold model is the refit
+    deadline = time.monotonic() + reserve / 2
+    scored, why = job._consider_stack(ranked, ctx.y, ctx, search.CostModel(), deadline, reserve, "rows")
+    assert scored is None
+    assert why.startswith(
+        f"not scored: refitting the model chosen without it on all rows needs about {reserve:.1f} s"
+    )
 
 
 def test_a_stack_draws_on_every_family_before_a_second_candidate_of_one():

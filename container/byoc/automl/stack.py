@@ -8,7 +8,8 @@ regression on the members' log-probabilities, or non-negative least squares on t
 predictions for regression) is scored by cross-validation on those predictions, and the stack
 is chosen only when that score beats the blend and every candidate by more than the
 cross-validation noise (:mod:`.choice`).  Its members are then refitted on all rows like a
-blend's; the meta-model is fitted on all out-of-fold rows.
+blend's; the meta-model is fitted on all out-of-fold rows.  Its scoring only uses the time
+the final refit does not need (:func:`consider`): the stack is optional, a refit on all rows is not.
 
 :func:`meta_features` is the one rule that turns members' predictions into the meta-model's
 input: the stack's CV score and the served model both call it.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.linear_model import LinearRegression, LogisticRegression
-from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from byoc.algorithms.ensemble import aligned_proba
 from byoc.artifact import REGRESSION
@@ -111,9 +113,12 @@ def evaluate(
     *,
     seed: int,
     finished_at: float,
-) -> Scored:
+    deadline: float = math.inf,
+) -> Scored | None:
     """Score the meta-model by ``META_FOLDS``-fold cross-validation on the members' out-of-fold
-    predictions (rows no member was fitted on, so the estimate is honest)."""
+    predictions (rows no member was fitted on, so the estimate is honest); None when its folds
+    would not all end by ``deadline`` (the next fold expected to take as long as the slowest so
+    far): the time after it belongs to the final refit, and a stack scored late is not used."""
     Z = meta_features([m.oof for m in members if m.oof is not None], problem_type == REGRESSION)
     classify = problem_type != REGRESSION
     if classify:
@@ -122,14 +127,18 @@ def evaluate(
     else:
         folds = KFold(META_FOLDS, shuffle=True, random_state=seed)
     predictions = np.zeros((len(y), n_classes)) if classify else np.zeros(len(y))
+    slowest = 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if classify:  # aligned per fold: a fold may miss a rare class
-            for train, test in folds.split(Z, y):
-                model = meta_model(problem_type).fit(Z[train], y[train])
-                predictions[test] = _meta_predict(model, Z[test], n_classes)
-        else:
-            predictions = cross_val_predict(meta_model(problem_type), Z, y, cv=folds)
+        for train, test in folds.split(Z, y):  # aligned per fold: a fold may miss a rare class
+            started = time.monotonic()
+            if started + slowest > deadline:
+                return None
+            model = meta_model(problem_type).fit(Z[train], y[train])
+            predictions[test] = _meta_predict(model, Z[test], n_classes)
+            slowest = max(slowest, time.monotonic() - started)
+    if time.monotonic() > deadline:
+        return None
     scores = score_predictions(y, predictions, problem_type, n_classes)
     result = Result(
         _describe(members, problem_type),
@@ -213,26 +222,48 @@ def assemble(members: Sequence[tuple[str, Any]], meta: Any, problem_type: str, n
 
 
 def consider(
-    ranked: Sequence[Result], y: np.ndarray, ctx: Context, costs: CostModel, *, deadline: float
-) -> Scored | None:
-    """The stack of :func:`pool`'s members, scored; None when fewer than two candidates finished,
-    or when refitting every member (a stack needs them all) would not end before ``deadline``."""
+    ranked: Sequence[Result],
+    y: np.ndarray,
+    ctx: Context,
+    costs: CostModel,
+    *,
+    deadline: float,
+    reserve: float = 0.0,
+) -> tuple[Scored | None, str]:
+    """The stack of :func:`pool`'s members, scored, and why not ("" when scored, or when fewer
+    than two candidates finished).  ``deadline`` is when the final refit must end and
+    ``reserve`` the refit of what is saved without a stack: the scoring may only use the time
+    before both that refit and the stack's own (every member: a stack needs them all) could
+    still end by ``deadline``, and is skipped or cut when it cannot."""
     members = pool(ranked)
     if len(members) < 2:
-        return None
+        return None, ""
     refit = sum(costs.refit(m.candidate, ctx.plan.folds) for m in members)
-    left = deadline - time.monotonic()
-    if ctx.stop.is_set() or refit > left:
-        log.info(
-            "auto: no stacked ensemble: refitting its %d members needs about %.1f s, %.1f s left",
-            len(members),
-            refit,
-            max(left, 0.0),
+    needed, what = max((refit, f"its {len(members)} members"), (reserve, "the model chosen without it"))
+    scoring_by = deadline - needed
+    now = time.monotonic()
+    if ctx.stop.is_set():
+        return _without("not considered: the job was stopped (SIGTERM) before it was scored")
+    if now >= scoring_by:
+        return _without(
+            f"not scored: refitting {what} on all rows needs about {needed:.1f} s and "
+            f"{max(deadline - now, 0.0):.1f} s were left for the refit"
         )
-        return None
     scored = evaluate(
-        members, y, ctx.objective, ctx.problem_type, ctx.n_classes, seed=ctx.seed, finished_at=ctx.elapsed()
+        members,
+        y,
+        ctx.objective,
+        ctx.problem_type,
+        ctx.n_classes,
+        seed=ctx.seed,
+        finished_at=ctx.elapsed(),
+        deadline=scoring_by,
     )
+    if scored is None:
+        return _without(
+            f"its scoring was cut: it would have run into the {needed:.1f} s kept to refit {what} "
+            f"on all rows ({scoring_by - now:.1f} s were left for the scoring)"
+        )
     log.info(
         "auto ensemble: %s: %s=%.6f (a meta-model on the out-of-fold predictions of %d candidates, "
         "cross-validated); elapsed %.1f s, budget left %.1f s",
@@ -243,4 +274,9 @@ def consider(
         ctx.elapsed(),
         max(ctx.hard_deadline - time.monotonic(), 0.0),
     )
-    return scored
+    return scored, ""
+
+
+def _without(why: str) -> tuple[None, str]:
+    log.info("auto: no stacked ensemble: %s", why)
+    return None, why
