@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
-from byoc import preprocessing
+from byoc import artifact, preprocessing
 from byoc.artifact import BINARY, MULTICLASS, REGRESSION
 from byoc.automl import (
     blend,
@@ -678,6 +678,18 @@ def test_a_checkpoint_scored_as_another_problem_type_is_not_resumed():
     as_binary = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "Accuracy", 0, problem_type=BINARY)
     as_multiclass = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "Accuracy", 0, problem_type=MULTICLASS)
     assert as_binary != as_multiclass
+
+
+@pytest.mark.parametrize("dist", ["byoc", "scikit-learn"])
+def test_a_checkpoint_scored_by_another_version_of_the_code_is_not_resumed(monkeypatch, dist):
+    """A job restarted on a new image (a fixed candidate, another scikit-learn) scores afresh
+    rather than resume scores the old code measured."""
+    ctx = _context("binary")
+    installed = artifact.library_versions()
+    assert installed["byoc"] and installed["scikit-learn"]  # both read from package metadata
+    key = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0, problem_type=BINARY)
+    monkeypatch.setattr(checkpoints, "library_versions", lambda: {**installed, dist: "999.0"})
+    assert checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0, problem_type=BINARY) != key
 
 
 def test_a_checkpoint_that_cannot_be_written_is_warned_of_once_and_not_tried_again(tmp_path, caplog):
