@@ -22,18 +22,19 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.linear_model import LinearRegression, LogisticRegression
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 
 from byoc.algorithms.ensemble import aligned_proba
 from byoc.artifact import REGRESSION
 from byoc.automl import candidates as cands
+from byoc.automl import isolated
 from byoc.automl.objective import Objective
 from byoc.automl.search import COMPLETED, Context, CostModel, Result, score_predictions
 
@@ -113,12 +114,9 @@ def evaluate(
     *,
     seed: int,
     finished_at: float,
-    deadline: float = math.inf,
-) -> Scored | None:
+) -> Scored:
     """Score the meta-model by ``META_FOLDS``-fold cross-validation on the members' out-of-fold
-    predictions (rows no member was fitted on, so the estimate is honest); None when its folds
-    would not all end by ``deadline`` (the next fold expected to take as long as the slowest so
-    far): the time after it belongs to the final refit, and a stack scored late is not used."""
+    predictions (rows no member was fitted on, so the estimate is honest)."""
     Z = meta_features([m.oof for m in members if m.oof is not None], problem_type == REGRESSION)
     classify = problem_type != REGRESSION
     if classify:
@@ -127,18 +125,14 @@ def evaluate(
     else:
         folds = KFold(META_FOLDS, shuffle=True, random_state=seed)
     predictions = np.zeros((len(y), n_classes)) if classify else np.zeros(len(y))
-    slowest = 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for train, test in folds.split(Z, y):  # aligned per fold: a fold may miss a rare class
-            started = time.monotonic()
-            if started + slowest > deadline:
-                return None
-            model = meta_model(problem_type).fit(Z[train], y[train])
-            predictions[test] = _meta_predict(model, Z[test], n_classes)
-            slowest = max(slowest, time.monotonic() - started)
-    if time.monotonic() > deadline:
-        return None
+        if classify:  # aligned per fold: a fold may miss a rare class
+            for train, test in folds.split(Z, y):
+                model = meta_model(problem_type).fit(Z[train], y[train])
+                predictions[test] = _meta_predict(model, Z[test], n_classes)
+        else:
+            predictions = cross_val_predict(meta_model(problem_type), Z, y, cv=folds)
     scores = score_predictions(y, predictions, problem_type, n_classes)
     result = Result(
         _describe(members, problem_type),
@@ -234,7 +228,9 @@ def consider(
     than two candidates finished).  ``deadline`` is when the final refit must end and
     ``reserve`` the refit of what is saved without a stack: the scoring may only use the time
     before both that refit and the stack's own (every member: a stack needs them all) could
-    still end by ``deadline``, and is skipped or cut when it cannot."""
+    still end by ``deadline``: it is skipped when there is none, and scored in a child process
+    (:mod:`.isolated`) killed when that time is up.  Raises scikit-learn's ValueError when the
+    meta-model cannot be cross-validated on ``y``."""
     members = pool(ranked)
     if len(members) < 2:
         return None, ""
@@ -249,21 +245,33 @@ def consider(
             f"not scored: refitting {what} on all rows needs about {needed:.1f} s and "
             f"{max(deadline - now, 0.0):.1f} s were left for the refit"
         )
-    scored = evaluate(
-        members,
-        y,
-        ctx.objective,
-        ctx.problem_type,
-        ctx.n_classes,
-        seed=ctx.seed,
-        finished_at=ctx.elapsed(),
-        deadline=scoring_by,
-    )
-    if scored is None:
-        return _without(
-            f"its scoring was cut: it would have run into the {needed:.1f} s kept to refit {what} "
-            f"on all rows ({scoring_by - now:.1f} s were left for the scoring)"
-        )
+    reserved = f"it would have run into the {needed:.1f} s kept to refit {what} on all rows"
+
+    def work(report: Callable[..., None]) -> Result | ValueError:
+        """The stack's row; scikit-learn's refusal of the held-out rows is sent back, not lost."""
+        try:
+            return evaluate(
+                members,
+                y,
+                ctx.objective,
+                ctx.problem_type,
+                ctx.n_classes,
+                seed=ctx.seed,
+                finished_at=ctx.elapsed(),
+            ).result
+        except ValueError as exc:
+            return exc
+
+    def until() -> tuple[float, str]:
+        return (-math.inf, isolated.ASKED_TO_STOP) if ctx.stop.is_set() else (scoring_by, reserved)
+
+    ended = isolated.run(work, until)  # a meta-model's fit cannot be interrupted: its process is killed
+    if isinstance(ended.value, ValueError):
+        raise ended.value
+    if not ended.finished:
+        why = ended.killed or f"the process scoring it {ended.crashed}"
+        return _without(f"its scoring was stopped after {ended.seconds:.1f} s: {why}")
+    scored = Scored(ended.value, list(members))
     log.info(
         "auto ensemble: %s: %s=%.6f (a meta-model on the out-of-fold predictions of %d candidates, "
         "cross-validated); elapsed %.1f s, budget left %.1f s",
