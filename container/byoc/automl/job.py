@@ -751,6 +751,7 @@ def run(
     stacked = None
     if settings.stack and not stop.is_set():
         reserve = _refit_seconds(chosen, finder.costs, plan.folds, fold_is_refit)
+        phase("scoring a stacked ensemble (algorithm=auto)")
         stacked, why_no_stack = _consider_stack(
             ranked, y_held, ctx, finder.costs, refit_deadline, reserve, held_out_rows
         )

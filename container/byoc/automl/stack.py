@@ -265,6 +265,13 @@ def consider(
     def until() -> tuple[float, str]:
         return (-math.inf, isolated.ASKED_TO_STOP) if ctx.stop.is_set() else (scoring_by, reserved)
 
+    log.info(
+        "auto: scoring a stacked ensemble of %d candidates (%.1f s for it, %.1f s kept to refit %s)",
+        len(members),
+        scoring_by - now,
+        needed,
+        what,
+    )
     ended = isolated.run(work, until)  # a meta-model's fit cannot be interrupted: its process is killed
     if isinstance(ended.value, ValueError):
         raise ended.value
