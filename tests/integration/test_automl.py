@@ -427,23 +427,64 @@ search.refit = lambda *args: time.sleep(3600)
 """
 
 
+def _saved_after_sigterm_during(tmp_path: Path, patch: str, pattern: str, phase: str) -> tuple[Path, dict]:
+    """A two-candidate job on :func:`mixed_frame` with ``patch``, sent SIGTERM once it logs
+    ``pattern`` (a 20 s grace period): it saves a model within the grace period (exit 0, no
+    failure file, stopped early), the signal logged as received while ``phase``.  Its ML root
+    and model.json's ``details.automl``."""
+    grace = 20
+    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=3600, max_candidates=2)
+    proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": str(grace)}, patch=patch)
+    seen, rest = _sigterm_when(proc, pattern, grace)
+    assert proc.returncode == 0, seen + rest
+    assert f"received while {phase} (algorithm=auto)" in rest, seen + rest
+    assert read_failure(root) is None
+    automl = json.loads((root / "model" / "model.json").read_text())["details"]["automl"]
+    assert automl["stopped_early"] is True, automl
+    return root, automl
+
+
+# The stack's scoring never ends (a meta-model too slow for the time left, made deterministic):
+# it runs in its own child process, which the job kills at its deadline or a stop signal.
+ENDLESS_STACK = """
+import time
+from byoc.automl import stack
+stack.evaluate = lambda *args, **kwargs: time.sleep(3600)
+"""
+
+
+def test_sigterm_during_the_stack_scoring_kills_it_and_saves_a_refitted_model_within_the_grace_period(
+    tmp_path,
+):
+    """The stack is scored after the search, where a stop signal's handling (one refit, no
+    blend or stack) has been decided already: its scoring is killed at once, and the chosen
+    model is still refitted on all rows and saved within the grace period."""
+    root, automl = _saved_after_sigterm_during(
+        tmp_path,
+        ENDLESS_STACK,
+        r"auto: scoring a stacked ensemble of 2 candidates",
+        "scoring a stacked ensemble",
+    )
+    assert automl["saved_from_cross_validation"] is False, automl
+    assert automl["stacked_members"] == [] and automl["refit_cut"] is None
+    page = (root / "output" / "data" / "report.html").read_text()
+    assert re.search(
+        r"Stacked ensemble: its scoring was stopped after [\d.]+ s: the job was asked to stop", page
+    )
+    assert "stack" not in {row["family"] for row in _leaderboard(root)}
+
+
 def test_sigterm_during_the_final_refit_saves_the_model_cross_validation_kept_within_the_grace_period(
     tmp_path,
 ):
     """The refit cannot end within the grace period: it is killed there, and the best
     candidate's model from its last cross-validation fold is saved instead (exit 0, served),
     with model.json, the leaderboard and the report saying so."""
-    grace = 20
     frame = mixed_frame()
-    root = _root(tmp_path, frame, "deposit", max_runtime_seconds=3600, max_candidates=2)
-    proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": str(grace)}, patch=ENDLESS_REFIT)
-    seen, rest = _sigterm_when(proc, r"auto: refitting \S+ on \d+ rows", grace)
-    out = seen + rest
-    assert proc.returncode == 0, out
-    assert "received while refitting the chosen model on all rows" in rest, out
-    assert read_failure(root) is None
-    automl = json.loads((root / "model" / "model.json").read_text())["details"]["automl"]
-    assert automl["stopped_early"] is True and automl["saved_from_cross_validation"] is True
+    root, automl = _saved_after_sigterm_during(
+        tmp_path, ENDLESS_REFIT, r"auto: refitting \S+ on \d+ rows", "refitting the chosen model on all rows"
+    )
+    assert automl["saved_from_cross_validation"] is True
     [member] = automl["members"]
     assert re.match(
         rf"the refit of {re.escape(member['name'])} on all 240 rows was stopped after [\d.]+ s: the grace "

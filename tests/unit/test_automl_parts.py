@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
-from byoc import preprocessing
+from byoc import artifact, preprocessing
 from byoc.artifact import BINARY, MULTICLASS, REGRESSION
 from byoc.automl import (
     blend,
@@ -424,6 +424,25 @@ def test_on_small_data_selection_starts_from_the_best_candidates_equally_weighte
     assert blend.initial_members(search.SMALL_ROWS + 1) == 1
 
 
+def test_blend_selection_past_its_deadline_keeps_what_its_first_round_chose():
+    """The selection's time belongs to the final refit after its deadline: it stops adding
+    members (each round's blend is a valid one) rather than eat the refit's time."""
+    y = np.array([0, 1] * 20)
+    right = np.column_stack([1.0 - y, y]).astype(float)
+    unsure = np.column_stack([0.4 + 0.2 * y, 0.6 - 0.2 * y])  # 0.4 on the true class: wrong
+    half = np.arange(len(y)) < len(y) // 2
+    ranked = [
+        search.Result(candidates.Candidate(f"m{i}", candidates.ONEHOT), search.COMPLETED, 0.5, oof=oof)
+        for i, oof in enumerate(
+            [np.where(half[:, None], right, unsure), np.where(half[:, None], unsure, right)]
+        )
+    ]
+    goal = objective.resolve("Accuracy", BINARY)
+    assert blend.select(ranked, y, goal, BINARY, 2) == ({"m0-onehot": 0.5, "m1-onehot": 0.5}, 1.0)
+    cut = blend.select(ranked, y, goal, BINARY, 2, deadline=time.monotonic() - 1.0)
+    assert cut == ({"m0-onehot": 1.0}, 0.5)
+
+
 def _option(name: str, predictions: np.ndarray, y: np.ndarray, complexity: int) -> Option:
     score = float(np.sqrt(np.mean((predictions - y) ** 2)))
     return Option(name, predictions, score, complexity)
@@ -564,6 +583,58 @@ def test_a_stacked_model_feeds_its_members_predictions_through_the_same_rule_as_
         model.fit(X, y)
 
 
+def _stack_pool(ctx: search.Context) -> list[search.Result]:
+    made = [("linear", candidates.ONEHOT, {}), ("random_forest", candidates.ORDINAL, {"n_estimators": 20})]
+    results = [search.evaluate(candidates.Candidate(f, e, p), ctx) for f, e, p in made]
+    return sorted(results, key=lambda r: ctx.objective.loss(r.score))
+
+
+def test_the_stacks_scoring_is_stopped_where_it_would_eat_the_final_refits_time(monkeypatch, caplog):
+    """Wine at 60 s: the stack's scoring took the time the final refit of the blend needed.  Its
+    meta-model's fit cannot be interrupted, so it is scored in a child process killed when only
+    the refit's time (``reserve``, the model chosen without it) is left: here a fit that never
+    ends, 2 s before that."""
+    caplog.set_level("INFO")
+    ctx = _context("multiclass")
+    ranked = _stack_pool(ctx)
+    scored, why = stack.consider(ranked, ctx.y, ctx, search.CostModel(), deadline=time.monotonic() + 600.0)
+    assert scored is not None and why == "" and scored.members == ranked
+    unfitted = stack.meta_model
+
+    def endless_meta_model(problem_type: str) -> object:
+        model = unfitted(problem_type)
+        model.fit = lambda *args: time.sleep(3600)
+        return model
+
+    monkeypatch.setattr(stack, "meta_model", endless_meta_model)
+    deadline = time.monotonic() + 602.0
+    scored, why = stack.consider(ranked, ctx.y, ctx, search.CostModel(), deadline=deadline, reserve=600.0)
+    assert scored is None and why.startswith("its scoring was stopped after")
+    assert why.endswith(
+        "it would have run into the 600.0 s kept to refit the model chosen without it on all rows"
+    )
+    assert f"no stacked ensemble: {why}" in caplog.text
+
+
+def test_a_stack_without_time_beyond_the_refits_is_not_scored_and_says_why():
+    """The reserve is the expected refit of what is saved without a stack (the cost model's)."""
+    ctx = _context("multiclass")
+    ranked = _stack_pool(ctx)
+    costs = search.CostModel()
+    costs.record(search.Result(ranked[0].candidate, search.COMPLETED, fit_seconds=500.0), ctx.plan.folds)
+    reserve = job._refit_seconds([(ranked[0], 1.0)], costs, ctx.plan.folds, False)
+    assert reserve == pytest.approx(costs.refit(ranked[0].candidate, ctx.plan.folds)) and reserve > 10
+    assert (
+        job._refit_seconds([(ranked[0], 1.0)], costs, ctx.plan.folds, True) == 0.0
+    )  # its fold model is the refit
+    deadline = time.monotonic() + reserve / 2
+    scored, why = job._consider_stack(ranked, ctx.y, ctx, search.CostModel(), deadline, reserve, "rows")
+    assert scored is None
+    assert why.startswith(
+        f"not scored: refitting the model chosen without it on all rows needs about {reserve:.1f} s"
+    )
+
+
 def test_a_stack_draws_on_every_family_before_a_second_candidate_of_one():
     ctx = _context("binary")
     made = [
@@ -600,6 +671,18 @@ def test_a_checkpoint_scored_as_another_problem_type_is_not_resumed():
     as_binary = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "Accuracy", 0, problem_type=BINARY)
     as_multiclass = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "Accuracy", 0, problem_type=MULTICLASS)
     assert as_binary != as_multiclass
+
+
+@pytest.mark.parametrize("dist", ["byoc", "scikit-learn"])
+def test_a_checkpoint_scored_by_another_version_of_the_code_is_not_resumed(monkeypatch, dist):
+    """A job restarted on a new image (a fixed candidate, another scikit-learn) scores afresh
+    rather than resume scores the old code measured."""
+    ctx = _context("binary")
+    installed = artifact.library_versions()
+    assert installed["byoc"] and installed["scikit-learn"]  # both read from package metadata
+    key = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0, problem_type=BINARY)
+    monkeypatch.setattr(checkpoints, "library_versions", lambda: {**installed, dist: "999.0"})
+    assert checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0, problem_type=BINARY) != key
 
 
 def test_a_checkpoint_that_cannot_be_written_is_warned_of_once_and_not_tried_again(tmp_path, caplog):

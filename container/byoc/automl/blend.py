@@ -16,6 +16,9 @@ the best candidate's, since that score is the one being overfitted.
 from __future__ import annotations
 
 import copy
+import logging
+import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +29,8 @@ from byoc.algorithms.ensemble import aligned_proba
 from byoc.artifact import REGRESSION
 from byoc.automl.objective import Objective
 from byoc.automl.search import SMALL_ROWS, Result, score_predictions
+
+log = logging.getLogger(__name__)
 
 MAX_POOL = 10  # best candidates the selection draws from
 ROUNDS = 25  # additions (with replacement)
@@ -46,9 +51,12 @@ def select(
     n_classes: int,
     *,
     initial: int = 1,
+    deadline: float = math.inf,
 ) -> tuple[dict[str, float], float]:
     """Weights by candidate name (summing to 1) and the blend's held-out score; ``results`` best
-    first, selection starting from the ``initial`` best, equally weighted."""
+    first, selection starting from the ``initial`` best, equally weighted.  No round starts that
+    would end after ``deadline`` (expected to take as long as the slowest so far): the time after
+    it belongs to the final refit, and every round's blend is a valid one."""
     pool = [r for r in results if r.oof is not None][:MAX_POOL]
     if not pool:
         raise ValueError("no completed candidate to blend")
@@ -64,7 +72,17 @@ def select(
         counts[: len(first)] = 1
         total = np.sum([np.asarray(r.oof, dtype=float) for r in first], axis=0)
         best_score = score(total / counts.sum())
-    for _ in range(ROUNDS):
+    slowest = 0.0
+    for done in range(ROUNDS):
+        started = time.monotonic()
+        if counts.sum() > 0 and started + slowest > deadline:
+            log.info(
+                "auto: blend selection stopped after %d of %d rounds: the time left is kept for the "
+                "final refit",
+                done,
+                ROUNDS,
+            )
+            break
         trial_scores = [score((total + r.oof) / (counts.sum() + 1)) for r in pool]
         losses = [objective.loss(s) for s in trial_scores]
         pick = int(np.argmin(losses))
@@ -73,6 +91,7 @@ def select(
         counts[pick] += 1
         total += pool[pick].oof
         best_score = trial_scores[pick]
+        slowest = max(slowest, time.monotonic() - started)
     weights = {r.name: float(c / counts.sum()) for r, c in zip(pool, counts, strict=True) if c > 0}
     return weights, best_score
 

@@ -3,8 +3,9 @@
 SageMaker syncs the checkpoint directory to S3 and restores it when a managed spot job resumes.
 Each finished candidate is two files: its result as JSON (with the host that scored it) and its
 held-out predictions as .npy, written atomically (temp file + rename) under a fingerprint of the
-data, the problem type, the evaluation plan and the objective — a job restarted on other data,
-as another problem type or with another objective starts afresh.
+data, the problem type, the evaluation plan, the objective and the code that scored it (byoc's
+and scikit-learn's versions) — a job restarted on other data, as another problem type, with
+another objective or on another image starts afresh.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
+from byoc.artifact import library_versions
 from byoc.automl.candidates import Candidate
 from byoc.automl.search import COMPLETED, FAILED, MEMORY, Plan, Result
 from byoc.oserrors import display_path
 
 log = logging.getLogger(__name__)
 FOLDER = "byoc-automl"
+SCORING_CODE = ("byoc", "scikit-learn")  # distributions whose version a checkpointed score depends on
 
 
 def fingerprint(
@@ -34,11 +37,15 @@ def fingerprint(
     """What a checkpointed score depends on.  ``problem_type`` too: a two-class target's codes,
     rows and plan are the same as binary and as multiclass, and Accuracy is an objective of
     both, but the other metrics differ (binary F1, precision and recall are the positive
-    class's, multiclass ones are macro averages)."""
+    class's, multiclass ones are macro averages).  byoc's and scikit-learn's versions too: a job
+    restarted on a new image (a fixed candidate, another scikit-learn) would otherwise resume
+    scores the old code measured."""
+    versions = library_versions()
+    code = [versions.get(dist, "") for dist in SCORING_CODE]
     digest = hashlib.sha256()
     digest.update(
         json.dumps(
-            [list(map(str, X.columns)), X.shape, plan.description, objective, seed, problem_type]
+            [list(map(str, X.columns)), X.shape, plan.description, objective, seed, problem_type, code]
         ).encode()
     )
     digest.update(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes())

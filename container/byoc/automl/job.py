@@ -445,20 +445,33 @@ def _stopped_choice(
     return min(ranked, key=lambda r: costs.refit(r.candidate, folds)), ""
 
 
+def _refit_seconds(
+    members: Sequence[tuple[search.Result, float]], costs: search.CostModel, folds: int, fold_is_refit: bool
+) -> float:
+    """The expected refit of ``members`` on all rows, as :func:`_refit` will run it (a member
+    whose kept fold model is the refit already costs nothing)."""
+    return sum(
+        0.0 if fold_is_refit and r.model is not None else costs.refit(r.candidate, folds) for r, _ in members
+    )
+
+
 def _consider_stack(
     ranked: Sequence[search.Result],
     y_held: np.ndarray,
     ctx: search.Context,
     costs: search.CostModel,
     deadline: float,
+    reserve: float,
     where: str,
 ) -> tuple[stack.Scored | None, str]:
-    """:func:`stack.consider`, and why no stack when scikit-learn refuses to cross-validate its
-    meta-model on the ``len(y_held)`` held-out rows (``where``): a validation channel of a few
-    rows has fewer rows than the meta-model's folds, or a fold whose training rows hold one
-    class.  The stack is an option on top of candidates already scored: that fails no job."""
+    """:func:`stack.consider` within the time left before ``deadline`` (the final refit's) once
+    ``reserve`` seconds (the refit of what is saved without a stack) are kept, and why no stack
+    — that, or scikit-learn refusing to cross-validate its meta-model on the ``len(y_held)``
+    held-out rows (``where``): a validation channel of a few rows has fewer rows than the
+    meta-model's folds, or a fold whose training rows hold one class.  The stack is an option
+    on top of candidates already scored: that fails no job."""
     try:
-        return stack.consider(ranked, y_held, ctx, costs, deadline=deadline), ""
+        return stack.consider(ranked, y_held, ctx, costs, deadline=deadline, reserve=reserve)
     except ValueError as exc:
         why = (
             f"its meta-model could not be cross-validated on the {len(y_held)} row(s) of {where} "
@@ -696,8 +709,14 @@ def run(
     # small data scored by cross-validation: a blend from the best few (a validation channel's
     # held-out rows stay as they were: the model scored on them is saved without a second fit)
     initial = blend.initial_members(len(y_held)) if validation is None else 1
-    weights, blend_score = blend.select(ranked, y_held, goal, problem_type, n_classes, initial=initial)
     best = ranked[0]
+    fold_is_refit = validation is not None
+    refit_deadline = finish_by() - PLOT_SECONDS
+    # the selection keeps the time to refit the best candidate alone (what it saves when cut)
+    best_refit = _refit_seconds([(best, 1.0)], finder.costs, plan.folds, fold_is_refit)
+    weights, blend_score = blend.select(
+        ranked, y_held, goal, problem_type, n_classes, initial=initial, deadline=refit_deadline - best_refit
+    )
     left_out: dict[str, str] = {}
     if "incomplete" in exploration:
         left_out["Leakage check of the exploration"] = exploration["incomplete"]
@@ -729,11 +748,12 @@ def run(
     else:
         chosen, weights, blend_score = [(best, 1.0)], {best.name: 1.0}, best.score
     X_fit, y_fit = (X, np.asarray(y)) if validation is not None else (X_all, y_all)
-    refit_deadline = finish_by() - PLOT_SECONDS
     stacked = None
     if settings.stack and not stop.is_set():
+        reserve = _refit_seconds(chosen, finder.costs, plan.folds, fold_is_refit)
+        phase("scoring a stacked ensemble (algorithm=auto)")
         stacked, why_no_stack = _consider_stack(
-            ranked, y_held, ctx, finder.costs, refit_deadline, held_out_rows
+            ranked, y_held, ctx, finder.costs, refit_deadline, reserve, held_out_rows
         )
         if why_no_stack:
             left_out["Stacked ensemble"] = why_no_stack
@@ -756,9 +776,7 @@ def run(
         return finish_by() - PLOT_SECONDS, why
 
     def refit(members: Sequence[tuple[search.Result, float]]) -> tuple[list[tuple[str, Any, float]], str]:
-        return _refit(
-            members, X_fit, y_fit, ctx, finder.costs, refit_until, fold_is_refit=validation is not None
-        )
+        return _refit(members, X_fit, y_fit, ctx, finder.costs, refit_until, fold_is_refit=fold_is_refit)
 
     if (
         stacked is not None

@@ -8,7 +8,8 @@ regression on the members' log-probabilities, or non-negative least squares on t
 predictions for regression) is scored by cross-validation on those predictions, and the stack
 is chosen only when that score beats the blend and every candidate by more than the
 cross-validation noise (:mod:`.choice`).  Its members are then refitted on all rows like a
-blend's; the meta-model is fitted on all out-of-fold rows.
+blend's; the meta-model is fitted on all out-of-fold rows.  Its scoring only uses the time
+the final refit does not need (:func:`consider`): the stack is optional, a refit on all rows is not.
 
 :func:`meta_features` is the one rule that turns members' predictions into the meta-model's
 input: the stack's CV score and the served model both call it.
@@ -18,9 +19,10 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 from byoc.algorithms.ensemble import aligned_proba
 from byoc.artifact import REGRESSION
 from byoc.automl import candidates as cands
+from byoc.automl import isolated
 from byoc.automl.objective import Objective
 from byoc.automl.search import COMPLETED, Context, CostModel, Result, score_predictions
 
@@ -213,26 +216,69 @@ def assemble(members: Sequence[tuple[str, Any]], meta: Any, problem_type: str, n
 
 
 def consider(
-    ranked: Sequence[Result], y: np.ndarray, ctx: Context, costs: CostModel, *, deadline: float
-) -> Scored | None:
-    """The stack of :func:`pool`'s members, scored; None when fewer than two candidates finished,
-    or when refitting every member (a stack needs them all) would not end before ``deadline``."""
+    ranked: Sequence[Result],
+    y: np.ndarray,
+    ctx: Context,
+    costs: CostModel,
+    *,
+    deadline: float,
+    reserve: float = 0.0,
+) -> tuple[Scored | None, str]:
+    """The stack of :func:`pool`'s members, scored, and why not ("" when scored, or when fewer
+    than two candidates finished).  ``deadline`` is when the final refit must end and
+    ``reserve`` the refit of what is saved without a stack: the scoring may only use the time
+    before both that refit and the stack's own (every member: a stack needs them all) could
+    still end by ``deadline``: it is skipped when there is none, and scored in a child process
+    (:mod:`.isolated`) killed when that time is up.  Raises scikit-learn's ValueError when the
+    meta-model cannot be cross-validated on ``y``."""
     members = pool(ranked)
     if len(members) < 2:
-        return None
+        return None, ""
     refit = sum(costs.refit(m.candidate, ctx.plan.folds) for m in members)
-    left = deadline - time.monotonic()
-    if ctx.stop.is_set() or refit > left:
-        log.info(
-            "auto: no stacked ensemble: refitting its %d members needs about %.1f s, %.1f s left",
-            len(members),
-            refit,
-            max(left, 0.0),
+    needed, what = max((refit, f"its {len(members)} members"), (reserve, "the model chosen without it"))
+    scoring_by = deadline - needed
+    now = time.monotonic()
+    if ctx.stop.is_set():
+        return _without("not considered: the job was stopped (SIGTERM) before it was scored")
+    if now >= scoring_by:
+        return _without(
+            f"not scored: refitting {what} on all rows needs about {needed:.1f} s and "
+            f"{max(deadline - now, 0.0):.1f} s were left for the refit"
         )
-        return None
-    scored = evaluate(
-        members, y, ctx.objective, ctx.problem_type, ctx.n_classes, seed=ctx.seed, finished_at=ctx.elapsed()
+    reserved = f"it would have run into the {needed:.1f} s kept to refit {what} on all rows"
+
+    def work(report: Callable[..., None]) -> Result | ValueError:
+        """The stack's row; scikit-learn's refusal of the held-out rows is sent back, not lost."""
+        try:
+            return evaluate(
+                members,
+                y,
+                ctx.objective,
+                ctx.problem_type,
+                ctx.n_classes,
+                seed=ctx.seed,
+                finished_at=ctx.elapsed(),
+            ).result
+        except ValueError as exc:
+            return exc
+
+    def until() -> tuple[float, str]:
+        return (-math.inf, isolated.ASKED_TO_STOP) if ctx.stop.is_set() else (scoring_by, reserved)
+
+    log.info(
+        "auto: scoring a stacked ensemble of %d candidates (%.1f s for it, %.1f s kept to refit %s)",
+        len(members),
+        scoring_by - now,
+        needed,
+        what,
     )
+    ended = isolated.run(work, until)  # a meta-model's fit cannot be interrupted: its process is killed
+    if isinstance(ended.value, ValueError):
+        raise ended.value
+    if not ended.finished:
+        why = ended.killed or f"the process scoring it {ended.crashed}"
+        return _without(f"its scoring was stopped after {ended.seconds:.1f} s: {why}")
+    scored = Scored(ended.value, list(members))
     log.info(
         "auto ensemble: %s: %s=%.6f (a meta-model on the out-of-fold predictions of %d candidates, "
         "cross-validated); elapsed %.1f s, budget left %.1f s",
@@ -243,4 +289,9 @@ def consider(
         ctx.elapsed(),
         max(ctx.hard_deadline - time.monotonic(), 0.0),
     )
-    return scored
+    return scored, ""
+
+
+def _without(why: str) -> tuple[None, str]:
+    log.info("auto: no stacked ensemble: %s", why)
+    return None, why
