@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 
 from byoc import algorithms
+from byoc.algorithms import builtin
 from byoc.errors import HyperparameterError
 from byoc.hyperparameters import resolve
 from byoc.preprocessing import coerce_features, feature_schema
@@ -463,8 +464,6 @@ def test_knn_searches_one_representation_on_either_side_of_the_dense_bound(probl
     from scipy import sparse
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
-    from byoc.algorithms import builtin
-
     monkeypatch.setattr(builtin, "DENSE_NEIGHBOURS_MAX_CELLS", cells)
     rows = sparse.csr_matrix(np.round(np.random.default_rng(4).normal(size=(40, 6)), 1))
     rows.data[rows.data < 0] = 0.0  # a sparse matrix with ties
@@ -491,8 +490,6 @@ def test_knn_fitted_before_the_dense_bound_searches_as_it_did():
     from scipy import sparse
     from sklearn.neighbors import KNeighborsClassifier
 
-    from byoc.algorithms import builtin
-
     rows = sparse.random(60, 12, density=0.3, random_state=5, format="csr")
     target = np.arange(60) % 2
     old = builtin.NeighboursClassifier(n_neighbors=3).fit(rows, target)
@@ -505,3 +502,12 @@ def test_knn_fitted_before_the_dense_bound_searches_as_it_did():
     theirs = KNeighborsClassifier(n_neighbors=3).fit(rows, target)
     assert sparse.issparse(revived._fit_X)
     assert np.array_equal(revived.predict_proba(rows), theirs.predict_proba(rows))
+
+
+def test_gradient_boosting_with_fewer_bins_than_categories_fits(datasets):
+    pipeline, Xc, target, _ = fit("binary_classification", "gradient_boosting", datasets, max_bins=2)
+    name, coder, columns = pipeline.named_steps["preprocess"].transformers_[0]
+    assert name == "categorical" and "colour" in columns  # four colours and missing values
+    codes = coder.transform(Xc[columns])
+    assert set(np.unique(codes)) == {0.0, -2.0}  # one code for the categories, one for missing
+    assert pipeline.predict(Xc).shape == target.shape

@@ -135,7 +135,15 @@ GRADIENT_BOOSTING = (
     MAX_DEPTH,
     HP("min_samples_leaf", "int", 20, "Fewest rows in a leaf.", minimum=1),
     HP("l2_regularization", "float", 0.0, "L2 penalty on leaf values.", minimum=0),
-    HP("max_bins", "int", 255, "Histogram bins per numeric feature.", minimum=2, maximum=255),
+    HP(
+        "max_bins",
+        "int",
+        255,
+        "Histogram bins per feature; a text feature with more than max_bins - 1 categories keeps "
+        "the max_bins - 2 most frequent, the rest share one (missing values take a bin too).",
+        minimum=2,
+        maximum=255,
+    ),
     HP(
         "early_stopping",
         "bool",
@@ -401,6 +409,16 @@ def _check_stratified_holdout(codes: np.ndarray, fraction: float, early_stopping
         f"but its stratified split needs a row of each of the {classes} classes on both sides; "
         f"{fix}, add rows, or set early_stopping=false"
     )
+
+
+def category_codes(max_bins: int) -> int:
+    """Most ordinal codes a text feature of gradient_boosting may get with ``max_bins``.
+
+    HistGradientBoosting refuses a categorical column with more than max_bins distinct values,
+    and the encoder's missing-value code is one of them: max_bins - 1 codes stay within it (the
+    rarest categories share the last; with max_bins=2 every category shares one, and the column
+    tells present from missing)."""
+    return max_bins - 1
 
 
 def gradient_boosting(

@@ -1,0 +1,29 @@
+"""Hyperparameter values within their declared ranges that scikit-learn cannot take as they are:
+`container/train` fits them as the user meant (saying so in the log) instead of exhausting memory,
+refusing the data or never finishing.  Each was an internal error (exit 2) or a hang before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from support import csv_bytes, make_ml_root, mixed_frame, model_dir_entries, run_train
+
+FRAME = mixed_frame(120)
+
+
+def _trained(tmp_path: Path, **hyperparameters: object) -> tuple[Path, str]:
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": {"a.csv": csv_bytes(FRAME, target="deposit")}},
+        hyperparameters=hyperparameters,
+    )
+    result = run_train(root)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log
+    assert {"model.joblib", "model.json"} <= set(model_dir_entries(root))
+    return root, log
+
+
+def test_gradient_boosting_with_fewer_bins_than_a_columns_categories(tmp_path):
+    _, log = _trained(tmp_path, algorithm="gradient_boosting", max_bins=2, max_iter=10)
+    assert "Internal error" not in log
