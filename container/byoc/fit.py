@@ -94,11 +94,13 @@ def evaluate(problem_type: str, pipeline: Pipeline, data: Encoded, n_classes: in
 def builtin(inputs: FitInput) -> FitOutput:
     """Build ``params["algorithm"]`` from the registry, fit it on train, evaluate every channel."""
     from byoc import algorithms
-    from byoc.algorithms.builtin import TooFewClassRows
+    from byoc.algorithms.builtin import TooFewClassRows, leaves_within_rows
 
-    params = inputs.params
-    pipeline = algorithms.build(inputs.problem_type, params, inputs.features)
     train = inputs.train
+    params, note = leaves_within_rows(inputs.params, train.X.shape[0])
+    if note:
+        log.info(note)
+    pipeline = algorithms.build(inputs.problem_type, params, inputs.features)
     inputs.progress.phase = f"fitting {params['algorithm']}"
     log.info(
         "fitting started: %s on %d rows x %d features",

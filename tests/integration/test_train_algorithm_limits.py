@@ -4,6 +4,7 @@ refusing the data or never finishing.  Each was an internal error (exit 2) or a 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from support import csv_bytes, make_ml_root, mixed_frame, model_dir_entries, run_train
@@ -22,6 +23,13 @@ def _trained(tmp_path: Path, **hyperparameters: object) -> tuple[Path, str]:
     assert result.returncode == 0, log
     assert {"model.joblib", "model.json"} <= set(model_dir_entries(root))
     return root, log
+
+
+def test_max_leaf_nodes_beyond_the_rows_grows_the_same_trees_without_reserving_memory_for_them(tmp_path):
+    root, log = _trained(tmp_path, algorithm="random_forest", n_estimators=3, max_leaf_nodes=2147483647)
+    assert "hyperparameter 'max_leaf_nodes'=2147483647 is more leaves than the 120 training rows" in log
+    recorded = json.loads((root / "model" / "model.json").read_text(encoding="utf-8"))["hyperparameters"]
+    assert recorded["max_leaf_nodes"] == 2147483647  # what the user asked for is what model.json says
 
 
 def test_gradient_boosting_with_fewer_bins_than_a_columns_categories(tmp_path):

@@ -464,6 +464,8 @@ def test_knn_searches_one_representation_on_either_side_of_the_dense_bound(probl
     from scipy import sparse
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
+    from byoc.algorithms import builtin
+
     monkeypatch.setattr(builtin, "DENSE_NEIGHBOURS_MAX_CELLS", cells)
     rows = sparse.csr_matrix(np.round(np.random.default_rng(4).normal(size=(40, 6)), 1))
     rows.data[rows.data < 0] = 0.0  # a sparse matrix with ties
@@ -490,6 +492,8 @@ def test_knn_fitted_before_the_dense_bound_searches_as_it_did():
     from scipy import sparse
     from sklearn.neighbors import KNeighborsClassifier
 
+    from byoc.algorithms import builtin
+
     rows = sparse.random(60, 12, density=0.3, random_state=5, format="csr")
     target = np.arange(60) % 2
     old = builtin.NeighboursClassifier(n_neighbors=3).fit(rows, target)
@@ -502,6 +506,49 @@ def test_knn_fitted_before_the_dense_bound_searches_as_it_did():
     theirs = KNeighborsClassifier(n_neighbors=3).fit(rows, target)
     assert sparse.issparse(revived._fit_X)
     assert np.array_equal(revived.predict_proba(rows), theirs.predict_proba(rows))
+
+
+@pytest.mark.parametrize("algorithm", builtin.BEST_FIRST_TREES)
+@pytest.mark.parametrize("problem_type", ["binary_classification", "regression"])
+def test_max_leaf_nodes_lowered_to_the_rows_grows_the_same_trees(algorithm, problem_type, datasets):
+    X, _ = datasets[problem_type]
+    rows = len(X)
+    asked = resolve({"algorithm": algorithm, **TINY.get(algorithm, {}), "max_leaf_nodes": 100 * rows})
+    lowered, note = builtin.leaves_within_rows(asked, rows)
+    assert lowered["max_leaf_nodes"] == rows and f"'max_leaf_nodes'={100 * rows}" in (note or "")
+    trees = []
+    for params in (asked, lowered):
+        model = fit(problem_type, algorithm, datasets, max_leaf_nodes=params["max_leaf_nodes"])[
+            0
+        ].named_steps["model"]
+        trees.append([e.tree_ for e in getattr(model, "estimators_", [model])])
+    for one, other in zip(*trees, strict=True):
+        np.testing.assert_array_equal(one.feature, other.feature)
+        np.testing.assert_array_equal(one.threshold, other.threshold)
+        np.testing.assert_array_equal(one.value, other.value)
+
+
+@pytest.mark.parametrize(
+    "raw, lowered",
+    [
+        ({"algorithm": "decision_tree", "max_leaf_nodes": 50}, 50),  # within the rows
+        ({"algorithm": "decision_tree"}, None),
+        ({"algorithm": "gradient_boosting", "max_leaf_nodes": 10**6}, 10**6),  # its grower reserves nothing
+        ({"algorithm": "ensemble", "ensemble_members": "linear,decision_tree", "max_leaf_nodes": 10**6}, 60),
+        (
+            {
+                "algorithm": "ensemble",
+                "ensemble_members": "linear,gradient_boosting",
+                "max_leaf_nodes": 10**6,
+            },
+            10**6,
+        ),
+    ],
+)
+def test_max_leaf_nodes_is_lowered_only_where_the_best_first_builder_would_reserve_it(raw, lowered):
+    params, note = builtin.leaves_within_rows(resolve(raw), 60)
+    assert params.get("max_leaf_nodes") == lowered
+    assert (note is None) == (lowered == raw.get("max_leaf_nodes"))
 
 
 def test_gradient_boosting_with_fewer_bins_than_categories_fits(datasets):

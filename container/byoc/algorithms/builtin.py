@@ -52,7 +52,10 @@ MAX_DEPTH = _optional_count("max_depth", "Deepest a tree may grow; None grows un
 MIN_SAMPLES_SPLIT = HP("min_samples_split", "int", 2, "Fewest rows a node needs to be split.", minimum=2)
 MIN_SAMPLES_LEAF = HP("min_samples_leaf", "int", 1, "Fewest rows in a leaf.", minimum=1)
 MAX_LEAF_NODES = _optional_count(
-    "max_leaf_nodes", "Most leaves per tree (best-first growth); None: unlimited.", 2
+    "max_leaf_nodes",
+    "Most leaves per tree (best-first growth); None: unlimited. Above the training rows it cannot "
+    "bind (a leaf holds a row): the trees are grown as with the rows.",
+    2,
 )
 CRITERION = HP(
     "criterion",
@@ -296,6 +299,33 @@ def problem_type_check(algorithm: str) -> Callable[[Mapping[str, Any]], None]:
             check_applies(algorithm, params["problem_type"], params)
 
     return check
+
+
+# -- limits that need the data (applied by byoc.fit before building) -----------------------------
+# max_leaf_nodes switches these to scikit-learn's best-first tree builder, which reserves room for
+# 2 x max_leaf_nodes - 1 nodes before it grows a tree (256 GiB for 2147483647); gradient_boosting's
+# grower reserves nothing up front.
+BEST_FIRST_TREES = ("decision_tree", "random_forest", "extra_trees")
+
+
+def leaves_within_rows(params: Mapping[str, Any], rows: int) -> tuple[Mapping[str, Any], str | None]:
+    """``params`` with max_leaf_nodes lowered to ``rows`` when it is larger, and a line saying so.
+
+    A leaf holds at least one training row, so a limit above the rows never binds: the builder
+    stops when no node can be split, and the trees are the same (checked split for split in
+    tests/unit/test_algorithms.py); only the memory reserved up front is not."""
+    limit = params.get("max_leaf_nodes")
+    algorithm = params["algorithm"]
+    members = params["ensemble_members"] if algorithm == "ensemble" else (algorithm,)
+    if limit is None or limit <= rows or not set(members) & set(BEST_FIRST_TREES):
+        return params, None
+    fitted = max(rows, 2)
+    note = (
+        f"hyperparameter 'max_leaf_nodes'={limit} is more leaves than the {rows} training rows can "
+        f"fill (a leaf holds at least one row): trees are grown with max_leaf_nodes={fitted}, the "
+        f"same trees, without reserving memory for {limit} leaves"
+    )
+    return {**params, "max_leaf_nodes": fitted}, note
 
 
 # -- factories -------------------------------------------------------------------------------
