@@ -94,7 +94,7 @@ def evaluate(problem_type: str, pipeline: Pipeline, data: Encoded, n_classes: in
 def builtin(inputs: FitInput) -> FitOutput:
     """Build ``params["algorithm"]`` from the registry, fit it on train, evaluate every channel."""
     from byoc import algorithms
-    from byoc.algorithms.builtin import TooFewClassRows, leaves_within_rows
+    from byoc.algorithms.builtin import TooFewClassRows, leaves_within_rows, solver_stops_logged
 
     train = inputs.train
     params, note = leaves_within_rows(inputs.params, train.X.shape[0])
@@ -110,7 +110,8 @@ def builtin(inputs: FitInput) -> FitOutput:
     )
     started = time.monotonic()
     try:
-        pipeline.fit(train.X, train.y)
+        with solver_stops_logged(params, log):
+            pipeline.fit(train.X, train.y)
     except TooFewClassRows as exc:  # raised with class codes: name the labels
         if inputs.classes is None:
             raise

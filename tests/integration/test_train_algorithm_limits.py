@@ -35,3 +35,9 @@ def test_max_leaf_nodes_beyond_the_rows_grows_the_same_trees_without_reserving_m
 def test_gradient_boosting_with_fewer_bins_than_a_columns_categories(tmp_path):
     _, log = _trained(tmp_path, algorithm="gradient_boosting", max_bins=2, max_iter=10)
     assert "Internal error" not in log
+
+
+def test_svm_stopped_by_max_iter_says_so_naming_the_hyperparameter(tmp_path):
+    _, log = _trained(tmp_path, algorithm="svm", C=1e7, max_iter=50)
+    assert "svm: the solver stopped at hyperparameter 'max_iter'=50 before converging" in log
+    assert "ConvergenceWarning" not in log  # scikit-learn's advice to scale inputs byoc scales

@@ -558,3 +558,34 @@ def test_gradient_boosting_with_fewer_bins_than_categories_fits(datasets):
     codes = coder.transform(Xc[columns])
     assert set(np.unique(codes)) == {0.0, -2.0}  # one code for the categories, one for missing
     assert pipeline.predict(Xc).shape == target.shape
+
+
+@pytest.mark.parametrize(
+    "given, passed", [({}, builtin.SVM_MAX_ITER), ({"max_iter": 7}, 7), ({"max_iter": None}, -1)]
+)
+def test_svm_max_iter_reaches_libsvm(given, passed):
+    params = resolve({"algorithm": "svm", **given})
+    svr = builtin.svm("regression", params)
+    svc = builtin.svm("binary_classification", params).estimator
+    assert (svr.max_iter, svc.max_iter) == (passed, passed)
+
+
+def test_a_solver_stopped_by_max_iter_is_one_warning_naming_the_hyperparameter(caplog):
+    import logging
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    log = logging.getLogger("byoc.test")
+    params = resolve({"algorithm": "svm", "max_iter": 9})
+    with warnings.catch_warnings(record=True) as passed_on, caplog.at_level(logging.WARNING, "byoc.test"):
+        warnings.simplefilter("always")
+        with builtin.solver_stops_logged(params, log):
+            warnings.warn("stopped", ConvergenceWarning, stacklevel=1)
+            warnings.warn("stopped", ConvergenceWarning, stacklevel=1)
+            warnings.warn("something else", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in passed_on] == ["something else"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "svm: the solver stopped at hyperparameter 'max_iter'=9 before converging (2 fit(s)); the model is "
+        "saved but may fit the data less well: raise max_iter, or regularise more (a lower C)"
+    ]
