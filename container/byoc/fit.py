@@ -94,7 +94,12 @@ def evaluate(problem_type: str, pipeline: Pipeline, data: Encoded, n_classes: in
 def builtin(inputs: FitInput) -> FitOutput:
     """Build ``params["algorithm"]`` from the registry, fit it on train, evaluate every channel."""
     from byoc import algorithms
-    from byoc.algorithms.builtin import TooFewClassRows, leaves_within_rows, solver_stops_logged
+    from byoc.algorithms.builtin import (
+        TooFewClassRows,
+        kernel_overflow,
+        leaves_within_rows,
+        solver_stops_logged,
+    )
 
     train = inputs.train
     params, note = leaves_within_rows(inputs.params, train.X.shape[0])
@@ -116,6 +121,11 @@ def builtin(inputs: FitInput) -> FitOutput:
         if inputs.classes is None:
             raise
         raise exc.naming(inputs.classes) from None
+    except ValueError as exc:
+        explained = kernel_overflow(exc, params)
+        if explained is None:
+            raise
+        raise explained from exc
     fit_seconds = time.monotonic() - started
     log.info("fitting finished in %.2f s", fit_seconds)
 

@@ -474,6 +474,15 @@ CASES = {
         ),
         [r"^hyperparameter 'calibration_folds'=5: .*'maybe': 3 rows.*lower calibration_folds"],
     ),
+    "svm_poly_kernel_that_overflows": (  # was an internal error (exit 2)
+        dict(
+            channels={"train": {"a.csv": GOOD}},
+            hyperparameters={"algorithm": "svm", "kernel": "poly", "degree": 10, "gamma": 1e10},
+        ),
+        [
+            r"^hyperparameters kernel=poly, gamma=1e\+10, degree=10, C=1: svm's kernel values .*overflow.*lower gamma"
+        ],
+    ),
     "header_in_a_later_file_only": (
         dict(
             channels={

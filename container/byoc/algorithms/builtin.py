@@ -644,6 +644,25 @@ class CalibratedSVC(CalibratedClassifierCV):
         return super().fit(X, y, **fit_params)
 
 
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def kernel_overflow(exc: ValueError, params: Mapping[str, Any]) -> HyperparameterError | None:
+    """The hyperparameter error for scikit-learn's "dual coefficients ... are not finite", or None.
+
+    libsvm's solution overflows float64 when the kernel's values do: on standardised inputs only
+    the poly kernel gets there, (gamma x.y)^degree with a large gamma or degree."""
+    if params["algorithm"] != "svm" or "dual coefficients or intercepts are not finite" not in str(exc):
+        return None
+    return HyperparameterError(
+        f"hyperparameters kernel={params['kernel']}, gamma={_number(params['gamma'])}, "
+        f"degree={params['degree']}, C={params['C']:g}: svm's kernel values on the training rows "
+        "overflow, and its solution came out infinite; lower gamma (scale suits byoc's "
+        "standardised inputs) or degree, or use kernel=rbf"
+    )
+
+
 def svm(problem_type: str, params: Mapping[str, Any]) -> Any:
     check_applies("svm", problem_type, params)
     kernel = {
