@@ -483,6 +483,16 @@ CASES = {
             r"^hyperparameters kernel=poly, gamma=1e\+10, degree=10, C=1: svm's kernel values .*overflow.*lower gamma"
         ],
     ),
+    "ensemble_knn_with_more_neighbours_than_a_cv_fold_has_rows": (  # was an internal error (exit 2)
+        dict(
+            channels={"train": {"a.csv": GOOD}},
+            hyperparameters={"algorithm": "ensemble", "ensemble_members": "knn,linear", "n_neighbors": 45},
+        ),
+        [
+            r"^hyperparameter 'n_neighbors'=45 is more than the 40 training rows of the ensemble's smallest "
+            r"cross-validation fold \(cv_folds=3, 60 rows\); lower n_neighbors to at most 40, raise cv_folds"
+        ],
+    ),
     "header_in_a_later_file_only": (
         dict(
             channels={

@@ -535,15 +535,16 @@ def linear(problem_type: str, params: Mapping[str, Any]) -> Any:
     )
 
 
-def _check_enough_rows(n_neighbors: int, X: Any) -> None:
+def check_enough_rows(n_neighbors: int, rows: int, *, of: str = "", fix: str = "") -> None:
     """Fails at fit, as a hyperparameter error, when there are fewer rows than n_neighbors.
 
     scikit-learn would only fail later, at predict time, with a message about n_samples_fit.
+    ``of`` says whose rows they are (an ensemble's cross-validation fold), ``fix`` another way out.
     """
-    if n_neighbors > X.shape[0]:
+    if n_neighbors > rows:
         raise HyperparameterError(
             f"hyperparameter 'n_neighbors'={n_neighbors} is more than the "
-            f"{X.shape[0]} training rows; lower n_neighbors or add rows"
+            f"{rows} training rows{of}; lower n_neighbors{fix} or add rows"
         )
 
 
@@ -574,7 +575,7 @@ class _DenseWhenSmall(_NeighboursBase):
         return X
 
     def fit(self, X: Any, y: Any) -> Any:
-        _check_enough_rows(self.n_neighbors, X)
+        check_enough_rows(self.n_neighbors, X.shape[0])
         self.dense_input_ = sparse.issparse(X) and X.shape[0] * X.shape[1] <= DENSE_NEIGHBOURS_MAX_CELLS
         return super().fit(self._fitted_form(X), y)
 
