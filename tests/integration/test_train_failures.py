@@ -493,6 +493,21 @@ CASES = {
             r"cross-validation fold \(cv_folds=3, 60 rows\); lower n_neighbors to at most 40, raise cv_folds"
         ],
     ),
+    "regression_early_stopping_that_holds_out_every_row": (  # was an internal error (exit 2)
+        dict(
+            channels={"train": {"a.csv": REGRESSION}},
+            hyperparameters={
+                "algorithm": "gradient_boosting",
+                "early_stopping": True,
+                "validation_fraction": 0.99,
+            },
+        ),
+        [
+            r"^hyperparameters validation_fraction=0\.99 and early_stopping=true: gradient_boosting's early "
+            r"stopping holds out 40 of the 40 training rows, but it needs a row on both sides; lower "
+            r"validation_fraction to at most 0\.975"
+        ],
+    ),
     "header_in_a_later_file_only": (
         dict(
             channels={

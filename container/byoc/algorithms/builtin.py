@@ -444,6 +444,11 @@ random_forest = _forest_factory(RandomForestClassifier, RandomForestRegressor)
 extra_trees = _forest_factory(ExtraTreesClassifier, ExtraTreesRegressor)
 
 
+def _stops_early(estimator: Any, rows: int) -> bool:
+    """Whether HistGradientBoosting will hold out a validation split on ``rows`` rows."""
+    return estimator.early_stopping is True or (estimator.early_stopping == "auto" and rows > 10000)
+
+
 class CheckedHistGradientBoostingClassifier(HistGradientBoostingClassifier):
     """Explains, at fit, why early stopping cannot split off a validation set.
 
@@ -454,11 +459,19 @@ class CheckedHistGradientBoostingClassifier(HistGradientBoostingClassifier):
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
         codes = np.asarray(y)
-        stops_early = self.early_stopping is True or (
-            self.early_stopping == "auto" and codes.shape[0] > 10000
-        )
-        if stops_early and len(codes):
+        if _stops_early(self, codes.shape[0]) and len(codes):
             _check_stratified_holdout(codes, self.validation_fraction, str(self.early_stopping).lower())
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+class CheckedHistGradientBoostingRegressor(HistGradientBoostingRegressor):
+    """Explains, at fit, a validation_fraction that leaves early stopping no training rows
+    (scikit-learn's error names test_size, which the user never set)."""
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        rows = np.asarray(y).shape[0]
+        if _stops_early(self, rows) and rows:
+            _check_holdout(rows, 1, self.validation_fraction, str(self.early_stopping).lower())
         return super().fit(X, y, sample_weight=sample_weight)
 
 
@@ -471,7 +484,11 @@ def _check_stratified_holdout(codes: np.ndarray, fraction: float, early_stopping
             f"but {int((counts < 2).sum())} class(es) have a single training row; set "
             "early_stopping=false, or add rows of the rare classes"
         )
-    rows, classes = len(codes), len(counts)
+    _check_holdout(len(codes), len(counts), fraction, early_stopping)
+
+
+def _check_holdout(rows: int, classes: int, fraction: float, early_stopping: str) -> None:
+    """Refuse a hold-out without a row (of each class, ``classes`` > 1) on both sides."""
     held_out = math.ceil(fraction * rows)  # as train_test_split sizes the test side
     if classes <= held_out <= rows - classes:
         return
@@ -479,11 +496,15 @@ def _check_stratified_holdout(codes: np.ndarray, fraction: float, early_stopping
         fix = f"raise validation_fraction to at least {math.ceil(1000 * classes / rows) / 1000:g}"
     else:
         fix = f"lower validation_fraction to at most {math.floor(1000 * (rows - classes) / rows) / 1000:g}"
+    needs = (
+        f"its stratified split needs a row of each of the {classes} classes on both sides"
+        if classes > 1
+        else "it needs a row on both sides"
+    )
     raise HyperparameterError(
         f"hyperparameters validation_fraction={fraction:g} and early_stopping={early_stopping}: "
         f"gradient_boosting's early stopping holds out {held_out} of the {rows} training rows, "
-        f"but its stratified split needs a row of each of the {classes} classes on both sides; "
-        f"{fix}, add rows, or set early_stopping=false"
+        f"but {needs}; {fix}, add rows, or set early_stopping=false"
     )
 
 
@@ -516,7 +537,7 @@ def gradient_boosting(
     )
     if problem_type == REGRESSION:
         _class_weight(problem_type, params)
-        return HistGradientBoostingRegressor(**args)
+        return CheckedHistGradientBoostingRegressor(**args)
     args.update(_class_weight(problem_type, params))
     return CheckedHistGradientBoostingClassifier(**args)
 
