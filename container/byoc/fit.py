@@ -96,6 +96,7 @@ def builtin(inputs: FitInput) -> FitOutput:
     from byoc import algorithms
     from byoc.algorithms.builtin import (
         TooFewClassRows,
+        check_poisson_target,
         kernel_overflow,
         leaves_within_rows,
         solver_stops_logged,
@@ -106,6 +107,7 @@ def builtin(inputs: FitInput) -> FitOutput:
     if note:
         log.info(note)
     pipeline = algorithms.build(inputs.problem_type, params, inputs.features)
+    check_poisson_target(params, train.y, inputs.target)
     inputs.progress.phase = f"fitting {params['algorithm']}"
     log.info(
         "fitting started: %s on %d rows x %d features",

@@ -493,6 +493,16 @@ CASES = {
             r"cross-validation fold \(cv_folds=3, 60 rows\); lower n_neighbors to at most 40, raise cv_folds"
         ],
     ),
+    "poisson_criterion_on_a_negative_target": (  # was an internal error (exit 2)
+        dict(
+            channels={"train": {"a.csv": REGRESSION.replace(b"0.25,", b"-3.25,", 1)}},
+            hyperparameters={"algorithm": "decision_tree", "criterion": "poisson"},
+        ),
+        [
+            r"^hyperparameter 'criterion'=poisson models counts and rates, which are never negative, but the "
+            r"target \(column 0\) has 1 negative value\(s\), the smallest -3\.25; use criterion=squared_error"
+        ],
+    ),
     "regression_early_stopping_that_holds_out_every_row": (  # was an internal error (exit 2)
         dict(
             channels={"train": {"a.csv": REGRESSION}},

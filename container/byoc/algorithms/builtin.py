@@ -508,6 +508,26 @@ def _check_holdout(rows: int, classes: int, fraction: float, early_stopping: str
     )
 
 
+def check_poisson_target(params: Mapping[str, Any], y: np.ndarray, target: str) -> None:
+    """criterion=poisson (trees of a regression) against the target, before scikit-learn's
+    ValueError, which names neither the hyperparameter nor the column."""
+    if params.get("criterion") != "poisson" or not len(y):
+        return
+    values = np.asarray(y, dtype=float)
+    negative = int((values < 0).sum())
+    if negative:
+        raise HyperparameterError(
+            f"hyperparameter 'criterion'=poisson models counts and rates, which are never negative, "
+            f"but the target ({target}) has {negative} negative value(s), the smallest "
+            f"{values.min():g}; use criterion=squared_error or absolute_error (or auto)"
+        )
+    if values.sum() <= 0:
+        raise HyperparameterError(
+            f"hyperparameter 'criterion'=poisson needs a target whose sum is positive, but every "
+            f"value of the target ({target}) is 0; use criterion=squared_error or auto"
+        )
+
+
 def category_codes(max_bins: int) -> int:
     """Most ordinal codes a text feature of gradient_boosting may get with ``max_bins``.
 
