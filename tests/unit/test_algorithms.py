@@ -589,3 +589,21 @@ def test_a_solver_stopped_by_max_iter_is_one_warning_naming_the_hyperparameter(c
         "svm: the solver stopped at hyperparameter 'max_iter'=9 before converging (2 fit(s)); the model is "
         "saved but may fit the data less well: raise max_iter, or regularise more (a lower C)"
     ]
+
+
+@pytest.mark.parametrize(
+    "y, fragment",
+    [
+        (np.array([0.0, 2.0, -1.5, -0.5]), "has 2 negative value(s), the smallest -1.5"),
+        (np.zeros(4), "every value of the target (column 'count') is 0"),
+        (np.array([0.0, 0.0, 3.0]), None),  # zeros and a positive sum: a Poisson target
+    ],
+)
+def test_poisson_criterion_is_checked_against_the_target(y, fragment):
+    params = resolve({"algorithm": "random_forest", "criterion": "poisson"})
+    if fragment is None:
+        builtin.check_poisson_target(params, y, "column 'count'")
+        return
+    with pytest.raises(HyperparameterError) as caught:
+        builtin.check_poisson_target(params, y, "column 'count'")
+    assert fragment in str(caught.value) and "criterion=squared_error" in str(caught.value)
