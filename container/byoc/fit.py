@@ -94,11 +94,20 @@ def evaluate(problem_type: str, pipeline: Pipeline, data: Encoded, n_classes: in
 def builtin(inputs: FitInput) -> FitOutput:
     """Build ``params["algorithm"]`` from the registry, fit it on train, evaluate every channel."""
     from byoc import algorithms
-    from byoc.algorithms.builtin import TooFewClassRows
+    from byoc.algorithms.builtin import (
+        TooFewClassRows,
+        check_poisson_target,
+        kernel_overflow,
+        leaves_within_rows,
+        solver_stops_logged,
+    )
 
-    params = inputs.params
-    pipeline = algorithms.build(inputs.problem_type, params, inputs.features)
     train = inputs.train
+    params, note = leaves_within_rows(inputs.params, train.X.shape[0])
+    if note:
+        log.info(note)
+    pipeline = algorithms.build(inputs.problem_type, params, inputs.features)
+    check_poisson_target(params, train.y, inputs.target)
     inputs.progress.phase = f"fitting {params['algorithm']}"
     log.info(
         "fitting started: %s on %d rows x %d features",
@@ -108,11 +117,17 @@ def builtin(inputs: FitInput) -> FitOutput:
     )
     started = time.monotonic()
     try:
-        pipeline.fit(train.X, train.y)
+        with solver_stops_logged(params, log):
+            pipeline.fit(train.X, train.y)
     except TooFewClassRows as exc:  # raised with class codes: name the labels
         if inputs.classes is None:
             raise
         raise exc.naming(inputs.classes) from None
+    except ValueError as exc:
+        explained = kernel_overflow(exc, params)
+        if explained is None:
+            raise
+        raise explained from exc
     fit_seconds = time.monotonic() - started
     log.info("fitting finished in %.2f s", fit_seconds)
 

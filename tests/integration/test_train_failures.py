@@ -474,6 +474,50 @@ CASES = {
         ),
         [r"^hyperparameter 'calibration_folds'=5: .*'maybe': 3 rows.*lower calibration_folds"],
     ),
+    "svm_poly_kernel_that_overflows": (  # was an internal error (exit 2)
+        dict(
+            channels={"train": {"a.csv": GOOD}},
+            hyperparameters={"algorithm": "svm", "kernel": "poly", "degree": 10, "gamma": 1e10},
+        ),
+        [
+            r"^hyperparameters kernel=poly, gamma=1e\+10, degree=10, C=1: svm's kernel values .*overflow.*lower gamma"
+        ],
+    ),
+    "ensemble_knn_with_more_neighbours_than_a_cv_fold_has_rows": (  # was an internal error (exit 2)
+        dict(
+            channels={"train": {"a.csv": GOOD}},
+            hyperparameters={"algorithm": "ensemble", "ensemble_members": "knn,linear", "n_neighbors": 45},
+        ),
+        [
+            r"^hyperparameter 'n_neighbors'=45 is more than the 40 training rows of the ensemble's smallest "
+            r"cross-validation fold \(cv_folds=3, 60 rows\); lower n_neighbors to at most 40, raise cv_folds"
+        ],
+    ),
+    "poisson_criterion_on_a_negative_target": (  # was an internal error (exit 2)
+        dict(
+            channels={"train": {"a.csv": REGRESSION.replace(b"0.25,", b"-3.25,", 1)}},
+            hyperparameters={"algorithm": "decision_tree", "criterion": "poisson"},
+        ),
+        [
+            r"^hyperparameter 'criterion'=poisson models counts and rates, which are never negative, but the "
+            r"target \(column 0\) has 1 negative value\(s\), the smallest -3\.25; use criterion=squared_error"
+        ],
+    ),
+    "regression_early_stopping_that_holds_out_every_row": (  # was an internal error (exit 2)
+        dict(
+            channels={"train": {"a.csv": REGRESSION}},
+            hyperparameters={
+                "algorithm": "gradient_boosting",
+                "early_stopping": True,
+                "validation_fraction": 0.99,
+            },
+        ),
+        [
+            r"^hyperparameters validation_fraction=0\.99 and early_stopping=true: gradient_boosting's early "
+            r"stopping holds out 40 of the 40 training rows, but it needs a row on both sides; lower "
+            r"validation_fraction to at most 0\.975"
+        ],
+    ),
     "header_in_a_later_file_only": (
         dict(
             channels={

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 
 from byoc import algorithms
+from byoc.algorithms import builtin
 from byoc.errors import HyperparameterError
 from byoc.hyperparameters import resolve
 from byoc.preprocessing import coerce_features, feature_schema
@@ -505,3 +506,104 @@ def test_knn_fitted_before_the_dense_bound_searches_as_it_did():
     theirs = KNeighborsClassifier(n_neighbors=3).fit(rows, target)
     assert sparse.issparse(revived._fit_X)
     assert np.array_equal(revived.predict_proba(rows), theirs.predict_proba(rows))
+
+
+@pytest.mark.parametrize("algorithm", builtin.BEST_FIRST_TREES)
+@pytest.mark.parametrize("problem_type", ["binary_classification", "regression"])
+def test_max_leaf_nodes_lowered_to_the_rows_grows_the_same_trees(algorithm, problem_type, datasets):
+    X, _ = datasets[problem_type]
+    rows = len(X)
+    asked = resolve({"algorithm": algorithm, **TINY.get(algorithm, {}), "max_leaf_nodes": 100 * rows})
+    lowered, note = builtin.leaves_within_rows(asked, rows)
+    assert lowered["max_leaf_nodes"] == rows and f"'max_leaf_nodes'={100 * rows}" in (note or "")
+    trees = []
+    for params in (asked, lowered):
+        model = fit(problem_type, algorithm, datasets, max_leaf_nodes=params["max_leaf_nodes"])[
+            0
+        ].named_steps["model"]
+        trees.append([e.tree_ for e in getattr(model, "estimators_", [model])])
+    for one, other in zip(*trees, strict=True):
+        np.testing.assert_array_equal(one.feature, other.feature)
+        np.testing.assert_array_equal(one.threshold, other.threshold)
+        np.testing.assert_array_equal(one.value, other.value)
+
+
+@pytest.mark.parametrize(
+    "raw, lowered",
+    [
+        ({"algorithm": "decision_tree", "max_leaf_nodes": 50}, 50),  # within the rows
+        ({"algorithm": "decision_tree"}, None),
+        ({"algorithm": "gradient_boosting", "max_leaf_nodes": 10**6}, 10**6),  # its grower reserves nothing
+        ({"algorithm": "ensemble", "ensemble_members": "linear,decision_tree", "max_leaf_nodes": 10**6}, 60),
+        (
+            {
+                "algorithm": "ensemble",
+                "ensemble_members": "linear,gradient_boosting",
+                "max_leaf_nodes": 10**6,
+            },
+            10**6,
+        ),
+    ],
+)
+def test_max_leaf_nodes_is_lowered_only_where_the_best_first_builder_would_reserve_it(raw, lowered):
+    params, note = builtin.leaves_within_rows(resolve(raw), 60)
+    assert params.get("max_leaf_nodes") == lowered
+    assert (note is None) == (lowered == raw.get("max_leaf_nodes"))
+
+
+def test_gradient_boosting_with_fewer_bins_than_categories_fits(datasets):
+    pipeline, Xc, target, _ = fit("binary_classification", "gradient_boosting", datasets, max_bins=2)
+    name, coder, columns = pipeline.named_steps["preprocess"].transformers_[0]
+    assert name == "categorical" and "colour" in columns  # four colours and missing values
+    codes = coder.transform(Xc[columns])
+    assert set(np.unique(codes)) == {0.0, -2.0}  # one code for the categories, one for missing
+    assert pipeline.predict(Xc).shape == target.shape
+
+
+@pytest.mark.parametrize(
+    "given, passed", [({}, builtin.SVM_MAX_ITER), ({"max_iter": 7}, 7), ({"max_iter": None}, -1)]
+)
+def test_svm_max_iter_reaches_libsvm(given, passed):
+    params = resolve({"algorithm": "svm", **given})
+    svr = builtin.svm("regression", params)
+    svc = builtin.svm("binary_classification", params).estimator
+    assert (svr.max_iter, svc.max_iter) == (passed, passed)
+
+
+def test_a_solver_stopped_by_max_iter_is_one_warning_naming_the_hyperparameter(caplog):
+    import logging
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    log = logging.getLogger("byoc.test")
+    params = resolve({"algorithm": "svm", "max_iter": 9})
+    with warnings.catch_warnings(record=True) as passed_on, caplog.at_level(logging.WARNING, "byoc.test"):
+        warnings.simplefilter("always")
+        with builtin.solver_stops_logged(params, log):
+            warnings.warn("stopped", ConvergenceWarning, stacklevel=1)
+            warnings.warn("stopped", ConvergenceWarning, stacklevel=1)
+            warnings.warn("something else", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in passed_on] == ["something else"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "svm: the solver stopped at hyperparameter 'max_iter'=9 before converging (2 fit(s)); the model is "
+        "saved but may fit the data less well: raise max_iter, or regularise more (a lower C)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "y, fragment",
+    [
+        (np.array([0.0, 2.0, -1.5, -0.5]), "has 2 negative value(s), the smallest -1.5"),
+        (np.zeros(4), "every value of the target (column 'count') is 0"),
+        (np.array([0.0, 0.0, 3.0]), None),  # zeros and a positive sum: a Poisson target
+    ],
+)
+def test_poisson_criterion_is_checked_against_the_target(y, fragment):
+    params = resolve({"algorithm": "random_forest", "criterion": "poisson"})
+    if fragment is None:
+        builtin.check_poisson_target(params, y, "column 'count'")
+        return
+    with pytest.raises(HyperparameterError) as caught:
+        builtin.check_poisson_target(params, y, "column 'count'")
+    assert fragment in str(caught.value) and "criterion=squared_error" in str(caught.value)

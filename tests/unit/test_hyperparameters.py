@@ -333,8 +333,9 @@ def test_help_text_lists_every_hyperparameter_with_default_and_range():
         assert decl.name in starts
     flat = " ".join(text.split())
     assert (
-        "max_leaf_nodes Most leaves per tree (best-first growth); None: unlimited. Accepts an "
-        "integer >= 2 or None; default None." in flat
+        "max_leaf_nodes Most leaves per tree (best-first growth); None: unlimited. Above the "
+        "training rows it cannot bind (a leaf holds a row): the trees are grown as with the rows. "
+        "Accepts an integer >= 2 or None; default None." in flat
     )
     for name in algorithms.names():
         assert f"\n{name}:" in text

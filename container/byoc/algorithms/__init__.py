@@ -249,7 +249,7 @@ def check(params: Mapping[str, Any]) -> None:
 def _single(name: str, problem_type: str, params: Mapping[str, Any], features: Sequence[Feature]) -> Pipeline:
     spec = get(name)
     assert spec.factory is not None, f"{name} has no estimator factory"
-    cap = max(2, int(params["max_bins"]) - 1) if spec.native_categorical else None
+    cap = builtin.category_codes(params["max_bins"]) if spec.native_categorical else None
     preprocess = build_preprocessor(
         features, scale=spec.scale, categorical=spec.categorical, impute=spec.impute, max_categories=cap
     )

@@ -6,8 +6,11 @@ estimator; :mod:`byoc.algorithms` wraps it in the preprocessing pipeline.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -21,6 +24,7 @@ from sklearn.ensemble import (
     RandomForestClassifier,
     RandomForestRegressor,
 )
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.svm import SVC, SVR
@@ -52,7 +56,10 @@ MAX_DEPTH = _optional_count("max_depth", "Deepest a tree may grow; None grows un
 MIN_SAMPLES_SPLIT = HP("min_samples_split", "int", 2, "Fewest rows a node needs to be split.", minimum=2)
 MIN_SAMPLES_LEAF = HP("min_samples_leaf", "int", 1, "Fewest rows in a leaf.", minimum=1)
 MAX_LEAF_NODES = _optional_count(
-    "max_leaf_nodes", "Most leaves per tree (best-first growth); None: unlimited.", 2
+    "max_leaf_nodes",
+    "Most leaves per tree (best-first growth); None: unlimited. Above the training rows it cannot "
+    "bind (a leaf holds a row): the trees are grown as with the rows.",
+    2,
 )
 CRITERION = HP(
     "criterion",
@@ -135,7 +142,15 @@ GRADIENT_BOOSTING = (
     MAX_DEPTH,
     HP("min_samples_leaf", "int", 20, "Fewest rows in a leaf.", minimum=1),
     HP("l2_regularization", "float", 0.0, "L2 penalty on leaf values.", minimum=0),
-    HP("max_bins", "int", 255, "Histogram bins per numeric feature.", minimum=2, maximum=255),
+    HP(
+        "max_bins",
+        "int",
+        255,
+        "Histogram bins per feature; a text feature with more than max_bins - 1 categories keeps "
+        "the max_bins - 2 most frequent, the rest share one (missing values take a bin too).",
+        minimum=2,
+        maximum=255,
+    ),
     HP(
         "early_stopping",
         "bool",
@@ -190,6 +205,12 @@ KNN = (
 )
 SVM_KERNELS = ("rbf", "linear", "poly", "sigmoid")
 CALIBRATION_FOLDS = 5  # svm classification's calibration folds when calibration_folds is None
+# libsvm's default is no limit, and with a large C on data no boundary separates it may never
+# converge (C=1e7 on mixed_frame's rows did not finish).  Ordinary fits need far fewer: on 3,000
+# standardised rows (mixed_frame, make_classification, make_regression; scikit-learn 1.9.1),
+# C=1 took 700-4,500 iterations and C=100 6,700-30,000, where C=1e4 and C=1e7 on mixed_frame hit
+# 1,000,000 after 1.6 and 4.5 s of CPU a fit.
+SVM_MAX_ITER = 1_000_000
 SVM = (
     HP(
         "C",
@@ -217,6 +238,15 @@ SVM = (
         None,
         "Regression only: errors smaller than this (in the target's units) cost nothing; None: 0.1.",
         minimum=0,
+        nullable=True,
+    ),
+    HP(
+        "max_iter",
+        "int",
+        SVM_MAX_ITER,
+        "Solver iterations per fit; reaching them stops the fit early with a warning in the log. "
+        "None: until converged, which a large C can make endless.",
+        minimum=1,
         nullable=True,
     ),
     HP(
@@ -290,6 +320,60 @@ def problem_type_check(algorithm: str) -> Callable[[Mapping[str, Any]], None]:
     return check
 
 
+# -- limits that need the data (applied by byoc.fit before building) -----------------------------
+# max_leaf_nodes switches these to scikit-learn's best-first tree builder, which reserves room for
+# 2 x max_leaf_nodes - 1 nodes before it grows a tree (256 GiB for 2147483647); gradient_boosting's
+# grower reserves nothing up front.
+BEST_FIRST_TREES = ("decision_tree", "random_forest", "extra_trees")
+
+
+def leaves_within_rows(params: Mapping[str, Any], rows: int) -> tuple[Mapping[str, Any], str | None]:
+    """``params`` with max_leaf_nodes lowered to ``rows`` when it is larger, and a line saying so.
+
+    A leaf holds at least one training row, so a limit above the rows never binds: the builder
+    stops when no node can be split, and the trees are the same (checked split for split in
+    tests/unit/test_algorithms.py); only the memory reserved up front is not."""
+    limit = params.get("max_leaf_nodes")
+    algorithm = params["algorithm"]
+    members = params["ensemble_members"] if algorithm == "ensemble" else (algorithm,)
+    if limit is None or limit <= rows or not set(members) & set(BEST_FIRST_TREES):
+        return params, None
+    fitted = max(rows, 2)
+    note = (
+        f"hyperparameter 'max_leaf_nodes'={limit} is more leaves than the {rows} training rows can "
+        f"fill (a leaf holds at least one row): trees are grown with max_leaf_nodes={fitted}, the "
+        f"same trees, without reserving memory for {limit} leaves"
+    )
+    return {**params, "max_leaf_nodes": fitted}, note
+
+
+@contextmanager
+def solver_stops_logged(params: Mapping[str, Any], log: logging.Logger) -> Iterator[None]:
+    """Fit inside: a solver stopped by max_iter becomes one log warning naming the hyperparameter.
+
+    scikit-learn's ConvergenceWarning names neither byoc's hyperparameter nor a fix (and advises
+    scaling inputs that byoc already scales); other warnings pass on as they came."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        yield
+    stops = 0
+    for warning in caught:
+        if issubclass(warning.category, ConvergenceWarning):
+            stops += 1
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if stops:
+        given = params.get("max_iter")
+        cap = f"'max_iter'={given}" if given is not None else "'max_iter' (its default)"
+        log.warning(
+            "%s: the solver stopped at hyperparameter %s before converging (%d fit(s)); the model "
+            "is saved but may fit the data less well: raise max_iter, or regularise more (a lower C)",
+            params["algorithm"],
+            cap,
+            stops,
+        )
+
+
 # -- factories -------------------------------------------------------------------------------
 def _criterion(problem_type: str, params: Mapping[str, Any]) -> dict[str, Any]:
     value = params["criterion"]
@@ -360,6 +444,11 @@ random_forest = _forest_factory(RandomForestClassifier, RandomForestRegressor)
 extra_trees = _forest_factory(ExtraTreesClassifier, ExtraTreesRegressor)
 
 
+def _stops_early(estimator: Any, rows: int) -> bool:
+    """Whether HistGradientBoosting will hold out a validation split on ``rows`` rows."""
+    return estimator.early_stopping is True or (estimator.early_stopping == "auto" and rows > 10000)
+
+
 class CheckedHistGradientBoostingClassifier(HistGradientBoostingClassifier):
     """Explains, at fit, why early stopping cannot split off a validation set.
 
@@ -370,11 +459,19 @@ class CheckedHistGradientBoostingClassifier(HistGradientBoostingClassifier):
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
         codes = np.asarray(y)
-        stops_early = self.early_stopping is True or (
-            self.early_stopping == "auto" and codes.shape[0] > 10000
-        )
-        if stops_early and len(codes):
+        if _stops_early(self, codes.shape[0]) and len(codes):
             _check_stratified_holdout(codes, self.validation_fraction, str(self.early_stopping).lower())
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+class CheckedHistGradientBoostingRegressor(HistGradientBoostingRegressor):
+    """Explains, at fit, a validation_fraction that leaves early stopping no training rows
+    (scikit-learn's error names test_size, which the user never set)."""
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        rows = np.asarray(y).shape[0]
+        if _stops_early(self, rows) and rows:
+            _check_holdout(rows, 1, self.validation_fraction, str(self.early_stopping).lower())
         return super().fit(X, y, sample_weight=sample_weight)
 
 
@@ -387,7 +484,11 @@ def _check_stratified_holdout(codes: np.ndarray, fraction: float, early_stopping
             f"but {int((counts < 2).sum())} class(es) have a single training row; set "
             "early_stopping=false, or add rows of the rare classes"
         )
-    rows, classes = len(codes), len(counts)
+    _check_holdout(len(codes), len(counts), fraction, early_stopping)
+
+
+def _check_holdout(rows: int, classes: int, fraction: float, early_stopping: str) -> None:
+    """Refuse a hold-out without a row (of each class, ``classes`` > 1) on both sides."""
     held_out = math.ceil(fraction * rows)  # as train_test_split sizes the test side
     if classes <= held_out <= rows - classes:
         return
@@ -395,12 +496,46 @@ def _check_stratified_holdout(codes: np.ndarray, fraction: float, early_stopping
         fix = f"raise validation_fraction to at least {math.ceil(1000 * classes / rows) / 1000:g}"
     else:
         fix = f"lower validation_fraction to at most {math.floor(1000 * (rows - classes) / rows) / 1000:g}"
+    needs = (
+        f"its stratified split needs a row of each of the {classes} classes on both sides"
+        if classes > 1
+        else "it needs a row on both sides"
+    )
     raise HyperparameterError(
         f"hyperparameters validation_fraction={fraction:g} and early_stopping={early_stopping}: "
         f"gradient_boosting's early stopping holds out {held_out} of the {rows} training rows, "
-        f"but its stratified split needs a row of each of the {classes} classes on both sides; "
-        f"{fix}, add rows, or set early_stopping=false"
+        f"but {needs}; {fix}, add rows, or set early_stopping=false"
     )
+
+
+def check_poisson_target(params: Mapping[str, Any], y: np.ndarray, target: str) -> None:
+    """criterion=poisson (trees of a regression) against the target, before scikit-learn's
+    ValueError, which names neither the hyperparameter nor the column."""
+    if params.get("criterion") != "poisson" or not len(y):
+        return
+    values = np.asarray(y, dtype=float)
+    negative = int((values < 0).sum())
+    if negative:
+        raise HyperparameterError(
+            f"hyperparameter 'criterion'=poisson models counts and rates, which are never negative, "
+            f"but the target ({target}) has {negative} negative value(s), the smallest "
+            f"{values.min():g}; use criterion=squared_error or absolute_error (or auto)"
+        )
+    if values.sum() <= 0:
+        raise HyperparameterError(
+            f"hyperparameter 'criterion'=poisson needs a target whose sum is positive, but every "
+            f"value of the target ({target}) is 0; use criterion=squared_error or auto"
+        )
+
+
+def category_codes(max_bins: int) -> int:
+    """Most ordinal codes a text feature of gradient_boosting may get with ``max_bins``.
+
+    HistGradientBoosting refuses a categorical column with more than max_bins distinct values,
+    and the encoder's missing-value code is one of them: max_bins - 1 codes stay within it (the
+    rarest categories share the last; with max_bins=2 every category shares one, and the column
+    tells present from missing)."""
+    return max_bins - 1
 
 
 def gradient_boosting(
@@ -422,7 +557,7 @@ def gradient_boosting(
     )
     if problem_type == REGRESSION:
         _class_weight(problem_type, params)
-        return HistGradientBoostingRegressor(**args)
+        return CheckedHistGradientBoostingRegressor(**args)
     args.update(_class_weight(problem_type, params))
     return CheckedHistGradientBoostingClassifier(**args)
 
@@ -441,15 +576,16 @@ def linear(problem_type: str, params: Mapping[str, Any]) -> Any:
     )
 
 
-def _check_enough_rows(n_neighbors: int, X: Any) -> None:
+def check_enough_rows(n_neighbors: int, rows: int, *, of: str = "", fix: str = "") -> None:
     """Fails at fit, as a hyperparameter error, when there are fewer rows than n_neighbors.
 
     scikit-learn would only fail later, at predict time, with a message about n_samples_fit.
+    ``of`` says whose rows they are (an ensemble's cross-validation fold), ``fix`` another way out.
     """
-    if n_neighbors > X.shape[0]:
+    if n_neighbors > rows:
         raise HyperparameterError(
             f"hyperparameter 'n_neighbors'={n_neighbors} is more than the "
-            f"{X.shape[0]} training rows; lower n_neighbors or add rows"
+            f"{rows} training rows{of}; lower n_neighbors{fix} or add rows"
         )
 
 
@@ -480,7 +616,7 @@ class _DenseWhenSmall(_NeighboursBase):
         return X
 
     def fit(self, X: Any, y: Any) -> Any:
-        _check_enough_rows(self.n_neighbors, X)
+        check_enough_rows(self.n_neighbors, X.shape[0])
         self.dense_input_ = sparse.issparse(X) and X.shape[0] * X.shape[1] <= DENSE_NEIGHBOURS_MAX_CELLS
         return super().fit(self._fitted_form(X), y)
 
@@ -550,6 +686,25 @@ class CalibratedSVC(CalibratedClassifierCV):
         return super().fit(X, y, **fit_params)
 
 
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def kernel_overflow(exc: ValueError, params: Mapping[str, Any]) -> HyperparameterError | None:
+    """The hyperparameter error for scikit-learn's "dual coefficients ... are not finite", or None.
+
+    libsvm's solution overflows float64 when the kernel's values do: on standardised inputs only
+    the poly kernel gets there, (gamma x.y)^degree with a large gamma or degree."""
+    if params["algorithm"] != "svm" or "dual coefficients or intercepts are not finite" not in str(exc):
+        return None
+    return HyperparameterError(
+        f"hyperparameters kernel={params['kernel']}, gamma={_number(params['gamma'])}, "
+        f"degree={params['degree']}, C={params['C']:g}: svm's kernel values on the training rows "
+        "overflow, and its solution came out infinite; lower gamma (scale suits byoc's "
+        "standardised inputs) or degree, or use kernel=rbf"
+    )
+
+
 def svm(problem_type: str, params: Mapping[str, Any]) -> Any:
     check_applies("svm", problem_type, params)
     kernel = {
@@ -558,6 +713,7 @@ def svm(problem_type: str, params: Mapping[str, Any]) -> Any:
         "gamma": params["gamma"],
         "degree": params["degree"],
     }
+    kernel["max_iter"] = -1 if params["max_iter"] is None else params["max_iter"]
     if problem_type == REGRESSION:
         _class_weight(problem_type, params)
         return SVR(epsilon=0.1 if params["epsilon"] is None else params["epsilon"], **kernel)

@@ -69,6 +69,7 @@ class _CVWeightedEnsemble(BaseEstimator):
     def _fit_members(self, X: Any, y: np.ndarray) -> _CVWeightedEnsemble:
         members = self._check_members()
         splitter = self._splitter(y)
+        self._check_neighbours(members, splitter, X, y)
         scores = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -108,6 +109,25 @@ class _CVWeightedEnsemble(BaseEstimator):
             self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         self.n_features_in_ = X.shape[1]
         return self
+
+    def _check_neighbours(self, members: list[tuple[str, Any]], splitter: Any, X: Any, y: np.ndarray) -> None:
+        """knn members score on every fold's training rows: each needs n_neighbors of them.
+
+        Else every fold's fit fails and scikit-learn's "All the fits failed" names no
+        hyperparameter."""
+        from byoc.algorithms.builtin import check_enough_rows
+
+        models = [est.steps[-1][1] if hasattr(est, "steps") else est for _, est in members]
+        neighbours = [model.n_neighbors for model in models if hasattr(model, "n_neighbors")]
+        if not neighbours:
+            return
+        fewest = min(len(train) for train, _ in splitter.split(X, y))
+        check_enough_rows(
+            max(neighbours),
+            fewest,
+            of=f" of the ensemble's smallest cross-validation fold (cv_folds={self.cv}, {len(y)} rows)",
+            fix=f" to at most {fewest}, raise cv_folds,",
+        )
 
     def member_pipelines(self) -> list[tuple[str, Any]]:
         """(name, fitted member pipeline): what compiled inference converts, member by member."""

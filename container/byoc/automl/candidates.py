@@ -23,6 +23,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from byoc import algorithms
+from byoc.algorithms.builtin import category_codes
 from byoc.artifact import REGRESSION, Feature
 from byoc.preprocessing import CATEGORICAL, build_preprocessor, categorical_positions
 
@@ -72,7 +73,7 @@ def build(
     params["n_jobs"] = n_jobs
     has_text = any(f.kind == CATEGORICAL for f in features)
     native = spec.native_categorical and candidate.encoding == ORDINAL
-    cap = max(2, int(params.get("max_bins", 255)) - 1) if native else None
+    cap = category_codes(params["max_bins"]) if native else None
     preprocess = build_preprocessor(
         features,
         scale=spec.scale,

@@ -1,0 +1,43 @@
+"""Hyperparameter values within their declared ranges that scikit-learn cannot take as they are:
+`container/train` fits them as the user meant (saying so in the log) instead of exhausting memory,
+refusing the data or never finishing.  Each was an internal error (exit 2) or a hang before."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from support import csv_bytes, make_ml_root, mixed_frame, model_dir_entries, run_train
+
+FRAME = mixed_frame(120)
+
+
+def _trained(tmp_path: Path, **hyperparameters: object) -> tuple[Path, str]:
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": {"a.csv": csv_bytes(FRAME, target="deposit")}},
+        hyperparameters=hyperparameters,
+    )
+    result = run_train(root)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log
+    assert {"model.joblib", "model.json"} <= set(model_dir_entries(root))
+    return root, log
+
+
+def test_max_leaf_nodes_beyond_the_rows_grows_the_same_trees_without_reserving_memory_for_them(tmp_path):
+    root, log = _trained(tmp_path, algorithm="random_forest", n_estimators=3, max_leaf_nodes=2147483647)
+    assert "hyperparameter 'max_leaf_nodes'=2147483647 is more leaves than the 120 training rows" in log
+    recorded = json.loads((root / "model" / "model.json").read_text(encoding="utf-8"))["hyperparameters"]
+    assert recorded["max_leaf_nodes"] == 2147483647  # what the user asked for is what model.json says
+
+
+def test_gradient_boosting_with_fewer_bins_than_a_columns_categories(tmp_path):
+    _, log = _trained(tmp_path, algorithm="gradient_boosting", max_bins=2, max_iter=10)
+    assert "Internal error" not in log
+
+
+def test_svm_stopped_by_max_iter_says_so_naming_the_hyperparameter(tmp_path):
+    _, log = _trained(tmp_path, algorithm="svm", C=1e7, max_iter=50)
+    assert "svm: the solver stopped at hyperparameter 'max_iter'=50 before converging" in log
+    assert "ConvergenceWarning" not in log  # scikit-learn's advice to scale inputs byoc scales
