@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from byoc import job, outofmemory
 from byoc.environment import MLPaths
 from byoc.errors import ResourceError
@@ -60,3 +62,23 @@ def test_the_shell_exits_1_for_memory_error_while_reading(tmp_path: Path) -> Non
     assert code == job.EXIT_USER_ERROR
     failure = (root / "output" / "failure").read_text()
     assert failure.startswith("Out of memory while reading channel 'train': this container has ")
+
+
+def test_pyarrow_running_out_of_memory_is_not_a_corrupt_parquet_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from byoc.data import parquet_reader
+    from byoc.data.sources import Source
+
+    path = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"y": [1, 0], "x": [0.5, 1.5]}), path)
+
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise pa.ArrowMemoryError("malloc of size 1073741824 failed")
+
+    monkeypatch.setattr(parquet_reader.pq, "read_table", out_of_memory)
+    with pytest.raises(MemoryError, match="malloc of size"):
+        parquet_reader._read_one(Source(name="train/a.parquet", path=path))
