@@ -59,7 +59,8 @@ Channel formats (ContentType, or the content_type hyperparameter): text/csv (def
 and the target in the first column, like the built-in algorithms; a header row is detected),
 application/x-parquet, application/jsonlines, text/libsvm; gzip is read transparently.
 
-Exit codes: 0 saved; 1 bad input (see output/failure); 2 internal fault; 143 stopped (SIGTERM).
+Exit codes: 0 saved; 1 bad input or out of memory (see output/failure); 2 internal fault; 143
+stopped (SIGTERM).
 
 options:
   --help                 show this message and every hyperparameter, then exit
