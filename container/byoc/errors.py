@@ -59,6 +59,15 @@ class SchemaError(DataError):
     code = "schema_mismatch"
 
 
+class ResourceError(UserError):
+    """The job's instance is too small for what it was asked to do (memory ran out).
+
+    Neither the data's fault nor a bug of byoc: the user fixes it with a larger instance type,
+    less data or a smaller model, so it is a user error (exit 1) with a code of its own."""
+
+    code = "out_of_memory"
+
+
 class UnsupportedMediaType(UserError):
     """Content-Type that no decoder handles."""
 

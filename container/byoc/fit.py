@@ -91,34 +91,14 @@ def evaluate(problem_type: str, pipeline: Pipeline, data: Encoded, n_classes: in
     return metrics.compute(problem_type, data.y, predicted, proba, n_classes)
 
 
-def builtin(inputs: FitInput) -> FitOutput:
-    """Build ``params["algorithm"]`` from the registry, fit it on train, evaluate every channel."""
-    from byoc import algorithms
-    from byoc.algorithms.builtin import (
-        TooFewClassRows,
-        check_poisson_target,
-        kernel_overflow,
-        leaves_within_rows,
-        solver_stops_logged,
-    )
+def _fit(pipeline: Pipeline, params: Mapping[str, Any], inputs: FitInput) -> float:
+    """Fit ``pipeline`` on the train channel; scikit-learn's refusals named as user errors."""
+    from byoc.algorithms.builtin import TooFewClassRows, kernel_overflow, solver_stops_logged
 
-    train = inputs.train
-    params, note = leaves_within_rows(inputs.params, train.X.shape[0])
-    if note:
-        log.info(note)
-    pipeline = algorithms.build(inputs.problem_type, params, inputs.features)
-    check_poisson_target(params, train.y, inputs.target)
-    inputs.progress.phase = f"fitting {params['algorithm']}"
-    log.info(
-        "fitting started: %s on %d rows x %d features",
-        params["algorithm"],
-        train.X.shape[0],
-        train.X.shape[1],
-    )
     started = time.monotonic()
     try:
         with solver_stops_logged(params, log):
-            pipeline.fit(train.X, train.y)
+            pipeline.fit(inputs.train.X, inputs.train.y)
     except TooFewClassRows as exc:  # raised with class codes: name the labels
         if inputs.classes is None:
             raise
@@ -130,11 +110,43 @@ def builtin(inputs: FitInput) -> FitOutput:
         raise explained from exc
     fit_seconds = time.monotonic() - started
     log.info("fitting finished in %.2f s", fit_seconds)
+    return fit_seconds
 
-    inputs.progress.phase = "evaluating"
-    scores = {
-        name: evaluate(inputs.problem_type, pipeline, data, inputs.n_classes)
-        for name, data in inputs.channels.items()
-    }
-    details = algorithms.describe(pipeline, train.X, train.y)
+
+def encoded_columns(pipeline: Pipeline) -> int | None:
+    """How many columns the pipeline's fitted preprocessing makes, or None before it is fitted
+    (or when each ensemble member encodes on its own): the width the model is fitted on."""
+    preprocess = pipeline.steps[0][1]
+    try:
+        return len(preprocess.get_feature_names_out())
+    except (AttributeError, ValueError):  # "passthrough", or NotFittedError (both of these)
+        return None
+
+
+def builtin(inputs: FitInput) -> FitOutput:
+    """Build ``params["algorithm"]`` from the registry, fit it on train, evaluate every channel."""
+    from byoc import algorithms, outofmemory
+    from byoc.algorithms.builtin import check_poisson_target, leaves_within_rows
+
+    train = inputs.train
+    params, note = leaves_within_rows(inputs.params, train.X.shape[0])
+    if note:
+        log.info(note)
+    pipeline = algorithms.build(inputs.problem_type, params, inputs.features)
+    check_poisson_target(params, train.y, inputs.target)
+    shape = f"{train.X.shape[0]} rows x {train.X.shape[1]} feature columns"
+    inputs.progress.phase = f"fitting {params['algorithm']} on {shape}"
+    log.info("fitting started: %s on %s", params["algorithm"], shape)
+    try:
+        fit_seconds = _fit(pipeline, params, inputs)
+        scores = {}
+        for name, data in inputs.channels.items():
+            inputs.progress.phase = f"evaluating {params['algorithm']} on channel '{name}'"
+            scores[name] = evaluate(inputs.problem_type, pipeline, data, inputs.n_classes)
+        inputs.progress.phase = f"describing the fitted {params['algorithm']}"
+        details = algorithms.describe(pipeline, train.X, train.y)
+    except MemoryError as exc:
+        width = encoded_columns(pipeline)
+        doing = inputs.progress.phase + (f" ({width} columns once encoded)" if width is not None else "")
+        raise outofmemory.error(doing, exc, hyperparameters=outofmemory.size_hyperparameters(params)) from exc
     return FitOutput(pipeline=pipeline, metrics=scores, details=details, fit_seconds=fit_seconds)

@@ -6,7 +6,8 @@ A job is a function ``(environment, progress) -> None`` (the built-in flow in
 - ``output/failure`` whose first line is the cause (naming the file, column, row or
   hyperparameter) and how to fix it, never overwritten, and no model files on failure;
 - exit codes: 0 the model was saved; 1 the input is wrong (bad data, configuration or
-  hyperparameter); 2 an internal fault (a bug of ours: the failure file carries the traceback
+  hyperparameter) or the instance too small for it (memory ran out: :mod:`byoc.outofmemory`);
+  2 an internal fault (a bug of ours: the failure file carries the traceback
   after the cause); 143 (128 + SIGTERM) the job was stopped (StopTrainingJob, spot
   interruption) or interrupted (SIGINT);
 - SIGTERM/SIGINT blocked in every thread and taken by a dedicated thread with
@@ -58,7 +59,8 @@ Channel formats (ContentType, or the content_type hyperparameter): text/csv (def
 and the target in the first column, like the built-in algorithms; a header row is detected),
 application/x-parquet, application/jsonlines, text/libsvm; gzip is read transparently.
 
-Exit codes: 0 saved; 1 bad input (see output/failure); 2 internal fault; 143 stopped (SIGTERM).
+Exit codes: 0 saved; 1 bad input or out of memory (see output/failure); 2 internal fault; 143
+stopped (SIGTERM).
 
 options:
   --help                 show this message and every hyperparameter, then exit
@@ -281,7 +283,7 @@ def run_job(
     :func:`run` adds the stop watcher; tests call this in-process with an injected ``environ``
     (the process's own SM_* variables are then ignored).
     """
-    from byoc import artifact, csvfields, oserrors
+    from byoc import artifact, csvfields, oserrors, outofmemory
     from byoc.environment import TrainingEnvironment
     from byoc.errors import JobStopped, UserError
 
@@ -310,7 +312,10 @@ def run_job(
         return EXIT_STOPPED
     except Exception as exc:
         user_error = (
-            exc if isinstance(exc, UserError) else oserrors.as_user_error(exc, paths.base, progress.phase)
+            exc
+            if isinstance(exc, UserError)
+            else oserrors.as_user_error(exc, paths.base, progress.phase)
+            or outofmemory.as_user_error(exc, progress.phase)
         )
         if user_error is not None:
             details = user_error_details(user_error)

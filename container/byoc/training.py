@@ -536,6 +536,9 @@ def _train(
     numeric = [f.name for f in features if f.kind == preprocessing.NUMERIC]
     encoded: dict[str, Encoded] = {}
     for name, split in splits.items():
+        progress.phase = (
+            f"encoding channel '{name}' ({split.X.shape[0]} rows x {split.X.shape[1]} feature columns)"
+        )
         rows = channel_rows.Rows(
             name,
             channels[name],

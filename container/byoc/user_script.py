@@ -547,11 +547,14 @@ def exception_line(stderr: str) -> str | None:
 
 def failure(program: str, status: int, stderr: str) -> ScriptFailed:
     """The failure for a non-zero exit: the cause first, stderr's last lines after."""
+    from byoc import outofmemory
+
     details = "stderr (last lines):\n" + "\n".join(stderr.splitlines()[-40:])
     if status in (OOM_EXIT, -signal.SIGKILL):
         return ScriptFailed(
-            f"The user script {program} ran out of memory (killed by SIGKILL, exit code 137); use an "
-            "instance type with more memory or load less data at once",
+            f"The user script {program} ran out of memory: "
+            + outofmemory.killed("it")
+            + " (exit code 137); use an instance type with more memory or load less data at once",
             exit_code=OOM_EXIT,
             details=details,
         )

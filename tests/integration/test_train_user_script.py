@@ -430,7 +430,9 @@ def test_sigkill_is_reported_as_out_of_memory(tmp_path, python):
     root = script_root(tmp_path, "train.py", {"train.py": script})
     result = run_train(root, python=python)
     assert result.returncode == 137
-    assert "ran out of memory" in read_failure(root).splitlines()[0]
+    first = read_failure(root).splitlines()[0]
+    assert "ran out of memory" in first and "killed by the kernel" in first
+    assert "GiB of memory (" in first  # the container's memory figure
 
 
 def _alive(pid: int) -> bool:

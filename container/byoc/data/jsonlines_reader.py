@@ -102,6 +102,8 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
 def _read_one(source: Source) -> tuple[pa.Table, bool]:
     try:
         table = pajson.read_json(source.arrow_input(), read_options=pajson.ReadOptions(block_size=1 << 22))
+    except MemoryError:  # pyarrow's ArrowMemoryError: reading line by line would need more
+        raise
     except (pa.ArrowException, DataError):
         return _read_lines(source)
     except (OSError, EOFError) as exc:

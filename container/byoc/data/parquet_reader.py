@@ -45,6 +45,8 @@ def _read_one(source: Source) -> pa.Table:
         # FieldRef"): name them from the footer, as the CSV reader does, not call the file corrupt.
         check_unique(source.name, [str(name) for name in pq.read_schema(handle()).names], fix=DUPLICATE_FIX)
         table = pq.read_table(handle())
+    except MemoryError:  # pyarrow's ArrowMemoryError is an ArrowException too: not the file's fault
+        raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(
             f"{source.name}: cannot be read as Parquet ({exc}); the file is corrupt or "

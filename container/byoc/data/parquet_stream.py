@@ -83,6 +83,8 @@ def _is_object(data: bytes, buffer: pa.Buffer, start: int, end: int) -> bool:
                 first = min((o for o in offsets if o > 0), default=0)  # 0: no page written there
                 if first < 4 or first + chunk.total_compressed_size > footer_start:
                     return False
+    except MemoryError:  # pyarrow's ArrowMemoryError: not a sign of a cut file
+        raise
     except (pa.ArrowException, OSError, ValueError):
         return False
     return True

@@ -52,20 +52,45 @@ def _physical_memory(meminfo: Path) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class MemoryLimit:
+    """The memory this container may use and where that figure comes from (for messages)."""
+
+    bytes: int
+    source: str  # "cgroup v2 limit", "cgroup v1 limit", "MemTotal" or "unknown"
+
+
+def memory_limit(
+    *,
+    cgroup_v2: Path = CGROUP_V2_LIMIT,
+    cgroup_v1: Path = CGROUP_V1_LIMIT,
+    meminfo: Path = MEMINFO,
+) -> MemoryLimit:
+    """The memory this container may use: its cgroup limit (v2, then v1), else physical memory.
+
+    The smaller of the cgroup limit and physical memory wins (a limit above the host's RAM
+    is no limit).  Falls back to 1 GiB, source "unknown", when nothing is readable (non-Linux).
+    """
+    found = [
+        MemoryLimit(value, source)
+        for value, source in (
+            (_read_limit(cgroup_v2), "cgroup v2 limit"),
+            (_read_limit(cgroup_v1), "cgroup v1 limit"),
+            (_physical_memory(meminfo), "MemTotal"),
+        )
+        if value
+    ]
+    return min(found, key=lambda limit: limit.bytes) if found else MemoryLimit(1 << 30, "unknown")
+
+
 def container_memory_bytes(
     *,
     cgroup_v2: Path = CGROUP_V2_LIMIT,
     cgroup_v1: Path = CGROUP_V1_LIMIT,
     meminfo: Path = MEMINFO,
 ) -> int:
-    """The memory this container may use: its cgroup limit (v2, then v1), else physical memory.
-
-    The smaller of the cgroup limit and physical memory wins (a limit above the host's RAM
-    is no limit).  Falls back to 1 GiB when nothing is readable (non-Linux).
-    """
-    physical = _physical_memory(meminfo)
-    limits = [value for value in (_read_limit(cgroup_v2), _read_limit(cgroup_v1), physical) if value]
-    return min(limits) if limits else 1 << 30
+    """:func:`memory_limit`'s figure alone (1 GiB when nothing is readable)."""
+    return memory_limit(cgroup_v2=cgroup_v2, cgroup_v1=cgroup_v1, meminfo=meminfo).bytes
 
 
 @cache

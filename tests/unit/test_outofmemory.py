@@ -1,0 +1,84 @@
+"""byoc.outofmemory: the memory figure, the hyperparameters offered, and the job shell's verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from byoc import job, outofmemory
+from byoc.environment import MLPaths
+from byoc.errors import ResourceError
+from byoc.serving import memory
+from support import make_ml_root
+
+
+def test_memory_limit_names_where_the_figure_comes_from(tmp_path: Path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16384000 kB\n")
+    v2, v1 = tmp_path / "memory.max", tmp_path / "limit_in_bytes"
+    v2.write_text("2147483648\n")
+    assert memory.memory_limit(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo) == memory.MemoryLimit(
+        2 << 30, "cgroup v2 limit"
+    )
+    v2.write_text("max\n")
+    assert memory.memory_limit(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo).source == "MemTotal"
+    v1.write_text("1073741824\n")
+    assert memory.memory_limit(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo).source == "cgroup v1 limit"
+
+
+def test_size_hyperparameters_are_the_chosen_algorithms_own() -> None:
+    knn = outofmemory.size_hyperparameters({"algorithm": "knn", "n_neighbors": 7})
+    assert knn == ["n_neighbors=7 (fewer neighbours per prediction)"]
+    assert outofmemory.size_hyperparameters({"algorithm": "linear"}) == []
+    ensemble = outofmemory.size_hyperparameters(
+        {"algorithm": "ensemble", "ensemble_members": ("linear", "knn"), "n_neighbors": 5}
+    )
+    assert [text.split("=")[0] for text in ensemble] == ["n_neighbors"]
+
+
+def test_memory_error_outside_the_fit_names_the_phase(tmp_path: Path) -> None:
+    error = outofmemory.as_user_error(MemoryError(), "reading channel 'train'")
+    assert isinstance(error, ResourceError) and error.code == "out_of_memory"
+    assert error.message.startswith("Out of memory while reading channel 'train': this container has ")
+    assert outofmemory.as_user_error(ValueError("x"), "reading channel 'train'") is None
+
+
+def test_killed_child_says_oom_with_the_memory_figure() -> None:
+    text = outofmemory.killed("the user script")
+    assert text.startswith("the user script was killed by the kernel (SIGKILL: out of memory?)")
+    assert "GiB of memory (" in text
+
+
+def test_the_shell_exits_1_for_memory_error_while_reading(tmp_path: Path) -> None:
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": "1,2\n0,3\n"}})
+    paths = MLPaths.from_environ({"SAGEMAKER_BASE_DIR": str(root)})
+
+    def reads_too_much(env: object, progress: job.Progress) -> None:
+        progress.phase = "reading channel 'train'"
+        raise MemoryError
+
+    code = job.run_job(paths, job.Progress(), {}, choose=lambda env: reads_too_much)
+    assert code == job.EXIT_USER_ERROR
+    failure = (root / "output" / "failure").read_text()
+    assert failure.startswith("Out of memory while reading channel 'train': this container has ")
+
+
+def test_pyarrow_running_out_of_memory_is_not_a_corrupt_parquet_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from byoc.data import parquet_reader
+    from byoc.data.sources import Source
+
+    path = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"y": [1, 0], "x": [0.5, 1.5]}), path)
+
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise pa.ArrowMemoryError("malloc of size 1073741824 failed")
+
+    monkeypatch.setattr(parquet_reader.pq, "read_table", out_of_memory)
+    with pytest.raises(MemoryError, match="malloc of size"):
+        parquet_reader._read_one(Source(name="train/a.parquet", path=path))
