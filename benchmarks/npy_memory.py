@@ -5,31 +5,25 @@ order or big-endian (``--order C|F|>``), decoded by byoc.serving.codecs.npy (hea
 columns) under tracemalloc; beside it, the same run's baseline: np.load of the body alone, which
 copies the array out of it.  Figures are multiples of the body's size.
 
-    PYTHONPATH=container .venv/bin/python benchmarks/npy_memory.py [--order C] [--rows 655360] [--columns 10]
+    .venv/bin/python benchmarks/npy_memory.py [--order C] [--rows 655360] [--columns 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import tracemalloc
-from collections.abc import Callable
+import sys
+from pathlib import Path
 
 import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests"), str(REPO), str(REPO / "container")]  # run as a script from the checkout
 
 from byoc.artifact import Feature
 from byoc.serving.codecs import npy
 from byoc.serving.schema import RequestSchema
-
-
-def traced_peak(run: Callable[[], object]) -> int:
-    """Bytes at the peak of ``run`` as tracemalloc (numpy's buffers included) sees them."""
-    tracemalloc.start()
-    try:
-        run()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+from support import traced_peak
 
 
 def body_of(rows: int, columns: int, order: str) -> bytes:

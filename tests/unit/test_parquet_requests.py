@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import support
 from byoc.artifact import Feature
 from byoc.errors import DataError, PayloadTooLarge
 from byoc.serving.codecs import parquet
@@ -93,21 +94,12 @@ def test_a_slice_spelling_out_more_text_than_the_limit_is_refused():
     assert peak < 8 * MB, f"{peak / MB:.1f} MB traced before the refusal"
 
 
-def _traced_peak(run) -> int:
-    tracemalloc.start()
-    try:
-        run()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def _sliced_peak(body: bytes) -> int:
     def sliced() -> None:
         for batch in parquet.batches(body, SCHEMA, 64 * MB):
             del batch  # predicted and dropped, as the server does
 
-    return _traced_peak(sliced)
+    return support.traced_peak(sliced)
 
 
 def test_decoding_a_large_body_holds_one_slice_at_a_time():
@@ -116,7 +108,7 @@ def test_decoding_a_large_body_holds_one_slice_at_a_time():
     slice_rows = parquet.SLICE_VALUES // 2
     small, large = _rows(4 * slice_rows), _rows(16 * slice_rows)
     small_peak, large_peak = _sliced_peak(small), _sliced_peak(large)
-    whole = _traced_peak(lambda: parquet.decode(large, SCHEMA, 0))
+    whole = support.traced_peak(lambda: parquet.decode(large, SCHEMA, 0))
     figures = (
         f"4 slices {small_peak / MB:.0f} MB, 16 slices {large_peak / MB:.0f} MB, whole {whole / MB:.0f} MB"
     )
