@@ -114,3 +114,33 @@ def test_decoding_a_large_body_holds_one_slice_at_a_time():
     )
     assert large_peak < small_peak * 1.25, figures
     assert large_peak * 3 < whole, figures
+
+
+def _out_of_memory(*args: object, **kwargs: object) -> None:
+    raise pa.ArrowMemoryError("malloc of size 1073741824 failed")
+
+
+@pytest.mark.parametrize(
+    "where, name", [(pq, "read_metadata"), (pq.ParquetFile, "iter_batches"), (parquet.values, "plain_arrow")]
+)
+def test_pyarrow_running_out_of_memory_is_the_servers_500_not_a_bad_body(tmp_path, monkeypatch, where, name):
+    """ArrowMemoryError is an ArrowException too: it was a 400 "the body is not a Parquet file"
+    (or "cannot be converted"), blaming the client for memory running out in the server; it is
+    the 500 any MemoryError gets."""
+    from byoc.serving.app import create_app
+
+    support.save_constant_model(tmp_path / "model", 2.5)
+    client = create_app(environ={"SAGEMAKER_BASE_DIR": str(tmp_path)}).test_client()
+    body = support.parquet_bytes(pd.DataFrame({"x": [1.0, 2.0]}))
+    assert client.post("/invocations", data=body, content_type=parquet.MEDIA_TYPE).status_code == 200
+    monkeypatch.setattr(where, name, _out_of_memory)
+    reply = client.post("/invocations", data=body, content_type=parquet.MEDIA_TYPE)
+    assert reply.status_code == 500, reply.get_data(as_text=True)
+    error = reply.get_json()
+    assert error["error"] == "internal_error" and "request id" in error["message"], error
+
+
+def test_pyarrow_running_out_of_memory_while_reading_a_whole_body_is_let_through(monkeypatch):
+    monkeypatch.setattr(parquet.pq, "read_table", _out_of_memory)
+    with pytest.raises(MemoryError, match="malloc of size"):
+        parquet.decode(_rows(3), SCHEMA, 0)
