@@ -17,6 +17,7 @@ import sys
 import textwrap
 import threading
 import time
+import tracemalloc
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -198,6 +199,16 @@ def recordio_record(payload: bytes | str, flag: int = 0) -> bytes:
     data = payload.encode("utf-8") if isinstance(payload, str) else payload
     word = (flag << 29) | len(data)
     return RECORDIO_MAGIC + word.to_bytes(4, "little") + data + b"\0" * (-len(data) % 4)
+
+
+def traced_peak(run: Callable[[], object]) -> int:
+    """Bytes at the peak of ``run()`` as tracemalloc sees them (numpy's buffers included)."""
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def csv_bytes(frame: pd.DataFrame, *, target: str | None, header: bool = False) -> bytes:

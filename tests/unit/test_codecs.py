@@ -328,6 +328,26 @@ def test_npy_of_either_byte_order_reads_as_native(kind, order):
     assert columns(rows.astype(kind))[1] == ["2", "1"]
 
 
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_npy_in_fortran_order_reads_as_in_c_order_without_a_copy(order):
+    """np.load copied the array out of the body; the columns are now views of the body's bytes
+    (but for a big-endian body, made native once), the same answer in either layout."""
+    decode = codecs.decoders()["application/x-npy"].decode
+    rows = np.array([[1.5, 2.0, 0.0], [30.0, 1.0, 1.0], [-4.0, 2.0, 1.0]])
+
+    def decoded(array):
+        buf = io.BytesIO()
+        np.save(buf, array)
+        body = buf.getvalue()
+        return body, decode(body, SCHEMA, 0).columns
+
+    _, expected = decoded(rows)
+    body, columns = decoded(np.asfortranarray(rows.astype(order + "f8")))
+    assert [np.asarray(c).tolist() for c in columns] == [np.asarray(c).tolist() for c in expected]
+    assert np.asarray(columns[0]).tolist() == [1.5, 30.0, -4.0]
+    assert np.shares_memory(columns[0], np.frombuffer(body, np.uint8)) == (order == "<")
+
+
 def test_parquet_by_name():
     buf = io.BytesIO()
     pd.DataFrame({"flag": [True], "job": ["b"], "age": [4]}).to_parquet(buf)

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import support
 from byoc.artifact import Feature
 from byoc.errors import DataError, PayloadTooLarge
 from byoc.serving.codecs import parquet
@@ -93,21 +94,12 @@ def test_a_slice_spelling_out_more_text_than_the_limit_is_refused():
     assert peak < 8 * MB, f"{peak / MB:.1f} MB traced before the refusal"
 
 
-def _traced_peak(run) -> int:
-    tracemalloc.start()
-    try:
-        run()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def _sliced_peak(body: bytes) -> int:
     def sliced() -> None:
         for batch in parquet.batches(body, SCHEMA, 64 * MB):
             del batch  # predicted and dropped, as the server does
 
-    return _traced_peak(sliced)
+    return support.traced_peak(sliced)
 
 
 def test_decoding_a_large_body_holds_one_slice_at_a_time():
@@ -116,9 +108,39 @@ def test_decoding_a_large_body_holds_one_slice_at_a_time():
     slice_rows = parquet.SLICE_VALUES // 2
     small, large = _rows(4 * slice_rows), _rows(16 * slice_rows)
     small_peak, large_peak = _sliced_peak(small), _sliced_peak(large)
-    whole = _traced_peak(lambda: parquet.decode(large, SCHEMA, 0))
+    whole = support.traced_peak(lambda: parquet.decode(large, SCHEMA, 0))
     figures = (
         f"4 slices {small_peak / MB:.0f} MB, 16 slices {large_peak / MB:.0f} MB, whole {whole / MB:.0f} MB"
     )
     assert large_peak < small_peak * 1.25, figures
     assert large_peak * 3 < whole, figures
+
+
+def _out_of_memory(*args: object, **kwargs: object) -> None:
+    raise pa.ArrowMemoryError("malloc of size 1073741824 failed")
+
+
+@pytest.mark.parametrize(
+    "where, name", [(pq, "read_metadata"), (pq.ParquetFile, "iter_batches"), (parquet.values, "plain_arrow")]
+)
+def test_pyarrow_running_out_of_memory_is_the_servers_500_not_a_bad_body(tmp_path, monkeypatch, where, name):
+    """ArrowMemoryError is an ArrowException too: it was a 400 "the body is not a Parquet file"
+    (or "cannot be converted"), blaming the client for memory running out in the server; it is
+    the 500 any MemoryError gets."""
+    from byoc.serving.app import create_app
+
+    support.save_constant_model(tmp_path / "model", 2.5)
+    client = create_app(environ={"SAGEMAKER_BASE_DIR": str(tmp_path)}).test_client()
+    body = support.parquet_bytes(pd.DataFrame({"x": [1.0, 2.0]}))
+    assert client.post("/invocations", data=body, content_type=parquet.MEDIA_TYPE).status_code == 200
+    monkeypatch.setattr(where, name, _out_of_memory)
+    reply = client.post("/invocations", data=body, content_type=parquet.MEDIA_TYPE)
+    assert reply.status_code == 500, reply.get_data(as_text=True)
+    error = reply.get_json()
+    assert error["error"] == "internal_error" and "request id" in error["message"], error
+
+
+def test_pyarrow_running_out_of_memory_while_reading_a_whole_body_is_let_through(monkeypatch):
+    monkeypatch.setattr(parquet.pq, "read_table", _out_of_memory)
+    with pytest.raises(MemoryError, match="malloc of size"):
+        parquet.decode(_rows(3), SCHEMA, 0)

@@ -25,34 +25,45 @@ from byoc.serving.schema import Batch, RequestSchema
 MEDIA_TYPE = "application/x-npy"
 
 
-def _check_claimed_size(body: bytes) -> None:
-    """Refuse an npy header whose shape needs more bytes than the body holds, before np.load
-    allocates the array for it (a 186-byte body claiming 99999999999 x 3 floats was a 500
-    MemoryError); any other header is left to np.load to read or refuse."""
+def _view(body: bytes) -> np.ndarray | None:
+    """The array in ``body`` as a read-only view of its data part, its header read by
+    numpy.lib.format: np.load copied the whole array out of the body (a copy the size of the
+    body per request).  None for a body whose header does not parse or whose dtype holds
+    objects, left to np.load to read or refuse as before.  A header whose shape needs more bytes
+    than the body holds is refused here (a 186-byte body claiming 99999999999 x 3 floats was a
+    500 MemoryError in np.load)."""
     if not body.startswith(npformat.MAGIC_PREFIX):
-        return
+        return None
     stream = io.BytesIO(body)
     try:
         version = npformat.read_magic(stream)
         read = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
-        shape, _, dtype = read(stream)
+        shape, fortran, dtype = read(stream)
     except (ValueError, OSError, EOFError, TypeError):
-        return
+        return None
     if dtype.hasobject:
-        return  # refused as a pickle by np.load
-    needed = math.prod(shape) * dtype.itemsize
-    if needed > len(body) - stream.tell():
+        return None  # refused as a pickle by np.load
+    count = math.prod(shape)
+    needed, offset = count * dtype.itemsize, stream.tell()
+    if needed > len(body) - offset:
         raise DataError(
             f"the npy header claims shape {tuple(shape)} of {dtype} ({needed:,} bytes), but the body "
-            f"holds {len(body) - stream.tell():,} bytes of data; send the bytes numpy.save writes",
+            f"holds {len(body) - offset:,} bytes of data; send the bytes numpy.save writes",
             code="undecodable_body",
         )
+    flat = np.frombuffer(body, dtype=dtype, count=count, offset=offset)
+    flat.flags.writeable = False  # rows are read, never written: the body's bytes stay as sent
+    return flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)  # as np.load does
+
+
+def _load(body: bytes) -> object:
+    view = _view(body)
+    return view if view is not None else np.load(io.BytesIO(body), allow_pickle=False)
 
 
 def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
-    _check_claimed_size(body)
     try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
+        array = _load(body)
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise DataError(

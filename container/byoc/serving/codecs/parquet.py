@@ -11,7 +11,8 @@ and a slice to no more text than the limit: past either it is a 413, before the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pandas as pd
 import pyarrow as pa
@@ -36,6 +37,27 @@ def _undecodable(exc: Exception) -> DataError:
     )
 
 
+@contextmanager
+def _refused_as(make: Callable[[Exception], Exception], *errors: type[Exception]) -> Iterator[None]:
+    """``errors`` raised inside as ``make(exc)``, a client's mistake, but for running out of
+    memory: pyarrow's ArrowMemoryError is a MemoryError and an ArrowException, and memory running
+    out in the server is not the body's fault (it goes on to the server's 500, as any MemoryError
+    does; the training readers let it through the same way)."""
+    try:
+        yield
+    except MemoryError:
+        raise
+    except errors as exc:
+        raise make(exc) from None
+
+
+def _unconvertible(exc: Exception) -> DataError:
+    return DataError(
+        f"the Parquet table cannot be converted ({exc}); use plain numeric and text columns",
+        code="undecodable_body",
+    )
+
+
 def _too_large(what: str, limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"the Parquet body decodes to {what}, more than the payload limit of {limit // MB} MB "
@@ -47,14 +69,12 @@ def _too_large(what: str, limit: int) -> PayloadTooLarge:
 def _open(body: bytes, limit: int) -> pq.ParquetFile:
     """The file, its size as declared by its footer checked against ``limit``; text columns are
     read as dictionaries, so a slice's text is measured before it is spelled out row by row."""
-    try:
+    with _refused_as(_undecodable, pa.ArrowException, OSError, ValueError):
         meta = pq.read_metadata(pa.BufferReader(body))
         text = [
             f.name for f in meta.schema.to_arrow_schema() if pat.is_string(f.type) or pat.is_binary(f.type)
         ]
         file = pq.ParquetFile(pa.BufferReader(body), read_dictionary=text)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise _undecodable(exc) from None
     cells = meta.num_rows * max(meta.num_columns, 1)
     if cells > limit:  # a value takes at least a byte in any text body
         raise _too_large(
@@ -86,7 +106,7 @@ def batches(body: bytes, schema: RequestSchema, limit: int) -> Iterator[Batch]:
         raise _no_rows()
     rows_per_slice = max(1, SLICE_VALUES // max(file.metadata.num_columns, 1))
     start_row = 0
-    try:
+    with _refused_as(_undecodable, pa.ArrowException, OSError):  # a row group that does not decode
         for record_batch in file.iter_batches(batch_size=rows_per_slice):
             table = pa.Table.from_batches([record_batch])
             text = sum(_text_bytes(column) for column in table.columns)
@@ -97,23 +117,17 @@ def batches(body: bytes, schema: RequestSchema, limit: int) -> Iterator[Batch]:
             start_row += len(batch)
             yield batch
             del batch, table, record_batch  # the next slice is made without this one held
-    except (pa.ArrowException, OSError) as exc:  # a row group that does not decode
-        raise _undecodable(exc) from None
 
 
 def _batch(table: pa.Table, schema: RequestSchema, start_row: int) -> Batch:
-    try:  # dates, decimals, booleans and dictionaries as training reads them
+    with _refused_as(_unconvertible, pa.ArrowException, ValueError, TypeError):
+        # dates, decimals, booleans and dictionaries as training reads them
         columns = [
             values.plain_arrow(column, schema.time_unit(str(name)))
             for name, column in zip(table.column_names, table.columns, strict=True)
         ]
         table = pa.table(columns, names=table.column_names)
         frame = table.to_pandas()
-    except (pa.ArrowException, ValueError, TypeError) as exc:
-        raise DataError(
-            f"the Parquet table cannot be converted ({exc}); use plain numeric and text columns",
-            code="undecodable_body",
-        ) from None
     if isinstance(frame.columns, pd.MultiIndex) or not all(isinstance(c, str) for c in frame.columns):
         raise DataError(
             "the Parquet table's column names must be the feature names as text", code="bad_shape"
@@ -123,10 +137,8 @@ def _batch(table: pa.Table, schema: RequestSchema, start_row: int) -> Batch:
 
 def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
     """The whole table as one batch (the server predicts a body slice by slice: :func:`batches`)."""
-    try:
+    with _refused_as(_undecodable, pa.ArrowException, OSError, ValueError):
         table = pq.read_table(pa.BufferReader(body))
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise _undecodable(exc) from None
     if table.num_rows == 0:
         raise _no_rows()
     return _batch(table, schema, start_row)
