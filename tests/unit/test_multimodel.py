@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from byoc.errors import ConfigError, ModelLoadError
 from byoc.serving import memory, multimodel
 from byoc.serving.multimodel import (
     InsufficientMemory,
@@ -33,6 +34,10 @@ class Handler:
         text = (path / "value.txt").read_text()
         if text == "corrupt":
             raise ValueError("value.txt is corrupt")
+        if text == "unverified":
+            raise ModelLoadError(f"{path}/model.joblib fails its checksum: copy the model again")
+        if text == "misconfigured":
+            raise ConfigError("SAGEMAKER_PROGRAM='x.py': no such file")
         self.value = text
         self.path = path
 
@@ -398,3 +403,25 @@ def test_models_with_requirements_load_under_a_lock_all_workers_share(tmp_path: 
     for path in (plain, with_requirements):
         factory(path)
     assert held == {"plain": False, "pip": True}
+
+
+@pytest.mark.parametrize(
+    "value,said,traceback",
+    [
+        ("unverified", "model.joblib fails its checksum: copy the model again", False),
+        ("misconfigured", "SAGEMAKER_PROGRAM='x.py': no such file", False),
+        ("corrupt", "value.txt is corrupt", True),
+    ],
+)
+def test_a_refused_load_logs_one_line_for_a_user_error_and_a_traceback_for_anything_else(
+    tmp_path: Path, caplog, value: str, said: str, traceback: bool
+) -> None:
+    """Was a WARNING with a full traceback for every refused load, though a user error's message
+    already says what is wrong and the client has it in its 400."""
+    reg = registry(tmp_path)
+    with caplog.at_level("WARNING", logger="byoc"), pytest.raises(ModelRejected, match=said):
+        reg.load("x", model(tmp_path, "x", value=value))
+    (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert record.getMessage().startswith("model 'x' at ")
+    assert (record.exc_info is not None) is traceback
+    assert said in (str(record.exc_info[1]) if record.exc_info else record.getMessage())

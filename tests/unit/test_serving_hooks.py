@@ -301,3 +301,31 @@ def test_hooks_in_a_model_under_a_top_level_folder_are_that_models(tmp_path):
     loaded = handlers.load(tmp_path / "model", ServingSettings(), {})
     assert isinstance(loaded, HooksHandler) and loaded.program == nested / "code" / "inference.py"
     assert loaded.model_dir == nested
+
+
+def test_start_up_and_load_use_the_code_packed_with_a_model_under_a_top_level_folder(tmp_path, monkeypatch):
+    """Was a download of the s3:// SAGEMAKER_SUBMIT_DIRECTORY: start-up looked only at the top
+    <model_dir>/code, not in the folder artifact.locate finds the model in, as handler.load does."""
+    from byoc.serving import handler as handler_module
+
+    model_dir = tmp_path / "model"
+    packed = model_dir / "my-model"
+    save_constant_model(packed, 1.0)
+    (packed / "code").mkdir()
+    (packed / "code" / "inference.py").write_text(
+        "def model_fn(model_dir):\n    return model_dir\n\n"
+        "def input_fn(body, content_type):\n    return body\n\n"
+        "def predict_fn(data, model):\n    return [model]\n"
+    )
+    fetched: list[str] = []
+    monkeypatch.setattr(hooks.user_script, "fetch", lambda uri, code_dir: fetched.append(uri))
+    environ = {
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY": "s3://bucket/sourcedir.tar.gz",
+    }
+
+    assert hooks.fetch_submit_directory(model_dir, tmp_path / "code", environ) == environ
+    assert fetched == []
+    loaded = handler_module.load(model_dir, ServingSettings(), environ)
+    assert isinstance(loaded, HooksHandler)
+    assert (loaded.program, loaded.model) == (packed / "code" / "inference.py", str(packed))

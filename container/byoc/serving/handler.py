@@ -127,15 +127,14 @@ def load(model_dir: Path, settings: ServingSettings, environ: Mapping[str, str] 
     allocator already held), the model's size on disk stands in.
     """
     from byoc.serving.builtin import ModelHandler
-    from byoc.serving.hooks import HooksHandler, find_program
+    from byoc.serving.hooks import HooksHandler, find_program, model_folder
 
     before = resident_bytes()
     environ = os.environ if environ is None else environ
     with artifact.reading(model_dir):  # a directory this uid cannot read fails here first
-        program = find_program(model_dir, environ)
         # a model.tar.gz packed with its top-level folder: the model, and its code/, are there
-        if program is None and (found := artifact.locate(model_dir)) != model_dir:
-            model_dir, program = found, find_program(found, environ)
+        model_dir = model_folder(model_dir, environ)
+        program = find_program(model_dir, environ)
         handler: Handler = (
             ModelHandler.load(model_dir, settings)
             if program is None

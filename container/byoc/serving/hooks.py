@@ -92,36 +92,54 @@ def _program_names(environ: Mapping[str, str]) -> list[str]:
 def fetch_submit_directory(model_dir: Path, code_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
     """``environ`` with an ``s3://`` SAGEMAKER_SUBMIT_DIRECTORY downloaded and unpacked into
     ``code_dir`` and pointing there, as the SageMaker framework containers fetch it.  Unchanged
-    when the directory is not remote, or when the model's code/ already holds the program (the
-    SDK's repacked model.tar.gz: no network needed).  A failed download stops ``serve`` at start."""
+    when the directory is not remote, or when the model's code/ (in the folder
+    :func:`model_folder` picks, as handler.load does) already holds the program (the SDK's
+    repacked model.tar.gz: no network needed).  A failed download stops ``serve`` at start."""
     submit = (environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or "").strip()
     if not submit.startswith("s3://"):
         return dict(environ)
-    if any((model_dir / CODE_DIR / name).is_file() for name in _program_names(environ)):
-        log.info(
-            "inference code: using %s (SAGEMAKER_SUBMIT_DIRECTORY=%s not downloaded)",
-            model_dir / CODE_DIR,
-            submit,
-        )
+    packed = model_folder(model_dir, environ) / CODE_DIR
+    if _first_program([packed], environ) is not None:
+        log.info("inference code: using %s (SAGEMAKER_SUBMIT_DIRECTORY=%s not downloaded)", packed, submit)
         return dict(environ)
     user_script.fetch(submit, code_dir)
     return {**environ, "SAGEMAKER_SUBMIT_DIRECTORY": str(code_dir)}
+
+
+def _places(model_dir: Path, environ: Mapping[str, str]) -> list[Path]:
+    """Where the program may be: a local SAGEMAKER_SUBMIT_DIRECTORY first, then the model's code/."""
+    submit = (environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or "").strip()
+    places = [model_dir / CODE_DIR]
+    if submit and "://" not in submit.removeprefix("file://"):
+        places.insert(0, Path(submit.removeprefix("file://")))
+    return places
+
+
+def _first_program(places: list[Path], environ: Mapping[str, str]) -> Path | None:
+    names = _program_names(environ)
+    return next((place / name for place in places for name in names if (place / name).is_file()), None)
+
+
+def model_folder(model_dir: Path, environ: Mapping[str, str]) -> Path:
+    """The folder serve loads the model from and whose code/ holds the program: ``model_dir``
+    when the program is found from there already, else the folder :func:`artifact.locate`
+    finds (a model.tar.gz packed with its top-level folder, its code/ inside).  One rule for
+    start-up's download decision and for handler.load, so both use the same code."""
+    if _first_program(_places(model_dir, environ), environ) is not None:
+        return model_dir
+    return artifact.locate(model_dir)
 
 
 def find_program(model_dir: Path, environ: Mapping[str, str]) -> Path | None:
     """The user's inference program, or None when the user gave none (byoc's model serves)."""
     program = (environ.get("SAGEMAKER_PROGRAM") or "").strip()
     submit = (environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or "").strip()
-    places = [model_dir / CODE_DIR]
-    if submit and "://" not in submit.removeprefix("file://"):
-        places.insert(0, Path(submit.removeprefix("file://")))
-    name = program or DEFAULT_PROGRAM
-    names = _program_names(environ)
-    for place in places:
-        for candidate in names:
-            if (place / candidate).is_file():
-                return place / candidate
+    places = _places(model_dir, environ)
+    found = _first_program(places, environ)
+    if found is not None:
+        return found
     if program or submit:
+        name = program or DEFAULT_PROGRAM
         where = " or ".join(str(p) for p in places)
         remote = (
             f"; SAGEMAKER_SUBMIT_DIRECTORY={submit} is not downloaded for a multi-model endpoint: "

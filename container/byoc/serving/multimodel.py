@@ -461,11 +461,12 @@ class ModelRegistry(Generic[H]):
             handler = self.factory(path)
         except MemoryError:
             raise InsufficientMemory(f"model {entry.name!r}: out of memory while loading {path}") from None
-        except UserError as exc:
-            raise ModelRejected(f"model {entry.name!r} at {path}: {exc.message}") from exc
-        except ModelLoadError as exc:  # its message names the file or the failed warm-up prediction
-            log.warning("model %r at %s cannot be loaded", entry.name, path, exc_info=True)
-            raise ModelRejected(f"model {entry.name!r} at {path}: {exc}") from exc
+        except (UserError, ModelLoadError) as exc:
+            # the user's to fix, its message names the file or the failed warm-up prediction:
+            # one line in the log, as the client reads it; no traceback, which says nothing more
+            message = exc.message if isinstance(exc, UserError) else str(exc)
+            log.warning("model %r at %s cannot be loaded: %s", entry.name, path, message)
+            raise ModelRejected(f"model {entry.name!r} at {path}: {message}") from exc
         except Exception as exc:
             log.warning("model %r at %s cannot be loaded", entry.name, path, exc_info=True)
             raise ModelRejected(
