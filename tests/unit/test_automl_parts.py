@@ -8,6 +8,7 @@ import base64
 import json
 import multiprocessing
 import re
+import shutil
 import threading
 import time
 
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
-from byoc import artifact, preprocessing
+from byoc import artifact, preprocessing, scoring_code
 from byoc.artifact import BINARY, MULTICLASS, REGRESSION
 from byoc.automl import (
     blend,
@@ -673,16 +674,52 @@ def test_a_checkpoint_scored_as_another_problem_type_is_not_resumed():
     assert as_binary != as_multiclass
 
 
-@pytest.mark.parametrize("dist", ["byoc", "scikit-learn"])
-def test_a_checkpoint_scored_by_another_version_of_the_code_is_not_resumed(monkeypatch, dist):
-    """A job restarted on a new image (a fixed candidate, another scikit-learn) scores afresh
-    rather than resume scores the old code measured."""
+def test_a_checkpoint_scored_by_another_scikit_learn_is_not_resumed(monkeypatch):
+    """A job restarted on a new image with another scikit-learn scores afresh rather than
+    resume scores the old library measured."""
     ctx = _context("binary")
     installed = artifact.library_versions()
-    assert installed["byoc"] and installed["scikit-learn"]  # both read from package metadata
+    assert installed["scikit-learn"]  # read from package metadata
     key = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0, problem_type=BINARY)
-    monkeypatch.setattr(checkpoints, "library_versions", lambda: {**installed, dist: "999.0"})
+    monkeypatch.setattr(checkpoints, "library_versions", lambda: {**installed, "scikit-learn": "999.0"})
     assert checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0, problem_type=BINARY) != key
+
+
+def test_a_checkpoint_scored_by_other_byoc_code_of_the_same_version_is_not_resumed(tmp_path, monkeypatch):
+    """byoc's version stays 0.1.0 while its code changes: checkpoints are keyed on a hash of the
+    installed scoring sources, so an image whose search, algorithms, metrics or encoder changed
+    scores afresh, and an unchanged one resumes; neither the version nor other modules count."""
+    ctx = _context("binary")
+    package = tmp_path / "byoc"
+    shutil.copytree(scoring_code.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(scoring_code, "PACKAGE", package)
+    installed = artifact.library_versions()
+    monkeypatch.setattr(checkpoints, "library_versions", lambda: {**installed, "byoc": "0.1.0"})
+    result = search.evaluate(candidates.Candidate("linear", candidates.ONEHOT, {"C": 0.5}), ctx)
+
+    def resumed() -> list[search.Result]:
+        key = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0, problem_type=BINARY)
+        return checkpoints.restore(checkpoints.Checkpoints(tmp_path / "ckpt", key), (len(ctx.y),))
+
+    key = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0, problem_type=BINARY)
+    checkpoints.Checkpoints(tmp_path / "ckpt", key).save(result)
+    assert [r.name for r in resumed()] == [result.name]  # unchanged code: resumed
+    (package / "serving" / "__init__.py").write_text("# not scoring code\n")
+    monkeypatch.setattr(checkpoints, "library_versions", lambda: {**installed, "byoc": "0.2.0"})
+    assert [r.name for r in resumed()] == [result.name]  # neither other modules nor the version count
+    for changed in (
+        "automl/search.py",
+        "algorithms/__init__.py",
+        "metrics.py",
+        "preprocessing.py",
+        "values.py",
+    ):
+        source = package / changed
+        original = source.read_bytes()
+        source.write_bytes(original + b"\n# changed\n")
+        assert resumed() == [], changed
+        source.write_bytes(original)
+    assert [r.name for r in resumed()] == [result.name]
 
 
 def test_a_checkpoint_that_cannot_be_written_is_warned_of_once_and_not_tried_again(tmp_path, caplog):
