@@ -425,6 +425,36 @@ def test_on_small_data_selection_starts_from_the_best_candidates_equally_weighte
     assert blend.initial_members(search.SMALL_ROWS + 1) == 1
 
 
+@pytest.mark.parametrize(
+    ("rows", "cross_validated", "refitted"),
+    [
+        (search.SMALL_ROWS, True, blend.SORTED_INIT),  # small data: the blend starts from 5
+        (search.SMALL_ROWS + 1, True, blend.GROWN_MEMBERS),
+        (search.SMALL_ROWS, False, blend.GROWN_MEMBERS),  # a validation channel: from the best alone
+    ],
+)
+def test_the_search_keeps_the_time_to_refit_every_candidate_the_blend_starts_from(
+    rows, cross_validated, refitted
+):
+    """The search's reserve for the final refit and the blend's start come from one rule: on
+    small data the blend refits its 5 best candidates, and the search kept the time of only 3."""
+    made = [
+        candidates.Candidate("random_forest", candidates.ORDINAL, {"n_estimators": 100 * (i + 1)})
+        for i in range(7)
+    ]
+    completed = [
+        search.Result(c, search.COMPLETED, 0.9 - 0.01 * i, fit_seconds=5.0) for i, c in enumerate(made)
+    ]
+    costs = search.CostModel()
+    for result in completed:
+        costs.record(result, 5)
+    members = blend.refit_members(rows, cross_validated)
+    assert members == refitted and members >= blend.initial_members(rows, cross_validated)
+    reserve = job._search_reserve(completed, costs, 5, members)
+    assert reserve == pytest.approx(sum(costs.refit(r.candidate, 5) for r in completed[:refitted]))
+    assert reserve < sum(costs.refit(r.candidate, 5) for r in completed[: refitted + 1])
+
+
 def test_blend_selection_past_its_deadline_keeps_what_its_first_round_chose():
     """The selection's time belongs to the final refit after its deadline: it stops adding
     members (each round's blend is a valid one) rather than eat the refit's time."""

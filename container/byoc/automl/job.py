@@ -455,6 +455,14 @@ def _refit_seconds(
     )
 
 
+def _search_reserve(
+    completed: Sequence[search.Result], costs: search.CostModel, folds: int, members: int
+) -> float:
+    """The seconds the search keeps for the final refit: that of the ``members`` best candidates
+    (``completed`` best first), as many as the blend may refit (:func:`blend.refit_members`)."""
+    return sum(costs.refit(r.candidate, folds) for r in completed[:members])
+
+
 def _consider_stack(
     ranked: Sequence[search.Result],
     y_held: np.ndarray,
@@ -653,9 +661,11 @@ def run(
         """When the report must be written: the budget's time, or sooner after a stop signal."""
         return min(finish, stop.deadline())
 
+    cross_validated = validation is None
+    refits = blend.refit_members(int(plan.covered.sum()), cross_validated)
+
     def search_deadline(completed: list[search.Result]) -> float:
-        refit = sum(finder.costs.refit(r.candidate, plan.folds) for r in completed[:3])
-        return hard_deadline - reserve_report - refit
+        return hard_deadline - reserve_report - _search_reserve(completed, finder.costs, plan.folds, refits)
 
     def on_result(result: search.Result, number: int, left: float) -> None:
         _log_candidate(result, number, left, started, goal.name)
@@ -708,7 +718,7 @@ def run(
     y_held = y_all[plan.covered]
     # small data scored by cross-validation: a blend from the best few (a validation channel's
     # held-out rows stay as they were: the model scored on them is saved without a second fit)
-    initial = blend.initial_members(len(y_held)) if validation is None else 1
+    initial = blend.initial_members(len(y_held), cross_validated)
     best = ranked[0]
     fold_is_refit = validation is not None
     refit_deadline = finish_by() - PLOT_SECONDS
