@@ -7,8 +7,10 @@ from __future__ import annotations
 import base64
 import json
 import multiprocessing
+import os
 import re
 import shutil
+import signal
 import threading
 import time
 
@@ -33,7 +35,7 @@ from byoc.automl import (
     stack,
 )
 from byoc.automl.choice import Option, choose, noise
-from byoc.errors import DataError, HyperparameterError, JobStopped
+from byoc.errors import DataError, HyperparameterError, JobStopped, ResourceError
 
 
 def _data(name: str) -> tuple[pd.DataFrame, np.ndarray, str, list]:
@@ -189,8 +191,9 @@ def test_a_refit_in_its_own_process_predicts_as_one_fitted_here():
     ctx = _context("multiclass")
     candidate = candidates.Candidate("gradient_boosting", candidates.ORDINAL, {"max_iter": 20})
     here = search.refit(candidate, ctx, ctx.X, ctx.y)
-    there, why = isolated.refit(candidate, ctx, ctx.X, ctx.y, lambda: (ctx.hard_deadline, "never"))
-    assert why == "" and there is not here
+    refitted = isolated.refit(candidate, ctx, ctx.X, ctx.y, lambda: (ctx.hard_deadline, "never"))
+    there = refitted.model
+    assert refitted.why == "" and not refitted.out_of_memory and there is not here
     assert np.array_equal(there.predict_proba(ctx.X), here.predict_proba(ctx.X))
 
 
@@ -198,10 +201,58 @@ def test_a_refit_past_its_deadline_is_killed_and_says_why():
     ctx = _context("multiclass")
     slow = candidates.Candidate("random_forest", candidates.ORDINAL, {"n_estimators": 5000})
     kill_at = time.monotonic() + 0.5
-    model, why = isolated.refit(slow, ctx, ctx.X, ctx.y, lambda: (kill_at, "the grace period ran out"))
-    assert model is None
-    assert re.fullmatch(r"stopped after [\d.]+ s: the grace period ran out", why), why
+    refitted = isolated.refit(slow, ctx, ctx.X, ctx.y, lambda: (kill_at, "the grace period ran out"))
+    assert refitted.model is None and not refitted.out_of_memory
+    assert re.fullmatch(r"stopped after [\d.]+ s: the grace period ran out", refitted.why), refitted.why
     assert multiprocessing.active_children() == []
+
+
+def _no_memory(*args, **kwargs):
+    raise MemoryError("Unable to allocate 9.3 GiB for an array")
+
+
+def _killed_by_the_kernel(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("how", ["memory_error", "sigkill"])
+def test_a_refit_that_runs_out_of_memory_says_so_with_the_memory_figure(monkeypatch, how):
+    """A MemoryError in the refitting child, or the kernel's OOM killer's SIGKILL, is memory
+    running out — not a "lost" process (MemoryError: its exit code 1) or a budget too small."""
+    ctx = _context("multiclass")
+    monkeypatch.setattr(search, "refit", _no_memory if how == "memory_error" else _killed_by_the_kernel)
+    candidate = candidates.Candidate("linear", candidates.ONEHOT)
+    refitted = isolated.refit(candidate, ctx, ctx.X, ctx.y, lambda: (ctx.hard_deadline, "never"))
+    assert refitted.model is None and refitted.out_of_memory
+    assert refitted.why.startswith("out of memory: the process refitting it "), refitted.why
+    assert "this container has " in refitted.why and " GiB of memory (" in refitted.why
+    if how == "memory_error":
+        assert "raised MemoryError (Unable to allocate 9.3 GiB for an array)" in refitted.why
+    else:
+        assert "killed by the kernel (SIGKILL: out of memory?)" in refitted.why
+
+
+@pytest.mark.parametrize("how", ["memory_error", "sigkill"])
+def test_a_candidate_that_runs_out_of_memory_fails_naming_memory_and_the_search_goes_on(monkeypatch, how):
+    """Memory running out is the instance's size, not the data (it was blamed on the data, as
+    "not fittable"): the candidate's leaderboard message leads with it, with the memory figure."""
+    ctx = _context("regression")
+    real = search.fit_candidate
+
+    def fit(candidate, *args, **kwargs):
+        if candidate.family == "gradient_boosting":
+            (_no_memory if how == "memory_error" else _killed_by_the_kernel)()
+        return real(candidate, *args, **kwargs)
+
+    monkeypatch.setattr(search, "fit_candidate", fit)
+    heavy = candidates.Candidate("gradient_boosting", candidates.ORDINAL)
+    fine = candidates.Candidate("linear", candidates.ONEHOT)
+    finder = search.Search(ctx, search_deadline=lambda done: ctx.hard_deadline, max_candidates=2)
+    results = finder.run([heavy, fine])
+    assert [r.status for r in results] == [search.FAILED, search.COMPLETED]
+    assert results[0].blame == search.MEMORY
+    assert results[0].message.startswith("out of memory"), results[0].message
+    assert "this container has " in results[0].message and "during fold 1 of " in results[0].message
 
 
 class _SlowToSend:
@@ -303,6 +354,41 @@ def test_every_candidate_refused_by_the_data_is_a_user_error_naming_their_errors
         ours, budget=60, before_search=1, reserve=reserve, plan=ctx.plan, costs=costs
     )
     assert not isinstance(error, DataError) and "3 failed" in str(error)
+
+
+def test_every_candidate_failing_with_one_out_of_memory_is_an_out_of_memory_error():
+    """Not "data not fittable": the failure leads with memory, names the candidates, says what
+    to change (and that more time will not help); exit 1 with the code out_of_memory."""
+    ctx = _context("multiclass")
+    failed = [
+        _failed("random_forest", "out of memory (MemoryError); this container has 1.0 GiB", search.MEMORY),
+        _failed("extra_trees", "ValueError: Input X contains infinity", search.DATA),
+    ]
+    error = job.nothing_finished(
+        failed, budget=60, before_search=1, reserve=5.0, plan=ctx.plan, costs=search.CostModel()
+    )
+    assert isinstance(error, ResourceError) and error.code == "out_of_memory"
+    message = str(error)
+    assert message.startswith(
+        "Out of memory while scoring AutoML candidates (algorithm=auto): 1 of the 2 failed candidate(s) "
+        "ran out of memory (random_forest-ordinal: out of memory"
+    ), message
+    assert "not fittable" not in message and "this container has " in message
+    assert "use an instance type with more memory" in message and "fewer rows or columns" in message
+    assert "raising max_runtime_seconds=60 will not help" in message
+
+
+def test_a_refit_out_of_memory_with_no_model_kept_is_an_out_of_memory_error():
+    cut = "the refit of rf on all 10 rows ran out of memory: the process refitting it raised MemoryError"
+    with pytest.raises(ResourceError) as raised:
+        job._kept_fold_model(None, cut, job.StopRequest(), 60, out_of_memory=True)
+    assert raised.value.code == "out_of_memory"
+    assert str(raised.value).startswith(
+        f"Out of memory while refitting the chosen model on all rows (algorithm=auto): {cut}"
+    )
+    assert "raising max_runtime_seconds=60 will not help" in str(raised.value)
+    kept = search.Result(candidates.Candidate("linear", candidates.ONEHOT), search.COMPLETED, model=object())
+    assert job._kept_fold_model(kept, cut, job.StopRequest(), 60, out_of_memory=True) is kept
 
 
 def test_the_quickest_candidate_named_is_one_whose_cost_was_measured():
