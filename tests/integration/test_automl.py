@@ -762,6 +762,39 @@ def test_a_stack_chosen_on_a_validation_channel_reports_its_cross_validated_vali
     assert f"validation:f1={automl['held_out_score']:.6f}" in result.stdout
 
 
+ENDLESS_META_FIT = """
+import time
+from byoc.automl import stack
+stack.fit_meta = lambda *args, **kwargs: time.sleep(3600)
+"""
+
+
+def test_a_chosen_stack_whose_meta_model_fit_cannot_end_saves_the_choice_without_it(tmp_path):
+    """The stack's meta-model fit on all rows ran in the job's process, untimed: a slow one
+    carried the job past its budget.  It is killed at the refit's deadline like every other
+    fit, and the job saves the best choice without the stack (exit 0), saying why."""
+    from byoc import artifact
+    from byoc.automl import blend, stack
+
+    root = _root(tmp_path, _xor_plus_linear_frame(), "label", max_runtime_seconds=60, max_candidates=3)
+    result = run_train_patched(root, ENDLESS_META_FIT, timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "auto: stacked ensemble chosen" in out, out
+    assert re.search(
+        r"auto: no stacked ensemble: chosen, but its meta-model's fit on all 800 rows was stopped after "
+        r"[\d.]+ s: the time budget ran out; saved instead: ",
+        out,
+    ), out
+    final = artifact.load(root / "model").estimator.steps[-1][1]
+    assert not isinstance(final, stack.Stack)
+    automl = json.loads((root / "model" / "model.json").read_text())["details"]["automl"]
+    assert automl["stacked_members"] == [] and automl["saved_from_cross_validation"] is False
+    assert isinstance(final, blend.BlendClassifier) == (len(automl["members"]) > 1)
+    page = (root / "output" / "data" / "report.html").read_text()
+    assert "Stacked ensemble: chosen, but its meta-model" in page
+
+
 def test_a_stacked_ensemble_is_chosen_when_it_scores_best_beyond_the_noise_and_is_served_as_trained(
     tmp_path,
 ):

@@ -733,6 +733,41 @@ def test_the_stacks_scoring_is_stopped_where_it_would_eat_the_final_refits_time(
     assert f"no stacked ensemble: {why}" in caplog.text
 
 
+def test_the_stacks_meta_model_fit_on_all_rows_is_killed_at_its_deadline(monkeypatch):
+    """The meta-model's fit on every out-of-fold row ran in the job's process, untimed: a slow
+    one carried the job past its budget.  It runs in a child killed at the refit's deadline."""
+    ctx = _context("multiclass")
+    ranked = _stack_pool(ctx)
+    meta, why = stack.fit_meta_until(ranked, ctx.y, MULTICLASS, lambda: (time.monotonic() + 600, "never"))
+    assert why == "" and np.allclose(meta.coef_, stack.fit_meta(ranked, ctx.y, MULTICLASS).coef_)
+    monkeypatch.setattr(stack, "fit_meta", lambda *args: time.sleep(3600))
+    kill_at = time.monotonic() + 0.5
+    meta, why = stack.fit_meta_until(ranked, ctx.y, MULTICLASS, lambda: (kill_at, "the time budget ran out"))
+    assert meta is None and multiprocessing.active_children() == []
+    assert re.fullmatch(
+        rf"its meta-model's fit on all {len(ctx.y)} rows was stopped after [\d.]+ s: the time budget ran out",
+        why,
+    ), why
+
+
+def test_a_stack_that_cannot_be_completed_saves_the_blend_chosen_without_it():
+    """Every member of the blend chosen without the stack refitted: that blend is saved, with
+    its weights; one of them missing: the best candidate alone."""
+    ctx = _context("multiclass")
+    ranked = _stack_pool(ctx)
+    fitted = [(r.name, search.refit(r.candidate, ctx, ctx.X, ctx.y), 0.5) for r in ranked]
+    chosen = [(ranked[0], 0.75), (ranked[1], 0.25)]
+    estimator, weights = job._without_stack(fitted, chosen, MULTICLASS, 3)
+    assert isinstance(estimator, blend.BlendClassifier) and weights == {
+        ranked[0].name: 0.75,
+        ranked[1].name: 0.25,
+    }
+    estimator, weights = job._without_stack(fitted[1:], chosen, MULTICLASS, 3)
+    assert estimator is fitted[1][1] and weights == {ranked[1].name: 1.0}
+    estimator, weights = job._without_stack(fitted, [(ranked[0], 1.0)], MULTICLASS, 3)
+    assert estimator is fitted[0][1] and weights == {ranked[0].name: 1.0}
+
+
 def test_a_stack_without_time_beyond_the_refits_is_not_scored_and_says_why():
     """The reserve is the expected refit of what is saved without a stack (the cost model's)."""
     ctx = _context("multiclass")

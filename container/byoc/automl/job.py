@@ -475,6 +475,22 @@ def _search_reserve(
     return sum(costs.refit(r.candidate, folds) for r in completed[:members])
 
 
+def _without_stack(
+    fitted: Sequence[tuple[str, Any, float]],
+    chosen: Sequence[tuple[search.Result, float]],
+    problem_type: str,
+    n_classes: int,
+) -> tuple[Any, dict[str, float]]:
+    """What is saved when a chosen stack cannot be completed from its refitted members
+    (``fitted``, best first): the blend or candidate chosen without it (``chosen``) when every
+    one of its members was refitted, else the best candidate alone."""
+    models = {name: model for name, model, _ in fitted}
+    if all(r.name in models for r, _ in chosen):
+        members = [(r.name, models[r.name], w) for r, w in chosen]
+        return blend.assemble(members, problem_type, n_classes), {r.name: w for r, w in chosen}
+    return fitted[0][1], {fitted[0][0]: 1.0}
+
+
 def _consider_stack(
     ranked: Sequence[search.Result],
     y_held: np.ndarray,
@@ -810,12 +826,21 @@ def run(
         and _stack_beyond_noise(stacked, chosen, blend_score, y_held, plan, goal, problem_type, n_classes)
     ):
         fitted, cut, out_of_memory = refit([(m, 1.0) for m in stacked.members])
+        meta, why_no_meta = None, ""
         if len(fitted) == len(stacked.members):
-            meta = stack.fit_meta(stacked.members, y_held, problem_type)
+            meta, why_no_meta = stack.fit_meta_until(
+                stacked.members, y_held, problem_type, lambda: refit_until(True)
+            )
+        if meta is not None:
             estimator = stack.assemble([(n, m) for n, m, _ in fitted], meta, problem_type, n_classes)
             weights = {stacked.result.name: 1.0}
-        elif fitted:  # out of time for a member: the best candidate alone (refitted first)
-            estimator, weights = fitted[0][1], {fitted[0][0]: 1.0}
+        elif fitted:  # out of time for a member or the meta-model: the best choice without a stack
+            estimator, weights = _without_stack(fitted, chosen, problem_type, n_classes)
+            if why_no_meta:
+                left_out["Stacked ensemble"] = (
+                    f"chosen, but {why_no_meta}; saved instead: {', '.join(weights)}"
+                )
+                log.warning("auto: no stacked ensemble: %s", left_out["Stacked ensemble"])
     elif not_refitted:
         fitted, cut, fallback = (
             [],
