@@ -42,7 +42,6 @@ cell's number of splits.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import math
@@ -72,12 +71,12 @@ from benchmarks.synthetic import TARGET, synthetic_frame
 from byoc import preprocessing
 from byoc.artifact import BINARY, MULTICLASS, REGRESSION
 
+# What a system's result depends on besides its library: byoc's code (paths under container/byoc).
+from byoc.scoring_code import AUTO_CODE, ENCODER_CODE, code_hash
+
 SPLIT_SEEDS = (1729, 1, 2, 3, 4)
 TEST_SIZE = 0.3
 RESULTS = HERE / "results" / "automl.jsonl"
-# What a system's result depends on besides its library: byoc's code (paths under container/byoc).
-AUTO_CODE = ("automl", "algorithms", "metrics.py", "preprocessing.py", "values.py")
-ENCODER_CODE = ("preprocessing.py", "values.py")
 LIBRARY = {
     "default": "scikit-learn",
     "auto": "scikit-learn",
@@ -325,16 +324,6 @@ def budgeted(max_candidates: int | None = None) -> dict[str, Callable[..., np.nd
         "ag-medium": _run_autogluon("medium_quality"),
         "ag-best": _run_autogluon("best_quality"),
     }
-
-
-def code_hash(parts: Iterable[str], root: Path = REPO / "container" / "byoc") -> str:
-    """A short hash of the Python files under ``root``/``parts``, as they are on disk (committed or not)."""
-    digest = hashlib.sha256()
-    for part in parts:
-        path = root / part
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
-    return digest.hexdigest()[:12]
 
 
 def depends(system: str, versions: dict[str, str | None]) -> dict[str, str | None]:

@@ -63,9 +63,10 @@ def size_hyperparameters(params: Mapping[str, Any]) -> list[str]:
 
 
 def error(
-    doing: str, exc: BaseException | None = None, *, hyperparameters: Sequence[str] = ()
+    doing: str, exc: BaseException | None = None, *, hyperparameters: Sequence[str] = (), note: str = ""
 ) -> ResourceError:
     """The failure for memory running out while ``doing`` (a phase: "reading channel 'train'").
+    ``note`` follows the fixes (say, what will not help).
 
     ``exc`` loses its traceback: its frames hold what filled the memory (a forest's trees so
     far), which writing the failure file may need back."""
@@ -77,6 +78,8 @@ def error(
     )
     if hyperparameters:
         fixes += f", or a smaller model: {', '.join(hyperparameters)}"
+    if note:
+        fixes += f" ({note})"
     failure = ResourceError(
         f"Out of memory while {doing}{f' (MemoryError: {said[:300]})' if said else ''}: this "
         f"container has {memory_figure()}; {fixes}. No model was saved."
@@ -92,4 +95,14 @@ def as_user_error(exc: BaseException, doing: str) -> ResourceError | None:
 
 def killed(what: str) -> str:
     """The cause for a child process ended by SIGKILL, which is how the kernel's OOM killer ends it."""
-    return f"{what} was killed by the kernel (SIGKILL: out of memory?); this container has {memory_figure()}"
+    return f"{what} {KILLED}; this container has {memory_figure()}"
+
+
+KILLED = "was killed by the kernel (SIGKILL: out of memory?)"
+
+
+def ran_out(exc: BaseException) -> str:
+    """One line for a ``MemoryError`` that a part of the job survived (an AutoML candidate's):
+    what it said and the memory figure."""
+    said = " ".join(str(exc).split())
+    return f"out of memory (MemoryError{f': {said[:200]}' if said else ''}); this container has {memory_figure()}"

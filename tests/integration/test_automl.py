@@ -668,24 +668,66 @@ def test_candidates_that_all_fail_in_our_code_are_a_fault_named_with_their_error
         assert re.search(rf"{family}-\S+: ValueError: cannot build {family}", cause), cause
 
 
-def test_candidates_killed_for_memory_are_a_user_error_naming_memory_and_retried_after_a_restart(tmp_path):
+@pytest.mark.parametrize("how", ["sigkill", "memory_error"])
+def test_candidates_out_of_memory_are_an_out_of_memory_error_and_retried_after_a_restart(tmp_path, how):
     """The kernel's OOM killer SIGKILLs the forked child that ran out of memory (simulated: the
-    fit kills its own process): the instance's memory, not a bug of byoc's (exit 1, not 2); and
-    such a failure is not checkpointed, so a job restarted on a larger instance scores it again."""
+    fit kills its own process), or the fit raises MemoryError: the instance's memory — not a bug
+    of byoc's (exit 2), nor the data (it was "data_not_fittable"): exit 1, out_of_memory, the
+    failure leading with memory and its figure, naming what to change; and such a failure is
+    not checkpointed, so a job restarted on a larger instance scores it again."""
     root = _root(tmp_path, iris_frame(), "target", max_runtime_seconds=30, max_candidates=3)
     (root / "checkpoints").mkdir()
-    patch = (
-        "import os, signal\n"
-        "import byoc.automl.search as search\n"
-        "search.fit_candidate = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)\n"
+    fit = (
+        "lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)"
+        if how == "sigkill"
+        else "lambda *args, **kwargs: (_ for _ in ()).throw(MemoryError('Unable to allocate 9.3 GiB'))"
     )
+    patch = f"import os, signal\nimport byoc.automl.search as search\nsearch.fit_candidate = {fit}\n"
     cause = _failed_with_patch(root, patch, 1)
     assert cause.startswith(
-        "no AutoML candidate could be fitted to the training data: the process scoring each of the 3 "
-        "failed candidate(s) was killed by signal 9"
+        "Out of memory while scoring AutoML candidates (algorithm=auto): 3 of the 3 failed candidate(s) "
+        "ran out of memory ("
     ), cause
-    assert "use an instance type with more memory, or train on a sample of the data" in cause, cause
+    said = "killed by the kernel (SIGKILL: out of memory?)" if how == "sigkill" else "MemoryError: Unable"
+    assert said in cause and "this container has " in cause, cause
+    assert "use an instance type with more memory (a larger instance_type), or train on fewer rows" in cause
+    assert "raising max_runtime_seconds=30 will not help" in cause and "No model was saved." in cause
+    assert "error code: out_of_memory" in read_failure(root)
     assert list((root / "checkpoints").rglob("*.json")) == []
+
+
+REFIT_OUT_OF_MEMORY = """
+from byoc.automl import search
+def refit(*args):
+    raise MemoryError("Unable to allocate 9.3 GiB")
+search.refit = refit
+"""
+
+
+def test_a_final_refit_out_of_memory_saves_the_kept_model_or_fails_as_out_of_memory(tmp_path):
+    """The refit on all rows runs out of memory: the model cross-validation kept is saved
+    (exit 0), the cut saying memory ran out; a job resumed from checkpoints keeps none, and then
+    fails as out of memory (exit 1) — it failed as a budget too small, whose fix (more time)
+    does not help."""
+    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=60, max_candidates=2)
+    (root / "checkpoints").mkdir()
+    first = run_train_patched(root, REFIT_OUT_OF_MEMORY)
+    assert first.returncode == 0, first.stdout + first.stderr
+    automl = json.loads((root / "model" / "model.json").read_text())["details"]["automl"]
+    assert automl["saved_from_cross_validation"] is True
+    assert re.search(
+        r"the refit of \S+ on all 240 rows ran out of memory: the process refitting it raised MemoryError "
+        r"\(Unable to allocate 9.3 GiB\); this container has [\d.]+ GiB of memory",
+        automl["refit_cut"],
+    ), automl["refit_cut"]
+    assert "no refit ended within the instance's memory" in first.stdout + first.stderr
+    shutil.rmtree(root / "model")
+    (root / "model").mkdir()
+    cause = _failed_with_patch(root, REFIT_OUT_OF_MEMORY, 1)
+    assert cause.startswith(
+        "Out of memory while refitting the chosen model on all rows (algorithm=auto): the refit of "
+    ), cause
+    assert "raising max_runtime_seconds=60 will not help" in cause and "budget_too_small" not in cause
 
 
 def _xor_plus_linear_frame(n: int = 800, k: int = 12, seed: int = 0) -> pd.DataFrame:
@@ -718,6 +760,39 @@ def test_a_stack_chosen_on_a_validation_channel_reports_its_cross_validated_vali
     assert "meta-model was fitted on the validation channel" in result.stdout
     assert model["metrics"]["validation"]["f1"] == pytest.approx(automl["held_out_score"])
     assert f"validation:f1={automl['held_out_score']:.6f}" in result.stdout
+
+
+ENDLESS_META_FIT = """
+import time
+from byoc.automl import stack
+stack.fit_meta = lambda *args, **kwargs: time.sleep(3600)
+"""
+
+
+def test_a_chosen_stack_whose_meta_model_fit_cannot_end_saves_the_choice_without_it(tmp_path):
+    """The stack's meta-model fit on all rows ran in the job's process, untimed: a slow one
+    carried the job past its budget.  It is killed at the refit's deadline like every other
+    fit, and the job saves the best choice without the stack (exit 0), saying why."""
+    from byoc import artifact
+    from byoc.automl import blend, stack
+
+    root = _root(tmp_path, _xor_plus_linear_frame(), "label", max_runtime_seconds=60, max_candidates=3)
+    result = run_train_patched(root, ENDLESS_META_FIT, timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "auto: stacked ensemble chosen" in out, out
+    assert re.search(
+        r"auto: no stacked ensemble: chosen, but its meta-model's fit on all 800 rows was stopped after "
+        r"[\d.]+ s: the time budget ran out; saved instead: ",
+        out,
+    ), out
+    final = artifact.load(root / "model").estimator.steps[-1][1]
+    assert not isinstance(final, stack.Stack)
+    automl = json.loads((root / "model" / "model.json").read_text())["details"]["automl"]
+    assert automl["stacked_members"] == [] and automl["saved_from_cross_validation"] is False
+    assert isinstance(final, blend.BlendClassifier) == (len(automl["members"]) > 1)
+    page = (root / "output" / "data" / "report.html").read_text()
+    assert "Stacked ensemble: chosen, but its meta-model" in page
 
 
 def test_a_stacked_ensemble_is_chosen_when_it_scores_best_beyond_the_noise_and_is_served_as_trained(

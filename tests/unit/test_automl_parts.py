@@ -7,7 +7,10 @@ from __future__ import annotations
 import base64
 import json
 import multiprocessing
+import os
 import re
+import shutil
+import signal
 import threading
 import time
 
@@ -16,7 +19,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
-from byoc import artifact, preprocessing
+from byoc import artifact, preprocessing, scoring_code
 from byoc.artifact import BINARY, MULTICLASS, REGRESSION
 from byoc.automl import (
     blend,
@@ -32,7 +35,7 @@ from byoc.automl import (
     stack,
 )
 from byoc.automl.choice import Option, choose, noise
-from byoc.errors import DataError, HyperparameterError, JobStopped
+from byoc.errors import DataError, HyperparameterError, JobStopped, ResourceError
 
 
 def _data(name: str) -> tuple[pd.DataFrame, np.ndarray, str, list]:
@@ -188,8 +191,9 @@ def test_a_refit_in_its_own_process_predicts_as_one_fitted_here():
     ctx = _context("multiclass")
     candidate = candidates.Candidate("gradient_boosting", candidates.ORDINAL, {"max_iter": 20})
     here = search.refit(candidate, ctx, ctx.X, ctx.y)
-    there, why = isolated.refit(candidate, ctx, ctx.X, ctx.y, lambda: (ctx.hard_deadline, "never"))
-    assert why == "" and there is not here
+    refitted = isolated.refit(candidate, ctx, ctx.X, ctx.y, lambda: (ctx.hard_deadline, "never"))
+    there = refitted.model
+    assert refitted.why == "" and not refitted.out_of_memory and there is not here
     assert np.array_equal(there.predict_proba(ctx.X), here.predict_proba(ctx.X))
 
 
@@ -197,10 +201,58 @@ def test_a_refit_past_its_deadline_is_killed_and_says_why():
     ctx = _context("multiclass")
     slow = candidates.Candidate("random_forest", candidates.ORDINAL, {"n_estimators": 5000})
     kill_at = time.monotonic() + 0.5
-    model, why = isolated.refit(slow, ctx, ctx.X, ctx.y, lambda: (kill_at, "the grace period ran out"))
-    assert model is None
-    assert re.fullmatch(r"stopped after [\d.]+ s: the grace period ran out", why), why
+    refitted = isolated.refit(slow, ctx, ctx.X, ctx.y, lambda: (kill_at, "the grace period ran out"))
+    assert refitted.model is None and not refitted.out_of_memory
+    assert re.fullmatch(r"stopped after [\d.]+ s: the grace period ran out", refitted.why), refitted.why
     assert multiprocessing.active_children() == []
+
+
+def _no_memory(*args, **kwargs):
+    raise MemoryError("Unable to allocate 9.3 GiB for an array")
+
+
+def _killed_by_the_kernel(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("how", ["memory_error", "sigkill"])
+def test_a_refit_that_runs_out_of_memory_says_so_with_the_memory_figure(monkeypatch, how):
+    """A MemoryError in the refitting child, or the kernel's OOM killer's SIGKILL, is memory
+    running out — not a "lost" process (MemoryError: its exit code 1) or a budget too small."""
+    ctx = _context("multiclass")
+    monkeypatch.setattr(search, "refit", _no_memory if how == "memory_error" else _killed_by_the_kernel)
+    candidate = candidates.Candidate("linear", candidates.ONEHOT)
+    refitted = isolated.refit(candidate, ctx, ctx.X, ctx.y, lambda: (ctx.hard_deadline, "never"))
+    assert refitted.model is None and refitted.out_of_memory
+    assert refitted.why.startswith("out of memory: the process refitting it "), refitted.why
+    assert "this container has " in refitted.why and " GiB of memory (" in refitted.why
+    if how == "memory_error":
+        assert "raised MemoryError (Unable to allocate 9.3 GiB for an array)" in refitted.why
+    else:
+        assert "killed by the kernel (SIGKILL: out of memory?)" in refitted.why
+
+
+@pytest.mark.parametrize("how", ["memory_error", "sigkill"])
+def test_a_candidate_that_runs_out_of_memory_fails_naming_memory_and_the_search_goes_on(monkeypatch, how):
+    """Memory running out is the instance's size, not the data (it was blamed on the data, as
+    "not fittable"): the candidate's leaderboard message leads with it, with the memory figure."""
+    ctx = _context("regression")
+    real = search.fit_candidate
+
+    def fit(candidate, *args, **kwargs):
+        if candidate.family == "gradient_boosting":
+            (_no_memory if how == "memory_error" else _killed_by_the_kernel)()
+        return real(candidate, *args, **kwargs)
+
+    monkeypatch.setattr(search, "fit_candidate", fit)
+    heavy = candidates.Candidate("gradient_boosting", candidates.ORDINAL)
+    fine = candidates.Candidate("linear", candidates.ONEHOT)
+    finder = search.Search(ctx, search_deadline=lambda done: ctx.hard_deadline, max_candidates=2)
+    results = finder.run([heavy, fine])
+    assert [r.status for r in results] == [search.FAILED, search.COMPLETED]
+    assert results[0].blame == search.MEMORY
+    assert results[0].message.startswith("out of memory"), results[0].message
+    assert "this container has " in results[0].message and "during fold 1 of " in results[0].message
 
 
 class _SlowToSend:
@@ -302,6 +354,41 @@ def test_every_candidate_refused_by_the_data_is_a_user_error_naming_their_errors
         ours, budget=60, before_search=1, reserve=reserve, plan=ctx.plan, costs=costs
     )
     assert not isinstance(error, DataError) and "3 failed" in str(error)
+
+
+def test_every_candidate_failing_with_one_out_of_memory_is_an_out_of_memory_error():
+    """Not "data not fittable": the failure leads with memory, names the candidates, says what
+    to change (and that more time will not help); exit 1 with the code out_of_memory."""
+    ctx = _context("multiclass")
+    failed = [
+        _failed("random_forest", "out of memory (MemoryError); this container has 1.0 GiB", search.MEMORY),
+        _failed("extra_trees", "ValueError: Input X contains infinity", search.DATA),
+    ]
+    error = job.nothing_finished(
+        failed, budget=60, before_search=1, reserve=5.0, plan=ctx.plan, costs=search.CostModel()
+    )
+    assert isinstance(error, ResourceError) and error.code == "out_of_memory"
+    message = str(error)
+    assert message.startswith(
+        "Out of memory while scoring AutoML candidates (algorithm=auto): 1 of the 2 failed candidate(s) "
+        "ran out of memory (random_forest-ordinal: out of memory"
+    ), message
+    assert "not fittable" not in message and "this container has " in message
+    assert "use an instance type with more memory" in message and "fewer rows or columns" in message
+    assert "raising max_runtime_seconds=60 will not help" in message
+
+
+def test_a_refit_out_of_memory_with_no_model_kept_is_an_out_of_memory_error():
+    cut = "the refit of rf on all 10 rows ran out of memory: the process refitting it raised MemoryError"
+    with pytest.raises(ResourceError) as raised:
+        job._kept_fold_model(None, cut, job.StopRequest(), 60, out_of_memory=True)
+    assert raised.value.code == "out_of_memory"
+    assert str(raised.value).startswith(
+        f"Out of memory while refitting the chosen model on all rows (algorithm=auto): {cut}"
+    )
+    assert "raising max_runtime_seconds=60 will not help" in str(raised.value)
+    kept = search.Result(candidates.Candidate("linear", candidates.ONEHOT), search.COMPLETED, model=object())
+    assert job._kept_fold_model(kept, cut, job.StopRequest(), 60, out_of_memory=True) is kept
 
 
 def test_the_quickest_candidate_named_is_one_whose_cost_was_measured():
@@ -422,6 +509,36 @@ def test_on_small_data_selection_starts_from_the_best_candidates_equally_weighte
     assert list(blend.select(ranked, y, goal, BINARY, 2)[0]) == ["m0-onehot"]
     assert blend.initial_members(search.SMALL_ROWS) == blend.SORTED_INIT
     assert blend.initial_members(search.SMALL_ROWS + 1) == 1
+
+
+@pytest.mark.parametrize(
+    ("rows", "cross_validated", "refitted"),
+    [
+        (search.SMALL_ROWS, True, blend.SORTED_INIT),  # small data: the blend starts from 5
+        (search.SMALL_ROWS + 1, True, blend.GROWN_MEMBERS),
+        (search.SMALL_ROWS, False, blend.GROWN_MEMBERS),  # a validation channel: from the best alone
+    ],
+)
+def test_the_search_keeps_the_time_to_refit_every_candidate_the_blend_starts_from(
+    rows, cross_validated, refitted
+):
+    """The search's reserve for the final refit and the blend's start come from one rule: on
+    small data the blend refits its 5 best candidates, and the search kept the time of only 3."""
+    made = [
+        candidates.Candidate("random_forest", candidates.ORDINAL, {"n_estimators": 100 * (i + 1)})
+        for i in range(7)
+    ]
+    completed = [
+        search.Result(c, search.COMPLETED, 0.9 - 0.01 * i, fit_seconds=5.0) for i, c in enumerate(made)
+    ]
+    costs = search.CostModel()
+    for result in completed:
+        costs.record(result, 5)
+    members = blend.refit_members(rows, cross_validated)
+    assert members == refitted and members >= blend.initial_members(rows, cross_validated)
+    reserve = job._search_reserve(completed, costs, 5, members)
+    assert reserve == pytest.approx(sum(costs.refit(r.candidate, 5) for r in completed[:refitted]))
+    assert reserve < sum(costs.refit(r.candidate, 5) for r in completed[: refitted + 1])
 
 
 def test_blend_selection_past_its_deadline_keeps_what_its_first_round_chose():
@@ -616,6 +733,41 @@ def test_the_stacks_scoring_is_stopped_where_it_would_eat_the_final_refits_time(
     assert f"no stacked ensemble: {why}" in caplog.text
 
 
+def test_the_stacks_meta_model_fit_on_all_rows_is_killed_at_its_deadline(monkeypatch):
+    """The meta-model's fit on every out-of-fold row ran in the job's process, untimed: a slow
+    one carried the job past its budget.  It runs in a child killed at the refit's deadline."""
+    ctx = _context("multiclass")
+    ranked = _stack_pool(ctx)
+    meta, why = stack.fit_meta_until(ranked, ctx.y, MULTICLASS, lambda: (time.monotonic() + 600, "never"))
+    assert why == "" and np.allclose(meta.coef_, stack.fit_meta(ranked, ctx.y, MULTICLASS).coef_)
+    monkeypatch.setattr(stack, "fit_meta", lambda *args: time.sleep(3600))
+    kill_at = time.monotonic() + 0.5
+    meta, why = stack.fit_meta_until(ranked, ctx.y, MULTICLASS, lambda: (kill_at, "the time budget ran out"))
+    assert meta is None and multiprocessing.active_children() == []
+    assert re.fullmatch(
+        rf"its meta-model's fit on all {len(ctx.y)} rows was stopped after [\d.]+ s: the time budget ran out",
+        why,
+    ), why
+
+
+def test_a_stack_that_cannot_be_completed_saves_the_blend_chosen_without_it():
+    """Every member of the blend chosen without the stack refitted: that blend is saved, with
+    its weights; one of them missing: the best candidate alone."""
+    ctx = _context("multiclass")
+    ranked = _stack_pool(ctx)
+    fitted = [(r.name, search.refit(r.candidate, ctx, ctx.X, ctx.y), 0.5) for r in ranked]
+    chosen = [(ranked[0], 0.75), (ranked[1], 0.25)]
+    estimator, weights = job._without_stack(fitted, chosen, MULTICLASS, 3)
+    assert isinstance(estimator, blend.BlendClassifier) and weights == {
+        ranked[0].name: 0.75,
+        ranked[1].name: 0.25,
+    }
+    estimator, weights = job._without_stack(fitted[1:], chosen, MULTICLASS, 3)
+    assert estimator is fitted[1][1] and weights == {ranked[1].name: 1.0}
+    estimator, weights = job._without_stack(fitted, [(ranked[0], 1.0)], MULTICLASS, 3)
+    assert estimator is fitted[0][1] and weights == {ranked[0].name: 1.0}
+
+
 def test_a_stack_without_time_beyond_the_refits_is_not_scored_and_says_why():
     """The reserve is the expected refit of what is saved without a stack (the cost model's)."""
     ctx = _context("multiclass")
@@ -673,16 +825,52 @@ def test_a_checkpoint_scored_as_another_problem_type_is_not_resumed():
     assert as_binary != as_multiclass
 
 
-@pytest.mark.parametrize("dist", ["byoc", "scikit-learn"])
-def test_a_checkpoint_scored_by_another_version_of_the_code_is_not_resumed(monkeypatch, dist):
-    """A job restarted on a new image (a fixed candidate, another scikit-learn) scores afresh
-    rather than resume scores the old code measured."""
+def test_a_checkpoint_scored_by_another_scikit_learn_is_not_resumed(monkeypatch):
+    """A job restarted on a new image with another scikit-learn scores afresh rather than
+    resume scores the old library measured."""
     ctx = _context("binary")
     installed = artifact.library_versions()
-    assert installed["byoc"] and installed["scikit-learn"]  # both read from package metadata
+    assert installed["scikit-learn"]  # read from package metadata
     key = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0, problem_type=BINARY)
-    monkeypatch.setattr(checkpoints, "library_versions", lambda: {**installed, dist: "999.0"})
+    monkeypatch.setattr(checkpoints, "library_versions", lambda: {**installed, "scikit-learn": "999.0"})
     assert checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0, problem_type=BINARY) != key
+
+
+def test_a_checkpoint_scored_by_other_byoc_code_of_the_same_version_is_not_resumed(tmp_path, monkeypatch):
+    """byoc's version stays 0.1.0 while its code changes: checkpoints are keyed on a hash of the
+    installed scoring sources, so an image whose search, algorithms, metrics or encoder changed
+    scores afresh, and an unchanged one resumes; neither the version nor other modules count."""
+    ctx = _context("binary")
+    package = tmp_path / "byoc"
+    shutil.copytree(scoring_code.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(scoring_code, "PACKAGE", package)
+    installed = artifact.library_versions()
+    monkeypatch.setattr(checkpoints, "library_versions", lambda: {**installed, "byoc": "0.1.0"})
+    result = search.evaluate(candidates.Candidate("linear", candidates.ONEHOT, {"C": 0.5}), ctx)
+
+    def resumed() -> list[search.Result]:
+        key = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0, problem_type=BINARY)
+        return checkpoints.restore(checkpoints.Checkpoints(tmp_path / "ckpt", key), (len(ctx.y),))
+
+    key = checkpoints.fingerprint(ctx.X, ctx.y, ctx.plan, "F1", 0, problem_type=BINARY)
+    checkpoints.Checkpoints(tmp_path / "ckpt", key).save(result)
+    assert [r.name for r in resumed()] == [result.name]  # unchanged code: resumed
+    (package / "serving" / "__init__.py").write_text("# not scoring code\n")
+    monkeypatch.setattr(checkpoints, "library_versions", lambda: {**installed, "byoc": "0.2.0"})
+    assert [r.name for r in resumed()] == [result.name]  # neither other modules nor the version count
+    for changed in (
+        "automl/search.py",
+        "algorithms/__init__.py",
+        "metrics.py",
+        "preprocessing.py",
+        "values.py",
+    ):
+        source = package / changed
+        original = source.read_bytes()
+        source.write_bytes(original + b"\n# changed\n")
+        assert resumed() == [], changed
+        source.write_bytes(original)
+    assert [r.name for r in resumed()] == [result.name]
 
 
 def test_a_checkpoint_that_cannot_be_written_is_warned_of_once_and_not_tried_again(tmp_path, caplog):

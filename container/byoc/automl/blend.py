@@ -35,12 +35,23 @@ log = logging.getLogger(__name__)
 MAX_POOL = 10  # best candidates the selection draws from
 ROUNDS = 25  # additions (with replacement)
 SORTED_INIT = 5  # small data: selection starts from this many best candidates (see the docstring)
+# what a blend that starts from the best alone is expected to refit: the search keeps the time
+# for that many (the blend may add more; those are left out of it when their refit cannot end)
+GROWN_MEMBERS = 3
 
 
-def initial_members(n_rows: int) -> int:
+def initial_members(n_rows: int, cross_validated: bool = True) -> int:
     """How many of the best candidates selection starts from: ``SORTED_INIT`` on small data (as
-    small as :mod:`.search` scores by repeated cross-validation), else the best alone."""
-    return SORTED_INIT if n_rows <= SMALL_ROWS else 1
+    small as :mod:`.search` scores by repeated cross-validation), else — and on a validation
+    channel, whose held-out rows stay as they were — the best alone."""
+    return SORTED_INIT if cross_validated and n_rows <= SMALL_ROWS else 1
+
+
+def refit_members(n_rows: int, cross_validated: bool = True) -> int:
+    """How many of the best candidates the search keeps the time to refit on all rows: as many
+    as the blend starts from (small data: every one of them is refitted), and at least
+    ``GROWN_MEMBERS``."""
+    return max(initial_members(n_rows, cross_validated), GROWN_MEMBERS)
 
 
 def select(

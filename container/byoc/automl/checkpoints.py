@@ -3,9 +3,9 @@
 SageMaker syncs the checkpoint directory to S3 and restores it when a managed spot job resumes.
 Each finished candidate is two files: its result as JSON (with the host that scored it) and its
 held-out predictions as .npy, written atomically (temp file + rename) under a fingerprint of the
-data, the problem type, the evaluation plan, the objective and the code that scored it (byoc's
-and scikit-learn's versions) — a job restarted on other data, as another problem type, with
-another objective or on another image starts afresh.
+data, the problem type, the evaluation plan, the objective and the code that scored it (a hash
+of byoc's scoring sources, and scikit-learn's version) — a job restarted on other data, as
+another problem type, with another objective or on an image with other scoring code starts afresh.
 """
 
 from __future__ import annotations
@@ -25,10 +25,13 @@ from byoc.artifact import library_versions
 from byoc.automl.candidates import Candidate
 from byoc.automl.search import COMPLETED, FAILED, MEMORY, Plan, Result
 from byoc.oserrors import display_path
+from byoc.scoring_code import code_hash
 
 log = logging.getLogger(__name__)
 FOLDER = "byoc-automl"
-SCORING_CODE = ("byoc", "scikit-learn")  # distributions whose version a checkpointed score depends on
+# distributions whose version a checkpointed score depends on; byoc's own code is hashed instead
+# (its version stays 0.1.0 while the code changes: see byoc.scoring_code)
+SCORING_CODE = ("scikit-learn",)
 
 
 def fingerprint(
@@ -37,11 +40,12 @@ def fingerprint(
     """What a checkpointed score depends on.  ``problem_type`` too: a two-class target's codes,
     rows and plan are the same as binary and as multiclass, and Accuracy is an objective of
     both, but the other metrics differ (binary F1, precision and recall are the positive
-    class's, multiclass ones are macro averages).  byoc's and scikit-learn's versions too: a job
+    class's, multiclass ones are macro averages).  The code too — a hash of byoc's scoring
+    sources (not its version, which a changed image keeps) and scikit-learn's version: a job
     restarted on a new image (a fixed candidate, another scikit-learn) would otherwise resume
     scores the old code measured."""
     versions = library_versions()
-    code = [versions.get(dist, "") for dist in SCORING_CODE]
+    code = [code_hash(), *(versions.get(dist, "") for dist in SCORING_CODE)]
     digest = hashlib.sha256()
     digest.update(
         json.dumps(

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from byoc import outofmemory
 from byoc.automl import search
 from byoc.automl.candidates import Candidate
 
@@ -62,12 +63,18 @@ class Ended:
     seconds: float = 0.0
     progress: tuple[Any, ...] = ()  # the last progress report
     exitcode: int | None = None  # a crashed child's (negative: the signal that killed it)
+    out_of_memory: bool = False  # it crashed running out of memory: a MemoryError, or SIGKILL not ours
+
+
+MEMORY = "memory"  # a child's report of a MemoryError raised by its work
 
 
 def _child(work: Work, pipe: Connection, libc: Any) -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # a lost parent (host) takes it along
     try:
         pipe.send(("result", work(lambda *report: pipe.send(("progress", *report)))))
+    except MemoryError as exc:  # said to the parent, which words it (memory is scarce here)
+        pipe.send((MEMORY, " ".join(str(exc).split())[:200]))
     finally:
         pipe.close()
 
@@ -97,9 +104,18 @@ def run(work: Work, deadline: Deadline) -> Ended:
                     seconds=time.monotonic() - started,
                     progress=progress,
                     exitcode=child.exitcode,
+                    out_of_memory=child.exitcode == -signal.SIGKILL,  # not ours: that is ``killed``
                 )
             if message is None:
                 continue
+            if message[0] == MEMORY:
+                return Ended(
+                    crashed=f"raised MemoryError{f' ({message[1]})' if message[1] else ''}; "
+                    f"this container has {outofmemory.memory_figure()}",
+                    seconds=time.monotonic() - started,
+                    progress=progress,
+                    out_of_memory=True,
+                )
             if message[0] == "progress":
                 progress = tuple(message[1:])
                 continue
@@ -148,25 +164,40 @@ def evaluate(
     if ended.killed:
         after = f" after {ended.seconds:.1f} s: {ended.killed}"
         return _unfinished(candidate, ctx, search.STOPPED, folds, ended.seconds, "stopped", after)
-    what = f"the process scoring it {ended.crashed}"
+    what = _lost("the process scoring it", ended)
     failed = _unfinished(candidate, ctx, search.FAILED, folds, fit_seconds, what)
-    if ended.exitcode == -signal.SIGKILL:  # not killed by us (that is ended.killed): the OOM killer
+    if ended.out_of_memory:
         failed.blame = search.MEMORY
     return failed
 
 
+@dataclass
+class Refitted:
+    """A refit's outcome: the fitted model, or None and why there is none (``out_of_memory``
+    when it ran out of memory: a larger instance, not more time, would let it end)."""
+
+    model: Any
+    why: str = ""
+    out_of_memory: bool = False
+
+
 def refit(
     candidate: Candidate, ctx: search.Context, X: pd.DataFrame, y: np.ndarray, deadline: Deadline
-) -> tuple[Any, str]:
-    """:func:`byoc.automl.search.refit` in a child process killed when ``deadline()`` passes:
-    the fitted model and "", or None and why there is none."""
+) -> Refitted:
+    """:func:`byoc.automl.search.refit` in a child process killed when ``deadline()`` passes."""
     fit = search.refit  # looked up now, in the parent (tests slow it down by replacing it)
     ended = run(lambda report: fit(candidate, ctx, X, y), deadline)
     if ended.finished:
-        return ended.value, ""
+        return Refitted(ended.value)
     if ended.killed:
-        return None, f"stopped after {ended.seconds:.1f} s: {ended.killed}"
-    return None, f"lost: the process refitting it {ended.crashed}"
+        return Refitted(None, f"stopped after {ended.seconds:.1f} s: {ended.killed}")
+    why = _lost("the process refitting it", ended)
+    return Refitted(None, why if ended.out_of_memory else f"lost: {why}", ended.out_of_memory)
+
+
+def _lost(what: str, ended: Ended) -> str:
+    """Why a child crashed, leading with memory when it ran out of it."""
+    return f"{'out of memory: ' if ended.out_of_memory else ''}{what} {ended.crashed}"
 
 
 def _unfinished(
@@ -189,6 +220,8 @@ def _unfinished(
 
 
 def _crash_cause(exitcode: int | None) -> str:
+    if exitcode == -signal.SIGKILL:  # not by us: how the kernel's OOM killer ends a process
+        return f"{outofmemory.KILLED}; this container has {outofmemory.memory_figure()}"
     if exitcode is not None and exitcode < 0:
-        return f"was killed by signal {-exitcode}" + (" (out of memory?)" if exitcode == -9 else "")
+        return f"was killed by signal {-exitcode}"
     return f"ended with exit code {exitcode}"

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from byoc import metrics
+from byoc import metrics, outofmemory
 from byoc.artifact import REGRESSION, Feature
 from byoc.automl import (
     blend,
@@ -224,10 +224,10 @@ def nothing_finished(
     plan: search.Plan,
     costs: search.CostModel,
 ) -> Exception:
-    """Why no candidate finished: failed candidates, named with their errors — the data's fault
-    when scikit-learn refused the data in every one of them (exit 1), else a fault of ours
-    (exit 2) — or a budget too small for the data (the user's to fix: exit 1, naming
-    max_runtime_seconds)."""
+    """Why no candidate finished: failed candidates, named with their errors — the instance's
+    memory when any of them ran out of it (exit 1, ``out_of_memory``), the data's fault when
+    scikit-learn refused the data in every one of them (exit 1), else a fault of ours (exit 2)
+    — or a budget too small for the data (the user's to fix: exit 1, naming max_runtime_seconds)."""
     from byoc.errors import DataError, HyperparameterError
 
     failed = [r for r in results if r.status == search.FAILED]
@@ -236,21 +236,19 @@ def nothing_finished(
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
         rest = len(results) - len(failed)
         tail = f"; {rest} other candidate(s) were stopped or skipped when the time ran out" if rest else ""
-        if all(r.blame == search.MEMORY for r in failed):
-            return DataError(
-                f"no AutoML candidate could be fitted to the training data: the process scoring each "
-                f"of the {len(failed)} failed candidate(s) was killed by signal 9 — how the kernel "
-                f"ends a process when the instance runs out of memory ({named}{more}){tail}; use an "
-                "instance type with more memory, or train on a sample of the data (a restarted job "
-                "scores these candidates again)",
-                code="data_not_fittable",
+        memory = [r for r in failed if r.blame == search.MEMORY]
+        if memory:  # the instance's size: neither the data nor the budget
+            return outofmemory.error(
+                f"scoring AutoML candidates (algorithm=auto): {len(memory)} of the {len(failed)} failed "
+                f"candidate(s) ran out of memory ({named}{more}){tail}",
+                note=f"raising max_runtime_seconds={budget:g} will not help; a restarted job scores "
+                "these candidates again",
             )
-        if all(r.blame in (search.DATA, search.MEMORY) for r in failed):
+        if all(r.blame == search.DATA for r in failed):
             return DataError(
                 f"no AutoML candidate could be fitted to the training data: scikit-learn refused "
                 f"it in each of the {len(failed)} failed candidate(s) ({named}{more}){tail}; fix the "
-                "feature or target values these errors name in the train channel (a candidate that "
-                "ran out of memory needs an instance type with more memory, or a sample of the data)",
+                "feature or target values these errors name in the train channel",
                 code="data_not_fittable",
             )
         return RuntimeError(f"no AutoML candidate finished: {len(failed)} failed ({named}{more}){tail}")
@@ -316,14 +314,16 @@ def _refit(
     deadline: Callable[[bool], tuple[float, str]],
     *,
     fold_is_refit: bool = False,
-) -> tuple[list[tuple[str, Any, float]], str]:
+) -> tuple[list[tuple[str, Any, float]], str, bool]:
     """Fit the chosen candidates on all rows, heaviest weight first, each in a child process
     killed when ``deadline(a member is fitted already)`` passes (a stop signal brings it
     forward); members expected to overrun it are left out once one is fitted.  Returns the
-    fitted members, weights summing to 1, and why a refit was cut ("" when none was).  ``fold_is_refit``: the search's one split
+    fitted members, weights summing to 1, why a refit was cut ("" when none was) and whether a
+    refit ran out of memory.  ``fold_is_refit``: the search's one split
     trained on exactly ``X`` (a validation channel), so a kept fold model is the refit already."""
     fitted: list[tuple[str, Any, float]] = []
     cut = ""
+    out_of_memory = False
     for result, weight in sorted(members, key=lambda m: -m[1]):
         if fold_is_refit and result.model is not None:
             log.info(
@@ -349,9 +349,12 @@ def _refit(
             max(left, 0.0),
         )
         started = time.monotonic()
-        model, why = isolated.refit(result.candidate, ctx, X, y, lambda: deadline(bool(fitted)))
+        refitted = isolated.refit(result.candidate, ctx, X, y, lambda: deadline(bool(fitted)))
+        model = refitted.model
         if model is None:
-            cut = f"the refit of {result.name} on all {len(X)} rows was {why}"
+            was = "ran" if refitted.out_of_memory else "was"
+            cut = f"the refit of {result.name} on all {len(X)} rows {was} {refitted.why}"
+            out_of_memory = out_of_memory or refitted.out_of_memory
             log.warning("auto: %s", cut)
             if time.monotonic() >= deadline(bool(fitted))[0]:
                 break
@@ -359,16 +362,25 @@ def _refit(
         log.info("auto: refitted %s on %d rows in %.1f s", result.name, len(X), time.monotonic() - started)
         fitted.append((result.name, model, weight))
     total = sum(w for _, _, w in fitted)
-    return [(name, model, w / total) for name, model, w in fitted], cut
+    return [(name, model, w / total) for name, model, w in fitted], cut, out_of_memory
 
 
-def _kept_fold_model(kept: search.Result | None, cut: str, stop: StopRequest, budget: float) -> search.Result:
-    """The candidate whose fold model is saved when no refit ended in time; with none kept
-    (candidates restored from checkpoints keep none), the job cannot save a model: a stop
-    ends as stopped (exit 143), the budget's end as a budget too small (exit 1)."""
+def _kept_fold_model(
+    kept: search.Result | None, cut: str, stop: StopRequest, budget: float, out_of_memory: bool = False
+) -> search.Result:
+    """The candidate whose fold model is saved when no refit ended (in time, or within the
+    instance's memory); with none kept (candidates restored from checkpoints keep none), the
+    job cannot save a model: a refit that ran out of memory ends as out of memory (exit 1,
+    ``out_of_memory``), a stop as stopped (exit 143), the budget's end as a budget too small (exit 1)."""
     if kept is not None and kept.model is not None:
         return kept
     from byoc.errors import HyperparameterError, JobStopped
+
+    if out_of_memory:
+        raise outofmemory.error(
+            f"refitting the chosen model on all rows (algorithm=auto): {cut}",
+            note=f"raising max_runtime_seconds={budget:g} will not help",
+        )
 
     if stop.is_set():
         raise JobStopped(f"{cut}, and no model fitted during the cross-validation was kept to save instead")
@@ -453,6 +465,30 @@ def _refit_seconds(
     return sum(
         0.0 if fold_is_refit and r.model is not None else costs.refit(r.candidate, folds) for r, _ in members
     )
+
+
+def _search_reserve(
+    completed: Sequence[search.Result], costs: search.CostModel, folds: int, members: int
+) -> float:
+    """The seconds the search keeps for the final refit: that of the ``members`` best candidates
+    (``completed`` best first), as many as the blend may refit (:func:`blend.refit_members`)."""
+    return sum(costs.refit(r.candidate, folds) for r in completed[:members])
+
+
+def _without_stack(
+    fitted: Sequence[tuple[str, Any, float]],
+    chosen: Sequence[tuple[search.Result, float]],
+    problem_type: str,
+    n_classes: int,
+) -> tuple[Any, dict[str, float]]:
+    """What is saved when a chosen stack cannot be completed from its refitted members
+    (``fitted``, best first): the blend or candidate chosen without it (``chosen``) when every
+    one of its members was refitted, else the best candidate alone."""
+    models = {name: model for name, model, _ in fitted}
+    if all(r.name in models for r, _ in chosen):
+        members = [(r.name, models[r.name], w) for r, w in chosen]
+        return blend.assemble(members, problem_type, n_classes), {r.name: w for r, w in chosen}
+    return fitted[0][1], {fitted[0][0]: 1.0}
 
 
 def _consider_stack(
@@ -653,9 +689,11 @@ def run(
         """When the report must be written: the budget's time, or sooner after a stop signal."""
         return min(finish, stop.deadline())
 
+    cross_validated = validation is None
+    refits = blend.refit_members(int(plan.covered.sum()), cross_validated)
+
     def search_deadline(completed: list[search.Result]) -> float:
-        refit = sum(finder.costs.refit(r.candidate, plan.folds) for r in completed[:3])
-        return hard_deadline - reserve_report - refit
+        return hard_deadline - reserve_report - _search_reserve(completed, finder.costs, plan.folds, refits)
 
     def on_result(result: search.Result, number: int, left: float) -> None:
         _log_candidate(result, number, left, started, goal.name)
@@ -708,7 +746,7 @@ def run(
     y_held = y_all[plan.covered]
     # small data scored by cross-validation: a blend from the best few (a validation channel's
     # held-out rows stay as they were: the model scored on them is saved without a second fit)
-    initial = blend.initial_members(len(y_held)) if validation is None else 1
+    initial = blend.initial_members(len(y_held), cross_validated)
     best = ranked[0]
     fold_is_refit = validation is not None
     refit_deadline = finish_by() - PLOT_SECONDS
@@ -775,21 +813,34 @@ def run(
             return min(finish + BUDGET_SLACK * budget, stop.deadline()), why
         return finish_by() - PLOT_SECONDS, why
 
-    def refit(members: Sequence[tuple[search.Result, float]]) -> tuple[list[tuple[str, Any, float]], str]:
+    def refit(
+        members: Sequence[tuple[search.Result, float]],
+    ) -> tuple[list[tuple[str, Any, float]], str, bool]:
         return _refit(members, X_fit, y_fit, ctx, finder.costs, refit_until, fold_is_refit=fold_is_refit)
+
+    out_of_memory = False
 
     if (
         stacked is not None
         and goal.better(stacked.result.score, best.score)
         and _stack_beyond_noise(stacked, chosen, blend_score, y_held, plan, goal, problem_type, n_classes)
     ):
-        fitted, cut = refit([(m, 1.0) for m in stacked.members])
+        fitted, cut, out_of_memory = refit([(m, 1.0) for m in stacked.members])
+        meta, why_no_meta = None, ""
         if len(fitted) == len(stacked.members):
-            meta = stack.fit_meta(stacked.members, y_held, problem_type)
+            meta, why_no_meta = stack.fit_meta_until(
+                stacked.members, y_held, problem_type, lambda: refit_until(True)
+            )
+        if meta is not None:
             estimator = stack.assemble([(n, m) for n, m, _ in fitted], meta, problem_type, n_classes)
             weights = {stacked.result.name: 1.0}
-        elif fitted:  # out of time for a member: the best candidate alone (refitted first)
-            estimator, weights = fitted[0][1], {fitted[0][0]: 1.0}
+        elif fitted:  # out of time for a member or the meta-model: the best choice without a stack
+            estimator, weights = _without_stack(fitted, chosen, problem_type, n_classes)
+            if why_no_meta:
+                left_out["Stacked ensemble"] = (
+                    f"chosen, but {why_no_meta}; saved instead: {', '.join(weights)}"
+                )
+                log.warning("auto: no stacked ensemble: %s", left_out["Stacked ensemble"])
     elif not_refitted:
         fitted, cut, fallback = (
             [],
@@ -797,18 +848,19 @@ def run(
             best,
         )
     else:
-        fitted, cut = refit(chosen)
+        fitted, cut, out_of_memory = refit(chosen)
         if fitted:
             weights = {name: w for name, _, w in fitted}
             estimator = blend.assemble(fitted, problem_type, n_classes)
     if cut:
         left_out["Refit on all rows"] = cut
     if not fitted:  # no refit ended in time: the best model the cross-validation kept, if any
-        kept = _kept_fold_model(fallback, cut, stop, budget)
+        kept = _kept_fold_model(fallback, cut, stop, budget, out_of_memory)
         estimator, weights = kept.model, {kept.name: 1.0}
         rows_used = len(plan.splits[-1][0])
         saved = f"saved instead: {kept.name} as fitted during cross-validation, on {rows_used} of {len(X_all)} rows"
-        log.warning("auto: %s; %s", cut if not_refitted else "no refit ended in time", saved)
+        ended = "no refit ended within the instance's memory" if out_of_memory else "no refit ended in time"
+        log.warning("auto: %s; %s", cut if not_refitted else ended, saved)
         left_out["Refit on all rows"] = f"{cut}; {saved}"
         kept.message = f"{kept.message}; {saved}".lstrip("; ")
 

@@ -39,7 +39,7 @@ from sklearn.model_selection import (
 )
 from threadpoolctl import threadpool_limits
 
-from byoc import metrics
+from byoc import metrics, outofmemory
 from byoc.algorithms.ensemble import aligned_proba
 from byoc.artifact import REGRESSION, Feature
 from byoc.automl import candidates as cands
@@ -49,8 +49,9 @@ log = logging.getLogger(__name__)
 
 COMPLETED, FAILED, STOPPED, SKIPPED = "Completed", "Failed", "Stopped", "Skipped"
 DATA = "data"  # Result.blame: the library refused the data (the user's to fix), not a bug of ours
-# Result.blame: the process scoring it was SIGKILLed, not by the job — the kernel's OOM killer:
-# the instance's memory, the user's to fix (not checkpointed: a restart on a larger one retries it)
+# Result.blame: it ran out of memory — a MemoryError, or the process scoring it SIGKILLed, not by
+# the job: the kernel's OOM killer.  The instance's size, not the data: the user's to fix with a
+# larger one (not checkpointed: a restart on a larger one retries it)
 MEMORY = "memory"
 MIN_CLASS_ROWS = 2  # stratified k-fold: every fold's training rows must hold every class
 MIN_REGRESSION_ROWS = 5  # 5-fold cross-validation
@@ -89,10 +90,10 @@ def too_few_rows(y: np.ndarray, problem_type: str, labels: Sequence[Any]) -> str
 
 
 def blame(exc: BaseException) -> str:
-    """DATA when ``exc`` is scikit-learn refusing the data — a ValueError raised by its input
-    checks, or memory running out — else "" (a fault of ours, or not known to be the data's)."""
+    """MEMORY when ``exc`` is memory running out; DATA when it is scikit-learn refusing the data
+    (a ValueError raised by its input checks); else "" (a fault of ours, or not known to be the data's)."""
     if isinstance(exc, MemoryError):
-        return DATA
+        return MEMORY
     if not isinstance(exc, ValueError):
         return ""
     tb, module = exc.__traceback__, ""
@@ -153,7 +154,7 @@ class Result:
     oof: np.ndarray | None = field(default=None, repr=False)
     host: str = ""  # where it was scored (several hosts: the Dask worker's host)
     folds_done: int = 0  # folds scored before it completed, failed or was stopped
-    blame: str = ""  # a failure's cause: DATA when scikit-learn refused the data (see :func:`blame`)
+    blame: str = ""  # a failure's cause: DATA, MEMORY or "" (see :func:`blame`)
     # The model fitted on the last fold's training rows: what is saved when the final refit on
     # every row cannot end in time (kept for the best candidate only; see Search._keep_one_model).
     model: Any = field(default=None, repr=False)
@@ -249,12 +250,15 @@ def evaluate(
                 held_out = predict_held_out(model, ctx.X.iloc[test], ctx.problem_type, ctx.n_classes)
         except Exception as exc:  # one candidate failing must not end the search
             log.debug("candidate %s failed", candidate, exc_info=True)
+            said = f"{type(exc).__name__}: {exc}"[:500]
+            if isinstance(exc, MemoryError):
+                said = f"{outofmemory.ran_out(exc)}, during fold {number} of {ctx.plan.folds}"
             return Result(
                 candidate,
                 FAILED,
                 fit_seconds=fit_seconds + time.monotonic() - started,
                 finished_at=ctx.elapsed(),
-                message=f"{type(exc).__name__}: {exc}"[:500],
+                message=said,
                 folds_done=number - 1,
                 blame=blame(exc),
             )

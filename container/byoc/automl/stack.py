@@ -8,7 +8,8 @@ regression on the members' log-probabilities, or non-negative least squares on t
 predictions for regression) is scored by cross-validation on those predictions, and the stack
 is chosen only when that score beats the blend and every candidate by more than the
 cross-validation noise (:mod:`.choice`).  Its members are then refitted on all rows like a
-blend's; the meta-model is fitted on all out-of-fold rows.  Its scoring only uses the time
+blend's; the meta-model is fitted on all out-of-fold rows, in a child process killed at the
+refit's deadline (:func:`fit_meta_until`).  Its scoring only uses the time
 the final refit does not need (:func:`consider`): the stack is optional, a refit on all rows is not.
 
 :func:`meta_features` is the one rule that turns members' predictions into the meta-model's
@@ -153,6 +154,24 @@ def fit_meta(members: Sequence[Result], y: np.ndarray, problem_type: str) -> Any
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return meta_model(problem_type).fit(Z, y)
+
+
+def fit_meta_until(
+    members: Sequence[Result], y: np.ndarray, problem_type: str, deadline: isolated.Deadline
+) -> tuple[Any, str]:
+    """:func:`fit_meta` in a child process killed when ``deadline()`` passes, like every other
+    fit of the job (a meta-model's fit cannot be interrupted): the fitted meta-model and "",
+    or None and why there is none."""
+    fit = fit_meta  # looked up now, in the parent (tests slow it down by replacing it)
+    ended = isolated.run(lambda report: fit(members, y, problem_type), deadline)
+    if ended.finished:
+        return ended.value, ""
+    if ended.killed:
+        return (
+            None,
+            f"its meta-model's fit on all {len(y)} rows was stopped after {ended.seconds:.1f} s: {ended.killed}",
+        )
+    return None, f"its meta-model's fit on all {len(y)} rows failed: the process fitting it {ended.crashed}"
 
 
 class Stack(BaseEstimator):
