@@ -394,6 +394,14 @@ def load(model_dir: Path, *, verify: bool = True) -> ModelArtifact:
         return _load(locate(model_dir), verify)
 
 
+def load_located(folder: Path, *, verify: bool = True) -> ModelArtifact:
+    """:func:`load` of the folder :func:`locate` returned already: a caller that had to locate
+    the model first (serve, to find its code/) does not walk the directory a second time."""
+    folder = Path(folder)
+    with reading(folder):
+        return _load(folder, verify)
+
+
 def _load(model_dir: Path, verify: bool) -> ModelArtifact:
     metadata = _read_metadata(model_dir)
     joblib_path = model_dir / MODEL_FILE
