@@ -69,6 +69,7 @@ FROM_ONE_JOB = (
 REGRESSION = "regression"
 BINARY = "binary_classification"
 MULTICLASS = "multiclass_classification"
+BOOLEAN_TARGET = "boolean"  # model.json target.type: the label column held booleans
 PROBLEM_TYPES = (REGRESSION, BINARY, MULTICLASS)
 
 
@@ -155,6 +156,20 @@ class ModelArtifact:
     @property
     def classes(self) -> list[Any]:
         return list(self.metadata.get("classes") or [])
+
+    @property
+    def served_classes(self) -> list[Any]:
+        """The classes as the server answers them: JSON-native booleans when model.json's
+        ``target.type`` says training's label column held booleans (its classes are the
+        categories ``true``/``false``, as :mod:`byoc.values` spells every boolean); else, and for
+        models trained before ``target.type``, the classes as listed."""
+        target = self.metadata.get("target")
+        if not (isinstance(target, dict) and target.get("type") == BOOLEAN_TARGET):
+            return self.classes
+        from byoc.values import FALSE, TRUE
+
+        booleans = {TRUE: True, FALSE: False}
+        return [booleans[c] if isinstance(c, str) and c in booleans else c for c in self.classes]
 
     @property
     def algorithm(self) -> str:
@@ -392,6 +407,14 @@ def load(model_dir: Path, *, verify: bool = True) -> ModelArtifact:
     model_dir = Path(model_dir)
     with reading(model_dir):
         return _load(locate(model_dir), verify)
+
+
+def load_located(folder: Path, *, verify: bool = True) -> ModelArtifact:
+    """:func:`load` of the folder :func:`locate` returned already: a caller that had to locate
+    the model first (serve, to find its code/) does not walk the directory a second time."""
+    folder = Path(folder)
+    with reading(folder):
+        return _load(folder, verify)
 
 
 def _load(model_dir: Path, verify: bool) -> ModelArtifact:

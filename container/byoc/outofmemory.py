@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from byoc.errors import ResourceError
-from byoc.serving.memory import memory_limit  # imported up front: not when memory has run out
+from byoc.memory_limit import memory_limit  # imported up front: not when memory has run out
 
 # Hyperparameter -> how to change it for a smaller model.  The declarations do not say which
 # hyperparameters size a model (see FINDINGS: a field of theirs would), so the ones that do are

@@ -463,6 +463,16 @@ class Labels:
     def to_list(self) -> list[Any]:
         return list(self.classes)
 
+    @property
+    def booleans(self) -> bool:
+        """Whether every class is a boolean: the label column held JSON ``true``/``false``, a
+        Parquet boolean or CSV ``true``/``FALSE``, which the readers make the categories
+        ``true``/``false`` as :mod:`byoc.values` makes every boolean.  model.json records it
+        (``target.type``), so the server answers booleans where the training data held them."""
+        if self.kind == "bool":
+            return True
+        return self.kind == "str" and set(self.classes) <= {_values.TRUE, _values.FALSE}
+
 
 def _preview(classes: tuple[Any, ...], n: int = 10) -> str:
     shown = ", ".join(repr(c) for c in classes[:n])

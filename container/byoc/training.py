@@ -607,7 +607,11 @@ def _train(
         "problem_type_reason": reason,
         "algorithm": params["algorithm"],
         "hyperparameters": _jsonable(params),
-        "target": {"name": spec.name, "index": spec.index},
+        "target": {
+            "name": spec.name,
+            "index": spec.index,
+            **({"type": artifact.BOOLEAN_TARGET} if labels is not None and labels.booleans else {}),
+        },
         "classes": labels.to_list() if labels is not None else None,
         "features": [f.to_dict() for f in features],
         "time_unit": TIME_UNIT,  # how Parquet dates and times were spelled

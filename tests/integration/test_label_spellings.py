@@ -158,3 +158,61 @@ def test_integer_ids_past_float_precision_are_distinct_classes(tmp_path):
     assert meta["classes"] == [7, 2**53, 2**53 + 1]
     labels, as_csv = _served(root, "-0.9\n0.0\n0.9\n")
     assert labels == [2**53, 2**53 + 1, 7] and as_csv == f"{2**53}\n{2**53 + 1}\n7\n"
+
+
+BOOLEAN_FORMATS = {
+    "jsonlines": ("application/jsonlines", "train.jsonl", jsonlines_bytes),  # "label": true
+    "parquet": ("application/x-parquet", "train.parquet", parquet_bytes),  # a bool column
+    "csv": ("text/csv", "train.csv", lambda frame: csv_bytes(frame, target="label", header=True)),  # True
+}
+
+
+@pytest.mark.parametrize("fmt", list(BOOLEAN_FORMATS))
+def test_a_boolean_label_is_served_as_a_boolean(tmp_path, fmt):
+    """A label column of JSON true/false (or a Parquet boolean) was answered as the strings
+    "true"/"false" in JSON: ``if prediction["predicted_label"]:`` held for every "false". The
+    classes stay the categories true/false (as values spells every boolean); model.json records
+    that the column held booleans, and the server answers booleans in JSON and JSON Lines, and
+    true/false, as CSV training reads them, in CSV. A model trained before that record serves
+    as it did."""
+    content_type, name, encode = BOOLEAN_FORMATS[fmt]
+    x = np.random.default_rng(0).uniform(-1, 1, 120)
+    x = x[np.abs(x) > 0.05]
+    train = pd.DataFrame({"label": x > 0, "x": x})
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {name: encode(train)}},
+        hyperparameters={"algorithm": "decision_tree", "target": "label"},
+        content_types={"train": content_type},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    meta_path = root / "model" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["classes"] == ["false", "true"]
+    assert meta["target"] == {"name": "label", "index": 0, "type": "boolean"}
+
+    rows = json.dumps({"instances": [[0.5], [-0.5]]})
+    server = serving_models.start(root, workers=1)
+    try:
+        response = server.invoke(
+            rows, "application/json", "application/json", "output=predicted_label,labels"
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["predictions"] == [
+            {"predicted_label": True, "labels": [False, True]},
+            {"predicted_label": False, "labels": [False, True]},
+        ]
+        lines = server.invoke(rows, "application/json", "application/jsonlines")
+        assert lines.status_code == 200, lines.text
+        assert lines.text == '{"predicted_label":true}\n{"predicted_label":false}\n'
+        as_csv = server.invoke("0.5\n-0.5\n", "text/csv", "text/csv", "output=predicted_label,probability")
+        assert as_csv.status_code == 200, as_csv.text
+        assert [line.split(",")[0] for line in as_csv.text.splitlines()] == ["true", "false"]
+    finally:
+        server.stop()
+
+    del meta["target"]["type"]  # as train wrote model.json before it recorded the label's type
+    meta_path.write_text(json.dumps(meta))
+    labels, as_csv_text = _served(root, "0.5\n-0.5\n")
+    assert labels == ["true", "false"] and as_csv_text == "true\nfalse\n"

@@ -607,3 +607,27 @@ def test_poisson_criterion_is_checked_against_the_target(y, fragment):
     with pytest.raises(HyperparameterError) as caught:
         builtin.check_poisson_target(params, y, "column 'count'")
     assert fragment in str(caught.value) and "criterion=squared_error" in str(caught.value)
+
+
+@pytest.mark.parametrize("problem_type", ["binary_classification", "regression"])
+def test_an_svm_solution_that_overflows_is_recognised_by_its_values_not_sklearns_wording(
+    problem_type, datasets
+):
+    """kernel_overflow matched scikit-learn's message text: a rewording would have turned the
+    hyperparameter error back into an internal error (exit 2) without any test noticing."""
+    extra = {"kernel": "poly", "degree": 10, "gamma": 1e10}
+    with pytest.raises(ValueError) as raised:
+        fit(problem_type, "svm", datasets, **extra)
+    params = resolve({"algorithm": "svm", **extra})
+    reworded = raised.value
+    reworded.args = ("scikit-learn's message, reworded",)
+    explained = builtin.kernel_overflow(reworded, params)
+    assert explained is not None
+    assert str(explained).startswith("hyperparameters kernel=poly, gamma=1e+10, degree=10, C=1: ")
+    assert "lower gamma" in str(explained)
+    # the old wording without an SVM whose solution is infinite is some other ValueError
+    assert (
+        builtin.kernel_overflow(ValueError("The dual coefficients or intercepts are not finite."), params)
+        is None
+    )
+    assert builtin.kernel_overflow(reworded, resolve({"algorithm": "linear"})) is None

@@ -548,3 +548,20 @@ def test_a_json_answer_of_many_records_is_built_in_a_few_times_its_size(media_ty
         tracemalloc.stop()
     assert answer.count(b'"predicted_label":"no"') == n // 2
     assert peak < most * len(answer), f"{peak / len(answer):.1f} times the answer's {len(answer):,} bytes"
+
+
+def test_csv_spells_boolean_labels_as_training_reads_them_back():
+    """A model trained on a boolean label answers booleans: CSV wrote Python's True/False (and a
+    hook's mixed 1/True column kept 1 apart from true); training reads true/false."""
+    one = Prediction(("predicted_label",), {"predicted_label": [True, False, True]}, 3)
+    assert csv_codec.encode(one) == b"true\nfalse\ntrue\n"
+    two = Prediction(
+        ("predicted_label", "probability"),
+        {"predicted_label": [False, True], "probability": np.array([0.75, 0.5])},
+        2,
+    )
+    assert csv_codec.encode(two) == b"false,0.75\ntrue,0.5\n"
+    mixed = Prediction(("predicted_label",), {"predicted_label": [1, True, "x"]}, 3)
+    assert csv_codec.encode(mixed) == b"1\ntrue\nx\n"
+    labels = Prediction(("labels",), {"labels": [False, True]}, 1)
+    assert csv_codec.encode(labels) == b'"[false,true]"\n'

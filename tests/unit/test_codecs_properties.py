@@ -432,9 +432,11 @@ def test_encoders_give_back_the_labels(values):
 )
 def test_one_field_is_written_as_csv_writer_writes_it(values):
     """Text, numbers, None and their mixes (a hook's predict_fn may return any of them); text
-    with a line break is refused, not written over two lines."""
+    with a line break is refused, not written over two lines; a boolean is true/false, as CSV
+    training reads it back, not Python's True/False."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows([v] for v in values)
+    spelled = [("true" if v else "false") if type(v) is bool else v for v in values]
+    csv.writer(out, lineterminator="\n").writerows([v] for v in spelled)
     prediction = Prediction((PREDICTED_LABEL,), {PREDICTED_LABEL: values}, len(values))
     if _line_break(values):
         with pytest.raises(NotAcceptable):

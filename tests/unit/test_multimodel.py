@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from byoc import memory_limit
 from byoc.errors import ConfigError, ModelLoadError
-from byoc.serving import memory, multimodel
+from byoc.serving import multimodel
 from byoc.serving.multimodel import (
     InsufficientMemory,
     ModelAlreadyLoaded,
@@ -336,14 +337,14 @@ def test_container_memory_prefers_the_cgroup_limit(tmp_path: Path) -> None:
     meminfo.write_text("MemTotal:       16384000 kB\nMemFree: 1 kB\n")
     v2, v1 = tmp_path / "memory.max", tmp_path / "limit_in_bytes"
     v2.write_text("2147483648\n")
-    assert memory.container_memory_bytes(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo) == 2 << 30
+    assert memory_limit.container_memory_bytes(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo) == 2 << 30
     v2.write_text("max\n")
     v1.write_text("1073741824\n")
-    assert memory.container_memory_bytes(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo) == 1 << 30
+    assert memory_limit.container_memory_bytes(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo) == 1 << 30
     v1.write_text("9223372036854771712\n")  # cgroup v1's "no limit"
-    assert memory.container_memory_bytes(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo) == 16384000 * 1024
+    assert memory_limit.container_memory_bytes(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo) == 16384000 * 1024
     v2.write_text(str(64 << 30))  # a limit above the host's memory is no limit
-    assert memory.container_memory_bytes(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo) == 16384000 * 1024
+    assert memory_limit.container_memory_bytes(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo) == 16384000 * 1024
 
 
 def test_budget_is_the_setting_or_a_share_of_the_container() -> None:

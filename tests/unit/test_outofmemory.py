@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from byoc import job, outofmemory
+from byoc import job, memory_limit, outofmemory
 from byoc.environment import MLPaths
 from byoc.errors import ResourceError
-from byoc.serving import memory
-from support import make_ml_root
+from support import CONTAINER, clean_environ, make_ml_root
 
 
 def test_memory_limit_names_where_the_figure_comes_from(tmp_path: Path) -> None:
@@ -18,13 +19,30 @@ def test_memory_limit_names_where_the_figure_comes_from(tmp_path: Path) -> None:
     meminfo.write_text("MemTotal:       16384000 kB\n")
     v2, v1 = tmp_path / "memory.max", tmp_path / "limit_in_bytes"
     v2.write_text("2147483648\n")
-    assert memory.memory_limit(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo) == memory.MemoryLimit(
+    assert memory_limit.memory_limit(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo) == memory_limit.MemoryLimit(
         2 << 30, "cgroup v2 limit"
     )
     v2.write_text("max\n")
-    assert memory.memory_limit(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo).source == "MemTotal"
+    assert memory_limit.memory_limit(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo).source == "MemTotal"
     v1.write_text("1073741824\n")
-    assert memory.memory_limit(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo).source == "cgroup v1 limit"
+    assert memory_limit.memory_limit(cgroup_v2=v2, cgroup_v1=v1, meminfo=meminfo).source == "cgroup v1 limit"
+
+
+def test_training_reads_the_memory_limit_without_the_serving_package() -> None:
+    """The memory figure is the container's, not serving's: training's out-of-memory messages
+    imported byoc.serving (Flask's app, codecs, schema) for it."""
+    code = (
+        "import sys; import byoc.outofmemory, byoc.job; "
+        "print(sorted(m for m in sys.modules if m.startswith('byoc.serving')))"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=clean_environ(PYTHONPATH=str(CONTAINER)),
+    )
+    assert ran.stdout.strip() == "[]", ran.stdout
 
 
 def test_size_hyperparameters_are_the_chosen_algorithms_own() -> None:

@@ -378,3 +378,13 @@ def test_integer_labels_past_float_precision_stay_distinct_classes(dtype):
     assert labels.decode(labels.encode(y, where="train")).tolist() == big * 4
     held = series([2**53 + 1, 2**53, 7], dtype="int64")  # a validation channel's Parquet ids
     assert labels.decode(labels.encode(held, where="validation")).tolist() == [2**53 + 1, 2**53, 7]
+
+
+def test_labels_know_when_every_class_is_a_boolean():
+    """The readers make booleans the categories true/false; model.json records that the label
+    column held them, so the server answers booleans (see test_label_spellings)."""
+    assert fit_labels(pd.Series(["true", "false", "true"], name="y")).booleans
+    assert fit_labels(pd.Series([True, False], name="y")).booleans
+    assert not fit_labels(pd.Series(["true", "maybe"], name="y")).booleans
+    assert not fit_labels(pd.Series(["yes", "no"], name="y")).booleans
+    assert not fit_labels(pd.Series([0, 1], name="y")).booleans

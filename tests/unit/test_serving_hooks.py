@@ -329,3 +329,32 @@ def test_start_up_and_load_use_the_code_packed_with_a_model_under_a_top_level_fo
     loaded = handler_module.load(model_dir, ServingSettings(), environ)
     assert isinstance(loaded, HooksHandler)
     assert (loaded.program, loaded.model) == (packed / "code" / "inference.py", str(packed))
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_serving_byocs_model_locates_it_once(tmp_path, monkeypatch, nested):
+    """handler.load located the model (model_folder, to find its code/) and the loader located it
+    again: a second walk of the model directory, which for a directory without model.json is the
+    whole tree twice before the same refusal."""
+    from byoc import artifact
+    from byoc.serving import handler as handler_module
+
+    model_dir = tmp_path / "model"
+    save_constant_model(model_dir / "packed" if nested else model_dir, 3.0)
+    calls: list[Path] = []
+    real = artifact.locate
+
+    def counting(directory: Path) -> Path:
+        calls.append(directory)
+        return real(directory)
+
+    monkeypatch.setattr(artifact, "locate", counting)
+    loaded = handler_module.load(model_dir, ServingSettings(), {})
+    assert loaded.predictor is not None and calls == [model_dir]
+
+    calls.clear()
+    empty = tmp_path / "empty"
+    (empty / "deep" / "deeper").mkdir(parents=True)
+    with pytest.raises(ModelLoadError, match=artifact.METADATA_FILE):
+        handler_module.load(empty, ServingSettings(), {})
+    assert calls == [empty]

@@ -690,12 +690,31 @@ def _number(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def kernel_overflow(exc: ValueError, params: Mapping[str, Any]) -> HyperparameterError | None:
-    """The hyperparameter error for scikit-learn's "dual coefficients ... are not finite", or None.
+def _unfinite_solution(exc: BaseException) -> bool:
+    """Whether ``exc`` left a libsvm fit whose solution is not finite.
 
-    libsvm's solution overflows float64 when the kernel's values do: on standardised inputs only
-    the poly kernel gets there, (gamma x.y)^degree with a large gamma or degree."""
-    if params["algorithm"] != "svm" or "dual coefficients or intercepts are not finite" not in str(exc):
+    scikit-learn refuses such a fit with a ValueError raised in the SVM's own ``fit``, after
+    libsvm set ``dual_coef_`` and ``intercept_``: the frames the exception passed through hold
+    that SVM (a calibration fold's clone included), so its solution is checked itself rather
+    than scikit-learn's wording, which a rewording would silently stop matching."""
+    frame = exc.__traceback__
+    while frame is not None:
+        fitted = frame.tb_frame.f_locals.get("self")
+        if isinstance(fitted, (SVC, SVR)):  # the SVMs svm builds
+            solution = [getattr(fitted, name, None) for name in ("dual_coef_", "intercept_")]
+            values = [part.data if sparse.issparse(part) else part for part in solution if part is not None]
+            if len(values) == 2 and not all(np.isfinite(part).all() for part in values):
+                return True
+        frame = frame.tb_next
+    return False
+
+
+def kernel_overflow(exc: ValueError, params: Mapping[str, Any]) -> HyperparameterError | None:
+    """The hyperparameter error for an svm fit whose solution came out infinite, or None.
+
+    libsvm's solution overflows float64 when the kernel's values are huge: on standardised
+    inputs only the poly kernel gets there, (gamma x.y)^degree with a large gamma or degree."""
+    if params["algorithm"] != "svm" or not _unfinite_solution(exc):
         return None
     return HyperparameterError(
         f"hyperparameters kernel={params['kernel']}, gamma={_number(params['gamma'])}, "

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from byoc import values
+from byoc.arrowerrors import blames_input
 from byoc.data.partitions import with_partitions
 from byoc.data.sources import Source, unreadable
 from byoc.data.tabular import (
@@ -102,9 +103,9 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
 def _read_one(source: Source) -> tuple[pa.Table, bool]:
     try:
         table = pajson.read_json(source.arrow_input(), read_options=pajson.ReadOptions(block_size=1 << 22))
-    except MemoryError:  # pyarrow's ArrowMemoryError: reading line by line would need more
-        raise
-    except (pa.ArrowException, DataError):
+    except (pa.ArrowException, DataError) as exc:
+        if not blames_input(exc):  # reading line by line would need more
+            raise
         return _read_lines(source)
     except (OSError, EOFError) as exc:
         raise unreadable(source.name, exc) from exc

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from byoc.arrowerrors import blames_input
 from byoc.data.partitions import with_partitions
 from byoc.data.sources import Source
 from byoc.data.tabular import (
@@ -45,9 +46,9 @@ def _read_one(source: Source) -> pa.Table:
         # FieldRef"): name them from the footer, as the CSV reader does, not call the file corrupt.
         check_unique(source.name, [str(name) for name in pq.read_schema(handle()).names], fix=DUPLICATE_FIX)
         table = pq.read_table(handle())
-    except MemoryError:  # pyarrow's ArrowMemoryError is an ArrowException too: not the file's fault
-        raise
     except (pa.ArrowException, OSError, ValueError) as exc:
+        if not blames_input(exc):
+            raise
         raise DataError(
             f"{source.name}: cannot be read as Parquet ({exc}); the file is corrupt or "
             "truncated: write it again",

@@ -16,6 +16,7 @@ import logging
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from byoc.arrowerrors import blames_input
 from byoc.data.parquet_reader import MAGIC
 from byoc.data.sources import Source
 from byoc.errors import DataError
@@ -83,9 +84,9 @@ def _is_object(data: bytes, buffer: pa.Buffer, start: int, end: int) -> bool:
                 first = min((o for o in offsets if o > 0), default=0)  # 0: no page written there
                 if first < 4 or first + chunk.total_compressed_size > footer_start:
                     return False
-    except MemoryError:  # pyarrow's ArrowMemoryError: not a sign of a cut file
-        raise
-    except (pa.ArrowException, OSError, ValueError):
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        if not blames_input(exc):  # not a sign of a cut file
+            raise
         return False
     return True
 

@@ -160,9 +160,10 @@ class ModelHandler:
         self.max_payload_bytes = settings.max_payload_bytes
 
     @classmethod
-    def load(cls, model_dir: Path, settings: ServingSettings) -> ModelHandler:
-        """Load and sha256-verify model.joblib + model.json, and prepare them to serve."""
-        return cls(prepare(artifact.load(model_dir), settings.compiled_inference), settings)
+    def load(cls, folder: Path, settings: ServingSettings) -> ModelHandler:
+        """Load and sha256-verify model.joblib + model.json in ``folder``, the one
+        :func:`artifact.locate` found (handler.load locates it once), and prepare them to serve."""
+        return cls(prepare(artifact.load_located(folder), settings.compiled_inference), settings)
 
     def predict_body(self, body: RequestBody, decoder: codecs.Decoder, fields: tuple[str, ...]) -> Prediction:
         """Decode and predict slice by slice, so a large line-oriented body never sits whole."""

@@ -132,7 +132,9 @@ def load(model_dir: Path, settings: ServingSettings, environ: Mapping[str, str] 
     before = resident_bytes()
     environ = os.environ if environ is None else environ
     with artifact.reading(model_dir):  # a directory this uid cannot read fails here first
-        # a model.tar.gz packed with its top-level folder: the model, and its code/, are there
+        # a model.tar.gz packed with its top-level folder: the model, and its code/, are there.
+        # Without a program found at the top, model_folder has located the model: byoc's own
+        # model loads from that folder without locating it again.
         model_dir = model_folder(model_dir, environ)
         program = find_program(model_dir, environ)
         handler: Handler = (

@@ -190,7 +190,7 @@ class Predictor:
             log.info("compiled inference: %s", compiled.describe(self.compiled))
         self.schema = RequestSchema(model.features, model.metadata.get("time_unit"))
         self.is_classifier = model.is_classifier
-        self.classes = list(model.classes)
+        self.classes = model.served_classes  # booleans as booleans: what predicted_label answers
         self._class_array = np.array(self.classes + [None], dtype=object)[:-1]
         self.has_proba = self.is_classifier and hasattr(self.estimator, "predict_proba")
         self.labels_from_scores = self.is_classifier and _labels_from_scores(model.estimator)

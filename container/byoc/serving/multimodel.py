@@ -43,6 +43,7 @@ from urllib.parse import unquote, urlparse
 
 from byoc import artifact
 from byoc.errors import ModelLoadError, UserError
+from byoc.memory_limit import container_memory_bytes
 from byoc.serving import memory
 
 log = logging.getLogger("byoc.serving.multimodel")
@@ -108,7 +109,7 @@ def memory_budget(model_memory_mb: int | None, container_bytes: int | None = Non
     if model_memory_mb:
         return model_memory_mb * 1024 * 1024
     if container_bytes is None:
-        container_bytes = memory.container_memory_bytes()
+        container_bytes = container_memory_bytes()
     return int(container_bytes * DEFAULT_MEMORY_SHARE)
 
 

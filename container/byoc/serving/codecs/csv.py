@@ -35,7 +35,7 @@ from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.codecs.json import dumps
 from byoc.serving.output import LABELS, PROBABILITIES, Prediction
 from byoc.serving.schema import Batch, RequestSchema
-from byoc.values import number_text
+from byoc.values import FALSE, TRUE, number_text
 
 MEDIA_TYPE = "text/csv"
 SMALL_BODY = 64 * 1024
@@ -321,6 +321,8 @@ def encode(prediction: Prediction) -> bytes:
         column = prediction.column(field)
         if field in (PROBABILITIES, LABELS):
             column = [dumps(v) for v in column]
+        else:
+            column = _booleans_spelled(prediction.values[field], column)
         columns.append(column)
     lists = prediction.fields[0] in (PROBABILITIES, LABELS)  # JSON arrays as text: csv.writer quotes them
     if (
@@ -338,6 +340,17 @@ def encode(prediction: Prediction) -> bytes:
     out = io.StringIO()
     _csv.writer(out, lineterminator="\n").writerows(zip(*columns, strict=True))
     return out.getvalue().encode("utf-8")
+
+
+def _booleans_spelled(values: object, column: list) -> list:
+    """``column`` with booleans (a model trained on a boolean label answers them) spelled as
+    CSV training reads a boolean back, ``true``/``false`` (:mod:`byoc.values`), not Python's
+    ``True``/``False``."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":  # a regressor's numbers
+        return column
+    if bool not in set(map(type, column)):
+        return column
+    return [(TRUE if v else FALSE) if type(v) is bool else v for v in column]
 
 
 def _refuse_line_breaks(field: str, column: list) -> None:

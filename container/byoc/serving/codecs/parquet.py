@@ -11,8 +11,7 @@ and a slice to no more text than the limit: past either it is a 413, before the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -21,6 +20,7 @@ import pyarrow.parquet as pq
 import pyarrow.types as pat
 
 from byoc import values
+from byoc.arrowerrors import refused_as
 from byoc.errors import DataError, PayloadTooLarge
 from byoc.serving.codecs.base import Decoder
 from byoc.serving.schema import Batch, RequestSchema
@@ -35,20 +35,6 @@ def _undecodable(exc: Exception) -> DataError:
         f"the body is not a Parquet file ({exc}); send the bytes DataFrame.to_parquet writes",
         code="undecodable_body",
     )
-
-
-@contextmanager
-def _refused_as(make: Callable[[Exception], Exception], *errors: type[Exception]) -> Iterator[None]:
-    """``errors`` raised inside as ``make(exc)``, a client's mistake, but for running out of
-    memory: pyarrow's ArrowMemoryError is a MemoryError and an ArrowException, and memory running
-    out in the server is not the body's fault (it goes on to the server's 500, as any MemoryError
-    does; the training readers let it through the same way)."""
-    try:
-        yield
-    except MemoryError:
-        raise
-    except errors as exc:
-        raise make(exc) from None
 
 
 def _unconvertible(exc: Exception) -> DataError:
@@ -69,7 +55,7 @@ def _too_large(what: str, limit: int) -> PayloadTooLarge:
 def _open(body: bytes, limit: int) -> pq.ParquetFile:
     """The file, its size as declared by its footer checked against ``limit``; text columns are
     read as dictionaries, so a slice's text is measured before it is spelled out row by row."""
-    with _refused_as(_undecodable, pa.ArrowException, OSError, ValueError):
+    with refused_as(_undecodable, pa.ArrowException, OSError, ValueError):
         meta = pq.read_metadata(pa.BufferReader(body))
         text = [
             f.name for f in meta.schema.to_arrow_schema() if pat.is_string(f.type) or pat.is_binary(f.type)
@@ -106,7 +92,7 @@ def batches(body: bytes, schema: RequestSchema, limit: int) -> Iterator[Batch]:
         raise _no_rows()
     rows_per_slice = max(1, SLICE_VALUES // max(file.metadata.num_columns, 1))
     start_row = 0
-    with _refused_as(_undecodable, pa.ArrowException, OSError):  # a row group that does not decode
+    with refused_as(_undecodable, pa.ArrowException, OSError):  # a row group that does not decode
         for record_batch in file.iter_batches(batch_size=rows_per_slice):
             table = pa.Table.from_batches([record_batch])
             text = sum(_text_bytes(column) for column in table.columns)
@@ -120,7 +106,7 @@ def batches(body: bytes, schema: RequestSchema, limit: int) -> Iterator[Batch]:
 
 
 def _batch(table: pa.Table, schema: RequestSchema, start_row: int) -> Batch:
-    with _refused_as(_unconvertible, pa.ArrowException, ValueError, TypeError):
+    with refused_as(_unconvertible, pa.ArrowException, ValueError, TypeError):
         # dates, decimals, booleans and dictionaries as training reads them
         columns = [
             values.plain_arrow(column, schema.time_unit(str(name)))
@@ -137,7 +123,7 @@ def _batch(table: pa.Table, schema: RequestSchema, start_row: int) -> Batch:
 
 def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
     """The whole table as one batch (the server predicts a body slice by slice: :func:`batches`)."""
-    with _refused_as(_undecodable, pa.ArrowException, OSError, ValueError):
+    with refused_as(_undecodable, pa.ArrowException, OSError, ValueError):
         table = pq.read_table(pa.BufferReader(body))
     if table.num_rows == 0:
         raise _no_rows()
