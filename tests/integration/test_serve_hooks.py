@@ -6,11 +6,14 @@ the server (gunicorn, two workers, a real socket) and talks HTTP to it.
 
 from __future__ import annotations
 
+import csv as csv_module
+import io
 import json
 import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 import serving_models as sm
@@ -329,6 +332,76 @@ def test_a_predict_fn_answer_byoc_cannot_encode_is_a_500_naming_the_hook_and_the
         assert all(fragment in body["message"] for fragment in fragments), body
         assert "Traceback" not in reply.text
         assert f"request {body['request_id']}: {code}: " in log
+
+
+def test_a_predict_fn_answer_is_written_value_for_value_or_refused_naming_predict_fn(tmp_path):
+    """byoc's output_fn wrote what it could not write faithfully as something else: np.asarray
+    made every value text when one was (``[0, "unknown"]`` answered ``"0"``), CSV and npy wrote
+    Python reprs (``{'label': 'a'}``, ``b'a'``, ``"None"``), and rows of different lengths were an
+    anonymous internal error.  Each value now keeps its type, or predict_fn is named."""
+    root = _root(
+        tmp_path,
+        """
+        ANSWERS = {
+            "abstain": [0, "unknown", 2.5],
+            "flags": [True, "x", None],
+            "records": [{"label": "a", "score": 0.5}] * 3,
+            "bytes": [b"a"] * 3,
+            "ragged": [["a"], ["b", "c"], []],
+            "missing": [1.5, None, 2],
+        }
+
+        def predict_fn(input_data, model, context):
+            return ANSWERS[context.custom_attributes]
+        """,
+    )
+    server = _serve(root)
+    three = support.csv_bytes(ROWS.head(3), target=None)
+
+    def ask(answer: str, accept: str):
+        return server.invoke(three, "text/csv", accept, attributes=answer)
+
+    try:
+        replies = {
+            (answer, accept): ask(answer, accept)
+            for answer in ("abstain", "flags", "records", "bytes", "ragged", "missing")
+            for accept in ("application/json", "text/csv", "application/x-npy")
+        }
+    finally:
+        log = server.stop()
+
+    def labels(answer: str) -> list:
+        reply = replies[(answer, "application/json")]
+        assert reply.status_code == 200, reply.text
+        return [record["predicted_label"] for record in reply.json()["predictions"]]
+
+    assert labels("abstain") == [0, "unknown", 2.5]
+    assert labels("flags") == [True, "x", None]
+    assert labels("missing") == [1.5, None, 2]
+    records = replies[("records", "text/csv")]
+    assert records.status_code == 200, records.text
+    rows = list(csv_module.reader(io.StringIO(records.text)))
+    assert [[json.loads(cell) for cell in row] for row in rows] == [
+        [{"label": "a", "score": 0.5}]
+    ] * 3  # JSON in one cell, as list fields are, not a Python repr
+    missing = replies[("missing", "application/x-npy")]
+    assert missing.status_code == 200, missing.text
+    np.testing.assert_array_equal(np.load(io.BytesIO(missing.content)), [1.5, np.nan, 2.0])
+    refused = {
+        ("abstain", "application/x-npy"): "values of types float, int, str have no application/x-npy form",
+        ("flags", "application/x-npy"): "values of types NoneType, bool, str have no application/x-npy form",
+        ("records", "application/x-npy"): "values of types dict have no application/x-npy form",
+        ("bytes", "text/csv"): "a value of type bytes has no text/csv form",
+        ("bytes", "application/x-npy"): "values of types bytes have no application/x-npy form",
+        ("ragged", "application/json"): "predict_fn returned a list whose record 1 is a list of 1 values",
+    }
+    for key, fragment in refused.items():
+        reply = replies[key]
+        assert reply.status_code == 500, (key, reply.text)
+        body = reply.json()
+        assert body["error"] == "bad_prediction" and fragment in body["message"], (key, body)
+        assert "predict_fn" in body["message"] and "Traceback" not in reply.text
+        assert f"request {body['request_id']}: bad_prediction: " in log
 
 
 def test_transform_fn_mixed_with_other_hooks_stops_serve(tmp_path):

@@ -351,14 +351,7 @@ class ByocHooks:
     def output_fn(self, prediction: Any, accept: str, context: Context) -> tuple[bytes, str]:
         users = not isinstance(prediction, Prediction)  # a user predict_fn's values
         if users:
-            values = np.asarray(prediction)
-            if values.ndim != 1:
-                raise HookError(
-                    f"predict_fn returned a {type(prediction).__name__} of shape {values.shape}; byoc's "
-                    "output_fn encodes one prediction per record (a 1-D array or list): return that, "
-                    "or define output_fn",
-                    code="bad_prediction",
-                )
+            values = _one_per_record(prediction)
             prediction = Prediction((PREDICTED_LABEL,), {PREDICTED_LABEL: values}, len(values))
         if context.records is not None and prediction.n != context.records:
             raise HookError(
@@ -384,6 +377,48 @@ class ByocHooks:
         if CUSTOM_ATTRIBUTES_HEADER.lower() not in {name.lower() for name in context.response_headers}:
             context.response_headers[CUSTOM_ATTRIBUTES_HEADER] = "output=" + ",".join(prediction.fields)
         return body, encoder.media_type
+
+
+_NESTED = (list, tuple, np.ndarray, pd.Series, pd.DataFrame)
+
+
+def _one_per_record(prediction: Any) -> np.ndarray | list:
+    """A user predict_fn's answer as one value per record, each keeping its own type.
+
+    ``np.asarray`` of a list made every value text when one was (``[0, "unknown"]`` answered
+    ``"0"``, ``[True, "x"]`` answered ``"True"``), and a list of lists of different lengths was
+    an anonymous internal error; a 1-D array keeps its dtype, numpy scalars in a list become
+    Python ones (the JSON encoder writes those)."""
+    if isinstance(prediction, (pd.Series, pd.Index)):
+        prediction = prediction.to_numpy()
+    if isinstance(prediction, np.ndarray) and prediction.ndim == 1 and prediction.dtype != object:
+        return prediction
+    if isinstance(prediction, (list, tuple)) or (isinstance(prediction, np.ndarray) and prediction.ndim == 1):
+        values = prediction.tolist() if isinstance(prediction, np.ndarray) else list(prediction)
+        types = set(map(type, values))  # checked per type, at C speed: a batch has a million records
+        if not any(issubclass(t, _NESTED) for t in types):
+            if any(issubclass(t, np.generic) for t in types):
+                values = [v.item() if isinstance(v, np.generic) else v for v in values]
+            return values
+    raise HookError(
+        f"predict_fn returned {_described(prediction)}; byoc's output_fn encodes one prediction per "
+        "record (a 1-D array or list of numbers, strings, booleans or None): return that, "
+        "or define output_fn",
+        code="bad_prediction",
+    )
+
+
+def _described(prediction: Any) -> str:
+    """What a predict_fn answer that is not one value per record is: its type and shape, or
+    the first record that is itself a list when the rows are of different lengths."""
+    name = type(prediction).__name__
+    if not isinstance(prediction, _NESTED):
+        return f"a {name}, not a list"
+    try:
+        return f"a {name} of shape {np.shape(prediction)}"
+    except ValueError:  # rows of different lengths, or values mixed with rows
+        index, value = next((i, v) for i, v in enumerate(prediction) if isinstance(v, _NESTED))
+        return f"a {name} whose record {index + 1} is a {type(value).__name__} of {len(value)} values"
 
 
 def _encoder_default(settings: ServingSettings) -> str | None:
