@@ -404,6 +404,55 @@ def test_a_predict_fn_answer_is_written_value_for_value_or_refused_naming_predic
         assert f"request {body['request_id']}: bad_prediction: " in log
 
 
+def test_an_output_fn_answer_http_cannot_carry_is_bad_output_and_a_blank_type_is_the_default(tmp_path):
+    """A blank content type was sent as an empty Content-Type header; one that is no media type as
+    given; one holding a line break, a response header value holding one, and text with a lone
+    surrogate (which UTF-8 cannot encode) were anonymous internal errors.  Each is now the
+    default type or a 500 ``bad_output`` naming the hook."""
+    root = _root(
+        tmp_path,
+        """
+        def output_fn(prediction, accept, context):
+            body = ",".join(prediction.column("predicted_label"))
+            mode = context.custom_attributes
+            if mode == "header":
+                context.response_headers["X-Note"] = "one\\r\\nX-Injected: 1"
+            if mode == "surrogate":
+                return body + "\\udc80"
+            return body, {"blank": "", "spaces": "  ", "prose": "labels, comma separated",
+                          "split": "text/plain\\r\\nX-Injected: 1"}.get(mode, "text/plain")
+        """,
+    )
+    server = _serve(root)
+    try:
+        replies = {
+            mode: server.invoke(CSV_ROWS, "text/csv", "text/csv;q=0.5, application/json", attributes=mode)
+            for mode in ("plain", "blank", "spaces", "prose", "split", "header", "surrogate")
+        }
+    finally:
+        log = server.stop()
+    labels = ",".join(_expected_labels(root, ROWS))
+    assert replies["plain"].headers["Content-Type"] == "text/plain" and replies["plain"].text == labels
+    for mode in ("blank", "spaces"):  # no content type: the most preferred Accept entry's, as for None
+        assert replies[mode].status_code == 200, replies[mode].text
+        assert replies[mode].headers["Content-Type"] == "application/json" and replies[mode].text == labels
+    for mode, fragment in (
+        (
+            "prose",
+            "output_fn of inference.py returned the content type 'labels, comma separated', which is not",
+        ),
+        ("split", "returned the content type 'text/plain\\r\\nX-Injected: 1', which is not a media type"),
+        ("header", "the hooks of inference.py set the response header 'X-Note' to 'one\\r\\nX-Injected: 1'"),
+        ("surrogate", "output_fn of inference.py returned text that UTF-8 cannot encode"),
+    ):
+        reply = replies[mode]
+        assert reply.status_code == 500, (mode, reply.text)
+        body = reply.json()
+        assert body["error"] == "bad_output" and fragment in body["message"], (mode, body)
+        assert "X-Injected" not in reply.headers and "Traceback" not in reply.text
+        assert f"request {body['request_id']}: bad_output: " in log
+
+
 def test_transform_fn_mixed_with_other_hooks_stops_serve(tmp_path):
     root = _root(
         tmp_path,

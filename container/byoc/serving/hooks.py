@@ -39,6 +39,7 @@ import importlib.util
 import inspect
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -380,6 +381,30 @@ class ByocHooks:
 
 
 _NESTED = (list, tuple, np.ndarray, pd.Series, pd.DataFrame)
+# RFC 9110: a media type is token "/" token; a header name is a token, a value holds no line break
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MEDIA_TYPE = re.compile(f"{_TOKEN}/{_TOKEN}")
+_HEADER_NAME = re.compile(_TOKEN)
+_BREAKS = re.compile(r"[\r\n\0]")
+
+
+def _check_headers(headers: Mapping[Any, Any], program: str) -> None:
+    """The response headers the hooks set (``context.response_headers``), checked before they reach
+    werkzeug and gunicorn, which refused a name that is no token or a value holding a line break
+    with an anonymous internal error (a value with a line break would split the header)."""
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise HookError(
+                f"the hooks of {program} set the response header {name!r}, which is not a header name "
+                "(letters, digits and !#$%&'*+.^_`|~- only, e.g. 'X-Model-Version')",
+                code="bad_output",
+            )
+        if _BREAKS.search(str(value)):
+            raise HookError(
+                f"the hooks of {program} set the response header {name!r} to {str(value)!r}, which holds "
+                "a line break or NUL; a header value is one line",
+                code="bad_output",
+            )
 
 
 def _one_per_record(prediction: Any) -> np.ndarray | list:
@@ -610,7 +635,7 @@ class HooksHandler:
         is the hook's fault, named as such (a 500 whose body says what it returned)."""
         body, content_type = result if isinstance(result, tuple) and len(result) == 2 else (result, None)
         usage = "return bytes or str, or a (body, content_type) pair"
-        if content_type is None:
+        if content_type is None or (isinstance(content_type, str) and not content_type.strip()):
             # the most preferred entry, as werkzeug weighs them: its q is no media type parameter
             best = parse_accept_header(accept, MIMEAccept).best
             content_type = best if best and "*" not in best else self.default_accept
@@ -620,8 +645,23 @@ class HooksHandler:
                 f"({type(content_type).__name__}, not str); {usage}",
                 code="bad_output",
             )
+        elif not _MEDIA_TYPE.fullmatch(parse_options_header(content_type)[0]) or _BREAKS.search(content_type):
+            raise HookError(
+                f"{hook} of {self.program.name} returned the content type {content_type!r}, which is "
+                "not a media type; return one such as 'application/json' or 'text/csv; charset=utf-8'",
+                code="bad_output",
+            )
+        _check_headers(context.response_headers, self.program.name)
         if isinstance(body, str):
-            body = body.encode("utf-8")
+            try:
+                body = body.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise HookError(
+                    f"{hook} of {self.program.name} returned text that UTF-8 cannot encode ({exc.reason} "
+                    f"at character {exc.start}: {body[exc.start : exc.end]!r}, e.g. from decoding with "
+                    "errors='surrogateescape'); return bytes, or text without lone surrogates",
+                    code="bad_output",
+                ) from None
         elif isinstance(body, (bytearray, memoryview)):
             body = bytes(body)
         elif not isinstance(body, bytes):
