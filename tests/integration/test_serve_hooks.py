@@ -167,6 +167,41 @@ def test_an_input_fn_result_byoc_cannot_predict_on_names_the_hook_not_the_client
     }
 
 
+def test_a_frame_mixing_named_and_unnamed_columns_is_refused_not_read_by_position(tmp_path):
+    """Columns ``balance, 0, job, contact`` (age unnamed, balance first) were read by position,
+    ignoring the names: balance as age and age as balance, a plausible wrong label.  A mix is
+    refused, as scikit-learn refuses it; all names or none still predict."""
+    root = _root(
+        tmp_path,
+        """
+        import io
+        import pandas as pd
+
+        def input_fn(request_body, content_type, context):
+            frame = pd.read_csv(io.StringIO(request_body), header=None)
+            if context.custom_attributes == "mixed":
+                return frame[[1, 0, 2, 3]].set_axis(["balance", 0, "job", "contact"], axis=1)
+            if context.custom_attributes == "named":
+                return frame[[1, 0, 2, 3]].set_axis(["balance", "age", "job", "contact"], axis=1)
+            return frame
+        """,
+    )
+    server = _serve(root)
+    try:
+        replies = {
+            mode: server.invoke(CSV_ROWS, "text/csv", attributes=mode) for mode in ("mixed", "named", "none")
+        }
+    finally:
+        server.stop()
+    expected = "\n".join(_expected_labels(root, ROWS)) + "\n"
+    assert replies["named"].text == expected and replies["none"].text == expected
+    mixed = replies["mixed"]
+    assert mixed.status_code == 500 and mixed.json()["error"] == "bad_input_data", mixed.text
+    assert mixed.json()["message"].startswith(
+        "input_fn returned a DataFrame whose columns mix names and other labels ('balance', 0, 'job',"
+    ), mixed.json()
+
+
 def test_output_fn_alone_may_return_body_and_content_type(tmp_path):
     root = _root(
         tmp_path,
