@@ -179,10 +179,16 @@ def test_every_json_shape_gives_the_same_predictions(binary, shape):
     assert labels_of(response) == expected("binary", rows)
 
 
-@pytest.mark.parametrize("body", ["single-record", "single-row"])
+@pytest.mark.parametrize("body", ["single-record", "single-row", "single-features"])
 def test_a_single_json_record_or_row(binary, body):
+    """``{"features": [...]}`` alone is a row, as inside "instances" and in JSON Lines (it was a 400
+    naming an unknown column 'features')."""
     rows = sm.features("binary").iloc[3:4]
-    payload = records(rows)[0] if body == "single-record" else json_rows(rows)[0]
+    payload = {
+        "single-record": records(rows)[0],
+        "single-row": json_rows(rows)[0],
+        "single-features": {"features": json_rows(rows)[0]},
+    }[body]
     response = binary.invoke(json.dumps(payload), "application/json")
     assert labels_of(response) == expected("binary", rows)
 

@@ -6,11 +6,14 @@ the server (gunicorn, two workers, a real socket) and talks HTTP to it.
 
 from __future__ import annotations
 
+import csv as csv_module
+import io
 import json
 import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 import serving_models as sm
@@ -162,6 +165,41 @@ def test_an_input_fn_result_byoc_cannot_predict_on_names_the_hook_not_the_client
     assert rows.json() == {
         "predictions": [{"predicted_label": label} for label in _expected_labels(root, ROWS)]
     }
+
+
+def test_a_frame_mixing_named_and_unnamed_columns_is_refused_not_read_by_position(tmp_path):
+    """Columns ``balance, 0, job, contact`` (age unnamed, balance first) were read by position,
+    ignoring the names: balance as age and age as balance, a plausible wrong label.  A mix is
+    refused, as scikit-learn refuses it; all names or none still predict."""
+    root = _root(
+        tmp_path,
+        """
+        import io
+        import pandas as pd
+
+        def input_fn(request_body, content_type, context):
+            frame = pd.read_csv(io.StringIO(request_body), header=None)
+            if context.custom_attributes == "mixed":
+                return frame[[1, 0, 2, 3]].set_axis(["balance", 0, "job", "contact"], axis=1)
+            if context.custom_attributes == "named":
+                return frame[[1, 0, 2, 3]].set_axis(["balance", "age", "job", "contact"], axis=1)
+            return frame
+        """,
+    )
+    server = _serve(root)
+    try:
+        replies = {
+            mode: server.invoke(CSV_ROWS, "text/csv", attributes=mode) for mode in ("mixed", "named", "none")
+        }
+    finally:
+        server.stop()
+    expected = "\n".join(_expected_labels(root, ROWS)) + "\n"
+    assert replies["named"].text == expected and replies["none"].text == expected
+    mixed = replies["mixed"]
+    assert mixed.status_code == 500 and mixed.json()["error"] == "bad_input_data", mixed.text
+    assert mixed.json()["message"].startswith(
+        "input_fn returned a DataFrame whose columns mix names and other labels ('balance', 0, 'job',"
+    ), mixed.json()
 
 
 def test_output_fn_alone_may_return_body_and_content_type(tmp_path):
@@ -329,6 +367,125 @@ def test_a_predict_fn_answer_byoc_cannot_encode_is_a_500_naming_the_hook_and_the
         assert all(fragment in body["message"] for fragment in fragments), body
         assert "Traceback" not in reply.text
         assert f"request {body['request_id']}: {code}: " in log
+
+
+def test_a_predict_fn_answer_is_written_value_for_value_or_refused_naming_predict_fn(tmp_path):
+    """byoc's output_fn wrote what it could not write faithfully as something else: np.asarray
+    made every value text when one was (``[0, "unknown"]`` answered ``"0"``), CSV and npy wrote
+    Python reprs (``{'label': 'a'}``, ``b'a'``, ``"None"``), and rows of different lengths were an
+    anonymous internal error.  Each value now keeps its type, or predict_fn is named."""
+    root = _root(
+        tmp_path,
+        """
+        ANSWERS = {
+            "abstain": [0, "unknown", 2.5],
+            "flags": [True, "x", None],
+            "records": [{"label": "a", "score": 0.5}] * 3,
+            "bytes": [b"a"] * 3,
+            "ragged": [["a"], ["b", "c"], []],
+            "missing": [1.5, None, 2],
+        }
+
+        def predict_fn(input_data, model, context):
+            return ANSWERS[context.custom_attributes]
+        """,
+    )
+    server = _serve(root)
+    three = support.csv_bytes(ROWS.head(3), target=None)
+
+    def ask(answer: str, accept: str):
+        return server.invoke(three, "text/csv", accept, attributes=answer)
+
+    try:
+        replies = {
+            (answer, accept): ask(answer, accept)
+            for answer in ("abstain", "flags", "records", "bytes", "ragged", "missing")
+            for accept in ("application/json", "text/csv", "application/x-npy")
+        }
+    finally:
+        log = server.stop()
+
+    def labels(answer: str) -> list:
+        reply = replies[(answer, "application/json")]
+        assert reply.status_code == 200, reply.text
+        return [record["predicted_label"] for record in reply.json()["predictions"]]
+
+    assert labels("abstain") == [0, "unknown", 2.5]
+    assert labels("flags") == [True, "x", None]
+    assert labels("missing") == [1.5, None, 2]
+    records = replies[("records", "text/csv")]
+    assert records.status_code == 200, records.text
+    rows = list(csv_module.reader(io.StringIO(records.text)))
+    assert [[json.loads(cell) for cell in row] for row in rows] == [
+        [{"label": "a", "score": 0.5}]
+    ] * 3  # JSON in one cell, as list fields are, not a Python repr
+    missing = replies[("missing", "application/x-npy")]
+    assert missing.status_code == 200, missing.text
+    np.testing.assert_array_equal(np.load(io.BytesIO(missing.content)), [1.5, np.nan, 2.0])
+    refused = {
+        ("abstain", "application/x-npy"): "values of types float, int, str have no application/x-npy form",
+        ("flags", "application/x-npy"): "values of types NoneType, bool, str have no application/x-npy form",
+        ("records", "application/x-npy"): "values of types dict have no application/x-npy form",
+        ("bytes", "text/csv"): "a value of type bytes has no text/csv form",
+        ("bytes", "application/x-npy"): "values of types bytes have no application/x-npy form",
+        ("ragged", "application/json"): "predict_fn returned a list whose record 1 is a list of 1 values",
+    }
+    for key, fragment in refused.items():
+        reply = replies[key]
+        assert reply.status_code == 500, (key, reply.text)
+        body = reply.json()
+        assert body["error"] == "bad_prediction" and fragment in body["message"], (key, body)
+        assert "predict_fn" in body["message"] and "Traceback" not in reply.text
+        assert f"request {body['request_id']}: bad_prediction: " in log
+
+
+def test_an_output_fn_answer_http_cannot_carry_is_bad_output_and_a_blank_type_is_the_default(tmp_path):
+    """A blank content type was sent as an empty Content-Type header; one that is no media type as
+    given; one holding a line break, a response header value holding one, and text with a lone
+    surrogate (which UTF-8 cannot encode) were anonymous internal errors.  Each is now the
+    default type or a 500 ``bad_output`` naming the hook."""
+    root = _root(
+        tmp_path,
+        """
+        def output_fn(prediction, accept, context):
+            body = ",".join(prediction.column("predicted_label"))
+            mode = context.custom_attributes
+            if mode == "header":
+                context.response_headers["X-Note"] = "one\\r\\nX-Injected: 1"
+            if mode == "surrogate":
+                return body + "\\udc80"
+            return body, {"blank": "", "spaces": "  ", "prose": "labels, comma separated",
+                          "split": "text/plain\\r\\nX-Injected: 1"}.get(mode, "text/plain")
+        """,
+    )
+    server = _serve(root)
+    try:
+        replies = {
+            mode: server.invoke(CSV_ROWS, "text/csv", "text/csv;q=0.5, application/json", attributes=mode)
+            for mode in ("plain", "blank", "spaces", "prose", "split", "header", "surrogate")
+        }
+    finally:
+        log = server.stop()
+    labels = ",".join(_expected_labels(root, ROWS))
+    assert replies["plain"].headers["Content-Type"] == "text/plain" and replies["plain"].text == labels
+    for mode in ("blank", "spaces"):  # no content type: the most preferred Accept entry's, as for None
+        assert replies[mode].status_code == 200, replies[mode].text
+        assert replies[mode].headers["Content-Type"] == "application/json" and replies[mode].text == labels
+    for mode, fragment in (
+        (
+            "prose",
+            "output_fn of inference.py returned the content type 'labels, comma separated', which is not",
+        ),
+        ("split", "returned the content type 'text/plain\\r\\nX-Injected: 1', which is not a media type"),
+        ("header", "the hooks of inference.py set the response header 'X-Note' to 'one\\r\\nX-Injected: 1'"),
+        ("surrogate", "output_fn of inference.py returned text that UTF-8 cannot encode"),
+    ):
+        reply = replies[mode]
+        assert reply.status_code == 500, (mode, reply.text)
+        body = reply.json()
+        assert body["error"] == "bad_output" and fragment in body["message"], (mode, body)
+        assert "X-Injected" not in reply.headers and "Traceback" not in reply.text
+        assert f"request {body['request_id']}: bad_output: " in log
 
 
 def test_transform_fn_mixed_with_other_hooks_stops_serve(tmp_path):

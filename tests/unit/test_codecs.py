@@ -463,6 +463,51 @@ def test_npy_encoder_single_field_without_pickles():
     assert array.tolist() == [[0.1, 0.9], [0.6, 0.4]]
 
 
+_NO_FORM = {
+    "bytes": [b"a", b"b"],
+    "bytes array": np.array([b"a", b"b"]),
+    "dates": np.array(["2020-01-01"] * 2, dtype="datetime64[D]"),
+    "objects": [object()] * 2,
+}
+
+
+@pytest.mark.parametrize(
+    "media_type,kind",
+    [("text/csv", kind) for kind in _NO_FORM]
+    + [("application/x-npy", kind) for kind in ("bytes", "objects")],
+)
+def test_csv_and_npy_refuse_values_they_have_no_form_for(media_type, kind):
+    """They wrote Python reprs (``b'a'``, ``<object object at ...>``) as the answer; a TypeError
+    is what byoc's output_fn turns into ``bad_prediction`` naming predict_fn.  (A typed array of
+    bytes or dates is an npy file's own: written as it is.)"""
+    values = _NO_FORM[kind]
+    fields = ("predicted_label",) if media_type == "application/x-npy" else ("predicted_label", "probability")
+    prediction = Prediction(fields, {"predicted_label": values, "probability": np.ones(2)}, 2)
+    with pytest.raises(TypeError, match="form"):
+        codecs.encoders()[media_type].encode(prediction)
+
+
+def test_csv_writes_a_dict_as_json_and_npy_keeps_each_values_type():
+    records = Prediction(
+        ("predicted_label",), {"predicted_label": [{"label": "a", "p": 0.5}, {"label": "b"}]}, 2
+    )
+    rows = list(csv.reader(io.StringIO(codecs.encoders()["text/csv"].encode(records).decode())))
+    assert [json.loads(row[0]) for row in rows] == [{"label": "a", "p": 0.5}, {"label": "b"}]
+    npy = codecs.encoders()["application/x-npy"]
+    for values, expected in (
+        ([1, 2], np.array([1, 2])),
+        ([1.5, None], np.array([1.5, np.nan])),
+        (["a", "b"], np.array(["a", "b"])),
+    ):
+        array = np.load(
+            io.BytesIO(npy.encode(Prediction(("predicted_label",), {"predicted_label": values}, 2)))
+        )
+        assert array.dtype == expected.dtype
+        np.testing.assert_array_equal(array, expected)
+    with pytest.raises(TypeError, match="types int, str have no application/x-npy form"):
+        npy.encode(Prediction(("predicted_label",), {"predicted_label": [0, "unknown"]}, 2))
+
+
 # -- value semantics (byoc.values) in every decoder ----------------------------------------------
 VALUES_SCHEMA = RequestSchema([Feature("word", "categorical", "str"), Feature("x", "numeric", "float64")])
 VALUE_ROWS = [["None", "007"], ["<NA>", " 1e3 "], [True, ""], [" TRUE ", None], ["NA", "2.0"], [None, "-.5"]]

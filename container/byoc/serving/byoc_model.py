@@ -28,8 +28,9 @@ class NotRows(TypeError):
 class ByocModel:
     """A byoc model (model.joblib + model.json) with scikit-learn's ``predict``/``predict_proba``.
 
-    ``X`` is a pandas DataFrame (named columns matched by name, others by position) or a list
-    (or 2-D array) of rows of the model's feature values, checked as request rows are.
+    ``X`` is a pandas DataFrame (named columns matched by name, unnamed ones by position, never
+    a mix) or a list (or 2-D array) of rows of the model's feature values, checked as request
+    rows are.
     """
 
     def __init__(self, predictor: Predictor) -> None:
@@ -47,8 +48,15 @@ class ByocModel:
         nor rows (iterating a dict's keys as rows would blame the client's record for it)."""
         schema = self.predictor.schema
         if isinstance(X, pd.DataFrame):
-            named = all(isinstance(c, str) for c in X.columns)
-            return schema.from_frame(X, positional=not named)
+            named = [isinstance(c, str) for c in X.columns]
+            if any(named) and not all(named):  # by position, the names it has were ignored
+                raise NotRows(
+                    f"{what} a DataFrame whose columns mix names and other labels "
+                    f"({', '.join(map(repr, X.columns))}); name every column by the model's features "
+                    f"({', '.join(map(repr, schema.names))}), or none to pass them in that order, "
+                    "as scikit-learn requires"
+                )
+            return schema.from_frame(X, positional=not any(named))
         rows = np.asarray(X, dtype=object) if isinstance(X, (list, tuple, np.ndarray)) else None
         if rows is not None and rows.ndim == 2:
             return schema.from_rows(rows.tolist())

@@ -39,6 +39,7 @@ import importlib.util
 import inspect
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -351,14 +352,7 @@ class ByocHooks:
     def output_fn(self, prediction: Any, accept: str, context: Context) -> tuple[bytes, str]:
         users = not isinstance(prediction, Prediction)  # a user predict_fn's values
         if users:
-            values = np.asarray(prediction)
-            if values.ndim != 1:
-                raise HookError(
-                    f"predict_fn returned a {type(prediction).__name__} of shape {values.shape}; byoc's "
-                    "output_fn encodes one prediction per record (a 1-D array or list): return that, "
-                    "or define output_fn",
-                    code="bad_prediction",
-                )
+            values = _one_per_record(prediction)
             prediction = Prediction((PREDICTED_LABEL,), {PREDICTED_LABEL: values}, len(values))
         if context.records is not None and prediction.n != context.records:
             raise HookError(
@@ -384,6 +378,72 @@ class ByocHooks:
         if CUSTOM_ATTRIBUTES_HEADER.lower() not in {name.lower() for name in context.response_headers}:
             context.response_headers[CUSTOM_ATTRIBUTES_HEADER] = "output=" + ",".join(prediction.fields)
         return body, encoder.media_type
+
+
+_NESTED = (list, tuple, np.ndarray, pd.Series, pd.DataFrame)
+# RFC 9110: a media type is token "/" token; a header name is a token, a value holds no line break
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MEDIA_TYPE = re.compile(f"{_TOKEN}/{_TOKEN}")
+_HEADER_NAME = re.compile(_TOKEN)
+_BREAKS = re.compile(r"[\r\n\0]")
+
+
+def _check_headers(headers: Mapping[Any, Any], program: str) -> None:
+    """The response headers the hooks set (``context.response_headers``), checked before they reach
+    werkzeug and gunicorn, which refused a name that is no token or a value holding a line break
+    with an anonymous internal error (a value with a line break would split the header)."""
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise HookError(
+                f"the hooks of {program} set the response header {name!r}, which is not a header name "
+                "(letters, digits and !#$%&'*+.^_`|~- only, e.g. 'X-Model-Version')",
+                code="bad_output",
+            )
+        if _BREAKS.search(str(value)):
+            raise HookError(
+                f"the hooks of {program} set the response header {name!r} to {str(value)!r}, which holds "
+                "a line break or NUL; a header value is one line",
+                code="bad_output",
+            )
+
+
+def _one_per_record(prediction: Any) -> np.ndarray | list:
+    """A user predict_fn's answer as one value per record, each keeping its own type.
+
+    ``np.asarray`` of a list made every value text when one was (``[0, "unknown"]`` answered
+    ``"0"``, ``[True, "x"]`` answered ``"True"``), and a list of lists of different lengths was
+    an anonymous internal error; a 1-D array keeps its dtype, numpy scalars in a list become
+    Python ones (the JSON encoder writes those)."""
+    if isinstance(prediction, (pd.Series, pd.Index)):
+        prediction = prediction.to_numpy()
+    if isinstance(prediction, np.ndarray) and prediction.ndim == 1 and prediction.dtype != object:
+        return prediction
+    if isinstance(prediction, (list, tuple)) or (isinstance(prediction, np.ndarray) and prediction.ndim == 1):
+        values = prediction.tolist() if isinstance(prediction, np.ndarray) else list(prediction)
+        types = set(map(type, values))  # checked per type, at C speed: a batch has a million records
+        if not any(issubclass(t, _NESTED) for t in types):
+            if any(issubclass(t, np.generic) for t in types):
+                values = [v.item() if isinstance(v, np.generic) else v for v in values]
+            return values
+    raise HookError(
+        f"predict_fn returned {_described(prediction)}; byoc's output_fn encodes one prediction per "
+        "record (a 1-D array or list of numbers, strings, booleans or None): return that, "
+        "or define output_fn",
+        code="bad_prediction",
+    )
+
+
+def _described(prediction: Any) -> str:
+    """What a predict_fn answer that is not one value per record is: its type and shape, or
+    the first record that is itself a list when the rows are of different lengths."""
+    name = type(prediction).__name__
+    if not isinstance(prediction, _NESTED):
+        return f"a {name}, not a list"
+    try:
+        return f"a {name} of shape {np.shape(prediction)}"
+    except ValueError:  # rows of different lengths, or values mixed with rows
+        index, value = next((i, v) for i, v in enumerate(prediction) if isinstance(v, _NESTED))
+        return f"a {name} whose record {index + 1} is a {type(value).__name__} of {len(value)} values"
 
 
 def _encoder_default(settings: ServingSettings) -> str | None:
@@ -575,7 +635,7 @@ class HooksHandler:
         is the hook's fault, named as such (a 500 whose body says what it returned)."""
         body, content_type = result if isinstance(result, tuple) and len(result) == 2 else (result, None)
         usage = "return bytes or str, or a (body, content_type) pair"
-        if content_type is None:
+        if content_type is None or (isinstance(content_type, str) and not content_type.strip()):
             # the most preferred entry, as werkzeug weighs them: its q is no media type parameter
             best = parse_accept_header(accept, MIMEAccept).best
             content_type = best if best and "*" not in best else self.default_accept
@@ -585,8 +645,23 @@ class HooksHandler:
                 f"({type(content_type).__name__}, not str); {usage}",
                 code="bad_output",
             )
+        elif not _MEDIA_TYPE.fullmatch(parse_options_header(content_type)[0]) or _BREAKS.search(content_type):
+            raise HookError(
+                f"{hook} of {self.program.name} returned the content type {content_type!r}, which is "
+                "not a media type; return one such as 'application/json' or 'text/csv; charset=utf-8'",
+                code="bad_output",
+            )
+        _check_headers(context.response_headers, self.program.name)
         if isinstance(body, str):
-            body = body.encode("utf-8")
+            try:
+                body = body.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise HookError(
+                    f"{hook} of {self.program.name} returned text that UTF-8 cannot encode ({exc.reason} "
+                    f"at character {exc.start}: {body[exc.start : exc.end]!r}, e.g. from decoding with "
+                    "errors='surrogateescape'); return bytes, or text without lone surrogates",
+                    code="bad_output",
+                ) from None
         elif isinstance(body, (bytearray, memoryview)):
             body = bytes(body)
         elif not isinstance(body, bytes):

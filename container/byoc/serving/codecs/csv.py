@@ -322,7 +322,7 @@ def encode(prediction: Prediction) -> bytes:
         if field in (PROBABILITIES, LABELS):
             column = [dumps(v) for v in column]
         else:
-            column = _booleans_spelled(prediction.values[field], column)
+            column = _cells(prediction.values[field], column)
         columns.append(column)
     lists = prediction.fields[0] in (PROBABILITIES, LABELS)  # JSON arrays as text: csv.writer quotes them
     if (
@@ -342,15 +342,28 @@ def encode(prediction: Prediction) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def _booleans_spelled(values: object, column: list) -> list:
-    """``column`` with booleans (a model trained on a boolean label answers them) spelled as
-    CSV training reads a boolean back, ``true``/``false`` (:mod:`byoc.values`), not Python's
-    ``True``/``False``."""
-    if isinstance(values, np.ndarray) and values.dtype.kind == "f":  # a regressor's numbers
+_CELL_TYPES = (str, int, float, type(None), np.number, np.bool_)
+
+
+def _cells(values: object, column: list) -> list:
+    """``column`` as csv.writer is to write it: booleans (a model trained on a boolean label answers
+    them) spelled as CSV training reads a boolean back, ``true``/``false`` (:mod:`byoc.values`),
+    not Python's ``True``/``False``; a dict (a hook's predict_fn may answer one per record) as
+    JSON text, as list fields are, not its Python repr (``{'label': 'a'}``, which no JSON parser
+    reads); a value with no text form of its own (bytes, an object) a TypeError (``b'a'`` and
+    ``<object ...>`` were written as the answer).  Checked once per type: a batch has a million
+    records."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iufU":  # numbers or text
         return column
-    if bool not in set(map(type, column)):
+    types = set(map(type, column))
+    if bool not in types and all(issubclass(t, _CELL_TYPES) for t in types):
         return column
-    return [(TRUE if v else FALSE) if type(v) is bool else v for v in column]
+    for t in types:
+        if not issubclass(t, (*_CELL_TYPES, dict)):
+            raise TypeError(f"a value of type {t.__name__} has no text/csv form")
+    return [
+        (TRUE if v else FALSE) if type(v) is bool else dumps(v) if isinstance(v, dict) else v for v in column
+    ]
 
 
 def _refuse_line_breaks(field: str, column: list) -> None:

@@ -160,7 +160,8 @@ def batch_from_document(document: Any, schema: RequestSchema) -> Batch:
             raise SchemaError(
                 f'"{key}" must hold a list of rows or records, got a {type(inner).__name__}', code="bad_shape"
             )
-    return schema.from_records([document])  # a single record
+    # a single record, or the built-in algorithms' single {"features": [...]}, a row as in a list
+    return batch_from_items([document], schema)
 
 
 def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:

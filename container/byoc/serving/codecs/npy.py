@@ -110,19 +110,35 @@ def encode(prediction: Prediction) -> bytes:
     value = prediction.values[field]
     if field == LABELS:
         value = [value] * prediction.n
-    array = value if isinstance(value, np.ndarray) else np.asarray(value)
+    array = _typed(np.asarray(value, dtype=object)) if isinstance(value, list) else np.asarray(value)
     if array.dtype == object:
-        try:
-            array = (
-                array.astype(np.float64)
-                if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in array.ravel())
-                else array.astype(str)
-            )
-        except (TypeError, ValueError):
-            array = array.astype(str)
+        array = _typed(array)
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     return buf.getvalue()
+
+
+def _typed(values: np.ndarray) -> np.ndarray:
+    """An object array (a list of a hook's predict_fn's values) as the typed array an npy file
+    holds, or a TypeError naming a value that has none: ``np.asarray`` wrote every value as text
+    when one was (``[0, "unknown"]`` as ``"0"``, None beside text as ``"None"``) and other
+    objects as their Python repr (``"{'label': 'a'}"``).  Numbers stay integers or floats (with
+    None: floats, None as NaN, as JSON writes null), booleans booleans, text text."""
+    flat = values.ravel()
+    types = set(map(type, flat))
+    if all(issubclass(t, (bool, np.bool_)) for t in types):
+        return values.astype(bool)
+    if all(issubclass(t, (int, float, np.number)) and not issubclass(t, bool) for t in types):
+        return np.asarray(flat.tolist()).reshape(values.shape)
+    if all(issubclass(t, (int, float, np.number, type(None))) and not issubclass(t, bool) for t in types):
+        return np.array([np.nan if v is None else v for v in flat], np.float64).reshape(values.shape)
+    if all(issubclass(t, str) for t in types):
+        return values.astype(str)
+    names = ", ".join(sorted(t.__name__ for t in types))
+    raise TypeError(
+        f"values of types {names} have no application/x-npy form "
+        "(an npy array holds one type; ask for application/json)"
+    )
 
 
 DECODER = Decoder(MEDIA_TYPE, decode)
