@@ -434,6 +434,21 @@ ERRORS = [
         "undecodable_body",
         ["goes on after its value", "Content-Type application/jsonlines"],
     ),
+    (  # the standard library kept the last value and answered with it, a 200
+        "json record repeating a key",
+        '[{"age": 70, "age": 20, "balance": 1, "job": "a", "contact": "c"}]',
+        "application/json",
+        "duplicate_columns",
+        ["repeats the key 'age'", "the JSON body", "remove the repeated key"],
+    ),
+    (
+        "jsonlines record repeating a key",
+        '{"age": 40, "balance": 1, "job": "a", "contact": "c"}\n'
+        '{"age": 70, "balance": 1, "job": "a", "contact": "c", "age": 20}\n',
+        "application/jsonlines",
+        "duplicate_columns",
+        ["line 2 of the JSON Lines body", "repeats the key 'age'"],
+    ),
     ("jsonlines scalar", '[40, 1, "a", "b"]\n7\n', "application/jsonlines", "bad_row", ["line 2"]),
     (
         "jsonlines blank line",  # skipped, it shifted every later answer onto the wrong input line

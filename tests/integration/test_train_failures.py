@@ -266,6 +266,13 @@ CASES = {
         ),
         [r"^train/a\.jsonl, line 2: not valid JSON"],
     ),
+    "jsonlines_repeated_key": (  # json.loads kept the last value and trained on it
+        dict(
+            channels={"train": {"a.jsonl": b'{"y": "a", "x": 1}\n{"y": "b", "x": 2, "x": 3}\n'}},
+            content_types={"train": "application/jsonlines"},
+        ),
+        [r"^train/a\.jsonl, line 2 repeats the key 'x'", r"remove the repeated key"],
+    ),
     "unknown_content_type": (
         dict(channels={"train": {"a.rec": GOOD}}, content_types={"train": "application/x-recordio-protobuf"}),
         [r"application/x-recordio-protobuf", r"text/csv"],

@@ -610,3 +610,32 @@ def test_csv_spells_boolean_labels_as_training_reads_them_back():
     assert csv_codec.encode(mixed) == b"1\ntrue\nx\n"
     labels = Prediction(("labels",), {"labels": [False, True]}, 1)
     assert csv_codec.encode(labels) == b'"[false,true]"\n'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"job": "tech", "job": "admin"}]',
+        b'{"instances": [{"job": "tech"}], "instances": [{"job": "admin"}]}',
+        b'{"dataframe_split": {"columns": ["job"], "columns": ["job"], "data": [["tech"]]}}',
+    ],
+)
+def test_a_json_object_repeating_a_key_is_refused_whole_and_streamed(body):
+    """The standard library kept the last value of a repeated key and dropped the other: a record
+    answered with one of two values picked silently."""
+    schema = RequestSchema([Feature("job", "categorical", "str")])
+    with pytest.raises(SchemaError) as info:
+        json_codec.decode(body, schema)
+    assert info.value.code == "duplicate_columns" and "repeats the key" in info.value.message
+    with pytest.raises(SchemaError):  # streamed, a second "instances" is a key combined with it
+        list(json_codec.decode_stream(iter([body]), schema))
+
+
+def test_a_streamed_object_repeating_dataframe_split_is_refused():
+    schema = RequestSchema([Feature("job", "categorical", "str")])
+    split = b'{"columns": ["job"], "data": [["tech"]]}'
+    body = b'{"dataframe_split": ' + split + b', "dataframe_split": ' + split + b"}"
+    with mock.patch.object(json_codec, "WHOLE_BODY_CHARS", 8):  # too large to decode whole: streamed
+        with pytest.raises(SchemaError) as info:
+            list(json_codec.decode_stream(iter([body]), schema))
+    assert info.value.code == "duplicate_columns" and "'dataframe_split'" in info.value.message

@@ -7,14 +7,13 @@ by line, which either succeeds or says which line is wrong and why.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from byoc import values
+from byoc import json_objects, values
 from byoc.arrowerrors import blames_input
 from byoc.data.partitions import with_partitions
 from byoc.data.sources import Source, unreadable
@@ -56,7 +55,9 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
             if not line:
                 continue
             try:
-                value = json.loads(line)
+                value = json_objects.loads(line)
+            except json_objects.RepeatedKey as exc:
+                raise DataError(exc.says(f"{source.name}, line {lineno}"), code="duplicate_columns") from None
             except ValueError as exc:
                 raise DataError(
                     f"{source.name}, line {lineno}: not valid JSON ({exc}); each line must hold one "

@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from byoc import json_objects
 from byoc.errors import DataError, PayloadTooLarge, SchemaError
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.output import Prediction
@@ -70,7 +71,9 @@ def _goes_on(position: int) -> DataError:
 
 def loads(body: bytes | str, *, what: str = "the JSON body") -> Any:
     try:
-        return _json.loads(body)
+        return json_objects.loads(body)
+    except json_objects.RepeatedKey as exc:
+        raise SchemaError(exc.says(what), code="duplicate_columns") from None
     except UnicodeDecodeError as exc:
         raise DataError(
             f"{what} is not UTF-8 (byte {exc.start}: {exc.reason}); send UTF-8 JSON", code="undecodable_body"
@@ -174,7 +177,7 @@ STREAM_BATCH_CHARS = (
 WHOLE_BODY_CHARS = 8 * 1024 * 1024  # the most JSON text decoded in one piece (above the 6 MB real-time limit)
 MAX_VALUE_CHARS = 8 * 1024 * 1024  # the largest single row, record or value of a streamed body
 _STREAMED_KEYS = ("instances", "inputs", "dataframe_records")
-_SCANNER = _json.JSONDecoder()
+_SCANNER = json_objects.decoder()
 _WHITESPACE = " \t\n\r"
 
 
@@ -221,6 +224,8 @@ class _Text:
         while True:
             try:
                 value, end = _SCANNER.raw_decode(self.text, self.pos)
+            except json_objects.RepeatedKey as exc:
+                raise SchemaError(exc.says("the JSON body"), code="duplicate_columns") from None
             except ValueError as exc:
                 at = getattr(exc, "pos", self.pos)
                 cut_short = len(self.text) - at <= 16 or "Unterminated" in str(exc)
@@ -405,6 +410,8 @@ def _stream_object(text: _Text, schema: RequestSchema) -> Iterator[Batch]:
             text.expect(",", "between the object's keys")
         key = text.value()
         text.expect(":", "after a key")
+        if key in others or (found and key == "dataframe_split"):
+            raise SchemaError(json_objects.RepeatedKey(key).says("the JSON body"), code="duplicate_columns")
         if key in _WRAPPERS:
             if count:
                 raise SchemaError(

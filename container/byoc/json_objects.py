@@ -1,0 +1,49 @@
+"""JSON objects whose keys appear once: a repeated key is refused, never read as its last value.
+
+The standard library keeps the last of ``{"age": 70, "age": 20}`` and drops the other without a
+word, so a record with a repeated column would be trained on, or answered, with one of two values
+picked silently.  Training's JSON Lines reader and serving's JSON decoders both parse objects with
+:func:`unique_keys` and turn :class:`RepeatedKey` into a message naming the file or body.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class RepeatedKey(ValueError):
+    """A JSON object names ``key`` more than once."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the key {key!r} appears twice in one object")
+        self.key = key
+
+    def says(self, where: str) -> str:
+        """The message for a user: where the object is, the key, and how to fix it."""
+        return (
+            f"{where} repeats the key {self.key!r} in one object (a record names each column once, "
+            "and which of the values is meant cannot be told); remove the repeated key"
+        )
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for :mod:`json`: the object as a dict, or :class:`RepeatedKey`."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise RepeatedKey(key)
+            seen.add(key)
+    return record
+
+
+def loads(text: str | bytes) -> Any:
+    """:func:`json.loads` refusing repeated keys (:class:`RepeatedKey`)."""
+    return json.loads(text, object_pairs_hook=unique_keys)
+
+
+def decoder() -> json.JSONDecoder:
+    """A decoder refusing repeated keys, for ``raw_decode`` over a streamed body."""
+    return json.JSONDecoder(object_pairs_hook=unique_keys)
