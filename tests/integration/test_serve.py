@@ -487,6 +487,14 @@ def test_unsupported_accept_is_406_listing_supported(binary):
         assert media_type in body["message"]
 
 
+def test_an_accept_charset_the_answer_is_not_in_is_406(binary):
+    """It was answered in UTF-8 with no charset on the response, mis-read by a Latin-1 client."""
+    response = binary.invoke("40,1,admin,cellular\n", "text/csv", "text/csv; charset=latin-1")
+    assert_error(response, 406, "not_acceptable", "'latin-1'", "charset=utf-8")
+    response = binary.invoke("40,1,admin,cellular\n", "text/csv", "text/csv; charset=utf-8")
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/csv")
+
+
 def test_unknown_route_and_wrong_method_are_json(binary):
     assert_error(binary.get("/predict"), 404, "not_found", "/invocations")
     assert_error(binary.get("/invocations"), 405, "method_not_allowed")

@@ -94,6 +94,17 @@ def test_not_acceptable(accept):
     assert "text/csv" in info.value.message and info.value.status == 406
 
 
+def test_an_accept_charset_other_than_utf8_is_not_acceptable_unless_another_range_is():
+    """``text/csv; charset=latin-1`` was answered in UTF-8, with no charset on the response."""
+    with pytest.raises(NotAcceptable) as info:
+        codecs.choose_encoder("text/csv; charset=latin-1", "text/csv")
+    assert "'latin-1'" in info.value.message and "charset=utf-8" in info.value.message
+    assert codecs.choose_encoder(
+        "text/csv; charset=latin-1, application/json;q=0.5", "text/csv"
+    ).media_type == ("application/json")
+    assert codecs.choose_encoder("text/csv; charset=UTF-8", "application/json").media_type == "text/csv"
+
+
 def _columns(batch):
     return [list(col) for col in batch.columns]
 

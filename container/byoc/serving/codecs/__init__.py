@@ -22,6 +22,7 @@ from byoc.serving.codecs.base import Decoder, Encoder
 DEFAULT_CONTENT_TYPE = json.MEDIA_TYPE
 DEFAULT_ACCEPT = json.MEDIA_TYPE
 _TEXT_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+_ANSWER_CHARSETS = frozenset({"utf-8", "utf8"})  # answers are UTF-8, which ASCII cannot promise to hold
 
 __all__ = [
     "Decoder",
@@ -85,7 +86,8 @@ def choose_encoder(accept: str | None, request_type: str, default: str | None = 
 
     Missing or ``*/*``: ``default`` (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT) if set, else the
     request's own media type when we can write it, else JSON.  Parameters on the client's
-    media ranges (``text/csv; charset=utf-8``) do not prevent a match.
+    media ranges (``text/csv; charset=utf-8``) do not prevent a match, except a charset other
+    than UTF-8: that range is not one we can answer in (it was answered in UTF-8 regardless).
     """
     table = encoders()
     if default is not None and default in table:
@@ -94,12 +96,19 @@ def choose_encoder(accept: str | None, request_type: str, default: str | None = 
         preferred = request_type if request_type in table else DEFAULT_ACCEPT
     if not accept or not accept.strip():
         return table[preferred]
-    parsed = parse_accept_header(accept, MIMEAccept)
-    bare = MIMEAccept([(value.split(";", 1)[0].strip().lower(), quality) for value, quality in parsed])
+    ranges, charsets = [], []
+    for value, quality in parse_accept_header(accept, MIMEAccept):
+        media_type, params = parse_options_header(value)
+        charset = params.get("charset", "").strip().lower()
+        if charset and charset not in _ANSWER_CHARSETS:
+            charsets.append(charset)  # a range asking for an encoding the answer is not in
+            continue
+        ranges.append((media_type.strip().lower(), quality))
     candidates = [preferred] + [name for name in table if name != preferred]
-    match = bare.best_match(candidates)
+    match = MIMEAccept(ranges).best_match(candidates)
     if match is None:
+        why = f" (answers are UTF-8, not {charsets[0]!r}: ask charset=utf-8 or none)" if charsets else ""
         raise NotAcceptable(
-            f"Accept {accept!r} cannot be satisfied; use one of {', '.join(supported_accept_types())}"
+            f"Accept {accept!r} cannot be satisfied{why}; use one of {', '.join(supported_accept_types())}"
         )
     return table[match]
