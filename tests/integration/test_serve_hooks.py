@@ -426,8 +426,9 @@ def test_a_predict_fn_answer_is_written_value_for_value_or_refused_naming_predic
         ("abstain", "application/x-npy"): "values of types float, int, str have no application/x-npy form",
         ("flags", "application/x-npy"): "values of types NoneType, bool, str have no application/x-npy form",
         ("records", "application/x-npy"): "values of types dict have no application/x-npy form",
-        ("bytes", "text/csv"): "a value of type bytes has no text/csv form",
-        ("bytes", "application/x-npy"): "values of types bytes have no application/x-npy form",
+        ("bytes", "application/json"): "predict_fn returned a value of type bytes for record 1",
+        ("bytes", "text/csv"): "predict_fn returned a value of type bytes for record 1",
+        ("bytes", "application/x-npy"): "predict_fn returned a value of type bytes for record 1",
         ("ragged", "application/json"): "predict_fn returned a list whose record 1 is a list of 1 values",
     }
     for key, fragment in refused.items():

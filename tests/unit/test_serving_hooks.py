@@ -3,8 +3,11 @@ hook's failure or unusable answer is named to the client."""
 
 from __future__ import annotations
 
+import csv
 import datetime
 import decimal
+import io
+import json
 import logging
 import re
 import sys
@@ -12,12 +15,15 @@ import textwrap
 import types
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from byoc.errors import ConfigError, HookError, ModelLoadError, UserError
-from byoc.serving import hooks
+from byoc.serving import codecs, hooks
 from byoc.serving.handler import InferenceRequest
 from byoc.serving.hooks import ByocHooks, Context, Hook, HooksHandler, find_program
+from byoc.serving.output import Prediction
 from byoc.serving.settings import ServingSettings
 from support import save_constant_model
 
@@ -142,19 +148,51 @@ def test_an_output_fn_answer_that_is_no_body_is_a_500_naming_the_hook(tmp_path, 
 
 
 @pytest.mark.parametrize(
-    "values", [[datetime.datetime(2020, 1, 1)], [decimal.Decimal("1.5")], [b"bytes"]], ids=repr
+    "values,said",
+    [
+        ([1, datetime.datetime(2020, 1, 1)], "a value of type datetime for record 2"),
+        ([decimal.Decimal("1.5")], "a value of type Decimal for record 1"),
+        ([b"bytes"], "a value of type bytes for record 1"),
+        (np.array([b"a", b"b"]), "an array of dtype |S1"),
+        (np.array([1 + 2j]), "an array of dtype complex128"),
+        (np.array(["2020-01-01"], dtype="datetime64[D]"), "an array of dtype datetime64[D]"),
+    ],
+    ids=repr,
 )
-def test_predict_fn_values_byocs_output_fn_cannot_write_name_predict_fn(tmp_path, values):
-    """Was an internal error blamed on byoc's output_fn: the values are predict_fn's to fix."""
+@pytest.mark.parametrize("accept", ["application/json", "text/csv", "application/x-npy"])
+def test_predict_fn_values_no_format_can_write_name_predict_fn_and_the_record_for_every_accept(
+    tmp_path, values, said, accept
+):
+    """Was an internal error blamed on byoc's output_fn, then each encoder's own refusal; and a
+    typed array of bytes, complex numbers or dates was written in npy while a list of the same
+    values was refused there too (byoc.serving.cells: one rule for what an answer cell is)."""
     byoc_hooks = ByocHooks(ServingSettings(), None, None)
-    context = Context(str(tmp_path), content_type="text/csv", accept="application/json")
+    context = Context(str(tmp_path), content_type="text/csv", accept=accept)
     with pytest.raises(HookError) as caught:
-        byoc_hooks.output_fn(values, "application/json", context)
+        byoc_hooks.output_fn(values, accept, context)
     assert (caught.value.status, caught.value.code) == (500, "bad_prediction")
-    assert caught.value.message.startswith(
-        "predict_fn returned values byoc's output_fn cannot write as application/json ("
-    ), caught.value.message
-    assert "is not JSON serializable" in caught.value.message
+    assert caught.value.message.startswith(f"predict_fn returned {said}; "), caught.value.message
+    assert "define output_fn" in caught.value.message
+
+
+def _answer(tmp_path, values, accept: str) -> bytes:
+    context = Context(str(tmp_path), content_type="text/csv", accept=accept)
+    body, _ = ByocHooks(ServingSettings(), None, None).output_fn(values, accept, context)
+    return body
+
+
+def test_pandas_missing_values_and_numpy_booleans_are_cells_in_every_format(tmp_path):
+    """pandas' NA (a nullable string or Int64 column's missing value) passed output_fn's check
+    and every encoder refused it; CSV wrote a NumPy boolean among other values as ``True``."""
+    missing = pd.Series(["a", None], dtype="string")
+    assert json.loads(_answer(tmp_path, missing, "application/json")) == {
+        "predictions": [{"predicted_label": "a"}, {"predicted_label": None}]
+    }
+    assert list(csv.reader(io.StringIO(_answer(tmp_path, missing, "text/csv").decode()))) == [["a"], [""]]
+    numbers = np.load(io.BytesIO(_answer(tmp_path, [1.5, pd.NA], "application/x-npy")))
+    np.testing.assert_array_equal(numbers, [1.5, np.nan])
+    flags = Prediction(("predicted_label",), {"predicted_label": [np.bool_(True), "x"]}, 2)
+    assert codecs.encoders()["text/csv"].encode(flags) == b"true\nx\n"
 
 
 def test_no_program_means_byoc_serves_and_a_named_one_must_exist(tmp_path):

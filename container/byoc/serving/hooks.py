@@ -55,7 +55,7 @@ from werkzeug.http import parse_accept_header, parse_options_header
 
 from byoc import artifact, user_script
 from byoc.errors import ConfigError, HookError, ModelLoadError, UserError
-from byoc.serving import codecs
+from byoc.serving import cells, codecs
 from byoc.serving.builtin import decode_batches, default_accept, prepare
 from byoc.serving.byoc_model import ByocModel, NotRows
 from byoc.serving.handler import InferenceRequest, InferenceResponse
@@ -380,7 +380,6 @@ class ByocHooks:
         return body, encoder.media_type
 
 
-_NESTED = (list, tuple, np.ndarray, pd.Series, pd.DataFrame)
 # RFC 9110: a media type is token "/" token; a header name is a token, a value holds no line break
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _MEDIA_TYPE = re.compile(f"{_TOKEN}/{_TOKEN}")
@@ -413,22 +412,43 @@ def _one_per_record(prediction: Any) -> np.ndarray | list:
     ``np.asarray`` of a list made every value text when one was (``[0, "unknown"]`` answered
     ``"0"``, ``[True, "x"]`` answered ``"True"``), and a list of lists of different lengths was
     an anonymous internal error; a 1-D array keeps its dtype, numpy scalars in a list become
-    Python ones (the JSON encoder writes those)."""
+    Python ones (the JSON encoder writes those) and pandas' NA and NaT None.  A value no format
+    has a form for (:mod:`byoc.serving.cells`: bytes, a complex number, a date) is refused here,
+    for every Accept alike, naming its record."""
     if isinstance(prediction, (pd.Series, pd.Index)):
         prediction = prediction.to_numpy()
     if isinstance(prediction, np.ndarray) and prediction.ndim == 1 and prediction.dtype != object:
+        if cells.array_kind(prediction.dtype) is cells.Kind.OTHER:
+            raise _bad_prediction(f"an array of dtype {prediction.dtype}")
         return prediction
     if isinstance(prediction, (list, tuple)) or (isinstance(prediction, np.ndarray) and prediction.ndim == 1):
         values = prediction.tolist() if isinstance(prediction, np.ndarray) else list(prediction)
-        types = set(map(type, values))  # checked per type, at C speed: a batch has a million records
-        if not any(issubclass(t, _NESTED) for t in types):
-            if any(issubclass(t, np.generic) for t in types):
-                values = [v.item() if isinstance(v, np.generic) else v for v in values]
+        kinds = cells.kinds(values)  # checked per type, at C speed: a batch has a million records
+        if cells.Kind.NESTED not in kinds.values():
+            other = next((t for t, k in kinds.items() if k not in cells.WRITABLE), None)
+            if other is not None:
+                index = next(i for i, v in enumerate(values) if type(v) is other)
+                raise _bad_prediction(f"a value of type {other.__name__} for record {index + 1}")
+            if any(
+                issubclass(t, np.generic) or (k is cells.Kind.MISSING and t is not type(None))
+                for t, k in kinds.items()
+            ):
+                values = [_plain(v) for v in values]
             return values
-    raise HookError(
-        f"predict_fn returned {_described(prediction)}; byoc's output_fn encodes one prediction per "
-        "record (a 1-D array or list of numbers, strings, booleans or None): return that, "
-        "or define output_fn",
+    raise _bad_prediction(_described(prediction))
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python one the encoders write, pandas' NA or NaT as None."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return None if value is pd.NA or value is pd.NaT else value
+
+
+def _bad_prediction(what: str) -> HookError:
+    return HookError(
+        f"predict_fn returned {what}; byoc's output_fn encodes one prediction per record (a 1-D "
+        "array or list of numbers, strings, booleans, None or dicts): return that, or define output_fn",
         code="bad_prediction",
     )
 
@@ -437,12 +457,12 @@ def _described(prediction: Any) -> str:
     """What a predict_fn answer that is not one value per record is: its type and shape, or
     the first record that is itself a list when the rows are of different lengths."""
     name = type(prediction).__name__
-    if not isinstance(prediction, _NESTED):
+    if not isinstance(prediction, cells.NESTED):
         return f"a {name}, not a list"
     try:
         return f"a {name} of shape {np.shape(prediction)}"
     except ValueError:  # rows of different lengths, or values mixed with rows
-        index, value = next((i, v) for i, v in enumerate(prediction) if isinstance(v, _NESTED))
+        index, value = next((i, v) for i, v in enumerate(prediction) if isinstance(v, cells.NESTED))
         return f"a {name} whose record {index + 1} is a {type(value).__name__} of {len(value)} values"
 
 

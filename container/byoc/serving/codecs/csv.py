@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from byoc.errors import DataError, NotAcceptable, SchemaError
+from byoc.serving import cells
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.codecs.json import dumps
 from byoc.serving.output import LABELS, PROBABILITIES, Prediction
@@ -342,28 +343,32 @@ def encode(prediction: Prediction) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-_CELL_TYPES = (str, int, float, type(None), np.number, np.bool_)
-
-
 def _cells(values: object, column: list) -> list:
     """``column`` as csv.writer is to write it: booleans (a model trained on a boolean label answers
     them) spelled as CSV training reads a boolean back, ``true``/``false`` (:mod:`byoc.values`),
     not Python's ``True``/``False``; a dict (a hook's predict_fn may answer one per record) as
     JSON text, as list fields are, not its Python repr (``{'label': 'a'}``, which no JSON parser
     reads); a value with no text form of its own (bytes, an object) a TypeError (``b'a'`` and
-    ``<object ...>`` were written as the answer).  Checked once per type: a batch has a million
-    records."""
+    ``<object ...>`` were written as the answer).  The kinds are :mod:`byoc.serving.cells`'."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "iufU":  # numbers or text
         return column
-    types = set(map(type, column))
-    if bool not in types and all(issubclass(t, _CELL_TYPES) for t in types):
+    kinds = cells.kinds(column)
+    if all(k in _AS_IS for k in kinds.values()):
         return column
-    for t in types:
-        if not issubclass(t, (*_CELL_TYPES, dict)):
+    for t, k in kinds.items():
+        if k not in cells.WRITABLE:
             raise TypeError(f"a value of type {t.__name__} has no text/csv form")
-    return [
-        (TRUE if v else FALSE) if type(v) is bool else dumps(v) if isinstance(v, dict) else v for v in column
-    ]
+    return [_cell(v, kinds[type(v)]) for v in column]
+
+
+_AS_IS = frozenset({cells.Kind.MISSING, cells.Kind.NUMBER, cells.Kind.TEXT})
+"""The kinds csv.writer writes as CSV is read back (None as an empty cell)."""
+
+
+def _cell(value: object, kind: cells.Kind) -> object:
+    if kind is cells.Kind.BOOLEAN:
+        return TRUE if value else FALSE
+    return dumps(value) if kind is cells.Kind.OBJECT else value
 
 
 def _refuse_line_breaks(field: str, column: list) -> None:

@@ -1,0 +1,77 @@
+"""What kind of value one answer cell is: the one rule byoc's output_fn (a user ``predict_fn``'s
+values) and every encoder classify answers by.
+
+A hook's ``output_fn`` stand-in checked the values it takes, and the CSV and npy encoders each
+classified them again with their own type lists, which disagreed: a list of bytes, a complex or
+datetime64 array passed the first and were refused by JSON and CSV but written by npy, pandas'
+NA passed it and every encoder refused it, and CSV wrote a NumPy boolean as ``True``.
+
+An answer cell is missing (:data:`Kind.MISSING`, or a float NaN: :func:`is_missing`), a
+boolean, a number (integers and real floats), text, an object (a dict, written as JSON) or a
+nested value (one record holding a list or array: no cell); anything else has no form in any
+format byoc writes.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+NESTED = (list, tuple, np.ndarray, pd.Series, pd.DataFrame)
+"""A value that holds many: a record's answer that is one of these is a row, not a cell."""
+_MISSING = (type(None), type(pd.NA), type(pd.NaT))
+
+
+class Kind(enum.Enum):
+    MISSING = "missing"
+    BOOLEAN = "boolean"
+    NUMBER = "number"
+    TEXT = "text"
+    OBJECT = "object"
+    NESTED = "nested"
+    OTHER = "other"
+
+
+WRITABLE = frozenset({Kind.MISSING, Kind.BOOLEAN, Kind.NUMBER, Kind.TEXT, Kind.OBJECT})
+"""The kinds some format byoc writes has a form for (npy: not every mix of them)."""
+
+
+def kind(t: type) -> Kind:
+    """The kind of a value of type ``t`` (asked once per type: a batch has a million records)."""
+    if issubclass(t, _MISSING):
+        return Kind.MISSING
+    if issubclass(t, (bool, np.bool_)):  # before numbers: bool is an int
+        return Kind.BOOLEAN
+    if issubclass(t, (int, float, np.integer, np.floating)):
+        return Kind.NUMBER
+    if issubclass(t, str):
+        return Kind.TEXT
+    if issubclass(t, dict):
+        return Kind.OBJECT
+    if issubclass(t, NESTED):
+        return Kind.NESTED
+    return Kind.OTHER
+
+
+def kinds(values: Iterable[Any]) -> dict[type, Kind]:
+    """The kind of each distinct type among ``values`` (the types found at C speed)."""
+    return {t: kind(t) for t in set(map(type, values))}
+
+
+def array_kind(dtype: np.dtype) -> Kind | None:
+    """The kind of every value of a typed array; None for an object array (value by value)."""
+    if dtype.kind == "O":
+        return None
+    return {"b": Kind.BOOLEAN, "i": Kind.NUMBER, "u": Kind.NUMBER, "f": Kind.NUMBER, "U": Kind.TEXT}.get(
+        dtype.kind, Kind.OTHER
+    )
+
+
+def is_missing(value: Any) -> bool:
+    """None, pandas' NA or NaT, or a float NaN: a missing answer, spelled per format (README)."""
+    return isinstance(value, _MISSING) or (isinstance(value, (float, np.floating)) and math.isnan(value))
