@@ -19,7 +19,7 @@ import pytest
 import serving_models as sm
 
 import support
-from byoc import artifact
+from byoc import artifact, values
 
 ROWS = sm.features("binary").head(5)
 CSV_ROWS = support.csv_bytes(ROWS, target=None)
@@ -586,3 +586,63 @@ def test_a_model_json_of_the_users_own_training_script_does_not_stop_their_hooks
         in stderr
     )
     assert "define input_fn(request_body, content_type)" in stderr and "Traceback" not in stderr
+
+
+def test_a_missing_answer_value_is_spelled_as_each_formats_readers_take_a_missing_value(tmp_path):
+    """CSV wrote a NaN from predict_fn as ``nan`` (a category when training reads it in a text
+    column) where JSON wrote ``null``: a missing value is now ``null`` in JSON and JSON Lines, an
+    empty cell in CSV (missing in any column by byoc.values' rule), NaN among numbers in npy."""
+    root = _root(
+        tmp_path,
+        """
+        import numpy as np
+        import pandas as pd
+
+        ANSWERS = {
+            "array": np.array([1.5, np.nan, np.inf]),
+            "list": [1.5, float("nan"), None],
+            "text": ["a", pd.NA, float("nan")],
+        }
+
+        def predict_fn(input_data, model, context):
+            return ANSWERS[context.custom_attributes]
+        """,
+    )
+    server = _serve(root)
+    three = support.csv_bytes(ROWS.head(3), target=None)
+    accepts = ("application/json", "application/jsonlines", "text/csv", "application/x-npy")
+    try:
+        replies = {
+            (answer, accept): server.invoke(three, "text/csv", accept, attributes=answer)
+            for answer in ("array", "list", "text")
+            for accept in accepts
+        }
+    finally:
+        server.stop()
+    expected = {"array": [1.5, None, None], "list": [1.5, None, None], "text": ["a", None, None]}
+    for answer, labels in expected.items():
+        as_json, as_lines = replies[(answer, "application/json")], replies[(answer, "application/jsonlines")]
+        assert as_json.status_code == as_lines.status_code == 200, (as_json.text, as_lines.text)
+        assert [p["predicted_label"] for p in as_json.json()["predictions"]] == labels
+        assert [json.loads(line)["predicted_label"] for line in as_lines.text.splitlines()] == labels
+    csv_cells = {answer: replies[(answer, "text/csv")] for answer in expected}
+    assert all(reply.status_code == 200 for reply in csv_cells.values()), csv_cells
+    read = {
+        answer: [row[0] for row in csv_module.reader(io.StringIO(r.text))] for answer, r in csv_cells.items()
+    }
+    assert read == {"array": ["1.5", "", "inf"], "list": ["1.5", "", ""], "text": ["a", "", ""]}
+    for cell in read["list"][1:] + read["text"][1:]:  # training's rule: missing in either kind of column
+        assert (
+            values.is_missing(cell)
+            and np.isnan(values.number(cell))
+            and values.category(cell) != values.category(cell)
+        )
+    np.testing.assert_array_equal(
+        np.load(io.BytesIO(replies[("array", "application/x-npy")].content)), [1.5, np.nan, np.inf]
+    )
+    np.testing.assert_array_equal(
+        np.load(io.BytesIO(replies[("list", "application/x-npy")].content)), [1.5, np.nan, np.nan]
+    )
+    text = replies[("text", "application/x-npy")]
+    assert text.status_code == 500 and text.json()["error"] == "bad_prediction", text.text
+    assert "values of types NoneType, float, str have no application/x-npy form" in text.json()["message"]

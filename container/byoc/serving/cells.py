@@ -10,17 +10,25 @@ An answer cell is missing (:data:`Kind.MISSING`, or a float NaN: :func:`is_missi
 boolean, a number (integers and real floats), text, an object (a dict, written as JSON) or a
 nested value (one record holding a list or array: no cell); anything else has no form in any
 format byoc writes.
+
+A missing answer is spelled as each format's readers expect (README "What a response holds"):
+``null`` in JSON and JSON Lines (:func:`byoc.serving.codecs.json.dumps`, infinities too: JSON
+cannot spell them); an empty cell in CSV (``codecs.csv._cells``: ``""`` alone on its line), which
+training reads as missing in a numeric and a text column alike, where ``nan`` is a category in a
+text column; NaN in npy among numbers (``codecs.npy._typed``; an npy array of text or booleans
+has no missing value: such an answer needs JSON).
 """
 
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from byoc import values
 
 NESTED = (list, tuple, np.ndarray, pd.Series, pd.DataFrame)
 """A value that holds many: a record's answer that is one of these is a row, not a cell."""
@@ -58,9 +66,9 @@ def kind(t: type) -> Kind:
     return Kind.OTHER
 
 
-def kinds(values: Iterable[Any]) -> dict[type, Kind]:
-    """The kind of each distinct type among ``values`` (the types found at C speed)."""
-    return {t: kind(t) for t in set(map(type, values))}
+def kinds(items: Iterable[Any]) -> dict[type, Kind]:
+    """The kind of each distinct type among ``items`` (the types found at C speed)."""
+    return {t: kind(t) for t in set(map(type, items))}
 
 
 def array_kind(dtype: np.dtype) -> Kind | None:
@@ -73,5 +81,6 @@ def array_kind(dtype: np.dtype) -> Kind | None:
 
 
 def is_missing(value: Any) -> bool:
-    """None, pandas' NA or NaT, or a float NaN: a missing answer, spelled per format (README)."""
-    return isinstance(value, _MISSING) or (isinstance(value, (float, np.floating)) and math.isnan(value))
+    """None, pandas' NA or NaT, or a float NaN: a missing answer (module doc).  byoc.values' rule
+    for a request's values, less its blank text: an answer's empty string is text."""
+    return not isinstance(value, str) and values.is_missing(value)

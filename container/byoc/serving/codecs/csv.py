@@ -344,16 +344,22 @@ def encode(prediction: Prediction) -> bytes:
 
 
 def _cells(values: object, column: list) -> list:
-    """``column`` as csv.writer is to write it: booleans (a model trained on a boolean label answers
-    them) spelled as CSV training reads a boolean back, ``true``/``false`` (:mod:`byoc.values`),
-    not Python's ``True``/``False``; a dict (a hook's predict_fn may answer one per record) as
-    JSON text, as list fields are, not its Python repr (``{'label': 'a'}``, which no JSON parser
-    reads); a value with no text form of its own (bytes, an object) a TypeError (``b'a'`` and
-    ``<object ...>`` were written as the answer).  The kinds are :mod:`byoc.serving.cells`'."""
-    if isinstance(values, np.ndarray) and values.dtype.kind in "iufU":  # numbers or text
+    """``column`` as csv.writer is to write it: a missing value (None, NaN, pandas' NA) as an
+    empty cell, which training's readers take as missing in a numeric and a text column alike
+    (:mod:`byoc.values`; ``nan``, as repr wrote a NaN, is a category in a text column); booleans
+    (a model trained on a boolean label answers them) spelled as CSV training reads a boolean
+    back, ``true``/``false``, not Python's ``True``/``False``; a dict (a hook's predict_fn may
+    answer one per record) as JSON text, as list fields are, not its Python repr (``{'label':
+    'a'}``, which no JSON parser reads); a value with no text form of its own (bytes, an object)
+    a TypeError (``b'a'`` and ``<object ...>`` were written as the answer).  The kinds are
+    :mod:`byoc.serving.cells`'; an infinite number stays ``inf``, a number CSV can spell."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuU":  # numbers or text
         return column
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return [None if v != v else v for v in column] if _has_nan(values) else column
     kinds = cells.kinds(column)
-    if all(k in _AS_IS for k in kinds.values()):
+    floats = any(issubclass(t, float) for t in kinds)
+    if all(k in _AS_IS for k in kinds.values()) and not (floats and any(v != v for v in column)):
         return column
     for t, k in kinds.items():
         if k not in cells.WRITABLE:
@@ -361,14 +367,20 @@ def _cells(values: object, column: list) -> list:
     return [_cell(v, kinds[type(v)]) for v in column]
 
 
+def _has_nan(values: np.ndarray) -> bool:
+    return bool(np.isnan(values).any())
+
+
 _AS_IS = frozenset({cells.Kind.MISSING, cells.Kind.NUMBER, cells.Kind.TEXT})
-"""The kinds csv.writer writes as CSV is read back (None as an empty cell)."""
+"""The kinds csv.writer writes as CSV is read back (None as an empty cell; a NaN is not)."""
 
 
 def _cell(value: object, kind: cells.Kind) -> object:
     if kind is cells.Kind.BOOLEAN:
         return TRUE if value else FALSE
-    return dumps(value) if kind is cells.Kind.OBJECT else value
+    if kind is cells.Kind.OBJECT:
+        return dumps(value)
+    return None if cells.is_missing(value) else value
 
 
 def _refuse_line_breaks(field: str, column: list) -> None:
@@ -396,8 +408,8 @@ def _floats(values: object, column: list) -> bool:
     array; a list (a hook's predict_fn may return one) is checked, as it may hold text or None
     after a float (repr wrote ``''`` and ``None`` where csv.writer writes ``""`` and nothing)."""
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
-        return True
-    return set(map(type, column)) == {float}
+        return not _has_nan(values)  # NaN: written as an empty cell (see _cells), not repr's nan
+    return set(map(type, column)) == {float}  # a NaN in a list is None by now (see _cells)
 
 
 def _plain_words(column: list) -> bool:
