@@ -22,7 +22,7 @@ import pytest
 from byoc.errors import ConfigError, HookError, ModelLoadError, UserError
 from byoc.serving import codecs, hooks
 from byoc.serving.handler import InferenceRequest
-from byoc.serving.hooks import ByocHooks, Context, Hook, HooksHandler, find_program
+from byoc.serving.hooks import ByocHooks, Context, Hook, HooksHandler, UserCode, locate_code
 from byoc.serving.output import Prediction
 from byoc.serving.settings import ServingSettings
 from support import save_constant_model
@@ -196,20 +196,20 @@ def test_pandas_missing_values_and_numpy_booleans_are_cells_in_every_format(tmp_
 
 
 def test_no_program_means_byoc_serves_and_a_named_one_must_exist(tmp_path):
-    assert find_program(tmp_path, {}) is None
+    assert locate_code(tmp_path, {}) == UserCode(tmp_path, None)
     with pytest.raises(
         ConfigError, match="s3://bucket/sourcedir.tar.gz is not downloaded for a multi-model endpoint"
     ):
-        find_program(
+        locate_code(
             tmp_path,
             {"SAGEMAKER_PROGRAM": "train.py", "SAGEMAKER_SUBMIT_DIRECTORY": "s3://bucket/sourcedir.tar.gz"},
         )
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "train.py").write_text("")
-    found = find_program(
+    found = locate_code(
         tmp_path,
         {"SAGEMAKER_PROGRAM": "train.py", "SAGEMAKER_SUBMIT_DIRECTORY": "s3://bucket/sourcedir.tar.gz"},
-    )
+    ).program
     assert found == tmp_path / "code" / "train.py"  # the repacked copy wins over an unreachable URL
 
 
@@ -362,16 +362,20 @@ def test_start_up_and_load_use_the_code_packed_with_a_model_under_a_top_level_fo
         "SAGEMAKER_SUBMIT_DIRECTORY": "s3://bucket/sourcedir.tar.gz",
     }
 
-    assert hooks.fetch_submit_directory(model_dir, tmp_path / "code", environ) == environ
+    environ, code = hooks.fetch_submit_directory(model_dir, tmp_path / "code", environ)
+    assert environ == {
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY": "s3://bucket/sourcedir.tar.gz",
+    }
     assert fetched == []
-    loaded = handler_module.load(model_dir, ServingSettings(), environ)
+    loaded = handler_module.load(model_dir, ServingSettings(), environ, code)
     assert isinstance(loaded, HooksHandler)
     assert (loaded.program, loaded.model) == (packed / "code" / "inference.py", str(packed))
 
 
 @pytest.mark.parametrize("nested", [False, True])
 def test_serving_byocs_model_locates_it_once(tmp_path, monkeypatch, nested):
-    """handler.load located the model (model_folder, to find its code/) and the loader located it
+    """handler.load located the model (to find its code/) and the loader located it
     again: a second walk of the model directory, which for a directory without model.json is the
     whole tree twice before the same refusal."""
     from byoc import artifact
@@ -396,3 +400,46 @@ def test_serving_byocs_model_locates_it_once(tmp_path, monkeypatch, nested):
     with pytest.raises(ModelLoadError, match=artifact.METADATA_FILE):
         handler_module.load(empty, ServingSettings(), {})
     assert calls == [empty]
+
+
+@pytest.mark.parametrize("where", ["top", "nested", "downloaded"])
+def test_start_up_looks_for_the_program_in_each_place_once(tmp_path, monkeypatch, where):
+    """With an s3:// SAGEMAKER_SUBMIT_DIRECTORY, start-up's download decision looked for the
+    program (model_folder, then code/ again) and handler.load looked again (model_folder, then
+    find_program): the model's code/ two to four times."""
+    from byoc.serving import app as app_module
+
+    base = tmp_path / "ml"
+    model_dir = base / "model"
+    folder = model_dir / "packed" if where == "nested" else model_dir
+    save_constant_model(folder, 2.0)
+    program = "def predict_fn(data, model):\n    return [7.0] * len(data)\n"
+    source = tmp_path / "source"
+    (folder / "code" if where != "downloaded" else source).mkdir()
+    (folder / "code" / "inference.py" if where != "downloaded" else source / "inference.py").write_text(
+        program
+    )
+
+    def fetch(uri: str, code_dir: Path) -> None:
+        code_dir.mkdir(parents=True)
+        (code_dir / "inference.py").write_text(program)
+
+    monkeypatch.setattr(hooks.user_script, "fetch", fetch)
+    looked: list[Path] = []
+    first_program = hooks._first_program
+
+    def counting(places: list[Path], environ) -> Path | None:
+        looked.extend(places)
+        return first_program(places, environ)
+
+    monkeypatch.setattr(hooks, "_first_program", counting)
+    environ = {
+        "SAGEMAKER_BASE_DIR": str(base),
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY": "s3://bucket/sourcedir.tar.gz",
+    }
+    app = app_module.create_app(environ=environ)
+    handler = app.extensions["byoc.handler"]
+    code = base / "code" if where == "downloaded" else folder / "code"
+    assert isinstance(handler, HooksHandler) and handler.program == code / "inference.py"
+    assert len(looked) == len(set(looked)), looked  # no place looked in twice

@@ -414,8 +414,8 @@ def create_app(handler: Handler | None = None, *, environ: Mapping[str, str] | N
         from byoc.serving.hooks import CODE_DIR, fetch_submit_directory
 
         paths = MLPaths.from_environ(environ)
-        environ = fetch_submit_directory(paths.model_dir, paths.base / CODE_DIR, environ)
-        handler = load_handler(paths.model_dir, settings, environ)
+        environ, code = fetch_submit_directory(paths.model_dir, paths.base / CODE_DIR, environ)
+        handler = load_handler(paths.model_dir, settings, environ, code)
     app = base_app(settings, SINGLE_MODEL_ROUTES)
     app.extensions["byoc.handler"] = handler
 

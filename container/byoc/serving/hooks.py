@@ -90,21 +90,40 @@ def _program_names(environ: Mapping[str, str]) -> list[str]:
     return [name] if name.endswith(".py") else [name + ".py", name]
 
 
-def fetch_submit_directory(model_dir: Path, code_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+@dataclass(frozen=True)
+class UserCode:
+    """Where serve loads the model from, and the user's program for it (None: byoc's own serve)."""
+
+    model_dir: Path
+    program: Path | None
+
+
+def fetch_submit_directory(
+    model_dir: Path, code_dir: Path, environ: Mapping[str, str]
+) -> tuple[dict[str, str], UserCode | None]:
     """``environ`` with an ``s3://`` SAGEMAKER_SUBMIT_DIRECTORY downloaded and unpacked into
-    ``code_dir`` and pointing there, as the SageMaker framework containers fetch it.  Unchanged
-    when the directory is not remote, or when the model's code/ (in the folder
-    :func:`model_folder` picks, as handler.load does) already holds the program (the SDK's
-    repacked model.tar.gz: no network needed).  A failed download stops ``serve`` at start."""
+    ``code_dir`` and pointing there, as the SageMaker framework containers fetch it, and the code
+    found for the download decision (None when the directory is not remote: :func:`locate_code`
+    looks), for handler.load to use rather than look again.  Unchanged when the model's code/
+    (in the folder :func:`locate_code` picks, as handler.load does) already holds the program
+    (the SDK's repacked model.tar.gz: no network needed).  A failed download stops ``serve``."""
     submit = (environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or "").strip()
     if not submit.startswith("s3://"):
-        return dict(environ)
-    packed = model_folder(model_dir, environ) / CODE_DIR
-    if _first_program([packed], environ) is not None:
-        log.info("inference code: using %s (SAGEMAKER_SUBMIT_DIRECTORY=%s not downloaded)", packed, submit)
-        return dict(environ)
+        return dict(environ), None
+    packed = _code_at(model_dir, environ)
+    if packed.program is not None:  # a remote directory is no place: the program is in code/
+        log.info(
+            "inference code: using %s (SAGEMAKER_SUBMIT_DIRECTORY=%s not downloaded)",
+            packed.program.parent,
+            submit,
+        )
+        return dict(environ), packed
     user_script.fetch(submit, code_dir)
-    return {**environ, "SAGEMAKER_SUBMIT_DIRECTORY": str(code_dir)}
+    fetched = {**environ, "SAGEMAKER_SUBMIT_DIRECTORY": str(code_dir)}
+    program = _first_program([code_dir], fetched)  # the model's code/ was looked in above
+    if program is None:
+        raise _no_program(_places(packed.model_dir, fetched), fetched)
+    return fetched, UserCode(packed.model_dir, program)
 
 
 def _places(model_dir: Path, environ: Mapping[str, str]) -> list[Path]:
@@ -121,39 +140,46 @@ def _first_program(places: list[Path], environ: Mapping[str, str]) -> Path | Non
     return next((place / name for place in places for name in names if (place / name).is_file()), None)
 
 
-def model_folder(model_dir: Path, environ: Mapping[str, str]) -> Path:
-    """The folder serve loads the model from and whose code/ holds the program: ``model_dir``
-    when the program is found from there already, else the folder :func:`artifact.locate`
-    finds (a model.tar.gz packed with its top-level folder, its code/ inside).  One rule for
-    start-up's download decision and for handler.load, so both use the same code."""
-    if _first_program(_places(model_dir, environ), environ) is not None:
-        return model_dir
-    return artifact.locate(model_dir)
+def _code_at(model_dir: Path, environ: Mapping[str, str]) -> UserCode:
+    """The folder serve loads the model from and the program found for it, each place looked in
+    once: ``model_dir`` when the program is found from there already, else the folder
+    :func:`artifact.locate` finds (a model.tar.gz packed with its top-level folder, its code/
+    inside).  One rule for start-up's download decision and for handler.load."""
+    found = _first_program(_places(model_dir, environ), environ)
+    if found is not None:
+        return UserCode(model_dir, found)
+    folder = artifact.locate(model_dir)
+    return UserCode(folder, None if folder == model_dir else _first_program([folder / CODE_DIR], environ))
 
 
-def find_program(model_dir: Path, environ: Mapping[str, str]) -> Path | None:
-    """The user's inference program, or None when the user gave none (byoc's model serves)."""
+def locate_code(model_dir: Path, environ: Mapping[str, str]) -> UserCode:
+    """The model's folder and the user's inference program, None when the user gave none (byoc's
+    model serves); a ConfigError when SAGEMAKER_PROGRAM or SAGEMAKER_SUBMIT_DIRECTORY names one
+    that is not there."""
+    code = _code_at(model_dir, environ)
     program = (environ.get("SAGEMAKER_PROGRAM") or "").strip()
     submit = (environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or "").strip()
-    places = _places(model_dir, environ)
-    found = _first_program(places, environ)
-    if found is not None:
-        return found
-    if program or submit:
-        name = program or DEFAULT_PROGRAM
-        where = " or ".join(str(p) for p in places)
-        remote = (
-            f"; SAGEMAKER_SUBMIT_DIRECTORY={submit} is not downloaded for a multi-model endpoint: "
-            "put the code in each model.tar.gz's code/ (the SDK repacks it so when the model has "
-            "an entry_point and source_dir)"
-            if "://" in submit.removeprefix("file://")
-            else ""
-        )
-        raise ConfigError(
-            f"SAGEMAKER_PROGRAM={name!r}: no such file in {where}{remote}; unset SAGEMAKER_PROGRAM "
-            "and SAGEMAKER_SUBMIT_DIRECTORY to serve byoc's own model"
-        )
-    return None
+    if code.program is None and (program or submit):
+        raise _no_program(_places(code.model_dir, environ), environ)
+    return code
+
+
+def _no_program(places: list[Path], environ: Mapping[str, str]) -> ConfigError:
+    program = (environ.get("SAGEMAKER_PROGRAM") or "").strip()
+    submit = (environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or "").strip()
+    name = program or DEFAULT_PROGRAM
+    where = " or ".join(str(p) for p in places)
+    remote = (
+        f"; SAGEMAKER_SUBMIT_DIRECTORY={submit} is not downloaded for a multi-model endpoint: "
+        "put the code in each model.tar.gz's code/ (the SDK repacks it so when the model has "
+        "an entry_point and source_dir)"
+        if "://" in submit.removeprefix("file://")
+        else ""
+    )
+    return ConfigError(
+        f"SAGEMAKER_PROGRAM={name!r}: no such file in {where}{remote}; unset SAGEMAKER_PROGRAM "
+        "and SAGEMAKER_SUBMIT_DIRECTORY to serve byoc's own model"
+    )
 
 
 @dataclass
