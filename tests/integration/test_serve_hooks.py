@@ -646,3 +646,42 @@ def test_a_missing_answer_value_is_spelled_as_each_formats_readers_take_a_missin
     text = replies[("text", "application/x-npy")]
     assert text.status_code == 500 and text.json()["error"] == "bad_prediction", text.text
     assert "values of types NoneType, float, str have no application/x-npy form" in text.json()["message"]
+
+
+def test_memory_running_out_in_a_request_is_a_413_naming_the_body_and_the_worker_serves_on(tmp_path):
+    """A MemoryError while predicting (here numpy refusing a real allocation) was a 500
+    ``hook_failed`` (byoc's own code: ``internal_error``), which batch transform retries with the
+    same mini-batch.  The request is larger than this endpoint can process: a 413 whose body says
+    memory ran out, the body's size and memory, and the fixes; the same worker answers the next."""
+    root = _root(
+        tmp_path,
+        """
+        import os
+        import numpy as np
+
+        def predict_fn(input_data, model, context):
+            if context.custom_attributes == "huge":
+                np.ones((len(input_data), 1 << 44))  # 128 TiB a row: refused by the allocator
+            return [os.getpid()] * len(input_data)
+        """,
+    )
+    server = sm.start(root, workers=1, env={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "6"})
+    three = support.csv_bytes(ROWS.head(3), target=None)
+    try:
+        before = server.invoke(three, "text/csv", "application/json")
+        huge = server.invoke(three, "text/csv", "application/json", attributes="huge")
+        after = server.invoke(three, "text/csv", "application/json")
+    finally:
+        log = server.stop()
+    assert before.status_code == 200, before.text
+    assert huge.status_code == 413, huge.text
+    body = huge.json()
+    assert body["error"] == "out_of_memory" and body["request_id"] == huge.headers["X-Request-Id"], body
+    message = body["message"]
+    assert message.startswith(f"memory ran out while answering this request (a body of {len(three):,} bytes)")
+    for fragment in ("of memory (", "shared by 1 workers", "MaxPayloadInMB, now 6 MB", "more memory"):
+        assert fragment in message, (fragment, message)
+    assert "Traceback" not in huge.text
+    assert f"request {body['request_id']}: out of memory: MemoryError: Unable to allocate" in log
+    assert after.status_code == 200, after.text
+    assert after.json() == before.json()  # the same worker process, alive and serving

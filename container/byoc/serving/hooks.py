@@ -22,7 +22,8 @@ Where byoc differs, on purpose:
   failed install, import or ``model_fn`` stops ``serve`` at once with the cause.
 - An exception carrying an HTTP status (a :class:`~byoc.errors.UserError`, or any exception
   whose ``status_code`` is in 400-499, such as the inference toolkit's errors) answers with
-  that status and the JSON error body; anything else is a 500 ``hook_failed`` with the request
+  that status and the JSON error body; a MemoryError is the app's 413 ``out_of_memory``
+  (:func:`byoc.serving.app.out_of_memory`); anything else is a 500 ``hook_failed`` with the request
   id, naming the hook, the exception's type and its line (never its message), logged with its
   traceback.  A hook's answer byoc cannot send is a 500 naming the hook too.
 
@@ -244,7 +245,7 @@ class Hook:
     def __call__(self, *args: Any, context: Context) -> Any:
         try:
             return self.fn(*args, context) if self.takes_context else self.fn(*args)
-        except UserError:
+        except (UserError, MemoryError):  # memory: the request's size, answered by the app (413)
             raise
         except SystemExit as exc:
             raise HookError(
