@@ -51,6 +51,9 @@ WRITABLE = frozenset({Kind.MISSING, Kind.BOOLEAN, Kind.NUMBER, Kind.TEXT, Kind.O
 
 def kind(t: type) -> Kind:
     """The kind of a value of type ``t`` (asked once per type: a batch has a million records)."""
+    known = _EXACT.get(t)
+    if known is not None:  # a single row's answer: a dict look-up, not a chain of issubclass
+        return known
     if issubclass(t, _MISSING):
         return Kind.MISSING
     if issubclass(t, (bool, np.bool_)):  # before numbers: bool is an int
@@ -64,6 +67,16 @@ def kind(t: type) -> Kind:
     if issubclass(t, NESTED):
         return Kind.NESTED
     return Kind.OTHER
+
+
+_EXACT = {
+    str: Kind.TEXT,
+    float: Kind.NUMBER,
+    int: Kind.NUMBER,
+    bool: Kind.BOOLEAN,
+    type(None): Kind.MISSING,
+    dict: Kind.OBJECT,
+}
 
 
 def kinds(items: Iterable[Any]) -> dict[type, Kind]:

@@ -318,18 +318,22 @@ def decode_continued(body: bytes, schema: RequestSchema, start_row: int, header:
 def encode(prediction: Prediction) -> bytes:
     """One line per record, the fields as columns in the order asked for; no header."""
     columns = []
+    kept = True  # _cells kept every column as it was (no NaN written as an empty cell)
     for field in prediction.fields:
         column = prediction.column(field)
         if field in (PROBABILITIES, LABELS):
             column = [dumps(v) for v in column]
         else:
-            column = _cells(prediction.values[field], column)
+            written = _cells(prediction.values[field], column)
+            kept = kept and written is column
+            column = written
         columns.append(column)
     lists = prediction.fields[0] in (PROBABILITIES, LABELS)  # JSON arrays as text: csv.writer quotes them
     if (
         len(columns) == 1
         and columns[0]
         and not lists
+        and kept
         and _floats(prediction.values[prediction.fields[0]], columns[0])
     ):
         return ("\n".join(map(repr, columns[0])) + "\n").encode("utf-8")
@@ -353,13 +357,18 @@ def _cells(values: object, column: list) -> list:
     'a'}``, which no JSON parser reads); a value with no text form of its own (bytes, an object)
     a TypeError (``b'a'`` and ``<object ...>`` were written as the answer).  The kinds are
     :mod:`byoc.serving.cells`'; an infinite number stays ``inf``, a number CSV can spell."""
-    if isinstance(values, np.ndarray) and values.dtype.kind in "iuU":  # numbers or text
+    if isinstance(values, np.ndarray):
+        kind = values.dtype.kind
+        if kind in "iuU":  # numbers or text
+            return column
+        if kind == "f":
+            return [None if v != v else v for v in column] if _has_nan(values, column) else column
+    if _WRITTEN_AS_IS.issuperset(map(type, column)):  # labels, counts: a subset test in C
         return column
-    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
-        return [None if v != v else v for v in column] if _has_nan(values) else column
     kinds = cells.kinds(column)
-    floats = any(issubclass(t, float) for t in kinds)
-    if all(k in _AS_IS for k in kinds.values()) and not (floats and any(v != v for v in column)):
+    if _AS_IS.issuperset(kinds.values()) and not (
+        any(issubclass(t, float) for t in kinds) and any(v != v for v in column)
+    ):
         return column
     for t, k in kinds.items():
         if k not in cells.WRITABLE:
@@ -367,10 +376,16 @@ def _cells(values: object, column: list) -> list:
     return [_cell(v, kinds[type(v)]) for v in column]
 
 
-def _has_nan(values: np.ndarray) -> bool:
-    return bool(np.isnan(values).any())
+def _has_nan(values: np.ndarray, column: list) -> bool:
+    """Whether a float array (``column``: its values as a list) holds a NaN: by NumPy for a batch,
+    by its few values for a single row, where np.isnan cost more than the whole answer."""
+    if len(column) == 1:
+        return column[0] != column[0]
+    return bool(np.isnan(values).any()) if len(column) > 16 else any(v != v for v in column)
 
 
+_WRITTEN_AS_IS = frozenset({str, int, type(None)})
+"""Types csv.writer writes as CSV reads them back, and never NaN: no classification needed."""
 _AS_IS = frozenset({cells.Kind.MISSING, cells.Kind.NUMBER, cells.Kind.TEXT})
 """The kinds csv.writer writes as CSV is read back (None as an empty cell; a NaN is not)."""
 
@@ -408,7 +423,7 @@ def _floats(values: object, column: list) -> bool:
     array; a list (a hook's predict_fn may return one) is checked, as it may hold text or None
     after a float (repr wrote ``''`` and ``None`` where csv.writer writes ``""`` and nothing)."""
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
-        return not _has_nan(values)  # NaN: written as an empty cell (see _cells), not repr's nan
+        return True  # when _cells kept the column: no NaN, which it writes as an empty cell
     return set(map(type, column)) == {float}  # a NaN in a list is None by now (see _cells)
 
 
