@@ -466,10 +466,11 @@ def _one_per_record(prediction: Any) -> np.ndarray | list:
 
 
 def _plain(value: Any) -> Any:
-    """A NumPy scalar as the Python one the encoders write, pandas' NA or NaT as None."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return None if value is pd.NA or value is pd.NaT else value
+    """A NumPy scalar as the Python one the encoders write, a missing value (pandas' NA or NaT
+    among them, which no encoder writes) as None."""
+    if cells.is_missing(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _bad_prediction(what: str) -> HookError:
