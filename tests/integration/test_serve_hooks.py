@@ -19,7 +19,7 @@ import pytest
 import serving_models as sm
 
 import support
-from byoc import artifact
+from byoc import artifact, values
 
 ROWS = sm.features("binary").head(5)
 CSV_ROWS = support.csv_bytes(ROWS, target=None)
@@ -426,8 +426,9 @@ def test_a_predict_fn_answer_is_written_value_for_value_or_refused_naming_predic
         ("abstain", "application/x-npy"): "values of types float, int, str have no application/x-npy form",
         ("flags", "application/x-npy"): "values of types NoneType, bool, str have no application/x-npy form",
         ("records", "application/x-npy"): "values of types dict have no application/x-npy form",
-        ("bytes", "text/csv"): "a value of type bytes has no text/csv form",
-        ("bytes", "application/x-npy"): "values of types bytes have no application/x-npy form",
+        ("bytes", "application/json"): "predict_fn returned a value of type bytes for record 1",
+        ("bytes", "text/csv"): "predict_fn returned a value of type bytes for record 1",
+        ("bytes", "application/x-npy"): "predict_fn returned a value of type bytes for record 1",
         ("ragged", "application/json"): "predict_fn returned a list whose record 1 is a list of 1 values",
     }
     for key, fragment in refused.items():
@@ -585,3 +586,102 @@ def test_a_model_json_of_the_users_own_training_script_does_not_stop_their_hooks
         in stderr
     )
     assert "define input_fn(request_body, content_type)" in stderr and "Traceback" not in stderr
+
+
+def test_a_missing_answer_value_is_spelled_as_each_formats_readers_take_a_missing_value(tmp_path):
+    """CSV wrote a NaN from predict_fn as ``nan`` (a category when training reads it in a text
+    column) where JSON wrote ``null``: a missing value is now ``null`` in JSON and JSON Lines, an
+    empty cell in CSV (missing in any column by byoc.values' rule), NaN among numbers in npy."""
+    root = _root(
+        tmp_path,
+        """
+        import numpy as np
+        import pandas as pd
+
+        ANSWERS = {
+            "array": np.array([1.5, np.nan, np.inf]),
+            "list": [1.5, float("nan"), None],
+            "text": ["a", pd.NA, float("nan")],
+        }
+
+        def predict_fn(input_data, model, context):
+            return ANSWERS[context.custom_attributes]
+        """,
+    )
+    server = _serve(root)
+    three = support.csv_bytes(ROWS.head(3), target=None)
+    accepts = ("application/json", "application/jsonlines", "text/csv", "application/x-npy")
+    try:
+        replies = {
+            (answer, accept): server.invoke(three, "text/csv", accept, attributes=answer)
+            for answer in ("array", "list", "text")
+            for accept in accepts
+        }
+    finally:
+        server.stop()
+    expected = {"array": [1.5, None, None], "list": [1.5, None, None], "text": ["a", None, None]}
+    for answer, labels in expected.items():
+        as_json, as_lines = replies[(answer, "application/json")], replies[(answer, "application/jsonlines")]
+        assert as_json.status_code == as_lines.status_code == 200, (as_json.text, as_lines.text)
+        assert [p["predicted_label"] for p in as_json.json()["predictions"]] == labels
+        assert [json.loads(line)["predicted_label"] for line in as_lines.text.splitlines()] == labels
+    csv_cells = {answer: replies[(answer, "text/csv")] for answer in expected}
+    assert all(reply.status_code == 200 for reply in csv_cells.values()), csv_cells
+    read = {
+        answer: [row[0] for row in csv_module.reader(io.StringIO(r.text))] for answer, r in csv_cells.items()
+    }
+    assert read == {"array": ["1.5", "", "inf"], "list": ["1.5", "", ""], "text": ["a", "", ""]}
+    for cell in read["list"][1:] + read["text"][1:]:  # training's rule: missing in either kind of column
+        assert (
+            values.is_missing(cell)
+            and np.isnan(values.number(cell))
+            and values.category(cell) != values.category(cell)
+        )
+    np.testing.assert_array_equal(
+        np.load(io.BytesIO(replies[("array", "application/x-npy")].content)), [1.5, np.nan, np.inf]
+    )
+    np.testing.assert_array_equal(
+        np.load(io.BytesIO(replies[("list", "application/x-npy")].content)), [1.5, np.nan, np.nan]
+    )
+    text = replies[("text", "application/x-npy")]
+    assert text.status_code == 500 and text.json()["error"] == "bad_prediction", text.text
+    assert "values of types NoneType, str have no application/x-npy form" in text.json()["message"]
+
+
+def test_memory_running_out_in_a_request_is_a_413_naming_the_body_and_the_worker_serves_on(tmp_path):
+    """A MemoryError while predicting (here numpy refusing a real allocation) was a 500
+    ``hook_failed`` (byoc's own code: ``internal_error``), which batch transform retries with the
+    same mini-batch.  The request is larger than this endpoint can process: a 413 whose body says
+    memory ran out, the body's size and memory, and the fixes; the same worker answers the next."""
+    root = _root(
+        tmp_path,
+        """
+        import os
+        import numpy as np
+
+        def predict_fn(input_data, model, context):
+            if context.custom_attributes == "huge":
+                np.ones((len(input_data), 1 << 44))  # 128 TiB a row: refused by the allocator
+            return [os.getpid()] * len(input_data)
+        """,
+    )
+    server = sm.start(root, workers=1, env={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "6"})
+    three = support.csv_bytes(ROWS.head(3), target=None)
+    try:
+        before = server.invoke(three, "text/csv", "application/json")
+        huge = server.invoke(three, "text/csv", "application/json", attributes="huge")
+        after = server.invoke(three, "text/csv", "application/json")
+    finally:
+        log = server.stop()
+    assert before.status_code == 200, before.text
+    assert huge.status_code == 413, huge.text
+    body = huge.json()
+    assert body["error"] == "out_of_memory" and body["request_id"] == huge.headers["X-Request-Id"], body
+    message = body["message"]
+    assert message.startswith(f"memory ran out while answering this request (a body of {len(three):,} bytes)")
+    for fragment in ("of memory (", "shared by 1 workers", "MaxPayloadInMB, now 6 MB", "more memory"):
+        assert fragment in message, (fragment, message)
+    assert "Traceback" not in huge.text
+    assert f"request {body['request_id']}: out of memory: MemoryError: Unable to allocate" in log
+    assert after.status_code == 200, after.text
+    assert after.json() == before.json()  # the same worker process, alive and serving

@@ -123,10 +123,12 @@ def _out_of_memory(*args: object, **kwargs: object) -> None:
 @pytest.mark.parametrize(
     "where, name", [(pq, "read_metadata"), (pq.ParquetFile, "iter_batches"), (parquet.values, "plain_arrow")]
 )
-def test_pyarrow_running_out_of_memory_is_the_servers_500_not_a_bad_body(tmp_path, monkeypatch, where, name):
+def test_pyarrow_running_out_of_memory_is_the_413_any_memoryerror_gets_not_a_bad_body(
+    tmp_path, monkeypatch, where, name
+):
     """ArrowMemoryError is an ArrowException too: it was a 400 "the body is not a Parquet file"
-    (or "cannot be converted"), blaming the client for memory running out in the server; it is
-    the 500 any MemoryError gets."""
+    (or "cannot be converted"), calling the body corrupt when memory ran out in the server; it is
+    the 413 ``out_of_memory`` any MemoryError gets (byoc.serving.app.out_of_memory)."""
     from byoc.serving.app import create_app
 
     support.save_constant_model(tmp_path / "model", 2.5)
@@ -135,9 +137,9 @@ def test_pyarrow_running_out_of_memory_is_the_servers_500_not_a_bad_body(tmp_pat
     assert client.post("/invocations", data=body, content_type=parquet.MEDIA_TYPE).status_code == 200
     monkeypatch.setattr(where, name, _out_of_memory)
     reply = client.post("/invocations", data=body, content_type=parquet.MEDIA_TYPE)
-    assert reply.status_code == 500, reply.get_data(as_text=True)
+    assert reply.status_code == 413, reply.get_data(as_text=True)
     error = reply.get_json()
-    assert error["error"] == "internal_error" and "request id" in error["message"], error
+    assert error["error"] == "out_of_memory" and error["message"].startswith("memory ran out while"), error
 
 
 def test_pyarrow_running_out_of_memory_while_reading_a_whole_body_is_let_through(monkeypatch):

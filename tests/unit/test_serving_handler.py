@@ -33,6 +33,8 @@ class EchoHandler:
             raise UserError("no such thing", code="no_such_thing", status=422)
         if slices == [b"fault"]:
             raise RuntimeError("boom")
+        if slices == [b"memory"]:
+            raise MemoryError("Unable to allocate 8.00 TiB")
         if slices and slices[0].startswith(b"bytes:"):  # an answer of bytes, headers given after it
             pairs = [pair.partition("=") for pair in slices[0][6:].decode().split("&") if pair]
             return InferenceResponse(b"1.0\n", "text/csv", {name: value for name, _, value in pairs})
@@ -231,3 +233,16 @@ def test_a_body_of_unknown_length_is_read_to_the_streams_end() -> None:
 
     assert FlaskBody(io.BytesIO(b"a\nb"), None, 1024).read() == b"a\nb"
     assert list(FlaskBody(io.BytesIO(b"a\nb"), None, 1024).line_slices()) == [b"a\n", b"b"]
+
+
+def test_memory_running_out_in_byocs_own_code_is_the_same_413_not_a_500(served) -> None:
+    """Decoding or predicting a batch too large for the memory was an ``internal_error`` 500 (the
+    hooks' MemoryError a ``hook_failed`` one: tests/integration/test_serve_hooks.py); one
+    mapping in the app answers both."""
+    _, client = served
+    reply = client.post("/invocations", data=b"memory", headers={"Content-Type": "text/csv"})
+    assert reply.status_code == 413, reply.data
+    body = reply.get_json()
+    assert body["error"] == "out_of_memory" and body["request_id"] == reply.headers[REQUEST_ID_HEADER]
+    assert body["message"].startswith("memory ran out while answering this request (a body of 6 bytes)")
+    assert "MaxPayloadInMB, now 1 MB" in body["message"] and "8.00 TiB" not in body["message"]

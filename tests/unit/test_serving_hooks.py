@@ -3,8 +3,11 @@ hook's failure or unusable answer is named to the client."""
 
 from __future__ import annotations
 
+import csv
 import datetime
 import decimal
+import io
+import json
 import logging
 import re
 import sys
@@ -12,12 +15,15 @@ import textwrap
 import types
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from byoc.errors import ConfigError, HookError, ModelLoadError, UserError
-from byoc.serving import hooks
+from byoc.serving import codecs, hooks
 from byoc.serving.handler import InferenceRequest
-from byoc.serving.hooks import ByocHooks, Context, Hook, HooksHandler, find_program
+from byoc.serving.hooks import ByocHooks, Context, Hook, HooksHandler, UserCode, locate_code
+from byoc.serving.output import Prediction
 from byoc.serving.settings import ServingSettings
 from support import save_constant_model
 
@@ -142,36 +148,68 @@ def test_an_output_fn_answer_that_is_no_body_is_a_500_naming_the_hook(tmp_path, 
 
 
 @pytest.mark.parametrize(
-    "values", [[datetime.datetime(2020, 1, 1)], [decimal.Decimal("1.5")], [b"bytes"]], ids=repr
+    "values,said",
+    [
+        ([1, datetime.datetime(2020, 1, 1)], "a value of type datetime for record 2"),
+        ([decimal.Decimal("1.5")], "a value of type Decimal for record 1"),
+        ([b"bytes"], "a value of type bytes for record 1"),
+        (np.array([b"a", b"b"]), "an array of dtype |S1"),
+        (np.array([1 + 2j]), "an array of dtype complex128"),
+        (np.array(["2020-01-01"], dtype="datetime64[D]"), "an array of dtype datetime64[D]"),
+    ],
+    ids=repr,
 )
-def test_predict_fn_values_byocs_output_fn_cannot_write_name_predict_fn(tmp_path, values):
-    """Was an internal error blamed on byoc's output_fn: the values are predict_fn's to fix."""
+@pytest.mark.parametrize("accept", ["application/json", "text/csv", "application/x-npy"])
+def test_predict_fn_values_no_format_can_write_name_predict_fn_and_the_record_for_every_accept(
+    tmp_path, values, said, accept
+):
+    """Was an internal error blamed on byoc's output_fn, then each encoder's own refusal; and a
+    typed array of bytes, complex numbers or dates was written in npy while a list of the same
+    values was refused there too (byoc.serving.cells: one rule for what an answer cell is)."""
     byoc_hooks = ByocHooks(ServingSettings(), None, None)
-    context = Context(str(tmp_path), content_type="text/csv", accept="application/json")
+    context = Context(str(tmp_path), content_type="text/csv", accept=accept)
     with pytest.raises(HookError) as caught:
-        byoc_hooks.output_fn(values, "application/json", context)
+        byoc_hooks.output_fn(values, accept, context)
     assert (caught.value.status, caught.value.code) == (500, "bad_prediction")
-    assert caught.value.message.startswith(
-        "predict_fn returned values byoc's output_fn cannot write as application/json ("
-    ), caught.value.message
-    assert "is not JSON serializable" in caught.value.message
+    assert caught.value.message.startswith(f"predict_fn returned {said}; "), caught.value.message
+    assert "define output_fn" in caught.value.message
+
+
+def _answer(tmp_path, values, accept: str) -> bytes:
+    context = Context(str(tmp_path), content_type="text/csv", accept=accept)
+    body, _ = ByocHooks(ServingSettings(), None, None).output_fn(values, accept, context)
+    return body
+
+
+def test_pandas_missing_values_and_numpy_booleans_are_cells_in_every_format(tmp_path):
+    """pandas' NA (a nullable string or Int64 column's missing value) passed output_fn's check
+    and every encoder refused it; CSV wrote a NumPy boolean among other values as ``True``."""
+    missing = pd.Series(["a", None], dtype="string")
+    assert json.loads(_answer(tmp_path, missing, "application/json")) == {
+        "predictions": [{"predicted_label": "a"}, {"predicted_label": None}]
+    }
+    assert list(csv.reader(io.StringIO(_answer(tmp_path, missing, "text/csv").decode()))) == [["a"], [""]]
+    numbers = np.load(io.BytesIO(_answer(tmp_path, [1.5, pd.NA], "application/x-npy")))
+    np.testing.assert_array_equal(numbers, [1.5, np.nan])
+    flags = Prediction(("predicted_label",), {"predicted_label": [np.bool_(True), "x"]}, 2)
+    assert codecs.encoders()["text/csv"].encode(flags) == b"true\nx\n"
 
 
 def test_no_program_means_byoc_serves_and_a_named_one_must_exist(tmp_path):
-    assert find_program(tmp_path, {}) is None
+    assert locate_code(tmp_path, {}) == UserCode(tmp_path, None)
     with pytest.raises(
         ConfigError, match="s3://bucket/sourcedir.tar.gz is not downloaded for a multi-model endpoint"
     ):
-        find_program(
+        locate_code(
             tmp_path,
             {"SAGEMAKER_PROGRAM": "train.py", "SAGEMAKER_SUBMIT_DIRECTORY": "s3://bucket/sourcedir.tar.gz"},
         )
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "train.py").write_text("")
-    found = find_program(
+    found = locate_code(
         tmp_path,
         {"SAGEMAKER_PROGRAM": "train.py", "SAGEMAKER_SUBMIT_DIRECTORY": "s3://bucket/sourcedir.tar.gz"},
-    )
+    ).program
     assert found == tmp_path / "code" / "train.py"  # the repacked copy wins over an unreachable URL
 
 
@@ -324,16 +362,20 @@ def test_start_up_and_load_use_the_code_packed_with_a_model_under_a_top_level_fo
         "SAGEMAKER_SUBMIT_DIRECTORY": "s3://bucket/sourcedir.tar.gz",
     }
 
-    assert hooks.fetch_submit_directory(model_dir, tmp_path / "code", environ) == environ
+    environ, code = hooks.fetch_submit_directory(model_dir, tmp_path / "code", environ)
+    assert environ == {
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY": "s3://bucket/sourcedir.tar.gz",
+    }
     assert fetched == []
-    loaded = handler_module.load(model_dir, ServingSettings(), environ)
+    loaded = handler_module.load(model_dir, ServingSettings(), environ, code)
     assert isinstance(loaded, HooksHandler)
     assert (loaded.program, loaded.model) == (packed / "code" / "inference.py", str(packed))
 
 
 @pytest.mark.parametrize("nested", [False, True])
 def test_serving_byocs_model_locates_it_once(tmp_path, monkeypatch, nested):
-    """handler.load located the model (model_folder, to find its code/) and the loader located it
+    """handler.load located the model (to find its code/) and the loader located it
     again: a second walk of the model directory, which for a directory without model.json is the
     whole tree twice before the same refusal."""
     from byoc import artifact
@@ -358,3 +400,46 @@ def test_serving_byocs_model_locates_it_once(tmp_path, monkeypatch, nested):
     with pytest.raises(ModelLoadError, match=artifact.METADATA_FILE):
         handler_module.load(empty, ServingSettings(), {})
     assert calls == [empty]
+
+
+@pytest.mark.parametrize("where", ["top", "nested", "downloaded"])
+def test_start_up_looks_for_the_program_in_each_place_once(tmp_path, monkeypatch, where):
+    """With an s3:// SAGEMAKER_SUBMIT_DIRECTORY, start-up's download decision looked for the
+    program (model_folder, then code/ again) and handler.load looked again (model_folder, then
+    find_program): the model's code/ two to four times."""
+    from byoc.serving import app as app_module
+
+    base = tmp_path / "ml"
+    model_dir = base / "model"
+    folder = model_dir / "packed" if where == "nested" else model_dir
+    save_constant_model(folder, 2.0)
+    program = "def predict_fn(data, model):\n    return [7.0] * len(data)\n"
+    source = tmp_path / "source"
+    (folder / "code" if where != "downloaded" else source).mkdir()
+    (folder / "code" / "inference.py" if where != "downloaded" else source / "inference.py").write_text(
+        program
+    )
+
+    def fetch(uri: str, code_dir: Path) -> None:
+        code_dir.mkdir(parents=True)
+        (code_dir / "inference.py").write_text(program)
+
+    monkeypatch.setattr(hooks.user_script, "fetch", fetch)
+    looked: list[Path] = []
+    first_program = hooks._first_program
+
+    def counting(places: list[Path], environ) -> Path | None:
+        looked.extend(places)
+        return first_program(places, environ)
+
+    monkeypatch.setattr(hooks, "_first_program", counting)
+    environ = {
+        "SAGEMAKER_BASE_DIR": str(base),
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY": "s3://bucket/sourcedir.tar.gz",
+    }
+    app = app_module.create_app(environ=environ)
+    handler = app.extensions["byoc.handler"]
+    code = base / "code" if where == "downloaded" else folder / "code"
+    assert isinstance(handler, HooksHandler) and handler.program == code / "inference.py"
+    assert len(looked) == len(set(looked)), looked  # no place looked in twice

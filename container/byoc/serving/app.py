@@ -20,9 +20,9 @@ from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_content_length, get_input_stream
 
-from byoc import csvfields
+from byoc import csvfields, outofmemory
 from byoc.environment import MLPaths
-from byoc.errors import PayloadTooLarge, UserError
+from byoc.errors import PayloadTooLarge, ResourceError, UserError
 from byoc.serving.body import awaits_continue
 from byoc.serving.handler import Handler, InferenceRequest, InferenceResponse
 from byoc.serving.handler import load as load_handler
@@ -259,6 +259,39 @@ def invoke(
         if not awaits_continue(environ):  # one that waits for 100 Continue sends nothing
             _drain_quietly(stream)
         raise
+    except MemoryError as exc:
+        error = out_of_memory(exc, settings, content_length, request_id)
+        if not awaits_continue(environ):
+            _drain_quietly(stream)
+        raise error from None
+
+
+def out_of_memory(
+    exc: MemoryError, settings: ServingSettings, content_length: int | None, request_id: str
+) -> ResourceError:
+    """The answer to memory running out while a request was decoded, predicted or encoded (byoc's
+    code or a hook's): 413, as for a body above the payload limit, since the request was larger
+    than this endpoint can process.  The client fixes it by sending fewer records (batch
+    transform's 3 retries of the same mini-batch would run out again, as a 5xx asks them to), the
+    operator with more memory; the worker lives on (the request's arrays are freed with the
+    exception's frames), and the log keeps what ran out.  Multi-model loads answer 507 instead:
+    no request's size is at fault there (byoc.serving.multimodel)."""
+    exc.__traceback__ = None  # its frames hold what filled the memory
+    said = " ".join(str(exc).split())[:300]
+    log.warning("request %s: out of memory: MemoryError%s", request_id, f": {said}" if said else "")
+    body = f"a body of {content_length:,} bytes" if content_length is not None else "a chunked body"
+    limit = (
+        "no limit is set"
+        if settings.unlimited_payload
+        else f"now {settings.max_payload_mb} MB (SAGEMAKER_MAX_PAYLOAD_IN_MB)"
+    )
+    return ResourceError(
+        f"memory ran out while answering this request ({body}): this container has "
+        f"{outofmemory.memory_figure()}, shared by {settings.workers} workers; send fewer records per "
+        f"request (batch transform: a smaller MaxPayloadInMB, {limit}, or BatchStrategy=SingleRecord), "
+        "or use an instance type with more memory",
+        status=413,
+    )
 
 
 _OWN_HEADERS = frozenset({"content-type", "content-length", REQUEST_ID_HEADER.lower()})
@@ -414,8 +447,8 @@ def create_app(handler: Handler | None = None, *, environ: Mapping[str, str] | N
         from byoc.serving.hooks import CODE_DIR, fetch_submit_directory
 
         paths = MLPaths.from_environ(environ)
-        environ = fetch_submit_directory(paths.model_dir, paths.base / CODE_DIR, environ)
-        handler = load_handler(paths.model_dir, settings, environ)
+        environ, code = fetch_submit_directory(paths.model_dir, paths.base / CODE_DIR, environ)
+        handler = load_handler(paths.model_dir, settings, environ, code)
     app = base_app(settings, SINGLE_MODEL_ROUTES)
     app.extensions["byoc.handler"] = handler
 

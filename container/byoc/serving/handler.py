@@ -37,11 +37,14 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from byoc import artifact
 from byoc.errors import ModelLoadError
 from byoc.serving.settings import ServingSettings
+
+if TYPE_CHECKING:  # hooks imports this module
+    from byoc.serving.hooks import UserCode
 
 log = logging.getLogger("byoc.serving")
 
@@ -117,26 +120,32 @@ def _disk_bytes(model_dir: Path) -> int:
     return sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
 
 
-def load(model_dir: Path, settings: ServingSettings, environ: Mapping[str, str] | None = None) -> Handler:
+def load(
+    model_dir: Path,
+    settings: ServingSettings,
+    environ: Mapping[str, str] | None = None,
+    code: UserCode | None = None,
+) -> Handler:
     """The handler for one model directory, with ``memory_bytes`` measured around the load.
 
     The user's inference hooks when they put a program there (see :mod:`byoc.serving.hooks`),
-    else byoc's own model.
+    else byoc's own model; ``code``: where start-up found them already (fetch_submit_directory),
+    so they are not looked for twice.
 
     The resident-memory growth is the measure; where it reads as nothing (memory the
     allocator already held), the model's size on disk stands in.
     """
     from byoc.serving.builtin import ModelHandler
-    from byoc.serving.hooks import HooksHandler, find_program, model_folder
+    from byoc.serving.hooks import HooksHandler, locate_code
 
     before = resident_bytes()
     environ = os.environ if environ is None else environ
     with artifact.reading(model_dir):  # a directory this uid cannot read fails here first
         # a model.tar.gz packed with its top-level folder: the model, and its code/, are there.
-        # Without a program found at the top, model_folder has located the model: byoc's own
+        # Without a program found at the top, locate_code has located the model: byoc's own
         # model loads from that folder without locating it again.
-        model_dir = model_folder(model_dir, environ)
-        program = find_program(model_dir, environ)
+        code = code or locate_code(model_dir, environ)
+        model_dir, program = code.model_dir, code.program
         handler: Handler = (
             ModelHandler.load(model_dir, settings)
             if program is None

@@ -22,7 +22,8 @@ Where byoc differs, on purpose:
   failed install, import or ``model_fn`` stops ``serve`` at once with the cause.
 - An exception carrying an HTTP status (a :class:`~byoc.errors.UserError`, or any exception
   whose ``status_code`` is in 400-499, such as the inference toolkit's errors) answers with
-  that status and the JSON error body; anything else is a 500 ``hook_failed`` with the request
+  that status and the JSON error body; a MemoryError is the app's 413 ``out_of_memory``
+  (:func:`byoc.serving.app.out_of_memory`); anything else is a 500 ``hook_failed`` with the request
   id, naming the hook, the exception's type and its line (never its message), logged with its
   traceback.  A hook's answer byoc cannot send is a 500 naming the hook too.
 
@@ -55,7 +56,7 @@ from werkzeug.http import parse_accept_header, parse_options_header
 
 from byoc import artifact, user_script
 from byoc.errors import ConfigError, HookError, ModelLoadError, UserError
-from byoc.serving import codecs
+from byoc.serving import cells, codecs
 from byoc.serving.builtin import decode_batches, default_accept, prepare
 from byoc.serving.byoc_model import ByocModel, NotRows
 from byoc.serving.handler import InferenceRequest, InferenceResponse
@@ -90,21 +91,40 @@ def _program_names(environ: Mapping[str, str]) -> list[str]:
     return [name] if name.endswith(".py") else [name + ".py", name]
 
 
-def fetch_submit_directory(model_dir: Path, code_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+@dataclass(frozen=True)
+class UserCode:
+    """Where serve loads the model from, and the user's program for it (None: byoc's own serve)."""
+
+    model_dir: Path
+    program: Path | None
+
+
+def fetch_submit_directory(
+    model_dir: Path, code_dir: Path, environ: Mapping[str, str]
+) -> tuple[dict[str, str], UserCode | None]:
     """``environ`` with an ``s3://`` SAGEMAKER_SUBMIT_DIRECTORY downloaded and unpacked into
-    ``code_dir`` and pointing there, as the SageMaker framework containers fetch it.  Unchanged
-    when the directory is not remote, or when the model's code/ (in the folder
-    :func:`model_folder` picks, as handler.load does) already holds the program (the SDK's
-    repacked model.tar.gz: no network needed).  A failed download stops ``serve`` at start."""
+    ``code_dir`` and pointing there, as the SageMaker framework containers fetch it, and the code
+    found for the download decision (None when the directory is not remote: :func:`locate_code`
+    looks), for handler.load to use rather than look again.  Unchanged when the model's code/
+    (in the folder :func:`locate_code` picks, as handler.load does) already holds the program
+    (the SDK's repacked model.tar.gz: no network needed).  A failed download stops ``serve``."""
     submit = (environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or "").strip()
     if not submit.startswith("s3://"):
-        return dict(environ)
-    packed = model_folder(model_dir, environ) / CODE_DIR
-    if _first_program([packed], environ) is not None:
-        log.info("inference code: using %s (SAGEMAKER_SUBMIT_DIRECTORY=%s not downloaded)", packed, submit)
-        return dict(environ)
+        return dict(environ), None
+    packed = _code_at(model_dir, environ)
+    if packed.program is not None:  # a remote directory is no place: the program is in code/
+        log.info(
+            "inference code: using %s (SAGEMAKER_SUBMIT_DIRECTORY=%s not downloaded)",
+            packed.program.parent,
+            submit,
+        )
+        return dict(environ), packed
     user_script.fetch(submit, code_dir)
-    return {**environ, "SAGEMAKER_SUBMIT_DIRECTORY": str(code_dir)}
+    fetched = {**environ, "SAGEMAKER_SUBMIT_DIRECTORY": str(code_dir)}
+    program = _first_program([code_dir], fetched)  # the model's code/ was looked in above
+    if program is None:
+        raise _no_program(_places(packed.model_dir, fetched), fetched)
+    return fetched, UserCode(packed.model_dir, program)
 
 
 def _places(model_dir: Path, environ: Mapping[str, str]) -> list[Path]:
@@ -121,39 +141,46 @@ def _first_program(places: list[Path], environ: Mapping[str, str]) -> Path | Non
     return next((place / name for place in places for name in names if (place / name).is_file()), None)
 
 
-def model_folder(model_dir: Path, environ: Mapping[str, str]) -> Path:
-    """The folder serve loads the model from and whose code/ holds the program: ``model_dir``
-    when the program is found from there already, else the folder :func:`artifact.locate`
-    finds (a model.tar.gz packed with its top-level folder, its code/ inside).  One rule for
-    start-up's download decision and for handler.load, so both use the same code."""
-    if _first_program(_places(model_dir, environ), environ) is not None:
-        return model_dir
-    return artifact.locate(model_dir)
+def _code_at(model_dir: Path, environ: Mapping[str, str]) -> UserCode:
+    """The folder serve loads the model from and the program found for it, each place looked in
+    once: ``model_dir`` when the program is found from there already, else the folder
+    :func:`artifact.locate` finds (a model.tar.gz packed with its top-level folder, its code/
+    inside).  One rule for start-up's download decision and for handler.load."""
+    found = _first_program(_places(model_dir, environ), environ)
+    if found is not None:
+        return UserCode(model_dir, found)
+    folder = artifact.locate(model_dir)
+    return UserCode(folder, None if folder == model_dir else _first_program([folder / CODE_DIR], environ))
 
 
-def find_program(model_dir: Path, environ: Mapping[str, str]) -> Path | None:
-    """The user's inference program, or None when the user gave none (byoc's model serves)."""
+def locate_code(model_dir: Path, environ: Mapping[str, str]) -> UserCode:
+    """The model's folder and the user's inference program, None when the user gave none (byoc's
+    model serves); a ConfigError when SAGEMAKER_PROGRAM or SAGEMAKER_SUBMIT_DIRECTORY names one
+    that is not there."""
+    code = _code_at(model_dir, environ)
     program = (environ.get("SAGEMAKER_PROGRAM") or "").strip()
     submit = (environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or "").strip()
-    places = _places(model_dir, environ)
-    found = _first_program(places, environ)
-    if found is not None:
-        return found
-    if program or submit:
-        name = program or DEFAULT_PROGRAM
-        where = " or ".join(str(p) for p in places)
-        remote = (
-            f"; SAGEMAKER_SUBMIT_DIRECTORY={submit} is not downloaded for a multi-model endpoint: "
-            "put the code in each model.tar.gz's code/ (the SDK repacks it so when the model has "
-            "an entry_point and source_dir)"
-            if "://" in submit.removeprefix("file://")
-            else ""
-        )
-        raise ConfigError(
-            f"SAGEMAKER_PROGRAM={name!r}: no such file in {where}{remote}; unset SAGEMAKER_PROGRAM "
-            "and SAGEMAKER_SUBMIT_DIRECTORY to serve byoc's own model"
-        )
-    return None
+    if code.program is None and (program or submit):
+        raise _no_program(_places(code.model_dir, environ), environ)
+    return code
+
+
+def _no_program(places: list[Path], environ: Mapping[str, str]) -> ConfigError:
+    program = (environ.get("SAGEMAKER_PROGRAM") or "").strip()
+    submit = (environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or "").strip()
+    name = program or DEFAULT_PROGRAM
+    where = " or ".join(str(p) for p in places)
+    remote = (
+        f"; SAGEMAKER_SUBMIT_DIRECTORY={submit} is not downloaded for a multi-model endpoint: "
+        "put the code in each model.tar.gz's code/ (the SDK repacks it so when the model has "
+        "an entry_point and source_dir)"
+        if "://" in submit.removeprefix("file://")
+        else ""
+    )
+    return ConfigError(
+        f"SAGEMAKER_PROGRAM={name!r}: no such file in {where}{remote}; unset SAGEMAKER_PROGRAM "
+        "and SAGEMAKER_SUBMIT_DIRECTORY to serve byoc's own model"
+    )
 
 
 @dataclass
@@ -218,7 +245,7 @@ class Hook:
     def __call__(self, *args: Any, context: Context) -> Any:
         try:
             return self.fn(*args, context) if self.takes_context else self.fn(*args)
-        except UserError:
+        except (UserError, MemoryError):  # memory: the request's size, answered by the app (413)
             raise
         except SystemExit as exc:
             raise HookError(
@@ -380,7 +407,6 @@ class ByocHooks:
         return body, encoder.media_type
 
 
-_NESTED = (list, tuple, np.ndarray, pd.Series, pd.DataFrame)
 # RFC 9110: a media type is token "/" token; a header name is a token, a value holds no line break
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _MEDIA_TYPE = re.compile(f"{_TOKEN}/{_TOKEN}")
@@ -413,22 +439,44 @@ def _one_per_record(prediction: Any) -> np.ndarray | list:
     ``np.asarray`` of a list made every value text when one was (``[0, "unknown"]`` answered
     ``"0"``, ``[True, "x"]`` answered ``"True"``), and a list of lists of different lengths was
     an anonymous internal error; a 1-D array keeps its dtype, numpy scalars in a list become
-    Python ones (the JSON encoder writes those)."""
+    Python ones (the JSON encoder writes those) and pandas' NA and NaT None.  A value no format
+    has a form for (:mod:`byoc.serving.cells`: bytes, a complex number, a date) is refused here,
+    for every Accept alike, naming its record."""
     if isinstance(prediction, (pd.Series, pd.Index)):
         prediction = prediction.to_numpy()
     if isinstance(prediction, np.ndarray) and prediction.ndim == 1 and prediction.dtype != object:
+        if cells.array_kind(prediction.dtype) is cells.Kind.OTHER:
+            raise _bad_prediction(f"an array of dtype {prediction.dtype}")
         return prediction
     if isinstance(prediction, (list, tuple)) or (isinstance(prediction, np.ndarray) and prediction.ndim == 1):
         values = prediction.tolist() if isinstance(prediction, np.ndarray) else list(prediction)
-        types = set(map(type, values))  # checked per type, at C speed: a batch has a million records
-        if not any(issubclass(t, _NESTED) for t in types):
-            if any(issubclass(t, np.generic) for t in types):
-                values = [v.item() if isinstance(v, np.generic) else v for v in values]
+        kinds = cells.kinds(values)  # checked per type, at C speed: a batch has a million records
+        if cells.Kind.NESTED not in kinds.values():
+            other = next((t for t, k in kinds.items() if k not in cells.WRITABLE), None)
+            if other is not None:
+                index = next(i for i, v in enumerate(values) if type(v) is other)
+                raise _bad_prediction(f"a value of type {other.__name__} for record {index + 1}")
+            if any(
+                issubclass(t, np.generic) or (k is cells.Kind.MISSING and t is not type(None))
+                for t, k in kinds.items()
+            ):
+                values = [_plain(v) for v in values]
             return values
-    raise HookError(
-        f"predict_fn returned {_described(prediction)}; byoc's output_fn encodes one prediction per "
-        "record (a 1-D array or list of numbers, strings, booleans or None): return that, "
-        "or define output_fn",
+    raise _bad_prediction(_described(prediction))
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python one the encoders write, a missing value (pandas' NA or NaT
+    among them, which no encoder writes) as None."""
+    if cells.is_missing(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _bad_prediction(what: str) -> HookError:
+    return HookError(
+        f"predict_fn returned {what}; byoc's output_fn encodes one prediction per record (a 1-D "
+        "array or list of numbers, strings, booleans, None or dicts): return that, or define output_fn",
         code="bad_prediction",
     )
 
@@ -437,12 +485,12 @@ def _described(prediction: Any) -> str:
     """What a predict_fn answer that is not one value per record is: its type and shape, or
     the first record that is itself a list when the rows are of different lengths."""
     name = type(prediction).__name__
-    if not isinstance(prediction, _NESTED):
+    if not isinstance(prediction, cells.NESTED):
         return f"a {name}, not a list"
     try:
         return f"a {name} of shape {np.shape(prediction)}"
     except ValueError:  # rows of different lengths, or values mixed with rows
-        index, value = next((i, v) for i, v in enumerate(prediction) if isinstance(v, _NESTED))
+        index, value = next((i, v) for i, v in enumerate(prediction) if isinstance(v, cells.NESTED))
         return f"a {name} whose record {index + 1} is a {type(value).__name__} of {len(value)} values"
 
 

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from byoc.errors import DataError, NotAcceptable, SchemaError
+from byoc.serving import cells
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.codecs.json import dumps
 from byoc.serving.output import LABELS, PROBABILITIES, Prediction
@@ -317,18 +318,22 @@ def decode_continued(body: bytes, schema: RequestSchema, start_row: int, header:
 def encode(prediction: Prediction) -> bytes:
     """One line per record, the fields as columns in the order asked for; no header."""
     columns = []
+    kept = True  # _cells kept every column as it was (no NaN written as an empty cell)
     for field in prediction.fields:
         column = prediction.column(field)
         if field in (PROBABILITIES, LABELS):
             column = [dumps(v) for v in column]
         else:
-            column = _cells(prediction.values[field], column)
+            written = _cells(prediction.values[field], column)
+            kept = kept and written is column
+            column = written
         columns.append(column)
     lists = prediction.fields[0] in (PROBABILITIES, LABELS)  # JSON arrays as text: csv.writer quotes them
     if (
         len(columns) == 1
         and columns[0]
         and not lists
+        and kept
         and _floats(prediction.values[prediction.fields[0]], columns[0])
     ):
         return ("\n".join(map(repr, columns[0])) + "\n").encode("utf-8")
@@ -342,28 +347,55 @@ def encode(prediction: Prediction) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-_CELL_TYPES = (str, int, float, type(None), np.number, np.bool_)
-
-
 def _cells(values: object, column: list) -> list:
-    """``column`` as csv.writer is to write it: booleans (a model trained on a boolean label answers
-    them) spelled as CSV training reads a boolean back, ``true``/``false`` (:mod:`byoc.values`),
-    not Python's ``True``/``False``; a dict (a hook's predict_fn may answer one per record) as
-    JSON text, as list fields are, not its Python repr (``{'label': 'a'}``, which no JSON parser
-    reads); a value with no text form of its own (bytes, an object) a TypeError (``b'a'`` and
-    ``<object ...>`` were written as the answer).  Checked once per type: a batch has a million
-    records."""
-    if isinstance(values, np.ndarray) and values.dtype.kind in "iufU":  # numbers or text
+    """``column`` as csv.writer is to write it: a missing value (None, NaN, pandas' NA) as an
+    empty cell, which training's readers take as missing in a numeric and a text column alike
+    (:mod:`byoc.values`; ``nan``, as repr wrote a NaN, is a category in a text column); booleans
+    (a model trained on a boolean label answers them) spelled as CSV training reads a boolean
+    back, ``true``/``false``, not Python's ``True``/``False``; a dict (a hook's predict_fn may
+    answer one per record) as JSON text, as list fields are, not its Python repr (``{'label':
+    'a'}``, which no JSON parser reads); a value with no text form of its own (bytes, an object)
+    a TypeError (``b'a'`` and ``<object ...>`` were written as the answer).  The kinds are
+    :mod:`byoc.serving.cells`'; an infinite number stays ``inf``, a number CSV can spell."""
+    if isinstance(values, np.ndarray):
+        kind = values.dtype.kind
+        if kind in "iuU":  # numbers or text
+            return column
+        if kind == "f":
+            return [None if v != v else v for v in column] if _has_nan(values, column) else column
+    if _WRITTEN_AS_IS.issuperset(map(type, column)):  # labels, counts: a subset test in C
         return column
-    types = set(map(type, column))
-    if bool not in types and all(issubclass(t, _CELL_TYPES) for t in types):
+    kinds = cells.kinds(column)
+    if _AS_IS.issuperset(kinds.values()) and not (
+        any(issubclass(t, float) for t in kinds) and any(v != v for v in column)
+    ):
         return column
-    for t in types:
-        if not issubclass(t, (*_CELL_TYPES, dict)):
+    for t, k in kinds.items():
+        if k not in cells.WRITABLE:
             raise TypeError(f"a value of type {t.__name__} has no text/csv form")
-    return [
-        (TRUE if v else FALSE) if type(v) is bool else dumps(v) if isinstance(v, dict) else v for v in column
-    ]
+    return [_cell(v, kinds[type(v)]) for v in column]
+
+
+def _has_nan(values: np.ndarray, column: list) -> bool:
+    """Whether a float array (``column``: its values as a list) holds a NaN: by NumPy for a batch,
+    by its few values for a single row, where np.isnan cost more than the whole answer."""
+    if len(column) == 1:
+        return column[0] != column[0]
+    return bool(np.isnan(values).any()) if len(column) > 16 else any(v != v for v in column)
+
+
+_WRITTEN_AS_IS = frozenset({str, int, type(None)})
+"""Types csv.writer writes as CSV reads them back, and never NaN: no classification needed."""
+_AS_IS = frozenset({cells.Kind.MISSING, cells.Kind.NUMBER, cells.Kind.TEXT})
+"""The kinds csv.writer writes as CSV is read back (None as an empty cell; a NaN is not)."""
+
+
+def _cell(value: object, kind: cells.Kind) -> object:
+    if kind is cells.Kind.BOOLEAN:
+        return TRUE if value else FALSE
+    if kind is cells.Kind.OBJECT:
+        return dumps(value)
+    return None if cells.is_missing(value) else value
 
 
 def _refuse_line_breaks(field: str, column: list) -> None:
@@ -391,8 +423,8 @@ def _floats(values: object, column: list) -> bool:
     array; a list (a hook's predict_fn may return one) is checked, as it may hold text or None
     after a float (repr wrote ``''`` and ``None`` where csv.writer writes ``""`` and nothing)."""
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
-        return True
-    return set(map(type, column)) == {float}
+        return True  # when _cells kept the column: no NaN, which it writes as an empty cell
+    return set(map(type, column)) == {float}  # a NaN in a list is None by now (see _cells)
 
 
 def _plain_words(column: list) -> bool:

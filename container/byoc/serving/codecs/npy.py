@@ -18,6 +18,7 @@ import pandas as pd
 from numpy.lib import format as npformat
 
 from byoc.errors import DataError, NotAcceptable, SchemaError
+from byoc.serving import cells
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.output import LABELS, Prediction
 from byoc.serving.schema import Batch, RequestSchema
@@ -125,16 +126,19 @@ def _typed(values: np.ndarray) -> np.ndarray:
     objects as their Python repr (``"{'label': 'a'}"``).  Numbers stay integers or floats (with
     None: floats, None as NaN, as JSON writes null), booleans booleans, text text."""
     flat = values.ravel()
-    types = set(map(type, flat))
-    if all(issubclass(t, (bool, np.bool_)) for t in types):
+    kinds = cells.kinds(flat)
+    found = set(kinds.values())
+    if found == {cells.Kind.BOOLEAN}:
         return values.astype(bool)
-    if all(issubclass(t, (int, float, np.number)) and not issubclass(t, bool) for t in types):
+    if found == {cells.Kind.NUMBER}:
         return np.asarray(flat.tolist()).reshape(values.shape)
-    if all(issubclass(t, (int, float, np.number, type(None))) and not issubclass(t, bool) for t in types):
-        return np.array([np.nan if v is None else v for v in flat], np.float64).reshape(values.shape)
-    if all(issubclass(t, str) for t in types):
+    if found <= {cells.Kind.NUMBER, cells.Kind.MISSING}:
+        return np.array([np.nan if cells.is_missing(v) else v for v in flat], np.float64).reshape(
+            values.shape
+        )
+    if found == {cells.Kind.TEXT}:
         return values.astype(str)
-    names = ", ".join(sorted(t.__name__ for t in types))
+    names = ", ".join(sorted(t.__name__ for t in kinds))
     raise TypeError(
         f"values of types {names} have no application/x-npy form "
         "(an npy array holds one type; ask for application/json)"
