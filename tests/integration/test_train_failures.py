@@ -173,6 +173,17 @@ CASES = {
         dict(channels={"train": {"a.csv": GOOD}, "validation": {"v1.csv": GOOD, "v2.csv": VALIDATION_MAYBE}}),
         [r"^validation/v2\.csv, row 4, target column 0: holds 'maybe', which is not among the classes"],
     ),
+    "validation_unseen_number_label": (  # a numpy scalar's repr, np.float64(2.0), was the label shown
+        dict(
+            channels={
+                "train": {"a.csv": b"".join(b"%d,%d\n" % (i % 2, i) for i in range(40))},
+                "validation": {"v.csv": b"0,1\n1,2\n2,3\n"},
+            }
+        ),
+        [
+            r"^validation/v\.csv, row 3, target column 0: holds 2, which is not among the classes seen in training \(0, 1\)"
+        ],
+    ),
     "validation_text_in_numeric_column": (
         dict(channels={"train": {"a.csv": GOOD}, "validation": {"v1.csv": GOOD, "v2.csv": VALIDATION_FORTY}}),
         [
