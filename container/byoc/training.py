@@ -187,7 +187,7 @@ def resolve_target(data: ChannelData, channel: str, target: int | str, *, given:
     text = str(target)
     named, index = target_readings(columns, data.has_header, target)
     where = f"channel '{channel}' ({data.files_shown})"
-    if not given and data.has_header:
+    if not given and data.has_header and data.label_size is None:  # label_size=1 says column 0 too
         _refuse_label_named_elsewhere(columns, where)
     if named is not None and index is not None and index != named:
         if isinstance(target, str):

@@ -212,6 +212,16 @@ def test_the_default_target_is_refused_when_the_header_names_another_column_the_
     assert resolve_target(_channel(columns, header=False), "train", 0, given=False) == TargetSpec(0, None)
 
 
+def test_a_label_size_of_one_is_the_first_column_whatever_the_header_names():
+    """text/csv;label_size=1 puts the label in column 0: the ContentType says what target would."""
+    from byoc.training import TargetSpec, resolve_target
+
+    channel = ChannelData(
+        frame=pd.DataFrame(columns=["x", "c", "label"]), has_header=True, label_size=1, files=("train/a.csv",)
+    )
+    assert resolve_target(channel, "train", 0, given=False) == TargetSpec(0, "x")
+
+
 def test_target_digits_without_a_header_are_an_index():
     from byoc.training import TargetSpec, resolve_target
 
