@@ -57,7 +57,8 @@ def common() -> tuple[Hyperparameter, ...]:
             "column",
             0,
             "The label column: a header name or a 0-based index (default: the first "
-            "column, as SageMaker's built-in algorithms expect). A number that is also the "
+            "column, as SageMaker's built-in algorithms expect; unset, a header naming another "
+            "column target or label is refused). A number that is also the "
             'header name of another column is refused as ambiguous: a JSON string ("\\"0\\"") '
             "is the name.",
             aliases=("label", "target_column", "label_column"),

@@ -426,9 +426,13 @@ class Labels:
         return int(bad[0]) if bad.size else None
 
     def shown(self, y: pd.Series, pos: int) -> str:
-        """The label at ``pos`` for a message: as written, or "a missing value"."""
+        """The label at ``pos`` for a message, spelled as :attr:`classes` are (``2``, not the
+        ``np.float64(2.0)`` a CSV column of numbers holds), or "a missing value"."""
         raw = y.iloc[pos]
-        return "a missing value" if _one(raw, self.kind) is None and pd.isna(raw) else repr(raw)
+        label = _one(raw, self.kind)
+        if label is None and pd.isna(raw):
+            return "a missing value"
+        return repr(label if label is not None else raw.item() if isinstance(raw, np.generic) else raw)
 
     def _codes(self, y: pd.Series) -> np.ndarray:
         """Indices into ``classes``, -1 where a label is not among them."""

@@ -187,6 +187,8 @@ def resolve_target(data: ChannelData, channel: str, target: int | str, *, given:
     text = str(target)
     named, index = target_readings(columns, data.has_header, target)
     where = f"channel '{channel}' ({data.files_shown})"
+    if not given and data.has_header and data.label_size is None:  # label_size=1 says column 0 too
+        _refuse_label_named_elsewhere(columns, where)
     if named is not None and index is not None and index != named:
         if isinstance(target, str):
             log.info(
@@ -234,6 +236,29 @@ def resolve_target(data: ChannelData, channel: str, target: int | str, *, given:
     raise HyperparameterError(
         f"hyperparameter 'target'='{target}' is not a column of {where}{hint}; its columns "
         f"are {', '.join(columns[:20])}{', ...' if len(columns) > 20 else ''}",
+        code="bad_target",
+    )
+
+
+LABEL_NAMES = ("target", "label", "target_column", "label_column")
+"""Header names that say "the label" as the ``target`` hyperparameter's own names do."""
+
+
+def _refuse_label_named_elsewhere(columns: list[str], where: str) -> None:
+    """Refuse the default target (the first column) when the header names another column as the
+    label (``x,c,label``: pandas and Spark write the label where it was, often last): the job
+    fitted the first column from the real label, a model whose metrics look like any other's."""
+    if columns[0].strip().casefold() in LABEL_NAMES:
+        return
+    named = next((i for i, c in enumerate(columns) if c.strip().casefold() in LABEL_NAMES), None)
+    if named is None:
+        return
+    from byoc.errors import HyperparameterError
+
+    raise HyperparameterError(
+        f"hyperparameter 'target' is not set, so the label is the first column ('{columns[0]}'), but "
+        f"{where} has a column named '{columns[named]}' (column {named}), which would be a feature; "
+        f"set {_target_spelling(columns[named])} to learn it, or target=0 to keep '{columns[0]}' as the label",
         code="bad_target",
     )
 

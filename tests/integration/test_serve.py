@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import serving_models as sm
 
+import support
 from byoc import artifact
 
 CUSTOM = "X-Amzn-SageMaker-Custom-Attributes"
@@ -128,6 +129,29 @@ def test_csv_header_row_in_any_order_is_accepted(binary):
     shuffled = rows[["contact", "balance", "job", "age"]]
     response = binary.invoke(csv_body(shuffled, header=True), "text/csv; charset=utf-8", "application/json")
     assert labels_of(response) == expected("binary", rows)
+
+
+@pytest.mark.parametrize("case", ["one row", "one row, other order", "gzip", "row longer than a slice"])
+def test_a_csv_header_and_a_row_that_the_server_slices_apart_is_that_row(binary, case):
+    """The server cuts a CSV body into slices at newlines: a header over a last row without a
+    final newline ("\\n".join(lines)), or over a row longer than a slice (4 MiB), was a first
+    slice of the header alone, refused as "the CSV body holds a header but no rows"."""
+    rows = sm.features("binary").iloc[:1].reset_index(drop=True)
+    order = ["contact", "balance", "job", "age"] if case == "one row, other order" else list(rows.columns)
+    answered = rows.copy()
+    if case == "row longer than a slice":
+        rows.loc[0, "job"], answered.loc[0, "job"] = "j" * (5 << 20), "a job no model has seen"
+    body = csv_body(rows[order], header=True).rstrip("\n").encode()
+    headers = {}
+    if case == "gzip":
+        body, headers = support.gzip_bytes(body), {"Content-Encoding": "gzip"}
+    response = binary.invoke(body, "text/csv", "application/json", headers=headers)
+    assert labels_of(response) == expected("binary", answered)
+
+
+def test_a_csv_header_without_rows_is_refused(binary):
+    for body in ("age,balance,job,contact", "age,balance,job,contact\n"):
+        assert_error(binary.invoke(body, "text/csv"), 400, "empty_body", "a header but no rows")
 
 
 def test_csv_charset_and_crlf_line_endings_are_harmless(binary):
@@ -413,6 +437,20 @@ ERRORS = [
         "text/csv",
         "unknown_columns",
         ["'deposit'"],
+    ),
+    (  # was "lacks column 'balance'", as if one name were missing rather than one repeated
+        "repeated dataframe_split column",
+        '{"dataframe_split": {"columns": ["age", "age", "job", "contact"], "data": [[40, 1, "a", "c"]]}}',
+        "application/json",
+        "duplicate_columns",
+        ["\"dataframe_split\" repeats column 'age' and lacks 'balance'; name each feature once"],
+    ),
+    (
+        "repeated csv header column",
+        "age,age,job,contact\n40,1,a,c\n",
+        "text/csv",
+        "duplicate_columns",
+        ["repeats column 'age' and lacks 'balance'"],
     ),
     ("empty body", "", "text/csv", "empty_body", ["empty"]),
     ("blank lines only", "\n\n  \n", "text/csv", "wrong_column_count", ["row 1 is empty", "delete the line"]),

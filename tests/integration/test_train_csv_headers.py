@@ -122,6 +122,32 @@ def test_first_data_row_with_text_in_a_numeric_column_is_refused_not_dropped(tmp
     assert "channel train: 41 rows x 3 columns" in result.stdout
 
 
+@pytest.mark.parametrize(
+    "hyperparameters, content_types",
+    [({"header": False}, {}), ({}, {"train": "text/csv;header=absent"})],
+    ids=["hyperparameter", "content_type"],
+)
+def test_a_header_row_forced_to_be_data_is_refused(tmp_path, hyperparameters, content_types):
+    """header=false (or header=absent) over a file that starts with a header row trained it as a
+    data row, exit 0: a class 'deposit' and the numeric features age and balance categorical."""
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": {"a.csv": HEADER}},
+        hyperparameters=hyperparameters,
+        content_types=content_types,
+    )
+    result = run_train(root)
+    first_line = (read_failure(root) or "").splitlines()[0]
+    assert result.returncode == 1, first_line or result.stdout[-2000:]
+    assert first_line == (
+        "train/a.csv, line 1: 'deposit,age,balance,job,contact' is to be read as data (the hyperparameter "
+        "'header' is false, or the ContentType says header=absent), but it is a header row: columns 1, 2 "
+        "hold numbers below but 'age', 'balance' here, and as data those names would make their columns "
+        "categorical; remove header=false (the header row is detected) or set it to true"
+    )
+    assert model_dir_entries(root) == []
+
+
 def test_header_naming_columns_by_numbers_is_refused_not_trained_as_data(tmp_path):
     """label,2019,2020,2021 over integers was read as a data row: a class 'label' (exit 0)."""
     data = YEARS

@@ -173,6 +173,48 @@ CASES = {
         dict(channels={"train": {"a.csv": GOOD}, "validation": {"v1.csv": GOOD, "v2.csv": VALIDATION_MAYBE}}),
         [r"^validation/v2\.csv, row 4, target column 0: holds 'maybe', which is not among the classes"],
     ),
+    # target unset, the label named but not first (pandas/Spark keep its place): the first column
+    # was fitted from a feature 'label', a model that looked like any other
+    "label_named_last_without_target_csv": (
+        dict(
+            channels={
+                "train": {
+                    "a.csv": csv_bytes(
+                        FRAME.rename(columns={"deposit": "target"})[["age", "job", "target"]],
+                        target=None,
+                        header=True,
+                    )
+                }
+            }
+        ),
+        [
+            r"^hyperparameter 'target' is not set, so the label is the first column \('age'\), but channel 'train' "
+            r"\(train/a\.csv\) has a column named 'target'"
+        ],
+    ),
+    "label_named_last_without_target_parquet": (
+        dict(
+            channels={
+                "train": {"a.parquet": parquet_bytes(FRAME[["age", "job"]].assign(Label=FRAME["deposit"]))}
+            },
+            content_types={"train": "application/x-parquet"},
+        ),
+        [
+            r"has a column named 'Label' \(column 2\), which would be a feature; set target=Label to learn it, "
+            r"or target=0 to keep 'age' as the label$"
+        ],
+    ),
+    "validation_unseen_number_label": (  # a numpy scalar's repr, np.float64(2.0), was the label shown
+        dict(
+            channels={
+                "train": {"a.csv": b"".join(b"%d,%d\n" % (i % 2, i) for i in range(40))},
+                "validation": {"v.csv": b"0,1\n1,2\n2,3\n"},
+            }
+        ),
+        [
+            r"^validation/v\.csv, row 3, target column 0: holds 2, which is not among the classes seen in training \(0, 1\)"
+        ],
+    ),
     "validation_text_in_numeric_column": (
         dict(channels={"train": {"a.csv": GOOD}, "validation": {"v1.csv": GOOD, "v2.csv": VALIDATION_FORTY}}),
         [

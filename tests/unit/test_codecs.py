@@ -272,7 +272,7 @@ def test_json_shapes():
         ),
         ({"dataframe_split": {"columns": ["age", "job", "flag"], "data": []}}, "empty_body"),
         ({"dataframe_split": {"columns": ["age", "job", "flag"], "data": [[1, "a"]]}}, "wrong_column_count"),
-        ({"dataframe_split": {"columns": ["age", "job", "job"], "data": [[1, "a", 1]]}}, "missing_columns"),
+        ({"dataframe_split": {"columns": ["age", "job", "job"], "data": [[1, "a", 1]]}}, "duplicate_columns"),
     ],
     ids=["combined", "no_rows", "short_row", "repeated_column"],
 )

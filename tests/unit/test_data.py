@@ -159,9 +159,18 @@ def test_headerless_csv_columns_are_string_positions(tmp_path):
 def test_header_detected_and_forced(tmp_path):
     data = read(tmp_path / "a", {"a.csv": csv_bytes(FRAME, target="label", header=True)})
     assert data.has_header and list(data.frame.columns) == ["label", "age", "job"]
-    forced = read(tmp_path / "b", {"a.csv": csv_bytes(FRAME, target="label", header=True)}, header=False)
-    assert not forced.has_header and len(forced.frame) == len(FRAME) + 1
-    assert forced.frame["0"].iloc[0] == "label"
+    headerless = csv_bytes(FRAME, target="label", header=False)
+    forced = read(tmp_path / "b", {"a.csv": headerless}, header=True)  # the first row's values are the names
+    assert forced.has_header and len(forced.frame) == len(FRAME) - 1
+    # forced false over names above numbers: refused, as a data row it would make 'age' categorical
+    with pytest.raises(
+        DataError, match=r"^train/a\.csv, line 1: 'label,age,job' is to be read as data"
+    ) as info:
+        read(tmp_path / "c", {"a.csv": csv_bytes(FRAME, target="label", header=True)}, header=False)
+    assert info.value.code == "header_as_data"
+    # a line 1 with clues of both sides is read as data when asked (README "Training errors")
+    both = read(tmp_path / "d", {"a.csv": b"yes,?,a\n" + headerless}, header=False)
+    assert not both.has_header and both.frame["1"].iloc[0] == "?"
 
 
 CODES = pd.DataFrame({"code": ["01", "1", "002", "01"], "x": ["1.5", "2", "007", "3"]})

@@ -181,6 +181,47 @@ def test_target_number_naming_another_column_is_refused_saying_how_to_pick_each(
     assert str(info.value).endswith('give its name: "target": "\\"1\\"" (a JSON string)')
 
 
+@pytest.mark.parametrize(
+    "columns, target, given, expected",
+    [
+        (["x", "c", "label"], 0, False, "'label' (column 2)"),  # the label named, last: not column 0
+        (["x", " Target ", "c"], 0, False, "' Target ' (column 1)"),  # spaces and case aside
+        (["x", "c", "label"], 0, True, (0, "x")),  # target=0 set: the first column, as asked
+        (["x", "c", "label"], "label", True, (2, "label")),
+        (["label", "c", "target"], 0, False, (0, "label")),  # the first column is named so itself
+        (["x", "c", "labels"], 0, False, (0, "x")),  # another name
+        (["0", "1", "2"], 0, False, (0, "0")),
+    ],
+)
+def test_the_default_target_is_refused_when_the_header_names_another_column_the_label(
+    columns, target, given, expected
+):
+    """x,c,label with target unset trained x from a feature 'label' (pandas writes the label where
+    it stands, often last): a regression on the real label, whose metrics look like any model's."""
+    from byoc.training import TargetSpec, resolve_target
+
+    if isinstance(expected, str):
+        with pytest.raises(HyperparameterError) as info:
+            resolve_target(_channel(columns), "train", target, given=given)
+        assert str(info.value).startswith(
+            "hyperparameter 'target' is not set, so the label is the first column ('x'), but channel "
+            f"'train' (train/a.csv) has a column named {expected}, which would be a feature; set target="
+        )
+        return
+    assert resolve_target(_channel(columns), "train", target, given=given) == TargetSpec(*expected)
+    assert resolve_target(_channel(columns, header=False), "train", 0, given=False) == TargetSpec(0, None)
+
+
+def test_a_label_size_of_one_is_the_first_column_whatever_the_header_names():
+    """text/csv;label_size=1 puts the label in column 0: the ContentType says what target would."""
+    from byoc.training import TargetSpec, resolve_target
+
+    channel = ChannelData(
+        frame=pd.DataFrame(columns=["x", "c", "label"]), has_header=True, label_size=1, files=("train/a.csv",)
+    )
+    assert resolve_target(channel, "train", 0, given=False) == TargetSpec(0, "x")
+
+
 def test_target_digits_without_a_header_are_an_index():
     from byoc.training import TargetSpec, resolve_target
 

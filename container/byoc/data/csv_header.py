@@ -222,7 +222,7 @@ class Evidence:
         if for_header and for_data:
             return Verdict(None, "it holds clues of both", tuple(for_header), tuple(for_data), marker=marker)
         if for_header:
-            return Verdict(True, _listed(for_header), tuple(for_header))
+            return Verdict(True, _listed(for_header), tuple(for_header), marker=marker)
         if for_data:
             doubt = None
             if new and not seen:
@@ -311,6 +311,24 @@ def decide(
             verdict.doubt,
         )
     return has_header
+
+
+def refuse_header_as_data(name: str, rows: Sequence[Row]) -> None:
+    """Refuse to read line 1 of ``name`` as data (``header`` false, or the ContentType's
+    ``header=absent``) when it reads as a header row by text over columns of numbers: as a data
+    row its names would turn those columns into categories (and the label's name into a class),
+    a model trained on it without a word.  A line that also holds data's clues is the user's to
+    call (:meth:`Evidence.judge`), and so are new names over text columns (a rare category)."""
+    verdict = judge(rows)
+    if verdict.header is not True or verdict.marker is None:
+        return
+    raise DataError(
+        f"{name}, line 1: {_shown(rows[0])} is to be read as data (the hyperparameter 'header' is false, "
+        f"or the ContentType says header=absent), but it is a header row: {verdict.for_header[0]}, and "
+        "as data those names would make their columns categorical; remove header=false (the header "
+        "row is detected) or set it to true",
+        code="header_as_data",
+    )
 
 
 def ambiguous(name: str, first: Row, verdict: Verdict, context: str = "") -> DataError:

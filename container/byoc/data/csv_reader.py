@@ -368,6 +368,8 @@ def read(
     if not first_rows:
         raise DataError(f"{sources[0].name}: holds no CSV rows", code="empty_file")
     has_header = csv_header.decide(samples, channel, label) if header is None else bool(header)
+    if header is False and typed:  # this channel's cells type its columns (validation's are train's)
+        csv_header.refuse_header_as_data(samples[0][0], first_rows)
     width = len(first_rows[0])
     names = None if has_header else [str(i) for i in range(width)]
     tables: list[pa.Table] = []

@@ -92,6 +92,7 @@ def decode_batches(
     rows, lines, decoded = 0, 0, False
     header: bytes | None = None
     first: bytes | None = None  # the first slice, kept until a second one needs its header (if any)
+    header_only: DataError | None = None  # the first slice's error when it held only the header
     before = b""  # the previous slice, whose lines are counted once a next one comes (if any)
     for piece in body.line_slices(decoder.whole_records):
         if decoder.lines is not None and before:
@@ -99,7 +100,7 @@ def decode_batches(
         before = piece
         if not piece or (not decoder.blank_records and _blank(piece)):
             continue
-        if decoded and decoder.continued is not None:  # only a body's first line may be a header
+        if (decoded or header_only) and decoder.continued is not None:  # only a body's first line is a header
             if first is not None and decoder.header is not None:  # a body of one slice never asks
                 header, first = decoder.header(first, schema), None
             batch = decoder.continued(piece, schema, rows, header)
@@ -107,12 +108,26 @@ def decode_batches(
             batch = decoder.lines(piece, schema, rows, lines)
         else:
             first = piece if decoder.continued is not None else None
-            batch = decoder.decode(piece, schema, rows)
+            try:
+                batch = decoder.decode(piece, schema, rows)
+            except DataError as exc:
+                if not _only_header(exc, piece, decoder, schema):
+                    raise
+                header_only = exc  # the rows follow in the next slices, if any
+                continue
         rows += len(batch)
         decoded = True
         yield batch
     if not decoded:
-        raise _empty(decoder, schema)
+        raise header_only or _empty(decoder, schema)
+
+
+def _only_header(exc: DataError, piece: bytes, decoder: codecs.Decoder, schema: RequestSchema) -> bool:
+    """Whether ``exc`` refuses the body's first slice for holding its header line alone: slices
+    end at a newline, so a header and a last row without one (``"a,b\n1,2"``), or a row longer
+    than a slice, come apart, and the body was refused as "a header but no rows" with its row
+    in the next slice."""
+    return exc.code == "empty_body" and decoder.header is not None and decoder.header(piece, schema) == piece
 
 
 _NUMBERED = re.compile(r"\b(?:row|line) \d")

@@ -186,7 +186,9 @@ class RequestSchema:
         return name if name is not None else self._folded.get(key.casefold())
 
     def check_names(self, given: Sequence[str], *, where: str) -> None:
-        """Missing or unknown keys/columns -> 400 naming them."""
+        """Unknown, repeated or missing keys/columns -> 400 naming them.  A repeated name comes
+        before a missing one: it stands where the missing column was meant (``age, age`` for
+        ``age, balance``), and "lacks 'balance'" sent the client looking for the wrong mistake."""
         given_set = set(given)
         missing = [n for n in self.names if n not in given_set]
         unknown = [g for g in given if g not in self.index]
@@ -196,15 +198,19 @@ class RequestSchema:
                 f"the model's features are {_names_list(self.names)} (drop the label and any extra columns)",
                 code="unknown_columns",
             )
+        if len(given_set) != len(given):
+            dupes = sorted({g for g in given if list(given).count(g) > 1})
+            lacks = f" and lacks {_names_list(missing)}" if missing else ""
+            raise SchemaError(
+                f"{where} repeats column {_names_list(dupes)}{lacks}; name each feature once",
+                code="duplicate_columns",
+            )
         if missing:
             raise SchemaError(
                 f"{where} lacks column{'s' if len(missing) > 1 else ''} {_names_list(missing)}; "
                 "send every feature (null for a missing value)",
                 code="missing_columns",
             )
-        if len(given_set) != len(given):
-            dupes = sorted({g for g in given if list(given).count(g) > 1})
-            raise SchemaError(f"{where} repeats column {_names_list(dupes)}", code="duplicate_columns")
 
     # -- Python values ---------------------------------------------------------------------
     def _batch(self, columns: Sequence[Sequence[Any]]) -> Batch:
