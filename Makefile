@@ -45,7 +45,7 @@ TEST_PROCESSES ?= 2
 
 test: venv browser
 	$(BIN)/python -m pytest --hypothesis-profile=ci --durations=25 -n $(TEST_PROCESSES) --dist loadfile \
-		-m "not container" tests
+		--no-loadscope-reorder -m "not container" tests
 
 test-container: venv
 	$(BIN)/python -m pytest --hypothesis-profile=ci -m "container and not sdk3" tests/container

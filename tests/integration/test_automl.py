@@ -235,12 +235,32 @@ def test_an_unknown_objective_is_refused_before_any_data_is_read(tmp_path):
     assert "objective_metric" in read_failure(root) and "reading channel" not in result.stdout
 
 
-def test_a_restarted_job_resumes_from_its_checkpoints(tmp_path):
+@pytest.fixture(scope="module")
+def checkpointed_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ML root whose job (3 candidates) has run once with a checkpoint directory: the restart
+    tests each restart a copy of it (checkpoints are keyed by the data, not the path)."""
     # the budget is an upper bound for a busy machine: the job ends after 3 candidates
-    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=180, max_candidates=3)
+    root = _root(
+        tmp_path_factory.mktemp("checkpointed"),
+        mixed_frame(),
+        "deposit",
+        max_runtime_seconds=180,
+        max_candidates=3,
+    )
     (root / "checkpoints").mkdir()
     first = run_train(root)
     assert first.returncode == 0, first.stdout + first.stderr
+    return root
+
+
+def _restart_copy(job: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "ml"
+    shutil.copytree(job, root, symlinks=True)
+    return root
+
+
+def test_a_restarted_job_resumes_from_its_checkpoints(checkpointed_job, tmp_path):
+    root = _restart_copy(checkpointed_job, tmp_path)
     saved = sorted(p.name for p in (root / "checkpoints").rglob("*.json"))
     assert len(saved) == 3
     second = run_train(root)
@@ -255,13 +275,12 @@ def test_a_restarted_job_resumes_from_its_checkpoints(tmp_path):
     assert {r["host"] for r in records} == {"algo-1"}
 
 
-def test_a_restarted_job_scores_again_the_candidates_whose_checkpoints_are_corrupt(tmp_path):
+def test_a_restarted_job_scores_again_the_candidates_whose_checkpoints_are_corrupt(
+    checkpointed_job, tmp_path
+):
     """A partial restore or a full disk (an empty predictions file), a foreign writer (a null
     score): each such checkpoint is ignored with a warning and its candidate scored again."""
-    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=180, max_candidates=3)
-    (root / "checkpoints").mkdir()
-    first = run_train(root)
-    assert first.returncode == 0, first.stdout + first.stderr
+    root = _restart_copy(checkpointed_job, tmp_path)
     empty, nulled, kept = sorted((root / "checkpoints").rglob("*.json"))
     empty.with_suffix(".npy").write_bytes(b"")
     nulled.write_text(json.dumps({**json.loads(nulled.read_text()), "score": None}))
