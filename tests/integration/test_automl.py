@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import requests
+import serving_models
 
 from support import (
     csv_bytes,
@@ -27,10 +27,7 @@ from support import (
     read_until,
     run_train,
     run_train_patched,
-    start_serve,
     start_train,
-    stop_process,
-    wait_for_ping,
 )
 
 pytestmark = pytest.mark.slow
@@ -74,22 +71,16 @@ def _leaderboard(root: Path) -> list[dict[str, str]]:
 
 def _served_predictions(root: Path, frame: pd.DataFrame, target: str, rows: int) -> list[dict]:
     """The saved model's answers for the first ``rows`` rows, from the real server (a 200)."""
-    proc, port = start_serve(root)
+    server = serving_models.start(root)
     try:
-        wait_for_ping(port, proc)
         body = frame.drop(columns=[target]).head(rows).to_csv(index=False, header=False)
-        response = requests.post(
-            f"http://127.0.0.1:{port}/invocations",
-            data=body,
-            headers={"Content-Type": "text/csv", "Accept": "application/json"},
-            timeout=30,
-        )
+        response = server.invoke(body, "text/csv", "application/json", timeout=30)
         assert response.status_code == 200, response.text
         predictions = response.json()["predictions"]
         assert len(predictions) == rows
         return predictions
     finally:
-        stop_process(proc)
+        server.stop()
 
 
 CASES = {
@@ -851,21 +842,16 @@ def test_a_stacked_ensemble_is_chosen_when_it_scores_best_beyond_the_noise_and_i
     single_threaded(model.estimator)
     want = np.asarray(model.estimator.predict_proba(X))
     for environ in ({}, {"BYOC_COMPILED_INFERENCE": "off"}):
-        proc, port = start_serve(root, env=environ)
+        server = serving_models.start(root, env=environ)
         try:
-            wait_for_ping(port, proc)
-            response = requests.post(
-                f"http://127.0.0.1:{port}/invocations",
-                data=features.to_csv(index=False, header=False),
-                headers={
-                    "Content-Type": "text/csv",
-                    "Accept": "application/json",
-                    "X-Amzn-SageMaker-Custom-Attributes": "output=predicted_label,probabilities",
-                },
-                timeout=60,
+            response = server.invoke(
+                features.to_csv(index=False, header=False),
+                "text/csv",
+                "application/json",
+                attributes="output=predicted_label,probabilities",
             )
         finally:
-            stop_process(proc)
+            server.stop()
         assert response.status_code == 200, response.text
         served = response.json()["predictions"]
         got = np.asarray([p["probabilities"] for p in served])
