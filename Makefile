@@ -40,12 +40,17 @@ lint: venv
 
 # Two test processes (pytest-xdist), each running whole files (--dist loadfile), so a module's
 # fixtures — models trained by the real `train` — are built once: 2,398 s serially at 55c4082,
-# 1,568 s with two processes on the same 2 cores (most tests wait on the processes they start).
+# 1,568 s with two processes on the same 2 cores (most tests wait on the processes they start);
+# 1,413 s at 1ba9e08 (CI).  Files are handed out in collection order (--no-loadscope-reorder), which
+# tests/conftest.py makes the files with a test marked slow first: xdist's own order (by number of
+# tests) could start a file of a few long tests last.  On tests/unit's durations at 1ba9e08 (1,191 s
+# of test time, `pytest --durations=0 -n 2 --dist loadfile tests/unit`, load ~5) two processes end
+# after 687 s in xdist's order and 595 s (the ideal half) slow-first (simulated from those durations).
 TEST_PROCESSES ?= 2
 
 test: venv browser
 	$(BIN)/python -m pytest --hypothesis-profile=ci --durations=25 -n $(TEST_PROCESSES) --dist loadfile \
-		-m "not container" tests
+		--no-loadscope-reorder -m "not container" tests
 
 test-container: venv
 	$(BIN)/python -m pytest --hypothesis-profile=ci -m "container and not sdk3" tests/container

@@ -9,6 +9,10 @@ Hypothesis profiles: ``dev`` (the default: random examples, saved failures repla
 ``--hypothesis-profile=ci`` (``make test`` and ``.ci/run`` pass it).
 
 A skipped test fails the run: a skip would hide a missing module or service as a pass.
+
+Files holding a test marked ``slow`` are collected first: ``make test`` hands whole files to its
+processes in collection order (``--dist loadfile --no-loadscope-reorder``), so a file of minutes
+starts at the beginning rather than last, where it would hold the run's end with one process idle.
 """
 
 from __future__ import annotations
@@ -84,6 +88,12 @@ def trained_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")  # the SDK's banner on import
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files with a ``slow`` test first, each file's tests kept together and in order (see above)."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: otherwise collection order
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -153,7 +153,14 @@ class Server:
         return self.session.get(f"{self.url}{path}", timeout=10)
 
     def stop(self, timeout: float = 30) -> str:
-        """SIGTERM (SIGKILL after ``timeout``); returns everything the server printed."""
+        """SIGTERM (SIGKILL after ``timeout``); returns everything the server printed.  The
+        session's pools are closed first: urllib3 2's ``clear`` leaves them to be collected, and a
+        response the test still holds keeps its pool, so its kept-alive connection stayed open and
+        held a stopping worker 2 s longer (gunicorn's ``STOP_KEEPALIVE_LINGER``)."""
+        for adapter in self.session.adapters.values():
+            pools = getattr(adapter, "poolmanager", None)
+            for key in pools.pools.keys() if pools is not None else ():
+                pools.pools[key].close()
         self.session.close()
         support.terminate(self.process, timeout)
         if self.reader is not None:

@@ -33,6 +33,8 @@ from byoc.data import read_channel
 from byoc.environment import MLPaths, TrainingEnvironment
 from byoc.serving.inference import single_threaded
 
+pytestmark = pytest.mark.slow  # every test trains and serves through the real processes: it starts first
+
 TARGET = "label"
 # Serving environments every check runs under (name -> environment for container/serve).
 SERVING_VARIANTS: Mapping[str, Mapping[str, str]] = {"default": {}}

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import requests
+import serving_models
 
 from support import (
     csv_bytes,
@@ -27,10 +27,7 @@ from support import (
     read_until,
     run_train,
     run_train_patched,
-    start_serve,
     start_train,
-    stop_process,
-    wait_for_ping,
 )
 
 pytestmark = pytest.mark.slow
@@ -74,22 +71,16 @@ def _leaderboard(root: Path) -> list[dict[str, str]]:
 
 def _served_predictions(root: Path, frame: pd.DataFrame, target: str, rows: int) -> list[dict]:
     """The saved model's answers for the first ``rows`` rows, from the real server (a 200)."""
-    proc, port = start_serve(root)
+    server = serving_models.start(root)
     try:
-        wait_for_ping(port, proc)
         body = frame.drop(columns=[target]).head(rows).to_csv(index=False, header=False)
-        response = requests.post(
-            f"http://127.0.0.1:{port}/invocations",
-            data=body,
-            headers={"Content-Type": "text/csv", "Accept": "application/json"},
-            timeout=30,
-        )
+        response = server.invoke(body, "text/csv", "application/json", timeout=30)
         assert response.status_code == 200, response.text
         predictions = response.json()["predictions"]
         assert len(predictions) == rows
         return predictions
     finally:
-        stop_process(proc)
+        server.stop()
 
 
 CASES = {
@@ -235,12 +226,32 @@ def test_an_unknown_objective_is_refused_before_any_data_is_read(tmp_path):
     assert "objective_metric" in read_failure(root) and "reading channel" not in result.stdout
 
 
-def test_a_restarted_job_resumes_from_its_checkpoints(tmp_path):
+@pytest.fixture(scope="module")
+def checkpointed_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ML root whose job (3 candidates) has run once with a checkpoint directory: the restart
+    tests each restart a copy of it (checkpoints are keyed by the data, not the path)."""
     # the budget is an upper bound for a busy machine: the job ends after 3 candidates
-    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=180, max_candidates=3)
+    root = _root(
+        tmp_path_factory.mktemp("checkpointed"),
+        mixed_frame(),
+        "deposit",
+        max_runtime_seconds=180,
+        max_candidates=3,
+    )
     (root / "checkpoints").mkdir()
     first = run_train(root)
     assert first.returncode == 0, first.stdout + first.stderr
+    return root
+
+
+def _restart_copy(job: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "ml"
+    shutil.copytree(job, root, symlinks=True)
+    return root
+
+
+def test_a_restarted_job_resumes_from_its_checkpoints(checkpointed_job, tmp_path):
+    root = _restart_copy(checkpointed_job, tmp_path)
     saved = sorted(p.name for p in (root / "checkpoints").rglob("*.json"))
     assert len(saved) == 3
     second = run_train(root)
@@ -255,13 +266,12 @@ def test_a_restarted_job_resumes_from_its_checkpoints(tmp_path):
     assert {r["host"] for r in records} == {"algo-1"}
 
 
-def test_a_restarted_job_scores_again_the_candidates_whose_checkpoints_are_corrupt(tmp_path):
+def test_a_restarted_job_scores_again_the_candidates_whose_checkpoints_are_corrupt(
+    checkpointed_job, tmp_path
+):
     """A partial restore or a full disk (an empty predictions file), a foreign writer (a null
     score): each such checkpoint is ignored with a warning and its candidate scored again."""
-    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=180, max_candidates=3)
-    (root / "checkpoints").mkdir()
-    first = run_train(root)
-    assert first.returncode == 0, first.stdout + first.stderr
+    root = _restart_copy(checkpointed_job, tmp_path)
     empty, nulled, kept = sorted((root / "checkpoints").rglob("*.json"))
     empty.with_suffix(".npy").write_bytes(b"")
     nulled.write_text(json.dumps({**json.loads(nulled.read_text()), "score": None}))
@@ -832,21 +842,16 @@ def test_a_stacked_ensemble_is_chosen_when_it_scores_best_beyond_the_noise_and_i
     single_threaded(model.estimator)
     want = np.asarray(model.estimator.predict_proba(X))
     for environ in ({}, {"BYOC_COMPILED_INFERENCE": "off"}):
-        proc, port = start_serve(root, env=environ)
+        server = serving_models.start(root, env=environ)
         try:
-            wait_for_ping(port, proc)
-            response = requests.post(
-                f"http://127.0.0.1:{port}/invocations",
-                data=features.to_csv(index=False, header=False),
-                headers={
-                    "Content-Type": "text/csv",
-                    "Accept": "application/json",
-                    "X-Amzn-SageMaker-Custom-Attributes": "output=predicted_label,probabilities",
-                },
-                timeout=60,
+            response = server.invoke(
+                features.to_csv(index=False, header=False),
+                "text/csv",
+                "application/json",
+                attributes="output=predicted_label,probabilities",
             )
         finally:
-            stop_process(proc)
+            server.stop()
         assert response.status_code == 200, response.text
         served = response.json()["predictions"]
         got = np.asarray([p["probabilities"] for p in served])

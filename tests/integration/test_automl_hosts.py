@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
+import serving_models
 
 from byoc.automl import cluster, search
 from byoc.environment import MLPaths, TrainingEnvironment
@@ -32,11 +32,9 @@ from support import (
     read_failure,
     read_until,
     run_train,
-    start_serve,
     start_train,
     stop_process,
     wait_for,
-    wait_for_ping,
 )
 
 pytestmark = pytest.mark.slow
@@ -93,21 +91,17 @@ def test_two_hosts_share_the_search_and_the_first_writes_the_model(tmp_path):
     assert not (second / "output" / "data" / "leaderboard.csv").exists()
     assert "the scheduler on 127.0.0.1 closed (the job is done)" in worker_out
 
-    proc, port = start_serve(first)
+    server = serving_models.start(first)
     try:
-        wait_for_ping(port, proc)
         rows = iris_frame().drop(columns=["target"]).iloc[[0, 60, 120]]
-        response = requests.post(
-            f"http://127.0.0.1:{port}/invocations",
-            data=rows.to_csv(index=False, header=False),
-            headers={"Content-Type": "text/csv", "Accept": "application/json"},
-            timeout=30,
+        response = server.invoke(
+            rows.to_csv(index=False, header=False), "text/csv", "application/json", timeout=30
         )
         assert response.status_code == 200, response.text
         labels = [p["predicted_label"] for p in response.json()["predictions"]]
         assert labels == ["setosa", "versicolor", "virginica"]
     finally:
-        stop_process(proc)
+        server.stop()
 
 
 def test_the_search_context_stays_on_every_host(tmp_path):
@@ -234,18 +228,17 @@ def test_sigterm_on_every_host_mid_search_saves_on_the_first_and_leaves_no_proce
             timeout=10,
             detail=lambda root=root: "\n".join(processes_of(root)),
         )
-    proc, port = start_serve(first)
+    server = serving_models.start(first)
     try:
-        wait_for_ping(port, proc)
-        response = requests.post(
-            f"http://127.0.0.1:{port}/invocations",
-            data=iris_frame().drop(columns=["target"]).head(3).to_csv(index=False, header=False),
-            headers={"Content-Type": "text/csv", "Accept": "application/json"},
+        response = server.invoke(
+            iris_frame().drop(columns=["target"]).head(3).to_csv(index=False, header=False),
+            "text/csv",
+            "application/json",
             timeout=30,
         )
         assert response.status_code == 200, response.text
     finally:
-        stop_process(proc)
+        server.stop()
 
 
 def test_sigterm_while_the_first_host_waits_for_the_others_stops_at_once_without_a_model(tmp_path):

@@ -278,6 +278,7 @@ def test_one_rows_ones_in_common_are_counted_exactly_by_bytes_and_by_words(
         np.testing.assert_array_equal(candidate._common(np.flatnonzero(ones)).astype(np.int64), expected)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32 - 1),

@@ -28,6 +28,8 @@ from byoc.serving.inference import Predictor
 from byoc.serving.output import LABELS, PREDICTED_LABEL, PROBABILITIES, PROBABILITY
 from byoc.serving.row_ensemble import RowEnsemble, same_fitted
 
+pytestmark = pytest.mark.slow  # its module fixtures fit every member as an ensemble: it starts first
+
 MEMBERS = ["random_forest", "extra_trees", "gradient_boosting", "linear", "knn", "decision_tree"]
 ROWS = 400
 # binary: one score per row for linear (summed as Python floats), forests written for class 1 alone

@@ -29,6 +29,8 @@ from byoc.hyperparameters import resolve
 from byoc.preprocessing import coerce_features, feature_schema
 from byoc.serving.inference import Predictor
 
+pytestmark = pytest.mark.slow  # its module fixture fits and compiles every blend and stack: it starts first
+
 # member -> its hyperparameters (small, so the test is quick)
 MEMBERS = {
     "random_forest": {"n_estimators": 8, "n_jobs": 1},
