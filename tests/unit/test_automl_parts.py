@@ -536,9 +536,30 @@ def test_the_search_keeps_the_time_to_refit_every_candidate_the_blend_starts_fro
         costs.record(result, 5)
     members = blend.refit_members(rows, cross_validated)
     assert members == refitted and members >= blend.initial_members(rows, cross_validated)
-    reserve = job._search_reserve(completed, costs, 5, members)
+    reserve = 1000.0 - job._search_deadline(1000.0, completed, costs, 5, members)
     assert reserve == pytest.approx(sum(costs.refit(r.candidate, 5) for r in completed[:refitted]))
     assert reserve < sum(costs.refit(r.candidate, 5) for r in completed[: refitted + 1])
+
+
+def test_the_search_deadline_keeps_the_refit_time_the_final_refit_counts():
+    """One rule for what a refit costs: the search keeps, to the bit, what :func:`_refit_seconds`
+    counts for its best candidates (as the search always has: each in full, a kept fold model too)."""
+    made = [
+        candidates.Candidate("extra_trees", candidates.ORDINAL, {"n_estimators": 50 * (i + 1)})
+        for i in range(4)
+    ]
+    completed = [
+        search.Result(c, search.COMPLETED, 0.9 - 0.01 * i, fit_seconds=1.7 + i) for i, c in enumerate(made)
+    ]
+    costs = search.CostModel()
+    for result in completed:
+        costs.record(result, 3)
+    completed[0].model = object()  # the best keeps its fold model: still counted in full
+    for members in (1, 3, 5):
+        full = sum(costs.refit(r.candidate, 3) for r in completed[:members])
+        expected = job._refit_seconds([(r, 1.0) for r in completed[:members]], costs, 3, False)
+        assert full == expected > 0
+        assert job._search_deadline(123.4, completed, costs, 3, members) == 123.4 - full
 
 
 def test_blend_selection_past_its_deadline_keeps_what_its_first_round_chose():

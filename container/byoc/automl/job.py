@@ -467,12 +467,20 @@ def _refit_seconds(
     )
 
 
-def _search_reserve(
-    completed: Sequence[search.Result], costs: search.CostModel, folds: int, members: int
+def _search_deadline(
+    report_by: float,
+    completed: Sequence[search.Result],
+    costs: search.CostModel,
+    folds: int,
+    members: int,
 ) -> float:
-    """The seconds the search keeps for the final refit: that of the ``members`` best candidates
-    (``completed`` best first), as many as the blend may refit (:func:`blend.refit_members`)."""
-    return sum(costs.refit(r.candidate, folds) for r in completed[:members])
+    """When the search ends: ``report_by`` (the budget's end less the report's and the save's
+    reserve) less the expected refit (:func:`_refit_seconds`) of the ``members`` best candidates
+    (``completed`` best first), as many as the blend may refit (:func:`blend.refit_members`).
+    Each is counted in full, even one whose kept fold model a validation channel would save
+    refitting: which candidate keeps its model changes until the search ends."""
+    refit = _refit_seconds([(r, 1.0) for r in completed[:members]], costs, folds, fold_is_refit=False)
+    return report_by - refit
 
 
 def _without_stack(
@@ -693,7 +701,7 @@ def run(
     refits = blend.refit_members(int(plan.covered.sum()), cross_validated)
 
     def search_deadline(completed: list[search.Result]) -> float:
-        return hard_deadline - reserve_report - _search_reserve(completed, finder.costs, plan.folds, refits)
+        return _search_deadline(hard_deadline - reserve_report, completed, finder.costs, plan.folds, refits)
 
     def on_result(result: search.Result, number: int, left: float) -> None:
         _log_candidate(result, number, left, started, goal.name)
