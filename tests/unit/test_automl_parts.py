@@ -637,6 +637,41 @@ def test_the_log_of_a_chosen_stack_gives_the_noise_of_its_difference(caplog):
     assert expected > 0 and f"noise of the difference {expected:.6f}" in caplog.text
 
 
+def test_the_stack_choice_computes_each_options_split_losses_once(monkeypatch, caplog):
+    """The losses that choose the stack are those its log line's noise comes from: two options,
+    two computations (it computed them twice), and the same choice as :func:`choice.choose`."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, size=400)
+    plan = search.make_plan(y, BINARY, seed=0)
+    goal = objective.resolve("AUC", BINARY)
+
+    def result(name: str, noise_scale: float) -> search.Result:
+        p = np.clip(y + rng.normal(scale=noise_scale, size=len(y)), 0.01, 0.99)
+        oof = np.column_stack([1 - p, p])
+        score = search.score_predictions(y, oof, BINARY, 2)["auc"]
+        return search.Result(candidates.Candidate(name, candidates.ORDINAL), search.COMPLETED, score, oof=oof)
+
+    a, b, stacked = result("a", 0.6), result("b", 0.7), result(stack.FAMILY, 0.5)
+    chosen = [(a, 0.6), (b, 0.4)]
+    blend_oof = 0.6 * a.oof + 0.4 * b.oof
+    blend_score = search.score_predictions(y, blend_oof, BINARY, 2)["auc"]
+    calls = []
+    counted = choice.split_losses
+    monkeypatch.setattr(choice, "split_losses", lambda *args: calls.append(1) or counted(*args))
+    caplog.set_level("INFO")
+    picked = job._stack_beyond_noise(
+        stack.Scored(stacked, [a, b]), chosen, blend_score, y, plan, goal, BINARY, 2
+    )
+    assert len(calls) == 2
+    options = [
+        Option("the blend", blend_oof, blend_score, 0),
+        Option(stacked.name, stacked.oof, stacked.score, 1),
+    ]
+    expected, _, _ = choose(options, y, plan, goal, BINARY, 2)
+    assert picked == (expected.name == stacked.name)
+    assert "noise of the difference" in caplog.text
+
+
 def test_one_held_out_split_has_no_noise_estimate_so_the_best_score_wins():
     y = np.arange(20.0)
     plan = search.make_plan(y, REGRESSION, seed=0, n_train=10)

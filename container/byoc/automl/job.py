@@ -542,12 +542,12 @@ def _stack_beyond_noise(
         "the blend" if len(chosen) > 1 else chosen[0][0].name, np.asarray(held_out), score, 0
     )
     ensemble = choice.Option(stacked.result.name, np.asarray(stacked.result.oof), stacked.result.score, 1)
-    picked, _, _ = choice.choose([simpler, ensemble], y_held, plan, goal, problem_type, n_classes)
-    # choose() returns the chosen option's own margin (0 for the best): log the difference's noise
+    options = [simpler, ensemble]
     losses = [
-        choice.split_losses(o.predictions, y_held, plan, goal, problem_type, n_classes)
-        for o in (simpler, ensemble)
+        choice.split_losses(o.predictions, y_held, plan, goal, problem_type, n_classes) for o in options
     ]
+    picked, _, _ = choice.choose_by_losses(options, losses, plan, goal)
+    # the chosen option's own margin is 0 when it is the best: log the noise of the difference
     margin = choice.ONE_STANDARD_ERROR * choice.noise(losses[0] - losses[1], plan)
     log.info(
         "auto: %s: the stack scores %s=%.6f against %.6f for %s; noise of the difference %.6f",
