@@ -789,6 +789,32 @@ def test_the_stacks_scoring_is_stopped_where_it_would_eat_the_final_refits_time(
     assert f"no stacked ensemble: {why}" in caplog.text
 
 
+@pytest.mark.parametrize("how", ["memory_error", "sigkill"])
+def test_a_stack_whose_scoring_runs_out_of_memory_says_so_first(monkeypatch, caplog, how):
+    """The stack's scoring or its meta-model's fit running out of memory leads with it and the
+    memory figure, as a candidate's does (it read "its scoring was stopped after 0.1 s: the
+    process scoring it raised MemoryError ...")."""
+    caplog.set_level("INFO")
+    ctx = _context("multiclass")
+    ranked = _stack_pool(ctx)
+    monkeypatch.setattr(stack, "evaluate", _no_memory if how == "memory_error" else _killed_by_the_kernel)
+    scored, why = stack.consider(ranked, ctx.y, ctx, search.CostModel(), deadline=time.monotonic() + 600.0)
+    assert scored is None and why.startswith("out of memory: the process scoring it "), why
+    said = (
+        "raised MemoryError (Unable to allocate 9.3 GiB"
+        if how == "memory_error"
+        else "SIGKILL: out of memory?"
+    )
+    assert said in why and "this container has " in why and " GiB of memory (" in why
+    assert f"no stacked ensemble: {why}" in caplog.text
+    monkeypatch.setattr(stack, "fit_meta", _no_memory if how == "memory_error" else _killed_by_the_kernel)
+    meta, why = stack.fit_meta_until(ranked, ctx.y, MULTICLASS, lambda: (time.monotonic() + 600, "never"))
+    assert meta is None and why.startswith(
+        f"out of memory: the process fitting its meta-model on all {len(ctx.y)} rows "
+    ), why
+    assert said in why and "this container has " in why
+
+
 def test_the_stacks_meta_model_fit_on_all_rows_is_killed_at_its_deadline(monkeypatch):
     """The meta-model's fit on every out-of-fold row ran in the job's process, untimed: a slow
     one carried the job past its budget.  It runs in a child killed at the refit's deadline."""
