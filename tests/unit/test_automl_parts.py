@@ -672,6 +672,21 @@ def test_the_stack_choice_computes_each_options_split_losses_once(monkeypatch, c
     assert "noise of the difference" in caplog.text
 
 
+def test_the_held_out_predictions_of_a_blend_are_its_weighted_members_summed_in_order():
+    """One rule for the held-out predictions of what is saved: what the stack is compared with
+    and what the held-out metrics and the report come from (two copies of it before)."""
+    rng = np.random.default_rng(5)
+    made = [
+        search.Result(candidates.Candidate(f"m{i}", candidates.ORDINAL), search.COMPLETED, 0.5, oof=oof)
+        for i, oof in enumerate(rng.dirichlet(np.ones(3), size=(3, 40)))
+    ]
+    weights = [0.5, 0.3, 0.2]
+    held_out = job._held_out(list(zip(made, weights, strict=True)))
+    expected = 0.0 + 0.5 * made[0].oof + 0.3 * made[1].oof + 0.2 * made[2].oof
+    assert held_out.dtype == float and held_out.tobytes() == expected.tobytes()
+    assert job._held_out([(made[1], 1.0)]).tobytes() == made[1].oof.tobytes()
+
+
 def test_one_held_out_split_has_no_noise_estimate_so_the_best_score_wins():
     y = np.arange(20.0)
     plan = search.make_plan(y, REGRESSION, seed=0, n_train=10)

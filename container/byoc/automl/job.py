@@ -525,6 +525,15 @@ def _consider_stack(
         return None, why
 
 
+def _held_out(members: Sequence[tuple[search.Result, float]]) -> np.ndarray:
+    """The held-out predictions of what would be saved (a blend's weighted members, or one
+    candidate with weight 1): the weighted sum of their out-of-fold predictions, in the order given."""
+    total = np.zeros_like(members[0][0].oof, dtype=float)
+    for result, weight in members:
+        total += weight * np.asarray(result.oof, dtype=float)
+    return total
+
+
 def _stack_beyond_noise(
     stacked: stack.Scored,
     chosen: Sequence[tuple[search.Result, float]],
@@ -537,9 +546,8 @@ def _stack_beyond_noise(
 ) -> bool:
     """Does the stack beat the blend or candidate otherwise chosen (``chosen``, scoring ``score``)
     by more than the cross-validation noise (:mod:`.choice`)?  Logged either way."""
-    held_out = sum(w * np.asarray(r.oof, dtype=float) for r, w in chosen)
     simpler = choice.Option(
-        "the blend" if len(chosen) > 1 else chosen[0][0].name, np.asarray(held_out), score, 0
+        "the blend" if len(chosen) > 1 else chosen[0][0].name, _held_out(chosen), score, 0
     )
     ensemble = choice.Option(stacked.result.name, np.asarray(stacked.result.oof), stacked.result.score, 1)
     options = [simpler, ensemble]
@@ -872,9 +880,7 @@ def run(
         left_out["Refit on all rows"] = f"{cut}; {saved}"
         kept.message = f"{kept.message}; {saved}".lstrip("; ")
 
-    held_out = np.zeros_like(ranked[0].oof, dtype=float)
-    for name, weight in weights.items():
-        held_out += weight * np.asarray(by_name[name].oof, dtype=float)
+    held_out = _held_out([(by_name[name], weight) for name, weight in weights.items()])
     held_out_metrics = search.score_predictions(y_held, np.asarray(held_out), problem_type, n_classes)
     log.info(
         "auto: chose %s; held-out %s=%.6f",
