@@ -5,7 +5,8 @@ The schema's own checks (:func:`byoc.preprocessing.coerce_features`,
 :meth:`byoc.problem.Labels.encode`) count rows over whatever frame they are given, for
 requests as much as for channels.  A channel's rows are counted as the train channel's are
 (:meth:`byoc.data.ChannelData.locate`: from 1 in each file, after any header, before rows with
-a missing target are dropped), so these wrappers find the culprit again and name it so.
+a missing target are dropped), so these wrappers take the culprit's position (from the check's
+error, or by looking again) and name it so.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from byoc.errors import DataError, SchemaError
+from byoc.errors import DataError
 
 if TYPE_CHECKING:
     from byoc.artifact import Feature
@@ -56,29 +57,18 @@ class Rows:
 
 def coerce_features(X: pd.DataFrame, features: Sequence[Feature], rows: Rows) -> pd.DataFrame:
     """:func:`byoc.preprocessing.coerce_features`, its bad cell named by file and row."""
-    from byoc import preprocessing, values
+    from byoc import preprocessing
 
     try:
         return preprocessing.coerce_features(X, features, where=f"{rows.channel} channel")
-    except SchemaError as exc:
-        if exc.code != "bad_value":
-            raise
-        for feature in features:
-            if feature.kind != preprocessing.NUMERIC:
-                continue
-            s = X[feature.name]
-            if feature.dtype == "bool":  # as preprocessing reads models from before booleans were text
-                s = pd.Series([values.flag(v) for v in s.to_numpy(dtype=object)], index=s.index)
-            _, bad = values.number_column(s)
-            if bad is not None:
-                raise rows.error(
-                    int(X.index[bad]),
-                    rows.columns.get(feature.name, f"column '{feature.name}'"),
-                    f"holds {X[feature.name].iloc[bad]!r}, but the column is numeric in the "
-                    "training data; write a number there, or leave the cell empty for a missing value",
-                    "bad_value",
-                ) from exc
-        raise
+    except preprocessing.NotANumber as exc:
+        raise rows.error(
+            int(X.index[exc.position]),
+            rows.columns.get(exc.column, f"column '{exc.column}'"),
+            f"holds {exc.value!r}, but the column is numeric in the training "
+            "data; write a number there, or leave the cell empty for a missing value",
+            "bad_value",
+        ) from exc
 
 
 def encode_labels(labels: Labels, y: pd.Series, rows: Rows) -> np.ndarray:

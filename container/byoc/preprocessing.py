@@ -653,20 +653,47 @@ def coerce_features(X: pd.DataFrame, features: Sequence[Feature], *, where: str)
     return pd.DataFrame(out, index=X.index)
 
 
+class NotANumber(SchemaError):
+    """A numeric feature's cell that is not a number, with the column, the cell's position and
+    its value: a caller that knows where the frame's rows come from (a channel's file and row,
+    :func:`byoc.channel_rows.coerce_features`) names the cell its own way without reading the
+    column a second time."""
+
+    code = "bad_value"
+
+    def __init__(self, message: str, *, column: str, position: int, value: Any) -> None:
+        super().__init__(message)
+        self.column = column
+        self.position = position
+        self.value = value
+
+
 def _numeric(s: pd.Series, feature: Feature, where: str) -> pd.Series:
-    convert = values.flag if feature.dtype == "bool" else None  # models from before booleans were text
-    if convert is not None:
-        numbers, bad = values.number_column(pd.Series([convert(v) for v in s.to_numpy(dtype=object)]))
-    else:
-        numbers, bad = values.number_column(s)
+    """A numeric feature as float64 by :func:`byoc.values.number_column`, the rule the server
+    reads it by too; raises :class:`NotANumber` at the first cell that is not a number."""
+    numbers, bad = _flags(s) if feature.dtype == "bool" else values.number_column(s)
     if bad is not None:
-        raise SchemaError(
+        raise NotANumber(
             f"{where}: column '{feature.name}' row {bad + 1} holds {s.iloc[bad]!r}, "
             f"but the column is numeric in the training data; send a number or leave it "
             f"empty for missing",
-            code="bad_value",
+            column=feature.name,
+            position=bad,
+            value=s.iloc[bad],
         )
     return pd.Series(numbers, index=s.index, dtype="float64")
+
+
+def _flags(s: pd.Series) -> tuple[np.ndarray, int | None]:
+    """A boolean feature of a model from before booleans were text (0/1: :func:`byoc.values.flag`,
+    as the server reads it), and the position of the first cell that is neither, or None."""
+    out = np.empty(len(s), dtype=np.float64)
+    for position, value in enumerate(s.to_numpy(dtype=object)):
+        try:
+            out[position] = values.flag(value)
+        except values.BadValue:
+            return out, position
+    return out, None
 
 
 # -- transformer -------------------------------------------------------------------------------

@@ -536,9 +536,30 @@ def test_the_search_keeps_the_time_to_refit_every_candidate_the_blend_starts_fro
         costs.record(result, 5)
     members = blend.refit_members(rows, cross_validated)
     assert members == refitted and members >= blend.initial_members(rows, cross_validated)
-    reserve = job._search_reserve(completed, costs, 5, members)
+    reserve = 1000.0 - job._search_deadline(1000.0, completed, costs, 5, members)
     assert reserve == pytest.approx(sum(costs.refit(r.candidate, 5) for r in completed[:refitted]))
     assert reserve < sum(costs.refit(r.candidate, 5) for r in completed[: refitted + 1])
+
+
+def test_the_search_deadline_keeps_the_refit_time_the_final_refit_counts():
+    """One rule for what a refit costs: the search keeps, to the bit, what :func:`_refit_seconds`
+    counts for its best candidates (as the search always has: each in full, a kept fold model too)."""
+    made = [
+        candidates.Candidate("extra_trees", candidates.ORDINAL, {"n_estimators": 50 * (i + 1)})
+        for i in range(4)
+    ]
+    completed = [
+        search.Result(c, search.COMPLETED, 0.9 - 0.01 * i, fit_seconds=1.7 + i) for i, c in enumerate(made)
+    ]
+    costs = search.CostModel()
+    for result in completed:
+        costs.record(result, 3)
+    completed[0].model = object()  # the best keeps its fold model: still counted in full
+    for members in (1, 3, 5):
+        full = sum(costs.refit(r.candidate, 3) for r in completed[:members])
+        expected = job._refit_seconds([(r, 1.0) for r in completed[:members]], costs, 3, False)
+        assert full == expected > 0
+        assert job._search_deadline(123.4, completed, costs, 3, members) == 123.4 - full
 
 
 def test_blend_selection_past_its_deadline_keeps_what_its_first_round_chose():
@@ -614,6 +635,56 @@ def test_the_log_of_a_chosen_stack_gives_the_noise_of_its_difference(caplog):
     losses = [choice.split_losses(p, y, plan, goal, REGRESSION, 0) for p in (simple, stacked)]
     expected = choice.noise(losses[0] - losses[1], plan)
     assert expected > 0 and f"noise of the difference {expected:.6f}" in caplog.text
+
+
+def test_the_stack_choice_computes_each_options_split_losses_once(monkeypatch, caplog):
+    """The losses that choose the stack are those its log line's noise comes from: two options,
+    two computations (it computed them twice), and the same choice as :func:`choice.choose`."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, size=400)
+    plan = search.make_plan(y, BINARY, seed=0)
+    goal = objective.resolve("AUC", BINARY)
+
+    def result(name: str, noise_scale: float) -> search.Result:
+        p = np.clip(y + rng.normal(scale=noise_scale, size=len(y)), 0.01, 0.99)
+        oof = np.column_stack([1 - p, p])
+        score = search.score_predictions(y, oof, BINARY, 2)["auc"]
+        return search.Result(candidates.Candidate(name, candidates.ORDINAL), search.COMPLETED, score, oof=oof)
+
+    a, b, stacked = result("a", 0.6), result("b", 0.7), result(stack.FAMILY, 0.5)
+    chosen = [(a, 0.6), (b, 0.4)]
+    blend_oof = 0.6 * a.oof + 0.4 * b.oof
+    blend_score = search.score_predictions(y, blend_oof, BINARY, 2)["auc"]
+    calls = []
+    counted = choice.split_losses
+    monkeypatch.setattr(choice, "split_losses", lambda *args: calls.append(1) or counted(*args))
+    caplog.set_level("INFO")
+    picked = job._stack_beyond_noise(
+        stack.Scored(stacked, [a, b]), chosen, blend_score, y, plan, goal, BINARY, 2
+    )
+    assert len(calls) == 2
+    options = [
+        Option("the blend", blend_oof, blend_score, 0),
+        Option(stacked.name, stacked.oof, stacked.score, 1),
+    ]
+    expected, _, _ = choose(options, y, plan, goal, BINARY, 2)
+    assert picked == (expected.name == stacked.name)
+    assert "noise of the difference" in caplog.text
+
+
+def test_the_held_out_predictions_of_a_blend_are_its_weighted_members_summed_in_order():
+    """One rule for the held-out predictions of what is saved: what the stack is compared with
+    and what the held-out metrics and the report come from (two copies of it before)."""
+    rng = np.random.default_rng(5)
+    made = [
+        search.Result(candidates.Candidate(f"m{i}", candidates.ORDINAL), search.COMPLETED, 0.5, oof=oof)
+        for i, oof in enumerate(rng.dirichlet(np.ones(3), size=(3, 40)))
+    ]
+    weights = [0.5, 0.3, 0.2]
+    held_out = job._held_out(list(zip(made, weights, strict=True)))
+    expected = 0.0 + 0.5 * made[0].oof + 0.3 * made[1].oof + 0.2 * made[2].oof
+    assert held_out.dtype == float and held_out.tobytes() == expected.tobytes()
+    assert job._held_out([(made[1], 1.0)]).tobytes() == made[1].oof.tobytes()
 
 
 def test_one_held_out_split_has_no_noise_estimate_so_the_best_score_wins():
@@ -731,6 +802,32 @@ def test_the_stacks_scoring_is_stopped_where_it_would_eat_the_final_refits_time(
         "it would have run into the 600.0 s kept to refit the model chosen without it on all rows"
     )
     assert f"no stacked ensemble: {why}" in caplog.text
+
+
+@pytest.mark.parametrize("how", ["memory_error", "sigkill"])
+def test_a_stack_whose_scoring_runs_out_of_memory_says_so_first(monkeypatch, caplog, how):
+    """The stack's scoring or its meta-model's fit running out of memory leads with it and the
+    memory figure, as a candidate's does (it read "its scoring was stopped after 0.1 s: the
+    process scoring it raised MemoryError ...")."""
+    caplog.set_level("INFO")
+    ctx = _context("multiclass")
+    ranked = _stack_pool(ctx)
+    monkeypatch.setattr(stack, "evaluate", _no_memory if how == "memory_error" else _killed_by_the_kernel)
+    scored, why = stack.consider(ranked, ctx.y, ctx, search.CostModel(), deadline=time.monotonic() + 600.0)
+    assert scored is None and why.startswith("out of memory: the process scoring it "), why
+    said = (
+        "raised MemoryError (Unable to allocate 9.3 GiB"
+        if how == "memory_error"
+        else "SIGKILL: out of memory?"
+    )
+    assert said in why and "this container has " in why and " GiB of memory (" in why
+    assert f"no stacked ensemble: {why}" in caplog.text
+    monkeypatch.setattr(stack, "fit_meta", _no_memory if how == "memory_error" else _killed_by_the_kernel)
+    meta, why = stack.fit_meta_until(ranked, ctx.y, MULTICLASS, lambda: (time.monotonic() + 600, "never"))
+    assert meta is None and why.startswith(
+        f"out of memory: the process fitting its meta-model on all {len(ctx.y)} rows "
+    ), why
+    assert said in why and "this container has " in why
 
 
 def test_the_stacks_meta_model_fit_on_all_rows_is_killed_at_its_deadline(monkeypatch):

@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 
 from byoc.artifact import Feature
 from byoc.errors import SchemaError
-from byoc.preprocessing import as_text, build_preprocessor, coerce_features, feature_schema, output_owners
+from byoc.preprocessing import (
+    NotANumber,
+    as_text,
+    build_preprocessor,
+    coerce_features,
+    feature_schema,
+    output_owners,
+)
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +116,20 @@ def test_boolean_features_of_older_models_still_read_as_flags(frame):
     old = [Feature("default", "numeric", "bool")]
     out = coerce_features(pd.DataFrame({"default": ["true", "False", "1", True]}), old, where="request")
     assert out["default"].tolist() == [1.0, 0.0, 1.0, 1.0]
+
+
+def test_a_bad_cell_in_an_older_models_boolean_feature_is_named_like_any_numeric_one():
+    """It escaped as byoc.values.BadValue, a ValueError: an internal error, not the cell named."""
+    old = [Feature("default", "numeric", "bool")]
+    with pytest.raises(NotANumber) as info:
+        coerce_features(pd.DataFrame({"default": ["true", "0", "maybe"]}), old, where="test channel")
+    assert str(info.value).startswith("test channel: column 'default' row 3 holds 'maybe', but the column")
+    assert (info.value.column, info.value.position, info.value.value, info.value.code) == (
+        "default",
+        2,
+        "maybe",
+        "bad_value",
+    )
 
 
 def test_duplicate_column_is_rejected(frame):

@@ -79,15 +79,28 @@ def choose(
 ) -> tuple[Option, Option, float]:
     """The simplest option whose loss is within ``within`` standard errors (:func:`noise`) of the
     best option's; returns it, the best option and the noise of their difference."""
+    losses = [split_losses(o.predictions, y, plan, goal, problem_type, n_classes) for o in options]
+    return choose_by_losses(options, losses, plan, goal, within=within)
+
+
+def choose_by_losses(
+    options: Sequence[Option],
+    losses: Sequence[np.ndarray],
+    plan: Plan,
+    goal: Objective,
+    *,
+    within: float = ONE_STANDARD_ERROR,
+) -> tuple[Option, Option, float]:
+    """:func:`choose` from each option's :func:`split_losses` (``losses``, in the order of
+    ``options``), for a caller that needs those losses too: they are computed once."""
     if not options:
         raise ValueError("no option to choose from")
+    by_name = {o.name: split for o, split in zip(options, losses, strict=True)}
     best = min(options, key=lambda o: goal.loss(o.score))
-    best_losses = split_losses(best.predictions, y, plan, goal, problem_type, n_classes)
     margins: dict[str, float] = {best.name: 0.0}
     for option in options:
         if option.name != best.name:
-            losses = split_losses(option.predictions, y, plan, goal, problem_type, n_classes)
-            margins[option.name] = within * noise(losses - best_losses, plan)
+            margins[option.name] = within * noise(by_name[option.name] - by_name[best.name], plan)
     gap = {o.name: goal.loss(o.score) - goal.loss(best.score) for o in options}
     close = [o for o in options if gap[o.name] <= margins[o.name]]
     chosen = min(close, key=lambda o: (o.complexity, goal.loss(o.score)))

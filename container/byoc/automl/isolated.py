@@ -164,7 +164,7 @@ def evaluate(
     if ended.killed:
         after = f" after {ended.seconds:.1f} s: {ended.killed}"
         return _unfinished(candidate, ctx, search.STOPPED, folds, ended.seconds, "stopped", after)
-    what = _lost("the process scoring it", ended)
+    what = lost("the process scoring it", ended)
     failed = _unfinished(candidate, ctx, search.FAILED, folds, fit_seconds, what)
     if ended.out_of_memory:
         failed.blame = search.MEMORY
@@ -191,12 +191,13 @@ def refit(
         return Refitted(ended.value)
     if ended.killed:
         return Refitted(None, f"stopped after {ended.seconds:.1f} s: {ended.killed}")
-    why = _lost("the process refitting it", ended)
+    why = lost("the process refitting it", ended)
     return Refitted(None, why if ended.out_of_memory else f"lost: {why}", ended.out_of_memory)
 
 
-def _lost(what: str, ended: Ended) -> str:
-    """Why a child crashed, leading with memory when it ran out of it."""
+def lost(what: str, ended: Ended) -> str:
+    """Why a child (``what``: "the process scoring it") crashed, leading with memory when it ran
+    out of it: the one wording for every fit the job forks (candidates, refits, the stack)."""
     return f"{'out of memory: ' if ended.out_of_memory else ''}{what} {ended.crashed}"
 
 

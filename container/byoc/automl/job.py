@@ -467,12 +467,20 @@ def _refit_seconds(
     )
 
 
-def _search_reserve(
-    completed: Sequence[search.Result], costs: search.CostModel, folds: int, members: int
+def _search_deadline(
+    report_by: float,
+    completed: Sequence[search.Result],
+    costs: search.CostModel,
+    folds: int,
+    members: int,
 ) -> float:
-    """The seconds the search keeps for the final refit: that of the ``members`` best candidates
-    (``completed`` best first), as many as the blend may refit (:func:`blend.refit_members`)."""
-    return sum(costs.refit(r.candidate, folds) for r in completed[:members])
+    """When the search ends: ``report_by`` (the budget's end less the report's and the save's
+    reserve) less the expected refit (:func:`_refit_seconds`) of the ``members`` best candidates
+    (``completed`` best first), as many as the blend may refit (:func:`blend.refit_members`).
+    Each is counted in full, even one whose kept fold model a validation channel would save
+    refitting: which candidate keeps its model changes until the search ends."""
+    refit = _refit_seconds([(r, 1.0) for r in completed[:members]], costs, folds, fold_is_refit=False)
+    return report_by - refit
 
 
 def _without_stack(
@@ -517,6 +525,15 @@ def _consider_stack(
         return None, why
 
 
+def _held_out(members: Sequence[tuple[search.Result, float]]) -> np.ndarray:
+    """The held-out predictions of what would be saved (a blend's weighted members, or one
+    candidate with weight 1): the weighted sum of their out-of-fold predictions, in the order given."""
+    total = np.zeros_like(members[0][0].oof, dtype=float)
+    for result, weight in members:
+        total += weight * np.asarray(result.oof, dtype=float)
+    return total
+
+
 def _stack_beyond_noise(
     stacked: stack.Scored,
     chosen: Sequence[tuple[search.Result, float]],
@@ -529,17 +546,16 @@ def _stack_beyond_noise(
 ) -> bool:
     """Does the stack beat the blend or candidate otherwise chosen (``chosen``, scoring ``score``)
     by more than the cross-validation noise (:mod:`.choice`)?  Logged either way."""
-    held_out = sum(w * np.asarray(r.oof, dtype=float) for r, w in chosen)
     simpler = choice.Option(
-        "the blend" if len(chosen) > 1 else chosen[0][0].name, np.asarray(held_out), score, 0
+        "the blend" if len(chosen) > 1 else chosen[0][0].name, _held_out(chosen), score, 0
     )
     ensemble = choice.Option(stacked.result.name, np.asarray(stacked.result.oof), stacked.result.score, 1)
-    picked, _, _ = choice.choose([simpler, ensemble], y_held, plan, goal, problem_type, n_classes)
-    # choose() returns the chosen option's own margin (0 for the best): log the difference's noise
+    options = [simpler, ensemble]
     losses = [
-        choice.split_losses(o.predictions, y_held, plan, goal, problem_type, n_classes)
-        for o in (simpler, ensemble)
+        choice.split_losses(o.predictions, y_held, plan, goal, problem_type, n_classes) for o in options
     ]
+    picked, _, _ = choice.choose_by_losses(options, losses, plan, goal)
+    # the chosen option's own margin is 0 when it is the best: log the noise of the difference
     margin = choice.ONE_STANDARD_ERROR * choice.noise(losses[0] - losses[1], plan)
     log.info(
         "auto: %s: the stack scores %s=%.6f against %.6f for %s; noise of the difference %.6f",
@@ -693,7 +709,7 @@ def run(
     refits = blend.refit_members(int(plan.covered.sum()), cross_validated)
 
     def search_deadline(completed: list[search.Result]) -> float:
-        return hard_deadline - reserve_report - _search_reserve(completed, finder.costs, plan.folds, refits)
+        return _search_deadline(hard_deadline - reserve_report, completed, finder.costs, plan.folds, refits)
 
     def on_result(result: search.Result, number: int, left: float) -> None:
         _log_candidate(result, number, left, started, goal.name)
@@ -864,9 +880,7 @@ def run(
         left_out["Refit on all rows"] = f"{cut}; {saved}"
         kept.message = f"{kept.message}; {saved}".lstrip("; ")
 
-    held_out = np.zeros_like(ranked[0].oof, dtype=float)
-    for name, weight in weights.items():
-        held_out += weight * np.asarray(by_name[name].oof, dtype=float)
+    held_out = _held_out([(by_name[name], weight) for name, weight in weights.items()])
     held_out_metrics = search.score_predictions(y_held, np.asarray(held_out), problem_type, n_classes)
     log.info(
         "auto: chose %s; held-out %s=%.6f",

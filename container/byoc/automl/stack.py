@@ -171,7 +171,7 @@ def fit_meta_until(
             None,
             f"its meta-model's fit on all {len(y)} rows was stopped after {ended.seconds:.1f} s: {ended.killed}",
         )
-    return None, f"its meta-model's fit on all {len(y)} rows failed: the process fitting it {ended.crashed}"
+    return None, isolated.lost(f"the process fitting its meta-model on all {len(y)} rows", ended)
 
 
 class Stack(BaseEstimator):
@@ -294,9 +294,10 @@ def consider(
     ended = isolated.run(work, until)  # a meta-model's fit cannot be interrupted: its process is killed
     if isinstance(ended.value, ValueError):
         raise ended.value
-    if not ended.finished:
-        why = ended.killed or f"the process scoring it {ended.crashed}"
-        return _without(f"its scoring was stopped after {ended.seconds:.1f} s: {why}")
+    if ended.killed:
+        return _without(f"its scoring was stopped after {ended.seconds:.1f} s: {ended.killed}")
+    if not ended.finished:  # the cause first: out of memory, as a candidate's (isolated.lost)
+        return _without(f"{isolated.lost('the process scoring it', ended)} (after {ended.seconds:.1f} s)")
     scored = Scored(ended.value, list(members))
     log.info(
         "auto ensemble: %s: %s=%.6f (a meta-model on the out-of-fold predictions of %d candidates, "
