@@ -267,6 +267,41 @@ def test_parquet_with_named_columns_in_any_order(binary):
     assert labels_of(response) == expected("binary", rows)  # JSON: parquet is not an output format
 
 
+RESPELT = {"age": "AGE", "balance": " Balance", "job": "Job ", "contact": "CONTACT"}  # case, spaces
+NAMED_BODIES = {
+    "text/csv": lambda r: csv_body(r, header=True),
+    "application/json records": lambda r: json.dumps({"instances": records(r)}),
+    "application/json columns": lambda r: json.dumps(
+        {"inputs": {c: json.loads(r[c].to_json(orient="values")) for c in r.columns}}
+    ),
+    "application/json dataframe_split": lambda r: json.dumps(
+        {"dataframe_split": json.loads(r.to_json(orient="split", index=False))}
+    ),
+    "application/jsonlines": lambda r: "".join(json.dumps(record) + "\n" for record in records(r)),
+    "application/x-parquet": lambda r: support.parquet_bytes(r),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NAMED_BODIES))
+def test_column_names_are_matched_by_one_rule_in_every_content_type(binary, kind):
+    """Names differing from the features' by case or surrounding spaces (AGE, ' Balance') name
+    them in a CSV header, JSON keys, dataframe_split columns, JSON Lines and Parquet alike: Parquet
+    and JSON refused them (unknown_columns) where a CSV header took them."""
+    rows = sm.features("binary").iloc[:20]
+    respelt = rows[["contact", "balance", "job", "age"]].rename(columns=RESPELT)
+    response = binary.invoke(NAMED_BODIES[kind](respelt), kind.split()[0], "application/json")
+    assert response.status_code == 200, response.text
+    assert labels_of(response) == expected("binary", rows)
+    twice = rows[["age", "balance", "job", "contact"]].set_axis(["age", "balance", "job", "AGE"], axis=1)
+    assert_error(
+        binary.invoke(NAMED_BODIES[kind](twice), kind.split()[0]),
+        400,
+        "duplicate_columns",
+        "'age'",
+        "'contact'",
+    )
+
+
 # -- encoding --------------------------------------------------------------------------------
 def decode_response(response) -> list:
     kind = response.headers["Content-Type"].split(";")[0]

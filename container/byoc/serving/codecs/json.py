@@ -364,8 +364,7 @@ def _split_rows(columns: list[str], schema: RequestSchema) -> Callable[[list, in
 def _split_columns(value: Any, schema: RequestSchema) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
         raise SchemaError('"dataframe_split"."columns" must be a list of column names', code="bad_shape")
-    schema.check_names(value, where='"dataframe_split"')
-    return value
+    return schema.named(value, where='"dataframe_split"')
 
 
 def _stream_split(text: _Text, schema: RequestSchema) -> Iterator[Batch]:
