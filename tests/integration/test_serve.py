@@ -560,6 +560,36 @@ def test_unsupported_accept_is_406_listing_supported(binary):
         assert media_type in body["message"]
 
 
+@pytest.mark.parametrize(
+    "accept, culprit",
+    [
+        ("text/csv;q=abc", "q='abc'"),
+        ("text/csv; q=2", "q='2'"),
+        ("text/csv, application/json;q=0.1234", "q='0.1234'"),
+    ],
+)
+def test_an_accept_q_value_out_of_rfc_9110_is_406_naming_it(binary, accept, culprit):
+    """q is 0 to 1 with up to 3 decimals: a malformed one was dropped without a word (a plain 406
+    'cannot be satisfied', or the answer in another range's format)."""
+    response = binary.invoke("40,1,admin,cellular\n", "text/csv", accept)
+    assert_error(response, 406, "not_acceptable", culprit, "from 0 to 1 with up to 3 decimals")
+    assert binary.invoke("40,1,admin,cellular\n", "text/csv", "text/csv;q=1.000").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body", ["[[%s, 1, 2, 3]]", '{"instances": [{"age": 1, "balance": %s, "job": 2, "contact": 3}]}']
+)
+def test_a_json_integer_past_pythons_digit_limit_is_a_400_for_an_http_client(binary, body):
+    """Python's own words advised sys.set_int_max_str_digits(), which only the server could call."""
+    for content_type, payload in [
+        ("application/json", body % ("9" * 5000)),
+        ("application/jsonlines", body % ("9" * 5000)),
+    ]:
+        response = binary.invoke(payload, content_type)
+        error = assert_error(response, 400, "undecodable_body", "more than 4,300 digits", "must stay below")
+        assert "sys." not in error["message"]
+
+
 def test_an_accept_charset_the_answer_is_not_in_is_406(binary):
     """It was answered in UTF-8 with no charset on the response, mis-read by a Latin-1 client."""
     response = binary.invoke("40,1,admin,cellular\n", "text/csv", "text/csv; charset=latin-1")
