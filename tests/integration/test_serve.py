@@ -267,6 +267,41 @@ def test_parquet_with_named_columns_in_any_order(binary):
     assert labels_of(response) == expected("binary", rows)  # JSON: parquet is not an output format
 
 
+RESPELT = {"age": "AGE", "balance": " Balance", "job": "Job ", "contact": "CONTACT"}  # case, spaces
+NAMED_BODIES = {
+    "text/csv": lambda r: csv_body(r, header=True),
+    "application/json records": lambda r: json.dumps({"instances": records(r)}),
+    "application/json columns": lambda r: json.dumps(
+        {"inputs": {c: json.loads(r[c].to_json(orient="values")) for c in r.columns}}
+    ),
+    "application/json dataframe_split": lambda r: json.dumps(
+        {"dataframe_split": json.loads(r.to_json(orient="split", index=False))}
+    ),
+    "application/jsonlines": lambda r: "".join(json.dumps(record) + "\n" for record in records(r)),
+    "application/x-parquet": lambda r: support.parquet_bytes(r),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NAMED_BODIES))
+def test_column_names_are_matched_by_one_rule_in_every_content_type(binary, kind):
+    """Names differing from the features' by case or surrounding spaces (AGE, ' Balance') name
+    them in a CSV header, JSON keys, dataframe_split columns, JSON Lines and Parquet alike: Parquet
+    and JSON refused them (unknown_columns) where a CSV header took them."""
+    rows = sm.features("binary").iloc[:20]
+    respelt = rows[["contact", "balance", "job", "age"]].rename(columns=RESPELT)
+    response = binary.invoke(NAMED_BODIES[kind](respelt), kind.split()[0], "application/json")
+    assert response.status_code == 200, response.text
+    assert labels_of(response) == expected("binary", rows)
+    twice = rows[["age", "balance", "job", "contact"]].set_axis(["age", "balance", "job", "AGE"], axis=1)
+    assert_error(
+        binary.invoke(NAMED_BODIES[kind](twice), kind.split()[0]),
+        400,
+        "duplicate_columns",
+        "'age'",
+        "'contact'",
+    )
+
+
 # -- encoding --------------------------------------------------------------------------------
 def decode_response(response) -> list:
     kind = response.headers["Content-Type"].split(";")[0]
@@ -523,6 +558,36 @@ def test_unsupported_accept_is_406_listing_supported(binary):
     )
     for media_type in ("text/csv", "application/json", "application/jsonlines", "application/x-npy"):
         assert media_type in body["message"]
+
+
+@pytest.mark.parametrize(
+    "accept, culprit",
+    [
+        ("text/csv;q=abc", "q='abc'"),
+        ("text/csv; q=2", "q='2'"),
+        ("text/csv, application/json;q=0.1234", "q='0.1234'"),
+    ],
+)
+def test_an_accept_q_value_out_of_rfc_9110_is_406_naming_it(binary, accept, culprit):
+    """q is 0 to 1 with up to 3 decimals: a malformed one was dropped without a word (a plain 406
+    'cannot be satisfied', or the answer in another range's format)."""
+    response = binary.invoke("40,1,admin,cellular\n", "text/csv", accept)
+    assert_error(response, 406, "not_acceptable", culprit, "from 0 to 1 with up to 3 decimals")
+    assert binary.invoke("40,1,admin,cellular\n", "text/csv", "text/csv;q=1.000").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body", ["[[%s, 1, 2, 3]]", '{"instances": [{"age": 1, "balance": %s, "job": 2, "contact": 3}]}']
+)
+def test_a_json_integer_past_pythons_digit_limit_is_a_400_for_an_http_client(binary, body):
+    """Python's own words advised sys.set_int_max_str_digits(), which only the server could call."""
+    for content_type, payload in [
+        ("application/json", body % ("9" * 5000)),
+        ("application/jsonlines", body % ("9" * 5000)),
+    ]:
+        response = binary.invoke(payload, content_type)
+        error = assert_error(response, 400, "undecodable_body", "more than 4,300 digits", "must stay below")
+        assert "sys." not in error["message"]
 
 
 def test_an_accept_charset_the_answer_is_not_in_is_406(binary):

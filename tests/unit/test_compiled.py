@@ -742,3 +742,28 @@ def test_gradient_boostings_label_within_rounding_of_a_tie_is_scikit_learns():
     assert np.array_equal(candidate.predict(rows), boosting.predict(rows))
     assert np.array_equal(candidate.predict(row), boosting.predict(row))
     assert np.array_equal(candidate.predict_proba(rows), boosting.predict_proba(rows))
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 12), columns=st.sampled_from([1, 3, 127, 128, 129, 700, 1024, 1025, 2500]))
+def test_the_probe_sets_every_column_to_every_code_in_rows_linear_in_the_columns(rows, columns):
+    """Each column holds -1, -2 and NaN on some copy of a stored row, the rest of that copy as the
+    row; up to 128 columns one copy per (first 8 rows, column), as before; wider, at most 1024
+    copies per code (2,000 columns made 32,000 rows of 2,000 and 12 s of checks)."""
+    X = np.arange(rows * columns, dtype=np.float64).reshape(rows, columns)
+    probe = compiled.probe_matrix(X, with_nan=True)
+    base = min(rows, compiled.PERTURBED_ROWS)
+    per_code = min(base * columns, compiled.PERTURBED_COPIES)
+    assert probe.shape == (rows + 3 * per_code, columns)
+    assert np.array_equal(probe[:rows], X)
+    for index, fill in enumerate([-1.0, -2.0, np.nan]):
+        part = probe[rows + index * per_code : rows + (index + 1) * per_code]
+        changed = np.isnan(part) if np.isnan(fill) else part == fill
+        assert changed.any(axis=0).all()  # every column
+        assert changed.any(axis=1).all()  # every copy tests something
+        origin = part.copy()
+        origin[changed] = np.nan
+        sources = X[np.arange(per_code) % base]
+        assert np.array_equal(np.where(changed, np.nan, sources), origin, equal_nan=True)
+        if base * columns <= compiled.PERTURBED_COPIES:  # narrow: one column per copy, each row
+            assert (changed.sum(axis=1) == 1).all() and (changed.sum(axis=0) == base).all()

@@ -75,6 +75,19 @@ def test_records_check_keys():
         SCHEMA.from_records([{"age": 1, "job": "a"}, [1, "a"]])
 
 
+def test_keys_differing_by_case_name_a_feature_unless_two_features_differ_so():
+    """One rule (RequestSchema.feature_named) for keys, columns and CSV headers: exact, else
+    without surrounding spaces, else without case; a spelling two features share names neither."""
+    batch = SCHEMA.from_records([{"AGE": 1, " Job": "a"}])
+    assert batch.names == ("age", "job") and list(batch.columns[0]) == [1.0]
+    twins = RequestSchema([Feature("age", "numeric", "float64"), Feature("Age", "numeric", "float64")])
+    assert list(twins.from_records([{"Age": 2, "age": 1}]).columns[0]) == [1.0]  # exact names win
+    with pytest.raises(SchemaError, match="unknown column 'AGE'"):
+        twins.from_records([{"AGE": 1, "age": 2}])
+    with pytest.raises(SchemaError, match="repeats column 'age'"):
+        SCHEMA.from_columns({"age": [1], "AGE": [2]})
+
+
 def test_output_fields_parsing():
     available = ("predicted_label", "probability", "probabilities", "labels")
     assert output.request_fields(

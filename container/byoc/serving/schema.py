@@ -185,6 +185,16 @@ class RequestSchema:
         name = self._stripped.get(key)
         return name if name is not None else self._folded.get(key.casefold())
 
+    def named(self, given: Sequence[str], *, where: str) -> list[str]:
+        """The features a request's keys or columns ``given`` name, in their order, each by
+        :meth:`feature_named` (the one rule for every content type: CSV header, JSON keys and
+        ``dataframe_split`` columns, Parquet columns); refused as :meth:`check_names` refuses."""
+        if list(given) == list(self.names):
+            return list(given)
+        names = [self.feature_named(g) or g for g in given]
+        self.check_names(names, where=where)
+        return names
+
     def check_names(self, given: Sequence[str], *, where: str) -> None:
         """Unknown, repeated or missing keys/columns -> 400 naming them.  A repeated name comes
         before a missing one: it stands where the missing column was meant (``age, age`` for
@@ -282,7 +292,9 @@ class RequestSchema:
                     code="bad_row",
                 )
             if len(record) != len(names) or not all(n in record for n in names):
-                self.check_names(list(record), where=f"row {number}")
+                record = dict(
+                    zip(self.named(list(record), where=f"row {number}"), record.values(), strict=True)
+                )
             j = 0
             try:
                 for j, name in enumerate(names):
@@ -293,7 +305,9 @@ class RequestSchema:
 
     def from_columns(self, columns: Mapping[str, Any]) -> Batch:
         """Column-oriented JSON: ``{"age": [30, 41], "job": ["admin", null]}``."""
-        self.check_names(list(columns), where="the column mapping")
+        columns = dict(
+            zip(self.named(list(columns), where="the column mapping"), columns.values(), strict=True)
+        )
         lengths = set()
         for name in self.names:
             values = columns[name]
@@ -321,8 +335,7 @@ class RequestSchema:
         else:
             given = [str(c) for c in frame.columns]
             if given != list(self.names):
-                self.check_names(given, where="the table")
-                frame = frame.set_axis(given, axis=1)[list(self.names)]
+                frame = frame.set_axis(self.named(given, where="the table"), axis=1)[list(self.names)]
         columns = []
         for j in range(self.width):
             series = frame.iloc[:, j]
@@ -345,7 +358,7 @@ class RequestSchema:
         no Python object is made per cell."""
         given = list(table.column_names)
         if given != list(self.names):
-            self.check_names(given, where="the table")
+            table = table.rename_columns(self.named(given, where="the table"))
         columns: list[Any] = []
         for j, name in enumerate(self.names):
             text = table.column(name)

@@ -8,12 +8,13 @@ text/csv); Accept negotiation uses werkzeug's parser (lists, q-values, wildcards
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
 
 from werkzeug.datastructures import MIMEAccept
-from werkzeug.http import parse_accept_header, parse_options_header
+from werkzeug.http import parse_accept_header, parse_list_header, parse_options_header
 
 from byoc.errors import NotAcceptable, UnsupportedMediaType
 from byoc.serving.codecs import csv, json, jsonlines, npy, parquet
@@ -80,6 +81,21 @@ def find_decoder(content_type: str | None) -> Decoder:
     return decoder
 
 
+_QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")  # RFC 9110 section 12.4.2
+
+
+def _check_qualities(accept: str) -> None:
+    """A range whose q-value RFC 9110 does not allow -> 406 naming it: werkzeug drops such a range
+    without a word, answering in another format or with a 406 that did not say why."""
+    for media_range in parse_list_header(accept):
+        quality = parse_options_header(media_range)[1].get("q")
+        if quality is not None and not _QVALUE.fullmatch(quality.strip()):
+            raise NotAcceptable(
+                f"Accept {accept!r}: {media_range.strip()!r} has q={quality!r}; a q-value is a number from 0 "
+                "to 1 with up to 3 decimals (q=0.5), or leave it out for 1"
+            )
+
+
 @lru_cache(maxsize=256)
 def choose_encoder(accept: str | None, request_type: str, default: str | None = None) -> Encoder:
     """The encoder for an Accept header.
@@ -96,6 +112,7 @@ def choose_encoder(accept: str | None, request_type: str, default: str | None = 
         preferred = request_type if request_type in table else DEFAULT_ACCEPT
     if not accept or not accept.strip():
         return table[preferred]
+    _check_qualities(accept)
     ranges, charsets = [], []
     for value, quality in parse_accept_header(accept, MIMEAccept):
         media_type, params = parse_options_header(value)

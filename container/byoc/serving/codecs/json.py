@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs as _codecs
 import json as _json
 import math
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -24,7 +25,7 @@ from byoc import json_objects
 from byoc.errors import DataError, PayloadTooLarge, SchemaError
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.output import Prediction
-from byoc.serving.schema import Batch, RequestSchema
+from byoc.serving.schema import FLOAT32_MAX, Batch, RequestSchema
 
 MEDIA_TYPE = "application/json"
 _WRAPPERS = ("instances", "inputs", "dataframe_records")
@@ -69,6 +70,19 @@ def _goes_on(position: int) -> DataError:
     )
 
 
+def _too_many_digits(exc: ValueError, what: str, where: str = "") -> DataError | None:
+    """Python's refusal to read an integer of more digits than its limit (CVE-2020-10735), said
+    for an HTTP client; None for any other ValueError.  Its own words advise
+    ``sys.set_int_max_str_digits()``, which only the server could call."""
+    if "integer string conversion" not in str(exc):
+        return None
+    return DataError(
+        f"{what} holds an integer of more than {sys.get_int_max_str_digits():,} digits{where}: out of "
+        f"range for any feature (|x| must stay below {FLOAT32_MAX:.3g}); send a number within it, or null for missing",
+        code="undecodable_body",
+    )
+
+
 def loads(body: bytes | str, *, what: str = "the JSON body") -> Any:
     try:
         return json_objects.loads(body)
@@ -82,8 +96,10 @@ def loads(body: bytes | str, *, what: str = "the JSON body") -> Any:
         position = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         hint = JSON_LINES_HINT if exc.msg == "Extra data" and exc.lineno > 1 else ""  # values on more lines
         raise DataError(f"{what} is not valid JSON{position}{hint}", code="undecodable_body") from None
-    except ValueError:  # e.g. a number beyond Python's integer digit limit
-        raise DataError(f"{what} is not valid JSON", code="undecodable_body") from None
+    except ValueError as exc:  # e.g. a number beyond Python's integer digit limit
+        raise _too_many_digits(exc, what) or DataError(
+            f"{what} is not valid JSON", code="undecodable_body"
+        ) from None
     except RecursionError:
         raise DataError(
             f"{what} nests too deeply; send rows or records of plain values", code="undecodable_body"
@@ -237,7 +253,10 @@ class _Text:
                     ) from None
                 if cut_short and self.more():
                     continue  # the value goes on in the next block
-                raise DataError(
+                digits = _too_many_digits(
+                    exc, "the JSON body", f" (in the value at character {self.dropped + at})"
+                )
+                raise digits or DataError(
                     f"the JSON body is not valid JSON (character {self.dropped + at}: "
                     f"{getattr(exc, 'msg', exc)})",
                     code="undecodable_body",
@@ -364,8 +383,7 @@ def _split_rows(columns: list[str], schema: RequestSchema) -> Callable[[list, in
 def _split_columns(value: Any, schema: RequestSchema) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
         raise SchemaError('"dataframe_split"."columns" must be a list of column names', code="bad_shape")
-    schema.check_names(value, where='"dataframe_split"')
-    return value
+    return schema.named(value, where='"dataframe_split"')
 
 
 def _stream_split(text: _Text, schema: RequestSchema) -> Iterator[Batch]:
