@@ -195,6 +195,16 @@ def test_pandas_missing_values_and_numpy_booleans_are_cells_in_every_format(tmp_
     assert codecs.encoders()["text/csv"].encode(flags) == b"true\nx\n"
 
 
+def test_a_numpy_float32_nan_in_a_list_is_an_empty_csv_cell_as_a_python_float_nan_is(tmp_path):
+    """The CSV codec's as-is shortcut looked for NaN among Python floats only, so a list of
+    NumPy float32 answers wrote its NaN as ``nan`` (a category when read back)."""
+    for nan in (float("nan"), np.float32("nan"), np.float16("nan")):
+        body = _answer(tmp_path, [nan, type(nan)(1.5)], "text/csv")  # through output_fn
+        assert list(csv.reader(io.StringIO(body.decode()))) == [[""], ["1.5"]], type(nan)
+        answer = Prediction(("predicted_label",), {"predicted_label": [nan, type(nan)(1.5)]}, 2)
+        assert codecs.encoders()["text/csv"].encode(answer) == b'""\n1.5\n', type(nan)  # the codec alone
+
+
 def test_no_program_means_byoc_serves_and_a_named_one_must_exist(tmp_path):
     assert locate_code(tmp_path, {}) == UserCode(tmp_path, None)
     with pytest.raises(

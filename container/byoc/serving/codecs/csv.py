@@ -367,7 +367,7 @@ def _cells(values: object, column: list) -> list:
         return column
     kinds = cells.kinds(column)
     if _AS_IS.issuperset(kinds.values()) and not (
-        any(issubclass(t, float) for t in kinds) and any(v != v for v in column)
+        any(issubclass(t, (float, np.floating)) for t in kinds) and any(v != v for v in column)
     ):
         return column
     for t, k in kinds.items():
