@@ -88,8 +88,11 @@ def _binary_metrics() -> dict[str, Metric]:
 
         return compute
 
+    # A ratio the test data leaves 0/0 (recall with no positive row, precision with none predicted
+    # positive) is NaN, as the rates beside it are: zero_division=0 wrote a 0.0 that reads as a
+    # model finding none of the positives, and disagreed with true_positive_rate in the same report.
     def scored(fn: Callable[..., float], **kw: Any) -> Metric:
-        return lambda y, p, _: float(fn(y, p, labels=[0, 1], pos_label=1, zero_division=0, **kw))
+        return lambda y, p, _: float(fn(y, p, labels=[0, 1], pos_label=1, zero_division=np.nan, **kw))
 
     return {
         **_classification_metrics("", scored),
