@@ -520,6 +520,25 @@ def test_broken_requirements_stop_serve_at_once_naming_the_package(tmp_path):
     assert "byoc-no-such-package-for-tests" in stderr.strip().splitlines()[-1]
 
 
+def test_a_module_the_hooks_import_that_is_not_there_stops_serve_naming_the_line_and_the_fix(tmp_path):
+    """The package, the line that imported it (in a helper beside inference.py too) and how to
+    provide it: requirements.txt beside the program, or the module's own file there."""
+    root = _root(
+        tmp_path,
+        "from helper import features\n\ndef predict_fn(input_data, model):\n    return []\n",
+        helper__py="import os\nimport lightgbm_not_installed.sklearn\n\nfeatures = []\n",
+    )
+    last = _refuses_to_start(root).strip().splitlines()[-1]
+    code = root / "model" / "code"
+    assert last == (
+        f"serve: cannot start: {code / 'inference.py'}: importing it failed: ModuleNotFoundError: No module "
+        "named 'lightgbm_not_installed' (at helper.py line 2); if 'lightgbm_not_installed' is a package, add "
+        f"the package that provides it to requirements.txt in {code} (pip installs it before your code "
+        "runs); if it is your own module, put lightgbm_not_installed.py (or the folder "
+        "lightgbm_not_installed/) there"
+    )
+
+
 def test_failing_model_fn_stops_serve_with_its_error(tmp_path):
     root = _root(tmp_path, "def model_fn(model_dir):\n    raise FileNotFoundError('weights.bin')\n")
     stderr = _refuses_to_start(root)

@@ -368,9 +368,42 @@ def test_uncaught_exception_leads_the_failure_file(tmp_path, python):
     assert "Traceback (most recent call last)" in result.stderr  # stderr streamed too
     failure = read_failure(root)
     assert failure.splitlines()[0].startswith(
-        "ValueError: column 'age' holds text (raised by the user script train.py"
+        "ValueError: column 'age' holds text (raised by the user script train.py at train.py line 3, exit code 1)"
     )
     assert "Traceback" in failure  # the details follow the cause
+
+
+def test_the_failure_names_the_line_of_the_source_directory_that_raised(tmp_path, python):
+    """The user's file and line lead the failure file: of a helper module (the deepest frame in the
+    source directory, not scikit-learn's), of a file that does not compile (the entry point itself:
+    Python prints no "Traceback" line then), and a missing module says how to provide it."""
+    cases = {
+        "helper": {
+            "train.py": "import helper\nhelper.fit()\n",
+            "helper.py": "from sklearn.linear_model import LinearRegression\n\n"
+            "def fit():\n    LinearRegression().fit([[1]], ['a'])\n",
+        },
+        "syntax": {"train.py": "import os\nx = = 1\n"},
+        "missing": {"train.py": "import os\nimport xgboost_not_installed.core\n"},
+    }
+    first = {}
+    for name, files in cases.items():
+        root = script_root(tmp_path / name, "train.py", files)
+        result = run_train(root, python=python)
+        assert result.returncode == 1, result.stdout + result.stderr
+        first[name] = read_failure(root).splitlines()[0]
+        assert list((root / "model").iterdir()) == []
+    assert first["helper"].startswith("ValueError: "), first["helper"]
+    assert first["helper"].endswith("(raised by the user script train.py at helper.py line 4, exit code 1)")
+    assert first["syntax"] == (
+        "SyntaxError: invalid syntax (raised by the user script train.py at train.py line 2, exit code 1)"
+    )
+    assert first["missing"] == (
+        "ModuleNotFoundError: No module named 'xgboost_not_installed' (raised by the user script train.py "
+        "at train.py line 2, exit code 1); if 'xgboost_not_installed' is a package, add the package that "
+        "provides it to requirements.txt in the source directory (pip installs it before your code runs); "
+        "if it is your own module, put xgboost_not_installed.py (or the folder xgboost_not_installed/) there"
+    )
 
 
 def test_exit_code_passes_through(tmp_path, python):
@@ -404,7 +437,7 @@ def test_the_failure_names_the_exception_that_ended_the_script(tmp_path, python)
         assert result.returncode == {"multiline": 1, "handled": 2}[name], result.stdout + result.stderr
         first[name] = read_failure(root).splitlines()[0]
     assert first["multiline"] == (
-        "ValueError: All the 5 fits failed. (raised by the user script train.py, exit code 1)"
+        "ValueError: All the 5 fits failed. (raised by the user script train.py at train.py line 1, exit code 1)"
     )
     assert first["handled"] == (
         "The user script train.py exited with code 2; the last line of its stderr: accuracy 0.41 is below "
