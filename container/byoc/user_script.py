@@ -28,6 +28,7 @@ import dataclasses
 import difflib
 import hashlib
 import importlib.util
+import itertools
 import json
 import logging
 import os
@@ -469,10 +470,28 @@ def command(code_dir: Path, program: str, args: Sequence[str]) -> list[str]:
     if _MODULE_NAME.match(program) and not program.endswith((".py", ".sh")):
         return [sys.executable, "-m", program, *args]
     shown = ", ".join(sorted(p.name for p in code_dir.iterdir())[:20]) or "nothing"
-    raise ConfigError(
-        f"entry point '{program}' is not in the source directory {code_dir} (it holds: {shown}); "
-        "set entry_point to a file of source_dir"
+    below = _found_below(code_dir, program)
+    fix = (
+        f"it is at {below}: the upload holds the folder {below.parts[0]} around the code, so set entry_point "
+        f"to {below}, or pack the folder's contents rather than the folder (tar -czf sourcedir.tar.gz "
+        f"-C {below.parent} .)"
+        if below is not None
+        else "set entry_point to a file of source_dir"
     )
+    raise ConfigError(
+        f"entry point '{program}' is not in the source directory {code_dir} (it holds: {shown}); {fix}"
+    )
+
+
+def _found_below(code_dir: Path, program: str) -> Path | None:
+    """``program`` in a sub-folder of ``code_dir`` (relative to it), the shallowest first: a
+    tarball of the source folder itself (``tar -czf sourcedir.tar.gz src``) puts it there."""
+    try:
+        found = [p for p in itertools.islice(code_dir.rglob(program), 100) if p.is_file()]
+    except (OSError, ValueError):  # an unreadable folder; a program that is no relative path
+        return None
+    found.sort(key=lambda p: (len(p.parts), str(p)))
+    return found[0].relative_to(code_dir) if found else None
 
 
 def _reset_signals() -> None:  # runs in the child between fork and exec

@@ -330,6 +330,28 @@ def test_tarball_and_code_channel_sources(tmp_path, python):
     assert seen(channel_root)["env"]["SM_MODULE_DIR"] == "s3://bucket/job/source/sourcedir.tar.gz"
 
 
+def test_a_tarball_of_the_source_folder_itself_names_where_the_entry_point_is(tmp_path):
+    """`tar -czf sourcedir.tar.gz src` packs the folder, so train.py lands in code/src/: the failure
+    says where it is and both fixes, rather than only that the source directory holds `src`."""
+    archive = tmp_path / "sourcedir.tar.gz"
+    write_tree(tmp_path / "src", {"train.py": RECORDER})
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "src", arcname="src")
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"a.csv": "1\n"}},
+        hyperparameters={"sagemaker_program": "train.py", "sagemaker_submit_directory": str(archive)},
+    )
+    result = run_train(root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert read_failure(root).splitlines()[0] == (
+        f"entry point 'train.py' is not in the source directory {root / 'code'} (it holds: src); it is at "
+        "src/train.py: the upload holds the folder src around the code, so set entry_point to src/train.py, "
+        "or pack the folder's contents rather than the folder (tar -czf sourcedir.tar.gz -C src .)"
+    )
+    assert list((root / "model").iterdir()) == []
+
+
 def test_sagemaker_program_environment_variable_selects_script_mode(tmp_path, python):
     root = make_ml_root(tmp_path / "ml", channels={"train": {"a.csv": "1\n"}}, hyperparameters={"x": 1})
     write_tree(root / "code", {"train.py": RECORDER})  # already staged where SageMaker puts it
