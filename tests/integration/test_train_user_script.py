@@ -302,18 +302,25 @@ def test_requirements_into_an_unwritable_image_name_the_site_packages_not_the_fi
     assert "make the package reachable" not in first
 
 
-def test_tarball_and_code_channel_sources(tmp_path, python):
-    """sourcedir.tar.gz given as a path, and as an s3:// URI whose tarball arrives as the `code`
-    channel (SDK v2 under network isolation)."""
-    source = write_tree(tmp_path / "source", {"train.py": RECORDER})
+def tarball_root(tmp_path: Path, source: Path, arcname: str) -> Path:
+    """An ML root (``tmp_path/ml-tar``) running train.py from tmp_path/sourcedir.tar.gz, which
+    holds ``source`` packed as ``arcname``."""
     archive = tmp_path / "sourcedir.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        tar.add(source / "train.py", arcname="train.py")
-    tar_root = make_ml_root(
+        tar.add(source, arcname=arcname)
+    return make_ml_root(
         tmp_path / "ml-tar",
         channels={"train": {"a.csv": "1\n"}},
         hyperparameters={"sagemaker_program": "train.py", "sagemaker_submit_directory": str(archive)},
     )
+
+
+def test_tarball_and_code_channel_sources(tmp_path, python):
+    """sourcedir.tar.gz given as a path, and as an s3:// URI whose tarball arrives as the `code`
+    channel (SDK v2 under network isolation)."""
+    source = write_tree(tmp_path / "source", {"train.py": RECORDER})
+    tar_root = tarball_root(tmp_path, source / "train.py", "train.py")
+    archive = tmp_path / "sourcedir.tar.gz"
     assert run_train(tar_root, python=python).returncode == 0
     assert Path(seen(tar_root)["cwd"]) == tar_root / "code"
 
@@ -333,15 +340,7 @@ def test_tarball_and_code_channel_sources(tmp_path, python):
 def test_a_tarball_of_the_source_folder_itself_names_where_the_entry_point_is(tmp_path):
     """`tar -czf sourcedir.tar.gz src` packs the folder, so train.py lands in code/src/: the failure
     says where it is and both fixes, rather than only that the source directory holds `src`."""
-    archive = tmp_path / "sourcedir.tar.gz"
-    write_tree(tmp_path / "src", {"train.py": RECORDER})
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(tmp_path / "src", arcname="src")
-    root = make_ml_root(
-        tmp_path / "ml",
-        channels={"train": {"a.csv": "1\n"}},
-        hyperparameters={"sagemaker_program": "train.py", "sagemaker_submit_directory": str(archive)},
-    )
+    root = tarball_root(tmp_path, write_tree(tmp_path / "src", {"train.py": RECORDER}), "src")
     result = run_train(root)
     assert result.returncode == 1, result.stdout + result.stderr
     assert read_failure(root).splitlines()[0] == (
