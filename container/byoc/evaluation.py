@@ -242,6 +242,42 @@ def model_directory(path: Path, scratch: Path) -> Path:
     return found
 
 
+# The hooks that decide what the endpoint predicts; input_fn and output_fn only decode and encode.
+_PREDICTING_HOOKS = ("model_fn", "predict_fn", "transform_fn")
+
+
+def refuse_inference_code(model_dir: Path) -> None:
+    """ModelLoadError when the model carries inference code (the SDK's repacked model.tar.gz:
+    ``code/inference.py``) whose hooks decide the endpoint's predictions: evaluate scores
+    model.joblib without running user code, so its report would describe another model than the
+    one the endpoint serves, with nothing to show it.  The hooks are found by reading the file,
+    never by running it."""
+    import ast
+
+    from byoc.errors import ModelLoadError
+    from byoc.serving.hooks import CODE_DIR, DEFAULT_PROGRAM
+
+    program = model_dir / CODE_DIR / DEFAULT_PROGRAM
+    try:
+        tree = ast.parse(program.read_bytes(), filename=str(program))
+    except FileNotFoundError:
+        return
+    except (OSError, SyntaxError, ValueError):  # unreadable: whatever it defines, the endpoint runs it
+        defined = ["code the endpoint runs"]
+    else:
+        functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+        names = {node.name for node in tree.body if isinstance(node, functions)}
+        defined = [name for name in _PREDICTING_HOOKS if name in names]
+    if defined:
+        raise ModelLoadError(
+            f"{program} defines {' and '.join(defined)}: the endpoint predicts with it, but evaluate "
+            "scores model.joblib as byoc trained it without running your code, so evaluation.json would "
+            "describe another model than the one deployed; score the training job's own artefact "
+            "(estimator.model_data, which holds no code/) knowing your hooks are not in it, or score "
+            "your hooks' answers from a processing script of your own"
+        )
+
+
 def _labels(classes: Sequence[Any], name: str) -> Any:
     from byoc.problem import Labels
 
@@ -328,7 +364,9 @@ def score(
     evaluation_inputs.check_processing_inputs(
         MLPaths.from_environ(), {"--model": model_path, "--test": test_path}
     )
-    model = artifact.load(model_directory(model_path, scratch))
+    model_dir = model_directory(model_path, scratch)
+    refuse_inference_code(model_dir)
+    model = artifact.load(model_dir)
     classes = list(model.classes or ())
     positive_index = positive_class(classes, model.problem_type, positive)
     meta = model.metadata
