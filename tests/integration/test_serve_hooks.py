@@ -563,6 +563,23 @@ def test_sagemaker_program_names_the_module_in_the_submit_directory(tmp_path, pr
     assert reply.text == "from serve_me"
 
 
+@pytest.mark.parametrize("module", ["numpy", "byoc", "json"])
+def test_a_program_named_like_a_module_the_server_uses_stops_serve_asking_to_rename_it(tmp_path, module):
+    """numpy.py registered as the module numpy replaced the real one for the whole server: serve
+    then blamed model.joblib ("Can't get attribute 'ndarray' on <module 'numpy' from .../numpy.py>")."""
+    root = sm.copy_root("binary", tmp_path / "root")
+    code = root / "model" / "code"
+    code.mkdir()
+    (code / f"{module}.py").write_text(
+        "def predict_fn(input_data, model):\n    return model.predict(input_data)\n"
+    )
+    last = _refuses_to_start(root, SAGEMAKER_PROGRAM=f"{module}.py").strip().splitlines()[-1]
+    assert last.startswith(
+        f"serve: cannot start: {code / module}.py: its module name '{module}' is that of a module the server uses ("
+    ), last
+    assert last.endswith(f"rename the file (e.g. {module}_inference.py) and SAGEMAKER_PROGRAM with it"), last
+
+
 def test_a_missing_program_stops_serve_naming_where_it_looked(tmp_path):
     root = sm.copy_root("binary", tmp_path / "root")
     stderr = _refuses_to_start(root, SAGEMAKER_PROGRAM="nowhere.py")

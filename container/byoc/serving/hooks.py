@@ -521,11 +521,28 @@ def _frames(exc: BaseException) -> list[tuple[str, int]]:
     return [(frame.filename, frame.lineno or 0) for frame in traceback.extract_tb(exc.__traceback__)]
 
 
+def _refuse_shadowing(program: Path) -> None:
+    """ModelLoadError when the program's module name is one the server itself uses (``numpy.py``,
+    ``byoc.py``, ``json.py``): registered under that name it replaced the real module for the whole
+    process, and the failure surfaced far away (model.joblib "cannot be loaded: Can't get attribute
+    'ndarray' on <module 'numpy' from .../code/numpy.py>")."""
+    name = program.stem
+    taken = sys.modules.get(name)
+    if taken is None and name not in sys.stdlib_module_names:
+        return
+    where = getattr(taken, "__file__", None) or "Python's standard library"
+    raise ModelLoadError(
+        f"{program}: its module name '{name}' is that of a module the server uses ({where}), which it "
+        f"would replace; rename the file (e.g. {name}_inference.py) and SAGEMAKER_PROGRAM with it"
+    )
+
+
 def _import(program: Path) -> ModuleType:
     """Import the user's program as a module named after the file, its folder first on sys.path
     and its imports its own (see :func:`_forget_user_modules`)."""
     code_dir = str(program.parent)
     _forget_user_modules()
+    _refuse_shadowing(program)
     _code_dirs.add(code_dir)
     if code_dir in sys.path:
         sys.path.remove(code_dir)
