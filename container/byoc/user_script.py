@@ -60,6 +60,7 @@ REQUIREMENTS = "requirements.txt"
 TAIL_BYTES = 64 * 1024
 OOM_EXIT = 137
 UNCAUGHT_EXIT = 1  # Python's exit status when an exception ends the program
+MAX_RAISED_CHARS = 500  # of an exception's first line in the failure reason: where and why must fit
 _TRACEBACK = "Traceback (most recent call last):"
 _GROUP_TRACEBACK = "  + Exception Group Traceback (most recent call last):"
 _GROUP_MARGIN = "  | "
@@ -222,12 +223,20 @@ def stage(env: TrainingEnvironment, code: UserCode) -> str:
 
 
 class _Tee:
-    """Copy a child's output to one of our streams as it arrives, keeping the last bytes."""
+    """Copy a child's output to one of our streams as it arrives, keeping the last bytes and the
+    start of the last Python traceback: an exception whose message runs past TAIL_BYTES (a long
+    list of rows or columns) pushed its type and frames out of the tail, and the failure then
+    quoted the message's last line instead of naming the exception."""
+
+    _MARK = _TRACEBACK.encode()  # also inside an exception group's first line
 
     def __init__(self, source: IO[bytes], sink: IO[bytes]) -> None:
         self._source, self._sink = source, sink
         self._tail: collections.deque[bytes] = collections.deque()
         self._size = 0
+        self._edge = b""  # the previous chunk's last bytes: a mark may straddle two reads
+        self._traceback = bytearray()  # the last traceback's first TAIL_BYTES
+        self._since_traceback = 0  # bytes read from its start on
         self._thread = threading.Thread(target=self._copy, name="byoc-tee", daemon=True)
         self._thread.start()
 
@@ -239,14 +248,31 @@ class _Tee:
                 self._sink.flush()
             except (OSError, ValueError):
                 pass
+            self._keep_traceback(chunk)
             self._tail.append(chunk)
             self._size += len(chunk)
             while self._size > TAIL_BYTES and len(self._tail) > 1:
                 self._size -= len(self._tail.popleft())
 
+    def _keep_traceback(self, chunk: bytes) -> None:
+        data = self._edge + chunk
+        at = data.rfind(self._MARK)
+        if at >= 0:
+            self._traceback = bytearray(data[at : at + TAIL_BYTES])
+            self._since_traceback = len(data) - at
+        elif self._since_traceback:
+            self._traceback += chunk[: max(0, TAIL_BYTES - len(self._traceback))]
+            self._since_traceback += len(chunk)
+        self._edge = data[-(len(self._MARK) - 1) :]
+
     def text(self) -> str:
+        """The kept output: the tail, after the last traceback's start when that is not in it."""
         self._thread.join(timeout=10)
-        return b"".join(self._tail).decode("utf-8", errors="replace")
+        tail = b"".join(self._tail)
+        if self._since_traceback > len(tail):
+            cut = self._since_traceback - len(self._traceback) - len(tail)
+            tail = bytes(self._traceback) + f"\n[... {max(cut, 0)} bytes not kept ...]\n".encode() + tail
+        return tail.decode("utf-8", errors="replace")
 
 
 def _pip(args: Sequence[str], cwd: Path) -> tuple[int, str]:
@@ -643,6 +669,8 @@ def failure(program: str, status: int, stderr: str, code_dir: Path | None = None
     # script logged and handled (logging.exception) before exiting on purpose did not end it.
     raised = exception_line(stderr) if status == UNCAUGHT_EXIT else None
     if raised:
+        if len(raised) > MAX_RAISED_CHARS:  # SageMaker keeps 1,024 characters of the failure reason
+            raised = raised[:MAX_RAISED_CHARS] + "..."
         where = deepest_line(_traceback_frames(stderr), code_dir) if code_dir is not None else None
         cause = f"{raised} (raised by the user script {program}{f' at {where}' if where else ''}, exit code {exit_code})"
         missing = _MISSING_MODULE.match(raised)

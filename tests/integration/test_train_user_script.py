@@ -406,6 +406,9 @@ def test_the_failure_names_the_line_of_the_source_directory_that_raised(tmp_path
         },
         "syntax": {"train.py": "import os\nx = = 1\n"},
         "missing": {"train.py": "import os\nimport xgboost_not_installed.core\n"},
+        # messages longer than the stderr kept (64 KiB): the exception's start was lost with its name
+        "many lines": {"train.py": "raise ValueError('bad rows:\\n' + '\\n'.join(map(str, range(20000))))\n"},
+        "one long line": {"train.py": "raise ValueError('bad rows: ' + 'x' * 200000)\n"},
     }
     first = {}
     for name, files in cases.items():
@@ -418,6 +421,12 @@ def test_the_failure_names_the_line_of_the_source_directory_that_raised(tmp_path
     assert first["helper"].endswith("(raised by the user script train.py at helper.py line 4, exit code 1)")
     assert first["syntax"] == (
         "SyntaxError: invalid syntax (raised by the user script train.py at train.py line 2, exit code 1)"
+    )
+    assert first["many lines"] == (
+        "ValueError: bad rows: (raised by the user script train.py at train.py line 1, exit code 1)"
+    )
+    assert first["one long line"] == (  # cut, so that where it came from fits SageMaker's 1,024 characters
+        f"ValueError: bad rows: {'x' * 478}... (raised by the user script train.py at train.py line 1, exit code 1)"
     )
     assert first["missing"] == (
         "ModuleNotFoundError: No module named 'xgboost_not_installed' (raised by the user script train.py "
