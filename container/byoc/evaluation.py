@@ -219,6 +219,13 @@ def model_directory(path: Path, scratch: Path) -> Path:
     archive = path if path.is_file() else path / "model.tar.gz"
     if path.is_dir() and ((found := locate(path)) / METADATA_FILE).is_file():
         return found
+    held = sorted(p.name for p in path.iterdir())[:10] if path.is_dir() and not archive.is_file() else []
+    if held:  # the artefact of a script-mode job: passing estimator.model_data again would not help
+        raise ModelLoadError(
+            f"{path}: holds {', '.join(held)} but no {METADATA_FILE} or model.tar.gz: evaluate scores "
+            "models byoc's built-in algorithms trained; score a model your own training script saved "
+            "from a processing script of your own (ScriptProcessor(command=['python3']))"
+        )
     if not archive.is_file():
         raise ModelLoadError(
             f"{path}: neither a model directory ({METADATA_FILE}) nor model.tar.gz; pass the training "
