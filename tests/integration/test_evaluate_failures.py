@@ -631,14 +631,10 @@ def test_a_model_a_users_own_script_saved_is_named_as_such(tmp_path):
     model = tmp_path / "model"
     model.mkdir()
     (model / "model.joblib").write_bytes(b"not byoc's")
-    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
-    result = run_evaluate(
-        "--model", str(model), "--test", str(test), "--output", str(tmp_path / "out"), base=tmp_path
-    )
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert message(tmp_path) == (
+    code, first = evaluate_on(tmp_path, model, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    assert code == 1
+    assert first == (
         f"{model}: holds model.joblib but no model.json or model.tar.gz: evaluate scores models byoc's "
         "built-in algorithms trained; score a model your own training script saved from a processing "
         "script of your own (ScriptProcessor(command=['python3']))"
     )
-    assert not (tmp_path / "out").exists()
