@@ -88,8 +88,11 @@ def _binary_metrics() -> dict[str, Metric]:
 
         return compute
 
+    # A ratio the test data leaves 0/0 (recall with no positive row, precision with none predicted
+    # positive) is NaN, as the rates beside it are: zero_division=0 wrote a 0.0 that reads as a
+    # model finding none of the positives, and disagreed with true_positive_rate in the same report.
     def scored(fn: Callable[..., float], **kw: Any) -> Metric:
-        return lambda y, p, _: float(fn(y, p, labels=[0, 1], pos_label=1, zero_division=0, **kw))
+        return lambda y, p, _: float(fn(y, p, labels=[0, 1], pos_label=1, zero_division=np.nan, **kw))
 
     return {
         **_classification_metrics("", scored),
@@ -216,6 +219,13 @@ def model_directory(path: Path, scratch: Path) -> Path:
     archive = path if path.is_file() else path / "model.tar.gz"
     if path.is_dir() and ((found := locate(path)) / METADATA_FILE).is_file():
         return found
+    held = sorted(p.name for p in path.iterdir())[:10] if path.is_dir() and not archive.is_file() else []
+    if held:  # the artefact of a script-mode job: passing estimator.model_data again would not help
+        raise ModelLoadError(
+            f"{path}: holds {', '.join(held)} but no {METADATA_FILE} or model.tar.gz: evaluate scores "
+            "models byoc's built-in algorithms trained; score a model your own training script saved "
+            "from a processing script of your own (ScriptProcessor(command=['python3']))"
+        )
     if not archive.is_file():
         raise ModelLoadError(
             f"{path}: neither a model directory ({METADATA_FILE}) nor model.tar.gz; pass the training "
@@ -237,6 +247,42 @@ def model_directory(path: Path, scratch: Path) -> Path:
     if not (found / METADATA_FILE).is_file():
         raise ModelLoadError(f"{archive}: holds no {METADATA_FILE}; it was not written by byoc's train")
     return found
+
+
+# The hooks that decide what the endpoint predicts; input_fn and output_fn only decode and encode.
+_PREDICTING_HOOKS = ("model_fn", "predict_fn", "transform_fn")
+
+
+def refuse_inference_code(model_dir: Path) -> None:
+    """ModelLoadError when the model carries inference code (the SDK's repacked model.tar.gz:
+    ``code/inference.py``) whose hooks decide the endpoint's predictions: evaluate scores
+    model.joblib without running user code, so its report would describe another model than the
+    one the endpoint serves, with nothing to show it.  The hooks are found by reading the file,
+    never by running it."""
+    import ast
+
+    from byoc.errors import ModelLoadError
+    from byoc.serving.hooks import CODE_DIR, DEFAULT_PROGRAM
+
+    program = model_dir / CODE_DIR / DEFAULT_PROGRAM
+    try:
+        tree = ast.parse(program.read_bytes(), filename=str(program))
+    except FileNotFoundError:
+        return
+    except (OSError, SyntaxError, ValueError):  # unreadable: whatever it defines, the endpoint runs it
+        defined = ["code the endpoint runs"]
+    else:
+        functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+        names = {node.name for node in tree.body if isinstance(node, functions)}
+        defined = [name for name in _PREDICTING_HOOKS if name in names]
+    if defined:
+        raise ModelLoadError(
+            f"{program} defines {' and '.join(defined)}: the endpoint predicts with it, but evaluate "
+            "scores model.joblib as byoc trained it without running your code, so evaluation.json would "
+            "describe another model than the one deployed; score the training job's own artefact "
+            "(estimator.model_data, which holds no code/) knowing your hooks are not in it, or score "
+            "your hooks' answers from a processing script of your own"
+        )
 
 
 def _labels(classes: Sequence[Any], name: str) -> Any:
@@ -325,7 +371,9 @@ def score(
     evaluation_inputs.check_processing_inputs(
         MLPaths.from_environ(), {"--model": model_path, "--test": test_path}
     )
-    model = artifact.load(model_directory(model_path, scratch))
+    model_dir = model_directory(model_path, scratch)
+    refuse_inference_code(model_dir)
+    model = artifact.load(model_dir)
     classes = list(model.classes or ())
     positive_index = positive_class(classes, model.problem_type, positive)
     meta = model.metadata

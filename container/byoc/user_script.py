@@ -28,6 +28,7 @@ import dataclasses
 import difflib
 import hashlib
 import importlib.util
+import itertools
 import json
 import logging
 import os
@@ -59,10 +60,15 @@ REQUIREMENTS = "requirements.txt"
 TAIL_BYTES = 64 * 1024
 OOM_EXIT = 137
 UNCAUGHT_EXIT = 1  # Python's exit status when an exception ends the program
+MAX_RAISED_CHARS = 500  # of an exception's first line in the failure reason: where and why must fit
 _TRACEBACK = "Traceback (most recent call last):"
 _GROUP_TRACEBACK = "  + Exception Group Traceback (most recent call last):"
 _GROUP_MARGIN = "  | "
 _RELATIVE_IMPORT = "ImportError: attempted relative import with no known parent package"
+# a frame of a printed traceback; without ", in ..." it is where a file failed to compile, and
+# Python prints that bare (no "Traceback" line above it) when the entry point itself does not
+_FRAME = re.compile(r'^(?:  \| )?\s*File "(?P<path>[^"]+)", line (?P<line>\d+)(?P<function>, in .*)?$')
+_MISSING_MODULE = re.compile(r"^ModuleNotFoundError: No module named '(?P<name>[^']+)'")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _REQUIREMENT_IN_ERROR = re.compile(r"(?:requirement|for|satisfies the requirement)\s+([^\s;(]+)", re.I)
@@ -217,12 +223,20 @@ def stage(env: TrainingEnvironment, code: UserCode) -> str:
 
 
 class _Tee:
-    """Copy a child's output to one of our streams as it arrives, keeping the last bytes."""
+    """Copy a child's output to one of our streams as it arrives, keeping the last bytes and the
+    start of the last Python traceback: an exception whose message runs past TAIL_BYTES (a long
+    list of rows or columns) pushed its type and frames out of the tail, and the failure then
+    quoted the message's last line instead of naming the exception."""
+
+    _MARK = _TRACEBACK.encode()  # also inside an exception group's first line
 
     def __init__(self, source: IO[bytes], sink: IO[bytes]) -> None:
         self._source, self._sink = source, sink
         self._tail: collections.deque[bytes] = collections.deque()
         self._size = 0
+        self._edge = b""  # the previous chunk's last bytes: a mark may straddle two reads
+        self._traceback = bytearray()  # the last traceback's first TAIL_BYTES
+        self._since_traceback = 0  # bytes read from its start on
         self._thread = threading.Thread(target=self._copy, name="byoc-tee", daemon=True)
         self._thread.start()
 
@@ -234,14 +248,31 @@ class _Tee:
                 self._sink.flush()
             except (OSError, ValueError):
                 pass
+            self._keep_traceback(chunk)
             self._tail.append(chunk)
             self._size += len(chunk)
             while self._size > TAIL_BYTES and len(self._tail) > 1:
                 self._size -= len(self._tail.popleft())
 
+    def _keep_traceback(self, chunk: bytes) -> None:
+        data = self._edge + chunk
+        at = data.rfind(self._MARK)
+        if at >= 0:
+            self._traceback = bytearray(data[at : at + TAIL_BYTES])
+            self._since_traceback = len(data) - at
+        elif self._since_traceback:
+            self._traceback += chunk[: max(0, TAIL_BYTES - len(self._traceback))]
+            self._since_traceback += len(chunk)
+        self._edge = data[-(len(self._MARK) - 1) :]
+
     def text(self) -> str:
+        """The kept output: the tail, after the last traceback's start when that is not in it."""
         self._thread.join(timeout=10)
-        return b"".join(self._tail).decode("utf-8", errors="replace")
+        tail = b"".join(self._tail)
+        if self._since_traceback > len(tail):
+            cut = self._since_traceback - len(self._traceback) - len(tail)
+            tail = bytes(self._traceback) + f"\n[... {max(cut, 0)} bytes not kept ...]\n".encode() + tail
+        return tail.decode("utf-8", errors="replace")
 
 
 def _pip(args: Sequence[str], cwd: Path) -> tuple[int, str]:
@@ -465,10 +496,28 @@ def command(code_dir: Path, program: str, args: Sequence[str]) -> list[str]:
     if _MODULE_NAME.match(program) and not program.endswith((".py", ".sh")):
         return [sys.executable, "-m", program, *args]
     shown = ", ".join(sorted(p.name for p in code_dir.iterdir())[:20]) or "nothing"
-    raise ConfigError(
-        f"entry point '{program}' is not in the source directory {code_dir} (it holds: {shown}); "
-        "set entry_point to a file of source_dir"
+    below = _found_below(code_dir, program)
+    fix = (
+        f"it is at {below}: the upload holds the folder {below.parts[0]} around the code, so set entry_point "
+        f"to {below}, or pack the folder's contents rather than the folder (tar -czf sourcedir.tar.gz "
+        f"-C {below.parent} .)"
+        if below is not None
+        else "set entry_point to a file of source_dir"
     )
+    raise ConfigError(
+        f"entry point '{program}' is not in the source directory {code_dir} (it holds: {shown}); {fix}"
+    )
+
+
+def _found_below(code_dir: Path, program: str) -> Path | None:
+    """``program`` in a sub-folder of ``code_dir`` (relative to it), the shallowest first: a
+    tarball of the source folder itself (``tar -czf sourcedir.tar.gz src``) puts it there."""
+    try:
+        found = [p for p in itertools.islice(code_dir.rglob(program), 100) if p.is_file()]
+    except (OSError, ValueError):  # an unreadable folder; a program that is no relative path
+        return None
+    found.sort(key=lambda p: (len(p.parts), str(p)))
+    return found[0].relative_to(code_dir) if found else None
 
 
 def _reset_signals() -> None:  # runs in the child between fork and exec
@@ -522,6 +571,24 @@ def _killpg(pgid: int, signum: int) -> None:
         pass
 
 
+def _last_traceback(lines: Sequence[str]) -> int | None:
+    """Where the last Python traceback in ``lines`` starts: its "Traceback" line, or the bare
+    frame Python prints for an entry point that does not compile (a SyntaxError has no
+    "Traceback" line then); None without one."""
+
+    def starts(i: int, line: str) -> bool:
+        if line.startswith((_TRACEBACK, _GROUP_TRACEBACK)):
+            return True
+        frame = _FRAME.match(line)
+        before = lines[i - 1] if i else ""
+        return bool(
+            frame and not frame["function"] and line.startswith("  File") and not before[:1].isspace()
+        )
+
+    found = [i for i, line in enumerate(lines) if starts(i, line)]
+    return found[-1] if found else None
+
+
 def exception_line(stderr: str) -> str | None:
     """The header of the last Python traceback in ``stderr``: the exception's type and the first
     line of its message (``ValueError: ...``); None without a traceback.
@@ -532,11 +599,11 @@ def exception_line(stderr: str) -> str | None:
     ("During handling of the above exception ...").  An exception group's lines carry a
     ``  | `` margin."""
     lines = stderr.splitlines()
-    starts = [i for i, line in enumerate(lines) if line.startswith((_TRACEBACK, _GROUP_TRACEBACK))]
-    if not starts:
+    start = _last_traceback(lines)
+    if start is None:
         return None
-    margin = _GROUP_MARGIN if lines[starts[-1]].startswith(_GROUP_TRACEBACK) else ""
-    for line in lines[starts[-1] + 1 :]:
+    margin = _GROUP_MARGIN if lines[start].startswith(_GROUP_TRACEBACK) else ""
+    for line in lines[start + 1 :]:
         if not line.startswith(margin):
             break
         text = line[len(margin) :]
@@ -545,8 +612,47 @@ def exception_line(stderr: str) -> str | None:
     return None
 
 
-def failure(program: str, status: int, stderr: str) -> ScriptFailed:
-    """The failure for a non-zero exit: the cause first, stderr's last lines after."""
+def deepest_line(frames: Sequence[tuple[str, int]], folder: Path) -> str | None:
+    """``file line N`` (relative to ``folder``) of the last of ``frames`` (file name, line) in
+    the user's code folder: where their code raised, or called the library that did; None when
+    no frame is theirs.  Serving names a failing hook's line by it, training a script's."""
+    roots = {folder, folder.resolve()}
+    for filename, lineno in reversed(frames):
+        if filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>: no file
+            continue
+        path = Path(filename)
+        path = path if path.is_absolute() else folder / path
+        for root in roots:
+            if path.is_relative_to(root):
+                return f"{path.relative_to(root)} line {lineno}"
+    return None
+
+
+def _traceback_frames(stderr: str) -> list[tuple[str, int]]:
+    """(file, line) of each frame of the last traceback in ``stderr``, outermost first."""
+    lines = stderr.splitlines()
+    start = _last_traceback(lines)
+    if start is None:
+        return []
+    matches = (_FRAME.match(line) for line in lines[start:])
+    return [(m["path"], int(m["line"])) for m in matches if m]
+
+
+def missing_module_fix(module: str, folder: str) -> str:
+    """How to fix a ModuleNotFoundError in user code whose source is ``folder``: the package into
+    its requirements.txt (pip installs it before the code runs), or the module's own file there
+    when it is the user's.  Training and serving say it alike."""
+    top = module.split(".")[0]
+    return (
+        f"if '{top}' is a package, add the package that provides it to {REQUIREMENTS} in {folder} "
+        f"(pip installs it before your code runs); if it is your own module, put {top}.py (or the "
+        f"folder {top}/) there"
+    )
+
+
+def failure(program: str, status: int, stderr: str, code_dir: Path | None = None) -> ScriptFailed:
+    """The failure for a non-zero exit: the cause first (an uncaught exception's type, message
+    and the line of ``code_dir`` it came from), stderr's last lines after."""
     from byoc import outofmemory
 
     details = "stderr (last lines):\n" + "\n".join(stderr.splitlines()[-40:])
@@ -563,7 +669,13 @@ def failure(program: str, status: int, stderr: str) -> ScriptFailed:
     # script logged and handled (logging.exception) before exiting on purpose did not end it.
     raised = exception_line(stderr) if status == UNCAUGHT_EXIT else None
     if raised:
-        cause = f"{raised} (raised by the user script {program}, exit code {exit_code})"
+        if len(raised) > MAX_RAISED_CHARS:  # SageMaker keeps 1,024 characters of the failure reason
+            raised = raised[:MAX_RAISED_CHARS] + "..."
+        where = deepest_line(_traceback_frames(stderr), code_dir) if code_dir is not None else None
+        cause = f"{raised} (raised by the user script {program}{f' at {where}' if where else ''}, exit code {exit_code})"
+        missing = _MISSING_MODULE.match(raised)
+        if missing:
+            cause += "; " + missing_module_fix(missing["name"], "the source directory")
         if raised.startswith(_RELATIVE_IMPORT):
             cause += (
                 f"; the entry point runs as a file (python {program}), not as a module of a package: "
@@ -648,7 +760,7 @@ def run(
         threading.Event().wait()
     log.info("the user script exited with code %d after %.1f s", status, time.monotonic() - started)
     if status != 0:
-        raise failure(code.program, status, stderr)
+        raise failure(code.program, status, stderr, code.code_dir)
     if env.current_host == env.hosts[0]:  # the other hosts of a distributed job often save nothing
         _warn_if_no_model(env.paths.model_dir, code, before)
 

@@ -316,3 +316,32 @@ def test_the_positive_class_is_said_and_can_be_named(tmp_path):
         "--positive-class Fraud: not one of the model's classes ('fraud', 'legit'); pass one of them as written"
     )
     assert not (tmp_path / "bad").exists()
+
+
+def test_binary_ratios_the_test_data_leaves_undefined_are_nan_as_the_rates_are(tmp_path):
+    """Test data without a positive row leaves recall 0/0, and where nothing is predicted positive
+    precision and the F scores too: each is "NaN", as true_positive_rate beside it is, not a 0.0
+    that reads as a model that found none of the positives (a Pipelines condition on recall would
+    reject the model for data that cannot measure it)."""
+    frame = mixed_frame(900, seed=5)
+    model_dir = train_model(tmp_path, frame, "deposit", 300, header=True)
+    negatives = frame.iloc[300:][frame.iloc[300:]["deposit"] == "no"].reset_index(drop=True)
+    model, _, predicted, _ = model_predictions(model_dir, negatives, "deposit")
+    assert model.classes == ["no", "yes"] and len(negatives) >= 200
+    predicted_no = negatives[predicted == 0].reset_index(drop=True)
+    for name, test in (("negatives", negatives), ("predicted-no", predicted_no)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "test.csv").write_bytes(csv_bytes(test, target="deposit", header=True))
+        out = tmp_path / f"evaluation-{name}"
+        result = evaluate(
+            "--model", str(model_dir), "--test", str(tmp_path / name), "--output", str(out), base=tmp_path
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        metrics = json.loads((out / "evaluation.json").read_text())["binary_classification_metrics"]
+        assert metrics["true_positive_rate"]["value"] == "NaN"
+        assert metrics["recall"] == {"value": "NaN", "standard_deviation": "NaN"}
+        assert metrics["confusion_matrix"]["yes"] == {"no": 0, "yes": 0}
+        assert "receiver_operating_characteristic_curve" not in metrics  # one class: no curve
+    assert metrics["accuracy"]["value"] == 1.0 and metrics["true_negative_rate"]["value"] == 1.0
+    for undefined in ("precision", "f0_5", "f1", "f2"):  # no row predicted positive: 0/0
+        assert metrics[undefined]["value"] == "NaN", (undefined, metrics[undefined])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -584,3 +585,56 @@ def test_a_model_archive_of_several_models_names_them_not_scores_the_first(tmp_p
     assert "no model.json at its top but 2 folders holding one (" in first, first
     assert "/first, " in first and first.count("/second") == 1, first
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_whose_hooks_decide_its_predictions_is_refused_not_scored_without_them(
+    tmp_path, header_model
+):
+    """The SDK's repacked model.tar.gz carries code/inference.py: a predict_fn there is what the
+    endpoint answers with, which evaluate does not run, so scoring model.joblib would describe
+    another model with nothing to show it.  Hooks that only decode and encode change no prediction."""
+    test = {"t.csv": csv_bytes(TEST, target="deposit", header=True)}
+    for name, program, refused in (
+        ("predicting", "def predict_fn(input_data, model):\n    return ['yes'] * len(input_data)\n", True),
+        ("encoding", "def output_fn(prediction, accept):\n    return str(prediction)\n", False),
+    ):
+        shutil.copytree(header_model, tmp_path / name / "model")
+        (tmp_path / name / "model" / "code").mkdir()
+        (tmp_path / name / "model" / "code" / "inference.py").write_text(program)
+        with tarfile.open(tmp_path / name / "model.tar.gz", "w:gz") as tar:  # as the SDK repacks it
+            for entry in sorted((tmp_path / name / "model").iterdir()):
+                tar.add(entry, arcname=entry.name)
+        shutil.rmtree(tmp_path / name / "model")
+        result = run_evaluate(
+            "--model", str(tmp_path / name / "model.tar.gz"), "--test", str(data_dir(tmp_path / name, test)),
+            "--output", str(tmp_path / name / "out"), base=tmp_path / name,
+        )  # fmt: skip
+        if not refused:
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert (tmp_path / name / "out" / "evaluation.json").is_file()
+            continue
+        assert result.returncode == 1, result.stdout + result.stderr
+        first = message(tmp_path / name)
+        assert first.endswith(
+            "/code/inference.py defines predict_fn: the endpoint predicts with it, but evaluate scores "
+            "model.joblib as byoc trained it without running your code, so evaluation.json would describe "
+            "another model than the one deployed; score the training job's own artefact (estimator.model_data, "
+            "which holds no code/) knowing your hooks are not in it, or score your hooks' answers from a "
+            "processing script of your own"
+        ), first
+        assert not (tmp_path / name / "out").exists()
+
+
+def test_a_model_a_users_own_script_saved_is_named_as_such(tmp_path):
+    """A script-mode job's artefact (model.joblib, no model.json): the fix is not "pass the
+    training job's artefact", which the caller did."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.joblib").write_bytes(b"not byoc's")
+    code, first = evaluate_on(tmp_path, model, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    assert code == 1
+    assert first == (
+        f"{model}: holds model.joblib but no model.json or model.tar.gz: evaluate scores models byoc's "
+        "built-in algorithms trained; score a model your own training script saved from a processing "
+        "script of your own (ScriptProcessor(command=['python3']))"
+    )

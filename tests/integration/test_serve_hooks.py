@@ -520,6 +520,25 @@ def test_broken_requirements_stop_serve_at_once_naming_the_package(tmp_path):
     assert "byoc-no-such-package-for-tests" in stderr.strip().splitlines()[-1]
 
 
+def test_a_module_the_hooks_import_that_is_not_there_stops_serve_naming_the_line_and_the_fix(tmp_path):
+    """The package, the line that imported it (in a helper beside inference.py too) and how to
+    provide it: requirements.txt beside the program, or the module's own file there."""
+    root = _root(
+        tmp_path,
+        "from helper import features\n\ndef predict_fn(input_data, model):\n    return []\n",
+        helper__py="import os\nimport lightgbm_not_installed.sklearn\n\nfeatures = []\n",
+    )
+    last = _refuses_to_start(root).strip().splitlines()[-1]
+    code = root / "model" / "code"
+    assert last == (
+        f"serve: cannot start: {code / 'inference.py'}: importing it failed: ModuleNotFoundError: No module "
+        "named 'lightgbm_not_installed' (at helper.py line 2); if 'lightgbm_not_installed' is a package, add "
+        f"the package that provides it to requirements.txt in {code} (pip installs it before your code "
+        "runs); if it is your own module, put lightgbm_not_installed.py (or the folder "
+        "lightgbm_not_installed/) there"
+    )
+
+
 def test_failing_model_fn_stops_serve_with_its_error(tmp_path):
     root = _root(tmp_path, "def model_fn(model_dir):\n    raise FileNotFoundError('weights.bin')\n")
     stderr = _refuses_to_start(root)
@@ -542,6 +561,23 @@ def test_sagemaker_program_names_the_module_in_the_submit_directory(tmp_path, pr
     finally:
         server.stop()
     assert reply.text == "from serve_me"
+
+
+@pytest.mark.parametrize("module", ["numpy", "byoc", "json"])
+def test_a_program_named_like_a_module_the_server_uses_stops_serve_asking_to_rename_it(tmp_path, module):
+    """numpy.py registered as the module numpy replaced the real one for the whole server: serve
+    then blamed model.joblib ("Can't get attribute 'ndarray' on <module 'numpy' from .../numpy.py>")."""
+    root = sm.copy_root("binary", tmp_path / "root")
+    code = root / "model" / "code"
+    code.mkdir()
+    (code / f"{module}.py").write_text(
+        "def predict_fn(input_data, model):\n    return model.predict(input_data)\n"
+    )
+    last = _refuses_to_start(root, SAGEMAKER_PROGRAM=f"{module}.py").strip().splitlines()[-1]
+    assert last.startswith(
+        f"serve: cannot start: {code / module}.py: its module name '{module}' is that of a module the server uses ("
+    ), last
+    assert last.endswith(f"rename the file (e.g. {module}_inference.py) and SAGEMAKER_PROGRAM with it"), last
 
 
 def test_a_missing_program_stops_serve_naming_where_it_looked(tmp_path):

@@ -259,6 +259,12 @@ def test_load_errors_name_the_problem(mme, tmp_path):
     bad = mme.session.post(f"{mme.url}/models", data="not json", timeout=10)
     assert_error(bad, 400, "bad_load_request", "model_name")
     assert_error(load(mme, "", model_url("binary")), 400, "bad_model_name")
+    for unreachable in ("..", "a/./b"):  # loaded, they answered 200 and could never be invoked
+        assert_error(load(mme, unreachable, model_url("binary")), 400, "bad_model_name", "path segment")
+    # JSON's "\ud800" escape is a lone surrogate no UTF-8 encodes: the client's name, not a 500
+    assert_error(
+        load(mme, "m-\ud800", model_url("binary")), 400, "bad_model_name", "'\\ud800' at character 3"
+    )
     assert_error(load(mme, "s3", "s3://bucket/model.tar.gz"), 400, "bad_url")
     assert_error(invoke(mme, "never-loaded", "1\n"), 404, "model_not_loaded", "never-loaded")
     assert_error(

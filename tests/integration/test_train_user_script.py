@@ -302,18 +302,25 @@ def test_requirements_into_an_unwritable_image_name_the_site_packages_not_the_fi
     assert "make the package reachable" not in first
 
 
-def test_tarball_and_code_channel_sources(tmp_path, python):
-    """sourcedir.tar.gz given as a path, and as an s3:// URI whose tarball arrives as the `code`
-    channel (SDK v2 under network isolation)."""
-    source = write_tree(tmp_path / "source", {"train.py": RECORDER})
+def tarball_root(tmp_path: Path, source: Path, arcname: str) -> Path:
+    """An ML root (``tmp_path/ml-tar``) running train.py from tmp_path/sourcedir.tar.gz, which
+    holds ``source`` packed as ``arcname``."""
     archive = tmp_path / "sourcedir.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        tar.add(source / "train.py", arcname="train.py")
-    tar_root = make_ml_root(
+        tar.add(source, arcname=arcname)
+    return make_ml_root(
         tmp_path / "ml-tar",
         channels={"train": {"a.csv": "1\n"}},
         hyperparameters={"sagemaker_program": "train.py", "sagemaker_submit_directory": str(archive)},
     )
+
+
+def test_tarball_and_code_channel_sources(tmp_path, python):
+    """sourcedir.tar.gz given as a path, and as an s3:// URI whose tarball arrives as the `code`
+    channel (SDK v2 under network isolation)."""
+    source = write_tree(tmp_path / "source", {"train.py": RECORDER})
+    tar_root = tarball_root(tmp_path, source / "train.py", "train.py")
+    archive = tmp_path / "sourcedir.tar.gz"
     assert run_train(tar_root, python=python).returncode == 0
     assert Path(seen(tar_root)["cwd"]) == tar_root / "code"
 
@@ -328,6 +335,20 @@ def test_tarball_and_code_channel_sources(tmp_path, python):
     result = run_train(channel_root, python=python)
     assert result.returncode == 0, result.stdout
     assert seen(channel_root)["env"]["SM_MODULE_DIR"] == "s3://bucket/job/source/sourcedir.tar.gz"
+
+
+def test_a_tarball_of_the_source_folder_itself_names_where_the_entry_point_is(tmp_path):
+    """`tar -czf sourcedir.tar.gz src` packs the folder, so train.py lands in code/src/: the failure
+    says where it is and both fixes, rather than only that the source directory holds `src`."""
+    root = tarball_root(tmp_path, write_tree(tmp_path / "src", {"train.py": RECORDER}), "src")
+    result = run_train(root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert read_failure(root).splitlines()[0] == (
+        f"entry point 'train.py' is not in the source directory {root / 'code'} (it holds: src); it is at "
+        "src/train.py: the upload holds the folder src around the code, so set entry_point to src/train.py, "
+        "or pack the folder's contents rather than the folder (tar -czf sourcedir.tar.gz -C src .)"
+    )
+    assert list((root / "model").iterdir()) == []
 
 
 def test_sagemaker_program_environment_variable_selects_script_mode(tmp_path, python):
@@ -368,9 +389,51 @@ def test_uncaught_exception_leads_the_failure_file(tmp_path, python):
     assert "Traceback (most recent call last)" in result.stderr  # stderr streamed too
     failure = read_failure(root)
     assert failure.splitlines()[0].startswith(
-        "ValueError: column 'age' holds text (raised by the user script train.py"
+        "ValueError: column 'age' holds text (raised by the user script train.py at train.py line 3, exit code 1)"
     )
     assert "Traceback" in failure  # the details follow the cause
+
+
+def test_the_failure_names_the_line_of_the_source_directory_that_raised(tmp_path, python):
+    """The user's file and line lead the failure file: of a helper module (the deepest frame in the
+    source directory, not scikit-learn's), of a file that does not compile (the entry point itself:
+    Python prints no "Traceback" line then), and a missing module says how to provide it."""
+    cases = {
+        "helper": {
+            "train.py": "import helper\nhelper.fit()\n",
+            "helper.py": "from sklearn.linear_model import LinearRegression\n\n"
+            "def fit():\n    LinearRegression().fit([[1]], ['a'])\n",
+        },
+        "syntax": {"train.py": "import os\nx = = 1\n"},
+        "missing": {"train.py": "import os\nimport xgboost_not_installed.core\n"},
+        # messages longer than the stderr kept (64 KiB): the exception's start was lost with its name
+        "many lines": {"train.py": "raise ValueError('bad rows:\\n' + '\\n'.join(map(str, range(20000))))\n"},
+        "one long line": {"train.py": "raise ValueError('bad rows: ' + 'x' * 200000)\n"},
+    }
+    first = {}
+    for name, files in cases.items():
+        root = script_root(tmp_path / name, "train.py", files)
+        result = run_train(root, python=python)
+        assert result.returncode == 1, result.stdout + result.stderr
+        first[name] = read_failure(root).splitlines()[0]
+        assert list((root / "model").iterdir()) == []
+    assert first["helper"].startswith("ValueError: "), first["helper"]
+    assert first["helper"].endswith("(raised by the user script train.py at helper.py line 4, exit code 1)")
+    assert first["syntax"] == (
+        "SyntaxError: invalid syntax (raised by the user script train.py at train.py line 2, exit code 1)"
+    )
+    assert first["many lines"] == (
+        "ValueError: bad rows: (raised by the user script train.py at train.py line 1, exit code 1)"
+    )
+    assert first["one long line"] == (  # cut, so that where it came from fits SageMaker's 1,024 characters
+        f"ValueError: bad rows: {'x' * 478}... (raised by the user script train.py at train.py line 1, exit code 1)"
+    )
+    assert first["missing"] == (
+        "ModuleNotFoundError: No module named 'xgboost_not_installed' (raised by the user script train.py "
+        "at train.py line 2, exit code 1); if 'xgboost_not_installed' is a package, add the package that "
+        "provides it to requirements.txt in the source directory (pip installs it before your code runs); "
+        "if it is your own module, put xgboost_not_installed.py (or the folder xgboost_not_installed/) there"
+    )
 
 
 def test_exit_code_passes_through(tmp_path, python):
@@ -404,7 +467,7 @@ def test_the_failure_names_the_exception_that_ended_the_script(tmp_path, python)
         assert result.returncode == {"multiline": 1, "handled": 2}[name], result.stdout + result.stderr
         first[name] = read_failure(root).splitlines()[0]
     assert first["multiline"] == (
-        "ValueError: All the 5 fits failed. (raised by the user script train.py, exit code 1)"
+        "ValueError: All the 5 fits failed. (raised by the user script train.py at train.py line 1, exit code 1)"
     )
     assert first["handled"] == (
         "The user script train.py exited with code 2; the last line of its stderr: accuracy 0.41 is below "

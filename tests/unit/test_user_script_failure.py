@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import traceback
+from pathlib import Path
 
 import pytest
 
-from byoc.user_script import exception_line, failure
+from byoc.user_script import deepest_line, exception_line, failure
 
 
 def _stderr(raise_it) -> str:
@@ -50,3 +51,45 @@ def test_only_an_uncaught_exceptions_exit_status_blames_a_traceback():
         "ValueError: All the 5 fits failed. (raised by the user script train.py, exit code 1)"
     )
     assert "bad label" in (uncaught.details or "")  # the whole message is in the details
+
+
+ENTRY_POINT_SYNTAX = """\
+  File "/opt/ml/code/train.py", line 2
+    x = = 1
+        ^
+SyntaxError: invalid syntax
+"""
+
+HELPER_SYNTAX = """\
+Traceback (most recent call last):
+  File "/opt/ml/code/train.py", line 1, in <module>
+    import helper
+  File "/opt/ml/code/helper.py", line 3
+    def f(:
+          ^
+SyntaxError: invalid syntax
+"""
+
+
+def test_a_file_that_does_not_compile_is_an_uncaught_exception_at_its_line():
+    """An entry point that does not compile gets no "Traceback" line from Python, only its frame."""
+    assert exception_line("starting\n" + ENTRY_POINT_SYNTAX) == "SyntaxError: invalid syntax"
+    code = Path("/opt/ml/code")
+    assert failure("train.py", 1, ENTRY_POINT_SYNTAX, code).message == (
+        "SyntaxError: invalid syntax (raised by the user script train.py at train.py line 2, exit code 1)"
+    )
+    assert failure("train.py", 1, HELPER_SYNTAX, code).message.startswith(
+        "SyntaxError: invalid syntax (raised by the user script train.py at helper.py line 3,"
+    )
+
+
+def test_the_deepest_line_is_the_last_frame_in_the_code_folder():
+    code = Path("/opt/ml/code")
+    frames = [
+        ("/opt/ml/code/train.py", 9),
+        ("/opt/ml/code/lib/fit.py", 4),
+        ("/opt/venv/lib/python3.11/site-packages/sklearn/base.py", 1365),
+        ("<frozen importlib._bootstrap>", 241),
+    ]
+    assert deepest_line(frames, code) == "lib/fit.py line 4"
+    assert deepest_line(frames[2:], code) is None

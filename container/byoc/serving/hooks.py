@@ -280,12 +280,7 @@ class Hook:
     def _where(self, exc: BaseException) -> str:
         """``file line N`` of the deepest frame in the user's code folder (the hook's own file,
         or a helper module beside it), relative to that folder: the client learns where, not what."""
-        folder = Path(self.source).parent
-        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-            path = Path(frame.filename)
-            if path.is_relative_to(folder):
-                return f"{path.relative_to(folder)} line {frame.lineno}"
-        return Path(self.source).name
+        return user_script.deepest_line(_frames(exc), Path(self.source).parent) or Path(self.source).name
 
     @classmethod
     def bind(cls, module: ModuleType, name: str, source: str) -> Hook | None:
@@ -521,11 +516,33 @@ def _forget_user_modules() -> None:
             del sys.modules[name]
 
 
+def _frames(exc: BaseException) -> list[tuple[str, int]]:
+    """(file, line) of each frame ``exc`` passed through, outermost first."""
+    return [(frame.filename, frame.lineno or 0) for frame in traceback.extract_tb(exc.__traceback__)]
+
+
+def _refuse_shadowing(program: Path) -> None:
+    """ModelLoadError when the program's module name is one the server itself uses (``numpy.py``,
+    ``byoc.py``, ``json.py``): registered under that name it replaced the real module for the whole
+    process, and the failure surfaced far away (model.joblib "cannot be loaded: Can't get attribute
+    'ndarray' on <module 'numpy' from .../code/numpy.py>")."""
+    name = program.stem
+    taken = sys.modules.get(name)
+    if taken is None and name not in sys.stdlib_module_names:
+        return
+    where = getattr(taken, "__file__", None) or "Python's standard library"
+    raise ModelLoadError(
+        f"{program}: its module name '{name}' is that of a module the server uses ({where}), which it "
+        f"would replace; rename the file (e.g. {name}_inference.py) and SAGEMAKER_PROGRAM with it"
+    )
+
+
 def _import(program: Path) -> ModuleType:
     """Import the user's program as a module named after the file, its folder first on sys.path
     and its imports its own (see :func:`_forget_user_modules`)."""
     code_dir = str(program.parent)
     _forget_user_modules()
+    _refuse_shadowing(program)
     _code_dirs.add(code_dir)
     if code_dir in sys.path:
         sys.path.remove(code_dir)
@@ -544,7 +561,15 @@ def _import(program: Path) -> ModuleType:
         ) from None
     except Exception as exc:
         log.exception("importing %s failed", program)
-        raise ModelLoadError(f"{program}: importing it failed: {type(exc).__name__}: {exc}") from exc
+        where = user_script.deepest_line(_frames(exc), program.parent)
+        fix = (
+            "; " + user_script.missing_module_fix(exc.name, str(program.parent))
+            if isinstance(exc, ModuleNotFoundError) and exc.name
+            else ""
+        )
+        raise ModelLoadError(
+            f"{program}: importing it failed: {type(exc).__name__}: {exc}{f' (at {where})' if where else ''}{fix}"
+        ) from exc
     return module
 
 

@@ -246,6 +246,22 @@ def check_name(name: Any) -> str:
         raise UserError(
             f'"model_name" must be at most {MAX_NAME_CHARS} printable characters', code="bad_model_name"
         )
+    dots = next((part for part in name.split("/") if part in (".", "..")), None)
+    if dots is not None:  # RFC 3986 removes dot segments: /models/../invoke reaches /invoke
+        raise UserError(
+            f'"model_name" {name!r} holds the path segment {dots!r}, which HTTP clients remove from '
+            "/models/<name>/invoke URLs, so the model could never be invoked; name it without "
+            "'.' or '..' between slashes",
+            code="bad_model_name",
+        )
+    try:  # the index keys entries by the name's UTF-8 bytes; JSON's "\ud800" decodes to a lone surrogate
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UserError(
+            f'"model_name" holds {name[exc.start]!r} at character {exc.start + 1}, half of a UTF-16 '
+            "surrogate pair that encodes no character; send the name as UTF-8 text",
+            code="bad_model_name",
+        ) from None
     return name
 
 
