@@ -82,12 +82,9 @@ def test_a_record_may_leave_out_only_the_keys_training_records_left_out():
     schema = RequestSchema(
         [Feature("age", "numeric", "float64"), Feature("note", "categorical", "str", ("x",), optional=True)]
     )
-    batch = schema.from_records([{"age": 1}, {"AGE": 2, "note": "x"}])
-    assert (
-        list(batch.columns[0]) == [1.0, 2.0]
-        and math.isnan(batch.columns[1][0])
-        and batch.columns[1][1] == "x"
-    )
+    batch = schema.from_records([{"age": 1}, {"AGE": 2, "note": "x"}, {" Age": 3}])
+    assert list(batch.columns[0]) == [1.0, 2.0, 3.0]
+    assert math.isnan(batch.columns[1][0]) and batch.columns[1][1] == "x" and math.isnan(batch.columns[1][2])
     with pytest.raises(SchemaError, match="lacks column 'age'; .* may leave out only 'note'"):
         schema.from_records([{"note": "x"}])
     with pytest.raises(SchemaError, match="unknown column 'note2'"):
