@@ -31,11 +31,12 @@ RARE_SHARE = 0.05  # ... and in less than this share of them
 RARE_SHOWN = 3  # records named in the warning
 
 
-def optional_columns(X: pd.DataFrame, content_type: str) -> frozenset[str]:
+def optional_columns(X: pd.DataFrame, content_type: str, *, records: bool) -> frozenset[str]:
     """The columns of ``X`` (the train channel's features) missing in some record, when the
-    channel is JSON Lines: their keys a record may leave out.  None for other formats, whose
-    columns a request names in full (a CSV header, Parquet, ``dataframe_split``)."""
-    if content_type != JSONLINES:
+    channel is JSON Lines of objects (``records``): their keys a record may leave out.  None for
+    JSON Lines of arrays (positional: no key is ever left out) and other formats, whose columns a
+    request names in full (a CSV header, Parquet, ``dataframe_split``)."""
+    if content_type != JSONLINES or not records:
         return frozenset()
     missing = X.isna().any()
     return frozenset(str(name) for name in X.columns if missing[name])
@@ -53,10 +54,13 @@ def channel_may_lack(optional: Iterable[str], content_type: str) -> frozenset[st
     return frozenset(optional) if content_type == JSONLINES else frozenset()
 
 
-def rare_key_warnings(X: pd.DataFrame, content_type: str, locate: Callable[[int], str]) -> list[str]:
+def rare_key_warnings(
+    X: pd.DataFrame, content_type: str, locate: Callable[[int], str], *, records: bool
+) -> list[str]:
     """One message per JSON Lines key that holds a value in only a handful of the records of
-    ``X`` (the train channel's encoded features; ``locate`` names a record by its index)."""
-    if content_type != JSONLINES:
+    ``X`` (the train channel's encoded features, read from JSON objects when ``records``;
+    ``locate`` names a record by its index)."""
+    if content_type != JSONLINES or not records:
         return []
     rows = len(X)
     present = X.notna()

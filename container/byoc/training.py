@@ -539,7 +539,9 @@ def _train(
     target_given = "target" in hyperparameters.given_names(env.hyperparameters)
     spec = resolve_target(channels["train"], "train", params["target"], given=target_given)
     splits = {name: split_target(ch, name, spec) for name, ch in channels.items()}
-    optional = absent_keys.optional_columns(splits["train"].X, channels["train"].content_type)
+    optional = absent_keys.optional_columns(
+        splits["train"].X, channels["train"].content_type, records=channels["train"].has_header
+    )
     for name in EVAL_CHANNELS:
         if name in splits:
             may_lack = absent_keys.channel_may_lack(optional, channels[name].content_type)
@@ -603,7 +605,9 @@ def _train(
             )
         encoded[name] = fit.Encoded(X, np.asarray(target))
     content_type = channels["train"].content_type
-    for warning in absent_keys.rare_key_warnings(encoded["train"].X, content_type, channels["train"].locate):
+    for warning in absent_keys.rare_key_warnings(
+        encoded["train"].X, content_type, channels["train"].locate, records=channels["train"].has_header
+    ):
         log.warning("train: %s", warning)
     features = absent_keys.mark_optional(features, optional)
     log.info(
