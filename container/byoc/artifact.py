@@ -112,11 +112,16 @@ class Feature:
     kind: str  # "numeric" or "categorical"
     dtype: str  # the training frame's dtype, for messages
     categories: tuple[Any, ...] = ()
+    # a JSON record may leave its key out (read as missing): training's JSON Lines records did
+    # (byoc.absent_keys); False for every other feature and for models trained before
+    optional: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "dtype": self.dtype}
         if self.kind == "categorical":
             out["categories"] = list(self.categories)
+        if self.optional:
+            out["optional"] = True
         return out
 
     @classmethod
@@ -126,6 +131,7 @@ class Feature:
             kind=str(raw["kind"]),
             dtype=str(raw.get("dtype", "")),
             categories=tuple(raw.get("categories") or ()),
+            optional=raw.get("optional") is True,
         )
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from byoc import values
 from byoc.errors import DataError
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def coerce_features(X: pd.DataFrame, features: Sequence[Feature], rows: Rows) ->
         raise rows.error(
             int(X.index[exc.position]),
             rows.columns.get(exc.column, f"column '{exc.column}'"),
-            f"holds {exc.value!r}, but the column is numeric in the training "
+            f"holds {values.shown(exc.value)}, but the column is numeric in the training "
             "data; write a number there, or leave the cell empty for a missing value",
             "bad_value",
         ) from exc

@@ -354,7 +354,7 @@ def score(
     """Read the model and the test channel as training did; returns (report, summary)."""
     import pandas as pd
 
-    from byoc import artifact, channel_rows, data, evaluation_inputs, finite, problem
+    from byoc import absent_keys, artifact, channel_rows, data, evaluation_inputs, finite, problem
     from byoc.data.tabular import SparseLayout
     from byoc.environment import MLPaths, TrainingEnvironment
     from byoc.preprocessing import NUMERIC
@@ -397,7 +397,9 @@ def score(
     reference = Split(
         X=pd.DataFrame(columns=model.feature_names), y=pd.Series(dtype=object), files=("model.json",)
     )
-    check_same_columns(reference, split, "test")
+    optional = [f.name for f in model.features if f.optional]
+    may_lack = absent_keys.channel_may_lack(optional, channel.content_type)
+    check_same_columns(reference, split, "test", may_lack=may_lack)
     labels = _labels(model.classes, str(target.get("name") or "target")) if model.is_classifier else None
     # the labels read as training read the validation channel's: text classes keep spellings
     y_read = _typed_label(split.y, as_text=labels is not None and labels.kind == "str")

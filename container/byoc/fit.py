@@ -91,6 +91,62 @@ def evaluate(problem_type: str, pipeline: Pipeline, data: Encoded, n_classes: in
     return metrics.compute(problem_type, data.y, predicted, proba, n_classes)
 
 
+# Hyperparameters that make a fit diverge or underfit when pushed: named first when the job set them.
+STEP_AND_PENALTY = ("learning_rate", "C", "alpha", "l2_regularization", "gamma", "ccp_alpha", "epsilon")
+
+
+def worse_than_constant(
+    inputs: FitInput, params: Mapping[str, Any], train: Mapping[str, float]
+) -> str | None:
+    """A warning when the fitted model does worse on its own training rows than a constant would
+    (regression: r2 below 0, worse than their mean; classification: accuracy below the majority
+    class's share and balanced accuracy below chance, 1 / classes, so that class weights trading
+    accuracy for the rare classes are not warned of), naming the algorithm hyperparameters the
+    job set.  Such a model is the user's right (a learning_rate of 10 is within its range), but it
+    predicts nothing usable, and a job ending with exit 0 said nothing of it."""
+    import numpy as np
+
+    from byoc.artifact import REGRESSION
+
+    if inputs.problem_type == REGRESSION:
+        r2 = train.get("r2")
+        if r2 is None or not r2 < 0:
+            return None
+        worse = f"than predicting their mean: train:r2={r2:.3g} (the mean's is 0)"
+    else:
+        accuracy, balanced = train.get("accuracy"), train.get("balanced_accuracy")
+        counts = np.bincount(np.asarray(inputs.train.y, dtype=np.int64))
+        share, chance = float(counts.max() / counts.sum()), 1 / max(inputs.n_classes or 2, 2)
+        if accuracy is None or balanced is None or not (accuracy < share and balanced < chance):
+            return None
+        worse = (
+            f"than predicting the majority class for every row: train:accuracy={accuracy:.3g} (the "
+            f"majority's share is {share:.3g}), balanced_accuracy={balanced:.3g} (chance is {chance:.3g})"
+        )
+    return f"{params['algorithm']} fits the training rows worse {worse}; {_likely_cause(inputs, params)}"
+
+
+def _likely_cause(inputs: FitInput, params: Mapping[str, Any]) -> str:
+    """The algorithm hyperparameters the job set away from their defaults, the step sizes and
+    penalties first; or that there are none."""
+    from byoc import algorithms, hyperparameters
+
+    given = hyperparameters.given_names(inputs.env.hyperparameters)
+    defaults = {h.name: h.default for spec in algorithms.registry().values() for h in spec.hyperparameters}
+    set_here = sorted(
+        (name for name in given if name in defaults and name in params and params[name] != defaults[name]),
+        key=lambda name: (name not in STEP_AND_PENALTY, name),
+    )
+    if not set_here:
+        return "it ran with its default hyperparameters: check that the features can predict the target"
+    shown = ", ".join(f"{name}={params[name]}" for name in set_here)
+    return (
+        f"the hyperparameters this job set are the likely cause, most likely the first: {shown} (try "
+        "their defaults: a large learning rate diverges, an extreme penalty underfits). The model is "
+        "saved as trained"
+    )
+
+
 def _fit(pipeline: Pipeline, params: Mapping[str, Any], inputs: FitInput) -> float:
     """Fit ``pipeline`` on the train channel; scikit-learn's refusals named as user errors."""
     from byoc.algorithms.builtin import TooFewClassRows, kernel_overflow, solver_stops_logged
@@ -143,6 +199,9 @@ def builtin(inputs: FitInput) -> FitOutput:
         for name, data in inputs.channels.items():
             inputs.progress.phase = f"evaluating {params['algorithm']} on channel '{name}'"
             scores[name] = evaluate(inputs.problem_type, pipeline, data, inputs.n_classes)
+        warning = worse_than_constant(inputs, params, scores["train"])
+        if warning:
+            log.warning("train: %s", warning)
         inputs.progress.phase = f"describing the fitted {params['algorithm']}"
         details = algorithms.describe(pipeline, train.X, train.y)
     except MemoryError as exc:

@@ -344,12 +344,22 @@ def _typed_label(y: pd.Series, *, as_text: bool = False) -> pd.Series:
     return typed
 
 
-def check_same_columns(train: Split, other: Split, channel: str) -> None:
+def check_same_columns(
+    train: Split, other: Split, channel: str, may_lack: frozenset[str] = frozenset()
+) -> None:
+    """``other``'s features in train's order, or a failure naming the columns that differ.
+    ``may_lack``: train's JSON Lines keys some of its records left out (byoc.absent_keys); a
+    JSON Lines channel none of whose records names one is read as training reads such a record,
+    the value missing."""
     from byoc.errors import SchemaError
 
     expected, given = list(train.X.columns), list(other.X.columns)
     if expected == given:
         return
+    for column in expected:
+        if column in may_lack and column not in given:
+            other.X[column] = None
+    given = list(other.X.columns)
     missing = [c for c in expected if c not in given]
     extra = [c for c in given if c not in expected]
     if missing or extra:
@@ -498,6 +508,7 @@ def _train(
     import numpy as np
 
     from byoc import (
+        absent_keys,
         artifact,
         channel_rows,
         compiled,
@@ -528,9 +539,13 @@ def _train(
     target_given = "target" in hyperparameters.given_names(env.hyperparameters)
     spec = resolve_target(channels["train"], "train", params["target"], given=target_given)
     splits = {name: split_target(ch, name, spec) for name, ch in channels.items()}
+    optional = absent_keys.optional_columns(
+        splits["train"].X, channels["train"].content_type, records=channels["train"].has_header
+    )
     for name in EVAL_CHANNELS:
         if name in splits:
-            check_same_columns(splits["train"], splits[name], name)
+            may_lack = absent_keys.channel_may_lack(optional, channels[name].content_type)
+            check_same_columns(splits["train"], splits[name], name, may_lack=may_lack)
 
     progress.phase = "inferring the problem type"
     train_split = splits["train"]
@@ -589,6 +604,12 @@ def _train(
                 target, index, locate=channels[name].locate, name=_target_name(spec)
             )
         encoded[name] = fit.Encoded(X, np.asarray(target))
+    content_type = channels["train"].content_type
+    for warning in absent_keys.rare_key_warnings(
+        encoded["train"].X, content_type, channels["train"].locate, records=channels["train"].has_header
+    ):
+        log.warning("train: %s", warning)
+    features = absent_keys.mark_optional(features, optional)
     log.info(
         "features (%d): %s",
         len(features),

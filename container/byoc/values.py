@@ -106,6 +106,28 @@ def json_kind(value: Any) -> str:
     return type(value).__name__
 
 
+_BOOLEANS = " (booleans are the categories true/false)"
+
+
+def boolean_word(value: Any) -> str | None:
+    """``true``/``false`` for a boolean (JSON, NumPy) or its text in any letter case, which is
+    how a Parquet boolean reaches a numeric feature (:func:`plain_arrow`); else None."""
+    if type(value) is bool or isinstance(value, np.bool_):
+        return TRUE if value else FALSE
+    if isinstance(value, str):
+        word = value.strip(WHITESPACE).lower()
+        if word in (TRUE, FALSE):
+            return word
+    return None
+
+
+def shown(value: Any) -> str:
+    """A value that is not a number, for messages: ``the boolean true`` for a boolean, whether
+    JSON, Parquet, NumPy or text spelled it (a Parquet boolean is text by then), else its repr."""
+    word = boolean_word(value)
+    return repr(value) if word is None else f"the boolean {word}"
+
+
 def number(value: Any) -> float:
     """A value for a numeric feature as float; NaN when missing.  Raises :class:`BadValue`."""
     kind = type(value)
@@ -122,16 +144,16 @@ def number(value: Any) -> float:
             return parsed
         if missing_in_numbers(value):
             return _NAN
+        boolean = boolean_word(value) is not None
         raise BadValue(
-            f"text {_shorten(value)!r} is not a number; send a number, or an empty value "
-            "(null in JSON) for missing"
+            f"{shown(value) if boolean else f'text {_shorten(value)!r}'} is not a number"
+            f"{_BOOLEANS if boolean else ''}; send a number, or an empty value (null in JSON) for missing"
         )
     if value is None or value is pd.NA or value is pd.NaT:
         return _NAN
     if kind is bool or isinstance(value, np.bool_):
         raise BadValue(
-            f"the boolean {str(bool(value)).lower()} is not a number (booleans are the categories "
-            "true/false); send a number, or null for missing",
+            f"{shown(value)} is not a number{_BOOLEANS}; send a number, or null for missing",
             code="bad_value",
         )
     if isinstance(value, (np.integer, np.floating)):

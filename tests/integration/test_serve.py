@@ -532,6 +532,20 @@ ERRORS = [
     ),
     ("garbage npy", b"\x93NUMPY garbage", "application/x-npy", "undecodable_body", ["npy"]),
     ("garbage parquet", b"PAR1 not really", "application/x-parquet", "undecodable_body", ["Parquet"]),
+    (  # the boolean reaches the numeric check as text: it was named "text 'true'"
+        "parquet boolean in a numeric column",
+        support.parquet_bytes(pd.DataFrame({"age": [True], "balance": [1], "job": ["a"], "contact": ["c"]})),
+        "application/x-parquet",
+        "not_a_number",
+        ["row 1, column 'age' (numeric): the boolean true is not a number (booleans are the categories"],
+    ),
+    (  # text true is a boolean by the value table, as it is in a categorical feature
+        "csv boolean word in a numeric column",
+        "40,FALSE,admin,cellular\n",
+        "text/csv",
+        "not_a_number",
+        ["row 1, column 'balance' (numeric): the boolean false is not a number (booleans are the"],
+    ),
 ]
 
 

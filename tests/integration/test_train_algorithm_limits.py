@@ -7,15 +7,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from support import csv_bytes, make_ml_root, mixed_frame, model_dir_entries, run_train
 
 FRAME = mixed_frame(120)
 
 
-def _trained(tmp_path: Path, **hyperparameters: object) -> tuple[Path, str]:
+def _trained(
+    tmp_path: Path, label: str = "deposit", rows: int = 120, **hyperparameters: object
+) -> tuple[Path, str]:
+    frame = FRAME if rows == len(FRAME) else mixed_frame(rows)
     root = make_ml_root(
         tmp_path,
-        channels={"train": {"a.csv": csv_bytes(FRAME, target="deposit")}},
+        channels={"train": {"a.csv": csv_bytes(frame, target=label)}},
         hyperparameters=hyperparameters,
     )
     result = run_train(root)
@@ -41,3 +46,27 @@ def test_svm_stopped_by_max_iter_says_so_naming_the_hyperparameter(tmp_path):
     _, log = _trained(tmp_path, algorithm="svm", C=1e7, max_iter=50)
     assert "svm: the solver stopped at hyperparameter 'max_iter'=50 before converging" in log
     assert "ConvergenceWarning" not in log  # scikit-learn's advice to scale inputs byoc scales
+
+
+@pytest.mark.parametrize(
+    ("label", "rows", "worse"),
+    [  # on 120 rows the classifier still fits (accuracy 0.73), on 300 it diverges (0.40)
+        ("balance", 120, "worse than predicting their mean: train:r2=-"),
+        ("deposit", 300, "worse than predicting the majority class for every row: train:accuracy="),
+    ],
+    ids=["regression", "classification"],
+)
+def test_a_model_worse_than_a_constant_on_its_training_rows_is_a_warning_naming_the_hyperparameter(
+    tmp_path, label, rows, worse
+):
+    """learning_rate=10 is within its range (the user's right): the job trains, saves the model and
+    exits 0, as before, but the log now says the model is worse than a constant and why."""
+    _, log = _trained(tmp_path, label, rows, algorithm="gradient_boosting", learning_rate=10, max_iter=100)
+    [warning] = [line for line in log.splitlines() if "WARNING" in line and "fits the training rows" in line]
+    assert f"gradient_boosting fits the training rows {worse}" in warning
+    assert "most likely the first: learning_rate=10.0, max_iter=100" in warning
+
+
+def test_a_model_that_fits_is_not_warned_of(tmp_path):
+    _, log = _trained(tmp_path, "balance", algorithm="gradient_boosting", max_iter=20)
+    assert "fits the training rows" not in log

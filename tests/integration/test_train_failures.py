@@ -365,6 +365,19 @@ CASES = {
         ),
         [r"^validation/v\.parquet, row 1, column 'balance': -inf"],
     ),
+    "parquet_boolean_in_a_numeric_validation_column": (  # was "holds 'true'": it is no text
+        dict(
+            channels={
+                "train": {"a.parquet": parquet_bytes(FRAME)},
+                "validation": {"v.parquet": parquet_bytes(FRAME.assign(balance=True))},
+            },
+            content_types={"train": "application/x-parquet", "validation": "application/x-parquet"},
+            hyperparameters={"target": "deposit"},
+        ),
+        [
+            r"^validation/v\.parquet, row 1, column 'balance': holds the boolean true, but the column is numeric"
+        ],
+    ),
     "negative_feature_beyond_float64": (
         dict(channels={"train": {"a.csv": GOOD, "b.csv": HEAD10 + b"yes,40,-1e999,admin,cellular\n"}}),
         [r"^train/b\.csv, row \d+, column 2: -inf \(infinity, or a number beyond float64"],

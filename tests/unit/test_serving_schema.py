@@ -75,6 +75,29 @@ def test_records_check_keys():
         SCHEMA.from_records([{"age": 1, "job": "a"}, [1, "a"]])
 
 
+def test_a_record_may_leave_out_only_the_keys_training_records_left_out():
+    """byoc.absent_keys: a key missing in training's JSON Lines records reads as missing when a
+    record leaves it out (as training read it); other keys stay required, unknown ones refused,
+    and a table (columns, a frame) names every column."""
+    schema = RequestSchema(
+        [Feature("age", "numeric", "float64"), Feature("note", "categorical", "str", ("x",), optional=True)]
+    )
+    batch = schema.from_records([{"age": 1}, {"AGE": 2, "note": "x"}, {" Age": 3}])
+    assert list(batch.columns[0]) == [1.0, 2.0, 3.0]
+    assert math.isnan(batch.columns[1][0]) and batch.columns[1][1] == "x" and math.isnan(batch.columns[1][2])
+    with pytest.raises(SchemaError, match="lacks column 'age'; .* may leave out only 'note'"):
+        schema.from_records([{"note": "x"}])
+    with pytest.raises(SchemaError, match="unknown column 'note2'"):
+        schema.from_records([{"age": 1, "note2": "x"}])
+    with pytest.raises(
+        SchemaError,
+        match=r"the column mapping lacks column 'note'; send every feature \(null for a missing value\)$",
+    ):
+        schema.from_columns({"age": [1]})
+    assert Feature.from_dict(schema.features[1].to_dict()).optional
+    assert "optional" not in schema.features[0].to_dict()
+
+
 def test_keys_differing_by_case_name_a_feature_unless_two_features_differ_so():
     """One rule (RequestSchema.feature_named) for keys, columns and CSV headers: exact, else
     without surrounding spaces, else without case; a spelling two features share names neither."""

@@ -1,0 +1,83 @@
+"""JSON keys a record may leave out: training's evidence, recorded for the server.
+
+Training reads a JSON Lines record that lacks a key as a record whose value for that column is
+missing (the column exists because some other record names it), exactly as it reads ``null``.
+A server that refused such a record as "lacks column" would refuse the very lines the model was
+trained on, so the model records which features were missing in its JSON Lines training records
+(:attr:`byoc.artifact.Feature.optional`) and the server reads a record without one of those keys
+as training did.  Every other key stays required, and an unknown key stays refused: a misspelled
+key is never read as an absent one.
+
+A key that holds a value in only a handful of many records is most often a misspelling of
+another key (``agee`` on one line of thousands); it still trains as a feature (a sparse optional
+field is legitimate data), but the log says so, naming the key, its records and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from byoc.artifact import Feature
+from byoc.data.media import JSONLINES
+from byoc.declarations import did_you_mean
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RARE_MOST = 3  # a key is "rare" when it holds a value in at most this many records ...
+RARE_SHARE = 0.05  # ... and in less than this share of them
+RARE_SHOWN = 3  # records named in the warning
+
+
+def optional_columns(X: pd.DataFrame, content_type: str, *, records: bool) -> frozenset[str]:
+    """The columns of ``X`` (the train channel's features) missing in some record, when the
+    channel is JSON Lines of objects (``records``): their keys a record may leave out.  None for
+    JSON Lines of arrays (positional: no key is ever left out) and other formats, whose columns a
+    request names in full (a CSV header, Parquet, ``dataframe_split``)."""
+    if content_type != JSONLINES or not records:
+        return frozenset()
+    missing = X.isna().any()
+    return frozenset(str(name) for name in X.columns if missing[name])
+
+
+def mark_optional(features: Sequence[Feature], optional: frozenset[str]) -> tuple[Feature, ...]:
+    """``features`` with :attr:`~byoc.artifact.Feature.optional` set on those named in ``optional``."""
+    return tuple(dataclasses.replace(f, optional=True) if f.name in optional else f for f in features)
+
+
+def channel_may_lack(optional: Iterable[str], content_type: str) -> frozenset[str]:
+    """The ``optional`` columns a validation or test channel of ``content_type`` may lack
+    altogether: a JSON Lines channel none of whose records names one reads it as missing, as
+    training read each record without it; a table of another format names every column."""
+    return frozenset(optional) if content_type == JSONLINES else frozenset()
+
+
+def rare_key_warnings(
+    X: pd.DataFrame, content_type: str, locate: Callable[[int], str], *, records: bool
+) -> list[str]:
+    """One message per JSON Lines key that holds a value in only a handful of the records of
+    ``X`` (the train channel's encoded features, read from JSON objects when ``records``;
+    ``locate`` names a record by its index)."""
+    if content_type != JSONLINES or not records:
+        return []
+    rows = len(X)
+    present = X.notna()
+    counts = present.sum()
+    names = [str(c) for c in X.columns]
+    out = []
+    for column, count in counts.items():
+        count = int(count)
+        if count == 0 or count > RARE_MOST or count >= RARE_SHARE * rows:
+            continue
+        where = [locate(int(i)) for i in X.index[present[column].to_numpy()][:RARE_SHOWN]]
+        close = did_you_mean(str(column), [n for n in names if n != column])
+        out.append(
+            f"key {str(column)!r} holds a value in only {count} of {rows} JSON Lines records "
+            f"({'; '.join(where)}{', ...' if count > RARE_SHOWN else ''}); it is trained as a feature "
+            f"missing in the other {rows - count}, which requests may leave out. If it is a "
+            f"misspelling{f' ({close[2:]})' if close else ''}, correct the key in those records "
+            "and train again; if it is a sparse optional field, nothing needs doing"
+        )
+    return out
