@@ -46,6 +46,15 @@ lint: venv
 # tests) could start a file of a few long tests last.  On tests/unit's durations at 1ba9e08 (1,191 s
 # of test time, `pytest --durations=0 -n 2 --dist loadfile tests/unit`, load ~5) two processes end
 # after 687 s in xdist's order and 595 s (the ideal half) slow-first (simulated from those durations).
+# The test processes run their math libraries on one thread (tests/conftest.py): OpenMP's threads
+# spin-waiting for a core the other process held made in-process predictions cost several times their
+# work.  CPU seconds (user+sys, `/usr/bin/time pytest --hypothesis-profile=ci FILE`, 4b30500 -> 529d53c,
+# back to back on a shared machine): tests/unit/test_row_members.py 88 -> 24, test_row_ensemble.py
+# 64 -> 49 (0381e59 -> 4307674 at load ~3, where its wall clock stayed 66-71 s: the saving is CPU, which
+# counts when the cores are shared), tests/integration/test_agreement.py 574 -> 401 (also its expected
+# answers computed once per model, and 3 of its 37 trainings shared); its sparse and large-batch checks
+# (`-k "one_hot or large_batches"`, 0381e59 -> 4307674, load ~6.8) 227 -> 105 s wall, 94 -> 68 s of CPU.
+# TEST_PROCESSES=3 is not measured.
 TEST_PROCESSES ?= 2
 
 test: venv browser

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,20 @@ settings.register_profile(
     "ci", deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("dev")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread() -> Iterator[None]:
+    """The test process's math libraries (OpenMP, BLAS) on one thread, as a serving worker's are.
+    Two test processes share the cores with the processes they start, and OpenMP's threads
+    spin-waiting for a busy core made in-process predictions cost many times their work
+    (tests/unit/test_row_members.py: 87 s of CPU, 19.5 s on one thread).  The libraries are
+    loaded by then: collection imported scikit-learn.  ``train`` and ``serve`` processes are not
+    affected (their own threads are theirs to set)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -170,26 +171,45 @@ def train(base: Path, frame: pd.DataFrame, kind: str, hyperparameters: Mapping[s
 
 
 def reference(root: Path) -> tuple[Any, pd.DataFrame, pd.DataFrame]:
-    """The trained model, the features of the frame training read (coerced as training did),
-    and that frame."""
+    """The trained model (its ``n_jobs`` set to 1, as the server sets them), the features of the
+    frame training read (coerced as training did), and that frame."""
     env = TrainingEnvironment.from_files(MLPaths(root), environ={})
     read = read_channel(env, "train").frame
     model = artifact.load(root / "model")
+    single_threaded(model.estimator)  # once: the walk costs as much as a row's prediction
     X = preprocessing.coerce_features(read.drop(columns=[TARGET]), model.features, where="reference")
     return model, X, read
 
 
 def pipeline_answers(model: Any, X: pd.DataFrame) -> tuple[list[Any], np.ndarray]:
-    """The trained pipeline's own labels and probabilities for the rows of ``X``, on one thread
-    as the server runs it (a forest summed by several threads adds its trees in a varying order,
-    which moves the last bit).  Single-row requests are compared with single-row predictions: a
-    dense matrix product of one row may differ from the same row's in a batch by a last bit."""
-    single_threaded(model.estimator)
+    """The trained pipeline's own labels and probabilities for the rows of ``X`` (a model from
+    :func:`reference`), on one thread as the server runs it (a forest summed by several threads
+    adds its trees in a varying order, which moves the last bit; the math libraries are on one
+    thread as a worker's are: tests/conftest.py).  Single-row requests are compared with
+    single-row predictions: a dense matrix product of one row may differ from the same row's in
+    a batch by a last bit."""
     if not model.is_classifier:  # no labels; its values compared as probabilities are
         return [], np.asarray(model.estimator.predict(X), dtype=np.float64)
     proba = np.asarray(model.estimator.predict_proba(X), dtype=np.float64)
     classes = list(model.classes)
     return [classes[i] for i in np.asarray(model.estimator.predict(X)).astype(int)], proba
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The trained pipeline's answers to the rows training read, as one batch and each row alone,
+    and the custom attributes asking the server for them: computed once per model, compared
+    with every server variant's."""
+
+    output: str
+    batch: tuple[list[Any], np.ndarray]
+    rows: list[tuple[list[Any], np.ndarray]]
+
+
+def expected(root: Path) -> Expected:
+    model, X, _ = reference(root)
+    rows = [pipeline_answers(model, X.iloc[i : i + 1]) for i in range(len(X))]
+    return Expected(OUTPUT if model.is_classifier else REGRESSION_OUTPUT, pipeline_answers(model, X), rows)
 
 
 def served(
@@ -243,18 +263,17 @@ def batch_disagreements(
 
 
 def disagreements(
-    root: Path, features: pd.DataFrame, variant: Mapping[str, str], *, exact: bool = True
+    root: Path, features: pd.DataFrame, want: Expected, variant: Mapping[str, str], *, exact: bool = True
 ) -> list[str]:
-    """Every (format, batch or row) whose served answer differs from the pipeline's: labels
-    always exactly, probabilities (a regressor's values) exactly unless ``exact`` is off
-    (compiled inference)."""
-    model, X, _ = reference(root)
-    output = OUTPUT if model.is_classifier else REGRESSION_OUTPUT
+    """Every (format, batch or row) whose served answer differs from the pipeline's (``want``,
+    from :func:`expected`): labels always exactly, probabilities (a regressor's values) exactly
+    unless ``exact`` is off (compiled inference)."""
+    output = want.output
     server = serving_models.start(root, workers=1, env=variant)
     try:
-        found = batch_disagreements(server, features, pipeline_answers(model, X), exact, output=output)
+        found = batch_disagreements(server, features, want.batch, exact, output=output)
         for i, bodies in enumerate(single_row_bodies(features)):
-            labels, proba = pipeline_answers(model, X.iloc[i : i + 1])
+            labels, proba = want.rows[i]
             for name, (content_type, body) in bodies.items():
                 got_labels, got_proba = served(server, content_type, body, output)
                 if got_labels != labels or not same_probabilities(got_proba, proba, exact):
@@ -283,23 +302,39 @@ def disagreements(
 def test_served_answers_equal_the_trained_pipeline(tmp_path_factory, kind, variant, frame):
     root = train(tmp_path_factory.mktemp(f"agree-{kind}"), frame, kind, {"algorithm": "decision_tree"})
     features = frame.drop(columns=[TARGET])
-    assert disagreements(root, features, SERVING_VARIANTS[variant]) == []
+    assert disagreements(root, features, expected(root), SERVING_VARIANTS[variant]) == []
+
+
+@pytest.fixture(scope="module")
+def hostile_models(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``hostile_models(algorithm)``: the ML root of ``algorithm`` trained on
+    :func:`fixed_hostile_frame` (JSON Lines), trained once in the module: the every-algorithm
+    and large-batch checks serve the same model (no test writes to it)."""
+    roots: dict[str, Path] = {}
+
+    def trained(algorithm: str) -> Path:
+        if algorithm not in roots:
+            hyperparameters: dict[str, object] = {"algorithm": algorithm}
+            if algorithm in ("random_forest", "extra_trees"):
+                hyperparameters["n_estimators"] = 20
+            if algorithm == "auto":
+                hyperparameters.update(max_runtime_seconds=60, max_candidates=3)
+            base = tmp_path_factory.mktemp(f"hostile-{algorithm}")
+            roots[algorithm] = train(base, fixed_hostile_frame(), "jsonlines", hyperparameters)
+        return roots[algorithm]
+
+    return trained
 
 
 @pytest.mark.parametrize("algorithm", algorithms.names())
-def test_every_algorithm_agrees_on_a_hostile_frame(tmp_path, algorithm):
+def test_every_algorithm_agrees_on_a_hostile_frame(hostile_models, algorithm):
     """Every algorithm (the AutoML search included), served with compiled inference on and off."""
     frame = fixed_hostile_frame()
-    hyperparameters: dict[str, object] = {"algorithm": algorithm}
-    if algorithm in ("random_forest", "extra_trees"):
-        hyperparameters["n_estimators"] = 20
-    if algorithm == "auto":
-        hyperparameters.update(max_runtime_seconds=60, max_candidates=3)
-    root = train(tmp_path / "ml", frame, "jsonlines", hyperparameters)
-    features = frame.drop(columns=[TARGET])
+    root = hostile_models(algorithm)
+    features, want = frame.drop(columns=[TARGET]), expected(root)
     for name, environ in COMPILED_VARIANTS.items():
         variant = {**SERVING_VARIANTS["default"], **environ}
-        assert disagreements(root, features, variant, exact=name == "compiled-off") == [], name
+        assert disagreements(root, features, want, variant, exact=name == "compiled-off") == [], name
 
 
 def hostile_regression_frame() -> pd.DataFrame:
@@ -324,10 +359,10 @@ def test_every_regressor_agrees_on_a_hostile_frame(tmp_path, algorithm):
         hyperparameters.update(max_runtime_seconds=60, max_candidates=4)
     root = train(tmp_path / "ml", frame, "jsonlines", hyperparameters)
     assert json.loads((root / "model" / "model.json").read_text())["problem_type"] == "regression"
-    features = frame.drop(columns=[TARGET])
+    features, want = frame.drop(columns=[TARGET]), expected(root)
     for name, environ in COMPILED_VARIANTS.items():
         variant = {**SERVING_VARIANTS["default"], **environ}
-        assert disagreements(root, features, variant, exact=name == "compiled-off") == [], name
+        assert disagreements(root, features, want, variant, exact=name == "compiled-off") == [], name
 
 
 @pytest.mark.parametrize("algorithm", ["linear", "knn", "svm"])
@@ -338,19 +373,20 @@ def test_one_hot_models_agree_when_their_encoder_output_is_sparse(tmp_path, algo
     frame = pd.concat([fixed_hostile_frame()] * 2, ignore_index=True)
     root = train(tmp_path / "ml", frame, "jsonlines", {"algorithm": algorithm})
     assert artifact.load(root / "model").estimator.steps[0][1].sparse_output_
+    features, want = frame.drop(columns=[TARGET]), expected(root)
     for name, environ in COMPILED_VARIANTS.items():
         variant = {**SERVING_VARIANTS["default"], **environ}
         exact = name == "compiled-off" or algorithm != "svm"  # linear and knn: scikit-learn's sums
-        assert disagreements(root, frame.drop(columns=[TARGET]), variant, exact=exact) == [], name
+        assert disagreements(root, features, want, variant, exact=exact) == [], name
 
 
 @pytest.mark.parametrize("algorithm", ["decision_tree", "gradient_boosting", "linear"])
-def test_large_batches_agree(tmp_path, algorithm):
+def test_large_batches_agree(hostile_models, algorithm):
     """A batch large enough for the bulk paths (CSV above 64 KiB read by Arrow, thousands of rows
     coded column by column, byoc's encoder in place of the ColumnTransformer) answers as the
-    pipeline does, compiled inference on and off."""
+    pipeline does, compiled inference on and off (the every-algorithm check's model)."""
     frame = fixed_hostile_frame()
-    root = train(tmp_path / "ml", frame, "jsonlines", {"algorithm": algorithm})
+    root = hostile_models(algorithm)
     model, X, _ = reference(root)
     copies = 80
     features = pd.concat([frame.drop(columns=[TARGET])] * copies, ignore_index=True)

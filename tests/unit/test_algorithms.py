@@ -29,15 +29,6 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """OpenMP threads cost more than they save on these tiny fits (and the CI box is shared)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
-
-
 def mixed(y: np.ndarray, seed: int = 0) -> pd.DataFrame:
     """Numeric and text features, with missing values, that carry signal about ``y``."""
     rng = np.random.default_rng(seed)

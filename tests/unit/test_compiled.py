@@ -33,14 +33,6 @@ PROBLEMS = ("binary_classification", "multiclass_classification", "regression")
 COMPILED_ALGORITHMS = ("random_forest", "extra_trees", "gradient_boosting", "ensemble")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
-
-
 def frame(n: int, seed: int, *, categorical: bool = True) -> pd.DataFrame:
     """Numeric columns with missing values (and a text column unless ``categorical=False``)."""
     rng = np.random.default_rng(seed)

@@ -18,14 +18,6 @@ from support import assert_compiled_answers as assert_same
 from support import columns_of, described, one_hot_block, request_frame
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
-
-
 def encoded(rng: np.random.Generator, n: int, numeric: int, groups: int, levels: int, integral: bool):
     """Rows as byoc's knn encoder gives them: numeric columns then one-hot groups (a row of zeros
     for an unknown category).  Few distinct numeric values, so that equidistant rows abound."""

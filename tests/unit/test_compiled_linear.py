@@ -16,14 +16,6 @@ from byoc.preprocessing import RowEncoder, coerce_features, feature_schema
 PROBLEMS = ("binary_classification", "multiclass_classification", "regression")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
-
-
 def frame(rng: np.random.Generator, n: int, levels: int) -> pd.DataFrame:
     """Numbers with missing values, zeros and a constant column; text with missing, rare and many
     categories (past the one-hot cap, so some share the infrequent code)."""

@@ -19,14 +19,6 @@ from support import assert_compiled_answers as assert_same
 from support import columns_of, one_hot_block, request_frame
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
-
-
 def encoded(rng: np.random.Generator, n: int, numeric: int, groups: int, levels: int) -> np.ndarray:
     """Rows as byoc's encoder gives svm: standardised numeric columns, then one-hot groups."""
     return np.hstack([rng.normal(size=(n, numeric)), one_hot_block(rng, n, groups, levels)])

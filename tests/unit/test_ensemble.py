@@ -21,14 +21,6 @@ from byoc.hyperparameters import resolve
 from byoc.preprocessing import feature_schema
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
-
-
 @pytest.fixture(scope="module")
 def cancer():
     data = load_breast_cancer(as_frame=True)
