@@ -391,9 +391,35 @@ def number_column(values: Any) -> tuple[np.ndarray, int | None]:
         return text_numbers(text)
     s = values.to_pandas() if isinstance(values, (pa.Array, pa.ChunkedArray)) else pd.Series(values)
     dtype = s.dtype
+    if numpy_number(dtype):
+        return _one_nan(s.to_numpy(dtype=np.float64, copy=True)), None
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
         return s.to_numpy(dtype=np.float64, na_value=_NAN, copy=True), None
     return _numbers_each(s.to_numpy(dtype=object).tolist())
+
+
+def numpy_number(dtype: Any) -> bool:
+    """Whether ``dtype`` is a NumPy integer or float dtype: a column of it holds only numbers
+    and NaN, and :func:`number_column` converts it whole (:func:`number_matrix`, several at once)."""
+    return isinstance(dtype, np.dtype) and dtype.kind in "iuf"
+
+
+def number_matrix(frame: pd.DataFrame) -> np.ndarray:
+    """:func:`number_column` of every column of ``frame`` (each of a :func:`numpy_number`
+    dtype, so none can hold a bad value), side by side: one conversion of the frame, column-major.
+    Column by column, a Series' set-up cost more than its numbers: 2,000 columns of 300 rows took
+    0.4-0.7 s, the frame at once 40 ms."""
+    if not all(map(numpy_number, frame.dtypes)):
+        raise TypeError("number_matrix takes columns of NumPy integer and float dtypes only")
+    return _one_nan(frame.to_numpy(dtype=np.float64, copy=True))
+
+
+def _one_nan(numbers: np.ndarray) -> np.ndarray:
+    """``numbers`` (a float64 copy, changed in place) with every NaN the one :data:`_NAN`, as
+    pandas writes a missing value given ``na_value=NaN``: whatever NaN bits a file held, the
+    column holds one NaN (a float NaN's sign and payload would otherwise pass through)."""
+    numbers[np.isnan(numbers)] = _NAN
+    return numbers
 
 
 def _numbers_each(raw: list[Any]) -> tuple[np.ndarray, int | None]:

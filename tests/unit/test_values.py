@@ -458,3 +458,50 @@ def test_a_timestamp_in_any_unit_is_spelled_in_the_unit_asked(milliseconds, tz, 
         assert spelled == _instants(milliseconds, unit, tz).cast(pa.string()).to_pylist()
         assert values.time_unit_of(spelled) == unit
     assert values.plain_arrow(column, None).to_pylist() == column.cast(pa.string()).to_pylist()
+
+
+NUMPY_NUMBER_DTYPES = ["float64", "float32", "float16", "int64", "int32", "int8", "uint64", "uint8"]
+odd_floats = st.one_of(
+    st.floats(width=64),
+    st.sampled_from([-0.0, math.inf, -math.inf, float(np.uint64(0xFFF8000000000001).view(np.float64))]),
+    st.integers(-(2**64), 2**64).map(float),
+)
+
+
+@settings(deadline=None)
+@given(
+    st.lists(st.sampled_from(NUMPY_NUMBER_DTYPES), min_size=1, max_size=6),
+    st.lists(odd_floats, min_size=0, max_size=8),
+)
+def test_number_matrix_is_number_column_of_each_column_bit_for_bit(dtypes, cells):
+    """The frame converted at once (:func:`values.number_matrix`) holds what
+    :func:`values.number_column` gives column by column: the same float64 bits, a NaN of any
+    sign or payload written as the one NaN (as pandas writes ``na_value``)."""
+    rng = np.random.default_rng(len(cells))
+    with np.errstate(over="ignore"):  # a float64 beyond float16/32 becomes infinite: fine here
+        frame = pd.DataFrame(
+            {
+                f"c{i}": np.asarray(cells, dtype=np.float64).astype(dtype)
+                if dtype.startswith("float")
+                else rng.integers(
+                    np.iinfo(dtype).min, np.iinfo(dtype).max, len(cells), dtype=dtype, endpoint=True
+                )
+                for i, dtype in enumerate(dtypes)
+            }
+        )
+    matrix = values.number_matrix(frame)
+    for i, name in enumerate(frame.columns):
+        numbers, bad = values.number_column(frame[name])
+        assert bad is None and numbers.dtype == np.float64
+        assert matrix[:, i].view(np.uint64).tolist() == numbers.view(np.uint64).tolist()
+        expected = frame[name].to_numpy(dtype=np.float64, na_value=float("nan"))  # pandas' own rule
+        assert numbers.view(np.uint64).tolist() == expected.view(np.uint64).tolist()
+
+
+def test_number_matrix_takes_numpy_numbers_only():
+    """Booleans, text and nullable columns can hold what is not a number (or pd.NA): they take
+    :func:`values.number_column`, which names the culprit."""
+    for column in ([True, False], ["1", "2"], pd.array([1, None], dtype="Int64")):
+        assert not values.numpy_number(pd.Series(column).dtype)
+        with pytest.raises(TypeError):
+            values.number_matrix(pd.DataFrame({"a": [1.0, 2.0], "b": column}))
