@@ -37,17 +37,22 @@ class Read(NamedTuple):
 def plain_types(table: pa.Table) -> pa.Table:
     """Keep the model's world to numbers and text (:func:`byoc.values.plain_arrow`: dates and
     booleans become text, as the server receives them); refuse nested columns."""
-    for i, column in enumerate(table.schema):
-        if pat.is_nested(column.type):
+    fields, columns = [], []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if pat.is_nested(field.type):
             raise DataError(
-                f"column '{column.name}' holds nested values ({column.type}); flatten it into scalar "
+                f"column '{field.name}' holds nested values ({field.type}); flatten it into scalar "
                 "columns (numbers or text)",
                 code="nested_column",
             )
-        plain = values.plain_arrow(table.column(i))
-        if plain is not table.column(i):
-            table = table.set_column(i, column.name, plain)
-    return table
+        plain = values.plain_arrow(column)
+        fields.append(pa.field(field.name, plain.type))  # a plain field, as set_column(i, name) made
+        columns.append(plain)
+    # One table at the end: set_column per column copied the column list each time (quadratic:
+    # 0.85 s for 2,000 columns).
+    if not columns:
+        return table
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=table.schema.metadata))
 
 
 def check_same_kinds(tables: Sequence[pa.Table], files: Sequence[str], *, typed: bool = True) -> None:
