@@ -391,8 +391,6 @@ def number_column(values: Any) -> tuple[np.ndarray, int | None]:
         return text_numbers(text)
     s = values.to_pandas() if isinstance(values, (pa.Array, pa.ChunkedArray)) else pd.Series(values)
     dtype = s.dtype
-    if numpy_number(dtype):
-        return _one_nan(s.to_numpy(dtype=np.float64, copy=True)), None
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
         return s.to_numpy(dtype=np.float64, na_value=_NAN, copy=True), None
     return _numbers_each(s.to_numpy(dtype=object).tolist())
@@ -405,10 +403,15 @@ def numpy_number(dtype: Any) -> bool:
 
 
 def number_matrix(frame: pd.DataFrame) -> np.ndarray:
-    """:func:`number_column` of every column of ``frame`` (each of a :func:`numpy_number`
-    dtype, so none can hold a bad value), side by side: one conversion of the frame, column-major.
-    Column by column, a Series' set-up cost more than its numbers: 2,000 columns of 300 rows took
-    0.4-0.7 s, the frame at once 40 ms."""
+    """:func:`number_column`'s numbers of every column of ``frame`` (each of a
+    :func:`numpy_number` dtype, so none can hold a bad value), side by side in a new
+    column-major matrix: one conversion of the frame.  Column by column, a Series' set-up cost
+    more than its numbers: 2,000 columns of 300 rows took 0.4-0.7 s, the frame at once 40 ms.
+
+    The same float64 bits as :func:`number_column` (``to_numpy(na_value=NaN)``, which writes
+    every NaN as the one NaN, tests/unit/test_values.py): a frame's ``to_numpy`` leaves a float
+    column's NaN as it was, so :func:`_one_nan` does that here.  Unlike :func:`number_column`,
+    never the column's own memory (a float64 column without NaN comes back as itself there)."""
     if not all(map(numpy_number, frame.dtypes)):
         raise TypeError("number_matrix takes columns of NumPy integer and float dtypes only")
     return _one_nan(frame.to_numpy(dtype=np.float64, copy=True))
@@ -416,8 +419,8 @@ def number_matrix(frame: pd.DataFrame) -> np.ndarray:
 
 def _one_nan(numbers: np.ndarray) -> np.ndarray:
     """``numbers`` (a float64 copy, changed in place) with every NaN the one :data:`_NAN`, as
-    pandas writes a missing value given ``na_value=NaN``: whatever NaN bits a file held, the
-    column holds one NaN (a float NaN's sign and payload would otherwise pass through)."""
+    :func:`number_column` writes a missing value: whatever NaN bits a file held, the column
+    holds one NaN (a float NaN's sign and payload would otherwise pass through)."""
     numbers[np.isnan(numbers)] = _NAN
     return numbers
 
