@@ -212,13 +212,15 @@ def to_frame(table: pa.Table, *, typed: bool = True, as_written: int | None = No
     ``as_written`` (the label column's position) is left as written in a typed channel too:
     training types the labels (``byoc.training._typed_label``), and class labels ``01`` and
     ``1`` must not both become the number 1 before it can see them (``byoc.problem``)."""
-    table = pa.table(
-        [
-            (values.read_arrow if typed and i != as_written else values.plain_arrow)(table.column(i))
-            for i in range(table.num_columns)
-        ],
-        names=[str(c) for c in table.column_names],
-    )
+    columns = list(table.columns)
+    read = [
+        i for i in range(len(columns)) if typed and i != as_written
+    ]  # together: one cast of their numbers
+    typed_columns = dict(zip(read, values.read_arrow_columns([columns[i] for i in read]), strict=True))
+    columns = [
+        typed_columns[i] if i in typed_columns else values.plain_arrow(c) for i, c in enumerate(columns)
+    ]
+    table = pa.table(columns, names=[str(c) for c in table.column_names])
     frame = table.to_pandas(split_blocks=True)
     del table
     return frame
