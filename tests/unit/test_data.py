@@ -855,3 +855,36 @@ def test_pipe_mode_header_files_streamed_back_to_back(tmp_path):
     assert data.has_header and list(data.frame.columns) == ["label", "age", "job"]
     assert len(data.frame) == 3 * len(FRAME)
     assert data.frame["age"].dtype == np.float64
+
+
+def test_plain_types_makes_one_table_of_plain_fields_keeping_the_tables_metadata():
+    """plain_types builds its table once (set_column per column was quadratic in the columns:
+    0.85 s for 2,000), with what set_column gave: every field plain (no field metadata,
+    nullable), each column's chunks as they were, the table's metadata kept."""
+    import pyarrow as pa
+
+    from byoc.data.tabular import plain_types
+
+    batch = pa.record_batch(
+        [pa.array([1.5, 2.0]), pa.array([True, None]), pa.array(["a", "b"]).dictionary_encode()],
+        schema=pa.schema(
+            [
+                pa.field("x", pa.float64(), nullable=False, metadata={"k": "v"}),
+                pa.field("flag", pa.bool_(), metadata={"k": "v"}),
+                pa.field("word", pa.dictionary(pa.int32(), pa.string())),
+            ],
+            metadata={b"pandas": b"{}"},
+        ),
+    )
+    out = plain_types(pa.Table.from_batches([batch, batch]))
+    assert out.schema == pa.schema(
+        [("x", pa.float64()), ("flag", pa.string()), ("word", pa.string())], metadata={b"pandas": b"{}"}
+    )
+    assert out.schema.metadata == {b"pandas": b"{}"}
+    assert [f.metadata for f in out.schema] == [None, None, None] and all(f.nullable for f in out.schema)
+    assert out.to_pydict() == {
+        "x": [1.5, 2.0, 1.5, 2.0],
+        "flag": ["true", None, "true", None],
+        "word": ["a", "b", "a", "b"],
+    }
+    assert [c.num_chunks for c in out.columns] == [2, 2, 2]

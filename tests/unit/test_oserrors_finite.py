@@ -7,6 +7,7 @@ import errno
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from byoc import finite, oserrors
@@ -71,3 +72,34 @@ def test_naming_gives_a_nameless_os_error_the_path_being_written(tmp_path):
     with pytest.raises(OSError) as kept, oserrors.naming(tmp_path / "model"):
         raise OSError(errno.EACCES, "Permission denied", "/elsewhere")
     assert kept.value.filename == "/elsewhere"
+
+
+class _CountedFrame(pd.DataFrame):
+    """A frame counting the lookups ``check_features`` makes (one per column made it slow wide)."""
+
+    lookups = 0
+
+    def __getitem__(self, key):
+        type(self).lookups += 1
+        return super().__getitem__(key)
+
+
+@pytest.mark.parametrize("cells", [2**22, 7])  # one block, and blocks of 2 columns
+def test_features_are_checked_columns_together_first_bad_column_first(monkeypatch, cells):
+    """The first numeric feature (in the features' order) holding a value beyond float32 is
+    named, at its first such row; the frame is read a block of columns at a time (a Series per
+    column cost more than the check at 2,000 columns)."""
+    monkeypatch.setattr(finite, "CHECKED_CELLS", cells, raising=False)
+    X = _CountedFrame(np.zeros((3, 40)), columns=[f"c{i}" for i in range(40)], index=[10, 11, 12])
+    X.iloc[2, 5] = np.inf
+    X.iloc[1, 30] = -1e39
+    X.iloc[0, 30] = np.nan
+    numeric = [f"c{i}" for i in reversed(range(40))]
+    _CountedFrame.lookups = 0
+    with pytest.raises(finite.DataError) as info:
+        finite.check_features(
+            X, numeric, locate=lambda i: f"f.csv, row {i}", column_names={"c30": "column 31"}
+        )
+    assert str(info.value).startswith("f.csv, row 11, column 31: -1e+39 is not a usable feature value")
+    assert _CountedFrame.lookups <= (1 if cells > 120 else 5)
+    finite.check_features(X, ["c1", "c2"], locate=str, column_names={})  # all finite: no error

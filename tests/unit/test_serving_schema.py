@@ -364,3 +364,29 @@ def test_time_unit_per_feature_follows_the_models_categories_then_the_model():
     new = RequestSchema(features, time_unit="us")
     assert [new.time_unit(n) for n in ("when", "day", "waited", "unknown")] == ["ns", "us", "us", "us"]
     assert RequestSchema(features).time_unit("waited") == "us"
+
+
+def test_a_wide_csv_requests_numbers_are_read_together(monkeypatch):
+    """from_arrow (a CSV request of many rows, as pyarrow parses it) reads its numeric columns'
+    text in one check and one cast (values.text_number_columns), not text_numbers per column:
+    the same numbers, and the same first culprit named."""
+    import numpy as np
+    import pyarrow as pa
+
+    from byoc import values
+
+    schema = RequestSchema(
+        [Feature(f"x{i}", "numeric", "float64") for i in range(30)] + [Feature("job", "categorical", "str")]
+    )
+    table = pa.table(
+        {**{f"x{i}": pa.array([str(i), "2.5"], pa.large_string()) for i in range(30)}, "job": ["a", "b"]}
+    )
+    calls = []
+    real = values.text_numbers
+    monkeypatch.setattr(values, "text_numbers", lambda text: calls.append(text) or real(text))
+    batch = schema.from_arrow(table)
+    assert calls == []
+    assert np.asarray(batch.columns[4]).tolist() == [4.0, 2.5] and list(batch.columns[30]) == ["a", "b"]
+    bad = table.set_column(3, "x3", pa.array(["3", "lots"], pa.large_string()))
+    with pytest.raises(SchemaError, match="lots"):
+        schema.from_arrow(bad)

@@ -37,17 +37,22 @@ class Read(NamedTuple):
 def plain_types(table: pa.Table) -> pa.Table:
     """Keep the model's world to numbers and text (:func:`byoc.values.plain_arrow`: dates and
     booleans become text, as the server receives them); refuse nested columns."""
-    for i, column in enumerate(table.schema):
-        if pat.is_nested(column.type):
+    fields, columns = [], []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if pat.is_nested(field.type):
             raise DataError(
-                f"column '{column.name}' holds nested values ({column.type}); flatten it into scalar "
+                f"column '{field.name}' holds nested values ({field.type}); flatten it into scalar "
                 "columns (numbers or text)",
                 code="nested_column",
             )
-        plain = values.plain_arrow(table.column(i))
-        if plain is not table.column(i):
-            table = table.set_column(i, column.name, plain)
-    return table
+        plain = values.plain_arrow(column)
+        fields.append(pa.field(field.name, plain.type))  # a plain field, as set_column(i, name) made
+        columns.append(plain)
+    # One table at the end: set_column per column copied the column list each time (quadratic:
+    # 0.85 s for 2,000 columns).
+    if not columns:
+        return table
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=table.schema.metadata))
 
 
 def check_same_kinds(tables: Sequence[pa.Table], files: Sequence[str], *, typed: bool = True) -> None:
@@ -207,13 +212,15 @@ def to_frame(table: pa.Table, *, typed: bool = True, as_written: int | None = No
     ``as_written`` (the label column's position) is left as written in a typed channel too:
     training types the labels (``byoc.training._typed_label``), and class labels ``01`` and
     ``1`` must not both become the number 1 before it can see them (``byoc.problem``)."""
-    table = pa.table(
-        [
-            (values.read_arrow if typed and i != as_written else values.plain_arrow)(table.column(i))
-            for i in range(table.num_columns)
-        ],
-        names=[str(c) for c in table.column_names],
-    )
+    columns = list(table.columns)
+    read = [
+        i for i in range(len(columns)) if typed and i != as_written
+    ]  # together: one cast of their numbers
+    typed_columns = dict(zip(read, values.read_arrow_columns([columns[i] for i in read]), strict=True))
+    columns = [
+        typed_columns[i] if i in typed_columns else values.plain_arrow(c) for i, c in enumerate(columns)
+    ]
+    table = pa.table(columns, names=[str(c) for c in table.column_names])
     frame = table.to_pandas(split_blocks=True)
     del table
     return frame

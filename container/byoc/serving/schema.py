@@ -386,6 +386,14 @@ class RequestSchema:
         if given != list(self.names):
             table = table.rename_columns(self.named(given, where="the table"))
         columns: list[Any] = []
+        numeric = [j for j in range(self.width) if self.numeric[j] and not self.flags[j]]
+        read = dict(  # together: one check and one cast for a wide table's numbers, not one per column
+            zip(
+                numeric,
+                values.text_number_columns([table.column(self.names[j]) for j in numeric]),
+                strict=True,
+            )
+        )
         for j, name in enumerate(self.names):
             text = table.column(name)
             if self.flags[j]:
@@ -393,7 +401,7 @@ class RequestSchema:
                 continue
             try:
                 if self.numeric[j]:
-                    numbers, bad_position = values.text_numbers(text)
+                    numbers, bad_position = read[j]
                     columns.append(self._checked_numbers(numbers, bad_position, _arrow_value(text)))
                 elif text.null_count == len(text):  # no value at all: as a frame of them holds it
                     columns.append(np.full(len(text), _NAN, dtype=object))
