@@ -17,7 +17,9 @@ Where this differs from the toolkit, on purpose: the script runs in its own proc
 SIGTERM (StopTrainingJob, spot interruption) is forwarded to that whole group with a grace
 period before SIGKILL; the failure file leads with the exception's last line, a failure file
 the script wrote is kept, and an out-of-memory kill says so.  Installing a local package uses
-the image's setuptools without build isolation, so it works with no network.
+the image's setuptools without build isolation, so it works with no network.  pip may not
+replace the image's own packages (scikit-learn, numpy, ...: :mod:`byoc.image_packages`), which
+the toolkit lets a requirements.txt do.
 """
 
 from __future__ import annotations
