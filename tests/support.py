@@ -388,12 +388,17 @@ def free_port() -> int:
 
 
 def start_serve(
-    root: Path, *args: str, port: int | None = None, env: Mapping[str, str] | None = None
+    root: Path,
+    *args: str,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+    python: str | None = None,
 ) -> tuple[subprocess.Popen, int]:
-    """Start ``container/serve`` on a free port (SAGEMAKER_BIND_TO_PORT); returns (process, port)."""
+    """Start ``container/serve`` on a free port (SAGEMAKER_BIND_TO_PORT); returns (process, port).
+    ``python``: another interpreter, e.g. a throwaway venv that user-code installs may change."""
     port = port or free_port()
     proc = subprocess.Popen(
-        [sys.executable, str(SERVE), *args],
+        [python or sys.executable, str(SERVE), *args],
         cwd=str(REPO),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -651,6 +656,40 @@ def overlay_venv(path: Path) -> str:
     lines = [f"import site; site.addsitedir({parent!r})" for parent in sorted(parents)]
     Path(purelib, "_parent_venv.pth").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return str(python)
+
+
+def tiny_wheel(folder: Path, name: str, version: str, requires: Sequence[str] = ()) -> Path:
+    """A wheel of distribution ``name`` holding only its metadata (``requires`` as Requires-Dist),
+    for offline installs with ``--no-index --find-links folder``: a package that needs another
+    numpy, or one named like a package of the image's at another version."""
+    import base64
+    import hashlib
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{name.replace('-', '_')}-{version}"
+    info = f"{stem}.dist-info"
+    files = {
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        + "".join(f"Requires-Dist: {r}\n" for r in requires),
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: byoc-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    path = folder / f"{stem}-py3-none-any.whl"
+    record = []
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, text in files.items():
+            archive.writestr(member, text)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+            record.append(f"{member},sha256={digest},{len(text.encode())}\n")
+        archive.writestr(f"{info}/RECORD", "".join(record) + f"{info}/RECORD,,\n")
+    return path
+
+
+def installed_versions(python: str, names: Sequence[str]) -> dict[str, str]:
+    """{name: version} of distributions as ``python`` sees them."""
+    code = "import json, sys; from importlib import metadata; print(json.dumps({n: metadata.version(n) for n in sys.argv[1:]}))"
+    out = subprocess.run([python, "-c", code, *names], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
 
 
 def one_hot_block(rng: np.random.Generator, n: int, groups: int, levels: int) -> np.ndarray:

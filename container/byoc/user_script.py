@@ -17,7 +17,9 @@ Where this differs from the toolkit, on purpose: the script runs in its own proc
 SIGTERM (StopTrainingJob, spot interruption) is forwarded to that whole group with a grace
 period before SIGKILL; the failure file leads with the exception's last line, a failure file
 the script wrote is kept, and an out-of-memory kill says so.  Installing a local package uses
-the image's setuptools without build isolation, so it works with no network.
+the image's setuptools without build isolation, so it works with no network.  pip may not
+replace the image's own packages (scikit-learn, numpy, ...: :mod:`byoc.image_packages`), which
+the toolkit lets a requirements.txt do.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from byoc import image_packages
 from byoc.environment import TrainingEnvironment, to_cmd_args
 from byoc.errors import ConfigError, UserError
 
@@ -276,15 +279,21 @@ class _Tee:
 
 
 def _pip(args: Sequence[str], cwd: Path) -> tuple[int, str]:
-    """Run pip with its output streamed into the job's log; returns (exit code, output tail)."""
-    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", *args]
-    log.info("running: %s (in %s)", " ".join(command), cwd)
-    sys.stdout.flush()
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
-    tee = _Tee(proc.stdout, sys.stdout.buffer)
-    code = proc.wait()
-    return code, tee.text()
+    """Run pip with its output streamed into the job's log; returns (exit code, output tail).
+    The image's own packages are held at their installed versions (:mod:`byoc.image_packages`)."""
+    with image_packages.constraints() as held:
+        command = [
+            *(sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"),
+            *("--constraint", str(held)),
+            *args,
+        ]
+        log.info("running: %s (in %s)", " ".join(command), cwd)
+        sys.stdout.flush()
+        proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert proc.stdout is not None
+        tee = _Tee(proc.stdout, sys.stdout.buffer)
+        code = proc.wait()
+        return code, tee.text()
 
 
 def _last_error_line(output: str) -> str:
@@ -316,6 +325,8 @@ def _install_failed(what: str, source: str, output: str) -> InstallFailed:
     details = "pip output (last lines):\n" + "\n".join(output.splitlines()[-40:])
     conflict = _CONFLICT.search(last)
     invalid = _INVALID_REQUIREMENT.search(last)
+    if conflict and (replaces := image_packages.clash(_conflict_causes(output), source)):
+        return InstallFailed(replaces, details=details)
     if conflict:
         causes = "; ".join(_conflict_causes(output))
         return InstallFailed(

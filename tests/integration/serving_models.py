@@ -209,11 +209,14 @@ class SlowPost:
         self.release.set()
 
 
-def run_serve(root: Path, *, unprivileged: bool = False, **env: str) -> subprocess.CompletedProcess:
+def run_serve(
+    root: Path, *, unprivileged: bool = False, python: str | None = None, **env: str
+) -> subprocess.CompletedProcess:
     """Run ``container/serve`` to completion (for start-up failures); output captured as text
-    (``unprivileged``: subject to file modes even as root, see :func:`support.without_file_privileges`)."""
+    (``unprivileged``: subject to file modes even as root, see :func:`support.without_file_privileges`;
+    ``python``: another interpreter, see :func:`support.start_serve`)."""
     return subprocess.run(
-        [sys.executable, str(support.SERVE)],
+        [python or sys.executable, str(support.SERVE)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -224,12 +227,14 @@ def run_serve(root: Path, *, unprivileged: bool = False, **env: str) -> subproce
     )
 
 
-def start(root: Path, *, workers: int = 2, env: Mapping[str, str] | None = None) -> Server:
+def start(
+    root: Path, *, workers: int = 2, env: Mapping[str, str] | None = None, python: str | None = None
+) -> Server:
     """The server of ``root``, answering /ping on a port of its own.  Started again on another
     port when another process took the free port first (see ``support.listens_on``)."""
     merged = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(workers), **(env or {})}
     for attempt in range(3):
-        process, port = support.start_serve(root, env=merged)
+        process, port = support.start_serve(root, env=merged, python=python)
         try:
             support.wait_for_ping(port, process, timeout=60)
             return Server(process, port)

@@ -520,6 +520,68 @@ def test_broken_requirements_stop_serve_at_once_naming_the_package(tmp_path):
     assert "byoc-no-such-package-for-tests" in stderr.strip().splitlines()[-1]
 
 
+IMAGE_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "flask", "gunicorn")
+
+
+def _root_with_wheels(tmp_path: Path, requirement: str) -> Path:
+    """Hooks whose requirements.txt installs ``requirement`` from tiny wheels vendored in the code
+    folder, with no index: another scikit-learn, a package needing numpy<1, an unrelated one."""
+    root = _root(
+        tmp_path,
+        """
+        from importlib import metadata
+
+        def predict_fn(input_data, model):
+            return [metadata.version("byoc-unrelated")] * len(input_data)
+        """,
+        requirements__txt="--no-index\n--find-links ./wheels\n" + requirement,
+    )
+    wheels = root / "model" / "code" / "wheels"
+    support.tiny_wheel(wheels, "scikit-learn", "0.1.0")
+    support.tiny_wheel(wheels, "needs-old-numpy", "1.0", ["numpy<1"])
+    support.tiny_wheel(wheels, "byoc-unrelated", "2.0")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("requirement", "package", "named"),
+    [
+        ("scikit-learn==0.1.0\n", "scikit-learn", "requirements.txt asks for scikit-learn==0.1.0"),
+        ("needs-old-numpy\n", "numpy", "needs-old-numpy 1.0 depends on numpy<1"),
+    ],
+)
+def test_hooks_requirements_that_would_replace_the_images_packages_stop_serve_before_replacing_them(
+    tmp_path, requirement, package, named
+):
+    """pip replaced scikit-learn/numpy under the server that had imported them (old modules in
+    memory, new files for the workers and later loads).  serve refuses to start before pip
+    replaces anything, naming the package, who asked for which version and the image's version."""
+    python = support.overlay_venv(tmp_path / "venv")
+    before = support.installed_versions(python, IMAGE_PACKAGES)
+    root = _root_with_wheels(tmp_path, requirement)
+    result = sm.run_serve(root, python=python)
+    assert result.returncode != 0, result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"serve: cannot start: requirements.txt would replace the image's {package} {before[package]} ({named})"
+    ), last
+    assert "drop that pin from requirements.txt" in last and "build an image FROM this one" in last, last
+    assert support.installed_versions(python, IMAGE_PACKAGES) == before
+
+
+def test_hooks_requirements_that_leave_the_images_packages_alone_install_and_serve(tmp_path):
+    python = support.overlay_venv(tmp_path / "venv")
+    before = support.installed_versions(python, IMAGE_PACKAGES)
+    server = sm.start(_root_with_wheels(tmp_path, "byoc-unrelated\n"), python=python)
+    try:
+        reply = server.invoke(CSV_ROWS, "text/csv", "application/json")
+    finally:
+        output = server.stop()
+    assert reply.status_code == 200, (reply.text, output)
+    assert {r["predicted_label"] for r in reply.json()["predictions"]} == {"2.0"}, reply.text
+    assert support.installed_versions(python, IMAGE_PACKAGES) == before
+
+
 def test_a_module_the_hooks_import_that_is_not_there_stops_serve_naming_the_line_and_the_fix(tmp_path):
     """The package, the line that imported it (in a helper beside inference.py too) and how to
     provide it: requirements.txt beside the program, or the module's own file there."""

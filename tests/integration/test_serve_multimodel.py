@@ -410,6 +410,48 @@ def test_a_hook_models_requirements_are_installed_once_not_on_every_load(tmp_pat
     assert "requirements.txt: already installed into this interpreter" in output, output
 
 
+def test_a_hook_models_requirements_may_not_replace_the_images_packages_under_the_running_server(tmp_path):
+    """A model whose requirements.txt pins another scikit-learn was pip-installed into the server
+    that was answering other models with the scikit-learn it had imported (and whose other workers
+    and later loads would import the new one).  The load is refused before pip changes anything,
+    naming the package and both versions; a model whose requirements leave them alone loads."""
+    python = support.overlay_venv(tmp_path / "venv")
+    held = ("scikit-learn", "numpy", "flask", "gunicorn")
+    before = support.installed_versions(python, held)
+    for name, requirement in (("pins", "scikit-learn==0.1.0"), ("other", "byoc-unrelated")):
+        directory = hooks_model(tmp_path / name, "1.5")
+        wheels = directory / "code" / "wheels"
+        support.tiny_wheel(wheels, "scikit-learn", "0.1.0")
+        support.tiny_wheel(wheels, "byoc-unrelated", "2.0")
+        (directory / "code" / "requirements.txt").write_text(
+            f"--no-index\n--find-links ./wheels\n{requirement}\n"
+        )
+    server = sm.start(
+        Path("/nonexistent-ml-root"),
+        workers=2,
+        env={"SAGEMAKER_MULTI_MODEL": "true", "TMPDIR": str(tmp_path)},
+        python=python,
+    )
+    try:
+        refused = load(server, "pins", str(tmp_path / "pins"))
+        loaded = load(server, "other", str(tmp_path / "other"))
+        answer = invoke(server, "other", "1\n") if loaded.status_code == 200 else None
+    finally:
+        output = server.stop()
+    assert_error(
+        refused,
+        400,
+        "bad_model",
+        f"requirements.txt would replace the image's scikit-learn {before['scikit-learn']} "
+        "(requirements.txt asks for scikit-learn==0.1.0)",
+        "build an image FROM this one",
+    )
+    assert loaded.status_code == 200, (loaded.text, output)
+    assert answer is not None and answer.json() == {"model": 1.5, "rows": 1}
+    assert support.installed_versions(python, held) == before
+    assert support.installed_versions(python, ["byoc-unrelated"]) == {"byoc-unrelated": "2.0"}
+
+
 def test_racing_loads_and_unloads_of_one_model_have_one_winner(mme):
     url = model_url("multiclass")
     barrier = threading.Barrier(8)

@@ -20,7 +20,17 @@ from typing import Any
 
 import pytest
 
-from support import make_ml_root, overlay_venv, read_failure, run_train, script_root, start_train, write_tree
+from support import (
+    installed_versions,
+    make_ml_root,
+    overlay_venv,
+    read_failure,
+    run_train,
+    script_root,
+    start_train,
+    tiny_wheel,
+    write_tree,
+)
 
 OFFLINE = {"PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 
@@ -254,14 +264,79 @@ def test_requirements_failure_names_the_package_and_pips_error(tmp_path, python)
 def test_requirements_that_conflict_name_both_and_not_pips_help_link(tmp_path, python):
     """pip's last line for a conflict is a generic "ResolutionImpossible: for help visit ...": the
     failure named a package "help". It names the clashing requirements and who asked for them."""
-    from importlib import metadata
-
-    pinned = f"numpy=={metadata.version('numpy')}"  # installed: pip sees the clash offline
-    first = _install_failure(tmp_path, python, f"{pinned}\nnumpy<1\n")
+    root = _wheels_root(tmp_path, "byoc-unrelated==2.0\nbyoc-unrelated<2\n")  # pip sees the clash offline
+    result = run_train(root, python=python, env=OFFLINE)
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = read_failure(root).splitlines()[0]
     assert first.startswith("pip could not install "), first
-    assert "numpy<1" in first and pinned in first and "conflict" in first, first
-    assert "help" not in first.split(":")[0], first
-    assert f"The user requested {pinned}" in first, first
+    assert "byoc-unrelated<2" in first and "byoc-unrelated==2.0" in first and "conflict" in first, first
+    assert "help" not in first.split(":")[0] and "image" not in first, first
+    assert "The user requested byoc-unrelated==2.0" in first, first
+
+
+IMAGE_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib")
+
+
+def _wheels_root(tmp_path: Path, requirements: str) -> Path:
+    """A script-mode root whose source dir vendors tiny wheels (./wheels) that requirements.txt
+    installs with no index: one named like the image's scikit-learn at another version, one that
+    needs numpy<1, and one that needs nothing of the image's."""
+    files = {
+        "requirements.txt": "--no-index\n--find-links ./wheels\n" + requirements,
+        "train.py": RECORDER
+        + "from importlib import metadata\nprint('sklearn', metadata.version('scikit-learn'))\n",
+    }
+    root = script_root(tmp_path, "train.py", files)
+    wheels = tmp_path / "source" / "wheels"
+    tiny_wheel(wheels, "scikit-learn", "0.1.0")
+    tiny_wheel(wheels, "needs-old-numpy", "1.0", ["numpy<1"])
+    tiny_wheel(wheels, "byoc-unrelated", "2.0", ["six"])
+    return root
+
+
+@pytest.mark.parametrize(
+    ("requirement", "named"),
+    [
+        ("scikit-learn==0.1.0\n", "requirements.txt asks for scikit-learn==0.1.0"),
+        ("./wheels/scikit_learn-0.1.0-py3-none-any.whl\n", "requirements.txt asks for scikit-learn 0.1.0"),
+        ("needs-old-numpy\n", "needs-old-numpy 1.0 depends on numpy<1"),
+    ],
+)
+def test_a_requirement_that_would_replace_the_images_packages_fails_before_replacing_them(
+    tmp_path, requirement, named
+):
+    """A pin of another scikit-learn (by name or by file), or a package that needs another numpy,
+    trained the model with a library the same image's server does not have (pip replaced it in
+    the job's interpreter).  The job fails before pip replaces anything, naming the package, what
+    asked for which version, the image's version and the fixes."""
+    python = overlay_venv(tmp_path / "venv")
+    before = installed_versions(python, IMAGE_PACKAGES)
+    root = _wheels_root(tmp_path, requirement)
+    result = run_train(root, python=python, env=OFFLINE)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert not (root / "model" / "seen.json").exists()  # the script never ran
+    first = read_failure(root).splitlines()[0]
+    package = "numpy" if "numpy" in requirement else "scikit-learn"
+    assert first.startswith(
+        f"requirements.txt would replace the image's {package} {before[package]} ({named}"
+    ), first
+    assert "drop that pin from requirements.txt" in first, first
+    assert "build an image FROM this one" in first, first
+    assert installed_versions(python, IMAGE_PACKAGES) == before
+
+
+def test_a_requirement_that_leaves_the_images_packages_alone_installs_as_before(tmp_path):
+    python = overlay_venv(tmp_path / "venv")
+    before = installed_versions(python, IMAGE_PACKAGES)
+    root = _wheels_root(tmp_path, "byoc-unrelated\n")
+    result = run_train(root, python=python, env=OFFLINE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Successfully installed byoc-unrelated-2.0" in result.stdout, result.stdout
+    assert f"sklearn {before['scikit-learn']}" in result.stdout
+    assert installed_versions(python, [*IMAGE_PACKAGES, "byoc-unrelated"]) == {
+        **before,
+        "byoc-unrelated": "2.0",
+    }
 
 
 def test_a_requirements_line_pip_cannot_parse_is_named_by_its_line(tmp_path, python):
