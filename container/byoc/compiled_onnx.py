@@ -63,6 +63,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -154,60 +155,98 @@ def targets(forest: Any) -> list[int]:
     return list(range(len(forest.classes_)))
 
 
+@dataclass(frozen=True)
+class Splits:
+    """One tree's split nodes, in node order, as arrays: ``feature`` (int), ``threshold``
+    (float64), ``mode`` (:data:`_LEQ` or :data:`_MEMBER`), ``missing`` (1: missing values go the
+    "true" way), and per ``_MEMBER`` split in order its membership values."""
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    mode: np.ndarray
+    missing: np.ndarray
+    members: Sequence[Sequence[float]] = ()
+
+
+_NODE_KEYS = ("feature", "split", "mode", "true", "true_leaf", "false", "false_leaf", "missing")
+
+
 class _Writer:
-    """The attributes of one ``TreeEnsemble`` node, tree by tree."""
+    """The attributes of a ``TreeEnsemble``, tree by tree: each tree's node and leaf arrays are
+    kept whole and joined once by :meth:`model` (a Python step per node cost seconds on forests
+    of a million nodes)."""
 
     def __init__(self) -> None:
-        self.nodes: dict[str, list[Any]] = {
-            k: [] for k in ("feature", "split", "mode", "true", "true_leaf", "false", "false_leaf", "missing")
-        }
+        self.nodes: dict[str, list[np.ndarray]] = {k: [] for k in _NODE_KEYS}
+        self.n_nodes = 0
         self.members: list[float] = []
         self.roots: list[int] = []
-        self.leaf_targets: list[int] = []
-        self.leaf_weights: list[float] = []
+        self.leaf_targets: list[np.ndarray] = []
+        self.leaf_weights: list[np.ndarray] = []
+        self.n_leaves = 0
+
+    def _add(self, nodes: dict[str, Any], targets: np.ndarray, weights: np.ndarray) -> None:
+        self.roots.append(self.n_nodes)
+        for key in _NODE_KEYS:
+            self.nodes[key].append(np.asarray(nodes[key]))
+        self.n_nodes += len(nodes["feature"])
+        self.leaf_targets.append(targets)
+        self.leaf_weights.append(weights)
+        self.n_leaves += len(weights)
 
     def leaf(self, weight: float, target: int) -> None:
         """A tree of one leaf: a split whose two ways both lead to it."""
-        self.roots.append(len(self.nodes["feature"]))
-        for key, value in (("feature", 0), ("split", 0.0), ("mode", _LEQ), ("missing", 0)):
-            self.nodes[key].append(value)
-        for way in ("true", "false"):
-            self.nodes[way].append(len(self.leaf_targets))
-            self.nodes[f"{way}_leaf"].append(1)
-        self.leaf_targets.append(target)
-        self.leaf_weights.append(float(weight))
+        one = np.array([self.n_leaves], dtype=np.int64)
+        self._add(
+            {
+                "feature": np.zeros(1, dtype=np.int64),
+                "split": np.zeros(1),
+                "mode": np.full(1, _LEQ, dtype=np.uint8),
+                "missing": np.zeros(1, dtype=np.int64),
+                "true": one,
+                "true_leaf": np.ones(1, dtype=np.int64),
+                "false": one,
+                "false_leaf": np.ones(1, dtype=np.int64),
+            },
+            np.array([target], dtype=np.int64),
+            np.array([float(weight)], dtype=np.float64),
+        )
 
     def tree(
         self,
         left: np.ndarray,
         right: np.ndarray,
         is_leaf: np.ndarray,
-        split: Any,
+        splits: Splits,
         leaf_weights: np.ndarray,
         target: int,
     ) -> None:
         """One tree given as node arrays (root 0): ``left`` the "true" way of each split,
-        ``right`` the "false" way (onnxruntime lays it out next to the split); ``split(i)`` gives
-        split node i's (feature, threshold, mode, missing goes the "true" way, membership values)."""
-        splits, leaves = np.flatnonzero(~is_leaf), np.flatnonzero(is_leaf)
-        if not len(splits):
+        ``right`` the "false" way (onnxruntime lays it out next to the split); ``splits`` its
+        split nodes' fields, in node order."""
+        split_nodes, leaves = np.flatnonzero(~is_leaf), np.flatnonzero(is_leaf)
+        if not len(split_nodes):
             self.leaf(leaf_weights[0], target)
             return
-        node_index = np.cumsum(~is_leaf) - 1 + len(self.nodes["feature"])
-        leaf_index = np.cumsum(is_leaf) - 1 + len(self.leaf_targets)
-        self.roots.append(len(self.nodes["feature"]))
-        for i in splits.tolist():
-            feature, threshold, mode, missing_left, members = split(i)
-            for key, value in (("feature", feature), ("split", threshold), ("mode", mode)):
-                self.nodes[key].append(value)
-            self.nodes["missing"].append(int(missing_left))
-            self.members.extend([*members, np.nan] if mode == _MEMBER else [])
-        for way, children in (("true", left[splits]), ("false", right[splits])):
+        node_index = np.cumsum(~is_leaf) - 1 + self.n_nodes
+        leaf_index = np.cumsum(is_leaf) - 1 + self.n_leaves
+        nodes: dict[str, Any] = {
+            "feature": np.asarray(splits.feature, dtype=np.int64),
+            "split": np.asarray(splits.threshold, dtype=np.float64),
+            "mode": np.asarray(splits.mode, dtype=np.uint8),
+            "missing": np.asarray(splits.missing, dtype=np.int64),
+        }
+        for way, children in (("true", left[split_nodes]), ("false", right[split_nodes])):
             to_leaf = is_leaf[children]
-            self.nodes[way].extend(np.where(to_leaf, leaf_index[children], node_index[children]).tolist())
-            self.nodes[f"{way}_leaf"].extend(to_leaf.astype(int).tolist())
-        self.leaf_targets.extend([target] * len(leaves))
-        self.leaf_weights.extend(np.asarray(leaf_weights, dtype=np.float64)[leaves].tolist())
+            nodes[way] = np.where(to_leaf, leaf_index[children], node_index[children])
+            nodes[f"{way}_leaf"] = to_leaf.astype(np.int64)
+        for members in splits.members:
+            self.members.extend([*members, np.nan])
+        self._add(
+            nodes,
+            np.full(len(leaves), target, dtype=np.int64),
+            np.asarray(leaf_weights, dtype=np.float64)[leaves],
+        )
 
     def model(self, width: int, n_targets: int, *, takes: str = "", negated: bool = False) -> bytes:
         """The serialized ONNX model: input ``X`` (float64 rows of ``width``), output ``Y`` (per
@@ -215,24 +254,24 @@ class _Writer:
         :data:`TAKES_CODES`) is written in the model's metadata; with ROUNDS_INPUT the graph
         rounds ``X`` to float32 first, with ``negated`` it appends ``-X`` (features ``width``
         and up)."""
-        from onnx import TensorProto, helper, numpy_helper
+        from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
-        nodes = self.nodes
+        nodes = {key: np.concatenate(arrays) for key, arrays in self.nodes.items()}
         attributes: dict[str, Any] = {
             "n_targets": n_targets,
             "aggregate_function": _SUM,
             "post_transform": 0,
             "tree_roots": self.roots,
-            "nodes_featureids": nodes["feature"],
-            "nodes_splits": numpy_helper.from_array(np.asarray(nodes["split"], dtype=np.float64)),
-            "nodes_modes": numpy_helper.from_array(np.asarray(nodes["mode"], dtype=np.uint8)),
-            "nodes_truenodeids": nodes["true"],
-            "nodes_trueleafs": nodes["true_leaf"],
-            "nodes_falsenodeids": nodes["false"],
-            "nodes_falseleafs": nodes["false_leaf"],
-            "nodes_missing_value_tracks_true": nodes["missing"],
-            "leaf_targetids": self.leaf_targets,
-            "leaf_weights": numpy_helper.from_array(np.asarray(self.leaf_weights, dtype=np.float64)),
+            "nodes_featureids": nodes["feature"].tolist(),
+            "nodes_splits": numpy_helper.from_array(nodes["split"]),
+            "nodes_modes": numpy_helper.from_array(nodes["mode"]),
+            "nodes_truenodeids": nodes["true"].tolist(),
+            "nodes_trueleafs": nodes["true_leaf"].tolist(),
+            "nodes_falsenodeids": nodes["false"].tolist(),
+            "nodes_falseleafs": nodes["false_leaf"].tolist(),
+            "nodes_missing_value_tracks_true": nodes["missing"].tolist(),
+            "leaf_targetids": np.concatenate(self.leaf_targets).tolist(),
+            "leaf_weights": numpy_helper.from_array(np.concatenate(self.leaf_weights)),
         }
         if self.members:
             attributes["membership_values"] = numpy_helper.from_array(
@@ -251,7 +290,15 @@ class _Writer:
                 helper.make_node("Concat", [rows, "NEG"], ["BOTH"], axis=1),
             ]
             rows = "BOTH"
-        node = helper.make_node("TreeEnsemble", [rows], ["Y"], domain="ai.onnx.ml", **attributes)
+        # make_node's attributes, sorted by name as it sorts them, each list declared a list of
+        # ints (make_node would find that out by looking at every element: a second a million)
+        node = helper.make_node("TreeEnsemble", [rows], ["Y"], domain="ai.onnx.ml")
+        node.attribute.extend(
+            helper.make_attribute(
+                key, value, attr_type=AttributeProto.INTS if isinstance(value, list) else None
+            )
+            for key, value in sorted(attributes.items())
+        )
         graph = helper.make_graph(
             [*steps, node],
             "trees",
@@ -288,22 +335,26 @@ def convert(forest: Any) -> bytes:
         weights = _leaf_weights(tree)
         missing_left = getattr(tree, "missing_go_to_left", np.zeros(tree.node_count, dtype=np.uint8))
         flip = _heavier_left(tree)
-
-        def split(
-            i: int, tree: Any = tree, missing_left: np.ndarray = missing_left, flip: np.ndarray = flip
-        ) -> tuple[Any, ...]:
-            feature, threshold = int(tree.feature[i]), float(tree.threshold[i])
-            if flip[i]:  # x > threshold, as -x <= -(next float64 up), goes the "true" way: right
-                return feature + width, -float(np.nextafter(threshold, np.inf)), _LEQ, not missing_left[i], ()
-            return feature, threshold, _LEQ, missing_left[i], ()
-
         left, right = tree.children_left, tree.children_right
+        split_nodes = np.flatnonzero(left != -1)
+        # a flipped split: x > threshold, as -x <= -(next float64 up), goes the "true" way (right)
+        flipped, threshold, missing = (
+            flip[split_nodes],
+            tree.threshold[split_nodes],
+            missing_left[split_nodes],
+        )
+        splits = Splits(
+            feature=tree.feature[split_nodes] + np.where(flipped, width, 0),
+            threshold=np.where(flipped, -np.nextafter(threshold, np.inf), threshold),
+            mode=np.full(len(split_nodes), _LEQ),
+            missing=np.where(flipped, missing == 0, missing),
+        )
         for target, column in enumerate(written):
             writer.tree(
                 np.where(flip, right, left),
                 np.where(flip, left, right),
                 left == -1,
-                split,
+                splits,
                 weights[:, column],
                 target,
             )
@@ -344,38 +395,42 @@ def convert_boosting(boosting: Any, categories: Sequence[tuple[int, np.ndarray]]
                 (nodes["is_categorical"] == 1) & (nodes["missing_go_to_left"] == 1) & (categories is not None)
             )
 
-            def split(i: int, nodes: Any = nodes, predictor: Any = predictor) -> tuple[Any, ...]:
-                node = nodes[i]
+            split_nodes = np.flatnonzero(nodes["is_leaf"] != 1)
+            fields = nodes[split_nodes]
+            categorical = fields["is_categorical"] == 1
+            members = []
+            for node in fields[categorical]:
                 feature, column = int(node["feature_idx"]), int(original[node["feature_idx"]])
-                if not node["is_categorical"]:
-                    return column, float(node["num_threshold"]), _LEQ, node["missing_go_to_left"], ()
                 seen = _bits(known[known_index[feature]])
                 if seen != list(range(len(seen))):  # then an index could be unknown to this split
                     raise ValueError(f"feature {feature}'s known categories are not 0..{len(seen) - 1}")
                 left = set(_bits(predictor.raw_left_cat_bitsets[node["bitset_idx"]]))
                 if categories is None:  # category indices, unknown ones NaN: the missing way
-                    return (
-                        column,
-                        np.nan,
-                        _MEMBER,
-                        node["missing_go_to_left"],
-                        [float(c) for c in sorted(left)],
-                    )
+                    members.append([float(c) for c in sorted(left)])
+                    continue
                 if len(seen) != len(codes[column]):
                     raise ValueError(
                         f"feature {feature} has {len(seen)} categories, its column {len(codes[column])}"
                     )
                 # the codes of the categories going the "true" way; any other value (an unknown or
                 # missing code, NaN) goes the "false" way, as its category index would be NaN
-                members = [codes[column][c] for c in seen if (c in left) != bool(node["missing_go_to_left"])]
-                return column, np.nan, _MEMBER, 0, members
-
+                members.append(
+                    [codes[column][c] for c in seen if (c in left) != bool(node["missing_go_to_left"])]
+                )
+            missing = fields["missing_go_to_left"].astype(np.int64)
+            splits = Splits(
+                feature=original[fields["feature_idx"]],
+                threshold=np.where(categorical, np.nan, fields["num_threshold"]),
+                mode=np.where(categorical, _MEMBER, _LEQ),
+                missing=np.where(categorical & (categories is not None), 0, missing),
+                members=members,
+            )
             left, right = nodes["left"], nodes["right"]
             writer.tree(
                 np.where(swap, right, left),
                 np.where(swap, left, right),
                 nodes["is_leaf"] == 1,
-                split,
+                splits,
                 nodes["value"],
                 target,
             )

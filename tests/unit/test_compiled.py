@@ -580,6 +580,43 @@ def test_forests_laid_out_by_visits_answer_as_scikit_learn_with_missing_values(s
             assert np.array_equal(compiled_form.predict_proba(batch), forest.predict_proba(batch))
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    kind=st.sampled_from(["binary", "multiclass", "regression"]),
+    extra=st.booleans(),
+    depth=st.sampled_from([1, 2, 4, None]),
+    one_leaf=st.booleans(),
+)
+def test_trees_converted_whole_arrays_at_a_time_answer_as_scikit_learns_trees(
+    seed, kind, extra, depth, one_leaf
+):
+    """The conversion builds each tree's nodes from scikit-learn's ``tree_`` arrays whole: any
+    node written with another child, feature, threshold or weight than the tree's (or trees of
+    one leaf, next to deep ones, written differently) shows here as an answer unlike
+    scikit-learn's, compared to the bit on rows at and beside every threshold."""
+    from sklearn import ensemble
+
+    rng = np.random.default_rng(seed)
+    X = np.round(rng.normal(size=(200, 4)) * [1, 10, 1e-3, 1], 2)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    signal = np.nan_to_num(X[:, 0]) + rng.normal(0, 0.7, 200)
+    y = {"binary": signal > 0, "multiclass": np.digitize(signal, [-1, 0, 1]), "regression": signal}[kind]
+    family = "ExtraTrees" if extra else "RandomForest"
+    few = {"bootstrap": True, "max_samples": 4} if one_leaf else {}
+    model = getattr(ensemble, family + ("Regressor" if kind == "regression" else "Classifier"))(
+        n_estimators=5, max_depth=depth, random_state=seed, **few
+    )
+    if one_leaf:  # trees of one leaf (their 4 rows had one target) among trees of a few splits
+        y = np.where(np.arange(200) < 190, y[0], y)
+    model.fit(X, y, sample_weight=rng.uniform(0.5, 2, 200))
+    compiled_form = compiled_onnx.ForestEstimator(compiled_onnx.convert(model), model)
+    rows = _edge_rows(model, X)
+    assert np.array_equal(compiled_form.predict(rows), model.predict(rows))
+    if kind != "regression":
+        assert np.array_equal(compiled_form.predict_proba(rows), model.predict_proba(rows))
+
+
 def _forest_form_written_before(forest) -> bytes:
     """A forest's ONNX form as written before the layout and the graph's rounding (no metadata:
     the estimator rounds the rows)."""
@@ -589,18 +626,16 @@ def _forest_form_written_before(forest) -> bytes:
         tree = member.tree_
         weights = compiled_onnx._leaf_weights(tree)
 
-        def split(i, tree=tree):
-            return (
-                int(tree.feature[i]),
-                float(tree.threshold[i]),
-                compiled_onnx._LEQ,
-                tree.missing_go_to_left[i],
-                (),
-            )
-
+        splits = tree.children_left != -1
+        fields = compiled_onnx.Splits(
+            feature=tree.feature[splits],
+            threshold=tree.threshold[splits],
+            mode=np.full(splits.sum(), compiled_onnx._LEQ),
+            missing=tree.missing_go_to_left[splits],
+        )
         for target, column in enumerate(written):
             left = tree.children_left
-            writer.tree(left, tree.children_right, left == -1, split, weights[:, column], target)
+            writer.tree(left, tree.children_right, left == -1, fields, weights[:, column], target)
     return writer.model(int(forest.n_features_in_), len(written))
 
 
