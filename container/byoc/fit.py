@@ -103,12 +103,12 @@ def _predicts_from_proba(pipeline: Pipeline) -> bool:
     (gradient boosting's and logistic regression's compare raw scores, a tree's its unnormalised
     values), so they keep both calls."""
     from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-    from sklearn.ensemble._forest import ForestClassifier
 
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else None
     return (
         isinstance(final, (RandomForestClassifier, ExtraTreesClassifier))
-        and type(final).predict is ForestClassifier.predict
+        # both inherit scikit-learn's forest predict (no private module needed to name it)
+        and type(final).predict is RandomForestClassifier.predict
         and getattr(final, "n_outputs_", 1) == 1
     )
 
@@ -154,7 +154,9 @@ def _likely_cause(inputs: FitInput, params: Mapping[str, Any]) -> str:
     from byoc import algorithms, hyperparameters
 
     given = hyperparameters.given_names(inputs.env.hyperparameters)
-    defaults = {h.name: h.default for spec in algorithms.registry().values() for h in spec.hyperparameters}
+    # this algorithm's own defaults: algorithms share names with other defaults (min_samples_leaf
+    # is 1 for the forests and 20 for gradient_boosting, max_iter 100, 1000 or 1,000,000)
+    defaults = {h.name: h.default for h in algorithms.get(params["algorithm"]).hyperparameters}
     set_here = sorted(
         (name for name in given if name in defaults and name in params and params[name] != defaults[name]),
         key=lambda name: (name not in STEP_AND_PENALTY, name),

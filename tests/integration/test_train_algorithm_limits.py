@@ -61,10 +61,10 @@ def test_a_model_worse_than_a_constant_on_its_training_rows_is_a_warning_naming_
 ):
     """learning_rate=10 is within its range (the user's right): the job trains, saves the model and
     exits 0, as before, but the log now says the model is worse than a constant and why."""
-    _, log = _trained(tmp_path, label, rows, algorithm="gradient_boosting", learning_rate=10, max_iter=100)
+    _, log = _trained(tmp_path, label, rows, algorithm="gradient_boosting", learning_rate=10, max_iter=200)
     [warning] = [line for line in log.splitlines() if "WARNING" in line and "fits the training rows" in line]
     assert f"gradient_boosting fits the training rows {worse}" in warning
-    assert "most likely the first: learning_rate=10.0, max_iter=100" in warning
+    assert "most likely the first: learning_rate=10.0, max_iter=200" in warning
 
 
 def test_a_model_that_fits_is_not_warned_of(tmp_path):

@@ -53,3 +53,22 @@ def test_a_forests_labels_come_from_its_one_predict_proba(problem_type, algorith
     got = fit.evaluate(problem_type, pipeline, data, n_classes)
     assert got == expected and list(got) == list(expected)
     assert len(calls) == (1 if algorithm in ("random_forest", "extra_trees") else before)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "set_here", "named"),
+    [
+        # each value is another algorithm's default, not this one's: it was set away from the default
+        ("decision_tree", {"min_samples_leaf": "20"}, "min_samples_leaf=20"),
+        ("linear", {"C": "1.0"}, "C=1.0"),
+        ("random_forest", {"bootstrap": "false"}, "bootstrap=False"),
+        ("gradient_boosting", {"min_samples_leaf": "1"}, "min_samples_leaf=1"),
+    ],
+)
+def test_the_warning_names_what_the_job_set_against_its_own_algorithms_defaults(algorithm, set_here, named):
+    from types import SimpleNamespace
+
+    given = {"algorithm": algorithm, **set_here}
+    params = resolve(given)
+    inputs = SimpleNamespace(env=SimpleNamespace(hyperparameters=given))
+    assert named in fit._likely_cause(inputs, params)  # type: ignore[arg-type]
