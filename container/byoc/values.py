@@ -336,8 +336,12 @@ def _cast_number_text(text: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
     """:func:`text_numbers`' one-cast path: the numbers of a column written with
     :data:`NUMBER_BYTES` alone, or None when it is not, or the cast refuses a value (such as
     "1e" or "--1": the general path names it)."""
-    if not _only_number_bytes(text):
-        return None
+    return _cast_numbers(text) if _only_number_bytes(text) else None
+
+
+def _cast_numbers(text: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """Arrow's cast of text already known to hold :data:`NUMBER_BYTES` alone, or None when it
+    refuses a value."""
     try:
         numbers = pc.cast(text, pa.float64())
     except pa.ArrowInvalid:
@@ -359,7 +363,7 @@ def text_number_columns(columns: Sequence[pa.Array | pa.ChunkedArray]) -> list[t
     if len(joined) > 1 and len({columns[i].type for i in joined}) == 1:
         chunks = [c for i in joined for c in _chunks(columns[i])]
         try:
-            numbers = _cast_number_text(pa.concat_arrays(chunks))
+            numbers = _cast_numbers(pa.concat_arrays(chunks))  # each column's bytes checked above
         except (pa.ArrowInvalid, pa.ArrowCapacityError):  # offsets past 2 GiB of text: one by one
             numbers = None
         if numbers is not None:
