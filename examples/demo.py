@@ -381,14 +381,17 @@ def main() -> int:
     start = time.monotonic()
     shutil.rmtree(DEMO, ignore_errors=True)
     DEMO.mkdir(parents=True)
+    took = []
     for title, step in STEPS:
         section(title)
+        began = time.monotonic()
         try:
             step()
         except (DemoFailed, AssertionError) as exc:  # AssertionError: support's waits (no /ping in time)
             print(f"\nmake demo FAILED at step {title}: {exc}", file=sys.stderr)
             return 1
-    section(f"all {len(STEPS)} steps passed in {time.monotonic() - start:.0f} s")
+        took.append(f"{title.split()[0]} {time.monotonic() - began:.0f} s")
+    section(f"all {len(STEPS)} steps passed in {time.monotonic() - start:.0f} s ({', '.join(took)})")
     print(f"outputs: {shown(ROOT)}/model, {shown(ROOT)}/output, {shown(DEMO)}/ (git-ignored)")
     return 0
 
