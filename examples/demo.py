@@ -211,7 +211,8 @@ def automl() -> None:
             "max_runtime_seconds": AUTO_BUDGET_SECONDS,
         },
     )
-    print(f"hyperparameters: {(root / 'input' / 'config' / 'hyperparameters.json').read_text()}")
+    config = root / "input" / "config" / "hyperparameters.json"
+    print(f"{shown(config)} (each value JSON-encoded, as the SDK writes it): {config.read_text()}")
     log = train_shown(
         root,
         DEMO / "automl-train.log",
