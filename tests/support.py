@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONTAINER = REPO / "container"
 TRAIN = CONTAINER / "train"
 SERVE = CONTAINER / "serve"
+EVALUATE = CONTAINER / "evaluate"
 
 ChannelFiles = Mapping[str, Mapping[str, "bytes | str"]]
 T = TypeVar("T")
@@ -317,6 +318,21 @@ def run_train(
         timeout=timeout,
         env=clean_environ(env, SAGEMAKER_BASE_DIR=str(root)),
         preexec_fn=without_file_privileges if unprivileged else None,
+    )
+
+
+def run_evaluate(
+    base: Path, *args: str, timeout: float = 300, capture: bool = True
+) -> subprocess.CompletedProcess:
+    """Run ``container/evaluate`` (the Processing step's command) with SAGEMAKER_BASE_DIR=base, where
+    a failure's message goes (output/message); ``capture=False`` as in :func:`run_train`."""
+    return subprocess.run(
+        [sys.executable, str(EVALUATE), *args],
+        cwd=str(REPO),
+        capture_output=capture,
+        text=True,
+        timeout=timeout,
+        env=clean_environ(SAGEMAKER_BASE_DIR=str(base)),
     )
 
 

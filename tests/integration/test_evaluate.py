@@ -8,7 +8,6 @@ import io
 import json
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -21,18 +20,15 @@ from sklearn import metrics as skm
 
 from byoc import artifact
 from support import (
-    CONTAINER,
-    REPO,
-    clean_environ,
     csv_bytes,
     diabetes_frame,
     iris_frame,
     make_ml_root,
     mixed_frame,
+    run_evaluate,
     run_train,
 )
 
-EVALUATE = CONTAINER / "evaluate"
 METRIC = {"value", "standard_deviation"}
 # The documented keys (Model Monitor's model-quality metrics) that evaluate always writes.
 REQUIRED = {
@@ -51,14 +47,7 @@ STRUCTURED = {"confusion_matrix", "receiver_operating_characteristic_curve", "pr
 
 
 def evaluate(*args: str, base: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(EVALUATE), *args],
-        cwd=str(REPO),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=clean_environ(SAGEMAKER_BASE_DIR=str(base)),
-    )
+    return run_evaluate(base, *args)
 
 
 def train_model(tmp_path: Path, frame: pd.DataFrame, target: str, split: int, header: bool) -> Path:
