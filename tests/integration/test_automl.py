@@ -8,6 +8,7 @@ import io
 import json
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import serving_models
 from support import (
     csv_bytes,
     diabetes_frame,
+    encode_hyperparameters,
     iris_frame,
     make_ml_root,
     mixed_frame,
@@ -542,13 +544,16 @@ def test_a_refit_past_the_budget_saves_the_model_cross_validation_kept_within_th
     assert {"model.joblib", "model.json"} <= set(model_dir_entries(root))
 
 
-def test_sigterm_during_a_refit_with_no_model_kept_stops_naming_the_refit(tmp_path):
+def test_sigterm_during_a_refit_with_no_model_kept_stops_naming_the_refit(refit_out_of_memory_job, tmp_path):
     """A job resumed from checkpoints holds no fold model: when its refit cannot end within the
-    grace period, nothing can be saved — exit 143, and the failure says which refit and why."""
-    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=3600, max_candidates=2)
-    (root / "checkpoints").mkdir()
-    first = run_train(root)
-    assert first.returncode == 0, first.stdout + first.stderr
+    grace period, nothing can be saved — exit 143, and the failure says which refit and why.
+    The first job is the refit-out-of-memory test's (its checkpoints do not depend on the refit
+    or the budget); restarted with a budget of an hour, so that only the grace period cuts it."""
+    job, _ = refit_out_of_memory_job
+    root = _restart_copy(job, tmp_path)
+    config = root / "input" / "config" / "hyperparameters.json"
+    longer = encode_hyperparameters({"max_runtime_seconds": 3600})
+    config.write_text(json.dumps({**json.loads(config.read_text()), **longer}))
     shutil.rmtree(root / "model")  # the restarted job's host starts with an empty model directory
     (root / "model").mkdir()
     proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": "20"}, patch=ENDLESS_REFIT)
@@ -722,15 +727,35 @@ search.refit = refit
 """
 
 
-def test_a_final_refit_out_of_memory_saves_the_kept_model_or_fails_as_out_of_memory(tmp_path):
+@pytest.fixture(scope="module")
+def refit_out_of_memory_job(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess]:
+    """A two-candidate job on :func:`mixed_frame` with a checkpoint directory whose refit on all
+    rows ran out of memory (REFIT_OUT_OF_MEMORY), and its run: the restart tests each restart a
+    copy of it."""
+    root = _root(
+        tmp_path_factory.mktemp("refit-oom"),
+        mixed_frame(),
+        "deposit",
+        max_runtime_seconds=60,
+        max_candidates=2,
+    )
+    (root / "checkpoints").mkdir()
+    first = run_train_patched(root, REFIT_OUT_OF_MEMORY)
+    assert first.returncode == 0, first.stdout + first.stderr
+    return root, first
+
+
+def test_a_final_refit_out_of_memory_saves_the_kept_model_or_fails_as_out_of_memory(
+    refit_out_of_memory_job, tmp_path
+):
     """The refit on all rows runs out of memory: the model cross-validation kept is saved
     (exit 0), the cut saying memory ran out; a job resumed from checkpoints keeps none, and then
     fails as out of memory (exit 1) — it failed as a budget too small, whose fix (more time)
     does not help."""
-    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=60, max_candidates=2)
-    (root / "checkpoints").mkdir()
-    first = run_train_patched(root, REFIT_OUT_OF_MEMORY)
-    assert first.returncode == 0, first.stdout + first.stderr
+    job, first = refit_out_of_memory_job
+    root = _restart_copy(job, tmp_path)
     automl = json.loads((root / "model" / "model.json").read_text())["details"]["automl"]
     assert automl["saved_from_cross_validation"] is True
     assert re.search(
