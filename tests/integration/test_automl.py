@@ -4,12 +4,14 @@ exploration, report, model served by the real server), budget, checkpoints and S
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -236,22 +238,26 @@ def test_an_unknown_objective_is_refused_before_any_data_is_read(tmp_path):
     assert "objective_metric" in read_failure(root) and "reading channel" not in result.stdout
 
 
+def _checkpointed_run(
+    base: Path, run: Callable[[Path], subprocess.CompletedProcess], **hyperparameters
+) -> tuple[Path, subprocess.CompletedProcess]:
+    """A job on :func:`mixed_frame` run once by ``run`` with a checkpoint directory (it must exit
+    0): its ML root and run, for tests that restart copies of it (checkpoints are keyed by the
+    data, plan, objective and code, not the path or the budget)."""
+    root = _root(base, mixed_frame(), "deposit", **hyperparameters)
+    (root / "checkpoints").mkdir()
+    first = run(root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    return root, first
+
+
 @pytest.fixture(scope="module")
 def checkpointed_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An ML root whose job (3 candidates) has run once with a checkpoint directory: the restart
-    tests each restart a copy of it (checkpoints are keyed by the data, not the path)."""
+    tests each restart a copy of it."""
     # the budget is an upper bound for a busy machine: the job ends after 3 candidates
-    root = _root(
-        tmp_path_factory.mktemp("checkpointed"),
-        mixed_frame(),
-        "deposit",
-        max_runtime_seconds=180,
-        max_candidates=3,
-    )
-    (root / "checkpoints").mkdir()
-    first = run_train(root)
-    assert first.returncode == 0, first.stdout + first.stderr
-    return root
+    base = tmp_path_factory.mktemp("checkpointed")
+    return _checkpointed_run(base, run_train, max_runtime_seconds=180, max_candidates=3)[0]
 
 
 def _restart_copy(job: Path, tmp_path: Path) -> Path:
@@ -731,20 +737,11 @@ search.refit = refit
 def refit_out_of_memory_job(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, subprocess.CompletedProcess]:
-    """A two-candidate job on :func:`mixed_frame` with a checkpoint directory whose refit on all
-    rows ran out of memory (REFIT_OUT_OF_MEMORY), and its run: the restart tests each restart a
-    copy of it."""
-    root = _root(
-        tmp_path_factory.mktemp("refit-oom"),
-        mixed_frame(),
-        "deposit",
-        max_runtime_seconds=60,
-        max_candidates=2,
-    )
-    (root / "checkpoints").mkdir()
-    first = run_train_patched(root, REFIT_OUT_OF_MEMORY)
-    assert first.returncode == 0, first.stdout + first.stderr
-    return root, first
+    """A two-candidate job with a checkpoint directory whose refit on all rows ran out of memory
+    (REFIT_OUT_OF_MEMORY), and its run: the refit tests each restart a copy of it."""
+    base = tmp_path_factory.mktemp("refit-oom")
+    patched = functools.partial(run_train_patched, patch=REFIT_OUT_OF_MEMORY)
+    return _checkpointed_run(base, patched, max_runtime_seconds=60, max_candidates=2)
 
 
 def test_a_final_refit_out_of_memory_saves_the_kept_model_or_fails_as_out_of_memory(
