@@ -260,9 +260,14 @@ def checkpointed_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _checkpointed_run(base, run_train, max_runtime_seconds=180, max_candidates=3)[0]
 
 
-def _restart_copy(job: Path, tmp_path: Path) -> Path:
+def _restart_copy(job: Path, tmp_path: Path, **hyperparameters) -> Path:
+    """A copy of ``job``'s ML root to restart, with ``hyperparameters`` changed (the budget: not
+    part of the checkpoints' key)."""
     root = tmp_path / "ml"
     shutil.copytree(job, root, symlinks=True)
+    config = root / "input" / "config" / "hyperparameters.json"
+    changed = encode_hyperparameters(hyperparameters)
+    config.write_text(json.dumps({**json.loads(config.read_text()), **changed}))
     return root
 
 
@@ -553,13 +558,10 @@ def test_a_refit_past_the_budget_saves_the_model_cross_validation_kept_within_th
 def test_sigterm_during_a_refit_with_no_model_kept_stops_naming_the_refit(refit_out_of_memory_job, tmp_path):
     """A job resumed from checkpoints holds no fold model: when its refit cannot end within the
     grace period, nothing can be saved — exit 143, and the failure says which refit and why.
-    The first job is the refit-out-of-memory test's (its checkpoints do not depend on the refit
-    or the budget); restarted with a budget of an hour, so that only the grace period cuts it."""
+    The first job is the refit-out-of-memory test's (its checkpoints do not depend on the refit);
+    its budget of an hour leaves the grace period alone to cut the refit."""
     job, _ = refit_out_of_memory_job
     root = _restart_copy(job, tmp_path)
-    config = root / "input" / "config" / "hyperparameters.json"
-    longer = encode_hyperparameters({"max_runtime_seconds": 3600})
-    config.write_text(json.dumps({**json.loads(config.read_text()), **longer}))
     shutil.rmtree(root / "model")  # the restarted job's host starts with an empty model directory
     (root / "model").mkdir()
     proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": "20"}, patch=ENDLESS_REFIT)
@@ -738,10 +740,12 @@ def refit_out_of_memory_job(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, subprocess.CompletedProcess]:
     """A two-candidate job with a checkpoint directory whose refit on all rows ran out of memory
-    (REFIT_OUT_OF_MEMORY), and its run: the refit tests each restart a copy of it."""
+    (REFIT_OUT_OF_MEMORY), and its run: the refit tests each restart a copy of it.  The budget is
+    an upper bound for a busy machine (the job ends after 2 candidates, and a restart that finds
+    fewer checkpoints would not test what the SIGTERM test says)."""
     base = tmp_path_factory.mktemp("refit-oom")
-    patched = functools.partial(run_train_patched, patch=REFIT_OUT_OF_MEMORY)
-    return _checkpointed_run(base, patched, max_runtime_seconds=60, max_candidates=2)
+    patched = functools.partial(run_train_patched, patch=REFIT_OUT_OF_MEMORY, timeout=300)
+    return _checkpointed_run(base, patched, max_runtime_seconds=3600, max_candidates=2)
 
 
 def test_a_final_refit_out_of_memory_saves_the_kept_model_or_fails_as_out_of_memory(
@@ -752,7 +756,7 @@ def test_a_final_refit_out_of_memory_saves_the_kept_model_or_fails_as_out_of_mem
     fails as out of memory (exit 1) — it failed as a budget too small, whose fix (more time)
     does not help."""
     job, first = refit_out_of_memory_job
-    root = _restart_copy(job, tmp_path)
+    root = _restart_copy(job, tmp_path, max_runtime_seconds=60)
     automl = json.loads((root / "model" / "model.json").read_text())["details"]["automl"]
     assert automl["saved_from_cross_validation"] is True
     assert re.search(
