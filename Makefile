@@ -58,7 +58,8 @@ lint: venv
 # 2,741 tests at 947b834.  TEST_PROCESSES=3 is not measured.  Back to back at load ~5 (6d805fd -> cf6c814,
 # `pytest --hypothesis-profile=ci --durations=0 FILE -k ...`): test_compiled_knn's category-codes test
 # 49.6 -> 20.3 s (its reference on one thread: n_jobs=-1 polled a thread pool per row), and the two
-# refit restart tests of test_automl 56.6 -> 41.9 s (one shared first job: 4 -> 3 train processes).
+# refit restart tests of test_automl 56.6 -> 41.9 s (one shared first job: 4 -> 3 train processes; again at
+# c478449, main c6bc322: 61.1 -> 42.4 s, 25.0 -> 16.0 s of CPU).
 TEST_PROCESSES ?= 2
 
 test: venv browser
