@@ -55,7 +55,11 @@ lint: venv
 # answers computed once per model, and 3 of its 37 trainings shared); its sparse and large-batch checks
 # (`-k "one_hot or large_batches"`, 0381e59 -> 4307674, load ~6.8) 227 -> 105 s wall, 94 -> 68 s of CPU.
 # In CI (`bash .ci/run`, clean clone, quiet machine): 1,394 s for 2,680 tests at 9f82322, 1,310 s for
-# 2,741 tests at 947b834.  TEST_PROCESSES=3 is not measured.
+# 2,741 tests at 947b834.  TEST_PROCESSES=3 is not measured.  Back to back at load ~5 (6d805fd -> cf6c814,
+# `pytest --hypothesis-profile=ci --durations=0 FILE -k ...`): test_compiled_knn's category-codes test
+# 49.6 -> 20.3 s (its reference on one thread: n_jobs=-1 polled a thread pool per row), and the two
+# refit restart tests of test_automl 56.6 -> 41.9 s (one shared first job: 4 -> 3 train processes; again at
+# c478449, main c6bc322: 61.1 -> 42.4 s, 25.0 -> 16.0 s of CPU).
 TEST_PROCESSES ?= 2
 
 test: venv browser

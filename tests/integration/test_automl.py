@@ -4,11 +4,14 @@ exploration, report, model served by the real server), budget, checkpoints and S
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
 import shutil
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ import serving_models
 from support import (
     csv_bytes,
     diabetes_frame,
+    encode_hyperparameters,
     iris_frame,
     make_ml_root,
     mixed_frame,
@@ -234,27 +238,36 @@ def test_an_unknown_objective_is_refused_before_any_data_is_read(tmp_path):
     assert "objective_metric" in read_failure(root) and "reading channel" not in result.stdout
 
 
+def _checkpointed_run(
+    base: Path, run: Callable[[Path], subprocess.CompletedProcess], **hyperparameters
+) -> tuple[Path, subprocess.CompletedProcess]:
+    """A job on :func:`mixed_frame` run once by ``run`` with a checkpoint directory (it must exit
+    0): its ML root and run, for tests that restart copies of it (checkpoints are keyed by the
+    data, plan, objective and code, not the path or the budget)."""
+    root = _root(base, mixed_frame(), "deposit", **hyperparameters)
+    (root / "checkpoints").mkdir()
+    first = run(root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    return root, first
+
+
 @pytest.fixture(scope="module")
 def checkpointed_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An ML root whose job (3 candidates) has run once with a checkpoint directory: the restart
-    tests each restart a copy of it (checkpoints are keyed by the data, not the path)."""
+    tests each restart a copy of it."""
     # the budget is an upper bound for a busy machine: the job ends after 3 candidates
-    root = _root(
-        tmp_path_factory.mktemp("checkpointed"),
-        mixed_frame(),
-        "deposit",
-        max_runtime_seconds=180,
-        max_candidates=3,
-    )
-    (root / "checkpoints").mkdir()
-    first = run_train(root)
-    assert first.returncode == 0, first.stdout + first.stderr
-    return root
+    base = tmp_path_factory.mktemp("checkpointed")
+    return _checkpointed_run(base, run_train, max_runtime_seconds=180, max_candidates=3)[0]
 
 
-def _restart_copy(job: Path, tmp_path: Path) -> Path:
+def _restart_copy(job: Path, tmp_path: Path, **hyperparameters) -> Path:
+    """A copy of ``job``'s ML root to restart, with ``hyperparameters`` changed (the budget: not
+    part of the checkpoints' key)."""
     root = tmp_path / "ml"
     shutil.copytree(job, root, symlinks=True)
+    config = root / "input" / "config" / "hyperparameters.json"
+    changed = encode_hyperparameters(hyperparameters)
+    config.write_text(json.dumps({**json.loads(config.read_text()), **changed}))
     return root
 
 
@@ -542,13 +555,13 @@ def test_a_refit_past_the_budget_saves_the_model_cross_validation_kept_within_th
     assert {"model.joblib", "model.json"} <= set(model_dir_entries(root))
 
 
-def test_sigterm_during_a_refit_with_no_model_kept_stops_naming_the_refit(tmp_path):
+def test_sigterm_during_a_refit_with_no_model_kept_stops_naming_the_refit(refit_out_of_memory_job, tmp_path):
     """A job resumed from checkpoints holds no fold model: when its refit cannot end within the
-    grace period, nothing can be saved — exit 143, and the failure says which refit and why."""
-    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=3600, max_candidates=2)
-    (root / "checkpoints").mkdir()
-    first = run_train(root)
-    assert first.returncode == 0, first.stdout + first.stderr
+    grace period, nothing can be saved — exit 143, and the failure says which refit and why.
+    The first job is the refit-out-of-memory test's (its checkpoints do not depend on the refit);
+    its budget of an hour leaves the grace period alone to cut the refit."""
+    job, _ = refit_out_of_memory_job
+    root = _restart_copy(job, tmp_path)
     shutil.rmtree(root / "model")  # the restarted job's host starts with an empty model directory
     (root / "model").mkdir()
     proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": "20"}, patch=ENDLESS_REFIT)
@@ -722,15 +735,28 @@ search.refit = refit
 """
 
 
-def test_a_final_refit_out_of_memory_saves_the_kept_model_or_fails_as_out_of_memory(tmp_path):
+@pytest.fixture(scope="module")
+def refit_out_of_memory_job(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess]:
+    """A two-candidate job with a checkpoint directory whose refit on all rows ran out of memory
+    (REFIT_OUT_OF_MEMORY), and its run: the refit tests each restart a copy of it.  The budget is
+    an upper bound for a busy machine (the job ends after 2 candidates, and a restart that finds
+    fewer checkpoints would not test what the SIGTERM test says)."""
+    base = tmp_path_factory.mktemp("refit-oom")
+    patched = functools.partial(run_train_patched, patch=REFIT_OUT_OF_MEMORY, timeout=300)
+    return _checkpointed_run(base, patched, max_runtime_seconds=3600, max_candidates=2)
+
+
+def test_a_final_refit_out_of_memory_saves_the_kept_model_or_fails_as_out_of_memory(
+    refit_out_of_memory_job, tmp_path
+):
     """The refit on all rows runs out of memory: the model cross-validation kept is saved
     (exit 0), the cut saying memory ran out; a job resumed from checkpoints keeps none, and then
     fails as out of memory (exit 1) — it failed as a budget too small, whose fix (more time)
     does not help."""
-    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=60, max_candidates=2)
-    (root / "checkpoints").mkdir()
-    first = run_train_patched(root, REFIT_OUT_OF_MEMORY)
-    assert first.returncode == 0, first.stdout + first.stderr
+    job, first = refit_out_of_memory_job
+    root = _restart_copy(job, tmp_path, max_runtime_seconds=60)
     automl = json.loads((root / "model" / "model.json").read_text())["details"]["automl"]
     assert automl["saved_from_cross_validation"] is True
     assert re.search(

@@ -286,11 +286,14 @@ def test_rows_from_their_category_codes_are_answered_as_scikit_learns_pipeline(
 ):
     """The form on a request's columns (NeighbourRows): one row's ones found from its category codes
     through the one-hot step's table are the encoded row's, the row it builds is the encoder's, and
-    the answers of each row alone and of the rows together are scikit-learn's pipeline's."""
+    the answers of each row alone and of the rows together are scikit-learn's pipeline's.  The
+    pipeline answers on one thread, as served: its default n_jobs=-1 started a thread pool for
+    every one-row query, and joblib's 10 ms polls of it were most of this test's time."""
     from byoc import algorithms
     from byoc.compiled_knn import NeighbourRows
     from byoc.hyperparameters import resolve
     from byoc.preprocessing import RowEncoder, coerce_features, feature_schema
+    from byoc.serving.inference import single_threaded
 
     rng = np.random.default_rng(seed)
     raw = request_frame(rng, n, levels, [0.5])
@@ -301,7 +304,7 @@ def test_rows_from_their_category_codes_are_answered_as_scikit_learns_pipeline(
     params = resolve({"algorithm": "knn", "n_neighbors": str(min(k, len(X))), "weights": weights})
     pipeline = algorithms.build(problem_type, params, features)
     y = rng.integers(0, 4, len(X)) * 0.5 if regression else rng.integers(0, 3, len(X))
-    pipeline.fit(X, y)
+    single_threaded(pipeline.fit(X, y))
     preprocessor, reference = pipeline.steps[0][1], pipeline.steps[-1][1]
     model = NeighboursEstimator(reference)
     encoder = RowEncoder.of(preprocessor, [f.name for f in features])
