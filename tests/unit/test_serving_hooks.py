@@ -28,6 +28,18 @@ from byoc.serving.settings import ServingSettings
 from support import save_constant_model
 
 
+@pytest.fixture(autouse=True)
+def _own_server(tmp_path):
+    """Each test is a server of its own (as each serve process is): the programs it imported leave
+    sys.modules, and their folders sys.path, with it."""
+    path = list(sys.path)
+    yield
+    sys.path[:] = path
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", None)).startswith(str(tmp_path) + "/"):
+            del sys.modules[name]
+
+
 def _module(**functions) -> types.ModuleType:
     module = types.ModuleType("inference")
     module.__dict__.update(functions)
@@ -99,7 +111,7 @@ def test_a_hook_that_raises_is_a_500_naming_the_hook_the_type_and_the_line_not_t
         """,
         parsing_helper_x1="def parse(body):\n    return int(body)\n",
     )
-    hook = Hook.bind(hooks._import(program), "input_fn", str(program))
+    hook = Hook.bind(hooks.UserModules().import_program(program), "input_fn", str(program))
     assert hook is not None
     for body, kind, where in (
         ("direct", "ValueError", "inference.py line 6"),
@@ -117,7 +129,7 @@ def test_a_hook_that_raises_is_a_500_naming_the_hook_the_type_and_the_line_not_t
 def test_a_failing_model_fn_is_not_turned_into_a_request_error(tmp_path):
     """model_fn runs at start-up, where HooksHandler.load stops serve with the exception itself."""
     program = _program(tmp_path, "def model_fn(model_dir):\n    raise OSError('no weights')\n")
-    hook = Hook.bind(hooks._import(program), "model_fn", str(program))
+    hook = Hook.bind(hooks.UserModules().import_program(program), "model_fn", str(program))
     assert hook is not None
     with pytest.raises(OSError, match="no weights"):
         hook(str(tmp_path), context=Context(str(tmp_path)))
@@ -309,19 +321,30 @@ def test_each_program_imports_its_own_helpers_though_they_share_a_name(tmp_path)
     `import helper` got the first model's helper.py (cached by name), silently answering with the
     other model's code, and which one won depended on the order each worker loaded them."""
     programs = {v: _program_with_helper(tmp_path / v, v) for v in ("v1", "v2")}
+    server = hooks.UserModules()  # a multi-model worker's: one for all of its models
 
     def answer(version: str) -> bytes:
-        handler = HooksHandler.load(programs[version], programs[version].parent.parent, ServingSettings())
+        handler = HooksHandler.load(
+            programs[version], programs[version].parent.parent, ServingSettings(), server
+        )
         return handler.invoke(InferenceRequest(_Body(), "text/csv", "text/plain", None, "id")).body
 
-    try:
-        assert [answer(v) for v in ("v1", "v2", "v1")] == [b"v1", b"v2", b"v1"]
-    finally:
-        for name in ("helper", "inference"):
-            sys.modules.pop(name, None)
-        for program in programs.values():
-            while str(program.parent) in sys.path:
-                sys.path.remove(str(program.parent))
+    assert [answer(v) for v in ("v1", "v2", "v1")] == [b"v1", b"v2", b"v1"]
+
+
+def test_what_one_server_imported_is_its_own_record(tmp_path):
+    """The code directories a server's programs came from were a module-level set shared by every
+    load in the process; each server (the single-model app, a multi-model worker's factory) now
+    keeps its own, and a load through one leaves another's record as it was."""
+    programs = [_program_with_helper(tmp_path / v, v) for v in ("v1", "v2")]
+    first, second = hooks.UserModules(), hooks.UserModules()
+    first.import_program(programs[0])
+    for name in ("inference", "helper"):  # the second server runs in a process of its own
+        sys.modules.pop(name)
+    assert second.import_program(programs[1]).helper.VERSION == "v2"
+    assert first.code_dirs == {str(programs[0].parent)}
+    assert second.code_dirs == {str(programs[1].parent)}
+    assert not hasattr(hooks, "_code_dirs")
 
 
 @pytest.mark.parametrize("name", ["X-Amzn-SageMaker-Custom-Attributes", "x-amzn-sagemaker-custom-attributes"])

@@ -497,25 +497,6 @@ def _encoder_default(settings: ServingSettings) -> str | None:
         return None
 
 
-# The code directories of the programs this process imported (a multi-model endpoint: many).
-_code_dirs: set[str] = set()
-
-
-def _forget_user_modules() -> None:
-    """Drop the modules earlier programs loaded from their code directories from sys.modules.
-
-    Python caches modules by name, so a second model's ``import helper`` would get the first
-    model's helper.py: a multi-model endpoint would answer with the other model's code, silently,
-    and which copy won would depend on the order each worker happened to load them.  The earlier
-    programs keep the modules they imported at their top level (their globals hold them).
-    """
-    prefixes = tuple(d + os.sep for d in _code_dirs)
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if isinstance(file, str) and file.startswith(prefixes):
-            del sys.modules[name]
-
-
 def _frames(exc: BaseException) -> list[tuple[str, int]]:
     """(file, line) of each frame ``exc`` passed through, outermost first."""
     return [(frame.filename, frame.lineno or 0) for frame in traceback.extract_tb(exc.__traceback__)]
@@ -537,40 +518,69 @@ def _refuse_shadowing(program: Path) -> None:
     )
 
 
-def _import(program: Path) -> ModuleType:
-    """Import the user's program as a module named after the file, its folder first on sys.path
-    and its imports its own (see :func:`_forget_user_modules`)."""
-    code_dir = str(program.parent)
-    _forget_user_modules()
-    _refuse_shadowing(program)
-    _code_dirs.add(code_dir)
-    if code_dir in sys.path:
-        sys.path.remove(code_dir)
-    sys.path.insert(0, code_dir)
-    spec = importlib.util.spec_from_file_location(program.stem, program)
-    if spec is None or spec.loader is None:
-        raise ModelLoadError(f"{program}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[program.stem] = module
-    try:
-        spec.loader.exec_module(module)
-    except SystemExit as exc:
-        raise ModelLoadError(
-            f"{program}: importing it failed: it {_exited(exc)} (argparse at module level? run a training "
-            'script\'s main code only under `if __name__ == "__main__":`)'
-        ) from None
-    except Exception as exc:
-        log.exception("importing %s failed", program)
-        where = user_script.deepest_line(_frames(exc), program.parent)
-        fix = (
-            "; " + user_script.missing_module_fix(exc.name, str(program.parent))
-            if isinstance(exc, ModuleNotFoundError) and exc.name
-            else ""
-        )
-        raise ModelLoadError(
-            f"{program}: importing it failed: {type(exc).__name__}: {exc}{f' (at {where})' if where else ''}{fix}"
-        ) from exc
-    return module
+class UserModules:
+    """The programs one server imports, each with the modules of its own code directory.
+
+    Python caches modules by name, so a second model's ``import helper`` would get the first
+    model's helper.py: a multi-model endpoint would answer with the other model's code, silently,
+    and which copy won would depend on the order each worker happened to load them.  So before a
+    program is imported, the modules earlier programs loaded from their code directories leave
+    sys.modules (those programs keep what they imported at their top level: their globals hold it).
+
+    One per server, passed to each load: the single-model app's one load, a multi-model worker's
+    handler factory for all of its models.
+    """
+
+    def __init__(self) -> None:
+        self._code_dirs: set[str] = set()
+
+    @property
+    def code_dirs(self) -> frozenset[str]:
+        """The code directories of the programs this server imported."""
+        return frozenset(self._code_dirs)
+
+    def _forget(self) -> None:
+        """Drop the modules of the earlier programs' code directories from sys.modules."""
+        prefixes = tuple(d + os.sep for d in self._code_dirs)
+        for name, module in list(sys.modules.items()):
+            file = getattr(module, "__file__", None)
+            if isinstance(file, str) and file.startswith(prefixes):
+                del sys.modules[name]
+
+    def import_program(self, program: Path) -> ModuleType:
+        """Import the user's program as a module named after the file, its folder first on
+        sys.path and its imports its own."""
+        code_dir = str(program.parent)
+        self._forget()
+        _refuse_shadowing(program)
+        self._code_dirs.add(code_dir)
+        if code_dir in sys.path:
+            sys.path.remove(code_dir)
+        sys.path.insert(0, code_dir)
+        spec = importlib.util.spec_from_file_location(program.stem, program)
+        if spec is None or spec.loader is None:
+            raise ModelLoadError(f"{program}: cannot be imported as a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[program.stem] = module
+        try:
+            spec.loader.exec_module(module)
+        except SystemExit as exc:
+            raise ModelLoadError(
+                f"{program}: importing it failed: it {_exited(exc)} (argparse at module level? run a training "
+                'script\'s main code only under `if __name__ == "__main__":`)'
+            ) from None
+        except Exception as exc:
+            log.exception("importing %s failed", program)
+            where = user_script.deepest_line(_frames(exc), program.parent)
+            fix = (
+                "; " + user_script.missing_module_fix(exc.name, str(program.parent))
+                if isinstance(exc, ModuleNotFoundError) and exc.name
+                else ""
+            )
+            raise ModelLoadError(
+                f"{program}: importing it failed: {type(exc).__name__}: {exc}{f' (at {where})' if where else ''}{fix}"
+            ) from exc
+        return module
 
 
 def _schema_of(model: Any, model_dir: Path, source: str) -> RequestSchema | None:
@@ -625,11 +635,14 @@ class HooksHandler:
             self.fields = default_fields(settings.inference_output, available, self.supported)
 
     @classmethod
-    def load(cls, program: Path, model_dir: Path, settings: ServingSettings) -> HooksHandler:
-        """Install, import, check the hooks, and run model_fn: once, in the master."""
+    def load(
+        cls, program: Path, model_dir: Path, settings: ServingSettings, modules: UserModules | None = None
+    ) -> HooksHandler:
+        """Install, import, check the hooks, and run model_fn: once, in the master.  ``modules``:
+        the server's programs, when it loads more than one (a multi-model worker's)."""
         source = str(program)
         user_script.install_requirements(program.parent)  # the code folder is on sys.path: no package install
-        module = _import(program)
+        module = (modules or UserModules()).import_program(program)
         user = {name: hook for name in HOOK_ARGUMENTS if (hook := Hook.bind(module, name, source))}
         if "transform_fn" in user and user.keys() & {"input_fn", "predict_fn", "output_fn"}:
             mixed = ", ".join(sorted(user.keys() & {"input_fn", "predict_fn", "output_fn"}))
