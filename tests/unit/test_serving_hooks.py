@@ -187,6 +187,26 @@ def test_predict_fn_values_no_format_can_write_name_predict_fn_and_the_record_fo
     assert "define output_fn" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    "prediction,said",
+    [
+        (5, "an int, not a list"),
+        (np.int64(5), "an int64, not a list"),
+        ("yes", "a str, not a list"),
+        ([[1, 2], 3], "a list whose record 1 is a list of 2 values"),
+        (np.zeros((2, 2)), "an ndarray of shape (2, 2)"),
+    ],
+    ids=repr,
+)
+def test_a_prediction_that_is_not_one_value_per_record_is_named_with_its_article(tmp_path, prediction, said):
+    """Was "predict_fn returned a int, not a list"."""
+    byoc_hooks = ByocHooks(ServingSettings(), None, None)
+    context = Context(str(tmp_path), content_type="text/csv", accept="application/json")
+    with pytest.raises(HookError) as caught:
+        byoc_hooks.output_fn(prediction, "application/json", context)
+    assert caught.value.message.startswith(f"predict_fn returned {said}; "), caught.value.message
+
+
 def _answer(tmp_path, values, accept: str) -> bytes:
     context = Context(str(tmp_path), content_type="text/csv", accept=accept)
     body, _ = ByocHooks(ServingSettings(), None, None).output_fn(values, accept, context)

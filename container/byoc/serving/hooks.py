@@ -55,7 +55,7 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header, parse_options_header
 
 from byoc import artifact, user_script
-from byoc.errors import ConfigError, HookError, ModelLoadError, UserError
+from byoc.errors import ConfigError, HookError, ModelLoadError, UserError, a_type
 from byoc.serving import cells, codecs
 from byoc.serving.builtin import decode_batches, default_accept, prepare
 from byoc.serving.byoc_model import ByocModel, NotRows
@@ -291,7 +291,7 @@ class Hook:
         expected = HOOK_ARGUMENTS[name]
         usage = f"{name}({', '.join(expected)}[, context])"
         if not callable(fn):
-            raise ConfigError(f"{source}: {name} is a {type(fn).__name__}, not a function; define {usage}")
+            raise ConfigError(f"{source}: {name} is {a_type(fn)}, not a function; define {usage}")
         try:
             parameters = list(inspect.signature(fn).parameters.values())
         except (TypeError, ValueError):  # a builtin or C function: trust it
@@ -479,14 +479,14 @@ def _bad_prediction(what: str) -> HookError:
 def _described(prediction: Any) -> str:
     """What a predict_fn answer that is not one value per record is: its type and shape, or
     the first record that is itself a list when the rows are of different lengths."""
-    name = type(prediction).__name__
+    what = a_type(prediction)
     if not isinstance(prediction, cells.NESTED):
-        return f"a {name}, not a list"
+        return f"{what}, not a list"
     try:
-        return f"a {name} of shape {np.shape(prediction)}"
+        return f"{what} of shape {np.shape(prediction)}"
     except ValueError:  # rows of different lengths, or values mixed with rows
         index, value = next((i, v) for i, v in enumerate(prediction) if isinstance(v, cells.NESTED))
-        return f"a {name} whose record {index + 1} is a {type(value).__name__} of {len(value)} values"
+        return f"{what} whose record {index + 1} is {a_type(value)} of {len(value)} values"
 
 
 def _encoder_default(settings: ServingSettings) -> str | None:
@@ -671,7 +671,7 @@ class HooksHandler:
                 )
             if "predict_fn" not in user and not hasattr(model, "predict"):
                 raise ConfigError(
-                    f"{source}: model_fn returned a {type(model).__name__}, which has no predict(); "
+                    f"{source}: model_fn returned {a_type(model)}, which has no predict(); "
                     "define predict_fn(input_data, model)"
                 )
             hooks.setdefault("input_fn", Hook("input_fn", byoc_hooks.input_fn, False, True, "byoc"))
@@ -753,7 +753,7 @@ class HooksHandler:
         elif not isinstance(body, bytes):
             shape = f" of {len(result)} items" if isinstance(result, tuple) else ""
             raise HookError(
-                f"{hook} of {self.program.name} returned a {type(body).__name__}{shape}; {usage} "
+                f"{hook} of {self.program.name} returned {a_type(body)}{shape}; {usage} "
                 "(encode it yourself, e.g. json.dumps(...))",
                 code="bad_output",
             )
