@@ -7,6 +7,7 @@ the server (gunicorn, two workers, a real socket) and talks HTTP to it.
 from __future__ import annotations
 
 import csv as csv_module
+import importlib.util
 import io
 import json
 import textwrap
@@ -647,6 +648,25 @@ def test_a_program_named_like_a_module_the_server_uses_stops_serve_asking_to_ren
         f"serve: cannot start: {code / module}.py: its module name '{module}' is that of a module the server uses ("
     ), last
     assert last.endswith(f"rename the file (e.g. {module}_inference.py) and SAGEMAKER_PROGRAM with it"), last
+
+
+def test_a_program_named_like_an_installed_module_not_yet_imported_stops_serve(tmp_path):
+    """matplotlib is installed (a byoc dependency) but serve does not import it: a program named
+    matplotlib.py was registered under that name, and the first `import matplotlib` in the server
+    (the model's unpickling, a library's lazy import) would have got the program."""
+    root = sm.copy_root("binary", tmp_path / "root")
+    code = root / "model" / "code"
+    code.mkdir()
+    (code / "matplotlib.py").write_text(
+        "def predict_fn(input_data, model):\n    return model.predict(input_data)\n"
+    )
+    last = _refuses_to_start(root, SAGEMAKER_PROGRAM="matplotlib.py").strip().splitlines()[-1]
+    installed = importlib.util.find_spec("matplotlib").origin
+    assert last == (
+        f"serve: cannot start: {code / 'matplotlib'}.py: its module name 'matplotlib' is that of an installed "
+        f"module ({installed}), which it would replace for the whole server (the first import of matplotlib "
+        "would get this file); rename the file (e.g. matplotlib_inference.py) and SAGEMAKER_PROGRAM with it"
+    ), last
 
 
 def test_a_missing_program_stops_serve_naming_where_it_looked(tmp_path):

@@ -361,6 +361,7 @@ def test_what_one_server_imported_is_its_own_record(tmp_path):
     first.import_program(programs[0])
     for name in ("inference", "helper"):  # the second server runs in a process of its own
         sys.modules.pop(name)
+    sys.path.remove(str(programs[0].parent))
     assert second.import_program(programs[1]).helper.VERSION == "v2"
     assert first.code_dirs == {str(programs[0].parent)}
     assert second.code_dirs == {str(programs[1].parent)}
@@ -496,3 +497,44 @@ def test_start_up_looks_for_the_program_in_each_place_once(tmp_path, monkeypatch
     code = base / "code" if where == "downloaded" else folder / "code"
     assert isinstance(handler, HooksHandler) and handler.program == code / "inference.py"
     assert len(looked) == len(set(looked)), looked  # no place looked in twice
+
+
+def _named_program(directory: Path, name: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    program = directory / f"{name}.py"
+    program.write_text("def transform_fn(model, body, content_type, accept):\n    return ''\n")
+    return program
+
+
+def test_a_program_named_like_an_installed_module_not_imported_yet_is_refused(tmp_path, monkeypatch):
+    """Only modules already imported (or the standard library's) were refused: the first import of
+    the installed module, after the program was registered under its name, got the program."""
+    site = tmp_path / "site"
+    (site / "byoc_probe_pkg").mkdir(parents=True)
+    (site / "byoc_probe_pkg" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(site))
+    program = _named_program(tmp_path / "code", "byoc_probe_pkg")
+    with pytest.raises(ModelLoadError) as caught:
+        hooks.UserModules().import_program(program)
+    assert str(caught.value) == (
+        f"{program}: its module name 'byoc_probe_pkg' is that of an installed module "
+        f"({site / 'byoc_probe_pkg' / '__init__.py'}), which it would replace for the whole server (the "
+        "first import of byoc_probe_pkg would get this file); rename the file (e.g. "
+        "byoc_probe_pkg_inference.py) and SAGEMAKER_PROGRAM with it"
+    )
+
+
+def test_a_folder_of_that_name_or_another_models_module_is_no_installed_module(tmp_path, monkeypatch):
+    """A directory without __init__.py on the path (a namespace package to Python: /opt/ml/model
+    from the working directory) and a module of another model's code folder are not the server's."""
+    site = tmp_path / "site"
+    (site / "byoc_probe_dir").mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(site))
+    server = hooks.UserModules()
+    server.import_program(_named_program(tmp_path / "code", "byoc_probe_dir"))
+    first = _named_program(tmp_path / "a" / "code", "inference")
+    (first.parent / "byoc_probe_helper.py").write_text("")
+    server.import_program(first)
+    assert server.import_program(
+        _named_program(tmp_path / "b" / "code", "byoc_probe_helper")
+    ).__file__ == str(tmp_path / "b" / "code" / "byoc_probe_helper.py")

@@ -36,6 +36,7 @@ directory, or an ``s3://`` sourcedir.tar.gz that :func:`fetch_submit_directory` 
 from __future__ import annotations
 
 import http
+import importlib.machinery
 import importlib.util
 import inspect
 import logging
@@ -43,7 +44,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -502,20 +503,39 @@ def _frames(exc: BaseException) -> list[tuple[str, int]]:
     return [(frame.filename, frame.lineno or 0) for frame in traceback.extract_tb(exc.__traceback__)]
 
 
-def _refuse_shadowing(program: Path) -> None:
+def _refuse_shadowing(program: Path, code_dirs: Collection[str]) -> None:
     """ModelLoadError when the program's module name is one the server itself uses (``numpy.py``,
     ``byoc.py``, ``json.py``): registered under that name it replaced the real module for the whole
     process, and the failure surfaced far away (model.joblib "cannot be loaded: Can't get attribute
-    'ndarray' on <module 'numpy' from .../code/numpy.py>")."""
+    'ndarray' on <module 'numpy' from .../code/numpy.py>").  So does a module installed but not
+    imported yet (``sklearn_extra.py``): the first ``import sklearn_extra``, the model's unpickling
+    among them, would get the program.  ``code_dirs``: the users' folders, whose modules are theirs."""
     name = program.stem
+    rename = f"rename the file (e.g. {name}_inference.py) and SAGEMAKER_PROGRAM with it"
     taken = sys.modules.get(name)
-    if taken is None and name not in sys.stdlib_module_names:
-        return
-    where = getattr(taken, "__file__", None) or "Python's standard library"
-    raise ModelLoadError(
-        f"{program}: its module name '{name}' is that of a module the server uses ({where}), which it "
-        f"would replace; rename the file (e.g. {name}_inference.py) and SAGEMAKER_PROGRAM with it"
-    )
+    if taken is not None or name in sys.stdlib_module_names:
+        where = getattr(taken, "__file__", None) or "Python's standard library"
+        raise ModelLoadError(
+            f"{program}: its module name '{name}' is that of a module the server uses ({where}), which it "
+            f"would replace; {rename}"
+        )
+    installed = _installed(name, {str(program.parent), *code_dirs})
+    if installed is not None:
+        raise ModelLoadError(
+            f"{program}: its module name '{name}' is that of an installed module ({installed}), which it "
+            f"would replace for the whole server (the first import of {name} would get this file); {rename}"
+        )
+
+
+def _installed(name: str, code_dirs: Collection[str]) -> str | None:
+    """The file the server would import module ``name`` from, outside the users' code folders
+    (None: none; a directory without ``__init__.py`` is no module of anyone's)."""
+    if not name.isidentifier():
+        return None
+    theirs = {os.path.abspath(d) for d in code_dirs}
+    paths = [p for p in sys.path if os.path.abspath(p or os.curdir) not in theirs]
+    spec = importlib.machinery.PathFinder.find_spec(name, paths)
+    return spec.origin if spec is not None and spec.has_location and spec.origin else None
 
 
 class UserModules:
@@ -552,7 +572,7 @@ class UserModules:
         sys.path and its imports its own."""
         code_dir = str(program.parent)
         self._forget()
-        _refuse_shadowing(program)
+        _refuse_shadowing(program, self._code_dirs)
         self._code_dirs.add(code_dir)
         if code_dir in sys.path:
             sys.path.remove(code_dir)
