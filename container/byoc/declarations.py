@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from byoc.errors import HyperparameterError
+from byoc.errors import HyperparameterError, a_type
 
 KINDS = ("int", "float", "bool", "str", "list", "column")
 
@@ -257,7 +257,7 @@ def show(value: Any, limit: int = 60) -> str:
     try:
         text = repr(value) if isinstance(value, str) else json.dumps(value)
     except (TypeError, ValueError):  # not JSON, or an integer beyond Python's digit limit
-        text = f"a {type(value).__name__}" if not isinstance(value, int) else "an integer of over 4000 digits"
+        text = a_type(value) if not isinstance(value, int) else "an integer of over 4000 digits"
     return text if len(text) <= limit else text[: limit - 5] + "[...]"
 
 

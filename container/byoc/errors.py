@@ -8,6 +8,14 @@ message leads with the culprit and the fix, and it becomes the first line of
 from __future__ import annotations
 
 
+def a_type(value: object) -> str:
+    """``value``'s type named with its article ("a list", "an int", "an ndarray", "a uint8"), for
+    messages that say what the caller gave."""
+    name = type(value).__name__
+    vowel = name[:1].lower() in "aeio" or name.startswith("nd")  # "an ndarray": en-dee-array
+    return f"{'an' if vowel else 'a'} {name}"
+
+
 class ByocError(Exception):
     """Base of every error byoc raises on purpose."""
 

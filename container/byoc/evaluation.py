@@ -368,9 +368,8 @@ def score(
         split_target,
     )
 
-    evaluation_inputs.check_processing_inputs(
-        MLPaths.from_environ(), {"--model": model_path, "--test": test_path}
-    )
+    paths = MLPaths.from_environ()
+    evaluation_inputs.check_processing_inputs(paths, {"--model": model_path, "--test": test_path})
     model_dir = model_directory(model_path, scratch)
     refuse_inference_code(model_dir)
     model = artifact.load(model_dir)
@@ -389,7 +388,15 @@ def score(
     )
     layout = trained_on.get("layout")  # libsvm: the test files take the train channel's width
     like = SparseLayout(int(layout["first_index"]), int(layout["features"])) if layout else None
-    channel = data.read_channel(env, "test", content_type=content_type, header=header, typed=False, like=like)
+    channel = data.read_channel(
+        env,
+        "test",
+        content_type=content_type,
+        header=header,
+        typed=False,
+        like=like,
+        naming=evaluation_inputs.naming(paths, "--test", test_path),
+    )
     target = meta.get("target") or {}
     spec = TargetSpec(int(target.get("index", 0)), target.get("name"))
     evaluation_inputs.check_label_column(channel, spec, model.feature_names, header_flag, classes)

@@ -10,14 +10,14 @@ channel's ContentType or "columns differ".
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from byoc.errors import ConfigError, DataError, SchemaError
 
 if TYPE_CHECKING:
-    from byoc.data import ChannelData
+    from byoc.data import ChannelData, InputNaming
     from byoc.environment import MLPaths
     from byoc.training import TargetSpec
 
@@ -39,20 +39,13 @@ def check_processing_inputs(paths: MLPaths, inputs: dict[str, Path]) -> None:
     """
     from byoc.environment import read_config
 
-    config = paths.processing_config_dir
-    hosts = read_config(config / "resourceconfig.json", {}).get("hosts")
+    hosts = read_config(paths.processing_config_dir / "resourceconfig.json", {}).get("hosts")
     count = len(hosts) if isinstance(hosts, list) else 1
-    for entry in read_config(config / "processingjobconfig.json", {}).get("ProcessingInputs") or []:
-        if not isinstance(entry, dict):
-            continue
-        source = entry.get("S3Input") or entry.get("DatasetDefinition")
-        if not isinstance(source, dict) or not isinstance(source.get("LocalPath"), str):
-            continue
-        local = source["LocalPath"]
+    for name, local, source in _processing_inputs(paths):
         flags = [flag for flag, path in inputs.items() if _within(path, Path(local))]
         if not flags:
             continue
-        what = f"ProcessingInput '{entry.get('InputName') or local}' ({local}, {flags[0]})"
+        what = f"{name} ({local}, {flags[0]})"
         if PIPE in (source.get("S3InputMode"), source.get("InputMode")):
             raise ConfigError(
                 f"{what} is in Pipe mode, a stream, but evaluate reads files: give the input "
@@ -68,6 +61,32 @@ def check_processing_inputs(paths: MLPaths, inputs: dict[str, Path]) -> None:
                 "job with instance_count=1 (or the input's s3_data_distribution_type='FullyReplicated')",
                 code="sharded_evaluation",
             )
+
+
+def _processing_inputs(paths: MLPaths) -> Iterator[tuple[str, str, dict]]:
+    """(``ProcessingInput 'name'``, its local path, its S3Input or DatasetDefinition) of each input
+    of the Processing job (none outside one: no processingjobconfig.json)."""
+    from byoc.environment import read_config
+
+    config = read_config(paths.processing_config_dir / "processingjobconfig.json", {})
+    for entry in config.get("ProcessingInputs") or []:
+        if not isinstance(entry, dict):
+            continue
+        source = entry.get("S3Input") or entry.get("DatasetDefinition")
+        if isinstance(source, dict) and isinstance(source.get("LocalPath"), str):
+            local = source["LocalPath"]
+            yield f"ProcessingInput '{entry.get('InputName') or local}'", local, source
+
+
+def naming(paths: MLPaths, flag: str, path: Path) -> InputNaming:
+    """How evaluate's messages name the test data as a whole: the ProcessingInput holding
+    ``path``, as the job configured it, else the flag and path it was given (run by hand)."""
+    from byoc.data import InputNaming
+
+    for name, local, _ in _processing_inputs(paths):
+        if _within(path, Path(local)):
+            return InputNaming(f"{name} ({local}, {flag})", "the S3 URI given as this input's source")
+    return InputNaming(f"{flag} {path}", f"the path given with {flag}")
 
 
 def _within(path: Path, directory: Path) -> bool:

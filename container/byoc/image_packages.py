@@ -9,8 +9,10 @@ constraints file holding these packages at their installed versions: pip's own r
 refuses a clash before it replaces anything, and anything else installs as before.
 
 The list is derived at run time: the distributions a model and the server are made of
-(``ROOTS``) and everything they require, at the versions installed here.  An image built FROM
-this one with another version pins that version instead.
+(``ROOTS``) and everything they require, and the ones byoc's compiled inference runs on
+(``COMPILED``) but not what those require (protobuf, packaging, flatbuffers: user packages
+legitimately ask for newer ones, and byoc calls none of them), at the versions installed here.
+An image built FROM this one with another version pins that version instead.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 
 # what a fitted model is (pickled estimators, arrays, frames) and what serves it
 ROOTS = ("scikit-learn", "numpy", "scipy", "pandas", "pyarrow", "joblib", "flask", "gunicorn")
+# what the server's compiled models run on (compiled.py, compiled_onnx.py): held themselves only
+COMPILED = ("treelite", "onnx", "onnxruntime")
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 # pip's "The conflict is caused by:" line for one of our constraints
@@ -50,11 +54,14 @@ def _applies(requirement: str) -> bool:
 
 
 def held() -> dict[str, str]:
-    """{canonical name: installed version} of ROOTS and what they require, installed here."""
+    """{canonical name: installed version} of ROOTS and what they require, and of COMPILED,
+    installed here."""
     found: dict[str, str] = {}
-    pending = list(ROOTS)
+    # (name, whether its requirements are held too); ROOTS' are taken first (popped from the end)
+    pending = [(name, False) for name in COMPILED] + [(name, True) for name in ROOTS]
     while pending:
-        name = canonical(pending.pop())
+        raw, follow = pending.pop()
+        name = canonical(raw)
         if name in found:
             continue
         try:
@@ -62,10 +69,10 @@ def held() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
         found[name] = dist.version
-        for requirement in dist.requires or []:
+        for requirement in (dist.requires or []) if follow else []:
             match = _NAME.match(requirement)
             if match and _applies(requirement):
-                pending.append(match.group(1))
+                pending.append((match.group(1), True))
     return found
 
 

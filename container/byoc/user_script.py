@@ -152,17 +152,26 @@ def _code_channel_archive(env: TrainingEnvironment) -> Path | None:
     return archives[0] if archives else None
 
 
+def _check_members(tar: tarfile.TarFile, archive: Path, into: Path) -> None:
+    """Refuse ``tar`` for a member that would land outside ``into`` (or that PEP 706's data filter
+    refuses: links out, devices), before anything is unpacked: extractall checks each member as
+    it reaches it, so those before a refused one were already in the code directory."""
+    for member in tar.getmembers():
+        if hasattr(tarfile, "data_filter"):
+            tarfile.data_filter(member, str(into))
+        elif member.name.startswith("/") or ".." in Path(member.name).parts:  # pragma: no cover
+            raise ConfigError(f"{archive}: member '{member.name}' points outside the archive")
+
+
 def _extract(archive: Path, into: Path, source: str | None = None) -> None:
     """Unpack ``archive`` (named ``source`` in messages: the URI it came from) into ``into``."""
     source = source or str(archive)
     try:
         with tarfile.open(archive) as tar:
+            _check_members(tar, archive, into)
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(into, filter="data")
             else:  # pragma: no cover - Python without PEP 706
-                for member in tar.getmembers():
-                    if member.name.startswith("/") or ".." in Path(member.name).parts:
-                        raise ConfigError(f"{archive}: member '{member.name}' points outside the archive")
                 tar.extractall(into)
     except (tarfile.TarError, OSError) as exc:
         raise ConfigError(

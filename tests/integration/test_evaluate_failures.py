@@ -436,6 +436,30 @@ def test_test_data_every_instance_sees_whole_is_scored(tmp_path, header_model, d
     assert (out / "evaluation.json").is_file()
 
 
+@pytest.mark.parametrize("files", [{"t.csv": b"\n\n", "u.csv": b""}, {}], ids=["blank-files", "no-files"])
+def test_empty_test_data_is_named_by_its_processing_input_not_a_training_channel(
+    tmp_path, header_model, files
+):
+    """The message spoke of "channel 'test'" and "the S3 prefix given for this channel",
+    training's words, in a Processing job, which has ProcessingInputs."""
+    test = tmp_path / "test"
+    processing_config(tmp_path, test, "FullyReplicated", ["algo-1"])
+    code, first = evaluate_on(tmp_path, header_model, files)
+    assert code == 1
+    assert first.startswith(f"ProcessingInput 'test' ({test}, --test): "), first
+    assert first.endswith("check the S3 URI given as this input's source)" if files else "source"), first
+    assert "channel" not in first, first
+
+
+def test_empty_test_data_run_by_hand_is_named_by_the_flag(tmp_path, header_model):
+    code, first = evaluate_on(tmp_path, header_model, {"t.csv": b""})
+    assert code == 1
+    assert first.startswith(f"--test {tmp_path / 'test'}: every file is empty or holds only blank lines"), (
+        first
+    )
+    assert first.endswith("upload the data again (check the path given with --test)"), first
+
+
 def test_an_empty_label_column_asks_for_the_labels_not_a_hyperparameter(tmp_path, header_model):
     """evaluate has no target hyperparameter: the fix is the labels themselves; rows without one
     are dropped from the score (not "from learning"), as the log says, naming the first by its

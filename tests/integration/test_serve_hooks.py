@@ -7,6 +7,7 @@ the server (gunicorn, two workers, a real socket) and talks HTTP to it.
 from __future__ import annotations
 
 import csv as csv_module
+import importlib.util
 import io
 import json
 import textwrap
@@ -520,12 +521,13 @@ def test_broken_requirements_stop_serve_at_once_naming_the_package(tmp_path):
     assert "byoc-no-such-package-for-tests" in stderr.strip().splitlines()[-1]
 
 
-IMAGE_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "flask", "gunicorn")
+IMAGE_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "flask", "gunicorn", "onnxruntime")
 
 
 def _root_with_wheels(tmp_path: Path, requirement: str) -> Path:
     """Hooks whose requirements.txt installs ``requirement`` from tiny wheels vendored in the code
-    folder, with no index: another scikit-learn, a package needing numpy<1, an unrelated one."""
+    folder, with no index: another scikit-learn or onnxruntime, a package needing numpy<1, an
+    unrelated one, and one needing a protobuf newer than the one onnx and onnxruntime came with."""
     root = _root(
         tmp_path,
         """
@@ -540,6 +542,9 @@ def _root_with_wheels(tmp_path: Path, requirement: str) -> Path:
     support.tiny_wheel(wheels, "scikit-learn", "0.1.0")
     support.tiny_wheel(wheels, "needs-old-numpy", "1.0", ["numpy<1"])
     support.tiny_wheel(wheels, "byoc-unrelated", "2.0")
+    support.tiny_wheel(wheels, "onnxruntime", "0.1.0")
+    support.tiny_wheel(wheels, "needs-new-protobuf", "1.0", ["protobuf>=99"])
+    support.tiny_wheel(wheels, "protobuf", "99.0")
     return root
 
 
@@ -548,6 +553,7 @@ def _root_with_wheels(tmp_path: Path, requirement: str) -> Path:
     [
         ("scikit-learn==0.1.0\n", "scikit-learn", "requirements.txt asks for scikit-learn==0.1.0"),
         ("needs-old-numpy\n", "numpy", "needs-old-numpy 1.0 depends on numpy<1"),
+        ("onnxruntime==0.1.0\n", "onnxruntime", "requirements.txt asks for onnxruntime==0.1.0"),
     ],
 )
 def test_hooks_requirements_that_would_replace_the_images_packages_stop_serve_before_replacing_them(
@@ -570,9 +576,10 @@ def test_hooks_requirements_that_would_replace_the_images_packages_stop_serve_be
 
 
 def test_hooks_requirements_that_leave_the_images_packages_alone_install_and_serve(tmp_path):
+    """What the compiled models' packages require is not held: a package may need a newer protobuf."""
     python = support.overlay_venv(tmp_path / "venv")
     before = support.installed_versions(python, IMAGE_PACKAGES)
-    server = sm.start(_root_with_wheels(tmp_path, "byoc-unrelated\n"), python=python)
+    server = sm.start(_root_with_wheels(tmp_path, "byoc-unrelated\nneeds-new-protobuf\n"), python=python)
     try:
         reply = server.invoke(CSV_ROWS, "text/csv", "application/json")
     finally:
@@ -580,6 +587,7 @@ def test_hooks_requirements_that_leave_the_images_packages_alone_install_and_ser
     assert reply.status_code == 200, (reply.text, output)
     assert {r["predicted_label"] for r in reply.json()["predictions"]} == {"2.0"}, reply.text
     assert support.installed_versions(python, IMAGE_PACKAGES) == before
+    assert support.installed_versions(python, ["protobuf"]) == {"protobuf": "99.0"}
 
 
 def test_a_module_the_hooks_import_that_is_not_there_stops_serve_naming_the_line_and_the_fix(tmp_path):
@@ -640,6 +648,25 @@ def test_a_program_named_like_a_module_the_server_uses_stops_serve_asking_to_ren
         f"serve: cannot start: {code / module}.py: its module name '{module}' is that of a module the server uses ("
     ), last
     assert last.endswith(f"rename the file (e.g. {module}_inference.py) and SAGEMAKER_PROGRAM with it"), last
+
+
+def test_a_program_named_like_an_installed_module_not_yet_imported_stops_serve(tmp_path):
+    """matplotlib is installed (a byoc dependency) but serve does not import it: a program named
+    matplotlib.py was registered under that name, and the first `import matplotlib` in the server
+    (the model's unpickling, a library's lazy import) would have got the program."""
+    root = sm.copy_root("binary", tmp_path / "root")
+    code = root / "model" / "code"
+    code.mkdir()
+    (code / "matplotlib.py").write_text(
+        "def predict_fn(input_data, model):\n    return model.predict(input_data)\n"
+    )
+    last = _refuses_to_start(root, SAGEMAKER_PROGRAM="matplotlib.py").strip().splitlines()[-1]
+    installed = importlib.util.find_spec("matplotlib").origin
+    assert last == (
+        f"serve: cannot start: {code / 'matplotlib'}.py: its module name 'matplotlib' is that of an installed "
+        f"module ({installed}), which it would replace for the whole server (the first import of matplotlib "
+        "would get this file); rename the file (e.g. matplotlib_inference.py) and SAGEMAKER_PROGRAM with it"
+    ), last
 
 
 def test_a_missing_program_stops_serve_naming_where_it_looked(tmp_path):

@@ -8,6 +8,7 @@ PIP_NO_INDEX=1 proves they work with no network."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -410,6 +411,37 @@ def test_tarball_and_code_channel_sources(tmp_path, python):
     result = run_train(channel_root, python=python)
     assert result.returncode == 0, result.stdout
     assert seen(channel_root)["env"]["SM_MODULE_DIR"] == "s3://bucket/job/source/sourcedir.tar.gz"
+
+
+@pytest.mark.parametrize(
+    ("escaping", "link"), [("../escaped.py", None), ("data", "/etc")], ids=["dot-dot", "link-out"]
+)
+def test_a_tarball_with_a_member_outside_the_code_directory_unpacks_nothing(tmp_path, escaping, link):
+    """The member is refused, and so were the ones before it, which were already unpacked into
+    the code directory (tarfile checks each member as it reaches it)."""
+    archive = tmp_path / "sourcedir.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("train.py", "helper.py"):
+            info = tarfile.TarInfo(name)
+            info.size = len(RECORDER.encode())
+            tar.addfile(info, io.BytesIO(RECORDER.encode()))
+        info = tarfile.TarInfo(escaping)
+        if link is not None:
+            info.type, info.linkname = tarfile.SYMTYPE, link
+        tar.addfile(info, io.BytesIO(b""))
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"a.csv": "1\n"}},
+        hyperparameters={"sagemaker_program": "train.py", "sagemaker_submit_directory": str(archive)},
+    )
+    result = run_train(root)
+    assert result.returncode != 0, result.stdout + result.stderr
+    first = read_failure(root).splitlines()[0]
+    assert first.startswith(f"source code archive {archive} cannot be unpacked ("), first
+    assert f"'{escaping}'" in first, first
+    assert list((root / "code").iterdir()) == []
+    assert not (root / "escaped.py").exists()
+    assert list((root / "model").iterdir()) == []
 
 
 def test_a_tarball_of_the_source_folder_itself_names_where_the_entry_point_is(tmp_path):

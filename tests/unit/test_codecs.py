@@ -650,3 +650,18 @@ def test_a_streamed_object_repeating_dataframe_split_is_refused():
         with pytest.raises(SchemaError) as info:
             list(json_codec.decode_stream(iter([body]), schema))
     assert info.value.code == "duplicate_columns" and "'dataframe_split'" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b"5", "the JSON body is an int; "),
+        (b'"x"', "the JSON body is a str; "),
+        (b"1.5", "the JSON body is a float; "),
+    ],
+)
+def test_a_json_body_of_one_value_is_named_with_its_article(body, said):
+    """Was "the JSON body is a int"."""
+    with pytest.raises(SchemaError) as caught:
+        codecs.decoders()["application/json"].decode(body, SCHEMA, 0)
+    assert caught.value.message.startswith(said), caught.value.message

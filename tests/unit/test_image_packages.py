@@ -17,6 +17,17 @@ def test_the_held_packages_are_the_roots_and_what_they_need_at_their_installed_v
     assert "importlib-metadata" not in held  # flask needs it only before Python 3.10
 
 
+def test_the_packages_compiled_models_run_on_are_held_but_not_what_they_require():
+    """A requirements.txt could replace the onnxruntime (or onnx, treelite) the server's compiled
+    models run on; what those require (protobuf, flatbuffers, ...) user packages legitimately
+    upgrade, so it stays free unless a root needs it."""
+    held = image_packages.held()
+    for name in ("onnxruntime", "onnx", "treelite"):
+        assert held[name] == metadata.version(name), name
+    for name in ("protobuf", "flatbuffers", "ml-dtypes", "packaging", "typing-extensions"):
+        assert name not in held, name
+
+
 def test_the_constraints_file_pins_each_held_package():
     with image_packages.constraints() as path:
         lines = path.read_text(encoding="utf-8").splitlines()

@@ -385,8 +385,10 @@ def test_models_with_requirements_load_under_a_lock_all_workers_share(tmp_path: 
 
     lock = tmp_path / "install.lock"
     held: dict[str, bool] = {}
+    servers: list[object] = []
 
-    def fake_load(model_dir: Path, settings, environ) -> Handler:
+    def fake_load(model_dir: Path, settings, environ, modules) -> Handler:
+        servers.append(modules)
         with open(lock, "a+b") as other:  # another worker's attempt, without waiting
             try:
                 fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -404,6 +406,8 @@ def test_models_with_requirements_load_under_a_lock_all_workers_share(tmp_path: 
     for path in (plain, with_requirements):
         factory(path)
     assert held == {"plain": False, "pip": True}
+    # one record of the programs imported for the worker's models: each gets its own helpers
+    assert servers[0] is servers[1] and isinstance(servers[0], multimodel_app.hooks.UserModules)
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,18 @@ from byoc.serving.settings import ServingSettings
 from support import save_constant_model
 
 
+@pytest.fixture(autouse=True)
+def _own_server(tmp_path):
+    """Each test is a server of its own (as each serve process is): the programs it imported leave
+    sys.modules, and their folders sys.path, with it."""
+    path = list(sys.path)
+    yield
+    sys.path[:] = path
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", None)).startswith(str(tmp_path) + "/"):
+            del sys.modules[name]
+
+
 def _module(**functions) -> types.ModuleType:
     module = types.ModuleType("inference")
     module.__dict__.update(functions)
@@ -99,7 +111,7 @@ def test_a_hook_that_raises_is_a_500_naming_the_hook_the_type_and_the_line_not_t
         """,
         parsing_helper_x1="def parse(body):\n    return int(body)\n",
     )
-    hook = Hook.bind(hooks._import(program), "input_fn", str(program))
+    hook = Hook.bind(hooks.UserModules().import_program(program), "input_fn", str(program))
     assert hook is not None
     for body, kind, where in (
         ("direct", "ValueError", "inference.py line 6"),
@@ -117,7 +129,7 @@ def test_a_hook_that_raises_is_a_500_naming_the_hook_the_type_and_the_line_not_t
 def test_a_failing_model_fn_is_not_turned_into_a_request_error(tmp_path):
     """model_fn runs at start-up, where HooksHandler.load stops serve with the exception itself."""
     program = _program(tmp_path, "def model_fn(model_dir):\n    raise OSError('no weights')\n")
-    hook = Hook.bind(hooks._import(program), "model_fn", str(program))
+    hook = Hook.bind(hooks.UserModules().import_program(program), "model_fn", str(program))
     assert hook is not None
     with pytest.raises(OSError, match="no weights"):
         hook(str(tmp_path), context=Context(str(tmp_path)))
@@ -173,6 +185,26 @@ def test_predict_fn_values_no_format_can_write_name_predict_fn_and_the_record_fo
     assert (caught.value.status, caught.value.code) == (500, "bad_prediction")
     assert caught.value.message.startswith(f"predict_fn returned {said}; "), caught.value.message
     assert "define output_fn" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "prediction,said",
+    [
+        (5, "an int, not a list"),
+        (np.int64(5), "an int64, not a list"),
+        ("yes", "a str, not a list"),
+        ([[1, 2], 3], "a list whose record 1 is a list of 2 values"),
+        (np.zeros((2, 2)), "an ndarray of shape (2, 2)"),
+    ],
+    ids=repr,
+)
+def test_a_prediction_that_is_not_one_value_per_record_is_named_with_its_article(tmp_path, prediction, said):
+    """Was "predict_fn returned a int, not a list"."""
+    byoc_hooks = ByocHooks(ServingSettings(), None, None)
+    context = Context(str(tmp_path), content_type="text/csv", accept="application/json")
+    with pytest.raises(HookError) as caught:
+        byoc_hooks.output_fn(prediction, "application/json", context)
+    assert caught.value.message.startswith(f"predict_fn returned {said}; "), caught.value.message
 
 
 def _answer(tmp_path, values, accept: str) -> bytes:
@@ -309,19 +341,31 @@ def test_each_program_imports_its_own_helpers_though_they_share_a_name(tmp_path)
     `import helper` got the first model's helper.py (cached by name), silently answering with the
     other model's code, and which one won depended on the order each worker loaded them."""
     programs = {v: _program_with_helper(tmp_path / v, v) for v in ("v1", "v2")}
+    server = hooks.UserModules()  # a multi-model worker's: one for all of its models
 
     def answer(version: str) -> bytes:
-        handler = HooksHandler.load(programs[version], programs[version].parent.parent, ServingSettings())
+        handler = HooksHandler.load(
+            programs[version], programs[version].parent.parent, ServingSettings(), server
+        )
         return handler.invoke(InferenceRequest(_Body(), "text/csv", "text/plain", None, "id")).body
 
-    try:
-        assert [answer(v) for v in ("v1", "v2", "v1")] == [b"v1", b"v2", b"v1"]
-    finally:
-        for name in ("helper", "inference"):
-            sys.modules.pop(name, None)
-        for program in programs.values():
-            while str(program.parent) in sys.path:
-                sys.path.remove(str(program.parent))
+    assert [answer(v) for v in ("v1", "v2", "v1")] == [b"v1", b"v2", b"v1"]
+
+
+def test_what_one_server_imported_is_its_own_record(tmp_path):
+    """The code directories a server's programs came from were a module-level set shared by every
+    load in the process; each server (the single-model app, a multi-model worker's factory) now
+    keeps its own, and a load through one leaves another's record as it was."""
+    programs = [_program_with_helper(tmp_path / v, v) for v in ("v1", "v2")]
+    first, second = hooks.UserModules(), hooks.UserModules()
+    first.import_program(programs[0])
+    for name in ("inference", "helper"):  # the second server runs in a process of its own
+        sys.modules.pop(name)
+    sys.path.remove(str(programs[0].parent))
+    assert second.import_program(programs[1]).helper.VERSION == "v2"
+    assert first.code_dirs == {str(programs[0].parent)}
+    assert second.code_dirs == {str(programs[1].parent)}
+    assert not hasattr(hooks, "_code_dirs")
 
 
 @pytest.mark.parametrize("name", ["X-Amzn-SageMaker-Custom-Attributes", "x-amzn-sagemaker-custom-attributes"])
@@ -453,3 +497,44 @@ def test_start_up_looks_for_the_program_in_each_place_once(tmp_path, monkeypatch
     code = base / "code" if where == "downloaded" else folder / "code"
     assert isinstance(handler, HooksHandler) and handler.program == code / "inference.py"
     assert len(looked) == len(set(looked)), looked  # no place looked in twice
+
+
+def _named_program(directory: Path, name: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    program = directory / f"{name}.py"
+    program.write_text("def transform_fn(model, body, content_type, accept):\n    return ''\n")
+    return program
+
+
+def test_a_program_named_like_an_installed_module_not_imported_yet_is_refused(tmp_path, monkeypatch):
+    """Only modules already imported (or the standard library's) were refused: the first import of
+    the installed module, after the program was registered under its name, got the program."""
+    site = tmp_path / "site"
+    (site / "byoc_probe_pkg").mkdir(parents=True)
+    (site / "byoc_probe_pkg" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(site))
+    program = _named_program(tmp_path / "code", "byoc_probe_pkg")
+    with pytest.raises(ModelLoadError) as caught:
+        hooks.UserModules().import_program(program)
+    assert str(caught.value) == (
+        f"{program}: its module name 'byoc_probe_pkg' is that of an installed module "
+        f"({site / 'byoc_probe_pkg' / '__init__.py'}), which it would replace for the whole server (the "
+        "first import of byoc_probe_pkg would get this file); rename the file (e.g. "
+        "byoc_probe_pkg_inference.py) and SAGEMAKER_PROGRAM with it"
+    )
+
+
+def test_a_folder_of_that_name_or_another_models_module_is_no_installed_module(tmp_path, monkeypatch):
+    """A directory without __init__.py on the path (a namespace package to Python: /opt/ml/model
+    from the working directory) and a module of another model's code folder are not the server's."""
+    site = tmp_path / "site"
+    (site / "byoc_probe_dir").mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(site))
+    server = hooks.UserModules()
+    server.import_program(_named_program(tmp_path / "code", "byoc_probe_dir"))
+    first = _named_program(tmp_path / "a" / "code", "inference")
+    (first.parent / "byoc_probe_helper.py").write_text("")
+    server.import_program(first)
+    assert server.import_program(
+        _named_program(tmp_path / "b" / "code", "byoc_probe_helper")
+    ).__file__ == str(tmp_path / "b" / "code" / "byoc_probe_helper.py")

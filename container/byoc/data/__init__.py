@@ -31,6 +31,19 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class InputNaming:
+    """How a message about an input as a whole (no data files, only empty ones) names it and the
+    setting that chose its files: a training channel, or the ProcessingInput evaluate reads."""
+
+    name: str
+    setting: str
+
+    @classmethod
+    def channel(cls, channel: str) -> InputNaming:
+        return cls(f"channel '{channel}'", "the S3 prefix given for this channel")
+
+
+@dataclass(frozen=True)
 class ChannelData:
     """A channel read into one frame.
 
@@ -178,7 +191,7 @@ def _unwrap_files(channel: str, mode: str, sources: list[Source]) -> list[Source
     return out
 
 
-def _with_records(channel: str, sources: list[Source]) -> list[Source]:
+def _with_records(naming: InputNaming, sources: list[Source]) -> list[Source]:
     """The sources that hold something: empty ones (an S3 "folder" marker) and ones holding only
     line breaks or spaces (``echo > f``; pandas' empty frame) are skipped alike, the latter with
     a log line; a channel of nothing else is refused."""
@@ -190,9 +203,9 @@ def _with_records(channel: str, sources: list[Source]) -> list[Source]:
             log.info("%s holds only line breaks or spaces: skipped, as an empty file is", source.name)
     if not nonempty:
         raise DataError(
-            f"channel '{channel}': every file is empty or holds only blank lines "
+            f"{naming.name}: every file is empty or holds only blank lines "
             f"({', '.join(s.name for s in sources[:5])}{', ...' if len(sources) > 5 else ''}); "
-            "upload the data again (check the S3 prefix given for this channel)",
+            f"upload the data again (check {naming.setting})",
             code="empty_file",
         )
     return nonempty
@@ -208,6 +221,7 @@ def read_channel(
     label: int | str | None = None,
     like: SparseLayout | None = None,
     like_type: tuple[str, str] | None = None,
+    naming: InputNaming | None = None,
 ) -> ChannelData:
     """Read every input of ``channel`` into one frame (see the module docstring); ``typed=False``
     for a channel the train channel's schema types (validation, test: see ``tabular.to_frame``);
@@ -215,7 +229,9 @@ def read_channel(
     to type as labels (``byoc.training._typed_label``); ``like`` the train channel's libsvm
     layout for an evaluation channel to follow (``ChannelData.layout``); ``like_type``, the train
     channel's (name, media type), which an evaluation channel without ContentType takes: its
-    columns are train's, and SageMaker users set ContentType on the train input and forget the rest."""
+    columns are train's, and SageMaker users set ContentType on the train input and forget the rest;
+    ``naming``: how a message about the input as a whole names it (the channel by default)."""
+    naming = naming or InputNaming.channel(channel)
     config = env.channels.get(channel) or ChannelConfig(channel)
     mt = _media_type(channel, config, content_type, like_type)
     header = _declared_header(channel, mt, header, like_type is not None)
@@ -234,11 +250,11 @@ def read_channel(
             sources = _unwrap_files(channel, config.input_mode, sources)
     if not sources:
         raise DataError(
-            f"channel '{channel}': no data files in {where} (names starting with '.' or '_' are "
-            "skipped); check the S3 prefix given for this channel",
+            f"{naming.name}: no data files in {where} (names starting with '.' or '_' are "
+            f"skipped); check {naming.setting}",
             code="empty_channel",
         )
-    nonempty = _with_records(channel, sources)
+    nonempty = _with_records(naming, sources)
     plain_pipe = config.input_mode == "Pipe" and not config.recordio and mt.essence != media.PARQUET
     if plain_pipe:
         _check_final_newline(channel, nonempty[0])

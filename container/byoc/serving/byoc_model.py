@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from byoc.errors import a_type
 from byoc.serving.inference import Predictor
 from byoc.serving.output import PREDICTED_LABEL, PROBABILITIES
 from byoc.serving.schema import Batch
@@ -65,7 +66,7 @@ class ByocModel:
         of = f" of {type(rows.flat[0]).__name__}" if rows is not None and rows.size else ""
         shape = f" of shape {rows.shape}" if rows is not None and rows.ndim != 1 else ""
         raise NotRows(
-            f"{what} a {type(X).__name__}{of}{shape}; byoc's model predicts on a pandas DataFrame "
+            f"{what} {a_type(X)}{of}{shape}; byoc's model predicts on a pandas DataFrame "
             f"or a list of rows (one list of the {schema.width} feature values per record)"
         )
 

@@ -44,7 +44,7 @@ from byoc.errors import ModelLoadError
 from byoc.serving.settings import ServingSettings
 
 if TYPE_CHECKING:  # hooks imports this module
-    from byoc.serving.hooks import UserCode
+    from byoc.serving.hooks import UserCode, UserModules
 
 log = logging.getLogger("byoc.serving")
 
@@ -125,12 +125,14 @@ def load(
     settings: ServingSettings,
     environ: Mapping[str, str] | None = None,
     code: UserCode | None = None,
+    modules: UserModules | None = None,
 ) -> Handler:
     """The handler for one model directory, with ``memory_bytes`` measured around the load.
 
     The user's inference hooks when they put a program there (see :mod:`byoc.serving.hooks`),
     else byoc's own model; ``code``: where start-up found them already (fetch_submit_directory),
-    so they are not looked for twice.
+    so they are not looked for twice; ``modules``: the programs the server imported before
+    (a multi-model worker loads many: :class:`~byoc.serving.hooks.UserModules`).
 
     The resident-memory growth is the measure; where it reads as nothing (memory the
     allocator already held), the model's size on disk stands in.
@@ -149,7 +151,7 @@ def load(
         handler: Handler = (
             ModelHandler.load(model_dir, settings)
             if program is None
-            else HooksHandler.load(program, model_dir, settings)
+            else HooksHandler.load(program, model_dir, settings, modules)
         )
     grown = resident_bytes() - before
     handler.memory_bytes = grown if grown > 0 else _disk_bytes(model_dir)

@@ -36,6 +36,7 @@ directory, or an ``s3://`` sourcedir.tar.gz that :func:`fetch_submit_directory` 
 from __future__ import annotations
 
 import http
+import importlib.machinery
 import importlib.util
 import inspect
 import logging
@@ -43,7 +44,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -55,7 +56,7 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header, parse_options_header
 
 from byoc import artifact, user_script
-from byoc.errors import ConfigError, HookError, ModelLoadError, UserError
+from byoc.errors import ConfigError, HookError, ModelLoadError, UserError, a_type
 from byoc.serving import cells, codecs
 from byoc.serving.builtin import decode_batches, default_accept, prepare
 from byoc.serving.byoc_model import ByocModel, NotRows
@@ -291,7 +292,7 @@ class Hook:
         expected = HOOK_ARGUMENTS[name]
         usage = f"{name}({', '.join(expected)}[, context])"
         if not callable(fn):
-            raise ConfigError(f"{source}: {name} is a {type(fn).__name__}, not a function; define {usage}")
+            raise ConfigError(f"{source}: {name} is {a_type(fn)}, not a function; define {usage}")
         try:
             parameters = list(inspect.signature(fn).parameters.values())
         except (TypeError, ValueError):  # a builtin or C function: trust it
@@ -479,14 +480,14 @@ def _bad_prediction(what: str) -> HookError:
 def _described(prediction: Any) -> str:
     """What a predict_fn answer that is not one value per record is: its type and shape, or
     the first record that is itself a list when the rows are of different lengths."""
-    name = type(prediction).__name__
+    what = a_type(prediction)
     if not isinstance(prediction, cells.NESTED):
-        return f"a {name}, not a list"
+        return f"{what}, not a list"
     try:
-        return f"a {name} of shape {np.shape(prediction)}"
+        return f"{what} of shape {np.shape(prediction)}"
     except ValueError:  # rows of different lengths, or values mixed with rows
         index, value = next((i, v) for i, v in enumerate(prediction) if isinstance(v, cells.NESTED))
-        return f"a {name} whose record {index + 1} is a {type(value).__name__} of {len(value)} values"
+        return f"{what} whose record {index + 1} is {a_type(value)} of {len(value)} values"
 
 
 def _encoder_default(settings: ServingSettings) -> str | None:
@@ -497,80 +498,109 @@ def _encoder_default(settings: ServingSettings) -> str | None:
         return None
 
 
-# The code directories of the programs this process imported (a multi-model endpoint: many).
-_code_dirs: set[str] = set()
-
-
-def _forget_user_modules() -> None:
-    """Drop the modules earlier programs loaded from their code directories from sys.modules.
-
-    Python caches modules by name, so a second model's ``import helper`` would get the first
-    model's helper.py: a multi-model endpoint would answer with the other model's code, silently,
-    and which copy won would depend on the order each worker happened to load them.  The earlier
-    programs keep the modules they imported at their top level (their globals hold them).
-    """
-    prefixes = tuple(d + os.sep for d in _code_dirs)
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if isinstance(file, str) and file.startswith(prefixes):
-            del sys.modules[name]
-
-
 def _frames(exc: BaseException) -> list[tuple[str, int]]:
     """(file, line) of each frame ``exc`` passed through, outermost first."""
     return [(frame.filename, frame.lineno or 0) for frame in traceback.extract_tb(exc.__traceback__)]
 
 
-def _refuse_shadowing(program: Path) -> None:
+def _refuse_shadowing(program: Path, code_dirs: Collection[str]) -> None:
     """ModelLoadError when the program's module name is one the server itself uses (``numpy.py``,
     ``byoc.py``, ``json.py``): registered under that name it replaced the real module for the whole
     process, and the failure surfaced far away (model.joblib "cannot be loaded: Can't get attribute
-    'ndarray' on <module 'numpy' from .../code/numpy.py>")."""
+    'ndarray' on <module 'numpy' from .../code/numpy.py>").  So does a module installed but not
+    imported yet (``sklearn_extra.py``): the first ``import sklearn_extra``, the model's unpickling
+    among them, would get the program.  ``code_dirs``: the users' folders, whose modules are theirs."""
     name = program.stem
+    rename = f"rename the file (e.g. {name}_inference.py) and SAGEMAKER_PROGRAM with it"
     taken = sys.modules.get(name)
-    if taken is None and name not in sys.stdlib_module_names:
-        return
-    where = getattr(taken, "__file__", None) or "Python's standard library"
-    raise ModelLoadError(
-        f"{program}: its module name '{name}' is that of a module the server uses ({where}), which it "
-        f"would replace; rename the file (e.g. {name}_inference.py) and SAGEMAKER_PROGRAM with it"
-    )
-
-
-def _import(program: Path) -> ModuleType:
-    """Import the user's program as a module named after the file, its folder first on sys.path
-    and its imports its own (see :func:`_forget_user_modules`)."""
-    code_dir = str(program.parent)
-    _forget_user_modules()
-    _refuse_shadowing(program)
-    _code_dirs.add(code_dir)
-    if code_dir in sys.path:
-        sys.path.remove(code_dir)
-    sys.path.insert(0, code_dir)
-    spec = importlib.util.spec_from_file_location(program.stem, program)
-    if spec is None or spec.loader is None:
-        raise ModelLoadError(f"{program}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[program.stem] = module
-    try:
-        spec.loader.exec_module(module)
-    except SystemExit as exc:
+    if taken is not None or name in sys.stdlib_module_names:
+        where = getattr(taken, "__file__", None) or "Python's standard library"
         raise ModelLoadError(
-            f"{program}: importing it failed: it {_exited(exc)} (argparse at module level? run a training "
-            'script\'s main code only under `if __name__ == "__main__":`)'
-        ) from None
-    except Exception as exc:
-        log.exception("importing %s failed", program)
-        where = user_script.deepest_line(_frames(exc), program.parent)
-        fix = (
-            "; " + user_script.missing_module_fix(exc.name, str(program.parent))
-            if isinstance(exc, ModuleNotFoundError) and exc.name
-            else ""
+            f"{program}: its module name '{name}' is that of a module the server uses ({where}), which it "
+            f"would replace; {rename}"
         )
+    installed = _installed(name, {str(program.parent), *code_dirs})
+    if installed is not None:
         raise ModelLoadError(
-            f"{program}: importing it failed: {type(exc).__name__}: {exc}{f' (at {where})' if where else ''}{fix}"
-        ) from exc
-    return module
+            f"{program}: its module name '{name}' is that of an installed module ({installed}), which it "
+            f"would replace for the whole server (the first import of {name} would get this file); {rename}"
+        )
+
+
+def _installed(name: str, code_dirs: Collection[str]) -> str | None:
+    """The file the server would import module ``name`` from, outside the users' code folders
+    (None: none; a directory without ``__init__.py`` is no module of anyone's)."""
+    if not name.isidentifier():
+        return None
+    theirs = {os.path.abspath(d) for d in code_dirs}
+    paths = [p for p in sys.path if os.path.abspath(p or os.curdir) not in theirs]
+    spec = importlib.machinery.PathFinder.find_spec(name, paths)
+    return spec.origin if spec is not None and spec.has_location and spec.origin else None
+
+
+class UserModules:
+    """The programs one server imports, each with the modules of its own code directory.
+
+    Python caches modules by name, so a second model's ``import helper`` would get the first
+    model's helper.py: a multi-model endpoint would answer with the other model's code, silently,
+    and which copy won would depend on the order each worker happened to load them.  So before a
+    program is imported, the modules earlier programs loaded from their code directories leave
+    sys.modules (those programs keep what they imported at their top level: their globals hold it).
+
+    One per server, passed to each load: the single-model app's one load, a multi-model worker's
+    handler factory for all of its models.
+    """
+
+    def __init__(self) -> None:
+        self._code_dirs: set[str] = set()
+
+    @property
+    def code_dirs(self) -> frozenset[str]:
+        """The code directories of the programs this server imported."""
+        return frozenset(self._code_dirs)
+
+    def _forget(self) -> None:
+        """Drop the modules of the earlier programs' code directories from sys.modules."""
+        prefixes = tuple(d + os.sep for d in self._code_dirs)
+        for name, module in list(sys.modules.items()):
+            file = getattr(module, "__file__", None)
+            if isinstance(file, str) and file.startswith(prefixes):
+                del sys.modules[name]
+
+    def import_program(self, program: Path) -> ModuleType:
+        """Import the user's program as a module named after the file, its folder first on
+        sys.path and its imports its own."""
+        code_dir = str(program.parent)
+        self._forget()
+        _refuse_shadowing(program, self._code_dirs)
+        self._code_dirs.add(code_dir)
+        if code_dir in sys.path:
+            sys.path.remove(code_dir)
+        sys.path.insert(0, code_dir)
+        spec = importlib.util.spec_from_file_location(program.stem, program)
+        if spec is None or spec.loader is None:
+            raise ModelLoadError(f"{program}: cannot be imported as a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[program.stem] = module
+        try:
+            spec.loader.exec_module(module)
+        except SystemExit as exc:
+            raise ModelLoadError(
+                f"{program}: importing it failed: it {_exited(exc)} (argparse at module level? run a training "
+                'script\'s main code only under `if __name__ == "__main__":`)'
+            ) from None
+        except Exception as exc:
+            log.exception("importing %s failed", program)
+            where = user_script.deepest_line(_frames(exc), program.parent)
+            fix = (
+                "; " + user_script.missing_module_fix(exc.name, str(program.parent))
+                if isinstance(exc, ModuleNotFoundError) and exc.name
+                else ""
+            )
+            raise ModelLoadError(
+                f"{program}: importing it failed: {type(exc).__name__}: {exc}{f' (at {where})' if where else ''}{fix}"
+            ) from exc
+        return module
 
 
 def _schema_of(model: Any, model_dir: Path, source: str) -> RequestSchema | None:
@@ -625,11 +655,14 @@ class HooksHandler:
             self.fields = default_fields(settings.inference_output, available, self.supported)
 
     @classmethod
-    def load(cls, program: Path, model_dir: Path, settings: ServingSettings) -> HooksHandler:
-        """Install, import, check the hooks, and run model_fn: once, in the master."""
+    def load(
+        cls, program: Path, model_dir: Path, settings: ServingSettings, modules: UserModules | None = None
+    ) -> HooksHandler:
+        """Install, import, check the hooks, and run model_fn: once, in the master.  ``modules``:
+        the server's programs, when it loads more than one (a multi-model worker's)."""
         source = str(program)
         user_script.install_requirements(program.parent)  # the code folder is on sys.path: no package install
-        module = _import(program)
+        module = (modules or UserModules()).import_program(program)
         user = {name: hook for name in HOOK_ARGUMENTS if (hook := Hook.bind(module, name, source))}
         if "transform_fn" in user and user.keys() & {"input_fn", "predict_fn", "output_fn"}:
             mixed = ", ".join(sorted(user.keys() & {"input_fn", "predict_fn", "output_fn"}))
@@ -658,7 +691,7 @@ class HooksHandler:
                 )
             if "predict_fn" not in user and not hasattr(model, "predict"):
                 raise ConfigError(
-                    f"{source}: model_fn returned a {type(model).__name__}, which has no predict(); "
+                    f"{source}: model_fn returned {a_type(model)}, which has no predict(); "
                     "define predict_fn(input_data, model)"
                 )
             hooks.setdefault("input_fn", Hook("input_fn", byoc_hooks.input_fn, False, True, "byoc"))
@@ -740,7 +773,7 @@ class HooksHandler:
         elif not isinstance(body, bytes):
             shape = f" of {len(result)} items" if isinstance(result, tuple) else ""
             raise HookError(
-                f"{hook} of {self.program.name} returned a {type(body).__name__}{shape}; {usage} "
+                f"{hook} of {self.program.name} returned {a_type(body)}{shape}; {usage} "
                 "(encode it yourself, e.g. json.dumps(...))",
                 code="bad_output",
             )

@@ -67,15 +67,18 @@ def handler_factory(
     serving uses.
 
     A model whose code brings a requirements.txt is loaded under ``install_lock``: workers load
-    on demand, and two pip processes must not install into one environment at once.
+    on demand, and two pip processes must not install into one environment at once.  The models'
+    programs are imported through one :class:`~byoc.serving.hooks.UserModules`, so each gets its
+    own helpers.
     """
+    modules = hooks.UserModules()
 
     def load(model_dir: Path) -> Handler:
         if (model_dir / hooks.CODE_DIR / user_script.REQUIREMENTS).is_file():
             with _exclusive(install_lock):
-                handler = handlers.load(model_dir, settings, environ)
+                handler = handlers.load(model_dir, settings, environ, modules=modules)
         else:
-            handler = handlers.load(model_dir, settings, environ)
+            handler = handlers.load(model_dir, settings, environ, modules=modules)
         handlers.warm_up(handler)  # as at start-up: a model that cannot predict is refused
         return handler
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from byoc import json_objects
-from byoc.errors import DataError, PayloadTooLarge, SchemaError
+from byoc.errors import DataError, PayloadTooLarge, SchemaError, a_type
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.output import Prediction
 from byoc.serving.schema import FLOAT32_MAX, Batch, RequestSchema
@@ -144,7 +144,7 @@ def batch_from_document(document: Any, schema: RequestSchema) -> Batch:
         return batch_from_items(document, schema)
     if not isinstance(document, dict):
         raise SchemaError(
-            f"the JSON body is a {type(document).__name__}; send an object such as "
+            f"the JSON body is {a_type(document)}; send an object such as "
             '{"instances": [[...]]} or a list of rows',
             code="bad_shape",
         )
@@ -177,7 +177,7 @@ def batch_from_document(document: Any, schema: RequestSchema) -> Batch:
                     return schema.from_columns(inner)
                 return schema.from_records([inner])
             raise SchemaError(
-                f'"{key}" must hold a list of rows or records, got a {type(inner).__name__}', code="bad_shape"
+                f'"{key}" must hold a list of rows or records, got {a_type(inner)}', code="bad_shape"
             )
     # a single record, or the built-in algorithms' single {"features": [...]}, a row as in a list
     return batch_from_items([document], schema)
