@@ -297,6 +297,13 @@ def run_job(
         log.info("ML root: %s", paths.base)
         progress.phase = "checking that model/ and output/ can be written"
         check_writable(paths)
+        progress.phase = "emptying model/ of files an earlier run left"
+        if held := artifact.clear(paths.model_dir):
+            log.warning(
+                "model/ held %s before training (an earlier attempt of this job, or an earlier run on "
+                "this ML root): removed, so model.tar.gz holds this job's model alone",
+                ", ".join(held),
+            )
         choose(env)(env, progress)
         return EXIT_OK
     except JobStopped as exc:  # a soft stop (algorithm=auto) with nothing to save
