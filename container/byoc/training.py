@@ -644,19 +644,22 @@ def _train(
     )
 
     step = fit_step or _fit_step(params["algorithm"])
-    result = step(
-        fit.FitInput(
-            env=env,
-            params=params,
-            problem_type=problem_type,
-            features=features,
-            channels=encoded,
-            n_classes=n_classes,
-            progress=progress,
-            classes=tuple(labels.classes) if labels is not None else None,
-            target=_target_name(spec),
-        )
+    fit_input = fit.FitInput(
+        env=env,
+        params=params,
+        problem_type=problem_type,
+        features=features,
+        channels=encoded,
+        n_classes=n_classes,
+        progress=progress,
+        classes=tuple(labels.classes) if labels is not None else None,
+        target=_target_name(spec),
     )
+    result = step(fit_input)
+    if "train" in result.metrics and (
+        warning := fit.worse_than_constant(fit_input, params, result.metrics["train"])
+    ):
+        log.warning("train: %s", warning)
     for name, values in result.metrics.items():
         for line in metrics.log_lines(name, values):
             print(line, flush=True)
