@@ -256,6 +256,28 @@ def _stage_and_commit(
     os.replace(json_path, model_dir / METADATA_FILE)
 
 
+def clear(model_dir: Path) -> list[str]:
+    """Empty ``model_dir`` before a job writes its model, returning the names it held.
+
+    SageMaker packs the whole directory into model.tar.gz, and serve runs any code/inference.py
+    it finds there: what an earlier attempt of a retried job (or an earlier run on the same local
+    root) left would be served beside, or instead of, the new model.  A symbolic link is removed,
+    never followed.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    held = sorted(entry.name for entry in model_dir.iterdir())
+    for name in held:
+        entry = model_dir / name
+        with oserrors.naming(entry):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    return held
+
+
 def discard_staging(model_dir: Path) -> None:
     """Remove leftovers of an interrupted :func:`save` (called on failure paths)."""
     model_dir = Path(model_dir)

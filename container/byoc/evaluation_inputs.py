@@ -181,7 +181,7 @@ def check_label_column(
     """Test data without the label column (the layout batch transform takes), with a classifier's
     labels in another column than training's, or CSV without the header row the model was
     trained with: say so, rather than that columns differ or that a feature cell is wrong."""
-    from byoc.data import media
+    from byoc.data import csv_header, media
 
     files = channel.files_shown
     columns = [str(c) for c in channel.frame.columns]
@@ -211,13 +211,13 @@ def check_label_column(
             f"against the true labels: add the '{spec.name}' column to every test file{renamed}",
             code="no_label",
         )
-    if channel.content_type == media.CSV and not set(columns) & {spec.name, *features}:
-        trained = ", ".join([spec.name, *features][:6]) + (", ..." if len(features) > 5 else "")
+    if channel.content_type != media.CSV:
+        return
+    said = csv_header.data_read_as_header(files, columns, [spec.name, *features], "the model's")
+    if said is not None:
         unflag = " and leave out --header false" if header_flag is False else ""
         raise SchemaError(
-            f"{files}: none of the model's columns ({trained}) is in the header row, which reads "
-            f"{', '.join(columns[:6])}{', ...' if len(columns) > 6 else ''}: that looks like data. "
-            f"The model was trained on CSV with a header row: add it to the test files{unflag}",
+            f"{said} The model was trained on CSV with a header row: add it to the test files{unflag}",
             code="no_header",
         )
 

@@ -150,9 +150,16 @@ def worse_than_constant(
 
 def _likely_cause(inputs: FitInput, params: Mapping[str, Any]) -> str:
     """The algorithm hyperparameters the job set away from their defaults, the step sizes and
-    penalties first; or that there are none."""
+    penalties first; or that there are none.  For ``auto``, that it chose by held-out scores."""
     from byoc import algorithms, hyperparameters
 
+    if params["algorithm"] == "auto":
+        return (
+            f"auto chose it by its held-out score (validation: in metrics.json), which it does not "
+            f"come near on the {len(inputs.train.y)} rows it was refitted on: too few rows to choose "
+            "a model by held-out scores; add rows, or set algorithm to one model. The model is saved "
+            "as trained"
+        )
     given = hyperparameters.given_names(inputs.env.hyperparameters)
     # this algorithm's own defaults: algorithms share names with other defaults (min_samples_leaf
     # is 1 for the forests and 20 for gradient_boosting, max_iter 100, 1000 or 1,000,000)
@@ -223,9 +230,6 @@ def builtin(inputs: FitInput) -> FitOutput:
         for name, data in inputs.channels.items():
             inputs.progress.phase = f"evaluating {params['algorithm']} on channel '{name}'"
             scores[name] = evaluate(inputs.problem_type, pipeline, data, inputs.n_classes)
-        warning = worse_than_constant(inputs, params, scores["train"])
-        if warning:
-            log.warning("train: %s", warning)
         inputs.progress.phase = f"describing the fitted {params['algorithm']}"
         details = algorithms.describe(pipeline, train.X, train.y)
     except MemoryError as exc:

@@ -289,6 +289,8 @@ def run_job(
 
     csvfields.allow_fields(csvfields.TRAINING_ROW_BYTES)  # the csv module reads any row training reads
     try:
+        progress.phase = "removing what an earlier run left in model/"
+        clear_earlier_outputs(paths)
         progress.phase = "reading the job configuration"
         env = TrainingEnvironment.from_files(paths, environ)
         if configure_logging:
@@ -335,6 +337,21 @@ def run_job(
     finally:
         if not progress.saved:
             artifact.discard_staging(paths.model_dir)
+
+
+def clear_earlier_outputs(paths: MLPaths) -> None:
+    """Empty model/ of what an earlier attempt of a retried job (or an earlier run on the same
+    local ML root) left there, before anything of this job runs: SageMaker packs all of it into
+    model.tar.gz, and serve then ran a leftover code/inference.py instead of the new model.
+    (An existing output/failure is kept: a failure file is never overwritten.)"""
+    from byoc import artifact
+
+    if held := artifact.clear(paths.model_dir):
+        log.warning(
+            "model/ held %s before training (an earlier attempt of this job, or an earlier run on this "
+            "ML root): removed, so model.tar.gz holds this job's model alone",
+            ", ".join(held),
+        )
 
 
 def check_writable(paths: MLPaths) -> None:

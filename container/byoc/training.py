@@ -344,6 +344,32 @@ def _typed_label(y: pd.Series, *, as_text: bool = False) -> pd.Series:
     return typed
 
 
+def check_header_rows(channels: Mapping[str, ChannelData]) -> None:
+    """Refuse a CSV validation or test channel read with a header row, as train's files have one,
+    whose header names none of train's columns: its files lack the header row, their first data
+    row was taken for it, and the failure blamed a missing target column."""
+    from byoc.data import csv_header, media
+    from byoc.errors import SchemaError
+
+    train = channels["train"]
+    if train.content_type != media.CSV or not train.has_header:
+        return
+    expected = [str(c) for c in train.frame.columns]
+    for name in EVAL_CHANNELS:
+        channel = channels.get(name)
+        if channel is None or channel.content_type != media.CSV or not channel.has_header:
+            continue
+        said = csv_header.data_read_as_header(
+            channel.files_shown, list(channel.frame.columns), expected, "the train channel's"
+        )
+        if said is not None:
+            raise SchemaError(
+                f"{said} The train channel's files start with a header row, and validation and test "
+                f"files are read laid out like them: add it to every file of channel '{name}'",
+                code="no_header",
+            )
+
+
 def check_same_columns(
     train: Split, other: Split, channel: str, may_lack: frozenset[str] = frozenset()
 ) -> None:
@@ -538,6 +564,7 @@ def _train(
     channels = read_channels(env, params, progress)
     target_given = "target" in hyperparameters.given_names(env.hyperparameters)
     spec = resolve_target(channels["train"], "train", params["target"], given=target_given)
+    check_header_rows(channels)
     splits = {name: split_target(ch, name, spec) for name, ch in channels.items()}
     optional = absent_keys.optional_columns(
         splits["train"].X, channels["train"].content_type, records=channels["train"].has_header
@@ -617,19 +644,22 @@ def _train(
     )
 
     step = fit_step or _fit_step(params["algorithm"])
-    result = step(
-        fit.FitInput(
-            env=env,
-            params=params,
-            problem_type=problem_type,
-            features=features,
-            channels=encoded,
-            n_classes=n_classes,
-            progress=progress,
-            classes=tuple(labels.classes) if labels is not None else None,
-            target=_target_name(spec),
-        )
+    fit_input = fit.FitInput(
+        env=env,
+        params=params,
+        problem_type=problem_type,
+        features=features,
+        channels=encoded,
+        n_classes=n_classes,
+        progress=progress,
+        classes=tuple(labels.classes) if labels is not None else None,
+        target=_target_name(spec),
     )
+    result = step(fit_input)
+    if "train" in result.metrics and (
+        warning := fit.worse_than_constant(fit_input, params, result.metrics["train"])
+    ):
+        log.warning("train: %s", warning)
     for name, values in result.metrics.items():
         for line in metrics.log_lines(name, values):
             print(line, flush=True)

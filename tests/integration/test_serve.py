@@ -224,6 +224,24 @@ def test_missing_content_type_means_json(binary):
     assert response.headers["Content-Type"].startswith("application/json")
 
 
+@pytest.mark.parametrize("content_type", [None, ""], ids=["absent", "empty"])
+@pytest.mark.parametrize("body", ["csv", "jsonlines"])
+def test_a_body_that_is_not_json_without_a_content_type_is_told_it_was_read_as_json(
+    binary, content_type, body
+):
+    """A batch transform or invoke_endpoint call without ContentType sends CSV rows with no
+    Content-Type: the 400 said only "the JSON body is not valid JSON (line 1, column 3: Extra data)"
+    about a body its sender knew to be CSV, naming neither the missing header nor the fix."""
+    rows = sm.features("binary").iloc[:3]
+    data = support.csv_bytes(rows, target=None) if body == "csv" else support.jsonlines_bytes(rows)
+    response = binary.invoke(data, content_type=content_type)
+    assert_error(
+        response, 400, "undecodable_body", "not valid JSON", "no Content-Type", "read as application/json"
+    )
+    explicit = binary.invoke(data, content_type="application/json")
+    assert "no Content-Type" not in assert_error(explicit, 400, "undecodable_body")["message"]
+
+
 @pytest.mark.parametrize("layout", ["rows", "records"])
 def test_jsonlines_rows_or_records(binary, layout):
     rows = sm.features("binary").iloc[:15]

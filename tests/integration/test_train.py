@@ -682,3 +682,55 @@ def _parquet(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     return buffer.getvalue()
+
+
+def _leave_a_previous_model(root: Path) -> None:
+    """What a retried job's earlier attempt (or an earlier local run on the same root) left in
+    model/: its model files, an inference hook that answers "old", a stray file and folder."""
+    model = root / "model"
+    (model / "model.joblib").write_bytes(b"an earlier attempt's model")
+    (model / "model.json").write_text("{}", encoding="utf-8")
+    (model / "notes.txt").write_text("old", encoding="utf-8")
+    (model / "code").mkdir()
+    (model / "code" / "inference.py").write_text(
+        "def predict_fn(data, model):\n    return ['old'] * len(data)\n", encoding="utf-8"
+    )
+
+
+def test_a_model_directory_holding_an_earlier_model_is_replaced_whole(tmp_path):
+    """model/ is packed whole into model.tar.gz: an earlier attempt's code/inference.py, left
+    beside the new model, was served in its place (every answer "old", exit 0 and a model that
+    looked right)."""
+    import serving_models
+
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": {"train.csv": csv_bytes(MIXED, target="deposit", header=True)}},
+        hyperparameters={"target": "deposit", "algorithm": "decision_tree", "max_depth": 4},
+    )
+    _leave_a_previous_model(root)
+    result = run_train(root)
+    trained_on_mixed(root, result, "decision_tree", channels=("train",))
+    assert "model/ held code, model.joblib, model.json, notes.txt before training" in result.stdout
+    server = serving_models.start(root, workers=1)
+    try:
+        body = csv_bytes(MIXED.drop(columns=["deposit"]).iloc[:20], target=None)
+        answer = server.invoke(body, "text/csv", "text/csv")
+    finally:
+        server.stop()
+    assert answer.status_code == 200, answer.text
+    assert set(answer.text.split()) <= {"yes", "no"}
+
+
+def test_a_failed_job_leaves_no_earlier_model_in_the_model_directory(tmp_path):
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": {"train.csv": "deposit,age\nyes,1\nyes,2\n"}},
+        hyperparameters={"target": "deposit"},
+    )
+    _leave_a_previous_model(root)
+    result = run_train(root)
+    assert result.returncode == 1 and read_failure(root).startswith(
+        "target column 'deposit' has a single value"
+    )
+    assert model_dir_entries(root) == []

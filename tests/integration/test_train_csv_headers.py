@@ -263,3 +263,28 @@ def test_header_decision_is_logged_with_its_reason(tmp_path):
     log = trained_right(root, run_train(root), rows=120, names=["f0", "f1", "f2", "f3"])
     assert re.search(r"train/a\.csv: line 1 read as data \(columns 1, 2 hold numbers as below \(.*", log)
     assert "the channel's 1 other file(s) start alike" in log
+
+
+@pytest.mark.parametrize("channel", ["validation", "test"])
+@pytest.mark.parametrize("target", ["deposit", "0"], ids=["by-name", "by-index"])
+def test_an_evaluation_channel_without_the_train_channels_header_row_is_named_as_such(
+    tmp_path, channel, target
+):
+    """Validation and test files are read with a header row when train's have one: a file
+    without it had its first data row taken for the header, and the failure said only "channel
+    'validation' has no column 'deposit' (the target)", about a file whose column 0 holds it."""
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": {"train.csv": HEADER}, channel: {"part.csv": HEADERLESS}},
+        hyperparameters={"target": target},
+    )
+    result = run_train(root)
+    assert result.returncode == 1, result.stdout[-2000:]
+    failure = read_failure(root)
+    first_line = failure.splitlines()[0]
+    assert first_line.startswith(
+        f"{channel}/part.csv: none of the train channel's columns (deposit, age, "
+    ), failure
+    assert "is in the header row, which reads yes, 70.0, " in first_line
+    assert "that looks like data" in first_line and "add it to every file of channel" in first_line
+    assert model_dir_entries(root) == []

@@ -451,3 +451,20 @@ def _line_of(source: Source, row: list[str]) -> int | None:
         except csv.Error:  # a field past the csv module's limit (byoc.csvfields): no line to name
             return None
     return None
+
+
+def data_read_as_header(
+    files: str, columns: Sequence[object], expected: Sequence[str], whose: str
+) -> str | None:
+    """What to say when CSV ``files`` read with a header row (as ``whose`` data was: the model's,
+    the train channel's) name none of the ``expected`` columns in it: their first data row was
+    taken for the header, and a failure about a missing label column or a cell of the wrong kind
+    sent the user looking in the wrong place.  None when any expected column is there."""
+    shown = [str(c) for c in columns]
+    if set(shown) & set(expected):
+        return None
+    listed = ", ".join(expected[:6]) + (", ..." if len(expected) > 6 else "")
+    return (
+        f"{files}: none of {whose} columns ({listed}) is in the header row, which reads "
+        f"{', '.join(shown[:6])}{', ...' if len(shown) > 6 else ''}: that looks like data."
+    )

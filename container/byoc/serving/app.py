@@ -23,6 +23,7 @@ from werkzeug.wsgi import get_content_length, get_input_stream
 from byoc import csvfields, outofmemory
 from byoc.environment import MLPaths
 from byoc.errors import PayloadTooLarge, ResourceError, UserError
+from byoc.serving import codecs
 from byoc.serving.body import awaits_continue
 from byoc.serving.handler import Handler, InferenceRequest, InferenceResponse
 from byoc.serving.handler import load as load_handler
@@ -255,7 +256,8 @@ def invoke(
                 request_id=request_id,
             )
         )
-    except UserError:  # the client may still be sending: it must get this answer, not a reset
+    except UserError as exc:  # the client may still be sending: it must get this answer, not a reset
+        codecs.name_the_default(exc, environ.get("CONTENT_TYPE"))
         if not awaits_continue(environ):  # one that waits for 100 Continue sends nothing
             _drain_quietly(stream)
         raise

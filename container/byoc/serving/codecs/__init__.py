@@ -16,7 +16,7 @@ from types import MappingProxyType
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header, parse_list_header, parse_options_header
 
-from byoc.errors import NotAcceptable, UnsupportedMediaType
+from byoc.errors import NotAcceptable, UnsupportedMediaType, UserError
 from byoc.serving.codecs import csv, json, jsonlines, npy, parquet
 from byoc.serving.codecs.base import Decoder, Encoder
 
@@ -34,6 +34,7 @@ __all__ = [
     "supported_accept_types",
     "find_decoder",
     "choose_encoder",
+    "name_the_default",
 ]
 
 
@@ -79,6 +80,25 @@ def find_decoder(content_type: str | None) -> Decoder:
             f"Content-Type {content_type!r}: charset {charset!r} is not supported; send UTF-8 (charset=utf-8)"
         )
     return decoder
+
+
+DEFAULT_READ_NOTE = (
+    "; the request has no Content-Type, so its body was read as "
+    f"{DEFAULT_CONTENT_TYPE} (the default, as in the AWS toolkits): send the body's own type "
+    "(CSV rows: text/csv, one JSON value per line: application/jsonlines), with ContentType= on "
+    "invoke_endpoint or content_type= on Transformer.transform (a transform job's ContentType)"
+)
+
+
+def name_the_default(exc: UserError, content_type: str | None) -> None:
+    """Say in ``exc`` that a body without a Content-Type was read as JSON, when it could not be:
+    a CSV body sent without one (a transform job or invoke_endpoint call left without
+    ContentType) was refused as "not valid JSON (line 1, column 3: Extra data)", naming neither
+    the missing header nor the fix."""
+    if (content_type or "").strip() or exc.code != "undecodable_body" or DEFAULT_READ_NOTE in exc.message:
+        return
+    exc.message += DEFAULT_READ_NOTE
+    exc.args = (exc.message,)
 
 
 _QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")  # RFC 9110 section 12.4.2
