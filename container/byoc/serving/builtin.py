@@ -83,7 +83,8 @@ def decode_batches(
         return
     if not decoder.line_oriented:
         data = body.read()
-        refuse_wide_text(data, decoder)
+        if decoder.text:
+            refuse_wide_text(data, decoder.media_type)
         if not _blank(data):
             if decoder.batches is not None:
                 yield from decoder.batches(data, schema, limit)
@@ -127,17 +128,17 @@ def decode_batches(
 _WIDE_STARTS = frozenset({b"\xff\xfe", b"\xfe\xff"})
 
 
-def refuse_wide_text(head: bytes, decoder: codecs.Decoder) -> None:
+def refuse_wide_text(head: bytes, media_type: str) -> None:
     """A 400 naming a text body's encoding when it is UTF-16 or UTF-32 (by training's rule,
     :mod:`byoc.wide_text`), as Windows tools write CSV and JSON: read as UTF-8 it was "not UTF-8
     (byte 0)", or without a byte order mark values full of NULs ("7\\x000" is not a number)."""
-    if not decoder.text or (head[:2] not in _WIDE_STARTS and b"\x00" not in head[:2]):
+    if head[:2] not in _WIDE_STARTS and b"\x00" not in head[:2]:
         return  # the usual body, told by two bytes: a single row pays no more
     encoding = wide_text.wide_encoding(head)
     if encoding is not None:
         told = " (its first bytes are a byte order mark)" if wide_text.has_mark(head) else ""
         raise DataError(
-            f"the {decoder.media_type} body is {encoding}{told}, not UTF-8, the one encoding byoc reads; "
+            f"the {media_type} body is {encoding}{told}, not UTF-8, the one encoding byoc reads; "
             "send it encoded as UTF-8 (a file saved by a Windows tool: save it as UTF-8, such as "
             "Excel's 'CSV UTF-8' or PowerShell's -Encoding utf8)",
             code="undecodable_body",
@@ -149,7 +150,8 @@ def _utf8_only(pieces: Iterator[bytes], decoder: codecs.Decoder) -> Iterator[byt
     first = next(pieces, None)
     if first is None:
         return
-    refuse_wide_text(first, decoder)
+    if decoder.text:
+        refuse_wide_text(first, decoder.media_type)
     yield first
     yield from pieces
 
