@@ -242,6 +242,97 @@ def test_a_body_that_is_not_json_without_a_content_type_is_told_it_was_read_as_j
     assert "no Content-Type" not in assert_error(explicit, 400, "undecodable_body")["message"]
 
 
+def _with_bad_balance(rows: pd.DataFrame, row: int) -> pd.DataFrame:
+    bad = rows.astype({"balance": object})
+    bad.iloc[row - 1, list(bad.columns).index("balance")] = "plenty"
+    return bad
+
+
+def test_a_csv_error_names_the_line_where_it_is_not_the_rows_number(binary):
+    """Rows are numbered after a CSV header: "row 737" of a body with one is on line 738, and the
+    message named the row alone, which its reader took for a line.  Now the line is named too
+    wherever it differs (a header line, a quoted value over two lines before the row)."""
+    rows = _with_bad_balance(sm.features("binary").iloc[:40], 37)
+    plain = binary.invoke(csv_body(rows), "text/csv")
+    assert assert_error(plain, 400, "not_a_number")["message"].startswith("row 37, column 'balance'")
+    headed = binary.invoke(csv_body(rows, header=True), "text/csv")
+    message = assert_error(headed, 400, "not_a_number")["message"]
+    assert message.startswith("row 37 (line 38 of the body), column 'balance'"), message
+    single = binary.invoke(csv_body(rows.iloc[36:37], header=True), "text/csv")
+    assert assert_error(single, 400, "not_a_number")["message"].startswith("row 1 (line 2 of the body),")
+    spanning = 'age,balance,job,contact\n40,1000,"adm\nin",cellular\n41,2,admin\n'
+    short = assert_error(binary.invoke(spanning, "text/csv"), 400, "wrong_column_count")["message"]
+    assert short.startswith("row 2 (line 4 of the body) has 3 values"), short
+    lines = "\n".join(json.dumps(row) for row in json_rows(rows)) + "\n"  # a row per line: no line to add
+    jsonl = binary.invoke(lines, "application/jsonlines")
+    assert assert_error(jsonl, 400, "not_a_number")["message"].startswith("row 37, column 'balance'")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "text"),
+    [
+        ("text/csv", "40,1000,admin,cellular\n41,2,services,telephone\n"),
+        ("application/json", '{"instances": [[40, 1000, "admin", "cellular"]]}'),
+        ("application/jsonlines", '[40, 1000, "admin", "cellular"]\n'),
+    ],
+    ids=["csv", "json", "jsonlines"],
+)
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be-bom", "utf-16-le"])
+def test_a_utf16_body_is_named_as_utf16(binary, content_type, text, encoding):
+    """Windows tools write UTF-16 with a byte order mark: the 400 said "not UTF-8 (byte 0: invalid
+    start byte)" (JSON Lines: "line 2 ... truncated data", its first line read as UTF-16), and a
+    CSV without the mark was read as values full of NULs ("'4\\x000\\x00' is not a number")."""
+    data = b"\xfe\xff" + text.encode("utf-16-be") if encoding == "utf-16-be-bom" else text.encode(encoding)
+    mark = (
+        " (every other byte is NUL)"
+        if encoding == "utf-16-le"
+        else " (its first bytes are a byte order mark)"
+    )
+    assert_error(
+        binary.invoke(data, content_type),
+        400,
+        "undecodable_body",
+        f"the {content_type} body is UTF-16 text{mark}, not UTF-8",
+        "send it encoded as UTF-8",
+    )
+
+
+@pytest.mark.parametrize("header", [True, False], ids=["header", "no_header"])
+def test_a_utf8_byte_order_mark_is_read_past_as_training_reads_it(binary, header):
+    """Excel's 'CSV UTF-8' starts with a UTF-8 byte order mark: the first column's name (or
+    value) is read without it, as training's readers read it (byoc.data.csv_header.BOM)."""
+    rows = sm.features("binary").iloc[:5]
+    sent = rows[["balance", "age", "job", "contact"]] if header else rows  # a header in another order
+    bodies = [
+        ("text/csv", csv_body(sent, header=header)),
+        ("application/json", json.dumps({"instances": records(rows)})),
+        ("application/jsonlines", "\n".join(json.dumps(record) for record in records(rows))),
+    ]
+    for content_type, body in bodies:
+        response = binary.invoke("\ufeff" + body, content_type, accept="application/json")
+        assert labels_of(response) == expected("binary", rows), content_type
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [("null", "null"), ("true", "a boolean (true)"), ("3", "a number"), ('"age"', "a string")],
+)
+def test_a_json_body_of_one_value_is_named_in_jsons_words(binary, body, said):
+    """A JSON body of `null` was told "the JSON body is a NoneType" (true: "a bool"): Python's
+    words for what the client wrote in JSON's."""
+    assert_error(
+        binary.invoke(body, "application/json"), 400, "bad_shape", f"the JSON body is {said}; send an object"
+    )
+    assert_error(
+        binary.invoke(body + "\n", "application/jsonlines"),
+        400,
+        "bad_row",
+        f"line 1 of the JSON Lines body is {said}; each line must be a row",
+    )
+    wrapped = binary.invoke('{"instances": ' + body + "}", "application/json")
+    assert_error(wrapped, 400, "bad_shape", f'"instances" must hold a list of rows or records, got {said}')
+
+
 @pytest.mark.parametrize("layout", ["rows", "records"])
 def test_jsonlines_rows_or_records(binary, layout):
     rows = sm.features("binary").iloc[:15]

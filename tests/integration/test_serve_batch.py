@@ -143,8 +143,25 @@ def test_an_error_deep_in_a_batch_names_its_row(batch_server):
     assert response.json()["error"] == "not_a_number"
     assert f"row {good_rows + 1}, column 'balance'" in response.json()["message"]
     # a mini-batch's row 37 is not the file's line 37: the message says so, and how to find it
-    assert "counted from this request's first line" in response.json()["message"]
+    assert "numbered within this request" in response.json()["message"]
     assert "search the file for the record described" in response.json()["message"]
+
+
+def test_an_error_in_a_later_slice_of_a_csv_body_with_a_header_names_its_row_and_line(batch_server):
+    """A body of a header line (columns in another order than the model's), a value over two
+    lines and 10 MB of rows is decoded in 4 MB slices: a short row in a later slice was named
+    "row 107984", counted from that slice's first row (the column reordering numbered its rows
+    from 1), and its line, two further down, not at all."""
+    rows = sm.features("binary")[["balance", "age", "job", "contact"]]
+    block = _block(rows)
+    repeats = 10_000_000 // len(block)
+    body = _block(rows.iloc[:1], header=True) + b'1,40,"adm\nin",cellular\n' + block * repeats + b"1,2\n"
+    good_rows = 2 + block.count(b"\n") * repeats  # the row under the header, the two-line one, the block's
+    response = batch_server.invoke(body, "text/csv", timeout=300)
+    assert response.status_code == 400, response.text[:500]
+    message = response.json()["message"]
+    assert message.startswith(f"row {good_rows + 1} (line {good_rows + 3} of the body) has 2 values"), message
+    assert message.endswith(MINI_BATCH_NOTE)
 
 
 def test_only_a_batch_servers_row_numbers_say_they_count_from_the_mini_batch(batch_server):

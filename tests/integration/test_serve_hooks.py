@@ -129,12 +129,17 @@ def test_input_fn_alone_gets_text_or_bytes_and_byoc_predicts(tmp_path):
     try:
         as_bytes = server.invoke(json.dumps({"rows": ROWS.to_dict("records")}), "application/x-rows")
         as_text = server.invoke(ROWS.to_json(orient="records"), "application/json")
+        utf16 = server.invoke(ROWS.to_json(orient="records").encode("utf-16"), "application/json")
     finally:
         server.stop()
     expected = [{"predicted_label": label} for label in _expected_labels(root, ROWS)]
     assert as_bytes.status_code == 200, as_bytes.text
     assert as_bytes.json() == {"predictions": expected}
     assert as_text.json() == {"predictions": expected}
+    # a text body for input_fn is named as UTF-16 as byoc's own decoders name it (was "not UTF-8 (byte 0)")
+    assert utf16.status_code == 400, utf16.text
+    assert utf16.json()["error"] == "undecodable_body"
+    assert "the application/json body is UTF-16 text (its first bytes are a byte order mark)" in utf16.text
 
 
 def test_an_input_fn_result_byoc_cannot_predict_on_names_the_hook_not_the_clients_row(tmp_path):

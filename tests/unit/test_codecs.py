@@ -655,13 +655,15 @@ def test_a_streamed_object_repeating_dataframe_split_is_refused():
 @pytest.mark.parametrize(
     ("body", "said"),
     [
-        (b"5", "the JSON body is an int; "),
-        (b'"x"', "the JSON body is a str; "),
-        (b"1.5", "the JSON body is a float; "),
+        (b"5", "the JSON body is a number; "),
+        (b'"x"', "the JSON body is a string; "),
+        (b"1.5", "the JSON body is a number; "),
+        (b"null", "the JSON body is null; "),
+        (b"false", "the JSON body is a boolean (false); "),
     ],
 )
-def test_a_json_body_of_one_value_is_named_with_its_article(body, said):
-    """Was "the JSON body is a int"."""
+def test_a_json_body_of_one_value_is_named_in_jsons_words(body, said):
+    """Was "the JSON body is a int", then "an int", "a NoneType", "a bool": Python's names."""
     with pytest.raises(SchemaError) as caught:
         codecs.decoders()["application/json"].decode(body, SCHEMA, 0)
     assert caught.value.message.startswith(said), caught.value.message

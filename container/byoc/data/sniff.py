@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from byoc import values
 from byoc.data.csv_header import BOM
 from byoc.data.parquet_reader import MAGIC as PARQUET_MAGIC
+from byoc.wide_text import wide_encoding
 
 SET_JSONLINES = (
     "set the channel's ContentType to application/jsonlines (TrainingInput(..., "
@@ -92,12 +93,8 @@ _MAGIC: tuple[tuple[bytes, int, Foreign], ...] = (
     ),
     (b"\xfd7zXZ\x00", 0, Foreign("xz-compressed data", ONLY_GZIP, "compression")),
     (b"\x28\xb5\x2f\xfd", 0, Foreign("zstd-compressed data", ONLY_GZIP, "compression")),
-    (b"\xff\xfe\x00\x00", 0, Foreign("UTF-32 text", UTF8, "not_utf8")),
-    (b"\xff\xfe", 0, Foreign("UTF-16 text", UTF8, "not_utf8")),
-    (b"\xfe\xff", 0, Foreign("UTF-16 text", UTF8, "not_utf8")),
 )
 _BZIP2_BLOCK = b"1AY&SY"  # bzip2's block magic after "BZh" and the level digit: not text's
-_UTF16_PROBE = 64  # bytes of a BOM-less file whose every other byte is NUL: UTF-16 text
 
 
 def binary(head: bytes) -> Foreign | None:
@@ -108,10 +105,8 @@ def binary(head: bytes) -> Foreign | None:
         if magic == b"BZh" and head[4:10] != _BZIP2_BLOCK:
             continue
         return foreign
-    probe = head[:_UTF16_PROBE]
-    if len(probe) >= 4 and (set(probe[0::2]) == {0} or set(probe[1::2]) == {0}):
-        return Foreign("UTF-16 text (every other byte is NUL)", UTF8, "not_utf8")
-    return None
+    encoding = wide_encoding(head)  # the rule serving names request bodies' encodings by too
+    return Foreign(encoding, UTF8, "not_utf8") if encoding is not None else None
 
 
 _LIBSVM_PAIR = re.compile(r"qid:\d+|\d+:\S+")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from byoc import artifact
+from byoc import artifact, wide_text
 from byoc.errors import ConfigError, DataError, ModelLoadError, UserError
 from byoc.serving import codecs
 from byoc.serving import settings as settings_module
@@ -74,7 +74,8 @@ def decode_batches(
     line, its column order kept by later slices); an empty body is a 400."""
     if decoder.stream is not None:
         decoded = False
-        for batch in decoder.stream(body.line_slices(len), schema):  # raw blocks: no record cuts
+        blocks = _utf8_only(body.line_slices(len), decoder)
+        for batch in decoder.stream(blocks, schema):  # raw blocks: no record cuts
             decoded = True
             yield batch
         if not decoded:
@@ -82,6 +83,8 @@ def decode_batches(
         return
     if not decoder.line_oriented:
         data = body.read()
+        if decoder.text:
+            refuse_wide_text(data, decoder.media_type)
         if not _blank(data):
             if decoder.batches is not None:
                 yield from decoder.batches(data, schema, limit)
@@ -94,8 +97,8 @@ def decode_batches(
     first: bytes | None = None  # the first slice, kept until a second one needs its header (if any)
     header_only: DataError | None = None  # the first slice's error when it held only the header
     before = b""  # the previous slice, whose lines are counted once a next one comes (if any)
-    for piece in body.line_slices(decoder.whole_records):
-        if decoder.lines is not None and before:
+    for piece in _utf8_only(body.line_slices(decoder.whole_records), decoder):
+        if (decoder.lines is not None or decoder.continued is not None) and before:
             lines += before.count(b"\n")
         before = piece
         if not piece or (not decoder.blank_records and _blank(piece)):
@@ -103,7 +106,7 @@ def decode_batches(
         if (decoded or header_only) and decoder.continued is not None:  # only a body's first line is a header
             if first is not None and decoder.header is not None:  # a body of one slice never asks
                 header, first = decoder.header(first, schema), None
-            batch = decoder.continued(piece, schema, rows, header)
+            batch = decoder.continued(piece, schema, rows, header, lines)
         elif decoder.lines is not None:
             batch = decoder.lines(piece, schema, rows, lines)
         else:
@@ -122,6 +125,37 @@ def decode_batches(
         raise header_only or _empty(decoder, schema)
 
 
+_WIDE_STARTS = frozenset({b"\xff\xfe", b"\xfe\xff"})
+
+
+def refuse_wide_text(head: bytes, media_type: str) -> None:
+    """A 400 naming a text body's encoding when it is UTF-16 or UTF-32 (by training's rule,
+    :mod:`byoc.wide_text`), as Windows tools write CSV and JSON: read as UTF-8 it was "not UTF-8
+    (byte 0)", or without a byte order mark values full of NULs ("7\\x000" is not a number)."""
+    if head[:2] not in _WIDE_STARTS and b"\x00" not in head[:2]:
+        return  # the usual body, told by two bytes: a single row pays no more
+    encoding = wide_text.wide_encoding(head)
+    if encoding is not None:
+        told = " (its first bytes are a byte order mark)" if wide_text.has_mark(head) else ""
+        raise DataError(
+            f"the {media_type} body is {encoding}{told}, not UTF-8, the one encoding byoc reads; "
+            "send it encoded as UTF-8 (a file saved by a Windows tool: save it as UTF-8, such as "
+            "Excel's 'CSV UTF-8' or PowerShell's -Encoding utf8)",
+            code="undecodable_body",
+        )
+
+
+def _utf8_only(pieces: Iterator[bytes], decoder: codecs.Decoder) -> Iterator[bytes]:
+    """``pieces``, the body's first checked by :func:`refuse_wide_text`."""
+    first = next(pieces, None)
+    if first is None:
+        return
+    if decoder.text:
+        refuse_wide_text(first, decoder.media_type)
+    yield first
+    yield from pieces
+
+
 def _only_header(exc: DataError, piece: bytes, decoder: codecs.Decoder, schema: RequestSchema) -> bool:
     """Whether ``exc`` refuses the body's first slice for holding its header line alone: slices
     end at a newline, so a header and a last row without one (``"a,b\n1,2"``), or a row longer
@@ -132,8 +166,9 @@ def _only_header(exc: DataError, piece: bytes, decoder: codecs.Decoder, schema: 
 
 _NUMBERED = re.compile(r"\b(?:row|line) \d")
 MINI_BATCH_NOTE = (
-    " (counted from this request's first line: a batch transform's mini-batch may start anywhere in "
-    "the input file, so search the file for the record described rather than going to that line)"
+    " (rows and lines are numbered within this request: a batch transform's mini-batch may start "
+    "anywhere in the input file, so search the file for the record described rather than going to "
+    "that line)"
 )
 
 

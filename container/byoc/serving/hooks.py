@@ -58,7 +58,7 @@ from werkzeug.http import parse_accept_header, parse_options_header
 from byoc import artifact, user_script
 from byoc.errors import ConfigError, HookError, ModelLoadError, UserError, a_type
 from byoc.serving import cells, codecs
-from byoc.serving.builtin import decode_batches, default_accept, prepare
+from byoc.serving.builtin import decode_batches, default_accept, prepare, refuse_wide_text
 from byoc.serving.byoc_model import ByocModel, NotRows
 from byoc.serving.handler import InferenceRequest, InferenceResponse
 from byoc.serving.output import (
@@ -318,6 +318,7 @@ def _text_type(content_type: str) -> bool:
 def _as_body(data: bytes, content_type: str) -> str | bytes:
     if not _text_type(content_type):
         return data
+    refuse_wide_text(data, content_type)  # a UTF-16 body named as such, as byoc's own decoders name it
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -31,10 +31,11 @@ class Decoder:
     """For line-oriented formats with an optional header line (CSV): the header line of a
     body's first slice (None: it has none), which ``decode`` finds there by itself; only a
     body's first line may be one."""
-    continued: Callable[[bytes, RequestSchema, int, bytes | None], Batch] | None = None
-    """With ``header``: ``continued(slice, schema, start_row, header)`` decodes a slice after a
-    body's first as rows only (a later slice's first line is never a header), in the column
-    order of the body's ``header`` line (None: the body had none)."""
+    continued: Callable[[bytes, RequestSchema, int, bytes | None, int], Batch] | None = None
+    """With ``header``: ``continued(slice, schema, start_row, header, start_line)`` decodes a slice
+    after a body's first as rows only (a later slice's first line is never a header), in the
+    column order of the body's ``header`` line (None: the body had none); ``start_line``, the
+    body's lines before the slice, lets its errors name a row's line where that is not its number."""
     stream: Callable[[Iterable[bytes], RequestSchema], Iterator[Batch]] | None = None
     """For whole-body formats that can be parsed as they arrive (JSON's lists of rows): the
     batches decoded from the body's raw blocks, so a large body is never held whole."""

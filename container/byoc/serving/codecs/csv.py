@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import csv as _csv
 import io
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -142,12 +143,14 @@ def _unquoted_line(text: str) -> list[str] | None:
     return line.split(",")
 
 
-def _reorder(header: list[str], rows: list[list[str]], schema: RequestSchema) -> list[list[str]]:
+def _reorder(
+    header: list[str], rows: list[list[str]], schema: RequestSchema, start_row: int
+) -> list[list[str]]:
     schema.check_names(header, where="the CSV header")
     if header == list(schema.names):
         return rows
     order = [header.index(name) for name in schema.names]
-    for number, row in enumerate(rows, start=1):
+    for number, row in enumerate(rows, start=start_row + 1):
         if len(row) != len(header):
             raise schema.width_error(len(row), number)
     return [[row[i] for i in order] for row in rows]
@@ -197,7 +200,7 @@ def _decode_small(
             raise DataError("the CSV body holds a header but no rows", code="empty_body")
     try:
         if header is not None:
-            rows = _reorder(header, rows, schema)
+            rows = _reorder(header, rows, schema, start_row)
         return schema.from_rows(rows, start_row=start_row)
     except SchemaError as exc:
         raise _empty_row_error(exc, rows, schema, start_row) or exc from None
@@ -268,10 +271,64 @@ def header_line(body: bytes, schema: RequestSchema) -> bytes | None:
 
 
 def _decode(
-    body: bytes, schema: RequestSchema, start_row: int, header: list[str] | None, first: bool
+    body: bytes,
+    schema: RequestSchema,
+    start_row: int,
+    header: list[str] | None,
+    first: bool,
+    start_line: int = 0,
 ) -> Batch:
     """``body``'s rows; ``first``: the body starts at the request's first line, which may be a
-    header; else ``header`` gives the model's names in the columns' order (None: the model's)."""
+    header; else ``header`` gives the model's names in the columns' order (None: the model's);
+    ``start_line``: the request body's lines before ``body``, for :func:`_name_line`."""
+    try:
+        return _decode_rows(body, schema, start_row, header, first)
+    except SchemaError as exc:
+        head = header_line(body, schema) if first else None
+        skipped = len(head) if head is not None else 0
+        _name_line(exc, body[skipped:], start_row, start_line + body.count(b"\n", 0, skipped))
+        raise
+
+
+_ROW = re.compile(r"row (\d+)\b(?! \(line )")
+
+
+def _name_line(exc: SchemaError, rows: bytes, start_row: int, start_line: int) -> None:
+    """Add the body's line to ``exc`` when it begins "row N" and row N is not on line N: rows
+    are numbered after a header line, and a quoted value may span lines, so "row 737" of a body
+    with a header is on line 738, where a client (or an editor's go-to-line) looks.  ``rows``:
+    the slice's records after any header, ``start_line``: the body's lines before them."""
+    match = _ROW.match(exc.message)
+    if match is None:
+        return
+    row = int(match.group(1))
+    offset = _record_line(rows, row - start_row)
+    if offset is None or start_line + offset == row:
+        return
+    exc.message = f"{match.group(0)} (line {start_line + offset} of the body){exc.message[match.end() :]}"
+    exc.args = (exc.message,)
+
+
+def _record_line(rows: bytes, index: int) -> int | None:
+    """The line (counted from 1 in ``rows``) on which its record ``index`` (from 1) starts; None
+    when ``rows`` holds no such record or cannot be read as CSV to it."""
+    if index < 1:
+        return None
+    if b'"' not in rows:  # no quoted newline: a record per line (an empty line is a record too)
+        return index if rows.count(b"\n") + (bool(rows) and not rows.endswith(b"\n")) >= index else None
+    reader = _csv.reader(io.StringIO(rows.decode("utf-8-sig", "replace")), strict=True)
+    line = 0
+    with contextlib.suppress(_csv.Error):
+        for number, _ in enumerate(reader, start=1):
+            if number == index:
+                return line + 1
+            line = reader.line_num
+    return None
+
+
+def _decode_rows(
+    body: bytes, schema: RequestSchema, start_row: int, header: list[str] | None, first: bool
+) -> Batch:
     if len(body) > SMALL_BODY:
         frame = _decode_fast(body, schema, start_row, header, first)
         if frame is not None:
@@ -303,16 +360,18 @@ def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
     return _decode(body, schema, start_row, None, first=True)
 
 
-def decode_continued(body: bytes, schema: RequestSchema, start_row: int, header: bytes | None) -> Batch:
+def decode_continued(
+    body: bytes, schema: RequestSchema, start_row: int, header: bytes | None, start_line: int
+) -> Batch:
     """A slice after a body's first: rows only, whatever its first line looks like (only a body's
     first line is a header), in the column order of the body's ``header`` line (None: it had
-    none)."""
+    none); ``start_line``: the body's lines before the slice."""
     names = None
     if header is not None:
         names, _ = _split_header(_parse_rows(_text(header)), schema)
         if names is None:
             raise ValueError(f"{header!r} is no header of this model's")
-    return _decode(body, schema, start_row, names, first=False)
+    return _decode(body, schema, start_row, names, first=False, start_line=start_line)
 
 
 def encode(prediction: Prediction) -> bytes:

@@ -63,6 +63,20 @@ JSON_LINES_HINT = (
 )
 
 
+def json_words(value: Any) -> str:
+    """A decoded JSON value named as the client wrote it (null, a boolean, a number, a string, a
+    list, an object): Python's type names ("a NoneType", "a bool") are not words JSON has."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({'true' if value else 'false'})"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else a_type(value)
+
+
 def _goes_on(position: int) -> DataError:
     return DataError(
         f"the JSON body goes on after its value (character {position}){JSON_LINES_HINT}",
@@ -144,7 +158,7 @@ def batch_from_document(document: Any, schema: RequestSchema) -> Batch:
         return batch_from_items(document, schema)
     if not isinstance(document, dict):
         raise SchemaError(
-            f"the JSON body is {a_type(document)}; send an object such as "
+            f"the JSON body is {json_words(document)}; send an object such as "
             '{"instances": [[...]]} or a list of rows',
             code="bad_shape",
         )
@@ -177,7 +191,7 @@ def batch_from_document(document: Any, schema: RequestSchema) -> Batch:
                     return schema.from_columns(inner)
                 return schema.from_records([inner])
             raise SchemaError(
-                f'"{key}" must hold a list of rows or records, got {a_type(inner)}', code="bad_shape"
+                f'"{key}" must hold a list of rows or records, got {json_words(inner)}', code="bad_shape"
             )
     # a single record, or the built-in algorithms' single {"features": [...]}, a row as in a list
     return batch_from_items([document], schema)

@@ -5,9 +5,9 @@ Responses: one ``{"predicted_label": ..., ...}`` object per line, in request ord
 
 from __future__ import annotations
 
-from byoc.errors import DataError, a_type
+from byoc.errors import DataError
 from byoc.serving.codecs.base import Decoder, Encoder
-from byoc.serving.codecs.json import batch_from_items, dumps, loads
+from byoc.serving.codecs.json import batch_from_items, dumps, json_words, loads
 from byoc.serving.output import Prediction
 from byoc.serving.schema import Batch, RequestSchema
 
@@ -42,7 +42,7 @@ def decode_lines(body: bytes, schema: RequestSchema, start_row: int, start_line:
         if type(item) is not kind:  # json.loads gives exact lists and dicts: the previous line's type
             if not isinstance(item, (list, dict)):
                 raise DataError(
-                    f"line {number} of the JSON Lines body is {a_type(item)}; "
+                    f"line {number} of the JSON Lines body is {json_words(item)}; "
                     "each line must be a row (list) or a record (object)",
                     code="bad_row",
                 )
