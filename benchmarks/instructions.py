@@ -7,7 +7,8 @@ path can be judged on a busy machine to well under 1%.  For each model this runs
 ``valgrind --tool=callgrind --instr-atstart=no``: the child loads the model as the server does
 (``benchmarks.serving.load_handler``, one math-library thread, ``gc.freeze()`` as ``serve``
 does before forking), makes warm-up requests, and only then is instrumentation switched on
-(``callgrind_control -i on``) for ``--requests`` requests, and off after them.
+(``callgrind_control -i on``) for ``--requests`` requests, and off after them.  The counted
+process hashes strings with ``PYTHONHASHSEED=0`` unless the variable is set.
 
 Two paths (``--path``):
 
@@ -120,8 +121,12 @@ def count(root: Path, checkout: Path, path: str, requests: int, out: Path) -> in
     for suffix in (".ready", ".go", ".done"):
         flag.with_suffix(suffix).unlink(missing_ok=True)
     argv = [sys.executable, __file__, "--child", str(root), str(checkout), path, str(requests), str(flag)]
+    # one string-hash seed, so two runs of the same code hash and probe alike (a random seed changes
+    # dict and set probe counts and set iteration order from run to run)
+    env = {**os.environ, "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")}
     proc = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", *argv],
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
