@@ -465,3 +465,25 @@ def test_sliced_encodings_join_into_the_whole_answer(parts):
             assert json.loads(joined) == json.loads(codec.ENCODER.encode(whole))
         else:
             assert joined == codec.ENCODER.encode(whole)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.booleans(),
+    st.one_of(st.binary(max_size=40), st.text(max_size=20).map(lambda t: t.encode("utf-8"))),
+)
+def test_csv_text_is_the_utf_8_sig_codecs_text_and_error(bom, body):
+    """A CSV body's text: a byte order mark dropped, the rest UTF-8, and an undecodable byte
+    named at the same place, as the utf-8-sig codec names it, whether the body starts with a mark
+    or not (a body without one skips that codec's Python-level decode)."""
+    body = (b"\xef\xbb\xbf" if bom else b"") + body
+    try:
+        want: object = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        want = f"byte {exc.start}: {exc.reason}"
+    try:
+        got: object = csv_codec._text(body)
+    except DataError as exc:
+        assert exc.code == "undecodable_body"
+        got = exc.message.split("(", 1)[1].split(")", 1)[0]
+    assert got == want

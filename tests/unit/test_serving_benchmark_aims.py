@@ -53,3 +53,31 @@ def test_connections_reach_wrk_and_default_to_eight():
     assert "-c8" in wrk_command(Layout.choose(), 5)
     command = wrk_command(Layout.choose(connections=4), 5)
     assert "-c4" in command and "-c8" not in command
+
+
+def test_the_in_process_handler_column_times_the_handler_not_an_import(monkeypatch):
+    """invoke_in_process (the "handler in-process" column, benchmarks/instructions.py --path
+    handler) runs no import statement per call: the server does none, and two of them were 3% of a
+    decision_tree row's instructions."""
+    import builtins
+
+    from benchmarks.serving import invoke_in_process
+    from byoc.serving.handler import InferenceResponse
+    from byoc.serving.settings import ServingSettings
+
+    class Echo:
+        def invoke(self, request):
+            return InferenceResponse(request.body.read(), "text/csv")
+
+    settings = ServingSettings.from_environ({})
+    assert invoke_in_process(Echo(), settings, b"1,2\n") == b"1,2\n"  # any first-call set-up
+    imported = []
+    real = builtins.__import__
+    monkeypatch.setattr(
+        builtins,
+        "__import__",
+        lambda name, *args, **kwargs: imported.append(name) or real(name, *args, **kwargs),
+    )
+    assert invoke_in_process(Echo(), settings, b"3,4\n") == b"3,4\n"
+    monkeypatch.undo()
+    assert imported == []

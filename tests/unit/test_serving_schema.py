@@ -390,3 +390,56 @@ def test_a_wide_csv_requests_numbers_are_read_together(monkeypatch):
     bad = table.set_column(3, "x3", pa.array(["3", "lots"], pa.large_string()))
     with pytest.raises(SchemaError, match="lots"):
         schema.from_arrow(bad)
+
+
+@pytest.mark.parametrize("problem", ["binary_classification", "multiclass_classification", "regression"])
+def test_a_tree_row_skips_scikit_learns_per_call_checks_and_answers_as_the_pipeline(problem, monkeypatch):
+    """A single tree's rows go to ``tree_.predict`` without scikit-learn's check_is_fitted and
+    feature-count check (fixed by the fitted model and the encoder, checked at load): the answers,
+    every field, are the pipeline's, and a non-finite row still goes through scikit-learn."""
+    import numpy as np
+    import pandas as pd
+    import sklearn.tree._classes
+    from sklearn.pipeline import Pipeline
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    from byoc import artifact
+    from byoc.preprocessing import build_preprocessor
+    from byoc.serving.inference import Predictor, TreeRows
+
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame({"age": rng.normal(40, 10, 400), "job": rng.choice(list("abcd"), 400).astype(object)})
+    X.loc[::5, "age"] = np.nan
+    X.loc[::7, "job"] = np.nan
+    features = [Feature("age", "numeric", "float64"), Feature("job", "categorical", "object", tuple("abcd"))]
+    if problem == "regression":
+        y, classes, model = X["age"].fillna(0).to_numpy() + rng.normal(size=400), [], DecisionTreeRegressor()
+    else:
+        names = ["no", "yes"] if problem == "binary_classification" else ["x", "y", "z"]
+        y, classes = rng.integers(0, len(names), 400), names
+        model = DecisionTreeClassifier(min_samples_leaf=3, random_state=0)
+    pre = build_preprocessor(features, scale=False, categorical="ordinal")
+    pipe = Pipeline([("preprocess", pre), ("model", model)]).fit(X, y)
+    metadata = {"problem_type": problem, "classes": classes, "features": [f.to_dict() for f in features]}
+    fast, slow = (Predictor(artifact.ModelArtifact(pipe, metadata)) for _ in range(2))
+    assert fast.enable_fast_path() and isinstance(fast._tree_rows, TreeRows)
+    rows = [
+        [float(a), str(j)]
+        for a, j in zip(rng.normal(40, 15, 40).round(2), rng.choice(list("abcdz"), 40), strict=True)
+    ]
+    rows += [[None, "a"], [35.0, None], [None, None]]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("scikit-learn's per-call check ran on the row path")
+
+    fields = fast.available_fields
+    want = [slow.predict(slow.schema.from_rows([row]), fields) for row in rows]
+    with monkeypatch.context() as patched:
+        patched.setattr(sklearn.tree._classes, "check_is_fitted", refuse)
+        got = [fast.predict(fast.schema.from_rows([row]), fields) for row in rows]
+        batch = fast.predict(fast.schema.from_rows(rows), fields)
+    for field in fields:
+        for a, b in zip(got, want, strict=True):
+            assert np.array_equal(np.asarray(a.values[field]), np.asarray(b.values[field]))
+        whole = slow.predict(slow.schema.from_rows(rows), fields)
+        assert np.array_equal(np.asarray(batch.values[field]), np.asarray(whole.values[field]))
