@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 
 from byoc import json_objects
 from byoc.artifact import Feature
-from byoc.errors import SchemaError
+from byoc.errors import SchemaError, UserError
 from byoc.serving.codecs import json as json_codec
 from byoc.serving.codecs import jsonlines as jsonlines_codec
 from byoc.serving.schema import BY_COLUMN_ROWS, Batch, RequestSchema
@@ -254,3 +255,71 @@ def test_a_single_row_of_number_text_with_a_list_for_a_category_is_a_400_naming_
     with pytest.raises(SchemaError, match=r"^row 1, column 'job' \(categorical\): a JSON list") as info:
         json_codec.decode(json.dumps({"instances": [["30", [1], "2"]]}).encode(), SCHEMA)
     assert info.value.code == "bad_value"
+
+
+SEPARATORS = st.sampled_from([",[", ", [", ",{", ",\n {", "],[", "},{", '"],["', "[", "{", ","])
+
+
+@st.composite
+def streamed_bodies(draw: Any) -> tuple[RequestSchema, bytes]:
+    """A list of rows or records as JSON text, with texts that hold item separators, and now and
+    then a fault: a repeated key, a cut, a stray character."""
+    schema, rows = draw(bodies())
+    for row in rows:
+        if draw(st.integers(0, 3)) == 0:
+            row[draw(st.integers(0, len(row) - 1))] = draw(SEPARATORS)
+    items: list[Any] = rows
+    if draw(st.booleans()):
+        items = [dict(zip(schema.names, row, strict=True)) for row in rows]
+    shape = draw(st.sampled_from(["list", "instances", "split"]))
+    document: Any = {"list": items, "instances": {"instances": items}}.get(shape)
+    if shape == "split":
+        document = {"dataframe_split": {"columns": list(schema.names), "data": rows}}
+    text = json.dumps(document, separators=draw(st.sampled_from([(",", ":"), (", ", ": ")])))
+    fault = draw(
+        st.sampled_from(["none", "none", "repeat", "cut", "stray", "not utf-8", "not utf-8 at the end"])
+    )
+    at = draw(st.integers(0, len(text)))
+    if fault == "repeat" and '{"f0"' in text:
+        at = text.index('{"f0"', min(at, text.rindex('{"f0"')))
+        text = text[:at] + '{"f0": 1, ' + text[at + 1 :]
+    elif fault == "cut":
+        text = text[:at]
+    elif fault == "stray":
+        text = text[:at] + draw(st.sampled_from(["]", "}", ",", "x", '"', "[1,{"])) + text[at:]
+    body = text.encode("utf-8", "surrogatepass")
+    if fault.startswith("not utf-8"):  # met only when the text is read that far
+        at = len(body) if fault.endswith("end") else min(at, len(body))
+        body = body[:at] + b"\xff" + body[at:]
+    return schema, body
+
+
+def streamed(schema: RequestSchema, body: bytes, block: int) -> Any:
+    chunks = [body[i : i + block] for i in range(0, len(body), block)]
+    try:
+        return [spelled(batch) for batch in json_codec.decode_stream(chunks, schema)]
+    except UserError as exc:
+        return ("error", type(exc).__name__, str(exc), getattr(exc, "code", None))
+
+
+@PROPERTY
+@given(
+    streamed_bodies(),
+    st.sampled_from([1, 7, 64, 4096, 1 << 20]),
+    st.sampled_from([1, 40, 300, 1 << 20]),
+    st.sampled_from([0, 1, 64]),
+)
+def test_a_streamed_lists_items_decoded_together_are_its_items_decoded_one_by_one(
+    body, block, batch_chars, run_chars
+):
+    """``_Text.values_before`` decodes a run of a batch's items in one call: the same batches
+    (their boundaries too) and the same errors as decoding them one by one."""
+    schema, text = body
+    with (
+        mock.patch.object(json_codec, "STREAM_BATCH_CHARS", batch_chars),
+        mock.patch.object(json_codec, "RUN_CHARS", run_chars),
+    ):
+        together = streamed(schema, text, block)
+        with mock.patch.object(json_codec._Text, "values_before", lambda self, limit: []):
+            one_by_one = streamed(schema, text, block)
+    assert together == one_by_one
