@@ -323,3 +323,48 @@ def test_a_streamed_lists_items_decoded_together_are_its_items_decoded_one_by_on
         with mock.patch.object(json_codec._Text, "values_before", lambda self, limit: []):
             one_by_one = streamed(schema, text, block)
     assert together == one_by_one
+
+
+LINE_FAULTS = [
+    b"", b"  ", b"\r", b"\x1c", b"\xc2\x85", b"\xe2\x80\xa8", b"\xef\xbb\xbf[1]", b"\xef\xbb\xbf", b"\x00[", b"[\x00",
+    b"1", b'"x"', b"[1], [2", b"3]", b'{"f0": 1, "f0": 2}', b"\xff", b"[1]\r", b"{}", b"[]", b"null",
+]  # fmt: skip
+
+
+@st.composite
+def jsonlines_bodies(draw: Any) -> tuple[RequestSchema, bytes]:
+    """Rows or records one a line, now and then with a line that is blank (in ASCII or Unicode
+    spaces), starts with a byte order mark or a zero byte, is not UTF-8, holds two values or
+    another kind, or repeats a key."""
+    schema, rows = draw(bodies())
+    items: list[Any] = rows
+    if draw(st.booleans()):
+        items = [dict(zip(schema.names, row, strict=True)) for row in rows]
+    lines = [
+        json.dumps(item, ensure_ascii=draw(st.booleans())).encode("utf-8", "surrogatepass") for item in items
+    ]
+    for _ in range(draw(st.integers(0, 2))):
+        lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(LINE_FAULTS)))
+    return schema, b"\n".join(lines) + (b"\n" if draw(st.booleans()) else b"")
+
+
+def decoded(decode: Any) -> Any:
+    try:
+        return spelled(decode())
+    except UserError as exc:
+        return ("error", type(exc).__name__, str(exc), getattr(exc, "code", None))
+
+
+@PROPERTY
+@given(jsonlines_bodies(), st.integers(0, 3))
+def test_json_lines_decoded_as_one_text_are_its_lines_decoded_one_by_one(body, start_line):
+    """``items_at_once`` gives each line's value as ``items_line_by_line`` does, or leaves the
+    body to it: the same batch or the same error, the line named alike."""
+    schema, data = body
+    at_once = jsonlines_codec.items_at_once(data)
+    if at_once is not None:
+        assert repr(at_once) == repr(jsonlines_codec.items_line_by_line(data, start_line))
+    one_by_one = decoded(
+        lambda: json_codec.batch_from_items(jsonlines_codec.items_line_by_line(data, start_line), schema, 5)
+    )
+    assert decoded(lambda: jsonlines_codec.decode_lines(data, schema, 5, start_line)) == one_by_one
