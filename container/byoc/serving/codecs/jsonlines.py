@@ -5,7 +5,6 @@ Responses: one ``{"predicted_label": ..., ...}`` object per line, in request ord
 
 from __future__ import annotations
 
-from byoc import json_objects
 from byoc.errors import DataError
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.codecs.json import batch_from_items, dumps, loads
@@ -26,40 +25,6 @@ def decode_lines(body: bytes, schema: RequestSchema, start_row: int, start_line:
     errors name the line as the body numbers it.  A blank line is a 400, not skipped: batch
     transform pairs answers with lines by position, so a skipped line shifted every later answer
     onto the wrong input (as CSV's empty lines did); a final newline ends the last line."""
-    items = items_at_once(body)
-    if items is None:
-        items = items_line_by_line(body, start_line)
-    return batch_from_items(items, schema, start_row=start_row)
-
-
-def items_at_once(body: bytes) -> list | None:
-    """The lines' rows or records when the body is UTF-8 and every line one row (or every line
-    one record), decoded as one text: what :func:`items_line_by_line` gives, without its decode of
-    each line's bytes (and its guess at each line's encoding); None for anything else, which
-    :func:`items_line_by_line` reads and names.
-
-    Each line's bytes would be read as UTF-8 too, so each line is the same text: a line of valid
-    UTF-8 starts with no other encoding's byte order mark, and a line that ``json.detect_encoding``
-    would read otherwise (a UTF-8 byte order mark, a zero byte in its first two) is no JSON value
-    as text, as a blank line is not: the decoder refuses it, and the lines are read one by one."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    lines = text.split("\n")
-    if not lines[-1]:
-        lines.pop()
-    try:
-        items = list(map(json_objects.decoder().decode, lines))
-    except (ValueError, RecursionError):  # a fault, a repeated key, a digit limit: named line by line
-        return None
-    kinds = set(map(type, items))
-    return items if kinds == {list} or kinds == {dict} else None
-
-
-def items_line_by_line(body: bytes, start_line: int) -> list:
-    """Each line's row or record, each line's bytes decoded by :func:`loads` in turn: the first
-    fault is named by its line (see :func:`decode_lines`)."""
     items: list[object] = []
     kind: type | None = None
     lines = body.split(b"\n")
@@ -91,7 +56,7 @@ def items_line_by_line(body: bytes, start_line: int) -> list:
         items.append(item)
     if not items:
         raise DataError("the JSON Lines body holds no rows", code="empty_body")
-    return items
+    return batch_from_items(items, schema, start_row=start_row)
 
 
 _ONE: dict[type, str] = {list: "row (list)", dict: "record (object)"}
