@@ -550,9 +550,15 @@ def _category_cells(cells: Sequence[Any]) -> np.ndarray | list | None:
     :func:`values.category_column` over it as Arrow text, any other value by value; None when
     a value is refused."""
     text = _arrow_text(cells) if set(map(type, cells)) <= _TEXTS else None
-    if text is not None:
-        return values.category_column(text).to_numpy(dtype=object)
-    return _each(cells, to_category)
+    if text is None:
+        return _each(cells, to_category)
+    spelled = values.category_column(text).to_numpy(dtype=object)
+    # the request's own text objects where they are the category (the usual column): new
+    # objects for every cell beside the parsed body kept memory a worker did not give back
+    kept = np.array(cells, dtype=object)
+    same = spelled == kept
+    kept[~same] = spelled[~same]
+    return kept
 
 
 def _arrow_text(cells: Sequence[str | None]) -> pa.Array | None:
