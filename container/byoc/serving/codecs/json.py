@@ -208,6 +208,7 @@ WHOLE_BODY_CHARS = 8 * 1024 * 1024  # the most JSON text decoded in one piece (a
 MAX_VALUE_CHARS = 8 * 1024 * 1024  # the largest single row, record or value of a streamed body
 _STREAMED_KEYS = ("instances", "inputs", "dataframe_records")
 _SCANNER = json_objects.decoder()
+RUN_CHARS = 4096  # a streamed list's items are decoded a run at a time when this much text is held
 _WHITESPACE = " \t\n\r"
 
 
@@ -286,6 +287,51 @@ class _Text:
             self.pos = end
             return value
 
+    def values_before(self, limit: int) -> list | None:
+        """The list items from the cursor (at an item) up to the last comma before a ``[`` or
+        ``{`` in the text already held and before ``limit``, decoded in one call and the cursor
+        moved past them; [] when less than RUN_CHARS of text is held past the cursor; None
+        when the text before the comma is not a run of whole items (a comma and bracket inside
+        a text or a row, or a fault): :meth:`value` then reads item by item and names any fault.
+
+        One call for the items in place of one per item (with its whitespace skipping and comma
+        checks): the same decoder over the same text, so the same values.  A successful parse
+        of ``[`` + text + ``]`` proves the comma stands between two items of this list: cut
+        inside a text it leaves the text unterminated, cut inside a row or record it leaves it
+        open.  Only text already held is read, so no fault further on (a byte that is not
+        UTF-8) is met before the items before it are converted, as one by one."""
+        limit = min(limit, len(self.text))
+        start = self.pos
+        if limit - start < RUN_CHARS:
+            return []
+        cut = self._separator(start, limit)
+        if cut is None:
+            return None
+        try:
+            items, end = _SCANNER.raw_decode("[" + self.text[start:cut] + "]")
+        except (ValueError, RecursionError):  # a repeated key or a digit limit too: value() says so
+            return None
+        if end != cut - start + 2:
+            return None
+        self.pos = cut
+        return items
+
+    def _separator(self, start: int, limit: int, tries: int = 16) -> int | None:
+        """The position of the last comma between ``start`` and ``limit`` followed by whitespace
+        and a ``[`` or ``{`` (looked for among the last ``tries`` brackets), or None."""
+        text = self.text
+        for _ in range(tries):
+            opening = max(text.rfind("[", start, limit), text.rfind("{", start, limit))
+            if opening <= start:
+                return None
+            before = opening - 1
+            while before > start and text[before] in _WHITESPACE:
+                before -= 1
+            if before > start and text[before] == ",":
+                return before
+            limit = opening
+        return None
+
     def expect(self, char: str, where: str) -> None:
         if self.peek() != char:
             found = self.peek() or "the end of the body"
@@ -333,9 +379,16 @@ def _items(text: _Text, to_batch: Callable[[list, int], Batch]) -> Iterator[Batc
     text.expect("[", "to open the list")
     items: list = []
     rows, mark = 0, text.pos
+    runs = True  # items decoded a run at a time (values_before) until a run cannot be
     while text.peek() != "]":
         if items or rows:
             text.expect(",", "between the list's items")
+        if runs:
+            run = text.values_before(mark + STREAM_BATCH_CHARS)
+            runs = run is not None  # not again in this batch: each try reads up to its end
+            if run:
+                items.extend(run)
+                continue
         items.append(text.value())
         if text.pos - mark >= STREAM_BATCH_CHARS:
             yield to_batch(items, rows)
@@ -343,6 +396,7 @@ def _items(text: _Text, to_batch: Callable[[list, int], Batch]) -> Iterator[Batc
             items = []
             text.commit()
             mark = text.pos
+            runs = True
     text.pos += 1
     if items or not rows:
         yield to_batch(items, rows)
