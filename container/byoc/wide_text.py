@@ -14,6 +14,7 @@ _MARKS = (
     (b"\xfe\xff", "UTF-16 text"),
 )
 _PROBE = 64  # bytes of a text without a mark whose every other byte is NUL: UTF-16
+_STARTS = frozenset(mark[:2] for mark, _ in _MARKS)
 
 
 def wide_encoding(head: bytes) -> str | None:
@@ -26,6 +27,12 @@ def wide_encoding(head: bytes) -> str | None:
     if len(probe) >= 4 and (set(probe[0::2]) == {0} or set(probe[1::2]) == {0}):
         return "UTF-16 text (every other byte is NUL)"
     return None
+
+
+def may_be_wide(head: bytes) -> bool:
+    """Whether :func:`wide_encoding` could name ``head``, told by its first two bytes (a mark's
+    start, or a NUL): the usual text is passed by this alone, so a single row pays no more."""
+    return head[:2] in _STARTS or b"\x00" in head[:2]
 
 
 def has_mark(head: bytes) -> bool:

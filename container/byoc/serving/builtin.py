@@ -125,15 +125,12 @@ def decode_batches(
         raise header_only or _empty(decoder, schema)
 
 
-_WIDE_STARTS = frozenset({b"\xff\xfe", b"\xfe\xff"})
-
-
 def refuse_wide_text(head: bytes, media_type: str) -> None:
     """A 400 naming a text body's encoding when it is UTF-16 or UTF-32 (by training's rule,
     :mod:`byoc.wide_text`), as Windows tools write CSV and JSON: read as UTF-8 it was "not UTF-8
     (byte 0)", or without a byte order mark values full of NULs ("7\\x000" is not a number)."""
-    if head[:2] not in _WIDE_STARTS and b"\x00" not in head[:2]:
-        return  # the usual body, told by two bytes: a single row pays no more
+    if not wide_text.may_be_wide(head):
+        return  # the usual body
     encoding = wide_text.wide_encoding(head)
     if encoding is not None:
         told = " (its first bytes are a byte order mark)" if wide_text.has_mark(head) else ""
