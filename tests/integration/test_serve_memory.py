@@ -4,8 +4,10 @@ Batch transform with SplitType=Line and MaxPayloadInMB=100 sends bodies of up to
 JSON Lines, or a JSON document in any shape the server reads (rows or records under
 "instances", a bare list of records, ``dataframe_split``).  The server's total memory (the sum
 of every process's proportional set size: master and workers, shared pages counted once,
-sampled while the request runs) must grow by less than the body, and come back to within 20%
-of where it was before the request.  The baseline is taken, settled, after two warm-up
+sampled while the request runs) must grow by less than the body, and come back to within 10%
+of where it was before the request: after a body this large the worker hands back what it freed
+(its answer too, 33 MB for JSON Lines, which it kept on glibc's heap when it held less than its
+retained limit: 1.13-1.25x).  The baseline is taken, settled, after two warm-up
 requests of the same shape; "after" is awaited for up to 30 s, since a loaded machine may hand
 memory back late.  Each is answered in its own format, as batch transform asks.  JSON shapes
 that cannot be read row by row (columns; ``dataframe_split`` with "data" before "columns") are
@@ -28,6 +30,7 @@ BATCH_ENV = {
     "SAGEMAKER_BATCH_STRATEGY": "MULTI_RECORD",
 }
 BODY_BYTES = 99 * 1024 * 1024
+SETTLED_WITHIN = 1.1  # memory after the request, at most this times memory before it
 WARM_UP_BYTES = 16 * 1024 * 1024  # a few slices: the allocators reach their working size
 
 
@@ -159,7 +162,7 @@ def memory_around(
     before = settled_memory(pid)
     with PeakSampler(pid) as sampler:  # answered in the request's own format
         response = server.invoke(body, content_type, content_type, timeout=600)
-    bound = before * 1.2
+    bound = before * SETTLED_WITHIN
     deadline = time.monotonic() + 30  # under load the worker may still be handing memory back
     after = settled_memory(pid)
     while after > bound and time.monotonic() < deadline:
@@ -172,7 +175,7 @@ def assert_bounded(size: int, before: int, peak: int, after: int) -> None:
     figures = f"body {size / mib:.0f} MiB, before {before / mib:.0f}, peak {peak / mib:.0f}, after {after / mib:.0f} MiB"
     print(figures)
     assert peak - before < size, figures
-    assert after <= before * 1.2, figures
+    assert after <= before * SETTLED_WITHIN, figures
 
 
 @pytest.mark.slow

@@ -121,29 +121,37 @@ def anonymous_resident_bytes(statm: Path = STATM) -> int:
 
 class MemoryBound:
     """The freed memory a worker keeps for its next requests: up to ``limit`` bytes above its
-    anonymous resident memory when it started, the rest handed back.
+    anonymous resident memory when it started, the rest handed back; everything after a body
+    of ``huge_body`` bytes or more.
 
     Handing everything back after each large request made the next one fault its arrays in
     again (a 10 MB CSV body: ~25,000 page faults a request, ~10% of its CPU time); keeping it
     all would leave a worker as large as its largest request for good.  A batch decoded in
     slices needs about the same memory for every body size, so it stays below the limit and
     is reused; a body that needed more (a JSON document read whole) is handed back after.
+    A huge body's answer does grow with it (99 MB of JSON Lines: 33 MB of response chunks
+    on glibc's heap, kept free at its top after they were sent), and re-faulting a working
+    set after a request that took seconds costs little, so after one the worker hands back
+    whatever it holds, below the limit or not.
     """
 
     def __init__(
         self,
         limit: int,
+        huge_body: int,
         measure: Callable[[], int] = anonymous_resident_bytes,
         release: Callable[[], None] = release_free_memory,
     ) -> None:
         self.limit = limit
+        self.huge_body = huge_body
         self.measure = measure
         self.release = release
         self.baseline = measure()
 
-    def settle(self) -> bool:
-        """Hand freed memory back if the process holds more than the limit above its start."""
-        if self.measure() - self.baseline <= self.limit:
+    def settle(self, body_bytes: int) -> bool:
+        """Hand freed memory back after a huge body, or if the process holds more than the limit
+        above its start; whether it did."""
+        if body_bytes < self.huge_body and self.measure() - self.baseline <= self.limit:
             return False
         self.release()
         return True

@@ -9,8 +9,9 @@ Why each piece:
   worker's shutdown log all quote the same one.
 - After a large request the worker keeps what it freed for the next one (faulting a batch's
   arrays in again cost ~10% of its CPU time) unless it holds more than ``RETAINED_LIMIT``
-  above where it started; then the freed memory goes back to the system (malloc_trim, Arrow's
-  pool): otherwise a 100 MB JSON body would leave the worker hundreds of MB larger for good.
+  above where it started, or the body was ``HUGE_BODY`` or more; then, once the answer is
+  written, the freed memory goes back to the system (malloc_trim, Arrow's pool): otherwise a
+  100 MB JSON body would leave the worker hundreds of MB larger for good.
 - SIGTERM: the worker stops accepting and lets in-flight requests finish.  One second before
   the grace period ends (``BYOC_GRACEFUL_TIMEOUT``, default SageMaker's 30 s before SIGKILL) it
   logs every request still running, with its id, marks the shared ``cut`` flag so ``serve``
@@ -73,6 +74,7 @@ from typing import Any, NoReturn
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import TConn, ThreadWorker
+from werkzeug.wsgi import ClosingIterator
 
 from byoc.serving.body import CLOSE_CONNECTION
 from byoc.serving.memory import MemoryBound
@@ -95,6 +97,7 @@ LOG_MARGIN = 1.0  # seconds kept before the grace period's end to log and exit
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 LARGE_BODY = 1 << 20  # after a request body at least this big, the worker's memory is checked
 RETAINED_LIMIT = 128 << 20  # freed memory a worker keeps for its next requests (see MemoryBound)
+HUGE_BODY = 32 << 20  # after a body this big the worker hands back all it freed (see MemoryBound)
 # A request is handed to a thread once this much of it has arrived: a large body then streams in on
 # the thread, and every kernel receive buffer holds this much, so the wait cannot outlast the client.
 ARRIVED_BYTES = 16384
@@ -162,10 +165,13 @@ class _Tracked:
     def __init__(self, app: Any, in_flight: dict[str, tuple[str, float]]) -> None:
         self.app = app
         self.in_flight = in_flight
-        self.memory = MemoryBound(RETAINED_LIMIT)
+        self.memory = MemoryBound(RETAINED_LIMIT, HUGE_BODY)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
+
+    def _settle(self, body_bytes: int) -> None:
+        self.memory.settle(body_bytes)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request_id = new_request_id()
@@ -175,13 +181,16 @@ class _Tracked:
             time.monotonic(),
         )
         length = environ.get("CONTENT_LENGTH") or ""
-        large = not length.isdigit() or int(length) >= LARGE_BODY  # chunked: size unknown
+        body_bytes = int(length) if length.isdigit() else -1  # chunked: size unknown
+        large = body_bytes < 0 or body_bytes >= LARGE_BODY
         try:
-            return self.app(environ, start_response)
+            answer = self.app(environ, start_response)
+            if large and environ.get("REQUEST_METHOD") == "POST":
+                # once the answer is written: a huge body's arrays and answer would otherwise stay resident
+                answer = ClosingIterator(answer, partial(self._settle, body_bytes))
+            return answer
         finally:
             del self.in_flight[request_id]
-            if large and environ.get("REQUEST_METHOD") == "POST":
-                self.memory.settle()  # a huge body's transient arrays would otherwise stay resident
             if environ.get(CLOSE_CONNECTION):
                 # the body's framing is broken: nothing after it on this connection can be read
                 response = getattr(start_response, "__self__", None)  # gunicorn's Response
