@@ -4,8 +4,9 @@ Only a body's first line may be a header: one that names every feature (README "
 types"; :func:`_split_header`), whose column order is honoured; the app decodes a batch's later
 slices as rows in that order (:func:`decode_continued`), whatever their first lines look like.
 Small bodies (single rows, the latency-critical case) are parsed with the stdlib csv module (one
-line without quotes is split at its commas, as that module splits it); large ones with pyarrow's
-C++ reader (one thread: a worker owns one CPU) into Arrow text columns that byoc.values types
+line without quotes is split at its commas, as that module splits it): they never reach pyarrow,
+whose reader starts a thread per call; large ones with pyarrow's C++ reader (parsing on the
+worker's thread: a worker owns one CPU) into Arrow text columns that byoc.values types
 without a DataFrame in between, falling back to the precise per-value path only to explain an
 error.
 
@@ -245,7 +246,10 @@ def _decode_fast(
     try:  # every cell as text: what text means is byoc.values' call, as in training
         table = pacsv.read_csv(
             pa.BufferReader(data),
-            # one thread: a worker owns one CPU (serve pins its math libraries to one thread)
+            # one thread: a worker owns one CPU (serve pins its math libraries to one thread).  The
+            # parse runs on this thread, but read_csv still starts one short-lived readahead thread
+            # a call (tens of us); open_csv starts none, yet decoded the only bodies that come here
+            # (above SMALL_BODY: 1 MB, 4 MB slices) in the same CPU time, within 1.3%: not worth it
             read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22, use_threads=False),
             parse_options=pacsv.ParseOptions(ignore_empty_lines=False),  # a record (module doc)
             convert_options=pacsv.ConvertOptions(
