@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from byoc.errors import ConfigError
+from byoc.json_objects import json_words
 
 STOP_GRACE_VARIABLE = "BYOC_STOP_GRACE_SECONDS"
 DEFAULT_STOP_GRACE_SECONDS = 100.0  # SageMaker sends SIGKILL 120 s after SIGTERM: leave time to report
@@ -120,7 +121,7 @@ class ChannelConfig:
     def from_dict(cls, name: str, raw: Mapping[str, Any]) -> ChannelConfig:
         if not isinstance(raw, Mapping):
             raise ConfigError(
-                f"inputdataconfig.json: channel '{name}' must be a JSON object, got {type(raw).__name__}"
+                f"inputdataconfig.json: channel '{name}' must be an object, got {json_words(raw)}"
             )
         mode = raw.get("TrainingInputMode") or "File"
         if mode not in INPUT_MODES:
@@ -238,7 +239,7 @@ def read_config(path: Path, default: dict[str, Any]) -> dict[str, Any]:
         ) from exc
     if not isinstance(value, dict):
         raise ConfigError(
-            f"{path}: holds a JSON {_json_kind(value)}, not an object; write it as a JSON object of "
+            f"{path}: holds {json_words(value)}, not an object; write it as a JSON object of "
             f"{CONFIG_EXAMPLES.get(path.name, 'name: value pairs')}"
         )
     return value
@@ -256,18 +257,6 @@ def _optional_text(config: Mapping[str, Any], key: str, default: str, example: s
             f'{{"{key}": "{example or default}"}}'
         )
     return value
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    if value is None:
-        return "null"
-    return "number"
 
 
 def cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> int | None:

@@ -334,6 +334,20 @@ def test_a_json_body_of_one_value_is_named_in_jsons_words(binary, body, said):
 
 
 @pytest.mark.parametrize("layout", ["rows", "records"])
+def test_a_row_of_null_is_named_in_jsons_words(binary, layout):
+    """``{"instances": [[...a valid row...], null]}`` was refused with "row 2 is a NoneType"
+    (a record's list: "a JSON list"), Python's words for what the client wrote in JSON."""
+    row = (json_rows if layout == "rows" else records)(sm.features("binary").iloc[:1])[0]
+    kind = "a list of 4 feature values" if layout == "rows" else "an object of feature: value"
+    for body in ({"instances": [row, None]}, [row, None], {"dataframe_records": [row, None]}):
+        if layout == "rows" and "dataframe_records" in body:
+            continue
+        response = binary.invoke(json.dumps(body), "application/json")
+        assert_error(response, 400, "bad_row", f"row 2 is null; each row must be {kind}")
+        assert "NoneType" not in response.text
+
+
+@pytest.mark.parametrize("layout", ["rows", "records"])
 def test_jsonlines_rows_or_records(binary, layout):
     rows = sm.features("binary").iloc[:15]
     items = json_rows(rows) if layout == "rows" else records(rows)
@@ -559,7 +573,7 @@ ERRORS = [
         '[{"age": [1], "balance": 1, "job": "admin", "contact": "cellular"}]',
         "application/json",
         "bad_value",
-        ["'age'", "JSON list"],
+        ["'age'", "a list is not a number"],
     ),
     (
         "missing record key",

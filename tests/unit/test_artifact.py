@@ -196,7 +196,7 @@ def test_a_model_json_that_is_not_an_object_says_so(tmp_path):
     """An array or a string is not a model.json with a wrong format_version: "retrain" would not help."""
     model_dir = _classifier_dir(tmp_path)
     (model_dir / artifact.METADATA_FILE).write_text("[]", encoding="utf-8")
-    with pytest.raises(ModelLoadError, match="holds a JSON list, not the object byoc's train writes"):
+    with pytest.raises(ModelLoadError, match="holds a list, not the object byoc's train writes"):
         artifact.load(model_dir)
 
 

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from byoc import json_objects
-from byoc.errors import DataError, PayloadTooLarge, SchemaError, a_type
+from byoc.errors import DataError, PayloadTooLarge, SchemaError
+from byoc.json_objects import json_words
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.output import Prediction
 from byoc.serving.schema import FLOAT32_MAX, Batch, RequestSchema
@@ -61,20 +62,6 @@ JSON_LINES_HINT = (
     "; a body of one JSON value per line (as a batch transform with SplitType=Line sends a mini-batch) "
     "is JSON Lines: send it with Content-Type application/jsonlines"
 )
-
-
-def json_words(value: Any) -> str:
-    """A decoded JSON value named as the client wrote it (null, a boolean, a number, a string, a
-    list, an object): Python's type names ("a NoneType", "a bool") are not words JSON has."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"a boolean ({'true' if value else 'false'})"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else a_type(value)
 
 
 def _goes_on(position: int) -> DataError:
@@ -436,7 +423,13 @@ def _split_rows(columns: list[str], schema: RequestSchema) -> Callable[[list, in
         if not rows and not start_row:
             raise DataError('"dataframe_split" holds no rows in "data"', code="empty_body")
         for number, row in enumerate(rows, start=start_row + 1):
-            if not isinstance(row, list) or len(row) != len(columns):
+            if not isinstance(row, list):
+                raise SchemaError(
+                    f'"dataframe_split" row {number} is {json_words(row)}; each row of "data" must be a '
+                    f"list of {len(columns)} values, one per column",
+                    code="bad_row",
+                )
+            if len(row) != len(columns):
                 raise SchemaError(
                     f'"dataframe_split" row {number} must be a list of {len(columns)} values',
                     code="wrong_column_count",
