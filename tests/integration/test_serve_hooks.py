@@ -130,6 +130,7 @@ def test_input_fn_alone_gets_text_or_bytes_and_byoc_predicts(tmp_path):
         as_bytes = server.invoke(json.dumps({"rows": ROWS.to_dict("records")}), "application/x-rows")
         as_text = server.invoke(ROWS.to_json(orient="records"), "application/json")
         utf16 = server.invoke(ROWS.to_json(orient="records").encode("utf-16"), "application/json")
+        latin1 = server.invoke('[{"job": "caf\u00e9"}]'.encode("latin-1"), "application/json")
     finally:
         server.stop()
     expected = [{"predicted_label": label} for label in _expected_labels(root, ROWS)]
@@ -140,6 +141,13 @@ def test_input_fn_alone_gets_text_or_bytes_and_byoc_predicts(tmp_path):
     assert utf16.status_code == 400, utf16.text
     assert utf16.json()["error"] == "undecodable_body"
     assert "the application/json body is UTF-16 text (its first bytes are a byte order mark)" in utf16.text
+    # and a body that is not UTF-8 as byoc's own decoders say it: undecodable_body, the byte and why
+    # (was bad_encoding, the code of a gzip body that does not inflate, and no reason)
+    assert latin1.status_code == 400, latin1.text
+    assert latin1.json()["error"] == "undecodable_body"
+    assert latin1.json()["message"] == (
+        "the application/json body is not UTF-8 (byte 13: invalid continuation byte); send UTF-8 text"
+    )
 
 
 def test_an_input_fn_result_byoc_cannot_predict_on_names_the_hook_not_the_clients_row(tmp_path):

@@ -736,3 +736,25 @@ def test_every_json_shape_names_a_wrong_item_in_jsons_words(media_type, body, sa
     for message in messages:
         assert said in message, message
         assert not _PYTHON_NAMES.search(message), message
+
+
+def test_a_body_that_is_not_utf8_names_the_byte_in_the_body_on_every_path():
+    """A CSV body after a byte order mark was "byte 1" for its 5th byte (utf-8-sig counts from after
+    the mark); a streamed JSON body named no byte at all.  Both now count in the body sent."""
+    with pytest.raises(DataError) as csv_error:
+        codecs.decoders()["text/csv"].decode(b"\xef\xbb\xbf1,a\xe9\n", SCHEMA, 0)
+    assert csv_error.value.code == "undecodable_body"
+    assert csv_error.value.message.startswith("the CSV body is not UTF-8 (byte 6: invalid continuation byte)")
+    body = b"[" + b'[1, "a", 0], ' * 500 + b'[1, "caf\xc3"]]'
+    bad = body.index(b"\xc3")
+    for blocks in (
+        [body],
+        [body[i : i + 1000] for i in range(0, len(body), 1000)],
+        [body[: bad + 1], body[bad + 1 :]],
+    ):
+        with mock.patch.object(json_codec, "WHOLE_BODY_CHARS", 8), pytest.raises(DataError) as streamed:
+            list(json_codec.decode_stream(iter(blocks), SCHEMA))
+        assert streamed.value.code == "undecodable_body"
+        assert streamed.value.message.startswith(f"the JSON body is not UTF-8 (byte {bad}: "), (
+            streamed.value.message
+        )

@@ -321,10 +321,8 @@ def _as_body(data: bytes, content_type: str) -> str | bytes:
     refuse_wide_text(data, content_type)  # a UTF-16 body named as such, as byoc's own decoders name it
     try:
         return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(
-            f"the {content_type} body is not UTF-8 (byte {exc.start}); send UTF-8 text", code="bad_encoding"
-        ) from None
+    except UnicodeDecodeError as exc:  # as byoc's own decoders say it (was bad_encoding, gzip's code)
+        raise codecs.not_utf8(f"the {content_type} body", exc) from None
 
 
 class _WholeBody:

@@ -24,7 +24,7 @@ from typing import Any
 from byoc import json_objects
 from byoc.errors import DataError, PayloadTooLarge, SchemaError
 from byoc.json_objects import json_words
-from byoc.serving.codecs.base import Decoder, Encoder
+from byoc.serving.codecs.base import Decoder, Encoder, not_utf8
 from byoc.serving.output import Prediction
 from byoc.serving.schema import FLOAT32_MAX, Batch, RequestSchema
 
@@ -90,9 +90,7 @@ def loads(body: bytes | str, *, what: str = "the JSON body") -> Any:
     except json_objects.RepeatedKey as exc:
         raise SchemaError(exc.says(what), code="duplicate_columns") from None
     except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{what} is not UTF-8 (byte {exc.start}: {exc.reason}); send UTF-8 JSON", code="undecodable_body"
-        ) from None
+        raise not_utf8(what, exc, "UTF-8 JSON") from None
     except _json.JSONDecodeError as exc:
         position = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         hint = JSON_LINES_HINT if exc.msg == "Extra data" and exc.lineno > 1 else ""  # values on more lines
@@ -209,18 +207,19 @@ class _Text:
         self.text = ""
         self.pos = 0
         self.dropped = 0  # characters before self.text[0]
+        self.read = 0  # bytes of the body decoded so far
         self.ended = False
 
     def more(self) -> bool:
         if self.ended:
             return False
         block = next(self.blocks, None)
+        held = len(self.utf8.getstate()[0])  # a character's first bytes, decoded with this block
         try:
             text = self.utf8.decode(block or b"", final=block is None)
         except UnicodeDecodeError as exc:
-            raise DataError(
-                f"the JSON body is not UTF-8 ({exc.reason}); send UTF-8 JSON", code="undecodable_body"
-            ) from None
+            raise not_utf8("the JSON body", exc, "UTF-8 JSON", offset=self.read - held) from None
+        self.read += len(block or b"")
         if block is None:
             self.ended = True
         elif self.raw is not None:
