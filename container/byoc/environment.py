@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from byoc.errors import ConfigError
+from byoc.errors import ConfigError, not_utf8_at
 from byoc.json_objects import json_words
 
 STOP_GRACE_VARIABLE = "BYOC_STOP_GRACE_SECONDS"
@@ -219,11 +219,7 @@ def read_config(path: Path, default: dict[str, Any]) -> dict[str, Any]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}, line {line}); "
-            "write the file as UTF-8 JSON"
-        ) from exc
+        raise ConfigError(f"{path}: {not_utf8_at(data, exc.start)}; write the file as UTF-8 JSON") from exc
     if not text.strip():
         return default
     try:

@@ -823,3 +823,38 @@ def test_memory_running_out_in_a_request_is_a_413_naming_the_body_and_the_worker
     assert f"request {body['request_id']}: out of memory: MemoryError: Unable to allocate" in log
     assert after.status_code == 200, after.text
     assert after.json() == before.json()  # the same worker process, alive and serving
+
+
+@pytest.mark.parametrize(
+    ("files", "said"),
+    [
+        (
+            {"inference.py": "NAME = 'caf\u00e9'\n".encode("latin-1")},
+            "inference.py: not UTF-8 text (byte 0xe9 at offset 11, line 1); Python reads a program as UTF-8: "
+            "save the file as UTF-8 (or declare its encoding on its first line, such as # -*- coding: latin-1 -*-)",
+        ),
+        (
+            {
+                "inference.py": b"import helper\n",
+                "helper.py": "X = 1\nNAME = 'caf\u00e9'\n".encode("latin-1"),
+            },
+            "inference.py: importing it failed: {code}/helper.py: not UTF-8 text (byte 0xe9 at offset 17, "
+            "line 2) (at inference.py line 1); Python reads a program as UTF-8: save the file as UTF-8",
+        ),
+        (
+            {"inference.py": "def predict_fn(input_data, model):\n    return []\n".encode("utf-16")},
+            "inference.py: UTF-16 text, not UTF-8; Python reads a program as UTF-8: save the file as UTF-8\n",
+        ),
+    ],
+    ids=["latin1", "latin1_module", "utf16"],
+)
+def test_a_program_that_is_not_utf8_is_named_with_its_byte_and_the_fix(tmp_path, files, said):
+    """Python's words were "SyntaxError: (unicode error) 'utf-8' codec can't decode byte 0xe9 in
+    position 3" (a position in the string literal, not the file) and nothing for a UTF-16 file
+    but null bytes: the user's file is named, with the byte's offset and line, and how to fix it."""
+    root = _root(tmp_path, "")
+    code = root / "model" / "code"
+    for name, data in files.items():
+        (code / name).write_bytes(data)
+    stderr = _refuses_to_start(root)
+    assert said.format(code=code) in stderr, stderr
