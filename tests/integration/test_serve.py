@@ -300,7 +300,7 @@ def test_a_utf16_body_is_named_as_utf16(binary, content_type, text, encoding):
 @pytest.mark.parametrize("header", [True, False], ids=["header", "no_header"])
 def test_a_utf8_byte_order_mark_is_read_past_as_training_reads_it(binary, header):
     """Excel's 'CSV UTF-8' starts with a UTF-8 byte order mark: the first column's name (or
-    value) is read without it, as training's readers read it (byoc.data.csv_header.BOM)."""
+    value) is read without it, as training's readers read it (byoc.wide_text.UTF8_BOM_TEXT)."""
     rows = sm.features("binary").iloc[:5]
     sent = rows[["balance", "age", "job", "contact"]] if header else rows  # a header in another order
     bodies = [

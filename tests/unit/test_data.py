@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import logging
 from pathlib import Path
@@ -865,7 +866,7 @@ def test_recordio_in_file_mode_unwraps_only_wrapped_files(tmp_path, caplog):
 def test_pipe_mode_header_files_streamed_back_to_back(tmp_path):
     """SageMaker concatenates every object of the prefix into the FIFO: headers recur."""
     part = csv_bytes(FRAME, target="label", header=True)
-    files = {"part-0.csv": part, "part-1.csv": b"\xef\xbb\xbf" + part, "part-2.csv": part}
+    files = {"part-0.csv": part, "part-1.csv": codecs.BOM_UTF8 + part, "part-2.csv": part}
     root = make_ml_root(tmp_path, channels={"train": files}, input_mode="Pipe")
     with pipe_feeders(root, {"train": files}):
         data = read_channel(env_for(root), "train")

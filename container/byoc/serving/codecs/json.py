@@ -27,6 +27,7 @@ from byoc.json_objects import json_words
 from byoc.serving.codecs.base import Decoder, Encoder, not_utf8
 from byoc.serving.output import Prediction
 from byoc.serving.schema import FLOAT32_MAX, Batch, RequestSchema
+from byoc.wide_text import UTF8_BOM_TEXT
 
 MEDIA_TYPE = "application/json"
 _WRAPPERS = ("instances", "inputs", "dataframe_records")
@@ -537,7 +538,7 @@ def decode_stream(blocks: Iterable[bytes], schema: RequestSchema) -> Iterator[Ba
     """
     text = _Text(blocks)
     first = text.peek()
-    if first == "\ufeff":
+    if first == UTF8_BOM_TEXT:
         text.pos += 1
         first = text.peek()
     start = text.pos
