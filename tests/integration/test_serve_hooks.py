@@ -845,8 +845,12 @@ def test_memory_running_out_in_a_request_is_a_413_naming_the_body_and_the_worker
             {"inference.py": "def predict_fn(input_data, model):\n    return []\n".encode("utf-16")},
             "inference.py: UTF-16 text, not UTF-8; Python reads a program as UTF-8: save the file as UTF-8\n",
         ),
+        (  # Python reads past a Latin-1 comment: the syntax error is the fault, not the encoding
+            {"inference.py": "# caf\u00e9\ndef predict_fn(\n".encode("latin-1")},
+            "inference.py: importing it failed: SyntaxError: '(' was never closed (inference.py, line 2)",
+        ),
     ],
-    ids=["latin1", "latin1_module", "utf16"],
+    ids=["latin1", "latin1_module", "utf16", "syntax_error_beside_a_latin1_comment"],
 )
 def test_a_program_that_is_not_utf8_is_named_with_its_byte_and_the_fix(tmp_path, files, said):
     """Python's words were "SyntaxError: (unicode error) 'utf-8' codec can't decode byte 0xe9 in

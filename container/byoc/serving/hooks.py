@@ -620,8 +620,11 @@ def _not_utf8_source(exc: BaseException, program: Path) -> tuple[Path, str, str]
     it as UTF-8, when the failure is its encoding (None otherwise): Python's message counts from a
     string literal's start ("position 3") or names no byte, and never says to save the file as
     UTF-8.  A file declaring another encoding (PEP 263) is Python's to judge."""
-    if not isinstance(exc, (SyntaxError, ValueError)):  # ValueError: "... cannot contain null bytes"
-        return None
+    said = str(exc)
+    if not isinstance(exc, (SyntaxError, ValueError)) or not (
+        "utf-8" in said.lower() or "null bytes" in said
+    ):
+        return None  # not the encoding (a Latin-1 comment passes, so its file's syntax error stands)
     path = Path(exc.filename) if isinstance(exc, SyntaxError) and exc.filename else program
     try:
         data = path.read_bytes()
