@@ -36,6 +36,7 @@ import joblib
 
 from byoc import oserrors
 from byoc.errors import ModelLoadError
+from byoc.json_objects import json_words
 
 log = logging.getLogger(__name__)
 
@@ -398,7 +399,7 @@ def _read_metadata(model_dir: Path) -> dict[str, Any]:
         raise ModelLoadError(f"{path}: not readable JSON ({exc})") from exc
     if not isinstance(metadata, dict):
         raise ModelLoadError(
-            f"{path}: holds a JSON {type(metadata).__name__}, not the object byoc's train writes; "
+            f"{path}: holds {json_words(metadata)}, not the object byoc's train writes; "
             "restore model.json from the training job's model.tar.gz"
         )
     version = metadata.get("format_version")

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from byoc.errors import ConfigError
+from byoc.errors import ConfigError, not_utf8_at
+from byoc.json_objects import json_words
 
 STOP_GRACE_VARIABLE = "BYOC_STOP_GRACE_SECONDS"
 DEFAULT_STOP_GRACE_SECONDS = 100.0  # SageMaker sends SIGKILL 120 s after SIGTERM: leave time to report
@@ -120,7 +121,7 @@ class ChannelConfig:
     def from_dict(cls, name: str, raw: Mapping[str, Any]) -> ChannelConfig:
         if not isinstance(raw, Mapping):
             raise ConfigError(
-                f"inputdataconfig.json: channel '{name}' must be a JSON object, got {type(raw).__name__}"
+                f"inputdataconfig.json: channel '{name}' must be an object, got {json_words(raw)}"
             )
         mode = raw.get("TrainingInputMode") or "File"
         if mode not in INPUT_MODES:
@@ -218,11 +219,7 @@ def read_config(path: Path, default: dict[str, Any]) -> dict[str, Any]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}, line {line}); "
-            "write the file as UTF-8 JSON"
-        ) from exc
+        raise ConfigError(f"{path}: {not_utf8_at(data, exc.start)}; write the file as UTF-8 JSON") from exc
     if not text.strip():
         return default
     try:
@@ -238,7 +235,7 @@ def read_config(path: Path, default: dict[str, Any]) -> dict[str, Any]:
         ) from exc
     if not isinstance(value, dict):
         raise ConfigError(
-            f"{path}: holds a JSON {_json_kind(value)}, not an object; write it as a JSON object of "
+            f"{path}: holds {json_words(value)}, not an object; write it as a JSON object of "
             f"{CONFIG_EXAMPLES.get(path.name, 'name: value pairs')}"
         )
     return value
@@ -256,18 +253,6 @@ def _optional_text(config: Mapping[str, Any], key: str, default: str, example: s
             f'{{"{key}": "{example or default}"}}'
         )
     return value
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    if value is None:
-        return "null"
-    return "number"
 
 
 def cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> int | None:

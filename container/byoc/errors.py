@@ -16,6 +16,13 @@ def a_type(value: object) -> str:
     return f"{'an' if vowel else 'a'} {name}"
 
 
+def not_utf8_at(data: bytes, start: int) -> str:
+    """Where a user's file (a config file, a program) stops being UTF-8, for its message: the byte,
+    its offset and its line, so an editor finds it."""
+    line = data.count(b"\n", 0, start) + 1
+    return f"not UTF-8 text (byte 0x{data[start]:02x} at offset {start}, line {line})"
+
+
 class ByocError(Exception):
     """Base of every error byoc raises on purpose."""
 

@@ -36,7 +36,7 @@ vectorised) serve readers and batches.  The two are tested to agree.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pat
+
+from byoc.json_objects import json_words
 
 WHITESPACE = " \t\r\n\x0b\x0c"
 """Characters trimmed before deciding whether text is missing, a boolean or a number."""
@@ -97,13 +99,15 @@ def _shorten(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def json_kind(value: Any) -> str:
-    """What a decoded JSON value is, for messages: "JSON object", "JSON list", or its type's name."""
-    if isinstance(value, Mapping):
-        return "JSON object"
-    if isinstance(value, (list, tuple)):
-        return "JSON list"
-    return type(value).__name__
+def kind_words(value: Any) -> str:
+    """A value no feature takes, named for its message in the words of the format that sent it:
+    JSON's (:func:`json_objects.json_words`), a Parquet list (an ndarray once read) as a list,
+    Parquet binary as binary data; never Python's type names ("a ndarray", "a bytes")."""
+    if isinstance(value, np.ndarray):
+        return "a list"
+    if isinstance(value, (bytes, bytearray)):
+        return "binary data"
+    return json_words(value)
 
 
 _BOOLEANS = " (booleans are the categories true/false)"
@@ -159,7 +163,7 @@ def number(value: Any) -> float:
     if isinstance(value, (np.integer, np.floating)):
         return number(value.item())
     raise BadValue(
-        f"a {json_kind(value)} is not a number; send a number, or null for missing", code="bad_value"
+        f"{kind_words(value)} is not a number; send a number, or null for missing", code="bad_value"
     )
 
 
@@ -195,9 +199,7 @@ def category(value: Any) -> Any:
         return repr(x)
     if value is None or value is pd.NA or value is pd.NaT:
         return _NAN
-    raise BadValue(
-        f"a {json_kind(value)} is not a category; send text, or null for missing", code="bad_value"
-    )
+    raise BadValue(f"{kind_words(value)} is not a category; send text, or null for missing", code="bad_value")
 
 
 def flag(value: Any) -> float:

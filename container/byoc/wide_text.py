@@ -1,17 +1,26 @@
-"""Text in UTF-16 or UTF-32, told by its first bytes.
+"""Text in UTF-16 or UTF-32, told by its first bytes; UTF-8's byte order mark as text.
 
 byoc reads text as UTF-8: training's files (byoc.data.sniff) and serving's request bodies
 (byoc.serving.builtin).  Windows tools often write UTF-16 with a byte order mark; decoded as
 UTF-8 it fails at byte 0, or (without a mark) decodes into values full of NULs.  Both sides name
 the encoding by this one rule, so the fix (save or send UTF-8) is what the message says.
+
+Every byte order mark is the standard library's (``codecs.BOM_*``): UTF-8's, which Excel's
+'CSV UTF-8' starts with and byoc reads past, is :data:`codecs.BOM_UTF8` in bytes and
+:data:`UTF8_BOM_TEXT` once decoded, spelled nowhere else.
 """
 
 from __future__ import annotations
 
+from codecs import BOM_UTF8, BOM_UTF16_BE, BOM_UTF16_LE, BOM_UTF32_LE
+
+UTF8_BOM_TEXT = BOM_UTF8.decode("utf-8")
+"""UTF-8's byte order mark in decoded text (U+FEFF), read past at the start of a file or body."""
+
 _MARKS = (
-    (b"\xff\xfe\x00\x00", "UTF-32 text"),  # before UTF-16's: it starts with the same two bytes
-    (b"\xff\xfe", "UTF-16 text"),
-    (b"\xfe\xff", "UTF-16 text"),
+    (BOM_UTF32_LE, "UTF-32 text"),  # before UTF-16's: it starts with the same two bytes
+    (BOM_UTF16_LE, "UTF-16 text"),
+    (BOM_UTF16_BE, "UTF-16 text"),
 )
 _PROBE = 64  # bytes of a text without a mark whose every other byte is NUL: UTF-16
 _STARTS = frozenset(mark[:2] for mark, _ in _MARKS)

@@ -895,3 +895,24 @@ def test_a_stacked_ensemble_is_chosen_when_it_scores_best_beyond_the_noise_and_i
             np.testing.assert_allclose(got, want, rtol=compiled.RTOL, atol=compiled.ATOL)
         labels = [str(model.classes[i]) for i in want.argmax(axis=1)]
         assert [str(p["predicted_label"]) for p in served] == labels
+
+
+def test_a_date_column_is_told_how_to_keep_its_information_and_is_still_trained_on(tmp_path):
+    """A column of dates (text to the encoder, a distinct one in nearly every row) was told "an ID
+    cannot generalise; drop it" in the log and exploration.json: the advice now says how to keep
+    what it says (numbers derived from it before training); the columns trained on are unchanged."""
+    frame = iris_frame()
+    days = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(len(frame)), unit="D")
+    frame.insert(0, "measured_on", days.strftime("%Y-%m-%d"))
+    root = _root(tmp_path, frame, "target", max_runtime_seconds=60, max_candidates=1)
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    exploration = json.loads((root / "output" / "data" / "exploration.json").read_text())
+    [warning] = [w for w in exploration["warnings"] if w["column"] == "measured_on"]
+    assert warning["kind"] == "date_like", warning
+    assert warning["message"].startswith("column 'measured_on' holds dates (such as '2024-01-01')")
+    assert "year, month, day of week, or seconds since 1970" in warning["message"]
+    assert "drop" not in warning["message"]
+    assert f"exploration: {warning['message']}" in result.stdout + result.stderr
+    model = json.loads((root / "model" / "model.json").read_text())
+    assert "measured_on" in [f["name"] for f in model["features"]]

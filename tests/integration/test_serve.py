@@ -300,7 +300,7 @@ def test_a_utf16_body_is_named_as_utf16(binary, content_type, text, encoding):
 @pytest.mark.parametrize("header", [True, False], ids=["header", "no_header"])
 def test_a_utf8_byte_order_mark_is_read_past_as_training_reads_it(binary, header):
     """Excel's 'CSV UTF-8' starts with a UTF-8 byte order mark: the first column's name (or
-    value) is read without it, as training's readers read it (byoc.data.csv_header.BOM)."""
+    value) is read without it, as training's readers read it (byoc.wide_text.UTF8_BOM_TEXT)."""
     rows = sm.features("binary").iloc[:5]
     sent = rows[["balance", "age", "job", "contact"]] if header else rows  # a header in another order
     bodies = [
@@ -331,6 +331,20 @@ def test_a_json_body_of_one_value_is_named_in_jsons_words(binary, body, said):
     )
     wrapped = binary.invoke('{"instances": ' + body + "}", "application/json")
     assert_error(wrapped, 400, "bad_shape", f'"instances" must hold a list of rows or records, got {said}')
+
+
+@pytest.mark.parametrize("layout", ["rows", "records"])
+def test_a_row_of_null_is_named_in_jsons_words(binary, layout):
+    """``{"instances": [[...a valid row...], null]}`` was refused with "row 2 is a NoneType"
+    (a record's list: "a JSON list"), Python's words for what the client wrote in JSON."""
+    row = (json_rows if layout == "rows" else records)(sm.features("binary").iloc[:1])[0]
+    kind = "a list of 4 feature values" if layout == "rows" else "an object of feature: value"
+    for body in ({"instances": [row, None]}, [row, None], {"dataframe_records": [row, None]}):
+        if layout == "rows" and "dataframe_records" in body:
+            continue
+        response = binary.invoke(json.dumps(body), "application/json")
+        assert_error(response, 400, "bad_row", f"row 2 is null; each row must be {kind}")
+        assert "NoneType" not in response.text
 
 
 @pytest.mark.parametrize("layout", ["rows", "records"])
@@ -559,7 +573,7 @@ ERRORS = [
         '[{"age": [1], "balance": 1, "job": "admin", "contact": "cellular"}]',
         "application/json",
         "bad_value",
-        ["'age'", "JSON list"],
+        ["'age'", "a list is not a number"],
     ),
     (
         "missing record key",

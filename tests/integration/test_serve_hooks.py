@@ -130,6 +130,7 @@ def test_input_fn_alone_gets_text_or_bytes_and_byoc_predicts(tmp_path):
         as_bytes = server.invoke(json.dumps({"rows": ROWS.to_dict("records")}), "application/x-rows")
         as_text = server.invoke(ROWS.to_json(orient="records"), "application/json")
         utf16 = server.invoke(ROWS.to_json(orient="records").encode("utf-16"), "application/json")
+        latin1 = server.invoke('[{"job": "caf\u00e9"}]'.encode("latin-1"), "application/json")
     finally:
         server.stop()
     expected = [{"predicted_label": label} for label in _expected_labels(root, ROWS)]
@@ -140,6 +141,13 @@ def test_input_fn_alone_gets_text_or_bytes_and_byoc_predicts(tmp_path):
     assert utf16.status_code == 400, utf16.text
     assert utf16.json()["error"] == "undecodable_body"
     assert "the application/json body is UTF-16 text (its first bytes are a byte order mark)" in utf16.text
+    # and a body that is not UTF-8 as byoc's own decoders say it: undecodable_body, the byte and why
+    # (was bad_encoding, the code of a gzip body that does not inflate, and no reason)
+    assert latin1.status_code == 400, latin1.text
+    assert latin1.json()["error"] == "undecodable_body"
+    assert latin1.json()["message"] == (
+        "the application/json body is not UTF-8 (byte 13: invalid continuation byte); send UTF-8 text"
+    )
 
 
 def test_an_input_fn_result_byoc_cannot_predict_on_names_the_hook_not_the_clients_row(tmp_path):
@@ -815,3 +823,42 @@ def test_memory_running_out_in_a_request_is_a_413_naming_the_body_and_the_worker
     assert f"request {body['request_id']}: out of memory: MemoryError: Unable to allocate" in log
     assert after.status_code == 200, after.text
     assert after.json() == before.json()  # the same worker process, alive and serving
+
+
+@pytest.mark.parametrize(
+    ("files", "said"),
+    [
+        (
+            {"inference.py": "NAME = 'caf\u00e9'\n".encode("latin-1")},
+            "inference.py: not UTF-8 text (byte 0xe9 at offset 11, line 1); Python reads a program as UTF-8: "
+            "save the file as UTF-8 (or declare its encoding on its first line, such as # -*- coding: latin-1 -*-)",
+        ),
+        (
+            {
+                "inference.py": b"import helper\n",
+                "helper.py": "X = 1\nNAME = 'caf\u00e9'\n".encode("latin-1"),
+            },
+            "inference.py: importing it failed: {code}/helper.py: not UTF-8 text (byte 0xe9 at offset 17, "
+            "line 2) (at inference.py line 1); Python reads a program as UTF-8: save the file as UTF-8",
+        ),
+        (
+            {"inference.py": "def predict_fn(input_data, model):\n    return []\n".encode("utf-16")},
+            "inference.py: UTF-16 text, not UTF-8; Python reads a program as UTF-8: save the file as UTF-8\n",
+        ),
+        (  # Python reads past a Latin-1 comment: the syntax error is the fault, not the encoding
+            {"inference.py": "# caf\u00e9\ndef predict_fn(\n".encode("latin-1")},
+            "inference.py: importing it failed: SyntaxError: '(' was never closed (inference.py, line 2)",
+        ),
+    ],
+    ids=["latin1", "latin1_module", "utf16", "syntax_error_beside_a_latin1_comment"],
+)
+def test_a_program_that_is_not_utf8_is_named_with_its_byte_and_the_fix(tmp_path, files, said):
+    """Python's words were "SyntaxError: (unicode error) 'utf-8' codec can't decode byte 0xe9 in
+    position 3" (a position in the string literal, not the file) and nothing for a UTF-16 file
+    but null bytes: the user's file is named, with the byte's offset and line, and how to fix it."""
+    root = _root(tmp_path, "")
+    code = root / "model" / "code"
+    for name, data in files.items():
+        (code / name).write_bytes(data)
+    stderr = _refuses_to_start(root)
+    assert said.format(code=code) in stderr, stderr

@@ -684,9 +684,9 @@ def test_bad_json_in_hyperparameters_file(tmp_path):
 @pytest.mark.parametrize(
     "body, patterns",
     [
-        (b'["max_depth", 3]', [r"hyperparameters\.json: holds a JSON array, not an object"]),
-        (b'"max_depth=3"', [r"holds a JSON string, not an object"]),
-        (b"3", [r"holds a JSON number, not an object"]),
+        (b'["max_depth", 3]', [r"hyperparameters\.json: holds a list, not an object"]),
+        (b'"max_depth=3"', [r"holds a string, not an object"]),
+        (b"3", [r"holds a number, not an object"]),
         (
             b'{"max_depth": "\xff"}',
             [r"hyperparameters\.json: not UTF-8 text \(byte 0xff at offset 15, line 1\)"],

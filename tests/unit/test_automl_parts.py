@@ -1028,6 +1028,48 @@ def test_exploration_warns_of_constant_id_like_and_leaking_columns():
     assert sum(c["count"] for c in summary["target"]["classes"].values()) == 400
 
 
+@pytest.mark.parametrize(
+    "spelled",
+    [
+        lambda d: d.strftime("%Y-%m-%d"),
+        lambda d: d.strftime("%d/%m/%Y"),
+        lambda d: d.strftime("%Y-%m-%d %H:%M:%S.%f"),  # Arrow's text of a Parquet timestamp
+        lambda d: d.strftime("%m/%d/%y %H:%M"),
+    ],
+    ids=["iso", "day_first", "arrow_timestamp", "us_short_time"],
+)
+def test_a_column_of_dates_is_told_how_to_keep_what_it_says_not_to_drop_it(spelled, caplog):
+    """A date column (text to the encoder, a distinct date in nearly every row) was told "an ID
+    cannot generalise; drop it": the advice is how to keep its information, as numbers; the
+    columns trained on stay the same (exploration only advises)."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    days = pd.Timestamp("2023-01-01") + pd.to_timedelta(np.arange(400), unit="h") * 23
+    X = pd.DataFrame({"noise": rng.normal(size=400), "signup": [spelled(d) for d in days]})
+    features = preprocessing.feature_schema(X)
+    X = preprocessing.coerce_features(X, features, where="test")
+    summary = explore.explore(X, y, BINARY, features, [0, 1])
+    [warning] = summary["warnings"]
+    assert warning["column"] == "signup" and warning["kind"] == "date_like"
+    message = warning["message"]
+    assert message.startswith(
+        f"column 'signup' holds dates (such as '{spelled(days[0])}') with a distinct value"
+    )
+    assert "year, month, day of week, or seconds since 1970" in message
+    assert "pd.to_datetime(df['signup'])" in message and "drop" not in message
+    assert message in caplog.text
+    assert [f.name for f in features] == ["noise", "signup"]  # still a feature: advice only
+
+
+def test_text_that_only_starts_like_a_date_is_still_an_id():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"ref": [f"2023-01-{i % 28 + 1:02d}-order-{i}" for i in range(400)]})
+    features = preprocessing.feature_schema(X)
+    X = preprocessing.coerce_features(X, features, where="test")
+    summary = explore.explore(X, rng.integers(0, 2, 400), BINARY, features, [0, 1])
+    assert [(w["column"], w["kind"]) for w in summary["warnings"]] == [("ref", "id_like")]
+
+
 def test_the_leakage_check_ends_at_its_deadline_or_a_stop_and_says_so(caplog):
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)

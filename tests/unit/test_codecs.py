@@ -6,6 +6,7 @@ import csv
 import io
 import itertools
 import json
+import re
 from unittest import mock
 
 import numpy as np
@@ -667,3 +668,93 @@ def test_a_json_body_of_one_value_is_named_in_jsons_words(body, said):
     with pytest.raises(SchemaError) as caught:
         codecs.decoders()["application/json"].decode(body, SCHEMA, 0)
     assert caught.value.message.startswith(said), caught.value.message
+
+
+_PYTHON_NAMES = re.compile(r"NoneType|\ban? (int|bool|str|float|dict|tuple)\b|JSON (list|object)")
+
+
+@pytest.mark.parametrize(
+    ("media_type", "body", "said"),
+    [
+        (
+            "application/json",
+            b'{"instances": [[1, "a", 0], null]}',
+            "row 2 is null; each row must be a list of 3",
+        ),
+        (
+            "application/json",
+            b'{"instances": [[1, "a", 0], 7]}',
+            "row 2 is a number; each row must be a list",
+        ),
+        ("application/json", b'[[1, "a", 0], true]', "row 2 is a boolean (true); each row must be a list"),
+        ("application/json", b'{"inputs": [[1, "a", 0], "x"]}', "row 2 is a string; each row must be a list"),
+        (
+            "application/json",
+            b'{"dataframe_records": [{"age": 1, "job": "a", "flag": 0}, null]}',
+            "row 2 is null; each row must be an object of feature: value",
+        ),
+        (
+            "application/json",
+            b'[{"age": 1, "job": "a", "flag": 0}, 3]',
+            "row 2 is a number; each row must be an object",
+        ),
+        (
+            "application/json",
+            b'{"dataframe_split": {"data": [[1, "a", 0], null]}}',
+            "row 2 is null; each row must",
+        ),
+        (
+            "application/json",
+            b'{"dataframe_split": {"columns": ["age", "job", "flag"], "data": [[1, "a", 0], null]}}',
+            '"dataframe_split" row 2 is null; each row of "data" must be a list of 3 values',
+        ),
+        ("application/jsonlines", b'[1, "a", 0]\nnull\n', "line 2 of the JSON Lines body is null; each line"),
+        (
+            "application/json",
+            b'[[{"x": 1}, "a", 0]]',
+            "row 1, column 'age' (numeric): an object is not a number",
+        ),
+        (
+            "application/json",
+            b'[[1, ["a"], 0]]',
+            "row 1, column 'job' (categorical): a list is not a category",
+        ),
+    ],
+)
+def test_every_json_shape_names_a_wrong_item_in_jsons_words(media_type, body, said):
+    """A row of null in ``{"instances": [...]}`` was "row 2 is a NoneType" (a number "a int", a
+    string "a str", a record's list "a JSON list"): every JSON shape, whole and streamed, names what
+    the client wrote as JSON names it (byoc.json_objects.json_words)."""
+    decoder = codecs.decoders()[media_type]
+    with pytest.raises(SchemaError if media_type == "application/json" else DataError) as whole:
+        decoder.decode(body, SCHEMA, 0)
+    messages = [whole.value.message]
+    if media_type == "application/json":
+        with pytest.raises(SchemaError) as streamed:
+            list(json_codec.decode_stream(iter([body]), SCHEMA))
+        messages.append(streamed.value.message)
+    for message in messages:
+        assert said in message, message
+        assert not _PYTHON_NAMES.search(message), message
+
+
+def test_a_body_that_is_not_utf8_names_the_byte_in_the_body_on_every_path():
+    """A CSV body after a byte order mark was "byte 1" for its 5th byte (utf-8-sig counts from after
+    the mark); a streamed JSON body named no byte at all.  Both now count in the body sent."""
+    with pytest.raises(DataError) as csv_error:
+        codecs.decoders()["text/csv"].decode(b"\xef\xbb\xbf1,a\xe9\n", SCHEMA, 0)
+    assert csv_error.value.code == "undecodable_body"
+    assert csv_error.value.message.startswith("the CSV body is not UTF-8 (byte 6: invalid continuation byte)")
+    body = b"[" + b'[1, "a", 0], ' * 500 + b'[1, "caf\xc3"]]'
+    bad = body.index(b"\xc3")
+    for blocks in (
+        [body],
+        [body[i : i + 1000] for i in range(0, len(body), 1000)],
+        [body[: bad + 1], body[bad + 1 :]],
+    ):
+        with mock.patch.object(json_codec, "WHOLE_BODY_CHARS", 8), pytest.raises(DataError) as streamed:
+            list(json_codec.decode_stream(iter(blocks), SCHEMA))
+        assert streamed.value.code == "undecodable_body"
+        assert streamed.value.message.startswith(f"the JSON body is not UTF-8 (byte {bad}: "), (
+            streamed.value.message
+        )

@@ -11,6 +11,7 @@ prediction's own values.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -474,13 +475,14 @@ def test_sliced_encodings_join_into_the_whole_answer(parts):
 )
 def test_csv_text_is_the_utf_8_sig_codecs_text_and_error(bom, body):
     """A CSV body's text: a byte order mark dropped, the rest UTF-8, and an undecodable byte
-    named at the same place, as the utf-8-sig codec names it, whether the body starts with a mark
-    or not (a body without one skips that codec's Python-level decode)."""
-    body = (b"\xef\xbb\xbf" if bom else b"") + body
+    named as the utf-8-sig codec names it, at its place in the body sent (the codec counts from
+    after the mark), whether the body starts with a mark or not (a body without one skips that
+    codec's Python-level decode)."""
+    body = (codecs.BOM_UTF8 if bom else b"") + body
     try:
         want: object = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        want = f"byte {exc.start}: {exc.reason}"
+        want = f"byte {exc.start + (len(codecs.BOM_UTF8) if body.startswith(codecs.BOM_UTF8) else 0)}: {exc.reason}"
     try:
         got: object = csv_codec._text(body)
     except DataError as exc:

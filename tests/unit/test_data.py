@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import logging
 from pathlib import Path
@@ -598,6 +599,23 @@ def test_jsonlines_nested_values_are_rejected(tmp_path):
     assert error.code == "nested_column" and "'x'" in error.message
 
 
+@pytest.mark.parametrize(
+    ("second", "said"),
+    [
+        (b"7", "train/a.jsonl, line 2: a number where a JSON object like the lines before it is expected"),
+        (b'"y"', "train/a.jsonl, line 2: a string where a JSON object"),
+        (b'{"y": 2, "x": [1]}', "train/a.jsonl, line 2: field 'x' holds a list; each field must be"),
+    ],
+)
+def test_jsonlines_lines_and_fields_are_named_in_jsons_words(tmp_path, second, said):
+    """Were "a JSON int", "a JSON str" and "holds a nested list": Python's names.  (A line of null
+    is read by pyarrow as a row of missing values, so it is not among them.)"""
+    error = expect_error(
+        tmp_path, {"a.jsonl": b'{"y": 1, "x": 2}\n' + second + b"\n"}, "application/jsonlines"
+    )
+    assert error.message.startswith(said), error.message
+
+
 def test_jsonlines_type_change_between_lines_is_read(tmp_path):
     data = read(tmp_path, {"a.jsonl": b'{"y": 1, "x": 1}\n{"y": 0, "x": "many"}\n'}, "application/jsonlines")
     # a number in a text column is the category spelled as byoc.values spells it
@@ -848,7 +866,7 @@ def test_recordio_in_file_mode_unwraps_only_wrapped_files(tmp_path, caplog):
 def test_pipe_mode_header_files_streamed_back_to_back(tmp_path):
     """SageMaker concatenates every object of the prefix into the FIFO: headers recur."""
     part = csv_bytes(FRAME, target="label", header=True)
-    files = {"part-0.csv": part, "part-1.csv": b"\xef\xbb\xbf" + part, "part-2.csv": part}
+    files = {"part-0.csv": part, "part-1.csv": codecs.BOM_UTF8 + part, "part-2.csv": part}
     root = make_ml_root(tmp_path, channels={"train": files}, input_mode="Pipe")
     with pipe_feeders(root, {"train": files}):
         data = read_channel(env_for(root), "train")

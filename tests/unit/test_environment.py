@@ -119,7 +119,7 @@ def test_a_config_file_that_is_not_an_object_gets_its_own_example(tmp_path):
     root = make_ml_root(tmp_path, channels={"train": {"a": "1"}})
     (root / "input/config/resourceconfig.json").write_text('["algo-1"]')
     with pytest.raises(
-        ConfigError, match=r"resourceconfig\.json: holds a JSON array.*\"current_host\": \"algo-1\""
+        ConfigError, match=r"resourceconfig\.json: holds a list, not an object.*\"current_host\": \"algo-1\""
     ):
         TrainingEnvironment.from_files(MLPaths(root), environ={})
 

@@ -146,3 +146,20 @@ def test_pyarrow_running_out_of_memory_while_reading_a_whole_body_is_let_through
     monkeypatch.setattr(parquet.pq, "read_table", _out_of_memory)
     with pytest.raises(MemoryError, match="malloc of size"):
         parquet.decode(_rows(3), SCHEMA, 0)
+
+
+@pytest.mark.parametrize(
+    ("column", "said"),
+    [
+        (pa.array([[1.0], [2.0]]), "row 1, column 'x' (numeric): a list is not a number"),
+        (pa.array([b"1", b"2"]), "row 1, column 'x' (numeric): binary data is not a number"),
+        (pa.array([{"a": 1}, {"a": 2}]), "row 1, column 'x' (numeric): an object is not a number"),
+    ],
+    ids=["list", "binary", "struct"],
+)
+def test_a_nested_or_binary_parquet_value_is_named_in_the_formats_words(column, said):
+    """Was "a ndarray is not a number", "a bytes" and, for a Parquet struct, "a JSON object":
+    Python's type names (and JSON's, for a body that is not JSON)."""
+    with pytest.raises(DataError) as info:
+        parquet.decode(_parquet(pa.table({"x": column, "job": ["admin", "admin"]})), SCHEMA, 0)
+    assert info.value.message.startswith(said), info.value.message

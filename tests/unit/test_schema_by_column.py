@@ -248,7 +248,9 @@ def test_a_refused_value_is_named_in_the_bodys_order_whatever_its_column() -> No
         (json_codec.decode, json.dumps({"instances": rows}).encode()),
         (jsonlines_codec.decode, "".join(json.dumps(r) + "\n" for r in rows).encode()),
     ]:
-        with pytest.raises(SchemaError, match=r"^row 3, column 'job' \(categorical\): a JSON list") as info:
+        with pytest.raises(
+            SchemaError, match=r"^row 3, column 'job' \(categorical\): a list is not a category"
+        ) as info:
             decode(body, SCHEMA)
         assert info.value.code == "bad_value"
 
@@ -256,7 +258,9 @@ def test_a_refused_value_is_named_in_the_bodys_order_whatever_its_column() -> No
 def test_a_single_row_of_number_text_with_a_list_for_a_category_is_a_400_naming_it() -> None:
     """The single-row path read the numbers of ``["30", [1], "2"]`` and let the category's
     refusal escape without its row and column: a 500 where the client's mistake is a 400."""
-    with pytest.raises(SchemaError, match=r"^row 1, column 'job' \(categorical\): a JSON list") as info:
+    with pytest.raises(
+        SchemaError, match=r"^row 1, column 'job' \(categorical\): a list is not a category"
+    ) as info:
         json_codec.decode(json.dumps({"instances": [["30", [1], "2"]]}).encode(), SCHEMA)
     assert info.value.code == "bad_value"
 

@@ -71,8 +71,37 @@ def test_records_check_keys():
         SCHEMA.from_records([{"age": 1}])
     with pytest.raises(SchemaError, match="unknown column 'x'"):
         SCHEMA.from_records([{"age": 1, "job": "a", "x": 2}])
-    with pytest.raises(SchemaError, match="row 2 is a JSON list"):
+    with pytest.raises(SchemaError, match="row 2 is a list; each row must be an object of feature: value"):
         SCHEMA.from_records([{"age": 1, "job": "a"}, [1, "a"]])
+
+
+@pytest.mark.parametrize(
+    ("item", "said"),
+    [
+        (None, "null"),
+        (3, "a number"),
+        (True, "a boolean (true)"),
+        ("x", "a string"),
+        ({"age": 1}, "an object"),
+    ],
+)
+def test_a_row_that_is_not_a_list_is_named_in_jsons_words(item, said):
+    """Was "row 2 is a NoneType" ("a int", "a bool", "a str"): Python's names for what the client
+    wrote in JSON.  Rows (lists) and records (objects) alike; a column of the column mapping too,
+    whose message read the module ``values`` shadowed by a local of that name (an AttributeError)."""
+    with pytest.raises(SchemaError) as rows:
+        SCHEMA.from_rows([[1, "a"], item])
+    assert rows.value.message == (
+        f"row 2 is {said}; each row must be a list of 2 feature values (or, in every row, an object "
+        "of feature: value)"
+    )
+    if not isinstance(item, dict):
+        with pytest.raises(SchemaError) as records:
+            SCHEMA.from_records([{"age": 1, "job": "a"}, item])
+        assert records.value.message.startswith(f"row 2 is {said}; each row must be an object of feature")
+        with pytest.raises(SchemaError) as columns:
+            SCHEMA.from_columns({"age": [1], "job": item})
+        assert columns.value.message == f"column 'job' must be a list of values, got {said}"
 
 
 def test_a_record_may_leave_out_only_the_keys_training_records_left_out():

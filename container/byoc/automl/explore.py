@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -65,6 +66,35 @@ def _integral(s: pd.Series) -> bool:
     values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     finite = values[np.isfinite(values)]
     return bool(finite.size) and bool(np.all(finite == np.round(finite)))
+
+
+# A date (or timestamp) as text: 2024-03-01, 2024/3/1, 01.03.2024, 3/1/24, with or without a time
+# after it; what CSV writers and Arrow's text of a Parquet date or timestamp spell.
+_DATE = re.compile(
+    r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}([ T]\d{1,2}:\d{2}.*)?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}([ T]\d{1,2}:\d{2}.*)?"
+)
+DATE_SAMPLE = 200  # distinct values a text column's date check reads
+
+
+def _date_example(s: pd.Series) -> str | None:
+    """A value of text column ``s`` when every one of its first distinct values reads as a date
+    (so its categories are dates, one per day or instant), else None."""
+    values = [str(v).strip() for v in s.dropna().unique()[:DATE_SAMPLE]]
+    if not values or not all(_DATE.fullmatch(v) for v in values):
+        return None
+    return values[0]
+
+
+def _date_advice(name: str, example: str, distinct: str) -> str:
+    """What to do with a column of dates: training reads them as text categories, so a date it
+    has not seen tells the model nothing; numbers derived from it before training keep what it says."""
+    return (
+        f"column '{name}' holds dates (such as '{example}') with {distinct}: each is a category of its "
+        "own, which tells the model nothing about a date it has not seen; keep what it says by "
+        "turning it into numbers before training, such as its year, month, day of week, or seconds "
+        f"since 1970 (pandas: d = pd.to_datetime(df['{name}']); d.dt.year, d.dt.month, "
+        "d.dt.dayofweek, d.astype('int64') // 10**9), one column each, and leave out the text"
+    )
 
 
 def _target(y: np.ndarray, problem_type: str, classes: Sequence[Any] | None) -> dict[str, Any]:
@@ -148,13 +178,16 @@ def explore(
             continue
         integral_or_text = feature.kind == CATEGORICAL or _integral(X[name])
         if integral_or_text and n >= MIN_ROWS_FOR_CHECKS and info["cardinality"] >= ID_LIKE_SHARE * n:
+            distinct = f"a distinct value in nearly every row ({info['cardinality']} of {n})"
+            date = _date_example(X[name]) if feature.kind == CATEGORICAL else None
             warnings.append(
                 {
                     "column": name,
                     "kind": "id_like",
-                    "message": f"column '{name}' has a distinct value in nearly every row "
-                    f"({info['cardinality']} of {n}): an ID cannot generalise; drop it",
+                    "message": f"column '{name}' has {distinct}: an ID cannot generalise; drop it",
                 }
+                if date is None
+                else {"column": name, "kind": "date_like", "message": _date_advice(name, date, distinct)}
             )
         if n >= MIN_ROWS_FOR_CHECKS and not cut:
             if stopped():

@@ -29,11 +29,11 @@ import pyarrow.compute as pc
 from byoc import values
 from byoc.data.sources import Source
 from byoc.errors import DataError
+from byoc.wide_text import UTF8_BOM_TEXT
 
 log = logging.getLogger(__name__)
 
 EVIDENCE_ROWS = 400  # rows below the first lines, pooled over the channel's first files
-BOM = "\ufeff"
 
 Row = Sequence[str]
 
@@ -137,7 +137,7 @@ class Evidence:
     (every file's first record) by the rules of :meth:`judge`."""
 
     def __init__(self, body: Sequence[Row]) -> None:
-        rows = [[r[0].lstrip(BOM), *r[1:]] for r in body if not is_blank(r)]
+        rows = [[r[0].lstrip(UTF8_BOM_TEXT), *r[1:]] for r in body if not is_blank(r)]
         self.size = len(rows)
         self.by_cells: dict[tuple[str, ...], list[Row]] = {}
         for row in rows:
@@ -407,7 +407,7 @@ def drop_header_copies(source: Source, table: pa.Table, channel: str) -> pa.Tabl
     names = [str(c) for c in table.column_names]
     if not names or table.num_rows == 0:
         return table
-    spellings = pa.array(sorted(set(names) | {BOM + n for n in names}), type=pa.string())
+    spellings = pa.array(sorted(set(names) | {UTF8_BOM_TEXT + n for n in names}), type=pa.string())
     candidates = pc.fill_null(pc.is_in(table.column(0), value_set=spellings), False)
     if not pc.any(candidates).as_py():
         return table  # the fast path: no row starts with a column name
@@ -415,7 +415,7 @@ def drop_header_copies(source: Source, table: pa.Table, channel: str) -> pa.Tabl
     cells = [table.column(i).take(pa.array(indices)).to_pylist() for i in range(len(names))]
     dropped = []
     for index, row in zip(indices, zip(*cells, strict=True), strict=True):
-        row = (str(row[0]).lstrip(BOM), *row[1:])
+        row = (str(row[0]).lstrip(UTF8_BOM_TEXT), *row[1:])
         if list(row) == names:
             dropped.append(index)
         elif sorted(map(str, row)) == sorted(names):
@@ -446,7 +446,7 @@ def _line_of(source: Source, row: list[str]) -> int | None:
         try:
             next(reader, None)
             for record in reader:
-                if record and [record[0].lstrip(BOM), *record[1:]] == row:
+                if record and [record[0].lstrip(UTF8_BOM_TEXT), *record[1:]] == row:
                     return reader.line_num
         except csv.Error:  # a field past the csv module's limit (byoc.csvfields): no line to name
             return None

@@ -34,6 +34,7 @@ from byoc.data.tabular import (
     unify_and_concat,
 )
 from byoc.errors import DataError
+from byoc.wide_text import UTF8_BOM_TEXT
 
 SAMPLE_ROWS = 200
 NUL = b"\x00"
@@ -98,7 +99,7 @@ def _decode_sample(source: Source) -> str:
                 f"{exc.start}); save the CSV as UTF-8",
                 code="not_utf8",
             ) from exc
-    return text.lstrip("\ufeff")
+    return text.lstrip(UTF8_BOM_TEXT)
 
 
 def check_delimiter(source: Source) -> None:

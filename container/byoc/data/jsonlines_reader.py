@@ -28,12 +28,13 @@ from byoc.data.tabular import (
     unify_and_concat,
 )
 from byoc.errors import DataError
+from byoc.json_objects import json_words
 
 
 def _cell(name: str, lineno: int, key: str, value: Any) -> Any:
     if isinstance(value, (dict, list)):
         raise DataError(
-            f"{name}, line {lineno}: field '{key}' holds a nested {type(value).__name__}; each field "
+            f"{name}, line {lineno}: field '{key}' holds {json_words(value)}; each field "
             "must be a number, text, true/false or null",
             code="nested_column",
         )
@@ -88,8 +89,7 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
                     else "a JSON object (or an array of values)"
                 )
                 raise DataError(
-                    f"{source.name}, line {lineno}: a JSON {type(value).__name__} where "
-                    f"{expected} is expected",
+                    f"{source.name}, line {lineno}: {json_words(value)} where {expected} is expected",
                     code="bad_jsonlines",
                 )
     if rows:

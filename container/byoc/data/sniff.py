@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from byoc import values
-from byoc.data.csv_header import BOM
 from byoc.data.parquet_reader import MAGIC as PARQUET_MAGIC
-from byoc.wide_text import wide_encoding
+from byoc.wide_text import UTF8_BOM_TEXT, wide_encoding
 
 SET_JSONLINES = (
     "set the channel's ContentType to application/jsonlines (TrainingInput(..., "
@@ -117,7 +116,7 @@ def text(lines: Sequence[str]) -> Foreign | None:
     document, libsvm, or numbers separated by spaces (numpy's savetxt)."""
     if not lines:
         return None
-    first = lines[0].lstrip(BOM).strip()
+    first = lines[0].lstrip(UTF8_BOM_TEXT).strip()
     if all(_json_object(line) for line in lines):
         return Foreign("JSON Lines (every line is a JSON object)", SET_JSONLINES, "jsonlines_as_csv")
     if first in ("[", "{") or first.startswith(("[{", "[[", '{"')):
@@ -142,7 +141,7 @@ def text(lines: Sequence[str]) -> Foreign | None:
 
 
 def _json_object(line: str) -> bool:
-    line = line.lstrip(BOM).strip()
+    line = line.lstrip(UTF8_BOM_TEXT).strip()
     if not (line.startswith("{") and line.endswith("}")):
         return False
     try:

@@ -13,6 +13,7 @@ import logging
 import os
 import stat
 import zlib
+from codecs import BOM_UTF8
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,6 @@ from byoc.oserrors import display_path
 log = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
-UTF8_BOM = b"\xef\xbb\xbf"
 RECORDIO_MAGIC = (0xCED7230A).to_bytes(4, "little")
 RECORDIO_HEADER = 8  # the magic and the flag-and-length word
 SNIFF_BYTES = 64 * 1024
@@ -117,7 +117,7 @@ class Source:
         if self.is_empty():
             return True
         head = self.head()
-        return len(head) < SNIFF_BYTES and not head.removeprefix(UTF8_BOM).strip()
+        return len(head) < SNIFF_BYTES and not head.removeprefix(BOM_UTF8).strip()
 
     def open(self) -> Stream:
         """A fresh readable, decompressed binary stream."""

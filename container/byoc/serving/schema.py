@@ -30,6 +30,7 @@ import pyarrow as pa
 from byoc import values
 from byoc.artifact import Feature
 from byoc.errors import SchemaError
+from byoc.json_objects import json_words
 
 # Trees predict in float32: anything larger would become infinity there.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -301,7 +302,8 @@ class RequestSchema:
         for number, row in enumerate(rows, start=start_row + 1):
             if not isinstance(row, (list, tuple)):
                 raise SchemaError(
-                    f"row {number} is a {values.json_kind(row)}, not a list of {width} feature values",
+                    f"row {number} is {json_words(row)}; each row must be a list of {width} feature values "
+                    "(or, in every row, an object of feature: value)",
                     code="bad_row",
                 )
             if len(row) != width:
@@ -349,7 +351,8 @@ class RequestSchema:
         for number, record in enumerate(records, start=start_row + 1):
             if not isinstance(record, dict):
                 raise SchemaError(
-                    f"row {number} is a {values.json_kind(record)}, not an object of feature: value",
+                    f"row {number} is {json_words(record)}; each row must be an object of feature: value "
+                    f"(or, in every row, a list of {len(names)} feature values)",
                     code="bad_row",
                 )
             if len(record) != len(names) or not all(n in record for n in names):
@@ -398,13 +401,12 @@ class RequestSchema:
         )
         lengths = set()
         for name in self.names:
-            values = columns[name]
-            if not isinstance(values, list):
+            column = columns[name]
+            if not isinstance(column, list):
                 raise SchemaError(
-                    f"column '{name}' must be a list of values, got a {values.json_kind(values)}",
-                    code="bad_row",
+                    f"column '{name}' must be a list of values, got {json_words(column)}", code="bad_row"
                 )
-            lengths.add(len(values))
+            lengths.add(len(column))
         if len(lengths) > 1:
             raise SchemaError(
                 f"columns have different lengths {sorted(lengths)}; every column needs one value per row",

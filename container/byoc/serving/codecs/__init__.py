@@ -18,7 +18,7 @@ from werkzeug.http import parse_accept_header, parse_list_header, parse_options_
 
 from byoc.errors import NotAcceptable, UnsupportedMediaType, UserError
 from byoc.serving.codecs import csv, json, jsonlines, npy, parquet
-from byoc.serving.codecs.base import Decoder, Encoder
+from byoc.serving.codecs.base import Decoder, Encoder, not_utf8
 
 DEFAULT_CONTENT_TYPE = json.MEDIA_TYPE
 DEFAULT_ACCEPT = json.MEDIA_TYPE
@@ -35,6 +35,7 @@ __all__ = [
     "find_decoder",
     "choose_encoder",
     "name_the_default",
+    "not_utf8",
 ]
 
 

@@ -5,11 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from byoc.errors import DataError
 from byoc.serving.output import Prediction
 from byoc.serving.schema import Batch, RequestSchema
 
 DecodeFn = Callable[[bytes, RequestSchema, int], Batch]
 EncodeFn = Callable[[Prediction], bytes]
+
+
+def not_utf8(what: str, exc: UnicodeDecodeError, send: str = "UTF-8 text", offset: int = 0) -> DataError:
+    """The 400 for a request body (or a line of one) that is not UTF-8, as byoc's decoders and a
+    hook's text body all say it: ``undecodable_body`` and the byte where it stops being UTF-8
+    (``offset``: the bytes before what ``exc`` decoded, such as a byte order mark read past)."""
+    return DataError(
+        f"{what} is not UTF-8 (byte {offset + exc.start}: {exc.reason}); send {send}", code="undecodable_body"
+    )
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ import pyarrow.csv as pacsv
 
 from byoc.errors import DataError, NotAcceptable, SchemaError
 from byoc.serving import cells
-from byoc.serving.codecs.base import Decoder, Encoder
+from byoc.serving.codecs.base import Decoder, Encoder, not_utf8
 from byoc.serving.codecs.json import dumps
 from byoc.serving.output import LABELS, PROBABILITIES, Prediction
 from byoc.serving.schema import Batch, RequestSchema
@@ -50,13 +50,11 @@ def _text(body: bytes) -> str:
     is decoded as UTF-8 directly: the same text and errors (utf-8-sig decodes what follows its
     mark by the UTF-8 codec), where the utf-8-sig codec's Python-level decode cost a single-row
     request about ten times the decoding itself."""
+    marked = body.startswith(BOM_UTF8)
     try:
-        return body.decode("utf-8-sig") if body.startswith(BOM_UTF8) else body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"the CSV body is not UTF-8 (byte {exc.start}: {exc.reason}); send UTF-8 text",
-            code="undecodable_body",
-        ) from None
+        return body.decode("utf-8-sig") if marked else body.decode("utf-8")
+    except UnicodeDecodeError as exc:  # utf-8-sig counts from after the mark
+        raise not_utf8("the CSV body", exc, offset=len(BOM_UTF8) if marked else 0) from None
 
 
 def _split_header(rows: list[list[str]], schema: RequestSchema) -> tuple[list[str] | None, list[list[str]]]:

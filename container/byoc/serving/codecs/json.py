@@ -22,10 +22,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from byoc import json_objects
-from byoc.errors import DataError, PayloadTooLarge, SchemaError, a_type
-from byoc.serving.codecs.base import Decoder, Encoder
+from byoc.errors import DataError, PayloadTooLarge, SchemaError
+from byoc.json_objects import json_words
+from byoc.serving.codecs.base import Decoder, Encoder, not_utf8
 from byoc.serving.output import Prediction
 from byoc.serving.schema import FLOAT32_MAX, Batch, RequestSchema
+from byoc.wide_text import UTF8_BOM_TEXT
 
 MEDIA_TYPE = "application/json"
 _WRAPPERS = ("instances", "inputs", "dataframe_records")
@@ -63,20 +65,6 @@ JSON_LINES_HINT = (
 )
 
 
-def json_words(value: Any) -> str:
-    """A decoded JSON value named as the client wrote it (null, a boolean, a number, a string, a
-    list, an object): Python's type names ("a NoneType", "a bool") are not words JSON has."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"a boolean ({'true' if value else 'false'})"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else a_type(value)
-
-
 def _goes_on(position: int) -> DataError:
     return DataError(
         f"the JSON body goes on after its value (character {position}){JSON_LINES_HINT}",
@@ -103,9 +91,7 @@ def loads(body: bytes | str, *, what: str = "the JSON body") -> Any:
     except json_objects.RepeatedKey as exc:
         raise SchemaError(exc.says(what), code="duplicate_columns") from None
     except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{what} is not UTF-8 (byte {exc.start}: {exc.reason}); send UTF-8 JSON", code="undecodable_body"
-        ) from None
+        raise not_utf8(what, exc, "UTF-8 JSON") from None
     except _json.JSONDecodeError as exc:
         position = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         hint = JSON_LINES_HINT if exc.msg == "Extra data" and exc.lineno > 1 else ""  # values on more lines
@@ -222,18 +208,19 @@ class _Text:
         self.text = ""
         self.pos = 0
         self.dropped = 0  # characters before self.text[0]
+        self.read = 0  # bytes of the body decoded so far
         self.ended = False
 
     def more(self) -> bool:
         if self.ended:
             return False
         block = next(self.blocks, None)
+        held = len(self.utf8.getstate()[0])  # a character's first bytes, decoded with this block
         try:
             text = self.utf8.decode(block or b"", final=block is None)
         except UnicodeDecodeError as exc:
-            raise DataError(
-                f"the JSON body is not UTF-8 ({exc.reason}); send UTF-8 JSON", code="undecodable_body"
-            ) from None
+            raise not_utf8("the JSON body", exc, "UTF-8 JSON", offset=self.read - held) from None
+        self.read += len(block or b"")
         if block is None:
             self.ended = True
         elif self.raw is not None:
@@ -436,7 +423,13 @@ def _split_rows(columns: list[str], schema: RequestSchema) -> Callable[[list, in
         if not rows and not start_row:
             raise DataError('"dataframe_split" holds no rows in "data"', code="empty_body")
         for number, row in enumerate(rows, start=start_row + 1):
-            if not isinstance(row, list) or len(row) != len(columns):
+            if not isinstance(row, list):
+                raise SchemaError(
+                    f'"dataframe_split" row {number} is {json_words(row)}; each row of "data" must be a '
+                    f"list of {len(columns)} values, one per column",
+                    code="bad_row",
+                )
+            if len(row) != len(columns):
                 raise SchemaError(
                     f'"dataframe_split" row {number} must be a list of {len(columns)} values',
                     code="wrong_column_count",
@@ -545,7 +538,7 @@ def decode_stream(blocks: Iterable[bytes], schema: RequestSchema) -> Iterator[Ba
     """
     text = _Text(blocks)
     first = text.peek()
-    if first == "\ufeff":
+    if first == UTF8_BOM_TEXT:
         text.pos += 1
         first = text.peek()
     start = text.pos

@@ -6,8 +6,9 @@ Responses: one ``{"predicted_label": ..., ...}`` object per line, in request ord
 from __future__ import annotations
 
 from byoc.errors import DataError
+from byoc.json_objects import json_words
 from byoc.serving.codecs.base import Decoder, Encoder
-from byoc.serving.codecs.json import batch_from_items, dumps, json_words, loads
+from byoc.serving.codecs.json import batch_from_items, dumps, loads
 from byoc.serving.output import Prediction
 from byoc.serving.schema import Batch, RequestSchema
 
