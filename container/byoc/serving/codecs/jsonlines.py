@@ -5,7 +5,11 @@ Responses: one ``{"predicted_label": ..., ...}`` object per line, in request ord
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.json as pa_json
+
 from byoc.errors import DataError
+from byoc.serving import schema as schema_module
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.codecs.json import batch_from_items, dumps, json_words, loads
 from byoc.serving.output import Prediction
@@ -19,6 +23,60 @@ def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
 
 
 def decode_lines(body: bytes, schema: RequestSchema, start_row: int, start_line: int) -> Batch:
+    """``body``'s rows or records, one per line (:func:`decode_by_line`): read by pyarrow.json
+    when it is a body of records Arrow reads as :mod:`json` does (:func:`arrow_records`)."""
+    batch = arrow_records(body, schema)
+    return batch if batch is not None else decode_by_line(body, schema, start_row, start_line)
+
+
+def arrow_records(body: bytes, schema: RequestSchema) -> Batch | None:
+    """The batch of a slice of one JSON record a line, from columns pyarrow.json read (without a
+    Python object per value: a fraction of :func:`decode_by_line`'s CPU); None for any slice Arrow
+    might read otherwise than :func:`decode_by_line`, which then reads it, its answers and
+    messages unchanged.  Arrow skips blank lines, reads two records on a line as two, lets a
+    record run over lines and takes a byte order mark, NUL, escapes and bytes that are not UTF-8
+    otherwise than :mod:`json`: so only slices whose every line is one ``{...}`` of plain UTF-8
+    with no backslash and no NUL, that number as many records as lines, are its."""
+    lines = body.count(b"\n") + (not body.endswith(b"\n"))
+    if (
+        lines < schema_module.BY_COLUMN_ROWS
+        or not body.startswith(b"{")
+        or not (body.endswith(b"}") or body.endswith(b"}\n") or body.endswith(b"}\r\n"))
+        or body.count(b"}\n") + body.count(b"}\r\n") != body.count(b"\n")  # each line ends a record
+        or b"\\" in body
+        or b"\x00" in body
+        or not _utf8(body)
+    ):
+        return None
+    try:
+        table = pa_json.read_json(
+            pa.BufferReader(body),
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=max(len(body), 1 << 20)),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=schema.json_arrow_types(), unexpected_field_behavior="error"
+            ),
+        )
+    except (pa.ArrowException, ValueError):  # anything Arrow refuses: decode_by_line's message
+        return None
+    if table.num_rows != lines:
+        return None
+    return schema.from_json_arrow(table.select(list(schema.names)))
+
+
+def _utf8(body: bytes) -> bool:
+    """Whether ``body`` is UTF-8 (strictly: no byte order mark, no encoded surrogate)."""
+    if body.isascii():
+        return True
+    if b"\xef\xbb\xbf" in body:
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def decode_by_line(body: bytes, schema: RequestSchema, start_row: int, start_line: int) -> Batch:
     """``body``'s rows or records, one per line; ``start_line``: the number of the request body's
     lines before this slice.  Lines end at LF only (a trailing CR is JSON whitespace; a bare CR
     inside a line is too, so it splits nothing, as the app's slicing splits nothing there), and
