@@ -156,7 +156,10 @@ def jsonlines_bodies(draw: Any) -> tuple[RequestSchema, bytes]:
 @given(jsonlines_bodies())
 def test_a_slice_read_by_arrow_is_the_slice_read_line_by_line(body: Any) -> None:
     schema, text = body
-    with mock.patch.object(schema_module, "BY_COLUMN_ROWS", BY_COLUMN_ROWS):
+    with (
+        mock.patch.object(schema_module, "BY_COLUMN_ROWS", BY_COLUMN_ROWS),
+        mock.patch.object(jsonlines, "ARROW_LINES", BY_COLUMN_ROWS),
+    ):
         assert decoded(jsonlines.decode_lines, text, schema) == decoded(
             jsonlines.decode_by_line, text, schema
         )
@@ -189,7 +192,10 @@ def test_a_plain_body_of_records_is_read_by_arrow(ending: bytes) -> None:
         for i in range(BY_COLUMN_ROWS * 2)
     ]
     body = (ending or b"\n").join(line.encode() for line in lines) + ending
-    with mock.patch.object(schema_module, "BY_COLUMN_ROWS", BY_COLUMN_ROWS):
+    with (
+        mock.patch.object(schema_module, "BY_COLUMN_ROWS", BY_COLUMN_ROWS),
+        mock.patch.object(jsonlines, "ARROW_LINES", BY_COLUMN_ROWS),
+    ):
         by_arrow = jsonlines.arrow_records(body, schema)
         assert by_arrow is not None
         assert spelled(by_arrow) == spelled(jsonlines.decode_by_line(body, schema, 0, 0))
@@ -217,7 +223,10 @@ def test_a_slice_arrow_might_read_otherwise_is_read_line_by_line(line: bytes) ->
     schema = RequestSchema(FEATURES)
     plain = b'{"age": 1, "job": "chef"}'
     body = b"\n".join([plain] * 8 + [line] + [plain] * 8) + b"\n"
-    with mock.patch.object(schema_module, "BY_COLUMN_ROWS", BY_COLUMN_ROWS):
+    with (
+        mock.patch.object(schema_module, "BY_COLUMN_ROWS", BY_COLUMN_ROWS),
+        mock.patch.object(jsonlines, "ARROW_LINES", BY_COLUMN_ROWS),
+    ):
         assert jsonlines.arrow_records(body, schema) is None
         assert decoded(jsonlines.decode_lines, body, schema) == decoded(
             jsonlines.decode_by_line, body, schema

@@ -9,7 +9,6 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from byoc.errors import DataError
-from byoc.serving import schema as schema_module
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.codecs.json import batch_from_items, dumps, json_words, loads
 from byoc.serving.output import Prediction
@@ -35,11 +34,12 @@ def arrow_records(body: bytes, schema: RequestSchema) -> Batch | None:
     might read otherwise than :func:`decode_by_line`, which then reads it, its answers and
     messages unchanged.  Arrow skips blank lines, reads two records on a line as two, lets a
     record run over lines and takes a byte order mark, NUL, escapes and bytes that are not UTF-8
-    otherwise than :mod:`json`: so only slices whose every line is one ``{...}`` of plain UTF-8
-    with no backslash and no NUL, that number as many records as lines, are its."""
+    otherwise than :mod:`json`: so only slices of UTF-8 with no backslash and no NUL, that start a
+    record and end one on every line, and hold as many records as lines, are its (each line then
+    one record, for a record of plain values cannot hold a ``}`` that ends a line)."""
     lines = body.count(b"\n") + (not body.endswith(b"\n"))
     if (
-        lines < schema_module.BY_COLUMN_ROWS
+        lines < ARROW_LINES
         or not body.startswith(b"{")
         or not (body.endswith(b"}") or body.endswith(b"}\n") or body.endswith(b"}\r\n"))
         or body.count(b"}\n") + body.count(b"}\r\n") != body.count(b"\n")  # each line ends a record
@@ -61,6 +61,12 @@ def arrow_records(body: bytes, schema: RequestSchema) -> Batch | None:
     if table.num_rows != lines:
         return None
     return schema.from_json_arrow(table.select(list(schema.names)))
+
+
+ARROW_LINES = 256
+"""Slices of at least this many lines are offered to pyarrow.json: its reading costs about 2.5 ms
+before the first line (20 features: 256 lines 3.2 ms against 4.2 ms line by line, 64 lines 2.5
+against 1.0 ms; 1,024 lines 6.6 against 16.8 ms)."""
 
 
 def _utf8(body: bytes) -> bool:
