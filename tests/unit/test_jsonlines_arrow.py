@@ -178,13 +178,13 @@ FEATURES = [
 @pytest.mark.parametrize("ending", [b"\n", b"\r\n", b""])
 def test_a_plain_body_of_records_is_read_by_arrow(ending: bytes) -> None:
     """The property above is not vacuous: the records a batch transform sends take the Arrow path
-    (an optional key left out or null, text beyond ASCII)."""
+    (an optional key left out or null, a required one null, text beyond ASCII)."""
     schema = RequestSchema(FEATURES)
     lines = [
         json.dumps(
             {
-                "age": i * 0.25 - 3,
-                "job": ["admin", "chéf"][i % 2],
+                "age": [i * 0.25 - 3, None][i % 5 == 0],
+                "job": ["admin", "chéf", None][i % 3],
                 **({"days": [i, None][i % 2]} if i % 3 else {}),
             },
             ensure_ascii=False,
@@ -192,6 +192,8 @@ def test_a_plain_body_of_records_is_read_by_arrow(ending: bytes) -> None:
         for i in range(BY_COLUMN_ROWS * 2)
     ]
     body = (ending or b"\n").join(line.encode() for line in lines) + ending
+    if ending == b"\r\n":
+        body = body.replace(b": ", b":")  # "age":null spelt compactly, as pandas writes it
     with (
         mock.patch.object(schema_module, "BY_COLUMN_ROWS", BY_COLUMN_ROWS),
         mock.patch.object(jsonlines, "ARROW_LINES", BY_COLUMN_ROWS),
@@ -206,8 +208,8 @@ def test_a_plain_body_of_records_is_read_by_arrow(ending: bytes) -> None:
     [
         b'{"age": -0, "job": "chef"}',  # Arrow: -0.0; json: the integer 0
         b'{"age": NaN, "job": "chef"}',
-        b'{"age": null, "job": "chef"}',  # null or left out: Arrow cannot tell
-        b'{"job": "chef"}',
+        b'{"job": "chef"}',  # Arrow reads a key left out as null
+        b'{"age": null, "job": "chef"}\n{"job": "chef"}',  # one null written, one left out
         b'{"age": 1, "job": "chef", "age": 2}',
         b'{"age": 1, "job": "ch\\u00e9f"}',
         b'\xef\xbb\xbf{"age": 1, "job": "chef"}',
@@ -231,3 +233,24 @@ def test_a_slice_arrow_might_read_otherwise_is_read_line_by_line(line: bytes) ->
         assert decoded(jsonlines.decode_lines, body, schema) == decoded(
             jsonlines.decode_by_line, body, schema
         )
+
+
+def test_a_null_found_across_a_texts_closing_quote_is_not_taken_for_a_written_one() -> None:
+    """In ``{"job":": null"}`` the bytes ``":": null`` run from the closing quote of "job" to a
+    null inside a text: a required feature named ':' left out is not a written null there."""
+    schema = RequestSchema([Feature(":", "numeric", "float64"), Feature("job", "categorical", "str", ("a",))])
+    plain = b'{":": 1, "job": "chef"}'
+    body = b"\n".join([plain] * 8 + [b'{"job":": null"}'] + [plain] * 8) + b"\n"
+    with mock.patch.object(jsonlines, "ARROW_LINES", BY_COLUMN_ROWS):
+        assert jsonlines.arrow_records(body, schema) is None
+        assert decoded(jsonlines.decode_lines, body, schema)[0] == "error"
+
+
+def test_a_null_written_with_any_spacing_is_read_by_arrow() -> None:
+    schema = RequestSchema(FEATURES)
+    lines = [b'{"age" :\tnull , "job": "chef"}', b'{"age":null,"job":"chef"}'] * 8
+    body = b"\r\n".join(lines)
+    with mock.patch.object(jsonlines, "ARROW_LINES", BY_COLUMN_ROWS):
+        by_arrow = jsonlines.arrow_records(body, schema)
+        assert by_arrow is not None
+        assert spelled(by_arrow) == spelled(jsonlines.decode_by_line(body, schema, 0, 0))

@@ -17,7 +17,7 @@ a message such as "row 12, column 'age'" points at the culprit.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
@@ -390,17 +390,19 @@ class RequestSchema:
             ]
         )
 
-    def from_json_arrow(self, table: pa.Table) -> Batch | None:
+    def from_json_arrow(self, table: pa.Table, written: Callable[[str, int], bool]) -> Batch | None:
         """:meth:`records_by_column`'s batch from JSON records pyarrow.json read with
         :meth:`json_arrow_types` (every cell a JSON number, text or null of its column's type, no
         other key), its columns converted by byoc.values' column functions as the Python values'
         are; None wherever Arrow's reading could differ from :mod:`json`'s, for the Python path to
-        read: a null in a required column (Arrow reads a key left out as null too), a NaN token,
+        read: a null in a required column unless ``written(name, nulls)``, the body wrote its
+        ``nulls`` nulls (Arrow reads a key left out as null too), a NaN token,
         ``-0`` (Arrow's -0.0, :mod:`json`'s integer 0), a number out of range, old boolean features."""
         if any(self.flags) or table.column_names != list(self.names):
             return None
-        if any(table.column(j).null_count for j, n in enumerate(self.names) if n not in self.optional):
-            return None
+        for name, column in zip(self.names, table.columns, strict=True):
+            if column.null_count and name not in self.optional and not written(name, column.null_count):
+                return None
         numeric = []
         for j in self._numeric_at:
             column = table.column(j)

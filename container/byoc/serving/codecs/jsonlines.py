@@ -60,7 +60,40 @@ def arrow_records(body: bytes, schema: RequestSchema) -> Batch | None:
         return None
     if table.num_rows != lines:
         return None
-    return schema.from_json_arrow(table.select(list(schema.names)))
+    written: dict[str, int] | None = None
+
+    def all_written(name: str, nulls: int) -> bool:
+        nonlocal written
+        if written is None:
+            written = _written_nulls(body)
+        return name[:1] not in _AFTER_TEXT and written.get(name) == nulls
+
+    return schema.from_json_arrow(table.select(list(schema.names)), all_written)
+
+
+_SPACE = b" \t\r"
+_AFTER_TEXT = frozenset(" \t\r\n:,}]")
+"""What may follow a JSON text's closing quote: a key that starts with none of these is never
+found by :func:`_written_nulls` from a closing quote."""
+
+
+def _written_nulls(body: bytes) -> dict[str, int]:
+    """Key -> how many times ``body`` (records of plain values, one a line, with no backslash, so
+    no text holds a quote) writes ``"key": null`` (any spacing): the text between the two
+    quotes before each ``: null``.  A key found so is one (a text followed by a colon), unless
+    its first quote closed a text, when it starts with a character of :data:`_AFTER_TEXT`."""
+    found: dict[str, int] = {}
+    before = body.split(b"null")
+    for piece in before[:-1]:
+        piece = piece.rstrip(_SPACE)
+        if not piece.endswith(b":"):
+            continue
+        piece = piece[:-1].rstrip(_SPACE)
+        if not piece.endswith(b'"'):
+            continue
+        key = piece[piece.rfind(b'"', 0, len(piece) - 1) + 1 : -1].decode()
+        found[key] = found.get(key, 0) + 1
+    return found
 
 
 ARROW_LINES = 256
