@@ -32,7 +32,9 @@ import support
 from byoc import algorithms, artifact, compiled, preprocessing
 from byoc.data import read_channel
 from byoc.environment import MLPaths, TrainingEnvironment
+from byoc.serving.codecs import jsonlines
 from byoc.serving.inference import single_threaded
+from byoc.serving.schema import RequestSchema
 
 pytestmark = pytest.mark.slow  # every test trains and serves through the real processes: it starts first
 
@@ -400,6 +402,40 @@ def test_large_batches_agree(hostile_models, algorithm):
         finally:
             server.stop()
         assert found == [], name
+
+
+def test_a_large_json_lines_batch_read_by_arrow_agrees(tmp_path):
+    """A JSON Lines batch of plain records (numbers, UTF-8 text beyond ASCII, an optional key left
+    out or null: what a batch transform sends), the slices pyarrow.json reads, answers as the
+    pipeline and CSV do, compiled inference on and off."""
+    rows = [
+        {
+            "word": ["café", "日本", "plain", "007"][i % 4],
+            "amount": [1.5, -3.25, 2**60, 1e9, 0.1][i % 5],
+            **({"extra": [7.0, None][i % 2]} if i % 3 else {}),
+        }
+        for i in range(600)
+    ]
+    frame = pd.DataFrame(rows, columns=["word", "amount", "extra"])
+    frame.insert(
+        0, TARGET, [("red" if r["amount"] > 1 else "blue") if i % 7 else "green" for i, r in enumerate(rows)]
+    )
+    root = train(tmp_path / "ml", frame, "jsonlines", {"algorithm": "decision_tree"})
+    model, X, _ = reference(root)
+    features = frame.drop(columns=[TARGET])
+    body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()  # "extra" left out too
+    assert jsonlines.arrow_records(body, RequestSchema(model.features, model.metadata.get("time_unit")))
+    labels, proba = pipeline_answers(model, X)
+    for name, environ in COMPILED_VARIANTS.items():
+        server = serving_models.start(root, workers=1, env={**SERVING_VARIANTS["default"], **environ})
+        try:
+            got_labels, got_proba = served(server, "application/jsonlines", body, OUTPUT)
+            csv_answers = served(server, *request_bodies(features)["csv"], OUTPUT)
+        finally:
+            server.stop()
+        assert got_labels == labels == csv_answers[0], name
+        assert same_probabilities(got_proba, proba, exact=name == "compiled-off"), name
+        assert np.array_equal(got_proba, csv_answers[1]), name
 
 
 def test_the_frame_training_read_keeps_hostile_tokens_as_data(tmp_path):

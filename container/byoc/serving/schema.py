@@ -17,7 +17,7 @@ a message such as "row 12, column 'age'" points at the culprit.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
@@ -381,6 +381,49 @@ class RequestSchema:
         text = [_category_cells(cells[j]) for j in self._text_at]
         if any(column is None for column in (*numeric, *text)):
             return None
+        return self._arrange(_stack(numeric, np.float64), _stack(text, object))
+
+    def json_arrow_types(self) -> pa.Schema:
+        """The Arrow types pyarrow.json reads this model's JSON records in (:meth:`from_json_arrow`):
+        float64 for a numeric feature, text for a categorical one."""
+        return pa.schema(
+            [
+                (n, pa.float64() if num else pa.string())
+                for n, num in zip(self.names, self.numeric, strict=True)
+            ]
+        )
+
+    def from_json_arrow(self, table: pa.Table, written: Callable[[str, int], bool]) -> Batch | None:
+        """:meth:`records_by_column`'s batch from JSON records pyarrow.json read with
+        :meth:`json_arrow_types` (every cell a JSON number, text or null of its column's type, no
+        other key), its columns converted by byoc.values' column functions as the Python values'
+        are; None wherever Arrow's reading could differ from :mod:`json`'s, for the Python path to
+        read: a null in a required column unless ``written(name, nulls)``, the body wrote its
+        ``nulls`` nulls (Arrow reads a key left out as null too), a NaN token,
+        ``-0`` (Arrow's -0.0, :mod:`json`'s integer 0), a number out of range, old boolean features."""
+        if any(self.flags) or table.column_names != list(self.names):
+            return None
+        for name, column in zip(self.names, table.columns, strict=True):
+            if column.null_count and name not in self.optional and not written(name, column.null_count):
+                return None
+        numeric = []
+        for j in self._numeric_at:
+            column = table.column(j)
+            numbers, bad = values.number_column(column)
+            with np.errstate(invalid="ignore"):
+                doubtful = (
+                    np.isnan(numbers).sum() != column.null_count
+                    or ((numbers == 0) & np.signbit(numbers)).any()
+                )
+            if bad is not None or doubtful or (np.abs(numbers) > FLOAT32_MAX).any():
+                return None
+            numeric.append(numbers)
+        text = [
+            values.category_column(table.column(j).combine_chunks().cast(pa.large_string())).to_numpy(
+                dtype=object
+            )
+            for j in self._text_at
+        ]
         return self._arrange(_stack(numeric, np.float64), _stack(text, object))
 
     def _lacks_only_optional(self, record: dict) -> bool:
