@@ -5,6 +5,8 @@ Responses: one ``{"predicted_label": ..., ...}`` object per line, in request ord
 
 from __future__ import annotations
 
+import codecs
+
 import pyarrow as pa
 import pyarrow.json as pa_json
 
@@ -107,7 +109,7 @@ def _utf8(body: bytes) -> bool:
     """Whether ``body`` is UTF-8 (strictly: no byte order mark, no encoded surrogate)."""
     if body.isascii():
         return True
-    if b"\xef\xbb\xbf" in body:
+    if codecs.BOM_UTF8 in body:
         return False
     try:
         body.decode("utf-8")
