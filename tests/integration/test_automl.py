@@ -194,6 +194,11 @@ def test_an_objective_that_does_not_fit_the_problem_is_a_user_error(tmp_path):
     [
         ("AUC", lambda frame: frame[frame["deposit"] == "yes"].head(30), "holds a single class ('yes')"),
         ("R2", lambda frame: frame.head(1), "holds 1 row(s): R2 needs at least 2"),
+        (  # every candidate scored F1=0 there (scikit-learn's zero_division), the best "0.000000"
+            "F1",
+            lambda frame: frame[frame["deposit"] == "no"].head(30),
+            "holds no row of the positive class 'yes': recall is 0/0",
+        ),
     ],
 )
 def test_an_objective_the_validation_channel_cannot_score_is_refused_naming_it(
