@@ -1321,6 +1321,37 @@ def test_a_candidate_stopped_for_time_leaves_the_rest_of_the_search_to_candidate
     assert finder.costs.estimate(candidates.Candidate("knn", candidates.ONEHOT), 1) is None
 
 
+def test_candidates_skipped_for_the_time_left_are_summarised_in_one_line_and_kept_on_the_leaderboard(caplog):
+    """Near the deadline of a loaded machine the search logged ~170 "skipping" lines, one per
+    candidate not started: one line now says how many and of which families; the leaderboard
+    keeps each with status Skipped and its expected time."""
+    ctx = _context("binary")
+    forest, stopped = _forest_stopped_after_one_fold(ctx)
+    expensive = [
+        candidates.Candidate(family, candidates.ORDINAL, {"n_estimators": n})
+        for family in ("extra_trees", "random_forest")
+        for n in (200, 300, 400)
+        if (family, n) != ("random_forest", 300)
+    ]
+    runner = _ScriptedRunner({forest.name: stopped})
+    finder = search.Search(ctx, search_deadline=lambda done: time.monotonic() + 20.0, runner=runner)
+    caplog.set_level("INFO")
+    results = finder.run([forest, *expensive])
+    skipped = [r for r in results if r.status == search.SKIPPED]
+    assert [r.name for r in skipped] == [c.name for c in expensive]
+    [line] = [r.getMessage() for r in caplog.records if "skip" in r.getMessage()]
+    assert line.startswith(
+        "auto: skipped 5 candidate(s) expected to need more than the time left for the search "
+        "(extra_trees 3, random_forest 2; e.g. extra_trees-ordinal-n_estimators=200: expected "
+    ), line
+    assert line.endswith("; each is in leaderboard.csv with status Skipped")
+    board = job.leaderboard_rows(results, ctx.objective, {}, BINARY)
+    assert sum(row["candidate_status"] == search.SKIPPED for row in board) == 5
+    assert all(
+        row["message"].startswith("expected ") for row in board if row["candidate_status"] == "Skipped"
+    )
+
+
 def test_a_stop_request_still_ends_the_search_at_the_candidate_it_stopped():
     ctx = _context("binary")
     forest, stopped = _forest_stopped_after_one_fold(ctx)
