@@ -832,7 +832,7 @@ def test_a_stack_on_too_few_held_out_rows_is_not_considered_and_says_why(caplog)
     assert scored is None
     assert why == (
         "not considered: the held-out rows are too few for a meta-model (2 rows of its smallest "
-        "class; weighing 2 members needs 30, 10 per weight)"
+        "class; weighing 2 members needs 30: 10 per weight and per intercept)"
     )
     assert f"no stacked ensemble: {why}" in caplog.text
 

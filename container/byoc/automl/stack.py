@@ -357,7 +357,7 @@ def consider(
         smallest = "rows" if ctx.problem_type == REGRESSION else "rows of its smallest class"
         return _without(
             f"not considered: the held-out rows are too few for a meta-model ({limiting_rows(y, ctx.problem_type)} "
-            f"{smallest}; weighing 2 members needs {3 * ROWS_PER_WEIGHT}, {ROWS_PER_WEIGHT} per weight)"
+            f"{smallest}; weighing 2 members needs {3 * ROWS_PER_WEIGHT}: {ROWS_PER_WEIGHT} per weight and per intercept)"
         )
     members = pool(ranked, supported)
     refit = sum(costs.refit(m.candidate, ctx.plan.folds) for m in members)
