@@ -187,7 +187,7 @@ def _blend(split: Split, ranked: Sequence[search.Result], initial: int) -> dict[
 def _stack_or(split: Split, ranked: Sequence[search.Result], weights: dict[str, float]) -> np.ndarray:
     """What job.run saves: the stack when it beats the best candidate and ``weights``' blend
     by more than the noise, else the blend."""
-    members = stack.pool(ranked)
+    members = stack.pool(ranked, stack.supported_members(split.y, split.data.problem_type))
     meta = None
     if len(members) >= 2:
         regression = split.data.problem_type == REGRESSION
@@ -195,7 +195,7 @@ def _stack_or(split: Split, ranked: Sequence[search.Result], weights: dict[str, 
         from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 
         folds = (KFold if regression else StratifiedKFold)(stack.META_FOLDS, shuffle=True, random_state=0)
-        model = stack.meta_model(split.data.problem_type)
+        model = stack.meta_model(split.data.problem_type, split.n_classes)
         method = "predict" if regression else "predict_proba"
         oof = cross_val_predict(model, Z, split.y, cv=folds, method=method)
         cv = split._cv(oof)

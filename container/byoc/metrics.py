@@ -10,8 +10,14 @@ the channel's labels or predictions; multiclass AUC is the one-vs-rest macro ave
 classes present in the channel.  Binary precision/recall/f1 treat the second class (in sorted
 order, e.g. ``yes`` of ``no``/``yes``, ``1`` of ``0``/``1``) as positive.
 
-A metric that cannot be computed on a channel (AUC when the channel holds a single class,
-R² on fewer than two rows or a constant target) is left out rather than recorded as NaN.
+A metric that no model's predictions could give a value on a channel's labels (:func:`undefined`:
+AUC when the channel holds a single class, R² on fewer than two rows or a constant target,
+binary precision, recall and F1 when it holds no row of the positive class) is left out, and so is
+binary precision when no row is predicted positive (0/0), rather than recorded as NaN or as
+scikit-learn's ``zero_division`` 0 (a macro average keeps a class's 0/0 as 0: leaving the class
+out would flatter a model that never predicts it): a tuning job reading ``validation:f1=0.000000`` off a
+channel with no positive row ranks a model by a number that could not have been higher.  A
+metric definition whose line is missing records nothing, which is the truth.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
@@ -49,6 +56,49 @@ def all_names() -> tuple[str, ...]:
     return tuple(seen)
 
 
+def undefined(problem_type: str, y_true: np.ndarray, labels: Sequence[Any] = ()) -> dict[str, str]:
+    """The metrics no predictions could give a value on rows labelled ``y_true`` (classification:
+    encoded 0..n-1, ``labels`` their names for the message), each with why, worded to follow
+    "it": the one rule :func:`compute`, the training log's warning and ``auto``'s objective check use."""
+    y = np.asarray(y_true)
+    if problem_type == REGRESSION:
+        if len(y) < 2:
+            return {"r2": f"holds {len(y)} row(s): R2 needs at least 2"}
+        if np.ptp(y.astype(float)) == 0:
+            return {"r2": f"holds a single target value ({float(y[0]):g}): R2 is undefined without variance"}
+        return {}
+
+    def name(code: int) -> str:
+        return repr(str(labels[code])) if code < len(labels) else repr(str(code))
+
+    present = [int(v) for v in np.unique(y)]
+    out: dict[str, str] = {}
+    if len(present) < 2:
+        out["auc"] = f"holds a single class ({', '.join(map(name, present)) or 'none'}): AUC needs both"
+    if problem_type == BINARY and 1 not in present:
+        why = (
+            f"holds no row of the positive class {name(1)}: recall is 0/0, and no model can score "
+            "a precision or F1 above 0 there"
+        )
+        out.update(dict.fromkeys(("precision", "recall", "f1"), why))
+    return out
+
+
+def left_out(
+    problem_type: str, values: Mapping[str, float], y_true: np.ndarray, labels: Sequence[Any] = ()
+) -> dict[str, str]:
+    """Why each metric of the problem type that :func:`compute` left out of ``values`` (a channel
+    with labels ``y_true``) has no value: :func:`undefined`'s reasons, and binary precision's 0/0
+    when no row was predicted positive.  A metric left out for another reason (AUC and log loss
+    of a model without probabilities) is not named."""
+    why = undefined(problem_type, y_true, labels)
+    out = {name: why[name] for name in names(problem_type) if name not in values and name in why}
+    if problem_type == BINARY and "precision" not in values and "precision" not in out and values:
+        positive = repr(str(labels[1])) if len(labels) > 1 else "'1'"
+        out["precision"] = f"has no row predicted as the positive class {positive}: precision is 0/0"
+    return out
+
+
 def compute(
     problem_type: str,
     y_true: np.ndarray,
@@ -56,36 +106,48 @@ def compute(
     proba: np.ndarray | None = None,
     n_classes: int | None = None,
 ) -> dict[str, float]:
-    """Metrics for one channel; classification expects encoded labels 0..n_classes-1."""
+    """Metrics for one channel; classification expects encoded labels 0..n_classes-1.  Those
+    :func:`undefined` on its labels, or left at 0/0 by the predictions, are left out."""
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     if len(y_true) == 0:
         return {}
+    skip = undefined(problem_type, y_true)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if problem_type == REGRESSION:
-            out = _regression(y_true.astype(float), y_pred.astype(float))
+            out = _regression(y_true.astype(float), y_pred.astype(float), skip)
         elif problem_type in (BINARY, MULTICLASS):
             out = _classification(
-                problem_type, y_true, y_pred, proba, n_classes or int(max(y_true.max(), y_pred.max())) + 1
+                problem_type,
+                y_true,
+                y_pred,
+                proba,
+                n_classes or int(max(y_true.max(), y_pred.max())) + 1,
+                skip,
             )
         else:
             raise ValueError(f"unknown problem type {problem_type!r}")
-    return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(v)}
+    return {k: float(v) for k, v in out.items() if k not in skip and v is not None and math.isfinite(v)}
 
 
-def _regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
+def _regression(y_true: np.ndarray, y_pred: np.ndarray, skip: Mapping[str, str]) -> dict[str, float | None]:
     mse = skm.mean_squared_error(y_true, y_pred)
     return {
         "mse": mse,
         "rmse": math.sqrt(mse),
         "mae": skm.mean_absolute_error(y_true, y_pred),
-        "r2": skm.r2_score(y_true, y_pred) if len(y_true) >= 2 and np.ptp(y_true) > 0 else None,
+        "r2": None if "r2" in skip else skm.r2_score(y_true, y_pred),
     }
 
 
 def _classification(
-    problem_type: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None, n_classes: int
+    problem_type: str,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None,
+    n_classes: int,
+    skip: Mapping[str, str],
 ) -> dict[str, float | None]:
     labels = list(range(n_classes))
     out: dict[str, float | None] = {
@@ -93,9 +155,11 @@ def _classification(
         "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
     }
     if problem_type == BINARY:
-        out["f1"] = skm.f1_score(y_true, y_pred, pos_label=1, labels=labels, zero_division=0)
-        out["precision"] = skm.precision_score(y_true, y_pred, pos_label=1, labels=labels, zero_division=0)
-        out["recall"] = skm.recall_score(y_true, y_pred, pos_label=1, labels=labels, zero_division=0)
+        out["f1"] = skm.f1_score(y_true, y_pred, pos_label=1, labels=labels, zero_division=np.nan)
+        out["precision"] = skm.precision_score(
+            y_true, y_pred, pos_label=1, labels=labels, zero_division=np.nan
+        )
+        out["recall"] = skm.recall_score(y_true, y_pred, pos_label=1, labels=labels, zero_division=np.nan)
     else:
         present = sorted(set(np.unique(y_true).tolist()) | set(np.unique(y_pred).tolist()))
         out["f1_macro"] = skm.f1_score(y_true, y_pred, average="macro", labels=present, zero_division=0)
@@ -105,17 +169,16 @@ def _classification(
         out["recall"] = skm.recall_score(y_true, y_pred, average="macro", labels=present, zero_division=0)
     if proba is not None:
         proba = np.asarray(proba, dtype=float)
-        out["auc"] = _auc(y_true, proba, n_classes)
+        out["auc"] = None if "auc" in skip else _auc(y_true, proba, n_classes)
         clipped = np.clip(proba, 1e-15, 1.0)
         out["log_loss"] = skm.log_loss(y_true, clipped / clipped.sum(axis=1, keepdims=True), labels=labels)
     return out
 
 
-def _auc(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> float | None:
-    """ROC AUC; one-vs-rest macro average over the classes present for multiclass."""
+def _auc(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> float:
+    """ROC AUC (two classes present at least); one-vs-rest macro average over the classes
+    present for multiclass."""
     present = np.unique(y_true)
-    if len(present) < 2:
-        return None
     if n_classes == 2:
         return skm.roc_auc_score(y_true, proba[:, 1])
     scores = [skm.roc_auc_score(y_true == k, proba[:, k]) for k in present]

@@ -661,6 +661,11 @@ def _train(
     ):
         log.warning("train: %s", warning)
     for name, values in result.metrics.items():
+        held = encoded.get(name, encoded["train"])  # auto's cross-validated "validation": train's rows
+        why = metrics.left_out(problem_type, values, held.y, labels.classes if labels is not None else ())
+        for reason in dict.fromkeys(why.values()):
+            named = ", ".join(f"{name}:{m}" for m, r in why.items() if r == reason)
+            log.warning("%s not logged: the %s channel %s", named, name, reason)
         for line in metrics.log_lines(name, values):
             print(line, flush=True)
     objective = byoc_metric(env.tuning_objective_metric)  # another name: the user's own definition

@@ -734,3 +734,33 @@ def test_a_failed_job_leaves_no_earlier_model_in_the_model_directory(tmp_path):
         "target column 'deposit' has a single value"
     )
     assert model_dir_entries(root) == []
+
+
+def test_a_validation_channel_without_positive_rows_logs_no_precision_recall_or_f1_and_says_why(tmp_path):
+    """scikit-learn's zero_division logged validation:recall=0.000000, precision and f1 0 on a
+    channel holding no row of the positive class: numbers no model could beat there, which a
+    tuning job's metric definitions read as real scores.  The lines are left out (the
+    definitions record nothing), and a WARNING names the channel, the metrics and why."""
+    frame = mixed_frame(200)
+    root = make_ml_root(
+        tmp_path,
+        channels={
+            "train": {"a.csv": csv_bytes(frame, target="deposit")},
+            "validation": {"a.csv": csv_bytes(frame[frame["deposit"] == "no"].head(40), target="deposit")},
+        },
+        hyperparameters={"algorithm": "random_forest", "n_estimators": 10},
+    )
+    result = run_train(root)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log
+    assert not re.search(r"^validation:(precision|recall|f1|auc)=", log, re.M), log
+    assert re.search(r"^validation:accuracy=[0-9.]+$", log, re.M) and re.search(r"^train:f1=", log, re.M)
+    warnings = [line for line in log.splitlines() if "WARNING" in line and "not logged" in line]
+    assert [w.split(" WARNING byoc.training: ")[1] for w in warnings] == [
+        "validation:f1, validation:precision, validation:recall not logged: the validation channel holds "
+        "no row of the positive class 'yes': recall is 0/0, and no model can score a precision or F1 "
+        "above 0 there",
+        "validation:auc not logged: the validation channel holds a single class ('no'): AUC needs both",
+    ], warnings
+    saved = json.loads((root / "output" / "data" / "metrics.json").read_text())["validation"]
+    assert {"precision", "recall", "f1"}.isdisjoint(saved)

@@ -751,6 +751,92 @@ def test_a_stacks_score_is_its_meta_models_cross_validated_predictions_on_out_of
         assert (meta.coef_ >= 0).all()
 
 
+def _anti_correlated(y: np.ndarray, members: int, seed: int = 0) -> list[search.Result]:
+    """Members whose out-of-fold probabilities favour the wrong class on every row (what
+    candidates gave on 5 to 12 alternating labels: each held-out row's neighbours hold the other)."""
+    rng = np.random.default_rng(seed)
+    made = []
+    for i in range(members):
+        wrong = np.clip(1 - y + rng.normal(0, 0.1, len(y)), 0.05, 0.95)  # P(class 1), high when y is 0
+        oof = np.column_stack([1 - wrong, wrong])
+        score = search.score_predictions(y, oof, BINARY, 2)["f1"]
+        made.append(
+            search.Result(candidates.Candidate(f"m{i}", candidates.ORDINAL), search.COMPLETED, score, oof=oof)
+        )
+    return made
+
+
+def test_a_stack_cannot_invert_members_whose_out_of_fold_predictions_are_anti_correlated():
+    """An unconstrained logistic meta-model learnt a negative weight on such members, scored
+    F1=1.0 by cross-validation on their out-of-fold rows, and the saved stack — members refitted
+    on every row, right on them, then inverted — got every training row wrong.  With
+    non-negative weights it can only drop them: its score stays that of a constant."""
+    y = np.arange(200) % 2
+    members = _anti_correlated(y, 3)
+    goal = objective.resolve("F1", BINARY)
+    scored = stack.evaluate(members, y, goal, BINARY, 2, seed=0, finished_at=1.0)
+    assert scored.result.score < 0.7  # F1 of predicting the positive class for every row: 0.667
+    meta = stack.fit_meta(members, y, BINARY)
+    assert (meta.coef_ >= 0).all()
+    # refitted members that are right on their training rows stay right through the meta-model
+    right = [np.column_stack([1.0 - (0.1 + 0.8 * y), 0.1 + 0.8 * y]) for _ in members]
+    fitted = meta.predict(stack.meta_features(right, False))
+    assert (fitted == y).mean() >= 0.5
+
+
+@pytest.mark.parametrize("problem_type", [BINARY, MULTICLASS])
+def test_the_non_negative_meta_model_weighs_informative_members_like_logistic_regression(problem_type):
+    """Where members agree with the target, the constraint costs nothing: the meta-model's
+    weights are positive and its accuracy is logistic regression's."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    n_classes = 2 if problem_type == BINARY else 3
+    y = rng.integers(0, n_classes, 300)
+    predictions = [
+        rng.dirichlet(np.ones(n_classes), 300) * 0.5 + np.eye(n_classes)[y] * share for share in (0.5, 0.3)
+    ]
+    predictions = [p / p.sum(axis=1, keepdims=True) for p in predictions]
+    Z = stack.meta_features(predictions, False)
+    meta = stack.meta_model(problem_type, n_classes).fit(Z, y)
+    reference = LogisticRegression(max_iter=1000).fit(Z, y)
+    assert (meta.coef_ >= 0).all() and meta.coef_.sum() > 0
+    assert meta.predict_proba(Z).shape == (300, n_classes)
+    np.testing.assert_allclose(meta.predict_proba(Z).sum(axis=1), 1.0)
+    assert (meta.predict(Z) == y).mean() >= (reference.predict(Z) == y).mean() - 0.02
+
+
+@pytest.mark.parametrize(
+    ("y", "problem_type", "members"),
+    [
+        (np.arange(12) % 2, BINARY, -1),  # 6 rows of the smallest class: no stack
+        (np.r_[np.zeros(200), np.ones(35)].astype(int), BINARY, 2),  # 35: 2 members, 3 parameters
+        (np.r_[np.zeros(200), np.ones(60)].astype(int), BINARY, 5),
+        (np.arange(45.0), REGRESSION, 3),
+        (np.arange(1000.0), REGRESSION, stack.MAX_MEMBERS),
+    ],
+)
+def test_a_stack_weighs_only_as_many_members_as_ten_rows_per_weight_support(y, problem_type, members):
+    assert stack.supported_members(y, problem_type) == members
+
+
+def test_a_stack_on_too_few_held_out_rows_is_not_considered_and_says_why(caplog):
+    """Five alternating rows: the stack of an unconstrained meta-model was chosen there with
+    F1=1.0 and got every training row wrong.  Two rows of the smallest class support no meta-model."""
+    y = np.array([0, 1, 0, 1, 0])
+    ctx = _context("binary")
+    caplog.set_level("INFO")
+    scored, why = stack.consider(
+        _anti_correlated(y, 3), y, ctx, search.CostModel(), deadline=time.monotonic() + 600
+    )
+    assert scored is None
+    assert why == (
+        "not considered: the held-out rows are too few for a meta-model (2 rows of its smallest "
+        "class; weighing 2 members needs 30: 10 per weight and per intercept)"
+    )
+    assert f"no stacked ensemble: {why}" in caplog.text
+
+
 def test_a_stacked_model_feeds_its_members_predictions_through_the_same_rule_as_its_score():
     X, y, problem_type, features = _data("multiclass")
     ctx = _context("multiclass")
@@ -789,8 +875,8 @@ def test_the_stacks_scoring_is_stopped_where_it_would_eat_the_final_refits_time(
     assert scored is not None and why == "" and scored.members == ranked
     unfitted = stack.meta_model
 
-    def endless_meta_model(problem_type: str) -> object:
-        model = unfitted(problem_type)
+    def endless_meta_model(*args: object) -> object:
+        model = unfitted(*args)
         model.fit = lambda *args: time.sleep(3600)
         return model
 
@@ -1275,6 +1361,37 @@ def test_a_candidate_stopped_for_time_leaves_the_rest_of_the_search_to_candidate
     assert finder.costs.estimate(forest, 2) == pytest.approx(48.0)
     assert finder.costs.estimate(other_forest, 1) == pytest.approx(24.0)
     assert finder.costs.estimate(candidates.Candidate("knn", candidates.ONEHOT), 1) is None
+
+
+def test_candidates_skipped_for_the_time_left_are_summarised_in_one_line_and_kept_on_the_leaderboard(caplog):
+    """Near the deadline of a loaded machine the search logged ~170 "skipping" lines, one per
+    candidate not started: one line now says how many and of which families; the leaderboard
+    keeps each with status Skipped and its expected time."""
+    ctx = _context("binary")
+    forest, stopped = _forest_stopped_after_one_fold(ctx)
+    expensive = [
+        candidates.Candidate(family, candidates.ORDINAL, {"n_estimators": n})
+        for family in ("extra_trees", "random_forest")
+        for n in (200, 300, 400)
+        if (family, n) != ("random_forest", 300)
+    ]
+    runner = _ScriptedRunner({forest.name: stopped})
+    finder = search.Search(ctx, search_deadline=lambda done: time.monotonic() + 20.0, runner=runner)
+    caplog.set_level("INFO")
+    results = finder.run([forest, *expensive])
+    skipped = [r for r in results if r.status == search.SKIPPED]
+    assert [r.name for r in skipped] == [c.name for c in expensive]
+    [line] = [r.getMessage() for r in caplog.records if "skip" in r.getMessage()]
+    assert line.startswith(
+        "auto: skipped 5 candidate(s) expected to need more than the time left for the search "
+        "(extra_trees 3, random_forest 2; e.g. extra_trees-ordinal-n_estimators=200: expected "
+    ), line
+    assert line.endswith("; each is in leaderboard.csv with status Skipped")
+    board = job.leaderboard_rows(results, ctx.objective, {}, BINARY)
+    assert sum(row["candidate_status"] == search.SKIPPED for row in board) == 5
+    assert all(
+        row["message"].startswith("expected ") for row in board if row["candidate_status"] == "Skipped"
+    )
 
 
 def test_a_stop_request_still_ends_the_search_at_the_candidate_it_stopped():

@@ -49,6 +49,45 @@ def test_single_class_channel_skips_auc_instead_of_nan():
     assert all(math.isfinite(v) for v in out.values())
 
 
+@pytest.mark.parametrize("predicted", [[0, 0, 0, 0], [0, 1, 0, 0]], ids=["none_positive", "one_positive"])
+def test_a_binary_channel_without_positive_rows_leaves_out_precision_recall_and_f1(predicted):
+    """scikit-learn's zero_division gave recall 0 (0/0) and precision and F1 of 0: numbers no
+    model could have beaten there, logged as validation:f1=0.000000 and read by a tuning job as
+    a real score.  They are left out, with why; accuracy and the rest stay."""
+    y = np.array([0, 0, 0, 0])
+    proba = np.array([[0.9, 0.1], [0.4, 0.6], [0.8, 0.2], [0.7, 0.3]])
+    out = metrics.compute("binary_classification", y, np.array(predicted), proba, 2)
+    assert {"precision", "recall", "f1", "auc"}.isdisjoint(out) and out["log_loss"] > 0
+    assert out["accuracy"] == 1 - sum(predicted) / 4
+    why = metrics.left_out("binary_classification", out, y, ["no", "yes"])
+    assert (
+        why["f1"]
+        == why["recall"]
+        == why["precision"]
+        == (
+            "holds no row of the positive class 'yes': recall is 0/0, and no model can score a precision "
+            "or F1 above 0 there"
+        )
+    )
+    assert why["auc"] == "holds a single class ('no'): AUC needs both"
+    assert "log_loss" not in why and "accuracy" not in why
+
+
+def test_a_model_that_predicts_no_positive_row_has_no_precision_but_a_real_recall_and_f1_of_0():
+    y = np.array([0, 1, 0, 1])
+    out = metrics.compute("binary_classification", y, np.array([0, 0, 0, 0]), None, 2)
+    assert "precision" not in out and out["recall"] == 0.0 and out["f1"] == 0.0
+    assert metrics.left_out("binary_classification", out, y, ["no", "yes"]) == {
+        "precision": "has no row predicted as the positive class 'yes': precision is 0/0"
+    }
+
+
+def test_metrics_left_out_of_a_model_without_probabilities_are_not_explained():
+    y = np.array([0, 1])
+    out = metrics.compute("binary_classification", y, np.array([0, 1]), None, 2)
+    assert metrics.left_out("binary_classification", out, y) == {}
+
+
 def test_multiclass_auc_averages_only_the_classes_present():
     y = np.array([0, 0, 1, 1])  # class 2 absent from this channel
     proba = np.array([[0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1]])

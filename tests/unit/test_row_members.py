@@ -60,7 +60,7 @@ def _assembled(kind: str, problem_type: str, members: list[tuple[str, Any]], X: 
         )
     regression = problem_type == "regression"
     predictions = [m.predict(X) if regression else m.predict_proba(X) for _, m in members]
-    meta = stack.meta_model(problem_type).fit(stack.meta_features(predictions, regression), y)
+    meta = stack.meta_model(problem_type, n_classes).fit(stack.meta_features(predictions, regression), y)
     return stack.assemble(members, meta, problem_type, n_classes)
 
 

@@ -416,19 +416,16 @@ def _check_rows(y: np.ndarray, problem_type: str, labels: Sequence[Any], target:
 def _objective_undefined(
     y_held: np.ndarray, goal: objective.Objective, labels: Sequence[Any], where: str
 ) -> Exception | None:
-    """A user error when ``goal`` cannot be computed on the held-out rows ``y_held`` (every
-    candidate would score NaN, whatever the budget), else None.  ``where`` names those rows."""
+    """A user error when ``goal`` cannot be computed on the held-out rows ``y_held`` whatever the
+    predictions (:func:`byoc.metrics.undefined`: every candidate would score NaN, whatever the
+    budget), else None.  ``where`` names those rows.  Failing before the search rather than
+    ranking by another metric: the tuning job and the user read ``validation:<objective>``,
+    which these rows cannot give, and any metric they can give (the positive class absent:
+    accuracy) would choose a model that never predicts what it is for."""
     from byoc.errors import DataError
 
-    values = np.asarray(y_held)
-    if goal.key == "auc" and len(np.unique(values)) < 2:
-        present = [str(labels[int(v)]) if int(v) < len(labels) else str(v) for v in np.unique(values)]
-        why = f"holds a single class ({', '.join(repr(p) for p in present) or 'none'}): AUC needs both"
-    elif goal.key == "r2" and len(values) < 2:
-        why = f"holds {len(values)} row(s): R2 needs at least 2"
-    elif goal.key == "r2" and np.ptp(values.astype(float)) == 0:
-        why = f"holds a single target value ({float(values[0]):g}): R2 is undefined without variance"
-    else:
+    why = metrics.undefined(goal.problem_type, y_held, labels).get(goal.key)
+    if why is None:
         return None
     return DataError(
         f"objective_metric={goal.name} cannot be computed on {where}, where algorithm=auto scores its "

@@ -23,6 +23,7 @@ import math
 import threading
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -465,13 +466,7 @@ class Search:
         self._seen.add(candidate.name)
         left = self.search_deadline(self.completed()) - time.monotonic()
         expected = self.costs.estimate(candidate, self.ctx.plan.folds)
-        if expected is not None and expected > left:
-            log.info(
-                "auto: skipping %s: expected %.1f s, %.1f s left for the search",
-                candidate.name,
-                expected,
-                max(left, 0.0),
-            )
+        if expected is not None and expected > left:  # logged once, by _log_skipped
             self.results.append(
                 Result(
                     candidate,
@@ -515,12 +510,31 @@ class Search:
                     break
                 self._submit(candidate)
             if self.runner.pending() == 0:
+                self._log_skipped()
                 return self.results
             result = self.runner.next_result()
             self._record(result)
             # A candidate stopped because its next fold would end past the deadline leaves the
             # rest of the search's time to cheaper candidates (``_finished`` ends the search
             # at the deadline or on a stop request; ``_submit`` skips what cannot end in time).
+
+    def _log_skipped(self) -> None:
+        """One line for every candidate skipped as too expensive for the time left (near the
+        deadline of a loaded machine, one line each was ~170 lines): how many, of which
+        families, and the tightest; each is in leaderboard.csv with status Skipped and why."""
+        skipped = [r for r in self.results if r.status == SKIPPED]
+        if not skipped:
+            return
+        families = Counter(r.candidate.family for r in skipped)
+        log.info(
+            "auto: skipped %d candidate(s) expected to need more than the time left for the search "
+            "(%s; e.g. %s: %s); each is in leaderboard.csv with status %s",
+            len(skipped),
+            ", ".join(f"{family} {count}" for family, count in families.most_common()),
+            skipped[0].name,
+            skipped[0].message,
+            SKIPPED,
+        )
 
     def _parents(self) -> list[Result]:
         """The best result of each of the three best families (diversity for the blend)."""

@@ -3,9 +3,10 @@
 The greedy blend (:mod:`.blend`) can only average its members; a meta-model can also learn that
 one member is sharper for some classes or that another's scores need rescaling — what
 AutoGluon's stacker layer does.  The search already holds every candidate's out-of-fold
-predictions, so the stack costs no extra fit of its members: the meta-model (logistic
-regression on the members' log-probabilities, or non-negative least squares on their
-predictions for regression) is scored by cross-validation on those predictions, and the stack
+predictions, so the stack costs no extra fit of its members: the meta-model (a logistic model
+on the members' log-probabilities, or least squares on their predictions for regression, both
+with non-negative weights: :class:`NonNegativeLogistic`) is scored by cross-validation on those
+predictions, and the stack
 is chosen only when that score beats the blend and every candidate by more than the
 cross-validation noise (:mod:`.choice`).  Its members are then refitted on all rows like a
 blend's; the meta-model is fitted on all out-of-fold rows, in a child process killed at the
@@ -14,6 +15,17 @@ the final refit does not need (:func:`consider`): the stack is optional, a refit
 
 :func:`meta_features` is the one rule that turns members' predictions into the meta-model's
 input: the stack's CV score and the served model both call it.
+
+Why no weight may be negative: out-of-fold predictions are those of models fitted without the
+row, and on a few rows they can be anti-correlated with the target (5 to 12 alternating labels:
+each held-out row's neighbours hold the other label); an unconstrained logistic meta-model
+learnt to invert them, scored F1=1.0 by cross-validation on those rows, and the saved stack —
+its members refitted on every row, now right on them, then inverted — got every training row
+wrong.  A non-negative weight can rescale or drop a member, never turn it around: as in
+Caruana's ensemble selection (auto-sklearn, AutoGluon's weighted ensemble) and Breiman's
+stacked regression.  And a meta-model is only fitted with ``ROWS_PER_WEIGHT`` rows of the
+smallest class (all rows, for regression) per weight of each class's equation
+(:func:`supported_members`): fewer members on fewer rows, none below two.
 """
 
 from __future__ import annotations
@@ -28,8 +40,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize
+from scipy.special import expit, log_softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 
 from byoc.algorithms.ensemble import aligned_proba
@@ -44,7 +58,25 @@ log = logging.getLogger(__name__)
 FAMILY = "stack"
 MAX_MEMBERS = 5
 META_FOLDS = 5
+# rows of the smallest class (regression: rows) per parameter of each class's equation (a weight
+# per member and an intercept): the "ten events per variable" of logistic regression (Peduzzi et
+# al., 1996); 5 members need 60 rows of the smallest class, 2 members 30
+ROWS_PER_WEIGHT = 10
 _EPSILON = 1e-6
+
+
+def supported_members(y: np.ndarray, problem_type: str) -> int:
+    """How many members a meta-model fitted on ``y`` (the held-out rows) may weigh: each class's
+    equation has a weight per member and an intercept, and ``ROWS_PER_WEIGHT`` rows of the
+    smallest class (regression: of all rows) are needed per parameter; at most ``MAX_MEMBERS``."""
+    return min(MAX_MEMBERS, limiting_rows(y, problem_type) // ROWS_PER_WEIGHT - 1)
+
+
+def limiting_rows(y: np.ndarray, problem_type: str) -> int:
+    """The rows that bound a meta-model's size: the smallest class's, or (regression) all."""
+    if problem_type == REGRESSION or not len(y):
+        return len(y)
+    return int(np.bincount(np.asarray(y, dtype=np.intp)).min())
 
 
 def pool(ranked: Sequence[Result], limit: int = MAX_MEMBERS) -> list[Result]:
@@ -79,16 +111,82 @@ def meta_features(predictions: Sequence[np.ndarray], regression: bool) -> np.nda
     return np.hstack(columns)
 
 
-def meta_model(problem_type: str) -> Any:
-    """Unfitted: logistic regression (its default L2 penalty keeps correlated members stable),
-    or least squares with non-negative weights (Breiman's stacked regression)."""
+class NonNegativeLogistic(ClassifierMixin, BaseEstimator):
+    """Logistic regression on :func:`meta_features` whose member weights are non-negative.
+
+    Binary: P(class 1) = expit(b + sum_m w_m * log-odds_m).  Multiclass: class k's score is
+    b_k + sum_m w_mk * log p_mk (a member's weight may differ by class: one member sharper for
+    some classes), then softmax.  With w >= 0 a member can be rescaled or dropped (w = 0) but
+    never inverted.  The loss is scikit-learn's LogisticRegression's: C x log loss + |w|^2 / 2
+    (the L2 penalty keeps correlated members stable; the intercepts are not penalised),
+    minimised by L-BFGS-B within the bounds, from the members' equal geometric mean (w = 1/M)."""
+
+    def __init__(self, n_classes: int = 2, C: float = 1.0, max_iter: int = 1000) -> None:
+        self.n_classes = n_classes
+        self.C = C
+        self.max_iter = max_iter
+
+    def _per_class(self, Z: np.ndarray) -> np.ndarray:
+        """``Z`` as (rows, members, columns per member): 1 (binary log-odds) or n_classes."""
+        width = 1 if self.n_classes == 2 else self.n_classes
+        Z = np.asarray(Z, dtype=float)
+        return Z.reshape(len(Z), Z.shape[1] // width, width)
+
+    def _scores(self, X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+        return np.einsum("nmk,mk->nk", X, coef) + intercept
+
+    def fit(self, Z: np.ndarray, y: np.ndarray) -> NonNegativeLogistic:
+        X = self._per_class(Z)
+        rows, members, width = X.shape
+        y = np.asarray(y, dtype=np.intp)
+        target = y[:, None].astype(float) if width == 1 else np.eye(self.n_classes)[y]
+        size = members * width
+
+        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            coef, intercept = theta[:size].reshape(members, width), theta[size:]
+            scores = self._scores(X, coef, intercept)
+            if width == 1:
+                value = float(np.sum(np.logaddexp(0.0, scores) - target * scores))
+                residual = expit(scores) - target
+            else:
+                log_p = log_softmax(scores, axis=1)
+                value = float(-np.sum(target * log_p))
+                residual = np.exp(log_p) - target
+            grad_coef = self.C * np.einsum("nmk,nk->mk", X, residual) + coef
+            grad = np.concatenate([grad_coef.ravel(), self.C * residual.sum(axis=0)])
+            return self.C * value + 0.5 * float(np.sum(coef**2)), grad
+
+        start = np.concatenate([np.full(size, 1.0 / members), np.zeros(width)])
+        bounds = [(0.0, None)] * size + [(None, None)] * width
+        found = minimize(
+            loss, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": self.max_iter}
+        )
+        self.coef_ = found.x[:size].reshape(members, width)
+        self.intercept_ = found.x[size:]
+        self.classes_ = np.arange(self.n_classes)
+        return self
+
+    def predict_proba(self, Z: np.ndarray) -> np.ndarray:
+        scores = self._scores(self._per_class(Z), self.coef_, self.intercept_)
+        if scores.shape[1] == 1:
+            positive = expit(scores[:, 0])
+            return np.column_stack([1.0 - positive, positive])
+        return np.exp(log_softmax(scores, axis=1))
+
+    def predict(self, Z: np.ndarray) -> np.ndarray:
+        return self.predict_proba(Z).argmax(axis=1)
+
+
+def meta_model(problem_type: str, n_classes: int) -> Any:
+    """Unfitted, every member's weight non-negative (see the module's docstring): a logistic
+    model (:class:`NonNegativeLogistic`), or least squares (Breiman's stacked regression)."""
     if problem_type == REGRESSION:
         return LinearRegression(positive=True)
-    return LogisticRegression(C=1.0, max_iter=1000)
+    return NonNegativeLogistic(n_classes=n_classes)
 
 
 def _describe(members: Sequence[Result], problem_type: str) -> cands.Candidate:
-    meta = "nonnegative_least_squares" if problem_type == REGRESSION else "logistic_regression"
+    meta = "nonnegative_least_squares" if problem_type == REGRESSION else "nonnegative_logistic"
     return cands.Candidate(FAMILY, "oof", {"members": len(members), "meta": meta})
 
 
@@ -130,10 +228,10 @@ def evaluate(
         warnings.simplefilter("ignore")
         if classify:  # aligned per fold: a fold may miss a rare class
             for train, test in folds.split(Z, y):
-                model = meta_model(problem_type).fit(Z[train], y[train])
+                model = meta_model(problem_type, n_classes).fit(Z[train], y[train])
                 predictions[test] = _meta_predict(model, Z[test], n_classes)
         else:
-            predictions = cross_val_predict(meta_model(problem_type), Z, y, cv=folds)
+            predictions = cross_val_predict(meta_model(problem_type, 0), Z, y, cv=folds)
     scores = score_predictions(y, predictions, problem_type, n_classes)
     result = Result(
         _describe(members, problem_type),
@@ -149,11 +247,13 @@ def evaluate(
 
 
 def fit_meta(members: Sequence[Result], y: np.ndarray, problem_type: str) -> Any:
-    """The meta-model fitted on every out-of-fold row."""
-    Z = meta_features([m.oof for m in members if m.oof is not None], problem_type == REGRESSION)
+    """The meta-model fitted on every out-of-fold row (classes: the members' probability columns)."""
+    predictions = [m.oof for m in members if m.oof is not None]
+    Z = meta_features(predictions, problem_type == REGRESSION)
+    n_classes = 0 if problem_type == REGRESSION else np.asarray(predictions[0]).shape[1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return meta_model(problem_type).fit(Z, y)
+        return meta_model(problem_type, n_classes).fit(Z, y)
 
 
 def fit_meta_until(
@@ -250,9 +350,16 @@ def consider(
     still end by ``deadline``: it is skipped when there is none, and scored in a child process
     (:mod:`.isolated`) killed when that time is up.  Raises scikit-learn's ValueError when the
     meta-model cannot be cross-validated on ``y``."""
-    members = pool(ranked)
-    if len(members) < 2:
+    if len([r for r in ranked if r.oof is not None]) < 2:
         return None, ""
+    supported = supported_members(y, ctx.problem_type)
+    if supported < 2:
+        smallest = "rows" if ctx.problem_type == REGRESSION else "rows of its smallest class"
+        return _without(
+            f"not considered: the held-out rows are too few for a meta-model ({limiting_rows(y, ctx.problem_type)} "
+            f"{smallest}; weighing 2 members needs {3 * ROWS_PER_WEIGHT}: {ROWS_PER_WEIGHT} per weight and per intercept)"
+        )
+    members = pool(ranked, supported)
     refit = sum(costs.refit(m.candidate, ctx.plan.folds) for m in members)
     needed, what = max((refit, f"its {len(members)} members"), (reserve, "the model chosen without it"))
     scoring_by = deadline - needed
