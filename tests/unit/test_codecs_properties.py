@@ -487,3 +487,29 @@ def test_csv_text_is_the_utf_8_sig_codecs_text_and_error(bom, body):
         assert exc.code == "undecodable_body"
         got = exc.message.split("(", 1)[1].split(")", 1)[0]
     assert got == want
+
+
+def test_an_empty_line_in_a_large_csv_body_is_the_400_it_is_in_a_small_one():
+    """pyarrow reads an empty line as a row of empty values, which a model of several features
+    answered as a row of missing values (a 200 paired with an empty input line) above 64 KiB,
+    where below it the line is the 400 the module doc gives; a line of commas stays a row."""
+    row = b"1.5,admin,2,3,x\n"
+    copies = csv_codec.SMALL_BODY // len(row) + 1
+    for before in (0, 7, copies):
+        body = row * before + b"\n" + row * copies
+        with pytest.raises(SchemaError, match=f"^row {before + 1} is empty") as info:
+            csv_codec.decode(body, MIXED)
+        assert info.value.code == "wrong_column_count"
+    commas = csv_codec.decode(row * copies + b",,,,\n", MIXED)
+    assert len(commas) == copies + 1 and np.isnan(commas.columns[0][-1])
+
+
+def test_u_feff_starting_a_large_bodys_first_value_after_its_header_is_kept():
+    """pyarrow drops U+FEFF at the start of what it reads as a byte order mark: after a header
+    line that is the first value's own text, which the small path keeps (as a category here)."""
+    names = ",".join(reversed(MIXED.names)).encode()
+    row = b"x,1,2,admin,3\n"
+    body = names + b"\n" + "\ufeff".encode() + row + row * (csv_codec.SMALL_BODY // len(row))
+    small = csv_codec.decode(names + b"\n" + "\ufeff".encode() + row, MIXED)
+    large = csv_codec.decode(body, MIXED)
+    assert small.columns[4][0] == large.columns[4][0] == "\ufeffx"

@@ -31,6 +31,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from byoc.errors import DataError, NotAcceptable, SchemaError
@@ -241,6 +242,8 @@ def _decode_fast(
         first_line = _first_record(body)
         header, _ = _split_header(_parse_rows(_text(first_line), start_row, first, schema) or [[""]], schema)
         if header is not None:
+            if body.startswith(BOM_UTF8, len(first_line)):
+                return None  # a first value starting with U+FEFF, which pyarrow would drop as a BOM
             data = data.slice(len(first_line))
     names = header or list(schema.names)
     try:  # every cell as text: what text means is byoc.values' call, as in training
@@ -262,9 +265,23 @@ def _decode_fast(
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    if table.num_rows == 0:
+    if table.num_rows == 0 or (schema.width > 1 and _blank_row(table)):
         return None
     return schema.from_arrow(table, start_row=start_row)
+
+
+def _blank_row(table: pa.Table) -> bool:
+    """Whether some row's cells are all empty: pyarrow reads an empty line so (a row of empty
+    values), and a line of commas alike, where an empty line is a 400 for a model of several
+    features (module doc): the csv module's path tells the two apart.  A column at a time, the
+    first (rarely empty) mostly answering alone: 10 us for 340 rows, 0.13 ms for 100,000."""
+    blank = None
+    for column in table.columns:
+        empty = pc.equal(pc.binary_length(column), 0)
+        blank = empty if blank is None else pc.and_(blank, empty)
+        if not pc.any(blank).as_py():
+            return False
+    return True
 
 
 def header_line(body: bytes, schema: RequestSchema) -> bytes | None:
