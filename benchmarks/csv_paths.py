@@ -6,9 +6,11 @@ Process CPU per decode (every thread: pyarrow's reader starts one), in this proc
 allocator settings a worker runs with; the variants take turns at going first round after round,
 and each figure is the median of the rounds (a ratio: the median of the rounds' ratios), so a
 loaded machine moves it little.  ``--shapes`` measures both paths for schemas of other widths and
-kinds: the costs byoc.serving.codecs.csv's choice (``_arrow_pays``) is fitted to.
+kinds: the costs byoc.serving.codecs.csv's choice (``_arrow_pays``) is fitted to; ``--handler``
+the whole handler ``serve`` runs (decode -> predict -> encode, decision_tree of
+benchmarks/serving.py, trained into its model cache), its answers compared byte for byte.
 
-    .venv/bin/python benchmarks/csv_paths.py [--rows 1,20,70,100,200,340] [--rounds 9] [--shapes]
+    .venv/bin/python benchmarks/csv_paths.py [--rows 1,20,70,100,200,340] [--rounds 9] [--shapes | --handler]
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def main() -> int:
         const="10+10,2+0,0+2,1+1,100+0,0+50,50+50",
         help="both paths for these schemas (numeric+text columns, comma-separated)",
     )
+    parser.add_argument("--handler", action="store_true", help="the whole handler, not decode() alone")
     args = parser.parse_args()
     from benchmarks.harness import commit
     from byoc.serving.codecs import csv as codec
@@ -134,16 +137,33 @@ def main() -> int:
     def never(body: bytes, schema: object) -> bool:
         return False
 
+    run: Callable[[bytes], object] = functools.partial(codec.decode, schema=schema)
+    if args.handler:
+        from benchmarks import serving
+        from benchmarks.synthetic import DATA
+
+        hyperparameters, numeric_only = serving.MODELS["decision_tree"]
+        cache = DATA / "models" / f"{serving.training_commit()}-10000"
+        root = serving.train_model(cache / "decision_tree", 10_000, hyperparameters, numeric_only)
+        handler, settings = serving.load_handler(root)
+        run = functools.partial(serving.invoke_in_process, handler, settings)
+
     def old(body: bytes) -> object:
         codec._arrow_pays = never  # type: ignore[assignment]
-        return codec.decode(body, schema)
+        return run(body)
 
     def new(body: bytes) -> object:
         codec._arrow_pays = chooses  # the same assignment as old's
-        return codec.decode(body, schema)
+        return run(body)
 
+    if args.handler:
+        for n, body in bodies.items():
+            if old(body) != new(body):
+                print(f"the answers to {n} rows differ", file=sys.stderr)
+                return 1
     results = measure({"old": old, "new": new}, bodies, args.rounds, args.budget)
-    print("the benchmarks' 10 numeric + 10 text features; old: the csv module's path up to 64 KiB")
+    what = "the handler (decision_tree)" if args.handler else "decode()"
+    print(f"{what}, the benchmarks' 10 numeric + 10 text features; old: the csv module's path up to 64 KiB")
     print(f"{'rows':>5} {'bytes':>7} {'old':>12} {'new':>12} {'new/old':>8}")
     for n, got in results.items():
         ratio = statistics.median(a / b for a, b in zip(got["new"], got["old"], strict=True))
