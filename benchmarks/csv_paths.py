@@ -65,7 +65,7 @@ def schema_and_rows(numbers: int, texts: int, rows: int):
         [
             Feature(c, "numeric", "float64")
             if frame[c].dtype.kind == "f"
-            else Feature(c, "categorical", "str", ())
+            else Feature(c, "categorical", "str", tuple(sorted(set(frame[c]))))  # as training records them
             for c in frame.columns
         ]
     )

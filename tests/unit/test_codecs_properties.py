@@ -594,34 +594,35 @@ def test_both_csv_paths_give_the_same_batch_or_the_same_error(body):
         assert small == arrow
 
 
-def _plain_body(
-    numbers: int, texts: int, rows: int, columns: int | None = None
-) -> tuple[RequestSchema, bytes]:
+def _plain_body(numbers: int, texts: int, rows: int, categories: int = 7) -> tuple[RequestSchema, bytes]:
+    levels = tuple(f"level_{k}" for k in range(categories))  # the text columns' trained categories
     schema = RequestSchema(
         [Feature(f"n{i}", "numeric", "float64") for i in range(numbers)]
-        + [Feature(f"t{i}", "categorical", "str", ()) for i in range(texts)]
+        + [Feature(f"t{i}", "categorical", "str", levels) for i in range(texts)]
     )
     line = ",".join([*(f"{i}.25" for i in range(numbers)), *(f"level_{i % 7}" for i in range(texts))])
     return schema, (line + "\n").encode() * rows
 
 
 @pytest.mark.parametrize(
-    ("numbers", "texts", "rows", "arrow"),
+    ("numbers", "texts", "rows", "categories", "arrow"),
     [
-        (10, 10, 1, False),  # a single row: the csv module, always
-        (10, 10, 20, False),
-        (10, 10, 100, True),  # the benchmarks' 20 features: pyarrow from about 76 rows
-        (10, 10, 340, True),
-        (1000, 0, 8, False),  # few, very wide rows: pyarrow's per-column cost
-        (0, 2, 340, False),  # two text columns: the csv module up to about 380 rows
-        (2, 0, 100, False),
-        (2, 0, 200, True),
+        (10, 10, 1, 7, False),  # a single row: the csv module, always
+        (10, 10, 20, 7, False),
+        (10, 10, 100, 7, True),  # the benchmarks' 20 features: pyarrow from about 76 rows
+        (10, 10, 340, 7, True),
+        (10, 10, 100, 1000, False),  # text columns of many values (IDs): about 205 rows
+        (10, 10, 340, 1000, True),
+        (1000, 0, 8, 7, False),  # few, very wide rows: pyarrow's per-column cost
+        (0, 2, 340, 7, False),  # two text columns: the csv module up to about 380 rows
+        (2, 0, 100, 7, False),
+        (2, 0, 200, 7, True),
     ],
 )
-def test_csv_rows_take_the_path_that_costs_less(numbers, texts, rows, arrow):
-    """Which path a body up to SMALL_BODY takes (by its rows and the model's kinds of column:
-    csv._arrow_pays), seen in the text columns' dtype where there are any."""
-    schema, body = _plain_body(numbers, texts, rows)
+def test_csv_rows_take_the_path_that_costs_less(numbers, texts, rows, categories, arrow):
+    """Which path a body up to SMALL_BODY takes (by its rows, the model's kinds of column and how
+    many categories its text columns hold: csv._arrow_pays), seen in the text columns' dtype."""
+    schema, body = _plain_body(numbers, texts, rows, categories)
     assert len(body) <= csv_codec.SMALL_BODY
     assert csv_codec._arrow_pays(body, schema) is arrow
     if texts:

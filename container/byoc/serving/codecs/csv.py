@@ -43,7 +43,7 @@ from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.codecs.json import dumps
 from byoc.serving.output import LABELS, PROBABILITIES, Prediction
 from byoc.serving.schema import Batch, RequestSchema
-from byoc.values import FALSE, TRUE, number_text
+from byoc.values import DISTINCT_SHARE, FALSE, TRUE, number_text
 
 MEDIA_TYPE = "text/csv"
 SMALL_BODY = 64 * 1024
@@ -382,6 +382,10 @@ _TEXT_CELL_US = 0.33
 _ARROW_US = 320.0
 _ARROW_NUMBER_COLUMN_US = 21.0
 _ARROW_TEXT_COLUMN_US = 60.0
+_ARROW_MANY_VALUED_TEXT_COLUMN_US = 250.0
+"""A text column pyarrow's path reads value by value (values.text_categories' ten kernels): one
+whose distinct values are more than one in DISTINCT_SHARE of the rows, as its trained categories
+suggest (a column of IDs, or one with no categories recorded)."""
 _FEWEST_ARROW_ROWS = 16
 """Below this many lines the csv module's path costs less whatever the columns (a numeric
 column's cells cost it _NUMBER_CELL_US each, pyarrow's _ARROW_NUMBER_COLUMN_US: 19 rows).  A
@@ -393,16 +397,21 @@ def _arrow_pays(body: bytes, schema: RequestSchema) -> bool:
     """Whether pyarrow's path costs less CPU than the csv module's for ``body`` (at most
     SMALL_BODY), by the costs above and its lines (counted in C: 0.2 us for a row, 7 us for
     18 KB, 34 us for 64 KB).  A body of few lines stays on the csv module's path however wide
-    its rows: pyarrow's column rules cost most on few rows (values.text_categories)."""
+    its rows: pyarrow's column rules cost most on few rows (values.text_categories); so does one
+    whose text columns hold many values (by their trained categories) until it has many rows."""
     if len(body) < _FEWEST_ARROW_ROWS * schema.width:
         return False
     rows = body.count(b"\n") + (not body.endswith(b"\n"))
     if rows < _FEWEST_ARROW_ROWS:
         return False
     numbers = sum(schema.numeric)
-    texts = schema.width - numbers
-    small = rows * (_ROW_US + numbers * _NUMBER_CELL_US + texts * _TEXT_CELL_US)
-    return small > _ARROW_US + numbers * _ARROW_NUMBER_COLUMN_US + texts * _ARROW_TEXT_COLUMN_US
+    texts = [len(f.categories) for f in schema.features if f.kind != "numeric"]
+    small = rows * (_ROW_US + numbers * _NUMBER_CELL_US + len(texts) * _TEXT_CELL_US)
+    arrow = _ARROW_US + numbers * _ARROW_NUMBER_COLUMN_US
+    for categories in texts:
+        few = 0 < categories * DISTINCT_SHARE <= rows
+        arrow += _ARROW_TEXT_COLUMN_US if few else _ARROW_MANY_VALUED_TEXT_COLUMN_US
+    return small > arrow
 
 
 def _arrow_reads_alike(body: bytes) -> bool:
