@@ -405,12 +405,14 @@ def _arrow_pays(body: bytes, schema: RequestSchema) -> bool:
     if rows < _FEWEST_ARROW_ROWS:
         return False
     numbers = sum(schema.numeric)
-    texts = [len(f.categories) for f in schema.features if f.kind != "numeric"]
-    small = rows * (_ROW_US + numbers * _NUMBER_CELL_US + len(texts) * _TEXT_CELL_US)
-    arrow = _ARROW_US + numbers * _ARROW_NUMBER_COLUMN_US
-    for categories in texts:
-        few = 0 < categories * DISTINCT_SHARE <= rows
-        arrow += _ARROW_TEXT_COLUMN_US if few else _ARROW_MANY_VALUED_TEXT_COLUMN_US
+    texts = schema.width - numbers
+    small = rows * (_ROW_US + numbers * _NUMBER_CELL_US + texts * _TEXT_CELL_US)
+    arrow = _ARROW_US + numbers * _ARROW_NUMBER_COLUMN_US + texts * _ARROW_TEXT_COLUMN_US
+    if small <= arrow:  # not even were every text column of few values: no need to look
+        return False
+    for feature in schema.features:
+        if feature.kind != "numeric" and not 0 < len(feature.categories) * DISTINCT_SHARE <= rows:
+            arrow += _ARROW_MANY_VALUED_TEXT_COLUMN_US - _ARROW_TEXT_COLUMN_US
     return small > arrow
 
 
