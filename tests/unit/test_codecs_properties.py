@@ -489,3 +489,170 @@ def test_csv_text_is_the_utf_8_sig_codecs_text_and_error(bom, body):
         assert exc.code == "undecodable_body"
         got = exc.message.split("(", 1)[1].split(")", 1)[0]
     assert got == want
+
+
+# -- CSV bodies up to SMALL_BODY: the csv module's path and pyarrow's, forced each, agree ------
+RAW_CELLS = st.one_of(
+    HOSTILE_CELLS,
+    NUMBER_CELLS,
+    st.sampled_from(['"a"b', 'a"b', '""', '"x,y"', '"1"', "1\r2", "\r", "\x00", "\ufeff1", " ", ""]),
+)
+
+
+NUMERIC_RAW_CELLS = st.one_of(
+    NUMBER_CELLS, NUMBER_CELLS, st.sampled_from(["", " ", "NA", "None", "1e400"]), RAW_CELLS
+)
+
+
+@st.composite
+def csv_bodies(draw: st.DrawFn) -> bytes:
+    """A CSV body a client may send: rows of hostile cells (mostly numbers in the numeric columns,
+    now and then one value more or less, or an empty line), written by the csv module (quoting)
+    or joined at commas as they are; a header (columns in any order) or not; LF, CRLF or CR; a
+    final newline or not; a BOM or not, or U+FEFF starting the first value."""
+    if draw(st.booleans()):  # rows the model reads, mostly: valid numbers, any text
+        numbers = st.one_of(NUMBER_CELLS, st.sampled_from(["", " 1 ", "1e-400", "-0", "0" * 30 + "1"]))
+        row = st.tuples(*(numbers if numeric else RAW_CELLS for numeric in MIXED.numeric)).map(list)
+    else:
+        typed = st.tuples(*(NUMERIC_RAW_CELLS if n else RAW_CELLS for n in MIXED.numeric)).map(list)
+        row = st.one_of(typed, typed, typed, st.lists(RAW_CELLS, max_size=MIXED.width + 1), st.just([]))
+    table = draw(st.lists(row, min_size=1, max_size=40))
+    for _ in range(draw(st.integers(0, 2))):  # a value refused here and there (which is named?)
+        i = draw(st.integers(0, len(table) - 1))
+        if len(table[i]) == MIXED.width:
+            j = draw(st.sampled_from([j for j, numeric in enumerate(MIXED.numeric) if numeric]))
+            table[i][j] = draw(st.sampled_from(["x", "1e400", "NaN", "true"]))
+    headed = draw(st.booleans())
+    if headed:  # a header naming every feature, in some order and spelling
+        order = draw(st.permutations(range(MIXED.width)))
+        spell = draw(st.sampled_from([str, str.upper, lambda n: f" {n} "]))
+        table = [
+            [spell(MIXED.names[j]) for j in order],
+            *([cells[j] for j in order] if len(cells) == MIXED.width else cells for cells in table),
+        ]
+    first = int(headed)  # the first data row
+    if first < len(table) and table[first] and draw(st.integers(0, 5)) == 0:
+        table[first][0] = "\ufeff" + table[first][0]  # U+FEFF starting its value (not a BOM)
+    endings = st.sampled_from(["\n", "\r\n", "\n", "\r\n", "\r"])  # a lone CR ends no record
+    newline = draw(endings)
+    if draw(st.booleans()):
+        out = io.StringIO()
+        csv.writer(out, lineterminator=newline).writerows(table)
+        text = out.getvalue()
+    else:  # each line ended as it comes
+        text = "".join(",".join(cells) + draw(endings) for cells in table)
+    if draw(st.booleans()):
+        text = text.removesuffix(newline)
+    bom = draw(st.sampled_from(["", "", "\ufeff"]))
+    return (bom + text).encode("utf-8")
+
+
+def decoded_by(body: bytes, schema: RequestSchema, arrow: bool) -> Batch | tuple[str, str | None, str]:
+    """``decode``'s batch with the path forced (pyarrow's or the csv module's), or the class,
+    code and message of the error it raises."""
+    with mock.patch.object(csv_codec, "_arrow_pays", lambda body, schema: arrow):
+        try:
+            return csv_codec.decode(body, schema)
+        except DataError as exc:
+            return type(exc).__name__, exc.code, exc.message
+
+
+def _cells(column: object) -> list[tuple[type, object]]:
+    """A text column's values with their types, NaN (missing) as one comparable token."""
+    return [(type(v), "NaN" if v != v else v) for v in column.tolist()]  # type: ignore[attr-defined]
+
+
+def assert_identical(small: Batch, arrow: Batch, schema: RequestSchema) -> None:
+    """The same names and rows; numeric columns float64 bit for bit (NaN where missing); text
+    columns the same text and missing values, each in its path's dtype (object for the csv
+    module's, pandas' Arrow-backed ``str`` for pyarrow's, which the model's encoder codes alike:
+    tests/unit/test_preprocessing.py)."""
+    from byoc.serving.schema import ARROW_TEXT
+
+    assert small.names == arrow.names and len(small) == len(arrow)
+    for numeric, x, y in zip(schema.numeric, small.columns, arrow.columns, strict=True):
+        if numeric:
+            assert x.dtype == y.dtype == np.float64
+            assert x.view(np.uint64).tolist() == y.view(np.uint64).tolist()
+        else:
+            assert x.dtype == object and y.dtype in (np.dtype(object), ARROW_TEXT), y.dtype
+            assert _cells(x) == _cells(y)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(csv_bodies())
+def test_both_csv_paths_give_the_same_batch_or_the_same_error(body):
+    """A body up to SMALL_BODY decodes alike whichever path the row count chooses: the same
+    values (dtypes, float bits, text, missing values) or the same error (class, code, and the
+    row, line and column its message names).  pyarrow read ``"a"b`` as ``ab`` and a lone CR as
+    a line end, and its column rules name a column's first culprit, not the body's."""
+    assert len(body) <= csv_codec.SMALL_BODY
+    small = decoded_by(body, MIXED, arrow=False)
+    arrow = decoded_by(body, MIXED, arrow=True)
+    if isinstance(small, Batch):
+        assert isinstance(arrow, Batch), arrow
+        assert_identical(small, arrow, MIXED)
+    else:
+        assert small == arrow
+
+
+def _plain_body(numbers: int, texts: int, rows: int, categories: int = 7) -> tuple[RequestSchema, bytes]:
+    levels = tuple(f"level_{k}" for k in range(categories))  # the text columns' trained categories
+    schema = RequestSchema(
+        [Feature(f"n{i}", "numeric", "float64") for i in range(numbers)]
+        + [Feature(f"t{i}", "categorical", "str", levels) for i in range(texts)]
+    )
+    line = ",".join([*(f"{i}.25" for i in range(numbers)), *(f"level_{i % 7}" for i in range(texts))])
+    return schema, (line + "\n").encode() * rows
+
+
+@pytest.mark.parametrize(
+    ("numbers", "texts", "rows", "categories", "arrow"),
+    [
+        (10, 10, 1, 7, False),  # a single row: the csv module, always
+        (10, 10, 20, 7, False),
+        (10, 10, 100, 7, True),  # the benchmarks' 20 features: pyarrow from about 76 rows
+        (10, 10, 340, 7, True),
+        (10, 10, 100, 1000, False),  # text columns of many values (IDs): about 205 rows
+        (10, 10, 340, 1000, True),
+        (1000, 0, 8, 7, False),  # few, very wide rows: pyarrow's per-column cost
+        (0, 2, 340, 7, False),  # two text columns: the csv module up to about 380 rows
+        (2, 0, 100, 7, False),
+        (2, 0, 200, 7, True),
+    ],
+)
+def test_csv_rows_take_the_path_that_costs_less(numbers, texts, rows, categories, arrow):
+    """Which path a body up to SMALL_BODY takes (by its rows, the model's kinds of column and how
+    many categories its text columns hold: csv._arrow_pays), seen in the text columns' dtype."""
+    schema, body = _plain_body(numbers, texts, rows, categories)
+    assert len(body) <= csv_codec.SMALL_BODY
+    assert csv_codec._arrow_pays(body, schema) is arrow
+    if texts:
+        batch = csv_codec.decode(body, schema)
+        assert isinstance(batch.columns[-1].dtype, pd.StringDtype) is arrow
+
+
+def test_an_empty_line_in_a_large_csv_body_is_the_400_it_is_in_a_small_one():
+    """pyarrow reads an empty line as a row of empty values, which a model of several features
+    answered as a row of missing values (a 200 paired with an empty input line) above 64 KiB,
+    where below it the line is the 400 the module doc gives; a line of commas stays a row."""
+    row = b"1.5,admin,2,3,x\n"
+    copies = csv_codec.SMALL_BODY // len(row) + 1
+    for before in (0, 7, copies):
+        body = row * before + b"\n" + row * copies
+        with pytest.raises(SchemaError, match=f"^row {before + 1} is empty") as info:
+            csv_codec.decode(body, MIXED)
+        assert info.value.code == "wrong_column_count"
+    commas = csv_codec.decode(row * copies + b",,,,\n", MIXED)
+    assert len(commas) == copies + 1 and np.isnan(commas.columns[0][-1])
+
+
+def test_u_feff_starting_a_large_bodys_first_value_after_its_header_is_kept():
+    """pyarrow drops U+FEFF at the start of what it reads as a byte order mark: after a header
+    line that is the first value's own text, which the small path keeps (as a category here)."""
+    names = ",".join(reversed(MIXED.names)).encode()
+    row = b"x,1,2,admin,3\n"
+    body = names + b"\n" + "\ufeff".encode() + row + row * (csv_codec.SMALL_BODY // len(row))
+    small = csv_codec.decode(names + b"\n" + "\ufeff".encode() + row, MIXED)
+    large = csv_codec.decode(body, MIXED)
+    assert small.columns[4][0] == large.columns[4][0] == "\ufeffx"

@@ -503,11 +503,10 @@ class RequestSchema:
         )
         for j, name in enumerate(self.names):
             text = table.column(name)
-            if self.flags[j]:
-                columns.append(self._flag_column(text.to_pandas()))
-                continue
-            try:
-                if self.numeric[j]:
+            try:  # a refused value, an old boolean feature's too, is a 400 naming its row and column
+                if self.flags[j]:
+                    columns.append(self._flag_column(text.to_pandas()))
+                elif self.numeric[j]:
                     numbers, bad_position = read[j]
                     columns.append(self._checked_numbers(numbers, bad_position, _arrow_value(text)))
                 elif text.null_count == len(text):  # no value at all: as a frame of them holds it

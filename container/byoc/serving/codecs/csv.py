@@ -3,12 +3,15 @@
 Only a body's first line may be a header: one that names every feature (README "Content
 types"; :func:`_split_header`), whose column order is honoured; the app decodes a batch's later
 slices as rows in that order (:func:`decode_continued`), whatever their first lines look like.
-Small bodies (single rows, the latency-critical case) are parsed with the stdlib csv module (one
-line without quotes is split at its commas, as that module splits it): they never reach pyarrow,
-whose reader starts a thread per call; large ones with pyarrow's C++ reader (parsing on the
+Bodies of few rows (single rows, the latency-critical case) are parsed with the stdlib csv module
+(one line without quotes is split at its commas, as that module splits it): they never reach
+pyarrow, whose reader starts a thread per call and whose column rules have a fixed cost per
+column; bodies of more rows (:func:`_arrow_pays`) with pyarrow's C++ reader (parsing on the
 worker's thread: a worker owns one CPU) into Arrow text columns that byoc.values types
 without a DataFrame in between, falling back to the precise per-value path only to explain an
-error.
+error.  Up to SMALL_BODY both paths give the same values or the same error
+(tests/unit/test_codecs_properties.py); Arrow's text columns are pandas' ``str`` dtype where the
+csv module's are object columns of the same text (the model's encoder codes both alike).
 
 Every line of a body is a record, an empty one too; a final newline ends the last record and
 starts none.  Batch transform (SplitType=Line, AssembleWith=Line, JoinSource=Input) pairs the
@@ -31,6 +34,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from byoc.errors import DataError, NotAcceptable, SchemaError
@@ -39,7 +43,7 @@ from byoc.serving.codecs.base import Decoder, Encoder, not_utf8
 from byoc.serving.codecs.json import dumps
 from byoc.serving.output import LABELS, PROBABILITIES, Prediction
 from byoc.serving.schema import Batch, RequestSchema
-from byoc.values import FALSE, TRUE, number_text
+from byoc.values import DISTINCT_SHARE, FALSE, TRUE, number_text
 
 MEDIA_TYPE = "text/csv"
 SMALL_BODY = 64 * 1024
@@ -239,6 +243,8 @@ def _decode_fast(
         first_line = _first_record(body)
         header, _ = _split_header(_parse_rows(_text(first_line), start_row, first, schema) or [[""]], schema)
         if header is not None:
+            if body.startswith(BOM_UTF8, len(first_line)):
+                return None  # a first value starting with U+FEFF, which pyarrow would drop as a BOM
             data = data.slice(len(first_line))
     names = header or list(schema.names)
     try:  # every cell as text: what text means is byoc.values' call, as in training
@@ -260,9 +266,23 @@ def _decode_fast(
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    if table.num_rows == 0:
+    if table.num_rows == 0 or (schema.width > 1 and _blank_row(table)):
         return None
     return schema.from_arrow(table, start_row=start_row)
+
+
+def _blank_row(table: pa.Table) -> bool:
+    """Whether some row's cells are all empty: pyarrow reads an empty line so (a row of empty
+    values), and a line of commas alike, where an empty line is a 400 for a model of several
+    features (module doc): the csv module's path tells the two apart.  A column at a time, the
+    first (rarely empty) mostly answering alone: 10 us for 340 rows, 0.13 ms for 100,000."""
+    blank = None
+    for column in table.columns:
+        empty = pc.equal(pc.binary_length(column), 0)
+        blank = empty if blank is None else pc.and_(blank, empty)
+        if not pc.any(blank).as_py():
+            return False
+    return True
 
 
 def header_line(body: bytes, schema: RequestSchema) -> bytes | None:
@@ -341,7 +361,64 @@ def _decode_rows(
         if frame is not None:
             return frame
         _explain_from_first_records(body, schema, start_row, header, first)
+    elif _arrow_pays(body, schema) and _arrow_reads_alike(body):
+        try:
+            frame = _decode_fast(body, schema, start_row, header, first)
+        except DataError:  # Arrow's column rules name a column's first culprit, not the body's
+            frame = None
+        if frame is not None:
+            return frame
     return _decode_small(_text(body), schema, start_row, header, first)
+
+
+# Process CPU (us) of the two paths, fitted to what benchmarks/csv_paths.py measured (1-340 rows
+# of the benchmarks' kind of values, 2-100 numeric and 2-50 text columns): the csv module's path
+# costs a little per row and per cell, pyarrow's mostly per column
+_ROW_US = 0.5
+_NUMBER_CELL_US = 1.1
+_TEXT_CELL_US = 0.33
+_ARROW_US = 320.0
+_ARROW_NUMBER_COLUMN_US = 21.0
+_ARROW_TEXT_COLUMN_US = 60.0
+_ARROW_MANY_VALUED_TEXT_COLUMN_US = 250.0
+"""A text column pyarrow's path reads value by value (values.text_categories' ten kernels): one
+whose distinct values are more than one in DISTINCT_SHARE of the rows, as its trained categories
+suggest (a column of IDs, or one with no categories recorded)."""
+_FEWEST_ARROW_ROWS = 16
+"""Below this many lines the csv module's path costs less whatever the columns (a numeric
+column's cells cost it _NUMBER_CELL_US each, pyarrow's _ARROW_NUMBER_COLUMN_US: 19 rows).  A
+line of a model's values takes at least its width in bytes (commas and newline), so a body
+shorter than this many times the width (a single row) is not even counted."""
+
+
+def _arrow_pays(body: bytes, schema: RequestSchema) -> bool:
+    """Whether pyarrow's path costs less CPU than the csv module's for ``body`` (at most
+    SMALL_BODY), by the costs above and its lines (counted in C: 0.2 us for a row, 7 us for
+    18 KB, 34 us for 64 KB).  A body of few lines stays on the csv module's path however wide
+    its rows: pyarrow's column rules cost most on few rows (values.text_categories); so does one
+    whose text columns hold many values (by their trained categories) until it has many rows."""
+    if len(body) < _FEWEST_ARROW_ROWS * schema.width:
+        return False
+    rows = body.count(b"\n") + (not body.endswith(b"\n"))
+    if rows < _FEWEST_ARROW_ROWS:
+        return False
+    numbers = sum(schema.numeric)
+    texts = schema.width - numbers
+    small = rows * (_ROW_US + numbers * _NUMBER_CELL_US + texts * _TEXT_CELL_US)
+    arrow = _ARROW_US + numbers * _ARROW_NUMBER_COLUMN_US + texts * _ARROW_TEXT_COLUMN_US
+    if small <= arrow:  # not even were every text column of few values: no need to look
+        return False
+    for feature in schema.features:
+        if feature.kind != "numeric" and not 0 < len(feature.categories) * DISTINCT_SHARE <= rows:
+            arrow += _ARROW_MANY_VALUED_TEXT_COLUMN_US - _ARROW_TEXT_COLUMN_US
+    return small > arrow
+
+
+def _arrow_reads_alike(body: bytes) -> bool:
+    """Whether pyarrow's reader reads ``body``'s records as the csv module does: only when it
+    holds no quote and no CR outside a CRLF (pyarrow reads ``"a"b`` as ``ab`` and a lone CR as a
+    line end, both of which the csv module, strict, refuses)."""
+    return b'"' not in body and (b"\r" not in body or body.count(b"\r") == body.count(b"\r\n"))
 
 
 def _explain_from_first_records(
