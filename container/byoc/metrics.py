@@ -68,20 +68,24 @@ def undefined(problem_type: str, y_true: np.ndarray, labels: Sequence[Any] = ())
             return {"r2": f"holds a single target value ({float(y[0]):g}): R2 is undefined without variance"}
         return {}
 
-    def name(code: int) -> str:
-        return repr(str(labels[code])) if code < len(labels) else repr(str(code))
-
     present = [int(v) for v in np.unique(y)]
     out: dict[str, str] = {}
     if len(present) < 2:
-        out["auc"] = f"holds a single class ({', '.join(map(name, present)) or 'none'}): AUC needs both"
+        out["auc"] = (
+            f"holds a single class ({', '.join(_class_name(labels, c) for c in present) or 'none'}): AUC needs both"
+        )
     if problem_type == BINARY and 1 not in present:
         why = (
-            f"holds no row of the positive class {name(1)}: recall is 0/0, and no model can score "
+            f"holds no row of the positive class {_class_name(labels, 1)}: recall is 0/0, and no model can score "
             "a precision or F1 above 0 there"
         )
         out.update(dict.fromkeys(("precision", "recall", "f1"), why))
     return out
+
+
+def _class_name(labels: Sequence[Any], code: int) -> str:
+    """Encoded class ``code`` as its messages quote it: its label, or the code without labels."""
+    return repr(str(labels[code])) if code < len(labels) else repr(str(code))
 
 
 def left_out(
@@ -94,8 +98,9 @@ def left_out(
     why = undefined(problem_type, y_true, labels)
     out = {name: why[name] for name in names(problem_type) if name not in values and name in why}
     if problem_type == BINARY and "precision" not in values and "precision" not in out and values:
-        positive = repr(str(labels[1])) if len(labels) > 1 else "'1'"
-        out["precision"] = f"has no row predicted as the positive class {positive}: precision is 0/0"
+        out["precision"] = (
+            f"has no row predicted as the positive class {_class_name(labels, 1)}: precision is 0/0"
+        )
     return out
 
 

@@ -229,7 +229,7 @@ def respond(handler: Handler, settings: ServingSettings, environ: dict[str, Any]
 
 
 def respond_with(result: InferenceResponse, request_id: str) -> Response:
-    """The 200 response carrying a handler's answer."""
+    """The 200 response carrying a handler's answer (a list of chunks with its Content-Length)."""
     body = result.body
     headers = dict(result.headers)
     if isinstance(body, list) and len(body) > 1:

@@ -247,8 +247,7 @@ class ModelHandler:
         chunks = encoder.join([encoder.encode(self.predictor.predict(batch, fields)) for batch in batches])
         if len(chunks) == 1:
             return InferenceResponse(chunks[0], encoder.media_type, headers)
-        headers["Content-Length"] = str(sum(map(len, chunks)))
-        return InferenceResponse(chunks, encoder.media_type, headers)
+        return InferenceResponse(chunks, encoder.media_type, headers)  # its length: app.respond_with
 
     def warm_up(self) -> None:
         self.predictor.warm_up()
