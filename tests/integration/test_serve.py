@@ -327,7 +327,7 @@ def test_a_json_body_of_one_value_is_named_in_jsons_words(binary, body, said):
         binary.invoke(body + "\n", "application/jsonlines"),
         400,
         "bad_row",
-        f"line 1 of the JSON Lines body is {said}; each line must be a row",
+        f"line 1 of the JSON Lines body holds {said}, not a record: each line of JSON Lines holds one",
     )
     wrapped = binary.invoke('{"instances": ' + body + "}", "application/json")
     assert_error(wrapped, 400, "bad_shape", f'"instances" must hold a list of rows or records, got {said}')

@@ -315,6 +315,30 @@ CASES = {
         ),
         [r"^train/a\.jsonl, line 2 repeats the key 'x'", r"remove the repeated key"],
     ),
+    "jsonlines_null_first_line": (  # pyarrow crashed the job: SIGSEGV, no failure file
+        dict(
+            channels={"train": {"a.jsonl": b"null\n" + jsonlines_bytes(FRAME)}},
+            content_types={"train": "application/jsonlines"},
+            hyperparameters={"target": "deposit"},
+        ),
+        [r"^train/a\.jsonl, line 1 holds null, not a record", r"write one record on that line, or delete"],
+    ),
+    "jsonlines_null_line": (  # was trained on, the line dropped as a row whose target is missing
+        _jsonl_train(b"  null\r\n" + b'{"y": 1, "x": 3}\n'),
+        [r"^train/a\.jsonl, line 31 holds null, not a record"],
+    ),
+    "jsonlines_null_line_gzip": (
+        dict(
+            channels={"train": {"a.jsonl.gz": gzip_bytes(jsonlines_bytes(FRAME) + b"null\n")}},
+            content_types={"train": "application/jsonlines"},
+            hyperparameters={"target": "deposit"},
+        ),
+        [r"^train/a\.jsonl\.gz, line 61 holds null, not a record"],
+    ),
+    "jsonlines_row_among_records": (
+        _jsonl_train(b"[1, 2]\n"),
+        [r"^train/a\.jsonl, line 31 holds a row \(an array\) where the lines before it hold records"],
+    ),
     "unknown_content_type": (
         dict(channels={"train": {"a.rec": GOOD}}, content_types={"train": "application/x-recordio-protobuf"}),
         [r"application/x-recordio-protobuf", r"text/csv"],

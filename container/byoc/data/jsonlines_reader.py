@@ -7,6 +7,8 @@ by line, which either succeeds or says which line is wrong and why.
 
 from __future__ import annotations
 
+import re
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -82,15 +84,13 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
                         f"{len(rows[0])}; every array must have the same length",
                         code="ragged_jsonlines",
                     )
-            else:
-                expected = (
-                    "a JSON object like the lines before it"
-                    if records or rows
-                    else "a JSON object (or an array of values)"
-                )
+            elif not isinstance(value, (dict, list)):
                 raise DataError(
-                    f"{source.name}, line {lineno}: {json_words(value)} where {expected} is expected",
-                    code="bad_jsonlines",
+                    json_objects.not_a_record(f"{source.name}, line {lineno}", value), code="bad_jsonlines"
+                )
+            else:
+                raise DataError(
+                    json_objects.other_form(f"{source.name}, line {lineno}", value), code="bad_jsonlines"
                 )
     if rows:
         names = [str(i) for i in range(len(rows[0]))]
@@ -101,7 +101,36 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
     return pa.table([values.spell_python(column) for column in columns], names=names), not rows
 
 
+_NULL_LINE = re.compile(rb"\n[ \t\r]*null[ \t\r]*(?:\n|\Z)")
+SCAN_BYTES = 1 << 24
+_NULL_STARTS = (b"", b"n", b"nu", b"nul", b"null")
+
+
+def _holds_null_line(source: Source) -> bool:
+    """Whether a line of ``source`` is ``null``: pyarrow reads one as a record of missing values
+    (dropped later for its missing target, a malformed line passed as data), and crashes the
+    process (SIGSEGV, pyarrow 26) when one starts a block it reads.  Whole lines are scanned in
+    slices at about 1.8 GB/s (70 MB: 0.04 s, against pyarrow's 1.0 s of CPU to read them)."""
+    with source.open() as fh:
+        carry = b"\n"  # the unfinished line, from the line break before it: the file's start is one
+        while chunk := fh.read(SCAN_BYTES):
+            text = carry + chunk
+            end = text.rfind(b"\n")
+            if end > 0 and _NULL_LINE.search(text, 0, end + 1):
+                return True
+            carry = text[max(end, 0) :]
+            if carry[1:].strip(b" \t\r") not in _NULL_STARTS:
+                carry = b""  # no null line: a long line is not carried from slice to slice
+    return _NULL_LINE.search(carry) is not None
+
+
 def _read_one(source: Source) -> tuple[pa.Table, bool]:
+    try:
+        null_line = _holds_null_line(source)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise unreadable(source.name, exc) from exc
+    if null_line:
+        return _read_lines(source)  # which names the line
     try:
         table = pajson.read_json(source.arrow_input(), read_options=pajson.ReadOptions(block_size=1 << 22))
     except (pa.ArrowException, DataError) as exc:
