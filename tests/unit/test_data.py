@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from byoc import csvfields
-from byoc.data import csv_header, csv_reader, jsonlines_reader, media, read_channel
+from byoc.data import csv_header, csv_reader, jsonlines_reader, media, read_channel, sources
 from byoc.data.sources import Source
 from byoc.data.tabular import SparseLayout
 from byoc.environment import MLPaths, TrainingEnvironment
@@ -450,9 +450,28 @@ def test_binary_garbage_and_parquet_hint(tmp_path):
     assert "application/x-parquet" in pq.message
 
 
-def test_invalid_utf8_names_the_offset(tmp_path):
-    error = expect_error(tmp_path, {"a.csv": b"yes,1,caf\xe9\nno,2,bar\n" + b"no,3,x\n" * 10})
-    assert error.code == "not_utf8" and "train/a.csv" in error.message
+@pytest.mark.parametrize(
+    ("name", "content_type", "data"),
+    [
+        ("a.csv", None, b"yes,1,x\nno,2,caf\xe9\n" + b"no,3,x\n" * 10),
+        ("a.csv", None, b"yes,1,x\n" * 20_000 + b"no,2,caf\xe9\n"),  # line 20001: past the sniffed sample
+        ("a.jsonl", "application/jsonlines", b'{"y": 1}\n{"y": "caf\xe9"}\n' + b'{"y": 2}\n' * 10),
+        ("a.txt", "text/libsvm", b"1 1:2\n0 1:caf\xe9\n" + b"1 1:3\n" * 10),
+    ],
+    ids=["csv", "csv_past_the_sample", "jsonlines", "libsvm"],
+)
+def test_a_byte_that_is_not_utf8_is_named_alike_by_every_text_reader(tmp_path, name, content_type, data):
+    """Were three wordings: CSV "not UTF-8 text (invalid byte 0xe9 at offset 16); save the CSV as
+    UTF-8" (or "line 2 ... at column 7"), JSON Lines "line 2: not UTF-8 text (invalid continuation
+    byte)" (no byte, no offset), libsvm "byte 0xe9 at column 7 is not UTF-8: not valid libsvm".  One
+    now, byoc.data.sources.not_utf8: file, byte, offset in the file, line, and the fix."""
+    error = expect_error(tmp_path, {name: data}, content_type)
+    assert error.code == "not_utf8"
+    offset = data.index(0xE9)
+    line = data.count(b"\n", 0, offset) + 1
+    assert error.message == (
+        f"train/{name}: not UTF-8 text (byte 0xe9 at offset {offset}, line {line}); {sources.SAVE_AS_UTF8}"
+    )
 
 
 def test_quoted_commas_newlines_crlf_and_bom(tmp_path):
@@ -933,7 +952,7 @@ def test_a_null_line_is_found_wherever_the_scans_slices_cut(lines, final_newline
     body = ("\n".join(lines) + ("\n" if final_newline else "")).encode()
     expected = any(line.strip(b" \t\r") == b"null" for line in body.split(b"\n"))
     with patch.object(jsonlines_reader, "SCAN_BYTES", scan_bytes):
-        assert jsonlines_reader._holds_null_line(Source("a.jsonl", data=body)) is expected
+        assert jsonlines_reader._misread_by_pyarrow(Source("a.jsonl", data=body)) is expected
 
 
 @pytest.mark.parametrize("line", [b"null", b"3", b'"text"', b"false", b"[1, 2]"])
