@@ -727,16 +727,17 @@ def _not_utf8_failure(program: str, stderr: str, code_dir: Path) -> str | None:
     its offset and line, and the fix, as serving says it of an inference program."""
     lines = [line for line in stderr.splitlines() if line.strip()]
     entry = _NOT_UTF8_ENTRY.match(lines[-1]) if lines else None
-    frames = _traceback_frames(stderr)
+    frames: list[tuple[str, int]] = []
     if entry:
-        path, frames = Path(entry["path"]), []
+        path = Path(entry["path"])  # the entry point itself: no traceback
     else:
         raised = exception_line(stderr)
         if not raised or not raised.startswith(("SyntaxError:", "ValueError:")) or not about_encoding(raised):
             return None
+        frames = _traceback_frames(stderr)
         if not frames:
             return None
-        path = Path(frames[-1][0])
+        path = Path(frames[-1][0])  # the file that did not compile: its frame is the last
     text = program_text(path if path.is_absolute() else code_dir / path)
     if text is None:
         return None
