@@ -16,11 +16,12 @@ def a_type(value: object) -> str:
     return f"{'an' if vowel else 'a'} {name}"
 
 
-def not_utf8_at(data: bytes, start: int) -> str:
-    """Where a user's file (a config file, a program) stops being UTF-8, for its message: the byte,
-    its offset and its line, so an editor finds it."""
-    line = data.count(b"\n", 0, start) + 1
-    return f"not UTF-8 text (byte 0x{data[start]:02x} at offset {start}, line {line})"
+def not_utf8_at(data: bytes, start: int, *, offset: int = 0, line: int = 1) -> str:
+    """Where a user's file (a config file, a program, a channel's data) stops being UTF-8, for its
+    message: the byte, its offset and its line, so an editor finds it.  ``data`` is the file from
+    byte ``offset`` on, which is on line ``line`` (a reader going line by line passes one line)."""
+    line += data.count(b"\n", 0, start)
+    return f"not UTF-8 text (byte 0x{data[start]:02x} at offset {offset + start}, line {line})"
 
 
 class ByocError(Exception):

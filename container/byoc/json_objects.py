@@ -46,6 +46,28 @@ def json_words(value: Any) -> str:
     return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else a_type(value)
 
 
+def not_a_record(where: str, value: Any) -> str:
+    """The message for a JSON Lines line that holds neither a record nor a row (null, a number, a
+    string, a boolean), in training's files and serving's bodies alike: a malformed line, never
+    a row of missing values (pyarrow read a line of null as one, dropped as "missing target")."""
+    return (
+        f"{where} holds {json_words(value)}, not a record: each line of JSON Lines holds one "
+        'object (a record, such as {"age": 42}) or one array of values (a row); write one '
+        "record on that line, or delete the line"
+    )
+
+
+def other_form(where: str, value: list[Any] | dict[str, Any]) -> str:
+    """The message for a JSON Lines line that is a row where the lines before it are records, or
+    the other way round, in training's files and serving's bodies alike."""
+    one, many = (
+        ("a row (an array)", "records (objects)")
+        if isinstance(value, list)
+        else ("a record (an object)", "rows (arrays)")
+    )
+    return f"{where} holds {one} where the lines before it hold {many}; write every line in one form"
+
+
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """``object_pairs_hook`` for :mod:`json`: the object as a dict, or :class:`RepeatedKey`."""
     record = dict(pairs)

@@ -30,6 +30,7 @@ import dataclasses
 import difflib
 import hashlib
 import importlib.util
+import io
 import itertools
 import json
 import logging
@@ -44,14 +45,16 @@ import tarfile
 import tempfile
 import threading
 import time
+import tokenize
+from codecs import BOM_UTF8
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from byoc import image_packages
+from byoc import image_packages, wide_text
 from byoc.environment import TrainingEnvironment, to_cmd_args
-from byoc.errors import ConfigError, UserError
+from byoc.errors import ConfigError, UserError, not_utf8_at
 
 log = logging.getLogger("byoc.user_script")
 
@@ -636,15 +639,22 @@ def deepest_line(frames: Sequence[tuple[str, int]], folder: Path) -> str | None:
     """``file line N`` (relative to ``folder``) of the last of ``frames`` (file name, line) in
     the user's code folder: where their code raised, or called the library that did; None when
     no frame is theirs.  Serving names a failing hook's line by it, training a script's."""
-    roots = {folder, folder.resolve()}
     for filename, lineno in reversed(frames):
-        if filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>: no file
-            continue
-        path = Path(filename)
-        path = path if path.is_absolute() else folder / path
-        for root in roots:
-            if path.is_relative_to(root):
-                return f"{path.relative_to(root)} line {lineno}"
+        name = _in_folder(filename, folder)
+        if name is not None:
+            return f"{name} line {lineno}"
+    return None
+
+
+def _in_folder(filename: str, folder: Path) -> str | None:
+    """``filename`` relative to ``folder`` (the user's code folder), or None when it is not in it."""
+    if filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>: no file
+        return None
+    path = Path(filename)
+    path = path if path.is_absolute() else folder / path
+    for root in (folder, folder.resolve()):
+        if path.is_relative_to(root):
+            return str(path.relative_to(root))
     return None
 
 
@@ -670,6 +680,74 @@ def missing_module_fix(module: str, folder: str) -> str:
     )
 
 
+SAVE_AS_UTF8 = "Python reads a program as UTF-8: save the file as UTF-8"
+_OR_DECLARE = " (or declare its encoding on its first line, such as # -*- coding: latin-1 -*-)"
+# Python's words for an entry point that is not UTF-8, printed with no traceback
+_NOT_UTF8_ENTRY = re.compile(
+    r"^SyntaxError: Non-UTF-8 code starting with .* in file (?P<path>.+) on line \d+"
+)
+
+
+def about_encoding(said: str) -> bool:
+    """Whether Python's SyntaxError (or ValueError) message ``said`` may be a file's encoding."""
+    return "utf-8" in said.lower() or "null bytes" in said
+
+
+def program_text(path: Path) -> tuple[str, str] | None:
+    """What the text of ``path``, user code Python refused, is when its encoding is the fault: where
+    it stops being UTF-8 (:func:`byoc.errors.not_utf8_at`: byte, offset, line) or the wide encoding
+    it is in; and the fix beside saving it as UTF-8.  None when it reads as UTF-8 or declares
+    another encoding (PEP 263, Python's to judge).  Serving says it of an inference program,
+    training of a script, alike."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    wide = wide_text.wide_encoding(data)
+    if wide is not None:
+        return f"{wide}, not UTF-8", ""  # no declaration reads it: Python's are ASCII-based
+    try:
+        declared, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError:  # a first line that is not UTF-8 (or an unknown declaration): read as UTF-8
+        declared = "utf-8"
+    if declared not in ("utf-8", "utf-8-sig"):
+        return None
+    start = len(BOM_UTF8) if data.startswith(BOM_UTF8) else 0
+    try:
+        data[start:].decode("utf-8")
+    except UnicodeDecodeError as undecodable:
+        return not_utf8_at(data, start + undecodable.start), _OR_DECLARE
+    return None
+
+
+def _not_utf8_failure(program: str, stderr: str, code_dir: Path) -> str | None:
+    """The cause of a script's exit 1 when Python refused a file of its code for its encoding (it
+    said "Non-UTF-8 code starting with '\\xe9' in file ..." or "(unicode error) 'utf-8' codec
+    can't decode byte 0xe9 in position 3", a position in a string literal): the file, the byte,
+    its offset and line, and the fix, as serving says it of an inference program."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    entry = _NOT_UTF8_ENTRY.match(lines[-1]) if lines else None
+    frames: list[tuple[str, int]] = []
+    if entry:
+        path = Path(entry["path"])  # the entry point itself: no traceback
+    else:
+        raised = exception_line(stderr)
+        if not raised or not raised.startswith(("SyntaxError:", "ValueError:")) or not about_encoding(raised):
+            return None
+        frames = _traceback_frames(stderr)
+        if not frames:
+            return None
+        path = Path(frames[-1][0])  # the file that did not compile: its frame is the last
+    text = program_text(path if path.is_absolute() else code_dir / path)
+    if text is None:
+        return None
+    said, or_else = text
+    name = _in_folder(str(path), code_dir) or str(path)
+    where = deepest_line(frames[:-1], code_dir)
+    by = f"imported by the user script {program} at {where}" if where else f"the user script {program}"
+    return f"{name}: {said}; {SAVE_AS_UTF8}{or_else} ({by}, exit code {UNCAUGHT_EXIT})"
+
+
 def failure(program: str, status: int, stderr: str, code_dir: Path | None = None) -> ScriptFailed:
     """The failure for a non-zero exit: the cause first (an uncaught exception's type, message
     and the line of ``code_dir`` it came from), stderr's last lines after."""
@@ -688,7 +766,10 @@ def failure(program: str, status: int, stderr: str, code_dir: Path | None = None
     # Only an exit with Python's status for an uncaught exception is blamed on a traceback: one a
     # script logged and handled (logging.exception) before exiting on purpose did not end it.
     raised = exception_line(stderr) if status == UNCAUGHT_EXIT else None
-    if raised:
+    encoding = _not_utf8_failure(program, stderr, code_dir) if status == UNCAUGHT_EXIT and code_dir else None
+    if encoding:
+        cause = encoding
+    elif raised:
         if len(raised) > MAX_RAISED_CHARS:  # SageMaker keeps 1,024 characters of the failure reason
             raised = raised[:MAX_RAISED_CHARS] + "..."
         where = deepest_line(_traceback_frames(stderr), code_dir) if code_dir is not None else None

@@ -327,10 +327,48 @@ def test_a_json_body_of_one_value_is_named_in_jsons_words(binary, body, said):
         binary.invoke(body + "\n", "application/jsonlines"),
         400,
         "bad_row",
-        f"line 1 of the JSON Lines body is {said}; each line must be a row",
+        f"line 1 of the JSON Lines body holds {said}, not a record: each line of JSON Lines holds one",
     )
     wrapped = binary.invoke('{"instances": ' + body + "}", "application/json")
     assert_error(wrapped, 400, "bad_shape", f'"instances" must hold a list of rows or records, got {said}')
+
+
+COLUMNS_SHAPE = "every column as a list of the same length, one value per row"
+
+
+@pytest.mark.parametrize(
+    ("columns", "code", "said"),
+    [
+        ({"age": [41, 30], "balance": 5}, "bad_row", "column 'balance' holds a number, not a list of values"),
+        ({"age": 41, "balance": [5, 6]}, "bad_row", "column 'age' holds a number, not a list of values"),
+        ({"age": [41, 30], "balance": {"a": 1}}, "bad_row", "column 'balance' holds an object, not a list"),
+        (
+            {"age": [41, 30], "balance": [5, 6, 7]},
+            "ragged_columns",
+            "column 'balance' holds 3 values where column 'age' holds 2 values",
+        ),
+    ],
+)
+def test_column_oriented_inputs_of_another_shape_name_the_column(binary, columns, code, said):
+    """``{"inputs": {"age": [1, 2], "job": 5}}`` was read as one record and refused for the list in
+    'age', the column written right ("row 1, column 'age' (numeric): a list is not a number");
+    columns of different lengths were "columns have different lengths [2, 3]", naming none."""
+    body = {"inputs": {**columns, "job": ["admin", "services"], "contact": ["telephone", "cellular"]}}
+    response = binary.invoke(json.dumps(body), "application/json")
+    assert_error(response, 400, code, said, COLUMNS_SHAPE, 'or send rows or records in "instances"')
+
+
+def test_a_dataframe_split_row_of_another_length_says_how_many_it_holds(binary):
+    """Was '"dataframe_split" row 2 must be a list of 4 values', not saying what it held."""
+    rows = json.loads(sm.features("binary").iloc[:2].to_json(orient="split", index=False))
+    rows["data"][1] = rows["data"][1][:3]
+    response = binary.invoke(json.dumps({"dataframe_split": rows}), "application/json")
+    assert_error(
+        response,
+        400,
+        "wrong_column_count",
+        '"dataframe_split" row 2 holds 3 values where "columns" names 4; each row of "data" must be a list of 4',
+    )
 
 
 @pytest.mark.parametrize("layout", ["rows", "records"])

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from byoc.data.sources import SAVE_AS_UTF8
 from support import (
     csv_bytes,
     gzip_bytes,
@@ -30,6 +31,11 @@ HEAD10 = b"".join(GOOD.splitlines(keepends=True)[:10])
 VALIDATION_MAYBE = b"no,40,1000,admin,cellular\n,41,1000,admin,cellular\nyes,42,1000,admin,cellular\nmaybe,43,1,admin,cellular\n"
 VALIDATION_FORTY = b"no,40,1000,admin,cellular\n,41,1000,admin,cellular\nyes,forty,1000,admin,cellular\n"
 REGRESSION = b"".join(f"{i * 0.5 + 0.25},{i % 7}\n".encode() for i in range(40))
+
+
+# how every text reader (CSV, JSON Lines, libsvm) ends its message for a byte that is not UTF-8
+UTF8_FIX = re.escape(SAVE_AS_UTF8)
+JSONL30 = len(b"".join(b'{"y": %d, "x": %d}\n' % (i % 2, i) for i in range(30)))  # _jsonl_train's rows
 
 
 def _jsonl_train(last_line: bytes) -> dict:
@@ -315,6 +321,30 @@ CASES = {
         ),
         [r"^train/a\.jsonl, line 2 repeats the key 'x'", r"remove the repeated key"],
     ),
+    "jsonlines_null_first_line": (  # pyarrow crashed the job: SIGSEGV, no failure file
+        dict(
+            channels={"train": {"a.jsonl": b"null\n" + jsonlines_bytes(FRAME)}},
+            content_types={"train": "application/jsonlines"},
+            hyperparameters={"target": "deposit"},
+        ),
+        [r"^train/a\.jsonl, line 1 holds null, not a record", r"write one record on that line, or delete"],
+    ),
+    "jsonlines_null_line": (  # was trained on, the line dropped as a row whose target is missing
+        _jsonl_train(b"  null\r\n" + b'{"y": 1, "x": 3}\n'),
+        [r"^train/a\.jsonl, line 31 holds null, not a record"],
+    ),
+    "jsonlines_null_line_gzip": (
+        dict(
+            channels={"train": {"a.jsonl.gz": gzip_bytes(jsonlines_bytes(FRAME) + b"null\n")}},
+            content_types={"train": "application/jsonlines"},
+            hyperparameters={"target": "deposit"},
+        ),
+        [r"^train/a\.jsonl\.gz, line 61 holds null, not a record"],
+    ),
+    "jsonlines_row_among_records": (
+        _jsonl_train(b"[1, 2]\n"),
+        [r"^train/a\.jsonl, line 31 holds a row \(an array\) where the lines before it hold records"],
+    ),
     "unknown_content_type": (
         dict(channels={"train": {"a.rec": GOOD}}, content_types={"train": "application/x-recordio-protobuf"}),
         [r"application/x-recordio-protobuf", r"text/csv"],
@@ -496,11 +526,38 @@ CASES = {
     ),
     "invalid_utf8_after_the_sniffed_sample": (
         dict(channels={"train": {"a.csv": GOOD * 400 + b"yes,40,3,adm\xffin,cellular\n" + GOOD}}),
-        [r"^train/a\.csv, line 24001: not UTF-8 text \(invalid byte 0xff at column 13\)"],
+        [
+            rf"^train/a\.csv: not UTF-8 text \(byte 0xff at offset {len(GOOD) * 400 + 12}, line 24001\); {UTF8_FIX}$"
+        ],
     ),
     "invalid_utf8_in_a_numeric_column_after_the_sample": (
         dict(channels={"train": {"a.csv": GOOD * 400 + b"yes,4\xff0,3,admin,cellular\n"}}),
-        [r"^train/a\.csv, line 24001: not UTF-8 text"],
+        [rf"^train/a\.csv: not UTF-8 text \(byte 0xff at offset {len(GOOD) * 400 + 5}, line 24001\)"],
+    ),
+    "invalid_utf8_in_the_sniffed_sample": (  # was "(invalid byte 0xe9 at offset 71); save the CSV as UTF-8"
+        dict(channels={"train": {"a.csv": HEAD10 + b"yes,40,3,caf\xe9,cellular\n" + GOOD}}),
+        [rf"^train/a\.csv: not UTF-8 text \(byte 0xe9 at offset {len(HEAD10) + 12}, line 11\); {UTF8_FIX}$"],
+    ),
+    "invalid_utf8_in_jsonlines": (  # pyarrow took the byte into a text column: exit 2, "a bug in byoc"
+        _jsonl_train(b'{"y": 1, "x": "caf\xe9"}\n'),
+        [rf"^train/a\.jsonl: not UTF-8 text \(byte 0xe9 at offset {JSONL30 + 18}, line 31\); {UTF8_FIX}$"],
+    ),
+    "invalid_utf8_in_gzip_jsonlines": (
+        dict(
+            channels={
+                "train": {"a.jsonl.gz": gzip_bytes(b'{"y": 1, "x": "caf\xe9"}\n' + jsonlines_bytes(FRAME))}
+            },
+            content_types={"train": "application/jsonlines"},
+            hyperparameters={"target": "y"},
+        ),
+        [rf"^train/a\.jsonl\.gz: not UTF-8 text \(byte 0xe9 at offset 18, line 1\); {UTF8_FIX}$"],
+    ),
+    "invalid_utf8_in_libsvm": (  # was "line 2: byte 0xe9 at column 5 is not UTF-8: not valid libsvm (...)"
+        dict(
+            channels={"train": {"a.txt": b"1 1:0.5 2:3\n0 1:\xe92 2:1\n" + b"1 1:0.5 2:3\n" * 10}},
+            content_types={"train": "text/libsvm"},
+        ),
+        [rf"^train/a\.txt: not UTF-8 text \(byte 0xe9 at offset 16, line 2\); {UTF8_FIX}$"],
     ),
     "numbers_in_one_file_text_in_another": (
         dict(

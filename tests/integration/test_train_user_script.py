@@ -543,6 +543,58 @@ def test_the_failure_names_the_line_of_the_source_directory_that_raised(tmp_path
     )
 
 
+SAVE_AS_UTF8 = "Python reads a program as UTF-8: save the file as UTF-8"
+OR_DECLARE = " (or declare its encoding on its first line, such as # -*- coding: latin-1 -*-)"
+
+
+@pytest.mark.parametrize(
+    ("program", "files", "said"),
+    [
+        (
+            "train.py",
+            {"train.py": "import os\n\nNAME = 'caf\u00e9'\n".encode("latin-1")},
+            f"train.py: not UTF-8 text (byte 0xe9 at offset 22, line 3); {SAVE_AS_UTF8}{OR_DECLARE} "
+            "(the user script train.py, exit code 1)",
+        ),
+        (
+            "train.py",
+            {
+                "train.py": b"import helper\n",
+                "helper.py": "X = 1\nNAME = 'caf\u00e9'\n".encode("latin-1"),
+            },
+            f"helper.py: not UTF-8 text (byte 0xe9 at offset 17, line 2); {SAVE_AS_UTF8}{OR_DECLARE} "
+            "(imported by the user script train.py at train.py line 1, exit code 1)",
+        ),
+        (
+            "train.py",
+            {"train.py": "print('trained')\n".encode("utf-16")},
+            f"train.py: UTF-16 text, not UTF-8; {SAVE_AS_UTF8} (the user script train.py, exit code 1)",
+        ),
+        (
+            "pkg.train",
+            {"pkg/__init__.py": b"", "pkg/train.py": "NAME = 'caf\u00e9'\n".encode("latin-1")},
+            f"pkg/train.py: not UTF-8 text (byte 0xe9 at offset 11, line 1); {SAVE_AS_UTF8}{OR_DECLARE} "
+            "(the user script pkg.train, exit code 1)",
+        ),
+    ],
+    ids=["latin1", "latin1_module", "utf16", "module_entry_point"],
+)
+def test_a_script_that_is_not_utf8_is_named_with_its_byte_and_the_fix(tmp_path, python, program, files, said):
+    """Python's words were the failure: "The user script train.py exited with code 1; the last line
+    of its stderr: SyntaxError: Non-UTF-8 code starting with '\\xe9' in file /opt/ml/code/train.py
+    on line 3, but no encoding declared; see https://peps.python.org/pep-0263/", or for an imported
+    module "SyntaxError: (unicode error) 'utf-8' codec can't decode byte 0xe9 in position 3" (a
+    position in a string literal). Now the file, the byte's offset and line, and the fix, as serving
+    says it of an inference program (user_script.program_text, errors.not_utf8_at)."""
+    root = script_root(tmp_path, program, {name: "" for name in files})
+    for name, data in files.items():
+        (tmp_path / "source" / name).write_bytes(data)
+    result = run_train(root, python=python)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert read_failure(root).splitlines()[0] == said
+    assert list((root / "model").iterdir()) == []
+
+
 def test_exit_code_passes_through(tmp_path, python):
     root = script_root(
         tmp_path, "train.py", {"train.py": "import sys\nprint('bad config', file=sys.stderr)\nsys.exit(3)\n"}

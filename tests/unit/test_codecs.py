@@ -708,7 +708,11 @@ _PYTHON_NAMES = re.compile(r"NoneType|\ban? (int|bool|str|float|dict|tuple)\b|JS
             b'{"dataframe_split": {"columns": ["age", "job", "flag"], "data": [[1, "a", 0], null]}}',
             '"dataframe_split" row 2 is null; each row of "data" must be a list of 3 values',
         ),
-        ("application/jsonlines", b'[1, "a", 0]\nnull\n', "line 2 of the JSON Lines body is null; each line"),
+        (
+            "application/jsonlines",
+            b'[1, "a", 0]\nnull\n',
+            "line 2 of the JSON Lines body holds null, not a record",
+        ),
         (
             "application/json",
             b'[[{"x": 1}, "a", 0]]',

@@ -656,3 +656,32 @@ def test_u_feff_starting_a_large_bodys_first_value_after_its_header_is_kept():
     small = csv_codec.decode(names + b"\n" + "\ufeff".encode() + row, MIXED)
     large = csv_codec.decode(body, MIXED)
     assert small.columns[4][0] == large.columns[4][0] == "\ufeffx"
+
+
+WORD_FIRST = RequestSchema([Feature("word", "categorical", "str", ()), Feature("x", "numeric", "float64")])
+WORD = st.one_of(text, text.map(lambda t: "\ufeff" + t)).filter(lambda s: s.strip() not in ("word", "x"))
+
+
+@PROPERTY
+@given(st.lists(st.tuples(WORD, numbers).map(list), min_size=2, max_size=20), st.booleans(), st.data())
+def test_u_feff_starting_a_later_slice_is_kept_as_in_a_body_of_one_slice(table, large, data):
+    """A large CSV body is decoded in slices cut at record boundaries: a slice after the first whose
+    first value started with U+FEFF lost it (the utf-8-sig decode and pyarrow both drop a byte order
+    mark at the start of what they read), so the row was answered as another value (a number: a 200
+    where the same row in a small body is a 400).  Only the request body's own first bytes are a byte
+    order mark: sliced or whole, on either path, the rows are what the schema makes of the cells."""
+    if large:  # slices above 64 KiB: pyarrow's path
+        table = table * (csv_codec.SMALL_BODY // len(csv_text(table)) + 1)
+    lines = [csv_text([row]) for row in table]
+    cells = as_csv_cells(table)
+    if lines[0].startswith(codecs.BOM_UTF8):  # the body's start (not a quoted value's): a byte order mark
+        cells[0][0] = cells[0][0].removeprefix("\ufeff")
+    expected = WORD_FIRST.from_rows(cells)
+    assert same(csv_codec.decode(b"".join(lines), WORD_FIRST), expected)
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, len(lines) - 1), min_size=1, max_size=4))))
+    pieces = [b"".join(lines[a:b]) for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True)]
+    batches = list(decode_batches(_Slices(pieces), csv_codec.DECODER, WORD_FIRST, 1 << 30))
+    got = Batch(
+        WORD_FIRST.names, tuple(np.concatenate(c) for c in zip(*(b.columns for b in batches), strict=True))
+    )
+    assert same(got, expected)

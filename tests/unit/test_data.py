@@ -6,13 +6,17 @@ import codecs
 import csv
 import logging
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from byoc import csvfields
-from byoc.data import csv_header, csv_reader, media, read_channel
+from byoc.data import csv_header, csv_reader, jsonlines_reader, media, read_channel, sources
+from byoc.data.sources import Source
 from byoc.data.tabular import SparseLayout
 from byoc.environment import MLPaths, TrainingEnvironment
 from byoc.errors import DataError
@@ -446,9 +450,28 @@ def test_binary_garbage_and_parquet_hint(tmp_path):
     assert "application/x-parquet" in pq.message
 
 
-def test_invalid_utf8_names_the_offset(tmp_path):
-    error = expect_error(tmp_path, {"a.csv": b"yes,1,caf\xe9\nno,2,bar\n" + b"no,3,x\n" * 10})
-    assert error.code == "not_utf8" and "train/a.csv" in error.message
+@pytest.mark.parametrize(
+    ("name", "content_type", "data"),
+    [
+        ("a.csv", None, b"yes,1,x\nno,2,caf\xe9\n" + b"no,3,x\n" * 10),
+        ("a.csv", None, b"yes,1,x\n" * 20_000 + b"no,2,caf\xe9\n"),  # line 20001: past the sniffed sample
+        ("a.jsonl", "application/jsonlines", b'{"y": 1}\n{"y": "caf\xe9"}\n' + b'{"y": 2}\n' * 10),
+        ("a.txt", "text/libsvm", b"1 1:2\n0 1:caf\xe9\n" + b"1 1:3\n" * 10),
+    ],
+    ids=["csv", "csv_past_the_sample", "jsonlines", "libsvm"],
+)
+def test_a_byte_that_is_not_utf8_is_named_alike_by_every_text_reader(tmp_path, name, content_type, data):
+    """Were three wordings: CSV "not UTF-8 text (invalid byte 0xe9 at offset 16); save the CSV as
+    UTF-8" (or "line 2 ... at column 7"), JSON Lines "line 2: not UTF-8 text (invalid continuation
+    byte)" (no byte, no offset), libsvm "byte 0xe9 at column 7 is not UTF-8: not valid libsvm".  One
+    now, byoc.data.sources.not_utf8: file, byte, offset in the file, line, and the fix."""
+    error = expect_error(tmp_path, {name: data}, content_type)
+    assert error.code == "not_utf8"
+    offset = data.index(0xE9)
+    line = data.count(b"\n", 0, offset) + 1
+    assert error.message == (
+        f"train/{name}: not UTF-8 text (byte 0xe9 at offset {offset}, line {line}); {sources.SAVE_AS_UTF8}"
+    )
 
 
 def test_quoted_commas_newlines_crlf_and_bom(tmp_path):
@@ -602,14 +625,17 @@ def test_jsonlines_nested_values_are_rejected(tmp_path):
 @pytest.mark.parametrize(
     ("second", "said"),
     [
-        (b"7", "train/a.jsonl, line 2: a number where a JSON object like the lines before it is expected"),
-        (b'"y"', "train/a.jsonl, line 2: a string where a JSON object"),
+        (b"7", "train/a.jsonl, line 2 holds a number, not a record: each line of JSON Lines holds one"),
+        (b'"y"', "train/a.jsonl, line 2 holds a string, not a record"),
+        (b"null", "train/a.jsonl, line 2 holds null, not a record"),
+        (b"[2, 3]", "train/a.jsonl, line 2 holds a row (an array) where the lines before it hold records"),
         (b'{"y": 2, "x": [1]}', "train/a.jsonl, line 2: field 'x' holds a list; each field must be"),
     ],
 )
 def test_jsonlines_lines_and_fields_are_named_in_jsons_words(tmp_path, second, said):
-    """Were "a JSON int", "a JSON str" and "holds a nested list": Python's names.  (A line of null
-    is read by pyarrow as a row of missing values, so it is not among them.)"""
+    """Were "a JSON int", "a JSON str" and "holds a nested list": Python's names.  A line of null
+    was read by pyarrow as a row of missing values (dropped for its missing target): it is a
+    malformed line as much as a number is, and said as serving says it (json_objects)."""
     error = expect_error(
         tmp_path, {"a.jsonl": b'{"y": 1, "x": 2}\n' + second + b"\n"}, "application/jsonlines"
     )
@@ -906,3 +932,43 @@ def test_plain_types_makes_one_table_of_plain_fields_keeping_the_tables_metadata
         "word": ["a", "b", "a", "b"],
     }
     assert [c.num_chunks for c in out.columns] == [2, 2, 2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(
+        st.sampled_from(
+            ['{"y": 1}', "null", " null\r", "nul", "nulls", '{"y": null}', "", "  ", "[null]", "x" * 9]
+        ),
+        max_size=12,
+    ),
+    final_newline=st.booleans(),
+    scan_bytes=st.integers(1, 12),
+)
+def test_a_null_line_is_found_wherever_the_scans_slices_cut(lines, final_newline, scan_bytes):
+    """pyarrow reads a line of null as a record of missing values, and crashes the job when one
+    starts a block, so the reader looks for one first, in slices: a line cut by a slice's end, or
+    longer than a slice, is judged whole, as the file's lines split one by one judge it."""
+    body = ("\n".join(lines) + ("\n" if final_newline else "")).encode()
+    expected = any(line.strip(b" \t\r") == b"null" for line in body.split(b"\n"))
+    with patch.object(jsonlines_reader, "SCAN_BYTES", scan_bytes):
+        assert jsonlines_reader._misread_by_pyarrow(Source("a.jsonl", data=body)) is expected
+
+
+@pytest.mark.parametrize("line", [b"null", b"3", b'"text"', b"false", b"[1, 2]"])
+def test_a_jsonlines_line_that_is_no_record_is_said_alike_in_training_and_serving(tmp_path, line):
+    """Training named a line of a number "a number where a JSON object like the lines before it is
+    expected" (and passed a line of null as missing data), serving "line 2 of the JSON Lines body
+    is a number; each line must be a row (list) or a record (object)": one message
+    (byoc.json_objects), after where the line is."""
+    from byoc.artifact import Feature
+    from byoc.serving.codecs import jsonlines as jsonlines_codec
+    from byoc.serving.schema import RequestSchema
+
+    body = b'{"y": 1, "x": 2}\n' + line + b"\n"
+    trained = expect_error(tmp_path, {"a.jsonl": body}, "application/jsonlines")
+    with pytest.raises(DataError) as served:
+        jsonlines_codec.decode(body, RequestSchema([Feature("x", "numeric", "float")]))
+    assert trained.message.startswith("train/a.jsonl, line 2 holds ")
+    assert served.value.message.startswith("line 2 of the JSON Lines body holds ")
+    assert trained.message.split(" holds ", 1)[1] == served.value.message.split(" holds ", 1)[1]

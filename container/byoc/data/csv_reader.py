@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 from byoc import csvfields
 from byoc.data import csv_header, sniff
 from byoc.data.partitions import with_partitions
-from byoc.data.sources import SNIFF_BYTES, Source, unreadable
+from byoc.data.sources import SAVE_AS_UTF8, SNIFF_BYTES, Source, not_utf8, unreadable
 from byoc.data.tabular import (
     Read,
     SparseLayout,
@@ -94,11 +94,7 @@ def _decode_sample(source: Source) -> str:
         if exc.start >= len(head) - 4:  # a multi-byte character cut by the sample's end
             text = head[: exc.start].decode("utf-8")
         else:
-            raise DataError(
-                f"{source.name}: not UTF-8 text (invalid byte 0x{head[exc.start]:02x} at offset "
-                f"{exc.start}); save the CSV as UTF-8",
-                code="not_utf8",
-            ) from exc
+            raise not_utf8(source.name, head, exc.start) from exc
     return text.lstrip(UTF8_BOM_TEXT)
 
 
@@ -255,18 +251,16 @@ def _read_one(source: Source, *, header: bool, names: list[str] | None) -> pa.Ta
 
 
 def _invalid_utf8(source: Source) -> DataError:
-    """The first line that is not UTF-8, wherever it is in the file (not only in the sample)."""
+    """The first byte that is not UTF-8, wherever it is in the file (not only in the sample)."""
+    offset = 0
     with source.open() as fh:
         for lineno, line in enumerate(fh, start=1):
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                return DataError(
-                    f"{source.name}, line {lineno}: not UTF-8 text (invalid byte 0x{line[exc.start]:02x} "
-                    f"at column {exc.start + 1}); save the CSV as UTF-8",
-                    code="not_utf8",
-                )
-    return DataError(f"{source.name}: not UTF-8 text; save the CSV as UTF-8", code="not_utf8")
+                return not_utf8(source.name, line, exc.start, offset=offset, line=lineno)
+            offset += len(line)
+    return DataError(f"{source.name}: not UTF-8 text; {SAVE_AS_UTF8}", code="not_utf8")
 
 
 def _check_cell_sizes(source: Source, table: pa.Table) -> None:

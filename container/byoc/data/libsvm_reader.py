@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from byoc.data.sources import Source
+from byoc.data.sources import Source, not_utf8
 from byoc.data.tabular import Read, SparseLayout
 from byoc.errors import DataError, SchemaError
 
@@ -41,36 +41,40 @@ def _read_one(source: Source) -> tuple[sp.csr_matrix, np.ndarray]:
         with source.open() as fh:
             X, y = load_svmlight_file(fh, zero_based=True, dtype=np.float64)
     except (ValueError, TypeError, OverflowError, OSError, EOFError, UnicodeDecodeError) as exc:
-        where = _locate(source)
-        raise DataError(
-            f"{where or source.name}: not valid libsvm ({exc}); each line must be "
-            "'<label> <index>:<value> ...' with increasing indices",
-            code="bad_libsvm",
-        ) from exc
+        raise _located(source, exc) from exc
     return X.tocsr(), y
 
 
-def _locate(source: Source) -> str | None:
-    """'<file>, line N: <what is wrong>' for the first line the standard library finds wrong.
+def _located(source: Source, exc: BaseException) -> DataError:
+    """The failure naming the first line the standard library finds wrong ('<file>, line N: <what
+    is wrong>'), or a byte that is not UTF-8 as every text reader names one.
 
     scikit-learn's parser says what but not where; this slow re-scan runs only after it failed.
     """
+    where = source.name
+    offset = 0
     try:
         with source.open() as fh:
             for lineno, raw in enumerate(fh, start=1):
-                problem = _line_problem(raw)
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as undecodable:
+                    return not_utf8(source.name, raw, undecodable.start, offset=offset, line=lineno)
+                offset += len(raw)
+                problem = _line_problem(text)
                 if problem:
-                    return f"{source.name}, line {lineno}: {problem}"
+                    where = f"{source.name}, line {lineno}: {problem}"
+                    break
     except (OSError, EOFError, zlib.error):
-        return None
-    return None
+        pass
+    return DataError(
+        f"{where}: not valid libsvm ({exc}); each line must be '<label> <index>:<value> ...' with "
+        "increasing indices",
+        code="bad_libsvm",
+    )
 
 
-def _line_problem(raw: bytes) -> str | None:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not UTF-8"
+def _line_problem(text: str) -> str | None:
     tokens = text.split("#", 1)[0].split()
     if not tokens:
         return None

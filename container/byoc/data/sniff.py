@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from byoc import values
 from byoc.data.parquet_reader import MAGIC as PARQUET_MAGIC
+from byoc.data.sources import SAVE_AS_UTF8
 from byoc.wide_text import UTF8_BOM_TEXT, wide_encoding
 
 SET_JSONLINES = (
@@ -27,10 +28,6 @@ SET_LIBSVM = (
     "or the content_type hyperparameter)"
 )
 ONLY_GZIP = "byoc decompresses gzip only: upload the files uncompressed or gzip-compressed"
-UTF8 = (
-    "byoc reads UTF-8: save the file as UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)'; PowerShell: "
-    "Export-Csv -Encoding utf8; pandas: df.to_csv(path, index=False, encoding='utf-8'))"
-)
 
 
 @dataclass(frozen=True)
@@ -105,7 +102,7 @@ def binary(head: bytes) -> Foreign | None:
             continue
         return foreign
     encoding = wide_encoding(head)  # the rule serving names request bodies' encodings by too
-    return Foreign(encoding, UTF8, "not_utf8") if encoding is not None else None
+    return Foreign(encoding, SAVE_AS_UTF8, "not_utf8") if encoding is not None else None
 
 
 _LIBSVM_PAIR = re.compile(r"qid:\d+|\d+:\S+")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from byoc.data.partitions import Partitions, check_same_keys, hive_partitions
-from byoc.errors import DataError
+from byoc.errors import DataError, not_utf8_at
 from byoc.oserrors import display_path
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,20 @@ def corrupt_gzip(name: str, exc: BaseException) -> DataError:
         "or upload it uncompressed",
         code="corrupt_gzip",
     )
+
+
+SAVE_AS_UTF8 = (
+    "byoc reads UTF-8: save the file as UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)'; PowerShell: "
+    "-Encoding utf8; pandas writes UTF-8 unless given another encoding)"
+)
+
+
+def not_utf8(name: str, data: bytes, start: int, *, offset: int = 0, line: int = 1) -> DataError:
+    """The failure for a channel file that is not UTF-8, in every text reader's words (CSV, JSON
+    Lines, libsvm): the file, the byte, its offset and line (:func:`byoc.errors.not_utf8_at`:
+    ``data`` is the file from byte ``offset`` on, on line ``line``), and the fix."""
+    where = not_utf8_at(data, start, offset=offset, line=line)
+    return DataError(f"{name}: {where}; {SAVE_AS_UTF8}", code="not_utf8")
 
 
 def unreadable(name: str, exc: BaseException) -> DataError:

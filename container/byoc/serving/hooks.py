@@ -39,14 +39,11 @@ import http
 import importlib.machinery
 import importlib.util
 import inspect
-import io
 import logging
 import os
 import re
 import sys
-import tokenize
 import traceback
-from codecs import BOM_UTF8
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,8 +55,8 @@ import pandas as pd
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header, parse_options_header
 
-from byoc import artifact, user_script, wide_text
-from byoc.errors import ConfigError, HookError, ModelLoadError, UserError, a_type, not_utf8_at
+from byoc import artifact, user_script
+from byoc.errors import ConfigError, HookError, ModelLoadError, UserError, a_type
 from byoc.serving import cells, codecs
 from byoc.serving.builtin import decode_batches, default_accept, prepare, refuse_wide_text
 from byoc.serving.byoc_model import ByocModel, NotRows
@@ -599,7 +596,7 @@ class UserModules:
                 culprit, said, or_else = encoding
                 if culprit != program:  # a module of its code folder
                     said = f"importing it failed: {culprit}: {said}{f' (at {where})' if where else ''}"
-                raise ModelLoadError(f"{program}: {said}; {_SAVE_AS_UTF8}{or_else}") from exc
+                raise ModelLoadError(f"{program}: {said}; {user_script.SAVE_AS_UTF8}{or_else}") from exc
             fix = (
                 "; " + user_script.missing_module_fix(exc.name, str(program.parent))
                 if isinstance(exc, ModuleNotFoundError) and exc.name
@@ -611,40 +608,17 @@ class UserModules:
         return module
 
 
-_SAVE_AS_UTF8 = "Python reads a program as UTF-8: save the file as UTF-8"
-_OR_DECLARE = " (or declare its encoding on its first line, such as # -*- coding: latin-1 -*-)"
-
-
 def _not_utf8_source(exc: BaseException, program: Path) -> tuple[Path, str, str] | None:
     """The file of the user's code an import failed on, what its text is and the fix beside saving
     it as UTF-8, when the failure is its encoding (None otherwise): Python's message counts from a
     string literal's start ("position 3") or names no byte, and never says to save the file as
-    UTF-8.  A file declaring another encoding (PEP 263) is Python's to judge."""
+    UTF-8 (:func:`byoc.user_script.program_text`, as training says it of a script)."""
     said = str(exc)
-    if not isinstance(exc, (SyntaxError, ValueError)) or not (
-        "utf-8" in said.lower() or "null bytes" in said
-    ):
+    if not isinstance(exc, (SyntaxError, ValueError)) or not user_script.about_encoding(said):
         return None  # not the encoding (a Latin-1 comment passes, so its file's syntax error stands)
     path = Path(exc.filename) if isinstance(exc, SyntaxError) and exc.filename else program
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    wide = wide_text.wide_encoding(data)
-    if wide is not None:
-        return path, f"{wide}, not UTF-8", ""  # no declaration reads it: Python's are ASCII-based
-    try:
-        declared, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    except SyntaxError:  # a first line that is not UTF-8 (or an unknown declaration): read as UTF-8
-        declared = "utf-8"
-    if declared not in ("utf-8", "utf-8-sig"):
-        return None
-    start = len(BOM_UTF8) if data.startswith(BOM_UTF8) else 0
-    try:
-        data[start:].decode("utf-8")
-    except UnicodeDecodeError as undecodable:
-        return path, not_utf8_at(data, start + undecodable.start), _OR_DECLARE
-    return None
+    text = user_script.program_text(path)
+    return None if text is None else (path, *text)
 
 
 def _schema_of(model: Any, model_dir: Path, source: str) -> RequestSchema | None:

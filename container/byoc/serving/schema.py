@@ -98,6 +98,16 @@ def _unique_keys(names: Sequence[str], key: Any) -> dict[str, str]:
     return {k: alike[0] for k, alike in keyed.items() if len(alike) == 1}
 
 
+COLUMNS_SHAPE = (
+    'column-oriented "inputs" holds every column as a list of the same length, one value per row, such '
+    'as {"inputs": {"age": [30, 41], "job": ["admin", "tech"]}}; or send rows or records in "instances"'
+)
+
+
+def _values(count: int) -> str:
+    return f"{count} value{'' if count == 1 else 's'}"
+
+
 def _names_list(names: Iterable[str], limit: int = 12) -> str:
     names = list(names)
     shown = ", ".join(repr(n) for n in names[:limit])
@@ -438,24 +448,28 @@ class RequestSchema:
         )
 
     def from_columns(self, columns: Mapping[str, Any]) -> Batch:
-        """Column-oriented JSON: ``{"age": [30, 41], "job": ["admin", null]}``."""
-        columns = dict(
-            zip(self.named(list(columns), where="the column mapping"), columns.values(), strict=True)
-        )
-        lengths = set()
-        for name in self.names:
-            column = columns[name]
+        """Column-oriented JSON: ``{"age": [30, 41], "job": ["admin", null]}``.  A column that is
+        not a list, or of another length than the first, is named as the client wrote it, with
+        the shape: ``{"age": [1, 2], "job": 5}`` was read as one record and refused for its list
+        in 'age', the column the client wrote right."""
+        given = list(columns)
+        named = dict(zip(self.named(given, where="the column mapping"), columns.values(), strict=True))
+        first: tuple[str, int] | None = None
+        for name, column in zip(given, columns.values(), strict=True):
             if not isinstance(column, list):
                 raise SchemaError(
-                    f"column '{name}' must be a list of values, got {json_words(column)}", code="bad_row"
+                    f"column '{name}' holds {json_words(column)}, not a list of values: {COLUMNS_SHAPE}",
+                    code="bad_row",
                 )
-            lengths.add(len(column))
-        if len(lengths) > 1:
-            raise SchemaError(
-                f"columns have different lengths {sorted(lengths)}; every column needs one value per row",
-                code="ragged_columns",
-            )
-        rows = list(zip(*(columns[name] for name in self.names), strict=True))
+            if first is None:
+                first = (name, len(column))
+            elif len(column) != first[1]:
+                raise SchemaError(
+                    f"column '{name}' holds {_values(len(column))} where column '{first[0]}' holds "
+                    f"{_values(first[1])}: {COLUMNS_SHAPE}",
+                    code="ragged_columns",
+                )
+        rows = list(zip(*(named[name] for name in self.names), strict=True))
         return self.from_rows(rows)
 
     # -- frames ----------------------------------------------------------------------------

@@ -49,12 +49,14 @@ MEDIA_TYPE = "text/csv"
 SMALL_BODY = 64 * 1024
 
 
-def _text(body: bytes) -> str:
-    """``body`` as text, a leading byte order mark dropped (``utf-8-sig``).  A body without one
-    is decoded as UTF-8 directly: the same text and errors (utf-8-sig decodes what follows its
-    mark by the UTF-8 codec), where the utf-8-sig codec's Python-level decode cost a single-row
-    request about ten times the decoding itself."""
-    marked = body.startswith(BOM_UTF8)
+def _text(body: bytes, first: bool = True) -> str:
+    """``body`` as text, a leading byte order mark dropped (``utf-8-sig``) when it starts the
+    request body (``first``): at the start of a later slice U+FEFF begins a value, kept as the
+    same row keeps it in a body of one slice.  A body without one is decoded as UTF-8 directly:
+    the same text and errors (utf-8-sig decodes what follows its mark by the UTF-8 codec), where
+    the utf-8-sig codec's Python-level decode cost a single-row request about ten times the
+    decoding itself."""
+    marked = first and body.startswith(BOM_UTF8)
     try:
         return body.decode("utf-8-sig") if marked else body.decode("utf-8")
     except UnicodeDecodeError as exc:  # utf-8-sig counts from after the mark
@@ -246,6 +248,8 @@ def _decode_fast(
             if body.startswith(BOM_UTF8, len(first_line)):
                 return None  # a first value starting with U+FEFF, which pyarrow would drop as a BOM
             data = data.slice(len(first_line))
+    elif body.startswith(BOM_UTF8):
+        return None  # likewise at a later slice's start: only the request body's start has a BOM
     names = header or list(schema.names)
     try:  # every cell as text: what text means is byoc.values' call, as in training
         table = pacsv.read_csv(
@@ -368,7 +372,7 @@ def _decode_rows(
             frame = None
         if frame is not None:
             return frame
-    return _decode_small(_text(body), schema, start_row, header, first)
+    return _decode_small(_text(body, first), schema, start_row, header, first)
 
 
 # Process CPU (us) of the two paths, fitted to what benchmarks/csv_paths.py measured (1-340 rows
@@ -433,7 +437,7 @@ def _explain_from_first_records(
     if cut <= 0:
         return
     try:
-        _decode_small(_text(body[:cut]), schema, start_row, header, first)
+        _decode_small(_text(body[:cut], first), schema, start_row, header, first)
     except (DataError, SchemaError) as exc:
         if exc.code != "empty_body":  # "a header but no rows": the rows follow beyond the cut
             raise

@@ -173,7 +173,8 @@ def batch_from_document(document: Any, schema: RequestSchema) -> Batch:
             if isinstance(inner, list):
                 return batch_from_items(inner, schema)
             if key == "inputs" and isinstance(inner, dict):
-                if inner and all(isinstance(v, list) for v in inner.values()):
+                # a list makes it columns (a record's values are plain): its other columns must be too
+                if any(isinstance(v, list) for v in inner.values()):
                     return schema.from_columns(inner)
                 return schema.from_records([inner])
             raise SchemaError(
@@ -431,7 +432,8 @@ def _split_rows(columns: list[str], schema: RequestSchema) -> Callable[[list, in
                 )
             if len(row) != len(columns):
                 raise SchemaError(
-                    f'"dataframe_split" row {number} must be a list of {len(columns)} values',
+                    f'"dataframe_split" row {number} holds {len(row)} values where "columns" names '
+                    f'{len(columns)}; each row of "data" must be a list of {len(columns)} values, one per column',
                     code="wrong_column_count",
                 )
         if order is not None:

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from byoc.errors import DataError
-from byoc.json_objects import json_words
+from byoc.json_objects import not_a_record, other_form
 from byoc.serving.codecs.base import Decoder, Encoder
 from byoc.serving.codecs.json import batch_from_items, dumps, loads
 from byoc.serving.output import Prediction
@@ -141,26 +141,14 @@ def decode_by_line(body: bytes, schema: RequestSchema, start_row: int, start_lin
         item = loads(line, what=f"line {number} of the JSON Lines body")
         if type(item) is not kind:  # json.loads gives exact lists and dicts: the previous line's type
             if not isinstance(item, (list, dict)):
-                raise DataError(
-                    f"line {number} of the JSON Lines body is {json_words(item)}; "
-                    "each line must be a row (list) or a record (object)",
-                    code="bad_row",
-                )
+                raise DataError(not_a_record(f"line {number} of the JSON Lines body", item), code="bad_row")
             if kind is not None:
-                raise DataError(
-                    f"line {number} of the JSON Lines body is a {_ONE[type(item)]} where the lines "
-                    f"before it hold {_MANY[kind]}; use one kind in a body",
-                    code="bad_row",
-                )
+                raise DataError(other_form(f"line {number} of the JSON Lines body", item), code="bad_row")
             kind = type(item)
         items.append(item)
     if not items:
         raise DataError("the JSON Lines body holds no rows", code="empty_body")
     return batch_from_items(items, schema, start_row=start_row)
-
-
-_ONE: dict[type, str] = {list: "row (list)", dict: "record (object)"}
-_MANY: dict[type, str] = {list: "rows (lists)", dict: "records (objects)"}
 
 
 def encode(prediction: Prediction) -> bytes:
