@@ -506,16 +506,21 @@ def table(
     rows: list[dict[str, Any]],
     current: Callable[[str], dict[str, str | None]] | None = None,
     splits: int | None = None,
+    budgets: Iterable[int] | None = None,
 ) -> str:
     """Markdown: one row per data set; per system and budget the mean over its splits, the number
     of splits and (budgeted systems) the mean wall seconds.  With ``current``, only rows valid for
     the code it describes count; a split recorded twice counts once (its latest row).  With
     ``splits``, only the first ``splits`` splits count, so that a budget measured on fewer splits
-    (300 s on one) is set beside the others on the same test rows, not beside a mean of five."""
+    (300 s on one) is set beside the others on the same test rows, not beside a mean of five.  With
+    ``budgets``, only those budgets' columns (the defaults have none and always count)."""
     if current is not None:
         rows = [row for row in rows if valid(row, current)]
     if splits is not None:
         rows = [row for row in rows if int(row["split"]) < splits]
+    if budgets is not None:
+        kept = set(budgets)
+        rows = [row for row in rows if row.get("budget") is None or int(row["budget"]) in kept]
     latest: dict[tuple[Cell, str], dict[str, Any]] = {}
     for row in rows:
         latest[(cell_of(row), row["system"])] = row
@@ -619,7 +624,11 @@ def main(argv: list[str] | None = None) -> None:
         default=len(SPLIT_SEEDS),
         help="how many of the five splits (seed 1729 first); with --table, only these splits count",
     )
-    parser.add_argument("--budgets", default="60,300", help="comma-separated seconds")
+    parser.add_argument(
+        "--budgets",
+        default="60,300",
+        help="comma-separated seconds; with --table, only these budgets' columns",
+    )
     parser.add_argument("--systems", default="all", help=f"comma-separated, or all: {','.join(SYSTEMS)}")
     parser.add_argument("--seed", type=int, default=0, help="the systems' own random seed")
     parser.add_argument(
@@ -661,11 +670,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown {sorted(unknown)} or --splits outside 1..{len(SPLIT_SEEDS)}")
     if args.table:
         if args.code_at is None:
-            print(table(load(args.results), current, args.splits))
+            print(table(load(args.results), current, args.splits, budgets))
             return
         with tempfile.TemporaryDirectory() as tmp:
             root = package_at(args.code_at, Path(tmp))
-            print(table(load(args.results), lambda system: depends(system, versions, root), args.splits))
+            print(
+                table(
+                    load(args.results), lambda system: depends(system, versions, root), args.splits, budgets
+                )
+            )
         return
     logging.basicConfig(level=logging.WARNING)
     wanted = list(cells(datasets, args.splits, systems, budgets, args.max_candidates))

@@ -246,3 +246,15 @@ def test_code_at_counts_the_rows_of_a_commits_code_after_the_code_changed(tmp_pa
     assert lines[2] == "| wine (accuracy) | 0.9600 (1 split, 61 s) |"
     with pytest.raises(SystemExit, match="--code-at nosuchcommit"):
         bench.package_at("nosuchcommit", tmp_path / "none", repo)
+
+
+def test_table_with_budgets_shows_only_their_columns_and_the_defaults() -> None:
+    rows = [
+        row("default:linear", budget=None, score=0.90),
+        row("auto", score=0.96),
+        row("auto", budget=300, score=0.99),
+        row("flaml", budget=300, score=0.93),
+    ]
+    lines = bench.table(rows, current, budgets=[60]).splitlines()
+    assert lines[0].endswith("| best single default (its mean) | auto @60 s |")
+    assert "0.9900" not in lines[2] and "0.9300" not in lines[2]
