@@ -42,12 +42,14 @@ cell's number of splits.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import math
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -326,15 +328,31 @@ def budgeted(max_candidates: int | None = None) -> dict[str, Callable[..., np.nd
     }
 
 
-def depends(system: str, versions: dict[str, str | None]) -> dict[str, str | None]:
+def depends(system: str, versions: dict[str, str | None], root: Path | None = None) -> dict[str, str | None]:
     """What a system's result depends on: byoc's code for ``auto`` (search, registry, encoder)
-    and the defaults (the encoder), and the version of the system's own library."""
+    and the defaults (the encoder), and the version of the system's own library.  ``root`` is the
+    byoc package whose code counts (by default the one installed; see :func:`package_at`)."""
     out: dict[str, str | None] = {LIBRARY[system]: versions.get(LIBRARY[system])}
     if system.startswith("auto"):
-        out["byoc_auto"] = code_hash(AUTO_CODE)
+        out["byoc_auto"] = code_hash(AUTO_CODE, root)
     elif system == "default":
-        out["byoc_encoder"] = code_hash(ENCODER_CODE)
+        out["byoc_encoder"] = code_hash(ENCODER_CODE, root)
     return out
+
+
+def package_at(commit: str, dest: Path, repo: Path = REPO) -> Path:
+    """byoc's package as ``commit`` holds it, unpacked under ``dest`` (``git archive``), so that
+    ``--table --code-at`` counts the rows recorded for that code: a README table measured at a
+    commit stays reproducible after later changes to the code its rows depend on."""
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", "--format=tar", commit, "container/byoc"],
+        capture_output=True,
+    )
+    if archive.returncode != 0:
+        raise SystemExit(f"--code-at {commit}: {archive.stderr.decode(errors='replace').strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest / "container" / "byoc"
 
 
 @dataclass(frozen=True)
@@ -488,22 +506,27 @@ def table(
     rows: list[dict[str, Any]],
     current: Callable[[str], dict[str, str | None]] | None = None,
     splits: int | None = None,
+    budgets: Iterable[int] | None = None,
 ) -> str:
     """Markdown: one row per data set; per system and budget the mean over its splits, the number
     of splits and (budgeted systems) the mean wall seconds.  With ``current``, only rows valid for
     the code it describes count; a split recorded twice counts once (its latest row).  With
     ``splits``, only the first ``splits`` splits count, so that a budget measured on fewer splits
-    (300 s on one) is set beside the others on the same test rows, not beside a mean of five."""
+    (300 s on one) is set beside the others on the same test rows, not beside a mean of five.  With
+    ``budgets``, only those budgets' columns (the defaults have none and always count)."""
     if current is not None:
         rows = [row for row in rows if valid(row, current)]
     if splits is not None:
         rows = [row for row in rows if int(row["split"]) < splits]
+    if budgets is not None:
+        kept = set(budgets)
+        rows = [row for row in rows if row.get("budget") is None or int(row["budget"]) in kept]
     latest: dict[tuple[Cell, str], dict[str, Any]] = {}
     for row in rows:
         latest[(cell_of(row), row["system"])] = row
     frame = pd.DataFrame(list(latest.values()))
     if frame.empty:
-        return "(no results recorded for the current code)"
+        return "(no results recorded for this code)"
     frame["max_candidates"] = frame["max_candidates"].where(frame.system.str.startswith("auto"), None)
     columns: list[tuple[str, Any, Any]] = []
     if frame.system.str.startswith("default:").any():
@@ -601,7 +624,11 @@ def main(argv: list[str] | None = None) -> None:
         default=len(SPLIT_SEEDS),
         help="how many of the five splits (seed 1729 first); with --table, only these splits count",
     )
-    parser.add_argument("--budgets", default="60,300", help="comma-separated seconds")
+    parser.add_argument(
+        "--budgets",
+        default="60,300",
+        help="comma-separated seconds; with --table, only these budgets' columns",
+    )
     parser.add_argument("--systems", default="all", help=f"comma-separated, or all: {','.join(SYSTEMS)}")
     parser.add_argument("--seed", type=int, default=0, help="the systems' own random seed")
     parser.add_argument(
@@ -623,6 +650,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--table", action="store_true", help="only print the table of the rows recorded for the current code"
     )
+    parser.add_argument(
+        "--code-at",
+        metavar="COMMIT",
+        help="with --table: count the rows recorded for byoc's code as COMMIT holds it (auto's search "
+        "and the defaults' encoder), not as it is on disk; the anchors' rows count as without it",
+    )
     args = parser.parse_args(argv)
     versions = _versions()
 
@@ -636,7 +669,16 @@ def main(argv: list[str] | None = None) -> None:
     if unknown or not 1 <= args.splits <= len(SPLIT_SEEDS):
         parser.error(f"unknown {sorted(unknown)} or --splits outside 1..{len(SPLIT_SEEDS)}")
     if args.table:
-        print(table(load(args.results), current, args.splits))
+        if args.code_at is None:
+            print(table(load(args.results), current, args.splits, budgets))
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            root = package_at(args.code_at, Path(tmp))
+            print(
+                table(
+                    load(args.results), lambda system: depends(system, versions, root), args.splits, budgets
+                )
+            )
         return
     logging.basicConfig(level=logging.WARNING)
     wanted = list(cells(datasets, args.splits, systems, budgets, args.max_candidates))

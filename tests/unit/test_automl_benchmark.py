@@ -207,3 +207,54 @@ def test_best_single_default_is_the_lowest_mean_error_over_every_split() -> None
     ]  # hist_gradient_boosting misses split 1: its mean would skip it, so it does not count
     line = bench.table(rows, current).splitlines()[2]
     assert line == "| diabetes (RMSE) | 45.00 (2 splits) | 54.50 (linear, 2 splits) |"
+
+
+def _git(repo: Path, *args: str) -> str:
+    import subprocess
+
+    return subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def test_code_at_counts_the_rows_of_a_commits_code_after_the_code_changed(tmp_path: Path) -> None:
+    """A README table measured at a commit is printed again from its rows after byoc changed."""
+    repo = tmp_path / "repo"
+    package = repo / "container" / "byoc"
+    for part in ("automl", "algorithms"):
+        (package / part).mkdir(parents=True)
+        (package / part / "x.py").write_text("A = 1\n")
+    for name in ("metrics.py", "preprocessing.py", "values.py"):
+        (package / name).write_text("B = 1\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "measured")
+    measured = _git(repo, "rev-parse", "HEAD")
+    (package / "metrics.py").write_text("B = 2\n")  # the code changed after the rows were measured
+
+    root = bench.package_at(measured, tmp_path / "unpacked", repo)
+    assert bench.depends("auto", VERSIONS, root) != bench.depends("auto", VERSIONS, package)
+    then = bench.depends("auto", VERSIONS, root)
+    rows = [
+        row("auto", score=0.96, depends=then),
+        row("auto", split=1, score=0.5),
+    ]  # the second: another code's
+    lines = bench.table(rows, lambda system: bench.depends(system, VERSIONS, root)).splitlines()
+    assert lines[2] == "| wine (accuracy) | 0.9600 (1 split, 61 s) |"
+    with pytest.raises(SystemExit, match="--code-at nosuchcommit"):
+        bench.package_at("nosuchcommit", tmp_path / "none", repo)
+
+
+def test_table_with_budgets_shows_only_their_columns_and_the_defaults() -> None:
+    rows = [
+        row("default:linear", budget=None, score=0.90),
+        row("auto", score=0.96),
+        row("auto", budget=300, score=0.99),
+        row("flaml", budget=300, score=0.93),
+    ]
+    lines = bench.table(rows, current, budgets=[60]).splitlines()
+    assert lines[0].endswith("| best single default (its mean) | auto @60 s |")
+    assert "0.9900" not in lines[2] and "0.9300" not in lines[2]
