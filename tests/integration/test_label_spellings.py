@@ -160,6 +160,35 @@ def test_integer_ids_past_float_precision_are_distinct_classes(tmp_path):
     assert labels == [2**53, 2**53 + 1, 7] and as_csv == f"{2**53}\n{2**53 + 1}\n7\n"
 
 
+def test_json_lines_integer_ids_past_int64_are_distinct_classes_as_written(tmp_path):
+    """JSON Lines ids past int64 (2**63 + 1, 2**63 + 3) were read by pyarrow as doubles, both
+    2**63: one class, trained with exit 0 and served as an id nobody wrote. Read exactly, they
+    are integers past float precision, kept as written (as CSV keeps them), in the validation
+    channel too."""
+
+    def ids(seed: int) -> bytes:
+        x = np.random.default_rng(seed).uniform(-1, 1, 90)
+        x = x[np.abs(np.abs(x) - 0.3) > 0.05]  # no row at a boundary: every tree learns the same cuts
+        label = [2**63 + 1 if v < -0.3 else 2**63 + 3 if v < 0.3 else 7 for v in x]  # Python ints: exact
+        return "".join(f'{{"id": {i}, "x": {float(v)!r}}}\n' for i, v in zip(label, x, strict=True)).encode()
+
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"a.jsonl": ids(1)}, "validation": {"v.jsonl": ids(2)}},
+        hyperparameters={"target": "id", "algorithm": "decision_tree"},
+        content_types={"train": "application/jsonlines", "validation": "application/jsonlines"},
+    )
+    result = run_train(root)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    meta = json.loads((root / "model" / "model.json").read_text())
+    assert meta["classes"] == ["7", str(2**63 + 1), str(2**63 + 3)]
+    assert "validation:accuracy=1.000000" in output
+    labels, as_csv = _served(root, "-0.9\n0.0\n0.9\n")
+    assert labels == [str(2**63 + 1), str(2**63 + 3), "7"]
+    assert as_csv == f"{2**63 + 1}\n{2**63 + 3}\n7\n"
+
+
 BOOLEAN_FORMATS = {
     "jsonlines": ("application/jsonlines", "train.jsonl", jsonlines_bytes),  # "label": true
     "parquet": ("application/x-parquet", "train.parquet", parquet_bytes),  # a bool column
