@@ -8,6 +8,7 @@ plausible answer to a question nobody asked, with no message (byoc.problem.keep_
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -187,6 +188,37 @@ def test_json_lines_integer_ids_past_int64_are_distinct_classes_as_written(tmp_p
     labels, as_csv = _served(root, "-0.9\n0.0\n0.9\n")
     assert labels == [str(2**63 + 1), str(2**63 + 3), "7"]
     assert as_csv == f"{2**63 + 1}\n{2**63 + 3}\n7\n"
+
+
+def test_whole_labels_past_int64_are_answered_in_npy(tmp_path):
+    """Labels 1e20 and 2e20 are the whole numbers they spell (classes 10**20 and 2 * 10**20 in
+    model.json); an application/x-npy answer made an object array of them, which np.save
+    refuses: a 500 for every request. float64 holds them exactly."""
+    x = np.random.default_rng(2).uniform(-1, 1, 90)
+    x = x[np.abs(np.abs(x) - 0.3) > 0.05]
+    label = np.select([x < -0.3, x < 0.3], ["1e20", "2e20"], "3")
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"a.csv": pd.DataFrame({"y": label, "x": x}).to_csv(index=False)}},
+        hyperparameters={
+            "target": "y",
+            "algorithm": "decision_tree",
+            "problem_type": "multiclass_classification",
+        },
+        content_types={"train": "text/csv"},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((root / "model" / "model.json").read_text())["classes"] == [3, 10**20, 2 * 10**20]
+    server = serving_models.start(root, workers=1)
+    try:
+        for output, expected in (("predicted_label", [1e20, 2e20, 3.0]), ("labels", [[3.0, 1e20, 2e20]] * 3)):
+            response = server.invoke("-0.9\n0.0\n0.9\n", "text/csv", "application/x-npy", f"output={output}")
+            assert response.status_code == 200, response.text
+            array = np.load(io.BytesIO(response.content), allow_pickle=False)
+            assert array.dtype == np.float64 and array.tolist() == expected
+    finally:
+        server.stop()
 
 
 BOOLEAN_FORMATS = {
