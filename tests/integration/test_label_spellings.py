@@ -142,11 +142,19 @@ def test_integer_labels_from_an_integer_and_a_float_file_are_one_set_of_classes(
     assert labels == [0, 1] and as_csv == "0\n1\n"
 
 
-def test_integer_ids_past_float_precision_are_distinct_classes(tmp_path):
+@pytest.mark.parametrize(
+    "dtype,low,high",
+    [(np.int64, 2**53, 2**53 + 1), (np.uint64, 2**63 + 1, 2**63 + 3)],
+)
+def test_integer_ids_past_float_precision_are_distinct_classes(tmp_path, dtype, low, high):
     """Parquet int64 ids 2**53 and 2**53 + 1 were compared as floats: one class, refused as a
-    single value (or, beside other ids, one answer for both)."""
+    single value (or, beside other ids, one answer for both). A uint64 column of ids past int64
+    stopped training with an internal error (an OverflowError typing the labels). The classes are
+    the ids, served exactly in JSON, CSV and npy (an array of the ids' own type: NumPy chose a
+    float64 for Python ints past int64, which rounded them)."""
     x = np.random.default_rng(1).uniform(-1, 1, 90)
-    ids = np.select([x < -0.3, x < 0.3], [2**53, 2**53 + 1], 7).astype(np.int64)
+    x = x[np.abs(np.abs(x) - 0.3) > 0.05]  # no row at a boundary: every tree learns the same cuts
+    ids = np.select([x < -0.3, x < 0.3], [low, high], 7).astype(dtype)
     root = make_ml_root(
         tmp_path / "ml",
         channels={"train": {"a.parquet": parquet_bytes(pd.DataFrame({"id": ids, "x": x}))}},
@@ -156,9 +164,17 @@ def test_integer_ids_past_float_precision_are_distinct_classes(tmp_path):
     result = run_train(root)
     assert result.returncode == 0, result.stdout + result.stderr
     meta = json.loads((root / "model" / "model.json").read_text())
-    assert meta["classes"] == [7, 2**53, 2**53 + 1]
+    assert meta["classes"] == [7, low, high]
     labels, as_csv = _served(root, "-0.9\n0.0\n0.9\n")
-    assert labels == [2**53, 2**53 + 1, 7] and as_csv == f"{2**53}\n{2**53 + 1}\n7\n"
+    assert labels == [low, high, 7] and as_csv == f"{low}\n{high}\n7\n"
+    server = serving_models.start(root, workers=1)
+    try:
+        response = server.invoke("-0.9\n0.0\n0.9\n", "text/csv", "application/x-npy")
+        assert response.status_code == 200, response.text
+        array = np.load(io.BytesIO(response.content), allow_pickle=False)
+        assert array.dtype == dtype and array.tolist() == [low, high, 7]
+    finally:
+        server.stop()
 
 
 def test_json_lines_integer_ids_past_int64_are_distinct_classes_as_written(tmp_path):

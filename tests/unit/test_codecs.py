@@ -480,12 +480,12 @@ def test_npy_encoder_single_field_without_pickles():
     [
         ([3, 10**20], np.array([3.0, 1e20])),  # past int64 but exact as float64: it was a 500
         ([[3, 10**20]] * 2, np.array([[3.0, 1e20]] * 2)),  # the labels field
-        ([3, 2**63], np.array([3.0, 2.0**63])),
+        ([3, 2**63 + 1], np.array([3, 2**63 + 1], dtype=np.uint64)),  # NumPy rounded it to float 2**63
         ([1, 2], np.array([1, 2])),
         ([1.5, 2**53], np.array([1.5, 2.0**53])),
     ],
 )
-def test_npy_writes_integer_labels_past_int64_as_floats_when_exact(labels, expected):
+def test_npy_writes_integer_labels_past_int64_exactly(labels, expected):
     field = "labels" if isinstance(labels[0], list) else "predicted_label"
     one = Prediction((field,), {"predicted_label": labels, "labels": labels[0]}, len(labels))
     array = np.load(io.BytesIO(codecs.encoders()["application/x-npy"].encode(one)), allow_pickle=False)
@@ -494,10 +494,10 @@ def test_npy_writes_integer_labels_past_int64_as_floats_when_exact(labels, expec
 
 
 @pytest.mark.parametrize(
-    "labels", [[3, 2**63 + 1], [1.5, 2**53 + 1], [3, 10**400], [np.uint64(2**63 + 1), -1]]
+    "labels", [[-1, 2**63 + 1], [1.5, 2**53 + 1], [3, 10**400], [np.uint64(2**63 + 1), -1]]
 )
 def test_npy_refuses_integers_no_array_holds_exactly(labels):
-    """NumPy rounded 2**63 + 1 beside 3 to the float 2**63 (a wrong label with a 200), and made
+    """NumPy rounded 2**63 + 1 beside -1 to the float 2**63 (a wrong label with a 200), and made
     an object array of 10**400, which np.save refuses (a 500): a 406 asking for JSON."""
     one = Prediction(("predicted_label",), {"predicted_label": labels}, len(labels))
     with pytest.raises(NotAcceptable, match="ask for application/json"):

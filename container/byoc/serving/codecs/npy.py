@@ -154,6 +154,8 @@ def _numbers(flat: np.ndarray, kinds: dict[type, cells.Kind]) -> np.ndarray:
     array = np.asarray(items)
     if array.dtype.kind in "iu" or not any(issubclass(t, (int, np.integer)) for t in kinds):
         return array  # floats are float64's own
+    if all(issubclass(t, (int, np.integer)) for t in kinds) and 0 <= min(items) and max(items) < 2**64:
+        return np.asarray(items, dtype=np.uint64)  # ids past int64 (a Parquet uint64 label)
     try:
         exact = array.astype(np.float64)
         inexact = next((v for v in items if isinstance(v, (int, np.integer)) and float(v) != int(v)), None)
