@@ -237,6 +237,33 @@ def test_whole_labels_past_int64_are_answered_in_npy(tmp_path):
         server.stop()
 
 
+def test_a_label_ending_in_nul_is_not_answered_as_another_in_npy(tmp_path):
+    """Classes "c\\x00" and "c" (JSON Lines "c\\u0000") are two classes; an npy answer, whose text
+    arrays drop trailing NULs, answered "c" for both with a 200. It is a 406 asking for JSON,
+    where the label is written as trained."""
+    x = np.random.default_rng(4).uniform(-1, 1, 60)
+    x = x[np.abs(x) > 0.05]
+    lines = "".join(json.dumps({"y": "c\x00" if v < 0 else "c", "x": float(v)}) + "\n" for v in x)
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"a.jsonl": lines}},
+        hyperparameters={"target": "y", "algorithm": "decision_tree"},
+        content_types={"train": "application/jsonlines"},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((root / "model" / "model.json").read_text())["classes"] == ["c", "c\x00"]
+    server = serving_models.start(root, workers=1)
+    try:
+        response = server.invoke("-0.5\n0.5\n", "text/csv", "application/x-npy")
+        assert response.status_code == 406, response.content
+        assert "ends with a NUL character" in response.json()["message"]
+        response = server.invoke("-0.5\n0.5\n", "text/csv", "application/json")
+        assert [p["predicted_label"] for p in response.json()["predictions"]] == ["c\x00", "c"]
+    finally:
+        server.stop()
+
+
 BOOLEAN_FORMATS = {
     "jsonlines": ("application/jsonlines", "train.jsonl", jsonlines_bytes),  # "label": true
     "parquet": ("application/x-parquet", "train.parquet", parquet_bytes),  # a bool column

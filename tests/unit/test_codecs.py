@@ -504,6 +504,14 @@ def test_npy_refuses_integers_no_array_holds_exactly(labels):
         codecs.encoders()["application/x-npy"].encode(one)
 
 
+@pytest.mark.parametrize("field", ["predicted_label", "labels"])
+def test_npy_refuses_a_label_ending_in_nul(field):
+    """NumPy's text arrays drop trailing NULs: classes "c\\x00" and "c" were both answered "c"."""
+    one = Prediction((field,), {"predicted_label": ["c\x00", "c"], "labels": ["c", "c\x00"]}, 2)
+    with pytest.raises(NotAcceptable, match="ends with a NUL character"):
+        codecs.encoders()["application/x-npy"].encode(one)
+
+
 _NO_FORM = {
     "bytes": [b"a", b"b"],
     "bytes array": np.array([b"a", b"b"]),

@@ -137,12 +137,24 @@ def _typed(values: np.ndarray) -> np.ndarray:
             values.shape
         )
     if found == {cells.Kind.TEXT}:
+        _refuse_trailing_nul(flat)
         return values.astype(str)
     names = ", ".join(sorted(t.__name__ for t in kinds))
     raise TypeError(
         f"values of types {names} have no application/x-npy form "
         "(an npy array holds one type; ask for application/json)"
     )
+
+
+def _refuse_trailing_nul(flat: np.ndarray) -> None:
+    """A 406 for a text ending in NUL (a class ``"c\\x00"`` beside ``"c"``): NumPy's fixed-width
+    text arrays pad with NULs and drop them on reading, so npy answered ``"c"`` for both classes."""
+    cut = next((text for text in set(flat.tolist()) if text.endswith("\x00")), None)
+    if cut is not None:
+        raise NotAcceptable(
+            f"the answer {cut!r} ends with a NUL character, which an application/x-npy text array "
+            f"drops (it would read {cut.rstrip(chr(0))!r}); ask for application/json or text/csv (Accept)"
+        )
 
 
 def _numbers(flat: np.ndarray, kinds: dict[type, cells.Kind]) -> np.ndarray:
