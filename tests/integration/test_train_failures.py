@@ -502,6 +502,10 @@ CASES = {
         dict(channels={"train": {"a.csv": GOOD * 400 + b"yes,4\xff0,3,admin,cellular\n"}}),
         [r"^train/a\.csv, line 24001: not UTF-8 text"],
     ),
+    "json_lines_lone_surrogate_escape": (  # was an internal error: pyarrow cannot hold it
+        _jsonl_train(b'{"y": 1, "x": "a\\ud83d"}\n'),
+        [r"^train/a\.jsonl, line 31: field 'x' holds the escape \\ud83d, half of a UTF-16 surrogate pair"],
+    ),
     "numbers_in_one_file_text_in_another": (
         dict(
             channels={"train": {"a.csv": GOOD, "b.csv": csv_bytes(FRAME.assign(age="old"), target="deposit")}}

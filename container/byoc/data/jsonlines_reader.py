@@ -45,6 +45,7 @@ def _cell(name: str, lineno: int, key: str, value: Any) -> Any:
 def _read_lines(source: Source) -> tuple[pa.Table, bool]:
     records: list[dict[str, Any]] = []
     rows: list[list[Any]] = []
+    linenos: list[int] = []  # each record's line, for a message about one of its values
     with source.open() as fh:
         for lineno, raw in enumerate(fh, start=1):
             try:
@@ -66,6 +67,7 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
                     "complete JSON object",
                     code="bad_jsonlines",
                 ) from exc
+            linenos.append(lineno)
             if isinstance(value, dict) and not rows:
                 records.append({str(k): _cell(source.name, lineno, str(k), v) for k, v in value.items()})
             elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
@@ -99,7 +101,32 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
     else:
         names = list(dict.fromkeys(key for record in records for key in record))
         columns = [[record.get(name) for record in records] for name in names]
-    return pa.table([values.spell_python(column) for column in columns], names=names), not rows
+    try:
+        return pa.table([values.spell_python(column) for column in columns], names=names), not rows
+    except UnicodeEncodeError:
+        found = _not_text(source.name, names, columns, linenos)
+        if found is None:
+            raise
+        raise found from None
+
+
+def _not_text(name: str, names: list[str], columns: list[list[Any]], linenos: list[int]) -> DataError | None:
+    """The first value holding half of a UTF-16 surrogate pair (a JSON escape such as ``\\ud800``
+    without its other half, as a tool that cut a string inside an emoji writes): not text any
+    file or model holds; it stopped training as an internal error."""
+    for key, column in zip(names, columns, strict=True):
+        for index, value in enumerate(column):
+            try:
+                if isinstance(value, str):
+                    value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return DataError(
+                    f"{name}, line {linenos[index]}: field '{key}' holds the escape "
+                    f"\\u{ord(value[exc.start]):04x}, half of a UTF-16 surrogate pair without the other "
+                    "half, which is not text; write the whole character (or both of its escapes), or remove it",
+                    code="not_utf8",
+                )
+    return None
 
 
 _EXACT_INTEGERS = 2**53  # a double at or past this magnitude may be a rounded integer
