@@ -237,13 +237,13 @@ def test_whole_labels_past_int64_are_answered_in_npy(tmp_path):
         server.stop()
 
 
-def test_a_label_ending_in_nul_is_not_answered_as_another_in_npy(tmp_path):
-    """Classes "c\\x00" and "c" (JSON Lines "c\\u0000") are two classes; an npy answer, whose text
-    arrays drop trailing NULs, answered "c" for both with a 200. It is a 406 asking for JSON,
-    where the label is written as trained."""
+def _negative_or_positive(tmp_path, negative: str, positive: str):
+    """A decision tree trained by the real ``container/train`` from JSON Lines (where any text is a
+    label) whose class is ``negative`` for x < 0 and ``positive`` above, served by the real
+    ``container/serve``; the server is the caller's to stop."""
     x = np.random.default_rng(4).uniform(-1, 1, 60)
     x = x[np.abs(x) > 0.05]
-    lines = "".join(json.dumps({"y": "c\x00" if v < 0 else "c", "x": float(v)}) + "\n" for v in x)
+    lines = "".join(json.dumps({"y": negative if v < 0 else positive, "x": float(v)}) + "\n" for v in x)
     root = make_ml_root(
         tmp_path / "ml",
         channels={"train": {"a.jsonl": lines}},
@@ -252,14 +252,35 @@ def test_a_label_ending_in_nul_is_not_answered_as_another_in_npy(tmp_path):
     )
     result = run_train(root)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert json.loads((root / "model" / "model.json").read_text())["classes"] == ["c", "c\x00"]
-    server = serving_models.start(root, workers=1)
+    assert json.loads((root / "model" / "model.json").read_text())["classes"] == sorted([negative, positive])
+    return serving_models.start(root, workers=1)
+
+
+def test_a_label_ending_in_nul_is_not_answered_as_another_in_npy(tmp_path):
+    """Classes "c\\x00" and "c" (JSON Lines "c\\u0000") are two classes; an npy answer, whose text
+    arrays drop trailing NULs, answered "c" for both with a 200. It is a 406 asking for JSON,
+    where the label is written as trained."""
+    server = _negative_or_positive(tmp_path, "c\x00", "c")
     try:
         response = server.invoke("-0.5\n0.5\n", "text/csv", "application/x-npy")
         assert response.status_code == 406, response.content
         assert "ends with a NUL character" in response.json()["message"]
         response = server.invoke("-0.5\n0.5\n", "text/csv", "application/json")
         assert [p["predicted_label"] for p in response.json()["predictions"]] == ["c\x00", "c"]
+    finally:
+        server.stop()
+
+
+def test_a_first_csv_answer_starting_with_a_byte_order_mark_keeps_it(tmp_path):
+    """Classes "\\ufeffbom" and "bom": a CSV answer whose first label was the first one read back
+    as "bom" (pandas, pyarrow and training's reader drop U+FEFF at a file's start)."""
+    server = _negative_or_positive(tmp_path, "\ufeffbom", "bom")
+    try:
+        for output in ("predicted_label", "predicted_label,probability"):
+            response = server.invoke("-0.5\n0.5\n", "text/csv", "text/csv", f"output={output}")
+            assert response.status_code == 200, response.text
+            read = pd.read_csv(io.BytesIO(response.content), header=None)
+            assert read[0].tolist() == ["\ufeffbom", "bom"], response.content
     finally:
         server.stop()
 

@@ -512,6 +512,16 @@ def test_npy_refuses_a_label_ending_in_nul(field):
         codecs.encoders()["application/x-npy"].encode(one)
 
 
+@pytest.mark.parametrize("fields", [("predicted_label",), ("predicted_label", "probability")])
+def test_a_csv_answer_keeps_a_first_label_starting_with_a_byte_order_mark(fields):
+    """CSV readers drop U+FEFF at the start of a file: the first record's label "\\ufeffbom" read
+    back as "bom". Quoted, it is the value's."""
+    values = {"predicted_label": ["\ufeffbom", "bom"], "probability": np.array([0.75, 1.0])}
+    body = codecs.encoders()["text/csv"].encode(Prediction(fields, values, 2))
+    assert pd.read_csv(io.BytesIO(body), header=None)[0].tolist() == ["\ufeffbom", "bom"]
+    assert [row[0] for row in csv.reader(io.StringIO(body.decode("utf-8-sig")))] == ["\ufeffbom", "bom"]
+
+
 _NO_FORM = {
     "bytes": [b"a", b"b"],
     "bytes array": np.array([b"a", b"b"]),
