@@ -206,6 +206,20 @@ def test_json_lines_integer_ids_past_int64_are_distinct_classes_as_written(tmp_p
     assert as_csv == f"{2**63 + 1}\n{2**63 + 3}\n7\n"
 
 
+def _csv_trained(tmp_path, label, x, problem_type: str):
+    """An ML root whose decision tree the real ``container/train`` fitted on CSV columns y (``label``,
+    the text written) and x, as ``problem_type``."""
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"a.csv": pd.DataFrame({"y": label, "x": x}).to_csv(index=False)}},
+        hyperparameters={"target": "y", "algorithm": "decision_tree", "problem_type": problem_type},
+        content_types={"train": "text/csv"},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root
+
+
 def test_whole_labels_past_int64_are_answered_in_npy(tmp_path):
     """Labels 1e20 and 2e20 are the whole numbers they spell (classes 10**20 and 2 * 10**20 in
     model.json); an application/x-npy answer made an object array of them, which np.save
@@ -213,18 +227,7 @@ def test_whole_labels_past_int64_are_answered_in_npy(tmp_path):
     x = np.random.default_rng(2).uniform(-1, 1, 90)
     x = x[np.abs(np.abs(x) - 0.3) > 0.05]
     label = np.select([x < -0.3, x < 0.3], ["1e20", "2e20"], "3")
-    root = make_ml_root(
-        tmp_path / "ml",
-        channels={"train": {"a.csv": pd.DataFrame({"y": label, "x": x}).to_csv(index=False)}},
-        hyperparameters={
-            "target": "y",
-            "algorithm": "decision_tree",
-            "problem_type": "multiclass_classification",
-        },
-        content_types={"train": "text/csv"},
-    )
-    result = run_train(root)
-    assert result.returncode == 0, result.stdout + result.stderr
+    root = _csv_trained(tmp_path, label, x, "multiclass_classification")
     assert json.loads((root / "model" / "model.json").read_text())["classes"] == [3, 10**20, 2 * 10**20]
     server = serving_models.start(root, workers=1)
     try:
@@ -235,6 +238,18 @@ def test_whole_labels_past_int64_are_answered_in_npy(tmp_path):
             assert array.dtype == np.float64 and array.tolist() == expected
     finally:
         server.stop()
+
+
+def test_zero_is_served_as_zero_whatever_the_first_row_wrote(tmp_path):
+    """Labels "-0.0" (first row) and "0.0" beside "0.5" are one class: the server answered -0.0
+    for every row of it."""
+    x = np.random.default_rng(6).uniform(-1, 1, 60)
+    x = x[np.abs(x) > 0.05]
+    label = np.where(x < 0, "0.0", "0.5").astype(object)
+    label[np.flatnonzero(x < 0)[0]] = "-0.0"  # the first row of the class
+    root = _csv_trained(tmp_path, label, x, "binary_classification")
+    labels, as_csv = _served(root, "-0.5\n0.5\n")
+    assert json.dumps(labels) == "[0.0, 0.5]" and as_csv == "0.0\n0.5\n"
 
 
 def _negative_or_positive(tmp_path, negative: str, positive: str):
