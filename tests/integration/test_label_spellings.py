@@ -177,17 +177,30 @@ def test_integer_ids_past_float_precision_are_distinct_classes(tmp_path, dtype, 
         server.stop()
 
 
-def test_json_lines_integer_ids_past_int64_are_distinct_classes_as_written(tmp_path):
+@pytest.mark.parametrize(
+    "low,high,extra,classes",
+    [
+        (2**63 + 1, 2**63 + 3, "", ["7", str(2**63 + 1), str(2**63 + 3)]),
+        (2**53 + 1, 2**53 + 3, ', "z": 1e20', [7, 2**53 + 1, 2**53 + 3]),
+    ],
+    ids=["past int64", "int64 beside a double past 2**53"],
+)
+def test_json_lines_integer_ids_past_float_precision_are_distinct_classes(
+    tmp_path, low, high, extra, classes
+):
     """JSON Lines ids past int64 (2**63 + 1, 2**63 + 3) were read by pyarrow as doubles, both
     2**63: one class, trained with exit 0 and served as an id nobody wrote. Read exactly, they
     are integers past float precision, kept as written (as CSV keeps them), in the validation
-    channel too."""
+    channel too. Ids within int64 stay integers, also in a file another column (``z``) sends to
+    JSON's own parser."""
 
     def ids(seed: int) -> bytes:
         x = np.random.default_rng(seed).uniform(-1, 1, 90)
         x = x[np.abs(np.abs(x) - 0.3) > 0.05]  # no row at a boundary: every tree learns the same cuts
-        label = [2**63 + 1 if v < -0.3 else 2**63 + 3 if v < 0.3 else 7 for v in x]  # Python ints: exact
-        return "".join(f'{{"id": {i}, "x": {float(v)!r}}}\n' for i, v in zip(label, x, strict=True)).encode()
+        label = [low if v < -0.3 else high if v < 0.3 else 7 for v in x]  # Python ints: exact
+        return "".join(
+            f'{{"id": {i}, "x": {float(v)!r}{extra}}}\n' for i, v in zip(label, x, strict=True)
+        ).encode()
 
     root = make_ml_root(
         tmp_path / "ml",
@@ -199,11 +212,13 @@ def test_json_lines_integer_ids_past_int64_are_distinct_classes_as_written(tmp_p
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     meta = json.loads((root / "model" / "model.json").read_text())
-    assert meta["classes"] == ["7", str(2**63 + 1), str(2**63 + 3)]
+    assert meta["classes"] == classes
     assert "validation:accuracy=1.000000" in output
-    labels, as_csv = _served(root, "-0.9\n0.0\n0.9\n")
-    assert labels == [str(2**63 + 1), str(2**63 + 3), "7"]
-    assert as_csv == f"{2**63 + 1}\n{2**63 + 3}\n7\n"
+    labels, as_csv = _served(
+        root, "".join(f"{x}{',1e20' if extra else ''}\n" for x in ("-0.9", "0.0", "0.9"))
+    )
+    assert labels == [classes[1], classes[2], classes[0]]
+    assert as_csv == f"{low}\n{high}\n7\n"
 
 
 def _csv_trained(tmp_path, label, x, problem_type: str):

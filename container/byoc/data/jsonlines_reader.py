@@ -102,12 +102,27 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
         names = list(dict.fromkeys(key for record in records for key in record))
         columns = [[record.get(name) for record in records] for name in names]
     try:
-        return pa.table([values.spell_python(column) for column in columns], names=names), not rows
+        return pa.table([_column(column) for column in columns], names=names), not rows
     except UnicodeEncodeError:
         found = _not_text(source.name, names, columns, linenos)
         if found is None:
             raise
         raise found from None
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _column(column: list[Any]) -> pa.Array:
+    """A column JSON's parser read, as pyarrow's reader gives it: integers (and nulls) within int64
+    as int64, every other column as text (:func:`byoc.values.spell_python`), typed later like any
+    text.  An id label past 2**53 is then the integer on either path, whether or not another
+    column sent the file this way (as text it was kept as written, a string)."""
+    if all(type(v) is int and v in _INT64 or v is None for v in column) and any(
+        v is not None for v in column
+    ):
+        return pa.array(column, type=pa.int64())
+    return values.spell_python(column)
 
 
 def _not_text(name: str, names: list[str], columns: list[list[Any]], linenos: list[int]) -> DataError | None:
