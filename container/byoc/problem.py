@@ -373,7 +373,7 @@ def _one(v: Any, kind: str) -> Any:
         return None
     if kind == "int":
         return int(number) if number.is_integer() else None
-    return number
+    return number + 0.0  # -0.0 is the class 0.0: the set of labels kept whichever zero came first
 
 
 def _distinct_labels(values: pd.Series) -> tuple[str, set[Any]]:

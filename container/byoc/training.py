@@ -325,6 +325,7 @@ def _typed_label(y: pd.Series, *, as_text: bool = False) -> pd.Series:
     typed as the train channel's columns are (``to_frame``: text that is all numbers becomes
     numbers).  ``as_text``: number-like labels keep their spellings instead
     (:func:`byoc.problem.written_labels`), for a channel scored against classes kept as text."""
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -333,6 +334,8 @@ def _typed_label(y: pd.Series, *, as_text: bool = False) -> pd.Series:
 
     if isinstance(y.dtype, pd.StringDtype):
         column = pa.array(y.array)
+    elif isinstance(y.dtype, np.dtype) and y.dtype.kind in "iuf":  # Parquet's numbers as they are:
+        column = pa.array(y.to_numpy())  # as Python ints, a uint64 id past int64 was an OverflowError
     else:
         column = pa.array(y.to_numpy(dtype=object), from_pandas=True)
     typed = to_frame(pa.table({"label": column}))["label"].set_axis(y.index)

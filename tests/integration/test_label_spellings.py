@@ -8,6 +8,7 @@ plausible answer to a question nobody asked, with no message (byoc.problem.keep_
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -141,11 +142,19 @@ def test_integer_labels_from_an_integer_and_a_float_file_are_one_set_of_classes(
     assert labels == [0, 1] and as_csv == "0\n1\n"
 
 
-def test_integer_ids_past_float_precision_are_distinct_classes(tmp_path):
+@pytest.mark.parametrize(
+    "dtype,low,high",
+    [(np.int64, 2**53, 2**53 + 1), (np.uint64, 2**63 + 1, 2**63 + 3)],
+)
+def test_integer_ids_past_float_precision_are_distinct_classes(tmp_path, dtype, low, high):
     """Parquet int64 ids 2**53 and 2**53 + 1 were compared as floats: one class, refused as a
-    single value (or, beside other ids, one answer for both)."""
+    single value (or, beside other ids, one answer for both). A uint64 column of ids past int64
+    stopped training with an internal error (an OverflowError typing the labels). The classes are
+    the ids, served exactly in JSON, CSV and npy (an array of the ids' own type: NumPy chose a
+    float64 for Python ints past int64, which rounded them)."""
     x = np.random.default_rng(1).uniform(-1, 1, 90)
-    ids = np.select([x < -0.3, x < 0.3], [2**53, 2**53 + 1], 7).astype(np.int64)
+    x = x[np.abs(np.abs(x) - 0.3) > 0.05]  # no row at a boundary: every tree learns the same cuts
+    ids = np.select([x < -0.3, x < 0.3], [low, high], 7).astype(dtype)
     root = make_ml_root(
         tmp_path / "ml",
         channels={"train": {"a.parquet": parquet_bytes(pd.DataFrame({"id": ids, "x": x}))}},
@@ -155,9 +164,155 @@ def test_integer_ids_past_float_precision_are_distinct_classes(tmp_path):
     result = run_train(root)
     assert result.returncode == 0, result.stdout + result.stderr
     meta = json.loads((root / "model" / "model.json").read_text())
-    assert meta["classes"] == [7, 2**53, 2**53 + 1]
+    assert meta["classes"] == [7, low, high]
     labels, as_csv = _served(root, "-0.9\n0.0\n0.9\n")
-    assert labels == [2**53, 2**53 + 1, 7] and as_csv == f"{2**53}\n{2**53 + 1}\n7\n"
+    assert labels == [low, high, 7] and as_csv == f"{low}\n{high}\n7\n"
+    server = serving_models.start(root, workers=1)
+    try:
+        response = server.invoke("-0.9\n0.0\n0.9\n", "text/csv", "application/x-npy")
+        assert response.status_code == 200, response.text
+        array = np.load(io.BytesIO(response.content), allow_pickle=False)
+        assert array.dtype == dtype and array.tolist() == [low, high, 7]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    "low,high,extra,classes",
+    [
+        (2**63 + 1, 2**63 + 3, "", ["7", str(2**63 + 1), str(2**63 + 3)]),
+        (2**53 + 1, 2**53 + 3, ', "z": 1e20', [7, 2**53 + 1, 2**53 + 3]),
+    ],
+    ids=["past int64", "int64 beside a double past 2**53"],
+)
+def test_json_lines_integer_ids_past_float_precision_are_distinct_classes(
+    tmp_path, low, high, extra, classes
+):
+    """JSON Lines ids past int64 (2**63 + 1, 2**63 + 3) were read by pyarrow as doubles, both
+    2**63: one class, trained with exit 0 and served as an id nobody wrote. Read exactly, they
+    are integers past float precision, kept as written (as CSV keeps them), in the validation
+    channel too. Ids within int64 stay integers, also in a file another column (``z``) sends to
+    JSON's own parser."""
+
+    def ids(seed: int) -> bytes:
+        x = np.random.default_rng(seed).uniform(-1, 1, 90)
+        x = x[np.abs(np.abs(x) - 0.3) > 0.05]  # no row at a boundary: every tree learns the same cuts
+        label = [low if v < -0.3 else high if v < 0.3 else 7 for v in x]  # Python ints: exact
+        return "".join(
+            f'{{"id": {i}, "x": {float(v)!r}{extra}}}\n' for i, v in zip(label, x, strict=True)
+        ).encode()
+
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"a.jsonl": ids(1)}, "validation": {"v.jsonl": ids(2)}},
+        hyperparameters={"target": "id", "algorithm": "decision_tree"},
+        content_types={"train": "application/jsonlines", "validation": "application/jsonlines"},
+    )
+    result = run_train(root)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    meta = json.loads((root / "model" / "model.json").read_text())
+    assert meta["classes"] == classes
+    assert "validation:accuracy=1.000000" in output
+    labels, as_csv = _served(
+        root, "".join(f"{x}{',1e20' if extra else ''}\n" for x in ("-0.9", "0.0", "0.9"))
+    )
+    assert labels == [classes[1], classes[2], classes[0]]
+    assert as_csv == f"{low}\n{high}\n7\n"
+
+
+def _csv_trained(tmp_path, label, x, problem_type: str):
+    """An ML root whose decision tree the real ``container/train`` fitted on CSV columns y (``label``,
+    the text written) and x, as ``problem_type``."""
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"a.csv": pd.DataFrame({"y": label, "x": x}).to_csv(index=False)}},
+        hyperparameters={"target": "y", "algorithm": "decision_tree", "problem_type": problem_type},
+        content_types={"train": "text/csv"},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root
+
+
+def test_whole_labels_past_int64_are_answered_in_npy(tmp_path):
+    """Labels 1e20 and 2e20 are the whole numbers they spell (classes 10**20 and 2 * 10**20 in
+    model.json); an application/x-npy answer made an object array of them, which np.save
+    refuses: a 500 for every request. float64 holds them exactly."""
+    x = np.random.default_rng(2).uniform(-1, 1, 90)
+    x = x[np.abs(np.abs(x) - 0.3) > 0.05]
+    label = np.select([x < -0.3, x < 0.3], ["1e20", "2e20"], "3")
+    root = _csv_trained(tmp_path, label, x, "multiclass_classification")
+    assert json.loads((root / "model" / "model.json").read_text())["classes"] == [3, 10**20, 2 * 10**20]
+    server = serving_models.start(root, workers=1)
+    try:
+        for output, expected in (("predicted_label", [1e20, 2e20, 3.0]), ("labels", [[3.0, 1e20, 2e20]] * 3)):
+            response = server.invoke("-0.9\n0.0\n0.9\n", "text/csv", "application/x-npy", f"output={output}")
+            assert response.status_code == 200, response.text
+            array = np.load(io.BytesIO(response.content), allow_pickle=False)
+            assert array.dtype == np.float64 and array.tolist() == expected
+    finally:
+        server.stop()
+
+
+def test_zero_is_served_as_zero_whatever_the_first_row_wrote(tmp_path):
+    """Labels "-0.0" (first row) and "0.0" beside "0.5" are one class: the server answered -0.0
+    for every row of it."""
+    x = np.random.default_rng(6).uniform(-1, 1, 60)
+    x = x[np.abs(x) > 0.05]
+    label = np.where(x < 0, "0.0", "0.5").astype(object)
+    label[np.flatnonzero(x < 0)[0]] = "-0.0"  # the first row of the class
+    root = _csv_trained(tmp_path, label, x, "binary_classification")
+    labels, as_csv = _served(root, "-0.5\n0.5\n")
+    assert json.dumps(labels) == "[0.0, 0.5]" and as_csv == "0.0\n0.5\n"
+
+
+def _negative_or_positive(tmp_path, negative: str, positive: str):
+    """A decision tree trained by the real ``container/train`` from JSON Lines (where any text is a
+    label) whose class is ``negative`` for x < 0 and ``positive`` above, served by the real
+    ``container/serve``; the server is the caller's to stop."""
+    x = np.random.default_rng(4).uniform(-1, 1, 60)
+    x = x[np.abs(x) > 0.05]
+    lines = "".join(json.dumps({"y": negative if v < 0 else positive, "x": float(v)}) + "\n" for v in x)
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"a.jsonl": lines}},
+        hyperparameters={"target": "y", "algorithm": "decision_tree"},
+        content_types={"train": "application/jsonlines"},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((root / "model" / "model.json").read_text())["classes"] == sorted([negative, positive])
+    return serving_models.start(root, workers=1)
+
+
+def test_a_label_ending_in_nul_is_not_answered_as_another_in_npy(tmp_path):
+    """Classes "c\\x00" and "c" (JSON Lines "c\\u0000") are two classes; an npy answer, whose text
+    arrays drop trailing NULs, answered "c" for both with a 200. It is a 406 asking for JSON,
+    where the label is written as trained."""
+    server = _negative_or_positive(tmp_path, "c\x00", "c")
+    try:
+        response = server.invoke("-0.5\n0.5\n", "text/csv", "application/x-npy")
+        assert response.status_code == 406, response.content
+        assert "ends with a NUL character" in response.json()["message"]
+        response = server.invoke("-0.5\n0.5\n", "text/csv", "application/json")
+        assert [p["predicted_label"] for p in response.json()["predictions"]] == ["c\x00", "c"]
+    finally:
+        server.stop()
+
+
+def test_a_first_csv_answer_starting_with_a_byte_order_mark_keeps_it(tmp_path):
+    """Classes "\\ufeffbom" and "bom": a CSV answer whose first label was the first one read back
+    as "bom" (pandas, pyarrow and training's reader drop U+FEFF at a file's start)."""
+    server = _negative_or_positive(tmp_path, "\ufeffbom", "bom")
+    try:
+        for output in ("predicted_label", "predicted_label,probability"):
+            response = server.invoke("-0.5\n0.5\n", "text/csv", "text/csv", f"output={output}")
+            assert response.status_code == 200, response.text
+            read = pd.read_csv(io.BytesIO(response.content), header=None)
+            assert read[0].tolist() == ["\ufeffbom", "bom"], response.content
+    finally:
+        server.stop()
 
 
 BOOLEAN_FORMATS = {

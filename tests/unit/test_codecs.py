@@ -475,6 +475,53 @@ def test_npy_encoder_single_field_without_pickles():
     assert array.tolist() == [[0.1, 0.9], [0.6, 0.4]]
 
 
+@pytest.mark.parametrize(
+    "labels,expected",
+    [
+        ([3, 10**20], np.array([3.0, 1e20])),  # past int64 but exact as float64: it was a 500
+        ([[3, 10**20]] * 2, np.array([[3.0, 1e20]] * 2)),  # the labels field
+        ([3, 2**63 + 1], np.array([3, 2**63 + 1], dtype=np.uint64)),  # NumPy rounded it to float 2**63
+        ([1, 2], np.array([1, 2])),
+        ([1.5, 2**53], np.array([1.5, 2.0**53])),
+    ],
+)
+def test_npy_writes_integer_labels_past_int64_exactly(labels, expected):
+    field = "labels" if isinstance(labels[0], list) else "predicted_label"
+    one = Prediction((field,), {"predicted_label": labels, "labels": labels[0]}, len(labels))
+    array = np.load(io.BytesIO(codecs.encoders()["application/x-npy"].encode(one)), allow_pickle=False)
+    assert array.dtype == expected.dtype
+    assert array.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize(
+    "labels", [[-1, 2**63 + 1], [1.5, 2**53 + 1], [3, 10**400], [np.uint64(2**63 + 1), -1]]
+)
+def test_npy_refuses_integers_no_array_holds_exactly(labels):
+    """NumPy rounded 2**63 + 1 beside -1 to the float 2**63 (a wrong label with a 200), and made
+    an object array of 10**400, which np.save refuses (a 500): a 406 asking for JSON."""
+    one = Prediction(("predicted_label",), {"predicted_label": labels}, len(labels))
+    with pytest.raises(NotAcceptable, match="ask for application/json"):
+        codecs.encoders()["application/x-npy"].encode(one)
+
+
+@pytest.mark.parametrize("field", ["predicted_label", "labels"])
+def test_npy_refuses_a_label_ending_in_nul(field):
+    """NumPy's text arrays drop trailing NULs: classes "c\\x00" and "c" were both answered "c"."""
+    one = Prediction((field,), {"predicted_label": ["c\x00", "c"], "labels": ["c", "c\x00"]}, 2)
+    with pytest.raises(NotAcceptable, match="ends with a NUL character"):
+        codecs.encoders()["application/x-npy"].encode(one)
+
+
+@pytest.mark.parametrize("fields", [("predicted_label",), ("predicted_label", "probability")])
+def test_a_csv_answer_keeps_a_first_label_starting_with_a_byte_order_mark(fields):
+    """CSV readers drop U+FEFF at the start of a file: the first record's label "\\ufeffbom" read
+    back as "bom". Quoted, it is the value's."""
+    values = {"predicted_label": ["\ufeffbom", "bom"], "probability": np.array([0.75, 1.0])}
+    body = codecs.encoders()["text/csv"].encode(Prediction(fields, values, 2))
+    assert pd.read_csv(io.BytesIO(body), header=None)[0].tolist() == ["\ufeffbom", "bom"]
+    assert [row[0] for row in csv.reader(io.StringIO(body.decode("utf-8-sig")))] == ["\ufeffbom", "bom"]
+
+
 _NO_FORM = {
     "bytes": [b"a", b"b"],
     "bytes array": np.array([b"a", b"b"]),

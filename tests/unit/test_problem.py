@@ -145,6 +145,15 @@ def test_float_labels_become_json_native_ints():
     assert json.dumps(labels.to_list()) == "[0, 1]"
 
 
+@pytest.mark.parametrize("values", [[0.0, -0.0, 0.5], [-0.0, 0.0, 0.5], [-0.0, 0.5]])
+def test_negative_zero_is_the_class_zero_whichever_row_comes_first(values):
+    """-0.0 and 0.0 are one class; which was kept followed the rows' order, and a model whose first
+    row said -0.0 answered ``-0.0`` for every row written 0.0."""
+    labels = fit_labels(series(values))
+    assert labels.classes == (0.0, 0.5) and json.dumps(labels.to_list()) == "[0.0, 0.5]"
+    assert labels.encode(series(values), where="v").tolist() == [0] * (len(values) - 1) + [1]
+
+
 @pytest.mark.parametrize("dtype", ["str", object])
 def test_text_labels_sorted_and_round_trip(dtype):
     y = series(["yes", "no", "maybe", "no"], dtype=dtype)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from byoc import json_objects, values
@@ -48,6 +49,7 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
     records: list[dict[str, Any]] = []
     rows: list[list[Any]] = []
     offset = 0
+    linenos: list[int] = []  # each record's line, for a message about one of its values
     with source.open() as fh:
         for lineno, raw in enumerate(fh, start=1):
             try:
@@ -67,6 +69,7 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
                     "complete JSON object",
                     code="bad_jsonlines",
                 ) from exc
+            linenos.append(lineno)
             if isinstance(value, dict) and not rows:
                 records.append({str(k): _cell(source.name, lineno, str(k), v) for k, v in value.items()})
             elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
@@ -98,7 +101,60 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
     else:
         names = list(dict.fromkeys(key for record in records for key in record))
         columns = [[record.get(name) for record in records] for name in names]
-    return pa.table([values.spell_python(column) for column in columns], names=names), not rows
+    try:
+        return pa.table([_column(column) for column in columns], names=names), not rows
+    except UnicodeEncodeError:
+        found = _not_text(source.name, names, columns, linenos)
+        if found is None:
+            raise
+        raise found from None
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _column(column: list[Any]) -> pa.Array:
+    """A column JSON's parser read, as pyarrow's reader gives it: integers (and nulls) within int64
+    as int64, every other column as text (:func:`byoc.values.spell_python`), typed later like any
+    text.  An id label past 2**53 is then the integer on either path, whether or not another
+    column sent the file this way (as text it was kept as written, a string)."""
+    if all(type(v) is int and v in _INT64 or v is None for v in column) and any(
+        v is not None for v in column
+    ):
+        return pa.array(column, type=pa.int64())
+    return values.spell_python(column)
+
+
+def _not_text(name: str, names: list[str], columns: list[list[Any]], linenos: list[int]) -> DataError | None:
+    """The first value holding half of a UTF-16 surrogate pair (a JSON escape such as ``\\ud800``
+    without its other half, as a tool that cut a string inside an emoji writes): not text any
+    file or model holds; it stopped training as an internal error."""
+    for key, column in zip(names, columns, strict=True):
+        for index, value in enumerate(column):
+            try:
+                if isinstance(value, str):
+                    value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return DataError(
+                    f"{name}, line {linenos[index]}: field '{key}' holds the escape "
+                    f"\\u{ord(value[exc.start]):04x}, half of a UTF-16 surrogate pair without the other "
+                    "half, which is not text; write the whole character (or both of its escapes), or remove it",
+                    code="not_utf8",
+                )
+    return None
+
+
+_EXACT_INTEGERS = 2**53  # a double at or past this magnitude may be a rounded integer
+
+
+def _rounded_integers(table: pa.Table) -> bool:
+    """Whether a double column holds a value at or past 2**53: pyarrow reads an integer past
+    int64 (or beside a fraction in its column) as a double, rounded, so ids 2**63 + 1 and
+    2**63 + 3 were one class, 2**63, trained with exit 0 and served as an id nobody wrote."""
+    return any(
+        pa.types.is_floating(column.type) and (pc.max(pc.abs(column)).as_py() or 0) >= _EXACT_INTEGERS
+        for column in table.columns
+    )
 
 
 _NULL_LINE = re.compile(rb"\n[ \t\r]*null[ \t\r]*(?:\n|\Z)")
@@ -154,6 +210,8 @@ def _read_one(source: Source) -> tuple[pa.Table, bool]:
         raise unreadable(source.name, exc) from exc
     if any(pa.types.is_temporal(t) for t in table.schema.types):
         return _read_lines(source)  # pyarrow parsed text as dates: keep the text as written
+    if _rounded_integers(table):
+        return _read_lines(source)  # JSON's own parser keeps every integer exact
     try:
         return plain_types(table), True
     except DataError:

@@ -464,6 +464,22 @@ def decode_continued(
 
 def encode(prediction: Prediction) -> bytes:
     """One line per record, the fields as columns in the order asked for; no header."""
+    return _quote_leading_mark(_encode(prediction))
+
+
+def _quote_leading_mark(body: bytes) -> bytes:
+    """``body`` with its first cell quoted when it starts with U+FEFF (a label ``"\\ufeffbom"``):
+    CSV readers (pandas, pyarrow, training's own, any reading ``utf-8-sig``) take those bytes at
+    the start of a file for a byte order mark and drop them, so the first record's label read
+    back as another (``bom``).  Inside quotes they are the value's.  A cell that starts the body
+    unquoted holds no quote, comma or line break (csv.writer would have quoted it)."""
+    if not body.startswith(BOM_UTF8):
+        return body
+    end = min(i for i in (body.find(b","), body.find(b"\n")) if i >= 0)
+    return b'"' + body[:end] + b'"' + body[end:]
+
+
+def _encode(prediction: Prediction) -> bytes:
     columns = []
     kept = True  # _cells kept every column as it was (no NaN written as an empty cell)
     for field in prediction.fields:

@@ -131,17 +131,53 @@ def _typed(values: np.ndarray) -> np.ndarray:
     if found == {cells.Kind.BOOLEAN}:
         return values.astype(bool)
     if found == {cells.Kind.NUMBER}:
-        return np.asarray(flat.tolist()).reshape(values.shape)
+        return _numbers(flat, kinds).reshape(values.shape)
     if found <= {cells.Kind.NUMBER, cells.Kind.MISSING}:
         return np.array([np.nan if cells.is_missing(v) else v for v in flat], np.float64).reshape(
             values.shape
         )
     if found == {cells.Kind.TEXT}:
+        _refuse_trailing_nul(flat)
         return values.astype(str)
     names = ", ".join(sorted(t.__name__ for t in kinds))
     raise TypeError(
         f"values of types {names} have no application/x-npy form "
         "(an npy array holds one type; ask for application/json)"
+    )
+
+
+def _refuse_trailing_nul(flat: np.ndarray) -> None:
+    """A 406 for a text ending in NUL (a class ``"c\\x00"`` beside ``"c"``): NumPy's fixed-width
+    text arrays pad with NULs and drop them on reading, so npy answered ``"c"`` for both classes."""
+    cut = next((text for text in set(flat.tolist()) if text.endswith("\x00")), None)
+    if cut is not None:
+        raise NotAcceptable(
+            f"the answer {cut!r} ends with a NUL character, which an application/x-npy text array "
+            f"drops (it would read {cut.rstrip(chr(0))!r}); ask for application/json or text/csv (Accept)"
+        )
+
+
+def _numbers(flat: np.ndarray, kinds: dict[type, cells.Kind]) -> np.ndarray:
+    """Numbers (of the types ``kinds`` holds) as an int64, uint64 or float64 array that holds each
+    exactly, or a 406: NumPy made integers past int64 (classes 1e20 and 2e20, read as the
+    integers they are) an object array, which ``np.save`` refuses (a 500), and integers beside
+    one that is, or beside a fraction, a float64 array, rounding 2**63 + 1 to 2**63 without a word."""
+    items = flat.tolist()
+    array = np.asarray(items)
+    if array.dtype.kind in "iu" or not any(issubclass(t, (int, np.integer)) for t in kinds):
+        return array  # floats are float64's own
+    if all(issubclass(t, (int, np.integer)) for t in kinds) and 0 <= min(items) and max(items) < 2**64:
+        return np.asarray(items, dtype=np.uint64)  # ids past int64 (a Parquet uint64 label)
+    try:
+        exact = array.astype(np.float64)
+        inexact = next((v for v in items if isinstance(v, (int, np.integer)) and float(v) != int(v)), None)
+    except OverflowError:  # an integer past float64's range
+        inexact = next(v for v in items if isinstance(v, (int, np.integer)) and abs(int(v)) > 2**1023)
+    if inexact is None:
+        return exact
+    raise NotAcceptable(
+        f"the answer {inexact} is an integer no application/x-npy array holds exactly beside the "
+        "others (int64, uint64 or float64); ask for application/json or text/csv (Accept)"
     )
 
 
