@@ -218,6 +218,18 @@ def test_records_by_column_are_records_by_cell(body: Any, data: Any) -> None:
         assert spelled(by_column) == expected
 
 
+@PROPERTY
+@given(bodies())
+def test_columns_are_the_rows_they_hold(body: Any) -> None:
+    """``{"inputs": {"f0": [...], ...}}`` converted from its columns as sent is its rows'
+    batch, or their error."""
+    schema, rows = body
+    columns = {name: [row[j] for row in rows] for j, name in enumerate(schema.names)}
+    with mock.patch.object(schema_module, "BY_COLUMN_ROWS", BY_COLUMN_ROWS):
+        assert outcome(schema.from_columns, columns) == outcome(schema.from_rows, rows)
+    assert outcome(schema.from_columns, columns) == outcome(schema.rows_by_cell, rows)
+
+
 SCHEMA = RequestSchema(
     [
         Feature("age", "numeric", "float64"),

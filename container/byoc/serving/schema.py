@@ -452,8 +452,13 @@ class RequestSchema:
                 f"columns have different lengths {sorted(lengths)}; every column needs one value per row",
                 code="ragged_columns",
             )
-        rows = list(zip(*(columns[name] for name in self.names), strict=True))
-        return self.from_rows(rows)
+        cells = [columns[name] for name in self.names]
+        if lengths.pop() < BY_COLUMN_ROWS:
+            return self.from_rows(list(zip(*cells, strict=True)))
+        # from_rows' batch (or its error) from the columns as sent: its rows taken apart again
+        # cost as much as the rest of the conversion (20,000 rows of 20 features: 2 x 12 ms)
+        batch = self._by_column(cells)
+        return batch if batch is not None else self.rows_by_cell(list(zip(*cells, strict=True)))
 
     # -- frames ----------------------------------------------------------------------------
     def from_frame(self, frame: pd.DataFrame, *, positional: bool, start_row: int = 0) -> Batch:
