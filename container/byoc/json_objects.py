@@ -75,9 +75,9 @@ def parse(text: str | bytes) -> Any:
     """:func:`loads`' value (or its error), read by orjson wherever that value is provably the
     same: 20,000 rows of 20 features in 0.039 s of CPU against json's 0.067, as records 0.038
     against 0.134 (orjson builds every value in C, where json calls back into Python for every
-    object and its keys).  Any text orjson refuses (NaN and infinity tokens, numbers
-    beyond float, lone surrogates, a byte order mark, UTF-16, bytes that are not UTF-8, deep
-    nesting, anything invalid) is read by :func:`loads`, which gives its value or its error.
+    object and its keys).  Any text orjson refuses (NaN and infinity tokens, numbers beyond
+    float, lone surrogates, a byte order mark, UTF-16, bytes that are not UTF-8, deep nesting,
+    anything invalid) is read by :func:`loads`, which gives its value or its error.
 
     orjson reads the other texts as json does (the property test in tests/unit/test_json_parse.py
     holds it to the float bits, the text, the very types) with two exceptions, both excluded:
@@ -94,7 +94,7 @@ def parse(text: str | bytes) -> Any:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return loads(text)
-    raw = text if isinstance(text, bytes) else text.encode()  # orjson read it: no lone surrogate
+    raw = text.encode() if isinstance(text, str) else text  # orjson read it: no lone surrogate
     if raw.count(b":") != _pairs(value) or _LONG_DIGITS in raw.translate(_AS_ZERO):
         return loads(text)
     return value
