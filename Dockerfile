@@ -53,7 +53,7 @@ RUN site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths(
            "$site"/pyarrow/_s3fs.* "$site"/pyarrow/libarrow_s3.* "$site"/pyarrow/_pyarrow_cpp_tests.* \
            "$site"/onnx/backend/test \
  && find "$site" \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' -o -name '*.c' -o -name '*.cpp' \) -delete \
- && /opt/venv/bin/python -c "import sklearn, scipy.sparse, pandas, pyarrow.parquet, pyarrow.fs, pyarrow.dataset, pyarrow.csv, numpy, flask, gunicorn, distributed.cli.dask_worker, onnx.helper, onnxruntime; print('runtime imports ok')"
+ && /opt/venv/bin/python -c "import sklearn, scipy.sparse, pandas, pyarrow.parquet, pyarrow.fs, pyarrow.dataset, pyarrow.csv, numpy, flask, gunicorn, distributed.cli.dask_worker, onnx.helper, onnxruntime, orjson; print('runtime imports ok')"
 
 # The project itself (a regular, non-editable install of this checkout).
 COPY container/byoc ./container/byoc

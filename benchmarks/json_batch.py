@@ -1,7 +1,9 @@
 """One batch of rows in every content type a batch transform sends: the server's handler in-process.
 
 The same rows (the synthetic features, 20,000 rows by default) as headerless CSV,
-``{"instances": rows}``, JSON records and JSON Lines, each decoded, predicted and encoded (as
+``{"instances": rows}``, JSON records and JSON Lines, then the other JSON shapes byoc reads
+(``{"instances": records}``, a bare list of rows, ``dataframe_split``, ``{"inputs": columns}``),
+each decoded, predicted and encoded (as
 text/csv) by the handler ``serve`` runs (decision_tree of benchmarks/serving.py, trained into its
 model cache), in this process: the best CPU time of ``--repeats`` runs and MB/s of body.  CPU time,
 not wall-clock, so a loaded machine moves it little; compare commits by running the script at each
@@ -30,16 +32,28 @@ from benchmarks.synthetic import DATA, TARGET, synthetic_frame
 def bodies(rows: int) -> dict[str, tuple[str, bytes]]:
     frame = synthetic_frame(rows, seed=1).drop(columns=[TARGET])
     frame.columns = [f"f{i}" for i in range(frame.shape[1])]
+    values = frame.to_numpy().tolist()
+    records = json.loads(frame.to_json(orient="records"))
     return {
         "text/csv": ("text/csv", frame.to_csv(header=False, index=False).encode()),
-        "application/json instances": (
-            "application/json",
-            json.dumps({"instances": frame.to_numpy().tolist()}).encode(),
-        ),
+        "application/json instances": ("application/json", json.dumps({"instances": values}).encode()),
         "application/json records": ("application/json", frame.to_json(orient="records").encode()),
         "application/jsonlines": (
             "application/jsonlines",
             frame.to_json(orient="records", lines=True).encode(),
+        ),
+        "application/json instances of records": (
+            "application/json",
+            json.dumps({"instances": records}).encode(),
+        ),
+        "application/json list of rows": ("application/json", json.dumps(values).encode()),
+        "application/json dataframe_split": (
+            "application/json",
+            json.dumps({"dataframe_split": json.loads(frame.to_json(orient="split"))}).encode(),
+        ),
+        "application/json inputs columns": (
+            "application/json",
+            json.dumps({"inputs": {name: frame[name].tolist() for name in frame.columns}}).encode(),
         ),
     }
 

@@ -24,8 +24,9 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
-# what a fitted model is (pickled estimators, arrays, frames) and what serves it
-ROOTS = ("scikit-learn", "numpy", "scipy", "pandas", "pyarrow", "joblib", "flask", "gunicorn")
+# what a fitted model is (pickled estimators, arrays, frames) and what serves it (orjson: the
+# request JSON it parses is proven json's for the version installed here, tests/unit/test_json_parse.py)
+ROOTS = ("scikit-learn", "numpy", "scipy", "pandas", "pyarrow", "joblib", "flask", "gunicorn", "orjson")
 # what the server's compiled models run on (compiled.py, compiled_onnx.py): held themselves only
 COMPILED = ("treelite", "onnx", "onnxruntime")
 

@@ -11,7 +11,7 @@ from byoc import image_packages
 
 def test_the_held_packages_are_the_roots_and_what_they_need_at_their_installed_versions():
     held = image_packages.held()
-    for name in ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "flask", "gunicorn"):
+    for name in ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "flask", "gunicorn", "orjson"):
         assert held[name] == metadata.version(name), name
     assert held["threadpoolctl"] == metadata.version("threadpoolctl")  # scikit-learn's, not listed
     assert "importlib-metadata" not in held  # flask needs it only before Python 3.10

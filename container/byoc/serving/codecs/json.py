@@ -87,7 +87,7 @@ def _too_many_digits(exc: ValueError, what: str, where: str = "") -> DataError |
 
 def loads(body: bytes | str, *, what: str = "the JSON body") -> Any:
     try:
-        return json_objects.loads(body)
+        return json_objects.parse(body)
     except json_objects.RepeatedKey as exc:
         raise SchemaError(exc.says(what), code="duplicate_columns") from None
     except UnicodeDecodeError as exc:
@@ -283,11 +283,11 @@ class _Text:
         a text or a row, or a fault): :meth:`value` then reads item by item and names any fault.
 
         One call for the items in place of one per item (with its whitespace skipping and comma
-        checks): the same decoder over the same text, so the same values.  A successful parse
-        of ``[`` + text + ``]`` proves the comma stands between two items of this list: cut
-        inside a text it leaves the text unterminated, cut inside a row or record it leaves it
-        open.  Only text already held is read, so no fault further on (a byte that is not
-        UTF-8) is met before the items before it are converted, as one by one."""
+        checks), by :func:`json_objects.parse`: the values the decoder gives over the same text.
+        A successful parse of ``[`` + text + ``]`` proves the comma stands between two items of
+        this list: cut inside a text it leaves the text unterminated, cut inside a row or record
+        it leaves it open.  Only text already held is read, so no fault further on (a byte that
+        is not UTF-8) is met before the items before it are converted, as one by one."""
         limit = min(limit, len(self.text))
         start = self.pos
         if limit - start < RUN_CHARS:
@@ -296,10 +296,8 @@ class _Text:
         if cut is None:
             return None
         try:
-            items, end = _SCANNER.raw_decode("[" + self.text[start:cut] + "]")
+            items = json_objects.parse("[" + self.text[start:cut] + "]")
         except (ValueError, RecursionError):  # a repeated key or a digit limit too: value() says so
-            return None
-        if end != cut - start + 2:
             return None
         self.pos = cut
         return items
