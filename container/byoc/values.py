@@ -68,6 +68,22 @@ class BadValue(ValueError):
         self.code = code
 
 
+def not_text(value: str) -> str | None:
+    """What makes ``value`` no text, for a message after "holds": half of a UTF-16 surrogate
+    pair without the other half (a JSON escape such as ``\\ud800``, as a tool that cut a string
+    inside an emoji writes), which no file, Arrow column or model holds; None for text."""
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"the escape \\u{ord(value[exc.start]):04x}, half of a UTF-16 surrogate pair without the "
+            "other half, which is not text; write the whole character (or both of its escapes), or remove it"
+        )
+    return None
+
+
 # -- scalars (one value at a time: single-row requests) ----------------------------------------
 def is_missing(value: Any) -> bool:
     """None, NaN, pandas' NA/NaT, or text that is empty once spaces are trimmed."""
@@ -171,6 +187,8 @@ def category(value: Any) -> Any:
     """A value for a categorical feature as text (see the module rules); NaN when missing."""
     kind = type(value)
     if kind is str:
+        if not value.isascii() and (why := not_text(value)) is not None:
+            raise BadValue(f"holds {why}", code="not_text")
         size = len(value)
         if size and value[0] not in WHITESPACE and value[-1] not in WHITESPACE:  # the usual case
             if (size == 4 or size == 5) and value.isascii():

@@ -429,3 +429,24 @@ def test_a_parquet_body_of_many_slices_is_answered_row_for_row_like_csv(binary):
     response = binary.invoke(support.parquet_bytes(frame), "application/x-parquet", "text/csv", timeout=120)
     assert response.status_code == 200, response.text[:300]
     assert response.text == expected.text and len(response.text.splitlines()) == rows
+
+
+@pytest.mark.parametrize("rows", [3, 1100])  # value by value; column by column (from 1,024 rows)
+@pytest.mark.parametrize("content_type", ["application/json", "application/jsonlines"])
+def test_a_lone_surrogate_escape_in_a_category_is_a_400_naming_row_and_column(binary, rows, content_type):
+    """JSON's escapes can spell half of a UTF-16 surrogate pair (``"\\ud800"``, a string cut inside
+    an emoji), which is no text: training refuses it naming the line; a request of 1,024 rows or
+    more holding one was a 500 (Arrow cannot hold it), fewer rows answered it as an unknown job."""
+    table = [[40, 1000.5, "admin", "cellular"] for _ in range(rows)]
+    table[1][2] = "ad\ud800min"
+    if content_type == "application/json":
+        body = json.dumps({"instances": table}).encode()
+    else:
+        body = "".join(json.dumps(row) + "\n" for row in table).encode()
+    assert b"\\ud800" in body
+    response = binary.invoke(body, content_type, "text/csv")
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()
+    assert error["error"] == "not_text", error
+    assert error["message"].startswith("row 2, column '"), error["message"]
+    assert "\\ud800, half of a UTF-16 surrogate pair" in error["message"], error["message"]

@@ -544,3 +544,21 @@ def test_wide_number_text_is_cast_once_not_column_by_column(monkeypatch):
     assert read[7][0].tolist() == [7.0, 7.5, 1000.0] and read[7][1] is None and read[-1][1] == 2
     typed = values.read_arrow_columns(columns)
     assert typed[3].to_pylist() == [3.0, 3.5, 1000.0] and typed[-1].to_pylist() == ["1", "NA", "x"]
+
+
+@pytest.mark.parametrize("text", ["\ud800", "ad\udfffmin", "é\ud83d"])
+def test_a_lone_surrogate_is_no_category_and_says_its_escape(text):
+    """Only JSON's escapes spell one; no file, Arrow column or model holds it (a batch of 1,024
+    JSON rows or more holding one was a 500, fewer answered it as an unknown category)."""
+    with pytest.raises(values.BadValue) as caught:
+        values.category(text)
+    assert caught.value.code == "not_text"
+    escape = next(c for c in text if "\ud800" <= c <= "\udfff")
+    assert caught.value.what.startswith(
+        f"holds the escape \\u{ord(escape):04x}, half of a UTF-16 surrogate pair"
+    )
+
+
+@pytest.mark.parametrize("text", ["admin", "é", "😀", "\u2028", ""])
+def test_text_is_text(text):
+    assert values.not_text(text) is None

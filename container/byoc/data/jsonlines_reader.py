@@ -103,7 +103,7 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
         columns = [[record.get(name) for record in records] for name in names]
     try:
         return pa.table([_column(column) for column in columns], names=names), not rows
-    except UnicodeEncodeError:
+    except (UnicodeEncodeError, values.BadValue):  # values.category refuses it, Arrow cannot hold it
         found = _not_text(source.name, names, columns, linenos)
         if found is None:
             raise
@@ -131,16 +131,9 @@ def _not_text(name: str, names: list[str], columns: list[list[Any]], linenos: li
     file or model holds; it stopped training as an internal error."""
     for key, column in zip(names, columns, strict=True):
         for index, value in enumerate(column):
-            try:
-                if isinstance(value, str):
-                    value.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                return DataError(
-                    f"{name}, line {linenos[index]}: field '{key}' holds the escape "
-                    f"\\u{ord(value[exc.start]):04x}, half of a UTF-16 surrogate pair without the other "
-                    "half, which is not text; write the whole character (or both of its escapes), or remove it",
-                    code="not_utf8",
-                )
+            why = values.not_text(value) if isinstance(value, str) else None
+            if why is not None:
+                return DataError(f"{name}, line {linenos[index]}: field '{key}' holds {why}", code="not_utf8")
     return None
 
 
