@@ -61,7 +61,7 @@ lint: venv
 # refit restart tests of test_automl 56.6 -> 41.9 s (one shared first job: 4 -> 3 train processes; again at
 # c478449, main c6bc322: 61.1 -> 42.4 s, 25.0 -> 16.0 s of CPU).
 # In CI at 2fb958b (bash .ci/run, clean clone, quiet machine): 1,323 s for 2,809 tests; at c936ce7
-# 1,315 s for 2,905 tests.
+# 1,315 s for 2,905 tests; at db8fbcb 1,667 s for 2,981 tests, with other tests running beside it for 10 of its minutes.
 TEST_PROCESSES ?= 2
 
 test: venv browser
