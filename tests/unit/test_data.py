@@ -648,6 +648,37 @@ def test_jsonlines_type_change_between_lines_is_read(tmp_path):
     assert list(data.frame["x"]) == ["1", "many"]
 
 
+BOM = codecs.BOM_UTF8
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        BOM + b'{"y": 1, "d": "2024-01-01"}\n{"y": 0, "d": "2024-02-01"}\n',  # read line by line (dates)
+        b'{"y": 1, "d": "2024-01-01"}\n' + BOM + b'{"y": 0, "d": "2024-02-01"}\n',  # files joined by cat
+        b'{"y": 1, "d": "a"}\n' + BOM + b'{"y": 0, "d": "b"}\n',  # pyarrow refuses the mark there
+    ],
+    ids=["file_start_read_by_line", "later_line_read_by_line", "later_line_refused_by_pyarrow"],
+)
+def test_a_byte_order_mark_starting_a_jsonlines_line_is_read_past_as_serving_reads_it(tmp_path, body):
+    """pyarrow reads past the mark at a file's start; the line-by-line reader (which a date, a
+    line of null or an integer past int64 anywhere in the file sends a file to) called that same
+    line 1 "not valid JSON (Expecting value ...)", about a character no editor shows.  Serving's
+    JSON Lines (json.loads of each line's bytes) reads past a mark starting any line: training
+    now reads the same lines to the same values."""
+    from byoc.artifact import Feature
+    from byoc.serving.codecs import jsonlines as jsonlines_codec
+    from byoc.serving.schema import RequestSchema
+
+    data = read(tmp_path, {"a.jsonl": body}, "application/jsonlines")
+    assert list(data.frame["y"]) == [1, 0]
+    assert [str(v) for v in data.frame["d"]] in (["2024-01-01", "2024-02-01"], ["a", "b"])
+    schema = RequestSchema([Feature("y", "numeric", "float"), Feature("d", "categorical", "str")])
+    served = jsonlines_codec.decode(body, schema)
+    assert list(served.columns[0]) == [1.0, 0.0]
+    assert [str(v) for v in served.columns[1]] == [str(v) for v in data.frame["d"]]
+
+
 # -- value semantics (byoc.values) in every reader -----------------------------------------------
 
 HOSTILE = pd.DataFrame(

@@ -33,6 +33,7 @@ from byoc.data.tabular import (
 )
 from byoc.errors import DataError
 from byoc.json_objects import json_words
+from byoc.wide_text import UTF8_BOM_TEXT
 
 
 def _cell(name: str, lineno: int, key: str, value: Any) -> Any:
@@ -53,10 +54,13 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
     with source.open() as fh:
         for lineno, raw in enumerate(fh, start=1):
             try:
-                line = raw.decode("utf-8").strip()
+                text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise not_utf8(source.name, raw, exc.start, offset=offset, line=lineno) from exc
             offset += len(raw)
+            # a byte order mark starting a line is passed over, as json.loads reads a line's bytes
+            # (serving's JSON Lines) and pyarrow the file's start: it is no JSON, so no value
+            line = text.removeprefix(UTF8_BOM_TEXT).strip()
             if not line:
                 continue
             try:
