@@ -648,6 +648,39 @@ def test_jsonlines_type_change_between_lines_is_read(tmp_path):
     assert list(data.frame["x"]) == ["1", "many"]
 
 
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (
+            b'{"y": 1, "x": 2}\n{"y": 0, "x": 3} {"y": 1, "x": 4}\n{"y": 0, "x": 5}\n',
+            "train/a.jsonl, line 2 holds more than one JSON value (the second from column 18); each line "
+            "of JSON Lines holds one whole record; pandas writes it with df.to_json(path, orient='records', "
+            "lines=True)",
+        ),
+        (
+            b'{"y": 1, "x": 2}\n{"y": 0,\n "x": 3}\n',
+            "train/a.jsonl, line 2 ends inside a JSON value (Expecting property name enclosed in double "
+            "quotes): a record written over several lines, as pretty-printed JSON is, is not JSON Lines",
+        ),
+    ],
+    ids=["two_records_on_a_line", "a_record_over_two_lines"],
+)
+@pytest.mark.parametrize(
+    "also", [b"", b'{"y": 1, "x": 6, "d": "2024-01-01"}\n'], ids=["alone", "with_a_date"]
+)
+def test_a_jsonlines_line_holding_other_than_one_record_fails_whatever_else_the_file_holds(
+    tmp_path, body, said, also
+):
+    """pyarrow reads two records on a line as two rows and a record over several lines as one, the
+    line-by-line reader (and serving) refuses both: so such a file trained, unless a date, a line
+    of null or a large integer anywhere else in it sent it to that reader, when it failed with
+    "not valid JSON (Extra data: line 1 column 18 (char 17))".  Now it fails either way, naming
+    the line and the fix, as batch transform would fail on such lines."""
+    error = expect_error(tmp_path, {"a.jsonl": body + also}, "application/jsonlines")
+    assert error.code == "bad_jsonlines"
+    assert error.message.startswith(said), error.message
+
+
 BOM = codecs.BOM_UTF8
 
 
@@ -969,7 +1002,7 @@ def test_plain_types_makes_one_table_of_plain_fields_keeping_the_tables_metadata
 @given(
     lines=st.lists(
         st.sampled_from(
-            ['{"y": 1}', "null", " null\r", "nul", "nulls", '{"y": null}', "", "  ", "[null]", "x" * 9]
+            ['{"y": 1}', "null", " null\r", "nul", "nulls", '{"y": null}', "", "  ", " \r", "[null]", "x" * 9]
         ),
         max_size=12,
     ),
@@ -979,11 +1012,13 @@ def test_plain_types_makes_one_table_of_plain_fields_keeping_the_tables_metadata
 def test_a_null_line_is_found_wherever_the_scans_slices_cut(lines, final_newline, scan_bytes):
     """pyarrow reads a line of null as a record of missing values, and crashes the job when one
     starts a block, so the reader looks for one first, in slices: a line cut by a slice's end, or
-    longer than a slice, is judged whole, as the file's lines split one by one judge it."""
+    longer than a slice, is judged whole, as the file's lines split one by one judge it.  The same
+    scan counts the lines that hold something (the rows pyarrow must read from the file)."""
     body = ("\n".join(lines) + ("\n" if final_newline else "")).encode()
-    expected = any(line.strip(b" \t\r") == b"null" for line in body.split(b"\n"))
+    split = [line.strip(b" \t\r") for line in body.split(b"\n")]
+    expected = None if b"null" in split else sum(map(bool, split))  # else: the lines holding something
     with patch.object(jsonlines_reader, "SCAN_BYTES", scan_bytes):
-        assert jsonlines_reader._misread_by_pyarrow(Source("a.jsonl", data=body)) is expected
+        assert jsonlines_reader._lines_for_pyarrow(Source("a.jsonl", data=body)) == expected
 
 
 @pytest.mark.parametrize("line", [b"null", b"3", b'"text"', b"false", b"[1, 2]"])
