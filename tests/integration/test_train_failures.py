@@ -4,6 +4,7 @@ whose FIRST line names the culprit, and leave model/ empty (no partial model, no
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from pathlib import Path
@@ -328,6 +329,18 @@ CASES = {
             hyperparameters={"target": "deposit"},
         ),
         [r"^train/a\.jsonl, line 1 holds null, not a record", r"write one record on that line, or delete"],
+    ),
+    "jsonlines_bom_then_null_first_line": (  # the scan missed the null line: SIGSEGV, no failure file
+        dict(
+            channels={"train": {"a.jsonl": codecs.BOM_UTF8 + b"null\n" + jsonlines_bytes(FRAME)}},
+            content_types={"train": "application/jsonlines"},
+            hyperparameters={"target": "deposit"},
+        ),
+        [r"^train/a\.jsonl, line 1 holds null, not a record"],
+    ),
+    "jsonlines_two_records_on_a_line": (  # trained on as two rows, unless the file went line by line
+        _jsonl_train(b'{"y": 1, "x": 3} {"y": 0, "x": 4}\n'),
+        [r"^train/a\.jsonl, line 31 holds more than one JSON value", r"one whole record"],
     ),
     "jsonlines_null_line": (  # was trained on, the line dropped as a row whose target is missing
         _jsonl_train(b"  null\r\n" + b'{"y": 1, "x": 3}\n'),

@@ -1008,14 +1008,18 @@ def test_plain_types_makes_one_table_of_plain_fields_keeping_the_tables_metadata
     ),
     final_newline=st.booleans(),
     scan_bytes=st.integers(1, 12),
+    bom=st.booleans(),
 )
-def test_a_null_line_is_found_wherever_the_scans_slices_cut(lines, final_newline, scan_bytes):
+def test_a_null_line_is_found_wherever_the_scans_slices_cut(lines, final_newline, scan_bytes, bom):
     """pyarrow reads a line of null as a record of missing values, and crashes the job when one
     starts a block, so the reader looks for one first, in slices: a line cut by a slice's end, or
     longer than a slice, is judged whole, as the file's lines split one by one judge it.  The same
-    scan counts the lines that hold something (the rows pyarrow must read from the file)."""
+    scan counts the lines that hold something (the rows pyarrow must read from the file).  A
+    byte order mark starting the file is read past, as pyarrow reads past it: a null line after
+    it crashed the process (SIGSEGV) when the scan took the line for something else."""
     body = ("\n".join(lines) + ("\n" if final_newline else "")).encode()
     split = [line.strip(b" \t\r") for line in body.split(b"\n")]
+    body = (codecs.BOM_UTF8 if bom else b"") + body
     expected = None if b"null" in split else sum(map(bool, split))  # else: the lines holding something
     with patch.object(jsonlines_reader, "SCAN_BYTES", scan_bytes):
         assert jsonlines_reader._lines_for_pyarrow(Source("a.jsonl", data=body)) == expected
