@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
+import re
 from pathlib import Path
 from unittest.mock import patch
 
@@ -681,6 +682,51 @@ def test_a_jsonlines_line_holding_other_than_one_record_fails_whatever_else_the_
     assert error.message.startswith(said), error.message
 
 
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b'{"y": 1},\n', "train/a.jsonl, line 1: not valid JSON: ',' follows its value, from column 9"),
+        (
+            b'{"y": 0}\n    {"y": 1} {"y": 2}\n',
+            "train/a.jsonl, line 2 holds more than one JSON value (the second from column 14)",
+        ),
+        (
+            b'\xef\xbb\xbf{"y": 1} {"y": 2}\n',
+            "train/a.jsonl, line 1 holds more than one JSON value (the second from column 10)",
+        ),
+        (
+            b'{"y": 1}\r{"y": 2}\r',
+            "train/a.jsonl, line 1: not valid JSON (Extra data), and it holds a carriage return (CR)",
+        ),
+        (
+            b'{"y": 1}\n{"y": 2, "x": 3',
+            "train/a.jsonl, line 2, the file's last, ends inside a JSON value (Expecting ',' delimiter): was the file cut short?",
+        ),
+        (
+            b'[{"y": 1},\n{"y": 2}]\n',
+            "train/a.jsonl, line 1 starts a JSON array of objects, one JSON document",
+        ),
+        (b'{"y": 1 2}\n', "train/a.jsonl, line 1: not valid JSON (Expecting ',' delimiter, column 9)"),
+    ],
+    ids=[
+        "text_after_the_value",
+        "indented",
+        "after_a_mark",
+        "cr_line_ends",
+        "cut_short",
+        "array_over_lines",
+        "other",
+    ],
+)
+def test_a_line_that_is_not_one_json_value_is_told_what_it_holds(tmp_path, body, said):
+    """Each was "not valid JSON (Extra data: line 1 column 9 (char 8))" or a pretty-printing hint:
+    a comma after a record is not a second record, a column counts the line's own indent (and not
+    a byte order mark), CR line ends are named as such, a last line cut short is not
+    pretty-printing, and a JSON array of records over several lines is named as one."""
+    error = expect_error(tmp_path, {"a.jsonl": body}, "application/jsonlines")
+    assert error.message.startswith(said), error.message
+
+
 BOM = codecs.BOM_UTF8
 
 
@@ -998,29 +1044,67 @@ def test_plain_types_makes_one_table_of_plain_fields_keeping_the_tables_metadata
     assert [c.num_chunks for c in out.columns] == [2, 2, 2]
 
 
-@settings(max_examples=200, deadline=None)
+def _lines_pyarrow_reads_alike(body: bytes) -> int | None:
+    """The scan's rule, line by line on the whole file: the lines holding something, or None when
+    one of them starts with anything but a record or row, or a CR ends a line alone."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if re.search(rb"\r(?!\n)", body):
+        return None
+    held = [line.strip(b" \t\r") for line in body.split(b"\n")]
+    if any(line[:1] not in (b"{", b"[") for line in held if line):
+        return None
+    return sum(map(bool, held))
+
+
+@settings(max_examples=300, deadline=None)
 @given(
     lines=st.lists(
         st.sampled_from(
-            ['{"y": 1}', "null", " null\r", "nul", "nulls", '{"y": null}', "", "  ", " \r", "[null]", "x" * 9]
-        ),
+            [
+                '{"y": 1}',
+                "null",
+                " null\r",
+                "nul",
+                "nulls",
+                '{"y": null}',
+                "",
+                "  ",
+                " \r",
+                "[null]",
+                "x" * 9,
+                "null,",
+                '  {"y": 2}',
+                "\r",
+                '{"y": 1}\r',
+                "{",
+                "}",
+                '"y": 1}',
+                '{"y": 1} {"y": 2}',
+                "é",
+                "\udcff",
+            ]
+        ),  # fmt: skip
         max_size=12,
     ),
     final_newline=st.booleans(),
     scan_bytes=st.integers(1, 12),
     bom=st.booleans(),
 )
-def test_a_null_line_is_found_wherever_the_scans_slices_cut(lines, final_newline, scan_bytes, bom):
-    """pyarrow reads a line of null as a record of missing values, and crashes the job when one
-    starts a block, so the reader looks for one first, in slices: a line cut by a slice's end, or
-    longer than a slice, is judged whole, as the file's lines split one by one judge it.  The same
-    scan counts the lines that hold something (the rows pyarrow must read from the file).  A
-    byte order mark starting the file is read past, as pyarrow reads past it: a null line after
-    it crashed the process (SIGSEGV) when the scan took the line for something else."""
-    body = ("\n".join(lines) + ("\n" if final_newline else "")).encode()
-    split = [line.strip(b" \t\r") for line in body.split(b"\n")]
+def test_the_scan_judges_each_line_whole_wherever_its_slices_cut(lines, final_newline, scan_bytes, bom):
+    """pyarrow reads a line of null as a record of missing values, crashes the job when one (or
+    ``null,``, ``null {...}``) starts a block, reads a record over several lines as one and ends
+    lines at a lone CR: so the reader scans the file first, in slices, and sends any line that
+    starts with no record or row, and any lone CR, to the line-by-line reader.  A line cut by a
+    slice's end, or longer than a slice, is judged whole, as the file split into lines judges it;
+    the same scan counts the lines that hold something (the rows pyarrow must read).  A byte
+    order mark starting the file is read past, as pyarrow reads past it: a null line after it
+    crashed the process (SIGSEGV) when the scan took the line for something else."""
+    body = ("\n".join(lines) + ("\n" if final_newline else "")).encode("utf-8", "surrogateescape")
+    expected = _lines_pyarrow_reads_alike(body)
     body = (codecs.BOM_UTF8 if bom else b"") + body
-    expected = None if b"null" in split else sum(map(bool, split))  # else: the lines holding something
     with patch.object(jsonlines_reader, "SCAN_BYTES", scan_bytes):
         assert jsonlines_reader._lines_for_pyarrow(Source("a.jsonl", data=body)) == expected
 

@@ -60,8 +60,17 @@ VALUES = st.one_of(
 RECORDS = st.dictionaries(st.sampled_from(["y", "a", "b", "c"]), VALUES, min_size=1, max_size=4)
 # Lines other than one record: each makes either path fail (the same way) or is skipped
 ODD_LINES = st.sampled_from(
-    ["", "  ", "\r", "null", '{"y": 1} {"y": 2}', '{"y": 1,', '"y": 2}', "7", "\ufeffnull", '\ufeff{"y": 1}']
-)
+    ["", "  ", "\r", "\t", " \r ", "\x0c", "\x00", "\ufeff", "\u00a0", "null", "null,", "  null", "7", "NaN",
+     "\ufeffnull", '\ufeff{"y": 1}', '{"y": 1} {"y": 2}', '{"a": 3}{"a": 4}', '{"y": 1},', '{"y": 1}\x00',
+     '{"a": 1}\r{"a": 2}', '{"y": 1}\r', "{", "}", '{"y": 1,', '"y": 2}', '{"a":', "3}", '{"y": [1,', "2]}",
+     '{"y": "a', '{"y": NaN}', '{"y": Infinity}', '{"y": 1, "y": 2}', '[{"y": 1},', '{"y": 2}]', "[1]"]
+)  # fmt: skip
+# Pieces of lines, so that records run over lines and share them in every combination
+PIECES = st.sampled_from(
+    ['{"y":', "1}", '1} {"y": 2}', '{"y": 1} {"y": 2}', '{"y": 1,', '"x": 2}', '{"y": 1}', '{"x": 3, "y": 0}',
+     '{"y": 1}{"y": 2}', "", " ", "\r", "{", '"y": 3}', "}", '"y": 1} {"y":', "[1, 2]", "[1,", "2]",
+     '{"y": 1}\r{"y": 2}', "\ufeff", '\ufeff{"y": 5}', '{"y": "2024-01-01"}', '{"y": 9223372036854775809}']
+)  # fmt: skip
 
 
 def _json(value: object) -> str:
@@ -72,35 +81,61 @@ def _line(record: dict[str, object]) -> str:
     return "{" + ", ".join(f"{json.dumps(key)}: {_json(value)}" for key, value in record.items()) + "}"
 
 
-def _read(body: bytes, *, line_by_line: bool) -> tuple[str, object]:
+def _read(
+    body: bytes, *, line_by_line: bool, scan_bytes: int = jsonlines_reader.SCAN_BYTES
+) -> tuple[str, object]:
     source = Source("a.jsonl", data=body)
     try:
         if line_by_line:
             with patch.object(jsonlines_reader, "_lines_for_pyarrow", lambda _: None):
                 read = jsonlines_reader.read([source], channel="train", header=None, params={})
         else:
-            read = jsonlines_reader.read([source], channel="train", header=None, params={})
+            with patch.object(jsonlines_reader, "SCAN_BYTES", scan_bytes):
+                read = jsonlines_reader.read([source], channel="train", header=None, params={})
     except DataError as exc:
         return "error", exc.message
     return "frame", read.frame
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    records=st.lists(RECORDS, min_size=1, max_size=6),
-    odd=st.lists(st.tuples(st.integers(0, 6), ODD_LINES), max_size=2),
-    bom=st.booleans(),
-    final_newline=st.booleans(),
-)
-def test_pyarrow_and_the_line_by_line_reader_read_every_file_alike(records, odd, bom, final_newline):
-    lines = [_line(record) for record in records]
-    for at, line in odd:
-        lines.insert(at, line)
-    body = ("\ufeff" if bom else "") + "\n".join(lines) + ("\n" if final_newline else "")
-    whole = _read(body.encode(), line_by_line=False)
-    by_line = _read(body.encode(), line_by_line=True)
+def _assert_read_alike(body: bytes, scan_bytes: int) -> None:
+    whole = _read(body, line_by_line=False, scan_bytes=scan_bytes)
+    by_line = _read(body, line_by_line=True)
     assert whole[0] == by_line[0], (body, whole, by_line)
     if whole[0] == "error":
         assert whole[1] == by_line[1]
     else:
         pd.testing.assert_frame_equal(whole[1], by_line[1], check_exact=True)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    records=st.lists(RECORDS, min_size=1, max_size=6),
+    odd=st.lists(st.tuples(st.integers(0, 6), ODD_LINES), max_size=3),
+    end=st.sampled_from(["\n", "\r\n"]),
+    bom=st.booleans(),
+    final_newline=st.booleans(),
+    scan_bytes=st.sampled_from([7, 23, jsonlines_reader.SCAN_BYTES]),
+)
+def test_pyarrow_and_the_line_by_line_reader_read_every_file_alike(
+    records, odd, end, bom, final_newline, scan_bytes
+):
+    lines = [_line(record) for record in records]
+    for at, line in odd:
+        lines.insert(at, line)
+    body = ("\ufeff" if bom else "") + end.join(lines) + (end if final_newline else "")
+    _assert_read_alike(body.encode(), scan_bytes)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pieces=st.lists(PIECES, min_size=1, max_size=7),
+    end=st.sampled_from(["\n", "\r\n"]),
+    bom=st.booleans(),
+    final_newline=st.booleans(),
+    scan_bytes=st.integers(1, 30),
+)
+def test_records_over_and_sharing_lines_are_read_alike(pieces, end, bom, final_newline, scan_bytes):
+    """A record over two lines and two records on a third gave pyarrow as many rows as lines,
+    so it trained on them while the line-by-line reader refused the file."""
+    body = ("\ufeff" if bom else "") + end.join(pieces) + (end if final_newline else "")
+    _assert_read_alike(body.encode(), scan_bytes)

@@ -40,19 +40,44 @@ ONE_RECORD_A_LINE = (
     "each line of JSON Lines holds one whole record; pandas writes it with "
     "df.to_json(path, orient='records', lines=True)"
 )
+ARRAY_OF_RECORDS = (
+    "a JSON array of objects, one JSON document (as pandas' df.to_json(path, orient='records') "
+    "writes), not JSON Lines; write one object per line: df.to_json(path, orient='records', lines=True)"
+)
 
 
-def _not_json(where: str, line: str, exc: ValueError) -> str:
-    """Why a line is not one JSON value, naming the two ways a file pyarrow reads breaks JSON
-    Lines: two records on one line, and one record over several (pretty-printed JSON)."""
-    if isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data":
-        return f"{where} holds more than one JSON value (the second from column {exc.colno}); {ONE_RECORD_A_LINE}"
-    if isinstance(exc, json.JSONDecodeError) and exc.pos >= len(line):
+def _not_json(where: str, line: str, exc: ValueError, *, indent: int, last: bool) -> str:
+    """Why a line (``line``: stripped of ``indent`` characters before it) is not one JSON value,
+    naming the ways a file pyarrow reads breaks JSON Lines: two records on a line, a record over
+    several lines (pretty-printed JSON, or a JSON array of records), line ends that are CR alone;
+    and a last line cut short."""
+    if not isinstance(exc, json.JSONDecodeError):
+        return f"{where}: not valid JSON ({exc}); each line must hold one complete JSON object"
+    if "\r" in line:
         return (
-            f"{where} ends inside a JSON value ({exc.msg}): a record written over several lines, "
-            f"as pretty-printed JSON is, is not JSON Lines; {ONE_RECORD_A_LINE}"
+            f"{where}: not valid JSON ({exc.msg}), and it holds a carriage return (CR): JSON Lines "
+            "ends each line with a line feed (LF, \\n), so a file whose lines end with CR alone is "
+            "one line to byoc: convert its line ends to LF"
         )
-    return f"{where}: not valid JSON ({exc}); each line must hold one complete JSON object"
+    column = exc.colno + indent
+    if exc.msg == "Extra data":
+        try:
+            json_objects.decoder().raw_decode(line[exc.pos :])
+        except ValueError:
+            return f"{where}: not valid JSON: {line[exc.pos : exc.pos + 10]!r} follows its value, from column {column}"
+        return (
+            f"{where} holds more than one JSON value (the second from column {column}); {ONE_RECORD_A_LINE}"
+        )
+    if exc.pos < len(line):
+        return f"{where}: not valid JSON ({exc.msg}, column {column}); each line must hold one complete JSON object"
+    if last:
+        return f"{where}, the file's last, ends inside a JSON value ({exc.msg}): was the file cut short?"
+    if line.startswith("[{"):
+        return f"{where} starts {ARRAY_OF_RECORDS}"
+    return (
+        f"{where} ends inside a JSON value ({exc.msg}): a record written over several lines, "
+        f"as pretty-printed JSON is, is not JSON Lines; {ONE_RECORD_A_LINE}"
+    )
 
 
 def _cell(name: str, lineno: int, key: str, value: Any) -> Any:
@@ -79,7 +104,8 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
             offset += len(raw)
             # a byte order mark starting a line is passed over, as json.loads reads a line's bytes
             # (serving's JSON Lines) and pyarrow the file's start: it is no JSON, so no value
-            line = text.removeprefix(UTF8_BOM_TEXT).strip()
+            unmarked = text.removeprefix(UTF8_BOM_TEXT)
+            line = unmarked.strip()
             if not line:
                 continue
             try:
@@ -87,17 +113,17 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
             except json_objects.RepeatedKey as exc:
                 raise DataError(exc.says(f"{source.name}, line {lineno}"), code="duplicate_columns") from None
             except ValueError as exc:
-                raise DataError(
-                    _not_json(f"{source.name}, line {lineno}", line, exc), code="bad_jsonlines"
-                ) from exc
+                indent = len(unmarked) - len(unmarked.lstrip())  # a mark takes no column in an editor
+                why = _not_json(
+                    f"{source.name}, line {lineno}", line, exc, indent=indent, last=not raw.endswith(b"\n")
+                )
+                raise DataError(why, code="bad_jsonlines") from exc
             linenos.append(lineno)
             if isinstance(value, dict) and not rows:
                 records.append({str(k): _cell(source.name, lineno, str(k), v) for k, v in value.items()})
             elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
                 raise DataError(
-                    f"{source.name}, line {lineno}: a JSON array of objects, one JSON document (as "
-                    "pandas' df.to_json(path, orient='records') writes), not JSON Lines; write one "
-                    "object per line: df.to_json(path, orient='records', lines=True)",
+                    f"{source.name}, line {lineno}: {ARRAY_OF_RECORDS}",
                     code="bad_jsonlines",
                 )
             elif isinstance(value, list) and not records:
@@ -171,30 +197,36 @@ def _rounded_integers(table: pa.Table) -> bool:
     )
 
 
-_NULL_LINE = re.compile(rb"\n[ \t\r]*null[ \t\r]*(?:\n|\Z)")
+_ODD_START = re.compile(rb"\n[ \t\r]*[^{\[ \t\r\n]")  # a line that starts with no record or row
 _BLANK_LINE = re.compile(rb"\n[ \t\r]*(?=\n)")  # a line break, then a line of JSON whitespace
+_BARE_CR = re.compile(rb"\r(?!\n)")  # a line break to pyarrow, not to the line-by-line reader
 SCAN_BYTES = 1 << 24
-_NULL_STARTS = (b"", b"n", b"nu", b"nul", b"null")
-_LONG_LINE = b"\nx"  # the carried start of a line past any null line's: it holds something
+_STARTED = b"\n{"  # the carried start of a line whose first character was checked
 
 
 def _lines_for_pyarrow(source: Source) -> int | None:
-    """How many lines of ``source`` hold something (a record, when the file is JSON Lines): the
-    rows pyarrow must read from it, else it read a record over several lines or two on one,
-    which it takes and the line-by-line reader (and serving) refuse.  None when pyarrow would
-    misread the file: a line of ``null`` it reads as a record of missing values (dropped later
-    for its missing target, a malformed line passed as data), and crashes the process on
-    (SIGSEGV, pyarrow 26) when one starts a block it reads; bytes that are not UTF-8, which it
-    takes into text columns unchecked (their reading then failed as byoc's fault, exit 2).
-    :func:`_read_lines` names the line of any of these (a null line after the byte order mark
-    starting a file too: pyarrow reads past the mark).  Whole lines are scanned in slices:
-    70 MB of records in about 0.17 s of CPU (0.10 s of it the null and UTF-8 checks, measured
-    side by side), against 1.1 s to read them (gzip-compressed, the scan inflates the file too)."""
+    """How many lines of ``source`` hold something: the rows pyarrow must read from it, else it
+    read two records on one line, which it takes and the line-by-line reader (and serving)
+    refuse.  None when pyarrow might read the file otherwise than :func:`_read_lines`, which
+    then reads it or names the line:
+
+    - a line that does not start with ``{`` or ``[`` (after JSON whitespace): a record written
+      over several lines (its later lines start with a key, a value, ``,`` or ``}``; one nested
+      over lines pyarrow reads as a nested column, refused anyway), a line of ``null``, which
+      pyarrow reads as a record of missing values (dropped later for its missing target), a
+      number or text; and ``null`` starting one of its blocks crashes the process (SIGSEGV,
+      pyarrow 26), ``null,`` or ``null {...}`` as much as ``null``;
+    - a carriage return not followed by a line feed: pyarrow ends a line (and may start a
+      block) there, the line-by-line reader does not;
+    - bytes that are not UTF-8, which pyarrow takes into text columns unchecked.
+
+    A byte order mark starting the file is read past, as pyarrow reads past it.  The file is
+    scanned in slices: 70 MB of records in about 0.2 s of CPU, against 1.1 s to read them
+    (gzip-compressed, the scan inflates the file too)."""
     utf8 = codecs.getincrementaldecoder("utf-8")()
     lines = 0
     with source.open() as fh:
         carry = b"\n"  # the unfinished line, from the line break before it: the file's start is one
-        # pyarrow reads past a byte order mark starting the file, so a null line after it is one
         chunk = fh.read(len(codecs.BOM_UTF8))
         chunk = chunk.removeprefix(codecs.BOM_UTF8) + fh.read(SCAN_BYTES)
         while chunk:
@@ -204,21 +236,23 @@ def _lines_for_pyarrow(source: Source) -> int | None:
                 except UnicodeDecodeError:
                     return None
             text = carry + chunk
+            if _ODD_START.search(text):
+                return None
+            # a CR ending the slice may precede the next slice's LF: judged with it
+            if b"\r" in text and _BARE_CR.search(text, 0, len(text) - text.endswith(b"\r")):
+                return None
             end = text.rfind(b"\n")
-            if end > 0:
-                if _NULL_LINE.search(text, 0, end + 1):
-                    return None
-                # the lines this slice ends (the break at 0 ended the last slice's), less the blank
-                lines += text.count(b"\n", 1, end + 1) - len(_BLANK_LINE.findall(text, 0, end + 1))
-            carry = text[max(end, 0) :]
-            if carry[1:].strip(b" \t\r") not in _NULL_STARTS:
-                carry = _LONG_LINE  # no null line: a long line is not carried from slice to slice
+            # the lines this slice ends (the break at 0 ended the last slice's), less the blank
+            lines += text.count(b"\n", 1, end + 1) - len(_BLANK_LINE.findall(text, 0, end + 1))
+            carry = text[end:]
+            if carry[1:].strip(b" \t\r"):  # its start is checked: a long line is not carried on
+                carry = _STARTED + (b"\r" if carry.endswith(b"\r") else b"")
             chunk = fh.read(SCAN_BYTES)
     try:
         utf8.decode(b"", final=True)  # a character the file's end cut short
     except UnicodeDecodeError:
         return None
-    if _NULL_LINE.search(carry) is not None:
+    if _BARE_CR.search(carry):
         return None
     return lines + bool(carry[1:].strip(b" \t\r"))
 
