@@ -365,6 +365,7 @@ def score(
         _target_name,
         _typed_label,
         check_same_columns,
+        named_positions,
         split_target,
     )
 
@@ -413,7 +414,7 @@ def score(
     rows = channel_rows.Rows(
         "test",
         channel,
-        _file_column_names(list(split.X.columns), spec),
+        _file_column_names(list(split.X.columns), spec, named=named_positions(channel, spec) is not None),
         _target_name(spec),
         header_hint=HEADER_HINT,
     )

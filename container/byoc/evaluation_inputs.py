@@ -196,7 +196,10 @@ def check_label_column(
                 f"true labels: put them in column {spec.index} of every test file",
                 code="no_label",
             )
-        _check_label_position(channel, spec.index, classes)
+        from byoc.training import named_positions
+
+        if named_positions(channel, spec) is None:  # else the label is the column not named f<i>
+            _check_label_position(channel, spec.index, classes)
         return
     if set(features) <= set(columns):
         unknown = [c for c in columns if c not in features]

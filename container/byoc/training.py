@@ -270,6 +270,24 @@ def _target_spelling(name: str) -> str:
     return f"target={name}"
 
 
+def named_positions(data: ChannelData, spec: TargetSpec) -> tuple[int, list[int]] | None:
+    """Where a channel whose columns its files name (JSON Lines records, Parquet, CSV with a
+    header) keeps the label and the features of a model trained without a header, whose
+    features are named f0, f1, ...: when every column but one carries one of those names, in
+    any order (as the model's endpoint takes them in JSON records and Parquet columns), that
+    one is the label and each feature is the column of its name.  Read by position instead, a
+    record ``{"y": 1, "f1": 5, "f0": 7}`` was scored with f0 = 5.  None: read by position."""
+    if spec.name is not None or not data.has_header:
+        return None
+    columns = [str(c) for c in data.frame.columns]
+    features = {f"f{i}" for i in range(len(columns) - 1)}
+    others = [i for i, c in enumerate(columns) if c not in features]
+    if len(others) != 1 or len(set(columns)) != len(columns):
+        return None
+    at = {c: i for i, c in enumerate(columns)}
+    return others[0], [at[f"f{i}"] for i in range(len(columns) - 1)]
+
+
 def split_target(data: ChannelData, channel: str, spec: TargetSpec) -> Split:
     """Features and label; headerless features are named f0, f1, ... after removing the label."""
     from byoc.errors import DataError, HyperparameterError, SchemaError
@@ -308,6 +326,11 @@ def split_target(data: ChannelData, channel: str, spec: TargetSpec) -> Split:
             )
         y = frame[spec.name]
         X = frame.drop(columns=[spec.name])
+    elif (named := named_positions(data, spec)) is not None:
+        label_at, feature_at = named
+        y = frame.iloc[:, label_at].rename(f"column {spec.index}")
+        X = frame.iloc[:, feature_at]
+        X.columns = [f"f{i}" for i in range(X.shape[1])]
     else:
         y = frame.iloc[:, spec.index]
         X = frame.drop(columns=[frame.columns[spec.index]])
@@ -612,7 +635,9 @@ def _train(
         rows = channel_rows.Rows(
             name,
             channels[name],
-            _file_column_names(list(split.X.columns), spec),
+            _file_column_names(
+                list(split.X.columns), spec, named=named_positions(channels[name], spec) is not None
+            ),
             _target_name(spec),
             header_hint=HEADER_HINT,
         )
@@ -781,9 +806,10 @@ def _log_details(details: Mapping[str, Any]) -> None:
         )
 
 
-def _file_column_names(columns: Sequence[str], spec: TargetSpec) -> dict[str, str]:
-    """Feature name -> how the file names it: headerless features f0, f1... skip the target."""
-    if spec.name is not None:
+def _file_column_names(columns: Sequence[str], spec: TargetSpec, *, named: bool = False) -> dict[str, str]:
+    """Feature name -> how the file names it: headerless features f0, f1... skip the target
+    (``named``: the file names them f0, f1, ... itself, :func:`named_positions`)."""
+    if spec.name is not None or named:
         return {c: f"column '{c}'" for c in columns}
     return {f"f{i}": f"column {i if i < spec.index else i + 1}" for i in range(len(columns))}
 

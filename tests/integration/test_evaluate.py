@@ -23,8 +23,10 @@ from support import (
     csv_bytes,
     diabetes_frame,
     iris_frame,
+    json_records,
     make_ml_root,
     mixed_frame,
+    parquet_bytes,
     run_evaluate,
     run_train,
 )
@@ -334,3 +336,57 @@ def test_binary_ratios_the_test_data_leaves_undefined_are_nan_as_the_rates_are(t
     assert metrics["accuracy"]["value"] == 1.0 and metrics["true_negative_rate"]["value"] == 1.0
     for undefined in ("precision", "f0_5", "f1", "f2"):  # no row predicted positive: 0/0
         assert metrics[undefined]["value"] == "NaN", (undefined, metrics[undefined])
+
+
+def _report(
+    tmp_path: Path, model_dir: Path, name: str, files: dict[str, bytes], *args: str
+) -> dict[str, Any]:
+    (tmp_path / name).mkdir()
+    for file, body in files.items():
+        (tmp_path / name / file).write_bytes(body)
+    out = tmp_path / f"{name}-out"
+    result = evaluate(
+        "--model", str(model_dir), "--test", str(tmp_path / name), "--output", str(out), *args, base=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads((out / "evaluation.json").read_text())
+
+
+def test_named_test_columns_of_a_headerless_model_are_read_by_name(tmp_path):
+    """A model trained on headerless CSV names its features f0, f1, ...; its endpoint takes JSON
+    records and Parquet columns by those names, in any order.  evaluate read such a test file by
+    position: with f1 before f0 (and the label anywhere) it scored exit 0 on swapped features,
+    a wrong metric that looks right.  Each named layout must score what the headerless CSV of
+    the same rows scores."""
+    frame = mixed_frame(400, seed=3)
+    model_dir = train_model(tmp_path, frame, "deposit", 250, header=False)
+    test = frame.iloc[250:].reset_index(drop=True)
+    features = [c for c in test.columns if c != "deposit"]
+    named = test.rename(columns={c: f"f{i}" for i, c in enumerate(features)})
+    shuffled = named[
+        [*[f"f{i}" for i in reversed(range(len(features)))][:2], "deposit"]
+        + [f"f{i}" for i in reversed(range(len(features) - 2))]
+    ]
+    expected = _report(tmp_path, model_dir, "csv", {"a.csv": csv_bytes(test, target="deposit")})
+    records = "".join(json.dumps(r) + "\n" for r in json_records(shuffled)).encode()
+    as_jsonl = _report(
+        tmp_path, model_dir, "jsonl", {"a.jsonl": records}, "--content-type", "application/jsonlines"
+    )
+    as_parquet = _report(
+        tmp_path,
+        model_dir,
+        "parquet",
+        {"a.parquet": parquet_bytes(shuffled)},
+        "--content-type",
+        "application/x-parquet",
+    )
+    swapped = named[["deposit", "f1", "f0", *[f"f{i}" for i in range(2, len(features))]]]
+    records = "".join(json.dumps(r) + "\n" for r in json_records(swapped)).encode()
+    label_first = _report(
+        tmp_path, model_dir, "swapped", {"a.jsonl": records}, "--content-type", "application/jsonlines"
+    )
+    key = "binary_classification_metrics"
+    assert shuffled.columns[0] != "f0" and list(shuffled.columns).index("deposit") != 0
+    for report in (as_jsonl, as_parquet, label_first):
+        assert report[key]["confusion_matrix"] == expected[key]["confusion_matrix"]
+        assert report[key]["auc"]["value"] == expected[key]["auc"]["value"]

@@ -5,6 +5,7 @@ evaluation channel without ContentType next to a train channel that has one (rea
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -52,3 +53,28 @@ def test_validation_without_content_type_is_read_like_train(tmp_path):
     assert (
         "channel validation has no ContentType: read as application/jsonlines, like channel train" in output
     )
+
+
+def test_a_named_validation_channel_of_a_headerless_train_channel_is_read_by_name(tmp_path):
+    """Trained on headerless CSV, the model's features are f0, f1, ...; a JSON Lines validation
+    channel whose records name them so, in another order (the label first, f1 before f0), was
+    read by position: the validation metrics scored swapped features, exit 0.  They must be the
+    metrics of the same rows as headerless CSV."""
+    validation = mixed_frame(80, seed=5)
+    features = [c for c in validation.columns if c != "deposit"]
+    named = validation.rename(columns={c: f"f{i}" for i, c in enumerate(features)})
+    swapped = named[["deposit", "f1", "f0", *[f"f{i}" for i in range(2, len(features))]]]
+    metrics = []
+    for name, files, content_type in (
+        ("csv", {"v.csv": csv_bytes(validation, target="deposit")}, "text/csv"),
+        ("jsonl", {"v.jsonl": jsonlines_bytes(swapped)}, "application/jsonlines"),
+    ):
+        root = make_ml_root(
+            tmp_path / name,
+            channels={"train": {"a.csv": csv_bytes(FRAME, target="deposit")}, "validation": files},
+            content_types={"train": "text/csv", "validation": content_type},
+            hyperparameters={"algorithm": "decision_tree", "random_state": 0},
+        )
+        _, output = _trained(root)
+        metrics.append(sorted(re.findall(r"validation:(\w+=\S+)", output)))
+    assert metrics[0] and metrics[0] == metrics[1]
