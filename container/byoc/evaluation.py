@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tarfile
 import tempfile
@@ -29,7 +30,7 @@ import warnings
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 
@@ -210,15 +211,25 @@ def model_quality(
 # -- reading the model and the test data ---------------------------------------------------------
 
 
-def model_directory(path: Path, scratch: Path) -> Path:
-    """The model directory (see :func:`byoc.artifact.locate`) in ``path`` itself, or in
-    model.tar.gz (given, or inside ``path``) unpacked into ``scratch``."""
+class ModelFiles(NamedTuple):
+    """The model as an endpoint gets it (``root``: serve looks for inference code from there), the
+    model directory in it (see :func:`byoc.artifact.locate`), and the model.tar.gz ``root`` was
+    unpacked from (None: ``root`` is the directory given)."""
+
+    root: Path
+    model_dir: Path
+    archive: Path | None
+
+
+def model_directory(path: Path, scratch: Path) -> ModelFiles:
+    """The model in ``path`` itself, or in model.tar.gz (given, or inside ``path``) unpacked into
+    ``scratch``."""
     from byoc.artifact import METADATA_FILE, locate
     from byoc.errors import ModelLoadError
 
     archive = path if path.is_file() else path / "model.tar.gz"
     if path.is_dir() and ((found := locate(path)) / METADATA_FILE).is_file():
-        return found
+        return ModelFiles(path, found, None)
     held = sorted(p.name for p in path.iterdir())[:10] if path.is_dir() and not archive.is_file() else []
     if held:  # the artefact of a script-mode job: passing estimator.model_data again would not help
         raise ModelLoadError(
@@ -246,42 +257,65 @@ def model_directory(path: Path, scratch: Path) -> Path:
     found = locate(scratch)
     if not (found / METADATA_FILE).is_file():
         raise ModelLoadError(f"{archive}: holds no {METADATA_FILE}; it was not written by byoc's train")
-    return found
+    return ModelFiles(scratch, found, archive)
 
 
 # The hooks that decide what the endpoint predicts; input_fn and output_fn only decode and encode.
 _PREDICTING_HOOKS = ("model_fn", "predict_fn", "transform_fn")
 
 
-def refuse_inference_code(model_dir: Path) -> None:
-    """ModelLoadError when the model carries inference code (the SDK's repacked model.tar.gz:
-    ``code/inference.py``) whose hooks decide the endpoint's predictions: evaluate scores
-    model.joblib without running user code, so its report would describe another model than the
-    one the endpoint serves, with nothing to show it.  The hooks are found by reading the file,
-    never by running it."""
+def refuse_inference_code(model: ModelFiles, environ: Mapping[str, str]) -> None:
+    """ModelLoadError when the model carries inference code whose hooks decide the endpoint's
+    predictions: evaluate scores model.joblib without running user code, so its report would
+    describe another model than the one the endpoint serves, with nothing to show it.
+
+    The programs are the ones serve would load from the model as the endpoint gets it (:func:`byoc.serving.hooks.programs_for`, under any
+    SAGEMAKER_PROGRAM unless ``environ`` sets one), and their hooks are found by reading them
+    (:mod:`byoc.serving.static_hooks`), never by running them."""
     import ast
 
     from byoc.errors import ModelLoadError
-    from byoc.serving.hooks import CODE_DIR, DEFAULT_PROGRAM
+    from byoc.serving.hooks import programs_for
+    from byoc.serving.static_hooks import module_bindings
 
-    program = model_dir / CODE_DIR / DEFAULT_PROGRAM
-    try:
-        tree = ast.parse(program.read_bytes(), filename=str(program))
-    except FileNotFoundError:
-        return
-    except (OSError, SyntaxError, ValueError):  # unreadable: whatever it defines, the endpoint runs it
-        defined = ["code the endpoint runs"]
-    else:
-        functions = (ast.FunctionDef, ast.AsyncFunctionDef)
-        names = {node.name for node in tree.body if isinstance(node, functions)}
-        defined = [name for name in _PREDICTING_HOOKS if name in names]
-    if defined:
+    found, guessed = [], False  # guessed: a program serve loads only if the endpoint's environment names it
+    for program, name in programs_for(model.root, environ).items():
+        try:
+            bindings = module_bindings(ast.parse(program.read_bytes(), filename=str(program)))
+        except (OSError, SyntaxError, ValueError):  # unreadable: whatever it defines, the endpoint runs it
+            said, verb = "is code evaluate cannot read", "runs it"
+        else:
+            hooks = bindings.hooks(_PREDICTING_HOOKS)
+            if hooks:
+                said, verb = f"defines {' and '.join(hooks)}", "predicts with it"
+            elif bindings.open_ended:
+                said, verb = (
+                    f"may define {', '.join(_PREDICTING_HOOKS)} by {' and '.join(bindings.open_ended)}, "
+                    "which evaluate cannot see without running it (import the names you use by name)",
+                    "may predict with it",
+                )
+            else:
+                continue
+        served = "the endpoint" if name is None else f"an endpoint with SAGEMAKER_PROGRAM={name}"
+        shown = (
+            f"{program.relative_to(model.root)} in {model.archive}"
+            if model.archive is not None and program.is_relative_to(model.root)
+            else str(program)
+        )
+        found.append(f"{shown} {said}: {served} {verb}")
+        guessed = guessed or (name is not None and not (environ.get("SAGEMAKER_PROGRAM") or "").strip())
+    if found:
+        other = (
+            " (if the endpoint's SAGEMAKER_PROGRAM names another program, set it so in evaluate's "
+            "environment: Processor(env={'SAGEMAKER_PROGRAM': ...}))"
+            if guessed
+            else ""
+        )
         raise ModelLoadError(
-            f"{program} defines {' and '.join(defined)}: the endpoint predicts with it, but evaluate "
-            "scores model.joblib as byoc trained it without running your code, so evaluation.json would "
-            "describe another model than the one deployed; score the training job's own artefact "
-            "(estimator.model_data, which holds no code/) knowing your hooks are not in it, or score "
-            "your hooks' answers from a processing script of your own"
+            f"{'; '.join(found)}{other}, but evaluate scores model.joblib as byoc trained it without running your "
+            "code, so evaluation.json would describe another model than the one deployed; score the "
+            "training job's own artefact (estimator.model_data, which holds no code/) knowing your hooks "
+            "are not in it, or score your hooks' answers from a processing script of your own"
         )
 
 
@@ -371,9 +405,9 @@ def score(
 
     paths = MLPaths.from_environ()
     evaluation_inputs.check_processing_inputs(paths, {"--model": model_path, "--test": test_path})
-    model_dir = model_directory(model_path, scratch)
-    refuse_inference_code(model_dir)
-    model = artifact.load(model_dir)
+    model_files = model_directory(model_path, scratch)
+    refuse_inference_code(model_files, os.environ)
+    model = artifact.load(model_files.model_dir)
     classes = list(model.classes or ())
     positive_index = positive_class(classes, model.problem_type, positive)
     meta = model.metadata

@@ -36,10 +36,15 @@ TEST = FRAME.iloc[200:].reset_index(drop=True)
 
 
 def run_evaluate(
-    *args: str, base: Path, patch: str | None = None, unprivileged: bool = False
+    *args: str,
+    base: Path,
+    patch: str | None = None,
+    unprivileged: bool = False,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """The real evaluate entry point with SAGEMAKER_BASE_DIR=base (``patch``: Python run first in
-    the fresh interpreter, to reach what only the environment causes, such as a full disk)."""
+    the fresh interpreter, to reach what only the environment causes, such as a full disk;
+    ``env``: more of the job's environment)."""
     command = [sys.executable, str(CONTAINER / "evaluate"), *args]
     if patch is not None:
         code = f"import sys\nsys.path.insert(0, {str(CONTAINER)!r})\n{patch}\nfrom byoc.evaluation import main\nsys.exit(main())"
@@ -50,7 +55,7 @@ def run_evaluate(
         capture_output=True,
         text=True,
         timeout=300,
-        env=clean_environ(SAGEMAKER_BASE_DIR=str(base)),
+        env=clean_environ(env, SAGEMAKER_BASE_DIR=str(base)),
         preexec_fn=without_file_privileges if unprivileged else None,
     )
 
@@ -639,14 +644,137 @@ def test_a_model_whose_hooks_decide_its_predictions_is_refused_not_scored_withou
             continue
         assert result.returncode == 1, result.stdout + result.stderr
         first = message(tmp_path / name)
-        assert first.endswith(
-            "/code/inference.py defines predict_fn: the endpoint predicts with it, but evaluate scores "
-            "model.joblib as byoc trained it without running your code, so evaluation.json would describe "
-            "another model than the one deployed; score the training job's own artefact (estimator.model_data, "
-            "which holds no code/) knowing your hooks are not in it, or score your hooks' answers from a "
-            "processing script of your own"
+        assert first == (
+            f"code/inference.py in {tmp_path / name / 'model.tar.gz'} defines predict_fn: the endpoint "
+            "predicts with it" + REFUSAL_ADVICE
         ), first
         assert not (tmp_path / name / "out").exists()
+
+
+PREDICT_FN = "def predict_fn(input_data, model):\n    return ['yes'] * len(input_data)\n"
+REFUSAL_ADVICE = (
+    ", but evaluate scores model.joblib as byoc trained it without running your code, so evaluation.json "
+    "would describe another model than the one deployed; score the training job's own artefact "
+    "(estimator.model_data, which holds no code/) knowing your hooks are not in it, or score your hooks' "
+    "answers from a processing script of your own"
+)
+
+
+def repacked(where: Path, model: Path, code: dict[str, str], model_folder: str = "") -> Path:
+    """model.tar.gz holding ``model``'s files (under ``model_folder``, else at its top) and a
+    top-level code/ holding ``code``: the SDK's repack, or a hand-made one with the model in a folder."""
+    where.mkdir(parents=True)
+    archive = where / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for entry in sorted(model.iterdir()):
+            tar.add(entry, arcname=f"{model_folder}/{entry.name}" if model_folder else entry.name)
+        for name, text in code.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"code/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return archive
+
+
+def evaluate_model(
+    where: Path, model: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess, str | None]:
+    """evaluate run on ``model`` under ``where`` (its job root): the result and the message's first line."""
+    where.mkdir(parents=True, exist_ok=True)
+    test = data_dir(where, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    result = run_evaluate(
+        "--model", str(model), "--test", str(test), "--output", str(where / "out"), base=where, env=env
+    )
+    shown = where / "output" / "message"
+    return result, shown.read_text().splitlines()[0] if shown.is_file() else None
+
+
+def refusal(where: Path, model: Path, env: dict[str, str] | None = None) -> str:
+    """The first line of evaluate's message on ``model``, which it must refuse (exit 1, no report)."""
+    result, first = evaluate_model(where, model, env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert first is not None and not (where / "out").exists(), first
+    return first
+
+
+# Each binds predict_fn where serve's getattr finds it; evaluate read only top-level defs, so it
+# scored model.joblib (exit 0) for an endpoint that answers with the user's predict_fn.
+HOOK_BINDINGS = {
+    "import": {"inference.py": "from helper import predict_fn\n", "helper.py": PREDICT_FN},
+    "import-as": {"inference.py": "import helper\nfrom helper import answer as predict_fn\n",
+                  "helper.py": PREDICT_FN.replace("predict_fn", "answer")},
+    "lambda": {"inference.py": "predict_fn = lambda input_data, model: ['yes'] * len(input_data)\n"},
+    "annotated": {"inference.py": "from typing import Any\npredict_fn: Any = lambda data, model: ['yes'] * len(data)\n"},
+    "if": {"inference.py": "if True:\n" + "".join("    " + line + "\n" for line in PREDICT_FN.splitlines())},
+    "try": {"inference.py": "try:\n    import no_such_module\nexcept ImportError:\n"
+            + "".join("    " + line + "\n" for line in PREDICT_FN.splitlines())},
+    "global": {"inference.py": "def setup():\n    global predict_fn\n    predict_fn = lambda d, m: ['yes'] * len(d)\n\nsetup()\n"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("code", HOOK_BINDINGS.values(), ids=HOOK_BINDINGS.keys())
+def test_a_hook_bound_otherwise_than_by_a_top_level_def_is_refused(tmp_path, header_model, code):
+    model = repacked(tmp_path / "model", header_model, code)
+    first = refusal(tmp_path, model)
+    # (a helper.py defining predict_fn is named after it: SAGEMAKER_PROGRAM=helper.py would serve it)
+    assert first.startswith(f"code/inference.py in {model} defines predict_fn: the endpoint predicts with it")
+    assert first.endswith(REFUSAL_ADVICE), first
+
+
+def test_a_star_import_is_refused_as_possibly_binding_a_hook(tmp_path, header_model):
+    """What ``from helper import *`` binds is known only by running it."""
+    code = {"inference.py": "from helper import *\n", "helper.py": "ANSWER = 'yes'\n"}
+    model = repacked(tmp_path / "model", header_model, code)
+    first = refusal(tmp_path, model)
+    assert first == (
+        f"code/inference.py in {model} may define model_fn, predict_fn, transform_fn by from helper import * (line 1), "
+        "which evaluate cannot see without running it (import the names you use by name): the endpoint may "
+        "predict with it" + REFUSAL_ADVICE
+    ), first
+
+
+def test_a_program_under_another_name_is_refused(tmp_path, header_model):
+    """The SDK repacks entry_point='custom.py' into code/custom.py and sets SAGEMAKER_PROGRAM on the
+    endpoint, not on the Processing job: evaluate looked only for code/inference.py."""
+    model = repacked(tmp_path / "model", header_model, {"custom.py": PREDICT_FN, "util.py": "X = 1\n"})
+    first = refusal(tmp_path / "guessed", model)
+    assert first == (
+        f"code/custom.py in {model} defines predict_fn: an endpoint with SAGEMAKER_PROGRAM=custom.py predicts with it "
+        "(if the endpoint's SAGEMAKER_PROGRAM names another program, set it so in evaluate's environment: "
+        "Processor(env={'SAGEMAKER_PROGRAM': ...}))" + REFUSAL_ADVICE
+    ), first
+    assert "util.py" not in first
+    # the job's environment naming it, as the endpoint's does
+    first = refusal(tmp_path / "named", model, env={"SAGEMAKER_PROGRAM": "custom"})
+    assert first == (
+        f"code/custom.py in {model} defines predict_fn: an endpoint with SAGEMAKER_PROGRAM=custom predicts with it"
+        + REFUSAL_ADVICE
+    ), first
+    # naming a program without hooks: the endpoint with that environment serves byoc's model
+    result, first = evaluate_model(tmp_path / "other", model, env={"SAGEMAKER_PROGRAM": "util.py"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "other" / "out" / "evaluation.json").is_file()
+
+
+def test_code_beside_a_model_folder_is_found_where_serve_finds_it(tmp_path, header_model):
+    """model.tar.gz holding code/ and model/: serve loads the hooks from the top's code/, evaluate
+    looked in model/code/."""
+    model = repacked(tmp_path / "model", header_model, {"inference.py": PREDICT_FN}, model_folder="model")
+    assert refusal(tmp_path, model) == (
+        f"code/inference.py in {model} defines predict_fn: the endpoint predicts with it" + REFUSAL_ADVICE
+    )
+
+
+def test_code_that_binds_no_predicting_hook_is_scored(tmp_path, header_model):
+    """Helpers, an encoding hook imported, a name bound only inside a function or class: scored."""
+    code = {
+        "inference.py": "from helper import output_fn\n\ndef f():\n    predict_fn = 1\n\n"
+        "class A:\n    model_fn = None\n\n[predict_fn for predict_fn in ()]\n",
+        "helper.py": "def output_fn(prediction, accept):\n    return str(prediction)\n",
+    }
+    result, first = evaluate_model(tmp_path, repacked(tmp_path / "model", header_model, code))
+    assert result.returncode == 0, (first, result.stdout + result.stderr)
+    assert (tmp_path / "out" / "evaluation.json").is_file()
 
 
 def test_a_model_a_users_own_script_saved_is_named_as_such(tmp_path):

@@ -255,6 +255,96 @@ def test_no_program_means_byoc_serves_and_a_named_one_must_exist(tmp_path):
     assert found == tmp_path / "code" / "train.py"  # the repacked copy wins over an unreachable URL
 
 
+# Module-level sources, each with the helper module it may import: what serve's getattr finds
+# after importing one is what the static reading (evaluate's) must find without importing it.
+_BINDING_FORMS = {
+    "def": "def predict_fn(data, model):\n    return data\n",
+    "async-def": "async def model_fn(model_dir):\n    return None\n",
+    "class": "class transform_fn:\n    pass\n",
+    "lambda": "predict_fn = lambda data, model: data\n",
+    "chained": "a = predict_fn = model_fn = print\n",
+    "unpacked": "x, (predict_fn, *rest) = 1, (print, 2, 3)\n",
+    "annotated": "predict_fn: object = print\n",
+    "annotated-only": "predict_fn: object\n",
+    "import": "from helper import predict_fn\n",
+    "import-as": "from helper import other as model_fn\nimport helper as transform_fn\n",
+    "if": "if True:\n    def predict_fn(data, model):\n        return data\n",
+    "elif": "import sys\nif sys.maxsize < 0:\n    pass\nelif sys.maxsize:\n    predict_fn = print\n",
+    "try-except": "try:\n    import no_such_module\nexcept ImportError as error:\n    predict_fn = print\n",
+    "try-finally": "try:\n    pass\nfinally:\n    from helper import predict_fn\n",
+    "with": "import contextlib\nwith contextlib.nullcontext(print) as predict_fn:\n    pass\n",
+    "for": "for predict_fn in [print]:\n    pass\n",
+    "while": "while True:\n    model_fn = print\n    break\n",
+    "nested": "if True:\n    for _ in [1]:\n        try:\n            predict_fn = print\n        except Exception:\n            pass\n",
+    "walrus": "if (predict_fn := print):\n    pass\n",
+    "walrus-in-comprehension": "[(model_fn := x) for x in [print]]\n",
+    "global": "def setup():\n    global predict_fn\n    predict_fn = print\n\nsetup()\n",
+    "match": "match [print]:\n    case [predict_fn]:\n        pass\n",
+    "in-function": "def f():\n    predict_fn = print\n",
+    "in-class": "class A:\n    model_fn = print\n",
+    "comprehension-variable": "[predict_fn for predict_fn in [print]]\n",
+    "lambda-argument": "g = lambda predict_fn: predict_fn\n",
+}
+
+
+@pytest.mark.parametrize("source", _BINDING_FORMS.values(), ids=_BINDING_FORMS.keys())
+def test_the_static_reading_finds_the_hooks_serve_binds(tmp_path, source):
+    import ast
+
+    from byoc.serving.static_hooks import module_bindings
+
+    (tmp_path / "helper.py").write_text("def predict_fn(data, model):\n    return data\n\nother = print\n")
+    (tmp_path / "inference.py").write_text(source)
+    module = hooks.UserModules().import_program(tmp_path / "inference.py")
+    bound = [name for name in hooks.HOOK_ARGUMENTS if getattr(module, name, None) is not None]
+    read = module_bindings(ast.parse(source))
+    assert read.open_ended == ()
+    assert read.hooks(hooks.HOOK_ARGUMENTS) == bound
+
+
+@pytest.mark.parametrize(
+    "source,said",
+    [
+        ("from helper import *\n", ("from helper import * (line 1)",)),
+        ("if True:\n    from .helper import *\n", ("from .helper import * (line 2)",)),
+        ("def __getattr__(name):\n    return print\n", ("a module __getattr__",)),
+    ],
+)
+def test_what_the_source_cannot_tell_is_said_so(source, said):
+    import ast
+
+    from byoc.serving.static_hooks import module_bindings
+
+    read = module_bindings(ast.parse(source))
+    assert read.open_ended == said
+    assert read.hooks(hooks.HOOK_ARGUMENTS) == []
+
+
+def test_the_programs_an_endpoint_may_load_are_the_ones_serve_loads(tmp_path):
+    """programs_for is serve's own rule (locate_code) asked under each SAGEMAKER_PROGRAM a file of
+    the model's code folders could be named by."""
+    save_constant_model(tmp_path / "model", 1.0)
+    (tmp_path / "code").mkdir()
+    for name in ("inference.py", "custom.py", "notes.txt"):
+        (tmp_path / "code" / name).write_text("")
+    (tmp_path / "model" / "code").mkdir()
+    (tmp_path / "model" / "code" / "inner.py").write_text("")
+    (tmp_path / "model" / "code" / "custom.py").write_text("")
+    found = hooks.programs_for(tmp_path, {})
+    assert found == {
+        tmp_path / "code" / "inference.py": None,
+        tmp_path / "code" / "custom.py": "custom.py",
+        tmp_path / "model" / "code" / "inner.py": "inner.py",
+    }
+    for program, name in found.items():
+        assert locate_code(tmp_path, {"SAGEMAKER_PROGRAM": name} if name else {}).program == program
+    # the environment naming one: that one alone, as serve would load it
+    assert hooks.programs_for(tmp_path, {"SAGEMAKER_PROGRAM": "inner"}) == {
+        tmp_path / "model" / "code" / "inner.py": "inner"
+    }
+    assert hooks.programs_for(tmp_path, {"SAGEMAKER_PROGRAM": "absent.py"}) == {}
+
+
 class _Body:
     def read(self) -> bytes:
         return b"1,2\n"

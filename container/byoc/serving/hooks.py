@@ -154,6 +154,29 @@ def _code_at(model_dir: Path, environ: Mapping[str, str]) -> UserCode:
     return UserCode(folder, None if folder == model_dir else _first_program([folder / CODE_DIR], environ))
 
 
+def programs_for(model_dir: Path, environ: Mapping[str, str]) -> dict[Path, str | None]:
+    """Every program an endpoint serving ``model_dir`` (an unpacked model.tar.gz) may load, by
+    serve's own rule (:func:`_code_at`), each with the SAGEMAKER_PROGRAM that loads it (None:
+    unset, so DEFAULT_PROGRAM).  ``environ``'s SAGEMAKER_PROGRAM alone when it sets one; else a
+    reader of the artefact (evaluate) cannot know the endpoint's environment, so each Python file
+    at the top of the folders serve looks in may be the one it names (the SDK sets it to the
+    model's entry_point, repacked into code/)."""
+    if (environ.get("SAGEMAKER_PROGRAM") or "").strip():
+        found = _code_at(model_dir, environ).program
+        return {} if found is None else {found: environ["SAGEMAKER_PROGRAM"].strip()}
+    folders = [*_places(model_dir, environ), artifact.locate(model_dir) / CODE_DIR]
+    names = sorted(
+        {p.name for folder in folders if folder.is_dir() for p in folder.glob("*.py") if p.is_file()}
+    )
+    programs: dict[Path, str | None] = {}
+    for name in [None, *(n for n in names if n != DEFAULT_PROGRAM)]:
+        named = {**environ, "SAGEMAKER_PROGRAM": name} if name else dict(environ)
+        found = _code_at(model_dir, named).program
+        if found is not None:
+            programs.setdefault(found, name)
+    return programs
+
+
 def locate_code(model_dir: Path, environ: Mapping[str, str]) -> UserCode:
     """The model's folder and the user's inference program, None when the user gave none (byoc's
     model serves); a ConfigError when SAGEMAKER_PROGRAM or SAGEMAKER_SUBMIT_DIRECTORY names one
