@@ -327,6 +327,49 @@ def test_csv_test_data_for_a_parquet_model_points_to_content_type(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.fixture(scope="module")
+def parquet_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = make_ml_root(
+        tmp_path_factory.mktemp("parquet-model"),
+        channels={"train": {"a.parquet": parquet_bytes(FRAME.iloc[:200])}},
+        content_types={"train": "application/x-parquet"},
+        hyperparameters={"target": "deposit", "algorithm": "decision_tree"},
+    )
+    assert run_train(root).returncode == 0
+    return root / "model"
+
+
+@pytest.mark.parametrize(
+    ("column", "kind", "first"),
+    [
+        ("job", "binary", "row 3: b'services'"),  # row 2's job is missing
+        ("contact", "fixed_size_binary[2]", "row 2: b'ce'"),
+        ("deposit", "binary", "row 2: b'yes'"),
+    ],
+)
+def test_a_parquet_column_of_bytes_names_file_row_and_column(tmp_path, parquet_model, column, kind, first):
+    """Bytes in a categorical feature or the label (undecoded text) crashed evaluate with exit 2,
+    "a bug in byoc"; the endpoint answers 400 to the same feature column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    test = TEST.iloc[:20].astype(object)
+    test.loc[0, column] = None  # the first value is further down
+    table = pa.Table.from_pandas(test, preserve_index=False)
+    width = 2 if kind.startswith("fixed") else None
+    cells = [None if pd.isna(v) else str(v).encode()[: width or None] for v in test[column]]
+    encoded = pa.array(cells, pa.binary(width) if width else pa.binary())
+    buf = io.BytesIO()
+    pq.write_table(table.set_column(table.column_names.index(column), column, encoded), buf)
+    code, first_line = evaluate_on(tmp_path, parquet_model, {"t.parquet": buf.getvalue()})
+    assert code == 1
+    assert first_line.startswith(
+        f"test/t.parquet: column '{column}' holds binary data ({kind}; {first}), which no feature "
+        "or label takes"
+    ), first_line
+    assert f"df['{column}'].str.decode('utf-8')" in first_line
+
+
 @pytest.mark.parametrize(
     ("name", "body", "cause"),
     [
