@@ -86,10 +86,11 @@ def naming(paths: MLPaths, flag: str, path: Path) -> InputNaming:
     ``path``, as the job configured it, else the flag and path it was given (run by hand)."""
     from byoc.data import InputNaming
 
+    media = "evaluate's --content-type"  # evaluate has no hyperparameters
     for name, local, _ in _processing_inputs(paths):
         if _within(path, Path(local)):
-            return InputNaming(f"{name} ({local}, {flag})", "the S3 URI given as this input's source")
-    return InputNaming(f"{flag} {path}", f"the path given with {flag}")
+            return InputNaming(f"{name} ({local}, {flag})", "the S3 URI given as this input's source", media)
+    return InputNaming(f"{flag} {path}", f"the path given with {flag}", media)
 
 
 def _within(path: Path, directory: Path) -> bool:

@@ -574,6 +574,23 @@ def test_a_bad_flag_is_the_processing_exit_message(tmp_path, args, cause):
     assert "Traceback" not in result.stderr
 
 
+def test_a_content_type_evaluate_cannot_read_is_named_as_its_flag(tmp_path, header_model):
+    """evaluate has no hyperparameters: the message said "the content_type hyperparameter"."""
+    code, first = evaluate_on(
+        tmp_path,
+        header_model,
+        {"t.csv": csv_bytes(TEST, target="deposit", header=True)},
+        "--content-type",
+        "application/json",
+    )
+    assert code == 1
+    assert first.startswith(
+        "evaluate's --content-type is 'application/json', which byoc cannot read (for one JSON object per "
+        "line use application/jsonlines)"
+    ), first
+    assert "hyperparameter" not in first
+
+
 @pytest.fixture(scope="module")
 def regression_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("regression-model")
