@@ -228,6 +228,21 @@ def test_a_header_row_the_model_was_trained_without_points_to_the_header_flag(tm
 # -- evaluate's own flags as the fix -----------------------------------------------------------
 
 
+def test_a_readme_beside_headerless_test_files_is_named_not_the_data_file(tmp_path, headerless_model):
+    """evaluate reads the test files without a header row, as training's were read: the widths
+    were then taken from the first file, README.txt, and the good data file was blamed for its
+    rows ("test/t.csv, line 1: 5 fields where 1 are expected"); training names both files."""
+    files = {
+        "README.txt": b"test rows for the deposit model\n",
+        "t.csv": csv_bytes(TEST, target="deposit"),
+    }
+    code, first = evaluate_on(tmp_path, headerless_model, files)
+    assert code == 1
+    assert first.startswith("test/t.csv: line 1 has 5 field(s)"), first
+    assert "but line 1 of test/README.txt has 1 ('test rows for the deposit model')" in first
+    assert "remove any file that is not data (a README" in first
+
+
 def test_test_data_without_the_label_column_says_the_label_is_missing(tmp_path, headerless_model):
     """Batch transform's input layout (features only) handed to evaluate: the first feature must
     not be taken for the label."""
