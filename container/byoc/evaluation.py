@@ -399,6 +399,7 @@ def score(
     )
     target = meta.get("target") or {}
     spec = TargetSpec(int(target.get("index", 0)), target.get("name"))
+    channel = evaluation_inputs.as_the_endpoint_names(channel, model.features, spec.name)
     evaluation_inputs.check_label_column(channel, spec, model.feature_names, header_flag, classes)
     split = split_target(channel, "test", spec)
     reference = Split(

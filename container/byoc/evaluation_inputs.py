@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from byoc.artifact import Feature
     from byoc.data import ChannelData, InputNaming
     from byoc.environment import MLPaths
+    from byoc.serving.schema import RequestSchema
     from byoc.training import TargetSpec
 
 CHANNEL = "test"
@@ -270,13 +271,45 @@ def _check_label_position(channel: ChannelData, index: int, classes: Sequence[ob
     )
 
 
+def _with_label(features: Sequence[Feature], label: str | None) -> RequestSchema:
+    """The server's schema of ``features`` and, to be named by the same rule, the label."""
+    from byoc.artifact import Feature
+    from byoc.serving.schema import RequestSchema
+
+    names = list(features)
+    if label is not None and label not in {f.name for f in features}:
+        names.append(Feature(label, "categorical", ""))  # only its name is compared
+    return RequestSchema(names)
+
+
+def as_the_endpoint_names(
+    channel: ChannelData, features: Sequence[Feature], label: str | None
+) -> ChannelData:
+    """``channel`` with its column names (a header row, Parquet's, JSON keys) read as the endpoint
+    reads a request's (:meth:`RequestSchema.feature_named
+    <byoc.serving.schema.RequestSchema.feature_named>`: exactly, else stripped, else ignoring
+    case), the label's by the same rule: ``LABEL,Age`` names the model's ``label`` and ``age``,
+    where the exact comparison said the test data had no label column while the endpoint
+    accepts those names.  Unchanged when no name differs or two would become one."""
+    import dataclasses
+
+    if not channel.has_header:
+        return channel
+    schema = _with_label(features, label)
+    columns = [str(c) for c in channel.frame.columns]
+    renamed = [schema.feature_named(c) or c for c in columns]
+    if renamed == columns or len(set(renamed)) != len(renamed):
+        return channel
+    return dataclasses.replace(channel, frame=channel.frame.set_axis(renamed, axis=1))
+
+
 def check_record_keys(
     channel: ChannelData, X: pd.DataFrame, directory: Path, features: Sequence[Feature], label: str | None
 ) -> None:
     """JSON Lines test records whose keys the endpoint refuses (one that leaves out a feature
     other than those missing in training's records, :mod:`byoc.absent_keys`, or names an unknown
     key): refused naming file, line and key by the server's own check
-    (:meth:`RequestSchema.check_names <byoc.serving.schema.RequestSchema.check_names>`), where the
+    (:meth:`RequestSchema.named <byoc.serving.schema.RequestSchema.named>`), where the
     frame holds an absent key as a missing value and the report would score rows the endpoint
     answers 400.
 
@@ -308,7 +341,7 @@ def check_record_keys(
         suspects.setdefault(name, set()).add(number)
     if not suspects:
         return
-    schema = RequestSchema(features)
+    schema, named = RequestSchema(features), _with_label(features, label)
     for source in directory_sources(CHANNEL, directory):
         numbers = suspects.get(source.name)
         if not numbers:
@@ -323,8 +356,10 @@ def check_record_keys(
                 record += 1
                 if record not in numbers:
                     continue
-                keys = [key for key in dict.fromkeys([*loads(line), *partitions]) if key != label]
-                schema.check_names(keys, where=f"{source.name}, line {lineno}", record=True)
+                keys = [
+                    k for k in dict.fromkeys([*loads(line), *partitions]) if named.feature_named(k) != label
+                ]
+                schema.named(keys, where=f"{source.name}, line {lineno}", record=True)
                 numbers.discard(record)
                 if not numbers:
                     break

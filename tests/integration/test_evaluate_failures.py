@@ -243,6 +243,26 @@ def test_a_readme_beside_headerless_test_files_is_named_not_the_data_file(tmp_pa
     assert "remove any file that is not data (a README" in first
 
 
+def test_column_names_the_endpoint_accepts_are_read_as_the_models(tmp_path, header_model):
+    """A header differing from training's in case or surrounding spaces names the model's
+    columns, as the endpoint reads a request's header (RequestSchema.feature_named), the label's
+    too: evaluate said the test data had no label column, in a training channel's words."""
+    reports = []
+    for name, header in (("as-trained", None), ("relaxed", "DEPOSIT, Age,balance,JOB,Contact ")):
+        body = csv_bytes(TEST, target="deposit", header=True)
+        if header is not None:
+            body = header.encode() + body[body.index(b"\n") :]
+        base = tmp_path / name
+        base.mkdir()
+        result = run_evaluate(
+            "--model", str(header_model), "--test", str(data_dir(base, {"t.csv": body})),
+            "--output", str(base / "out"), base=base,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        reports.append(json.loads((base / "out" / "evaluation.json").read_text()))
+    assert reports[0] == reports[1]
+
+
 def test_test_data_without_the_label_column_says_the_label_is_missing(tmp_path, headerless_model):
     """Batch transform's input layout (features only) handed to evaluate: the first feature must
     not be taken for the label."""
