@@ -434,6 +434,7 @@ def score(
     )
     target = meta.get("target") or {}
     spec = TargetSpec(int(target.get("index", 0)), target.get("name"))
+    channel = evaluation_inputs.as_the_endpoint_names(channel, model.features, spec.name)
     evaluation_inputs.check_label_column(channel, spec, model.feature_names, header_flag, classes)
     split = split_target(channel, "test", spec)
     reference = Split(
@@ -441,10 +442,11 @@ def score(
     )
     optional = [f.name for f in model.features if f.optional]
     may_lack = absent_keys.channel_may_lack(optional, channel.content_type)
+    evaluation_inputs.check_record_keys(channel, split.X, test_dir, model.features, spec.name)
     check_same_columns(reference, split, "test", may_lack=may_lack)
     labels = _labels(model.classes, str(target.get("name") or "target")) if model.is_classifier else None
     # the labels read as training read the validation channel's: text classes keep spellings
-    y_read = _typed_label(split.y, as_text=labels is not None and labels.kind == "str")
+    y_read = _typed_label(split.y, text_classes=labels.text_classes if labels is not None else ())
     rows = channel_rows.Rows(
         "test",
         channel,

@@ -17,8 +17,12 @@ from typing import TYPE_CHECKING
 from byoc.errors import ConfigError, DataError, SchemaError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from byoc.artifact import Feature
     from byoc.data import ChannelData, InputNaming
     from byoc.environment import MLPaths
+    from byoc.serving.schema import RequestSchema
     from byoc.training import TargetSpec
 
 CHANNEL = "test"
@@ -83,10 +87,11 @@ def naming(paths: MLPaths, flag: str, path: Path) -> InputNaming:
     ``path``, as the job configured it, else the flag and path it was given (run by hand)."""
     from byoc.data import InputNaming
 
+    media = "evaluate's --content-type"  # evaluate has no hyperparameters
     for name, local, _ in _processing_inputs(paths):
         if _within(path, Path(local)):
-            return InputNaming(f"{name} ({local}, {flag})", "the S3 URI given as this input's source")
-    return InputNaming(f"{flag} {path}", f"the path given with {flag}")
+            return InputNaming(f"{name} ({local}, {flag})", "the S3 URI given as this input's source", media)
+    return InputNaming(f"{flag} {path}", f"the path given with {flag}", media)
 
 
 def _within(path: Path, directory: Path) -> bool:
@@ -267,3 +272,97 @@ def _check_label_position(channel: ChannelData, index: int, classes: Sequence[ob
         f"{index} of every test file",
         code="label_elsewhere",
     )
+
+
+def _with_label(features: Sequence[Feature], label: str | None) -> RequestSchema:
+    """The server's schema of ``features`` and, to be named by the same rule, the label."""
+    from byoc.artifact import Feature
+    from byoc.serving.schema import RequestSchema
+
+    names = list(features)
+    if label is not None and label not in {f.name for f in features}:
+        names.append(Feature(label, "categorical", ""))  # only its name is compared
+    return RequestSchema(names)
+
+
+def as_the_endpoint_names(
+    channel: ChannelData, features: Sequence[Feature], label: str | None
+) -> ChannelData:
+    """``channel`` with its column names (a header row, Parquet's, JSON keys) read as the endpoint
+    reads a request's (:meth:`RequestSchema.feature_named
+    <byoc.serving.schema.RequestSchema.feature_named>`: exactly, else stripped, else ignoring
+    case), the label's by the same rule: ``LABEL,Age`` names the model's ``label`` and ``age``,
+    where the exact comparison said the test data had no label column while the endpoint
+    accepts those names.  Unchanged when no name differs or two would become one."""
+    import dataclasses
+
+    if not channel.has_header:
+        return channel
+    schema = _with_label(features, label)
+    columns = [str(c) for c in channel.frame.columns]
+    renamed = [schema.feature_named(c) or c for c in columns]
+    if renamed == columns or len(set(renamed)) != len(renamed):
+        return channel
+    return dataclasses.replace(channel, frame=channel.frame.set_axis(renamed, axis=1))
+
+
+def check_record_keys(
+    channel: ChannelData, X: pd.DataFrame, directory: Path, features: Sequence[Feature], label: str | None
+) -> None:
+    """JSON Lines test records whose keys the endpoint refuses (one that leaves out a feature
+    other than those missing in training's records, :mod:`byoc.absent_keys`, or names an unknown
+    key): refused naming file, line and key by the server's own check
+    (:meth:`RequestSchema.named <byoc.serving.schema.RequestSchema.named>`), where the
+    frame holds an absent key as a missing value and the report would score rows the endpoint
+    answers 400.
+
+    ``X`` is the test features as read, ``label`` the target's key.  The frame cannot tell
+    ``null`` from an absent key, so the records that may lack one are parsed again in their
+    files: those whose row holds a missing value or a value of an unknown key, and the first when
+    a feature's column is absent from every record."""
+    import numpy as np
+
+    from byoc.data import media
+    from byoc.data.sources import directory_sources
+    from byoc.json_objects import loads
+    from byoc.serving.schema import RequestSchema
+    from byoc.wide_text import UTF8_BOM_TEXT
+
+    if channel.content_type != media.JSONLINES or not channel.has_header or X.empty:  # arrays: positional
+        return
+    names = {f.name for f in features}
+    unknown = [c for c in X.columns if str(c) not in names]
+    suspect: np.ndarray = np.asarray(X.isna().to_numpy().any(axis=1), dtype=bool)
+    if unknown:
+        suspect |= X[unknown].notna().to_numpy().any(axis=1)
+    rows = X.index[suspect].tolist()
+    if not names <= {str(c) for c in X.columns}:
+        rows.insert(0, X.index[0])
+    suspects: dict[str, set[int]] = {}
+    for row in rows:
+        name, number = channel.position(int(row))
+        suspects.setdefault(name, set()).add(number)
+    if not suspects:
+        return
+    schema, named = RequestSchema(features), _with_label(features, label)
+    for source in directory_sources(CHANNEL, directory):
+        numbers = suspects.get(source.name)
+        if not numbers:
+            continue
+        partitions = [key for key, _ in source.partitions]  # key=value directories give these
+        record = 0
+        with source.open() as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                line = raw.decode("utf-8").removeprefix(UTF8_BOM_TEXT).strip()
+                if not line:
+                    continue
+                record += 1
+                if record not in numbers:
+                    continue
+                keys = [
+                    k for k in dict.fromkeys([*loads(line), *partitions]) if named.feature_named(k) != label
+                ]
+                schema.named(keys, where=f"{source.name}, line {lineno}", record=True)
+                numbers.discard(record)
+                if not numbers:
+                    break

@@ -29,7 +29,7 @@ the rules above, and also, whatever the count, when a label has leading zeros (`
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,11 +223,13 @@ def _numbers_kind(integral: bool, n_distinct: int, rows: int) -> str:
 
 
 # -- spellings -----------------------------------------------------------------------------------
-def written_labels(written: pd.Series, typed: pd.Series) -> pd.Series | None:
+def written_labels(written: pd.Series, typed: pd.Series, classes: Sequence[str] = ()) -> pd.Series | None:
     """The labels of a numeric ``typed`` target as ``written`` spells them (spaces trimmed),
     missing where ``typed`` is (empty cells, and the words ``NA``, ``None``, ... a numeric
-    column reads as missing); None when there is no spelling to keep: ``typed`` is no number
-    column, or the reader gave numbers (Parquet, JSON numbers) rather than text."""
+    column reads as missing) unless the spelling is one of a model's text ``classes`` (``None``
+    is a class of a model trained on None/fraud, whatever else the column holds); None when
+    there is no spelling to keep: ``typed`` is no number column, or the reader gave numbers
+    (Parquet, JSON numbers) rather than text."""
     if not pd.api.types.is_numeric_dtype(typed.dtype) or pd.api.types.is_bool_dtype(typed.dtype):
         return None
     if isinstance(written.dtype, pd.StringDtype):
@@ -241,8 +243,11 @@ def written_labels(written: pd.Series, typed: pd.Series) -> pd.Series | None:
         return None
     if not (pat.is_string(text.type) or pat.is_large_string(text.type)):
         return None
-    present = pa.array(typed.notna().to_numpy(dtype=bool))
     trimmed = pc.utf8_trim(text, characters=_values.WHITESPACE)
+    present = pa.array(typed.notna().to_numpy(dtype=bool))
+    if classes:
+        named = pc.is_in(trimmed, value_set=pa.array(list(classes), type=trimmed.type))
+        present = pc.or_(present, pc.fill_null(named, False))
     spelled = pc.if_else(present, trimmed, pa.scalar(None, type=trimmed.type)).to_pandas()
     return pd.Series(spelled.array, index=typed.index, name=typed.name)
 
@@ -409,6 +414,12 @@ class Labels:
                 code="unseen_label",
             )
         return out
+
+    @property
+    def text_classes(self) -> tuple[str, ...]:
+        """The classes when they are text (how other channels' labels keep their spellings:
+        :func:`written_labels`), else none."""
+        return tuple(self.classes) if self.kind == "str" else ()
 
     @property
     def not_seen(self) -> str:

@@ -343,11 +343,13 @@ def split_target(data: ChannelData, channel: str, spec: TargetSpec) -> Split:
     return Split(X=X, y=y, files=data.files)  # y as the reader left it: _typed_label types it
 
 
-def _typed_label(y: pd.Series, *, as_text: bool = False) -> pd.Series:
+def _typed_label(y: pd.Series, *, text_classes: Sequence[str] = ()) -> pd.Series:
     """``y`` as the reader left it (the label's text as written; Parquet's or JSON's numbers)
     typed as the train channel's columns are (``to_frame``: text that is all numbers becomes
-    numbers).  ``as_text``: number-like labels keep their spellings instead
-    (:func:`byoc.problem.written_labels`), for a channel scored against classes kept as text."""
+    numbers).  ``text_classes``, a classifier's classes when they are text: number-like labels
+    keep their spellings instead, and a word a numeric column reads as missing (``None``) that
+    spells a class is that class (:func:`byoc.problem.written_labels`), for a channel scored
+    against those classes."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
@@ -363,8 +365,8 @@ def _typed_label(y: pd.Series, *, as_text: bool = False) -> pd.Series:
         column = pa.array(y.to_numpy(dtype=object), from_pandas=True)
     typed = to_frame(pa.table({"label": column}))["label"].set_axis(y.index)
     typed.name = y.name
-    if as_text:
-        spelled = problem.written_labels(y, typed)
+    if text_classes:
+        spelled = problem.written_labels(y, typed, text_classes)
         if spelled is not None:
             return spelled
     return typed
@@ -645,7 +647,7 @@ def _train(
         finite.check_features(X, numeric, locate=channels[name].locate, column_names=rows.columns)
         y = split.y
         if name != "train":  # its labels read as the train channel's are: text kept as written
-            y = _typed_label(y, as_text=labels is not None and labels.kind == "str")
+            y = _typed_label(y, text_classes=labels.text_classes if labels is not None else ())
             keep, warning = problem.drop_missing_target(y)
             if warning:
                 log.warning("%s: %s", name, warning)

@@ -233,6 +233,41 @@ def test_a_header_row_the_model_was_trained_without_points_to_the_header_flag(tm
 # -- evaluate's own flags as the fix -----------------------------------------------------------
 
 
+def test_a_readme_beside_headerless_test_files_is_named_not_the_data_file(tmp_path, headerless_model):
+    """evaluate reads the test files without a header row, as training's were read: the widths
+    were then taken from the first file, README.txt, and the good data file was blamed for its
+    rows ("test/t.csv, line 1: 5 fields where 1 are expected"); training names both files."""
+    files = {
+        "README.txt": b"test rows for the deposit model\n",
+        "t.csv": csv_bytes(TEST, target="deposit"),
+    }
+    code, first = evaluate_on(tmp_path, headerless_model, files)
+    assert code == 1
+    assert first.startswith("test/t.csv: line 1 has 5 field(s)"), first
+    assert "but line 1 of test/README.txt has 1 ('test rows for the deposit model')" in first
+    assert "remove any file that is not data (a README" in first
+
+
+def test_column_names_the_endpoint_accepts_are_read_as_the_models(tmp_path, header_model):
+    """A header differing from training's in case or surrounding spaces names the model's
+    columns, as the endpoint reads a request's header (RequestSchema.feature_named), the label's
+    too: evaluate said the test data had no label column, in a training channel's words."""
+    reports = []
+    for name, header in (("as-trained", None), ("relaxed", "DEPOSIT, Age,balance,JOB,Contact ")):
+        body = csv_bytes(TEST, target="deposit", header=True)
+        if header is not None:
+            body = header.encode() + body[body.index(b"\n") :]
+        base = tmp_path / name
+        base.mkdir()
+        result = run_evaluate(
+            "--model", str(header_model), "--test", str(data_dir(base, {"t.csv": body})),
+            "--output", str(base / "out"), base=base,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        reports.append(json.loads((base / "out" / "evaluation.json").read_text()))
+    assert reports[0] == reports[1]
+
+
 def test_test_data_without_the_label_column_says_the_label_is_missing(tmp_path, headerless_model):
     """Batch transform's input layout (features only) handed to evaluate: the first feature must
     not be taken for the label."""
@@ -330,6 +365,49 @@ def test_csv_test_data_for_a_parquet_model_points_to_content_type(tmp_path):
         "--content-type", "text/csv", base=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def parquet_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = make_ml_root(
+        tmp_path_factory.mktemp("parquet-model"),
+        channels={"train": {"a.parquet": parquet_bytes(FRAME.iloc[:200])}},
+        content_types={"train": "application/x-parquet"},
+        hyperparameters={"target": "deposit", "algorithm": "decision_tree"},
+    )
+    assert run_train(root).returncode == 0
+    return root / "model"
+
+
+@pytest.mark.parametrize(
+    ("column", "kind", "first"),
+    [
+        ("job", "binary", "row 3: b'services'"),  # row 2's job is missing
+        ("contact", "fixed_size_binary[2]", "row 2: b'ce'"),
+        ("deposit", "binary", "row 2: b'yes'"),
+    ],
+)
+def test_a_parquet_column_of_bytes_names_file_row_and_column(tmp_path, parquet_model, column, kind, first):
+    """Bytes in a categorical feature or the label (undecoded text) crashed evaluate with exit 2,
+    "a bug in byoc"; the endpoint answers 400 to the same feature column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    test = TEST.iloc[:20].astype(object)
+    test.loc[0, column] = None  # the first value is further down
+    table = pa.Table.from_pandas(test, preserve_index=False)
+    width = 2 if kind.startswith("fixed") else None
+    cells = [None if pd.isna(v) else str(v).encode()[: width or None] for v in test[column]]
+    encoded = pa.array(cells, pa.binary(width) if width else pa.binary())
+    buf = io.BytesIO()
+    pq.write_table(table.set_column(table.column_names.index(column), column, encoded), buf)
+    code, first_line = evaluate_on(tmp_path, parquet_model, {"t.parquet": buf.getvalue()})
+    assert code == 1
+    assert first_line.startswith(
+        f"test/t.parquet: column '{column}' holds binary data ({kind}; {first}), which no feature "
+        "or label takes"
+    ), first_line
+    assert f"df['{column}'].str.decode('utf-8')" in first_line
 
 
 @pytest.mark.parametrize(
@@ -534,6 +612,23 @@ def test_a_bad_flag_is_the_processing_exit_message(tmp_path, args, cause):
     assert result.returncode == 1, result.stdout + result.stderr
     assert message(tmp_path).startswith(cause), message(tmp_path)
     assert "Traceback" not in result.stderr
+
+
+def test_a_content_type_evaluate_cannot_read_is_named_as_its_flag(tmp_path, header_model):
+    """evaluate has no hyperparameters: the message said "the content_type hyperparameter"."""
+    code, first = evaluate_on(
+        tmp_path,
+        header_model,
+        {"t.csv": csv_bytes(TEST, target="deposit", header=True)},
+        "--content-type",
+        "application/json",
+    )
+    assert code == 1
+    assert first.startswith(
+        "evaluate's --content-type is 'application/json', which byoc cannot read (for one JSON object per "
+        "line use application/jsonlines)"
+    ), first
+    assert "hyperparameter" not in first
 
 
 @pytest.fixture(scope="module")

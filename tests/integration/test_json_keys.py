@@ -179,12 +179,12 @@ def test_what_a_request_may_not_leave_out_is_refused_naming_it(server, body, con
     assert ("may leave out" in message) == (body == {"age": 40, "job": "admin"})  # records only
 
 
-def test_evaluate_reads_test_records_without_the_key_as_training_does(train_only, tmp_path):
-    root = train_only
+def _evaluate(model: Path, tmp_path: Path, lines: str) -> subprocess.CompletedProcess:
+    """The real evaluate on a test directory holding ``lines`` as t.jsonl."""
     (tmp_path / "test").mkdir()
-    (tmp_path / "test" / "t.jsonl").write_text(_lines(VALIDATION))
-    evaluated = subprocess.run(
-        [sys.executable, str(support.CONTAINER / "evaluate"), "--model", str(root / "model")]
+    (tmp_path / "test" / "t.jsonl").write_text(lines)
+    return subprocess.run(
+        [sys.executable, str(support.CONTAINER / "evaluate"), "--model", str(model)]
         + ["--test", str(tmp_path / "test"), "--output", str(tmp_path / "e")]
         + ["--content-type", "application/jsonlines"],
         cwd=str(support.REPO),
@@ -193,5 +193,40 @@ def test_evaluate_reads_test_records_without_the_key_as_training_does(train_only
         timeout=300,
         env=support.clean_environ(SAGEMAKER_BASE_DIR=str(tmp_path)),
     )
+
+
+def test_evaluate_reads_test_records_without_the_key_as_training_does(train_only, tmp_path):
+    evaluated = _evaluate(train_only / "model", tmp_path, _lines(VALIDATION))
     assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
     assert (tmp_path / "e" / "evaluation.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        (
+            {"label": "no", "age": 40, "job": "admin"},
+            "test/t.jsonl, line 4 lacks column 'balance'; send every feature (null for a missing value; "
+            "a record may leave out only 'agee', missing in training's records)",
+        ),
+        ({"label": "no"}, "test/t.jsonl, line 4 lacks columns 'age', 'balance', 'job'; send every feature"),
+        (
+            {"label": "no", "agey": 5, "age": 40, "balance": 1, "job": "admin"},
+            "test/t.jsonl, line 4 has unknown column 'agey'",
+        ),
+    ],
+    ids=["required-key", "label-only", "misspelled-key"],
+)
+def test_evaluate_refuses_the_test_records_the_endpoint_refuses_naming_the_line(
+    train_only, tmp_path, line, says
+):
+    """A test record without a key training never left out was scored as a row of missing
+    values (exit 0, a report the endpoint's 400 contradicts): refused by the server's own check,
+    named by file and line (a blank line before it counts as a line, not a record)."""
+    lines = _lines(VALIDATION[:2]) + "\n" + json.dumps(line) + "\n" + _lines(VALIDATION[2:])
+    (tmp_path / "output").mkdir()
+    evaluated = _evaluate(train_only / "model", tmp_path, lines)
+    assert evaluated.returncode == 1, evaluated.stdout + evaluated.stderr
+    first = (tmp_path / "output" / "message").read_text().splitlines()[0]
+    assert first.startswith(says), first
+    assert not (tmp_path / "e" / "evaluation.json").exists()

@@ -51,6 +51,19 @@ FORMATS = {
 }
 
 
+def _evaluated(root, tmp_path) -> subprocess.CompletedProcess:
+    """The real evaluate of ``root``'s model on ``tmp_path``/test, its report in ``tmp_path``/evaluation."""
+    return subprocess.run(
+        [sys.executable, str(CONTAINER / "evaluate"), "--model", str(root / "model")]
+        + ["--test", str(tmp_path / "test"), "--output", str(tmp_path / "evaluation")],
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=clean_environ(SAGEMAKER_BASE_DIR=str(tmp_path)),
+    )
+
+
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_codes_are_trained_scored_and_served_as_written(tmp_path, fmt):
     content_type, name, encode, hyperparameters = FORMATS[fmt]
@@ -75,15 +88,7 @@ def test_codes_are_trained_scored_and_served_as_written(tmp_path, fmt):
     if fmt == "csv":  # evaluate reads the test labels as training read the validation channel's
         (tmp_path / "test").mkdir()
         (tmp_path / "test" / name).write_bytes(encode(held))
-        scored = subprocess.run(
-            [sys.executable, str(CONTAINER / "evaluate"), "--model", str(root / "model")]
-            + ["--test", str(tmp_path / "test"), "--output", str(tmp_path / "evaluation")],
-            cwd=str(REPO),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=clean_environ(SAGEMAKER_BASE_DIR=str(tmp_path)),
-        )
+        scored = _evaluated(root, tmp_path)
         assert scored.returncode == 0, scored.stdout + scored.stderr
         report = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
         assert report["multiclass_classification_metrics"]["accuracy"]["value"] == 1.0
@@ -371,3 +376,33 @@ def test_a_boolean_label_is_served_as_a_boolean(tmp_path, fmt):
     meta_path.write_text(json.dumps(meta))
     labels, as_csv_text = _served(root, "0.5\n-0.5\n")
     assert labels == ["true", "false"] and as_csv_text == "true\nfalse\n"
+
+
+def test_a_class_spelled_as_a_missing_word_is_that_class_in_validation_and_test(tmp_path):
+    """Classes None/fraud: a validation channel or test file whose labels are all "None" was typed
+    from its own cells (a column of missing words: numbers, all missing), so training failed with
+    "target column ... has no values" and evaluate likewise; "None" is the class here."""
+    x = np.linspace(0.0, 10.0, 120).round(2)
+    train = pd.DataFrame({"y": np.where(x > 7, "fraud", "None"), "x": x})
+    held = train[train["y"] == "None"].iloc[::3].reset_index(drop=True)
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={
+            "train": {"a.csv": csv_bytes(train, target="y")},
+            "validation": {"v.csv": csv_bytes(held, target="y")},
+        },
+        hyperparameters={"algorithm": "decision_tree", "max_depth": 2},
+        content_types={"train": "text/csv", "validation": "text/csv"},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((root / "model" / "model.json").read_text())["classes"] == ["None", "fraud"]
+    assert "validation:accuracy=1.000000" in result.stdout
+
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "t.csv").write_bytes(csv_bytes(held, target="y"))
+    scored = _evaluated(root, tmp_path)
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    report = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    matrix = report["binary_classification_metrics"]["confusion_matrix"]
+    assert matrix == {"None": {"None": len(held), "fraud": 0}, "fraud": {"None": 0, "fraud": 0}}

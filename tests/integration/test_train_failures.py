@@ -66,6 +66,26 @@ def _repeated_column_parquet() -> bytes:
 REPEATED_COLUMN_PARQUET = _repeated_column_parquet()
 
 
+def _bytes_parquet(column: str) -> bytes:
+    """FRAME as Parquet with ``column`` written as bytes (``binary``), as a writer leaves
+    undecoded text: no feature or label takes bytes, and training crashed on them."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(FRAME, preserve_index=False)
+    index = table.column_names.index(column)
+    encoded = pa.array([None if v is None else str(v).encode() for v in table.column(column).to_pylist()])
+    buf = io.BytesIO()
+    pq.write_table(table.set_column(index, column, encoded), buf)
+    return buf.getvalue()
+
+
+BYTES_JOB, BYTES_DEPOSIT = _bytes_parquet("job"), _bytes_parquet("deposit")
+PARQUET = {"train": "application/x-parquet", "validation": "application/x-parquet"}
+
+
 def _archives() -> dict[str, bytes]:
     """GOOD_HEADER as a ZIP, a .tar.gz, bzip2 and xz (Spark's codecs), and UTF-16 (Excel's
     'Unicode Text', PowerShell): each was 'binary content ... set ContentType to Parquet'."""
@@ -304,6 +324,25 @@ CASES = {
         ),
         [r"^train/b\.parquet: columns differ from train/a\.parquet", r"age"],
     ),
+    **{
+        f"parquet_bytes_{column}_in_{channel}": (  # was exit 2, an uncaught values.BadValue
+            dict(
+                channels={
+                    "train": {"a.parquet": body if channel == "train" else parquet_bytes(FRAME)},
+                    **({"validation": {"v.parquet": body}} if channel == "validation" else {}),
+                },
+                content_types=PARQUET,
+                hyperparameters={"target": "deposit"},
+            ),
+            [
+                rf"^{channel}/{'a' if channel == 'train' else 'v'}\.parquet: column '{column}' holds binary "
+                rf"data \(binary; row 1: b'{first}'\)",
+                r"write the column as text",
+            ],
+        )
+        for column, body, first in (("job", BYTES_JOB, "retired"), ("deposit", BYTES_DEPOSIT, "yes"))
+        for channel in ("train", "validation")
+    },
     "parquet_declared_but_csv": (
         dict(channels={"train": {"a.parquet": GOOD}}, content_types={"train": "application/x-parquet"}),
         [r"train/a\.parquet: not a Parquet file"],

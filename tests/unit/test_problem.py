@@ -324,13 +324,24 @@ def test_other_channels_keep_spellings_for_text_classes():
     """A validation label '01' scored against text classes is '01', not the number 1 spelled '1'."""
     labels = fit_labels(train_labels(["01", "1", "002"] * 3)[0])
     held = series(["1", "01", "002", "NA"], "code")
-    y = _typed_label(held, as_text=True)
+    y = _typed_label(held, text_classes=labels.text_classes)
     assert y.iloc[:3].tolist() == ["1", "01", "002"] and pd.isna(y.iloc[3])
     assert labels.encode(y.iloc[:3], where="validation channel").tolist() == [2, 1, 0]
     with pytest.raises(DataError, match="holds '2', which is not among the classes"):
-        labels.encode(_typed_label(series(["2"], "code"), as_text=True), where="validation channel")
+        labels.encode(
+            _typed_label(series(["2"], "code"), text_classes=labels.text_classes), where="validation channel"
+        )
     numbers = _typed_label(held)  # number classes: the channel's labels read as numbers
     assert numbers.iloc[:3].tolist() == [1.0, 1.0, 2.0]
+
+
+def test_a_missing_word_that_spells_a_text_class_is_that_class():
+    """Classes None/fraud: a channel whose labels are all "None" (a column a numeric reading takes
+    for all missing) holds the class None; "NA", no class, stays missing."""
+    labels = fit_labels(train_labels(["None", "fraud"] * 3)[0])
+    y = _typed_label(series(["None", " None", "NA", ""], "y"), text_classes=labels.text_classes)
+    assert y.iloc[:2].tolist() == ["None", "None"] and y.iloc[2:].isna().all()
+    assert labels.encode(y.iloc[:2], where="test channel").tolist() == [0, 0]
 
 
 label_cells = st.one_of(

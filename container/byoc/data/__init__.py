@@ -37,6 +37,8 @@ class InputNaming:
 
     name: str
     setting: str
+    # what names the media type given by whoever runs the read (not the channel's ContentType)
+    media_setting: str = "the content_type hyperparameter"
 
     @classmethod
     def channel(cls, channel: str) -> InputNaming:
@@ -97,14 +99,18 @@ def find_channel(env: TrainingEnvironment, names: Sequence[str]) -> str | None:
 
 
 def _media_type(
-    channel: str, config: ChannelConfig, override: str | None, like: tuple[str, str] | None = None
+    channel: str,
+    config: ChannelConfig,
+    override: str | None,
+    like: tuple[str, str] | None = None,
+    override_setting: str = InputNaming.media_setting,
 ) -> media.MediaType:
     if like and not override and not config.content_type and like[1] != media.DEFAULT:
         log.info("channel %s has no ContentType: read as %s, like channel %s", channel, like[1], like[0])
         return media.parse(like[1])
     mt = media.parse(override or config.content_type)
     source = (
-        "the content_type hyperparameter"
+        override_setting
         if override
         else f"ContentType of channel '{channel}'"
         if config.content_type
@@ -233,7 +239,7 @@ def read_channel(
     ``naming``: how a message about the input as a whole names it (the channel by default)."""
     naming = naming or InputNaming.channel(channel)
     config = env.channels.get(channel) or ChannelConfig(channel)
-    mt = _media_type(channel, config, content_type, like_type)
+    mt = _media_type(channel, config, content_type, like_type, naming.media_setting)
     header = _declared_header(channel, mt, header, like_type is not None)
     if config.input_mode == "Pipe":
         sources: list[Source] = [pipe_source(channel, env.paths.pipe_path(channel, 0))]

@@ -340,6 +340,16 @@ def _refuse_row_labels(source: Source, table: pa.Table, columns: list[str]) -> N
     )
 
 
+def _check_first_widths(channel: str, sources: Sequence[Source], first: list[str]) -> None:
+    """Refuse a file whose first row has another number of fields than the first file's, naming
+    both (:func:`csv_header.widths_differ`), as the header decision does: read against the first
+    file's width, a README.txt sorted first had the good data file blamed for its own rows."""
+    for source in sources[1:]:
+        rows = sample_rows(source, limit=1)
+        if rows and len(rows[0]) != len(first):
+            raise csv_header.widths_differ(channel, source.name, rows[0], sources[0].name, first)
+
+
 def _header_names(source: Source) -> list[str]:
     rows = sample_rows(source)
     return [c for c in rows[0]] if rows else []
@@ -365,6 +375,8 @@ def read(
     has_header = csv_header.decide(samples, channel, label) if header is None else bool(header)
     if header is False and typed:  # this channel's cells type its columns (validation's are train's)
         csv_header.refuse_header_as_data(samples[0][0], first_rows)
+    if header is False:  # csv_header.decide compares the files' first lines; a forced header skips it
+        _check_first_widths(channel, sources, first_rows[0])  # (with one, columns differ names them)
     width = len(first_rows[0])
     names = None if has_header else [str(i) for i in range(width)]
     tables: list[pa.Table] = []

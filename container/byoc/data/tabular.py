@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.types as pat
 
 from byoc import values
@@ -36,7 +37,7 @@ class Read(NamedTuple):
 
 def plain_types(table: pa.Table) -> pa.Table:
     """Keep the model's world to numbers and text (:func:`byoc.values.plain_arrow`: dates and
-    booleans become text, as the server receives them); refuse nested columns."""
+    booleans become text, as the server receives them); refuse nested and binary columns."""
     fields, columns = [], []
     for field, column in zip(table.schema, table.columns, strict=True):
         if pat.is_nested(field.type):
@@ -46,6 +47,7 @@ def plain_types(table: pa.Table) -> pa.Table:
                 code="nested_column",
             )
         plain = values.plain_arrow(column)
+        _refuse_binary(field.name, field.type, plain)
         fields.append(pa.field(field.name, plain.type))  # a plain field, as set_column(i, name) made
         columns.append(plain)
     # One table at the end: set_column per column copied the column list each time (quadratic:
@@ -53,6 +55,32 @@ def plain_types(table: pa.Table) -> pa.Table:
     if not columns:
         return table
     return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=table.schema.metadata))
+
+
+def _is_binary(kind: pa.DataType) -> bool:
+    return (
+        pat.is_binary(kind)
+        or pat.is_large_binary(kind)
+        or pat.is_fixed_size_binary(kind)
+        or getattr(pat, "is_binary_view", lambda _: False)(kind)  # pyarrow >= 16
+    )
+
+
+def _refuse_binary(name: str, kind: pa.DataType, plain: pa.ChunkedArray | pa.Array) -> None:
+    """A column of bytes (Parquet ``binary``, ``fixed_size_binary``, a dictionary of them) that
+    holds a value: no feature or label takes bytes (the server answers 400 for the same column,
+    :func:`byoc.values.category`), so the file is refused where it is read, naming the first row
+    holding one, before any channel's check meets a value it has no words for."""
+    if not _is_binary(plain.type) or plain.null_count == len(plain):
+        return
+    row = int(pc.index(pc.is_valid(plain), True).as_py())
+    raise DataError(
+        f"column '{name}' holds binary data ({kind}; row {row + 1}: {plain[row].as_py()[:20]!r}), "
+        "which no feature or label takes (a model reads numbers and text, and its endpoint answers "
+        f"400 to a feature of bytes); write the column as text (pandas: df['{name}'] = df['{name}'].str.decode('utf-8'); "
+        "pyarrow: cast it to pa.string()) or as numbers, and write the file again",
+        code="binary_column",
+    )
 
 
 def check_same_kinds(tables: Sequence[pa.Table], files: Sequence[str], *, typed: bool = True) -> None:
