@@ -323,10 +323,10 @@ def check_record_keys(
     import numpy as np
 
     from byoc.data import media
+    from byoc.data.jsonlines_reader import record_lines
     from byoc.data.sources import directory_sources
     from byoc.json_objects import loads
     from byoc.serving.schema import RequestSchema
-    from byoc.wide_text import UTF8_BOM_TEXT
 
     if channel.content_type != media.JSONLINES or not channel.has_header or X.empty:  # arrays: positional
         return
@@ -350,19 +350,13 @@ def check_record_keys(
         if not numbers:
             continue
         partitions = [key for key, _ in source.partitions]  # key=value directories give these
-        record = 0
-        with source.open() as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                line = raw.decode("utf-8").removeprefix(UTF8_BOM_TEXT).strip()
-                if not line:
-                    continue
-                record += 1
-                if record not in numbers:
-                    continue
-                keys = [
-                    k for k in dict.fromkeys([*loads(line), *partitions]) if named.feature_named(k) != label
-                ]
-                schema.named(keys, where=f"{source.name}, line {lineno}", record=True)
-                numbers.discard(record)
-                if not numbers:
-                    break
+        for record, line in enumerate(record_lines(source), start=1):
+            if record not in numbers:
+                continue
+            keys = [
+                k for k in dict.fromkeys([*loads(line.text), *partitions]) if named.feature_named(k) != label
+            ]
+            schema.named(keys, where=f"{source.name}, line {line.number}", record=True)
+            numbers.discard(record)
+            if not numbers:
+                break

@@ -11,8 +11,8 @@ import codecs
 import json
 import re
 import zlib
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -90,58 +90,75 @@ def _cell(name: str, lineno: int, key: str, value: Any) -> Any:
     return value
 
 
-def _read_lines(source: Source) -> tuple[pa.Table, bool]:
-    records: list[dict[str, Any]] = []
-    rows: list[list[Any]] = []
+class Line(NamedTuple):
+    """A line of a JSON Lines file that holds something: its number, its text stripped, how many
+    characters its text follows (a leading byte order mark takes no column in an editor), and
+    whether it is the file's last line without a line break (cut short?)."""
+
+    number: int
+    text: str
+    indent: int
+    last: bool
+
+
+def record_lines(source: Source) -> Iterator[Line]:
+    """The lines of ``source`` that hold something, as the line-by-line reader (and evaluate's
+    check of a record's keys) takes them: UTF-8 (else the DataError naming byte and line), a byte
+    order mark starting a line passed over, as json.loads reads a line's bytes (serving's JSON
+    Lines) and pyarrow the file's start (it is no JSON, so no value), blank lines skipped."""
     offset = 0
-    linenos: list[int] = []  # each record's line, for a message about one of its values
     with source.open() as fh:
-        for lineno, raw in enumerate(fh, start=1):
+        for number, raw in enumerate(fh, start=1):
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise not_utf8(source.name, raw, exc.start, offset=offset, line=lineno) from exc
+                raise not_utf8(source.name, raw, exc.start, offset=offset, line=number) from exc
             offset += len(raw)
-            # a byte order mark starting a line is passed over, as json.loads reads a line's bytes
-            # (serving's JSON Lines) and pyarrow the file's start: it is no JSON, so no value
             unmarked = text.removeprefix(UTF8_BOM_TEXT)
-            line = unmarked.strip()
-            if not line:
-                continue
-            try:
-                value = json_objects.loads(line)
-            except json_objects.RepeatedKey as exc:
-                raise DataError(exc.says(f"{source.name}, line {lineno}"), code="duplicate_columns") from None
-            except ValueError as exc:
-                indent = len(unmarked) - len(unmarked.lstrip())  # a mark takes no column in an editor
-                why = _not_json(
-                    f"{source.name}, line {lineno}", line, exc, indent=indent, last=not raw.endswith(b"\n")
-                )
-                raise DataError(why, code="bad_jsonlines") from exc
-            linenos.append(lineno)
-            if isinstance(value, dict) and not rows:
-                records.append({str(k): _cell(source.name, lineno, str(k), v) for k, v in value.items()})
-            elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+            stripped = unmarked.strip()
+            if stripped:
+                yield Line(number, stripped, len(unmarked) - len(unmarked.lstrip()), not raw.endswith(b"\n"))
+
+
+def _read_lines(source: Source) -> tuple[pa.Table, bool]:
+    records: list[dict[str, Any]] = []
+    rows: list[list[Any]] = []
+    linenos: list[int] = []  # each record's line, for a message about one of its values
+    for line in record_lines(source):
+        lineno = line.number
+        try:
+            value = json_objects.loads(line.text)
+        except json_objects.RepeatedKey as exc:
+            raise DataError(exc.says(f"{source.name}, line {lineno}"), code="duplicate_columns") from None
+        except ValueError as exc:
+            why = _not_json(
+                f"{source.name}, line {lineno}", line.text, exc, indent=line.indent, last=line.last
+            )
+            raise DataError(why, code="bad_jsonlines") from exc
+        linenos.append(lineno)
+        if isinstance(value, dict) and not rows:
+            records.append({str(k): _cell(source.name, lineno, str(k), v) for k, v in value.items()})
+        elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+            raise DataError(
+                f"{source.name}, line {lineno}: {ARRAY_OF_RECORDS}",
+                code="bad_jsonlines",
+            )
+        elif isinstance(value, list) and not records:
+            rows.append([_cell(source.name, lineno, str(i), v) for i, v in enumerate(value)])
+            if len(rows[-1]) != len(rows[0]):
                 raise DataError(
-                    f"{source.name}, line {lineno}: {ARRAY_OF_RECORDS}",
-                    code="bad_jsonlines",
+                    f"{source.name}, line {lineno}: {len(rows[-1])} values where line 1 has "
+                    f"{len(rows[0])}; every array must have the same length",
+                    code="ragged_jsonlines",
                 )
-            elif isinstance(value, list) and not records:
-                rows.append([_cell(source.name, lineno, str(i), v) for i, v in enumerate(value)])
-                if len(rows[-1]) != len(rows[0]):
-                    raise DataError(
-                        f"{source.name}, line {lineno}: {len(rows[-1])} values where line 1 has "
-                        f"{len(rows[0])}; every array must have the same length",
-                        code="ragged_jsonlines",
-                    )
-            elif not isinstance(value, (dict, list)):
-                raise DataError(
-                    json_objects.not_a_record(f"{source.name}, line {lineno}", value), code="bad_jsonlines"
-                )
-            else:
-                raise DataError(
-                    json_objects.other_form(f"{source.name}, line {lineno}", value), code="bad_jsonlines"
-                )
+        elif not isinstance(value, (dict, list)):
+            raise DataError(
+                json_objects.not_a_record(f"{source.name}, line {lineno}", value), code="bad_jsonlines"
+            )
+        else:
+            raise DataError(
+                json_objects.other_form(f"{source.name}, line {lineno}", value), code="bad_jsonlines"
+            )
     if rows:
         names = [str(i) for i in range(len(rows[0]))]
         columns = [[row[i] for row in rows] for i in range(len(names))]
