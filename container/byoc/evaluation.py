@@ -446,7 +446,7 @@ def score(
     check_same_columns(reference, split, "test", may_lack=may_lack)
     labels = _labels(model.classes, str(target.get("name") or "target")) if model.is_classifier else None
     # the labels read as training read the validation channel's: text classes keep spellings
-    y_read = _typed_label(split.y, text_classes=labels.text_classes if labels is not None else ())
+    y_read = _typed_label(split.y, labels=labels)
     rows = channel_rows.Rows(
         "test",
         channel,
