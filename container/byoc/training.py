@@ -570,6 +570,7 @@ def _train(
         artifact,
         channel_rows,
         compiled,
+        data,
         finite,
         fit,
         hyperparameters,
@@ -601,8 +602,13 @@ def _train(
     optional = absent_keys.optional_columns(
         splits["train"].X, channels["train"].content_type, records=channels["train"].has_header
     )
+    trained_on = [str(c) for c in splits["train"].X.columns]
     for name in EVAL_CHANNELS:
         if name in splits:
+            if (directory := data.file_directory(env, name)) is not None:  # records the endpoint refuses
+                absent_keys.check_record_keys(
+                    channels[name], splits[name].X, directory, trained_on, optional, spec.name, channel=name
+                )
             may_lack = absent_keys.channel_may_lack(optional, channels[name].content_type)
             check_same_columns(splits["train"], splits[name], name, may_lack=may_lack)
 
