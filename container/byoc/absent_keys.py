@@ -110,8 +110,9 @@ def check_record_keys(
     ``X`` is the channel's features as read from ``data``, whose files are those under
     ``directory``; ``features`` the model's names, ``label`` the target's key.  The frame cannot
     tell ``null`` from an absent key, so the records that may lack one are parsed again in their
-    files: those whose row holds a missing value or a value of an unknown key, and the first when
-    a feature's column is absent from every record."""
+    files: those whose row holds a missing value of a feature no record may leave out or a value
+    of an unknown key, and the first when a feature's column is absent from every record (a
+    record's ``null``s of optional features, however many, cost nothing)."""
     import numpy as np
 
     from byoc.data.jsonlines_reader import record_lines
@@ -122,7 +123,8 @@ def check_record_keys(
         return
     names = set(features)
     unknown = [c for c in X.columns if str(c) not in names]
-    suspect: np.ndarray = np.asarray(X.isna().to_numpy().any(axis=1), dtype=bool)
+    required = [c for c in X.columns if str(c) in names and str(c) not in optional]
+    suspect: np.ndarray = np.asarray(X[required].isna().to_numpy().any(axis=1), dtype=bool)
     if unknown:
         suspect |= X[unknown].notna().to_numpy().any(axis=1)
     rows = X.index[suspect].tolist()
