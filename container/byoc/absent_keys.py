@@ -6,7 +6,9 @@ A server that refused such a record as "lacks column" would refuse the very line
 trained on, so the model records which features were missing in its JSON Lines training records
 (:attr:`byoc.artifact.Feature.optional`) and the server reads a record without one of those keys
 as training did.  Every other key stays required, and an unknown key stays refused: a misspelled
-key is never read as an absent one.
+key is never read as an absent one.  A validation channel (training) and a test file
+(``evaluate``) are held to the server's rule (:func:`check_record_keys`): a record the endpoint
+refuses is refused there too, rather than scored as a row of missing values.
 
 A key that holds a value in only a handful of many records is most often a misspelling of
 another key (``agee`` on one line of thousands); it still trains as a feature (a sparse optional
@@ -16,7 +18,7 @@ field is legitimate data), but the log says so, naming the key, its records and 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from byoc.artifact import Feature
@@ -24,7 +26,12 @@ from byoc.data.media import JSONLINES
 from byoc.declarations import did_you_mean
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
+
+    from byoc.data import ChannelData
+    from byoc.serving.schema import RequestSchema
 
 RARE_MOST = 3  # a key is "rare" when it holds a value in at most this many records ...
 RARE_SHARE = 0.05  # ... and in less than this share of them
@@ -81,3 +88,76 @@ def rare_key_warnings(
             "and train again; if it is a sparse optional field, nothing needs doing"
         )
     return out
+
+
+def check_record_keys(
+    data: ChannelData,
+    X: pd.DataFrame,
+    directory: Path,
+    features: Sequence[str],
+    optional: Collection[str],
+    label: str | None,
+    *,
+    channel: str,
+) -> None:
+    """Refuse the JSON Lines records of ``channel`` (a validation channel, evaluate's test data)
+    whose keys the endpoint refuses: one that leaves out a feature other than the ``optional``
+    ones (missing in training's records), or names an unknown key.  The server's own check
+    (:meth:`RequestSchema.named <byoc.serving.schema.RequestSchema.named>`) names file, line and
+    key, where the frame holds an absent key as a missing value and the channel would be scored
+    on rows the endpoint answers 400.
+
+    ``X`` is the channel's features as read from ``data``, whose files are those under
+    ``directory``; ``features`` the model's names, ``label`` the target's key.  The frame cannot
+    tell ``null`` from an absent key, so the records that may lack one are parsed again in their
+    files: those whose row holds a missing value of a feature no record may leave out or a value
+    of an unknown key, and the first when a feature's column is absent from every record (a
+    record's ``null``s of optional features, however many, cost nothing)."""
+    import numpy as np
+
+    from byoc.data.jsonlines_reader import record_lines
+    from byoc.data.sources import directory_sources
+    from byoc.json_objects import loads
+
+    if data.content_type != JSONLINES or not data.has_header or X.empty:  # arrays: positional
+        return
+    names = set(features)
+    unknown = [c for c in X.columns if str(c) not in names]
+    required = [c for c in X.columns if str(c) in names and str(c) not in optional]
+    suspect: np.ndarray = np.asarray(X[required].isna().to_numpy().any(axis=1), dtype=bool)
+    if unknown:
+        suspect |= X[unknown].notna().to_numpy().any(axis=1)
+    rows = X.index[suspect].tolist()
+    if not names <= {str(c) for c in X.columns}:
+        rows.insert(0, X.index[0])
+    suspects: dict[str, set[int]] = {}
+    for row in rows:
+        name, number = data.position(int(row))
+        suspects.setdefault(name, set()).add(number)
+    if not suspects:
+        return
+    schema = _key_schema(features, optional)
+    named = _key_schema([*features, label] if label is not None and label not in names else features)
+    for source in directory_sources(channel, directory):
+        numbers = suspects.get(source.name)
+        if not numbers:
+            continue
+        partitions = [key for key, _ in source.partitions]  # key=value directories give these
+        for record, line in enumerate(record_lines(source), start=1):
+            if record not in numbers:
+                continue
+            keys = [
+                k for k in dict.fromkeys([*loads(line.text), *partitions]) if named.feature_named(k) != label
+            ]
+            schema.named(keys, where=f"{source.name}, line {line.number}", record=True)
+            numbers.discard(record)
+            if not numbers:
+                break
+
+
+def _key_schema(names: Sequence[str], optional: Collection[str] = ()) -> RequestSchema:
+    """The server's schema of features ``names`` for naming a record's keys by its rule, the
+    ``optional`` ones a record may leave out (only names are compared: a kind is a placeholder)."""
+    from byoc.serving.schema import RequestSchema
+
+    return RequestSchema([Feature(name, "categorical", "", optional=name in optional) for name in names])

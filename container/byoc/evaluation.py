@@ -442,11 +442,19 @@ def score(
     )
     optional = [f.name for f in model.features if f.optional]
     may_lack = absent_keys.channel_may_lack(optional, channel.content_type)
-    evaluation_inputs.check_record_keys(channel, split.X, test_dir, model.features, spec.name)
+    absent_keys.check_record_keys(
+        channel,
+        split.X,
+        test_dir,
+        model.feature_names,
+        optional,
+        spec.name,
+        channel=evaluation_inputs.CHANNEL,
+    )
     check_same_columns(reference, split, "test", may_lack=may_lack)
     labels = _labels(model.classes, str(target.get("name") or "target")) if model.is_classifier else None
     # the labels read as training read the validation channel's: text classes keep spellings
-    y_read = _typed_label(split.y, text_classes=labels.text_classes if labels is not None else ())
+    y_read = _typed_label(split.y, labels=labels)
     rows = channel_rows.Rows(
         "test",
         channel,

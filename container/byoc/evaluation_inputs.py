@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING
 from byoc.errors import ConfigError, DataError, SchemaError
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from byoc.artifact import Feature
     from byoc.data import ChannelData, InputNaming
     from byoc.environment import MLPaths
@@ -304,59 +302,3 @@ def as_the_endpoint_names(
     if renamed == columns or len(set(renamed)) != len(renamed):
         return channel
     return dataclasses.replace(channel, frame=channel.frame.set_axis(renamed, axis=1))
-
-
-def check_record_keys(
-    channel: ChannelData, X: pd.DataFrame, directory: Path, features: Sequence[Feature], label: str | None
-) -> None:
-    """JSON Lines test records whose keys the endpoint refuses (one that leaves out a feature
-    other than those missing in training's records, :mod:`byoc.absent_keys`, or names an unknown
-    key): refused naming file, line and key by the server's own check
-    (:meth:`RequestSchema.named <byoc.serving.schema.RequestSchema.named>`), where the
-    frame holds an absent key as a missing value and the report would score rows the endpoint
-    answers 400.
-
-    ``X`` is the test features as read, ``label`` the target's key.  The frame cannot tell
-    ``null`` from an absent key, so the records that may lack one are parsed again in their
-    files: those whose row holds a missing value or a value of an unknown key, and the first when
-    a feature's column is absent from every record."""
-    import numpy as np
-
-    from byoc.data import media
-    from byoc.data.jsonlines_reader import record_lines
-    from byoc.data.sources import directory_sources
-    from byoc.json_objects import loads
-    from byoc.serving.schema import RequestSchema
-
-    if channel.content_type != media.JSONLINES or not channel.has_header or X.empty:  # arrays: positional
-        return
-    names = {f.name for f in features}
-    unknown = [c for c in X.columns if str(c) not in names]
-    suspect: np.ndarray = np.asarray(X.isna().to_numpy().any(axis=1), dtype=bool)
-    if unknown:
-        suspect |= X[unknown].notna().to_numpy().any(axis=1)
-    rows = X.index[suspect].tolist()
-    if not names <= {str(c) for c in X.columns}:
-        rows.insert(0, X.index[0])
-    suspects: dict[str, set[int]] = {}
-    for row in rows:
-        name, number = channel.position(int(row))
-        suspects.setdefault(name, set()).add(number)
-    if not suspects:
-        return
-    schema, named = RequestSchema(features), _with_label(features, label)
-    for source in directory_sources(CHANNEL, directory):
-        numbers = suspects.get(source.name)
-        if not numbers:
-            continue
-        partitions = [key for key, _ in source.partitions]  # key=value directories give these
-        for record, line in enumerate(record_lines(source), start=1):
-            if record not in numbers:
-                continue
-            keys = [
-                k for k in dict.fromkeys([*loads(line.text), *partitions]) if named.feature_named(k) != label
-            ]
-            schema.named(keys, where=f"{source.name}, line {line.number}", record=True)
-            numbers.discard(record)
-            if not numbers:
-                break

@@ -24,13 +24,19 @@ the number, as ever.  A regression target is numbers.  With
 ``problem_type=auto`` such a target is classification when the numbers would be classes by
 the rules above, and also, whatever the count, when a label has leading zeros (``01``,
 ``007``: codes such as ZIP or product codes, not quantities).
+
+A validation or test channel scored against integer classes (JSON numbers, Parquet int64) reads a
+label it writes as text past float precision as the integer written (:func:`exact_integers`):
+``9007199254740992`` and ``9007199254740993`` are two classes, one float.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import numpy as np
@@ -50,6 +56,7 @@ MAX_INFERRED_CLASSES = 20
 _TEXT_TRUE = {"true", "yes", "t", "y", "1"}
 _TEXT_FALSE = {"false", "no", "f", "n", "0"}
 _LEADING_ZERO = re.compile(r"[+-]?0[0-9]")
+FLOAT_EXACT = 2.0**53  # from here on a float64 no longer holds every integer
 
 
 def _target_name(y: pd.Series) -> str:
@@ -252,6 +259,39 @@ def written_labels(written: pd.Series, typed: pd.Series, classes: Sequence[str] 
     return pd.Series(spelled.array, index=typed.index, name=typed.name)
 
 
+def exact_integers(written: pd.Series, typed: pd.Series) -> pd.Series:
+    """``typed`` (a label column of text read as float64) with each label past float precision
+    as its spelling in ``written`` reads exactly, for a model whose classes are exact integers
+    (JSON numbers, Parquet int64): ``9007199254740992`` and ``9007199254740993`` are two ids,
+    one float.  An integer spelling is that int; another is kept as written, which no integer
+    class matches (:meth:`Labels.encode`).  ``typed`` itself when no label is past precision."""
+    if not pd.api.types.is_float_dtype(typed.dtype):
+        return typed
+    past = np.flatnonzero(np.abs(typed.to_numpy(dtype=float)) >= FLOAT_EXACT)  # NaN: False
+    spelled = written_labels(written, typed) if past.size else None
+    if spelled is None:
+        return typed
+    out = typed.to_numpy(dtype=object)
+    for pos in past.tolist():
+        text = spelled.iloc[pos]
+        exact = _exact_integer(text)
+        out[pos] = text if exact is None else exact
+    return pd.Series(out, index=typed.index, name=typed.name)
+
+
+def _exact_integer(text: str) -> int | None:
+    """The integer ``text`` spells (``9007199254740993``, ``+9007199254740993.0``, ``1e20``),
+    read exactly rather than through float64; None when it spells no finite integer.  For the
+    magnitudes a float64 holds (a caller checks): ``1e999999999`` would be a billion digits."""
+    try:
+        number = Decimal(text)
+    except (InvalidOperation, TypeError, ValueError):
+        return None
+    if not number.is_finite() or number != number.to_integral_value():
+        return None
+    return int(number)
+
+
 def keep_spellings(
     written: pd.Series, typed: pd.Series, requested: str = AUTO
 ) -> tuple[pd.Series, str | None]:
@@ -377,6 +417,8 @@ def _one(v: Any, kind: str) -> Any:
     except (TypeError, ValueError):
         return None
     if kind == "int":
+        if isinstance(v, str) and math.isfinite(number) and abs(number) >= FLOAT_EXACT:
+            return _exact_integer(v)  # as written: 9007199254740993 is no float (exact_integers)
         return int(number) if number.is_integer() else None
     return number + 0.0  # -0.0 is the class 0.0: the set of labels kept whichever zero came first
 

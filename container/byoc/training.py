@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from byoc.environment import TrainingEnvironment
     from byoc.fit import Encoded, FitStep
     from byoc.job import Progress
+    from byoc.problem import Labels
 
 EVAL_CHANNELS = ("validation", "test")
 IGNORED_OK = frozenset({"model", "code", "checkpoints"})
@@ -343,13 +344,14 @@ def split_target(data: ChannelData, channel: str, spec: TargetSpec) -> Split:
     return Split(X=X, y=y, files=data.files)  # y as the reader left it: _typed_label types it
 
 
-def _typed_label(y: pd.Series, *, text_classes: Sequence[str] = ()) -> pd.Series:
+def _typed_label(y: pd.Series, *, labels: Labels | None = None) -> pd.Series:
     """``y`` as the reader left it (the label's text as written; Parquet's or JSON's numbers)
     typed as the train channel's columns are (``to_frame``: text that is all numbers becomes
-    numbers).  ``text_classes``, a classifier's classes when they are text: number-like labels
-    keep their spellings instead, and a word a numeric column reads as missing (``None``) that
-    spells a class is that class (:func:`byoc.problem.written_labels`), for a channel scored
-    against those classes."""
+    numbers).  ``labels``, a classifier's, for a channel scored against its classes: when they
+    are text, number-like labels keep their spellings instead, and a word a numeric column reads
+    as missing (``None``) that spells a class is that class (:func:`byoc.problem.written_labels`);
+    when they are integers, a label past float precision is the integer written
+    (:func:`byoc.problem.exact_integers`), as the train channel's JSON or Parquet ids were."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
@@ -365,10 +367,12 @@ def _typed_label(y: pd.Series, *, text_classes: Sequence[str] = ()) -> pd.Series
         column = pa.array(y.to_numpy(dtype=object), from_pandas=True)
     typed = to_frame(pa.table({"label": column}))["label"].set_axis(y.index)
     typed.name = y.name
-    if text_classes:
-        spelled = problem.written_labels(y, typed, text_classes)
+    if labels is not None and labels.text_classes:
+        spelled = problem.written_labels(y, typed, labels.text_classes)
         if spelled is not None:
             return spelled
+    if labels is not None and labels.kind == "int":
+        return problem.exact_integers(y, typed)
     return typed
 
 
@@ -566,6 +570,7 @@ def _train(
         artifact,
         channel_rows,
         compiled,
+        data,
         finite,
         fit,
         hyperparameters,
@@ -597,8 +602,13 @@ def _train(
     optional = absent_keys.optional_columns(
         splits["train"].X, channels["train"].content_type, records=channels["train"].has_header
     )
+    trained_on = [str(c) for c in splits["train"].X.columns]
     for name in EVAL_CHANNELS:
         if name in splits:
+            if (directory := data.file_directory(env, name)) is not None:  # records the endpoint refuses
+                absent_keys.check_record_keys(
+                    channels[name], splits[name].X, directory, trained_on, optional, spec.name, channel=name
+                )
             may_lack = absent_keys.channel_may_lack(optional, channels[name].content_type)
             check_same_columns(splits["train"], splits[name], name, may_lack=may_lack)
 
@@ -647,7 +657,7 @@ def _train(
         finite.check_features(X, numeric, locate=channels[name].locate, column_names=rows.columns)
         y = split.y
         if name != "train":  # its labels read as the train channel's are: text kept as written
-            y = _typed_label(y, text_classes=labels.text_classes if labels is not None else ())
+            y = _typed_label(y, labels=labels)
             keep, warning = problem.drop_missing_target(y)
             if warning:
                 log.warning("%s: %s", name, warning)

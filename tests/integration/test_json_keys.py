@@ -53,10 +53,11 @@ def _features(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != "label"}
 
 
-def _train(base: Path, *, validation: bool) -> tuple[Path, subprocess.CompletedProcess]:
+def _train(base: Path, *, validation: bool | str) -> tuple[Path, subprocess.CompletedProcess]:
+    """Trained on TRAIN, with VALIDATION (``validation=True``) or those lines as the validation channel."""
     channels = {"train": {"train.jsonl": _lines(TRAIN)}}
     if validation:
-        channels["validation"] = {"v.jsonl": _lines(VALIDATION)}
+        channels["validation"] = {"v.jsonl": _lines(VALIDATION) if validation is True else validation}
     root = support.make_ml_root(
         base / "ml",
         channels=channels,
@@ -92,6 +93,34 @@ def test_a_validation_channel_without_the_key_trains_as_its_records_read(trained
     root, result = trained
     assert result.returncode == 0, support.read_failure(root)
     assert "validation:accuracy=" in result.stdout
+
+
+VALIDATION_REFUSED = [
+    (
+        {"label": "no", "age": 40, "job": "admin"},
+        "validation/v.jsonl, line 4 lacks column 'balance'; send every feature (null for a missing value; "
+        "a record may leave out only 'agee', missing in training's records)",
+    ),
+    (
+        {"label": "no", "agey": 5, "age": 40, "balance": 1, "job": "admin"},
+        "validation/v.jsonl, line 4 has unknown column 'agey'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "says"), VALIDATION_REFUSED, ids=["required-key", "misspelled-key"])
+def test_a_validation_record_the_endpoint_refuses_fails_training_naming_the_line(tmp_path, line, says):
+    """A validation record without a key training never left out was scored as a row of missing
+    values (exit 0, validation metrics the endpoint's 400 contradicts), where evaluate refused the
+    same file: refused by the same check, named by file and line (a blank line counts as a
+    line), the failure file leading with it, and no model written."""
+    lines = _lines(VALIDATION[:2]) + "\n" + json.dumps(line) + "\n" + _lines(VALIDATION[2:])
+    root, result = _train(tmp_path, validation=lines)
+    assert result.returncode != 0, result.stdout + result.stderr
+    failure = support.read_failure(root)
+    assert failure is not None and failure.splitlines()[0].startswith(says), failure
+    assert support.model_dir_entries(root) == []
+    assert "validation:accuracy=" not in result.stdout
 
 
 def test_a_key_on_a_handful_of_records_is_a_warning_naming_it_its_record_and_the_fix(trained):

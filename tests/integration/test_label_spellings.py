@@ -51,11 +51,11 @@ FORMATS = {
 }
 
 
-def _evaluated(root, tmp_path) -> subprocess.CompletedProcess:
+def _evaluated(root, tmp_path, *flags: str) -> subprocess.CompletedProcess:
     """The real evaluate of ``root``'s model on ``tmp_path``/test, its report in ``tmp_path``/evaluation."""
     return subprocess.run(
         [sys.executable, str(CONTAINER / "evaluate"), "--model", str(root / "model")]
-        + ["--test", str(tmp_path / "test"), "--output", str(tmp_path / "evaluation")],
+        + ["--test", str(tmp_path / "test"), "--output", str(tmp_path / "evaluation"), *flags],
         cwd=str(REPO),
         capture_output=True,
         text=True,
@@ -224,6 +224,47 @@ def test_json_lines_integer_ids_past_float_precision_are_distinct_classes(
     )
     assert labels == [classes[1], classes[2], classes[0]]
     assert as_csv == f"{low}\n{high}\n7\n"
+
+
+def test_integer_ids_past_float_precision_written_as_text_are_scored_as_distinct(tmp_path):
+    """Classes 2**53 and 2**53 + 1 trained from JSON Lines numbers (exact integers): a validation
+    channel or test file in CSV writes them as text, which was read through float64, both
+    2**53, so every row of 2**53 + 1 was scored against 2**53: a validation accuracy and an
+    evaluate report that looked plausible, for a model that is exact. They are the ids written."""
+    low, high = 2**53, 2**53 + 1
+
+    def ids(seed: int) -> list[tuple[int, float]]:
+        x = np.random.default_rng(seed).uniform(-1, 1, 90)
+        x = x[np.abs(np.abs(x) - 0.3) > 0.05]  # no row at a boundary: every tree learns the same cuts
+        return [(low if v < -0.3 else high if v < 0.3 else 7, float(v)) for v in x]  # Python ints: exact
+
+    held = ids(2)
+    as_csv = "id,x\n" + "".join(f"{i},{v!r}\n" for i, v in held)
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={
+            "train": {"a.jsonl": "".join(f'{{"id": {i}, "x": {v!r}}}\n' for i, v in ids(1))},
+            "validation": {"v.csv": as_csv},
+        },
+        hyperparameters={"target": "id", "algorithm": "decision_tree"},
+        content_types={"train": "application/jsonlines", "validation": "text/csv"},
+    )
+    result = run_train(root)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert json.loads((root / "model" / "model.json").read_text())["classes"] == [7, low, high]
+    assert "validation:accuracy=1.000000" in output
+
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "t.csv").write_text(as_csv)
+    scored = _evaluated(root, tmp_path, "--content-type", "text/csv", "--header", "true")
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    report = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    metrics = report["multiclass_classification_metrics"]
+    assert metrics["accuracy"]["value"] == 1.0
+    count = {i: sum(1 for label, _ in held if label == i) for i in (7, low, high)}
+    assert metrics["confusion_matrix"][str(high)] == {"7": 0, str(low): 0, str(high): count[high]}
+    assert metrics["confusion_matrix"][str(low)] == {"7": 0, str(low): count[low], str(high): 0}
 
 
 def _csv_trained(tmp_path, label, x, problem_type: str):

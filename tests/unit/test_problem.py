@@ -324,22 +324,37 @@ def test_other_channels_keep_spellings_for_text_classes():
     """A validation label '01' scored against text classes is '01', not the number 1 spelled '1'."""
     labels = fit_labels(train_labels(["01", "1", "002"] * 3)[0])
     held = series(["1", "01", "002", "NA"], "code")
-    y = _typed_label(held, text_classes=labels.text_classes)
+    y = _typed_label(held, labels=labels)
     assert y.iloc[:3].tolist() == ["1", "01", "002"] and pd.isna(y.iloc[3])
     assert labels.encode(y.iloc[:3], where="validation channel").tolist() == [2, 1, 0]
     with pytest.raises(DataError, match="holds '2', which is not among the classes"):
-        labels.encode(
-            _typed_label(series(["2"], "code"), text_classes=labels.text_classes), where="validation channel"
-        )
+        labels.encode(_typed_label(series(["2"], "code"), labels=labels), where="validation channel")
     numbers = _typed_label(held)  # number classes: the channel's labels read as numbers
     assert numbers.iloc[:3].tolist() == [1.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("dtype", ["str", object])
+def test_other_channels_read_integer_classes_past_float_precision_as_written(dtype):
+    """Integer classes 2**53 and 2**53 + 1 (JSON numbers): a channel writing them as text read
+    both as the float 2**53, one class. Each is the integer written, however spelled; a spelling
+    that is no integer matches no class rather than the integer its float rounds to."""
+    labels = fit_labels(series([7, 2**53, 2**53 + 1]))
+    assert labels.kind == "int"
+    held = series(["9007199254740993", "9007199254740992", " +9007199254740993.0", "7", "NA"], "id", dtype)
+    y = _typed_label(held, labels=labels)
+    assert y.iloc[:4].tolist() == [2**53 + 1, 2**53, 2**53 + 1, 7] and pd.isna(y.iloc[4])
+    assert labels.encode(y.iloc[:4], where="test channel").tolist() == [2, 1, 2, 0]
+    odd = _typed_label(series(["9007199254740992.5"], "id", dtype), labels=labels)
+    with pytest.raises(DataError, match=r"holds '9007199254740992\.5', which is not among the classes"):
+        labels.encode(odd, where="test channel")
+    assert _typed_label(held).iloc[:2].tolist() == [2.0**53, 2.0**53]  # regression: numbers
 
 
 def test_a_missing_word_that_spells_a_text_class_is_that_class():
     """Classes None/fraud: a channel whose labels are all "None" (a column a numeric reading takes
     for all missing) holds the class None; "NA", no class, stays missing."""
     labels = fit_labels(train_labels(["None", "fraud"] * 3)[0])
-    y = _typed_label(series(["None", " None", "NA", ""], "y"), text_classes=labels.text_classes)
+    y = _typed_label(series(["None", " None", "NA", ""], "y"), labels=labels)
     assert y.iloc[:2].tolist() == ["None", "None"] and y.iloc[2:].isna().all()
     assert labels.encode(y.iloc[:2], where="test channel").tolist() == [0, 0]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -96,6 +97,16 @@ def find_channel(env: TrainingEnvironment, names: Sequence[str]) -> str | None:
         if env.channel_dir(name).is_dir() or env.paths.pipe_path(name).exists():
             return name
     return None
+
+
+def file_directory(env: TrainingEnvironment, channel: str) -> Path | None:
+    """The directory whose files :func:`read_channel` reads as they are (File and FastFile mode,
+    no RecordIO wrapper), for a check that reads its records again; None for a Pipe mode stream,
+    read once, and for wrapped records."""
+    config = env.channels.get(channel) or ChannelConfig(channel)
+    if config.input_mode == "Pipe" or config.recordio:
+        return None
+    return env.channel_dir(channel)
 
 
 def _media_type(
