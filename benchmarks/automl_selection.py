@@ -559,6 +559,28 @@ def rule_short_unless_long(within: float) -> Rule:
     return rule
 
 
+def rule_ladder(within: float) -> Rule:
+    """The simplest of the best default by cross-validation (complexity 0), the current rule's
+    choice after the short search (1) and after the whole search (2) within ``within``
+    standard errors of the best of them (:func:`choice.choose`)."""
+
+    def rule(split: Split) -> np.ndarray:
+        d = min(_defaults(split), key=lambda r: split.goal.loss(r.score))
+        short = _current(split, split.ranked(_first(split, SHORT)))
+        long = _current(split, split.ranked(_first(split, None)))
+        options = [
+            choice.Option("default", d.oof, d.score, 0),
+            choice.Option("short", short[0], split._cv(short[0]), 1),
+            choice.Option("long", long[0], split._cv(long[0]), 2),
+        ]
+        picked, _, _ = choice.choose(
+            options, split.y, split.plan, split.goal, split.data.problem_type, split.n_classes, within=within
+        )
+        return {"default": split.test_of(d.name), "short": short[1], "long": long[1]}[picked.name]
+
+    return rule
+
+
 def _losses(split: Split, result: search.Result) -> np.ndarray:
     return choice.split_losses(
         result.oof, split.y, split.plan, split.goal, split.data.problem_type, split.n_classes
@@ -640,6 +662,8 @@ def long_rules() -> dict[str, Rule]:
     """Selection rules after a search longer than ``SHORT`` candidates (``--rules long``)."""
     return {
         "current, first 12": rule_current_on(SHORT),
+        "current, first 24": rule_current_on(24),
+        "current, first 48": rule_current_on(48),
         "current, all N": rule_current_on(None),
         "12 unless N beyond 1 SE": rule_short_unless_long(1.0),
         "12 unless N beyond 2 SE": rule_short_unless_long(2.0),
@@ -648,6 +672,8 @@ def long_rules() -> dict[str, Rule]:
         "N, pool within 1 SE of best": rule_within_noise_of_best(1.0),
         "N, sorted init 5 sqrt(k/12)": rule_growing_init,
         "N, at most 2 per family": rule_one_per_family,
+        "default < 12 < N within 1 SE": rule_ladder(1.0),
+        "default < 12 < N within 0.5 SE": rule_ladder(0.5),
         "best default by CV": rule_best_default,
     }
 
