@@ -646,16 +646,20 @@ def rule_growing_init(split: Split) -> np.ndarray:
     return _current(split, ranked, init)[1]
 
 
-def rule_one_per_family(split: Split) -> np.ndarray:
-    """The current rule on all candidates with at most two of each family in the pool (a
+def rule_per_family(most: int) -> Rule:
+    """The current rule on all candidates with at most ``most`` of each family in the pool (a
     family's neighbours are near-copies: the pool otherwise fills with its lucky ones)."""
-    seen: dict[str, int] = {}
-    pool = []
-    for r in split.ranked(_first(split, None)):
-        seen[r.candidate.family] = seen.get(r.candidate.family, 0) + 1
-        if seen[r.candidate.family] <= 2:
-            pool.append(r)
-    return _current(split, pool)[1]
+
+    def rule(split: Split) -> np.ndarray:
+        seen: dict[str, int] = {}
+        pool = []
+        for r in split.ranked(_first(split, None)):
+            seen[r.candidate.family] = seen.get(r.candidate.family, 0) + 1
+            if seen[r.candidate.family] <= most:
+                pool.append(r)
+        return _current(split, pool)[1]
+
+    return rule
 
 
 def long_rules() -> dict[str, Rule]:
@@ -665,13 +669,15 @@ def long_rules() -> dict[str, Rule]:
         "current, first 24": rule_current_on(24),
         "current, first 48": rule_current_on(48),
         "current, all N": rule_current_on(None),
+        "12 unless N better (0 SE)": rule_short_unless_long(0.0),
         "12 unless N beyond 1 SE": rule_short_unless_long(1.0),
         "12 unless N beyond 2 SE": rule_short_unless_long(2.0),
         "N, later enter beyond sqrt(2 ln k) SE": rule_admit_beyond(expected_max),
         "N, later enter beyond 1 SE": rule_admit_beyond(lambda _: 1.0),
         "N, pool within 1 SE of best": rule_within_noise_of_best(1.0),
         "N, sorted init 5 sqrt(k/12)": rule_growing_init,
-        "N, at most 2 per family": rule_one_per_family,
+        "N, at most 2 per family": rule_per_family(2),
+        "N, at most 1 per family": rule_per_family(1),
         "default < 12 < N within 1 SE": rule_ladder(1.0),
         "default < 12 < N within 0.5 SE": rule_ladder(0.5),
         "best default by CV": rule_best_default,
