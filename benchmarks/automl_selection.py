@@ -559,6 +559,27 @@ def rule_short_unless_long(within: float) -> Rule:
     return rule
 
 
+def rule_short_pool_unless_long_blend(within: float) -> Rule:
+    """What job.run could do at little cost: the short search's candidates unless the blend of
+    all of them beats the short search's blend by more than ``within`` standard errors; then
+    the current rule (blend, stack if beyond noise) on the pool chosen."""
+
+    def rule(split: Split) -> np.ndarray:
+        init = blend.initial_members(len(split.y))
+        short, long = split.ranked(_first(split, SHORT)), split.ranked(_first(split, None))
+        held = [_held(split, _blend(split, pool, init)) for pool in (short, long)]
+        options = [
+            choice.Option(n, h, split._cv(h), c)
+            for n, h, c in zip(("short", "long"), held, (0, 1), strict=True)
+        ]
+        picked, _, _ = choice.choose(
+            options, split.y, split.plan, split.goal, split.data.problem_type, split.n_classes, within=within
+        )
+        return _current(split, short if picked.name == "short" else long)[1]
+
+    return rule
+
+
 def rule_ladder(within: float) -> Rule:
     """The simplest of the best default by cross-validation (complexity 0), the current rule's
     choice after the short search (1) and after the whole search (2) within ``within``
@@ -672,6 +693,7 @@ def long_rules() -> dict[str, Rule]:
         "12 unless N better (0 SE)": rule_short_unless_long(0.0),
         "12 unless N beyond 1 SE": rule_short_unless_long(1.0),
         "12 unless N beyond 2 SE": rule_short_unless_long(2.0),
+        "12 unless N's blend beyond 1 SE, then stack": rule_short_pool_unless_long_blend(1.0),
         "N, later enter beyond sqrt(2 ln k) SE": rule_admit_beyond(expected_max),
         "N, later enter beyond 1 SE": rule_admit_beyond(lambda _: 1.0),
         "N, pool within 1 SE of best": rule_within_noise_of_best(1.0),
