@@ -73,6 +73,7 @@ class Split:
     ) -> None:
         # ``searched``: the names the search scored, in its order; ``cpu``: their CPU seconds
         self.searched, self.cpu = list(searched), cpu
+        self.portfolio: list[str] = []  # auto's portfolio (the short pool of its blend on small data)
         self.data, self.dataset, self.names, self.oof, self.test = data, dataset, names, oof, test
         self.y, self.plan, self.y_test, self.defaults, self.n_classes = y, plan, y_test, defaults, n_classes
         self.goal = resolve(data.metric.auto, data.problem_type)
@@ -251,10 +252,12 @@ def load_split(data: Data, dataset: str, split: int, cache: Path, seed: int, n_c
         _save(file, stored)
     defaults = {k.split(":", 1)[1]: v for k, v in stored.items() if k.startswith(f"{key}:")}
     cpu = sum(float(stored.get(f"cpu:{c.name}", 0.0)) for c in searched)
-    return Split(
+    out = Split(
         data, dataset, names, oofs, tests, y_enc[plan.covered], plan, np.asarray(y_test), defaults, n_classes,
         [c.name for c in searched], cpu,
     )  # fmt: skip
+    out.portfolio = [c.name for c in portfolio]
+    return out
 
 
 # -- rules: each returns the test predictions of what it would save ------------------------------
@@ -683,9 +686,25 @@ def rule_per_family(most: int) -> Rule:
     return rule
 
 
+def rule_auto(split: Split) -> np.ndarray:
+    """job.run's rule since the pool choice: on small data the blend draws on the portfolio's
+    candidates unless the blend of all of them beats theirs beyond one standard error
+    (:func:`byoc.automl.choice.short_unless_long`), then the current rule on that pool."""
+    ranked = split.ranked(_first(split, None))
+    initial = blend.initial_members(len(split.y))
+    pool = None
+    if initial > 1:
+        pool = choice.short_unless_long(
+            ranked, set(split.portfolio), split.y, split.plan, split.goal, split.data.problem_type,
+            split.n_classes, initial=initial,
+        )  # fmt: skip
+    return _current(split, ranked if pool is None else pool.ranked)[1]
+
+
 def long_rules() -> dict[str, Rule]:
     """Selection rules after a search longer than ``SHORT`` candidates (``--rules long``)."""
     return {
+        "auto: portfolio unless all N's blend beyond 1 SE": rule_auto,
         "current, first 12": rule_current_on(SHORT),
         "current, first 24": rule_current_on(24),
         "current, first 48": rule_current_on(48),

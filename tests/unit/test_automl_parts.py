@@ -1402,3 +1402,93 @@ def test_a_stop_request_still_ends_the_search_at_the_candidate_it_stopped():
     finder = search.Search(ctx, search_deadline=lambda done: time.monotonic() + 20.0, runner=runner)
     assert [r.status for r in finder.run([forest, cheap])] == [search.STOPPED]
     assert runner.submitted == [forest.name]
+
+
+# -- the blend's pool after a longer search (choice.short_unless_long) ------------------------------
+def _pool_setup(neighbour_noise: float) -> tuple[np.ndarray, list[search.Result], set[str]]:
+    """Held-out predictions of four portfolio candidates, eight neighbours of the best of them
+    (errors 95% correlated with its errors, as good in expectation: some luckier on these rows,
+    some less), and one as good as ``neighbour_noise`` makes it: the results best first by MSE,
+    and the portfolio's names."""
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=400)
+    portfolio = [y + rng.normal(scale=1.0, size=400) for _ in range(4)]
+    best = min(portfolio, key=lambda p: float(np.mean((p - y) ** 2)))
+    lucky = [y + 0.95 * (best - y) + np.sqrt(1 - 0.95**2) * rng.normal(size=400) for _ in range(8)]
+    other = [y + rng.normal(scale=neighbour_noise, size=400)]
+    results = [
+        search.Result(
+            candidates.Candidate("linear", candidates.ONEHOT, {"alpha": float(i + 1)}),
+            search.COMPLETED,
+            score=float(np.mean((p - y) ** 2)),
+            oof=p,
+        )
+        for i, p in enumerate([*portfolio, *lucky, *other])
+    ]
+    short = {r.name for r in results[: len(portfolio)]}
+    return y, sorted(results, key=lambda r: r.score), short
+
+
+def test_lucky_near_copies_found_by_a_longer_search_leave_the_blend_to_the_portfolio():
+    """Neighbours that beat the portfolio's candidates by a hair on the held-out rows (the
+    winner's curse of a long search on few rows) do not displace them: the blend draws on the
+    portfolio's candidates alone, and says why."""
+    y, ranked, short = _pool_setup(neighbour_noise=1.0)
+    assert ranked[0].name not in short  # a lucky neighbour ranks first
+    plan = search.make_plan(y, REGRESSION, seed=0)
+    goal = objective.resolve("MSE", REGRESSION)
+    pool = choice.short_unless_long(ranked, short, y, plan, goal, REGRESSION, 0, initial=5)
+    assert pool is not None and pool.kept_short
+    assert [r.name for r in pool.ranked] == [r.name for r in ranked if r.name in short]
+    assert goal.loss(pool.short_score) - goal.loss(pool.long_score) <= pool.margin
+
+
+def test_a_candidate_the_search_found_far_better_than_the_portfolio_enters_the_blend():
+    y, ranked, short = _pool_setup(neighbour_noise=0.3)
+    plan = search.make_plan(y, REGRESSION, seed=0)
+    goal = objective.resolve("MSE", REGRESSION)
+    pool = choice.short_unless_long(ranked, short, y, plan, goal, REGRESSION, 0, initial=5)
+    assert pool is not None and not pool.kept_short
+    assert [r.name for r in pool.ranked] == [r.name for r in ranked]
+    assert goal.loss(pool.short_score) - goal.loss(pool.long_score) > pool.margin > 0
+
+
+def test_no_pool_choice_when_the_search_scored_nothing_beyond_the_portfolio():
+    y, ranked, short = _pool_setup(neighbour_noise=1.0)
+    plan = search.make_plan(y, REGRESSION, seed=0)
+    goal = objective.resolve("MSE", REGRESSION)
+    only_short = [r for r in ranked if r.name in short]
+    assert choice.short_unless_long(only_short, short, y, plan, goal, REGRESSION, 0, initial=5) is None
+    one = {only_short[0].name}
+    assert choice.short_unless_long(ranked, one, y, plan, goal, REGRESSION, 0, initial=5) is None
+
+
+def test_a_search_past_the_portfolio_on_small_data_blends_from_the_pool_it_chose(
+    monkeypatch, caplog, tmp_path
+):
+    """job.run on small data with a search past its portfolio: the pool choice is logged, in the
+    report's summary and model details, and the saved blend's members come from that pool."""
+    X, y, problem_type, features = _data("regression")
+    real = candidates.portfolio
+    monkeypatch.setattr(candidates, "portfolio", lambda *a, **k: real(*a, **k)[:2])
+    kept = {c.name for c in real(problem_type, len(X), len(features), False)[:2]}
+    caplog.set_level("INFO")
+    result = job.run(
+        X,
+        y,
+        problem_type=problem_type,
+        features=features,
+        classes=None,
+        settings=job.AutoSettings(max_runtime_seconds=120, max_candidates=5, stack=False),
+        output_dir=tmp_path,
+        started=time.monotonic(),
+    )
+    automl = result.details["automl"]
+    assert automl["candidates_completed"] == 5 and automl["blend_pool"]
+    members = {m["name"] for m in automl["members"]}
+    if automl["blend_pool"].startswith("the portfolio's 2 candidates"):
+        assert "the blend keeps to the portfolio's candidates" in caplog.text
+        assert members <= kept
+    else:
+        assert automl["blend_pool"].startswith("all 5 candidates")
+        assert "the blend draws on every candidate" in caplog.text

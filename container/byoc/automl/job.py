@@ -522,6 +522,49 @@ def _consider_stack(
         return None, why
 
 
+def _blend_pool(
+    ranked: list[search.Result],
+    portfolio: set[str],
+    y_held: np.ndarray,
+    plan: search.Plan,
+    goal: objective.Objective,
+    problem_type: str,
+    n_classes: int,
+    *,
+    initial: int,
+    deadline: float,
+) -> tuple[list[search.Result], str]:
+    """``ranked`` cut to the portfolio's candidates unless the whole search's blend beats theirs
+    beyond the noise (:func:`choice.short_unless_long`), and that choice in words for the
+    report ("" when there was none to make); logged either way."""
+    pool = choice.short_unless_long(
+        ranked, portfolio, y_held, plan, goal, problem_type, n_classes, initial=initial, deadline=deadline
+    )
+    if pool is None:
+        return ranked, ""
+    log.info(
+        "auto: %s: the blend of all %d candidates scores %s=%.6f against %.6f for the blend of the "
+        "portfolio's %d; noise of the difference %.6f",
+        "the blend keeps to the portfolio's candidates"
+        if pool.kept_short
+        else "the blend draws on every candidate",
+        len(ranked),
+        goal.name,
+        pool.long_score,
+        pool.short_score,
+        sum(1 for r in ranked if r.name in portfolio),
+        pool.margin,
+    )
+    portfolio_count = sum(1 for r in ranked if r.name in portfolio)
+    if pool.kept_short:
+        why = f"the portfolio's {portfolio_count} candidates: the blend of all {len(ranked)} was not better beyond the noise"
+    else:
+        why = f"all {len(ranked)} candidates: their blend beat the portfolio's beyond the noise"
+    return pool.ranked, (
+        f"{why} ({goal.name} {pool.long_score:.6g} against {pool.short_score:.6g}, noise {pool.margin:.3g})"
+    )
+
+
 def _held_out(members: Sequence[tuple[search.Result, float]]) -> np.ndarray:
     """The held-out predictions of what would be saved (a blend's weighted members, or one
     candidate with weight 1): the weighted sum of their out-of-fold predictions, in the order given."""
@@ -760,11 +803,18 @@ def run(
     # small data scored by cross-validation: a blend from the best few (a validation channel's
     # held-out rows stay as they were: the model scored on them is saved without a second fit)
     initial = blend.initial_members(len(y_held), cross_validated)
-    best = ranked[0]
     fold_is_refit = validation is not None
     refit_deadline = finish_by() - PLOT_SECONDS
     # the selection keeps the time to refit the best candidate alone (what it saves when cut)
-    best_refit = _refit_seconds([(best, 1.0)], finder.costs, plan.folds, fold_is_refit)
+    best_refit = _refit_seconds([(ranked[0], 1.0)], finder.costs, plan.folds, fold_is_refit)
+    n_completed, pool_choice = len(ranked), ""
+    if initial > 1 and not stop.is_set():  # small data: the search's neighbours earn their place
+        ranked, pool_choice = _blend_pool(
+            ranked, {c.name for c in portfolio}, y_held, plan, goal, problem_type, n_classes,
+            initial=initial, deadline=refit_deadline - best_refit,
+        )  # fmt: skip
+        best_refit = _refit_seconds([(ranked[0], 1.0)], finder.costs, plan.folds, fold_is_refit)
+    best = ranked[0]
     weights, blend_score = blend.select(
         ranked, y_held, goal, problem_type, n_classes, initial=initial, deadline=refit_deadline - best_refit
     )
@@ -902,7 +952,8 @@ def run(
         "held-out score of the chosen model": held_out_metrics.get(goal.key),
         "chosen model": ", ".join(f"{n} (weight {w:.2f})" for n, w in weights.items()),
         "evaluation": plan.description,
-        "candidates": f"{len(ranked)} completed of {len(results)}",
+        "candidates": f"{n_completed} completed of {len(results)}",
+        **({"blend drew on": pool_choice} if pool_choice else {}),
         "budget": f"{budget:.0f} s, {time.monotonic() - started:.1f} s used before the report",
     }
     if stop.is_set():
@@ -939,7 +990,8 @@ def run(
             else [],
             "refit_cut": left_out.get("Refit on all rows"),
             "saved_from_cross_validation": not fitted,
-            "candidates_completed": len(ranked),
+            "candidates_completed": n_completed,
+            "blend_pool": pool_choice or None,
             "candidates_total": len(results),
             "report_seconds": round(time.monotonic() - report_started, 3),
         }
