@@ -351,13 +351,15 @@ def _typed_label(y: pd.Series, *, labels: Labels | None = None) -> pd.Series:
     are text, number-like labels keep their spellings instead, and a word a numeric column reads
     as missing (``None``) that spells a class is that class (:func:`byoc.problem.written_labels`);
     when they are integers, a label past float precision is the integer written
-    (:func:`byoc.problem.exact_integers`), as the train channel's JSON or Parquet ids were."""
+    (:func:`byoc.problem.exact_integers`), as the train channel's JSON or Parquet ids were.  The
+    reader's integers past float precision beside a missing label stay Python ints
+    (:func:`byoc.data.tabular.exact_integer_column`), for every channel: float64 would merge them."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
 
     from byoc import problem
-    from byoc.data.tabular import to_frame
+    from byoc.data.tabular import exact_integer_column, to_frame
 
     if isinstance(y.dtype, pd.StringDtype):
         column = pa.array(y.array)
@@ -365,6 +367,9 @@ def _typed_label(y: pd.Series, *, labels: Labels | None = None) -> pd.Series:
         column = pa.array(y.to_numpy())  # as Python ints, a uint64 id past int64 was an OverflowError
     else:
         column = pa.array(y.to_numpy(dtype=object), from_pandas=True)
+    if (exact := exact_integer_column(column)) is not None:  # ids past 2**53 beside a missing label
+        exact.index, exact.name = y.index, y.name
+        return exact
     typed = to_frame(pa.table({"label": column}))["label"].set_axis(y.index)
     typed.name = y.name
     if labels is not None and labels.text_classes:
@@ -490,6 +495,7 @@ def read_channels(
             content_type=params.get("content_type"),
             header=header,
             typed=False,
+            label=params.get("target"),  # its ids kept exact (data.tabular.exact_integer_column)
             like=channels["train"].layout,
             like_type=(train_name, channels["train"].content_type),
         )

@@ -15,6 +15,8 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import serving_models
 
@@ -265,6 +267,53 @@ def test_integer_ids_past_float_precision_written_as_text_are_scored_as_distinct
     count = {i: sum(1 for label, _ in held if label == i) for i in (7, low, high)}
     assert metrics["confusion_matrix"][str(high)] == {"7": 0, str(low): 0, str(high): count[high]}
     assert metrics["confusion_matrix"][str(low)] == {"7": 0, str(low): count[low], str(high): 0}
+
+
+@pytest.mark.parametrize("form", ["jsonlines", "parquet"])
+def test_integer_ids_past_float_precision_beside_a_missing_label_stay_distinct(tmp_path, form):
+    """Ids 2**53 and 2**53 + 1 as JSON numbers or Parquet int64, in a label column that also
+    holds a null: the reader made the column float64, both ids 2**53. Training's classes merged
+    (rows of 2**53 + 1 learned as 2**53, exit 0), and a validation channel or evaluate test file
+    scored every row of 2**53 + 1 against 2**53: accuracy 0.68 for a model that is exact. The row
+    whose label is missing is dropped, and each id is the integer written."""
+    low, high = 2**53, 2**53 + 1
+
+    def ids(seed: int) -> list[tuple[int | None, float]]:
+        x = np.random.default_rng(seed).uniform(-1, 1, 90)
+        x = x[np.abs(np.abs(x) - 0.3) > 0.05]  # no row at a boundary: every tree learns the same cuts
+        return [(low if v < -0.3 else high if v < 0.3 else 7, float(v)) for v in x] + [(None, 0.5)]
+
+    def written(rows: list[tuple[int | None, float]]) -> bytes:
+        if form == "jsonlines":
+            return "".join(json.dumps({"id": i, "x": v}) + "\n" for i, v in rows).encode()
+        table = pa.table({"id": pa.array([i for i, _ in rows], pa.int64()), "x": [v for _, v in rows]})
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        return sink.getvalue()
+
+    content_type, name = {
+        "jsonlines": ("application/jsonlines", "d.jsonl"),
+        "parquet": ("application/x-parquet", "d.parquet"),
+    }[form]
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {name: written(ids(1))}, "validation": {name: written(ids(2))}},
+        hyperparameters={"target": "id", "algorithm": "decision_tree"},
+        content_types={"train": content_type, "validation": content_type},
+    )
+    result = run_train(root)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert json.loads((root / "model" / "model.json").read_text())["classes"] == [7, low, high]
+    assert "validation: dropped 1 of" in output
+    assert "validation:accuracy=1.000000" in output
+
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / name).write_bytes(written(ids(3)))
+    scored = _evaluated(root, tmp_path, "--content-type", content_type)
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    metrics = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    assert metrics["multiclass_classification_metrics"]["accuracy"]["value"] == 1.0
 
 
 def _csv_trained(tmp_path, label, x, problem_type: str):
