@@ -442,6 +442,18 @@ def check_same_columns(
     other.X = other.X[expected]
 
 
+def _label_as_named(train: ChannelData, target: int | str | None) -> int | str | None:
+    """The ``target`` hyperparameter for reading a validation or test channel: the name of train's
+    label column when train's columns have names (another channel's records or columns may stand
+    in another order, and column 0 there may be a feature), else the position it is."""
+    from byoc.data.tabular import label_position
+
+    if target is None or not train.has_header:
+        return target
+    at = label_position([str(c) for c in train.frame.columns], True, target)
+    return target if at is None else str(train.frame.columns[at])
+
+
 def read_channels(
     env: TrainingEnvironment, params: Mapping[str, Any], progress: Progress
 ) -> dict[str, ChannelData]:
@@ -484,6 +496,7 @@ def read_channels(
     header = params.get("header")
     if header is None:  # evaluation data is laid out like the training data
         header = channels["train"].has_header
+    label = _label_as_named(channels["train"], params.get("target"))
     for name in EVAL_CHANNELS:
         if data.find_channel(env, (name,)) is None:
             continue
@@ -495,7 +508,7 @@ def read_channels(
             content_type=params.get("content_type"),
             header=header,
             typed=False,
-            label=params.get("target"),  # its ids kept exact (data.tabular.exact_integer_column)
+            label=label,  # its ids kept exact (data.tabular.exact_integer_column)
             like=channels["train"].layout,
             like_type=(train_name, channels["train"].content_type),
         )

@@ -316,6 +316,34 @@ def test_integer_ids_past_float_precision_beside_a_missing_label_stay_distinct(t
     assert metrics["multiclass_classification_metrics"]["accuracy"]["value"] == 1.0
 
 
+def test_the_label_of_records_in_another_key_order_is_kept_exact(tmp_path):
+    """The default target, train's first key ``id``: a validation channel writing each record's
+    keys in another order (``x`` first) has ``x`` as its first column, so the column kept exact
+    was ``x``, and its ids past 2**53 beside a null label were scored as one (accuracy 0.68).
+    The label is found by train's name for it."""
+    low, high = 2**53, 2**53 + 1
+
+    def ids(seed: int) -> list[tuple[int | None, float]]:
+        x = np.random.default_rng(seed).uniform(-1, 1, 90)
+        x = x[np.abs(np.abs(x) - 0.3) > 0.05]  # no row at a boundary: every tree learns the same cuts
+        return [(low if v < -0.3 else high if v < 0.3 else 7, float(v)) for v in x] + [(None, 0.5)]
+
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={
+            "train": {"t.jsonl": "".join(json.dumps({"id": i, "x": v}) + "\n" for i, v in ids(1))},
+            "validation": {"v.jsonl": "".join(json.dumps({"x": v, "id": i}) + "\n" for i, v in ids(2))},
+        },
+        hyperparameters={"algorithm": "decision_tree"},
+        content_types={"train": "application/jsonlines", "validation": "application/jsonlines"},
+    )
+    result = run_train(root)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert json.loads((root / "model" / "model.json").read_text())["classes"] == [7, low, high]
+    assert "validation:accuracy=1.000000" in output
+
+
 def _csv_trained(tmp_path, label, x, problem_type: str):
     """An ML root whose decision tree the real ``container/train`` fitted on CSV columns y (``label``,
     the text written) and x, as ``problem_type``."""
