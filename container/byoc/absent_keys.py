@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from byoc.artifact import Feature
 from byoc.data.media import JSONLINES
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from byoc.data import ChannelData
+    from byoc.data.partitions import Partitions
     from byoc.serving.schema import RequestSchema
 
 RARE_MOST = 3  # a key is "rare" when it holds a value in at most this many records ...
@@ -130,10 +131,10 @@ def check_record_keys(
     rows = X.index[suspect].tolist()
     if not names <= {str(c) for c in X.columns}:
         rows.insert(0, X.index[0])
-    suspects: dict[str, set[int]] = {}
+    suspects: dict[str, dict[int, int]] = {}  # file -> its record number -> the frame's row
     for row in rows:
         name, number = data.position(int(row))
-        suspects.setdefault(name, set()).add(number)
+        suspects.setdefault(name, {})[number] = int(row)
     if not suspects:
         return
     schema = _key_schema(features, optional)
@@ -142,17 +143,30 @@ def check_record_keys(
         numbers = suspects.get(source.name)
         if not numbers:
             continue
-        partitions = [key for key, _ in source.partitions]  # key=value directories give these
         for record, line in enumerate(record_lines(source), start=1):
-            if record not in numbers:
+            row = numbers.pop(record, None)
+            if row is None:
                 continue
-            keys = [
-                k for k in dict.fromkeys([*loads(line.text), *partitions]) if named.feature_named(k) != label
-            ]
+            given = [*loads(line.text), *_partition_keys(X, row, source.partitions)]
+            keys = [k for k in dict.fromkeys(given) if named.feature_named(k) != label]
             schema.named(keys, where=f"{source.name}, line {line.number}", record=True)
-            numbers.discard(record)
             if not numbers:
                 break
+
+
+def _partition_keys(X: pd.DataFrame, row: int, partitions: Partitions) -> list[str]:
+    """The keys of a file's ``key=value`` directories that gave the record at ``row`` its value.
+    A file whose records hold the key keeps its own values (:func:`byoc.data.partitions.with_partitions`),
+    so a record of it without the key is missing it, as the endpoint would refuse it, rather
+    than given the directory's value: the directory gave none where the cell is missing."""
+    from pandas import isna
+
+    given = []
+    for key, value in partitions:
+        cell: Any = X.at[row, key] if key in X.columns else None
+        if value is None or key not in X.columns or not isna(cell):
+            given.append(key)
+    return given
 
 
 def _key_schema(names: Sequence[str], optional: Collection[str] = ()) -> RequestSchema:

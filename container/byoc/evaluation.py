@@ -423,17 +423,18 @@ def score(
     )
     layout = trained_on.get("layout")  # libsvm: the test files take the train channel's width
     like = SparseLayout(int(layout["first_index"]), int(layout["features"])) if layout else None
+    target = meta.get("target") or {}
+    spec = TargetSpec(int(target.get("index", 0)), target.get("name"))
     channel = data.read_channel(
         env,
         "test",
         content_type=content_type,
         header=header,
         typed=False,
+        label=spec.name if spec.name is not None else spec.index,  # its ids kept exact, as training's
         like=like,
         naming=evaluation_inputs.naming(paths, "--test", test_path),
     )
-    target = meta.get("target") or {}
-    spec = TargetSpec(int(target.get("index", 0)), target.get("name"))
     channel = evaluation_inputs.as_the_endpoint_names(channel, model.features, spec.name)
     evaluation_inputs.check_label_column(channel, spec, model.feature_names, header_flag, classes)
     split = split_target(channel, "test", spec)

@@ -264,10 +264,14 @@ def exact_integers(written: pd.Series, typed: pd.Series) -> pd.Series:
     as its spelling in ``written`` reads exactly, for a model whose classes are exact integers
     (JSON numbers, Parquet int64): ``9007199254740992`` and ``9007199254740993`` are two ids,
     one float.  An integer spelling is that int; another is kept as written, which no integer
-    class matches (:meth:`Labels.encode`).  ``typed`` itself when no label is past precision."""
+    class matches (:meth:`Labels.encode`).  ``typed`` itself when no label is past precision.
+    A label past float64's range stays ``inf``, no class, as :func:`_one` reads it: as an int,
+    ``1e30000`` was a label no message could print and ``1e999999999`` stalled the job."""
     if not pd.api.types.is_float_dtype(typed.dtype):
         return typed
-    past = np.flatnonzero(np.abs(typed.to_numpy(dtype=float)) >= FLOAT_EXACT)  # NaN: False
+    numbers = typed.to_numpy(dtype=float)
+    # finite: "1e999999999" is the float inf, and as the integer written a billion digits
+    past = np.flatnonzero(np.isfinite(numbers) & (np.abs(numbers) >= FLOAT_EXACT))  # NaN: False
     spelled = written_labels(written, typed) if past.size else None
     if spelled is None:
         return typed

@@ -351,13 +351,15 @@ def _typed_label(y: pd.Series, *, labels: Labels | None = None) -> pd.Series:
     are text, number-like labels keep their spellings instead, and a word a numeric column reads
     as missing (``None``) that spells a class is that class (:func:`byoc.problem.written_labels`);
     when they are integers, a label past float precision is the integer written
-    (:func:`byoc.problem.exact_integers`), as the train channel's JSON or Parquet ids were."""
+    (:func:`byoc.problem.exact_integers`), as the train channel's JSON or Parquet ids were.  The
+    reader's integers past float precision beside a missing label stay Python ints
+    (:func:`byoc.data.tabular.exact_integer_column`), for every channel: float64 would merge them."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
 
     from byoc import problem
-    from byoc.data.tabular import to_frame
+    from byoc.data.tabular import exact_integer_column, to_frame
 
     if isinstance(y.dtype, pd.StringDtype):
         column = pa.array(y.array)
@@ -365,6 +367,9 @@ def _typed_label(y: pd.Series, *, labels: Labels | None = None) -> pd.Series:
         column = pa.array(y.to_numpy())  # as Python ints, a uint64 id past int64 was an OverflowError
     else:
         column = pa.array(y.to_numpy(dtype=object), from_pandas=True)
+    if (exact := exact_integer_column(column)) is not None:  # ids past 2**53 beside a missing label
+        exact.index, exact.name = y.index, y.name
+        return exact
     typed = to_frame(pa.table({"label": column}))["label"].set_axis(y.index)
     typed.name = y.name
     if labels is not None and labels.text_classes:
@@ -437,6 +442,18 @@ def check_same_columns(
     other.X = other.X[expected]
 
 
+def _label_as_named(train: ChannelData, target: int | str | None) -> int | str | None:
+    """The ``target`` hyperparameter for reading a validation or test channel: the name of train's
+    label column when train's columns have names (another channel's records or columns may stand
+    in another order, and column 0 there may be a feature), else the position it is."""
+    from byoc.data.tabular import label_position
+
+    if target is None or not train.has_header:
+        return target
+    at = label_position([str(c) for c in train.frame.columns], True, target)
+    return target if at is None else str(train.frame.columns[at])
+
+
 def read_channels(
     env: TrainingEnvironment, params: Mapping[str, Any], progress: Progress
 ) -> dict[str, ChannelData]:
@@ -479,6 +496,7 @@ def read_channels(
     header = params.get("header")
     if header is None:  # evaluation data is laid out like the training data
         header = channels["train"].has_header
+    label = _label_as_named(channels["train"], params.get("target"))
     for name in EVAL_CHANNELS:
         if data.find_channel(env, (name,)) is None:
             continue
@@ -490,6 +508,7 @@ def read_channels(
             content_type=params.get("content_type"),
             header=header,
             typed=False,
+            label=label,  # its ids kept exact (data.tabular.exact_integer_column)
             like=channels["train"].layout,
             like_type=(train_name, channels["train"].content_type),
         )

@@ -53,10 +53,15 @@ def _features(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != "label"}
 
 
-def _train(base: Path, *, validation: bool | str) -> tuple[Path, subprocess.CompletedProcess]:
-    """Trained on TRAIN, with VALIDATION (``validation=True``) or those lines as the validation channel."""
-    channels = {"train": {"train.jsonl": _lines(TRAIN)}}
-    if validation:
+def _train(
+    base: Path, *, validation: bool | str | dict[str, str]
+) -> tuple[Path, subprocess.CompletedProcess]:
+    """Trained on TRAIN, with VALIDATION (``validation=True``), those lines or those files as the
+    validation channel."""
+    channels: dict[str, dict[str, str]] = {"train": {"train.jsonl": _lines(TRAIN)}}
+    if isinstance(validation, dict):
+        channels["validation"] = validation
+    elif validation:
         channels["validation"] = {"v.jsonl": _lines(VALIDATION) if validation is True else validation}
     root = support.make_ml_root(
         base / "ml",
@@ -121,6 +126,30 @@ def test_a_validation_record_the_endpoint_refuses_fails_training_naming_the_line
     assert failure is not None and failure.splitlines()[0].startswith(says), failure
     assert support.model_dir_entries(root) == []
     assert "validation:accuracy=" not in result.stdout
+
+
+def test_a_partition_directory_gives_a_key_only_to_files_without_it(tmp_path):
+    """A validation file under ``job=admin/`` whose records hold ``job`` keeps its own values, so
+    its record without ``job`` is missing it, as the endpoint answers 400: it was taken as given
+    the directory's ``job`` and scored with ``job`` missing, exit 0. Records that never name
+    ``job`` are given it by their directories, and train."""
+    lacking = {k: v for k, v in VALIDATION[0].items() if k != "job"}
+    lines = _lines(VALIDATION[:3]) + json.dumps(lacking) + "\n" + _lines(VALIDATION[3:])
+    root, result = _train(tmp_path / "held", validation={"job=admin/v.jsonl": lines})
+    assert result.returncode != 0, result.stdout + result.stderr
+    failure = support.read_failure(root)
+    says = "validation/job=admin/v.jsonl, line 4 lacks column 'job'"
+    assert failure is not None and failure.splitlines()[0].startswith(says), failure
+
+    by_directory = {  # the same records, their job given by the directory alone
+        f"job={job}/v.jsonl": _lines(
+            [{k: v for k, v in r.items() if k != "job"} for r in VALIDATION if r["job"] == job]
+        )
+        for job in ("admin", "services", "technician")
+    }
+    root, result = _train(tmp_path / "given", validation=by_directory)
+    assert result.returncode == 0, support.read_failure(root)
+    assert "validation:accuracy=" in result.stdout
 
 
 def test_a_key_on_a_handful_of_records_is_a_warning_naming_it_its_record_and_the_fix(trained):

@@ -12,9 +12,12 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import serving_models
 
@@ -226,34 +229,54 @@ def test_json_lines_integer_ids_past_float_precision_are_distinct_classes(
     assert as_csv == f"{low}\n{high}\n7\n"
 
 
+LOW, HIGH = 2**53, 2**53 + 1  # one float, two ids
+
+
+def _ids(seed: int, *, missing: bool = False) -> list[tuple[int | None, float]]:
+    """Ids 7, LOW and HIGH decided by x alone (as Python ints: exact), and with ``missing`` a
+    last row whose label is missing."""
+    x = np.random.default_rng(seed).uniform(-1, 1, 90)
+    x = x[np.abs(np.abs(x) - 0.3) > 0.05]  # no row at a boundary: every tree learns the same cuts
+    rows: list[tuple[int | None, float]] = [
+        (LOW if v < -0.3 else HIGH if v < 0.3 else 7, float(v)) for v in x
+    ]
+    return rows + [(None, 0.5)] if missing else rows
+
+
+def _trained_ids(tmp_path, channels, content_types, **hyperparameters) -> tuple[Path, str]:
+    """The real train of a decision tree on ``channels``: exit 0, classes 7, LOW and HIGH, every
+    validation row right; the ML root and the output."""
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels=channels,
+        hyperparameters={"algorithm": "decision_tree", **hyperparameters},
+        content_types=content_types,
+    )
+    result = run_train(root)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert json.loads((root / "model" / "model.json").read_text())["classes"] == [7, LOW, HIGH]
+    assert "validation:accuracy=1.000000" in output
+    return root, output
+
+
 def test_integer_ids_past_float_precision_written_as_text_are_scored_as_distinct(tmp_path):
     """Classes 2**53 and 2**53 + 1 trained from JSON Lines numbers (exact integers): a validation
     channel or test file in CSV writes them as text, which was read through float64, both
     2**53, so every row of 2**53 + 1 was scored against 2**53: a validation accuracy and an
     evaluate report that looked plausible, for a model that is exact. They are the ids written."""
-    low, high = 2**53, 2**53 + 1
-
-    def ids(seed: int) -> list[tuple[int, float]]:
-        x = np.random.default_rng(seed).uniform(-1, 1, 90)
-        x = x[np.abs(np.abs(x) - 0.3) > 0.05]  # no row at a boundary: every tree learns the same cuts
-        return [(low if v < -0.3 else high if v < 0.3 else 7, float(v)) for v in x]  # Python ints: exact
-
-    held = ids(2)
+    low, high = LOW, HIGH
+    held = _ids(2)
     as_csv = "id,x\n" + "".join(f"{i},{v!r}\n" for i, v in held)
-    root = make_ml_root(
-        tmp_path / "ml",
-        channels={
-            "train": {"a.jsonl": "".join(f'{{"id": {i}, "x": {v!r}}}\n' for i, v in ids(1))},
+    root, _ = _trained_ids(
+        tmp_path,
+        {
+            "train": {"a.jsonl": "".join(f'{{"id": {i}, "x": {v!r}}}\n' for i, v in _ids(1))},
             "validation": {"v.csv": as_csv},
         },
-        hyperparameters={"target": "id", "algorithm": "decision_tree"},
-        content_types={"train": "application/jsonlines", "validation": "text/csv"},
+        {"train": "application/jsonlines", "validation": "text/csv"},
+        target="id",
     )
-    result = run_train(root)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert json.loads((root / "model" / "model.json").read_text())["classes"] == [7, low, high]
-    assert "validation:accuracy=1.000000" in output
 
     (tmp_path / "test").mkdir()
     (tmp_path / "test" / "t.csv").write_text(as_csv)
@@ -265,6 +288,64 @@ def test_integer_ids_past_float_precision_written_as_text_are_scored_as_distinct
     count = {i: sum(1 for label, _ in held if label == i) for i in (7, low, high)}
     assert metrics["confusion_matrix"][str(high)] == {"7": 0, str(low): 0, str(high): count[high]}
     assert metrics["confusion_matrix"][str(low)] == {"7": 0, str(low): count[low], str(high): 0}
+
+
+@pytest.mark.parametrize("form", ["jsonlines", "parquet"])
+def test_integer_ids_past_float_precision_beside_a_missing_label_stay_distinct(tmp_path, form):
+    """Ids 2**53 and 2**53 + 1 as JSON numbers or Parquet int64, in a label column that also
+    holds a null: the reader made the column float64, both ids 2**53. Training's classes merged
+    (rows of 2**53 + 1 learned as 2**53, exit 0), and a validation channel or evaluate test file
+    scored every row of 2**53 + 1 against 2**53: accuracy 0.68 for a model that is exact. The row
+    whose label is missing is dropped, and each id is the integer written."""
+
+    def written(rows: list[tuple[int | None, float]]) -> bytes:
+        if form == "jsonlines":
+            return "".join(json.dumps({"id": i, "x": v}) + "\n" for i, v in rows).encode()
+        table = pa.table({"id": pa.array([i for i, _ in rows], pa.int64()), "x": [v for _, v in rows]})
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        return sink.getvalue()
+
+    content_type, name = {
+        "jsonlines": ("application/jsonlines", "d.jsonl"),
+        "parquet": ("application/x-parquet", "d.parquet"),
+    }[form]
+    root, output = _trained_ids(
+        tmp_path,
+        {
+            "train": {name: written(_ids(1, missing=True))},
+            "validation": {name: written(_ids(2, missing=True))},
+        },
+        {"train": content_type, "validation": content_type},
+        target="id",
+    )
+    assert "validation: dropped 1 of" in output
+
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / name).write_bytes(written(_ids(3, missing=True)))
+    scored = _evaluated(root, tmp_path, "--content-type", content_type)
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    metrics = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    assert metrics["multiclass_classification_metrics"]["accuracy"]["value"] == 1.0
+
+
+def test_the_label_of_records_in_another_key_order_is_kept_exact(tmp_path):
+    """The default target, train's first key ``id``: a validation channel writing each record's
+    keys in another order (``x`` first) has ``x`` as its first column, so the column kept exact
+    was ``x``, and its ids past 2**53 beside a null label were scored as one (accuracy 0.68).
+    The label is found by train's name for it."""
+    _trained_ids(
+        tmp_path,
+        {
+            "train": {
+                "t.jsonl": "".join(json.dumps({"id": i, "x": v}) + "\n" for i, v in _ids(1, missing=True))
+            },
+            "validation": {
+                "v.jsonl": "".join(json.dumps({"x": v, "id": i}) + "\n" for i, v in _ids(2, missing=True))
+            },
+        },
+        {"train": "application/jsonlines", "validation": "application/jsonlines"},
+    )
 
 
 def _csv_trained(tmp_path, label, x, problem_type: str):

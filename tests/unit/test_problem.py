@@ -350,6 +350,17 @@ def test_other_channels_read_integer_classes_past_float_precision_as_written(dty
     assert _typed_label(held).iloc[:2].tolist() == [2.0**53, 2.0**53]  # regression: numbers
 
 
+def test_labels_past_float_range_against_integer_classes_stay_infinite():
+    """A text label past float64's range ("1e30000") scored against integer classes was made
+    the integer it spells: 30,001 digits no message can print (the job failed as a bug in
+    byoc), and "1e999999999" stalled it. It is inf, a label no class matches, named as such."""
+    labels = fit_labels(series([7, 2**53, 2**53 + 1]))
+    y = _typed_label(series(["7", "1e30000", "-1e400"], "id"), labels=labels)
+    assert y.iloc[0] == 7 and y.iloc[1:].tolist() == [np.inf, -np.inf]
+    with pytest.raises(DataError, match="row 2 holds inf, which is not among the classes"):
+        labels.encode(y, where="test channel")
+
+
 def test_a_missing_word_that_spells_a_text_class_is_that_class():
     """Classes None/fraud: a channel whose labels are all "None" (a column a numeric reading takes
     for all missing) holds the class None; "NA", no class, stays missing."""

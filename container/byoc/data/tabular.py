@@ -239,7 +239,8 @@ def to_frame(table: pa.Table, *, typed: bool = True, as_written: int | None = No
 
     ``as_written`` (the label column's position) is left as written in a typed channel too:
     training types the labels (``byoc.training._typed_label``), and class labels ``01`` and
-    ``1`` must not both become the number 1 before it can see them (``byoc.problem``)."""
+    ``1`` must not both become the number 1 before it can see them (``byoc.problem``); integer
+    labels past float precision beside a missing one stay Python ints (:func:`exact_integer_column`)."""
     columns = list(table.columns)
     read = [
         i for i in range(len(columns)) if typed and i != as_written
@@ -250,5 +251,22 @@ def to_frame(table: pa.Table, *, typed: bool = True, as_written: int | None = No
     ]
     table = pa.table(columns, names=[str(c) for c in table.column_names])
     frame = table.to_pandas(split_blocks=True)
+    if as_written is not None and (exact := exact_integer_column(table.column(as_written))) is not None:
+        frame.isetitem(as_written, exact.set_axis(frame.index))
     del table
     return frame
+
+
+def exact_integer_column(column: pa.ChunkedArray | pa.Array) -> pd.Series | None:
+    """An integer label ``column`` (JSON numbers, Parquet int64) holding a null and an id past
+    float precision as Python ints and None: pandas makes an integer column with a null float64,
+    where ids 2**53 and 2**53 + 1 are both 2**53, one class.  None for any other column, which
+    pandas' own conversion keeps exact (or which holds no integers to keep)."""
+    from byoc.problem import FLOAT_EXACT
+
+    if not pat.is_integer(column.type) or not column.null_count or column.null_count == len(column):
+        return None
+    bounds = pc.min_max(column)
+    if max(abs(bounds["min"].as_py()), abs(bounds["max"].as_py())) < FLOAT_EXACT:
+        return None
+    return pd.Series(column.to_pylist(), dtype=object)
