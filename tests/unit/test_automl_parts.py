@@ -681,10 +681,10 @@ def test_the_held_out_predictions_of_a_blend_are_its_weighted_members_summed_in_
         for i, oof in enumerate(rng.dirichlet(np.ones(3), size=(3, 40)))
     ]
     weights = [0.5, 0.3, 0.2]
-    held_out = job._held_out(list(zip(made, weights, strict=True)))
+    held_out = blend.held_out(list(zip(made, weights, strict=True)))
     expected = 0.0 + 0.5 * made[0].oof + 0.3 * made[1].oof + 0.2 * made[2].oof
     assert held_out.dtype == float and held_out.tobytes() == expected.tobytes()
-    assert job._held_out([(made[1], 1.0)]).tobytes() == made[1].oof.tobytes()
+    assert blend.held_out([(made[1], 1.0)]).tobytes() == made[1].oof.tobytes()
 
 
 def test_one_held_out_split_has_no_noise_estimate_so_the_best_score_wins():

@@ -107,6 +107,15 @@ def select(
     return weights, best_score
 
 
+def held_out(members: Sequence[tuple[Result, float]]) -> np.ndarray:
+    """The held-out predictions of what would be saved (a blend's weighted members, or one
+    candidate with weight 1): the weighted sum of their out-of-fold predictions, in the order given."""
+    total = np.zeros_like(members[0][0].oof, dtype=float)
+    for result, weight in members:
+        total += weight * np.asarray(result.oof, dtype=float)
+    return total
+
+
 class _Blend(BaseEstimator):
     """Fitted pipelines with weights; fitted by the search, never by ``fit``."""
 

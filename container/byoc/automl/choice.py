@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from byoc.automl import blend
 from byoc.automl.objective import Objective
 from byoc.automl.search import Plan, Result, score_predictions
 
@@ -145,8 +146,6 @@ def short_unless_long(
     the first 12 (about a 60 s job); with this rule 55.29.  On wine (3 splits, 40 candidates)
     accuracy 0.9815 -> 0.9938 and on breast_cancer (2 splits) AUC 0.9955 -> 0.9963, both as after
     12.  The portfolio's candidates are blended as ever; the neighbours must earn their place."""
-    from byoc.automl import blend
-
     kept = [r for r in ranked if r.name in short]
     if len(kept) == len(ranked) or len(kept) < 2:
         return None
@@ -155,8 +154,8 @@ def short_unless_long(
         weights, score = blend.select(
             pool, y, goal, problem_type, n_classes, initial=initial, deadline=deadline
         )
-        total = sum(weights[r.name] * np.asarray(r.oof, dtype=float) for r in pool if r.name in weights)
-        options.append(Option(("short", "long")[complexity], np.asarray(total), score, complexity))
+        held = blend.held_out([(r, weights[r.name]) for r in pool if r.name in weights])
+        options.append(Option(("short", "long")[complexity], held, score, complexity))
     losses = [split_losses(o.predictions, y, plan, goal, problem_type, n_classes) for o in options]
     picked, _, _ = choose_by_losses(options, losses, plan, goal, within=within)
     margin = within * noise(losses[1] - losses[0], plan)

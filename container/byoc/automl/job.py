@@ -542,6 +542,7 @@ def _blend_pool(
     )
     if pool is None:
         return ranked, ""
+    portfolio_count = sum(1 for r in ranked if r.name in portfolio)
     log.info(
         "auto: %s: the blend of all %d candidates scores %s=%.6f against %.6f for the blend of the "
         "portfolio's %d; noise of the difference %.6f",
@@ -552,10 +553,9 @@ def _blend_pool(
         goal.name,
         pool.long_score,
         pool.short_score,
-        sum(1 for r in ranked if r.name in portfolio),
+        portfolio_count,
         pool.margin,
     )
-    portfolio_count = sum(1 for r in ranked if r.name in portfolio)
     if pool.kept_short:
         why = f"the portfolio's {portfolio_count} candidates: the blend of all {len(ranked)} was not better beyond the noise"
     else:
@@ -563,15 +563,6 @@ def _blend_pool(
     return pool.ranked, (
         f"{why} ({goal.name} {pool.long_score:.6g} against {pool.short_score:.6g}, noise {pool.margin:.3g})"
     )
-
-
-def _held_out(members: Sequence[tuple[search.Result, float]]) -> np.ndarray:
-    """The held-out predictions of what would be saved (a blend's weighted members, or one
-    candidate with weight 1): the weighted sum of their out-of-fold predictions, in the order given."""
-    total = np.zeros_like(members[0][0].oof, dtype=float)
-    for result, weight in members:
-        total += weight * np.asarray(result.oof, dtype=float)
-    return total
 
 
 def _stack_beyond_noise(
@@ -587,7 +578,7 @@ def _stack_beyond_noise(
     """Does the stack beat the blend or candidate otherwise chosen (``chosen``, scoring ``score``)
     by more than the cross-validation noise (:mod:`.choice`)?  Logged either way."""
     simpler = choice.Option(
-        "the blend" if len(chosen) > 1 else chosen[0][0].name, _held_out(chosen), score, 0
+        "the blend" if len(chosen) > 1 else chosen[0][0].name, blend.held_out(chosen), score, 0
     )
     ensemble = choice.Option(stacked.result.name, np.asarray(stacked.result.oof), stacked.result.score, 1)
     options = [simpler, ensemble]
@@ -927,7 +918,7 @@ def run(
         left_out["Refit on all rows"] = f"{cut}; {saved}"
         kept.message = f"{kept.message}; {saved}".lstrip("; ")
 
-    held_out = _held_out([(by_name[name], weight) for name, weight in weights.items()])
+    held_out = blend.held_out([(by_name[name], weight) for name, weight in weights.items()])
     held_out_metrics = search.score_predictions(y_held, np.asarray(held_out), problem_type, n_classes)
     log.info(
         "auto: chose %s; held-out %s=%.6f",
