@@ -291,7 +291,8 @@ def refuse_inference_code(model: ModelFiles, environ: Mapping[str, str]) -> None
             elif bindings.open_ended:
                 said, verb = (
                     f"may define {', '.join(_PREDICTING_HOOKS)} by {' and '.join(bindings.open_ended)}, "
-                    "which evaluate cannot see without running it (import the names you use by name)",
+                    "which evaluate cannot see without running it (bind each hook by name: a def, an assignment or "
+                    "an import of that name)",
                     "may predict with it",
                 )
             else:

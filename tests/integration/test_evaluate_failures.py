@@ -823,9 +823,31 @@ def test_a_star_import_is_refused_as_possibly_binding_a_hook(tmp_path, header_mo
     first = refusal(tmp_path, model)
     assert first == (
         f"code/inference.py in {model} may define model_fn, predict_fn, transform_fn by from helper import * (line 1), "
-        "which evaluate cannot see without running it (import the names you use by name): the endpoint may "
-        "predict with it" + REFUSAL_ADVICE
+        "which evaluate cannot see without running it (bind each hook by name: a def, an assignment or an import "
+        "of that name): the endpoint may predict with it" + REFUSAL_ADVICE
     ), first
+
+
+@pytest.mark.parametrize(
+    "source,said",
+    [
+        ("exec(open('helper.py').read())\n", "exec(...) (line 1)"),
+        (
+            "def setup():\n    globals()['predict_fn'] = lambda d, m: ['yes'] * len(d)\n\nsetup()\n",
+            "globals() (line 2)",
+        ),
+    ],
+    ids=["exec", "globals"],
+)
+def test_a_hook_bound_by_running_code_is_refused_as_possibly_bound(tmp_path, header_model, source, said):
+    """A predict_fn that exec or a write to globals() binds is served by the endpoint like any other:
+    evaluate scored model.joblib instead, a report for another model than the one served."""
+    model = repacked(tmp_path / "model", header_model, {"inference.py": source})
+    first = refusal(tmp_path, model)
+    assert first.startswith(
+        f"code/inference.py in {model} may define model_fn, predict_fn, transform_fn by {said}, "
+    ), first
+    assert first.endswith("the endpoint may predict with it" + REFUSAL_ADVICE), first
 
 
 def test_a_program_under_another_name_is_refused(tmp_path, header_model):

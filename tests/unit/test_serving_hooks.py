@@ -308,6 +308,11 @@ def test_the_static_reading_finds_the_hooks_serve_binds(tmp_path, source):
         ("from helper import *\n", ("from helper import * (line 1)",)),
         ("if True:\n    from .helper import *\n", ("from .helper import * (line 2)",)),
         ("def __getattr__(name):\n    return print\n", ("a module __getattr__",)),
+        ("exec('predict_fn = print')\n", ("exec(...) (line 1)",)),
+        ("eval('(predict_fn := print)')\n", ("eval(...) (line 1)",)),
+        ("def setup():\n    globals()['predict_fn'] = print\n\nsetup()\n", ("globals() (line 2)",)),
+        ("vars()['model_fn'] = print\n", ("vars() (line 1)",)),
+        ("import sys\nsetattr(sys.modules[__name__], 'predict_fn', print)\n", ("sys.modules (line 2)",)),
     ],
 )
 def test_what_the_source_cannot_tell_is_said_so(source, said):

@@ -5,7 +5,9 @@ the name in the module's namespace counts, not only a top-level ``def``: an assi
 = lambda ...``), an import (``from helper import predict_fn``), a ``def`` under a module-level
 ``if``/``try``/``with``/``for``/``while``, a ``global`` statement in a function the import may call.
 What the source cannot tell is reported as such: ``from x import *`` and a module ``__getattr__``
-may answer any name.  Bindings made by running code (``exec``, ``globals()[...]``) are not seen.
+may answer any name, and so may code that binds names by running text or by writing the
+namespace (``exec``, ``eval``, ``globals()``, ``vars()``, ``sys.modules``), wherever it stands: a
+function the import calls binds as much as a module-level statement.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from dataclasses import dataclass
 # decorators, defaults, bases) binds in the module.
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+# Builtins through which running code may bind any name in the module (with no arguments, for
+# the two that otherwise read another object's namespace).
+_RUNS_TEXT = ("exec", "eval")
+_NAMESPACES = ("globals", "vars")
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,25 @@ def _bound(node: ast.AST) -> Iterator[str]:
         yield node.rest
 
 
+def _writes_namespace(node: ast.AST) -> str | None:
+    """How ``node`` may bind names the source does not spell, or None: ``exec(...)``/``eval(...)``
+    run text; ``globals()``, ``vars()`` and ``sys.modules`` hand out the module's namespace."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        name = node.func.id
+        if name in _RUNS_TEXT:
+            return f"{name}(...)"
+        if name in _NAMESPACES and not node.args and not node.keywords:
+            return f"{name}()"
+    if (
+        isinstance(node, ast.Attribute)
+        and node.attr == "modules"
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "sys"
+    ):
+        return "sys.modules"
+    return None
+
+
 def module_bindings(tree: ast.Module) -> Bindings:
     """The names ``tree`` binds at module level, and how it may bind others."""
     names: set[str] = set()
@@ -94,6 +119,9 @@ def module_bindings(tree: ast.Module) -> Bindings:
     for node in ast.walk(tree):
         if isinstance(node, ast.Global):
             names.update(node.names)
+        said = _writes_namespace(node)
+        if said is not None:
+            open_ended.append(f"{said} (line {getattr(node, 'lineno', '?')})")
     if "__getattr__" in names:
         open_ended.append("a module __getattr__")
     names.discard("*")
