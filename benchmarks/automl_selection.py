@@ -266,8 +266,11 @@ def _weighted(split: Split, weights: dict[str, float]) -> np.ndarray:
 
 
 def _held(split: Split, weights: dict[str, float]) -> np.ndarray:
-    by = {r.name: r.oof for r in split.results}
-    return sum(w * by[n] for n, w in weights.items()) / sum(weights.values())
+    """``weights``' blend of out-of-fold predictions, normalised to sum 1, by :func:`blend.held_out`
+    (the weighted sum auto itself uses)."""
+    by = {r.name: r for r in split.results}
+    total = sum(weights.values())
+    return blend.held_out([(by[n], w / total) for n, w in weights.items()])
 
 
 def _blend(split: Split, ranked: Sequence[search.Result], initial: int) -> dict[str, float]:
