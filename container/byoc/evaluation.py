@@ -457,6 +457,8 @@ def score(
     labels = _labels(model.classes, str(target.get("name") or "target")) if model.is_classifier else None
     # the labels read as training read the validation channel's: text classes keep spellings
     y_read = _typed_label(split.y, labels=labels)
+    if labels is not None and (rounded := problem.rounded_labels(split.y, locate=channel.locate)) is not None:
+        log.warning("test: %s", rounded)
     rows = channel_rows.Rows(
         "test",
         channel,

@@ -283,6 +283,35 @@ def exact_integers(written: pd.Series, typed: pd.Series) -> pd.Series:
     return pd.Series(out, index=typed.index, name=typed.name)
 
 
+def rounded_labels(y: pd.Series, *, locate: Callable[[int], str] | None = None) -> str | None:
+    """A warning for the log when a classification label was read as a float past 2**53 (a JSON
+    number written with a fraction or an exponent, ``9007199254740993.0``; a Parquet double), or
+    None.  There a float64 no longer holds every integer, so the reader already rounded the label
+    (``...993.0`` reads as ``...992``): ids that differ in their last digits may be one class, or
+    a validation label another class than written.  What was written is gone by then, so this
+    cannot be undone, only said; the fix is the file's: integers, or text.  ``y`` as the reader
+    left it (text labels, which :func:`exact_integers` reads exactly, are no floats)."""
+    if pd.api.types.is_float_dtype(y.dtype):
+        numbers = y.to_numpy(dtype=float, na_value=np.nan)
+        past = np.flatnonzero(np.isfinite(numbers) & (np.abs(numbers) >= FLOAT_EXACT))
+    elif y.dtype == object:
+        past = np.flatnonzero(
+            [isinstance(v, float) and math.isfinite(v) and abs(v) >= FLOAT_EXACT for v in y.to_numpy()]
+        )
+    else:
+        return None
+    if not past.size:
+        return None
+    first = int(past[0])
+    where = locate(int(y.index[first])) if locate is not None else f"row {first + 1}"
+    return (
+        f"{where}, target '{_target_name(y)}': the label {float(y.iloc[first])!r} is a floating-point "
+        f"number past 2**53 ({past.size} such labels in all), where a float cannot hold every integer: "
+        "ids that differ in their last digits may have been read as one class; write such labels as "
+        "integers (a JSON integer without '.0' or exponent, a Parquet int64 column) or as text"
+    )
+
+
 def _exact_integer(text: str) -> int | None:
     """The integer ``text`` spells (``9007199254740993``, ``+9007199254740993.0``, ``1e20``),
     read exactly rather than through float64; None when it spells no finite integer.  For the
@@ -330,14 +359,14 @@ def keep_spellings(
     return spelled, _kept_reason(_target_name(typed), distinct, by_number, odd, leading, requested)
 
 
-_INTEGER = re.compile(r"[+-]?[0-9]+")
 _WHOLE = re.compile(r"[+-]?[0-9]+(?:\.0*)?")  # an integer, with or without a zero fraction
 
 
 def _lossy(distinct: list[str], by_number: dict[float, list[str]]) -> list[str]:
     """The spellings that reading as numbers would lose: two spellings of one number that are
     not all whole numbers (``1.10`` and ``1.1``, versions: ``by_number`` groups them), leading
-    zeros (``007``: a code; ``01`` beside ``1`` too), integers past float precision.  A spelling
+    zeros (``007``: a code; ``01`` beside ``1`` too), integers past float precision however
+    written (``9007199254740993``, ``9007199254740993.0``, ``9.007199254740993e15``).  A spelling
     that is only not byoc's own (``1.0`` alone, ``+3``, ``1.50``) loses nothing: the class is
     that number, as before; so are ``1`` and ``1.0`` together, the same class written by two
     writers (a float column, or pandas' integer column with a missing value, beside an
@@ -347,8 +376,17 @@ def _lossy(distinct: list[str], by_number: dict[float, list[str]]) -> list[str]:
         for text in distinct
         if (len(by_number[float(text)]) > 1 and not all(map(_WHOLE.fullmatch, by_number[float(text)])))
         or _LEADING_ZERO.match(text)
-        or (_INTEGER.fullmatch(text) and int(text) != int(float(text)))
+        or _rounded_by_float(text)
     ]
+
+
+def _rounded_by_float(text: str) -> bool:
+    """Whether ``text`` spells an integer past float precision that float64 rounds to another."""
+    number = float(text)
+    if not math.isfinite(number) or abs(number) < FLOAT_EXACT:
+        return False
+    exact = _exact_integer(text)
+    return exact is not None and exact != int(number)
 
 
 def _kept_reason(

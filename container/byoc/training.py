@@ -633,6 +633,7 @@ def _train(
 
     progress.phase = "inferring the problem type"
     train_split = splits["train"]
+    read_labels = {name: split.y for name, split in splits.items()}  # as read, before typing
     train_split.y, kept = problem.keep_spellings(
         train_split.y, _typed_label(train_split.y), params["problem_type"]
     )
@@ -655,6 +656,9 @@ def _train(
         labels = problem.fit_labels(train_split.y)
         n_classes = len(labels.classes)
         log.info("classes (%d): %s", n_classes, ", ".join(map(str, labels.classes[:20])))
+        for name, read in read_labels.items():
+            if (rounded := problem.rounded_labels(read, locate=channels[name].locate)) is not None:
+                log.warning("%s: %s", name, rounded)
 
     features = tuple(preprocessing.feature_schema(train_split.X))
     numeric = [f.name for f in features if f.kind == preprocessing.NUMERIC]

@@ -243,9 +243,11 @@ def _ids(seed: int, *, missing: bool = False) -> list[tuple[int | None, float]]:
     return rows + [(None, 0.5)] if missing else rows
 
 
-def _trained_ids(tmp_path, channels, content_types, **hyperparameters) -> tuple[Path, str]:
-    """The real train of a decision tree on ``channels``: exit 0, classes 7, LOW and HIGH, every
-    validation row right; the ML root and the output."""
+def _trained_ids(
+    tmp_path, channels, content_types, classes: tuple = (7, LOW, HIGH), **hyperparameters
+) -> tuple[Path, str]:
+    """The real train of a decision tree on ``channels``: exit 0, ``classes`` (7, LOW and HIGH),
+    every validation row right; the ML root and the output."""
     root = make_ml_root(
         tmp_path / "ml",
         channels=channels,
@@ -255,7 +257,7 @@ def _trained_ids(tmp_path, channels, content_types, **hyperparameters) -> tuple[
     result = run_train(root)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert json.loads((root / "model" / "model.json").read_text())["classes"] == [7, LOW, HIGH]
+    assert json.loads((root / "model" / "model.json").read_text())["classes"] == list(classes)
     assert "validation:accuracy=1.000000" in output
     return root, output
 
@@ -528,3 +530,60 @@ def test_a_class_spelled_as_a_missing_word_is_that_class_in_validation_and_test(
     report = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
     matrix = report["binary_classification_metrics"]["confusion_matrix"]
     assert matrix == {"None": {"None": len(held), "fraud": 0}, "fraud": {"None": 0, "fraud": 0}}
+
+
+def test_json_lines_ids_past_float_precision_written_with_a_fraction_are_distinct_classes(tmp_path):
+    """Ids 2**53 and 2**53 + 1 written as JSON numbers with '.0' (``9007199254740993.0``): JSON's
+    parser read both as the float 2**53, so they were one class, trained and validated with exit
+    0 and nothing said. The label keeps the text written, as an integer's is kept: two classes."""
+
+    def written(seed: int) -> str:
+        return "".join(f'{{"id": {i}.0, "x": {v!r}}}\n' for i, v in _ids(seed))
+
+    root, output = _trained_ids(
+        tmp_path,
+        {"train": {"a.jsonl": written(1)}, "validation": {"v.jsonl": written(2)}},
+        {"train": "application/jsonlines", "validation": "application/jsonlines"},
+        classes=("7", f"{LOW}.0", f"{HIGH}.0"),
+        target="id",
+    )
+    assert f"'{LOW}.0' and '{HIGH}.0' would both be the number {float(LOW)!r}" in output, output
+    assert "past 2**53" not in output
+    labels, _ = _served(root, "-0.9\n0.0\n0.9\n")
+    assert labels == [f"{LOW}.0", f"{HIGH}.0", "7"]
+
+
+def test_labels_past_float_precision_read_as_floats_are_named_in_the_log(tmp_path):
+    """Ids past 2**53 held in a Parquet double were rounded before byoc saw them (2**53 + 1 is the
+    double 2**53): a validation channel or evaluate test file scored them against the class 2**53
+    with exit 0 and nothing said. What was written is gone, so the log names the first such
+    label's file and row, and the fix; ids written as JSON integers are not named."""
+    held = pd.DataFrame({"id": [float(i) for i, _ in _ids(2)], "x": [v for _, v in _ids(2)]})
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={
+            "train": {"a.jsonl": "".join(f'{{"id": {i}, "x": {v!r}}}\n' for i, v in _ids(1))},
+            "validation": {"v.parquet": parquet_bytes(held)},
+        },
+        hyperparameters={"algorithm": "decision_tree", "target": "id"},
+        content_types={"train": "application/jsonlines", "validation": "application/x-parquet"},
+    )
+    result = run_train(root)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert json.loads((root / "model" / "model.json").read_text())["classes"] == [7, LOW, HIGH]
+    first = next(n for n, (i, _) in enumerate(_ids(2)) if i != 7)
+    named = (
+        f"v.parquet, row {first + 1}, target 'id': the label {float(LOW)!r} is a floating-point number "
+        f"past 2**53 ({sum(1 for i, _ in _ids(2) if i != 7)} such labels in all)"
+    )
+    assert f"validation: validation/{named}" in output, output
+    assert "write such labels as integers (a JSON integer without '.0' or exponent" in output
+    assert output.count("past 2**53") == 1, output  # train's JSON integers are exact
+
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "v.parquet").write_bytes(parquet_bytes(held))
+    scored = _evaluated(root, tmp_path, "--content-type", "application/x-parquet")
+    said = scored.stdout + scored.stderr
+    assert scored.returncode == 0, said
+    assert f"test: test/{named}" in said, said  # and accuracy 0.68: the file merged the ids

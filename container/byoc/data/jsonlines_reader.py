@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import re
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ from byoc.data.tabular import (
     check_same_columns,
     check_same_kinds,
     label_column,
+    label_position,
     plain_types,
     to_frame,
     unify_and_concat,
@@ -120,14 +122,43 @@ def record_lines(source: Source) -> Iterator[Line]:
                 yield Line(number, stripped, len(unmarked) - len(unmarked.lstrip()), not raw.endswith(b"\n"))
 
 
-def _read_lines(source: Source) -> tuple[pa.Table, bool]:
+class _Written(float):
+    """A JSON number past float precision (``9007199254740993.0``) with the text it was written as:
+    the label column keeps that text, as it keeps an integer's (exact), where the float merged
+    neighbouring ids into one class; every other column takes the float, as a request's does."""
+
+    text: str
+
+
+def _number(text: str) -> float:
+    """``parse_float`` for the line-by-line reader: the float, remembering its text past 2**53."""
+    value = float(text)
+    if not math.isfinite(value) or abs(value) < _EXACT_INTEGERS:
+        return value
+    written = _Written(value)
+    written.text = text
+    return written
+
+
+def _label_as_written(
+    names: list[str], named: bool, columns: list[list[Any]], label: int | str | None
+) -> None:
+    """Numbers past float precision (:class:`_Written`) as their text in the label's column and as
+    plain floats in every other column, in place."""
+    at = None if label is None else label_position(names, named, label)
+    for i, column in enumerate(columns):
+        if any(type(v) is _Written for v in column):
+            columns[i] = [(v.text if i == at else float(v)) if type(v) is _Written else v for v in column]
+
+
+def _read_lines(source: Source, label: int | str | None = None) -> tuple[pa.Table, bool]:
     records: list[dict[str, Any]] = []
     rows: list[list[Any]] = []
     linenos: list[int] = []  # each record's line, for a message about one of its values
     for line in record_lines(source):
         lineno = line.number
         try:
-            value = json_objects.loads(line.text)
+            value = json_objects.loads(line.text, parse_float=_number)
         except json_objects.RepeatedKey as exc:
             raise DataError(exc.says(f"{source.name}, line {lineno}"), code="duplicate_columns") from None
         except ValueError as exc:
@@ -165,6 +196,7 @@ def _read_lines(source: Source) -> tuple[pa.Table, bool]:
     else:
         names = list(dict.fromkeys(key for record in records for key in record))
         columns = [[record.get(name) for record in records] for name in names]
+    _label_as_written(names, not rows, columns, label)
     try:
         return pa.table([_column(column) for column in columns], names=names), not rows
     except (UnicodeEncodeError, values.BadValue):  # values.category refuses it, Arrow cannot hold it
@@ -274,31 +306,31 @@ def _lines_for_pyarrow(source: Source) -> int | None:
     return lines + bool(carry[1:].strip(b" \t\r"))
 
 
-def _read_one(source: Source) -> tuple[pa.Table, bool]:
+def _read_one(source: Source, label: int | str | None = None) -> tuple[pa.Table, bool]:
     try:
         lines = _lines_for_pyarrow(source)
     except (OSError, EOFError, zlib.error) as exc:
         raise unreadable(source.name, exc) from exc
     if lines is None:
-        return _read_lines(source)  # which names the line
+        return _read_lines(source, label)  # which names the line
     try:
         table = pajson.read_json(source.arrow_input(), read_options=pajson.ReadOptions(block_size=1 << 22))
     except (pa.ArrowException, DataError) as exc:
         if not blames_input(exc):  # reading line by line would need more
             raise
-        return _read_lines(source)
+        return _read_lines(source, label)
     except (OSError, EOFError) as exc:
         raise unreadable(source.name, exc) from exc
     if table.num_rows != lines:
-        return _read_lines(source)  # a record over several lines, or two on one: named there
+        return _read_lines(source, label)  # a record over several lines, or two on one: named there
     if any(pa.types.is_temporal(t) for t in table.schema.types):
-        return _read_lines(source)  # pyarrow parsed text as dates: keep the text as written
+        return _read_lines(source, label)  # pyarrow parsed text as dates: keep the text as written
     if _rounded_integers(table):
-        return _read_lines(source)  # JSON's own parser keeps every integer exact
+        return _read_lines(source, label)  # JSON's own parser keeps every integer exact
     try:
         return plain_types(table), True
     except DataError:
-        return _read_lines(source)  # says which line holds the nested value
+        return _read_lines(source, label)  # says which line holds the nested value
 
 
 def read(
@@ -314,7 +346,7 @@ def read(
     tables: list[pa.Table] = []
     has_header = True
     for source in sources:
-        table, named = _read_one(source)
+        table, named = _read_one(source, label)
         table = with_partitions(table, source, named=named)
         source.rows = table.num_rows
         if tables:
