@@ -642,3 +642,42 @@ def test_whole_number_spellings_beside_codes_are_one_class(tmp_path):
     assert scored.returncode == 0, scored.stdout + scored.stderr
     report = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
     assert report["multiclass_classification_metrics"]["accuracy"]["value"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "width,low,high,classes",
+    [(20, LOW, HIGH, [7, LOW, HIGH]), (38, 2**63 + 1, 2**63 + 3, ["7", str(2**63 + 1), str(2**63 + 3)])],
+    ids=["within int64", "past int64"],
+)
+def test_whole_decimal_ids_are_classes_exactly(tmp_path, width, low, high, classes):
+    """A Parquet label column of whole decimals (``decimal128(20, 0)``: a NUMERIC id as Spark,
+    Athena or Redshift write it) was read as float64, as decimal features are: ids 2**53 and
+    2**53 + 1 were one class (2**63 + 1 and 2**63 + 3 too), trained, validated and evaluated with
+    exit 0, and the log blamed the file for holding doubles it never held. The classes are the
+    ids (past int64 their digits, as JSON Lines keeps them), in every channel and evaluate."""
+    import decimal
+
+    def ids(seed: int, *, missing: bool = False) -> bytes:
+        rows = _ids(seed, missing=missing)
+        labels = [None if i is None else decimal.Decimal({LOW: low, HIGH: high}.get(i, i)) for i, _ in rows]
+        table = pa.table({"id": pa.array(labels, pa.decimal128(width, 0)), "x": [v for _, v in rows]})
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        return buf.getvalue()
+
+    root, output = _trained_ids(
+        tmp_path,
+        {"train": {"a.parquet": ids(1)}, "validation": {"v.parquet": ids(2, missing=True)}},
+        {"train": "application/x-parquet", "validation": "application/x-parquet"},
+        classes=tuple(classes),
+        target="id",
+    )
+    assert "past 2**53" not in output, output
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "t.parquet").write_bytes(ids(2, missing=True))
+    scored = _evaluated(root, tmp_path, "--content-type", "application/x-parquet")
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    report = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    assert report["multiclass_classification_metrics"]["accuracy"]["value"] == 1.0
+    labels, _ = _served(root, "-0.9\n0.0\n0.9\n")
+    assert labels == [classes[1], classes[2], classes[0]]
