@@ -566,7 +566,10 @@ class Labels:
             count = Counter(number for number, _ in wholes if number is not None)
             index.update({number: i for number, i in wholes if number is not None and count[number] == 1})
         return np.fromiter(
-            (index.get(value, index.get(_whole(value), -1)) for value in _normalise(y, self.kind)),
+            (
+                i if (i := index.get(value, -1)) >= 0 else index.get(_whole(value), -1)
+                for value in _normalise(y, self.kind)
+            ),
             dtype=np.int64,
             count=len(y),
         )
