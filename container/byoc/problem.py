@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -356,7 +357,31 @@ def keep_spellings(
     if not odd:
         return typed, None
     leading = [text for text in odd if _LEADING_ZERO.match(text)]
-    return spelled, _kept_reason(_target_name(typed), distinct, by_number, odd, leading, requested)
+    spelled, classes = _one_class_per_integer(spelled, distinct)
+    return spelled, _kept_reason(_target_name(typed), classes, by_number, odd, leading, requested)
+
+
+def _whole(text: Any) -> int | None:
+    """The integer a whole-number spelling writes (``1``, ``1.0``, ``+1``, ``9007199254740993.0``),
+    exactly; None for any other label (``01`` is a code, ``1e0`` or ``1.10`` another spelling)."""
+    if not isinstance(text, str) or not _WHOLE.fullmatch(text) or _LEADING_ZERO.match(text):
+        return None
+    return int(text.partition(".")[0])
+
+
+def _one_class_per_integer(spelled: pd.Series, distinct: list[str]) -> tuple[pd.Series, list[str]]:
+    """``spelled`` with the whole-number spellings of one integer (``1`` and ``1.0``; ids past 2**53
+    written ``9007199254740993`` and ``9007199254740993.0``) as one label, the integer's digits,
+    and the distinct labels left: two writers of one id (an integer column beside a float one)
+    write one class, as they do where labels are numbers, not two classes the model confuses."""
+    groups: dict[int, list[str]] = {}
+    for text in distinct:
+        if (number := _whole(text)) is not None:
+            groups.setdefault(number, []).append(text)
+    merged = {text: str(number) for number, texts in groups.items() if len(texts) > 1 for text in texts}
+    if not merged:
+        return spelled, distinct
+    return spelled.replace(merged), sorted({merged.get(text, text) for text in distinct})
 
 
 _WHOLE = re.compile(r"[+-]?[0-9]+(?:\.0*)?")  # an integer, with or without a zero fraction
@@ -530,10 +555,23 @@ class Labels:
         return repr(label if label is not None else raw.item() if isinstance(raw, np.generic) else raw)
 
     def _codes(self, y: pd.Series) -> np.ndarray:
-        """Indices into ``classes``, -1 where a label is not among them."""
+        """Indices into ``classes``, -1 where a label is not among them.  Text classes take a
+        whole-number spelling of their integer too (``1.0`` is the class ``1``, ``9007199254740993``
+        the class ``9007199254740993.0``), as training makes such spellings one class
+        (:func:`_one_class_per_integer`); unless two classes spell that integer (a model trained
+        before), which leaves the label unseen rather than picking one."""
         index = {c: i for i, c in enumerate(self.classes)}
+        if self.kind == "str":
+            wholes = [(_whole(c), i) for i, c in enumerate(self.classes)]
+            count = Counter(number for number, _ in wholes if number is not None)
+            index.update({number: i for number, i in wholes if number is not None and count[number] == 1})
         return np.fromiter(
-            (index.get(value, -1) for value in _normalise(y, self.kind)), dtype=np.int64, count=len(y)
+            (
+                i if (i := index.get(value, -1)) >= 0 else index.get(_whole(value), -1)
+                for value in _normalise(y, self.kind)
+            ),
+            dtype=np.int64,
+            count=len(y),
         )
 
     def _fast_codes(self, y: pd.Series) -> np.ndarray | None:

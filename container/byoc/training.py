@@ -681,7 +681,15 @@ def _train(
         y = split.y
         if name != "train":  # its labels read as the train channel's are: text kept as written
             y = _typed_label(y, labels=labels)
-            keep, warning = problem.drop_missing_target(y)
+            keep, warning = problem.drop_missing_target(
+                y,
+                fix=(
+                    f"channel '{name}' ({channels[name].files_shown}) is scored against its labels: write "
+                    "them into that column, as the train channel holds them, or leave the channel out"
+                ),
+                use="scored",
+                locate=channels[name].locate,
+            )
             if warning:
                 log.warning("%s: %s", name, warning)
                 X, y = X[keep], y[keep]

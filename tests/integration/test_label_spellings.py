@@ -587,3 +587,97 @@ def test_labels_past_float_precision_read_as_floats_are_named_in_the_log(tmp_pat
     said = scored.stdout + scored.stderr
     assert scored.returncode == 0, said
     assert f"test: test/{named}" in said, said  # and accuracy 0.68: the file merged the ids
+
+
+def test_whole_number_spellings_of_one_id_past_float_precision_are_one_class(tmp_path):
+    """Ids past 2**53 written as JSON integers in one file and with '.0' in another (two writers of
+    one id): the labels were kept as written, so ``9007199254740993`` and ``9007199254740993.0``
+    were two classes of one id, rows of the same x learned as either (train accuracy 0.75, exit 0)
+    and served as whichever. Where labels are numbers, ``1`` and ``1.0`` are one class; so are
+    these, the id's digits, and a validation record writing it with '.0' is scored as that class."""
+
+    def written(seed: int, fraction: str) -> str:
+        return "".join(f'{{"id": {i}{fraction}, "x": {v!r}}}\n' for i, v in _ids(seed))
+
+    root, _ = _trained_ids(
+        tmp_path,
+        {
+            "train": {"a.jsonl": written(1, ""), "b.jsonl": written(3, ".0")},
+            "validation": {"v.jsonl": written(2, ".0")},
+        },
+        {"train": "application/jsonlines", "validation": "application/jsonlines"},
+        classes=("7", str(LOW), str(HIGH)),
+        target="id",
+    )
+    labels, as_csv = _served(root, "-0.9\n0.0\n0.9\n")
+    assert labels == [str(LOW), str(HIGH), "7"] and as_csv == f"{LOW}\n{HIGH}\n7\n"
+
+
+def test_whole_number_spellings_beside_codes_are_one_class(tmp_path):
+    """Labels kept as written for a code (``01``) beside ``1`` in one file and ``1.0`` in another
+    (pandas' integer column with a missing value): ``1`` and ``1.0`` were two classes, the rows of
+    one x split between them (train accuracy 0.83, exit 0). They are the class ``1``, and so is a
+    validation label ``1.0`` or a test file's JSON number 1.0, as wherever labels are numbers."""
+    frame = coded(150, seed=0)
+    floats = coded(150, seed=2).replace({"code": {"1": "1.0"}})
+    held = coded(60, seed=1).replace({"code": {"1": "1.0"}})
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={
+            "train": {"a.csv": csv_bytes(frame, target="code"), "b.csv": csv_bytes(floats, target="code")},
+            "validation": {"v.csv": csv_bytes(held, target="code")},
+        },
+        hyperparameters={"algorithm": "decision_tree"},
+    )
+    result = run_train(root)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert json.loads((root / "model" / "model.json").read_text())["classes"] == ["002", "01", "1"]
+    assert "train:accuracy=1.000000" in output and "validation:accuracy=1.000000" in output
+
+    (tmp_path / "test").mkdir()
+    test = held.assign(code=[float(c) if c == "1.0" else c for c in held["code"]])
+    (tmp_path / "test" / "t.jsonl").write_bytes(jsonlines_bytes(test))  # 1.0 a JSON number
+    scored = _evaluated(root, tmp_path, "--content-type", "application/jsonlines")
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    report = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    assert report["multiclass_classification_metrics"]["accuracy"]["value"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "width,low,high,classes",
+    [(20, LOW, HIGH, [7, LOW, HIGH]), (38, 2**63 + 1, 2**63 + 3, ["7", str(2**63 + 1), str(2**63 + 3)])],
+    ids=["within int64", "past int64"],
+)
+def test_whole_decimal_ids_are_classes_exactly(tmp_path, width, low, high, classes):
+    """A Parquet label column of whole decimals (``decimal128(20, 0)``: a NUMERIC id as Spark,
+    Athena or Redshift write it) was read as float64, as decimal features are: ids 2**53 and
+    2**53 + 1 were one class (2**63 + 1 and 2**63 + 3 too), trained, validated and evaluated with
+    exit 0, and the log blamed the file for holding doubles it never held. The classes are the
+    ids (past int64 their digits, as JSON Lines keeps them), in every channel and evaluate."""
+    import decimal
+
+    def ids(seed: int, *, missing: bool = False) -> bytes:
+        rows = _ids(seed, missing=missing)
+        labels = [None if i is None else decimal.Decimal({LOW: low, HIGH: high}.get(i, i)) for i, _ in rows]
+        table = pa.table({"id": pa.array(labels, pa.decimal128(width, 0)), "x": [v for _, v in rows]})
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        return buf.getvalue()
+
+    root, output = _trained_ids(
+        tmp_path,
+        {"train": {"a.parquet": ids(1)}, "validation": {"v.parquet": ids(2, missing=True)}},
+        {"train": "application/x-parquet", "validation": "application/x-parquet"},
+        classes=tuple(classes),
+        target="id",
+    )
+    assert "past 2**53" not in output, output
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "t.parquet").write_bytes(ids(2, missing=True))
+    scored = _evaluated(root, tmp_path, "--content-type", "application/x-parquet")
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    report = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    assert report["multiclass_classification_metrics"]["accuracy"]["value"] == 1.0
+    labels, _ = _served(root, "-0.9\n0.0\n0.9\n")
+    assert labels == [classes[1], classes[2], classes[0]]

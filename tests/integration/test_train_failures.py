@@ -242,6 +242,21 @@ CASES = {
             r"^validation/v\.csv, row 3, target column 0: holds 2, which is not among the classes seen in training \(0, 1\)"
         ],
     ),
+    # a validation channel without labels (its label cells empty) was refused as "target column 0
+    # has no values ...; set the target hyperparameter to the label column": no channel named,
+    # and a fix that sent the user to a hyperparameter the train channel shows to be right
+    "validation_without_labels": (
+        dict(
+            channels={
+                "train": {"a.csv": b"".join(b"%d,%d\n" % (i % 2, i) for i in range(40))},
+                "validation": {"v.csv": b",1\n,2\n,3\n"},
+            }
+        ),
+        [
+            r"^target column 'column 0' has no values in any of its 3 rows; channel 'validation' "
+            r"\(validation/v\.csv\) is scored against its labels: write them into that column"
+        ],
+    ),
     "validation_text_in_numeric_column": (
         dict(channels={"train": {"a.csv": GOOD}, "validation": {"v1.csv": GOOD, "v2.csv": VALIDATION_FORTY}}),
         [

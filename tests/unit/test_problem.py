@@ -222,7 +222,7 @@ def test_codes_with_leading_zeros_keep_their_spellings(dtype):
     "cells",
     [
         ["1.10", "1.1", "2"],  # two spellings of one number: versions
-        ["1.0", "1", "01"],  # a code beside them keeps every spelling
+        ["1.0", "01", "2"],  # a code beside them keeps every spelling
         ["9007199254740993", "9007199254740992"],  # one float past 2**53
         ["1.50", "1.5", "2.25"] * 4,
     ],
@@ -234,6 +234,22 @@ def test_classes_keep_spellings_that_numbers_would_merge(cells):
     auto, _ = train_labels(cells * 10)
     classes = all(float(c).is_integer() for c in cells)  # auto: fractions are a regression
     assert auto.tolist() == (cells * 10 if classes else [float(c) for c in cells * 10])
+
+
+def test_whole_spellings_of_one_integer_kept_as_text_are_one_class():
+    """A code keeps the labels as text; ``1`` and ``1.0`` (two writers of one class) and an id past
+    2**53 with and without '.0' were then two classes each. They are one, the integer's digits, and
+    another channel's whole spelling of it (``1.0``, a JSON 1.0, ``+1``) is that class."""
+    big = 2**53 + 1
+    cells = ["1.0", "1", "01", f"{big}.0", str(big)]
+    y, reason = train_labels(cells * 10, requested="multiclass_classification")
+    assert y.tolist() == ["1", "1", "01", str(big), str(big)] * 10 and reason is not None
+    assert reason.startswith("target 'code' keeps its 3 labels as text")
+    labels = fit_labels(y)
+    assert labels.classes == ("01", "1", str(big))
+    other = pd.Series(["1.0", "+1", 1.0, f"{big}.0", "01"], dtype=object)
+    assert labels.encode(other, where="validation channel").tolist() == [1, 1, 1, 2, 0]
+    assert Labels(("01", "1", "1.0"), "str").first_unseen(pd.Series(["1.00"])) == 0  # two classes spell 1
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from byoc.data.tabular import (
     plain_types,
     to_frame,
     unify_and_concat,
+    whole_decimals,
 )
 from byoc.errors import DataError
 
@@ -73,7 +74,7 @@ def read(
     tables: list[pa.Table] = []
     first: list[str] | None = None
     for source in sources:
-        table = with_partitions(_read_one(source), source, named=True)
+        table = whole_decimals(with_partitions(_read_one(source), source, named=True), label)
         source.rows = table.num_rows
         columns = [str(c) for c in table.column_names]
         if first is None:

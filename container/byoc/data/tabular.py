@@ -257,6 +257,23 @@ def to_frame(table: pa.Table, *, typed: bool = True, as_written: int | None = No
     return frame
 
 
+def whole_decimals(table: pa.Table, label: int | str | None) -> pa.Table:
+    """``table`` (a Parquet file's) with its ``label`` column of whole decimals (``decimal128(20, 0)``,
+    as Spark, Athena or Redshift write a NUMERIC id) as the integers they hold: int64 when every one
+    fits, else their digits as text (kept as written, as a JSON integer past int64 is).  Features take decimals as float64
+    (:func:`byoc.values.plain_arrow`); a label did too, so ids 9007199254740993 and 9007199254740992
+    were one class, named in the log as a double the file held.  Any other label as it is."""
+    at = label_column(table, True, label)
+    if at is None or not pat.is_decimal(kind := table.schema.field(at).type) or kind.scale > 0:
+        return table
+    column = table.column(at)
+    try:
+        whole = column.cast(pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # past int64
+        whole = column.cast(pa.string())
+    return table.set_column(at, pa.field(table.column_names[at], whole.type), whole)
+
+
 def exact_integer_column(column: pa.ChunkedArray | pa.Array) -> pd.Series | None:
     """An integer label ``column`` (JSON numbers, Parquet int64) holding a null and an id past
     float precision as Python ints and None: pandas makes an integer column with a null float64,
