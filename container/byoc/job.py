@@ -403,12 +403,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.help:
         from byoc import hyperparameters
 
-        print(USAGE)
-        print(hyperparameters.help_text())
-        return EXIT_OK
+        return _printed(USAGE + "\n" + hyperparameters.help_text())
     if args.metric_definitions:
         from byoc import metrics
 
-        print(json.dumps(metrics.metric_definitions(), indent=2))
-        return EXIT_OK
+        return _printed(json.dumps(metrics.metric_definitions(), indent=2))
     return run()
+
+
+def _printed(text: str) -> int:
+    """Print ``text`` for a reader that may stop early (``train --help | head``): a closed pipe
+    ends the output quietly, as it ends any command line tool's, not with a traceback."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # the interpreter flushes stdout again at exit: point it at /dev/null first
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK

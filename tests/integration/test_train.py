@@ -21,7 +21,9 @@ import pytest
 
 from byoc import artifact, metrics
 from support import (
+    CONTAINER,
     REPO,
+    clean_environ,
     csv_bytes,
     diabetes_frame,
     gzip_bytes,
@@ -614,6 +616,31 @@ def test_metric_definitions_parse_real_log_lines(tmp_path):
     assert {"validation:auc", "validation:accuracy", "test:rmse", "train:f1"} <= names
     auc = next(d["Regex"] for d in definitions if d["Name"] == "validation:auc")
     assert re.search(auc, "2026 INFO x\nvalidation:auc=0.931200\n").group(1) == "0.931200"
+
+
+@pytest.mark.parametrize("flag", ["--help", "--metric-definitions"])
+def test_a_reader_that_stops_early_ends_the_output_quietly(flag):
+    """``train --help | head``: a pipe whose reader has gone made print raise BrokenPipeError, and
+    train ended with a traceback where any command line tool stops quietly."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before train writes a byte
+    try:
+        done = subprocess.run(
+            [sys.executable, str(CONTAINER / "train"), flag],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            env=clean_environ(),
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
 
 
 @pytest.mark.slow
