@@ -13,6 +13,7 @@ import json
 import shutil
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -270,6 +271,27 @@ def test_load_errors_name_the_problem(mme, tmp_path):
     assert_error(
         mme.session.post(f"{mme.url}/invocations", data="1\n", timeout=10), 404, "multi_model_endpoint"
     )
+
+
+def test_names_no_request_can_reach_are_refused_and_the_longest_that_can_serve(mme):
+    """A name starting with '/' loaded (200), and its invoke, describe and unload URLs
+    (/models//a/...) were redirected to /models/a/...: another model answered for it, and a DELETE
+    unloaded that other model.  A name whose URL takes more than gunicorn's 4 KB request line
+    (1,024 characters of two or more UTF-8 bytes, percent-encoded) loaded too, and then every
+    call naming it was a 414: never invoked, never unloaded, a 409 for every later load."""
+    url = model_url("regression")
+    ensure_loaded(mme, "lead", url)
+    for name in ("/lead", "//lead"):
+        assert_error(load(mme, name, url), 400, "bad_model_name", "'/'")
+    for name in ("\u00e9" * 1024, "\U0001f600" * 400):
+        assert_error(load(mme, name, url), 400, "bad_model_name", "request line")
+    assert mme.get("/models/lead").status_code == 200  # still loaded, as it was
+    rows = sm.features("regression").iloc[:2].to_csv(index=False, header=False)
+    for name in ("a" * 1024, "%" * 1024, "\u00e9" * 670):  # the longest each spelling may be: reachable
+        assert load(mme, name, url).status_code == 200, name
+        quoted = urllib.parse.quote(name, safe="")
+        assert invoke(mme, quoted, rows).status_code == 200, name
+        assert mme.session.delete(f"{mme.url}/models/{quoted}", timeout=10).status_code == 200, name
 
 
 def test_a_model_under_a_top_level_folder_loads_as_serve_finds_it(mme, tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from byoc import memory_limit
-from byoc.errors import ConfigError, ModelLoadError
+from byoc.errors import ConfigError, ModelLoadError, UserError
 from byoc.serving import multimodel
 from byoc.serving.multimodel import (
     InsufficientMemory,
@@ -430,3 +430,19 @@ def test_a_refused_load_logs_one_line_for_a_user_error_and_a_traceback_for_anyth
     assert record.getMessage().startswith("model 'x' at ")
     assert (record.exc_info is not None) is traceback
     assert said in (str(record.exc_info[1]) if record.exc_info else record.getMessage())
+
+
+def test_the_name_limit_follows_the_request_line_serve_keeps() -> None:
+    """A name is refused when its URL spelling would not fit gunicorn's request line (414 on every
+    call naming it): the limit must be the one serve runs with."""
+    from gunicorn.config import LimitRequestLine
+
+    from byoc.serving.server import gunicorn_options
+    from byoc.serving.settings import ServingSettings
+
+    options = gunicorn_options(ServingSettings.from_environ({"SAGEMAKER_MULTI_MODEL": "true"}))
+    assert options.get("limit_request_line", LimitRequestLine.default) == multimodel.MAX_REQUEST_LINE
+    longest = "\u00e9" * (multimodel.MAX_URL_NAME_BYTES // 6)
+    assert multimodel.check_name(longest) == longest
+    with pytest.raises(UserError, match="request line"):
+        multimodel.check_name(longest + "\u00e9")
