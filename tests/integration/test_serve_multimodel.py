@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import socket
 import threading
 import time
 import urllib.parse
@@ -56,7 +57,9 @@ def load(server: sm.Server, name: str, url: str) -> requests.Response:
     return server.session.post(f"{server.url}/models", json={"model_name": name, "url": url}, timeout=60)
 
 
-def invoke(server: sm.Server, name: str, body, content_type="text/csv", accept=None, attributes=None):
+def invoke(
+    server: sm.Server, name: str, body, content_type="text/csv", accept=None, attributes=None, timeout=60
+):
     headers = {"X-Amzn-SageMaker-Target-Model": f"{name}.tar.gz"}
     if content_type is not None:
         headers["Content-Type"] = content_type
@@ -64,7 +67,9 @@ def invoke(server: sm.Server, name: str, body, content_type="text/csv", accept=N
         headers["Accept"] = accept
     if attributes is not None:
         headers[CUSTOM] = attributes
-    return server.session.post(f"{server.url}/models/{name}/invoke", data=body, headers=headers, timeout=60)
+    return server.session.post(
+        f"{server.url}/models/{name}/invoke", data=body, headers=headers, timeout=timeout
+    )
 
 
 def assert_error(response: requests.Response, status: int, code: str, *fragments: str) -> dict:
@@ -339,6 +344,36 @@ def test_507_only_when_one_model_alone_does_not_fit(tmp_path):
         output = server.stop()
     assert "evicted model 's0'" in output
     assert "to make room for" in output
+
+
+def test_a_client_whose_body_stalls_holds_up_no_other_invocation(tmp_path):
+    """A worker answers one invocation at a time (its model code is not asked to be thread-safe),
+    and the body was read under that turn: a client that sent 20 KB of a 200 KB body and then
+    nothing held every other invocation of the worker, of every model, for as long as it stalled
+    (a minute, the socket's timeout).  The body now arrives before the turn is taken, as on a
+    single-model endpoint, where such a client holds one thread and no other request."""
+    server = start_mme(workers=1)
+    stalled = None
+    try:
+        for name, value in (("waits", 1.0), ("other", 2.0)):
+            path = support.save_constant_model(tmp_path / name, value)
+            assert load(server, name, str(path)).status_code == 200
+        stalled = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        stalled.sendall(
+            b"POST /models/waits/invoke HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            b"Content-Length: 200000\r\n\r\n" + b"1\n" * 10_000
+        )
+        time.sleep(1)  # the worker hands it to a thread (16 KiB in), which waits for the rest
+        for name, value in (("other", 2.0), ("waits", 1.0)):
+            try:
+                response = invoke(server, name, "1\n", timeout=20)
+            except requests.Timeout:
+                raise AssertionError(f"invoking {name!r} waited for the stalled body") from None
+            assert response.status_code == 200 and float(response.text) == value, response.text
+    finally:
+        if stalled is not None:
+            stalled.close()
+        server.stop()
 
 
 def test_ping_answers_while_a_model_loads(tmp_path):

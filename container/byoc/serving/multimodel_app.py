@@ -34,7 +34,7 @@ from byoc import user_script
 from byoc.errors import UserError
 from byoc.serving import handler as handlers
 from byoc.serving import hooks, multimodel
-from byoc.serving.app import answer, request_id_of_current_request
+from byoc.serving.app import answer, read_body_first, request_id_of_current_request
 from byoc.serving.handler import Handler
 from byoc.serving.settings import ServingSettings
 
@@ -135,7 +135,8 @@ def add_routes(
     )
     app.extensions[REGISTRY_EXTENSION] = registry
     # A worker serves /ping and the management calls from spare threads while one thread
-    # loads or predicts; handlers themselves see one request at a time, as under sync workers.
+    # loads or predicts; handlers themselves see one request at a time, as under sync workers
+    # (each request's body read before its turn).
     invoke_lock = threading.Lock()
 
     @app.post("/models")
@@ -164,8 +165,9 @@ def add_routes(
 
     @app.post("/models/<path:name>/invoke")
     def invoke_model(name: str) -> Response:
-        request_id_of_current_request()
+        request_id = request_id_of_current_request()
         handler = registry.handler(name)
+        read_body_first(settings, request.environ, request_id)  # a client's slow body takes no turn
         with invoke_lock:
             return answer(handler, settings)
 
