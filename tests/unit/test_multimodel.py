@@ -174,6 +174,24 @@ def test_what_a_load_took_in_memory_counts_when_it_beats_the_files_estimate(tmp_
     assert reg.used_bytes == 60 * KIB
 
 
+def test_a_model_that_took_more_than_the_budget_once_loaded_is_refused_and_evicts_nothing(
+    tmp_path: Path,
+) -> None:
+    """Kept, a model that took 30 KiB under a 20 KiB budget evicted every other model and still
+    passed the budget (a 200, where README promises a 507)."""
+    reg = ModelRegistry(
+        ModelIndex(tmp_path / "index"),
+        lambda p: Inflating(p) if p.parent.name == "big" else Handler(p),
+        20 * KIB,
+        size_of=lambda p: sum(f.stat().st_size for f in multimodel.model_files(p)),
+    )
+    reg.load("small", model(tmp_path, "small", size=0))
+    with pytest.raises(InsufficientMemory, match=r"'big' took .* once loaded"):
+        reg.load("big", model(tmp_path, "big", size=0))
+    assert reg.index.get("big") is None
+    assert reg.cached_names() == ["small"]
+
+
 def test_507_only_when_the_model_alone_does_not_fit(tmp_path: Path) -> None:
     reg = registry(tmp_path, budget=35 * KIB)
     for name in "abc":

@@ -485,12 +485,7 @@ class ModelRegistry(Generic[H]):
         check_model_dir(path)
         size = self.size_of(path)
         if size > self.budget:
-            raise InsufficientMemory(
-                f"model {entry.name!r} needs about {mebibytes(size)} but this worker's share of the "
-                f"model memory budget is {mebibytes(self.budget)}; raise BYOC_MULTI_MODEL_MEMORY_MB, "
-                "run fewer workers (SAGEMAKER_MODEL_SERVER_WORKERS: each worker holds its own copy "
-                "and gets an equal share) or use an instance with more memory"
-            )
+            raise self._too_big(entry.name, f"needs about {mebibytes(size)}")
         self._make_room(size, entry.name)
         started = time.perf_counter()
         try:
@@ -514,6 +509,10 @@ class ModelRegistry(Generic[H]):
             # what the load took in resident memory (handler.load measures it) beats the files'
             # estimate: a compressed pickle, or a model_fn that builds more than it reads
             size = measured
+            if size > self.budget:  # kept, it would evict every other model and still pass the budget
+                del handler
+                memory.release_free_memory()
+                raise self._too_big(entry.name, f"took {mebibytes(size)} once loaded")
             self._make_room(size, entry.name)
         cached = Cached(entry=entry, handler=handler, size=size, used_at=self.clock())
         with self._lock:
@@ -531,6 +530,14 @@ class ModelRegistry(Generic[H]):
             mebibytes(self.budget),
         )
         return cached
+
+    def _too_big(self, name: str, size: str) -> InsufficientMemory:
+        return InsufficientMemory(
+            f"model {name!r} {size} but this worker's share of the model memory budget is "
+            f"{mebibytes(self.budget)}; raise BYOC_MULTI_MODEL_MEMORY_MB, run fewer workers "
+            "(SAGEMAKER_MODEL_SERVER_WORKERS: each worker holds its own copy and gets an equal share) "
+            "or use an instance with more memory"
+        )
 
     # -- the API's operations ----------------------------------------------------------------
 
