@@ -634,6 +634,35 @@ PACKED_PROGRAM = (
 )
 
 
+def test_a_program_importing_a_helper_it_does_not_ship_is_refused_whatever_was_loaded_before(tmp_path):
+    """Model B's program imports helper, which only model A ships: loaded in a worker that had
+    loaded A, B answered 200 with A's helper (A's code folder was still on sys.path), and in
+    another worker its load on demand was a 400 bad_model, so its answers depended on the worker.
+    A single-model serve refuses B at start; the load is now refused the same way."""
+    program = (
+        "import json\nimport helper\n\ndef model_fn(model_dir):\n    return None\n\n"
+        "def transform_fn(model, body, content_type, accept):\n"
+        "    return json.dumps(helper.WHO), 'application/json'\n"
+    )
+    for name in ("ships", "lacks"):
+        (tmp_path / name / "code").mkdir(parents=True)
+        (tmp_path / name / "code" / "inference.py").write_text(program)
+    (tmp_path / "ships" / "code" / "helper.py").write_text("WHO = 'ships'\n")
+    server = start_mme(workers=1)
+    try:
+        assert load(server, "ships", str(tmp_path / "ships")).status_code == 200
+        assert_error(
+            load(server, "lacks", str(tmp_path / "lacks")),
+            400,
+            "bad_model",
+            "No module named 'helper'",
+        )
+        response = invoke(server, "ships", "1\n")  # the model that ships it still imports its own
+        assert response.status_code == 200 and response.json() == "ships", response.text
+    finally:
+        server.stop()
+
+
 def test_models_larger_in_memory_than_on_disk_are_evicted_by_what_they_took(tmp_path):
     """A model_fn reading a compressed pickle: a few KiB of files, 24 MiB once loaded. The budget
     counted only the files, so a worker held every such model past its budget (until the OOM
