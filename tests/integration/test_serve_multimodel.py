@@ -265,6 +265,19 @@ def test_load_errors_name_the_problem(mme, tmp_path):
         assert_error(mme.get(f"/models/{name}"), 404, "model_not_loaded")
     bad = mme.session.post(f"{mme.url}/models", data="not json", timeout=10)
     assert_error(bad, 400, "bad_load_request", "model_name")
+    deep = mme.session.post(f"{mme.url}/models", data="[" * 100_000, timeout=10)  # was a 500
+    assert_error(deep, 400, "bad_load_request", "model_name")
+    # json keeps the last of a repeated key: this loaded model 'second', as if the first were not there
+    url = json.dumps(model_url("binary"))
+    twice = f'{{"model_name": "first", "model_name": "second", "url": {url}}}'
+    assert_error(
+        mme.session.post(f"{mme.url}/models", data=twice, timeout=10),
+        400,
+        "bad_load_request",
+        "'model_name' twice",
+    )
+    for name in ("first", "second"):
+        assert_error(mme.get(f"/models/{name}"), 404, "model_not_loaded")
     assert_error(load(mme, "", model_url("binary")), 400, "bad_model_name")
     for unreachable in ("..", "a/./b"):  # loaded, they answered 200 and could never be invoked
         assert_error(load(mme, unreachable, model_url("binary")), 400, "bad_model_name", "path segment")

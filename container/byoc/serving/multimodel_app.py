@@ -30,7 +30,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from byoc import user_script
+from byoc import json_objects, user_script
 from byoc.errors import UserError
 from byoc.serving import handler as handlers
 from byoc.serving import hooks, multimodel
@@ -95,7 +95,19 @@ def _json(document: Any, status: int = 200) -> Response:
 
 
 def _load_request() -> tuple[Any, Any]:
-    document = request.get_json(force=True, silent=True)
+    """The load's name and url.  A key given twice is refused (json keeps the last without a word:
+    which model was meant cannot be told), and so is JSON too deeply nested to parse (a
+    RecursionError, not json's ValueError, so it was a 500)."""
+    try:
+        document = json_objects.loads(request.get_data(cache=False))
+    except json_objects.RepeatedKey as exc:
+        raise UserError(
+            f"the POST /models body names {exc.key!r} twice, so which value is meant cannot be told; "
+            'send {"model_name": ..., "url": ...} with each key once',
+            code="bad_load_request",
+        ) from None
+    except (ValueError, RecursionError):
+        document = None
     if not isinstance(document, dict):
         raise UserError(
             'POST /models takes a JSON object {"model_name": ..., "url": ...}', code="bad_load_request"
