@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
+import socket
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +58,9 @@ def load(server: sm.Server, name: str, url: str) -> requests.Response:
     return server.session.post(f"{server.url}/models", json={"model_name": name, "url": url}, timeout=60)
 
 
-def invoke(server: sm.Server, name: str, body, content_type="text/csv", accept=None, attributes=None):
+def invoke(
+    server: sm.Server, name: str, body, content_type="text/csv", accept=None, attributes=None, timeout=60
+):
     headers = {"X-Amzn-SageMaker-Target-Model": f"{name}.tar.gz"}
     if content_type is not None:
         headers["Content-Type"] = content_type
@@ -63,7 +68,9 @@ def invoke(server: sm.Server, name: str, body, content_type="text/csv", accept=N
         headers["Accept"] = accept
     if attributes is not None:
         headers[CUSTOM] = attributes
-    return server.session.post(f"{server.url}/models/{name}/invoke", data=body, headers=headers, timeout=60)
+    return server.session.post(
+        f"{server.url}/models/{name}/invoke", data=body, headers=headers, timeout=timeout
+    )
 
 
 def assert_error(response: requests.Response, status: int, code: str, *fragments: str) -> dict:
@@ -258,6 +265,19 @@ def test_load_errors_name_the_problem(mme, tmp_path):
         assert_error(mme.get(f"/models/{name}"), 404, "model_not_loaded")
     bad = mme.session.post(f"{mme.url}/models", data="not json", timeout=10)
     assert_error(bad, 400, "bad_load_request", "model_name")
+    deep = mme.session.post(f"{mme.url}/models", data="[" * 100_000, timeout=10)  # was a 500
+    assert_error(deep, 400, "bad_load_request", "model_name")
+    # json keeps the last of a repeated key: this loaded model 'second', as if the first were not there
+    url = json.dumps(model_url("binary"))
+    twice = f'{{"model_name": "first", "model_name": "second", "url": {url}}}'
+    assert_error(
+        mme.session.post(f"{mme.url}/models", data=twice, timeout=10),
+        400,
+        "bad_load_request",
+        "'model_name' twice",
+    )
+    for name in ("first", "second"):
+        assert_error(mme.get(f"/models/{name}"), 404, "model_not_loaded")
     assert_error(load(mme, "", model_url("binary")), 400, "bad_model_name")
     for unreachable in ("..", "a/./b"):  # loaded, they answered 200 and could never be invoked
         assert_error(load(mme, unreachable, model_url("binary")), 400, "bad_model_name", "path segment")
@@ -270,6 +290,27 @@ def test_load_errors_name_the_problem(mme, tmp_path):
     assert_error(
         mme.session.post(f"{mme.url}/invocations", data="1\n", timeout=10), 404, "multi_model_endpoint"
     )
+
+
+def test_names_no_request_can_reach_are_refused_and_the_longest_that_can_serve(mme):
+    """A name starting with '/' loaded (200), and its invoke, describe and unload URLs
+    (/models//a/...) were redirected to /models/a/...: another model answered for it, and a DELETE
+    unloaded that other model.  A name whose URL takes more than gunicorn's 4 KB request line
+    (1,024 characters of two or more UTF-8 bytes, percent-encoded) loaded too, and then every
+    call naming it was a 414: never invoked, never unloaded, a 409 for every later load."""
+    url = model_url("regression")
+    ensure_loaded(mme, "lead", url)
+    for name in ("/lead", "//lead"):
+        assert_error(load(mme, name, url), 400, "bad_model_name", "'/'")
+    for name in ("\u00e9" * 1024, "\U0001f600" * 400):
+        assert_error(load(mme, name, url), 400, "bad_model_name", "request line")
+    assert mme.get("/models/lead").status_code == 200  # still loaded, as it was
+    rows = sm.features("regression").iloc[:2].to_csv(index=False, header=False)
+    for name in ("a" * 1024, "%" * 1024, "\u00e9" * 670):  # the longest each spelling may be: reachable
+        assert load(mme, name, url).status_code == 200, name
+        quoted = urllib.parse.quote(name, safe="")
+        assert invoke(mme, quoted, rows).status_code == 200, name
+        assert mme.session.delete(f"{mme.url}/models/{quoted}", timeout=10).status_code == 200, name
 
 
 def test_a_model_under_a_top_level_folder_loads_as_serve_finds_it(mme, tmp_path):
@@ -317,6 +358,36 @@ def test_507_only_when_one_model_alone_does_not_fit(tmp_path):
         output = server.stop()
     assert "evicted model 's0'" in output
     assert "to make room for" in output
+
+
+def test_a_client_whose_body_stalls_holds_up_no_other_invocation(tmp_path):
+    """A worker answers one invocation at a time (its model code is not asked to be thread-safe),
+    and the body was read under that turn: a client that sent 20 KB of a 200 KB body and then
+    nothing held every other invocation of the worker, of every model, for as long as it stalled
+    (a minute, the socket's timeout).  The body now arrives before the turn is taken, as on a
+    single-model endpoint, where such a client holds one thread and no other request."""
+    server = start_mme(workers=1)
+    stalled = None
+    try:
+        for name, value in (("waits", 1.0), ("other", 2.0)):
+            path = support.save_constant_model(tmp_path / name, value)
+            assert load(server, name, str(path)).status_code == 200
+        stalled = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        stalled.sendall(
+            b"POST /models/waits/invoke HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            b"Content-Length: 200000\r\n\r\n" + b"1\n" * 10_000
+        )
+        time.sleep(1)  # the worker hands it to a thread (16 KiB in), which waits for the rest
+        for name, value in (("other", 2.0), ("waits", 1.0)):
+            try:
+                response = invoke(server, name, "1\n", timeout=20)
+            except requests.Timeout:
+                raise AssertionError(f"invoking {name!r} waited for the stalled body") from None
+            assert response.status_code == 200 and float(response.text) == value, response.text
+    finally:
+        if stalled is not None:
+            stalled.close()
+        server.stop()
 
 
 def test_ping_answers_while_a_model_loads(tmp_path):
@@ -539,17 +610,79 @@ def test_models_whose_programs_share_helper_names_each_run_their_own(mme, tmp_pa
         assert mme.session.delete(f"{mme.url}/models/helpers-v{version}", timeout=10).status_code == 200
 
 
+def test_a_model_that_takes_more_than_the_workers_share_once_loaded_is_a_507(tmp_path):
+    """A few KiB of files that took 24 MiB once loaded, in a worker whose share is 8 MiB: the load
+    answered 200, evicted every other model and kept the worker at 24 of 8 MiB, where README
+    promises a 507 for a model larger than a worker's share alone.  And the first model a worker
+    loads is charged what it takes, not the shared library pages the load touched first."""
+    import joblib
+
+    server = start_mme(workers=1, BYOC_MULTI_MODEL_MEMORY_MB="8")
+    try:
+        small = support.save_constant_model(tmp_path / "small", 3.0)
+        assert load(server, "small", str(small)).status_code == 200
+        directory = tmp_path / "packed"
+        (directory / "code").mkdir(parents=True)
+        (directory / "code" / "inference.py").write_text(PACKED_PROGRAM)
+        joblib.dump(np.full(3 << 20, 1.0), directory / "model.joblib", compress=3)
+        assert_error(
+            load(server, "packed", str(directory)), 507, "insufficient_memory", "took", "once loaded"
+        )
+        assert_error(server.get("/models/packed"), 404, "model_not_loaded")
+        response = invoke(server, "small", "1\n")
+        assert response.status_code == 200 and float(response.text) == 3.0
+    finally:
+        output = server.stop()
+    assert "evicted model 'small'" not in output
+    # A worker's first load faults in library code shared with every process (page cache): that
+    # was charged to the model, 6.2 MiB for this one of 0.3 MiB.
+    charged = re.search(r"loaded model 'small' from .* \(([\d.]+) MiB\)", output)
+    assert charged is not None and float(charged.group(1)) < 1.0, output
+
+
+PACKED_PROGRAM = (
+    "import os\nimport joblib\n\ndef model_fn(model_dir):\n"
+    "    return joblib.load(os.path.join(model_dir, 'model.joblib'))\n\n"
+    "def transform_fn(model, body, content_type, accept):\n    return str(model[0])\n"
+)
+
+
+def test_a_program_importing_a_helper_it_does_not_ship_is_refused_whatever_was_loaded_before(tmp_path):
+    """Model B's program imports helper, which only model A ships: loaded in a worker that had
+    loaded A, B answered 200 with A's helper (A's code folder was still on sys.path), and in
+    another worker its load on demand was a 400 bad_model, so its answers depended on the worker.
+    A single-model serve refuses B at start; the load is now refused the same way."""
+    program = (
+        "import json\nimport helper\n\ndef model_fn(model_dir):\n    return None\n\n"
+        "def transform_fn(model, body, content_type, accept):\n"
+        "    return json.dumps(helper.WHO), 'application/json'\n"
+    )
+    for name in ("ships", "lacks"):
+        (tmp_path / name / "code").mkdir(parents=True)
+        (tmp_path / name / "code" / "inference.py").write_text(program)
+    (tmp_path / "ships" / "code" / "helper.py").write_text("WHO = 'ships'\n")
+    server = start_mme(workers=1)
+    try:
+        assert load(server, "ships", str(tmp_path / "ships")).status_code == 200
+        assert_error(
+            load(server, "lacks", str(tmp_path / "lacks")),
+            400,
+            "bad_model",
+            "No module named 'helper'",
+        )
+        response = invoke(server, "ships", "1\n")  # the model that ships it still imports its own
+        assert response.status_code == 200 and response.json() == "ships", response.text
+    finally:
+        server.stop()
+
+
 def test_models_larger_in_memory_than_on_disk_are_evicted_by_what_they_took(tmp_path):
     """A model_fn reading a compressed pickle: a few KiB of files, 24 MiB once loaded. The budget
     counted only the files, so a worker held every such model past its budget (until the OOM
     killer ended it); what the load took in memory now counts."""
     import joblib
 
-    program = (
-        "import os\nimport joblib\n\ndef model_fn(model_dir):\n"
-        "    return joblib.load(os.path.join(model_dir, 'model.joblib'))\n\n"
-        "def transform_fn(model, body, content_type, accept):\n    return str(model[0])\n"
-    )
+    program = PACKED_PROGRAM
     server = start_mme(workers=1, BYOC_MULTI_MODEL_MEMORY_MB="60")
     try:
         for i in range(3):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from byoc import memory_limit
-from byoc.errors import ConfigError, ModelLoadError
+from byoc.errors import ConfigError, ModelLoadError, UserError
 from byoc.serving import multimodel
 from byoc.serving.multimodel import (
     InsufficientMemory,
@@ -172,6 +172,24 @@ def test_what_a_load_took_in_memory_counts_when_it_beats_the_files_estimate(tmp_
         reg.load(name, model(tmp_path, name, size=0))
     assert reg.cached_names() == ["c", "d"]
     assert reg.used_bytes == 60 * KIB
+
+
+def test_a_model_that_took_more_than_the_budget_once_loaded_is_refused_and_evicts_nothing(
+    tmp_path: Path,
+) -> None:
+    """Kept, a model that took 30 KiB under a 20 KiB budget evicted every other model and still
+    passed the budget (a 200, where README promises a 507)."""
+    reg = ModelRegistry(
+        ModelIndex(tmp_path / "index"),
+        lambda p: Inflating(p) if p.parent.name == "big" else Handler(p),
+        20 * KIB,
+        size_of=lambda p: sum(f.stat().st_size for f in multimodel.model_files(p)),
+    )
+    reg.load("small", model(tmp_path, "small", size=0))
+    with pytest.raises(InsufficientMemory, match=r"'big' took .* once loaded"):
+        reg.load("big", model(tmp_path, "big", size=0))
+    assert reg.index.get("big") is None
+    assert reg.cached_names() == ["small"]
 
 
 def test_507_only_when_the_model_alone_does_not_fit(tmp_path: Path) -> None:
@@ -430,3 +448,19 @@ def test_a_refused_load_logs_one_line_for_a_user_error_and_a_traceback_for_anyth
     assert record.getMessage().startswith("model 'x' at ")
     assert (record.exc_info is not None) is traceback
     assert said in (str(record.exc_info[1]) if record.exc_info else record.getMessage())
+
+
+def test_the_name_limit_follows_the_request_line_serve_keeps() -> None:
+    """A name is refused when its URL spelling would not fit gunicorn's request line (414 on every
+    call naming it): the limit must be the one serve runs with."""
+    from gunicorn.config import LimitRequestLine
+
+    from byoc.serving.server import gunicorn_options
+    from byoc.serving.settings import ServingSettings
+
+    options = gunicorn_options(ServingSettings.from_environ({"SAGEMAKER_MULTI_MODEL": "true"}))
+    assert options.get("limit_request_line", LimitRequestLine.default) == multimodel.MAX_REQUEST_LINE
+    longest = "\u00e9" * (multimodel.MAX_URL_NAME_BYTES // 6)
+    assert multimodel.check_name(longest) == longest
+    with pytest.raises(UserError, match="request line"):
+        multimodel.check_name(longest + "\u00e9")

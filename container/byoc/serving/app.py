@@ -9,6 +9,7 @@ carries the same id (header ``X-Request-Id`` and the JSON body), and never a tra
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -281,6 +282,32 @@ def invoke(
         if not awaits_continue(environ):
             _drain_quietly(stream)
         raise error from None
+
+
+class _BodyReader:
+    """A handler whose answer is the request's body, read whole, with :func:`invoke`'s refusals
+    (413 above the payload limit, framing and encoding errors, out of memory): see
+    :func:`read_body_first`."""
+
+    memory_bytes = 0
+
+    def invoke(self, request: InferenceRequest) -> InferenceResponse:
+        return InferenceResponse(body=request.body.read(), content_type="")
+
+    def warm_up(self) -> None:
+        """Nothing to warm up."""
+
+    def describe(self) -> str:
+        return "the request body"
+
+
+def read_body_first(settings: ServingSettings, environ: dict[str, Any], request_id: str) -> None:
+    """Read the request's body into memory now, for a handler that answers one request at a time
+    (a multi-model worker's turn): read in the turn, a client whose body stalls held every other
+    request of the worker for as long as it stalled.  The handler then reads the copy."""
+    body = invoke(_BodyReader(), settings, environ, request_id).body
+    environ["wsgi.input"] = io.BytesIO(body if isinstance(body, bytes) else b"".join(body))
+    environ["wsgi.input_terminated"] = True
 
 
 def out_of_memory(

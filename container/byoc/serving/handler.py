@@ -25,7 +25,7 @@ For writers of a new handler or of a registry of handlers (multi-model endpoints
 - ``warm_up()`` runs once after loading (lazy imports, caches), through :func:`warm_up`: a
   failure there means the model cannot predict, so ``serve`` refuses to start and a
   multi-model endpoint refuses the load, rather than every request failing.
-- ``memory_bytes`` is what loading the model cost in resident memory (measured by
+- ``memory_bytes`` is what loading the model cost in resident memory no file backs (measured by
   :func:`load`), for memory budgets and eviction.
 - ``describe()`` is the one line ``serve`` logs at start-up.
 """
@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from byoc import artifact
 from byoc.errors import ModelLoadError
+from byoc.serving.memory import anonymous_resident_bytes
 from byoc.serving.settings import ServingSettings
 
 if TYPE_CHECKING:  # hooks imports this module
@@ -107,15 +108,6 @@ def warm_up(handler: Handler) -> None:
         ) from exc
 
 
-def resident_bytes() -> int:
-    """This process's resident set size (0 where /proc is unavailable)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
 def _disk_bytes(model_dir: Path) -> int:
     return sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
 
@@ -134,13 +126,15 @@ def load(
     so they are not looked for twice; ``modules``: the programs the server imported before
     (a multi-model worker loads many: :class:`~byoc.serving.hooks.UserModules`).
 
-    The resident-memory growth is the measure; where it reads as nothing (memory the
+    The growth of resident memory that no file backs is the measure: library code a worker's
+    first load touches (a forked worker faults in its own page table entries for them, some
+    17 MiB) is shared page cache, not the model's.  Where it reads as nothing (memory the
     allocator already held), the model's size on disk stands in.
     """
     from byoc.serving.builtin import ModelHandler
     from byoc.serving.hooks import HooksHandler, locate_code
 
-    before = resident_bytes()
+    before = anonymous_resident_bytes()
     environ = os.environ if environ is None else environ
     with artifact.reading(model_dir):  # a directory this uid cannot read fails here first
         # a model.tar.gz packed with its top-level folder: the model, and its code/, are there.
@@ -153,6 +147,6 @@ def load(
             if program is None
             else HooksHandler.load(program, model_dir, settings, modules)
         )
-    grown = resident_bytes() - before
+    grown = anonymous_resident_bytes() - before
     handler.memory_bytes = grown if grown > 0 else _disk_bytes(model_dir)
     return handler

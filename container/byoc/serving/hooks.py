@@ -596,9 +596,23 @@ class UserModules:
         self._forget()
         _refuse_shadowing(program, self._code_dirs)
         self._code_dirs.add(code_dir)
-        if code_dir in sys.path:
-            sys.path.remove(code_dir)
+        # While it is imported, no other program's folder is on sys.path: a module this program
+        # imports but does not ship was found in a model loaded before (a 200 in that worker, with
+        # that model's module, and a ModuleNotFoundError in the others).  They are put back after
+        # it, as they were, for the modules hooks import when they run.
+        others = [path for path in sys.path if path in self._code_dirs]
+        for path in others:
+            sys.path.remove(path)
+        others = [path for path in others if path != code_dir]
         sys.path.insert(0, code_dir)
+        try:
+            module = self._execute(program)
+        finally:
+            sys.path[1:1] = others
+        return module
+
+    @staticmethod
+    def _execute(program: Path) -> ModuleType:
         spec = importlib.util.spec_from_file_location(program.stem, program)
         if spec is None or spec.loader is None:
             raise ModelLoadError(f"{program}: cannot be imported as a Python module")

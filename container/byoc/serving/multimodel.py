@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 from byoc import artifact
 from byoc.errors import ModelLoadError, UserError
@@ -52,6 +52,10 @@ H = TypeVar("H")
 HandlerFactory = Callable[[Path], H]
 
 MAX_NAME_CHARS = 1024
+# gunicorn's limit_request_line (serve keeps its default): "POST /models/<name>/invoke HTTP/1.1"
+# longer than this is a 414, so a name whose URL spelling does not fit leaves that room.
+MAX_REQUEST_LINE = 4094
+MAX_URL_NAME_BYTES = MAX_REQUEST_LINE - len("POST /models//invoke HTTP/1.1")
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 # A loaded scikit-learn model takes about as much memory as its pickle holds bytes, plus
@@ -254,6 +258,13 @@ def check_name(name: Any) -> str:
             "'.' or '..' between slashes",
             code="bad_model_name",
         )
+    if name.startswith("/"):  # the server merges /models//a/invoke into /models/a/invoke: model a's
+        raise UserError(
+            f"\"model_name\" {name[:64]!r} starts with '/': /models/<name>/invoke would read "
+            "/models//..., which the server merges into another model's URL; name it without the "
+            "leading '/'",
+            code="bad_model_name",
+        )
     try:  # the index keys entries by the name's UTF-8 bytes; JSON's "\ud800" decodes to a lone surrogate
         name.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -262,6 +273,14 @@ def check_name(name: Any) -> str:
             "surrogate pair that encodes no character; send the name as UTF-8 text",
             code="bad_model_name",
         ) from None
+    encoded = len(quote(name, safe=""))  # as a client spells it in the URL, every byte escaped at worst
+    if encoded > MAX_URL_NAME_BYTES:
+        raise UserError(
+            f'"model_name" takes {encoded:,} bytes percent-encoded in /models/<name>/invoke, more than '
+            f"the {MAX_URL_NAME_BYTES:,} the server's {MAX_REQUEST_LINE:,}-byte request line leaves it, so "
+            "the model could never be invoked or unloaded; use a shorter name (fewer non-ASCII characters)",
+            code="bad_model_name",
+        )
     return name
 
 
@@ -466,12 +485,7 @@ class ModelRegistry(Generic[H]):
         check_model_dir(path)
         size = self.size_of(path)
         if size > self.budget:
-            raise InsufficientMemory(
-                f"model {entry.name!r} needs about {mebibytes(size)} but this worker's share of the "
-                f"model memory budget is {mebibytes(self.budget)}; raise BYOC_MULTI_MODEL_MEMORY_MB, "
-                "run fewer workers (SAGEMAKER_MODEL_SERVER_WORKERS: each worker holds its own copy "
-                "and gets an equal share) or use an instance with more memory"
-            )
+            raise self._too_big(entry.name, f"needs about {mebibytes(size)}")
         self._make_room(size, entry.name)
         started = time.perf_counter()
         try:
@@ -495,6 +509,10 @@ class ModelRegistry(Generic[H]):
             # what the load took in resident memory (handler.load measures it) beats the files'
             # estimate: a compressed pickle, or a model_fn that builds more than it reads
             size = measured
+            if size > self.budget:  # kept, it would evict every other model and still pass the budget
+                del handler
+                memory.release_free_memory()
+                raise self._too_big(entry.name, f"took {mebibytes(size)} once loaded")
             self._make_room(size, entry.name)
         cached = Cached(entry=entry, handler=handler, size=size, used_at=self.clock())
         with self._lock:
@@ -512,6 +530,14 @@ class ModelRegistry(Generic[H]):
             mebibytes(self.budget),
         )
         return cached
+
+    def _too_big(self, name: str, size: str) -> InsufficientMemory:
+        return InsufficientMemory(
+            f"model {name!r} {size} but this worker's share of the model memory budget is "
+            f"{mebibytes(self.budget)}; raise BYOC_MULTI_MODEL_MEMORY_MB, run fewer workers "
+            "(SAGEMAKER_MODEL_SERVER_WORKERS: each worker holds its own copy and gets an equal share) "
+            "or use an instance with more memory"
+        )
 
     # -- the API's operations ----------------------------------------------------------------
 

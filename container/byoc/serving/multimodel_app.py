@@ -30,11 +30,11 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from byoc import user_script
+from byoc import json_objects, user_script
 from byoc.errors import UserError
 from byoc.serving import handler as handlers
 from byoc.serving import hooks, multimodel
-from byoc.serving.app import answer, request_id_of_current_request
+from byoc.serving.app import answer, read_body_first, request_id_of_current_request
 from byoc.serving.handler import Handler
 from byoc.serving.settings import ServingSettings
 
@@ -95,7 +95,19 @@ def _json(document: Any, status: int = 200) -> Response:
 
 
 def _load_request() -> tuple[Any, Any]:
-    document = request.get_json(force=True, silent=True)
+    """The load's name and url.  A key given twice is refused (json keeps the last without a word:
+    which model was meant cannot be told), and so is JSON too deeply nested to parse (a
+    RecursionError, not json's ValueError, so it was a 500)."""
+    try:
+        document = json_objects.loads(request.get_data(cache=False))
+    except json_objects.RepeatedKey as exc:
+        raise UserError(
+            f"the POST /models body names {exc.key!r} twice, so which value is meant cannot be told; "
+            'send {"model_name": ..., "url": ...} with each key once',
+            code="bad_load_request",
+        ) from None
+    except (ValueError, RecursionError):
+        document = None
     if not isinstance(document, dict):
         raise UserError(
             'POST /models takes a JSON object {"model_name": ..., "url": ...}', code="bad_load_request"
@@ -135,7 +147,8 @@ def add_routes(
     )
     app.extensions[REGISTRY_EXTENSION] = registry
     # A worker serves /ping and the management calls from spare threads while one thread
-    # loads or predicts; handlers themselves see one request at a time, as under sync workers.
+    # loads or predicts; handlers themselves see one request at a time, as under sync workers
+    # (each request's body read before its turn).
     invoke_lock = threading.Lock()
 
     @app.post("/models")
@@ -164,8 +177,9 @@ def add_routes(
 
     @app.post("/models/<path:name>/invoke")
     def invoke_model(name: str) -> Response:
-        request_id_of_current_request()
+        request_id = request_id_of_current_request()
         handler = registry.handler(name)
+        read_body_first(settings, request.environ, request_id)  # a client's slow body takes no turn
         with invoke_lock:
             return answer(handler, settings)
 
