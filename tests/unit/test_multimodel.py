@@ -464,3 +464,13 @@ def test_the_name_limit_follows_the_request_line_serve_keeps() -> None:
     assert multimodel.check_name(longest) == longest
     with pytest.raises(UserError, match="request line"):
         multimodel.check_name(longest + "\u00e9")
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x1f", "\x7f", "\x85", "\x9f"])
+def test_a_name_holding_any_control_character_is_refused(control: str) -> None:
+    """DEL and the C1 controls (U+0080-U+009F) passed the check of characters below 32: a name
+    that prints as another, or moves the text of the log line that names it."""
+    with pytest.raises(UserError) as refused:
+        multimodel.check_name(f"model{control}a")
+    assert refused.value.code == "bad_model_name"
+    assert multimodel.check_name("mod\u00e8le-\u00a0a") == "mod\u00e8le-\u00a0a"  # letters, a no-break space

@@ -33,6 +33,7 @@ import logging
 import os
 import threading
 import time
+import unicodedata
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -246,7 +247,8 @@ def decode_page_token(token: str) -> str:
 def check_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise UserError('"model_name" must be a non-empty string', code="bad_model_name")
-    if len(name) > MAX_NAME_CHARS or any(ord(ch) < 32 for ch in name):
+    # control characters (C0, DEL, C1: Unicode's Cc) print as nothing or move a log line's text
+    if len(name) > MAX_NAME_CHARS or any(unicodedata.category(ch) == "Cc" for ch in name):
         raise UserError(
             f'"model_name" must be at most {MAX_NAME_CHARS} printable characters', code="bad_model_name"
         )
