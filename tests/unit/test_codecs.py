@@ -141,6 +141,19 @@ def test_csv_empty_line_of_a_wider_model_is_a_400_naming_its_row_on_both_paths(s
     assert f"row {size + 1} is empty" in info.value.message and "delete the line" in info.value.message
 
 
+@pytest.mark.parametrize("size", [1, 5000, 20000])
+def test_csv_lone_cr_is_the_same_400_on_both_paths(size):
+    """A CR that is not part of a CRLF: the csv module refuses it (a 400 naming the row), where
+    pyarrow, reading bodies above 64 KiB, took it for a line end, so a 20,000-line body got 20,001
+    answers and batch transform, which splits at LF only, joined every later answer to the wrong
+    line."""
+    body = ("1,a,1\n" * size + "2,b,1\r3,b,0\n" + "1,a,1\n" * 3).encode()
+    with pytest.raises(DataError) as info:
+        csv_codec.decode(body, SCHEMA)
+    assert info.value.code == "undecodable_body"
+    assert f"row {size + 1}" in info.value.message and "new-line character" in info.value.message
+
+
 def test_csv_header_row_reorders_columns():
     batch = csv_codec.decode(b"job,flag,age\nb,1,3\n", SCHEMA)
     assert _columns(batch) == [[3.0], ["b"], [1.0]]

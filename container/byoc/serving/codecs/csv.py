@@ -361,7 +361,8 @@ def _decode_rows(
     body: bytes, schema: RequestSchema, start_row: int, header: list[str] | None, first: bool
 ) -> Batch:
     if len(body) > SMALL_BODY:
-        frame = _decode_fast(body, schema, start_row, header, first)
+        # a lone CR is a line end to pyarrow, not to the csv module nor to batch transform's split
+        frame = None if _lone_cr(body) else _decode_fast(body, schema, start_row, header, first)
         if frame is not None:
             return frame
         _explain_from_first_records(body, schema, start_row, header, first)
@@ -422,7 +423,15 @@ def _arrow_reads_alike(body: bytes) -> bool:
     """Whether pyarrow's reader reads ``body``'s records as the csv module does: only when it
     holds no quote and no CR outside a CRLF (pyarrow reads ``"a"b`` as ``ab`` and a lone CR as a
     line end, both of which the csv module, strict, refuses)."""
-    return b'"' not in body and (b"\r" not in body or body.count(b"\r") == body.count(b"\r\n"))
+    return b'"' not in body and not _lone_cr(body)
+
+
+def _lone_cr(body: bytes) -> bool:
+    """Whether ``body`` holds a CR outside a CRLF.  pyarrow ends a record there, so a body above
+    SMALL_BODY with one got more answers than it has lines (batch transform splits input at LF
+    and pairs answers with its lines by position); the csv module's path reads it as the small
+    body's (a 400 naming the row, or the CR of a quoted value)."""
+    return b"\r" in body and body.count(b"\r") != body.count(b"\r\n")
 
 
 def _explain_from_first_records(
