@@ -183,10 +183,33 @@ def whole_records(data: bytes) -> int:
     while quotes % 2:
         previous = data.rfind(b"\n", 0, cut)
         if previous < 0:
-            return 0
+            return _records_read(data)
         quotes -= data.count(b'"', previous, cut)
         cut = previous
     return cut + 1
+
+
+_QUOTE_OR_NEWLINE = re.compile(rb'["\n]')
+_FIELD_STARTS = frozenset(b",\n\r")
+
+
+def _records_read(data: bytes) -> int:
+    """:func:`whole_records` by the csv module's own rule, for ``data`` where counting quotes found
+    no boundary: a quote opens a quoted value only at a value's start, so one inside an unquoted
+    value (``12" pizza``) is the value's, where the count took it for an opening quote and cut
+    nowhere, and the rest of a 100 MB body became one slice (0.85 GB of a worker for 60 MB).
+    Visits each quote and newline once, in Python: only when the count fails."""
+    quoted, closed, end = False, -2, 0
+    for match in _QUOTE_OR_NEWLINE.finditer(data):
+        at = match.start()
+        if data[at] == 0x0A:  # a newline
+            if not quoted:
+                end = at + 1
+        elif quoted:
+            quoted, closed = False, at  # a closing quote, or the first of a doubled one
+        elif at == closed + 1 or at == 0 or data[at - 1] in _FIELD_STARTS:
+            quoted = True  # a doubled quote's second, or a quote opening a value
+    return end
 
 
 def _first_record(body: bytes) -> bytes:
