@@ -389,7 +389,8 @@ def _decode_rows(
 ) -> Batch:
     if len(body) > SMALL_BODY:
         # a lone CR is a line end to pyarrow, not to the csv module nor to batch transform's split
-        frame = None if _lone_cr(body) else _decode_fast(body, schema, start_row, header, first)
+        alike = not _lone_cr(body) and _quotes_read_alike(body)
+        frame = _decode_fast(body, schema, start_row, header, first) if alike else None
         if frame is not None:
             return frame
         _explain_from_first_records(body, schema, start_row, header, first)
@@ -451,6 +452,35 @@ def _arrow_reads_alike(body: bytes) -> bool:
     holds no quote and no CR outside a CRLF (pyarrow reads ``"a"b`` as ``ab`` and a lone CR as a
     line end, both of which the csv module, strict, refuses)."""
     return b'"' not in body and not _lone_cr(body)
+
+
+_DELIMITERS = np.zeros(256, dtype=bool)
+_DELIMITERS[list(b",\r\n")] = True
+
+
+def _quotes_read_alike(body: bytes) -> bool:
+    """Whether pyarrow reads ``body``'s quotes as the csv module does.  A closing quote followed
+    by more of its value (``"adm"in``, ``"a" ``) is a 400 to the csv module (strict) and the
+    value ``admin`` to pyarrow, so a body above SMALL_BODY answered 200 a row that a small body
+    refuses.  Each run of quotes followed by a value's character (not a comma, line end or the
+    body's end) is checked: after another value character it must be even (doubled quotes inside
+    a quoted value), at a value's start odd (an opening quote, and doubled ones).  A quote inside
+    an unquoted value (``12" pizza``, which both read alike) goes to the csv module's path too.
+    By NumPy over the quotes' positions: 12 ms for 4 MB of quoted values, a regex 150 ms."""
+    if b'"' not in body:
+        return True
+    data = np.frombuffer(body, dtype=np.uint8)
+    at = np.flatnonzero(data == 0x22)
+    starts = np.flatnonzero(np.diff(at, prepend=-2) != 1)  # indexes into ``at`` where runs begin
+    first = at[starts]
+    after = np.append(at[starts[1:] - 1], at[-1]) + 1  # the byte after each run
+    lengths = after - first
+    inside = after < len(data)
+    followed = np.zeros(len(first), dtype=bool)  # followed by a value's character
+    followed[inside] = ~_DELIMITERS[data[after[inside]]]
+    opening = first == 0
+    opening[~opening] = _DELIMITERS[data[first[~opening] - 1]]
+    return not np.any(followed & ((lengths % 2 == 1) != opening))
 
 
 def _lone_cr(body: bytes) -> bool:
