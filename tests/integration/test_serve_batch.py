@@ -283,3 +283,19 @@ def test_an_unclosed_quote_is_a_400_naming_the_row_it_opens_in(batch_server, bef
     assert response.status_code == 400, response.text[:300]
     message = response.json()["message"]
     assert f"row {before + 1}" in message and "never closed" in message, message
+
+
+def test_a_quote_inside_a_first_lines_value_does_not_stall_a_large_body(batch_server):
+    """A quote inside an unquoted value (``12" pizza``: the csv module reads it as part of the
+    value) on a body's first line: finding that line's end counted the quotes from the body's
+    start again at every later newline, so a 10 MB body was still running when batch transform's
+    600 s invocation timeout ended (and again on each of its retries)."""
+    row = b"41,1000.5,admin,cellular\n"
+    first = b'41,1000.5,12" pizza,cellular\n'
+    body = first + row * (10_000_000 // len(row))
+    response = batch_server.invoke(body, "text/csv", "text/csv", timeout=300)
+    assert response.status_code == 200, response.text[:500]
+    answers = response.text.splitlines()
+    assert len(answers) == body.count(b"\n")
+    assert answers[0] == batch_server.invoke(first, "text/csv", "text/csv").text.strip()
+    assert answers[1:] == answers[1:2] * (len(answers) - 1)

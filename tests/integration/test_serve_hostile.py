@@ -165,6 +165,22 @@ def test_a_gzip_bomb_stops_at_the_payload_limit(binary):
     assert "decompresses to more than 6 MB" in response.json()["message"]
 
 
+def test_a_413_whose_body_is_left_unread_closes_its_connection(binary):
+    """A gzip body is decoded to the payload limit and no further: the rest of it stays unread,
+    and gunicorn, which reads at most 64 KiB of a body left behind, closed the connection after
+    a 413 that said ``Connection: keep-alive``, so the client's next request on it failed
+    (RemoteDisconnected).  Such a 413 says ``Connection: close`` instead (so does one whose body
+    runs past the 128 MB the server reads of a refused body)."""
+    text = np.random.default_rng(0).bytes(4 << 20).hex().encode()  # 8 MB, compressing to about half
+    response = binary.invoke(
+        gzip.compress(text, compresslevel=1), "text/csv", headers={"Content-Encoding": "gzip"}
+    )
+    assert response.status_code == 413, response.text
+    assert response.headers["Connection"] == "close"
+    after = binary.invoke(ROW, "text/csv")  # on the same session
+    assert after.status_code == 200, after.text
+
+
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [(gzip.compress(ROW * 100, mtime=0)[:40], "ends early"), (b"not gzip at all", "not valid gzip")],

@@ -141,6 +141,38 @@ def test_csv_empty_line_of_a_wider_model_is_a_400_naming_its_row_on_both_paths(s
     assert f"row {size + 1} is empty" in info.value.message and "delete the line" in info.value.message
 
 
+@pytest.mark.parametrize("size", [1, 5000, 20000])
+def test_csv_lone_cr_is_the_same_400_on_both_paths(size):
+    """A CR that is not part of a CRLF: the csv module refuses it (a 400 naming the row), where
+    pyarrow, reading bodies above 64 KiB, took it for a line end, so a 20,000-line body got 20,001
+    answers and batch transform, which splits at LF only, joined every later answer to the wrong
+    line."""
+    body = ("1,a,1\n" * size + "2,b,1\r3,b,0\n" + "1,a,1\n" * 3).encode()
+    with pytest.raises(DataError) as info:
+        csv_codec.decode(body, SCHEMA)
+    assert info.value.code == "undecodable_body"
+    assert f"row {size + 1}" in info.value.message and "new-line character" in info.value.message
+
+
+@pytest.mark.parametrize("size", [1, 5000, 20000])
+@pytest.mark.parametrize("cell", ['"a"b', '"a" ', '"a"""b', '""b'])
+def test_csv_a_closing_quote_followed_by_more_of_its_value_is_the_same_400_on_both_paths(size, cell):
+    """The csv module (strict) refuses ``"a"b``; pyarrow, reading bodies above 64 KiB, read it as
+    ``ab``: the same row answered 200 in a large body and 400 in a small one."""
+    body = ("1,a,1\n" * size + f"2,{cell},1\n" + "1,a,1\n" * 3).encode()
+    with pytest.raises(DataError) as info:
+        csv_codec.decode(body, SCHEMA)
+    assert info.value.code == "undecodable_body" and f"row {size + 1}" in info.value.message
+
+
+@pytest.mark.parametrize("cell", ['"a ""b"" c"', 'x"y', '"""a"', '"a,"', "a", '"b"'])
+def test_csv_quotes_read_alike_on_both_paths(cell):
+    line = f'1,{cell},1\n2,"b",0\n'
+    small = _columns(csv_codec.decode(line.encode(), SCHEMA))
+    large = _columns(csv_codec.decode((line * 20000).encode(), SCHEMA))
+    assert [column[:2] for column in large] == small and len(large[0]) == 40000
+
+
 def test_csv_header_row_reorders_columns():
     batch = csv_codec.decode(b"job,flag,age\nb,1,3\n", SCHEMA)
     assert _columns(batch) == [[3.0], ["b"], [1.0]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import socket
 from unittest import mock
@@ -194,3 +195,17 @@ def test_100_continue_is_sent_on_the_bodys_first_read_and_an_unread_one_closes(r
     environ = request_environ("HTTP/1.0")
     decode_body(application, 100)(environ, None)  # HTTP/1.0 ignores the expectation, as gunicorn does
     assert sock.sent == b"" and CLOSE_CONNECTION not in environ
+
+
+@pytest.mark.parametrize("value", [b'12" pizza', b'12"', b'a"b"c"'])
+def test_a_quote_inside_an_unquoted_csv_value_leaves_slices_bounded(value) -> None:
+    """A quote inside an unquoted value is the value's (the csv module reads ``12" pizza`` so);
+    counting quotes took it for an opening one, found no record boundary after it, and the rest of
+    the body became one slice: a 60 MB batch decoded whole, its worker 0.85 GB."""
+    row = b"41,1000.5,admin,cellular\n"
+    body = row + b"41,1000.5," + value + b",cellular\n" + row * 2000 + b'7,"a,""b""\nc",admin,x\n' + row * 50
+    slices = list(line_slices(io.BytesIO(body), 1 << 30, 4096, whole_records, len(body)))
+    assert b"".join(slices) == body
+    assert max(map(len, slices)) <= 2 * 4096  # a record carried into the next slice, at most one slice's
+    assert all(piece.endswith(b"\n") for piece in slices)
+    assert sum(len(list(csv.reader(io.StringIO(piece.decode()), strict=True))) for piece in slices) == 2053

@@ -25,7 +25,7 @@ from byoc import csvfields, outofmemory
 from byoc.environment import MLPaths
 from byoc.errors import PayloadTooLarge, ResourceError, UserError
 from byoc.serving import codecs
-from byoc.serving.body import awaits_continue
+from byoc.serving.body import CLOSE_CONNECTION, awaits_continue
 from byoc.serving.handler import Handler, InferenceRequest, InferenceResponse
 from byoc.serving.handler import load as load_handler
 from byoc.serving.output import CUSTOM_ATTRIBUTES_HEADER
@@ -59,19 +59,36 @@ def _too_large(limit: int) -> PayloadTooLarge:
     )
 
 
-def _drain(stream: Any) -> None:
-    """Read what the client is still sending so it gets our 413 rather than a reset connection."""
+def _drain(stream: Any) -> bool:
+    """Read what the client is still sending so it gets our 413 rather than a reset connection;
+    whether the body ended within ``DRAIN_LIMIT``."""
     remaining = DRAIN_LIMIT
-    while remaining > 0 and (block := stream.read(min(remaining, 1 << 20))):
+    while remaining > 0:
+        if not (block := stream.read(min(remaining, 1 << 20))):
+            return True
         remaining -= len(block)
+    return False
 
 
-def _drain_quietly(stream: Any) -> None:
-    """:func:`_drain` when the body may itself be what failed (framing, encoding, a gone client)."""
+def _drain_quietly(stream: Any) -> bool:
+    """:func:`_drain` when the body may itself be what failed (framing, encoding, a gone client):
+    whether the body was read to its end."""
     try:
-        _drain(stream)
+        return _drain(stream)
     except (UserError, OSError):
-        pass
+        return False
+
+
+def _drain_or_close(stream: Any, environ: dict[str, Any]) -> None:
+    """Drain the refused request's body; when its end did not come (more than ``DRAIN_LIMIT``
+    left, or a gzip body read to the limit, whose decoder refuses to go on), the answer says
+    ``Connection: close``.  gunicorn reads at most 64 KiB of an unread body before the next
+    request and closes the connection when more is left: after a 413 that said keep-alive, so
+    the client's next request on that connection met a closed socket (RemoteDisconnected)."""
+    if awaits_continue(environ):  # one that waits for 100 Continue sends nothing (closed already)
+        return
+    if not _drain_quietly(stream):
+        environ[CLOSE_CONNECTION] = True
 
 
 def read_body(stream: Any, limit: int, length: int | None = None) -> bytes:
@@ -274,13 +291,11 @@ def invoke(
         )
     except UserError as exc:  # the client may still be sending: it must get this answer, not a reset
         codecs.name_the_default(exc, environ.get("CONTENT_TYPE"))
-        if not awaits_continue(environ):  # one that waits for 100 Continue sends nothing
-            _drain_quietly(stream)
+        _drain_or_close(stream, environ)
         raise
     except MemoryError as exc:
         error = out_of_memory(exc, settings, content_length, request_id)
-        if not awaits_continue(environ):
-            _drain_quietly(stream)
+        _drain_or_close(stream, environ)
         raise error from None
 
 

@@ -183,18 +183,45 @@ def whole_records(data: bytes) -> int:
     while quotes % 2:
         previous = data.rfind(b"\n", 0, cut)
         if previous < 0:
-            return 0
+            return _records_read(data)
         quotes -= data.count(b'"', previous, cut)
         cut = previous
     return cut + 1
 
 
+_QUOTE_OR_NEWLINE = re.compile(rb'["\n]')
+_FIELD_STARTS = frozenset(b",\n\r")
+
+
+def _records_read(data: bytes) -> int:
+    """:func:`whole_records` by the csv module's own rule, for ``data`` where counting quotes found
+    no boundary: a quote opens a quoted value only at a value's start, so one inside an unquoted
+    value (``12" pizza``) is the value's, where the count took it for an opening quote and cut
+    nowhere, and the rest of a 100 MB body became one slice (0.85 GB of a worker for 60 MB).
+    Visits each quote and newline once, in Python: only when the count fails."""
+    quoted, closed, end = False, -2, 0
+    for match in _QUOTE_OR_NEWLINE.finditer(data):
+        at = match.start()
+        if data[at] == 0x0A:  # a newline
+            if not quoted:
+                end = at + 1
+        elif quoted:
+            quoted, closed = False, at  # a closing quote, or the first of a doubled one
+        elif at == closed + 1 or at == 0 or data[at - 1] in _FIELD_STARTS:
+            quoted = True  # a doubled quote's second, or a quote opening a value
+    return end
+
+
 def _first_record(body: bytes) -> bytes:
     """The first record with its newline (the whole body when it has one record), respecting
-    quoted newlines."""
+    quoted newlines.  The quotes are counted line by line, each once: counted from the body's
+    start at every newline, a first line with an odd number of quotes (``12" pizza``, a quote
+    the csv module reads as part of an unquoted value) cost a 10 MB body hours."""
     cut = body.find(b"\n")
-    while cut >= 0 and body.count(b'"', 0, cut) % 2:
-        cut = body.find(b"\n", cut + 1)
+    quotes = body.count(b'"', 0, cut) if cut >= 0 else 0
+    while cut >= 0 and quotes % 2:
+        start, cut = cut, body.find(b"\n", cut + 1)
+        quotes += body.count(b'"', start, cut) if cut >= 0 else 0
     return body if cut < 0 else body[: cut + 1]
 
 
@@ -361,7 +388,9 @@ def _decode_rows(
     body: bytes, schema: RequestSchema, start_row: int, header: list[str] | None, first: bool
 ) -> Batch:
     if len(body) > SMALL_BODY:
-        frame = _decode_fast(body, schema, start_row, header, first)
+        # a lone CR is a line end to pyarrow, not to the csv module nor to batch transform's split
+        alike = not _lone_cr(body) and _quotes_read_alike(body)
+        frame = _decode_fast(body, schema, start_row, header, first) if alike else None
         if frame is not None:
             return frame
         _explain_from_first_records(body, schema, start_row, header, first)
@@ -422,7 +451,44 @@ def _arrow_reads_alike(body: bytes) -> bool:
     """Whether pyarrow's reader reads ``body``'s records as the csv module does: only when it
     holds no quote and no CR outside a CRLF (pyarrow reads ``"a"b`` as ``ab`` and a lone CR as a
     line end, both of which the csv module, strict, refuses)."""
-    return b'"' not in body and (b"\r" not in body or body.count(b"\r") == body.count(b"\r\n"))
+    return b'"' not in body and not _lone_cr(body)
+
+
+_DELIMITERS = np.zeros(256, dtype=bool)
+_DELIMITERS[list(b",\r\n")] = True
+
+
+def _quotes_read_alike(body: bytes) -> bool:
+    """Whether pyarrow reads ``body``'s quotes as the csv module does.  A closing quote followed
+    by more of its value (``"adm"in``, ``"a" ``) is a 400 to the csv module (strict) and the
+    value ``admin`` to pyarrow, so a body above SMALL_BODY answered 200 a row that a small body
+    refuses.  Each run of quotes followed by a value's character (not a comma, line end or the
+    body's end) is checked: after another value character it must be even (doubled quotes inside
+    a quoted value), at a value's start odd (an opening quote, and doubled ones).  A quote inside
+    an unquoted value (``12" pizza``, which both read alike) goes to the csv module's path too.
+    By NumPy over the quotes' positions: 12 ms for 4 MB of quoted values, a regex 150 ms."""
+    if b'"' not in body:
+        return True
+    data = np.frombuffer(body, dtype=np.uint8)
+    at = np.flatnonzero(data == 0x22)
+    starts = np.flatnonzero(np.diff(at, prepend=-2) != 1)  # indexes into ``at`` where runs begin
+    first = at[starts]
+    after = np.append(at[starts[1:] - 1], at[-1]) + 1  # the byte after each run
+    lengths = after - first
+    inside = after < len(data)
+    followed = np.zeros(len(first), dtype=bool)  # followed by a value's character
+    followed[inside] = ~_DELIMITERS[data[after[inside]]]
+    opening = first == 0
+    opening[~opening] = _DELIMITERS[data[first[~opening] - 1]]
+    return not np.any(followed & ((lengths % 2 == 1) != opening))
+
+
+def _lone_cr(body: bytes) -> bool:
+    """Whether ``body`` holds a CR outside a CRLF.  pyarrow ends a record there, so a body above
+    SMALL_BODY with one got more answers than it has lines (batch transform splits input at LF
+    and pairs answers with its lines by position); the csv module's path reads it as the small
+    body's (a 400 naming the row, or the CR of a quoted value)."""
+    return b"\r" in body and body.count(b"\r") != body.count(b"\r\n")
 
 
 def _explain_from_first_records(
