@@ -181,6 +181,43 @@ def test_a_413_whose_body_is_left_unread_closes_its_connection(binary):
     assert after.status_code == 200, after.text
 
 
+def test_a_body_that_stops_arriving_past_16_kib_is_a_408_and_holds_no_thread(binary):
+    """A connection goes to a thread once 16 KiB of its body have come; the thread read the rest
+    with no end, so two clients that stopped sending part-way held both threads of a worker for
+    as long as they kept their connections (a request behind them timed out; /ping answered 200,
+    so the instance stayed in service).  The thread answers 408 after the silence a request
+    still on the poller gets, and closes the connection."""
+    body = ROW * (1_000_000 // len(ROW))
+    head = (
+        f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    sent = 100_000
+    clients = [socket.create_connection(("127.0.0.1", binary.port), timeout=30) for _ in range(4)]
+    try:
+        for client in clients:  # more stalled clients than the server has threads (2 workers x 2)
+            client.sendall(head + body[:sent])
+        time.sleep(0.5)
+        meanwhile = binary.invoke(ROW, "text/csv")  # a whole request is answered while they wait
+        assert meanwhile.status_code == 200, meanwhile.text
+        for client in clients:
+            chunks = []
+            while chunk := client.recv(65536):  # the server closes after its answer
+                chunks.append(chunk)
+            raw = b"".join(chunks)
+            assert raw.startswith(b"HTTP/1.1 408 "), raw[:200]
+            answer = json.loads(raw.partition(b"\r\n\r\n")[2])
+            assert answer["error"] == "request_timeout", answer
+            assert (
+                f"Content-Length: {len(body)} announced, {sent} bytes of body came, then nothing for 5 s"
+            ) in answer["message"], answer
+    finally:
+        for client in clients:
+            client.close()
+    after = binary.invoke(ROW, "text/csv")
+    assert after.status_code == 200, after.text
+
+
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [(gzip.compress(ROW * 100, mtime=0)[:40], "ends early"), (b"not gzip at all", "not valid gzip")],

@@ -20,13 +20,18 @@ from __future__ import annotations
 
 import functools
 import io
+import socket
+import struct
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from byoc.errors import DataError, PayloadTooLarge, UnsupportedMediaType
+from byoc.errors import DataError, PayloadTooLarge, UnsupportedMediaType, UserError
 
 CLOSE_CONNECTION = "byoc.close_connection"  # environ key: the body left the connection unusable
+# A client that sends nothing of its request for this long is answered 408: on the worker's poller
+# before its request has arrived (byoc.serving.worker), in a thread reading its body after.
+SILENCE_SECONDS = 5
 # environ key: the client waits for ``100 Continue`` before sending its body (see defer_continue)
 AWAITS_CONTINUE = "byoc.awaits_continue"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -83,14 +88,33 @@ def _recv_body_into(reader: Any, view: memoryview) -> int:
         unreader.buf = io.BytesIO()
         unreader.buf.write(memoryview(ahead)[filled:])
     sock = unreader.sock
-    while filled < want:
-        got = sock.recv_into(view[filled:want])
-        if not got:
-            reader.length = 0  # the client is gone: nothing more will come, as gunicorn's reader has it
-            return filled
-        filled += got
+    if filled < want:
+        # the kernel's receive timeout, not the socket's: a timeout on a Python socket polls before
+        # every recv; this costs two setsockopt calls per body that was not all read ahead
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _SILENCE)
+        try:
+            while filled < want:
+                try:
+                    got = sock.recv_into(view[filled:want])
+                except BlockingIOError:  # nothing came for SILENCE_SECONDS
+                    reader.length -= filled
+                    raise _Stalled from None
+                if not got:  # the client is gone: nothing more will come, as gunicorn's reader has it
+                    reader.length = 0
+                    return filled
+                filled += got
+        finally:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
     reader.length -= want
     return filled
+
+
+_SILENCE = struct.pack("@ll", SILENCE_SECONDS, 0)  # struct timeval
+_NO_TIMEOUT = struct.pack("@ll", 0, 0)
+
+
+class _Stalled(Exception):
+    """The client sent nothing of its body for SILENCE_SECONDS."""
 
 
 def defer_continue(worker: Any, req: Any) -> None:
@@ -141,12 +165,31 @@ class _FramedInput:
         if reader is not None:
             try:
                 return _recv_body_into(reader, view)
+            except _Stalled:
+                raise self._stalled(reader) from None
             except BaseException:
                 self.raw.failed = True  # as gunicorn's Body marks it: the connection is not reused
                 raise
         data = self.read(len(view))
         view[: len(data)] = data
         return len(data)
+
+    def _stalled(self, reader: Any) -> UserError:
+        """The 408 for a body that stopped arriving, as the worker's poller answers a request that
+        stops before its body reaches a thread: the thread waited for the rest with no end, held
+        from every other request.  The connection closes; nothing more is read from it."""
+        self.raw.failed = True
+        self.environ[CLOSE_CONNECTION] = True
+        announced = int(self.environ.get("CONTENT_LENGTH") or 0)
+        came = announced - reader.length
+        reader.length = 0  # what is left is not read: not by a drain, not as the next request
+        return UserError(
+            f"the request stopped arriving: Content-Length: {announced} announced, {came} bytes of body "
+            f"came, then nothing for {SILENCE_SECONDS:g} s; send the whole request, with a "
+            "Content-Length that counts the body's bytes",
+            code="request_timeout",
+            status=408,
+        )
 
     def _call(self, method: str, *args: Any) -> Any:
         if self.awaiting:

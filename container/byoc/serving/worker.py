@@ -20,7 +20,8 @@ Why each piece:
   head, and the body up to ``Content-Length``), or 16 KiB of it have, counting what gunicorn has
   already read of it behind the connection's previous request: until then the connection
   waits on the worker's poller with gunicorn's own pending connections (closed after 5 s without
-  a byte; one that holds part of a request is first answered 408, see ``murder_pending``).  gunicorn's thread reads a request blocking, so a client trickling its headers or body
+  a byte; one that holds part of a request is first answered 408, see ``murder_pending``; past
+  16 KiB the thread answers the same 408, :data:`byoc.serving.body.SILENCE_SECONDS`).  gunicorn's thread reads a request blocking, so a client trickling its headers or body
   held a thread for as long as it trickled, and each worker needed spare threads for them; with
   none held, a few threads suffice, and few threads keep the GIL's hand-offs, and so the p99 of
   single rows, down (``byoc.serving.settings.DEFAULT_WORKER_THREADS``).  A connection that waits
@@ -76,7 +77,7 @@ from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import TConn, ThreadWorker
 from werkzeug.wsgi import ClosingIterator
 
-from byoc.serving.body import CLOSE_CONNECTION
+from byoc.serving.body import CLOSE_CONNECTION, SILENCE_SECONDS
 from byoc.serving.memory import MemoryBound
 
 REQUEST_ID_KEY = "byoc.request_id"
@@ -104,7 +105,7 @@ ARRIVED_BYTES = 16384
 # as a plain int: OR-ing the socket module's flag enums is a Python call into enum on every
 # request (about 1% of a single-row request's worker CPU, py-spy)
 PEEK_FLAGS = int(socket.MSG_PEEK | socket.MSG_DONTWAIT)
-PENDING_SECONDS = 5.0  # gunicorn's own wait for a new connection's first bytes
+PENDING_SECONDS = float(SILENCE_SECONDS)  # gunicorn's own wait for a new connection's first bytes
 LOWAT_MARK = "byoc_lowat"  # a pending connection's attribute: the SO_RCVLOWAT it waits for (0: none set)
 # Peek-only: how many body bytes to wait for, read from a copy of a lower-cased head that is still
 # in the kernel's buffer.  gunicorn parses Content-Length only while it consumes the request from
