@@ -230,7 +230,7 @@ def test_list_is_paginated(mme, tmp_path):
     assert [n for n in seen if n.startswith("page-")] == names
     assert len(seen) == len(set(seen)) and pages >= 3
     assert_error(mme.get("/models?limit=0"), 400, "bad_limit")
-    for odd in ("1_0", "+5", "%EF%BC%95"):  # int() read these as 10, 5 and 5 (a full-width 5)
+    for odd in ("1_0", "%2B5", "%EF%BC%95"):  # int() read 1_0, +5 and a full-width 5 as 10, 5 and 5
         assert_error(mme.get(f"/models?limit={odd}"), 400, "bad_limit")
     assert_error(mme.get("/models?next_page_token=%25%25"), 400, "bad_page_token")
     for name in names:
