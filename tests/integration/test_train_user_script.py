@@ -606,6 +606,34 @@ def test_exit_code_passes_through(tmp_path, python):
     )
 
 
+def test_a_failed_script_leaves_no_partial_model(tmp_path):
+    """A script that saved part of its model and then failed left it in model/, which SageMaker
+    packs into model.tar.gz: the failure file said the job failed, the model directory held a
+    model anyway."""
+    script = """\
+        import os
+        with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.pkl"), "w") as fh:
+            fh.write("half a model")
+        os.makedirs(os.path.join(os.environ["SM_MODEL_DIR"], "code"))
+        raise ValueError("the second fit failed")
+        """
+    root = script_root(tmp_path, "train.py", {"train.py": script})
+    result = run_train(root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert read_failure(root).splitlines()[0].startswith("ValueError: the second fit failed (raised by")
+    assert list((root / "model").iterdir()) == []
+
+
+def test_a_script_killed_by_a_realtime_signal_is_named_not_an_internal_error(tmp_path):
+    """signal.Signals has no member for 35..63 but SIGRTMIN/SIGRTMAX: naming the signal raised
+    ValueError, reported as a bug in byoc (exit 2) instead of the script's end."""
+    script = "import os\nos.kill(os.getpid(), 40)\n"
+    root = script_root(tmp_path, "train.py", {"train.py": script})
+    result = run_train(root)
+    assert result.returncode == 128 + 40, result.stdout + result.stderr
+    assert read_failure(root).splitlines()[0] == "The user script train.py was killed by signal 40"
+
+
 def test_the_failure_names_the_exception_that_ended_the_script(tmp_path, python):
     """A multi-line message: its type and first line, not its last line.  A handled exception
     (logged with its traceback) before a deliberate exit: the exit code, not that exception."""
