@@ -26,9 +26,11 @@ from support import (
     make_ml_root,
     overlay_venv,
     read_failure,
+    read_until,
     run_train,
     script_root,
     start_train,
+    stop_process,
     tiny_wheel,
     write_tree,
 )
@@ -621,6 +623,25 @@ def test_a_failed_script_leaves_no_partial_model(tmp_path):
     result = run_train(root)
     assert result.returncode == 1, result.stdout + result.stderr
     assert read_failure(root).splitlines()[0].startswith("ValueError: the second fit failed (raised by")
+    assert list((root / "model").iterdir()) == []
+
+
+def test_a_stopped_script_leaves_no_partial_model(tmp_path):
+    """The failure file said "no model was saved" while model/ kept what the script had saved
+    before the stop, which SageMaker packs into model.tar.gz."""
+    script = """\
+        import os, time
+        with open(os.path.join(os.environ["SM_MODEL_DIR"], "part.pkl"), "w") as fh:
+            fh.write("half a model")
+        print("ready", flush=True)
+        time.sleep(600)
+        """
+    root = script_root(tmp_path, "train.py", {"train.py": script})
+    proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": "3"})
+    read_until(proc, r"^ready$")
+    out = stop_process(proc, timeout=60)
+    assert proc.returncode == 143, out
+    assert "no model was saved" in read_failure(root).splitlines()[0]
     assert list((root / "model").iterdir()) == []
 
 
