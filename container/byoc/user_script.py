@@ -783,13 +783,21 @@ def failure(program: str, status: int, stderr: str, code_dir: Path | None = None
                 "import absolutely from the source directory, which is on PYTHONPATH (from pkg import util)"
             )
     elif status < 0:
-        cause = f"The user script {program} was killed by {signal.Signals(-status).name}"
+        cause = f"The user script {program} was killed by {_signal_name(-status)}"
     else:
         last = [line for line in stderr.splitlines() if line.strip()]
         cause = f"The user script {program} exited with code {exit_code}" + (
             f"; the last line of its stderr: {last[-1].strip()}" if last else " (its stderr is empty)"
         )
     return ScriptFailed(cause, exit_code=exit_code, details=details)
+
+
+def _signal_name(signum: int) -> str:
+    """SIGSEGV, or ``signal 40`` for one signal.Signals has no member for (real-time signals)."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def job(code: UserCode) -> Callable[[TrainingEnvironment, Any], None]:
@@ -861,9 +869,24 @@ def run(
         threading.Event().wait()
     log.info("the user script exited with code %d after %.1f s", status, time.monotonic() - started)
     if status != 0:
+        _discard_partial_model(env.paths.model_dir)
         raise failure(code.program, status, stderr, code.code_dir)
     if env.current_host == env.hosts[0]:  # the other hosts of a distributed job often save nothing
         _warn_if_no_model(env.paths.model_dir, code, before)
+
+
+def _discard_partial_model(model_dir: Path) -> None:
+    """Empty model/ after the script failed: what it saved before failing is no model, and
+    SageMaker would pack it into model.tar.gz all the same."""
+    from byoc import artifact
+
+    try:
+        if held := artifact.clear(model_dir):
+            log.warning(
+                "the user script failed: removed what it saved in %s (%s)", model_dir, ", ".join(held)
+            )
+    except OSError as exc:  # the script's failure is the cause to report
+        log.warning("the user script failed, and what it saved in %s cannot be removed: %s", model_dir, exc)
 
 
 def _files(folder: Path) -> dict[Path, int]:

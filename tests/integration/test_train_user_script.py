@@ -26,9 +26,11 @@ from support import (
     make_ml_root,
     overlay_venv,
     read_failure,
+    read_until,
     run_train,
     script_root,
     start_train,
+    stop_process,
     tiny_wheel,
     write_tree,
 )
@@ -604,6 +606,53 @@ def test_exit_code_passes_through(tmp_path, python):
     assert read_failure(root).splitlines()[0] == (
         "The user script train.py exited with code 3; the last line of its stderr: bad config"
     )
+
+
+def test_a_failed_script_leaves_no_partial_model(tmp_path):
+    """A script that saved part of its model and then failed left it in model/, which SageMaker
+    packs into model.tar.gz: the failure file said the job failed, the model directory held a
+    model anyway."""
+    script = """\
+        import os
+        with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.pkl"), "w") as fh:
+            fh.write("half a model")
+        os.makedirs(os.path.join(os.environ["SM_MODEL_DIR"], "code"))
+        raise ValueError("the second fit failed")
+        """
+    root = script_root(tmp_path, "train.py", {"train.py": script})
+    result = run_train(root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert read_failure(root).splitlines()[0].startswith("ValueError: the second fit failed (raised by")
+    assert list((root / "model").iterdir()) == []
+
+
+def test_a_stopped_script_leaves_no_partial_model(tmp_path):
+    """The failure file said "no model was saved" while model/ kept what the script had saved
+    before the stop, which SageMaker packs into model.tar.gz."""
+    script = """\
+        import os, time
+        with open(os.path.join(os.environ["SM_MODEL_DIR"], "part.pkl"), "w") as fh:
+            fh.write("half a model")
+        print("ready", flush=True)
+        time.sleep(600)
+        """
+    root = script_root(tmp_path, "train.py", {"train.py": script})
+    proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": "3"})
+    read_until(proc, r"^ready$")
+    out = stop_process(proc, timeout=60)
+    assert proc.returncode == 143, out
+    assert "no model was saved" in read_failure(root).splitlines()[0]
+    assert list((root / "model").iterdir()) == []
+
+
+def test_a_script_killed_by_a_realtime_signal_is_named_not_an_internal_error(tmp_path):
+    """signal.Signals has no member for 35..63 but SIGRTMIN/SIGRTMAX: naming the signal raised
+    ValueError, reported as a bug in byoc (exit 2) instead of the script's end."""
+    script = "import os\nos.kill(os.getpid(), 40)\n"
+    root = script_root(tmp_path, "train.py", {"train.py": script})
+    result = run_train(root)
+    assert result.returncode == 128 + 40, result.stdout + result.stderr
+    assert read_failure(root).splitlines()[0] == "The user script train.py was killed by signal 40"
 
 
 def test_the_failure_names_the_exception_that_ended_the_script(tmp_path, python):
