@@ -188,11 +188,9 @@ def stop_handler(paths: MLPaths, progress: Progress) -> Callable[[int], None]:
                 return
             if progress.forward_stop is not None:
                 progress.forward_stop(signum)
-                # what the user script saved before the stop is no model: SageMaker would pack it
-                try:
-                    artifact.clear(paths.model_dir)
-                except OSError as exc:
-                    log.warning("cannot remove what the user script saved in %s: %s", paths.model_dir, exc)
+                from byoc import user_script
+
+                user_script.discard_partial_model(paths.model_dir, "was stopped")
             elapsed = time.monotonic() - progress.started
             why = "StopTrainingJob or spot interruption" if signum == signal.SIGTERM else "interrupted"
             write_failure(

@@ -260,6 +260,12 @@ def written_labels(written: pd.Series, typed: pd.Series, classes: Sequence[str] 
     return pd.Series(spelled.array, index=typed.index, name=typed.name)
 
 
+def _past_precision(numbers: np.ndarray) -> np.ndarray:
+    """The positions of the finite ``numbers`` at or past 2**53, where a float64 no longer holds
+    every integer (NaN and infinities are not)."""
+    return np.flatnonzero(np.isfinite(numbers) & (np.abs(numbers) >= FLOAT_EXACT))
+
+
 def exact_integers(written: pd.Series, typed: pd.Series) -> pd.Series:
     """``typed`` (a label column of text read as float64) with each label past float precision
     as its spelling in ``written`` reads exactly, for a model whose classes are exact integers
@@ -270,9 +276,8 @@ def exact_integers(written: pd.Series, typed: pd.Series) -> pd.Series:
     ``1e30000`` was a label no message could print and ``1e999999999`` stalled the job."""
     if not pd.api.types.is_float_dtype(typed.dtype):
         return typed
-    numbers = typed.to_numpy(dtype=float)
     # finite: "1e999999999" is the float inf, and as the integer written a billion digits
-    past = np.flatnonzero(np.isfinite(numbers) & (np.abs(numbers) >= FLOAT_EXACT))  # NaN: False
+    past = _past_precision(typed.to_numpy(dtype=float))
     spelled = written_labels(written, typed) if past.size else None
     if spelled is None:
         return typed
@@ -293,8 +298,7 @@ def rounded_labels(y: pd.Series, *, locate: Callable[[int], str] | None = None) 
     cannot be undone, only said; the fix is the file's: integers, or text.  ``y`` as the reader
     left it (text labels, which :func:`exact_integers` reads exactly, are no floats)."""
     if pd.api.types.is_float_dtype(y.dtype):
-        numbers = y.to_numpy(dtype=float, na_value=np.nan)
-        past = np.flatnonzero(np.isfinite(numbers) & (np.abs(numbers) >= FLOAT_EXACT))
+        past = _past_precision(y.to_numpy(dtype=float, na_value=np.nan))
     elif y.dtype == object:
         past = np.flatnonzero(
             [isinstance(v, float) and math.isfinite(v) and abs(v) >= FLOAT_EXACT for v in y.to_numpy()]

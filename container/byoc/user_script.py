@@ -869,24 +869,26 @@ def run(
         threading.Event().wait()
     log.info("the user script exited with code %d after %.1f s", status, time.monotonic() - started)
     if status != 0:
-        _discard_partial_model(env.paths.model_dir)
+        discard_partial_model(env.paths.model_dir, "failed")
         raise failure(code.program, status, stderr, code.code_dir)
     if env.current_host == env.hosts[0]:  # the other hosts of a distributed job often save nothing
         _warn_if_no_model(env.paths.model_dir, code, before)
 
 
-def _discard_partial_model(model_dir: Path) -> None:
-    """Empty model/ after the script failed: what it saved before failing is no model, and
-    SageMaker would pack it into model.tar.gz all the same."""
+def discard_partial_model(model_dir: Path, ended: str) -> None:
+    """Empty model/ after the script ``ended`` (failed, was stopped) without finishing: what it
+    saved before is no model, and SageMaker would pack it into model.tar.gz all the same."""
     from byoc import artifact
 
     try:
         if held := artifact.clear(model_dir):
             log.warning(
-                "the user script failed: removed what it saved in %s (%s)", model_dir, ", ".join(held)
+                "the user script %s: removed what it saved in %s (%s)", ended, model_dir, ", ".join(held)
             )
-    except OSError as exc:  # the script's failure is the cause to report
-        log.warning("the user script failed, and what it saved in %s cannot be removed: %s", model_dir, exc)
+    except OSError as exc:  # the script's failure or stop is the cause to report
+        log.warning(
+            "the user script %s, and what it saved in %s cannot be removed: %s", ended, model_dir, exc
+        )
 
 
 def _files(folder: Path) -> dict[Path, int]:

@@ -116,9 +116,9 @@ def _load_request() -> tuple[Any, Any]:
 
 
 def _page_size(raw: str | None) -> int:
-    if raw is None or not raw.strip():
+    text = (raw or "").strip()
+    if not text:
         return multimodel.DEFAULT_PAGE_SIZE
-    text = raw.strip()
     # digits only: int() also reads "1_0" as 10 and "+5" or full-width digits as numbers
     value = int(text) if text.isascii() and text.isdigit() else 0
     if not 1 <= value <= multimodel.MAX_PAGE_SIZE:
