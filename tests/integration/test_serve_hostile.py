@@ -218,6 +218,39 @@ def test_a_body_that_stops_arriving_past_16_kib_is_a_408_and_holds_no_thread(bin
     assert after.status_code == 200, after.text
 
 
+def test_a_chunked_body_that_stops_arriving_is_a_408_and_holds_no_thread(binary):
+    """A chunked request goes to a thread once its head has come, and gunicorn's chunked reader
+    waited in ``recv`` with no end: four clients that sent a chunk and stopped held every thread
+    of both workers (a whole request behind them was never answered; /ping said 200).  Each
+    now gets the 408 a Content-Length body gets after the same silence, its connection closed."""
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunk = ROW * 40
+    clients = [socket.create_connection(("127.0.0.1", binary.port), timeout=30) for _ in range(4)]
+    try:
+        for client in clients:  # more stalled clients than the server has threads (2 workers x 2)
+            client.sendall(head + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        time.sleep(0.5)
+        meanwhile = binary.invoke(ROW, "text/csv")  # a whole request is answered while they wait
+        assert meanwhile.status_code == 200, meanwhile.text
+        for client in clients:
+            chunks = []
+            while chunk_in := client.recv(65536):  # the server closes after its answer
+                chunks.append(chunk_in)
+            raw = b"".join(chunks)
+            assert raw.startswith(b"HTTP/1.1 408 "), raw[:200]
+            assert b"\r\nconnection: close\r\n" in raw.partition(b"\r\n\r\n")[0].lower() + b"\r\n", raw[:300]
+            answer = json.loads(raw.partition(b"\r\n\r\n")[2])
+            assert answer["error"] == "request_timeout", answer
+            assert (
+                f"{len(chunk)} bytes of its chunked body came, then nothing for 5 s" in answer["message"]
+            ), answer
+    finally:
+        for client in clients:
+            client.close()
+    after = binary.invoke(ROW, "text/csv")
+    assert after.status_code == 200, after.text
+
+
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [(gzip.compress(ROW * 100, mtime=0)[:40], "ends early"), (b"not gzip at all", "not valid gzip")],

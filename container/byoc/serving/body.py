@@ -113,6 +113,12 @@ _SILENCE = struct.pack("@ll", SILENCE_SECONDS, 0)  # struct timeval
 _NO_TIMEOUT = struct.pack("@ll", 0, 0)
 
 
+def _buffered(reader: Any) -> int:
+    """How many body bytes gunicorn's ``Body`` or chunked reader holds that the app has not read."""
+    buf = getattr(reader, "buf", None)
+    return buf.tell() if isinstance(buf, io.BytesIO) else 0
+
+
 class _Stalled(Exception):
     """The client sent nothing of its body for SILENCE_SECONDS."""
 
@@ -148,6 +154,9 @@ class _FramedInput:
         )
         if self.awaiting:
             environ[AWAITS_CONTINUE] = True
+        self.announced = environ.get("CONTENT_LENGTH")  # before a gzip body's wrapper drops it
+        self.came = 0  # body bytes handed to the app by read/readline (readinto's are counted by gunicorn)
+        self.stalled = False  # the body stopped arriving: nothing more is read from the connection
 
     def _continue(self) -> None:
         """Tell the waiting client to send its body: the app reads it."""
@@ -191,11 +200,47 @@ class _FramedInput:
             status=408,
         )
 
+    def _stalled_unframed(self) -> UserError:
+        """:meth:`_stalled` for a body read through gunicorn's own reader (chunked, or a
+        Content-Length body partly read through it): it waited in ``recv`` with no end."""
+        self.raw.failed = True
+        self.environ[CLOSE_CONNECTION] = True
+        self.stalled = True
+        came = self.came + _buffered(self.raw) + _buffered(getattr(self.raw, "reader", None))
+        framing = (
+            f"{came} bytes of its chunked body"
+            if "HTTP_TRANSFER_ENCODING" in self.environ or not self.announced
+            else f"Content-Length: {self.announced} announced, {came} bytes of body"
+        )
+        return UserError(
+            f"the request stopped arriving: {framing} came, then nothing for {SILENCE_SECONDS:g} s; "
+            "send the whole request, and end a chunked body with its zero-length chunk",
+            code="request_timeout",
+            status=408,
+        )
+
+    def _read_bounded(self, method: str, *args: Any) -> Any:
+        """gunicorn's own read, its ``recv`` bounded by the kernel's receive timeout (as
+        :func:`_recv_body_into` bounds byoc's): a chunked body that stopped arriving held its
+        thread for as long as the client kept the connection open."""
+        sock = self.environ.get("gunicorn.socket")
+        if sock is None:
+            return getattr(self.raw, method)(*args)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _SILENCE)
+        try:
+            return getattr(self.raw, method)(*args)
+        finally:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
+
     def _call(self, method: str, *args: Any) -> Any:
         if self.awaiting:
             self._continue()
+        if self.stalled:
+            return b""
         try:
-            return getattr(self.raw, method)(*args)
+            data = self._read_bounded(method, *args)
+        except BlockingIOError:  # nothing came for SILENCE_SECONDS
+            raise self._stalled_unframed() from None
         except self.errors as exc:
             self.environ[CLOSE_CONNECTION] = True
             detail = str(exc) or type(exc).__name__
@@ -204,6 +249,8 @@ class _FramedInput:
                 "with Content-Length or well-formed chunked transfer encoding",
                 code="bad_body_framing",
             ) from None
+        self.came += len(data)
+        return data
 
     def read(self, size: int | None = -1) -> bytes:
         return self._call("read", size)
