@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import signal
 import socket
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -247,6 +250,44 @@ def test_a_real_fault_is_a_500_with_a_request_id_that_is_logged(tmp_path):
     assert "Traceback" not in response.text and "squeeze" not in response.text
     assert f"request {request_id} failed" in output
     assert "Traceback" in output  # the log has the details the client does not
+
+
+def test_a_fault_on_a_large_bodys_first_slice_is_a_500_the_client_reads(tmp_path):
+    """A CSV batch is predicted slice by slice as it is read: a model that fails on the first
+    slice answered 500 with megabytes of the body unread, and gunicorn closed the connection on
+    them, so the client still sending met a reset instead of the answer.  The rest of the body
+    is read (as after a client's mistake) and the 500 reaches the client on a connection it can
+    go on using."""
+    root = sm.broken_root(tmp_path / "root", functools.partial(np.vsplit, indices_or_sections=4))
+    # 5 MB (the limit is 6): a first slice of 4 MiB holds 1,048,575 rows, which np.vsplit refuses
+    body = b"2.25\n" + b"1.5\n" * 1_250_000
+    head = (
+        "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    server = sm.start(root, workers=1)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+            errors: list[BaseException] = []
+
+            def send() -> None:
+                try:
+                    sock.sendall(head + body)
+                except OSError as exc:  # a reset while sending: the answer is lost
+                    errors.append(exc)
+
+            sender = threading.Thread(target=send)
+            sender.start()
+            status, answer = _read_response(sock)
+            sender.join(60)
+            assert not errors, errors
+            assert status == 500, answer[:300]
+            assert json.loads(answer)["error"] == "internal_error"
+            sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")  # the same connection goes on
+            assert _read_response(sock)[0] == 200
+    finally:
+        output = server.stop()
+    assert "Traceback" in output
 
 
 def test_a_model_that_cannot_predict_fails_the_start_with_the_cause(tmp_path):

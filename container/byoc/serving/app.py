@@ -297,6 +297,9 @@ def invoke(
         error = out_of_memory(exc, settings, content_length, request_id)
         _drain_or_close(stream, environ)
         raise error from None
+    except Exception:  # our fault, answered 500: a batch predicted slice by slice left most of it unread
+        _drain_or_close(stream, environ)
+        raise
 
 
 class _BodyReader:
