@@ -36,6 +36,7 @@ from byoc.data.tabular import (
 )
 from byoc.errors import DataError
 from byoc.json_objects import json_words
+from byoc.problem import FLOAT_EXACT
 from byoc.wide_text import UTF8_BOM_TEXT
 
 ONE_RECORD_A_LINE = (
@@ -133,7 +134,7 @@ class _Written(float):
 def _number(text: str) -> float:
     """``parse_float`` for the line-by-line reader: the float, remembering its text past 2**53."""
     value = float(text)
-    if not math.isfinite(value) or abs(value) < _EXACT_INTEGERS:
+    if not math.isfinite(value) or abs(value) < FLOAT_EXACT:
         return value
     written = _Written(value)
     written.text = text
@@ -233,15 +234,12 @@ def _not_text(name: str, names: list[str], columns: list[list[Any]], linenos: li
     return None
 
 
-_EXACT_INTEGERS = 2**53  # a double at or past this magnitude may be a rounded integer
-
-
 def _rounded_integers(table: pa.Table) -> bool:
     """Whether a double column holds a value at or past 2**53: pyarrow reads an integer past
     int64 (or beside a fraction in its column) as a double, rounded, so ids 2**63 + 1 and
     2**63 + 3 were one class, 2**63, trained with exit 0 and served as an id nobody wrote."""
     return any(
-        pa.types.is_floating(column.type) and (pc.max(pc.abs(column)).as_py() or 0) >= _EXACT_INTEGERS
+        pa.types.is_floating(column.type) and (pc.max(pc.abs(column)).as_py() or 0) >= FLOAT_EXACT
         for column in table.columns
     )
 
