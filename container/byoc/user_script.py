@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from byoc import image_packages, wide_text
+from byoc import image_packages, requirement_paths, wide_text
 from byoc.environment import TrainingEnvironment, to_cmd_args
 from byoc.errors import ConfigError, UserError, not_utf8_at
 
@@ -330,11 +330,15 @@ def _conflict_causes(output: str) -> list[str]:
     return causes
 
 
+def _pip_tail(output: str) -> str:
+    return "pip output (last lines):\n" + "\n".join(output.splitlines()[-40:])
+
+
 def _install_failed(what: str, source: str, output: str) -> InstallFailed:
     """The failure naming what pip could not install and how to fix it: a conflict names the
     clashing requirements, a line pip cannot parse its line number, anything else the package."""
     last = _last_error_line(output)
-    details = "pip output (last lines):\n" + "\n".join(output.splitlines()[-40:])
+    details = _pip_tail(output)
     conflict = _CONFLICT.search(last)
     invalid = _INVALID_REQUIREMENT.search(last)
     if conflict and (replaces := image_packages.clash(_conflict_causes(output), source)):
@@ -478,7 +482,19 @@ def install_requirements(code_dir: Path) -> None:
             return
         log.info("installing %s", requirements)
         offline = _offline(requirements)
+        # read before pip runs, in the directory pip runs in; pip still decides (and logs)
+        absent = requirement_paths.missing(requirements, code_dir)
         status, output = _pip([*(_no_isolation() if offline else []), "-r", REQUIREMENTS], code_dir)
+        if status != 0 and absent:
+            raise InstallFailed(
+                requirement_paths.failure_reason(absent, code_dir),
+                details="\n".join(
+                    [
+                        *(f"{m.file} line {m.number}: {m.text} -> {m.path} (missing)" for m in absent),
+                        _pip_tail(output),
+                    ]
+                ),
+            )
         if status != 0:
             raise _install_failed(REQUIREMENTS, REQUIREMENTS, output)
         if marker is not None:
