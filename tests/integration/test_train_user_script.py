@@ -8,6 +8,7 @@ PIP_NO_INDEX=1 proves they work with no network."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -829,3 +830,56 @@ def test_sigterm_reaches_the_whole_process_group_then_kill_after_grace(tmp_path,
     first = read_failure(root).splitlines()[0]
     assert first.startswith("Training job stopped by SIGTERM") and "user script train.py" in first
     assert "killing its process group" in out
+
+
+def _ended(pid: int, command: str) -> bool:
+    """Whether ``pid`` (running ``command``) has ended, polled for up to 30 s; a process still
+    running then is killed here, so a failing test leaves nothing behind."""
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not _alive(pid):
+        return True
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip() == command.encode():
+            os.kill(pid, signal.SIGKILL)
+    return False
+
+
+@pytest.mark.parametrize(
+    ("ending", "status", "streams"),
+    [
+        ("", 0, "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL"),
+        ("raise ValueError('the fit failed')\n", 1, "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL"),
+        ("sys.exit(3)\n", 3, ""),  # the child holds train's stdout and the script's stderr pipe
+    ],
+    ids=["exit-0", "exception", "exit-3-child-holds-output"],
+)
+def test_a_child_the_script_left_running_is_ended_when_the_script_ends(tmp_path, ending, status, streams):
+    """Outside Docker nothing ended a process the script started and never waited for (in a
+    container PID 1's exit does): `train` returned and `sleep 600` ran on; holding the script's
+    stderr, it also held up the failure report.  It is ended, and logged; the exit code is the
+    script's."""
+    script = (
+        "import os, subprocess, sys\n"
+        "out = os.environ['SM_OUTPUT_DATA_DIR']\n"
+        "os.makedirs(out, exist_ok=True)\n"
+        f"child = subprocess.Popen(['sleep', '600'], {streams})\n"
+        "with open(os.path.join(out, 'child.pid'), 'w') as fh:\n"
+        "    fh.write(str(child.pid))\n" + ending
+    )
+    root = script_root(tmp_path, "train.py", {"train.py": script})
+    try:
+        result = run_train(root, timeout=120)
+    finally:
+        pid = int((root / "output" / "data" / "child.pid").read_text())
+        ended = _ended(pid, "sleep 600")
+    assert ended, f"the script's child {pid} still ran after train returned"
+    assert result.returncode == status, result.stdout + result.stderr
+    assert "ended 1 process the user script train.py left running (it did not wait for it" in result.stdout
+    if status:
+        assert (
+            read_failure(root).splitlines()[0].startswith(("ValueError: the fit failed", "The user script"))
+        )
+    else:
+        assert read_failure(root) is None
