@@ -16,8 +16,10 @@ for them run unchanged here (``SKLearn(entry_point="train.py", source_dir=..., i
 Where this differs from the toolkit, on purpose: the script runs in its own process group and
 SIGTERM (StopTrainingJob, spot interruption) is forwarded to that whole group with a grace
 period before SIGKILL; the failure file leads with the exception's last line, a failure file
-the script wrote is kept, and an out-of-memory kill says so.  Installing a local package uses
-the image's setuptools without build isolation, so it works with no network.  pip may not
+the script wrote is kept, and an out-of-memory kill says so.  What the script leaves running
+when it exits is ended (SIGTERM, then SIGKILL), as the end of a container's PID 1 ends it
+(outside a container nothing did).  Installing a local package uses the image's setuptools
+without build isolation, so it works with no network.  pip may not
 replace the image's own packages (scikit-learn, numpy, ...: :mod:`byoc.image_packages`), which
 the toolkit lets a requirements.txt do.
 """
@@ -52,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from byoc import image_packages, wide_text
+from byoc import image_packages, requirement_paths, wide_text
 from byoc.environment import TrainingEnvironment, to_cmd_args
 from byoc.errors import ConfigError, UserError, not_utf8_at
 
@@ -65,6 +67,7 @@ CODE_CHANNEL = "code"
 REQUIREMENTS = "requirements.txt"
 TAIL_BYTES = 64 * 1024
 OOM_EXIT = 137
+LEFTOVER_GRACE_SECONDS = 5.0  # SIGTERM to SIGKILL, for what a script that exited left running
 UNCAUGHT_EXIT = 1  # Python's exit status when an exception ends the program
 MAX_RAISED_CHARS = 500  # of an exception's first line in the failure reason: where and why must fit
 _TRACEBACK = "Traceback (most recent call last):"
@@ -330,11 +333,15 @@ def _conflict_causes(output: str) -> list[str]:
     return causes
 
 
+def _pip_tail(output: str) -> str:
+    return "pip output (last lines):\n" + "\n".join(output.splitlines()[-40:])
+
+
 def _install_failed(what: str, source: str, output: str) -> InstallFailed:
     """The failure naming what pip could not install and how to fix it: a conflict names the
     clashing requirements, a line pip cannot parse its line number, anything else the package."""
     last = _last_error_line(output)
-    details = "pip output (last lines):\n" + "\n".join(output.splitlines()[-40:])
+    details = _pip_tail(output)
     conflict = _CONFLICT.search(last)
     invalid = _INVALID_REQUIREMENT.search(last)
     if conflict and (replaces := image_packages.clash(_conflict_causes(output), source)):
@@ -478,7 +485,19 @@ def install_requirements(code_dir: Path) -> None:
             return
         log.info("installing %s", requirements)
         offline = _offline(requirements)
+        # read before pip runs, in the directory pip runs in; pip still decides (and logs)
+        absent = requirement_paths.missing(requirements, code_dir)
         status, output = _pip([*(_no_isolation() if offline else []), "-r", REQUIREMENTS], code_dir)
+        if status != 0 and absent:
+            raise InstallFailed(
+                requirement_paths.failure_reason(absent, code_dir),
+                details="\n".join(
+                    [
+                        *(f"{m.file} line {m.number}: {m.text} -> {m.path} (missing)" for m in absent),
+                        _pip_tail(output),
+                    ]
+                ),
+            )
         if status != 0:
             raise _install_failed(REQUIREMENTS, REQUIREMENTS, output)
         if marker is not None:
@@ -571,20 +590,114 @@ class UserProcess:
         return cls(popen, _Tee(popen.stderr, sys.stderr.buffer))
 
     def stop(self, signum: int, grace: float) -> None:
-        """Forward ``signum`` to the whole group; SIGKILL what is left after ``grace`` seconds."""
+        """Forward ``signum`` to the whole group (and any other group of its session); SIGKILL
+        what is left when the script has exited, or after ``grace`` seconds."""
         self.stopping.set()
         pgid = self.popen.pid
         log.warning("forwarding %s to the user script's process group %d", signal.Signals(signum).name, pgid)
-        _killpg(pgid, signum)
+        for group in {pgid, *_session_processes(pgid).values()}:
+            _killpg(group, signum)
         try:
             self.popen.wait(timeout=grace)
             log.warning("the user script exited with %s after the stop", self.popen.returncode)
         except subprocess.TimeoutExpired:
             log.warning("the user script still runs %.0f s after the stop: killing its process group", grace)
-        _killpg(pgid, signal.SIGKILL)
+        ended = _end_session(pgid, None, 0.0)
+        _killpg(pgid, signal.SIGKILL)  # where /proc cannot be read
+        if ended.killed:
+            log.warning(
+                "killed %s of the user script left running after the stop: %s",
+                _processes(len(ended.killed)),
+                ", ".join(ended.killed.values()),
+            )
 
     def wait(self) -> int:
         return self.popen.wait()
+
+    def end_left_running(self, program: str) -> None:
+        """End what the script started and left running when it exited (a child it did not wait
+        for, a pool it did not close): SIGTERM, then SIGKILL after LEFTOVER_GRACE_SECONDS.  In a
+        container PID 1's exit ends them; outside one (SAGEMAKER_BASE_DIR) nothing did, and `train`
+        returned while they ran on, holding its output open.  Found by the script's session, which
+        they stay in whatever process group they move to."""
+        ended = _end_session(self.popen.pid, signal.SIGTERM, LEFTOVER_GRACE_SECONDS)
+        if not ended.signalled:
+            return
+        count = len(ended.signalled)
+        log.warning(
+            "ended %s the user script %s left running (it did not wait for %s): %s%s",
+            _processes(count),
+            program,
+            "it" if count == 1 else "them",
+            ", ".join(ended.signalled.values()),
+            f"; {len(ended.killed)} ignored SIGTERM and {'was' if len(ended.killed) == 1 else 'were'} "
+            f"killed after {LEFTOVER_GRACE_SECONDS:.0f} s"
+            if ended.killed
+            else "",
+        )
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """The processes :func:`_end_session` ended, as "command (pid N)": all it signalled, and
+    those it had to SIGKILL."""
+
+    signalled: dict[int, str]
+    killed: dict[int, str]
+
+
+def _end_session(sid: int, signum: int | None, grace: float) -> _Ended:
+    """Send ``signum`` (None: none) to every process group of session ``sid``, wait up to
+    ``grace`` seconds for its processes to end, then SIGKILL those left."""
+    left = _session_processes(sid)
+    signalled = {pid: _described(pid) for pid in left}
+    if signum is not None:
+        for group in set(left.values()):
+            _killpg(group, signum)
+    deadline = time.monotonic() + grace
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = _session_processes(sid)
+        signalled.update((pid, _described(pid)) for pid in left if pid not in signalled)
+    killed: dict[int, str] = {}
+    for _ in range(100):  # a process may start another between the scan and the kill
+        if not left:
+            break
+        killed.update((pid, signalled.get(pid) or _described(pid)) for pid in left)
+        for group in set(left.values()):
+            _killpg(group, signal.SIGKILL)
+        time.sleep(0.01)
+        left = _session_processes(sid)
+    signalled.update(killed)
+    return _Ended(signalled, killed)
+
+
+def _session_processes(sid: int) -> dict[int, int]:
+    """{pid: process group} of the live processes of session ``sid`` (Linux /proc; none elsewhere)."""
+    found = {}
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, group, session = entry.read_text().rsplit(")", 1)[1].split()[:4]
+        except (OSError, ValueError):
+            continue
+        if session == str(sid) and state not in ("Z", "X"):  # a zombie has ended
+            found[int(entry.parent.name)] = int(group)
+    return found
+
+
+def _described(pid: int) -> str:
+    """``sleep 600 (pid 123)``: the command line, cut at 80 characters."""
+    try:
+        command = (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        )
+    except OSError:
+        command = ""
+    return f"{command[:80] or '?'} (pid {pid})"
+
+
+def _processes(count: int) -> str:
+    return f"{count} process{'' if count == 1 else 'es'}"
 
 
 def _killpg(pgid: int, signum: int) -> None:
@@ -864,10 +977,13 @@ def run(
     if on_start is not None:
         on_start(process)
     status = process.wait()
+    ran = time.monotonic() - started
+    if not process.stopping.is_set():  # a stop ends them itself
+        process.end_left_running(code.program)  # before reading stderr: they may hold its pipe
     stderr = process.stderr.text()
     if process.stopping.is_set():  # the job shell is reporting the stop; it exits for us
         threading.Event().wait()
-    log.info("the user script exited with code %d after %.1f s", status, time.monotonic() - started)
+    log.info("the user script exited with code %d after %.1f s", status, ran)
     if status != 0:
         discard_partial_model(env.paths.model_dir, "failed")
         raise failure(code.program, status, stderr, code.code_dir)

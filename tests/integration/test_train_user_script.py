@@ -8,6 +8,7 @@ PIP_NO_INDEX=1 proves they work with no network."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -346,6 +347,72 @@ def test_a_requirements_line_pip_cannot_parse_is_named_by_its_line(tmp_path, pyt
     first = _install_failure(tmp_path, python, "# pinned\nnumpy\npandas>=>1\n")
     assert "requirements.txt line 3 is not a requirement pip understands" in first, first
     assert "'pandas>=>1'" in first and "make the package reachable" not in first, first
+
+
+@pytest.mark.parametrize(
+    ("requirements", "number", "named", "rel"),
+    [
+        (
+            "numpy\n./wheels/mypkg-1.0-py3-none-any.whl\n",
+            2,
+            "./wheels/mypkg-1.0-py3-none-any.whl",
+            "wheels/mypkg-1.0-py3-none-any.whl",
+        ),
+        ("# vendored\n-e ./mypkg\n", 2, "-e ./mypkg", "mypkg"),
+        ("file:vendor/x.tar.gz\n", 1, "file:vendor/x.tar.gz", "vendor/x.tar.gz"),
+        (
+            "mypkg @ file:./vendor/mypkg-1.0.tar.gz ; python_version >= '3'\n",
+            1,
+            "mypkg @ file:./vendor/mypkg-1.0.tar.gz ; python_version >= '3'",
+            "vendor/mypkg-1.0.tar.gz",
+        ),
+        ("-r base.txt\n", 1, "-r base.txt", "base.txt"),
+    ],
+    ids=["wheel", "editable", "file-url", "name-at-file-url", "nested-file"],
+)
+def test_a_requirements_line_naming_a_local_file_not_uploaded_is_named_with_the_fix(
+    tmp_path, python, requirements, number, named, rel
+):
+    """A wheel, project folder or archive requirements.txt names by path, left out of source_dir:
+    the failure named only "requirements.txt" (pip's OSError, or for ``-e`` its message about VCS
+    URLs).  It names the line, the path it resolves to (pip runs in the code directory), that the
+    uploaded source directory lacks it, and both fixes; pip's own output stays in the log."""
+    root = script_root(tmp_path, "train.py", {"requirements.txt": requirements, "train.py": RECORDER})
+    result = run_train(root, python=python, env=OFFLINE)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert not (root / "model" / "seen.json").exists()  # the script never ran
+    code = root / "code"
+    first = read_failure(root).splitlines()[0]
+    assert first == (
+        f"requirements.txt line {number} ({named}) names {code / rel}, which is not in the source directory "
+        f"that was uploaded ({code}): put {rel} into source_dir (the code channel's sourcedir.tar.gz under "
+        "network isolation), or drop the line"
+    ), first
+    assert "pip install" in result.stdout and "ERROR" in result.stdout, (
+        result.stdout
+    )  # pip's output is logged
+
+
+def test_a_requirements_path_outside_the_source_directory_says_only_that_directory_is_uploaded(
+    tmp_path, python
+):
+    """A path outside the source directory (an absolute one, or ../) exists only if the image holds
+    it: the failure says so, and to ship the file in source_dir and name it relative to it."""
+    missing = tmp_path / "elsewhere" / "mypkg-1.0-py3-none-any.whl"
+    requirements = f"numpy\n{missing}\n../wheels/other-1.0-py3-none-any.whl\n"
+    root = script_root(tmp_path, "train.py", {"requirements.txt": requirements, "train.py": RECORDER})
+    result = run_train(root, python=python, env=OFFLINE)
+    assert result.returncode == 1, result.stdout + result.stderr
+    failure = read_failure(root)
+    code = root / "code"
+    assert failure.splitlines()[0] == (
+        f"requirements.txt line 2 ({missing}) names {missing}, which does not exist: it is outside the "
+        f"source directory that was uploaded ({code}), the only files of yours the job has; put "
+        "mypkg-1.0-py3-none-any.whl into source_dir and name it by its path there "
+        "(./mypkg-1.0-py3-none-any.whl), or drop the line; requirements.txt line 3 names a missing file too "
+        f"({root / 'wheels' / 'other-1.0-py3-none-any.whl'})"
+    ), failure
+    assert "pip output (last lines):" in failure
 
 
 def test_requirements_into_an_unwritable_image_name_the_site_packages_not_the_file(tmp_path):
@@ -763,3 +830,56 @@ def test_sigterm_reaches_the_whole_process_group_then_kill_after_grace(tmp_path,
     first = read_failure(root).splitlines()[0]
     assert first.startswith("Training job stopped by SIGTERM") and "user script train.py" in first
     assert "killing its process group" in out
+
+
+def _ended(pid: int, command: str) -> bool:
+    """Whether ``pid`` (running ``command``) has ended, polled for up to 30 s; a process still
+    running then is killed here, so a failing test leaves nothing behind."""
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not _alive(pid):
+        return True
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip() == command.encode():
+            os.kill(pid, signal.SIGKILL)
+    return False
+
+
+@pytest.mark.parametrize(
+    ("ending", "status", "streams"),
+    [
+        ("", 0, "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL"),
+        ("raise ValueError('the fit failed')\n", 1, "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL"),
+        ("sys.exit(3)\n", 3, ""),  # the child holds train's stdout and the script's stderr pipe
+    ],
+    ids=["exit-0", "exception", "exit-3-child-holds-output"],
+)
+def test_a_child_the_script_left_running_is_ended_when_the_script_ends(tmp_path, ending, status, streams):
+    """Outside Docker nothing ended a process the script started and never waited for (in a
+    container PID 1's exit does): `train` returned and `sleep 600` ran on; holding the script's
+    stderr, it also held up the failure report.  It is ended, and logged; the exit code is the
+    script's."""
+    script = (
+        "import os, subprocess, sys\n"
+        "out = os.environ['SM_OUTPUT_DATA_DIR']\n"
+        "os.makedirs(out, exist_ok=True)\n"
+        f"child = subprocess.Popen(['sleep', '600'], {streams})\n"
+        "with open(os.path.join(out, 'child.pid'), 'w') as fh:\n"
+        "    fh.write(str(child.pid))\n" + ending
+    )
+    root = script_root(tmp_path, "train.py", {"train.py": script})
+    try:
+        result = run_train(root, timeout=120)
+    finally:
+        pid = int((root / "output" / "data" / "child.pid").read_text())
+        ended = _ended(pid, "sleep 600")
+    assert ended, f"the script's child {pid} still ran after train returned"
+    assert result.returncode == status, result.stdout + result.stderr
+    assert "ended 1 process the user script train.py left running (it did not wait for it" in result.stdout
+    if status:
+        assert (
+            read_failure(root).splitlines()[0].startswith(("ValueError: the fit failed", "The user script"))
+        )
+    else:
+        assert read_failure(root) is None
