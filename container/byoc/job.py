@@ -21,6 +21,7 @@ must inherit the blocked signal mask.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -111,20 +112,6 @@ def user_error_details(exc: UserError) -> str:
 # -- stop handling ---------------------------------------------------------------------------
 
 
-def child_pids(parent: int) -> list[int]:
-    """Direct children of ``parent`` (Linux /proc; empty elsewhere)."""
-    children = []
-    for entry in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            stat = entry.read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == parent:
-            children.append(int(entry.parent.name))
-    return children
-
-
 @dataclass
 class Progress:
     """What the job is doing, for log and stop messages; guards the artefact's commit."""
@@ -135,6 +122,9 @@ class Progress:
     commit: threading.Lock = field(default_factory=threading.Lock)
     # Set while a user script runs: forwards the stop signal to it and waits its grace period.
     forward_stop: Callable[[int], None] | None = None
+    # Set before a user script starts: model/ is its output, emptied when the job is stopped
+    # (forward_stop is set only once the script runs; a stop may come before that)
+    runs_user_script: bool = False
     # Set by a job that can end early and still save a model (algorithm=auto): a stop signal
     # then sets it and the job has ``stop_grace`` seconds to finish before the hard stop.
     soft_stop: threading.Event | None = None
@@ -160,6 +150,19 @@ class StopWatcher:
     def _wait(self) -> None:
         signum = signal.sigwait(STOP_SIGNALS)
         self._on_stop(signum)
+
+
+def _kill_children() -> None:
+    """SIGKILL the job's children, and every process group in the session of a child that leads
+    one (a user script's: what it started and left running is there)."""
+    from byoc import processes
+
+    for pid in processes.child_pids(os.getpid()):
+        for group in set(processes.session_groups(pid).values()):  # none unless it leads a session
+            with contextlib.suppress(OSError):
+                os.killpg(group, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def stop_handler(paths: MLPaths, progress: Progress) -> Callable[[int], None]:
@@ -188,8 +191,10 @@ def stop_handler(paths: MLPaths, progress: Progress) -> Callable[[int], None]:
                 return
             if progress.forward_stop is not None:
                 progress.forward_stop(signum)
+            if progress.runs_user_script:
                 from byoc import user_script
 
+                _kill_children()  # a script whose stop was not forwarded: started meanwhile
                 user_script.discard_partial_model(paths.model_dir, "was stopped")
             elapsed = time.monotonic() - progress.started
             why = "StopTrainingJob or spot interruption" if signum == signal.SIGTERM else "interrupted"
@@ -200,11 +205,7 @@ def stop_handler(paths: MLPaths, progress: Progress) -> Callable[[int], None]:
                 "to train again.",
             )
             artifact.discard_staging(paths.model_dir)
-            for pid in child_pids(os.getpid()):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+            _kill_children()
             logging.shutdown()
             sys.stdout.flush()
             sys.stderr.flush()

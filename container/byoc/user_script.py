@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from byoc import image_packages, requirement_paths, wide_text
+from byoc import image_packages, processes, requirement_paths, wide_text
 from byoc.environment import TrainingEnvironment, to_cmd_args
 from byoc.errors import ConfigError, UserError, not_utf8_at
 
@@ -595,7 +595,7 @@ class UserProcess:
         self.stopping.set()
         pgid = self.popen.pid
         log.warning("forwarding %s to the user script's process group %d", signal.Signals(signum).name, pgid)
-        for group in {pgid, *_session_processes(pgid).values()}:
+        for group in {pgid, *processes.session_groups(pgid).values()}:
             _killpg(group, signum)
         try:
             self.popen.wait(timeout=grace)
@@ -649,7 +649,7 @@ class _Ended:
 def _end_session(sid: int, signum: int | None, grace: float) -> _Ended:
     """Send ``signum`` (None: none) to every process group of session ``sid``, wait up to
     ``grace`` seconds for its processes to end, then SIGKILL those left."""
-    left = _session_processes(sid)
+    left = processes.session_groups(sid)
     signalled = {pid: _described(pid) for pid in left}
     if signum is not None:
         for group in set(left.values()):
@@ -657,7 +657,7 @@ def _end_session(sid: int, signum: int | None, grace: float) -> _Ended:
     deadline = time.monotonic() + grace
     while left and time.monotonic() < deadline:
         time.sleep(0.05)
-        left = _session_processes(sid)
+        left = processes.session_groups(sid)
         signalled.update((pid, _described(pid)) for pid in left if pid not in signalled)
     killed: dict[int, str] = {}
     for _ in range(100):  # a process may start another between the scan and the kill
@@ -667,22 +667,9 @@ def _end_session(sid: int, signum: int | None, grace: float) -> _Ended:
         for group in set(left.values()):
             _killpg(group, signal.SIGKILL)
         time.sleep(0.01)
-        left = _session_processes(sid)
+        left = processes.session_groups(sid)
     signalled.update(killed)
     return _Ended(signalled, killed)
-
-
-def _session_processes(sid: int) -> dict[int, int]:
-    """{pid: process group} of the live processes of session ``sid`` (Linux /proc; none elsewhere)."""
-    found = {}
-    for entry in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            state, _ppid, group, session = entry.read_text().rsplit(")", 1)[1].split()[:4]
-        except (OSError, ValueError):
-            continue
-        if session == str(sid) and state not in ("Z", "X"):  # a zombie has ended
-            found[int(entry.parent.name)] = int(group)
-    return found
 
 
 def _described(pid: int) -> str:
@@ -923,6 +910,7 @@ def job(code: UserCode) -> Callable[[TrainingEnvironment, Any], None]:
         def started(process: UserProcess) -> None:
             progress.forward_stop = lambda signum: process.stop(signum, grace)
 
+        progress.runs_user_script = True
         try:
             run(env, code, on_start=started, on_phase=lambda phase: setattr(progress, "phase", phase))
         finally:

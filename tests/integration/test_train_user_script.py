@@ -709,7 +709,7 @@ def test_a_stopped_script_leaves_no_partial_model(tmp_path):
     out = stop_process(proc, timeout=60)
     assert proc.returncode == 143, out
     assert "no model was saved" in read_failure(root).splitlines()[0]
-    assert list((root / "model").iterdir()) == []
+    assert list((root / "model").iterdir()) == [], out
 
 
 def test_a_script_killed_by_a_realtime_signal_is_named_not_an_internal_error(tmp_path):
