@@ -755,6 +755,33 @@ def answers_of_every_worker(server: sm.Server, name: str, workers: int = 2) -> l
     return seen[min(seen)]
 
 
+def test_an_unloaded_models_code_is_found_by_no_model_loaded_after_it(tmp_path):
+    """DELETE /models/A left A's code/ (and the code/lib its program put on sys.path) on each
+    worker's sys.path: a model loaded after it that imports helper without shipping it ran A's
+    helper.py (200 with A's answer) in the workers that had held A, where it should fail naming the
+    missing module as it does in a fresh worker.  A loaded again under its name with changed files
+    runs them as they are now, in every worker."""
+    server = start_mme(workers=2)
+    try:
+        a = probe_model(tmp_path / "a", TOP_PROBE, helper="a", extra="a-lib")
+        assert load(server, "a", a).status_code == 200
+        assert answers_of_every_worker(server, "a") == ["a", "a-lib"]
+        assert server.session.delete(f"{server.url}/models/a", timeout=10).status_code == 200
+        assert_error(
+            load(server, "top", probe_model(tmp_path / "top", TOP_PROBE, helper="top")),
+            400,
+            "bad_model",
+            "No module named 'extra'",
+        )
+        assert load(server, "lazy", probe_model(tmp_path / "lazy", LAZY_PROBE)).status_code == 200
+        assert answers_of_every_worker(server, "lazy") == ["missing helper", "missing extra"]
+        probe_model(tmp_path / "a", TOP_PROBE, helper="a, changed", extra="a-lib, changed")
+        assert load(server, "a", a).status_code == 200
+        assert answers_of_every_worker(server, "a") == ["a, changed", "a-lib, changed"]
+    finally:
+        server.stop()
+
+
 def test_a_program_finds_its_own_modules_first_and_not_another_models_lib(tmp_path):
     """With another model loaded, whose program put its code/lib on sys.path: a program importing
     extra, which only that lib holds, loaded with a 200 and ran the other model's extra.py; and a

@@ -476,6 +476,42 @@ def _program_with_lib(code: Path, model_fn: str = "    return None\n") -> Path:
     return code / "inference.py"
 
 
+def _under(folder: Path) -> tuple[list[str], list[str]]:
+    """The sys.path entries and the names of the modules in sys.modules inside ``folder``."""
+    inside = str(folder) + "/"
+    paths = [p for p in sys.path if p.startswith(inside)]
+    names = [n for n, m in sys.modules.items() if str(getattr(m, "__file__", None)).startswith(inside)]
+    return paths, names
+
+
+def test_a_released_program_leaves_nothing_a_program_loaded_later_can_import(tmp_path):
+    """A multi-model worker's unload (or eviction) dropped the handler and left its program's code/,
+    the code/lib it put on sys.path and the modules imported from them in the process: a model
+    loaded later whose model_fn imports a module it does not ship got the unloaded model's.  A load
+    that fails holds nothing either; a folder two loads share goes with the last of them."""
+    server = hooks.UserModules()
+    program = _program_with_lib(tmp_path / "a" / "code")
+    first, second = (HooksHandler.load(program, tmp_path / "a", ServingSettings(), server) for _ in range(2))
+    assert _under(tmp_path)[0] == [str(program.parent / "lib"), str(program.parent)]
+    first.close()
+    first.close()  # once
+    assert _under(tmp_path)[0] == [str(program.parent / "lib"), str(program.parent)]
+    second.close()
+    assert _under(tmp_path) == ([], [])
+    assert server.code_dirs == frozenset()
+    lazy = tmp_path / "b" / "code" / "inference.py"
+    lazy.parent.mkdir(parents=True)
+    lazy.write_text(
+        "def model_fn(model_dir):\n    import byoc_probe_lib\n\ndef transform_fn(m, b, c, a):\n    return ''\n"
+    )
+    with pytest.raises(ModelLoadError, match="No module named 'byoc_probe_lib'"):
+        HooksHandler.load(lazy, lazy.parent.parent, ServingSettings(), server)
+    failing = _program_with_lib(tmp_path / "c" / "code", "    raise RuntimeError('no model')\n")
+    with pytest.raises(ModelLoadError, match="no model"):
+        HooksHandler.load(failing, failing.parent.parent, ServingSettings(), server)
+    assert _under(tmp_path) == ([], [])
+
+
 def test_a_programs_model_fn_finds_its_own_folders_before_any_other_programs(tmp_path):
     """Another program's folders were put back on sys.path at index 1, after the program's import:
     behind a code/lib it put first, but before its own code/, so its model_fn's import of a module

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import http
+import importlib
 import importlib.machinery
 import importlib.util
 import inspect
@@ -44,6 +45,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -595,7 +597,11 @@ class UserModules:
     and while it is imported and its ``model_fn`` runs, no other program's folders are on sys.path.
 
     A program's folders are its code directory and what its import or ``model_fn`` put on
-    sys.path (``sys.path.insert(0, <code>/lib)``), and any entry inside its code directory.
+    sys.path (``sys.path.insert(0, <code>/lib)``), and any entry inside its code directory.  A
+    load holds them until :meth:`release` (a multi-model worker's unload, eviction or reload of
+    the model): then they leave sys.path, and the modules imported from them sys.modules, so no
+    model loaded later finds an unloaded model's helpers, and a model loaded again from the same
+    folder imports its files as they are now.
 
     One per server, passed to each load: the single-model app's one load, a multi-model worker's
     handler factory for all of its models.
@@ -603,12 +609,15 @@ class UserModules:
 
     def __init__(self) -> None:
         self._server_paths = frozenset(sys.path)  # the server's own, wherever they are
+        self._users: dict[str, int] = {}  # code directory -> loads holding it
         self._paths: dict[str, list[str]] = {}  # code directory -> its sys.path entries
+        self._lock = threading.RLock()  # a worker's loads, and releases from its other threads
 
     @property
     def code_dirs(self) -> frozenset[str]:
-        """The code directories of the programs this server imported."""
-        return frozenset(self._paths)
+        """The code directories of the programs this server holds."""
+        with self._lock:
+            return frozenset(self._users)
 
     def _owner(self, entry: str) -> str | None:
         """The code directory whose program a sys.path entry is (None: the server's own)."""
@@ -633,7 +642,7 @@ class UserModules:
 
     def import_program(self, program: Path) -> ModuleType:
         """Import the user's program as a module named after the file, its folder first on
-        sys.path and its imports its own."""
+        sys.path and its imports its own; the server holds its folders until :meth:`release`."""
         with self.loading(program) as module:
             return module
 
@@ -641,27 +650,55 @@ class UserModules:
     def loading(self, program: Path) -> Iterator[ModuleType]:
         """:meth:`import_program`, the other programs' folders kept off sys.path until the block
         ends (``model_fn`` runs in it: its imports, an unpickled class's module among them, are the
-        program's own too)."""
+        program's own too); released when the block raises, as a load that failed holds nothing."""
         code_dir = str(program.parent)
-        self._forget(self._paths)
-        _refuse_shadowing(program, {*self._paths, code_dir})
-        self._paths.setdefault(code_dir, [code_dir])
-        # While it is imported, no other program's folder is on sys.path: a module this program
-        # imports but does not ship was found in a model loaded before (a 200 in that worker,
-        # with that model's module, and a ModuleNotFoundError in the others).  They are put back
-        # after it, behind its own, for the modules hooks import when they run.
-        stripped = [entry for entry in sys.path if self._owner(entry) is not None]
-        sys.path[:] = [entry for entry in sys.path if self._owner(entry) is None]
-        before = set(sys.path)
-        sys.path.insert(0, code_dir)
+        with self._lock:
+            self._forget(self._users)
+            self._users[code_dir] = self._users.get(code_dir, 0) + 1
+            self._paths.setdefault(code_dir, [code_dir])
+            # While it is imported, no other program's folder is on sys.path: a module this program
+            # imports but does not ship was found in a model loaded before (a 200 in that worker,
+            # with that model's module, and a ModuleNotFoundError in the others).  They are put back
+            # after it, behind its own, for the modules hooks import when they run.
+            stripped = [entry for entry in sys.path if self._owner(entry) is not None]
+            sys.path[:] = [entry for entry in sys.path if self._owner(entry) is None]
         try:
-            yield self._execute(program)
-        finally:
-            paths = self._paths[code_dir]
-            paths += [e for e in dict.fromkeys(sys.path) if e not in before and e not in paths]
-            back = [e for e in stripped if self._owner(e) not in (None, code_dir)]
-            at = sys.path.index(code_dir) + 1 if code_dir in sys.path else 0
-            sys.path[at:at] = back
+            _refuse_shadowing(program, self.code_dirs)
+            before = set(sys.path)
+            sys.path.insert(0, code_dir)
+            try:
+                yield self._execute(program)
+            finally:
+                with self._lock:
+                    paths = self._paths.setdefault(code_dir, [code_dir])
+                    paths += [e for e in dict.fromkeys(sys.path) if e not in before and e not in paths]
+                    back = [e for e in stripped if self._owner(e) not in (None, code_dir)]
+                    at = sys.path.index(code_dir) + 1 if code_dir in sys.path else 0
+                    sys.path[at:at] = back
+        except BaseException:
+            self.release(program)
+            raise
+
+    def release(self, program: Path) -> None:
+        """The load of ``program`` is over: when no other load holds its code directory, its
+        folders leave sys.path and the modules imported from them sys.modules."""
+        code_dir = str(program.parent)
+        with self._lock:
+            users = self._users.get(code_dir, 0) - 1
+            if users > 0:
+                self._users[code_dir] = users
+                return
+            if users < 0:  # released already
+                return
+            self._forget([code_dir])
+            del self._users[code_dir]
+            paths = self._paths.get(code_dir, [code_dir])
+            theirs = [e for e in sys.path if e in paths or self._owner(e) == code_dir]
+            self._paths.pop(code_dir, None)
+            sys.path[:] = [e for e in sys.path if e not in theirs]
+            for entry in {*paths, *theirs}:  # a folder loaded again is listed afresh
+                sys.path_importer_cache.pop(entry, None)
+        importlib.invalidate_caches()
 
     @staticmethod
     def _execute(program: Path) -> ModuleType:
@@ -747,11 +784,13 @@ class HooksHandler:
         hooks: Mapping[str, Hook],
         settings: ServingSettings,
         model_dir: Path,
+        release: Callable[[], None] | None = None,
     ) -> None:
         self.program = program
         self.model = model
         self.hooks = hooks
         self.model_dir = model_dir
+        self._release = release
         self._byoc_predicts = "predict_fn" in hooks and hooks["predict_fn"].builtin
         self.default_accept = settings.default_accept or DEFAULT_CONTENT_TYPE
         self.supported: tuple[str, ...] | None = None
@@ -771,7 +810,7 @@ class HooksHandler:
         modules = modules or UserModules()
         with modules.loading(program) as module:
             model, hooks = cls._bind(program, module, model_dir, settings)
-        return cls(program, model, hooks, settings, model_dir)
+        return cls(program, model, hooks, settings, model_dir, lambda: modules.release(program))
 
     @staticmethod
     def _bind(
@@ -898,6 +937,12 @@ class HooksHandler:
 
     def warm_up(self) -> None:
         """Nothing to warm: user code is not called without a request."""
+
+    def close(self) -> None:
+        """Release the program's folders and modules (:meth:`UserModules.release`), once."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
     def describe(self) -> str:
         hooks = ", ".join(name for name, hook in self.hooks.items() if not hook.builtin)
