@@ -699,3 +699,109 @@ def test_models_larger_in_memory_than_on_disk_are_evicted_by_what_they_took(tmp_
     finally:
         output = server.stop()
     assert "evicted model 'packed-0'" in output
+
+
+# Probes of what a model's code finds, each answer with the pid of the worker that gave it.
+# TOP imports its modules when the program is imported; LAZY in model_fn (helper, as an unpickled
+# class's module is) and in transform_fn (extra).  Both put their code/lib on sys.path first.
+_LIB = 'import importlib, json, os, sys\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))\n'
+TOP_PROBE = (
+    _LIB + "import helper, extra\n\ndef model_fn(model_dir):\n    return None\n\n"
+    "def transform_fn(model, body, content_type, accept):\n"
+    "    return json.dumps([helper.WHO, extra.WHO, os.getpid()]), 'application/json'\n"
+)
+LAZY_PROBE = (
+    _LIB + "\ndef found(name):\n    try:\n        return importlib.import_module(name).WHO\n"
+    "    except ModuleNotFoundError as exc:\n        return f'missing {exc.name}'\n\n"
+    "def model_fn(model_dir):\n    return found('helper')\n\n"
+    "def transform_fn(model, body, content_type, accept):\n"
+    "    return json.dumps([model, found('extra'), os.getpid()]), 'application/json'\n"
+)
+
+
+def probe_model(directory: Path, program: str, helper: str | None = None, extra: str | None = None) -> str:
+    """A model whose code/ holds ``program``, and helper.py and lib/extra.py saying ``helper``
+    and ``extra`` when given."""
+    (directory / "code" / "lib").mkdir(parents=True, exist_ok=True)
+    (directory / "code" / "inference.py").write_text(program)
+    for path, who in (
+        (directory / "code" / "helper.py", helper),
+        (directory / "code" / "lib" / "extra.py", extra),
+    ):
+        if who is not None:
+            path.write_text(f"WHO = {who!r}\n")
+    return str(directory)
+
+
+def answers_of_every_worker(server: sm.Server, name: str, workers: int = 2) -> list:
+    """The one answer every worker gives a probe model (each loads its own copy on its first
+    request): invoked on new connections, which any worker may accept, until each has answered."""
+    seen: dict[int, list] = {}
+
+    def every_worker_answered() -> bool:
+        response = requests.post(
+            f"{server.url}/models/{name}/invoke",
+            data="1\n",
+            headers={"Content-Type": "text/csv", "Connection": "close"},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        *answer, pid = response.json()
+        seen[pid] = answer
+        return len(seen) == workers
+
+    support.wait_for(every_worker_answered, f"every worker answering {name}", timeout=120)
+    assert all(answer == seen[min(seen)] for answer in seen.values()), seen
+    return seen[min(seen)]
+
+
+def test_an_unloaded_models_code_is_found_by_no_model_loaded_after_it(tmp_path):
+    """DELETE /models/A left A's code/ (and the code/lib its program put on sys.path) on each
+    worker's sys.path: a model loaded after it that imports helper without shipping it ran A's
+    helper.py (200 with A's answer) in the workers that had held A, where it should fail naming the
+    missing module as it does in a fresh worker.  A loaded again under its name with changed files
+    runs them as they are now, in every worker."""
+    server = start_mme(workers=2)
+    try:
+        a = probe_model(tmp_path / "a", TOP_PROBE, helper="a", extra="a-lib")
+        assert load(server, "a", a).status_code == 200
+        assert answers_of_every_worker(server, "a") == ["a", "a-lib"]
+        assert server.session.delete(f"{server.url}/models/a", timeout=10).status_code == 200
+        assert_error(
+            load(server, "top", probe_model(tmp_path / "top", TOP_PROBE, helper="top")),
+            400,
+            "bad_model",
+            "No module named 'extra'",
+        )
+        assert load(server, "lazy", probe_model(tmp_path / "lazy", LAZY_PROBE)).status_code == 200
+        assert answers_of_every_worker(server, "lazy") == ["missing helper", "missing extra"]
+        probe_model(tmp_path / "a", TOP_PROBE, helper="a, changed", extra="a-lib, changed")
+        assert load(server, "a", a).status_code == 200
+        assert answers_of_every_worker(server, "a") == ["a, changed", "a-lib, changed"]
+    finally:
+        server.stop()
+
+
+def test_a_program_finds_its_own_modules_first_and_not_another_models_lib(tmp_path):
+    """With another model loaded, whose program put its code/lib on sys.path: a program importing
+    extra, which only that lib holds, loaded with a 200 and ran the other model's extra.py; and a
+    program that puts its own code/lib first had the other model's code/ put back before its own
+    code/, so its model_fn's `import helper` got the other model's helper.py."""
+    server = start_mme(workers=2)
+    try:
+        assert (
+            load(server, "a", probe_model(tmp_path / "a", TOP_PROBE, helper="a", extra="a-lib")).status_code
+            == 200
+        )
+        assert answers_of_every_worker(server, "a") == ["a", "a-lib"]
+        assert_error(
+            load(server, "no-extra", probe_model(tmp_path / "no-extra", TOP_PROBE, helper="no-extra")),
+            400,
+            "bad_model",
+            "No module named 'extra'",
+        )
+        assert load(server, "b", probe_model(tmp_path / "b", LAZY_PROBE, helper="b")).status_code == 200
+        assert answers_of_every_worker(server, "b")[0] == "b"
+        assert answers_of_every_worker(server, "a") == ["a", "a-lib"]
+    finally:
+        server.stop()

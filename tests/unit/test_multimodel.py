@@ -108,6 +108,41 @@ def test_unload_elsewhere_frees_this_workers_copy_on_its_next_sync(tmp_path: Pat
     assert second.cached_names() == ["b"]
 
 
+def test_every_copy_a_worker_drops_is_released_and_before_its_next_load(tmp_path: Path) -> None:
+    """The cache dropped handlers (an unload, an eviction, a copy another worker's unload made
+    stale) without a word to them, so a model's inference code stayed in the worker's sys.path and
+    sys.modules for every model loaded after it; and a load in a worker that had not synced since
+    another worker's unload ran while the unloaded model's copy was still held."""
+    released: list[tuple[str, str]] = []
+    started: dict[str, list[tuple[str, str]]] = {}
+
+    def worker(name: str) -> ModelRegistry[Handler]:
+        def factory(path: Path) -> Handler:
+            started[f"{name}:{path.parent.name}"] = list(released)
+            return Handler(path)
+
+        return ModelRegistry(
+            ModelIndex(tmp_path / "index"),
+            factory,
+            25 * KIB,  # two models of 10 KiB
+            size_of=lambda p: sum(f.stat().st_size for f in multimodel.model_files(p)),
+            release=lambda handler: released.append((name, handler.value)),
+        )
+
+    first, second = worker("first"), worker("second")
+    first.load("a", model(tmp_path, "a"))
+    assert second.handler("a").value == "a"
+    first.unload("a")
+    assert released == [("first", "a")]
+    second.load("b", model(tmp_path, "b"))  # within the 2 s its requests trust its cache
+    assert started["second:b"] == [("first", "a"), ("second", "a")]
+    second.load("c", model(tmp_path, "c"))
+    second.load("d", model(tmp_path, "d"))  # evicts b
+    assert released[2:] == [("second", "b")]
+    second.unload("c")
+    assert released[3:] == [("second", "c")]
+
+
 @pytest.mark.parametrize("settle", [50_000_000, 10**15])
 def test_trusted_cache_and_entry_reads_agree(tmp_path: Path, monkeypatch, settle: int) -> None:
     """Once the index has settled (50 ms here, after each change) a worker answers from its cache

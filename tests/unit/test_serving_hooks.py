@@ -463,6 +463,76 @@ def test_what_one_server_imported_is_its_own_record(tmp_path):
     assert not hasattr(hooks, "_code_dirs")
 
 
+def _program_with_lib(code: Path, model_fn: str = "    return None\n") -> Path:
+    """code/inference.py putting code/lib on sys.path and importing a module from each folder."""
+    (code / "lib").mkdir(parents=True)
+    (code / "byoc_probe_own.py").write_text("WHO = 'own'\n")
+    (code / "lib" / "byoc_probe_lib.py").write_text("WHO = 'lib'\n")
+    (code / "inference.py").write_text(
+        "import os, sys\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), 'lib'))\n"
+        f"import byoc_probe_own, byoc_probe_lib\n\ndef model_fn(model_dir):\n{model_fn}\n"
+        "def transform_fn(model, body, content_type, accept):\n    return ''\n"
+    )
+    return code / "inference.py"
+
+
+def _under(folder: Path) -> tuple[list[str], list[str]]:
+    """The sys.path entries and the names of the modules in sys.modules inside ``folder``."""
+    inside = str(folder) + "/"
+    paths = [p for p in sys.path if p.startswith(inside)]
+    names = [n for n, m in sys.modules.items() if str(getattr(m, "__file__", None)).startswith(inside)]
+    return paths, names
+
+
+def test_a_released_program_leaves_nothing_a_program_loaded_later_can_import(tmp_path):
+    """A multi-model worker's unload (or eviction) dropped the handler and left its program's code/,
+    the code/lib it put on sys.path and the modules imported from them in the process: a model
+    loaded later whose model_fn imports a module it does not ship got the unloaded model's.  A load
+    that fails holds nothing either; a folder two loads share goes with the last of them."""
+    server = hooks.UserModules()
+    program = _program_with_lib(tmp_path / "a" / "code")
+    first, second = (HooksHandler.load(program, tmp_path / "a", ServingSettings(), server) for _ in range(2))
+    assert _under(tmp_path)[0] == [str(program.parent / "lib"), str(program.parent)]
+    first.close()
+    first.close()  # once
+    assert _under(tmp_path)[0] == [str(program.parent / "lib"), str(program.parent)]
+    second.close()
+    assert _under(tmp_path) == ([], [])
+    assert server.code_dirs == frozenset()
+    lazy = tmp_path / "b" / "code" / "inference.py"
+    lazy.parent.mkdir(parents=True)
+    lazy.write_text(
+        "def model_fn(model_dir):\n    import byoc_probe_lib\n\ndef transform_fn(m, b, c, a):\n    return ''\n"
+    )
+    with pytest.raises(ModelLoadError, match="No module named 'byoc_probe_lib'"):
+        HooksHandler.load(lazy, lazy.parent.parent, ServingSettings(), server)
+    failing = _program_with_lib(tmp_path / "c" / "code", "    raise RuntimeError('no model')\n")
+    with pytest.raises(ModelLoadError, match="no model"):
+        HooksHandler.load(failing, failing.parent.parent, ServingSettings(), server)
+    assert _under(tmp_path) == ([], [])
+
+
+def test_a_programs_model_fn_finds_its_own_folders_before_any_other_programs(tmp_path):
+    """Another program's folders were put back on sys.path at index 1, after the program's import:
+    behind a code/lib it put first, but before its own code/, so its model_fn's import of a module
+    of its code/ (an unpickled class's, say) got the other model's module of that name; and the
+    other's code/lib stayed on sys.path while it was imported, so a module only that lib ships
+    was found."""
+    server = hooks.UserModules()
+    _program_with_lib(tmp_path / "a" / "code")
+    HooksHandler.load(tmp_path / "a" / "code" / "inference.py", tmp_path / "a", ServingSettings(), server)
+    own = _program_with_lib(
+        tmp_path / "b" / "code", "    import byoc_probe_own\n    return byoc_probe_own.__file__\n"
+    )
+    handler = HooksHandler.load(own, own.parent.parent, ServingSettings(), server)
+    assert handler.model == str(own.parent / "byoc_probe_own.py")
+    assert sys.path.index(str(own.parent)) < sys.path.index(str(tmp_path / "a" / "code"))
+    (tmp_path / "c" / "code").mkdir(parents=True)
+    (tmp_path / "c" / "code" / "inference.py").write_text("import byoc_probe_lib\n")
+    with pytest.raises(ModelLoadError, match="No module named 'byoc_probe_lib'"):
+        server.import_program(tmp_path / "c" / "code" / "inference.py")
+
+
 @pytest.mark.parametrize("name", ["X-Amzn-SageMaker-Custom-Attributes", "x-amzn-sagemaker-custom-attributes"])
 def test_custom_attributes_a_predict_fn_sets_are_not_replaced_by_byocs_output_fn(tmp_path, name):
     """README: a hook returns custom attributes to the caller through ``context.response_headers``.

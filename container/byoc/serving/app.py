@@ -318,6 +318,9 @@ class _BodyReader:
     def describe(self) -> str:
         return "the request body"
 
+    def close(self) -> None:
+        """Nothing to release."""
+
 
 def read_body_first(settings: ServingSettings, environ: dict[str, Any], request_id: str) -> None:
     """Read the request's body into memory now, for a handler that answers one request at a time

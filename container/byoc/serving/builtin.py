@@ -252,6 +252,9 @@ class ModelHandler:
     def warm_up(self) -> None:
         self.predictor.warm_up()
 
+    def close(self) -> None:
+        """Nothing to take back: byoc's model puts nothing into the process beyond itself."""
+
     def describe(self) -> str:
         model = self.predictor.model
         return (

@@ -28,6 +28,10 @@ For writers of a new handler or of a registry of handlers (multi-model endpoints
 - ``memory_bytes`` is what loading the model cost in resident memory no file backs (measured by
   :func:`load`), for memory budgets and eviction.
 - ``describe()`` is the one line ``serve`` logs at start-up.
+- ``close()`` runs when a multi-model worker drops the handler (unload, eviction, a reload, a
+  load refused after it was built): it takes out of the process what loading put in for this
+  model alone (a program's folders on sys.path and the modules imported from them), so a model
+  loaded later cannot import them.  A request that still holds the handler may finish.
 """
 
 from __future__ import annotations
@@ -93,6 +97,8 @@ class Handler(Protocol):
     def warm_up(self) -> None: ...
 
     def describe(self) -> str: ...
+
+    def close(self) -> None: ...
 
 
 def warm_up(handler: Handler) -> None:

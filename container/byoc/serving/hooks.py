@@ -35,7 +35,9 @@ directory, or an ``s3://`` sourcedir.tar.gz that :func:`fetch_submit_directory` 
 
 from __future__ import annotations
 
+import contextlib
 import http
+import importlib
 import importlib.machinery
 import importlib.util
 import inspect
@@ -43,8 +45,9 @@ import logging
 import os
 import re
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -560,6 +563,29 @@ def _installed(name: str, code_dirs: Collection[str]) -> str | None:
     return spec.origin if spec is not None and spec.has_location and spec.origin else None
 
 
+def _inside(entry: str, folder: str) -> bool:
+    """Whether the sys.path entry ``entry`` is ``folder`` or a folder inside it (absolute entries
+    only: a relative one moves with the working directory)."""
+    if not os.path.isabs(entry):
+        return False
+    entry, folder = os.path.normpath(entry), os.path.normpath(folder)
+    return entry == folder or entry.startswith(os.path.join(folder, ""))
+
+
+def _module_under(module: Any, roots: tuple[str, ...]) -> bool:
+    """Whether a module was imported from one of the folders ``roots`` (``folder/`` prefixes):
+    its file, or for a namespace package its every folder."""
+    file = getattr(module, "__file__", None)
+    if isinstance(file, str):
+        return file.startswith(roots)
+    folders = getattr(module, "__path__", None)
+    try:
+        listed = [str(f) for f in folders] if folders is not None else []
+    except (TypeError, KeyError):  # not iterable; a namespace path whose parent package is gone
+        return False
+    return bool(listed) and all(os.path.join(f, "").startswith(roots) for f in listed)
+
+
 class UserModules:
     """The programs one server imports, each with the modules of its own code directory.
 
@@ -567,49 +593,112 @@ class UserModules:
     model's helper.py: a multi-model endpoint would answer with the other model's code, silently,
     and which copy won would depend on the order each worker happened to load them.  So before a
     program is imported, the modules earlier programs loaded from their code directories leave
-    sys.modules (those programs keep what they imported at their top level: their globals hold it).
+    sys.modules (those programs keep what they imported at their top level: their globals hold it),
+    and while it is imported and its ``model_fn`` runs, no other program's folders are on sys.path.
+
+    A program's folders are its code directory and what its import or ``model_fn`` put on
+    sys.path (``sys.path.insert(0, <code>/lib)``), and any entry inside its code directory.  A
+    load holds them until :meth:`release` (a multi-model worker's unload, eviction or reload of
+    the model): then they leave sys.path, and the modules imported from them sys.modules, so no
+    model loaded later finds an unloaded model's helpers, and a model loaded again from the same
+    folder imports its files as they are now.
 
     One per server, passed to each load: the single-model app's one load, a multi-model worker's
     handler factory for all of its models.
     """
 
     def __init__(self) -> None:
-        self._code_dirs: set[str] = set()
+        self._server_paths = frozenset(sys.path)  # the server's own, wherever they are
+        self._users: dict[str, int] = {}  # code directory -> loads holding it
+        self._paths: dict[str, list[str]] = {}  # code directory -> its sys.path entries
+        self._lock = threading.RLock()  # a worker's loads, and releases from its other threads
 
     @property
     def code_dirs(self) -> frozenset[str]:
-        """The code directories of the programs this server imported."""
-        return frozenset(self._code_dirs)
+        """The code directories of the programs this server holds."""
+        with self._lock:
+            return frozenset(self._users)
 
-    def _forget(self) -> None:
-        """Drop the modules of the earlier programs' code directories from sys.modules."""
-        prefixes = tuple(d + os.sep for d in self._code_dirs)
+    def _owner(self, entry: str) -> str | None:
+        """The code directory whose program a sys.path entry is (None: the server's own)."""
+        for code_dir, paths in self._paths.items():
+            if entry in paths or (entry not in self._server_paths and _inside(entry, code_dir)):
+                return code_dir
+        return None
+
+    def _roots(self, code_dirs: Collection[str]) -> tuple[str, ...]:
+        """Where the modules of ``code_dirs``' programs come from, as ``folder/`` prefixes."""
+        folders = {p for d in code_dirs for p in self._paths.get(d, [d]) if os.path.isabs(p)}
+        return tuple(os.path.join(os.path.normpath(p), "") for p in folders)
+
+    def _forget(self, code_dirs: Collection[str]) -> None:
+        """Drop the modules imported from ``code_dirs``' folders from sys.modules."""
+        roots = self._roots(code_dirs)
+        if not roots:
+            return
         for name, module in list(sys.modules.items()):
-            file = getattr(module, "__file__", None)
-            if isinstance(file, str) and file.startswith(prefixes):
+            if _module_under(module, roots):
                 del sys.modules[name]
 
     def import_program(self, program: Path) -> ModuleType:
         """Import the user's program as a module named after the file, its folder first on
-        sys.path and its imports its own."""
+        sys.path and its imports its own; the server holds its folders until :meth:`release`."""
+        with self.loading(program) as module:
+            return module
+
+    @contextlib.contextmanager
+    def loading(self, program: Path) -> Iterator[ModuleType]:
+        """:meth:`import_program`, the other programs' folders kept off sys.path until the block
+        ends (``model_fn`` runs in it: its imports, an unpickled class's module among them, are the
+        program's own too); released when the block raises, as a load that failed holds nothing."""
         code_dir = str(program.parent)
-        self._forget()
-        _refuse_shadowing(program, self._code_dirs)
-        self._code_dirs.add(code_dir)
-        # While it is imported, no other program's folder is on sys.path: a module this program
-        # imports but does not ship was found in a model loaded before (a 200 in that worker, with
-        # that model's module, and a ModuleNotFoundError in the others).  They are put back after
-        # it, as they were, for the modules hooks import when they run.
-        others = [path for path in sys.path if path in self._code_dirs]
-        for path in others:
-            sys.path.remove(path)
-        others = [path for path in others if path != code_dir]
-        sys.path.insert(0, code_dir)
+        with self._lock:
+            self._forget(self._users)
+            self._users[code_dir] = self._users.get(code_dir, 0) + 1
+            self._paths.setdefault(code_dir, [code_dir])
+            # While it is imported, no other program's folder is on sys.path: a module this program
+            # imports but does not ship was found in a model loaded before (a 200 in that worker,
+            # with that model's module, and a ModuleNotFoundError in the others).  They are put back
+            # after it, behind its own, for the modules hooks import when they run.
+            stripped = [entry for entry in sys.path if self._owner(entry) is not None]
+            sys.path[:] = [entry for entry in sys.path if self._owner(entry) is None]
         try:
-            module = self._execute(program)
-        finally:
-            sys.path[1:1] = others
-        return module
+            _refuse_shadowing(program, self.code_dirs)
+            before = set(sys.path)
+            sys.path.insert(0, code_dir)
+            try:
+                yield self._execute(program)
+            finally:
+                with self._lock:
+                    paths = self._paths.setdefault(code_dir, [code_dir])
+                    paths += [e for e in dict.fromkeys(sys.path) if e not in before and e not in paths]
+                    back = [e for e in stripped if self._owner(e) not in (None, code_dir)]
+                    at = sys.path.index(code_dir) + 1 if code_dir in sys.path else 0
+                    sys.path[at:at] = back
+        except BaseException:
+            self.release(program)
+            raise
+
+    def release(self, program: Path) -> None:
+        """The load of ``program`` is over: when no other load holds its code directory, its
+        folders leave sys.path and the modules imported from them sys.modules."""
+        code_dir = str(program.parent)
+        with self._lock:
+            users = self._users.get(code_dir, 0) - 1
+            if users > 0:
+                self._users[code_dir] = users
+                return
+            if users < 0:  # released already
+                return
+            self._forget([code_dir])
+            del self._users[code_dir]
+            paths = self._paths.get(code_dir, [code_dir])
+            theirs = [e for e in sys.path if e in paths or self._owner(e) == code_dir]
+            self._paths.pop(code_dir, None)
+            sys.path[:] = [e for e in sys.path if e not in theirs]
+            for entry in {*paths, *theirs}:  # a folder loaded again is listed afresh
+                sys.path_importer_cache.pop(entry, None)
+        importlib.invalidate_caches()
 
     @staticmethod
     def _execute(program: Path) -> ModuleType:
@@ -695,11 +784,13 @@ class HooksHandler:
         hooks: Mapping[str, Hook],
         settings: ServingSettings,
         model_dir: Path,
+        release: Callable[[], None] | None = None,
     ) -> None:
         self.program = program
         self.model = model
         self.hooks = hooks
         self.model_dir = model_dir
+        self._release = release
         self._byoc_predicts = "predict_fn" in hooks and hooks["predict_fn"].builtin
         self.default_accept = settings.default_accept or DEFAULT_CONTENT_TYPE
         self.supported: tuple[str, ...] | None = None
@@ -715,9 +806,19 @@ class HooksHandler:
     ) -> HooksHandler:
         """Install, import, check the hooks, and run model_fn: once, in the master.  ``modules``:
         the server's programs, when it loads more than one (a multi-model worker's)."""
-        source = str(program)
         user_script.install_requirements(program.parent)  # the code folder is on sys.path: no package install
-        module = (modules or UserModules()).import_program(program)
+        modules = modules or UserModules()
+        with modules.loading(program) as module:
+            model, hooks = cls._bind(program, module, model_dir, settings)
+        return cls(program, model, hooks, settings, model_dir, lambda: modules.release(program))
+
+    @staticmethod
+    def _bind(
+        program: Path, module: ModuleType, model_dir: Path, settings: ServingSettings
+    ) -> tuple[Any, dict[str, Hook]]:
+        """What model_fn returned, and the program's hooks with byoc's standing in for the missing
+        ones (run while the program's folders are the only users' ones on sys.path)."""
+        source = str(program)
         user = {name: hook for name in HOOK_ARGUMENTS if (hook := Hook.bind(module, name, source))}
         if "transform_fn" in user and user.keys() & {"input_fn", "predict_fn", "output_fn"}:
             mixed = ", ".join(sorted(user.keys() & {"input_fn", "predict_fn", "output_fn"}))
@@ -752,7 +853,7 @@ class HooksHandler:
             hooks.setdefault("input_fn", Hook("input_fn", byoc_hooks.input_fn, False, True, "byoc"))
             hooks.setdefault("predict_fn", Hook("predict_fn", byoc_hooks.predict_fn, True, True, "byoc"))
             hooks.setdefault("output_fn", Hook("output_fn", byoc_hooks.output_fn, True, True, "byoc"))
-        return cls(program, model, hooks, settings, model_dir)
+        return model, hooks
 
     def invoke(self, request: InferenceRequest) -> InferenceResponse:
         content_type = request.content_type or DEFAULT_CONTENT_TYPE
@@ -836,6 +937,12 @@ class HooksHandler:
 
     def warm_up(self) -> None:
         """Nothing to warm: user code is not called without a request."""
+
+    def close(self) -> None:
+        """Release the program's folders and modules (:meth:`UserModules.release`), once."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
     def describe(self) -> str:
         hooks = ", ".join(name for name, hook in self.hooks.items() if not hook.builtin)

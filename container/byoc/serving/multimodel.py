@@ -19,7 +19,10 @@ them, so the answer to "is model X loaded?" cannot live in one worker's memory:
 
 A handler is published in the cache only once its factory returned, so a request never
 sees a half-loaded model; a request that holds a handler keeps it alive while an eviction
-or unload drops the cache's reference.
+or unload drops the cache's reference.  Whenever the cache drops a handler (unload, eviction,
+a copy another worker's unload or reload made stale, a load refused after it was built) the
+registry's ``release`` closes it: a model's inference code leaves the worker's sys.path and
+sys.modules with it, so no model loaded later imports an unloaded model's modules.
 """
 
 from __future__ import annotations
@@ -369,9 +372,11 @@ class ModelRegistry(Generic[H]):
         *,
         size_of: Callable[[Path], int] = estimated_bytes,
         clock: Callable[[], float] = time.monotonic,
+        release: Callable[[H], None] = lambda handler: None,
     ) -> None:
         self.index = index
         self.factory = factory
+        self.release = release
         self.budget = budget_bytes
         self.size_of = size_of
         self.clock = clock
@@ -400,6 +405,7 @@ class ModelRegistry(Generic[H]):
             if cached is None or (token is not None and cached.entry.token != token):
                 return None
             del self._cache[name]
+        self.release(cached.handler)
         return cached
 
     def sync(self) -> int:
@@ -407,8 +413,8 @@ class ModelRegistry(Generic[H]):
         version this cache now reflects."""
         version = self.index.version()
         synced_at = time.time_ns()
-        with self._lock:
-            held = [(name, cached.entry.token) for name, cached in self._cache.items()]
+        with self._lock:  # a copy not published yet (no token) is a load's of this worker, under way
+            held = [(name, cached.entry.token) for name, cached in self._cache.items() if cached.entry.token]
         dropped = False
         for name, token in held:
             current = self.index.get(name)
@@ -467,6 +473,7 @@ class ModelRegistry(Generic[H]):
                 evicted.append((victim_name, victim))
         now = self.clock()
         for victim_name, victim in evicted:
+            self.release(victim.handler)
             log.info(
                 "evicted model %r (%s, idle %.1f s) to make room for %r (%s); %s of %s in use",
                 victim_name,
@@ -483,6 +490,9 @@ class ModelRegistry(Generic[H]):
 
     def _load(self, entry: IndexEntry) -> Cached[H]:
         """Build ``entry``'s handler in this worker (caller holds the load lock)."""
+        # copies of models unloaded or reloaded elsewhere go first, whenever this worker last
+        # synced: a model's code still held would be importable by the one loading now
+        self.sync()
         path = model_path(entry.url)
         check_model_dir(path)
         size = self.size_of(path)
@@ -512,6 +522,7 @@ class ModelRegistry(Generic[H]):
             # estimate: a compressed pickle, or a model_fn that builds more than it reads
             size = measured
             if size > self.budget:  # kept, it would evict every other model and still pass the budget
+                self.release(handler)
                 del handler
                 memory.release_free_memory()
                 raise self._too_big(entry.name, f"took {mebibytes(size)} once loaded")
@@ -553,10 +564,11 @@ class ModelRegistry(Generic[H]):
             # again: a racing load in this worker may have won while this one waited, and a loser
             # must not evict warm models (or replace the winner's copy) loading what gets a 409
             self._refuse_loaded(name)
+            self._drop(name)  # a copy of an earlier load of the name, unloaded by another worker
             cached = self._load(IndexEntry(name=name, url=url, token=""))
             try:
                 entry = self.index.add(name, url)
-            except ModelAlreadyLoaded:  # another worker loaded it meanwhile: keep theirs
+            except BaseException:  # ModelAlreadyLoaded: another worker loaded it meanwhile, keep theirs
                 self._drop(name, "")
                 memory.release_free_memory()
                 raise

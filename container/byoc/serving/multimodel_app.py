@@ -69,7 +69,7 @@ def handler_factory(
     A model whose code brings a requirements.txt is loaded under ``install_lock``: workers load
     on demand, and two pip processes must not install into one environment at once.  The models'
     programs are imported through one :class:`~byoc.serving.hooks.UserModules`, so each gets its
-    own helpers.
+    own helpers.  A handler that fails its warm-up is closed before the load is refused.
     """
     modules = hooks.UserModules()
 
@@ -79,7 +79,11 @@ def handler_factory(
                 handler = handlers.load(model_dir, settings, environ, modules=modules)
         else:
             handler = handlers.load(model_dir, settings, environ, modules=modules)
-        handlers.warm_up(handler)  # as at start-up: a model that cannot predict is refused
+        try:
+            handlers.warm_up(handler)  # as at start-up: a model that cannot predict is refused
+        except BaseException:
+            handler.close()
+            raise
         return handler
 
     return load
@@ -143,6 +147,7 @@ def add_routes(
         multimodel.ModelIndex(index_dir),
         handler_factory(settings, environ, index_dir / ".install.lock"),
         budget // settings.workers,
+        release=lambda handler: handler.close(),
     )
     app.extensions[REGISTRY_EXTENSION] = registry
     # A worker serves /ping and the management calls from spare threads while one thread
