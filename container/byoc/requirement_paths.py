@@ -180,9 +180,10 @@ def _editable_path(value: str, cwd: Path) -> Path | None:
     return Path(os.path.abspath(cwd / (match.group(1) if match else value)))
 
 
-def failure_reason(absent: Sequence[MissingPath], code_dir: Path) -> str:
+def failure_reason(absent: Sequence[MissingPath], code_dir: Path, uploaded_as: str) -> str:
     """The failure's first line: the first missing path's line, where it resolved, that the
-    uploaded source directory lacks it and how to fix it; then the other lines, by number."""
+    uploaded source directory (``uploaded_as``: how it reached the job) lacks it and how to fix
+    it; then the other lines, by number."""
     first, *others = absent
     code = Path(os.path.abspath(code_dir))
     where = f"{_shown(first.file, code)} line {first.number} ({first.text}) names {first.path}"
@@ -190,8 +191,7 @@ def failure_reason(absent: Sequence[MissingPath], code_dir: Path) -> str:
         inside = first.path.relative_to(code)
         reason = (
             f"{where}, which is not in the source directory that was uploaded ({code}): put {inside} "
-            "into source_dir (the code channel's sourcedir.tar.gz under network isolation), or drop "
-            "the line"
+            f"into source_dir ({uploaded_as}), or drop the line"
         )
     else:
         reason = (

@@ -472,11 +472,16 @@ def _installed_marker(code_dir: Path, requirements: bytes) -> Path | None:
     return folder / key.hexdigest()
 
 
-def install_requirements(code_dir: Path) -> None:
+TRAINING_UPLOAD = "the code channel's sourcedir.tar.gz under network isolation"
+MODEL_UPLOAD = "code/ in model.tar.gz"
+
+
+def install_requirements(code_dir: Path, uploaded_as: str = TRAINING_UPLOAD) -> None:
     """pip-install ``code_dir/requirements.txt`` if there is one (serving installs only this),
     unless the same file was installed into this interpreter already: a multi-model endpoint
     loads a model in every worker and again after each eviction, and each load ran pip (seconds,
-    and the network for an index) for packages it had installed the first time."""
+    and the network for an index) for packages it had installed the first time.  ``uploaded_as``:
+    how the source directory reaches this job, for a failure naming a file it lacks."""
     requirements = code_dir / REQUIREMENTS
     if requirements.is_file():
         marker = _installed_marker(code_dir, requirements.read_bytes())
@@ -490,7 +495,7 @@ def install_requirements(code_dir: Path) -> None:
         status, output = _pip([*(_no_isolation() if offline else []), "-r", REQUIREMENTS], code_dir)
         if status != 0 and absent:
             raise InstallFailed(
-                requirement_paths.failure_reason(absent, code_dir),
+                requirement_paths.failure_reason(absent, code_dir, uploaded_as),
                 details="\n".join(
                     [
                         *(f"{m.file} line {m.number}: {m.text} -> {m.path} (missing)" for m in absent),

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from byoc.requirement_paths import failure_reason, missing
+from byoc.requirement_paths import MissingPath, failure_reason, missing
+from byoc.user_script import MODEL_UPLOAD, TRAINING_UPLOAD
 
 
 def flagged(tmp_path: Path, text: str, **files: str) -> list[tuple[str, int, str, Path]]:
@@ -108,4 +109,13 @@ def test_the_reason_names_the_line_the_path_and_the_fix(tmp_path, text, reason):
     code.mkdir()
     (code / "requirements.txt").write_text(text)
     absent = missing(code / "requirements.txt", code)
-    assert failure_reason(absent, code) == reason.format(code=code, root=tmp_path)
+    assert failure_reason(absent, code, TRAINING_UPLOAD) == reason.format(code=code, root=tmp_path)
+
+
+def test_a_models_inference_code_is_told_where_its_files_ship():
+    """The same missing wheel in a model's inference code (serving installs its requirements.txt):
+    the fix names model.tar.gz's code/, not a training job's code channel."""
+    code = Path("/m/code")
+    absent = [MissingPath(code / "requirements.txt", 1, "./w/x.whl", code / "w" / "x.whl")]
+    reason = failure_reason(absent, code, MODEL_UPLOAD)
+    assert "put w/x.whl into source_dir (code/ in model.tar.gz), or drop the line" in reason, reason

@@ -806,7 +806,9 @@ class HooksHandler:
     ) -> HooksHandler:
         """Install, import, check the hooks, and run model_fn: once, in the master.  ``modules``:
         the server's programs, when it loads more than one (a multi-model worker's)."""
-        user_script.install_requirements(program.parent)  # the code folder is on sys.path: no package install
+        user_script.install_requirements(
+            program.parent, user_script.MODEL_UPLOAD
+        )  # the code folder is on sys.path: no package install
         modules = modules or UserModules()
         with modules.loading(program) as module:
             model, hooks = cls._bind(program, module, model_dir, settings)
