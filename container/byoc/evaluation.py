@@ -254,10 +254,26 @@ def model_directory(path: Path, scratch: Path) -> ModelFiles:
             f"{archive}: cannot be unpacked ({type(exc).__name__}: {exc}); pass the model.tar.gz the "
             "training job wrote (estimator.model_data), whole"
         ) from exc
-    found = locate(scratch)
+    try:
+        found = locate(scratch)
+    except ModelLoadError as exc:
+        raise in_archive(exc, scratch, archive) from exc
     if not (found / METADATA_FILE).is_file():
         raise ModelLoadError(f"{archive}: holds no {METADATA_FILE}; it was not written by byoc's train")
     return ModelFiles(scratch, found, archive)
+
+
+def in_archive(exc: Exception, root: Path, archive: Path | None) -> Exception:
+    """``exc`` about files of the model unpacked into ``root`` (a scratch directory, gone by the
+    time anyone reads the message) said of the model.tar.gz they came from: ``model.joblib:
+    sha256 ...`` after the archive's path, not a temporary path the user never saw."""
+    from byoc.errors import ModelLoadError
+
+    text = str(exc)
+    if archive is None or str(root) not in text:
+        return exc
+    text = text.replace(f"{root}{os.sep}", "").replace(str(root), str(archive))
+    return ModelLoadError(text if text.startswith(str(archive)) else f"{archive}: {text}")
 
 
 # The hooks that decide what the endpoint predicts; input_fn and output_fn only decode and encode.
@@ -392,6 +408,7 @@ def score(
     from byoc import absent_keys, artifact, channel_rows, data, evaluation_inputs, finite, problem
     from byoc.data.tabular import SparseLayout
     from byoc.environment import MLPaths, TrainingEnvironment
+    from byoc.errors import ModelLoadError
     from byoc.preprocessing import NUMERIC
     from byoc.training import (
         Split,
@@ -408,7 +425,10 @@ def score(
     evaluation_inputs.check_processing_inputs(paths, {"--model": model_path, "--test": test_path})
     model_files = model_directory(model_path, scratch)
     refuse_inference_code(model_files, os.environ)
-    model = artifact.load(model_files.model_dir)
+    try:
+        model = artifact.load(model_files.model_dir)
+    except ModelLoadError as exc:
+        raise in_archive(exc, model_files.root, model_files.archive) from exc
     classes = list(model.classes or ())
     positive_index = positive_class(classes, model.problem_type, positive)
     meta = model.metadata

@@ -705,10 +705,44 @@ def test_a_model_archive_of_several_models_names_them_not_scores_the_first(tmp_p
         "--model", str(packed), "--test", str(test), "--output", str(tmp_path / "out"), base=tmp_path
     )
     assert result.returncode == 1, result.stdout + result.stderr
-    first = message(tmp_path)
-    assert "no model.json at its top but 2 folders holding one (" in first, first
-    assert "/first, " in first and first.count("/second") == 1, first
+    first = message(tmp_path)  # named in the archive, not in the directory it was unpacked into
+    assert first.startswith(
+        f"{packed / 'model.tar.gz'}: no model.json at its top but 2 folders holding one (first, second)"
+    ), first
     assert not (tmp_path / "out").exists()
+
+
+def packed_model(where: Path, model: Path, change: dict[str, bytes]) -> Path:
+    """where/model.tar.gz holding ``model``'s files, some replaced by ``change``."""
+    where.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(where / "model.tar.gz", "w:gz") as tar:
+        for path in sorted(model.iterdir()):
+            body = change.get(path.name, path.read_bytes())
+            info = tarfile.TarInfo(path.name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return where / "model.tar.gz"
+
+
+@pytest.mark.parametrize(
+    "change, said",
+    [
+        ({"model.joblib": b"cut short"}, ": model.joblib: sha256 "),
+        ({"model.json": b"{not json"}, ": model.json: not readable JSON ("),
+    ],
+    ids=["model-joblib-cut-short", "model-json-unreadable"],
+)
+def test_a_bad_model_in_an_archive_is_named_in_the_archive_not_a_scratch_directory(
+    tmp_path, header_model, change, said
+):
+    """A model.tar.gz whose model does not load was named by the temporary directory evaluate
+    unpacked it into (/tmp/byoc-evaluate-x1y2/model.joblib: ...), a path gone when the Processing
+    job's message is read and that names nothing the user gave."""
+    archive = packed_model(tmp_path / "packed", header_model, change)
+    code, first = evaluate_on(tmp_path, archive, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    assert code == 1
+    assert first.startswith(f"{archive}{said}"), first
+    assert "byoc-evaluate-" not in first, first
 
 
 def test_a_model_whose_hooks_decide_its_predictions_is_refused_not_scored_without_them(
