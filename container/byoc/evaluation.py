@@ -59,6 +59,19 @@ RESAMPLE_FRACTION = 0.8
 MAX_CURVE_POINTS = 1001
 
 Metric = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], float]
+# What evaluate says when memory runs out (a MemoryError: the instance's size, not a bug of byoc's
+# nor the model's fault): the Processing job's own fix, not training's.
+OUT_OF_MEMORY_FIXES = (
+    "run the Processing job on an instance type with more memory (a larger instance_type): evaluate "
+    "holds the whole test set, its predictions and the model in memory"
+)
+
+
+class Progress:
+    """What evaluate is doing, for the message when memory runs out (training's ``phase``)."""
+
+    def __init__(self) -> None:
+        self.doing = "starting"
 
 
 # -- the metrics ---------------------------------------------------------------------------------
@@ -357,6 +370,8 @@ def _predicted(method: Callable[[Any], Any], X: Any, where: str) -> Any:
 
     try:
         return method(X)
+    except MemoryError:  # the instance's size, not the model's fault: main says so
+        raise
     except Exception as exc:
         log.error("the model's %s failed", method.__name__, exc_info=True)
         raise UserError(
@@ -401,8 +416,10 @@ def score(
     header: bool | None = None,
     positive: str | None = None,
     scratch: Path,
+    progress: Progress | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read the model and the test channel as training did; returns (report, summary)."""
+    """Read the model and the test channel as training did; returns (report, summary).
+    ``progress.doing`` follows what it does."""
     import pandas as pd
 
     from byoc import absent_keys, artifact, channel_rows, data, evaluation_inputs, finite, problem
@@ -421,8 +438,10 @@ def score(
         split_target,
     )
 
+    progress = progress or Progress()
     paths = MLPaths.from_environ()
     evaluation_inputs.check_processing_inputs(paths, {"--model": model_path, "--test": test_path})
+    progress.doing = f"loading the model from {model_path}"
     model_files = model_directory(model_path, scratch)
     refuse_inference_code(model_files, os.environ)
     try:
@@ -446,6 +465,7 @@ def score(
     like = SparseLayout(int(layout["first_index"]), int(layout["features"])) if layout else None
     target = meta.get("target") or {}
     spec = TargetSpec(int(target.get("index", 0)), target.get("name"))
+    progress.doing = f"reading the test data ({test_path})"
     channel = data.read_channel(
         env,
         "test",
@@ -500,6 +520,7 @@ def score(
         log.warning("test: %s", warning)
         X, y_read = X[keep], y_read[keep]
     where = f"test channel ({', '.join(channel.files[:3])})"
+    progress.doing = f"predicting the {len(X)} rows of the {where}"
     proba = None
     if labels is not None:
         y = channel_rows.encode_labels(labels, y_read, rows)
@@ -520,6 +541,7 @@ def score(
             else "the second in sorted order; --positive-class names another"
         )
         log.info("binary metrics count %r as the positive class of %s (%s)", classes[1], classes, how)
+    progress.doing = f"computing the metrics of {len(y)} rows"
     report = model_quality(model.problem_type, y, predicted, proba, classes or None)
     summary = {"problem_type": model.problem_type, "rows": int(len(y)), "files": list(channel.files)}
     return report, summary
@@ -587,7 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 with evaluation.json written; 1 with the cause in /opt/ml/output/message (the
     Processing job's ExitMessage) when the model or data are wrong (a model whose predict
     raises included); 2, with the message too, for a fault of byoc's."""
-    from byoc import csvfields
+    from byoc import csvfields, outofmemory  # up front: not when memory has run out
     from byoc.environment import MLPaths
     from byoc.errors import ByocError, UserError
     from byoc.evaluation_report import write_report
@@ -598,19 +620,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
     )
     message_file = MLPaths.from_environ().output_dir / "message"
+    progress = Progress()
     try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
-        header = None if args.header is None else args.header == "true"
-        with tempfile.TemporaryDirectory(prefix="byoc-evaluate-") as scratch:
-            report, summary = score(
-                args.model,
-                args.test,
-                content_type=args.content_type,
-                header=header,
-                positive=args.positive_class,
-                scratch=Path(scratch),
-            )
-        path = write_report(args.output, report)
+        try:
+            args = parse_args(sys.argv[1:] if argv is None else argv)
+            header = None if args.header is None else args.header == "true"
+            with tempfile.TemporaryDirectory(prefix="byoc-evaluate-") as scratch:
+                report, summary = score(
+                    args.model,
+                    args.test,
+                    content_type=args.content_type,
+                    header=header,
+                    positive=args.positive_class,
+                    scratch=Path(scratch),
+                    progress=progress,
+                )
+            progress.doing = f"writing {args.output}"
+            path = write_report(args.output, report)
+        except MemoryError as exc:  # the instance's size: the user's to fix, as in training (exit 1)
+            raise outofmemory.error(
+                progress.doing, exc, fixes=OUT_OF_MEMORY_FIXES, outcome="No evaluation.json was written."
+            ) from exc
     except (UserError, ByocError) as exc:
         message = getattr(exc, "message", str(exc))
         log.error("evaluation failed: %s", one_line(message))

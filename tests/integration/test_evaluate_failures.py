@@ -745,6 +745,44 @@ def test_a_bad_model_in_an_archive_is_named_in_the_archive_not_a_scratch_directo
     assert "byoc-evaluate-" not in first, first
 
 
+OUT_OF_MEMORY = "(_ for _ in ()).throw(MemoryError('Unable to allocate 9.31 GiB for an array'))"
+
+
+@pytest.mark.parametrize(
+    "patch, doing",
+    [
+        (
+            f"from byoc import data\ndata.read_channel = lambda *args, **kwargs: {OUT_OF_MEMORY}\n",
+            "reading the test data (",
+        ),
+        (
+            f"from sklearn.pipeline import Pipeline\nPipeline.predict_proba = lambda *args, **kwargs: {OUT_OF_MEMORY}\n",
+            "predicting the 100 rows of the test channel (",
+        ),
+    ],
+    ids=["reading", "predicting"],
+)
+def test_memory_running_out_is_the_instance_size_not_a_bug_nor_the_model(
+    tmp_path, header_model, patch, doing
+):
+    """A MemoryError while evaluate read a test set too large for the instance was "Internal
+    error ... a bug in byoc" (exit 2), and one in predict_proba blamed the model ("the model cannot
+    predict"); training calls both the instance's size (exit 1, out_of_memory, its fix)."""
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    out = tmp_path / "out"
+    result = run_evaluate(
+        "--model", str(header_model), "--test", str(test), "--output", str(out), base=tmp_path, patch=patch
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = message(tmp_path)
+    assert first.startswith(f"Out of memory while {doing}"), first
+    assert "(MemoryError: Unable to allocate 9.31 GiB for an array)" in first, first
+    assert "of memory (" in first and "instance type with more memory" in first, first
+    assert first.endswith("No evaluation.json was written."), first
+    assert "Internal error" not in first and "cannot predict" not in first, first
+    assert not (out / "evaluation.json").exists()
+
+
 def test_a_model_whose_hooks_decide_its_predictions_is_refused_not_scored_without_them(
     tmp_path, header_model
 ):
