@@ -10,6 +10,7 @@ channel's ContentType or "columns differ".
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -116,9 +117,10 @@ def directory_of(path: Path, scratch: Path) -> Path:
 
 
 def check_format(directory: Path, content_type: str | None, given: bool) -> None:
-    """A Parquet file read as text, a text file read as Parquet, or JSON Lines, a JSON document
-    or libsvm read as CSV: the fix is evaluate's ``--content-type`` (a Processing job has no
-    channel ContentType, which training's readers would point to)."""
+    """A Parquet file read as text, a text file read as Parquet, or a text file read as another
+    text format (JSON Lines, a JSON document or libsvm read as CSV; CSV or libsvm read as JSON
+    Lines; CSV or JSON Lines read as libsvm): the fix is evaluate's ``--content-type`` (a
+    Processing job has no channel ContentType, which training's readers would point to)."""
     from byoc.data import media
     from byoc.data.parquet_reader import MAGIC
     from byoc.data.readers import READERS
@@ -138,7 +140,7 @@ def check_format(directory: Path, content_type: str | None, given: bool) -> None
             else:
                 actual = media.JSONLINES if source.head().lstrip()[:1] == b"{" else media.CSV
             what, fix = ("Parquet" if parquet else "not Parquet"), f"pass evaluate --content-type {actual}"
-        elif expected.essence == media.CSV and (found := _text_format(source.head())) is not None:
+        elif expected.essence != media.PARQUET and (found := _text_format(source.head(), expected.essence)):
             what, fix = found
         else:
             continue
@@ -149,29 +151,47 @@ def check_format(directory: Path, content_type: str | None, given: bool) -> None
         )
 
 
-def _text_format(head: bytes) -> tuple[str, str] | None:
-    """(what the file is, evaluate's fix) for a text file that training's sniffing
-    (:mod:`byoc.data.sniff`) finds to be JSON Lines, a JSON document or libsvm, not CSV."""
+def _text_format(head: bytes, expected: str) -> tuple[str, str] | None:
+    """(what the file is, evaluate's fix) for a text file evidently in another text format than
+    ``expected``: one that training's sniffing (:mod:`byoc.data.sniff`) finds to be JSON Lines, a
+    JSON document or libsvm, not CSV; or, read as JSON Lines or libsvm, lines of comma-separated
+    values (CSV) or the other of the two, which their readers would blame line 1 for (``not valid
+    JSON``, ``label '{"age":' is not a number``) without saying the format is the cause."""
     from byoc.data import media, sniff
     from byoc.data.sources import SNIFF_BYTES
+    from byoc.wide_text import UTF8_BOM_TEXT
 
     lines = head.decode("utf-8", errors="replace").splitlines()
     if len(head) >= SNIFF_BYTES:
         lines = lines[:-1]  # cut short by the sniffed head
-    found = sniff.text([line for line in lines[:20] if line.strip()])
-    if found is None:
-        return None
-    if found.code == "jsonlines_as_csv":
-        return "JSON Lines", f"pass evaluate --content-type {media.JSONLINES}"
-    if found.code == "libsvm_as_csv":
-        return "libsvm", f"pass evaluate --content-type {media.LIBSVM}"
-    if found.code == "json_as_csv":
+    lines = [line for line in lines[:20] if line.strip()]
+    found = sniff.text(lines)
+    code = found.code if found is not None else None
+    if code == "json_as_csv":
+        if expected != media.CSV:  # the JSON Lines reader names a record written over several lines
+            return None
         return (
             "one JSON document, not JSON Lines",
             "write one JSON object per line (pandas: df.to_json(path, orient='records', lines=True)) "
             f"and pass evaluate --content-type {media.JSONLINES}",
         )
-    return None
+    actual = {"jsonlines_as_csv": media.JSONLINES, "libsvm_as_csv": media.LIBSVM}.get(code or "")
+    first = lines[0].lstrip(UTF8_BOM_TEXT).strip() if lines else ""
+    if (
+        actual is None
+        and expected != media.CSV
+        and "," in first
+        and not first.startswith(("{", "["))
+        and not any(_LIBSVM_PAIR.fullmatch(part) for part in first.split()[1:])
+    ):
+        actual = media.CSV
+    if actual is None or actual == expected:
+        return None
+    what = {media.CSV: "CSV", media.JSONLINES: "JSON Lines", media.LIBSVM: "libsvm"}[actual]
+    return what, f"pass evaluate --content-type {actual}"
+
+
+_LIBSVM_PAIR = re.compile(r"qid:\d+|\d+:\S+")  # an <index>:<value> of a libsvm line
 
 
 def check_label_column(

@@ -438,6 +438,64 @@ def test_json_test_data_for_a_csv_model_points_to_content_type(tmp_path, header_
     assert "ContentType" not in first and "hyperparameter" not in first
 
 
+def libsvm_lines(rows: int) -> bytes:
+    """``rows`` libsvm lines: a 0/1 label that the first of two features decides."""
+    rng = np.random.default_rng(0)
+    x = rng.random((rows, 2)).round(3)
+    return "".join(f"{int(a > 0.5)} 1:{a} 2:{b}\n" for a, b in x).encode()
+
+
+@pytest.fixture(scope="module")
+def text_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A model trained on JSON Lines and one trained on libsvm, by their media types."""
+    models = {}
+    for media, name, body, hyperparameters in (
+        ("application/jsonlines", "a.jsonl", jsonlines_bytes(FRAME.iloc[:200]), {"target": "deposit"}),
+        ("text/libsvm", "a.libsvm", libsvm_lines(200), {}),
+    ):
+        root = make_ml_root(
+            tmp_path_factory.mktemp("text-model"),
+            channels={"train": {name: body}},
+            content_types={"train": media},
+            hyperparameters={"algorithm": "decision_tree", **hyperparameters},
+        )
+        assert run_train(root).returncode == 0
+        models[media] = root / "model"
+    return models
+
+
+@pytest.mark.parametrize(
+    ("trained", "name", "body", "what", "actual"),
+    [
+        ("application/jsonlines", "t.csv", csv_bytes(TEST, target="deposit", header=True), "CSV", "text/csv"),
+        ("application/jsonlines", "t.csv", csv_bytes(TEST, target="deposit"), "CSV", "text/csv"),
+        ("application/jsonlines", "t.libsvm", libsvm_lines(20), "libsvm", "text/libsvm"),
+        ("text/libsvm", "t.csv", b"1,0.9,0.2\n0,0.1,0.4\n", "CSV", "text/csv"),
+        ("text/libsvm", "t.jsonl", b'{"x": 1}\n{"x": 2}\n', "JSON Lines", "application/jsonlines"),
+    ],
+    ids=[
+        "csv-for-jsonlines",
+        "headerless-csv-for-jsonlines",
+        "libsvm-for-jsonlines",
+        "csv-for-libsvm",
+        "jsonlines-for-libsvm",
+    ],
+)
+def test_text_test_data_for_a_model_of_another_text_format_points_to_content_type(
+    tmp_path, text_models, trained, name, body, what, actual
+):
+    """Only test data read as CSV was checked for another text format: CSV read as JSON Lines said
+    `line 1: not valid JSON`, libsvm read as JSON Lines that the line `holds more than one JSON
+    value` (with pandas' to_json as the fix), JSON Lines read as libsvm that its label
+    `'{"x":' is not a number`, none of them that the format differs nor --content-type."""
+    code, first = evaluate_on(tmp_path, text_models[trained], {name: body})
+    assert code == 1
+    assert first.startswith(
+        f"test/{name}: {what}, but evaluate reads the test files as {trained}, the model's training format: "
+        f"pass evaluate --content-type {actual}"
+    ), first
+
+
 def test_a_test_file_is_read_as_the_test_data(tmp_path, header_model):
     """Run by hand, --test names one file: that file is the test data."""
     test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True), "other.csv": b"junk"})
