@@ -477,7 +477,7 @@ def score(
         naming=evaluation_inputs.naming(paths, "--test", test_path),
     )
     channel = evaluation_inputs.as_the_endpoint_names(channel, model.features, spec.name)
-    evaluation_inputs.check_label_column(channel, spec, model.feature_names, header_flag, classes)
+    evaluation_inputs.check_label_column(channel, spec, model.features, header_flag, classes)
     split = split_target(channel, "test", spec)
     reference = Split(
         X=pd.DataFrame(columns=model.feature_names), y=pd.Series(dtype=object), files=("model.json",)

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 from byoc.errors import ConfigError, DataError, SchemaError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from byoc.artifact import Feature
     from byoc.data import ChannelData, InputNaming
     from byoc.environment import MLPaths
@@ -197,20 +199,30 @@ _LIBSVM_PAIR = re.compile(r"qid:\d+|\d+:\S+")  # an <index>:<value> of a libsvm 
 def check_label_column(
     channel: ChannelData,
     spec: TargetSpec,
-    features: Sequence[str],
+    model_features: Sequence[Feature],
     header_flag: bool | None,
     classes: Sequence[object] = (),
 ) -> None:
-    """Test data without the label column (the layout batch transform takes), with a classifier's
-    labels in another column than training's, or CSV without the header row the model was
-    trained with: say so, rather than that columns differ or that a feature cell is wrong."""
+    """Test data without the label column (the layout batch transform takes), without a feature
+    column where the label column is in place, with a classifier's labels in another column than
+    training's, or CSV without the header row the model was trained with: say so, rather than
+    that columns differ or that a feature cell is wrong."""
     from byoc.data import csv_header, media
 
+    features = [f.name for f in model_features]
     files = channel.files_shown
     columns = [str(c) for c in channel.frame.columns]
     if channel.content_type == media.LIBSVM or (spec.name is not None and spec.name in columns):
         return
     if spec.name is None:
+        if len(columns) == len(features) and _label_in_place(channel, spec.index, classes, model_features):
+            raise SchemaError(
+                f"{files}: {len(columns)} columns, one fewer than the model was trained on (the label "
+                f"in column {spec.index} and {len(features)} features): column {spec.index} holds "
+                "the labels, so a feature column is missing; write every feature column the model "
+                "was trained on, in training's order, in every test file",
+                code="missing_columns",
+            )
         if len(columns) == len(features):
             raise SchemaError(
                 f"{files}: {len(columns)} columns, one fewer than the model was trained on (the label "
@@ -254,31 +266,14 @@ def _check_label_position(channel: ChannelData, index: int, classes: Sequence[ob
     written elsewhere (last, as pandas' ``to_csv`` leaves them), and the first feature cell out
     of place would otherwise be blamed. Numeric classes match by value (``1.0`` is class 1, as
     label encoding reads it); boolean ones, with their many spellings, are not checked."""
-    import pandas as pd
-
-    names = {str(c) for c in classes}
-    numbers = {float(c) for c in classes if isinstance(c, (int, float)) and not isinstance(c, bool)}
     frame = channel.frame
-    if (
-        not names
-        or any(isinstance(c, bool) for c in classes)
-        or not -frame.shape[1] <= index < frame.shape[1]
-    ):
+    if not _checkable(classes) or not -frame.shape[1] <= index < frame.shape[1]:
         return
     index %= frame.shape[1]
-
-    def labels_in(column: int) -> tuple[int, int]:
-        values = frame.iloc[:, column].dropna().astype(str).str.strip()
-        values = values[values != ""]
-        match = values.isin(names)
-        if numbers:
-            match |= pd.to_numeric(values, errors="coerce").isin(numbers)
-        return int(match.sum()), len(values)
-
-    found, total = labels_in(index)
+    found, total = _labels_in(frame, index, classes)
     if found or not total:
         return
-    holding = [c for c in range(frame.shape[1]) if c != index and labels_in(c)[0] == labels_in(c)[1] > 0]
+    holding = [c for c in range(frame.shape[1]) if c != index and _holds_only_classes(channel, c, classes)]
     if len(holding) != 1:
         return
     first = frame.iloc[:, index].dropna().astype(str).iloc[0]
@@ -290,6 +285,59 @@ def _check_label_position(channel: ChannelData, index: int, classes: Sequence[ob
         f"{index} of every test file",
         code="label_elsewhere",
     )
+
+
+def _checkable(classes: Sequence[object]) -> bool:
+    """Whether a column's values can be told to be ``classes``: a classifier's, not booleans
+    (their many spellings)."""
+    return bool(classes) and not any(isinstance(c, bool) for c in classes)
+
+
+def _labels_in(frame: pd.DataFrame, column: int, classes: Sequence[object]) -> tuple[int, int]:
+    """(how many of the values in ``frame``'s ``column`` are one of ``classes``, how many values
+    it holds): numeric classes match by value (``1.0`` is class 1, as label encoding reads it)."""
+    import pandas as pd
+
+    names = {str(c) for c in classes}
+    numbers = {float(c) for c in classes if isinstance(c, (int, float)) and not isinstance(c, bool)}
+    values = frame.iloc[:, column].dropna().astype(str).str.strip()
+    values = values[values != ""]
+    match = values.isin(names)
+    if numbers:
+        match |= pd.to_numeric(values, errors="coerce").isin(numbers)
+    return int(match.sum()), len(values)
+
+
+def _holds_only_classes(channel: ChannelData, index: int, classes: Sequence[object]) -> bool:
+    """Headerless test data whose column ``index`` (training's label column) holds values, each
+    one of the classifier's classes: the label is where training had it."""
+    frame = channel.frame
+    if not _checkable(classes) or not -frame.shape[1] <= index < frame.shape[1]:
+        return False
+    found, total = _labels_in(frame, index % frame.shape[1], classes)
+    return found == total > 0
+
+
+def _label_in_place(
+    channel: ChannelData, index: int, classes: Sequence[object], features: Sequence[Feature]
+) -> bool:
+    """Headerless test data one column short whose column ``index`` holds only the classifier's
+    classes, which the feature that would be there were the label column left out cannot hold
+    (text in a numeric column, values outside its categories): a feature column is missing, not
+    the label. Undecided (False) when that feature could hold them (0/1 classes and a 0/1 feature)."""
+    from byoc import values
+    from byoc.preprocessing import NUMERIC
+
+    if not _holds_only_classes(channel, index, classes):
+        return False
+    position = index % channel.frame.shape[1]
+    if position >= len(features):
+        return True
+    cells = set(channel.frame.iloc[:, position].dropna().astype(str).str.strip()) - {""}
+    feature = features[position]
+    if feature.kind == NUMERIC:
+        return any(values.number_text(cell) is None for cell in cells)
+    return not cells <= {str(c) for c in feature.categories}
 
 
 def _with_label(features: Sequence[Feature], label: str | None) -> RequestSchema:

@@ -281,6 +281,24 @@ def test_test_data_without_the_label_column_says_the_label_is_missing(tmp_path, 
     ), first
 
 
+@pytest.mark.parametrize("column", ["age", "job"])
+def test_headerless_test_data_without_a_feature_column_is_not_said_to_lack_the_label(
+    tmp_path, headerless_model, column
+):
+    """A feature column left out of headerless test data (the label in place, in column 0) was
+    reported as the label column missing, with the fix to put the labels in column 0, where
+    they were: the labels there cannot be the first feature (text in a numeric column)."""
+    code, first = evaluate_on(
+        tmp_path, headerless_model, {"t.csv": csv_bytes(TEST.drop(columns=[column]), target="deposit")}
+    )
+    assert code == 1
+    assert first == (
+        "test/t.csv: 4 columns, one fewer than the model was trained on (the label in column 0 and 4 "
+        "features): column 0 holds the labels, so a feature column is missing; write every feature "
+        "column the model was trained on, in training's order, in every test file"
+    ), first
+
+
 def test_headerless_labels_in_another_column_are_found_there(tmp_path, headerless_model):
     """pandas' to_csv writes the label where the frame has it (last, here), while the model reads
     it from column 0: the column holding the classes is named, not a feature cell out of place."""
