@@ -453,9 +453,10 @@ def score(
     meta = model.metadata
     trained_on = (meta.get("training") or {}).get("channels", {}).get("train", {})
     given, header_flag = content_type is not None, header
+    target = meta.get("target") or {}
+    spec = TargetSpec(int(target.get("index", 0)), target.get("name"))
+    header = evaluation_inputs.csv_layout(content_type, header, trained_on.get("header"), spec.index)
     content_type = content_type or trained_on.get("content_type")
-    if header is None:
-        header = trained_on.get("header")
     test_dir = evaluation_inputs.directory_of(test_path, scratch)
     evaluation_inputs.check_format(test_dir, content_type, given)
     env = TrainingEnvironment.from_dicts(
@@ -463,8 +464,6 @@ def score(
     )
     layout = trained_on.get("layout")  # libsvm: the test files take the train channel's width
     like = SparseLayout(int(layout["first_index"]), int(layout["features"])) if layout else None
-    target = meta.get("target") or {}
-    spec = TargetSpec(int(target.get("index", 0)), target.get("name"))
     progress.doing = f"reading the test data ({test_path})"
     channel = data.read_channel(
         env,

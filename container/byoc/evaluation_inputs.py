@@ -153,6 +153,46 @@ def check_format(directory: Path, content_type: str | None, given: bool) -> None
         )
 
 
+def csv_layout(content_type: str | None, flag: bool | None, trained: bool | None, label: int) -> bool | None:
+    """Whether evaluate reads CSV test files with a header row: ``--header`` (``flag``), else the
+    header parameter of evaluate's ``--content-type`` (``text/csv;header=present``: the user's
+    word on the test files, as ``--header true`` is), else as the model's train channel was read
+    (``trained``).  The parameters that contradict the flags or the model (a ``--header`` the
+    header parameter denies, ``label_size=0`` or ``label_size=1`` for a label column other than
+    the first, ``label``) are refused in evaluate's terms: training's readers named a header
+    hyperparameter and a channel's ContentType, which a Processing job does not have."""
+    from byoc.data import media
+
+    mt = media.parse(content_type)
+    if content_type is None or mt.essence != media.CSV:
+        return trained if flag is None else flag
+    said = f"--content-type '{mt.raw}'"
+    if flag is not None and mt.header is not None and flag != mt.header:
+        raise ConfigError(
+            f"{said} declares header={'present' if mt.header else 'absent'}, but --header "
+            f"{str(flag).lower()} says the test files {'start' if flag else 'do not start'} with a header "
+            "row; pass one of the two, or make them agree",
+            code="bad_argument",
+        )
+    if mt.label_size == 0:
+        raise ConfigError(
+            f"{said} says the test files hold no label column, but evaluate scores the predictions "
+            f"against the true labels: remove ';label_size=0' and put the labels in column {label} of "
+            "every test file, as in training",
+            code="no_label",
+        )
+    if mt.label_size == 1 and label != 0:
+        raise ConfigError(
+            f"{said} puts the label in the first column (column 0), but the model reads it from column "
+            f"{label}, as in training: remove ';label_size=1' (or move the labels to column {label})",
+            code="bad_argument",
+        )
+    for value in (flag, mt.header, trained):
+        if value is not None:
+            return value
+    return None
+
+
 def _text_format(head: bytes, expected: str) -> tuple[str, str] | None:
     """(what the file is, evaluate's fix) for a text file evidently in another text format than
     ``expected``: one that training's sniffing (:mod:`byoc.data.sniff`) finds to be JSON Lines, a

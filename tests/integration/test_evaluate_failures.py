@@ -707,6 +707,54 @@ def test_a_content_type_evaluate_cannot_read_is_named_as_its_flag(tmp_path, head
     assert "hyperparameter" not in first
 
 
+def test_a_header_row_declared_by_the_content_type_is_read_as_header_true_reads_it(
+    tmp_path, headerless_model
+):
+    """`--content-type 'text/csv;header=present'` is the user's word on the test files, as
+    `--header true` is: it was refused for a model trained without a header row, "as the header
+    hyperparameter (false) says", a setting evaluate does not have."""
+    out = tmp_path / "out"
+    result = run_evaluate(
+        "--model", str(headerless_model), "--test",
+        str(data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})),
+        "--output", str(out), "--content-type", "text/csv;header=present", base=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "evaluation.json").read_text())
+    assert sum(
+        map(sum, map(dict.values, report["binary_classification_metrics"]["confusion_matrix"].values()))
+    ) == len(TEST)
+
+
+@pytest.mark.parametrize(
+    ("args", "cause"),
+    [
+        (
+            ["--content-type", "text/csv;header=present", "--header", "false"],
+            "--content-type 'text/csv;header=present' declares header=present, but --header false says the "
+            "test files do not start with a header row; pass one of the two, or make them agree",
+        ),
+        (
+            ["--content-type", "text/csv;label_size=0"],
+            "--content-type 'text/csv;label_size=0' says the test files hold no label column, but evaluate "
+            "scores the predictions against the true labels: remove ';label_size=0' and put the labels in "
+            "column 0 of every test file, as in training",
+        ),
+    ],
+    ids=["header-contradicted", "no-label-column"],
+)
+def test_content_type_parameters_contradicting_evaluates_flags_name_the_flags(
+    tmp_path, header_model, args, cause
+):
+    """Training's readers named "the header hyperparameter" and "the channel's ContentType", which
+    a Processing job does not have."""
+    code, first = evaluate_on(
+        tmp_path, header_model, {"t.csv": csv_bytes(TEST, target="deposit", header=True)}, *args
+    )
+    assert code == 1
+    assert first == cause, first
+
+
 @pytest.fixture(scope="module")
 def regression_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("regression-model")
