@@ -224,6 +224,14 @@ def model_quality(
 # -- reading the model and the test data ---------------------------------------------------------
 
 
+# A model without model.json: a script-mode job's artefact, which passing estimator.model_data
+# again would not change.
+NOT_BUILT_IN = (
+    ": evaluate scores models byoc's built-in algorithms trained; score a model your own training "
+    "script saved from a processing script of your own (ScriptProcessor(command=['python3']))"
+)
+
+
 class ModelFiles(NamedTuple):
     """The model as an endpoint gets it (``root``: serve looks for inference code from there), the
     model directory in it (see :func:`byoc.artifact.locate`), and the model.tar.gz ``root`` was
@@ -246,9 +254,7 @@ def model_directory(path: Path, scratch: Path) -> ModelFiles:
     held = sorted(p.name for p in path.iterdir())[:10] if path.is_dir() and not archive.is_file() else []
     if held:  # the artefact of a script-mode job: passing estimator.model_data again would not help
         raise ModelLoadError(
-            f"{path}: holds {', '.join(held)} but no {METADATA_FILE} or model.tar.gz: evaluate scores "
-            "models byoc's built-in algorithms trained; score a model your own training script saved "
-            "from a processing script of your own (ScriptProcessor(command=['python3']))"
+            f"{path}: holds {', '.join(held)} but no {METADATA_FILE} or model.tar.gz{NOT_BUILT_IN}"
         )
     if not archive.is_file():
         raise ModelLoadError(
@@ -272,7 +278,10 @@ def model_directory(path: Path, scratch: Path) -> ModelFiles:
     except ModelLoadError as exc:
         raise in_archive(exc, scratch, archive) from exc
     if not (found / METADATA_FILE).is_file():
-        raise ModelLoadError(f"{archive}: holds no {METADATA_FILE}; it was not written by byoc's train")
+        held = sorted(p.name for p in scratch.iterdir())[:10]
+        if not held:
+            raise ModelLoadError(f"{archive}: holds no file; pass the model.tar.gz the training job wrote")
+        raise ModelLoadError(f"{archive}: holds {', '.join(held)} but no {METADATA_FILE}{NOT_BUILT_IN}")
     return ModelFiles(scratch, found, archive)
 
 

@@ -1103,3 +1103,25 @@ def test_a_model_a_users_own_script_saved_is_named_as_such(tmp_path):
         "built-in algorithms trained; score a model your own training script saved from a processing "
         "script of your own (ScriptProcessor(command=['python3']))"
     )
+
+
+def test_a_model_archive_a_users_own_script_saved_is_named_as_such(tmp_path):
+    """The same artefact as the training job's model.tar.gz (estimator.model_data, what a Pipelines
+    step passes): it said only that the archive "was not written by byoc's train", with no fix."""
+    archive = tmp_path / "packed" / "model.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, body in (
+            ("model.joblib", b"not byoc's"),
+            ("code/inference.py", b"def model_fn(d):\n    pass\n"),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    code, first = evaluate_on(tmp_path, archive, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    assert code == 1
+    assert first == (
+        f"{archive}: holds code, model.joblib but no model.json: evaluate scores models byoc's built-in "
+        "algorithms trained; score a model your own training script saved from a processing script of "
+        "your own (ScriptProcessor(command=['python3']))"
+    )
