@@ -619,6 +619,25 @@ def test_empty_test_data_run_by_hand_is_named_by_the_flag(tmp_path, header_model
     assert first.endswith("upload the data again (check the path given with --test)"), first
 
 
+@pytest.mark.parametrize(
+    ("files", "said"),
+    [
+        ({"t.csv": b"deposit,age,balance,job,contact\n"}, "test/t.csv hold(s) a header row but no data rows"),
+        ({"t.parquet": parquet_bytes(TEST.iloc[:0])}, "the Parquet files hold no rows"),
+    ],
+    ids=["csv-header-row-only", "parquet-schema-only"],
+)
+def test_test_files_holding_no_row_are_named_by_the_input_not_a_training_channel(
+    tmp_path, parquet_model, header_model, files, said
+):
+    """Files that are not empty but hold no row (a CSV header row, a Parquet schema) were named
+    "channel 'test'", as training's channel is, not by the --test path or ProcessingInput."""
+    model = parquet_model if "t.parquet" in files else header_model
+    code, first = evaluate_on(tmp_path, model, files)
+    assert code == 1
+    assert first.startswith(f"--test {tmp_path / 'test'}: {said}"), first
+
+
 def test_an_empty_label_column_asks_for_the_labels_not_a_hyperparameter(tmp_path, header_model):
     """evaluate has no target hyperparameter: the fix is the labels themselves; rows without one
     are dropped from the score (not "from learning"), as the log says, naming the first by its
