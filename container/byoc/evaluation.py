@@ -501,7 +501,16 @@ def score(
         spec.name,
         channel=evaluation_inputs.CHANNEL,
     )
-    check_same_columns(reference, split, "test", may_lack=may_lack)
+    check_same_columns(
+        reference,
+        split,
+        "test",
+        may_lack=may_lack,
+        named=channel.files_shown,
+        against="the model",
+        fix="the test files need the feature columns the model was trained on (model.json's features), "
+        "as its endpoint's requests do",
+    )
     labels = _labels(model.classes, str(target.get("name") or "target")) if model.is_classifier else None
     # the labels read as training read the validation channel's: text classes keep spellings
     y_read = _typed_label(split.y, labels=labels)

@@ -248,6 +248,43 @@ def test_a_readme_beside_headerless_test_files_is_named_not_the_data_file(tmp_pa
     assert "remove any file that is not data (a README" in first
 
 
+MODEL_COLUMNS = (
+    "the test files need the feature columns the model was trained on (model.json's features), as its "
+    "endpoint's requests do"
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "differ"),
+    [
+        ({"drop": "job"}, "lacks column(s) job; 3 feature columns where the model has 4"),
+        (
+            {"add": "customer_id"},
+            "has column(s) customer_id that the model does not; 5 feature columns where the model has 4",
+        ),
+        ({"rename": "job"}, "lacks column(s) job; has column(s) occupation that the model does not"),
+    ],
+    ids=["missing", "extra", "renamed"],
+)
+def test_test_columns_other_than_the_models_are_named_against_the_model(
+    tmp_path, header_model, change, differ
+):
+    """Said in training's terms: "channel 'test' (...) has column(s) customer_id that train does
+    not; ... validation and test data need the train channel's columns"."""
+    test = TEST.copy()
+    if "drop" in change:
+        test = test.drop(columns=[change["drop"]])
+    if "add" in change:
+        test[change["add"]] = range(len(test))
+    if "rename" in change:
+        test = test.rename(columns={change["rename"]: "occupation"})
+    code, first = evaluate_on(
+        tmp_path, header_model, {"t.csv": csv_bytes(test, target="deposit", header=True)}
+    )
+    assert code == 1
+    assert first == f"test/t.csv {differ}; {MODEL_COLUMNS}", first
+
+
 def test_column_names_the_endpoint_accepts_are_read_as_the_models(tmp_path, header_model):
     """A header differing from training's in case or surrounding spaces names the model's
     columns, as the endpoint reads a request's header (RequestSchema.feature_named), the label's
