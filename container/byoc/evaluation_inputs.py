@@ -276,7 +276,8 @@ def check_label_column(
         if named_positions(channel, spec) is None:  # else the label is the column not named f<i>
             _check_label_position(channel, spec.index, classes)
         return
-    if set(features) <= set(columns):
+    lacking = [f.name for f in model_features if f.name not in columns and not f.optional]
+    if not lacking:
         unknown = [c for c in columns if c not in features]
         renamed = (
             f", or, if their column '{unknown[0]}' (which the model does not know) holds the labels, "
@@ -289,15 +290,21 @@ def check_label_column(
             f"against the true labels: add the '{spec.name}' column to every test file{renamed}",
             code="no_label",
         )
-    if channel.content_type != media.CSV:
-        return
-    said = csv_header.data_read_as_header(files, columns, [spec.name, *features], "the model's")
-    if said is not None:
-        unflag = " and leave out --header false" if header_flag is False else ""
-        raise SchemaError(
-            f"{said} The model was trained on CSV with a header row: add it to the test files{unflag}",
-            code="no_header",
-        )
+    if channel.content_type == media.CSV:
+        said = csv_header.data_read_as_header(files, columns, [spec.name, *features], "the model's")
+        if said is not None:
+            unflag = " and leave out --header false" if header_flag is False else ""
+            raise SchemaError(
+                f"{said} The model was trained on CSV with a header row: add it to the test files{unflag}",
+                code="no_header",
+            )
+    raise SchemaError(
+        f"{files}: no column '{spec.name}' (the label), nor {len(lacking)} of the model's "
+        f"{len(features)} feature columns ({', '.join(lacking[:10])}{', ...' if len(lacking) > 10 else ''}); "
+        f"evaluate scores the model's predictions against the true labels: the test files need the "
+        f"'{spec.name}' column and the feature columns the model was trained on (model.json's features)",
+        code="no_label",
+    )
 
 
 def _check_label_position(channel: ChannelData, index: int, classes: Sequence[object]) -> None:

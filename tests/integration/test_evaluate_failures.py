@@ -285,6 +285,21 @@ def test_test_columns_other_than_the_models_are_named_against_the_model(
     assert first == f"test/t.csv {differ}; {MODEL_COLUMNS}", first
 
 
+def test_another_models_test_data_names_the_label_and_the_features_it_lacks(tmp_path, header_model):
+    """Test data of another model (diabetes' for a model of deposits): "channel 'test' has no column
+    'deposit' (the target); every channel needs the train channel's columns", training's words."""
+    test = diabetes_frame().iloc[300:320]
+    code, first = evaluate_on(
+        tmp_path, header_model, {"t.csv": csv_bytes(test, target="target", header=True)}
+    )
+    assert code == 1
+    assert first == (
+        "test/t.csv: no column 'deposit' (the label), nor 3 of the model's 4 feature columns (balance, job, "
+        "contact); evaluate scores the model's predictions against the true labels: the test files need the "
+        "'deposit' column and the feature columns the model was trained on (model.json's features)"
+    ), first
+
+
 def test_column_names_the_endpoint_accepts_are_read_as_the_models(tmp_path, header_model):
     """A header differing from training's in case or surrounding spaces names the model's
     columns, as the endpoint reads a request's header (RequestSchema.feature_named), the label's
