@@ -59,6 +59,19 @@ RESAMPLE_FRACTION = 0.8
 MAX_CURVE_POINTS = 1001
 
 Metric = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], float]
+# What evaluate says when memory runs out (a MemoryError: the instance's size, not a bug of byoc's
+# nor the model's fault): the Processing job's own fix, not training's.
+OUT_OF_MEMORY_FIXES = (
+    "run the Processing job on an instance type with more memory (a larger instance_type): evaluate "
+    "holds the whole test set, its predictions and the model in memory"
+)
+
+
+class Progress:
+    """What evaluate is doing, for the message when memory runs out (training's ``phase``)."""
+
+    def __init__(self) -> None:
+        self.doing = "starting"
 
 
 # -- the metrics ---------------------------------------------------------------------------------
@@ -211,6 +224,14 @@ def model_quality(
 # -- reading the model and the test data ---------------------------------------------------------
 
 
+# A model without model.json: a script-mode job's artefact, which passing estimator.model_data
+# again would not change.
+NOT_BUILT_IN = (
+    ": evaluate scores models byoc's built-in algorithms trained; score a model your own training "
+    "script saved from a processing script of your own (ScriptProcessor(command=['python3']))"
+)
+
+
 class ModelFiles(NamedTuple):
     """The model as an endpoint gets it (``root``: serve looks for inference code from there), the
     model directory in it (see :func:`byoc.artifact.locate`), and the model.tar.gz ``root`` was
@@ -233,9 +254,7 @@ def model_directory(path: Path, scratch: Path) -> ModelFiles:
     held = sorted(p.name for p in path.iterdir())[:10] if path.is_dir() and not archive.is_file() else []
     if held:  # the artefact of a script-mode job: passing estimator.model_data again would not help
         raise ModelLoadError(
-            f"{path}: holds {', '.join(held)} but no {METADATA_FILE} or model.tar.gz: evaluate scores "
-            "models byoc's built-in algorithms trained; score a model your own training script saved "
-            "from a processing script of your own (ScriptProcessor(command=['python3']))"
+            f"{path}: holds {', '.join(held)} but no {METADATA_FILE} or model.tar.gz{NOT_BUILT_IN}"
         )
     if not archive.is_file():
         raise ModelLoadError(
@@ -254,10 +273,29 @@ def model_directory(path: Path, scratch: Path) -> ModelFiles:
             f"{archive}: cannot be unpacked ({type(exc).__name__}: {exc}); pass the model.tar.gz the "
             "training job wrote (estimator.model_data), whole"
         ) from exc
-    found = locate(scratch)
+    try:
+        found = locate(scratch)
+    except ModelLoadError as exc:
+        raise in_archive(exc, scratch, archive) from exc
     if not (found / METADATA_FILE).is_file():
-        raise ModelLoadError(f"{archive}: holds no {METADATA_FILE}; it was not written by byoc's train")
+        held = sorted(p.name for p in scratch.iterdir())[:10]
+        if not held:
+            raise ModelLoadError(f"{archive}: holds no file; pass the model.tar.gz the training job wrote")
+        raise ModelLoadError(f"{archive}: holds {', '.join(held)} but no {METADATA_FILE}{NOT_BUILT_IN}")
     return ModelFiles(scratch, found, archive)
+
+
+def in_archive(exc: Exception, root: Path, archive: Path | None) -> Exception:
+    """``exc`` about files of the model unpacked into ``root`` (a scratch directory, gone by the
+    time anyone reads the message) said of the model.tar.gz they came from: ``model.joblib:
+    sha256 ...`` after the archive's path, not a temporary path the user never saw."""
+    from byoc.errors import ModelLoadError
+
+    text = str(exc)
+    if archive is None or str(root) not in text:
+        return exc
+    text = text.replace(f"{root}{os.sep}", "").replace(str(root), str(archive))
+    return ModelLoadError(text if text.startswith(str(archive)) else f"{archive}: {text}")
 
 
 # The hooks that decide what the endpoint predicts; input_fn and output_fn only decode and encode.
@@ -341,6 +379,8 @@ def _predicted(method: Callable[[Any], Any], X: Any, where: str) -> Any:
 
     try:
         return method(X)
+    except MemoryError:  # the instance's size, not the model's fault: main says so
+        raise
     except Exception as exc:
         log.error("the model's %s failed", method.__name__, exc_info=True)
         raise UserError(
@@ -385,13 +425,16 @@ def score(
     header: bool | None = None,
     positive: str | None = None,
     scratch: Path,
+    progress: Progress | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read the model and the test channel as training did; returns (report, summary)."""
+    """Read the model and the test channel as training did; returns (report, summary).
+    ``progress.doing`` follows what it does."""
     import pandas as pd
 
     from byoc import absent_keys, artifact, channel_rows, data, evaluation_inputs, finite, problem
     from byoc.data.tabular import SparseLayout
     from byoc.environment import MLPaths, TrainingEnvironment
+    from byoc.errors import ModelLoadError
     from byoc.preprocessing import NUMERIC
     from byoc.training import (
         Split,
@@ -404,19 +447,25 @@ def score(
         split_target,
     )
 
+    progress = progress or Progress()
     paths = MLPaths.from_environ()
     evaluation_inputs.check_processing_inputs(paths, {"--model": model_path, "--test": test_path})
+    progress.doing = f"loading the model from {model_path}"
     model_files = model_directory(model_path, scratch)
     refuse_inference_code(model_files, os.environ)
-    model = artifact.load(model_files.model_dir)
+    try:
+        model = artifact.load(model_files.model_dir)
+    except ModelLoadError as exc:
+        raise in_archive(exc, model_files.root, model_files.archive) from exc
     classes = list(model.classes or ())
     positive_index = positive_class(classes, model.problem_type, positive)
     meta = model.metadata
     trained_on = (meta.get("training") or {}).get("channels", {}).get("train", {})
     given, header_flag = content_type is not None, header
+    target = meta.get("target") or {}
+    spec = TargetSpec(int(target.get("index", 0)), target.get("name"))
+    header = evaluation_inputs.csv_layout(content_type, header, trained_on.get("header"), spec.index)
     content_type = content_type or trained_on.get("content_type")
-    if header is None:
-        header = trained_on.get("header")
     test_dir = evaluation_inputs.directory_of(test_path, scratch)
     evaluation_inputs.check_format(test_dir, content_type, given)
     env = TrainingEnvironment.from_dicts(
@@ -424,8 +473,7 @@ def score(
     )
     layout = trained_on.get("layout")  # libsvm: the test files take the train channel's width
     like = SparseLayout(int(layout["first_index"]), int(layout["features"])) if layout else None
-    target = meta.get("target") or {}
-    spec = TargetSpec(int(target.get("index", 0)), target.get("name"))
+    progress.doing = f"reading the test data ({test_path})"
     channel = data.read_channel(
         env,
         "test",
@@ -437,7 +485,7 @@ def score(
         naming=evaluation_inputs.naming(paths, "--test", test_path),
     )
     channel = evaluation_inputs.as_the_endpoint_names(channel, model.features, spec.name)
-    evaluation_inputs.check_label_column(channel, spec, model.feature_names, header_flag, classes)
+    evaluation_inputs.check_label_column(channel, spec, model.features, header_flag, classes)
     split = split_target(channel, "test", spec)
     reference = Split(
         X=pd.DataFrame(columns=model.feature_names), y=pd.Series(dtype=object), files=("model.json",)
@@ -453,7 +501,16 @@ def score(
         spec.name,
         channel=evaluation_inputs.CHANNEL,
     )
-    check_same_columns(reference, split, "test", may_lack=may_lack)
+    check_same_columns(
+        reference,
+        split,
+        "test",
+        may_lack=may_lack,
+        named=channel.files_shown,
+        against="the model",
+        fix="the test files need the feature columns the model was trained on (model.json's features), "
+        "as its endpoint's requests do",
+    )
     labels = _labels(model.classes, str(target.get("name") or "target")) if model.is_classifier else None
     # the labels read as training read the validation channel's: text classes keep spellings
     y_read = _typed_label(split.y, labels=labels)
@@ -480,6 +537,7 @@ def score(
         log.warning("test: %s", warning)
         X, y_read = X[keep], y_read[keep]
     where = f"test channel ({', '.join(channel.files[:3])})"
+    progress.doing = f"predicting the {len(X)} rows of the {where}"
     proba = None
     if labels is not None:
         y = channel_rows.encode_labels(labels, y_read, rows)
@@ -500,6 +558,7 @@ def score(
             else "the second in sorted order; --positive-class names another"
         )
         log.info("binary metrics count %r as the positive class of %s (%s)", classes[1], classes, how)
+    progress.doing = f"computing the metrics of {len(y)} rows"
     report = model_quality(model.problem_type, y, predicted, proba, classes or None)
     summary = {"problem_type": model.problem_type, "rows": int(len(y)), "files": list(channel.files)}
     return report, summary
@@ -567,7 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 with evaluation.json written; 1 with the cause in /opt/ml/output/message (the
     Processing job's ExitMessage) when the model or data are wrong (a model whose predict
     raises included); 2, with the message too, for a fault of byoc's."""
-    from byoc import csvfields
+    from byoc import csvfields, outofmemory  # up front: not when memory has run out
     from byoc.environment import MLPaths
     from byoc.errors import ByocError, UserError
     from byoc.evaluation_report import write_report
@@ -578,19 +637,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
     )
     message_file = MLPaths.from_environ().output_dir / "message"
+    progress = Progress()
     try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
-        header = None if args.header is None else args.header == "true"
-        with tempfile.TemporaryDirectory(prefix="byoc-evaluate-") as scratch:
-            report, summary = score(
-                args.model,
-                args.test,
-                content_type=args.content_type,
-                header=header,
-                positive=args.positive_class,
-                scratch=Path(scratch),
-            )
-        path = write_report(args.output, report)
+        try:
+            args = parse_args(sys.argv[1:] if argv is None else argv)
+            header = None if args.header is None else args.header == "true"
+            with tempfile.TemporaryDirectory(prefix="byoc-evaluate-") as scratch:
+                report, summary = score(
+                    args.model,
+                    args.test,
+                    content_type=args.content_type,
+                    header=header,
+                    positive=args.positive_class,
+                    scratch=Path(scratch),
+                    progress=progress,
+                )
+            progress.doing = f"writing {args.output}"
+            path = write_report(args.output, report)
+        except MemoryError as exc:  # the instance's size: the user's to fix, as in training (exit 1)
+            raise outofmemory.error(
+                progress.doing, exc, fixes=OUT_OF_MEMORY_FIXES, outcome="No evaluation.json was written."
+            ) from exc
     except (UserError, ByocError) as exc:
         message = getattr(exc, "message", str(exc))
         log.error("evaluation failed: %s", one_line(message))

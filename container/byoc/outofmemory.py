@@ -62,27 +62,36 @@ def size_hyperparameters(params: Mapping[str, Any]) -> list[str]:
     return [f"{name}={params.get(name)} ({how})" for name, how in SHRINKS.items() if name in names]
 
 
+TRAINING_FIXES = (
+    "use an instance type with more memory (a larger instance_type), or train on fewer rows or columns"
+)
+
+
 def error(
-    doing: str, exc: BaseException | None = None, *, hyperparameters: Sequence[str] = (), note: str = ""
+    doing: str,
+    exc: BaseException | None = None,
+    *,
+    hyperparameters: Sequence[str] = (),
+    note: str = "",
+    fixes: str = TRAINING_FIXES,
+    outcome: str = "No model was saved.",
 ) -> ResourceError:
     """The failure for memory running out while ``doing`` (a phase: "reading channel 'train'").
-    ``note`` follows the fixes (say, what will not help).
+    ``note`` follows the fixes (say, what will not help); ``fixes`` and ``outcome`` are
+    training's unless another command (evaluate) has its own.
 
     ``exc`` loses its traceback: its frames hold what filled the memory (a forest's trees so
     far), which writing the failure file may need back."""
     if exc is not None:
         exc.__traceback__ = None
     said = " ".join(str(exc).split()) if exc is not None else ""
-    fixes = (
-        "use an instance type with more memory (a larger instance_type), or train on fewer rows or columns"
-    )
     if hyperparameters:
         fixes += f", or a smaller model: {', '.join(hyperparameters)}"
     if note:
         fixes += f" ({note})"
     failure = ResourceError(
         f"Out of memory while {doing}{f' (MemoryError: {said[:300]})' if said else ''}: this "
-        f"container has {memory_figure()}; {fixes}. No model was saved."
+        f"container has {memory_figure()}; {fixes}. {outcome}"
     )
     failure.__cause__ = exc
     return failure

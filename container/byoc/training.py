@@ -407,13 +407,24 @@ def check_header_rows(channels: Mapping[str, ChannelData]) -> None:
             )
 
 
+SAME_COLUMNS = "validation and test data need the train channel's columns"
+
+
 def check_same_columns(
-    train: Split, other: Split, channel: str, may_lack: frozenset[str] = frozenset()
+    train: Split,
+    other: Split,
+    channel: str,
+    may_lack: frozenset[str] = frozenset(),
+    *,
+    named: str | None = None,
+    against: str = "train",
+    fix: str = SAME_COLUMNS,
 ) -> None:
     """``other``'s features in train's order, or a failure naming the columns that differ.
     ``may_lack``: train's JSON Lines keys some of its records left out (byoc.absent_keys); a
     JSON Lines channel none of whose records names one is read as training reads such a record,
-    the value missing."""
+    the value missing.  ``named``, ``against`` and ``fix`` say it in other terms than a training
+    channel's (evaluate's test files, against the model)."""
     from byoc.errors import SchemaError
 
     expected, given = list(train.X.columns), list(other.X.columns)
@@ -430,15 +441,11 @@ def check_same_columns(
         if missing:
             parts.append(f"lacks column(s) {', '.join(map(str, missing[:10]))}")
         if extra:
-            parts.append(f"has column(s) {', '.join(map(str, extra[:10]))} that train does not")
+            parts.append(f"has column(s) {', '.join(map(str, extra[:10]))} that {against} does not")
         if len(expected) != len(given):
-            parts.append(f"{len(given)} feature columns where train has {len(expected)}")
-        raise SchemaError(
-            f"channel '{channel}' ({', '.join(other.files[:3])}) "
-            f"{'; '.join(parts)}; validation and test data need the train "
-            "channel's columns",
-            code="schema_mismatch",
-        )
+            parts.append(f"{len(given)} feature columns where {against} has {len(expected)}")
+        named = named or f"channel '{channel}' ({', '.join(other.files[:3])})"
+        raise SchemaError(f"{named} {'; '.join(parts)}; {fix}", code="schema_mismatch")
     other.X = other.X[expected]
 
 

@@ -248,6 +248,58 @@ def test_a_readme_beside_headerless_test_files_is_named_not_the_data_file(tmp_pa
     assert "remove any file that is not data (a README" in first
 
 
+MODEL_COLUMNS = (
+    "the test files need the feature columns the model was trained on (model.json's features), as its "
+    "endpoint's requests do"
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "differ"),
+    [
+        ({"drop": "job"}, "lacks column(s) job; 3 feature columns where the model has 4"),
+        (
+            {"add": "customer_id"},
+            "has column(s) customer_id that the model does not; 5 feature columns where the model has 4",
+        ),
+        ({"rename": "job"}, "lacks column(s) job; has column(s) occupation that the model does not"),
+    ],
+    ids=["missing", "extra", "renamed"],
+)
+def test_test_columns_other_than_the_models_are_named_against_the_model(
+    tmp_path, header_model, change, differ
+):
+    """Said in training's terms: "channel 'test' (...) has column(s) customer_id that train does
+    not; ... validation and test data need the train channel's columns"."""
+    test = TEST.copy()
+    if "drop" in change:
+        test = test.drop(columns=[change["drop"]])
+    if "add" in change:
+        test[change["add"]] = range(len(test))
+    if "rename" in change:
+        test = test.rename(columns={change["rename"]: "occupation"})
+    code, first = evaluate_on(
+        tmp_path, header_model, {"t.csv": csv_bytes(test, target="deposit", header=True)}
+    )
+    assert code == 1
+    assert first == f"test/t.csv {differ}; {MODEL_COLUMNS}", first
+
+
+def test_another_models_test_data_names_the_label_and_the_features_it_lacks(tmp_path, header_model):
+    """Test data of another model (diabetes' for a model of deposits): "channel 'test' has no column
+    'deposit' (the target); every channel needs the train channel's columns", training's words."""
+    test = diabetes_frame().iloc[300:320]
+    code, first = evaluate_on(
+        tmp_path, header_model, {"t.csv": csv_bytes(test, target="target", header=True)}
+    )
+    assert code == 1
+    assert first == (
+        "test/t.csv: no column 'deposit' (the label), nor 3 of the model's 4 feature columns (balance, job, "
+        "contact); evaluate scores the model's predictions against the true labels: the test files need the "
+        "'deposit' column and the feature columns the model was trained on (model.json's features)"
+    ), first
+
+
 def test_column_names_the_endpoint_accepts_are_read_as_the_models(tmp_path, header_model):
     """A header differing from training's in case or surrounding spaces names the model's
     columns, as the endpoint reads a request's header (RequestSchema.feature_named), the label's
@@ -278,6 +330,24 @@ def test_test_data_without_the_label_column_says_the_label_is_missing(tmp_path, 
     assert first.startswith(
         "test/t.csv: 4 columns, one fewer than the model was trained on (the label in column 0 and 4 "
         "features): the label column seems missing"
+    ), first
+
+
+@pytest.mark.parametrize("column", ["age", "job"])
+def test_headerless_test_data_without_a_feature_column_is_not_said_to_lack_the_label(
+    tmp_path, headerless_model, column
+):
+    """A feature column left out of headerless test data (the label in place, in column 0) was
+    reported as the label column missing, with the fix to put the labels in column 0, where
+    they were: the labels there cannot be the first feature (text in a numeric column)."""
+    code, first = evaluate_on(
+        tmp_path, headerless_model, {"t.csv": csv_bytes(TEST.drop(columns=[column]), target="deposit")}
+    )
+    assert code == 1
+    assert first == (
+        "test/t.csv: 4 columns, one fewer than the model was trained on (the label in column 0 and 4 "
+        "features): column 0 holds the labels, so a feature column is missing; write every feature "
+        "column the model was trained on, in training's order, in every test file"
     ), first
 
 
@@ -438,6 +508,64 @@ def test_json_test_data_for_a_csv_model_points_to_content_type(tmp_path, header_
     assert "ContentType" not in first and "hyperparameter" not in first
 
 
+def libsvm_lines(rows: int) -> bytes:
+    """``rows`` libsvm lines: a 0/1 label that the first of two features decides."""
+    rng = np.random.default_rng(0)
+    x = rng.random((rows, 2)).round(3)
+    return "".join(f"{int(a > 0.5)} 1:{a} 2:{b}\n" for a, b in x).encode()
+
+
+@pytest.fixture(scope="module")
+def text_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A model trained on JSON Lines and one trained on libsvm, by their media types."""
+    models = {}
+    for media, name, body, hyperparameters in (
+        ("application/jsonlines", "a.jsonl", jsonlines_bytes(FRAME.iloc[:200]), {"target": "deposit"}),
+        ("text/libsvm", "a.libsvm", libsvm_lines(200), {}),
+    ):
+        root = make_ml_root(
+            tmp_path_factory.mktemp("text-model"),
+            channels={"train": {name: body}},
+            content_types={"train": media},
+            hyperparameters={"algorithm": "decision_tree", **hyperparameters},
+        )
+        assert run_train(root).returncode == 0
+        models[media] = root / "model"
+    return models
+
+
+@pytest.mark.parametrize(
+    ("trained", "name", "body", "what", "actual"),
+    [
+        ("application/jsonlines", "t.csv", csv_bytes(TEST, target="deposit", header=True), "CSV", "text/csv"),
+        ("application/jsonlines", "t.csv", csv_bytes(TEST, target="deposit"), "CSV", "text/csv"),
+        ("application/jsonlines", "t.libsvm", libsvm_lines(20), "libsvm", "text/libsvm"),
+        ("text/libsvm", "t.csv", b"1,0.9,0.2\n0,0.1,0.4\n", "CSV", "text/csv"),
+        ("text/libsvm", "t.jsonl", b'{"x": 1}\n{"x": 2}\n', "JSON Lines", "application/jsonlines"),
+    ],
+    ids=[
+        "csv-for-jsonlines",
+        "headerless-csv-for-jsonlines",
+        "libsvm-for-jsonlines",
+        "csv-for-libsvm",
+        "jsonlines-for-libsvm",
+    ],
+)
+def test_text_test_data_for_a_model_of_another_text_format_points_to_content_type(
+    tmp_path, text_models, trained, name, body, what, actual
+):
+    """Only test data read as CSV was checked for another text format: CSV read as JSON Lines said
+    `line 1: not valid JSON`, libsvm read as JSON Lines that the line `holds more than one JSON
+    value` (with pandas' to_json as the fix), JSON Lines read as libsvm that its label
+    `'{"x":' is not a number`, none of them that the format differs nor --content-type."""
+    code, first = evaluate_on(tmp_path, text_models[trained], {name: body})
+    assert code == 1
+    assert first.startswith(
+        f"test/{name}: {what}, but evaluate reads the test files as {trained}, the model's training format: "
+        f"pass evaluate --content-type {actual}"
+    ), first
+
+
 def test_a_test_file_is_read_as_the_test_data(tmp_path, header_model):
     """Run by hand, --test names one file: that file is the test data."""
     test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True), "other.csv": b"junk"})
@@ -543,6 +671,25 @@ def test_empty_test_data_run_by_hand_is_named_by_the_flag(tmp_path, header_model
     assert first.endswith("upload the data again (check the path given with --test)"), first
 
 
+@pytest.mark.parametrize(
+    ("files", "said"),
+    [
+        ({"t.csv": b"deposit,age,balance,job,contact\n"}, "test/t.csv hold(s) a header row but no data rows"),
+        ({"t.parquet": parquet_bytes(TEST.iloc[:0])}, "the Parquet files hold no rows"),
+    ],
+    ids=["csv-header-row-only", "parquet-schema-only"],
+)
+def test_test_files_holding_no_row_are_named_by_the_input_not_a_training_channel(
+    tmp_path, parquet_model, header_model, files, said
+):
+    """Files that are not empty but hold no row (a CSV header row, a Parquet schema) were named
+    "channel 'test'", as training's channel is, not by the --test path or ProcessingInput."""
+    model = parquet_model if "t.parquet" in files else header_model
+    code, first = evaluate_on(tmp_path, model, files)
+    assert code == 1
+    assert first.startswith(f"--test {tmp_path / 'test'}: {said}"), first
+
+
 def test_an_empty_label_column_asks_for_the_labels_not_a_hyperparameter(tmp_path, header_model):
     """evaluate has no target hyperparameter: the fix is the labels themselves; rows without one
     are dropped from the score (not "from learning"), as the log says, naming the first by its
@@ -631,6 +778,54 @@ def test_a_content_type_evaluate_cannot_read_is_named_as_its_flag(tmp_path, head
     assert "hyperparameter" not in first
 
 
+def test_a_header_row_declared_by_the_content_type_is_read_as_header_true_reads_it(
+    tmp_path, headerless_model
+):
+    """`--content-type 'text/csv;header=present'` is the user's word on the test files, as
+    `--header true` is: it was refused for a model trained without a header row, "as the header
+    hyperparameter (false) says", a setting evaluate does not have."""
+    out = tmp_path / "out"
+    result = run_evaluate(
+        "--model", str(headerless_model), "--test",
+        str(data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})),
+        "--output", str(out), "--content-type", "text/csv;header=present", base=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "evaluation.json").read_text())
+    assert sum(
+        map(sum, map(dict.values, report["binary_classification_metrics"]["confusion_matrix"].values()))
+    ) == len(TEST)
+
+
+@pytest.mark.parametrize(
+    ("args", "cause"),
+    [
+        (
+            ["--content-type", "text/csv;header=present", "--header", "false"],
+            "--content-type 'text/csv;header=present' declares header=present, but --header false says the "
+            "test files do not start with a header row; pass one of the two, or make them agree",
+        ),
+        (
+            ["--content-type", "text/csv;label_size=0"],
+            "--content-type 'text/csv;label_size=0' says the test files hold no label column, but evaluate "
+            "scores the predictions against the true labels: remove ';label_size=0' and put the labels in "
+            "column 0 of every test file, as in training",
+        ),
+    ],
+    ids=["header-contradicted", "no-label-column"],
+)
+def test_content_type_parameters_contradicting_evaluates_flags_name_the_flags(
+    tmp_path, header_model, args, cause
+):
+    """Training's readers named "the header hyperparameter" and "the channel's ContentType", which
+    a Processing job does not have."""
+    code, first = evaluate_on(
+        tmp_path, header_model, {"t.csv": csv_bytes(TEST, target="deposit", header=True)}, *args
+    )
+    assert code == 1
+    assert first == cause, first
+
+
 @pytest.fixture(scope="module")
 def regression_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("regression-model")
@@ -705,10 +900,82 @@ def test_a_model_archive_of_several_models_names_them_not_scores_the_first(tmp_p
         "--model", str(packed), "--test", str(test), "--output", str(tmp_path / "out"), base=tmp_path
     )
     assert result.returncode == 1, result.stdout + result.stderr
-    first = message(tmp_path)
-    assert "no model.json at its top but 2 folders holding one (" in first, first
-    assert "/first, " in first and first.count("/second") == 1, first
+    first = message(tmp_path)  # named in the archive, not in the directory it was unpacked into
+    assert first.startswith(
+        f"{packed / 'model.tar.gz'}: no model.json at its top but 2 folders holding one (first, second)"
+    ), first
     assert not (tmp_path / "out").exists()
+
+
+def packed_model(where: Path, model: Path, change: dict[str, bytes]) -> Path:
+    """where/model.tar.gz holding ``model``'s files, some replaced by ``change``."""
+    where.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(where / "model.tar.gz", "w:gz") as tar:
+        for path in sorted(model.iterdir()):
+            body = change.get(path.name, path.read_bytes())
+            info = tarfile.TarInfo(path.name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return where / "model.tar.gz"
+
+
+@pytest.mark.parametrize(
+    "change, said",
+    [
+        ({"model.joblib": b"cut short"}, ": model.joblib: sha256 "),
+        ({"model.json": b"{not json"}, ": model.json: not readable JSON ("),
+    ],
+    ids=["model-joblib-cut-short", "model-json-unreadable"],
+)
+def test_a_bad_model_in_an_archive_is_named_in_the_archive_not_a_scratch_directory(
+    tmp_path, header_model, change, said
+):
+    """A model.tar.gz whose model does not load was named by the temporary directory evaluate
+    unpacked it into (/tmp/byoc-evaluate-x1y2/model.joblib: ...), a path gone when the Processing
+    job's message is read and that names nothing the user gave."""
+    archive = packed_model(tmp_path / "packed", header_model, change)
+    code, first = evaluate_on(tmp_path, archive, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    assert code == 1
+    assert first.startswith(f"{archive}{said}"), first
+    assert "byoc-evaluate-" not in first, first
+
+
+OUT_OF_MEMORY = "(_ for _ in ()).throw(MemoryError('Unable to allocate 9.31 GiB for an array'))"
+
+
+@pytest.mark.parametrize(
+    "patch, doing",
+    [
+        (
+            f"from byoc import data\ndata.read_channel = lambda *args, **kwargs: {OUT_OF_MEMORY}\n",
+            "reading the test data (",
+        ),
+        (
+            f"from sklearn.pipeline import Pipeline\nPipeline.predict_proba = lambda *args, **kwargs: {OUT_OF_MEMORY}\n",
+            "predicting the 100 rows of the test channel (",
+        ),
+    ],
+    ids=["reading", "predicting"],
+)
+def test_memory_running_out_is_the_instance_size_not_a_bug_nor_the_model(
+    tmp_path, header_model, patch, doing
+):
+    """A MemoryError while evaluate read a test set too large for the instance was "Internal
+    error ... a bug in byoc" (exit 2), and one in predict_proba blamed the model ("the model cannot
+    predict"); training calls both the instance's size (exit 1, out_of_memory, its fix)."""
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    out = tmp_path / "out"
+    result = run_evaluate(
+        "--model", str(header_model), "--test", str(test), "--output", str(out), base=tmp_path, patch=patch
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = message(tmp_path)
+    assert first.startswith(f"Out of memory while {doing}"), first
+    assert "(MemoryError: Unable to allocate 9.31 GiB for an array)" in first, first
+    assert "of memory (" in first and "instance type with more memory" in first, first
+    assert first.endswith("No evaluation.json was written."), first
+    assert "Internal error" not in first and "cannot predict" not in first, first
+    assert not (out / "evaluation.json").exists()
 
 
 def test_a_model_whose_hooks_decide_its_predictions_is_refused_not_scored_without_them(
@@ -906,4 +1173,26 @@ def test_a_model_a_users_own_script_saved_is_named_as_such(tmp_path):
         f"{model}: holds model.joblib but no model.json or model.tar.gz: evaluate scores models byoc's "
         "built-in algorithms trained; score a model your own training script saved from a processing "
         "script of your own (ScriptProcessor(command=['python3']))"
+    )
+
+
+def test_a_model_archive_a_users_own_script_saved_is_named_as_such(tmp_path):
+    """The same artefact as the training job's model.tar.gz (estimator.model_data, what a Pipelines
+    step passes): it said only that the archive "was not written by byoc's train", with no fix."""
+    archive = tmp_path / "packed" / "model.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, body in (
+            ("model.joblib", b"not byoc's"),
+            ("code/inference.py", b"def model_fn(d):\n    pass\n"),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    code, first = evaluate_on(tmp_path, archive, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    assert code == 1
+    assert first == (
+        f"{archive}: holds code, model.joblib but no model.json: evaluate scores models byoc's built-in "
+        "algorithms trained; score a model your own training script saved from a processing script of "
+        "your own (ScriptProcessor(command=['python3']))"
     )

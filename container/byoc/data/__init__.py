@@ -282,6 +282,10 @@ def read_channel(
     except DataError as exc:
         if plain_pipe and exc.code in SEAM_CODES:
             raise _at_seam(channel, exc) from exc
+        said = f"channel '{channel}'"
+        if exc.code == "empty_channel" and exc.message.startswith(said) and naming.name != said:
+            # files holding no row (Parquet's schema alone, a CSV header row): named as the input is
+            raise DataError(naming.name + exc.message[len(said) :], code=exc.code) from exc
         raise
     return ChannelData(
         frame=frame,
