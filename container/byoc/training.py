@@ -748,10 +748,7 @@ def _train(
                 env.tuning_objective_metric,
                 ", ".join(result.metrics),
             )
-    env.paths.output_data_dir.mkdir(parents=True, exist_ok=True)
-    (env.paths.output_data_dir / "metrics.json").write_text(
-        json.dumps(result.metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    _write_output_data(progress, env.paths.output_data_dir / "metrics.json", result.metrics, sort_keys=True)
 
     _log_details(result.details)
     metadata = {
@@ -806,20 +803,34 @@ def _train(
     if soft_stop is not None and soft_stop.is_set() and isinstance(metadata["details"].get("automl"), dict):
         metadata["details"]["automl"]["stopped_early"] = True
     metadata["compiled"] = compiled_form.entry
+    # Before the model: nothing may fail once it is saved, or a failed job would leave a model.
+    _write_inference_environment(progress, env.paths.output_data_dir, metadata["inference"]["environment"])
     progress.phase = "saving the model"
     with progress.commit:
         artifact.save(env.paths.model_dir, result.pipeline, metadata, compiled_form.files())
         progress.saved = True
     log.info("model saved to %s (%s, %s)", env.paths.model_dir, artifact.MODEL_FILE, artifact.METADATA_FILE)
-    _write_inference_environment(env.paths.output_data_dir, metadata["inference"]["environment"])
     return metadata
 
 
-def _write_inference_environment(output_data_dir: Path, environment: Mapping[str, str]) -> None:
+def _write_output_data(progress: Progress, path: Path, value: Any, *, sort_keys: bool = False) -> None:
+    """``value`` as JSON in ``path`` (output/data).  A full disk met when the file is closed names
+    no file: :func:`byoc.oserrors.naming` gives it this one, so the job's failure names it and the
+    fix (exit 1) instead of reporting a fault of byoc's."""
+    from byoc import oserrors
+
+    progress.phase = f"writing output/data/{path.name}"
+    with oserrors.naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value, indent=2, sort_keys=sort_keys) + "\n", encoding="utf-8")
+
+
+def _write_inference_environment(
+    progress: Progress, output_data_dir: Path, environment: Mapping[str, str]
+) -> None:
     """The environment to deploy this model with, as Autopilot hands it out with its containers:
     ``Model(image_uri=..., model_data=..., env=json.load(open("inference_environment.json")))``."""
-    path = output_data_dir / INFERENCE_ENVIRONMENT_FILE
-    path.write_text(json.dumps(environment, indent=2) + "\n", encoding="utf-8")
+    _write_output_data(progress, output_data_dir / INFERENCE_ENVIRONMENT_FILE, environment)
     log.info(
         "inference environment for Model(env=...): %s (in output/data/%s)",
         " ".join(f"{k}={v}" for k, v in environment.items()),

@@ -981,3 +981,38 @@ def test_a_full_disk_while_saving_is_the_users_naming_the_model_directory(tmp_pa
     root, lines = _patched_failure(tmp_path, patch, 1)
     assert lines[0].startswith(f"{root / 'model'}: No space left on device while saving the model;"), lines[0]
     assert "VolumeSizeInGB" in lines[0]
+
+
+@pytest.mark.parametrize("name", ["metrics.json", "inference_environment.json"])
+def test_a_full_disk_writing_output_data_is_the_users_and_leaves_no_model(tmp_path, name):
+    """A full disk met when output/data's file is closed (Python's error then names no file) is
+    exit 1 naming the file and the fix, not an internal fault; and when the model was to be
+    saved too, no model files are left (inference_environment.json was written after the save)."""
+    patch = (
+        "import errno, pathlib\n"
+        "real = pathlib.Path.write_text\n"
+        "def full(self, *args, **kwargs):\n"
+        f"    if self.name == {name!r}:\n"
+        "        open(self, 'w').close()\n"
+        "        raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "    return real(self, *args, **kwargs)\n"
+        "pathlib.Path.write_text = full\n"
+    )
+    root, lines = _patched_failure(tmp_path, patch, 1)
+    assert lines[0].startswith(f"{root / 'output' / 'data' / name}: No space left on device while writing"), (
+        lines[0]
+    )
+    assert "VolumeSizeInGB" in lines[0]
+
+
+def test_an_unwritable_inference_environment_file_leaves_no_model(tmp_path):
+    """output/data/inference_environment.json left read-only by an earlier run as another user:
+    the directory passes the writability check, the file cannot be replaced. The job fails
+    (exit 1, naming the file) and, failed, leaves no model for SageMaker to package."""
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    (root / "output" / "data").mkdir()
+    left = root / "output" / "data" / "inference_environment.json"
+    left.write_text("{}\n")
+    left.chmod(0o444)
+    result = run_train(root, unprivileged=True)
+    _fails_as_user_error(root, result, rf"^{re.escape(str(left))}: Permission denied while writing")
