@@ -365,8 +365,16 @@ def check_writable(paths: MLPaths) -> None:
     names the directory; :func:`run_job` turns it into the message saying what to change.
     """
     from byoc import oserrors
+    from byoc.errors import ConfigError
 
     for directory in (paths.model_dir, paths.output_dir, paths.output_data_dir):
+        if directory.exists() and not directory.is_dir():  # mkdir's FileExistsError names no fix
+            name = directory.relative_to(paths.base).as_posix()
+            raise ConfigError(
+                f"{oserrors.display_path(directory)}: a file where SageMaker puts the {name}/ directory; "
+                "remove or rename the file (SageMaker mounts /opt/ml/model and /opt/ml/output as directories)",
+                code="environment",
+            )
         directory.mkdir(parents=True, exist_ok=True)
         probe = directory / f".byoc-write-check-{os.getpid()}"
         with oserrors.naming(probe):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -1016,3 +1017,22 @@ def test_an_unwritable_inference_environment_file_leaves_no_model(tmp_path):
     left.chmod(0o444)
     result = run_train(root, unprivileged=True)
     _fails_as_user_error(root, result, rf"^{re.escape(str(left))}: Permission denied while writing")
+
+
+@pytest.mark.parametrize("directory", ["model", "output/data", "output"])
+def test_a_file_where_model_or_output_directory_belongs_is_named(tmp_path, directory):
+    """A local ML root holding a file named model (or output/data): mkdir's FileExistsError was
+    reported as an internal error of byoc (exit 2). It is the environment's: exit 1, naming it.
+    (With output/ itself a file no failure file can be written: the log carries the cause.)"""
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    path = root / directory
+    if path.is_dir():
+        shutil.rmtree(path)
+    path.write_text("not a directory\n")
+    result = run_train(root)
+    assert result.returncode == 1, result.stdout[-2000:]
+    cause = f"{path}: a file where SageMaker puts the {directory}/ directory"
+    assert cause in result.stdout, result.stdout[-2000:]
+    if directory != "output":
+        assert read_failure(root).startswith(cause)
+    assert "fitting started" not in result.stdout
