@@ -21,6 +21,7 @@ must inherit the blocked signal mask.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -85,15 +86,20 @@ def write_failure(path: Path, cause: str, details: str = "") -> bool:
     text = one_line(cause) + "\n"
     if details:
         text += "\n" + details.rstrip() + "\n"
+    created = False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "x", encoding="utf-8") as fh:
+            created = True
             fh.write(text)
     except FileExistsError:
         log.warning("%s already exists; not overwriting it", path)
         return False
     except OSError as exc:  # the log still carries the cause; the exit code still fails the job
         log.error("cannot write %s (%s)", path, exc.strerror or exc)
+        if created:  # a full disk let it be created, not written: no empty failure file
+            with contextlib.suppress(OSError):
+                path.unlink()
         return False
     return True
 
