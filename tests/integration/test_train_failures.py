@@ -8,6 +8,7 @@ import codecs
 import os
 import re
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from support import (
     model_dir_entries,
     parquet_bytes,
     read_failure,
+    recordio_record,
     run_train,
 )
 
@@ -114,6 +116,14 @@ def _archives() -> dict[str, bytes]:
 
 
 ARCHIVES = _archives()
+# what the built-in algorithms train on (sagemaker.amazon.common.write_numpy_to_dense_tensor): RecordIO
+# records of protobuf Record messages, a float32 tensor of features and a label each
+RECORDIO_PROTOBUF = b"".join(
+    recordio_record(
+        b"\n\x14\n\x06values\x12\n\x12\x08" + struct.pack("<2f", i, i / 2) + b"\x12\x0b\n\x05label"
+    )
+    for i in range(40)
+)
 NO_CONTENT_TYPE = (
     "read as CSV \\(text/csv: the channel's ContentType, or the default without one\\), but this is"
 )
@@ -533,6 +543,20 @@ CASES = {
     "xz_part_file": (
         dict(channels={"train": {"part-00000.csv.xz": ARCHIVES["xz"]}}),
         [r"^train/part-00000\.csv\.xz: .* xz-compressed data; byoc decompresses gzip only"],
+    ),
+    "recordio_protobuf": (  # was "binary content ... NUL byte at offset 5 ... set ContentType to Parquet"
+        dict(channels={"train": {"train.pbr": RECORDIO_PROTOBUF}}),
+        [
+            rf"^train/train\.pbr: {NO_CONTENT_TYPE} RecordIO-protobuf",
+            r"built-in algorithms",
+            r"CSV or Parquet",
+        ],
+    ),
+    "recordio_wrapped_csv_without_its_wrapper_type": (
+        dict(
+            channels={"train": {"a.rec": b"".join(recordio_record(line) for line in GOOD.splitlines(True))}}
+        ),
+        [rf"^train/a\.rec: {NO_CONTENT_TYPE} .*wrapped in RecordIO", r"RecordWrapperType to RecordIO"],
     ),
     "utf16_csv": (
         dict(channels={"train": {"a.csv": ARCHIVES["utf16"]}}),
