@@ -427,6 +427,10 @@ CASES = {
         dict(channels={"train": {"a.rec": GOOD}}, content_types={"train": "application/x-recordio-protobuf"}),
         [r"application/x-recordio-protobuf", r"text/csv"],
     ),
+    "recordio_as_content_type": (  # RecordIO wraps records (RecordWrapperType), it is no content type
+        dict(channels={"train": {"a.csv": GOOD}}, content_types={"train": "application/x-recordio"}),
+        [r"'application/x-recordio', which byoc cannot read", r"RecordWrapperType", r"record_wrapping"],
+    ),
     "multiple_hosts": (
         dict(channels={"train": {"a.csv": GOOD}}, hosts=("algo-1", "algo-2")),
         [r"2 hosts", r"instance_count=1", r"algorithm=auto"],

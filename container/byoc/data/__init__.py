@@ -133,6 +133,12 @@ def _media_type(
             hint = (
                 " (RecordIO-protobuf is the built-in algorithms' format; convert the data to CSV or Parquet)"
             )
+        elif "recordio" in mt.essence:
+            hint = (
+                " (RecordIO is a wrapping, not a content type: give the format inside the records as the "
+                "ContentType and set the channel's RecordWrapperType to RecordIO, "
+                "TrainingInput(..., record_wrapping='RecordIO'))"
+            )
         elif mt.essence == "application/json":
             hint = " (for one JSON object per line use application/jsonlines)"
         raise DataError(
