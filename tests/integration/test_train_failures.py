@@ -431,6 +431,19 @@ CASES = {
         dict(channels={"train": {"a.csv": GOOD}}, content_types={"train": "application/x-recordio"}),
         [r"'application/x-recordio', which byoc cannot read", r"RecordWrapperType", r"record_wrapping"],
     ),
+    "content_type_hyperparameter_over_the_channels": (  # was "set the channel's ContentType to
+        # application/x-parquet", which it was, and "the channel's ContentType, or the default"
+        dict(
+            channels={"train": {"a.parquet": parquet_bytes(FRAME)}},
+            content_types={"train": "application/x-parquet"},
+            hyperparameters={"content_type": "text/csv", "target": "deposit"},
+        ),
+        [
+            r"^train/a\.parquet: read as CSV \(text/csv: the content_type hyperparameter\), but this is Parquet",
+            r"the content_type hyperparameter \('text/csv'\) overrides the channel's ContentType "
+            r"'application/x-parquet': remove it",
+        ],
+    ),
     "multiple_hosts": (
         dict(channels={"train": {"a.csv": GOOD}}, hosts=("algo-1", "algo-2")),
         [r"2 hosts", r"instance_count=1", r"algorithm=auto"],

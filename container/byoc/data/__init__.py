@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from byoc.data import media, parquet_stream
+from byoc.data import media, parquet_stream, sniff
 from byoc.data.readers import READERS, supported_content_types
 from byoc.data.sources import RECORDIO_MAGIC, Source, directory_sources, pipe_source, recordio_sources
 from byoc.data.tabular import SparseLayout
@@ -288,6 +288,8 @@ def read_channel(
     except DataError as exc:
         if plain_pipe and exc.code in SEAM_CODES:
             raise _at_seam(channel, exc) from exc
+        if content_type and config.content_type and media.parse(config.content_type).essence != mt.essence:
+            raise _overridden(exc, naming.media_setting, content_type, config.content_type) from exc
         raise
     return ChannelData(
         frame=frame,
@@ -313,6 +315,20 @@ def _at_seam(channel: str, exc: DataError) -> DataError:
     """A text reader's parse error in a plain Pipe stream, with the cause the stream hides."""
     return DataError(
         f"{exc.message}; {PIPE_SEAMS.format(channel=channel, likely=' (a likely cause here)')}",
+        code=exc.code,
+        status=exc.status,
+        details=exc.details,
+    )
+
+
+def _overridden(exc: DataError, setting: str, given: str, declared: str) -> DataError:
+    """A reader's failure on a channel read by another type than its own ContentType says: the
+    reader's fix ("set the channel's ContentType to ...") cannot help while ``setting`` (the
+    content_type hyperparameter) overrides it, so the message says that, and which to remove."""
+    message = exc.message.replace(sniff.READ_AS_CSV, f"text/csv: {setting}")
+    return DataError(
+        f"{message}; {setting} ('{given}') overrides the channel's ContentType '{declared}': remove it "
+        "to read each channel by its own ContentType",
         code=exc.code,
         status=exc.status,
         details=exc.details,

@@ -39,11 +39,12 @@ class Foreign:
     code: str
 
     def message(self, name: str) -> str:
-        """Why the file was read as CSV is not known here: a ContentType of text/csv said so too."""
-        return (
-            f"{name}: read as CSV (text/csv: the channel's ContentType, or the default without one), "
-            f"but this is {self.what}; {self.fix}"
-        )
+        """Why the file was read as CSV is not known here: a ContentType of text/csv said so too
+        (``byoc.data.read_channel`` names the content_type hyperparameter when it chose it)."""
+        return f"{name}: read as CSV ({READ_AS_CSV}), but this is {self.what}; {self.fix}"
+
+
+READ_AS_CSV = "text/csv: the channel's ContentType, or the default without one"
 
 
 # (magic bytes, offset) -> what the file is; checked on the decompressed head (gzip is read)
