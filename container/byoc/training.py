@@ -232,7 +232,8 @@ def resolve_target(data: ChannelData, channel: str, target: int | str, *, given:
         )
     import difflib
 
-    close = difflib.get_close_matches(text, columns, n=1)
+    folded = {str(c).lower(): str(c) for c in reversed(columns)}  # letter case aside: Y for y, medv
+    close = [folded[m] for m in difflib.get_close_matches(text.lower(), list(folded), n=1)]
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     raise HyperparameterError(
         f"hyperparameter 'target'='{target}' is not a column of {where}{hint}; its columns "

@@ -164,6 +164,24 @@ def test_target_against_the_header(columns, target, given, expected):
     assert resolve_target(_channel(columns), "train", target, given=given) == TargetSpec(*expected)
 
 
+@pytest.mark.parametrize(
+    "columns, target, hint",
+    [
+        (["y", "x1", "x2"], "Y", "y"),  # letter case, the likeliest slip
+        (["x", "MEDV"], "medv", "MEDV"),
+        (["ID", "Survived"], "survived", "Survived"),
+        (["deposit", "age"], "Deposits", "deposit"),
+    ],
+)
+def test_a_target_name_that_is_not_a_column_names_the_closest_letter_case_aside(columns, target, hint):
+    """difflib compares letters as written: target=Y for a column y, or medv for MEDV, got no hint."""
+    from byoc.training import resolve_target
+
+    with pytest.raises(HyperparameterError) as info:
+        resolve_target(_channel(columns), "train", target, given=True)
+    assert f"is not a column of channel 'train' (train/a.csv) (did you mean '{hint}'?" in str(info.value)
+
+
 def test_target_number_naming_another_column_is_refused_saying_how_to_pick_each():
     from byoc.training import resolve_target
 
