@@ -427,8 +427,13 @@ class TrainingEnvironment:
 
     def channel_dir(self, name: str) -> Path:
         """A channel's directory; an SM_CHANNEL_<NAME> already set (user code, tests) wins."""
-        override = self.environ.get(f"SM_CHANNEL_{name.upper()}")
+        override = self.environ.get(channel_variable(name))
         return Path(override) if override else self.paths.channel_dir(name)
+
+    def channel_override(self, name: str) -> str | None:
+        """The SM_CHANNEL_<NAME> variable that sets the channel's directory, when one does."""
+        variable = channel_variable(name)
+        return variable if self.environ.get(variable) else None
 
     def to_env_vars(self, *, module_dir: str | None = None, entry_point: str | None = None) -> dict[str, str]:
         """The SM_* variables the AWS training toolkit exports, with its naming rules.
@@ -503,10 +508,15 @@ class TrainingEnvironment:
             )
         env["SM_TRAINING_ENV"] = json.dumps(training_env)
         for name in channel_names:
-            env[f"SM_CHANNEL_{name.upper()}"] = str(self.channel_dir(name))
+            env[channel_variable(name)] = str(self.channel_dir(name))
         for key, value in hps.items():
             env[f"SM_HP_{key.upper()}"] = env_value(value)
         return env
+
+
+def channel_variable(name: str) -> str:
+    """The toolkit's variable for a channel's directory: SM_CHANNEL_ and the name upper-cased."""
+    return f"SM_CHANNEL_{name.upper()}"
 
 
 def env_value(value: Any) -> str:

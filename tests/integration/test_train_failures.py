@@ -1077,3 +1077,18 @@ def test_a_file_where_model_or_output_directory_belongs_is_named(tmp_path, direc
     if directory != "output":
         assert read_failure(root).startswith(cause)
     assert "fitting started" not in result.stdout
+
+
+def test_a_channel_redirected_by_sm_channel_to_nothing_names_the_variable(tmp_path):
+    """SM_CHANNEL_<NAME> in the environment wins over input/data/<name> (scripts written for the AWS
+    toolkit set it): one left pointing at nothing was reported as the channel not passed to the
+    job ("pass the channel to the training job"), though it was, and its files were there."""
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    result = run_train(root, env={"SM_CHANNEL_TRAIN": str(tmp_path / "elsewhere")})
+    _fails_as_user_error(
+        root,
+        result,
+        rf"^channel 'train': directory {re.escape(str(tmp_path / 'elsewhere'))}, from the environment "
+        r"variable SM_CHANNEL_TRAIN, does not exist",
+        rf"unset SM_CHANNEL_TRAIN to read {re.escape(str(root / 'input' / 'data' / 'train'))}",
+    )

@@ -267,6 +267,14 @@ def read_channel(
         where = str(env.paths.pipe_path(channel, 0))
     else:
         directory = env.channel_dir(channel)
+        variable = env.channel_override(channel)
+        if variable is not None and not directory.is_dir():  # not the job's channel that is missing
+            raise DataError(
+                f"channel '{channel}': directory {directory}, from the environment variable {variable}, "
+                f"does not exist; unset {variable} to read {env.paths.channel_dir(channel)}, or set it to "
+                "the directory holding the channel's files",
+                code="missing_channel",
+            )
         sources = directory_sources(channel, directory)
         where = str(directory)
         if config.recordio:
