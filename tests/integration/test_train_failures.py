@@ -1092,3 +1092,17 @@ def test_a_channel_redirected_by_sm_channel_to_nothing_names_the_variable(tmp_pa
         r"variable SM_CHANNEL_TRAIN, does not exist",
         rf"unset SM_CHANNEL_TRAIN to read {re.escape(str(root / 'input' / 'data' / 'train'))}",
     )
+
+
+def test_a_full_disk_that_names_no_file_is_still_the_users(tmp_path):
+    """A full disk met where no writer names its file (algorithm=auto's leaderboard.csv and
+    report.html, a temporary file of a library) was an internal fault, exit 2."""
+    patch = (
+        "import errno, byoc.compiled\n"
+        "def full(*args, **kwargs):\n"
+        "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "byoc.compiled.build = full\n"
+    )
+    _, lines = _patched_failure(tmp_path, patch, 1)
+    assert lines[0].startswith("No space left on device while compiling the model for serving"), lines[0]
+    assert "VolumeSizeInGB" in lines[0]

@@ -133,3 +133,15 @@ def test_a_failure_file_the_full_disk_cuts_off_is_not_left_empty(tmp_path, monke
     monkeypatch.undo()
     assert job.write_failure(path, "the cause") is True  # a later writer (the stop handler) still can
     assert path.read_text() == "the cause\n"
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_disk_is_the_environments_even_when_the_error_names_no_file(tmp_path, code):
+    """Python names no file when a full disk is met on flushing or closing one, and a writer
+    without oserrors.naming (algorithm=auto's leaderboard.csv and report.html) let it through as
+    an internal fault (exit 2): a full disk is never a bug of byoc, whichever file it was."""
+    error = oserrors.as_user_error(OSError(code, "No space left on device"), tmp_path, "writing the report")
+    assert error is not None and error.code == "environment"
+    assert error.message.startswith("No space left on device while writing the report"), error.message
+    assert "larger volume (VolumeSizeInGB)" in error.message or "quota" in error.message
+    assert oserrors.as_user_error(OSError(errno.EACCES, "Permission denied"), tmp_path, "x") is None
