@@ -517,10 +517,23 @@ def read_channels(
     ignored = sorted(set(env.channels) - set(data.TRAIN_CHANNELS) - set(EVAL_CHANNELS) - IGNORED_OK)
     if ignored:
         log.warning(
-            "channels %s are not used by the built-in algorithms (expected train, validation, test)",
+            "channels %s are not used by the built-in algorithms (expected train, validation, test)%s",
             ", ".join(ignored),
+            _misspelt_channels(ignored, [name for name in EVAL_CHANNELS if name not in channels]),
         )
     return channels
+
+
+def _misspelt_channels(ignored: Sequence[str], absent: Sequence[str]) -> str:
+    """``: 'validaton' may be 'validation' misspelt, ...`` for unused channels close to an absent one."""
+    import difflib
+
+    likely = []
+    for name in ignored:
+        close = difflib.get_close_matches(name.lower(), absent, n=1, cutoff=0.7)
+        if close or (len(name) >= 3 and (close := [a for a in absent if a.startswith(name.lower())])):
+            likely.append(f"'{name}' may be '{close[0]}' misspelt")
+    return f": {', '.join(likely)} (a channel of another name is not read)" if likely else ""
 
 
 def _log_channel(name: str, channel: ChannelData, started: float) -> None:
