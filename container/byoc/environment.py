@@ -217,7 +217,7 @@ def read_config(path: Path, default: dict[str, Any]) -> dict[str, Any]:
             f"{path}: cannot be read ({exc.strerror}); make it readable by the training user"
         ) from exc
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")  # Windows PowerShell 5.1 writes a BOM
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: {not_utf8_at(data, exc.start)}; write the file as UTF-8 JSON") from exc
     if not text.strip():
