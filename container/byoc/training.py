@@ -833,10 +833,11 @@ def _write_output_data(progress: Progress, path: Path, value: Any, *, sort_keys:
     fix (exit 1) instead of reporting a fault of byoc's."""
     from byoc import oserrors
 
-    progress.phase = f"writing output/data/{path.name}"
+    before, progress.phase = progress.phase, f"writing output/data/{path.name}"
     with oserrors.naming(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(value, indent=2, sort_keys=sort_keys) + "\n", encoding="utf-8")
+    progress.phase = before
 
 
 def _write_inference_environment(
