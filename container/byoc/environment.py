@@ -350,6 +350,11 @@ class TrainingEnvironment:
                 'resourceconfig.json: current_host must be a string and hosts a list of strings, e.g. {"current_host": '
                 '"algo-1", "hosts": ["algo-1"]}'
             )
+        if not resourceconfig.get("current_host") and current_host not in hosts:
+            raise ConfigError(
+                f"resourceconfig.json: current_host is missing (hosts: {', '.join(hosts)}); SageMaker "
+                f'names this host in it: add it, e.g. {{"current_host": "{hosts[0]}", "hosts": {json.dumps(hosts)}}}'
+            )
         if current_host not in hosts:  # which host leads a multi-host job is decided from both
             raise ConfigError(
                 f"resourceconfig.json: current_host '{current_host}' is not among hosts "

@@ -94,6 +94,16 @@ def test_bad_config_files_name_the_file(tmp_path):
         TrainingEnvironment.from_files(MLPaths(root), environ={})
 
 
+def test_a_resourceconfig_without_current_host_says_it_is_missing(tmp_path):
+    """{"hosts": ["algo-1-abcde"]} was refused as "current_host 'algo-1' is not among hosts": a
+    value the file never held (the default), with no word that the key was missing."""
+    with pytest.raises(ConfigError) as info:
+        TrainingEnvironment.from_dicts(MLPaths(tmp_path), {}, {}, {"hosts": ["algo-1-abcde"]}, environ={})
+    message = str(info.value)
+    assert message.startswith("resourceconfig.json: current_host is missing"), message
+    assert "'algo-1'" not in message and "algo-1-abcde" in message
+
+
 def test_config_files_written_with_a_byte_order_mark_are_read(tmp_path):
     """Windows PowerShell 5.1 writes UTF-8 with a byte order mark (Set-Content -Encoding UTF8): a
     hand-made hyperparameters.json so written was refused ("Unexpected UTF-8 BOM (decode using
