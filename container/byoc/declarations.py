@@ -136,14 +136,16 @@ class Hyperparameter:
         if number is None or isinstance(value, bool):
             raise self._error(value)
         if isinstance(number, float):
+            if not math.isfinite(number):  # 1e400 or NaN: not a fraction, nor a tuning range's
+                raise self._error(value)
             if not number.is_integer():  # never rounded: 5.5 trees is a mistake, not 5 or 6
                 raise HyperparameterError(
                     f"{self._error(value)}; a fraction is not rounded: give a whole number (a tuning "
                     "job's range for it must be an IntegerParameter, not a ContinuousParameter)"
                 )
             number = int(number)
-        limit = self.maximum if self.maximum is not None else INT_LIMIT
-        if abs(number) > max(limit, INT_LIMIT):
+        # a declared bound says it all (_check_range): random_state takes up to 2**32 - 1
+        if (self.maximum is None and number > INT_LIMIT) or (self.minimum is None and number < -INT_LIMIT):
             raise HyperparameterError(
                 f"hyperparameter '{self.name}': got {show(value)}, beyond the largest integer "
                 f"scikit-learn takes here ({INT_LIMIT}); expected {self.allowed()} "

@@ -217,7 +217,7 @@ def read_config(path: Path, default: dict[str, Any]) -> dict[str, Any]:
             f"{path}: cannot be read ({exc.strerror}); make it readable by the training user"
         ) from exc
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")  # Windows PowerShell 5.1 writes a BOM
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: {not_utf8_at(data, exc.start)}; write the file as UTF-8 JSON") from exc
     if not text.strip():
@@ -350,6 +350,11 @@ class TrainingEnvironment:
                 'resourceconfig.json: current_host must be a string and hosts a list of strings, e.g. {"current_host": '
                 '"algo-1", "hosts": ["algo-1"]}'
             )
+        if not resourceconfig.get("current_host") and current_host not in hosts:
+            raise ConfigError(
+                f"resourceconfig.json: current_host is missing (hosts: {', '.join(hosts)}); SageMaker "
+                f'names this host in it: add it, e.g. {{"current_host": "{hosts[0]}", "hosts": {json.dumps(hosts)}}}'
+            )
         if current_host not in hosts:  # which host leads a multi-host job is decided from both
             raise ConfigError(
                 f"resourceconfig.json: current_host '{current_host}' is not among hosts "
@@ -427,8 +432,13 @@ class TrainingEnvironment:
 
     def channel_dir(self, name: str) -> Path:
         """A channel's directory; an SM_CHANNEL_<NAME> already set (user code, tests) wins."""
-        override = self.environ.get(f"SM_CHANNEL_{name.upper()}")
+        override = self.environ.get(channel_variable(name))
         return Path(override) if override else self.paths.channel_dir(name)
+
+    def channel_override(self, name: str) -> str | None:
+        """The SM_CHANNEL_<NAME> variable that sets the channel's directory, when one does."""
+        variable = channel_variable(name)
+        return variable if self.environ.get(variable) else None
 
     def to_env_vars(self, *, module_dir: str | None = None, entry_point: str | None = None) -> dict[str, str]:
         """The SM_* variables the AWS training toolkit exports, with its naming rules.
@@ -503,10 +513,15 @@ class TrainingEnvironment:
             )
         env["SM_TRAINING_ENV"] = json.dumps(training_env)
         for name in channel_names:
-            env[f"SM_CHANNEL_{name.upper()}"] = str(self.channel_dir(name))
+            env[channel_variable(name)] = str(self.channel_dir(name))
         for key, value in hps.items():
             env[f"SM_HP_{key.upper()}"] = env_value(value)
         return env
+
+
+def channel_variable(name: str) -> str:
+    """The toolkit's variable for a channel's directory: SM_CHANNEL_ and the name upper-cased."""
+    return f"SM_CHANNEL_{name.upper()}"
 
 
 def env_value(value: Any) -> str:

@@ -86,15 +86,20 @@ def write_failure(path: Path, cause: str, details: str = "") -> bool:
     text = one_line(cause) + "\n"
     if details:
         text += "\n" + details.rstrip() + "\n"
+    created = False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "x", encoding="utf-8") as fh:
+            created = True
             fh.write(text)
     except FileExistsError:
         log.warning("%s already exists; not overwriting it", path)
         return False
     except OSError as exc:  # the log still carries the cause; the exit code still fails the job
         log.error("cannot write %s (%s)", path, exc.strerror or exc)
+        if created:  # a full disk let it be created, not written: no empty failure file
+            with contextlib.suppress(OSError):
+                path.unlink()
         return False
     return True
 
@@ -366,8 +371,16 @@ def check_writable(paths: MLPaths) -> None:
     names the directory; :func:`run_job` turns it into the message saying what to change.
     """
     from byoc import oserrors
+    from byoc.errors import ConfigError
 
     for directory in (paths.model_dir, paths.output_dir, paths.output_data_dir):
+        if directory.exists() and not directory.is_dir():  # mkdir's FileExistsError names no fix
+            name = directory.relative_to(paths.base).as_posix()
+            raise ConfigError(
+                f"{oserrors.display_path(directory)}: a file where SageMaker puts the {name}/ directory; "
+                "remove or rename the file (SageMaker mounts /opt/ml/model and /opt/ml/output as directories)",
+                code="environment",
+            )
         directory.mkdir(parents=True, exist_ok=True)
         probe = directory / f".byoc-write-check-{os.getpid()}"
         with oserrors.naming(probe):

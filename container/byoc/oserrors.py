@@ -26,6 +26,9 @@ FIXES = {
     errno.ENAMETOOLONG: "shorten the file or directory names",
 }
 
+# A volume or quota that is full: the environment's whatever file was being written.
+FULL_DISK = frozenset({errno.ENOSPC, errno.EDQUOT})
+
 
 def display_path(path: str | bytes | os.PathLike[str]) -> str:
     """A path for a message: bytes that are not UTF-8 shown as \\xNN escapes, never surrogates."""
@@ -77,10 +80,20 @@ def as_user_error(
 ) -> UserError | None:
     """The UserError for an OSError about a file under ``root`` (the ML root), else None;
     ``fixes`` (errno -> what to do) for a command whose fixes differ from training's."""
-    if not isinstance(exc, OSError) or exc.errno is None or exc.filename is None:
+    if not isinstance(exc, OSError) or exc.errno is None or exc.errno not in fixes:
         return None
-    if exc.errno not in fixes:
-        return None
+    if exc.filename is None:
+        if exc.errno not in FULL_DISK:
+            return None
+        # Met on flushing or closing a file, unnamed: whichever file it was, a full disk is the
+        # environment's, never a fault of ours (a writer with naming() says which file).
+        error = UserError(
+            f"{exc.strerror or os.strerror(exc.errno)} while {doing} (the system named no file); "
+            f"{fixes[exc.errno].format(uid=os.getuid())}",
+            code="environment",
+        )
+        error.__cause__ = exc
+        return error
     filename = exc.filename if isinstance(exc.filename, (str, bytes)) else str(exc.filename)
     if not _inside(Path(os.fsdecode(filename)), root):
         return None

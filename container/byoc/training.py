@@ -232,7 +232,8 @@ def resolve_target(data: ChannelData, channel: str, target: int | str, *, given:
         )
     import difflib
 
-    close = difflib.get_close_matches(text, columns, n=1)
+    folded = {str(c).lower(): str(c) for c in reversed(columns)}  # letter case aside: Y for y, medv
+    close = [folded[m] for m in difflib.get_close_matches(text.lower(), list(folded), n=1)]
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     raise HyperparameterError(
         f"hyperparameter 'target'='{target}' is not a column of {where}{hint}; its columns "
@@ -523,10 +524,23 @@ def read_channels(
     ignored = sorted(set(env.channels) - set(data.TRAIN_CHANNELS) - set(EVAL_CHANNELS) - IGNORED_OK)
     if ignored:
         log.warning(
-            "channels %s are not used by the built-in algorithms (expected train, validation, test)",
+            "channels %s are not used by the built-in algorithms (expected train, validation, test)%s",
             ", ".join(ignored),
+            _misspelt_channels(ignored, [name for name in EVAL_CHANNELS if name not in channels]),
         )
     return channels
+
+
+def _misspelt_channels(ignored: Sequence[str], absent: Sequence[str]) -> str:
+    """``: 'validaton' may be 'validation' misspelt, ...`` for unused channels close to an absent one."""
+    import difflib
+
+    likely = []
+    for name in ignored:
+        close = difflib.get_close_matches(name.lower(), absent, n=1, cutoff=0.7)
+        if close or (len(name) >= 3 and (close := [a for a in absent if a.startswith(name.lower())])):
+            likely.append(f"'{name}' may be '{close[0]}' misspelt")
+    return f": {', '.join(likely)} (a channel of another name is not read)" if likely else ""
 
 
 def _log_channel(name: str, channel: ChannelData, started: float) -> None:
@@ -755,10 +769,7 @@ def _train(
                 env.tuning_objective_metric,
                 ", ".join(result.metrics),
             )
-    env.paths.output_data_dir.mkdir(parents=True, exist_ok=True)
-    (env.paths.output_data_dir / "metrics.json").write_text(
-        json.dumps(result.metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    _write_output_data(progress, env.paths.output_data_dir / "metrics.json", result.metrics, sort_keys=True)
 
     _log_details(result.details)
     metadata = {
@@ -813,20 +824,35 @@ def _train(
     if soft_stop is not None and soft_stop.is_set() and isinstance(metadata["details"].get("automl"), dict):
         metadata["details"]["automl"]["stopped_early"] = True
     metadata["compiled"] = compiled_form.entry
+    # Before the model: nothing may fail once it is saved, or a failed job would leave a model.
+    _write_inference_environment(progress, env.paths.output_data_dir, metadata["inference"]["environment"])
     progress.phase = "saving the model"
     with progress.commit:
         artifact.save(env.paths.model_dir, result.pipeline, metadata, compiled_form.files())
         progress.saved = True
     log.info("model saved to %s (%s, %s)", env.paths.model_dir, artifact.MODEL_FILE, artifact.METADATA_FILE)
-    _write_inference_environment(env.paths.output_data_dir, metadata["inference"]["environment"])
     return metadata
 
 
-def _write_inference_environment(output_data_dir: Path, environment: Mapping[str, str]) -> None:
+def _write_output_data(progress: Progress, path: Path, value: Any, *, sort_keys: bool = False) -> None:
+    """``value`` as JSON in ``path`` (output/data).  A full disk met when the file is closed names
+    no file: :func:`byoc.oserrors.naming` gives it this one, so the job's failure names it and the
+    fix (exit 1) instead of reporting a fault of byoc's."""
+    from byoc import oserrors
+
+    before, progress.phase = progress.phase, f"writing output/data/{path.name}"
+    with oserrors.naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value, indent=2, sort_keys=sort_keys) + "\n", encoding="utf-8")
+    progress.phase = before
+
+
+def _write_inference_environment(
+    progress: Progress, output_data_dir: Path, environment: Mapping[str, str]
+) -> None:
     """The environment to deploy this model with, as Autopilot hands it out with its containers:
     ``Model(image_uri=..., model_data=..., env=json.load(open("inference_environment.json")))``."""
-    path = output_data_dir / INFERENCE_ENVIRONMENT_FILE
-    path.write_text(json.dumps(environment, indent=2) + "\n", encoding="utf-8")
+    _write_output_data(progress, output_data_dir / INFERENCE_ENVIRONMENT_FILE, environment)
     log.info(
         "inference environment for Model(env=...): %s (in output/data/%s)",
         " ".join(f"{k}={v}" for k, v in environment.items()),

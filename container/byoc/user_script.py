@@ -128,6 +128,12 @@ def _refuse_misspelt_program(env: TrainingEnvironment) -> None:
     """A hyperparameter that reads as ``sagemaker_program`` misspelt (``sagemaker_progam``,
     ``SAGEMAKER_PROGRAM``): ignored as a platform key, it let the built-in algorithm train and
     the job succeed without ever running the user's script."""
+    if PROGRAM_KEY in env.reserved:  # given, but "" or null: no misspelling, and no script either
+        raise ConfigError(
+            f"hyperparameter '{PROGRAM_KEY}' is {'null' if env.reserved[PROGRAM_KEY] is None else 'empty'}: "
+            "it names no entry point; give the script's name (the SageMaker Python SDK sets it from "
+            f"entry_point), or remove '{PROGRAM_KEY}' to train a built-in algorithm"
+        )
     for key in [*env.reserved, *env.hyperparameters]:
         folded = key.lower().replace("-", "_")
         if difflib.SequenceMatcher(None, folded, PROGRAM_KEY).ratio() >= PROGRAM_KEY_LIKENESS:

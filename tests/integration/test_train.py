@@ -496,6 +496,20 @@ def test_classic_sample_spellings_and_training_alias(tmp_path):
     assert f'SM_CHANNELS=["extra", "training"], SM_MODEL_DIR={root / "model"}' in result.stdout
 
 
+def test_a_misspelt_validation_or_test_channel_is_named_with_the_name_it_may_mean(tmp_path):
+    """A channel 'validaton' is not read (the job trains without validation metrics): the warning
+    listed it among the unused channels without saying which name it likely misspells."""
+    data = csv_bytes(MIXED, target="deposit")
+    channels = {"train": {"t.csv": data}, "validaton": {"v.csv": data}, "testing": {"t.csv": data}}
+    root = make_ml_root(tmp_path, channels=channels)
+    result = run_train(root)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "channels testing, validaton are not used" in result.stdout
+    assert "'testing' may be 'test' misspelt" in result.stdout
+    assert "'validaton' may be 'validation' misspelt" in result.stdout
+    assert "validation:" not in result.stdout  # not read: no metric line
+
+
 def test_header_false_and_target_index(tmp_path):
     """target given as a 0-based index picks a middle column of headerless data."""
     frame = MIXED[["age", "deposit", "job", "balance"]]

@@ -7,6 +7,8 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from support import (
     model_dir_entries,
     parquet_bytes,
     read_failure,
+    recordio_record,
     run_train,
 )
 
@@ -113,6 +116,14 @@ def _archives() -> dict[str, bytes]:
 
 
 ARCHIVES = _archives()
+# what the built-in algorithms train on (sagemaker.amazon.common.write_numpy_to_dense_tensor): RecordIO
+# records of protobuf Record messages, a float32 tensor of features and a label each
+RECORDIO_PROTOBUF = b"".join(
+    recordio_record(
+        b"\n\x14\n\x06values\x12\n\x12\x08" + struct.pack("<2f", i, i / 2) + b"\x12\x0b\n\x05label"
+    )
+    for i in range(40)
+)
 NO_CONTENT_TYPE = (
     "read as CSV \\(text/csv: the channel's ContentType, or the default without one\\), but this is"
 )
@@ -416,6 +427,23 @@ CASES = {
         dict(channels={"train": {"a.rec": GOOD}}, content_types={"train": "application/x-recordio-protobuf"}),
         [r"application/x-recordio-protobuf", r"text/csv"],
     ),
+    "recordio_as_content_type": (  # RecordIO wraps records (RecordWrapperType), it is no content type
+        dict(channels={"train": {"a.csv": GOOD}}, content_types={"train": "application/x-recordio"}),
+        [r"'application/x-recordio', which byoc cannot read", r"RecordWrapperType", r"record_wrapping"],
+    ),
+    "content_type_hyperparameter_over_the_channels": (  # was "set the channel's ContentType to
+        # application/x-parquet", which it was, and "the channel's ContentType, or the default"
+        dict(
+            channels={"train": {"a.parquet": parquet_bytes(FRAME)}},
+            content_types={"train": "application/x-parquet"},
+            hyperparameters={"content_type": "text/csv", "target": "deposit"},
+        ),
+        [
+            r"^train/a\.parquet: read as CSV \(text/csv: the content_type hyperparameter\), but this is Parquet",
+            r"the content_type hyperparameter \('text/csv'\) overrides the channel's ContentType "
+            r"'application/x-parquet': remove it",
+        ],
+    ),
     "multiple_hosts": (
         dict(channels={"train": {"a.csv": GOOD}}, hosts=("algo-1", "algo-2")),
         [r"2 hosts", r"instance_count=1", r"algorithm=auto"],
@@ -532,6 +560,20 @@ CASES = {
     "xz_part_file": (
         dict(channels={"train": {"part-00000.csv.xz": ARCHIVES["xz"]}}),
         [r"^train/part-00000\.csv\.xz: .* xz-compressed data; byoc decompresses gzip only"],
+    ),
+    "recordio_protobuf": (  # was "binary content ... NUL byte at offset 5 ... set ContentType to Parquet"
+        dict(channels={"train": {"train.pbr": RECORDIO_PROTOBUF}}),
+        [
+            rf"^train/train\.pbr: {NO_CONTENT_TYPE} RecordIO-protobuf",
+            r"built-in algorithms",
+            r"CSV or Parquet",
+        ],
+    ),
+    "recordio_wrapped_csv_without_its_wrapper_type": (
+        dict(
+            channels={"train": {"a.rec": b"".join(recordio_record(line) for line in GOOD.splitlines(True))}}
+        ),
+        [rf"^train/a\.rec: {NO_CONTENT_TYPE} .*wrapped in RecordIO", r"RecordWrapperType to RecordIO"],
     ),
     "utf16_csv": (
         dict(channels={"train": {"a.csv": ARCHIVES["utf16"]}}),
@@ -980,4 +1022,87 @@ def test_a_full_disk_while_saving_is_the_users_naming_the_model_directory(tmp_pa
     )
     root, lines = _patched_failure(tmp_path, patch, 1)
     assert lines[0].startswith(f"{root / 'model'}: No space left on device while saving the model;"), lines[0]
+    assert "VolumeSizeInGB" in lines[0]
+
+
+@pytest.mark.parametrize("name", ["metrics.json", "inference_environment.json"])
+def test_a_full_disk_writing_output_data_is_the_users_and_leaves_no_model(tmp_path, name):
+    """A full disk met when output/data's file is closed (Python's error then names no file) is
+    exit 1 naming the file and the fix, not an internal fault; and when the model was to be
+    saved too, no model files are left (inference_environment.json was written after the save)."""
+    patch = (
+        "import errno, pathlib\n"
+        "real = pathlib.Path.write_text\n"
+        "def full(self, *args, **kwargs):\n"
+        f"    if self.name == {name!r}:\n"
+        "        open(self, 'w').close()\n"
+        "        raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "    return real(self, *args, **kwargs)\n"
+        "pathlib.Path.write_text = full\n"
+    )
+    root, lines = _patched_failure(tmp_path, patch, 1)
+    assert lines[0].startswith(f"{root / 'output' / 'data' / name}: No space left on device while writing"), (
+        lines[0]
+    )
+    assert "VolumeSizeInGB" in lines[0]
+
+
+def test_an_unwritable_inference_environment_file_leaves_no_model(tmp_path):
+    """output/data/inference_environment.json left read-only by an earlier run as another user:
+    the directory passes the writability check, the file cannot be replaced. The job fails
+    (exit 1, naming the file) and, failed, leaves no model for SageMaker to package."""
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    (root / "output" / "data").mkdir()
+    left = root / "output" / "data" / "inference_environment.json"
+    left.write_text("{}\n")
+    left.chmod(0o444)
+    result = run_train(root, unprivileged=True)
+    _fails_as_user_error(root, result, rf"^{re.escape(str(left))}: Permission denied while writing")
+
+
+@pytest.mark.parametrize("directory", ["model", "output/data", "output"])
+def test_a_file_where_model_or_output_directory_belongs_is_named(tmp_path, directory):
+    """A local ML root holding a file named model (or output/data): mkdir's FileExistsError was
+    reported as an internal error of byoc (exit 2). It is the environment's: exit 1, naming it.
+    (With output/ itself a file no failure file can be written: the log carries the cause.)"""
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    path = root / directory
+    if path.is_dir():
+        shutil.rmtree(path)
+    path.write_text("not a directory\n")
+    result = run_train(root)
+    assert result.returncode == 1, result.stdout[-2000:]
+    cause = f"{path}: a file where SageMaker puts the {directory}/ directory"
+    assert cause in result.stdout, result.stdout[-2000:]
+    if directory != "output":
+        assert read_failure(root).startswith(cause)
+    assert "fitting started" not in result.stdout
+
+
+def test_a_channel_redirected_by_sm_channel_to_nothing_names_the_variable(tmp_path):
+    """SM_CHANNEL_<NAME> in the environment wins over input/data/<name> (scripts written for the AWS
+    toolkit set it): one left pointing at nothing was reported as the channel not passed to the
+    job ("pass the channel to the training job"), though it was, and its files were there."""
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD}})
+    result = run_train(root, env={"SM_CHANNEL_TRAIN": str(tmp_path / "elsewhere")})
+    _fails_as_user_error(
+        root,
+        result,
+        rf"^channel 'train': directory {re.escape(str(tmp_path / 'elsewhere'))}, from the environment "
+        r"variable SM_CHANNEL_TRAIN, does not exist",
+        rf"unset SM_CHANNEL_TRAIN to read {re.escape(str(root / 'input' / 'data' / 'train'))}",
+    )
+
+
+def test_a_full_disk_that_names_no_file_is_still_the_users(tmp_path):
+    """A full disk met where no writer names its file (algorithm=auto's leaderboard.csv and
+    report.html, a temporary file of a library) was an internal fault, exit 2."""
+    patch = (
+        "import errno, byoc.compiled\n"
+        "def full(*args, **kwargs):\n"
+        "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "byoc.compiled.build = full\n"
+    )
+    _, lines = _patched_failure(tmp_path, patch, 1)
+    assert lines[0].startswith("No space left on device while compiling the model for serving"), lines[0]
     assert "VolumeSizeInGB" in lines[0]

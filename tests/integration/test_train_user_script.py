@@ -554,6 +554,25 @@ def test_misspelt_sagemaker_program_is_refused_not_replaced_by_a_builtin(tmp_pat
     assert list((root / "model").iterdir()) == []
 
 
+@pytest.mark.parametrize("value", [None, ""])
+def test_an_empty_sagemaker_program_is_named_as_empty_not_as_misspelt(tmp_path, value):
+    """sagemaker_program given as null or "" was called a misspelling of itself ("hyperparameter
+    'sagemaker_program' looks like 'sagemaker_program' misspelt")."""
+    root = make_ml_root(
+        tmp_path / "ml",
+        channels={"train": {"a.csv": "".join(f"{i % 2},{i}\n" for i in range(40))}},
+        hyperparameters={"sagemaker_program": value},
+    )
+    result = run_train(root)
+    first_line = (read_failure(root) or "").splitlines()[0]
+    assert result.returncode == 1, first_line or result.stdout[-2000:]
+    assert first_line.startswith(
+        f"hyperparameter 'sagemaker_program' is {'null' if value is None else 'empty'}: it names no entry point"
+    ), first_line
+    assert "misspelt" not in first_line
+    assert list((root / "model").iterdir()) == []
+
+
 def test_uncaught_exception_leads_the_failure_file(tmp_path, python):
     files = {
         "train.py": "import sys\nprint('starting', flush=True)\nraise ValueError(\"column 'age' holds text\")\n"

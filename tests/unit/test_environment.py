@@ -94,6 +94,29 @@ def test_bad_config_files_name_the_file(tmp_path):
         TrainingEnvironment.from_files(MLPaths(root), environ={})
 
 
+def test_a_resourceconfig_without_current_host_says_it_is_missing(tmp_path):
+    """{"hosts": ["algo-1-abcde"]} was refused as "current_host 'algo-1' is not among hosts": a
+    value the file never held (the default), with no word that the key was missing."""
+    with pytest.raises(ConfigError) as info:
+        TrainingEnvironment.from_dicts(MLPaths(tmp_path), {}, {}, {"hosts": ["algo-1-abcde"]}, environ={})
+    message = str(info.value)
+    assert message.startswith("resourceconfig.json: current_host is missing"), message
+    assert "'algo-1'" not in message and "algo-1-abcde" in message
+
+
+def test_config_files_written_with_a_byte_order_mark_are_read(tmp_path):
+    """Windows PowerShell 5.1 writes UTF-8 with a byte order mark (Set-Content -Encoding UTF8): a
+    hand-made hyperparameters.json so written was refused ("Unexpected UTF-8 BOM (decode using
+    utf-8-sig)"), where the channel readers and serving read past a BOM."""
+    root = make_ml_root(tmp_path, channels={"train": {"a": "1"}}, hyperparameters={"max_depth": 3})
+    for name in ("hyperparameters.json", "inputdataconfig.json", "resourceconfig.json"):
+        path = root / "input" / "config" / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    env = TrainingEnvironment.from_files(MLPaths(root), environ={})
+    assert env.hyperparameters == {"max_depth": 3} and list(env.channels) == ["train"]
+    assert env.current_host == "algo-1"
+
+
 def test_current_host_must_be_among_hosts(tmp_path):
     """Which host leads algo=auto's cluster is decided from both: a host missing from the list
     waited 300 s for a scheduler and then blamed the network."""

@@ -164,6 +164,24 @@ def test_target_against_the_header(columns, target, given, expected):
     assert resolve_target(_channel(columns), "train", target, given=given) == TargetSpec(*expected)
 
 
+@pytest.mark.parametrize(
+    "columns, target, hint",
+    [
+        (["y", "x1", "x2"], "Y", "y"),  # letter case, the likeliest slip
+        (["x", "MEDV"], "medv", "MEDV"),
+        (["ID", "Survived"], "survived", "Survived"),
+        (["deposit", "age"], "Deposits", "deposit"),
+    ],
+)
+def test_a_target_name_that_is_not_a_column_names_the_closest_letter_case_aside(columns, target, hint):
+    """difflib compares letters as written: target=Y for a column y, or medv for MEDV, got no hint."""
+    from byoc.training import resolve_target
+
+    with pytest.raises(HyperparameterError) as info:
+        resolve_target(_channel(columns), "train", target, given=True)
+    assert f"is not a column of channel 'train' (train/a.csv) (did you mean '{hint}'?" in str(info.value)
+
+
 def test_target_number_naming_another_column_is_refused_saying_how_to_pick_each():
     from byoc.training import resolve_target
 
@@ -533,6 +551,31 @@ def test_a_fraction_for_an_integer_says_it_is_not_rounded_and_how_to_tune_it(val
     assert message.startswith("hyperparameter 'n_estimators': got ")
     assert "expected an integer in [1, 10000]" in message
     assert "must be an IntegerParameter, not a ContinuousParameter" in message
+
+
+@pytest.mark.parametrize(
+    "raw, allowed",
+    [
+        ({"random_state": "4294967296"}, "an integer in [0, 4294967295]"),
+        ({"algorithm": "random_forest", "n_estimators": "3000000000"}, "an integer in [1, 10000]"),
+    ],
+)
+def test_an_integer_beyond_a_declared_maximum_is_refused_by_that_maximum(raw, allowed):
+    """The int32 guard is for integers without a declared maximum: it told random_state=4294967296
+    that 2147483647 was the largest integer taken, while 4294967295 is, and n_estimators=3e9 the
+    same of a hyperparameter whose maximum is 10000."""
+    message = error_of({k: decode_hyperparameter_value(v) for k, v in raw.items()})
+    assert f"expected {allowed}" in message and "2147483647" not in message, message
+    assert resolve({"random_state": "4294967295"})["random_state"] == 4294967295
+
+
+@pytest.mark.parametrize("value", ["1e400", "NaN", "-Infinity"])
+def test_a_number_that_is_not_finite_for_an_integer_is_not_called_a_fraction(value):
+    """json.loads reads 1e400 as infinity and NaN as NaN: neither is a fraction to round, nor
+    a ContinuousParameter's doing."""
+    message = error_of({"max_depth": decode_hyperparameter_value(value)})
+    assert message.startswith("hyperparameter 'max_depth': got ") and "expected an integer >= 1" in message
+    assert "fraction" not in message and "ContinuousParameter" not in message, message
 
 
 def test_a_tuning_job_may_give_a_job_the_hyperparameters_of_other_algorithms(caplog):

@@ -103,3 +103,45 @@ def test_features_are_checked_columns_together_first_bad_column_first(monkeypatc
     assert str(info.value).startswith("f.csv, row 11, column 31: -1e+39 is not a usable feature value")
     assert _CountedFrame.lookups <= (1 if cells > 120 else 5)
     finite.check_features(X, ["c1", "c2"], locate=str, column_names={})  # all finite: no error
+
+
+def test_a_failure_file_the_full_disk_cuts_off_is_not_left_empty(tmp_path, monkeypatch):
+    """open(..., "x") creates the failure file on a full disk, and its write then fails: the empty
+    file was left, a failure file with no cause that nothing may overwrite (SageMaker then shows
+    an empty FailureReason instead of pointing at the log, which carries the cause)."""
+    from byoc import job
+
+    real_open = open
+
+    class Full:
+        def __init__(self, path: Path, mode: str, encoding: str) -> None:
+            self.fh = real_open(path, mode, encoding=encoding)
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.fh.close()
+
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(job, "open", Full, raising=False)
+    path = tmp_path / "output" / "failure"
+    assert job.write_failure(path, "the cause") is False
+    assert not path.exists()
+    monkeypatch.undo()
+    assert job.write_failure(path, "the cause") is True  # a later writer (the stop handler) still can
+    assert path.read_text() == "the cause\n"
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_disk_is_the_environments_even_when_the_error_names_no_file(tmp_path, code):
+    """Python names no file when a full disk is met on flushing or closing one, and a writer
+    without oserrors.naming (algorithm=auto's leaderboard.csv and report.html) let it through as
+    an internal fault (exit 2): a full disk is never a bug of byoc, whichever file it was."""
+    error = oserrors.as_user_error(OSError(code, "No space left on device"), tmp_path, "writing the report")
+    assert error is not None and error.code == "environment"
+    assert error.message.startswith("No space left on device while writing the report"), error.message
+    assert "larger volume (VolumeSizeInGB)" in error.message or "quota" in error.message
+    assert oserrors.as_user_error(OSError(errno.EACCES, "Permission denied"), tmp_path, "x") is None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from byoc.data import media, parquet_stream
+from byoc.data import media, parquet_stream, sniff
 from byoc.data.readers import READERS, supported_content_types
 from byoc.data.sources import RECORDIO_MAGIC, Source, directory_sources, pipe_source, recordio_sources
 from byoc.data.tabular import SparseLayout
@@ -132,6 +132,12 @@ def _media_type(
         if "protobuf" in mt.essence:
             hint = (
                 " (RecordIO-protobuf is the built-in algorithms' format; convert the data to CSV or Parquet)"
+            )
+        elif "recordio" in mt.essence:
+            hint = (
+                " (RecordIO is a wrapping, not a content type: give the format inside the records as the "
+                "ContentType and set the channel's RecordWrapperType to RecordIO, "
+                "TrainingInput(..., record_wrapping='RecordIO'))"
             )
         elif mt.essence == "application/json":
             hint = " (for one JSON object per line use application/jsonlines)"
@@ -261,6 +267,14 @@ def read_channel(
         where = str(env.paths.pipe_path(channel, 0))
     else:
         directory = env.channel_dir(channel)
+        variable = env.channel_override(channel)
+        if variable is not None and not directory.is_dir():  # not the job's channel that is missing
+            raise DataError(
+                f"channel '{channel}': directory {directory}, from the environment variable {variable}, "
+                f"does not exist; unset {variable} to read {env.paths.channel_dir(channel)}, or set it to "
+                "the directory holding the channel's files",
+                code="missing_channel",
+            )
         sources = directory_sources(channel, directory)
         where = str(directory)
         if config.recordio:
@@ -286,6 +300,8 @@ def read_channel(
         if exc.code == "empty_channel" and exc.message.startswith(said) and naming.name != said:
             # files holding no row (Parquet's schema alone, a CSV header row): named as the input is
             raise DataError(naming.name + exc.message[len(said) :], code=exc.code) from exc
+        if content_type and config.content_type and media.parse(config.content_type).essence != mt.essence:
+            raise _overridden(exc, naming.media_setting, content_type, config.content_type) from exc
         raise
     return ChannelData(
         frame=frame,
@@ -311,6 +327,20 @@ def _at_seam(channel: str, exc: DataError) -> DataError:
     """A text reader's parse error in a plain Pipe stream, with the cause the stream hides."""
     return DataError(
         f"{exc.message}; {PIPE_SEAMS.format(channel=channel, likely=' (a likely cause here)')}",
+        code=exc.code,
+        status=exc.status,
+        details=exc.details,
+    )
+
+
+def _overridden(exc: DataError, setting: str, given: str, declared: str) -> DataError:
+    """A reader's failure on a channel read by another type than its own ContentType says: the
+    reader's fix ("set the channel's ContentType to ...") cannot help while ``setting`` (the
+    content_type hyperparameter) overrides it, so the message says that, and which to remove."""
+    message = exc.message.replace(sniff.READ_AS_CSV, f"text/csv: {setting}")
+    return DataError(
+        f"{message}; {setting} ('{given}') overrides the channel's ContentType '{declared}': remove it "
+        "to read each channel by its own ContentType",
         code=exc.code,
         status=exc.status,
         details=exc.details,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from byoc import values
 from byoc.data.parquet_reader import MAGIC as PARQUET_MAGIC
-from byoc.data.sources import SAVE_AS_UTF8
+from byoc.data.sources import RECORDIO_HEADER, RECORDIO_MAGIC, SAVE_AS_UTF8
 from byoc.wide_text import UTF8_BOM_TEXT, wide_encoding
 
 SET_JSONLINES = (
@@ -39,11 +39,12 @@ class Foreign:
     code: str
 
     def message(self, name: str) -> str:
-        """Why the file was read as CSV is not known here: a ContentType of text/csv said so too."""
-        return (
-            f"{name}: read as CSV (text/csv: the channel's ContentType, or the default without one), "
-            f"but this is {self.what}; {self.fix}"
-        )
+        """Why the file was read as CSV is not known here: a ContentType of text/csv said so too
+        (``byoc.data.read_channel`` names the content_type hyperparameter when it chose it)."""
+        return f"{name}: read as CSV ({READ_AS_CSV}), but this is {self.what}; {self.fix}"
+
+
+READ_AS_CSV = "text/csv: the channel's ContentType, or the default without one"
 
 
 # (magic bytes, offset) -> what the file is; checked on the decompressed head (gzip is read)
@@ -93,8 +94,39 @@ _MAGIC: tuple[tuple[bytes, int, Foreign], ...] = (
 _BZIP2_BLOCK = b"1AY&SY"  # bzip2's block magic after "BZh" and the level digit: not text's
 
 
+RECORDIO_PROTOBUF = Foreign(
+    "RecordIO-protobuf (RecordIO records of protobuf messages: the built-in algorithms' "
+    "application/x-recordio-protobuf)",
+    "byoc reads no protobuf: write the data as CSV or Parquet instead (the arrays given to "
+    "write_numpy_to_dense_tensor: np.savetxt(path, np.column_stack([labels, features]), delimiter=','))",
+    "recordio_protobuf",
+)
+RECORDIO_WRAPPED = Foreign(
+    "data wrapped in RecordIO records (magic 0xced7230a) while the channel's RecordWrapperType is None",
+    "set the channel's RecordWrapperType to RecordIO (TrainingInput(..., record_wrapping='RecordIO')) to "
+    "have each record read as a file, or upload the objects unwrapped",
+    "recordio_as_csv",
+)
+
+
+def _recordio(head: bytes) -> Foreign | None:
+    """A file starting with a RecordIO record: protobuf inside (the built-in algorithms' format),
+    or text someone wrapped, which a RecordWrapperType of RecordIO unwraps."""
+    if head[:4] != RECORDIO_MAGIC or len(head) < RECORDIO_HEADER:
+        return None
+    length = int.from_bytes(head[4:RECORDIO_HEADER], "little") & ((1 << 29) - 1)
+    payload = head[RECORDIO_HEADER : RECORDIO_HEADER + length]
+    try:
+        wrapped_text = b"\x00" not in payload and bool(payload.decode("utf-8"))
+    except UnicodeDecodeError:
+        wrapped_text = False
+    return RECORDIO_WRAPPED if wrapped_text else RECORDIO_PROTOBUF
+
+
 def binary(head: bytes) -> Foreign | None:
     """The format of a file's first (decompressed) bytes, by magic number or byte-order mark."""
+    if (recordio := _recordio(head)) is not None:
+        return recordio
     for magic, offset, foreign in _MAGIC:
         if head[offset : offset + len(magic)] != magic:
             continue
