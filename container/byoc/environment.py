@@ -17,6 +17,7 @@ from typing import Any
 
 from byoc.errors import ConfigError, not_utf8_at
 from byoc.json_objects import json_words
+from byoc.wide_text import UTF8_BOM_TEXT
 
 STOP_GRACE_VARIABLE = "BYOC_STOP_GRACE_SECONDS"
 DEFAULT_STOP_GRACE_SECONDS = 100.0  # SageMaker sends SIGKILL 120 s after SIGTERM: leave time to report
@@ -217,7 +218,7 @@ def read_config(path: Path, default: dict[str, Any]) -> dict[str, Any]:
             f"{path}: cannot be read ({exc.strerror}); make it readable by the training user"
         ) from exc
     try:
-        text = data.decode("utf-8").removeprefix("\ufeff")  # Windows PowerShell 5.1 writes a BOM
+        text = data.decode("utf-8").removeprefix(UTF8_BOM_TEXT)  # Windows PowerShell 5.1 writes a BOM
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: {not_utf8_at(data, exc.start)}; write the file as UTF-8 JSON") from exc
     if not text.strip():
