@@ -22,9 +22,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
+import signal
 import sys
 import tarfile
 import tempfile
+import threading
+import time
 import traceback
 import warnings
 import zlib
@@ -68,10 +72,46 @@ OUT_OF_MEMORY_FIXES = (
 
 
 class Progress:
-    """What evaluate is doing, for the message when memory runs out (training's ``phase``)."""
+    """What evaluate is doing, for the message when memory runs out or the job is stopped
+    (training's ``phase``); ``commit`` guards the report's rename against a stop."""
 
     def __init__(self) -> None:
         self.doing = "starting"
+        self.started = time.monotonic()
+        self.written = False
+        self.commit = threading.Lock()
+        self.scratch: Path | None = None  # where a model.tar.gz is unpacked, removed at a stop
+
+
+def stop_handler(message_file: Path, progress: Progress) -> Callable[[int], None]:
+    """What a stop signal does (StopProcessingJob sends SIGTERM, SIGKILL after its grace
+    period): the job's ExitMessage says what evaluate was doing and that no evaluation.json was
+    written, where the job used to end with no message at all; a report already renamed into
+    place is kept, and the job finishes normally."""
+    from byoc.job import EXIT_STOPPED, write_failure
+
+    def on_stop(signum: int) -> None:
+        name = signal.Signals(signum).name
+        log.warning("%s received while %s: stopping", name, progress.doing)
+        with progress.commit:
+            if progress.written:
+                log.warning("evaluation.json was already written; finishing normally")
+                return
+            why = "StopProcessingJob" if signum == signal.SIGTERM else "interrupted"
+            write_failure(
+                message_file,
+                f"Processing job stopped by {name} ({why}) while {progress.doing}, after "
+                f"{time.monotonic() - progress.started:.1f} s; no evaluation.json was written. "
+                "Start the Processing job again to evaluate the model.",
+            )
+            if progress.scratch is not None:
+                shutil.rmtree(progress.scratch, ignore_errors=True)
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_STOPPED)
+
+    return on_stop
 
 
 # -- the metrics ---------------------------------------------------------------------------------
@@ -630,7 +670,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from byoc.environment import MLPaths
     from byoc.errors import ByocError, UserError
     from byoc.evaluation_report import write_report
-    from byoc.job import one_line, write_failure
+    from byoc.job import StopWatcher, one_line, write_failure
 
     csvfields.allow_fields(csvfields.TRAINING_ROW_BYTES)  # the test channel is read as training reads
     logging.basicConfig(
@@ -638,11 +678,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     message_file = MLPaths.from_environ().output_dir / "message"
     progress = Progress()
+    StopWatcher(stop_handler(message_file, progress)).start()
     try:
         try:
             args = parse_args(sys.argv[1:] if argv is None else argv)
             header = None if args.header is None else args.header == "true"
             with tempfile.TemporaryDirectory(prefix="byoc-evaluate-") as scratch:
+                progress.scratch = Path(scratch)
                 report, summary = score(
                     args.model,
                     args.test,
@@ -653,7 +695,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     progress=progress,
                 )
             progress.doing = f"writing {args.output}"
-            path = write_report(args.output, report)
+            with progress.commit:  # a stop meanwhile waits: the report is whole or absent
+                path = write_report(args.output, report)
+                progress.written = True
         except MemoryError as exc:  # the instance's size: the user's to fix, as in training (exit 1)
             raise outofmemory.error(
                 progress.doing, exc, fixes=OUT_OF_MEMORY_FIXES, outcome="No evaluation.json was written."

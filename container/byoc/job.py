@@ -140,6 +140,14 @@ class Progress:
 Job = Callable[["TrainingEnvironment", Progress], object]
 
 
+def block_stop_signals() -> None:
+    """Block SIGTERM/SIGINT in the calling thread and every thread it starts after: call it before
+    importing numpy (whose thread pool starts at import), as an entry point's first step, so that
+    only :class:`StopWatcher`'s thread takes them; a thread that does not block them takes the
+    signal's default action, which ends the process with no message."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
 class StopWatcher:
     """Takes SIGTERM/SIGINT in a dedicated thread (see the module docstring)."""
 
@@ -149,7 +157,7 @@ class StopWatcher:
     def start(self) -> None:
         # Block first, in the main thread: threads started later (the watcher, joblib's and
         # OpenMP's workers) inherit the mask, so the signal is only ever taken by sigwait.
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        block_stop_signals()
         threading.Thread(target=self._wait, name="byoc-stop-watcher", daemon=True).start()
 
     def _wait(self) -> None:

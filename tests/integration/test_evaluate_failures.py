@@ -1196,3 +1196,75 @@ def test_a_model_archive_a_users_own_script_saved_is_named_as_such(tmp_path):
         "algorithms trained; score a model your own training script saved from a processing script of "
         "your own (ScriptProcessor(command=['python3']))"
     )
+
+
+# Runs the real entry point, with one change made once byoc.evaluation is imported (so after the
+# entry point's first steps): its model's predict_proba says so and hangs.
+STUCK_IN_PREDICT = """\
+import importlib.util, runpy, sys, time
+
+class Stuck:
+    def find_spec(self, name, path=None, target=None):
+        if name != "byoc.evaluation":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            from sklearn.pipeline import Pipeline
+
+            def stuck(*args, **kwargs):
+                print("predicting now", flush=True)
+                time.sleep(600)
+
+            Pipeline.predict_proba = stuck
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, Stuck())
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_stopped_processing_job_says_what_evaluate_was_doing_and_leaves_nothing(tmp_path, header_model):
+    """StopProcessingJob sends SIGTERM: evaluate died of it with no ExitMessage, its scratch
+    directory left behind.  Now the message says what it was doing and that no evaluation.json
+    was written, exit 143 (128 + SIGTERM), as a stopped training job's does."""
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    out, scratch = tmp_path / "out", tmp_path / "tmp"
+    scratch.mkdir()
+    entry = ["--model", str(header_model), "--test", str(test), "--output", str(out)]
+    process = subprocess.Popen(
+        [sys.executable, "-c", STUCK_IN_PREDICT, str(CONTAINER / "evaluate"), *entry],
+        cwd=str(REPO),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=clean_environ({"TMPDIR": str(scratch)}, SAGEMAKER_BASE_DIR=str(tmp_path)),
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.strip() == "predicting now":
+                break
+        else:
+            raise AssertionError("".join(lines))
+        process.terminate()
+        output = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, "".join(lines) + output
+    first = message(tmp_path)
+    assert first.startswith(
+        "Processing job stopped by SIGTERM (StopProcessingJob) while predicting the 100 rows of the test channel"
+    ), first
+    assert "no evaluation.json was written" in first, first
+    assert not (out / "evaluation.json").exists()
+    assert list(scratch.iterdir()) == []  # the unpacking directory went with the job
