@@ -338,6 +338,47 @@ def test_npy_refuses_pickles_and_text():
         decode(buf.getvalue(), SCHEMA, 0)
 
 
+@pytest.mark.parametrize(
+    "body,said",
+    [
+        (b"1,2,0\n", "not a .npy array: it starts with b'1,2,0\\n'"),
+        (b'{"instances": [[1, 2, 0]]}', "not a .npy array"),
+        (b"PK\x03\x04" + b"\x00" * 40, ".npz archive"),
+    ],
+)
+def test_an_npy_body_that_is_no_array_is_named_so_not_as_a_pickle(body, said):
+    """A CSV or JSON body sent as application/x-npy was refused as one that "holds Python objects,
+    which are never unpickled": np.load reads a body without npy's magic as a pickle."""
+    decode = codecs.decoders()["application/x-npy"].decode
+    with pytest.raises(DataError) as info:
+        decode(body, SCHEMA, 0)
+    assert info.value.code == "undecodable_body"
+    assert said in info.value.message and "unpickled" not in info.value.message
+    assert "numpy.save" in info.value.message
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def test_an_npy_body_holding_more_than_its_array_is_refused_not_answered_in_part():
+    """Two arrays saved one after the other (np.save twice into one buffer), or a header whose
+    shape counts fewer rows than the data holds, were answered for the first array's rows alone:
+    np.load reads a file's first array, and the rest of the body went unanswered."""
+    decode = codecs.decoders()["application/x-npy"].decode
+    first, second = np.array([[1, 2, 0], [30, 1, 1]]), np.array([[4, 1, 0]])
+    assert len(decode(_npy(first), SCHEMA, 0)) == 2
+    for body in (_npy(first) + _npy(second), _npy(first).replace(b"(2, 3)", b"(1, 3)")):
+        with pytest.raises(DataError) as info:
+            decode(body, SCHEMA, 0)
+        assert info.value.code == "undecodable_body"
+        assert "go unanswered" in info.value.message and "numpy.vstack" in info.value.message
+    with pytest.raises(DataError, match="negative size"):
+        decode(_npy(first).replace(b"(2, 3)", b"(-1,3)"), SCHEMA, 0)
+
+
 @pytest.mark.parametrize("value", [np.inf, -np.inf, 1e39])
 def test_an_out_of_range_npy_value_is_named_as_in_csv(value):
     """The npy path said "np.float64(inf) is out of range" (numpy's repr) and no way to fix it."""
