@@ -778,6 +778,26 @@ def test_unknown_route_and_wrong_method_are_json(binary):
     assert_error(binary.get("/invocations"), 405, "method_not_allowed")
 
 
+@pytest.mark.parametrize(
+    "method,path,allowed",
+    [
+        ("GET", "/invocations", "OPTIONS, POST"),
+        ("PUT", "/invocations", "OPTIONS, POST"),
+        ("HEAD", "/invocations", "OPTIONS, POST"),
+        ("POST", "/ping", "GET, HEAD, OPTIONS"),
+        ("DELETE", "/execution-parameters", "GET, HEAD, OPTIONS"),
+    ],
+)
+def test_a_405_names_the_methods_its_path_allows(binary, method, path, allowed):
+    """A 405 said only "GET is not allowed on /invocations", without the Allow header RFC 9110
+    requires in one (werkzeug's own 405 has it) or the method to use instead."""
+    response = binary.session.request(method, f"{binary.url}{path}", timeout=10)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allowed
+    if method != "HEAD":
+        assert_error(response, 405, "method_not_allowed", f"{method} is not allowed on {path}; use {allowed}")
+
+
 def test_a_body_above_the_payload_limit_is_413(tmp_path):
     server = sm.start(sm.trained_root("binary"), workers=1, env={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"})
     try:
