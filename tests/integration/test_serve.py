@@ -765,6 +765,29 @@ def test_a_json_integer_past_pythons_digit_limit_is_a_400_for_an_http_client(bin
         assert "sys." not in error["message"]
 
 
+@pytest.mark.parametrize(
+    "content_type,accept,answered",
+    [
+        ("application/x-jsonlines", "application/x-jsonlines", "application/jsonlines"),
+        ("application/x-jsonlines", None, "application/jsonlines"),
+        ("text/csv", "application/jsonl", "application/jsonlines"),
+        ("text/csv", "text/x-csv", "text/csv"),
+    ],
+)
+def test_an_accept_names_a_format_by_any_name_its_content_type_may(binary, content_type, accept, answered):
+    """``Accept: application/x-jsonlines`` beside the same Content-Type (which was read) was a 406."""
+    rows = sm.features("binary").head(7)
+    body = (
+        support.csv_bytes(rows, target=None) if content_type == "text/csv" else support.jsonlines_bytes(rows)
+    )
+    response = binary.invoke(body, content_type, accept)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == answered
+    lines = response.text.splitlines()
+    got = [json.loads(line)["predicted_label"] for line in lines] if "json" in answered else lines
+    assert got == expected("binary", rows)
+
+
 def test_an_accept_charset_the_answer_is_not_in_is_406(binary):
     """It was answered in UTF-8 with no charset on the response, mis-read by a Latin-1 client."""
     response = binary.invoke("40,1,admin,cellular\n", "text/csv", "text/csv; charset=latin-1")

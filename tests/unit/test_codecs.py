@@ -88,6 +88,46 @@ def test_choose_encoder(accept, request_type, default, chosen):
     assert codecs.choose_encoder(accept, request_type, default).media_type == chosen
 
 
+@pytest.mark.parametrize(
+    "accept,request_type,chosen",
+    [
+        ("application/x-jsonlines", "application/json", "application/jsonlines"),
+        ("application/jsonl; q=0.5, text/csv; q=0.4", "application/json", "application/jsonlines"),
+        ("Application/JSON-Lines", "text/csv", "application/jsonlines"),
+        ("text/x-csv", "application/json", "text/csv"),
+        ("application/csv", "application/json", "text/csv"),
+        ("text/json", "text/csv", "application/json"),
+        ("*/*", "application/x-jsonlines", "application/jsonlines"),  # a hook's request type, as sent
+        (None, "text/x-csv", "text/csv"),
+    ],
+)
+def test_an_accept_names_a_format_by_any_name_its_content_type_may(accept, request_type, chosen):
+    """``Accept: application/x-jsonlines`` was a 406 ("use one of ... application/jsonlines") though
+    the same name was read as a Content-Type, and a hook's request sent as one answered ``*/*`` in
+    JSON rather than in its own format."""
+    assert codecs.choose_encoder(accept, request_type).media_type == chosen
+
+
+def test_a_default_accept_names_a_format_by_any_name_its_content_type_may():
+    from byoc.serving.builtin import default_accept
+    from byoc.serving.settings import ServingSettings
+
+    settings = ServingSettings.from_environ(
+        {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/x-jsonlines"}
+    )
+    assert default_accept(settings) == "application/jsonlines"
+
+
+@pytest.mark.parametrize("accept", ["application/parquet", "application/vnd.apache.parquet"])
+def test_an_accept_naming_a_request_only_format_is_406_listing_the_answers(accept):
+    with pytest.raises(NotAcceptable) as info:
+        codecs.choose_encoder(accept, "text/csv")
+    assert (
+        "use one of text/csv, application/json, application/jsonlines, application/x-npy"
+        in info.value.message
+    )
+
+
 @pytest.mark.parametrize("accept", ["application/xml", "text/csv;q=0", "image/*"])
 def test_not_acceptable(accept):
     with pytest.raises(NotAcceptable) as info:
