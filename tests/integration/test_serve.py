@@ -568,6 +568,17 @@ def test_unknown_output_field_is_a_400(binary):
     assert_error(response, 400, "bad_output_fields", "'score'", "predicted_label")
 
 
+def test_output_given_twice_is_a_400_not_the_last_one_answered(binary):
+    """It was answered with the last ``output=`` alone (``probability``), the first dropped."""
+    rows = sm.features("binary").iloc[:3]
+    response = binary.invoke(csv_body(rows), "text/csv", attributes="output=labels;output=probability")
+    assert_error(response, 400, "bad_output_fields", "output= 2 times", "output=predicted_label,probability")
+    response = binary.invoke(csv_body(rows), "text/csv", attributes="output=labels,probability")
+    assert response.headers["X-Amzn-SageMaker-Custom-Attributes"] == "output=labels,probability"
+    lines = response.text.splitlines()
+    assert len(lines) == 3 and all(line.startswith('"[""no"",""yes""]",') for line in lines), lines
+
+
 def test_npy_cannot_carry_several_fields(binary):
     response = binary.invoke(
         "40,100,admin,cellular\n",
