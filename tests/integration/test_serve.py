@@ -568,6 +568,17 @@ def test_unknown_output_field_is_a_400(binary):
     assert_error(response, 400, "bad_output_fields", "'score'", "predicted_label")
 
 
+def test_output_given_twice_is_a_400_not_the_last_one_answered(binary):
+    """It was answered with the last ``output=`` alone (``probability``), the first dropped."""
+    rows = sm.features("binary").iloc[:3]
+    response = binary.invoke(csv_body(rows), "text/csv", attributes="output=labels;output=probability")
+    assert_error(response, 400, "bad_output_fields", "output= 2 times", "output=predicted_label,probability")
+    response = binary.invoke(csv_body(rows), "text/csv", attributes="output=labels,probability")
+    assert response.headers["X-Amzn-SageMaker-Custom-Attributes"] == "output=labels,probability"
+    lines = response.text.splitlines()
+    assert len(lines) == 3 and all(line.startswith('"[""no"",""yes""]",') for line in lines), lines
+
+
 def test_npy_cannot_carry_several_fields(binary):
     response = binary.invoke(
         "40,100,admin,cellular\n",
@@ -765,6 +776,29 @@ def test_a_json_integer_past_pythons_digit_limit_is_a_400_for_an_http_client(bin
         assert "sys." not in error["message"]
 
 
+@pytest.mark.parametrize(
+    "content_type,accept,answered",
+    [
+        ("application/x-jsonlines", "application/x-jsonlines", "application/jsonlines"),
+        ("application/x-jsonlines", None, "application/jsonlines"),
+        ("text/csv", "application/jsonl", "application/jsonlines"),
+        ("text/csv", "text/x-csv", "text/csv"),
+    ],
+)
+def test_an_accept_names_a_format_by_any_name_its_content_type_may(binary, content_type, accept, answered):
+    """``Accept: application/x-jsonlines`` beside the same Content-Type (which was read) was a 406."""
+    rows = sm.features("binary").head(7)
+    body = (
+        support.csv_bytes(rows, target=None) if content_type == "text/csv" else support.jsonlines_bytes(rows)
+    )
+    response = binary.invoke(body, content_type, accept)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == answered
+    lines = response.text.splitlines()
+    got = [json.loads(line)["predicted_label"] for line in lines] if "json" in answered else lines
+    assert got == expected("binary", rows)
+
+
 def test_an_accept_charset_the_answer_is_not_in_is_406(binary):
     """It was answered in UTF-8 with no charset on the response, mis-read by a Latin-1 client."""
     response = binary.invoke("40,1,admin,cellular\n", "text/csv", "text/csv; charset=latin-1")
@@ -776,6 +810,26 @@ def test_an_accept_charset_the_answer_is_not_in_is_406(binary):
 def test_unknown_route_and_wrong_method_are_json(binary):
     assert_error(binary.get("/predict"), 404, "not_found", "/invocations")
     assert_error(binary.get("/invocations"), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize(
+    "method,path,allowed",
+    [
+        ("GET", "/invocations", "OPTIONS, POST"),
+        ("PUT", "/invocations", "OPTIONS, POST"),
+        ("HEAD", "/invocations", "OPTIONS, POST"),
+        ("POST", "/ping", "GET, HEAD, OPTIONS"),
+        ("DELETE", "/execution-parameters", "GET, HEAD, OPTIONS"),
+    ],
+)
+def test_a_405_names_the_methods_its_path_allows(binary, method, path, allowed):
+    """A 405 said only "GET is not allowed on /invocations", without the Allow header RFC 9110
+    requires in one (werkzeug's own 405 has it) or the method to use instead."""
+    response = binary.session.request(method, f"{binary.url}{path}", timeout=10)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allowed
+    if method != "HEAD":
+        assert_error(response, 405, "method_not_allowed", f"{method} is not allowed on {path}; use {allowed}")
 
 
 def test_a_body_above_the_payload_limit_is_413(tmp_path):

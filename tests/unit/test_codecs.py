@@ -88,6 +88,46 @@ def test_choose_encoder(accept, request_type, default, chosen):
     assert codecs.choose_encoder(accept, request_type, default).media_type == chosen
 
 
+@pytest.mark.parametrize(
+    "accept,request_type,chosen",
+    [
+        ("application/x-jsonlines", "application/json", "application/jsonlines"),
+        ("application/jsonl; q=0.5, text/csv; q=0.4", "application/json", "application/jsonlines"),
+        ("Application/JSON-Lines", "text/csv", "application/jsonlines"),
+        ("text/x-csv", "application/json", "text/csv"),
+        ("application/csv", "application/json", "text/csv"),
+        ("text/json", "text/csv", "application/json"),
+        ("*/*", "application/x-jsonlines", "application/jsonlines"),  # a hook's request type, as sent
+        (None, "text/x-csv", "text/csv"),
+    ],
+)
+def test_an_accept_names_a_format_by_any_name_its_content_type_may(accept, request_type, chosen):
+    """``Accept: application/x-jsonlines`` was a 406 ("use one of ... application/jsonlines") though
+    the same name was read as a Content-Type, and a hook's request sent as one answered ``*/*`` in
+    JSON rather than in its own format."""
+    assert codecs.choose_encoder(accept, request_type).media_type == chosen
+
+
+def test_a_default_accept_names_a_format_by_any_name_its_content_type_may():
+    from byoc.serving.builtin import default_accept
+    from byoc.serving.settings import ServingSettings
+
+    settings = ServingSettings.from_environ(
+        {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/x-jsonlines"}
+    )
+    assert default_accept(settings) == "application/jsonlines"
+
+
+@pytest.mark.parametrize("accept", ["application/parquet", "application/vnd.apache.parquet"])
+def test_an_accept_naming_a_request_only_format_is_406_listing_the_answers(accept):
+    with pytest.raises(NotAcceptable) as info:
+        codecs.choose_encoder(accept, "text/csv")
+    assert (
+        "use one of text/csv, application/json, application/jsonlines, application/x-npy"
+        in info.value.message
+    )
+
+
 @pytest.mark.parametrize("accept", ["application/xml", "text/csv;q=0", "image/*"])
 def test_not_acceptable(accept):
     with pytest.raises(NotAcceptable) as info:
@@ -336,6 +376,47 @@ def test_npy_refuses_pickles_and_text():
     np.save(buf, np.array([[1, object(), 2]], dtype=object), allow_pickle=True)
     with pytest.raises(DataError, match="never unpickled"):
         decode(buf.getvalue(), SCHEMA, 0)
+
+
+@pytest.mark.parametrize(
+    "body,said",
+    [
+        (b"1,2,0\n", "not a .npy array: it starts with b'1,2,0\\n'"),
+        (b'{"instances": [[1, 2, 0]]}', "not a .npy array"),
+        (b"PK\x03\x04" + b"\x00" * 40, ".npz archive"),
+    ],
+)
+def test_an_npy_body_that_is_no_array_is_named_so_not_as_a_pickle(body, said):
+    """A CSV or JSON body sent as application/x-npy was refused as one that "holds Python objects,
+    which are never unpickled": np.load reads a body without npy's magic as a pickle."""
+    decode = codecs.decoders()["application/x-npy"].decode
+    with pytest.raises(DataError) as info:
+        decode(body, SCHEMA, 0)
+    assert info.value.code == "undecodable_body"
+    assert said in info.value.message and "unpickled" not in info.value.message
+    assert "numpy.save" in info.value.message
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def test_an_npy_body_holding_more_than_its_array_is_refused_not_answered_in_part():
+    """Two arrays saved one after the other (np.save twice into one buffer), or a header whose
+    shape counts fewer rows than the data holds, were answered for the first array's rows alone:
+    np.load reads a file's first array, and the rest of the body went unanswered."""
+    decode = codecs.decoders()["application/x-npy"].decode
+    first, second = np.array([[1, 2, 0], [30, 1, 1]]), np.array([[4, 1, 0]])
+    assert len(decode(_npy(first), SCHEMA, 0)) == 2
+    for body in (_npy(first) + _npy(second), _npy(first).replace(b"(2, 3)", b"(1, 3)")):
+        with pytest.raises(DataError) as info:
+            decode(body, SCHEMA, 0)
+        assert info.value.code == "undecodable_body"
+        assert "go unanswered" in info.value.message and "numpy.vstack" in info.value.message
+    with pytest.raises(DataError, match="negative size"):
+        decode(_npy(first).replace(b"(2, 3)", b"(-1,3)"), SCHEMA, 0)
 
 
 @pytest.mark.parametrize("value", [np.inf, -np.inf, 1e39])

@@ -168,6 +168,26 @@ def test_output_inside_another_custom_attribute_is_refused_not_ignored():
     ) == ("predicted_label",)
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        "output=labels;output=probability",
+        "output=labels; OUTPUT = probability",
+        "output=labels;trace=a,output=probability",
+    ],
+)
+def test_output_given_twice_is_refused_not_half_answered(header):
+    """``output=labels;output=probability`` was answered with ``probability`` alone: the last
+    attribute of a name won and the first was dropped without a word."""
+    available = ("predicted_label", "probability", "probabilities", "labels")
+    with pytest.raises(UserError) as info:
+        output.request_fields(header, default=("predicted_label",), available=available)
+    assert info.value.code == "bad_output_fields" and "output=" in info.value.message
+    assert output.request_fields(
+        "output=labels;trace=1;x=output", default=("predicted_label",), available=available
+    ) == ("labels",)
+
+
 def test_settings_defaults_and_overrides():
     default = ServingSettings.from_environ({})
     assert (default.port, default.timeout, default.max_payload_mb, default.batch) == (8080, 60, 6, False)

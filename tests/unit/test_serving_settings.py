@@ -129,3 +129,27 @@ def test_a_default_accept_that_states_no_preference_leaves_the_choice_to_the_req
 
     settings = ServingSettings.from_environ({"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": raw})
     assert default_accept(settings) == media_type
+
+
+@pytest.mark.parametrize(
+    "raw,said",
+    [
+        (
+            "application/json;q=2",
+            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT='application/json;q=2': 'application/json;q=2' has q='2'; a q-value is a number from 0 to 1",
+        ),
+        ("text/csv; charset=latin-1", "(answers are UTF-8, not 'latin-1': ask charset=utf-8 or none)"),
+        (
+            "text/plain",
+            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT='text/plain' is not supported; use one of text/csv",
+        ),
+    ],
+)
+def test_a_default_accept_that_cannot_be_answered_stops_the_start_saying_why(raw, said):
+    """A q-value out of range or a charset answers are not in stopped serve with "is not supported;
+    use one of text/csv, ...", though the value named a supported type: the reason was left out."""
+    from byoc.serving.builtin import default_accept
+
+    with pytest.raises(ConfigError) as info:
+        default_accept(ServingSettings.from_environ({"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": raw}))
+    assert said in info.value.message

@@ -435,11 +435,17 @@ def error_response(exc: UserError | HTTPException, environ: dict[str, Any], rout
     status = exc.code or 500
     message = exc.description or exc.name
     path = "/" + _path_info(environ).lstrip("/")
+    allowed = ", ".join(sorted(getattr(exc, "valid_methods", None) or ()))
     if status == 404:
         message = f"{path} does not exist; use {routes}"
     elif status == 405:
         message = f"{environ.get('REQUEST_METHOD', 'GET').upper()} is not allowed on {path}"
-    return _error_response(status, code, message, request_id)
+        if allowed:
+            message += f"; use {allowed} (routes: {routes})"
+    response = _error_response(status, code, message, request_id)
+    if status == 405 and allowed:  # RFC 9110 15.5.6: a 405 names the methods the resource has
+        response.headers["Allow"] = allowed
+    return response
 
 
 def fault_response(request_id: str) -> Response:

@@ -58,7 +58,15 @@ def default_accept(settings: ServingSettings) -> str | None:
         ):
             return None
         return codecs.choose_encoder(settings.default_accept, "").media_type
-    except UserError:
+    except UserError as exc:
+        # the Accept header's 406, with its reason (a q-value out of range, a charset that answers
+        # are not in), said of the setting: "is not supported" alone left the reason out
+        said = f"Accept {settings.default_accept!r}"
+        reason = exc.message[len(said) :] if exc.message.startswith(said) else ""
+        if reason and not reason.startswith(" cannot be satisfied;"):
+            raise ConfigError(
+                f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={settings.default_accept!r}{reason}"
+            ) from None
         raise ConfigError(
             f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={settings.default_accept!r} is not "
             f"supported; use one of {', '.join(codecs.supported_accept_types())}"

@@ -147,6 +147,18 @@ def _refuse_hidden_output(attributes: Mapping[str, str]) -> None:
             )
 
 
+def _refuse_repeated_output(header: str) -> None:
+    """400 for ``output=`` given twice (``output=labels;output=probability``): the last one was
+    answered and the first dropped without a word, so the fields asked for were not all returned."""
+    given = [part.strip() for part in header.split(";") if part.partition("=")[0].strip().lower() == "output"]
+    if len(given) > 1:
+        raise UserError(
+            f"{CUSTOM_ATTRIBUTES_HEADER} gives output= {len(given)} times ({'; '.join(given)}); give it "
+            "once, naming every field wanted: output=predicted_label,probability",
+            code="bad_output_fields",
+        )
+
+
 def request_fields(
     custom_attributes: str | None,
     *,
@@ -154,11 +166,14 @@ def request_fields(
     available: Sequence[str],
     supported: Sequence[str] | None = None,
 ) -> tuple[str, ...]:
+    if not custom_attributes:
+        return default
     attributes = parse_custom_attributes(custom_attributes)
+    _refuse_hidden_output({key: value for key, value in attributes.items() if key != "output"})
     wanted = attributes.get("output")
     if wanted is None:
-        _refuse_hidden_output(attributes)
         return default
+    _refuse_repeated_output(custom_attributes)
     return parse_fields(
         wanted, available=available, source=f"{CUSTOM_ATTRIBUTES_HEADER} output=", supported=supported
     )

@@ -56,6 +56,13 @@ def encoders() -> Mapping[str, Encoder]:
     )
 
 
+@lru_cache(maxsize=1)
+def _own_names() -> Mapping[str, str]:
+    """Every media type a decoder answers to -> the decoder's own (``application/x-jsonlines`` ->
+    ``application/jsonlines``), so an Accept names a format by any name its Content-Type may."""
+    return MappingProxyType({name: decoder.media_type for name, decoder in decoders().items()})
+
+
 def supported_content_types() -> tuple[str, ...]:
     return tuple(dict.fromkeys(d.media_type for d in decoders().values()))
 
@@ -122,11 +129,14 @@ def choose_encoder(accept: str | None, request_type: str, default: str | None = 
     """The encoder for an Accept header.
 
     Missing or ``*/*``: ``default`` (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT) if set, else the
-    request's own media type when we can write it, else JSON.  Parameters on the client's
+    request's own media type when we can write it, else JSON.  A media type is named by any
+    name a Content-Type may give it (``application/x-jsonlines`` is JSON Lines, answered as
+    ``application/jsonlines``): such an Accept was a 406 though the request's type was read.  Parameters on the client's
     media ranges (``text/csv; charset=utf-8``) do not prevent a match, except a charset other
     than UTF-8: that range is not one we can answer in (it was answered in UTF-8 regardless).
     """
-    table = encoders()
+    table, own_names = encoders(), _own_names()
+    request_type = own_names.get(request_type.strip().lower(), request_type)
     if default is not None and default in table:
         preferred = default
     else:
@@ -141,7 +151,8 @@ def choose_encoder(accept: str | None, request_type: str, default: str | None = 
         if charset and charset not in _ANSWER_CHARSETS:
             charsets.append(charset)  # a range asking for an encoding the answer is not in
             continue
-        ranges.append((media_type.strip().lower(), quality))
+        media_type = media_type.strip().lower()
+        ranges.append((own_names.get(media_type, media_type), quality))
     candidates = [preferred] + [name for name in table if name != preferred]
     match = MIMEAccept(ranges).best_match(candidates)
     if match is None:

@@ -29,12 +29,15 @@ MEDIA_TYPE = "application/x-npy"
 def _view(body: bytes) -> np.ndarray | None:
     """The array in ``body`` as a read-only view of its data part, its header read by
     numpy.lib.format: np.load copied the whole array out of the body (a copy the size of the
-    body per request).  None for a body whose header does not parse or whose dtype holds
-    objects, left to np.load to read or refuse as before.  A header whose shape needs more bytes
-    than the body holds is refused here (a 186-byte body claiming 99999999999 x 3 floats was a
-    500 MemoryError in np.load)."""
+    body per request).  None for a pickle, a body whose header does not parse or whose dtype holds
+    objects, left to np.load to read or refuse as before.  A body that is no npy array is refused
+    here, and so is a header whose shape needs more bytes than the body holds (a 186-byte body
+    claiming 99999999999 x 3 floats was a 500 MemoryError in np.load) or fewer (a second array
+    saved after the first was left unanswered, as np.load reads the first array of a file)."""
     if not body.startswith(npformat.MAGIC_PREFIX):
-        return None
+        if body.startswith(_PICKLE_PREFIX):
+            return None  # refused as a pickle by np.load
+        raise DataError(_not_npy(body), code="undecodable_body")
     stream = io.BytesIO(body)
     try:
         version = npformat.read_magic(stream)
@@ -44,6 +47,11 @@ def _view(body: bytes) -> np.ndarray | None:
         return None
     if dtype.hasobject:
         return None  # refused as a pickle by np.load
+    if any(size < 0 for size in shape):
+        raise DataError(
+            f"the npy header claims shape {tuple(shape)}, a negative size; send the bytes numpy.save writes",
+            code="undecodable_body",
+        )
     count = math.prod(shape)
     needed, offset = count * dtype.itemsize, stream.tell()
     if needed > len(body) - offset:
@@ -52,9 +60,36 @@ def _view(body: bytes) -> np.ndarray | None:
             f"holds {len(body) - offset:,} bytes of data; send the bytes numpy.save writes",
             code="undecodable_body",
         )
+    if needed < len(body) - offset:  # more than one array, or a header that undercounts its rows
+        raise DataError(
+            f"the npy header claims shape {tuple(shape)} of {dtype} ({needed:,} bytes), but the body "
+            f"holds {len(body) - offset:,} bytes of data after it, which would go unanswered; send one "
+            "array as numpy.save writes it (several arrays: join them first, e.g. numpy.vstack)",
+            code="undecodable_body",
+        )
     flat = np.frombuffer(body, dtype=dtype, count=count, offset=offset)
     flat.flags.writeable = False  # rows are read, never written: the body's bytes stay as sent
     return flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)  # as np.load does
+
+
+_PICKLE_PREFIX = b"\x80"  # the PROTO opcode a pickle of protocol 2 or later starts with
+_ZIP_PREFIX = b"PK\x03\x04"  # numpy.savez's .npz archive
+
+
+def _not_npy(body: bytes) -> str:
+    """The 400's message for a body that is no npy array (nor a pickle): np.load read such a body
+    as a pickle, and a CSV or JSON body sent as application/x-npy was refused as one that
+    "holds Python objects"."""
+    if body.startswith(_ZIP_PREFIX):
+        return (
+            "the application/x-npy body is an .npz archive (numpy.savez), not one array; send one "
+            "array as numpy.save writes it"
+        )
+    return (
+        f"the application/x-npy body is not a .npy array: it starts with {body[:16]!r}, not numpy's "
+        f"{npformat.MAGIC_PREFIX!r}; send the bytes numpy.save writes (the SDK's NumpySerializer), or "
+        "give the body's own Content-Type (text/csv, application/json)"
+    )
 
 
 def _load(body: bytes) -> object:
