@@ -169,9 +169,10 @@ class Server:
 
 
 class SlowPost:
-    """POST /invocations from a thread whose body stops after ``first`` until ``release`` is set: a
-    request in flight in a worker, for SIGTERM and grace-period tests.  ``result`` gets "response"
-    or "error" (a requests exception); leaving the ``with`` block releases the body."""
+    """POST /invocations from a thread whose chunked body slows to a byte a second after ``first``
+    until ``release`` is set: a request in flight in a worker, for SIGTERM and grace-period tests
+    (a body that stopped for 5 s is answered 408: byoc.serving.body.SILENCE_SECONDS).  ``result``
+    gets "response" or "error" (a requests exception); leaving the ``with`` block releases the body."""
 
     def __init__(self, url: str, first: bytes, rest: bytes) -> None:
         self.sent_first, self.release = threading.Event(), threading.Event()
@@ -180,8 +181,12 @@ class SlowPost:
         def body() -> Iterator[bytes]:
             yield first
             self.sent_first.set()
+            left = rest
+            while len(left) > 1 and not self.release.wait(1.0):
+                yield left[:1]
+                left = left[1:]
             self.release.wait(60)
-            yield rest
+            yield left
 
         def call() -> None:
             try:
