@@ -175,7 +175,9 @@ class _FramedInput:
             try:
                 return _recv_body_into(reader, view)
             except _Stalled:
-                raise self._stalled(reader) from None
+                came = int(self.announced or 0) - reader.length
+                reader.length = 0  # gunicorn's count of the body left: none is read
+                raise self._stalled(came) from None
             except BaseException:
                 self.raw.failed = True  # as gunicorn's Body marks it: the connection is not reused
                 raise
@@ -183,38 +185,25 @@ class _FramedInput:
         view[: len(data)] = data
         return len(data)
 
-    def _stalled(self, reader: Any) -> UserError:
-        """The 408 for a body that stopped arriving, as the worker's poller answers a request that
-        stops before its body reaches a thread: the thread waited for the rest with no end, held
-        from every other request.  The connection closes; nothing more is read from it."""
+    def _stalled(self, came: int) -> UserError:
+        """The 408 for a body that stopped arriving after ``came`` of its bytes, as the worker's
+        poller answers a request that stops before its body reaches a thread: the thread waited
+        for the rest with no end (in byoc's ``recv_into`` or gunicorn's chunked reader), held from
+        every other request.  The connection closes; nothing more is read from it."""
         self.raw.failed = True
         self.environ[CLOSE_CONNECTION] = True
-        announced = int(self.environ.get("CONTENT_LENGTH") or 0)
-        came = announced - reader.length
-        reader.length = 0  # what is left is not read: not by a drain, not as the next request
-        return UserError(
-            f"the request stopped arriving: Content-Length: {announced} announced, {came} bytes of body "
-            f"came, then nothing for {SILENCE_SECONDS:g} s; send the whole request, with a "
-            "Content-Length that counts the body's bytes",
-            code="request_timeout",
-            status=408,
-        )
-
-    def _stalled_unframed(self) -> UserError:
-        """:meth:`_stalled` for a body read through gunicorn's own reader (chunked, or a
-        Content-Length body partly read through it): it waited in ``recv`` with no end."""
-        self.raw.failed = True
-        self.environ[CLOSE_CONNECTION] = True
-        self.stalled = True
-        came = self.came + _buffered(self.raw) + _buffered(getattr(self.raw, "reader", None))
-        framing = (
-            f"{came} bytes of its chunked body"
-            if "HTTP_TRANSFER_ENCODING" in self.environ or not self.announced
-            else f"Content-Length: {self.announced} announced, {came} bytes of body"
-        )
+        self.stalled = True  # what is left is not read: not by a drain, not as the next request
+        if "HTTP_TRANSFER_ENCODING" in self.environ or not self.announced:
+            framing, fix = (
+                f"{came} bytes of its chunked body",
+                "and end a chunked body with its zero-length chunk",
+            )
+        else:
+            framing = f"Content-Length: {self.announced} announced, {came} bytes of body"
+            fix = "with a Content-Length that counts the body's bytes"
         return UserError(
             f"the request stopped arriving: {framing} came, then nothing for {SILENCE_SECONDS:g} s; "
-            "send the whole request, and end a chunked body with its zero-length chunk",
+            f"send the whole request, {fix}",
             code="request_timeout",
             status=408,
         )
@@ -240,7 +229,8 @@ class _FramedInput:
         try:
             data = self._read_bounded(method, *args)
         except BlockingIOError:  # nothing came for SILENCE_SECONDS
-            raise self._stalled_unframed() from None
+            came = self.came + _buffered(self.raw) + _buffered(getattr(self.raw, "reader", None))
+            raise self._stalled(came) from None
         except self.errors as exc:
             self.environ[CLOSE_CONNECTION] = True
             detail = str(exc) or type(exc).__name__
