@@ -88,7 +88,7 @@ def stop_handler(message_file: Path, progress: Progress) -> Callable[[int], None
     period): the job's ExitMessage says what evaluate was doing and that no evaluation.json was
     written, where the job used to end with no message at all; a report already renamed into
     place is kept, and the job finishes normally."""
-    from byoc.job import EXIT_STOPPED, write_failure
+    from byoc.job import exit_stopped, write_failure
 
     def on_stop(signum: int) -> None:
         name = signal.Signals(signum).name
@@ -106,10 +106,7 @@ def stop_handler(message_file: Path, progress: Progress) -> Callable[[int], None
             )
             if progress.scratch is not None:
                 shutil.rmtree(progress.scratch, ignore_errors=True)
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(EXIT_STOPPED)
+            exit_stopped()
 
     return on_stop
 

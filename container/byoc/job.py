@@ -178,6 +178,15 @@ def _kill_children() -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def exit_stopped() -> NoReturn:
+    """End the process at once with EXIT_STOPPED, its log and output flushed: from the stop
+    thread, while the main thread may be deep in a fit or predict that cannot be interrupted."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_STOPPED)
+
+
 def stop_handler(paths: MLPaths, progress: Progress) -> Callable[[int], None]:
     def on_stop(signum: int) -> None:
         from byoc import artifact
@@ -219,10 +228,7 @@ def stop_handler(paths: MLPaths, progress: Progress) -> Callable[[int], None]:
             )
             artifact.discard_staging(paths.model_dir)
             _kill_children()
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(EXIT_STOPPED)
+            exit_stopped()
 
     return on_stop
 
