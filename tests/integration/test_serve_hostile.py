@@ -193,12 +193,21 @@ def test_a_body_that_stops_arriving_past_16_kib_is_a_408_and_holds_no_thread(bin
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
     sent = 100_000
-    clients = [socket.create_connection(("127.0.0.1", binary.port), timeout=30) for _ in range(4)]
+    said = f"Content-Length: {len(body)} announced, {sent} bytes of body came, then nothing for 5 s"
+    assert_stalled_clients_get_408(binary, head + body[:sent], said)
+
+
+def assert_stalled_clients_get_408(server, sent: bytes, said: str) -> list[bytes]:
+    """Four clients (more than the server's threads: 2 workers x 2) each send ``sent`` and stop:
+    a whole request is answered meanwhile, each stalled one gets a JSON 408 whose message holds
+    ``said`` and is closed, and the server answers after them.  Returns their raw answers."""
+    clients = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(4)]
+    answers = []
     try:
-        for client in clients:  # more stalled clients than the server has threads (2 workers x 2)
-            client.sendall(head + body[:sent])
+        for client in clients:
+            client.sendall(sent)
         time.sleep(0.5)
-        meanwhile = binary.invoke(ROW, "text/csv")  # a whole request is answered while they wait
+        meanwhile = server.invoke(ROW, "text/csv")  # a whole request is answered while they wait
         assert meanwhile.status_code == 200, meanwhile.text
         for client in clients:
             chunks = []
@@ -208,14 +217,14 @@ def test_a_body_that_stops_arriving_past_16_kib_is_a_408_and_holds_no_thread(bin
             assert raw.startswith(b"HTTP/1.1 408 "), raw[:200]
             answer = json.loads(raw.partition(b"\r\n\r\n")[2])
             assert answer["error"] == "request_timeout", answer
-            assert (
-                f"Content-Length: {len(body)} announced, {sent} bytes of body came, then nothing for 5 s"
-            ) in answer["message"], answer
+            assert said in answer["message"], answer
+            answers.append(raw)
     finally:
         for client in clients:
             client.close()
-    after = binary.invoke(ROW, "text/csv")
+    after = server.invoke(ROW, "text/csv")
     assert after.status_code == 200, after.text
+    return answers
 
 
 def test_a_chunked_body_that_stops_arriving_is_a_408_and_holds_no_thread(binary):
@@ -225,30 +234,11 @@ def test_a_chunked_body_that_stops_arriving_is_a_408_and_holds_no_thread(binary)
     now gets the 408 a Content-Length body gets after the same silence, its connection closed."""
     head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n"
     chunk = ROW * 40
-    clients = [socket.create_connection(("127.0.0.1", binary.port), timeout=30) for _ in range(4)]
-    try:
-        for client in clients:  # more stalled clients than the server has threads (2 workers x 2)
-            client.sendall(head + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-        time.sleep(0.5)
-        meanwhile = binary.invoke(ROW, "text/csv")  # a whole request is answered while they wait
-        assert meanwhile.status_code == 200, meanwhile.text
-        for client in clients:
-            chunks = []
-            while chunk_in := client.recv(65536):  # the server closes after its answer
-                chunks.append(chunk_in)
-            raw = b"".join(chunks)
-            assert raw.startswith(b"HTTP/1.1 408 "), raw[:200]
-            assert b"\r\nconnection: close\r\n" in raw.partition(b"\r\n\r\n")[0].lower() + b"\r\n", raw[:300]
-            answer = json.loads(raw.partition(b"\r\n\r\n")[2])
-            assert answer["error"] == "request_timeout", answer
-            assert (
-                f"{len(chunk)} bytes of its chunked body came, then nothing for 5 s" in answer["message"]
-            ), answer
-    finally:
-        for client in clients:
-            client.close()
-    after = binary.invoke(ROW, "text/csv")
-    assert after.status_code == 200, after.text
+    said = f"{len(chunk)} bytes of its chunked body came, then nothing for 5 s"
+    for raw in assert_stalled_clients_get_408(
+        binary, head + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n", said
+    ):
+        assert b"\r\nconnection: close\r\n" in raw.partition(b"\r\n\r\n")[0].lower() + b"\r\n", raw[:300]
 
 
 @pytest.mark.parametrize(
