@@ -902,3 +902,57 @@ def test_a_child_the_script_left_running_is_ended_when_the_script_ends(tmp_path,
         )
     else:
         assert read_failure(root) is None
+
+
+# Starts `sleep 600` as a daemon does: fork, setsid, fork again, the middle process exits at once
+# (so `sleep` is an orphan in a session of its own, outside the script's), streams on /dev/null.
+DAEMONISING_SCRIPT = """\
+import os, sys, time
+out = os.environ["SM_OUTPUT_DATA_DIR"]
+os.makedirs(out, exist_ok=True)
+read, write = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    daemon = os.fork()
+    if daemon == 0:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.execvp("sleep", ["sleep", "600"])
+    os.write(write, str(daemon).encode())
+    os._exit(0)
+os.close(write)
+daemon = int(os.read(read, 32))
+os.wait()
+with open(os.path.join(out, "daemon.pid"), "w") as fh:
+    fh.write(str(daemon))
+"""
+
+
+@pytest.mark.parametrize("ending", ["exit", "stop"])
+def test_a_daemon_the_script_started_in_a_session_of_its_own_is_ended_with_the_job(tmp_path, ending):
+    """A daemon (double fork into a new session) left the script's session, where train looked for
+    what the script left running: outside Docker it outlived `train`, whether the script exited or
+    the job was stopped.  train is a child subreaper, so the orphan is its own child, and ended."""
+    script = DAEMONISING_SCRIPT + (
+        'print("ready", flush=True)\ntime.sleep(600)\n' if ending == "stop" else ""
+    )
+    root = script_root(tmp_path, "train.py", {"train.py": script})
+    pid_file = root / "output" / "data" / "daemon.pid"
+    try:
+        if ending == "stop":
+            proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": "3"})
+            read_until(proc, r"^ready$")
+            out = stop_process(proc, timeout=60)
+            status = proc.returncode
+        else:
+            result = run_train(root, timeout=120)
+            out, status = result.stdout + result.stderr, result.returncode
+    finally:
+        pid = int(pid_file.read_text())
+        ended = _ended(pid, "sleep 600")
+    assert ended, f"the script's daemon {pid} still ran after train returned"
+    assert status == {"exit": 0, "stop": 143}[ending], out
+    if ending == "exit":
+        assert "ended 1 process the user script train.py left running" in out
+        assert f"sleep 600 (pid {pid})" in out
