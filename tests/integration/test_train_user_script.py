@@ -367,15 +367,17 @@ def test_a_requirements_line_pip_cannot_parse_is_named_by_its_line(tmp_path, pyt
             "vendor/mypkg-1.0.tar.gz",
         ),
         ("-r base.txt\n", 1, "-r base.txt", "base.txt"),
+        ("--find-links ./wheels\nmypkg==1.0\n", 1, "--find-links ./wheels", "wheels"),
+        ("mypkg==1.0\n-f wheels\n", 2, "-f wheels", "wheels"),
     ],
-    ids=["wheel", "editable", "file-url", "name-at-file-url", "nested-file"],
+    ids=["wheel", "editable", "file-url", "name-at-file-url", "nested-file", "find-links", "f"],
 )
 def test_a_requirements_line_naming_a_local_file_not_uploaded_is_named_with_the_fix(
     tmp_path, python, requirements, number, named, rel
 ):
-    """A wheel, project folder or archive requirements.txt names by path, left out of source_dir:
-    the failure named only "requirements.txt" (pip's OSError, or for ``-e`` its message about VCS
-    URLs).  It names the line, the path it resolves to (pip runs in the code directory), that the
+    """A wheel, project folder or archive requirements.txt names by path, or a ``--find-links``
+    folder, left out of source_dir: the failure named only "requirements.txt" (pip's OSError, for
+    ``-e`` its message about VCS URLs, for ``--find-links`` "No matching distribution").  It names the line, the path it resolves to (pip runs in the code directory), that the
     uploaded source directory lacks it, and both fixes; pip's own output stays in the log."""
     root = script_root(tmp_path, "train.py", {"requirements.txt": requirements, "train.py": RECORDER})
     result = run_train(root, python=python, env=OFFLINE)
