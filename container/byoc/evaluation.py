@@ -81,6 +81,30 @@ class Progress:
         self.written = False
         self.commit = threading.Lock()
         self.scratch: Path | None = None  # where a model.tar.gz is unpacked, removed at a stop
+        self.removed: Path | None = None  # the --output whose earlier evaluation.json was removed
+
+    def outcome(self, message: str) -> str:
+        """``message`` (a failure's), saying that no earlier evaluation.json is left when one was removed."""
+        if self.removed is None:
+            return message
+        return (
+            f"{message} (No evaluation.json is in {self.removed}: the one an earlier run left there was "
+            "removed when this run started.)"
+        )
+
+
+def clear_earlier_report(output: Path, progress: Progress) -> None:
+    """Remove the evaluation.json an earlier run left in ``output`` (a Pipelines condition step
+    would read it as this run's when this run fails), noting it on ``progress``."""
+    from byoc.evaluation_report import remove_earlier_report
+
+    progress.doing = f"removing the evaluation.json an earlier run left in {output}"
+    if remove_earlier_report(output):
+        progress.removed = output
+        log.warning(
+            "removed the evaluation.json an earlier run left in %s: this run writes its own, or none if it fails",
+            output,
+        )
 
 
 def stop_handler(message_file: Path, progress: Progress) -> Callable[[int], None]:
@@ -100,9 +124,11 @@ def stop_handler(message_file: Path, progress: Progress) -> Callable[[int], None
             why = "StopProcessingJob" if signum == signal.SIGTERM else "interrupted"
             write_failure(
                 message_file,
-                f"Processing job stopped by {name} ({why}) while {progress.doing}, after "
-                f"{time.monotonic() - progress.started:.1f} s; no evaluation.json was written. "
-                "Start the Processing job again to evaluate the model.",
+                progress.outcome(
+                    f"Processing job stopped by {name} ({why}) while {progress.doing}, after "
+                    f"{time.monotonic() - progress.started:.1f} s; no evaluation.json was written. "
+                    "Start the Processing job again to evaluate the model."
+                ),
             )
             if progress.scratch is not None:
                 shutil.rmtree(progress.scratch, ignore_errors=True)
@@ -659,10 +685,23 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(list(argv))
 
 
+def _output_named(argv: Sequence[str]) -> Path | None:
+    """The --output of a command line whose other flags are wrong (None: it names none readable)."""
+    from byoc.errors import UserError
+
+    flags = _Flags(prog="evaluate", add_help=False)
+    flags.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    try:
+        return flags.parse_known_args(list(argv))[0].output
+    except UserError:
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 with evaluation.json written; 1 with the cause in /opt/ml/output/message (the
     Processing job's ExitMessage) when the model or data are wrong (a model whose predict
-    raises included); 2, with the message too, for a fault of byoc's."""
+    raises included); 2, with the message too, for a fault of byoc's.  An evaluation.json an
+    earlier run left in --output is removed first, so a failed run leaves none."""
     from byoc import csvfields, outofmemory  # up front: not when memory has run out
     from byoc.environment import MLPaths
     from byoc.errors import ByocError, UserError
@@ -676,9 +715,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     message_file = MLPaths.from_environ().output_dir / "message"
     progress = Progress()
     StopWatcher(stop_handler(message_file, progress)).start()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = None
     try:
         try:
-            args = parse_args(sys.argv[1:] if argv is None else argv)
+            args = parse_args(argv)
+            clear_earlier_report(args.output, progress)
             header = None if args.header is None else args.header == "true"
             with tempfile.TemporaryDirectory(prefix="byoc-evaluate-") as scratch:
                 progress.scratch = Path(scratch)
@@ -702,14 +744,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, ByocError) as exc:
         message = getattr(exc, "message", str(exc))
         log.error("evaluation failed: %s", one_line(message))
-        write_failure(message_file, message)
+        if args is None and (output := _output_named(argv)) is not None:  # a flag is wrong
+            try:
+                clear_earlier_report(output, progress)
+            except (UserError, OSError) as error:  # the flag is the cause to report
+                log.warning("%s", getattr(error, "message", error))
+        write_failure(message_file, progress.outcome(message))
         return 1
     except Exception as exc:  # a fault of ours: the job still gets its message, leading with the cause
         log.exception("evaluation failed")
         write_failure(
             message_file,
-            f"Internal error while evaluating: {type(exc).__name__}: {exc}. This is a bug in byoc; "
-            "please report it with the details below",
+            progress.outcome(
+                f"Internal error while evaluating: {type(exc).__name__}: {exc}. This is a bug in byoc; "
+                "please report it with the details below"
+            ),
             traceback.format_exc(),
         )
         return 2

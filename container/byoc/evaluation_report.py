@@ -57,6 +57,26 @@ def write_report(output: Path, report: Mapping[str, Any]) -> Path:
     return path
 
 
+def remove_earlier_report(output: Path) -> bool:
+    """Remove the evaluation.json an earlier run left in ``output`` (evaluate run by hand, or a step
+    retried on the same folder), before this run does anything: whatever its outcome, nothing then
+    reads a report of another run as this one's.  True when there was one; an OS error the user can
+    fix is a UserError naming the path."""
+    path = output / REPORT_FILE
+    if not (path.is_file() or path.is_symlink()):  # anything else is write_report's to refuse
+        return False
+    try:
+        path.unlink()
+    except OSError as exc:
+        error = oserrors.as_user_error(
+            exc, output, f"removing the {REPORT_FILE} an earlier run left (it is still there)", FIXES
+        )
+        if error is None:
+            raise
+        raise error from exc
+    return True
+
+
 def _remove(path: Path) -> None:
     try:
         path.unlink(missing_ok=True)

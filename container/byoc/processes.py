@@ -6,9 +6,14 @@ the job needs (its own children at a stop, what a user script's session left run
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import collections
+import ctypes
+import sys
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import NamedTuple
+
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>, Linux 3.4 and later
 
 
 class ProcessStat(NamedTuple):
@@ -42,3 +47,38 @@ def session_groups(sid: int) -> dict[int, int]:
     return {
         stat.pid: stat.group for stat in process_stats() if stat.session == sid and stat.state not in "ZX"
     }
+
+
+def descendants(parent: int, leaving_out: Collection[int] = ()) -> dict[int, ProcessStat]:
+    """{pid: stat} of every process below ``parent``, zombies too, except the children of ``parent``
+    in ``leaving_out`` and everything below them."""
+    below: dict[int, list[ProcessStat]] = collections.defaultdict(list)
+    for stat in process_stats():
+        below[stat.ppid].append(stat)
+    found: dict[int, ProcessStat] = {}
+    todo = [stat for stat in below[parent] if stat.pid not in leaving_out]
+    while todo:
+        stat = todo.pop()
+        if stat.pid not in found and stat.pid != parent:
+            found[stat.pid] = stat
+            todo.extend(below[stat.pid])
+    return found
+
+
+def become_subreaper() -> bool:
+    """Make this process a child subreaper (``prctl(PR_SET_CHILD_SUBREAPER)``): a process below it
+    whose parent ends is re-parented to it rather than to PID 1, so even a daemon that double-forked
+    into a session of its own stays among its descendants.  False where that cannot be done (not
+    Linux), and nothing changes."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return False
+    return bool(
+        prctl(
+            PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)
+        )
+        == 0
+    )

@@ -1,13 +1,15 @@
 """The local files a ``requirements.txt`` names that are not there, found before pip runs.
 
 A wheel, archive or project folder that requirements.txt names by path (``./wheels/x.whl``,
-``-e ./mypkg``, ``file:vendor/x.tar.gz``, ``x @ file:./x.tar.gz``, ``-r base.txt``) but that the
-uploaded source directory lacks makes pip fail with a message about an OSError (or, for ``-e``,
-about VCS URLs) that names neither the line nor the fix.  This module reads the file as pip
+``-e ./mypkg``, ``file:vendor/x.tar.gz``, ``x @ file:./x.tar.gz``, ``-r base.txt``), or a folder
+it has pip look for packages in (``--find-links ./wheels``, ``-f wheels``), but that the uploaded
+source directory lacks makes pip fail with a message about an OSError (for ``-e``, about VCS URLs;
+for ``--find-links``, "No matching distribution") that names neither the line nor the fix.  This module reads the file as pip
 reads it (lines joined at a trailing backslash, comments and ``${VAR}`` as pip treats them,
 options split from the requirement), resolves each path as pip does, against the directory pip
-runs in (the code directory: :func:`byoc.user_script.install_requirements`), or for ``-r``/``-c``
-against the file that names it, and says which are missing.  It only reads: pip still runs and
+runs in (the code directory: :func:`byoc.user_script.install_requirements`), for ``-r``/``-c``
+against the file that names it, for ``--find-links`` against that file when it is there, else
+where pip runs, and says which are missing.  It only reads: pip still runs and
 decides, and its own output stays in the log; a line this module does not understand is pip's.
 """
 
@@ -36,6 +38,7 @@ _FILES = {
     "--constraint": "constraints",
 }
 _EDITABLE = ("-e", "--editable")
+_FIND_LINKS = ("-f", "--find-links")
 MAX_NESTING = 20
 
 
@@ -117,11 +120,13 @@ def _paths(line: str, cwd: Path, here: Path) -> Iterator[tuple[Path, bool]]:
             yield Path(os.path.abspath(here / value)), _FILES[option] == "requirements"
         elif option in _EDITABLE and (path := _editable_path(value, cwd)) is not None:
             yield path, False
+        elif option in _FIND_LINKS and (path := _find_links_path(value, cwd, here)) is not None:
+            yield path, False
 
 
 def _option_values(options: Sequence[str]) -> Iterator[tuple[str, str]]:
     """(option, value) of the options that name files: ``-e x``, ``-ex``, ``--editable=x``, ..."""
-    names = (*_FILES, *_EDITABLE)
+    names = (*_FILES, *_EDITABLE, *_FIND_LINKS)
     for i, token in enumerate(options):
         if token in names and i + 1 < len(options):
             yield token, options[i + 1]
@@ -178,6 +183,16 @@ def _editable_path(value: str, cwd: Path) -> Path | None:
         return None
     match = _EXTRAS.match(value)
     return Path(os.path.abspath(cwd / (match.group(1) if match else value)))
+
+
+def _find_links_path(value: str, cwd: Path, here: Path) -> Path | None:
+    """The local folder (or page) of ``--find-links value`` as pip reads it (``handle_option_line``):
+    beside the requirements file (in ``here``) when it is there, else as written, against ``cwd``;
+    a ``file:`` URL; None for another URL, which pip reaches itself."""
+    if _URL.match(value):
+        return _file_url_path(value, cwd)
+    beside = Path(os.path.abspath(here / value))
+    return beside if os.path.exists(beside) else Path(os.path.abspath(cwd / value))
 
 
 def failure_reason(absent: Sequence[MissingPath], code_dir: Path, uploaded_as: str) -> str:

@@ -17,7 +17,8 @@ Where this differs from the toolkit, on purpose: the script runs in its own proc
 SIGTERM (StopTrainingJob, spot interruption) is forwarded to that whole group with a grace
 period before SIGKILL; the failure file leads with the exception's last line, a failure file
 the script wrote is kept, and an out-of-memory kill says so.  What the script leaves running
-when it exits is ended (SIGTERM, then SIGKILL), as the end of a container's PID 1 ends it
+when it exits (in its session, or a daemon in a session of its own, which train adopts as a
+child subreaper) is ended (SIGTERM, then SIGKILL), as the end of a container's PID 1 ends it
 (outside a container nothing did).  Installing a local package uses the image's setuptools
 without build isolation, so it works with no network.  pip may not
 replace the image's own packages (scikit-learn, numpy, ...: :mod:`byoc.image_packages`), which
@@ -584,9 +585,16 @@ class UserProcess:
     popen: subprocess.Popen
     stderr: _Tee
     stopping: threading.Event = field(default_factory=threading.Event)
+    # train's children from before the script started: not the script's, never ended with it
+    others: frozenset[int] = frozenset()
 
     @classmethod
     def start(cls, argv: Sequence[str], cwd: Path, environ: Mapping[str, str]) -> UserProcess:
+        # A daemon the script starts (double fork into a session of its own) is re-parented to
+        # train, not to PID 1, so left_running finds it.
+        if not processes.become_subreaper():
+            log.debug("not a child subreaper: a process leaving the script's session is not followed")
+        others = frozenset(processes.child_pids(os.getpid()))
         sys.stdout.flush()
         popen = subprocess.Popen(
             list(argv),
@@ -598,7 +606,24 @@ class UserProcess:
             preexec_fn=_reset_signals,  # only unblocks signals: takes no locks
         )
         assert popen.stderr is not None
-        return cls(popen, _Tee(popen.stderr, sys.stderr.buffer))
+        return cls(popen, _Tee(popen.stderr, sys.stderr.buffer), others=others)
+
+    def left_running(self) -> dict[int, int]:
+        """{pid: process group} of what runs of the script's: its session (whatever process group
+        they moved to), and every live process below train's children started since the script
+        (the script itself while it runs; as a subreaper, train adopts what left the session)."""
+        left = processes.session_groups(self.popen.pid)
+        below = processes.descendants(os.getpid(), self.others)
+        left.update((pid, stat.group) for pid, stat in below.items() if stat.state not in "ZX")
+        return left
+
+    def reap(self) -> None:
+        """Collect the exit status of the script's processes re-parented to train that have ended
+        (not the script's own: its Popen waits for it)."""
+        for pid, stat in processes.descendants(os.getpid(), self.others | {self.popen.pid}).items():
+            if stat.ppid == os.getpid() and stat.state == "Z":
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
 
     def stop(self, signum: int, grace: float) -> None:
         """Forward ``signum`` to the whole group (and any other group of its session); SIGKILL
@@ -606,15 +631,16 @@ class UserProcess:
         self.stopping.set()
         pgid = self.popen.pid
         log.warning("forwarding %s to the user script's process group %d", signal.Signals(signum).name, pgid)
-        for group in {pgid, *processes.session_groups(pgid).values()}:
+        for group in {pgid, *self.left_running().values()}:
             _killpg(group, signum)
         try:
             self.popen.wait(timeout=grace)
             log.warning("the user script exited with %s after the stop", self.popen.returncode)
         except subprocess.TimeoutExpired:
             log.warning("the user script still runs %.0f s after the stop: killing its process group", grace)
-        ended = _end_session(pgid, None, 0.0)
+        ended = _end(self.left_running, None, 0.0)
         _killpg(pgid, signal.SIGKILL)  # where /proc cannot be read
+        self.reap()
         if ended.killed:
             log.warning(
                 "killed %s of the user script left running after the stop: %s",
@@ -627,11 +653,12 @@ class UserProcess:
 
     def end_left_running(self, program: str) -> None:
         """End what the script started and left running when it exited (a child it did not wait
-        for, a pool it did not close): SIGTERM, then SIGKILL after LEFTOVER_GRACE_SECONDS.  In a
-        container PID 1's exit ends them; outside one (SAGEMAKER_BASE_DIR) nothing did, and `train`
-        returned while they ran on, holding its output open.  Found by the script's session, which
-        they stay in whatever process group they move to."""
-        ended = _end_session(self.popen.pid, signal.SIGTERM, LEFTOVER_GRACE_SECONDS)
+        for, a pool it did not close, a daemon): SIGTERM, then SIGKILL after LEFTOVER_GRACE_SECONDS,
+        and reap them.  In a container PID 1's exit ends them; outside one (SAGEMAKER_BASE_DIR)
+        nothing did, and `train` returned while they ran on, holding its output open.  Found by
+        :meth:`left_running`."""
+        ended = _end(self.left_running, signal.SIGTERM, LEFTOVER_GRACE_SECONDS)
+        self.reap()
         if not ended.signalled:
             return
         count = len(ended.signalled)
@@ -650,17 +677,17 @@ class UserProcess:
 
 @dataclass(frozen=True)
 class _Ended:
-    """The processes :func:`_end_session` ended, as "command (pid N)": all it signalled, and
+    """The processes :func:`_end` ended, as "command (pid N)": all it signalled, and
     those it had to SIGKILL."""
 
     signalled: dict[int, str]
     killed: dict[int, str]
 
 
-def _end_session(sid: int, signum: int | None, grace: float) -> _Ended:
-    """Send ``signum`` (None: none) to every process group of session ``sid``, wait up to
-    ``grace`` seconds for its processes to end, then SIGKILL those left."""
-    left = processes.session_groups(sid)
+def _end(running: Callable[[], dict[int, int]], signum: int | None, grace: float) -> _Ended:
+    """Send ``signum`` (None: none) to every process group of what ``running`` lists ({pid: group}),
+    wait up to ``grace`` seconds for its processes to end, then SIGKILL those left."""
+    left = running()
     signalled = {pid: _described(pid) for pid in left}
     if signum is not None:
         for group in set(left.values()):
@@ -668,7 +695,7 @@ def _end_session(sid: int, signum: int | None, grace: float) -> _Ended:
     deadline = time.monotonic() + grace
     while left and time.monotonic() < deadline:
         time.sleep(0.05)
-        left = processes.session_groups(sid)
+        left = running()
         signalled.update((pid, _described(pid)) for pid in left if pid not in signalled)
     killed: dict[int, str] = {}
     for _ in range(100):  # a process may start another between the scan and the kill
@@ -678,7 +705,7 @@ def _end_session(sid: int, signum: int | None, grace: float) -> _Ended:
         for group in set(left.values()):
             _killpg(group, signal.SIGKILL)
         time.sleep(0.01)
-        left = processes.session_groups(sid)
+        left = running()
     signalled.update(killed)
     return _Ended(signalled, killed)
 

@@ -578,6 +578,57 @@ def test_a_test_file_is_read_as_the_test_data(tmp_path, header_model):
     assert f"on {len(TEST)} rows from test/t.csv" in result.stdout
 
 
+@pytest.mark.parametrize("failure", ["bad-data", "bad-flag", "none"])
+def test_an_earlier_runs_report_is_removed_when_the_run_starts_so_a_failure_leaves_none(
+    tmp_path, header_model, failure
+):
+    """Run by hand (or a retried step) on an output folder holding an earlier run's evaluation.json,
+    a failed run left that report in place, which a Pipelines condition step reading the output
+    would take for this run's.  It is removed when evaluate starts (also when a flag is wrong),
+    and the failure message says no evaluation.json is there; a run that succeeds writes its own."""
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "evaluation.json").write_text('{"binary_classification_metrics": {"auc": {"value": 0.99}}}\n')
+    args = ["--model", str(header_model), "--test", str(test), "--output", str(out)]
+    if failure == "bad-data":
+        args[3] = str(tmp_path / "nowhere")
+    elif failure == "bad-flag":
+        args += ["--header", "yes"]
+    result = run_evaluate(*args, base=tmp_path)
+    if failure == "none":
+        assert result.returncode == 0, result.stdout + result.stderr
+        report = json.loads((out / "evaluation.json").read_text())["binary_classification_metrics"]
+        assert "accuracy" in report and report["auc"]["value"] != 0.99, report
+    else:
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert not (out / "evaluation.json").exists()
+        first = message(tmp_path)
+        assert first.startswith(("--test ", "evaluate: argument --header")), first
+        assert first.endswith(
+            f"(No evaluation.json is in {out}: the one an earlier run left there was removed when this run "
+            "started.)"
+        ), first
+    assert f"removed the evaluation.json an earlier run left in {out}" in result.stdout, result.stdout
+
+
+def test_an_earlier_report_that_cannot_be_removed_is_said_to_be_still_there(tmp_path, header_model):
+    test = data_dir(tmp_path, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "evaluation.json").write_text("{}\n")
+    out.chmod(0o555)
+    args = ["--model", str(header_model), "--test", str(test), "--output", str(out)]
+    result = run_evaluate(*args, base=tmp_path, unprivileged=True)
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = message(tmp_path)
+    assert (
+        "Permission denied while removing the evaluation.json an earlier run left (it is still there)"
+        in first
+    )
+    assert "--output" in first and "Traceback" not in result.stderr
+
+
 def test_a_missing_test_path_says_what_to_pass(tmp_path, header_model):
     missing = tmp_path / "nowhere"
     result = run_evaluate(

@@ -746,6 +746,14 @@ def test_unsupported_accept_is_406_listing_supported(binary):
         assert media_type in body["message"]
 
 
+def test_a_406_for_an_accept_refusing_csv_does_not_offer_csv(binary):
+    """``Accept: text/csv;q=0`` is the client ruling CSV out: the 406 offered it all the same."""
+    body = assert_error(
+        binary.invoke("40,1,admin,cellular\n", "text/csv", "text/csv;q=0"), 406, "not_acceptable"
+    )
+    assert body["message"].endswith("; use one of application/json, application/jsonlines, application/x-npy")
+
+
 @pytest.mark.parametrize(
     "accept, culprit",
     [

@@ -367,15 +367,17 @@ def test_a_requirements_line_pip_cannot_parse_is_named_by_its_line(tmp_path, pyt
             "vendor/mypkg-1.0.tar.gz",
         ),
         ("-r base.txt\n", 1, "-r base.txt", "base.txt"),
+        ("--find-links ./wheels\nmypkg==1.0\n", 1, "--find-links ./wheels", "wheels"),
+        ("mypkg==1.0\n-f wheels\n", 2, "-f wheels", "wheels"),
     ],
-    ids=["wheel", "editable", "file-url", "name-at-file-url", "nested-file"],
+    ids=["wheel", "editable", "file-url", "name-at-file-url", "nested-file", "find-links", "f"],
 )
 def test_a_requirements_line_naming_a_local_file_not_uploaded_is_named_with_the_fix(
     tmp_path, python, requirements, number, named, rel
 ):
-    """A wheel, project folder or archive requirements.txt names by path, left out of source_dir:
-    the failure named only "requirements.txt" (pip's OSError, or for ``-e`` its message about VCS
-    URLs).  It names the line, the path it resolves to (pip runs in the code directory), that the
+    """A wheel, project folder or archive requirements.txt names by path, or a ``--find-links``
+    folder, left out of source_dir: the failure named only "requirements.txt" (pip's OSError, for
+    ``-e`` its message about VCS URLs, for ``--find-links`` "No matching distribution").  It names the line, the path it resolves to (pip runs in the code directory), that the
     uploaded source directory lacks it, and both fixes; pip's own output stays in the log."""
     root = script_root(tmp_path, "train.py", {"requirements.txt": requirements, "train.py": RECORDER})
     result = run_train(root, python=python, env=OFFLINE)
@@ -902,3 +904,57 @@ def test_a_child_the_script_left_running_is_ended_when_the_script_ends(tmp_path,
         )
     else:
         assert read_failure(root) is None
+
+
+# Starts `sleep 600` as a daemon does: fork, setsid, fork again, the middle process exits at once
+# (so `sleep` is an orphan in a session of its own, outside the script's), streams on /dev/null.
+DAEMONISING_SCRIPT = """\
+import os, sys, time
+out = os.environ["SM_OUTPUT_DATA_DIR"]
+os.makedirs(out, exist_ok=True)
+read, write = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    daemon = os.fork()
+    if daemon == 0:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.execvp("sleep", ["sleep", "600"])
+    os.write(write, str(daemon).encode())
+    os._exit(0)
+os.close(write)
+daemon = int(os.read(read, 32))
+os.wait()
+with open(os.path.join(out, "daemon.pid"), "w") as fh:
+    fh.write(str(daemon))
+"""
+
+
+@pytest.mark.parametrize("ending", ["exit", "stop"])
+def test_a_daemon_the_script_started_in_a_session_of_its_own_is_ended_with_the_job(tmp_path, ending):
+    """A daemon (double fork into a new session) left the script's session, where train looked for
+    what the script left running: outside Docker it outlived `train`, whether the script exited or
+    the job was stopped.  train is a child subreaper, so the orphan is its own child, and ended."""
+    script = DAEMONISING_SCRIPT + (
+        'print("ready", flush=True)\ntime.sleep(600)\n' if ending == "stop" else ""
+    )
+    root = script_root(tmp_path, "train.py", {"train.py": script})
+    pid_file = root / "output" / "data" / "daemon.pid"
+    try:
+        if ending == "stop":
+            proc = start_train(root, env={"BYOC_STOP_GRACE_SECONDS": "3"})
+            read_until(proc, r"^ready$")
+            out = stop_process(proc, timeout=60)
+            status = proc.returncode
+        else:
+            result = run_train(root, timeout=120)
+            out, status = result.stdout + result.stderr, result.returncode
+    finally:
+        pid = int(pid_file.read_text())
+        ended = _ended(pid, "sleep 600")
+    assert ended, f"the script's daemon {pid} still ran after train returned"
+    assert status == {"exit": 0, "stop": 143}[ending], out
+    if ending == "exit":
+        assert "ended 1 process the user script train.py left running" in out
+        assert f"sleep 600 (pid {pid})" in out

@@ -135,6 +135,40 @@ def test_not_acceptable(accept):
     assert "text/csv" in info.value.message and info.value.status == 406
 
 
+@pytest.mark.parametrize(
+    ("accept", "offered"),
+    [
+        ("text/csv;q=0", "; use one of application/json, application/jsonlines, application/x-npy"),
+        (
+            "text/csv;q=0.000, image/png",
+            "; use one of application/json, application/jsonlines, application/x-npy",
+        ),
+        ("text/*;q=0, application/json;q=0", "; use one of application/jsonlines, application/x-npy"),
+        ("application/x-jsonlines;q=0, application/x-npy;q=0, text/*;q=0", "; use one of application/json"),
+        ("application/*;q=0, text/csv;q=0, image/png", "; it refuses every type answers come in ("),
+        ("*/*;q=0", "; it refuses every type answers come in ("),
+        (
+            "image/png, text/csv;q=0.5;charset=latin-1",
+            "; use one of text/csv, application/json, application/jsonlines, application/x-npy",
+        ),
+    ],
+)
+def test_a_406_offers_only_what_the_accept_did_not_refuse(accept, offered):
+    """``Accept: text/csv;q=0`` (q=0: "not acceptable", RFC 9110) got a 406 saying "use one of
+    text/csv, ...": the type the client had refused.  The most specific range naming a type decides,
+    as in choosing the answer; a charset answers are not in refuses nothing."""
+    with pytest.raises(NotAcceptable) as info:
+        codecs.choose_encoder(accept, "text/csv")
+    message = info.value.message
+    assert offered in message, message
+    if "refuses every type" in offered:
+        assert message.endswith(
+            "(text/csv, application/json, application/jsonlines, application/x-npy): accept one of them"
+        ), message
+    else:
+        assert message.endswith(offered), message
+
+
 def test_an_accept_charset_other_than_utf8_is_not_acceptable_unless_another_range_is():
     """``text/csv; charset=latin-1`` was answered in UTF-8, with no charset on the response."""
     with pytest.raises(NotAcceptable) as info:

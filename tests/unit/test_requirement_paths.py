@@ -87,6 +87,28 @@ def test_an_included_file_is_read_too_its_own_includes_relative_to_it_its_paths_
     ]
 
 
+def test_a_find_links_folder_is_looked_for_beside_the_file_then_where_pip_runs(tmp_path):
+    """pip takes a ``--find-links`` path relative to the requirements file when it is there, else
+    as written (relative to its working directory); a ``file:`` URL is a path too, another URL
+    pip's to reach."""
+    text = (
+        "--find-links ./wheels\n"
+        "-f vendored\n"
+        f"--find-links=file://{tmp_path}/local\n"
+        "-fother\n"
+        "--find-links https://example.com/wheels/\n"
+        "-r reqs/more.txt\n"
+    )
+    files = {"reqs__more.txt": "-f here\n-f there\n", "reqs__here__x.whl": "", "there__y.whl": ""}
+    code = tmp_path / "code"
+    assert [(f, n, line, p) for f, n, line, p in flagged(tmp_path, text, **files)] == [
+        ("requirements.txt", 1, "--find-links ./wheels", code / "wheels"),
+        ("requirements.txt", 2, "-f vendored", code / "vendored"),
+        ("requirements.txt", 3, f"--find-links=file://{tmp_path}/local", tmp_path / "local"),
+        ("requirements.txt", 4, "-fother", code / "other"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [

@@ -143,6 +143,11 @@ def test_a_default_accept_that_states_no_preference_leaves_the_choice_to_the_req
             "text/plain",
             "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT='text/plain' is not supported; use one of text/csv",
         ),
+        (
+            "text/csv;q=0",
+            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT='text/csv;q=0' is not supported; use one of application/json, "
+            "application/jsonlines, application/x-npy",
+        ),
     ],
 )
 def test_a_default_accept_that_cannot_be_answered_stops_the_start_saying_why(raw, said):

@@ -69,7 +69,7 @@ def default_accept(settings: ServingSettings) -> str | None:
             ) from None
         raise ConfigError(
             f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={settings.default_accept!r} is not "
-            f"supported; use one of {', '.join(codecs.supported_accept_types())}"
+            f"supported; {codecs.offered(settings.default_accept)}"
         ) from None
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "choose_encoder",
     "name_the_default",
     "not_utf8",
+    "offered",
 ]
 
 
@@ -144,6 +145,19 @@ def choose_encoder(accept: str | None, request_type: str, default: str | None = 
     if not accept or not accept.strip():
         return table[preferred]
     _check_qualities(accept)
+    ranges, charsets = _ranges(accept)
+    candidates = [preferred] + [name for name in table if name != preferred]
+    match = ranges.best_match(candidates)
+    if match is None:
+        why = f" (answers are UTF-8, not {charsets[0]!r}: ask charset=utf-8 or none)" if charsets else ""
+        raise NotAcceptable(f"Accept {accept!r} cannot be satisfied{why}; {offered(accept)}")
+    return table[match]
+
+
+def _ranges(accept: str) -> tuple[MIMEAccept, list[str]]:
+    """The media ranges of ``accept`` that an answer could meet, each type by its encoder's own
+    name, and the charsets of those left out for asking an encoding answers are not in."""
+    own_names = _own_names()
     ranges, charsets = [], []
     for value, quality in parse_accept_header(accept, MIMEAccept):
         media_type, params = parse_options_header(value)
@@ -153,11 +167,17 @@ def choose_encoder(accept: str | None, request_type: str, default: str | None = 
             continue
         media_type = media_type.strip().lower()
         ranges.append((own_names.get(media_type, media_type), quality))
-    candidates = [preferred] + [name for name in table if name != preferred]
-    match = MIMEAccept(ranges).best_match(candidates)
-    if match is None:
-        why = f" (answers are UTF-8, not {charsets[0]!r}: ask charset=utf-8 or none)" if charsets else ""
-        raise NotAcceptable(
-            f"Accept {accept!r} cannot be satisfied{why}; use one of {', '.join(supported_accept_types())}"
-        )
-    return table[match]
+    return MIMEAccept(ranges), charsets
+
+
+def offered(accept: str | None) -> str:
+    """What a 406 for ``accept`` (or the setting that gives it) offers instead: the types answers
+    come in, less those ``accept`` refuses (q=0 on the range naming the type most specifically,
+    as werkzeug weighs a match: ``text/csv;q=0``, ``text/*;q=0``, ``*/*;q=0``).  Offering a type the
+    client refused told it to ask for what it had ruled out."""
+    answered = supported_accept_types()
+    ranges = _ranges(accept)[0] if accept else MIMEAccept()
+    kept = [name for name in answered if name not in ranges or ranges.quality(name) > 0]
+    if not kept:
+        return f"it refuses every type answers come in ({', '.join(answered)}): accept one of them"
+    return f"use one of {', '.join(kept)}"
