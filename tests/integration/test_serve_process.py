@@ -114,6 +114,24 @@ def test_bad_server_setting_stops_serve_naming_the_variable(tmp_path):
     assert result.returncode != 0 and "SAGEMAKER_MODEL_SERVER_WORKERS" in result.stderr
 
 
+def test_a_port_another_process_holds_stops_serve_before_the_model_loads_naming_the_variable():
+    """A port already listened on made gunicorn retry for 5 s and end with "Can't connect to
+    ('0.0.0.0', N)" after the model had loaded and its line said it served on that port: no
+    ``serve: cannot start`` line, nothing naming SAGEMAKER_BIND_TO_PORT."""
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        process, _ = support.start_serve(sm.trained_root("binary"), port=port)
+        output = process.communicate(timeout=120)[0]
+    assert process.returncode == 1, output
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in output, output
+    expected = f"serve: cannot start: port {port} (SAGEMAKER_BIND_TO_PORT) is in use"
+    assert lines[0].startswith(expected), lines[0]
+    assert "serving decision_tree" not in output  # refused before the model loaded
+
+
 def _listening_ports(pid: int) -> set[tuple[str, int]]:
     return {
         (c.laddr.ip, c.laddr.port)

@@ -153,3 +153,21 @@ def test_a_default_accept_that_cannot_be_answered_stops_the_start_saying_why(raw
     with pytest.raises(ConfigError) as info:
         default_accept(ServingSettings.from_environ({"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": raw}))
     assert said in info.value.message
+
+
+def test_a_port_below_1024_without_the_right_to_bind_it_says_so_and_names_the_variable(monkeypatch):
+    """A non-root container given SAGEMAKER_BIND_TO_PORT=81 failed in gunicorn's five retries
+    ("connection to ('0.0.0.0', 81) failed: [Errno 13] Permission denied"), naming no setting."""
+    import socket
+
+    from byoc.serving.server import check_port
+
+    def refuse(self: socket.socket, address: tuple[str, int]) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(socket.socket, "bind", refuse)
+    with pytest.raises(ConfigError) as raised:
+        check_port(ServingSettings.from_environ({"SAGEMAKER_BIND_TO_PORT": "81"}))
+    message = str(raised.value)
+    assert message.startswith("port 81 (SAGEMAKER_BIND_TO_PORT) cannot be bound: Permission denied"), message
+    assert "below 1024" in message and "1024 or above" in message
