@@ -310,7 +310,8 @@ def locate(directory: Path) -> Path:
     directory = Path(directory)
     if (directory / METADATA_FILE).is_file():
         return directory
-    found = _folders_holding_metadata(directory)
+    unlisted: list[OSError] = []
+    found = _folders_holding_metadata(directory, unlisted)
     if len(found) > 1:
         shown = ", ".join(str(folder) for folder in found[:5]) + (
             f" and {len(found) - 5} more" if len(found) > 5 else ""
@@ -321,6 +322,9 @@ def locate(directory: Path) -> Path:
             "top (tar -czf model.tar.gz -C <folder> .)"
         )
     if not found:
+        for exc in unlisted:  # a folder this uid cannot list may be the one holding the model
+            if (error := oserrors.as_user_error(exc, directory, "loading the model", READ_FIXES)) is not None:
+                raise ModelLoadError(error.message) from exc
         return directory
     log.info(
         "model found in %s, not at the top of %s: model.tar.gz holds it under a top-level folder",
@@ -330,22 +334,26 @@ def locate(directory: Path) -> Path:
     return found[0]
 
 
-def _folders_holding_metadata(directory: Path) -> list[Path]:
+def _folders_holding_metadata(directory: Path, unlisted: list[OSError] | None = None) -> list[Path]:
     """Folders below ``directory`` holding model.json, hidden folders (interrupted saves'
-    staging, .git) left out."""
+    staging, .git) left out; the errors of folders that could not be listed go to ``unlisted``."""
     found = []
-    for root, dirs, files in walk(directory):
+    for root, dirs, files in walk(directory, unlisted):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         if METADATA_FILE in files and root != directory:
             found.append(root)
     return sorted(found)
 
 
-def walk(directory: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
+def walk(
+    directory: Path, unlisted: list[OSError] | None = None
+) -> Iterator[tuple[Path, list[str], list[str]]]:
     """``os.walk`` of an unpacked model that follows symbolic links (a model folder may be one),
-    each real directory once, so a link loop ends; prune ``dirs`` in place as with os.walk."""
+    each real directory once, so a link loop ends; prune ``dirs`` in place as with os.walk.
+    A folder that cannot be listed is passed by, its error appended to ``unlisted`` when given."""
     seen: set[str] = set()
-    for root, dirs, files in os.walk(directory, followlinks=True):
+    onerror = unlisted.append if unlisted is not None else None
+    for root, dirs, files in os.walk(directory, followlinks=True, onerror=onerror):
         real = os.path.realpath(root)
         if real in seen:
             dirs[:] = []

@@ -95,6 +95,28 @@ def test_a_model_tar_gz_packed_with_its_top_level_folder_serves_the_model_there(
     assert f"model found in {root / 'model' / 'model'}, not at the top of {root / 'model'}" in output
 
 
+def test_a_top_level_folder_the_serving_user_cannot_list_is_named_not_taken_for_another_programs_model(
+    tmp_path,
+):
+    """``tar -czf model.tar.gz model`` of a 0700 folder, served as another uid: the folder holding
+    model.json could not be listed, so the search passed it by in silence, and serve said the
+    directory "holds model: a model your own training script saved is served by a model_fn"."""
+    trained = sm.trained_root("binary") / "model"
+    root = tmp_path / "root"
+    _unpack_under_a_folder(tmp_path / "model.tar.gz", root / "model", {"model": trained})
+    folder = root / "model" / "model"
+    folder.chmod(0)
+    try:
+        result = run_serve(root, unprivileged=True)
+    finally:
+        folder.chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(f"serve: cannot start: {folder}: Permission denied"), lines[0]
+    assert "readable by uid" in lines[0] and "model_fn" not in lines[0]
+
+
 def test_a_model_tar_gz_of_several_model_folders_stops_serve_naming_them(tmp_path):
     trained = sm.trained_root("binary") / "model"
     root = tmp_path / "root"
