@@ -369,6 +369,10 @@ def dangling_link(path: Path) -> str:
     return ""
 
 
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip", ".gz", ".tar.bz2", ".tar.xz")
+"""Names of archives, which a model directory holds when its model.tar.gz was packed twice."""
+
+
 def _instead(model_dir: Path) -> str:
     """What the model directory holds instead of model.json, and what to do about it: an empty
     one, or another program's model (:func:`locate` has found no model.json below it)."""
@@ -381,6 +385,12 @@ def _instead(model_dir: Path) -> str:
     if not entries:
         return "; the directory is empty: the training job saved no model (model.tar.gz was empty)"
     shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+    if archives := [name for name in entries if name.lower().endswith(ARCHIVE_SUFFIXES)]:
+        return (
+            f"; it holds {', '.join(archives[:3])}, an archive: SageMaker unpacks model.tar.gz into this "
+            "directory once, so an archive packed inside it stays packed; pack the model's files "
+            "themselves (tar -czf model.tar.gz -C <folder holding model.json> .)"
+        )
     return (
         f"; it holds {shown}: a model your own training script saved is served by a model_fn in "
         'code/inference.py (README "Inference hooks")'

@@ -153,6 +153,20 @@ def test_a_model_directory_without_model_json_says_what_it_holds_instead(tmp_pat
     )
 
 
+@pytest.mark.parametrize("archive", ["model.tar.gz", "model.tgz", "model.zip", "MODEL.TAR"])
+def test_a_model_directory_holding_an_archive_says_it_was_packed_twice(tmp_path, archive):
+    """A model.tar.gz holding another model.tar.gz (the training job's artefact packed again):
+    SageMaker unpacks the outer one only.  The message sent the user to model_fn for "a model your
+    own training script saved"."""
+    (tmp_path / "unpacked").mkdir()
+    (tmp_path / "unpacked" / archive).write_bytes(b"\x1f\x8b\x08\x00")
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(tmp_path / "unpacked")
+    message = str(raised.value)
+    assert f"it holds {archive}, an archive:" in message, message
+    assert "tar -czf model.tar.gz -C" in message and "model_fn" not in message, message
+
+
 @pytest.mark.parametrize(
     ("compiled_file", "fragment"),
     [
