@@ -507,7 +507,13 @@ def _load(model_dir: Path, verify: bool) -> ModelArtifact:
             joblib_path,
             differ,
         )
-    check_agrees(estimator, metadata, model_dir / METADATA_FILE)
+    try:
+        check_agrees(estimator, metadata, model_dir / METADATA_FILE)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # an entry of another shape
+        raise ModelLoadError(
+            f"{model_dir / METADATA_FILE}: not the model.json byoc's train writes ({type(exc).__name__}: "
+            f"{exc}); restore model.json from the training job's model.tar.gz"
+        ) from exc
     return ModelArtifact(estimator=estimator, metadata=metadata, path=model_dir)
 
 

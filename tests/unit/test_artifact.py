@@ -153,6 +153,27 @@ def test_a_model_directory_without_model_json_says_what_it_holds_instead(tmp_pat
     )
 
 
+@pytest.mark.parametrize(
+    ("key", "value"), [("compiled", "yes"), ("compiled", [1]), ("classes", 2), ("features", 1)]
+)
+def test_a_model_json_entry_of_the_wrong_shape_is_a_load_error_naming_model_json_not_a_traceback(
+    tmp_path, key, value
+):
+    """README: a corrupt model stops serve with one line naming the file.  A hand-edited model.json
+    whose ``compiled``, ``classes`` or ``features`` is not the shape train writes stopped serve with
+    a traceback (AttributeError: 'str' object has no attribute 'get'; TypeError: object of type
+    'int' has no len())."""
+    from byoc.serving.builtin import ModelHandler
+    from byoc.serving.settings import ServingSettings
+
+    model_dir = _classifier_dir(tmp_path)
+    path = model_dir / artifact.METADATA_FILE
+    path.write_text(json.dumps({**json.loads(path.read_text()), key: value}))
+    with pytest.raises(ModelLoadError) as raised:
+        ModelHandler.load(model_dir, ServingSettings())
+    assert str(raised.value).startswith(f"{path}: "), raised.value
+
+
 @pytest.mark.parametrize("archive", ["model.tar.gz", "model.tgz", "model.zip", "MODEL.TAR"])
 def test_a_model_directory_holding_an_archive_says_it_was_packed_twice(tmp_path, archive):
     """A model.tar.gz holding another model.tar.gz (the training job's artefact packed again):

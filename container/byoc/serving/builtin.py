@@ -40,7 +40,7 @@ def prepare(model: artifact.ModelArtifact, compiled_inference: bool | None = Non
         predictor = Predictor(model, compiled_inference=compiled_inference)
         predictor.enable_fast_path()
         return predictor
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a model.json entry of another shape
         where = model.path / artifact.METADATA_FILE if model.path else artifact.METADATA_FILE
         raise ModelLoadError(f"{where}: cannot serve this model ({type(exc).__name__}: {exc})") from exc
 
