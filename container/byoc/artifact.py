@@ -456,15 +456,20 @@ def load(model_dir: Path, *, verify: bool = True) -> ModelArtifact:
         return _load(locate(model_dir), verify)
 
 
-def load_located(folder: Path, *, verify: bool = True) -> ModelArtifact:
+def load_located(folder: Path, *, verify: bool = True, compiled: bool = True) -> ModelArtifact:
     """:func:`load` of the folder :func:`locate` returned already: a caller that had to locate
-    the model first (serve, to find its code/) does not walk the directory a second time."""
+    the model first (serve, to find its code/) does not walk the directory a second time.
+    ``compiled=False`` (a server with BYOC_COMPILED_INFERENCE=off, which never reads the compiled
+    file): a compiled file that fails its check is a WARNING, not a refusal."""
     folder = Path(folder)
     with reading(folder):
-        return _load(folder, verify)
+        return _load(folder, verify, compiled)
 
 
-def _load(model_dir: Path, verify: bool) -> ModelArtifact:
+COMPILED_OFF = "BYOC_COMPILED_INFERENCE=off serves the model with scikit-learn without it"
+
+
+def _load(model_dir: Path, verify: bool, compiled: bool = True) -> ModelArtifact:
     metadata = _read_metadata(model_dir)
     joblib_path = model_dir / MODEL_FILE
     if not joblib_path.is_file():
@@ -479,14 +484,20 @@ def _load(model_dir: Path, verify: bool) -> ModelArtifact:
                 f"{model_dir / METADATA_FILE}: 'files' is not an object of file name -> sha256; "
                 "restore model.json from the training job's model.tar.gz"
             )
-        for name in sorted({MODEL_FILE, *listed, *_compiled_file(metadata)}):
+        compiled_files = set(_compiled_file(metadata)) - {MODEL_FILE}
+        for name in sorted({MODEL_FILE, *listed, *compiled_files}):
             if Path(name).name != name:
                 raise ModelLoadError(f"{model_dir / METADATA_FILE}: lists {name!r}, which is not a file name")
-            path = model_dir / name
-            if not path.is_file():
-                raise ModelLoadError(f"{path}: missing; {METADATA_FILE} lists it")
-            record = listed.get(name)
-            _check_sha256(path, record if isinstance(record, dict) else {})
+            try:
+                _check_listed(model_dir / name, listed.get(name))
+            except ModelLoadError as exc:
+                if name not in compiled_files:
+                    raise
+                if compiled:
+                    raise ModelLoadError(f"{exc}; {COMPILED_OFF}") from exc
+                log.warning(
+                    "%s; BYOC_COMPILED_INFERENCE=off: scikit-learn answers, the file is not read", exc
+                )
     differ = _versions_differ(metadata)
     try:
         estimator = joblib.load(joblib_path)
@@ -515,6 +526,13 @@ def _load(model_dir: Path, verify: bool) -> ModelArtifact:
             f"{exc}); restore model.json from the training job's model.tar.gz"
         ) from exc
     return ModelArtifact(estimator=estimator, metadata=metadata, path=model_dir)
+
+
+def _check_listed(path: Path, record: Any) -> None:
+    """A file model.json lists is there, with the sha256 ``record`` gives."""
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: missing; {METADATA_FILE} lists it")
+    _check_sha256(path, record if isinstance(record, dict) else {})
 
 
 def _check_sha256(path: Path, record: Mapping[str, Any]) -> None:

@@ -208,6 +208,39 @@ def test_a_compiled_file_model_json_does_not_list_is_never_loaded_unverified(
         artifact.load(model_dir)
 
 
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_a_damaged_compiled_file_does_not_stop_a_server_that_switched_compiled_inference_off(
+    tmp_path, caplog, damage
+):
+    """BYOC_COMPILED_INFERENCE=off "ignores" the compiled form (README), yet a corrupt or missing
+    model.compiled.npz still stopped serve: the documented switch could not get a model whose
+    model.joblib is intact served.  With it on, the refusal names the switch."""
+    from byoc.serving.builtin import ModelHandler
+    from byoc.serving.settings import ServingSettings
+
+    model_dir = _classifier_dir(tmp_path)
+    compiled = model_dir / "model.compiled.npz"
+    compiled.write_bytes(b"what training wrote")
+    listed = {"sha256": artifact.sha256_of(compiled), "bytes": compiled.stat().st_size}
+    files = {**json.loads((model_dir / artifact.METADATA_FILE).read_text())["files"], compiled.name: listed}
+    _edit(model_dir, compiled={"file": compiled.name, "steps": []}, files=files)
+    if damage == "corrupt":
+        compiled.write_bytes(b"what training wrote, flipped")
+    else:
+        compiled.unlink()
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    assert str(raised.value).startswith(f"{compiled}: ") and "BYOC_COMPILED_INFERENCE=off" in str(
+        raised.value
+    )
+    with caplog.at_level(logging.WARNING, logger="byoc.artifact"):
+        handler = ModelHandler.load(model_dir, ServingSettings(compiled_inference=False))
+    assert handler.predictor.model.classes == ["no", "yes"]
+    assert f"{compiled}: " in caplog.text and "BYOC_COMPILED_INFERENCE=off" in caplog.text, caplog.text
+    with pytest.raises(ModelLoadError):
+        ModelHandler.load(model_dir, ServingSettings(compiled_inference=True))
+
+
 def test_a_model_written_with_other_library_versions_names_them(tmp_path, caplog):
     """A pickle of another scikit-learn may not load, or load and answer otherwise: the line that
     refuses it, or a warning when it loads, names the versions on both sides."""

@@ -218,7 +218,8 @@ class ModelHandler:
     def load(cls, folder: Path, settings: ServingSettings) -> ModelHandler:
         """Load and sha256-verify model.joblib + model.json in ``folder``, the one
         :func:`artifact.locate` found (handler.load locates it once), and prepare them to serve."""
-        return cls(prepare(artifact.load_located(folder), settings.compiled_inference), settings)
+        model = artifact.load_located(folder, compiled=settings.compiled_inference)
+        return cls(prepare(model, settings.compiled_inference), settings)
 
     def predict_body(self, body: RequestBody, decoder: codecs.Decoder, fields: tuple[str, ...]) -> Prediction:
         """Decode and predict slice by slice, so a large line-oriented body never sits whole."""
