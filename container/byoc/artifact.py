@@ -378,6 +378,16 @@ def _instead(model_dir: Path) -> str:
     one, or another program's model (:func:`locate` has found no model.json below it)."""
     if dangling := dangling_link(model_dir):
         return f"; {dangling}: point it at the unpacked model directory"
+    if not model_dir.exists():  # the image has no /opt/ml: docker run ... serve without a model mounted
+        return (
+            f"; {model_dir} does not exist: SageMaker unpacks model.tar.gz there; locally, mount the "
+            "unpacked model (docker run -v <folder holding model.json>:/opt/ml/model ...) or set "
+            "SAGEMAKER_BASE_DIR to the folder holding model/"
+        )
+    if not model_dir.is_dir():
+        return (
+            f"; {model_dir} is a file, not a directory: the directory of the unpacked model.tar.gz goes there"
+        )
     try:
         entries = sorted(p.name for p in model_dir.iterdir() if not p.name.startswith(STAGING_PREFIX))
     except OSError:  # no directory, or one this uid cannot list: the path says enough

@@ -174,6 +174,20 @@ def test_a_model_json_entry_of_the_wrong_shape_is_a_load_error_naming_model_json
     assert str(raised.value).startswith(f"{path}: "), raised.value
 
 
+def test_a_model_directory_that_does_not_exist_or_is_a_file_says_so(tmp_path):
+    """``docker run -p 8080:8080 IMAGE serve`` without mounting a model (the image has no /opt/ml):
+    "/opt/ml/model/model.json: missing; the model directory must hold model.json and model.joblib",
+    as for an empty directory, without saying the directory itself is not there."""
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(tmp_path / "model")
+    message = str(raised.value)
+    assert f"; {tmp_path / 'model'} does not exist:" in message, message
+    assert "docker run -v" in message and "SAGEMAKER_BASE_DIR" in message, message
+    (tmp_path / "model").write_text("x")
+    with pytest.raises(ModelLoadError, match=f"; {tmp_path / 'model'} is a file, not a directory"):
+        artifact.load(tmp_path / "model")
+
+
 @pytest.mark.parametrize("archive", ["model.tar.gz", "model.tgz", "model.zip", "MODEL.TAR"])
 def test_a_model_directory_holding_an_archive_says_it_was_packed_twice(tmp_path, archive):
     """A model.tar.gz holding another model.tar.gz (the training job's artefact packed again):
