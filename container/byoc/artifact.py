@@ -476,7 +476,7 @@ def load_located(folder: Path, *, verify: bool = True, compiled: bool = True) ->
         return _load(folder, verify, compiled)
 
 
-COMPILED_OFF = "BYOC_COMPILED_INFERENCE=off serves the model with scikit-learn without it"
+COMPILED_OFF = "a server with BYOC_COMPILED_INFERENCE=off serves model.joblib without it"
 
 
 def _load(model_dir: Path, verify: bool, compiled: bool = True) -> ModelArtifact:
