@@ -211,3 +211,39 @@ def test_a_blank_worker_class_is_unset_as_every_other_blank_setting_is():
     assert ServingSettings.from_environ({"BYOC_WORKER_CLASS": "  "}).worker_class == "gthread"
     with pytest.raises(ConfigError, match=r"BYOC_WORKER_CLASS=' Gevent' is not one of gthread, sync"):
         ServingSettings.from_environ({"BYOC_WORKER_CLASS": " Gevent"})
+
+
+@pytest.mark.parametrize(
+    "environ,note",
+    [
+        (
+            {"BYOC_WORKER_CLASS": "sync", "BYOC_WORKER_THREADS": "8"},
+            "BYOC_WORKER_THREADS=8 ignored: BYOC_WORKER_CLASS=sync",
+        ),
+        (
+            {"SAGEMAKER_MULTI_MODEL": "true", "BYOC_WORKER_CLASS": "sync"},
+            "BYOC_WORKER_CLASS=sync ignored: a multi-model endpoint",
+        ),
+        (
+            {"SAGEMAKER_MULTI_MODEL": "true", "BYOC_WORKER_THREADS": "8"},
+            "BYOC_WORKER_THREADS=8 ignored: a multi-model endpoint",
+        ),
+        (
+            {"BYOC_MULTI_MODEL_MEMORY_MB": "512"},
+            "BYOC_MULTI_MODEL_MEMORY_MB=512 ignored: SAGEMAKER_MULTI_MODEL",
+        ),
+    ],
+)
+def test_a_setting_the_server_will_not_use_is_logged_as_ignored(environ, note):
+    """Each was accepted and dropped without a word: a sync worker has no threads, a multi-model
+    endpoint runs its own gthread workers, and a single model has no model memory budget."""
+    assert any(note in line for line in ServingSettings.from_environ(environ).notes), (
+        ServingSettings.from_environ(environ).notes
+    )
+
+
+def test_settings_the_server_uses_are_not_logged_as_ignored():
+    environ = {"BYOC_WORKER_CLASS": "gthread", "BYOC_WORKER_THREADS": "4"}
+    assert ServingSettings.from_environ(environ).notes == ()
+    environ = {"SAGEMAKER_MULTI_MODEL": "true", "BYOC_MULTI_MODEL_MEMORY_MB": "512"}
+    assert ServingSettings.from_environ(environ).notes == ()

@@ -126,6 +126,33 @@ def _max_payload_mb(environ: Mapping[str, str]) -> tuple[int, bool, list[str]]:
     return limit, False, []
 
 
+def _ignored(environ: Mapping[str, str], worker_class: str, multi_model: bool) -> list[str]:
+    """What to log about settings this server will not use: they were dropped without a word."""
+    given = {name: value.strip() for name, value in environ.items() if name in IGNORABLE and value.strip()}
+    if multi_model:
+        return [
+            f"{name}={given[name]} ignored: a multi-model endpoint runs its own gthread workers "
+            "(/ping and model loads answered while models predict)"
+            for name in ("BYOC_WORKER_CLASS", "BYOC_WORKER_THREADS")
+            if name in given
+        ]
+    notes = []
+    if worker_class == "sync" and "BYOC_WORKER_THREADS" in given:
+        notes.append(
+            f"BYOC_WORKER_THREADS={given['BYOC_WORKER_THREADS']} ignored: BYOC_WORKER_CLASS=sync workers "
+            "have no threads (one request at a time each)"
+        )
+    if "BYOC_MULTI_MODEL_MEMORY_MB" in given:
+        notes.append(
+            f"BYOC_MULTI_MODEL_MEMORY_MB={given['BYOC_MULTI_MODEL_MEMORY_MB']} ignored: SAGEMAKER_MULTI_MODEL "
+            "is not true, so this endpoint serves one model"
+        )
+    return notes
+
+
+IGNORABLE = ("BYOC_WORKER_CLASS", "BYOC_WORKER_THREADS", "BYOC_MULTI_MODEL_MEMORY_MB")
+
+
 def compiled_inference(environ: Mapping[str, str]) -> bool:
     """BYOC_COMPILED_INFERENCE=off serves with scikit-learn even where a compiled form was saved."""
     return parse_bool(environ.get("BYOC_COMPILED_INFERENCE"), name="BYOC_COMPILED_INFERENCE", default=True)
@@ -177,6 +204,7 @@ class ServingSettings:
                 f"BYOC_WORKER_CLASS={raw_class!r} is not one of {', '.join(WORKER_CLASSES)}; "
                 "unset it for gthread (slow clients do not hold a worker)"
             )
+        multi_model = parse_bool(environ.get("SAGEMAKER_MULTI_MODEL"), name="SAGEMAKER_MULTI_MODEL")
         return cls(
             port=_positive_int(environ, "SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT, upper=65535),
             workers=_positive_int(environ, workers_name, cpu_count(), upper=MAX_WORKERS),
@@ -194,9 +222,11 @@ class ServingSettings:
             inference_output=(environ.get("SAGEMAKER_INFERENCE_OUTPUT") or "").strip() or None,
             inference_supported=(environ.get("SAGEMAKER_INFERENCE_SUPPORTED") or "").strip() or None,
             compiled_inference=compiled_inference(environ),
-            multi_model=parse_bool(environ.get("SAGEMAKER_MULTI_MODEL"), name="SAGEMAKER_MULTI_MODEL"),
+            multi_model=multi_model,
             model_memory_mb=_positive_int(environ, "BYOC_MULTI_MODEL_MEMORY_MB", 0) or None,
-            notes=tuple(workers_notes + timeout_notes + payload_notes),
+            notes=tuple(
+                workers_notes + timeout_notes + payload_notes + _ignored(environ, worker_class, multi_model)
+            ),
             worker_class=worker_class,
             threads=_positive_int(environ, "BYOC_WORKER_THREADS", DEFAULT_WORKER_THREADS, upper=256),
             graceful_timeout=_positive_int(
