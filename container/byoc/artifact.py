@@ -558,13 +558,38 @@ def _check_sha256(path: Path, record: Mapping[str, Any]) -> None:
     if expected == actual:
         return
     size, recorded = path.stat().st_size, record.get("bytes")
-    cause = (
+    cause = _another_kind(path) or (
         f"it has {size} of the {recorded} bytes recorded, {CUT_SHORT}"
         if isinstance(recorded, int) and size < recorded
         else "the file is corrupt or was replaced"
     )
     raise ModelLoadError(
         f"{path}: sha256 {actual[:12]}… does not match {expected!s:.12}… recorded in {METADATA_FILE}; {cause}"
+    )
+
+
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+# how the files train writes begin: a file cut short begins so too
+LEADING_BYTES = {MODEL_FILE: b"\x80", ".npz": b"PK\x03\x04"}
+
+
+def _another_kind(path: Path) -> str:
+    """Why ``path``, which failed its sha256 check, is another file than the one train wrote rather
+    than the file cut short: a Git LFS pointer (a model kept in Git LFS, packed without ``git lfs
+    pull``), or a start no file of that name written by train has; '' when it may be either."""
+    with open(path, "rb") as fh:
+        head = fh.read(len(LFS_POINTER))
+    if head.startswith(LFS_POINTER):
+        return (
+            "it is a Git LFS pointer, not the file: fetch the file itself (git lfs pull) before packing "
+            "model.tar.gz"
+        )
+    leading = LEADING_BYTES.get(path.name) or LEADING_BYTES.get(path.suffix)
+    if leading is None or not head or head.startswith(leading):
+        return ""
+    return (
+        f"it is not the {path.name} byoc's train writes (it starts with {head[:16]!r}): restore it from "
+        "the training job's model.tar.gz"
     )
 
 

@@ -352,6 +352,34 @@ def test_a_cut_short_model_joblib_whose_sha256_differs_says_how_much_is_there(tm
     assert f"it has 100 of the {whole} bytes recorded, cut short by an interrupted copy" in message
 
 
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 21491\n",
+            "is a Git LFS pointer, not the file: fetch the file itself (git lfs pull)",
+        ),
+        (
+            b"hello, not a pickle\n",
+            "is not the model.joblib byoc's train writes (it starts with b'hello, not a pic'",
+        ),
+    ],
+)
+def test_a_model_joblib_replaced_by_a_shorter_file_of_another_kind_is_not_called_cut_short(
+    tmp_path, content, fragment
+):
+    """A smaller file of another kind was said to be "cut short by an interrupted copy": a model
+    kept in Git LFS and packed without ``git lfs pull`` leaves the pointer file in its place."""
+    model_dir = _classifier_dir(tmp_path)
+    joblib_file = model_dir / artifact.MODEL_FILE
+    joblib_file.write_bytes(content)
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert message.startswith(f"{joblib_file}: sha256 ") and fragment in message, message
+    assert "cut short" not in message, message
+
+
 def test_a_model_directory_that_is_a_dangling_link_names_the_link_and_its_target(tmp_path):
     (tmp_path / "model").symlink_to(tmp_path / "gone")
     with pytest.raises(ModelLoadError) as raised:
