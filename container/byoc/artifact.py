@@ -421,6 +421,8 @@ def _read_metadata(model_dir: Path) -> dict[str, Any]:
             f"written by byoc's train{_instead(model_dir)}"
         )
     raw = path.read_bytes()
+    if raw.startswith(LFS_POINTER):
+        raise ModelLoadError(f"{path}: {_another_kind(path)}")
     try:  # a byte order mark is what an editor may add to a hand-edited model.json
         metadata = json.loads(raw.decode("utf-8-sig"))
     except ValueError as exc:

@@ -380,6 +380,18 @@ def test_a_model_joblib_replaced_by_a_shorter_file_of_another_kind_is_not_called
     assert "cut short" not in message, message
 
 
+def test_a_model_json_that_is_a_git_lfs_pointer_says_so(tmp_path):
+    """Said "not readable JSON (Expecting value: line 1 column 1 (char 0))"."""
+    model_dir = _classifier_dir(tmp_path)
+    (model_dir / artifact.METADATA_FILE).write_bytes(
+        b"version https://git-lfs.github.com/spec/v1\noid sha256:1\n"
+    )
+    with pytest.raises(
+        ModelLoadError, match=r"model.json: it is a Git LFS pointer, not the file: .*git lfs pull"
+    ):
+        artifact.load(model_dir)
+
+
 def test_a_model_directory_that_is_a_dangling_link_names_the_link_and_its_target(tmp_path):
     (tmp_path / "model").symlink_to(tmp_path / "gone")
     with pytest.raises(ModelLoadError) as raised:
