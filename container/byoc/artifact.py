@@ -310,7 +310,8 @@ def locate(directory: Path) -> Path:
     directory = Path(directory)
     if (directory / METADATA_FILE).is_file():
         return directory
-    found = _folders_holding_metadata(directory)
+    unlisted: list[OSError] = []
+    found = _folders_holding_metadata(directory, unlisted)
     if len(found) > 1:
         shown = ", ".join(str(folder) for folder in found[:5]) + (
             f" and {len(found) - 5} more" if len(found) > 5 else ""
@@ -321,6 +322,9 @@ def locate(directory: Path) -> Path:
             "top (tar -czf model.tar.gz -C <folder> .)"
         )
     if not found:
+        for exc in unlisted:  # a folder this uid cannot list may be the one holding the model
+            if (error := oserrors.as_user_error(exc, directory, "loading the model", READ_FIXES)) is not None:
+                raise ModelLoadError(error.message) from exc
         return directory
     log.info(
         "model found in %s, not at the top of %s: model.tar.gz holds it under a top-level folder",
@@ -330,22 +334,26 @@ def locate(directory: Path) -> Path:
     return found[0]
 
 
-def _folders_holding_metadata(directory: Path) -> list[Path]:
+def _folders_holding_metadata(directory: Path, unlisted: list[OSError] | None = None) -> list[Path]:
     """Folders below ``directory`` holding model.json, hidden folders (interrupted saves'
-    staging, .git) left out."""
+    staging, .git) left out; the errors of folders that could not be listed go to ``unlisted``."""
     found = []
-    for root, dirs, files in walk(directory):
+    for root, dirs, files in walk(directory, unlisted):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         if METADATA_FILE in files and root != directory:
             found.append(root)
     return sorted(found)
 
 
-def walk(directory: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
+def walk(
+    directory: Path, unlisted: list[OSError] | None = None
+) -> Iterator[tuple[Path, list[str], list[str]]]:
     """``os.walk`` of an unpacked model that follows symbolic links (a model folder may be one),
-    each real directory once, so a link loop ends; prune ``dirs`` in place as with os.walk."""
+    each real directory once, so a link loop ends; prune ``dirs`` in place as with os.walk.
+    A folder that cannot be listed is passed by, its error appended to ``unlisted`` when given."""
     seen: set[str] = set()
-    for root, dirs, files in os.walk(directory, followlinks=True):
+    onerror = unlisted.append if unlisted is not None else None
+    for root, dirs, files in os.walk(directory, followlinks=True, onerror=onerror):
         real = os.path.realpath(root)
         if real in seen:
             dirs[:] = []
@@ -361,11 +369,25 @@ def dangling_link(path: Path) -> str:
     return ""
 
 
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip", ".gz", ".tar.bz2", ".tar.xz")
+"""Names of archives, which a model directory holds when its model.tar.gz was packed twice."""
+
+
 def _instead(model_dir: Path) -> str:
     """What the model directory holds instead of model.json, and what to do about it: an empty
     one, or another program's model (:func:`locate` has found no model.json below it)."""
     if dangling := dangling_link(model_dir):
         return f"; {dangling}: point it at the unpacked model directory"
+    if not model_dir.exists():  # the image has no /opt/ml: docker run ... serve without a model mounted
+        return (
+            f"; {model_dir} does not exist: SageMaker unpacks model.tar.gz there; locally, mount the "
+            "unpacked model (docker run -v <folder holding model.json>:/opt/ml/model ...) or set "
+            "SAGEMAKER_BASE_DIR to the folder holding model/"
+        )
+    if not model_dir.is_dir():
+        return (
+            f"; {model_dir} is a file, not a directory: the directory of the unpacked model.tar.gz goes there"
+        )
     try:
         entries = sorted(p.name for p in model_dir.iterdir() if not p.name.startswith(STAGING_PREFIX))
     except OSError:  # no directory, or one this uid cannot list: the path says enough
@@ -373,6 +395,12 @@ def _instead(model_dir: Path) -> str:
     if not entries:
         return "; the directory is empty: the training job saved no model (model.tar.gz was empty)"
     shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+    if archives := [name for name in entries if name.lower().endswith(ARCHIVE_SUFFIXES)]:
+        return (
+            f"; it holds {', '.join(archives[:3])}, an archive: SageMaker unpacks model.tar.gz into this "
+            "directory once, so an archive packed inside it stays packed; pack the model's files "
+            "themselves (tar -czf model.tar.gz -C <folder holding model.json> .)"
+        )
     return (
         f"; it holds {shown}: a model your own training script saved is served by a model_fn in "
         'code/inference.py (README "Inference hooks")'
@@ -393,6 +421,8 @@ def _read_metadata(model_dir: Path) -> dict[str, Any]:
             f"written by byoc's train{_instead(model_dir)}"
         )
     raw = path.read_bytes()
+    if raw.startswith(LFS_POINTER):
+        raise ModelLoadError(f"{path}: {_another_kind(path)}")
     try:  # a byte order mark is what an editor may add to a hand-edited model.json
         metadata = json.loads(raw.decode("utf-8-sig"))
     except ValueError as exc:
@@ -438,15 +468,20 @@ def load(model_dir: Path, *, verify: bool = True) -> ModelArtifact:
         return _load(locate(model_dir), verify)
 
 
-def load_located(folder: Path, *, verify: bool = True) -> ModelArtifact:
+def load_located(folder: Path, *, verify: bool = True, compiled: bool = True) -> ModelArtifact:
     """:func:`load` of the folder :func:`locate` returned already: a caller that had to locate
-    the model first (serve, to find its code/) does not walk the directory a second time."""
+    the model first (serve, to find its code/) does not walk the directory a second time.
+    ``compiled=False`` (a server with BYOC_COMPILED_INFERENCE=off, which never reads the compiled
+    file): a compiled file that fails its check is a WARNING, not a refusal."""
     folder = Path(folder)
     with reading(folder):
-        return _load(folder, verify)
+        return _load(folder, verify, compiled)
 
 
-def _load(model_dir: Path, verify: bool) -> ModelArtifact:
+COMPILED_OFF = "a server with BYOC_COMPILED_INFERENCE=off serves model.joblib without it"
+
+
+def _load(model_dir: Path, verify: bool, compiled: bool = True) -> ModelArtifact:
     metadata = _read_metadata(model_dir)
     joblib_path = model_dir / MODEL_FILE
     if not joblib_path.is_file():
@@ -461,14 +496,20 @@ def _load(model_dir: Path, verify: bool) -> ModelArtifact:
                 f"{model_dir / METADATA_FILE}: 'files' is not an object of file name -> sha256; "
                 "restore model.json from the training job's model.tar.gz"
             )
-        for name in sorted({MODEL_FILE, *listed, *_compiled_file(metadata)}):
+        compiled_files = set(_compiled_file(metadata)) - {MODEL_FILE}
+        for name in sorted({MODEL_FILE, *listed, *compiled_files}):
             if Path(name).name != name:
                 raise ModelLoadError(f"{model_dir / METADATA_FILE}: lists {name!r}, which is not a file name")
-            path = model_dir / name
-            if not path.is_file():
-                raise ModelLoadError(f"{path}: missing; {METADATA_FILE} lists it")
-            record = listed.get(name)
-            _check_sha256(path, record if isinstance(record, dict) else {})
+            try:
+                _check_listed(model_dir / name, listed.get(name))
+            except ModelLoadError as exc:
+                if name not in compiled_files:
+                    raise
+                if compiled:
+                    raise ModelLoadError(f"{exc}; {COMPILED_OFF}") from exc
+                log.warning(
+                    "%s; BYOC_COMPILED_INFERENCE=off: scikit-learn answers, the file is not read", exc
+                )
     differ = _versions_differ(metadata)
     try:
         estimator = joblib.load(joblib_path)
@@ -489,8 +530,21 @@ def _load(model_dir: Path, verify: bool) -> ModelArtifact:
             joblib_path,
             differ,
         )
-    check_agrees(estimator, metadata, model_dir / METADATA_FILE)
+    try:
+        check_agrees(estimator, metadata, model_dir / METADATA_FILE)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # an entry of another shape
+        raise ModelLoadError(
+            f"{model_dir / METADATA_FILE}: not the model.json byoc's train writes ({type(exc).__name__}: "
+            f"{exc}); restore model.json from the training job's model.tar.gz"
+        ) from exc
     return ModelArtifact(estimator=estimator, metadata=metadata, path=model_dir)
+
+
+def _check_listed(path: Path, record: Any) -> None:
+    """A file model.json lists is there, with the sha256 ``record`` gives."""
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: missing; {METADATA_FILE} lists it")
+    _check_sha256(path, record if isinstance(record, dict) else {})
 
 
 def _check_sha256(path: Path, record: Mapping[str, Any]) -> None:
@@ -506,13 +560,38 @@ def _check_sha256(path: Path, record: Mapping[str, Any]) -> None:
     if expected == actual:
         return
     size, recorded = path.stat().st_size, record.get("bytes")
-    cause = (
+    cause = _another_kind(path) or (
         f"it has {size} of the {recorded} bytes recorded, {CUT_SHORT}"
         if isinstance(recorded, int) and size < recorded
         else "the file is corrupt or was replaced"
     )
     raise ModelLoadError(
         f"{path}: sha256 {actual[:12]}… does not match {expected!s:.12}… recorded in {METADATA_FILE}; {cause}"
+    )
+
+
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+# how the files train writes begin: a file cut short begins so too
+LEADING_BYTES = {MODEL_FILE: b"\x80", ".npz": b"PK\x03\x04"}
+
+
+def _another_kind(path: Path) -> str:
+    """Why ``path``, which failed its sha256 check, is another file than the one train wrote rather
+    than the file cut short: a Git LFS pointer (a model kept in Git LFS, packed without ``git lfs
+    pull``), or a start no file of that name written by train has; '' when it may be either."""
+    with open(path, "rb") as fh:
+        head = fh.read(len(LFS_POINTER))
+    if head.startswith(LFS_POINTER):
+        return (
+            "it is a Git LFS pointer, not the file: fetch the file itself (git lfs pull) before packing "
+            "model.tar.gz"
+        )
+    leading = LEADING_BYTES.get(path.name) or LEADING_BYTES.get(path.suffix)
+    if leading is None or not head or head.startswith(leading):
+        return ""
+    return (
+        f"it is not the {path.name} byoc's train writes (it starts with {head[:16]!r}): restore it from "
+        "the training job's model.tar.gz"
     )
 
 

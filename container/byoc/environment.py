@@ -38,7 +38,8 @@ class MLPaths:
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> MLPaths:
         environ = os.environ if environ is None else environ
-        return cls(Path(environ.get("SAGEMAKER_BASE_DIR") or DEFAULT_BASE_DIR))
+        raw = environ.get("SAGEMAKER_BASE_DIR") or ""
+        return cls(Path(raw if raw.strip() else DEFAULT_BASE_DIR))  # blank is unset
 
     @property
     def input_dir(self) -> Path:

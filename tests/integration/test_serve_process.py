@@ -95,6 +95,28 @@ def test_a_model_tar_gz_packed_with_its_top_level_folder_serves_the_model_there(
     assert f"model found in {root / 'model' / 'model'}, not at the top of {root / 'model'}" in output
 
 
+def test_a_top_level_folder_the_serving_user_cannot_list_is_named_not_taken_for_another_programs_model(
+    tmp_path,
+):
+    """``tar -czf model.tar.gz model`` of a 0700 folder, served as another uid: the folder holding
+    model.json could not be listed, so the search passed it by in silence, and serve said the
+    directory "holds model: a model your own training script saved is served by a model_fn"."""
+    trained = sm.trained_root("binary") / "model"
+    root = tmp_path / "root"
+    _unpack_under_a_folder(tmp_path / "model.tar.gz", root / "model", {"model": trained})
+    folder = root / "model" / "model"
+    folder.chmod(0)
+    try:
+        result = run_serve(root, unprivileged=True)
+    finally:
+        folder.chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(f"serve: cannot start: {folder}: Permission denied"), lines[0]
+    assert "readable by uid" in lines[0] and "model_fn" not in lines[0]
+
+
 def test_a_model_tar_gz_of_several_model_folders_stops_serve_naming_them(tmp_path):
     trained = sm.trained_root("binary") / "model"
     root = tmp_path / "root"
@@ -112,6 +134,24 @@ def test_bad_server_setting_stops_serve_naming_the_variable(tmp_path):
     assert "SAGEMAKER_INFERENCE_OUTPUT" in result.stderr
     result = run_serve(sm.trained_root("regression"), SAGEMAKER_MODEL_SERVER_WORKERS="many")
     assert result.returncode != 0 and "SAGEMAKER_MODEL_SERVER_WORKERS" in result.stderr
+
+
+def test_a_port_another_process_holds_stops_serve_before_the_model_loads_naming_the_variable():
+    """A port already listened on made gunicorn retry for 5 s and end with "Can't connect to
+    ('0.0.0.0', N)" after the model had loaded and its line said it served on that port: no
+    ``serve: cannot start`` line, nothing naming SAGEMAKER_BIND_TO_PORT."""
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        process, _ = support.start_serve(sm.trained_root("binary"), port=port)
+        output = process.communicate(timeout=120)[0]
+    assert process.returncode == 1, output
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in output, output
+    expected = f"serve: cannot start: port {port} (SAGEMAKER_BIND_TO_PORT) is in use"
+    assert lines[0].startswith(expected), lines[0]
+    assert "serving decision_tree" not in output  # refused before the model loaded
 
 
 def _listening_ports(pid: int) -> set[tuple[str, int]]:

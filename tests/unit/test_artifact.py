@@ -154,6 +154,55 @@ def test_a_model_directory_without_model_json_says_what_it_holds_instead(tmp_pat
 
 
 @pytest.mark.parametrize(
+    ("key", "value"), [("compiled", "yes"), ("compiled", [1]), ("classes", 2), ("features", 1)]
+)
+def test_a_model_json_entry_of_the_wrong_shape_is_a_load_error_naming_model_json_not_a_traceback(
+    tmp_path, key, value
+):
+    """README: a corrupt model stops serve with one line naming the file.  A hand-edited model.json
+    whose ``compiled``, ``classes`` or ``features`` is not the shape train writes stopped serve with
+    a traceback (AttributeError: 'str' object has no attribute 'get'; TypeError: object of type
+    'int' has no len())."""
+    from byoc.serving.builtin import ModelHandler
+    from byoc.serving.settings import ServingSettings
+
+    model_dir = _classifier_dir(tmp_path)
+    path = model_dir / artifact.METADATA_FILE
+    path.write_text(json.dumps({**json.loads(path.read_text()), key: value}))
+    with pytest.raises(ModelLoadError) as raised:
+        ModelHandler.load(model_dir, ServingSettings())
+    assert str(raised.value).startswith(f"{path}: "), raised.value
+
+
+def test_a_model_directory_that_does_not_exist_or_is_a_file_says_so(tmp_path):
+    """``docker run -p 8080:8080 IMAGE serve`` without mounting a model (the image has no /opt/ml):
+    "/opt/ml/model/model.json: missing; the model directory must hold model.json and model.joblib",
+    as for an empty directory, without saying the directory itself is not there."""
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(tmp_path / "model")
+    message = str(raised.value)
+    assert f"; {tmp_path / 'model'} does not exist:" in message, message
+    assert "docker run -v" in message and "SAGEMAKER_BASE_DIR" in message, message
+    (tmp_path / "model").write_text("x")
+    with pytest.raises(ModelLoadError, match=f"; {tmp_path / 'model'} is a file, not a directory"):
+        artifact.load(tmp_path / "model")
+
+
+@pytest.mark.parametrize("archive", ["model.tar.gz", "model.tgz", "model.zip", "MODEL.TAR"])
+def test_a_model_directory_holding_an_archive_says_it_was_packed_twice(tmp_path, archive):
+    """A model.tar.gz holding another model.tar.gz (the training job's artefact packed again):
+    SageMaker unpacks the outer one only.  The message sent the user to model_fn for "a model your
+    own training script saved"."""
+    (tmp_path / "unpacked").mkdir()
+    (tmp_path / "unpacked" / archive).write_bytes(b"\x1f\x8b\x08\x00")
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(tmp_path / "unpacked")
+    message = str(raised.value)
+    assert f"it holds {archive}, an archive:" in message, message
+    assert "tar -czf model.tar.gz -C" in message and "model_fn" not in message, message
+
+
+@pytest.mark.parametrize(
     ("compiled_file", "fragment"),
     [
         ("model.compiled.npz", "model.json records no sha256 for it"),
@@ -171,6 +220,39 @@ def test_a_compiled_file_model_json_does_not_list_is_never_loaded_unverified(
     _edit(model_dir, compiled={"file": compiled_file, "steps": []})
     with pytest.raises(ModelLoadError, match=fragment):
         artifact.load(model_dir)
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_a_damaged_compiled_file_does_not_stop_a_server_that_switched_compiled_inference_off(
+    tmp_path, caplog, damage
+):
+    """BYOC_COMPILED_INFERENCE=off "ignores" the compiled form (README), yet a corrupt or missing
+    model.compiled.npz still stopped serve: the documented switch could not get a model whose
+    model.joblib is intact served.  With it on, the refusal names the switch."""
+    from byoc.serving.builtin import ModelHandler
+    from byoc.serving.settings import ServingSettings
+
+    model_dir = _classifier_dir(tmp_path)
+    compiled = model_dir / "model.compiled.npz"
+    compiled.write_bytes(b"what training wrote")
+    listed = {"sha256": artifact.sha256_of(compiled), "bytes": compiled.stat().st_size}
+    files = {**json.loads((model_dir / artifact.METADATA_FILE).read_text())["files"], compiled.name: listed}
+    _edit(model_dir, compiled={"file": compiled.name, "steps": []}, files=files)
+    if damage == "corrupt":
+        compiled.write_bytes(b"what training wrote, flipped")
+    else:
+        compiled.unlink()
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    assert str(raised.value).startswith(f"{compiled}: ") and "BYOC_COMPILED_INFERENCE=off" in str(
+        raised.value
+    )
+    with caplog.at_level(logging.WARNING, logger="byoc.artifact"):
+        handler = ModelHandler.load(model_dir, ServingSettings(compiled_inference=False))
+    assert handler.predictor.model.classes == ["no", "yes"]
+    assert f"{compiled}: " in caplog.text and "BYOC_COMPILED_INFERENCE=off" in caplog.text, caplog.text
+    with pytest.raises(ModelLoadError):
+        ModelHandler.load(model_dir, ServingSettings(compiled_inference=True))
 
 
 def test_a_model_written_with_other_library_versions_names_them(tmp_path, caplog):
@@ -268,6 +350,46 @@ def test_a_cut_short_model_joblib_whose_sha256_differs_says_how_much_is_there(tm
     message = str(raised.value)
     assert message.startswith(f"{joblib_file}: sha256 "), message
     assert f"it has 100 of the {whole} bytes recorded, cut short by an interrupted copy" in message
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 21491\n",
+            "is a Git LFS pointer, not the file: fetch the file itself (git lfs pull)",
+        ),
+        (
+            b"hello, not a pickle\n",
+            "is not the model.joblib byoc's train writes (it starts with b'hello, not a pic'",
+        ),
+    ],
+)
+def test_a_model_joblib_replaced_by_a_shorter_file_of_another_kind_is_not_called_cut_short(
+    tmp_path, content, fragment
+):
+    """A smaller file of another kind was said to be "cut short by an interrupted copy": a model
+    kept in Git LFS and packed without ``git lfs pull`` leaves the pointer file in its place."""
+    model_dir = _classifier_dir(tmp_path)
+    joblib_file = model_dir / artifact.MODEL_FILE
+    joblib_file.write_bytes(content)
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert message.startswith(f"{joblib_file}: sha256 ") and fragment in message, message
+    assert "cut short" not in message, message
+
+
+def test_a_model_json_that_is_a_git_lfs_pointer_says_so(tmp_path):
+    """Said "not readable JSON (Expecting value: line 1 column 1 (char 0))"."""
+    model_dir = _classifier_dir(tmp_path)
+    (model_dir / artifact.METADATA_FILE).write_bytes(
+        b"version https://git-lfs.github.com/spec/v1\noid sha256:1\n"
+    )
+    with pytest.raises(
+        ModelLoadError, match=r"model.json: it is a Git LFS pointer, not the file: .*git lfs pull"
+    ):
+        artifact.load(model_dir)
 
 
 def test_a_model_directory_that_is_a_dangling_link_names_the_link_and_its_target(tmp_path):

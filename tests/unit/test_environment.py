@@ -147,6 +147,12 @@ def test_a_config_file_that_is_not_an_object_gets_its_own_example(tmp_path):
         TrainingEnvironment.from_files(MLPaths(root), environ={})
 
 
+@pytest.mark.parametrize("raw", ["", "  "])
+def test_a_blank_base_dir_is_unset(raw):
+    """SAGEMAKER_BASE_DIR of spaces served from ' /model', a folder named by a space."""
+    assert MLPaths.from_environ({"SAGEMAKER_BASE_DIR": raw}).model_dir.as_posix() == "/opt/ml/model"
+
+
 def test_base_dir_from_environment():
     assert MLPaths.from_environ({}).base.as_posix() == "/opt/ml"
     assert MLPaths.from_environ({"SAGEMAKER_BASE_DIR": "/tmp/x"}).model_dir.as_posix() == "/tmp/x/model"

@@ -703,3 +703,16 @@ def test_a_folder_of_that_name_or_another_models_module_is_no_installed_module(t
     assert server.import_program(
         _named_program(tmp_path / "b" / "code", "byoc_probe_helper")
     ).__file__ == str(tmp_path / "b" / "code" / "byoc_probe_helper.py")
+
+
+def test_an_inference_program_beside_model_json_instead_of_in_code_is_named_not_passed_by(tmp_path, caplog):
+    """inference.py at the top of model.tar.gz (not in code/) was passed by without a word: byoc's own
+    answers came back and the user's hooks never ran; SAGEMAKER_PROGRAM naming it was refused as
+    "no such file in <model>/code" without saying where it was."""
+    save_constant_model(tmp_path, 1.0)
+    (tmp_path / "inference.py").write_text("def output_fn(prediction, accept):\n    return 'mine'\n")
+    with caplog.at_level(logging.WARNING, logger="byoc.serving"):
+        assert locate_code(tmp_path, {}) == UserCode(tmp_path, None)
+    assert f"{tmp_path / 'inference.py'} is not run: inference hooks go in {tmp_path / 'code'}" in caplog.text
+    with pytest.raises(ConfigError, match=f"{tmp_path / 'inference.py'} is there: move it into"):
+        locate_code(tmp_path, {"SAGEMAKER_PROGRAM": "inference.py"})

@@ -158,3 +158,97 @@ def test_a_default_accept_that_cannot_be_answered_stops_the_start_saying_why(raw
     with pytest.raises(ConfigError) as info:
         default_accept(ServingSettings.from_environ({"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": raw}))
     assert said in info.value.message
+
+
+def test_a_port_below_1024_without_the_right_to_bind_it_says_so_and_names_the_variable(monkeypatch):
+    """A non-root container given SAGEMAKER_BIND_TO_PORT=81 failed in gunicorn's five retries
+    ("connection to ('0.0.0.0', 81) failed: [Errno 13] Permission denied"), naming no setting."""
+    import socket
+
+    from byoc.serving.server import check_port
+
+    def refuse(self: socket.socket, address: tuple[str, int]) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(socket.socket, "bind", refuse)
+    with pytest.raises(ConfigError) as raised:
+        check_port(ServingSettings.from_environ({"SAGEMAKER_BIND_TO_PORT": "81"}))
+    message = str(raised.value)
+    assert message.startswith("port 81 (SAGEMAKER_BIND_TO_PORT) cannot be bound: Permission denied"), message
+    assert "below 1024" in message and "1024 or above" in message
+
+
+@pytest.mark.parametrize("raw", ["-1", "1025"])
+def test_a_payload_limit_out_of_range_names_0_among_the_values_taken(raw):
+    """SAGEMAKER_MAX_PAYLOAD_IN_MB=0 is taken (a transform job's "no limit"), yet a value out of
+    range was refused saying it "must be between 1 and 1024"."""
+    with pytest.raises(
+        ConfigError, match=rf"SAGEMAKER_MAX_PAYLOAD_IN_MB={raw} is out of range; it must be 0 "
+    ):
+        ServingSettings.from_environ({"SAGEMAKER_MAX_PAYLOAD_IN_MB": raw})
+
+
+@pytest.mark.parametrize("raw", ["00", "+0", " 000 "])
+def test_a_payload_limit_of_0_however_written_is_no_limit(raw):
+    """`00` was refused as "SAGEMAKER_MAX_PAYLOAD_IN_MB=0 is out of range", the value `0` is taken."""
+    settings = ServingSettings.from_environ({"SAGEMAKER_MAX_PAYLOAD_IN_MB": raw})
+    assert settings.unlimited_payload and settings.advertised_max_payload_mb == 0
+
+
+@pytest.mark.parametrize(
+    "name,raw",
+    [
+        ("SAGEMAKER_MODEL_SERVER_WORKERS", "1_0"),
+        ("SAGEMAKER_BIND_TO_PORT", "8_080"),
+        ("SAGEMAKER_BIND_TO_PORT", "٨٠٨٠"),  # Arabic-Indic digits
+        ("BYOC_WORKER_THREADS", "２"),  # a full-width 2
+    ],
+)
+def test_a_number_is_ascii_digits_not_whatever_pythons_int_reads(name, raw):
+    """int() reads `1_0` as 10 and `٨٠٨٠` as 8080: a typo started 10 workers without a word."""
+    with pytest.raises(ConfigError, match=f"{name}={raw!r} is not an integer"):
+        ServingSettings.from_environ({name: raw})
+
+
+def test_a_blank_worker_class_is_unset_as_every_other_blank_setting_is():
+    """BYOC_WORKER_CLASS of spaces stopped serve with "BYOC_WORKER_CLASS='' is not one of gthread,
+    sync", where every other variable of spaces is unset (and the value shown was not the one set)."""
+    assert ServingSettings.from_environ({"BYOC_WORKER_CLASS": "  "}).worker_class == "gthread"
+    with pytest.raises(ConfigError, match=r"BYOC_WORKER_CLASS=' Gevent' is not one of gthread, sync"):
+        ServingSettings.from_environ({"BYOC_WORKER_CLASS": " Gevent"})
+
+
+@pytest.mark.parametrize(
+    "environ,note",
+    [
+        (
+            {"BYOC_WORKER_CLASS": "sync", "BYOC_WORKER_THREADS": "8"},
+            "BYOC_WORKER_THREADS=8 ignored: BYOC_WORKER_CLASS=sync",
+        ),
+        (
+            {"SAGEMAKER_MULTI_MODEL": "true", "BYOC_WORKER_CLASS": "sync"},
+            "BYOC_WORKER_CLASS=sync ignored: a multi-model endpoint",
+        ),
+        (
+            {"SAGEMAKER_MULTI_MODEL": "true", "BYOC_WORKER_THREADS": "8"},
+            "BYOC_WORKER_THREADS=8 ignored: a multi-model endpoint",
+        ),
+        (
+            {"BYOC_MULTI_MODEL_MEMORY_MB": "512"},
+            "BYOC_MULTI_MODEL_MEMORY_MB=512 ignored: SAGEMAKER_MULTI_MODEL",
+        ),
+    ],
+)
+def test_a_setting_the_server_will_not_use_is_logged_as_ignored(environ, note):
+    """Each was accepted and dropped without a word: a sync worker has no threads, a multi-model
+    endpoint runs its own gthread workers, and a single model has no model memory budget."""
+    assert any(note in line for line in ServingSettings.from_environ(environ).notes), (
+        ServingSettings.from_environ(environ).notes
+    )
+
+
+def test_settings_the_server_uses_are_not_logged_as_ignored():
+    environ = {"BYOC_WORKER_CLASS": "gthread", "BYOC_WORKER_THREADS": "4"}
+    assert ServingSettings.from_environ(environ).notes == ()
+    environ = {"SAGEMAKER_MULTI_MODEL": "true", "BYOC_MULTI_MODEL_MEMORY_MB": "512"}
+    assert ServingSettings.from_environ(environ).notes == ()

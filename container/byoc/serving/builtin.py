@@ -40,7 +40,7 @@ def prepare(model: artifact.ModelArtifact, compiled_inference: bool | None = Non
         predictor = Predictor(model, compiled_inference=compiled_inference)
         predictor.enable_fast_path()
         return predictor
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a model.json entry of another shape
         where = model.path / artifact.METADATA_FILE if model.path else artifact.METADATA_FILE
         raise ModelLoadError(f"{where}: cannot serve this model ({type(exc).__name__}: {exc})") from exc
 
@@ -218,7 +218,8 @@ class ModelHandler:
     def load(cls, folder: Path, settings: ServingSettings) -> ModelHandler:
         """Load and sha256-verify model.joblib + model.json in ``folder``, the one
         :func:`artifact.locate` found (handler.load locates it once), and prepare them to serve."""
-        return cls(prepare(artifact.load_located(folder), settings.compiled_inference), settings)
+        model = artifact.load_located(folder, compiled=settings.compiled_inference)
+        return cls(prepare(model, settings.compiled_inference), settings)
 
     def predict_body(self, body: RequestBody, decoder: codecs.Decoder, fields: tuple[str, ...]) -> Prediction:
         """Decode and predict slice by slice, so a large line-oriented body never sits whole."""

@@ -187,12 +187,22 @@ def locate_code(model_dir: Path, environ: Mapping[str, str]) -> UserCode:
     code = _code_at(model_dir, environ)
     program = (environ.get("SAGEMAKER_PROGRAM") or "").strip()
     submit = (environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or "").strip()
-    if code.program is None and (program or submit):
-        raise _no_program(_places(code.model_dir, environ), environ)
+    if code.program is not None:
+        return code
+    stray = _first_program(list(dict.fromkeys([model_dir, code.model_dir])), environ)
+    if program or submit:
+        raise _no_program(_places(code.model_dir, environ), environ, stray)
+    if stray is not None:  # a hand-packed model.tar.gz with its program at the top
+        log.warning(
+            "%s is not run: inference hooks go in %s (model.tar.gz's code/ folder); byoc's own model "
+            "serves without them",
+            stray,
+            code.model_dir / CODE_DIR,
+        )
     return code
 
 
-def _no_program(places: list[Path], environ: Mapping[str, str]) -> ConfigError:
+def _no_program(places: list[Path], environ: Mapping[str, str], stray: Path | None = None) -> ConfigError:
     program = (environ.get("SAGEMAKER_PROGRAM") or "").strip()
     submit = (environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or "").strip()
     name = program or DEFAULT_PROGRAM
@@ -204,8 +214,9 @@ def _no_program(places: list[Path], environ: Mapping[str, str]) -> ConfigError:
         if "://" in submit.removeprefix("file://")
         else ""
     )
+    beside = f"; {stray} is there: move it into {places[-1]}" if stray is not None else ""
     return ConfigError(
-        f"SAGEMAKER_PROGRAM={name!r}: no such file in {where}{remote}; unset SAGEMAKER_PROGRAM "
+        f"SAGEMAKER_PROGRAM={name!r}: no such file in {where}{remote}{beside}; unset SAGEMAKER_PROGRAM "
         "and SAGEMAKER_SUBMIT_DIRECTORY to serve byoc's own model"
     )
 

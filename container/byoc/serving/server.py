@@ -28,16 +28,18 @@ Why these settings:
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import logging
 import multiprocessing
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from byoc.errors import ModelLoadError, UserError
+from byoc.errors import ConfigError, ModelLoadError, UserError
 from byoc.serving.memory import WORKER_ALLOCATOR
 from byoc.serving.settings import ServingSettings
 
@@ -176,6 +178,31 @@ def _gunicorn_application(app: Any, options: Mapping[str, Any]) -> Any:
     return Application()
 
 
+def check_port(settings: ServingSettings) -> None:
+    """Bind the server's port once (and let it go) before the model loads: a port another process
+    listens on, or one below 1024 in a container without root, made gunicorn retry for 5 s after
+    the load and end with "Can't connect to ('0.0.0.0', N)", naming no setting.  gunicorn binds
+    it as this does (SO_REUSEADDR), so a port that passes here is one it can take."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", settings.port))
+        except OSError as exc:
+            where = f"port {settings.port} (SAGEMAKER_BIND_TO_PORT)"
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"{where} is in use: another process listens on it (a serve already running?); "
+                    "stop it, or set SAGEMAKER_BIND_TO_PORT to a free port"
+                ) from None
+            fix = (
+                f"; ports below 1024 need root (or CAP_NET_BIND_SERVICE) and this container runs as "
+                f"uid {os.geteuid()}: set SAGEMAKER_BIND_TO_PORT to 1024 or above"
+                if exc.errno in (errno.EACCES, errno.EPERM) and settings.port < 1024
+                else ""
+            )
+            raise ConfigError(f"{where} cannot be bound: {exc.strerror or exc}{fix}") from None
+
+
 def build_app(environ: Mapping[str, str] | None = None) -> Any:
     """Load the model and build the app in this (the master) process."""
     from byoc.serving.app import create_app
@@ -212,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = ServingSettings.from_environ()
         # before the model loads, so its INFO lines follow the level asked for too
         logging.getLogger().setLevel(settings.log_level.upper())
+        if not args.check:  # a check may run beside the server: the port is the server's
+            check_port(settings)
         app = build_app()
     except (ModelLoadError, UserError) as exc:
         print(f"serve: cannot start: {exc}", file=sys.stderr, flush=True)

@@ -7,6 +7,7 @@ with a message naming the variable, rather than surfacing as a failed request la
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -69,17 +70,33 @@ def _chosen(environ: Mapping[str, str], name: str) -> tuple[str, list[str]]:
     ]
 
 
-def _positive_int(environ: Mapping[str, str], name: str, default: int, *, upper: int | None = None) -> int:
+INTEGER = re.compile(r"[+-]?[0-9]+")
+"""A whole number in ASCII digits: int() also reads `1_0` as 10 and other scripts' digits."""
+
+
+def _integer(environ: Mapping[str, str], name: str) -> int | None:
+    """``name``'s whole number, None when unset or blank; ConfigError naming it for anything else."""
     raw = environ.get(name)
     if raw is None or not raw.strip():
+        return None
+    if not INTEGER.fullmatch(raw.strip()):
+        raise ConfigError(f"{name}={raw!r} is not an integer; unset it or give a whole number")
+    return int(raw.strip())
+
+
+def _positive_int(
+    environ: Mapping[str, str], name: str, default: int, *, upper: int | None = None, also: str = ""
+) -> int:
+    """``name``'s value from 1 to ``upper``, ``default`` when unset; ``also``: the other values the
+    caller takes itself, for the message (``0 (no limit)``)."""
+    value = _integer(environ, name)
+    if value is None:
         return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer; unset it or give a whole number") from None
     if value < 1 or (upper is not None and value > upper):
         bounds = f"between 1 and {upper}" if upper is not None else "at least 1"
-        raise ConfigError(f"{name}={value} is out of range; it must be {bounds}")
+        raise ConfigError(
+            f"{name}={value} is out of range; it must be {also + ' or ' if also else ''}{bounds}"
+        )
     return value
 
 
@@ -90,7 +107,7 @@ def _max_payload_mb(environ: Mapping[str, str]) -> tuple[int, bool, list[str]]:
     """(limit in MB, whether the job set no limit, what to log).  A transform job's MaxPayloadInMB
     may be 0: "no limit, bodies sent chunked" (the SDK's local mode passes it on as "0"); refused,
     it stopped ``serve`` and failed the job.  It gets the largest limit the server takes."""
-    if (environ.get(PAYLOAD_NAME) or "").strip() == "0":
+    if _integer(environ, PAYLOAD_NAME) == 0:
         return (
             MAX_PAYLOAD_MB,
             True,
@@ -99,7 +116,41 @@ def _max_payload_mb(environ: Mapping[str, str]) -> tuple[int, bool, list[str]]:
                 f"bodies up to {MAX_PAYLOAD_MB} MB are taken"
             ],
         )
-    return _positive_int(environ, PAYLOAD_NAME, DEFAULT_MAX_PAYLOAD_MB, upper=MAX_PAYLOAD_MB), False, []
+    limit = _positive_int(
+        environ,
+        PAYLOAD_NAME,
+        DEFAULT_MAX_PAYLOAD_MB,
+        upper=MAX_PAYLOAD_MB,
+        also="0 (no limit: bodies sent chunked)",
+    )
+    return limit, False, []
+
+
+def _ignored(environ: Mapping[str, str], worker_class: str, multi_model: bool) -> list[str]:
+    """What to log about settings this server will not use: they were dropped without a word."""
+    given = {name: value.strip() for name, value in environ.items() if name in IGNORABLE and value.strip()}
+    if multi_model:
+        return [
+            f"{name}={given[name]} ignored: a multi-model endpoint runs its own gthread workers "
+            "(/ping and model loads answered while models predict)"
+            for name in ("BYOC_WORKER_CLASS", "BYOC_WORKER_THREADS")
+            if name in given
+        ]
+    notes = []
+    if worker_class == "sync" and "BYOC_WORKER_THREADS" in given:
+        notes.append(
+            f"BYOC_WORKER_THREADS={given['BYOC_WORKER_THREADS']} ignored: BYOC_WORKER_CLASS=sync workers "
+            "have no threads (one request at a time each)"
+        )
+    if "BYOC_MULTI_MODEL_MEMORY_MB" in given:
+        notes.append(
+            f"BYOC_MULTI_MODEL_MEMORY_MB={given['BYOC_MULTI_MODEL_MEMORY_MB']} ignored: SAGEMAKER_MULTI_MODEL "
+            "is not true, so this endpoint serves one model"
+        )
+    return notes
+
+
+IGNORABLE = ("BYOC_WORKER_CLASS", "BYOC_WORKER_THREADS", "BYOC_MULTI_MODEL_MEMORY_MB")
 
 
 def compiled_inference(environ: Mapping[str, str]) -> bool:
@@ -146,12 +197,14 @@ class ServingSettings:
         workers_name, workers_notes = _chosen(environ, "SAGEMAKER_MODEL_SERVER_WORKERS")
         timeout_name, timeout_notes = _chosen(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT")
         max_payload_mb, unlimited_payload, payload_notes = _max_payload_mb(environ)
-        worker_class = (environ.get("BYOC_WORKER_CLASS") or WORKER_CLASSES[0]).strip().lower()
+        raw_class = environ.get("BYOC_WORKER_CLASS") or ""
+        worker_class = raw_class.strip().lower() or WORKER_CLASSES[0]  # blank is unset, as everywhere
         if worker_class not in WORKER_CLASSES:
             raise ConfigError(
-                f"BYOC_WORKER_CLASS={worker_class!r} is not one of {', '.join(WORKER_CLASSES)}; "
+                f"BYOC_WORKER_CLASS={raw_class!r} is not one of {', '.join(WORKER_CLASSES)}; "
                 "unset it for gthread (slow clients do not hold a worker)"
             )
+        multi_model = parse_bool(environ.get("SAGEMAKER_MULTI_MODEL"), name="SAGEMAKER_MULTI_MODEL")
         return cls(
             port=_positive_int(environ, "SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT, upper=65535),
             workers=_positive_int(environ, workers_name, cpu_count(), upper=MAX_WORKERS),
@@ -169,9 +222,11 @@ class ServingSettings:
             inference_output=(environ.get("SAGEMAKER_INFERENCE_OUTPUT") or "").strip() or None,
             inference_supported=(environ.get("SAGEMAKER_INFERENCE_SUPPORTED") or "").strip() or None,
             compiled_inference=compiled_inference(environ),
-            multi_model=parse_bool(environ.get("SAGEMAKER_MULTI_MODEL"), name="SAGEMAKER_MULTI_MODEL"),
+            multi_model=multi_model,
             model_memory_mb=_positive_int(environ, "BYOC_MULTI_MODEL_MEMORY_MB", 0) or None,
-            notes=tuple(workers_notes + timeout_notes + payload_notes),
+            notes=tuple(
+                workers_notes + timeout_notes + payload_notes + _ignored(environ, worker_class, multi_model)
+            ),
             worker_class=worker_class,
             threads=_positive_int(environ, "BYOC_WORKER_THREADS", DEFAULT_WORKER_THREADS, upper=256),
             graceful_timeout=_positive_int(
