@@ -526,3 +526,22 @@ def test_a_lone_surrogate_escape_in_a_category_is_a_400_naming_row_and_column(bi
     assert error["error"] == "not_text", error
     assert error["message"].startswith("row 2, column '"), error["message"]
     assert "\\ud800, half of a UTF-16 surrogate pair" in error["message"], error["message"]
+
+# -- names repeated past any model's width ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("content_type", ["text/csv", "application/json"])
+def test_a_header_repeating_one_name_all_through_the_body_is_a_400_at_once(binary, content_type):
+    """The repeated names of a header were counted name by name, each count a pass over them all:
+    a 6 MB CSV header of 'age' 1.5 million times would have held a worker thread (and the GIL) for
+    hours (8,000 cells took 1.4 s, 16,000 four times that); ``dataframe_split`` columns likewise."""
+    if content_type == "text/csv":
+        body = b"age," * 1_500_000 + b"age\n"
+    else:
+        count = 500_000
+        body = json.dumps({"dataframe_split": {"columns": ["age"] * count, "data": [[1] * count]}}).encode()
+    assert len(body) < 6 * 1024 * 1024
+    response = binary.invoke(body, content_type, timeout=60)
+    status, headers = response.status_code, {k.lower(): v for k, v in response.headers.items()}
+    error = assert_json_error(status, headers, response.content, 400)
+    assert error["error"] == "duplicate_columns" and "repeats column 'age'" in error["message"], error
