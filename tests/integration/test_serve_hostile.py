@@ -165,6 +165,30 @@ def test_a_gzip_bomb_stops_at_the_payload_limit(binary):
     assert "decompresses to more than 6 MB" in response.json()["message"]
 
 
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_gzip_body_larger_than_the_payload_limit_on_the_wire_is_a_413(binary, framing):
+    """Only the decompressed bytes were counted: empty gzip members (20 bytes each, no output) made
+    a body of any size on the wire a 200, past the 6 MB every other body is held to (and a chunked
+    one without end held a thread for as long as its client sent them).  Within the limit they are
+    still one body."""
+    empty = gzip.compress(b"", mtime=0)
+    within = empty * (1024 * 1024 // len(empty)) + gzip.compress(ROW)
+    response = binary.invoke(within, "text/csv", headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 200, response.text
+    padded = empty * (7 * 1024 * 1024 // len(empty)) + gzip.compress(ROW)
+    data = (
+        padded
+        if framing == "content-length"
+        else iter([padded[i : i + 65536] for i in range(0, len(padded), 65536)])
+    )
+    response = binary.invoke(data, "text/csv", headers={"Content-Encoding": "gzip"})
+    status, headers = response.status_code, {k.lower(): v for k, v in response.headers.items()}
+    error = assert_json_error(status, headers, response.content, 413)
+    assert error["error"] == "payload_too_large", error
+    assert "the gzip request body is larger than 6 MB" in error["message"], error
+    assert binary.invoke(ROW, "text/csv").status_code == 200
+
+
 def test_a_413_whose_body_is_left_unread_closes_its_connection(binary):
     """A gzip body is decoded to the payload limit and no further: the rest of it stays unread,
     and gunicorn, which reads at most 64 KiB of a body left behind, closed the connection after
