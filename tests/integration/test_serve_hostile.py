@@ -519,6 +519,42 @@ def test_a_parquet_body_decoding_to_gigabytes_is_a_413_naming_the_limit(binary, 
     assert {child.pid for child in psutil.Process(binary.process.pid).children()} == workers
 
 
+def _peak_rss(pid: int) -> int:
+    """The peak resident memory of process ``pid`` (VmHWM), in bytes."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
+def test_a_parquet_value_decompressing_past_the_limit_is_refused_from_the_footer(binary):
+    """One text value of 100 MB is 4.4 KB of zstd: pyarrow decompressed its page whole, and the
+    slice's text was measured only after that, so the 413 came once the worker had taken some
+    480 MB.  The footer declares each column chunk's decompressed size: checked first."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {"age": [40.0], "balance": [1000.5], "job": ["x" * (100 * 1024 * 1024)], "contact": ["a"]}
+    )
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="zstd", compression_level=22)
+    body = out.getvalue()
+    del table
+    assert len(body) < 64 * 1024
+    workers = [child.pid for child in psutil.Process(binary.process.pid).children()]
+    for pid in workers:  # reset each worker's peak (VmHWM) to its resident memory now
+        with open(f"/proc/{pid}/clear_refs", "w", encoding="ascii") as clear:
+            clear.write("5")
+    before = {pid: _peak_rss(pid) for pid in workers}
+    response = binary.invoke(body, "application/x-parquet")
+    status, headers = response.status_code, {k.lower(): v for k, v in response.headers.items()}
+    error = assert_json_error(status, headers, response.content, 413)
+    assert error["error"] == "parquet_too_large", error
+    assert "bytes in row group 1 (decompressed, as its footer declares" in error["message"], error
+    grown = max(_peak_rss(pid) - before[pid] for pid in workers)
+    assert grown < 50 * 1024 * 1024, f"a worker's peak memory grew {grown:,} bytes"
+
+
 def test_a_parquet_body_of_many_slices_is_answered_row_for_row_like_csv(binary):
     from byoc.serving.codecs import parquet
 
@@ -550,6 +586,7 @@ def test_a_lone_surrogate_escape_in_a_category_is_a_400_naming_row_and_column(bi
     assert error["error"] == "not_text", error
     assert error["message"].startswith("row 2, column '"), error["message"]
     assert "\\ud800, half of a UTF-16 surrogate pair" in error["message"], error["message"]
+
 
 # -- names repeated past any model's width ---------------------------------------------------------
 
