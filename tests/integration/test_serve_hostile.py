@@ -165,6 +165,30 @@ def test_a_gzip_bomb_stops_at_the_payload_limit(binary):
     assert "decompresses to more than 6 MB" in response.json()["message"]
 
 
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_gzip_body_larger_than_the_payload_limit_on_the_wire_is_a_413(binary, framing):
+    """Only the decompressed bytes were counted: empty gzip members (20 bytes each, no output) made
+    a body of any size on the wire a 200, past the 6 MB every other body is held to (and a chunked
+    one without end held a thread for as long as its client sent them).  Within the limit they are
+    still one body."""
+    empty = gzip.compress(b"", mtime=0)
+    within = empty * (1024 * 1024 // len(empty)) + gzip.compress(ROW)
+    response = binary.invoke(within, "text/csv", headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 200, response.text
+    padded = empty * (7 * 1024 * 1024 // len(empty)) + gzip.compress(ROW)
+    data = (
+        padded
+        if framing == "content-length"
+        else iter([padded[i : i + 65536] for i in range(0, len(padded), 65536)])
+    )
+    response = binary.invoke(data, "text/csv", headers={"Content-Encoding": "gzip"})
+    status, headers = response.status_code, {k.lower(): v for k, v in response.headers.items()}
+    error = assert_json_error(status, headers, response.content, 413)
+    assert error["error"] == "payload_too_large", error
+    assert "the gzip request body is larger than 6 MB" in error["message"], error
+    assert binary.invoke(ROW, "text/csv").status_code == 200
+
+
 def test_a_413_whose_body_is_left_unread_closes_its_connection(binary):
     """A gzip body is decoded to the payload limit and no further: the rest of it stays unread,
     and gunicorn, which reads at most 64 KiB of a body left behind, closed the connection after
@@ -495,6 +519,42 @@ def test_a_parquet_body_decoding_to_gigabytes_is_a_413_naming_the_limit(binary, 
     assert {child.pid for child in psutil.Process(binary.process.pid).children()} == workers
 
 
+def _peak_rss(pid: int) -> int:
+    """The peak resident memory of process ``pid`` (VmHWM), in bytes."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
+def test_a_parquet_value_decompressing_past_the_limit_is_refused_from_the_footer(binary):
+    """One text value of 100 MB is 4.4 KB of zstd: pyarrow decompressed its page whole, and the
+    slice's text was measured only after that, so the 413 came once the worker had taken some
+    480 MB.  The footer declares each column chunk's decompressed size: checked first."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {"age": [40.0], "balance": [1000.5], "job": ["x" * (100 * 1024 * 1024)], "contact": ["a"]}
+    )
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="zstd", compression_level=22)
+    body = out.getvalue()
+    del table
+    assert len(body) < 64 * 1024
+    workers = [child.pid for child in psutil.Process(binary.process.pid).children()]
+    for pid in workers:  # reset each worker's peak (VmHWM) to its resident memory now
+        with open(f"/proc/{pid}/clear_refs", "w", encoding="ascii") as clear:
+            clear.write("5")
+    before = {pid: _peak_rss(pid) for pid in workers}
+    response = binary.invoke(body, "application/x-parquet")
+    status, headers = response.status_code, {k.lower(): v for k, v in response.headers.items()}
+    error = assert_json_error(status, headers, response.content, 413)
+    assert error["error"] == "parquet_too_large", error
+    assert "bytes in row group 1 (decompressed, as its footer declares" in error["message"], error
+    grown = max(_peak_rss(pid) - before[pid] for pid in workers)
+    assert grown < 50 * 1024 * 1024, f"a worker's peak memory grew {grown:,} bytes"
+
+
 def test_a_parquet_body_of_many_slices_is_answered_row_for_row_like_csv(binary):
     from byoc.serving.codecs import parquet
 
@@ -526,3 +586,23 @@ def test_a_lone_surrogate_escape_in_a_category_is_a_400_naming_row_and_column(bi
     assert error["error"] == "not_text", error
     assert error["message"].startswith("row 2, column '"), error["message"]
     assert "\\ud800, half of a UTF-16 surrogate pair" in error["message"], error["message"]
+
+
+# -- names repeated past any model's width ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("content_type", ["text/csv", "application/json"])
+def test_a_header_repeating_one_name_all_through_the_body_is_a_400_at_once(binary, content_type):
+    """The repeated names of a header were counted name by name, each count a pass over them all:
+    a 6 MB CSV header of 'age' 1.5 million times would have held a worker thread (and the GIL) for
+    hours (8,000 cells took 1.4 s, 16,000 four times that); ``dataframe_split`` columns likewise."""
+    if content_type == "text/csv":
+        body = b"age," * 1_500_000 + b"age\n"
+    else:
+        count = 500_000
+        body = json.dumps({"dataframe_split": {"columns": ["age"] * count, "data": [[1] * count]}}).encode()
+    assert len(body) < 6 * 1024 * 1024
+    response = binary.invoke(body, content_type, timeout=60)
+    status, headers = response.status_code, {k.lower(): v for k, v in response.headers.items()}
+    error = assert_json_error(status, headers, response.content, 400)
+    assert error["error"] == "duplicate_columns" and "repeats column 'age'" in error["message"], error

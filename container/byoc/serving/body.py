@@ -253,26 +253,43 @@ class _FramedInput:
 
 
 class _GzipInput:
-    """Decompresses a gzip body on the fly; never returns more than ``limit`` bytes in total."""
+    """Decompresses a gzip body on the fly; never returns more than ``limit`` bytes in total, nor
+    reads more than ``limit`` bytes of gzip: empty members (20 bytes each, none of output) made a
+    body of any size on the wire, past the limit every other body is held to, and a chunked one
+    without end held its thread for as long as its client sent them.  A Content-Length above the
+    limit is refused before anything is read (so before ``100 Continue``), as a plain body's is."""
 
     def __init__(self, raw: Any, limit: int) -> None:
         self.raw = raw
         self.limit = limit
         self.produced = 0
+        self.consumed = 0  # bytes of gzip read from the connection
+        self.refused = False  # refused for its size on the wire: what is left is only drained
+        announced = getattr(raw, "announced", None)
+        self.announced = int(announced) if isinstance(announced, str) and announced.isdigit() else None
         self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self.pending = b""  # compressed bytes not yet fed (the decoder's unconsumed tail)
         self.member_open = False  # bytes of a gzip member were fed and its end is not reached
 
-    def _too_large(self) -> PayloadTooLarge:
+    def _too_large(self, what: str = "decompresses to more than") -> PayloadTooLarge:
         return PayloadTooLarge(
-            f"the gzip request body decompresses to more than {self.limit // (1024 * 1024)} MB "
+            f"the gzip request body {what} {self.limit // (1024 * 1024)} MB "
             "(SAGEMAKER_MAX_PAYLOAD_IN_MB); send fewer rows per request"
         )
 
+    def _too_long(self) -> PayloadTooLarge:
+        self.refused = True
+        return self._too_large("is larger than")
+
     def _inflate(self, size: int) -> bytes:
+        if self.announced is not None and self.announced > self.limit:
+            raise self._too_long()
         while True:
             if not self.pending:
                 self.pending = self.raw.read(_BLOCK)
+                self.consumed += len(self.pending)
+                if self.consumed > self.limit:
+                    raise self._too_long()
                 if not self.pending:
                     if self.member_open:
                         raise DataError(
@@ -297,6 +314,8 @@ class _GzipInput:
                 return out
 
     def read(self, size: int | None = -1) -> bytes:
+        if self.refused:  # the app drains the rest (as a plain body's), so the client reads its 413
+            return self.raw.read(_BLOCK if size is None or size < 0 else size)
         unbounded = size is None or size < 0
         want = self.limit + 1 - self.produced if size is None or size < 0 else size
         blocks: list[bytes] = []
