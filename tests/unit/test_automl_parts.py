@@ -1479,7 +1479,9 @@ def test_a_search_past_the_portfolio_on_small_data_blends_from_the_pool_it_chose
         problem_type=problem_type,
         features=features,
         classes=None,
-        settings=job.AutoSettings(max_runtime_seconds=120, max_candidates=5, stack=False),
+        # max_candidates ends the search; the budget is only large enough that a loaded machine
+        # (its wall seconds per CPU second) skips none of the five as too slow for the time left
+        settings=job.AutoSettings(max_runtime_seconds=900, max_candidates=5, stack=False),
         output_dir=tmp_path,
         started=time.monotonic(),
     )
