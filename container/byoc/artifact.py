@@ -26,7 +26,7 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "model.json"
+COMPILED_FILE = "model.compiled.npz"  # the compiled form byoc.compiled writes beside model.joblib
 STAGING_PREFIX = ".byoc-staging-"
 
 # errno -> what to do when a model file cannot be read (serve, evaluate: not the training user)
@@ -401,10 +402,32 @@ def _instead(model_dir: Path) -> str:
             "directory once, so an archive packed inside it stays packed; pack the model's files "
             "themselves (tar -czf model.tar.gz -C <folder holding model.json> .)"
         )
+    if lost := model_json_lost(entries):
+        return f"; it holds {shown}, {lost}"
+    ours = (
+        f"; a {MODEL_FILE} byoc's train wrote needs its {METADATA_FILE}: {REPACK}"
+        if MODEL_FILE in entries
+        else ""
+    )
     return (
         f"; it holds {shown}: a model your own training script saved is served by a model_fn in "
-        'code/inference.py (README "Inference hooks")'
+        f'code/inference.py (README "Inference hooks"){ours}'
     )
+
+
+REPACK = (
+    "re-pack the whole model directory train wrote, model.json with it (tar -czf model.tar.gz -C "
+    "<model directory> .), or use the training job's model.tar.gz"
+)
+
+
+def model_json_lost(entries: Collection[str]) -> str:
+    """What a folder holding ``entries`` (file names) but no model.json is, when its files are
+    byoc's: model.compiled.npz, which no other program writes, means model.json was lost in a hand
+    re-pack, and a model_fn is not the fix; '' otherwise (model.joblib a script may save too)."""
+    if COMPILED_FILE not in entries:
+        return ""
+    return f"byoc's model files without the {METADATA_FILE} train writes beside them: {REPACK}"
 
 
 def read_metadata(model_dir: Path) -> dict[str, Any]:

@@ -153,6 +153,29 @@ def test_a_model_directory_without_model_json_says_what_it_holds_instead(tmp_pat
     )
 
 
+def test_byoc_model_files_without_model_json_are_named_as_byocs_not_another_programs(tmp_path):
+    """model.joblib and model.compiled.npz are the files train writes beside model.json: a directory
+    holding them without it (model.json left out of a hand-made model.tar.gz) was called "a model
+    your own training script saved", to be served by a model_fn."""
+    model_dir = _classifier_dir(tmp_path)
+    (model_dir / artifact.COMPILED_FILE).write_bytes(b"PK\x03\x04")
+    (model_dir / artifact.METADATA_FILE).unlink()
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert (
+        "it holds model.compiled.npz, model.joblib, byoc's model files without the model.json train writes"
+        in message
+    ), message
+    assert "re-pack the whole model directory train wrote" in message and "model_fn" not in message, message
+    (model_dir / artifact.COMPILED_FILE).unlink()  # model.joblib alone: a script may save one too
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert "a model your own training script saved is served by a model_fn" in message, message
+    assert "a model.joblib byoc's train wrote needs its model.json: re-pack the whole model" in message
+
+
 @pytest.mark.parametrize(
     ("key", "value"), [("compiled", "yes"), ("compiled", [1]), ("classes", 2), ("features", 1)]
 )
