@@ -26,7 +26,7 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +73,47 @@ BINARY = "binary_classification"
 MULTICLASS = "multiclass_classification"
 BOOLEAN_TARGET = "boolean"  # model.json target.type: the label column held booleans
 PROBLEM_TYPES = (REGRESSION, BINARY, MULTICLASS)
+FEATURE_KINDS = ("numeric", "categorical")  # byoc.preprocessing's NUMERIC and CATEGORICAL
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not the number 1
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a model.json entry must be: ``test`` passes its value, ``must_be`` says it."""
+
+    test: Callable[[Any], bool]
+    must_be: str
+    required: bool = False
+
+
+# model.json's entries whose type serve and evaluate rely on, checked as model.json is read
+# (:func:`read_metadata`): a hand edit of another type is refused naming the key and what it must be,
+# not passed on as something else ("classes": "abc" read as three classes, true as format_version 1)
+# or met later as a failure naming neither (a feature kind "banana": the warm-up prediction failed).
+ENTRIES = {
+    "format_version": Entry(_integer, f"an integer ({FORMAT_VERSION} for this image)", required=True),
+    "classes": Entry(
+        lambda v: v is None or isinstance(v, list), "a list of the class labels (null for regression)"
+    ),
+    "features": Entry(
+        lambda v: isinstance(v, list) and all(isinstance(f, dict) for f in v),
+        "a list of objects, one per feature",
+        required=True,
+    ),
+    "files": Entry(lambda v: isinstance(v, dict), 'an object of file name -> {"sha256": ..., "bytes": ...}'),
+    "compiled": Entry(lambda v: v is None or isinstance(v, dict), "an object (or null: no compiled form)"),
+}
+# the entries of each object in "features"
+FEATURE_ENTRIES = {
+    "name": Entry(lambda v: isinstance(v, str), "a string, the column's name"),
+    "kind": Entry(lambda v: v in FEATURE_KINDS, f"one of {', '.join(FEATURE_KINDS)}"),
+    "dtype": Entry(lambda v: isinstance(v, str), "a string"),
+    "categories": Entry(lambda v: isinstance(v, list), "a list of the categories training saw"),
+    "optional": Entry(lambda v: isinstance(v, bool), "true or false"),
+}
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -456,9 +497,39 @@ def _read_metadata(model_dir: Path) -> dict[str, Any]:
             "restore model.json from the training job's model.tar.gz"
         )
     version = metadata.get("format_version")
-    if version != FORMAT_VERSION:
+    if version != FORMAT_VERSION or not _integer(version):
         raise ModelLoadError(f"{path}: {_format_mismatch(version, metadata)}")
+    _check_entries(path, metadata, ENTRIES, "")
+    for number, feature in enumerate(metadata["features"]):
+        name = feature.get("name")
+        named = f" ({json.dumps(name)})" if isinstance(name, str) else ""
+        _check_entries(path, feature, FEATURE_ENTRIES, f" of features[{number}]{named}")
     return metadata
+
+
+def _check_entries(path: Path, document: Mapping[str, Any], entries: Mapping[str, Entry], of: str) -> None:
+    """Refuse the first entry of ``document`` (``of`` says where it sits in model.json) that is not
+    what ``entries`` says it must be, naming the key."""
+    for key, entry in entries.items():
+        if key not in document:
+            if entry.required:
+                raise ModelLoadError(f"{path}: no {key!r}{of}; it must be {entry.must_be}: {RESTORE}")
+        elif not entry.test(document[key]):
+            raise ModelLoadError(
+                f"{path}: {key!r}{of} is {_shown(document[key])}, not {entry.must_be}: {RESTORE}"
+            )
+
+
+RESTORE = "a hand edit or another program wrote it; restore model.json from the training job's model.tar.gz"
+
+
+def _shown(value: Any) -> str:
+    """A model.json value as JSON words, with the value when it is a short scalar: 'a string ("abc")'."""
+    words = json_words(value)
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = json.dumps(value)
+        return f"{words} ({text if len(text) <= 40 else text[:39] + '…'})"
+    return words
 
 
 def _format_mismatch(version: Any, metadata: Mapping[str, Any]) -> str:
@@ -480,6 +551,8 @@ def _format_mismatch(version: Any, metadata: Mapping[str, Any]) -> str:
             f"format_version {FORMAT_VERSION}); serve it with the image that trained it, or retrain "
             "the model with this image"
         )
+    if not _integer(version):
+        return f"'format_version' is {_shown(version)}, not {ENTRIES['format_version'].must_be}: {RESTORE}"
     return f"format_version {version!r} is not {FORMAT_VERSION}; retrain the model with this image"
 
 
@@ -513,12 +586,7 @@ def _load(model_dir: Path, verify: bool, compiled: bool = True) -> ModelArtifact
             "model.tar.gz of the training job"
         )
     if verify:
-        listed = metadata.get("files") or {}
-        if not isinstance(listed, dict):
-            raise ModelLoadError(
-                f"{model_dir / METADATA_FILE}: 'files' is not an object of file name -> sha256; "
-                "restore model.json from the training job's model.tar.gz"
-            )
+        listed = metadata.get("files") or {}  # an object: read_metadata checked it
         compiled_files = set(_compiled_file(metadata)) - {MODEL_FILE}
         for name in sorted({MODEL_FILE, *listed, *compiled_files}):
             if Path(name).name != name:

@@ -197,6 +197,39 @@ def test_a_model_json_entry_of_the_wrong_shape_is_a_load_error_naming_model_json
     assert str(raised.value).startswith(f"{path}: "), raised.value
 
 
+def _kind(document: dict[str, Any], kind: str) -> None:
+    document["features"][0]["kind"] = kind
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        # two letters for two classes passed the class-count check: labels "a" and "b" were served
+        (lambda d: d.update(classes="ab"), "'classes' is a string (\"ab\"), not a list of the class labels"),
+        (lambda d: d.update(format_version=True), "'format_version' is a boolean (true), not an integer (1 "),
+        # served until the warm-up prediction failed, naming neither model.json nor the kinds
+        (
+            lambda d: _kind(d, "banana"),
+            '\'kind\' of features[0] ("x") is a string ("banana"), not one of numeric, categorical',
+        ),
+    ],
+    ids=["classes", "format_version", "kind"],
+)
+def test_a_model_json_entry_of_the_wrong_type_that_passed_is_refused_naming_the_key(tmp_path, edit, fragment):
+    """A string counted as a list of classes, true as 1 (Python's True == 1), any kind of feature:
+    each hand edit passed model.json's reading and was served as something else."""
+    model_dir = _classifier_dir(tmp_path)
+    path = model_dir / artifact.METADATA_FILE
+    document = json.loads(path.read_text())
+    edit(document)
+    path.write_text(json.dumps(document))
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: ") and fragment in message, message
+    assert message.endswith("restore model.json from the training job's model.tar.gz"), message
+
+
 def test_a_model_directory_that_does_not_exist_or_is_a_file_says_so(tmp_path):
     """``docker run -p 8080:8080 IMAGE serve`` without mounting a model (the image has no /opt/ml):
     "/opt/ml/model/model.json: missing; the model directory must hold model.json and model.joblib",
