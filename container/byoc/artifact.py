@@ -607,7 +607,9 @@ def _load(model_dir: Path, verify: bool, compiled: bool = True) -> ModelArtifact
     except Exception as exc:
         if isinstance(exc, OSError) and exc.errno in READ_FIXES:
             raise  # the environment's, reported by reading()
-        if _cut_short(joblib_path, exc):
+        if another := _another_kind(joblib_path):  # its sha256 recorded again, or model.json edited to match
+            hint = f"; {another}"
+        elif _cut_short(joblib_path, exc):
             hint = f"; the file ends early, {CUT_SHORT}"
         elif differ:
             hint = f"; it was written with {differ}: serve it with an image of those versions or retrain"
@@ -667,8 +669,8 @@ LEADING_BYTES = {MODEL_FILE: b"\x80", ".npz": b"PK\x03\x04"}
 
 
 def _another_kind(path: Path) -> str:
-    """Why ``path``, which failed its sha256 check, is another file than the one train wrote rather
-    than the file cut short: a Git LFS pointer (a model kept in Git LFS, packed without ``git lfs
+    """Why ``path``, which failed its sha256 check (or, its sha256 recorded again, to unpickle), is
+    another file than the one train wrote rather than the file cut short: a Git LFS pointer (a model kept in Git LFS, packed without ``git lfs
     pull``), or a start no file of that name written by train has; '' when it may be either."""
     with open(path, "rb") as fh:
         head = fh.read(len(LFS_POINTER))

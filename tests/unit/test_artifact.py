@@ -320,7 +320,9 @@ def test_a_model_written_with_other_library_versions_names_them(tmp_path, caplog
         artifact.load(model_dir)
     assert "scikit-learn 0.0.1 (this image: " in caplog.text and "numpy" not in caplog.text
     joblib_file = model_dir / artifact.MODEL_FILE
-    joblib_file.write_bytes(b"csklearn.module_of_a_later_release\nEstimator\n.")
+    joblib_file.write_bytes(
+        b"\x80\x02csklearn.module_of_a_later_release\nEstimator\n."
+    )  # PROTO 2, as joblib writes
     digest = artifact.sha256_of(joblib_file)
     _edit(model_dir, files={artifact.MODEL_FILE: {"sha256": digest}})
     with pytest.raises(ModelLoadError) as raised:
@@ -434,6 +436,35 @@ def test_a_model_joblib_replaced_by_a_shorter_file_of_another_kind_is_not_called
     message = str(raised.value)
     assert message.startswith(f"{joblib_file}: sha256 ") and fragment in message, message
     assert "cut short" not in message, message
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (
+            b"hello, not a pickle but a text file long enough to be read as one: " * 40,
+            "is not the model.joblib byoc's train writes (it starts with b'hello, not a pic'",
+        ),
+        (
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 21491\n",
+            "is a Git LFS pointer, not the file: fetch the file itself (git lfs pull)",
+        ),
+    ],
+)
+def test_a_model_joblib_of_another_kind_whose_sha256_matches_says_it_is_not_a_model_train_wrote(
+    tmp_path, content, fragment
+):
+    """model.json edited (or its sha256 recorded again) to match a file that is no pickle: a bare
+    "cannot be loaded (UnpicklingError: Memo value not found at index 101)", naming no cause."""
+    model_dir = _classifier_dir(tmp_path)
+    joblib_file = model_dir / artifact.MODEL_FILE
+    joblib_file.write_bytes(content)
+    _edit(model_dir, files={artifact.MODEL_FILE: {"sha256": artifact.sha256_of(joblib_file)}})
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert message.startswith(f"{joblib_file}: cannot be loaded ("), message
+    assert fragment in message and "cut short" not in message, message
 
 
 def test_a_model_json_that_is_a_git_lfs_pointer_says_so(tmp_path):
