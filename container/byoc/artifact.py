@@ -26,7 +26,7 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "model.json"
+COMPILED_FILE = "model.compiled.npz"  # the compiled form byoc.compiled writes beside model.joblib
 STAGING_PREFIX = ".byoc-staging-"
 
 # errno -> what to do when a model file cannot be read (serve, evaluate: not the training user)
@@ -72,6 +73,47 @@ BINARY = "binary_classification"
 MULTICLASS = "multiclass_classification"
 BOOLEAN_TARGET = "boolean"  # model.json target.type: the label column held booleans
 PROBLEM_TYPES = (REGRESSION, BINARY, MULTICLASS)
+FEATURE_KINDS = ("numeric", "categorical")  # byoc.preprocessing's NUMERIC and CATEGORICAL
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not the number 1
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a model.json entry must be: ``test`` passes its value, ``must_be`` says it."""
+
+    test: Callable[[Any], bool]
+    must_be: str
+    required: bool = False
+
+
+# model.json's entries whose type serve and evaluate rely on, checked as model.json is read
+# (:func:`read_metadata`): a hand edit of another type is refused naming the key and what it must be,
+# not passed on as something else ("classes": "abc" read as three classes, true as format_version 1)
+# or met later as a failure naming neither (a feature kind "banana": the warm-up prediction failed).
+ENTRIES = {
+    "format_version": Entry(_integer, f"an integer ({FORMAT_VERSION} for this image)", required=True),
+    "classes": Entry(
+        lambda v: v is None or isinstance(v, list), "a list of the class labels (null for regression)"
+    ),
+    "features": Entry(
+        lambda v: isinstance(v, list) and all(isinstance(f, dict) for f in v),
+        "a list of objects, one per feature",
+        required=True,
+    ),
+    "files": Entry(lambda v: isinstance(v, dict), 'an object of file name -> {"sha256": ..., "bytes": ...}'),
+    "compiled": Entry(lambda v: v is None or isinstance(v, dict), "an object (or null: no compiled form)"),
+}
+# the entries of each object in "features"
+FEATURE_ENTRIES = {
+    "name": Entry(lambda v: isinstance(v, str), "a string, the column's name"),
+    "kind": Entry(lambda v: v in FEATURE_KINDS, f"one of {', '.join(FEATURE_KINDS)}"),
+    "dtype": Entry(lambda v: isinstance(v, str), "a string"),
+    "categories": Entry(lambda v: isinstance(v, list), "a list of the categories training saw"),
+    "optional": Entry(lambda v: isinstance(v, bool), "true or false"),
+}
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -401,10 +443,32 @@ def _instead(model_dir: Path) -> str:
             "directory once, so an archive packed inside it stays packed; pack the model's files "
             "themselves (tar -czf model.tar.gz -C <folder holding model.json> .)"
         )
+    if lost := model_json_lost(entries):
+        return f"; it holds {shown}, {lost}"
+    ours = (
+        f"; a {MODEL_FILE} byoc's train wrote needs its {METADATA_FILE}: {REPACK}"
+        if MODEL_FILE in entries
+        else ""
+    )
     return (
         f"; it holds {shown}: a model your own training script saved is served by a model_fn in "
-        'code/inference.py (README "Inference hooks")'
+        f'code/inference.py (README "Inference hooks"){ours}'
     )
+
+
+REPACK = (
+    "re-pack the whole model directory train wrote, model.json with it (tar -czf model.tar.gz -C "
+    "<model directory> .), or use the training job's model.tar.gz"
+)
+
+
+def model_json_lost(entries: Collection[str]) -> str:
+    """What a folder holding ``entries`` (file names) but no model.json is, when its files are
+    byoc's: model.compiled.npz, which no other program writes, means model.json was lost in a hand
+    re-pack, and a model_fn is not the fix; '' otherwise (model.joblib a script may save too)."""
+    if COMPILED_FILE not in entries:
+        return ""
+    return f"byoc's model files without the {METADATA_FILE} train writes beside them: {REPACK}"
 
 
 def read_metadata(model_dir: Path) -> dict[str, Any]:
@@ -433,9 +497,39 @@ def _read_metadata(model_dir: Path) -> dict[str, Any]:
             "restore model.json from the training job's model.tar.gz"
         )
     version = metadata.get("format_version")
-    if version != FORMAT_VERSION:
+    if version != FORMAT_VERSION or not _integer(version):
         raise ModelLoadError(f"{path}: {_format_mismatch(version, metadata)}")
+    _check_entries(path, metadata, ENTRIES, "")
+    for number, feature in enumerate(metadata["features"]):
+        name = feature.get("name")
+        named = f" ({json.dumps(name)})" if isinstance(name, str) else ""
+        _check_entries(path, feature, FEATURE_ENTRIES, f" of features[{number}]{named}")
     return metadata
+
+
+def _check_entries(path: Path, document: Mapping[str, Any], entries: Mapping[str, Entry], of: str) -> None:
+    """Refuse the first entry of ``document`` (``of`` says where it sits in model.json) that is not
+    what ``entries`` says it must be, naming the key."""
+    for key, entry in entries.items():
+        if key not in document:
+            if entry.required:
+                raise ModelLoadError(f"{path}: no {key!r}{of}; it must be {entry.must_be}: {RESTORE}")
+        elif not entry.test(document[key]):
+            raise ModelLoadError(
+                f"{path}: {key!r}{of} is {_shown(document[key])}, not {entry.must_be}: {RESTORE}"
+            )
+
+
+RESTORE = "a hand edit or another program wrote it; restore model.json from the training job's model.tar.gz"
+
+
+def _shown(value: Any) -> str:
+    """A model.json value as JSON words, with the value when it is a short scalar: 'a string ("abc")'."""
+    words = json_words(value)
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = json.dumps(value)
+        return f"{words} ({text if len(text) <= 40 else text[:39] + '…'})"
+    return words
 
 
 def _format_mismatch(version: Any, metadata: Mapping[str, Any]) -> str:
@@ -457,6 +551,8 @@ def _format_mismatch(version: Any, metadata: Mapping[str, Any]) -> str:
             f"format_version {FORMAT_VERSION}); serve it with the image that trained it, or retrain "
             "the model with this image"
         )
+    if not _integer(version):
+        return f"'format_version' is {_shown(version)}, not {ENTRIES['format_version'].must_be}: {RESTORE}"
     return f"format_version {version!r} is not {FORMAT_VERSION}; retrain the model with this image"
 
 
@@ -490,12 +586,7 @@ def _load(model_dir: Path, verify: bool, compiled: bool = True) -> ModelArtifact
             "model.tar.gz of the training job"
         )
     if verify:
-        listed = metadata.get("files") or {}
-        if not isinstance(listed, dict):
-            raise ModelLoadError(
-                f"{model_dir / METADATA_FILE}: 'files' is not an object of file name -> sha256; "
-                "restore model.json from the training job's model.tar.gz"
-            )
+        listed = metadata.get("files") or {}  # an object: read_metadata checked it
         compiled_files = set(_compiled_file(metadata)) - {MODEL_FILE}
         for name in sorted({MODEL_FILE, *listed, *compiled_files}):
             if Path(name).name != name:
@@ -516,7 +607,9 @@ def _load(model_dir: Path, verify: bool, compiled: bool = True) -> ModelArtifact
     except Exception as exc:
         if isinstance(exc, OSError) and exc.errno in READ_FIXES:
             raise  # the environment's, reported by reading()
-        if _cut_short(joblib_path, exc):
+        if another := _another_kind(joblib_path):  # its sha256 recorded again, or model.json edited to match
+            hint = f"; {another}"
+        elif _cut_short(joblib_path, exc):
             hint = f"; the file ends early, {CUT_SHORT}"
         elif differ:
             hint = f"; it was written with {differ}: serve it with an image of those versions or retrain"
@@ -576,8 +669,8 @@ LEADING_BYTES = {MODEL_FILE: b"\x80", ".npz": b"PK\x03\x04"}
 
 
 def _another_kind(path: Path) -> str:
-    """Why ``path``, which failed its sha256 check, is another file than the one train wrote rather
-    than the file cut short: a Git LFS pointer (a model kept in Git LFS, packed without ``git lfs
+    """Why ``path``, which failed its sha256 check (or, its sha256 recorded again, to unpickle), is
+    another file than the one train wrote rather than the file cut short: a Git LFS pointer (a model kept in Git LFS, packed without ``git lfs
     pull``), or a start no file of that name written by train has; '' when it may be either."""
     with open(path, "rb") as fh:
         head = fh.read(len(LFS_POINTER))

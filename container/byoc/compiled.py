@@ -62,12 +62,12 @@ from scipy.special import softmax as scipy_softmax
 from sklearn.base import BaseEstimator
 from sklearn.utils.extmath import softmax as sklearn_softmax
 
-from byoc import compiled_knn, compiled_onnx, compiled_svm
+from byoc import artifact, compiled_knn, compiled_onnx, compiled_svm
 from byoc.compiled_estimator import CompiledEstimator, dense_matrix
 
 log = logging.getLogger(__name__)
 
-COMPILED_FILE = "model.compiled.npz"
+COMPILED_FILE = artifact.COMPILED_FILE
 ATOL = 1e-6  # probabilities and regression values: |compiled - scikit-learn| <= ATOL + RTOL * |scikit-learn|
 RTOL = 1e-6
 PROBE_ROWS = 500  # encoded rows kept per channel for the checks at training time and at load

@@ -295,6 +295,15 @@ NOT_BUILT_IN = (
 )
 
 
+def _not_built_in(held: list[str]) -> str:
+    """Why a folder holding ``held`` but no model.json is not evaluated: byoc's own files whose
+    model.json was lost in a re-pack (the fix is to re-pack it whole), else another program's."""
+    from byoc.artifact import model_json_lost
+
+    lost = model_json_lost(held)
+    return f": {lost}" if lost else NOT_BUILT_IN
+
+
 class ModelFiles(NamedTuple):
     """The model as an endpoint gets it (``root``: serve looks for inference code from there), the
     model directory in it (see :func:`byoc.artifact.locate`), and the model.tar.gz ``root`` was
@@ -314,10 +323,11 @@ def model_directory(path: Path, scratch: Path) -> ModelFiles:
     archive = path if path.is_file() else path / "model.tar.gz"
     if path.is_dir() and ((found := locate(path)) / METADATA_FILE).is_file():
         return ModelFiles(path, found, None)
-    held = sorted(p.name for p in path.iterdir())[:10] if path.is_dir() and not archive.is_file() else []
+    held = sorted(p.name for p in path.iterdir()) if path.is_dir() and not archive.is_file() else []
     if held:  # the artefact of a script-mode job: passing estimator.model_data again would not help
         raise ModelLoadError(
-            f"{path}: holds {', '.join(held)} but no {METADATA_FILE} or model.tar.gz{NOT_BUILT_IN}"
+            f"{path}: holds {', '.join(held[:10])} but no {METADATA_FILE} or model.tar.gz"
+            + _not_built_in(held)
         )
     if not archive.is_file():
         raise ModelLoadError(
@@ -341,10 +351,12 @@ def model_directory(path: Path, scratch: Path) -> ModelFiles:
     except ModelLoadError as exc:
         raise in_archive(exc, scratch, archive) from exc
     if not (found / METADATA_FILE).is_file():
-        held = sorted(p.name for p in scratch.iterdir())[:10]
+        held = sorted(p.name for p in scratch.iterdir())
         if not held:
             raise ModelLoadError(f"{archive}: holds no file; pass the model.tar.gz the training job wrote")
-        raise ModelLoadError(f"{archive}: holds {', '.join(held)} but no {METADATA_FILE}{NOT_BUILT_IN}")
+        raise ModelLoadError(
+            f"{archive}: holds {', '.join(held[:10])} but no {METADATA_FILE}{_not_built_in(held)}"
+        )
     return ModelFiles(scratch, found, archive)
 
 

@@ -1227,6 +1227,21 @@ def test_a_model_a_users_own_script_saved_is_named_as_such(tmp_path):
     )
 
 
+def test_byoc_model_files_without_model_json_are_not_called_a_users_own_script(tmp_path):
+    """model.compiled.npz is byoc's alone: beside model.joblib without model.json, model.json was
+    lost in a re-pack, and "score a model your own training script saved" was the wrong fix."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.joblib").write_bytes(b"\x80")
+    (model / "model.compiled.npz").write_bytes(b"PK\x03\x04")
+    code, first = evaluate_on(tmp_path, model, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})
+    assert code == 1
+    assert first.startswith(
+        f"{model}: holds model.compiled.npz, model.joblib but no model.json or model.tar.gz: byoc's model "
+        "files without the model.json train writes beside them: re-pack the whole model directory train wrote"
+    ), first
+
+
 def test_a_model_archive_a_users_own_script_saved_is_named_as_such(tmp_path):
     """The same artefact as the training job's model.tar.gz (estimator.model_data, what a Pipelines
     step passes): it said only that the archive "was not written by byoc's train", with no fix."""

@@ -154,6 +154,37 @@ def test_a_port_another_process_holds_stops_serve_before_the_model_loads_naming_
     assert "serving decision_tree" not in output  # refused before the model loaded
 
 
+SLOW_MODEL_FN = """\
+import pathlib, time
+
+def model_fn(model_dir):
+    pathlib.Path(model_dir, "..", "loading").write_text("")
+    time.sleep(300)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_while_the_model_loads_is_one_line_and_a_clean_exit(tmp_path, signum):
+    """SIGTERM before gunicorn's master took the signals ended serve by the signal (rc -15) with
+    no line saying why; Ctrl-C printed a KeyboardInterrupt traceback."""
+    support.save_constant_model(tmp_path / "model", 1.0)
+    support.write_tree(tmp_path / "model" / "code", {"inference.py": SLOW_MODEL_FN})
+    process, _ = support.start_serve(tmp_path)
+    try:
+        support.wait_for(
+            lambda: (tmp_path / "loading").exists() or process.poll() is not None, "model_fn running", 120
+        )
+        process.send_signal(signum)
+        output = process.communicate(timeout=60)[0]
+    finally:
+        support.terminate(process)
+    assert process.returncode == 0, (process.returncode, output)
+    assert output.strip().splitlines()[-1] == (
+        f"serve: stopped by {signal.Signals(signum).name} while loading the model"
+    ), output
+    assert "Traceback" not in output, output
+
+
 def _listening_ports(pid: int) -> set[tuple[str, int]]:
     return {
         (c.laddr.ip, c.laddr.port)

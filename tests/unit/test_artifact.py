@@ -153,6 +153,29 @@ def test_a_model_directory_without_model_json_says_what_it_holds_instead(tmp_pat
     )
 
 
+def test_byoc_model_files_without_model_json_are_named_as_byocs_not_another_programs(tmp_path):
+    """model.joblib and model.compiled.npz are the files train writes beside model.json: a directory
+    holding them without it (model.json left out of a hand-made model.tar.gz) was called "a model
+    your own training script saved", to be served by a model_fn."""
+    model_dir = _classifier_dir(tmp_path)
+    (model_dir / artifact.COMPILED_FILE).write_bytes(b"PK\x03\x04")
+    (model_dir / artifact.METADATA_FILE).unlink()
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert (
+        "it holds model.compiled.npz, model.joblib, byoc's model files without the model.json train writes"
+        in message
+    ), message
+    assert "re-pack the whole model directory train wrote" in message and "model_fn" not in message, message
+    (model_dir / artifact.COMPILED_FILE).unlink()  # model.joblib alone: a script may save one too
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert "a model your own training script saved is served by a model_fn" in message, message
+    assert "a model.joblib byoc's train wrote needs its model.json: re-pack the whole model" in message
+
+
 @pytest.mark.parametrize(
     ("key", "value"), [("compiled", "yes"), ("compiled", [1]), ("classes", 2), ("features", 1)]
 )
@@ -172,6 +195,39 @@ def test_a_model_json_entry_of_the_wrong_shape_is_a_load_error_naming_model_json
     with pytest.raises(ModelLoadError) as raised:
         ModelHandler.load(model_dir, ServingSettings())
     assert str(raised.value).startswith(f"{path}: "), raised.value
+
+
+def _kind(document: dict[str, Any], kind: str) -> None:
+    document["features"][0]["kind"] = kind
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        # two letters for two classes passed the class-count check: labels "a" and "b" were served
+        (lambda d: d.update(classes="ab"), "'classes' is a string (\"ab\"), not a list of the class labels"),
+        (lambda d: d.update(format_version=True), "'format_version' is a boolean (true), not an integer (1 "),
+        # served until the warm-up prediction failed, naming neither model.json nor the kinds
+        (
+            lambda d: _kind(d, "banana"),
+            '\'kind\' of features[0] ("x") is a string ("banana"), not one of numeric, categorical',
+        ),
+    ],
+    ids=["classes", "format_version", "kind"],
+)
+def test_a_model_json_entry_of_the_wrong_type_that_passed_is_refused_naming_the_key(tmp_path, edit, fragment):
+    """A string counted as a list of classes, true as 1 (Python's True == 1), any kind of feature:
+    each hand edit passed model.json's reading and was served as something else."""
+    model_dir = _classifier_dir(tmp_path)
+    path = model_dir / artifact.METADATA_FILE
+    document = json.loads(path.read_text())
+    edit(document)
+    path.write_text(json.dumps(document))
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: ") and fragment in message, message
+    assert message.endswith("restore model.json from the training job's model.tar.gz"), message
 
 
 def test_a_model_directory_that_does_not_exist_or_is_a_file_says_so(tmp_path):
@@ -264,7 +320,9 @@ def test_a_model_written_with_other_library_versions_names_them(tmp_path, caplog
         artifact.load(model_dir)
     assert "scikit-learn 0.0.1 (this image: " in caplog.text and "numpy" not in caplog.text
     joblib_file = model_dir / artifact.MODEL_FILE
-    joblib_file.write_bytes(b"csklearn.module_of_a_later_release\nEstimator\n.")
+    joblib_file.write_bytes(
+        b"\x80\x02csklearn.module_of_a_later_release\nEstimator\n."
+    )  # PROTO 2, as joblib writes
     digest = artifact.sha256_of(joblib_file)
     _edit(model_dir, files={artifact.MODEL_FILE: {"sha256": digest}})
     with pytest.raises(ModelLoadError) as raised:
@@ -378,6 +436,35 @@ def test_a_model_joblib_replaced_by_a_shorter_file_of_another_kind_is_not_called
     message = str(raised.value)
     assert message.startswith(f"{joblib_file}: sha256 ") and fragment in message, message
     assert "cut short" not in message, message
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (
+            b"hello, not a pickle but a text file long enough to be read as one: " * 40,
+            "is not the model.joblib byoc's train writes (it starts with b'hello, not a pic'",
+        ),
+        (
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 21491\n",
+            "is a Git LFS pointer, not the file: fetch the file itself (git lfs pull)",
+        ),
+    ],
+)
+def test_a_model_joblib_of_another_kind_whose_sha256_matches_says_it_is_not_a_model_train_wrote(
+    tmp_path, content, fragment
+):
+    """model.json edited (or its sha256 recorded again) to match a file that is no pickle: a bare
+    "cannot be loaded (UnpicklingError: Memo value not found at index 101)", naming no cause."""
+    model_dir = _classifier_dir(tmp_path)
+    joblib_file = model_dir / artifact.MODEL_FILE
+    joblib_file.write_bytes(content)
+    _edit(model_dir, files={artifact.MODEL_FILE: {"sha256": artifact.sha256_of(joblib_file)}})
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert message.startswith(f"{joblib_file}: cannot be loaded ("), message
+    assert fragment in message and "cut short" not in message, message
 
 
 def test_a_model_json_that_is_a_git_lfs_pointer_says_so(tmp_path):

@@ -255,6 +255,30 @@ def test_no_program_means_byoc_serves_and_a_named_one_must_exist(tmp_path):
     assert found == tmp_path / "code" / "train.py"  # the repacked copy wins over an unreachable URL
 
 
+@pytest.mark.parametrize("spelling", ["{}", "file://{}"])
+def test_a_submit_directory_that_does_not_exist_is_named_as_missing(tmp_path, spelling):
+    """SAGEMAKER_SUBMIT_DIRECTORY=/nonexistent said only "SAGEMAKER_PROGRAM='inference.py': no such
+    file in /nonexistent or <model>/code", as if the directory were there without the program."""
+    save_constant_model(tmp_path / "model", 1.0)
+    gone = tmp_path / "nonexistent"
+    submit = spelling.format(gone)
+    with pytest.raises(ConfigError) as raised:
+        locate_code(tmp_path / "model", {"SAGEMAKER_SUBMIT_DIRECTORY": submit})
+    assert str(raised.value).startswith(f"SAGEMAKER_SUBMIT_DIRECTORY={submit}: {gone} does not exist; "), (
+        raised.value
+    )
+    gone.write_text("")
+    with pytest.raises(ConfigError, match=f"{gone} is a file, not a directory; "):
+        locate_code(
+            tmp_path / "model", {"SAGEMAKER_SUBMIT_DIRECTORY": submit, "SAGEMAKER_PROGRAM": "serve.py"}
+        )
+    gone.unlink()
+    gone.mkdir()  # there, without the program: the message as before
+    with pytest.raises(ConfigError) as raised:
+        locate_code(tmp_path / "model", {"SAGEMAKER_SUBMIT_DIRECTORY": submit})
+    assert str(raised.value).startswith("SAGEMAKER_PROGRAM='inference.py': no such file in "), raised.value
+
+
 # Module-level sources, each with the helper module it may import: what serve's getattr finds
 # after importing one is what the static reading (evaluate's) must find without importing it.
 _BINDING_FORMS = {

@@ -216,9 +216,24 @@ def _no_program(places: list[Path], environ: Mapping[str, str], stray: Path | No
     )
     beside = f"; {stray} is there: move it into {places[-1]}" if stray is not None else ""
     return ConfigError(
-        f"SAGEMAKER_PROGRAM={name!r}: no such file in {where}{remote}{beside}; unset SAGEMAKER_PROGRAM "
-        "and SAGEMAKER_SUBMIT_DIRECTORY to serve byoc's own model"
+        f"{_submit_directory_missing(submit)}SAGEMAKER_PROGRAM={name!r}: no such file in {where}{remote}{beside}; "
+        "unset SAGEMAKER_PROGRAM and SAGEMAKER_SUBMIT_DIRECTORY to serve byoc's own model"
     )
+
+
+def _submit_directory_missing(submit: str) -> str:
+    """'SAGEMAKER_SUBMIT_DIRECTORY=<path>: <path> does not exist; ' when a local submit directory
+    is not there (or is no directory), the cause of the program's absence; '' otherwise."""
+    local = submit.removeprefix("file://")
+    if not submit or "://" in local:
+        return ""
+    if not os.path.exists(local):
+        said = "does not exist"
+    elif not os.path.isdir(local):
+        said = "is a file, not a directory"
+    else:
+        return ""
+    return f"SAGEMAKER_SUBMIT_DIRECTORY={submit}: {local} {said}; "
 
 
 @dataclass

@@ -18,7 +18,8 @@ Why these settings:
   accepting, let in-flight requests finish within ``BYOC_GRACEFUL_TIMEOUT`` (default 30 s); a
   request still running then is logged with its request id and ``serve`` exits non-zero
   (see byoc.serving.worker; a stop that reaches a worker while it boots is not lost there
-  either).  A worker that dies is replaced by the master.
+  either).  A worker that dies is replaced by the master.  A stop before gunicorn's master takes
+  the signals (the model still loading) ends ``serve`` with one line saying so, exit 0.
 - A model that loads but cannot predict fails the start: the warm-up prediction's error is
   the reason ``serve`` prints, rather than /ping passing and every request failing.
 - Request bodies are framing-checked and gzip-decoded below the app (byoc.serving.body).
@@ -34,6 +35,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import socket
 import sys
 from collections.abc import Mapping, MutableMapping
@@ -235,10 +237,48 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    start = _Start()
+    previous = {signum: signal.signal(signum, _stop_at_start) for signum in START_STOP_SIGNALS}
+    try:
+        return _start(args, start)
+    except _Stopped as stop:
+        print(f"serve: stopped by {stop} while {start.doing}", file=sys.stderr, flush=True)
+        # as a stop after start (gunicorn's graceful shutdown) ends: 0; a check did not find the
+        # model servable, so it does not say it is
+        return 128 + signal.Signals[str(stop)] if args.check else 0
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+# SageMaker's stop (SIGTERM) and Ctrl-C: until gunicorn's master puts its own handlers in place, the
+# default ended serve by the signal (rc -15, no line) or with a KeyboardInterrupt traceback.
+START_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class _Stopped(BaseException):
+    """A stop signal taken while serve starts; its name is the message.  A BaseException, so no
+    ``except Exception`` on the way (the model's load, the user's model_fn) takes it for a failure."""
+
+
+def _stop_at_start(signum: int, frame: Any) -> None:
+    raise _Stopped(signal.Signals(signum).name)
+
+
+class _Start:
+    """What serve is doing while it starts, for the line a stop signal leaves."""
+
+    doing = "loading the model"
+
+
+def _start(args: argparse.Namespace, start: _Start) -> int:
+    """Load the model, warm it up and run gunicorn (which takes the stop signals from there)."""
     try:
         settings = ServingSettings.from_environ()
         # before the model loads, so its INFO lines follow the level asked for too
         logging.getLogger().setLevel(settings.log_level.upper())
+        if settings.multi_model:  # models load on request
+            start.doing = "starting the multi-model endpoint"
         if not args.check:  # a check may run beside the server: the port is the server's
             check_port(settings)
         app = build_app()
@@ -248,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in settings.notes:
         logging.getLogger("byoc.serving").info("setting: %s", note)
     if settings.multi_model:
+        start.doing = "starting the workers"
         return _serve_multi_model(app, settings, check=args.check)
     from byoc.serving.handler import warm_up
 
@@ -266,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.check:
         return 0
+    start.doing = "starting the workers"
     gc.collect()
     gc.freeze()
     cut = multiprocessing.RawValue("i", 0)  # shared with the forked workers
