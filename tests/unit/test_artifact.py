@@ -486,3 +486,11 @@ def test_a_model_directory_that_is_a_dangling_link_names_the_link_and_its_target
     assert f"{tmp_path / 'model'} is a symbolic link to {tmp_path / 'gone'}, which does not exist" in str(
         raised.value
     )
+
+
+def test_the_feature_kinds_model_json_may_hold_are_the_encoders_own():
+    """artifact checks model.json without importing scikit-learn, so it names the kinds itself; they
+    must stay the encoder's (a kind added there and not here would refuse every model using it)."""
+    from byoc import preprocessing
+
+    assert set(artifact.FEATURE_KINDS) == {preprocessing.NUMERIC, preprocessing.CATEGORICAL}
