@@ -267,7 +267,7 @@ def test_load_errors_name_the_problem(mme, tmp_path):
         assert_error(mme.get(f"/models/{name}"), 404, "model_not_loaded")
     bad = mme.session.post(f"{mme.url}/models", data="not json", timeout=10)
     assert_error(bad, 400, "bad_load_request", "model_name")
-    deep = mme.session.post(f"{mme.url}/models", data="[" * 100_000, timeout=10)  # was a 500
+    deep = mme.session.post(f"{mme.url}/models", data="[" * 60_000, timeout=10)  # was a 500 (RecursionError)
     assert_error(deep, 400, "bad_load_request", "model_name")
     # json keeps the last of a repeated key: this loaded model 'second', as if the first were not there
     url = json.dumps(model_url("binary"))
@@ -292,6 +292,27 @@ def test_load_errors_name_the_problem(mme, tmp_path):
     assert_error(
         mme.session.post(f"{mme.url}/invocations", data="1\n", timeout=10), 404, "multi_model_endpoint"
     )
+
+
+def test_a_load_body_past_64_kb_is_a_413_naming_the_limit_and_drained(mme, tmp_path):
+    """POST /models read its body whole into the worker's memory, of any size, before looking at
+    the JSON: a load padded with a megabyte of spaces was a 200, and a chunked body without end
+    grew the worker until memory ran out.  A load takes 64 KB; past that it is a 413, the rest of
+    the body read off the connection as /invocations does, so the client gets that answer."""
+    path = str(support.save_constant_model(tmp_path / "m", 1.0))
+    document = json.dumps({"model_name": "padded", "url": path})
+    limit = 64 * 1024
+    url = f"{mme.url}/models"
+    for padded in (document + " " * (1 << 20), document + " " * (limit - len(document) + 1)):
+        response = mme.session.post(url, data=padded, timeout=30)
+        assert_error(response, 413, "payload_too_large", "64 KB (65,536 bytes)", "POST /models")
+        assert_error(mme.session.get(f"{url}/padded", timeout=10), 404, "model_not_loaded")
+    chunked = (block for block in [document.encode()] + [b" " * 4096] * 512)  # 2 MB, no Content-Length
+    assert_error(mme.session.post(url, data=chunked, timeout=30), 413, "payload_too_large", "64 KB")
+    fits = document + " " * (limit - len(document))
+    assert mme.session.post(url, data=fits, timeout=30).status_code == 200
+    assert mme.get("/models/padded").json()["modelUrl"] == path
+    assert mme.session.delete(f"{url}/padded", timeout=10).status_code == 200
 
 
 def test_names_no_request_can_reach_are_refused_and_the_longest_that_can_serve(mme):
