@@ -267,7 +267,7 @@ def test_load_errors_name_the_problem(mme, tmp_path):
         assert_error(mme.get(f"/models/{name}"), 404, "model_not_loaded")
     bad = mme.session.post(f"{mme.url}/models", data="not json", timeout=10)
     assert_error(bad, 400, "bad_load_request", "model_name")
-    deep = mme.session.post(f"{mme.url}/models", data="[" * 100_000, timeout=10)  # was a 500
+    deep = mme.session.post(f"{mme.url}/models", data="[" * 60_000, timeout=10)  # was a 500 (RecursionError)
     assert_error(deep, 400, "bad_load_request", "model_name")
     # json keeps the last of a repeated key: this loaded model 'second', as if the first were not there
     url = json.dumps(model_url("binary"))
@@ -294,6 +294,27 @@ def test_load_errors_name_the_problem(mme, tmp_path):
     )
 
 
+def test_a_load_body_past_64_kb_is_a_413_naming_the_limit_and_drained(mme, tmp_path):
+    """POST /models read its body whole into the worker's memory, of any size, before looking at
+    the JSON: a load padded with a megabyte of spaces was a 200, and a chunked body without end
+    grew the worker until memory ran out.  A load takes 64 KB; past that it is a 413, the rest of
+    the body read off the connection as /invocations does, so the client gets that answer."""
+    path = str(support.save_constant_model(tmp_path / "m", 1.0))
+    document = json.dumps({"model_name": "padded", "url": path})
+    limit = 64 * 1024
+    url = f"{mme.url}/models"
+    for padded in (document + " " * (1 << 20), document + " " * (limit - len(document) + 1)):
+        response = mme.session.post(url, data=padded, timeout=30)
+        assert_error(response, 413, "payload_too_large", "64 KB (65,536 bytes)", "POST /models")
+        assert_error(mme.session.get(f"{url}/padded", timeout=10), 404, "model_not_loaded")
+    chunked = (block for block in [document.encode()] + [b" " * 4096] * 512)  # 2 MB, no Content-Length
+    assert_error(mme.session.post(url, data=chunked, timeout=30), 413, "payload_too_large", "64 KB")
+    fits = document + " " * (limit - len(document))
+    assert mme.session.post(url, data=fits, timeout=30).status_code == 200
+    assert mme.get("/models/padded").json()["modelUrl"] == path
+    assert mme.session.delete(f"{url}/padded", timeout=10).status_code == 200
+
+
 def test_names_no_request_can_reach_are_refused_and_the_longest_that_can_serve(mme):
     """A name starting with '/' loaded (200), and its invoke, describe and unload URLs
     (/models//a/...) were redirected to /models/a/...: another model answered for it, and a DELETE
@@ -317,7 +338,7 @@ def test_names_no_request_can_reach_are_refused_and_the_longest_that_can_serve(m
 
 def test_a_model_under_a_top_level_folder_loads_as_serve_finds_it(mme, tmp_path):
     """SageMaker unpacks ``tar -czf model.tar.gz model`` to <url>/model/: the same rule as serve's,
-    also when that folder is a symbolic link."""
+    also when the url is a symbolic link; a folder in it that is a link leading out is refused."""
     shutil.copytree(model_url("regression"), tmp_path / "unpacked" / "model")
     assert load(mme, "nested", str(tmp_path / "unpacked")).status_code == 200
     try:
@@ -326,13 +347,58 @@ def test_a_model_under_a_top_level_folder_loads_as_serve_finds_it(mme, tmp_path)
         assert float(answer.text)
     finally:
         mme.session.delete(f"{mme.url}/models/nested", timeout=10)
+    (tmp_path / "url").symlink_to(tmp_path / "unpacked")
+    assert load(mme, "linked", str(tmp_path / "url")).status_code == 200
+    mme.session.delete(f"{mme.url}/models/linked", timeout=10)
     (tmp_path / "linked").mkdir()
     (tmp_path / "linked" / "model").symlink_to(model_url("regression"))
-    assert load(mme, "linked", str(tmp_path / "linked")).status_code == 200
-    mme.session.delete(f"{mme.url}/models/linked", timeout=10)
+    link = tmp_path / "linked" / "model"
+    assert_error(
+        load(mme, "linked", str(tmp_path / "linked")), 400, "bad_model", f"{link} is a symbolic link"
+    )
     shutil.copytree(model_url("regression"), tmp_path / "unpacked" / "second")
     body = assert_error(load(mme, "two", str(tmp_path / "unpacked")), 400, "bad_model", "2 folders")
     assert str(tmp_path / "unpacked" / "second") in body["message"], body
+
+
+def test_a_link_out_of_the_model_directory_is_refused_naming_it_and_none_is_followed(mme, tmp_path):
+    """A load's size estimate followed symbolic links: a model holding a link to a large tree (or a
+    url of file:///proc/self, whose ``root`` is ``/``: 680,000 files, 26 s) was walked whole, file
+    by file, before the load was refused or started, and loaded then.  No link is followed now; one
+    leading out of the model directory is a 400 naming it (the loader reads through links: here a
+    folder, and a model.joblib read from another model's directory), and links within it load."""
+    model = support.save_constant_model(tmp_path / "model", 3.0)
+    tree = tmp_path / "tree"
+    for i in range(100):  # 10,000 files
+        (tree / f"d{i:02d}").mkdir(parents=True)
+        for j in range(100):
+            (tree / f"d{i:02d}" / f"f{j:02d}.bin").write_bytes(b"x")
+    (model / "data").symlink_to(tree)
+    body = assert_error(load(mme, "escape", str(model)), 400, "bad_model", "outside the model directory")
+    assert f"{model / 'data'} is a symbolic link to {tree.resolve()}," in body["message"], body
+    (model / "data").unlink()
+
+    other = support.save_constant_model(tmp_path / "other", 4.0)
+    borrower = tmp_path / "borrower"
+    borrower.mkdir()
+    shutil.copy(other / "model.json", borrower / "model.json")
+    (borrower / "model.joblib").symlink_to(other / "model.joblib")  # was a 200 answering other's 4.0
+    body = assert_error(load(mme, "borrower", str(borrower)), 400, "bad_model", "outside the model directory")
+    assert (
+        f"{borrower / 'model.joblib'} is a symbolic link to {(other / 'model.joblib').resolve()},"
+        in body["message"]
+    )
+    for name in ("escape", "borrower"):
+        assert_error(mme.get(f"/models/{name}"), 404, "model_not_loaded")
+
+    (model / "loop").symlink_to(model)
+    (model / "spare.json").symlink_to("model.json")
+    assert load(mme, "within", str(model)).status_code == 200
+    try:
+        answer = invoke(mme, "within", "1\n")
+        assert answer.status_code == 200 and float(answer.text) == 3.0, answer.text
+    finally:
+        mme.session.delete(f"{mme.url}/models/within", timeout=10)
 
 
 def test_a_model_that_cannot_predict_is_refused_as_serve_refuses_it(mme, tmp_path):

@@ -454,6 +454,69 @@ def test_an_npy_body_holding_more_than_its_array_is_refused_not_answered_in_part
         decode(_npy(first).replace(b"(2, 3)", b"(-1,3)"), SCHEMA, 0)
 
 
+def _npy_with_header(text: str, version: int = 1) -> bytes:
+    """An npy body whose header is ``text`` (padded as numpy.save pads it), then 8 bytes of data."""
+    header = text.encode("latin-1")
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    size = len(header).to_bytes(2 if version == 1 else 4, "little")
+    return b"\x93NUMPY" + bytes([version, 0]) + size + header + b"\x00" * 8
+
+
+_FINE = "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }"
+
+
+@pytest.mark.parametrize(
+    "header,problem",
+    [
+        # numpy: "malformed node or string on line 1: <ast.Call object at 0x7f...>"
+        (_FINE.replace("(1,)", "foo(1,)"), "it is not a Python dictionary of literals"),
+        (_FINE.replace("'<f8'", "__import__('os')"), "it is not a Python dictionary of literals"),
+        (_FINE.replace("'<f8'", "float"), "it is not a Python dictionary of literals"),
+        (_FINE[:-3], "it is not a Python dictionary of literals"),  # numpy: a tokenize.TokenError, a 500
+        # Python's parser: MemoryError ("too complex"), a 413
+        ("-" * 9000 + "1", "it is not a Python dictionary of literals"),
+        ("[" * 60 + "]" * 60, "it is a list, not a dictionary"),
+        (_FINE.replace("'<f8'", "'zz'"), "its 'descr' is not a NumPy dtype"),
+        (_FINE.replace("(1,)", "(1.5,)"), "its 'shape' is not a tuple of whole numbers"),
+        (_FINE.replace("False", "2"), "its 'fortran_order' is not True or False"),
+        (_FINE.replace("'descr'", "'x'"), "it lacks 'descr' and has 1 other key"),
+        ("\x1b[2J\x85" * 2400, "it is 12,022 characters long, past the 10,000 numpy reads"),
+    ],
+    ids=["call", "import", "name", "unclosed", "nested", "list", "descr", "shape", "order", "keys", "long"],
+)
+def test_a_malformed_npy_header_is_named_in_words_never_as_a_repr(header, problem):
+    """numpy's own message for such a header held a repr of Python's parse tree (a memory
+    address), or the whole header; a tokenize error was a 500, a deeply nested header a 413."""
+    decode = codecs.decoders()["application/x-npy"].decode
+    with pytest.raises(DataError) as info:
+        decode(_npy_with_header(header), NUMBERED_TWO, 0)
+    message = info.value.message
+    assert info.value.code == "undecodable_body"
+    assert f"header is not one numpy reads: {problem}" in message and "numpy.save" in message
+    assert " object at 0x" not in message and not re.search(r"0x[0-9a-f]{6,}", message)
+    assert len(message) < 700 and message.isprintable() and message.isascii()
+    shown = header.rstrip(" ")
+    if len(shown) <= 80:
+        assert f"it reads {ascii(shown)}" in message
+    else:
+        assert f"it starts {ascii(shown[:80])} ({len(shown) - 80:,} characters more)" in message
+
+
+def test_an_npy_header_of_another_version_or_cut_short_is_named_so():
+    decode = codecs.decoders()["application/x-npy"].decode
+    for body, problem in [
+        (_npy_with_header(_FINE, version=5), "its format version is 5.0, not 1.0, 2.0 or 3.0"),
+        (b"\x93NUMPY\x01", "the body ends before the format version"),
+        (_npy_with_header(_FINE)[:40], "it declares 118 bytes, but the body holds 30 after the length"),
+    ]:
+        with pytest.raises(DataError) as info:
+            decode(body, NUMBERED_TWO, 0)
+        assert f"header is not one numpy reads: {problem};" in info.value.message
+    one = RequestSchema([Feature("x", "numeric", "float64")])
+    for version in (1, 2, 3):  # numpy.save's three versions, read as ever
+        assert len(decode(_npy_with_header(_FINE, version=version), one, 0)) == 1
+
+
 @pytest.mark.parametrize("value", [np.inf, -np.inf, 1e39])
 def test_an_out_of_range_npy_value_is_named_as_in_csv(value):
     """The npy path said "np.float64(inf) is out of range" (numpy's repr) and no way to fix it."""

@@ -257,17 +257,40 @@ def test_missing_and_corrupt_models(tmp_path: Path) -> None:
     assert reg.load("y", "file://" + model(tmp_path, "y")).name == "y"
 
 
-def test_a_model_folder_reached_by_a_link_is_a_model_and_a_link_to_nothing_is_named(tmp_path: Path) -> None:
-    """SageMaker's url may hold its model in a linked folder: it is there, and counted (a link
-    loop counted once); a url that links to nothing says so, not "empty directory"."""
+def test_links_in_a_model_folder_are_not_followed_and_one_leading_out_is_named(tmp_path: Path) -> None:
+    """The url may be a symbolic link (SageMaker's own path to the model); below it no link is
+    followed: a link to a large tree (or a url of /proc/self, whose ``root`` is ``/``) was walked
+    whole before the load could be refused.  A link within the folder is passed by (its target is
+    counted where it is, a loop ends), one leading out of it is refused naming it, as the loader
+    would read through it; a url that links to nothing says so."""
     reg = registry(tmp_path)
+    real = Path(model(tmp_path, "real"))
+    (real / "loop").symlink_to(real)
+    (real / "again.txt").symlink_to("value.txt")
+    (tmp_path / "url").symlink_to(real)
+    for url in (real, tmp_path / "url"):
+        assert sorted(f.name for f in multimodel.model_files(url)) == ["ballast.bin", "value.txt"]
+    assert reg.load("via-link", str(tmp_path / "url")).name == "via-link"
     (tmp_path / "linked").mkdir()
-    (tmp_path / "linked" / "model").symlink_to(Path(model(tmp_path, "real")))
-    (tmp_path / "linked" / "loop").symlink_to(tmp_path / "linked")
-    files = sorted(f.name for f in multimodel.model_files(tmp_path / "linked"))
-    assert files == sorted(f.name for f in multimodel.model_files(Path(model(tmp_path, "real"))))
-    assert files
-    multimodel.check_model_dir(tmp_path / "linked")  # ModelNotFound before: no file without following
+    (tmp_path / "linked" / "model").symlink_to(real)  # a model folder leading out of the url's
+    (tmp_path / "tree" / "deep").mkdir(parents=True)
+    (tmp_path / "tree" / "deep" / "file.bin").write_bytes(b"\0" * KIB)
+    (real / "code").mkdir()
+    (real / "code" / "data").symlink_to(tmp_path / "tree")  # a folder of the model leading out
+    (real / "code" / "value.txt").symlink_to(tmp_path / "tree" / "deep" / "file.bin")  # a file
+    for url, link, target in [
+        (tmp_path / "linked", tmp_path / "linked" / "model", real),
+        (real, real / "code" / "data", tmp_path / "tree"),
+    ]:
+        with pytest.raises(ModelRejected) as refused:
+            reg.load("out", str(url))
+        assert f"{link} is a symbolic link to {target.resolve()}, outside the model directory" in str(
+            refused.value
+        )
+    (real / "code" / "data").unlink()
+    with pytest.raises(ModelRejected, match=r"code/value\.txt is a symbolic link to .*file\.bin, outside"):
+        reg.load("out", str(real))
+    assert [e.name for e in reg.index.entries()] == ["via-link"]
     (tmp_path / "dangling").symlink_to(tmp_path / "gone")
     with pytest.raises(ModelNotFound, match="is a symbolic link to .*gone, which does not exist"):
         reg.load("dangling", str(tmp_path / "dangling"))

@@ -331,6 +331,24 @@ def read_body_first(settings: ServingSettings, environ: dict[str, Any], request_
     environ["wsgi.input_terminated"] = True
 
 
+def read_small_body(environ: dict[str, Any], limit: int, too_large: Callable[[int], UserError]) -> bytes:
+    """The whole body of a request that is small by nature (a multi-model load's JSON), read within
+    ``limit`` bytes: a body announced or found larger is refused with ``too_large(limit)`` (a gzip
+    body is held to it decoded and to the payload limit as sent), and drained or its connection
+    closed as :func:`invoke` does, so the client gets that answer rather than a reset."""
+    stream = _input(environ)
+    content_length = get_content_length(environ)
+    framed_length = None if "HTTP_TRANSFER_ENCODING" in environ else content_length
+    try:
+        return FlaskBody(stream, content_length, limit, framed_length).read()
+    except PayloadTooLarge:
+        _drain_or_close(stream, environ)
+        raise too_large(limit) from None
+    except UserError:  # framing, encoding, a stalled body
+        _drain_or_close(stream, environ)
+        raise
+
+
 def out_of_memory(
     exc: MemoryError, settings: ServingSettings, content_length: int | None, request_id: str
 ) -> ResourceError:

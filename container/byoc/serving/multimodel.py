@@ -332,14 +332,58 @@ def check_model_dir(path: Path) -> None:
 
 
 def model_files(path: Path) -> Iterator[Path]:
-    """Every file of a model directory, in folders reached by a symbolic link too."""
-    for root, _dirs, files in artifact.walk(path):
-        for name in files:
-            yield root / name
+    """Every file of a model directory where it really is, no symbolic link followed: a link to a
+    folder was walked through, so a model holding a link to a large tree (or a url of
+    file:///proc/self, whose ``root`` is ``/``: 680,000 files, 26 s) held the worker before its
+    load could be refused.  ``path`` itself may be a link (the url SageMaker gives).  A link whose
+    target lies inside the directory is passed by (its target is counted where it is); one
+    pointing outside is refused, naming it (:func:`_refuse_outside_link`).  A folder that cannot be
+    listed is passed by, as ``os.walk`` passes it."""
+    top = Path(os.path.realpath(path))
+    folders = [path]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError:
+            continue
+        for entry in entries:  # a folder's links first: refused before any of its files is counted
+            if entry.is_symlink():
+                _refuse_outside_link(Path(entry.path), top)
+        below = []
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            try:
+                folder_entry = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if folder_entry:
+                below.append(Path(entry.path))
+            else:
+                yield Path(entry.path)
+        folders.extend(reversed(below))
+
+
+def _refuse_outside_link(link: Path, top: Path) -> None:
+    """ModelRejected for a symbolic link in a model directory (``top``, resolved) whose target lies
+    outside it: the loader reads through links (``locate`` walks into a linked folder, the sha256
+    check reads a linked model.joblib whole, code imports a linked module), so one model could make
+    the server read another model's files, or any file of the container, as its own."""
+    target = Path(os.path.realpath(link))
+    if target.is_relative_to(top):
+        return
+    raise ModelRejected(
+        f"{link} is a symbolic link to {target}, outside the model directory {top}: a multi-model "
+        "endpoint reads a model's files within its directory only; pack the files themselves into "
+        "model.tar.gz (tar --dereference stores what a link points to), or links within the directory"
+    )
 
 
 def estimated_bytes(path: Path) -> int:
-    """The memory a model directory will take once loaded (see MEMORY_PER_FILE_BYTE)."""
+    """The memory a model directory will take once loaded (see MEMORY_PER_FILE_BYTE); a link
+    pointing outside it is refused (:func:`model_files`)."""
     total = 0
     for file in model_files(path):
         try:

@@ -31,10 +31,10 @@ from typing import Any
 from flask import Flask, Response, request
 
 from byoc import json_objects, user_script
-from byoc.errors import UserError
+from byoc.errors import PayloadTooLarge, UserError
 from byoc.serving import handler as handlers
 from byoc.serving import hooks, multimodel
-from byoc.serving.app import answer, read_body_first, request_id_of_current_request
+from byoc.serving.app import answer, read_body_first, read_small_body, request_id_of_current_request
 from byoc.serving.handler import Handler
 from byoc.serving.settings import ServingSettings
 
@@ -98,12 +98,26 @@ def _json(document: Any, status: int = 200) -> Response:
     return Response(json.dumps(document), status=status, mimetype="application/json")
 
 
+# a load's body is {"model_name": ..., "url": ...}: a name of at most 1,024 characters (as
+# percent-escapes, 4 KB of the request line) and a path, a few kilobytes in all
+LOAD_BODY_LIMIT = 64 * 1024
+
+
+def _load_body_too_large(limit: int) -> UserError:
+    return PayloadTooLarge(
+        f"the POST /models body is larger than {limit // 1024} KB ({limit:,} bytes), the most a load "
+        'request takes: send {"model_name": ..., "url": ...} alone'
+    )
+
+
 def _load_request() -> tuple[Any, Any]:
-    """The load's name and url.  A key given twice is refused (json keeps the last without a word:
-    which model was meant cannot be told), and so is JSON too deeply nested to parse (a
-    RecursionError, not json's ValueError, so it was a 500)."""
+    """The load's name and url, from a body of at most LOAD_BODY_LIMIT bytes (it was read whole
+    into the worker's memory, of any size, before the JSON was looked at).  A key given twice is
+    refused (json keeps the last without a word: which model was meant cannot be told), and so is
+    JSON too deeply nested to parse (a RecursionError, not json's ValueError, so it was a 500)."""
+    body = read_small_body(request.environ, LOAD_BODY_LIMIT, _load_body_too_large)
     try:
-        document = json_objects.loads(request.get_data(cache=False))
+        document = json_objects.loads(body)
     except json_objects.RepeatedKey as exc:
         raise UserError(
             f"the POST /models body names {exc.key!r} twice, so which value is meant cannot be told; "

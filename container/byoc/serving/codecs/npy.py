@@ -10,8 +10,11 @@ classes).  Several fields need CSV or JSON.
 
 from __future__ import annotations
 
+import ast
 import io
 import math
+import re
+import tokenize
 
 import numpy as np
 import pandas as pd
@@ -29,22 +32,32 @@ MEDIA_TYPE = "application/x-npy"
 def _view(body: bytes) -> np.ndarray | None:
     """The array in ``body`` as a read-only view of its data part, its header read by
     numpy.lib.format: np.load copied the whole array out of the body (a copy the size of the
-    body per request).  None for a pickle, a body whose header does not parse or whose dtype holds
-    objects, left to np.load to read or refuse as before.  A body that is no npy array is refused
-    here, and so is a header whose shape needs more bytes than the body holds (a 186-byte body
-    claiming 99999999999 x 3 floats was a 500 MemoryError in np.load) or fewer (a second array
-    saved after the first was left unanswered, as np.load reads the first array of a file)."""
+    body per request).  None for a pickle or a body whose dtype holds objects, left to np.load to
+    refuse as before.  A body that is no npy array is refused here, so is a header numpy does not
+    read (saying why in words: numpy's message held a repr of Python's parse tree), and so is a
+    header whose shape needs more bytes than the body holds (a 186-byte body claiming
+    99999999999 x 3 floats was a 500 MemoryError in np.load) or fewer (a second array saved after
+    the first was left unanswered, as np.load reads the first array of a file)."""
     if not body.startswith(npformat.MAGIC_PREFIX):
         if body.startswith(_PICKLE_PREFIX):
             return None  # refused as a pickle by np.load
         raise DataError(_not_npy(body), code="undecodable_body")
+    start = len(npformat.MAGIC_PREFIX) + 2  # the magic prefix, then the format version's two bytes
+    if len(body) < start:
+        raise DataError(_bad_header("the body ends before the format version"), code="undecodable_body")
+    version = (body[start - 2], body[start - 1])
+    read = _HEADER_READERS.get(version)
+    if read is None:
+        raise DataError(
+            _bad_header(f"its format version is {version[0]}.{version[1]}, not 1.0, 2.0 or 3.0"),
+            code="undecodable_body",
+        )
     stream = io.BytesIO(body)
+    stream.seek(start)
     try:
-        version = npformat.read_magic(stream)
-        read = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
         shape, fortran, dtype = read(stream)
-    except (ValueError, OSError, EOFError, TypeError):
-        return None
+    except _HEADER_ERRORS:
+        raise DataError(_bad_header(*_header_problem(body, version)), code="undecodable_body") from None
     if dtype.hasobject:
         return None  # refused as a pickle by np.load
     if any(size < 0 for size in shape):
@@ -70,6 +83,103 @@ def _view(body: bytes) -> np.ndarray | None:
     flat = np.frombuffer(body, dtype=dtype, count=count, offset=offset)
     flat.flags.writeable = False  # rows are read, never written: the body's bytes stay as sent
     return flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)  # as np.load does
+
+
+# numpy.save writes 1.0, 2.0 for a header past 64 KiB, 3.0 for one holding non-Latin-1 field names
+# (structured dtypes, refused as not numeric anyway): 3.0's is read as 2.0's, its UTF-8 as Latin-1
+_HEADER_READERS = {
+    (1, 0): npformat.read_array_header_1_0,
+    (2, 0): npformat.read_array_header_2_0,
+    (3, 0): npformat.read_array_header_2_0,
+}
+# what numpy's header reader raises for a header that is not numpy's dictionary: its messages hold
+# a repr of Python's parse tree (``<ast.Call object at 0x7f...>``, a memory address) or of the
+# whole header, a tokenize.TokenError was a 500, and a deeply nested header makes Python's parser
+# raise MemoryError ("too complex") or RecursionError on a few kilobytes
+_HEADER_ERRORS = (
+    ValueError,
+    OSError,
+    EOFError,
+    TypeError,
+    SyntaxError,
+    tokenize.TokenError,
+    RecursionError,
+    MemoryError,
+)
+_HEADER_KEYS = ("descr", "fortran_order", "shape")
+_EXCERPT = 80  # characters of a refused header echoed in the 400
+
+
+def _bad_header(problem: str, text: str | None = None) -> str:
+    """The 400's message for an npy header numpy will not read: ``problem`` in words and at most
+    the first characters of the header's text, escaped, never a repr of a parsed object."""
+    said = ""
+    if text is not None:
+        text = text.rstrip(" \n")  # numpy.save pads the header with spaces and a line break
+        if not text:
+            said = "; it is blank"
+        elif len(text) > _EXCERPT:
+            said = f"; it starts {ascii(text[:_EXCERPT])} ({len(text) - _EXCERPT:,} characters more)"
+        else:
+            said = f"; it reads {ascii(text)}"
+    return (
+        f"the application/x-npy body's header is not one numpy reads: {problem}{said}; send the "
+        "bytes numpy.save writes (a header {'descr': ..., 'fortran_order': ..., 'shape': ...})"
+    )
+
+
+def _header_problem(body: bytes, version: tuple[int, int]) -> tuple[str, str | None]:
+    """What is wrong with the header of ``body`` that numpy's reader refused, in words, and its
+    text when it has one: read again here, as numpy reads it, so that the message says which rule
+    the header breaks without echoing numpy's own (reprs of whatever the header parsed to)."""
+    size = 2 if version == (1, 0) else 4
+    start = len(npformat.MAGIC_PREFIX) + 2
+    if len(body) < start + size:
+        return "the body ends before the header's length", None
+    length = int.from_bytes(body[start : start + size], "little")
+    raw = body[start + size : start + size + length]
+    if len(raw) < length:
+        return f"it declares {length:,} bytes, but the body holds {len(raw):,} after the length", None
+    try:
+        text = raw.decode("utf-8" if version == (3, 0) else "latin-1")
+    except UnicodeDecodeError:
+        return "it is not UTF-8 text", None
+    if len(text) > _MAX_HEADER:
+        return f"it is {len(text):,} characters long, past the {_MAX_HEADER:,} numpy reads", text
+    try:
+        header = _literal(text)
+    except _HEADER_ERRORS:
+        return "it is not a Python dictionary of literals", text
+    if not isinstance(header, dict):
+        return f"it is a {type(header).__name__}, not a dictionary", text
+    missing = [key for key in _HEADER_KEYS if key not in header]
+    others = len(header) - (len(_HEADER_KEYS) - len(missing))
+    if missing or others:
+        wrong = [f"lacks {', '.join(map(repr, missing))}"] if missing else []
+        wrong += [f"has {others} other key{'s' if others > 1 else ''}"] if others else []
+        return f"it {' and '.join(wrong)} (numpy's holds 'descr', 'fortran_order' and 'shape' alone)", text
+    shape = header["shape"]
+    if not isinstance(shape, tuple) or not all(isinstance(size, int) for size in shape):
+        return "its 'shape' is not a tuple of whole numbers", text
+    if not isinstance(header["fortran_order"], bool):
+        return "its 'fortran_order' is not True or False", text
+    try:
+        npformat.descr_to_dtype(header["descr"])
+    except (TypeError, ValueError, KeyError, IndexError, RecursionError):
+        return "its 'descr' is not a NumPy dtype", text
+    return "numpy could not read it", text
+
+
+_MAX_HEADER = 10_000  # numpy.lib.format's max_header_size, the characters its reader parses
+
+
+def _literal(text: str) -> object:
+    """The header's value as numpy reads it: a Python literal, where a 1.0 or 2.0 header written
+    by Python 2 may spell integers with an ``L`` (``(3L, 2L)``)."""
+    try:
+        return ast.literal_eval(text)
+    except SyntaxError:
+        return ast.literal_eval(re.sub(r"(?<=[0-9])L\b", "", text))
 
 
 _PICKLE_PREFIX = b"\x80"  # the PROTO opcode a pickle of protocol 2 or later starts with
