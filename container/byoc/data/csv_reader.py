@@ -395,7 +395,7 @@ def read(
         table = with_partitions(table, source, named=has_header)
         columns = [str(c) for c in table.column_names]
         if has_header:
-            check_unique(source.name, columns)
+            check_unique(source.name, columns, header_row=True)
             if first_columns is None:
                 first_columns = columns
             else:
