@@ -591,6 +591,13 @@ CASES = {
         dict(channels={"train": {"a.json": FRAME.to_json(orient="records")}}),
         [rf"^train/a\.json: {NO_CONTENT_TYPE} one JSON document", r"lines=True", r"application/jsonlines"],
     ),
+    "manifest_under_the_prefix": (  # was "one JSON document ... set ContentType to application/jsonlines"
+        dict(channels={"train": {"train.manifest": '[{"prefix": "s3://bucket/data/"}, "a.csv", "b.csv"]'}}),
+        [
+            rf"^train/train\.manifest: {NO_CONTENT_TYPE} a SageMaker manifest file",
+            r"s3_data_type='ManifestFile'",
+        ],
+    ),
     "json_array_declared_jsonlines": (  # was "field '0' holds a nested dict"
         dict(
             channels={"train": {"a.json": FRAME.to_json(orient="records")}},
