@@ -317,6 +317,34 @@ def test_an_evaluation_channel_without_the_header_row_whose_first_row_repeats_a_
     assert model_dir_entries(root) == []
 
 
+@pytest.mark.parametrize(
+    "given",
+    [dict(hyperparameters={"header": True}), dict(content_types={"train": "text/csv;header=present"})],
+    ids=["hyperparameter", "content-type"],
+)
+@pytest.mark.parametrize("repeats", [True, False], ids=["first-row-repeats", "first-row-distinct"])
+def test_a_train_file_without_the_given_header_row_is_named_as_lacking_it(tmp_path, given, repeats):
+    """With the header row given (not detected), a file without it had its first data row taken
+    for one: refused as "column name '70.0' appears 2 times" or as columns that differ ("lacks
+    ['deposit', ...]; has extra ['yes', '70.0', ...]"), never as a file lacking the header row."""
+    frame = FRAME.copy()
+    if repeats:
+        frame.loc[0, "balance"] = frame.loc[0, "age"]
+    root = make_ml_root(
+        tmp_path, channels={"train": {"a.csv": HEADER, "b.csv": csv_bytes(frame, target="deposit")}}, **given
+    )
+    result = run_train(root)
+    assert result.returncode == 1, result.stdout[-2000:]
+    first_line = read_failure(root).splitlines()[0]
+    assert first_line.startswith("train/b.csv: its first line 'yes,70.0,"), first_line
+    assert (
+        "names none of the columns of the header row 'deposit,age,balance,job,contact' that train/a.csv "
+        "starts with" in first_line
+    ), first_line
+    assert first_line.endswith("add it to the files that lack it"), first_line
+    assert model_dir_entries(root) == []
+
+
 def test_an_evaluation_channel_naming_a_column_twice_is_still_refused_as_such(tmp_path):
     """The header row names train's columns, one of them twice: a header row, not data."""
     root = make_ml_root(
