@@ -507,7 +507,7 @@ def score(
     import pandas as pd
 
     from byoc import absent_keys, artifact, channel_rows, data, evaluation_inputs, finite, problem
-    from byoc.data.tabular import SparseLayout
+    from byoc.data.tabular import DuplicateColumns, SparseLayout
     from byoc.environment import MLPaths, TrainingEnvironment
     from byoc.errors import ModelLoadError
     from byoc.preprocessing import NUMERIC
@@ -549,16 +549,24 @@ def score(
     layout = trained_on.get("layout")  # libsvm: the test files take the train channel's width
     like = SparseLayout(int(layout["first_index"]), int(layout["features"])) if layout else None
     progress.doing = f"reading the test data ({test_path})"
-    channel = data.read_channel(
-        env,
-        "test",
-        content_type=content_type,
-        header=header,
-        typed=False,
-        label=spec.name if spec.name is not None else spec.index,  # its ids kept exact, as training's
-        like=like,
-        naming=evaluation_inputs.naming(paths, "--test", test_path),
-    )
+    try:
+        channel = data.read_channel(
+            env,
+            "test",
+            content_type=content_type,
+            header=header,
+            typed=False,
+            label=spec.name if spec.name is not None else spec.index,  # its ids kept exact, as training's
+            like=like,
+            naming=evaluation_inputs.naming(paths, "--test", test_path),
+        )
+    except DuplicateColumns as exc:  # a first data row such as 1,0,0 taken for the header
+        features = [f.name for f in model.features]
+        if refused := evaluation_inputs.header_row_missing(
+            exc.file, exc.columns, spec, features, header_flag
+        ):
+            raise refused from exc
+        raise
     channel = evaluation_inputs.as_the_endpoint_names(channel, model.features, spec.name)
     evaluation_inputs.check_label_column(channel, spec, model.features, header_flag, classes)
     split = split_target(channel, "test", spec)

@@ -247,7 +247,7 @@ def check_label_column(
     column where the label column is in place, with a classifier's labels in another column than
     training's, or CSV without the header row the model was trained with: say so, rather than
     that columns differ or that a feature cell is wrong."""
-    from byoc.data import csv_header, media
+    from byoc.data import media
 
     features = [f.name for f in model_features]
     files = channel.files_shown
@@ -290,20 +290,35 @@ def check_label_column(
             f"against the true labels: add the '{spec.name}' column to every test file{renamed}",
             code="no_label",
         )
-    if channel.content_type == media.CSV:
-        said = csv_header.data_read_as_header(files, columns, [spec.name, *features], "the model's")
-        if said is not None:
-            unflag = " and leave out --header false" if header_flag is False else ""
-            raise SchemaError(
-                f"{said} The model was trained on CSV with a header row: add it to the test files{unflag}",
-                code="no_header",
-            )
+    if channel.content_type == media.CSV and (
+        refused := header_row_missing(files, columns, spec, features, header_flag)
+    ):
+        raise refused
     raise SchemaError(
         f"{files}: no column '{spec.name}' (the label), nor {len(lacking)} of the model's "
         f"{len(features)} feature columns ({', '.join(lacking[:10])}{', ...' if len(lacking) > 10 else ''}); "
         f"evaluate scores the model's predictions against the true labels: the test files need the "
         f"'{spec.name}' column and the feature columns the model was trained on (model.json's features)",
         code="no_label",
+    )
+
+
+def header_row_missing(
+    files: str, columns: Sequence[object], spec: TargetSpec, features: Sequence[str], header_flag: bool | None
+) -> SchemaError | None:
+    """The failure for CSV test ``files`` read with a header row that reads ``columns``, naming
+    neither the label ``spec`` nor any of the model's ``features``: they lack the header row the
+    model was trained with (their first data row was taken for it); None when a column is named."""
+    from byoc.data import csv_header
+
+    named = [spec.name] if spec.name is not None else []
+    said = csv_header.data_read_as_header(files, columns, [*named, *features], "the model's")
+    if said is None:
+        return None
+    unflag = " and leave out --header false" if header_flag is False else ""
+    return SchemaError(
+        f"{said} The model was trained on CSV with a header row: add it to the test files{unflag}",
+        code="no_header",
     )
 
 

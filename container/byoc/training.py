@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from byoc.data import ChannelData
     from byoc.environment import TrainingEnvironment
+    from byoc.errors import SchemaError
     from byoc.fit import Encoded, FitStep
     from byoc.job import Progress
     from byoc.problem import Labels
@@ -386,26 +387,39 @@ def check_header_rows(channels: Mapping[str, ChannelData]) -> None:
     """Refuse a CSV validation or test channel read with a header row, as train's files have one,
     whose header names none of train's columns: its files lack the header row, their first data
     row was taken for it, and the failure blamed a missing target column."""
-    from byoc.data import csv_header, media
-    from byoc.errors import SchemaError
+    from byoc.data import media
 
-    train = channels["train"]
-    if train.content_type != media.CSV or not train.has_header:
-        return
-    expected = [str(c) for c in train.frame.columns]
     for name in EVAL_CHANNELS:
         channel = channels.get(name)
         if channel is None or channel.content_type != media.CSV or not channel.has_header:
             continue
-        said = csv_header.data_read_as_header(
-            channel.files_shown, list(channel.frame.columns), expected, "the train channel's"
+        refused = header_row_missing(
+            channels["train"], name, channel.files_shown, list(channel.frame.columns)
         )
-        if said is not None:
-            raise SchemaError(
-                f"{said} The train channel's files start with a header row, and validation and test "
-                f"files are read laid out like them: add it to every file of channel '{name}'",
-                code="no_header",
-            )
+        if refused is not None:
+            raise refused
+
+
+def header_row_missing(
+    train: ChannelData, name: str, files: str, columns: Sequence[object]
+) -> SchemaError | None:
+    """The failure for CSV ``files`` of evaluation channel ``name`` read with a header row that
+    reads ``columns``, naming none of the train channel's: they lack the header row train's files
+    start with (:func:`check_header_rows`); None when train's have none or a column is named."""
+    from byoc.data import csv_header, media
+    from byoc.errors import SchemaError
+
+    if train.content_type != media.CSV or not train.has_header:
+        return None
+    expected = [str(c) for c in train.frame.columns]
+    said = csv_header.data_read_as_header(files, columns, expected, "the train channel's")
+    if said is None:
+        return None
+    return SchemaError(
+        f"{said} The train channel's files start with a header row, and validation and test "
+        f"files are read laid out like them: add it to every file of channel '{name}'",
+        code="no_header",
+    )
 
 
 SAME_COLUMNS = "validation and test data need the train channel's columns"
@@ -467,6 +481,7 @@ def read_channels(
 ) -> dict[str, ChannelData]:
     """train (or training), validation, test -> ChannelData; other channels are logged."""
     from byoc import data
+    from byoc.data.tabular import DuplicateColumns
     from byoc.errors import DataError
 
     given_names = [name for name in data.TRAIN_CHANNELS if data.find_channel(env, (name,))]
@@ -510,16 +525,22 @@ def read_channels(
             continue
         progress.phase = f"reading channel '{name}'"
         started = time.monotonic()
-        channels[name] = data.read_channel(
-            env,
-            name,
-            content_type=params.get("content_type"),
-            header=header,
-            typed=False,
-            label=label,  # its ids kept exact (data.tabular.exact_integer_column)
-            like=channels["train"].layout,
-            like_type=(train_name, channels["train"].content_type),
-        )
+        try:
+            channels[name] = data.read_channel(
+                env,
+                name,
+                content_type=params.get("content_type"),
+                header=header,
+                typed=False,
+                label=label,  # its ids kept exact (data.tabular.exact_integer_column)
+                like=channels["train"].layout,
+                like_type=(train_name, channels["train"].content_type),
+            )
+        except DuplicateColumns as exc:  # a first data row such as 1,0,0 taken for the header
+            refused = header_row_missing(channels["train"], name, exc.file, exc.columns)
+            if refused is not None:
+                raise refused from exc
+            raise
         _log_channel(name, channels[name], started)
     ignored = sorted(set(env.channels) - set(data.TRAIN_CHANNELS) - set(EVAL_CHANNELS) - IGNORED_OK)
     if ignored:

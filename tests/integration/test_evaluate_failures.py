@@ -413,6 +413,21 @@ def test_headerless_test_data_for_a_model_trained_with_a_header_row_asks_for_it(
     assert first.endswith("The model was trained on CSV with a header row: add it to the test files"), first
 
 
+def test_headerless_test_data_whose_first_row_repeats_a_value_asks_for_the_header_row(tmp_path, header_model):
+    """A first data row repeating a cell (``no,32.0,32.0,...``: flags, counts, zeros) taken for the
+    header row was refused as naming a column twice, which sent the user looking for a header row
+    the file does not have."""
+    repeated = TEST.copy()
+    repeated.loc[0, "balance"] = repeated.loc[0, "age"]
+    code, first = evaluate_on(tmp_path, header_model, {"t.csv": csv_bytes(repeated, target="deposit")})
+    assert code == 1
+    assert first.startswith(
+        "test/t.csv: none of the model's columns (deposit, age, balance, job, contact)"
+    ), first
+    assert "appears 2 times" not in first
+    assert first.endswith("The model was trained on CSV with a header row: add it to the test files"), first
+
+
 def test_csv_test_data_for_a_parquet_model_points_to_content_type(tmp_path):
     root = make_ml_root(
         tmp_path / "ml",

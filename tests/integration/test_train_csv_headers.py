@@ -288,3 +288,74 @@ def test_an_evaluation_channel_without_the_train_channels_header_row_is_named_as
     assert "is in the header row, which reads yes, 70.0, " in first_line
     assert "that looks like data" in first_line and "add it to every file of channel" in first_line
     assert model_dir_entries(root) == []
+
+
+@pytest.mark.parametrize("channel", ["validation", "test"])
+def test_an_evaluation_channel_without_the_header_row_whose_first_row_repeats_a_value_is_named_as_such(
+    tmp_path, channel
+):
+    """A headerless validation file whose first row repeats a cell (``yes,70.0,70.0,...``: flags,
+    counts, zeros do) had that row taken for the header and was refused as "column name '70.0'
+    appears 2 times; give every column a distinct name", about a file with no header row."""
+    repeated = FRAME.copy()
+    repeated.loc[0, "balance"] = repeated.loc[0, "age"]
+    root = make_ml_root(
+        tmp_path,
+        channels={
+            "train": {"train.csv": HEADER},
+            channel: {"part.csv": csv_bytes(repeated, target="deposit")},
+        },
+    )
+    result = run_train(root)
+    assert result.returncode == 1, result.stdout[-2000:]
+    first_line = read_failure(root).splitlines()[0]
+    assert first_line.startswith(
+        f"{channel}/part.csv: none of the train channel's columns (deposit, age, "
+    ), first_line
+    assert "appears 2 times" not in first_line
+    assert first_line.endswith(f"add it to every file of channel '{channel}'"), first_line
+    assert model_dir_entries(root) == []
+
+
+@pytest.mark.parametrize(
+    "given",
+    [dict(hyperparameters={"header": True}), dict(content_types={"train": "text/csv;header=present"})],
+    ids=["hyperparameter", "content-type"],
+)
+@pytest.mark.parametrize("repeats", [True, False], ids=["first-row-repeats", "first-row-distinct"])
+def test_a_train_file_without_the_given_header_row_is_named_as_lacking_it(tmp_path, given, repeats):
+    """With the header row given (not detected), a file without it had its first data row taken
+    for one: refused as "column name '70.0' appears 2 times" or as columns that differ ("lacks
+    ['deposit', ...]; has extra ['yes', '70.0', ...]"), never as a file lacking the header row."""
+    frame = FRAME.copy()
+    if repeats:
+        frame.loc[0, "balance"] = frame.loc[0, "age"]
+    root = make_ml_root(
+        tmp_path, channels={"train": {"a.csv": HEADER, "b.csv": csv_bytes(frame, target="deposit")}}, **given
+    )
+    result = run_train(root)
+    assert result.returncode == 1, result.stdout[-2000:]
+    first_line = read_failure(root).splitlines()[0]
+    assert first_line.startswith("train/b.csv: its first line 'yes,70.0,"), first_line
+    assert (
+        "names none of the columns of the header row 'deposit,age,balance,job,contact' that train/a.csv "
+        "starts with" in first_line
+    ), first_line
+    assert first_line.endswith("add it to the files that lack it"), first_line
+    assert model_dir_entries(root) == []
+
+
+def test_an_evaluation_channel_naming_a_column_twice_is_still_refused_as_such(tmp_path):
+    """The header row names train's columns, one of them twice: a header row, not data."""
+    root = make_ml_root(
+        tmp_path,
+        channels={
+            "train": {"train.csv": HEADER},
+            "validation": {"part.csv": HEADER.replace(b"deposit,age,balance", b"deposit,age,age", 1)},
+        },
+    )
+    result = run_train(root)
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert read_failure(root).splitlines()[0] == (
+        "validation/part.csv: column name 'age' appears 2 times; give every column a distinct name"
+    )

@@ -591,6 +591,13 @@ CASES = {
         dict(channels={"train": {"a.json": FRAME.to_json(orient="records")}}),
         [rf"^train/a\.json: {NO_CONTENT_TYPE} one JSON document", r"lines=True", r"application/jsonlines"],
     ),
+    "manifest_under_the_prefix": (  # was "one JSON document ... set ContentType to application/jsonlines"
+        dict(channels={"train": {"train.manifest": '[{"prefix": "s3://bucket/data/"}, "a.csv", "b.csv"]'}}),
+        [
+            rf"^train/train\.manifest: {NO_CONTENT_TYPE} a SageMaker manifest file",
+            r"s3_data_type='ManifestFile'",
+        ],
+    ),
     "json_array_declared_jsonlines": (  # was "field '0' holds a nested dict"
         dict(
             channels={"train": {"a.json": FRAME.to_json(orient="records")}},
@@ -994,6 +1001,42 @@ def _patched_failure(tmp_path: Path, patch: str, code: int) -> tuple[Path, list[
     assert result.returncode == code, result.stdout + result.stderr
     assert model_dir_entries(root) == []
     return root, read_failure(root).splitlines()
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        # gone after the channel was listed, before any file was looked at
+        "import byoc.data as d\n"
+        "listed = d.directory_sources\n"
+        "def gone(channel, directory):\n"
+        "    found = listed(channel, directory)\n"
+        "    (directory / 'sub' / 'b.csv').unlink()\n"
+        "    return found\n"
+        "d.directory_sources = gone",
+        # gone after the header row was sniffed, as pyarrow opens it
+        "import byoc.data.csv_reader as r\n"
+        "read_one = r._read_one\n"
+        "def gone(source, **kw):\n"
+        "    if source.name == 'train/sub/b.csv': source.path.unlink()\n"
+        "    return read_one(source, **kw)\n"
+        "r._read_one = gone",
+    ],
+    ids=["after-listing", "before-reading"],
+)
+def test_a_data_file_that_disappears_while_the_channel_is_read_is_named(tmp_path, patch):
+    """A file listed and then deleted (FastFile mode reads S3 as the job runs; a user's clean-up)
+    was "Internal error ... FileNotFoundError ... a bug in byoc", exit 2."""
+    from support import run_train_patched
+
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": GOOD, "sub/b.csv": GOOD}})
+    result = run_train_patched(root, patch)
+    _fails_as_user_error(
+        root,
+        result,
+        r"^train/sub/b\.csv: disappeared while the job read the channel \(listed, then no longer there\); "
+        r"keep the channel's files in place until the job ends",
+    )
 
 
 def test_internal_fault_exits_2_with_cause_first_and_traceback_after(tmp_path):

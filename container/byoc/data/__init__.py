@@ -17,7 +17,14 @@ import pandas as pd
 
 from byoc.data import media, parquet_stream, sniff
 from byoc.data.readers import READERS, supported_content_types
-from byoc.data.sources import RECORDIO_MAGIC, Source, directory_sources, pipe_source, recordio_sources
+from byoc.data.sources import (
+    RECORDIO_MAGIC,
+    Source,
+    directory_sources,
+    files_in_place,
+    pipe_source,
+    recordio_sources,
+)
 from byoc.data.tabular import SparseLayout
 from byoc.environment import ChannelConfig, TrainingEnvironment
 from byoc.errors import DataError
@@ -285,14 +292,22 @@ def read_channel(
             f"skipped); check {naming.setting}",
             code="empty_channel",
         )
-    nonempty = _with_records(naming, sources)
+    with files_in_place(sources):
+        nonempty = _with_records(naming, sources)
     plain_pipe = config.input_mode == "Pipe" and not config.recordio and mt.essence != media.PARQUET
     if plain_pipe:
         _check_final_newline(channel, nonempty[0])
     try:
-        frame, has_header, layout = READERS[mt.essence](
-            nonempty, channel=channel, header=header, params=mt.params, typed=typed, label=label, like=like
-        )
+        with files_in_place(nonempty):
+            frame, has_header, layout = READERS[mt.essence](
+                nonempty,
+                channel=channel,
+                header=header,
+                params=mt.params,
+                typed=typed,
+                label=label,
+                like=like,
+            )
     except DataError as exc:
         if plain_pipe and exc.code in SEAM_CODES:
             raise _at_seam(channel, exc) from exc

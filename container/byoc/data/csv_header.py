@@ -401,6 +401,22 @@ def mixed_headers(
     )
 
 
+def headers_disjoint(channel: str, name: str, first: Row, first_name: str, header: Row) -> DataError:
+    """A header row given (the ``header`` hyperparameter, ``text/csv;header=present``), where line 1
+    of ``name`` names none of the columns line 1 of ``first_name`` does: one of the two files lacks
+    the header row, its first data row taken for one (a row such as ``1,0,0`` was refused as naming
+    a column twice, others as columns that differ), and the file that lacks it is not told apart
+    here, as the detection tells it apart."""
+    return DataError(
+        f"{name}: its first line {_shown(first)} names none of the columns of the header row "
+        f"{_shown(header)} that {first_name} starts with, and channel '{channel}' is read with a header "
+        "row (the 'header' hyperparameter, or header=present in its ContentType): one of the two files "
+        "lacks the header row; every file of the channel must start with the same header row: add it "
+        "to the files that lack it",
+        code="mixed_header",
+    )
+
+
 def drop_header_copies(source: Source, table: pa.Table, channel: str) -> pa.Table:
     """Drop rows that repeat the header (``cat a.csv b.csv``; Pipe mode streams header files
     back to back), logging how many; refuse a header with the columns in another order."""

@@ -350,6 +350,16 @@ def _check_first_widths(channel: str, sources: Sequence[Source], first: list[str
             raise csv_header.widths_differ(channel, source.name, rows[0], sources[0].name, first)
 
 
+def _check_header_named(channel: str, source: Source, first: Source, header: list[str]) -> None:
+    """With a header row given rather than detected, a file whose line 1 names none of the first
+    file's columns (:func:`csv_header.headers_disjoint`): one of them lacks the header row. The
+    detection compares every file's line 1 itself; validation and test channels (read laid out
+    like train's) are checked against train's columns by training."""
+    names = _header_names(source)
+    if names and not set(names) & set(header):
+        raise csv_header.headers_disjoint(channel, source.name, names, first.name, header)
+
+
 def _header_names(source: Source) -> list[str]:
     rows = sample_rows(source)
     return [c for c in rows[0]] if rows else []
@@ -382,6 +392,8 @@ def read(
     tables: list[pa.Table] = []
     first_columns: list[str] | None = None
     for source in sources:
+        if header and typed and source is not sources[0]:  # a header row given, not detected
+            _check_header_named(channel, source, sources[0], first_rows[0])
         table = _read_one(source, header=has_header, names=names)
         if has_header:
             table = csv_header.drop_header_copies(source, table, channel)
@@ -395,7 +407,7 @@ def read(
         table = with_partitions(table, source, named=has_header)
         columns = [str(c) for c in table.column_names]
         if has_header:
-            check_unique(source.name, columns)
+            check_unique(source.name, columns, header_row=True)
             if first_columns is None:
                 first_columns = columns
             else:

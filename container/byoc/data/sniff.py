@@ -138,6 +138,16 @@ def binary(head: bytes) -> Foreign | None:
 
 
 _LIBSVM_PAIR = re.compile(r"qid:\d+|\d+:\S+")
+# A SageMaker manifest file (S3DataType ManifestFile): [{"prefix": "s3://bucket/path/"}, "key", ...]
+_MANIFEST = re.compile(r'\[\s*\{\s*"prefix"\s*:\s*"s3://')
+MANIFEST = Foreign(
+    'a SageMaker manifest file ([{"prefix": "s3://..."}, "key", ...]), which lists the data files '
+    "rather than holding them",
+    "give its S3 URI as the channel's manifest, so that SageMaker downloads the files it lists "
+    "(S3DataType ManifestFile: TrainingInput(s3_data='s3://.../train.manifest', "
+    "s3_data_type='ManifestFile')), or give the S3 prefix of the data files themselves",
+    "manifest_as_data",
+)
 
 
 def text(lines: Sequence[str]) -> Foreign | None:
@@ -148,6 +158,8 @@ def text(lines: Sequence[str]) -> Foreign | None:
     first = lines[0].lstrip(UTF8_BOM_TEXT).strip()
     if all(_json_object(line) for line in lines):
         return Foreign("JSON Lines (every line is a JSON object)", SET_JSONLINES, "jsonlines_as_csv")
+    if _MANIFEST.match("\n".join(lines).lstrip(UTF8_BOM_TEXT).lstrip()):
+        return MANIFEST
     if first in ("[", "{") or first.startswith(("[{", "[[", '{"')):
         return Foreign(
             "one JSON document (an array or object spanning the file), not JSON Lines",

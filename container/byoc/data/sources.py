@@ -14,6 +14,8 @@ import os
 import stat
 import zlib
 from codecs import BOM_UTF8
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,12 +59,40 @@ def not_utf8(name: str, data: bytes, start: int, *, offset: int = 0, line: int =
 
 def unreadable(name: str, exc: BaseException) -> DataError:
     """A reader failed midway through a source (OSError, EOFError): most often gzip data that is
-    corrupt or truncated, which pyarrow reports as a plain I/O error."""
+    corrupt or truncated, which pyarrow reports as a plain I/O error; a file gone since it was
+    listed (pyarrow cannot open it) is :func:`disappeared`."""
+    if isinstance(exc, FileNotFoundError):
+        return disappeared(name)
     return DataError(
         f"{name}: cannot be read ({exc}); if it is gzip-compressed, the data is corrupt or truncated: "
         "re-compress it or upload it uncompressed",
         code="corrupt_gzip",
     )
+
+
+def disappeared(name: str) -> DataError:
+    """A channel file listed, then gone before it was read: something deleted or replaced it while
+    the job ran (FastFile mode reads S3 as the job goes), not a file the training user cannot read."""
+    return DataError(
+        f"{name}: disappeared while the job read the channel (listed, then no longer there); keep the "
+        "channel's files in place until the job ends (in FastFile mode SageMaker reads them from S3 as "
+        "the job runs: do not delete or overwrite objects under the channel's S3 prefix meanwhile), "
+        "then run the job again",
+        code="file_disappeared",
+    )
+
+
+@contextmanager
+def files_in_place(sources: Sequence[Source]) -> Iterator[None]:
+    """Reading ``sources``: a FileNotFoundError when one of their files is gone since it was
+    listed is :func:`disappeared` naming it (not an internal error); any other stays as it is."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        gone = next((s for s in sources if s.path is not None and not os.path.exists(s.path)), None)
+        if gone is None:
+            raise
+        raise disappeared(gone.name) from exc
 
 
 def _read_up_to(stream: Stream | io.FileIO, n: int) -> bytes:
@@ -223,7 +253,10 @@ def directory_sources(channel: str, directory: Path) -> list[Source]:
 
 
 def _unstattable(channel: str, rel: Path, path: Path, exc: OSError) -> DataError:
-    """A listed name that cannot be looked at: most often a symbolic link to nothing."""
+    """A listed name that cannot be looked at: most often a symbolic link to nothing, else a file
+    removed since the directory was listed."""
+    if isinstance(exc, FileNotFoundError) and not path.is_symlink():
+        return disappeared(display_path(Path(channel) / rel))
     link = f"; it is a symbolic link to {display_path(os.readlink(path))}" if path.is_symlink() else ""
     fix = "restore what it points to, or remove the link" if link else "make it readable by the training user"
     return DataError(
@@ -259,6 +292,8 @@ def _readable(source: Source) -> Source:
     try:
         if source.compressed:  # reads the file's first bytes
             log.debug("%s: gzip-compressed", source.name)
+    except FileNotFoundError as exc:
+        raise disappeared(source.name) from exc
     except OSError as exc:
         raise DataError(
             f"{source.name}: cannot be read ({exc.strerror}); give the training user "

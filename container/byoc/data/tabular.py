@@ -184,8 +184,27 @@ def check_same_columns(
     )
 
 
-def check_unique(name: str, columns: Sequence[str], fix: str = "give every column a distinct name") -> None:
-    """A DataError naming every column name of file ``name`` that repeats (and how often), then ``fix``."""
+class DuplicateColumns(DataError):
+    """:func:`check_unique`'s failure, carrying the file and the header row it read: a validation or
+    test file lacking the header row the train channel's files start with (or the model was trained
+    with) has its first data row taken for one, and a row such as ``1,0,0`` repeats a "name"; the
+    caller, which knows the columns to expect, says the header row is missing instead."""
+
+    def __init__(self, message: str, *, file: str, columns: Sequence[str]) -> None:
+        super().__init__(message, code="duplicate_column")
+        self.file = file
+        self.columns = list(columns)
+
+
+def check_unique(
+    name: str,
+    columns: Sequence[str],
+    fix: str = "give every column a distinct name",
+    *,
+    header_row: bool = False,
+) -> None:
+    """A DataError naming every column name of file ``name`` that repeats (and how often), then
+    ``fix``; a :class:`DuplicateColumns` when the names are a CSV ``header_row`` (maybe a data row)."""
     counts = Counter(columns)
     repeated = [column for column in counts if counts[column] > 1]  # in the file's order
     if not repeated:
@@ -196,6 +215,8 @@ def check_unique(name: str, columns: Sequence[str], fix: str = "give every colum
         shown = [f"'{column}' ({counts[column]} times)" for column in repeated[:10]]
         more = f", and {len(repeated) - 10} more" if len(repeated) > 10 else ""
         what = f"column names {', '.join(shown)}{more} repeat"
+    if header_row:
+        raise DuplicateColumns(f"{name}: {what}; {fix}", file=name, columns=columns)
     raise DataError(f"{name}: {what}; {fix}", code="duplicate_column")
 
 
