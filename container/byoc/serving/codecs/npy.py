@@ -42,7 +42,7 @@ def _view(body: bytes) -> np.ndarray | None:
         if body.startswith(_PICKLE_PREFIX):
             return None  # refused as a pickle by np.load
         raise DataError(_not_npy(body), code="undecodable_body")
-    start = len(npformat.MAGIC_PREFIX) + 2  # the magic prefix, then the format version's two bytes
+    start = _HEADER_LENGTH_AT
     if len(body) < start:
         raise DataError(_bad_header("the body ends before the format version"), code="undecodable_body")
     version = (body[start - 2], body[start - 1])
@@ -107,6 +107,8 @@ _HEADER_ERRORS = (
     MemoryError,
 )
 _HEADER_KEYS = ("descr", "fortran_order", "shape")
+# where the header's length starts: after the magic prefix and the format version's two bytes
+_HEADER_LENGTH_AT = len(npformat.MAGIC_PREFIX) + 2
 _EXCERPT = 80  # characters of a refused header echoed in the 400
 
 
@@ -133,7 +135,7 @@ def _header_problem(body: bytes, version: tuple[int, int]) -> tuple[str, str | N
     text when it has one: read again here, as numpy reads it, so that the message says which rule
     the header breaks without echoing numpy's own (reprs of whatever the header parsed to)."""
     size = 2 if version == (1, 0) else 4
-    start = len(npformat.MAGIC_PREFIX) + 2
+    start = _HEADER_LENGTH_AT
     if len(body) < start + size:
         return "the body ends before the header's length", None
     length = int.from_bytes(body[start : start + size], "little")
