@@ -497,9 +497,9 @@ def _read_metadata(model_dir: Path) -> dict[str, Any]:
             "restore model.json from the training job's model.tar.gz"
         )
     version = metadata.get("format_version")
-    if version != FORMAT_VERSION or not _integer(version):
+    if version != FORMAT_VERSION:
         raise ModelLoadError(f"{path}: {_format_mismatch(version, metadata)}")
-    _check_entries(path, metadata, ENTRIES, "")
+    _check_entries(path, metadata, ENTRIES, "")  # also refuses true, which equals 1
     for number, feature in enumerate(metadata["features"]):
         name = feature.get("name")
         named = f" ({json.dumps(name)})" if isinstance(name, str) else ""
