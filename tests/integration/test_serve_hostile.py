@@ -157,6 +157,17 @@ def test_a_gzip_body_is_decoded(binary):
     assert binary.invoke(two, "text/csv", headers={"Content-Encoding": "gzip"}).text == plain.text
 
 
+def test_a_gzip_member_after_one_inflating_past_a_read_is_read_once(binary):
+    """A member that ended in a read which an earlier one had stopped short of (its output past the
+    1 MB a read inflates) left the bytes after it both in zlib's unused_data and in its
+    unconsumed_tail: the next member was read twice, and its rows answered twice."""
+    first, second = ROW * 60_000, b"55,-20,retired,telephone\n" * 3  # 1.5 MB from a few KB of gzip
+    data = gzip.compress(first) + gzip.compress(second)
+    response = binary.invoke(data, "text/csv", headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 200, response.text
+    assert response.text == binary.invoke(first + second, "text/csv").text
+
+
 def test_a_gzip_bomb_stops_at_the_payload_limit(binary):
     bomb = gzip.compress(b"1" * (64 * 1024 * 1024), compresslevel=9)  # 64 MB of output from ~64 KB
     assert len(bomb) < 1024 * 1024

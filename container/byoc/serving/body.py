@@ -307,7 +307,10 @@ class _GzipInput:
                 ) from None
             self.pending = self.inflater.unconsumed_tail
             if self.inflater.eof:  # a member ended: another may follow (concatenated gzip)
-                self.pending = self.inflater.unused_data + self.pending
+                # what follows its end is unused_data alone: unconsumed_tail may hold the same bytes
+                # again (a read that stopped at ``size`` before the end leaves it set), so the next
+                # member's rows were read twice
+                self.pending = self.inflater.unused_data
                 self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
                 self.member_open = False
             if out:
