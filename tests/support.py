@@ -231,6 +231,43 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
+def understated_parquet(body: bytes, declared: int) -> bytes:
+    """``body`` (a Parquet file) with its footer declaring ``declared`` bytes for every column chunk's
+    decompressed size (``total_uncompressed_size``) and every row group's (``total_byte_size``),
+    its pages as they were: a crafted footer that understates what the pages decompress to.  The
+    footer is Thrift's compact protocol, where such a field is the byte 0x16 (i64, one field after
+    the one before it) and a zigzag varint; its length, before the closing ``PAR1``, is rewritten."""
+    import struct
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def field(value: int) -> bytes:
+        value, out = (value << 1) ^ (value >> 63), bytearray(b"\x16")
+        while value >= 0x80:
+            out.append(value & 0x7F | 0x80)
+            value >>= 7
+        return bytes(out + bytes([value]))
+
+    (length,) = struct.unpack("<I", body[-8:-4])
+    footer = body[-8 - length : -8]
+    meta = pq.read_metadata(pa.BufferReader(body))
+    for group in (meta.row_group(i) for i in range(meta.num_row_groups)):
+        sizes = {
+            group.total_byte_size,
+            *(group.column(j).total_uncompressed_size for j in range(group.num_columns)),
+        }
+        for size in sizes:
+            assert field(size) in footer, size
+            footer = footer.replace(field(size), field(declared))
+    crafted = body[: -8 - length] + footer + struct.pack("<I", len(footer)) + b"PAR1"
+    meta = pq.read_metadata(pa.BufferReader(crafted))  # only those fields changed, each to ``declared``
+    for group in (meta.row_group(i) for i in range(meta.num_row_groups)):
+        assert group.total_byte_size == declared
+        assert all(group.column(j).total_uncompressed_size == declared for j in range(group.num_columns))
+    return crafted
+
+
 def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as JSON-ready records: missing (None, NaN, pd.NA) -> None, NumPy scalars -> Python."""
     out = []

@@ -94,6 +94,57 @@ def test_a_slice_spelling_out_more_text_than_the_limit_is_refused():
     assert peak < 8 * MB, f"{peak / MB:.1f} MB traced before the refusal"
 
 
+# pyarrow's allocations while a test reads a body, counted apart (pyarrow's pools, not tracemalloc,
+# see what it decompresses); kept for the process's life: a buffer it gave out may outlive the test
+_COUNTED_POOL = pa.proxy_memory_pool(pa.default_memory_pool())
+
+
+def test_a_footer_understating_what_the_pages_decompress_to_is_refused_before_they_are():
+    """The footer's sizes were the only check: pyarrow allocates and inflates a page by its own
+    header's size, so a footer rewritten to declare 100 bytes let 3 KB of zstd (one 64 MB text)
+    decompress, 192 MB in pyarrow's pool, within a 1 MB limit, before the slice's text was
+    measured (a worker at 6 MB: any size, to memory running out).  The pages' headers are read
+    first; the refusal names both sizes."""
+    value = "x" * (64 * MB)
+    honest = _parquet(pa.table({"x": [1.0], "job": [value]}), compression="zstd", compression_level=22)
+    del value
+    body = support.understated_parquet(honest, 100)
+    assert len(body) < 16 * 1024
+    with pytest.raises(PayloadTooLarge, match="as its footer declares"):  # the honest footer: as before
+        list(parquet.batches(honest, SCHEMA, MB))
+    default = pa.default_memory_pool()
+    pa.set_memory_pool(_COUNTED_POOL)
+    try:
+        with pytest.raises(PayloadTooLarge) as refused:
+            list(parquet.batches(body, SCHEMA, MB))
+    finally:
+        pa.set_memory_pool(default)
+    held = _COUNTED_POOL.max_memory()
+    assert held < MB, f"pyarrow held {held / MB:.0f} MB at once before the refusal"
+    message = refused.value.message
+    assert "more than 16,777,216 bytes in row group 1 (decompressed, as its pages' headers declare" in message
+    assert "where its footer declares 200" in message and refused.value.code == "parquet_too_large"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x15\x00\x15\x02",  # cut short
+        b"\x19\xfc" + b"\x01" * 4,  # a list of 15+ elements, then the body's end
+        b"\x1b\xff\xff\xff\xff\x0f\x11",  # a map of 2**32 boolean pairs in 7 bytes
+        b"\x1c" * 40 + b"\x00" * 40,  # structs nested 40 deep
+        b"\x15\x00\x15\x02\x00",  # no compressed size
+    ],
+    ids=["cut short", "long list", "huge map", "deep", "no size"],
+)
+def test_a_page_header_that_is_none_is_refused_within_the_body(body):
+    """A crafted page header is refused (ValueError, IndexError: the 400 undecodable_body) within
+    a few steps, however many elements it announces or however deep it nests."""
+    assert parquet._page_header(b"\x15\x00\x15\x04\x15\x02\x00", 0) == (2, 1, 7)  # a page header
+    with pytest.raises((IndexError, ValueError)):
+        parquet._page_header(body, 0)
+
+
 def _sliced_peak(body: bytes) -> int:
     def sliced() -> None:
         for batch in parquet.batches(body, SCHEMA, 64 * MB):

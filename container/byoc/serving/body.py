@@ -7,8 +7,10 @@ Why a WSGI middleware: both concerns belong to HTTP transport, not to any codec.
   400 :class:`~byoc.errors.DataError` (and the connection is closed: what follows on it
   cannot be framed).
 - ``Content-Encoding: gzip`` (or ``x-gzip``) is decoded as the app reads, never more than
-  the payload limit of output, so a gzip bomb is a 413 after at most that much work; any
-  other encoding (``br``, ``deflate``, ``compress``...) is a 415 naming it.
+  the payload limit of output, so a gzip bomb is a 413 after at most that much work; what
+  Python's gzip module reads is read (concatenated members, zero padding after a member), for
+  every content type alike, and anything else is a 400 ``bad_encoding``; any other encoding
+  (``br``, ``deflate``, ``compress``...) is a 415 naming it.
 - ``Expect: 100-continue``: gunicorn answers ``100 Continue`` while it builds the environ, before
   the app has seen the request, so a client announcing a body above the payload limit uploaded it
   all before its 413.  gunicorn's is turned off (:func:`defer_continue`) and the body sends it on
@@ -36,6 +38,7 @@ SILENCE_SECONDS = 5
 AWAITS_CONTINUE = "byoc.awaits_continue"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 GZIP_ENCODINGS = frozenset({"gzip", "x-gzip"})
+GZIP_MAGIC = b"\x1f\x8b"
 _BLOCK = 1 << 16
 
 
@@ -270,6 +273,7 @@ class _GzipInput:
         self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self.pending = b""  # compressed bytes not yet fed (the decoder's unconsumed tail)
         self.member_open = False  # bytes of a gzip member were fed and its end is not reached
+        self.members = 0  # gzip members read to their end
 
     def _too_large(self, what: str = "decompresses to more than") -> PayloadTooLarge:
         return PayloadTooLarge(
@@ -297,6 +301,11 @@ class _GzipInput:
                             code="bad_encoding",
                         )
                     return b""
+            if not self.member_open and self.members:
+                self.pending = self.pending.lstrip(b"\0")  # zero padding after a member, as gzip reads it
+                if not self.pending:
+                    continue
+                self._refuse_trailing()
             self.member_open = True
             try:
                 out = self.inflater.decompress(self.pending, size)
@@ -307,11 +316,27 @@ class _GzipInput:
                 ) from None
             self.pending = self.inflater.unconsumed_tail
             if self.inflater.eof:  # a member ended: another may follow (concatenated gzip)
-                self.pending = self.inflater.unused_data + self.pending
+                # what follows its end is unused_data alone: unconsumed_tail may hold the same bytes
+                # again (a read that stopped at ``size`` before the end leaves it set), so the next
+                # member's rows were read twice
+                self.pending = self.inflater.unused_data
                 self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
                 self.member_open = False
+                self.members += 1
             if out:
                 return out
+
+    def _refuse_trailing(self) -> None:
+        """The 400 for bytes after a gzip member that start neither another member nor zero padding
+        (Python's gzip module refuses them too): a stream with something appended to it."""
+        if GZIP_MAGIC.startswith(self.pending[: len(GZIP_MAGIC)]):
+            return  # another member (or the start of one: a body cut there ends early)
+        at = self.consumed - len(self.pending)
+        raise DataError(
+            "the gzip request body goes on after its gzip data with bytes that are neither another gzip "
+            f"member nor zero padding (byte {at:,}: 0x{self.pending[0]:02x}); send the gzip stream alone",
+            code="bad_encoding",
+        )
 
     def read(self, size: int | None = -1) -> bytes:
         if self.refused:  # the app drains the rest (as a plain body's), so the client reads its 413
