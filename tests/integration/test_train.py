@@ -299,6 +299,32 @@ def test_libsvm_validation_without_the_highest_feature_is_read_at_the_train_widt
     )
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonlines", "parquet"])
+def test_a_gzip_file_with_zero_padding_trains_as_pythons_gzip_reads_it(tmp_path, fmt):
+    """Zero bytes after the last gzip member (block-padding writers leave them; Python's gzip reads
+    past them): the CSV and JSON Lines readers, whose bytes pyarrow decompressed, called such a
+    file corrupt while the Parquet reader and the server read it."""
+    body = {
+        "csv": lambda: csv_bytes(MIXED, target="deposit", header=True),
+        "jsonlines": lambda: jsonlines_bytes(MIXED),
+        "parquet": lambda: parquet_bytes(MIXED),
+    }[fmt]()
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": {f"part-0.{fmt}.gz": gzip_bytes(body) + b"\0" * 512}},
+        content_types={
+            "train": {
+                "csv": "text/csv",
+                "jsonlines": "application/jsonlines",
+                "parquet": "application/x-parquet",
+            }[fmt]
+        },
+        hyperparameters={"target": "deposit", "algorithm": "decision_tree"},
+    )
+    meta = trained_on_mixed(root, run_train(root), "decision_tree", channels=("train",))
+    assert meta["training"]["channels"]["train"]["rows"] == len(MIXED)
+
+
 # -- input modes -----------------------------------------------------------------------------------
 
 
