@@ -128,6 +128,61 @@ def test_a_model_folder_reached_by_a_symbolic_link_is_found_and_a_link_loop_ends
     assert artifact.locate(tmp_path / "unpacked") == tmp_path / "unpacked" / "model"
 
 
+def _with_compiled_file(model_dir: Path) -> Path:
+    """``model_dir`` with a compiled file model.json lists and names as its compiled form."""
+    compiled = model_dir / artifact.COMPILED_FILE
+    compiled.write_bytes(b"PK\x03\x04 what training wrote")
+    listed = {"sha256": artifact.sha256_of(compiled), "bytes": compiled.stat().st_size}
+    files = {**json.loads((model_dir / artifact.METADATA_FILE).read_text())["files"], compiled.name: listed}
+    _edit(model_dir, compiled={"file": compiled.name, "steps": []}, files=files)
+    return compiled
+
+
+@pytest.mark.parametrize("name", [artifact.METADATA_FILE, artifact.MODEL_FILE, artifact.COMPILED_FILE])
+def test_a_model_file_linking_out_of_the_model_directory_is_refused_naming_it_and_links_within_load(
+    tmp_path, name
+):
+    """A model.json, model.joblib or compiled file that is a symbolic link leading out of the model
+    directory was read through it: serve and evaluate loaded another model's file (its sha256 matched,
+    model.json copied beside) as this model's.  Now one line names the link, where it leads and the
+    fix, by the rule a multi-model load applies; a link within the directory loads."""
+    other = _classifier_dir(tmp_path / "other")
+    _with_compiled_file(other)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    for file in other.iterdir():
+        if file.name == name:
+            (model_dir / name).symlink_to(file)
+        else:
+            (model_dir / file.name).write_bytes(file.read_bytes())
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert message == (
+        f"{model_dir / name} is a symbolic link to {(other / name).resolve()}, outside the model directory "
+        f"{model_dir.resolve()}: {artifact.LINK_OUT_FIX}"
+    ), message
+    assert "tar --dereference" in message and "\n" not in message
+
+    (model_dir / name).unlink()
+    (model_dir / "kept").mkdir()
+    (model_dir / "kept" / name).write_bytes((other / name).read_bytes())
+    (model_dir / name).symlink_to(Path("kept") / name)  # within the directory: read there
+    assert artifact.load(model_dir).classes == ["no", "yes"]
+
+
+@pytest.mark.parametrize("name", [artifact.METADATA_FILE, artifact.MODEL_FILE])
+def test_a_model_file_that_is_a_symbolic_link_loop_is_named_as_one(tmp_path, name):
+    """A model.json that is a link loop was "missing" (is_file() says False for it), and the line
+    went on to say the directory held model.json; it ends with the loop named now."""
+    model_dir = _classifier_dir(tmp_path)
+    (model_dir / name).unlink()
+    (model_dir / name).symlink_to(name)
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    assert str(raised.value) == f"{model_dir / name} is a symbolic link loop: remove the symbolic link loop"
+
+
 def test_several_model_folders_and_none_at_the_top_are_refused_naming_them(tmp_path):
     _classifier_dir(tmp_path / "unpacked" / "a")
     _regressor_dir(tmp_path / "unpacked" / "b")
