@@ -707,8 +707,10 @@ def _check_sha256(path: Path, record: Mapping[str, Any]) -> None:
 
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+PICKLE_PREFIX = b"\x80"  # the PROTO opcode a pickle of protocol 2 or later starts with
+ZIP_PREFIX = b"PK\x03\x04"  # a zip archive's first local header: numpy.savez's .npz
 # how the files train writes begin: a file cut short begins so too
-LEADING_BYTES = {MODEL_FILE: b"\x80", ".npz": b"PK\x03\x04"}
+LEADING_BYTES = {MODEL_FILE: PICKLE_PREFIX, ".npz": ZIP_PREFIX}
 
 
 def _another_kind(path: Path) -> str:
@@ -738,7 +740,7 @@ def _cut_short(path: Path, exc: Exception) -> bool:
     if isinstance(exc, EOFError):
         return True
     with open(path, "rb") as fh:
-        if fh.read(1) != b"\x80":  # not a plain pickle (compressed, or another format): cannot tell
+        if fh.read(1) != PICKLE_PREFIX:  # not a plain pickle (compressed, or another format): cannot tell
             return False
         fh.seek(-1, os.SEEK_END)
         return fh.read(1) != b"."
