@@ -666,13 +666,14 @@ def _load(model_dir: Path, verify: bool, compiled: bool = True) -> ModelArtifact
             joblib_path,
             differ,
         )
-    try:
-        check_agrees(estimator, metadata, model_dir / METADATA_FILE)
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # an entry of another shape
+    if not callable(getattr(estimator, "predict", None)):  # its sha256 recorded again, or model.json edited
         raise ModelLoadError(
-            f"{model_dir / METADATA_FILE}: not the model.json byoc's train writes ({type(exc).__name__}: "
-            f"{exc}); restore model.json from the training job's model.tar.gz"
-        ) from exc
+            f"{joblib_path}: holds {_a(type(estimator).__name__)} without a predict method, not the fitted "
+            "pipeline byoc's train writes: restore it from the training job's model.tar.gz"
+        )
+    # model.json's entries are of the types ENTRIES and FEATURE_ENTRIES say (read_metadata): what
+    # check_agrees reads of them cannot fail otherwise than by its own refusals
+    check_agrees(estimator, metadata, model_dir / METADATA_FILE)
     return ModelArtifact(estimator=estimator, metadata=metadata, path=model_dir)
 
 
@@ -772,12 +773,25 @@ def _compiled_file(metadata: Mapping[str, Any]) -> list[str]:
     return [str(name)] if name else []
 
 
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
+
+
+def _is_regressor(estimator: Any) -> bool:
+    """scikit-learn's ``is_regressor``; False for an object that is no scikit-learn estimator (it
+    raises AttributeError for one without ``__sklearn_tags__``): which it is cannot be told."""
+    from sklearn.base import is_regressor
+
+    try:
+        return bool(is_regressor(estimator))
+    except AttributeError:
+        return False
+
+
 def check_agrees(estimator: Any, metadata: Mapping[str, Any], where: Path) -> None:
     """Refuse a model.json that does not describe ``estimator``: the server maps predicted indices
     to model.json's classes and reads its problem type, so a mismatch (a hand edit, files of two
     jobs) would answer wrong labels or class indices as regression values, not fail."""
-    from sklearn.base import is_regressor
-
     problem_type = metadata.get("problem_type")
     if problem_type not in PROBLEM_TYPES:
         raise ModelLoadError(
@@ -794,7 +808,7 @@ def check_agrees(estimator: Any, metadata: Mapping[str, Any], where: Path) -> No
             f"{where}: problem_type is {REGRESSION} but {MODEL_FILE} holds a classifier of {predicted} "
             f"classes; {FROM_ONE_JOB}"
         )
-    if problem_type != REGRESSION and predicted is None and is_regressor(estimator):
+    if problem_type != REGRESSION and predicted is None and _is_regressor(estimator):
         raise ModelLoadError(
             f"{where}: problem_type is {problem_type} but {MODEL_FILE} holds a regressor; {FROM_ONE_JOB}"
         )
