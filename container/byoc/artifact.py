@@ -26,7 +26,7 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -390,8 +390,9 @@ def _folders_holding_metadata(directory: Path, unlisted: list[OSError] | None = 
 def walk(
     directory: Path, unlisted: list[OSError] | None = None
 ) -> Iterator[tuple[Path, list[str], list[str]]]:
-    """``os.walk`` of an unpacked model that follows symbolic links (a model folder may be one),
-    each real directory once, so a link loop ends; prune ``dirs`` in place as with os.walk.
+    """``os.walk`` of an unpacked model that follows symbolic links (a model folder may be one;
+    a model file leading out of its folder is refused at load, :func:`outside_link`), each real
+    directory once, so a link loop ends; prune ``dirs`` in place as with os.walk.
     A folder that cannot be listed is passed by, its error appended to ``unlisted`` when given."""
     seen: set[str] = set()
     onerror = unlisted.append if unlisted is not None else None
@@ -402,6 +403,45 @@ def walk(
             continue
         seen.add(real)
         yield Path(root), dirs, files
+
+
+LINK_OUT_FIX = (
+    "a model's files are read within its directory only; pack the files themselves into model.tar.gz "
+    "(tar --dereference stores what a link points to), or links within the directory"
+)
+
+
+def outside_link(path: Path, top: Path) -> str:
+    """'<path> is a symbolic link to <target>, outside the model directory <top>' when ``path`` is a
+    symbolic link whose target, every link on the way followed, lies outside the directory ``top``
+    (resolved alike); '' otherwise.  A model's files are read through links (``locate`` walks into a
+    linked folder, the sha256 check and joblib read a linked model.joblib whole, code imports a linked
+    module), so a link leading out would have another model's files, or any file of the container,
+    read as this model's.  serve and evaluate refuse such a model.json, model.joblib or compiled file
+    (:func:`load`), a multi-model load any such link in the model's directory."""
+    if not path.is_symlink():
+        return ""
+    top, target = Path(os.path.realpath(top)), Path(os.path.realpath(path))
+    if target.is_relative_to(top):
+        return ""
+    return f"{path} is a symbolic link to {target}, outside the model directory {top}"
+
+
+def _refuse_links_out(folder: Path, names: Iterable[str]) -> None:
+    """Refuse a model file of ``folder`` (``names``) that is a symbolic link leading out of it
+    (:func:`outside_link`), or a link loop, naming it and the fix; links within the folder load."""
+    for name in names:
+        path = folder / name
+        if outside := outside_link(path, folder):
+            raise ModelLoadError(f"{outside}: {LINK_OUT_FIX}")
+        if path.is_symlink():
+            try:
+                os.stat(path)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:  # is_file() says False: "missing" would name no loop
+                    raise ModelLoadError(
+                        f"{path} is a symbolic link loop: {READ_FIXES[errno.ELOOP]}"
+                    ) from exc
 
 
 def dangling_link(path: Path) -> str:
@@ -578,7 +618,12 @@ COMPILED_OFF = "a server with BYOC_COMPILED_INFERENCE=off serves model.joblib wi
 
 
 def _load(model_dir: Path, verify: bool, compiled: bool = True) -> ModelArtifact:
+    _refuse_links_out(model_dir, [METADATA_FILE])
     metadata = _read_metadata(model_dir)
+    listed = metadata.get("files") or {}  # an object: read_metadata checked it
+    compiled_files = set(_compiled_file(metadata)) - {MODEL_FILE}
+    read = sorted({MODEL_FILE, *listed, *compiled_files})
+    _refuse_links_out(model_dir, [name for name in read if Path(name).name == name])
     joblib_path = model_dir / MODEL_FILE
     if not joblib_path.is_file():
         raise ModelLoadError(
@@ -586,9 +631,7 @@ def _load(model_dir: Path, verify: bool, compiled: bool = True) -> ModelArtifact
             "model.tar.gz of the training job"
         )
     if verify:
-        listed = metadata.get("files") or {}  # an object: read_metadata checked it
-        compiled_files = set(_compiled_file(metadata)) - {MODEL_FILE}
-        for name in sorted({MODEL_FILE, *listed, *compiled_files}):
+        for name in read:
             if Path(name).name != name:
                 raise ModelLoadError(f"{model_dir / METADATA_FILE}: lists {name!r}, which is not a file name")
             try:
@@ -623,13 +666,14 @@ def _load(model_dir: Path, verify: bool, compiled: bool = True) -> ModelArtifact
             joblib_path,
             differ,
         )
-    try:
-        check_agrees(estimator, metadata, model_dir / METADATA_FILE)
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # an entry of another shape
+    if not callable(getattr(estimator, "predict", None)):  # its sha256 recorded again, or model.json edited
         raise ModelLoadError(
-            f"{model_dir / METADATA_FILE}: not the model.json byoc's train writes ({type(exc).__name__}: "
-            f"{exc}); restore model.json from the training job's model.tar.gz"
-        ) from exc
+            f"{joblib_path}: holds {_a(type(estimator).__name__)} without a predict method, not the fitted "
+            "pipeline byoc's train writes: restore it from the training job's model.tar.gz"
+        )
+    # model.json's entries are of the types ENTRIES and FEATURE_ENTRIES say (read_metadata): what
+    # check_agrees reads of them cannot fail otherwise than by its own refusals
+    check_agrees(estimator, metadata, model_dir / METADATA_FILE)
     return ModelArtifact(estimator=estimator, metadata=metadata, path=model_dir)
 
 
@@ -664,8 +708,10 @@ def _check_sha256(path: Path, record: Mapping[str, Any]) -> None:
 
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+PICKLE_PREFIX = b"\x80"  # the PROTO opcode a pickle of protocol 2 or later starts with
+ZIP_PREFIX = b"PK\x03\x04"  # a zip archive's first local header: numpy.savez's .npz
 # how the files train writes begin: a file cut short begins so too
-LEADING_BYTES = {MODEL_FILE: b"\x80", ".npz": b"PK\x03\x04"}
+LEADING_BYTES = {MODEL_FILE: PICKLE_PREFIX, ".npz": ZIP_PREFIX}
 
 
 def _another_kind(path: Path) -> str:
@@ -695,7 +741,7 @@ def _cut_short(path: Path, exc: Exception) -> bool:
     if isinstance(exc, EOFError):
         return True
     with open(path, "rb") as fh:
-        if fh.read(1) != b"\x80":  # not a plain pickle (compressed, or another format): cannot tell
+        if fh.read(1) != PICKLE_PREFIX:  # not a plain pickle (compressed, or another format): cannot tell
             return False
         fh.seek(-1, os.SEEK_END)
         return fh.read(1) != b"."
@@ -727,12 +773,25 @@ def _compiled_file(metadata: Mapping[str, Any]) -> list[str]:
     return [str(name)] if name else []
 
 
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
+
+
+def _is_regressor(estimator: Any) -> bool:
+    """scikit-learn's ``is_regressor``; False for an object that is no scikit-learn estimator (it
+    raises AttributeError for one without ``__sklearn_tags__``): which it is cannot be told."""
+    from sklearn.base import is_regressor
+
+    try:
+        return bool(is_regressor(estimator))
+    except AttributeError:
+        return False
+
+
 def check_agrees(estimator: Any, metadata: Mapping[str, Any], where: Path) -> None:
     """Refuse a model.json that does not describe ``estimator``: the server maps predicted indices
     to model.json's classes and reads its problem type, so a mismatch (a hand edit, files of two
     jobs) would answer wrong labels or class indices as regression values, not fail."""
-    from sklearn.base import is_regressor
-
     problem_type = metadata.get("problem_type")
     if problem_type not in PROBLEM_TYPES:
         raise ModelLoadError(
@@ -749,7 +808,7 @@ def check_agrees(estimator: Any, metadata: Mapping[str, Any], where: Path) -> No
             f"{where}: problem_type is {REGRESSION} but {MODEL_FILE} holds a classifier of {predicted} "
             f"classes; {FROM_ONE_JOB}"
         )
-    if problem_type != REGRESSION and predicted is None and is_regressor(estimator):
+    if problem_type != REGRESSION and predicted is None and _is_regressor(estimator):
         raise ModelLoadError(
             f"{where}: problem_type is {problem_type} but {MODEL_FILE} holds a regressor; {FROM_ONE_JOB}"
         )

@@ -28,6 +28,7 @@ from support import (
     mixed_frame,
     parquet_bytes,
     run_train,
+    save_constant_model,
     without_file_privileges,
 )
 
@@ -983,6 +984,28 @@ def packed_model(where: Path, model: Path, change: dict[str, bytes]) -> Path:
             info.size = len(body)
             tar.addfile(info, io.BytesIO(body))
     return where / "model.tar.gz"
+
+
+def test_a_model_joblib_linking_out_of_the_model_directory_is_refused_not_scored(tmp_path):
+    """A model.joblib that is a symbolic link to another model's (model.json copied beside it) was
+    scored as this model; the message's first line names the link and the fix, as serve's does."""
+    other = save_constant_model(tmp_path / "other", 4.0)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.json").write_bytes((other / "model.json").read_bytes())
+    (model / "model.joblib").symlink_to(other / "model.joblib")
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "t.csv").write_text("y,x\n4.0,2.0\n4.0,3.0\n")
+    result = run_evaluate(
+        "--model", str(model), "--test", str(tmp_path / "test"), "--output", str(tmp_path / "e"),
+        "--header", "true", base=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = (tmp_path / "output" / "message").read_text().splitlines()[0]
+    link, target = model / "model.joblib", (other / "model.joblib").resolve()
+    assert first.startswith(f"{link} is a symbolic link to {target}, outside the model directory"), first
+    assert "tar --dereference" in first, first
+    assert not (tmp_path / "e" / "evaluation.json").exists()
 
 
 @pytest.mark.parametrize(

@@ -81,6 +81,28 @@ def test_gunicorns_own_refusals_carry_the_json_error_body(binary, request_bytes,
     assert error["error"] == code
 
 
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n", 200),  # answered by the worker's main thread
+        (b"GET /ping HTTP/1.0\r\n\r\n", 200),
+        (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: %d\r\n\r\n%s"
+         % (len(ROW), ROW), 200),
+        (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1\r\n\r\nx", 415),
+        (b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),  # gunicorn's own refusal
+    ],
+    ids=["ping", "ping-http-1.0", "invocation", "app-error", "not-found", "gunicorns-own"],
+)  # fmt: skip
+def test_no_answer_names_the_server_software(binary, request_bytes, status):
+    """Every answer carried ``Server: gunicorn`` (with its version in the gunicorn releases before
+    22): what software answers is nothing a client of an endpoint needs, and a scanner's first
+    question.  No answer has a Server header now, the app's nor gunicorn's own."""
+    answered, headers, _ = exchange(binary.port, request_bytes)
+    assert answered == status
+    assert "server" not in headers, headers
+
+
 def test_a_head_with_bare_lf_line_ends_is_refused_at_once(binary):
     """A hand-typed request (``\\n`` line ends) from a client that keeps its side open: it was held
     5 s waiting for a CRLF CRLF that never comes, then closed without an answer."""

@@ -73,6 +73,26 @@ def _the_one_line_serving_without_access_to(root: Path, target: Path) -> str:
     return lines[0]
 
 
+def test_a_model_joblib_linking_out_of_the_model_directory_stops_serve_naming_the_link(tmp_path):
+    """A model.joblib that is a symbolic link to another model's (model.json copied beside it, so
+    its sha256 matched) was served as this model; serve stops with one line naming the link and the
+    fix, as a multi-model load refuses it."""
+    other = support.save_constant_model(tmp_path / "other", 4.0)
+    model = tmp_path / "root" / "model"
+    model.mkdir(parents=True)
+    (model / "model.json").write_bytes((other / "model.json").read_bytes())
+    (model / "model.joblib").symlink_to(other / "model.joblib")
+    result = run_serve(tmp_path / "root")
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    link, target = model / "model.joblib", (other / "model.joblib").resolve()
+    assert lines[0].startswith(
+        f"serve: cannot start: {link} is a symbolic link to {target}, outside the model directory"
+    ), lines[0]
+    assert "tar --dereference" in lines[0], lines[0]
+
+
 def _unpack_under_a_folder(archive: Path, dest: Path, folders: dict[str, Path]) -> None:
     """``tar -czf model.tar.gz <folder>`` of each model in ``folders``, unpacked into ``dest`` as
     SageMaker unpacks model.tar.gz into /opt/ml/model."""

@@ -128,6 +128,61 @@ def test_a_model_folder_reached_by_a_symbolic_link_is_found_and_a_link_loop_ends
     assert artifact.locate(tmp_path / "unpacked") == tmp_path / "unpacked" / "model"
 
 
+def _with_compiled_file(model_dir: Path) -> Path:
+    """``model_dir`` with a compiled file model.json lists and names as its compiled form."""
+    compiled = model_dir / artifact.COMPILED_FILE
+    compiled.write_bytes(b"PK\x03\x04 what training wrote")
+    listed = {"sha256": artifact.sha256_of(compiled), "bytes": compiled.stat().st_size}
+    files = {**json.loads((model_dir / artifact.METADATA_FILE).read_text())["files"], compiled.name: listed}
+    _edit(model_dir, compiled={"file": compiled.name, "steps": []}, files=files)
+    return compiled
+
+
+@pytest.mark.parametrize("name", [artifact.METADATA_FILE, artifact.MODEL_FILE, artifact.COMPILED_FILE])
+def test_a_model_file_linking_out_of_the_model_directory_is_refused_naming_it_and_links_within_load(
+    tmp_path, name
+):
+    """A model.json, model.joblib or compiled file that is a symbolic link leading out of the model
+    directory was read through it: serve and evaluate loaded another model's file (its sha256 matched,
+    model.json copied beside) as this model's.  Now one line names the link, where it leads and the
+    fix, by the rule a multi-model load applies; a link within the directory loads."""
+    other = _classifier_dir(tmp_path / "other")
+    _with_compiled_file(other)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    for file in other.iterdir():
+        if file.name == name:
+            (model_dir / name).symlink_to(file)
+        else:
+            (model_dir / file.name).write_bytes(file.read_bytes())
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    message = str(raised.value)
+    assert message == (
+        f"{model_dir / name} is a symbolic link to {(other / name).resolve()}, outside the model directory "
+        f"{model_dir.resolve()}: {artifact.LINK_OUT_FIX}"
+    ), message
+    assert "tar --dereference" in message and "\n" not in message
+
+    (model_dir / name).unlink()
+    (model_dir / "kept").mkdir()
+    (model_dir / "kept" / name).write_bytes((other / name).read_bytes())
+    (model_dir / name).symlink_to(Path("kept") / name)  # within the directory: read there
+    assert artifact.load(model_dir).classes == ["no", "yes"]
+
+
+@pytest.mark.parametrize("name", [artifact.METADATA_FILE, artifact.MODEL_FILE])
+def test_a_model_file_that_is_a_symbolic_link_loop_is_named_as_one(tmp_path, name):
+    """A model.json that is a link loop was "missing" (is_file() says False for it), and the line
+    went on to say the directory held model.json; it ends with the loop named now."""
+    model_dir = _classifier_dir(tmp_path)
+    (model_dir / name).unlink()
+    (model_dir / name).symlink_to(name)
+    with pytest.raises(ModelLoadError) as raised:
+        artifact.load(model_dir)
+    assert str(raised.value) == f"{model_dir / name} is a symbolic link loop: remove the symbolic link loop"
+
+
 def test_several_model_folders_and_none_at_the_top_are_refused_naming_them(tmp_path):
     _classifier_dir(tmp_path / "unpacked" / "a")
     _regressor_dir(tmp_path / "unpacked" / "b")
@@ -177,24 +232,69 @@ def test_byoc_model_files_without_model_json_are_named_as_byocs_not_another_prog
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("compiled", "yes"), ("compiled", [1]), ("classes", 2), ("features", 1)]
+    ("key", "value", "fragment"),
+    [
+        ("compiled", "yes", "'compiled' is a string (\"yes\"), not an object (or null"),
+        ("compiled", [1], "'compiled' is a list, not an object (or null"),
+        ("classes", 2, "'classes' is a number (2), not a list of the class labels"),
+        ("files", "x", "'files' is a string (\"x\"), not an object of file name"),
+        ("features", 1, "'features' is a number (1), not a list of objects, one per feature"),
+        ("features", [1], "'features' is a list, not a list of objects, one per feature"),
+        ("features", [{"name": 1, "kind": "numeric"}], "'name' of features[0] is a number (1), not a string"),
+        ("format_version", True, "'format_version' is a boolean (true), not an integer"),
+    ],
+    ids=[
+        "compiled-string",
+        "compiled-list",
+        "classes-number",
+        "files-string",
+        "features-number",
+        "features-of-numbers",
+        "feature-name-number",
+        "format-version-true",
+    ],
 )
 def test_a_model_json_entry_of_the_wrong_shape_is_a_load_error_naming_model_json_not_a_traceback(
-    tmp_path, key, value
+    tmp_path, key, value, fragment
 ):
     """README: a corrupt model stops serve with one line naming the file.  A hand-edited model.json
     whose ``compiled``, ``classes`` or ``features`` is not the shape train writes stopped serve with
     a traceback (AttributeError: 'str' object has no attribute 'get'; TypeError: object of type
-    'int' has no len())."""
+    'int' has no len()).  The entries tables refuse each one as model.json is read, naming the key
+    and what it must be: loading has no catch-all left to reach (a generic "not the model.json
+    byoc's train writes")."""
     from byoc.serving.builtin import ModelHandler
     from byoc.serving.settings import ServingSettings
 
     model_dir = _classifier_dir(tmp_path)
     path = model_dir / artifact.METADATA_FILE
     path.write_text(json.dumps({**json.loads(path.read_text()), key: value}))
+    for load in (artifact.load, lambda folder: ModelHandler.load(folder, ServingSettings())):
+        with pytest.raises(ModelLoadError) as raised:
+            load(model_dir)
+        message = str(raised.value)
+        assert message.startswith(f"{path}: ") and fragment in message, message
+        assert message.endswith(artifact.RESTORE), message
+
+
+@pytest.mark.parametrize("problem_type", [artifact.BINARY, artifact.REGRESSION])
+def test_a_model_joblib_holding_no_estimator_is_named_not_model_json(tmp_path, problem_type):
+    """A model.joblib that unpickles to something without predict (its sha256 recorded again, as
+    a hand re-pack may do) was refused as "model.json: not the model.json byoc's train writes
+    (AttributeError: ... __sklearn_tags__ ...)" for a classifier, blaming the wrong file, and loaded for
+    a regressor, to fail at the warm-up.  The line names model.joblib and what it holds."""
+    import joblib
+
+    model_dir = _classifier_dir(tmp_path)
+    joblib.dump({"not": "a pipeline"}, model_dir / artifact.MODEL_FILE)
+    record = {"sha256": artifact.sha256_of(model_dir / artifact.MODEL_FILE), "bytes": 1}
+    _edit(model_dir, problem_type=problem_type, files={artifact.MODEL_FILE: record})
     with pytest.raises(ModelLoadError) as raised:
-        ModelHandler.load(model_dir, ServingSettings())
-    assert str(raised.value).startswith(f"{path}: "), raised.value
+        artifact.load(model_dir)
+    assert str(raised.value) == (
+        f"{model_dir / artifact.MODEL_FILE}: holds a dict without a predict method, not the fitted pipeline "
+        "byoc's train writes: restore it from the training job's model.tar.gz"
+    )
 
 
 def _kind(document: dict[str, Any], kind: str) -> None:

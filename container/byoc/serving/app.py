@@ -235,6 +235,13 @@ def _input(environ: dict[str, Any]) -> Any:
     return get_input_stream(environ, max_content_length=None)
 
 
+def _framing(environ: dict[str, Any]) -> tuple[Any, int | None, int | None]:
+    """The request's body stream (:func:`_input`), its announced Content-Length, and the length
+    that ends its reading (that length, unless a Transfer-Encoding frames the body instead)."""
+    content_length = get_content_length(environ)
+    return _input(environ), content_length, None if "HTTP_TRANSFER_ENCODING" in environ else content_length
+
+
 def answer(handler: Handler, settings: ServingSettings) -> Response:
     """:func:`respond` to the current Flask request."""
     return respond(handler, settings, request.environ)
@@ -276,9 +283,7 @@ def invoke(
 
     Headers are read from the WSGI environ (the same values ``request.headers`` gives), the
     length by werkzeug's own ``get_content_length`` (what ``request.content_length`` returns)."""
-    stream = _input(environ)
-    content_length = get_content_length(environ)
-    framed_length = None if "HTTP_TRANSFER_ENCODING" in environ else content_length
+    stream, content_length, framed_length = _framing(environ)
     try:
         return handler.invoke(
             InferenceRequest(
@@ -336,9 +341,7 @@ def read_small_body(environ: dict[str, Any], limit: int, too_large: Callable[[in
     ``limit`` bytes: a body announced or found larger is refused with ``too_large(limit)`` (a gzip
     body is held to it decoded and to the payload limit as sent), and drained or its connection
     closed as :func:`invoke` does, so the client gets that answer rather than a reset."""
-    stream = _input(environ)
-    content_length = get_content_length(environ)
-    framed_length = None if "HTTP_TRANSFER_ENCODING" in environ else content_length
+    stream, content_length, framed_length = _framing(environ)
     try:
         return FlaskBody(stream, content_length, limit, framed_length).read()
     except PayloadTooLarge:

@@ -367,18 +367,10 @@ def model_files(path: Path) -> Iterator[Path]:
 
 
 def _refuse_outside_link(link: Path, top: Path) -> None:
-    """ModelRejected for a symbolic link in a model directory (``top``, resolved) whose target lies
-    outside it: the loader reads through links (``locate`` walks into a linked folder, the sha256
-    check reads a linked model.joblib whole, code imports a linked module), so one model could make
-    the server read another model's files, or any file of the container, as its own."""
-    target = Path(os.path.realpath(link))
-    if target.is_relative_to(top):
-        return
-    raise ModelRejected(
-        f"{link} is a symbolic link to {target}, outside the model directory {top}: a multi-model "
-        "endpoint reads a model's files within its directory only; pack the files themselves into "
-        "model.tar.gz (tar --dereference stores what a link points to), or links within the directory"
-    )
+    """ModelRejected for a symbolic link in a model directory (``top``) whose target lies outside
+    it (:func:`artifact.outside_link`, the rule serve and evaluate apply to the files they load)."""
+    if outside := artifact.outside_link(link, top):
+        raise ModelRejected(f"{outside}: {artifact.LINK_OUT_FIX}")
 
 
 def estimated_bytes(path: Path) -> int:

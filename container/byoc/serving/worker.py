@@ -7,6 +7,10 @@ Why each piece:
   the same ``{"error", "message", "request_id"}`` body every other error has.
 - Every request gets its id here, before the app runs, so the app, its error bodies and this
   worker's shutdown log all quote the same one.
+- No answer says which server software sent it: gunicorn writes ``Server: gunicorn`` (with its
+  version before gunicorn 22) into every response's head, and an app's own Server header is
+  dropped, so ``_Tracked`` gives each response a head without it; the errors written here never
+  had one.  A client of an endpoint needs none of it, and it is a scanner's first question.
 - After a large request the worker keeps what it freed for the next one (faulting a batch's
   arrays in again cost ~10% of its CPU time) unless it holds more than ``RETAINED_LIMIT``
   above where it started, or the body was ``HUGE_BODY`` or more; then, once the answer is
@@ -158,6 +162,12 @@ def _write_json_error(sock: Any, status: int, reason: str, code: str, message: s
     util.write_nonblock(sock, head + body)
 
 
+def _head_without_server(response: Any) -> list[str]:
+    """gunicorn's ``Response.default_headers`` (status line, Date, Connection, ...) without its
+    ``Server`` line (see the module doc)."""
+    return [line for line in type(response).default_headers(response) if not line.startswith("Server:")]
+
+
 class _Tracked:
     """The WSGI app with a request id per request and a record of those in flight.
 
@@ -181,6 +191,9 @@ class _Tracked:
             f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}",
             time.monotonic(),
         )
+        response = getattr(start_response, "__self__", None)  # gunicorn's Response
+        if response is not None:
+            response.default_headers = partial(_head_without_server, response)
         length = environ.get("CONTENT_LENGTH") or ""
         body_bytes = int(length) if length.isdigit() else -1  # chunked: size unknown
         large = body_bytes < 0 or body_bytes >= LARGE_BODY
@@ -192,11 +205,9 @@ class _Tracked:
             return answer
         finally:
             del self.in_flight[request_id]
-            if environ.get(CLOSE_CONNECTION):
+            if environ.get(CLOSE_CONNECTION) and response is not None:
                 # the body's framing is broken: nothing after it on this connection can be read
-                response = getattr(start_response, "__self__", None)  # gunicorn's Response
-                if response is not None:
-                    response.force_close()
+                response.force_close()
 
 
 class _ByocWorker(Worker):

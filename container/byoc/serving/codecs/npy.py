@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib import format as npformat
 
+from byoc.artifact import PICKLE_PREFIX, ZIP_PREFIX
 from byoc.errors import DataError, NotAcceptable, SchemaError
 from byoc.serving import cells
 from byoc.serving.codecs.base import Decoder, Encoder
@@ -39,7 +40,7 @@ def _view(body: bytes) -> np.ndarray | None:
     99999999999 x 3 floats was a 500 MemoryError in np.load) or fewer (a second array saved after
     the first was left unanswered, as np.load reads the first array of a file)."""
     if not body.startswith(npformat.MAGIC_PREFIX):
-        if body.startswith(_PICKLE_PREFIX):
+        if body.startswith(PICKLE_PREFIX):
             return None  # refused as a pickle by np.load
         raise DataError(_not_npy(body), code="undecodable_body")
     start = _HEADER_LENGTH_AT
@@ -184,15 +185,11 @@ def _literal(text: str) -> object:
         return ast.literal_eval(re.sub(r"(?<=[0-9])L\b", "", text))
 
 
-_PICKLE_PREFIX = b"\x80"  # the PROTO opcode a pickle of protocol 2 or later starts with
-_ZIP_PREFIX = b"PK\x03\x04"  # numpy.savez's .npz archive
-
-
 def _not_npy(body: bytes) -> str:
     """The 400's message for a body that is no npy array (nor a pickle): np.load read such a body
     as a pickle, and a CSV or JSON body sent as application/x-npy was refused as one that
     "holds Python objects"."""
-    if body.startswith(_ZIP_PREFIX):
+    if body.startswith(ZIP_PREFIX):
         return (
             "the application/x-npy body is an .npz archive (numpy.savez), not one array; send one "
             "array as numpy.save writes it"
