@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import NamedTuple
 
 import numpy as np
@@ -305,13 +306,19 @@ def whole_decimals(table: pa.Table, label: int | str | None) -> pa.Table:
 
 
 def _decimal_text(column: pa.ChunkedArray) -> pa.Array:
-    """Each decimal as positional digits without the fraction's trailing zeros (``0.1``, ``5``,
-    ``0.0000001``), spelled once per distinct value: Arrow's own text keeps every digit of the
-    scale (``0.10000000000000000000``) and turns small values and zero into exponents (``1E-20``,
-    ``0E-20``)."""
-    encoded = column.combine_chunks().dictionary_encode()
-    spelled = pa.array([format(d.normalize(), "f") for d in encoded.dictionary.to_pylist()], pa.string())
-    return pc.take(spelled, encoded.indices)
+    """Each decimal as its digits without the fraction's trailing zeros (``0.1``, ``5``): Arrow's
+    text keeps every digit of the scale (``0.10000000000000000000``), and writes zero and small
+    values with an exponent (``0E-20``, ``1.0000000000000E-7``), which are spelled here, by Python's
+    decimal module, as positional digits (``0``, ``0.0000001``); the others stay in Arrow."""
+    text = column.combine_chunks().cast(pa.string())
+    text = pc.replace_substring_regex(pc.replace_substring_regex(text, r"(\.[0-9]*?)0+$", r"\1"), r"\.$", "")
+    exponent = pc.fill_null(pc.match_substring(text, "E"), False)
+    if not pc.any(exponent).as_py():
+        return text
+    written = pc.filter(text, exponent).to_pylist()
+    return pc.replace_with_mask(
+        text, exponent, pa.array([format(Decimal(t).normalize(), "f") for t in written])
+    )
 
 
 def exact_integer_column(column: pa.ChunkedArray | pa.Array) -> pd.Series | None:
