@@ -681,3 +681,57 @@ def test_whole_decimal_ids_are_classes_exactly(tmp_path, width, low, high, class
     assert report["multiclass_classification_metrics"]["accuracy"]["value"] == 1.0
     labels, _ = _served(root, "-0.9\n0.0\n0.9\n")
     assert labels == [classes[1], classes[2], classes[0]]
+
+
+@pytest.mark.parametrize(
+    "labels,classes",
+    [
+        (["0.1", "0.25", "5"], [0.1, 0.25, 5.0]),
+        (
+            ["12345678901234567.01", "12345678901234567.02", "5"],
+            ["12345678901234567.01", "12345678901234567.02", "5"],
+        ),
+    ],
+    ids=["fraction", "past float precision"],
+)
+def test_decimal_labels_with_a_fraction_are_the_numbers_written(tmp_path, labels, classes):
+    """A Parquet label column of decimals with a fraction (``decimal128(38, 20)``, a NUMERIC(38, 20) as
+    Spark, Athena or Redshift write it) was cast to float64 by Arrow, which is not correctly rounded at
+    that scale: the class 0.1 was trained, evaluated and answered as 0.09999999999999999, and the ids
+    12345678901234567.01 and .02 were one class, 12345678901234568, with no word. The labels are read
+    as CSV reads the same digits: the numbers they spell, or their text when the numbers would merge."""
+    import decimal
+
+    def written(seed: int) -> bytes:
+        rows = _ids(seed)
+        spelled = {LOW: labels[0], HIGH: labels[1], 7: labels[2]}
+        table = pa.table(
+            {
+                "y": pa.array([decimal.Decimal(spelled[i]) for i, _ in rows], pa.decimal128(38, 20)),
+                "x": [v for _, v in rows],
+            }
+        )
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        return buf.getvalue()
+
+    order = sorted(classes)
+    root, _ = _trained_ids(
+        tmp_path,
+        {"train": {"a.parquet": written(1)}, "validation": {"v.parquet": written(2)}},
+        {"train": "application/x-parquet", "validation": "application/x-parquet"},
+        classes=tuple(order),
+        target="y",
+        problem_type="multiclass_classification",
+    )
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "t.parquet").write_bytes(written(3))
+    scored = _evaluated(root, tmp_path, "--content-type", "application/x-parquet")
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    report = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    section = report["multiclass_classification_metrics"]
+    assert section["accuracy"]["value"] == 1.0
+    assert list(section["confusion_matrix"]) == [str(c) for c in order]
+    served, as_csv = _served(root, "-0.9\n0.0\n0.9\n")
+    assert served == classes
+    assert as_csv == "".join(f"{c}\n" for c in classes)

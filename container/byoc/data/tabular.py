@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import NamedTuple
 
 import numpy as np
@@ -279,20 +280,45 @@ def to_frame(table: pa.Table, *, typed: bool = True, as_written: int | None = No
 
 
 def whole_decimals(table: pa.Table, label: int | str | None) -> pa.Table:
-    """``table`` (a Parquet file's) with its ``label`` column of whole decimals (``decimal128(20, 0)``,
-    as Spark, Athena or Redshift write a NUMERIC id) as the integers they hold: int64 when every one
-    fits, else their digits as text (kept as written, as a JSON integer past int64 is).  Features take decimals as float64
-    (:func:`byoc.values.plain_arrow`); a label did too, so ids 9007199254740993 and 9007199254740992
-    were one class, named in the log as a double the file held.  Any other label as it is."""
+    """``table`` (a Parquet file's) with its ``label`` column of decimals as the numbers they hold.
+
+    Whole decimals (``decimal128(20, 0)``, as Spark, Athena or Redshift write a NUMERIC id) are the
+    integers they hold: int64 when every one fits, else their digits as text (kept as written, as a
+    JSON integer past int64 is).  Decimals with a fraction (``decimal128(38, 20)``) are their digits as
+    text, trailing zeros of the fraction dropped (``0.1``, ``5``), which the labels' rules read as CSV
+    reads the same text (:func:`byoc.problem.keep_spellings`: the numbers, or the text when numbers
+    would merge two labels).  Features take decimals as float64 (:func:`byoc.values.plain_arrow`); a
+    label did too, so ids 9007199254740993 and 9007199254740992 were one class, named in the log as
+    a double the file held, and Arrow's cast, not correctly rounded at a large scale, made the class
+    0.1 of a ``decimal128(38, 20)`` column 0.09999999999999999.  Any other label as it is."""
     at = label_column(table, True, label)
-    if at is None or not pat.is_decimal(kind := table.schema.field(at).type) or kind.scale > 0:
+    if at is None or not pat.is_decimal(kind := table.schema.field(at).type):
         return table
     column = table.column(at)
-    try:
-        whole = column.cast(pa.int64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # past int64
-        whole = column.cast(pa.string())
+    if kind.scale > 0:
+        whole = _decimal_text(column)
+    else:
+        try:
+            whole = column.cast(pa.int64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # past int64
+            whole = column.cast(pa.string())
     return table.set_column(at, pa.field(table.column_names[at], whole.type), whole)
+
+
+def _decimal_text(column: pa.ChunkedArray) -> pa.Array:
+    """Each decimal as its digits without the fraction's trailing zeros (``0.1``, ``5``): Arrow's
+    text keeps every digit of the scale (``0.10000000000000000000``), and writes zero and small
+    values with an exponent (``0E-20``, ``1.0000000000000E-7``), which are spelled here, by Python's
+    decimal module, as positional digits (``0``, ``0.0000001``); the others stay in Arrow."""
+    text = column.combine_chunks().cast(pa.string())
+    text = pc.replace_substring_regex(pc.replace_substring_regex(text, r"(\.[0-9]*?)0+$", r"\1"), r"\.$", "")
+    exponent = pc.fill_null(pc.match_substring(text, "E"), False)
+    if not pc.any(exponent).as_py():
+        return text
+    written = pc.filter(text, exponent).to_pylist()
+    return pc.replace_with_mask(
+        text, exponent, pa.array([format(Decimal(t).normalize(), "f") for t in written])
+    )
 
 
 def exact_integer_column(column: pa.ChunkedArray | pa.Array) -> pd.Series | None:
