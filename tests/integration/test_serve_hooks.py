@@ -524,6 +524,18 @@ def test_a_hook_with_the_wrong_arguments_stops_serve(tmp_path):
     assert "input_fn(request_body, content_type[, context])" in stderr
 
 
+def test_an_async_hook_stops_serve_naming_its_line(tmp_path):
+    """An ``async def`` predict_fn served every request a 500 ("predict_fn returned a coroutine,
+    not a list ...: return that, or define output_fn"), never awaited and never run."""
+    root = _root(tmp_path, "import json\n\nasync def predict_fn(input_data, model):\n    return []\n")
+    last = _refuses_to_start(root).strip().splitlines()[-1]
+    assert last.startswith(
+        f"serve: cannot start: {root / 'model' / 'code' / 'inference.py'} line 3: predict_fn is defined "
+        "with `async def`"
+    ), last
+    assert "define it with `def predict_fn(input_data, model[, context])`" in last
+
+
 def test_broken_requirements_stop_serve_at_once_naming_the_package(tmp_path):
     root = _root(
         tmp_path,

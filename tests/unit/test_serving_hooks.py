@@ -740,3 +740,48 @@ def test_an_inference_program_beside_model_json_instead_of_in_code_is_named_not_
     assert f"{tmp_path / 'inference.py'} is not run: inference hooks go in {tmp_path / 'code'}" in caplog.text
     with pytest.raises(ConfigError, match=f"{tmp_path / 'inference.py'} is there: move it into"):
         locate_code(tmp_path, {"SAGEMAKER_PROGRAM": "inference.py"})
+
+
+@pytest.mark.parametrize(
+    "source,said",
+    [
+        (
+            "async def predict_fn(input_data, model):\n    return []\n",
+            "predict_fn is defined with `async def`",
+        ),
+        (
+            "async def output_fn(prediction, accept):\n    yield b''\n",
+            "output_fn is defined with `async def`",
+        ),
+        (
+            "def predict_fn(input_data, model, *, context):\n    return []\n",
+            "predict_fn requires the keyword-only argument context (after a `*`)",
+        ),
+    ],
+)
+def test_a_hook_no_call_can_run_is_a_start_up_error_naming_its_line(tmp_path, source, said):
+    """An ``async def`` hook handed every request an un-awaited coroutine (a 500 blaming whichever
+    hook got it: "predict_fn returned a coroutine, not a list"), and one requiring a keyword-only
+    argument raised TypeError on every call (a 500 "predict_fn raised TypeError at inference.py"):
+    both are refused when serve starts, naming the file and the line of the ``def``."""
+    program = _program(tmp_path, "import json\n\n" + source)
+    module = hooks.UserModules().import_program(program)
+    name = said.split()[0]
+    with pytest.raises(ConfigError) as raised:
+        Hook.bind(module, name, str(program))
+    message = str(raised.value)
+    assert message.startswith(f"{program} line 3: {said}"), message
+    assert f"{name}({', '.join(hooks.HOOK_ARGUMENTS[name])}[, context])" in message
+
+
+def test_a_hook_defined_in_a_helper_is_named_by_the_helpers_line(tmp_path):
+    program = _program(
+        tmp_path,
+        "from parsing_helper_x2 import input_fn\n",
+        parsing_helper_x2="\n\ndef input_fn(body):\n    return body\n",
+    )
+    module = hooks.UserModules().import_program(program)
+    with pytest.raises(
+        ConfigError, match=re.escape(f"{program} (parsing_helper_x2.py line 3): input_fn takes 1")
+    ):
+        Hook.bind(module, "input_fn", str(program))

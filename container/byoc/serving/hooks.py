@@ -343,14 +343,29 @@ class Hook:
             return None
         expected = HOOK_ARGUMENTS[name]
         usage = f"{name}({', '.join(expected)}[, context])"
+        where = _defined_at(fn, source)
         if not callable(fn):
-            raise ConfigError(f"{source}: {name} is {a_type(fn)}, not a function; define {usage}")
+            raise ConfigError(f"{where}: {name} is {a_type(fn)}, not a function; define {usage}")
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+            # called as a function, it returns an un-awaited coroutine: every request failed, blaming
+            # whichever hook received it ("predict_fn returned a coroutine, not a list")
+            raise ConfigError(
+                f"{where}: {name} is defined with `async def`; byoc calls hooks as plain functions, one "
+                f"request per worker thread, and never awaits them: define it with `def {usage}`"
+            )
         try:
             parameters = list(inspect.signature(fn).parameters.values())
         except (TypeError, ValueError):  # a builtin or C function: trust it
             return cls(name, fn, False, False, source)
         positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         required = [p for p in positional if p.default is p.empty]
+        keyword_only = [p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+        if keyword_only:  # hooks are called with positional arguments alone: it would fail every call
+            raise ConfigError(
+                f"{where}: {name} requires the keyword-only argument{'s' if len(keyword_only) > 1 else ''} "
+                f"{', '.join(keyword_only)} (after a `*`), which byoc never passes: hooks get positional "
+                f"arguments only; define {usage}"
+            )
         varargs = any(p.kind is p.VAR_POSITIONAL for p in parameters)
         n = len(expected)
         if len(required) == n + 1 or (
@@ -359,7 +374,19 @@ class Hook:
             return cls(name, fn, True, False, source)
         if len(required) <= n and (len(positional) >= n or varargs):
             return cls(name, fn, False, False, source)
-        raise ConfigError(f"{source}: {name} takes {len(required)} required arguments; define {usage}")
+        raise ConfigError(f"{where}: {name} takes {len(required)} required arguments; define {usage}")
+
+
+def _defined_at(fn: Any, source: str) -> str:
+    """``source``, with ``line N`` where ``fn`` is defined when that is in ``source``'s folder (a
+    hook the program imports from a helper module names that module), for start-up messages."""
+    code = getattr(inspect.unwrap(fn), "__code__", None) if callable(fn) else None
+    if code is None:
+        return source
+    if os.path.abspath(code.co_filename) == os.path.abspath(source):
+        return f"{source} line {code.co_firstlineno}"
+    line = user_script.deepest_line([(code.co_filename, code.co_firstlineno)], Path(source).parent)
+    return f"{source} ({line})" if line else source
 
 
 def _text_type(content_type: str) -> bool:
