@@ -785,3 +785,99 @@ def test_a_hook_defined_in_a_helper_is_named_by_the_helpers_line(tmp_path):
         ConfigError, match=re.escape(f"{program} (parsing_helper_x2.py line 3): input_fn takes 1")
     ):
         Hook.bind(module, "input_fn", str(program))
+
+
+class _BodyOf:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self) -> bytes:
+        return self.data
+
+    def line_slices(self, whole_records=None):
+        return iter([self.data])
+
+
+def _transformed(tmp_path, transform_fn, data: bytes, content_type: str, accept: str = "text/plain"):
+    transform = Hook("transform_fn", transform_fn, False, False, "x.py")
+    handler = HooksHandler(
+        tmp_path / "x.py", object(), {"transform_fn": transform}, ServingSettings(), tmp_path
+    )
+    return handler.invoke(InferenceRequest(_BodyOf(data), content_type, accept, None, "id"))
+
+
+@pytest.mark.parametrize(
+    "data,content_type",
+    [
+        ("café".encode(), "text/csv"),
+        ("café".encode(), "text/csv; charset=UTF-8"),
+        ("café".encode("latin-1"), "text/csv; charset=ISO-8859-1"),
+        ("café".encode("cp1252"), "application/json; charset=windows-1252"),
+        ("café".encode("utf-16"), "application/json; charset=utf-16"),
+        (b"\xef\xbb\xbf" + "café".encode(), "application/json"),  # a UTF-8 byte order mark
+        ("\ufeffcafé".encode("utf-16-le"), "text/plain; charset=utf-16le"),
+    ],
+)
+def test_a_hooks_text_body_is_decoded_by_its_charset_and_read_past_a_byte_order_mark(
+    tmp_path, data, content_type
+):
+    """A body declared ``charset=ISO-8859-1`` was decoded as UTF-8 whatever it said, a 400 "not
+    UTF-8" for its first accented letter; a UTF-8 byte order mark (which byoc's own decoders read
+    past) reached input_fn, where ``json.loads`` refuses it: a 500 blaming the hook."""
+    response = _transformed(
+        tmp_path, lambda model, body, content_type, accept: repr(body), data, content_type
+    )
+    assert response.body == repr("café").encode()
+
+
+@pytest.mark.parametrize(
+    "data,content_type,status,said",
+    [
+        (b"x", "text/csv; charset=no-such-charset", 415, "charset 'no-such-charset' is not a character set"),
+        (b"eA==", "text/csv; charset=base64", 415, "charset 'base64' is not a character set"),
+        (b"caf\x81", "text/csv; charset=cp1252", 400, "body is not cp1252 (byte 3: "),
+        ("café".encode("latin-1"), "text/csv", 400, "body is not UTF-8 (byte 3: "),
+    ],
+)
+def test_a_hooks_text_body_its_charset_cannot_decode_is_the_clients_error(
+    tmp_path, data, content_type, status, said
+):
+    with pytest.raises(UserError) as raised:
+        _transformed(tmp_path, lambda model, body, content_type, accept: body, data, content_type)
+    assert raised.value.status == status and said in raised.value.message, raised.value.message
+
+
+@pytest.mark.parametrize(
+    "answer,accept,body,content_type",
+    [
+        (("café", "text/plain; charset=latin-1"), "text/plain", b"caf\xe9", "text/plain; charset=latin-1"),
+        ("café", "text/plain; charset=ISO-8859-1", b"caf\xe9", "text/plain; charset=ISO-8859-1"),
+        (("café", "text/plain; charset=utf-8"), "text/plain", "café".encode(), "text/plain; charset=utf-8"),
+        ("café", "text/plain", "café".encode(), "text/plain"),
+    ],
+)
+def test_a_hooks_text_answer_is_encoded_in_the_charset_its_content_type_names(
+    tmp_path, answer, accept, body, content_type
+):
+    """A str was written as UTF-8 under any charset: ``("café", "text/plain; charset=latin-1")``
+    reached the client as ``cafÃ©``."""
+    response = _transformed(tmp_path, lambda model, b, ct, a: answer, b"", "text/csv", accept)
+    assert (response.body, response.content_type) == (body, content_type)
+
+
+@pytest.mark.parametrize(
+    "answer,accept,status,said",
+    [
+        (("日本", "text/plain; charset=latin-1"), "text/plain", 500, "cannot encode ("),
+        (("x", "text/plain; charset=no-such"), "text/plain", 500, "the charset 'no-such', which is no"),
+        ("日本", "text/plain; charset=latin-1", 406, "the answer holds text that latin-1 cannot encode"),
+        ("x", "text/plain; charset=no-such", 406, "Accept asks for the charset 'no-such'"),
+    ],
+)
+def test_a_hooks_text_answer_its_charset_cannot_hold_is_named(tmp_path, answer, accept, status, said):
+    """The hook's own content type is the hook's fault (500 bad_output); a charset the Accept asked
+    for is the client's (406)."""
+    with pytest.raises(UserError) as raised:
+        _transformed(tmp_path, lambda model, b, ct, a: answer, b"", "text/csv", accept)
+    assert raised.value.status == status and said in raised.value.message, raised.value.message
+    assert status == 406 or ("transform_fn of x.py returned text" in raised.value.message)

@@ -35,6 +35,7 @@ directory, or an ``s3://`` sourcedir.tar.gz that :func:`fetch_submit_directory` 
 
 from __future__ import annotations
 
+import codecs as text_codecs
 import contextlib
 import http
 import importlib
@@ -59,7 +60,16 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header, parse_options_header
 
 from byoc import artifact, user_script
-from byoc.errors import ConfigError, HookError, ModelLoadError, UserError, a_type
+from byoc.errors import (
+    ConfigError,
+    DataError,
+    HookError,
+    ModelLoadError,
+    NotAcceptable,
+    UnsupportedMediaType,
+    UserError,
+    a_type,
+)
 from byoc.serving import cells, codecs
 from byoc.serving.builtin import decode_batches, default_accept, prepare, refuse_wide_text
 from byoc.serving.byoc_model import ByocModel, NotRows
@@ -395,13 +405,51 @@ def _text_type(content_type: str) -> bool:
 
 
 def _as_body(data: bytes, content_type: str) -> str | bytes:
+    """The body a user's input_fn or transform_fn gets: text decoded by the charset the Content-Type
+    names (UTF-8 when it names none), a leading byte order mark read past as byoc's own decoders
+    read past it; bytes for other media types.  A body declared ``charset=latin-1`` was decoded as
+    UTF-8 whatever it said (a 400 "not UTF-8" for its first accented letter), and a UTF-8 byte
+    order mark reached the hook, where ``json.loads`` refuses it (a 500 blaming the hook)."""
     if not _text_type(content_type):
         return data
-    refuse_wide_text(data, content_type)  # a UTF-16 body named as such, as byoc's own decoders name it
+    charset = parse_options_header(content_type)[1].get("charset", "").strip()
+    codec = _charset_codec(charset)
+    if codec is None:
+        raise UnsupportedMediaType(
+            f"Content-Type {content_type!r}: charset {charset!r} is not a character set the server can "
+            "decode; send UTF-8 (charset=utf-8), or name the body's charset (such as iso-8859-1)"
+        )
+    if codec == "utf-8":
+        refuse_wide_text(data, content_type)  # a UTF-16 body named as such, as byoc's own decoders name it
     try:
-        return data.decode("utf-8")
+        text = data.decode(codec)
     except UnicodeDecodeError as exc:  # as byoc's own decoders say it (was bad_encoding, gzip's code)
-        raise codecs.not_utf8(f"the {content_type} body", exc) from None
+        if codec == "utf-8":
+            raise codecs.not_utf8(f"the {content_type} body", exc) from None
+        raise DataError(
+            f"the {content_type} body is not {charset} (byte {exc.start}: {exc.reason}); send text "
+            "encoded as its Content-Type's charset says",
+            code="undecodable_body",
+        ) from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+# Codecs Python finds by a charset's name that are no character set a body is written in.
+_NOT_CHARSETS = frozenset({"idna", "punycode", "unicode_escape", "raw_unicode_escape", "undefined"})
+
+
+def _charset_codec(charset: str) -> str | None:
+    """Python's codec for a ``charset`` parameter: ``utf-8`` for none, UTF-8 or ASCII (UTF-8 reads
+    ASCII, and answers in it); None for a name that is no text encoding Python has."""
+    if not charset:
+        return "utf-8"
+    try:
+        info = text_codecs.lookup(charset)
+    except LookupError:
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None  # base64, rot13 and the like transform bytes or text; they are no charsets
+    return "utf-8" if info.name in ("utf-8", "ascii") else info.name
 
 
 class _WholeBody:
@@ -952,7 +1000,8 @@ class HooksHandler:
         is the hook's fault, named as such (a 500 whose body says what it returned)."""
         body, content_type = result if isinstance(result, tuple) and len(result) == 2 else (result, None)
         usage = "return bytes or str, or a (body, content_type) pair"
-        if content_type is None or (isinstance(content_type, str) and not content_type.strip()):
+        chosen = content_type is None or (isinstance(content_type, str) and not content_type.strip())
+        if chosen:
             # the most preferred entry, as werkzeug weighs them: its q is no media type parameter
             best = parse_accept_header(accept, MIMEAccept).best
             content_type = best if best and "*" not in best else self.default_accept
@@ -970,15 +1019,7 @@ class HooksHandler:
             )
         _check_headers(context.response_headers, self.program.name)
         if isinstance(body, str):
-            try:
-                body = body.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise HookError(
-                    f"{hook} of {self.program.name} returned text that UTF-8 cannot encode ({exc.reason} "
-                    f"at character {exc.start}: {body[exc.start : exc.end]!r}, e.g. from decoding with "
-                    "errors='surrogateescape'); return bytes, or text without lone surrogates",
-                    code="bad_output",
-                ) from None
+            body = self._encoded(body, content_type, hook, chosen)
         elif isinstance(body, (bytearray, memoryview)):
             body = bytes(body)
         elif not isinstance(body, bytes):
@@ -989,6 +1030,45 @@ class HooksHandler:
                 code="bad_output",
             )
         return InferenceResponse(body, content_type, context.response_headers)
+
+    def _encoded(self, text: str, content_type: str, hook: str, chosen: bool) -> bytes:
+        """``text`` in the charset ``content_type`` names (UTF-8 when it names none), so the body is
+        what its header says: a str was written as UTF-8 under ``charset=latin-1`` (``café`` read
+        back as ``cafÃ©``).  ``chosen``: the type is the Accept's, not the hook's, so a charset the
+        answer cannot be written in is the client's 406."""
+        charset = parse_options_header(content_type)[1].get("charset", "").strip()
+        codec = _charset_codec(charset)
+        if codec is None:
+            said = f"the charset {charset!r}, which is no character set the server can encode"
+            if chosen:
+                raise NotAcceptable(
+                    f"Accept asks for {said}; ask for charset=utf-8, or leave the charset out"
+                )
+            raise HookError(
+                f"{hook} of {self.program.name} returned text with {said}; name one such as utf-8",
+                code="bad_output",
+            )
+        try:
+            return text.encode(codec)
+        except UnicodeEncodeError as exc:
+            what = f"{exc.reason} at character {exc.start}: {text[exc.start : exc.end]!r}"
+            if chosen and codec != "utf-8":
+                raise NotAcceptable(
+                    f"the answer holds text that {charset} cannot encode ({what}), the charset Accept asks "
+                    "for; ask for charset=utf-8, or leave the charset out"
+                ) from None
+            if codec != "utf-8":
+                raise HookError(
+                    f"{hook} of {self.program.name} returned text that {charset}, the charset of its "
+                    f"content type, cannot encode ({what}); return bytes, or name a charset that holds "
+                    "the text, such as utf-8",
+                    code="bad_output",
+                ) from None
+            raise HookError(
+                f"{hook} of {self.program.name} returned text that UTF-8 cannot encode ({what}, e.g. from "
+                "decoding with errors='surrogateescape'); return bytes, or text without lone surrogates",
+                code="bad_output",
+            ) from None
 
     def warm_up(self) -> None:
         """Nothing to warm: user code is not called without a request."""
