@@ -21,6 +21,7 @@ import serving_models as sm
 
 import support
 from byoc import artifact, values
+from byoc.serving.builtin import MINI_BATCH_NOTE
 
 ROWS = sm.features("binary").head(5)
 CSV_ROWS = support.csv_bytes(ROWS, target=None)
@@ -534,6 +535,51 @@ def test_an_async_hook_stops_serve_naming_its_line(tmp_path):
         "with `async def`"
     ), last
     assert "define it with `def predict_fn(input_data, model[, context])`" in last
+
+
+def test_a_hooks_text_body_is_read_by_its_charset_and_batch_errors_say_rows_count_in_the_request(tmp_path):
+    """A port of the scikit-learn container's input_fn: a CSV body declared ISO-8859-1 was a 400
+    "not UTF-8", a JSON body opening with a UTF-8 byte order mark a 500 blaming input_fn (its
+    ``json.loads`` refuses the mark); an answer of text declared latin-1 was sent as UTF-8.  In
+    batch transform, the rows byoc's checks name count within the request, as byoc's own server
+    says."""
+    root = _root(
+        tmp_path,
+        """
+        import io
+        import json
+        import pandas as pd
+
+        def input_fn(request_body, content_type):
+            if content_type.startswith("text/csv"):
+                names = ["age", "balance", "job", "contact"]
+                return pd.read_csv(io.StringIO(request_body), header=None, names=names)
+            return pd.DataFrame(json.loads(request_body))
+
+        def output_fn(prediction, accept):
+            labels = prediction.column("predicted_label")
+            return "\\n".join(f"{label} caf\u00e9" for label in labels), "text/plain; charset=latin-1"
+        """,
+    )
+    server = _serve(root, SAGEMAKER_BATCH="true")
+    try:
+        latin1 = server.invoke(
+            "70,1337.49,caf\u00e9,telephone\n".encode("latin-1"), "text/csv; charset=ISO-8859-1"
+        )
+        marked = server.invoke(
+            b"\xef\xbb\xbf" + ROWS.head(1).to_json(orient="records").encode(), "application/json"
+        )
+        bad = server.invoke(b"70,1337.49,admin,telephone\nabc,1,admin,telephone\n", "text/csv")
+    finally:
+        server.stop()
+    for reply in (latin1, marked):
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["Content-Type"] == "text/plain; charset=latin-1"
+        label, said = reply.content.decode("latin-1").split(" ")
+        assert label in {"yes", "no"} and said == "caf\u00e9", reply.content
+    assert bad.status_code == 400, bad.text
+    message = bad.json()["message"]
+    assert message.startswith("row 2, column 'age'") and message.endswith(MINI_BATCH_NOTE), message
 
 
 def test_broken_requirements_stop_serve_at_once_naming_the_package(tmp_path):

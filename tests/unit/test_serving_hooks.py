@@ -881,3 +881,25 @@ def test_a_hooks_text_answer_its_charset_cannot_hold_is_named(tmp_path, answer, 
         _transformed(tmp_path, lambda model, b, ct, a: answer, b"", "text/csv", accept)
     assert raised.value.status == status and said in raised.value.message, raised.value.message
     assert status == 406 or ("transform_fn of x.py returned text" in raised.value.message)
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_byocs_input_fn_under_hooks_says_rows_count_within_a_batch_transform_request(tmp_path, batch):
+    """With SAGEMAKER_BATCH, byoc's own server says a row number counts within the mini-batch;
+    a program replacing predict_fn alone (byoc's input_fn checking the rows) said it without."""
+    from byoc.serving.builtin import MINI_BATCH_NOTE
+
+    save_constant_model(tmp_path / "model", 1.0)
+    code = tmp_path / "model" / "code"
+    code.mkdir()
+    (code / "inference.py").write_text(
+        "def predict_fn(input_data, model):\n    return model.predict(input_data)\n"
+    )
+    handler = HooksHandler.load(code / "inference.py", tmp_path / "model", ServingSettings(batch=batch))
+    try:
+        with pytest.raises(UserError) as raised:
+            handler.invoke(InferenceRequest(_BodyOf(b"1\nabc\n"), "text/csv", "text/csv", None, "id"))
+    finally:
+        handler.close()
+    assert raised.value.message.startswith("row 2"), raised.value.message
+    assert raised.value.message.endswith(MINI_BATCH_NOTE) is batch

@@ -71,7 +71,7 @@ from byoc.errors import (
     a_type,
 )
 from byoc.serving import cells, codecs
-from byoc.serving.builtin import decode_batches, default_accept, prepare, refuse_wide_text
+from byoc.serving.builtin import decode_batches, default_accept, in_mini_batch, prepare, refuse_wide_text
 from byoc.serving.byoc_model import ByocModel, NotRows
 from byoc.serving.handler import InferenceRequest, InferenceResponse
 from byoc.serving.output import (
@@ -893,6 +893,7 @@ class HooksHandler:
         self.model_dir = model_dir
         self._release = release
         self._byoc_predicts = "predict_fn" in hooks and hooks["predict_fn"].builtin
+        self.batch = settings.batch
         self.default_accept = settings.default_accept or DEFAULT_CONTENT_TYPE
         self.supported: tuple[str, ...] | None = None
         self.fields: tuple[str, ...] = ()
@@ -959,6 +960,14 @@ class HooksHandler:
         return model, hooks
 
     def invoke(self, request: InferenceRequest) -> InferenceResponse:
+        try:
+            return self._invoke(request)
+        except DataError as exc:  # byoc's input_fn, or ByocModel's checks, naming a row of the request
+            if self.batch:
+                in_mini_batch(exc)
+            raise
+
+    def _invoke(self, request: InferenceRequest) -> InferenceResponse:
         content_type = request.content_type or DEFAULT_CONTENT_TYPE
         accept = request.accept if request.accept and request.accept.strip() != "*/*" else self.default_accept
         fields = (
