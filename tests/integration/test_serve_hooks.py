@@ -458,8 +458,9 @@ def test_a_predict_fn_answer_is_written_value_for_value_or_refused_naming_predic
 def test_an_output_fn_answer_http_cannot_carry_is_bad_output_and_a_blank_type_is_the_default(tmp_path):
     """A blank content type was sent as an empty Content-Type header; one that is no media type as
     given; one holding a line break, a response header value holding one, and text with a lone
-    surrogate (which UTF-8 cannot encode) were anonymous internal errors.  Each is now the
-    default type or a 500 ``bad_output`` naming the hook."""
+    surrogate (which UTF-8 cannot encode) were anonymous internal errors, and a Content-Length
+    other than the body's cut the answer short.  Each is now the default type or a 500
+    ``bad_output`` naming the hook."""
     root = _root(
         tmp_path,
         """
@@ -468,6 +469,8 @@ def test_an_output_fn_answer_http_cannot_carry_is_bad_output_and_a_blank_type_is
             mode = context.custom_attributes
             if mode == "header":
                 context.response_headers["X-Note"] = "one\\r\\nX-Injected: 1"
+            if mode == "length":  # gunicorn sent it: the answer cut to 3 bytes under a 200
+                context.response_headers["Content-Length"] = "3"
             if mode == "surrogate":
                 return body + "\\udc80"
             return body, {"blank": "", "spaces": "  ", "prose": "labels, comma separated",
@@ -478,7 +481,7 @@ def test_an_output_fn_answer_http_cannot_carry_is_bad_output_and_a_blank_type_is
     try:
         replies = {
             mode: server.invoke(CSV_ROWS, "text/csv", "text/csv;q=0.5, application/json", attributes=mode)
-            for mode in ("plain", "blank", "spaces", "prose", "split", "header", "surrogate")
+            for mode in ("plain", "blank", "spaces", "prose", "split", "header", "length", "surrogate")
         }
     finally:
         log = server.stop()
@@ -495,6 +498,7 @@ def test_an_output_fn_answer_http_cannot_carry_is_bad_output_and_a_blank_type_is
         ("split", "returned the content type 'text/plain\\r\\nX-Injected: 1', which is not a media type"),
         ("header", "the hooks of inference.py set the response header 'X-Note' to 'one\\r\\nX-Injected: 1'"),
         ("surrogate", "output_fn of inference.py returned text that UTF-8 cannot encode"),
+        ("length", "set the response header 'Content-Length' to '3', but the body is "),
     ):
         reply = replies[mode]
         assert reply.status_code == 500, (mode, reply.text)

@@ -903,3 +903,39 @@ def test_byocs_input_fn_under_hooks_says_rows_count_within_a_batch_transform_req
         handler.close()
     assert raised.value.message.startswith("row 2"), raised.value.message
     assert raised.value.message.endswith(MINI_BATCH_NOTE) is batch
+
+
+@pytest.mark.parametrize("length", ["3", "100", "abc", " 9"])
+def test_a_content_length_the_hooks_set_that_is_not_the_bodys_is_bad_output(tmp_path, length):
+    """gunicorn sent the hook's Content-Length: "3" cut the 10-byte answer to ``012`` under a 200,
+    "100" left the client waiting for 90 bytes more (IncompleteRead), "abc" was a 500 "the server
+    failed to read this request"."""
+
+    def transform_fn(model, body, content_type, accept, context):
+        context.response_headers["content-length"] = length
+        return "0123456789"
+
+    transform = Hook("transform_fn", transform_fn, True, False, "x.py")
+    handler = HooksHandler(
+        tmp_path / "x.py", object(), {"transform_fn": transform}, ServingSettings(), tmp_path
+    )
+    with pytest.raises(HookError) as raised:
+        handler.invoke(InferenceRequest(_BodyOf(b"1"), "text/csv", "text/plain", None, "id"))
+    assert raised.value.code == "bad_output" and raised.value.status == 500
+    assert raised.value.message == (
+        f"the hooks of x.py set the response header 'content-length' to {length!r}, but the body is 10 bytes; "
+        "leave Content-Length out (the server sets it from the body)"
+    )
+
+
+def test_a_content_length_the_hooks_set_that_is_the_bodys_is_sent(tmp_path):
+    def transform_fn(model, body, content_type, accept, context):
+        context.response_headers["Content-Length"] = "6"
+        return "café!"
+
+    transform = Hook("transform_fn", transform_fn, True, False, "x.py")
+    handler = HooksHandler(
+        tmp_path / "x.py", object(), {"transform_fn": transform}, ServingSettings(), tmp_path
+    )
+    response = handler.invoke(InferenceRequest(_BodyOf(b"1"), "text/csv", "text/plain", None, "id"))
+    assert response.body == "café!".encode() and response.headers == {"Content-Length": "6"}

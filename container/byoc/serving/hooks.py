@@ -555,6 +555,20 @@ def _check_headers(headers: Mapping[Any, Any], program: str) -> None:
             )
 
 
+def _check_length(headers: Mapping[Any, Any], size: int, program: str) -> None:
+    """A Content-Length the hooks set (``context.response_headers``) must be the body's: the server
+    sent theirs, so a smaller one cut the answer short under a 200 (``len()`` of a str counts
+    characters, not bytes), a larger one left the client waiting for bytes that never came, and one
+    that is no number was a 500 saying the server "failed to read this request"."""
+    for name, value in headers.items():
+        if isinstance(name, str) and name.lower() == "content-length" and str(value).strip() != str(size):
+            raise HookError(
+                f"the hooks of {program} set the response header {name!r} to {str(value)!r}, but the body is "
+                f"{size} bytes; leave Content-Length out (the server sets it from the body)",
+                code="bad_output",
+            )
+
+
 def _one_per_record(prediction: Any) -> np.ndarray | list:
     """A user predict_fn's answer as one value per record, each keeping its own type.
 
@@ -1038,6 +1052,7 @@ class HooksHandler:
                 "(encode it yourself, e.g. json.dumps(...))",
                 code="bad_output",
             )
+        _check_length(context.response_headers, len(body), self.program.name)
         return InferenceResponse(body, content_type, context.response_headers)
 
     def _encoded(self, text: str, content_type: str, hook: str, chosen: bool) -> bytes:
