@@ -321,6 +321,8 @@ def test_status_from_user_code_is_the_answer_and_other_errors_are_500_with_the_r
                 raise Unprocessable("admins are not scored")
             if kind == "blue-collar":
                 raise UserError("no blue collars today", code="no_blue", status=409)
+            if kind == "retired":  # was answered 200, the error body passing for a prediction
+                raise UserError("retired: not scored", status=200)
             raise RuntimeError("secret internal detail")
         """,
     )
@@ -328,7 +330,7 @@ def test_status_from_user_code_is_the_answer_and_other_errors_are_500_with_the_r
     row = ROWS.head(1).copy()
     try:
         answers = {}
-        for job in ("admin", "blue-collar", "technician"):
+        for job in ("admin", "blue-collar", "retired", "technician"):
             row["job"] = job
             answers[job] = server.invoke(support.csv_bytes(row, target=None), "text/csv")
     finally:
@@ -338,13 +340,18 @@ def test_status_from_user_code_is_the_answer_and_other_errors_are_500_with_the_r
     assert admin.json()["error"] == "unprocessable_entity"
     assert admin.json()["message"] == "admins are not scored"
     assert blue.status_code == 409 and blue.json()["error"] == "no_blue"
+    retired = answers["retired"]
+    assert retired.status_code == 500 and retired.json()["error"] == "hook_failed", retired.text
+    assert retired.json()["message"].startswith(
+        "predict_fn raised UserError with status 200 at inference.py line 14, which is no error status; "
+    )
     assert other.status_code == 500
     request_id = other.headers["X-Request-Id"]
     assert other.json()["request_id"] == request_id
     assert "secret internal detail" not in other.text and "Traceback" not in other.text
     # which hook failed, how and where: the client need not search the log to know it is model code
     assert other.json()["error"] == "hook_failed"
-    assert other.json()["message"].startswith("predict_fn raised RuntimeError at inference.py line 13;")
+    assert other.json()["message"].startswith("predict_fn raised RuntimeError at inference.py line 15;")
     assert request_id in log and "Traceback" in log and "RuntimeError: secret internal detail" in log
     assert "raised by predict_fn of" in log
 

@@ -939,3 +939,43 @@ def test_a_content_length_the_hooks_set_that_is_the_bodys_is_sent(tmp_path):
     )
     response = handler.invoke(InferenceRequest(_BodyOf(b"1"), "text/csv", "text/plain", None, "id"))
     assert response.body == "café!".encode() and response.headers == {"Content-Length": "6"}
+
+
+@pytest.mark.parametrize("status", [200, 302, 999, 0, "400", True, 4.0e2])
+def test_a_user_error_a_hook_raises_with_no_error_status_is_the_hooks_failure(tmp_path, status, caplog):
+    """A hook's ``UserError(..., status=200)`` was answered 200 with the error as its body (batch
+    transform wrote it as the record's answer), 302 was a redirect without a Location, 999 a status
+    HTTP has not, and ``status="400"`` a TypeError in the error handler."""
+    program = _program(
+        tmp_path,
+        f"""\
+        from byoc.errors import UserError
+
+        def input_fn(request_body, content_type):
+            raise UserError("cannot read it", status={status!r}, code="mine")
+        """,
+    )
+    hook = Hook.bind(hooks.UserModules().import_program(program), "input_fn", str(program))
+    assert hook is not None
+    with caplog.at_level(logging.ERROR, logger="byoc.serving"), pytest.raises(HookError) as caught:
+        hook("body", "text/csv", context=Context(str(tmp_path), request_id="req-2"))
+    assert (caught.value.status, caught.value.code) == (500, "hook_failed")
+    assert caught.value.message.startswith(
+        f"input_fn raised UserError with status {status!r} at inference.py line 4, which is no error status; "
+    ), caught.value.message
+    assert "req-2" in caplog.text and "cannot read it" in caplog.text
+
+
+@pytest.mark.parametrize("status", [400, 415, 499, 503])
+def test_a_user_error_a_hook_raises_with_an_error_status_is_the_answer(tmp_path, status):
+    def input_fn(request_body, content_type):
+        raise UserError("cannot read it", status=status, code="mine")
+
+    hook = Hook.bind(_module(input_fn=input_fn), "input_fn", "inference.py")
+    with pytest.raises(UserError) as caught:
+        hook("body", "text/csv", context=Context(str(tmp_path)))
+    assert (caught.value.status, caught.value.code, caught.value.message) == (
+        status,
+        "mine",
+        "cannot read it",
+    )

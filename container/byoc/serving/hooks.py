@@ -279,6 +279,11 @@ def _exited(exc: SystemExit) -> str:
     return f"called sys.exit({exc.code!r})"
 
 
+def _error_status(status: object) -> bool:
+    """Whether ``status`` is an HTTP error status (an int from 400 to 599, not a bool)."""
+    return isinstance(status, int) and not isinstance(status, bool) and 400 <= status <= 599
+
+
 def _status_error(exc: Exception) -> UserError | None:
     """A UserError for an exception that carries a 4xx ``status_code``; None for any other."""
     status = getattr(exc, "status_code", None)
@@ -308,7 +313,27 @@ class Hook:
     def __call__(self, *args: Any, context: Context) -> Any:
         try:
             return self.fn(*args, context) if self.takes_context else self.fn(*args)
-        except (UserError, MemoryError):  # memory: the request's size, answered by the app (413)
+        except UserError as exc:
+            if self.builtin or _error_status(exc.status):
+                raise
+            # its status is the answer's: a 200 carried the error body as a success (batch transform
+            # wrote it as the record's answer), a 302 was a redirect, a str status an internal error
+            log.error(
+                "request %s: %s with status %r raised by %s of %s",
+                context.request_id,
+                type(exc).__name__,
+                exc.status,
+                self.name,
+                self.source,
+                exc_info=True,
+            )
+            raise HookError(
+                f"{self.name} raised {type(exc).__name__} with status {exc.status!r} at {self._where(exc)}, "
+                "which is no error status; give it status=400-499 for the client's mistakes (such as 415 "
+                "for a content type the hook does not read), 500-599 for the endpoint's",
+                code="hook_failed",
+            ) from exc
+        except MemoryError:  # the request's size, answered by the app (413)
             raise
         except SystemExit as exc:
             raise HookError(
