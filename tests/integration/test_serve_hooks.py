@@ -21,6 +21,7 @@ import serving_models as sm
 
 import support
 from byoc import artifact, values
+from byoc.serving.builtin import MINI_BATCH_NOTE
 
 ROWS = sm.features("binary").head(5)
 CSV_ROWS = support.csv_bytes(ROWS, target=None)
@@ -320,6 +321,8 @@ def test_status_from_user_code_is_the_answer_and_other_errors_are_500_with_the_r
                 raise Unprocessable("admins are not scored")
             if kind == "blue-collar":
                 raise UserError("no blue collars today", code="no_blue", status=409)
+            if kind == "retired":  # was answered 200, the error body passing for a prediction
+                raise UserError("retired: not scored", status=200)
             raise RuntimeError("secret internal detail")
         """,
     )
@@ -327,7 +330,7 @@ def test_status_from_user_code_is_the_answer_and_other_errors_are_500_with_the_r
     row = ROWS.head(1).copy()
     try:
         answers = {}
-        for job in ("admin", "blue-collar", "technician"):
+        for job in ("admin", "blue-collar", "retired", "technician"):
             row["job"] = job
             answers[job] = server.invoke(support.csv_bytes(row, target=None), "text/csv")
     finally:
@@ -337,13 +340,18 @@ def test_status_from_user_code_is_the_answer_and_other_errors_are_500_with_the_r
     assert admin.json()["error"] == "unprocessable_entity"
     assert admin.json()["message"] == "admins are not scored"
     assert blue.status_code == 409 and blue.json()["error"] == "no_blue"
+    retired = answers["retired"]
+    assert retired.status_code == 500 and retired.json()["error"] == "hook_failed", retired.text
+    assert retired.json()["message"].startswith(
+        "predict_fn raised UserError with status 200 at inference.py line 14, which is no error status; "
+    )
     assert other.status_code == 500
     request_id = other.headers["X-Request-Id"]
     assert other.json()["request_id"] == request_id
     assert "secret internal detail" not in other.text and "Traceback" not in other.text
     # which hook failed, how and where: the client need not search the log to know it is model code
     assert other.json()["error"] == "hook_failed"
-    assert other.json()["message"].startswith("predict_fn raised RuntimeError at inference.py line 13;")
+    assert other.json()["message"].startswith("predict_fn raised RuntimeError at inference.py line 15;")
     assert request_id in log and "Traceback" in log and "RuntimeError: secret internal detail" in log
     assert "raised by predict_fn of" in log
 
@@ -457,8 +465,9 @@ def test_a_predict_fn_answer_is_written_value_for_value_or_refused_naming_predic
 def test_an_output_fn_answer_http_cannot_carry_is_bad_output_and_a_blank_type_is_the_default(tmp_path):
     """A blank content type was sent as an empty Content-Type header; one that is no media type as
     given; one holding a line break, a response header value holding one, and text with a lone
-    surrogate (which UTF-8 cannot encode) were anonymous internal errors.  Each is now the
-    default type or a 500 ``bad_output`` naming the hook."""
+    surrogate (which UTF-8 cannot encode) were anonymous internal errors, and a Content-Length
+    other than the body's cut the answer short.  Each is now the default type or a 500
+    ``bad_output`` naming the hook."""
     root = _root(
         tmp_path,
         """
@@ -467,6 +476,8 @@ def test_an_output_fn_answer_http_cannot_carry_is_bad_output_and_a_blank_type_is
             mode = context.custom_attributes
             if mode == "header":
                 context.response_headers["X-Note"] = "one\\r\\nX-Injected: 1"
+            if mode == "length":  # gunicorn sent it: the answer cut to 3 bytes under a 200
+                context.response_headers["Content-Length"] = "3"
             if mode == "surrogate":
                 return body + "\\udc80"
             return body, {"blank": "", "spaces": "  ", "prose": "labels, comma separated",
@@ -477,7 +488,7 @@ def test_an_output_fn_answer_http_cannot_carry_is_bad_output_and_a_blank_type_is
     try:
         replies = {
             mode: server.invoke(CSV_ROWS, "text/csv", "text/csv;q=0.5, application/json", attributes=mode)
-            for mode in ("plain", "blank", "spaces", "prose", "split", "header", "surrogate")
+            for mode in ("plain", "blank", "spaces", "prose", "split", "header", "length", "surrogate")
         }
     finally:
         log = server.stop()
@@ -494,6 +505,7 @@ def test_an_output_fn_answer_http_cannot_carry_is_bad_output_and_a_blank_type_is
         ("split", "returned the content type 'text/plain\\r\\nX-Injected: 1', which is not a media type"),
         ("header", "the hooks of inference.py set the response header 'X-Note' to 'one\\r\\nX-Injected: 1'"),
         ("surrogate", "output_fn of inference.py returned text that UTF-8 cannot encode"),
+        ("length", "set the response header 'Content-Length' to '3', but the body is "),
     ):
         reply = replies[mode]
         assert reply.status_code == 500, (mode, reply.text)
@@ -522,6 +534,63 @@ def test_a_hook_with_the_wrong_arguments_stops_serve(tmp_path):
     root = _root(tmp_path, "def input_fn(request_body):\n    return request_body\n")
     stderr = _refuses_to_start(root)
     assert "input_fn(request_body, content_type[, context])" in stderr
+
+
+def test_an_async_hook_stops_serve_naming_its_line(tmp_path):
+    """An ``async def`` predict_fn served every request a 500 ("predict_fn returned a coroutine,
+    not a list ...: return that, or define output_fn"), never awaited and never run."""
+    root = _root(tmp_path, "import json\n\nasync def predict_fn(input_data, model):\n    return []\n")
+    last = _refuses_to_start(root).strip().splitlines()[-1]
+    assert last.startswith(
+        f"serve: cannot start: {root / 'model' / 'code' / 'inference.py'} line 3: predict_fn is defined "
+        "with `async def`"
+    ), last
+    assert "define it with `def predict_fn(input_data, model[, context])`" in last
+
+
+def test_a_hooks_text_body_is_read_by_its_charset_and_batch_errors_say_rows_count_in_the_request(tmp_path):
+    """A port of the scikit-learn container's input_fn: a CSV body declared ISO-8859-1 was a 400
+    "not UTF-8", a JSON body opening with a UTF-8 byte order mark a 500 blaming input_fn (its
+    ``json.loads`` refuses the mark); an answer of text declared latin-1 was sent as UTF-8.  In
+    batch transform, the rows byoc's checks name count within the request, as byoc's own server
+    says."""
+    root = _root(
+        tmp_path,
+        """
+        import io
+        import json
+        import pandas as pd
+
+        def input_fn(request_body, content_type):
+            if content_type.startswith("text/csv"):
+                names = ["age", "balance", "job", "contact"]
+                return pd.read_csv(io.StringIO(request_body), header=None, names=names)
+            return pd.DataFrame(json.loads(request_body))
+
+        def output_fn(prediction, accept):
+            labels = prediction.column("predicted_label")
+            return "\\n".join(f"{label} caf\u00e9" for label in labels), "text/plain; charset=latin-1"
+        """,
+    )
+    server = _serve(root, SAGEMAKER_BATCH="true")
+    try:
+        latin1 = server.invoke(
+            "70,1337.49,caf\u00e9,telephone\n".encode("latin-1"), "text/csv; charset=ISO-8859-1"
+        )
+        marked = server.invoke(
+            b"\xef\xbb\xbf" + ROWS.head(1).to_json(orient="records").encode(), "application/json"
+        )
+        bad = server.invoke(b"70,1337.49,admin,telephone\nabc,1,admin,telephone\n", "text/csv")
+    finally:
+        server.stop()
+    for reply in (latin1, marked):
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["Content-Type"] == "text/plain; charset=latin-1"
+        label, said = reply.content.decode("latin-1").split(" ")
+        assert label in {"yes", "no"} and said == "caf\u00e9", reply.content
+    assert bad.status_code == 400, bad.text
+    message = bad.json()["message"]
+    assert message.startswith("row 2, column 'age'") and message.endswith(MINI_BATCH_NOTE), message
 
 
 def test_broken_requirements_stop_serve_at_once_naming_the_package(tmp_path):

@@ -740,3 +740,242 @@ def test_an_inference_program_beside_model_json_instead_of_in_code_is_named_not_
     assert f"{tmp_path / 'inference.py'} is not run: inference hooks go in {tmp_path / 'code'}" in caplog.text
     with pytest.raises(ConfigError, match=f"{tmp_path / 'inference.py'} is there: move it into"):
         locate_code(tmp_path, {"SAGEMAKER_PROGRAM": "inference.py"})
+
+
+@pytest.mark.parametrize(
+    "source,said",
+    [
+        (
+            "async def predict_fn(input_data, model):\n    return []\n",
+            "predict_fn is defined with `async def`",
+        ),
+        (
+            "async def output_fn(prediction, accept):\n    yield b''\n",
+            "output_fn is defined with `async def`",
+        ),
+        (
+            "def predict_fn(input_data, model, *, context):\n    return []\n",
+            "predict_fn requires the keyword-only argument context (after a `*`)",
+        ),
+    ],
+)
+def test_a_hook_no_call_can_run_is_a_start_up_error_naming_its_line(tmp_path, source, said):
+    """An ``async def`` hook handed every request an un-awaited coroutine (a 500 blaming whichever
+    hook got it: "predict_fn returned a coroutine, not a list"), and one requiring a keyword-only
+    argument raised TypeError on every call (a 500 "predict_fn raised TypeError at inference.py"):
+    both are refused when serve starts, naming the file and the line of the ``def``."""
+    program = _program(tmp_path, "import json\n\n" + source)
+    module = hooks.UserModules().import_program(program)
+    name = said.split()[0]
+    with pytest.raises(ConfigError) as raised:
+        Hook.bind(module, name, str(program))
+    message = str(raised.value)
+    assert message.startswith(f"{program} line 3: {said}"), message
+    assert f"{name}({', '.join(hooks.HOOK_ARGUMENTS[name])}[, context])" in message
+
+
+def test_a_hook_defined_in_a_helper_is_named_by_the_helpers_line(tmp_path):
+    program = _program(
+        tmp_path,
+        "from parsing_helper_x2 import input_fn\n",
+        parsing_helper_x2="\n\ndef input_fn(body):\n    return body\n",
+    )
+    module = hooks.UserModules().import_program(program)
+    with pytest.raises(
+        ConfigError, match=re.escape(f"{program} (parsing_helper_x2.py line 3): input_fn takes 1")
+    ):
+        Hook.bind(module, "input_fn", str(program))
+
+
+class _BodyOf:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self) -> bytes:
+        return self.data
+
+    def line_slices(self, whole_records=None):
+        return iter([self.data])
+
+
+def _transformed(tmp_path, transform_fn, data: bytes, content_type: str, accept: str = "text/plain"):
+    transform = Hook("transform_fn", transform_fn, False, False, "x.py")
+    handler = HooksHandler(
+        tmp_path / "x.py", object(), {"transform_fn": transform}, ServingSettings(), tmp_path
+    )
+    return handler.invoke(InferenceRequest(_BodyOf(data), content_type, accept, None, "id"))
+
+
+@pytest.mark.parametrize(
+    "data,content_type",
+    [
+        ("café".encode(), "text/csv"),
+        ("café".encode(), "text/csv; charset=UTF-8"),
+        ("café".encode("latin-1"), "text/csv; charset=ISO-8859-1"),
+        ("café".encode("cp1252"), "application/json; charset=windows-1252"),
+        ("café".encode("utf-16"), "application/json; charset=utf-16"),
+        (b"\xef\xbb\xbf" + "café".encode(), "application/json"),  # a UTF-8 byte order mark
+        ("\ufeffcafé".encode("utf-16-le"), "text/plain; charset=utf-16le"),
+    ],
+)
+def test_a_hooks_text_body_is_decoded_by_its_charset_and_read_past_a_byte_order_mark(
+    tmp_path, data, content_type
+):
+    """A body declared ``charset=ISO-8859-1`` was decoded as UTF-8 whatever it said, a 400 "not
+    UTF-8" for its first accented letter; a UTF-8 byte order mark (which byoc's own decoders read
+    past) reached input_fn, where ``json.loads`` refuses it: a 500 blaming the hook."""
+    response = _transformed(
+        tmp_path, lambda model, body, content_type, accept: repr(body), data, content_type
+    )
+    assert response.body == repr("café").encode()
+
+
+@pytest.mark.parametrize(
+    "data,content_type,status,said",
+    [
+        (b"x", "text/csv; charset=no-such-charset", 415, "charset 'no-such-charset' is not a character set"),
+        (b"eA==", "text/csv; charset=base64", 415, "charset 'base64' is not a character set"),
+        (b"caf\x81", "text/csv; charset=cp1252", 400, "body is not cp1252 (byte 3: "),
+        ("café".encode("latin-1"), "text/csv", 400, "body is not UTF-8 (byte 3: "),
+    ],
+)
+def test_a_hooks_text_body_its_charset_cannot_decode_is_the_clients_error(
+    tmp_path, data, content_type, status, said
+):
+    with pytest.raises(UserError) as raised:
+        _transformed(tmp_path, lambda model, body, content_type, accept: body, data, content_type)
+    assert raised.value.status == status and said in raised.value.message, raised.value.message
+
+
+@pytest.mark.parametrize(
+    "answer,accept,body,content_type",
+    [
+        (("café", "text/plain; charset=latin-1"), "text/plain", b"caf\xe9", "text/plain; charset=latin-1"),
+        ("café", "text/plain; charset=ISO-8859-1", b"caf\xe9", "text/plain; charset=ISO-8859-1"),
+        (("café", "text/plain; charset=utf-8"), "text/plain", "café".encode(), "text/plain; charset=utf-8"),
+        ("café", "text/plain", "café".encode(), "text/plain"),
+    ],
+)
+def test_a_hooks_text_answer_is_encoded_in_the_charset_its_content_type_names(
+    tmp_path, answer, accept, body, content_type
+):
+    """A str was written as UTF-8 under any charset: ``("café", "text/plain; charset=latin-1")``
+    reached the client as ``cafÃ©``."""
+    response = _transformed(tmp_path, lambda model, b, ct, a: answer, b"", "text/csv", accept)
+    assert (response.body, response.content_type) == (body, content_type)
+
+
+@pytest.mark.parametrize(
+    "answer,accept,status,said",
+    [
+        (("日本", "text/plain; charset=latin-1"), "text/plain", 500, "cannot encode ("),
+        (("x", "text/plain; charset=no-such"), "text/plain", 500, "the charset 'no-such', which is no"),
+        ("日本", "text/plain; charset=latin-1", 406, "the answer holds text that latin-1 cannot encode"),
+        ("x", "text/plain; charset=no-such", 406, "Accept asks for the charset 'no-such'"),
+    ],
+)
+def test_a_hooks_text_answer_its_charset_cannot_hold_is_named(tmp_path, answer, accept, status, said):
+    """The hook's own content type is the hook's fault (500 bad_output); a charset the Accept asked
+    for is the client's (406)."""
+    with pytest.raises(UserError) as raised:
+        _transformed(tmp_path, lambda model, b, ct, a: answer, b"", "text/csv", accept)
+    assert raised.value.status == status and said in raised.value.message, raised.value.message
+    assert status == 406 or ("transform_fn of x.py returned text" in raised.value.message)
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_byocs_input_fn_under_hooks_says_rows_count_within_a_batch_transform_request(tmp_path, batch):
+    """With SAGEMAKER_BATCH, byoc's own server says a row number counts within the mini-batch;
+    a program replacing predict_fn alone (byoc's input_fn checking the rows) said it without."""
+    from byoc.serving.builtin import MINI_BATCH_NOTE
+
+    save_constant_model(tmp_path / "model", 1.0)
+    code = tmp_path / "model" / "code"
+    code.mkdir()
+    (code / "inference.py").write_text(
+        "def predict_fn(input_data, model):\n    return model.predict(input_data)\n"
+    )
+    handler = HooksHandler.load(code / "inference.py", tmp_path / "model", ServingSettings(batch=batch))
+    try:
+        with pytest.raises(UserError) as raised:
+            handler.invoke(InferenceRequest(_BodyOf(b"1\nabc\n"), "text/csv", "text/csv", None, "id"))
+    finally:
+        handler.close()
+    assert raised.value.message.startswith("row 2"), raised.value.message
+    assert raised.value.message.endswith(MINI_BATCH_NOTE) is batch
+
+
+@pytest.mark.parametrize("length", ["3", "100", "abc", " 9"])
+def test_a_content_length_the_hooks_set_that_is_not_the_bodys_is_bad_output(tmp_path, length):
+    """gunicorn sent the hook's Content-Length: "3" cut the 10-byte answer to ``012`` under a 200,
+    "100" left the client waiting for 90 bytes more (IncompleteRead), "abc" was a 500 "the server
+    failed to read this request"."""
+
+    def transform_fn(model, body, content_type, accept, context):
+        context.response_headers["content-length"] = length
+        return "0123456789"
+
+    transform = Hook("transform_fn", transform_fn, True, False, "x.py")
+    handler = HooksHandler(
+        tmp_path / "x.py", object(), {"transform_fn": transform}, ServingSettings(), tmp_path
+    )
+    with pytest.raises(HookError) as raised:
+        handler.invoke(InferenceRequest(_BodyOf(b"1"), "text/csv", "text/plain", None, "id"))
+    assert raised.value.code == "bad_output" and raised.value.status == 500
+    assert raised.value.message == (
+        f"the hooks of x.py set the response header 'content-length' to {length!r}, but the body is 10 bytes; "
+        "leave Content-Length out (the server sets it from the body)"
+    )
+
+
+def test_a_content_length_the_hooks_set_that_is_the_bodys_is_sent(tmp_path):
+    def transform_fn(model, body, content_type, accept, context):
+        context.response_headers["Content-Length"] = "6"
+        return "café!"
+
+    transform = Hook("transform_fn", transform_fn, True, False, "x.py")
+    handler = HooksHandler(
+        tmp_path / "x.py", object(), {"transform_fn": transform}, ServingSettings(), tmp_path
+    )
+    response = handler.invoke(InferenceRequest(_BodyOf(b"1"), "text/csv", "text/plain", None, "id"))
+    assert response.body == "café!".encode() and response.headers == {"Content-Length": "6"}
+
+
+@pytest.mark.parametrize("status", [200, 302, 999, 0, "400", True, 4.0e2])
+def test_a_user_error_a_hook_raises_with_no_error_status_is_the_hooks_failure(tmp_path, status, caplog):
+    """A hook's ``UserError(..., status=200)`` was answered 200 with the error as its body (batch
+    transform wrote it as the record's answer), 302 was a redirect without a Location, 999 a status
+    HTTP has not, and ``status="400"`` a TypeError in the error handler."""
+    program = _program(
+        tmp_path,
+        f"""\
+        from byoc.errors import UserError
+
+        def input_fn(request_body, content_type):
+            raise UserError("cannot read it", status={status!r}, code="mine")
+        """,
+    )
+    hook = Hook.bind(hooks.UserModules().import_program(program), "input_fn", str(program))
+    assert hook is not None
+    with caplog.at_level(logging.ERROR, logger="byoc.serving"), pytest.raises(HookError) as caught:
+        hook("body", "text/csv", context=Context(str(tmp_path), request_id="req-2"))
+    assert (caught.value.status, caught.value.code) == (500, "hook_failed")
+    assert caught.value.message.startswith(
+        f"input_fn raised UserError with status {status!r} at inference.py line 4, which is no error status; "
+    ), caught.value.message
+    assert "req-2" in caplog.text and "cannot read it" in caplog.text
+
+
+@pytest.mark.parametrize("status", [400, 415, 499, 503])
+def test_a_user_error_a_hook_raises_with_an_error_status_is_the_answer(tmp_path, status):
+    def input_fn(request_body, content_type):
+        raise UserError("cannot read it", status=status, code="mine")
+
+    hook = Hook.bind(_module(input_fn=input_fn), "input_fn", "inference.py")
+    with pytest.raises(UserError) as caught:
+        hook("body", "text/csv", context=Context(str(tmp_path)))
+    assert (caught.value.status, caught.value.code, caught.value.message) == (
+        status,
+        "mine",
+        "cannot read it",
+    )

@@ -35,6 +35,7 @@ directory, or an ``s3://`` sourcedir.tar.gz that :func:`fetch_submit_directory` 
 
 from __future__ import annotations
 
+import codecs as text_codecs
 import contextlib
 import http
 import importlib
@@ -59,9 +60,18 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header, parse_options_header
 
 from byoc import artifact, user_script
-from byoc.errors import ConfigError, HookError, ModelLoadError, UserError, a_type
+from byoc.errors import (
+    ConfigError,
+    DataError,
+    HookError,
+    ModelLoadError,
+    NotAcceptable,
+    UnsupportedMediaType,
+    UserError,
+    a_type,
+)
 from byoc.serving import cells, codecs
-from byoc.serving.builtin import decode_batches, default_accept, prepare, refuse_wide_text
+from byoc.serving.builtin import decode_batches, default_accept, in_mini_batch, prepare, refuse_wide_text
 from byoc.serving.byoc_model import ByocModel, NotRows
 from byoc.serving.handler import InferenceRequest, InferenceResponse
 from byoc.serving.output import (
@@ -269,6 +279,11 @@ def _exited(exc: SystemExit) -> str:
     return f"called sys.exit({exc.code!r})"
 
 
+def _error_status(status: object) -> bool:
+    """Whether ``status`` is an HTTP error status (an int from 400 to 599, not a bool)."""
+    return isinstance(status, int) and not isinstance(status, bool) and 400 <= status <= 599
+
+
 def _status_error(exc: Exception) -> UserError | None:
     """A UserError for an exception that carries a 4xx ``status_code``; None for any other."""
     status = getattr(exc, "status_code", None)
@@ -298,7 +313,27 @@ class Hook:
     def __call__(self, *args: Any, context: Context) -> Any:
         try:
             return self.fn(*args, context) if self.takes_context else self.fn(*args)
-        except (UserError, MemoryError):  # memory: the request's size, answered by the app (413)
+        except UserError as exc:
+            if self.builtin or _error_status(exc.status):
+                raise
+            # its status is the answer's: a 200 carried the error body as a success (batch transform
+            # wrote it as the record's answer), a 302 was a redirect, a str status an internal error
+            log.error(
+                "request %s: %s with status %r raised by %s of %s",
+                context.request_id,
+                type(exc).__name__,
+                exc.status,
+                self.name,
+                self.source,
+                exc_info=True,
+            )
+            raise HookError(
+                f"{self.name} raised {type(exc).__name__} with status {exc.status!r} at {self._where(exc)}, "
+                "which is no error status; give it status=400-499 for the client's mistakes (such as 415 "
+                "for a content type the hook does not read), 500-599 for the endpoint's",
+                code="hook_failed",
+            ) from exc
+        except MemoryError:  # the request's size, answered by the app (413)
             raise
         except SystemExit as exc:
             raise HookError(
@@ -343,14 +378,29 @@ class Hook:
             return None
         expected = HOOK_ARGUMENTS[name]
         usage = f"{name}({', '.join(expected)}[, context])"
+        where = _defined_at(fn, source)
         if not callable(fn):
-            raise ConfigError(f"{source}: {name} is {a_type(fn)}, not a function; define {usage}")
+            raise ConfigError(f"{where}: {name} is {a_type(fn)}, not a function; define {usage}")
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+            # called as a function, it returns an un-awaited coroutine: every request failed, blaming
+            # whichever hook received it ("predict_fn returned a coroutine, not a list")
+            raise ConfigError(
+                f"{where}: {name} is defined with `async def`; byoc calls hooks as plain functions, one "
+                f"request per worker thread, and never awaits them: define it with `def {usage}`"
+            )
         try:
             parameters = list(inspect.signature(fn).parameters.values())
         except (TypeError, ValueError):  # a builtin or C function: trust it
             return cls(name, fn, False, False, source)
         positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         required = [p for p in positional if p.default is p.empty]
+        keyword_only = [p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+        if keyword_only:  # hooks are called with positional arguments alone: it would fail every call
+            raise ConfigError(
+                f"{where}: {name} requires the keyword-only argument{'s' if len(keyword_only) > 1 else ''} "
+                f"{', '.join(keyword_only)} (after a `*`), which byoc never passes: hooks get positional "
+                f"arguments only; define {usage}"
+            )
         varargs = any(p.kind is p.VAR_POSITIONAL for p in parameters)
         n = len(expected)
         if len(required) == n + 1 or (
@@ -359,7 +409,19 @@ class Hook:
             return cls(name, fn, True, False, source)
         if len(required) <= n and (len(positional) >= n or varargs):
             return cls(name, fn, False, False, source)
-        raise ConfigError(f"{source}: {name} takes {len(required)} required arguments; define {usage}")
+        raise ConfigError(f"{where}: {name} takes {len(required)} required arguments; define {usage}")
+
+
+def _defined_at(fn: Any, source: str) -> str:
+    """``source``, with ``line N`` where ``fn`` is defined when that is in ``source``'s folder (a
+    hook the program imports from a helper module names that module), for start-up messages."""
+    code = getattr(inspect.unwrap(fn), "__code__", None) if callable(fn) else None
+    if code is None:
+        return source
+    if os.path.abspath(code.co_filename) == os.path.abspath(source):
+        return f"{source} line {code.co_firstlineno}"
+    line = user_script.deepest_line([(code.co_filename, code.co_firstlineno)], Path(source).parent)
+    return f"{source} ({line})" if line else source
 
 
 def _text_type(content_type: str) -> bool:
@@ -368,13 +430,51 @@ def _text_type(content_type: str) -> bool:
 
 
 def _as_body(data: bytes, content_type: str) -> str | bytes:
+    """The body a user's input_fn or transform_fn gets: text decoded by the charset the Content-Type
+    names (UTF-8 when it names none), a leading byte order mark read past as byoc's own decoders
+    read past it; bytes for other media types.  A body declared ``charset=latin-1`` was decoded as
+    UTF-8 whatever it said (a 400 "not UTF-8" for its first accented letter), and a UTF-8 byte
+    order mark reached the hook, where ``json.loads`` refuses it (a 500 blaming the hook)."""
     if not _text_type(content_type):
         return data
-    refuse_wide_text(data, content_type)  # a UTF-16 body named as such, as byoc's own decoders name it
+    charset = parse_options_header(content_type)[1].get("charset", "").strip()
+    codec = _charset_codec(charset)
+    if codec is None:
+        raise UnsupportedMediaType(
+            f"Content-Type {content_type!r}: charset {charset!r} is not a character set the server can "
+            "decode; send UTF-8 (charset=utf-8), or name the body's charset (such as iso-8859-1)"
+        )
+    if codec == "utf-8":
+        refuse_wide_text(data, content_type)  # a UTF-16 body named as such, as byoc's own decoders name it
     try:
-        return data.decode("utf-8")
+        text = data.decode(codec)
     except UnicodeDecodeError as exc:  # as byoc's own decoders say it (was bad_encoding, gzip's code)
-        raise codecs.not_utf8(f"the {content_type} body", exc) from None
+        if codec == "utf-8":
+            raise codecs.not_utf8(f"the {content_type} body", exc) from None
+        raise DataError(
+            f"the {content_type} body is not {charset} (byte {exc.start}: {exc.reason}); send text "
+            "encoded as its Content-Type's charset says",
+            code="undecodable_body",
+        ) from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+# Codecs Python finds by a charset's name that are no character set a body is written in.
+_NOT_CHARSETS = frozenset({"idna", "punycode", "unicode_escape", "raw_unicode_escape", "undefined"})
+
+
+def _charset_codec(charset: str) -> str | None:
+    """Python's codec for a ``charset`` parameter: ``utf-8`` for none, UTF-8 or ASCII (UTF-8 reads
+    ASCII, and answers in it); None for a name that is no text encoding Python has."""
+    if not charset:
+        return "utf-8"
+    try:
+        info = text_codecs.lookup(charset)
+    except LookupError:
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None  # base64, rot13 and the like transform bytes or text; they are no charsets
+    return "utf-8" if info.name in ("utf-8", "ascii") else info.name
 
 
 class _WholeBody:
@@ -476,6 +576,20 @@ def _check_headers(headers: Mapping[Any, Any], program: str) -> None:
             raise HookError(
                 f"the hooks of {program} set the response header {name!r} to {str(value)!r}, which holds "
                 "a line break or NUL; a header value is one line",
+                code="bad_output",
+            )
+
+
+def _check_length(headers: Mapping[Any, Any], size: int, program: str) -> None:
+    """A Content-Length the hooks set (``context.response_headers``) must be the body's: the server
+    sent theirs, so a smaller one cut the answer short under a 200 (``len()`` of a str counts
+    characters, not bytes), a larger one left the client waiting for bytes that never came, and one
+    that is no number was a 500 saying the server "failed to read this request"."""
+    for name, value in headers.items():
+        if isinstance(name, str) and name.lower() == "content-length" and str(value).strip() != str(size):
+            raise HookError(
+                f"the hooks of {program} set the response header {name!r} to {str(value)!r}, but the body is "
+                f"{size} bytes; leave Content-Length out (the server sets it from the body)",
                 code="bad_output",
             )
 
@@ -818,6 +932,7 @@ class HooksHandler:
         self.model_dir = model_dir
         self._release = release
         self._byoc_predicts = "predict_fn" in hooks and hooks["predict_fn"].builtin
+        self.batch = settings.batch
         self.default_accept = settings.default_accept or DEFAULT_CONTENT_TYPE
         self.supported: tuple[str, ...] | None = None
         self.fields: tuple[str, ...] = ()
@@ -884,6 +999,14 @@ class HooksHandler:
         return model, hooks
 
     def invoke(self, request: InferenceRequest) -> InferenceResponse:
+        try:
+            return self._invoke(request)
+        except DataError as exc:  # byoc's input_fn, or ByocModel's checks, naming a row of the request
+            if self.batch:
+                in_mini_batch(exc)
+            raise
+
+    def _invoke(self, request: InferenceRequest) -> InferenceResponse:
         content_type = request.content_type or DEFAULT_CONTENT_TYPE
         accept = request.accept if request.accept and request.accept.strip() != "*/*" else self.default_accept
         fields = (
@@ -925,7 +1048,8 @@ class HooksHandler:
         is the hook's fault, named as such (a 500 whose body says what it returned)."""
         body, content_type = result if isinstance(result, tuple) and len(result) == 2 else (result, None)
         usage = "return bytes or str, or a (body, content_type) pair"
-        if content_type is None or (isinstance(content_type, str) and not content_type.strip()):
+        chosen = content_type is None or (isinstance(content_type, str) and not content_type.strip())
+        if chosen:
             # the most preferred entry, as werkzeug weighs them: its q is no media type parameter
             best = parse_accept_header(accept, MIMEAccept).best
             content_type = best if best and "*" not in best else self.default_accept
@@ -943,15 +1067,7 @@ class HooksHandler:
             )
         _check_headers(context.response_headers, self.program.name)
         if isinstance(body, str):
-            try:
-                body = body.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise HookError(
-                    f"{hook} of {self.program.name} returned text that UTF-8 cannot encode ({exc.reason} "
-                    f"at character {exc.start}: {body[exc.start : exc.end]!r}, e.g. from decoding with "
-                    "errors='surrogateescape'); return bytes, or text without lone surrogates",
-                    code="bad_output",
-                ) from None
+            body = self._encoded(body, content_type, hook, chosen)
         elif isinstance(body, (bytearray, memoryview)):
             body = bytes(body)
         elif not isinstance(body, bytes):
@@ -961,7 +1077,47 @@ class HooksHandler:
                 "(encode it yourself, e.g. json.dumps(...))",
                 code="bad_output",
             )
+        _check_length(context.response_headers, len(body), self.program.name)
         return InferenceResponse(body, content_type, context.response_headers)
+
+    def _encoded(self, text: str, content_type: str, hook: str, chosen: bool) -> bytes:
+        """``text`` in the charset ``content_type`` names (UTF-8 when it names none), so the body is
+        what its header says: a str was written as UTF-8 under ``charset=latin-1`` (``café`` read
+        back as ``cafÃ©``).  ``chosen``: the type is the Accept's, not the hook's, so a charset the
+        answer cannot be written in is the client's 406."""
+        charset = parse_options_header(content_type)[1].get("charset", "").strip()
+        codec = _charset_codec(charset)
+        if codec is None:
+            said = f"the charset {charset!r}, which is no character set the server can encode"
+            if chosen:
+                raise NotAcceptable(
+                    f"Accept asks for {said}; ask for charset=utf-8, or leave the charset out"
+                )
+            raise HookError(
+                f"{hook} of {self.program.name} returned text with {said}; name one such as utf-8",
+                code="bad_output",
+            )
+        try:
+            return text.encode(codec)
+        except UnicodeEncodeError as exc:
+            what = f"{exc.reason} at character {exc.start}: {text[exc.start : exc.end]!r}"
+            if chosen and codec != "utf-8":
+                raise NotAcceptable(
+                    f"the answer holds text that {charset} cannot encode ({what}), the charset Accept asks "
+                    "for; ask for charset=utf-8, or leave the charset out"
+                ) from None
+            if codec != "utf-8":
+                raise HookError(
+                    f"{hook} of {self.program.name} returned text that {charset}, the charset of its "
+                    f"content type, cannot encode ({what}); return bytes, or name a charset that holds "
+                    "the text, such as utf-8",
+                    code="bad_output",
+                ) from None
+            raise HookError(
+                f"{hook} of {self.program.name} returned text that UTF-8 cannot encode ({what}, e.g. from "
+                "decoding with errors='surrogateescape'); return bytes, or text without lone surrogates",
+                code="bad_output",
+            ) from None
 
     def warm_up(self) -> None:
         """Nothing to warm: user code is not called without a request."""
