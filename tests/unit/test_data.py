@@ -5,7 +5,10 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
+import os
 import re
+import threading
+import time
 from pathlib import Path
 from unittest.mock import patch
 
@@ -880,10 +883,35 @@ def test_pipe_mode_reads_a_real_fifo(tmp_path, compress):
     assert len(data.frame) == 20000 and data.files == (str(root / "input/data/train_0"),)
 
 
-def test_pipe_mode_missing_fifo(tmp_path):
+def test_pipe_mode_missing_fifo(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "FIFO_WAIT_SECONDS", 0.3)
     root = make_ml_root(tmp_path, channels={"train": {"x": b"1"}}, input_mode="Pipe")
-    with pytest.raises(DataError, match="train_0"):
+    with pytest.raises(DataError) as info:
         read_channel(env_for(root), "train")
+    assert info.value.code == "missing_channel"
+    assert info.value.message.startswith(
+        f"channel 'train' is in Pipe mode but {root}/input/data/train_0 did not appear in 0 s"
+    )
+
+
+def test_pipe_mode_fifo_created_after_train_starts_is_waited_for(tmp_path):
+    """SageMaker creates a Pipe channel's FIFO while the job runs; one that appeared a moment after
+    train looked for it failed the job ('does not exist') where AWS's own Pipe reader waits 120 s."""
+    payload = csv_bytes(pd.concat([FRAME] * 50), target="label")
+    root = make_ml_root(tmp_path, channels={"train": {"part": payload}}, input_mode="Pipe")
+    fifo = root / "input" / "data" / "train_0"
+
+    def late_writer() -> None:
+        time.sleep(1.5)
+        os.mkfifo(fifo)
+        with open(fifo, "wb") as fh:
+            fh.write(payload)
+
+    writer = threading.Thread(target=late_writer, daemon=True)
+    writer.start()
+    data = read_channel(env_for(root), "train")
+    writer.join(timeout=10)
+    assert len(data.frame) == 200 and data.files == (str(fifo),)
 
 
 def test_quoted_newline_beyond_the_sniffed_sample(tmp_path):

@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import stat
+import time
 import zlib
 from codecs import BOM_UTF8
 from collections.abc import Iterator, Sequence
@@ -311,18 +312,39 @@ def _readable(source: Source) -> Source:
     return source
 
 
+FIFO_WAIT_SECONDS = 120.0
+"""How long a Pipe mode channel's FIFO may take to appear: SageMaker creates ``<channel>_<epoch>``
+while the job runs, not necessarily before ``train`` starts, and AWS's own Pipe mode reader
+(sagemaker-tensorflow-extensions' RecordReader) waits 120 s for it likewise."""
+
+
+def _wait_for(channel: str, fifo: Path) -> None:
+    """Return once ``fifo`` exists; a DataError when it has not appeared in FIFO_WAIT_SECONDS."""
+    started = time.monotonic()
+    logged = False
+    while not fifo.exists():
+        waited = time.monotonic() - started
+        if waited >= FIFO_WAIT_SECONDS:
+            raise DataError(
+                f"channel '{channel}' is in Pipe mode but {fifo} did not appear in {waited:.0f} s; "
+                f"SageMaker creates '{channel}_0' for Pipe mode channels (check TrainingInputMode in "
+                "inputdataconfig.json)",
+                code="missing_channel",
+            )
+        if not logged and waited >= 1:
+            log.info("channel %s: waiting for %s to appear (Pipe mode)", channel, fifo)
+            logged = True
+        time.sleep(0.05 if waited < 1 else 0.5)
+
+
 def pipe_source(channel: str, fifo: Path, chunk: int = 1 << 20) -> Source:
-    """Stream the channel's FIFO to its end (blocks until SageMaker's writer connects).
+    """Stream the channel's FIFO to its end (blocks until SageMaker's writer connects; waits for
+    the FIFO itself to appear, see FIFO_WAIT_SECONDS).
 
     The FIFO can be read only once, and the model needs every row in memory anyway, so the
     (decompressed) bytes are kept; gzip is detected from the stream's first bytes.
     """
-    if not fifo.exists():
-        raise DataError(
-            f"channel '{channel}' is in Pipe mode but {fifo} does not exist; SageMaker creates "
-            f"'{channel}_0' for Pipe mode channels (check TrainingInputMode in inputdataconfig.json)",
-            code="missing_channel",
-        )
+    _wait_for(channel, fifo)
     with open(fifo, "rb", buffering=0) as raw:
         parts = []
         while block := raw.read(chunk):
