@@ -1039,6 +1039,43 @@ def test_pipe_mode_header_files_streamed_back_to_back(tmp_path):
     assert data.frame["age"].dtype == np.float64
 
 
+@pytest.mark.parametrize("mode", ["Pipe", "File"])
+def test_header_row_after_data_rows_is_refused_naming_its_line(tmp_path, mode):
+    """An object without a header row streamed before one with it (Pipe mode), or ``cat a.csv
+    b.csv`` of such files: line 1 is data, and the header row further down was trained as a data
+    row (the label's name a class, every numeric column categories), exit 0."""
+    rows = csv_bytes(pd.concat([FRAME.fillna({"age": 1.0, "job": "admin"})] * 20), target="label")
+    objects = {"part-0.csv": rows, "part-1.csv": b"label,age,job\n" + rows}
+    if mode == "Pipe":
+        root = make_ml_root(tmp_path, channels={"train": objects}, input_mode="Pipe")
+        with pipe_feeders(root, {"train": objects}), pytest.raises(DataError) as info:
+            read_channel(env_for(root), "train")
+        name = f"{root}/input/data/train_0"
+    else:
+        root = make_ml_root(tmp_path, channels={"train": {"all.csv": b"".join(objects.values())}})
+        with pytest.raises(DataError) as info:
+            read_channel(env_for(root), "train")
+        name = "train/all.csv"
+    assert info.value.code == "mixed_header"
+    assert info.value.message.startswith(
+        f"{name}, line 81: 'label,age,job' is a header row (column 1 holds numbers below but 'age' "
+        "here), but line 1 is data"
+    )
+    assert ("Pipe mode streams the channel's S3 objects back to back" in info.value.message) == (
+        mode == "Pipe"
+    )
+
+
+def test_data_rows_of_names_in_a_headerless_file_are_read():
+    """Rows of text only are data where they are no header row: over text columns, or with a
+    missing cell, or a typo among data's clues."""
+    text = "".join(f"{i % 2},{i}.5,{'ab'[i % 2]}\n" for i in range(60))
+    text += "yes,4o,a\nNA,?,?\nred,na,blue\n"
+    source = Source(name="train_0", data=text.encode())
+    data = csv_reader.read([source], channel="train", header=None, params={}, typed=False)
+    assert not data.has_header and len(data.frame) == 63
+
+
 def test_plain_types_makes_one_table_of_plain_fields_keeping_the_tables_metadata():
     """plain_types builds its table once (set_column per column was quadratic in the columns:
     0.85 s for 2,000), with what set_column gave: every field plain (no field metadata,
