@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import logging
 import os
 import re
@@ -27,6 +28,7 @@ from byoc.errors import DataError
 from support import (
     RECORDIO_MAGIC,
     csv_bytes,
+    failing_open,
     gzip_bytes,
     jsonlines_bytes,
     make_ml_root,
@@ -1074,6 +1076,36 @@ def test_data_rows_of_names_in_a_headerless_file_are_read():
     source = Source(name="train_0", data=text.encode())
     data = csv_reader.read([source], channel="train", header=None, params={}, typed=False)
     assert not data.has_header and len(data.frame) == 63
+
+
+@pytest.mark.parametrize("failing", ["first-read", "later-read", "arrow-read"])
+def test_fastfile_read_failing_with_an_io_error_names_the_file_and_the_mount(tmp_path, failing):
+    """FastFile mode reads S3 as the job reads a file: an EIO from its mount was told as a
+    permission ('give the training user read access'), as corrupt gzip, or (a read after the
+    first) as a bug in byoc, exit 2."""
+    import pyarrow as pa
+
+    text = "label,age,job\nyes,1,a\nno,2,b\n"
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": text, "b.csv": text}}, input_mode="FastFile")
+    real_stream = pa.input_stream
+    flaky_open = failing_open("b.csv", 0 if failing == "first-read" else 1)
+
+    def flaky_stream(path, *args, **kwargs):
+        if str(path).endswith("b.csv"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_stream(path, *args, **kwargs)
+
+    with (
+        patch("builtins.open", flaky_open if failing != "arrow-read" else open),
+        patch("pyarrow.input_stream", flaky_stream),
+        pytest.raises(DataError) as info,
+    ):
+        read_channel(env_for(root), "train")
+    assert info.value.code == "read_failed"
+    assert info.value.message.startswith(
+        "train/b.csv: reading it failed (Input/output error): the file system under the channel did not "
+        "deliver it (in FastFile mode SageMaker reads each file from S3 as the job reads it"
+    )
 
 
 def test_plain_types_makes_one_table_of_plain_fields_keeping_the_tables_metadata():

@@ -7,6 +7,7 @@ path, and a FIFO, which can be read exactly once.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import logging
@@ -64,10 +65,46 @@ def unreadable(name: str, exc: BaseException) -> DataError:
     listed (pyarrow cannot open it) is :func:`disappeared`."""
     if isinstance(exc, FileNotFoundError):
         return disappeared(name)
+    if (failed := io_failure(name, exc)) is not None:
+        return failed
     return DataError(
         f"{name}: cannot be read ({exc}); if it is gzip-compressed, the data is corrupt or truncated: "
         "re-compress it or upload it uncompressed",
         code="corrupt_gzip",
+    )
+
+
+# What a file system that fetches files as they are read (FastFile mode's S3 mount, NFS, FUSE)
+# reports when it cannot deliver them: the mount's fault, not the data's or the permissions'.
+IO_ERRNOS = frozenset(
+    {
+        errno.EIO,
+        errno.ETIMEDOUT,
+        errno.ENOTCONN,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.ESTALE,
+        errno.EREMOTEIO,
+        errno.ENETDOWN,
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+    }
+)
+
+
+def io_failure(name: str, exc: BaseException) -> DataError | None:
+    """The failure for a channel file the file system could not deliver (an I/O error, a lost
+    connection: FastFile mode reads S3 as the job reads the file), or None for another error.
+    Told as a permission (``give the training user read access``) or as corrupt gzip, it sent
+    the user to fix a file that was fine."""
+    if not isinstance(exc, OSError) or exc.errno not in IO_ERRNOS:
+        return None
+    return DataError(
+        f"{name}: reading it failed ({os.strerror(exc.errno)}): the file system under the channel did "
+        "not deliver it (in FastFile mode SageMaker reads each file from S3 as the job reads it, so a "
+        "network or S3 failure shows here); run the job again, and if it recurs use File mode "
+        "(TrainingInputMode File copies the channel before the job starts)",
+        code="read_failed",
     )
 
 
@@ -143,12 +180,14 @@ class Source:
         if self.data is not None:
             return self.data[:n]
         if n > SNIFF_BYTES:
-            with self.open() as fh:
-                return _guarded(self.name, lambda: _read_up_to(fh, n))
+            return _guarded(self.name, lambda: self._read(lambda fh: _read_up_to(fh, n)))
         if self._head is None:
-            with self.open() as fh:
-                self._head = _guarded(self.name, lambda: _read_up_to(fh, SNIFF_BYTES))
+            self._head = _guarded(self.name, lambda: self._read(lambda fh: _read_up_to(fh, SNIFF_BYTES)))
         return self._head[:n]
+
+    def _read(self, read: Any) -> Any:
+        with self.open() as fh:
+            return read(fh)
 
     def is_empty(self) -> bool:
         if self.path is not None and self.path.stat().st_size == 0:
@@ -194,8 +233,7 @@ class Source:
         """The whole decompressed content (for formats that need random access)."""
         if self.data is not None:
             return self.data
-        with self.open() as fh:
-            return _guarded(self.name, fh.read)
+        return _guarded(self.name, lambda: self._read(lambda fh: fh.read()))
 
 
 def _guarded(name: str, read: Any) -> Any:
@@ -203,6 +241,10 @@ def _guarded(name: str, read: Any) -> Any:
         return read()
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise corrupt_gzip(name, exc) from exc
+    except OSError as exc:
+        if (failed := io_failure(name, exc)) is not None:
+            raise failed from exc
+        raise
 
 
 def _skipped(rel: Path) -> bool:
@@ -304,6 +346,8 @@ def _readable(source: Source) -> Source:
     except FileNotFoundError as exc:
         raise disappeared(source.name) from exc
     except OSError as exc:
+        if (failed := io_failure(source.name, exc)) is not None:
+            raise failed from exc
         raise DataError(
             f"{source.name}: cannot be read ({exc.strerror}); give the training user "
             f"(uid {os.getuid()}) read access to it",
