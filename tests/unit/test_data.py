@@ -1108,6 +1108,42 @@ def test_fastfile_read_failing_with_an_io_error_names_the_file_and_the_mount(tmp
     )
 
 
+@pytest.mark.parametrize("first_gzip", [True, False], ids=["gzip-then-plain", "plain-then-gzip"])
+def test_pipe_stream_mixing_gzip_and_uncompressed_objects_names_the_offset_and_the_fix(tmp_path, first_gzip):
+    """SageMaker streams the objects back to back: an uncompressed object after a gzip one was told
+    as corrupt gzip ('re-compress the file'), a gzip one after an uncompressed one as binary content
+    where text/csv was expected ('set ContentType')."""
+    header = b"label,age,job\n"
+    plain, packed = header + b"yes,1.5,admin\n", gzip_bytes(header + b"no,3,services\n")
+    objects = {"a": packed, "b": plain} if first_gzip else {"a": plain, "b": packed}
+    root = make_ml_root(tmp_path, channels={"train": objects}, input_mode="Pipe")
+    with pipe_feeders(root, {"train": objects}), pytest.raises(DataError) as info:
+        read_channel(env_for(root), "train")
+    what = (
+        f"byte {len(packed)}: not gzip data, after 1 gzip-compressed object(s)"
+        if first_gzip
+        else f"byte {len(plain)}: gzip data, after uncompressed data"
+    )
+    assert info.value.code == "mixed_compression"
+    assert info.value.message == (
+        f"{root}/input/data/train_0, {what}; channel 'train' is in Pipe mode, where SageMaker streams the "
+        "S3 objects back to back: compress every object under the prefix with gzip, or none of them (or set "
+        "the channel's RecordWrapperType to RecordIO, or use File mode, where each object is read on its own)"
+    )
+
+
+def test_pipe_stream_of_gzip_objects_zero_padded_is_read_whole(tmp_path):
+    header = b"label,age,job\n"
+    objects = {
+        "a": gzip_bytes(header + b"yes,1.5,admin\n") + b"\0" * 7,
+        "b": gzip_bytes(header + b"no,3,services\n"),
+    }
+    root = make_ml_root(tmp_path, channels={"train": objects}, input_mode="Pipe")
+    with pipe_feeders(root, {"train": objects}):
+        data = read_channel(env_for(root), "train")
+    assert data.frame.to_numpy().tolist() == [["yes", 1.5, "admin"], ["no", 3.0, "services"]]
+
+
 def test_plain_types_makes_one_table_of_plain_fields_keeping_the_tables_metadata():
     """plain_types builds its table once (set_column per column was quadratic in the columns:
     0.85 s for 2,000), with what set_column gave: every field plain (no field metadata,

@@ -395,7 +395,63 @@ def pipe_source(channel: str, fifo: Path, chunk: int = 1 << 20) -> Source:
             parts.append(block)
     data = b"".join(parts)
     del parts
-    return _in_memory(str(fifo), data)
+    try:
+        return _in_memory(str(fifo), data)
+    except DataError as exc:
+        mixed = _plain_after_gzip(data) if exc.code == "corrupt_gzip" else None
+        if mixed is None:
+            raise
+        raise mixed_compression(channel, str(fifo), *mixed) from exc
+
+
+PIPE_COMPRESSION = (
+    "channel '{channel}' is in Pipe mode, where SageMaker streams the S3 objects back to back: "
+    "compress every object under the prefix with gzip, or none of them (or set the channel's "
+    "RecordWrapperType to RecordIO, or use File mode, where each object is read on its own)"
+)
+
+
+def mixed_compression(channel: str, name: str, offset: int, gzip_objects: int | None) -> DataError:
+    """Gzip and uncompressed objects in one Pipe stream: at ``offset``, bytes that are not gzip
+    after ``gzip_objects`` gzip members, or (None) gzip data after uncompressed text.  Told as
+    corrupt gzip, or as binary content where text was expected, it sent the user to re-compress
+    or convert a file that was fine."""
+    what = (
+        "gzip data, after uncompressed data"
+        if gzip_objects is None
+        else f"not gzip data, after {gzip_objects} gzip-compressed object(s)"
+    )
+    return DataError(
+        f"{name}, byte {offset}: {what}; {PIPE_COMPRESSION.format(channel=channel)}",
+        code="mixed_compression",
+    )
+
+
+def _plain_after_gzip(data: bytes, chunk: int = 1 << 20) -> tuple[int, int] | None:
+    """(offset, gzip members before it) of the first bytes after whole gzip members that are
+    neither gzip nor zero padding, or None when the gzip data itself is cut or corrupt."""
+    view = memoryview(data)
+    offset = members = 0
+    while offset < len(data):
+        if view[offset : offset + 2] != GZIP_MAGIC:
+            return (offset, members) if members else None
+        inflate = zlib.decompressobj(wbits=31)
+        at = offset
+        try:
+            while not inflate.eof and at < len(data):
+                inflate.decompress(view[at : at + chunk], 1 << 16)
+                while inflate.unconsumed_tail and not inflate.eof:
+                    inflate.decompress(inflate.unconsumed_tail, 1 << 16)
+                at += chunk
+        except zlib.error:
+            return None
+        if not inflate.eof:
+            return None
+        offset = min(at, len(data)) - len(inflate.unused_data)
+        members += 1
+        while offset < len(data) and data[offset] == 0:
+            offset += 1
+    return None
 
 
 def _in_memory(name: str, data: bytes) -> Source:
