@@ -7,6 +7,7 @@ benchmarks can all import it.  Fixtures built on these live in ``tests/conftest.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip as _gzip
 import json
 import os
@@ -187,6 +188,50 @@ def pipe_feeders(
                                 time.sleep(0.01)
                     os.close(fd)
             thread.join(timeout=5)
+
+
+class FailingReads:
+    """A file whose reads fail with an I/O error (EIO) after ``good`` of them, as a FastFile
+    mount's file does when S3 cannot deliver it."""
+
+    def __init__(self, fh: Any, good: int) -> None:
+        self.fh, self.good = fh, good
+
+    def read(self, *args: Any) -> Any:
+        if self.good <= 0:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        self.good -= 1
+        return self.fh.read(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fh, name)
+
+    def __enter__(self) -> FailingReads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
+
+
+def failing_open(suffix: str, good: int) -> Callable[..., Any]:
+    """A replacement for ``builtins.open`` whose files named ``*suffix`` are :class:`FailingReads`
+    (``good`` reads succeed first); in a ``train`` process: :data:`FAILING_OPEN_PATCH`."""
+    import builtins
+
+    real = builtins.open
+
+    def opened(path: Any, *args: Any, **kwargs: Any) -> Any:
+        fh = real(path, *args, **kwargs)
+        return FailingReads(fh, good) if str(path).endswith(suffix) else fh
+
+    return opened
+
+
+# run_train_patched's patch: b.csv's reads after its first fail with EIO
+FAILING_OPEN_PATCH = (
+    f"import builtins, sys; sys.path.insert(0, {str(REPO / 'tests')!r}); from support import failing_open; "
+    "builtins.open = failing_open('b.csv', 1)"
+)
 
 
 RECORDIO_MAGIC = (0xCED7230A).to_bytes(4, "little")

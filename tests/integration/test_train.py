@@ -22,6 +22,7 @@ import pytest
 from byoc import artifact, metrics
 from support import (
     CONTAINER,
+    FAILING_OPEN_PATCH,
     REPO,
     clean_environ,
     csv_bytes,
@@ -38,6 +39,7 @@ from support import (
     read_metrics,
     recordio_record,
     run_train,
+    run_train_patched,
 )
 
 MIXED = mixed_frame(240)
@@ -331,6 +333,24 @@ def test_a_gzip_file_with_zero_padding_trains_as_pythons_gzip_reads_it(tmp_path,
 def test_fastfile_mode_reads_the_directory(tmp_path):
     root = make_ml_root(tmp_path, channels=csv_channels(MIXED, "deposit"), input_mode="FastFile")
     trained_on_mixed(root, run_train(root), "decision_tree")
+
+
+def test_fastfile_file_the_mount_fails_to_deliver_is_named_exit_1(tmp_path):
+    """FastFile mode reads S3 as the job reads: a read after the first failing with EIO was
+    'Internal error ... This is a bug in byoc', exit 2."""
+    channels = {
+        "train": {
+            "a.csv": csv_bytes(MIXED.iloc[:120], target="deposit"),
+            "b.csv": csv_bytes(MIXED.iloc[120:], target="deposit"),
+        }
+    }
+    root = make_ml_root(tmp_path, channels=channels, input_mode="FastFile")
+    result = run_train_patched(root, FAILING_OPEN_PATCH)
+    assert result.returncode == 1 and model_dir_entries(root) == []
+    assert read_failure(root).startswith(
+        "train/b.csv: reading it failed (Input/output error): the file system under the channel did not "
+        "deliver it (in FastFile mode SageMaker reads each file from S3 as the job reads it"
+    )
 
 
 def test_pipe_mode_streams_fifos_fed_by_another_thread(tmp_path):

@@ -122,3 +122,20 @@ def test_csv_objects_without_a_final_newline_name_pipe_mode(tmp_path):
     assert failure is not None
     assert "fields where" in failure.splitlines()[0]
     assert "channel 'train' is in Pipe mode, where SageMaker streams the S3 objects back to back" in failure
+
+
+def test_csv_object_with_a_header_after_one_without_is_refused_naming_the_line(tmp_path):
+    """The header row of the second object was trained as a data row: 'deposit' became a class and
+    every numeric column categorical, exit 0."""
+    lines = csv_bytes(MIXED, target="deposit").decode().splitlines(keepends=True)
+    header = csv_bytes(MIXED, target="deposit", header=True).decode().splitlines(keepends=True)[0]
+    channels = {"train": {"a.csv": "".join(lines[:120]), "b.csv": header + "".join(lines[120:])}}
+    root = make_ml_root(tmp_path, channels=channels, input_mode="Pipe")
+    result, meta = _train_pipe(root, channels)
+    assert result.returncode == 1 and meta is None and model_dir_entries(root) == []
+    failure = read_failure(root)
+    assert failure is not None
+    assert failure.startswith(
+        f"{root}/input/data/train_0, line 121: {header.strip()!r} is a header row (columns 1, 2 hold "
+        "numbers below but 'age', 'balance' here), but line 1 is data"
+    )

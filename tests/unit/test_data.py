@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import logging
+import os
 import re
+import threading
+import time
 from pathlib import Path
 from unittest.mock import patch
 
@@ -24,6 +28,7 @@ from byoc.errors import DataError
 from support import (
     RECORDIO_MAGIC,
     csv_bytes,
+    failing_open,
     gzip_bytes,
     jsonlines_bytes,
     make_ml_root,
@@ -880,10 +885,35 @@ def test_pipe_mode_reads_a_real_fifo(tmp_path, compress):
     assert len(data.frame) == 20000 and data.files == (str(root / "input/data/train_0"),)
 
 
-def test_pipe_mode_missing_fifo(tmp_path):
+def test_pipe_mode_missing_fifo(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "FIFO_WAIT_SECONDS", 0.3)
     root = make_ml_root(tmp_path, channels={"train": {"x": b"1"}}, input_mode="Pipe")
-    with pytest.raises(DataError, match="train_0"):
+    with pytest.raises(DataError) as info:
         read_channel(env_for(root), "train")
+    assert info.value.code == "missing_channel"
+    assert info.value.message.startswith(
+        f"channel 'train' is in Pipe mode but {root}/input/data/train_0 did not appear in 0 s"
+    )
+
+
+def test_pipe_mode_fifo_created_after_train_starts_is_waited_for(tmp_path):
+    """SageMaker creates a Pipe channel's FIFO while the job runs; one that appeared a moment after
+    train looked for it failed the job ('does not exist') where AWS's own Pipe reader waits 120 s."""
+    payload = csv_bytes(pd.concat([FRAME] * 50), target="label")
+    root = make_ml_root(tmp_path, channels={"train": {"part": payload}}, input_mode="Pipe")
+    fifo = root / "input" / "data" / "train_0"
+
+    def late_writer() -> None:
+        time.sleep(1.5)
+        os.mkfifo(fifo)
+        with open(fifo, "wb") as fh:
+            fh.write(payload)
+
+    writer = threading.Thread(target=late_writer, daemon=True)
+    writer.start()
+    data = read_channel(env_for(root), "train")
+    writer.join(timeout=10)
+    assert len(data.frame) == 200 and data.files == (str(fifo),)
 
 
 def test_quoted_newline_beyond_the_sniffed_sample(tmp_path):
@@ -1009,6 +1039,109 @@ def test_pipe_mode_header_files_streamed_back_to_back(tmp_path):
     assert data.has_header and list(data.frame.columns) == ["label", "age", "job"]
     assert len(data.frame) == 3 * len(FRAME)
     assert data.frame["age"].dtype == np.float64
+
+
+@pytest.mark.parametrize("mode", ["Pipe", "File"])
+def test_header_row_after_data_rows_is_refused_naming_its_line(tmp_path, mode):
+    """An object without a header row streamed before one with it (Pipe mode), or ``cat a.csv
+    b.csv`` of such files: line 1 is data, and the header row further down was trained as a data
+    row (the label's name a class, every numeric column categories), exit 0."""
+    rows = csv_bytes(pd.concat([FRAME.fillna({"age": 1.0, "job": "admin"})] * 20), target="label")
+    objects = {"part-0.csv": rows, "part-1.csv": b"label,age,job\n" + rows}
+    if mode == "Pipe":
+        root = make_ml_root(tmp_path, channels={"train": objects}, input_mode="Pipe")
+        with pipe_feeders(root, {"train": objects}), pytest.raises(DataError) as info:
+            read_channel(env_for(root), "train")
+        name = f"{root}/input/data/train_0"
+    else:
+        root = make_ml_root(tmp_path, channels={"train": {"all.csv": b"".join(objects.values())}})
+        with pytest.raises(DataError) as info:
+            read_channel(env_for(root), "train")
+        name = "train/all.csv"
+    assert info.value.code == "mixed_header"
+    assert info.value.message.startswith(
+        f"{name}, line 81: 'label,age,job' is a header row (column 1 holds numbers below but 'age' "
+        "here), but line 1 is data"
+    )
+    assert ("Pipe mode streams the channel's S3 objects back to back" in info.value.message) == (
+        mode == "Pipe"
+    )
+
+
+def test_data_rows_of_names_in_a_headerless_file_are_read():
+    """Rows of text only are data where they are no header row: over text columns, or with a
+    missing cell, or a typo among data's clues."""
+    text = "".join(f"{i % 2},{i}.5,{'ab'[i % 2]}\n" for i in range(60))
+    text += "yes,4o,a\nNA,?,?\nred,na,blue\n"
+    source = Source(name="train_0", data=text.encode())
+    data = csv_reader.read([source], channel="train", header=None, params={}, typed=False)
+    assert not data.has_header and len(data.frame) == 63
+
+
+@pytest.mark.parametrize("failing", ["first-read", "later-read", "arrow-read"])
+def test_fastfile_read_failing_with_an_io_error_names_the_file_and_the_mount(tmp_path, failing):
+    """FastFile mode reads S3 as the job reads a file: an EIO from its mount was told as a
+    permission ('give the training user read access'), as corrupt gzip, or (a read after the
+    first) as a bug in byoc, exit 2."""
+    import pyarrow as pa
+
+    text = "label,age,job\nyes,1,a\nno,2,b\n"
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": text, "b.csv": text}}, input_mode="FastFile")
+    real_stream = pa.input_stream
+    flaky_open = failing_open("b.csv", 0 if failing == "first-read" else 1)
+
+    def flaky_stream(path, *args, **kwargs):
+        if str(path).endswith("b.csv"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_stream(path, *args, **kwargs)
+
+    with (
+        patch("builtins.open", flaky_open if failing != "arrow-read" else open),
+        patch("pyarrow.input_stream", flaky_stream),
+        pytest.raises(DataError) as info,
+    ):
+        read_channel(env_for(root), "train")
+    assert info.value.code == "read_failed"
+    assert info.value.message.startswith(
+        "train/b.csv: reading it failed (Input/output error): the file system under the channel did not "
+        "deliver it (in FastFile mode SageMaker reads each file from S3 as the job reads it"
+    )
+
+
+@pytest.mark.parametrize("first_gzip", [True, False], ids=["gzip-then-plain", "plain-then-gzip"])
+def test_pipe_stream_mixing_gzip_and_uncompressed_objects_names_the_offset_and_the_fix(tmp_path, first_gzip):
+    """SageMaker streams the objects back to back: an uncompressed object after a gzip one was told
+    as corrupt gzip ('re-compress the file'), a gzip one after an uncompressed one as binary content
+    where text/csv was expected ('set ContentType')."""
+    header = b"label,age,job\n"
+    plain, packed = header + b"yes,1.5,admin\n", gzip_bytes(header + b"no,3,services\n")
+    objects = {"a": packed, "b": plain} if first_gzip else {"a": plain, "b": packed}
+    root = make_ml_root(tmp_path, channels={"train": objects}, input_mode="Pipe")
+    with pipe_feeders(root, {"train": objects}), pytest.raises(DataError) as info:
+        read_channel(env_for(root), "train")
+    what = (
+        f"byte {len(packed)}: not gzip data, after 1 gzip-compressed object(s)"
+        if first_gzip
+        else f"byte {len(plain)}: gzip data, after uncompressed data"
+    )
+    assert info.value.code == "mixed_compression"
+    assert info.value.message == (
+        f"{root}/input/data/train_0, {what}; channel 'train' is in Pipe mode, where SageMaker streams the "
+        "S3 objects back to back: compress every object under the prefix with gzip, or none of them (or set "
+        "the channel's RecordWrapperType to RecordIO, or use File mode, where each object is read on its own)"
+    )
+
+
+def test_pipe_stream_of_gzip_objects_zero_padded_is_read_whole(tmp_path):
+    header = b"label,age,job\n"
+    objects = {
+        "a": gzip_bytes(header + b"yes,1.5,admin\n") + b"\0" * 7,
+        "b": gzip_bytes(header + b"no,3,services\n"),
+    }
+    root = make_ml_root(tmp_path, channels={"train": objects}, input_mode="Pipe")
+    with pipe_feeders(root, {"train": objects}):
+        data = read_channel(env_for(root), "train")
+    assert data.frame.to_numpy().tolist() == [["yes", 1.5, "admin"], ["no", 3.0, "services"]]
 
 
 def test_plain_types_makes_one_table_of_plain_fields_keeping_the_tables_metadata():

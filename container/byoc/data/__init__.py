@@ -18,10 +18,12 @@ import pandas as pd
 from byoc.data import media, parquet_stream, sniff
 from byoc.data.readers import READERS, supported_content_types
 from byoc.data.sources import (
+    GZIP_MAGIC,
     RECORDIO_MAGIC,
     Source,
     directory_sources,
     files_in_place,
+    mixed_compression,
     pipe_source,
     recordio_sources,
 )
@@ -296,6 +298,7 @@ def read_channel(
         nonempty = _with_records(naming, sources)
     plain_pipe = config.input_mode == "Pipe" and not config.recordio and mt.essence != media.PARQUET
     if plain_pipe:
+        _check_no_gzip_inside(channel, nonempty[0])
         _check_final_newline(channel, nonempty[0])
     try:
         with files_in_place(nonempty):
@@ -360,6 +363,15 @@ def _overridden(exc: DataError, setting: str, given: str, declared: str) -> Data
         status=exc.status,
         details=exc.details,
     )
+
+
+def _check_no_gzip_inside(channel: str, stream: Source) -> None:
+    """A gzip object streamed after an uncompressed one, in a text stream: its bytes start a line
+    (the object before ends with a newline) and were blamed on the data as binary content."""
+    data = stream.read_all()
+    at = data.find(b"\n" + GZIP_MAGIC + b"\x08")
+    if at != -1:
+        raise mixed_compression(channel, stream.name, at + 1, None)
 
 
 def _check_final_newline(channel: str, stream: Source) -> None:

@@ -417,6 +417,71 @@ def headers_disjoint(channel: str, name: str, first: Row, first_name: str, heade
     )
 
 
+HEADER_SEARCH = 20  # distinct non-number cells of a numeric column judged as a header row inside
+
+
+def _only_names(row: Row) -> bool:
+    """Every cell a distinct text that is neither a number nor missing: what a header row holds."""
+    names = [c.strip() for c in row]
+    return len(set(names)) == len(names) and not any(_is_missing(n) or _is_number(n) for n in names)
+
+
+class HeaderInside:
+    """Finds a header row inside a file or Pipe stream read without one (line 1 is data).
+
+    ``cat a.csv b.csv`` where only b has the header row, or Pipe mode streaming an object with the
+    header row after one without (SageMaker puts the objects back to back), gave a data row of
+    the column names: its label's name trained as a class, every numeric column as categories,
+    exit 0.  File mode refuses such files (:func:`mixed_headers`); here a row is refused when it is
+    a header row by :meth:`Evidence.judge` against the first rows (names over numbers, no clue of
+    data).  Only a column of numbers in those rows can show it: its first value that is not a
+    number is looked for by one cast, and the rows holding such values judged only then."""
+
+    def __init__(self, sample: Sequence[Row]) -> None:
+        rows = [r for r in sample if not is_blank(r) and not _only_names(r)]
+        self.evidence = Evidence(rows)
+        self.numeric = next(
+            (j for j, c in enumerate(self.evidence.columns) if c.present and not c.text), None
+        )
+
+    def check(self, source: Source, table: pa.Table, channel: str) -> None:
+        if self.numeric is None or self.numeric >= table.num_columns:
+            return
+        column = table.column(self.numeric)
+        if values.text_numbers(column)[1] is None:  # all numbers: no name in it (the usual file)
+            return
+        trimmed = pc.utf8_trim(column, characters=values.WHITESPACE)
+        number = pc.fill_null(pc.match_substring_regex(trimmed, f"^{values.NUMBER_PATTERN}$"), True)
+        others = pc.unique(pc.filter(trimmed, pc.invert(number))).to_pylist()
+        for cell in [c for c in others if not _is_missing(c)][:HEADER_SEARCH]:
+            at = pc.index(trimmed, cell).as_py()
+            row = [str(table.column(i)[at].as_py()) for i in range(table.num_columns)]
+            if not _only_names(row):
+                continue
+            verdict = self.evidence.judge(row)
+            if verdict.header is True and verdict.marker is not None:
+                raise _header_inside(source, row, verdict, channel)
+
+
+def _header_inside(source: Source, row: list[str], verdict: Verdict, channel: str) -> DataError:
+    line = _line_of(source, row)
+    where = f"{source.name}, line {line}" if line else source.name
+    stream = (
+        " (Pipe mode streams the channel's S3 objects back to back: an object with the header row "
+        "follows one without)"
+        if source.path is None
+        else ""
+    )
+    return DataError(
+        f"{where}: {_shown(row)} is a header row ({verdict.for_header[0]}), but line 1 is data, so the "
+        f"channel is read without a header row and this line would be trained as a data row (the label's "
+        f"name a class, the columns of numbers categories){stream}; every file of channel '{channel}' "
+        "must start with the same header row, or none may: add the header row to the files that lack "
+        "it, or remove it from the others",
+        code="mixed_header",
+    )
+
+
 def drop_header_copies(source: Source, table: pa.Table, channel: str) -> pa.Table:
     """Drop rows that repeat the header (``cat a.csv b.csv``; Pipe mode streams header files
     back to back), logging how many; refuse a header with the columns in another order."""

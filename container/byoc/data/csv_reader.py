@@ -391,12 +391,16 @@ def read(
     names = None if has_header else [str(i) for i in range(width)]
     tables: list[pa.Table] = []
     first_columns: list[str] | None = None
+    inside: csv_header.HeaderInside | None = None
     for source in sources:
         if header and typed and source is not sources[0]:  # a header row given, not detected
             _check_header_named(channel, source, sources[0], first_rows[0])
         table = _read_one(source, header=has_header, names=names)
         if has_header:
             table = csv_header.drop_header_copies(source, table, channel)
+        else:
+            inside = inside or csv_header.HeaderInside(first_rows)
+            inside.check(source, table, channel)
         source.rows = table.num_rows
         columns = [str(c) for c in table.column_names]
         if has_header and not all(c.strip() for c in columns):

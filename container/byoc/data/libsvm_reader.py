@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from byoc.data.sources import Source, not_utf8
+from byoc.data.sources import Source, io_failure, not_utf8
 from byoc.data.tabular import Read, SparseLayout
 from byoc.errors import DataError, SchemaError
 
@@ -51,6 +51,8 @@ def _located(source: Source, exc: BaseException) -> DataError:
 
     scikit-learn's parser says what but not where; this slow re-scan runs only after it failed.
     """
+    if (failed := io_failure(source.name, exc)) is not None:
+        return failed
     where = source.name
     offset = 0
     try:

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from byoc.arrowerrors import blames_input
 from byoc.data.partitions import with_partitions
-from byoc.data.sources import Source
+from byoc.data.sources import Source, io_failure
 from byoc.data.tabular import (
     Read,
     SparseLayout,
@@ -50,6 +50,8 @@ def _read_one(source: Source) -> pa.Table:
     except (pa.ArrowException, OSError, ValueError) as exc:
         if not blames_input(exc):
             raise
+        if (failed := io_failure(source.name, exc)) is not None:
+            raise failed from exc
         raise DataError(
             f"{source.name}: cannot be read as Parquet ({exc}); the file is corrupt or "
             "truncated: write it again",

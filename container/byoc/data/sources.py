@@ -7,11 +7,13 @@ path, and a FIFO, which can be read exactly once.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import logging
 import os
 import stat
+import time
 import zlib
 from codecs import BOM_UTF8
 from collections.abc import Iterator, Sequence
@@ -63,10 +65,46 @@ def unreadable(name: str, exc: BaseException) -> DataError:
     listed (pyarrow cannot open it) is :func:`disappeared`."""
     if isinstance(exc, FileNotFoundError):
         return disappeared(name)
+    if (failed := io_failure(name, exc)) is not None:
+        return failed
     return DataError(
         f"{name}: cannot be read ({exc}); if it is gzip-compressed, the data is corrupt or truncated: "
         "re-compress it or upload it uncompressed",
         code="corrupt_gzip",
+    )
+
+
+# What a file system that fetches files as they are read (FastFile mode's S3 mount, NFS, FUSE)
+# reports when it cannot deliver them: the mount's fault, not the data's or the permissions'.
+IO_ERRNOS = frozenset(
+    {
+        errno.EIO,
+        errno.ETIMEDOUT,
+        errno.ENOTCONN,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.ESTALE,
+        errno.EREMOTEIO,
+        errno.ENETDOWN,
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+    }
+)
+
+
+def io_failure(name: str, exc: BaseException) -> DataError | None:
+    """The failure for a channel file the file system could not deliver (an I/O error, a lost
+    connection: FastFile mode reads S3 as the job reads the file), or None for another error.
+    Told as a permission (``give the training user read access``) or as corrupt gzip, it sent
+    the user to fix a file that was fine."""
+    if not isinstance(exc, OSError) or exc.errno not in IO_ERRNOS:
+        return None
+    return DataError(
+        f"{name}: reading it failed ({os.strerror(exc.errno)}): the file system under the channel did "
+        "not deliver it (in FastFile mode SageMaker reads each file from S3 as the job reads it, so a "
+        "network or S3 failure shows here); run the job again, and if it recurs use File mode "
+        "(TrainingInputMode File copies the channel before the job starts)",
+        code="read_failed",
     )
 
 
@@ -142,12 +180,14 @@ class Source:
         if self.data is not None:
             return self.data[:n]
         if n > SNIFF_BYTES:
-            with self.open() as fh:
-                return _guarded(self.name, lambda: _read_up_to(fh, n))
+            return _guarded(self.name, lambda: self._read(lambda fh: _read_up_to(fh, n)))
         if self._head is None:
-            with self.open() as fh:
-                self._head = _guarded(self.name, lambda: _read_up_to(fh, SNIFF_BYTES))
+            self._head = _guarded(self.name, lambda: self._read(lambda fh: _read_up_to(fh, SNIFF_BYTES)))
         return self._head[:n]
+
+    def _read(self, read: Any) -> Any:
+        with self.open() as fh:
+            return read(fh)
 
     def is_empty(self) -> bool:
         if self.path is not None and self.path.stat().st_size == 0:
@@ -193,8 +233,7 @@ class Source:
         """The whole decompressed content (for formats that need random access)."""
         if self.data is not None:
             return self.data
-        with self.open() as fh:
-            return _guarded(self.name, fh.read)
+        return _guarded(self.name, lambda: self._read(lambda fh: fh.read()))
 
 
 def _guarded(name: str, read: Any) -> Any:
@@ -202,6 +241,10 @@ def _guarded(name: str, read: Any) -> Any:
         return read()
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise corrupt_gzip(name, exc) from exc
+    except OSError as exc:
+        if (failed := io_failure(name, exc)) is not None:
+            raise failed from exc
+        raise
 
 
 def _skipped(rel: Path) -> bool:
@@ -303,6 +346,8 @@ def _readable(source: Source) -> Source:
     except FileNotFoundError as exc:
         raise disappeared(source.name) from exc
     except OSError as exc:
+        if (failed := io_failure(source.name, exc)) is not None:
+            raise failed from exc
         raise DataError(
             f"{source.name}: cannot be read ({exc.strerror}); give the training user "
             f"(uid {os.getuid()}) read access to it",
@@ -311,25 +356,102 @@ def _readable(source: Source) -> Source:
     return source
 
 
+FIFO_WAIT_SECONDS = 120.0
+"""How long a Pipe mode channel's FIFO may take to appear: SageMaker creates ``<channel>_<epoch>``
+while the job runs, not necessarily before ``train`` starts, and AWS's own Pipe mode reader
+(sagemaker-tensorflow-extensions' RecordReader) waits 120 s for it likewise."""
+
+
+def _wait_for(channel: str, fifo: Path) -> None:
+    """Return once ``fifo`` exists; a DataError when it has not appeared in FIFO_WAIT_SECONDS."""
+    started = time.monotonic()
+    logged = False
+    while not fifo.exists():
+        waited = time.monotonic() - started
+        if waited >= FIFO_WAIT_SECONDS:
+            raise DataError(
+                f"channel '{channel}' is in Pipe mode but {fifo} did not appear in {waited:.0f} s; "
+                f"SageMaker creates '{channel}_0' for Pipe mode channels (check TrainingInputMode in "
+                "inputdataconfig.json)",
+                code="missing_channel",
+            )
+        if not logged and waited >= 1:
+            log.info("channel %s: waiting for %s to appear (Pipe mode)", channel, fifo)
+            logged = True
+        time.sleep(0.05 if waited < 1 else 0.5)
+
+
 def pipe_source(channel: str, fifo: Path, chunk: int = 1 << 20) -> Source:
-    """Stream the channel's FIFO to its end (blocks until SageMaker's writer connects).
+    """Stream the channel's FIFO to its end (blocks until SageMaker's writer connects; waits for
+    the FIFO itself to appear, see FIFO_WAIT_SECONDS).
 
     The FIFO can be read only once, and the model needs every row in memory anyway, so the
     (decompressed) bytes are kept; gzip is detected from the stream's first bytes.
     """
-    if not fifo.exists():
-        raise DataError(
-            f"channel '{channel}' is in Pipe mode but {fifo} does not exist; SageMaker creates "
-            f"'{channel}_0' for Pipe mode channels (check TrainingInputMode in inputdataconfig.json)",
-            code="missing_channel",
-        )
+    _wait_for(channel, fifo)
     with open(fifo, "rb", buffering=0) as raw:
         parts = []
         while block := raw.read(chunk):
             parts.append(block)
     data = b"".join(parts)
     del parts
-    return _in_memory(str(fifo), data)
+    try:
+        return _in_memory(str(fifo), data)
+    except DataError as exc:
+        mixed = _plain_after_gzip(data) if exc.code == "corrupt_gzip" else None
+        if mixed is None:
+            raise
+        raise mixed_compression(channel, str(fifo), *mixed) from exc
+
+
+PIPE_COMPRESSION = (
+    "channel '{channel}' is in Pipe mode, where SageMaker streams the S3 objects back to back: "
+    "compress every object under the prefix with gzip, or none of them (or set the channel's "
+    "RecordWrapperType to RecordIO, or use File mode, where each object is read on its own)"
+)
+
+
+def mixed_compression(channel: str, name: str, offset: int, gzip_objects: int | None) -> DataError:
+    """Gzip and uncompressed objects in one Pipe stream: at ``offset``, bytes that are not gzip
+    after ``gzip_objects`` gzip members, or (None) gzip data after uncompressed text.  Told as
+    corrupt gzip, or as binary content where text was expected, it sent the user to re-compress
+    or convert a file that was fine."""
+    what = (
+        "gzip data, after uncompressed data"
+        if gzip_objects is None
+        else f"not gzip data, after {gzip_objects} gzip-compressed object(s)"
+    )
+    return DataError(
+        f"{name}, byte {offset}: {what}; {PIPE_COMPRESSION.format(channel=channel)}",
+        code="mixed_compression",
+    )
+
+
+def _plain_after_gzip(data: bytes, chunk: int = 1 << 20) -> tuple[int, int] | None:
+    """(offset, gzip members before it) of the first bytes after whole gzip members that are
+    neither gzip nor zero padding, or None when the gzip data itself is cut or corrupt."""
+    view = memoryview(data)
+    offset = members = 0
+    while offset < len(data):
+        if view[offset : offset + 2] != GZIP_MAGIC:
+            return (offset, members) if members else None
+        inflate = zlib.decompressobj(wbits=31)
+        at = offset
+        try:
+            while not inflate.eof and at < len(data):
+                inflate.decompress(view[at : at + chunk], 1 << 16)
+                while inflate.unconsumed_tail and not inflate.eof:
+                    inflate.decompress(inflate.unconsumed_tail, 1 << 16)
+                at += chunk
+        except zlib.error:
+            return None
+        if not inflate.eof:
+            return None
+        offset = min(at, len(data)) - len(inflate.unused_data)
+        members += 1
+        while offset < len(data) and data[offset] == 0:
+            offset += 1
+    return None
 
 
 def _in_memory(name: str, data: bytes) -> Source:
