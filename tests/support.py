@@ -692,12 +692,33 @@ def diabetes_frame() -> pd.DataFrame:
 # -- multi-model endpoints ----------------------------------------------------------------------
 
 
+def _kinds(estimator: Any) -> dict[str, str]:
+    """The kind byoc's preprocessing gave each column of a fitted pipeline: those its
+    ``categorical`` transformer takes are categorical (the others numeric)."""
+    from sklearn.compose import ColumnTransformer
+
+    for step in getattr(estimator, "named_steps", {}).values():
+        if isinstance(step, ColumnTransformer):
+            return {
+                str(column): "categorical"
+                for name, _, columns in step.transformers_
+                if name == "categorical"
+                for column in columns
+            }
+    return {}
+
+
 def described(estimator: Any) -> dict[str, Any]:
     """model.json's problem_type, classes (as the estimator's indices) and features (the columns
-    it was fitted on, in order) for a fitted ``estimator``: what byoc.artifact.load checks
-    against the estimator."""
+    it was fitted on, in order, each with its name and kind, which model.json requires) for a
+    fitted ``estimator``: what byoc.artifact.load checks against the estimator."""
     names = getattr(estimator, "feature_names_in_", None)
-    features = {"features": [{"name": str(name)} for name in names] if names is not None else []}
+    kinds = _kinds(estimator)
+    features = {
+        "features": [{"name": str(name), "kind": kinds.get(str(name), "numeric")} for name in names]
+        if names is not None
+        else []
+    }
     try:
         count = len(estimator.classes_)
     except AttributeError:

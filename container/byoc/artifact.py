@@ -108,8 +108,8 @@ ENTRIES = {
 }
 # the entries of each object in "features"
 FEATURE_ENTRIES = {
-    "name": Entry(lambda v: isinstance(v, str), "a string, the column's name"),
-    "kind": Entry(lambda v: v in FEATURE_KINDS, f"one of {', '.join(FEATURE_KINDS)}"),
+    "name": Entry(lambda v: isinstance(v, str), "a string, the column's name", required=True),
+    "kind": Entry(lambda v: v in FEATURE_KINDS, f"one of {', '.join(FEATURE_KINDS)}", required=True),
     "dtype": Entry(lambda v: isinstance(v, str), "a string"),
     "categories": Entry(lambda v: isinstance(v, list), "a list of the categories training saw"),
     "optional": Entry(lambda v: isinstance(v, bool), "true or false"),

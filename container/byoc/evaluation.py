@@ -373,8 +373,17 @@ def in_archive(exc: Exception, root: Path, archive: Path | None) -> Exception:
     return ModelLoadError(text if text.startswith(str(archive)) else f"{archive}: {text}")
 
 
-# The hooks that decide what the endpoint predicts; input_fn and output_fn only decode and encode.
-_PREDICTING_HOOKS = ("model_fn", "predict_fn", "transform_fn")
+# The hooks that decide what the endpoint predicts.  input_fn counts: the rows it makes of a request
+# are what the endpoint predicts on, and it may fill, scale or derive features, which evaluate cannot
+# reproduce (its test rows are files read as training reads them, not the bodies clients send, in
+# whatever content type and batches they send them), so scoring byoc's reading of the test files
+# would report a metric for inputs the endpoint never sees.  output_fn only encodes the answer.
+_PREDICTING_HOOKS = ("model_fn", "input_fn", "predict_fn", "transform_fn")
+# what an input_fn changes, said beside it
+_INPUT_FN_NOTE = (
+    " (input_fn makes the rows the endpoint predicts on from each request, which may differ from the "
+    "test data as evaluate reads it)"
+)
 
 
 def refuse_inference_code(model: ModelFiles, environ: Mapping[str, str]) -> None:
@@ -400,7 +409,8 @@ def refuse_inference_code(model: ModelFiles, environ: Mapping[str, str]) -> None
         else:
             hooks = bindings.hooks(_PREDICTING_HOOKS)
             if hooks:
-                said, verb = f"defines {' and '.join(hooks)}", "predicts with it"
+                note = _INPUT_FN_NOTE if "input_fn" in hooks else ""
+                said, verb = f"defines {' and '.join(hooks)}", f"predicts with it{note}"
             elif bindings.open_ended:
                 said, verb = (
                     f"may define {', '.join(_PREDICTING_HOOKS)} by {' and '.join(bindings.open_ended)}, "

@@ -1072,7 +1072,7 @@ def test_a_model_whose_hooks_decide_its_predictions_is_refused_not_scored_withou
 ):
     """The SDK's repacked model.tar.gz carries code/inference.py: a predict_fn there is what the
     endpoint answers with, which evaluate does not run, so scoring model.joblib would describe
-    another model with nothing to show it.  Hooks that only decode and encode change no prediction."""
+    another model with nothing to show it.  An output_fn only encodes the answer: scored."""
     test = {"t.csv": csv_bytes(TEST, target="deposit", header=True)}
     for name, program, refused in (
         ("predicting", "def predict_fn(input_data, model):\n    return ['yes'] * len(input_data)\n", True),
@@ -1178,7 +1178,7 @@ def test_a_star_import_is_refused_as_possibly_binding_a_hook(tmp_path, header_mo
     model = repacked(tmp_path / "model", header_model, code)
     first = refusal(tmp_path, model)
     assert first == (
-        f"code/inference.py in {model} may define model_fn, predict_fn, transform_fn by from helper import * (line 1), "
+        f"code/inference.py in {model} may define model_fn, input_fn, predict_fn, transform_fn by from helper import * (line 1), "
         "which evaluate cannot see without running it (bind each hook by name: a def, an assignment or an import "
         "of that name): the endpoint may predict with it" + REFUSAL_ADVICE
     ), first
@@ -1201,7 +1201,7 @@ def test_a_hook_bound_by_running_code_is_refused_as_possibly_bound(tmp_path, hea
     model = repacked(tmp_path / "model", header_model, {"inference.py": source})
     first = refusal(tmp_path, model)
     assert first.startswith(
-        f"code/inference.py in {model} may define model_fn, predict_fn, transform_fn by {said}, "
+        f"code/inference.py in {model} may define model_fn, input_fn, predict_fn, transform_fn by {said}, "
     ), first
     assert first.endswith("the endpoint may predict with it" + REFUSAL_ADVICE), first
 
@@ -1227,6 +1227,24 @@ def test_a_program_under_another_name_is_refused(tmp_path, header_model):
     result, first = evaluate_model(tmp_path / "other", model, env={"SAGEMAKER_PROGRAM": "util.py"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "other" / "out" / "evaluation.json").is_file()
+
+
+def test_a_model_whose_input_fn_makes_the_rows_is_refused_not_scored_on_byocs_reading(tmp_path, header_model):
+    """An input_fn makes the rows the endpoint predicts on (here it fills every balance with 0):
+    evaluate scored model.joblib on the test files as byoc reads them, a metric for inputs the
+    endpoint never sees, with nothing to show it."""
+    code = {
+        "inference.py": "import io\n\nimport pandas as pd\n\n"
+        "def input_fn(request_body, content_type):\n"
+        "    frame = pd.read_csv(io.StringIO(request_body))\n"
+        "    return frame.assign(balance=0)\n"
+    }
+    model = repacked(tmp_path / "model", header_model, code)
+    assert refusal(tmp_path, model) == (
+        f"code/inference.py in {model} defines input_fn: the endpoint predicts with it (input_fn makes the "
+        "rows the endpoint predicts on from each request, which may differ from the test data as evaluate "
+        "reads it)" + REFUSAL_ADVICE
+    )
 
 
 def test_code_beside_a_model_folder_is_found_where_serve_finds_it(tmp_path, header_model):

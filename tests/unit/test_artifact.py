@@ -241,6 +241,18 @@ def test_byoc_model_files_without_model_json_are_named_as_byocs_not_another_prog
         ("features", 1, "'features' is a number (1), not a list of objects, one per feature"),
         ("features", [1], "'features' is a list, not a list of objects, one per feature"),
         ("features", [{"name": 1, "kind": "numeric"}], "'name' of features[0] is a number (1), not a string"),
+        # passed, for serve to stop with "cannot serve this model (KeyError: 'kind')"
+        (
+            "features",
+            [{"name": "x", "dtype": "float64"}],
+            "no 'kind' of features[0] (\"x\"); it must be one of numeric, categorical: ",
+        ),
+        # passed, to be refused as "its features ['None'] are not the 1 columns model.joblib was fitted on"
+        (
+            "features",
+            [{"kind": "numeric", "dtype": "float64"}],
+            "no 'name' of features[0]; it must be a string, the column's name: ",
+        ),
         ("format_version", True, "'format_version' is a boolean (true), not an integer"),
     ],
     ids=[
@@ -251,6 +263,8 @@ def test_byoc_model_files_without_model_json_are_named_as_byocs_not_another_prog
         "features-number",
         "features-of-numbers",
         "feature-name-number",
+        "feature-kind-missing",
+        "feature-name-missing",
         "format-version-true",
     ],
 )

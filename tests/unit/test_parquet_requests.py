@@ -126,6 +126,54 @@ def test_a_footer_understating_what_the_pages_decompress_to_is_refused_before_th
     assert "where its footer declares 200" in message and refused.value.code == "parquet_too_large"
 
 
+def _declaring(body: bytes, declared: int) -> bytes:
+    """``body`` (a table of ``x`` and a text ``job``) with the header of ``job``'s dictionary page, which
+    holds the text, declaring ``declared`` bytes once decompressed: Thrift's compact protocol, the
+    page type (i32 field 1, DICTIONARY_PAGE) then field 2, a zigzag varint rewritten in as many bytes."""
+
+    def varint(value: int) -> bytes:
+        out = bytearray()
+        while value >= 0x80:
+            out.append(value & 0x7F | 0x80)
+            value >>= 7
+        return bytes(out + bytes([value]))
+
+    at = pq.read_metadata(pa.BufferReader(body)).row_group(0).column(1).dictionary_page_offset
+    inflated, _, _ = parquet._page_header(body, at)
+    old, new = (b"\x15\x04\x15" + varint(size << 1) for size in (inflated, declared))
+    assert body[at : at + len(old)] == old and len(new) == len(old)
+    crafted = body[:at] + new + body[at + len(old) :]
+    assert parquet._page_header(crafted, at)[0] == declared
+    return crafted
+
+
+def test_an_uncompressed_chunk_counts_its_stored_bytes_and_a_compressed_ones_headers_are_still_read():
+    """The pages' headers were read for every chunk of every request (a fifth of a millisecond for
+    20 columns of one row).  An uncompressed chunk's are skipped: pyarrow hands its pages' stored bytes
+    on, never a buffer of the size a header declares, so a header declaring 128 MB in a 1.2 MB body
+    takes what the body's text takes (read, not refused).  A compressed chunk's headers are still read,
+    whatever its codec: pyarrow sizes the page's buffer by them, so the same header in a snappy body
+    is refused, although snappy cannot expand 56 KB past 1.2 MB."""
+    declared = (1 << 27) - 1  # the most a 4-byte varint holds: 128 MB, past the bound of a 2 MB limit
+    bodies = {}
+    for codec in ("none", "snappy"):
+        honest = _parquet(pa.table({"x": [1.0], "job": ["x" * 1_200_000]}), compression=codec)
+        bodies[codec] = _declaring(honest, declared)
+    assert len(bodies["none"]) < 2 * MB and len(bodies["snappy"]) < 64 * 1024
+    default = pa.default_memory_pool()
+    pa.set_memory_pool(_COUNTED_POOL)
+    try:
+        (batch,) = parquet.batches(bodies["none"], SCHEMA, 2 * MB)
+    finally:
+        pa.set_memory_pool(default)
+    held = _COUNTED_POOL.max_memory()
+    assert batch.columns[1][0] == "x" * 1_200_000
+    assert held < 32 * MB, f"pyarrow held {held / MB:.0f} MB at once"  # copies of the text, not 128 MB
+    with pytest.raises(PayloadTooLarge) as refused:
+        list(parquet.batches(bodies["snappy"], SCHEMA, 2 * MB))
+    assert "bytes in row group 1 (decompressed, as its pages' headers declare" in refused.value.message
+
+
 @pytest.mark.parametrize(
     "body",
     [

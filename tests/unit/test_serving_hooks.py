@@ -941,6 +941,44 @@ def test_a_content_length_the_hooks_set_that_is_the_bodys_is_sent(tmp_path):
     assert response.body == "café!".encode() and response.headers == {"Content-Length": "6"}
 
 
+def _with_header(tmp_path, name: str, value, answer="0123456789"):
+    """What a transform_fn returning ``answer`` as text/plain and setting the response header
+    ``name`` to ``value`` gets from HooksHandler."""
+
+    def transform_fn(model, body, content_type, accept, context):
+        context.response_headers[name] = value
+        return answer, "text/plain"
+
+    transform = Hook("transform_fn", transform_fn, True, False, "x.py")
+    handler = HooksHandler(
+        tmp_path / "x.py", object(), {"transform_fn": transform}, ServingSettings(), tmp_path
+    )
+    return handler.invoke(InferenceRequest(_BodyOf(b"1"), "text/csv", "text/plain", None, "id"))
+
+
+@pytest.mark.parametrize("value", ["garbage", "", "labels, comma separated", "csv", 5])
+@pytest.mark.parametrize("name", ["Content-Type", "content-type"])
+def test_a_content_type_header_the_hooks_set_that_is_no_media_type_is_bad_output(tmp_path, name, value):
+    """A Content-Type in context.response_headers replaces the returned content type, but went out
+    without the media-type check the returned one gets (``garbage`` was sent as the answer's type)."""
+    with pytest.raises(HookError) as raised:
+        _with_header(tmp_path, name, value)
+    assert raised.value.code == "bad_output" and raised.value.status == 500
+    assert raised.value.message == (
+        f"the hooks of x.py set the response header {name!r} to {value!r}, which is not a media type; set one "
+        "such as 'application/json' or 'text/csv; charset=utf-8', or return it with the body from transform_fn"
+    )
+
+
+def test_a_content_type_header_the_hooks_set_is_sent_and_its_charset_writes_the_text(tmp_path):
+    """The header is the type sent, so a str answer is written in its charset (it was UTF-8 under a
+    latin-1 header)."""
+    response = _with_header(tmp_path, "Content-Type", "text/csv; charset=latin-1", "café")
+    assert response.body == "café".encode("latin-1")
+    assert response.content_type == "text/csv; charset=latin-1"
+    assert response.headers == {"Content-Type": "text/csv; charset=latin-1"}
+
+
 @pytest.mark.parametrize("status", [200, 302, 999, 0, "400", True, 4.0e2])
 def test_a_user_error_a_hook_raises_with_no_error_status_is_the_hooks_failure(tmp_path, status, caplog):
     """A hook's ``UserError(..., status=200)`` was answered 200 with the error as its body (batch

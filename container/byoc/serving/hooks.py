@@ -561,6 +561,13 @@ _HEADER_NAME = re.compile(_TOKEN)
 _BREAKS = re.compile(r"[\r\n\0]")
 
 
+def _not_media_type(content_type: str) -> bool:
+    """Whether ``content_type`` (a hook's, returned or set as a header) is no media type
+    (``type/subtype[; parameters]``, on one line)."""
+    media_type = parse_options_header(content_type)[0]
+    return not _MEDIA_TYPE.fullmatch(media_type) or _BREAKS.search(content_type) is not None
+
+
 def _check_headers(headers: Mapping[Any, Any], program: str) -> None:
     """The response headers the hooks set (``context.response_headers``), checked before they reach
     werkzeug and gunicorn, which refused a name that is no token or a value holding a line break
@@ -1059,13 +1066,26 @@ class HooksHandler:
                 f"({type(content_type).__name__}, not str); {usage}",
                 code="bad_output",
             )
-        elif not _MEDIA_TYPE.fullmatch(parse_options_header(content_type)[0]) or _BREAKS.search(content_type):
+        elif _not_media_type(content_type):
             raise HookError(
                 f"{hook} of {self.program.name} returned the content type {content_type!r}, which is "
                 "not a media type; return one such as 'application/json' or 'text/csv; charset=utf-8'",
                 code="bad_output",
             )
         _check_headers(context.response_headers, self.program.name)
+        # a Content-Type the hooks set is the one sent (it replaces the returned type): checked alike,
+        # and a str body is written in its charset
+        for name, value in context.response_headers.items():
+            if name.lower() != "content-type":
+                continue
+            if not isinstance(value, str) or _not_media_type(value):
+                raise HookError(
+                    f"the hooks of {self.program.name} set the response header {name!r} to {value!r}, which "
+                    "is not a media type; set one such as 'application/json' or 'text/csv; charset=utf-8', "
+                    f"or return it with the body from {hook}",
+                    code="bad_output",
+                )
+            content_type, chosen = value, False
         if isinstance(body, str):
             body = self._encoded(body, content_type, hook, chosen)
         elif isinstance(body, (bytearray, memoryview)):

@@ -97,7 +97,14 @@ def _open(body: bytes, limit: int) -> pq.ParquetFile:
 def _paged_bytes(body: bytes, group: pq.RowGroupMetaData, bound: int) -> int:
     """The bytes ``group``'s pages decompress to, as their headers declare (what pyarrow allocates and
     inflates, whatever the footer says), summed over the pages each column chunk's byte range
-    holds, as pyarrow finds them; counting stops once past ``bound``."""
+    holds, as pyarrow finds them; counting stops once past ``bound``.
+
+    An uncompressed chunk's pages are not read: pyarrow has no decompressor for its codec and hands
+    each page's stored bytes on as they are (parquet-cpp's SerializedPageReader::DecompressIfNeeded),
+    never a buffer of the size its header declares, so the chunk takes its stored bytes, counted
+    as such.  A compressed chunk's headers are read whatever its codec: pyarrow sizes the page's
+    decompression buffer by the header before the codec runs, so a codec's bound on expansion
+    (snappy's 64 bytes from a 3-byte copy) bounds what it writes, not what is allocated."""
     total = 0
     for j in range(group.num_columns):
         chunk = group.column(j)
@@ -105,6 +112,9 @@ def _paged_bytes(body: bytes, group: pq.RowGroupMetaData, bound: int) -> int:
         if chunk.has_dictionary_page and 0 < (chunk.dictionary_page_offset or 0) < start:
             start = chunk.dictionary_page_offset
         end = min(start + max(chunk.total_compressed_size, 0), len(body))
+        if chunk.compression == "UNCOMPRESSED":
+            total += max(end - start, 0)
+            continue
         at = start
         while 0 <= at < end and total <= bound:
             try:
