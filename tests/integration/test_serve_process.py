@@ -476,3 +476,57 @@ def test_sigterm_stops_workers_that_hold_onnxruntime_promptly_none_killed_by_a_s
     assert returncode == 0, output
     assert "terminate called" not in output and "was sent" not in output, output
     assert output.count("Worker exiting") == 2, output
+
+
+STUCK_PREDICT_FN = """\
+import time
+
+def predict_fn(input_data, model):
+    if float(input_data.iloc[0, 0]) == 1:
+        while True:  # a predict that never returns
+            time.sleep(0.01)
+    return model.predict(input_data)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("worker_class", ["gthread", "sync"])
+def test_a_request_past_the_model_server_timeout_is_a_504_naming_it_and_the_worker_comes_back(
+    tmp_path, worker_class
+):
+    """README "Settings": SAGEMAKER_MODEL_SERVER_TIMEOUT is the request timeout.  A gthread worker's
+    main thread kept reporting to the master, so a predict that never returned held its thread for
+    good (two held the only worker: every request then waited, /ping still 200); a sync worker was
+    aborted by the master, and its client got a 500 ``hook_exited`` blaming the hook's sys.exit."""
+    support.save_constant_model(tmp_path / "model", 2.5)
+    support.write_tree(tmp_path / "model" / "code", {"inference.py": STUCK_PREDICT_FN})
+    server = sm.start(
+        tmp_path,
+        workers=1,
+        env={"SAGEMAKER_MODEL_SERVER_TIMEOUT": "3", "BYOC_WORKER_CLASS": worker_class},
+    )
+    try:
+        stuck = server.invoke("1\n", "text/csv", timeout=120)
+        after = support.wait_for(
+            lambda: _answered(server, "0\n"), "an answer from the replacement worker", 60
+        )
+    finally:
+        output = server.stop()
+    assert stuck.status_code == 504, (stuck.status_code, stuck.text, output)
+    body = stuck.json()
+    assert body["error"] == "model_server_timeout", body
+    assert "SAGEMAKER_MODEL_SERVER_TIMEOUT (3 s)" in body["message"], body
+    assert f"request {body['request_id']} (POST /invocations" in output, output
+    assert "hook_exited" not in output, output
+    assert after.text == "2.5\n"
+
+
+def _answered(server: sm.Server, body: str) -> requests.Response | None:
+    """``server``'s 200 answer to ``body``, None while no worker answers it."""
+    try:
+        response = requests.post(
+            f"{server.url}/invocations", data=body, headers={"Content-Type": "text/csv"}, timeout=5
+        )
+    except requests.RequestException:
+        return None
+    return response if response.status_code == 200 else None
