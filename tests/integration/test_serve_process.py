@@ -530,3 +530,30 @@ def _answered(server: sm.Server, body: str) -> requests.Response | None:
     except requests.RequestException:
         return None
     return response if response.status_code == 200 else None
+
+
+@pytest.mark.slow
+def test_a_worker_whose_loop_fails_is_replaced_at_once_not_after_the_timeout():
+    """A gthread worker whose main loop raised (here accept() out of file descriptors: idle
+    connections past its limit) exited through a join of its thread pool's idle threads, which
+    waited for work for good: the worker served nothing, /ping included, until the master's
+    timeout killed it (SAGEMAKER_MODEL_SERVER_TIMEOUT: up to an hour for asynchronous endpoints)."""
+    server = sm.start(sm.trained_root("binary"), workers=1, env={"SAGEMAKER_MODEL_SERVER_TIMEOUT": "3600"})
+    idle: list[socket.socket] = []
+    try:
+        assert server.invoke(ROW, "text/csv").status_code == 200  # the worker's threads have started
+        (worker,) = psutil.Process(server.process.pid).children()
+        worker.rlimit(psutil.RLIMIT_NOFILE, (worker.num_fds() + 8, worker.rlimit(psutil.RLIMIT_NOFILE)[1]))
+        for _ in range(32):
+            idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+        support.wait_for(lambda: not worker.is_running(), "the worker out of descriptors leaving", 60)
+        for sock in idle:
+            sock.close()
+        support.wait_for(lambda: support.answers(f"{server.url}/ping"), "a replacement worker answering", 60)
+        answer = server.invoke(ROW, "text/csv")
+    finally:
+        for sock in idle:
+            sock.close()
+        output = server.stop()
+    assert answer.status_code == 200, answer.text
+    assert "Too many open files" in output and "the master starts another" in output, output

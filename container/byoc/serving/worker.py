@@ -569,7 +569,14 @@ class _WholeRequestThreadWorker(ThreadWorker):
         super().finish_request(conn, fs)
 
     def run(self) -> None:
-        super().run()
+        try:
+            super().run()
+        except Exception:  # logged with its traceback; the worker leaves for the master to replace it
+            # gunicorn's own handling logged it and exited through leave_worker, which joins the
+            # threads: the pool's, never shut down, waited for work for good, so the worker served
+            # nothing until the master's timeout (SAGEMAKER_MODEL_SERVER_TIMEOUT, up to an hour)
+            self.log.exception("worker %d failed and leaves; the master starts another", os.getpid())
+            leave_now(self.log, 1)
         if self._abandoned:  # a thread still runs a timed-out request: leave without joining it
             leave_now(self.log, 0)
 
