@@ -10,6 +10,7 @@ import tarfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -479,10 +480,11 @@ def test_sigterm_stops_workers_that_hold_onnxruntime_promptly_none_killed_by_a_s
 
 
 STUCK_PREDICT_FN = """\
-import time
+import pathlib, time
 
-def predict_fn(input_data, model):
+def predict_fn(input_data, model, context):
     if float(input_data.iloc[0, 0]) == 1:
+        pathlib.Path(context.system_properties["model_dir"], "..", "stuck").write_text("")
         while True:  # a predict that never returns
             time.sleep(0.01)
     return model.predict(input_data)
@@ -519,6 +521,38 @@ def test_a_request_past_the_model_server_timeout_is_a_504_naming_it_and_the_work
     assert f"request {body['request_id']} (POST /invocations" in output, output
     assert "hook_exited" not in output, output
     assert after.text == "2.5\n"
+
+
+@pytest.mark.slow
+def test_a_request_queued_behind_a_timed_out_one_is_answered_not_dropped(tmp_path):
+    """A request waiting for the thread a stuck predict held waited for the replaced worker's whole
+    grace period (BYOC_GRACEFUL_TIMEOUT, 30 s) and was then closed unanswered."""
+    support.save_constant_model(tmp_path / "model", 2.5)
+    support.write_tree(tmp_path / "model" / "code", {"inference.py": STUCK_PREDICT_FN})
+    server = sm.start(
+        tmp_path, workers=1, env={"SAGEMAKER_MODEL_SERVER_TIMEOUT": "3", "BYOC_WORKER_THREADS": "1"}
+    )
+    answers: dict[str, Any] = {}
+
+    def stuck() -> None:
+        answers["stuck"] = server.invoke("1\n", "text/csv", timeout=120)
+
+    thread = threading.Thread(target=stuck)
+    try:
+        thread.start()
+        support.wait_for(lambda: (tmp_path / "stuck").exists(), "the stuck predict starting", 60)
+        try:
+            queued = requests.post(
+                f"{server.url}/invocations", data="0\n", headers={"Content-Type": "text/csv"}, timeout=120
+            )
+        except requests.RequestException as exc:
+            queued = exc
+        thread.join(120)
+    finally:
+        output = server.stop()
+    assert answers["stuck"].status_code == 504, output
+    assert isinstance(queued, requests.Response), (queued, output)
+    assert (queued.status_code, queued.text) == (200, "2.5\n"), output
 
 
 def _answered(server: sm.Server, body: str) -> requests.Response | None:

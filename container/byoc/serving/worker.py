@@ -554,6 +554,7 @@ class _WholeRequestThreadWorker(ThreadWorker):
         timeout = self.cfg.timeout
         if not timeout:
             return
+        stuck = 0
         for request_id, entry in list(self.in_flight.items()):
             if now - entry.started <= timeout or self.in_flight.pop(request_id, None) is None:
                 continue
@@ -561,10 +562,19 @@ class _WholeRequestThreadWorker(ThreadWorker):
             self._abandoned.append(entry.sock)
             self.nr_conns -= 1  # its connection is done with: the stop does not wait for its thread
             self.alive = False
+            stuck += 1
+        if stuck:
+            # the requests queued behind the stuck threads go to a new pool (see finish_request):
+            # they waited for a thread that never came, then were closed unanswered at the stop's end
+            queued, self.tpool = self.tpool, self.get_thread_pool()
+            queued.shutdown(wait=False, cancel_futures=True)
 
     def finish_request(self, conn: Any, fs: Any) -> None:
         if any(sock is conn.sock for sock in self._abandoned):  # a timed-out request's thread returned
             conn.close()
+            return
+        if fs.cancelled():  # queued in the pool _time_out_overdue replaced: never started, run it now
+            self.enqueue_req(conn)
             return
         super().finish_request(conn, fs)
 
