@@ -591,3 +591,47 @@ def test_a_worker_whose_loop_fails_is_replaced_at_once_not_after_the_timeout():
         output = server.stop()
     assert answer.status_code == 200, answer.text
     assert "Too many open files" in output and "the master starts another" in output, output
+
+
+HELD_PREDICT_FN = """\
+import pathlib, time
+
+def predict_fn(input_data, model, context):
+    folder = pathlib.Path(context.system_properties["model_dir"], "..")
+    (folder / "started").write_text("")
+    while not (folder / "release").exists():  # held until the test lets it go
+        time.sleep(0.05)
+    return model.predict(input_data)
+"""
+
+
+def test_after_sigterm_new_connections_are_refused_while_in_flight_requests_finish(tmp_path):
+    """SIGTERM: a stopping gthread worker stopped accepting but kept its listening socket open until
+    it left, so the kernel went on queueing new connections, each of which waited out the in-flight
+    requests (up to the 30 s grace period) to be reset unanswered."""
+    support.save_constant_model(tmp_path / "model", 2.5)
+    support.write_tree(tmp_path / "model" / "code", {"inference.py": HELD_PREDICT_FN})
+    server = sm.start(tmp_path, workers=2)
+    answers: dict[str, Any] = {}
+
+    def held() -> None:
+        answers["held"] = requests.post(
+            f"{server.url}/invocations", data="0\n", headers={"Content-Type": "text/csv"}, timeout=120
+        )
+
+    thread = threading.Thread(target=held)
+    try:
+        thread.start()
+        support.wait_for(lambda: (tmp_path / "started").exists(), "the held predict starting", 60)
+        server.process.send_signal(signal.SIGTERM)
+        support.wait_for(lambda: not support.listens_on(server.process, server.port), "the port closing", 20)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=10).close()
+        (tmp_path / "release").write_text("")
+        thread.join(120)
+        returncode = server.process.wait(timeout=60)
+    finally:
+        (tmp_path / "release").write_text("")
+        output = server.stop()
+    assert answers["held"].status_code == 200 and answers["held"].text == "2.5\n", output
+    assert returncode == 0, output

@@ -435,6 +435,16 @@ class _WholeRequestThreadWorker(ThreadWorker):
             if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
 
+    def set_accept_enabled(self, enabled: bool | None) -> None:
+        """gunicorn's; a stopping worker also closes its listening sockets, so that new connections
+        are refused once every worker has stopped accepting.  gunicorn kept them open until the
+        worker left: the kernel went on queueing connections in their backlog, and each waited out
+        the in-flight requests (up to the grace period) to be reset unanswered."""
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:
+            for listener in self.sockets:
+                listener.close()
+
     def linger(self, sock: socket.socket) -> None:
         """gunicorn's ``close_graceful`` (RFC 9112 9.6): FIN, then read what the client still sends
         until it closes (at most ``LINGER_BYTES``, for ``LINGER_SECONDS``), then close, so that the
