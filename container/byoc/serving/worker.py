@@ -177,11 +177,15 @@ def _head_without_server(response: Any) -> list[str]:
 class _Running:
     """A request in flight: what it is, since when, and where its answer goes (for a timeout)."""
 
-    __slots__ = ("response", "sock", "started", "what")
+    __slots__ = ("response", "sock", "started", "timed", "what")
 
     def __init__(self, what: str, started: float, sock: Any, response: Any) -> None:
         self.what = what
         self.started = started
+        # an invocation: SAGEMAKER_MODEL_SERVER_TIMEOUT bounds it, not a multi-model endpoint's load
+        self.timed = what == "POST /invocations" or (
+            what.startswith("POST /models/") and what.endswith("/invoke")
+        )
         self.sock = sock  # the client's socket (gunicorn's environ["gunicorn.socket"])
         self.response = response  # gunicorn's Response: whether its head has been sent
 
@@ -566,7 +570,11 @@ class _WholeRequestThreadWorker(ThreadWorker):
             return
         stuck = 0
         for request_id, entry in list(self.in_flight.items()):
-            if now - entry.started <= timeout or self.in_flight.pop(request_id, None) is None:
+            if (
+                not entry.timed
+                or now - entry.started <= timeout
+                or self.in_flight.pop(request_id, None) is None
+            ):
                 continue
             time_out(self.log, timeout, request_id, entry, now)
             self._abandoned.append(entry.sock)
