@@ -120,6 +120,31 @@ def test_a_body_shorter_than_its_content_length_is_answered_408(binary):
     assert binary.get("/ping").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("body", "announced", "came", "encoding"),
+    [
+        (ROW + ROW[:-5], 2 * len(ROW), 2 * len(ROW) - 5, b""),  # the last row cut mid-value
+        (ROW * 2000, 2000 * len(ROW) + 7, 2000 * len(ROW), b""),  # past 16 KiB: read by a thread
+        (gzip.compress(ROW * 3)[:-4], len(gzip.compress(ROW * 3)), len(gzip.compress(ROW * 3)) - 4, b"gzip"),
+    ],
+    ids=["row-cut", "large", "gzip"],
+)
+def test_a_body_whose_client_closes_before_its_content_length_is_a_400_not_predicted(
+    binary, body, announced, came, encoding
+):
+    """A client that closes its side with body bytes still owed (it died, or a proxy gave up mid-
+    upload): gunicorn reads such a body as complete, so it was predicted as if whole, a 200 whose
+    last row may be a value cut in two (``cellular`` read as ``cellu``)."""
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+    if encoding:
+        head += b"Content-Encoding: " + encoding + b"\r\n"
+    head += b"Content-Length: %d\r\n\r\n" % announced
+    error = assert_json_error(*exchange(binary.port, head + body, 30), 400)
+    assert error["error"] == "bad_body_framing", error
+    assert f"Content-Length: {announced} announced, {came} bytes of body came" in error["message"], error
+    assert binary.get("/ping").status_code == 200
+
+
 def test_expect_100_continue_above_the_payload_limit_is_refused_before_the_body(binary):
     """A client that asks before uploading (``Expect: 100-continue``: curl, the AWS SDKs for large
     bodies) a Content-Length above the limit gets the 413 instead of ``100 Continue``, and the

@@ -10,6 +10,7 @@ import tarfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -476,3 +477,161 @@ def test_sigterm_stops_workers_that_hold_onnxruntime_promptly_none_killed_by_a_s
     assert returncode == 0, output
     assert "terminate called" not in output and "was sent" not in output, output
     assert output.count("Worker exiting") == 2, output
+
+
+STUCK_PREDICT_FN = """\
+import pathlib, time
+
+def predict_fn(input_data, model, context):
+    if float(input_data.iloc[0, 0]) == 1:
+        pathlib.Path(context.system_properties["model_dir"], "..", "stuck").write_text("")
+        while True:  # a predict that never returns
+            time.sleep(0.01)
+    return model.predict(input_data)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("worker_class", ["gthread", "sync"])
+def test_a_request_past_the_model_server_timeout_is_a_504_naming_it_and_the_worker_comes_back(
+    tmp_path, worker_class
+):
+    """README "Settings": SAGEMAKER_MODEL_SERVER_TIMEOUT is the request timeout.  A gthread worker's
+    main thread kept reporting to the master, so a predict that never returned held its thread for
+    good (two held the only worker: every request then waited, /ping still 200); a sync worker was
+    aborted by the master, and its client got a 500 ``hook_exited`` blaming the hook's sys.exit."""
+    support.save_constant_model(tmp_path / "model", 2.5)
+    support.write_tree(tmp_path / "model" / "code", {"inference.py": STUCK_PREDICT_FN})
+    server = sm.start(
+        tmp_path,
+        workers=1,
+        env={"SAGEMAKER_MODEL_SERVER_TIMEOUT": "3", "BYOC_WORKER_CLASS": worker_class},
+    )
+    try:
+        stuck = server.invoke("1\n", "text/csv", timeout=120)
+        after = support.wait_for(
+            lambda: _answered(server, "0\n"), "an answer from the replacement worker", 60
+        )
+    finally:
+        output = server.stop()
+    assert stuck.status_code == 504, (stuck.status_code, stuck.text, output)
+    body = stuck.json()
+    assert body["error"] == "model_server_timeout", body
+    assert "SAGEMAKER_MODEL_SERVER_TIMEOUT (3 s)" in body["message"], body
+    assert f"request {body['request_id']} (POST /invocations" in output, output
+    assert "hook_exited" not in output, output
+    assert after.text == "2.5\n"
+
+
+@pytest.mark.slow
+def test_a_request_queued_behind_a_timed_out_one_is_answered_not_dropped(tmp_path):
+    """A request waiting for the thread a stuck predict held waited for the replaced worker's whole
+    grace period (BYOC_GRACEFUL_TIMEOUT, 30 s) and was then closed unanswered."""
+    support.save_constant_model(tmp_path / "model", 2.5)
+    support.write_tree(tmp_path / "model" / "code", {"inference.py": STUCK_PREDICT_FN})
+    server = sm.start(
+        tmp_path, workers=1, env={"SAGEMAKER_MODEL_SERVER_TIMEOUT": "3", "BYOC_WORKER_THREADS": "1"}
+    )
+    answers: dict[str, Any] = {}
+
+    def stuck() -> None:
+        answers["stuck"] = server.invoke("1\n", "text/csv", timeout=120)
+
+    thread = threading.Thread(target=stuck)
+    try:
+        thread.start()
+        support.wait_for(lambda: (tmp_path / "stuck").exists(), "the stuck predict starting", 60)
+        try:
+            queued = requests.post(
+                f"{server.url}/invocations", data="0\n", headers={"Content-Type": "text/csv"}, timeout=120
+            )
+        except requests.RequestException as exc:
+            queued = exc
+        thread.join(120)
+    finally:
+        output = server.stop()
+    assert answers["stuck"].status_code == 504, output
+    assert isinstance(queued, requests.Response), (queued, output)
+    assert (queued.status_code, queued.text) == (200, "2.5\n"), output
+
+
+def _answered(server: sm.Server, body: str) -> requests.Response | None:
+    """``server``'s 200 answer to ``body``, None while no worker answers it."""
+    try:
+        response = requests.post(
+            f"{server.url}/invocations", data=body, headers={"Content-Type": "text/csv"}, timeout=5
+        )
+    except requests.RequestException:
+        return None
+    return response if response.status_code == 200 else None
+
+
+@pytest.mark.slow
+def test_a_worker_whose_loop_fails_is_replaced_at_once_not_after_the_timeout():
+    """A gthread worker whose main loop raised (here accept() out of file descriptors: idle
+    connections past its limit) exited through a join of its thread pool's idle threads, which
+    waited for work for good: the worker served nothing, /ping included, until the master's
+    timeout killed it (SAGEMAKER_MODEL_SERVER_TIMEOUT: up to an hour for asynchronous endpoints)."""
+    server = sm.start(sm.trained_root("binary"), workers=1, env={"SAGEMAKER_MODEL_SERVER_TIMEOUT": "3600"})
+    idle: list[socket.socket] = []
+    try:
+        assert server.invoke(ROW, "text/csv").status_code == 200  # the worker's threads have started
+        (worker,) = psutil.Process(server.process.pid).children()
+        worker.rlimit(psutil.RLIMIT_NOFILE, (worker.num_fds() + 8, worker.rlimit(psutil.RLIMIT_NOFILE)[1]))
+        for _ in range(32):
+            idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+        support.wait_for(lambda: not worker.is_running(), "the worker out of descriptors leaving", 60)
+        for sock in idle:
+            sock.close()
+        support.wait_for(lambda: support.answers(f"{server.url}/ping"), "a replacement worker answering", 60)
+        answer = server.invoke(ROW, "text/csv")
+    finally:
+        for sock in idle:
+            sock.close()
+        output = server.stop()
+    assert answer.status_code == 200, answer.text
+    assert "Too many open files" in output and "the master starts another" in output, output
+
+
+HELD_PREDICT_FN = """\
+import pathlib, time
+
+def predict_fn(input_data, model, context):
+    folder = pathlib.Path(context.system_properties["model_dir"], "..")
+    (folder / "started").write_text("")
+    while not (folder / "release").exists():  # held until the test lets it go
+        time.sleep(0.05)
+    return model.predict(input_data)
+"""
+
+
+def test_after_sigterm_new_connections_are_refused_while_in_flight_requests_finish(tmp_path):
+    """SIGTERM: a stopping gthread worker stopped accepting but kept its listening socket open until
+    it left, so the kernel went on queueing new connections, each of which waited out the in-flight
+    requests (up to the 30 s grace period) to be reset unanswered."""
+    support.save_constant_model(tmp_path / "model", 2.5)
+    support.write_tree(tmp_path / "model" / "code", {"inference.py": HELD_PREDICT_FN})
+    server = sm.start(tmp_path, workers=2)
+    answers: dict[str, Any] = {}
+
+    def held() -> None:
+        answers["held"] = requests.post(
+            f"{server.url}/invocations", data="0\n", headers={"Content-Type": "text/csv"}, timeout=120
+        )
+
+    thread = threading.Thread(target=held)
+    try:
+        thread.start()
+        support.wait_for(lambda: (tmp_path / "started").exists(), "the held predict starting", 60)
+        server.process.send_signal(signal.SIGTERM)
+        support.wait_for(lambda: not support.listens_on(server.process, server.port), "the port closing", 20)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=10).close()
+        (tmp_path / "release").write_text("")
+        thread.join(120)
+        returncode = server.process.wait(timeout=60)
+    finally:
+        (tmp_path / "release").write_text("")
+        output = server.stop()
+    assert answers["held"].status_code == 200 and answers["held"].text == "2.5\n", output
+    assert returncode == 0, output

@@ -135,17 +135,26 @@ def test_a_content_length_body_is_read_from_the_socket_and_leaves_what_follows(a
         assert unreader.read(len(following)) == following  # the next request is where gunicorn expects it
 
 
-def test_a_body_cut_short_by_the_client_is_short_as_gunicorn_reads_it() -> None:
+def test_a_body_cut_short_by_the_clients_close_is_a_400_naming_what_came() -> None:
+    """gunicorn reads such a body as complete: it was decoded and predicted, its last row cut."""
     client, server = socket.socketpair()
     with server:
         client.sendall(b"1,2\n3,")
         client.close()
         raw, _ = _gunicorn_body(server, 100)
-        stream = _FramedInput(raw, {})
-        buffer = bytearray(100)
-        assert stream.readinto(buffer) == 6
-        assert bytes(buffer[:6]) == b"1,2\n3,"
-        assert stream.readinto(buffer) == 0
+        stream = _FramedInput(raw, {"CONTENT_LENGTH": "100"})
+        with pytest.raises(DataError, match="Content-Length: 100 announced, 6 bytes of body came") as caught:
+            stream.readinto(bytearray(64))
+        assert caught.value.code == "bad_body_framing"
+        assert stream.read() == b""  # nothing more is read from the connection
+
+
+def test_a_body_cut_short_is_a_400_through_read_too() -> None:
+    stream = _FramedInput(io.BytesIO(b"1,2\n3,"), {"CONTENT_LENGTH": "100"})
+    assert stream.read(4) == b"1,2\n"
+    with pytest.raises(DataError, match="Content-Length: 100 announced, 6 bytes of body came"):
+        while stream.read(4):
+            pass
 
 
 def test_readinto_falls_back_to_read_for_other_streams() -> None:

@@ -153,7 +153,8 @@ def pending() -> Iterator[tuple[Any, socket.socket, Any]]:
     worker = object.__new__(worker_class("gthread", None, 30.0))
     worker.__dict__["_ssl"] = False
     worker.alive = True
-    worker.cfg = SimpleNamespace(keepalive=5)
+    worker.cfg = SimpleNamespace(keepalive=5, timeout=60)
+    worker.in_flight = {}
     worker.pending_conns = deque()
     worker.poller = selectors.DefaultSelector()
     worker.tpool = _Submitted()

@@ -80,7 +80,7 @@ def _recv_body_into(reader: Any, view: memoryview) -> int:
     the request head from its unreader (never more than the body: a pipelined request stays
     there), then ``recv_into``, and keeps gunicorn's count of the body bytes left, so gunicorn
     finds the connection where it expects it after the response.  Fills ``view`` unless the body
-    ends first (or the client closes early: then short, as gunicorn's reader returns it)."""
+    ends first; :class:`_Ended` when the client closes before it does."""
     want = min(len(view), reader.length)
     filled = 0
     unreader = reader.unreader
@@ -102,9 +102,9 @@ def _recv_body_into(reader: Any, view: memoryview) -> int:
                 except BlockingIOError:  # nothing came for SILENCE_SECONDS
                     reader.length -= filled
                     raise _Stalled from None
-                if not got:  # the client is gone: nothing more will come, as gunicorn's reader has it
+                if not got:  # the client closed before the body's end: nothing more will come
                     reader.length = 0
-                    return filled
+                    raise _Ended(filled)
                 filled += got
         finally:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
@@ -124,6 +124,15 @@ def _buffered(reader: Any) -> int:
 
 class _Stalled(Exception):
     """The client sent nothing of its body for SILENCE_SECONDS."""
+
+
+class _Ended(Exception):
+    """The client closed its side before its Content-Length body's end; ``filled``: the bytes of
+    this read that came."""
+
+    def __init__(self, filled: int) -> None:
+        super().__init__(filled)
+        self.filled = filled
 
 
 def defer_continue(worker: Any, req: Any) -> None:
@@ -176,7 +185,10 @@ class _FramedInput:
         reader = _socket_reader(self.raw)  # per call: a read() before may have left bytes in the Body
         if reader is not None:
             try:
-                return _recv_body_into(reader, view)
+                got = _recv_body_into(reader, view)
+            except _Ended as ended:
+                self.came += ended.filled
+                raise self._ended(self.came) from None
             except _Stalled:
                 came = int(self.announced or 0) - reader.length
                 reader.length = 0  # gunicorn's count of the body left: none is read
@@ -184,6 +196,8 @@ class _FramedInput:
             except BaseException:
                 self.raw.failed = True  # as gunicorn's Body marks it: the connection is not reused
                 raise
+            self.came += got
+            return got
         data = self.read(len(view))
         view[: len(data)] = data
         return len(data)
@@ -209,6 +223,29 @@ class _FramedInput:
             f"send the whole request, {fix}",
             code="request_timeout",
             status=408,
+        )
+
+    def _ended(self, came: int) -> UserError:
+        """The 400 for a Content-Length body whose client closed after ``came`` of its bytes: gunicorn
+        reads such a body as complete, so a body cut mid-upload (a client that died, a proxy that
+        gave up) was decoded and predicted as if it were whole, its last row cut anywhere."""
+        self.raw.failed = True
+        self.environ[CLOSE_CONNECTION] = True
+        self.stalled = True  # nothing more is read from the connection
+        return DataError(
+            f"the request body ends early: Content-Length: {self.announced} announced, {came} bytes of "
+            "body came before the client closed the connection; send the whole body, with a "
+            "Content-Length that counts its bytes",
+            code="bad_body_framing",
+        )
+
+    def _short(self) -> bool:
+        """Whether a Content-Length body ended (its reader answered nothing) before its length."""
+        announced = self.announced or ""
+        return (
+            "HTTP_TRANSFER_ENCODING" not in self.environ
+            and announced.isdigit()
+            and self.came < int(announced)
         )
 
     def _read_bounded(self, method: str, *args: Any) -> Any:
@@ -242,6 +279,8 @@ class _FramedInput:
                 "with Content-Length or well-formed chunked transfer encoding",
                 code="bad_body_framing",
             ) from None
+        if not data and (not args or args[0] != 0) and self._short():
+            raise self._ended(self.came)
         self.came += len(data)
         return data
 

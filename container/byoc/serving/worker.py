@@ -49,6 +49,12 @@ Why each piece:
   kernel does not reset an answer still unread) from the poller (``linger``).  gunicorn ran it on the worker's main thread, blocking: each client that kept its side
   open after such an answer stopped the worker from accepting, dispatching and answering /ping
   for 2 s (three such clients: a ping answered after 4 s).
+- A request running longer than SAGEMAKER_MODEL_SERVER_TIMEOUT is answered 504, naming the
+  setting, and its connection closed (:func:`time_out`); a thread cannot be stopped, so the worker
+  stops accepting, finishes its other requests and leaves (without joining the stuck thread), and
+  the master replaces it.  gunicorn's own timeout is the master's, on the worker's heartbeat: a
+  gthread worker's main thread kept beating while a predict never returned, and a sync worker's
+  abort (``sys.exit`` raised inside the request) came back as a 500 blaming the user's hook.
 - A stop signal that reaches a worker while it boots must not be lost.  Between gunicorn's
   fork and the worker's own handlers the child still runs the master's handler, which only
   queues the signal in the child's copy of the master: the worker then served on until the
@@ -168,12 +174,28 @@ def _head_without_server(response: Any) -> list[str]:
     return [line for line in type(response).default_headers(response) if not line.startswith("Server:")]
 
 
+class _Running:
+    """A request in flight: what it is, since when, and where its answer goes (for a timeout)."""
+
+    __slots__ = ("response", "sock", "started", "timed", "what")
+
+    def __init__(self, what: str, started: float, sock: Any, response: Any) -> None:
+        self.what = what
+        self.started = started
+        # an invocation: SAGEMAKER_MODEL_SERVER_TIMEOUT bounds it, not a multi-model endpoint's load
+        self.timed = what == "POST /invocations" or (
+            what.startswith("POST /models/") and what.endswith("/invoke")
+        )
+        self.sock = sock  # the client's socket (gunicorn's environ["gunicorn.socket"])
+        self.response = response  # gunicorn's Response: whether its head has been sent
+
+
 class _Tracked:
     """The WSGI app with a request id per request and a record of those in flight.
 
     Attribute lookups go to the app itself (hooks reach ``worker.wsgi.extensions``)."""
 
-    def __init__(self, app: Any, in_flight: dict[str, tuple[str, float]]) -> None:
+    def __init__(self, app: Any, in_flight: dict[str, _Running]) -> None:
         self.app = app
         self.in_flight = in_flight
         self.memory = MemoryBound(RETAINED_LIMIT, HUGE_BODY)
@@ -187,11 +209,13 @@ class _Tracked:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request_id = new_request_id()
         environ[REQUEST_ID_KEY] = request_id
-        self.in_flight[request_id] = (
+        response = getattr(start_response, "__self__", None)  # gunicorn's Response
+        self.in_flight[request_id] = _Running(
             f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}",
             time.monotonic(),
+            environ.get("gunicorn.socket"),
+            response,
         )
-        response = getattr(start_response, "__self__", None)  # gunicorn's Response
         if response is not None:
             response.default_headers = partial(_head_without_server, response)
         length = environ.get("CONTENT_LENGTH") or ""
@@ -204,10 +228,46 @@ class _Tracked:
                 answer = ClosingIterator(answer, partial(self._settle, body_bytes))
             return answer
         finally:
-            del self.in_flight[request_id]
+            self.in_flight.pop(request_id, None)  # gone already when it timed out
             if environ.get(CLOSE_CONNECTION) and response is not None:
                 # the body's framing is broken: nothing after it on this connection can be read
                 response.force_close()
+
+
+def time_out(log: Any, timeout: int, request_id: str, entry: _Running, now: float) -> None:
+    """Answer ``entry``, running past ``timeout`` (SAGEMAKER_MODEL_SERVER_TIMEOUT), with a 504 naming
+    the setting (unless its answer has begun), and close its connection: its thread cannot be
+    stopped, so its worker leaves and the master replaces it."""
+    message = (
+        f"the request ran longer than SAGEMAKER_MODEL_SERVER_TIMEOUT ({timeout} s) and was stopped; "
+        "send fewer records per request, or raise SAGEMAKER_MODEL_SERVER_TIMEOUT"
+    )
+    log.error(
+        "request %s (%s, running %.1f s) timed out: SAGEMAKER_MODEL_SERVER_TIMEOUT is %d s; "
+        "answered 504, and worker %d is replaced",
+        request_id,
+        entry.what,
+        now - entry.started,
+        timeout,
+        os.getpid(),
+    )
+    sock, response = entry.sock, entry.response
+    if sock is None:
+        return
+    if response is not None and not response.headers_sent:
+        response.headers_sent = True  # the request's thread, should it return, writes no head
+        with contextlib.suppress(OSError):
+            _write_json_error(sock, 504, "Gateway Timeout", "model_server_timeout", message, request_id)
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)  # the thread's later writes fail; the client reads the end
+
+
+def leave_now(log: Any, code: int) -> NoReturn:
+    """End a worker now, its log written: a thread stuck in a request would hold any exit that
+    joins threads (:func:`leave_worker`'s)."""
+    for handler in log.error_log.handlers:
+        handler.flush()
+    os._exit(code)
 
 
 class _ByocWorker(Worker):
@@ -221,7 +281,7 @@ class _ByocWorker(Worker):
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
-        self.in_flight: dict[str, tuple[str, float]] = {}
+        self.in_flight: dict[str, _Running] = {}
         self.wsgi = _Tracked(self.wsgi, self.in_flight)
 
     def init_signals(self) -> None:
@@ -241,6 +301,17 @@ class _ByocWorker(Worker):
         except OSError:
             self.log.debug("could not send the error response for request %s", request_id)
 
+    def handle_abort(self, sig: int, frame: Any) -> None:
+        """gunicorn's master aborts a worker that has not reported for SAGEMAKER_MODEL_SERVER_TIMEOUT
+        (a sync worker's request, or a gthread worker whose main thread a request held): gunicorn's
+        ``sys.exit(1)`` unwound through the request, whose client got a 500 ``hook_exited`` blaming
+        the user's hook (or no answer).  Its requests are answered 504 here, and the worker leaves."""
+        self.alive = False
+        now = time.monotonic()
+        for request_id, entry in list(getattr(self, "in_flight", {}).items()):
+            time_out(self.log, self.cfg.timeout, request_id, entry, now)
+        leave_now(self.log, 1)
+
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
         if signal.getitimer(signal.ITIMER_REAL)[0] == 0:  # a second SIGTERM keeps the first deadline
@@ -250,20 +321,18 @@ class _ByocWorker(Worker):
     def _grace_over(self, sig: int, frame: Any) -> None:
         now = time.monotonic()
         running = list(getattr(self, "in_flight", {}).items())
-        for request_id, (what, started) in running:
+        for request_id, entry in running:
             self.log.error(
                 "request %s (%s, running %.1f s) cut: the %d s grace period after SIGTERM ended "
                 "(BYOC_GRACEFUL_TIMEOUT)",
                 request_id,
-                what,
-                now - started,
+                entry.what,
+                now - entry.started,
                 self.grace,
             )
         if running and self.cut is not None:
             self.cut.value += len(running)
-        for handler in self.log.error_log.handlers:
-            handler.flush()
-        os._exit(EXIT_CUT if running else 0)
+        leave_now(self.log, EXIT_CUT if running else 0)
 
 
 def request_arrived(data: bytes) -> bool:
@@ -346,6 +415,8 @@ class _WholeRequestThreadWorker(ThreadWorker):
     """gunicorn's gthread worker where a connection waits on the poller, not on a thread, until
     its request has arrived (see the module doc and :func:`request_arrived`)."""
 
+    in_flight: dict[str, _Running]  # the requests its threads run (_ByocWorker.load_wsgi sets it)
+
     @cached_property
     def _ssl(self) -> bool:
         """``cfg.is_ssl``, read once: three lookups through gunicorn's Config on every request
@@ -367,6 +438,16 @@ class _WholeRequestThreadWorker(ThreadWorker):
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
+
+    def set_accept_enabled(self, enabled: bool | None) -> None:
+        """gunicorn's; a stopping worker also closes its listening sockets, so that new connections
+        are refused once every worker has stopped accepting.  gunicorn kept them open until the
+        worker left: the kernel went on queueing connections in their backlog, and each waited out
+        the in-flight requests (up to the grace period) to be reset unanswered."""
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:
+            for listener in self.sockets:
+                listener.close()
 
     def linger(self, sock: socket.socket) -> None:
         """gunicorn's ``close_graceful`` (RFC 9112 9.6): FIN, then read what the client still sends
@@ -461,6 +542,7 @@ class _WholeRequestThreadWorker(ThreadWorker):
         a 408 saying what came: it was closed without a word, a reset the client could not tell
         from a crash."""
         now = time.monotonic()
+        self._time_out_overdue(now)
         conn: Any
         for conn in self.pending_conns:  # in the order of their deadlines, as gunicorn reads them
             if conn.timeout > now:
@@ -470,6 +552,61 @@ class _WholeRequestThreadWorker(ThreadWorker):
         lingering = self._lingering  # and the lingering connections whose time is up, or closed
         while lingering and (lingering[0].sock is None or lingering[0].deadline <= now):
             self._close_lingering(lingering.popleft())
+
+    @cached_property
+    def _abandoned(self) -> list[Any]:
+        """The sockets of the requests this worker answered 504 while their threads ran on (see
+        _time_out_overdue): already counted out of ``nr_conns``."""
+        return []
+
+    def _time_out_overdue(self, now: float) -> None:
+        """Answer 504 to each request running longer than SAGEMAKER_MODEL_SERVER_TIMEOUT, and stop
+        accepting: its thread cannot be stopped, so the worker finishes its other requests and
+        leaves for the master to replace it.  The main thread keeps reporting to the master while
+        threads run, so gunicorn's own timeout never fired: a predict that never returned held its
+        thread for good, two held a worker (every request then waited, /ping still answered 200)."""
+        timeout = self.cfg.timeout
+        if not timeout:
+            return
+        stuck = 0
+        for request_id, entry in list(self.in_flight.items()):
+            if (
+                not entry.timed
+                or now - entry.started <= timeout
+                or self.in_flight.pop(request_id, None) is None
+            ):
+                continue
+            time_out(self.log, timeout, request_id, entry, now)
+            self._abandoned.append(entry.sock)
+            self.nr_conns -= 1  # its connection is done with: the stop does not wait for its thread
+            self.alive = False
+            stuck += 1
+        if stuck:
+            # the requests queued behind the stuck threads go to a new pool (see finish_request):
+            # they waited for a thread that never came, then were closed unanswered at the stop's end
+            queued, self.tpool = self.tpool, self.get_thread_pool()
+            queued.shutdown(wait=False, cancel_futures=True)
+
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        if any(sock is conn.sock for sock in self._abandoned):  # a timed-out request's thread returned
+            conn.close()
+            return
+        if fs.cancelled():  # queued in the pool _time_out_overdue replaced: never started, run it now
+            self.enqueue_req(conn)
+            return
+        super().finish_request(conn, fs)
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception:  # logged with its traceback; the worker leaves for the master to replace it
+            # gunicorn's own handling logged it and exited through leave_worker, which joins the
+            # threads: the pool's, never shut down, waited for work for good, so the worker served
+            # nothing until the master's timeout (SAGEMAKER_MODEL_SERVER_TIMEOUT, up to an hour)
+            self.log.exception("worker %d failed and leaves; the master starts another", os.getpid())
+            leave_now(self.log, 1)
+        if self._abandoned:  # a thread still runs a timed-out request: leave without joining it
+            leave_now(self.log, 0)
 
     def _refuse_stalled(self, conn: Any) -> None:
         """Answer 408 on ``conn`` if part of a request waits on it (else it is idle: nothing to say)."""
