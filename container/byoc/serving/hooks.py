@@ -84,6 +84,7 @@ from byoc.serving.output import (
 )
 from byoc.serving.schema import RequestSchema
 from byoc.serving.settings import ServingSettings
+from byoc.wide_text import UTF8_BOM_TEXT
 
 log = logging.getLogger("byoc.serving")
 
@@ -456,7 +457,7 @@ def _as_body(data: bytes, content_type: str) -> str | bytes:
             "encoded as its Content-Type's charset says",
             code="undecodable_body",
         ) from None
-    return text[1:] if text.startswith("\ufeff") else text
+    return text.removeprefix(UTF8_BOM_TEXT)
 
 
 # Codecs Python finds by a charset's name that are no character set a body is written in.
