@@ -454,7 +454,13 @@ class HeaderInside:
         number = pc.fill_null(pc.match_substring_regex(trimmed, f"^{values.NUMBER_PATTERN}$"), True)
         others = pc.unique(pc.filter(trimmed, pc.invert(number))).to_pylist()
         for cell in [c for c in others if not _is_missing(c)][:HEADER_SEARCH]:
-            at = pc.index(trimmed, cell).as_py()
+            # line 1 is not inside: whether it is a header row is the channel's header decision (the
+            # files' first lines compared, or the header the model was trained with, whose message
+            # points to the header hyperparameter), not this check's
+            found = pc.indices_nonzero(pc.fill_null(pc.equal(trimmed, cell), False)).to_pylist()
+            at = next((i for i in found if i > 0), None)
+            if at is None:
+                continue
             row = [str(table.column(i)[at].as_py()) for i in range(table.num_columns)]
             if not _only_names(row):
                 continue
