@@ -15,7 +15,7 @@ import pytest
 import support
 from byoc.artifact import Feature
 from byoc.errors import DataError, PayloadTooLarge
-from byoc.serving.codecs import parquet
+from byoc.serving.codecs import parquet, parquet_pages
 from byoc.serving.schema import RequestSchema
 
 SCHEMA = RequestSchema([Feature("x", "numeric", "float64"), Feature("job", "categorical", "str")])
@@ -139,11 +139,11 @@ def _declaring(body: bytes, declared: int) -> bytes:
         return bytes(out + bytes([value]))
 
     at = pq.read_metadata(pa.BufferReader(body)).row_group(0).column(1).dictionary_page_offset
-    inflated, _, _ = parquet._page_header(body, at)
+    inflated, _, _ = parquet_pages.page_header(body, at)
     old, new = (b"\x15\x04\x15" + varint(size << 1) for size in (inflated, declared))
     assert body[at : at + len(old)] == old and len(new) == len(old)
     crafted = body[:at] + new + body[at + len(old) :]
-    assert parquet._page_header(crafted, at)[0] == declared
+    assert parquet_pages.page_header(crafted, at)[0] == declared
     return crafted
 
 
@@ -188,9 +188,9 @@ def test_an_uncompressed_chunk_counts_its_stored_bytes_and_a_compressed_ones_hea
 def test_a_page_header_that_is_none_is_refused_within_the_body(body):
     """A crafted page header is refused (ValueError, IndexError: the 400 undecodable_body) within
     a few steps, however many elements it announces or however deep it nests."""
-    assert parquet._page_header(b"\x15\x00\x15\x04\x15\x02\x00", 0) == (2, 1, 7)  # a page header
+    assert parquet_pages.page_header(b"\x15\x00\x15\x04\x15\x02\x00", 0) == (2, 1, 7)  # a page header
     with pytest.raises((IndexError, ValueError)):
-        parquet._page_header(body, 0)
+        parquet_pages.page_header(body, 0)
 
 
 def _sliced_peak(body: bytes) -> int:
