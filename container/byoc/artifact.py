@@ -35,7 +35,7 @@ from typing import Any
 import joblib
 
 from byoc import oserrors
-from byoc.errors import ModelLoadError
+from byoc.errors import ModelLoadError, a_type
 from byoc.json_objects import json_words
 
 log = logging.getLogger(__name__)
@@ -668,7 +668,7 @@ def _load(model_dir: Path, verify: bool, compiled: bool = True) -> ModelArtifact
         )
     if not callable(getattr(estimator, "predict", None)):  # its sha256 recorded again, or model.json edited
         raise ModelLoadError(
-            f"{joblib_path}: holds {_a(type(estimator).__name__)} without a predict method, not the fitted "
+            f"{joblib_path}: holds {a_type(estimator)} without a predict method, not the fitted "
             "pipeline byoc's train writes: restore it from the training job's model.tar.gz"
         )
     # model.json's entries are of the types ENTRIES and FEATURE_ENTRIES say (read_metadata): what
@@ -771,10 +771,6 @@ def _compiled_file(metadata: Mapping[str, Any]) -> list[str]:
     entry = metadata.get("compiled")
     name = entry.get("file") if isinstance(entry, dict) else None
     return [str(name)] if name else []
-
-
-def _a(noun: str) -> str:
-    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
 
 
 def _is_regressor(estimator: Any) -> bool:
