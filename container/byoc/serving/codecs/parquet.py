@@ -11,7 +11,7 @@ and a slice to no more text than the limit: past either it is a 413, before the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -77,7 +77,8 @@ def _open(body: bytes, limit: int) -> pq.ParquetFile:
     per_byte = f"{DECLARED_BYTES_PER_PAYLOAD_BYTE} bytes per byte of the limit at most"
     for index in range(meta.num_row_groups):  # before a page is decompressed: pyarrow inflates it whole
         group = meta.row_group(index)
-        declared = sum(group.column(j).total_uncompressed_size for j in range(group.num_columns))
+        chunks = [group.column(j) for j in range(group.num_columns)]  # read once: each is a new object
+        declared = sum(chunk.total_uncompressed_size for chunk in chunks)
         if declared > bound:
             raise _too_large(
                 f"{declared:,} bytes in row group {index + 1} (decompressed, as its footer declares; {per_byte})",
@@ -85,7 +86,7 @@ def _open(body: bytes, limit: int) -> pq.ParquetFile:
             )
         # the footer's sizes are only what it says: pyarrow allocates and inflates each page by its
         # own header's size, so a footer understating them let a few KB decompress without bound
-        paged = _paged_bytes(body, group, bound)
+        paged = _paged_bytes(body, chunks, bound)
         if paged > bound:
             raise _too_large(
                 f"more than {bound:,} bytes in row group {index + 1} (decompressed, as its pages' headers "
@@ -95,10 +96,10 @@ def _open(body: bytes, limit: int) -> pq.ParquetFile:
     return file
 
 
-def _paged_bytes(body: bytes, group: pq.RowGroupMetaData, bound: int) -> int:
-    """The bytes ``group``'s pages decompress to, as their headers declare (what pyarrow allocates and
-    inflates, whatever the footer says), summed over the pages each column chunk's byte range
-    holds, as pyarrow finds them; counting stops once past ``bound``.
+def _paged_bytes(body: bytes, chunks: Sequence[pq.ColumnChunkMetaData], bound: int) -> int:
+    """The bytes a row group's pages (its column ``chunks``) decompress to, as their headers
+    declare (what pyarrow allocates and inflates, whatever the footer says), summed over the pages
+    each column chunk's byte range holds, as pyarrow finds them; counting stops once past ``bound``.
 
     An uncompressed chunk's pages are not read: pyarrow has no decompressor for its codec and hands
     each page's stored bytes on as they are (parquet-cpp's SerializedPageReader::DecompressIfNeeded),
@@ -107,8 +108,7 @@ def _paged_bytes(body: bytes, group: pq.RowGroupMetaData, bound: int) -> int:
     decompression buffer by the header before the codec runs, so a codec's bound on expansion
     (snappy's 64 bytes from a 3-byte copy) bounds what it writes, not what is allocated."""
     total = 0
-    for j in range(group.num_columns):
-        chunk = group.column(j)
+    for j, chunk in enumerate(chunks):
         start = chunk.data_page_offset
         if chunk.has_dictionary_page and 0 < (chunk.dictionary_page_offset or 0) < start:
             start = chunk.dictionary_page_offset
