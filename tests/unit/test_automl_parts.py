@@ -1288,6 +1288,32 @@ def test_report_render_takes_the_held_out_predictions():
     assert page.count("<img") == 5
 
 
+def test_the_report_draws_dollar_signs_in_labels_and_column_names_as_written():
+    """Price levels ``$``/``$$`` as classes and a column ``$x^$``: matplotlib read text with two
+    ``$`` as TeX math, "$$" raised a ParseException and the job failed as a fault of byoc's
+    (exit 2) after its whole search."""
+    from matplotlib.figure import Figure
+
+    y = np.array([0, 1, 1, 0, 1, 0])
+    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4], [0.1, 0.9], [0.7, 0.3]])
+    page = report.render(
+        problem_type=BINARY,
+        objective=objective.resolve(None, BINARY),
+        y=y,
+        held_out=proba,
+        labels=["$", "$$"],
+        results=[],
+        leaderboard=[],
+        exploration={},
+        importances={"$x^$": 0.5, "$\\frac$": 0.2},
+        summary={"k": "v"},
+    )
+    assert page.count("<img") == 5
+    ax = Figure().subplots()
+    report._confusion(y, proba.argmax(axis=1), ["$", "$$"])(ax)
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["$", "$$"]
+
+
 @pytest.mark.parametrize("classes", [3, 150])
 def test_the_confusion_matrix_writes_its_counts_only_for_few_classes(classes):
     """matplotlib lays out each count on its own: 150 classes' 22,500 counts took 42 s, drawn

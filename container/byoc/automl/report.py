@@ -42,16 +42,20 @@ def load_plotting() -> float:
 
 
 def _png(draw: Callable[[Any], None], *, width: float = 5.5, height: float = 4.0) -> str:
-    """A data URI of what ``draw(axes)`` plotted."""
+    """A data URI of what ``draw(axes)`` plotted.  Text is drawn as written: class labels and
+    column names are the data's, and matplotlib would read one holding two ``$`` as TeX math
+    (price levels ``$``, ``$$``, ``$$$``: "$$" raised a ParseException and failed the job)."""
     load_plotting()
+    from matplotlib import rc_context
     from matplotlib.figure import Figure as _Figure
 
-    figure = _Figure(figsize=(width, height), dpi=96)
-    axes = figure.subplots()
-    draw(axes)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    with rc_context({"text.parse_math": False}):
+        figure = _Figure(figsize=(width, height), dpi=96)
+        axes = figure.subplots()
+        draw(axes)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
