@@ -766,6 +766,18 @@ def _anti_correlated(y: np.ndarray, members: int, seed: int = 0) -> list[search.
     return made
 
 
+def test_the_stacks_leaderboard_row_gives_no_spread_it_did_not_measure():
+    """The stack is scored once on every out-of-fold row, not fold by fold: its objective_std
+    was written 0.0 (in leaderboard.csv and the report), a spread of nothing that reads as a
+    perfectly stable score; it is left empty, as for a candidate without one."""
+    y = np.arange(200) % 2
+    goal = objective.resolve("F1", BINARY)
+    scored = stack.evaluate(_anti_correlated(y, 2), y, goal, BINARY, 2, seed=0, finished_at=1.0)
+    [row] = job.leaderboard_rows([scored.result], goal, {}, BINARY)
+    assert row["objective_value"] == pytest.approx(scored.result.score)
+    assert row["objective_std"] is None
+
+
 def test_a_stack_cannot_invert_members_whose_out_of_fold_predictions_are_anti_correlated():
     """An unconstrained logistic meta-model learnt a negative weight on such members, scored
     F1=1.0 by cross-validation on their out-of-fold rows, and the saved stack — members refitted
