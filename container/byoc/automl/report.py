@@ -275,12 +275,12 @@ def render(
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>byoc AutoML report</title>
 <style>
-body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+body {{ font-family: sans-serif; margin: 2em; color: #222; overflow-wrap: anywhere; }}
 table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; }}
 figure {{ display: inline-block; margin: 0.5em; }}
 img {{ max-width: 560px; }}
-pre {{ background: #f6f6f6; padding: 0.5em; }}
+pre {{ background: #f6f6f6; padding: 0.5em; white-space: pre-wrap; }}
 </style></head><body>
 <h1>byoc AutoML report</h1>
 <table>{facts}</table>
