@@ -139,7 +139,8 @@ def test_a_report_of_hostile_names_shows_them_as_text_within_the_window(browser,
     cells = browser.execute_script(
         "return Array.from(document.querySelectorAll('table tbody tr td:first-child')).map(c => c.textContent);"
     )
-    assert [c for c in cells if c in HOSTILE] == HOSTILE
+    shown = [n.replace("\u202e", "[U+202E]") for n in HOSTILE]  # a bidi control is shown, not obeyed
+    assert [c for c in cells if c in shown] == shown
     width = browser.execute_script("return document.documentElement.scrollWidth;")
     assert width <= 1280, f"the page is {width} px wide"
     errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]

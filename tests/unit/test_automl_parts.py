@@ -1326,6 +1326,35 @@ def test_the_report_draws_dollar_signs_in_labels_and_column_names_as_written():
     assert [label.get_text() for label in ax.get_yticklabels()] == ["$", "$$"]
 
 
+def test_the_report_shows_unicode_labels_as_written_and_bidi_controls_by_code_point():
+    """The Target section spelt every non-ASCII label as JSON escapes (``caf\\u00e9``,
+    ``\\u65e5\\u672c``); and a right-to-left override in a column name (invisible) reversed the
+    rest of its warning on screen: it is shown as ``[U+202E]``."""
+    y = np.array([0, 1, 1, 0, 1, 0])
+    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4], [0.1, 0.9], [0.7, 0.3]])
+    name = "\u202eevil"
+    page = report.render(
+        problem_type=BINARY,
+        objective=objective.resolve(None, BINARY),
+        y=y,
+        held_out=proba,
+        labels=["no", "yes"],
+        results=[],
+        leaderboard=[],
+        exploration={
+            "features": [{"name": name, "type": "numeric"}],
+            "warnings": [{"message": f"column '{name}' holds a single value (or none)"}],
+            "target": {"classes": {"café": {"count": 3}, "日本": {"count": 3}}},
+        },
+        importances=None,
+        summary={"k": "v"},
+    )
+    assert "&quot;café&quot;" in page and "&quot;日本&quot;" in page and "\\u" not in page
+    assert "\u202e" not in page
+    assert "<li>column &#x27;[U+202E]evil&#x27; holds a single value (or none)</li>" in page
+    assert "<td>[U+202E]evil</td>" in page
+
+
 @pytest.mark.parametrize("classes", [3, 150])
 def test_the_confusion_matrix_writes_its_counts_only_for_few_classes(classes):
     """matplotlib lays out each count on its own: 150 classes' 22,500 counts took 42 s, drawn

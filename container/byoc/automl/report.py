@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -172,11 +173,20 @@ def _timeline(results: Sequence[Result], objective: Any) -> Callable[[Any], None
     return draw
 
 
+# Bidirectional formatting characters: invisible, they reorder the text after them to the end of
+# its line or cell ("column '\u202eevil' holds ..." shows the rest of the warning reversed).
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _text(value: str) -> str:
+    """``value`` as HTML text: escaped, and its bidirectional controls shown as their code points."""
+    return _BIDI_CONTROLS.sub(lambda m: f"[U+{ord(m.group()):04X}]", html.escape(value))
+
+
 def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    head = "".join(f"<th>{_text(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in columns) + "</tr>"
-        for row in rows
+        "<tr>" + "".join(f"<td>{_text(_cell(row.get(c)))}</td>" for c in columns) + "</tr>" for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -239,13 +249,13 @@ def render(
             ", ".join(set(missing) - set(left_out or {})),
         )
     figures = "".join(
-        f'<figure><img alt="{html.escape(title)}" src="{uri}"><figcaption>{html.escape(title)}</figcaption></figure>'
+        f'<figure><img alt="{_text(title)}" src="{uri}"><figcaption>{_text(title)}</figcaption></figure>'
         for title, uri in images
     )
     if missing:
         figures += (
             "<p>Left out to keep the time budget:</p><ul>"
-            + "".join(f"<li>{html.escape(title)}: {html.escape(why)}</li>" for title, why in missing.items())
+            + "".join(f"<li>{_text(title)}: {_text(why)}</li>" for title, why in missing.items())
             + "</ul>"
         )
     columns = [
@@ -259,7 +269,7 @@ def render(
         "fit_time_seconds",
         "ensemble_weight",
     ]
-    warnings = "".join(f"<li>{html.escape(w['message'])}</li>" for w in exploration.get("warnings", []))
+    warnings = "".join(f"<li>{_text(w['message'])}</li>" for w in exploration.get("warnings", []))
     feature_rows = [
         {
             k: v
@@ -269,9 +279,9 @@ def render(
         for f in exploration.get("features", [])
     ]
     facts = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_cell(v))}</td></tr>" for k, v in summary.items()
+        f"<tr><th>{_text(str(k))}</th><td>{_text(_cell(v))}</td></tr>" for k, v in summary.items()
     )
-    target = html.escape(json.dumps(exploration.get("target", {}), indent=1))
+    target = _text(json.dumps(exploration.get("target", {}), indent=1, ensure_ascii=False))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>byoc AutoML report</title>
 <style>
