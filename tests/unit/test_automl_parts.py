@@ -1355,6 +1355,26 @@ def test_the_report_shows_unicode_labels_as_written_and_bidi_controls_by_code_po
     assert "<td>[U+202E]evil</td>" in page
 
 
+def test_the_reports_plots_keep_names_apart_that_start_alike():
+    """Names were cut to their first 24 (classes: 12) characters: two columns
+    ``customer_account_balance_2023`` and ``..._2024`` became one label, and matplotlib drew both
+    bars in one place, one hiding the other; classes ``segment_north_A``/``_B`` read the same on
+    the confusion matrix's axes.  A long name keeps its start and end, and each bar its own row."""
+    from matplotlib.figure import Figure
+
+    ax = Figure().subplots()
+    names = ["customer_account_balance_2023", "customer_account_balance_2024", "age"]
+    report._importances(dict(zip(names, [0.5, 0.1, 0.3], strict=True)))(ax)
+    assert sorted(bar.get_y() for bar in ax.patches) == pytest.approx([-0.4, 0.6, 1.6])
+    shown = [label.get_text() for label in ax.get_yticklabels()]
+    assert len(set(shown)) == 3 and all(len(text) <= 24 for text in shown)
+    ax = Figure().subplots()
+    y = np.array([0, 1, 0, 1])
+    report._confusion(y, y, ["segment_north_A", "segment_north_B"])(ax)
+    shown = [label.get_text() for label in ax.get_xticklabels()]
+    assert shown == ["segmen\u2026rth_A", "segmen\u2026rth_B"]
+
+
 @pytest.mark.parametrize("classes", [3, 150])
 def test_the_confusion_matrix_writes_its_counts_only_for_few_classes(classes):
     """matplotlib lays out each count on its own: 150 classes' 22,500 counts took 42 s, drawn

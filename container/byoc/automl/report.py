@@ -60,6 +60,16 @@ def _png(draw: Callable[[Any], None], *, width: float = 5.5, height: float = 4.0
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _short(value: Any, width: int) -> str:
+    """``value``'s text in at most ``width`` characters: its start and its end around an ellipsis,
+    so names that differ only at the end (``balance_2023``, ``balance_2024``) stay apart."""
+    text = str(value)
+    if len(text) <= width:
+        return text
+    tail = (width - 1) // 2
+    return text[: width - 1 - tail] + "\u2026" + text[-tail:]
+
+
 def _confusion(y: np.ndarray, predicted: np.ndarray, labels: Sequence[str]) -> Callable[[Any], None]:
     """The confusion matrix's colours; its counts and class names only up to ``COUNTED_CLASSES``
     and ``NAMED_CLASSES`` classes: matplotlib lays out each text on its own, so the counts cost
@@ -74,8 +84,8 @@ def _confusion(y: np.ndarray, predicted: np.ndarray, labels: Sequence[str]) -> C
     def draw(ax: Any) -> None:
         ax.imshow(matrix, cmap="Blues")
         if named:
-            ax.set_xticks(ticks, [str(v)[:12] for v in labels], rotation=45, ha="right")
-            ax.set_yticks(ticks, [str(v)[:12] for v in labels])
+            ax.set_xticks(ticks, [_short(v, 12) for v in labels], rotation=45, ha="right")
+            ax.set_yticks(ticks, [_short(v, 12) for v in labels])
         if counted:
             for i in ticks:
                 for j in ticks:
@@ -100,10 +110,10 @@ def _curves(y: np.ndarray, proba: np.ndarray, labels: Sequence[str], kind: str) 
                 continue
             if kind == "roc":
                 fpr, tpr, _ = roc_curve(truth, proba[:, k])
-                ax.plot(fpr, tpr, label=f"{str(labels[k])[:12]} (AUC {auc(fpr, tpr):.3f})")
+                ax.plot(fpr, tpr, label=f"{_short(labels[k], 12)} (AUC {auc(fpr, tpr):.3f})")
             else:
                 precision, recall, _ = precision_recall_curve(truth, proba[:, k])
-                ax.plot(recall, precision, label=str(labels[k])[:12])
+                ax.plot(recall, precision, label=_short(labels[k], 12))
         if kind == "roc":
             ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
             ax.set_xlabel("false positive rate")
@@ -145,7 +155,9 @@ def _importances(importances: Mapping[str, float]) -> Callable[[Any], None]:
     top = sorted(importances.items(), key=lambda kv: kv[1], reverse=True)[:20][::-1]
 
     def draw(ax: Any) -> None:
-        ax.barh([str(k)[:24] for k, _ in top], [v for _, v in top])
+        # by position: matplotlib puts bars of equal text (two names alike in what is shown) in one place
+        ax.barh(range(len(top)), [v for _, v in top])
+        ax.set_yticks(range(len(top)), [_short(k, 24) for k, _ in top])
         ax.set_xlabel("mean score drop when shuffled")
         ax.set_title("Permutation feature importance")
 
