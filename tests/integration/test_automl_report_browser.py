@@ -90,3 +90,58 @@ def test_every_image_of_the_report_decodes_and_the_page_logs_no_error(kind, brow
     assert rows >= 2
     errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
     assert errors == []
+
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(2)>',
+    "</style><b>bold</b>",
+    '=HYPERLINK("http://example.invalid","click")',
+    'a,b"c\nd',
+    "\u202eevil\u200b😀",
+    "x" * 5000,
+]
+
+
+def test_a_report_of_hostile_names_shows_them_as_text_within_the_window(browser, tmp_path):
+    """Column names and class labels are the data's: markup in them stays text (no element, no
+    console error), and a 5,000-character name wraps in its cell (and the target's classes) instead
+    of making the feature table, and the page, 40,000 pixels wide."""
+    from byoc.automl import objective, report
+
+    y = np.array([0, 1, 1, 0, 1, 0])
+    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4], [0.1, 0.9], [0.7, 0.3]])
+    features = [{"name": n, "type": "numeric", "missing_share": 0.0, "cardinality": 1} for n in HOSTILE]
+    exploration = {
+        "features": features,
+        "warnings": [{"message": f"column '{n}' holds a single value (or none)"} for n in HOSTILE],
+        "target": {"classes": {HOSTILE[0]: {"count": 3}, HOSTILE[-1]: {"count": 3}}},
+    }
+    page = tmp_path / "report.html"
+    page.write_text(
+        report.render(
+            problem_type=BINARY,
+            objective=objective.resolve(None, BINARY),
+            y=y,
+            held_out=proba,
+            labels=HOSTILE[:2],
+            results=[],
+            leaderboard=[],
+            exploration=exploration,
+            importances={n: 0.1 * i for i, n in enumerate(HOSTILE)},
+            summary={"chosen model": HOSTILE[2]},
+        ),
+        encoding="utf-8",
+    )
+    browser.set_window_size(1280, 900)
+    browser.get(page.as_uri())
+    assert browser.execute_script("return document.querySelectorAll('script, b, img[src=x]').length;") == 0
+    cells = browser.execute_script(
+        "return Array.from(document.querySelectorAll('table tbody tr td:first-child')).map(c => c.textContent);"
+    )
+    shown = [n.replace("\u202e", "[U+202E]") for n in HOSTILE]  # a bidi control is shown, not obeyed
+    assert [c for c in cells if c in shown] == shown
+    width = browser.execute_script("return document.documentElement.scrollWidth;")
+    assert width <= 1280, f"the page is {width} px wide"
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
+    assert errors == []

@@ -766,6 +766,18 @@ def _anti_correlated(y: np.ndarray, members: int, seed: int = 0) -> list[search.
     return made
 
 
+def test_the_stacks_leaderboard_row_gives_no_spread_it_did_not_measure():
+    """The stack is scored once on every out-of-fold row, not fold by fold: its objective_std
+    was written 0.0 (in leaderboard.csv and the report), a spread of nothing that reads as a
+    perfectly stable score; it is left empty, as for a candidate without one."""
+    y = np.arange(200) % 2
+    goal = objective.resolve("F1", BINARY)
+    scored = stack.evaluate(_anti_correlated(y, 2), y, goal, BINARY, 2, seed=0, finished_at=1.0)
+    [row] = job.leaderboard_rows([scored.result], goal, {}, BINARY)
+    assert row["objective_value"] == pytest.approx(scored.result.score)
+    assert row["objective_std"] is None
+
+
 def test_a_stack_cannot_invert_members_whose_out_of_fold_predictions_are_anti_correlated():
     """An unconstrained logistic meta-model learnt a negative weight on such members, scored
     F1=1.0 by cross-validation on their out-of-fold rows, and the saved stack — members refitted
@@ -1286,6 +1298,81 @@ def test_report_render_takes_the_held_out_predictions():
         summary={"k": "v"},
     )
     assert page.count("<img") == 5
+
+
+def test_the_report_draws_dollar_signs_in_labels_and_column_names_as_written():
+    """Price levels ``$``/``$$`` as classes and a column ``$x^$``: matplotlib read text with two
+    ``$`` as TeX math, "$$" raised a ParseException and the job failed as a fault of byoc's
+    (exit 2) after its whole search."""
+    from matplotlib.figure import Figure
+
+    y = np.array([0, 1, 1, 0, 1, 0])
+    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4], [0.1, 0.9], [0.7, 0.3]])
+    page = report.render(
+        problem_type=BINARY,
+        objective=objective.resolve(None, BINARY),
+        y=y,
+        held_out=proba,
+        labels=["$", "$$"],
+        results=[],
+        leaderboard=[],
+        exploration={},
+        importances={"$x^$": 0.5, "$\\frac$": 0.2},
+        summary={"k": "v"},
+    )
+    assert page.count("<img") == 5
+    ax = Figure().subplots()
+    report._confusion(y, proba.argmax(axis=1), ["$", "$$"])(ax)
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["$", "$$"]
+
+
+def test_the_report_shows_unicode_labels_as_written_and_bidi_controls_by_code_point():
+    """The Target section spelt every non-ASCII label as JSON escapes (``caf\\u00e9``,
+    ``\\u65e5\\u672c``); and a right-to-left override in a column name (invisible) reversed the
+    rest of its warning on screen: it is shown as ``[U+202E]``."""
+    y = np.array([0, 1, 1, 0, 1, 0])
+    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4], [0.1, 0.9], [0.7, 0.3]])
+    name = "\u202eevil"
+    page = report.render(
+        problem_type=BINARY,
+        objective=objective.resolve(None, BINARY),
+        y=y,
+        held_out=proba,
+        labels=["no", "yes"],
+        results=[],
+        leaderboard=[],
+        exploration={
+            "features": [{"name": name, "type": "numeric"}],
+            "warnings": [{"message": f"column '{name}' holds a single value (or none)"}],
+            "target": {"classes": {"café": {"count": 3}, "日本": {"count": 3}}},
+        },
+        importances=None,
+        summary={"k": "v"},
+    )
+    assert "&quot;café&quot;" in page and "&quot;日本&quot;" in page and "\\u" not in page
+    assert "\u202e" not in page
+    assert "<li>column &#x27;[U+202E]evil&#x27; holds a single value (or none)</li>" in page
+    assert "<td>[U+202E]evil</td>" in page
+
+
+def test_the_reports_plots_keep_names_apart_that_start_alike():
+    """Names were cut to their first 24 (classes: 12) characters: two columns
+    ``customer_account_balance_2023`` and ``..._2024`` became one label, and matplotlib drew both
+    bars in one place, one hiding the other; classes ``segment_north_A``/``_B`` read the same on
+    the confusion matrix's axes.  A long name keeps its start and end, and each bar its own row."""
+    from matplotlib.figure import Figure
+
+    ax = Figure().subplots()
+    names = ["customer_account_balance_2023", "customer_account_balance_2024", "age"]
+    report._importances(dict(zip(names, [0.5, 0.1, 0.3], strict=True)))(ax)
+    assert sorted(bar.get_y() for bar in ax.patches) == pytest.approx([-0.4, 0.6, 1.6])
+    shown = [label.get_text() for label in ax.get_yticklabels()]
+    assert len(set(shown)) == 3 and all(len(text) <= 24 for text in shown)
+    ax = Figure().subplots()
+    y = np.array([0, 1, 0, 1])
+    report._confusion(y, y, ["segment_north_A", "segment_north_B"])(ax)
+    shown = [label.get_text() for label in ax.get_xticklabels()]
+    assert shown == ["segmen\u2026rth_A", "segmen\u2026rth_B"]
 
 
 @pytest.mark.parametrize("classes", [3, 150])

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -42,17 +43,31 @@ def load_plotting() -> float:
 
 
 def _png(draw: Callable[[Any], None], *, width: float = 5.5, height: float = 4.0) -> str:
-    """A data URI of what ``draw(axes)`` plotted."""
+    """A data URI of what ``draw(axes)`` plotted.  Text is drawn as written: class labels and
+    column names are the data's, and matplotlib would read one holding two ``$`` as TeX math
+    (price levels ``$``, ``$$``, ``$$$``: "$$" raised a ParseException and failed the job)."""
     load_plotting()
+    from matplotlib import rc_context
     from matplotlib.figure import Figure as _Figure
 
-    figure = _Figure(figsize=(width, height), dpi=96)
-    axes = figure.subplots()
-    draw(axes)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    with rc_context({"text.parse_math": False}):
+        figure = _Figure(figsize=(width, height), dpi=96)
+        axes = figure.subplots()
+        draw(axes)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _short(value: Any, width: int) -> str:
+    """``value``'s text in at most ``width`` characters: its start and its end around an ellipsis,
+    so names that differ only at the end (``balance_2023``, ``balance_2024``) stay apart."""
+    text = str(value)
+    if len(text) <= width:
+        return text
+    tail = (width - 1) // 2
+    return text[: width - 1 - tail] + "\u2026" + text[-tail:]
 
 
 def _confusion(y: np.ndarray, predicted: np.ndarray, labels: Sequence[str]) -> Callable[[Any], None]:
@@ -69,8 +84,8 @@ def _confusion(y: np.ndarray, predicted: np.ndarray, labels: Sequence[str]) -> C
     def draw(ax: Any) -> None:
         ax.imshow(matrix, cmap="Blues")
         if named:
-            ax.set_xticks(ticks, [str(v)[:12] for v in labels], rotation=45, ha="right")
-            ax.set_yticks(ticks, [str(v)[:12] for v in labels])
+            ax.set_xticks(ticks, [_short(v, 12) for v in labels], rotation=45, ha="right")
+            ax.set_yticks(ticks, [_short(v, 12) for v in labels])
         if counted:
             for i in ticks:
                 for j in ticks:
@@ -95,10 +110,10 @@ def _curves(y: np.ndarray, proba: np.ndarray, labels: Sequence[str], kind: str) 
                 continue
             if kind == "roc":
                 fpr, tpr, _ = roc_curve(truth, proba[:, k])
-                ax.plot(fpr, tpr, label=f"{str(labels[k])[:12]} (AUC {auc(fpr, tpr):.3f})")
+                ax.plot(fpr, tpr, label=f"{_short(labels[k], 12)} (AUC {auc(fpr, tpr):.3f})")
             else:
                 precision, recall, _ = precision_recall_curve(truth, proba[:, k])
-                ax.plot(recall, precision, label=str(labels[k])[:12])
+                ax.plot(recall, precision, label=_short(labels[k], 12))
         if kind == "roc":
             ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
             ax.set_xlabel("false positive rate")
@@ -140,7 +155,9 @@ def _importances(importances: Mapping[str, float]) -> Callable[[Any], None]:
     top = sorted(importances.items(), key=lambda kv: kv[1], reverse=True)[:20][::-1]
 
     def draw(ax: Any) -> None:
-        ax.barh([str(k)[:24] for k, _ in top], [v for _, v in top])
+        # by position: matplotlib puts bars of equal text (two names alike in what is shown) in one place
+        ax.barh(range(len(top)), [v for _, v in top])
+        ax.set_yticks(range(len(top)), [_short(k, 24) for k, _ in top])
         ax.set_xlabel("mean score drop when shuffled")
         ax.set_title("Permutation feature importance")
 
@@ -168,11 +185,20 @@ def _timeline(results: Sequence[Result], objective: Any) -> Callable[[Any], None
     return draw
 
 
+# Bidirectional formatting characters: invisible, they reorder the text after them to the end of
+# its line or cell ("column '\u202eevil' holds ..." shows the rest of the warning reversed).
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _text(value: str) -> str:
+    """``value`` as HTML text: escaped, and its bidirectional controls shown as their code points."""
+    return _BIDI_CONTROLS.sub(lambda m: f"[U+{ord(m.group()):04X}]", html.escape(value))
+
+
 def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    head = "".join(f"<th>{_text(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in columns) + "</tr>"
-        for row in rows
+        "<tr>" + "".join(f"<td>{_text(_cell(row.get(c)))}</td>" for c in columns) + "</tr>" for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -235,13 +261,13 @@ def render(
             ", ".join(set(missing) - set(left_out or {})),
         )
     figures = "".join(
-        f'<figure><img alt="{html.escape(title)}" src="{uri}"><figcaption>{html.escape(title)}</figcaption></figure>'
+        f'<figure><img alt="{_text(title)}" src="{uri}"><figcaption>{_text(title)}</figcaption></figure>'
         for title, uri in images
     )
     if missing:
         figures += (
             "<p>Left out to keep the time budget:</p><ul>"
-            + "".join(f"<li>{html.escape(title)}: {html.escape(why)}</li>" for title, why in missing.items())
+            + "".join(f"<li>{_text(title)}: {_text(why)}</li>" for title, why in missing.items())
             + "</ul>"
         )
     columns = [
@@ -255,7 +281,7 @@ def render(
         "fit_time_seconds",
         "ensemble_weight",
     ]
-    warnings = "".join(f"<li>{html.escape(w['message'])}</li>" for w in exploration.get("warnings", []))
+    warnings = "".join(f"<li>{_text(w['message'])}</li>" for w in exploration.get("warnings", []))
     feature_rows = [
         {
             k: v
@@ -265,18 +291,18 @@ def render(
         for f in exploration.get("features", [])
     ]
     facts = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_cell(v))}</td></tr>" for k, v in summary.items()
+        f"<tr><th>{_text(str(k))}</th><td>{_text(_cell(v))}</td></tr>" for k, v in summary.items()
     )
-    target = html.escape(json.dumps(exploration.get("target", {}), indent=1))
+    target = _text(json.dumps(exploration.get("target", {}), indent=1, ensure_ascii=False))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>byoc AutoML report</title>
 <style>
-body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+body {{ font-family: sans-serif; margin: 2em; color: #222; overflow-wrap: anywhere; }}
 table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; }}
 figure {{ display: inline-block; margin: 0.5em; }}
 img {{ max-width: 560px; }}
-pre {{ background: #f6f6f6; padding: 0.5em; }}
+pre {{ background: #f6f6f6; padding: 0.5em; white-space: pre-wrap; }}
 </style></head><body>
 <h1>byoc AutoML report</h1>
 <table>{facts}</table>

@@ -237,7 +237,7 @@ def evaluate(
         _describe(members, problem_type),
         COMPLETED,
         scores.get(goal.key, float("nan")),
-        0.0,
+        float("nan"),  # scored once on every out-of-fold row: no spread across folds to give
         scores,
         finished_at=finished_at,
         message="meta-model on the out-of-fold predictions of " + ", ".join(m.name for m in members),
