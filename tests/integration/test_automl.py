@@ -572,6 +572,35 @@ def test_sigterm_during_the_final_refit_saves_the_model_cross_validation_kept_wi
     assert np.mean([a == b for a, b in zip(labels, truth, strict=True)]) >= 0.7
 
 
+# The permutation importance never ends (a wide table's scoring passes, made deterministic): it
+# ran in the job's own process, where a stop signal could not cut it short.
+ENDLESS_IMPORTANCE = """
+import time
+import sklearn.inspection
+def endless(*args, **kwargs):
+    print("permutation importance: started", flush=True)
+    time.sleep(3600)
+sklearn.inspection.permutation_importance = endless
+"""
+
+
+def test_sigterm_during_the_permutation_importance_saves_the_model_within_the_grace_period(tmp_path):
+    """The report's permutation importance ran in the job's process until the budget's deadline
+    (its cost was checked against the budget before the signal): a SIGTERM during it reached the
+    job shell's hard stop at the grace period's end, exit 143 and no model, although the chosen
+    model was refitted.  It is left out at the stop, and the model saved."""
+    root, automl = _saved_after_sigterm_during(
+        tmp_path,
+        ENDLESS_IMPORTANCE,
+        r"permutation importance: started",
+        "writing the leaderboard and the report",
+    )
+    assert automl["saved_from_cross_validation"] is False, automl
+    page = (root / "output" / "data" / "report.html").read_text()
+    assert re.search(r"Permutation feature importance: stopped after [\d.]+ s: the grace period", page)
+    assert {"model.joblib", "model.json"} <= set(model_dir_entries(root))
+
+
 def _saved_within_the_budget(root: Path, budget: float, patch: str) -> str:
     """Run ``train`` with ``patch``; it must save a model (exit 0) within the budget + 10%."""
     started = time.monotonic()

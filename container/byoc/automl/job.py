@@ -601,11 +601,20 @@ def _stack_beyond_noise(
 
 
 def _importances(
-    estimator: Any, X: pd.DataFrame, y: np.ndarray, problem_type: str, seed: int, deadline: float
+    estimator: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    problem_type: str,
+    seed: int,
+    deadline: isolated.Deadline,
 ) -> tuple[dict[str, float] | None, str]:
     """Permutation importance on up to ``IMPORTANCE_ROWS`` rows, when its cost — one scoring
-    pass per feature and repeat, timed on the first — fits before ``deadline``; else None and why."""
-    if time.monotonic() >= deadline:
+    pass per feature and repeat, timed on the first — fits before ``deadline()``; else None and
+    why.  It runs in a child process killed when ``deadline()`` passes: a stop signal during it
+    brings that forward to the grace period's time, where scikit-learn's loop, run here, went
+    on until the budget's and carried the job past its hard stop (no model saved)."""
+    until, _ = deadline()
+    if time.monotonic() >= until:
         why = "the time budget ran out before it"
         log.info("auto: permutation feature importance left out of the report: %s", why)
         return None, why
@@ -618,15 +627,28 @@ def _importances(
     timed = time.monotonic()
     get_scorer(scoring)(estimator, sample, target)
     expected = (time.monotonic() - timed) * (X.shape[1] * IMPORTANCE_REPEATS + 1)
-    left = deadline - time.monotonic()
+    left = deadline()[0] - time.monotonic()
     if expected > left:
         why = f"it needs about {expected:.1f} s and {max(left, 0.0):.1f} s of the budget were left for it"
         log.info("auto: permutation feature importance left out of the report: %s", why)
         return None, why
-    result = permutation_importance(
-        estimator, sample, target, scoring=scoring, n_repeats=IMPORTANCE_REPEATS, random_state=seed
+
+    def work(report: Callable[..., None]) -> dict[str, float]:
+        result = permutation_importance(
+            estimator, sample, target, scoring=scoring, n_repeats=IMPORTANCE_REPEATS, random_state=seed
+        )
+        return {str(c): float(v) for c, v in zip(X.columns, result.importances_mean, strict=True)}
+
+    ended = isolated.run(work, deadline)
+    if ended.finished:
+        return ended.value, ""
+    why = (
+        f"stopped after {ended.seconds:.1f} s: {ended.killed}"
+        if ended.killed
+        else isolated.lost("the process computing it", ended)
     )
-    return {str(c): float(v) for c, v in zip(X.columns, result.importances_mean, strict=True)}, ""
+    log.info("auto: permutation feature importance left out of the report: %s", why)
+    return None, why
 
 
 def run(
@@ -933,7 +955,15 @@ def run(
     _write_csv(output_dir / "leaderboard.csv", rows)
     with threadpool_limits(limits=1, user_api="openmp"):  # as in the search
         importances, why_not = _importances(
-            estimator, X_fit, y_fit, problem_type, settings.seed, finish_by() - PLOT_SECONDS
+            estimator,
+            X_fit,
+            y_fit,
+            problem_type,
+            settings.seed,
+            lambda: (
+                finish_by() - PLOT_SECONDS,
+                GRACE_RAN_OUT if stop.is_set() else isolated.BUDGET_RAN_OUT,
+            ),
         )
     if why_not:
         left_out["Permutation feature importance"] = why_not
