@@ -374,6 +374,20 @@ def test_a_read_only_checkpoint_directory_does_not_end_the_job(tmp_path):
     assert len(re.findall(r"auto candidate \d+:", result.stdout)) == 2
 
 
+def test_a_checkpoint_directory_that_cannot_be_read_does_not_end_the_job(tmp_path):
+    """A checkpoint folder the training user cannot enter (left by a run as another user) failed
+    the whole job before its search, as an unreadable file of the ML root: checkpoints only
+    spare a restart work, so the job warns and scores every candidate."""
+    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=180, max_candidates=1)
+    (root / "checkpoints" / "byoc-automl").mkdir(parents=True, mode=0o000)
+    result = run_train(root, unprivileged=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert read_failure(root) is None
+    assert "auto: checkpoints cannot be read" in result.stdout and "Permission denied" in result.stdout
+    assert len(re.findall(r"auto candidate \d+:", result.stdout)) == 1
+    assert (root / "model" / "model.json").exists()
+
+
 def _sigterm_when(proc, pattern: str, grace: float) -> tuple[str, str]:
     """SIGTERM once ``proc`` has logged a line matching ``pattern``; what it printed before and
     after, once it has ended within the grace period (+ 10%, as the budget)."""
