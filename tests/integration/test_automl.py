@@ -374,6 +374,20 @@ def test_a_read_only_checkpoint_directory_does_not_end_the_job(tmp_path):
     assert len(re.findall(r"auto candidate \d+:", result.stdout)) == 2
 
 
+def test_a_checkpoint_directory_that_cannot_be_read_does_not_end_the_job(tmp_path):
+    """A checkpoint folder the training user cannot enter (left by a run as another user) failed
+    the whole job before its search, as an unreadable file of the ML root: checkpoints only
+    spare a restart work, so the job warns and scores every candidate."""
+    root = _root(tmp_path, mixed_frame(), "deposit", max_runtime_seconds=180, max_candidates=1)
+    (root / "checkpoints" / "byoc-automl").mkdir(parents=True, mode=0o000)
+    result = run_train(root, unprivileged=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert read_failure(root) is None
+    assert "auto: checkpoints cannot be read" in result.stdout and "Permission denied" in result.stdout
+    assert len(re.findall(r"auto candidate \d+:", result.stdout)) == 1
+    assert (root / "model" / "model.json").exists()
+
+
 def _sigterm_when(proc, pattern: str, grace: float) -> tuple[str, str]:
     """SIGTERM once ``proc`` has logged a line matching ``pattern``; what it printed before and
     after, once it has ended within the grace period (+ 10%, as the budget)."""
@@ -570,6 +584,35 @@ def test_sigterm_during_the_final_refit_saves_the_model_cross_validation_kept_wi
     truth = frame["deposit"].head(40).astype(str).tolist()
     labels = [str(p["predicted_label"]) for p in predictions]
     assert np.mean([a == b for a, b in zip(labels, truth, strict=True)]) >= 0.7
+
+
+# The permutation importance never ends (a wide table's scoring passes, made deterministic): it
+# ran in the job's own process, where a stop signal could not cut it short.
+ENDLESS_IMPORTANCE = """
+import time
+import sklearn.inspection
+def endless(*args, **kwargs):
+    print("permutation importance: started", flush=True)
+    time.sleep(3600)
+sklearn.inspection.permutation_importance = endless
+"""
+
+
+def test_sigterm_during_the_permutation_importance_saves_the_model_within_the_grace_period(tmp_path):
+    """The report's permutation importance ran in the job's process until the budget's deadline
+    (its cost was checked against the budget before the signal): a SIGTERM during it reached the
+    job shell's hard stop at the grace period's end, exit 143 and no model, although the chosen
+    model was refitted.  It is left out at the stop, and the model saved."""
+    root, automl = _saved_after_sigterm_during(
+        tmp_path,
+        ENDLESS_IMPORTANCE,
+        r"permutation importance: started",
+        "writing the leaderboard and the report",
+    )
+    assert automl["saved_from_cross_validation"] is False, automl
+    page = (root / "output" / "data" / "report.html").read_text()
+    assert re.search(r"Permutation feature importance: stopped after [\d.]+ s: the grace period", page)
+    assert {"model.joblib", "model.json"} <= set(model_dir_entries(root))
 
 
 def _saved_within_the_budget(root: Path, budget: float, patch: str) -> str:

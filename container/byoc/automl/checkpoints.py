@@ -112,10 +112,20 @@ class Checkpoints:
         _atomic(self.folder / f"{stem}.json", lambda fh: fh.write(json.dumps(record).encode()))
 
     def load(self) -> list[Result]:
-        if not self.folder.is_dir():
+        try:  # a folder the training user cannot enter (left by a run as another user)
+            if not self.folder.is_dir():
+                return []
+            paths = sorted(p for p in self.folder.iterdir() if p.suffix == ".json")  # glob hides EACCES
+        except OSError as exc:  # checkpoints only spare a restart work: never end the job
+            log.warning(
+                "auto: checkpoints cannot be read: %s (%s); the search scores every candidate again "
+                "(give the training user access to the checkpoint directory)",
+                exc.strerror or exc,
+                display_path(exc.filename or self.folder),
+            )
             return []
         results: list[Result] = []
-        for path in sorted(self.folder.glob("*.json")):
+        for path in paths:
             try:
                 record = json.loads(path.read_text())
                 _check(record)
