@@ -113,6 +113,8 @@ def test_auto_trains_explores_ranks_reports_and_serves(kind, tmp_path):
         "the objective is logged as validation:<metric>="
     )
     assert elapsed < budget * 1.1 + 15, f"job took {elapsed:.1f} s for a {budget} s budget"
+    # joblib's warning that a forked candidate runs its loops in one process, once per loop
+    assert "Loky-backed parallel loops" not in out + result.stderr
 
     data = root / "output" / "data"
     board = _leaderboard(root)

@@ -24,6 +24,7 @@ import math
 import multiprocessing
 import signal
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -71,6 +72,11 @@ MEMORY = "memory"  # a child's report of a MemoryError raised by its work
 
 def _child(work: Work, pipe: Connection, libc: Any) -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # a lost parent (host) takes it along
+    # A daemonic child runs joblib's loops (a forest's n_jobs) in one process, as the cost model
+    # measured them, and joblib warns of that on every loop: 26 lines in a 6-candidate job's log.
+    warnings.filterwarnings(
+        "ignore", message="Loky-backed parallel loops cannot be called", category=UserWarning
+    )
     try:
         pipe.send(("result", work(lambda *report: pipe.send(("progress", *report)))))
     except MemoryError as exc:  # said to the parent, which words it (memory is scarce here)
