@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pyarrow.types as pat
 
-from byoc import values
+from byoc import arrow_tables, values
 from byoc.arrowerrors import refused_as
 from byoc.errors import DataError, PayloadTooLarge
 from byoc.serving.codecs import parquet_pages
@@ -166,7 +166,9 @@ def batches(body: bytes, schema: RequestSchema, limit: int) -> Iterator[Batch]:
 
 def _batch(table: pa.Table, schema: RequestSchema, start_row: int) -> Batch:
     with refused_as(_unconvertible, pa.ArrowException, ValueError, TypeError):
-        # dates, decimals, booleans and dictionaries as training reads them
+        # a saved pandas index (byoc.arrow_tables), dates, decimals, booleans and dictionaries as
+        # training reads them
+        table = arrow_tables.without_saved_index(table)
         columns = [
             values.plain_arrow(column, schema.time_unit(str(name)))
             for name, column in zip(table.column_names, table.columns, strict=True)
