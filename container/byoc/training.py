@@ -355,13 +355,14 @@ def _typed_label(y: pd.Series, *, labels: Labels | None = None) -> pd.Series:
     when they are integers, a label past float precision is the integer written
     (:func:`byoc.problem.exact_integers`), as the train channel's JSON or Parquet ids were.  The
     reader's integers past float precision beside a missing label stay Python ints
-    (:func:`byoc.data.tabular.exact_integer_column`), for every channel: float64 would merge them."""
+    (:func:`byoc.arrow_tables.exact_integer_column`), for every channel: float64 would merge them."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
 
     from byoc import problem
-    from byoc.data.tabular import exact_integer_column, to_frame
+    from byoc.arrow_tables import exact_integer_column
+    from byoc.data.tabular import to_frame
 
     if isinstance(y.dtype, pd.StringDtype):
         column = pa.array(y.array)

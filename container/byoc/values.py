@@ -535,7 +535,7 @@ def plain_arrow(
 
     Dates and times become their ISO text (:func:`temporal_text`: one spelling per instant in
     ``time_unit``, whatever the file's unit), durations a number of ``time_unit``, decimals float64, booleans ``true``/``false``,
-    dictionaries and large strings plain strings, an all-null column float64.  Nested types
+    dictionaries, large strings and string views plain strings, an all-null column float64.  Nested types
     are left for the caller to refuse.  Used on training tables and Parquet requests alike.
     """
     t = column.type
@@ -547,7 +547,7 @@ def plain_arrow(
         return plain_arrow(column.cast(t.value_type), time_unit)
     if pat.is_temporal(t):
         return temporal_text(column, time_unit)
-    if pat.is_large_string(t):
+    if pat.is_large_string(t) or getattr(pat, "is_string_view", lambda _: False)(t):  # view: pyarrow >= 16
         return column.cast(pa.string())
     return column
 

@@ -337,6 +337,33 @@ def test_read_arrow_types_a_text_column_by_the_scalar_rules(cells):
         np.testing.assert_array_equal(column.to_numpy(zero_copy_only=False), np.asarray(numbers))
 
 
+TEXT_TYPES = [pa.string(), pa.large_string(), pa.string_view(), pa.dictionary(pa.int32(), pa.string())]
+
+
+@settings(deadline=None)
+@given(
+    st.lists(st.one_of(st.sampled_from(HOSTILE_TEXT), st.text(max_size=6), st.none()), min_size=1),
+    st.sampled_from(TEXT_TYPES),
+)
+def test_a_parquet_text_column_reads_alike_whatever_its_arrow_text_type(cells, text_type):
+    """A Parquet file (Polars', or pyarrow's of a table holding string views) may store text as
+    string_view: training read such a column as it was, neither numbers nor categories spelled
+    by the rules (``1`` stayed a category, ``TRUE`` and ``  `` categories of their own), while a
+    request's was spelled (``true``, missing): the model's categories were none it was sent."""
+    typed = pa.array(cells, type=pa.string())
+    typed = typed.dictionary_encode() if pa.types.is_dictionary(text_type) else typed.cast(text_type)
+    expected = values.read_arrow(pa.array(cells, type=pa.string()))
+    column = values.read_arrow(typed)
+    assert column.type == expected.type
+    assert [_missing_as_none(v) for v in column.to_pylist()] == [
+        _missing_as_none(v) for v in expected.to_pylist()
+    ]
+
+
+def _missing_as_none(value):
+    return None if value is None or value != value else value
+
+
 def test_json_scalars_read_as_categories_or_numbers():
     def read(cells):
         return values.read_arrow(values.spell_python(cells)).to_pylist()

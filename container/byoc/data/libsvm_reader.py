@@ -42,7 +42,48 @@ def _read_one(source: Source) -> tuple[sp.csr_matrix, np.ndarray]:
             X, y = load_svmlight_file(fh, zero_based=True, dtype=np.float64)
     except (ValueError, TypeError, OverflowError, OSError, EOFError, UnicodeDecodeError) as exc:
         raise _located(source, exc) from exc
+    _refuse_underscores(source)
     return X.tocsr(), y
+
+
+SCAN_BYTES = 1 << 20
+
+
+def _refuse_underscores(source: Source) -> None:
+    """A number written with underscores (``1_000``, a label ``1_0``) refused, naming its line.
+
+    scikit-learn's parser reads each token with Python's ``float``, which takes PEP 515's
+    underscores (``1_000`` is 1000, ``1_0`` the class 10); byoc's one rule for text
+    (:mod:`byoc.values`) reads no such number, and the endpoint answers 400 for it in a request,
+    so the model would be trained on values its endpoint refuses.  A scan of the file in blocks
+    (no line is looked at unless an underscore occurs; a comment after ``#`` may hold one)."""
+    try:
+        with source.open() as fh:
+            while block := fh.read(SCAN_BYTES):
+                if b"_" in block:
+                    break
+            else:
+                return
+        with source.open() as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                if b"_" in raw.split(b"#", 1)[0]:
+                    problem = _line_problem(raw.decode("utf-8", errors="replace"))
+                    if problem:
+                        raise DataError(
+                            f"{source.name}, line {lineno}: {problem} (write numbers without '_'); "
+                            "each line must be '<label> <index>:<value> ...' with increasing indices",
+                            code="bad_libsvm",
+                        )
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _located(source, exc) from exc
+
+
+def _number(text: str) -> float:
+    """``text`` as scikit-learn's parser reads a number, but without PEP 515's underscores
+    (see :func:`_refuse_underscores`); ValueError when it is none."""
+    if "_" in text:
+        raise ValueError(text)
+    return float(text)
 
 
 def _located(source: Source, exc: BaseException) -> DataError:
@@ -81,7 +122,7 @@ def _line_problem(text: str) -> str | None:
     if not tokens:
         return None
     try:
-        float(tokens[0].split(",")[0])
+        _number(tokens[0].split(",")[0])
     except ValueError:
         return f"label {tokens[0][:40]!r} is not a number"
     previous = -1
@@ -97,7 +138,7 @@ def _line_problem(text: str) -> str | None:
             return f"feature index {index} does not increase"
         previous = int(index)
         try:
-            float(value)
+            _number(value)
         except ValueError:
             return f"value {value[:40]!r} of feature {index} is not a number"
     return None

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from byoc.arrow_tables import without_saved_index
 from byoc.arrowerrors import blames_input
 from byoc.data.partitions import with_partitions
 from byoc.data.sources import Source, io_failure
@@ -57,10 +58,7 @@ def _read_one(source: Source) -> pa.Table:
             "truncated: write it again",
             code="bad_parquet",
         ) from exc
-    index_columns = [c for c in table.column_names if c.startswith("__index_level_")]
-    if index_columns:  # a pandas index saved alongside the data is not a feature
-        table = table.drop_columns(index_columns)
-    return table
+    return without_saved_index(table)  # a pandas index saved alongside the data is not a feature
 
 
 def read(

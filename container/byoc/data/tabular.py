@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.types as pat
 
 from byoc import values
+from byoc.arrow_tables import exact_integer_column, keep_exact_integers
 from byoc.errors import DataError
 
 
@@ -155,7 +156,8 @@ def _cast_columns(table: pa.Table, targets: dict[str, pa.DataType]) -> pa.Table:
         if column.type == target:
             continue
         if target == pa.string():
-            categories = values.category_column(column.to_pandas())
+            exact = exact_integer_column(column)  # ids past 2**53 beside a null: their digits
+            categories = values.category_column(column.to_pandas() if exact is None else exact)
             spelled = categories.astype(object).where(categories.notna(), None).to_numpy()
             column = pa.array(spelled, type=pa.string(), from_pandas=True)
         else:
@@ -262,7 +264,9 @@ def to_frame(table: pa.Table, *, typed: bool = True, as_written: int | None = No
     ``as_written`` (the label column's position) is left as written in a typed channel too:
     training types the labels (``byoc.training._typed_label``), and class labels ``01`` and
     ``1`` must not both become the number 1 before it can see them (``byoc.problem``); integer
-    labels past float precision beside a missing one stay Python ints (:func:`exact_integer_column`)."""
+    labels past float precision beside a missing one stay Python ints
+    (:func:`byoc.arrow_tables.exact_integer_column`), and so do an untyped channel's features: the
+    categories the server spells them as."""
     columns = list(table.columns)
     read = [
         i for i in range(len(columns)) if typed and i != as_written
@@ -273,8 +277,10 @@ def to_frame(table: pa.Table, *, typed: bool = True, as_written: int | None = No
     ]
     table = pa.table(columns, names=[str(c) for c in table.column_names])
     frame = table.to_pandas(split_blocks=True)
-    if as_written is not None and (exact := exact_integer_column(table.column(as_written))) is not None:
-        frame.isetitem(as_written, exact.set_axis(frame.index))
+    # the label's integers past float precision beside a null stay exact; in an untyped channel
+    # every column's, as a request's are (byoc.arrow_tables): a categorical feature's too
+    exact = range(len(columns)) if not typed else [] if as_written is None else [as_written]
+    keep_exact_integers(table, frame, exact)
     del table
     return frame
 
@@ -319,18 +325,3 @@ def _decimal_text(column: pa.ChunkedArray) -> pa.Array:
     return pc.replace_with_mask(
         text, exponent, pa.array([format(Decimal(t).normalize(), "f") for t in written])
     )
-
-
-def exact_integer_column(column: pa.ChunkedArray | pa.Array) -> pd.Series | None:
-    """An integer label ``column`` (JSON numbers, Parquet int64) holding a null and an id past
-    float precision as Python ints and None: pandas makes an integer column with a null float64,
-    where ids 2**53 and 2**53 + 1 are both 2**53, one class.  None for any other column, which
-    pandas' own conversion keeps exact (or which holds no integers to keep)."""
-    from byoc.problem import FLOAT_EXACT
-
-    if not pat.is_integer(column.type) or not column.null_count or column.null_count == len(column):
-        return None
-    bounds = pc.min_max(column)
-    if max(abs(bounds["min"].as_py()), abs(bounds["max"].as_py())) < FLOAT_EXACT:
-        return None
-    return pd.Series(column.to_pylist(), dtype=object)

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pyarrow.types as pat
 
-from byoc import values
+from byoc import arrow_tables, values
 from byoc.arrowerrors import refused_as
 from byoc.errors import DataError, PayloadTooLarge
 from byoc.serving.codecs import parquet_pages
@@ -166,13 +166,15 @@ def batches(body: bytes, schema: RequestSchema, limit: int) -> Iterator[Batch]:
 
 def _batch(table: pa.Table, schema: RequestSchema, start_row: int) -> Batch:
     with refused_as(_unconvertible, pa.ArrowException, ValueError, TypeError):
-        # dates, decimals, booleans and dictionaries as training reads them
+        # a saved pandas index, dates, decimals, booleans, dictionaries and integers past float
+        # precision beside a null as training reads them (byoc.arrow_tables)
+        table = arrow_tables.without_saved_index(table)
         columns = [
             values.plain_arrow(column, schema.time_unit(str(name)))
             for name, column in zip(table.column_names, table.columns, strict=True)
         ]
         table = pa.table(columns, names=table.column_names)
-        frame = table.to_pandas()
+        frame = arrow_tables.keep_exact_integers(table, table.to_pandas(), range(table.num_columns))
     if isinstance(frame.columns, pd.MultiIndex) or not all(isinstance(c, str) for c in frame.columns):
         raise DataError(
             "the Parquet table's column names must be the feature names as text", code="bad_shape"
