@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from byoc import logtext
 from byoc.environment import MLPaths
 
 log = logging.getLogger("byoc.dispatch")
@@ -34,9 +35,7 @@ def choose(paths: MLPaths) -> tuple[str, str]:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Exec ``train`` or ``serve`` (same process: signals from tini reach it directly)."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
-    )
+    logging.basicConfig(level=logging.INFO, handlers=[logtext.handler(sys.stdout)])
     args = list(sys.argv[1:] if argv is None else argv)
     paths = MLPaths.from_environ(environ)
     command, reason = choose(paths)

@@ -38,6 +38,7 @@ from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 
+from byoc import logtext
 from byoc.artifact import BINARY, MULTICLASS, REGRESSION
 
 log = logging.getLogger("byoc.evaluation")
@@ -739,9 +740,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from byoc.job import StopWatcher, one_line, write_failure
 
     csvfields.allow_fields(csvfields.TRAINING_ROW_BYTES)  # the test channel is read as training reads
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
-    )
+    logging.basicConfig(level=logging.INFO, handlers=[logtext.handler(sys.stdout)])
     message_file = MLPaths.from_environ().output_dir / "message"
     progress = Progress()
     StopWatcher(stop_handler(message_file, progress)).start()

@@ -134,7 +134,7 @@ def worse_than_constant(
         r2 = train.get("r2")
         if r2 is None or not r2 < 0:
             return None
-        worse = f"than predicting their mean: train:r2={r2:.3g} (the mean's is 0)"
+        worse = f"than predicting their mean: train:r2 {r2:.3g} (the mean's is 0)"
     else:
         accuracy, balanced = train.get("accuracy"), train.get("balanced_accuracy")
         counts = np.bincount(np.asarray(inputs.train.y, dtype=np.int64))
@@ -142,8 +142,8 @@ def worse_than_constant(
         if accuracy is None or balanced is None or not (accuracy < share and balanced < chance):
             return None
         worse = (
-            f"than predicting the majority class for every row: train:accuracy={accuracy:.3g} (the "
-            f"majority's share is {share:.3g}), balanced_accuracy={balanced:.3g} (chance is {chance:.3g})"
+            f"than predicting the majority class for every row: train:accuracy {accuracy:.3g} (the "
+            f"majority's share is {share:.3g}), balanced_accuracy {balanced:.3g} (chance is {chance:.3g})"
         )
     return f"{params['algorithm']} fits the training rows worse {worse}; {_likely_cause(inputs, params)}"
 

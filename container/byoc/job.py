@@ -237,11 +237,9 @@ def stop_handler(paths: MLPaths, progress: Progress) -> Callable[[int], None]:
 
 
 def _configure_logging(level: int) -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    from byoc import logtext
+
+    logtext.configure(level, sys.stdout)
 
 
 def choose_job(env: TrainingEnvironment) -> Job:

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from byoc import image_packages, processes, requirement_paths, wide_text
+from byoc import image_packages, logtext, processes, requirement_paths, wide_text
 from byoc.environment import TrainingEnvironment, to_cmd_args
 from byoc.errors import ConfigError, UserError, not_utf8_at
 
@@ -995,7 +995,7 @@ def run(
     # The toolkit puts the code directory first on PYTHONPATH: a script in a sub-folder
     # (scripts/train.py) or a shell entry point's python imports the source directory's modules.
     environ["PYTHONPATH"] = os.pathsep.join([str(code.code_dir), *filter(None, [environ.get("PYTHONPATH")])])
-    log.info("running the user script: %s (in %s)", " ".join(argv), code.code_dir)
+    log.info("running the user script: %s (in %s)", " ".join(logtext.redacted(argv)), code.code_dir)
     before = _files(code.code_dir)  # to name what the script writes there instead of the model dir
     started = time.monotonic()
     phase(f"running the user script {code.program}")

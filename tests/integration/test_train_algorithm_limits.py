@@ -52,8 +52,8 @@ def test_svm_stopped_by_max_iter_says_so_naming_the_hyperparameter(tmp_path):
 @pytest.mark.parametrize(
     ("label", "rows", "worse"),
     [  # on 120 rows the classifier still fits (accuracy 0.73), on 300 it diverges (0.40)
-        ("balance", 120, "worse than predicting their mean: train:r2=-"),
-        ("deposit", 300, "worse than predicting the majority class for every row: train:accuracy="),
+        ("balance", 120, "worse than predicting their mean: train:r2 -"),
+        ("deposit", 300, "worse than predicting the majority class for every row: train:accuracy "),
     ],
     ids=["regression", "classification"],
 )

@@ -41,6 +41,7 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from byoc import logtext
 from byoc.errors import ConfigError, ModelLoadError, UserError
 from byoc.serving.memory import WORKER_ALLOCATOR
 from byoc.serving.settings import ServingSettings
@@ -234,9 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     for variable in THREAD_VARIABLES:
         os.environ.setdefault(variable, "1")
     WORKER_ALLOCATOR.set_environment(os.environ)  # read when pyarrow loads, so before any import of it
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logging.basicConfig(level=logging.INFO, handlers=[logtext.handler(sys.stderr)])
     start = _Start()
     previous = {signum: signal.signal(signum, _stop_at_start) for signum in START_STOP_SIGNALS}
     try:
