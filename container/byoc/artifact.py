@@ -596,12 +596,12 @@ def _format_mismatch(version: Any, metadata: Mapping[str, Any]) -> str:
     return f"format_version {version!r} is not {FORMAT_VERSION}; retrain the model with this image"
 
 
-def load(model_dir: Path, *, verify: bool = True) -> ModelArtifact:
+def load(model_dir: Path, *, verify: bool = True, compiled: bool = True) -> ModelArtifact:
     """Load and check the model in an unpacked model.tar.gz (see :func:`locate`); every failure
-    names the file at fault."""
+    names the file at fault.  ``compiled``: as :func:`load_located`'s."""
     model_dir = Path(model_dir)
     with reading(model_dir):
-        return _load(locate(model_dir), verify)
+        return _load(locate(model_dir), verify, compiled)
 
 
 def load_located(folder: Path, *, verify: bool = True, compiled: bool = True) -> ModelArtifact:

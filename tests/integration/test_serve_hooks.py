@@ -268,6 +268,31 @@ def test_model_fn_alone_runs_once_in_the_master_for_all_workers(tmp_path):
     assert pids.read_text().split() == [str(server.process.pid)]  # once, in the master
 
 
+def test_byocs_model_fn_under_hooks_follows_the_compiled_inference_switch(tmp_path):
+    """With inference.py but no model_fn of its own, byoc's model_fn loads the model: a missing
+    compiled file is a WARNING with BYOC_COMPILED_INFERENCE=off, as without hooks (it refused to
+    start, saying to set the switch that was set), and still a refusal with it on."""
+    root = sm.copy_root("multiclass", tmp_path / "root")  # gradient_boosting: it has a compiled form
+    model_dir = root / "model"
+    (model_dir / "code").mkdir()
+    (model_dir / "code" / "inference.py").write_text(
+        "def predict_fn(input_data, model):\n    return model.predict(input_data)\n", encoding="utf-8"
+    )
+    (model_dir / artifact.COMPILED_FILE).unlink()
+    rows = sm.features("multiclass").head(5)
+    server = _serve(root, BYOC_COMPILED_INFERENCE="off")
+    try:
+        reply = server.invoke(support.csv_bytes(rows, target=None), "text/csv", "application/json")
+    finally:
+        log = server.stop()
+    assert reply.status_code == 200, reply.text
+    model = artifact.load(model_dir, compiled=False)
+    expected = [{"predicted_label": model.classes[i]} for i in model.estimator.predict(rows)]
+    assert reply.json() == {"predictions": expected}
+    assert f"{artifact.COMPILED_FILE}: missing" in log and "BYOC_COMPILED_INFERENCE=off" in log
+    assert artifact.COMPILED_OFF in _refuses_to_start(root)
+
+
 def test_transform_fn_with_context_sees_the_request(tmp_path):
     root = _root(
         tmp_path,

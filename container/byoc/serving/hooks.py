@@ -71,6 +71,7 @@ from byoc.errors import (
     a_type,
 )
 from byoc.serving import cells, codecs
+from byoc.serving import settings as settings_module
 from byoc.serving.builtin import decode_batches, default_accept, in_mini_batch, prepare, refuse_wide_text
 from byoc.serving.byoc_model import ByocModel, NotRows
 from byoc.serving.handler import InferenceRequest, InferenceResponse
@@ -501,7 +502,10 @@ class ByocHooks:
 
     @staticmethod
     def model_fn(model_dir: str) -> ByocModel:
-        return ByocModel(prepare(artifact.load(Path(model_dir))))
+        """The model as the server without hooks loads it, BYOC_COMPILED_INFERENCE included: switched
+        off, a compiled file that is missing or fails its check is a WARNING, not a refusal."""
+        compiled = settings_module.compiled_inference(os.environ)
+        return ByocModel(prepare(artifact.load(Path(model_dir), compiled=compiled), compiled))
 
     def input_fn(self, request_body: bytes, content_type: str) -> pd.DataFrame:
         assert self.schema is not None, "checked at load"
