@@ -22,8 +22,9 @@ The rules (README, "Missing values, booleans and numbers written as text"):
   ``1e3``, ``2.0``, ``.5``) or spell infinity (``inf``, ``-Infinity``: refused later as not
   finite); ``1_000`` and ``0x10`` are text.
 - **A number as a category** (a numeric value in a column trained as categorical) is spelled
-  without a trailing ``.0`` when integral (``1.0`` -> ``"1"``), otherwise as Python's shortest
-  round-trip ``repr`` (``0.1``, ``1e+20``).  Text keeps its spelling: ``"1.0"`` and ``"007"``
+  without a trailing ``.0`` when integral and below 2**53 in size (``1.0`` -> ``"1"``), otherwise as
+  Python's shortest round-trip ``repr`` (``0.1``, ``1e+20``; a whole float from 2**53 up too:
+  ``1e+16``, ``9007199254740992.0``, where an integer of that value is its digits).  Text keeps its spelling: ``"1.0"`` and ``"007"``
   are categories of their own.
 - **Dates and times** (Arrow/Parquet) are spelled by the instant, not by the file's unit
   (:func:`temporal_text`): timestamps and times as ISO text in microseconds, durations as
