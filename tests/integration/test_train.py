@@ -763,6 +763,35 @@ def test_validation_cells_are_read_by_the_train_channels_kinds(tmp_path, fmt):
     assert sorted(model.features[0].categories) == ["1.0", "2.0", "3.0", "unknown"]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_validation_column_names_are_read_as_the_endpoint_reads_a_requests(tmp_path, fmt):
+    """The endpoint takes `` AGE``, ``Job`` for the features ``age``, ``job`` (surrounding spaces
+    and letter case aside: RequestSchema.feature_named), and so does evaluate; a validation channel
+    naming them so (and the label ``Y``) failed training with "lacks column(s) age, job"."""
+    train, _ = _number_like_categories()
+    train = train.assign(age=np.arange(len(train)) % 7)
+    validation = train.rename(columns={"y": "Y", "age": " AGE", "x": "X "})
+    if fmt == "csv":
+        files = {
+            "train": {"a.csv": train.to_csv(index=False)},
+            "validation": {"v.csv": validation.to_csv(index=False)},
+        }
+        content_types = None
+    else:
+        files = {"train": {"a.parquet": _parquet(train)}, "validation": {"v.parquet": _parquet(validation)}}
+        content_types = {"train": "application/x-parquet", "validation": "application/x-parquet"}
+    make_ml_root(
+        tmp_path,
+        channels=files,
+        hyperparameters={"algorithm": "decision_tree", "target": "y"},
+        content_types=content_types,
+    )
+    result = run_train(tmp_path)
+    assert result.returncode == 0, (read_failure(tmp_path) or "") + result.stderr[-2000:]
+    scores = read_metrics(tmp_path)
+    assert scores["validation"] == scores["train"]  # the same rows, read alike
+
+
 def _parquet(frame: pd.DataFrame) -> bytes:
     import io
 
