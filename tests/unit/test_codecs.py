@@ -1020,3 +1020,20 @@ def test_a_body_that_is_not_utf8_names_the_byte_in_the_body_on_every_path():
         assert streamed.value.message.startswith(f"the JSON body is not UTF-8 (byte {bad}: "), (
             streamed.value.message
         )
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b"30,a\x00,1\n", "row 1, column 'job'"),
+        (b"job,age,flag\nb,30,1\nb,31,0\nb\x00,32,1\n", "row 3 (line 4 of the body), column 'job'"),
+        (b"31,b,0\n" * 20_000 + b"30,\x00a,1\n", "row 20001, column 'job'"),  # past SMALL_BODY: Arrow's path
+    ],
+    ids=["one-row", "header", "large"],
+)
+def test_a_nul_byte_in_a_cell_is_refused_naming_row_and_column_as_training_refuses_it(body, said):
+    """Training refuses a CSV file holding a NUL byte as binary content; the endpoint took
+    ``a\\x00`` as an unseen category of such a file's column."""
+    with pytest.raises(SchemaError, match=re.escape(said) + r": holds a NUL byte .*binary content") as caught:
+        csv_codec.decode(body, SCHEMA)
+    assert caught.value.code == "not_text"

@@ -34,10 +34,9 @@ from byoc.data.tabular import (
     unify_and_concat,
 )
 from byoc.errors import DataError
-from byoc.wide_text import UTF8_BOM_TEXT
+from byoc.wide_text import NOT_CSV_TEXT, NUL, UTF8_BOM_TEXT
 
 SAMPLE_ROWS = 200
-NUL = b"\x00"
 BLOCK_SIZE = 1 << 21  # pyarrow infers column types from the first block
 MAX_ROW_BYTES = csvfields.TRAINING_ROW_BYTES  # a longer row (a huge cell, an unclosed quote) is refused
 MAX_CELL_BYTES = 1 << 20  # likewise a longer text cell
@@ -79,7 +78,7 @@ def _decode_sample(source: Source) -> str:
         raise DataError(foreign.message(source.name), code=foreign.code)
     if NUL in head:
         raise DataError(
-            f"{source.name}: binary content where text/csv was expected (NUL byte at offset "
+            f"{source.name}: {NOT_CSV_TEXT} (NUL byte at offset "
             f"{head.index(NUL)}). Upload CSV text, or set ContentType to the file's real "
             "format (application/x-parquet, application/jsonlines, text/libsvm)",
             code="not_text",
