@@ -34,6 +34,7 @@ from byoc.data.tabular import (
     unify_and_concat,
 )
 from byoc.errors import DataError
+from byoc.header_names import blank_cell_name
 from byoc.wide_text import NOT_CSV_TEXT, NUL, UTF8_BOM_TEXT
 
 SAMPLE_ROWS = 200
@@ -405,7 +406,7 @@ def read(
         if has_header and not all(c.strip() for c in columns):
             _refuse_row_labels(source, table, columns)
             # another blank header cell: name it by position
-            columns = [c if c.strip() else f"column_{i}" for i, c in enumerate(columns)]
+            columns = [c if c.strip() else blank_cell_name(i) for i, c in enumerate(columns)]
             table = table.rename_columns(columns)
         table = with_partitions(table, source, named=has_header)
         columns = [str(c) for c in table.column_names]

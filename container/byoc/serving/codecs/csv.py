@@ -68,7 +68,8 @@ def _split_header(rows: list[list[str]], schema: RequestSchema) -> tuple[list[st
     """The model's names for the columns of the first row when it is a header (None when it is
     data), and the data rows.  The rule (README "Content types"): a header names every feature
     once, each cell compared with the names exactly, else without surrounding spaces, else also
-    without case (:meth:`RequestSchema.feature_named`); a row that names features only as
+    without case (:meth:`RequestSchema.feature_named`), a blank cell naming the feature training
+    named for a blank cell in its place (:meth:`RequestSchema.blank_cell_named`); a row that names features only as
     numbers and is also a valid data row is data (it cannot be told from one: features named
     0, 1, 2 holding small integers); a row that names at least half the features otherwise, but
     not every one once, is a 400 rather than a row predicted or dropped."""
@@ -76,6 +77,11 @@ def _split_header(rows: list[list[str]], schema: RequestSchema) -> tuple[list[st
     if schema.folded_names.isdisjoint(map(str.casefold, map(str.strip, first))):
         return None, rows  # the usual data row: no cell names a feature (a third of the cost below)
     named = list(map(schema.feature_named, first))
+    if None in named:  # a blank cell names the feature training named for it (byoc.header_names)
+        named = [
+            schema.blank_cell_named(j) if name is None and not cell.strip() else name
+            for j, (name, cell) in enumerate(zip(named, first, strict=True))
+        ]
     count = len(named) - named.count(None)
     if _valid_row_of_numbered_names(first, named, schema):
         return None, rows
