@@ -147,6 +147,13 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def label_at(metadata: Mapping[str, Any]) -> int | None:
+    """The label's 0-based column in training's files (model.json ``target.index``), or None."""
+    target = metadata.get("target")
+    index = target.get("index") if isinstance(target, Mapping) else None
+    return index if type(index) is int else None
+
+
 @dataclass(frozen=True)
 class Feature:
     """One input column as the model expects it."""

@@ -101,3 +101,26 @@ def regression_target(y: pd.Series, rows: Rows) -> np.ndarray:
             "bad_target",
         )
     return numbers.to_numpy(dtype=float)
+
+
+def as_the_endpoint_names(channel: ChannelData, names: Sequence[str]) -> ChannelData:
+    """``channel`` (a validation or test channel in training, evaluate's test data) with its column
+    names (a header row, Parquet's, JSON keys) read as the endpoint reads a request's, by the one
+    rule (:meth:`RequestSchema.feature_named <byoc.serving.schema.RequestSchema.feature_named>`:
+    exactly, else stripped, else ignoring case) against ``names``, the train channel's columns
+    (the model's features and its label): ``LABEL, Age`` names ``label`` and ``age``, where an
+    exact comparison said the channel lacked them while the endpoint accepts those names.
+    Unchanged when no name differs or two would become one (then the checks name them)."""
+    import dataclasses
+
+    from byoc.artifact import Feature
+    from byoc.serving.schema import RequestSchema
+
+    if not channel.has_header:
+        return channel
+    schema = RequestSchema([Feature(name, "categorical", "") for name in dict.fromkeys(names)])  # names only
+    columns = [str(c) for c in channel.frame.columns]
+    renamed = [schema.feature_named(c) or c for c in columns]
+    if renamed == columns or len(set(renamed)) != len(renamed):
+        return channel
+    return dataclasses.replace(channel, frame=channel.frame.set_axis(renamed, axis=1))

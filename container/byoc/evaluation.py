@@ -578,7 +578,8 @@ def score(
         ):
             raise refused from exc
         raise
-    channel = evaluation_inputs.as_the_endpoint_names(channel, model.features, spec.name)
+    named = [*model.feature_names, *([spec.name] if spec.name is not None else [])]
+    channel = channel_rows.as_the_endpoint_names(channel, named)
     evaluation_inputs.check_label_column(channel, spec, model.features, header_flag, classes)
     split = split_target(channel, "test", spec)
     reference = Split(

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from byoc.artifact import Feature
     from byoc.data import ChannelData, InputNaming
     from byoc.environment import MLPaths
-    from byoc.serving.schema import RequestSchema
     from byoc.training import TargetSpec
 
 CHANNEL = "test"
@@ -400,35 +399,3 @@ def _label_in_place(
     if feature.kind == NUMERIC:
         return any(values.number_text(cell) is None for cell in cells)
     return not cells <= {str(c) for c in feature.categories}
-
-
-def _with_label(features: Sequence[Feature], label: str | None) -> RequestSchema:
-    """The server's schema of ``features`` and, to be named by the same rule, the label."""
-    from byoc.artifact import Feature
-    from byoc.serving.schema import RequestSchema
-
-    names = list(features)
-    if label is not None and label not in {f.name for f in features}:
-        names.append(Feature(label, "categorical", ""))  # only its name is compared
-    return RequestSchema(names)
-
-
-def as_the_endpoint_names(
-    channel: ChannelData, features: Sequence[Feature], label: str | None
-) -> ChannelData:
-    """``channel`` with its column names (a header row, Parquet's, JSON keys) read as the endpoint
-    reads a request's (:meth:`RequestSchema.feature_named
-    <byoc.serving.schema.RequestSchema.feature_named>`: exactly, else stripped, else ignoring
-    case), the label's by the same rule: ``LABEL,Age`` names the model's ``label`` and ``age``,
-    where the exact comparison said the test data had no label column while the endpoint
-    accepts those names.  Unchanged when no name differs or two would become one."""
-    import dataclasses
-
-    if not channel.has_header:
-        return channel
-    schema = _with_label(features, label)
-    columns = [str(c) for c in channel.frame.columns]
-    renamed = [schema.feature_named(c) or c for c in columns]
-    if renamed == columns or len(set(renamed)) != len(renamed):
-        return channel
-    return dataclasses.replace(channel, frame=channel.frame.set_axis(renamed, axis=1))

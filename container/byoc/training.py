@@ -481,7 +481,7 @@ def read_channels(
     env: TrainingEnvironment, params: Mapping[str, Any], progress: Progress
 ) -> dict[str, ChannelData]:
     """train (or training), validation, test -> ChannelData; other channels are logged."""
-    from byoc import data
+    from byoc import channel_rows, data
     from byoc.data.tabular import DuplicateColumns
     from byoc.errors import DataError
 
@@ -521,6 +521,7 @@ def read_channels(
     if header is None:  # evaluation data is laid out like the training data
         header = channels["train"].has_header
     label = _label_as_named(channels["train"], params.get("target"))
+    train_columns = channels["train"].frame.columns
     for name in EVAL_CHANNELS:
         if data.find_channel(env, (name,)) is None:
             continue
@@ -542,6 +543,8 @@ def read_channels(
             if refused is not None:
                 raise refused from exc
             raise
+        # its column names read as the endpoint reads a request's, as evaluate reads its test data's
+        channels[name] = channel_rows.as_the_endpoint_names(channels[name], list(map(str, train_columns)))
         _log_channel(name, channels[name], started)
     ignored = sorted(set(env.channels) - set(data.TRAIN_CHANNELS) - set(EVAL_CHANNELS) - IGNORED_OK)
     if ignored:

@@ -22,8 +22,9 @@ The rules (README, "Missing values, booleans and numbers written as text"):
   ``1e3``, ``2.0``, ``.5``) or spell infinity (``inf``, ``-Infinity``: refused later as not
   finite); ``1_000`` and ``0x10`` are text.
 - **A number as a category** (a numeric value in a column trained as categorical) is spelled
-  without a trailing ``.0`` when integral (``1.0`` -> ``"1"``), otherwise as Python's shortest
-  round-trip ``repr`` (``0.1``, ``1e+20``).  Text keeps its spelling: ``"1.0"`` and ``"007"``
+  without a trailing ``.0`` when integral and below 2**53 in size (``1.0`` -> ``"1"``), otherwise as
+  Python's shortest round-trip ``repr`` (``0.1``, ``1e+20``; a whole float from 2**53 up too:
+  ``1e+16``, ``9007199254740992.0``, where an integer of that value is its digits).  Text keeps its spelling: ``"1.0"`` and ``"007"``
   are categories of their own.
 - **Dates and times** (Arrow/Parquet) are spelled by the instant, not by the file's unit
   (:func:`temporal_text`): timestamps and times as ISO text in microseconds, durations as
@@ -534,12 +535,15 @@ def plain_arrow(
     """An Arrow column in the types features come in: numbers, text or booleans as text.
 
     Dates and times become their ISO text (:func:`temporal_text`: one spelling per instant in
-    ``time_unit``, whatever the file's unit), durations a number of ``time_unit``, decimals float64, booleans ``true``/``false``,
+    ``time_unit``, whatever the file's unit), durations a number of ``time_unit``, decimals float64 by their digits
+    (:func:`decimal_numbers`), booleans ``true``/``false``,
     dictionaries, large strings and string views plain strings, an all-null column float64.  Nested types
     are left for the caller to refuse.  Used on training tables and Parquet requests alike.
     """
     t = column.type
-    if pat.is_decimal(t) or pat.is_null(t):
+    if pat.is_decimal(t):
+        return decimal_numbers(column)
+    if pat.is_null(t):
         return column.cast(pa.float64())
     if pat.is_boolean(t):
         return pc.if_else(column, TRUE, FALSE)
@@ -550,6 +554,16 @@ def plain_arrow(
     if pat.is_large_string(t) or getattr(pat, "is_string_view", lambda _: False)(t):  # view: pyarrow >= 16
         return column.cast(pa.string())
     return column
+
+
+def decimal_numbers(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """A decimal column as float64, each value the float nearest its digits, as CSV or JSON text
+    of the same digits reads (``float()``): Arrow's own decimal-to-float cast is not correctly
+    rounded (``decimal128(38, 10)`` 0.7 became 0.7000000000000001, ``decimal128(38, 20)`` 0.1
+    0.09999999999999999), its cast of text is (tests/unit/test_values.py).  So a decimal goes by
+    its digits (Arrow's text of it, an exponent for small values included), as a label's do
+    (:func:`byoc.data.tabular.whole_decimals`)."""
+    return column.cast(pa.string()).cast(pa.float64())
 
 
 _UNITS = ("s", "ms", "us", "ns")

@@ -17,6 +17,12 @@ from codecs import BOM_UTF8, BOM_UTF16_BE, BOM_UTF16_LE, BOM_UTF32_LE
 UTF8_BOM_TEXT = BOM_UTF8.decode("utf-8")
 """UTF-8's byte order mark in decoded text (U+FEFF), read past at the start of a file or body."""
 
+NUL = b"\x00"
+"""The byte no text holds.  A CSV file (its first bytes: byoc.data.csv_reader) or a CSV request
+body (byoc.serving.codecs.csv) holding it is :data:`NOT_CSV_TEXT`: both sides refuse it by this one
+rule, where the endpoint took ``a\x00`` as an unseen category of a file training refused."""
+NOT_CSV_TEXT = "binary content where text/csv was expected"
+
 _MARKS = (
     (BOM_UTF32_LE, "UTF-32 text"),  # before UTF-16's: it starts with the same two bytes
     (BOM_UTF16_LE, "UTF-16 text"),

@@ -741,26 +741,52 @@ def test_validation_cells_are_read_by_the_train_channels_kinds(tmp_path, fmt):
     the categories as written (1.0), as a request's are, not numbers spelled 1 (a category
     training never saw: validation accuracy 0.34 for a model right on every row)."""
     train, validation = _number_like_categories()
+    _train_and_validation(tmp_path, fmt, train, validation, header=False)
+    result = run_train(tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "validation:accuracy=1.000000" in result.stdout + result.stderr
+    model = artifact.load(tmp_path / "model")
+    assert sorted(model.features[0].categories) == ["1.0", "2.0", "3.0", "unknown"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_validation_column_names_are_read_as_the_endpoint_reads_a_requests(tmp_path, fmt):
+    """The endpoint takes `` AGE``, ``Job`` for the features ``age``, ``job`` (surrounding spaces
+    and letter case aside: RequestSchema.feature_named), and so does evaluate; a validation channel
+    naming them so (and the label ``Y``) failed training with "lacks column(s) age, job"."""
+    train, _ = _number_like_categories()
+    train = train.assign(age=np.arange(len(train)) % 7)
+    validation = train.rename(columns={"y": "Y", "age": " AGE", "x": "X "})
+    _train_and_validation(tmp_path, fmt, train, validation, header=True)
+    result = run_train(tmp_path)
+    assert result.returncode == 0, (read_failure(tmp_path) or "") + result.stderr[-2000:]
+    scores = read_metrics(tmp_path)
+    assert scores["validation"] == scores["train"]  # the same rows, read alike
+
+
+def _train_and_validation(
+    root: Path, fmt: str, train: pd.DataFrame, validation: pd.DataFrame, *, header: bool
+) -> None:
+    """An ML root of ``train`` and ``validation`` (label ``y``) as CSV (``header``: with one) or
+    Parquet, for a decision tree."""
     if fmt == "csv":
         files = {
-            "train": {"a.csv": train.to_csv(index=False, header=False)},
-            "validation": {"v.csv": validation.to_csv(index=False, header=False)},
+            "train": {"a.csv": train.to_csv(index=False, header=header)},
+            "validation": {"v.csv": validation.to_csv(index=False, header=header)},
         }
         content_types = None
     else:
         files = {"train": {"a.parquet": _parquet(train)}, "validation": {"v.parquet": _parquet(validation)}}
         content_types = {"train": "application/x-parquet", "validation": "application/x-parquet"}
     make_ml_root(
-        tmp_path,
+        root,
         channels=files,
-        hyperparameters={"algorithm": "decision_tree", **({"target": "y"} if fmt == "parquet" else {})},
+        hyperparameters={
+            "algorithm": "decision_tree",
+            **({"target": "y"} if fmt == "parquet" or header else {}),
+        },
         content_types=content_types,
     )
-    result = run_train(tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "validation:accuracy=1.000000" in result.stdout + result.stderr
-    model = artifact.load(tmp_path / "model")
-    assert sorted(model.features[0].categories) == ["1.0", "2.0", "3.0", "unknown"]
 
 
 def _parquet(frame: pd.DataFrame) -> bytes:

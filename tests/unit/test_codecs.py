@@ -20,6 +20,7 @@ from byoc.serving.codecs import csv as csv_codec
 from byoc.serving.codecs import json as json_codec
 from byoc.serving.output import Prediction
 from byoc.serving.schema import RequestSchema
+from support import make_ml_root
 
 SCHEMA = RequestSchema(
     [
@@ -1020,3 +1021,56 @@ def test_a_body_that_is_not_utf8_names_the_byte_in_the_body_on_every_path():
         assert streamed.value.message.startswith(f"the JSON body is not UTF-8 (byte {bad}: "), (
             streamed.value.message
         )
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b"30,a\x00,1\n", "row 1, column 'job'"),
+        (b"job,age,flag\nb,30,1\nb,31,0\nb\x00,32,1\n", "row 3 (line 4 of the body), column 'job'"),
+        (b"31,b,0\n" * 20_000 + b"30,\x00a,1\n", "row 20001, column 'job'"),  # past SMALL_BODY: Arrow's path
+    ],
+    ids=["one-row", "header", "large"],
+)
+def test_a_nul_byte_in_a_cell_is_refused_naming_row_and_column_as_training_refuses_it(body, said):
+    """Training refuses a CSV file holding a NUL byte as binary content; the endpoint took
+    ``a\\x00`` as an unseen category of such a file's column."""
+    with pytest.raises(SchemaError, match=re.escape(said) + r": holds a NUL byte .*binary content") as caught:
+        csv_codec.decode(body, SCHEMA)
+    assert caught.value.code == "not_text"
+
+
+@pytest.mark.parametrize(
+    ("names", "label_at", "header"),
+    [
+        (["a", "column_2", "c"], 0, b"a,,c"),  # training's header y,a,,c: the label first
+        (["a", "column_1", "c"], 3, b"a,,c"),  # a,,c,y: the label last
+        (["column_0", "column_1", "c"], 2, b",,c"),  # ,,y,c (a saved index would be refused)
+    ],
+)
+def test_a_blank_header_cell_names_the_feature_training_named_for_it(tmp_path, names, label_at, header):
+    """Training names a blank header cell column_<i> (its place in the file, label included); a CSV
+    request carrying the same header (without the label) was a 400 ``unknown_columns ''``."""
+    from byoc import artifact
+    from byoc.data import read_channel
+    from byoc.environment import MLPaths, TrainingEnvironment
+
+    cells = header.decode().split(",")
+    cells.insert(label_at, "y")
+    lines = []
+    for i in range(12):
+        row = ["uv"[i % 2], "uv"[i % 3 == 0], "uv"[i % 5 == 0]]
+        row.insert(label_at, str(i % 2))
+        lines.append(",".join(row) + "\n")
+    rows = "".join(lines)
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": ",".join(cells) + "\n" + rows}})
+    read = read_channel(TrainingEnvironment.from_files(MLPaths(root), environ={}), "train", header=True)
+    assert [c for c in read.frame.columns if c != "y"] == names  # training's names for the blank cells
+    features = [Feature(name, "categorical", "str", ("u", "v")) for name in names]
+    schema = RequestSchema(features, label_at=artifact.label_at({"target": {"name": "y", "index": label_at}}))
+    with_header = csv_codec.decode(header + b"\nu,v,u\n", schema).frame()
+    pd.testing.assert_frame_equal(with_header, csv_codec.decode(b"u,v,u\n", schema).frame())
+    others = [Feature(n if n in ("a", "c") else "other", "categorical", "str") for n in names]
+    if sum(n in ("a", "c") for n in names) == 2:  # a model without such a feature: still a 400
+        with pytest.raises(SchemaError, match="unknown column ''"):
+            csv_codec.decode(header + b"\nu,v,u\n", RequestSchema(others, label_at=label_at))

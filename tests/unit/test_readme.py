@@ -190,3 +190,19 @@ def test_sdk_v2_snippets_use_the_sdks_real_api_and_hyperparameters_train_accepts
         if "ModelTrainer" not in block:  # SDK v3's: tests/container/test_sdk3.py runs them
             snippets.block(block)
     assert snippets.calls >= 25 and snippets.resolved >= 4, (snippets.calls, snippets.resolved)
+
+
+def test_the_values_table_spells_numbers_as_categories_as_the_code_does():
+    """The "Values" table's examples of a number as a category (`1.0` → `"1"`, `1e16` → `"1e+16"`)
+    are byoc.values.category's spellings: it said every whole number lost its `.0`, where a float
+    from 2**53 up is its repr (`9007199254740992.0`) and an integer of that value its digits."""
+    from byoc import values
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| a number (JSON, Parquet, npy) |"))
+    examples = re.findall(r"`([^`]+)` → `\"([^`\"]+)\"`", row)
+    assert len(examples) >= 3, row
+    for given, spelled in examples:
+        number = 2.0**53 if given == "2.0**53" else float(given)
+        assert values.category(number) == spelled, given
+    assert values.category(10**16) == "10000000000000000" and '`"10000000000000000"`' in row

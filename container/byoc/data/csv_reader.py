@@ -34,10 +34,10 @@ from byoc.data.tabular import (
     unify_and_concat,
 )
 from byoc.errors import DataError
-from byoc.wide_text import UTF8_BOM_TEXT
+from byoc.header_names import blank_cell_name
+from byoc.wide_text import NOT_CSV_TEXT, NUL, UTF8_BOM_TEXT
 
 SAMPLE_ROWS = 200
-NUL = b"\x00"
 BLOCK_SIZE = 1 << 21  # pyarrow infers column types from the first block
 MAX_ROW_BYTES = csvfields.TRAINING_ROW_BYTES  # a longer row (a huge cell, an unclosed quote) is refused
 MAX_CELL_BYTES = 1 << 20  # likewise a longer text cell
@@ -79,7 +79,7 @@ def _decode_sample(source: Source) -> str:
         raise DataError(foreign.message(source.name), code=foreign.code)
     if NUL in head:
         raise DataError(
-            f"{source.name}: binary content where text/csv was expected (NUL byte at offset "
+            f"{source.name}: {NOT_CSV_TEXT} (NUL byte at offset "
             f"{head.index(NUL)}). Upload CSV text, or set ContentType to the file's real "
             "format (application/x-parquet, application/jsonlines, text/libsvm)",
             code="not_text",
@@ -406,7 +406,7 @@ def read(
         if has_header and not all(c.strip() for c in columns):
             _refuse_row_labels(source, table, columns)
             # another blank header cell: name it by position
-            columns = [c if c.strip() else f"column_{i}" for i, c in enumerate(columns)]
+            columns = [c if c.strip() else blank_cell_name(i) for i, c in enumerate(columns)]
             table = table.rename_columns(columns)
         table = with_partitions(table, source, named=has_header)
         columns = [str(c) for c in table.column_names]

@@ -293,10 +293,11 @@ def whole_decimals(table: pa.Table, label: int | str | None) -> pa.Table:
     JSON integer past int64 is).  Decimals with a fraction (``decimal128(38, 20)``) are their digits as
     text, trailing zeros of the fraction dropped (``0.1``, ``5``), which the labels' rules read as CSV
     reads the same text (:func:`byoc.problem.keep_spellings`: the numbers, or the text when numbers
-    would merge two labels).  Features take decimals as float64 (:func:`byoc.values.plain_arrow`); a
-    label did too, so ids 9007199254740993 and 9007199254740992 were one class, named in the log as
-    a double the file held, and Arrow's cast, not correctly rounded at a large scale, made the class
-    0.1 of a ``decimal128(38, 20)`` column 0.09999999999999999.  Any other label as it is."""
+    would merge two labels).  Features take decimals as float64 by the same digits
+    (:func:`byoc.values.decimal_numbers`); a label did too, so ids 9007199254740993 and
+    9007199254740992 were one class, named in the log as a double the file held, and Arrow's cast,
+    not correctly rounded at a large scale, made the class 0.1 of a ``decimal128(38, 20)`` column
+    0.09999999999999999.  Any other label as it is."""
     at = label_column(table, True, label)
     if at is None or not pat.is_decimal(kind := table.schema.field(at).type):
         return table

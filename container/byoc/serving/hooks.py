@@ -921,7 +921,7 @@ def _schema_of(model: Any, model_dir: Path, source: str) -> RequestSchema | None
             f"{source} has no input_fn, and byoc's needs the features of a model.json written by "
             f"byoc's train ({reason}); define input_fn(request_body, content_type)"
         ) from exc
-    return RequestSchema(features, metadata.get("time_unit"))
+    return RequestSchema(features, metadata.get("time_unit"), artifact.label_at(metadata))
 
 
 class HooksHandler:

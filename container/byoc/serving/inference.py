@@ -14,7 +14,7 @@ import numpy as np
 from scipy import sparse
 
 from byoc import compiled
-from byoc.artifact import ModelArtifact
+from byoc.artifact import ModelArtifact, label_at
 from byoc.preprocessing import RowEncoder
 from byoc.serving.output import (
     LABELS,
@@ -211,7 +211,7 @@ class Predictor:
         if self.compiled is not None:
             self.estimator = self.compiled.pipeline
             log.info("compiled inference: %s", compiled.describe(self.compiled))
-        self.schema = RequestSchema(model.features, model.metadata.get("time_unit"))
+        self.schema = RequestSchema(model.features, model.metadata.get("time_unit"), label_at(model.metadata))
         self.is_classifier = model.is_classifier
         self.classes = model.served_classes  # booleans as booleans: what predicted_label answers
         self._class_array = np.array(self.classes + [None], dtype=object)[:-1]

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from byoc import values
+from byoc import header_names, values
 from byoc.artifact import Feature
 from byoc.errors import SchemaError
 from byoc.json_objects import json_words
@@ -126,10 +126,17 @@ class _Column:
 class RequestSchema:
     """The model's features, precompiled for the per-request path."""
 
-    def __init__(self, features: Sequence[Feature], time_unit: str | None = values.TIME_UNIT) -> None:
+    def __init__(
+        self,
+        features: Sequence[Feature],
+        time_unit: str | None = values.TIME_UNIT,
+        label_at: int | None = None,
+    ) -> None:
         """``time_unit``: the unit the model spells Parquet dates and times in (model.json
         ``time_unit``; None for models trained before it was recorded, which spelled each
-        file's own unit)."""
+        file's own unit); ``label_at``: the label's column in training's files (model.json
+        ``target.index``), for a CSV header's blank cells (:meth:`blank_cell_named`)."""
+        self._label_at = label_at
         if not features:
             raise ValueError("a model needs at least one feature")
         self.features = tuple(features)
@@ -203,6 +210,13 @@ class RequestSchema:
         key = text.strip()
         name = self._stripped.get(key)
         return name if name is not None else self._folded.get(key.casefold())
+
+    def blank_cell_named(self, position: int) -> str | None:
+        """The feature a blank CSV header cell at 0-based ``position`` names: the one training named
+        for the blank cell at that place (:mod:`byoc.header_names`, the header in training's
+        order); None when training named no feature so."""
+        name = header_names.blank_cell_name(header_names.place_in_training(position, self._label_at))
+        return name if name in self.index else None
 
     def named(self, given: Sequence[str], *, where: str, record: bool = False) -> list[str]:
         """The features a request's keys or columns ``given`` name, in their order, each by

@@ -44,6 +44,7 @@ from byoc.serving.codecs.json import dumps
 from byoc.serving.output import LABELS, PROBABILITIES, Prediction
 from byoc.serving.schema import Batch, RequestSchema
 from byoc.values import DISTINCT_SHARE, FALSE, TRUE, number_text
+from byoc.wide_text import NOT_CSV_TEXT, NUL
 
 MEDIA_TYPE = "text/csv"
 SMALL_BODY = 64 * 1024
@@ -67,7 +68,8 @@ def _split_header(rows: list[list[str]], schema: RequestSchema) -> tuple[list[st
     """The model's names for the columns of the first row when it is a header (None when it is
     data), and the data rows.  The rule (README "Content types"): a header names every feature
     once, each cell compared with the names exactly, else without surrounding spaces, else also
-    without case (:meth:`RequestSchema.feature_named`); a row that names features only as
+    without case (:meth:`RequestSchema.feature_named`), a blank cell naming the feature training
+    named for a blank cell in its place (:meth:`RequestSchema.blank_cell_named`); a row that names features only as
     numbers and is also a valid data row is data (it cannot be told from one: features named
     0, 1, 2 holding small integers); a row that names at least half the features otherwise, but
     not every one once, is a 400 rather than a row predicted or dropped."""
@@ -75,6 +77,11 @@ def _split_header(rows: list[list[str]], schema: RequestSchema) -> tuple[list[st
     if schema.folded_names.isdisjoint(map(str.casefold, map(str.strip, first))):
         return None, rows  # the usual data row: no cell names a feature (a third of the cost below)
     named = list(map(schema.feature_named, first))
+    if None in named:  # a blank cell names the feature training named for it (byoc.header_names)
+        named = [
+            schema.blank_cell_named(j) if name is None and not cell.strip() else name
+            for j, (name, cell) in enumerate(zip(named, first, strict=True))
+        ]
     count = len(named) - named.count(None)
     if _valid_row_of_numbered_names(first, named, schema):
         return None, rows
@@ -387,6 +394,8 @@ def _record_line(rows: bytes, index: int) -> int | None:
 def _decode_rows(
     body: bytes, schema: RequestSchema, start_row: int, header: list[str] | None, first: bool
 ) -> Batch:
+    if NUL in body:  # one memchr: training refuses such a file (byoc.wide_text.NUL)
+        _refuse_nul(body, schema, start_row, header, first)
     if len(body) > SMALL_BODY:
         # a lone CR is a line end to pyarrow, not to the csv module nor to batch transform's split
         alike = not _lone_cr(body) and _quotes_read_alike(body)
@@ -402,6 +411,28 @@ def _decode_rows(
         if frame is not None:
             return frame
     return _decode_small(_text(body, first), schema, start_row, header, first)
+
+
+def _refuse_nul(
+    body: bytes, schema: RequestSchema, start_row: int, header: list[str] | None, first: bool
+) -> None:
+    """A 400 naming the row and column of the first cell holding a NUL byte, which training
+    refuses as :data:`~byoc.wide_text.NOT_CSV_TEXT` where the model would take ``a\x00`` as an
+    unseen category (a NUL outside a cell is left to the parse)."""
+    rows = _parse_rows(_text(body, first), start_row, first, schema)
+    if first:
+        header, rows = _split_header(rows, schema)
+    names = header or schema.names
+    nul = NUL.decode("ascii")
+    for number, row in enumerate(rows, start=start_row + 1):
+        for position, cell in enumerate(row):
+            if nul in cell:
+                column = f"column '{names[position]}'" if position < len(names) else f"column {position + 1}"
+                raise SchemaError(
+                    f"row {number}, {column}: holds a NUL byte (\\x00), {NOT_CSV_TEXT}, as training "
+                    "refuses it; send CSV text (a value without NUL bytes)",
+                    code="not_text",
+                )
 
 
 # Process CPU (us) of the two paths, fitted to what benchmarks/csv_paths.py measured (1-340 rows

@@ -185,7 +185,9 @@ def _batch(table: pa.Table, schema: RequestSchema, start_row: int) -> Batch:
 def decode(body: bytes, schema: RequestSchema, start_row: int = 0) -> Batch:
     """The whole table as one batch (the server predicts a body slice by slice: :func:`batches`)."""
     with refused_as(_undecodable, pa.ArrowException, OSError, ValueError):
-        table = pq.read_table(pa.BufferReader(body))
+        # read as batches() reads it: pq.read_table's dataset refused a column named twice as no
+        # Parquet file ("Multiple matches for FieldRef"), where the schema names the column
+        table = pq.ParquetFile(pa.BufferReader(body)).read()
     if table.num_rows == 0:
         raise _no_rows()
     return _batch(table, schema, start_row)
