@@ -364,6 +364,14 @@ class TrainingEnvironment:
                 f'\'{current_host}\' to hosts or correct current_host, e.g. {{"current_host": "algo-1", '
                 '"hosts": ["algo-1", "algo-2"]}'
             )
+        # a host counted twice: auto's cluster waited for, and planned on, a host that is not there
+        repeated = sorted({h for h in hosts if hosts.count(h) > 1})
+        if repeated:
+            raise ConfigError(
+                f"resourceconfig.json: hosts names {', '.join(repr(h) for h in repeated)} more than once "
+                f"({', '.join(hosts)}); SageMaker lists each host of the job once: remove the repeats, "
+                'e.g. {"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]}'
+            )
         hosts = tuple(sorted(hosts))
         network_interface_name = _optional_text(resourceconfig, "network_interface_name", "eth0")
         current_instance_type = _optional_text(

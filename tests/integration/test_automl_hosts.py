@@ -11,11 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import re
+import socket
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import serving_models
 
@@ -104,19 +106,16 @@ def test_two_hosts_share_the_search_and_the_first_writes_the_model(tmp_path):
         server.stop()
 
 
-def test_the_search_context_stays_on_every_host(tmp_path):
-    """The search's context is scattered to every host, so that Dask can score a lost host's
-    candidate again elsewhere.  Dask's active memory manager, by default, keeps one copy of such
-    data (its ReduceReplicas policy, every 2 s): candidates then go to the host holding it, and
-    when that host is lost, the context goes with it and the candidates waiting are cancelled."""
+def _two_host_cluster(tmp_path):
+    """Both hosts' environments and a search context to scatter (the data: the search's other
+    parts are not used by the tests that take it)."""
     environ = clean_environ(BYOC_DASK_SCHEDULER_PORT=str(free_port()), BYOC_DASK_CONNECT_TIMEOUT="60")
     first, second = (
         TrainingEnvironment.from_files(MLPaths(_host_root(tmp_path, host)), environ=environ) for host in HOSTS
     )
-    settings = cluster.Settings.from_environ(environ)
     frame = iris_frame()
     now = time.monotonic()
-    ctx = search.Context(  # what travels: the data; the search's other parts are not used here
+    ctx = search.Context(
         X=frame.drop(columns=["target"]),
         y=np.zeros(len(frame)),
         problem_type="regression",
@@ -130,6 +129,15 @@ def test_the_search_context_stays_on_every_host(tmp_path):
         hard_deadline=now + 120,
         stop=threading.Event(),
     )
+    return first, second, cluster.Settings.from_environ(environ), ctx
+
+
+def test_the_search_context_stays_on_every_host(tmp_path):
+    """The search's context is scattered to every host, so that Dask can score a lost host's
+    candidate again elsewhere.  Dask's active memory manager, by default, keeps one copy of such
+    data (its ReduceReplicas policy, every 2 s): candidates then go to the host holding it, and
+    when that host is lost, the context goes with it and the candidates waiting are cancelled."""
+    first, second, settings, ctx = _two_host_cluster(tmp_path)
     with cluster.scheduler(first):
         other = cluster._start(cluster._worker_command(cluster.address(second, settings), HOSTS[1], settings))
         try:
@@ -140,6 +148,51 @@ def test_the_search_context_stays_on_every_host(tmp_path):
         finally:
             cluster._stop(other)
     assert {names[address] for address in held} == set(HOSTS)
+
+
+def test_the_dask_processes_listen_only_on_their_own_ports(tmp_path):
+    """No HTTP server: every Dask scheduler and worker opened one, --no-dashboard or not (the
+    scheduler on port 8787 of every interface, serving /json/identity.json and the workers' logs
+    and call stacks under /info; each worker /health and /metrics on a free port), unauthenticated.
+    What listens is the scheduler's port and each worker's own, where the tasks travel."""
+    first, second, settings, ctx = _two_host_cluster(tmp_path)
+    with cluster.scheduler(first):
+        other = cluster._start(cluster._worker_command(cluster.address(second, settings), HOSTS[1], settings))
+        try:
+            with cluster.spread(first)(ctx) as runner:  # every host's worker has joined
+                workers = {str(w["name"]): a for a, w in runner.client.scheduler_info()["workers"].items()}
+                listening = {
+                    connection.laddr.port
+                    for process in psutil.Process().children(recursive=True)
+                    for connection in process.net_connections(kind="tcp")
+                    if connection.status == psutil.CONN_LISTEN
+                }
+        finally:
+            cluster._stop(other)
+    assert set(workers) == set(HOSTS)
+    dask_ports = {settings.scheduler_port} | {int(a.rsplit(":", 1)[1]) for a in workers.values()}
+    assert listening == dask_ports, sorted(listening - dask_ports)
+
+
+def test_a_scheduler_port_in_use_fails_the_job_naming_the_port(tmp_path):
+    """Another process listening on the first host's scheduler port: the scheduler could not
+    start, the job took that process for it and hung on a Dask client that got no answer, past
+    BYOC_DASK_CONNECT_TIMEOUT and past a SIGTERM."""
+    with socket.socket() as squatter:
+        squatter.bind(("0.0.0.0", 0))
+        squatter.listen(8)
+        port = squatter.getsockname()[1]
+        root = _host_root(tmp_path, HOSTS[0], max_runtime_seconds=30)
+        result = run_train(
+            root, env={"BYOC_DASK_SCHEDULER_PORT": str(port), "BYOC_DASK_CONNECT_TIMEOUT": "30"}, timeout=120
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    failure = read_failure(root)
+    assert failure is not None
+    assert failure.startswith(f"the Dask scheduler could not start on host 127.0.0.1 port {port} "), failure
+    assert "BYOC_DASK_SCHEDULER_PORT" in failure
+    assert model_dir_entries(root) == []
+    wait_for(lambda: not processes_of(root), "every process of the first host ending", timeout=10)
 
 
 def test_a_host_that_cannot_reach_the_scheduler_fails_naming_host_and_port(tmp_path):

@@ -127,6 +127,21 @@ def test_current_host_must_be_among_hosts(tmp_path):
         TrainingEnvironment.from_files(MLPaths(root), environ={})
 
 
+def test_a_host_listed_twice_is_refused_naming_it(tmp_path):
+    """{"hosts": ["algo-1", "algo-1"]} ran algorithm=auto as a job of two hosts on one (two
+    candidates queued on its one worker, the budget planned for both), and a built-in algorithm
+    said "resourceconfig.json lists 2 hosts" and advised instance_count=1."""
+    root = make_ml_root(tmp_path, channels={"train": {"a": "1"}})
+    (root / "input/config/resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1", "algo-2", "algo-1"]})
+    )
+    with pytest.raises(ConfigError) as info:
+        TrainingEnvironment.from_files(MLPaths(root), environ={})
+    assert str(info.value).startswith(
+        "resourceconfig.json: hosts names 'algo-1' more than once (algo-1, algo-2, algo-1)"
+    ), info.value
+
+
 @pytest.mark.parametrize("key", ["network_interface_name", "current_instance_type"])
 def test_resourceconfig_text_entries_must_be_strings(tmp_path, key):
     """They become SM_* variables: a number there was an internal error when they were exported."""

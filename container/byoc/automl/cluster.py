@@ -25,13 +25,16 @@ import ctypes
 import dataclasses
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from byoc.automl import search
@@ -52,6 +55,7 @@ TIMEOUT_VARIABLE = "BYOC_DASK_CONNECT_TIMEOUT"
 DEFAULT_SCHEDULER_PORT = 8786  # Dask's own default
 DEFAULT_WORKER_PORT = 0  # any free port: the worker tells the scheduler which one
 DEFAULT_TIMEOUT_SECONDS = 300.0
+_NODE = [sys.executable, "-m", "byoc.automl.dask_node"]  # Dask's commands without their HTTP server
 POLL_SECONDS = 0.2
 WORKERS_END_SECONDS = 10.0  # how long the first host waits for the others' workers to end
 CHECK_HOSTS_SECONDS = 1.0
@@ -152,9 +156,8 @@ def _stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
 
 def _worker_command(address: str, host: str, settings: Settings) -> list[str]:
     return [
-        sys.executable,
-        "-m",
-        "distributed.cli.dask_worker",
+        *_NODE,
+        "worker",
         address,
         "--name",
         host,
@@ -264,28 +267,60 @@ def scheduler(env: TrainingEnvironment) -> Iterator[None]:
         first,
         settings.scheduler_port,
     )
+    folder = Path(tempfile.mkdtemp(prefix="byoc-dask-"))
+    started = folder / "scheduler.json"  # written by the scheduler once it listens on its port
     processes = [
         _start(
             [
-                sys.executable,
-                "-m",
-                "distributed.cli.dask_scheduler",
+                *_NODE,
+                "scheduler",
                 "--port",
                 str(settings.scheduler_port),
                 "--no-dashboard",
+                "--scheduler-file",
+                str(started),
             ]
         )
     ]
+    listening = False
     try:
+        _wait_for_scheduler(processes[0], started, first, settings)
+        listening = True
         wait_for_port(first, settings.scheduler_port, settings.timeout, who=env.current_host)
         processes.append(_start(_worker_command(address(env, settings), env.current_host, settings)))
         yield
     finally:
-        others = _other_workers(address(env, settings), env.current_host)
+        # (not another process on a port in use: a Dask client waits for its answer past any timeout)
+        others = _other_workers(address(env, settings), env.current_host) if listening else []
         log.info("auto: closing the Dask cluster (the other hosts' workers end with it)")
         for proc in processes:  # the scheduler first: every worker, this host's too, then ends
             _stop(proc)
+        shutil.rmtree(folder, ignore_errors=True)
         _wait_for_workers_to_end(others)
+
+
+def _wait_for_scheduler(proc: subprocess.Popen, started: Path, host: str, settings: Settings) -> None:
+    """Until the scheduler process listens (it writes ``started``); its end before that fails the
+    job at once.  Waiting for the port alone took another process listening there (the port in
+    use) for the scheduler, whose own start had failed: the job then hung, past the connect
+    timeout and past a SIGTERM, on a client that never got an answer."""
+    deadline = time.monotonic() + settings.timeout
+    while not started.exists():
+        if proc.poll() is not None:
+            raise ConfigError(
+                f"the Dask scheduler could not start on host {host} port {settings.scheduler_port} "
+                f"(it ended with exit code {proc.returncode}; its log above says why, e.g. 'Address "
+                f"already in use': another process listens on that port): set {SCHEDULER_PORT_VARIABLE} "
+                "to a free port (algorithm=auto on several hosts)",
+                code="scheduler_failed",
+            )
+        if time.monotonic() >= deadline:
+            raise ConfigError(
+                f"the Dask scheduler did not start on host {host} port {settings.scheduler_port} within "
+                f"{settings.timeout:g} s; raise {TIMEOUT_VARIABLE}",
+                code="scheduler_failed",
+            )
+        time.sleep(POLL_SECONDS)
 
 
 def address(env: TrainingEnvironment, settings: Settings) -> str:
