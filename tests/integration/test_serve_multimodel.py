@@ -485,6 +485,44 @@ def test_ping_answers_while_a_model_loads(tmp_path):
         server.stop()
 
 
+SLOW_LOAD = """
+import json
+import os
+import time
+
+
+def model_fn(model_dir):
+    time.sleep(4)
+    return "slow"
+
+
+def transform_fn(model, request_body, content_type, accept):
+    if request_body.strip() == "hang":
+        time.sleep(30)
+    return json.dumps([model, os.getpid()]), "application/json"
+"""
+
+
+def test_a_load_on_a_workers_first_invocation_is_not_cut_by_the_invocation_timeout(tmp_path):
+    """A model whose load takes longer than SAGEMAKER_MODEL_SERVER_TIMEOUT loads (POST /models is
+    not bound by it), but the worker that had not loaded it loaded it inside its first invocation,
+    whose clock ran from the start: a 504 naming the setting, and that worker (with every model it
+    held) replaced, on every invocation that reached a worker without a copy.  The timeout bounds
+    the invocation from the moment its model is loaded, as it still does for a predict that hangs."""
+    code = tmp_path / "slow" / "code"
+    code.mkdir(parents=True)
+    (code / "inference.py").write_text(SLOW_LOAD)
+    server = start_mme(workers=2, SAGEMAKER_MODEL_SERVER_TIMEOUT="2")
+    try:
+        assert load(server, "slow", str(tmp_path / "slow")).status_code == 200
+        assert answers_of_every_worker(server, "slow") == ["slow"]
+        hung = invoke(server, "slow", "hang\n", accept="application/json")
+        assert_error(hung, 504, "model_server_timeout", "SAGEMAKER_MODEL_SERVER_TIMEOUT (2 s)")
+    finally:
+        output = server.stop()
+    assert output.count("timed out: SAGEMAKER_MODEL_SERVER_TIMEOUT") == 1, output
+
+
 HOOKS = """
 import json
 import os

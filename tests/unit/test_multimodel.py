@@ -442,6 +442,34 @@ def test_a_model_whose_files_vanished_is_unloaded_so_it_can_be_loaded_again(tmp_
     assert second.handler("a").value == "a"
 
 
+@pytest.mark.parametrize("then", ["unloaded", "reloaded"])
+def test_a_load_whose_model_is_unloaded_meanwhile_and_its_files_go_is_a_404_not_bad_model(
+    tmp_path: Path, then: str
+) -> None:
+    """An invocation reaching a worker without a copy read the index entry, then loaded the files; an
+    unload elsewhere meanwhile, after which SageMaker deletes or replaces them, made its load fail
+    (FileNotFoundError from the model's own loader) and the client got a 400 bad_model blaming a model
+    that is fine: a 404 model_not_loaded, as for any invocation after the unload, has SageMaker load
+    it and retry."""
+    first = registry(tmp_path)
+    url = model(tmp_path, "a")
+    first.load("a", url)
+
+    def unloaded_meanwhile(path: Path) -> Handler:
+        first.unload("a")
+        (path / "value.txt").unlink()  # removed by SageMaker once unloaded; model.joblib in a real one
+        if then == "reloaded":
+            first.load("a", model(tmp_path, "b"))
+        return Handler(path)
+
+    second = ModelRegistry(first.index, unloaded_meanwhile, first.budget, size_of=first.size_of)
+    with pytest.raises(ModelNotLoaded, match="unloaded while this worker loaded it"):
+        second.handler("a")
+    assert second.cached_names() == []
+    if then == "reloaded":
+        assert first.handler("a").value == "b"
+
+
 def test_discard_keeps_a_newer_load(tmp_path: Path) -> None:
     index = ModelIndex(tmp_path / "index")
     old = index.add("a", "/x")

@@ -643,7 +643,15 @@ class ModelRegistry(Generic[H]):
             self._drop(name)
             try:
                 return self._load(entry).handler
-            except ModelNotFound:
+            except (ModelNotFound, ModelRejected) as exc:
+                if self.index.get(name) != entry:
+                    # unloaded or reloaded while this worker read its files, which SageMaker may
+                    # delete or replace once it has unloaded the model: not the model's fault
+                    raise ModelNotLoaded(
+                        f"model {name!r} was unloaded while this worker loaded it; load it with POST /models"
+                    ) from None
+                if isinstance(exc, ModelRejected):
+                    raise
                 # Its files are gone (removed from disk while loaded): unload it, so SageMaker's
                 # next load succeeds instead of meeting a 409 forever.
                 self.index.discard(entry)

@@ -37,6 +37,7 @@ from byoc.serving import hooks, multimodel
 from byoc.serving.app import answer, read_body_first, read_small_body, request_id_of_current_request
 from byoc.serving.handler import Handler
 from byoc.serving.settings import ServingSettings
+from byoc.serving.worker import invocation_starts
 
 log = logging.getLogger("byoc.serving.multimodel")
 
@@ -196,7 +197,8 @@ def add_routes(
     @app.post("/models/<path:name>/invoke")
     def invoke_model(name: str) -> Response:
         request_id = request_id_of_current_request()
-        handler = registry.handler(name)
+        handler = registry.handler(name)  # loaded in this worker on its first request: not timed
+        invocation_starts(request.environ)
         read_body_first(settings, request.environ, request_id)  # a client's slow body takes no turn
         with invoke_lock:
             return answer(handler, settings)

@@ -91,6 +91,7 @@ from byoc.serving.body import CLOSE_CONNECTION, SILENCE_SECONDS
 from byoc.serving.memory import MemoryBound
 
 REQUEST_ID_KEY = "byoc.request_id"
+RUNNING_KEY = "byoc.running"  # environ: the request's _Running record, for invocation_starts
 
 
 def new_request_id() -> str:
@@ -182,12 +183,21 @@ class _Running:
     def __init__(self, what: str, started: float, sock: Any, response: Any) -> None:
         self.what = what
         self.started = started
-        # an invocation: SAGEMAKER_MODEL_SERVER_TIMEOUT bounds it, not a multi-model endpoint's load
-        self.timed = what == "POST /invocations" or (
-            what.startswith("POST /models/") and what.endswith("/invoke")
-        )
+        # an invocation: SAGEMAKER_MODEL_SERVER_TIMEOUT bounds it, not a multi-model endpoint's load,
+        # also not the load a multi-model invocation runs in a worker without a copy: that one is
+        # timed once its model is there (invocation_starts)
+        self.timed = what == "POST /invocations"
         self.sock = sock  # the client's socket (gunicorn's environ["gunicorn.socket"])
         self.response = response  # gunicorn's Response: whether its head has been sent
+
+
+def invocation_starts(environ: dict[str, Any]) -> None:
+    """SAGEMAKER_MODEL_SERVER_TIMEOUT bounds the request in ``environ`` from now: a multi-model
+    invocation, once its worker has its model (a load, there as in POST /models, is not bound by it)."""
+    entry = environ.get(RUNNING_KEY)
+    if entry is not None:
+        entry.started = time.monotonic()
+        entry.timed = True
 
 
 class _Tracked:
@@ -210,7 +220,7 @@ class _Tracked:
         request_id = new_request_id()
         environ[REQUEST_ID_KEY] = request_id
         response = getattr(start_response, "__self__", None)  # gunicorn's Response
-        self.in_flight[request_id] = _Running(
+        self.in_flight[request_id] = environ[RUNNING_KEY] = _Running(
             f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}",
             time.monotonic(),
             environ.get("gunicorn.socket"),
