@@ -206,3 +206,18 @@ def test_the_values_table_spells_numbers_as_categories_as_the_code_does():
         number = 2.0**53 if given == "2.0**53" else float(given)
         assert values.category(number) == spelled, given
     assert values.category(10**16) == "10000000000000000" and '`"10000000000000000"`' in row
+
+
+def test_setup_quotes_the_line_make_demo_closes_with():
+    """README said "the last line gives each step's time"; the last line names the outputs, the one
+    before it (`=== all 5 steps passed in ... s (1/5 ... s, ...)`) gives the times."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    setup = " ".join(text[text.index("## Set-up") : text.index("## Docker")].split())
+    assert "the last line gives each step's time" not in setup
+    quoted = re.search(r"`=== all (\d+) steps passed in \d+ s \((1/\1 \d+ s), ", setup)
+    assert quoted, "README's set-up does not quote make demo's closing line"
+    demo = (REPO / "examples" / "demo.py").read_text(encoding="utf-8")
+    steps = re.findall(r'^    \(f?"(\d+)/(\d+) ', demo, re.M)
+    assert len(steps) == int(quoted.group(1)) and {total for _, total in steps} == {quoted.group(1)}
+    closing = demo[demo.index('section(f"all {len(STEPS)} steps passed in') :]
+    assert closing.count("print(") == 1 and "outputs:" in closing  # the times, then the outputs' line
