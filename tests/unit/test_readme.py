@@ -221,3 +221,17 @@ def test_setup_quotes_the_line_make_demo_closes_with():
     assert len(steps) == int(quoted.group(1)) and {total for _, total in steps} == {quoted.group(1)}
     closing = demo[demo.index('section(f"all {len(STEPS)} steps passed in') :]
     assert closing.count("print(") == 1 and "outputs:" in closing  # the times, then the outputs' line
+
+
+def test_try_it_locally_shows_the_docker_run_train_local_sh_runs():
+    """README's comment showed `docker run -v ... byoc-sklearn train`; the script runs it as the
+    invoking user (`--user "$(id -u):$(id -g)"`): a model written by root is not what it does."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"^    local_test/train_local\.sh byoc-sklearn +# (docker run .*)$", text, re.M)
+    assert shown, "README's Try it locally does not show train_local.sh's docker run"
+    script = (REPO / "local_test" / "train_local.sh").read_text(encoding="utf-8")
+    ran = re.search(r'^\s*exec (docker run .*)$', script, re.M)
+    assert ran
+    for option in re.findall(r"(--user|-v|--rm|train)\b", ran.group(1)):
+        if option != "--rm":
+            assert option in shown.group(1), f"README's comment leaves out {option}"
