@@ -230,7 +230,7 @@ def test_try_it_locally_shows_the_docker_run_train_local_sh_runs():
     shown = re.search(r"^    local_test/train_local\.sh byoc-sklearn +# (docker run .*)$", text, re.M)
     assert shown, "README's Try it locally does not show train_local.sh's docker run"
     script = (REPO / "local_test" / "train_local.sh").read_text(encoding="utf-8")
-    ran = re.search(r'^\s*exec (docker run .*)$', script, re.M)
+    ran = re.search(r"^\s*exec (docker run .*)$", script, re.M)
     assert ran
     for option in re.findall(r"(--user|-v|--rm|train)\b", ran.group(1)):
         if option != "--rm":
