@@ -31,9 +31,11 @@ RUN python3 -m venv /opt/venv \
 WORKDIR /src
 # Dependencies first, in their own layer: they change far less often than the code, so an edit
 # under container/byoc rebuilds only the small layer below. A placeholder package lets pip resolve
-# pyproject's `dependencies` (never the test extras) before the code is copied.
-COPY pyproject.toml README.md ./
-RUN mkdir -p container/byoc && touch container/byoc/__init__.py \
+# pyproject's `dependencies` (never the test extras) before the code is copied. README.md (pyproject's
+# `readme`) is a placeholder here too: copied at this step, every README edit re-downloaded and
+# reinstalled every dependency.
+COPY pyproject.toml ./
+RUN mkdir -p container/byoc && touch container/byoc/__init__.py README.md \
  && /opt/venv/bin/python -m pip wheel --wheel-dir /wheels . \
  && rm -f /wheels/byoc-*.whl \
  && /opt/venv/bin/python -m pip install --no-index /wheels/*.whl \
@@ -56,6 +58,7 @@ RUN site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths(
  && /opt/venv/bin/python -c "import sklearn, scipy.sparse, pandas, pyarrow.parquet, pyarrow.fs, pyarrow.dataset, pyarrow.csv, numpy, flask, gunicorn, distributed.cli.dask_worker, onnx.helper, onnxruntime, orjson; print('runtime imports ok')"
 
 # The project itself (a regular, non-editable install of this checkout).
+COPY README.md ./
 COPY container/byoc ./container/byoc
 RUN /opt/venv/bin/python -m pip install --no-deps . \
  && /opt/venv/bin/python -c "import byoc.training, byoc.serving.server, byoc.serving.app"

@@ -10,7 +10,7 @@
 #   IMAGE_NAME            ECR repository name (created if missing), e.g. byoc-sklearn
 #   TAG                   image tag (default: git short sha of this checkout, "-dirty" when it
 #                         has uncommitted changes); "latest" is always pushed as well
-# Options (each has an environment-variable equivalent):
+# Options (a variable named in parentheses sets the same from the environment):
 #   --region REGION       AWS region (AWS_REGION, AWS_DEFAULT_REGION, or the profile's region).
 #                         There is no default: a region is never picked silently.
 #   --profile PROFILE     AWS CLI profile (AWS_PROFILE)
@@ -128,6 +128,9 @@ if ((!DRY_RUN)); then
         || die "Docker is not installed (need 'docker' on PATH): https://docs.docker.com/engine/install/"
     docker info >/dev/null 2>&1 \
         || die "cannot reach the Docker engine: start Docker (Docker Desktop, or 'sudo systemctl start docker'; scripts/docker-engine.sh on Debian)"
+    # Before any AWS call: a missing image must not leave a new ECR repository and a login behind.
+    ((BUILD)) || docker image inspect "$IMAGE_NAME:$TAG" >/dev/null 2>&1 \
+        || die "--no-build: no local image $IMAGE_NAME:$TAG (build it first: docker build -t $IMAGE_NAME:$TAG $HERE; or drop --no-build)"
 fi
 
 if [[ -z "$REGION" ]] && ((!DRY_RUN)); then
@@ -203,9 +206,6 @@ fi
 if ((BUILD)); then
     run docker build --platform "$PLATFORM" ${BUILD_ARGS[@]+"${BUILD_ARGS[@]}"} \
         -t "$IMAGE_NAME:$TAG" -t "$IMAGE_NAME:latest" "$HERE" >&2
-elif ((!DRY_RUN)); then
-    docker image inspect "$IMAGE_NAME:$TAG" >/dev/null 2>&1 \
-        || die "--no-build: no local image $IMAGE_NAME:$TAG (build it first, or drop --no-build)"
 fi
 run docker tag "$IMAGE_NAME:$TAG" "$IMAGE_URI"
 run docker tag "$IMAGE_NAME:$TAG" "$REPO_URI:latest"

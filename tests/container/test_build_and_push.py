@@ -210,6 +210,23 @@ def test_missing_credentials_are_named(tmp_path: Path, image: str, moto_endpoint
     assert "no usable AWS credentials" in result.stderr and "aws configure" in result.stderr
 
 
+def test_no_build_without_the_local_image_fails_before_any_aws_call(
+    tmp_path: Path, image: str, moto_endpoint: str
+) -> None:
+    """README's `--no-build` after `docker build -t byoc-sklearn .`: the image is :latest, not :TAG.
+    The script says so before it creates an ECR repository or logs in (nothing half-done)."""
+    name = f"byoc-nobuild-{uuid.uuid4().hex[:8]}"
+    env = script_env(
+        tmp_path, AWS_ENDPOINT_URL=moto_endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"
+    )
+    result = run_script(env, name, "v1", "--no-build", "--region", REGION)
+    assert result.returncode == 1
+    assert f"--no-build: no local image {name}:v1" in result.stderr, result.stderr
+    assert "docker build -t" in result.stderr
+    assert name not in ecr_repositories(moto_endpoint)
+    assert "docker login" not in result.stderr and "creating ECR repository" not in result.stderr
+
+
 @pytest.mark.parametrize(
     "missing, message", [("aws", "AWS CLI is not installed"), ("docker", "Docker is not installed")]
 )

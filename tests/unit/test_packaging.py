@@ -54,3 +54,16 @@ def test_a_deprecated_licence_table_would_be_reported(tmp_path):
         encoding="utf-8",
     )
     assert deprecations(project, tmp_path / "metadata")
+
+
+def test_the_images_dependency_layer_copies_nothing_but_pyproject():
+    """The Dockerfile installs the dependencies in a layer of their own so that an edit elsewhere
+    rebuilds only the small layer after it. README.md was copied into that layer (pyproject's
+    `readme`), so a README edit (most commits) re-downloaded and reinstalled every dependency."""
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    build_stage = dockerfile[: dockerfile.index("AS runtime")]
+    dependencies = build_stage[: build_stage.index("pip wheel")]
+    copied = [line.split()[1:-1] for line in dependencies.splitlines() if line.startswith("COPY ")]
+    assert copied == [["pyproject.toml"]], copied
+    rest = build_stage[build_stage.index("pip wheel") :]
+    assert re.search(r"^COPY README\.md ", rest, re.M), "the project's install needs the real README.md"

@@ -206,3 +206,32 @@ def test_the_values_table_spells_numbers_as_categories_as_the_code_does():
         number = 2.0**53 if given == "2.0**53" else float(given)
         assert values.category(number) == spelled, given
     assert values.category(10**16) == "10000000000000000" and '`"10000000000000000"`' in row
+
+
+def test_setup_quotes_the_line_make_demo_closes_with():
+    """README said "the last line gives each step's time"; the last line names the outputs, the one
+    before it (`=== all 5 steps passed in ... s (1/5 ... s, ...)`) gives the times."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    setup = " ".join(text[text.index("## Set-up") : text.index("## Docker")].split())
+    assert "the last line gives each step's time" not in setup
+    quoted = re.search(r"`=== all (\d+) steps passed in \d+ s \((1/\1 \d+ s), ", setup)
+    assert quoted, "README's set-up does not quote make demo's closing line"
+    demo = (REPO / "examples" / "demo.py").read_text(encoding="utf-8")
+    steps = re.findall(r'^    \(f?"(\d+)/(\d+) ', demo, re.M)
+    assert len(steps) == int(quoted.group(1)) and {total for _, total in steps} == {quoted.group(1)}
+    closing = demo[demo.index('section(f"all {len(STEPS)} steps passed in') :]
+    assert closing.count("print(") == 1 and "outputs:" in closing  # the times, then the outputs' line
+
+
+def test_try_it_locally_shows_the_docker_run_train_local_sh_runs():
+    """README's comment showed `docker run -v ... byoc-sklearn train`; the script runs it as the
+    invoking user (`--user "$(id -u):$(id -g)"`): a model written by root is not what it does."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"^    local_test/train_local\.sh byoc-sklearn +# (docker run .*)$", text, re.M)
+    assert shown, "README's Try it locally does not show train_local.sh's docker run"
+    script = (REPO / "local_test" / "train_local.sh").read_text(encoding="utf-8")
+    ran = re.search(r"^\s*exec (docker run .*)$", script, re.M)
+    assert ran
+    for option in re.findall(r"(--user|-v|--rm|train)\b", ran.group(1)):
+        if option != "--rm":
+            assert option in shown.group(1), f"README's comment leaves out {option}"
