@@ -6,8 +6,10 @@ naming the allowed fields)."""
 
 from __future__ import annotations
 
+import io
 import json
 
+import numpy as np
 import pytest
 import serving_models as sm
 from test_serve import assert_error, csv_body, expected, expected_proba
@@ -54,6 +56,34 @@ def test_a_server_started_with_that_environment_answers_every_advertised_field()
         # Autopilot's (ensembling mode) meaning: the probability of the predicted label
         assert p["probability"] == pytest.approx(want.max())
         assert p["probability"] == pytest.approx(want[p["labels"].index(p["predicted_label"])])
+
+
+def test_an_npy_request_of_several_fields_is_answered_in_json_when_the_accept_allows_it():
+    """npy carries one field: an npy request on an endpoint answering predicted_label,probability (the
+    SDK's inference_response_keys) was a 406 with no Accept, ``*/*`` or an Accept also taking JSON."""
+    rows = sm.features("multiclass").iloc[::30]
+    buf = io.BytesIO()
+    np.save(buf, rows.to_numpy(dtype=np.float64))
+    env = {**written_environment("multiclass"), "SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability"}
+    server = sm.start(sm.trained_root("multiclass"), workers=1, env=env)
+    accepts = (None, "*/*", "application/x-npy, application/json;q=0.5", "application/x-npy")
+    try:
+        replies = {accept: server.invoke(buf.getvalue(), "application/x-npy", accept) for accept in accepts}
+        one = server.invoke(buf.getvalue(), "application/x-npy", attributes="output=probability")
+    finally:
+        server.stop()
+    for accept in accepts[:-1]:
+        reply = replies[accept]
+        assert reply.status_code == 200, (accept, reply.text)
+        assert reply.headers["Content-Type"].startswith("application/json")
+        predictions = reply.json()["predictions"]
+        assert [p["predicted_label"] for p in predictions] == expected("multiclass", rows)
+        assert [p["probability"] for p in predictions] == pytest.approx(
+            expected_proba("multiclass", rows).max(axis=1)
+        )
+    assert_error(replies["application/x-npy"], 406, "not_acceptable", "carries one output field")
+    assert one.status_code == 200 and one.headers["Content-Type"].startswith("application/x-npy")
+    assert np.load(io.BytesIO(one.content)).shape == (len(rows),)
 
 
 def test_a_request_outside_the_supported_fields_is_a_400_naming_them():

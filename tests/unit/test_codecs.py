@@ -90,6 +90,31 @@ def test_choose_encoder(accept, request_type, default, chosen):
 
 
 @pytest.mark.parametrize(
+    "accept,default,chosen",
+    [
+        (None, None, "application/json"),
+        ("*/*", None, "application/json"),
+        ("application/x-npy, application/json;q=0.5", None, "application/json"),
+        ("application/x-npy, */*;q=0.1", None, "application/json"),
+        ("application/x-npy, text/csv;q=0.5", None, "text/csv"),
+        (None, "application/x-npy", "application/json"),
+        ("application/x-npy", None, "application/x-npy"),  # npy alone: its own 406 asks for one field
+    ],
+)
+def test_a_format_that_cannot_carry_the_fields_is_passed_over_while_another_is_acceptable(
+    accept, default, chosen
+):
+    """An npy request answered with two fields (SAGEMAKER_INFERENCE_OUTPUT=predicted_label,probability)
+    was a 406 "carries one output field" with no Accept or ``*/*``, which promise the request's own
+    format only when it can, and with an Accept that also took JSON."""
+    assert codecs.choose_encoder(accept, "application/x-npy", default, 2).media_type == chosen
+    if accept is None and default is None:  # one field: npy's own format, as before
+        assert (
+            codecs.choose_encoder(accept, "application/x-npy", default, 1).media_type == "application/x-npy"
+        )
+
+
+@pytest.mark.parametrize(
     "accept,request_type,chosen",
     [
         ("application/x-jsonlines", "application/json", "application/jsonlines"),

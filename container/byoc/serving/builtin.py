@@ -245,7 +245,7 @@ class ModelHandler:
             available=self.predictor.available_fields,
             supported=self.supported,
         )
-        encoder = codecs.choose_encoder(request.accept, decoder.media_type, self.default_accept)
+        encoder = codecs.choose_encoder(request.accept, decoder.media_type, self.default_accept, len(fields))
         headers = {CUSTOM_ATTRIBUTES_HEADER: "output=" + ",".join(fields)}
         if encoder.join is None:
             return InferenceResponse(

@@ -541,7 +541,9 @@ class ByocHooks:
                 code="prediction_count_mismatch",
             )
         request_type = parse_options_header(context.content_type or DEFAULT_CONTENT_TYPE)[0].lower()
-        encoder = codecs.choose_encoder(context.accept, request_type, self.default_accept)
+        encoder = codecs.choose_encoder(
+            context.accept, request_type, self.default_accept, len(prediction.fields)
+        )
         try:
             body = encoder.encode(prediction)
         except (TypeError, ValueError) as exc:

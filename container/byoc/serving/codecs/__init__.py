@@ -126,8 +126,10 @@ def _check_qualities(accept: str) -> None:
 
 
 @lru_cache(maxsize=256)
-def choose_encoder(accept: str | None, request_type: str, default: str | None = None) -> Encoder:
-    """The encoder for an Accept header.
+def choose_encoder(
+    accept: str | None, request_type: str, default: str | None = None, fields: int = 1
+) -> Encoder:
+    """The encoder for an Accept header, for an answer of ``fields`` output fields.
 
     Missing or ``*/*``: ``default`` (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT) if set, else the
     request's own media type when we can write it, else JSON.  A media type is named by any
@@ -135,19 +137,25 @@ def choose_encoder(accept: str | None, request_type: str, default: str | None = 
     ``application/jsonlines``): such an Accept was a 406 though the request's type was read.  Parameters on the client's
     media ranges (``text/csv; charset=utf-8``) do not prevent a match, except a charset other
     than UTF-8: that range is not one we can answer in (it was answered in UTF-8 regardless).
+    A format that cannot carry ``fields`` (npy: one field) is passed over, as the default too,
+    while the Accept allows another: an npy request answered with ``predicted_label,probability``
+    was a 406 with no Accept, ``*/*`` or ``application/x-npy, application/json;q=0.5``; an Accept
+    of npy alone still gets npy's 406 asking for one field.
     """
     table, own_names = encoders(), _own_names()
     request_type = own_names.get(request_type.strip().lower(), request_type)
-    if default is not None and default in table:
-        preferred = default
-    else:
-        preferred = request_type if request_type in table else DEFAULT_ACCEPT
+    preferred = next(
+        name
+        for name in (default, request_type, DEFAULT_ACCEPT)
+        if name is not None and name in table and table[name].carries(fields)
+    )
     if not accept or not accept.strip():
         return table[preferred]
     _check_qualities(accept)
     ranges, charsets = _ranges(accept)
     candidates = [preferred] + [name for name in table if name != preferred]
-    match = ranges.best_match(candidates)
+    match = ranges.best_match([name for name in candidates if table[name].carries(fields)])
+    match = match or ranges.best_match(candidates)  # only a format that cannot: its own 406 says why
     if match is None:
         why = f" (answers are UTF-8, not {charsets[0]!r}: ask charset=utf-8 or none)" if charsets else ""
         raise NotAcceptable(f"Accept {accept!r} cannot be satisfied{why}; {offered(accept)}")

@@ -76,3 +76,10 @@ class Encoder:
     """The response's chunks from the encodings of a batch's consecutive slices, so a large
     batch is encoded slice by slice and its answer held once, as bytes (None: the slices'
     predictions are concatenated, then encoded)."""
+    max_fields: int | None = None
+    """The most output fields one answer can carry (npy: one array, one field); None: any.
+    Negotiation passes over a format that cannot carry the fields asked for when another
+    is acceptable (:func:`byoc.serving.codecs.choose_encoder`)."""
+
+    def carries(self, fields: int) -> bool:
+        return self.max_fields is None or fields <= self.max_fields

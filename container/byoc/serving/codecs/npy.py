@@ -326,4 +326,4 @@ def _numbers(flat: np.ndarray, kinds: dict[type, cells.Kind]) -> np.ndarray:
 
 
 DECODER = Decoder(MEDIA_TYPE, decode)
-ENCODER = Encoder(MEDIA_TYPE, encode)
+ENCODER = Encoder(MEDIA_TYPE, encode, max_fields=1)
