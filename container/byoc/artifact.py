@@ -614,8 +614,9 @@ def load(model_dir: Path, *, verify: bool = True, compiled: bool = True) -> Mode
 def load_located(folder: Path, *, verify: bool = True, compiled: bool = True) -> ModelArtifact:
     """:func:`load` of the folder :func:`locate` returned already: a caller that had to locate
     the model first (serve, to find its code/) does not walk the directory a second time.
-    ``compiled=False`` (a server with BYOC_COMPILED_INFERENCE=off, which never reads the compiled
-    file): a compiled file that fails its check is a WARNING, not a refusal."""
+    ``compiled=False`` (a server with BYOC_COMPILED_INFERENCE=off, and evaluate, which scores with
+    scikit-learn: neither reads the compiled file): a compiled file that fails its check is a
+    WARNING, not a refusal."""
     folder = Path(folder)
     with reading(folder):
         return _load(folder, verify, compiled)
@@ -649,7 +650,9 @@ def _load(model_dir: Path, verify: bool, compiled: bool = True) -> ModelArtifact
                 if compiled:
                     raise ModelLoadError(f"{exc}; {COMPILED_OFF}") from exc
                 log.warning(
-                    "%s; BYOC_COMPILED_INFERENCE=off: scikit-learn answers, the file is not read", exc
+                    "%s; the file is not read: model.joblib's scikit-learn pipeline answers, as with "
+                    "BYOC_COMPILED_INFERENCE=off",
+                    exc,
                 )
     differ = _versions_differ(metadata)
     try:

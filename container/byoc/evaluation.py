@@ -540,7 +540,9 @@ def score(
     model_files = model_directory(model_path, scratch)
     refuse_inference_code(model_files, os.environ)
     try:
-        model = artifact.load(model_files.model_dir)
+        # scored with scikit-learn, as BYOC_COMPILED_INFERENCE=off serves: a compiled file that fails
+        # its check is a WARNING, as there (its numbers are the pipeline's either way)
+        model = artifact.load(model_files.model_dir, compiled=False)
     except ModelLoadError as exc:
         raise in_archive(exc, model_files.root, model_files.archive) from exc
     classes = list(model.classes or ())

@@ -1390,3 +1390,34 @@ def test_a_stopped_processing_job_says_what_evaluate_was_doing_and_leaves_nothin
     assert "no evaluation.json was written" in first, first
     assert not (out / "evaluation.json").exists()
     assert list(scratch.iterdir()) == []  # the unpacking directory went with the job
+
+
+def test_a_model_whose_compiled_file_is_missing_or_replaced_is_scored_with_scikit_learn(
+    tmp_path, header_model
+):
+    """evaluate scores with the scikit-learn pipeline in model.joblib and never reads the compiled
+    form, yet refused a model whose model.compiled.npz was missing or replaced ("fails its check")
+    that a server with BYOC_COMPILED_INFERENCE=off serves: it loads it as that server does, with a
+    WARNING, and reports the pipeline's numbers, the intact model's."""
+    assert (header_model / "model.compiled.npz").is_file()
+    reports, logs = {}, {}
+    for case in ("intact", "missing", "replaced"):
+        model = tmp_path / case / "model"
+        shutil.copytree(header_model, model)
+        if case == "missing":
+            (model / "model.compiled.npz").unlink()
+        elif case == "replaced":
+            (model / "model.compiled.npz").write_bytes(b"PK\x03\x04 another model's")
+        out = tmp_path / case / "out"
+        result = run_evaluate(
+            "--model", str(model), "--test", str(data_dir(tmp_path / case, {"t.csv": csv_bytes(TEST, target="deposit", header=True)})),
+            "--output", str(out), base=tmp_path / case,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        reports[case] = json.loads((out / "evaluation.json").read_text())
+        logs[case] = result.stdout + result.stderr
+    assert reports["missing"] == reports["intact"]
+    assert reports["replaced"] == reports["intact"]
+    assert "model.compiled.npz" not in logs["intact"]
+    for case in ("missing", "replaced"):
+        assert "WARNING" in logs[case] and "model.compiled.npz" in logs[case], logs[case]

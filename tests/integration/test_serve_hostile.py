@@ -715,3 +715,35 @@ def test_a_header_repeating_one_name_all_through_the_body_is_a_400_at_once(binar
     status, headers = response.status_code, {k.lower(): v for k, v in response.headers.items()}
     error = assert_json_error(status, headers, response.content, 400)
     assert error["error"] == "duplicate_columns" and "repeats column 'age'" in error["message"], error
+
+
+# -- NUL in a text value ---------------------------------------------------------------------------
+
+
+def _with_nul(frame: pd.DataFrame, at: int) -> pd.DataFrame:
+    frame = frame.copy()
+    frame.loc[at, "job"] = "ad\x00min"
+    return frame
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/csv", "application/json", "application/jsonlines", "application/x-parquet"]
+)
+def test_a_nul_in_a_text_value_is_refused_in_every_format_as_training_refuses_it(binary, content_type):
+    """NUL is in no text: training refuses a value holding it in every format (CSV, JSON Lines'
+    ``"\\u0000"``, Parquet), and so does the endpoint, naming row and column.  JSON and JSON Lines
+    ``"\\u0000"`` (and Parquet text) were taken as an unseen category, answered 200, while the same
+    value sent as CSV was a 400."""
+    rows = _with_nul(sm.features("binary").iloc[:3].reset_index(drop=True), 1)
+    body = {
+        "text/csv": lambda: support.csv_bytes(rows, target=None),
+        "application/json": lambda: json.dumps({"instances": support.json_records(rows)}).encode(),
+        "application/jsonlines": lambda: support.jsonlines_bytes(rows),
+        "application/x-parquet": lambda: support.parquet_bytes(rows),
+    }[content_type]()
+    assert (b"\\u0000" in body) == content_type.startswith("application/json")
+    response = binary.invoke(body, content_type)
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["error"] == "not_text", error
+    assert error["message"].startswith("row 2, column 'job': holds a NUL character (\\x00)"), error

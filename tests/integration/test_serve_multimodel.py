@@ -8,6 +8,7 @@ model: the test sends every request to both and compares status, headers and bod
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -16,6 +17,7 @@ import socket
 import threading
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -519,6 +521,61 @@ def test_a_load_on_a_workers_first_invocation_is_not_cut_by_the_invocation_timeo
         hung = invoke(server, "slow", "hang\n", accept="application/json")
         assert_error(hung, 504, "model_server_timeout", "SAGEMAKER_MODEL_SERVER_TIMEOUT (2 s)")
     finally:
+        output = server.stop()
+    assert output.count("timed out: SAGEMAKER_MODEL_SERVER_TIMEOUT") == 1, output
+
+
+HELD = """
+import json
+import os
+import time
+from pathlib import Path
+
+
+def model_fn(model_dir):
+    return Path(model_dir)
+
+
+def transform_fn(model, request_body, content_type, accept):
+    if request_body.strip() == "hold":  # until the test lets go, well past the timeout
+        (model / "started").touch()
+        deadline = time.monotonic() + 120
+        while not (model / "release").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return json.dumps([model.name, os.getpid()]), "application/json"
+"""
+
+
+def test_waiting_for_the_workers_turn_behind_another_models_predict_is_not_timed(tmp_path):
+    """A worker predicts for one model at a time: an invocation of a second model waited for the
+    turn behind the first one's long predict, and that wait counted toward its own
+    SAGEMAKER_MODEL_SERVER_TIMEOUT, so it was answered 504 ("send fewer records") though its own
+    predict took nothing.  As in single-model serving, whose clock starts once a request has left
+    the queue, its clock runs once it has the turn; the long predict itself is still a 504."""
+    folders = {}
+    for name in ("held", "quick"):
+        folders[name] = tmp_path / name
+        (folders[name] / "code").mkdir(parents=True)
+        (folders[name] / "code" / "inference.py").write_text(HELD)
+    server = start_mme(workers=1, SAGEMAKER_MODEL_SERVER_TIMEOUT="2")
+    try:
+        for name, folder in folders.items():
+            assert load(server, name, str(folder)).status_code == 200
+        with ThreadPoolExecutor(2) as pool:
+            held = pool.submit(invoke, server, "held", "hold\n", accept="application/json", timeout=120)
+            support.wait_for(lambda: (folders["held"] / "started").exists(), "the held predict", timeout=60)
+            quick = pool.submit(invoke, server, "quick", "1\n", accept="application/json", timeout=120)
+            assert_error(held.result(), 504, "model_server_timeout", "SAGEMAKER_MODEL_SERVER_TIMEOUT (2 s)")
+            # the quick invocation has been waiting for its turn meanwhile: past its own timeout once
+            # this is over (it was a 504 then), answered once the held predict returns
+            with contextlib.suppress(TimeoutError):
+                quick.result(timeout=4)
+            (folders["held"] / "release").touch()
+            answered = quick.result()
+        assert answered.status_code == 200, answered.text
+        assert answered.json()[0] == "quick"
+    finally:
+        (folders["held"] / "release").touch()
         output = server.stop()
     assert output.count("timed out: SAGEMAKER_MODEL_SERVER_TIMEOUT") == 1, output
 

@@ -1149,3 +1149,42 @@ def test_a_full_disk_that_names_no_file_is_still_the_users(tmp_path):
     _, lines = _patched_failure(tmp_path, patch, 1)
     assert lines[0].startswith("No space left on device while compiling the model for serving"), lines[0]
     assert "VolumeSizeInGB" in lines[0]
+
+
+def _nul_at(frame, at: int):
+    frame = frame.copy()
+    frame.loc[at, "job"] = "ad\x00min"
+    return frame
+
+
+NUL_FRAME = mixed_frame(3000)
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "content_type"),
+    [
+        ("a.csv", csv_bytes(_nul_at(NUL_FRAME, 2900), target="deposit", header=True), "text/csv"),
+        ("a.jsonl", jsonlines_bytes(_nul_at(FRAME, 40)), "application/jsonlines"),
+        ("a.parquet", parquet_bytes(_nul_at(FRAME, 40)), "application/x-parquet"),
+    ],
+    ids=["csv-past-its-first-bytes", "jsonlines-escape", "parquet"],
+)
+def test_a_nul_in_a_text_value_fails_the_job_in_every_format(tmp_path, name, body, content_type):
+    """A text value holding NUL (corrupt or binary data, which CSV cannot carry) is refused naming
+    file, row and column, as the endpoint refuses it in every format: training looked for NUL only
+    in a CSV file's first 64 KB, and a NUL further in, JSON Lines' ``"\\u0000"`` or a Parquet value
+    holding it was trained as part of a category the endpoint then refused when sent as CSV."""
+    assert body.index(b"\\u0000" if name.endswith(".jsonl") else b"\x00") > 64 * 1024 or not name.endswith(
+        ".csv"
+    )
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": {name: body}},
+        hyperparameters={"target": "deposit", "algorithm": "decision_tree"},
+        content_types={"train": content_type},
+    )
+    result = run_train(root)
+    row = 2901 if name.endswith(".csv") else 41
+    _fails_as_user_error(
+        root, result, rf"^train/{re.escape(name)}, row {row}, column 'job': holds a NUL character \(\\x00\)"
+    )

@@ -1058,9 +1058,12 @@ def test_a_body_that_is_not_utf8_names_the_byte_in_the_body_on_every_path():
     ids=["one-row", "header", "large"],
 )
 def test_a_nul_byte_in_a_cell_is_refused_naming_row_and_column_as_training_refuses_it(body, said):
-    """Training refuses a CSV file holding a NUL byte as binary content; the endpoint took
+    """Training refuses a value holding a NUL byte (byoc.wide_text.nul_cell); the endpoint took
     ``a\\x00`` as an unseen category of such a file's column."""
-    with pytest.raises(SchemaError, match=re.escape(said) + r": holds a NUL byte .*binary content") as caught:
+    with pytest.raises(
+        SchemaError,
+        match=re.escape(said) + r": holds a NUL character \(\\x00\).*training and the endpoint refuse it",
+    ) as caught:
         csv_codec.decode(body, SCHEMA)
     assert caught.value.code == "not_text"
 

@@ -560,3 +560,44 @@ def test_a_name_holding_any_control_character_is_refused(control: str) -> None:
         multimodel.check_name(f"model{control}a")
     assert refused.value.code == "bad_model_name"
     assert multimodel.check_name("mod\u00e8le-\u00a0a") == "mod\u00e8le-\u00a0a"  # letters, a no-break space
+
+
+def test_an_invocation_between_a_loads_cache_and_its_index_entry_leaves_the_loading_copy(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """POST /models caches its handler, then writes the index entry: an invocation of the same name
+    in between (another thread of the worker) saw no entry and dropped the cache's copy whatever its
+    token, closing the handler being loaded (its code folders off sys.path), which the load then
+    published anyway.  The invocation is a 404; the load's copy stays, open, and answers."""
+    released: list[str] = []
+    reg = registry(tmp_path, release=lambda handler: released.append(handler.value))
+    cached, invoked = threading.Event(), threading.Event()
+    outcome: list[str] = []
+    add = reg.index.add
+
+    def add_after_an_invocation(name: str, url: str):
+        cached.set()  # the load's copy is in the cache, its entry not yet written
+        assert invoked.wait(30)
+        return add(name, url)
+
+    def invoke() -> None:
+        assert cached.wait(30)
+        try:
+            reg.handler("a")
+            outcome.append("answered")
+        except ModelNotLoaded:
+            outcome.append("404")
+        finally:
+            invoked.set()
+
+    monkeypatch.setattr(reg.index, "add", add_after_an_invocation)
+    invoker = threading.Thread(target=invoke)
+    invoker.start()
+    reg.load("a", model(tmp_path, "a"))
+    invoker.join(30)
+    assert outcome == ["404"]
+    assert released == []  # the copy the load published was never closed
+    assert reg.cached_names() == ["a"]
+    assert reg.handler("a").value == "a"
+    reg.unload("a")
+    assert released == ["a"]

@@ -18,7 +18,6 @@ import pandas as pd
 from byoc.data import media, parquet_stream, sniff
 from byoc.data.readers import READERS, supported_content_types
 from byoc.data.sources import (
-    GZIP_MAGIC,
     RECORDIO_MAGIC,
     Source,
     directory_sources,
@@ -30,6 +29,7 @@ from byoc.data.sources import (
 from byoc.data.tabular import SparseLayout
 from byoc.environment import ChannelConfig, TrainingEnvironment
 from byoc.errors import DataError
+from byoc.gzip_members import GZIP_MAGIC
 
 __all__ = ["ChannelData", "read_channel", "find_channel", "supported_content_types", "TRAIN_CHANNELS"]
 

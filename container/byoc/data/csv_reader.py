@@ -30,6 +30,7 @@ from byoc.data.tabular import (
     check_unique,
     label_column,
     plain_types,
+    refuse_nul_cells,
     to_frame,
     unify_and_concat,
 )
@@ -417,6 +418,7 @@ def read(
             else:
                 check_same_columns(channel, sources[0].name, first_columns, source.name, columns)
         tables.append(plain_types(table))
+    refuse_nul_cells(tables, [source.name for source in sources])
     check_same_kinds(tables, [source.name for source in sources], typed=typed)
     table = unify_and_concat(tables)
     if table.num_rows == 0:

@@ -31,6 +31,7 @@ from byoc.data.tabular import (
     label_column,
     label_position,
     plain_types,
+    refuse_nul_cells,
     to_frame,
     unify_and_concat,
 )
@@ -360,6 +361,7 @@ def read(
             check_same_columns(channel, sources[0].name, first, source.name, list(table.column_names))
         has_header = named
         tables.append(table)
+    refuse_nul_cells(tables, [source.name for source in sources])
     check_same_kinds(tables, [source.name for source in sources], typed=typed)
     table = unify_and_concat(tables)
     frame = to_frame(table, typed=typed, as_written=label_column(table, has_header, label))

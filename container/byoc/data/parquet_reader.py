@@ -19,6 +19,7 @@ from byoc.data.tabular import (
     check_unique,
     label_column,
     plain_types,
+    refuse_nul_cells,
     to_frame,
     unify_and_concat,
     whole_decimals,
@@ -85,6 +86,7 @@ def read(
             tables.append(plain_types(table))
         except DataError as exc:
             raise DataError(f"{source.name}: {exc.message}", code=exc.code) from exc
+    refuse_nul_cells(tables, [source.name for source in sources])
     check_same_kinds(tables, [source.name for source in sources], typed=typed)
     table = unify_and_concat(tables)
     if table.num_rows == 0:

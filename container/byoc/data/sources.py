@@ -24,11 +24,11 @@ from typing import Any
 
 from byoc.data.partitions import Partitions, check_same_keys, hive_partitions
 from byoc.errors import DataError, not_utf8_at
+from byoc.gzip_members import GZIP_MAGIC, GzipMembers, TrailingBytes
 from byoc.oserrors import display_path
 
 log = logging.getLogger(__name__)
 
-GZIP_MAGIC = b"\x1f\x8b"
 RECORDIO_MAGIC = (0xCED7230A).to_bytes(4, "little")
 RECORDIO_HEADER = 8  # the magic and the flag-and-length word
 SNIFF_BYTES = 64 * 1024
@@ -431,26 +431,18 @@ def _plain_after_gzip(data: bytes, chunk: int = 1 << 20) -> tuple[int, int] | No
     """(offset, gzip members before it) of the first bytes after whole gzip members that are
     neither gzip nor zero padding, or None when the gzip data itself is cut or corrupt."""
     view = memoryview(data)
-    offset = members = 0
-    while offset < len(data):
-        if view[offset : offset + 2] != GZIP_MAGIC:
-            return (offset, members) if members else None
-        inflate = zlib.decompressobj(wbits=31)
-        at = offset
-        try:
-            while not inflate.eof and at < len(data):
-                inflate.decompress(view[at : at + chunk], 1 << 16)
-                while inflate.unconsumed_tail and not inflate.eof:
-                    inflate.decompress(inflate.unconsumed_tail, 1 << 16)
-                at += chunk
-        except zlib.error:
-            return None
-        if not inflate.eof:
-            return None
-        offset = min(at, len(data)) - len(inflate.unused_data)
-        members += 1
-        while offset < len(data) and data[offset] == 0:
-            offset += 1
+    members = GzipMembers()
+    fed = 0
+    try:
+        while fed < len(data) or members.pending:
+            if not members.pending:
+                members.pending = bytes(view[fed : fed + chunk])
+                fed += len(members.pending)
+            members.inflate(1 << 16)  # the output is not kept: only where the members end
+    except zlib.error:
+        return None
+    except TrailingBytes:
+        return fed - len(members.pending), members.members
     return None
 
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pat
 
-from byoc import values
+from byoc import values, wide_text
 from byoc.arrow_tables import exact_integer_column, keep_exact_integers
 from byoc.errors import DataError
 
@@ -83,6 +83,19 @@ def _refuse_binary(name: str, kind: pa.DataType, plain: pa.ChunkedArray | pa.Arr
         "pyarrow: cast it to pa.string()) or as numbers, and write the file again",
         code="binary_column",
     )
+
+
+def refuse_nul_cells(tables: Sequence[pa.Table], files: Sequence[str]) -> None:
+    """A text value holding NUL (:func:`byoc.wide_text.nul_cell`), in any column of any file, refused
+    naming the file, its row and the column: CSV's own check reads only a file's first bytes, and
+    JSON Lines' ``"\\u0000"`` was a category the endpoint refuses when sent as CSV."""
+    for table, file in zip(tables, files, strict=True):
+        for name, column in zip(table.column_names, table.columns, strict=True):
+            row = wide_text.first_nul(column)
+            if row is not None:
+                raise DataError(
+                    wide_text.nul_cell(f"{file}, row {row + 1}, column '{name}'"), code="not_text"
+                )
 
 
 def check_same_kinds(tables: Sequence[pa.Table], files: Sequence[str], *, typed: bool = True) -> None:

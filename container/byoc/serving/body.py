@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from byoc.errors import DataError, PayloadTooLarge, UnsupportedMediaType, UserError
+from byoc.gzip_members import GzipMembers, TrailingBytes
 
 CLOSE_CONNECTION = "byoc.close_connection"  # environ key: the body left the connection unusable
 # A client that sends nothing of its request for this long is answered 408: on the worker's poller
@@ -38,7 +39,6 @@ SILENCE_SECONDS = 5
 AWAITS_CONTINUE = "byoc.awaits_continue"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 GZIP_ENCODINGS = frozenset({"gzip", "x-gzip"})
-GZIP_MAGIC = b"\x1f\x8b"
 _BLOCK = 1 << 16
 
 
@@ -309,10 +309,7 @@ class _GzipInput:
         self.refused = False  # refused for its size on the wire: what is left is only drained
         announced = getattr(raw, "announced", None)
         self.announced = int(announced) if isinstance(announced, str) and announced.isdigit() else None
-        self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self.pending = b""  # compressed bytes not yet fed (the decoder's unconsumed tail)
-        self.member_open = False  # bytes of a gzip member were fed and its end is not reached
-        self.members = 0  # gzip members read to their end
+        self.gzip = GzipMembers()
 
     def _too_large(self, what: str = "decompresses to more than") -> PayloadTooLarge:
         return PayloadTooLarge(
@@ -327,55 +324,37 @@ class _GzipInput:
     def _inflate(self, size: int) -> bytes:
         if self.announced is not None and self.announced > self.limit:
             raise self._too_long()
+        members = self.gzip
         while True:
-            if not self.pending:
-                self.pending = self.raw.read(_BLOCK)
-                self.consumed += len(self.pending)
+            if not members.pending:
+                members.pending = self.raw.read(_BLOCK)
+                self.consumed += len(members.pending)
                 if self.consumed > self.limit:
                     raise self._too_long()
-                if not self.pending:
-                    if self.member_open:
+                if not members.pending:
+                    if members.member_open:
                         raise DataError(
                             "the gzip request body ends early; send the whole gzip stream",
                             code="bad_encoding",
                         )
                     return b""
-            if not self.member_open and self.members:
-                self.pending = self.pending.lstrip(b"\0")  # zero padding after a member, as gzip reads it
-                if not self.pending:
-                    continue
-                self._refuse_trailing()
-            self.member_open = True
             try:
-                out = self.inflater.decompress(self.pending, size)
+                out = members.inflate(size)
             except zlib.error as exc:
                 raise DataError(
                     f"the request body is not valid gzip ({exc}); send gzip data or drop Content-Encoding",
                     code="bad_encoding",
                 ) from None
-            self.pending = self.inflater.unconsumed_tail
-            if self.inflater.eof:  # a member ended: another may follow (concatenated gzip)
-                # what follows its end is unused_data alone: unconsumed_tail may hold the same bytes
-                # again (a read that stopped at ``size`` before the end leaves it set), so the next
-                # member's rows were read twice
-                self.pending = self.inflater.unused_data
-                self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                self.member_open = False
-                self.members += 1
+            except TrailingBytes:
+                # Python's gzip module refuses them too: a stream with something appended to it
+                at = self.consumed - len(members.pending)
+                raise DataError(
+                    "the gzip request body goes on after its gzip data with bytes that are neither another gzip "
+                    f"member nor zero padding (byte {at:,}: 0x{members.pending[0]:02x}); send the gzip stream alone",
+                    code="bad_encoding",
+                ) from None
             if out:
                 return out
-
-    def _refuse_trailing(self) -> None:
-        """The 400 for bytes after a gzip member that start neither another member nor zero padding
-        (Python's gzip module refuses them too): a stream with something appended to it."""
-        if GZIP_MAGIC.startswith(self.pending[: len(GZIP_MAGIC)]):
-            return  # another member (or the start of one: a body cut there ends early)
-        at = self.consumed - len(self.pending)
-        raise DataError(
-            "the gzip request body goes on after its gzip data with bytes that are neither another gzip "
-            f"member nor zero padding (byte {at:,}: 0x{self.pending[0]:02x}); send the gzip stream alone",
-            code="bad_encoding",
-        )
 
     def read(self, size: int | None = -1) -> bytes:
         if self.refused:  # the app drains the rest (as a plain body's), so the client reads its 413

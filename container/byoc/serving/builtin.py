@@ -12,8 +12,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from byoc import artifact, wide_text
-from byoc.errors import ConfigError, DataError, ModelLoadError, UserError
+from byoc.errors import ConfigError, DataError, ModelLoadError, SchemaError, UserError
 from byoc.serving import codecs
 from byoc.serving import settings as settings_module
 from byoc.serving.handler import InferenceRequest, InferenceResponse, RequestBody
@@ -81,10 +83,14 @@ def decode_batches(
     limit, allows), one per slice for line-oriented ones (a CSV header only on the body's first
     line, its column order kept by later slices); an empty body is a 400."""
     if decoder.stream is not None:
-        decoded = False
-        blocks = _utf8_only(body.line_slices(len), decoder)
+        decoded, rows = False, 0
+        nul: list[bool] = []
+        blocks = _watch_nul(_utf8_only(body.line_slices(len), decoder), nul)
         for batch in decoder.stream(blocks, schema):  # raw blocks: no record cuts
             decoded = True
+            if nul:
+                refuse_nul(batch, rows)
+            rows += len(batch)
             yield batch
         if not decoded:
             raise _empty(decoder, schema)
@@ -94,10 +100,20 @@ def decode_batches(
         if decoder.text:
             refuse_wide_text(data, decoder.media_type)
         if not _blank(data):
+            # a binary body (Parquet, npy) may hold any byte: its text columns are each read once
+            checked = not decoder.text or wide_text.may_hold_nul(data)
             if decoder.batches is not None:
-                yield from decoder.batches(data, schema, limit)
+                rows = 0
+                for batch in decoder.batches(data, schema, limit):
+                    if checked:
+                        refuse_nul(batch, rows)
+                    rows += len(batch)
+                    yield batch
             else:
-                yield decoder.decode(data, schema, 0)
+                batch = decoder.decode(data, schema, 0)
+                if checked:
+                    refuse_nul(batch, 0)
+                yield batch
             return
         raise _empty(decoder, schema)
     rows, lines, decoded = 0, 0, False
@@ -126,11 +142,39 @@ def decode_batches(
                     raise
                 header_only = exc  # the rows follow in the next slices, if any
                 continue
+        if wide_text.may_hold_nul(piece):
+            refuse_nul(batch, rows)
         rows += len(batch)
         decoded = True
         yield batch
     if not decoded:
         raise header_only or _empty(decoder, schema)
+
+
+def refuse_nul(batch: Batch, start_row: int) -> None:
+    """A 400 naming the row and column of the first text value holding NUL, as training refuses
+    it (:func:`byoc.wide_text.nul_cell`): a JSON or JSON Lines ``"\\u0000"``, a Parquet text value,
+    which a model would take as an unseen category.  Called for a body that may hold one
+    (:func:`byoc.wide_text.may_hold_nul`; a CSV body's is named by its decoder)."""
+    for name, column in zip(batch.names, batch.columns, strict=True):
+        row = None if column.dtype == _FLOAT else wide_text.first_nul(column)
+        if row is not None:
+            raise SchemaError(
+                wide_text.nul_cell(f"row {start_row + row + 1}, column '{name}'"), code="not_text"
+            )
+
+
+_FLOAT = np.dtype(np.float64)  # a numeric feature's column: numbers, never text
+
+
+def _watch_nul(blocks: Iterator[bytes], seen: list[bool]) -> Iterator[bytes]:
+    """``blocks``, with ``seen`` made true once one may hold NUL (its escape cut by a block's end too)."""
+    tail = b""
+    for block in blocks:
+        if not seen and (wide_text.may_hold_nul(block) or wide_text.may_hold_nul(tail + block[:8])):
+            seen.append(True)
+        tail = block[-8:]
+        yield block
 
 
 def refuse_wide_text(head: bytes, media_type: str) -> None:

@@ -631,7 +631,11 @@ class ModelRegistry(Generic[H]):
                     return cached.handler
         entry = self.index.get(name)
         if entry is None:
-            self._drop(name)
+            with self._lock:
+                cached = self._cache.get(name)
+                token = cached.entry.token if cached is not None else ""
+            if token:  # a published copy, stale; one without a token is a POST /models's, not yet published
+                self._drop(name, token)
             raise ModelNotLoaded(f"model {name!r} is not loaded; load it with POST /models first")
         hit = self._lookup(entry)
         if hit is not None:

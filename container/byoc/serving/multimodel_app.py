@@ -37,7 +37,7 @@ from byoc.serving import hooks, multimodel
 from byoc.serving.app import answer, read_body_first, read_small_body, request_id_of_current_request
 from byoc.serving.handler import Handler
 from byoc.serving.settings import ServingSettings
-from byoc.serving.worker import invocation_starts
+from byoc.serving.worker import invocation_starts, invocation_waits
 
 log = logging.getLogger("byoc.serving.multimodel")
 
@@ -200,8 +200,12 @@ def add_routes(
         handler = registry.handler(name)  # loaded in this worker on its first request: not timed
         invocation_starts(request.environ)
         read_body_first(settings, request.environ, request_id)  # a client's slow body takes no turn
-        with invoke_lock:
+        with invocation_waits(request.environ):  # behind another model's predict: not its time
+            invoke_lock.acquire()
+        try:
             return answer(handler, settings)
+        finally:
+            invoke_lock.release()
 
     @app.post("/invocations")
     def invocations() -> Response:

@@ -77,7 +77,7 @@ import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from functools import cached_property, partial
 from typing import Any, NoReturn
@@ -197,6 +197,24 @@ def invocation_starts(environ: dict[str, Any]) -> None:
     entry = environ.get(RUNNING_KEY)
     if entry is not None:
         entry.started = time.monotonic()
+        entry.timed = True
+
+
+@contextlib.contextmanager
+def invocation_waits(environ: dict[str, Any]) -> Iterator[None]:
+    """SAGEMAKER_MODEL_SERVER_TIMEOUT's clock of the request in ``environ`` stopped within the block:
+    a multi-model invocation waiting for its worker's turn behind another model's predict, as a
+    single-model request's clock starts once a thread takes it, not while it waits in the queue."""
+    entry = environ.get(RUNNING_KEY)
+    if entry is None or not entry.timed:
+        yield
+        return
+    entry.timed = False
+    paused = time.monotonic()
+    try:
+        yield
+    finally:
+        entry.started += time.monotonic() - paused  # before timed: the sweep reads timed first
         entry.timed = True
 
 

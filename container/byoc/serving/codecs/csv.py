@@ -44,7 +44,7 @@ from byoc.serving.codecs.json import dumps
 from byoc.serving.output import LABELS, PROBABILITIES, Prediction
 from byoc.serving.schema import Batch, RequestSchema
 from byoc.values import DISTINCT_SHARE, FALSE, TRUE, number_text
-from byoc.wide_text import NOT_CSV_TEXT, NUL
+from byoc.wide_text import NUL, NUL_TEXT, nul_cell
 
 MEDIA_TYPE = "text/csv"
 SMALL_BODY = 64 * 1024
@@ -394,7 +394,7 @@ def _record_line(rows: bytes, index: int) -> int | None:
 def _decode_rows(
     body: bytes, schema: RequestSchema, start_row: int, header: list[str] | None, first: bool
 ) -> Batch:
-    if NUL in body:  # one memchr: training refuses such a file (byoc.wide_text.NUL)
+    if NUL in body:  # one memchr: training refuses such a value (byoc.wide_text.nul_cell)
         _refuse_nul(body, schema, start_row, header, first)
     if len(body) > SMALL_BODY:
         # a lone CR is a line end to pyarrow, not to the csv module nor to batch transform's split
@@ -416,23 +416,18 @@ def _decode_rows(
 def _refuse_nul(
     body: bytes, schema: RequestSchema, start_row: int, header: list[str] | None, first: bool
 ) -> None:
-    """A 400 naming the row and column of the first cell holding a NUL byte, which training
-    refuses as :data:`~byoc.wide_text.NOT_CSV_TEXT` where the model would take ``a\x00`` as an
-    unseen category (a NUL outside a cell is left to the parse)."""
+    """A 400 naming the row and column of the first cell holding a NUL byte, which training refuses
+    (:func:`~byoc.wide_text.nul_cell`) where the model would take ``a\x00`` as an unseen category
+    (a NUL outside a cell is left to the parse)."""
     rows = _parse_rows(_text(body, first), start_row, first, schema)
     if first:
         header, rows = _split_header(rows, schema)
     names = header or schema.names
-    nul = NUL.decode("ascii")
     for number, row in enumerate(rows, start=start_row + 1):
         for position, cell in enumerate(row):
-            if nul in cell:
+            if NUL_TEXT in cell:
                 column = f"column '{names[position]}'" if position < len(names) else f"column {position + 1}"
-                raise SchemaError(
-                    f"row {number}, {column}: holds a NUL byte (\\x00), {NOT_CSV_TEXT}, as training "
-                    "refuses it; send CSV text (a value without NUL bytes)",
-                    code="not_text",
-                )
+                raise SchemaError(nul_cell(f"row {number}, {column}"), code="not_text")
 
 
 # Process CPU (us) of the two paths, fitted to what benchmarks/csv_paths.py measured (1-340 rows
