@@ -137,6 +137,9 @@ class Progress:
     soft_stop: threading.Event | None = None
     soft_stop_action: str = "ending early and saving the best model so far"
     stop_grace: float = 0.0
+    # Set when output/failure was written before the job's exception reached run_job (the first of
+    # several hosts writes it before the others read the cause and end: SDK local mode then stops it)
+    failure_written: bool = False
 
 
 Job = Callable[["TrainingEnvironment", Progress], object]
@@ -331,8 +334,9 @@ def run_job(
             log.exception("training failed")
         else:
             log.error("training failed: %s", failure.cause)
-        with progress.commit:
-            write_failure(paths.failure_file, failure.cause, failure.details)
+        if not progress.failure_written:
+            with progress.commit:
+                write_failure(paths.failure_file, failure.cause, failure.details)
         return failure.exit_code
     finally:
         if not progress.saved:

@@ -626,9 +626,14 @@ def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None
         try:
             return _train(env, progress, params, fit_step)
         except Exception as exc:  # the other hosts fail with the cause this host's output/failure gives
-            from byoc.job import failure_of
+            from byoc.job import failure_of, write_failure
 
             failure = failure_of(exc, env.paths, progress)
+            # written now, before the other hosts read the cause and end: SDK local mode stops every
+            # container as soon as one exits, and a stop while the cluster closes would be the cause
+            with progress.commit:
+                write_failure(env.paths.failure_file, failure.cause, failure.details)
+                progress.failure_written = True
             outcome.fail(failure.cause, failure.exit_code, failure.code)
             raise
 
