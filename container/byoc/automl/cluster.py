@@ -453,6 +453,9 @@ class _Watcher(threading.Thread):
     def run(self) -> None:
         from distributed import Client
 
+        # A scheduler gone mid-read is this host's own message (run_worker), not the traceback Dask's
+        # client logs while it tries to reconnect (this process has no other Dask client)
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
         try:
             client = Client(self.where, timeout=self.timeout, set_as_default=False)
         except Exception as exc:  # the scheduler closed before this host connected
@@ -553,7 +556,7 @@ def run_worker(env: TrainingEnvironment, progress: Progress) -> None:
             "first host failed)",
             env.current_host,
             first,
-            watcher.error or "no outcome recorded",
+            f"the last read: {watcher.error}" if watcher.error else "none was recorded",
         )
         return
     log.info(
