@@ -44,6 +44,8 @@ EXIT_USER_ERROR = 1
 EXIT_FAULT = 2
 EXIT_STOPPED = 128 + signal.SIGTERM
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+STOPPED = "stopped"  # Failure.code of a job stopped with nothing to save
+INTERNAL_ERROR = "internal_error"  # Failure.code of a fault of ours
 
 log = logging.getLogger("byoc.training")
 
@@ -135,6 +137,9 @@ class Progress:
     soft_stop: threading.Event | None = None
     soft_stop_action: str = "ending early and saving the best model so far"
     stop_grace: float = 0.0
+    # Set when output/failure was written before the job's exception reached run_job (the first of
+    # several hosts writes it before the others read the cause and end: SDK local mode then stops it)
+    failure_written: bool = False
 
 
 Job = Callable[["TrainingEnvironment", Progress], object]
@@ -304,9 +309,8 @@ def run_job(
     :func:`run` adds the stop watcher; tests call this in-process with an injected ``environ``
     (the process's own SM_* variables are then ignored).
     """
-    from byoc import artifact, csvfields, oserrors, outofmemory
+    from byoc import artifact, csvfields
     from byoc.environment import TrainingEnvironment
-    from byoc.errors import JobStopped, UserError
 
     csvfields.allow_fields(csvfields.TRAINING_ROW_BYTES)  # the csv module reads any row training reads
     try:
@@ -322,42 +326,64 @@ def run_job(
         check_writable(paths)
         choose(env)(env, progress)
         return EXIT_OK
-    except JobStopped as exc:  # a soft stop (algorithm=auto) with nothing to save
-        elapsed = time.monotonic() - progress.started
-        log.warning("stopped with nothing to save: %s", exc)
-        with progress.commit:
-            write_failure(
-                paths.failure_file,
-                f"Training job stopped by a stop signal (StopTrainingJob or spot interruption) while "
-                f"{progress.phase}, after {elapsed:.1f} s: {exc}; no model was saved. Start a new "
-                "training job to train again.",
-            )
-        return EXIT_STOPPED
     except Exception as exc:
-        user_error = (
-            exc
-            if isinstance(exc, UserError)
-            else oserrors.as_user_error(exc, paths.base, progress.phase)
-            or outofmemory.as_user_error(exc, progress.phase)
-        )
-        if user_error is not None:
-            details = user_error_details(user_error)
-            log.error("training failed: %s", one_line(user_error.message))
+        failure = failure_of(exc, paths, progress)
+        if failure.code == STOPPED:
+            log.warning("stopped with nothing to save: %s", exc)
+        elif failure.code == INTERNAL_ERROR:
+            log.exception("training failed")
+        else:
+            log.error("training failed: %s", failure.cause)
+        if not progress.failure_written:
             with progress.commit:
-                write_failure(paths.failure_file, user_error.message, details)
-            # A user script's own exit code passes through (ScriptFailed.exit_code).
-            return int(getattr(user_error, "exit_code", EXIT_USER_ERROR))
-        cause = (
-            f"Internal error while {progress.phase}: {type(exc).__name__}: {exc}. This is a "
-            "bug in byoc, not in your data; please report it with the details below"
-        )
-        log.exception("training failed")
-        with progress.commit:
-            write_failure(paths.failure_file, cause, traceback.format_exc())
-        return EXIT_FAULT
+                write_failure(paths.failure_file, failure.cause, failure.details)
+        return failure.exit_code
     finally:
         if not progress.saved:
             artifact.discard_staging(paths.model_dir)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a job's exception ends it: ``output/failure``'s cause (one line) and details, the exit
+    code and the error code (a user error's ``code``; ``stopped``; ``internal_error``)."""
+
+    cause: str
+    details: str
+    exit_code: int
+    code: str
+
+
+def failure_of(exc: Exception, paths: MLPaths, progress: Progress) -> Failure:
+    """What :func:`run_job` writes and returns for ``exc``, raised while ``progress.phase``; on
+    several hosts the first host also sends it to the others (:mod:`byoc.automl.cluster`)."""
+    from byoc import oserrors, outofmemory
+    from byoc.errors import JobStopped, UserError
+
+    if isinstance(exc, JobStopped):  # a soft stop (algorithm=auto) with nothing to save
+        elapsed = time.monotonic() - progress.started
+        cause = (
+            f"Training job stopped by a stop signal (StopTrainingJob or spot interruption) while "
+            f"{progress.phase}, after {elapsed:.1f} s: {exc}; no model was saved. Start a new "
+            "training job to train again."
+        )
+        return Failure(one_line(cause), "", EXIT_STOPPED, STOPPED)
+    user_error = (
+        exc
+        if isinstance(exc, UserError)
+        else oserrors.as_user_error(exc, paths.base, progress.phase)
+        or outofmemory.as_user_error(exc, progress.phase)
+    )
+    if user_error is not None:
+        # A user script's own exit code passes through (ScriptFailed.exit_code).
+        exit_code = int(getattr(user_error, "exit_code", EXIT_USER_ERROR))
+        details = user_error_details(user_error)
+        return Failure(one_line(user_error.message), details, exit_code, user_error.code)
+    cause = (
+        f"Internal error while {progress.phase}: {type(exc).__name__}: {exc}. This is a "
+        "bug in byoc, not in your data; please report it with the details below"
+    )
+    return Failure(one_line(cause), traceback.format_exc(), EXIT_FAULT, INTERNAL_ERROR)
 
 
 def clear_earlier_outputs(paths: MLPaths) -> None:

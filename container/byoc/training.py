@@ -607,7 +607,8 @@ def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None
     """The whole flow with ``fit_step`` (default: the built-in algorithms); returns model.json's content.
 
     On several hosts (``auto`` only) the first host runs the flow beside a Dask scheduler and
-    the others serve as Dask workers and return an empty dict (:mod:`byoc.automl.cluster`).
+    the others serve as Dask workers and return an empty dict, or fail with the first host's
+    cause when its job failed (:mod:`byoc.automl.cluster`).
     """
     from byoc import hyperparameters
 
@@ -621,8 +622,20 @@ def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None
     if not cluster.is_first_host(env):
         cluster.run_worker(env, progress)
         return {}
-    with cluster.scheduler(env):
-        return _train(env, progress, params, fit_step)
+    with cluster.scheduler(env) as outcome:
+        try:
+            return _train(env, progress, params, fit_step)
+        except Exception as exc:  # the other hosts fail with the cause this host's output/failure gives
+            from byoc.job import failure_of, write_failure
+
+            failure = failure_of(exc, env.paths, progress)
+            # written now, before the other hosts read the cause and end: SDK local mode stops every
+            # container as soon as one exits, and a stop while the cluster closes would be the cause
+            with progress.commit:
+                write_failure(env.paths.failure_file, failure.cause, failure.details)
+                progress.failure_written = True
+            outcome.fail(failure.cause, failure.exit_code, failure.code)
+            raise
 
 
 def _train(

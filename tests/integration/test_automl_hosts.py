@@ -12,11 +12,13 @@ import csv
 import io
 import re
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import psutil
 import pytest
 import serving_models
@@ -44,14 +46,16 @@ pytestmark = pytest.mark.slow
 HOSTS = ("127.0.0.1", "localhost")
 
 
-def _host_root(base: Path, current_host: str, **hyperparameters) -> Path:
-    frame = iris_frame()
+def _host_root(
+    base: Path, current_host: str, frame: pd.DataFrame | None = None, hosts=HOSTS, **hyperparameters
+) -> Path:
+    frame = iris_frame() if frame is None else frame
     return make_ml_root(
         base / current_host,
         channels={"train": {"iris.csv": csv_bytes(frame, target="target", header=True)}},
         hyperparameters={"algorithm": "auto", "target": "target", **hyperparameters},
         content_types={"train": "text/csv"},
-        hosts=HOSTS,
+        hosts=hosts,
         current_host=current_host,
     )
 
@@ -355,3 +359,127 @@ def test_a_lost_worker_host_leaves_the_first_host_to_finish_the_job(tmp_path):
     assert {"model.joblib", "model.json"} <= set(model_dir_entries(first))
     board = list(csv.DictReader(io.StringIO((first / "output/data/leaderboard.csv").read_text())))
     assert {row["host"] for row in board if row["candidate_status"] == "Completed"} == set(HOSTS)
+
+
+def _run_two_hosts(tmp_path, budget: float, settings, frame=None, hosts=HOSTS):
+    """Both hosts' `train` to their end (the second started first, as a host may be): their roots,
+    outputs and exit codes, and how long after the first start each ended."""
+    params = {"max_runtime_seconds": budget, "max_candidates": 2}
+    first, second = (_host_root(tmp_path, host, frame, hosts, **params) for host in HOSTS)
+    started = time.monotonic()
+    worker = start_train(second, env=settings)
+    leader = start_train(first, env=settings)
+    outs: dict[str, str] = {}
+    ended: dict[str, float] = {}
+
+    def read(name: str, proc: subprocess.Popen) -> None:  # both pipes at once: a full one holds a host up
+        outs[name] = proc.communicate(timeout=180)[0]
+        ended[name] = time.monotonic() - started
+
+    readers = [threading.Thread(target=read, args=item) for item in (("first", leader), ("second", worker))]
+    try:
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join()
+    finally:
+        for proc in (leader, worker):
+            if proc.poll() is None:
+                stop_process(proc)
+    return first, second, leader, worker, outs, ended
+
+
+@pytest.mark.parametrize("case", ["single_class", "workers_missing"])
+def test_a_failed_first_host_fails_every_host_with_its_cause(tmp_path, case):
+    """The first host's job fails (its data: one class; or a third host that never joins): the other
+    host failed with it (exit 1, output/failure leading with the first host's cause), within the
+    budget, instead of logging "the job is done" and exiting 0 tens of seconds later."""
+    budget = 30
+    settings = {"BYOC_DASK_SCHEDULER_PORT": str(free_port()), "BYOC_DASK_CONNECT_TIMEOUT": "10"}
+    if case == "single_class":
+        frame, hosts = iris_frame().head(30).assign(target="setosa"), HOSTS
+    else:  # a host the job lists that never starts
+        frame, hosts = None, (*HOSTS, "missing-host")
+    first, second, leader, worker, outs, ended = _run_two_hosts(tmp_path, budget, settings, frame, hosts)
+    assert leader.returncode == 1, outs["first"]
+    assert worker.returncode == 1, outs["second"]
+    cause = read_failure(first).splitlines()[0]
+    assert case in read_failure(first)  # its error code
+    failure = read_failure(second)
+    assert failure is not None, outs["second"]
+    assert failure.splitlines()[0] == f"the first host 127.0.0.1 failed: {cause}", failure
+    assert f"the first host's error code: {case}, exit code 1" in failure
+    assert "(the job is done)" not in outs["second"]
+    for host, after in ended.items():
+        assert after <= budget * 1.1, (
+            f"the {host} host ended {after:.1f} s after the start (budget {budget} s)"
+        )
+    assert model_dir_entries(first) == [] and model_dir_entries(second) == []
+    for root in (first, second):
+        wait_for(lambda root=root: not processes_of(root), f"every process of {root.name} ending", timeout=10)
+
+
+def test_hosts_of_a_job_that_succeeds_exit_0(tmp_path):
+    """The counterpart on a small budget: the first host saves the model and the other host, having
+    read that, exits 0 without a failure file."""
+    settings = {"BYOC_DASK_SCHEDULER_PORT": str(free_port()), "BYOC_DASK_CONNECT_TIMEOUT": "30"}
+    first, second, leader, worker, outs, _ = _run_two_hosts(tmp_path, 30, settings)
+    assert leader.returncode == 0, outs["first"]
+    assert worker.returncode == 0, outs["second"]
+    assert read_failure(first) is None and read_failure(second) is None
+    assert "auto: every other host has read how the job ended" in outs["first"]
+    assert "host localhost: the scheduler on 127.0.0.1 closed (the job is done)" in outs["second"]
+    assert {"model.joblib", "model.json"} <= set(model_dir_entries(first))
+    assert model_dir_entries(second) == []
+
+
+def test_a_host_that_lost_the_scheduler_without_the_outcome_says_so_and_exits_0(tmp_path):
+    """The first host is killed mid-search (SIGKILL, as the kernel's OOM killer does): its scheduler
+    dies with it, before it could record how the job ended.  The other host cannot tell; it says
+    so, without claiming the job is done, and exits 0: SageMaker fails the job on the first host's
+    exit code, and a failure here would fail a job whose model was saved when only the read raced
+    the scheduler's close."""
+    settings = {"BYOC_DASK_SCHEDULER_PORT": str(free_port()), "BYOC_DASK_CONNECT_TIMEOUT": "30"}
+    first, second = (_host_root(tmp_path, host, max_runtime_seconds=40) for host in HOSTS)
+    worker = start_train(second, env=settings)
+    leader = start_train(first, env=settings)
+    try:
+        read_until(leader, r"auto: Dask workers joined from every host")
+        leader.kill()
+        leader.wait(timeout=30)
+        worker_out = worker.communicate(timeout=120)[0]
+    finally:
+        for proc in (leader, worker):
+            if proc.poll() is None:
+                stop_process(proc)
+    assert worker.returncode == 0, worker_out
+    assert (
+        "host localhost: the scheduler on 127.0.0.1 closed before this host could read how the job ended"
+        in (worker_out)
+    )
+    assert "(the job is done)" not in worker_out
+    assert read_failure(second) is None and model_dir_entries(second) == []
+    wait_for(lambda: not processes_of(second), "every process of the second host ending", timeout=10)
+
+
+def test_a_first_host_whose_scheduler_could_not_start_fails_the_other_host(tmp_path):
+    """Another process holds the scheduler's port: the first host fails at once (scheduler_failed);
+    the other host reaches that port, where no Dask scheduler answers, and fails within the
+    connect timeout instead of exiting 0 once its Dask worker gave up."""
+    with socket.socket() as squatter:
+        squatter.bind(("0.0.0.0", 0))
+        squatter.listen(8)
+        settings = {
+            "BYOC_DASK_SCHEDULER_PORT": str(squatter.getsockname()[1]),
+            "BYOC_DASK_CONNECT_TIMEOUT": "8",
+        }
+        first, second, leader, worker, outs, _ = _run_two_hosts(tmp_path, 30, settings)
+    assert leader.returncode == 1, outs["first"]
+    assert worker.returncode == 1, outs["second"]
+    assert "error code: scheduler_failed" in read_failure(first)
+    failure = read_failure(second)
+    assert failure.startswith(
+        f"host localhost could not reach the Dask scheduler on host 127.0.0.1 port {settings['BYOC_DASK_SCHEDULER_PORT']} "
+        "within 8 s (it accepts connections, but no Dask scheduler answered there)"
+    ), failure
+    assert "(the job is done)" not in outs["second"]

@@ -4,7 +4,9 @@ SageMaker starts the same container on each host of the job (resourceconfig.json
 sorted: algo-1, algo-2, ...).  The first host runs a Dask scheduler and a Dask worker as plain
 processes, reads the data, runs the search as the Dask client and writes the model, the
 leaderboard and the report; every other host runs only a Dask worker connected to the first
-host's scheduler, and exits 0 when that scheduler closes (the job is done).
+host's scheduler.  Before the scheduler closes, the first host records how its job ended on it
+(Dask's scheduler metadata) and waits for the other hosts to read it: each of them then exits 0
+when the first host saved the model, and fails with the first host's cause when it failed.
 
 Each worker scores one candidate at a time with the same :func:`byoc.automl.search.evaluate`
 as a single host, so what to score next, the cost model and the deadlines stay in
@@ -39,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from byoc.automl import search
 from byoc.automl.candidates import Candidate
-from byoc.errors import ConfigError
+from byoc.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -59,6 +61,9 @@ _NODE = [sys.executable, "-m", "byoc.automl.dask_node"]  # Dask's commands witho
 POLL_SECONDS = 0.2
 WORKERS_END_SECONDS = 10.0  # how long the first host waits for the others' workers to end
 CHECK_HOSTS_SECONDS = 1.0
+OUTCOME_READ_SECONDS = 10.0  # how long the first host waits for the others to read how its job ended
+OUTCOME_KEY = ["byoc", "outcome"]  # the scheduler's metadata: how the first host's job ended
+WATCHING_KEY = ["byoc", "watching"]  # host -> the id of the Dask client reading it there
 PR_SET_PDEATHSIG = 1
 
 
@@ -93,6 +98,40 @@ def _number(environ: Mapping[str, str], name: str, default: float, *, port: bool
     if not port and not value > 0:
         raise ConfigError(f"{name}={raw!r} must be more than 0 seconds", code="bad_setting")
     return value
+
+
+@dataclasses.dataclass
+class Outcome:
+    """How the first host's job ended, for the other hosts: no failure (the model was saved), or
+    the cause ``output/failure`` leads with, the exit code and the error code."""
+
+    failure: str | None = None
+    exit_code: int = 0
+    code: str = ""
+
+    def fail(self, cause: str, exit_code: int, code: str) -> None:
+        self.failure, self.exit_code, self.code = cause, exit_code, code
+
+    def record(self, host: str) -> dict[str, Any]:
+        return {"host": host, "failure": self.failure, "exit_code": self.exit_code, "code": self.code}
+
+
+class FirstHostFailed(UserError):
+    """On a host other than the first: the first host's job failed, so this one fails with its
+    cause and exit code (SageMaker may show any failed host's ``output/failure``)."""
+
+    code = "first_host_failed"
+
+    def __init__(self, record: Mapping[str, Any], this_host: str) -> None:
+        super().__init__(
+            f"the first host {record['host']} failed: {record['failure']}",
+            details=(
+                f"the first host's error code: {record['code']}, exit code {record['exit_code']}; host "
+                f"{this_host} only scored candidates for it (algorithm=auto on several hosts): the first "
+                "host's output/failure and log hold the details"
+            ),
+        )
+        self.exit_code = int(record["exit_code"]) or 1
 
 
 def is_first_host(env: TrainingEnvironment) -> bool:
@@ -238,24 +277,30 @@ def wait_for_port(
         except OSError as exc:
             last = exc.strerror or str(exc)
         if (stop is not None and stop.is_set()) or time.monotonic() >= deadline:
-            raise ConfigError(
-                f"host {who} could not reach the Dask scheduler on host {host} port {port} within "
-                f"{timeout:g} s ({last}); the first host of the job runs it (algorithm=auto on "
-                f"several hosts). Check that every host runs this image with the same "
-                f"hyperparameters and can reach {host}:{port} ({SCHEDULER_PORT_VARIABLE}), or "
-                f"raise {TIMEOUT_VARIABLE}",
-                code="scheduler_unreachable",
-            )
+            raise _unreachable(who, host, port, timeout, last)
         time.sleep(POLL_SECONDS)
 
 
+def _unreachable(who: str, host: str, port: int, timeout: float, why: str) -> ConfigError:
+    return ConfigError(
+        f"host {who} could not reach the Dask scheduler on host {host} port {port} within "
+        f"{timeout:g} s ({why}); the first host of the job runs it (algorithm=auto on "
+        f"several hosts). Check that every host runs this image with the same "
+        f"hyperparameters and can reach {host}:{port} ({SCHEDULER_PORT_VARIABLE}), or "
+        f"raise {TIMEOUT_VARIABLE}",
+        code="scheduler_unreachable",
+    )
+
+
 @contextlib.contextmanager
-def scheduler(env: TrainingEnvironment) -> Iterator[None]:
+def scheduler(env: TrainingEnvironment) -> Iterator[Outcome]:
     """On the first host, for the whole job: the Dask scheduler and this host's worker.
 
     Started before the data is read, so the other hosts connect while this one reads; closed
     when this host's job has ended (model saved, or failed), so the other hosts end after it:
-    SDK local mode stops every container as soon as one exits.
+    SDK local mode stops every container as soon as one exits.  The job marks a failure on the
+    :class:`Outcome` it is given (an exception without one is recorded as it is); before the
+    scheduler closes, the other hosts read it there (:func:`_announce`).
     """
     settings = Settings.from_environ(env.environ)
     check_channels(env)
@@ -282,21 +327,82 @@ def scheduler(env: TrainingEnvironment) -> Iterator[None]:
             ]
         )
     ]
+    outcome = Outcome()
     listening = False
+    others_until = time.monotonic() + settings.timeout
     try:
         _wait_for_scheduler(processes[0], started, first, settings)
         listening = True
+        others_until = time.monotonic() + settings.timeout  # a host reaching it later has failed already
         wait_for_port(first, settings.scheduler_port, settings.timeout, who=env.current_host)
         processes.append(_start(_worker_command(address(env, settings), env.current_host, settings)))
-        yield
+        yield outcome
+    except BaseException as exc:
+        if outcome.failure is None:  # the job marks its own failures (training.train): not one of them
+            if isinstance(exc, UserError):
+                outcome.fail(" ".join(exc.message.split()), 1, exc.code)
+            else:
+                outcome.fail(f"{type(exc).__name__}: {' '.join(str(exc).split())}", 2, "internal_error")
+        raise
     finally:
         # (not another process on a port in use: a Dask client waits for its answer past any timeout)
+        if listening:
+            _announce(address(env, settings), outcome, env, others_until)
         others = _other_workers(address(env, settings), env.current_host) if listening else []
         log.info("auto: closing the Dask cluster (the other hosts' workers end with it)")
         for proc in processes:  # the scheduler first: every worker, this host's too, then ends
             _stop(proc)
         shutil.rmtree(folder, ignore_errors=True)
         _wait_for_workers_to_end(others)
+
+
+def _announce(where: str, outcome: Outcome, env: TrainingEnvironment, others_until: float) -> None:
+    """Record how this (the first) host's job ended on the scheduler, then wait, at most
+    OUTCOME_READ_SECONDS, until the other hosts have read it.
+
+    Each other host reads it with a Dask client of its own, registered under WATCHING_KEY and
+    closed once it has read (:class:`_Watcher`).  So this waits for each host whose client is
+    still connected (a host that died took its client along) and, after a failure, for each host
+    whose client has not registered yet, while it may still come (a job failing on its data ends
+    here seconds after the start, before the others have imported Dask): without it, the other
+    hosts saw the scheduler close and exited 0, "the job is done", after the first had failed.
+    """
+    from distributed import Client
+
+    def client_ids(dask_scheduler: Any) -> list[str]:  # run by the scheduler (sent by value)
+        return list(dask_scheduler.clients)
+
+    others = [h for h in env.hosts if h != env.current_host]
+    deadline = time.monotonic() + OUTCOME_READ_SECONDS
+    waiting: list[str] = []
+    try:
+        with Client(where, timeout=5, set_as_default=False) as client:
+            client.set_metadata(OUTCOME_KEY, outcome.record(env.current_host))
+            while True:
+                watching = client.get_metadata(WATCHING_KEY, default={})
+                connected = set(client.run_on_scheduler(client_ids))
+                now = time.monotonic()
+                waiting = [
+                    h
+                    for h in others
+                    if watching.get(h) in connected
+                    or (h not in watching and outcome.failure is not None and now < others_until)
+                ]
+                if not waiting or now >= deadline:
+                    break
+                time.sleep(POLL_SECONDS)
+    except Exception:  # the other hosts then see the scheduler close without it, and say so
+        log.warning("auto: could not tell the other hosts how the job ended", exc_info=True)
+        return
+    if waiting:
+        log.warning(
+            "auto: host(s) %s had not read how the job ended %g s after it was recorded; closing the "
+            "Dask cluster",
+            ", ".join(waiting),
+            OUTCOME_READ_SECONDS,
+        )
+    elif others:
+        log.info("auto: every other host has read how the job ended")
 
 
 def _wait_for_scheduler(proc: subprocess.Popen, started: Path, host: str, settings: Settings) -> None:
@@ -327,10 +433,65 @@ def address(env: TrainingEnvironment, settings: Settings) -> str:
     return f"tcp://{env.hosts[0]}:{settings.scheduler_port}"
 
 
-def run_worker(env: TrainingEnvironment, progress: Progress) -> None:
-    """On every host but the first: a Dask worker until the first host's scheduler closes.
+class _Watcher(threading.Thread):
+    """On a host other than the first: a Dask client that reads how the first host's job ended
+    (see :func:`_announce`) and closes once it has, which tells the first host it was read.
 
-    Writes no model.  A stop signal ends the worker and the job (exit 0): the first host,
+    A thread of its own: a Dask client connecting to a port where something other than the
+    scheduler listens waits for an answer past any timeout; the host's loop must not.
+    """
+
+    def __init__(self, where: str, host: str, timeout: float) -> None:
+        super().__init__(name="byoc-outcome-watcher", daemon=True)
+        self.where, self.host, self.timeout = where, host, timeout
+        self.outcome: dict[str, Any] | None = None
+        self.error = ""
+        self.connected = threading.Event()  # registered with the scheduler
+        self.done = threading.Event()
+        self.quit = threading.Event()
+
+    def run(self) -> None:
+        from distributed import Client
+
+        # A scheduler gone mid-read is this host's own message (run_worker), not the traceback Dask's
+        # client logs while it tries to reconnect (this process has no other Dask client)
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+        try:
+            client = Client(self.where, timeout=self.timeout, set_as_default=False)
+        except Exception as exc:  # the scheduler closed before this host connected
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.debug("connecting to read how the first host's job ended", exc_info=True)
+            self.done.set()
+            return
+        try:
+            client.set_metadata([*WATCHING_KEY, self.host], client.id)
+            self.connected.set()
+            while self.outcome is None and not self.quit.is_set():
+                scheduler = client.scheduler
+                if scheduler is None:  # the client was closed
+                    break
+                # a bounded wait (Client.get_metadata takes none): a closed scheduler is not waited for
+                self.outcome = client.sync(
+                    scheduler.get_metadata, keys=OUTCOME_KEY, default=None, callback_timeout=5
+                )
+                self.quit.wait(POLL_SECONDS)
+        except Exception as exc:  # the scheduler closed (or cannot be reached) before the outcome came
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.debug("reading how the first host's job ended", exc_info=True)
+        finally:
+            with contextlib.suppress(Exception):
+                client.close(timeout=2)  # the first host waits for this
+            self.done.set()
+
+
+def run_worker(env: TrainingEnvironment, progress: Progress) -> None:
+    """On every host but the first: a Dask worker until the first host's job has ended.
+
+    Writes no model.  When the first host's job failed, this one fails with its cause and exit
+    code (:class:`FirstHostFailed`); when it succeeded, or when this host cannot tell (the
+    scheduler closed before this host read how the job ended: the first host was killed, or
+    could not wait), it exits 0, as SageMaker marks the job failed when any host fails: the first
+    host's exit code tells.  A stop signal ends the worker and the job (exit 0): the first host,
     stopped too, saves the best model so far.
     """
     settings = Settings.from_environ(env.environ)
@@ -351,26 +512,62 @@ def run_worker(env: TrainingEnvironment, progress: Progress) -> None:
     )
     wait_for_port(first, settings.scheduler_port, settings.timeout, who=env.current_host, stop=stop)
     progress.phase = "scoring candidates for the first host (Dask worker)"
+    watcher = _Watcher(address(env, settings), env.current_host, settings.timeout)
+    watcher.start()
     worker = _start(_worker_command(address(env, settings), env.current_host, settings))
+    connect_by = time.monotonic() + settings.timeout
+
+    def unreachable() -> bool:
+        """The port answered, but no Dask scheduler did: the first host's did not start."""
+        return not watcher.connected.is_set() and (watcher.done.is_set() or time.monotonic() >= connect_by)
+
+    def done() -> bool:
+        return stop.is_set() or _failed(watcher.outcome) or unreachable()
+
     try:
-        while worker.poll() is None and not stop.is_set():
+        while worker.poll() is None and not done():
             time.sleep(POLL_SECONDS)
     finally:
-        if stop.is_set():  # the first host abandons what this host was scoring: no graceful close
+        if worker.poll() is None and done():  # no graceful close: the first host is done with it
             worker.kill()  # (it waited 8-10 s for the candidate's thread); its forked child dies with it
         _stop(worker)
     if stop.is_set():
+        watcher.quit.set()
         log.warning("host %s: stopped; the first host saves the best model so far", env.current_host)
         return
+    if watcher.outcome is None and watcher.connected.is_set():  # the worker ended first
+        watcher.done.wait(OUTCOME_READ_SECONDS)  # the outcome may be on its way
+    outcome = watcher.outcome
+    if outcome is not None and outcome.get("failure"):
+        raise FirstHostFailed(outcome, env.current_host)
+    if not watcher.connected.is_set():
+        why = watcher.error or "it accepts connections, but no Dask scheduler answered there"
+        raise _unreachable(env.current_host, first, settings.scheduler_port, settings.timeout, why)
     if worker.returncode < 0:
         raise RuntimeError(
             f"the Dask worker on host {env.current_host} was killed by signal {-worker.returncode}"
         )
+    if outcome is None:
+        watcher.quit.set()
+        log.warning(
+            "host %s: the scheduler on %s closed before this host could read how the job ended (%s): "
+            "the first host may have been killed or failed; its log and exit code say whether the job "
+            "saved a model. This host writes no model and exits 0 (SageMaker fails the job when the "
+            "first host failed)",
+            env.current_host,
+            first,
+            f"the last read: {watcher.error}" if watcher.error else "none was recorded",
+        )
+        return
     log.info(
         "host %s: the scheduler on %s closed (the job is done); this host writes no model",
         env.current_host,
         first,
     )
+
+
+def _failed(outcome: Mapping[str, Any] | None) -> bool:
+    return outcome is not None and bool(outcome.get("failure"))
 
 
 # -- the first host: the search's runner ---------------------------------------------------------
