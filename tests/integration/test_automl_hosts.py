@@ -46,6 +46,13 @@ pytestmark = pytest.mark.slow
 HOSTS = ("127.0.0.1", "localhost")
 
 
+def _stop_left_running(*procs: subprocess.Popen) -> None:
+    """After a test's hosts: stop each ``train`` still running (a failed assertion left it)."""
+    for proc in procs:
+        if proc.poll() is None:
+            stop_process(proc)
+
+
 def _host_root(
     base: Path, current_host: str, frame: pd.DataFrame | None = None, hosts=HOSTS, **hyperparameters
 ) -> Path:
@@ -226,9 +233,7 @@ def test_sigterm_on_the_first_host_saves_the_best_so_far_and_closes_the_cluster(
         out = seen + leader.communicate(timeout=200)[0]
         worker_out = worker.communicate(timeout=120)[0]
     finally:
-        for proc in (leader, worker):
-            if proc.poll() is None:
-                stop_process(proc)
+        _stop_left_running(leader, worker)
     assert leader.returncode == 0, out
     assert "ending early and saving the best model so far" in out
     model = (first / "model" / "model.json").read_text()
@@ -262,9 +267,7 @@ def test_sigterm_on_every_host_mid_search_saves_on_the_first_and_leaves_no_proce
         worker_out = worker.communicate(timeout=grace * 3)[0]
         worker_after = time.monotonic() - signalled
     finally:
-        for proc in (leader, worker):
-            if proc.poll() is None:
-                stop_process(proc)
+        _stop_left_running(leader, worker)
     assert leader.returncode == 0, out
     assert worker.returncode == 0, worker_out
     for host, after in (("first", leader_after), ("second", worker_after)):
@@ -346,9 +349,7 @@ def test_a_lost_worker_host_leaves_the_first_host_to_finish_the_job(tmp_path):
         worker.wait(timeout=30)
         rest = leader.communicate(timeout=budget + 60)[0]  # the job ends by its budget, then saves
     finally:
-        for proc in (leader, worker):
-            if proc.poll() is None:
-                stop_process(proc)
+        _stop_left_running(leader, worker)
     out = seen + rest
     assert re.search(r"auto candidate \d+: .* on localhost; elapsed", seen), out
     assert leader.returncode == 0, out
@@ -383,9 +384,7 @@ def _run_two_hosts(tmp_path, budget: float, settings, frame=None, hosts=HOSTS):
         for reader in readers:
             reader.join()
     finally:
-        for proc in (leader, worker):
-            if proc.poll() is None:
-                stop_process(proc)
+        _stop_left_running(leader, worker)
     return first, second, leader, worker, outs, ended
 
 
@@ -449,9 +448,7 @@ def test_a_host_that_lost_the_scheduler_without_the_outcome_says_so_and_exits_0(
         leader.wait(timeout=30)
         worker_out = worker.communicate(timeout=120)[0]
     finally:
-        for proc in (leader, worker):
-            if proc.poll() is None:
-                stop_process(proc)
+        _stop_left_running(leader, worker)
     assert worker.returncode == 0, worker_out
     assert (
         "host localhost: the scheduler on 127.0.0.1 closed before this host could read how the job ended"
