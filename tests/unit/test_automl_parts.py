@@ -1282,21 +1282,32 @@ def test_with_a_validation_channel_the_model_scored_on_it_is_saved_without_a_sec
     assert np.array_equal(result.estimator.predict_proba(X), fresh.predict_proba(X))
 
 
-def test_report_render_takes_the_held_out_predictions():
-    y = np.array([0, 1, 1, 0, 1])
-    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4], [0.1, 0.9]])
-    page = report.render(
+def _binary_report(
+    y: np.ndarray,
+    proba: np.ndarray,
+    labels: list[str],
+    importances: dict[str, float] | None,
+    exploration: dict | None = None,
+) -> str:
+    """report.html of a binary job with no candidates: what the report tests vary is the data."""
+    return report.render(
         problem_type=BINARY,
         objective=objective.resolve(None, BINARY),
         y=y,
         held_out=proba,
-        labels=["no", "yes"],
+        labels=labels,
         results=[],
         leaderboard=[],
-        exploration={},
-        importances={"a": 0.5},
+        exploration=exploration or {},
+        importances=importances,
         summary={"k": "v"},
     )
+
+
+def test_report_render_takes_the_held_out_predictions():
+    y = np.array([0, 1, 1, 0, 1])
+    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4], [0.1, 0.9]])
+    page = _binary_report(y, proba, ["no", "yes"], {"a": 0.5})
     assert page.count("<img") == 5
 
 
@@ -1308,18 +1319,7 @@ def test_the_report_draws_dollar_signs_in_labels_and_column_names_as_written():
 
     y = np.array([0, 1, 1, 0, 1, 0])
     proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4], [0.1, 0.9], [0.7, 0.3]])
-    page = report.render(
-        problem_type=BINARY,
-        objective=objective.resolve(None, BINARY),
-        y=y,
-        held_out=proba,
-        labels=["$", "$$"],
-        results=[],
-        leaderboard=[],
-        exploration={},
-        importances={"$x^$": 0.5, "$\\frac$": 0.2},
-        summary={"k": "v"},
-    )
+    page = _binary_report(y, proba, ["$", "$$"], {"$x^$": 0.5, "$\\frac$": 0.2})
     assert page.count("<img") == 5
     ax = Figure().subplots()
     report._confusion(y, proba.argmax(axis=1), ["$", "$$"])(ax)
@@ -1333,22 +1333,12 @@ def test_the_report_shows_unicode_labels_as_written_and_bidi_controls_by_code_po
     y = np.array([0, 1, 1, 0, 1, 0])
     proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4], [0.1, 0.9], [0.7, 0.3]])
     name = "\u202eevil"
-    page = report.render(
-        problem_type=BINARY,
-        objective=objective.resolve(None, BINARY),
-        y=y,
-        held_out=proba,
-        labels=["no", "yes"],
-        results=[],
-        leaderboard=[],
-        exploration={
-            "features": [{"name": name, "type": "numeric"}],
-            "warnings": [{"message": f"column '{name}' holds a single value (or none)"}],
-            "target": {"classes": {"café": {"count": 3}, "日本": {"count": 3}}},
-        },
-        importances=None,
-        summary={"k": "v"},
-    )
+    exploration = {
+        "features": [{"name": name, "type": "numeric"}],
+        "warnings": [{"message": f"column '{name}' holds a single value (or none)"}],
+        "target": {"classes": {"café": {"count": 3}, "日本": {"count": 3}}},
+    }
+    page = _binary_report(y, proba, ["no", "yes"], None, exploration)
     assert "&quot;café&quot;" in page and "&quot;日本&quot;" in page and "\\u" not in page
     assert "\u202e" not in page
     assert "<li>column &#x27;[U+202E]evil&#x27; holds a single value (or none)</li>" in page
