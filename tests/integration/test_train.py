@@ -417,6 +417,51 @@ def test_pipe_mode_stream_declared_recordio_but_not_wrapped_names_the_setting(tm
     )
 
 
+_HALVES = [
+    "".join(half)
+    for half in np.array_split(csv_bytes(MIXED, target="deposit").decode().splitlines(keepends=True), 2)
+]
+
+
+@pytest.mark.parametrize(
+    "flags, problem",
+    [
+        ((0, 3), "a last part (flag 3) with no first part before it (flag sequence 3 (last part))"),
+        ((0, 2), "a middle part (flag 2) with no first part before it (flag sequence 2 (middle part))"),
+        (
+            (1, 0),
+            "a whole record (flag 0) after the first part at byte 0, which no last part ended "
+            "(flag sequence 1 (first part), 0 (whole record))",
+        ),
+        (
+            (1, 1),
+            "a first part (flag 1) after the first part at byte 0, which no last part ended "
+            "(flag sequence 1 (first part), 1 (first part))",
+        ),
+        (
+            (0, 5),
+            "a record header with the unknown flag 5 (RecordIO's are 0 to 3) (flag sequence 5 (unknown))",
+        ),
+    ],
+    ids=["last-without-first", "middle-without-first", "first-then-whole", "first-then-first", "unknown"],
+)
+def test_pipe_mode_recordio_parts_out_of_order_are_refused_naming_the_byte_and_flags(
+    tmp_path, flags, problem
+):
+    """A last part with no first part trained the two objects as two files (exit 0); a first part
+    followed by a whole record was joined to it, the magic between them, and blamed as not UTF-8."""
+    records = [recordio_record(half, flag) for half, flag in zip(_HALVES, flags, strict=True)]
+    channels = {"train": {"a.csv": records[0], "b.csv": records[1]}}
+    root = make_ml_root(tmp_path, channels=channels, input_mode="Pipe", record_wrappers={"train": "RecordIO"})
+    with pipe_feeders(root, channels):
+        result = run_train(root)
+    assert result.returncode == 1 and model_dir_entries(root) == []
+    assert read_failure(root).startswith(
+        f"channel 'train': {root}/input/data/train_0, byte {len(records[0])}: {problem}; the stream is cut "
+        "or corrupt: run the job again"
+    )
+
+
 # -- how clients spell hyperparameters --------------------------------------------------------------
 
 
