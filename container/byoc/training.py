@@ -620,7 +620,7 @@ def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None
     from byoc.automl import cluster
 
     if not cluster.is_first_host(env):
-        cluster.run_worker(env, progress)
+        cluster.run_worker(env, progress, budget=float(params["max_runtime_seconds"]))
         return {}
     with cluster.scheduler(env) as outcome:
         try:
