@@ -127,14 +127,20 @@ def drop_missing_target(
 
 
 def infer_problem_type(
-    y: pd.Series, requested: str = AUTO, *, locate: Callable[[int], str] | None = None
+    y: pd.Series,
+    requested: str = AUTO,
+    *,
+    locate: Callable[[int], str] | None = None,
+    written: pd.Series | None = None,
 ) -> tuple[str, str]:
     """-> (problem_type, a reason for the log).
 
     Raises DataError naming the target column when it cannot be learned: no values, a single
     class, an infinite number (with ``locate``, the channel's file and row for ``y``'s index:
     one ``inf`` among thousands of rows is otherwise hard to find), text asked to be regression,
-    more than two classes asked to be binary.
+    more than two classes asked to be binary.  With ``written`` (the labels as the reader left
+    them, on ``y``'s index), a single value that the file writes as several integers float64
+    cannot tell apart is refused as that (:func:`float_merged_target`), not as one value.
     """
     name = _target_name(y)
     values = y.dropna()
@@ -146,6 +152,8 @@ def infer_problem_type(
         )
     n_distinct = len(_distinct_labels(values)[1])
     if n_distinct < 2:
+        if written is not None:
+            float_merged_target(written, y)  # raises when the file holds several integers
         raise DataError(
             f"target column '{name}' has a single value ({_examples(values, 1)}) in all "
             f"{len(values)} rows; there is nothing to learn: check the target column "
@@ -228,6 +236,68 @@ def _numbers_kind(integral: bool, n_distinct: int, rows: int) -> str:
     if n_distinct <= MAX_INFERRED_CLASSES and rows >= 2 * n_distinct:
         return MULTICLASS
     return REGRESSION
+
+
+def _exact_past_precision(written: pd.Series, y: pd.Series) -> list[int]:
+    """The integers the target holds at or past 2**53 in size, exactly as the file writes them:
+    ``y``'s own when it holds integers (Parquet's int64 and uint64, JSON Lines' ints), else
+    those its text spellings write (CSV) where ``y`` is a float past precision."""
+    if pd.api.types.is_integer_dtype(y.dtype) and not pd.api.types.is_bool_dtype(y.dtype):
+        numbers = y.dropna().to_numpy()
+        return [int(v) for v in numbers[(numbers >= FLOAT_EXACT) | (numbers <= -FLOAT_EXACT)]]
+    if y.dtype == object:
+        return [
+            v
+            for v in y.dropna().to_numpy()
+            if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= FLOAT_EXACT
+        ]
+    if not pd.api.types.is_float_dtype(y.dtype):
+        return []
+    past = _past_precision(y.to_numpy(dtype=float, na_value=np.nan))
+    spelled = written_labels(written, y) if past.size else None
+    if spelled is None:
+        return []
+    return [n for n in (_exact_integer(spelled.iloc[pos]) for pos in past.tolist()) if n is not None]
+
+
+def float_merged_target(written: pd.Series, y: pd.Series) -> str | None:
+    """A regression target is learned as float64, which holds every integer only below 2**53:
+    integers past it that differ in their last digits (``9223372036854775800`` and
+    ``9223372036854775807``; ids, nanosecond timestamps) become one number.  ``written`` is the
+    target as the reader left it, ``y`` as typed, on one index.
+
+    Raises DataError when that leaves a single value although the file holds several (read as
+    floats the column looked like a single value, and the job was refused as holding one; or it
+    trained a constant model); returns a warning for the log naming how many distinct values
+    merged when it leaves several (they differ by less than float64's own resolution there, about
+    1 part in 9e15, which no regression model's predictions resolve either), else None."""
+    exact = sorted(set(_exact_past_precision(written, y)))
+    groups: dict[float, list[int]] = {}
+    for number in exact:
+        groups.setdefault(float(number), []).append(number)
+    merged = [group for group in groups.values() if len(group) > 1]
+    if not merged:
+        return None
+    name = _target_name(y)
+    pair = f"{merged[0][0]} and {merged[0][-1]} are both {float(merged[0][0])!r}"
+    numbers = pd.to_numeric(y.dropna(), errors="coerce").to_numpy(dtype=float)
+    if np.unique(numbers).size == 1:
+        raise DataError(
+            f"target column '{name}' holds {len(exact)} distinct integers that float64 cannot tell "
+            f"apart ({pair}), not a single value: a regression target is learned as float64 numbers, "
+            f"which hold every integer only below 2**53 ({int(FLOAT_EXACT)}), so all of them are one "
+            f"number and there is nothing to learn; shift or rescale the target so its values differ "
+            f"within float64's precision (subtract a base such as {exact[0]}, or divide by a unit), "
+            "or set problem_type to a classification if they are ids",
+            code="imprecise_target",
+        )
+    count = sum(map(len, merged))
+    return (
+        f"target '{name}': {count} distinct integers past 2**53 are only {len(merged)} float64 values "
+        f"({pair}): a regression target is learned as float64, so they were merged; they differ by "
+        "less than float64's resolution at that size, which no prediction resolves either: shift the "
+        "target (subtract a base) if those differences matter"
+    )
 
 
 # -- spellings -----------------------------------------------------------------------------------

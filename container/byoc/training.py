@@ -620,7 +620,7 @@ def train(env: TrainingEnvironment, progress: Progress, fit_step: FitStep | None
     from byoc.automl import cluster
 
     if not cluster.is_first_host(env):
-        cluster.run_worker(env, progress)
+        cluster.run_worker(env, progress, budget=float(params["max_runtime_seconds"]))
         return {}
     with cluster.scheduler(env) as outcome:
         try:
@@ -702,10 +702,16 @@ def _train(
     if warning:
         log.warning("train: %s", warning)
         train_split.X, train_split.y = train_split.X[keep], train_split.y[keep]
+    written = read_labels["train"]  # on the target's index: rows with a missing target dropped
+    written = written if written.index.equals(train_split.y.index) else written.loc[train_split.y.index]
     problem_type, reason = problem.infer_problem_type(
-        train_split.y, params["problem_type"], locate=channels["train"].locate
+        train_split.y, params["problem_type"], locate=channels["train"].locate, written=written
     )
     log.info("problem type: %s (%s)", problem_type, reason)
+    if problem_type == artifact.REGRESSION and (
+        merged := problem.float_merged_target(written, train_split.y)
+    ):
+        log.warning("train: %s", merged)
     check_tuning_objective(env.tuning_objective_metric, params["algorithm"], problem_type, list(channels))
     params = searched_objective(params, env.tuning_objective_metric, problem_type)
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -219,6 +221,24 @@ def test_a_host_that_cannot_reach_the_scheduler_fails_naming_host_and_port(tmp_p
     assert failure.startswith(
         f"host localhost could not reach the Dask scheduler on host 127.0.0.1 port {port} within 3 s"
     ), failure
+    assert model_dir_entries(root) == []
+
+
+def test_a_host_waits_for_the_scheduler_no_longer_than_the_jobs_budget(tmp_path):
+    """The first host failed before its scheduler listened: the other host waited Dask's connect
+    timeout (300 s by default) whatever max_runtime_seconds said, a 10 s job holding it 5 minutes."""
+    port = free_port()  # nobody listens there: the first host never started its scheduler
+    root = _host_root(tmp_path, "localhost", max_runtime_seconds=10)
+    # BYOC_DASK_CONNECT_TIMEOUT unset (300 s): run_train's own timeout fails the test if the budget is ignored
+    result = run_train(root, env={"BYOC_DASK_SCHEDULER_PORT": str(port)}, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    failure = read_failure(root)
+    assert failure is not None
+    assert failure.startswith(
+        f"host localhost could not reach the Dask scheduler on host 127.0.0.1 port {port} within 10 s "
+        "(Connection refused), the job's max_runtime_seconds=10 (shorter than BYOC_DASK_CONNECT_TIMEOUT=300)"
+    ), failure
+    assert "error code: scheduler_unreachable" in failure
     assert model_dir_entries(root) == []
 
 
@@ -456,6 +476,36 @@ def test_a_host_that_lost_the_scheduler_without_the_outcome_says_so_and_exits_0(
     )
     assert "(the job is done)" not in worker_out
     assert read_failure(second) is None and model_dir_entries(second) == []
+    wait_for(lambda: not processes_of(second), "every process of the second host ending", timeout=10)
+
+
+def test_a_worker_host_whose_dask_worker_is_killed_fails_naming_the_signal_and_memory(tmp_path):
+    """The second host's Dask worker killed by SIGKILL, as the kernel's OOM killer does: the host
+    exited 2 with 'Internal error ... RuntimeError: ... killed by signal 9. This is a bug in byoc'.
+    It now fails (exit 1, out_of_memory) leading with the signal, the likely cause and the fix; the
+    first host goes on without it and saves the model."""
+    settings = {"BYOC_DASK_SCHEDULER_PORT": str(free_port()), "BYOC_DASK_CONNECT_TIMEOUT": "30"}
+    first, second = (_host_root(tmp_path, host, max_runtime_seconds=40, max_candidates=4) for host in HOSTS)
+    worker = start_train(second, env=settings)
+    leader = start_train(first, env=settings)
+    try:
+        read_until(leader, r"auto: Dask workers joined from every host")
+        (dask,) = [line for line in processes_of(second) if "byoc.automl.dask_node worker" in line]
+        os.kill(int(dask.split()[0]), signal.SIGKILL)
+        worker_out = worker.communicate(timeout=60)[0]
+        leader.communicate(timeout=120)
+    finally:
+        _stop_left_running(leader, worker)
+    assert worker.returncode == 1, worker_out
+    failure = read_failure(second)
+    assert failure is not None, worker_out
+    assert failure.startswith(
+        "the Dask worker of host localhost was killed by signal 9 (SIGKILL), most likely by the kernel's "
+        "OOM killer (out of memory): this container has "
+    ), failure
+    assert "use an instance type with more memory" in failure.splitlines()[0]
+    assert "error code: out_of_memory" in failure and "Internal error" not in failure
+    assert model_dir_entries(second) == []
     wait_for(lambda: not processes_of(second), "every process of the second host ending", timeout=10)
 
 

@@ -557,10 +557,20 @@ def test_environment_chooses_default_fields_and_a_request_can_override(multiclas
     assert array == pytest.approx(expected_proba("multiclass", rows))
 
 
-def test_probability_fields_on_a_regressor_are_a_400(regression):
+REGRESSOR_RETURNS = (
+    "not available for this model: it is a regressor (its predicted_label is the predicted value; no "
+    "classes, no probabilities), which returns predicted_label only; use predicted_label"
+)
+
+
+@pytest.mark.parametrize("field", ["probability", "probabilities", "labels"])
+def test_classifier_fields_on_a_regressor_are_a_400_saying_it_is_one(regression, field):
+    """The 400 hedged: 'not available for this model (a regressor, or a classifier without
+    predict_proba)', though the server knows which the model is."""
     rows = sm.features("regression").iloc[:2]
-    response = regression.invoke(csv_body(rows), "text/csv", attributes="output=probability")
-    assert_error(response, 400, "bad_output_fields", "probability", "predicted_label")
+    response = regression.invoke(csv_body(rows), "text/csv", attributes=f"output=predicted_label,{field}")
+    body = assert_error(response, 400, "bad_output_fields")
+    assert body["message"] == f"X-Amzn-SageMaker-Custom-Attributes output=: {field!r} {REGRESSOR_RETURNS}"
 
 
 def test_unknown_output_field_is_a_400(binary):

@@ -140,8 +140,23 @@ def test_a_request_outside_the_supported_fields_is_a_400_naming_them():
             {"SAGEMAKER_INFERENCE_SUPPORTED": "predicted_label,score"},
             ["unknown output field 'score'"],
         ),
+        (
+            "regression",
+            {"SAGEMAKER_INFERENCE_OUTPUT": "labels"},
+            [
+                "SAGEMAKER_INFERENCE_OUTPUT: 'labels' not available for this model: it is a regressor (its "
+                "predicted_label is the predicted value; no classes, no probabilities), which returns "
+                "predicted_label only; use predicted_label"
+            ],
+        ),
     ],
-    ids=["output-outside-supported", "default-outside-supported", "supported-beyond-the-model", "unknown"],
+    ids=[
+        "output-outside-supported",
+        "default-outside-supported",
+        "supported-beyond-the-model",
+        "unknown",
+        "classes-of-a-regressor",
+    ],
 )
 def test_a_server_whose_settings_contradict_the_supported_fields_refuses_to_start(kind, env, fragments):
     result = sm.run_serve(sm.trained_root(kind), **env)

@@ -417,6 +417,51 @@ def test_pipe_mode_stream_declared_recordio_but_not_wrapped_names_the_setting(tm
     )
 
 
+_HALVES = [
+    "".join(half)
+    for half in np.array_split(csv_bytes(MIXED, target="deposit").decode().splitlines(keepends=True), 2)
+]
+
+
+@pytest.mark.parametrize(
+    "flags, problem",
+    [
+        ((0, 3), "a last part (flag 3) with no first part before it (flag sequence 3 (last part))"),
+        ((0, 2), "a middle part (flag 2) with no first part before it (flag sequence 2 (middle part))"),
+        (
+            (1, 0),
+            "a whole record (flag 0) after the first part at byte 0, which no last part ended "
+            "(flag sequence 1 (first part), 0 (whole record))",
+        ),
+        (
+            (1, 1),
+            "a first part (flag 1) after the first part at byte 0, which no last part ended "
+            "(flag sequence 1 (first part), 1 (first part))",
+        ),
+        (
+            (0, 5),
+            "a record header with the unknown flag 5 (RecordIO's are 0 to 3) (flag sequence 5 (unknown))",
+        ),
+    ],
+    ids=["last-without-first", "middle-without-first", "first-then-whole", "first-then-first", "unknown"],
+)
+def test_pipe_mode_recordio_parts_out_of_order_are_refused_naming_the_byte_and_flags(
+    tmp_path, flags, problem
+):
+    """A last part with no first part trained the two objects as two files (exit 0); a first part
+    followed by a whole record was joined to it, the magic between them, and blamed as not UTF-8."""
+    records = [recordio_record(half, flag) for half, flag in zip(_HALVES, flags, strict=True)]
+    channels = {"train": {"a.csv": records[0], "b.csv": records[1]}}
+    root = make_ml_root(tmp_path, channels=channels, input_mode="Pipe", record_wrappers={"train": "RecordIO"})
+    with pipe_feeders(root, channels):
+        result = run_train(root)
+    assert result.returncode == 1 and model_dir_entries(root) == []
+    assert read_failure(root).startswith(
+        f"channel 'train': {root}/input/data/train_0, byte {len(records[0])}: {problem}; the stream is cut "
+        "or corrupt: run the job again"
+    )
+
+
 # -- how clients spell hyperparameters --------------------------------------------------------------
 
 
@@ -847,6 +892,46 @@ def test_a_failed_job_leaves_no_earlier_model_in_the_model_directory(tmp_path):
         "target column 'deposit' has a single value"
     )
     assert model_dir_entries(root) == []
+
+
+def _regression_job(tmp_path: Path, y: np.ndarray, fmt: str) -> Path:
+    frame = pd.DataFrame({"y": y, "x": np.random.default_rng(0).random(len(y))})
+    parquet = fmt == "parquet"
+    return make_ml_root(
+        tmp_path,
+        channels={
+            "train": {"a.parquet": parquet_bytes(frame)} if parquet else {"a.csv": frame.to_csv(index=False)}
+        },
+        content_types={"train": "application/x-parquet"} if parquet else {},
+        hyperparameters={"target": "y", "problem_type": "regression", "algorithm": "decision_tree"},
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_regression_target_of_integers_float64_merges_into_one_is_named_so(tmp_path, fmt):
+    """Distinct int64 values past 2**53 that float64 makes one number: CSV was refused as 'has a
+    single value' (the file holds two), Parquet trained a constant model (exit 0)."""
+    root = _regression_job(tmp_path, np.array([9223372036854775800, 9223372036854775807] * 40), fmt)
+    result = run_train(root)
+    assert result.returncode == 1 and model_dir_entries(root) == []
+    assert read_failure(root).startswith(
+        "target column 'y' holds 2 distinct integers that float64 cannot tell apart (9223372036854775800 "
+        "and 9223372036854775807 are both 9.223372036854776e+18), not a single value"
+    )
+    assert "shift or rescale the target" in read_failure(root)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_regression_target_with_some_integers_float64_merges_trains_with_a_warning(tmp_path, fmt):
+    """2**53 and 2**53 + 1 beside other values were merged into one target value with no word."""
+    y = np.array([2**53, 2**53 + 1, 2**53 + 4, 2**53 + 5] * 10 + list(range(40)), dtype=np.int64)
+    root = _regression_job(tmp_path, y, fmt)
+    result = run_train(root)
+    assert result.returncode == 0, read_failure(root)
+    assert (
+        "WARNING byoc.training: train: target 'y': 4 distinct integers past 2**53 are only 2 float64 values "
+        "(9007199254740992 and 9007199254740993 are both 9007199254740992.0)"
+    ) in result.stdout + result.stderr
 
 
 def test_a_validation_channel_without_positive_rows_logs_no_precision_recall_or_f1_and_says_why(tmp_path):

@@ -1020,9 +1020,24 @@ def test_recordio_record_split_where_its_payload_held_the_magic_is_joined():
         ),
         (
             recordio_record("yes,1\nno,2\n")[:12],
-            "channel 'train': train_0, byte 0 (RecordIO record 1) holds 11 bytes, but the stream ends after 4",
+            "channel 'train': train_0, byte 0 (RecordIO record 1): a record header of 11 bytes, but the "
+            "stream ends after 4 (flag sequence 0 (whole record))",
         ),
-        (recordio_record("yes,1\n", flag=1), "channel 'train': train_0 ends inside RecordIO record 1"),
+        (
+            recordio_record("yes,1\n") + recordio_record("no,2\n", flag=1) + recordio_record("ab", flag=2),
+            "channel 'train': train_0, byte 16 (RecordIO record 2): the first part of a record that the "
+            "stream ends inside (no last part) (flag sequence 1 (first part), 2 (middle part))",
+        ),
+        (
+            recordio_record("yes,1\n", flag=1) + recordio_record("ab", flag=2) + recordio_record("no,2\n"),
+            "channel 'train': train_0, byte 28: a whole record (flag 0) after the first part at byte 0, which "
+            "no last part ended (flag sequence 1 (first part), 2 (middle part), 0 (whole record))",
+        ),
+        (
+            recordio_record("yes,1\n", flag=1) + recordio_record("no,2\n", flag=7),
+            "channel 'train': train_0, byte 16: a record header with the unknown flag 7 (RecordIO's are 0 "
+            "to 3) (flag sequence 1 (first part), 7 (unknown))",
+        ),
     ],
 )
 def test_recordio_stream_that_is_not_recordio_names_the_channel_and_the_fix(stream, message):

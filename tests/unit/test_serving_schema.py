@@ -154,6 +154,22 @@ def test_output_fields_parsing():
         output.default_fields("probability", ("predicted_label",))
 
 
+def test_a_field_the_model_cannot_return_is_refused_saying_what_the_model_is():
+    """Both kinds were told 'a regressor, or a classifier without predict_proba'."""
+    regressor = output.available_fields(False, False)
+    with pytest.raises(UserError) as info:
+        output.request_fields("output=labels", default=("predicted_label",), available=regressor)
+    assert "it is a regressor" in info.value.message and "returns predicted_label only" in info.value.message
+    no_proba = output.available_fields(True, False)
+    with pytest.raises(UserError) as info:
+        output.request_fields("output=probabilities", default=("predicted_label",), available=no_proba)
+    assert info.value.message == (
+        "X-Amzn-SageMaker-Custom-Attributes output=: 'probabilities' not available for this model: it is a "
+        "classifier without predict_proba (its algorithm gives no probabilities), which returns "
+        "predicted_label, labels only; use some of predicted_label, labels"
+    )
+
+
 def test_output_inside_another_custom_attribute_is_refused_not_ignored():
     """``x=1,output=labels`` is one attribute ``x``: answering the default fields would silently
     not be what was asked for."""

@@ -265,10 +265,18 @@ def _wait_for_workers_to_end(workers: Sequence[tuple[str, int]]) -> None:
 
 
 def wait_for_port(
-    host: str, port: int, timeout: float, *, who: str, stop: threading.Event | None = None
+    host: str,
+    port: int,
+    timeout: float,
+    *,
+    who: str,
+    stop: threading.Event | None = None,
+    budget: float | None = None,
 ) -> None:
-    """Until ``host:port`` accepts a TCP connection (names may resolve late at start-up)."""
-    deadline = time.monotonic() + timeout
+    """Until ``host:port`` accepts a TCP connection (names may resolve late at start-up); at most
+    ``timeout`` seconds, or the job's ``budget`` (max_runtime_seconds) when that is shorter."""
+    wait = _connect_wait(timeout, budget)
+    deadline = time.monotonic() + wait
     last = "no attempt"
     while True:
         try:
@@ -277,17 +285,36 @@ def wait_for_port(
         except OSError as exc:
             last = exc.strerror or str(exc)
         if (stop is not None and stop.is_set()) or time.monotonic() >= deadline:
-            raise _unreachable(who, host, port, timeout, last)
+            raise _unreachable(who, host, port, timeout, last, budget)
         time.sleep(POLL_SECONDS)
 
 
-def _unreachable(who: str, host: str, port: int, timeout: float, why: str) -> ConfigError:
+def _connect_wait(timeout: float, budget: float | None) -> float:
+    """How long a host waits for the first host's scheduler: BYOC_DASK_CONNECT_TIMEOUT, but never
+    past the job's budget.  A scheduler that is not up by then belongs to a first host that failed
+    before it listened (or never started), and a search starting later would end past the budget
+    anyway: waiting Dask's 300 s held a 30 s job for ten times its budget."""
+    return timeout if budget is None else min(timeout, budget)
+
+
+def _unreachable(
+    who: str, host: str, port: int, timeout: float, why: str, budget: float | None = None
+) -> ConfigError:
+    wait = _connect_wait(timeout, budget)
+    bounded = wait < timeout
     return ConfigError(
         f"host {who} could not reach the Dask scheduler on host {host} port {port} within "
-        f"{timeout:g} s ({why}); the first host of the job runs it (algorithm=auto on "
-        f"several hosts). Check that every host runs this image with the same "
-        f"hyperparameters and can reach {host}:{port} ({SCHEDULER_PORT_VARIABLE}), or "
-        f"raise {TIMEOUT_VARIABLE}",
+        f"{wait:g} s ({why})"
+        + (
+            f", the job's max_runtime_seconds={budget:g} (shorter than {TIMEOUT_VARIABLE}={timeout:g}): "
+            "a scheduler starting later would leave the search no time"
+            if bounded
+            else ""
+        )
+        + "; the first host of the job runs it (algorithm=auto on several hosts), so when it failed "
+        "before its scheduler listened, its output/failure and log say why. Check that every host runs "
+        f"this image with the same hyperparameters and can reach {host}:{port} ({SCHEDULER_PORT_VARIABLE})"
+        + ("" if bounded else f", or raise {TIMEOUT_VARIABLE}"),
         code="scheduler_unreachable",
     )
 
@@ -484,8 +511,10 @@ class _Watcher(threading.Thread):
             self.done.set()
 
 
-def run_worker(env: TrainingEnvironment, progress: Progress) -> None:
-    """On every host but the first: a Dask worker until the first host's job has ended.
+def run_worker(env: TrainingEnvironment, progress: Progress, budget: float | None = None) -> None:
+    """On every host but the first: a Dask worker until the first host's job has ended.  It waits
+    for the first host's scheduler at most ``budget`` seconds (max_runtime_seconds), or
+    BYOC_DASK_CONNECT_TIMEOUT when that is shorter.
 
     Writes no model.  When the first host's job failed, this one fails with its cause and exit
     code (:class:`FirstHostFailed`); when it succeeded, or when this host cannot tell (the
@@ -510,12 +539,15 @@ def run_worker(env: TrainingEnvironment, progress: Progress) -> None:
         first,
         settings.scheduler_port,
     )
-    wait_for_port(first, settings.scheduler_port, settings.timeout, who=env.current_host, stop=stop)
+    wait_for_port(
+        first, settings.scheduler_port, settings.timeout, who=env.current_host, stop=stop, budget=budget
+    )
     progress.phase = "scoring candidates for the first host (Dask worker)"
-    watcher = _Watcher(address(env, settings), env.current_host, settings.timeout)
+    connect_wait = _connect_wait(settings.timeout, budget)
+    watcher = _Watcher(address(env, settings), env.current_host, connect_wait)
     watcher.start()
     worker = _start(_worker_command(address(env, settings), env.current_host, settings))
-    connect_by = time.monotonic() + settings.timeout
+    connect_by = time.monotonic() + connect_wait
 
     def unreachable() -> bool:
         """The port answered, but no Dask scheduler did: the first host's did not start."""
@@ -524,17 +556,24 @@ def run_worker(env: TrainingEnvironment, progress: Progress) -> None:
     def done() -> bool:
         return stop.is_set() or _failed(watcher.outcome) or unreachable()
 
+    ended_itself = False
     try:
         while worker.poll() is None and not done():
             time.sleep(POLL_SECONDS)
+        ended_itself = worker.poll() is not None
     finally:
         if worker.poll() is None and done():  # no graceful close: the first host is done with it
             worker.kill()  # (it waited 8-10 s for the candidate's thread); its forked child dies with it
         _stop(worker)
+    if ended_itself and worker.returncode in (-signal.SIGTERM, -signal.SIGINT):
+        stop.wait(1.0)  # a stop sent to the process group reaches the worker too: the job's stop, then
     if stop.is_set():
         watcher.quit.set()
         log.warning("host %s: stopped; the first host saves the best model so far", env.current_host)
         return
+    if ended_itself and worker.returncode < 0:  # the cause here, whatever the first host makes of it
+        watcher.quit.set()
+        raise _worker_killed(env.current_host, -worker.returncode, watcher.outcome)
     if watcher.outcome is None and watcher.connected.is_set():  # the worker ended first
         watcher.done.wait(OUTCOME_READ_SECONDS)  # the outcome may be on its way
     outcome = watcher.outcome
@@ -542,11 +581,7 @@ def run_worker(env: TrainingEnvironment, progress: Progress) -> None:
         raise FirstHostFailed(outcome, env.current_host)
     if not watcher.connected.is_set():
         why = watcher.error or "it accepts connections, but no Dask scheduler answered there"
-        raise _unreachable(env.current_host, first, settings.scheduler_port, settings.timeout, why)
-    if worker.returncode < 0:
-        raise RuntimeError(
-            f"the Dask worker on host {env.current_host} was killed by signal {-worker.returncode}"
-        )
+        raise _unreachable(env.current_host, first, settings.scheduler_port, settings.timeout, why, budget)
     if outcome is None:
         watcher.quit.set()
         log.warning(
@@ -563,6 +598,42 @@ def run_worker(env: TrainingEnvironment, progress: Progress) -> None:
         "host %s: the scheduler on %s closed (the job is done); this host writes no model",
         env.current_host,
         first,
+    )
+
+
+def _worker_killed(host: str, signum: int, outcome: Mapping[str, Any] | None) -> UserError:
+    """This host's Dask worker ended by signal ``signum`` (not by this host): SIGKILL is how the
+    kernel's OOM killer ends a process, the instance's size and not a fault of byoc (exit 1,
+    out_of_memory, as a MemoryError in training is); another signal came from outside the job."""
+    from byoc import outofmemory
+    from byoc.errors import ResourceError
+
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = "an unknown signal"
+    killed = f"the Dask worker of host {host} was killed by signal {signum} ({name})"
+    first = (
+        f"; the first host {outcome['host']} failed after it: {outcome['failure']}"
+        if _failed(outcome) and outcome is not None
+        else ""
+    )
+    details = (
+        f"host {host} scored candidates for the first host (algorithm=auto on several hosts); the first host "
+        f"goes on with the remaining hosts{first}"
+    )
+    if signum == signal.SIGKILL:
+        return ResourceError(
+            f"{killed}, most likely by the kernel's OOM killer (out of memory): this container has "
+            f"{outofmemory.memory_figure()}; every host holds the whole training data and fits one "
+            f"candidate at a time with it: {outofmemory.TRAINING_FIXES}",
+            details=details,
+        )
+    return UserError(
+        f"{killed}, not by this host (which ends its worker only when the job is done or stopped): "
+        "something else on the instance sent it; run the job again",
+        code="worker_killed",
+        details=details,
     )
 
 

@@ -453,17 +453,55 @@ def _in_memory(name: str, data: bytes) -> Source:
     return Source(name=name, data=data)
 
 
+RECORDIO_PARTS = {0: "whole record", 1: "first part", 2: "middle part", 3: "last part"}
+
+
+def _recordio_sequence(flags: list[int]) -> str:
+    """A run of RecordIO flag words as the message names it: ``1 (first part), 0 (whole record)``."""
+    return ", ".join(f"{flag} ({RECORDIO_PARTS.get(flag, 'unknown')})" for flag in flags)
+
+
+def _recordio_order(flags: list[int], flag: int, opened: int) -> str | None:
+    """What is wrong with a record header whose flag is ``flag`` after the parts ``flags`` of a
+    record not yet ended (its first at byte ``opened``; empty between records), or None when it
+    may come there: a middle or last part continues a first part, a whole record or a first part
+    starts a new record, and no other flag exists (3 bits, 4 of them defined)."""
+    if flag not in RECORDIO_PARTS:
+        return f"a record header with the unknown flag {flag} (RecordIO's are 0 to 3)"
+    part = f"a {RECORDIO_PARTS[flag]} (flag {flag})"
+    if flags and flag in (0, 1):
+        return f"{part} after the first part at byte {opened}, which no last part ended"
+    if not flags and flag in (2, 3):
+        return f"{part} with no first part before it"
+    return None
+
+
 def recordio_sources(channel: str, stream: Source) -> list[Source]:
     """The records of a Pipe mode channel whose RecordWrapperType is RecordIO: SageMaker wraps each
     S3 object in one record (MXNet/dmlc RecordIO: the magic 0xced7230a, a little-endian word of
     3 flag bits and a 29-bit length, the payload padded to 4 bytes; flags 1, 2, 3 mark the first,
     middle and last parts of a record split where its payload held the magic, which goes back in
-    between).  Each record is a source of its own, as each file is in File mode."""
+    between).  Each record is a source of its own, as each file is in File mode.
+
+    Parts out of order (a middle or last part with no first part, a first part followed by a whole
+    record, another first part or the stream's end) and an unknown flag are refused, naming the
+    record's byte offset and the flag sequence: joined or split as they came, the objects' rows
+    ran together or were cut apart silently."""
     data = stream.read_all()
     view = memoryview(data)
     found: list[Source] = []
     parts: list[bytes] = []
+    flags: list[int] = []  # of the parts of the record being joined
+    opened = 0  # byte offset of its first part
     offset = 0
+
+    def corrupt(where: str, what: str, sequence: list[int]) -> DataError:
+        return DataError(
+            f"channel '{channel}': {where}: {what} (flag sequence {_recordio_sequence(sequence)}); "
+            "the stream is cut or corrupt: run the job again",
+            code="bad_recordio",
+        )
+
     while offset < len(data):
         where = f"{stream.name}, byte {offset} (RecordIO record {len(found) + 1})"
         if len(data) - offset < RECORDIO_HEADER or view[offset : offset + 4] != RECORDIO_MAGIC:
@@ -483,30 +521,31 @@ def recordio_sources(channel: str, stream: Source) -> list[Source]:
             )
         word = int.from_bytes(view[offset + 4 : offset + 8], "little")
         flag, length = word >> 29, word & ((1 << 29) - 1)
+        wrong = _recordio_order(flags, flag, opened)
+        if wrong is not None:
+            raise corrupt(f"{stream.name}, byte {offset}", wrong, [*flags, flag])
         start = offset + RECORDIO_HEADER
         end = start + length
-        if flag > 3 or end > len(data):
-            raise DataError(
-                f"channel '{channel}': {where} "
-                + (
-                    f"has the unknown flag {flag}"
-                    if flag > 3
-                    else f"holds {length} bytes, but the stream ends after {len(data) - start}"
-                )
-                + "; the stream is cut or corrupt: run the job again",
-                code="bad_recordio",
+        if end > len(data):
+            raise corrupt(
+                where,
+                f"a record header of {length} bytes, but the stream ends after {len(data) - start}",
+                [*flags, flag],
             )
+        if not flags:
+            opened = offset
         parts.append(bytes(view[start:end]))
+        flags.append(flag)
         offset = start + (length + 3) // 4 * 4
         if flag in (0, 3):  # a whole record, or the last part of one
             found.append(
                 _in_memory(f"{stream.name} (RecordIO record {len(found) + 1})", RECORDIO_MAGIC.join(parts))
             )
-            parts = []
-    if parts:
-        raise DataError(
-            f"channel '{channel}': {stream.name} ends inside RecordIO record {len(found) + 1} (its last "
-            "part is missing); the stream is cut or corrupt: run the job again",
-            code="bad_recordio",
+            parts, flags = [], []
+    if flags:
+        raise corrupt(
+            f"{stream.name}, byte {opened} (RecordIO record {len(found) + 1})",
+            "the first part of a record that the stream ends inside (no last part)",
+            flags,
         )
     return found

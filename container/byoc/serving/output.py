@@ -50,6 +50,14 @@ def available_fields(is_classifier: bool, has_proba: bool) -> tuple[str, ...]:
     return tuple(f for f in FIELDS if f == PREDICTED_LABEL or (is_classifier and (f == LABELS or has_proba)))
 
 
+def _model_kind(available: Sequence[str]) -> str:
+    """What a model is, told by the fields :func:`available_fields` gives it: every classifier
+    returns its ``labels``, and a classifier with predict_proba its probabilities too."""
+    if LABELS not in available:
+        return "a regressor (its predicted_label is the predicted value; no classes, no probabilities)"
+    return "a classifier without predict_proba (its algorithm gives no probabilities)"
+
+
 def inference_environment(available: Sequence[str]) -> dict[str, str]:
     """The container environment to deploy a model with (``Model(env=...)``), as Autopilot gives
     its inference containers: the fields it supports, and the default answer."""
@@ -78,8 +86,9 @@ def parse_fields(
     unavailable = [f for f in fields if f not in available]
     if unavailable:
         raise UserError(
-            f"{source}: {', '.join(map(repr, unavailable))} not available for this model "
-            f"(a regressor, or a classifier without predict_proba); use some of {allowed}",
+            f"{source}: {', '.join(map(repr, unavailable))} not available for this model: it is "
+            f"{_model_kind(available)}, which returns {', '.join(available)} only; use "
+            + (allowed if "," not in allowed else f"some of {allowed}"),
             code="bad_output_fields",
         )
     unsupported = [f for f in fields if supported is not None and f not in supported]
