@@ -672,6 +672,8 @@ ERRORS = [
     ("empty body", "", "text/csv", "empty_body", ["empty"]),
     ("blank lines only", "\n\n  \n", "text/csv", "wrong_column_count", ["row 1 is empty", "delete the line"]),
     ("empty json list", "[]", "application/json", "empty_body", ["no rows"]),
+    ("empty json body", "", "application/json", "empty_body", ["empty"]),
+    ("blank json body", " \n", "application/json", "empty_body", ["empty"]),
     ("truncated json", '{"instances": [[40, 1', "application/json", "undecodable_body", ["not valid JSON"]),
     ("not utf-8", b"\xff\xfe40,1,a,b\n", "text/csv", "undecodable_body", ["UTF-8"]),
     ("json scalar", "42", "application/json", "bad_shape", []),
@@ -850,7 +852,15 @@ def test_a_405_names_the_methods_its_path_allows(binary, method, path, allowed):
         assert_error(response, 405, "method_not_allowed", f"{method} is not allowed on {path}; use {allowed}")
 
 
-def test_a_body_above_the_payload_limit_is_413(tmp_path):
+def _csv_of(size: int, line: str) -> tuple[bytes, int]:
+    """A CSV body of exactly ``size`` bytes of rows like ``line`` (the first row's number padded
+    with zeros to make up the bytes), and its number of rows."""
+    rows, left = divmod(size, len(line))
+    first = line.replace(".5,", ".5" + "0" * left + ",", 1)
+    return (first + line * (rows - 1)).encode(), rows
+
+
+def test_a_body_above_the_payload_limit_is_413_and_one_of_exactly_the_limit_is_answered(tmp_path):
     server = sm.start(sm.trained_root("binary"), workers=1, env={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"})
     try:
         assert server.get("/execution-parameters").json()["MaxPayloadInMB"] == 1
@@ -860,6 +870,30 @@ def test_a_body_above_the_payload_limit_is_413(tmp_path):
         chunked = server.invoke(iter([body[: len(body) // 2], body[len(body) // 2 :]]), "text/csv")
         assert_error(chunked, 413, "payload_too_large")
         assert server.invoke(line * 1000, "text/csv").status_code == 200
+        # MaxPayloadInMB=1 lets a batch transform send a mini-batch of up to 1 MiB: one of exactly
+        # 1,048,576 bytes is answered in full, with Content-Length or chunked; one byte more is a 413
+        for size, status in ((1024 * 1024, 200), (1024 * 1024 + 1, 413)):
+            exact, rows = _csv_of(size, line)
+            assert len(exact) == size
+            for sent in (exact, iter([exact[: size // 2], exact[size // 2 :]])):
+                response = server.invoke(sent, "text/csv", "text/csv")
+                assert response.status_code == status, (size, response.text[:300])
+                if status == 200:
+                    assert len(response.text.splitlines()) == rows
+                else:
+                    assert_error(response, 413, "payload_too_large")
+            # gzip: held to the limit decoded, and as sent (one row and zero padding, which gzip reads past)
+            one_row = support.gzip_bytes(line)
+            for sent, answered in (
+                (support.gzip_bytes(exact), rows),
+                (one_row + bytes(size - len(one_row)), 1),
+            ):
+                response = server.invoke(sent, "text/csv", "text/csv", headers={"Content-Encoding": "gzip"})
+                assert response.status_code == status, (size, answered, response.text[:300])
+                if status == 200:
+                    assert len(response.text.splitlines()) == answered
+                else:
+                    assert_error(response, 413, "payload_too_large")
     finally:
         server.stop()
 

@@ -124,6 +124,21 @@ def test_a_large_header_csv_keeps_its_column_order_across_slices(batch_server):
     assert labels == expected * repeats
 
 
+@pytest.mark.parametrize("accept", ["text/csv", "application/jsonlines"])
+def test_an_answer_of_several_slices_says_its_content_length_and_is_not_chunked(batch_server, accept):
+    """A body of several 4 MiB slices is answered slice by slice (a list of chunks): the answer
+    still carries its Content-Length, the sum of the chunks, rather than going out chunked or
+    cut, and every record is in it."""
+    rows = sm.features("binary")
+    block = _block(rows)
+    repeats = 3 * app.CHUNK_BYTES // len(block) + 1
+    response = batch_server.invoke(block * repeats, "text/csv", accept, timeout=300)
+    assert response.status_code == 200, response.text[:500]
+    assert "Transfer-Encoding" not in response.headers
+    assert response.headers["Content-Length"] == str(len(response.content))
+    assert len(response.text.splitlines()) == len(rows) * repeats
+
+
 def test_a_large_jsonlines_payload(batch_server):
     rows = sm.features("binary")
     lines = "".join(json.dumps(r) + "\n" for r in json.loads(rows.to_json(orient="records"))).encode()

@@ -204,6 +204,17 @@ def test_a_gzip_body_is_decoded(binary):
     assert binary.invoke(two, "text/csv", headers={"Content-Encoding": "gzip"}).text == plain.text
 
 
+@pytest.mark.parametrize("encoding", ["identity", "Identity", ""])
+def test_content_encoding_identity_is_the_body_as_sent(binary, encoding):
+    """RFC 9110's ``identity`` (no encoding; some clients name it) is read as the body, not
+    refused as an encoding byoc does not decode."""
+    body = ROW * 3
+    plain = binary.invoke(body, "text/csv")
+    response = binary.invoke(body, "text/csv", headers={"Content-Encoding": encoding})
+    assert response.status_code == 200, response.text
+    assert response.text == plain.text
+
+
 def test_a_gzip_member_after_one_inflating_past_a_read_is_read_once(binary):
     """A member that ended in a read which an earlier one had stopped short of (its output past the
     1 MB a read inflates) left the bytes after it both in zlib's unused_data and in its

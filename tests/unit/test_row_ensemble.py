@@ -340,3 +340,17 @@ def test_a_one_row_vote_that_differs_at_load_is_dropped(one_row_models, problem_
     assert perturbed.row_ensemble.one_row is None
     for row in ONE_ROWS:
         assert_same(answers(perturbed, [row]), answers(slow, [row]))
+
+
+def test_a_one_row_vote_that_ties_answers_the_first_class_as_the_arrays_argmax_does(
+    one_row_models, monkeypatch
+):
+    """A single row whose two classes are voted exactly even (members splitting 0.5/0.5) gets the
+    label np.argmax gives on the arrays' way, the first class: the label a row is answered must
+    not depend on whether it came alone or in a batch."""
+    fast, _ = one_row_models["binary_classification"]
+    ensemble = fast.row_ensemble
+    batch = fast.schema.from_rows([ONE_ROWS[0]])
+    monkeypatch.setattr(RowEnsemble, "_one_row", lambda self, columns, plan: (0.5, 0.5))
+    tied = ensemble.classes_[np.argmax(np.array([[0.5, 0.5]]), axis=1)]
+    assert ensemble.predict(batch).tolist() == tied.tolist() == ensemble.classes_[:1].tolist()

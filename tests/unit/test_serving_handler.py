@@ -246,3 +246,29 @@ def test_memory_running_out_in_byocs_own_code_is_the_same_413_not_a_500(served) 
     assert body["error"] == "out_of_memory" and body["request_id"] == reply.headers[REQUEST_ID_HEADER]
     assert body["message"].startswith("memory ran out while answering this request (a body of 6 bytes)")
     assert "MaxPayloadInMB, now 1 MB" in body["message"] and "8.00 TiB" not in body["message"]
+
+
+@pytest.mark.parametrize("grown", [0, -4096])
+def test_a_load_that_grows_no_resident_memory_counts_the_models_size_on_disk(
+    tmp_path, monkeypatch, grown
+) -> None:
+    """A load whose memory came from what the allocator already held reads as no growth: a
+    multi-model endpoint's budget must still count the model (its files' size), or a cache of
+    such models would hold more than BYOC_MULTI_MODEL_MEMORY_MB and never evict one."""
+    from types import SimpleNamespace
+
+    from byoc.serving import builtin, hooks
+    from byoc.serving import handler as handlers
+    from byoc.serving.settings import ServingSettings
+
+    (tmp_path / "model.joblib").write_bytes(b"x" * 5000)
+    (tmp_path / "model.json").write_text("{}")
+    readings = iter([1 << 30, (1 << 30) + grown])
+    monkeypatch.setattr(handlers, "anonymous_resident_bytes", lambda: next(readings))
+    monkeypatch.setattr(
+        builtin.ModelHandler,
+        "load",
+        classmethod(lambda cls, folder, settings: SimpleNamespace(memory_bytes=0)),
+    )
+    loaded = handlers.load(tmp_path, ServingSettings(), {}, hooks.UserCode(tmp_path, None))
+    assert loaded.memory_bytes == 5002

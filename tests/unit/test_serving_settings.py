@@ -46,6 +46,17 @@ def test_sagemaker_names_win_and_the_classic_names_fill_in(environ, workers, tim
         assert any(note in line for line in settings.notes), settings.notes
 
 
+@pytest.mark.parametrize("batch", ["true", "True"])
+def test_a_batch_transform_gets_the_600_s_default_timeout_and_gunicorn_is_given_it(batch):
+    """README: the request timeout is 60 s by default, 600 s in batch (SageMaker sets
+    SAGEMAKER_BATCH for a transform job), and a request running longer is answered 504: a
+    mini-batch of a slow model that takes two minutes must not get 60 s."""
+    settings = ServingSettings.from_environ({"SAGEMAKER_BATCH": batch})
+    assert settings.timeout == 600
+    assert gunicorn_options(settings)["timeout"] == 600
+    assert gunicorn_options(ServingSettings.from_environ({"SAGEMAKER_BATCH": "false"}))["timeout"] == 60
+
+
 def test_a_bad_classic_value_names_the_classic_variable():
     with pytest.raises(ConfigError, match="MODEL_SERVER_WORKERS='lots'"):
         ServingSettings.from_environ({"MODEL_SERVER_WORKERS": "lots"})
