@@ -235,6 +235,14 @@ def test_answers_that_are_all_missing_are_nan_in_npy_as_beside_numbers(tmp_path)
         assert numbers.dtype == np.float64 and np.isnan(numbers).all() and len(numbers) == len(answers)
 
 
+def test_boolean_answers_in_a_list_are_a_boolean_npy_array(tmp_path):
+    """A predict_fn's list of booleans (Python or NumPy) is an npy boolean array, as a model trained
+    on a boolean label answers in npy; not a 500 for values with no npy form."""
+    for answers in ([True, False], [np.bool_(False), True]):
+        flags = np.load(io.BytesIO(_answer(tmp_path, answers, "application/x-npy")))
+        assert flags.dtype == np.bool_ and flags.tolist() == [bool(a) for a in answers]
+
+
 def test_an_empty_text_answer_stays_text_beside_a_missing_one(tmp_path):
     """An answer's empty string is text, not a missing value (byoc.serving.cells.is_missing): beside
     pandas' NA it stays ``""`` in JSON, where only the NA is ``null``."""
