@@ -758,3 +758,24 @@ def test_a_nul_in_a_text_value_is_refused_in_every_format_as_training_refuses_it
     error = response.json()
     assert error["error"] == "not_text", error
     assert error["message"].startswith("row 2, column 'job': holds a NUL character (\\x00)"), error
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/jsonlines", "application/x-parquet"]
+)
+def test_a_nul_in_a_text_value_of_a_large_batch_is_refused_as_in_a_small_one(binary, content_type):
+    """A batch of 1,024 records or more is read a column at a time, its text columns as Arrow's
+    large strings: the NUL check reads those too, so a ``"\\u0000"`` in row 1,101 of 1,200 is the
+    400 a three-row body gets, not an unseen category answered 200."""
+    rows = _with_nul(pd.concat([sm.features("binary")] * 5, ignore_index=True), 1100)
+    assert len(rows) >= 1024
+    body = {
+        "application/json": lambda: json.dumps({"instances": support.json_records(rows)}).encode(),
+        "application/jsonlines": lambda: support.jsonlines_bytes(rows),
+        "application/x-parquet": lambda: support.parquet_bytes(rows),
+    }[content_type]()
+    response = binary.invoke(body, content_type)
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["error"] == "not_text", error
+    assert error["message"].startswith("row 1101, column 'job': holds a NUL character (\\x00)"), error

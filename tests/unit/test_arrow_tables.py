@@ -90,6 +90,27 @@ def test_a_parquet_request_drops_a_saved_pandas_index_as_training_does(ids):
     assert cells(parquet_codec.decode(body, SCHEMA)) == cells(SCHEMA.from_rows([[v, v] for v in ids]))
 
 
+def test_a_saved_pandas_index_of_two_levels_is_dropped_whole():
+    """An unnamed MultiIndex (``pd.concat(frames, keys=...)``, a two-key ``groupby``) is stored as
+    ``__index_level_0__`` and ``__index_level_1__``: neither is a feature, in training's reader and in
+    a Parquet request alike (the second level trained as a feature no request names)."""
+    ids = [3, None, 5]
+    frame = pd.DataFrame({"id": pd.array(ids, dtype="Int64"), "n": pd.array(ids, dtype="Int64")})
+    frame.index = pd.MultiIndex.from_arrays([["a", "a", "b"], [0, 1, 0]])
+    buf = io.BytesIO()
+    frame.to_parquet(buf)
+    body = buf.getvalue()
+    with tempfile.TemporaryDirectory() as folder:
+        root = support.make_ml_root(
+            Path(folder),
+            channels={"train": {"a.parquet": body}},
+            content_types={"train": "application/x-parquet"},
+        )
+        env = TrainingEnvironment.from_files(MLPaths(root), environ={})
+        assert [str(c) for c in read_channel(env, "train").frame.columns] == ["id", "n"]
+    assert cells(parquet_codec.decode(body, SCHEMA)) == cells(SCHEMA.from_rows([[v, v] for v in ids]))
+
+
 def _untyped_channel(files: dict[str, bytes | str], content_type: str) -> list[list[object]]:
     """The rows a validation channel (evaluate's test data too) gives the model: read untyped,
     then typed by the train channel's features."""

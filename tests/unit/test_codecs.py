@@ -1073,6 +1073,8 @@ def test_a_nul_byte_in_a_cell_is_refused_naming_row_and_column_as_training_refus
     [
         (["a", "column_2", "c"], 0, b"a,,c"),  # training's header y,a,,c: the label first
         (["a", "column_1", "c"], 3, b"a,,c"),  # a,,c,y: the label last
+        (["a", "column_2", "c"], 1, b"a,,c"),  # a,y,,c: the blank cell right after the label
+        (["a", "column_2", "c"], 0, b"a, ,c"),  # y,a, ,c: a cell of spaces is blank on both sides
         (["column_0", "column_1", "c"], 2, b",,c"),  # ,,y,c (a saved index would be refused)
     ],
 )

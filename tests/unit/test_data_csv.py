@@ -75,3 +75,15 @@ def test_headerless_is_not_mistaken_for_a_header(frame):
     assert not has_header
     assert list(read.columns) == [str(i) for i in range(frame.shape[1])]
     _same(read, frame)
+
+
+def test_a_headerless_file_of_numbers_starting_with_a_byte_order_mark_is_all_data(tmp_path):
+    """Excel's 'CSV UTF-8' starts with a byte order mark, which the reader reads past in every
+    cell it looks at: the first cell of a headerless file of numbers is the number 0, not the text
+    '\\ufeff0' that would make line 1 look like a header (a clue of names over numbers)."""
+    lines = [f"{i % 2},{i * 1.5},{i * 7 % 5}" for i in range(60)]
+    body = b"\xef\xbb\xbf" + "\n".join(lines).encode() + b"\n"
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": body}})
+    read = read_channel(TrainingEnvironment.from_files(MLPaths(root), environ={}), "train")
+    assert not read.has_header and len(read.frame) == 60
+    assert read.frame.iloc[0].tolist() == [0.0, 0.0, 0.0]

@@ -227,6 +227,31 @@ def test_pandas_missing_values_and_numpy_booleans_are_cells_in_every_format(tmp_
     assert codecs.encoders()["text/csv"].encode(flags) == b"true\nx\n"
 
 
+def test_answers_that_are_all_missing_are_nan_in_npy_as_beside_numbers(tmp_path):
+    """npy writes a missing answer among numbers as NaN; a batch whose every answer is missing
+    (None, pandas' NA) is the same float array of NaN, not a 500 for a list with no number."""
+    for answers in ([None, None], [pd.NA], pd.Series([None, None], dtype="Float64")):
+        numbers = np.load(io.BytesIO(_answer(tmp_path, answers, "application/x-npy")))
+        assert numbers.dtype == np.float64 and np.isnan(numbers).all() and len(numbers) == len(answers)
+
+
+def test_boolean_answers_in_a_list_are_a_boolean_npy_array(tmp_path):
+    """A predict_fn's list of booleans (Python or NumPy) is an npy boolean array, as a model trained
+    on a boolean label answers in npy; not a 500 for values with no npy form."""
+    for answers in ([True, False], [np.bool_(False), True]):
+        flags = np.load(io.BytesIO(_answer(tmp_path, answers, "application/x-npy")))
+        assert flags.dtype == np.bool_ and flags.tolist() == [bool(a) for a in answers]
+
+
+def test_an_empty_text_answer_stays_text_beside_a_missing_one(tmp_path):
+    """An answer's empty string is text, not a missing value (byoc.serving.cells.is_missing): beside
+    pandas' NA it stays ``""`` in JSON, where only the NA is ``null``."""
+    answers = pd.Series(["", "a", None], dtype="string")
+    assert json.loads(_answer(tmp_path, answers, "application/json")) == {
+        "predictions": [{"predicted_label": ""}, {"predicted_label": "a"}, {"predicted_label": None}]
+    }
+
+
 def test_a_numpy_float32_nan_in_a_list_is_an_empty_csv_cell_as_a_python_float_nan_is(tmp_path):
     """The CSV codec's as-is shortcut looked for NaN among Python floats only, so a list of
     NumPy float32 answers wrote its NaN as ``nan`` (a category when read back)."""

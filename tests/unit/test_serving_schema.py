@@ -8,8 +8,9 @@ import pytest
 
 from byoc.artifact import Feature
 from byoc.errors import ConfigError, SchemaError, UserError
+from byoc.finite import FEATURE_LIMIT
 from byoc.serving import output
-from byoc.serving.schema import RequestSchema, to_category, to_number
+from byoc.serving.schema import FLOAT32_MAX, RequestSchema, to_category, to_number
 from byoc.serving.server import gunicorn_options
 from byoc.serving.settings import ServingSettings
 
@@ -50,6 +51,17 @@ def test_out_of_range_numbers_are_refused(value):
     with pytest.raises(SchemaError) as info:
         SCHEMA.from_rows([[value, "x"]])
     assert info.value.code == "out_of_range" and "'age'" in info.value.message
+
+
+@pytest.mark.parametrize("value", [FLOAT32_MAX, -FLOAT32_MAX, repr(FLOAT32_MAX)], ids=repr)
+def test_the_largest_float32_is_a_number_as_training_takes_it(value):
+    """Training refuses a feature value beyond float32 (byoc.finite: ``|x| > FEATURE_LIMIT``) and
+    takes float32's largest itself; a request does the same on every path (one row, a batch read
+    by column), else a value the model trained on would be a 400."""
+    assert FEATURE_LIMIT == FLOAT32_MAX
+    for rows in ([[value, "x"]], [[value, "x"]] * 1100):
+        batch = SCHEMA.from_rows(rows)
+        assert abs(batch.columns[0][0]) == FLOAT32_MAX and abs(batch.columns[0][-1]) == FLOAT32_MAX
 
 
 def test_to_category():

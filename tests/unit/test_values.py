@@ -622,3 +622,15 @@ def test_parquet_decimals_read_as_float_reads_their_digits(data, kind):
     read = values.plain_arrow(pa.array(digits, type=kind))
     assert read.type == pa.float64()
     assert read.to_pylist() == [float(d) for d in digits]
+
+
+@pytest.mark.parametrize("text", [" TRUE ", "\tfalse", "True "])
+def test_boolean_text_with_spaces_is_named_a_boolean_in_a_numeric_column(text):
+    """Spaces around a boolean word are trimmed as around a number: a categorical feature reads
+    ``" TRUE "`` as the category ``true``, so a numeric one names it the boolean it is, with the
+    rule, not as text."""
+    word = values.category(text)
+    assert word in ("true", "false")
+    with pytest.raises(values.BadValue) as caught:
+        values.number(text)
+    assert caught.value.what.startswith(f"the boolean {word} is not a number (booleans are the categories")
