@@ -27,6 +27,7 @@ import serving_models
 
 from byoc.automl import cluster, search
 from byoc.environment import MLPaths, TrainingEnvironment
+from byoc.errors import UserError
 from support import (
     clean_environ,
     csv_bytes,
@@ -609,3 +610,18 @@ def test_a_cluster_that_takes_no_context_leaves_the_first_host_to_search_alone(t
     assert worker.returncode == 0, worker_out
     assert read_failure(second) is None
     assert ended["first"] <= budget * 1.1, f"the first host ended {ended['first']:.1f} s after the start"
+
+
+def test_a_first_host_whose_scheduler_does_not_answer_fails_naming_host_and_port(tmp_path):
+    """The first host's own Dask scheduler gone when its search connects (no process listens on its
+    port): a UserError naming the host and the port (scheduler_lost), not an internal error."""
+    environ = clean_environ(BYOC_DASK_SCHEDULER_PORT=str(free_port()), BYOC_DASK_CONNECT_TIMEOUT="2")
+    first = TrainingEnvironment.from_files(MLPaths(_host_root(tmp_path, HOSTS[0])), environ=environ)
+    *_, ctx = _two_host_cluster(tmp_path / "context")
+    with pytest.raises(UserError) as caught, cluster.spread(first)(ctx):
+        pass
+    assert caught.value.code == "scheduler_lost"
+    assert caught.value.message.startswith(
+        f"the Dask scheduler on host 127.0.0.1 port {environ['BYOC_DASK_SCHEDULER_PORT']} failed while "
+        "connecting to it ("
+    ), caught.value.message

@@ -1013,7 +1013,8 @@ class DaskRunner:
             scheduler = self.client.scheduler
             if scheduler is None:
                 return None
-            identity = self.client.sync(scheduler.identity, n_workers=-1)
+            # bounded: a scheduler gone is retried for Dask's connect timeout (30 s) on every poll
+            identity = self.client.sync(scheduler.identity, n_workers=-1, callback_timeout=LOST_HOST_SECONDS)
             return {str(w.get("name")): address for address, w in identity["workers"].items()}
         except Exception:  # the scheduler is on this host: if it cannot answer, the next poll will tell
             log.debug("could not ask the Dask scheduler for its workers", exc_info=True)
