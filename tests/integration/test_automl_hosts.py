@@ -27,6 +27,7 @@ import serving_models
 
 from byoc.automl import cluster, search
 from byoc.environment import MLPaths, TrainingEnvironment
+from byoc.errors import UserError
 from support import (
     clean_environ,
     csv_bytes,
@@ -382,14 +383,15 @@ def test_a_lost_worker_host_leaves_the_first_host_to_finish_the_job(tmp_path):
     assert {row["host"] for row in board if row["candidate_status"] == "Completed"} == set(HOSTS)
 
 
-def _run_two_hosts(tmp_path, budget: float, settings, frame=None, hosts=HOSTS):
+def _run_two_hosts(tmp_path, budget: float, settings, frame=None, hosts=HOSTS, patch=None):
     """Both hosts' `train` to their end (the second started first, as a host may be): their roots,
-    outputs and exit codes, and how long after the first start each ended."""
+    outputs and exit codes, and how long after the first start each ended (``patch``: Python the
+    first host runs first, see :func:`support.train_command`)."""
     params = {"max_runtime_seconds": budget, "max_candidates": 2}
     first, second = (_host_root(tmp_path, host, frame, hosts, **params) for host in HOSTS)
     started = time.monotonic()
     worker = start_train(second, env=settings)
-    leader = start_train(first, env=settings)
+    leader = start_train(first, env=settings, patch=patch)
     outs: dict[str, str] = {}
     ended: dict[str, float] = {}
 
@@ -530,3 +532,96 @@ def test_a_first_host_whose_scheduler_could_not_start_fails_the_other_host(tmp_p
         "within 8 s (it accepts connections, but no Dask scheduler answered there)"
     ), failure
     assert "(the job is done)" not in outs["second"]
+
+
+# Run by the first host before its search's context is scattered: the other host's Dask worker is
+# frozen (SIGSTOP: the scheduler still lists it as running, so the scatter is sent to it and
+# cannot finish), then killed (SIGKILL, as the OOM killer does) while the scatter waits on it.
+_KILL_BEFORE_SCATTER = """
+import os, signal, sys, threading
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+import distributed
+from support import processes_of
+
+_scatter = distributed.Client.scatter
+
+def scatter(self, *args, **kwargs):
+    if not getattr(scatter, "done", False):
+        scatter.done = True
+        (line,) = [p for p in processes_of(Path({root!r})) if "byoc.automl.dask_node worker" in p]
+        pid = int(line.split()[0])
+        os.kill(pid, signal.SIGSTOP)
+        print("test: froze the Dask worker of localhost before the scatter", flush=True)
+        threading.Timer(1.0, os.kill, (pid, signal.SIGKILL)).start()
+    return _scatter(self, *args, **kwargs)
+
+distributed.Client.scatter = scatter
+"""
+
+
+def test_a_worker_host_lost_while_the_context_is_scattered_leaves_the_first_host_to_finish(tmp_path):
+    """The second host's Dask worker dies while the first host scatters the search's context to
+    the workers (just after "Dask workers joined from every host"): the first host failed with
+    exit 2, 'Internal error ... CommClosedError ... ConnectionPool.scatter'.  It now names the lost
+    host and why, sends the context to the hosts that remain and saves the model within budget."""
+    budget = 40
+    settings = {"BYOC_DASK_SCHEDULER_PORT": str(free_port()), "BYOC_DASK_CONNECT_TIMEOUT": "30"}
+    tests, second_root = Path(__file__).resolve().parents[1], tmp_path / HOSTS[1]  # as _host_root lays it out
+    patch = _KILL_BEFORE_SCATTER.format(tests=str(tests), root=str(second_root))
+    first, second, leader, worker, outs, ended = _run_two_hosts(tmp_path, budget, settings, patch=patch)
+    out, worker_out = outs["first"], outs["second"]
+    assert second == second_root
+    assert "test: froze the Dask worker of localhost before the scatter" in out, out
+    assert leader.returncode == 0, out
+    assert "Internal error" not in out and read_failure(first) is None, out
+    assert re.search(r"auto: lost host\(s\) localhost .*search's context", out), out
+    assert re.search(r"auto candidate \d+: \S+: \w+=[-0-9.]+ .* on 127\.0\.0\.1; elapsed", out), out
+    assert {"model.joblib", "model.json"} <= set(model_dir_entries(first))
+    assert worker.returncode == 1, worker_out  # its Dask worker was killed: it says so (out_of_memory)
+    assert "killed by signal 9 (SIGKILL)" in read_failure(second)
+    assert ended["first"] <= budget * 1.1, f"the first host ended {ended['first']:.1f} s after the start"
+
+
+def test_a_cluster_that_takes_no_context_leaves_the_first_host_to_search_alone(tmp_path):
+    """Every scatter of the search's context fails (no host's worker takes it, none is lost): the
+    first host says so and searches alone, as on a single host, and saves the model; the other
+    host, never used, ends with the job (exit 0)."""
+    budget = 40
+    settings = {"BYOC_DASK_SCHEDULER_PORT": str(free_port()), "BYOC_DASK_CONNECT_TIMEOUT": "30"}
+    patch = (
+        "import distributed\n"
+        "def scatter(self, *args, **kwargs):\n"
+        "    raise OSError('test: no worker takes data')\n"
+        "distributed.Client.scatter = scatter\n"
+    )
+    first, second, leader, worker, outs, ended = _run_two_hosts(tmp_path, budget, settings, patch=patch)
+    out, worker_out = outs["first"], outs["second"]
+    assert leader.returncode == 0, out
+    assert "Internal error" not in out and read_failure(first) is None, out
+    assert "the search's context could not be sent to every host at once (OSError: test: no worker" in out
+    assert (
+        "auto: the search's context could not be sent to any host's Dask worker; the search goes on on "
+        "the first host 127.0.0.1 alone"
+    ) in out, out
+    ran_on = re.findall(r"auto candidate \d+: \S+: \w+=[-0-9.]+ .* on (\S+); elapsed", out)
+    assert ran_on and set(ran_on) == {"127.0.0.1"}, out
+    assert {"model.joblib", "model.json"} <= set(model_dir_entries(first))
+    assert worker.returncode == 0, worker_out
+    assert read_failure(second) is None
+    assert ended["first"] <= budget * 1.1, f"the first host ended {ended['first']:.1f} s after the start"
+
+
+def test_a_first_host_whose_scheduler_does_not_answer_fails_naming_host_and_port(tmp_path):
+    """The first host's own Dask scheduler gone when its search connects (no process listens on its
+    port): a UserError naming the host and the port (scheduler_lost), not an internal error."""
+    environ = clean_environ(BYOC_DASK_SCHEDULER_PORT=str(free_port()), BYOC_DASK_CONNECT_TIMEOUT="2")
+    first = TrainingEnvironment.from_files(MLPaths(_host_root(tmp_path, HOSTS[0])), environ=environ)
+    *_, ctx = _two_host_cluster(tmp_path / "context")
+    with pytest.raises(UserError) as caught, cluster.spread(first)(ctx):
+        pass
+    assert caught.value.code == "scheduler_lost"
+    assert caught.value.message.startswith(
+        f"the Dask scheduler on host 127.0.0.1 port {environ['BYOC_DASK_SCHEDULER_PORT']} failed while "
+        "connecting to it ("
+    ), caught.value.message

@@ -35,16 +35,17 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from byoc.automl import search
 from byoc.automl.candidates import Candidate
-from byoc.errors import ConfigError, UserError
+from byoc.errors import ConfigError, JobStopped, UserError
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from distributed import Client, Future
 
     from byoc.environment import TrainingEnvironment
     from byoc.job import Progress
@@ -62,6 +63,8 @@ POLL_SECONDS = 0.2
 WORKERS_END_SECONDS = 10.0  # how long the first host waits for the others' workers to end
 CHECK_HOSTS_SECONDS = 1.0
 OUTCOME_READ_SECONDS = 10.0  # how long the first host waits for the others to read how its job ended
+LOST_HOST_SECONDS = 5.0  # after a failed scatter: how long to wait for the scheduler to drop a host
+CLOSE_SECONDS = 10.0  # how long the first host's Dask client may take to close
 OUTCOME_KEY = ["byoc", "outcome"]  # the scheduler's metadata: how the first host's job ended
 WATCHING_KEY = ["byoc", "watching"]  # host -> the id of the Dask client reading it there
 PR_SET_PDEATHSIG = 1
@@ -653,14 +656,36 @@ def spread(env: TrainingEnvironment) -> Callable[[search.Context], contextlib.Ab
     def runner(ctx: search.Context) -> Iterator[DaskRunner]:
         from distributed import Client
 
-        client = Client(where, timeout=settings.timeout, set_as_default=False)
         try:
-            _wait_for_workers(client, env, settings, ctx.stop)
-            yield DaskRunner(client, ctx, slots=len(env.hosts), hosts=env.hosts)
+            client = Client(where, timeout=settings.timeout, set_as_default=False)
+        except Exception as exc:  # its own scheduler, started by this host: it ended or does not answer
+            raise _scheduler_lost(env, settings, "connecting to it", exc) from exc
+        try:
+            try:
+                _wait_for_workers(client, env, settings, ctx.stop)
+            except (UserError, JobStopped):
+                raise
+            except Exception as exc:
+                raise _scheduler_lost(env, settings, "waiting for the other hosts' workers", exc) from exc
+            yield DaskRunner(client, ctx, slots=len(env.hosts), hosts=env.hosts, here=env.current_host)
         finally:
-            client.close()
+            try:  # bounded: a client whose scheduler is gone may wait for it; the search is over anyway
+                client.close(timeout=CLOSE_SECONDS)
+            except Exception:
+                log.warning("auto: the Dask client did not close cleanly", exc_info=True)
 
     return runner
+
+
+def _scheduler_lost(env: TrainingEnvironment, settings: Settings, doing: str, exc: Exception) -> UserError:
+    """The first host's own Dask scheduler failed it before any candidate was handed out."""
+    return UserError(
+        f"the Dask scheduler on host {env.hosts[0]} port {settings.scheduler_port} failed while {doing} "
+        f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}): it runs on the first host of the job "
+        "(algorithm=auto on several hosts), so its process ended or stopped answering (its log above says "
+        "why, e.g. killed for lack of memory); run the job again",
+        code="scheduler_lost",
+    )
 
 
 def _wait_for_workers(
@@ -668,8 +693,6 @@ def _wait_for_workers(
 ) -> None:
     """Until every host's worker has joined; a stop signal meanwhile ends the job at once
     (nothing to save yet) rather than after the grace period."""
-    from byoc.errors import JobStopped
-
     deadline = time.monotonic() + settings.timeout
     waiting = False
     while True:
@@ -727,52 +750,201 @@ def score_remotely(
     return result
 
 
+SENDING = "while the search's context was sent to it"
+
+
+class HostLost(Exception):
+    """A call to the cluster abandoned: a host it waited for left (or the job's time ran out)."""
+
+
+def _context_key(ctx: search.Context) -> str:
+    return f"{type(ctx).__name__}-{uuid.uuid4().hex}"  # as Dask names it (scatter with hash=False)
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+
+
+def _release_key(dask_scheduler: Any, key: str, client: str) -> None:  # run by the scheduler (sent by value)
+    if key in dask_scheduler.tasks and client in dask_scheduler.clients:
+        dask_scheduler.client_releases_keys(keys=[key], client=client)
+
+
 class DaskRunner:
     """Candidates out to the Dask workers (one per host, one candidate each), results back.
 
     A host that dies (its worker leaves the scheduler) is logged and leaves the search with one
     slot less; Dask itself runs the candidate it was scoring again on another host, and a
     candidate whose hosts all died (Dask's ``KilledWorker``) is recorded as failed with the cause.
+    A host lost while the search's context is sent out is logged so too, and the context sent to
+    the hosts that remain; when the cluster cannot take it (or a candidate) at all, the rest of
+    the search runs on this host (``here``) alone, one candidate at a time, as on a single host.
     """
 
-    def __init__(self, client: Client, ctx: search.Context, slots: int, hosts: Sequence[str] = ()) -> None:
+    def __init__(
+        self, client: Client, ctx: search.Context, slots: int, hosts: Sequence[str] = (), here: str = ""
+    ) -> None:
         from distributed import as_completed
 
         self.client = client
         self.ctx = ctx
         self.slots = slots
         self._hosts = set(hosts)
+        self._here = here
+        self._alone: search.InProcess | None = None  # the cluster failed: this host scores the rest
         self._checked = time.monotonic()
         self._deadlines: dict[str, float] = {}
         self._keep_below: dict[str, float] = {}
         self._retried: set[str] = set()
-        [self._context] = client.scatter([ctx], broadcast=True, hash=False)
         self._running: dict[Any, Candidate] = {}
         self._finished = as_completed(loop=client.loop)
         self._stopped: list[search.Result] = []
+        self._context = self._send_context()
+
+    def _send_context(self, broadcast: bool = True) -> Future | None:
+        """The search's context on every live host's worker, as a future for the tasks; None when no
+        host could take it (the search then runs on this host alone).
+
+        First with Dask's broadcast scatter.  A host lost meanwhile makes it fail (the scheduler
+        still listed it and sent it the data: a CommClosedError, or the key of a removed worker) or
+        never end (Dask's replicate retries a lost worker for ever, holding a lock every other
+        broadcast waits for): the context is then sent again under a new key (the old one released,
+        which ends that replicate) to each remaining host in turn, without replication."""
+        if broadcast:
+            name = _context_key(self.ctx)
+            try:
+                return self._scatter(name)
+            except Exception as exc:
+                log.debug("scattering the search's context to every host", exc_info=True)
+                error = _error_text(exc)
+                if not isinstance(exc, HostLost) and not self._wait_for_lost_host(f"{SENDING} ({error})"):
+                    log.warning(
+                        "auto: the search's context could not be sent to every host at once (%s)", error
+                    )
+                self._release(name)
+        name = _context_key(self.ctx)
+        sent: Future | None = None
+        for worker in sorted((self._live_workers() or {}).items()):
+            if self._past_deadline():
+                break
+            try:
+                sent = self._scatter(name, worker)
+            except Exception as exc:  # that host's worker left (or cannot take it): the others may
+                log.debug("scattering the search's context to %s", worker[0], exc_info=True)
+                log.warning(
+                    "auto: the search's context could not be sent to host %s (%s)",
+                    worker[0],
+                    _error_text(exc),
+                )
+                self._check_hosts(SENDING)
+        if sent is None:
+            self._release(name)
+            self._go_alone("the search's context could not be sent to any host's Dask worker")
+        return sent
+
+    def _scatter(self, name: str, worker: tuple[str, str] | None = None) -> Future:
+        """The context as ``name`` to every host (Dask's broadcast) or to ``worker`` (host, address),
+        in a thread of its own while this one watches the hosts: the loss of a host it sends to, a
+        stop or the budget's end abandons it (HostLost), as it may never end."""
+        waits_for = set(self._hosts) if worker is None else {worker[0]}
+        options: dict[str, Any] = {"broadcast": True} if worker is None else {"workers": [worker[1]]}
+        sent: list[Future] = []
+        failed: list[Exception] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                sent.append(self.client.scatter({name: self.ctx}, **options)[name])
+            except Exception as exc:  # raised by the waiting thread
+                log.debug("scattering %s", name, exc_info=True)
+                failed.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="byoc-dask-scatter", daemon=True).start()
+        while not done.wait(POLL_SECONDS):
+            if time.monotonic() - self._checked > CHECK_HOSTS_SECONDS:
+                self._check_hosts(SENDING)
+            if waits_for - self._hosts:
+                raise HostLost(
+                    f"lost host(s) {', '.join(sorted(waits_for - self._hosts))} while it waited for them"
+                )
+            if self._past_deadline():
+                raise HostLost(
+                    "the job was asked to stop, or its time budget ran out, before the scatter ended"
+                )
+        if failed:
+            raise failed[0]
+        return sent[0]
+
+    def _release(self, key: str) -> None:
+        """The scheduler forgets ``key`` (a scatter left it wanted by this client with no future)."""
+        try:
+            self.client.run_on_scheduler(_release_key, key=key, client=self.client.id)
+        except Exception:
+            log.debug("releasing %s", key, exc_info=True)
+
+    def _wait_for_lost_host(self, why: str) -> bool:
+        """Whether the scheduler drops a host within LOST_HOST_SECONDS of a failed call (logged
+        with ``why``): the call failed because that host's worker left."""
+        until = min(time.monotonic() + LOST_HOST_SECONDS, self.ctx.hard_deadline)
+        before = len(self._hosts)
+        while True:
+            self._check_hosts(why)
+            if len(self._hosts) < before:
+                return True
+            if time.monotonic() >= until or self.ctx.stop.is_set():
+                return False
+            time.sleep(POLL_SECONDS)
+
+    def _past_deadline(self) -> bool:
+        return self.ctx.stop.is_set() or time.monotonic() >= self.ctx.hard_deadline
+
+    def _go_alone(self, why: str) -> None:
+        """The rest of the search on this host, in process (the cluster failed it: ``why``)."""
+        if self._alone is None:
+            log.warning(
+                "auto: %s; the search goes on on the first host %s alone", why, self._here or "(this host)"
+            )
+            self._alone = search.InProcess(self.ctx, self._here)
+            self.slots = 1
 
     def submit(self, candidate: Candidate, deadline: float, keep_model_below: float) -> None:
-        now = time.monotonic()
-        future = self.client.submit(
-            score_remotely,
-            candidate,
-            self._context,
-            deadline - now,
-            self.ctx.hard_deadline - now,
-            now - self.ctx.started,
-            keep_model_below,
-            pure=False,
-        )
-        self._running[future] = candidate
         self._deadlines[candidate.name] = deadline
         self._keep_below[candidate.name] = keep_model_below
-        self._finished.add(future)
+        if self._alone is None and self._context is not None:
+            now = time.monotonic()
+            try:
+                future = self.client.submit(
+                    score_remotely,
+                    candidate,
+                    self._context,
+                    deadline - now,
+                    self.ctx.hard_deadline - now,
+                    now - self.ctx.started,
+                    keep_model_below,
+                    pure=False,
+                )
+            except Exception as exc:  # the client closed: its scheduler is gone
+                log.debug("submitting %s", candidate.name, exc_info=True)
+                self._go_alone(
+                    f"{candidate.name} could not be handed to the Dask scheduler ({type(exc).__name__}: {exc})"
+                )
+            else:
+                self._running[future] = candidate
+                self._finished.add(future)
+                return
+        assert self._alone is not None
+        self._alone.submit(candidate, deadline, keep_model_below)
 
     def pending(self) -> int:
-        return len(self._running) + len(self._stopped)
+        alone = self._alone.pending() if self._alone is not None else 0
+        return len(self._running) + len(self._stopped) + alone
 
     def next_result(self) -> search.Result:
         while True:
+            if self._alone is not None and self._alone.pending():
+                return self._alone.next_result()
             while not self._stopped and not self._finished.has_ready():
                 if self.ctx.stop.is_set() or time.monotonic() > self.ctx.hard_deadline:
                     self._stop_all()
@@ -806,8 +978,8 @@ class DaskRunner:
         self._retried.add(candidate.name)
         self._check_hosts()
         try:
-            if not self._context_held():
-                [self._context] = self.client.scatter([self.ctx], broadcast=True, hash=False)
+            if self._alone is None and not self._context_held():
+                self._context = self._send_context(broadcast=False)  # None: this host scores it alone
             self.submit(candidate, self._deadlines[candidate.name], self._keep_below[candidate.name])
         except Exception as again:  # the cluster cannot take it: the candidate is recorded as failed
             log.warning(
@@ -820,14 +992,14 @@ class DaskRunner:
             candidate.name,
             type(exc).__name__,
             str(exc)[:200],
-            ", ".join(sorted(self._hosts)),
+            ", ".join(sorted(self._hosts)) if self._alone is None else f"{self._here} alone",
         )
         return True
 
     def _context_held(self) -> bool:
         """Whether a live host still holds the search's context: a future Dask cancelled or
         lost with its host (its status no longer "finished") cannot be sent with a task."""
-        if self._context.status != "finished":
+        if self._context is None or self._context.status != "finished":
             return False
         try:
             return bool(self.client.who_has([self._context]).get(self._context.key))
@@ -835,27 +1007,36 @@ class DaskRunner:
             log.debug("could not ask who holds the search's context", exc_info=True)
             return False
 
-    def _check_hosts(self) -> None:
-        """Notice hosts whose worker left: fewer slots, and a warning naming them."""
-        self._checked = time.monotonic()
+    def _live_workers(self) -> dict[str, str] | None:
+        """The scheduler's workers, host name -> address; None when it cannot say."""
         try:
             scheduler = self.client.scheduler
             if scheduler is None:
-                return
-            identity = self.client.sync(scheduler.identity, n_workers=-1)
-            workers = identity["workers"].values()
+                return None
+            # bounded: a scheduler gone is retried for Dask's connect timeout (30 s) on every poll
+            identity = self.client.sync(scheduler.identity, n_workers=-1, callback_timeout=LOST_HOST_SECONDS)
+            return {str(w.get("name")): address for address, w in identity["workers"].items()}
         except Exception:  # the scheduler is on this host: if it cannot answer, the next poll will tell
             log.debug("could not ask the Dask scheduler for its workers", exc_info=True)
+            return None
+
+    def _check_hosts(self, why: str = "") -> None:
+        """Notice hosts whose worker left: fewer slots, and a warning naming them (and ``why``:
+        what failed with them)."""
+        self._checked = time.monotonic()
+        live = self._live_workers()
+        if live is None:
             return
-        live = {str(w.get("name")) for w in workers}
-        lost = self._hosts - live
+        lost = self._hosts - set(live)
         if lost:
             self._hosts -= lost
-            self.slots = max(len(self._hosts), 1)
+            if self._alone is None:
+                self.slots = max(len(self._hosts), 1)
             log.warning(
-                "auto: lost host(s) %s (their Dask worker left the scheduler); the search goes on with %s, "
+                "auto: lost host(s) %s (their Dask worker left the scheduler%s); the search goes on with %s, "
                 "and a candidate that was running there is scored again on the remaining host(s)",
                 ", ".join(sorted(lost)),
+                f" {why}" if why else "",
                 ", ".join(sorted(self._hosts)) or "no host",
             )
 
@@ -863,7 +1044,10 @@ class DaskRunner:
         """A stop request or the budget's end: running candidates are abandoned, not awaited."""
         why = "the job was asked to stop" if self.ctx.stop.is_set() else "the time budget ran out"
         for future, candidate in self._running.items():
-            future.cancel()
+            try:
+                future.cancel()
+            except Exception:  # the client closed with its scheduler: nothing left to cancel there
+                log.debug("cancelling %s", candidate.name, exc_info=True)
             self._stopped.append(
                 search.Result(
                     candidate, search.STOPPED, finished_at=self.ctx.elapsed(), message=f"stopped: {why}"
