@@ -635,14 +635,19 @@ def score(
         X, y_read = X[keep], y_read[keep]
     where = f"test channel ({', '.join(channel.files[:3])})"
     progress.doing = f"predicting the {len(X)} rows of the {where}"
-    proba = None
     if labels is not None:
         y = channel_rows.encode_labels(labels, y_read, rows)
-        if hasattr(model.estimator, "predict_proba"):
-            proba = _predicted(model.estimator.predict_proba, X, where)
     else:
         y = channel_rows.regression_target(y_read, rows)
         finite.check_regression_target(y, y_read.index, locate=channel.locate, name=_target_name(spec))
+    # Encoded: the test data as read (its numbers a second time, its text and labels as written) is
+    # not held through the predictions, only what names its files
+    channel = channel.without_rows()
+    del split, rows, y_read
+    data.release_arrow_memory()
+    proba = None
+    if labels is not None and hasattr(model.estimator, "predict_proba"):
+        proba = _predicted(model.estimator.predict_proba, X, where)
     predicted = _predicted(model.estimator.predict, X, where)
     if model.problem_type == BINARY:
         if positive_index == 0:  # model_quality counts encoded class 1 as positive: swap the two

@@ -779,6 +779,13 @@ def _train(
         ", ".join(f"{f.name}:{f.kind}" for f in features[:30]) + (" ..." if len(features) > 30 else ""),
     )
 
+    # Encoded: the channels' frames as read (their numbers a second time, their text and labels as
+    # written) were held through the fit, beside everything it allocates; only what names their
+    # files and rows is needed from here on.
+    channels = {name: channel.without_rows() for name, channel in channels.items()}
+    del splits, split, train_split, read_labels, written, rows, X, y, target
+    data.release_arrow_memory()  # what they held in Arrow's pool
+
     step = fit_step or _fit_step(params["algorithm"])
     fit_input = fit.FitInput(
         env=env,
