@@ -871,6 +871,22 @@ def test_libsvm_garbage(tmp_path):
     assert error.code == "bad_libsvm" and "train/a.txt" in error.message
 
 
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (b"0 2:1 2:3\n", "feature index 2 does not increase"),
+        (b"0 3:1 2:3\n", "feature index 2 does not increase"),
+    ],
+    ids=["repeated", "decreasing"],
+)
+def test_a_libsvm_line_whose_indices_repeat_or_fall_is_named_by_its_line(tmp_path, line, problem):
+    """scikit-learn's parser refuses a repeated index as it does a falling one ("should be sorted and
+    unique") but names no line: the message names the line and the index, for both."""
+    error = expect_error(tmp_path, {"a.txt": b"1 1:1 2:2\n" * 2 + line}, "text/libsvm")
+    assert error.code == "bad_libsvm"
+    assert f"train/a.txt, line 3: {problem}" in error.message
+
+
 LIBSVM_NUMBER = st.from_regex(r"[+-]?[0-9_]{1,5}(\.[0-9_]{0,3})?([eE][+-]?[0-9_]{1,3})?", fullmatch=True)
 
 
