@@ -1085,6 +1085,19 @@ def test_recordio_in_file_mode_unwraps_only_wrapped_files(tmp_path, caplog):
     assert "1 of 2 file(s) start with a RecordIO record and are unwrapped" in caplog.text
 
 
+def test_a_header_row_on_line_2_after_one_data_row_is_refused_naming_line_2(tmp_path):
+    """An object of one data row streamed before one with the header row: line 2, the first line
+    after line 1 (which decides the header), is checked as every later line is; it was trained as
+    a data row when the check began one line further down."""
+    rows = csv_bytes(pd.concat([FRAME.fillna({"age": 1.0, "job": "admin"})] * 20), target="label")
+    first = rows.split(b"\n", 1)[0] + b"\n"
+    root = make_ml_root(tmp_path, channels={"train": {"all.csv": first + b"label,age,job\n" + rows}})
+    with pytest.raises(DataError) as info:
+        read_channel(env_for(root), "train")
+    assert info.value.code == "mixed_header"
+    assert info.value.message.startswith("train/all.csv, line 2: 'label,age,job' is a header row")
+
+
 def test_pipe_mode_header_files_streamed_back_to_back(tmp_path):
     """SageMaker concatenates every object of the prefix into the FIFO: headers recur."""
     part = csv_bytes(FRAME, target="label", header=True)
