@@ -1421,3 +1421,15 @@ def test_a_model_whose_compiled_file_is_missing_or_replaced_is_scored_with_sciki
     assert "model.compiled.npz" not in logs["intact"]
     for case in ("missing", "replaced"):
         assert "WARNING" in logs[case] and "model.compiled.npz" in logs[case], logs[case]
+
+
+def test_two_test_columns_naming_one_model_column_are_not_merged(tmp_path, header_model):
+    """``age`` and ``AGE`` in one test header both name the model's ``age`` by the endpoint's rule:
+    neither is renamed (the two would become one name) and the message names the extra ``AGE``;
+    renamed anyway, the file was refused for an ``age`` column it holds once."""
+    data = TEST.assign(AGE=999)
+    code, first = evaluate_on(
+        tmp_path, header_model, {"t.csv": csv_bytes(data, target="deposit", header=True)}
+    )
+    assert code == 1
+    assert first.startswith("test/t.csv has column(s) AGE that the model does not"), first

@@ -204,6 +204,48 @@ def test_disagreement_at_training_keeps_scikit_learn(monkeypatch):
     assert "probabilities differ" in built.entry["steps"][0]["reason"]
 
 
+def _off_by_1e4(real):
+    return lambda self, X: real(self, X) * (1 - 3e-4) + 1e-4  # rows still sum to 1 (3 classes)
+
+
+def _other_label(real):
+    return lambda self, X: np.roll(real(self, X), 1)  # every row's label another row's
+
+
+def _raising(real):
+    def check(self, X):
+        raise RuntimeError("session exploded")
+
+    return check
+
+
+@pytest.mark.parametrize(
+    ("method", "wrong", "reason"),
+    [
+        ("predict_proba", _off_by_1e4, "probabilities differ by up to 0.0002"),
+        ("predict", _other_label, "predicted labels differ"),
+        ("predict_proba", _raising, "the check failed (RuntimeError: session exploded)"),
+    ],
+    ids=["probabilities 1e-4 off", "labels differ alone", "the check raises"],
+)
+def test_a_compiled_form_failing_its_check_by_any_margin_keeps_scikit_learn(
+    monkeypatch, method, wrong, reason
+):
+    """The check holds the compiled answers to scikit-learn's within 1e-6 (labels equal): a form
+    whose probabilities are 1e-4 off, whose labels alone differ, or whose check raised is not
+    served; a loosened tolerance, a label check dropped or a failed check taken for a pass served
+    answers scikit-learn never gives."""
+    pipeline, X, _ = fitted("random_forest", "multiclass_classification", seed=7)
+    monkeypatch.setattr(
+        compiled_onnx.ForestEstimator, method, wrong(getattr(compiled_onnx.ForestEstimator, method))
+    )
+    built = compiled.build(pipeline, [X])
+    (step,) = built.entry["steps"]
+    assert step["backend"] == "scikit-learn"
+    assert reason in step["reason"]
+    assert built.files() == {}
+
+
 def test_switched_off_compiles_nothing():
     pipeline, X, _ = fitted("random_forest", "regression", seed=8)
     built = compiled.build(pipeline, [X], enabled=False)

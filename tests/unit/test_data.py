@@ -871,6 +871,22 @@ def test_libsvm_garbage(tmp_path):
     assert error.code == "bad_libsvm" and "train/a.txt" in error.message
 
 
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (b"0 2:1 2:3\n", "feature index 2 does not increase"),
+        (b"0 3:1 2:3\n", "feature index 2 does not increase"),
+    ],
+    ids=["repeated", "decreasing"],
+)
+def test_a_libsvm_line_whose_indices_repeat_or_fall_is_named_by_its_line(tmp_path, line, problem):
+    """scikit-learn's parser refuses a repeated index as it does a falling one ("should be sorted and
+    unique") but names no line: the message names the line and the index, for both."""
+    error = expect_error(tmp_path, {"a.txt": b"1 1:1 2:2\n" * 2 + line}, "text/libsvm")
+    assert error.code == "bad_libsvm"
+    assert f"train/a.txt, line 3: {problem}" in error.message
+
+
 LIBSVM_NUMBER = st.from_regex(r"[+-]?[0-9_]{1,5}(\.[0-9_]{0,3})?([eE][+-]?[0-9_]{1,3})?", fullmatch=True)
 
 
@@ -1067,6 +1083,19 @@ def test_recordio_in_file_mode_unwraps_only_wrapped_files(tmp_path, caplog):
     assert data.files == ("train/a.csv (RecordIO record 1)", "train/b.csv")
     assert data.frame.to_numpy().tolist() == [["yes", 1], ["no", 2], ["yes", 3]]
     assert "1 of 2 file(s) start with a RecordIO record and are unwrapped" in caplog.text
+
+
+def test_a_header_row_on_line_2_after_one_data_row_is_refused_naming_line_2(tmp_path):
+    """An object of one data row streamed before one with the header row: line 2, the first line
+    after line 1 (which decides the header), is checked as every later line is; it was trained as
+    a data row when the check began one line further down."""
+    rows = csv_bytes(pd.concat([FRAME.fillna({"age": 1.0, "job": "admin"})] * 20), target="label")
+    first = rows.split(b"\n", 1)[0] + b"\n"
+    root = make_ml_root(tmp_path, channels={"train": {"all.csv": first + b"label,age,job\n" + rows}})
+    with pytest.raises(DataError) as info:
+        read_channel(env_for(root), "train")
+    assert info.value.code == "mixed_header"
+    assert info.value.message.startswith("train/all.csv, line 2: 'label,age,job' is a header row")
 
 
 def test_pipe_mode_header_files_streamed_back_to_back(tmp_path):
