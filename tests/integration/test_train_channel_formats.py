@@ -21,7 +21,8 @@ def _trained(root):
 
 
 @pytest.mark.parametrize("header", [True, False])
-@pytest.mark.parametrize("blank", ["\n", "\r\n", " \n\n"])
+# "\ufeff\n": an empty frame saved with encoding="utf-8-sig" (for Excel): a byte order mark, then the line break
+@pytest.mark.parametrize("blank", ["\n", "\r\n", " \n\n", "\ufeff\n"])
 def test_a_file_of_line_breaks_is_skipped_like_an_empty_file(tmp_path, header, blank):
     """pandas writes an empty frame as one line break; it failed the job ('the file is empty')
     when the channel had a header row, or as the first file ('holds no CSV rows')."""

@@ -138,3 +138,41 @@ def test_libsvm_under_a_partition_directory_is_refused(tmp_path):
         "train/fold=1/a.svm: its directory 'fold=1' holds the value of a column 'fold' (Hive "
         "partitioning, as Spark's partitionBy writes), but libsvm has numbered features only"
     )
+
+
+def test_partition_keys_in_another_order_are_refused_naming_both(tmp_path):
+    """Headerless CSV takes partition columns by position: a file under job=.../contact=... beside
+    files under contact=.../job=... would put each value in the other's column, unannounced."""
+    rows = MIXED.drop(columns=["contact", "job"])
+    files = {
+        "contact=cellular/job=admin/a.csv": csv_bytes(rows.iloc[:120], target=TARGET),
+        "job=services/contact=telephone/b.csv": csv_bytes(rows.iloc[120:], target=TARGET),
+    }
+    root = make_ml_root(tmp_path, channels={"train": files}, hyperparameters={"header": False})
+    result = run_train(root)
+    assert result.returncode == 1 and model_dir_entries(root) == []
+    assert read_failure(root).startswith(
+        "train/job=services/contact=telephone/b.csv: its partition directories (job=..., contact=...) "
+        "differ from train/contact=cellular/job=admin/a.csv's (contact=..., job=...)"
+    )
+
+
+def test_a_file_holding_the_partition_column_keeps_its_own_values(tmp_path):
+    key = _categorical_key()
+    files = {
+        f"{key}=ignored/part-0.parquet": parquet_bytes(MIXED.iloc[:120]),
+        f"{key}=ignored/part-1.parquet": parquet_bytes(MIXED.iloc[120:]),
+    }
+    root = make_ml_root(
+        tmp_path,
+        channels={"train": files},
+        content_types={"train": "application/x-parquet"},
+        hyperparameters={"target": TARGET, "algorithm": "decision_tree"},
+    )
+    result = run_train(root)
+    assert result.returncode == 0, read_failure(root)
+    assert (
+        f"train/{key}=ignored/part-0.parquet holds column '{key}' and sits under the directory "
+        f"'{key}=ignored': the file's values are kept" in result.stdout
+    )
+    assert _features(root)[key]["categories"] == sorted(MIXED[key].dropna().unique())

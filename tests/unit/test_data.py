@@ -88,6 +88,21 @@ def test_media_type_aliases(raw, essence):
     assert media.parse(raw).essence == essence
 
 
+@pytest.mark.parametrize(
+    "raw, header",
+    [
+        ("text/csv;header=present", True),
+        ("text/csv;header=absent", False),
+        ('text/csv; header="absent"', False),  # a quoted parameter value (RFC 2045's quoted-string)
+        ("text/csv; Header=Present", True),  # parameter names and these values in any case
+        ("text/csv;header=ABSENT", False),
+        ("text/csv", None),
+    ],
+)
+def test_media_type_header_parameter(raw, header):
+    assert media.parse(raw).header is header
+
+
 def test_media_type_label_size_parameter():
     assert media.parse("text/csv;label_size=0").label_size == 0
     assert media.parse("text/csv; label_size=1").label_size == 1

@@ -84,6 +84,17 @@ def test_channels_inferred_from_directories_without_inputdataconfig(tmp_path):
     assert sorted(env.channels) == ["test", "train"]
 
 
+def test_a_channel_without_a_training_input_mode_is_read_in_file_mode(tmp_path):
+    """An inputdataconfig.json written by hand (or by a local runner) may give a channel its
+    ContentType alone: the channel is File mode, as SageMaker's default is, and its directory is
+    read (Pipe mode would wait for a FIFO that never comes)."""
+    root = make_ml_root(tmp_path, channels={"train": {"a": "1"}})
+    (root / "input/config/inputdataconfig.json").write_text('{"train": {"ContentType": "text/csv"}}')
+    env = TrainingEnvironment.from_files(MLPaths(root), environ={})
+    assert env.channels["train"].input_mode == "File"
+    assert env.channels["train"].content_type == "text/csv"
+
+
 def test_bad_config_files_name_the_file(tmp_path):
     root = make_ml_root(tmp_path, channels={"train": {"a": "1"}})
     (root / "input/config/inputdataconfig.json").write_text('{"train": {"TrainingInputMode": "Stream"}}')

@@ -289,6 +289,8 @@ def test_key_of_another_algorithm_names_that_algorithm():
         # joblib failed inside the fit ("Numeric literal 2147483647 is too large"): exit 2
         ({"n_jobs": 2147483647}, ["'n_jobs'", "got 2147483647", "[-1, 1024] except 0"]),
         ({"cv_folds": 1}, ["'cv_folds'", "[2, 20]"]),
+        # a raw JSON number 1.5 (hyperparameters.json may hold raw values) is no column: not column 1
+        ({"target": 1.5}, ["'target'", "1.5", "a column name or a 0-based column index"]),
         ({"criterion": "ginni"}, ["'criterion'", "'ginni'", "did you mean 'gini'"]),
         ({"problem_type": "classification"}, ["'problem_type'", "binary_classification"]),
         ({"algorithm": "xgboost"}, ["'algorithm'", "'xgboost'", "random_forest"]),

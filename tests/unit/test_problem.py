@@ -65,6 +65,22 @@ def test_few_rows_per_integer_value_are_regression():
     assert kind == "regression"
 
 
+@pytest.mark.parametrize(
+    "classes, rows, expected",
+    [
+        (20, 40, "multiclass_classification"),  # at most 20 classes, each seen twice on average
+        (21, 42, "regression"),  # one class too many
+        (20, 39, "regression"),  # one row too few for 20 classes
+        (3, 6, "multiclass_classification"),  # exactly twice each
+    ],
+)
+def test_integer_classes_are_inferred_up_to_20_seen_twice_on_average(classes, rows, expected):
+    """README's rule at its edges: integers are classes when there are at most 20, each seen twice
+    on average, else a regression (the log's reason says how to override it)."""
+    kind, _ = infer_problem_type(series([i % classes for i in range(rows)]))
+    assert kind == expected
+
+
 def test_numbers_in_an_object_column_count_as_numbers():
     kind, _ = infer_problem_type(series([0.5, 1.5, None, 2.25], dtype=object))
     assert kind == "regression"
