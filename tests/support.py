@@ -640,6 +640,27 @@ def read_failure(root: Path) -> str | None:
     return path.read_text(encoding="utf-8") if path.exists() else None
 
 
+def run_job_raising(tmp_path: Path, exc: BaseException, phase: str) -> tuple[int, str]:
+    """byoc's job shell (in process) over a training step that raises ``exc`` during ``phase``:
+    the exit code it chose and the output/failure it wrote."""
+    from byoc import job
+    from byoc.environment import MLPaths
+
+    root = make_ml_root(tmp_path, channels={"train": {"a.csv": "1,2\n0,3\n"}})
+
+    def raising(env: object, progress: job.Progress) -> None:
+        progress.phase = phase
+        raise exc
+
+    code = job.run_job(
+        MLPaths.from_environ({"SAGEMAKER_BASE_DIR": str(root)}),
+        job.Progress(),
+        {},
+        choose=lambda env: raising,
+    )
+    return code, read_failure(root) or ""
+
+
 def model_dir_entries(root: Path) -> list[str]:
     """Everything (including hidden staging dirs) under model/, relative, sorted."""
     model = Path(root) / "model"

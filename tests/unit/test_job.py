@@ -5,21 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from byoc import job
-from byoc.environment import MLPaths
 from byoc.errors import DataError
-from support import make_ml_root
+from support import run_job_raising
 
 
 def run_failing(tmp_path: Path, exc: Exception) -> tuple[int, str]:
-    root = make_ml_root(tmp_path, channels={"train": {"a.csv": "1,2\n0,3\n"}})
-    paths = MLPaths.from_environ({"SAGEMAKER_BASE_DIR": str(root)})
-
-    def failing(env: object, progress: job.Progress) -> None:
-        progress.phase = "fitting decision_tree"
-        raise exc
-
-    code = job.run_job(paths, job.Progress(), {}, choose=lambda env: failing)
-    return code, (root / "output" / "failure").read_text()
+    return run_job_raising(tmp_path, exc, "fitting decision_tree")
 
 
 def test_a_fault_of_byocs_exits_2_naming_it_a_bug_with_the_traceback_after_the_cause(tmp_path: Path) -> None:

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from byoc import job, memory_limit, outofmemory
-from byoc.environment import MLPaths
 from byoc.errors import ResourceError
-from support import CONTAINER, clean_environ, make_ml_root
+from support import CONTAINER, clean_environ, run_job_raising
 
 
 def test_memory_limit_names_where_the_figure_comes_from(tmp_path: Path) -> None:
@@ -69,16 +68,8 @@ def test_killed_child_says_oom_with_the_memory_figure() -> None:
 
 
 def test_the_shell_exits_1_for_memory_error_while_reading(tmp_path: Path) -> None:
-    root = make_ml_root(tmp_path, channels={"train": {"a.csv": "1,2\n0,3\n"}})
-    paths = MLPaths.from_environ({"SAGEMAKER_BASE_DIR": str(root)})
-
-    def reads_too_much(env: object, progress: job.Progress) -> None:
-        progress.phase = "reading channel 'train'"
-        raise MemoryError
-
-    code = job.run_job(paths, job.Progress(), {}, choose=lambda env: reads_too_much)
+    code, failure = run_job_raising(tmp_path, MemoryError(), "reading channel 'train'")
     assert code == job.EXIT_USER_ERROR
-    failure = (root / "output" / "failure").read_text()
     assert failure.startswith("Out of memory while reading channel 'train': this container has ")
 
 
