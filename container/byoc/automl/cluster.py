@@ -372,7 +372,7 @@ def scheduler(env: TrainingEnvironment) -> Iterator[Outcome]:
             if isinstance(exc, UserError):
                 outcome.fail(" ".join(exc.message.split()), 1, exc.code)
             else:
-                outcome.fail(f"{type(exc).__name__}: {' '.join(str(exc).split())}", 2, "internal_error")
+                outcome.fail(_error_text(exc, None), 2, "internal_error")
         raise
     finally:
         # (not another process on a port in use: a Dask client waits for its answer past any timeout)
@@ -681,7 +681,7 @@ def _scheduler_lost(env: TrainingEnvironment, settings: Settings, doing: str, ex
     """The first host's own Dask scheduler failed it before any candidate was handed out."""
     return UserError(
         f"the Dask scheduler on host {env.hosts[0]} port {settings.scheduler_port} failed while {doing} "
-        f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}): it runs on the first host of the job "
+        f"({_error_text(exc, 300)}): it runs on the first host of the job "
         "(algorithm=auto on several hosts), so its process ended or stopped answering (its log above says "
         "why, e.g. killed for lack of memory); run the job again",
         code="scheduler_lost",
@@ -761,8 +761,9 @@ def _context_key(ctx: search.Context) -> str:
     return f"{type(ctx).__name__}-{uuid.uuid4().hex}"  # as Dask names it (scatter with hash=False)
 
 
-def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+def _error_text(exc: BaseException, limit: int | None = 200) -> str:
+    """``Type: message`` on one line (Dask's errors span lines), the message cut at ``limit``."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:limit]}"
 
 
 def _release_key(dask_scheduler: Any, key: str, client: str) -> None:  # run by the scheduler (sent by value)
